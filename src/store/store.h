@@ -1,0 +1,145 @@
+#ifndef MK_STORE_H
+#define MK_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/*
+ * The hosted store: one SQLite database per hub user (WAL mode), holding
+ * that user's mailboxes, messages (bytes stored once per distinct content),
+ * flags and keywords, internal dates, the per-folder sync state of each
+ * external account, and a per-user change counter (modseq): every change to
+ * a mailbox or message gets the next value, from which the device API
+ * derives its state strings. Removals leave a tombstone with their modseq.
+ *
+ * Writes happen inside store_begin()/store_commit(); the change counter is
+ * taken with the write lock, so concurrent writers serialise.
+ *
+ * Error convention: 0 ok / -1 error with *error_r set to a message owned by
+ * the store, valid until its next call. All memory returned to the caller
+ * is the caller's unless stated otherwise.
+ */
+
+struct store;
+
+/* System flags as a bit mask. Keywords are kept as a space-separated,
+ * sorted, de-duplicated string. */
+enum store_flag {
+	STORE_FLAG_SEEN = 1 << 0,
+	STORE_FLAG_ANSWERED = 1 << 1,
+	STORE_FLAG_FLAGGED = 1 << 2,
+	STORE_FLAG_DELETED = 1 << 3,
+	STORE_FLAG_DRAFT = 1 << 4,
+};
+
+/* Open (creating if needed, mode 0600) the store at path. */
+int store_open(const char *path, struct store **store_r, const char **error_r);
+/* Close; sets *store to NULL; accepts NULL. */
+void store_close(struct store **store);
+
+/* Transactions. begin takes the write lock (BEGIN IMMEDIATE). */
+int store_begin(struct store *s, const char **error_r);
+int store_commit(struct store *s, const char **error_r);
+void store_rollback(struct store *s);
+/* The current change counter (committed or in the open transaction). */
+uint64_t store_modseq(struct store *s);
+
+/* Accounts: an external account identified by a stable key (for now
+ * "imap-url login"). Returns its id, creating it if needed. */
+int store_account_ensure(struct store *s, const char *key, int64_t *account_id_r,
+			 const char **error_r);
+
+struct store_mailbox {
+	int64_t id;
+	char *name;   /* name on the server (UTF-8 or modified UTF-7 as sent) */
+	char delim;   /* hierarchy delimiter on the server, 0 if none */
+	char *role;   /* special-use without backslash ("Sent"), or NULL */
+	uint32_t uidvalidity;
+	uint32_t uidnext;       /* next UID we have not stored yet */
+	uint64_t highestmodseq; /* server HIGHESTMODSEQ we are in sync with */
+};
+
+/* All mailboxes of an account, sorted by name. Free with
+ * store_mailboxes_free(). */
+int store_mailboxes(struct store *s, int64_t account_id, struct store_mailbox **boxes_r,
+		    size_t *count_r, const char **error_r);
+void store_mailboxes_free(struct store_mailbox **boxes, size_t count);
+/* All mailboxes of all accounts (export). */
+int store_mailboxes_all(struct store *s, struct store_mailbox **boxes_r, size_t *count_r,
+			const char **error_r);
+
+int store_mailbox_create(struct store *s, int64_t account_id, const char *name, char delim,
+			 const char *role, int64_t *mailbox_id_r, const char **error_r);
+int store_mailbox_rename(struct store *s, int64_t mailbox_id, const char *name, char delim,
+			 const char **error_r);
+int store_mailbox_set_role(struct store *s, int64_t mailbox_id, const char *role,
+			   const char **error_r);
+/* Remove the mailbox and all its messages (blobs no longer referenced
+ * are deleted too). */
+int store_mailbox_delete(struct store *s, int64_t mailbox_id, const char **error_r);
+/* Record the sync state reached. */
+int store_mailbox_set_state(struct store *s, int64_t mailbox_id, uint32_t uidvalidity,
+			    uint32_t uidnext, uint64_t highestmodseq, const char **error_r);
+
+/* Message bytes are written as a stream: begin with the exact size, write
+ * exactly that many bytes, finish. finish() returns the id of the stored
+ * content; identical content already in the store is reused (the new copy
+ * is dropped), so a message in several folders is stored once. Must be
+ * used inside a transaction. */
+struct store_blob_writer;
+int store_blob_begin(struct store *s, uint64_t size, struct store_blob_writer **w_r,
+		     const char **error_r);
+int store_blob_write(struct store_blob_writer *w, const void *data, size_t len,
+		     const char **error_r);
+int store_blob_finish(struct store_blob_writer **w, int64_t *blob_id_r, const char **error_r);
+/* Drop an unfinished blob (its row is removed); accepts NULL. */
+void store_blob_abort(struct store_blob_writer **w);
+
+/* Read a stored blob in pieces: offset/len into buf. Returns 0 / -1. */
+int store_blob_read(struct store *s, int64_t blob_id, uint64_t offset, void *buf, size_t len,
+		    const char **error_r);
+
+/* Add (mailbox, uid). If the uid exists already it is replaced. */
+int store_message_add(struct store *s, int64_t mailbox_id, uint32_t uid, int64_t blob_id,
+		      unsigned flags, const char *keywords, int64_t internaldate,
+		      const char **error_r);
+/* Set flags and keywords of (mailbox, uid); a no-op (no modseq) if they are
+ * unchanged or the message is unknown. */
+int store_message_set_flags(struct store *s, int64_t mailbox_id, uint32_t uid, unsigned flags,
+			    const char *keywords, const char **error_r);
+/* Remove (mailbox, uid); no-op if unknown. */
+int store_message_expunge(struct store *s, int64_t mailbox_id, uint32_t uid,
+			  const char **error_r);
+/* Give a message a new UID (UIDVALIDITY re-pairing). */
+int store_message_set_uid(struct store *s, int64_t mailbox_id, uint32_t old_uid,
+			  uint32_t new_uid, const char **error_r);
+
+/* Number of messages stored in a mailbox. */
+int store_mailbox_count(struct store *s, int64_t mailbox_id, uint32_t *count_r,
+			const char **error_r);
+/* The sorted UIDs stored for a mailbox; caller frees *uids_r with free(). */
+int store_mailbox_uids(struct store *s, int64_t mailbox_id, uint32_t **uids_r, size_t *count_r,
+		       const char **error_r);
+
+struct store_msg {
+	uint32_t uid;
+	int64_t blob_id;
+	uint64_t size;
+	unsigned flags;
+	const char *keywords; /* valid until the next store_iter_next() */
+	int64_t internaldate;
+};
+/* Iterate the messages of a mailbox in UID order. */
+struct store_iter;
+int store_iter_init(struct store *s, int64_t mailbox_id, struct store_iter **it_r,
+		    const char **error_r);
+bool store_iter_next(struct store_iter *it, struct store_msg *msg_r);
+/* Returns 0, or -1 if iteration stopped on an error. */
+int store_iter_deinit(struct store_iter **it, const char **error_r);
+
+/* Counts for summaries and tests. */
+int store_counts(struct store *s, uint64_t *messages_r, uint64_t *blobs_r, uint64_t *bytes_r,
+		 const char **error_r);
+
+#endif
