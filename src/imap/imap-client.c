@@ -1,0 +1,550 @@
+/*
+ * IMAP client session: greeting, STARTTLS, capabilities, authentication,
+ * COMPRESS, and the command/response loop with streamed literals.
+ */
+#include "imap-client.h"
+
+#include <ctype.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "imap-cmd.h"
+#include "../net/conn.h"
+
+#define IMAP_CLIENT_INBUF (256 * 1024)
+#define IMAP_CLIENT_MAX_CMD (64 * 1024)
+#define IMAP_CLIENT_MAX_CAPS (16 * 1024)
+
+enum imap_client_state {
+	IMAP_CLIENT_NOT_AUTHENTICATED,
+	IMAP_CLIENT_AUTHENTICATED,
+	IMAP_CLIENT_CLOSED,
+};
+
+struct imap_client {
+	struct imap_client_settings set;
+	char *host, *port, *ca_file;
+	enum imap_client_state state;
+	struct conn *conn;
+	struct imap_parser *parser;
+	unsigned char *in;
+	size_t in_pos, in_len;
+	struct buf cmd;
+	struct buf caps; /* " CAP1 CAP2 ... " upper-case */
+	unsigned caps_generation; /* bumped whenever caps are replaced */
+	unsigned tag_counter;
+	char tag[16];
+	struct imap_literal_sink sink;
+	bool have_sink;
+	char error[512];
+};
+
+static void client_enter_state(struct imap_client *c, enum imap_client_state state)
+{
+	c->state = state;
+}
+
+static int client_fail(struct imap_client *c, const char **error_r, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* Record a session-breaking error; the session is CLOSED afterwards. */
+static int client_fail(struct imap_client *c, const char **error_r, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(c->error, sizeof(c->error), fmt, ap);
+	va_end(ap);
+	client_enter_state(c, IMAP_CLIENT_CLOSED);
+	*error_r = c->error;
+	return -1;
+}
+
+/* Copy printable ASCII of untrusted server text for an error message. */
+static void sanitize(char *dst, size_t size, const char *src)
+{
+	size_t i = 0;
+	for (; src != NULL && *src != '\0' && i + 1 < size; src++)
+		dst[i++] = (*src >= 0x20 && *src < 0x7f) ? *src : '?';
+	dst[i] = '\0';
+}
+
+static void caps_set_from_args(struct imap_client *c, const struct imap_arg *a)
+{
+	buf_reset(&c->caps);
+	buf_append_str(&c->caps, " ");
+	c->caps_generation++;
+	for (; a != NULL; a = a->next) {
+		const char *s = imap_arg_string(a);
+		if (s == NULL || a->type != IMAP_ARG_ATOM)
+			continue;
+		size_t start = c->caps.len;
+		if (buf_append_str(&c->caps, s) < 0 || buf_append_str(&c->caps, " ") < 0)
+			break;
+		for (size_t i = start; i < c->caps.len; i++)
+			c->caps.data[i] = (unsigned char)toupper(c->caps.data[i]);
+	}
+}
+
+bool imap_client_has_cap(const struct imap_client *c, const char *cap)
+{
+	char needle[128];
+	int n = snprintf(needle, sizeof(needle), " %s ", cap);
+	if (n < 0 || (size_t)n >= sizeof(needle))
+		return false;
+	for (char *p = needle; *p != '\0'; p++)
+		*p = (char)toupper((unsigned char)*p);
+	return strstr(buf_str(&c->caps), needle) != NULL;
+}
+
+bool imap_client_is_compressed(const struct imap_client *c)
+{
+	return conn_is_compressed(c->conn);
+}
+
+void imap_client_set_literal_sink(struct imap_client *c, const struct imap_literal_sink *sink)
+{
+	c->have_sink = sink != NULL;
+	if (sink != NULL)
+		c->sink = *sink;
+}
+
+/* Fill the input buffer with more bytes from the server. */
+static int client_fill(struct imap_client *c, const char **error_r)
+{
+	if (c->in_pos == c->in_len)
+		c->in_pos = c->in_len = 0;
+	if (c->in_len == IMAP_CLIENT_INBUF) {
+		memmove(c->in, c->in + c->in_pos, c->in_len - c->in_pos);
+		c->in_len -= c->in_pos;
+		c->in_pos = 0;
+	}
+	const char *err = NULL;
+	ssize_t n = conn_read(c->conn, c->in + c->in_len, IMAP_CLIENT_INBUF - c->in_len, &err);
+	if (n == 0)
+		return client_fail(c, error_r, "%s: server closed the connection", c->host);
+	if (n < 0)
+		return client_fail(c, error_r, "%s", err);
+	c->in_len += (size_t)n;
+	return 0;
+}
+
+static int sink_discard_data(void *ctx, const void *data, size_t len, const char **error_r)
+{
+	(void)ctx, (void)data, (void)len, (void)error_r;
+	return 0;
+}
+
+/* Pass a streamed literal's bytes to the sink (or discard them). */
+static int client_stream_literal(struct imap_client *c, const char **error_r)
+{
+	uint64_t remaining = imap_parser_literal_size(c->parser);
+	const char *err = "literal sink failed";
+	int (*data_fn)(void *, const void *, size_t, const char **) = sink_discard_data;
+	void *ctx = NULL;
+	if (c->have_sink) {
+		if (c->sink.begin(c->sink.ctx, imap_parser_partial(c->parser), remaining, &err) < 0)
+			return client_fail(c, error_r, "%s", err);
+		data_fn = c->sink.data;
+		ctx = c->sink.ctx;
+	}
+	while (remaining > 0) {
+		if (c->in_pos == c->in_len && client_fill(c, error_r) < 0)
+			return -1;
+		size_t avail = c->in_len - c->in_pos;
+		size_t n = remaining < avail ? (size_t)remaining : avail;
+		if (data_fn(ctx, c->in + c->in_pos, n, &err) < 0)
+			return client_fail(c, error_r, "%s", err);
+		c->in_pos += n;
+		remaining -= n;
+	}
+	if (c->have_sink && c->sink.end(c->sink.ctx, &err) < 0)
+		return client_fail(c, error_r, "%s", err);
+	imap_parser_literal_done(c->parser);
+	return 0;
+}
+
+/* Read the next complete response. */
+static int client_read(struct imap_client *c, const struct imap_response **resp_r,
+		       const char **error_r)
+{
+	if (c->state == IMAP_CLIENT_CLOSED) {
+		*error_r = c->error[0] != '\0' ? c->error : "IMAP session is closed";
+		return -1;
+	}
+	for (;;) {
+		if (c->in_pos < c->in_len) {
+			size_t consumed = 0;
+			const char *err = NULL;
+			enum imap_parse_result r =
+				imap_parser_feed(c->parser, c->in + c->in_pos, c->in_len - c->in_pos,
+						 &consumed, &err);
+			c->in_pos += consumed;
+			if (r == IMAP_PARSE_RESPONSE) {
+				*resp_r = imap_parser_response(c->parser);
+				return 0;
+			}
+			if (r == IMAP_PARSE_ERROR)
+				return client_fail(c, error_r, "%s: bad response from server: %s",
+						   c->host, err);
+			if (r == IMAP_PARSE_LITERAL) {
+				if (client_stream_literal(c, error_r) < 0)
+					return -1;
+				continue;
+			}
+		}
+		if (client_fill(c, error_r) < 0)
+			return -1;
+	}
+}
+
+/* Untagged responses every command may see. Returns 1 if handled. */
+static int client_common_untagged(struct imap_client *c, const struct imap_response *resp,
+				  const char **error_r)
+{
+	char text[200];
+	if (resp->status == IMAP_STATUS_BYE) {
+		sanitize(text, sizeof(text), resp->text);
+		return client_fail(c, error_r, "%s: server closed the session: %s", c->host, text);
+	}
+	if (resp->status == IMAP_STATUS_NONE && imap_arg_is_atom(resp->args, "CAPABILITY")) {
+		caps_set_from_args(c, resp->args->next);
+		return 1;
+	}
+	if (resp->status != IMAP_STATUS_NONE && resp->code != NULL &&
+	    strcasecmp(resp->code, "CAPABILITY") == 0) {
+		caps_set_from_args(c, resp->code_args);
+		/* Also passed on: it may carry other meaning to the caller. */
+	}
+	return 0;
+}
+
+int imap_client_wait(struct imap_client *c, const char *tag, imap_untagged_fn *fn, void *ctx,
+		     const char **error_r)
+{
+	for (;;) {
+		const struct imap_response *resp;
+		if (client_read(c, &resp, error_r) < 0)
+			return -1;
+		if (resp->kind == IMAP_RESP_UNTAGGED) {
+			int r = client_common_untagged(c, resp, error_r);
+			if (r < 0)
+				return -1;
+			if (r == 0 && fn != NULL && fn(ctx, resp, error_r) < 0)
+				return client_fail(c, error_r, "%s", *error_r);
+			continue;
+		}
+		if (resp->kind == IMAP_RESP_CONTINUATION)
+			return client_fail(c, error_r, "%s: unexpected continuation request",
+					   c->host);
+		char text[200];
+		sanitize(text, sizeof(text), resp->text);
+		if (strcmp(resp->tag, tag) != 0) {
+			if (resp->status == IMAP_STATUS_OK)
+				continue; /* an earlier pipelined command we did not wait for */
+			return client_fail(c, error_r, "%s: pipelined command %s failed: %s",
+					   c->host, resp->tag, text);
+		}
+		if (resp->status == IMAP_STATUS_OK) {
+			if (resp->code != NULL && strcasecmp(resp->code, "CAPABILITY") == 0)
+				caps_set_from_args(c, resp->code_args);
+			return 0;
+		}
+		if (resp->status == IMAP_STATUS_NO || resp->status == IMAP_STATUS_BAD) {
+			snprintf(c->error, sizeof(c->error), "%s: server answered %s: %s", c->host,
+				 resp->status == IMAP_STATUS_NO ? "NO" : "BAD", text);
+			*error_r = c->error;
+			return IMAP_CMD_FAILED;
+		}
+		return client_fail(c, error_r, "%s: bad tagged response", c->host);
+	}
+}
+
+struct buf *imap_client_cmd(struct imap_client *c, const char *name, const char **error_r)
+{
+	snprintf(c->tag, sizeof(c->tag), "M%u", ++c->tag_counter);
+	if (imap_cmd_begin(&c->cmd, c->tag, name, error_r) < 0)
+		return NULL;
+	return &c->cmd;
+}
+
+int imap_client_send(struct imap_client *c, const char **tag_r, const char **error_r)
+{
+	const char *err = NULL;
+	if (c->state == IMAP_CLIENT_CLOSED) {
+		*error_r = c->error[0] != '\0' ? c->error : "IMAP session is closed";
+		return -1;
+	}
+	if (imap_cmd_end(&c->cmd, &err) < 0) {
+		snprintf(c->error, sizeof(c->error), "cannot build IMAP command: %s", err);
+		*error_r = c->error;
+		return IMAP_CMD_FAILED;
+	}
+	int r = conn_write(c->conn, c->cmd.data, c->cmd.len, &err);
+	buf_free(&c->cmd); /* wipes: a command may carry a credential */
+	if (r < 0 || conn_flush(c->conn, &err) < 0)
+		return client_fail(c, error_r, "%s", err);
+	*tag_r = c->tag;
+	return 0;
+}
+
+int imap_client_run(struct imap_client *c, imap_untagged_fn *fn, void *ctx, const char **error_r)
+{
+	const char *tag;
+	int r = imap_client_send(c, &tag, error_r);
+	if (r < 0)
+		return r;
+	char tagcopy[sizeof(c->tag)];
+	memcpy(tagcopy, tag, sizeof(tagcopy));
+	return imap_client_wait(c, tagcopy, fn, ctx, error_r);
+}
+
+static int client_simple(struct imap_client *c, const char *name, const char **error_r)
+{
+	if (imap_client_cmd(c, name, error_r) == NULL)
+		return -1;
+	return imap_client_run(c, NULL, NULL, error_r);
+}
+
+/* After TLS or COMPRESS starts, nothing received before may be trusted. */
+static int client_require_empty_input(struct imap_client *c, const char *what,
+				      const char **error_r)
+{
+	if (c->in_pos != c->in_len)
+		return client_fail(c, error_r, "%s: server sent data before %s started", c->host,
+				   what);
+	c->in_pos = c->in_len = 0;
+	imap_parser_reset(c->parser);
+	return 0;
+}
+
+static int client_starttls(struct imap_client *c, const char **error_r)
+{
+	if (!imap_client_has_cap(c, "STARTTLS"))
+		return client_fail(c, error_r,
+				   "%s does not offer STARTTLS; refusing to continue without TLS",
+				   c->host);
+	int r = client_simple(c, "STARTTLS", error_r);
+	if (r != 0)
+		return client_fail(c, error_r, "%s: STARTTLS failed: %s", c->host, *error_r);
+	if (client_require_empty_input(c, "TLS", error_r) < 0)
+		return -1;
+	const char *err;
+	if (conn_start_tls(c->conn, c->host, c->ca_file, &err) < 0)
+		return client_fail(c, error_r, "%s", err);
+	buf_reset(&c->caps); /* capabilities from before TLS are not trusted */
+	return 0;
+}
+
+int imap_client_connect(const struct imap_client_settings *set, struct imap_client **client_r,
+			const char **error_r)
+{
+	static char error[512];
+	struct imap_client *c = calloc(1, sizeof(*c));
+	if (c == NULL) {
+		*error_r = "out of memory";
+		return -1;
+	}
+	c->set = *set;
+	c->host = strdup(set->host);
+	c->port = strdup(set->port);
+	c->ca_file = set->ca_file != NULL ? strdup(set->ca_file) : NULL;
+	c->in = malloc(IMAP_CLIENT_INBUF);
+	c->parser = imap_parser_create(&imap_parser_default_limits);
+	buf_init(&c->cmd, IMAP_CLIENT_MAX_CMD);
+	buf_init(&c->caps, IMAP_CLIENT_MAX_CAPS);
+	const char *err;
+	int r = -1;
+	if (c->host == NULL || c->port == NULL || c->in == NULL || c->parser == NULL ||
+	    (set->ca_file != NULL && c->ca_file == NULL)) {
+		err = "out of memory";
+	} else if (conn_connect(c->host, c->port, set->timeout_ms, &c->conn, &err) < 0) {
+		/* err set */
+	} else if (set->security == IMAP_SECURITY_TLS &&
+		   conn_start_tls(c->conn, c->host, c->ca_file, &err) < 0) {
+		/* err set */
+	} else {
+		r = 0;
+	}
+	if (r == 0) {
+		/* The greeting. */
+		const struct imap_response *resp;
+		if (client_read(c, &resp, &err) < 0) {
+			r = -1;
+		} else if (resp->kind != IMAP_RESP_UNTAGGED || resp->status != IMAP_STATUS_OK) {
+			r = -1;
+			err = resp->status == IMAP_STATUS_PREAUTH
+				      ? "server greeted with PREAUTH; refusing a session that "
+					"skips authentication and TLS negotiation"
+				      : "server did not greet with OK";
+		} else if (resp->code != NULL && strcasecmp(resp->code, "CAPABILITY") == 0 &&
+			   set->security == IMAP_SECURITY_TLS) {
+			caps_set_from_args(c, resp->code_args);
+		}
+	}
+	if (r == 0 && set->security == IMAP_SECURITY_STARTTLS) {
+		if (client_simple(c, "CAPABILITY", &err) != 0 || client_starttls(c, &err) < 0)
+			r = -1;
+	}
+	if (r == 0 && c->caps.len == 0 && client_simple(c, "CAPABILITY", &err) != 0)
+		r = -1;
+	if (r < 0) {
+		snprintf(error, sizeof(error), "%s", err);
+		*error_r = error;
+		imap_client_free(&c);
+		return -1;
+	}
+	client_enter_state(c, IMAP_CLIENT_NOT_AUTHENTICATED);
+	*client_r = c;
+	return 0;
+}
+
+static int client_auth_plain(struct imap_client *c, const char *user, const char *password,
+			     const char **error_r)
+{
+	size_t ulen = strlen(user), plen = strlen(password);
+	size_t rawlen = 2 + ulen + plen;
+	size_t b64len = sodium_base64_encoded_len(rawlen, sodium_base64_VARIANT_ORIGINAL);
+	unsigned char *raw = sodium_malloc(rawlen);
+	char *b64 = sodium_malloc(b64len);
+	int r = -1;
+	if (raw == NULL || b64 == NULL) {
+		*error_r = "out of memory";
+		goto out;
+	}
+	raw[0] = '\0';
+	memcpy(raw + 1, user, ulen);
+	raw[1 + ulen] = '\0';
+	memcpy(raw + 2 + ulen, password, plen);
+	sodium_bin2base64(b64, b64len, raw, rawlen, sodium_base64_VARIANT_ORIGINAL);
+	const char *tag;
+	if (imap_client_has_cap(c, "SASL-IR")) {
+		struct buf *b = imap_client_cmd(c, "AUTHENTICATE", error_r);
+		if (b == NULL || imap_cmd_atom(b, "PLAIN", error_r) < 0 ||
+		    imap_cmd_raw(b, b64, error_r) < 0)
+			goto out;
+		r = imap_client_run(c, NULL, NULL, error_r);
+		goto out;
+	}
+	struct buf *b = imap_client_cmd(c, "AUTHENTICATE", error_r);
+	if (b == NULL || imap_cmd_atom(b, "PLAIN", error_r) < 0)
+		goto out;
+	if ((r = imap_client_send(c, &tag, error_r)) < 0)
+		goto out;
+	char tagcopy[sizeof(c->tag)];
+	memcpy(tagcopy, tag, sizeof(tagcopy));
+	const struct imap_response *resp;
+	if ((r = client_read(c, &resp, error_r)) < 0)
+		goto out;
+	if (resp->kind != IMAP_RESP_CONTINUATION) {
+		r = client_fail(c, error_r, "%s: AUTHENTICATE PLAIN was not continued", c->host);
+		goto out;
+	}
+	const char *err;
+	if (conn_write(c->conn, b64, strlen(b64), &err) < 0 ||
+	    conn_write(c->conn, "\r\n", 2, &err) < 0 || conn_flush(c->conn, &err) < 0) {
+		r = client_fail(c, error_r, "%s", err);
+		goto out;
+	}
+	r = imap_client_wait(c, tagcopy, NULL, NULL, error_r);
+out:
+	sodium_free(raw);
+	sodium_free(b64);
+	return r;
+}
+
+static int client_login_cmd(struct imap_client *c, const char *user, const char *password,
+			    const char **error_r)
+{
+	struct buf *b = imap_client_cmd(c, "LOGIN", error_r);
+	if (b == NULL || imap_cmd_astring(b, user, error_r) < 0)
+		return -1;
+	const char *err;
+	if (imap_cmd_astring(b, password, &err) < 0) {
+		buf_free(&c->cmd);
+		/* The reason may describe the password: keep it generic. */
+		*error_r = "the password cannot be sent with LOGIN (it has characters LOGIN "
+			   "cannot carry) and the server does not offer AUTHENTICATE PLAIN";
+		return -1;
+	}
+	return imap_client_run(c, NULL, NULL, error_r);
+}
+
+int imap_client_login(struct imap_client *c, const char *user, const char *password,
+		      const char **error_r)
+{
+	if (!conn_is_tls(c->conn))
+		return client_fail(c, error_r, "refusing to send a password without TLS");
+	int r;
+	unsigned caps_generation = c->caps_generation;
+	if (imap_client_has_cap(c, "AUTH=PLAIN"))
+		r = client_auth_plain(c, user, password, error_r);
+	else if (!imap_client_has_cap(c, "LOGINDISABLED"))
+		r = client_login_cmd(c, user, password, error_r);
+	else
+		return client_fail(c, error_r,
+				   "%s offers neither AUTHENTICATE PLAIN nor LOGIN", c->host);
+	if (r == IMAP_CMD_FAILED) {
+		snprintf(c->error, sizeof(c->error),
+			 "%s: authentication failed for %s (check the login and password)",
+			 c->host, user);
+		*error_r = c->error;
+		return -1;
+	}
+	if (r < 0)
+		return -1;
+	client_enter_state(c, IMAP_CLIENT_AUTHENTICATED);
+	/* Capabilities change after login; ask unless the OK listed them. */
+	if (caps_generation == c->caps_generation && client_simple(c, "CAPABILITY", error_r) != 0)
+		return -1;
+	bool want = c->set.compress == IMAP_COMPRESS_YES ||
+		    (c->set.compress == IMAP_COMPRESS_AUTO && !conn_peer_is_loopback(c->conn));
+	if (want && imap_client_has_cap(c, "COMPRESS=DEFLATE")) {
+		r = client_simple(c, "COMPRESS DEFLATE", error_r);
+		if (r == IMAP_CMD_FAILED)
+			return 0; /* carry on uncompressed */
+		if (r < 0 || client_require_empty_input(c, "COMPRESS", error_r) < 0)
+			return -1;
+		const char *err;
+		if (conn_start_deflate(c->conn, &err) < 0)
+			return client_fail(c, error_r, "%s", err);
+	}
+	return 0;
+}
+
+void imap_client_stats(const struct imap_client *c, unsigned long long *wire_r,
+		       unsigned long long *data_r)
+{
+	conn_stats(c->conn, wire_r, data_r);
+}
+
+void imap_client_logout(struct imap_client *c)
+{
+	const char *err;
+	if (c->state == IMAP_CLIENT_CLOSED)
+		return;
+	conn_set_timeout(c->conn, 2000);
+	if (client_simple(c, "LOGOUT", &err) == 0)
+		client_enter_state(c, IMAP_CLIENT_CLOSED);
+}
+
+void imap_client_free(struct imap_client **cp)
+{
+	struct imap_client *c = *cp;
+	if (c == NULL)
+		return;
+	conn_free(&c->conn);
+	imap_parser_free(&c->parser);
+	if (c->in != NULL) {
+		sodium_memzero(c->in, IMAP_CLIENT_INBUF);
+		free(c->in);
+	}
+	buf_free(&c->cmd);
+	buf_free(&c->caps);
+	free(c->host);
+	free(c->port);
+	free(c->ca_file);
+	free(c);
+	*cp = NULL;
+}
