@@ -1,0 +1,857 @@
+/*
+ * Sync of one selected folder, server to hub.
+ *
+ * Steps (each a function below):
+ *
+ *   select ──> uidvalidity changed? ──yes──> repair (re-pair by content)
+ *                   │ no                              │
+ *                   v                                 v
+ *   changes to known messages (tier)          fetch unpaired messages
+ *     QRESYNC: applied during SELECT                  │
+ *     CONDSTORE: CHANGEDSINCE + expunge check         │
+ *     plain: FLAGS scan + expunge check               │
+ *                   │                                 │
+ *                   v                                 │
+ *   new messages: size scan, pipelined body fetch     │
+ *                   │                                 │
+ *                   v                                 v
+ *   save state (UIDVALIDITY, UIDNEXT, HIGHESTMODSEQ) <┘
+ *
+ * The store's transaction is open throughout; sync_checkpoint() commits it
+ * durably every few megabytes, recording how far the fetch got.
+ */
+#include "sync-private.h"
+
+#include <openssl/evp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../imap/imap-cmd.h"
+
+#define FETCH_BATCH_BYTES (4u * 1024 * 1024)
+#define FETCH_BATCH_MSGS 400u
+#define FETCH_PIPELINE 3
+#define COMMIT_BYTES (32u * 1024 * 1024)
+#define COMMIT_MSGS 2000u
+#define MAX_LISTED_UIDS 50000000u
+#define HEADER_READ_MAX (1024 * 1024)
+
+int sync_fail(struct sync_ctx *ctx, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(ctx->error, sizeof(ctx->error), fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+static int store_failed(struct sync_ctx *ctx, const char *err)
+{
+	return sync_fail(ctx, "%s", err);
+}
+
+int sync_checkpoint(struct sync_ctx *ctx)
+{
+	const char *err;
+	if (ctx->sel.mailbox_id != 0 &&
+	    store_mailbox_set_state(ctx->store, ctx->sel.mailbox_id, ctx->sel.uidvalidity,
+				    ctx->sel.stored_uidnext, ctx->sel.local_modseq, &err) < 0)
+		return store_failed(ctx, err);
+	if (store_commit(ctx->store, &err) < 0 || store_begin(ctx->store, &err) < 0)
+		return store_failed(ctx, err);
+	ctx->bytes_since_commit = 0;
+	ctx->msgs_since_commit = 0;
+	ctx->last_commit = sync_now();
+	return 0;
+}
+
+static void report_progress(struct sync_ctx *ctx, bool force)
+{
+	if (ctx->opts->progress == NULL)
+		return;
+	double now = sync_now();
+	if (!force && now - ctx->last_progress < 0.1)
+		return;
+	ctx->last_progress = now;
+	ctx->opts->progress(ctx->opts->progress_ctx, &ctx->progress);
+}
+
+/* Find "NAME value" in a FETCH item list. */
+static const struct imap_arg *fetch_item(const struct imap_arg *list, const char *name)
+{
+	for (const struct imap_arg *a = list; a != NULL && a->next != NULL; a = a->next->next)
+		if (imap_arg_is_atom(a, name))
+			return a->next;
+	return NULL;
+}
+
+/* "* n FETCH (...)": returns the item list or NULL. */
+static const struct imap_arg *fetch_response(const struct imap_response *resp)
+{
+	const struct imap_arg *a = resp->args;
+	uint64_t seq;
+	if (resp->status != IMAP_STATUS_NONE || !imap_arg_number(a, UINT32_MAX, &seq) ||
+	    !imap_arg_is_atom(a->next, "FETCH") || a->next->next == NULL ||
+	    a->next->next->type != IMAP_ARG_LIST)
+		return NULL;
+	return a->next->next->list;
+}
+
+static bool fetch_uid(const struct imap_arg *items, uint32_t *uid_r)
+{
+	uint64_t uid;
+	if (!imap_arg_number(fetch_item(items, "UID"), UINT32_MAX, &uid) || uid == 0)
+		return false;
+	*uid_r = (uint32_t)uid;
+	return true;
+}
+
+/* A flags update for a message we hold (FETCH with UID and FLAGS). */
+static int apply_flags(struct sync_ctx *ctx, const struct imap_arg *items)
+{
+	uint32_t uid;
+	const struct imap_arg *flags = fetch_item(items, "FLAGS");
+	if (flags == NULL || !fetch_uid(items, &uid) || uid >= ctx->sel.local_uidnext)
+		return 0;
+	unsigned mask;
+	if (flags_parse(flags, &mask, &ctx->keywords) < 0)
+		return sync_fail(ctx, "%s: bad FLAGS for UID %u", ctx->sel.folder->name, uid);
+	uint64_t before = store_modseq(ctx->store);
+	const char *err;
+	if (store_message_set_flags(ctx->store, ctx->sel.mailbox_id, uid, mask,
+				    buf_str(&ctx->keywords), &err) < 0)
+		return store_failed(ctx, err);
+	if (store_modseq(ctx->store) != before)
+		ctx->stats->flag_changes++;
+	return 0;
+}
+
+static int apply_vanished(struct sync_ctx *ctx, const struct imap_arg *a)
+{
+	if (a != NULL && a->type == IMAP_ARG_LIST)
+		a = a->next; /* (EARLIER) */
+	const char *set = imap_arg_string(a);
+	struct uidvec v = {0};
+	if (set == NULL || uidvec_parse_set(&v, set, MAX_LISTED_UIDS) < 0) {
+		uidvec_free(&v);
+		return sync_fail(ctx, "%s: bad VANISHED response", ctx->sel.folder->name);
+	}
+	const char *err;
+	for (size_t i = 0; i < v.count; i++) {
+		uint64_t before = store_modseq(ctx->store);
+		if (store_message_expunge(ctx->store, ctx->sel.mailbox_id, v.uids[i], &err) < 0) {
+			uidvec_free(&v);
+			return store_failed(ctx, err);
+		}
+		if (store_modseq(ctx->store) != before)
+			ctx->stats->expunged++;
+	}
+	uidvec_free(&v);
+	return 0;
+}
+
+/* Untagged responses while a folder is selected. */
+static int selected_untagged(void *context, const struct imap_response *resp,
+			     const char **error_r)
+{
+	struct sync_ctx *ctx = context;
+	int r = 0;
+	uint64_t n;
+	if (resp->status == IMAP_STATUS_OK && resp->code != NULL) {
+		const char *code = resp->code;
+		if (strcasecmp(code, "UIDVALIDITY") == 0 &&
+		    imap_arg_number(resp->code_args, UINT32_MAX, &n))
+			ctx->sel.uidvalidity = (uint32_t)n;
+		else if (strcasecmp(code, "UIDNEXT") == 0 &&
+			 imap_arg_number(resp->code_args, UINT32_MAX, &n))
+			ctx->sel.uidnext = (uint32_t)n;
+		else if (strcasecmp(code, "HIGHESTMODSEQ") == 0 &&
+			 imap_arg_number(resp->code_args, UINT64_MAX, &n))
+			ctx->sel.highestmodseq = n;
+		else if (strcasecmp(code, "NOMODSEQ") == 0)
+			ctx->sel.nomodseq = true;
+	} else if (resp->status == IMAP_STATUS_NONE) {
+		const struct imap_arg *items = fetch_response(resp);
+		if (items != NULL)
+			r = apply_flags(ctx, items);
+		else if (imap_arg_is_atom(resp->args, "VANISHED"))
+			r = apply_vanished(ctx, resp->args->next);
+		else if (imap_arg_number(resp->args, UINT32_MAX, &n) &&
+			 imap_arg_is_atom(resp->args->next, "EXISTS"))
+			ctx->sel.exists = (uint32_t)n;
+	}
+	if (r < 0)
+		*error_r = ctx->error;
+	return r;
+}
+
+/* Run the command in the client's buffer with the selected handler. */
+static int run_selected(struct sync_ctx *ctx, imap_untagged_fn *fn)
+{
+	const char *err;
+	int r = imap_client_run(ctx->client, fn, ctx, &err);
+	if (r != 0)
+		return sync_fail(ctx, "%s: %s", ctx->sel.folder->name, err);
+	return 0;
+}
+
+static int select_folder(struct sync_ctx *ctx)
+{
+	const char *err;
+	struct buf *b = imap_client_cmd(ctx->client, "EXAMINE", &err);
+	if (b == NULL || imap_cmd_astring(b, ctx->sel.folder->name, &err) < 0)
+		return sync_fail(ctx, "%s: %s", ctx->sel.folder->name, err);
+	char params[96];
+	params[0] = '\0';
+	if (ctx->tier == SYNC_TIER_QRESYNC && ctx->sel.local_uidvalidity != 0 &&
+	    ctx->sel.local_modseq != 0)
+		snprintf(params, sizeof(params), "(QRESYNC (%u %llu))", ctx->sel.local_uidvalidity,
+			 (unsigned long long)ctx->sel.local_modseq);
+	else if (ctx->tier >= SYNC_TIER_CONDSTORE)
+		snprintf(params, sizeof(params), "(CONDSTORE)");
+	if (params[0] != '\0' && imap_cmd_raw(b, params, &err) < 0)
+		return sync_fail(ctx, "%s: %s", ctx->sel.folder->name, err);
+	if (run_selected(ctx, selected_untagged) < 0)
+		return -1;
+	if (ctx->sel.uidvalidity == 0)
+		return sync_fail(ctx, "%s: server sent no UIDVALIDITY", ctx->sel.folder->name);
+	return 0;
+}
+
+/* List the UIDs below 'below' the server has now (UID SEARCH). */
+struct search_ctx {
+	struct sync_ctx *ctx;
+	struct uidvec *v;
+};
+
+static int search_untagged(void *context, const struct imap_response *resp, const char **error_r)
+{
+	struct search_ctx *sc = context;
+	const struct imap_arg *a = resp->args;
+	if (resp->status != IMAP_STATUS_NONE)
+		return 0;
+	if (imap_arg_is_atom(a, "SEARCH")) {
+		for (a = a->next; a != NULL; a = a->next) {
+			uint64_t uid;
+			if (!imap_arg_number(a, UINT32_MAX, &uid) || uidvec_add(sc->v, (uint32_t)uid) < 0)
+				goto bad;
+		}
+		return 0;
+	}
+	if (imap_arg_is_atom(a, "ESEARCH")) {
+		for (a = a->next; a != NULL; a = a->next) {
+			if (imap_arg_is_atom(a, "ALL")) {
+				const char *set = imap_arg_string(a->next);
+				if (set == NULL || uidvec_parse_set(sc->v, set, MAX_LISTED_UIDS) < 0)
+					goto bad;
+				a = a->next;
+			}
+		}
+		return 0;
+	}
+	if (fetch_response(resp) != NULL)
+		return selected_untagged(sc->ctx, resp, error_r);
+	return 0;
+bad:
+	*error_r = "bad SEARCH response";
+	return -1;
+}
+
+static int list_server_uids(struct sync_ctx *ctx, uint32_t below, struct uidvec *v)
+{
+	const char *err;
+	char range[32];
+	snprintf(range, sizeof(range), "1:%u", below - 1);
+	struct buf *b = imap_client_cmd(ctx->client, "UID SEARCH", &err);
+	if (b == NULL || (ctx->esearch && imap_cmd_raw(b, "RETURN (ALL)", &err) < 0) ||
+	    imap_cmd_atom(b, "UID", &err) < 0 || imap_cmd_seqset(b, range, &err) < 0)
+		return sync_fail(ctx, "%s: %s", ctx->sel.folder->name, err);
+	struct search_ctx sc = {ctx, v};
+	int r = imap_client_run(ctx->client, search_untagged, &sc, &err);
+	if (r != 0)
+		return sync_fail(ctx, "%s: %s", ctx->sel.folder->name, err);
+	uidvec_sort(v);
+	return 0;
+}
+
+/*
+ * Remove the messages we hold below local_uidnext that are not in present
+ * (sorted). A sudden mass disappearance (more than half of the folder) is
+ * applied only if a second, independent listing confirms it.
+ */
+static int expunge_missing(struct sync_ctx *ctx, const struct uidvec *present)
+{
+	const char *err;
+	uint32_t *local = NULL;
+	size_t nlocal = 0, missing = 0;
+	if (store_mailbox_uids(ctx->store, ctx->sel.mailbox_id, &local, &nlocal, &err) < 0)
+		return store_failed(ctx, err);
+	for (size_t i = 0; i < nlocal; i++)
+		if (local[i] < ctx->sel.local_uidnext && !uidvec_contains(present, local[i]))
+			missing++;
+	unsigned min = ctx->opts->mass_delete_min != 0 ? ctx->opts->mass_delete_min : 10;
+	struct uidvec second = {0};
+	const struct uidvec *confirm = NULL;
+	if (missing >= min && missing * 2 > nlocal) {
+		if (list_server_uids(ctx, ctx->sel.local_uidnext, &second) < 0)
+			goto fail;
+		confirm = &second;
+	}
+	for (size_t i = 0; i < nlocal; i++) {
+		uint32_t uid = local[i];
+		if (uid >= ctx->sel.local_uidnext || uidvec_contains(present, uid))
+			continue;
+		if (confirm != NULL && uidvec_contains(confirm, uid))
+			continue; /* the second look still sees it: keep */
+		if (store_message_expunge(ctx->store, ctx->sel.mailbox_id, uid, &err) < 0) {
+			store_failed(ctx, err);
+			goto fail;
+		}
+		ctx->stats->expunged++;
+	}
+	free(local);
+	uidvec_free(&second);
+	return 0;
+fail:
+	free(local);
+	uidvec_free(&second);
+	return -1;
+}
+
+/* Plain tier: FLAGS of every known message; absent ones were expunged. */
+struct scan_ctx {
+	struct sync_ctx *ctx;
+	struct uidvec seen;
+};
+
+static int scan_untagged(void *context, const struct imap_response *resp, const char **error_r)
+{
+	struct scan_ctx *sc = context;
+	const struct imap_arg *items = fetch_response(resp);
+	uint32_t uid;
+	if (items != NULL && fetch_uid(items, &uid) && uid < sc->ctx->sel.local_uidnext &&
+	    uidvec_add(&sc->seen, uid) < 0) {
+		*error_r = "out of memory";
+		return -1;
+	}
+	return selected_untagged(sc->ctx, resp, error_r);
+}
+
+static int sync_known_plain(struct sync_ctx *ctx)
+{
+	const char *err;
+	char range[32];
+	snprintf(range, sizeof(range), "1:%u", ctx->sel.local_uidnext - 1);
+	struct buf *b = imap_client_cmd(ctx->client, "UID FETCH", &err);
+	if (b == NULL || imap_cmd_seqset(b, range, &err) < 0 ||
+	    imap_cmd_raw(b, "(UID FLAGS)", &err) < 0)
+		return sync_fail(ctx, "%s: %s", ctx->sel.folder->name, err);
+	struct scan_ctx sc = {.ctx = ctx};
+	int r = imap_client_run(ctx->client, scan_untagged, &sc, &err);
+	if (r != 0) {
+		uidvec_free(&sc.seen);
+		return sync_fail(ctx, "%s: %s", ctx->sel.folder->name, err);
+	}
+	uidvec_sort(&sc.seen);
+	r = expunge_missing(ctx, &sc.seen);
+	uidvec_free(&sc.seen);
+	return r;
+}
+
+/* CONDSTORE tier: only what changed since our modseq. */
+static int sync_known_condstore(struct sync_ctx *ctx)
+{
+	const char *err;
+	char range[32], changed[64];
+	snprintf(range, sizeof(range), "1:%u", ctx->sel.local_uidnext - 1);
+	snprintf(changed, sizeof(changed), "(UID FLAGS) (CHANGEDSINCE %llu)",
+		 (unsigned long long)ctx->sel.local_modseq);
+	struct buf *b = imap_client_cmd(ctx->client, "UID FETCH", &err);
+	if (b == NULL || imap_cmd_seqset(b, range, &err) < 0 || imap_cmd_raw(b, changed, &err) < 0)
+		return sync_fail(ctx, "%s: %s", ctx->sel.folder->name, err);
+	return run_selected(ctx, selected_untagged);
+}
+
+/* Expunges without QRESYNC: the server's count of old messages against
+ * ours; only when they differ do we list UIDs. */
+static int check_expunges(struct sync_ctx *ctx, size_t new_count)
+{
+	const char *err;
+	uint32_t local_count;
+	if (store_mailbox_count(ctx->store, ctx->sel.mailbox_id, &local_count, &err) < 0)
+		return store_failed(ctx, err);
+	if ((uint64_t)local_count + new_count == ctx->sel.exists)
+		return 0;
+	struct uidvec present = {0};
+	int r = list_server_uids(ctx, ctx->sel.local_uidnext, &present);
+	if (r == 0)
+		r = expunge_missing(ctx, &present);
+	uidvec_free(&present);
+	return r;
+}
+
+/* Size scan of the new messages: UID FETCH n:* (UID RFC822.SIZE). */
+struct sizes_ctx {
+	struct sync_ctx *ctx;
+	struct uidvec *v;
+	uint32_t from;
+};
+
+static int sizes_untagged(void *context, const struct imap_response *resp, const char **error_r)
+{
+	struct sizes_ctx *sc = context;
+	const struct imap_arg *items = fetch_response(resp);
+	uint32_t uid;
+	uint64_t size;
+	if (items != NULL && fetch_uid(items, &uid) &&
+	    imap_arg_number(fetch_item(items, "RFC822.SIZE"), UINT64_MAX, &size)) {
+		if (uid < sc->from)
+			return 0; /* "n:*" includes the last message even below n */
+		if (sc->v->count > 0 && uid <= sc->v->uids[sc->v->count - 1]) {
+			*error_r = "server sent UIDs out of order";
+			return -1;
+		}
+		if (uidvec_add_sized(sc->v, uid, size) < 0) {
+			*error_r = "out of memory";
+			return -1;
+		}
+		return 0;
+	}
+	return selected_untagged(sc->ctx, resp, error_r);
+}
+
+static int scan_new(struct sync_ctx *ctx, struct uidvec *v)
+{
+	const char *err;
+	char range[32];
+	snprintf(range, sizeof(range), "%u:*", ctx->sel.local_uidnext);
+	struct buf *b = imap_client_cmd(ctx->client, "UID FETCH", &err);
+	if (b == NULL || imap_cmd_seqset(b, range, &err) < 0 ||
+	    imap_cmd_raw(b, "(UID RFC822.SIZE)", &err) < 0)
+		return sync_fail(ctx, "%s: %s", ctx->sel.folder->name, err);
+	struct sizes_ctx sc = {ctx, v, ctx->sel.local_uidnext};
+	int r = imap_client_run(ctx->client, sizes_untagged, &sc, &err);
+	if (r != 0)
+		return sync_fail(ctx, "%s: %s", ctx->sel.folder->name, err);
+	return 0;
+}
+
+/* Body streaming: large literals go straight into the store. */
+static int body_begin(void *context, const struct imap_response *partial, uint64_t size,
+		      const char **error_r)
+{
+	struct sync_ctx *ctx = context;
+	(void)partial;
+	if (ctx->writer != NULL) {
+		*error_r = "two message bodies in one FETCH response";
+		return -1;
+	}
+	return store_blob_begin(ctx->store, size, &ctx->writer, error_r);
+}
+
+static int body_data(void *context, const void *data, size_t len, const char **error_r)
+{
+	struct sync_ctx *ctx = context;
+	ctx->progress.bytes_done += len;
+	report_progress(ctx, false);
+	return store_blob_write(ctx->writer, data, len, error_r);
+}
+
+static int body_end(void *context, const char **error_r)
+{
+	struct sync_ctx *ctx = context;
+	if (store_blob_finish(&ctx->writer, &ctx->streamed_blob, error_r) < 0)
+		return -1;
+	ctx->have_streamed_blob = true;
+	return 0;
+}
+
+static int store_inline_body(struct sync_ctx *ctx, const struct imap_arg *body, int64_t *blob_r)
+{
+	const char *err;
+	struct store_blob_writer *w;
+	if (store_blob_begin(ctx->store, body->len, &w, &err) < 0 ||
+	    store_blob_write(w, body->str, body->len, &err) < 0 ||
+	    store_blob_finish(&w, blob_r, &err) < 0) {
+		store_blob_abort(&w);
+		return store_failed(ctx, err);
+	}
+	ctx->progress.bytes_done += body->len;
+	return 0;
+}
+
+/* A FETCH with a body: store the message. */
+static int message_untagged(void *context, const struct imap_response *resp, const char **error_r)
+{
+	struct sync_ctx *ctx = context;
+	const struct imap_arg *items = fetch_response(resp);
+	const struct imap_arg *body = items != NULL ? fetch_item(items, "BODY[]") : NULL;
+	if (body == NULL) {
+		ctx->have_streamed_blob = false;
+		return selected_untagged(ctx, resp, error_r);
+	}
+	const char *folder = ctx->sel.folder->name;
+	uint32_t uid;
+	unsigned flags = 0;
+	int64_t date = 0, blob_id;
+	const char *datestr = imap_arg_string(fetch_item(items, "INTERNALDATE"));
+	int r = -1;
+	if (!fetch_uid(items, &uid))
+		sync_fail(ctx, "%s: FETCH without UID", folder);
+	else if (flags_parse(fetch_item(items, "FLAGS"), &flags, &ctx->keywords) < 0)
+		sync_fail(ctx, "%s: bad FLAGS for UID %u", folder, uid);
+	else if (datestr == NULL || internaldate_parse(datestr, &date) < 0)
+		sync_fail(ctx, "%s: bad INTERNALDATE for UID %u", folder, uid);
+	else if (uid < ctx->sel.stored_uidnext)
+		sync_fail(ctx, "%s: server sent UID %u again", folder, uid);
+	else
+		r = 0;
+	if (r == 0) {
+		if (body->type == IMAP_ARG_LITERAL_STREAM && ctx->have_streamed_blob)
+			blob_id = ctx->streamed_blob;
+		else if (body->type == IMAP_ARG_STRING)
+			r = store_inline_body(ctx, body, &blob_id);
+		else
+			r = sync_fail(ctx, "%s: UID %u has no message body (NIL)", folder, uid);
+	}
+	ctx->have_streamed_blob = false;
+	const char *err;
+	if (r == 0 && store_message_add(ctx->store, ctx->sel.mailbox_id, uid, blob_id, flags,
+					buf_str(&ctx->keywords), date, &err) < 0)
+		r = store_failed(ctx, err);
+	if (r < 0) {
+		*error_r = ctx->error;
+		return -1;
+	}
+	uint64_t size = body->type == IMAP_ARG_STRING ? body->len : body->literal_size;
+	ctx->sel.stored_uidnext = uid + 1;
+	ctx->stats->new_messages++;
+	ctx->stats->new_bytes += size;
+	ctx->progress.msgs_done++;
+	ctx->bytes_since_commit += size;
+	ctx->msgs_since_commit++;
+	report_progress(ctx, false);
+	if ((ctx->bytes_since_commit >= COMMIT_BYTES || ctx->msgs_since_commit >= COMMIT_MSGS) &&
+	    sync_checkpoint(ctx) < 0) {
+		*error_r = ctx->error;
+		return -1;
+	}
+	return 0;
+}
+
+/* Fetch the messages in v (ascending UIDs with sizes), pipelined. */
+static int fetch_messages(struct sync_ctx *ctx, const struct uidvec *v)
+{
+	const char *folder = ctx->sel.folder->name, *err;
+	char tags[FETCH_PIPELINE][16];
+	size_t head = 0, inflight = 0, next = 0;
+	int r = 0;
+	struct imap_literal_sink sink = {body_begin, body_data, body_end, ctx};
+	struct buf set;
+	buf_init(&set, 32 * 1024);
+	imap_client_set_literal_sink(ctx->client, &sink);
+	while (r == 0 && (next < v->count || inflight > 0)) {
+		while (next < v->count && inflight < FETCH_PIPELINE) {
+			size_t end = next;
+			uint64_t bytes = 0;
+			while (end < v->count && end - next < FETCH_BATCH_MSGS &&
+			       (bytes == 0 || bytes + v->sizes[end] <= FETCH_BATCH_BYTES))
+				bytes += v->sizes[end++];
+			buf_reset(&set);
+			if (uidset_format(&set, v->uids, next, end) < 0) {
+				r = sync_fail(ctx, "%s: cannot build FETCH", folder);
+				break;
+			}
+			struct buf *b = imap_client_cmd(ctx->client, "UID FETCH", &err);
+			const char *tag;
+			if (b == NULL || imap_cmd_seqset(b, buf_str(&set), &err) < 0 ||
+			    imap_cmd_raw(b, "(UID FLAGS INTERNALDATE BODY.PEEK[])", &err) < 0 ||
+			    imap_client_send(ctx->client, &tag, &err) != 0) {
+				r = sync_fail(ctx, "%s: %s", folder, err);
+				break;
+			}
+			snprintf(tags[(head + inflight) % FETCH_PIPELINE], sizeof(tags[0]), "%s",
+				 tag);
+			inflight++;
+			next = end;
+		}
+		if (r != 0 || inflight == 0)
+			break;
+		int w = imap_client_wait(ctx->client, tags[head], message_untagged, ctx, &err);
+		if (w != 0)
+			r = sync_fail(ctx, "%s: %s", folder, err);
+		head = (head + 1) % FETCH_PIPELINE;
+		inflight--;
+	}
+	imap_client_set_literal_sink(ctx->client, NULL);
+	store_blob_abort(&ctx->writer);
+	buf_free(&set);
+	report_progress(ctx, true);
+	return r;
+}
+
+/* Read the header of a stored message (through the blank line) and hash it
+ * together with the size: the key that pairs messages across a UIDVALIDITY
+ * change without downloading them again. */
+struct pair_key {
+	uint64_t size;
+	unsigned char hash[32];
+	uint32_t uid; /* local: old UID; remote: new UID */
+	bool used;
+};
+
+static int cmp_pair_key(const void *a, const void *b)
+{
+	const struct pair_key *x = a, *y = b;
+	if (x->size != y->size)
+		return x->size < y->size ? -1 : 1;
+	return memcmp(x->hash, y->hash, sizeof(x->hash));
+}
+
+static void hash_bytes(const void *data, size_t len, unsigned char out[32])
+{
+	unsigned int n = 32;
+	EVP_Digest(data, len, out, &n, EVP_sha256(), NULL);
+}
+
+static int local_header_key(struct sync_ctx *ctx, const struct store_msg *m, struct pair_key *k)
+{
+	const char *err;
+	struct buf hdr;
+	buf_init(&hdr, HEADER_READ_MAX);
+	char chunk[8192];
+	uint64_t off = 0;
+	const char *end = NULL;
+	while (end == NULL && off < m->size && hdr.len < HEADER_READ_MAX) {
+		size_t n = m->size - off < sizeof(chunk) ? (size_t)(m->size - off) : sizeof(chunk);
+		if (hdr.len + n > HEADER_READ_MAX)
+			n = HEADER_READ_MAX - hdr.len;
+		if (store_blob_read(ctx->store, m->blob_id, off, chunk, n, &err) < 0 ||
+		    buf_append(&hdr, chunk, n) < 0) {
+			buf_free(&hdr);
+			return store_failed(ctx, err);
+		}
+		off += n;
+		end = memmem(hdr.data, hdr.len, "\r\n\r\n", 4);
+	}
+	size_t hlen = end != NULL ? (size_t)(end - (const char *)hdr.data) + 4 : hdr.len;
+	hash_bytes(hdr.data, hlen, k->hash);
+	k->size = m->size;
+	k->uid = m->uid;
+	buf_free(&hdr);
+	return 0;
+}
+
+struct repair_ctx {
+	struct sync_ctx *ctx;
+	struct pair_key *remote;
+	unsigned *remote_flags;
+	char **remote_keywords;
+	size_t count, cap;
+};
+
+static int repair_untagged(void *context, const struct imap_response *resp, const char **error_r)
+{
+	struct repair_ctx *rc = context;
+	const struct imap_arg *items = fetch_response(resp);
+	const struct imap_arg *hdr = items != NULL ? fetch_item(items, "BODY[HEADER]") : NULL;
+	uint32_t uid;
+	uint64_t size;
+	unsigned flags;
+	if (hdr == NULL)
+		return selected_untagged(rc->ctx, resp, error_r);
+	if (!fetch_uid(items, &uid) ||
+	    !imap_arg_number(fetch_item(items, "RFC822.SIZE"), UINT64_MAX, &size) ||
+	    flags_parse(fetch_item(items, "FLAGS"), &flags, &rc->ctx->keywords) < 0 ||
+	    hdr->type != IMAP_ARG_STRING) {
+		*error_r = "bad FETCH response while re-pairing messages";
+		return -1;
+	}
+	if (rc->count == rc->cap) {
+		size_t cap = rc->cap == 0 ? 256 : rc->cap * 2;
+		struct pair_key *k = realloc(rc->remote, cap * sizeof(*k));
+		unsigned *f = k != NULL ? realloc(rc->remote_flags, cap * sizeof(*f)) : NULL;
+		char **kw = f != NULL ? realloc(rc->remote_keywords, cap * sizeof(*kw)) : NULL;
+		if (k != NULL)
+			rc->remote = k;
+		if (f != NULL)
+			rc->remote_flags = f;
+		if (kw == NULL) {
+			*error_r = "out of memory";
+			return -1;
+		}
+		rc->remote_keywords = kw;
+		rc->cap = cap;
+	}
+	struct pair_key *k = &rc->remote[rc->count];
+	k->size = size;
+	k->uid = uid;
+	k->used = false;
+	hash_bytes(hdr->str, hdr->len, k->hash);
+	rc->remote_flags[rc->count] = flags;
+	rc->remote_keywords[rc->count] = strdup(buf_str(&rc->ctx->keywords));
+	if (rc->remote_keywords[rc->count] == NULL) {
+		*error_r = "out of memory";
+		return -1;
+	}
+	rc->count++;
+	return 0;
+}
+
+/*
+ * UIDVALIDITY changed: the server renumbered the folder. Pair our messages
+ * with the server's by (size, header hash), give them their new UIDs and
+ * flags, drop the ones the server no longer has, and fetch only the rest.
+ */
+static int sync_folder_repair(struct sync_ctx *ctx)
+{
+	const char *err, *folder = ctx->sel.folder->name;
+	struct repair_ctx rc = {.ctx = ctx};
+	struct pair_key *local = NULL;
+	size_t nlocal = 0, caplocal = 0;
+	struct uidvec fetch = {0};
+	int r = -1;
+
+	struct buf *b = imap_client_cmd(ctx->client, "UID FETCH", &err);
+	if (b == NULL || imap_cmd_seqset(b, "1:*", &err) < 0 ||
+	    imap_cmd_raw(b, "(UID FLAGS RFC822.SIZE BODY.PEEK[HEADER])", &err) < 0 ||
+	    imap_client_run(ctx->client, repair_untagged, &rc, &err) != 0) {
+		sync_fail(ctx, "%s: %s", folder, err);
+		goto out;
+	}
+	struct store_iter *it;
+	struct store_msg m;
+	if (store_iter_init(ctx->store, ctx->sel.mailbox_id, &it, &err) < 0) {
+		store_failed(ctx, err);
+		goto out;
+	}
+	while (store_iter_next(it, &m)) {
+		if (nlocal == caplocal) {
+			caplocal = caplocal == 0 ? 256 : caplocal * 2;
+			struct pair_key *n = realloc(local, caplocal * sizeof(*n));
+			if (n == NULL)
+				break;
+			local = n;
+		}
+		if (local_header_key(ctx, &m, &local[nlocal]) < 0)
+			break;
+		local[nlocal++].used = false;
+	}
+	if (store_iter_deinit(&it, &err) < 0) {
+		store_failed(ctx, err);
+		goto out;
+	}
+	qsort(local, nlocal, sizeof(*local), cmp_pair_key);
+	if (store_mailbox_stash_uids(ctx->store, ctx->sel.mailbox_id, &err) < 0) {
+		store_failed(ctx, err);
+		goto out;
+	}
+	for (size_t i = 0; i < rc.count; i++) {
+		struct pair_key *k = &rc.remote[i];
+		struct pair_key *hit = bsearch(k, local, nlocal, sizeof(*local), cmp_pair_key);
+		/* Duplicates: step to the first unused equal key. */
+		while (hit != NULL && hit > local && cmp_pair_key(hit - 1, k) == 0)
+			hit--;
+		while (hit != NULL && hit < local + nlocal && cmp_pair_key(hit, k) == 0 && hit->used)
+			hit++;
+		if (hit == NULL || hit == local + nlocal || cmp_pair_key(hit, k) != 0) {
+			if (uidvec_add_sized(&fetch, k->uid, k->size) < 0) {
+				sync_fail(ctx, "out of memory");
+				goto out;
+			}
+			continue;
+		}
+		hit->used = true;
+		if (store_message_set_uid(ctx->store, ctx->sel.mailbox_id, hit->uid, k->uid,
+					  &err) < 0 ||
+		    store_message_set_flags(ctx->store, ctx->sel.mailbox_id, k->uid,
+					    rc.remote_flags[i], rc.remote_keywords[i], &err) < 0) {
+			store_failed(ctx, err);
+			goto out;
+		}
+		ctx->stats->repaired++;
+	}
+	if (store_mailbox_drop_stashed(ctx->store, ctx->sel.mailbox_id, &err) < 0) {
+		store_failed(ctx, err);
+		goto out;
+	}
+	ctx->sel.local_uidvalidity = ctx->sel.uidvalidity;
+	ctx->sel.local_modseq = 0;
+	ctx->sel.stored_uidnext = 1;
+	ctx->progress.msgs_total = fetch.count;
+	for (size_t i = 0; i < fetch.count; i++)
+		ctx->progress.bytes_total += fetch.sizes[i];
+	if (sync_checkpoint(ctx) < 0 || fetch_messages(ctx, &fetch) < 0)
+		goto out;
+	r = 0;
+out:
+	for (size_t i = 0; i < rc.count; i++)
+		free(rc.remote_keywords[i]);
+	free(rc.remote_keywords);
+	free(rc.remote_flags);
+	free(rc.remote);
+	free(local);
+	uidvec_free(&fetch);
+	return r;
+}
+
+int sync_folder(struct sync_ctx *ctx, const struct remote_folder *folder)
+{
+	ctx->sel.folder = folder;
+	ctx->sel.exists = ctx->sel.uidvalidity = ctx->sel.uidnext = 0;
+	ctx->sel.highestmodseq = 0;
+	ctx->sel.nomodseq = false;
+	memset(&ctx->progress, 0, sizeof(ctx->progress));
+	ctx->progress.folder = folder->name;
+	ctx->stats->folders_selected++;
+
+	if (select_folder(ctx) < 0)
+		return -1;
+	bool modseq_ok = ctx->tier >= SYNC_TIER_CONDSTORE && !ctx->sel.nomodseq;
+	if (ctx->sel.local_uidvalidity != 0 && ctx->sel.local_uidvalidity != ctx->sel.uidvalidity) {
+		if (sync_folder_repair(ctx) < 0)
+			return -1;
+	} else {
+		if (ctx->sel.local_uidvalidity == 0) {
+			ctx->sel.local_uidnext = 1;
+			ctx->sel.local_modseq = 0;
+		}
+		ctx->sel.stored_uidnext = ctx->sel.local_uidnext;
+		/* Changes to the messages we hold. */
+		bool qresynced = ctx->tier == SYNC_TIER_QRESYNC && ctx->sel.local_modseq != 0;
+		if (ctx->sel.local_uidnext > 1 && !qresynced) {
+			int r = modseq_ok && ctx->sel.local_modseq != 0
+					? sync_known_condstore(ctx)
+					: sync_known_plain(ctx);
+			if (r < 0)
+				return -1;
+		}
+		/* New messages. */
+		struct uidvec fresh = {0};
+		if (ctx->sel.uidnext == 0 || ctx->sel.uidnext > ctx->sel.local_uidnext) {
+			if (scan_new(ctx, &fresh) < 0) {
+				uidvec_free(&fresh);
+				return -1;
+			}
+		}
+		if (ctx->sel.local_uidnext > 1 && modseq_ok && ctx->sel.local_modseq != 0 &&
+		    !qresynced && check_expunges(ctx, fresh.count) < 0) {
+			uidvec_free(&fresh);
+			return -1;
+		}
+		ctx->progress.msgs_total = fresh.count;
+		for (size_t i = 0; i < fresh.count; i++)
+			ctx->progress.bytes_total += fresh.sizes[i];
+		int r = fetch_messages(ctx, &fresh);
+		uidvec_free(&fresh);
+		if (r < 0)
+			return -1;
+	}
+	/* Everything up to the server's UIDNEXT is now ours. */
+	if (ctx->sel.uidnext > ctx->sel.stored_uidnext)
+		ctx->sel.stored_uidnext = ctx->sel.uidnext;
+	ctx->sel.local_modseq = modseq_ok ? ctx->sel.highestmodseq : 0;
+	return sync_checkpoint(ctx);
+}

@@ -1,0 +1,116 @@
+#ifndef MK_SYNC_PRIVATE_H
+#define MK_SYNC_PRIVATE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "sync.h"
+#include "../imap/imap-parser.h"
+#include "../lib/buf.h"
+
+/* A growable, sorted-on-demand vector of UIDs (optionally with sizes). */
+struct uidvec {
+	uint32_t *uids;
+	uint64_t *sizes; /* NULL unless sizes were added */
+	size_t count, cap;
+};
+
+int uidvec_add(struct uidvec *v, uint32_t uid);
+int uidvec_add_sized(struct uidvec *v, uint32_t uid, uint64_t size);
+void uidvec_sort(struct uidvec *v);
+/* Binary search in a sorted vector. */
+bool uidvec_contains(const struct uidvec *v, uint32_t uid);
+void uidvec_free(struct uidvec *v);
+/* Parse an IMAP sequence set of UIDs ("1:3,7,9:10") into v; '*' refused.
+ * At most max_uids UIDs. Returns 0 / -1. */
+int uidvec_parse_set(struct uidvec *v, const char *set, size_t max_uids);
+/* Append uids[from..to) as a compact sequence set ("1:3,7") to b. */
+int uidset_format(struct buf *b, const uint32_t *uids, size_t from, size_t to);
+
+/* FLAGS list -> system flag mask + sorted, de-duplicated keyword string
+ * (written into kw, which is reset first). Unknown system flags and \Recent
+ * are dropped. Returns 0 / -1 (not a list, too many keywords). */
+int flags_parse(const struct imap_arg *list, unsigned *flags_r, struct buf *kw);
+
+/* INTERNALDATE ("17-Jul-1996 02:44:25 -0700") -> seconds since the epoch. */
+int internaldate_parse(const char *s, int64_t *time_r);
+
+/* Special-use attribute of a LIST response -> role name ("Sent") or NULL. */
+const char *role_from_attribute(const char *attr);
+
+/* Monotonic clock in seconds. */
+double sync_now(void);
+
+
+
+
+/* A folder as the server listed it. */
+struct remote_folder {
+	char *name;
+	char delim;
+	const char *role;
+	bool selectable;
+	bool have_status;
+	uint32_t messages, uidnext, uidvalidity;
+	uint64_t highestmodseq;
+	int64_t mailbox_id; /* local mailbox it maps to, 0 before reconciling */
+};
+
+enum sync_tier {
+	SYNC_TIER_PLAIN,
+	SYNC_TIER_CONDSTORE,
+	SYNC_TIER_QRESYNC,
+};
+
+/* State of one account sync; the selected folder's state is in sel. */
+struct sync_ctx {
+	struct store *store;
+	struct imap_client *client;
+	const struct sync_options *opts;
+	struct sync_stats *stats;
+	int64_t account_id;
+	enum sync_tier tier;
+	bool esearch;
+	char error[512];
+
+	/* The folder being synced. */
+	struct {
+		const struct remote_folder *folder;
+		int64_t mailbox_id;
+		/* What the store had at the start. */
+		uint32_t local_uidvalidity, local_uidnext;
+		uint64_t local_modseq;
+		/* What SELECT said. */
+		uint32_t exists, uidvalidity, uidnext;
+		uint64_t highestmodseq;
+		bool nomodseq;
+		/* Progress of new-message fetching (committed with the data). */
+		uint32_t stored_uidnext;
+	} sel;
+
+	/* Streaming of message bodies. */
+	struct store_blob_writer *writer;
+	int64_t streamed_blob;
+	bool have_streamed_blob;
+	struct buf keywords;
+
+	/* Commit pacing. */
+	uint64_t bytes_since_commit;
+	unsigned msgs_since_commit;
+	double last_commit;
+
+	struct sync_progress progress;
+	double last_progress;
+};
+
+
+
+/* sync-folder.c: sync the folder (must exist locally; transaction open). */
+int sync_folder(struct sync_ctx *ctx, const struct remote_folder *folder);
+/* Set ctx->error and return -1. */
+int sync_fail(struct sync_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Commit and reopen the transaction. */
+int sync_checkpoint(struct sync_ctx *ctx);
+
+#endif

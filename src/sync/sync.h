@@ -1,0 +1,59 @@
+#ifndef MK_SYNC_H
+#define MK_SYNC_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../imap/imap-client.h"
+#include "../store/store.h"
+
+/*
+ * Server-to-hub sync of one external IMAP account into the hosted store.
+ *
+ * Per folder it uses the best tier the server offers:
+ *   QRESYNC   SELECT (QRESYNC (uidvalidity modseq)): VANISHED + changed FETCHes
+ *   CONDSTORE UID FETCH ... (FLAGS) (CHANGEDSINCE modseq), expunges by UID SEARCH
+ *             only when the message count says something went away
+ *   plain     UID FETCH 1:n (FLAGS) scan
+ * Folders whose LIST-STATUS/STATUS (UIDVALIDITY, UIDNEXT, HIGHESTMODSEQ) did not
+ * change since the last sync are not even selected, so a sync with nothing
+ * changed costs one round trip whatever the mailbox size.
+ *
+ * New messages are fetched pipelined and streamed into the store; commits
+ * are durable and frequent, so a broken connection loses at most the message
+ * in flight and the next sync resumes after the last stored UID.
+ */
+
+struct sync_progress {
+	const char *folder;
+	uint64_t msgs_done, msgs_total; /* new messages in this run */
+	uint64_t bytes_done, bytes_total;
+};
+
+typedef void sync_progress_fn(void *ctx, const struct sync_progress *p);
+
+struct sync_options {
+	sync_progress_fn *progress; /* may be NULL */
+	void *progress_ctx;
+	/* Below this many messages a mass disappearance is applied without a
+	 * second look (default 10 when 0). */
+	unsigned mass_delete_min;
+};
+
+struct sync_stats {
+	unsigned folders, folders_selected;
+	unsigned folders_created, folders_renamed, folders_deleted;
+	uint64_t new_messages, new_bytes;
+	uint64_t flag_changes, expunged, repaired;
+	const char *tier; /* best tier used: "QRESYNC", "CONDSTORE" or "plain" */
+};
+
+/* Sync the account (key as for store_account_ensure()) over an authenticated
+ * client. On error, what was stored before the error stays committed and
+ * *error_r says what went wrong (owned by the sync module; valid until the
+ * next call). stats_r is filled in either case. */
+int sync_account(struct store *store, const char *account_key, struct imap_client *client,
+		 const struct sync_options *opts, struct sync_stats *stats_r,
+		 const char **error_r);
+
+#endif
