@@ -712,6 +712,7 @@ static int sync_folder_repair(struct sync_ctx *ctx)
 	struct pair_key *local = NULL;
 	size_t nlocal = 0, caplocal = 0;
 	struct uidvec fetch = {0};
+	bool stashed = false;
 	int r = -1;
 
 	struct buf *b = imap_client_cmd(ctx->client, "UID FETCH", &err);
@@ -748,6 +749,7 @@ static int sync_folder_repair(struct sync_ctx *ctx)
 		store_failed(ctx, err);
 		goto out;
 	}
+	stashed = true;
 	for (size_t i = 0; i < rc.count; i++) {
 		struct pair_key *k = &rc.remote[i];
 		struct pair_key *hit = bsearch(k, local, nlocal, sizeof(*local), cmp_pair_key);
@@ -783,10 +785,20 @@ static int sync_folder_repair(struct sync_ctx *ctx)
 	ctx->progress.msgs_total = fetch.count;
 	for (size_t i = 0; i < fetch.count; i++)
 		ctx->progress.bytes_total += fetch.sizes[i];
-	if (sync_checkpoint(ctx) < 0 || fetch_messages(ctx, &fetch) < 0)
+	if (sync_checkpoint(ctx) < 0)
+		goto out;
+	stashed = false; /* committed: a failure from here on keeps what is stored */
+	if (fetch_messages(ctx, &fetch) < 0)
 		goto out;
 	r = 0;
 out:
+	if (r < 0 && stashed) {
+		/* Never commit a half-done renumbering: go back to the last
+		 * checkpoint, where the folder is as it was before. */
+		store_rollback(ctx->store);
+		if (store_begin(ctx->store, &err) < 0)
+			store_failed(ctx, err);
+	}
 	for (size_t i = 0; i < rc.count; i++)
 		free(rc.remote_keywords[i]);
 	free(rc.remote_keywords);

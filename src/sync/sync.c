@@ -1,0 +1,424 @@
+/*
+ * Account sync: choose the tier, list folders with their status in one
+ * round trip, reconcile the folder list (created, renamed, deleted), then
+ * sync each folder that changed. See sync.h.
+ */
+#include "sync-private.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "../imap/imap-cmd.h"
+
+#define MAX_FOLDERS 10000
+
+struct folder_list {
+	struct sync_ctx *ctx;
+	struct remote_folder *folders;
+	size_t count, cap;
+};
+
+static void folder_list_free(struct folder_list *l)
+{
+	for (size_t i = 0; i < l->count; i++)
+		free(l->folders[i].name);
+	free(l->folders);
+	l->folders = NULL;
+	l->count = l->cap = 0;
+}
+
+static struct remote_folder *folder_find(struct folder_list *l, const char *name)
+{
+	for (size_t i = 0; i < l->count; i++)
+		if (strcmp(l->folders[i].name, name) == 0)
+			return &l->folders[i];
+	return NULL;
+}
+
+/* INBOX is case-insensitive (RFC 9051 5.1); keep one spelling. */
+static const char *canonical_name(const char *name)
+{
+	return strcasecmp(name, "INBOX") == 0 ? "INBOX" : name;
+}
+
+static int list_add(struct folder_list *l, const struct imap_arg *args, const char **error_r)
+{
+	const struct imap_arg *attrs = args, *delim = args != NULL ? args->next : NULL;
+	const struct imap_arg *name = delim != NULL ? delim->next : NULL;
+	const char *n = imap_arg_string(name);
+	if (attrs == NULL || attrs->type != IMAP_ARG_LIST || n == NULL ||
+	    (delim->type != IMAP_ARG_NIL && delim->type != IMAP_ARG_STRING)) {
+		*error_r = "bad LIST response";
+		return -1;
+	}
+	if (name->len != strlen(n) || n[0] == '\0') {
+		*error_r = "LIST response with an empty or NUL-containing mailbox name";
+		return -1;
+	}
+	n = canonical_name(n);
+	if (folder_find(l, n) != NULL)
+		return 0;
+	if (l->count == MAX_FOLDERS) {
+		*error_r = "too many folders";
+		return -1;
+	}
+	if (l->count == l->cap) {
+		size_t cap = l->cap == 0 ? 32 : l->cap * 2;
+		struct remote_folder *f = realloc(l->folders, cap * sizeof(*f));
+		if (f == NULL) {
+			*error_r = "out of memory";
+			return -1;
+		}
+		l->folders = f;
+		l->cap = cap;
+	}
+	struct remote_folder *f = &l->folders[l->count];
+	memset(f, 0, sizeof(*f));
+	f->name = strdup(n);
+	if (f->name == NULL) {
+		*error_r = "out of memory";
+		return -1;
+	}
+	l->count++;
+	f->delim = delim->type == IMAP_ARG_STRING && delim->len == 1 ? delim->str[0] : 0;
+	f->selectable = true;
+	for (const struct imap_arg *a = attrs->list; a != NULL; a = a->next) {
+		if (imap_arg_is_atom(a, "\\Noselect") || imap_arg_is_atom(a, "\\NonExistent"))
+			f->selectable = false;
+		else if (role_from_attribute(imap_arg_string(a)) != NULL)
+			f->role = role_from_attribute(imap_arg_string(a));
+	}
+	if (strcmp(f->name, "INBOX") == 0)
+		f->role = "Inbox";
+	return 0;
+}
+
+static int status_add(struct folder_list *l, const struct imap_arg *args)
+{
+	const char *n = imap_arg_string(args);
+	const struct imap_arg *items = args != NULL ? args->next : NULL;
+	if (n == NULL || items == NULL || items->type != IMAP_ARG_LIST)
+		return -1;
+	struct remote_folder *f = folder_find(l, canonical_name(n));
+	if (f == NULL)
+		return 0;
+	bool have_uidvalidity = false, have_uidnext = false;
+	for (const struct imap_arg *a = items->list; a != NULL && a->next != NULL;
+	     a = a->next->next) {
+		uint64_t v;
+		if (!imap_arg_number(a->next, UINT64_MAX, &v))
+			return -1;
+		if (imap_arg_is_atom(a, "MESSAGES"))
+			f->messages = (uint32_t)v;
+		else if (imap_arg_is_atom(a, "UIDNEXT"))
+			f->uidnext = (uint32_t)v, have_uidnext = true;
+		else if (imap_arg_is_atom(a, "UIDVALIDITY"))
+			f->uidvalidity = (uint32_t)v, have_uidvalidity = true;
+		else if (imap_arg_is_atom(a, "HIGHESTMODSEQ"))
+			f->highestmodseq = v;
+	}
+	f->have_status = have_uidvalidity && have_uidnext;
+	return 0;
+}
+
+static int list_untagged(void *context, const struct imap_response *resp, const char **error_r)
+{
+	struct folder_list *l = context;
+	if (resp->status != IMAP_STATUS_NONE)
+		return 0;
+	if (imap_arg_is_atom(resp->args, "LIST"))
+		return list_add(l, resp->args->next, error_r);
+	if (imap_arg_is_atom(resp->args, "STATUS") && status_add(l, resp->args->next) < 0) {
+		*error_r = "bad STATUS response";
+		return -1;
+	}
+	return 0;
+}
+
+static const char *status_items(const struct sync_ctx *ctx)
+{
+	return ctx->tier >= SYNC_TIER_CONDSTORE ? "(MESSAGES UIDNEXT UIDVALIDITY HIGHESTMODSEQ)"
+						: "(MESSAGES UIDNEXT UIDVALIDITY)";
+}
+
+/* LIST (with STATUS in the same round trip where LIST-STATUS is offered,
+ * else pipelined STATUS commands). */
+static int list_folders(struct sync_ctx *ctx, struct folder_list *l)
+{
+	const char *err;
+	bool list_status = imap_client_has_cap(ctx->client, "LIST-STATUS");
+	bool special_use = imap_client_has_cap(ctx->client, "SPECIAL-USE");
+	struct buf *b = imap_client_cmd(ctx->client, "LIST", &err);
+	if (b == NULL || imap_cmd_quoted(b, "", &err) < 0 || imap_cmd_quoted(b, "*", &err) < 0)
+		return sync_fail(ctx, "LIST: %s", err);
+	if (list_status || special_use) {
+		char ret[160];
+		snprintf(ret, sizeof(ret), "RETURN (%s%s%s%s)", special_use ? "SPECIAL-USE" : "",
+			 special_use && list_status ? " " : "", list_status ? "STATUS " : "",
+			 list_status ? status_items(ctx) : "");
+		if (imap_cmd_raw(b, ret, &err) < 0)
+			return sync_fail(ctx, "LIST: %s", err);
+	}
+	int r = imap_client_run(ctx->client, list_untagged, l, &err);
+	if (r != 0)
+		return sync_fail(ctx, "listing folders: %s", err);
+	if (list_status)
+		return 0;
+	/* Pipelined STATUS for every selectable folder. */
+	char first_tag[16] = "", last_tag[16] = "";
+	for (size_t i = 0; i < l->count; i++) {
+		if (!l->folders[i].selectable)
+			continue;
+		const char *tag;
+		b = imap_client_cmd(ctx->client, "STATUS", &err);
+		if (b == NULL || imap_cmd_astring(b, l->folders[i].name, &err) < 0 ||
+		    imap_cmd_raw(b, status_items(ctx), &err) < 0 ||
+		    imap_client_send(ctx->client, &tag, &err) != 0)
+			return sync_fail(ctx, "STATUS: %s", err);
+		if (first_tag[0] == '\0')
+			snprintf(first_tag, sizeof(first_tag), "%s", tag);
+		snprintf(last_tag, sizeof(last_tag), "%s", tag);
+	}
+	/* Earlier tagged OKs are passed over by wait(); a NO for one folder
+	 * breaks the wait, which is what we want: STATUS must not fail. */
+	if (last_tag[0] != '\0' &&
+	    imap_client_wait(ctx->client, last_tag, list_untagged, l, &err) != 0)
+		return sync_fail(ctx, "STATUS: %s", err);
+	return 0;
+}
+
+static size_t count_selectable(const struct folder_list *l)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < l->count; i++)
+		n += l->folders[i].selectable;
+	return n;
+}
+
+/*
+ * Map server folders to local mailboxes: same name; else a vanished local
+ * folder with the same UIDVALIDITY was renamed; the remaining local ones
+ * were deleted on the server, the remaining server ones are new.
+ */
+static int reconcile_folders(struct sync_ctx *ctx, struct folder_list *l,
+			     struct store_mailbox *boxes, size_t nboxes)
+{
+	const char *err;
+	bool *matched = calloc(nboxes + 1, sizeof(*matched));
+	if (matched == NULL)
+		return sync_fail(ctx, "out of memory");
+	for (size_t i = 0; i < l->count; i++) {
+		struct remote_folder *f = &l->folders[i];
+		for (size_t j = 0; j < nboxes && f->selectable; j++) {
+			if (!matched[j] && strcmp(boxes[j].name, f->name) == 0) {
+				matched[j] = true;
+				f->mailbox_id = boxes[j].id;
+			}
+		}
+	}
+	int r = 0;
+	for (size_t j = 0; j < nboxes && r == 0; j++) {
+		if (matched[j])
+			continue;
+		struct remote_folder *to = NULL;
+		for (size_t i = 0; i < l->count && boxes[j].uidvalidity != 0; i++) {
+			struct remote_folder *f = &l->folders[i];
+			if (f->selectable && f->mailbox_id == 0 && f->have_status &&
+			    f->uidvalidity == boxes[j].uidvalidity && folder_find(l, f->name) == f) {
+				bool taken = false;
+				for (size_t k = 0; k < nboxes; k++)
+					taken |= matched[k] && strcmp(boxes[k].name, f->name) == 0;
+				if (!taken) {
+					to = f;
+					break;
+				}
+			}
+		}
+		if (to != NULL) {
+			if (store_mailbox_rename(ctx->store, boxes[j].id, to->name, to->delim,
+						 &err) < 0)
+				r = sync_fail(ctx, "%s", err);
+			to->mailbox_id = boxes[j].id;
+			ctx->stats->folders_renamed++;
+		} else {
+			if (store_mailbox_delete(ctx->store, boxes[j].id, &err) < 0)
+				r = sync_fail(ctx, "%s", err);
+			ctx->stats->folders_deleted++;
+		}
+		matched[j] = true;
+	}
+	for (size_t i = 0; i < l->count && r == 0; i++) {
+		struct remote_folder *f = &l->folders[i];
+		if (!f->selectable)
+			continue;
+		if (f->mailbox_id == 0) {
+			if (store_mailbox_create(ctx->store, ctx->account_id, f->name, f->delim,
+						 f->role, &f->mailbox_id, &err) < 0)
+				r = sync_fail(ctx, "%s", err);
+			ctx->stats->folders_created++;
+			continue;
+		}
+		for (size_t j = 0; j < nboxes; j++) {
+			if (boxes[j].id != f->mailbox_id)
+				continue;
+			const char *old = boxes[j].role;
+			bool same = (old == NULL && f->role == NULL) ||
+				    (old != NULL && f->role != NULL && strcmp(old, f->role) == 0);
+			if (!same &&
+			    store_mailbox_set_role(ctx->store, f->mailbox_id, f->role, &err) < 0)
+				r = sync_fail(ctx, "%s", err);
+		}
+	}
+	free(matched);
+	return r;
+}
+
+static bool lists_equal(const struct folder_list *a, const struct folder_list *b)
+{
+	if (count_selectable(a) != count_selectable(b))
+		return false;
+	for (size_t i = 0; i < a->count; i++) {
+		if (!a->folders[i].selectable)
+			continue;
+		bool found = false;
+		for (size_t j = 0; j < b->count && !found; j++)
+			found = b->folders[j].selectable &&
+				strcmp(a->folders[i].name, b->folders[j].name) == 0;
+		if (!found)
+			return false;
+	}
+	return true;
+}
+
+static int sync_folders(struct sync_ctx *ctx)
+{
+	const char *err;
+	struct folder_list l = {.ctx = ctx}, again = {.ctx = ctx};
+	struct store_mailbox *boxes = NULL;
+	size_t nboxes = 0;
+	int r = -1, failures = 0;
+	char first_error[sizeof(ctx->error)] = "";
+
+	if (list_folders(ctx, &l) < 0)
+		goto out;
+	if (store_mailboxes(ctx->store, ctx->account_id, &boxes, &nboxes, &err) < 0) {
+		sync_fail(ctx, "%s", err);
+		goto out;
+	}
+	/* A listing that suddenly lost most folders gets a second look
+	 * before anything is deleted. */
+	if (nboxes >= 2 && count_selectable(&l) * 2 < nboxes) {
+		if (list_folders(ctx, &again) < 0)
+			goto out;
+		if (!lists_equal(&l, &again)) {
+			sync_fail(ctx, "the server's folder list changed between two looks; "
+				       "not deleting anything, try again later");
+			goto out;
+		}
+	}
+	if (reconcile_folders(ctx, &l, boxes, nboxes) < 0 || sync_checkpoint(ctx) < 0)
+		goto out;
+	ctx->stats->folders = (unsigned)count_selectable(&l);
+
+	for (size_t i = 0; i < l.count; i++) {
+		struct remote_folder *f = &l.folders[i];
+		if (!f->selectable)
+			continue;
+		const struct store_mailbox *local = NULL;
+		for (size_t j = 0; j < nboxes; j++)
+			if (boxes[j].id == f->mailbox_id)
+				local = &boxes[j];
+		ctx->sel.mailbox_id = f->mailbox_id;
+		ctx->sel.local_uidvalidity = local != NULL ? local->uidvalidity : 0;
+		ctx->sel.local_uidnext = local != NULL ? local->uidnext : 1;
+		ctx->sel.local_modseq = local != NULL ? local->highestmodseq : 0;
+		ctx->sel.stored_uidnext = ctx->sel.local_uidnext;
+		ctx->sel.uidvalidity = ctx->sel.local_uidvalidity;
+		/* Unchanged since last time: not even selected. */
+		if (f->have_status && local != NULL && local->uidvalidity == f->uidvalidity &&
+		    local->uidnext == f->uidnext && ctx->tier >= SYNC_TIER_CONDSTORE &&
+		    local->highestmodseq != 0 && local->highestmodseq == f->highestmodseq) {
+			ctx->sel.mailbox_id = 0;
+			continue;
+		}
+		if (sync_folder(ctx, f) < 0) {
+			/* Keep what was stored; the folder resumes next time. */
+			char saved[sizeof(ctx->error)];
+			snprintf(saved, sizeof(saved), "%s", ctx->error);
+			if (sync_checkpoint(ctx) < 0 || !imap_client_is_open(ctx->client)) {
+				snprintf(ctx->error, sizeof(ctx->error), "%s", saved);
+				goto out;
+			}
+			if (failures++ == 0)
+				snprintf(first_error, sizeof(first_error), "%s", saved);
+		}
+		ctx->sel.mailbox_id = 0;
+	}
+	if (failures > 0) {
+		snprintf(ctx->error, sizeof(ctx->error), "%s%s", first_error,
+			 failures > 1 ? " (and more folders failed)" : "");
+		goto out;
+	}
+	r = 0;
+out:
+	ctx->sel.mailbox_id = 0;
+	folder_list_free(&l);
+	folder_list_free(&again);
+	store_mailboxes_free(&boxes, nboxes);
+	return r;
+}
+
+int sync_account(struct store *store, const char *account_key, struct imap_client *client,
+		 const struct sync_options *opts, struct sync_stats *stats_r,
+		 const char **error_r)
+{
+	static struct sync_ctx ctx_storage;
+	struct sync_ctx *ctx = &ctx_storage;
+	const char *err;
+	memset(ctx, 0, sizeof(*ctx));
+	memset(stats_r, 0, sizeof(*stats_r));
+	ctx->store = store;
+	ctx->client = client;
+	ctx->opts = opts;
+	ctx->stats = stats_r;
+	ctx->last_commit = sync_now();
+	buf_init(&ctx->keywords, 64 * 1024);
+
+	if (imap_client_has_cap(client, "QRESYNC")) {
+		struct buf *b = imap_client_cmd(client, "ENABLE", &err);
+		if (b != NULL && imap_cmd_atom(b, "QRESYNC", &err) == 0 &&
+		    imap_client_run(client, NULL, NULL, &err) == 0)
+			ctx->tier = SYNC_TIER_QRESYNC;
+		else if (!imap_client_is_open(client))
+			goto fail_err;
+	}
+	if (ctx->tier == SYNC_TIER_PLAIN && imap_client_has_cap(client, "CONDSTORE"))
+		ctx->tier = SYNC_TIER_CONDSTORE;
+	ctx->esearch = imap_client_has_cap(client, "ESEARCH");
+	static const char *const tier_names[] = {"plain", "CONDSTORE", "QRESYNC"};
+	stats_r->tier = tier_names[ctx->tier];
+
+	int r = -1;
+	if (store_begin(store, &err) < 0)
+		goto fail_err;
+	if (store_account_ensure(store, account_key, &ctx->account_id, &err) < 0) {
+		store_rollback(store);
+		goto fail_err;
+	}
+	r = sync_folders(ctx);
+	if (store_commit(store, &err) < 0 && r == 0) {
+		sync_fail(ctx, "%s", err);
+		r = -1;
+	}
+	buf_free(&ctx->keywords);
+	if (r < 0)
+		*error_r = ctx->error;
+	return r;
+fail_err:
+	buf_free(&ctx->keywords);
+	snprintf(ctx->error, sizeof(ctx->error), "%s", err);
+	*error_r = ctx->error;
+	return -1;
+}
