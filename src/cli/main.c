@@ -1,6 +1,203 @@
+/* mailkeep: the command-line entry point. */
+#include <errno.h>
+#include <limits.h>
+#include <sodium.h>
+#include <stdarg.h>
 #include <stdio.h>
-int main(void)
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "store/store.h"
+
+#define MAILKEEP_VERSION "0.1.0"
+
+static const struct {
+	const char *name;
+	cli_cmd_fn *fn;
+	const char *summary;
+} commands[] = {
+	{"init", cmd_init, "create a data directory for the hub"},
+	{"sync", cmd_sync, "copy an IMAP account into a user's hosted mailbox"},
+	{"export", cmd_export, "write a user's hosted mailbox as a Maildir++ tree"},
+};
+
+static void usage(FILE *f)
 {
-	puts("mailkeep");
+	fprintf(f, "usage: mailkeep [--data DIR] COMMAND [ARGS]\n\n"
+		   "mailkeep keeps a hosted copy of your mail accounts on a machine you control.\n\n"
+		   "Global options:\n"
+		   "  --data DIR     the hub's data directory (required by every command)\n"
+		   "  --help         this text; 'mailkeep COMMAND --help' for a command\n"
+		   "  --version      print the version\n\n"
+		   "Commands:\n");
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		fprintf(f, "  %-8s  %s\n", commands[i].name, commands[i].summary);
+	fprintf(f, "\nExit status: 0 success, 1 failure, 2 bad command line.\n");
+}
+
+void cli_error(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fputs("mailkeep: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+}
+
+bool cli_is_help(const char *arg)
+{
+	return strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0;
+}
+
+const char *cli_data_dir(struct cli *cli, bool must_exist)
+{
+	if (cli->data_dir == NULL) {
+		cli_error("--data DIR is required (the hub's data directory)");
+		return NULL;
+	}
+	if (must_exist) {
+		char marker[PATH_MAX];
+		snprintf(marker, sizeof(marker), "%s/mailkeep.version", cli->data_dir);
+		if (access(marker, F_OK) < 0) {
+			cli_error("%s is not a mailkeep data directory (run 'mailkeep --data %s "
+				  "init' first)",
+				  cli->data_dir, cli->data_dir);
+			return NULL;
+		}
+	}
+	return cli->data_dir;
+}
+
+bool cli_valid_user(const char *user)
+{
+	size_t len = strlen(user);
+	bool ok = len >= 1 && len <= 64 && user[0] != '.' && user[0] != '-';
+	for (const char *p = user; ok && *p != '\0'; p++)
+		ok = (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '.' ||
+		     *p == '_' || *p == '-';
+	if (!ok)
+		cli_error("invalid user name '%s': use 1-64 of a-z 0-9 . _ - (not starting "
+			  "with . or -)",
+			  user);
+	return ok;
+}
+
+int cli_open_user_store(struct cli *cli, const char *user, bool create, struct store **store_r)
+{
+	const char *dir = cli_data_dir(cli, true);
+	if (dir == NULL || !cli_valid_user(user))
+		return -1;
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s/users/%s", dir, user);
+	if (!create && access(path, F_OK) < 0) {
+		cli_error("no user '%s' in %s", user, dir);
+		return -1;
+	}
+	if (mkdir(path, 0700) < 0 && errno != EEXIST) {
+		cli_error("cannot create %s: %s", path, strerror(errno));
+		return -1;
+	}
+	snprintf(path, sizeof(path), "%s/users/%s/store.db", dir, user);
+	const char *err;
+	if (store_open(path, store_r, &err) < 0) {
+		cli_error("%s", err);
+		return -1;
+	}
 	return 0;
+}
+
+char *cli_read_secret(const char *path)
+{
+	enum { MAX_SECRET = 4096 };
+	FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
+	if (f == NULL) {
+		cli_error("cannot open password file %s: %s", path, strerror(errno));
+		return NULL;
+	}
+	char *s = sodium_malloc(MAX_SECRET + 1);
+	if (s == NULL) {
+		cli_error("out of locked memory for the password");
+		if (f != stdin)
+			fclose(f);
+		return NULL;
+	}
+	setvbuf(f, NULL, _IONBF, 0); /* no stdio copy of the secret */
+	size_t n = fread(s, 1, MAX_SECRET + 1, f);
+	bool bad = ferror(f) || n > MAX_SECRET;
+	if (f != stdin)
+		fclose(f);
+	if (bad) {
+		cli_error("cannot read the password from %s (or longer than %d bytes)", path,
+			  MAX_SECRET);
+		sodium_free(s);
+		return NULL;
+	}
+	s[n] = '\0';
+	while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == '\r'))
+		s[--n] = '\0';
+	if (n == 0 || memchr(s, '\0', n) != NULL) {
+		cli_error("the password in %s is empty or contains a NUL byte", path);
+		sodium_free(s);
+		return NULL;
+	}
+	return s;
+}
+
+void cli_secret_free(char **secret)
+{
+	if (*secret != NULL)
+		sodium_free(*secret); /* wipes */
+	*secret = NULL;
+}
+
+/* No core dumps and no ptrace by other users: secrets live in this process. */
+static void harden_process(void)
+{
+	struct rlimit no_core = {0, 0};
+	setrlimit(RLIMIT_CORE, &no_core);
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+}
+
+int main(int argc, char **argv)
+{
+	struct cli cli = {.prog = "mailkeep"};
+	harden_process();
+	if (sodium_init() < 0) {
+		cli_error("cannot initialise libsodium");
+		return EXIT_FAIL;
+	}
+	int i = 1;
+	for (; i < argc && argv[i][0] == '-'; i++) {
+		if (strcmp(argv[i], "--data") == 0 && i + 1 < argc) {
+			cli.data_dir = argv[++i];
+		} else if (strncmp(argv[i], "--data=", 7) == 0) {
+			cli.data_dir = argv[i] + 7;
+		} else if (cli_is_help(argv[i])) {
+			usage(stdout);
+			return EXIT_OK;
+		} else if (strcmp(argv[i], "--version") == 0) {
+			printf("mailkeep %s\n", MAILKEEP_VERSION);
+			return EXIT_OK;
+		} else {
+			cli_error("unknown option '%s'", argv[i]);
+			usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (i == argc) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	for (size_t c = 0; c < sizeof(commands) / sizeof(commands[0]); c++)
+		if (strcmp(argv[i], commands[c].name) == 0)
+			return commands[c].fn(&cli, argc - i, argv + i);
+	cli_error("unknown command '%s'", argv[i]);
+	usage(stderr);
+	return EXIT_USAGE;
 }

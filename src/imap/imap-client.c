@@ -103,6 +103,11 @@ bool imap_client_is_compressed(const struct imap_client *c)
 	return conn_is_compressed(c->conn);
 }
 
+bool imap_client_is_open(const struct imap_client *c)
+{
+	return c->state != IMAP_CLIENT_CLOSED;
+}
+
 void imap_client_set_literal_sink(struct imap_client *c, const struct imap_literal_sink *sink)
 {
 	c->have_sink = sink != NULL;

@@ -79,6 +79,8 @@ int imap_client_login(struct imap_client *c, const char *user, const char *passw
 /* Capability check (case-insensitive, exact name such as "QRESYNC"). */
 bool imap_client_has_cap(const struct imap_client *c, const char *cap);
 bool imap_client_is_compressed(const struct imap_client *c);
+/* False once the session is CLOSED (after an I/O or protocol error or BYE). */
+bool imap_client_is_open(const struct imap_client *c);
 
 /* Begin a command: resets and returns the client's command buffer with the
  * tag and name written (see imap-cmd.h for adding arguments). */

@@ -51,6 +51,8 @@ enum stmt_id {
 	ST_MSG_DEL,
 	ST_MSG_SET_UID,
 	ST_MSG_UIDS,
+	ST_MSG_STASH,
+	ST_MSG_STASHED,
 	ST_MSG_ITER,
 	ST_TOMBSTONE,
 	ST_COUNT,
@@ -89,8 +91,10 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_MSG_FLAGS] = "UPDATE messages SET flags = ?2, keywords = ?3, modseq = ?4 WHERE id = ?1",
 	[ST_MSG_DEL] = "DELETE FROM messages WHERE id = ?1",
 	[ST_MSG_SET_UID] = "UPDATE messages SET uid = ?3, modseq = ?4 "
-			   "WHERE mailbox_id = ?1 AND uid = ?2",
-	[ST_MSG_UIDS] = "SELECT uid FROM messages WHERE mailbox_id = ?1 ORDER BY uid",
+			   "WHERE mailbox_id = ?1 AND uid = -?2",
+	[ST_MSG_STASH] = "UPDATE messages SET uid = -uid WHERE mailbox_id = ?1 AND uid > 0",
+	[ST_MSG_STASHED] = "SELECT -uid FROM messages WHERE mailbox_id = ?1 AND uid < 0",
+	[ST_MSG_UIDS] = "SELECT uid FROM messages WHERE mailbox_id = ?1 AND uid > 0 ORDER BY uid",
 	[ST_MSG_ITER] = "SELECT m.uid, m.blob_id, b.size, m.flags, m.keywords, m.internaldate "
 			"FROM messages m JOIN blobs b ON b.id = m.blob_id "
 			"WHERE m.mailbox_id = ?1 ORDER BY m.uid",
@@ -314,6 +318,9 @@ static int64_t next_modseq(struct store *s)
 {
 	return (int64_t)++s->modseq;
 }
+
+static int message_remove(struct store *s, int64_t mailbox_id, int64_t uid,
+			  const char **error_r);
 
 static int tombstone(struct store *s, const char *kind, int64_t id, const char **error_r)
 {
@@ -643,7 +650,7 @@ int store_message_add(struct store *s, int64_t mailbox_id, uint32_t uid, int64_t
 }
 
 /* Look up (mailbox, uid): 1 found, 0 not found, -1 error. */
-static int message_get(struct store *s, int64_t mailbox_id, uint32_t uid, int64_t *id_r,
+static int message_get(struct store *s, int64_t mailbox_id, int64_t uid, int64_t *id_r,
 		       int64_t *blob_id_r, unsigned *flags_r, char **keywords_r,
 		       const char **error_r)
 {
@@ -691,8 +698,7 @@ int store_message_set_flags(struct store *s, int64_t mailbox_id, uint32_t uid, u
 	return stmt_done(s, st, "set flags", error_r);
 }
 
-int store_message_expunge(struct store *s, int64_t mailbox_id, uint32_t uid,
-			  const char **error_r)
+static int message_remove(struct store *s, int64_t mailbox_id, int64_t uid, const char **error_r)
 {
 	int64_t id, blob_id;
 	unsigned flags;
@@ -708,6 +714,12 @@ int store_message_expunge(struct store *s, int64_t mailbox_id, uint32_t uid,
 	if (stmt_done(s, st, "remove message bytes", error_r) < 0)
 		return -1;
 	return tombstone(s, "message", id, error_r);
+}
+
+int store_message_expunge(struct store *s, int64_t mailbox_id, uint32_t uid,
+			  const char **error_r)
+{
+	return message_remove(s, mailbox_id, uid, error_r);
 }
 
 int store_message_set_uid(struct store *s, int64_t mailbox_id, uint32_t old_uid,
@@ -734,6 +746,46 @@ int store_mailbox_count(struct store *s, int64_t mailbox_id, uint32_t *count_r,
 	*count_r = (uint32_t)sqlite3_column_int64(st, 0);
 	sqlite3_reset(st);
 	return 0;
+}
+
+int store_mailbox_stash_uids(struct store *s, int64_t mailbox_id, const char **error_r)
+{
+	sqlite3_stmt *st = stmt_get(s, ST_MSG_STASH);
+	sqlite3_bind_int64(st, 1, mailbox_id);
+	return stmt_done(s, st, "set messages aside", error_r);
+}
+
+int store_mailbox_drop_stashed(struct store *s, int64_t mailbox_id, const char **error_r)
+{
+	/* Collect first: expunging while the query runs would disturb it. */
+	sqlite3_stmt *st = stmt_get(s, ST_MSG_STASHED);
+	sqlite3_bind_int64(st, 1, mailbox_id);
+	uint32_t *uids = NULL;
+	size_t count = 0, cap = 0;
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (count == cap) {
+			cap = cap == 0 ? 64 : cap * 2;
+			uint32_t *n = realloc(uids, cap * sizeof(*uids));
+			if (n == NULL) {
+				rc = SQLITE_NOMEM;
+				break;
+			}
+			uids = n;
+		}
+		uids[count++] = (uint32_t)sqlite3_column_int64(st, 0);
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE) {
+		free(uids);
+		*error_r = store_err(s, "list stashed messages");
+		return -1;
+	}
+	int ret = 0;
+	for (size_t i = 0; i < count && ret == 0; i++)
+		ret = message_remove(s, mailbox_id, -(int64_t)uids[i], error_r);
+	free(uids);
+	return ret;
 }
 
 int store_mailbox_uids(struct store *s, int64_t mailbox_id, uint32_t **uids_r, size_t *count_r,

@@ -111,9 +111,13 @@ int store_message_set_flags(struct store *s, int64_t mailbox_id, uint32_t uid, u
 /* Remove (mailbox, uid); no-op if unknown. */
 int store_message_expunge(struct store *s, int64_t mailbox_id, uint32_t uid,
 			  const char **error_r);
-/* Give a message a new UID (UIDVALIDITY re-pairing). */
+/* UIDVALIDITY re-pairing in three steps: stash() sets every message of
+ * the mailbox aside (no UID); set_uid() gives a stashed message (by its old
+ * UID) its new UID; drop_stashed() removes those left unpaired. */
+int store_mailbox_stash_uids(struct store *s, int64_t mailbox_id, const char **error_r);
 int store_message_set_uid(struct store *s, int64_t mailbox_id, uint32_t old_uid,
 			  uint32_t new_uid, const char **error_r);
+int store_mailbox_drop_stashed(struct store *s, int64_t mailbox_id, const char **error_r);
 
 /* Number of messages stored in a mailbox. */
 int store_mailbox_count(struct store *s, int64_t mailbox_id, uint32_t *count_r,

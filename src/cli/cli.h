@@ -1,0 +1,48 @@
+#ifndef MK_CLI_H
+#define MK_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Exit codes of every command. */
+#define EXIT_OK 0
+#define EXIT_FAIL 1  /* the command ran and failed (server, store, ...) */
+#define EXIT_USAGE 2 /* bad command line */
+
+struct cli {
+	const char *data_dir; /* --data, or NULL */
+	const char *prog;
+};
+
+typedef int cli_cmd_fn(struct cli *cli, int argc, char **argv);
+cli_cmd_fn cmd_init, cmd_sync, cmd_export;
+
+/* Print "mailkeep: <message>" to stderr. */
+void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* True if argv[i] is -h/--help. */
+bool cli_is_help(const char *arg);
+/* The data directory from --data; complains and returns NULL if missing or
+ * not initialised (unless must_exist is false). */
+const char *cli_data_dir(struct cli *cli, bool must_exist);
+/* Validate a hub user name: 1-64 of [a-z0-9._-], not starting with '.' or
+ * '-'. Prints the error. */
+bool cli_valid_user(const char *user);
+/* Open (creating if needed) the user's store; prints the error. */
+struct store;
+int cli_open_user_store(struct cli *cli, const char *user, bool create, struct store **store_r);
+
+/* Secrets: read a password from a file or stdin ("-") into locked memory
+ * (sodium_malloc). Trailing CR/LF removed. Free with cli_secret_free(). */
+char *cli_read_secret(const char *path);
+void cli_secret_free(char **secret);
+
+/* Progress line on a terminal (stderr), rate-limited; quiet otherwise. */
+struct sync_progress;
+struct cli_progress;
+struct cli_progress *cli_progress_create(bool quiet);
+void cli_progress_update(void *ctx, const struct sync_progress *p);
+/* Clear the progress line. */
+void cli_progress_done(struct cli_progress *p);
+void cli_progress_free(struct cli_progress **p);
+
+#endif
