@@ -86,31 +86,22 @@ struct conn {
 /* Errors from conn_connect(), which has no conn to own them. */
 static _Thread_local char connect_error[CONN_ERROR_SIZE];
 
-static void set_error(struct conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Record an error message and return -1. Truncating a long message is
+ * acceptable. */
+static int set_error(struct conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-static void set_error(struct conn *c, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	/* Truncating a long message is acceptable. */
-	(void)vsnprintf(c->error, sizeof(c->error), fmt, ap);
-	va_end(ap);
-}
-
-/* Mark the conn unusable, record why, and return -1. */
-static int fail(struct conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static int fail(struct conn *c, const char *fmt, ...)
+static int set_error(struct conn *c, const char *fmt, ...)
 {
 	va_list ap;
 
 	va_start(ap, fmt);
 	(void)vsnprintf(c->error, sizeof(c->error), fmt, ap);
 	va_end(ap);
-	c->failed = true;
 	return -1;
 }
+
+/* Record an error, mark the conn unusable and return -1. */
+#define fail(c, ...) ((c)->failed = true, set_error((c), __VA_ARGS__))
 
 /* strerror() with a lower-case first letter, to fit inside our sentences. */
 static const char *errno_text(int err, char *buf, size_t size)
@@ -175,6 +166,17 @@ static int conn_wait(struct conn *c, short events)
 	}
 	return fail(c, "poll on connection to %s failed: %s", c->name,
 	            errno_text(errno, ebuf, sizeof(ebuf)));
+}
+
+/* After SSL_ERROR_WANT_READ/WRITE, wait for the socket. Returns 0 to retry,
+ * -1 on timeout or error, 1 if err is not a WANT_* code. */
+static int tls_wait(struct conn *c, int err)
+{
+	if (err == SSL_ERROR_WANT_READ)
+		return conn_wait(c, POLLIN);
+	if (err == SSL_ERROR_WANT_WRITE)
+		return conn_wait(c, POLLOUT);
+	return 1;
 }
 
 /* --- The BIO between OpenSSL and our non-blocking socket -------------- */
@@ -322,23 +324,15 @@ static ssize_t transport_read(struct conn *c, void *buf, size_t len)
 		if (n > 0)
 			return n;
 		int err = SSL_get_error(c->ssl, n);
-		switch (err) {
-		case SSL_ERROR_ZERO_RETURN:
-			/* close_notify, or (SSL_OP_IGNORE_UNEXPECTED_EOF) a
-			 * plain TCP close. */
+		/* close_notify, or (SSL_OP_IGNORE_UNEXPECTED_EOF) a TCP close */
+		if (err == SSL_ERROR_ZERO_RETURN)
 			return 0;
-		case SSL_ERROR_WANT_READ:
-			if (conn_wait(c, POLLIN) < 0)
-				return -1;
-			break;
-		case SSL_ERROR_WANT_WRITE:
-			if (conn_wait(c, POLLOUT) < 0)
-				return -1;
-			break;
-		default:
+		int w = tls_wait(c, err);
+		if (w < 0)
+			return -1;
+		if (w > 0)
 			return fail(c, "TLS read from %s failed: %s", c->name,
 			            tls_reason(c, err, ebuf, sizeof(ebuf)));
-		}
 	}
 }
 
@@ -371,18 +365,13 @@ static int transport_write_all(struct conn *c, const unsigned char *p, size_t le
 				/* A retry must repeat the same buffer and length,
 				 * which the loop does. */
 				int err = SSL_get_error(c->ssl, r);
-				if (err == SSL_ERROR_WANT_WRITE) {
-					if (conn_wait(c, POLLOUT) < 0)
-						return -1;
-					continue;
-				}
-				if (err == SSL_ERROR_WANT_READ) {
-					if (conn_wait(c, POLLIN) < 0)
-						return -1;
-					continue;
-				}
-				return fail(c, "TLS write to %s failed: %s", c->name,
-				            tls_reason(c, err, ebuf, sizeof(ebuf)));
+				int w = tls_wait(c, err);
+				if (w < 0)
+					return -1;
+				if (w > 0)
+					return fail(c, "TLS write to %s failed: %s", c->name,
+					            tls_reason(c, err, ebuf, sizeof(ebuf)));
+				continue;
 			}
 			n = r;
 		}
@@ -429,23 +418,17 @@ static int connect_one(const struct addrinfo *ai, int64_t deadline, int *err_r)
 		return -1;
 	}
 	if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
-		if (errno != EINPROGRESS && errno != EINTR) {
-			*err_r = errno;
-			close(fd);
-			return -1;
+		int err = errno;
+		if (err == EINPROGRESS || err == EINTR) {
+			int r = wait_fd(fd, POLLOUT, deadline);
+			socklen_t slen = sizeof(err);
+			if (r <= 0)
+				err = r == 0 ? ETIMEDOUT : errno;
+			else if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &slen) < 0)
+				err = errno;
 		}
-		int r = wait_fd(fd, POLLOUT, deadline);
-		if (r <= 0) {
-			*err_r = r == 0 ? ETIMEDOUT : errno;
-			close(fd);
-			return -1;
-		}
-		int soerr = 0;
-		socklen_t slen = sizeof(soerr);
-		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &slen) < 0)
-			soerr = errno;
-		if (soerr != 0) {
-			*err_r = soerr;
+		if (err != 0) {
+			*err_r = err;
 			close(fd);
 			return -1;
 		}
@@ -497,8 +480,12 @@ int conn_connect(const char *host, const char *port, int timeout_ms, struct conn
 		                    : (const void *)&((struct sockaddr_in *)ai->ai_addr)->sin_addr;
 		if (inet_ntop(ai->ai_family, a, addr, sizeof(addr)) == NULL)
 			addr[0] = '\0';
-		fd = connect_one(ai, deadline, &last_err);
-		if (fd >= 0 || last_err == ETIMEDOUT)
+		/* Leave time for the next address in case this one is
+		 * black-holed (say, IPv6 without a route). */
+		int64_t now = now_ms();
+		int64_t until = ai->ai_next != NULL ? now + (deadline - now) / 2 : deadline;
+		fd = connect_one(ai, until, &last_err);
+		if (fd >= 0 || now_ms() >= deadline)
 			break;
 	}
 	if (fd < 0) {
@@ -590,14 +577,11 @@ static SSL_CTX *tls_ctx_new(struct conn *c, const char *ca_file)
 	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_IGNORE_UNEXPECTED_EOF);
 	SSL_CTX_set_read_ahead(ctx, 1);
 	SSL_CTX_set_default_read_buffer_len(ctx, CONN_TLS_READ_BUF);
-	if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
-		set_error(c, "cannot load the system's trusted certificates: %s",
-		          tls_reason(c, 0, ebuf, sizeof(ebuf)));
-		SSL_CTX_free(ctx);
-		return NULL;
-	}
-	if (ca_file != NULL && SSL_CTX_load_verify_locations(ctx, ca_file, NULL) != 1) {
-		set_error(c, "cannot load CA file %s: %s", ca_file,
+	bool system_ok = SSL_CTX_set_default_verify_paths(ctx) == 1;
+	if (!system_ok ||
+	    (ca_file != NULL && SSL_CTX_load_verify_locations(ctx, ca_file, NULL) != 1)) {
+		set_error(c, "cannot load %s%s: %s", system_ok ? "CA file " : "",
+		          system_ok ? ca_file : "the system's trusted certificates",
 		          tls_reason(c, 0, ebuf, sizeof(ebuf)));
 		SSL_CTX_free(ctx);
 		return NULL;
@@ -621,17 +605,13 @@ static int tls_set_peer_identity(struct conn *c, SSL *ssl, const char *host)
 	}
 	if (inet_pton(AF_INET, ip, bin) == 1 || inet_pton(AF_INET6, ip, bin) == 1) {
 		/* No SNI for IP literals (RFC 6066 section 3). */
-		if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), ip) != 1) {
-			set_error(c, "cannot set TLS peer address %s", ip);
-			return -1;
-		}
+		if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), ip) != 1)
+			return set_error(c, "cannot set TLS peer address %s", ip);
 		return 0;
 	}
 	SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-	if (SSL_set_tlsext_host_name(ssl, host) != 1 || SSL_set1_host(ssl, host) != 1) {
-		set_error(c, "cannot set TLS peer name %s", host);
-		return -1;
-	}
+	if (SSL_set_tlsext_host_name(ssl, host) != 1 || SSL_set1_host(ssl, host) != 1)
+		return set_error(c, "cannot set TLS peer name %s", host);
 	return 0;
 }
 
@@ -679,28 +659,20 @@ int conn_start_tls(struct conn *c, const char *host, const char *ca_file, const 
 	*error_r = c->error;
 	if (c->failed)
 		return -1;
-	if (c->ssl != NULL) {
-		set_error(c, "TLS is already active on the connection to %s", c->name);
-		return -1;
-	}
-	if (c->compressed) {
-		set_error(c, "cannot start TLS inside compression on %s", c->name);
-		return -1;
-	}
-	if (host == NULL || !valid_text(host, CONN_HOST_MAX)) {
-		set_error(c, "invalid TLS host name for %s", c->name);
-		return -1;
-	}
+	if (c->ssl != NULL)
+		return set_error(c, "TLS is already active on the connection to %s", c->name);
+	if (c->compressed)
+		return set_error(c, "cannot start TLS inside compression on %s", c->name);
+	if (host == NULL || !valid_text(host, CONN_HOST_MAX))
+		return set_error(c, "invalid TLS host name for %s", c->name);
 	/* Whatever the caller queued belongs to the plaintext phase. */
 	if (send_wbuf(c) < 0 || discard_pre_tls_input(c) < 0)
 		return -1;
 
 	if (c->bio_method == NULL) {
 		c->bio_method = bio_sock_method_new();
-		if (c->bio_method == NULL) {
-			set_error(c, "cannot create TLS socket BIO");
-			return -1;
-		}
+		if (c->bio_method == NULL)
+			return set_error(c, "cannot create TLS socket BIO");
 	}
 	SSL_CTX *ctx = tls_ctx_new(c, ca_file);
 	if (ctx == NULL)
@@ -767,10 +739,9 @@ int conn_start_deflate(struct conn *c, const char **error_r)
 	*error_r = c->error;
 	if (c->failed)
 		return -1;
-	if (c->compressed) {
-		set_error(c, "compression is already active on the connection to %s", c->name);
-		return -1;
-	}
+	if (c->compressed)
+		return set_error(c, "compression is already active on the connection to %s",
+		                 c->name);
 	/* Whatever the caller queued belongs to the uncompressed phase. */
 	if (send_wbuf(c) < 0)
 		return -1;
@@ -867,10 +838,8 @@ ssize_t conn_read(struct conn *c, void *buf, size_t len, const char **error_r)
 	*error_r = c->error;
 	if (c->failed)
 		return -1;
-	if (len == 0) {
-		set_error(c, "conn_read called with an empty buffer");
-		return -1;
-	}
+	if (len == 0)
+		return set_error(c, "conn_read called with an empty buffer");
 	if (c->compressed)
 		return inflate_read(c, buf, len);
 	ssize_t n = transport_read(c, buf, len);
