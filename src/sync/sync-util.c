@@ -238,7 +238,7 @@ int internaldate_parse(const char *s, int64_t *time_r)
 	int y = year - (mon < 2);
 	int era = (y >= 0 ? y : y - 399) / 400;
 	int yoe = y - era * 400;
-	int mp = (mon + 9) % 12;
+	int mp = (mon + 10) % 12; /* mon is 0-based; March is 0 */
 	int doy = (153 * mp + 2) / 5 + day - 1;
 	int doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
 	int64_t days = (int64_t)era * 146097 + doe - 719468;
