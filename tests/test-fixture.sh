@@ -47,7 +47,7 @@ bash "$FX" seed "$WORK/dc" --count 50 --seed 7 2>/dev/null || fail "seed"
 # imaps, verified against the CA: folders and message count.
 "$CTL" "$WORK/dc" list >"$WORK/list" || fail "list over imaps"
 total=$(awk '{ n += $4 } END { print n }' "$WORK/list")
-[ "$total" -ge 45 ] && [ "$total" -le 50 ] || fail "expected ~50 messages, got $total"
+{ [ "$total" -ge 45 ] && [ "$total" -le 50 ]; } || fail "expected ~50 messages, got $total"
 grep -q '^INBOX ' "$WORK/list" || fail "no INBOX in list"
 grep -q '^Archive ' "$WORK/list" || fail "no Archive in list"
 
