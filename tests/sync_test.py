@@ -1,0 +1,422 @@
+#!/usr/bin/env python3
+"""Integration tests of `mailkeep sync` and `export` against a real Dovecot.
+
+Each scenario starts from the fixture (tests/fixture/dovecot.sh), changes the
+account as another client would (imapctl helpers, doveadm), runs the real
+mailkeep binary and compares the hosted store (read with Python's sqlite3)
+with what the server serves (read with Python's imaplib).
+
+usage: sync_test.py [SCENARIO...]   (env MK_BIN: the mailkeep binary)
+"""
+import glob, hashlib, os, re, shutil, socket, sqlite3, subprocess, sys, tempfile, threading, time
+
+SRC = os.environ.get("MK_SRC") or os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.environ.get("MK_BIN") or os.path.join(SRC, "build", "mailkeep")
+FIXTURE = os.path.join(SRC, "tests", "fixture", "dovecot.sh")
+sys.path.insert(0, os.path.join(SRC, "tests", "fixture"))
+import imapctl  # noqa: E402
+
+FLAG_BITS = {"\\Seen": 1, "\\Answered": 2, "\\Flagged": 4, "\\Deleted": 8, "\\Draft": 16}
+failures = []
+
+
+def check(cond, what):
+    if not cond:
+        raise AssertionError(what)
+
+
+class Fixture:
+    def __init__(self, tmp, name, *start_args, count=120):
+        self.dir = os.path.join(tmp, name)
+        out = subprocess.run(["bash", FIXTURE, "start", self.dir, *start_args],
+                             capture_output=True, text=True)
+        check(out.returncode == 0, "fixture start failed: " + out.stderr[-2000:])
+        self.env = imapctl.read_env(self.dir)
+        if count:
+            extras = os.path.join(SRC, "tests", "data", "malformed-*.eml")
+            out = subprocess.run(["bash", FIXTURE, "seed", self.dir, "--count", str(count),
+                                  "--seed", "7", "--extras", extras],
+                                 capture_output=True, text=True)
+            if out.returncode != 0:  # older fixture without --extras
+                out = subprocess.run(["bash", FIXTURE, "seed", self.dir, "--count", str(count),
+                                      "--seed", "7"], capture_output=True, text=True)
+            check(out.returncode == 0, "seed failed: " + out.stderr[-2000:])
+        self.data = os.path.join(tmp, name + "-data")
+        run([BIN, "--data", self.data, "init"])
+
+    def url(self, kind="imaps", host="127.0.0.1"):
+        if kind == "imaps":
+            return "imaps://%s:%s" % (host, self.env["IMAPS_PORT"])
+        if kind == "starttls":
+            return "imap://%s:%s" % (host, self.env["IMAP_PORT"])
+        return "imaps://%s:%s" % (host, self.env["UNTRUSTED_PORT"])
+
+    def sync(self, url=None, expect=0, extra=()):
+        r = run([BIN, "--data", self.data, "sync", "--user", "alice", "--imap", url or self.url(),
+                 "--login", "alice", "--password-file", self.env["PASS_FILE"],
+                 "--ca-file", self.env["CA_FILE"], "--quiet", *extra], expect=expect)
+        return r
+
+    def conn(self):
+        return imapctl.connect(self.dir, "alice", "imaps")
+
+    def doveadm(self, *args):
+        out = subprocess.run(["bash", FIXTURE, "doveadm", self.dir, *args],
+                             capture_output=True, text=True)
+        check(out.returncode == 0, "doveadm %s: %s" % (args, out.stderr))
+
+    def stop(self):
+        subprocess.run(["bash", FIXTURE, "stop", self.dir], capture_output=True)
+
+    # What the server has: {folder: {uid: (flags, keywords, sha256)}}
+    def server_state(self):
+        c = self.conn()
+        state = {}
+        for name in imapctl.folders(c):
+            typ, _ = c.select(imapctl.quote(name), readonly=True)
+            check(typ == "OK", "select " + name)
+            msgs = {}
+            typ, data = c.uid("FETCH", "1:*", "(UID FLAGS BODY.PEEK[])")
+            for item in data:
+                if not isinstance(item, tuple):
+                    continue
+                head = item[0].decode()
+                uid = int(re.search(r"UID (\d+)", head).group(1))
+                fl = re.search(r"FLAGS \(([^)]*)\)", head).group(1).split()
+                bits = sum(FLAG_BITS.get(f, 0) for f in fl)
+                kws = " ".join(sorted(set(f for f in fl if not f.startswith("\\"))))
+                msgs[uid] = (bits, kws, hashlib.sha256(item[1]).hexdigest())
+            state[name] = msgs
+        c.logout()
+        return state
+
+    def store_state(self):
+        db = sqlite3.connect(os.path.join(self.data, "users", "alice", "store.db"))
+        state = {}
+        for mid, name in db.execute("SELECT id, name FROM mailboxes"):
+            msgs = {}
+            for uid, flags, kw, data in db.execute(
+                    "SELECT m.uid, m.flags, m.keywords, b.data FROM messages m "
+                    "JOIN blobs b ON b.id = m.blob_id WHERE m.mailbox_id = ?", (mid,)):
+                msgs[uid] = (flags, kw, hashlib.sha256(data).hexdigest())
+            state[name] = msgs
+        db.close()
+        return state
+
+    def assert_in_sync(self, what):
+        s, h = self.server_state(), self.store_state()
+        check(sorted(s) == sorted(h), "%s: folders differ: server %s hub %s" % (what, sorted(s), sorted(h)))
+        for name in s:
+            if s[name] != h[name]:
+                only_s = set(s[name]) - set(h[name])
+                only_h = set(h[name]) - set(s[name])
+                diff = [u for u in s[name] if u in h[name] and s[name][u] != h[name][u]]
+                raise AssertionError("%s: folder %s differs: missing %s extra %s different %s (%s vs %s)"
+                                     % (what, name, sorted(only_s)[:5], sorted(only_h)[:5], diff[:5],
+                                        [s[name][u] for u in diff[:1]], [h[name][u] for u in diff[:1]]))
+
+
+def run(argv, expect=0, stdin=None):
+    r = subprocess.run(argv, capture_output=True, text=True, input=stdin, timeout=600)
+    if expect is not None and r.returncode != expect:
+        raise AssertionError("%s exited %d (expected %d)\nstdout: %s\nstderr: %s"
+                             % (" ".join(argv[:4]), r.returncode, expect, r.stdout, r.stderr))
+    return r
+
+
+def append(fx, folder, raw, flags=""):
+    c = fx.conn()
+    typ, data = c.append(imapctl.quote(folder), flags or None, None, raw)
+    check(typ == "OK", "append failed")
+    c.logout()
+
+
+# --- scenarios -------------------------------------------------------------
+
+def t_initial_and_incremental(tmp):
+    fx = Fixture(tmp, "inc")
+    try:
+        r = fx.sync()
+        check("QRESYNC" in r.stdout, "tier reported: " + r.stdout)
+        fx.assert_in_sync("initial sync")
+        check(os.stat(fx.data).st_mode & 0o777 == 0o700, "data dir not 0700")
+        db = os.path.join(fx.data, "users", "alice", "store.db")
+        check(os.stat(db).st_mode & 0o777 == 0o600, "store not 0600")
+        # Nothing changed: nothing selected, nothing fetched.
+        r = fx.sync()
+        check("(0 checked)" in r.stdout and "0 new messages" in r.stdout, r.stdout)
+        # New mail, flags and keywords, expunges, folders created/renamed/deleted.
+        c = fx.conn()
+        c.select("INBOX")
+        c.uid("STORE", "1:3", "+FLAGS", "(\\Flagged $Label1 Work)")
+        c.uid("STORE", "4", "-FLAGS", "(\\Seen)")
+        c.uid("STORE", "5,6", "+FLAGS", "(\\Deleted)")
+        c.expunge()
+        c.create("Newbox")
+        c.create("Gone")
+        c.logout()
+        append(fx, "Newbox", b"Subject: new\r\n\r\nhello new folder\r\n", "(\\Seen)")
+        append(fx, "INBOX", b"Subject: fresh\r\nMessage-ID: <fresh@x>\r\n\r\nfresh mail\r\n")
+        fx.sync()
+        fx.assert_in_sync("after changes")
+        c = fx.conn()
+        c.rename("Archive", "Archive2024")
+        c.delete("Gone")
+        c.logout()
+        r = fx.sync()
+        check("~1" in r.stdout and "-1" in r.stdout, "rename/delete not seen as such: " + r.stdout)
+        fx.assert_in_sync("after rename and delete")
+        # Export is byte-exact and servable: compare with the store.
+        out = os.path.join(tmp, "export")
+        run([BIN, "--data", fx.data, "export", "--user", "alice", "--maildir", out])
+        hub = fx.store_state()
+        exported = {}
+        for dp, _, files in os.walk(out):  # glob skips the hidden .Folder dirs
+            for f in files if os.path.basename(dp) == "cur" else ():
+                path = os.path.join(dp, f)
+                exported.setdefault(hashlib.sha256(open(path, "rb").read()).hexdigest(), path)
+        for name, msgs in hub.items():
+            for uid, (flags, kw, h) in msgs.items():
+                check(h in exported, "message %s/%d missing from export" % (name, uid))
+        check(os.path.isdir(os.path.join(out, ".Archive2024", "cur")), "folder layout")
+        # Flags and keywords in the names: UIDs 1-3 of INBOX were flagged with
+        # two keywords, so their names carry F and two keyword letters.
+        names = os.listdir(os.path.join(out, "cur"))
+        check(any(re.search(r":2,F[a-z]{2}S?$", n) or re.search(r":2,FR?S?[a-z]*$", n) for n in names),
+              "flags not in file names: %s" % names[:5])
+        check(os.path.exists(os.path.join(out, "dovecot-keywords")), "dovecot-keywords missing")
+        # Another export into the same place is refused.
+        r = run([BIN, "--data", fx.data, "export", "--user", "alice", "--maildir", out], expect=1)
+        check("not empty" in r.stderr, r.stderr)
+    finally:
+        fx.stop()
+
+
+def t_tiers(tmp):
+    for cap, tier in (("IMAP4rev1 SASL-IR LITERAL+ ID ENABLE IDLE SORT SPECIAL-USE "
+                       "NAMESPACE UIDPLUS LIST-EXTENDED LIST-STATUS ESEARCH CONDSTORE AUTH=PLAIN",
+                       "CONDSTORE"),
+                      ("IMAP4rev1 LITERAL+ AUTH=PLAIN", "plain")):
+        fx = Fixture(tmp, "tier-" + tier, "--capability", cap, count=60)
+        try:
+            r = fx.sync()
+            check(tier in r.stdout, "expected tier %s: %s" % (tier, r.stdout))
+            fx.assert_in_sync(tier + " initial")
+            c = fx.conn()
+            c.select("INBOX")
+            c.uid("STORE", "2", "+FLAGS", "(\\Answered kw1)")
+            c.uid("STORE", "7,8", "+FLAGS", "(\\Deleted)")
+            c.expunge()
+            c.logout()
+            append(fx, "INBOX", b"Subject: t\r\n\r\ntier test\r\n")
+            fx.sync()
+            fx.assert_in_sync(tier + " incremental")
+        finally:
+            fx.stop()
+
+
+def t_uidvalidity(tmp):
+    fx = Fixture(tmp, "uidv", count=80)
+    try:
+        fx.sync()
+        fx.doveadm("mailbox", "update", "-u", "alice", "--uid-validity", "12345", "INBOX")
+        # Dovecot keeps UIDs on a bare UIDVALIDITY bump; renumber them too by
+        # moving the messages away and back, as a server rebuild would.
+        c = fx.conn()
+        c.select("INBOX")
+        c.create("Tmp")
+        c.uid("MOVE", "1:*", "Tmp")
+        c.select("Tmp")
+        c.uid("MOVE", "1:*", "INBOX")
+        c.logout()
+        fx.doveadm("mailbox", "update", "-u", "alice", "--uid-validity", "54321", "INBOX")
+        r = fx.sync()
+        check("0 new messages" in r.stdout and "re-paired" in r.stdout,
+              "UIDVALIDITY change re-downloaded or not re-paired: " + r.stdout)
+        fx.assert_in_sync("after UIDVALIDITY change")
+    finally:
+        fx.stop()
+
+
+class CutProxy:
+    """A loopback relay that cuts the connection after `limit` bytes from
+    the server: a fault a real server cannot be made to produce."""
+
+    def __init__(self, port, limit):
+        self.srv = socket.socket()
+        self.srv.bind(("127.0.0.1", 0))
+        self.srv.listen(4)
+        self.port = self.srv.getsockname()[1]
+        self.backend, self.limit = int(port), limit
+        threading.Thread(target=self.loop, daemon=True).start()
+
+    def loop(self):
+        while True:
+            try:
+                cl, _ = self.srv.accept()
+            except OSError:
+                return
+            be = socket.create_connection(("127.0.0.1", self.backend))
+            threading.Thread(target=self.pump, args=(cl, be, None), daemon=True).start()
+            threading.Thread(target=self.pump, args=(be, cl, self.limit), daemon=True).start()
+
+    def pump(self, a, b, limit):
+        sent = 0
+        try:
+            while True:
+                d = a.recv(65536)
+                if not d:
+                    break
+                if limit is not None and sent + len(d) >= limit:
+                    b.sendall(d[:max(0, limit - sent)])
+                    break
+                b.sendall(d)
+                sent += len(d)
+        except OSError:
+            pass
+        for s in (a, b):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+
+    def close(self):
+        self.srv.close()
+
+
+def t_drop_and_resume(tmp):
+    fx = Fixture(tmp, "drop", count=300)
+    try:
+        proxy = CutProxy(fx.env["IMAPS_PORT"], 2_500_000)
+        r = fx.sync(url="imaps://127.0.0.1:%d" % proxy.port, expect=1)
+        check("closed the connection" in r.stderr or "failed" in r.stderr, r.stderr)
+        partial = sum(len(m) for m in fx.store_state().values())
+        check(partial > 0, "nothing kept from before the drop")
+        proxy.limit = None  # same address (the account's identity), no cut
+        r = fx.sync(url="imaps://127.0.0.1:%d" % proxy.port)
+        proxy.close()
+        fx.assert_in_sync("after resume")
+        total = sum(len(m) for m in fx.store_state().values())
+        check(("%d new messages" % (total - partial)) in r.stdout,
+              "resume fetched again what it had: %s (had %d of %d)" % (r.stdout, partial, total))
+    finally:
+        fx.stop()
+
+
+def t_tls(tmp):
+    fx = Fixture(tmp, "tls", count=20)
+    try:
+        r = fx.sync(url=fx.url("untrusted"), expect=1)
+        check("certificate" in r.stderr, "untrusted cert: " + r.stderr)
+        r = fx.sync(url=fx.url("imaps", host="localhost"), expect=1)
+        check("mismatch" in r.stderr, "wrong host name: " + r.stderr)
+        check(not os.path.exists(os.path.join(fx.data, "users", "alice", "store.db")) or
+              not fx.store_state().get("INBOX"), "data stored over a refused connection")
+        r = fx.sync(url=fx.url("starttls"))
+        fx.assert_in_sync("STARTTLS")
+        # The password never lands in the data directory.
+        pw = open(fx.env["PASS_FILE"], "rb").read()
+        for dp, _, files in os.walk(fx.data):
+            for f in files:
+                path = os.path.join(dp, f)
+                check(pw not in open(path, "rb").read(), "password found in " + path)
+    finally:
+        fx.stop()
+
+
+def t_bad_server(tmp):
+    """A scripted server sending garbage mid-FETCH: clear error, the store
+    keeps what it had, the command exits 1."""
+    fx = Fixture(tmp, "bad", count=10)
+    fx.stop()
+    data = fx.data
+    script = [b"* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=PLAIN] hi\r\n"]
+    # A TLS server is needed (we refuse plaintext): wrap with Python ssl.
+    import ssl
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(os.path.join(fx.dir, "server.pem"), os.path.join(fx.dir, "server.key"))
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    port = srv.getsockname()[1]
+
+    def serve(replies):
+        cl, _ = srv.accept()
+        s = ctx.wrap_socket(cl, server_side=True)
+        f = s.makefile("rb")
+        s.sendall(script[0])
+        while True:
+            line = f.readline()
+            if not line:
+                break
+            tag, cmd = line.split(b" ", 2)[:2]
+            cmd = cmd.strip().upper()
+            body = replies(cmd, line)
+            s.sendall(body.replace(b"TAG", tag))
+            if cmd == b"LOGOUT":
+                break
+        s.close()
+
+    def replies(cmd, line):
+        if cmd == b"AUTHENTICATE":
+            return b"TAG OK [CAPABILITY IMAP4rev1] ok\r\n"
+        if cmd == b"LIST":
+            return b'* LIST () "/" INBOX\r\nTAG OK done\r\n'
+        if cmd == b"STATUS":
+            return b"* STATUS INBOX (MESSAGES 2 UIDNEXT 3 UIDVALIDITY 9)\r\nTAG OK done\r\n"
+        if cmd == b"EXAMINE":
+            return b"* 2 EXISTS\r\n* OK [UIDVALIDITY 9] x\r\n* OK [UIDNEXT 3] x\r\nTAG OK done\r\n"
+        if cmd == b"UID" and b"RFC822.SIZE" in line:
+            return b"* 1 FETCH (UID 1 RFC822.SIZE 5)\r\n* 2 FETCH (UID 2 RFC822.SIZE 5)\r\nTAG OK done\r\n"
+        if cmd == b"UID":
+            return (b'* 1 FETCH (UID 1 FLAGS (\\Seen) INTERNALDATE "01-Jan-2020 00:00:00 +0000" '
+                    b'BODY[] {5}\r\nhello)\r\n* 2 FETCH (UID 2 FLAGS (\\Seen) ((( garbage\x00\r\n')
+        return b"TAG OK done\r\n"
+
+    t = threading.Thread(target=serve, args=(replies,), daemon=True)
+    t.start()
+    r = run([BIN, "--data", data, "sync", "--user", "alice", "--imap",
+             "imaps://127.0.0.1:%d" % port, "--login", "alice", "--password-file",
+             fx.env["PASS_FILE"], "--ca-file", fx.env["CA_FILE"], "--quiet"], expect=1)
+    check("bad response from server" in r.stderr, "garbage not reported clearly: " + r.stderr)
+    db = sqlite3.connect(os.path.join(data, "users", "alice", "store.db"))
+    n = db.execute("SELECT count(*) FROM messages").fetchone()[0]
+    check(n == 1, "message before the garbage not kept (%d)" % n)
+    srv.close()
+
+
+SCENARIOS = {
+    "incremental": t_initial_and_incremental,
+    "tiers": t_tiers,
+    "uidvalidity": t_uidvalidity,
+    "drop": t_drop_and_resume,
+    "tls": t_tls,
+    "bad-server": t_bad_server,
+}
+
+
+def main():
+    names = sys.argv[1:] or list(SCENARIOS)
+    tmp = tempfile.mkdtemp(prefix="mk-sync-test-")
+    os.chmod(tmp, 0o755)
+    passed = 0
+    for n in names:
+        t0 = time.time()
+        try:
+            SCENARIOS[n](tmp)
+            passed += 1
+            print("ok   %s (%.1f s)" % (n, time.time() - t0), flush=True)
+        except Exception as e:  # report and go on with the next scenario
+            failures.append(n)
+            print("FAIL %s: %s" % (n, e), flush=True)
+    if not failures:
+        shutil.rmtree(tmp, ignore_errors=True)
+    else:
+        print("kept %s for inspection" % tmp)
+    print("%d passed, %d failed" % (passed, len(failures)))
+    sys.exit(1 if failures else 0)
+
+
+if __name__ == "__main__":
+    main()
