@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs what mailkeep needs to build, test and benchmark on Debian 12, then
+# builds it into build/. Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PACKAGES=(
+	build-essential cmake pkg-config clang libclang-rt-14-dev
+	libssl-dev libsqlite3-dev libsodium-dev libevent-dev zlib1g-dev
+	libgmime-3.0-dev libjansson-dev libmicrohttpd-dev libcurl4-openssl-dev
+	openssl python3 dovecot-imapd isync time
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+	echo "setup: installing ${missing[*]}"
+	SUDO=""
+	[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+	$SUDO apt-get update -q
+	# Dovecot's package scripts try to start the system service; the tests
+	# start their own instances, so keep the system one from starting.
+	DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 $SUDO apt-get install -y -q --no-install-recommends \
+		"${missing[@]}"
+fi
+
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build -j"$(nproc)"
