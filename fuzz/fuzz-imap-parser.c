@@ -15,12 +15,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define REQUIRE(cond)                                                                      \
-	do {                                                                               \
-		if (!(cond)) {                                                             \
-			fprintf(stderr, "%s:%d: %s\n", __FILE__, __LINE__, #cond);         \
-			abort();                                                           \
-		}                                                                          \
+#define REQUIRE(cond)                                                                              \
+	do {                                                                                       \
+		if (!(cond)) {                                                                     \
+			fprintf(stderr, "%s:%d: %s\n", __FILE__, __LINE__, #cond);                 \
+			abort();                                                                   \
+		}                                                                                  \
 	} while (0)
 
 static void dump_bytes(struct buf *o, const char *s, size_t len)
@@ -35,7 +35,7 @@ static void dump_bytes(struct buf *o, const char *s, size_t len)
 }
 
 static void dump_args(struct buf *o, const struct imap_arg *a, unsigned depth,
-		      const struct imap_parser_limits *lim, unsigned *count)
+                      const struct imap_parser_limits *lim, unsigned *count)
 {
 	for (; a != NULL; a = a->next) {
 		REQUIRE(++*count <= lim->max_args);
@@ -43,7 +43,8 @@ static void dump_args(struct buf *o, const struct imap_arg *a, unsigned depth,
 		case IMAP_ARG_ATOM:
 		case IMAP_ARG_STRING:
 			REQUIRE(a->str != NULL && a->str[a->len] == '\0');
-			REQUIRE(a->type == IMAP_ARG_STRING || (a->len > 0 && strlen(a->str) == a->len));
+			REQUIRE(a->type == IMAP_ARG_STRING ||
+			        (a->len > 0 && strlen(a->str) == a->len));
 			REQUIRE(a->len <= lim->max_line);
 			REQUIRE(buf_append_str(o, a->type == IMAP_ARG_ATOM ? "A'" : "S'") == 0);
 			dump_bytes(o, a->str, a->len);
@@ -62,7 +63,7 @@ static void dump_args(struct buf *o, const struct imap_arg *a, unsigned depth,
 		case IMAP_ARG_LITERAL_STREAM:
 			REQUIRE(a->str == NULL && a->literal_size <= lim->max_literal);
 			REQUIRE(buf_printf(o, "%s{%" PRIu64 "}", a->literal8 ? "~" : "",
-					   a->literal_size) == 0);
+			                   a->literal_size) == 0);
 			break;
 		default:
 			REQUIRE(!"bad arg type");
@@ -72,7 +73,7 @@ static void dump_args(struct buf *o, const struct imap_arg *a, unsigned depth,
 }
 
 static void dump_response(struct buf *o, const struct imap_response *r,
-			  const struct imap_parser_limits *lim)
+                          const struct imap_parser_limits *lim)
 {
 	unsigned count = 0;
 	REQUIRE(r != NULL && r->tag != NULL);
@@ -94,7 +95,7 @@ static void dump_response(struct buf *o, const struct imap_response *r,
 /* Feeds data in chunks: step 0 means all at once, otherwise chunk sizes
  * come from a small PRNG seeded with seed (1..max_step bytes). */
 static void run(const struct imap_parser_limits *lim, const uint8_t *data, size_t len,
-		unsigned seed, unsigned max_step, struct buf *o)
+                unsigned seed, unsigned max_step, struct buf *o)
 {
 	struct imap_parser *p = imap_parser_create(lim);
 	REQUIRE(p != NULL);
@@ -131,7 +132,7 @@ static void run(const struct imap_parser_limits *lim, const uint8_t *data, size_
 		size_t consumed = SIZE_MAX;
 		const char *error = NULL;
 		enum imap_parse_result r =
-			imap_parser_feed(p, data + pos, arrived - pos, &consumed, &error);
+		    imap_parser_feed(p, data + pos, arrived - pos, &consumed, &error);
 		if (r == IMAP_PARSE_ERROR) {
 			REQUIRE(error != NULL);
 			REQUIRE(buf_printf(o, "ERROR %s\n", error) == 0);
@@ -165,11 +166,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size < 2)
 		return 0;
 	struct imap_parser_limits lim = {
-		.max_line = 16 + (data[0] & 0x0f) * 24,
-		.inline_literal_max = (data[0] >> 4) * 3,
-		.max_literal = 4096,
-		.max_depth = 1 + (data[1] & 0x07),
-		.max_args = 4 + (data[1] >> 3) * 3,
+	    .max_line = 16 + (data[0] & 0x0f) * 24,
+	    .inline_literal_max = (data[0] >> 4) * 3,
+	    .max_literal = 4096,
+	    .max_depth = 1 + (data[1] & 0x07),
+	    .max_args = 4 + (data[1] >> 3) * 3,
 	};
 	unsigned seed = data[0] | (unsigned)data[1] << 8;
 	data += 2;
@@ -190,7 +191,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (whole.len != split.len ||
 		    memcmp(buf_str(&whole), buf_str(&split), whole.len) != 0) {
 			fprintf(stderr, "whole:\n%s\nbytewise:\n%s\n", buf_str(&whole),
-				buf_str(&split));
+			        buf_str(&split));
 			abort();
 		}
 	}

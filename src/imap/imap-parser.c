@@ -239,7 +239,7 @@ static int node_add(struct imap_parser *p, enum imap_arg_type type, size_t str_o
 	return 0;
 }
 
-static void response_clear(struct imap_parser *p)
+void imap_parser_reset(struct imap_parser *p)
 {
 	p->state = ST_START;
 	p->error = NULL;
@@ -268,7 +268,7 @@ struct imap_parser *imap_parser_create(const struct imap_parser_limits *limits)
 		free(p);
 		return NULL;
 	}
-	response_clear(p);
+	imap_parser_reset(p);
 	return p;
 }
 
@@ -282,11 +282,6 @@ void imap_parser_free(struct imap_parser **pp)
 	free(p->levels);
 	free(p);
 	*pp = NULL;
-}
-
-void imap_parser_reset(struct imap_parser *p)
-{
-	response_clear(p);
 }
 
 static const char *arena_str(const struct imap_parser *p, size_t off)
@@ -366,16 +361,12 @@ static bool is_tag_char(unsigned char c)
 
 static enum imap_resp_status status_word(const char *s, size_t len)
 {
-	static const struct {
-		const char *word;
-		enum imap_resp_status status;
-	} words[] = {
-	    {"OK", IMAP_STATUS_OK},   {"NO", IMAP_STATUS_NO},           {"BAD", IMAP_STATUS_BAD},
-	    {"BYE", IMAP_STATUS_BYE}, {"PREAUTH", IMAP_STATUS_PREAUTH},
-	};
-	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
-		if (ascii_eq_nocase(s, len, words[i].word))
-			return words[i].status;
+	/* Indexed by enum imap_resp_status, whose order the header fixes. */
+	_Static_assert(IMAP_STATUS_OK == 1 && IMAP_STATUS_PREAUTH == 5, "status order");
+	static const char *const words[] = {NULL, "OK", "NO", "BAD", "BYE", "PREAUTH"};
+	for (int i = IMAP_STATUS_OK; i <= IMAP_STATUS_PREAUTH; i++) {
+		if (ascii_eq_nocase(s, len, words[i]))
+			return (enum imap_resp_status)i;
 	}
 	return IMAP_STATUS_NONE;
 }
@@ -797,7 +788,7 @@ enum imap_parse_result imap_parser_feed(struct imap_parser *p, const unsigned ch
 		return IMAP_PARSE_ERROR;
 	}
 	if (p->state == ST_DONE)
-		response_clear(p);
+		imap_parser_reset(p);
 
 	size_t i = 0;
 	while (i < len) {
