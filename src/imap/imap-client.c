@@ -16,6 +16,7 @@
 #define IMAP_CLIENT_INBUF (256 * 1024)
 #define IMAP_CLIENT_MAX_CMD (64 * 1024)
 #define IMAP_CLIENT_MAX_CAPS (16 * 1024)
+#define IMAP_CLIENT_DONE_TAGS 16
 
 enum imap_client_state {
 	IMAP_CLIENT_NOT_AUTHENTICATED,
@@ -38,6 +39,10 @@ struct imap_client {
 	char tag[16];
 	struct imap_literal_sink sink;
 	bool have_sink;
+	/* Tagged OKs that arrived while waiting for another tag: responses to
+	 * pipelined commands may complete out of order. */
+	char done_tags[IMAP_CLIENT_DONE_TAGS][16];
+	unsigned done_next;
 	char error[512];
 };
 
@@ -225,9 +230,23 @@ static int client_common_untagged(struct imap_client *c, const struct imap_respo
 	return 0;
 }
 
+/* Was tag completed with OK earlier (and not yet claimed)? Claims it. */
+static bool client_claim_done(struct imap_client *c, const char *tag)
+{
+	for (unsigned i = 0; i < IMAP_CLIENT_DONE_TAGS; i++) {
+		if (strcmp(c->done_tags[i], tag) == 0) {
+			c->done_tags[i][0] = '\0';
+			return true;
+		}
+	}
+	return false;
+}
+
 int imap_client_wait(struct imap_client *c, const char *tag, imap_untagged_fn *fn, void *ctx,
 		     const char **error_r)
 {
+	if (client_claim_done(c, tag))
+		return 0;
 	for (;;) {
 		const struct imap_response *resp;
 		if (client_read(c, &resp, error_r) < 0)
@@ -246,8 +265,13 @@ int imap_client_wait(struct imap_client *c, const char *tag, imap_untagged_fn *f
 		char text[200];
 		sanitize(text, sizeof(text), resp->text);
 		if (strcmp(resp->tag, tag) != 0) {
-			if (resp->status == IMAP_STATUS_OK)
-				continue; /* an earlier pipelined command we did not wait for */
+			if (resp->status == IMAP_STATUS_OK) {
+				/* Another pipelined command finished first. */
+				snprintf(c->done_tags[c->done_next], sizeof(c->done_tags[0]), "%s",
+					 resp->tag);
+				c->done_next = (c->done_next + 1) % IMAP_CLIENT_DONE_TAGS;
+				continue;
+			}
 			return client_fail(c, error_r, "%s: pipelined command %s failed: %s",
 					   c->host, resp->tag, text);
 		}

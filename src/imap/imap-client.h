@@ -92,7 +92,9 @@ struct buf *imap_client_cmd(struct imap_client *c, const char *name, const char 
 int imap_client_send(struct imap_client *c, const char **tag_r, const char **error_r);
 /* Read responses, passing untagged ones to fn (may be NULL), until the
  * tagged completion of tag. Tagged completions of other pipelined commands
- * seen on the way are an error unless they are OK. */
+ * seen on the way are an error unless they are OK; OKs are remembered (the
+ * last 16), so waiting later for a command that already finished returns at
+ * once: pipelined commands may complete out of order. */
 int imap_client_wait(struct imap_client *c, const char *tag, imap_untagged_fn *fn, void *ctx,
 		     const char **error_r);
 /* Send the command in the buffer and wait for it. */

@@ -482,6 +482,32 @@ static int store_inline_body(struct sync_ctx *ctx, const struct imap_arg *body, 
 	return 0;
 }
 
+/* Record that uid arrived; everything below the first missing one of the
+ * fetch list is stored, which is what a checkpoint records. */
+static int fetch_mark_done(struct sync_ctx *ctx, uint32_t uid)
+{
+	const struct uidvec *v = ctx->fetch_list;
+	size_t lo = 0, hi = v != NULL ? v->count : 0;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (v->uids[mid] < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (v == NULL || lo == v->count || v->uids[lo] != uid)
+		return sync_fail(ctx, "%s: server sent UID %u, which was not asked for",
+				 ctx->sel.folder->name, uid);
+	if (ctx->fetch_done[lo])
+		return sync_fail(ctx, "%s: server sent UID %u twice", ctx->sel.folder->name, uid);
+	ctx->fetch_done[lo] = true;
+	while (ctx->fetch_low < v->count && ctx->fetch_done[ctx->fetch_low])
+		ctx->fetch_low++;
+	ctx->sel.stored_uidnext = ctx->fetch_low < v->count ? v->uids[ctx->fetch_low]
+							     : v->uids[v->count - 1] + 1;
+	return 0;
+}
+
 /* A FETCH with a body: store the message. */
 static int message_untagged(void *context, const struct imap_response *resp, const char **error_r)
 {
@@ -504,8 +530,8 @@ static int message_untagged(void *context, const struct imap_response *resp, con
 		sync_fail(ctx, "%s: bad FLAGS for UID %u", folder, uid);
 	else if (datestr == NULL || internaldate_parse(datestr, &date) < 0)
 		sync_fail(ctx, "%s: bad INTERNALDATE for UID %u", folder, uid);
-	else if (uid < ctx->sel.stored_uidnext)
-		sync_fail(ctx, "%s: server sent UID %u again", folder, uid);
+	else if (fetch_mark_done(ctx, uid) < 0)
+		; /* error set */
 	else
 		r = 0;
 	if (r == 0) {
@@ -526,7 +552,6 @@ static int message_untagged(void *context, const struct imap_response *resp, con
 		return -1;
 	}
 	uint64_t size = body->type == IMAP_ARG_STRING ? body->len : body->literal_size;
-	ctx->sel.stored_uidnext = uid + 1;
 	ctx->stats->new_messages++;
 	ctx->stats->new_bytes += size;
 	ctx->progress.msgs_done++;
@@ -551,6 +576,13 @@ static int fetch_messages(struct sync_ctx *ctx, const struct uidvec *v)
 	struct imap_literal_sink sink = {body_begin, body_data, body_end, ctx};
 	struct buf set;
 	buf_init(&set, 32 * 1024);
+	if (v->count == 0)
+		return 0;
+	ctx->fetch_done = calloc(v->count, sizeof(*ctx->fetch_done));
+	if (ctx->fetch_done == NULL)
+		return sync_fail(ctx, "out of memory");
+	ctx->fetch_list = v;
+	ctx->fetch_low = 0;
 	imap_client_set_literal_sink(ctx->client, &sink);
 	while (r == 0 && (next < v->count || inflight > 0)) {
 		while (next < v->count && inflight < FETCH_PIPELINE) {
@@ -588,6 +620,9 @@ static int fetch_messages(struct sync_ctx *ctx, const struct uidvec *v)
 	imap_client_set_literal_sink(ctx->client, NULL);
 	store_blob_abort(&ctx->writer);
 	buf_free(&set);
+	free(ctx->fetch_done);
+	ctx->fetch_done = NULL;
+	ctx->fetch_list = NULL;
 	report_progress(ctx, true);
 	return r;
 }

@@ -89,6 +89,14 @@ struct sync_ctx {
 		uint32_t stored_uidnext;
 	} sel;
 
+	/* The messages being fetched (ascending UIDs), which of them arrived,
+	 * and the first that has not: responses to pipelined FETCH commands
+	 * may interleave (Dovecot runs them in parallel), so arrival order is
+	 * not UID order. */
+	const struct uidvec *fetch_list;
+	bool *fetch_done;
+	size_t fetch_low;
+
 	/* Streaming of message bodies. */
 	struct store_blob_writer *writer;
 	int64_t streamed_blob;
