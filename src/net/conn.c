@@ -34,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -561,6 +562,25 @@ static int discard_pre_tls_input(struct conn *c)
 	}
 }
 
+/*
+ * The system's trust anchors. The hashed certificate directory is looked up
+ * lazily (only the issuers a chain needs are read), where loading the whole
+ * bundle file, as SSL_CTX_set_default_verify_paths() does, costs tens of
+ * milliseconds per connection. The directory is SSL_CERT_DIR or OpenSSL's
+ * default; only without one are the default paths (SSL_CERT_FILE, the
+ * bundle) used. Extra anchors come from --ca-file.
+ */
+static bool tls_load_system_trust(SSL_CTX *ctx)
+{
+	const char *dir = getenv(X509_get_default_cert_dir_env());
+	struct stat st;
+	if (dir == NULL)
+		dir = X509_get_default_cert_dir();
+	if (stat(dir, &st) == 0 && S_ISDIR(st.st_mode))
+		return SSL_CTX_load_verify_dir(ctx, dir) == 1;
+	return SSL_CTX_set_default_verify_paths(ctx) == 1;
+}
+
 static SSL_CTX *tls_ctx_new(struct conn *c, const char *ca_file)
 {
 	char ebuf[160];
@@ -577,7 +597,7 @@ static SSL_CTX *tls_ctx_new(struct conn *c, const char *ca_file)
 	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_IGNORE_UNEXPECTED_EOF);
 	SSL_CTX_set_read_ahead(ctx, 1);
 	SSL_CTX_set_default_read_buffer_len(ctx, CONN_TLS_READ_BUF);
-	bool system_ok = SSL_CTX_set_default_verify_paths(ctx) == 1;
+	bool system_ok = tls_load_system_trust(ctx);
 	if (!system_ok ||
 	    (ca_file != NULL && SSL_CTX_load_verify_locations(ctx, ca_file, NULL) != 1)) {
 		set_error(c, "cannot load %s%s: %s", system_ok ? "CA file " : "",
