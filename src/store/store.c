@@ -133,7 +133,7 @@ static const char schema_sql[] =
 struct store {
 	sqlite3 *db;
 	sqlite3_stmt *stmt[ST_COUNT];
-	uint64_t modseq;
+	uint64_t modseq, modseq_at_begin;
 	bool in_txn;
 	char error[512];
 };
@@ -283,15 +283,19 @@ int store_begin(struct store *s, const char **error_r)
 		return -1;
 	}
 	s->modseq = (uint64_t)sqlite3_column_int64(st, 0);
+	s->modseq_at_begin = s->modseq;
 	sqlite3_reset(st);
 	return 0;
 }
 
 int store_commit(struct store *s, const char **error_r)
 {
+	/* Unchanged counter: nothing to write, and a transaction that wrote
+	 * nothing commits without touching the disk. */
 	sqlite3_stmt *st = stmt_get(s, ST_SET_MODSEQ);
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)s->modseq);
-	if (stmt_done(s, st, "write change counter", error_r) < 0 ||
+	if ((s->modseq != s->modseq_at_begin &&
+	     stmt_done(s, st, "write change counter", error_r) < 0) ||
 	    stmt_done(s, stmt_get(s, ST_COMMIT), "commit", error_r) < 0) {
 		store_rollback(s);
 		return -1;
