@@ -7,6 +7,7 @@
 
 #include "cli.h"
 #include "imap/imap-client.h"
+#include "imap/imap-url.h"
 #include "store/store.h"
 #include "sync/sync.h"
 
@@ -37,54 +38,6 @@ static void sync_usage(FILE *f)
 		"Ends with a one-line summary. Exit status 0 when everything was synced, 1 when\n"
 		"something failed (what was stored stays; the next sync resumes), 2 on a bad\n"
 		"command line.\n");
-}
-
-/* imap[s]://host[:port][/] -> host, port, security. IPv6 as [addr]. */
-static int parse_imap_url(const char *url, char *host, size_t hostsize, char *port,
-			  size_t portsize, enum imap_security *sec_r)
-{
-	const char *p;
-	if (strncmp(url, "imaps://", 8) == 0) {
-		*sec_r = IMAP_SECURITY_TLS;
-		p = url + 8;
-		snprintf(port, portsize, "993");
-	} else if (strncmp(url, "imap://", 7) == 0) {
-		*sec_r = IMAP_SECURITY_STARTTLS;
-		p = url + 7;
-		snprintf(port, portsize, "143");
-	} else {
-		return -1;
-	}
-	const char *hend;
-	if (*p == '[') {
-		hend = strchr(p, ']');
-		if (hend == NULL)
-			return -1;
-		p++;
-	} else {
-		hend = p + strcspn(p, ":/");
-	}
-	size_t hlen = (size_t)(hend - p);
-	if (hlen == 0 || hlen >= hostsize)
-		return -1;
-	memcpy(host, p, hlen);
-	host[hlen] = '\0';
-	for (size_t i = 0; i < hlen; i++)
-		if ((unsigned char)host[i] <= ' ' || host[i] == '@')
-			return -1;
-	p = hend + (*hend == ']');
-	if (*p == ':') {
-		p++;
-		size_t plen = strspn(p, "0123456789");
-		if (plen == 0 || plen > 5 || plen >= portsize || atoi(p) > 65535 || atoi(p) == 0)
-			return -1;
-		memcpy(port, p, plen);
-		port[plen] = '\0';
-		p += plen;
-	}
-	if (*p == '/')
-		p++;
-	return *p == '\0' ? 0 : -1;
 }
 
 static double wall_now(void)
@@ -165,7 +118,7 @@ int cmd_sync(struct cli *cli, int argc, char **argv)
 	struct imap_client_settings set = {.ca_file = ca,
 					   .timeout_ms = SYNC_TIMEOUT_MS,
 					   .compress = compress};
-	if (parse_imap_url(url, host, sizeof(host), port, sizeof(port), &set.security) < 0) {
+	if (imap_url_parse(url, host, sizeof(host), port, sizeof(port), &set.security) < 0) {
 		cli_error("bad --imap URL '%s': use imaps://host[:port] or imap://host[:port]",
 			  url);
 		return EXIT_USAGE;

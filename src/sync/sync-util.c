@@ -119,7 +119,7 @@ int uidvec_parse_set(struct uidvec *v, const char *set, size_t max_uids)
 		for (uint64_t u = a; u <= b; u++)
 			if (uidvec_add(v, (uint32_t)u) < 0)
 				return -1;
-		if (*p == ',')
+		if (*p == ',' && p[1] != '\0')
 			p++;
 		else if (*p != '\0')
 			return -1;

@@ -1,0 +1,184 @@
+/* Unit tests of the hosted store on a real SQLite database. */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "store/store.h"
+#include "test.h"
+
+static char dir[64], path[128];
+
+static int64_t add_blob(struct store *s, const char *data, size_t len, size_t chunk)
+{
+	struct store_blob_writer *w;
+	const char *err;
+	int64_t id = 0;
+	CHECK(store_blob_begin(s, len, &w, &err) == 0);
+	for (size_t off = 0; off < len; off += chunk)
+		CHECK(store_blob_write(w, data + off, len - off < chunk ? len - off : chunk, &err) ==
+		      0);
+	CHECK(store_blob_finish(&w, &id, &err) == 0);
+	CHECK(w == NULL);
+	return id;
+}
+
+static void test_blobs_and_messages(void)
+{
+	struct store *s;
+	const char *err;
+	CHECK(store_open(path, &s, &err) == 0);
+	struct stat st;
+	CHECK(stat(path, &st) == 0 && (st.st_mode & 0777) == 0600);
+	CHECK(store_begin(s, &err) == 0);
+	int64_t acct, inbox, arch;
+	CHECK(store_account_ensure(s, "imaps://h alice", &acct, &err) == 0);
+	int64_t again;
+	CHECK(store_account_ensure(s, "imaps://h alice", &again, &err) == 0 && again == acct);
+	uint64_t m0 = store_modseq(s);
+	CHECK(store_mailbox_create(s, acct, "INBOX", '/', "Inbox", &inbox, &err) == 0);
+	CHECK(store_mailbox_create(s, acct, "Archive", '/', NULL, &arch, &err) == 0);
+	CHECK(store_modseq(s) == m0 + 2);
+
+	/* Streamed in odd chunks, byte-exact, NUL and 8-bit included. */
+	char msg[70000];
+	for (size_t i = 0; i < sizeof(msg); i++)
+		msg[i] = (char)(i * 7 + (i >> 9));
+	int64_t b1 = add_blob(s, msg, sizeof(msg), 333);
+	char back[sizeof(msg)];
+	CHECK(store_blob_read(s, b1, 0, back, sizeof(back), &err) == 0);
+	CHECK(memcmp(back, msg, sizeof(msg)) == 0);
+	/* The same content again is stored once. */
+	int64_t b2 = add_blob(s, msg, sizeof(msg), 65536);
+	CHECK(b2 == b1);
+	int64_t empty = add_blob(s, "", 0, 1);
+	CHECK(empty != b1);
+
+	/* Wrong sizes are refused. */
+	struct store_blob_writer *w;
+	CHECK(store_blob_begin(s, 3, &w, &err) == 0);
+	CHECK(store_blob_write(w, "abcd", 4, &err) < 0);
+	CHECK(store_blob_finish(&w, &b2, &err) < 0 && w == NULL);
+
+	CHECK(store_message_add(s, inbox, 5, b1, STORE_FLAG_SEEN, "$A", 1000, &err) == 0);
+	CHECK(store_message_add(s, arch, 9, b1, 0, "", 2000, &err) == 0);
+	uint64_t blobs, msgs, bytes;
+	CHECK(store_counts(s, &msgs, &blobs, &bytes, &err) == 0);
+	CHECK(msgs == 2 && blobs == 2 && bytes == sizeof(msg));
+
+	/* Unchanged flags do not bump the change counter; changed ones do. */
+	uint64_t m1 = store_modseq(s);
+	CHECK(store_message_set_flags(s, inbox, 5, STORE_FLAG_SEEN, "$A", &err) == 0);
+	CHECK(store_modseq(s) == m1);
+	CHECK(store_message_set_flags(s, inbox, 5, STORE_FLAG_FLAGGED, "$B", &err) == 0);
+	CHECK(store_modseq(s) == m1 + 1);
+	CHECK(store_message_set_flags(s, inbox, 77, 0, "", &err) == 0); /* unknown: no-op */
+	CHECK(store_modseq(s) == m1 + 1);
+	CHECK(store_commit(s, &err) == 0);
+	store_close(&s);
+	CHECK(s == NULL);
+
+	/* Reopened: everything is there, the counter survived. */
+	CHECK(store_open(path, &s, &err) == 0);
+	CHECK(store_begin(s, &err) == 0);
+	CHECK(store_modseq(s) == m1 + 1);
+	struct store_iter *it;
+	struct store_msg m;
+	CHECK(store_iter_init(s, inbox, &it, &err) == 0);
+	CHECK(store_iter_next(it, &m));
+	CHECK(m.uid == 5 && m.flags == STORE_FLAG_FLAGGED && strcmp(m.keywords, "$B") == 0 &&
+	      m.size == sizeof(msg) && m.internaldate == 1000);
+	CHECK(!store_iter_next(it, &m));
+	CHECK(store_iter_deinit(&it, &err) == 0);
+
+	/* Expunging one copy keeps the shared bytes; the last copy frees them. */
+	CHECK(store_message_expunge(s, inbox, 5, &err) == 0);
+	CHECK(store_counts(s, &msgs, &blobs, &bytes, &err) == 0 && msgs == 1 && blobs == 2);
+	CHECK(store_mailbox_delete(s, arch, &err) == 0);
+	CHECK(store_counts(s, &msgs, &blobs, &bytes, &err) == 0 && msgs == 0 && blobs == 1);
+	CHECK(store_commit(s, &err) == 0);
+	store_close(&s);
+}
+
+static void test_repairing(void)
+{
+	struct store *s;
+	const char *err;
+	int64_t acct, box;
+	CHECK(store_open(path, &s, &err) == 0);
+	CHECK(store_begin(s, &err) == 0);
+	CHECK(store_account_ensure(s, "k2", &acct, &err) == 0);
+	CHECK(store_mailbox_create(s, acct, "R", '.', NULL, &box, &err) == 0);
+	int64_t a = add_blob(s, "aaa", 3, 3), b = add_blob(s, "bbb", 3, 3),
+		c = add_blob(s, "ccc", 3, 3);
+	CHECK(store_message_add(s, box, 1, a, 0, "", 0, &err) == 0);
+	CHECK(store_message_add(s, box, 2, b, 0, "", 0, &err) == 0);
+	CHECK(store_message_add(s, box, 3, c, 0, "", 0, &err) == 0);
+	/* New numbering that swaps 1 and 2 (would collide without the stash). */
+	CHECK(store_mailbox_stash_uids(s, box, &err) == 0);
+	CHECK(store_message_set_uid(s, box, 1, 2, &err) == 0);
+	CHECK(store_message_set_uid(s, box, 2, 1, &err) == 0);
+	CHECK(store_mailbox_drop_stashed(s, box, &err) == 0); /* 3 is gone */
+	uint32_t *uids;
+	size_t n;
+	CHECK(store_mailbox_uids(s, box, &uids, &n, &err) == 0);
+	CHECK(n == 2 && uids[0] == 1 && uids[1] == 2);
+	free(uids);
+	char buf[3];
+	struct store_iter *it;
+	struct store_msg m;
+	CHECK(store_iter_init(s, box, &it, &err) == 0);
+	CHECK(store_iter_next(it, &m) && m.uid == 1);
+	CHECK(store_blob_read(s, m.blob_id, 0, buf, 3, &err) == 0 && memcmp(buf, "bbb", 3) == 0);
+	CHECK(store_iter_deinit(&it, &err) == 0);
+	uint32_t count;
+	CHECK(store_mailbox_count(s, box, &count, &err) == 0 && count == 2);
+	CHECK(store_mailbox_set_state(s, box, 77, 10, 12345, &err) == 0);
+	CHECK(store_mailbox_rename(s, box, "R2", '/', &err) == 0);
+	CHECK(store_commit(s, &err) == 0);
+	struct store_mailbox *boxes;
+	size_t nb;
+	CHECK(store_mailboxes(s, acct, &boxes, &nb, &err) == 0);
+	CHECK(nb == 1 && strcmp(boxes[0].name, "R2") == 0 && boxes[0].delim == '/' &&
+	      boxes[0].uidvalidity == 77 && boxes[0].uidnext == 10 &&
+	      boxes[0].highestmodseq == 12345);
+	store_mailboxes_free(&boxes, nb);
+	/* A rolled back transaction leaves nothing behind. */
+	CHECK(store_begin(s, &err) == 0);
+	uint64_t before = store_modseq(s);
+	CHECK(store_mailbox_create(s, acct, "Tmp", 0, NULL, &box, &err) == 0);
+	store_rollback(s);
+	CHECK(store_begin(s, &err) == 0 && store_modseq(s) == before);
+	store_rollback(s);
+	store_close(&s);
+}
+
+static void test_bad_files(void)
+{
+	struct store *s = NULL;
+	const char *err;
+	char bad[160];
+	snprintf(bad, sizeof(bad), "%s/garbage.db", dir);
+	FILE *f = fopen(bad, "w");
+	fputs("this is not an SQLite database, just junk bytes ............................", f);
+	fclose(f);
+	CHECK(store_open(bad, &s, &err) < 0 && s == NULL);
+	CHECK(strstr(err, "garbage.db") != NULL);
+	CHECK(store_open("/nonexistent-dir/x.db", &s, &err) < 0);
+}
+
+int main(void)
+{
+	snprintf(dir, sizeof(dir), "/tmp/mk-test-store-XXXXXX");
+	if (mkdtemp(dir) == NULL)
+		return 1;
+	snprintf(path, sizeof(path), "%s/store.db", dir);
+	test_blobs_and_messages();
+	test_repairing();
+	test_bad_files();
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	if (system(cmd) != 0)
+		return 1;
+	TEST_DONE("test-store");
+}
