@@ -386,6 +386,191 @@ def t_bad_server(tmp):
     srv.close()
 
 
+class FakeServer:
+    """A scripted IMAP server over TLS (the fixture's certificate) holding
+    folders in memory, for faults a real server cannot be made to produce:
+    a folder list or UID listing that comes back short once."""
+
+    def __init__(self, fx, folders, caps="IMAP4rev1 SASL-IR AUTH=PLAIN"):
+        import ssl
+        self.folders = folders            # name -> {uid: bytes}
+        self.caps = caps
+        self.list_hook = None             # fn(call_no, names) -> names
+        self.fetch_flags_hook = None      # fn(folder, uids) -> uids
+        self.list_calls = 0
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(os.path.join(fx.dir, "server.pem"),
+                                 os.path.join(fx.dir, "server.key"))
+        self.srv = socket.socket()
+        self.srv.bind(("127.0.0.1", 0))
+        self.srv.listen(4)
+        self.port = self.srv.getsockname()[1]
+        threading.Thread(target=self.loop, daemon=True).start()
+
+    def loop(self):
+        while True:
+            try:
+                cl, _ = self.srv.accept()
+            except OSError:
+                return
+            try:
+                self.session(self.ctx.wrap_socket(cl, server_side=True))
+            except (OSError, ValueError):
+                pass
+
+    @staticmethod
+    def uidset(spec, uids):
+        out = set()
+        for part in spec.split(","):
+            a, _, b = part.partition(":")
+            hi = max(uids) if uids else 0
+            lo_v = hi if a == "*" else int(a)
+            hi_v = lo_v if not b else (hi if b == "*" else int(b))
+            lo_v, hi_v = min(lo_v, hi_v), max(lo_v, hi_v)
+            out |= {u for u in uids if lo_v <= u <= hi_v}
+        return sorted(out)
+
+    def session(self, s):
+        f = s.makefile("rb")
+        s.sendall(b"* OK [CAPABILITY %s] fake\r\n" % self.caps.encode())
+        sel = None
+        while True:
+            line = f.readline()
+            if not line:
+                return
+            words = line.decode().strip().split(" ")
+            tag, cmd = words[0], words[1].upper()
+            out = []
+            if cmd == "AUTHENTICATE" or cmd == "LOGIN":
+                out.append("%s OK [CAPABILITY %s] in" % (tag, self.caps))
+            elif cmd == "CAPABILITY":
+                out += ["* CAPABILITY " + self.caps, tag + " OK"]
+            elif cmd == "LIST":
+                self.list_calls += 1
+                names = sorted(self.folders)
+                if self.list_hook:
+                    names = self.list_hook(self.list_calls, names)
+                out += ['* LIST () "/" "%s"' % n for n in names] + [tag + " OK"]
+            elif cmd == "STATUS":
+                n = words[2].strip('"')
+                uids = sorted(self.folders.get(n, {}))
+                out += ['* STATUS "%s" (MESSAGES %d UIDNEXT %d UIDVALIDITY 7)'
+                        % (n, len(uids), (max(uids) if uids else 0) + 1), tag + " OK"]
+            elif cmd in ("EXAMINE", "SELECT"):
+                sel = words[2].strip('"')
+                uids = sorted(self.folders[sel])
+                out += ["* %d EXISTS" % len(uids), "* OK [UIDVALIDITY 7] v",
+                        "* OK [UIDNEXT %d] n" % ((max(uids) if uids else 0) + 1), tag + " OK"]
+            elif cmd == "UID" and words[2].upper() == "SEARCH":
+                uids = sorted(self.folders[sel])
+                rng = words[-1]
+                out += ["* SEARCH " + " ".join(str(u) for u in self.uidset(rng, uids)), tag + " OK"]
+            elif cmd == "UID" and words[2].upper() == "FETCH":
+                box = self.folders[sel]
+                uids = self.uidset(words[3], sorted(box))
+                items = " ".join(words[4:])
+                if "BODY.PEEK[]" in items:
+                    data = b""
+                    for u in uids:
+                        seq = sorted(box).index(u) + 1
+                        data += (b'* %d FETCH (UID %d FLAGS () INTERNALDATE "01-Jan-2020 00:00:00 +0000" '
+                                 b'BODY[] {%d}\r\n' % (seq, u, len(box[u]))) + box[u] + b")\r\n"
+                    s.sendall(data)
+                else:
+                    if "RFC822.SIZE" not in items and self.fetch_flags_hook:
+                        uids = self.fetch_flags_hook(sel, uids)
+                    for u in uids:
+                        seq = sorted(box).index(u) + 1
+                        out.append("* %d FETCH (UID %d FLAGS () RFC822.SIZE %d)" % (seq, u, len(box[u])))
+                out.append(tag + " OK")
+            elif cmd == "LOGOUT":
+                s.sendall(("* BYE\r\n%s OK\r\n" % tag).encode())
+                return
+            else:
+                out.append(tag + " OK")
+            s.sendall(("".join(x + "\r\n" for x in out)).encode())
+
+    def close(self):
+        self.srv.close()
+
+
+def fake_sync(fx, srv, expect=0):
+    return fx.sync(url="imaps://127.0.0.1:%d" % srv.port, expect=expect)
+
+
+def hub_counts(fx):
+    return {n: len(m) for n, m in fx.store_state().items()}
+
+
+def t_second_look_folders(tmp):
+    """A folder list that suddenly comes back nearly empty is looked at a
+    second time; if the two looks disagree nothing is deleted."""
+    fx = Fixture(tmp, "look-folders", count=0)
+    fx.stop()
+    msg = lambda i: b"Subject: m%d\r\n\r\nbody %d\r\n" % (i, i)
+    folders = {n: {u: msg(u) for u in range(1, 6)} for n in ("INBOX", "A", "B", "C", "D")}
+    srv = FakeServer(fx, folders)
+    fake_sync(fx, srv)
+    check(hub_counts(fx) == {n: 5 for n in folders}, "initial: %s" % hub_counts(fx))
+    # The first look sees only INBOX, the second everything: keep all.
+    srv.list_hook = lambda n, names: ["INBOX"] if n % 2 == 0 else names
+    srv.list_calls = 1
+    r = fake_sync(fx, srv, expect=1)
+    check("two looks" in r.stderr, r.stderr)
+    check(hub_counts(fx) == {n: 5 for n in folders}, "flapping list deleted folders")
+    # Both looks agree the folders are gone: now they go.
+    srv.list_hook = lambda n, names: ["INBOX"]
+    fake_sync(fx, srv)
+    check(hub_counts(fx) == {"INBOX": 5}, "confirmed deletion not applied: %s" % hub_counts(fx))
+    srv.close()
+
+
+def t_second_look_uids(tmp):
+    """Plain tier: a UID listing that suddenly misses most messages is checked
+    with UID SEARCH before anything is removed."""
+    fx = Fixture(tmp, "look-uids", count=0)
+    fx.stop()
+    box = {u: b"Subject: %d\r\n\r\nx\r\n" % u for u in range(1, 31)}
+    srv = FakeServer(fx, {"INBOX": box})
+    fake_sync(fx, srv)
+    check(hub_counts(fx) == {"INBOX": 30}, "initial")
+    srv.fetch_flags_hook = lambda folder, uids: uids[:2]  # a glitching listing
+    fake_sync(fx, srv)
+    check(hub_counts(fx) == {"INBOX": 30}, "short listing wiped messages: %s" % hub_counts(fx))
+    srv.fetch_flags_hook = None
+    for u in range(3, 31):  # a real mass expunge is confirmed by the second look
+        del box[u]
+    fake_sync(fx, srv)
+    check(hub_counts(fx) == {"INBOX": 2}, "confirmed expunge not applied: %s" % hub_counts(fx))
+    srv.close()
+
+
+def t_compress_and_progress(tmp):
+    """COMPRESS=DEFLATE when asked for (auto skips it on loopback), and the
+    progress line on a terminal (run under script(1) for a pty)."""
+    fx = Fixture(tmp, "compress", count=150)
+    try:
+        r = fx.sync(extra=("--compress", "yes"))
+        check("compressed" in r.stdout, "COMPRESS not used: " + r.stdout)
+        fx.assert_in_sync("with COMPRESS=DEFLATE")
+        data2 = fx.data + "-tty"
+        run([BIN, "--data", data2, "init"])
+        cmd = " ".join([BIN, "--data", data2, "sync", "--user", "alice", "--imap", fx.url(),
+                        "--login", "alice", "--password-file", fx.env["PASS_FILE"],
+                        "--ca-file", fx.env["CA_FILE"]])
+        out = subprocess.run(["script", "-qec", cmd, "/dev/null"], capture_output=True,
+                             timeout=300)
+        check(out.returncode == 0, "sync on a pty failed: %r" % out.stdout[-500:])
+        check(b"msgs" in out.stdout and b"MB/s" in out.stdout, "no progress line on a tty")
+        check(b"synced alice" in out.stdout, "no summary")
+        r = run([BIN, "--data", data2, "sync", "--user", "alice", "--imap", fx.url(), "--login",
+                 "alice", "--password-file", fx.env["PASS_FILE"], "--ca-file", fx.env["CA_FILE"]])
+        check("msgs" not in r.stderr, "progress shown without a terminal")
+        check("compressed" not in r.stdout, "auto mode compressed on loopback: " + r.stdout)
+    finally:
+        fx.stop()
+
+
 SCENARIOS = {
     "incremental": t_initial_and_incremental,
     "tiers": t_tiers,
@@ -393,6 +578,9 @@ SCENARIOS = {
     "drop": t_drop_and_resume,
     "tls": t_tls,
     "bad-server": t_bad_server,
+    "second-look-folders": t_second_look_folders,
+    "second-look-uids": t_second_look_uids,
+    "compress-progress": t_compress_and_progress,
 }
 
 

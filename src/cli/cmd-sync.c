@@ -165,13 +165,14 @@ int cmd_sync(struct cli *cli, int argc, char **argv)
 		imap_client_logout(client);
 	double secs = wall_now() - t0;
 	printf("%s %s: %u folders (%u checked), %llu new messages (%.1f MB), %llu flag changes, "
-	       "%llu expunged, folders +%u ~%u -%u%s%s, %s, %.2f s\n",
+	       "%llu expunged, folders +%u ~%u -%u%s%s, %s%s, %.2f s\n",
 	       r == 0 ? "synced" : "sync incomplete", user, st.folders, st.folders_selected,
 	       (unsigned long long)st.new_messages, (double)st.new_bytes / 1e6,
 	       (unsigned long long)st.flag_changes, (unsigned long long)st.expunged,
 	       st.folders_created, st.folders_renamed, st.folders_deleted,
 	       st.repaired > 0 ? ", re-paired after UIDVALIDITY change: " : "",
-	       st.repaired > 0 ? "yes" : "", st.tier != NULL ? st.tier : "-", secs);
+	       st.repaired > 0 ? "yes" : "", st.tier != NULL ? st.tier : "-",
+	       imap_client_is_compressed(client) ? ", compressed" : "", secs);
 	if (r < 0) {
 		cli_error("sync of %s failed: %s", url, err);
 		goto out;
