@@ -759,43 +759,11 @@ int store_mailbox_stash_uids(struct store *s, int64_t mailbox_id, const char **e
 	return stmt_done(s, st, "set messages aside", error_r);
 }
 
-int store_mailbox_drop_stashed(struct store *s, int64_t mailbox_id, const char **error_r)
+/* Run a one-column UID query for mailbox_id and collect the results. */
+static int collect_uids(struct store *s, enum stmt_id id, int64_t mailbox_id, uint32_t **uids_r,
+			size_t *count_r, const char *what, const char **error_r)
 {
-	/* Collect first: expunging while the query runs would disturb it. */
-	sqlite3_stmt *st = stmt_get(s, ST_MSG_STASHED);
-	sqlite3_bind_int64(st, 1, mailbox_id);
-	uint32_t *uids = NULL;
-	size_t count = 0, cap = 0;
-	int rc;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (count == cap) {
-			cap = cap == 0 ? 64 : cap * 2;
-			uint32_t *n = realloc(uids, cap * sizeof(*uids));
-			if (n == NULL) {
-				rc = SQLITE_NOMEM;
-				break;
-			}
-			uids = n;
-		}
-		uids[count++] = (uint32_t)sqlite3_column_int64(st, 0);
-	}
-	sqlite3_reset(st);
-	if (rc != SQLITE_DONE) {
-		free(uids);
-		*error_r = store_err(s, "list stashed messages");
-		return -1;
-	}
-	int ret = 0;
-	for (size_t i = 0; i < count && ret == 0; i++)
-		ret = message_remove(s, mailbox_id, -(int64_t)uids[i], error_r);
-	free(uids);
-	return ret;
-}
-
-int store_mailbox_uids(struct store *s, int64_t mailbox_id, uint32_t **uids_r, size_t *count_r,
-		       const char **error_r)
-{
-	sqlite3_stmt *st = stmt_get(s, ST_MSG_UIDS);
+	sqlite3_stmt *st = stmt_get(s, id);
 	sqlite3_bind_int64(st, 1, mailbox_id);
 	uint32_t *uids = NULL;
 	size_t count = 0, cap = 0;
@@ -815,12 +783,34 @@ int store_mailbox_uids(struct store *s, int64_t mailbox_id, uint32_t **uids_r, s
 	sqlite3_reset(st);
 	if (rc != SQLITE_DONE) {
 		free(uids);
-		*error_r = store_err(s, "list message UIDs");
+		*error_r = store_err(s, what);
 		return -1;
 	}
 	*uids_r = uids;
 	*count_r = count;
 	return 0;
+}
+
+int store_mailbox_drop_stashed(struct store *s, int64_t mailbox_id, const char **error_r)
+{
+	/* Collect first: expunging while the query runs would disturb it. */
+	uint32_t *uids;
+	size_t count;
+	if (collect_uids(s, ST_MSG_STASHED, mailbox_id, &uids, &count, "list stashed messages",
+			 error_r) < 0)
+		return -1;
+	int ret = 0;
+	for (size_t i = 0; i < count && ret == 0; i++)
+		ret = message_remove(s, mailbox_id, -(int64_t)uids[i], error_r);
+	free(uids);
+	return ret;
+}
+
+int store_mailbox_uids(struct store *s, int64_t mailbox_id, uint32_t **uids_r, size_t *count_r,
+		       const char **error_r)
+{
+	return collect_uids(s, ST_MSG_UIDS, mailbox_id, uids_r, count_r, "list message UIDs",
+			    error_r);
 }
 
 int store_iter_init(struct store *s, int64_t mailbox_id, struct store_iter **it_r,
