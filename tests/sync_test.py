@@ -218,6 +218,10 @@ def t_tiers(tmp):
 def t_uidvalidity(tmp):
     fx = Fixture(tmp, "uidv", count=80)
     try:
+        # A header larger than the parser keeps inline (64 KiB) is streamed
+        # and hashed while re-pairing.
+        big = b"".join(b"X-Filler-%05d: %s\r\n" % (i, b"y" * 60) for i in range(1500))
+        append(fx, "INBOX", b"Subject: big header\r\n" + big + b"\r\nbody\r\n")
         fx.sync()
         fx.doveadm("mailbox", "update", "-u", "alice", "--uid-validity", "12345", "INBOX")
         # Dovecot keeps UIDs on a bare UIDVALIDITY bump; renumber them too by

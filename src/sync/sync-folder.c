@@ -685,7 +685,42 @@ struct repair_ctx {
 	unsigned *remote_flags;
 	char **remote_keywords;
 	size_t count, cap;
+	/* A header too large to arrive inline is hashed as it streams. */
+	EVP_MD_CTX *md;
+	unsigned char streamed_hash[32];
+	bool have_streamed_hash;
 };
+
+static int header_begin(void *context, const struct imap_response *partial, uint64_t size,
+			const char **error_r)
+{
+	struct repair_ctx *rc = context;
+	(void)partial, (void)size;
+	rc->have_streamed_hash = false;
+	if (EVP_DigestInit_ex(rc->md, EVP_sha256(), NULL) != 1) {
+		*error_r = "cannot start SHA-256";
+		return -1;
+	}
+	return 0;
+}
+
+static int header_data(void *context, const void *data, size_t len, const char **error_r)
+{
+	struct repair_ctx *rc = context;
+	(void)error_r;
+	EVP_DigestUpdate(rc->md, data, len);
+	return 0;
+}
+
+static int header_end(void *context, const char **error_r)
+{
+	struct repair_ctx *rc = context;
+	unsigned int n = sizeof(rc->streamed_hash);
+	(void)error_r;
+	EVP_DigestFinal_ex(rc->md, rc->streamed_hash, &n);
+	rc->have_streamed_hash = true;
+	return 0;
+}
 
 static int repair_untagged(void *context, const struct imap_response *resp, const char **error_r)
 {
@@ -700,7 +735,8 @@ static int repair_untagged(void *context, const struct imap_response *resp, cons
 	if (!fetch_uid(items, &uid) ||
 	    !imap_arg_number(fetch_item(items, "RFC822.SIZE"), UINT64_MAX, &size) ||
 	    flags_parse(fetch_item(items, "FLAGS"), &flags, &rc->ctx->keywords) < 0 ||
-	    hdr->type != IMAP_ARG_STRING) {
+	    (hdr->type != IMAP_ARG_STRING &&
+	     !(hdr->type == IMAP_ARG_LITERAL_STREAM && rc->have_streamed_hash))) {
 		*error_r = "bad FETCH response while re-pairing messages";
 		return -1;
 	}
@@ -724,7 +760,11 @@ static int repair_untagged(void *context, const struct imap_response *resp, cons
 	k->size = size;
 	k->uid = uid;
 	k->used = false;
-	hash_bytes(hdr->str, hdr->len, k->hash);
+	if (hdr->type == IMAP_ARG_STRING)
+		hash_bytes(hdr->str, hdr->len, k->hash);
+	else
+		memcpy(k->hash, rc->streamed_hash, sizeof(k->hash));
+	rc->have_streamed_hash = false;
 	rc->remote_flags[rc->count] = flags;
 	rc->remote_keywords[rc->count] = strdup(buf_str(&rc->ctx->keywords));
 	if (rc->remote_keywords[rc->count] == NULL) {
@@ -750,10 +790,21 @@ static int sync_folder_repair(struct sync_ctx *ctx)
 	bool stashed = false;
 	int r = -1;
 
+	struct imap_literal_sink sink = {header_begin, header_data, header_end, &rc};
+	rc.md = EVP_MD_CTX_new();
+	if (rc.md == NULL) {
+		sync_fail(ctx, "out of memory");
+		goto out;
+	}
+	imap_client_set_literal_sink(ctx->client, &sink);
 	struct buf *b = imap_client_cmd(ctx->client, "UID FETCH", &err);
-	if (b == NULL || imap_cmd_seqset(b, "1:*", &err) < 0 ||
-	    imap_cmd_raw(b, "(UID FLAGS RFC822.SIZE BODY.PEEK[HEADER])", &err) < 0 ||
-	    imap_client_run(ctx->client, repair_untagged, &rc, &err) != 0) {
+	int fetched = b == NULL || imap_cmd_seqset(b, "1:*", &err) < 0 ||
+				      imap_cmd_raw(b, "(UID FLAGS RFC822.SIZE BODY.PEEK[HEADER])",
+						   &err) < 0
+			      ? -1
+			      : imap_client_run(ctx->client, repair_untagged, &rc, &err);
+	imap_client_set_literal_sink(ctx->client, NULL);
+	if (fetched != 0) {
 		sync_fail(ctx, "%s: %s", folder, err);
 		goto out;
 	}
@@ -838,6 +889,7 @@ out:
 		free(rc.remote_keywords[i]);
 	free(rc.remote_keywords);
 	free(rc.remote_flags);
+	EVP_MD_CTX_free(rc.md);
 	free(rc.remote);
 	free(local);
 	uidvec_free(&fetch);
