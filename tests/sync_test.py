@@ -136,7 +136,16 @@ def append(fx, folder, raw, flags=""):
 def t_initial_and_incremental(tmp):
     fx = Fixture(tmp, "inc")
     try:
+        # Malformed messages (no headers, broken MIME, 8-bit junk, no
+        # Message-ID, no body) are stored byte-exact like any other.
+        odd = [open(p, "rb").read() for p in sorted(glob.glob(os.path.join(SRC, "tests", "data", "malformed-*.eml")))]
+        check(len(odd) >= 4, "malformed samples missing")
+        for raw in odd:
+            append(fx, "INBOX", raw)
         r = fx.sync()
+        stored = set(h for m in fx.store_state().values() for (_, _, h) in m.values())
+        served = [h for (_, _, h) in fx.server_state()["INBOX"].values()]
+        check(all(h in stored for h in served), "a malformed message was not stored as served")
         check("QRESYNC" in r.stdout, "tier reported: " + r.stdout)
         fx.assert_in_sync("initial sync")
         check(os.stat(fx.data).st_mode & 0o777 == 0o700, "data dir not 0700")
@@ -185,6 +194,24 @@ def t_initial_and_incremental(tmp):
         check(any(re.search(r":2,F[a-z]{2}S?$", n) or re.search(r":2,FR?S?[a-z]*$", n) for n in names),
               "flags not in file names: %s" % names[:5])
         check(os.path.exists(os.path.join(out, "dovecot-keywords")), "dovecot-keywords missing")
+        # Dovecot serves the export as it is: same folders, same messages
+        # with the same flags and keywords.
+        fx2dir = os.path.join(tmp, "export-served")
+        os.makedirs(os.path.join(fx2dir, "mail", "alice"))
+        shutil.copytree(out, os.path.join(fx2dir, "mail", "alice", "Maildir"))
+        fx2 = Fixture.__new__(Fixture)
+        fx2.dir = fx2dir
+        r2 = subprocess.run(["bash", FIXTURE, "start", fx2dir], capture_output=True, text=True)
+        check(r2.returncode == 0, "serving the export failed: " + r2.stderr[-1500:])
+        try:
+            fx2.env = imapctl.read_env(fx2dir)
+            orig, served2 = fx.server_state(), fx2.server_state()
+            check(sorted(orig) == sorted(served2), "exported folders: %s vs %s" % (sorted(orig), sorted(served2)))
+            for name in orig:
+                check(sorted(orig[name].values()) == sorted(served2[name].values()),
+                      "export of %s differs when served by Dovecot" % name)
+        finally:
+            fx2.stop()
         # Another export into the same place is refused.
         r = run([BIN, "--data", fx.data, "export", "--user", "alice", "--maildir", out], expect=1)
         check("not empty" in r.stderr, r.stderr)
@@ -402,6 +429,7 @@ class FakeServer:
         self.list_hook = None             # fn(call_no, names) -> names
         self.fetch_flags_hook = None      # fn(folder, uids) -> uids
         self.list_calls = 0
+        self.refuse = set()               # folders whose EXAMINE gets NO
         self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.ctx.load_cert_chain(os.path.join(fx.dir, "server.pem"),
                                  os.path.join(fx.dir, "server.key"))
@@ -460,6 +488,8 @@ class FakeServer:
                 uids = sorted(self.folders.get(n, {}))
                 out += ['* STATUS "%s" (MESSAGES %d UIDNEXT %d UIDVALIDITY 7)'
                         % (n, len(uids), (max(uids) if uids else 0) + 1), tag + " OK"]
+            elif cmd in ("EXAMINE", "SELECT") and words[2].strip('"') in self.refuse:
+                out.append(tag + " NO [SERVERBUG] cannot open " + words[2].strip('"'))
             elif cmd in ("EXAMINE", "SELECT"):
                 sel = words[2].strip('"')
                 uids = sorted(self.folders[sel])
@@ -549,6 +579,24 @@ def t_second_look_uids(tmp):
     srv.close()
 
 
+def t_server_no(tmp):
+    """A folder the server refuses (NO) fails with a clear error naming it;
+    the other folders are synced; a later sync completes it."""
+    fx = Fixture(tmp, "server-no", count=0)
+    fx.stop()
+    folders = {n: {u: b"Subject: %d\r\n\r\n%s\r\n" % (u, n.encode()) for u in range(1, 4)}
+               for n in ("INBOX", "A", "B")}
+    srv = FakeServer(fx, folders)
+    srv.refuse = {"A"}
+    r = fake_sync(fx, srv, expect=1)
+    check("A:" in r.stderr and "NO" in r.stderr and "cannot open A" in r.stderr, r.stderr)
+    check(hub_counts(fx) == {"INBOX": 3, "A": 0, "B": 3}, "others not synced: %s" % hub_counts(fx))
+    srv.refuse = set()
+    fake_sync(fx, srv)
+    check(hub_counts(fx) == {"INBOX": 3, "A": 3, "B": 3}, "not resumed: %s" % hub_counts(fx))
+    srv.close()
+
+
 def t_compress_and_progress(tmp):
     """COMPRESS=DEFLATE when asked for (auto skips it on loopback), and the
     progress line on a terminal (run under script(1) for a pty)."""
@@ -585,6 +633,7 @@ SCENARIOS = {
     "second-look-folders": t_second_look_folders,
     "second-look-uids": t_second_look_uids,
     "compress-progress": t_compress_and_progress,
+    "server-no": t_server_no,
 }
 
 
