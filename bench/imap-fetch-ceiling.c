@@ -20,6 +20,7 @@
 #include <netdb.h>
 #include <stdarg.h>
 #include <stdint.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -480,8 +481,11 @@ int main(int argc, char **argv)
 	size_t len, i;
 	int fd, n;
 
-	if (argc != 6) {
-		fprintf(stderr, "usage: %s HOST PORT USER PASSFILE CAFILE\n", argv[0]);
+	/* --status: the least a client must do to learn that nothing changed
+	 * (login, one LIST-STATUS, logout): the ceiling for a no-change sync. */
+	bool status_only = argc == 7 && strcmp(argv[6], "--status") == 0;
+	if (argc != 6 && !status_only) {
+		fprintf(stderr, "usage: %s HOST PORT USER PASSFILE CAFILE [--status]\n", argv[0]);
 		return 2;
 	}
 	password = read_password(argv[4]);
@@ -509,7 +513,13 @@ int main(int argc, char **argv)
 	OPENSSL_cleanse(password, 1024);
 	free(password);
 
-	conn_command(&c, "LIST \"\" \"*\"", list_untagged, &fl);
+	if (status_only)
+		conn_command(&c,
+			     "LIST \"\" \"*\" RETURN (STATUS (MESSAGES UIDNEXT UIDVALIDITY "
+			     "HIGHESTMODSEQ))",
+			     NULL, NULL);
+	else
+		conn_command(&c, "LIST \"\" \"*\"", list_untagged, &fl);
 	for (i = 0; i < fl.count; i++) {
 		unsigned long exists = 0;
 

@@ -127,7 +127,19 @@ start_fixture() {
 }
 
 run_ceiling() {
-	"$CEILING" 127.0.0.1 "$IMAPS_PORT" "$IMAP_USER" "$PASS_FILE" "$CA_FILE"
+	"$CEILING" 127.0.0.1 "$IMAPS_PORT" "$IMAP_USER" "$PASS_FILE" "$CA_FILE" "$@"
+}
+
+# status_ceiling_ms FILE: median wall time (process start to exit, timed like
+# the mailkeep runs) of 5 minimal clients that log in, LIST-STATUS every
+# folder and log out: the least any client pays to learn nothing changed.
+status_ceiling_ms() {
+	for i in 1 2 3 4 5; do
+		t0=$(now_ns)
+		run_ceiling --status >/dev/null
+		ms_since "$t0"
+	done >"$1"
+	median <"$1"
 }
 
 # mailkeep_sync DATA_DIR: one quiet sync of alice from the current fixture.
@@ -197,7 +209,7 @@ MBSYNC_N=$(find "$MB/mail" -path '*/cur/*' -type f -o -path '*/new/*' -type f | 
 
 # (3)-(5) mailkeep, if it can sync yet.
 MK_OK=no
-MK_S='' MK_RSS_MB='' NOCHANGE_MS='' BIG_NOCHANGE_MS=''
+MK_S='' MK_RSS_MB='' NOCHANGE_MS='' BIG_NOCHANGE_MS='' STATUS_MS='' BIG_STATUS_MS=''
 # A stub CLI may exit 0 for anything: the help must at least name --imap.
 if [ -x "$MK_BIN" ] && "$MK_BIN" sync --help 2>&1 | grep -q -- --imap; then
 	MK_OK=yes
@@ -243,6 +255,7 @@ if [ "$MK_OK" = yes ]; then
 		ms_since "$t0" >>"$RUN/nochange"
 	done
 	[ "$MK_OK" = yes ] && NOCHANGE_MS=$(median <"$RUN/nochange")
+	STATUS_MS=$(status_ceiling_ms "$RUN/status")
 fi
 
 if [ "$BIG" = yes ] && [ "$MK_OK" = yes ]; then
@@ -263,6 +276,7 @@ if [ "$BIG" = yes ] && [ "$MK_OK" = yes ]; then
 			ms_since "$t0" >>"$RUN/big-nochange"
 		done
 		[ -s "$RUN/big-nochange" ] && BIG_NOCHANGE_MS=$(median <"$RUN/big-nochange")
+		BIG_STATUS_MS=$(status_ceiling_ms "$RUN/big-status")
 	else
 		log "big first sync failed: $(tail -n 3 "$RUN/mk-log" | tr '\n' ' ')"
 	fi
@@ -293,8 +307,12 @@ verdict() { awk -v v="$1" -v t="$3" -v op="$2" \
 		printf '%-28s %8s   target %-8s %s\n' "mbsync/mailkeep" "$r2" ">= 3.0" "$(verdict "$r2" ">=" 3.0)"
 		printf '%-28s %8s   target %-8s %s\n' "no-change sync ms (median)" "$NOCHANGE_MS" "<= 50" "$(verdict "$NOCHANGE_MS" "<=" 50)"
 		printf '%-28s %8s   target %-8s %s\n' "peak RSS MB" "$MK_RSS_MB" "<= 64" "$(verdict "$MK_RSS_MB" "<=" 64)"
+		printf '%-28s %8s   (login + LIST-STATUS + logout, same timing)\n' "  no-change ceiling ms" "$STATUS_MS"
+		printf '%-28s %8s\n' "  mailkeep over ceiling ms" "$((NOCHANGE_MS - STATUS_MS))"
 		if [ -n "$BIG_NOCHANGE_MS" ]; then
 			printf '%-28s %8s   target %-8s %s\n' "no-change ms, $BIG_COUNT msgs" "$BIG_NOCHANGE_MS" "<= 50" "$(verdict "$BIG_NOCHANGE_MS" "<=" 50)"
+			printf '%-28s %8s   (the server alone; Maildir STATUS grows with the folder)\n' "  no-change ceiling ms" "$BIG_STATUS_MS"
+			printf '%-28s %8s   (does not grow: compare with the line above)\n' "  mailkeep over ceiling ms" "$((BIG_NOCHANGE_MS - BIG_STATUS_MS))"
 		fi
 	elif [ "$MK_OK" = failed ]; then
 		echo
