@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -546,6 +548,43 @@ static void test_strict_parser(void)
 	CHECK(strcmp(audit_event_name(AUDIT_USER_CREATED), "user.created") == 0);
 }
 
+/* A write that fails half way (file size limit, EFBIG) leaves the log as it
+ * was, and the log refuses further appends until reopened. */
+static void test_write_failure(void)
+{
+	char path[256];
+	struct audit_log *log = NULL;
+	struct rlimit saved, small;
+	struct stat st;
+	uint64_t count;
+	char head[AUDIT_HASH_HEX_SIZE];
+	const struct audit_detail d[] = {{"reason", "a fairly long reason to pass the limit"}};
+
+	path_in_dir(path, sizeof(path), "fail.log");
+	OK(audit_open(path, &log, &error));
+	OK(audit_append(log, AUDIT_LIFECYCLE_PURGE, "2", d, 1, &error));
+	CHECK(stat(path, &st) == 0);
+	audit_head(log, &count, head);
+
+	CHECK(signal(SIGXFSZ, SIG_IGN) != SIG_ERR);
+	CHECK(getrlimit(RLIMIT_FSIZE, &saved) == 0);
+	small = saved;
+	small.rlim_cur = (rlim_t)st.st_size + 40;
+	CHECK(setrlimit(RLIMIT_FSIZE, &small) == 0);
+	REFUSED(audit_append(log, AUDIT_LIFECYCLE_PURGE, "2", d, 1, &error), "audit log: write");
+	CHECK(setrlimit(RLIMIT_FSIZE, &saved) == 0);
+
+	struct stat after;
+	CHECK(stat(path, &after) == 0 && after.st_size == st.st_size);
+	REFUSED(audit_append(log, AUDIT_LIFECYCLE_PURGE, "2", d, 1, &error), "reopen");
+	audit_close(&log);
+	OK(audit_verify(path, head, count, NULL, &error));
+	OK(audit_open(path, &log, &error));
+	OK(audit_append(log, AUDIT_LIFECYCLE_PURGE, "2", d, 1, &error));
+	audit_close(&log);
+	OK(audit_verify(path, NULL, 2, NULL, &error));
+}
+
 static void cleanup(void)
 {
 	char cmd[128];
@@ -574,6 +613,7 @@ int main(void)
 	test_escaping();
 	test_bounds();
 	test_strict_parser();
+	test_write_failure();
 	cleanup();
 	printf("test-audit: ok\n");
 	return 0;
