@@ -169,11 +169,13 @@ static int write_keywords(const char *dir, const struct kw_map *kw, const char *
 	return 0;
 }
 
+/* Write one mailbox's messages into dir. kw is the keyword letter map of
+ * that directory, shared by every mailbox exported into it. */
 static int export_folder(struct store *s, const struct store_mailbox *b, const char *dir,
-			 struct maildir_export_stats *stats, const char **error_r)
+			 struct kw_map *kw, struct maildir_export_stats *stats,
+			 const char **error_r)
 {
 	const char *err;
-	struct kw_map kw = {.count = 0};
 	struct store_iter *it;
 	struct store_msg m;
 	int r = 0;
@@ -183,7 +185,7 @@ static int export_folder(struct store *s, const struct store_mailbox *b, const c
 		return export_fail(error_r, "%s", err);
 	while (r == 0 && store_iter_next(it, &m)) {
 		char flags[64], path[4200];
-		if (flag_suffix(m.flags, m.keywords, &kw, flags, sizeof(flags)) < 0) {
+		if (flag_suffix(m.flags, m.keywords, kw, flags, sizeof(flags)) < 0) {
 			r = export_fail(error_r, "too many flags");
 			break;
 		}
@@ -199,12 +201,14 @@ static int export_folder(struct store *s, const struct store_mailbox *b, const c
 	}
 	if (store_iter_deinit(&it, &err) < 0 && r == 0)
 		r = export_fail(error_r, "%s", err);
-	if (r == 0)
-		r = write_keywords(dir, &kw, error_r);
-	for (unsigned i = 0; i < kw.count; i++)
-		free(kw.names[i]);
-	stats->folders++;
 	return r;
+}
+
+static void kw_map_clear(struct kw_map *kw)
+{
+	for (unsigned i = 0; i < kw->count; i++)
+		free(kw->names[i]);
+	kw->count = 0;
 }
 
 static bool dir_is_empty_or_missing(const char *path)
@@ -239,24 +243,44 @@ int maildir_export(struct store *s, const char *out_dir, struct maildir_export_s
 	buf_init(&name, 4096);
 	buf_init(&path, 8192);
 	buf_init(&subs, 1024 * 1024);
+	/* Mailboxes of several accounts with the same name (each account's
+	 * INBOX, Sent, ...) are merged into one folder: the hub's one view. */
+	struct buf prev;
+	buf_init(&prev, 8192);
+	struct kw_map kw = {.count = 0};
 	int r = 0;
 	for (size_t i = 0; i < count && r == 0; i++) {
 		buf_reset(&path);
-		if (strcmp(boxes[i].name, "INBOX") == 0) {
+		bool inbox = strcmp(boxes[i].name, "INBOX") == 0;
+		if (inbox) {
 			r = buf_append_str(&path, out_dir);
 		} else {
 			r = folder_dir_name(&boxes[i], &name);
 			if (r == 0)
 				r = buf_printf(&path, "%s/%s", out_dir, buf_str(&name));
-			if (r == 0)
-				r = buf_printf(&subs, "%s\n", buf_str(&name) + 1);
 		}
 		if (r < 0) {
 			r = export_fail(error_r, "folder name too long: %s", boxes[i].name);
 			break;
 		}
-		r = export_folder(s, &boxes[i], buf_str(&path), stats_r, error_r);
+		bool same_dir = prev.len > 0 && strcmp(buf_str(&prev), buf_str(&path)) == 0;
+		if (!same_dir) {
+			if (prev.len > 0 && (r = write_keywords(buf_str(&prev), &kw, error_r)) < 0)
+				break;
+			kw_map_clear(&kw);
+			buf_reset(&prev);
+			buf_append_str(&prev, buf_str(&path));
+			stats_r->folders++;
+			if (!inbox && buf_printf(&subs, "%s\n", buf_str(&name) + 1) < 0)
+				r = export_fail(error_r, "too many folders");
+		}
+		if (r == 0)
+			r = export_folder(s, &boxes[i], buf_str(&path), &kw, stats_r, error_r);
 	}
+	if (r == 0 && prev.len > 0)
+		r = write_keywords(buf_str(&prev), &kw, error_r);
+	kw_map_clear(&kw);
+	buf_free(&prev);
 	if (r == 0) {
 		buf_reset(&path);
 		buf_printf(&path, "%s/subscriptions", out_dir);

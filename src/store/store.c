@@ -866,6 +866,75 @@ int store_iter_deinit(struct store_iter **itp, const char **error_r)
 	return ret;
 }
 
+int store_account_remove(struct store *s, const char *key, struct store_removal *removed_r,
+			 const char **error_r)
+{
+	struct store_removal rm = {0, 0, 0, 0};
+	sqlite3_stmt *st = NULL;
+	int64_t account_id = 0;
+	st = stmt_get(s, ST_ACCOUNT_GET);
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		account_id = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	if (account_id == 0) {
+		*removed_r = rm;
+		return 0;
+	}
+	/* Bytes that will go: those no other account's message shares. */
+	st = NULL;
+	if (sqlite3_prepare_v2(s->db,
+			       "SELECT count(*), coalesce(sum(size), 0) FROM blobs WHERE id IN "
+			       "(SELECT m.blob_id FROM messages m JOIN mailboxes b ON b.id = "
+			       "m.mailbox_id WHERE b.account_id = ?1) AND id NOT IN "
+			       "(SELECT m.blob_id FROM messages m JOIN mailboxes b ON b.id = "
+			       "m.mailbox_id WHERE b.account_id != ?1)",
+			       -1, &st, NULL) != SQLITE_OK ||
+	    (sqlite3_bind_int64(st, 1, account_id), sqlite3_step(st)) != SQLITE_ROW) {
+		sqlite3_finalize(st);
+		*error_r = store_err(s, "count account data");
+		return -1;
+	}
+	rm.blobs = (uint64_t)sqlite3_column_int64(st, 0);
+	rm.bytes = (uint64_t)sqlite3_column_int64(st, 1);
+	sqlite3_finalize(st);
+	struct store_mailbox *boxes = NULL;
+	size_t n = 0;
+	if (store_mailboxes(s, account_id, &boxes, &n, error_r) < 0)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		uint32_t count;
+		if (store_mailbox_count(s, boxes[i].id, &count, error_r) < 0 ||
+		    store_mailbox_delete(s, boxes[i].id, error_r) < 0) {
+			store_mailboxes_free(&boxes, n);
+			return -1;
+		}
+		rm.messages += count;
+		rm.mailboxes++;
+	}
+	store_mailboxes_free(&boxes, n);
+	st = NULL;
+	if (sqlite3_prepare_v2(s->db, "DELETE FROM accounts WHERE id = ?1", -1, &st, NULL) !=
+		    SQLITE_OK ||
+	    (sqlite3_bind_int64(st, 1, account_id), sqlite3_step(st)) != SQLITE_DONE) {
+		sqlite3_finalize(st);
+		*error_r = store_err(s, "remove account");
+		return -1;
+	}
+	sqlite3_finalize(st);
+	*removed_r = rm;
+	return 0;
+}
+
+int store_scrub(struct store *s, const char **error_r)
+{
+	if (sqlite3_exec(s->db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL) != SQLITE_OK) {
+		*error_r = store_err(s, "checkpoint");
+		return -1;
+	}
+	return 0;
+}
+
 int store_counts(struct store *s, uint64_t *messages_r, uint64_t *blobs_r, uint64_t *bytes_r,
 		 const char **error_r)
 {

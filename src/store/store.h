@@ -142,6 +142,20 @@ bool store_iter_next(struct store_iter *it, struct store_msg *msg_r);
 /* Returns 0, or -1 if iteration stopped on an error. */
 int store_iter_deinit(struct store_iter **it, const char **error_r);
 
+/* Remove an account and everything that came from it: its mailboxes, their
+ * messages and the bytes no other message shares (all within the caller's
+ * transaction). Fills the counts of what was removed; an unknown key
+ * removes nothing. */
+struct store_removal {
+	uint64_t mailboxes, messages, blobs, bytes;
+};
+int store_account_remove(struct store *s, const char *key, struct store_removal *removed_r,
+			 const char **error_r);
+/* After a removal has been committed: move the WAL into the database and
+ * truncate it, so removed content (already zeroed in freed pages by
+ * secure_delete) leaves no copy in the log. */
+int store_scrub(struct store *s, const char **error_r);
+
 /* Counts for summaries and tests. */
 int store_counts(struct store *s, uint64_t *messages_r, uint64_t *blobs_r, uint64_t *bytes_r,
 		 const char **error_r);

@@ -1,0 +1,304 @@
+/* Hub users, their key-encryption keys and their audit logs. */
+#include "hub-private.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+static void user_from_row(sqlite3_stmt *st, struct hub_user *u)
+{
+	memset(u, 0, sizeof(*u));
+	u->id = sqlite3_column_int64(st, 0);
+	snprintf(u->name, sizeof(u->name), "%s", (const char *)sqlite3_column_text(st, 1));
+	u->zero_access = sqlite3_column_int(st, 2) != 0;
+	u->created = sqlite3_column_int64(st, 3);
+	u->last_active = sqlite3_column_int64(st, 4);
+	u->warned_days = sqlite3_column_int(st, 5);
+}
+
+#define USER_COLUMNS "id, name, zero_access, created, last_active, warned_days"
+
+int hub_user_add(struct hub *hub, const char *name, const char *password, bool zero_access,
+		 const char *passphrase, const char **error_r)
+{
+	const char *err;
+	char hash[VAULT_PASSWORD_HASH_SIZE] = "";
+	unsigned char kdf[VAULT_KDF_BLOB_SIZE], check[VAULT_CHECK_VALUE_SIZE];
+	if (!hub_valid_user_name(name))
+		return hub_fail(hub, error_r,
+				"invalid user name '%s': use 1-64 of a-z 0-9 . _ - (not starting "
+				"with . or -)",
+				name);
+	if (password != NULL && vault_password_hash(password, strlen(password), hash, &err) < 0)
+		return hub_fail(hub, error_r, "%s", err);
+	if (zero_access) {
+		struct vault_kek *kek;
+		if (passphrase == NULL)
+			return hub_fail(hub, error_r, "a zero-access user needs a passphrase");
+		if (vault_kdf_blob_new(kdf, &err) < 0 ||
+		    vault_kek_from_passphrase(passphrase, strlen(passphrase), kdf, sizeof(kdf), &kek,
+					      &err) < 0)
+			return hub_fail(hub, error_r, "%s", err);
+		vault_kek_check_value(kek, check);
+		vault_kek_free(&kek);
+	}
+	char dir[4200];
+	if (hub_user_path(hub, name, NULL, dir, sizeof(dir)) < 0)
+		return hub_fail(hub, error_r, "path too long");
+	sqlite3_stmt *st;
+	if (hub_prepare(hub,
+			"INSERT INTO users(name, password_hash, zero_access, kdf, kek_check, "
+			"created, last_active) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+			&st, error_r) < 0)
+		return -1;
+	int64_t now = time(NULL);
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	if (password != NULL)
+		sqlite3_bind_text(st, 2, hash, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 3, zero_access);
+	if (zero_access) {
+		sqlite3_bind_blob(st, 4, kdf, sizeof(kdf), SQLITE_STATIC);
+		sqlite3_bind_blob(st, 5, check, sizeof(check), SQLITE_STATIC);
+	}
+	sqlite3_bind_int64(st, 6, now);
+	int rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc == SQLITE_CONSTRAINT)
+		return hub_fail(hub, error_r, "user '%s' exists already", name);
+	if (rc != SQLITE_DONE)
+		return hub_db_fail(hub, error_r, "add user");
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+		return hub_fail(hub, error_r, "cannot create %s: %m", dir);
+	struct hub_user u;
+	if (hub_user_get(hub, name, &u, error_r) < 0)
+		return -1;
+	struct audit_detail d[] = {{"mode", zero_access ? "zero-access" : "server-key"}};
+	return hub_audit(hub, &u, AUDIT_USER_CREATED, 0, d, 1, error_r);
+}
+
+int hub_user_get(struct hub *hub, const char *name, struct hub_user *user_r,
+		 const char **error_r)
+{
+	sqlite3_stmt *st;
+	if (hub_prepare(hub, "SELECT " USER_COLUMNS " FROM users WHERE name = ?1", &st, error_r) <
+	    0)
+		return -1;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		user_from_row(st, user_r);
+	sqlite3_finalize(st);
+	if (rc == SQLITE_ROW)
+		return 0;
+	if (rc == SQLITE_DONE)
+		return hub_fail(hub, error_r, "no hub user '%s' (add it with 'mailkeep user add')",
+				hub_valid_user_name(name) ? name : "?");
+	return hub_db_fail(hub, error_r, "look up user");
+}
+
+int hub_user_list(struct hub *hub, struct hub_user **users_r, size_t *count_r,
+		  const char **error_r)
+{
+	sqlite3_stmt *st;
+	if (hub_prepare(hub, "SELECT " USER_COLUMNS " FROM users ORDER BY name", &st, error_r) < 0)
+		return -1;
+	struct hub_user *users = NULL;
+	size_t count = 0;
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct hub_user *n = realloc(users, (count + 1) * sizeof(*users));
+		if (n == NULL) {
+			rc = SQLITE_NOMEM;
+			break;
+		}
+		users = n;
+		user_from_row(st, &users[count++]);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		free(users);
+		return hub_db_fail(hub, error_r, "list users");
+	}
+	*users_r = users;
+	*count_r = count;
+	return 0;
+}
+
+static int user_update_int(struct hub *hub, const char *sql, int64_t user_id, int64_t value,
+			   const char **error_r)
+{
+	sqlite3_stmt *st;
+	if (hub_prepare(hub, sql, &st, error_r) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, user_id);
+	sqlite3_bind_int64(st, 2, value);
+	int rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : hub_db_fail(hub, error_r, "update user");
+}
+
+int hub_user_touch(struct hub *hub, int64_t user_id, int64_t now, const char **error_r)
+{
+	/* Activity resets the inactivity warnings. */
+	return user_update_int(hub,
+			       "UPDATE users SET last_active = max(last_active, ?2), warned_days = 0 "
+			       "WHERE id = ?1",
+			       user_id, now, error_r);
+}
+
+int hub_user_set_warned(struct hub *hub, int64_t user_id, int days, const char **error_r)
+{
+	return user_update_int(hub, "UPDATE users SET warned_days = ?2 WHERE id = ?1", user_id,
+			       days, error_r);
+}
+
+int hub_user_delete(struct hub *hub, int64_t user_id, const char **error_r)
+{
+	sqlite3_stmt *st;
+	static const char *const sql[] = {
+		"DELETE FROM secrets WHERE account_id IN (SELECT id FROM accounts WHERE user_id = ?1)",
+		"DELETE FROM accounts WHERE user_id = ?1",
+		"DELETE FROM consents WHERE user_id = ?1",
+		"DELETE FROM users WHERE id = ?1",
+	};
+	if (hub_exec(hub, "BEGIN IMMEDIATE", error_r) < 0)
+		return -1;
+	for (size_t i = 0; i < sizeof(sql) / sizeof(sql[0]); i++) {
+		if (hub_prepare(hub, sql[i], &st, error_r) < 0)
+			goto fail;
+		sqlite3_bind_int64(st, 1, user_id);
+		int rc = sqlite3_step(st);
+		sqlite3_finalize(st);
+		if (rc != SQLITE_DONE) {
+			hub_db_fail(hub, error_r, "delete user");
+			goto fail;
+		}
+	}
+	if (hub_exec(hub, "COMMIT", error_r) < 0)
+		goto fail;
+	return hub_exec(hub, "PRAGMA wal_checkpoint(TRUNCATE)", error_r);
+fail:
+	sqlite3_exec(hub->db, "ROLLBACK", NULL, NULL, NULL);
+	return -1;
+}
+
+int hub_user_check_password(struct hub *hub, const struct hub_user *user, const char *password,
+			    const char **error_r)
+{
+	sqlite3_stmt *st;
+	if (hub_prepare(hub, "SELECT password_hash FROM users WHERE id = ?1", &st, error_r) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, user->id);
+	int r = -1;
+	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0) != NULL) {
+		const char *err;
+		r = vault_password_verify((const char *)sqlite3_column_text(st, 0), password,
+					  strlen(password), &err);
+	}
+	sqlite3_finalize(st);
+	return r == 0 ? 0 : hub_fail(hub, error_r, "wrong password for hub user '%s'", user->name);
+}
+
+int hub_user_kek(struct hub *hub, const struct hub_user *user, const char *passphrase,
+		 struct vault_kek **kek_r, const char **error_r)
+{
+	const char *err;
+	if (!user->zero_access) {
+		if (hub->master == NULL)
+			return hub_fail(hub, error_r, "the master key is not loaded");
+		if (vault_kek_from_master(hub->master, kek_r, &err) < 0)
+			return hub_fail(hub, error_r, "%s", err);
+		return 0;
+	}
+	if (passphrase == NULL)
+		return hub_fail(hub, error_r,
+				"%s's credentials are zero-access: they can only be unlocked with "
+				"%s's passphrase (--passphrase-file); the hub alone cannot open them",
+				user->name, user->name);
+	sqlite3_stmt *st;
+	if (hub_prepare(hub, "SELECT kdf, kek_check FROM users WHERE id = ?1", &st, error_r) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, user->id);
+	int r = -1;
+	struct vault_kek *kek = NULL;
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		r = vault_kek_from_passphrase(passphrase, strlen(passphrase),
+					      sqlite3_column_blob(st, 0),
+					      (size_t)sqlite3_column_bytes(st, 0), &kek, &err);
+		if (r == 0 && vault_kek_check_value_verify(kek, sqlite3_column_blob(st, 1),
+							   (size_t)sqlite3_column_bytes(st, 1),
+							   &err) < 0) {
+			err = "wrong passphrase";
+			vault_kek_free(&kek);
+			r = -1;
+		}
+	} else {
+		err = "user not found";
+	}
+	sqlite3_finalize(st);
+	if (r < 0)
+		return hub_fail(hub, error_r, "cannot unlock %s's credentials: %s", user->name, err);
+	*kek_r = kek;
+	return 0;
+}
+
+/* --- audit ---------------------------------------------------------------- */
+
+int hub_audit(struct hub *hub, const struct hub_user *user, enum audit_event event,
+	      int64_t account_id, const struct audit_detail *details, size_t n_details,
+	      const char **error_r)
+{
+	char path[4200], account[32] = "";
+	const char *err;
+	if (hub_user_path(hub, user->name, "audit.log", path, sizeof(path)) < 0)
+		return hub_fail(hub, error_r, "path too long");
+	if (account_id != 0)
+		snprintf(account, sizeof(account), "%lld", (long long)account_id);
+	struct audit_log *log;
+	if (audit_open(path, &log, &err) < 0)
+		return hub_fail(hub, error_r, "audit log: %s", err);
+	int r = audit_append(log, event, account, details, n_details, &err);
+	uint64_t count;
+	char head[AUDIT_HASH_HEX_SIZE];
+	audit_head(log, &count, head);
+	audit_close(&log);
+	if (r < 0)
+		return hub_fail(hub, error_r, "audit log: %s", err);
+	sqlite3_stmt *st;
+	if (hub_prepare(hub, "UPDATE users SET audit_count = ?2, audit_head = ?3 WHERE id = ?1", &st,
+			error_r) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, user->id);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)count);
+	sqlite3_bind_text(st, 3, head, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : hub_db_fail(hub, error_r, "record audit head");
+}
+
+int hub_audit_verify(struct hub *hub, const struct hub_user *user, uint64_t *count_r,
+		     const char **error_r)
+{
+	char path[4200], head[AUDIT_HASH_HEX_SIZE] = "";
+	uint64_t expected = 0;
+	const char *err;
+	sqlite3_stmt *st;
+	if (hub_user_path(hub, user->name, "audit.log", path, sizeof(path)) < 0)
+		return hub_fail(hub, error_r, "path too long");
+	if (hub_prepare(hub, "SELECT audit_count, audit_head FROM users WHERE id = ?1", &st,
+			error_r) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, user->id);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		expected = (uint64_t)sqlite3_column_int64(st, 0);
+		if (sqlite3_column_text(st, 1) != NULL)
+			snprintf(head, sizeof(head), "%s", (const char *)sqlite3_column_text(st, 1));
+	}
+	sqlite3_finalize(st);
+	if (audit_verify(path, head[0] != '\0' ? head : NULL, expected, count_r, &err) < 0)
+		return hub_fail(hub, error_r, "%s: %s", path, err);
+	return 0;
+}

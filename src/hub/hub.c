@@ -1,0 +1,365 @@
+/* The hub's records in DIR/hub.db. See hub.h. */
+#include "hub-private.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sodium.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define HUB_SCHEMA_VERSION 1
+
+static const char hub_schema[] =
+	"CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value) WITHOUT ROWID;"
+	"CREATE TABLE IF NOT EXISTS users("
+	" id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, password_hash TEXT,"
+	" zero_access INTEGER NOT NULL, kdf BLOB, kek_check BLOB,"
+	" created INTEGER NOT NULL, last_active INTEGER NOT NULL,"
+	" warned_days INTEGER NOT NULL DEFAULT 0,"
+	" audit_count INTEGER NOT NULL DEFAULT 0, audit_head TEXT);"
+	"CREATE TABLE IF NOT EXISTS accounts("
+	" id INTEGER PRIMARY KEY AUTOINCREMENT, user_id INTEGER NOT NULL REFERENCES users(id),"
+	" imap_url TEXT NOT NULL, smtp_url TEXT, login TEXT NOT NULL, ca_file TEXT,"
+	" created INTEGER NOT NULL, data_key BLOB NOT NULL, key_version INTEGER NOT NULL,"
+	" secret_version INTEGER NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS secrets("
+	" account_id INTEGER NOT NULL REFERENCES accounts(id), kind TEXT NOT NULL,"
+	" blob BLOB NOT NULL, PRIMARY KEY(account_id, kind));"
+	"CREATE TABLE IF NOT EXISTS consents("
+	" id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL, account_id INTEGER NOT NULL,"
+	" time INTEGER NOT NULL, disclosure_id TEXT NOT NULL, tool TEXT NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS receipts("
+	" id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL, time INTEGER NOT NULL,"
+	" text TEXT NOT NULL);"
+	"INSERT OR IGNORE INTO meta(key, value) VALUES ('schema', 1);";
+
+int hub_fail(struct hub *hub, const char **error_r, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(hub->error, sizeof(hub->error), fmt, ap);
+	va_end(ap);
+	*error_r = hub->error;
+	return -1;
+}
+
+int hub_db_fail(struct hub *hub, const char **error_r, const char *what)
+{
+	return hub_fail(hub, error_r, "hub database: %s: %s", what, sqlite3_errmsg(hub->db));
+}
+
+int hub_prepare(struct hub *hub, const char *sql, sqlite3_stmt **st_r, const char **error_r)
+{
+	if (sqlite3_prepare_v2(hub->db, sql, -1, st_r, NULL) != SQLITE_OK)
+		return hub_db_fail(hub, error_r, "prepare");
+	return 0;
+}
+
+int hub_exec(struct hub *hub, const char *sql, const char **error_r)
+{
+	if (sqlite3_exec(hub->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+		return hub_db_fail(hub, error_r, sql);
+	return 0;
+}
+
+bool hub_valid_user_name(const char *name)
+{
+	size_t len = strlen(name);
+	if (len < 1 || len > 64 || name[0] == '.' || name[0] == '-')
+		return false;
+	for (const char *p = name; *p != '\0'; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '.' ||
+		      *p == '_' || *p == '-'))
+			return false;
+	return true;
+}
+
+const char *hub_data_dir(const struct hub *hub)
+{
+	return hub->dir;
+}
+
+const struct hub_settings *hub_get_settings(const struct hub *hub)
+{
+	return &hub->set;
+}
+
+int hub_user_path(const struct hub *hub, const char *user, const char *file, char *path_r,
+		  size_t size)
+{
+	int n = file != NULL ? snprintf(path_r, size, "%s/users/%s/%s", hub->dir, user, file)
+			     : snprintf(path_r, size, "%s/users/%s", hub->dir, user);
+	return n < 0 || (size_t)n >= size ? -1 : 0;
+}
+
+/* --- configuration ------------------------------------------------------ */
+
+static void settings_default(struct hub_settings *set, const char *dir)
+{
+	memset(set, 0, sizeof(*set));
+	set->inactive_purge_days = 365;
+	snprintf(set->master_key, sizeof(set->master_key), "%s/master.key", dir);
+}
+
+/* DIR/mailkeep.conf: "key = value" lines, '#' comments. Unknown keys and
+ * bad values are errors naming the line. */
+static int settings_read(struct hub *hub, const char **error_r)
+{
+	char path[PATH_MAX], line[4200];
+	settings_default(&hub->set, hub->dir);
+	snprintf(path, sizeof(path), "%s/mailkeep.conf", hub->dir);
+	FILE *f = fopen(path, "r");
+	if (f == NULL)
+		return errno == ENOENT ? 0 : hub_fail(hub, error_r, "cannot read %s: %m", path);
+	unsigned lineno = 0;
+	int ret = 0;
+	while (ret == 0 && fgets(line, sizeof(line), f) != NULL) {
+		lineno++;
+		line[strcspn(line, "\r\n")] = '\0';
+		char *p = line + strspn(line, " \t");
+		if (*p == '#' || *p == '\0')
+			continue;
+		char *eq = strchr(p, '=');
+		if (eq == NULL) {
+			ret = hub_fail(hub, error_r, "%s:%u: expected 'key = value'", path, lineno);
+			break;
+		}
+		char *key_end = eq;
+		while (key_end > p && (key_end[-1] == ' ' || key_end[-1] == '\t'))
+			key_end--;
+		*key_end = '\0';
+		char *value = eq + 1 + strspn(eq + 1, " \t");
+		size_t vlen = strlen(value);
+		while (vlen > 0 && (value[vlen - 1] == ' ' || value[vlen - 1] == '\t'))
+			value[--vlen] = '\0';
+		if (strcmp(p, "inactive_purge_days") == 0) {
+			char *end;
+			errno = 0;
+			unsigned long days = strtoul(value, &end, 10);
+			if (errno != 0 || *end != '\0' || value[0] == '\0' || value[0] == '-' ||
+			    days < 8 || days > 36500)
+				ret = hub_fail(hub, error_r,
+					       "%s:%u: inactive_purge_days must be 8..36500 days",
+					       path, lineno);
+			else
+				hub->set.inactive_purge_days = (unsigned)days;
+		} else if (strcmp(p, "master_key") == 0 && vlen > 0 &&
+			   vlen < sizeof(hub->set.master_key)) {
+			memcpy(hub->set.master_key, value, vlen + 1);
+		} else if (strcmp(p, "master_key_credential") == 0 &&
+			   vlen < sizeof(hub->set.master_key_credential)) {
+			memcpy(hub->set.master_key_credential, value, vlen + 1);
+		} else {
+			ret = hub_fail(hub, error_r, "%s:%u: unknown setting or bad value '%s'", path,
+				       lineno, p);
+		}
+	}
+	fclose(f);
+	return ret;
+}
+
+/* --- open / create ------------------------------------------------------- */
+
+static int db_open(struct hub *hub, const char **error_r)
+{
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s/hub.db", hub->dir);
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return hub_fail(hub, error_r, "cannot open %s: %m", path);
+	close(fd);
+	if (sqlite3_open_v2(path, &hub->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
+	    SQLITE_OK)
+		return hub_fail(hub, error_r, "cannot open %s", path);
+	sqlite3_busy_timeout(hub->db, 30000);
+	char *msg = NULL;
+	if (sqlite3_exec(hub->db,
+			 "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"
+			 "PRAGMA secure_delete = ON; PRAGMA foreign_keys = ON;",
+			 NULL, NULL, &msg) != SQLITE_OK ||
+	    sqlite3_exec(hub->db, hub_schema, NULL, NULL, &msg) != SQLITE_OK) {
+		hub_fail(hub, error_r, "%s is not a usable hub database: %s", path,
+			 msg != NULL ? msg : "unknown error");
+		sqlite3_free(msg);
+		return -1;
+	}
+	return 0;
+}
+
+static int meta_get_blob(struct hub *hub, const char *key, unsigned char *buf, size_t size,
+			 size_t *len_r)
+{
+	sqlite3_stmt *st;
+	int found = 0;
+	if (sqlite3_prepare_v2(hub->db, "SELECT value FROM meta WHERE key = ?1", -1, &st, NULL) !=
+	    SQLITE_OK)
+		return -1;
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		size_t n = (size_t)sqlite3_column_bytes(st, 0);
+		if (n <= size) {
+			memcpy(buf, sqlite3_column_blob(st, 0), n);
+			*len_r = n;
+			found = 1;
+		}
+	}
+	sqlite3_finalize(st);
+	return found;
+}
+
+static int load_master(struct hub *hub, const char **error_r)
+{
+	const char *err;
+	int r = hub->set.master_key_credential[0] != '\0'
+			? vault_master_load_credential(hub->set.master_key_credential, &hub->master,
+						       &err)
+			: vault_master_load(hub->set.master_key, &hub->master, &err);
+	if (r < 0)
+		return hub_fail(hub, error_r, "%s; the hub will not start without its master key",
+				err);
+	unsigned char check[VAULT_CHECK_VALUE_SIZE];
+	size_t len = 0;
+	if (meta_get_blob(hub, "master_check", check, sizeof(check), &len) != 1)
+		return hub_fail(hub, error_r, "hub database has no master key check value");
+	if (vault_master_check_value_verify(hub->master, check, len, &err) < 0)
+		return hub_fail(hub, error_r, "%s (key file %s)", err, hub->set.master_key);
+	return 0;
+}
+
+int hub_open(const char *data_dir, bool load_master_key, struct hub **hub_r, const char **error_r)
+{
+	static char error[PATH_MAX + 200];
+	struct hub *hub = calloc(1, sizeof(*hub));
+	if (hub == NULL || (hub->dir = strdup(data_dir)) == NULL) {
+		free(hub);
+		*error_r = "out of memory";
+		return -1;
+	}
+	char marker[PATH_MAX];
+	snprintf(marker, sizeof(marker), "%s/hub.db", data_dir);
+	int r;
+	if (access(marker, F_OK) < 0)
+		r = hub_fail(hub, error_r,
+			     "%s has no hub database (run 'mailkeep --data %s init' first)", data_dir,
+			     data_dir);
+	else
+		r = settings_read(hub, error_r);
+	if (r == 0)
+		r = db_open(hub, error_r);
+	if (r == 0 && load_master_key)
+		r = load_master(hub, error_r);
+	if (r < 0) {
+		snprintf(error, sizeof(error), "%s", *error_r);
+		*error_r = error;
+		hub_close(&hub);
+		return -1;
+	}
+	*hub_r = hub;
+	return 0;
+}
+
+void hub_close(struct hub **hubp)
+{
+	struct hub *hub = *hubp;
+	if (hub == NULL)
+		return;
+	vault_master_free(&hub->master);
+	if (hub->db != NULL)
+		sqlite3_close_v2(hub->db);
+	free(hub->dir);
+	free(hub);
+	*hubp = NULL;
+}
+
+int hub_create(const char *data_dir, const char *master_key_path, bool *existed_r,
+	       const char **error_r)
+{
+	static char error[PATH_MAX + 200];
+	char path[PATH_MAX];
+	*existed_r = false;
+	umask(077);
+	if (mkdir(data_dir, 0700) < 0 && errno != EEXIST) {
+		snprintf(error, sizeof(error), "cannot create %s: %m", data_dir);
+		*error_r = error;
+		return -1;
+	}
+	if (chmod(data_dir, 0700) < 0) {
+		snprintf(error, sizeof(error), "cannot set mode 0700 on %s: %m", data_dir);
+		*error_r = error;
+		return -1;
+	}
+	snprintf(path, sizeof(path), "%s/hub.db", data_dir);
+	if (access(path, F_OK) == 0) {
+		*existed_r = true;
+		return 0;
+	}
+	snprintf(path, sizeof(path), "%s/users", data_dir);
+	if (mkdir(path, 0700) < 0 && errno != EEXIST) {
+		snprintf(error, sizeof(error), "cannot create %s: %m", path);
+		*error_r = error;
+		return -1;
+	}
+	struct hub hub_storage, *hub = &hub_storage;
+	memset(hub, 0, sizeof(*hub));
+	hub->dir = (char *)data_dir;
+	settings_default(&hub->set, data_dir);
+	if (master_key_path != NULL)
+		snprintf(hub->set.master_key, sizeof(hub->set.master_key), "%s", master_key_path);
+	const char *err;
+	int r = -1;
+	if (vault_master_create(hub->set.master_key, &hub->master, &err) < 0) {
+		snprintf(error, sizeof(error), "%s", err);
+		*error_r = error;
+		return -1;
+	}
+	/* The configuration records where the key is. */
+	snprintf(path, sizeof(path), "%s/mailkeep.conf", data_dir);
+	FILE *f = fopen(path, "wx");
+	if (f == NULL) {
+		snprintf(error, sizeof(error), "cannot create %s: %m", path);
+		*error_r = error;
+		goto out;
+	}
+	fprintf(f,
+		"# mailkeep hub settings (key = value)\n"
+		"# Users inactive this many days are purged (warned 30 and 7 days before).\n"
+		"inactive_purge_days = 365\n"
+		"# The master key file (0600). Keep it apart from backups of this directory.\n"
+		"master_key = %s\n",
+		hub->set.master_key);
+	if (fclose(f) != 0) {
+		snprintf(error, sizeof(error), "cannot write %s: %m", path);
+		*error_r = error;
+		goto out;
+	}
+	if (db_open(hub, &err) < 0) {
+		snprintf(error, sizeof(error), "%s", err);
+		*error_r = error;
+		goto out;
+	}
+	unsigned char check[VAULT_CHECK_VALUE_SIZE];
+	vault_master_check_value(hub->master, check);
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(hub->db, "INSERT INTO meta(key, value) VALUES ('master_check', ?1)",
+			       -1, &st, NULL) != SQLITE_OK) {
+		*error_r = "cannot record the master key check value";
+		goto out;
+	}
+	sqlite3_bind_blob(st, 1, check, sizeof(check), SQLITE_STATIC);
+	r = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+	sqlite3_finalize(st);
+	if (r < 0)
+		*error_r = "cannot record the master key check value";
+out:
+	vault_master_free(&hub->master);
+	if (hub->db != NULL)
+		sqlite3_close_v2(hub->db);
+	return r;
+}

@@ -1,0 +1,143 @@
+#ifndef MK_HUB_H
+#define MK_HUB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../audit/audit.h"
+#include "../vault/vault.h"
+
+/*
+ * The hub's own records, in DIR/hub.db (SQLite, WAL, secure_delete): hub
+ * users (Argon2id password hashes, zero-access KDF parameters), external
+ * accounts with their wrapped data key and sealed credentials, consents,
+ * removal receipts and each user's audit-log head. Mail lives elsewhere: one
+ * store per user (store.h). The master key lives in a key file outside the
+ * database (vault.h), by default DIR/master.key, or wherever the
+ * configuration's master_key says (or a systemd credential).
+ *
+ * Data directory:
+ *   DIR/mailkeep.version   format marker
+ *   DIR/mailkeep.conf      settings (key = value): inactive_purge_days,
+ *                          master_key, master_key_credential
+ *   DIR/hub.db             this module's database
+ *   DIR/users/NAME/        store.db (the hosted mailbox), audit.log
+ *
+ * Credentials: each account has a data key (32 random bytes) wrapped by the
+ * user's key-encryption key: derived from the master key, or in zero-access
+ * mode from the user's passphrase (the server alone cannot open those). The
+ * password is sealed with the data key, bound to (user, account id, kind,
+ * secret version); the version is kept on the account row and bumped on
+ * every write, so an older sealed copy put back no longer opens.
+ *
+ * Errors: 0 ok / -1 with *error_r (owned by the hub, valid until its next
+ * call). Nothing secret is ever part of an error.
+ */
+
+struct hub;
+
+struct hub_settings {
+	unsigned inactive_purge_days; /* default 365 */
+	char master_key[4096];        /* path of the master key file */
+	char master_key_credential[256]; /* systemd credential name, or "" */
+};
+
+struct hub_user {
+	int64_t id;
+	char name[65];
+	bool zero_access;
+	int64_t created, last_active;
+	int warned_days; /* the smallest warning given (30, 7), 0 = none */
+};
+
+struct hub_account {
+	int64_t id;
+	int64_t user_id;
+	char *imap_url, *smtp_url, *login, *ca_file; /* smtp_url, ca_file may be NULL */
+	int64_t created;
+	uint64_t secret_version, key_version;
+};
+
+/* Create a data directory: layout, configuration, a new master key at
+ * master_key_path (NULL: DIR/master.key; refuses to overwrite) and hub.db
+ * with the key's check value. An existing hub is left alone (returns 0 and
+ * sets *existed_r). */
+int hub_create(const char *data_dir, const char *master_key_path, bool *existed_r,
+	       const char **error_r);
+
+/* Open the hub. With load_master the master key is loaded and checked
+ * against the one this data directory was made with; a missing, damaged or
+ * different key is a clear error and nothing is changed. */
+int hub_open(const char *data_dir, bool load_master, struct hub **hub_r, const char **error_r);
+void hub_close(struct hub **hub);
+const struct hub_settings *hub_get_settings(const struct hub *hub);
+const char *hub_data_dir(const struct hub *hub);
+/* Valid hub user name: 1-64 of [a-z0-9._-], not starting with '.' or '-'. */
+bool hub_valid_user_name(const char *name);
+
+/* Users. password may be NULL (no hub sign-in yet); zero-access users need
+ * a passphrase (their KEK is derived from it). */
+int hub_user_add(struct hub *hub, const char *name, const char *password, bool zero_access,
+		 const char *passphrase, const char **error_r);
+/* 0 found / -1 (error or "no such user") */
+int hub_user_get(struct hub *hub, const char *name, struct hub_user *user_r,
+		 const char **error_r);
+int hub_user_list(struct hub *hub, struct hub_user **users_r, size_t *count_r,
+		  const char **error_r);
+int hub_user_touch(struct hub *hub, int64_t user_id, int64_t now, const char **error_r);
+int hub_user_set_warned(struct hub *hub, int64_t user_id, int days, const char **error_r);
+/* Remove the user's records from hub.db (accounts, secrets, keys,
+ * consents); the caller removes the user's directory. */
+int hub_user_delete(struct hub *hub, int64_t user_id, const char **error_r);
+/* Check a hub password (Argon2id). */
+int hub_user_check_password(struct hub *hub, const struct hub_user *user, const char *password,
+			    const char **error_r);
+
+/* The user's key-encryption key: from the master key, or for zero-access
+ * users from passphrase (required then; a wrong one is an error). */
+int hub_user_kek(struct hub *hub, const struct hub_user *user, const char *passphrase,
+		 struct vault_kek **kek_r, const char **error_r);
+
+/* Accounts. add() makes a data key, wraps it with kek, seals the password
+ * as kind "imap-password" (and "smtp-password", the same, when smtp_url is
+ * given) in one transaction. */
+int hub_account_add(struct hub *hub, const struct hub_user *user, const struct vault_kek *kek,
+		    const char *imap_url, const char *smtp_url, const char *login,
+		    const char *ca_file, const char *password, int64_t *account_id_r,
+		    const char **error_r);
+int hub_account_list(struct hub *hub, int64_t user_id, struct hub_account **accounts_r,
+		     size_t *count_r, const char **error_r);
+void hub_accounts_free(struct hub_account **accounts, size_t count);
+/* Open a sealed credential of the account (kind "imap-password", ...):
+ * *secret_r is sodium_malloc'd; free with vault_secret_free(). */
+int hub_account_open_secret(struct hub *hub, const struct hub_user *user,
+			    const struct hub_account *account, const struct vault_kek *kek,
+			    const char *kind, char **secret_r, const char **error_r);
+/* Delete the account's sealed secrets, data key, consents and row, then
+ * checkpoint hub.db's WAL so nothing of them remains on disk. Returns the
+ * number of secrets deleted. */
+int hub_account_remove(struct hub *hub, int64_t account_id, unsigned *secrets_r,
+		       const char **error_r);
+
+/* Consent to a disclosure, recorded with its id (SHA-256 of the text),
+ * the time and the tool that gave it. */
+int hub_consent_record(struct hub *hub, int64_t user_id, int64_t account_id,
+		       const char *disclosure_id, const char *tool, const char **error_r);
+
+/* Removal receipts, kept in hub.db and printed. */
+int hub_receipt_add(struct hub *hub, int64_t user_id, const char *text, const char **error_r);
+
+/* The user's audit log (DIR/users/NAME/audit.log): append one entry and
+ * record the new head in hub.db, so a truncated log is detected. */
+int hub_audit(struct hub *hub, const struct hub_user *user, enum audit_event event,
+	      int64_t account_id, const struct audit_detail *details, size_t n_details,
+	      const char **error_r);
+/* Verify the user's audit log against the recorded head. */
+int hub_audit_verify(struct hub *hub, const struct hub_user *user, uint64_t *count_r,
+		     const char **error_r);
+/* Path of a file in the user's directory (audit.log, store.db). */
+int hub_user_path(const struct hub *hub, const char *user, const char *file, char *path_r,
+		  size_t size);
+
+#endif
