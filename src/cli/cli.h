@@ -15,7 +15,7 @@ struct cli {
 };
 
 typedef int cli_cmd_fn(struct cli *cli, int argc, char **argv);
-cli_cmd_fn cmd_init, cmd_sync, cmd_export;
+cli_cmd_fn cmd_init, cmd_sync, cmd_export, cmd_user, cmd_account, cmd_audit, cmd_lifecycle;
 
 /* Print "mailkeep: <message>" to stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -30,6 +30,13 @@ bool cli_valid_user(const char *user);
 /* Open (creating if needed) the user's store; prints the error. */
 struct store;
 int cli_open_user_store(struct cli *cli, const char *user, bool create, struct store **store_r);
+
+/* Open the hub (DIR/hub.db); with load_master the master key is loaded
+ * and checked. Prints the error. */
+struct hub;
+int cli_open_hub(struct cli *cli, bool load_master, struct hub **hub_r);
+/* Ask a yes/no question on the terminal; false without a terminal. */
+bool cli_confirm(const char *question);
 
 /* Secrets: read a password from a file or stdin ("-") into locked memory
  * (sodium_malloc). Trailing CR/LF removed. Free with cli_secret_free(). */

@@ -1,4 +1,4 @@
-/* mailkeep sync: copy an IMAP account into a user's hosted mailbox. */
+/* mailkeep sync: bring a user's hosted mailbox up to date with an account. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "hub/hub.h"
 #include "imap/imap-client.h"
 #include "imap/imap-url.h"
 #include "store/store.h"
@@ -16,13 +17,19 @@
 static void sync_usage(FILE *f)
 {
 	fprintf(f,
-		"usage: mailkeep --data DIR sync --user NAME --imap URL --login LOGIN\n"
-		"                --password-file FILE [--ca-file CA.pem] [--compress auto|yes|no]\n"
-		"                [--quiet]\n\n"
-		"Creates NAME's hosted mailbox if it is new and brings it up to date with the\n"
-		"IMAP account: every folder, every message byte-exact, flags and keywords,\n"
-		"internal dates; folders created, renamed or deleted and messages expunged on\n"
-		"the server are reflected. Only what changed since the last sync is fetched.\n\n"
+		"usage: mailkeep --data DIR sync --user NAME [--account ID] [--passphrase-file P]\n"
+		"                [--compress auto|yes|no] [--quiet]\n"
+		"       mailkeep --data DIR sync --user NAME --imap URL --login LOGIN\n"
+		"                --password-file FILE [--ca-file CA.pem] [--compress MODE] [--quiet]\n\n"
+		"Brings NAME's hosted mailbox up to date with the user's stored accounts (all,\n"
+		"or the one given with --account), or with the account given on the command\n"
+		"line (second form: nothing is stored but mail). Every folder, every message\n"
+		"byte-exact, flags and keywords, internal dates; folders created, renamed or\n"
+		"deleted and messages expunged on the server are reflected. Only what changed\n"
+		"since the last sync is fetched.\n\n"
+		"  --account ID          sync only this stored account\n"
+		"  --passphrase-file P   zero-access users: the passphrase that unlocks their\n"
+		"                        credentials for this sync (the hub cannot without it)\n"
 		"  --imap URL            imaps://host[:port] (TLS, port 993) or imap://host[:port]\n"
 		"                        (STARTTLS required, port 143)\n"
 		"  --login LOGIN         the account's login name\n"
@@ -35,9 +42,10 @@ static void sync_usage(FILE *f)
 		"                        default: not on loopback, where it only costs CPU),\n"
 		"                        yes or no\n"
 		"  --quiet               no progress display (it is shown on terminals only)\n\n"
-		"Ends with a one-line summary. Exit status 0 when everything was synced, 1 when\n"
-		"something failed (what was stored stays; the next sync resumes), 2 on a bad\n"
-		"command line.\n");
+		"Each account ends with a one-line summary. Exit status 0 when everything was\n"
+		"synced, 1 when something failed (what was stored stays; the next sync\n"
+		"resumes), 2 on a bad command line. Every use of a stored credential is in the\n"
+		"user's audit log.\n");
 }
 
 static double wall_now(void)
@@ -47,10 +55,184 @@ static double wall_now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+struct sync_job {
+	const char *user;
+	const char *url;
+	const char *login;
+	const char *ca_file;
+	const char *account_key;
+	enum imap_compress_mode compress;
+	bool quiet;
+	/* Stored accounts: audit the provider login. */
+	struct hub *hub;
+	const struct hub_user *hub_user;
+	int64_t account_id;
+};
+
+/* Connect, log in (password is wiped by the caller), sync, print the
+ * summary. Returns EXIT_OK or EXIT_FAIL. */
+static int sync_one(struct store *store, const struct sync_job *job, char **password)
+{
+	char host[256], port[8];
+	const char *err;
+	struct imap_client_settings set = {.ca_file = job->ca_file,
+					   .timeout_ms = SYNC_TIMEOUT_MS,
+					   .compress = job->compress};
+	if (imap_url_parse(job->url, host, sizeof(host), port, sizeof(port), &set.security) < 0) {
+		cli_error("bad IMAP URL '%s'", job->url);
+		cli_secret_free(password);
+		return EXIT_FAIL;
+	}
+	set.host = host;
+	set.port = port;
+	struct imap_client *client = NULL;
+	struct cli_progress *progress = NULL;
+	int ret = EXIT_FAIL;
+	double t0 = wall_now();
+	if (imap_client_connect(&set, &client, &err) < 0) {
+		cli_secret_free(password);
+		cli_error("cannot connect to %s: %s", job->url, err);
+		return EXIT_FAIL;
+	}
+	int r = imap_client_login(client, job->login, *password, &err);
+	cli_secret_free(password);
+	if (job->hub != NULL) {
+		char server[300];
+		snprintf(server, sizeof(server), "%s:%s", host, port);
+		const char *mech = imap_client_auth_mechanism(client);
+		struct audit_detail d[] = {{"server", server},
+					   {"mechanism", mech != NULL ? mech : "none"},
+					   {"result", r == 0 ? "ok" : "failed"}};
+		const char *aerr;
+		if (hub_audit(job->hub, job->hub_user, AUDIT_PROVIDER_LOGIN, job->account_id, d, 3,
+			      &aerr) < 0)
+			cli_error("%s", aerr);
+	}
+	if (r < 0) {
+		cli_error("%s", err);
+		goto out;
+	}
+	progress = cli_progress_create(job->quiet);
+	struct sync_options so = {.progress = cli_progress_update, .progress_ctx = progress};
+	struct sync_stats st;
+	r = sync_account(store, job->account_key, client, &so, &st, &err);
+	cli_progress_done(progress);
+	if (r == 0)
+		imap_client_logout(client);
+	printf("%s %s: %u folders (%u checked), %llu new messages (%.1f MB), %llu flag changes, "
+	       "%llu expunged, folders +%u ~%u -%u%s%s, %s%s, %.2f s\n",
+	       r == 0 ? "synced" : "sync incomplete", job->user, st.folders, st.folders_selected,
+	       (unsigned long long)st.new_messages, (double)st.new_bytes / 1e6,
+	       (unsigned long long)st.flag_changes, (unsigned long long)st.expunged,
+	       st.folders_created, st.folders_renamed, st.folders_deleted,
+	       st.repaired > 0 ? ", re-paired after UIDVALIDITY change: " : "",
+	       st.repaired > 0 ? "yes" : "", st.tier != NULL ? st.tier : "-",
+	       imap_client_is_compressed(client) ? ", compressed" : "", wall_now() - t0);
+	if (r < 0) {
+		cli_error("sync of %s failed: %s", job->url, err);
+		goto out;
+	}
+	ret = EXIT_OK;
+out:
+	cli_progress_free(&progress);
+	imap_client_free(&client);
+	return ret;
+}
+
+/* Sync the user's stored accounts (all, or only_account). */
+static int sync_stored(struct cli *cli, const char *user, int64_t only_account,
+		       const char *ppfile, enum imap_compress_mode compress, bool quiet)
+{
+	struct hub *hub = NULL;
+	struct hub_user u;
+	struct hub_account *accts = NULL;
+	size_t n = 0;
+	struct vault_kek *kek = NULL;
+	struct store *store = NULL;
+	char *passphrase = NULL;
+	const char *err;
+	int ret = EXIT_FAIL;
+	if (cli_open_hub(cli, true, &hub) < 0)
+		return EXIT_FAIL;
+	if (hub_user_get(hub, user, &u, &err) < 0 ||
+	    hub_account_list(hub, u.id, &accts, &n, &err) < 0) {
+		cli_error("%s", err);
+		goto out;
+	}
+	if (ppfile != NULL && (passphrase = cli_read_secret(ppfile)) == NULL)
+		goto out;
+	if (hub_user_kek(hub, &u, passphrase, &kek, &err) < 0) {
+		cli_error("%s", err);
+		goto out;
+	}
+	cli_secret_free(&passphrase);
+	if (u.zero_access) {
+		struct audit_detail d[] = {{"via", "cli"}};
+		if (hub_audit(hub, &u, AUDIT_USER_SIGNIN, 0, d, 1, &err) < 0) {
+			cli_error("%s", err);
+			goto out;
+		}
+	}
+	if (cli_open_user_store(cli, user, true, &store) < 0)
+		goto out;
+	unsigned synced = 0, failed = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (only_account != 0 && accts[i].id != only_account)
+			continue;
+		/* The audit entry is durable before the credential is opened. */
+		struct audit_detail d[] = {{"purpose", "sync"}, {"kind", "imap-password"}};
+		char *password = NULL;
+		if (hub_audit(hub, &u, AUDIT_CREDENTIAL_DECRYPT, accts[i].id, d, 2, &err) < 0 ||
+		    hub_account_open_secret(hub, &u, &accts[i], kek, "imap-password", &password,
+					    &err) < 0) {
+			cli_error("%s", err);
+			failed++;
+			continue;
+		}
+		char key[64];
+		snprintf(key, sizeof(key), "account:%lld", (long long)accts[i].id);
+		struct sync_job job = {.user = user,
+				       .url = accts[i].imap_url,
+				       .login = accts[i].login,
+				       .ca_file = accts[i].ca_file,
+				       .account_key = key,
+				       .compress = compress,
+				       .quiet = quiet,
+				       .hub = hub,
+				       .hub_user = &u,
+				       .account_id = accts[i].id};
+		if (sync_one(store, &job, &password) == EXIT_OK)
+			synced++;
+		else
+			failed++;
+	}
+	if (synced + failed == 0) {
+		if (only_account != 0)
+			cli_error("%s has no account %lld (see 'mailkeep account list --user %s')",
+				  user, (long long)only_account, user);
+		else
+			cli_error("%s has no accounts yet (add one with 'mailkeep account add')",
+				  user);
+		goto out;
+	}
+	if (hub_user_touch(hub, u.id, time(NULL), &err) < 0)
+		cli_error("%s", err);
+	ret = failed == 0 ? EXIT_OK : EXIT_FAIL;
+out:
+	cli_secret_free(&passphrase);
+	vault_kek_free(&kek);
+	hub_accounts_free(&accts, n);
+	store_close(&store);
+	hub_close(&hub);
+	return ret;
+}
+
 int cmd_sync(struct cli *cli, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{"user", required_argument, NULL, 'u'},
+		{"account", required_argument, NULL, 'a'},
+		{"passphrase-file", required_argument, NULL, 'P'},
 		{"imap", required_argument, NULL, 'i'},
 		{"login", required_argument, NULL, 'l'},
 		{"password-file", required_argument, NULL, 'p'},
@@ -61,27 +243,20 @@ int cmd_sync(struct cli *cli, int argc, char **argv)
 		{NULL, 0, NULL, 0},
 	};
 	const char *user = NULL, *url = NULL, *login = NULL, *pwfile = NULL, *ca = NULL;
+	const char *ppfile = NULL, *account = NULL;
 	enum imap_compress_mode compress = IMAP_COMPRESS_AUTO;
 	bool quiet = false;
 	int c;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "hq", opts, NULL)) != -1) {
 		switch (c) {
-		case 'u':
-			user = optarg;
-			break;
-		case 'i':
-			url = optarg;
-			break;
-		case 'l':
-			login = optarg;
-			break;
-		case 'p':
-			pwfile = optarg;
-			break;
-		case 'c':
-			ca = optarg;
-			break;
+		case 'u': user = optarg; break;
+		case 'a': account = optarg; break;
+		case 'P': ppfile = optarg; break;
+		case 'i': url = optarg; break;
+		case 'l': login = optarg; break;
+		case 'p': pwfile = optarg; break;
+		case 'c': ca = optarg; break;
 		case 'z':
 			if (strcmp(optarg, "auto") == 0)
 				compress = IMAP_COMPRESS_AUTO;
@@ -94,31 +269,42 @@ int cmd_sync(struct cli *cli, int argc, char **argv)
 				return EXIT_USAGE;
 			}
 			break;
-		case 'q':
-			quiet = true;
-			break;
-		case 'h':
-			sync_usage(stdout);
-			return EXIT_OK;
-		default:
-			sync_usage(stderr);
-			return EXIT_USAGE;
+		case 'q': quiet = true; break;
+		case 'h': sync_usage(stdout); return EXIT_OK;
+		default: sync_usage(stderr); return EXIT_USAGE;
 		}
 	}
 	if (optind != argc) {
 		cli_error("unexpected argument '%s'", argv[optind]);
 		return EXIT_USAGE;
 	}
-	if (user == NULL || url == NULL || login == NULL || pwfile == NULL) {
-		cli_error("sync needs --user, --imap, --login and --password-file");
+	if (user == NULL) {
+		cli_error("sync needs --user NAME");
 		sync_usage(stderr);
 		return EXIT_USAGE;
 	}
+	if (cli_data_dir(cli, true) == NULL || !cli_valid_user(user))
+		return EXIT_USAGE;
+	if (url == NULL && login == NULL && pwfile == NULL && ca == NULL) {
+		long long id = 0;
+		if (account != NULL) {
+			char *end;
+			id = strtoll(account, &end, 10);
+			if (*end != '\0' || id <= 0) {
+				cli_error("bad --account ID '%s'", account);
+				return EXIT_USAGE;
+			}
+		}
+		return sync_stored(cli, user, id, ppfile, compress, quiet);
+	}
+	if (url == NULL || login == NULL || pwfile == NULL || account != NULL || ppfile != NULL) {
+		cli_error("a sync of an account given on the command line needs --imap, --login "
+			  "and --password-file (and no --account or --passphrase-file)");
+		return EXIT_USAGE;
+	}
 	char host[256], port[8];
-	struct imap_client_settings set = {.ca_file = ca,
-					   .timeout_ms = SYNC_TIMEOUT_MS,
-					   .compress = compress};
-	if (imap_url_parse(url, host, sizeof(host), port, sizeof(port), &set.security) < 0) {
+	enum imap_security sec;
+	if (imap_url_parse(url, host, sizeof(host), port, sizeof(port), &sec) < 0) {
 		cli_error("bad --imap URL '%s': use imaps://host[:port] or imap://host[:port]",
 			  url);
 		return EXIT_USAGE;
@@ -127,61 +313,24 @@ int cmd_sync(struct cli *cli, int argc, char **argv)
 		cli_error("bad --login: empty or contains a line break");
 		return EXIT_USAGE;
 	}
-	set.host = host;
-	set.port = port;
-	if (cli_data_dir(cli, true) == NULL || !cli_valid_user(user))
-		return EXIT_USAGE;
-
 	char *password = cli_read_secret(pwfile);
 	if (password == NULL)
 		return EXIT_FAIL;
 	struct store *store = NULL;
-	struct imap_client *client = NULL;
-	struct cli_progress *progress = NULL;
-	const char *err;
-	int ret = EXIT_FAIL;
-	double t0 = wall_now();
-
-	if (cli_open_user_store(cli, user, true, &store) < 0)
-		goto out;
-	if (imap_client_connect(&set, &client, &err) < 0) {
-		cli_error("cannot connect to %s: %s", url, err);
-		goto out;
-	}
-	int r = imap_client_login(client, login, password, &err);
-	cli_secret_free(&password);
-	if (r < 0) {
-		cli_error("%s", err);
-		goto out;
+	if (cli_open_user_store(cli, user, true, &store) < 0) {
+		cli_secret_free(&password);
+		return EXIT_FAIL;
 	}
 	char key[1024];
 	snprintf(key, sizeof(key), "%s %s", url, login);
-	progress = cli_progress_create(quiet);
-	struct sync_options so = {.progress = cli_progress_update, .progress_ctx = progress};
-	struct sync_stats st;
-	r = sync_account(store, key, client, &so, &st, &err);
-	cli_progress_done(progress);
-	if (r == 0)
-		imap_client_logout(client);
-	double secs = wall_now() - t0;
-	printf("%s %s: %u folders (%u checked), %llu new messages (%.1f MB), %llu flag changes, "
-	       "%llu expunged, folders +%u ~%u -%u%s%s, %s%s, %.2f s\n",
-	       r == 0 ? "synced" : "sync incomplete", user, st.folders, st.folders_selected,
-	       (unsigned long long)st.new_messages, (double)st.new_bytes / 1e6,
-	       (unsigned long long)st.flag_changes, (unsigned long long)st.expunged,
-	       st.folders_created, st.folders_renamed, st.folders_deleted,
-	       st.repaired > 0 ? ", re-paired after UIDVALIDITY change: " : "",
-	       st.repaired > 0 ? "yes" : "", st.tier != NULL ? st.tier : "-",
-	       imap_client_is_compressed(client) ? ", compressed" : "", secs);
-	if (r < 0) {
-		cli_error("sync of %s failed: %s", url, err);
-		goto out;
-	}
-	ret = EXIT_OK;
-out:
-	cli_secret_free(&password);
-	cli_progress_free(&progress);
-	imap_client_free(&client);
+	struct sync_job job = {.user = user,
+			       .url = url,
+			       .login = login,
+			       .ca_file = ca,
+			       .account_key = key,
+			       .compress = compress,
+			       .quiet = quiet};
+	int ret = sync_one(store, &job, &password);
 	store_close(&store);
 	return ret;
 }

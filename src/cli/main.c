@@ -6,12 +6,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
+#include "hub/hub.h"
 #include "store/store.h"
 
 #define MAILKEEP_VERSION "0.1.0"
@@ -24,6 +26,10 @@ static const struct {
 	{"init", cmd_init, "create a data directory for the hub"},
 	{"sync", cmd_sync, "copy an IMAP account into a user's hosted mailbox"},
 	{"export", cmd_export, "write a user's hosted mailbox as a Maildir++ tree"},
+	{"user", cmd_user, "add, list or delete hub users"},
+	{"account", cmd_account, "add (with consent), list or remove a user's mail accounts"},
+	{"audit", cmd_audit, "show or verify a user's audit log"},
+	{"lifecycle", cmd_lifecycle, "warn and purge users inactive past the configured period"},
 };
 
 static void usage(FILE *f)
@@ -110,6 +116,31 @@ int cli_open_user_store(struct cli *cli, const char *user, bool create, struct s
 		return -1;
 	}
 	return 0;
+}
+
+int cli_open_hub(struct cli *cli, bool load_master, struct hub **hub_r)
+{
+	const char *dir = cli_data_dir(cli, true), *err;
+	if (dir == NULL)
+		return -1;
+	if (hub_open(dir, load_master, hub_r, &err) < 0) {
+		cli_error("%s", err);
+		return -1;
+	}
+	return 0;
+}
+
+bool cli_confirm(const char *question)
+{
+	if (!isatty(STDIN_FILENO))
+		return false;
+	fprintf(stderr, "%s [yes/no] ", question);
+	fflush(stderr);
+	char answer[16];
+	if (fgets(answer, sizeof(answer), stdin) == NULL)
+		return false;
+	answer[strcspn(answer, "\r\n")] = '\0';
+	return strcasecmp(answer, "yes") == 0;
 }
 
 char *cli_read_secret(const char *path)

@@ -110,6 +110,56 @@ fail:
 	return -1;
 }
 
+int hub_account_set_password(struct hub *hub, const struct hub_user *user,
+			     const struct hub_account *account, const struct vault_kek *kek,
+			     const char *password, const char **error_r)
+{
+	const char *err = NULL;
+	char acct[32];
+	account_name(account->id, acct, sizeof(acct));
+	struct vault_data_key *key = NULL;
+	sqlite3_stmt *st;
+	if (hub_exec(hub, "BEGIN IMMEDIATE", error_r) < 0)
+		return -1;
+	if (hub_prepare(hub, "SELECT data_key FROM accounts WHERE id = ?1", &st, error_r) < 0)
+		goto fail;
+	sqlite3_bind_int64(st, 1, account->id);
+	int r = -1;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		r = vault_data_key_unwrap(kek, sqlite3_column_blob(st, 0),
+					  (size_t)sqlite3_column_bytes(st, 0), user->name, acct,
+					  account->key_version, &key, &err);
+	sqlite3_finalize(st);
+	if (r < 0) {
+		hub_fail(hub, error_r, "account %s: %s", acct, err != NULL ? err : "not found");
+		goto fail;
+	}
+	uint64_t version = account->secret_version + 1;
+	if (hub_prepare(hub, "UPDATE accounts SET secret_version = ?2 WHERE id = ?1", &st,
+			error_r) < 0)
+		goto fail;
+	sqlite3_bind_int64(st, 1, account->id);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)version);
+	r = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+	sqlite3_finalize(st);
+	if (r < 0) {
+		hub_db_fail(hub, error_r, "bump secret version");
+		goto fail;
+	}
+	if (seal_into(hub, user, account->id, key, "imap-password", version, password, error_r) <
+		    0 ||
+	    (account->smtp_url != NULL && seal_into(hub, user, account->id, key, "smtp-password",
+						    version, password, error_r) < 0) ||
+	    hub_exec(hub, "COMMIT", error_r) < 0)
+		goto fail;
+	vault_data_key_free(&key);
+	return 0;
+fail:
+	sqlite3_exec(hub->db, "ROLLBACK", NULL, NULL, NULL);
+	vault_data_key_free(&key);
+	return -1;
+}
+
 static char *dup_text(sqlite3_stmt *st, int col)
 {
 	const unsigned char *t = sqlite3_column_text(st, col);

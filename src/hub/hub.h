@@ -106,6 +106,11 @@ int hub_account_add(struct hub *hub, const struct hub_user *user, const struct v
 		    const char *imap_url, const char *smtp_url, const char *login,
 		    const char *ca_file, const char *password, int64_t *account_id_r,
 		    const char **error_r);
+/* Replace the account's password (a new sealed copy under the next secret
+ * version: older copies no longer open). */
+int hub_account_set_password(struct hub *hub, const struct hub_user *user,
+			     const struct hub_account *account, const struct vault_kek *kek,
+			     const char *password, const char **error_r);
 int hub_account_list(struct hub *hub, int64_t user_id, struct hub_account **accounts_r,
 		     size_t *count_r, const char **error_r);
 void hub_accounts_free(struct hub_account **accounts, size_t count);

@@ -35,6 +35,7 @@ struct imap_client {
 	struct buf cmd;
 	struct buf caps; /* " CAP1 CAP2 ... " upper-case */
 	unsigned caps_generation; /* bumped whenever caps are replaced */
+	const char *auth_mechanism;
 	unsigned tag_counter;
 	char tag[16];
 	struct imap_literal_sink sink;
@@ -106,6 +107,11 @@ bool imap_client_has_cap(const struct imap_client *c, const char *cap)
 bool imap_client_is_compressed(const struct imap_client *c)
 {
 	return conn_is_compressed(c->conn);
+}
+
+const char *imap_client_auth_mechanism(const struct imap_client *c)
+{
+	return c->auth_mechanism;
 }
 
 bool imap_client_is_open(const struct imap_client *c)
@@ -507,10 +513,13 @@ int imap_client_login(struct imap_client *c, const char *user, const char *passw
 		return client_fail(c, error_r, "refusing to send a password without TLS");
 	int r;
 	unsigned caps_generation = c->caps_generation;
-	if (imap_client_has_cap(c, "AUTH=PLAIN"))
+	if (imap_client_has_cap(c, "AUTH=PLAIN")) {
+		c->auth_mechanism = "PLAIN";
 		r = client_auth_plain(c, user, password, error_r);
-	else if (!imap_client_has_cap(c, "LOGINDISABLED"))
+	} else if (!imap_client_has_cap(c, "LOGINDISABLED")) {
+		c->auth_mechanism = "LOGIN";
 		r = client_login_cmd(c, user, password, error_r);
+	}
 	else
 		return client_fail(c, error_r,
 				   "%s offers neither AUTHENTICATE PLAIN nor LOGIN", c->host);

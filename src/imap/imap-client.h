@@ -76,6 +76,10 @@ void imap_client_free(struct imap_client **client);
 int imap_client_login(struct imap_client *c, const char *user, const char *password,
 		      const char **error_r);
 
+/* The SASL mechanism or command the last login used: "PLAIN", "LOGIN";
+ * NULL before any login attempt. */
+const char *imap_client_auth_mechanism(const struct imap_client *c);
+
 /* Capability check (case-insensitive, exact name such as "QRESYNC"). */
 bool imap_client_has_cap(const struct imap_client *c, const char *cap);
 bool imap_client_is_compressed(const struct imap_client *c);

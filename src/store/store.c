@@ -926,6 +926,39 @@ int store_account_remove(struct store *s, const char *key, struct store_removal 
 	return 0;
 }
 
+int store_local_deliver(struct store *s, const void *data, size_t len, int64_t date,
+			const char **error_r)
+{
+	int64_t account_id, mailbox_id = 0, blob_id;
+	struct store_mailbox *boxes = NULL;
+	size_t n = 0;
+	uint32_t uidnext = 1;
+	if (store_account_ensure(s, "hub:local", &account_id, error_r) < 0 ||
+	    store_mailboxes(s, account_id, &boxes, &n, error_r) < 0)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(boxes[i].name, "INBOX") == 0) {
+			mailbox_id = boxes[i].id;
+			uidnext = boxes[i].uidnext;
+		}
+	}
+	store_mailboxes_free(&boxes, n);
+	if (mailbox_id == 0 &&
+	    store_mailbox_create(s, account_id, "INBOX", '/', "Inbox", &mailbox_id, error_r) < 0)
+		return -1;
+	struct store_blob_writer *w;
+	if (store_blob_begin(s, len, &w, error_r) < 0)
+		return -1;
+	if (store_blob_write(w, data, len, error_r) < 0 ||
+	    store_blob_finish(&w, &blob_id, error_r) < 0) {
+		store_blob_abort(&w);
+		return -1;
+	}
+	if (store_message_add(s, mailbox_id, uidnext, blob_id, 0, "", date, error_r) < 0)
+		return -1;
+	return store_mailbox_set_state(s, mailbox_id, 1, uidnext + 1, 0, error_r);
+}
+
 int store_scrub(struct store *s, const char **error_r)
 {
 	if (sqlite3_exec(s->db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL) != SQLITE_OK) {

@@ -156,6 +156,12 @@ int store_account_remove(struct store *s, const char *key, struct store_removal 
  * secure_delete) leaves no copy in the log. */
 int store_scrub(struct store *s, const char **error_r);
 
+/* Deliver a message the hub itself writes (notices to the user) into the
+ * INBOX of the store's local account "hub:local", creating it if needed.
+ * Inside the caller's transaction. */
+int store_local_deliver(struct store *s, const void *data, size_t len, int64_t date,
+			const char **error_r);
+
 /* Counts for summaries and tests. */
 int store_counts(struct store *s, uint64_t *messages_r, uint64_t *blobs_r, uint64_t *bytes_r,
 		 const char **error_r);

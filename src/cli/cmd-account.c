@@ -1,0 +1,449 @@
+/* mailkeep account add|list|remove */
+#include <getopt.h>
+#include <limits.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "hub/hub.h"
+#include "imap/imap-url.h"
+#include "lib/buf.h"
+#include "store/store.h"
+
+static void account_usage(FILE *f)
+{
+	fprintf(f,
+		"usage: mailkeep --data DIR account add --user NAME --imap URL [--smtp URL]\n"
+		"                --login ADDR --password-file F [--ca-file CA.pem]\n"
+		"                [--passphrase-file P] [--consent]\n"
+		"       mailkeep --data DIR account list --user NAME\n"
+		"       mailkeep --data DIR account password --user NAME ID --password-file F\n"
+		"                [--passphrase-file P]\n"
+		"       mailkeep --data DIR account remove --user NAME ID --all-devices\n\n"
+		"add     shows exactly what will be stored where and what the hub will do as the\n"
+		"        user, and goes on only on consent: typed 'yes' on a terminal, or\n"
+		"        --consent to accept the shown text from a script. Declining stores\n"
+		"        nothing. The password is stored only sealed. --imap is imaps://host[:port]\n"
+		"        or imap://host[:port] (STARTTLS); --smtp submissions://host[:port] or\n"
+		"        smtp://host[:port] (STARTTLS). Zero-access users give their passphrase\n"
+		"        with --passphrase-file.\n"
+		"list    shows the user's accounts.\n"
+		"password  replaces the stored password (the old sealed copy stops opening).\n"
+		"remove  with --all-devices deletes the account's sealed credentials, its key\n"
+		"        and every copy of its mail from this hub, and prints a receipt.\n");
+}
+
+static int smtp_url_valid(const char *url)
+{
+	char host[256], port[8];
+	enum imap_security sec;
+	char tmp[600];
+	/* Same shape as the IMAP URLs; only the scheme differs. */
+	if (strncmp(url, "submissions://", 14) == 0)
+		snprintf(tmp, sizeof(tmp), "imaps://%s", url + 14);
+	else if (strncmp(url, "smtp://", 7) == 0)
+		snprintf(tmp, sizeof(tmp), "imap://%s", url + 7);
+	else
+		return -1;
+	return imap_url_parse(tmp, host, sizeof(host), port, sizeof(port), &sec);
+}
+
+/* The disclosure shown before consent; the same text the device API and web
+ * UI will show. Its id is the SHA-256 of the text. */
+static int disclosure_build(struct hub *hub, const struct hub_user *u, const char *imap,
+			    const char *smtp, const char *login, struct buf *b)
+{
+	char host[256] = "this machine";
+	gethostname(host, sizeof(host));
+	host[sizeof(host) - 1] = '\0';
+	const char *dir = hub_data_dir(hub);
+	const struct hub_settings *set = hub_get_settings(hub);
+	buf_printf(b, "mailkeep: adding a mail account for hub user %s\n\n", u->name);
+	buf_printf(b, "What will be stored, and where\n");
+	buf_printf(b, "- On this hub: host %s, data directory %s.\n", host, dir);
+	buf_printf(b,
+		   "- The password of %s, sealed (XChaCha20-Poly1305) with a key made for this "
+		   "account only.\n",
+		   login);
+	if (u->zero_access)
+		buf_printf(b, "- Who can decrypt it: only %s. The key is derived from %s's "
+			      "passphrase; the hub cannot open it unless %s has unlocked it by "
+			      "signing in, and then only for a limited time.\n",
+			   u->name, u->name, u->name);
+	else
+		buf_printf(b, "- Who can decrypt it: this hub, with its master key (%s%s), "
+			      "whenever it syncs or sends for %s. Whoever holds both that key and "
+			      "a copy of the data directory could decrypt it too.\n",
+			   set->master_key_credential[0] != '\0' ? "systemd credential "
+								 : "key file ",
+			   set->master_key_credential[0] != '\0' ? set->master_key_credential
+								 : set->master_key,
+			   u->name);
+	buf_printf(b, "\nWhat the hub will do as %s\n", u->name);
+	buf_printf(b, "- Log in to %s (IMAP) as %s.\n", imap, login);
+	if (smtp != NULL)
+		buf_printf(b, "- Log in to %s (SMTP) as %s to send mail %s asks it to send.\n", smtp,
+			   login, u->name);
+	buf_printf(b, "- Copy all mail of this account (every folder, message, flag) into %s's "
+		      "hosted mailbox on this hub, and keep it in sync.\n",
+		   u->name);
+	buf_printf(b, "- Write every use of the password to %s's audit log "
+		      "(mailkeep audit --user %s).\n",
+		   u->name, u->name);
+	buf_printf(b, "\nHow to remove it all\n");
+	buf_printf(b, "- mailkeep account remove --user %s ID --all-devices deletes the "
+		      "password, its key and every copy of this account's mail from the hub and "
+		      "prints a receipt (ID is shown when the account is added).\n",
+		   u->name);
+	return b->len > 0 ? 0 : -1;
+}
+
+static void sha256_hex(const void *data, size_t len, char hex[65])
+{
+	unsigned char md[32];
+	unsigned int n = sizeof(md);
+	EVP_Digest(data, len, md, &n, EVP_sha256(), NULL);
+	for (int i = 0; i < 32; i++)
+		snprintf(hex + 2 * i, 3, "%02x", md[i]);
+}
+
+static int account_add(struct hub *hub, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"user", required_argument, NULL, 'u'},
+		{"imap", required_argument, NULL, 'i'},
+		{"smtp", required_argument, NULL, 's'},
+		{"login", required_argument, NULL, 'l'},
+		{"password-file", required_argument, NULL, 'p'},
+		{"passphrase-file", required_argument, NULL, 'P'},
+		{"ca-file", required_argument, NULL, 'c'},
+		{"consent", no_argument, NULL, 'y'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *user = NULL, *imap = NULL, *smtp = NULL, *login = NULL, *pwfile = NULL;
+	const char *ppfile = NULL, *ca = NULL, *err;
+	bool consent = false;
+	int c;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 'u': user = optarg; break;
+		case 'i': imap = optarg; break;
+		case 's': smtp = optarg; break;
+		case 'l': login = optarg; break;
+		case 'p': pwfile = optarg; break;
+		case 'P': ppfile = optarg; break;
+		case 'c': ca = optarg; break;
+		case 'y': consent = true; break;
+		default: return EXIT_USAGE;
+		}
+	}
+	char host[256], port[8];
+	enum imap_security sec;
+	if (user == NULL || imap == NULL || login == NULL || pwfile == NULL || optind != argc) {
+		cli_error("account add needs --user, --imap, --login and --password-file");
+		return EXIT_USAGE;
+	}
+	if (imap_url_parse(imap, host, sizeof(host), port, sizeof(port), &sec) < 0) {
+		cli_error("bad --imap URL '%s': use imaps://host[:port] or imap://host[:port]", imap);
+		return EXIT_USAGE;
+	}
+	if (smtp != NULL && smtp_url_valid(smtp) < 0) {
+		cli_error("bad --smtp URL '%s': use submissions://host[:port] or smtp://host[:port]",
+			  smtp);
+		return EXIT_USAGE;
+	}
+	if (login[0] == '\0' || strpbrk(login, "\r\n") != NULL || strlen(login) > 320) {
+		cli_error("bad --login");
+		return EXIT_USAGE;
+	}
+	if (ca != NULL && access(ca, R_OK) < 0) {
+		cli_error("cannot read --ca-file %s", ca);
+		return EXIT_USAGE;
+	}
+	char ca_abs[PATH_MAX];
+	if (ca != NULL && realpath(ca, ca_abs) != NULL)
+		ca = ca_abs;
+	struct hub_user u;
+	if (hub_user_get(hub, user, &u, &err) < 0) {
+		cli_error("%s", err);
+		return EXIT_FAIL;
+	}
+	if (u.zero_access && ppfile == NULL) {
+		cli_error("%s is a zero-access user: give the passphrase with --passphrase-file",
+			  user);
+		return EXIT_USAGE;
+	}
+
+	struct buf text;
+	buf_init(&text, 16384);
+	disclosure_build(hub, &u, imap, smtp, login, &text);
+	char id[65];
+	sha256_hex(text.data, text.len, id);
+	fputs(buf_str(&text), stdout);
+	printf("\nDisclosure id: %s\n", id);
+	fflush(stdout);
+	const char *tool = "mailkeep-cli --consent";
+	if (!consent) {
+		tool = "mailkeep-cli interactive";
+		consent = cli_confirm("Do you consent to this?");
+	}
+	buf_free(&text);
+	if (!consent) {
+		cli_error("no consent given: nothing was stored (run on a terminal and answer "
+			  "yes, or pass --consent to accept the text above)");
+		return EXIT_FAIL;
+	}
+
+	char *password = cli_read_secret(pwfile);
+	char *passphrase = NULL;
+	struct vault_kek *kek = NULL;
+	int ret = EXIT_FAIL;
+	int64_t account_id;
+	if (password == NULL || (ppfile != NULL && (passphrase = cli_read_secret(ppfile)) == NULL))
+		goto out;
+	if (hub_user_kek(hub, &u, passphrase, &kek, &err) < 0) {
+		cli_error("%s", err);
+		goto out;
+	}
+	if (u.zero_access) {
+		struct audit_detail d[] = {{"via", "cli"}};
+		hub_audit(hub, &u, AUDIT_USER_SIGNIN, 0, d, 1, &err);
+	}
+	if (hub_account_add(hub, &u, kek, imap, smtp, login, ca, password, &account_id, &err) <
+	    0) {
+		cli_error("%s", err);
+		goto out;
+	}
+	struct audit_detail cd[] = {{"disclosure", id}, {"tool", tool}};
+	struct audit_detail ad[] = {{"imap", imap}, {"smtp", smtp != NULL ? smtp : "none"},
+				    {"login", login}};
+	if (hub_consent_record(hub, u.id, account_id, id, tool, &err) < 0 ||
+	    hub_audit(hub, &u, AUDIT_CONSENT_GIVEN, account_id, cd, 2, &err) < 0 ||
+	    hub_audit(hub, &u, AUDIT_ACCOUNT_ADDED, account_id, ad, 3, &err) < 0 ||
+	    hub_user_touch(hub, u.id, time(NULL), &err) < 0) {
+		cli_error("%s", err);
+		goto out;
+	}
+	printf("added account %lld for %s (consent recorded)\n", (long long)account_id, user);
+	ret = EXIT_OK;
+out:
+	vault_kek_free(&kek);
+	cli_secret_free(&password);
+	cli_secret_free(&passphrase);
+	return ret;
+}
+
+static int account_list(struct hub *hub, int argc, char **argv)
+{
+	const char *err;
+	if (argc != 3 || strcmp(argv[1], "--user") != 0) {
+		cli_error("account list needs --user NAME");
+		return EXIT_USAGE;
+	}
+	struct hub_user u;
+	struct hub_account *a;
+	size_t n;
+	if (hub_user_get(hub, argv[2], &u, &err) < 0 || hub_account_list(hub, u.id, &a, &n, &err) < 0) {
+		cli_error("%s", err);
+		return EXIT_FAIL;
+	}
+	printf("%-4s %-32s %-32s %-28s %s\n", "ID", "IMAP", "SMTP", "LOGIN", "ADDED (UTC)");
+	for (size_t i = 0; i < n; i++) {
+		char when[32];
+		time_t t = (time_t)a[i].created;
+		strftime(when, sizeof(when), "%Y-%m-%d %H:%M", gmtime(&t));
+		printf("%-4lld %-32s %-32s %-28s %s\n", (long long)a[i].id, a[i].imap_url,
+		       a[i].smtp_url != NULL ? a[i].smtp_url : "-", a[i].login, when);
+	}
+	hub_accounts_free(&a, n);
+	return EXIT_OK;
+}
+
+static int account_password(struct hub *hub, int argc, char **argv)
+{
+	const char *user = NULL, *id_text = NULL, *pwfile = NULL, *ppfile = NULL, *err;
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--user") == 0 && i + 1 < argc)
+			user = argv[++i];
+		else if (strcmp(argv[i], "--password-file") == 0 && i + 1 < argc)
+			pwfile = argv[++i];
+		else if (strcmp(argv[i], "--passphrase-file") == 0 && i + 1 < argc)
+			ppfile = argv[++i];
+		else if (id_text == NULL && argv[i][0] != '-')
+			id_text = argv[i];
+		else {
+			cli_error("unexpected argument '%s'", argv[i]);
+			return EXIT_USAGE;
+		}
+	}
+	char *end = NULL;
+	long long id = id_text != NULL ? strtoll(id_text, &end, 10) : 0;
+	if (user == NULL || pwfile == NULL || id <= 0 || *end != '\0') {
+		cli_error("account password needs --user NAME, the account ID and --password-file");
+		return EXIT_USAGE;
+	}
+	struct hub_user u;
+	struct hub_account *a = NULL;
+	size_t n = 0;
+	struct vault_kek *kek = NULL;
+	char *password = NULL, *passphrase = NULL;
+	int ret = EXIT_FAIL;
+	if (hub_user_get(hub, user, &u, &err) < 0 || hub_account_list(hub, u.id, &a, &n, &err) < 0) {
+		cli_error("%s", err);
+		goto out;
+	}
+	const struct hub_account *acct = NULL;
+	for (size_t i = 0; i < n; i++)
+		if (a[i].id == id)
+			acct = &a[i];
+	if (acct == NULL) {
+		cli_error("%s has no account %lld", user, id);
+		goto out;
+	}
+	if ((password = cli_read_secret(pwfile)) == NULL ||
+	    (ppfile != NULL && (passphrase = cli_read_secret(ppfile)) == NULL))
+		goto out;
+	if (hub_user_kek(hub, &u, passphrase, &kek, &err) < 0 ||
+	    hub_account_set_password(hub, &u, acct, kek, password, &err) < 0) {
+		cli_error("%s", err);
+		goto out;
+	}
+	printf("replaced the stored password of account %lld\n", id);
+	ret = EXIT_OK;
+out:
+	vault_kek_free(&kek);
+	cli_secret_free(&password);
+	cli_secret_free(&passphrase);
+	hub_accounts_free(&a, n);
+	return ret;
+}
+
+static int account_remove(struct cli *cli, struct hub *hub, int argc, char **argv)
+{
+	const char *user = NULL, *id_text = NULL, *err;
+	bool all_devices = false;
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--user") == 0 && i + 1 < argc)
+			user = argv[++i];
+		else if (strcmp(argv[i], "--all-devices") == 0)
+			all_devices = true;
+		else if (id_text == NULL && argv[i][0] != '-')
+			id_text = argv[i];
+		else {
+			cli_error("unexpected argument '%s'", argv[i]);
+			return EXIT_USAGE;
+		}
+	}
+	if (user == NULL || id_text == NULL) {
+		cli_error("account remove needs --user NAME and the account ID");
+		return EXIT_USAGE;
+	}
+	if (!all_devices) {
+		cli_error("removal deletes the account's mail from the hub and so from every "
+			  "device; say so with --all-devices");
+		return EXIT_USAGE;
+	}
+	char *end;
+	long long id = strtoll(id_text, &end, 10);
+	struct hub_user u;
+	struct hub_account *a;
+	size_t n;
+	if (*end != '\0' || id <= 0) {
+		cli_error("bad account ID '%s'", id_text);
+		return EXIT_USAGE;
+	}
+	if (hub_user_get(hub, user, &u, &err) < 0 || hub_account_list(hub, u.id, &a, &n, &err) < 0) {
+		cli_error("%s", err);
+		return EXIT_FAIL;
+	}
+	bool found = false;
+	for (size_t i = 0; i < n; i++)
+		found |= a[i].id == id;
+	hub_accounts_free(&a, n);
+	if (!found) {
+		cli_error("%s has no account %lld (see 'mailkeep account list --user %s')", user, id,
+			  user);
+		return EXIT_FAIL;
+	}
+	/* Mail first (the store), then credentials (hub.db): a crash in
+	 * between leaves credentials without mail, which the next removal
+	 * finishes; never mail without a way to remove it. */
+	struct store *store = NULL;
+	struct store_removal rm = {0, 0, 0, 0};
+	char key[64];
+	snprintf(key, sizeof(key), "account:%lld", id);
+	char dbpath[4200];
+	hub_user_path(hub, user, "store.db", dbpath, sizeof(dbpath));
+	if (access(dbpath, F_OK) == 0) {
+		if (cli_open_user_store(cli, user, false, &store) < 0)
+			return EXIT_FAIL;
+		if (store_begin(store, &err) < 0 || store_account_remove(store, key, &rm, &err) < 0 ||
+		    store_commit(store, &err) < 0 || store_scrub(store, &err) < 0) {
+			cli_error("%s", err);
+			store_close(&store);
+			return EXIT_FAIL;
+		}
+		store_close(&store);
+	}
+	unsigned secrets = 0;
+	if (hub_account_remove(hub, id, &secrets, &err) < 0) {
+		cli_error("%s", err);
+		return EXIT_FAIL;
+	}
+	char counts[4][32];
+	snprintf(counts[0], sizeof(counts[0]), "%u", secrets);
+	snprintf(counts[1], sizeof(counts[1]), "%llu", (unsigned long long)rm.messages);
+	snprintf(counts[2], sizeof(counts[2]), "%llu", (unsigned long long)rm.bytes);
+	snprintf(counts[3], sizeof(counts[3]), "%llu", (unsigned long long)rm.mailboxes);
+	struct audit_detail d[] = {{"secrets", counts[0]}, {"messages", counts[1]},
+				   {"bytes", counts[2]}, {"folders", counts[3]},
+				   {"scope", "all-devices"}};
+	if (hub_audit(hub, &u, AUDIT_ACCOUNT_REMOVED, id, d, 5, &err) < 0)
+		cli_error("%s", err);
+	char receipt[1024], when[32];
+	time_t now = time(NULL);
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
+	snprintf(receipt, sizeof(receipt),
+		 "receipt: account %lld of %s removed from all devices at %s: %u sealed "
+		 "credentials and the account's data key deleted; %llu messages in %llu folders "
+		 "(%llu bytes of message content not shared with other accounts) deleted; database "
+		 "pages zeroed (secure_delete) and write-ahead logs truncated.",
+		 id, user, when, secrets, (unsigned long long)rm.messages,
+		 (unsigned long long)rm.mailboxes, (unsigned long long)rm.bytes);
+	if (hub_receipt_add(hub, u.id, receipt, &err) < 0)
+		cli_error("%s", err);
+	printf("%s\n", receipt);
+	return EXIT_OK;
+}
+
+int cmd_account(struct cli *cli, int argc, char **argv)
+{
+	if (argc < 2 || cli_is_help(argv[1])) {
+		account_usage(argc < 2 ? stderr : stdout);
+		return argc < 2 ? EXIT_USAGE : EXIT_OK;
+	}
+	struct hub *hub;
+	bool add = strcmp(argv[1], "add") == 0, password = strcmp(argv[1], "password") == 0;
+	if (cli_open_hub(cli, add || password, &hub) < 0)
+		return EXIT_FAIL;
+	int r;
+	if (add)
+		r = account_add(hub, argc - 1, argv + 1);
+	else if (password)
+		r = account_password(hub, argc - 1, argv + 1);
+	else if (strcmp(argv[1], "list") == 0)
+		r = account_list(hub, argc - 1, argv + 1);
+	else if (strcmp(argv[1], "remove") == 0)
+		r = account_remove(cli, hub, argc - 1, argv + 1);
+	else {
+		cli_error("unknown 'account' command; see 'mailkeep account --help'");
+		r = EXIT_USAGE;
+	}
+	hub_close(&hub);
+	return r;
+}
