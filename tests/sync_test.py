@@ -346,6 +346,13 @@ def t_tls(tmp):
               not fx.store_state().get("INBOX"), "data stored over a refused connection")
         r = fx.sync(url=fx.url("starttls"))
         fx.assert_in_sync("STARTTLS")
+        # The password may come on stdin; a wrong one is a clear error.
+        pw_text = open(fx.env["PASS_FILE"]).read()
+        argv = [BIN, "--data", fx.data, "sync", "--user", "alice", "--imap", fx.url("starttls"),
+                "--login", "alice", "--password-file", "-", "--ca-file", fx.env["CA_FILE"], "--quiet"]
+        run(argv, stdin=pw_text + "\n")
+        r = run(argv, stdin="wrong-password\n", expect=1)
+        check("authentication failed" in r.stderr and "wrong-password" not in r.stderr, r.stderr)
         # The password never lands in the data directory.
         pw = open(fx.env["PASS_FILE"], "rb").read()
         for dp, _, files in os.walk(fx.data):

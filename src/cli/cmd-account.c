@@ -400,11 +400,14 @@ static int account_remove(struct cli *cli, struct hub *hub, int argc, char **arg
 	snprintf(counts[1], sizeof(counts[1]), "%llu", (unsigned long long)rm.messages);
 	snprintf(counts[2], sizeof(counts[2]), "%llu", (unsigned long long)rm.bytes);
 	snprintf(counts[3], sizeof(counts[3]), "%llu", (unsigned long long)rm.mailboxes);
-	struct audit_detail d[] = {{"secrets", counts[0]}, {"messages", counts[1]},
+	struct audit_detail d[] = {{"credentials", counts[0]}, {"messages", counts[1]},
 				   {"bytes", counts[2]}, {"folders", counts[3]},
 				   {"scope", "all-devices"}};
-	if (hub_audit(hub, &u, AUDIT_ACCOUNT_REMOVED, id, d, 5, &err) < 0)
+	int ret = EXIT_OK;
+	if (hub_audit(hub, &u, AUDIT_ACCOUNT_REMOVED, id, d, 5, &err) < 0) {
 		cli_error("%s", err);
+		ret = EXIT_FAIL;
+	}
 	char receipt[1024], when[32];
 	time_t now = time(NULL);
 	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
@@ -415,10 +418,12 @@ static int account_remove(struct cli *cli, struct hub *hub, int argc, char **arg
 		 "pages zeroed (secure_delete) and write-ahead logs truncated.",
 		 id, user, when, secrets, (unsigned long long)rm.messages,
 		 (unsigned long long)rm.mailboxes, (unsigned long long)rm.bytes);
-	if (hub_receipt_add(hub, u.id, receipt, &err) < 0)
+	if (hub_receipt_add(hub, u.id, receipt, &err) < 0) {
 		cli_error("%s", err);
+		ret = EXIT_FAIL;
+	}
 	printf("%s\n", receipt);
-	return EXIT_OK;
+	return ret;
 }
 
 int cmd_account(struct cli *cli, int argc, char **argv)
