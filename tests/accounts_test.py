@@ -5,10 +5,10 @@ lifecycle, against a real Dovecot with the real mailkeep binary.
 
 usage: accounts_test.py [SCENARIO...]   (env MK_BIN: the mailkeep binary)
 """
-import base64, os, re, shutil, sqlite3, subprocess, sys, tempfile, time
+import base64, os, re, shutil, sqlite3, subprocess, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from sync_test import BIN, FIXTURE, Fixture, append, check, run  # noqa: E402
+from sync_test import BIN, Fixture, append, check, run, run_scenarios  # noqa: E402
 
 DAY = 86400
 
@@ -329,25 +329,7 @@ SCENARIOS = {
 
 
 def main():
-    names = sys.argv[1:] or list(SCENARIOS)
-    tmp = tempfile.mkdtemp(prefix="mk-accounts-test-")
-    os.chmod(tmp, 0o755)
-    passed, failed = 0, []
-    for n in names:
-        t0 = time.time()
-        try:
-            SCENARIOS[n](tmp)
-            passed += 1
-            print("ok   %s (%.1f s)" % (n, time.time() - t0), flush=True)
-        except Exception as e:
-            failed.append(n)
-            print("FAIL %s: %s" % (n, e), flush=True)
-    if not failed:
-        shutil.rmtree(tmp, ignore_errors=True)
-    else:
-        print("kept %s for inspection" % tmp)
-    print("%d passed, %d failed" % (passed, len(failed)))
-    sys.exit(1 if failed else 0)
+    run_scenarios(SCENARIOS, "mk-accounts-test-", sys.argv[1:])
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ sys.path.insert(0, os.path.join(SRC, "tests", "fixture"))
 import imapctl  # noqa: E402
 
 FLAG_BITS = {"\\Seen": 1, "\\Answered": 2, "\\Flagged": 4, "\\Deleted": 8, "\\Draft": 16}
-failures = []
 
 
 def check(cond, what):
@@ -644,26 +643,32 @@ SCENARIOS = {
 }
 
 
-def main():
-    names = sys.argv[1:] or list(SCENARIOS)
-    tmp = tempfile.mkdtemp(prefix="mk-sync-test-")
+def run_scenarios(scenarios, prefix, names):
+    """Run the named scenarios (all when none are named) in one temporary
+    directory, report each, and exit 0 only if all passed."""
+    names = names or list(scenarios)
+    tmp = tempfile.mkdtemp(prefix=prefix)
     os.chmod(tmp, 0o755)
-    passed = 0
+    passed, failed = 0, []
     for n in names:
         t0 = time.time()
         try:
-            SCENARIOS[n](tmp)
+            scenarios[n](tmp)
             passed += 1
             print("ok   %s (%.1f s)" % (n, time.time() - t0), flush=True)
         except Exception as e:  # report and go on with the next scenario
-            failures.append(n)
+            failed.append(n)
             print("FAIL %s: %s" % (n, e), flush=True)
-    if not failures:
+    if not failed:
         shutil.rmtree(tmp, ignore_errors=True)
     else:
         print("kept %s for inspection" % tmp)
-    print("%d passed, %d failed" % (passed, len(failures)))
-    sys.exit(1 if failures else 0)
+    print("%d passed, %d failed" % (passed, len(failed)))
+    sys.exit(1 if failed else 0)
+
+
+def main():
+    run_scenarios(SCENARIOS, "mk-sync-test-", sys.argv[1:])
 
 
 if __name__ == "__main__":

@@ -33,13 +33,8 @@
 #include <openssl/ssl.h>
 #include <zlib.h>
 
-#define CHECK(cond)                                                                                \
-	do {                                                                                       \
-		if (!(cond)) {                                                                     \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);   \
-			exit(1);                                                                   \
-		}                                                                                  \
-	} while (0)
+#include "test.h"
+
 
 #define CHECK_OK(expr, err)                                                                        \
 	do {                                                                                       \

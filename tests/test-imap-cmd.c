@@ -6,23 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CHECK(cond)                                                                                \
-	do {                                                                                       \
-		if (!(cond)) {                                                                     \
-			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);   \
-			exit(1);                                                                   \
-		}                                                                                  \
-	} while (0)
+#include "test.h"
 
-#define CHECK_STR(got, want)                                                                       \
-	do {                                                                                       \
-		const char *got_ = (got), *want_ = (want);                                         \
-		if (strcmp(got_, want_) != 0) {                                                    \
-			fprintf(stderr, "%s:%d: mismatch\n  got:  '%s'\n  want: '%s'\n", __FILE__, \
-			        __LINE__, got_, want_);                                            \
-			exit(1);                                                                   \
-		}                                                                                  \
-	} while (0)
+
 
 #define OK(call) CHECK((call) == 0)
 

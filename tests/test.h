@@ -1,25 +1,38 @@
-/* A tiny test harness: CHECK() reports file:line and fails the binary. */
+/* The test harness shared by the tests/test-*.c binaries. */
 #ifndef MK_TEST_H
 #define MK_TEST_H
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
-static int test_failures;
+/* Failures counted by checks that let a test go on (see TEST_DONE). */
+static int test_failures __attribute__((unused));
 
-#define CHECK(cond)                                                                       \
-	do {                                                                               \
-		if (!(cond)) {                                                             \
-			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-			test_failures++;                                                   \
-		}                                                                          \
+/* A failed CHECK reports file:line and ends the test binary. */
+#define CHECK(cond)                                                                                \
+	do {                                                                                       \
+		if (!(cond)) {                                                                     \
+			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);   \
+			exit(1);                                                                   \
+		}                                                                                  \
+	} while (0)
+
+#define CHECK_STR(got, want)                                                                       \
+	do {                                                                                       \
+		const char *got_ = (got), *want_ = (want);                                         \
+		if (strcmp(got_, want_) != 0) {                                                    \
+			fprintf(stderr, "%s:%d: mismatch\n  got:  '%s'\n  want: '%s'\n", __FILE__, \
+			        __LINE__, got_, want_);                                            \
+			exit(1);                                                                   \
+		}                                                                                  \
 	} while (0)
 
 /* Ends main(): prints the summary line and returns the exit status. */
-#define TEST_DONE(checks_name)                                                            \
-	do {                                                                               \
-		printf("%s: %s\n", checks_name, test_failures == 0 ? "ok" : "FAILED");     \
-		return test_failures == 0 ? 0 : 1;                                         \
+#define TEST_DONE(name)                                                                            \
+	do {                                                                                       \
+		printf("%s: %s\n", name, test_failures == 0 ? "ok" : "FAILED");                   \
+		return test_failures == 0 ? 0 : 1;                                                 \
 	} while (0)
 
 #endif
