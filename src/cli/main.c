@@ -42,7 +42,7 @@ static void usage(FILE *f)
 		   "  --version      print the version\n\n"
 		   "Commands:\n");
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		fprintf(f, "  %-8s  %s\n", commands[i].name, commands[i].summary);
+		fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
 	fprintf(f, "\nExit status: 0 success, 1 failure, 2 bad command line.\n");
 }
 
