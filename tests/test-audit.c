@@ -16,30 +16,6 @@
 
 #include "test.h"
 
-
-#define OK(call)                                                                                   \
-	do {                                                                                       \
-		error = NULL;                                                                      \
-		if ((call) != 0) {                                                                 \
-			fprintf(stderr, "%s:%d: %s failed: %s\n", __FILE__, __LINE__, #call,       \
-			        error != NULL ? error : "(no error)");                             \
-			exit(1);                                                                   \
-		}                                                                                  \
-	} while (0)
-
-/* Calls that must fail with an error message containing fragment. */
-#define REFUSED(call, fragment)                                                                    \
-	do {                                                                                       \
-		error = NULL;                                                                      \
-		CHECK((call) == -1);                                                               \
-		CHECK(error != NULL);                                                              \
-		if (strstr(error, fragment) == NULL) {                                             \
-			fprintf(stderr, "%s:%d: error '%s' lacks '%s'\n", __FILE__, __LINE__,      \
-			        error, fragment);                                                  \
-			exit(1);                                                                   \
-		}                                                                                  \
-	} while (0)
-
 #define T0 1795794001 /* 2026-11-27T15:40:01Z */
 #define ZERO_HASH "0000000000000000000000000000000000000000000000000000000000000000"
 

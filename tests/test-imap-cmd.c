@@ -8,23 +8,6 @@
 
 #include "test.h"
 
-
-
-#define OK(call) CHECK((call) == 0)
-
-/* Calls that must fail with an error message naming the problem. */
-#define REFUSED(call, fragment)                                                                    \
-	do {                                                                                       \
-		error = NULL;                                                                      \
-		CHECK((call) == -1);                                                               \
-		CHECK(error != NULL);                                                              \
-		if (strstr(error, fragment) == NULL) {                                             \
-			fprintf(stderr, "%s:%d: error '%s' lacks '%s'\n", __FILE__, __LINE__,      \
-			        error, fragment);                                                  \
-			exit(1);                                                                   \
-		}                                                                                  \
-	} while (0)
-
 static void test_good(void)
 {
 	struct buf b;

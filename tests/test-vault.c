@@ -14,30 +14,6 @@
 
 #include "test.h"
 
-
-#define OK(call)                                                                                   \
-	do {                                                                                       \
-		error = NULL;                                                                      \
-		if ((call) != 0) {                                                                 \
-			fprintf(stderr, "%s:%d: %s failed: %s\n", __FILE__, __LINE__, #call,       \
-			        error != NULL ? error : "(no error)");                             \
-			exit(1);                                                                   \
-		}                                                                                  \
-	} while (0)
-
-/* Calls that must fail with an error message naming the problem. */
-#define REFUSED(call, fragment)                                                                    \
-	do {                                                                                       \
-		error = NULL;                                                                      \
-		CHECK((call) == -1);                                                               \
-		CHECK(error != NULL);                                                              \
-		if (strstr(error, fragment) == NULL) {                                             \
-			fprintf(stderr, "%s:%d: error '%s' lacks '%s'\n", __FILE__, __LINE__,      \
-			        error, fragment);                                                  \
-			exit(1);                                                                   \
-		}                                                                                  \
-	} while (0)
-
 static const char *error;
 static char tmpdir[] = "/tmp/test-vault-XXXXXX";
 

@@ -28,6 +28,31 @@ static int test_failures __attribute__((unused));
 		}                                                                                  \
 	} while (0)
 
+/* OK and REFUSED expect "const char *error" in scope, the error_r of the
+ * call: OK(call) must return 0; REFUSED(call, fragment) must return -1 with
+ * an error that contains fragment. */
+#define OK(call)                                                                                   \
+	do {                                                                                       \
+		error = NULL;                                                                      \
+		if ((call) != 0) {                                                                 \
+			fprintf(stderr, "%s:%d: %s failed: %s\n", __FILE__, __LINE__, #call,       \
+			        error != NULL ? error : "(no error)");                             \
+			exit(1);                                                                   \
+		}                                                                                  \
+	} while (0)
+
+#define REFUSED(call, fragment)                                                                    \
+	do {                                                                                       \
+		error = NULL;                                                                      \
+		CHECK((call) == -1);                                                               \
+		CHECK(error != NULL);                                                              \
+		if (strstr(error, fragment) == NULL) {                                             \
+			fprintf(stderr, "%s:%d: error '%s' lacks '%s'\n", __FILE__, __LINE__,      \
+			        error, fragment);                                                  \
+			exit(1);                                                                   \
+		}                                                                                  \
+	} while (0)
+
 /* Ends main(): prints the summary line and returns the exit status. */
 #define TEST_DONE(name)                                                                            \
 	do {                                                                                       \
