@@ -237,6 +237,21 @@ def t_tamper_and_keys(tmp):
         check("readable by others" in r.stderr, r.stderr)
         os.chmod(key, 0o600)
         h.sync("alice", "--account", "2")
+        # The master key as a systemd credential ($CREDENTIALS_DIRECTORY/NAME).
+        creds = os.path.join(h.tmp, "credentials")
+        os.makedirs(creds, mode=0o700)
+        os.rename(key, os.path.join(creds, "mailkeep-master-key"))
+        conf = os.path.join(h.dir, "mailkeep.conf")
+        with open(conf, "a") as f:
+            f.write("master_key_credential = mailkeep-master-key\n")
+        argv = [BIN, "--data", h.dir, "sync", "--user", "alice", "--account", "2", "--quiet"]
+        r = subprocess.run(argv, capture_output=True, text=True,
+                           env=dict(os.environ, CREDENTIALS_DIRECTORY=creds))
+        check(r.returncode == 0 and "synced alice" in r.stdout, "credential: " + r.stderr)
+        r = subprocess.run(argv, capture_output=True, text=True,
+                           env={k: v for k, v in os.environ.items() if k != "CREDENTIALS_DIRECTORY"})
+        check(r.returncode == 1 and ("master key" in r.stderr.lower() or "credential" in r.stderr.lower()),
+              "no credentials directory: " + r.stderr)
     finally:
         h.stop()
 

@@ -334,6 +334,48 @@ def t_drop_and_resume(tmp):
         fx.stop()
 
 
+def t_kill_and_resume(tmp):
+    """The process killed (SIGKILL) in the middle of a sync loses nothing
+    committed: the next sync fetches only what was not stored yet, and the
+    store is consistent (no half-stored message)."""
+    fx = Fixture(tmp, "kill", count=2500)
+    try:
+        db = os.path.join(fx.data, "users", "alice", "store.db")
+        argv = [BIN, "--data", fx.data, "sync", "--user", "alice", "--imap", fx.url(), "--login",
+                "alice", "--password-file", fx.env["PASS_FILE"], "--ca-file", fx.env["CA_FILE"],
+                "--quiet"]
+        p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        deadline = time.time() + 60
+        stored = 0
+        while time.time() < deadline and p.poll() is None:
+            try:
+                c = sqlite3.connect(db, timeout=1)
+                stored = c.execute("SELECT count(*) FROM messages").fetchone()[0]
+                c.close()
+            except sqlite3.Error:
+                stored = 0
+            if stored > 0:
+                break
+            time.sleep(0.02)
+        p.kill()
+        p.wait()
+        check(stored > 0, "nothing committed before the kill")
+        c = sqlite3.connect(db)
+        check(c.execute("PRAGMA integrity_check").fetchone()[0] == "ok", "store damaged")
+        partial = c.execute("SELECT count(*) FROM messages").fetchone()[0]
+        orphans = c.execute("SELECT count(*) FROM blobs WHERE id NOT IN (SELECT blob_id FROM messages)").fetchone()[0]
+        c.close()
+        check(orphans == 0, "half-stored message bytes after the kill: %d" % orphans)
+        r = fx.sync()
+        total = sum(len(m) for m in fx.store_state().values())
+        check(partial < total, "the kill came after the sync had finished (%d of %d)" % (partial, total))
+        check(("%d new messages" % (total - partial)) in r.stdout,
+              "resume fetched again what was committed: %s (had %d of %d)" % (r.stdout, partial, total))
+        fx.assert_in_sync("after kill and resume")
+    finally:
+        fx.stop()
+
+
 def t_tls(tmp):
     fx = Fixture(tmp, "tls", count=20)
     try:
@@ -634,6 +676,7 @@ SCENARIOS = {
     "tiers": t_tiers,
     "uidvalidity": t_uidvalidity,
     "drop": t_drop_and_resume,
+    "kill": t_kill_and_resume,
     "tls": t_tls,
     "bad-server": t_bad_server,
     "second-look-folders": t_second_look_folders,
