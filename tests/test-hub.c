@@ -218,6 +218,40 @@ int main(void)
 	sql(q);
 	expect_open(hub, "alice", a3, NULL, NULL);
 
+	/* Devices: a token shown once, stored hashed, revocable. */
+	{
+		char token[HUB_DEVICE_TOKEN_SIZE], token2[HUB_DEVICE_TOKEN_SIZE];
+		int64_t dev, dev2;
+		struct hub_user who;
+		struct hub_device d;
+		CHECK(hub_device_add(hub, &u, "phone", token, &dev, &err) == 0);
+		CHECK(strncmp(token, "mk_", 3) == 0 && strlen(token) == HUB_DEVICE_TOKEN_SIZE - 1);
+		CHECK(hub_device_add(hub, &u, "phone", token2, &dev2, &err) < 0); /* same name */
+		CHECK(hub_device_add(hub, &u, "bad name", token2, &dev2, &err) < 0);
+		CHECK(hub_device_add(hub, &u, "laptop", token2, &dev2, &err) == 0);
+		CHECK(strcmp(token, token2) != 0);
+		CHECK(hub_device_auth(hub, token, &who, &d, &err) == 0);
+		CHECK(who.id == u.id && d.id == dev && strcmp(d.name, "phone") == 0);
+		token[10] ^= 1;
+		CHECK(hub_device_auth(hub, token, &who, &d, &err) < 0);
+		token[10] ^= 1;
+		CHECK(hub_device_auth(hub, "mk_short", &who, &d, &err) < 0);
+		int64_t revoked;
+		CHECK(hub_device_revoke(hub, &u, "phone", &revoked, &err) == 0 && revoked == dev);
+		CHECK(hub_device_auth(hub, token, &who, &d, &err) < 0);
+		CHECK(hub_device_auth(hub, token2, &who, &d, &err) == 0);
+		CHECK(hub_device_revoke(hub, &u, "phone", &revoked, &err) < 0);
+		/* The table holds no token, only its hash. */
+		char path[128];
+		snprintf(path, sizeof(path), "%s/hub.db", dir);
+		FILE *f = fopen(path, "rb");
+		char *buf = malloc(1 << 20);
+		size_t n = fread(buf, 1, 1 << 20, f);
+		fclose(f);
+		CHECK(memmem(buf, n, token2, strlen(token2)) == NULL);
+		free(buf);
+	}
+
 	/* Removal deletes the secrets. */
 	unsigned removed = 0;
 	CHECK(hub_account_remove(hub, a2, &removed, &err) == 0 && removed == 2);

@@ -16,6 +16,8 @@ static const char *const event_names[AUDIT_EVENT_COUNT] = {
     [AUDIT_LIFECYCLE_PURGE] = "lifecycle.purge",
     [AUDIT_USER_SIGNIN] = "user.signin",
     [AUDIT_USER_CREATED] = "user.created",
+    [AUDIT_DEVICE_ADDED] = "device.added",
+    [AUDIT_DEVICE_REVOKED] = "device.revoked",
 };
 
 /* Detail keys that name a secret are refused outright. */

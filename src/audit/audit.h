@@ -83,6 +83,8 @@ enum audit_event {
 	AUDIT_LIFECYCLE_PURGE,    /* "lifecycle.purge": reason, ... */
 	AUDIT_USER_SIGNIN,        /* "user.signin": method, result, ... */
 	AUDIT_USER_CREATED,       /* "user.created" */
+	AUDIT_DEVICE_ADDED,       /* "device.added" */
+	AUDIT_DEVICE_REVOKED,     /* "device.revoked" */
 	AUDIT_EVENT_COUNT
 };
 

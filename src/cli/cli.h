@@ -15,7 +15,7 @@ struct cli {
 };
 
 typedef int cli_cmd_fn(struct cli *cli, int argc, char **argv);
-cli_cmd_fn cmd_init, cmd_sync, cmd_export, cmd_user, cmd_account, cmd_audit, cmd_lifecycle;
+cli_cmd_fn cmd_init, cmd_sync, cmd_export, cmd_user, cmd_account, cmd_audit, cmd_lifecycle, cmd_device;
 
 /* Print "mailkeep: <message>" to stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -28,6 +28,7 @@ static const struct {
 	{"export", cmd_export, "write a user's hosted mailbox as a Maildir++ tree"},
 	{"user", cmd_user, "add, list or delete hub users"},
 	{"account", cmd_account, "add (with consent), list or remove a user's mail accounts"},
+	{"device", cmd_device, "give a device its own revocable token, list or revoke"},
 	{"audit", cmd_audit, "show or verify a user's audit log"},
 	{"lifecycle", cmd_lifecycle, "warn and purge users inactive past the configured period"},
 };

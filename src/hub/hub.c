@@ -38,6 +38,10 @@ static const char hub_schema[] =
 	"CREATE TABLE IF NOT EXISTS receipts("
 	" id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL, time INTEGER NOT NULL,"
 	" text TEXT NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS devices("
+	" id INTEGER PRIMARY KEY AUTOINCREMENT, user_id INTEGER NOT NULL REFERENCES users(id),"
+	" name TEXT NOT NULL, token_hash BLOB NOT NULL UNIQUE, created INTEGER NOT NULL,"
+	" last_used INTEGER NOT NULL DEFAULT 0, UNIQUE(user_id, name));"
 	"INSERT OR IGNORE INTO meta(key, value) VALUES ('schema', 1);";
 
 int hub_fail(struct hub *hub, const char **error_r, const char *fmt, ...)

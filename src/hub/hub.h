@@ -125,6 +125,26 @@ int hub_account_open_secret(struct hub *hub, const struct hub_user *user,
 int hub_account_remove(struct hub *hub, int64_t account_id, unsigned *secrets_r,
 		       const char **error_r);
 
+/* Devices: each has a name unique per user and a bearer token shown once.
+ * Only the token's SHA-256 is stored. */
+#define HUB_DEVICE_TOKEN_SIZE 47 /* "mk_" + 43 base64url characters + NUL */
+struct hub_device {
+	int64_t id;
+	int64_t user_id;
+	char name[65];
+	int64_t created, last_used;
+};
+int hub_device_add(struct hub *hub, const struct hub_user *user, const char *name,
+		   char token_r[HUB_DEVICE_TOKEN_SIZE], int64_t *device_id_r, const char **error_r);
+int hub_device_list(struct hub *hub, int64_t user_id, struct hub_device **devices_r,
+		    size_t *count_r, const char **error_r);
+/* Revoke: the token stops working at once (the row is deleted). */
+int hub_device_revoke(struct hub *hub, const struct hub_user *user, const char *name,
+		      int64_t *device_id_r, const char **error_r);
+/* Who holds this token? 0 and the user and device, or -1 ("invalid token"). */
+int hub_device_auth(struct hub *hub, const char *token, struct hub_user *user_r,
+		    struct hub_device *device_r, const char **error_r);
+
 /* Consent to a disclosure, recorded with its id (SHA-256 of the text),
  * the time and the tool that gave it. */
 int hub_consent_record(struct hub *hub, int64_t user_id, int64_t account_id,
