@@ -153,6 +153,50 @@ static void test_repairing(void)
 	store_close(&s);
 }
 
+static void test_views(void)
+{
+	struct store *s;
+	const char *err;
+	int64_t acct, box;
+	CHECK(store_open(path, &s, &err) == 0);
+	CHECK(store_begin(s, &err) == 0);
+	CHECK(store_account_ensure(s, "views", &acct, &err) == 0);
+	CHECK(store_mailbox_create(s, acct, "V", '/', NULL, &box, &err) == 0);
+	for (uint32_t uid = 1; uid <= 5; uid++) {
+		char body[32];
+		snprintf(body, sizeof(body), "message %u", uid);
+		int64_t blob = add_blob(s, body, strlen(body), 7);
+		/* internal dates out of UID order: 3 is newest */
+		int64_t date = uid == 3 ? 9000 : 1000 + uid;
+		CHECK(store_message_add(s, box, uid, blob, uid <= 2 ? STORE_FLAG_SEEN : 0, "$x", date,
+					&err) == 0);
+	}
+	CHECK(store_commit(s, &err) == 0);
+	int64_t *ids;
+	size_t n;
+	uint64_t total;
+	CHECK(store_email_query(s, box, true, 0, 2, &ids, &n, &total, &err) == 0);
+	CHECK(total == 5 && n == 2);
+	struct store_email e;
+	CHECK(store_email_get(s, ids[0], &e, &err) == 1 && e.uid == 3 && e.internaldate == 9000);
+	CHECK(store_email_get(s, ids[1], &e, &err) == 1 && e.uid == 5);
+	CHECK(strcmp(e.keywords, "$x") == 0 && e.size == strlen("message 5"));
+	free(ids);
+	CHECK(store_email_query(s, box, false, 4, 10, &ids, &n, &total, &err) == 0);
+	CHECK(n == 1 && store_email_get(s, ids[0], &e, &err) == 1 && e.uid == 3);
+	free(ids);
+	CHECK(store_email_get(s, 999999, &e, &err) == 0);
+	struct store_mailbox_counts *c;
+	CHECK(store_mailbox_counts(s, &c, &n, &err) == 0);
+	bool found = false;
+	for (size_t i = 0; i < n; i++)
+		if (c[i].mailbox_id == box)
+			found = c[i].total == 5 && c[i].unread == 3;
+	CHECK(found);
+	free(c);
+	store_close(&s);
+}
+
 static void test_bad_files(void)
 {
 	struct store *s = NULL;
@@ -175,6 +219,7 @@ int main(void)
 	snprintf(path, sizeof(path), "%s/store.db", dir);
 	test_blobs_and_messages();
 	test_repairing();
+	test_views();
 	test_bad_files();
 	char cmd[128];
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);

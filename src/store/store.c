@@ -11,7 +11,7 @@
  *            modseq)
  *   tombstones(modseq, kind, object_id)  removed mailboxes and messages
  */
-#include "store.h"
+#include "store-private.h"
 
 #include <fcntl.h>
 #include <openssl/evp.h>
@@ -125,6 +125,7 @@ static const char schema_sql[] =
 	" UNIQUE(mailbox_id, uid));"
 	"CREATE INDEX IF NOT EXISTS messages_blob ON messages(blob_id);"
 	"CREATE INDEX IF NOT EXISTS messages_modseq ON messages(modseq);"
+	"CREATE INDEX IF NOT EXISTS messages_date ON messages(mailbox_id, internaldate);"
 	"CREATE TABLE IF NOT EXISTS tombstones("
 	" modseq INTEGER NOT NULL, kind TEXT NOT NULL, object_id INTEGER NOT NULL);"
 	"CREATE INDEX IF NOT EXISTS tombstones_modseq ON tombstones(modseq);"
@@ -152,7 +153,7 @@ struct store_iter {
 	bool failed;
 };
 
-static const char *store_err(struct store *s, const char *what)
+const char *store_err(struct store *s, const char *what)
 {
 	snprintf(s->error, sizeof(s->error), "store: %s: %s", what, sqlite3_errmsg(s->db));
 	return s->error;
@@ -176,6 +177,11 @@ static int stmt_done(struct store *s, sqlite3_stmt *st, const char *what, const 
 		return -1;
 	}
 	return 0;
+}
+
+sqlite3 *store_db(struct store *s)
+{
+	return s->db;
 }
 
 int store_open(const char *path, struct store **store_r, const char **error_r)

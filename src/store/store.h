@@ -166,4 +166,34 @@ int store_local_deliver(struct store *s, const void *data, size_t len, int64_t d
 int store_counts(struct store *s, uint64_t *messages_r, uint64_t *blobs_r, uint64_t *bytes_r,
 		 const char **error_r);
 
+/* --- Views for the device API (store-views.c) ------------------------- */
+
+struct store_mailbox_counts {
+	int64_t mailbox_id;
+	uint32_t total, unread;
+};
+/* Message and unread counts of every mailbox. */
+int store_mailbox_counts(struct store *s, struct store_mailbox_counts **counts_r,
+			 size_t *count_r, const char **error_r);
+
+struct store_email {
+	int64_t id; /* message row id: the JMAP Email id */
+	int64_t mailbox_id;
+	uint32_t uid;
+	int64_t blob_id;
+	uint64_t size;
+	unsigned flags;
+	char keywords[1024]; /* truncated beyond that */
+	int64_t internaldate;
+};
+/* One message by id: 1 found, 0 not found, -1 error. */
+int store_email_get(struct store *s, int64_t id, struct store_email *email_r,
+		    const char **error_r);
+/* Message ids in a mailbox (0: all), newest or oldest first by internal
+ * date, from position, at most limit; *total_r is the full count. Caller
+ * frees *ids_r. */
+int store_email_query(struct store *s, int64_t mailbox_id, bool newest_first, uint64_t position,
+		      uint64_t limit, int64_t **ids_r, size_t *count_r, uint64_t *total_r,
+		      const char **error_r);
+
 #endif

@@ -1,0 +1,13 @@
+#ifndef MK_STORE_PRIVATE_H
+#define MK_STORE_PRIVATE_H
+
+#include <sqlite3.h>
+
+#include "store.h"
+
+/* The database handle, for the store's own other files. */
+sqlite3 *store_db(struct store *s);
+/* Format "store: what: sqlite message" into the store's error buffer. */
+const char *store_err(struct store *s, const char *what);
+
+#endif
