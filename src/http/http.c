@@ -1,0 +1,916 @@
+/* The HTTP server on libmicrohttpd (see http.h for the contract). One file:
+ * the server (start/stop, request assembly, the access log), the response
+ * setters and the streams, which share the per-connection state. */
+#include "http.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+#include <sodium.h>
+
+#include "lib/buf.h"
+
+#define HTTP_MAX_PEM_SIZE (1024 * 1024)
+#define HTTP_STREAM_BLOCK 4096
+#define HTTP_MAX_METHOD 16
+#define HTTP_ERROR_SIZE 512
+#define HTTP_TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
+
+static _Thread_local char error_buf[HTTP_ERROR_SIZE];
+
+struct http_server {
+	struct MHD_Daemon *daemon;
+	http_handler_t *handler;
+	void *ctx;
+	size_t max_body_size;
+	unsigned int port;
+	FILE *access_log;
+	pthread_mutex_t log_lock;
+};
+
+struct http_stream {
+	pthread_mutex_t lock;
+	unsigned int refs;
+	struct buf queue;
+	int wake_fd; /* eventfd: written when bytes are queued or on close */
+	bool closed;
+	bool client_gone;
+	bool attached; /* handed to a response */
+	uint64_t bytes_sent;
+	http_stream_closed_cb_t *closed_cb;
+	void *closed_ctx;
+};
+
+struct http_response {
+	unsigned int status;
+	char *content_type;
+	unsigned char *body;
+	size_t body_len;
+	char *header_names[HTTP_MAX_RESPONSE_HEADERS];
+	char *header_values[HTTP_MAX_RESPONSE_HEADERS];
+	unsigned int header_count;
+	struct http_stream *stream; /* the server's reference */
+	char auth_label[HTTP_MAX_AUTH_LABEL];
+};
+
+/* One request on a connection; MHD's con_cls. Created by the URI log
+ * callback (the first thing MHD calls) so the raw URI is kept. */
+struct http_exchange {
+	struct http_server *server;
+	char *uri; /* as sent: path and query */
+	struct timespec started;
+	char method[HTTP_MAX_METHOD];
+	bool headers_seen;
+	struct buf body;
+	unsigned int status; /* 0 until a response is queued */
+	uint64_t body_bytes;
+	char auth_label[HTTP_MAX_AUTH_LABEL];
+	struct http_stream *stream; /* a reference while the request lives */
+};
+
+/* The content reader's state for a streamed response. */
+struct stream_reader {
+	struct http_stream *stream; /* a reference until MHD frees the response */
+	int client_fd;
+};
+
+/* -------------------------------------------------------------- streams */
+
+int http_stream_create(size_t max_queued, http_stream_closed_cb_t *closed_cb, void *closed_ctx,
+                       struct http_stream **stream_r, const char **error_r)
+{
+	if (max_queued == 0) {
+		*error_r = "stream queue size must be at least 1 byte";
+		return -1;
+	}
+	struct http_stream *s = calloc(1, sizeof(*s));
+	if (s == NULL) {
+		*error_r = "out of memory";
+		return -1;
+	}
+	s->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (s->wake_fd < 0) {
+		snprintf(error_buf, sizeof(error_buf), "eventfd: %s", strerror(errno));
+		free(s);
+		*error_r = error_buf;
+		return -1;
+	}
+	if (pthread_mutex_init(&s->lock, NULL) != 0) {
+		close(s->wake_fd);
+		free(s);
+		*error_r = "cannot create a mutex";
+		return -1;
+	}
+	s->refs = 1;
+	buf_init(&s->queue, max_queued);
+	s->closed_cb = closed_cb;
+	s->closed_ctx = closed_ctx;
+	*stream_r = s;
+	return 0;
+}
+
+static void stream_wake(struct http_stream *s)
+{
+	uint64_t one = 1;
+	/* A full counter (never in practice) still leaves the fd readable. */
+	if (write(s->wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		abort();
+}
+
+static void stream_ref(struct http_stream *s)
+{
+	pthread_mutex_lock(&s->lock);
+	s->refs++;
+	pthread_mutex_unlock(&s->lock);
+}
+
+static void stream_release(struct http_stream *s)
+{
+	pthread_mutex_lock(&s->lock);
+	bool last = --s->refs == 0;
+	pthread_mutex_unlock(&s->lock);
+	if (!last)
+		return;
+	close(s->wake_fd);
+	buf_free(&s->queue);
+	pthread_mutex_destroy(&s->lock);
+	free(s);
+}
+
+int http_stream_send(struct http_stream *s, const void *data, size_t len, const char **error_r)
+{
+	pthread_mutex_lock(&s->lock);
+	if (s->closed) {
+		pthread_mutex_unlock(&s->lock);
+		*error_r = "stream is closed";
+		return -1;
+	}
+	if (buf_append(&s->queue, data, len) < 0) {
+		s->closed = true;
+		pthread_mutex_unlock(&s->lock);
+		stream_wake(s);
+		*error_r = "stream queue full (client too slow); stream closed";
+		return -1;
+	}
+	pthread_mutex_unlock(&s->lock);
+	stream_wake(s);
+	return 0;
+}
+
+void http_stream_close(struct http_stream *s)
+{
+	pthread_mutex_lock(&s->lock);
+	bool was_closed = s->closed;
+	s->closed = true;
+	pthread_mutex_unlock(&s->lock);
+	if (!was_closed)
+		stream_wake(s);
+}
+
+bool http_stream_is_closed(struct http_stream *s)
+{
+	pthread_mutex_lock(&s->lock);
+	bool closed = s->closed;
+	pthread_mutex_unlock(&s->lock);
+	return closed;
+}
+
+void http_stream_unref(struct http_stream **stream)
+{
+	if (*stream == NULL)
+		return;
+	http_stream_close(*stream);
+	stream_release(*stream);
+	*stream = NULL;
+}
+
+/* MHD's content reader, on the connection's thread (thread-per-connection
+ * mode lets it block): hand out queued bytes, or wait in poll() for more
+ * bytes, a close, or the client hanging up. */
+static ssize_t stream_read(void *cls, uint64_t pos, char *out, size_t max)
+{
+	struct stream_reader *rd = cls;
+	struct http_stream *s = rd->stream;
+	(void)pos;
+
+	for (;;) {
+		pthread_mutex_lock(&s->lock);
+		if (s->queue.len > 0) {
+			size_t n = s->queue.len < max ? s->queue.len : max;
+			memcpy(out, s->queue.data, n);
+			buf_consume(&s->queue, n);
+			s->bytes_sent += n;
+			pthread_mutex_unlock(&s->lock);
+			return (ssize_t)n;
+		}
+		if (s->closed) {
+			bool gone = s->client_gone;
+			pthread_mutex_unlock(&s->lock);
+			return gone ? MHD_CONTENT_READER_END_WITH_ERROR
+			            : MHD_CONTENT_READER_END_OF_STREAM;
+		}
+		pthread_mutex_unlock(&s->lock);
+
+		/* The client sends nothing on an event stream; a hang-up shows
+		 * as POLLRDHUP/POLLHUP (also when the server shuts the socket
+		 * down on stop). */
+		struct pollfd p[2] = {{.fd = rd->client_fd, .events = POLLRDHUP},
+		                      {.fd = s->wake_fd, .events = POLLIN}};
+		int ret = poll(p, 2, -1);
+		if (ret < 0 && errno == EINTR)
+			continue;
+		if (ret < 0 || p[0].revents != 0) {
+			pthread_mutex_lock(&s->lock);
+			if (!s->closed) {
+				s->closed = true;
+				s->client_gone = true;
+			}
+			pthread_mutex_unlock(&s->lock);
+			return MHD_CONTENT_READER_END_WITH_ERROR;
+		}
+		if (p[1].revents & POLLIN) {
+			uint64_t v;
+			if (read(s->wake_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+				return MHD_CONTENT_READER_END_WITH_ERROR;
+		}
+	}
+}
+
+static void stream_reader_free(void *cls)
+{
+	struct stream_reader *rd = cls;
+	stream_release(rd->stream);
+	free(rd);
+}
+
+/* ------------------------------------------------------------ responses */
+
+static bool has_ctl(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s < 0x20 && *s != '\t')
+			return true;
+	return false;
+}
+
+static bool is_token(const char *s)
+{
+	static const char extra[] = "!#$%&'*+-.^_`|~";
+	if (*s == '\0' || strlen(s) > 64)
+		return false;
+	for (; *s != '\0'; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      (c != '\0' && strchr(extra, c) != NULL)))
+			return false;
+	}
+	return true;
+}
+
+int http_response_set_status(struct http_response *resp, unsigned int status, const char **error_r)
+{
+	if (status < 200 || status > 999) {
+		*error_r = "HTTP status out of range (200-999)";
+		return -1;
+	}
+	resp->status = status;
+	return 0;
+}
+
+static int set_content_type(struct http_response *resp, const char *content_type,
+                            const char **error_r)
+{
+	if (content_type == NULL || has_ctl(content_type) ||
+	    strlen(content_type) > HTTP_MAX_HEADER_VALUE) {
+		*error_r = "invalid content type";
+		return -1;
+	}
+	char *copy = strdup(content_type);
+	if (copy == NULL) {
+		*error_r = "out of memory";
+		return -1;
+	}
+	free(resp->content_type);
+	resp->content_type = copy;
+	return 0;
+}
+
+static void clear_body(struct http_response *resp)
+{
+	free(resp->body);
+	resp->body = NULL;
+	resp->body_len = 0;
+	if (resp->stream != NULL) {
+		stream_release(resp->stream);
+		resp->stream = NULL;
+	}
+}
+
+int http_response_set_body(struct http_response *resp, const char *content_type, void *body,
+                           size_t len, const char **error_r)
+{
+	if ((body == NULL && len > 0) || set_content_type(resp, content_type, error_r) < 0) {
+		if (body == NULL && len > 0)
+			*error_r = "body is NULL";
+		free(body);
+		return -1;
+	}
+	clear_body(resp);
+	resp->body = body;
+	resp->body_len = len;
+	return 0;
+}
+
+int http_response_set_body_copy(struct http_response *resp, const char *content_type,
+                                const void *body, size_t len, const char **error_r)
+{
+	void *copy = malloc(len > 0 ? len : 1);
+	if (copy == NULL) {
+		*error_r = "out of memory";
+		return -1;
+	}
+	if (len > 0)
+		memcpy(copy, body, len);
+	return http_response_set_body(resp, content_type, copy, len, error_r);
+}
+
+int http_response_add_header(struct http_response *resp, const char *name, const char *value,
+                             const char **error_r)
+{
+	static const char *const reserved[] = {"Content-Type", "Content-Length",
+	                                       "Transfer-Encoding", "Connection"};
+	if (!is_token(name)) {
+		*error_r = "invalid header name";
+		return -1;
+	}
+	for (size_t i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++) {
+		if (strcasecmp(name, reserved[i]) == 0) {
+			*error_r = "header is set by the server";
+			return -1;
+		}
+	}
+	if (has_ctl(value) || strlen(value) > HTTP_MAX_HEADER_VALUE) {
+		*error_r = "invalid header value";
+		return -1;
+	}
+	if (resp->header_count == HTTP_MAX_RESPONSE_HEADERS) {
+		*error_r = "too many response headers";
+		return -1;
+	}
+	char *n = strdup(name), *v = strdup(value);
+	if (n == NULL || v == NULL) {
+		free(n);
+		free(v);
+		*error_r = "out of memory";
+		return -1;
+	}
+	resp->header_names[resp->header_count] = n;
+	resp->header_values[resp->header_count] = v;
+	resp->header_count++;
+	return 0;
+}
+
+int http_response_set_auth_label(struct http_response *resp, const char *label,
+                                 const char **error_r)
+{
+	size_t len = strlen(label);
+	if (len == 0 || len >= HTTP_MAX_AUTH_LABEL) {
+		*error_r = "auth label empty or too long";
+		return -1;
+	}
+	for (size_t i = 0; i < len; i++) {
+		if (label[i] <= 0x20 || label[i] >= 0x7f) {
+			*error_r = "auth label must be printable ASCII without spaces";
+			return -1;
+		}
+	}
+	memcpy(resp->auth_label, label, len + 1);
+	return 0;
+}
+
+int http_response_set_stream(struct http_response *resp, const char *content_type,
+                             struct http_stream *stream, const char **error_r)
+{
+	pthread_mutex_lock(&stream->lock);
+	bool taken = stream->attached;
+	stream->attached = true;
+	pthread_mutex_unlock(&stream->lock);
+	if (taken) {
+		*error_r = "stream already handed to a response";
+		return -1;
+	}
+	if (set_content_type(resp, content_type, error_r) < 0) {
+		pthread_mutex_lock(&stream->lock);
+		stream->attached = false;
+		pthread_mutex_unlock(&stream->lock);
+		return -1;
+	}
+	clear_body(resp);
+	stream_ref(stream);
+	resp->stream = stream;
+	return 0;
+}
+
+static void response_clear(struct http_response *resp)
+{
+	clear_body(resp);
+	free(resp->content_type);
+	resp->content_type = NULL;
+	for (unsigned int i = 0; i < resp->header_count; i++) {
+		free(resp->header_names[i]);
+		free(resp->header_values[i]);
+	}
+	resp->header_count = 0;
+}
+
+/* ------------------------------------------------------------- requests */
+
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+	(void)conn;
+	struct http_exchange *ex = calloc(1, sizeof(*ex));
+	if (ex == NULL)
+		return NULL;
+	ex->server = cls;
+	ex->uri = strdup(uri != NULL ? uri : "");
+	clock_gettime(CLOCK_MONOTONIC, &ex->started);
+	buf_init(&ex->body, ex->server->max_body_size);
+	return ex;
+}
+
+static void exchange_free(struct http_exchange *ex)
+{
+	if (ex->stream != NULL)
+		stream_release(ex->stream);
+	buf_free(&ex->body);
+	free(ex->uri);
+	free(ex);
+}
+
+/* Queue a short plain-text answer made by the server itself (413, 500). */
+static enum MHD_Result queue_plain(struct MHD_Connection *conn, struct http_exchange *ex,
+                                   unsigned int status, const char *text)
+{
+	struct MHD_Response *r =
+	    MHD_create_response_from_buffer(strlen(text), (void *)text, MHD_RESPMEM_PERSISTENT);
+	if (r == NULL)
+		return MHD_NO;
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8");
+	enum MHD_Result ret = MHD_queue_response(conn, status, r);
+	MHD_destroy_response(r);
+	if (ret == MHD_YES) {
+		ex->status = status;
+		ex->body_bytes = strlen(text);
+	}
+	return ret;
+}
+
+/* Parse a Content-Length value strictly; false if it is not one. */
+static bool parse_length(const char *s, uint64_t *len_r)
+{
+	uint64_t v = 0;
+	if (*s == '\0')
+		return false;
+	for (; *s != '\0'; s++) {
+		if (*s < '0' || *s > '9' || v > (UINT64_MAX - 9) / 10)
+			return false;
+		v = v * 10 + (uint64_t)(*s - '0');
+	}
+	*len_r = v;
+	return true;
+}
+
+static struct MHD_Response *build_response(struct MHD_Connection *conn, struct http_response *resp)
+{
+	struct MHD_Response *r;
+	if (resp->stream != NULL) {
+		const union MHD_ConnectionInfo *info =
+		    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+		struct stream_reader *rd = malloc(sizeof(*rd));
+		if (info == NULL || rd == NULL) {
+			free(rd);
+			return NULL;
+		}
+		rd->stream = resp->stream;
+		rd->client_fd = info->connect_fd;
+		stream_ref(rd->stream);
+		r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, HTTP_STREAM_BLOCK,
+		                                      stream_read, rd, stream_reader_free);
+		if (r == NULL) {
+			stream_reader_free(rd);
+			return NULL;
+		}
+		/* A stream lives as long as the application wants: no idle
+		 * timeout, and the connection ends with it. */
+		MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, (unsigned int)0);
+		MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+	} else {
+		if (resp->body_len > 0) {
+			r = MHD_create_response_from_buffer(resp->body_len, resp->body,
+			                                    MHD_RESPMEM_MUST_FREE);
+			if (r != NULL)
+				resp->body = NULL; /* MHD frees it now */
+		} else {
+			r = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+		}
+		if (r == NULL)
+			return NULL;
+	}
+	if ((resp->content_type != NULL &&
+	     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, resp->content_type) !=
+	         MHD_YES)) {
+		MHD_destroy_response(r);
+		return NULL;
+	}
+	for (unsigned int i = 0; i < resp->header_count; i++) {
+		if (MHD_add_response_header(r, resp->header_names[i], resp->header_values[i]) !=
+		    MHD_YES) {
+			MHD_destroy_response(r);
+			return NULL;
+		}
+	}
+	return r;
+}
+
+/* The whole request is in: run the handler and queue its answer. */
+static enum MHD_Result run_handler(struct MHD_Connection *conn, struct http_exchange *ex)
+{
+	struct http_server *server = ex->server;
+	char addr[INET6_ADDRSTRLEN] = "-";
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	if (ci != NULL && ci->client_addr != NULL) {
+		const struct sockaddr *sa = ci->client_addr;
+		if (sa->sa_family == AF_INET)
+			inet_ntop(AF_INET,
+			          &((const struct sockaddr_in *)(const void *)sa)->sin_addr, addr,
+			          sizeof(addr));
+		else if (sa->sa_family == AF_INET6)
+			inet_ntop(AF_INET6,
+			          &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, addr,
+			          sizeof(addr));
+	}
+
+	/* Split the raw URI at the first '?'. */
+	char *query = strchr(ex->uri, '?');
+	if (query != NULL)
+		*query++ = '\0';
+
+	struct http_request req = {
+	    .method = ex->method,
+	    .path = ex->uri,
+	    .query = query != NULL ? query : "",
+	    .authorization = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization"),
+	    .content_type = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type"),
+	    .accept = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Accept"),
+	    .last_event_id = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Last-Event-ID"),
+	    .remote_addr = addr,
+	    .body = ex->body.data != NULL ? ex->body.data : (const unsigned char *)"",
+	    .body_len = ex->body.len,
+	};
+	struct http_response resp;
+	memset(&resp, 0, sizeof(resp));
+	server->handler(server->ctx, &req, &resp);
+	memcpy(ex->auth_label, resp.auth_label, sizeof(ex->auth_label));
+	buf_free(&ex->body);
+
+	if (resp.status == 0) {
+		response_clear(&resp);
+		return queue_plain(conn, ex, 500, "internal server error\n");
+	}
+	size_t body_len = resp.body_len;
+	struct MHD_Response *r = build_response(conn, &resp);
+	if (r == NULL) {
+		response_clear(&resp);
+		return queue_plain(conn, ex, 500, "internal server error\n");
+	}
+	enum MHD_Result ret = MHD_queue_response(conn, resp.status, r);
+	MHD_destroy_response(r);
+	if (ret == MHD_YES) {
+		ex->status = resp.status;
+		if (resp.stream != NULL) {
+			ex->stream = resp.stream; /* the response's reference moves here */
+			resp.stream = NULL;
+		} else {
+			ex->body_bytes = body_len;
+		}
+	}
+	response_clear(&resp);
+	return ret;
+}
+
+static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
+                                 const char *method, const char *version, const char *upload_data,
+                                 size_t *upload_data_size, void **con_cls)
+{
+	struct http_server *server = cls;
+	struct http_exchange *ex = *con_cls;
+	(void)url;
+	(void)version;
+
+	if (ex == NULL || ex->uri == NULL)
+		return MHD_NO; /* out of memory in on_uri */
+	if (!ex->headers_seen) {
+		ex->headers_seen = true;
+		snprintf(ex->method, sizeof(ex->method), "%s", method);
+		const char *cl =
+		    MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+		uint64_t len;
+		if (cl != NULL && parse_length(cl, &len) && len > server->max_body_size)
+			return queue_plain(conn, ex, 413, "request body too large\n");
+		return MHD_YES; /* MHD sends 100 Continue if asked for */
+	}
+	if (*upload_data_size > 0) {
+		/* A chunked body that grows past the limit: libmicrohttpd
+		 * cannot answer in the middle of an upload, so the connection
+		 * ends. */
+		if (buf_append(&ex->body, upload_data, *upload_data_size) < 0)
+			return MHD_NO;
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	return run_handler(conn, ex);
+}
+
+/* Bytes of the path as they go into the access log. */
+static void log_path(const char *uri, char *out, size_t size)
+{
+	size_t i = 0;
+	for (; uri[i] != '\0' && uri[i] != '?' && i < size - 1 && i < HTTP_MAX_LOG_PATH; i++) {
+		unsigned char c = (unsigned char)uri[i];
+		out[i] = c > 0x20 && c < 0x7f ? (char)c : '?';
+	}
+	if (i == 0)
+		out[i++] = '-';
+	out[i] = '\0';
+}
+
+static void write_access_log(struct http_server *server, struct http_exchange *ex,
+                             struct MHD_Connection *conn, uint64_t bytes)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	int64_t ms = (int64_t)(now.tv_sec - ex->started.tv_sec) * 1000 +
+	             (now.tv_nsec - ex->started.tv_nsec) / 1000000;
+	time_t t = time(NULL);
+	struct tm tm;
+	char when[32] = "-";
+	if (gmtime_r(&t, &tm) != NULL)
+		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+
+	char addr[INET6_ADDRSTRLEN] = "-";
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	if (ci != NULL && ci->client_addr != NULL) {
+		const struct sockaddr *sa = ci->client_addr;
+		if (sa->sa_family == AF_INET)
+			inet_ntop(AF_INET,
+			          &((const struct sockaddr_in *)(const void *)sa)->sin_addr, addr,
+			          sizeof(addr));
+		else if (sa->sa_family == AF_INET6)
+			inet_ntop(AF_INET6,
+			          &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, addr,
+			          sizeof(addr));
+	}
+	char path[HTTP_MAX_LOG_PATH + 1], method[HTTP_MAX_METHOD];
+	log_path(ex->uri != NULL ? ex->uri : "", path, sizeof(path));
+	log_path(ex->method, method, sizeof(method));
+	char status[16] = "-";
+	if (ex->status != 0)
+		snprintf(status, sizeof(status), "%u", ex->status);
+
+	pthread_mutex_lock(&server->log_lock);
+	fprintf(server->access_log, "%s %s %s %s %s %" PRIu64 " %" PRId64 "ms %s\n", when, addr,
+	        method, path, status, bytes, ms < 0 ? 0 : ms,
+	        ex->auth_label[0] != '\0' ? ex->auth_label : "-");
+	fflush(server->access_log);
+	pthread_mutex_unlock(&server->log_lock);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+	struct http_server *server = cls;
+	struct http_exchange *ex = *con_cls;
+	(void)toe;
+	if (ex == NULL)
+		return;
+	*con_cls = NULL;
+
+	uint64_t bytes = ex->body_bytes;
+	struct http_stream *s = ex->stream;
+	if (s != NULL) {
+		pthread_mutex_lock(&s->lock);
+		if (!s->closed) {
+			s->closed = true;
+			s->client_gone = true;
+		}
+		bool gone = s->client_gone;
+		bytes = s->bytes_sent;
+		pthread_mutex_unlock(&s->lock);
+		if (s->closed_cb != NULL)
+			s->closed_cb(s->closed_ctx, gone);
+	}
+	if (server->access_log != NULL)
+		write_access_log(server, ex, conn, bytes);
+	exchange_free(ex);
+}
+
+/* --------------------------------------------------------------- server */
+
+/* Read a PEM file of at most HTTP_MAX_PEM_SIZE bytes, NUL-terminated, into
+ * memory from alloc (malloc or sodium_malloc). */
+static int read_pem(const char *path, bool secret, char **data_r, const char **error_r)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		snprintf(error_buf, sizeof(error_buf), "cannot open %s: %s", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		*error_r = error_buf;
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode) || st.st_size <= 0 || st.st_size > HTTP_MAX_PEM_SIZE) {
+		close(fd);
+		snprintf(error_buf, sizeof(error_buf), "%s: not a regular file of 1 byte to 1 MiB",
+		         path);
+		*error_r = error_buf;
+		return -1;
+	}
+	size_t size = (size_t)st.st_size;
+	char *data = secret ? sodium_malloc(size + 1) : malloc(size + 1);
+	if (data == NULL) {
+		close(fd);
+		*error_r = "out of memory";
+		return -1;
+	}
+	size_t got = 0;
+	while (got < size) {
+		ssize_t n = read(fd, data + got, size - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	close(fd);
+	if (got != size) {
+		if (secret)
+			sodium_free(data);
+		else
+			free(data);
+		snprintf(error_buf, sizeof(error_buf), "%s: short read", path);
+		*error_r = error_buf;
+		return -1;
+	}
+	data[size] = '\0';
+	*data_r = data;
+	return 0;
+}
+
+static int check_settings(const struct http_settings *set, const char **error_r)
+{
+	if (set->address == NULL) {
+		*error_r = "no listen address";
+		return -1;
+	}
+	if (set->port > 65535) {
+		*error_r = "port out of range";
+		return -1;
+	}
+	if (set->max_body_size == 0 || set->max_connections == 0 || set->timeout_seconds == 0) {
+		*error_r = "max_body_size, max_connections and timeout_seconds must be at least 1";
+		return -1;
+	}
+	if ((set->tls_cert_file == NULL) != (set->tls_key_file == NULL)) {
+		*error_r = "TLS needs both a certificate file and a key file";
+		return -1;
+	}
+	if (set->tls_cert_file != NULL && MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+		*error_r = "this libmicrohttpd has no TLS support: terminate TLS in a reverse "
+		           "proxy and listen on loopback without tls settings";
+		return -1;
+	}
+	return 0;
+}
+
+int http_server_start(const struct http_settings *settings, http_handler_t *handler, void *ctx,
+                      struct http_server **server_r, const char **error_r)
+{
+	if (check_settings(settings, error_r) < 0)
+		return -1;
+
+	struct sockaddr_storage ss;
+	memset(&ss, 0, sizeof(ss));
+	unsigned int flags =
+	    MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO;
+	struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+	if (inet_pton(AF_INET, settings->address, &sin->sin_addr) == 1) {
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons((uint16_t)settings->port);
+	} else if (inet_pton(AF_INET6, settings->address, &sin6->sin6_addr) == 1) {
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons((uint16_t)settings->port);
+		flags |= MHD_USE_IPv6;
+	} else {
+		*error_r = "listen address is not a numeric IPv4 or IPv6 address";
+		return -1;
+	}
+
+	char *cert = NULL, *key = NULL;
+	if (settings->tls_cert_file != NULL) {
+		if (sodium_init() < 0) {
+			*error_r = "libsodium initialisation failed";
+			return -1;
+		}
+		if (read_pem(settings->tls_cert_file, false, &cert, error_r) < 0)
+			return -1;
+		if (read_pem(settings->tls_key_file, true, &key, error_r) < 0) {
+			free(cert);
+			return -1;
+		}
+		flags |= MHD_USE_TLS;
+	}
+
+	struct http_server *server = calloc(1, sizeof(*server));
+	if (server == NULL || pthread_mutex_init(&server->log_lock, NULL) != 0) {
+		free(server);
+		free(cert);
+		if (key != NULL)
+			sodium_free(key);
+		*error_r = "out of memory";
+		return -1;
+	}
+	server->handler = handler;
+	server->ctx = ctx;
+	server->max_body_size = settings->max_body_size;
+	server->access_log = settings->access_log;
+
+	struct MHD_OptionItem tls_opts[] = {
+	    {MHD_OPTION_HTTPS_MEM_CERT, 0, cert},
+	    {MHD_OPTION_HTTPS_MEM_KEY, 0, key},
+	    {MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)HTTP_TLS_PRIORITIES},
+	    {MHD_OPTION_END, 0, NULL},
+	};
+	struct MHD_OptionItem no_opts[] = {{MHD_OPTION_END, 0, NULL}};
+	server->daemon = MHD_start_daemon(
+	    flags, (uint16_t)settings->port, NULL, NULL, on_access, server, MHD_OPTION_SOCK_ADDR,
+	    (struct sockaddr *)&ss, MHD_OPTION_URI_LOG_CALLBACK, on_uri, server,
+	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, server, MHD_OPTION_CONNECTION_LIMIT,
+	    settings->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, settings->timeout_seconds,
+	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_HEADER_MEMORY, MHD_OPTION_ARRAY,
+	    cert != NULL ? tls_opts : no_opts, MHD_OPTION_END);
+	free(cert);
+	if (key != NULL)
+		sodium_free(key); /* wipes it; GnuTLS holds its own parsed copy */
+	if (server->daemon == NULL) {
+		pthread_mutex_destroy(&server->log_lock);
+		free(server);
+		snprintf(error_buf, sizeof(error_buf),
+		         "cannot start the HTTP server on %s port %u (address in use, "
+		         "or a bad TLS certificate or key)",
+		         settings->address, settings->port);
+		*error_r = error_buf;
+		return -1;
+	}
+	const union MHD_DaemonInfo *info =
+	    MHD_get_daemon_info(server->daemon, MHD_DAEMON_INFO_BIND_PORT);
+	server->port = info != NULL ? info->port : settings->port;
+	*server_r = server;
+	return 0;
+}
+
+unsigned int http_server_port(const struct http_server *server)
+{
+	return server->port;
+}
+
+void http_server_stop(struct http_server **server)
+{
+	if (*server == NULL)
+		return;
+	/* MHD shuts every connection's socket down, which wakes the stream
+	 * readers (POLLHUP), and joins the connection threads. */
+	if ((*server)->daemon != NULL)
+		MHD_stop_daemon((*server)->daemon);
+	pthread_mutex_destroy(&(*server)->log_lock);
+	free(*server);
+	*server = NULL;
+}
