@@ -162,6 +162,7 @@ int http_stream_send(struct http_stream *s, const void *data, size_t len, const 
 	}
 	if (buf_append(&s->queue, data, len) < 0) {
 		s->closed = true;
+		buf_free(&s->queue);
 		pthread_mutex_unlock(&s->lock);
 		stream_wake(s);
 		*error_r = "stream queue full (client too slow); stream closed";
@@ -177,6 +178,7 @@ void http_stream_close(struct http_stream *s)
 	pthread_mutex_lock(&s->lock);
 	bool was_closed = s->closed;
 	s->closed = true;
+	buf_free(&s->queue); /* dropped and wiped: nothing more goes out */
 	pthread_mutex_unlock(&s->lock);
 	if (!was_closed)
 		stream_wake(s);

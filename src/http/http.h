@@ -146,14 +146,13 @@ int http_response_set_stream(struct http_response *resp, const char *content_typ
  * holds one reference, the server one while the connection lives; the
  * memory goes when the last is released.
  *
- * A stream ends once: by http_stream_close() (the connection ends as soon
- * as the queued bytes are sent), when the client disconnects (noticed
- * within milliseconds, even when nothing is being sent), when the queue
- * overflows, or when the server stops. After that http_stream_is_closed()
- * is true and http_stream_send() fails. If the stream was handed to a
- * response, closed_cb (if given) is called once when its connection ends,
- * on the connection's thread, with client_gone true when the client left
- * or the connection failed rather than the application closing it.
+ * A stream ends once: by http_stream_close() (queued bytes not yet handed
+ * to the connection are dropped and the connection ends at once), when the client disconnects
+ * (noticed within milliseconds, even when nothing is being sent), when the queue overflows, or when
+ * the server stops. After that http_stream_is_closed() is true and http_stream_send() fails. If the
+ * stream was handed to a response, closed_cb (if given) is called once when its connection ends, on
+ * the connection's thread, with client_gone true when the client left or the connection failed
+ * rather than the application closing it.
  */
 typedef void http_stream_closed_cb_t(void *ctx, bool client_gone);
 
@@ -163,16 +162,16 @@ int http_stream_create(size_t max_queued, http_stream_closed_cb_t *closed_cb, vo
 /* Queue len bytes (all or nothing) to be sent. Fails when the stream is
  * closed; when the bytes do not fit in the queue the stream is closed (the
  * client is too slow; it reconnects and catches up with Last-Event-ID) and
- * the call fails. Thread-safe. */
+ * the call fails (as with http_stream_close). Thread-safe. */
 int http_stream_send(struct http_stream *stream, const void *data, size_t len,
                      const char **error_r);
-/* End the stream now: queued bytes are still sent, then the connection
- * ends. Idempotent; thread-safe. */
+/* End the stream now (e.g. its device token was revoked): bytes still in
+ * the queue are dropped and wiped, and the connection ends. Idempotent; thread-safe. */
 void http_stream_close(struct http_stream *stream);
 /* True once the stream has ended for any reason. Thread-safe. */
 bool http_stream_is_closed(struct http_stream *stream);
 /* Release the caller's reference. Since no one could send to the stream any
- * more, this also closes it (queued bytes are still sent). Accepts NULL;
+ * more, this also closes it (see http_stream_close). Accepts NULL;
  * sets *stream to NULL. */
 void http_stream_unref(struct http_stream **stream);
 
