@@ -3,6 +3,9 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+
+#include "imap/imap-client.h"
 
 /* Exit codes of every command. */
 #define EXIT_OK 0
@@ -15,7 +18,12 @@ struct cli {
 };
 
 typedef int cli_cmd_fn(struct cli *cli, int argc, char **argv);
-cli_cmd_fn cmd_init, cmd_sync, cmd_export, cmd_user, cmd_account, cmd_audit, cmd_lifecycle, cmd_device;
+cli_cmd_fn cmd_init, cmd_sync, cmd_export, cmd_user, cmd_account, cmd_audit, cmd_lifecycle, cmd_device, cmd_serve;
+
+/* Sync a hub user's stored accounts (all, or only_account when not 0);
+ * prints a summary per account. Opens its own hub and store. */
+int cli_sync_stored(struct cli *cli, const char *user, int64_t only_account, const char *ppfile,
+		    enum imap_compress_mode compress, bool quiet);
 
 /* Print "mailkeep: <message>" to stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -140,7 +140,7 @@ out:
 }
 
 /* Sync the user's stored accounts (all, or only_account). */
-static int sync_stored(struct cli *cli, const char *user, int64_t only_account,
+int cli_sync_stored(struct cli *cli, const char *user, int64_t only_account,
 		       const char *ppfile, enum imap_compress_mode compress, bool quiet)
 {
 	struct hub *hub = NULL;
@@ -295,7 +295,7 @@ int cmd_sync(struct cli *cli, int argc, char **argv)
 				return EXIT_USAGE;
 			}
 		}
-		return sync_stored(cli, user, id, ppfile, compress, quiet);
+		return cli_sync_stored(cli, user, id, ppfile, compress, quiet);
 	}
 	if (url == NULL || login == NULL || pwfile == NULL || account != NULL || ppfile != NULL) {
 		cli_error("a sync of an account given on the command line needs --imap, --login "

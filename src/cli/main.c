@@ -24,6 +24,7 @@ static const struct {
 	const char *summary;
 } commands[] = {
 	{"init", cmd_init, "create a data directory for the hub"},
+	{"serve", cmd_serve, "run the hub: JMAP API with push for devices, scheduled syncs"},
 	{"sync", cmd_sync, "copy an IMAP account into a user's hosted mailbox"},
 	{"export", cmd_export, "write a user's hosted mailbox as a Maildir++ tree"},
 	{"user", cmd_user, "add, list or delete hub users"},

@@ -167,3 +167,16 @@ int hub_device_auth(struct hub *hub, const char *token, struct hub_user *user_r,
 		return hub_fail(hub, error_r, "invalid token");
 	return hub_user_get(hub, user, user_r, error_r);
 }
+
+int hub_device_exists(struct hub *hub, int64_t device_id, const char **error_r)
+{
+	sqlite3_stmt *st;
+	if (hub_prepare(hub, "SELECT 1 FROM devices WHERE id = ?1", &st, error_r) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, device_id);
+	int rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc == SQLITE_ROW)
+		return 1;
+	return rc == SQLITE_DONE ? 0 : hub_db_fail(hub, error_r, "look up device");
+}

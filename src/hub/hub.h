@@ -141,6 +141,8 @@ int hub_device_list(struct hub *hub, int64_t user_id, struct hub_device **device
 /* Revoke: the token stops working at once (the row is deleted). */
 int hub_device_revoke(struct hub *hub, const struct hub_user *user, const char *name,
 		      int64_t *device_id_r, const char **error_r);
+/* Does the device still exist (not revoked)? 1 yes, 0 no, -1 error. */
+int hub_device_exists(struct hub *hub, int64_t device_id, const char **error_r);
 /* Who holds this token? 0 and the user and device, or -1 ("invalid token"). */
 int hub_device_auth(struct hub *hub, const char *token, struct hub_user *user_r,
 		    struct hub_device *device_r, const char **error_r);

@@ -139,3 +139,39 @@ int store_email_query(struct store *s, int64_t mailbox_id, bool newest_first, ui
 	*total_r = total;
 	return 0;
 }
+
+int store_read_modseq(struct store *s, uint64_t *modseq_r, const char **error_r)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(store_db(s), "SELECT value FROM meta WHERE key = 'modseq'", -1, &st,
+			       NULL) != SQLITE_OK ||
+	    sqlite3_step(st) != SQLITE_ROW) {
+		sqlite3_finalize(st);
+		*error_r = store_err(s, "read change counter");
+		return -1;
+	}
+	*modseq_r = (uint64_t)sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return 0;
+}
+
+int store_blob_size(struct store *s, int64_t blob_id, uint64_t *size_r, const char **error_r)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(store_db(s), "SELECT size FROM blobs WHERE id = ?1", -1, &st, NULL) !=
+	    SQLITE_OK) {
+		*error_r = store_err(s, "blob size");
+		return -1;
+	}
+	sqlite3_bind_int64(st, 1, blob_id);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*size_r = (uint64_t)sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	if (rc == SQLITE_ROW)
+		return 1;
+	if (rc == SQLITE_DONE)
+		return 0;
+	*error_r = store_err(s, "blob size");
+	return -1;
+}

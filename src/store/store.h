@@ -186,6 +186,10 @@ struct store_email {
 	char keywords[1024]; /* truncated beyond that */
 	int64_t internaldate;
 };
+/* The committed change counter (what the device API's states derive from). */
+int store_read_modseq(struct store *s, uint64_t *modseq_r, const char **error_r);
+/* Size of stored message bytes: 1 found, 0 not found, -1 error. */
+int store_blob_size(struct store *s, int64_t blob_id, uint64_t *size_r, const char **error_r);
 /* One message by id: 1 found, 0 not found, -1 error. */
 int store_email_get(struct store *s, int64_t id, struct store_email *email_r,
 		    const char **error_r);

@@ -1,0 +1,687 @@
+/*
+ * mailkeep serve: the hub daemon. The JMAP API (RFC 8620/8621) with
+ * EventSource push for the devices, and a scheduler that syncs every
+ * server-key user's stored accounts.
+ *
+ * Threads: libmicrohttpd runs one thread per connection (bounded); the push
+ * thread watches each user's change counter and each stream's device; the
+ * sync thread runs the scheduled syncs with its own hub and store handles.
+ * Shared state: the hub handle (hub_lock), the per-user store cache (each
+ * entry with its own lock), the push stream list (push_lock), the sign-in
+ * failure table (auth_lock).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "http/http.h"
+#include "hub/hub.h"
+#include "jmap/jmap-mail.h"
+#include "jmap/jmap.h"
+#include "store/store.h"
+
+#define SERVE_MAX_USERS 256
+#define SERVE_MAX_STREAMS 256
+#define SERVE_AUTH_SLOTS 256
+#define SERVE_AUTH_MAX_FAILURES 10
+#define SERVE_AUTH_WINDOW 60
+#define SERVE_MAX_REQUEST (10 * 1024 * 1024)
+#define SERVE_MAX_DOWNLOAD (64u * 1024 * 1024)
+
+struct user_store {
+	char name[65];
+	struct store *store;
+	pthread_mutex_t lock;
+};
+
+struct push_stream {
+	struct http_stream *stream;
+	char user[65];
+	int64_t device_id; /* 0 for Basic sign-ins */
+	unsigned ping;     /* seconds, 0 = none */
+	uint64_t sent_state;
+	time_t last_ping;
+};
+
+struct auth_slot {
+	char addr[64];
+	unsigned failures;
+	time_t window_start;
+};
+
+struct serve {
+	struct cli *cli;
+	struct hub *hub;
+	pthread_mutex_t hub_lock;
+	struct jmap_registry *registry;
+	char public_url[512];
+	struct user_store users[SERVE_MAX_USERS];
+	size_t n_users;
+	pthread_mutex_t users_lock;
+	struct push_stream streams[SERVE_MAX_STREAMS];
+	pthread_mutex_t push_lock;
+	struct auth_slot auth[SERVE_AUTH_SLOTS];
+	pthread_mutex_t auth_lock;
+	unsigned sync_interval;
+	volatile sig_atomic_t stop;
+};
+
+static void serve_usage(FILE *f)
+{
+	fprintf(f,
+		"usage: mailkeep --data DIR serve [--listen ADDR:PORT] [--public-url URL]\n"
+		"                [--tls-cert C --tls-key K] [--sync-interval SECONDS]\n"
+		"                [--access-log FILE]\n\n"
+		"Runs the hub: the JMAP API for devices at /.well-known/jmap and /jmap/...\n"
+		"(Bearer device tokens from 'mailkeep device add', or Basic with the hub\n"
+		"user's password), EventSource push, and a scheduler that syncs every\n"
+		"server-key user's stored accounts every SECONDS (default 300, 0 = never).\n"
+		"Zero-access users are synced only on their own 'sync --passphrase-file'.\n"
+		"The API is read-only for now: changes arrive from the providers by sync.\n\n"
+		"  --listen ADDR:PORT  default 127.0.0.1:8080\n"
+		"  --public-url URL    the URL devices use (behind a reverse proxy); default\n"
+		"                      http(s)://ADDR:PORT\n"
+		"  --tls-cert C --tls-key K  serve HTTPS itself (PEM files)\n"
+		"  --access-log FILE   one line per request, no secrets (default stderr)\n");
+}
+
+/* --- per-user stores -------------------------------------------------------- */
+
+static struct user_store *user_store_get(struct serve *sv, const char *user)
+{
+	pthread_mutex_lock(&sv->users_lock);
+	struct user_store *us = NULL;
+	for (size_t i = 0; i < sv->n_users; i++)
+		if (strcmp(sv->users[i].name, user) == 0)
+			us = &sv->users[i];
+	if (us == NULL && sv->n_users < SERVE_MAX_USERS) {
+		struct store *st;
+		if (cli_open_user_store(sv->cli, user, true, &st) == 0) {
+			us = &sv->users[sv->n_users++];
+			snprintf(us->name, sizeof(us->name), "%s", user);
+			us->store = st;
+			pthread_mutex_init(&us->lock, NULL);
+		}
+	}
+	pthread_mutex_unlock(&sv->users_lock);
+	return us;
+}
+
+/* --- authentication --------------------------------------------------------- */
+
+static struct auth_slot *auth_slot(struct serve *sv, const char *addr, time_t now)
+{
+	struct auth_slot *free_slot = NULL, *oldest = &sv->auth[0];
+	for (size_t i = 0; i < SERVE_AUTH_SLOTS; i++) {
+		struct auth_slot *a = &sv->auth[i];
+		if (strcmp(a->addr, addr) == 0)
+			return a;
+		if (a->addr[0] == '\0' && free_slot == NULL)
+			free_slot = a;
+		if (a->window_start < oldest->window_start)
+			oldest = a;
+	}
+	struct auth_slot *a = free_slot != NULL ? free_slot : oldest;
+	snprintf(a->addr, sizeof(a->addr), "%s", addr);
+	a->failures = 0;
+	a->window_start = now;
+	return a;
+}
+
+static bool auth_blocked(struct serve *sv, const char *addr)
+{
+	time_t now = time(NULL);
+	pthread_mutex_lock(&sv->auth_lock);
+	struct auth_slot *a = auth_slot(sv, addr, now);
+	if (now - a->window_start >= SERVE_AUTH_WINDOW) {
+		a->failures = 0;
+		a->window_start = now;
+	}
+	bool blocked = a->failures >= SERVE_AUTH_MAX_FAILURES;
+	pthread_mutex_unlock(&sv->auth_lock);
+	return blocked;
+}
+
+static void auth_failed(struct serve *sv, const char *addr)
+{
+	pthread_mutex_lock(&sv->auth_lock);
+	auth_slot(sv, addr, time(NULL))->failures++;
+	pthread_mutex_unlock(&sv->auth_lock);
+}
+
+struct principal {
+	struct hub_user user;
+	int64_t device_id;
+	char label[140];
+};
+
+/* 0 signed in, -1 not (no or bad credentials). */
+static int authenticate(struct serve *sv, const struct http_request *req, struct principal *p)
+{
+	const char *h = req->authorization, *err;
+	int r = -1;
+	if (h == NULL)
+		return -1;
+	pthread_mutex_lock(&sv->hub_lock);
+	if (strncasecmp(h, "Bearer ", 7) == 0) {
+		struct hub_device d;
+		if (hub_device_auth(sv->hub, h + 7, &p->user, &d, &err) == 0) {
+			p->device_id = d.id;
+			snprintf(p->label, sizeof(p->label), "%s/%s", p->user.name, d.name);
+			r = 0;
+		}
+	} else if (strncasecmp(h, "Basic ", 6) == 0) {
+		char *raw = sodium_malloc(1024);
+		size_t len = 0;
+		if (raw != NULL &&
+		    sodium_base642bin((unsigned char *)raw, 1023, h + 6, strlen(h + 6), NULL, &len,
+				      NULL, sodium_base64_VARIANT_ORIGINAL) == 0) {
+			raw[len] = '\0';
+			char *colon = memchr(raw, ':', len);
+			if (colon != NULL && memchr(raw, '\0', len) == NULL) {
+				*colon = '\0';
+				if (hub_valid_user_name(raw) &&
+				    hub_user_get(sv->hub, raw, &p->user, &err) == 0 &&
+				    hub_user_check_password(sv->hub, &p->user, colon + 1, &err) == 0) {
+					p->device_id = 0;
+					snprintf(p->label, sizeof(p->label), "%s/basic", p->user.name);
+					r = 0;
+				}
+			}
+		}
+		if (raw != NULL)
+			sodium_free(raw);
+	}
+	pthread_mutex_unlock(&sv->hub_lock);
+	return r;
+}
+
+/* --- responses ---------------------------------------------------------------- */
+
+static void respond_json(struct http_response *resp, unsigned status, json_t *body)
+{
+	const char *err;
+	char *text = json_dumps(body, JSON_COMPACT);
+	json_decref(body);
+	http_response_set_status(resp, status, &err);
+	if (text != NULL)
+		http_response_set_body(resp, "application/json", text, strlen(text), &err);
+}
+
+static void respond_problem(struct http_response *resp, unsigned status, const char *type,
+			    const char *detail)
+{
+	respond_json(resp, status, json_pack("{s:s,s:i,s:s}", "type", type, "status", (int)status,
+					      "detail", detail));
+}
+
+static json_t *session_json(struct serve *sv, const struct hub_user *u, uint64_t state)
+{
+	char api[600], download[700], upload[600], events[700], st[32];
+	snprintf(api, sizeof(api), "%s/jmap/api/", sv->public_url);
+	snprintf(download, sizeof(download),
+		 "%s/jmap/download/{accountId}/{blobId}/{name}?type={type}", sv->public_url);
+	snprintf(upload, sizeof(upload), "%s/jmap/upload/{accountId}/", sv->public_url);
+	snprintf(events, sizeof(events),
+		 "%s/jmap/eventsource/?types={types}&closeafter={closeafter}&ping={ping}",
+		 sv->public_url);
+	snprintf(st, sizeof(st), "%llu", (unsigned long long)state);
+	json_t *core = json_pack("{s:I,s:i,s:I,s:i,s:i,s:i,s:i,s:[]}", "maxSizeUpload",
+				 (json_int_t)0, "maxConcurrentUpload", 1, "maxSizeRequest",
+				 (json_int_t)SERVE_MAX_REQUEST, "maxConcurrentRequests", 8,
+				 "maxCallsInRequest", 32, "maxObjectsInGet",
+				 JMAP_MAIL_MAX_OBJECTS_IN_GET, "maxObjectsInSet", 0,
+				 "collationAlgorithms");
+	json_t *mail_acct = json_pack("{s:n,s:n,s:i,s:i,s:[s],s:b}", "maxMailboxesPerEmail",
+				      "maxMailboxDepth", "maxSizeMailboxName", 490,
+				      "maxSizeAttachmentsPerEmail", 50000000, "emailQuerySortOptions",
+				      "receivedAt", "mayCreateTopLevelMailbox", 0);
+	json_t *accounts = json_object();
+	json_object_set_new(accounts, u->name,
+			    json_pack("{s:s,s:b,s:b,s:{s:o}}", "name", u->name, "isPersonal", 1,
+				      "isReadOnly", 1, "accountCapabilities",
+				      JMAP_CAPABILITY_MAIL, mail_acct));
+	return json_pack("{s:{s:o,s:{}},s:o,s:{s:s},s:s,s:s,s:s,s:s,s:s,s:s}", "capabilities",
+			 JMAP_CAPABILITY_CORE, core, JMAP_CAPABILITY_MAIL, "accounts", accounts,
+			 "primaryAccounts", JMAP_CAPABILITY_MAIL, u->name, "username", u->name,
+			 "apiUrl", api, "downloadUrl", download, "uploadUrl", upload,
+			 "eventSourceUrl", events, "state", st);
+}
+
+/* Value of a query parameter (no percent-decoding: our values are simple). */
+static bool query_param(const char *query, const char *name, char *out, size_t size)
+{
+	size_t nlen = strlen(name);
+	for (const char *p = query; p != NULL && *p != '\0';) {
+		const char *end = strchr(p, '&');
+		size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
+		if (len > nlen && strncmp(p, name, nlen) == 0 && p[nlen] == '=') {
+			size_t vlen = len - nlen - 1;
+			if (vlen >= size)
+				return false;
+			memcpy(out, p + nlen + 1, vlen);
+			out[vlen] = '\0';
+			return true;
+		}
+		p = end != NULL ? end + 1 : NULL;
+	}
+	return false;
+}
+
+static void handle_api(struct serve *sv, const struct principal *p,
+		       const struct http_request *req, struct http_response *resp)
+{
+	const char *err;
+	if (strcmp(req->method, "POST") != 0) {
+		respond_problem(resp, 405, "about:blank", "use POST");
+		return;
+	}
+	struct user_store *us = user_store_get(sv, p->user.name);
+	if (us == NULL) {
+		respond_problem(resp, 500, "about:blank", "cannot open the user's store");
+		return;
+	}
+	pthread_mutex_lock(&us->lock);
+	struct jmap_mail_ctx ctx = {.store = us->store, .account_id = p->user.name};
+	uint64_t modseq = 0;
+	store_read_modseq(us->store, &modseq, &err);
+	snprintf(ctx.state, sizeof(ctx.state), "%llu", (unsigned long long)modseq);
+	struct jmap_limits limits = {SERVE_MAX_REQUEST, 32, 64};
+	struct jmap_output out;
+	int r = jmap_process(sv->registry, &limits, &ctx, ctx.state, req->body, req->body_len, &out,
+			     &err);
+	pthread_mutex_unlock(&us->lock);
+	if (r < 0) {
+		respond_problem(resp, 500, "about:blank", "server failure");
+		return;
+	}
+	http_response_set_status(resp, out.status, &err);
+	http_response_set_body(resp, out.content_type, out.body, out.body_len, &err);
+}
+
+static void handle_download(struct serve *sv, const struct principal *p,
+			    const struct http_request *req, struct http_response *resp)
+{
+	const char *err;
+	/* /jmap/download/{accountId}/{blobId}/{name} */
+	char acct[80], blob[40];
+	const char *rest = req->path + strlen("/jmap/download/");
+	const char *slash = strchr(rest, '/');
+	const char *slash2 = slash != NULL ? strchr(slash + 1, '/') : NULL;
+	int64_t blob_id;
+	if (slash == NULL || slash2 == NULL || (size_t)(slash - rest) >= sizeof(acct) ||
+	    (size_t)(slash2 - slash - 1) >= sizeof(blob)) {
+		respond_problem(resp, 404, "about:blank", "no such blob");
+		return;
+	}
+	memcpy(acct, rest, (size_t)(slash - rest));
+	acct[slash - rest] = '\0';
+	memcpy(blob, slash + 1, (size_t)(slash2 - slash - 1));
+	blob[slash2 - slash - 1] = '\0';
+	if (strcmp(acct, p->user.name) != 0 || !jmap_mail_blob_id(blob, &blob_id)) {
+		respond_problem(resp, 404, "about:blank", "no such blob");
+		return;
+	}
+	struct user_store *us = user_store_get(sv, p->user.name);
+	if (us == NULL) {
+		respond_problem(resp, 500, "about:blank", "cannot open the user's store");
+		return;
+	}
+	uint64_t size = 0;
+	char *data = NULL;
+	pthread_mutex_lock(&us->lock);
+	int found = store_blob_size(us->store, blob_id, &size, &err);
+	if (found == 1 && size <= SERVE_MAX_DOWNLOAD && (data = malloc(size + 1)) != NULL &&
+	    store_blob_read(us->store, blob_id, 0, data, (size_t)size, &err) < 0) {
+		free(data);
+		data = NULL;
+	}
+	pthread_mutex_unlock(&us->lock);
+	if (found != 1 || data == NULL) {
+		respond_problem(resp, found == 1 ? 500 : 404, "about:blank",
+				found == 1 ? "cannot read the blob" : "no such blob");
+		return;
+	}
+	char type[128] = "message/rfc822";
+	char asked[128];
+	if (query_param(req->query, "type", asked, sizeof(asked)) &&
+	    strspn(asked, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/.+-") ==
+		    strlen(asked) &&
+	    strchr(asked, '/') != NULL)
+		snprintf(type, sizeof(type), "%s", asked);
+	http_response_set_status(resp, 200, &err);
+	http_response_add_header(resp, "Cache-Control", "private, immutable, max-age=31536000",
+				 &err);
+	http_response_set_body(resp, type, data, (size_t)size, &err);
+}
+
+static void handle_events(struct serve *sv, const struct principal *p,
+			  const struct http_request *req, struct http_response *resp)
+{
+	const char *err;
+	char ping_text[16] = "0";
+	query_param(req->query, "ping", ping_text, sizeof(ping_text));
+	char *end;
+	long ping = strtol(ping_text, &end, 10);
+	if (*end != '\0' || ping < 0 || ping > 3600) {
+		respond_problem(resp, 400, "about:blank", "bad ping");
+		return;
+	}
+	if (ping > 0 && ping < 5)
+		ping = 5;
+	struct http_stream *stream;
+	if (http_stream_create(64 * 1024, NULL, NULL, &stream, &err) < 0) {
+		respond_problem(resp, 500, "about:blank", "cannot create the stream");
+		return;
+	}
+	pthread_mutex_lock(&sv->push_lock);
+	struct push_stream *slot = NULL;
+	for (size_t i = 0; i < SERVE_MAX_STREAMS && slot == NULL; i++)
+		if (sv->streams[i].stream == NULL)
+			slot = &sv->streams[i];
+	if (slot != NULL) {
+		slot->stream = stream;
+		snprintf(slot->user, sizeof(slot->user), "%s", p->user.name);
+		slot->device_id = p->device_id;
+		slot->ping = (unsigned)ping;
+		slot->sent_state = UINT64_MAX; /* send the current state first */
+		slot->last_ping = time(NULL);
+	}
+	pthread_mutex_unlock(&sv->push_lock);
+	if (slot == NULL) {
+		http_stream_unref(&stream);
+		respond_problem(resp, 503, "about:blank", "too many push streams");
+		return;
+	}
+	http_response_add_header(resp, "Cache-Control", "no-cache", &err);
+	http_response_set_status(resp, 200, &err);
+	http_response_set_stream(resp, "text/event-stream", stream, &err);
+}
+
+static void handler(void *context, const struct http_request *req, struct http_response *resp)
+{
+	struct serve *sv = context;
+	const char *err;
+	struct principal p;
+	if (auth_blocked(sv, req->remote_addr)) {
+		http_response_add_header(resp, "Retry-After", "60", &err);
+		respond_problem(resp, 429, "about:blank", "too many failed sign-ins; wait a minute");
+		return;
+	}
+	if (authenticate(sv, req, &p) < 0) {
+		if (req->authorization != NULL)
+			auth_failed(sv, req->remote_addr);
+		http_response_add_header(resp, "WWW-Authenticate",
+					 "Bearer realm=\"mailkeep\", Basic realm=\"mailkeep\"", &err);
+		respond_problem(resp, 401, "about:blank", "sign in with a device token or password");
+		return;
+	}
+	http_response_set_auth_label(resp, p.label, &err);
+	if (strcmp(req->path, "/.well-known/jmap") == 0) {
+		struct user_store *us = user_store_get(sv, p.user.name);
+		uint64_t modseq = 0;
+		if (us != NULL) {
+			pthread_mutex_lock(&us->lock);
+			store_read_modseq(us->store, &modseq, &err);
+			pthread_mutex_unlock(&us->lock);
+		}
+		respond_json(resp, 200, session_json(sv, &p.user, modseq));
+	} else if (strcmp(req->path, "/jmap/api/") == 0 || strcmp(req->path, "/jmap/api") == 0) {
+		handle_api(sv, &p, req, resp);
+	} else if (strncmp(req->path, "/jmap/download/", 15) == 0) {
+		handle_download(sv, &p, req, resp);
+	} else if (strncmp(req->path, "/jmap/eventsource", 17) == 0) {
+		handle_events(sv, &p, req, resp);
+	} else if (strncmp(req->path, "/jmap/upload/", 13) == 0) {
+		respond_problem(resp, 403, "about:blank",
+				"this hub's API is read-only for now: no uploads");
+	} else {
+		respond_problem(resp, 404, "about:blank", "not found");
+	}
+}
+
+/* --- push ---------------------------------------------------------------------- */
+
+static void push_event(struct push_stream *ps, const char *event, const char *data)
+{
+	const char *err;
+	char buf[1024];
+	int n = snprintf(buf, sizeof(buf), "event: %s\ndata: %s\n\n", event, data);
+	if (n > 0 && (size_t)n < sizeof(buf))
+		http_stream_send(ps->stream, buf, (size_t)n, &err);
+}
+
+/* Every half second: drop finished streams, end those whose device was
+ * revoked, send a StateChange when a user's change counter moved, ping. */
+static void *push_thread(void *context)
+{
+	struct serve *sv = context;
+	const char *err;
+	while (!sv->stop) {
+		pthread_mutex_lock(&sv->push_lock);
+		for (size_t i = 0; i < SERVE_MAX_STREAMS; i++) {
+			struct push_stream *ps = &sv->streams[i];
+			if (ps->stream == NULL)
+				continue;
+			if (http_stream_is_closed(ps->stream)) {
+				http_stream_unref(&ps->stream);
+				continue;
+			}
+			if (ps->device_id != 0) {
+				pthread_mutex_lock(&sv->hub_lock);
+				int exists = hub_device_exists(sv->hub, ps->device_id, &err);
+				pthread_mutex_unlock(&sv->hub_lock);
+				if (exists == 0) {
+					/* Revoked: the stream ends now. */
+					http_stream_close(ps->stream);
+					http_stream_unref(&ps->stream);
+					continue;
+				}
+			}
+			struct user_store *us = user_store_get(sv, ps->user);
+			uint64_t modseq = 0;
+			if (us != NULL) {
+				pthread_mutex_lock(&us->lock);
+				store_read_modseq(us->store, &modseq, &err);
+				pthread_mutex_unlock(&us->lock);
+			}
+			if (modseq != ps->sent_state) {
+				char data[512];
+				snprintf(data, sizeof(data),
+					 "{\"@type\":\"StateChange\",\"changed\":{\"%s\":{"
+					 "\"Mailbox\":\"%llu\",\"Email\":\"%llu\",\"Thread\":\"%llu\"}}}",
+					 ps->user, (unsigned long long)modseq,
+					 (unsigned long long)modseq, (unsigned long long)modseq);
+				push_event(ps, "state", data);
+				ps->sent_state = modseq;
+			}
+			time_t now = time(NULL);
+			if (ps->ping > 0 && now - ps->last_ping >= (time_t)ps->ping) {
+				char data[64];
+				snprintf(data, sizeof(data), "{\"interval\":%u}", ps->ping);
+				push_event(ps, "ping", data);
+				ps->last_ping = now;
+			}
+		}
+		pthread_mutex_unlock(&sv->push_lock);
+		struct timespec ts = {0, 500 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+	return NULL;
+}
+
+/* --- scheduled syncs ---------------------------------------------------------- */
+
+static void *sync_thread(void *context)
+{
+	struct serve *sv = context;
+	time_t next = time(NULL);
+	while (!sv->stop) {
+		if (sv->sync_interval > 0 && time(NULL) >= next) {
+			struct hub *hub;
+			struct hub_user *users = NULL;
+			size_t n = 0;
+			const char *err;
+			if (hub_open(sv->cli->data_dir, false, &hub, &err) == 0) {
+				if (hub_user_list(hub, &users, &n, &err) < 0)
+					n = 0;
+				hub_close(&hub);
+			}
+			for (size_t i = 0; i < n && !sv->stop; i++) {
+				if (users[i].zero_access) {
+					printf("scheduler: %s is zero-access; synced only while they "
+					       "unlock it\n",
+					       users[i].name);
+					continue;
+				}
+				cli_sync_stored(sv->cli, users[i].name, 0, NULL, IMAP_COMPRESS_AUTO, true);
+			}
+			free(users);
+			fflush(stdout);
+			next = time(NULL) + (time_t)sv->sync_interval;
+		}
+		sleep(1);
+	}
+	return NULL;
+}
+
+/* --- main ------------------------------------------------------------------------ */
+
+int cmd_serve(struct cli *cli, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"listen", required_argument, NULL, 'l'},
+		{"public-url", required_argument, NULL, 'u'},
+		{"tls-cert", required_argument, NULL, 'c'},
+		{"tls-key", required_argument, NULL, 'k'},
+		{"sync-interval", required_argument, NULL, 's'},
+		{"access-log", required_argument, NULL, 'a'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *listen = "127.0.0.1:8080", *public_url = NULL, *cert = NULL, *key = NULL;
+	const char *access_log = NULL, *err;
+	long interval = 300;
+	int c;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		char *end;
+		switch (c) {
+		case 'l': listen = optarg; break;
+		case 'u': public_url = optarg; break;
+		case 'c': cert = optarg; break;
+		case 'k': key = optarg; break;
+		case 'a': access_log = optarg; break;
+		case 's':
+			interval = strtol(optarg, &end, 10);
+			if (*end != '\0' || interval < 0 || interval > 86400 * 7) {
+				cli_error("--sync-interval takes 0 to 604800 seconds");
+				return EXIT_USAGE;
+			}
+			break;
+		case 'h': serve_usage(stdout); return EXIT_OK;
+		default: serve_usage(stderr); return EXIT_USAGE;
+		}
+	}
+	if (optind != argc || (cert == NULL) != (key == NULL)) {
+		cli_error(optind != argc ? "serve takes no arguments" : "--tls-cert and --tls-key go together");
+		return EXIT_USAGE;
+	}
+	char addr[64];
+	const char *colon = strrchr(listen, ':');
+	char *end;
+	long port = colon != NULL ? strtol(colon + 1, &end, 10) : -1;
+	if (colon == NULL || (size_t)(colon - listen) >= sizeof(addr) || colon == listen ||
+	    *end != '\0' || port < 0 || port > 65535) {
+		cli_error("bad --listen '%s': use ADDR:PORT, e.g. 127.0.0.1:8080", listen);
+		return EXIT_USAGE;
+	}
+	memcpy(addr, listen, (size_t)(colon - listen));
+	addr[colon - listen] = '\0';
+
+	static struct serve sv_storage;
+	struct serve *sv = &sv_storage;
+	sv->cli = cli;
+	sv->sync_interval = (unsigned)interval;
+	pthread_mutex_init(&sv->hub_lock, NULL);
+	pthread_mutex_init(&sv->users_lock, NULL);
+	pthread_mutex_init(&sv->push_lock, NULL);
+	pthread_mutex_init(&sv->auth_lock, NULL);
+	if (cli_open_hub(cli, true, &sv->hub) < 0)
+		return EXIT_FAIL;
+	if (jmap_registry_create(&sv->registry, &err) < 0 ||
+	    jmap_mail_register(sv->registry, &err) < 0) {
+		cli_error("%s", err);
+		hub_close(&sv->hub);
+		return EXIT_FAIL;
+	}
+	FILE *log = stderr;
+	if (access_log != NULL && (log = fopen(access_log, "a")) == NULL) {
+		cli_error("cannot open --access-log %s", access_log);
+		return EXIT_FAIL;
+	}
+	struct http_settings hs = {.address = addr,
+				   .port = (unsigned)port,
+				   .tls_cert_file = cert,
+				   .tls_key_file = key,
+				   .max_body_size = SERVE_MAX_REQUEST,
+				   .max_connections = 128,
+				   .timeout_seconds = 60,
+				   .access_log = log};
+	struct http_server *server;
+	if (http_server_start(&hs, handler, sv, &server, &err) < 0) {
+		cli_error("%s", err);
+		return EXIT_FAIL;
+	}
+	if (public_url != NULL)
+		snprintf(sv->public_url, sizeof(sv->public_url), "%s", public_url);
+	else
+		snprintf(sv->public_url, sizeof(sv->public_url), "%s://%s:%u",
+			 cert != NULL ? "https" : "http", addr, http_server_port(server));
+	size_t ul = strlen(sv->public_url);
+	while (ul > 0 && sv->public_url[ul - 1] == '/')
+		sv->public_url[--ul] = '\0';
+
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	pthread_t push, syncer;
+	pthread_create(&push, NULL, push_thread, sv);
+	pthread_create(&syncer, NULL, sync_thread, sv);
+	printf("mailkeep serving %s (JMAP session at %s/.well-known/jmap), sync every %ld s\n",
+	       sv->public_url, sv->public_url, interval);
+	fflush(stdout);
+	int sig;
+	sigwait(&set, &sig);
+	printf("mailkeep: signal %d, stopping\n", sig);
+	sv->stop = 1;
+	pthread_join(push, NULL);
+	pthread_join(syncer, NULL);
+	pthread_mutex_lock(&sv->push_lock);
+	for (size_t i = 0; i < SERVE_MAX_STREAMS; i++) {
+		if (sv->streams[i].stream != NULL) {
+			http_stream_close(sv->streams[i].stream);
+			http_stream_unref(&sv->streams[i].stream);
+		}
+	}
+	pthread_mutex_unlock(&sv->push_lock);
+	http_server_stop(&server);
+	for (size_t i = 0; i < sv->n_users; i++)
+		store_close(&sv->users[i].store);
+	jmap_registry_free(&sv->registry);
+	hub_close(&sv->hub);
+	if (log != stderr)
+		fclose(log);
+	return EXIT_OK;
+}
