@@ -26,5 +26,16 @@ if [ ${#missing[@]} -gt 0 ]; then
 		"${missing[@]}"
 fi
 
+# Node.js runs the real JMAP client tests (jmap-jam, eventsource from npm).
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+	SUDO=""
+	[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+	$SUDO apt-get update -q
+	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q nodejs npm
+fi
+if [ ! -d tests/jmap/node_modules/jmap-jam ]; then
+	(cd tests/jmap && npm install --no-audit --no-fund --loglevel=error)
+fi
+
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j"$(nproc)"

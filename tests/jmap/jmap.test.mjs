@@ -1,0 +1,153 @@
+// Real JMAP clients (jmap-jam, eventsource) against a running `mailkeep serve`.
+// Started by tests/jmap_test.py, which passes the session URL, tokens and
+// helper commands in the environment.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import JamClient from "jmap-jam";
+import { EventSource } from "eventsource";
+
+const env = process.env;
+const session = env.MK_SESSION_URL;
+const alice = new JamClient({ sessionUrl: session, bearerToken: env.MK_TOKEN_ALICE });
+const bob = new JamClient({ sessionUrl: session, bearerToken: env.MK_TOKEN_BOB });
+
+function api(token, body) {
+  return fetch(new URL("/jmap/api/", session), {
+    method: "POST",
+    headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+    body,
+  });
+}
+
+test("session names the account and absolute URLs", async () => {
+  const s = await alice.session;
+  assert.equal(s.username, "alice");
+  assert.equal(await alice.getPrimaryAccount(), "alice");
+  assert.ok(s.capabilities["urn:ietf:params:jmap:core"].maxCallsInRequest > 0);
+  assert.match(s.apiUrl, /^http:\/\/127\.0\.0\.1:\d+\/jmap\/api\/$/);
+  assert.equal(s.accounts.alice.isReadOnly, true);
+});
+
+test("Mailbox/get lists the synced folders with counts", async () => {
+  const [r] = await alice.api.Mailbox.get({ accountId: "alice", ids: null });
+  const inbox = r.list.find((m) => m.role === "inbox");
+  assert.ok(inbox, "no inbox");
+  assert.equal(inbox.totalEmails, Number(env.MK_INBOX_COUNT));
+  assert.ok(r.list.some((m) => m.role === "sent"));
+  assert.equal(typeof r.state, "string");
+});
+
+test("Email/query with a result reference into Email/get", async () => {
+  const [mb] = await alice.api.Mailbox.get({ accountId: "alice", ids: null });
+  const inbox = mb.list.find((m) => m.role === "inbox");
+  const [{ ids, emails }] = await alice.requestMany((t) => {
+    const ids = t.Email.query({
+      accountId: "alice",
+      filter: { inMailbox: inbox.id },
+      sort: [{ property: "receivedAt", isAscending: false }],
+      limit: 10,
+      calculateTotal: true,
+    });
+    const emails = t.Email.get({
+      accountId: "alice",
+      ids: ids.$ref("/ids"),
+      properties: ["subject", "from", "receivedAt", "preview", "blobId", "size", "mailboxIds"],
+    });
+    return { ids, emails };
+  });
+  assert.equal(ids.total, inbox.totalEmails);
+  assert.equal(ids.ids.length, Math.min(10, inbox.totalEmails));
+  assert.equal(emails.list.length, ids.ids.length);
+  const dates = emails.list.map((e) => e.receivedAt);
+  assert.deepEqual([...dates].sort().reverse(), dates, "not newest first");
+  for (const e of emails.list) {
+    assert.ok(e.mailboxIds[inbox.id]);
+    assert.equal(typeof e.preview, "string");
+  }
+  // Paging: position continues where the first page ended.
+  const [page2] = await alice.api.Email.query({
+    accountId: "alice", filter: { inMailbox: inbox.id },
+    sort: [{ property: "receivedAt", isAscending: false }], position: 5, limit: 5,
+  });
+  assert.deepEqual(page2.ids, ids.ids.slice(5, 10));
+  // The bytes download as stored.
+  const first = emails.list[0];
+  const resp = await alice.downloadBlob({
+    accountId: "alice", blobId: first.blobId, mimeType: "message/rfc822", fileName: "m.eml",
+  });
+  const bytes = new Uint8Array(await resp.arrayBuffer());
+  assert.equal(bytes.length, first.size);
+});
+
+test("errors are RFC 8620 errors", async () => {
+  await assert.rejects(alice.request(["Nope/get", { accountId: "alice" }]), (e) => e.type === "unknownMethod");
+  await assert.rejects(alice.api.Email.get({ accountId: "alice" }), (e) => e.type === "requestTooLarge");
+  const r = await api(env.MK_TOKEN_ALICE, "{not json");
+  assert.equal(r.status, 400);
+  assert.match((await r.json()).type, /notJSON$/);
+  const r2 = await fetch(session);
+  assert.equal(r2.status, 401);
+  assert.match(r2.headers.get("www-authenticate"), /Bearer/);
+});
+
+test("a device of one user never sees another user's objects", async () => {
+  await assert.rejects(bob.api.Mailbox.get({ accountId: "alice", ids: null }),
+    (e) => e.type === "accountNotFound");
+  const [mine] = await alice.api.Email.query({ accountId: "alice", limit: 3 });
+  const [theirs] = await bob.api.Email.get({ accountId: "bob", ids: mine.ids });
+  assert.deepEqual(theirs.list, []);
+  assert.deepEqual(theirs.notFound, mine.ids);
+  const [aliceMail] = await alice.api.Email.get({ accountId: "alice", ids: [mine.ids[0]], properties: ["blobId"] });
+  const url = new URL(`/jmap/download/bob/${aliceMail.list[0].blobId}/x`, session);
+  const r = await fetch(url, { headers: { Authorization: `Bearer ${env.MK_TOKEN_BOB}` } });
+  assert.equal(r.status, 404);
+  const r2 = await fetch(new URL(`/jmap/download/alice/${aliceMail.list[0].blobId}/x`, session),
+    { headers: { Authorization: `Bearer ${env.MK_TOKEN_BOB}` } });
+  assert.equal(r2.status, 404);
+});
+
+function stream(token) {
+  const url = new URL("/jmap/eventsource/?types=*&closeafter=no&ping=5", session);
+  return new EventSource(url, {
+    fetch: (input, init) =>
+      fetch(input, { ...init, headers: { ...init.headers, Authorization: `Bearer ${token}` } }),
+  });
+}
+
+function nextState(es, timeoutMs) {
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error("no state event")), timeoutMs);
+    es.addEventListener("state", (ev) => { clearTimeout(t); resolve(JSON.parse(ev.data)); }, { once: true });
+  });
+}
+
+test("push: a StateChange on connect and after new mail arrives", async () => {
+  const es = stream(env.MK_TOKEN_ALICE);
+  try {
+    const first = await nextState(es, 5000);
+    assert.equal(first["@type"], "StateChange");
+    const before = first.changed.alice.Email;
+    const next = nextState(es, 15000);
+    execFileSync("sh", ["-c", env.MK_NEW_MAIL_CMD], { stdio: "inherit" });
+    const change = await next;
+    assert.notEqual(change.changed.alice.Email, before);
+  } finally {
+    es.close();
+  }
+});
+
+test("revoking a device ends its open push stream at once", async () => {
+  const es = stream(env.MK_TOKEN_REVOKE);
+  await nextState(es, 5000);
+  const closed = new Promise((resolve) => {
+    es.addEventListener("error", () => resolve(Date.now()));
+  });
+  const t0 = Date.now();
+  execFileSync("sh", ["-c", env.MK_REVOKE_CMD], { stdio: "inherit" });
+  const t1 = await closed;
+  es.close();
+  assert.ok(t1 - t0 < 3000, `stream ended after ${t1 - t0} ms`);
+  const r = await api(env.MK_TOKEN_REVOKE, JSON.stringify({ using: [], methodCalls: [] }));
+  assert.equal(r.status, 401);
+});

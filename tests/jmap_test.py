@@ -1,0 +1,66 @@
+#!/usr/bin/env python3
+"""Runs the Node JMAP client tests (tests/jmap/*.test.mjs, jmap-jam and
+eventsource from npm) against a real `mailkeep serve` whose user's mail was
+synced from a real Dovecot."""
+import os, re, signal, subprocess, sys, tempfile, shutil
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from sync_test import BIN, SRC, Fixture, check, run  # noqa: E402
+
+BIN = os.path.abspath(BIN)
+
+
+def main():
+    jdir = os.path.join(SRC, "tests", "jmap")
+    if not os.path.isdir(os.path.join(jdir, "node_modules", "jmap-jam")):
+        r = subprocess.run(["npm", "install", "--no-audit", "--no-fund"], cwd=jdir)
+        check(r.returncode == 0, "npm install failed")
+    tmp = tempfile.mkdtemp(prefix="mk-jmap-test-")
+    os.chmod(tmp, 0o755)
+    fx = Fixture(tmp, "jmap", "--users", "1", count=60)
+    serve = None
+    try:
+        mk = lambda *a, **k: run([BIN, "--data", fx.data, *a], **k)
+        mk("user", "add", "alice")
+        mk("user", "add", "bob")
+        mk("account", "add", "--user", "alice", "--imap", fx.url(), "--login", "alice",
+           "--password-file", fx.env["PASS_FILE"], "--ca-file", fx.env["CA_FILE"], "--consent")
+        mk("sync", "--user", "alice", "--quiet")
+        tok = lambda user, dev: mk("device", "add", "--user", user, dev).stdout.strip().splitlines()[-1]
+        tokens = {"alice": tok("alice", "laptop"), "bob": tok("bob", "phone"),
+                  "revoke": tok("alice", "old-phone")}
+        inbox = len(fx.store_state()["INBOX"])
+        serve = subprocess.Popen([BIN, "--data", fx.data, "serve", "--listen", "127.0.0.1:0",
+                                  "--sync-interval", "0", "--access-log", os.path.join(tmp, "access.log")],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        line = serve.stdout.readline()
+        m = re.search(r"session at (\S+?)\)", line)
+        check(m is not None, "serve did not start: %s %s" % (line, serve.stderr.read() if serve.poll() is not None else ""))
+        new_mail = ("python3 -c \"import sys; sys.path.insert(0, '%s'); import imapctl; "
+                    "c = imapctl.connect('%s', 'alice', 'imaps'); "
+                    "c.append('INBOX', None, None, b'Subject: pushed\\\\r\\\\n\\\\r\\\\nhi\\\\r\\\\n'); c.logout()\" && "
+                    "%s --data %s sync --user alice --quiet >/dev/null"
+                    % (os.path.join(SRC, "tests", "fixture"), fx.dir, BIN, fx.data))
+        env = dict(os.environ, MK_SESSION_URL=m.group(1), MK_TOKEN_ALICE=tokens["alice"],
+                   MK_TOKEN_BOB=tokens["bob"], MK_TOKEN_REVOKE=tokens["revoke"],
+                   MK_INBOX_COUNT=str(inbox), MK_NEW_MAIL_CMD=new_mail,
+                   MK_REVOKE_CMD="%s --data %s device revoke --user alice old-phone >/dev/null" % (BIN, fx.data))
+        tests = sorted(os.path.join(jdir, f) for f in os.listdir(jdir) if f.endswith(".test.mjs"))
+        r = subprocess.run(["node", "--test", "--test-reporter=spec", *tests], env=env, cwd=jdir)
+        log = open(os.path.join(tmp, "access.log")).read()
+        for t in tokens.values():
+            check(t not in log, "a token is in the access log")
+        check("alice/laptop" in log, "requests not tied to devices in the access log")
+        serve.send_signal(signal.SIGTERM)
+        check(serve.wait(timeout=20) == 0, "serve did not stop cleanly")
+        serve = None
+        sys.exit(r.returncode)
+    finally:
+        if serve is not None:
+            serve.kill()
+        fx.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
