@@ -21,7 +21,9 @@ def main():
     serve = None
     try:
         mk = lambda *a, **k: run([BIN, "--data", fx.data, *a], **k)
-        mk("user", "add", "alice")
+        hubpw = os.path.join(tmp, "alice-hub.pass")
+        open(hubpw, "w").write("alice hub password")
+        mk("user", "add", "alice", "--password-file", hubpw)
         mk("user", "add", "bob")
         mk("account", "add", "--user", "alice", "--imap", fx.url(), "--login", "alice",
            "--password-file", fx.env["PASS_FILE"], "--ca-file", fx.env["CA_FILE"], "--consent")
@@ -44,6 +46,7 @@ def main():
         env = dict(os.environ, MK_SESSION_URL=m.group(1), MK_TOKEN_ALICE=tokens["alice"],
                    MK_TOKEN_BOB=tokens["bob"], MK_TOKEN_REVOKE=tokens["revoke"],
                    MK_INBOX_COUNT=str(inbox), MK_NEW_MAIL_CMD=new_mail,
+                   MK_HUB_PASSWORD="alice hub password",
                    MK_REVOKE_CMD="%s --data %s device revoke --user alice old-phone >/dev/null" % (BIN, fx.data))
         tests = sorted(os.path.join(jdir, f) for f in os.listdir(jdir) if f.endswith(".test.mjs"))
         r = subprocess.run(["node", "--test", "--test-reporter=spec", *tests], env=env, cwd=jdir)
