@@ -238,8 +238,9 @@ static int email_query(void *context, struct jmap_call *call, json_t *args,
 	int64_t *rows = NULL;
 	size_t n = 0;
 	uint64_t total = 0;
+	bool want_total = json_is_true(json_object_get(args, "calculateTotal"));
 	if (store_email_query(ctx->store, mailbox, newest_first, (uint64_t)position,
-			      (uint64_t)limit, &rows, &n, &total, &err) < 0) {
+			      (uint64_t)limit, &rows, &n, want_total ? &total : NULL, &err) < 0) {
 		*error_type_r = "serverFail";
 		return -1;
 	}
@@ -250,7 +251,7 @@ static int email_query(void *context, struct jmap_call *call, json_t *args,
 	json_t *resp = json_pack("{s:s,s:s,s:b,s:I,s:o,s:I}", "accountId", ctx->account_id,
 				 "queryState", ctx->state, "canCalculateChanges", 0, "position",
 				 position, "ids", ids, "limit", limit);
-	if (json_is_true(json_object_get(args, "calculateTotal")))
+	if (want_total)
 		json_object_set_new(resp, "total", json_integer((json_int_t)total));
 	return jmap_call_respond(call, "Email/query", resp, &err);
 }

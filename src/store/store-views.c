@@ -88,22 +88,29 @@ int store_email_query(struct store *s, int64_t mailbox_id, bool newest_first, ui
 {
 	sqlite3 *db = store_db(s);
 	sqlite3_stmt *st = NULL;
-	const char *count_sql = mailbox_id != 0
-					? "SELECT count(*) FROM messages WHERE mailbox_id = ?1 AND uid > 0"
-					: "SELECT count(*) FROM messages WHERE uid > 0";
-	if (sqlite3_prepare_v2(db, count_sql, -1, &st, NULL) != SQLITE_OK) {
-		*error_r = store_err(s, "query messages");
-		return -1;
+	/* Committed rows always have positive UIDs (set-aside ones exist only
+	 * inside a re-pairing transaction), so no UID condition: it would lead
+	 * SQLite to the (mailbox, uid) index and a sort of the whole mailbox
+	 * instead of walking (mailbox, internaldate). */
+	uint64_t total = 0;
+	if (total_r != NULL) {
+		const char *count_sql = mailbox_id != 0
+						? "SELECT count(*) FROM messages WHERE mailbox_id = ?1"
+						: "SELECT count(*) FROM messages";
+		if (sqlite3_prepare_v2(db, count_sql, -1, &st, NULL) != SQLITE_OK) {
+			*error_r = store_err(s, "query messages");
+			return -1;
+		}
+		if (mailbox_id != 0)
+			sqlite3_bind_int64(st, 1, mailbox_id);
+		if (sqlite3_step(st) == SQLITE_ROW)
+			total = (uint64_t)sqlite3_column_int64(st, 0);
+		sqlite3_finalize(st);
 	}
-	if (mailbox_id != 0)
-		sqlite3_bind_int64(st, 1, mailbox_id);
-	uint64_t total = sqlite3_step(st) == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(st, 0) : 0;
-	sqlite3_finalize(st);
 	char sql[256];
 	snprintf(sql, sizeof(sql),
-		 "SELECT id FROM messages WHERE %s uid > 0 ORDER BY internaldate %s, id %s "
-		 "LIMIT ?2 OFFSET ?3",
-		 mailbox_id != 0 ? "mailbox_id = ?1 AND" : "", newest_first ? "DESC" : "ASC",
+		 "SELECT id FROM messages %s ORDER BY internaldate %s, id %s LIMIT ?2 OFFSET ?3",
+		 mailbox_id != 0 ? "WHERE mailbox_id = ?1" : "", newest_first ? "DESC" : "ASC",
 		 newest_first ? "DESC" : "ASC");
 	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
 		*error_r = store_err(s, "query messages");
@@ -136,7 +143,8 @@ int store_email_query(struct store *s, int64_t mailbox_id, bool newest_first, ui
 	}
 	*ids_r = ids;
 	*count_r = n;
-	*total_r = total;
+	if (total_r != NULL)
+		*total_r = total;
 	return 0;
 }
 

@@ -194,8 +194,8 @@ int store_blob_size(struct store *s, int64_t blob_id, uint64_t *size_r, const ch
 int store_email_get(struct store *s, int64_t id, struct store_email *email_r,
 		    const char **error_r);
 /* Message ids in a mailbox (0: all), newest or oldest first by internal
- * date, from position, at most limit; *total_r is the full count. Caller
- * frees *ids_r. */
+ * date, from position, at most limit; *total_r (when not NULL) gets the
+ * full count, which costs a count of the mailbox. Caller frees *ids_r. */
 int store_email_query(struct store *s, int64_t mailbox_id, bool newest_first, uint64_t position,
 		      uint64_t limit, int64_t **ids_r, size_t *count_r, uint64_t *total_r,
 		      const char **error_r);
