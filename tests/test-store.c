@@ -4,6 +4,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
 #include "store/store.h"
 #include "test.h"
 
@@ -197,6 +199,124 @@ static void test_views(void)
 	store_close(&s);
 }
 
+static bool has(const int64_t *ids, size_t n, int64_t id)
+{
+	for (size_t i = 0; i < n; i++)
+		if (ids[i] == id)
+			return true;
+	return false;
+}
+
+static void test_changes(void)
+{
+	struct store *s;
+	const char *err;
+	int64_t acct, box, box2;
+	char p[160];
+	snprintf(p, sizeof(p), "%s/changes.db", dir);
+	CHECK(store_open(p, &s, &err) == 0);
+	CHECK(store_begin(s, &err) == 0);
+	CHECK(store_account_ensure(s, "c", &acct, &err) == 0);
+	CHECK(store_mailbox_create(s, acct, "A", '/', NULL, &box, &err) == 0);
+	for (uint32_t uid = 1; uid <= 3; uid++) {
+		char body[16];
+		snprintf(body, sizeof(body), "m%u", uid);
+		CHECK(store_message_add(s, box, uid, add_blob(s, body, strlen(body), 9), 0, "", 0,
+					&err) == 0);
+	}
+	CHECK(store_commit(s, &err) == 0);
+	uint64_t s0;
+	CHECK(store_read_modseq(s, &s0, &err) == 0);
+	int64_t *ids;
+	size_t n;
+	CHECK(store_email_query(s, box, false, 0, 10, &ids, &n, NULL, &err) == 0 && n == 3);
+	int64_t m1 = ids[0], m2 = ids[1], m3 = ids[2];
+	free(ids);
+	/* After s0: m1 flagged, m2 expunged, m4 new, a new mailbox. */
+	CHECK(store_begin(s, &err) == 0);
+	CHECK(store_message_set_flags(s, box, 1, STORE_FLAG_FLAGGED, "", &err) == 0);
+	CHECK(store_message_expunge(s, box, 2, &err) == 0);
+	CHECK(store_message_add(s, box, 4, add_blob(s, "m4", 2, 9), 0, "", 0, &err) == 0);
+	CHECK(store_mailbox_create(s, acct, "B", '/', NULL, &box2, &err) == 0);
+	CHECK(store_commit(s, &err) == 0);
+	struct store_changes ch;
+	CHECK(store_changes(s, STORE_CHANGES_EMAIL, s0, 100, &ch, &err) == 0);
+	CHECK(ch.n_created == 1 && !has(ch.created, ch.n_created, m1));
+	CHECK(ch.n_updated == 1 && ch.updated[0] == m1);
+	CHECK(ch.n_destroyed == 1 && ch.destroyed[0] == m2);
+	CHECK(!ch.has_more && !has(ch.updated, ch.n_updated, m3));
+	uint64_t now;
+	CHECK(store_read_modseq(s, &now, &err) == 0 && ch.new_state == now);
+	store_changes_free(&ch);
+	CHECK(store_changes(s, STORE_CHANGES_MAILBOX, s0, 100, &ch, &err) == 0);
+	CHECK(ch.n_created == 1 && ch.created[0] == box2);
+	CHECK(ch.n_updated == 1 && ch.updated[0] == box); /* its messages changed */
+	CHECK(ch.n_destroyed == 0);
+	store_changes_free(&ch);
+	/* Paging: one id at a time, states advancing, nothing lost. */
+	uint64_t state = s0;
+	size_t seen = 0;
+	for (int round = 0; round < 10; round++) {
+		CHECK(store_changes(s, STORE_CHANGES_EMAIL, state, 1, &ch, &err) == 0);
+		seen += ch.n_created + ch.n_updated + ch.n_destroyed;
+		CHECK(ch.new_state >= state);
+		state = ch.new_state;
+		bool more = ch.has_more;
+		store_changes_free(&ch);
+		if (!more)
+			break;
+	}
+	CHECK(seen >= 3 && state == now);
+	/* Nothing since now. */
+	CHECK(store_changes(s, STORE_CHANGES_EMAIL, now, 100, &ch, &err) == 0);
+	CHECK(ch.n_created + ch.n_updated + ch.n_destroyed == 0 && ch.new_state == now);
+	store_changes_free(&ch);
+	store_close(&s);
+}
+
+/* A version 1 store (before creation modseqs) opens and is upgraded. */
+static void test_migration(void)
+{
+	char p[160];
+	snprintf(p, sizeof(p), "%s/v1.db", dir);
+	sqlite3 *db;
+	CHECK(sqlite3_open(p, &db) == SQLITE_OK);
+	CHECK(sqlite3_exec(db,
+			   "CREATE TABLE meta(key TEXT PRIMARY KEY, value) WITHOUT ROWID;"
+			   "CREATE TABLE accounts(id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE);"
+			   "CREATE TABLE mailboxes(id INTEGER PRIMARY KEY, account_id INTEGER NOT NULL,"
+			   " name TEXT NOT NULL, delim TEXT, role TEXT, uidvalidity INTEGER NOT NULL "
+			   "DEFAULT 0, uidnext INTEGER NOT NULL DEFAULT 1, highestmodseq INTEGER NOT "
+			   "NULL DEFAULT 0, modseq INTEGER NOT NULL, UNIQUE(account_id, name));"
+			   "CREATE TABLE blobs(id INTEGER PRIMARY KEY, sha256 BLOB UNIQUE, size INTEGER "
+			   "NOT NULL, data BLOB NOT NULL);"
+			   "CREATE TABLE messages(id INTEGER PRIMARY KEY, mailbox_id INTEGER NOT NULL,"
+			   " uid INTEGER NOT NULL, blob_id INTEGER NOT NULL, flags INTEGER NOT NULL,"
+			   " keywords TEXT NOT NULL DEFAULT '', internaldate INTEGER NOT NULL, modseq "
+			   "INTEGER NOT NULL, UNIQUE(mailbox_id, uid));"
+			   "CREATE TABLE tombstones(modseq INTEGER NOT NULL, kind TEXT NOT NULL, "
+			   "object_id INTEGER NOT NULL);"
+			   "INSERT INTO meta VALUES ('schema', 1), ('modseq', 2);"
+			   "INSERT INTO accounts VALUES (1, 'k');"
+			   "INSERT INTO mailboxes(id, account_id, name, modseq) VALUES (1, 1, 'INBOX', 1);"
+			   "INSERT INTO blobs VALUES (1, NULL, 2, X'6869');"
+			   "INSERT INTO messages VALUES (1, 1, 1, 1, 0, '', 0, 2);",
+			   NULL, NULL, NULL) == SQLITE_OK);
+	sqlite3_close(db);
+	struct store *s;
+	const char *err;
+	CHECK(store_open(p, &s, &err) == 0);
+	struct store_email e;
+	CHECK(store_email_get(s, 1, &e, &err) == 1 && e.size == 2);
+	struct store_changes ch;
+	CHECK(store_changes(s, STORE_CHANGES_EMAIL, 0, 10, &ch, &err) == 0);
+	CHECK(ch.n_updated == 1); /* rows from before count as created at 0 */
+	store_changes_free(&ch);
+	store_close(&s);
+	CHECK(store_open(p, &s, &err) == 0); /* and opens again as version 2 */
+	store_close(&s);
+}
+
 static void test_bad_files(void)
 {
 	struct store *s = NULL;
@@ -220,6 +340,8 @@ int main(void)
 	test_blobs_and_messages();
 	test_repairing();
 	test_views();
+	test_changes();
+	test_migration();
 	test_bad_files();
 	char cmd[128];
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);

@@ -408,6 +408,77 @@ static int email_get(void *context, struct jmap_call *call, json_t *args,
 	return jmap_call_respond(call, "Email/get", resp, &err);
 }
 
+static json_t *id_list(char prefix, const int64_t *ids, size_t n)
+{
+	json_t *arr = json_array();
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(arr, prefixed(prefix, ids[i]));
+	return arr;
+}
+
+#define JMAP_MAIL_MAX_CHANGES 5000
+
+/* Mailbox/changes and Email/changes (RFC 8620 5.2) from the change counter. */
+static int changes(struct jmap_mail_ctx *ctx, struct jmap_call *call, json_t *args,
+		   enum store_changes_kind kind, const char **error_type_r,
+		   const char **description_r)
+{
+	const char *err;
+	if (check_account(ctx, args, error_type_r) < 0)
+		return -1;
+	const char *since_text = json_string_value(json_object_get(args, "sinceState"));
+	json_t *max = json_object_get(args, "maxChanges");
+	if (since_text == NULL ||
+	    (max != NULL && !json_is_null(max) && (!json_is_integer(max) || json_integer_value(max) < 1))) {
+		*error_type_r = "invalidArguments";
+		return -1;
+	}
+	char *end;
+	errno = 0;
+	unsigned long long since = strtoull(since_text, &end, 10);
+	unsigned long long current = strtoull(ctx->state, NULL, 10);
+	if (errno != 0 || *end != '\0' || since_text[0] == '\0' || since_text[0] == '-' ||
+	    since > current) {
+		*error_type_r = "cannotCalculateChanges";
+		*description_r = "unknown state";
+		return -1;
+	}
+	size_t limit = JMAP_MAIL_MAX_CHANGES;
+	if (max != NULL && json_is_integer(max) && (size_t)json_integer_value(max) < limit)
+		limit = (size_t)json_integer_value(max);
+	struct store_changes ch;
+	if (store_changes(ctx->store, kind, since, limit, &ch, &err) < 0) {
+		*error_type_r = "serverFail";
+		return -1;
+	}
+	char prefix = kind == STORE_CHANGES_MAILBOX ? 'M' : 'E';
+	char new_state[32];
+	snprintf(new_state, sizeof(new_state), "%llu", (unsigned long long)ch.new_state);
+	json_t *resp = json_pack("{s:s,s:s,s:s,s:b,s:o,s:o,s:o}", "accountId", ctx->account_id,
+				 "oldState", since_text, "newState", new_state, "hasMoreChanges",
+				 ch.has_more, "created", id_list(prefix, ch.created, ch.n_created),
+				 "updated", id_list(prefix, ch.updated, ch.n_updated), "destroyed",
+				 id_list(prefix, ch.destroyed, ch.n_destroyed));
+	if (kind == STORE_CHANGES_MAILBOX)
+		json_object_set_new(resp, "updatedProperties", json_null());
+	store_changes_free(&ch);
+	return jmap_call_respond(call, kind == STORE_CHANGES_MAILBOX ? "Mailbox/changes"
+								      : "Email/changes",
+				 resp, &err);
+}
+
+static int mailbox_changes(void *context, struct jmap_call *call, json_t *args,
+			   const char **error_type_r, const char **description_r)
+{
+	return changes(context, call, args, STORE_CHANGES_MAILBOX, error_type_r, description_r);
+}
+
+static int email_changes(void *context, struct jmap_call *call, json_t *args,
+			 const char **error_type_r, const char **description_r)
+{
+	return changes(context, call, args, STORE_CHANGES_EMAIL, error_type_r, description_r);
+}
+
 int jmap_mail_register(struct jmap_registry *registry, const char **error_r)
 {
 	mime_init();
@@ -417,6 +488,10 @@ int jmap_mail_register(struct jmap_registry *registry, const char **error_r)
 	    jmap_registry_add_method(registry, "Email/query", JMAP_CAPABILITY_MAIL, email_query,
 				     error_r) < 0 ||
 	    jmap_registry_add_method(registry, "Email/get", JMAP_CAPABILITY_MAIL, email_get,
+				     error_r) < 0 ||
+	    jmap_registry_add_method(registry, "Mailbox/changes", JMAP_CAPABILITY_MAIL,
+				     mailbox_changes, error_r) < 0 ||
+	    jmap_registry_add_method(registry, "Email/changes", JMAP_CAPABILITY_MAIL, email_changes,
 				     error_r) < 0)
 		return -1;
 	return 0;

@@ -183,3 +183,160 @@ int store_blob_size(struct store *s, int64_t blob_id, uint64_t *size_r, const ch
 	*error_r = store_err(s, "blob size");
 	return -1;
 }
+
+/* Change records in modseq order: (modseq, 'c'|'u'|'d', id). */
+static const char *const changes_sql[] = {
+	[STORE_CHANGES_MAILBOX] =
+		"SELECT created_modseq, 'c', id FROM mailboxes WHERE created_modseq > ?1 "
+		"UNION ALL SELECT modseq, 'u', id FROM mailboxes "
+		"  WHERE modseq > ?1 AND created_modseq <= ?1 "
+		"UNION ALL SELECT modseq, 'u', mailbox_id FROM messages WHERE modseq > ?1 "
+		"UNION ALL SELECT modseq, 'u', parent_id FROM tombstones "
+		"  WHERE kind = 'message' AND modseq > ?1 "
+		"UNION ALL SELECT modseq, 'd', object_id FROM tombstones "
+		"  WHERE kind = 'mailbox' AND modseq > ?1 ORDER BY 1",
+	[STORE_CHANGES_EMAIL] =
+		"SELECT created_modseq, 'c', id FROM messages WHERE created_modseq > ?1 "
+		"UNION ALL SELECT modseq, 'u', id FROM messages "
+		"  WHERE modseq > ?1 AND created_modseq <= ?1 "
+		"UNION ALL SELECT modseq, 'd', object_id FROM tombstones "
+		"  WHERE kind = 'message' AND modseq > ?1 ORDER BY 1",
+};
+
+/* A list of ids with a hash index on the side (open addressing). */
+struct idset {
+	int64_t *ids;
+	size_t n, cap;
+	int64_t *slots; /* 0 = empty */
+	size_t nslots;
+};
+
+static size_t idset_slot(const struct idset *set, int64_t id)
+{
+	uint64_t h = (uint64_t)id * 0x9E3779B97F4A7C15ull;
+	size_t i = (size_t)(h >> 20) & (set->nslots - 1);
+	while (set->slots[i] != 0 && set->slots[i] != id)
+		i = (i + 1) & (set->nslots - 1);
+	return i;
+}
+
+static bool idset_has(const struct idset *set, int64_t id)
+{
+	return set->nslots > 0 && set->slots[idset_slot(set, id)] == id;
+}
+
+static int idset_add(struct idset *set, int64_t id)
+{
+	if ((set->n + 1) * 2 > set->nslots) {
+		size_t nslots = set->nslots == 0 ? 64 : set->nslots * 2;
+		int64_t *slots = calloc(nslots, sizeof(*slots));
+		if (slots == NULL)
+			return -1;
+		free(set->slots);
+		set->slots = slots;
+		set->nslots = nslots;
+		for (size_t i = 0; i < set->n; i++)
+			set->slots[idset_slot(set, set->ids[i])] = set->ids[i];
+	}
+	if (set->n == set->cap) {
+		size_t cap = set->cap == 0 ? 16 : set->cap * 2;
+		int64_t *n = realloc(set->ids, cap * sizeof(*n));
+		if (n == NULL)
+			return -1;
+		set->ids = n;
+		set->cap = cap;
+	}
+	set->ids[set->n++] = id;
+	set->slots[idset_slot(set, id)] = id;
+	return 0;
+}
+
+/* Remove id from the list (the hash keeps it: membership then means "was
+ * listed", which is what the caller wants). */
+static void idset_drop(struct idset *set, int64_t id)
+{
+	for (size_t i = 0; i < set->n; i++) {
+		if (set->ids[i] == id) {
+			set->ids[i] = set->ids[--set->n];
+			return;
+		}
+	}
+}
+
+int store_changes(struct store *s, enum store_changes_kind kind, uint64_t since,
+		  size_t max_changes, struct store_changes *changes_r, const char **error_r)
+{
+	uint64_t current;
+	if (store_read_modseq(s, &current, error_r) < 0)
+		return -1;
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(store_db(s), changes_sql[kind], -1, &st, NULL) != SQLITE_OK) {
+		*error_r = store_err(s, "changes");
+		return -1;
+	}
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)since);
+	struct idset c = {0}, u = {0}, d = {0};
+	uint64_t reached = since, last = since;
+	bool more = false;
+	int rc;
+	/* Several records may share a modseq only across kinds of record for
+	 * one change; a state is reported only once all its records are in. */
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		uint64_t modseq = (uint64_t)sqlite3_column_int64(st, 0);
+		char type = (char)sqlite3_column_text(st, 1)[0];
+		int64_t id = sqlite3_column_int64(st, 2);
+		if (id == 0)
+			continue;
+		if (modseq != last)
+			reached = last;
+		last = modseq;
+		bool known = idset_has(&c, id) || idset_has(&u, id) || idset_has(&d, id);
+		if (!known && c.n + u.n + d.n >= max_changes) {
+			more = true;
+			break;
+		}
+		int r = 0;
+		if (type == 'c' && !idset_has(&c, id))
+			r = idset_add(&c, id);
+		else if (type == 'u' && !known)
+			r = idset_add(&u, id);
+		else if (type == 'd' && !idset_has(&d, id)) {
+			/* destroyed wins; created-then-destroyed is still reported */
+			if (idset_has(&u, id))
+				idset_drop(&u, id);
+			r = idset_add(&d, id);
+		}
+		if (r < 0) {
+			rc = SQLITE_NOMEM;
+			break;
+		}
+	}
+	sqlite3_finalize(st);
+	free(c.slots);
+	free(u.slots);
+	free(d.slots);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		free(c.ids);
+		free(u.ids);
+		free(d.ids);
+		*error_r = store_err(s, "changes");
+		return -1;
+	}
+	changes_r->created = c.ids;
+	changes_r->n_created = c.n;
+	changes_r->updated = u.ids;
+	changes_r->n_updated = u.n;
+	changes_r->destroyed = d.ids;
+	changes_r->n_destroyed = d.n;
+	changes_r->has_more = more;
+	changes_r->new_state = more ? reached : current;
+	return 0;
+}
+
+void store_changes_free(struct store_changes *changes)
+{
+	free(changes->created);
+	free(changes->updated);
+	free(changes->destroyed);
+	memset(changes, 0, sizeof(*changes));
+}

@@ -22,7 +22,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 
 enum stmt_id {
 	ST_BEGIN,
@@ -70,8 +70,8 @@ static const char *const stmt_sql[ST_COUNT] = {
 			 "FROM mailboxes WHERE account_id = ?1 ORDER BY name",
 	[ST_MBOX_LIST_ALL] = "SELECT id, name, delim, role, uidvalidity, uidnext, highestmodseq "
 			     "FROM mailboxes ORDER BY name, id",
-	[ST_MBOX_ADD] = "INSERT INTO mailboxes(account_id, name, delim, role, modseq) "
-			"VALUES (?1, ?2, ?3, ?4, ?5)",
+	[ST_MBOX_ADD] = "INSERT INTO mailboxes(account_id, name, delim, role, modseq, created_modseq) "
+			"VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
 	[ST_MBOX_RENAME] = "UPDATE mailboxes SET name = ?2, delim = ?3, modseq = ?4 WHERE id = ?1",
 	[ST_MBOX_ROLE] = "UPDATE mailboxes SET role = ?2, modseq = ?3 WHERE id = ?1",
 	[ST_MBOX_STATE] = "UPDATE mailboxes SET uidvalidity = ?2, uidnext = ?3, "
@@ -85,7 +85,7 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_BLOB_GC] = "DELETE FROM blobs WHERE id = ?1 AND NOT EXISTS "
 		       "(SELECT 1 FROM messages WHERE blob_id = ?1)",
 	[ST_MSG_ADD] = "INSERT OR REPLACE INTO messages(mailbox_id, uid, blob_id, flags, keywords, "
-		       "internaldate, modseq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+		       "internaldate, modseq, created_modseq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
 	[ST_MSG_GET] = "SELECT id, blob_id, flags, keywords FROM messages "
 		       "WHERE mailbox_id = ?1 AND uid = ?2",
 	[ST_MSG_FLAGS] = "UPDATE messages SET flags = ?2, keywords = ?3, modseq = ?4 WHERE id = ?1",
@@ -98,7 +98,8 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_MSG_ITER] = "SELECT m.uid, m.blob_id, b.size, m.flags, m.keywords, m.internaldate "
 			"FROM messages m JOIN blobs b ON b.id = m.blob_id "
 			"WHERE m.mailbox_id = ?1 ORDER BY m.uid",
-	[ST_TOMBSTONE] = "INSERT INTO tombstones(modseq, kind, object_id) VALUES (?1, ?2, ?3)",
+	[ST_TOMBSTONE] = "INSERT INTO tombstones(modseq, kind, object_id, parent_id) "
+			 "VALUES (?1, ?2, ?3, ?4)",
 };
 
 static const char schema_sql[] =
@@ -111,7 +112,7 @@ static const char schema_sql[] =
 	" uidvalidity INTEGER NOT NULL DEFAULT 0,"
 	" uidnext INTEGER NOT NULL DEFAULT 1,"
 	" highestmodseq INTEGER NOT NULL DEFAULT 0,"
-	" modseq INTEGER NOT NULL,"
+	" modseq INTEGER NOT NULL, created_modseq INTEGER NOT NULL DEFAULT 0,"
 	" UNIQUE(account_id, name));"
 	"CREATE TABLE IF NOT EXISTS blobs("
 	" id INTEGER PRIMARY KEY, sha256 BLOB UNIQUE, size INTEGER NOT NULL, data BLOB NOT NULL);"
@@ -122,14 +123,26 @@ static const char schema_sql[] =
 	" blob_id INTEGER NOT NULL REFERENCES blobs(id),"
 	" flags INTEGER NOT NULL, keywords TEXT NOT NULL DEFAULT '',"
 	" internaldate INTEGER NOT NULL, modseq INTEGER NOT NULL,"
+	" created_modseq INTEGER NOT NULL DEFAULT 0,"
 	" UNIQUE(mailbox_id, uid));"
 	"CREATE INDEX IF NOT EXISTS messages_blob ON messages(blob_id);"
 	"CREATE INDEX IF NOT EXISTS messages_modseq ON messages(modseq);"
 	"CREATE INDEX IF NOT EXISTS messages_date ON messages(mailbox_id, internaldate);"
 	"CREATE TABLE IF NOT EXISTS tombstones("
-	" modseq INTEGER NOT NULL, kind TEXT NOT NULL, object_id INTEGER NOT NULL);"
+	" modseq INTEGER NOT NULL, kind TEXT NOT NULL, object_id INTEGER NOT NULL,"
+	" parent_id INTEGER NOT NULL DEFAULT 0);"
 	"CREATE INDEX IF NOT EXISTS tombstones_modseq ON tombstones(modseq);"
-	"INSERT OR IGNORE INTO meta(key, value) VALUES ('schema', 1), ('modseq', 0);";
+	"INSERT OR IGNORE INTO meta(key, value) VALUES ('schema', 2), ('modseq', 0);";
+
+/* Version 1 to 2: creation modseqs (for /changes) and the mailbox of a
+ * removed message. Rows from before count as created at 0. */
+static const char migrate_1_2[] =
+	"BEGIN IMMEDIATE;"
+	"ALTER TABLE mailboxes ADD COLUMN created_modseq INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE messages ADD COLUMN created_modseq INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE tombstones ADD COLUMN parent_id INTEGER NOT NULL DEFAULT 0;"
+	"UPDATE meta SET value = 2 WHERE key = 'schema';"
+	"COMMIT;";
 
 struct store {
 	sqlite3 *db;
@@ -239,6 +252,18 @@ int store_open(const char *path, struct store **store_r, const char **error_r)
 	    sqlite3_step(ver) == SQLITE_ROW)
 		version = sqlite3_column_int(ver, 0);
 	sqlite3_finalize(ver);
+	if (version == 1) {
+		if (sqlite3_exec(s->db, migrate_1_2, NULL, NULL, &msg) != SQLITE_OK) {
+			snprintf(open_error, sizeof(open_error), "store: cannot upgrade %s: %s", path,
+				 msg != NULL ? msg : "unknown error");
+			sqlite3_free(msg);
+			sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+			*error_r = open_error;
+			store_close(&s);
+			return -1;
+		}
+		version = 2;
+	}
 	if (version != STORE_SCHEMA_VERSION) {
 		snprintf(open_error, sizeof(open_error),
 			 "store: %s has schema version %d, this mailkeep knows %d", path, version,
@@ -332,12 +357,14 @@ static int64_t next_modseq(struct store *s)
 static int message_remove(struct store *s, int64_t mailbox_id, int64_t uid,
 			  const char **error_r);
 
-static int tombstone(struct store *s, const char *kind, int64_t id, const char **error_r)
+static int tombstone(struct store *s, const char *kind, int64_t id, int64_t parent_id,
+		     const char **error_r)
 {
 	sqlite3_stmt *st = stmt_get(s, ST_TOMBSTONE);
 	sqlite3_bind_int64(st, 1, next_modseq(s));
 	sqlite3_bind_text(st, 2, kind, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 3, id);
+	sqlite3_bind_int64(st, 4, parent_id);
 	return stmt_done(s, st, "tombstone", error_r);
 }
 
@@ -512,7 +539,7 @@ int store_mailbox_delete(struct store *s, int64_t mailbox_id, const char **error
 	sqlite3_bind_int64(st, 1, mailbox_id);
 	if (stmt_done(s, st, "delete mailbox", error_r) < 0)
 		return -1;
-	return tombstone(s, "mailbox", mailbox_id, error_r);
+	return tombstone(s, "mailbox", mailbox_id, 0, error_r);
 }
 
 int store_blob_begin(struct store *s, uint64_t size, struct store_blob_writer **w_r,
@@ -723,7 +750,7 @@ static int message_remove(struct store *s, int64_t mailbox_id, int64_t uid, cons
 	sqlite3_bind_int64(st, 1, blob_id);
 	if (stmt_done(s, st, "remove message bytes", error_r) < 0)
 		return -1;
-	return tombstone(s, "message", id, error_r);
+	return tombstone(s, "message", id, mailbox_id, error_r);
 }
 
 int store_message_expunge(struct store *s, int64_t mailbox_id, uint32_t uid,

@@ -190,6 +190,22 @@ struct store_email {
 int store_read_modseq(struct store *s, uint64_t *modseq_r, const char **error_r);
 /* Size of stored message bytes: 1 found, 0 not found, -1 error. */
 int store_blob_size(struct store *s, int64_t blob_id, uint64_t *size_r, const char **error_r);
+/* What changed since a state (RFC 8620 /changes) for kind STORE_CHANGES_*:
+ * ids created, updated and destroyed after since, at most max_changes ids
+ * in all; when cut short, *has_more_r is set and *new_state_r is the
+ * change up to which everything was reported, else the current counter.
+ * Mailboxes count as updated when their messages changed (their counts
+ * did). Caller frees the arrays. */
+enum store_changes_kind { STORE_CHANGES_MAILBOX, STORE_CHANGES_EMAIL };
+struct store_changes {
+	int64_t *created, *updated, *destroyed;
+	size_t n_created, n_updated, n_destroyed;
+	uint64_t new_state;
+	bool has_more;
+};
+int store_changes(struct store *s, enum store_changes_kind kind, uint64_t since,
+		  size_t max_changes, struct store_changes *changes_r, const char **error_r);
+void store_changes_free(struct store_changes *changes);
 /* One message by id: 1 found, 0 not found, -1 error. */
 int store_email_get(struct store *s, int64_t id, struct store_email *email_r,
 		    const char **error_r);

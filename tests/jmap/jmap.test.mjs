@@ -132,6 +132,18 @@ test("push: a StateChange on connect and after new mail arrives", async () => {
     execFileSync("sh", ["-c", env.MK_NEW_MAIL_CMD], { stdio: "inherit" });
     const change = await next;
     assert.notEqual(change.changed.alice.Email, before);
+    // /changes from the state before tells exactly what is new.
+    const [ec] = await alice.api.Email.changes({ accountId: "alice", sinceState: before });
+    assert.equal(ec.created.length, 1);
+    assert.deepEqual(ec.destroyed, []);
+    assert.equal(ec.newState, change.changed.alice.Email);
+    const [got] = await alice.api.Email.get({ accountId: "alice", ids: ec.created, properties: ["subject"] });
+    assert.equal(got.list[0].subject, "pushed");
+    const [mc] = await alice.api.Mailbox.changes({ accountId: "alice", sinceState: before });
+    const [mb] = await alice.api.Mailbox.get({ accountId: "alice", ids: null });
+    assert.deepEqual(mc.updated, [mb.list.find((m) => m.role === "inbox").id]);
+    await assert.rejects(alice.api.Email.changes({ accountId: "alice", sinceState: "999999999" }),
+      (e) => e.type === "cannotCalculateChanges");
   } finally {
     es.close();
   }
