@@ -267,6 +267,32 @@ static void test_changes(void)
 			break;
 	}
 	CHECK(seen >= 3 && state == now);
+	/* Ids are never reused, even after the newest message is removed; a
+	 * message replaced at the same UID gets a new id and the old one a
+	 * tombstone, while shared bytes stay. */
+	CHECK(store_begin(s, &err) == 0);
+	int64_t bx = add_blob(s, "m5", 2, 9);
+	CHECK(store_message_add(s, box, 5, bx, 0, "", 0, &err) == 0);
+	CHECK(store_email_query(s, box, false, 0, 10, &ids, &n, NULL, &err) == 0);
+	int64_t newest = 0;
+	for (size_t i = 0; i < n; i++)
+		newest = ids[i] > newest ? ids[i] : newest;
+	free(ids);
+	CHECK(store_message_expunge(s, box, 5, &err) == 0);
+	CHECK(store_message_add(s, box, 6, add_blob(s, "m6", 2, 9), 0, "", 0, &err) == 0);
+	CHECK(store_message_add(s, box, 6, add_blob(s, "m6", 2, 9), STORE_FLAG_SEEN, "", 0, &err) ==
+	      0);
+	CHECK(store_commit(s, &err) == 0);
+	CHECK(store_email_query(s, box, false, 0, 10, &ids, &n, NULL, &err) == 0);
+	for (size_t i = 0; i < n; i++)
+		CHECK(ids[i] != newest);
+	free(ids);
+	uint32_t count;
+	CHECK(store_mailbox_count(s, box, &count, &err) == 0 && count == 4); /* UIDs 1, 3, 4, 6 */
+	CHECK(store_read_modseq(s, &now, &err) == 0);
+	uint64_t blobs, msgs, bytes;
+	CHECK(store_counts(s, &msgs, &blobs, &bytes, &err) == 0);
+
 	/* Nothing since now. */
 	CHECK(store_changes(s, STORE_CHANGES_EMAIL, now, 100, &ch, &err) == 0);
 	CHECK(ch.n_created + ch.n_updated + ch.n_destroyed == 0 && ch.new_state == now);

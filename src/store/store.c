@@ -46,6 +46,7 @@ enum stmt_id {
 	ST_BLOB_DEL,
 	ST_BLOB_GC,
 	ST_MSG_ADD,
+	ST_MSG_STASH_ONE,
 	ST_MSG_GET,
 	ST_MSG_FLAGS,
 	ST_MSG_DEL,
@@ -70,8 +71,8 @@ static const char *const stmt_sql[ST_COUNT] = {
 			 "FROM mailboxes WHERE account_id = ?1 ORDER BY name",
 	[ST_MBOX_LIST_ALL] = "SELECT id, name, delim, role, uidvalidity, uidnext, highestmodseq "
 			     "FROM mailboxes ORDER BY name, id",
-	[ST_MBOX_ADD] = "INSERT INTO mailboxes(account_id, name, delim, role, modseq, created_modseq) "
-			"VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+	[ST_MBOX_ADD] = "INSERT INTO mailboxes(id, account_id, name, delim, role, modseq, "
+			"created_modseq) VALUES (?5, ?1, ?2, ?3, ?4, ?5, ?5)",
 	[ST_MBOX_RENAME] = "UPDATE mailboxes SET name = ?2, delim = ?3, modseq = ?4 WHERE id = ?1",
 	[ST_MBOX_ROLE] = "UPDATE mailboxes SET role = ?2, modseq = ?3 WHERE id = ?1",
 	[ST_MBOX_STATE] = "UPDATE mailboxes SET uidvalidity = ?2, uidnext = ?3, "
@@ -84,8 +85,10 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_BLOB_DEL] = "DELETE FROM blobs WHERE id = ?1",
 	[ST_BLOB_GC] = "DELETE FROM blobs WHERE id = ?1 AND NOT EXISTS "
 		       "(SELECT 1 FROM messages WHERE blob_id = ?1)",
-	[ST_MSG_ADD] = "INSERT OR REPLACE INTO messages(mailbox_id, uid, blob_id, flags, keywords, "
-		       "internaldate, modseq, created_modseq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+	[ST_MSG_ADD] = "INSERT INTO messages(id, mailbox_id, uid, blob_id, flags, keywords, "
+		       "internaldate, modseq, created_modseq) "
+		       "VALUES (?7, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+	[ST_MSG_STASH_ONE] = "UPDATE messages SET uid = -uid WHERE id = ?1",
 	[ST_MSG_GET] = "SELECT id, blob_id, flags, keywords FROM messages "
 		       "WHERE mailbox_id = ?1 AND uid = ?2",
 	[ST_MSG_FLAGS] = "UPDATE messages SET flags = ?2, keywords = ?3, modseq = ?4 WHERE id = ?1",
@@ -483,10 +486,11 @@ int store_mailbox_create(struct store *s, int64_t account_id, const char *name, 
 	sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
 	bind_delim(st, 3, delim);
 	bind_text_or_null(st, 4, role);
-	sqlite3_bind_int64(st, 5, next_modseq(s));
+	int64_t id = next_modseq(s);
+	sqlite3_bind_int64(st, 5, id);
 	if (stmt_done(s, st, "create mailbox", error_r) < 0)
 		return -1;
-	*mailbox_id_r = sqlite3_last_insert_rowid(s->db);
+	*mailbox_id_r = id;
 	return 0;
 }
 
@@ -671,10 +675,29 @@ int store_blob_read(struct store *s, int64_t blob_id, uint64_t offset, void *buf
 	return 0;
 }
 
+static int message_get(struct store *s, int64_t mailbox_id, int64_t uid, int64_t *id_r,
+		       int64_t *blob_id_r, unsigned *flags_r, char **keywords_r,
+		       const char **error_r);
+
 int store_message_add(struct store *s, int64_t mailbox_id, uint32_t uid, int64_t blob_id,
 		      unsigned flags, const char *keywords, int64_t internaldate,
 		      const char **error_r)
 {
+	/* A message already at this UID is replaced properly: set aside,
+	 * the new one added, then the old one removed with a tombstone (its
+	 * bytes go only if the new message does not share them). */
+	int64_t old_id, old_blob;
+	unsigned old_flags;
+	int existing = message_get(s, mailbox_id, uid, &old_id, &old_blob, &old_flags, NULL,
+				   error_r);
+	if (existing < 0)
+		return -1;
+	if (existing == 1) {
+		sqlite3_stmt *stash = stmt_get(s, ST_MSG_STASH_ONE);
+		sqlite3_bind_int64(stash, 1, old_id);
+		if (stmt_done(s, stash, "replace message", error_r) < 0)
+			return -1;
+	}
 	sqlite3_stmt *st = stmt_get(s, ST_MSG_ADD);
 	sqlite3_bind_int64(st, 1, mailbox_id);
 	sqlite3_bind_int64(st, 2, uid);
@@ -682,8 +705,12 @@ int store_message_add(struct store *s, int64_t mailbox_id, uint32_t uid, int64_t
 	sqlite3_bind_int(st, 4, (int)flags);
 	sqlite3_bind_text(st, 5, keywords != NULL ? keywords : "", -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 6, internaldate);
+	/* The id is the change that created the row: unique, increasing and
+	 * never reused, as JMAP ids must be. */
 	sqlite3_bind_int64(st, 7, next_modseq(s));
-	return stmt_done(s, st, "add message", error_r);
+	if (stmt_done(s, st, "add message", error_r) < 0)
+		return -1;
+	return existing == 1 ? message_remove(s, mailbox_id, -(int64_t)uid, error_r) : 0;
 }
 
 /* Look up (mailbox, uid): 1 found, 0 not found, -1 error. */
