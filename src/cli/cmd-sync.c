@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "lib/clock.h"
 #include "hub/hub.h"
 #include "imap/imap-client.h"
 #include "imap/imap-url.h"
@@ -48,13 +49,6 @@ static void sync_usage(FILE *f)
 		"user's audit log.\n");
 }
 
-static double wall_now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 struct sync_job {
 	const char *user;
 	const char *url;
@@ -88,7 +82,7 @@ static int sync_one(struct store *store, const struct sync_job *job, char **pass
 	struct imap_client *client = NULL;
 	struct cli_progress *progress = NULL;
 	int ret = EXIT_FAIL;
-	double t0 = wall_now();
+	double t0 = clock_mono();
 	if (imap_client_connect(&set, &client, &err) < 0) {
 		cli_secret_free(password);
 		cli_error("cannot connect to %s: %s", job->url, err);
@@ -127,7 +121,7 @@ static int sync_one(struct store *store, const struct sync_job *job, char **pass
 	       st.folders_created, st.folders_renamed, st.folders_deleted,
 	       st.repaired > 0 ? ", re-paired after UIDVALIDITY change: " : "",
 	       st.repaired > 0 ? "yes" : "", st.tier != NULL ? st.tier : "-",
-	       imap_client_is_compressed(client) ? ", compressed" : "", wall_now() - t0);
+	       imap_client_is_compressed(client) ? ", compressed" : "", clock_mono() - t0);
 	if (r < 0) {
 		cli_error("sync of %s failed: %s", job->url, err);
 		goto out;

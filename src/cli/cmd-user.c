@@ -33,13 +33,11 @@ static int unlink_cb(const char *path, const struct stat *st, int flag, struct F
 }
 
 /* Remove the user's directory (store, WAL, audit log). */
-int cli_remove_user_dir(struct hub *hub, const char *name, unsigned long long *bytes_r);
-int cli_remove_user_dir(struct hub *hub, const char *name, unsigned long long *bytes_r)
+static int remove_user_dir(struct hub *hub, const char *name)
 {
 	char dir[4200];
 	if (hub_user_path(hub, name, NULL, dir, sizeof(dir)) < 0)
 		return -1;
-	*bytes_r = 0;
 	return nftw(dir, unlink_cb, 16, FTW_DEPTH | FTW_PHYS) < 0 && errno != ENOENT ? -1 : 0;
 }
 
@@ -112,12 +110,11 @@ int cli_purge_user(struct hub *hub, const struct hub_user *u, const char *why);
 int cli_purge_user(struct hub *hub, const struct hub_user *u, const char *why)
 {
 	const char *err;
-	unsigned long long bytes;
 	if (hub_user_delete(hub, u->id, &err) < 0) {
 		cli_error("%s", err);
 		return -1;
 	}
-	if (cli_remove_user_dir(hub, u->name, &bytes) < 0) {
+	if (remove_user_dir(hub, u->name) < 0) {
 		cli_error("cannot remove the directory of %s: %s", u->name, strerror(errno));
 		return -1;
 	}

@@ -84,11 +84,7 @@ const char *cli_data_dir(struct cli *cli, bool must_exist)
 
 bool cli_valid_user(const char *user)
 {
-	size_t len = strlen(user);
-	bool ok = len >= 1 && len <= 64 && user[0] != '.' && user[0] != '-';
-	for (const char *p = user; ok && *p != '\0'; p++)
-		ok = (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '.' ||
-		     *p == '_' || *p == '-';
+	bool ok = hub_valid_user_name(user);
 	if (!ok)
 		cli_error("invalid user name '%s': use 1-64 of a-z 0-9 . _ - (not starting "
 			  "with . or -)",

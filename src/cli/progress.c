@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "lib/clock.h"
 #include "sync/sync.h"
 
 struct cli_progress {
@@ -16,20 +17,13 @@ struct cli_progress {
 	uint64_t bytes_at_folder_start;
 };
 
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 struct cli_progress *cli_progress_create(bool quiet)
 {
 	struct cli_progress *p = calloc(1, sizeof(*p));
 	if (p == NULL)
 		return NULL;
 	p->active = !quiet && isatty(STDERR_FILENO);
-	p->start = now_s();
+	p->start = clock_mono();
 	return p;
 }
 
@@ -38,7 +32,7 @@ void cli_progress_update(void *ctx, const struct sync_progress *sp)
 	struct cli_progress *p = ctx;
 	if (p == NULL || !p->active)
 		return;
-	double t = now_s();
+	double t = clock_mono();
 	if (p->folder != sp->folder) {
 		p->folder = sp->folder;
 		p->start = t;

@@ -549,24 +549,29 @@ static struct MHD_Response *build_response(struct MHD_Connection *conn, struct h
 	return r;
 }
 
+/* The peer's address as text, "-" if unknown. */
+static void client_address(struct MHD_Connection *conn, char *addr, size_t size)
+{
+	snprintf(addr, size, "-");
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	if (ci == NULL || ci->client_addr == NULL)
+		return;
+	const struct sockaddr *sa = ci->client_addr;
+	if (sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, addr,
+		          (socklen_t)size);
+	else if (sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, addr,
+		          (socklen_t)size);
+}
+
 /* The whole request is in: run the handler and queue its answer. */
 static enum MHD_Result run_handler(struct MHD_Connection *conn, struct http_exchange *ex)
 {
 	struct http_server *server = ex->server;
-	char addr[INET6_ADDRSTRLEN] = "-";
-	const union MHD_ConnectionInfo *ci =
-	    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-	if (ci != NULL && ci->client_addr != NULL) {
-		const struct sockaddr *sa = ci->client_addr;
-		if (sa->sa_family == AF_INET)
-			inet_ntop(AF_INET,
-			          &((const struct sockaddr_in *)(const void *)sa)->sin_addr, addr,
-			          sizeof(addr));
-		else if (sa->sa_family == AF_INET6)
-			inet_ntop(AF_INET6,
-			          &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, addr,
-			          sizeof(addr));
-	}
+	char addr[INET6_ADDRSTRLEN];
+	client_address(conn, addr, sizeof(addr));
 
 	/* Split the raw URI at the first '?'. */
 	char *query = strchr(ex->uri, '?');
@@ -675,20 +680,8 @@ static void write_access_log(struct http_server *server, struct http_exchange *e
 	if (gmtime_r(&t, &tm) != NULL)
 		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
 
-	char addr[INET6_ADDRSTRLEN] = "-";
-	const union MHD_ConnectionInfo *ci =
-	    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-	if (ci != NULL && ci->client_addr != NULL) {
-		const struct sockaddr *sa = ci->client_addr;
-		if (sa->sa_family == AF_INET)
-			inet_ntop(AF_INET,
-			          &((const struct sockaddr_in *)(const void *)sa)->sin_addr, addr,
-			          sizeof(addr));
-		else if (sa->sa_family == AF_INET6)
-			inet_ntop(AF_INET6,
-			          &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, addr,
-			          sizeof(addr));
-	}
+	char addr[INET6_ADDRSTRLEN];
+	client_address(conn, addr, sizeof(addr));
 	char path[HTTP_MAX_LOG_PATH + 1], method[HTTP_MAX_METHOD];
 	log_path(ex->uri != NULL ? ex->uri : "", path, sizeof(path));
 	log_path(ex->method, method, sizeof(method));

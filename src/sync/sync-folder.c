@@ -63,7 +63,6 @@ int sync_checkpoint(struct sync_ctx *ctx)
 		return store_failed(ctx, err);
 	ctx->bytes_since_commit = 0;
 	ctx->msgs_since_commit = 0;
-	ctx->last_commit = sync_now();
 	return 0;
 }
 
@@ -71,7 +70,7 @@ static void report_progress(struct sync_ctx *ctx, bool force)
 {
 	if (ctx->opts->progress == NULL)
 		return;
-	double now = sync_now();
+	double now = clock_mono();
 	if (!force && now - ctx->last_progress < 0.1)
 		return;
 	ctx->last_progress = now;

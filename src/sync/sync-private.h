@@ -8,6 +8,7 @@
 #include "sync.h"
 #include "../imap/imap-parser.h"
 #include "../lib/buf.h"
+#include "../lib/clock.h"
 
 /* A growable, sorted-on-demand vector of UIDs (optionally with sizes). */
 struct uidvec {
@@ -39,8 +40,7 @@ int internaldate_parse(const char *s, int64_t *time_r);
 /* Special-use attribute of a LIST response -> role name ("Sent") or NULL. */
 const char *role_from_attribute(const char *attr);
 
-/* Monotonic clock in seconds. */
-double sync_now(void);
+
 
 
 
@@ -106,7 +106,6 @@ struct sync_ctx {
 	/* Commit pacing. */
 	uint64_t bytes_since_commit;
 	unsigned msgs_since_commit;
-	double last_commit;
 
 	struct sync_progress progress;
 	double last_progress;

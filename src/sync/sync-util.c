@@ -258,10 +258,3 @@ const char *role_from_attribute(const char *attr)
 			return roles[i];
 	return NULL;
 }
-
-double sync_now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}

@@ -167,7 +167,7 @@ static int list_folders(struct sync_ctx *ctx, struct folder_list *l)
 	if (list_status)
 		return 0;
 	/* Pipelined STATUS for every selectable folder. */
-	char first_tag[16] = "", last_tag[16] = "";
+	char last_tag[16] = "";
 	for (size_t i = 0; i < l->count; i++) {
 		if (!l->folders[i].selectable)
 			continue;
@@ -177,8 +177,6 @@ static int list_folders(struct sync_ctx *ctx, struct folder_list *l)
 		    imap_cmd_raw(b, status_items(ctx), &err) < 0 ||
 		    imap_client_send(ctx->client, &tag, &err) != 0)
 			return sync_fail(ctx, "STATUS: %s", err);
-		if (first_tag[0] == '\0')
-			snprintf(first_tag, sizeof(first_tag), "%s", tag);
 		snprintf(last_tag, sizeof(last_tag), "%s", tag);
 	}
 	/* Earlier tagged OKs are passed over by wait(); a NO for one folder
@@ -383,7 +381,6 @@ int sync_account(struct store *store, const char *account_key, struct imap_clien
 	ctx->client = client;
 	ctx->opts = opts;
 	ctx->stats = stats_r;
-	ctx->last_commit = sync_now();
 	buf_init(&ctx->keywords, 64 * 1024);
 
 	if (imap_client_has_cap(client, "QRESYNC")) {
