@@ -10,6 +10,7 @@
  * entry with its own lock), the push stream list (push_lock), the sign-in
  * failure table (auth_lock).
  */
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <pthread.h>
@@ -48,9 +49,16 @@ struct push_stream {
 	char user[65];
 	int64_t device_id; /* 0 for Basic sign-ins */
 	unsigned ping;     /* seconds, 0 = none */
+	unsigned types;    /* PUSH_TYPE_* bits the device asked for */
+	bool close_after_state;
 	uint64_t sent_state;
 	time_t last_ping;
 };
+
+/* The data types a StateChange names (RFC 8620 7.1); all of them share the
+ * store's change counter as their state. */
+static const char *const push_type_names[] = {"Mailbox", "Email", "Thread"};
+#define PUSH_TYPES_ALL ((1u << (sizeof(push_type_names) / sizeof(push_type_names[0]))) - 1)
 
 struct auth_slot {
 	char addr[64];
@@ -364,12 +372,72 @@ static void handle_download(struct serve *sv, const struct principal *p,
 	http_response_set_body(resp, type, data, (size_t)size, &err);
 }
 
+/* Percent-decode src into dst (size > 0); false if malformed or too long. */
+static bool percent_decode(const char *src, char *dst, size_t size)
+{
+	size_t o = 0;
+	for (const char *p = src; *p != '\0'; p++) {
+		char c = *p;
+		if (c == '%') {
+			unsigned v;
+			if (!isxdigit((unsigned char)p[1]) || !isxdigit((unsigned char)p[2]) ||
+			    sscanf(p + 1, "%2x", &v) != 1)
+				return false;
+			c = (char)v;
+			p += 2;
+		}
+		if (c == '\0' || o + 1 >= size)
+			return false;
+		dst[o++] = c;
+	}
+	dst[o] = '\0';
+	return true;
+}
+
+/* "types" of an event source URL (RFC 8620 7.3): "*" or a comma-separated
+ * list of type names. Unknown names are ignored (the device may know types
+ * this hub does not have); -1 if malformed. */
+static int push_types_parse(const char *raw, unsigned *types_r)
+{
+	char text[256];
+	if (!percent_decode(raw, text, sizeof(text)))
+		return -1;
+	if (strcmp(text, "*") == 0) {
+		*types_r = PUSH_TYPES_ALL;
+		return 0;
+	}
+	unsigned types = 0;
+	for (char *save = NULL, *tok = strtok_r(text, ",", &save); tok != NULL;
+	     tok = strtok_r(NULL, ",", &save)) {
+		for (size_t i = 0; i < sizeof(push_type_names) / sizeof(push_type_names[0]); i++)
+			if (strcmp(tok, push_type_names[i]) == 0)
+				types |= 1u << i;
+	}
+	*types_r = types;
+	return 0;
+}
+
 static void handle_events(struct serve *sv, const struct principal *p,
 			  const struct http_request *req, struct http_response *resp)
 {
 	const char *err;
-	char ping_text[16] = "0";
+	char ping_text[16] = "0", types_text[256] = "*", close_text[16] = "no";
+	if (!query_param(req->query, "types", types_text, sizeof(types_text)) &&
+	    strstr(req->query != NULL ? req->query : "", "types=") != NULL) {
+		respond_problem(resp, 400, "about:blank", "types is too long");
+		return;
+	}
 	query_param(req->query, "ping", ping_text, sizeof(ping_text));
+	query_param(req->query, "closeafter", close_text, sizeof(close_text));
+	unsigned types;
+	if (push_types_parse(types_text, &types) < 0) {
+		respond_problem(resp, 400, "about:blank", "bad types");
+		return;
+	}
+	if (strcmp(close_text, "state") != 0 && strcmp(close_text, "no") != 0) {
+		respond_problem(resp, 400, "about:blank", "closeafter is state or no");
+		return;
+	}
 	char *end;
 	long ping = strtol(ping_text, &end, 10);
 	if (*end != '\0' || ping < 0 || ping > 3600) {
@@ -393,6 +461,8 @@ static void handle_events(struct serve *sv, const struct principal *p,
 		snprintf(slot->user, sizeof(slot->user), "%s", p->user.name);
 		slot->device_id = p->device_id;
 		slot->ping = (unsigned)ping;
+		slot->types = types;
+		slot->close_after_state = strcmp(close_text, "state") == 0;
 		slot->sent_state = UINT64_MAX; /* send the current state first */
 		slot->last_ping = time(NULL);
 	}
@@ -460,6 +530,27 @@ static void push_event(struct push_stream *ps, const char *event, const char *da
 		http_stream_send(ps->stream, buf, (size_t)n, &err);
 }
 
+/* A StateChange naming the types the stream asked for; they all share the
+ * store's change counter as their state. */
+static void push_state_change(struct push_stream *ps, uint64_t modseq)
+{
+	char data[512];
+	size_t o = (size_t)snprintf(data, sizeof(data),
+				    "{\"@type\":\"StateChange\",\"changed\":{\"%s\":{", ps->user);
+	bool comma = false;
+	for (size_t i = 0; i < sizeof(push_type_names) / sizeof(push_type_names[0]); i++) {
+		if ((ps->types & (1u << i)) == 0 || o >= sizeof(data))
+			continue;
+		o += (size_t)snprintf(data + o, sizeof(data) - o, "%s\"%s\":\"%llu\"",
+				      comma ? "," : "", push_type_names[i], (unsigned long long)modseq);
+		comma = true;
+	}
+	if (o < sizeof(data)) {
+		snprintf(data + o, sizeof(data) - o, "}}}");
+		push_event(ps, "state", data);
+	}
+}
+
 /* Every half second: drop finished streams, end those whose device was
  * revoked, send a StateChange when a user's change counter moved, ping. */
 static void *push_thread(void *context)
@@ -495,14 +586,20 @@ static void *push_thread(void *context)
 				pthread_mutex_unlock(&us->lock);
 			}
 			if (modseq != ps->sent_state) {
-				char data[512];
-				snprintf(data, sizeof(data),
-					 "{\"@type\":\"StateChange\",\"changed\":{\"%s\":{"
-					 "\"Mailbox\":\"%llu\",\"Email\":\"%llu\",\"Thread\":\"%llu\"}}}",
-					 ps->user, (unsigned long long)modseq,
-					 (unsigned long long)modseq, (unsigned long long)modseq);
-				push_event(ps, "state", data);
+				bool first = ps->sent_state == UINT64_MAX;
 				ps->sent_state = modseq;
+				/* closeafter=state (RFC 8620 7.3, for long polling through
+				 * buffering proxies): no opening state; the first change is
+				 * pushed and ends the stream. */
+				if (ps->close_after_state && first)
+					continue;
+				if (ps->types != 0)
+					push_state_change(ps, modseq);
+				if (ps->close_after_state) {
+					http_stream_finish(ps->stream);
+					http_stream_unref(&ps->stream);
+					continue;
+				}
 			}
 			time_t now = time(NULL);
 			if (ps->ping > 0 && now - ps->last_ping >= (time_t)ps->ping) {

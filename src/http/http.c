@@ -178,7 +178,18 @@ void http_stream_close(struct http_stream *s)
 	pthread_mutex_lock(&s->lock);
 	bool was_closed = s->closed;
 	s->closed = true;
-	buf_free(&s->queue); /* dropped and wiped: nothing more goes out */
+	if (!was_closed)
+		buf_free(&s->queue); /* dropped and wiped: nothing more goes out */
+	pthread_mutex_unlock(&s->lock);
+	if (!was_closed)
+		stream_wake(s);
+}
+
+void http_stream_finish(struct http_stream *s)
+{
+	pthread_mutex_lock(&s->lock);
+	bool was_closed = s->closed;
+	s->closed = true; /* the reader hands out what is queued, then ends */
 	pthread_mutex_unlock(&s->lock);
 	if (!was_closed)
 		stream_wake(s);

@@ -168,6 +168,10 @@ int http_stream_send(struct http_stream *stream, const void *data, size_t len,
 /* End the stream now (e.g. its device token was revoked): bytes still in
  * the queue are dropped and wiped, and the connection ends. Idempotent; thread-safe. */
 void http_stream_close(struct http_stream *stream);
+/* End the stream after the bytes already queued have gone out (e.g.
+ * closeafter=state). A later http_stream_close() or unref does not drop
+ * them. Thread-safe. */
+void http_stream_finish(struct http_stream *stream);
 /* True once the stream has ended for any reason. Thread-safe. */
 bool http_stream_is_closed(struct http_stream *stream);
 /* Release the caller's reference. Since no one could send to the stream any

@@ -107,8 +107,8 @@ test("a device of one user never sees another user's objects", async () => {
   assert.equal(r2.status, 404);
 });
 
-function stream(token) {
-  const url = new URL("/jmap/eventsource/?types=*&closeafter=no&ping=5", session);
+function stream(token, query = "types=*&closeafter=no&ping=5") {
+  const url = new URL(`/jmap/eventsource/?${query}`, session);
   return new EventSource(url, {
     fetch: (input, init) =>
       fetch(input, { ...init, headers: { ...init.headers, Authorization: `Bearer ${token}` } }),
@@ -124,14 +124,27 @@ function nextState(es, timeoutMs) {
 
 test("push: a StateChange on connect and after new mail arrives", async () => {
   const es = stream(env.MK_TOKEN_ALICE);
+  const onlyMailbox = stream(env.MK_TOKEN_ALICE, "types=Mailbox%2CNoSuchType&closeafter=no&ping=0");
+  // Long polling: no opening state; the first change ends the response.
+  const longPoll = fetch(new URL("/jmap/eventsource/?types=Email&closeafter=state&ping=0", session),
+    { headers: { Authorization: `Bearer ${env.MK_TOKEN_ALICE}` } }).then((r) => r.text());
   try {
     const first = await nextState(es, 5000);
     assert.equal(first["@type"], "StateChange");
+    const firstMailbox = await nextState(onlyMailbox, 5000);
+    assert.deepEqual(Object.keys(firstMailbox.changed.alice), ["Mailbox"]);
     const before = first.changed.alice.Email;
     const next = nextState(es, 15000);
+    const nextMailbox = nextState(onlyMailbox, 15000);
     execFileSync("sh", ["-c", env.MK_NEW_MAIL_CMD], { stdio: "inherit" });
     const change = await next;
     assert.notEqual(change.changed.alice.Email, before);
+    assert.deepEqual(Object.keys((await nextMailbox).changed.alice), ["Mailbox"]);
+    const polled = (await longPoll).split("\n").filter((l) => l.startsWith("data:"));
+    assert.equal(polled.length, 1, "closeafter=state pushes one state and ends");
+    const pushed = JSON.parse(polled[0].slice(5));
+    assert.deepEqual(Object.keys(pushed.changed.alice), ["Email"]);
+    assert.equal(pushed.changed.alice.Email, change.changed.alice.Email);
     // /changes from the state before tells exactly what is new.
     const [ec] = await alice.api.Email.changes({ accountId: "alice", sinceState: before });
     assert.equal(ec.created.length, 1);
@@ -146,6 +159,7 @@ test("push: a StateChange on connect and after new mail arrives", async () => {
       (e) => e.type === "cannotCalculateChanges");
   } finally {
     es.close();
+    onlyMailbox.close();
   }
 });
 
