@@ -41,6 +41,12 @@ static void handler(void *ctx, const struct http_request *req, struct http_respo
 	struct app *app = ctx;
 	const char *error;
 	app->calls++;
+	if (strcmp(req->path, "/addr") == 0) {
+		OK(http_response_set_status(resp, 200, &error));
+		OK(http_response_set_body_copy(resp, "text/plain", req->remote_addr,
+		                               strlen(req->remote_addr), &error));
+		return;
+	}
 	if (strcmp(req->path, "/echo") == 0) {
 		char text[512];
 		int n = snprintf(
@@ -440,6 +446,60 @@ static void test_stream_unref_closes(struct app *app, unsigned int port)
 	close(fd);
 }
 
+/* Bytes queued before http_stream_finish() go out, then the stream ends;
+ * a later unref does not drop them. */
+static void test_stream_finish(struct app *app, unsigned int port)
+{
+	const char *error;
+	int fd = connect_to(port);
+	send_all(fd, "GET /events HTTP/1.1\r\nHost: x\r\n\r\n");
+	struct http_stream *s = wait_stream(app);
+	OK(http_stream_send(s, "data: last\n\n", 12, &error));
+	http_stream_finish(s);
+	http_stream_unref(&s);
+	struct body raw = {.len = 0};
+	raw.data[0] = '\0';
+	CHECK(read_until_eof(fd, &raw, 2000) == 1);
+	CHECK(strstr(raw.data, "data: last") != NULL);
+	close(fd);
+}
+
+/* X-Forwarded-For is believed only from the trusted proxy, and only its
+ * last entry, and only if it is an address. */
+static void test_trusted_proxy(void)
+{
+	const char *error;
+	struct app app = {.calls = 0};
+	struct http_settings set = {.address = "127.0.0.1",
+	                            .max_body_size = 100,
+	                            .max_connections = 4,
+	                            .timeout_seconds = 5};
+	struct http_settings bad = set;
+	bad.trusted_proxy = "proxy.example";
+	struct http_server *server = NULL;
+	REFUSED(http_server_start(&bad, handler, &app, &server, &error), "trusted proxy");
+	struct body out;
+	const char *xff = "X-Forwarded-For: 10.9.9.9, 192.0.2.7";
+	OK(http_server_start(&set, handler, &app, &server, &error));
+	CHECK(request(http_server_port(server), "GET", "/addr", NULL, 0, xff, &out) == 200);
+	CHECK_STR(out.data, "127.0.0.1"); /* no proxy configured: ignored */
+	http_server_stop(&server);
+
+	set.trusted_proxy = "127.0.0.1";
+	OK(http_server_start(&set, handler, &app, &server, &error));
+	unsigned int port = http_server_port(server);
+	CHECK(request(port, "GET", "/addr", NULL, 0, xff, &out) == 200);
+	CHECK_STR(out.data, "192.0.2.7");
+	CHECK(request(port, "GET", "/addr", NULL, 0, "X-Forwarded-For: 2001:db8::1", &out) == 200);
+	CHECK_STR(out.data, "2001:db8::1");
+	CHECK(request(port, "GET", "/addr", NULL, 0, "X-Forwarded-For: 1.2.3.4, evil host", &out) ==
+	      200);
+	CHECK_STR(out.data, "127.0.0.1");
+	CHECK(request(port, "GET", "/addr", NULL, 0, NULL, &out) == 200);
+	CHECK_STR(out.data, "127.0.0.1");
+	http_server_stop(&server);
+}
+
 struct slow_arg {
 	unsigned int port;
 	long status;
@@ -585,12 +645,14 @@ int main(void)
 	test_stream_client_leaves(&app, port);
 	test_stream_overflow(&app, port);
 	test_stream_unref_closes(&app, port);
+	test_stream_finish(&app, port);
 	http_server_stop(&server);
 	fclose(log);
 	pthread_mutex_destroy(&app.lock);
 	pthread_cond_destroy(&app.cond);
 
 	test_connection_limit();
+	test_trusted_proxy();
 	test_tls();
 	curl_global_cleanup();
 	TEST_DONE("test-http");

@@ -88,7 +88,7 @@ static void serve_usage(FILE *f)
 	fprintf(f,
 		"usage: mailkeep --data DIR serve [--listen ADDR:PORT] [--public-url URL]\n"
 		"                [--tls-cert C --tls-key K] [--sync-interval SECONDS]\n"
-		"                [--access-log FILE]\n\n"
+		"                [--access-log FILE] [--trusted-proxy ADDR]\n\n"
 		"Runs the hub: the JMAP API for devices at /.well-known/jmap and /jmap/...\n"
 		"(Bearer device tokens from 'mailkeep device add', or Basic with the hub\n"
 		"user's password), EventSource push, and a scheduler that syncs every\n"
@@ -99,7 +99,10 @@ static void serve_usage(FILE *f)
 		"  --public-url URL    the URL devices use (behind a reverse proxy); default\n"
 		"                      http(s)://ADDR:PORT\n"
 		"  --tls-cert C --tls-key K  serve HTTPS itself (PEM files)\n"
-		"  --access-log FILE   one line per request, no secrets (default stderr)\n");
+		"  --access-log FILE   one line per request, no secrets (default stderr)\n"
+		"  --trusted-proxy ADDR  the reverse proxy's address: for its requests the\n"
+		"                      client is the last X-Forwarded-For entry (access log,\n"
+		"                      sign-in rate limit); never believed from others\n");
 }
 
 /* --- per-user stores -------------------------------------------------------- */
@@ -662,11 +665,12 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
 		{"tls-key", required_argument, NULL, 'k'},
 		{"sync-interval", required_argument, NULL, 's'},
 		{"access-log", required_argument, NULL, 'a'},
+		{"trusted-proxy", required_argument, NULL, 'p'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	const char *listen = "127.0.0.1:8080", *public_url = NULL, *cert = NULL, *key = NULL;
-	const char *access_log = NULL, *err;
+	const char *access_log = NULL, *proxy = NULL, *err;
 	long interval = 300;
 	int c;
 	optind = 1;
@@ -678,6 +682,7 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
 		case 'c': cert = optarg; break;
 		case 'k': key = optarg; break;
 		case 'a': access_log = optarg; break;
+		case 'p': proxy = optarg; break;
 		case 's':
 			interval = strtol(optarg, &end, 10);
 			if (*end != '\0' || interval < 0 || interval > 86400 * 7) {
@@ -733,7 +738,8 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
 				   .max_body_size = SERVE_MAX_REQUEST,
 				   .max_connections = 128,
 				   .timeout_seconds = 60,
-				   .access_log = log};
+				   .access_log = log,
+				   .trusted_proxy = proxy};
 	struct http_server *server;
 	if (http_server_start(&hs, handler, sv, &server, &err) < 0) {
 		cli_error("%s", err);

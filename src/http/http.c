@@ -41,6 +41,7 @@ struct http_server {
 	unsigned int port;
 	FILE *access_log;
 	pthread_mutex_t log_lock;
+	char trusted_proxy[INET6_ADDRSTRLEN]; /* "" for none */
 };
 
 struct http_stream {
@@ -560,8 +561,10 @@ static struct MHD_Response *build_response(struct MHD_Connection *conn, struct h
 	return r;
 }
 
-/* The peer's address as text, "-" if unknown. */
-static void client_address(struct MHD_Connection *conn, char *addr, size_t size)
+/* The peer's address as text, "-" if unknown; behind the trusted proxy the
+ * last X-Forwarded-For entry (the one that proxy added) if it is an address. */
+static void client_address(const struct http_server *server, struct MHD_Connection *conn,
+                           char *addr, size_t size)
 {
 	snprintf(addr, size, "-");
 	const union MHD_ConnectionInfo *ci =
@@ -575,6 +578,24 @@ static void client_address(struct MHD_Connection *conn, char *addr, size_t size)
 	else if (sa->sa_family == AF_INET6)
 		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, addr,
 		          (socklen_t)size);
+	if (server->trusted_proxy[0] == '\0' || strcmp(addr, server->trusted_proxy) != 0)
+		return;
+	const char *xff = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Forwarded-For");
+	if (xff == NULL)
+		return;
+	const char *last = strrchr(xff, ',');
+	last = last != NULL ? last + 1 : xff;
+	while (*last == ' ' || *last == '\t')
+		last++;
+	char cand[INET6_ADDRSTRLEN];
+	size_t len = strcspn(last, " \t");
+	if (len == 0 || len >= sizeof(cand) || last[len + strspn(last + len, " \t")] != '\0')
+		return;
+	memcpy(cand, last, len);
+	cand[len] = '\0';
+	unsigned char bin[sizeof(struct in6_addr)];
+	if (inet_pton(AF_INET, cand, bin) == 1 || inet_pton(AF_INET6, cand, bin) == 1)
+		snprintf(addr, size, "%s", cand);
 }
 
 /* The whole request is in: run the handler and queue its answer. */
@@ -582,7 +603,7 @@ static enum MHD_Result run_handler(struct MHD_Connection *conn, struct http_exch
 {
 	struct http_server *server = ex->server;
 	char addr[INET6_ADDRSTRLEN];
-	client_address(conn, addr, sizeof(addr));
+	client_address(server, conn, addr, sizeof(addr));
 
 	/* Split the raw URI at the first '?'. */
 	char *query = strchr(ex->uri, '?');
@@ -692,7 +713,7 @@ static void write_access_log(struct http_server *server, struct http_exchange *e
 		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
 
 	char addr[INET6_ADDRSTRLEN];
-	client_address(conn, addr, sizeof(addr));
+	client_address(server, conn, addr, sizeof(addr));
 	char path[HTTP_MAX_LOG_PATH + 1], method[HTTP_MAX_METHOD];
 	log_path(ex->uri != NULL ? ex->uri : "", path, sizeof(path));
 	log_path(ex->method, method, sizeof(method));
@@ -840,6 +861,21 @@ int http_server_start(const struct http_settings *settings, http_handler_t *hand
 		return -1;
 	}
 
+	/* The proxy's address in the form client_address() prints, so that
+	 * "::1" and "0:0::1" compare equal. */
+	char proxy[INET6_ADDRSTRLEN] = "";
+	if (settings->trusted_proxy != NULL) {
+		unsigned char bin[sizeof(struct in6_addr)];
+		if (inet_pton(AF_INET, settings->trusted_proxy, bin) == 1)
+			inet_ntop(AF_INET, bin, proxy, sizeof(proxy));
+		else if (inet_pton(AF_INET6, settings->trusted_proxy, bin) == 1)
+			inet_ntop(AF_INET6, bin, proxy, sizeof(proxy));
+		else {
+			*error_r = "trusted proxy is not a numeric IPv4 or IPv6 address";
+			return -1;
+		}
+	}
+
 	char *cert = NULL, *key = NULL;
 	if (settings->tls_cert_file != NULL) {
 		if (sodium_init() < 0) {
@@ -868,6 +904,7 @@ int http_server_start(const struct http_settings *settings, http_handler_t *hand
 	server->ctx = ctx;
 	server->max_body_size = settings->max_body_size;
 	server->access_log = settings->access_log;
+	memcpy(server->trusted_proxy, proxy, sizeof(proxy));
 
 	struct MHD_OptionItem tls_opts[] = {
 	    {MHD_OPTION_HTTPS_MEM_CERT, 0, cert},

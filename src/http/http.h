@@ -69,6 +69,12 @@ struct http_settings {
 	 * value (so no Authorization, no token) and no query string is written.
 	 * The file stays the caller's; it must outlive the server. */
 	FILE *access_log;
+	/* Numeric address of a reverse proxy in front, or NULL. For requests
+	 * from exactly that address the client's address (remote_addr, the
+	 * access log) is the last entry of X-Forwarded-For, which that proxy
+	 * appended; a missing or malformed entry leaves the proxy's address.
+	 * Requests from any other address never have the header believed. */
+	const char *trusted_proxy;
 };
 
 /* What the handler sees. Every pointer is owned by the server and valid
@@ -83,7 +89,9 @@ struct http_request {
 	const char *content_type;
 	const char *accept;
 	const char *last_event_id;
-	const char *remote_addr; /* numeric, e.g. "127.0.0.1" */
+	/* numeric, e.g. "127.0.0.1"; behind the trusted proxy the address it
+	 * forwarded for (see http_settings.trusted_proxy) */
+	const char *remote_addr;
 	/* The whole body (at most max_body_size bytes), NUL-terminated for
 	 * convenience; body_len does not count the NUL. Never NULL. */
 	const unsigned char *body;
