@@ -18,6 +18,7 @@ static const char *const event_names[AUDIT_EVENT_COUNT] = {
     [AUDIT_USER_CREATED] = "user.created",
     [AUDIT_DEVICE_ADDED] = "device.added",
     [AUDIT_DEVICE_REVOKED] = "device.revoked",
+    [AUDIT_API_CHANGE] = "api.change",
 };
 
 /* Detail keys that name a secret are refused outright. */

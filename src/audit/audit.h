@@ -85,6 +85,7 @@ enum audit_event {
 	AUDIT_USER_CREATED,       /* "user.created" */
 	AUDIT_DEVICE_ADDED,       /* "device.added" */
 	AUDIT_DEVICE_REVOKED,     /* "device.revoked" */
+	AUDIT_API_CHANGE,         /* "api.change": device, methods (a device changing mail) */
 	AUDIT_EVENT_COUNT
 };
 

@@ -13,6 +13,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
+#include <jansson.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sodium.h>
@@ -25,6 +26,7 @@
 
 #include "cli.h"
 #include "http/http.h"
+#include "audit/audit.h"
 #include "hub/hub.h"
 #include "jmap/jmap-mail.h"
 #include "jmap/jmap.h"
@@ -288,6 +290,54 @@ static bool query_param(const char *query, const char *name, char *out, size_t s
 	return false;
 }
 
+/* The names of the methods in a request that change mail ("Email/set",
+ * "Mailbox/set", "Email/import", ...) as "A,B", at most size bytes; "" if
+ * none (or the request is not even JSON: jmap_process() answers that).
+ * Reads are in the access log; changes also go to the user's audit log. */
+static void request_changes(const struct http_request *req, char *out, size_t size)
+{
+	out[0] = '\0';
+	if (memmem(req->body, req->body_len, "/set\"", 5) == NULL &&
+	    memmem(req->body, req->body_len, "/import\"", 8) == NULL)
+		return;
+	json_t *root = json_loadb((const char *)req->body, req->body_len, JSON_REJECT_DUPLICATES,
+				  NULL);
+	json_t *calls = json_object_get(root, "methodCalls");
+	size_t i, o = 0;
+	json_t *call;
+	json_array_foreach(calls, i, call)
+	{
+		const char *name = json_string_value(json_array_get(call, 0));
+		size_t len = name != NULL ? strlen(name) : 0;
+		bool change = (len > 4 && strcmp(name + len - 4, "/set") == 0) ||
+			      (len > 7 && strcmp(name + len - 7, "/import") == 0);
+		if (!change || strstr(out, name) != NULL)
+			continue;
+		if (o + len + 2 >= size) {
+			snprintf(out + o, size - o, "%s", o + 4 < size ? ",..." : "");
+			break;
+		}
+		o += (size_t)snprintf(out + o, size - o, "%s%s", o > 0 ? "," : "", name);
+	}
+	json_decref(root);
+}
+
+/* Write the audit entry for a device's change before it happens; -1 if it
+ * cannot be written (the change must not proceed). */
+static int audit_change(struct serve *sv, const struct principal *p, const char *methods)
+{
+	const char *err;
+	const char *slash = strchr(p->label, '/');
+	struct audit_detail d[] = {{"device", slash != NULL ? slash + 1 : "-"},
+				   {"methods", methods}};
+	pthread_mutex_lock(&sv->hub_lock);
+	int r = hub_audit(sv->hub, &p->user, AUDIT_API_CHANGE, 0, d, 2, &err);
+	pthread_mutex_unlock(&sv->hub_lock);
+	if (r < 0)
+		fprintf(stderr, "mailkeep: audit for %s: %s\n", p->user.name, err);
+	return r;
+}
+
 static void handle_api(struct serve *sv, const struct principal *p,
 		       const struct http_request *req, struct http_response *resp)
 {
@@ -299,6 +349,12 @@ static void handle_api(struct serve *sv, const struct principal *p,
 	struct user_store *us = user_store_get(sv, p->user.name);
 	if (us == NULL) {
 		respond_problem(resp, 500, "about:blank", "cannot open the user's store");
+		return;
+	}
+	char methods[AUDIT_MAX_VALUE_SIZE];
+	request_changes(req, methods, sizeof(methods));
+	if (methods[0] != '\0' && audit_change(sv, p, methods) < 0) {
+		respond_problem(resp, 500, "about:blank", "cannot write the audit log");
 		return;
 	}
 	pthread_mutex_lock(&us->lock);
