@@ -128,10 +128,13 @@ test("push: a StateChange on connect and after new mail arrives", async () => {
   // Long polling: no opening state; the first change ends the response.
   const longPoll = fetch(new URL("/jmap/eventsource/?types=Email&closeafter=state&ping=0", session),
     { headers: { Authorization: `Bearer ${env.MK_TOKEN_ALICE}` } }).then((r) => r.text());
+  // Listen on both before waiting: an event with no listener yet is lost.
+  const firstP = nextState(es, 5000);
+  const firstMailboxP = nextState(onlyMailbox, 5000);
   try {
-    const first = await nextState(es, 5000);
+    const first = await firstP;
     assert.equal(first["@type"], "StateChange");
-    const firstMailbox = await nextState(onlyMailbox, 5000);
+    const firstMailbox = await firstMailboxP;
     assert.deepEqual(Object.keys(firstMailbox.changed.alice), ["Mailbox"]);
     const before = first.changed.alice.Email;
     const next = nextState(es, 15000);
@@ -176,24 +179,4 @@ test("revoking a device ends its open push stream at once", async () => {
   assert.ok(t1 - t0 < 3000, `stream ended after ${t1 - t0} ms`);
   const r = await api(env.MK_TOKEN_REVOKE, JSON.stringify({ using: [], methodCalls: [] }));
   assert.equal(r.status, 401);
-});
-
-// Last: it leaves this address blocked for a minute.
-test("Basic sign-in with the hub password; failed sign-ins are rate-limited", async () => {
-  const basic = (pw) => "Basic " + Buffer.from(`alice:${pw}`).toString("base64");
-  const ok = await fetch(session, { headers: { Authorization: basic(env.MK_HUB_PASSWORD) } });
-  assert.equal(ok.status, 200);
-  assert.equal((await ok.json()).username, "alice");
-  const statuses = [];
-  for (let i = 0; i < 12; i++) {
-    const r = await fetch(session, { headers: { Authorization: basic("wrong " + i) } });
-    statuses.push(r.status);
-  }
-  // Ten failures a minute per address (one came from the revoked token).
-  const first429 = statuses.indexOf(429);
-  assert.equal(statuses[0], 401);
-  assert.ok(first429 > 0 && first429 <= 10, `blocked after ${first429} failures: ${statuses}`);
-  assert.ok(statuses.slice(first429).every((s) => s === 429));
-  const blocked = await fetch(session, { headers: { Authorization: basic(env.MK_HUB_PASSWORD) } });
-  assert.equal(blocked.status, 429, "a blocked address must not be able to keep guessing");
 });
