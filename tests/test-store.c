@@ -18,11 +18,46 @@ static int64_t add_blob(struct store *s, const char *data, size_t len, size_t ch
 	int64_t id = 0;
 	CHECK(store_blob_begin(s, len, &w, &err) == 0);
 	for (size_t off = 0; off < len; off += chunk)
-		CHECK(store_blob_write(w, data + off, len - off < chunk ? len - off : chunk, &err) ==
-		      0);
+		CHECK(store_blob_write(w, data + off, len - off < chunk ? len - off : chunk,
+		                       &err) == 0);
 	CHECK(store_blob_finish(&w, &id, &err) == 0);
 	CHECK(w == NULL);
 	return id;
+}
+
+#define check_counts(s) check_counts_at(s, path, __LINE__)
+/* The counts the triggers keep equal a count from scratch (committed state,
+ * read through a second connection). */
+static void check_counts_at(struct store *s, const char *file, int line)
+{
+	const char *err;
+	struct store_mailbox_counts *c;
+	size_t n;
+	CHECK(store_mailbox_counts(s, &c, &n, &err) == 0);
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	CHECK(sqlite3_open_v2(file, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK);
+	CHECK(sqlite3_prepare_v2(db,
+	                         "SELECT b.id, count(m.id), coalesce(sum((m.flags & 1) = 0), 0) "
+	                         "FROM mailboxes b LEFT JOIN messages m ON m.mailbox_id = b.id "
+	                         "AND m.uid > 0 GROUP BY b.id ORDER BY b.id",
+	                         -1, &st, NULL) == SQLITE_OK);
+	size_t i = 0;
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		CHECK(i < n);
+		CHECK(c[i].mailbox_id == sqlite3_column_int64(st, 0));
+		if (c[i].total != (uint32_t)sqlite3_column_int64(st, 1))
+			fprintf(stderr, "line %d box %lld: %u vs %lld\n", line,
+			        (long long)c[i].mailbox_id, c[i].total,
+			        (long long)sqlite3_column_int64(st, 1));
+		CHECK(c[i].total == (uint32_t)sqlite3_column_int64(st, 1));
+		CHECK(c[i].unread == (uint32_t)sqlite3_column_int64(st, 2));
+		i++;
+	}
+	CHECK(i == n);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	free(c);
 }
 
 static void test_blobs_and_messages(void)
@@ -77,6 +112,7 @@ static void test_blobs_and_messages(void)
 	CHECK(store_message_set_flags(s, inbox, 77, 0, "", &err) == 0); /* unknown: no-op */
 	CHECK(store_modseq(s) == m1 + 1);
 	CHECK(store_commit(s, &err) == 0);
+	check_counts(s);
 	store_close(&s);
 	CHECK(s == NULL);
 
@@ -99,6 +135,7 @@ static void test_blobs_and_messages(void)
 	CHECK(store_mailbox_delete(s, arch, &err) == 0);
 	CHECK(store_counts(s, &msgs, &blobs, &bytes, &err) == 0 && msgs == 0 && blobs == 1);
 	CHECK(store_commit(s, &err) == 0);
+	check_counts(s);
 	store_close(&s);
 }
 
@@ -112,7 +149,7 @@ static void test_repairing(void)
 	CHECK(store_account_ensure(s, "k2", &acct, &err) == 0);
 	CHECK(store_mailbox_create(s, acct, "R", '.', NULL, &box, &err) == 0);
 	int64_t a = add_blob(s, "aaa", 3, 3), b = add_blob(s, "bbb", 3, 3),
-		c = add_blob(s, "ccc", 3, 3);
+	        c = add_blob(s, "ccc", 3, 3);
 	CHECK(store_message_add(s, box, 1, a, 0, "", 0, &err) == 0);
 	CHECK(store_message_add(s, box, 2, b, 0, "", 0, &err) == 0);
 	CHECK(store_message_add(s, box, 3, c, 0, "", 0, &err) == 0);
@@ -152,6 +189,7 @@ static void test_repairing(void)
 	store_rollback(s);
 	CHECK(store_begin(s, &err) == 0 && store_modseq(s) == before);
 	store_rollback(s);
+	check_counts(s);
 	store_close(&s);
 }
 
@@ -170,8 +208,8 @@ static void test_views(void)
 		int64_t blob = add_blob(s, body, strlen(body), 7);
 		/* internal dates out of UID order: 3 is newest */
 		int64_t date = uid == 3 ? 9000 : 1000 + uid;
-		CHECK(store_message_add(s, box, uid, blob, uid <= 2 ? STORE_FLAG_SEEN : 0, "$x", date,
-					&err) == 0);
+		CHECK(store_message_add(s, box, uid, blob, uid <= 2 ? STORE_FLAG_SEEN : 0, "$x",
+		                        date, &err) == 0);
 	}
 	CHECK(store_commit(s, &err) == 0);
 	int64_t *ids;
@@ -196,6 +234,7 @@ static void test_views(void)
 			found = c[i].total == 5 && c[i].unread == 3;
 	CHECK(found);
 	free(c);
+	check_counts(s);
 	store_close(&s);
 }
 
@@ -222,7 +261,7 @@ static void test_changes(void)
 		char body[16];
 		snprintf(body, sizeof(body), "m%u", uid);
 		CHECK(store_message_add(s, box, uid, add_blob(s, body, strlen(body), 9), 0, "", 0,
-					&err) == 0);
+		                        &err) == 0);
 	}
 	CHECK(store_commit(s, &err) == 0);
 	uint64_t s0;
@@ -297,6 +336,7 @@ static void test_changes(void)
 	CHECK(store_changes(s, STORE_CHANGES_EMAIL, now, 100, &ch, &err) == 0);
 	CHECK(ch.n_created + ch.n_updated + ch.n_destroyed == 0 && ch.new_state == now);
 	store_changes_free(&ch);
+	check_counts_at(s, p, __LINE__);
 	store_close(&s);
 }
 
@@ -307,27 +347,28 @@ static void test_migration(void)
 	snprintf(p, sizeof(p), "%s/v1.db", dir);
 	sqlite3 *db;
 	CHECK(sqlite3_open(p, &db) == SQLITE_OK);
-	CHECK(sqlite3_exec(db,
-			   "CREATE TABLE meta(key TEXT PRIMARY KEY, value) WITHOUT ROWID;"
-			   "CREATE TABLE accounts(id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE);"
-			   "CREATE TABLE mailboxes(id INTEGER PRIMARY KEY, account_id INTEGER NOT NULL,"
-			   " name TEXT NOT NULL, delim TEXT, role TEXT, uidvalidity INTEGER NOT NULL "
-			   "DEFAULT 0, uidnext INTEGER NOT NULL DEFAULT 1, highestmodseq INTEGER NOT "
-			   "NULL DEFAULT 0, modseq INTEGER NOT NULL, UNIQUE(account_id, name));"
-			   "CREATE TABLE blobs(id INTEGER PRIMARY KEY, sha256 BLOB UNIQUE, size INTEGER "
-			   "NOT NULL, data BLOB NOT NULL);"
-			   "CREATE TABLE messages(id INTEGER PRIMARY KEY, mailbox_id INTEGER NOT NULL,"
-			   " uid INTEGER NOT NULL, blob_id INTEGER NOT NULL, flags INTEGER NOT NULL,"
-			   " keywords TEXT NOT NULL DEFAULT '', internaldate INTEGER NOT NULL, modseq "
-			   "INTEGER NOT NULL, UNIQUE(mailbox_id, uid));"
-			   "CREATE TABLE tombstones(modseq INTEGER NOT NULL, kind TEXT NOT NULL, "
-			   "object_id INTEGER NOT NULL);"
-			   "INSERT INTO meta VALUES ('schema', 1), ('modseq', 2);"
-			   "INSERT INTO accounts VALUES (1, 'k');"
-			   "INSERT INTO mailboxes(id, account_id, name, modseq) VALUES (1, 1, 'INBOX', 1);"
-			   "INSERT INTO blobs VALUES (1, NULL, 2, X'6869');"
-			   "INSERT INTO messages VALUES (1, 1, 1, 1, 0, '', 0, 2);",
-			   NULL, NULL, NULL) == SQLITE_OK);
+	CHECK(sqlite3_exec(
+	          db,
+	          "CREATE TABLE meta(key TEXT PRIMARY KEY, value) WITHOUT ROWID;"
+	          "CREATE TABLE accounts(id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE);"
+	          "CREATE TABLE mailboxes(id INTEGER PRIMARY KEY, account_id INTEGER NOT NULL,"
+	          " name TEXT NOT NULL, delim TEXT, role TEXT, uidvalidity INTEGER NOT NULL "
+	          "DEFAULT 0, uidnext INTEGER NOT NULL DEFAULT 1, highestmodseq INTEGER NOT "
+	          "NULL DEFAULT 0, modseq INTEGER NOT NULL, UNIQUE(account_id, name));"
+	          "CREATE TABLE blobs(id INTEGER PRIMARY KEY, sha256 BLOB UNIQUE, size INTEGER "
+	          "NOT NULL, data BLOB NOT NULL);"
+	          "CREATE TABLE messages(id INTEGER PRIMARY KEY, mailbox_id INTEGER NOT NULL,"
+	          " uid INTEGER NOT NULL, blob_id INTEGER NOT NULL, flags INTEGER NOT NULL,"
+	          " keywords TEXT NOT NULL DEFAULT '', internaldate INTEGER NOT NULL, modseq "
+	          "INTEGER NOT NULL, UNIQUE(mailbox_id, uid));"
+	          "CREATE TABLE tombstones(modseq INTEGER NOT NULL, kind TEXT NOT NULL, "
+	          "object_id INTEGER NOT NULL);"
+	          "INSERT INTO meta VALUES ('schema', 1), ('modseq', 2);"
+	          "INSERT INTO accounts VALUES (1, 'k');"
+	          "INSERT INTO mailboxes(id, account_id, name, modseq) VALUES (1, 1, 'INBOX', 1);"
+	          "INSERT INTO blobs VALUES (1, NULL, 2, X'6869');"
+	          "INSERT INTO messages VALUES (1, 1, 1, 1, 0, '', 0, 2);",
+	          NULL, NULL, NULL) == SQLITE_OK);
 	sqlite3_close(db);
 	struct store *s;
 	const char *err;

@@ -9,5 +9,8 @@
 sqlite3 *store_db(struct store *s);
 /* Format "store: what: sqlite message" into the store's error buffer. */
 const char *store_err(struct store *s, const char *what);
+/* Create the per-mailbox counts and their triggers (store-counts.c); counts
+ * an older store once. Run by store_open(). */
+int store_counts_schema(struct store *s, const char **error_r);
 
 #endif

@@ -10,9 +10,9 @@ int store_mailbox_counts(struct store *s, struct store_mailbox_counts **counts_r
 {
 	sqlite3_stmt *st;
 	if (sqlite3_prepare_v2(store_db(s),
-			       "SELECT b.id, count(m.id), coalesce(sum((m.flags & 1) = 0), 0) "
-			       "FROM mailboxes b LEFT JOIN messages m ON m.mailbox_id = b.id "
-			       "AND m.uid > 0 GROUP BY b.id ORDER BY b.id",
+			       "SELECT b.id, coalesce(c.total, 0), coalesce(c.unread, 0) "
+			       "FROM mailboxes b LEFT JOIN mailbox_counts c ON c.mailbox_id = b.id "
+			       "ORDER BY b.id",
 			       -1, &st, NULL) != SQLITE_OK) {
 		*error_r = store_err(s, "count mailboxes");
 		return -1;

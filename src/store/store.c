@@ -285,6 +285,12 @@ int store_open(const char *path, struct store **store_r, const char **error_r)
 			return -1;
 		}
 	}
+	if (store_counts_schema(s, error_r) < 0) {
+		snprintf(open_error, sizeof(open_error), "%s", *error_r);
+		*error_r = open_error;
+		store_close(&s);
+		return -1;
+	}
 	*store_r = s;
 	return 0;
 }
