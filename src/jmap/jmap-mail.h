@@ -6,7 +6,7 @@
 
 /*
  * RFC 8621 methods over a user's hosted store: Mailbox/get, Email/query,
- * Email/get. The account is read-only through the API for now (the
+ * Email/get and Email/parse (jmap-email.h). The account is read-only through the API for now (the
  * session says isReadOnly): changes arrive from the providers by sync.
  *
  * Ids: Mailbox "M<row id>", Email "E<row id>", blob "B<row id>", thread
@@ -19,8 +19,10 @@
 #define JMAP_MAIL_MAX_QUERY_LIMIT 1000
 
 /* What a method call works on; the caller owns and locks the store. */
+struct mime_cache;
 struct jmap_mail_ctx {
 	struct store *store;
+	struct mime_cache *cache; /* parsed messages (src/mime/mime-cache.h); may be NULL */
 	const char *account_id; /* the hub user name */
 	char state[32];         /* the store's change counter as a string */
 };
