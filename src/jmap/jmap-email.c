@@ -94,8 +94,8 @@ static json_t *part_blob_id(const char *prefix, const char *part_id)
 /* The bytes of a blob ref (a whole message, or a part's decoded content).
  * 1 found, 0 not, -1 error. With sha_r, the stored blob's hash. */
 static int ref_content(struct store *store, const struct blob_ref *ref, size_t max_len,
-		       char **data_r, size_t *len_r, char **type_r, uint8_t sha_r[32],
-		       const char **error_r)
+                       char **data_r, size_t *len_r, char **type_r, uint8_t sha_r[32],
+                       const char **error_r)
 {
 	uint64_t size;
 	uint8_t sha[32];
@@ -124,7 +124,7 @@ static int ref_content(struct store *store, const struct blob_ref *ref, size_t m
 		size_t plen = 0;
 		bool last = i + 1 == ref->n;
 		r = mime_email_part(data, len, ref->path[i], last ? max_len : JMAP_EMAIL_PARSE_MAX,
-				    &part, &plen, &ptype, error_r);
+		                    &part, &plen, &ptype, error_r);
 		free(data);
 		data = NULL;
 		free(type);
@@ -153,8 +153,8 @@ static int ref_content(struct store *store, const struct blob_ref *ref, size_t m
 	return 1;
 }
 
-int jmap_email_blob_content(struct store *store, const char *blob_id, size_t max_len,
-			    char **data_r, size_t *len_r, char **type_r, const char **error_r)
+int jmap_email_blob_content(struct store *store, const char *blob_id, size_t max_len, char **data_r,
+                            size_t *len_r, char **type_r, const char **error_r)
 {
 	struct blob_ref ref;
 	if (!parse_blob_ref(blob_id, &ref))
@@ -165,7 +165,7 @@ int jmap_email_blob_content(struct store *store, const char *blob_id, size_t max
 /* The parsed tree of the message a blob ref names (a whole message or a
  * message part); 1 found, 0 not found / not a message, -1 error. */
 static int ref_parsed(struct jmap_mail_ctx *ctx, const struct blob_ref *ref, json_t **tree_r,
-		      uint64_t *size_r, const char **error_r)
+                      uint64_t *size_r, const char **error_r)
 {
 	/* The cache key needs the stored blob's hash: cheap, one row. */
 	uint64_t size;
@@ -216,44 +216,44 @@ static int ref_parsed(struct jmap_mail_ctx *ctx, const struct blob_ref *ref, jso
 /* --- arguments ------------------------------------------------------------------- */
 
 static const char *const email_props[] = {
-	"id",	      "blobId",	    "threadId",	  "mailboxIds", "keywords", "size",
-	"receivedAt", "headers",    "messageId",  "inReplyTo",	"references", "sender",
-	"from",	      "to",	    "cc",	  "bcc",	"replyTo",  "subject",
-	"sentAt",     "bodyStructure", "bodyValues", "textBody",	"htmlBody", "attachments",
-	"hasAttachment", "preview"};
+    "id",         "blobId",     "threadId", "mailboxIds",  "keywords",
+    "size",       "receivedAt", "headers",  "messageId",   "inReplyTo",
+    "references", "sender",     "from",     "to",          "cc",
+    "bcc",        "replyTo",    "subject",  "sentAt",      "bodyStructure",
+    "bodyValues", "textBody",   "htmlBody", "attachments", "hasAttachment",
+    "preview"};
 static const char *const default_get_props[] = {
-	"id",	      "blobId",	  "threadId",  "mailboxIds",	"keywords",   "size",
-	"receivedAt", "messageId", "inReplyTo", "references",	"sender",     "from",
-	"to",	      "cc",	  "bcc",       "replyTo",	"subject",    "sentAt",
-	"hasAttachment", "preview", "bodyValues", "textBody",	"htmlBody",   "attachments"};
+    "id",        "blobId",    "threadId",   "mailboxIds", "keywords",      "size",    "receivedAt",
+    "messageId", "inReplyTo", "references", "sender",     "from",          "to",      "cc",
+    "bcc",       "replyTo",   "subject",    "sentAt",     "hasAttachment", "preview", "bodyValues",
+    "textBody",  "htmlBody",  "attachments"};
 static const char *const default_parse_props[] = {
-	"messageId", "inReplyTo", "references", "sender",	 "from",	"to",
-	"cc",	     "bcc",	  "replyTo",	"subject",	 "sentAt",	"hasAttachment",
-	"preview",   "bodyValues", "textBody",	"htmlBody",	 "attachments"};
-static const char *const part_props[] = {"partId", "blobId",	  "size",     "headers",
-					 "name",   "type",	  "charset",  "disposition",
-					 "cid",	   "language",	  "location", "subParts"};
-static const char *const default_part_props[] = {"partId",	"blobId", "size",
-						 "name",	"type",	  "charset",
-						 "disposition", "cid",	  "language",
-						 "location"};
+    "messageId", "inReplyTo",  "references", "sender",   "from",       "to",
+    "cc",        "bcc",        "replyTo",    "subject",  "sentAt",     "hasAttachment",
+    "preview",   "bodyValues", "textBody",   "htmlBody", "attachments"};
+static const char *const part_props[] = {"partId", "blobId",   "size",     "headers",
+                                         "name",   "type",     "charset",  "disposition",
+                                         "cid",    "language", "location", "subParts"};
+static const char *const default_part_props[] = {"partId",   "blobId",  "size",        "name",
+                                                 "type",     "charset", "disposition", "cid",
+                                                 "language", "location"};
 
 /* The convenience properties: a header in a form. */
 static const struct {
 	const char *prop, *header;
 	enum mime_header_form form;
 } convenience[] = {
-	{"messageId", "Message-ID", MIME_FORM_MESSAGE_IDS},
-	{"inReplyTo", "In-Reply-To", MIME_FORM_MESSAGE_IDS},
-	{"references", "References", MIME_FORM_MESSAGE_IDS},
-	{"sender", "Sender", MIME_FORM_ADDRESSES},
-	{"from", "From", MIME_FORM_ADDRESSES},
-	{"to", "To", MIME_FORM_ADDRESSES},
-	{"cc", "Cc", MIME_FORM_ADDRESSES},
-	{"bcc", "Bcc", MIME_FORM_ADDRESSES},
-	{"replyTo", "Reply-To", MIME_FORM_ADDRESSES},
-	{"subject", "Subject", MIME_FORM_TEXT},
-	{"sentAt", "Date", MIME_FORM_DATE},
+    {"messageId", "Message-ID", MIME_FORM_MESSAGE_IDS},
+    {"inReplyTo", "In-Reply-To", MIME_FORM_MESSAGE_IDS},
+    {"references", "References", MIME_FORM_MESSAGE_IDS},
+    {"sender", "Sender", MIME_FORM_ADDRESSES},
+    {"from", "From", MIME_FORM_ADDRESSES},
+    {"to", "To", MIME_FORM_ADDRESSES},
+    {"cc", "Cc", MIME_FORM_ADDRESSES},
+    {"bcc", "Bcc", MIME_FORM_ADDRESSES},
+    {"replyTo", "Reply-To", MIME_FORM_ADDRESSES},
+    {"subject", "Subject", MIME_FORM_TEXT},
+    {"sentAt", "Date", MIME_FORM_DATE},
 };
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
@@ -313,7 +313,7 @@ static bool parse_header_prop(const char *prop, struct header_prop *hp)
 }
 
 struct get_args {
-	json_t *properties;	 /* array of strings (ours) */
+	json_t *properties;      /* array of strings (ours) */
 	json_t *body_properties; /* array of strings (ours) */
 	bool fetch_text, fetch_html, fetch_all;
 	size_t max_bytes; /* 0: no truncation */
@@ -328,7 +328,7 @@ static void get_args_free(struct get_args *a)
 static __thread char arg_error[300];
 
 static json_t *prop_list(json_t *given, const char *const *defaults, size_t ndefaults,
-			 const char *const *known, size_t nknown, const char *what, bool *bad)
+                         const char *const *known, size_t nknown, const char *what, bool *bad)
 {
 	json_t *out = json_array();
 	if (given == NULL || json_is_null(given)) {
@@ -349,7 +349,7 @@ static json_t *prop_list(json_t *given, const char *const *defaults, size_t ndef
 		struct header_prop hp;
 		if (s == NULL || (!in_list(known, nknown, s) && !parse_header_prop(s, &hp))) {
 			snprintf(arg_error, sizeof(arg_error), "unknown or not allowed %s: %.200s",
-				 what, s != NULL ? s : "(not a string)");
+			         what, s != NULL ? s : "(not a string)");
 			*bad = true;
 			return out;
 		}
@@ -372,26 +372,25 @@ static bool get_bool(json_t *args, const char *name, bool *v)
 }
 
 static int parse_get_args(json_t *args, bool for_parse, struct get_args *a,
-			  const char **description_r)
+                          const char **description_r)
 {
 	memset(a, 0, sizeof(*a));
 	bool bad = false;
-	a->properties =
-		for_parse
-			? prop_list(json_object_get(args, "properties"), default_parse_props,
-				    ARRAY_LEN(default_parse_props), email_props,
-				    ARRAY_LEN(email_props), "property", &bad)
-			: prop_list(json_object_get(args, "properties"), default_get_props,
-				    ARRAY_LEN(default_get_props), email_props,
-				    ARRAY_LEN(email_props), "property", &bad);
+	a->properties = for_parse
+	                    ? prop_list(json_object_get(args, "properties"), default_parse_props,
+	                                ARRAY_LEN(default_parse_props), email_props,
+	                                ARRAY_LEN(email_props), "property", &bad)
+	                    : prop_list(json_object_get(args, "properties"), default_get_props,
+	                                ARRAY_LEN(default_get_props), email_props,
+	                                ARRAY_LEN(email_props), "property", &bad);
 	if (!bad)
-		a->body_properties = prop_list(json_object_get(args, "bodyProperties"),
-					       default_part_props, ARRAY_LEN(default_part_props),
-					       part_props, ARRAY_LEN(part_props), "body property",
-					       &bad);
+		a->body_properties =
+		    prop_list(json_object_get(args, "bodyProperties"), default_part_props,
+		              ARRAY_LEN(default_part_props), part_props, ARRAY_LEN(part_props),
+		              "body property", &bad);
 	if (!bad && (!get_bool(args, "fetchTextBodyValues", &a->fetch_text) ||
-		     !get_bool(args, "fetchHTMLBodyValues", &a->fetch_html) ||
-		     !get_bool(args, "fetchAllBodyValues", &a->fetch_all))) {
+	             !get_bool(args, "fetchHTMLBodyValues", &a->fetch_html) ||
+	             !get_bool(args, "fetchAllBodyValues", &a->fetch_all))) {
 		snprintf(arg_error, sizeof(arg_error), "fetch*BodyValues must be booleans");
 		bad = true;
 	}
@@ -399,7 +398,7 @@ static int parse_get_args(json_t *args, bool for_parse, struct get_args *a,
 	if (!bad && m != NULL && !json_is_null(m)) {
 		if (!json_is_integer(m) || json_integer_value(m) < 0) {
 			snprintf(arg_error, sizeof(arg_error),
-				 "maxBodyValueBytes must be an unsigned integer");
+			         "maxBodyValueBytes must be an unsigned integer");
 			bad = true;
 		} else {
 			a->max_bytes = (size_t)json_integer_value(m);
@@ -426,8 +425,8 @@ static json_t *header_value(json_t *headers, const struct header_prop *hp)
 			continue;
 		if (all != NULL)
 			json_array_append_new(
-				all, mime_header_value(json_string_value(json_object_get(h, "value")),
-						       hp->form));
+			    all, mime_header_value(json_string_value(json_object_get(h, "value")),
+			                           hp->form));
 		else
 			last = h;
 	}
@@ -466,13 +465,14 @@ static json_t *body_part(json_t *part, const char *blob_prefix, json_t *props, i
 		struct header_prop hp;
 		if (strcmp(name, "blobId") == 0) {
 			const char *pid = json_string_value(json_object_get(part, "partId"));
-			json_object_set_new(o, name,
-					    pid != NULL ? part_blob_id(blob_prefix, pid) : json_null());
+			json_object_set_new(
+			    o, name, pid != NULL ? part_blob_id(blob_prefix, pid) : json_null());
 		} else if (strcmp(name, "subParts") == 0) {
 			if (!multipart)
 				json_object_set_new(o, name, json_null());
 		} else if (parse_header_prop(name, &hp)) {
-			json_object_set_new(o, name, header_value(json_object_get(part, "headers"), &hp));
+			json_object_set_new(o, name,
+			                    header_value(json_object_get(part, "headers"), &hp));
 		} else {
 			json_t *v = json_object_get(part, name);
 			json_object_set_new(o, name, v != NULL ? json_deep_copy(v) : json_null());
@@ -485,7 +485,8 @@ static json_t *body_part(json_t *part, const char *blob_prefix, json_t *props, i
 		json_array_foreach(json_object_get(part, "subParts"), i, p)
 		{
 			if (depth < MIME_EMAIL_MAX_DEPTH + 1)
-				json_array_append_new(subs, body_part(p, blob_prefix, props, depth + 1));
+				json_array_append_new(subs,
+				                      body_part(p, blob_prefix, props, depth + 1));
 		}
 		json_object_set_new(o, "subParts", subs);
 	}
@@ -526,10 +527,10 @@ static void add_body_value(json_t *out, json_t *values, const char *id, size_t m
 	size_t len = json_string_length(value);
 	size_t keep = max > 0 ? utf8_cut(s, len, max) : len;
 	json_object_set_new(out, id,
-			    json_pack("{s:s%,s:b,s:b}", "value", s, keep, "isEncodingProblem",
-				      json_is_true(json_object_get(bv, "isEncodingProblem")),
-				      "isTruncated",
-				      keep < len || json_is_true(json_object_get(bv, "cut"))));
+	                    json_pack("{s:s%,s:b,s:b}", "value", s, keep, "isEncodingProblem",
+	                              json_is_true(json_object_get(bv, "isEncodingProblem")),
+	                              "isTruncated",
+	                              keep < len || json_is_true(json_object_get(bv, "cut"))));
 }
 
 static json_t *body_values(json_t *tree, const struct get_args *a)
@@ -539,10 +540,10 @@ static json_t *body_values(json_t *tree, const struct get_args *a)
 	json_t *id;
 	if (a->fetch_text)
 		json_array_foreach(json_object_get(tree, "textBody"), i, id)
-			add_body_value(out, values, json_string_value(id), a->max_bytes);
+		    add_body_value(out, values, json_string_value(id), a->max_bytes);
 	if (a->fetch_html)
 		json_array_foreach(json_object_get(tree, "htmlBody"), i, id)
-			add_body_value(out, values, json_string_value(id), a->max_bytes);
+		    add_body_value(out, values, json_string_value(id), a->max_bytes);
 	if (a->fetch_all) {
 		const char *key;
 		json_t *v;
@@ -588,7 +589,7 @@ static json_t *utc_date(int64_t t)
 /* One Email object. e is NULL for Email/parse (metadata then null). tree
  * may be NULL when the message could not be read (metadata only). */
 static json_t *email_object(const struct get_args *a, const struct store_email *e, json_t *tree,
-			    const char *blob_id, uint64_t size)
+                            const char *blob_id, uint64_t size)
 {
 	json_t *o = json_object();
 	size_t i;
@@ -622,9 +623,9 @@ static json_t *email_object(const struct get_args *a, const struct store_email *
 			v = json_deep_copy(json_object_get(tree, "headers"));
 		} else if (strcmp(name, "bodyStructure") == 0) {
 			v = body_part(json_object_get(tree, "bodyStructure"), blob_id,
-				      a->body_properties, 0);
+			              a->body_properties, 0);
 		} else if (strcmp(name, "textBody") == 0 || strcmp(name, "htmlBody") == 0 ||
-			   strcmp(name, "attachments") == 0) {
+		           strcmp(name, "attachments") == 0) {
 			v = part_list(tree, name, blob_id, a->body_properties);
 		} else if (strcmp(name, "bodyValues") == 0) {
 			v = body_values(tree, a);
@@ -635,7 +636,8 @@ static json_t *email_object(const struct get_args *a, const struct store_email *
 		} else {
 			for (size_t k = 0; k < ARRAY_LEN(convenience); k++) {
 				if (strcmp(convenience[k].prop, name) == 0) {
-					snprintf(hp.name, sizeof(hp.name), "%s", convenience[k].header);
+					snprintf(hp.name, sizeof(hp.name), "%s",
+					         convenience[k].header);
 					hp.form = convenience[k].form;
 					hp.all = false;
 					v = header_value(json_object_get(tree, "headers"), &hp);
@@ -666,8 +668,8 @@ static int check_account(struct jmap_mail_ctx *ctx, json_t *args, const char **e
 	return 0;
 }
 
-static int email_get(void *context, struct jmap_call *call, json_t *args,
-		     const char **error_type_r, const char **description_r)
+static int email_get(void *context, struct jmap_call *call, json_t *args, const char **error_type_r,
+                     const char **description_r)
 {
 	struct jmap_mail_ctx *ctx = context;
 	const char *err;
@@ -675,7 +677,8 @@ static int email_get(void *context, struct jmap_call *call, json_t *args,
 		return -1;
 	json_t *ids = json_object_get(args, "ids");
 	if (!json_is_array(ids)) {
-		*error_type_r = json_is_null(ids) || ids == NULL ? "requestTooLarge" : "invalidArguments";
+		*error_type_r =
+		    json_is_null(ids) || ids == NULL ? "requestTooLarge" : "invalidArguments";
 		*description_r = "ids is required (fetching every email at once is not allowed)";
 		return -1;
 	}
@@ -696,9 +699,9 @@ static int email_get(void *context, struct jmap_call *call, json_t *args,
 	{
 		const char *p = json_string_value(v);
 		need_tree |= !(strcmp(p, "id") == 0 || strcmp(p, "blobId") == 0 ||
-			       strcmp(p, "threadId") == 0 || strcmp(p, "mailboxIds") == 0 ||
-			       strcmp(p, "keywords") == 0 || strcmp(p, "size") == 0 ||
-			       strcmp(p, "receivedAt") == 0);
+		               strcmp(p, "threadId") == 0 || strcmp(p, "mailboxIds") == 0 ||
+		               strcmp(p, "keywords") == 0 || strcmp(p, "size") == 0 ||
+		               strcmp(p, "receivedAt") == 0);
 	}
 	json_t *list = json_array(), *not_found = json_array();
 	json_array_foreach(ids, i, v)
@@ -707,7 +710,8 @@ static int email_get(void *context, struct jmap_call *call, json_t *args,
 		int64_t row;
 		struct store_email e;
 		if (jmap_call_resolve_id(call, json_string_value(v), &id, &err) < 0 ||
-		    !parse_prefixed_id(id, 'E', &row) || store_email_get(ctx->store, row, &e, &err) != 1) {
+		    !parse_prefixed_id(id, 'E', &row) ||
+		    store_email_get(ctx->store, row, &e, &err) != 1) {
 			json_array_append(not_found, v);
 			continue;
 		}
@@ -731,12 +735,12 @@ static int email_get(void *context, struct jmap_call *call, json_t *args,
 	}
 	get_args_free(&a);
 	json_t *resp = json_pack("{s:s,s:s,s:o,s:o}", "accountId", ctx->account_id, "state",
-				 ctx->state, "list", list, "notFound", not_found);
+	                         ctx->state, "list", list, "notFound", not_found);
 	return jmap_call_respond(call, "Email/get", resp, &err);
 }
 
 static int email_parse(void *context, struct jmap_call *call, json_t *args,
-		       const char **error_type_r, const char **description_r)
+                       const char **error_type_r, const char **description_r)
 {
 	struct jmap_mail_ctx *ctx = context;
 	const char *err;
@@ -789,7 +793,7 @@ static int email_parse(void *context, struct jmap_call *call, json_t *args,
 			char *data, *type;
 			size_t len;
 			if (ref_content(ctx->store, &ref, JMAP_EMAIL_PARSE_MAX, &data, &len, &type,
-					NULL, &err) == 1) {
+			                NULL, &err) == 1) {
 				free(data);
 				free(type);
 				json_array_append(not_parsable, v);
@@ -805,16 +809,16 @@ static int email_parse(void *context, struct jmap_call *call, json_t *args,
 	}
 	get_args_free(&a);
 	json_t *resp = json_pack("{s:s,s:o,s:o,s:o}", "accountId", ctx->account_id, "parsed",
-				 parsed, "notParsable", not_parsable, "notFound", not_found);
+	                         parsed, "notParsable", not_parsable, "notFound", not_found);
 	return jmap_call_respond(call, "Email/parse", resp, &err);
 }
 
 int jmap_email_register(struct jmap_registry *registry, const char **error_r)
 {
 	if (jmap_registry_add_method(registry, "Email/get", JMAP_CAPABILITY_MAIL, email_get,
-				     error_r) < 0 ||
+	                             error_r) < 0 ||
 	    jmap_registry_add_method(registry, "Email/parse", JMAP_CAPABILITY_MAIL, email_parse,
-				     error_r) < 0)
+	                             error_r) < 0)
 		return -1;
 	return 0;
 }

@@ -34,7 +34,7 @@ int jmap_email_register(struct jmap_registry *registry, const char **error_r);
  * message, else the part's media type); 0 when the id names nothing here;
  * -1 with *error_r when larger than max_len or on a store error.
  */
-int jmap_email_blob_content(struct store *store, const char *blob_id, size_t max_len,
-                            char **data_r, size_t *len_r, char **type_r, const char **error_r);
+int jmap_email_blob_content(struct store *store, const char *blob_id, size_t max_len, char **data_r,
+                            size_t *len_r, char **type_r, const char **error_r);
 
 #endif

@@ -153,8 +153,8 @@ void mime_cache_put(struct mime_cache *c, const char *key, json_t *tree)
 	pthread_mutex_unlock(&c->lock);
 }
 
-void mime_cache_stats(struct mime_cache *c, uint64_t *hits_r, uint64_t *misses_r,
-		      size_t *bytes_r, size_t *entries_r)
+void mime_cache_stats(struct mime_cache *c, uint64_t *hits_r, uint64_t *misses_r, size_t *bytes_r,
+                      size_t *entries_r)
 {
 	pthread_mutex_lock(&c->lock);
 	*hits_r = c->hits;

@@ -31,6 +31,6 @@ json_t *mime_cache_get(struct mime_cache *cache, const char *key);
 void mime_cache_put(struct mime_cache *cache, const char *key, json_t *tree);
 /* Counters for tests and benchmarks. */
 void mime_cache_stats(struct mime_cache *cache, uint64_t *hits_r, uint64_t *misses_r,
-		      size_t *bytes_r, size_t *entries_r);
+                      size_t *bytes_r, size_t *entries_r);
 
 #endif

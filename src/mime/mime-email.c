@@ -16,6 +16,8 @@
 static char *utf8_clean(const char *s, size_t len, bool *bad_r)
 {
 	char *tmp = NULL;
+	if (len == 0)
+		return g_strdup("");
 	if (memchr(s, '\0', len) != NULL) {
 		tmp = g_malloc(len + 1);
 		size_t n = 0;
@@ -59,16 +61,15 @@ static char *unfold_trim(const char *raw)
 
 /* --- header forms --------------------------------------------------------------- */
 
-static const char *const addr_headers[] = {"from",	      "sender",	   "reply-to",
-					   "to",	      "cc",	   "bcc",
-					   "resent-from",     "resent-sender", "resent-reply-to",
-					   "resent-to",	      "resent-cc", "resent-bcc"};
+static const char *const addr_headers[] = {
+    "from",        "sender",        "reply-to",        "to",        "cc",        "bcc",
+    "resent-from", "resent-sender", "resent-reply-to", "resent-to", "resent-cc", "resent-bcc"};
 static const char *const text_headers[] = {"subject", "comments", "keywords", "list-id"};
 static const char *const id_headers[] = {"message-id", "in-reply-to", "references",
-					 "resent-message-id"};
+                                         "resent-message-id"};
 static const char *const date_headers[] = {"date", "resent-date"};
-static const char *const url_headers[] = {"list-help",	 "list-unsubscribe", "list-subscribe",
-					  "list-post",	 "list-owner",	     "list-archive"};
+static const char *const url_headers[] = {"list-help", "list-unsubscribe", "list-subscribe",
+                                          "list-post", "list-owner",       "list-archive"};
 /* Defined by RFC 5322 / RFC 2369 but in no list above: Raw only. */
 static const char *const other_known[] = {"return-path", "received"};
 
@@ -87,12 +88,12 @@ bool mime_header_form_parse(const char *s, enum mime_header_form *form_r)
 		const char *name;
 		enum mime_header_form form;
 	} forms[] = {{"asRaw", MIME_FORM_RAW},
-		     {"asText", MIME_FORM_TEXT},
-		     {"asAddresses", MIME_FORM_ADDRESSES},
-		     {"asGroupedAddresses", MIME_FORM_GROUPED_ADDRESSES},
-		     {"asMessageIds", MIME_FORM_MESSAGE_IDS},
-		     {"asDate", MIME_FORM_DATE},
-		     {"asURLs", MIME_FORM_URLS}};
+	             {"asText", MIME_FORM_TEXT},
+	             {"asAddresses", MIME_FORM_ADDRESSES},
+	             {"asGroupedAddresses", MIME_FORM_GROUPED_ADDRESSES},
+	             {"asMessageIds", MIME_FORM_MESSAGE_IDS},
+	             {"asDate", MIME_FORM_DATE},
+	             {"asURLs", MIME_FORM_URLS}};
 	for (size_t i = 0; i < sizeof(forms) / sizeof(forms[0]); i++) {
 		if (strcmp(s, forms[i].name) == 0) {
 			*form_r = forms[i].form;
@@ -105,7 +106,7 @@ bool mime_header_form_parse(const char *s, enum mime_header_form *form_r)
 bool mime_header_form_allowed(const char *name, enum mime_header_form form)
 {
 	bool known = IN(addr_headers, name) || IN(text_headers, name) || IN(id_headers, name) ||
-		     IN(date_headers, name) || IN(url_headers, name) || IN(other_known, name);
+	             IN(date_headers, name) || IN(url_headers, name) || IN(other_known, name);
 	switch (form) {
 	case MIME_FORM_RAW:
 		return true;
@@ -129,8 +130,8 @@ static json_t *address_json(InternetAddress *a)
 	const char *email = internet_address_mailbox_get_addr(INTERNET_ADDRESS_MAILBOX(a));
 	const char *name = internet_address_get_name(a);
 	return json_pack("{s:o,s:o}", "name",
-			 name != NULL && name[0] != '\0' ? json_clean_string(name) : json_null(),
-			 "email", json_clean_string(email != NULL ? email : ""));
+	                 name != NULL && name[0] != '\0' ? json_clean_string(name) : json_null(),
+	                 "email", json_clean_string(email != NULL ? email : ""));
 }
 
 /* Mailboxes of a list into arr; groups are flattened (depth-bounded). */
@@ -142,8 +143,9 @@ static void addresses_flat(InternetAddressList *list, json_t *arr, int depth)
 		if (INTERNET_ADDRESS_IS_MAILBOX(a))
 			json_array_append_new(arr, address_json(a));
 		else if (INTERNET_ADDRESS_IS_GROUP(a) && depth < 4)
-			addresses_flat(internet_address_group_get_members(INTERNET_ADDRESS_GROUP(a)),
-				       arr, depth + 1);
+			addresses_flat(
+			    internet_address_group_get_members(INTERNET_ADDRESS_GROUP(a)), arr,
+			    depth + 1);
 	}
 }
 
@@ -156,17 +158,18 @@ static json_t *grouped_addresses(InternetAddressList *list)
 		if (INTERNET_ADDRESS_IS_GROUP(a)) {
 			loose = NULL; /* a later mailbox starts a new null group */
 			json_t *members = json_array();
-			addresses_flat(internet_address_group_get_members(INTERNET_ADDRESS_GROUP(a)),
-				       members, 1);
+			addresses_flat(
+			    internet_address_group_get_members(INTERNET_ADDRESS_GROUP(a)), members,
+			    1);
 			const char *name = internet_address_get_name(a);
-			json_array_append_new(groups,
-					      json_pack("{s:o,s:o}", "name", json_clean_string(name),
-							"addresses", members));
+			json_array_append_new(groups, json_pack("{s:o,s:o}", "name",
+			                                        json_clean_string(name),
+			                                        "addresses", members));
 		} else if (INTERNET_ADDRESS_IS_MAILBOX(a)) {
 			if (loose == NULL) {
 				loose = json_array();
-				json_array_append_new(groups, json_pack("{s:n,s:o}", "name",
-									"addresses", loose));
+				json_array_append_new(
+				    groups, json_pack("{s:n,s:o}", "name", "addresses", loose));
 			}
 			json_array_append_new(loose, address_json(a));
 		}
@@ -180,7 +183,8 @@ static json_t *message_ids(const char *raw)
 	int n = refs != NULL ? g_mime_references_length(refs) : 0;
 	json_t *arr = json_array();
 	for (int i = 0; i < n && i < MIME_EMAIL_MAX_HEADERS; i++)
-		json_array_append_new(arr, json_clean_string(g_mime_references_get_message_id(refs, i)));
+		json_array_append_new(arr,
+		                      json_clean_string(g_mime_references_get_message_id(refs, i)));
 	if (refs != NULL)
 		g_mime_references_free(refs);
 	if (json_array_size(arr) == 0) {
@@ -283,18 +287,49 @@ struct walk {
 	json_t *body_values;
 };
 
-static json_t *headers_json(GMimeObject *obj)
+static json_t *header_json(GMimeHeader *h)
+{
+	const char *name = g_mime_header_get_name(h);
+	const char *raw = g_mime_header_get_raw_value(h);
+	if (raw == NULL)
+		raw = "";
+	/* The raw value runs up to, not including, the terminating CRLF. */
+	size_t len = strlen(raw);
+	while (len > 0 && (raw[len - 1] == '\n' || raw[len - 1] == '\r'))
+		len--;
+	char *value = utf8_clean(raw, len, NULL);
+	json_t *j = json_pack("{s:o,s:s}", "name", json_clean_string(name != NULL ? name : ""),
+	                      "value", value);
+	g_free(value);
+	return j;
+}
+
+/* The headers of an object in order; for a message, its own and those
+ * GMime keeps on the top-level part (Content-*), merged by offset. */
+static json_t *headers_json(GMimeObject *obj, GMimeObject *root_part)
 {
 	json_t *arr = json_array();
-	GMimeHeaderList *list = g_mime_object_get_header_list(obj);
-	int n = list != NULL ? g_mime_header_list_get_count(list) : 0;
-	for (int i = 0; i < n && i < MIME_EMAIL_MAX_HEADERS; i++) {
-		GMimeHeader *h = g_mime_header_list_get_header_at(list, i);
-		const char *name = g_mime_header_get_name(h);
-		const char *raw = g_mime_header_get_raw_value(h);
-		json_array_append_new(arr, json_pack("{s:o,s:o}", "name",
-						     json_clean_string(name != NULL ? name : ""),
-						     "value", json_clean_string(raw != NULL ? raw : "")));
+	GMimeHeaderList *a = g_mime_object_get_header_list(obj);
+	GMimeHeaderList *b = root_part != NULL ? g_mime_object_get_header_list(root_part) : NULL;
+	int na = a != NULL ? g_mime_header_list_get_count(a) : 0;
+	int nb = b != NULL ? g_mime_header_list_get_count(b) : 0;
+	int i = 0, k = 0;
+	while ((i < na || k < nb) && json_array_size(arr) < MIME_EMAIL_MAX_HEADERS) {
+		GMimeHeader *ha = i < na ? g_mime_header_list_get_header_at(a, i) : NULL;
+		GMimeHeader *hb = k < nb ? g_mime_header_list_get_header_at(b, k) : NULL;
+		if (ha != NULL && hb != NULL &&
+		    g_mime_header_get_offset(ha) == g_mime_header_get_offset(hb)) {
+			k++; /* the same header in both lists */
+			continue;
+		}
+		if (hb == NULL ||
+		    (ha != NULL && g_mime_header_get_offset(ha) < g_mime_header_get_offset(hb))) {
+			json_array_append_new(arr, header_json(ha));
+			i++;
+		} else {
+			json_array_append_new(arr, header_json(hb));
+			k++;
+		}
 	}
 	return arr;
 }
@@ -326,8 +361,9 @@ static GByteArray *leaf_bytes(GMimeObject *obj, size_t max)
 		if (m != NULL)
 			g_mime_object_write_to_stream(GMIME_OBJECT(m), NULL, mem);
 	}
+	/* The array becomes ours (a shared one would be emptied with the stream). */
 	GByteArray *bytes = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(mem));
-	g_byte_array_ref(bytes);
+	g_mime_stream_mem_set_owner(GMIME_STREAM_MEM(mem), FALSE);
 	g_object_unref(mem);
 	if (bytes->len > max)
 		g_byte_array_set_size(bytes, (guint)max);
@@ -350,14 +386,17 @@ static json_t *text_value(GByteArray *bytes, const char *charset, bool cut_befor
 	bool problem = false;
 	char *utf8 = NULL;
 	const char *cs = charset != NULL ? charset : "us-ascii";
-	if (g_ascii_strcasecmp(cs, "utf-8") == 0 || g_ascii_strcasecmp(cs, "us-ascii") == 0 ||
-	    g_ascii_strcasecmp(cs, "utf8") == 0 || g_ascii_strcasecmp(cs, "ascii") == 0) {
+	if (bytes->len == 0) {
+		utf8 = g_strdup("");
+	} else if (g_ascii_strcasecmp(cs, "utf-8") == 0 ||
+	           g_ascii_strcasecmp(cs, "us-ascii") == 0 || g_ascii_strcasecmp(cs, "utf8") == 0 ||
+	           g_ascii_strcasecmp(cs, "ascii") == 0) {
 		utf8 = utf8_clean((const char *)bytes->data, bytes->len, &problem);
 	} else {
 		GError *gerr = NULL;
 		gsize written = 0;
 		char *conv = g_convert((const char *)bytes->data, (gssize)bytes->len, "UTF-8",
-				       g_mime_charset_iconv_name(cs), NULL, &written, &gerr);
+		                       g_mime_charset_iconv_name(cs), NULL, &written, &gerr);
 		if (conv == NULL) {
 			problem = true;
 			g_clear_error(&gerr);
@@ -369,7 +408,7 @@ static json_t *text_value(GByteArray *bytes, const char *charset, bool cut_befor
 	}
 	size_t len = strlen(utf8), keep = utf8_cut(utf8, len, MIME_EMAIL_MAX_TEXT);
 	json_t *j = json_pack("{s:s%,s:b,s:b}", "value", utf8, keep, "isEncodingProblem", problem,
-			      "cut", cut_before || keep < len);
+	                      "cut", cut_before || keep < len);
 	g_free(utf8);
 	return j;
 }
@@ -380,7 +419,7 @@ static bool type_is(json_t *part, const char *type)
 }
 
 static json_t *part_json(struct walk *w, GMimeObject *obj, GMimeObject *header_src,
-			 const char *path, int depth)
+                         const char *path, int depth)
 {
 	json_t *part = json_object();
 	GMimeContentType *ct = g_mime_object_get_content_type(obj);
@@ -389,7 +428,7 @@ static json_t *part_json(struct walk *w, GMimeObject *obj, GMimeObject *header_s
 	char *type = g_ascii_strdown(mt != NULL && st != NULL ? mt : "text", -1);
 	char *sub = g_ascii_strdown(mt != NULL && st != NULL ? st : "plain", -1);
 	char *full = g_strdup_printf("%s/%s", type, sub);
-	json_t *headers = headers_json(header_src);
+	json_t *headers = headers_json(header_src, header_src != obj ? obj : NULL);
 	json_object_set_new(part, "partId", json_null());
 	json_object_set_new(part, "headers", headers);
 	json_object_set_new(part, "type", json_clean_string(full));
@@ -398,15 +437,15 @@ static json_t *part_json(struct walk *w, GMimeObject *obj, GMimeObject *header_s
 	const char *charset = ct != NULL ? g_mime_content_type_get_parameter(ct, "charset") : NULL;
 	bool is_text = strcmp(type, "text") == 0;
 	json_object_set_new(part, "charset",
-			    charset != NULL ? json_clean_string(charset)
-			    : is_text	    ? json_string("us-ascii")
-					    : json_null());
+	                    charset != NULL ? json_clean_string(charset)
+	                    : is_text       ? json_string("us-ascii")
+	                                    : json_null());
 	GMimeContentDisposition *cd = g_mime_object_get_content_disposition(obj);
 	const char *disp = cd != NULL ? g_mime_content_disposition_get_disposition(cd) : NULL;
 	char *disp_l = disp != NULL ? g_ascii_strdown(disp, -1) : NULL;
 	json_object_set_new(part, "disposition", json_clean_string(disp_l));
-	const char *name = cd != NULL ? g_mime_content_disposition_get_parameter(cd, "filename")
-				      : NULL;
+	const char *name =
+	    cd != NULL ? g_mime_content_disposition_get_parameter(cd, "filename") : NULL;
 	if (name == NULL && ct != NULL)
 		name = g_mime_content_type_get_parameter(ct, "name");
 	json_object_set_new(part, "name", json_clean_string(name));
@@ -438,12 +477,12 @@ static json_t *part_json(struct walk *w, GMimeObject *obj, GMimeObject *header_s
 	if (GMIME_IS_MULTIPART(obj)) {
 		json_t *subs = json_array();
 		int n = g_mime_multipart_get_count(GMIME_MULTIPART(obj));
-		for (int i = 0; i < n && depth < MIME_EMAIL_MAX_DEPTH &&
-				w->parts < MIME_EMAIL_MAX_PARTS;
+		for (int i = 0;
+		     i < n && depth < MIME_EMAIL_MAX_DEPTH && w->parts < MIME_EMAIL_MAX_PARTS;
 		     i++) {
 			GMimeObject *child = g_mime_multipart_get_part(GMIME_MULTIPART(obj), i);
 			char *cpath = path[0] != '\0' ? g_strdup_printf("%s.%d", path, i + 1)
-						      : g_strdup_printf("%d", i + 1);
+			                              : g_strdup_printf("%d", i + 1);
 			w->parts++;
 			json_array_append_new(subs, part_json(w, child, child, cpath, depth + 1));
 			g_free(cpath);
@@ -491,7 +530,7 @@ static void add_id(json_t *list, json_t *part)
 }
 
 static void parse_structure(json_t *parts, const char *multipart_type, bool in_alternative,
-			    json_t *html_body, json_t *text_body, json_t *attachments)
+                            json_t *html_body, json_t *text_body, json_t *attachments)
 {
 	size_t text_len = text_body != NULL ? json_array_size(text_body) : (size_t)-1;
 	size_t html_len = html_body != NULL ? json_array_size(html_body) : (size_t)-1;
@@ -504,15 +543,15 @@ static void parse_structure(json_t *parts, const char *multipart_type, bool in_a
 		bool is_multipart = strncmp(type, "multipart/", 10) == 0;
 		bool has_name = json_is_string(json_object_get(part, "name"));
 		bool is_inline = (disp == NULL || strcmp(disp, "attachment") != 0) &&
-				 (strcmp(type, "text/plain") == 0 || strcmp(type, "text/html") == 0 ||
-				  inline_media(type)) &&
-				 (i == 0 || (strcmp(multipart_type, "related") != 0 &&
-					     (inline_media(type) || !has_name)));
+		                 (strcmp(type, "text/plain") == 0 ||
+		                  strcmp(type, "text/html") == 0 || inline_media(type)) &&
+		                 (i == 0 || (strcmp(multipart_type, "related") != 0 &&
+		                             (inline_media(type) || !has_name)));
 		if (is_multipart) {
 			const char *sub = type + 10;
 			parse_structure(json_object_get(part, "subParts"), sub,
-					in_alternative || strcmp(sub, "alternative") == 0, html_body,
-					text_body, attachments);
+			                in_alternative || strcmp(sub, "alternative") == 0,
+			                html_body, text_body, attachments);
 		} else if (is_inline) {
 			if (strcmp(multipart_type, "alternative") == 0) {
 				if (strcmp(type, "text/plain") == 0)
@@ -579,8 +618,8 @@ static char *html_text(const char *html, size_t max)
 		}
 		if (*p == '&') {
 			static const char *const ent[][2] = {{"&amp;", "&"},  {"&lt;", "<"},
-							     {"&gt;", ">"},   {"&quot;", "\""},
-							     {"&nbsp;", " "}, {"&#39;", "'"}};
+			                                     {"&gt;", ">"},   {"&quot;", "\""},
+			                                     {"&nbsp;", " "}, {"&#39;", "'"}};
 			bool done = false;
 			for (size_t k = 0; k < sizeof(ent) / sizeof(ent[0]) && !done; k++) {
 				size_t el = strlen(ent[k][0]);
@@ -676,8 +715,9 @@ static GMimeMessage *parse_message(const void *data, size_t len)
 static size_t header_block(const char *data, size_t len)
 {
 	for (size_t i = 0; i + 1 < len; i++) {
-		if (data[i] == '\n' && (data[i + 1] == '\n' ||
-					(data[i + 1] == '\r' && i + 2 < len && data[i + 2] == '\n')))
+		if (data[i] == '\n' &&
+		    (data[i + 1] == '\n' ||
+		     (data[i + 1] == '\r' && i + 2 < len && data[i + 2] == '\n')))
 			return i + 1;
 	}
 	return len;
@@ -700,15 +740,16 @@ int mime_email_parse(const void *data, size_t len, json_t **parsed_r, const char
 	if (root != NULL && !headers_only) {
 		structure = part_json(&w, root, GMIME_OBJECT(msg), "", 0);
 		json_object_set_new(out, "headers",
-				    json_deep_copy(json_object_get(structure, "headers")));
+		                    json_deep_copy(json_object_get(structure, "headers")));
 	} else {
 		/* Nothing GMime could use, or too deeply nested: the headers and an
 		 * empty body. */
-		json_t *headers = msg != NULL ? headers_json(GMIME_OBJECT(msg)) : json_array();
-		structure = json_pack("{s:s,s:I,s:O,s:n,s:s,s:s,s:n,s:n,s:n,s:n,s:n}", "partId", "1",
-				      "size", (json_int_t)0, "headers", headers, "name", "type",
-				      "text/plain", "charset", "us-ascii", "disposition", "cid",
-				      "language", "location");
+		json_t *headers =
+		    msg != NULL ? headers_json(GMIME_OBJECT(msg), root) : json_array();
+		structure = json_pack("{s:s,s:I,s:O,s:n,s:s,s:s,s:n,s:n,s:n,s:n,s:n}", "partId",
+		                      "1", "size", (json_int_t)0, "headers", headers, "name",
+		                      "type", "text/plain", "charset", "us-ascii", "disposition",
+		                      "cid", "language", "location");
 		json_object_set_new(out, "headers", headers);
 	}
 	if (msg != NULL)
@@ -776,7 +817,7 @@ static GMimeObject *find_object(GMimeObject *obj, const char *path)
 }
 
 int mime_email_part(const void *data, size_t len, const char *part_id, size_t max_len,
-		    char **content_r, size_t *len_r, char **type_r, const char **error_r)
+                    char **content_r, size_t *len_r, char **type_r, const char **error_r)
 {
 	mime_init();
 	if (count_containers(data, len) > MIME_EMAIL_MAX_CONTAINERS)

@@ -38,7 +38,7 @@
 #define MIME_EMAIL_MAX_PARTS 1000
 #define MIME_EMAIL_MAX_HEADERS 1000
 #define MIME_EMAIL_MAX_TEXT (2u * 1024 * 1024) /* bytes of one decoded text value */
-#define MIME_EMAIL_MAX_CONTAINERS 256           /* multipart/message headers before headers-only */
+#define MIME_EMAIL_MAX_CONTAINERS 256          /* multipart/message headers before headers-only */
 #define MIME_EMAIL_PREVIEW_CHARS 256
 
 /* The parsed forms of a header value (RFC 8621 4.1.2). */

@@ -4,11 +4,11 @@
 #include "store-private.h"
 
 int store_blob_sha256(struct store *s, int64_t blob_id, uint64_t *size_r, uint8_t sha256_r[32],
-		      const char **error_r)
+                      const char **error_r)
 {
 	sqlite3_stmt *st;
 	if (sqlite3_prepare_v2(store_db(s), "SELECT size, sha256 FROM blobs WHERE id = ?1", -1, &st,
-			       NULL) != SQLITE_OK) {
+	                       NULL) != SQLITE_OK) {
 		*error_r = store_err(s, "blob hash");
 		return -1;
 	}
