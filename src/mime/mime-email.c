@@ -746,7 +746,7 @@ int mime_email_parse(const void *data, size_t len, json_t **parsed_r, const char
 		 * empty body. */
 		json_t *headers =
 		    msg != NULL ? headers_json(GMIME_OBJECT(msg), root) : json_array();
-		structure = json_pack("{s:s,s:I,s:O,s:n,s:s,s:s,s:n,s:n,s:n,s:n,s:n}", "partId",
+		structure = json_pack("{s:s,s:I,s:O,s:n,s:s,s:s,s:n,s:n,s:n,s:n}", "partId",
 		                      "1", "size", (json_int_t)0, "headers", headers, "name",
 		                      "type", "text/plain", "charset", "us-ascii", "disposition",
 		                      "cid", "language", "location");
@@ -838,7 +838,8 @@ int mime_email_part(const void *data, size_t len, const char *part_id, size_t ma
 			*error_r = bytes->len > max_len ? "part too large" : "out of memory";
 			r = -1;
 		} else {
-			memcpy(content, bytes->data, bytes->len);
+			if (bytes->len > 0)
+				memcpy(content, bytes->data, bytes->len);
 			content[bytes->len] = '\0';
 			for (char *c = t; *c != '\0'; c++)
 				*c = g_ascii_tolower(*c);
