@@ -93,15 +93,11 @@ static json_t *part_blob_id(const char *prefix, const char *part_id)
 
 /* The bytes of a blob ref (a whole message, or a part's decoded content).
  * 1 found, 0 not, -1 error. With sha_r, the stored blob's hash. */
-static int ref_content(struct store *store, const struct blob_ref *ref, size_t max_len,
-                       char **data_r, size_t *len_r, char **type_r, uint8_t sha_r[32],
-                       const char **error_r)
+static int ref_content_sized(struct store *store, const struct blob_ref *ref, uint64_t size,
+                             size_t max_len, char **data_r, size_t *len_r, char **type_r,
+                             const char **error_r)
 {
-	uint64_t size;
-	uint8_t sha[32];
-	int r = store_blob_sha256(store, ref->row, &size, sha, error_r);
-	if (r <= 0)
-		return r;
+	int r;
 	size_t limit = ref->n == 0 ? max_len : JMAP_EMAIL_PARSE_MAX;
 	size_t len = size < limit ? (size_t)size : limit;
 	if (ref->n == 0 && size > max_len) {
@@ -148,9 +144,18 @@ static int ref_content(struct store *store, const struct blob_ref *ref, size_t m
 	*data_r = data;
 	*len_r = len;
 	*type_r = type;
-	if (sha_r != NULL)
-		memcpy(sha_r, sha, 32);
 	return 1;
+}
+
+static int ref_content(struct store *store, const struct blob_ref *ref, size_t max_len,
+                       char **data_r, size_t *len_r, char **type_r, const char **error_r)
+{
+	uint64_t size;
+	uint8_t sha[32];
+	int r = store_blob_sha256(store, ref->row, &size, sha, error_r);
+	if (r <= 0)
+		return r;
+	return ref_content_sized(store, ref, size, max_len, data_r, len_r, type_r, error_r);
 }
 
 int jmap_email_blob_content(struct store *store, const char *blob_id, size_t max_len, char **data_r,
@@ -159,7 +164,7 @@ int jmap_email_blob_content(struct store *store, const char *blob_id, size_t max
 	struct blob_ref ref;
 	if (!parse_blob_ref(blob_id, &ref))
 		return 0;
-	return ref_content(store, &ref, max_len, data_r, len_r, type_r, NULL, error_r);
+	return ref_content(store, &ref, max_len, data_r, len_r, type_r, error_r);
 }
 
 /* The parsed tree of the message a blob ref names (a whole message or a
@@ -191,7 +196,8 @@ static int ref_parsed(struct jmap_mail_ctx *ctx, const struct blob_ref *ref, jso
 	}
 	char *data, *type;
 	size_t len;
-	r = ref_content(ctx->store, ref, JMAP_EMAIL_PARSE_MAX, &data, &len, &type, NULL, error_r);
+	r = ref_content_sized(ctx->store, ref, size, JMAP_EMAIL_PARSE_MAX, &data, &len, &type,
+	                      error_r);
 	if (r <= 0)
 		return r;
 	bool is_message = strncmp(type, "message/", 8) == 0;
@@ -793,7 +799,7 @@ static int email_parse(void *context, struct jmap_call *call, json_t *args,
 			char *data, *type;
 			size_t len;
 			if (ref_content(ctx->store, &ref, JMAP_EMAIL_PARSE_MAX, &data, &len, &type,
-			                NULL, &err) == 1) {
+			                &err) == 1) {
 				free(data);
 				free(type);
 				json_array_append(not_parsable, v);

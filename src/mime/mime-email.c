@@ -40,7 +40,7 @@ static json_t *json_clean_string(const char *s)
 	if (s == NULL)
 		return json_null();
 	char *c = utf8_clean(s, strlen(s), NULL);
-	json_t *j = json_string(c);
+	json_t *j = json_string_nocheck(c); /* clean: valid UTF-8 without NUL */
 	g_free(c);
 	return j != NULL ? j : json_null();
 }
@@ -370,6 +370,24 @@ static GByteArray *leaf_bytes(GMimeObject *obj, size_t max)
 	return bytes;
 }
 
+/* Decoded size of a leaf, counted without keeping the bytes. */
+static size_t leaf_size(GMimeObject *obj)
+{
+	GMimeStream *null = g_mime_stream_null_new();
+	if (GMIME_IS_PART(obj)) {
+		GMimeDataWrapper *w = g_mime_part_get_content(GMIME_PART(obj));
+		if (w != NULL)
+			g_mime_data_wrapper_write_to_stream(w, null);
+	} else if (GMIME_IS_MESSAGE_PART(obj)) {
+		GMimeMessage *m = g_mime_message_part_get_message(GMIME_MESSAGE_PART(obj));
+		if (m != NULL)
+			g_mime_object_write_to_stream(GMIME_OBJECT(m), NULL, null);
+	}
+	size_t n = (size_t)GMIME_STREAM_NULL(null)->written;
+	g_object_unref(null);
+	return n;
+}
+
 /* Cut UTF-8 text to at most max bytes without splitting a character. */
 static size_t utf8_cut(const char *s, size_t len, size_t max)
 {
@@ -407,8 +425,8 @@ static json_t *text_value(GByteArray *bytes, const char *charset, bool cut_befor
 		}
 	}
 	size_t len = strlen(utf8), keep = utf8_cut(utf8, len, MIME_EMAIL_MAX_TEXT);
-	json_t *j = json_pack("{s:s%,s:b,s:b}", "value", utf8, keep, "isEncodingProblem", problem,
-	                      "cut", cut_before || keep < len);
+	json_t *j = json_pack("{s:o,s:b,s:b}", "value", json_stringn_nocheck(utf8, keep),
+	                      "isEncodingProblem", problem, "cut", cut_before || keep < len);
 	g_free(utf8);
 	return j;
 }
@@ -493,20 +511,18 @@ static json_t *part_json(struct walk *w, GMimeObject *obj, GMimeObject *header_s
 		const char *id = path[0] != '\0' ? path : "1";
 		json_object_set_new(part, "partId", json_string(id));
 		size_t limit = is_text ? MIME_EMAIL_MAX_TEXT * 2 : SIZE_MAX;
-		GByteArray *bytes = NULL;
 		json_int_t size;
 		if (is_text) {
-			bytes = leaf_bytes(obj, SIZE_MAX);
+			GByteArray *bytes = leaf_bytes(obj, SIZE_MAX);
 			size = (json_int_t)bytes->len;
 			bool cut = bytes->len > limit;
 			if (cut)
 				g_byte_array_set_size(bytes, (guint)limit);
 			json_object_set_new(w->body_values, id, text_value(bytes, charset, cut));
+			g_byte_array_unref(bytes);
 		} else {
-			bytes = leaf_bytes(obj, SIZE_MAX);
-			size = (json_int_t)bytes->len;
+			size = (json_int_t)leaf_size(obj);
 		}
-		g_byte_array_unref(bytes);
 		json_object_set_new(part, "size", json_integer(size));
 	}
 	g_free(disp_l);
@@ -746,10 +762,10 @@ int mime_email_parse(const void *data, size_t len, json_t **parsed_r, const char
 		 * empty body. */
 		json_t *headers =
 		    msg != NULL ? headers_json(GMIME_OBJECT(msg), root) : json_array();
-		structure = json_pack("{s:s,s:I,s:O,s:n,s:s,s:s,s:n,s:n,s:n,s:n}", "partId",
-		                      "1", "size", (json_int_t)0, "headers", headers, "name",
-		                      "type", "text/plain", "charset", "us-ascii", "disposition",
-		                      "cid", "language", "location");
+		structure =
+		    json_pack("{s:s,s:I,s:O,s:n,s:s,s:s,s:n,s:n,s:n,s:n}", "partId", "1", "size",
+		              (json_int_t)0, "headers", headers, "name", "type", "text/plain",
+		              "charset", "us-ascii", "disposition", "cid", "language", "location");
 		json_object_set_new(out, "headers", headers);
 	}
 	if (msg != NULL)
