@@ -93,17 +93,24 @@ static json_t *part_blob_id(const char *prefix, const char *part_id)
 
 /* The bytes of a blob ref (a whole message, or a part's decoded content).
  * 1 found, 0 not, -1 error. With sha_r, the stored blob's hash. */
+/* With prefix, a whole message longer than max_len is read up to max_len
+ * (enough to parse) instead of refused. Parts are always cut from the
+ * whole stored message. */
 static int ref_content_sized(struct store *store, const struct blob_ref *ref, uint64_t size,
-                             size_t max_len, char **data_r, size_t *len_r, char **type_r,
-                             const char **error_r)
+                             size_t max_len, bool prefix, char **data_r, size_t *len_r,
+                             char **type_r, const char **error_r)
 {
 	int r;
-	size_t limit = ref->n == 0 ? max_len : JMAP_EMAIL_PARSE_MAX;
-	size_t len = size < limit ? (size_t)size : limit;
-	if (ref->n == 0 && size > max_len) {
+	size_t len;
+	if (ref->n == 0 && size > max_len && !prefix) {
 		*error_r = "blob too large";
 		return -1;
 	}
+	if (ref->n > 0 && size > JMAP_EMAIL_SOURCE_MAX) {
+		*error_r = "message too large to take apart";
+		return -1;
+	}
+	len = ref->n == 0 && size > max_len ? max_len : (size_t)size;
 	char *data = malloc(len + 1);
 	if (data == NULL) {
 		*error_r = "out of memory";
@@ -119,7 +126,7 @@ static int ref_content_sized(struct store *store, const struct blob_ref *ref, ui
 		char *part = NULL, *ptype = NULL;
 		size_t plen = 0;
 		bool last = i + 1 == ref->n;
-		r = mime_email_part(data, len, ref->path[i], last ? max_len : JMAP_EMAIL_PARSE_MAX,
+		r = mime_email_part(data, len, ref->path[i], last ? max_len : JMAP_EMAIL_SOURCE_MAX,
 		                    &part, &plen, &ptype, error_r);
 		free(data);
 		data = NULL;
@@ -147,7 +154,7 @@ static int ref_content_sized(struct store *store, const struct blob_ref *ref, ui
 	return 1;
 }
 
-static int ref_content(struct store *store, const struct blob_ref *ref, size_t max_len,
+static int ref_content(struct store *store, const struct blob_ref *ref, size_t max_len, bool prefix,
                        char **data_r, size_t *len_r, char **type_r, const char **error_r)
 {
 	uint64_t size;
@@ -155,7 +162,7 @@ static int ref_content(struct store *store, const struct blob_ref *ref, size_t m
 	int r = store_blob_sha256(store, ref->row, &size, sha, error_r);
 	if (r <= 0)
 		return r;
-	return ref_content_sized(store, ref, size, max_len, data_r, len_r, type_r, error_r);
+	return ref_content_sized(store, ref, size, max_len, prefix, data_r, len_r, type_r, error_r);
 }
 
 int jmap_email_blob_content(struct store *store, const char *blob_id, size_t max_len, char **data_r,
@@ -164,7 +171,7 @@ int jmap_email_blob_content(struct store *store, const char *blob_id, size_t max
 	struct blob_ref ref;
 	if (!parse_blob_ref(blob_id, &ref))
 		return 0;
-	return ref_content(store, &ref, max_len, data_r, len_r, type_r, error_r);
+	return ref_content(store, &ref, max_len, false, data_r, len_r, type_r, error_r);
 }
 
 /* The parsed tree of the message a blob ref names (a whole message or a
@@ -196,7 +203,7 @@ static int ref_parsed(struct jmap_mail_ctx *ctx, const struct blob_ref *ref, jso
 	}
 	char *data, *type;
 	size_t len;
-	r = ref_content_sized(ctx->store, ref, size, JMAP_EMAIL_PARSE_MAX, &data, &len, &type,
+	r = ref_content_sized(ctx->store, ref, size, JMAP_EMAIL_PARSE_MAX, true, &data, &len, &type,
 	                      error_r);
 	if (r <= 0)
 		return r;
@@ -727,14 +734,10 @@ static int email_get(void *context, struct jmap_call *call, json_t *args, const 
 		uint64_t size;
 		if (need_tree) {
 			struct blob_ref ref = {.row = e.blob_id, .n = 0};
-			if (ref_parsed(ctx, &ref, &tree, &size, &err) < 0) {
-				json_decref(list);
-				json_decref(not_found);
-				get_args_free(&a);
-				*error_type_r = "serverFail";
-				*description_r = "cannot read a message";
-				return -1;
-			}
+			/* Unreadable bytes (a store error, a message too large to
+			 * take apart): this email gets its metadata, the rest null. */
+			if (ref_parsed(ctx, &ref, &tree, &size, &err) < 0)
+				tree = NULL;
 		}
 		json_array_append_new(list, email_object(&a, &e, tree, blob_id, e.size));
 		json_decref(tree);
@@ -798,8 +801,8 @@ static int email_parse(void *context, struct jmap_call *call, json_t *args,
 			 * for a part that is not a message. */
 			char *data, *type;
 			size_t len;
-			if (ref_content(ctx->store, &ref, JMAP_EMAIL_PARSE_MAX, &data, &len, &type,
-			                &err) == 1) {
+			if (ref_content(ctx->store, &ref, JMAP_EMAIL_PARSE_MAX, true, &data, &len,
+			                &type, &err) == 1) {
 				free(data);
 				free(type);
 				json_array_append(not_parsable, v);

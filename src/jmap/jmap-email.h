@@ -22,7 +22,8 @@
  */
 
 #define JMAP_EMAIL_MAX_NESTING 8
-#define JMAP_EMAIL_PARSE_MAX (8u * 1024 * 1024) /* larger messages: the start only */
+#define JMAP_EMAIL_PARSE_MAX (8u * 1024 * 1024)   /* larger messages: the start only */
+#define JMAP_EMAIL_SOURCE_MAX (64u * 1024 * 1024) /* largest message parts are cut from */
 
 /* Register Email/get and Email/parse (the mail capability must exist). */
 int jmap_email_register(struct jmap_registry *registry, const char **error_r);
