@@ -4,6 +4,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <glib.h>
+
 #include "jmap/jmap-email.h"
 #include "jmap/jmap.h"
 #include "mime/mime-cache.h"
@@ -307,6 +309,80 @@ static void test_related_and_inline(void)
 	json_decref(e);
 }
 
+static void test_part_properties(void)
+{
+	int64_t id = add_message(
+	    "Subject: names\r\nContent-Type: multipart/mixed; boundary=n\r\n\r\n"
+	    "--n\r\nContent-Type: text/plain\r\nContent-Language: de, en\r\n"
+	    "Content-Location: https://x.org/a\r\n\r\nhi\r\n"
+	    "--n\r\nContent-Type: application/octet-stream; "
+	    "name=\"=?utf-8?q?gr=C3=BC=C3=9F?=.bin\"\r\n"
+	    "Content-Disposition: ATTACHMENT\r\n\r\nxyz\r\n"
+	    "--n\r\nContent-Type: text/plain; charset=utf-8\r\n"
+	    "Content-Disposition: attachment; filename*0*=utf-8''a%C3%A4; filename*1=.txt\r\n\r\n"
+	    "attached text\r\n--n--\r\n");
+	json_t *e = get_one(id, json_pack("{s:[s,s,s],s:[s,s,s,s,s,s,s]}", "properties", "textBody",
+	                                  "attachments", "hasAttachment", "bodyProperties",
+	                                  "partId", "name", "disposition", "language", "location",
+	                                  "charset", "subParts"));
+	CHECK_STR(str_at(e, "textBody.0.language.1"), "en");
+	CHECK_STR(str_at(e, "textBody.0.location"), "https://x.org/a");
+	CHECK_STR(str_at(e, "textBody.0.charset"), "us-ascii");
+	CHECK(json_is_null(at(e, "textBody.0.subParts")));
+	CHECK(json_array_size(at(e, "attachments")) == 2);
+	CHECK_STR(str_at(e, "attachments.0.name"), "gr\xc3\xbc\xc3\x9f.bin");
+	CHECK_STR(str_at(e, "attachments.0.disposition"), "attachment");
+	CHECK(json_is_null(at(e, "attachments.0.charset")));
+	CHECK_STR(str_at(e, "attachments.1.name"), "a\xc3\xa4.txt");
+	CHECK(json_is_true(at(e, "hasAttachment")));
+	json_decref(e);
+}
+
+/* Beyond the old 8 MB parse window: sizes and downloads are whole. */
+static void test_large(void)
+{
+	const char *err;
+	size_t raw_len = 9u * 1024 * 1024;
+	unsigned char *raw = malloc(raw_len);
+	for (size_t i = 0; i < raw_len; i++)
+		raw[i] = (unsigned char)(i * 31 + (i >> 11));
+	gchar *b64 = g_base64_encode(raw, raw_len);
+	size_t cap = strlen(b64) + strlen(b64) / 76 * 2 + 1024, len = 0;
+	char *msg = malloc(cap);
+	len += (size_t)snprintf(msg, cap,
+	                        "Subject: big\r\nContent-Type: multipart/mixed; boundary=z\r\n\r\n"
+	                        "--z\r\nContent-Type: application/octet-stream\r\n"
+	                        "Content-Transfer-Encoding: base64\r\n\r\n");
+	size_t b64_len = strlen(b64);
+	for (size_t off = 0; off < b64_len; off += 76) {
+		const char *p = b64 + off;
+		size_t n = b64_len - off < 76 ? b64_len - off : 76;
+		memcpy(msg + len, p, n);
+		len += n;
+		memcpy(msg + len, "\r\n", 2);
+		len += 2;
+	}
+	len += (size_t)snprintf(
+	    msg + len, cap - len,
+	    "--z\r\nContent-Type: text/plain\r\n\r\nafter the attachment\r\n--z--\r\n");
+	g_free(b64);
+	int64_t id = add_message(msg);
+	free(msg);
+	json_t *e =
+	    get_one(id, json_pack("{s:[s,s,s]}", "properties", "attachments", "preview", "blobId"));
+	CHECK(json_integer_value(at(e, "attachments.0.size")) == (json_int_t)raw_len);
+	CHECK_STR(str_at(e, "preview"), "after the attachment");
+	char part[64], *data, *type;
+	size_t dlen;
+	snprintf(part, sizeof(part), "%s", str_at(e, "attachments.0.blobId"));
+	CHECK(jmap_email_blob_content(store, part, 64u << 20, &data, &dlen, &type, &err) == 1);
+	CHECK(dlen == raw_len && memcmp(data, raw, raw_len) == 0);
+	free(data);
+	free(type);
+	free(raw);
+	json_decref(e);
+}
+
 static void test_charsets_and_truncation(void)
 {
 	int64_t id = add_message(
@@ -493,6 +569,8 @@ int main(void)
 	test_header_forms();
 	test_nested();
 	test_related_and_inline();
+	test_part_properties();
+	test_large();
 	test_charsets_and_truncation();
 	test_bad_arguments();
 	test_hostile();

@@ -22,8 +22,11 @@
  */
 
 #define JMAP_EMAIL_MAX_NESTING 8
-#define JMAP_EMAIL_PARSE_MAX (8u * 1024 * 1024)   /* larger messages: the start only */
-#define JMAP_EMAIL_SOURCE_MAX (64u * 1024 * 1024) /* largest message parts are cut from */
+/* Messages are parsed and taken apart in full up to this size; of a larger
+ * one only the first JMAP_EMAIL_PARSE_MAX bytes are parsed (its structure
+ * and sizes describe that start) and its parts cannot be downloaded. */
+#define JMAP_EMAIL_SOURCE_MAX (64u * 1024 * 1024)
+#define JMAP_EMAIL_PARSE_MAX JMAP_EMAIL_SOURCE_MAX
 
 /* Register Email/get and Email/parse (the mail capability must exist). */
 int jmap_email_register(struct jmap_registry *registry, const char **error_r);
