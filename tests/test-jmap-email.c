@@ -1,5 +1,6 @@
 /* Unit tests of Email/get and Email/parse (MIME -> JMAP) on hand-written
  * messages in a real store, through the real request envelope. */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -514,6 +515,28 @@ static void test_header_forms(void)
 	CHECK(!mime_header_form_allowed("List-Post", MIME_FORM_TEXT));
 }
 
+/* Threads hammering one small cache: hits return the tree that was put. */
+static void *cache_worker(void *arg)
+{
+	struct mime_cache *c = arg;
+	char key[32];
+	for (int i = 0; i < 20000; i++) {
+		int k = (i * 7919) % 300;
+		snprintf(key, sizeof(key), "u/%d", k);
+		json_t *t = mime_cache_get(c, key);
+		if (t != NULL) {
+			CHECK(json_integer_value(json_object_get(t, "k")) == k);
+			json_decref(t);
+		} else {
+			t = json_pack("{s:i,s:s}", "k", k, "pad",
+			              "................................");
+			mime_cache_put(c, key, t);
+			json_decref(t);
+		}
+	}
+	return NULL;
+}
+
 static void test_cache(void)
 {
 	uint64_t hits0, misses0, hits1, misses1;
@@ -548,6 +571,16 @@ static void test_cache(void)
 	json_decref(tree);
 	mime_cache_free(&small);
 	CHECK(small == NULL);
+
+	small = mime_cache_create(32 * 1024);
+	pthread_t th[4];
+	for (int i = 0; i < 4; i++)
+		CHECK(pthread_create(&th[i], NULL, cache_worker, small) == 0);
+	for (int i = 0; i < 4; i++)
+		pthread_join(th[i], NULL);
+	mime_cache_stats(small, &hits0, &misses0, &bytes, &entries);
+	CHECK(hits0 > 0 && misses0 > 0 && bytes <= 32 * 1024);
+	mime_cache_free(&small);
 }
 
 int main(void)
