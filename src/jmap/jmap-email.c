@@ -175,7 +175,8 @@ int jmap_email_blob_content(struct store *store, const char *blob_id, size_t max
 }
 
 /* The parsed tree of the message a blob ref names (a whole message or a
- * message part); 1 found, 0 not found / not a message, -1 error. */
+ * message part); 1 found, 0 not found, 2 a part that is not a message,
+ * -1 error. */
 static int ref_parsed(struct jmap_mail_ctx *ctx, const struct blob_ref *ref, json_t **tree_r,
                       uint64_t *size_r, const char **error_r)
 {
@@ -211,7 +212,7 @@ static int ref_parsed(struct jmap_mail_ctx *ctx, const struct blob_ref *ref, jso
 	free(type);
 	if (!is_message) {
 		free(data);
-		return 0;
+		return 2;
 	}
 	/* A whole stored message may be longer than what was read. */
 	uint64_t full = ref->n == 0 ? size : len;
@@ -736,7 +737,7 @@ static int email_get(void *context, struct jmap_call *call, json_t *args, const 
 			struct blob_ref ref = {.row = e.blob_id, .n = 0};
 			/* Unreadable bytes (a store error, a message too large to
 			 * take apart): this email gets its metadata, the rest null. */
-			if (ref_parsed(ctx, &ref, &tree, &size, &err) < 0)
+			if (ref_parsed(ctx, &ref, &tree, &size, &err) != 1)
 				tree = NULL;
 		}
 		json_array_append_new(list, email_object(&a, &e, tree, blob_id, e.size));
@@ -795,20 +796,8 @@ static int email_parse(void *context, struct jmap_call *call, json_t *args,
 			get_args_free(&a);
 			*error_type_r = "serverFail";
 			return -1;
-		} else if (r == 0 && found == 1) {
-			/* The id names a stored blob but not a message part in it:
-			 * notFound for a part path that is not there, notParsable
-			 * for a part that is not a message. */
-			char *data, *type;
-			size_t len;
-			if (ref_content(ctx->store, &ref, JMAP_EMAIL_PARSE_MAX, true, &data, &len,
-			                &type, &err) == 1) {
-				free(data);
-				free(type);
-				json_array_append(not_parsable, v);
-			} else {
-				json_array_append(not_found, v);
-			}
+		} else if (r == 2) {
+			json_array_append(not_parsable, v); /* a part, but not a message */
 		} else if (r == 0) {
 			json_array_append(not_found, v);
 		} else {
