@@ -526,12 +526,12 @@ static void *cache_worker(void *arg)
 		json_t *t = mime_cache_get(c, key);
 		if (t != NULL) {
 			CHECK(json_integer_value(json_object_get(t, "k")) == k);
-			json_decref(t);
+			mime_cache_release(c, t);
 		} else {
 			t = json_pack("{s:i,s:s}", "k", k, "pad",
 			              "................................");
 			mime_cache_put(c, key, t);
-			json_decref(t);
+			mime_cache_release(c, t);
 		}
 	}
 	return NULL;

@@ -644,7 +644,7 @@ static json_t *email_object(const struct get_args *a, const struct store_email *
 		} else if (strcmp(name, "bodyValues") == 0) {
 			v = body_values(tree, a);
 		} else if (strcmp(name, "preview") == 0 || strcmp(name, "hasAttachment") == 0) {
-			v = json_incref(json_object_get(tree, name));
+			v = json_deep_copy(json_object_get(tree, name)); /* shared tree */
 		} else if (parse_header_prop(name, &hp)) {
 			v = header_value(json_object_get(tree, "headers"), &hp);
 		} else {
@@ -741,7 +741,7 @@ static int email_get(void *context, struct jmap_call *call, json_t *args, const 
 				tree = NULL;
 		}
 		json_array_append_new(list, email_object(&a, &e, tree, blob_id, e.size));
-		json_decref(tree);
+		mime_cache_release(ctx->cache, tree);
 	}
 	get_args_free(&a);
 	json_t *resp = json_pack("{s:s,s:s,s:o,s:o}", "accountId", ctx->account_id, "state",
@@ -802,7 +802,7 @@ static int email_parse(void *context, struct jmap_call *call, json_t *args,
 			json_array_append(not_found, v);
 		} else {
 			json_object_set_new(parsed, id, email_object(&a, NULL, tree, id, size));
-			json_decref(tree);
+			mime_cache_release(ctx->cache, tree);
 		}
 	}
 	get_args_free(&a);

@@ -136,9 +136,9 @@ void mime_cache_put(struct mime_cache *c, const char *key, json_t *tree)
 		return;
 	}
 	e->key = k;
-	e->tree = json_incref(tree);
 	e->weight = weight;
 	pthread_mutex_lock(&c->lock);
+	e->tree = json_incref(tree);
 	struct entry *old = lookup(c, key);
 	if (old != NULL)
 		drop(c, old);
@@ -150,6 +150,17 @@ void mime_cache_put(struct mime_cache *c, const char *key, json_t *tree)
 	c->entries++;
 	while (c->bytes > c->max_bytes && c->tail != NULL && c->tail != e)
 		drop(c, c->tail);
+	pthread_mutex_unlock(&c->lock);
+}
+
+void mime_cache_release(struct mime_cache *c, json_t *tree)
+{
+	if (c == NULL) {
+		json_decref(tree);
+		return;
+	}
+	pthread_mutex_lock(&c->lock);
+	json_decref(tree);
 	pthread_mutex_unlock(&c->lock);
 }
 
