@@ -473,6 +473,24 @@ static void test_hostile(void)
 	CHECK_STR(str_at(e, "subject"), "deep");
 	json_decref(e);
 
+	/* A huge address header: bounded lists. */
+	size_t n_addr = 100000;
+	msg = malloc(n_addr * 12 + 100);
+	len = (size_t)snprintf(msg, 100, "Subject: many\r\nTo: ");
+	for (size_t i = 0; i < n_addr; i++)
+		len += (size_t)snprintf(msg + len, 13, "a%05zu@x.o, ", i);
+	memcpy(msg + len, "\r\n\r\nx\r\n", 8);
+	id = add_message(msg);
+	free(msg);
+	e = get_one(id, json_pack("{s:[s,s,s]}", "properties", "to", "header:To:asGroupedAddresses",
+	                          "header:To:asRaw"));
+	CHECK(json_array_size(at(e, "to")) > 100 &&
+	      json_array_size(at(e, "to")) <= MIME_EMAIL_MAX_HEADERS);
+	CHECK(json_array_size(at(e, "header:To:asGroupedAddresses.0.addresses")) <=
+	      MIME_EMAIL_MAX_HEADERS);
+	CHECK(strlen(str_at(e, "header:To:asRaw")) > n_addr * 10);
+	json_decref(e);
+
 	/* Many parts: bounded. */
 	cap = 2000 * 60 + 200;
 	len = 0;

@@ -29,8 +29,8 @@
  *
  * Bounds: MIME nesting beyond MIME_EMAIL_MAX_DEPTH, parts beyond
  * MIME_EMAIL_MAX_PARTS and headers beyond MIME_EMAIL_MAX_HEADERS per part
- * are left out; a message with more nested containers than GMime can
- * safely recurse into is parsed for its headers only. Malformed input
+ * are left out; lists in parsed header forms stop at MIME_EMAIL_MAX_HEADERS
+ * items and read the first MIME_EMAIL_MAX_PARSED_HEADER bytes. Malformed input
  * never fails: what cannot be parsed is left empty or null.
  */
 
@@ -38,8 +38,8 @@
 #define MIME_EMAIL_MAX_PARTS 1000
 #define MIME_EMAIL_MAX_HEADERS 1000
 #define MIME_EMAIL_MAX_TEXT (2u * 1024 * 1024) /* bytes of one decoded text value */
-#define MIME_EMAIL_MAX_CONTAINERS 256          /* multipart/message headers before headers-only */
 #define MIME_EMAIL_PREVIEW_CHARS 256
+#define MIME_EMAIL_MAX_PARSED_HEADER (64u * 1024) /* bytes of a header value parsed into a form */
 
 /* The parsed forms of a header value (RFC 8621 4.1.2). */
 enum mime_header_form {
