@@ -623,9 +623,14 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
 	if (cli_open_hub(cli, true, &sv->hub) < 0)
 		return EXIT_FAIL;
 	if (jmap_registry_create(&sv->registry, &err) < 0 ||
-	    jmap_mail_register(sv->registry, &err) < 0 ||
-	    (sv->parse_cache = mime_cache_create(SERVE_PARSE_CACHE)) == NULL) {
-		cli_error("%s", sv->parse_cache == NULL && sv->registry != NULL ? "out of memory" : err);
+	    jmap_mail_register(sv->registry, &err) < 0) {
+		cli_error("%s", err);
+		hub_close(&sv->hub);
+		return EXIT_FAIL;
+	}
+	if ((sv->parse_cache = mime_cache_create(SERVE_PARSE_CACHE)) == NULL) {
+		cli_error("out of memory");
+		jmap_registry_free(&sv->registry);
 		hub_close(&sv->hub);
 		return EXIT_FAIL;
 	}
