@@ -312,8 +312,9 @@ static json_t *header_json(GMimeHeader *h)
 	while (len > 0 && (raw[len - 1] == '\n' || raw[len - 1] == '\r'))
 		len--;
 	char *value = utf8_clean(raw, len, NULL);
-	json_t *j = json_pack("{s:o,s:s}", "name", json_clean_string(name != NULL ? name : ""),
-	                      "value", value);
+	json_t *j = json_object();
+	json_object_set_new_nocheck(j, "name", json_clean_string(name != NULL ? name : ""));
+	json_object_set_new_nocheck(j, "value", json_string_nocheck(value)); /* clean */
 	g_free(value);
 	return j;
 }
@@ -746,7 +747,7 @@ int mime_email_parse(const void *data, size_t len, json_t **parsed_r, const char
 	if (root != NULL) {
 		structure = part_json(&w, root, GMIME_OBJECT(msg), "", 0);
 		json_object_set_new(out, "headers",
-		                    json_deep_copy(json_object_get(structure, "headers")));
+		                    json_incref(json_object_get(structure, "headers")));
 	} else {
 		/* Nothing GMime could use: the headers and an empty body. */
 		json_t *headers =
