@@ -284,7 +284,7 @@ static void test_related_and_inline(void)
 	    "--r\r\nContent-Type: text/html; charset=utf-8\r\n\r\n"
 	    "<style>p{}</style><p>html <img src=\"cid:i1@x\"></p>\r\n"
 	    "--r\r\nContent-Type: image/png\r\nContent-ID: <i1@x>\r\n"
-	    "Content-Disposition: inline\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+	    "Content-Transfer-Encoding: base64\r\n\r\n"
 	    "iVBORw0KGgo=\r\n--r--\r\n--a--\r\n");
 	json_t *e = get_one(id, json_pack("{s:[s,s,s,s,s]}", "properties", "textBody", "htmlBody",
 	                                  "attachments", "hasAttachment", "preview"));
@@ -295,8 +295,18 @@ static void test_related_and_inline(void)
 	CHECK(json_array_size(at(e, "attachments")) == 1);
 	CHECK_STR(str_at(e, "attachments.0.cid"), "i1@x");
 	CHECK(json_integer_value(at(e, "attachments.0.size")) == 8);
-	CHECK(json_is_false(at(e, "hasAttachment"))); /* only an inline image */
+	CHECK(json_is_false(at(e, "hasAttachment"))); /* only an image the HTML embeds */
 	CHECK_STR(str_at(e, "preview"), "plain version");
+	json_decref(e);
+
+	/* The same image not referenced by the HTML is an attachment to offer. */
+	id = add_message("Subject: related\r\nContent-Type: multipart/related; boundary=r\r\n\r\n"
+	                 "--r\r\nContent-Type: text/html\r\n\r\n<p>no image</p>\r\n"
+	                 "--r\r\nContent-Type: image/png\r\nContent-ID: <i2@x>\r\n\r\n"
+	                 "PNG\r\n--r--\r\n");
+	e = get_one(id, json_pack("{s:[s,s]}", "properties", "attachments", "hasAttachment"));
+	CHECK(json_array_size(at(e, "attachments")) == 1);
+	CHECK(json_is_true(at(e, "hasAttachment")));
 	json_decref(e);
 
 	/* HTML only: text body falls back to the HTML part; preview from it. */

@@ -716,6 +716,27 @@ static json_t *find_part(json_t *part, const char *id)
 	return NULL;
 }
 
+/* Whether an HTML body part refers to the content id (an embedded image,
+ * which RFC 8621 4.1.4 lets hasAttachment ignore). */
+static bool cid_in_html(json_t *html_ids, json_t *body_values, const char *cid)
+{
+	if (cid == NULL || cid[0] == '\0')
+		return false;
+	char *ref = g_strdup_printf("cid:%s", cid);
+	bool found = false;
+	size_t i;
+	json_t *id;
+	json_array_foreach(html_ids, i, id)
+	{
+		json_t *bv = json_object_get(body_values, json_string_value(id));
+		const char *text = json_string_value(json_object_get(bv, "value"));
+		if (text != NULL && strcasestr(text, ref) != NULL)
+			found = true;
+	}
+	g_free(ref);
+	return found;
+}
+
 /* --- the message --------------------------------------------------------------- */
 
 static GMimeMessage *parse_message(const void *data, size_t len)
@@ -790,7 +811,9 @@ int mime_email_parse(const void *data, size_t len, json_t **parsed_r, const char
 	{
 		json_t *part = find_part(structure, json_string_value(id));
 		const char *disp = json_string_value(json_object_get(part, "disposition"));
-		if (disp == NULL || strcmp(disp, "inline") != 0)
+		const char *cid = json_string_value(json_object_get(part, "cid"));
+		if ((disp == NULL || strcmp(disp, "inline") != 0) &&
+		    !(disp == NULL && cid_in_html(html, w.body_values, cid)))
 			has_attachment = true;
 	}
 	json_object_set_new(out, "bodyStructure", structure);
