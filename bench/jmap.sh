@@ -6,11 +6,13 @@
 #
 # Prints, for N messages in one mailbox:
 #   query_p50/p95   Email/query inMailbox, sort receivedAt desc, limit 50
-#   get50_p50/p95   Email/get of 50 ids with subject, from, preview
+#   get50 cold      Email/get of 50 ids with subject, from, preview, each page
+#                   of 50 fetched once (every message parsed: parse cache misses)
+#   get50 cached    the same Email/get of 50 ids repeated (parse cache hits)
 #   echo_p50        Core/echo: the HTTP + auth + envelope floor, same client
-#   wrk rps         requests per second for a repeated Email/get of 50 ids
-#                   (wrk, 2 threads, 16 connections, 10 s)
-# Targets (issue #4): query p50 <= 10 ms, get50 p50 <= 20 ms; full-text query
+#   wrk rps         requests per second for a repeated, so cached, Email/get of
+#                   50 ids (wrk, 2 threads, 16 connections, 10 s)
+# Targets (issue #4): query p50 <= 10 ms, get50 p50 <= 20 ms (cold and cached); full-text query
 # <= 50 ms (not implemented yet: reported as such).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -81,12 +83,13 @@ def call(calls):
     return json.loads(data)["methodResponses"], dt
 boxes, _ = call([["Mailbox/get", {"accountId": "alice", "ids": None}, "0"]])
 inbox = [m for m in boxes[0][1]["list"] if m["role"] == "inbox"][0]
-def stats(name, calls, n=200):
-    times = [call(calls)[1] for _ in range(n)]
+def report(name, times):
     times.sort()
-    p50, p95 = statistics.median(times), times[int(len(times) * 0.95) - 1]
+    p50, p95 = statistics.median(times), times[max(int(len(times) * 0.95) - 1, 0)]
     print("%-34s p50 %7.2f ms   p95 %7.2f ms" % (name, p50, p95))
     return p50
+def stats(name, calls, n=200):
+    return report(name, [call(calls)[1] for _ in range(n)])
 q = ["Email/query", {"accountId": "alice", "filter": {"inMailbox": inbox["id"]},
      "sort": [{"property": "receivedAt", "isAscending": False}], "limit": 50}, "q"]
 ids = call([q])[0][0][1]["ids"]
@@ -95,10 +98,23 @@ get = ["Email/get", {"accountId": "alice", "ids": ids,
 print("mailbox: %s messages in INBOX (%d requested)" % (inbox["totalEmails"], int(count)))
 e = stats("Core/echo (HTTP+auth floor)", [["Core/echo", {"x": 1}, "e"]])
 qp = stats("Email/query inMailbox, limit 50", [q])
-gp = stats("Email/get 50 with preview", [get], n=100)
+def get_of(ids):
+    return ["Email/get", {"accountId": "alice", "ids": ids,
+            "properties": ["subject", "from", "receivedAt", "preview", "keywords"]}, "g"]
+# Cold: pages never fetched before (beyond the first), each once.
+cold = []
+for k in range(1, 41):
+    qk = ["Email/query", {"accountId": "alice", "filter": {"inMailbox": inbox["id"]},
+          "sort": [{"property": "receivedAt", "isAscending": False}],
+          "position": 50 * k, "limit": 50}, "q"]
+    cold.append(call([get_of(call([qk])[0][0][1]["ids"])])[1])
+gc = report("Email/get 50 with preview, cold", cold)
+call([get])  # warm the cache for the first page
+gp = stats("Email/get 50 with preview, cached", [get], n=100)
 print("%-34s %s" % ("full-text Email/query", "not implemented yet"))
-print("targets: query p50 <= 10 ms: %s; get50 p50 <= 20 ms: %s" %
-      ("ok" if qp <= 10 else "MISSED", "ok" if gp <= 20 else "MISSED"))
+print("targets: query p50 <= 10 ms: %s; get50 p50 <= 20 ms: cold %s, cached %s" %
+      ("ok" if qp <= 10 else "MISSED", "ok" if gc <= 20 else "MISSED",
+       "ok" if gp <= 20 else "MISSED"))
 open(run + "/get.json", "w").write(json.dumps({"using": USING, "methodCalls": [get]}))
 PY
 if command -v wrk >/dev/null; then
@@ -108,7 +124,7 @@ wrk.body = io.open("$RUN/get.json"):read("*a")
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer $TOKEN"
 LUA
-	wrk -t2 -c16 -d10s -s "$RUN/post.lua" "$URL/jmap/api/" | sed -n 's/^Requests\/sec: *\(.*\)/wrk Email\/get 50 (16 conns):      \1 requests\/s/p'
+	wrk -t2 -c16 -d10s -s "$RUN/post.lua" "$URL/jmap/api/" | sed -n 's/^Requests\/sec: *\(.*\)/wrk Email\/get 50, cached (16 conns): \1 requests\/s/p'
 else
 	echo "wrk not installed: requests per second not measured"
 fi

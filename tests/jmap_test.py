@@ -27,6 +27,17 @@ def main():
         mk("user", "add", "bob")
         mk("account", "add", "--user", "alice", "--imap", fx.url(), "--login", "alice",
            "--password-file", fx.env["PASS_FILE"], "--ca-file", fx.env["CA_FILE"], "--consent")
+        # Hand-written messages for specific tests (tests/jmap/messages/*.eml),
+        # appended with an old internal date so they are not the newest.
+        mdir = os.path.join(jdir, "messages")
+        msgs = sorted(f for f in os.listdir(mdir) if f.endswith(".eml")) if os.path.isdir(mdir) else []
+        if msgs:
+            c = fx.conn()
+            for f in msgs:
+                raw = open(os.path.join(jdir, "messages", f), "rb").read()
+                typ, _ = c.append("INBOX", None, '"01-Jan-2001 00:00:00 +0000"', raw)
+                check(typ == "OK", "append " + f)
+            c.logout()
         mk("sync", "--user", "alice", "--quiet")
         # Carol: her own hub user on the same Dovecot mailbox, for the removal test.
         mk("user", "add", "carol")

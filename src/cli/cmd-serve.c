@@ -28,8 +28,10 @@
 #include "http/http.h"
 #include "audit/audit.h"
 #include "hub/hub.h"
+#include "jmap/jmap-email.h"
 #include "jmap/jmap-mail.h"
 #include "jmap/jmap.h"
+#include "mime/mime-cache.h"
 #include "store/store.h"
 
 #define SERVE_MAX_USERS 256
@@ -39,6 +41,7 @@
 #define SERVE_AUTH_WINDOW 60
 #define SERVE_MAX_REQUEST (10 * 1024 * 1024)
 #define SERVE_MAX_DOWNLOAD (64u * 1024 * 1024)
+#define SERVE_PARSE_CACHE (64u * 1024 * 1024) /* parsed messages, all users */
 
 struct user_store {
 	char name[65];
@@ -73,6 +76,7 @@ struct serve {
 	struct hub *hub;
 	pthread_mutex_t hub_lock;
 	struct jmap_registry *registry;
+	struct mime_cache *parse_cache; /* keyed per user (jmap-email.h) */
 	char public_url[512];
 	struct user_store users[SERVE_MAX_USERS];
 	size_t n_users;
@@ -358,7 +362,8 @@ static void handle_api(struct serve *sv, const struct principal *p,
 		return;
 	}
 	pthread_mutex_lock(&us->lock);
-	struct jmap_mail_ctx ctx = {.store = us->store, .account_id = p->user.name};
+	struct jmap_mail_ctx ctx = {
+		.store = us->store, .cache = sv->parse_cache, .account_id = p->user.name};
 	uint64_t modseq = 0;
 	store_read_modseq(us->store, &modseq, &err);
 	snprintf(ctx.state, sizeof(ctx.state), "%llu", (unsigned long long)modseq);
@@ -380,11 +385,10 @@ static void handle_download(struct serve *sv, const struct principal *p,
 {
 	const char *err;
 	/* /jmap/download/{accountId}/{blobId}/{name} */
-	char acct[80], blob[40];
+	char acct[80], blob[JMAP_MAX_ID + 1];
 	const char *rest = req->path + strlen("/jmap/download/");
 	const char *slash = strchr(rest, '/');
 	const char *slash2 = slash != NULL ? strchr(slash + 1, '/') : NULL;
-	int64_t blob_id;
 	if (slash == NULL || slash2 == NULL || (size_t)(slash - rest) >= sizeof(acct) ||
 	    (size_t)(slash2 - slash - 1) >= sizeof(blob)) {
 		respond_problem(resp, 404, "about:blank", "no such blob");
@@ -394,7 +398,7 @@ static void handle_download(struct serve *sv, const struct principal *p,
 	acct[slash - rest] = '\0';
 	memcpy(blob, slash + 1, (size_t)(slash2 - slash - 1));
 	blob[slash2 - slash - 1] = '\0';
-	if (strcmp(acct, p->user.name) != 0 || !jmap_mail_blob_id(blob, &blob_id)) {
+	if (strcmp(acct, p->user.name) != 0 || !jmap_is_id(blob)) {
 		respond_problem(resp, 404, "about:blank", "no such blob");
 		return;
 	}
@@ -403,27 +407,27 @@ static void handle_download(struct serve *sv, const struct principal *p,
 		respond_problem(resp, 500, "about:blank", "cannot open the user's store");
 		return;
 	}
-	uint64_t size = 0;
-	char *data = NULL;
+	/* A whole message, or a body part's decoded bytes (jmap-email.h). */
+	size_t size = 0;
+	char *data = NULL, *part_type = NULL;
 	pthread_mutex_lock(&us->lock);
-	int found = store_blob_size(us->store, blob_id, &size, &err);
-	if (found == 1 && size <= SERVE_MAX_DOWNLOAD && (data = malloc(size + 1)) != NULL &&
-	    store_blob_read(us->store, blob_id, 0, data, (size_t)size, &err) < 0) {
-		free(data);
-		data = NULL;
-	}
+	int found = jmap_email_blob_content(us->store, blob, SERVE_MAX_DOWNLOAD, &data, &size,
+					    &part_type, &err);
 	pthread_mutex_unlock(&us->lock);
-	if (found != 1 || data == NULL) {
-		respond_problem(resp, found == 1 ? 500 : 404, "about:blank",
-				found == 1 ? "cannot read the blob" : "no such blob");
+	if (found != 1) {
+		respond_problem(resp, found == 0 ? 404 : 500, "about:blank",
+				found == 0 ? "no such blob" : "cannot read the blob");
 		return;
 	}
-	char type[128] = "message/rfc822";
+	static const char type_chars[] =
+		"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/.+-";
+	char type[128] = "application/octet-stream";
+	if (strspn(part_type, type_chars) == strlen(part_type) && strlen(part_type) < sizeof(type))
+		snprintf(type, sizeof(type), "%s", part_type);
+	free(part_type);
 	char asked[128];
 	if (query_param(req->query, "type", asked, sizeof(asked)) &&
-	    strspn(asked, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/.+-") ==
-		    strlen(asked) &&
-	    strchr(asked, '/') != NULL)
+	    strspn(asked, type_chars) == strlen(asked) && strchr(asked, '/') != NULL)
 		snprintf(type, sizeof(type), "%s", asked);
 	http_response_set_status(resp, 200, &err);
 	http_response_add_header(resp, "Cache-Control", "private, immutable, max-age=31536000",
@@ -782,6 +786,12 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
 		hub_close(&sv->hub);
 		return EXIT_FAIL;
 	}
+	if ((sv->parse_cache = mime_cache_create(SERVE_PARSE_CACHE)) == NULL) {
+		cli_error("out of memory");
+		jmap_registry_free(&sv->registry);
+		hub_close(&sv->hub);
+		return EXIT_FAIL;
+	}
 	FILE *log = stderr;
 	if (access_log != NULL && (log = fopen(access_log, "a")) == NULL) {
 		cli_error("cannot open --access-log %s", access_log);
@@ -839,6 +849,7 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
 	for (size_t i = 0; i < sv->n_users; i++)
 		store_close(&sv->users[i].store);
 	jmap_registry_free(&sv->registry);
+	mime_cache_free(&sv->parse_cache);
 	hub_close(&sv->hub);
 	if (log != stderr)
 		fclose(log);

@@ -1,5 +1,6 @@
 /* RFC 8621 read methods over the hosted store. */
 #include "jmap-mail.h"
+#include "jmap-email.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -8,8 +9,6 @@
 #include <time.h>
 
 #include "../mime/mime.h"
-
-#define PARSE_MAX_BYTES (8u * 1024 * 1024) /* larger messages: headers and start only */
 
 static bool parse_prefixed_id(const char *id, char prefix, int64_t *id_r)
 {
@@ -33,17 +32,6 @@ static json_t *prefixed(char prefix, int64_t id)
 {
 	char buf[32];
 	snprintf(buf, sizeof(buf), "%c%lld", prefix, (long long)id);
-	return json_string(buf);
-}
-
-static json_t *utc_date(int64_t t)
-{
-	char buf[32];
-	time_t tt = (time_t)t;
-	struct tm tm;
-	if (gmtime_r(&tt, &tm) == NULL)
-		return json_null();
-	strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
 	return json_string(buf);
 }
 
@@ -256,158 +244,6 @@ static int email_query(void *context, struct jmap_call *call, json_t *args,
 	return jmap_call_respond(call, "Email/query", resp, &err);
 }
 
-static json_t *addresses_json(const struct mime_address *a, size_t n)
-{
-	if (n == 0)
-		return json_null();
-	json_t *arr = json_array();
-	for (size_t i = 0; i < n; i++)
-		json_array_append_new(arr, json_pack("{s:o,s:s}", "name",
-						     a[i].name != NULL ? json_string(a[i].name)
-								       : json_null(),
-						     "email", a[i].email));
-	return arr;
-}
-
-static json_t *keywords_json(unsigned flags, const char *keywords)
-{
-	json_t *k = json_object();
-	if (flags & STORE_FLAG_SEEN)
-		json_object_set_new(k, "$seen", json_true());
-	if (flags & STORE_FLAG_FLAGGED)
-		json_object_set_new(k, "$flagged", json_true());
-	if (flags & STORE_FLAG_ANSWERED)
-		json_object_set_new(k, "$answered", json_true());
-	if (flags & STORE_FLAG_DRAFT)
-		json_object_set_new(k, "$draft", json_true());
-	char kw[1024];
-	snprintf(kw, sizeof(kw), "%s", keywords);
-	char *save = NULL;
-	for (char *t = strtok_r(kw, " ", &save); t != NULL; t = strtok_r(NULL, " ", &save)) {
-		for (char *c = t; *c != '\0'; c++)
-			if (*c >= 'A' && *c <= 'Z')
-				*c = (char)(*c - 'A' + 'a'); /* JMAP keywords are lower case */
-		json_object_set_new(k, t, json_true());
-	}
-	return k;
-}
-
-static json_t *message_ids(const char *header)
-{
-	if (header == NULL)
-		return json_null();
-	json_t *arr = json_array();
-	for (const char *p = header; (p = strchr(p, '<')) != NULL;) {
-		const char *end = strchr(p, '>');
-		if (end == NULL)
-			break;
-		json_array_append_new(arr, json_stringn(p + 1, (size_t)(end - p - 1)));
-		p = end + 1;
-	}
-	if (json_array_size(arr) == 0) {
-		json_decref(arr);
-		return json_null();
-	}
-	return arr;
-}
-
-static json_t *email_json(struct jmap_mail_ctx *ctx, const struct store_email *e)
-{
-	const char *err;
-	size_t len = e->size < PARSE_MAX_BYTES ? (size_t)e->size : PARSE_MAX_BYTES;
-	char *data = malloc(len + 1);
-	struct mime_summary s;
-	bool parsed = data != NULL &&
-		      store_blob_read(ctx->store, e->blob_id, 0, data, len, &err) == 0 &&
-		      mime_summarize(data, len, &s) == 0;
-	free(data);
-	json_t *mailboxes = json_object();
-	char mid[32];
-	snprintf(mid, sizeof(mid), "M%lld", (long long)e->mailbox_id);
-	json_object_set_new(mailboxes, mid, json_true());
-	json_t *o = json_pack("{s:o,s:o,s:o,s:o,s:o,s:I,s:o}", "id", prefixed('E', e->id), "blobId",
-			      prefixed('B', e->blob_id), "threadId", prefixed('T', e->id),
-			      "mailboxIds", mailboxes, "keywords",
-			      keywords_json(e->flags, e->keywords), "size", (json_int_t)e->size,
-			      "receivedAt", utc_date(e->internaldate));
-	if (parsed) {
-		json_object_set_new(o, "subject",
-				    s.subject != NULL ? json_string(s.subject) : json_null());
-		json_object_set_new(o, "messageId",
-				    s.message_id != NULL ? json_pack("[s]", s.message_id)
-							 : json_null());
-		json_object_set_new(o, "inReplyTo", message_ids(s.in_reply_to));
-		json_object_set_new(o, "references", message_ids(s.references));
-		json_object_set_new(o, "from", addresses_json(s.from, s.n_from));
-		json_object_set_new(o, "to", addresses_json(s.to, s.n_to));
-		json_object_set_new(o, "cc", addresses_json(s.cc, s.n_cc));
-		json_object_set_new(o, "sentAt", s.sent_at != 0 ? utc_date(s.sent_at) : json_null());
-		json_object_set_new(o, "preview", json_string(s.preview));
-		json_object_set_new(o, "hasAttachment", json_boolean(s.has_attachment));
-		mime_summary_free(&s);
-	}
-	return o;
-}
-
-/* Keep only the requested properties (id always). */
-static void filter_properties(json_t *o, json_t *properties)
-{
-	if (properties == NULL || !json_is_array(properties))
-		return;
-	const char *key;
-	json_t *v, *tmp;
-	json_object_foreach_safe(o, tmp, key, v)
-	{
-		bool keep = strcmp(key, "id") == 0;
-		size_t i;
-		json_t *p;
-		json_array_foreach(properties, i, p) keep |= json_is_string(p) &&
-							   strcmp(json_string_value(p), key) == 0;
-		if (!keep)
-			json_object_del(o, key);
-	}
-}
-
-static int email_get(void *context, struct jmap_call *call, json_t *args,
-		     const char **error_type_r, const char **description_r)
-{
-	struct jmap_mail_ctx *ctx = context;
-	const char *err;
-	if (check_account(ctx, args, error_type_r) < 0)
-		return -1;
-	json_t *ids = json_object_get(args, "ids");
-	if (!json_is_array(ids)) {
-		*error_type_r = json_is_null(ids) || ids == NULL ? "requestTooLarge" : "invalidArguments";
-		*description_r = "ids is required (fetching every email at once is not allowed)";
-		return -1;
-	}
-	if (json_array_size(ids) > JMAP_MAIL_MAX_OBJECTS_IN_GET) {
-		*error_type_r = "requestTooLarge";
-		return -1;
-	}
-	json_t *properties = json_object_get(args, "properties");
-	json_t *list = json_array(), *not_found = json_array();
-	size_t idx;
-	json_t *v;
-	json_array_foreach(ids, idx, v)
-	{
-		const char *id;
-		int64_t row;
-		struct store_email e;
-		if (jmap_call_resolve_id(call, json_string_value(v), &id, &err) == 0 &&
-		    parse_prefixed_id(id, 'E', &row) && store_email_get(ctx->store, row, &e, &err) == 1) {
-			json_t *o = email_json(ctx, &e);
-			filter_properties(o, properties);
-			json_array_append_new(list, o);
-		} else {
-			json_array_append(not_found, v);
-		}
-	}
-	json_t *resp = json_pack("{s:s,s:s,s:o,s:o}", "accountId", ctx->account_id, "state",
-				 ctx->state, "list", list, "notFound", not_found);
-	return jmap_call_respond(call, "Email/get", resp, &err);
-}
-
 static json_t *id_list(char prefix, const int64_t *ids, size_t n)
 {
 	json_t *arr = json_array();
@@ -487,8 +323,7 @@ int jmap_mail_register(struct jmap_registry *registry, const char **error_r)
 				     error_r) < 0 ||
 	    jmap_registry_add_method(registry, "Email/query", JMAP_CAPABILITY_MAIL, email_query,
 				     error_r) < 0 ||
-	    jmap_registry_add_method(registry, "Email/get", JMAP_CAPABILITY_MAIL, email_get,
-				     error_r) < 0 ||
+	    jmap_email_register(registry, error_r) < 0 ||
 	    jmap_registry_add_method(registry, "Mailbox/changes", JMAP_CAPABILITY_MAIL,
 				     mailbox_changes, error_r) < 0 ||
 	    jmap_registry_add_method(registry, "Email/changes", JMAP_CAPABILITY_MAIL, email_changes,

@@ -6,8 +6,9 @@
 
 /*
  * RFC 8621 methods over a user's hosted store: Mailbox/get, Email/query,
- * Email/get. The account is read-only through the API for now (the
- * session says isReadOnly): changes arrive from the providers by sync.
+ * Email/get and Email/parse (jmap-email.h). The account is read-only
+ * through the API for now (the session says isReadOnly): changes arrive
+ * from the providers by sync.
  *
  * Ids: Mailbox "M<row id>", Email "E<row id>", blob "B<row id>", thread
  * "T<email row id>" (one thread per email until threading lands).
@@ -18,9 +19,12 @@
 #define JMAP_MAIL_MAX_OBJECTS_IN_GET 500
 #define JMAP_MAIL_MAX_QUERY_LIMIT 1000
 
+struct mime_cache;
+
 /* What a method call works on; the caller owns and locks the store. */
 struct jmap_mail_ctx {
 	struct store *store;
+	struct mime_cache *cache; /* parsed messages (src/mime/mime-cache.h); may be NULL */
 	const char *account_id; /* the hub user name */
 	char state[32];         /* the store's change counter as a string */
 };

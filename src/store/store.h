@@ -190,6 +190,10 @@ struct store_email {
 int store_read_modseq(struct store *s, uint64_t *modseq_r, const char **error_r);
 /* Size of stored message bytes: 1 found, 0 not found, -1 error. */
 int store_blob_size(struct store *s, int64_t blob_id, uint64_t *size_r, const char **error_r);
+/* Size and SHA-256 of finished stored bytes (content-addressed, so a cache
+ * key): 1 found, 0 not found (or not finished), -1 error. */
+int store_blob_sha256(struct store *s, int64_t blob_id, uint64_t *size_r, uint8_t sha256_r[32],
+		      const char **error_r);
 /* What changed since a state (RFC 8620 /changes) for kind STORE_CHANGES_*:
  * ids created, updated and destroyed after since, at most max_changes ids
  * in all; when cut short, *has_more_r is set and *new_state_r is the
