@@ -326,7 +326,7 @@ static json_t *email_json(struct jmap_mail_ctx *ctx, const struct store_email *e
 	snprintf(mid, sizeof(mid), "M%lld", (long long)e->mailbox_id);
 	json_object_set_new(mailboxes, mid, json_true());
 	json_t *o = json_pack("{s:o,s:o,s:o,s:o,s:o,s:I,s:o}", "id", prefixed('E', e->id), "blobId",
-			      prefixed('B', e->blob_id), "threadId", prefixed('T', e->id),
+			      prefixed('B', e->blob_id), "threadId", prefixed('T', e->thread_id),
 			      "mailboxIds", mailboxes, "keywords",
 			      keywords_json(e->flags, e->keywords), "size", (json_int_t)e->size,
 			      "receivedAt", utc_date(e->internaldate));
