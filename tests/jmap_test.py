@@ -49,7 +49,14 @@ def main():
                    MK_HUB_PASSWORD="alice hub password",
                    MK_REVOKE_CMD="%s --data %s device revoke --user alice old-phone >/dev/null" % (BIN, fx.data))
         tests = sorted(os.path.join(jdir, f) for f in os.listdir(jdir) if f.endswith(".test.mjs"))
-        r = subprocess.run(["node", "--test", "--test-reporter=spec", *tests], env=env, cwd=jdir)
+        # jmap.test.mjs in a run of its own, last: its final test blocks this
+        # address for a minute (node --test orders the files itself).
+        last = [t for t in tests if os.path.basename(t) == "jmap.test.mjs"]
+        returncode = 0
+        for group in ([t for t in tests if t not in last], last):
+            if group:
+                r = subprocess.run(["node", "--test", "--test-reporter=spec", *group], env=env, cwd=jdir)
+                returncode = returncode or r.returncode
         log = open(os.path.join(tmp, "access.log")).read()
         for t in tokens.values():
             check(t not in log, "a token is in the access log")
@@ -57,7 +64,7 @@ def main():
         serve.send_signal(signal.SIGTERM)
         check(serve.wait(timeout=20) == 0, "serve did not stop cleanly")
         serve = None
-        sys.exit(r.returncode)
+        sys.exit(returncode)
     finally:
         if serve is not None:
             serve.kill()
