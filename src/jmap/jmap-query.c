@@ -644,6 +644,7 @@ struct mbox {
 	const char *role; /* lower case or NULL */
 	int sort_order;
 	bool subscribed;
+	bool match, placed; /* Mailbox/query's own */
 };
 
 static const char *role_lower(const char *role)
@@ -807,6 +808,41 @@ static int mbox_cmp(const void *a, const void *b, void *arg)
 	return (x->id > y->id) - (x->id < y->id);
 }
 
+/* filterAsTree: m[i] and all its ancestors match. */
+static bool tree_match(const struct mbox *m, size_t n, size_t i)
+{
+	for (size_t hops = 0; hops <= n; hops++) {
+		if (!m[i].match)
+			return false;
+		size_t j = 0;
+		while (m[i].parent_id != 0 && j < n && m[j].id != m[i].parent_id)
+			j++;
+		if (m[i].parent_id == 0 || j == n)
+			return true;
+		i = j;
+	}
+	return false;
+}
+
+#define MBOX_TREE_MAX_DEPTH 64
+
+/* sortAsTree: each mailbox, then its children, siblings in the order of
+ * sorted (RFC 8621 2.3: ancestors first; others compare by their nearest
+ * ancestors that are siblings). */
+static void tree_order(struct mbox **sorted, size_t n, int64_t parent, struct mbox **out,
+                       size_t *placed, unsigned depth)
+{
+	if (depth > MBOX_TREE_MAX_DEPTH)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		if (sorted[i]->parent_id == parent && !sorted[i]->placed) {
+			sorted[i]->placed = true;
+			out[(*placed)++] = sorted[i];
+			tree_order(sorted, n, sorted[i]->id, out, placed, depth + 1);
+		}
+	}
+}
+
 /* The current results of a Mailbox/query (ids in order). */
 static int mailbox_results(struct jmap_mail_ctx *ctx, struct parse *p, json_t *args,
                            int64_t **ids_r, size_t *n_r)
@@ -815,15 +851,14 @@ static int mailbox_results(struct jmap_mail_ctx *ctx, struct parse *p, json_t *a
 	struct mbox_sort sorts[STORE_QUERY_MAX_SORT];
 	size_t n_sort = 0;
 	json_t *f = json_object_get(args, "filter");
-	bool tree = false;
+	bool sort_tree = false, filter_tree = false;
 	if ((f != NULL && !json_is_null(f) && filter(p, f, 0, mailbox_condition, &root) < 0) ||
-	    !optional_bool(args, "sortAsTree", &tree) || tree ||
-	    !optional_bool(args, "filterAsTree", &tree) || tree) {
+	    !optional_bool(args, "sortAsTree", &sort_tree) ||
+	    !optional_bool(args, "filterAsTree", &filter_tree)) {
 		store_cond_free(&root);
-		return p->error_type != NULL
-		           ? -1
-		           : fail(p, "invalidArguments",
-		                  "sortAsTree and filterAsTree are not supported");
+		return p->error_type != NULL ? -1
+		                             : fail(p, "invalidArguments",
+		                                    "sortAsTree and filterAsTree are booleans");
 	}
 	json_t *sort = json_object_get(args, "sort");
 	if (sort != NULL && !json_is_null(sort)) {
@@ -867,17 +902,30 @@ static int mailbox_results(struct jmap_mail_ctx *ctx, struct parse *p, json_t *a
 	}
 	struct mbox *m = mboxes_build(boxes, n);
 	struct mbox **sel = calloc(n + 1, sizeof(*sel));
+	struct mbox **order = calloc(n + 1, sizeof(*order));
 	int64_t *ids = calloc(n + 1, sizeof(*ids));
 	size_t k = 0;
-	if (m != NULL && sel != NULL && ids != NULL) {
-		for (size_t i = 0; i < n; i++)
-			if (f == NULL || json_is_null(f) || mailbox_matches(&root, &m[i]))
-				sel[k++] = &m[i];
+	if (m != NULL && sel != NULL && order != NULL && ids != NULL) {
+		for (size_t i = 0; i < n; i++) {
+			m[i].match = f == NULL || json_is_null(f) || mailbox_matches(&root, &m[i]);
+			sel[i] = &m[i];
+		}
 		struct mbox_sorts ctx_sorts = {sorts, n_sort};
-		qsort_r(sel, k, sizeof(*sel), mbox_cmp, &ctx_sorts);
-		for (size_t i = 0; i < k; i++)
-			ids[i] = sel[i]->id;
+		qsort_r(sel, n, sizeof(*sel), mbox_cmp, &ctx_sorts);
+		if (sort_tree) {
+			/* Depth first over all mailboxes, siblings in sort order. */
+			size_t placed = 0;
+			tree_order(sel, n, 0, order, &placed, 0);
+			for (size_t i = 0; i < n; i++) /* deeper than the bound: at the end */
+				if (!sel[i]->placed)
+					order[placed++] = sel[i];
+			memcpy(sel, order, n * sizeof(*sel));
+		}
+		for (size_t i = 0; i < n; i++)
+			if (filter_tree ? tree_match(m, n, (size_t)(sel[i] - m)) : sel[i]->match)
+				ids[k++] = sel[i]->id;
 	}
+	free(order);
 	bool ok = m != NULL && sel != NULL && ids != NULL;
 	free(sel);
 	mboxes_free(m, n);

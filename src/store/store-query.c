@@ -652,34 +652,35 @@ int store_email_query_changes(struct store *s, const struct store_query *q, uint
 		*error_r = "unknown state";
 		return -1;
 	}
-	bool mutable_props = false;
-	bool thread_dep = q->collapse_threads ||
-	                  (q->filter != NULL && cond_thread_dependent(q->filter, &mutable_props));
+	bool mutable_filter = false, mutable_sort = false;
+	bool thread_dep = q->filter != NULL && cond_thread_dependent(q->filter, &mutable_filter);
+	thread_dep |= q->collapse_threads;
 	for (size_t i = 0; i < q->n_sort; i++) {
 		enum store_sort_property p = q->sort[i].property;
 		if (p == STORE_SORT_HAS_KEYWORD)
-			mutable_props = true;
+			mutable_sort = true;
 		if (p == STORE_SORT_ALL_IN_THREAD_KEYWORD || p == STORE_SORT_SOME_IN_THREAD_KEYWORD)
-			thread_dep = mutable_props = true;
+			thread_dep = mutable_sort = true;
 	}
 	/* The emails that changed since: their own changes, and for queries
 	 * that look at threads every email of a thread whose list of emails or
 	 * whose emails changed. */
 	const char *changed_sql =
-	    thread_dep ? "SELECT id FROM messages WHERE modseq > ?1 UNION SELECT object_id FROM "
-	                 "tombstones WHERE kind = 'message' AND modseq > ?1 UNION SELECT id FROM "
-	                 "messages WHERE thread_id IN (SELECT thread_id FROM messages WHERE "
-	                 "modseq > ?1 UNION SELECT id FROM threads WHERE modseq > ?1)"
-	               : "SELECT id FROM messages WHERE modseq > ?1 UNION SELECT object_id FROM "
-	                 "tombstones WHERE kind = 'message' AND modseq > ?1";
+	    thread_dep
+	        ? "SELECT id, 0 FROM messages WHERE modseq > ?1 UNION SELECT object_id, 1 "
+	          "FROM tombstones WHERE kind = 'message' AND modseq > ?1 UNION SELECT id, 0 "
+	          "FROM messages WHERE thread_id IN (SELECT thread_id FROM messages WHERE "
+	          "modseq > ?1 UNION SELECT id FROM threads WHERE modseq > ?1)"
+	        : "SELECT id, 0 FROM messages WHERE modseq > ?1 UNION SELECT object_id, 1 "
+	          "FROM tombstones WHERE kind = 'message' AND modseq > ?1";
 	sqlite3_stmt *st;
 	if (sqlite3_prepare_v2(store_db(s), changed_sql, -1, &st, NULL) != SQLITE_OK) {
 		*error_r = store_err(s, "query changes");
 		return -1;
 	}
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)since);
-	struct idhash changed = {0};
-	struct idvec removed = {0}, added = {0}, all = {0};
+	struct idhash changed = {0}, present = {0};
+	struct idvec removed = {0}, added = {0}, all = {0}, existing = {0};
 	uint64_t *index = NULL;
 	int rc, ret = -1;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -688,8 +689,11 @@ int store_email_query_changes(struct store *s, const struct store_query *q, uint
 			rc = SQLITE_FULL;
 			break;
 		}
+		/* Only what existed at since can leave the old results; emails
+		 * still here are looked at once the current results are known. */
+		bool gone = sqlite3_column_int(st, 1) != 0;
 		if (idhash_add(&changed, id) < 0 ||
-		    ((uint64_t)id <= since && idvec_push(&removed, id) < 0)) {
+		    ((uint64_t)id <= since && idvec_push(gone ? &removed : &existing, id) < 0)) {
 			rc = SQLITE_NOMEM;
 			break;
 		}
@@ -713,8 +717,24 @@ int store_email_query_changes(struct store *s, const struct store_query *q, uint
 	compiled_free(&c);
 	if (r < 0)
 		goto out;
+	/* An email still here that is not in the results now was not in them
+	 * before either when the filter looks only at immutable properties. */
+	bool exact = !mutable_filter && !thread_dep;
+	for (size_t i = 0; exact && i < all.n; i++)
+		if (idhash_add(&present, all.v[i]) < 0) {
+			*error_r = "store: out of memory";
+			goto out;
+		}
+	for (size_t i = 0; i < existing.n; i++) {
+		if (exact && !idhash_has(&present, existing.v[i]))
+			continue;
+		if (idvec_push(&removed, existing.v[i]) < 0) {
+			*error_r = "store: out of memory";
+			goto out;
+		}
+	}
 	size_t last = all.n;
-	if (has_up_to && !mutable_props && !thread_dep) {
+	if (has_up_to && !mutable_filter && !mutable_sort && !thread_dep) {
 		/* Immutable sort and filter: nothing after upToId matters. */
 		for (size_t i = 0; i < all.n; i++)
 			if (all.v[i] == up_to)
@@ -751,6 +771,8 @@ int store_email_query_changes(struct store *s, const struct store_query *q, uint
 	ret = 0;
 out:
 	free(changed.slots);
+	free(present.slots);
+	free(existing.v);
 	free(removed.v);
 	free(added.v);
 	free(index);

@@ -30,6 +30,14 @@ async function get(ids, properties) {
 }
 const rejectsWith = (p, type) => assert.rejects(p, (e) => e.type === type || assert.fail(`got ${e.type}`));
 
+test("the session names the collations and sorts", async () => {
+  const s = await alice.session;
+  assert.deepEqual([...s.capabilities["urn:ietf:params:jmap:core"].collationAlgorithms].sort(),
+    ["i;ascii-casemap", "i;ascii-numeric", "i;unicode-casemap"]);
+  const opts = s.accounts.alice.accountCapabilities["urn:ietf:params:jmap:mail"].emailQuerySortOptions;
+  for (const p of ["receivedAt", "sentAt", "size", "from", "to", "subject", "hasKeyword"]) assert.ok(opts.includes(p), p);
+});
+
 test("Email/query sorts: receivedAt, sentAt, size, from, subject", async () => {
   const box = await inbox();
   const f = { inMailbox: box.id };
@@ -223,6 +231,13 @@ test("Mailbox/query and Mailbox/queryChanges", async () => {
   const [from0] = await alice.api.Mailbox.queryChanges({ ...A, sinceQueryState: "0",
     sort: [{ property: "sortOrder" }, { property: "name" }] });
   assert.deepEqual(from0.added.map((a) => a.id), all.ids);
+  const [tree] = await alice.api.Mailbox.query({ ...A, sortAsTree: true, sort: [{ property: "name", isAscending: false }] });
+  assert.equal(tree.ids.length, boxes.length);
+  for (const m of boxes)
+    if (m.parentId) assert.ok(tree.ids.indexOf(m.parentId) < tree.ids.indexOf(m.id), "parent after child");
+  const [ft] = await alice.api.Mailbox.query({ ...A, filterAsTree: true, filter: { hasAnyRole: false } });
+  const [flat] = await alice.api.Mailbox.query({ ...A, filter: { hasAnyRole: false } });
+  assert.ok(ft.ids.every((id) => flat.ids.includes(id)));
   await rejectsWith(alice.api.Mailbox.query({ ...A, sort: [{ property: "totalEmails" }] }), "unsupportedSort");
   await rejectsWith(alice.api.Mailbox.query({ ...A, filter: { nope: true } }), "unsupportedFilter");
 });
