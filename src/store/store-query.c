@@ -637,6 +637,45 @@ static bool cond_thread_dependent(const struct store_cond *c, bool *mutable_r)
 	return dep;
 }
 
+/* Could an email in mailbox match c, judging by the mailbox alone (which
+ * never changes for an email)? The other conditions count as maybe. */
+enum maybe { MAYBE_FALSE, MAYBE_TRUE, MAYBE };
+
+static enum maybe cond_in_mailbox(const struct store_cond *c, int64_t mailbox)
+{
+	switch (c->kind) {
+	case STORE_COND_IN_MAILBOX:
+		return c->num == mailbox ? MAYBE_TRUE : MAYBE_FALSE;
+	case STORE_COND_IN_MAILBOX_OTHER_THAN:
+		for (size_t i = 0; i < c->n_ids; i++)
+			if (c->ids[i] == mailbox)
+				return MAYBE_FALSE;
+		return MAYBE_TRUE;
+	case STORE_COND_NONE:
+		return MAYBE_FALSE;
+	case STORE_COND_AND:
+	case STORE_COND_OR:
+	case STORE_COND_NOT: {
+		bool any_true = false, any_maybe = false, all_true = true;
+		for (size_t i = 0; i < c->n_children; i++) {
+			enum maybe r = cond_in_mailbox(&c->children[i], mailbox);
+			any_true |= r == MAYBE_TRUE;
+			any_maybe |= r == MAYBE;
+			all_true &= r == MAYBE_TRUE;
+			if (c->kind == STORE_COND_AND && r == MAYBE_FALSE)
+				return MAYBE_FALSE;
+		}
+		if (c->kind == STORE_COND_AND)
+			return all_true ? MAYBE_TRUE : MAYBE;
+		if (c->kind == STORE_COND_OR)
+			return any_true ? MAYBE_TRUE : any_maybe ? MAYBE : MAYBE_FALSE;
+		return any_true ? MAYBE_FALSE : any_maybe ? MAYBE : MAYBE_TRUE;
+	}
+	default:
+		return MAYBE;
+	}
+}
+
 int store_email_query_changes(struct store *s, const struct store_query *q, uint64_t since,
                               uint64_t max_changes, bool has_up_to, int64_t up_to,
                               struct store_query_changes *changes_r, enum store_query_error *kind_r,
@@ -667,12 +706,13 @@ int store_email_query_changes(struct store *s, const struct store_query *q, uint
 	 * whose emails changed. */
 	const char *changed_sql =
 	    thread_dep
-	        ? "SELECT id, 0 FROM messages WHERE modseq > ?1 UNION SELECT object_id, 1 "
-	          "FROM tombstones WHERE kind = 'message' AND modseq > ?1 UNION SELECT id, 0 "
-	          "FROM messages WHERE thread_id IN (SELECT thread_id FROM messages WHERE "
-	          "modseq > ?1 UNION SELECT id FROM threads WHERE modseq > ?1)"
-	        : "SELECT id, 0 FROM messages WHERE modseq > ?1 UNION SELECT object_id, 1 "
-	          "FROM tombstones WHERE kind = 'message' AND modseq > ?1";
+	        ? "SELECT id, 0, mailbox_id FROM messages WHERE modseq > ?1 UNION SELECT "
+	          "object_id, 1, parent_id FROM tombstones WHERE kind = 'message' AND modseq > ?1 "
+	          "UNION SELECT id, 0, mailbox_id FROM messages WHERE thread_id IN (SELECT "
+	          "thread_id FROM messages WHERE modseq > ?1 UNION SELECT id FROM threads WHERE "
+	          "modseq > ?1)"
+	        : "SELECT id, 0, mailbox_id FROM messages WHERE modseq > ?1 UNION SELECT "
+	          "object_id, 1, parent_id FROM tombstones WHERE kind = 'message' AND modseq > ?1";
 	sqlite3_stmt *st;
 	if (sqlite3_prepare_v2(store_db(s), changed_sql, -1, &st, NULL) != SQLITE_OK) {
 		*error_r = store_err(s, "query changes");
@@ -692,6 +732,16 @@ int store_email_query_changes(struct store *s, const struct store_query *q, uint
 		/* Only what existed at since can leave the old results; emails
 		 * still here are looked at once the current results are known. */
 		bool gone = sqlite3_column_int(st, 1) != 0;
+		int64_t mailbox = sqlite3_column_int64(st, 2);
+		if ((uint64_t)id <= since && mailbox != 0 && q->filter != NULL &&
+		    cond_in_mailbox(q->filter, mailbox) == MAYBE_FALSE) {
+			/* Its mailbox alone kept it out of the results, then as now. */
+			if (idhash_add(&changed, id) < 0) {
+				rc = SQLITE_NOMEM;
+				break;
+			}
+			continue;
+		}
 		if (idhash_add(&changed, id) < 0 ||
 		    ((uint64_t)id <= since && idvec_push(gone ? &removed : &existing, id) < 0)) {
 			rc = SQLITE_NOMEM;
