@@ -604,12 +604,16 @@ static int email_query_changes(void *context, struct jmap_call *call, json_t *ar
 		has_up_to = jmap_call_resolve_id(call, json_string_value(up_to), &id, &err) == 0 &&
 		            jmap_query_parse_id(id, 'E', &up_to_id);
 	}
+	/* tooManyChanges is about the client's maxChanges; past the server's
+	 * own bound the client had better query afresh. */
 	uint64_t limit =
 	    max > 0 && max < JMAP_QUERY_MAX_CHANGES ? (uint64_t)max : JMAP_QUERY_MAX_CHANGES;
 	struct store_query_changes ch;
 	enum store_query_error kind;
 	if (store_email_query_changes(ctx->store, &a->q, since, limit, has_up_to, up_to_id, &ch,
 	                              &kind, &err) < 0) {
+		if (kind == STORE_QUERY_TOO_MANY_CHANGES && (max == 0 || max > (json_int_t)limit))
+			kind = STORE_QUERY_CANNOT_CALCULATE;
 		fail(&p, query_error_type(kind), kind == STORE_QUERY_FAILED ? NULL : err);
 		goto out;
 	}
