@@ -252,16 +252,20 @@ static json_t *session_json(struct serve *sv, const struct hub_user *u, uint64_t
 		 "%s/jmap/eventsource/?types={types}&closeafter={closeafter}&ping={ping}",
 		 sv->public_url);
 	snprintf(st, sizeof(st), "%llu", (unsigned long long)state);
-	json_t *core = json_pack("{s:I,s:i,s:I,s:i,s:i,s:i,s:i,s:[]}", "maxSizeUpload",
+	json_t *core = json_pack("{s:I,s:i,s:I,s:i,s:i,s:i,s:i,s:[sss]}", "maxSizeUpload",
 				 (json_int_t)0, "maxConcurrentUpload", 1, "maxSizeRequest",
 				 (json_int_t)SERVE_MAX_REQUEST, "maxConcurrentRequests", 8,
 				 "maxCallsInRequest", 32, "maxObjectsInGet",
 				 JMAP_MAIL_MAX_OBJECTS_IN_GET, "maxObjectsInSet", 0,
-				 "collationAlgorithms");
-	json_t *mail_acct = json_pack("{s:n,s:n,s:i,s:i,s:[s],s:b}", "maxMailboxesPerEmail",
-				      "maxMailboxDepth", "maxSizeMailboxName", 490,
-				      "maxSizeAttachmentsPerEmail", 50000000, "emailQuerySortOptions",
-				      "receivedAt", "mayCreateTopLevelMailbox", 0);
+				 "collationAlgorithms", "i;ascii-numeric", "i;ascii-casemap",
+				 "i;unicode-casemap");
+	json_t *mail_acct = json_pack("{s:n,s:n,s:i,s:i,s:[sssssssss],s:b}",
+				      "maxMailboxesPerEmail", "maxMailboxDepth",
+				      "maxSizeMailboxName", 490, "maxSizeAttachmentsPerEmail",
+				      50000000, "emailQuerySortOptions", "receivedAt", "sentAt",
+				      "size", "from", "to", "subject", "hasKeyword",
+				      "allInThreadHaveKeyword", "someInThreadHaveKeyword",
+				      "mayCreateTopLevelMailbox", 0);
 	json_t *accounts = json_object();
 	json_object_set_new(accounts, u->name,
 			    json_pack("{s:s,s:b,s:b,s:{s:o}}", "name", u->name, "isPersonal", 1,

@@ -33,11 +33,10 @@ static json_t *prefixed(char prefix, int64_t id)
 	return json_string(buf);
 }
 
-/* The one place an Email's threadId comes from (one thread per email until
- * the store records threads). */
+/* The one place an Email's threadId comes from: the store's thread. */
 static json_t *thread_id_json(const struct store_email *e)
 {
-	return prefixed('T', e->id);
+	return prefixed('T', e->thread_id);
 }
 
 /* A parsed blob id: the stored row and the chain of part paths. */

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "../mime/mime.h"
+#include "jmap-query.h"
 
 static bool parse_prefixed_id(const char *id, char prefix, int64_t *id_r)
 {
@@ -159,91 +160,6 @@ static int mailbox_get(void *context, struct jmap_call *call, json_t *args,
 	return jmap_call_respond(call, "Mailbox/get", resp, &err);
 }
 
-static int email_query(void *context, struct jmap_call *call, json_t *args,
-		       const char **error_type_r, const char **description_r)
-{
-	struct jmap_mail_ctx *ctx = context;
-	const char *err;
-	if (check_account(ctx, args, error_type_r) < 0)
-		return -1;
-	int64_t mailbox = 0;
-	json_t *filter = json_object_get(args, "filter");
-	if (filter != NULL && !json_is_null(filter)) {
-		const char *key;
-		json_t *v;
-		if (!json_is_object(filter)) {
-			*error_type_r = "invalidArguments";
-			return -1;
-		}
-		json_object_foreach(filter, key, v)
-		{
-			const char *id;
-			if (strcmp(key, "inMailbox") != 0) {
-				*error_type_r = "unsupportedFilter";
-				*description_r = "only inMailbox is supported yet";
-				return -1;
-			}
-			if (jmap_call_resolve_id(call, json_string_value(v), &id, &err) < 0 ||
-			    !parse_prefixed_id(id, 'M', &mailbox)) {
-				*error_type_r = "invalidArguments";
-				*description_r = "inMailbox is not a mailbox id";
-				return -1;
-			}
-		}
-	}
-	bool newest_first = true;
-	json_t *sort = json_object_get(args, "sort");
-	if (sort != NULL && !json_is_null(sort)) {
-		json_t *c = json_array_get(sort, 0);
-		const char *prop = json_string_value(json_object_get(c, "property"));
-		if (!json_is_array(sort) || json_array_size(sort) > 1 || prop == NULL) {
-			*error_type_r = json_is_array(sort) ? "unsupportedSort" : "invalidArguments";
-			return -1;
-		}
-		if (strcmp(prop, "receivedAt") != 0) {
-			*error_type_r = "unsupportedSort";
-			*description_r = "only receivedAt is supported yet";
-			return -1;
-		}
-		/* isAscending defaults to true (RFC 8620 5.5). */
-		newest_first = json_is_false(json_object_get(c, "isAscending"));
-	}
-	json_int_t position = 0, limit = JMAP_MAIL_MAX_QUERY_LIMIT;
-	json_t *p = json_object_get(args, "position"), *l = json_object_get(args, "limit");
-	if ((p != NULL && !json_is_null(p) && (!json_is_integer(p) || json_integer_value(p) < 0)) ||
-	    (l != NULL && !json_is_null(l) && (!json_is_integer(l) || json_integer_value(l) < 0)) ||
-	    json_object_get(args, "anchor") != NULL) {
-		*error_type_r = "invalidArguments";
-		*description_r = json_object_get(args, "anchor") != NULL
-					 ? "anchor is not supported yet"
-					 : "position and limit are non-negative integers";
-		return -1;
-	}
-	if (p != NULL && json_is_integer(p))
-		position = json_integer_value(p);
-	if (l != NULL && json_is_integer(l) && json_integer_value(l) < limit)
-		limit = json_integer_value(l);
-	int64_t *rows = NULL;
-	size_t n = 0;
-	uint64_t total = 0;
-	bool want_total = json_is_true(json_object_get(args, "calculateTotal"));
-	if (store_email_query(ctx->store, mailbox, newest_first, (uint64_t)position,
-			      (uint64_t)limit, &rows, &n, want_total ? &total : NULL, &err) < 0) {
-		*error_type_r = "serverFail";
-		return -1;
-	}
-	json_t *ids = json_array();
-	for (size_t i = 0; i < n; i++)
-		json_array_append_new(ids, prefixed('E', rows[i]));
-	free(rows);
-	json_t *resp = json_pack("{s:s,s:s,s:b,s:I,s:o,s:I}", "accountId", ctx->account_id,
-				 "queryState", ctx->state, "canCalculateChanges", 0, "position",
-				 position, "ids", ids, "limit", limit);
-	if (want_total)
-		json_object_set_new(resp, "total", json_integer((json_int_t)total));
-	return jmap_call_respond(call, "Email/query", resp, &err);
-}
-
 static json_t *id_list(char prefix, const int64_t *ids, size_t n)
 {
 	json_t *arr = json_array();
@@ -321,13 +237,12 @@ int jmap_mail_register(struct jmap_registry *registry, const char **error_r)
 	if (jmap_registry_add_capability(registry, JMAP_CAPABILITY_MAIL, error_r) < 0 ||
 	    jmap_registry_add_method(registry, "Mailbox/get", JMAP_CAPABILITY_MAIL, mailbox_get,
 				     error_r) < 0 ||
-	    jmap_registry_add_method(registry, "Email/query", JMAP_CAPABILITY_MAIL, email_query,
-				     error_r) < 0 ||
 	    jmap_email_register(registry, error_r) < 0 ||
 	    jmap_registry_add_method(registry, "Mailbox/changes", JMAP_CAPABILITY_MAIL,
 				     mailbox_changes, error_r) < 0 ||
 	    jmap_registry_add_method(registry, "Email/changes", JMAP_CAPABILITY_MAIL, email_changes,
-				     error_r) < 0)
+				     error_r) < 0 ||
+	    jmap_query_register(registry, error_r) < 0 || jmap_thread_register(registry, error_r) < 0)
 		return -1;
 	return 0;
 }

@@ -11,7 +11,7 @@
  * from the providers by sync.
  *
  * Ids: Mailbox "M<row id>", Email "E<row id>", blob "B<row id>", thread
- * "T<email row id>" (one thread per email until threading lands).
+ * "T<thread id>" (store-envelope.h; queries and threads: jmap-query.h).
  * State strings are the store's change counter.
  */
 

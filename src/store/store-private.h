@@ -13,4 +13,9 @@ const char *store_err(struct store *s, const char *what);
  * an older store once. Run by store_open(). */
 int store_counts_schema(struct store *s, const char **error_r);
 
+/* The next change counter value (inside a transaction). */
+uint64_t store_next_modseq(struct store *s);
+/* Where store-envelope.c keeps its state on the handle. */
+void **store_envelope_slot(struct store *s);
+
 #endif

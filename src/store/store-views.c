@@ -52,7 +52,7 @@ int store_email_get(struct store *s, int64_t id, struct store_email *email_r,
 	sqlite3_stmt *st;
 	if (sqlite3_prepare_v2(store_db(s),
 			       "SELECT m.id, m.mailbox_id, m.uid, m.blob_id, b.size, m.flags, "
-			       "m.keywords, m.internaldate FROM messages m JOIN blobs b "
+			       "m.keywords, m.internaldate, m.thread_id FROM messages m JOIN blobs b "
 			       "ON b.id = m.blob_id WHERE m.id = ?1 AND m.uid > 0",
 			       -1, &st, NULL) != SQLITE_OK) {
 		*error_r = store_err(s, "get message");
@@ -72,6 +72,7 @@ int store_email_get(struct store *s, int64_t id, struct store_email *email_r,
 		snprintf(email_r->keywords, sizeof(email_r->keywords), "%s",
 			 kw != NULL ? (const char *)kw : "");
 		email_r->internaldate = sqlite3_column_int64(st, 7);
+		email_r->thread_id = sqlite3_column_int64(st, 8);
 	}
 	sqlite3_finalize(st);
 	if (rc == SQLITE_ROW)
@@ -201,6 +202,12 @@ static const char *const changes_sql[] = {
 		"  WHERE modseq > ?1 AND created_modseq <= ?1 "
 		"UNION ALL SELECT modseq, 'd', object_id FROM tombstones "
 		"  WHERE kind = 'message' AND modseq > ?1 ORDER BY 1",
+	[STORE_CHANGES_THREAD] =
+		"SELECT created_modseq, 'c', id FROM threads WHERE created_modseq > ?1 "
+		"UNION ALL SELECT modseq, 'u', id FROM threads "
+		"  WHERE modseq > ?1 AND created_modseq <= ?1 "
+		"UNION ALL SELECT modseq, 'd', object_id FROM tombstones "
+		"  WHERE kind = 'thread' AND modseq > ?1 ORDER BY 1",
 };
 
 /* A list of ids with a hash index on the side (open addressing). */

@@ -12,6 +12,7 @@
  *   tombstones(modseq, kind, object_id)  removed mailboxes and messages
  */
 #include "store-private.h"
+#include "store-envelope.h"
 
 #include <fcntl.h>
 #include <openssl/evp.h>
@@ -153,6 +154,7 @@ struct store {
 	uint64_t modseq, modseq_at_begin;
 	bool in_txn;
 	char error[512];
+	void *envelope; /* store-envelope.c's prepared statements */
 };
 
 struct store_blob_writer {
@@ -198,6 +200,11 @@ static int stmt_done(struct store *s, sqlite3_stmt *st, const char *what, const 
 sqlite3 *store_db(struct store *s)
 {
 	return s->db;
+}
+
+void **store_envelope_slot(struct store *s)
+{
+	return &s->envelope;
 }
 
 int store_open(const char *path, struct store **store_r, const char **error_r)
@@ -275,6 +282,12 @@ int store_open(const char *path, struct store **store_r, const char **error_r)
 		store_close(&s);
 		return -1;
 	}
+	if (store_envelope_open(s, error_r) < 0) {
+		snprintf(open_error, sizeof(open_error), "%s", *error_r);
+		*error_r = open_error;
+		store_close(&s);
+		return -1;
+	}
 	for (int i = 0; i < ST_COUNT; i++) {
 		if (sqlite3_prepare_v3(s->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
 				       &s->stmt[i], NULL) != SQLITE_OK) {
@@ -285,7 +298,7 @@ int store_open(const char *path, struct store **store_r, const char **error_r)
 			return -1;
 		}
 	}
-	if (store_counts_schema(s, error_r) < 0) {
+	if (store_counts_schema(s, error_r) < 0 || store_envelope_catch_up(s, error_r) < 0) {
 		snprintf(open_error, sizeof(open_error), "%s", *error_r);
 		*error_r = open_error;
 		store_close(&s);
@@ -302,6 +315,7 @@ void store_close(struct store **store)
 		return;
 	if (s->in_txn)
 		store_rollback(s);
+	store_envelope_close(s);
 	for (int i = 0; i < ST_COUNT; i++)
 		sqlite3_finalize(s->stmt[i]);
 	if (s->db != NULL)
@@ -361,6 +375,11 @@ uint64_t store_modseq(struct store *s)
 static int64_t next_modseq(struct store *s)
 {
 	return (int64_t)++s->modseq;
+}
+
+uint64_t store_next_modseq(struct store *s)
+{
+	return (uint64_t)next_modseq(s);
 }
 
 static int message_remove(struct store *s, int64_t mailbox_id, int64_t uid,
@@ -713,8 +732,10 @@ int store_message_add(struct store *s, int64_t mailbox_id, uint32_t uid, int64_t
 	sqlite3_bind_int64(st, 6, internaldate);
 	/* The id is the change that created the row: unique, increasing and
 	 * never reused, as JMAP ids must be. */
-	sqlite3_bind_int64(st, 7, next_modseq(s));
-	if (stmt_done(s, st, "add message", error_r) < 0)
+	int64_t id = next_modseq(s);
+	sqlite3_bind_int64(st, 7, id);
+	if (stmt_done(s, st, "add message", error_r) < 0 ||
+	    store_envelope_message_added(s, id, blob_id, error_r) < 0)
 		return -1;
 	return existing == 1 ? message_remove(s, mailbox_id, -(int64_t)uid, error_r) : 0;
 }

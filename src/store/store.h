@@ -185,6 +185,7 @@ struct store_email {
 	unsigned flags;
 	char keywords[1024]; /* truncated beyond that */
 	int64_t internaldate;
+	int64_t thread_id; /* the JMAP Thread id (store-envelope.h) */
 };
 /* The committed change counter (what the device API's states derive from). */
 int store_read_modseq(struct store *s, uint64_t *modseq_r, const char **error_r);
@@ -200,7 +201,7 @@ int store_blob_sha256(struct store *s, int64_t blob_id, uint64_t *size_r, uint8_
  * change up to which everything was reported, else the current counter.
  * Mailboxes count as updated when their messages changed (their counts
  * did). Caller frees the arrays. */
-enum store_changes_kind { STORE_CHANGES_MAILBOX, STORE_CHANGES_EMAIL };
+enum store_changes_kind { STORE_CHANGES_MAILBOX, STORE_CHANGES_EMAIL, STORE_CHANGES_THREAD };
 struct store_changes {
 	int64_t *created, *updated, *destroyed;
 	size_t n_created, n_updated, n_destroyed;
