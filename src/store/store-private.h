@@ -9,5 +9,17 @@
 sqlite3 *store_db(struct store *s);
 /* Format "store: what: sqlite message" into the store's error buffer. */
 const char *store_err(struct store *s, const char *what);
+/* Take the next change counter value (inside a transaction). */
+int64_t store_next_modseq(struct store *s);
+
+/* store-local.c: its tables (CREATE IF NOT EXISTS) and the expiry of old
+ * uploads, run by store_open() before statements are prepared. */
+int store_local_schema(struct store *s, const char **error_r);
+/* 1 when message_id has a keyword change made through the device API that
+ * is still pending (the sync must not overwrite it), 0 not, -1 error. */
+int store_local_holds_flags(struct store *s, int64_t message_id, const char **error_r);
+/* Remove the messages of a mailbox that were made through the device API
+ * (local UIDs), with tombstones; before the mailbox itself goes. */
+int store_local_purge_mailbox(struct store *s, int64_t mailbox_id, const char **error_r);
 
 #endif

@@ -84,7 +84,8 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_BLOB_SET_HASH] = "UPDATE blobs SET sha256 = ?2 WHERE id = ?1",
 	[ST_BLOB_DEL] = "DELETE FROM blobs WHERE id = ?1",
 	[ST_BLOB_GC] = "DELETE FROM blobs WHERE id = ?1 AND NOT EXISTS "
-		       "(SELECT 1 FROM messages WHERE blob_id = ?1)",
+		       "(SELECT 1 FROM messages WHERE blob_id = ?1) AND NOT EXISTS "
+		       "(SELECT 1 FROM uploads WHERE blob_id = ?1)",
 	[ST_MSG_ADD] = "INSERT INTO messages(id, mailbox_id, uid, blob_id, flags, keywords, "
 		       "internaldate, modseq, created_modseq) "
 		       "VALUES (?7, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
@@ -95,9 +96,13 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_MSG_DEL] = "DELETE FROM messages WHERE id = ?1",
 	[ST_MSG_SET_UID] = "UPDATE messages SET uid = ?3, modseq = ?4 "
 			   "WHERE mailbox_id = ?1 AND uid = -?2",
-	[ST_MSG_STASH] = "UPDATE messages SET uid = -uid WHERE mailbox_id = ?1 AND uid > 0",
+	/* Server UIDs only: messages made through the device API have UIDs
+	 * from 2^32 on (store-local.c) and are not the sync's business. */
+	[ST_MSG_STASH] = "UPDATE messages SET uid = -uid WHERE mailbox_id = ?1 AND uid > 0 "
+			 "AND uid < 4294967296",
 	[ST_MSG_STASHED] = "SELECT -uid FROM messages WHERE mailbox_id = ?1 AND uid < 0",
-	[ST_MSG_UIDS] = "SELECT uid FROM messages WHERE mailbox_id = ?1 AND uid > 0 ORDER BY uid",
+	[ST_MSG_UIDS] = "SELECT uid FROM messages WHERE mailbox_id = ?1 AND uid > 0 "
+			"AND uid < 4294967296 ORDER BY uid",
 	[ST_MSG_ITER] = "SELECT m.uid, m.blob_id, b.size, m.flags, m.keywords, m.internaldate "
 			"FROM messages m JOIN blobs b ON b.id = m.blob_id "
 			"WHERE m.mailbox_id = ?1 ORDER BY m.uid",
@@ -275,6 +280,10 @@ int store_open(const char *path, struct store **store_r, const char **error_r)
 		store_close(&s);
 		return -1;
 	}
+	if (store_local_schema(s, error_r) < 0) {
+		store_close(&s);
+		return -1;
+	}
 	for (int i = 0; i < ST_COUNT; i++) {
 		if (sqlite3_prepare_v3(s->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
 				       &s->stmt[i], NULL) != SQLITE_OK) {
@@ -355,6 +364,11 @@ uint64_t store_modseq(struct store *s)
 static int64_t next_modseq(struct store *s)
 {
 	return (int64_t)++s->modseq;
+}
+
+int64_t store_next_modseq(struct store *s)
+{
+	return next_modseq(s);
 }
 
 static int message_remove(struct store *s, int64_t mailbox_id, int64_t uid,
@@ -530,7 +544,8 @@ int store_mailbox_delete(struct store *s, int64_t mailbox_id, const char **error
 {
 	uint32_t *uids = NULL;
 	size_t count = 0;
-	if (store_mailbox_uids(s, mailbox_id, &uids, &count, error_r) < 0)
+	if (store_local_purge_mailbox(s, mailbox_id, error_r) < 0 ||
+	    store_mailbox_uids(s, mailbox_id, &uids, &count, error_r) < 0)
 		return -1;
 	for (size_t i = 0; i < count; i++) {
 		if (store_message_expunge(s, mailbox_id, uids[i], error_r) < 0) {
@@ -747,6 +762,13 @@ int store_message_set_flags(struct store *s, int64_t mailbox_id, uint32_t uid, u
 	int r = message_get(s, mailbox_id, uid, &id, &blob_id, &old_flags, &old_keywords, error_r);
 	if (r <= 0)
 		return r;
+	/* A keyword change made through the device API wins until the
+	 * two-way sync has carried it to the server. */
+	int held = store_local_holds_flags(s, id, error_r);
+	if (held != 0) {
+		free(old_keywords);
+		return held < 0 ? -1 : 0;
+	}
 	if (keywords == NULL)
 		keywords = "";
 	bool same = old_flags == flags && old_keywords != NULL &&

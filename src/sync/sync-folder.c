@@ -379,7 +379,7 @@ static int check_expunges(struct sync_ctx *ctx, size_t new_count)
 {
 	const char *err;
 	uint32_t local_count;
-	if (store_mailbox_count(ctx->store, ctx->sel.mailbox_id, &local_count, &err) < 0)
+	if (store_mailbox_server_count(ctx->store, ctx->sel.mailbox_id, &local_count, &err) < 0)
 		return store_failed(ctx, err);
 	if ((uint64_t)local_count + new_count == ctx->sel.exists)
 		return 0;
