@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "../mime/mime.h"
+#include "jmap-set-private.h"
 
 #define PARSE_MAX_BYTES (8u * 1024 * 1024) /* larger messages: headers and start only */
 
@@ -166,6 +167,9 @@ static int mailbox_get(void *context, struct jmap_call *call, json_t *args,
 	}
 	store_mailboxes_free(&boxes, n);
 	free(counts);
+	size_t at;
+	json_t *box;
+	json_array_foreach(list, at, box) jmap_mailbox_decorate(ctx, box);
 	json_t *resp = json_pack("{s:s,s:s,s:o,s:o}", "accountId", ctx->account_id, "state",
 				 ctx->state, "list", list, "notFound", not_found);
 	return jmap_call_respond(call, "Mailbox/get", resp, &err);
@@ -492,7 +496,14 @@ int jmap_mail_register(struct jmap_registry *registry, const char **error_r)
 	    jmap_registry_add_method(registry, "Mailbox/changes", JMAP_CAPABILITY_MAIL,
 				     mailbox_changes, error_r) < 0 ||
 	    jmap_registry_add_method(registry, "Email/changes", JMAP_CAPABILITY_MAIL, email_changes,
-				     error_r) < 0)
+				     error_r) < 0 ||
+	    jmap_registry_add_method(registry, "Email/set", JMAP_CAPABILITY_MAIL, jmap_email_set,
+				     error_r) < 0 ||
+	    jmap_registry_add_method(registry, "Email/import", JMAP_CAPABILITY_MAIL,
+				     jmap_email_import, error_r) < 0 ||
+	    jmap_registry_add_method(registry, "Mailbox/set", JMAP_CAPABILITY_MAIL, jmap_mailbox_set,
+				     error_r) < 0 ||
+	    jmap_identity_register(registry, error_r) < 0)
 		return -1;
 	return 0;
 }

@@ -4,6 +4,8 @@
 #include "jmap.h"
 #include "../store/store.h"
 
+struct hub_account;
+
 /*
  * RFC 8621 methods over a user's hosted store: Mailbox/get, Email/query,
  * Email/get. The account is read-only through the API for now (the
@@ -23,6 +25,10 @@ struct jmap_mail_ctx {
 	struct store *store;
 	const char *account_id; /* the hub user name */
 	char state[32];         /* the store's change counter as a string */
+	/* The user's hub accounts (Identity/get); borrowed, may be NULL. /set
+	 * methods update state after they commit. */
+	const struct hub_account *hub_accounts;
+	size_t n_hub_accounts;
 };
 
 /* Register the mail capability and methods. */
