@@ -6,6 +6,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execSync } from "node:child_process";
+import { writeFileSync } from "node:fs";
 import JamClient from "jmap-jam";
 
 const env = process.env;
@@ -42,6 +43,22 @@ test("the session is writable and says what the hub can do", async () => {
   assert.equal(mail.maxMailboxesPerEmail, 1);
   assert.ok(s.capabilities["urn:ietf:params:jmap:core"].maxSizeUpload > 0);
   assert.ok(s.capabilities["urn:ietf:params:jmap:submission"]);
+});
+
+test("an upload above maxSizeUpload is refused with 413", async () => {
+  const s = await alice.session;
+  const max = s.capabilities["urn:ietf:params:jmap:core"].maxSizeUpload;
+  // The server answers before reading the body and closes the connection,
+  // which fetch reports as a failed write: curl shows the status (the token
+  // goes in on stdin, not in argv).
+  writeFileSync("/tmp/mk-set-big.bin", Buffer.alloc(max + 1));
+  const status = execSync(`curl -s -o /dev/null -w '%{http_code}' -H @- --data-binary @/tmp/mk-set-big.bin ` +
+    `'${new URL("/jmap/upload/alice/", session)}'`, { input: `Authorization: Bearer ${env.MK_TOKEN_ALICE}\n` }).toString();
+  assert.equal(status, "413");
+  const ok = await fetch(new URL("/jmap/upload/alice/", session), { method: "POST",
+    headers: { Authorization: `Bearer ${env.MK_TOKEN_ALICE}`, "Content-Type": "text/plain" }, body: "small" });
+  assert.equal(ok.status, 201);
+  assert.deepEqual(Object.keys(await ok.json()).sort(), ["accountId", "blobId", "size", "type"]);
 });
 
 test("upload, then Email/import into a new mailbox, then Email/get", async () => {
