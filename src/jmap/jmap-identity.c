@@ -33,6 +33,16 @@ static bool url_host(const char *url, char *out, size_t size)
 		return false;
 	memcpy(out, p, len);
 	out[len] = '\0';
+	if (strspn(out, "0123456789.") == len) {
+		/* An IPv4 address: the address literal of RFC 5321 4.1.3. */
+		if (len + 2 >= size)
+			return false;
+		memmove(out + 1, out, len);
+		out[0] = '[';
+		out[len + 1] = ']';
+		out[len + 2] = '\0';
+		return true;
+	}
 	/* mail.example.org and imap.example.org serve example.org */
 	static const char *const prefixes[] = {"imap.", "smtp.", "mail.", "submission."};
 	for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++) {

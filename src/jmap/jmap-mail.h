@@ -8,8 +8,10 @@ struct hub_account;
 
 /*
  * RFC 8621 methods over a user's hosted store: Mailbox/get, Email/query,
- * Email/get. The account is read-only through the API for now (the
- * session says isReadOnly): changes arrive from the providers by sync.
+ * Email/get, /changes here; Email/set, Email/import, Mailbox/set and
+ * Identity/get in jmap-email-set.c, jmap-mailbox-set.c, jmap-identity.c
+ * (see jmap-set-private.h). Changes made through the API stay in the
+ * hosted mailbox, recorded for the two-way sync (store.h, store-local).
  *
  * Ids: Mailbox "M<row id>", Email "E<row id>", blob "B<row id>", thread
  * "T<email row id>" (one thread per email until threading lands).
