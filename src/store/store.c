@@ -922,7 +922,9 @@ bool store_iter_next(struct store_iter *it, struct store_msg *msg_r)
 		it->failed = rc != SQLITE_DONE;
 		return false;
 	}
-	msg_r->uid = (uint32_t)sqlite3_column_int64(it->stmt, 0);
+	int64_t uid = sqlite3_column_int64(it->stmt, 0);
+	msg_r->uid = (uint32_t)uid;
+	msg_r->local = uid >= STORE_LOCAL_UID_BASE;
 	msg_r->blob_id = sqlite3_column_int64(it->stmt, 1);
 	msg_r->size = (uint64_t)sqlite3_column_int64(it->stmt, 2);
 	msg_r->flags = (unsigned)sqlite3_column_int(it->stmt, 3);

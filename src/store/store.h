@@ -133,6 +133,7 @@ struct store_msg {
 	unsigned flags;
 	const char *keywords; /* valid until the next store_iter_next() */
 	int64_t internaldate;
+	bool local; /* made through the device API: uid is not a server UID */
 };
 /* Iterate the messages of a mailbox in UID order. */
 struct store_iter;

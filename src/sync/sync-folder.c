@@ -814,6 +814,8 @@ static int sync_folder_repair(struct sync_ctx *ctx)
 		goto out;
 	}
 	while (store_iter_next(it, &m)) {
+		if (m.local)
+			continue; /* made here: no server UID to pair */
 		if (nlocal == caplocal) {
 			caplocal = caplocal == 0 ? 256 : caplocal * 2;
 			struct pair_key *n = realloc(local, caplocal * sizeof(*n));

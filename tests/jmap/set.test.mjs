@@ -373,4 +373,9 @@ test("a sync from the server neither undoes nor duplicates changes made here", a
   const names = list.map((m) => `${m.parentId}/${m.name}`);
   assert.equal(new Set(names).size, names.length, "duplicate mailboxes");
   assert.equal(list.find((m) => m.id === other.id).totalEmails, other.totalEmails + 1);
+  // The server was not touched: the changes wait for the two-way sync.
+  const server = Object.fromEntries(execSync(`${env.MK_IMAPCTL} list`).toString().trim().split("\n")
+    .map((l) => { const f = l.split(" "); return [f.slice(0, -3).join(" "), Number(f.at(-1))]; }));
+  assert.equal(server[src.name], before.length + 1);
+  assert.ok("Doomed" in server && other.name in server && !("Made here" in server));
 });
