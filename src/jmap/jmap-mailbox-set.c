@@ -7,9 +7,9 @@
  * child is created in its parent's account; a top-level mailbox goes to
  * the user's only external account, or to hub:local when there are none
  * or several (say which with a parent instead). A mailbox does not change
- * account (parentId in another account is refused). Renaming a mailbox
- * that has children, renaming or destroying the inbox, and role changes
- * are refused. sortOrder and isSubscribed are kept in the store for the
+ * account (parentId in another account is refused). A rename renames the
+ * children along. Renaming or destroying the inbox and role changes are
+ * refused. sortOrder and isSubscribed are kept in the store for the
  * devices (not on the server). Everything is recorded as a pending local
  * change (store-local) for the two-way sync.
  */
@@ -106,6 +106,52 @@ static bool has_children(struct boxes *b, const struct store_mailbox *m, int64_t
 		    b->all[i].name[len] == m->delim)
 			return true;
 	return false;
+}
+
+/* True when name is m's name or below it. */
+static bool in_subtree(const struct store_mailbox *m, const char *name)
+{
+	size_t len = strlen(m->name);
+	return strncmp(name, m->name, len) == 0 &&
+	       (name[len] == '\0' || (m->delim != 0 && name[len] == m->delim));
+}
+
+/* Rename m to full and its descendants along (each recorded with its own
+ * server name for the sync). 0 with *error_r possibly set, -1 store
+ * failure. */
+static int rename_subtree(struct jmap_mail_ctx *ctx, struct boxes *b, struct store_mailbox *m,
+                          int64_t account, const char *full, json_t **error_r)
+{
+	const char *err;
+	size_t old_len = strlen(m->name);
+	char name[2048];
+	/* First check every new name, then rename. */
+	for (int pass = 0; pass < 2; pass++) {
+		for (size_t i = 0; i < b->n; i++) {
+			struct store_mailbox *c = &b->all[i];
+			if (b->account[i] != account || c == m || !in_subtree(m, c->name))
+				continue;
+			int n = snprintf(name, sizeof(name), "%s%s", full, c->name + old_len);
+			if (pass == 0 && (n < 0 || (size_t)n >= sizeof(name) || n > 4 * MAX_NAME)) {
+				*error_r =
+				    set_error("invalidProperties",
+				              "a child mailbox's name would be too long", "name");
+				return 0;
+			}
+			if (pass == 0 && name_taken(b, account, name, c->id) &&
+			    !in_subtree(m, name)) {
+				*error_r = set_error("invalidProperties",
+				                     "a child mailbox's new name exists", "name");
+				return 0;
+			}
+			if (pass == 1 &&
+			    store_local_mailbox_rename(ctx->store, c->id, name, &err) < 0)
+				return -1;
+		}
+		if (pass == 0 && store_local_mailbox_rename(ctx->store, m->id, full, &err) < 0)
+			return -1;
+	}
+	return 0;
 }
 
 /* The account a top-level mailbox goes to (see the comment at the top). */
@@ -337,23 +383,18 @@ static int mailbox_update(struct jmap_mail_ctx *ctx, struct jmap_call *call, int
 			else if (m->role != NULL && strcmp(m->role, "Inbox") == 0)
 				*error_r =
 				    set_error("forbidden", "the inbox cannot be renamed", NULL);
-			else if (has_children(&b, m, account))
+			else if ((parent != NULL &&
+			          set_resolve_id(call, json_string_value(parent), 'M', &pid) &&
+			          pid == id) ||
+			         in_subtree(m, full))
 				*error_r =
 				    set_error("invalidProperties",
-				              "renaming a mailbox that has child mailboxes is "
-				              "not supported yet",
-				              "name");
-			else if (parent != NULL &&
-			         set_resolve_id(call, json_string_value(parent), 'M', &pid) &&
-			         pid == id)
-				*error_r =
-				    set_error("invalidProperties",
-				              "a mailbox cannot be its own parent", "parentId");
+				              "a mailbox cannot move under itself", "parentId");
 			else if (name_taken(&b, account, full, id))
 				*error_r = set_error("invalidProperties",
 				                     "a mailbox with this name exists", "name");
-			else if (store_local_mailbox_rename(ctx->store, id, full, &err) < 0)
-				ret = -1;
+			else
+				ret = rename_subtree(ctx, &b, m, account, full, error_r);
 			if (*error_r != NULL || ret < 0)
 				goto out;
 		}

@@ -243,6 +243,15 @@ test("Mailbox/set: create a child, rename, refuse a non-empty destroy, destroy",
   assert.deepEqual(mc.updated, [c]);
   list = await mailboxes();
   assert.equal(list.find((m) => m.id === c).name, "Beta");
+  // Renaming the parent takes the child along; moving under itself is refused.
+  const [u2] = await alice.api.Mailbox.set({ accountId: A, update: { [p]: { name: "Plans 2" } } });
+  assert.deepEqual(u2.updated, { [p]: null }, JSON.stringify(u2));
+  const [u3] = await alice.api.Mailbox.set({ accountId: A, update: { [p]: { parentId: c } } });
+  assert.equal(u3.notUpdated[p].type, "invalidProperties");
+  list = await mailboxes();
+  assert.equal(list.find((m) => m.id === p).name, "Plans 2");
+  assert.equal(list.find((m) => m.id === c).parentId, p);
+  assert.equal(list.find((m) => m.id === c).name, "Beta");
   // The parent has a child; the child gets a message.
   const up = await alice.uploadBlob(A, new Blob([rawMessage("in beta", "beta1")]));
   await alice.api.Email.import({ accountId: A, emails: { b: { blobId: up.blobId, mailboxIds: { [c]: true } } } });
