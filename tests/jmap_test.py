@@ -10,7 +10,32 @@ from sync_test import BIN, SRC, Fixture, check, run  # noqa: E402
 BIN = os.path.abspath(BIN)
 
 
+def renumber(fixture_dir, folder):
+    """Give FOLDER a new UIDVALIDITY and new UIDs, as a server rebuild would
+    (see sync_test.t_uidvalidity)."""
+    import imapctl
+    from sync_test import FIXTURE
+    def doveadm(*args):
+        r = subprocess.run(["bash", FIXTURE, "doveadm", fixture_dir, *args], capture_output=True, text=True)
+        check(r.returncode == 0, "doveadm: " + r.stderr)
+    doveadm("mailbox", "update", "-u", "alice", "--uid-validity", "12345", folder)
+    c = imapctl.connect(fixture_dir, "alice", "imaps")
+    c.select(imapctl.quote(folder))
+    c.create("RenumberTmp")
+    c.uid("MOVE", "1:*", "RenumberTmp")
+    c.select("RenumberTmp")
+    c.uid("MOVE", "1:*", imapctl.quote(folder))
+    c.select("INBOX")
+    c.delete("RenumberTmp")
+    c.logout()
+    doveadm("mailbox", "update", "-u", "alice", "--uid-validity", "54321", folder)
+
+
 def main():
+    if len(sys.argv) == 4 and sys.argv[1] == "--renumber":
+        sys.path.insert(0, os.path.join(SRC, "tests", "fixture"))
+        renumber(sys.argv[2], sys.argv[3])
+        return
     jdir = os.path.join(SRC, "tests", "jmap")
     if not os.path.isdir(os.path.join(jdir, "node_modules", "jmap-jam")):
         r = subprocess.run(["npm", "install", "--no-audit", "--no-fund"], cwd=jdir)
@@ -49,6 +74,7 @@ def main():
                    MK_HUB_PASSWORD="alice hub password",
                    MK_SYNC_CMD="%s --data %s sync --user alice --quiet >/dev/null" % (BIN, fx.data),
                    MK_IMAPCTL="python3 %s %s" % (os.path.join(SRC, "tests", "fixture", "imapctl.py"), fx.dir),
+                   MK_RENUMBER_CMD="python3 %s --renumber %s" % (os.path.abspath(__file__), fx.dir),
                    MK_REVOKE_CMD="%s --data %s device revoke --user alice old-phone >/dev/null" % (BIN, fx.data))
         # One file at a time, jmap.test.mjs last: its final test blocks this
         # address's sign-ins for a minute

@@ -149,6 +149,30 @@ static void test_messages(void)
 	store_local_changes_free(&lc, n);
 	CHECK(lc == NULL);
 
+	/* After a UIDVALIDITY change the re-pairing knows the moved and the
+	 * destroyed message by their server pair key, and renumbers origins. */
+	struct store_local_gone *gone;
+	size_t ngone;
+	OK(store_local_gone(s, inbox, &gone, &ngone, &error));
+	CHECK(ngone == 2);
+	unsigned char h[32];
+	OK(store_blob_header_hash(s, blob(s, "Subject: m2\r\n\r\nbody 2\r\n"), 23, h, &error));
+	bool seen2 = false;
+	for (size_t i = 0; i < ngone; i++)
+		seen2 |= gone[i].origin_uid == 2 && gone[i].size == 23 &&
+		         memcmp(gone[i].hash, h, 32) == 0;
+	CHECK(seen2);
+	free(gone);
+	OK(store_begin(s, &error));
+	OK(store_local_renumber(s, inbox, 2, 3, &error)); /* new and old UIDs overlap */
+	OK(store_local_renumber(s, inbox, 1, 2, &error));
+	OK(store_local_renumber_done(s, inbox, &error));
+	OK(store_commit(s, &error));
+	OK(store_local_changes(s, &lc, &n, &error));
+	CHECK(lc[0].origin_uid == 2 && lc[1].origin_uid == 3 && lc[2].origin_uid == 3);
+	CHECK(lc[3].origin_uid == 0); /* not on the server any more under a known UID */
+	store_local_changes_free(&lc, n);
+
 	/* A server-side removal of the mailbox takes local messages too. */
 	OK(store_begin(s, &error));
 	OK(store_mailbox_delete(s, arch, &error));

@@ -11,6 +11,7 @@
  */
 #include "store-private.h"
 
+#include <openssl/evp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,9 +24,10 @@ static const char local_schema_sql[] =
     " object_id INTEGER NOT NULL, mailbox_id INTEGER NOT NULL DEFAULT 0,"
     " account_id INTEGER NOT NULL DEFAULT 0,"
     " origin_mailbox_id INTEGER NOT NULL DEFAULT 0, origin_uid INTEGER NOT NULL DEFAULT 0,"
-    " origin_name TEXT, detail TEXT);"
+    " origin_name TEXT, detail TEXT, pair_size INTEGER, pair_hash BLOB);"
     "CREATE INDEX IF NOT EXISTS local_changes_object ON local_changes(object_id);"
     "CREATE INDEX IF NOT EXISTS local_changes_name ON local_changes(account_id, origin_name);"
+    "CREATE INDEX IF NOT EXISTS local_changes_origin ON local_changes(origin_mailbox_id);"
     "CREATE TABLE IF NOT EXISTS uploads("
     " blob_id INTEGER PRIMARY KEY, type TEXT NOT NULL, created INTEGER NOT NULL);"
     "CREATE TABLE IF NOT EXISTS mailbox_props("
@@ -119,6 +121,70 @@ static int tombstone(struct store *s, int64_t modseq, const char *kind, int64_t 
 	    s, "tombstone",
 	    "INSERT INTO tombstones(modseq, kind, object_id, parent_id) VALUES (?1, ?2, ?3, ?4)",
 	    NULL, NULL, error_r, "itii", modseq, kind, id, parent);
+}
+
+int store_blob_header_hash(struct store *s, int64_t blob_id, uint64_t size,
+                           unsigned char hash[32], const char **error_r)
+{
+	/* The bytes through the first blank line, at most 1 MiB: what the
+	 * server's BODY[HEADER] is for the sync's re-pairing. Read in pieces
+	 * until the blank line shows. */
+	size_t max = size < 1024 * 1024 ? (size_t)size : 1024 * 1024;
+	char *hdr = malloc(max + 1);
+	size_t have = 0;
+	const char *end = NULL;
+	if (hdr == NULL) {
+		*error_r = "store: out of memory";
+		return -1;
+	}
+	while (end == NULL && have < max) {
+		size_t n = max - have < 8192 ? max - have : 8192;
+		if (store_blob_read(s, blob_id, have, hdr + have, n, error_r) < 0) {
+			free(hdr);
+			return -1;
+		}
+		size_t from = have >= 3 ? have - 3 : 0;
+		have += n;
+		end = memmem(hdr + from, have - from, "\r\n\r\n", 4);
+	}
+	size_t len = end != NULL ? (size_t)(end - hdr) + 4 : have;
+	unsigned int n = 32;
+	EVP_Digest(hdr, len, hash, &n, EVP_sha256(), NULL);
+	free(hdr);
+	return 0;
+}
+
+/* Remember how the sync's re-pairing recognises the message on its
+ * server (size and header hash) on the last change record. */
+static int record_pair_key(struct store *s, int64_t blob_id, const char **error_r)
+{
+	int64_t size = 0;
+	bool found = false;
+	unsigned char hash[32];
+	if (run(s, "blob size", "SELECT size FROM blobs WHERE id = ?1", &size, &found, error_r, "i",
+	        blob_id) < 0)
+		return -1;
+	if (!found)
+		return 0;
+	if (store_blob_header_hash(s, blob_id, (uint64_t)size, hash, error_r) < 0)
+		return -1;
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(store_db(s),
+	                       "UPDATE local_changes SET pair_size = ?1, pair_hash = ?2 "
+	                       "WHERE id = last_insert_rowid()",
+	                       -1, &st, NULL) != SQLITE_OK) {
+		*error_r = store_err(s, "record pair key");
+		return -1;
+	}
+	sqlite3_bind_int64(st, 1, size);
+	sqlite3_bind_blob(st, 2, hash, 32, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		*error_r = store_err(s, "record pair key");
+		return -1;
+	}
+	return 0;
 }
 
 struct msg_row {
@@ -254,8 +320,10 @@ int store_local_move(struct store *s, int64_t message_id, int64_t to_mailbox_id,
 		return -1;
 	char detail[48];
 	snprintf(detail, sizeof(detail), "from %lld", (long long)r.mailbox_id);
-	return record(s, modseq, "move", message_id, to_mailbox_id, r.account_id, omb, ouid, NULL,
-	              detail, error_r);
+	if (record(s, modseq, "move", message_id, to_mailbox_id, r.account_id, omb, ouid, NULL,
+	           detail, error_r) < 0)
+		return -1;
+	return ouid != 0 ? record_pair_key(s, r.blob_id, error_r) : 0;
 }
 
 static int remove_message(struct store *s, int64_t id, const struct msg_row *r, int64_t modseq,
@@ -280,10 +348,12 @@ int store_local_destroy(struct store *s, int64_t message_id, const char **error_
 	if (msg_get(s, message_id, &r, &omb, &ouid, error_r) < 0)
 		return -1;
 	int64_t modseq = store_next_modseq(s);
-	if (remove_message(s, message_id, &r, modseq, error_r) < 0)
+	/* Recorded (with the pair key, read while the bytes exist) first. */
+	if (record(s, modseq, "destroy", message_id, r.mailbox_id, r.account_id, omb, ouid, NULL,
+	           NULL, error_r) < 0 ||
+	    (ouid != 0 && record_pair_key(s, r.blob_id, error_r) < 0))
 		return -1;
-	return record(s, modseq, "destroy", message_id, r.mailbox_id, r.account_id, omb, ouid, NULL,
-	              NULL, error_r);
+	return remove_message(s, message_id, &r, modseq, error_r);
 }
 
 int store_local_add(struct store *s, int64_t mailbox_id, int64_t blob_id, unsigned flags,
@@ -605,6 +675,72 @@ int store_mailbox_server_count(struct store *s, int64_t mailbox_id, uint32_t *co
 		return -1;
 	*count_r = (uint32_t)n;
 	return 0;
+}
+
+/* --- the sync's re-pairing after a UIDVALIDITY change ------------------------ */
+
+int store_local_gone(struct store *s, int64_t mailbox_id, struct store_local_gone **gone_r,
+                     size_t *count_r, const char **error_r)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(
+	        store_db(s),
+	        "SELECT DISTINCT origin_uid, pair_size, pair_hash FROM local_changes "
+	        "WHERE origin_mailbox_id = ?1 AND origin_uid != 0 "
+	        "AND kind IN ('move', 'destroy') AND length(pair_hash) = 32",
+	        -1, &st, NULL) != SQLITE_OK) {
+		*error_r = store_err(s, "list moved and destroyed messages");
+		return -1;
+	}
+	sqlite3_bind_int64(st, 1, mailbox_id);
+	struct store_local_gone *g = NULL;
+	size_t n = 0, cap = 0;
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (n == cap) {
+			cap = cap == 0 ? 16 : cap * 2;
+			struct store_local_gone *ng = realloc(g, cap * sizeof(*g));
+			if (ng == NULL) {
+				rc = SQLITE_NOMEM;
+				break;
+			}
+			g = ng;
+		}
+		g[n].origin_uid = sqlite3_column_int64(st, 0);
+		g[n].size = (uint64_t)sqlite3_column_int64(st, 1);
+		memcpy(g[n].hash, sqlite3_column_blob(st, 2), 32);
+		n++;
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		free(g);
+		*error_r = store_err(s, "list moved and destroyed messages");
+		return -1;
+	}
+	*gone_r = g;
+	*count_r = n;
+	return 0;
+}
+
+int store_local_renumber(struct store *s, int64_t mailbox_id, int64_t old_uid, int64_t new_uid,
+                         const char **error_r)
+{
+	/* Negative until store_local_renumber_done(): old and new UIDs of a
+	 * renumbered folder overlap. */
+	return run(s, "renumber local changes",
+	           "UPDATE local_changes SET origin_uid = ?3 WHERE origin_mailbox_id = ?1 "
+	           "AND origin_uid = ?2",
+	           NULL, NULL, error_r, "iii", mailbox_id, old_uid, -new_uid);
+}
+
+int store_local_renumber_done(struct store *s, int64_t mailbox_id, const char **error_r)
+{
+	/* Renumbered ones get their new UID; the rest are no longer on the
+	 * server under any UID we know (0). */
+	return run(s, "renumber local changes",
+	           "UPDATE local_changes SET origin_uid = CASE WHEN origin_uid < 0 "
+	           "THEN -origin_uid ELSE 0 END WHERE origin_mailbox_id = ?1 AND origin_uid != 0",
+	           NULL, NULL, error_r, "i", mailbox_id);
 }
 
 /* --- the record ----------------------------------------------------------- */

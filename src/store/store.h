@@ -282,6 +282,27 @@ int store_local_mailbox_origin(struct store *s, int64_t mailbox_id, char **name_
  * here (the sync must not create it again), 0 not, -1 error. */
 int store_local_mailbox_destroyed(struct store *s, int64_t account_id, const char *name,
 				  const char **error_r);
+/* Re-pairing after a UIDVALIDITY change (sync-folder.c). The key the
+ * sync pairs messages by: SHA-256 of the bytes through the first blank
+ * line (at most 1 MiB), with the size. */
+int store_blob_header_hash(struct store *s, int64_t blob_id, uint64_t size,
+			   unsigned char hash[32], const char **error_r);
+/* Messages that came from this mailbox's server folder and were moved or
+ * destroyed here, by their pair key: the re-pairing must not fetch them
+ * again. Caller frees *gone_r. */
+struct store_local_gone {
+	int64_t origin_uid;
+	uint64_t size;
+	unsigned char hash[32];
+};
+int store_local_gone(struct store *s, int64_t mailbox_id, struct store_local_gone **gone_r,
+		     size_t *count_r, const char **error_r);
+/* The server renumbered the folder: the records' origin old_uid is new_uid
+ * now. After all calls, _done() applies them; origins not renumbered are
+ * cleared (0: not on the server under a known UID). */
+int store_local_renumber(struct store *s, int64_t mailbox_id, int64_t old_uid, int64_t new_uid,
+			 const char **error_r);
+int store_local_renumber_done(struct store *s, int64_t mailbox_id, const char **error_r);
 /* Messages of a mailbox that have server UIDs (what the sync compares
  * with the server's count). */
 int store_mailbox_server_count(struct store *s, int64_t mailbox_id, uint32_t *count_r,

@@ -387,4 +387,13 @@ test("a sync from the server neither undoes nor duplicates changes made here", a
     .map((l) => { const f = l.split(" "); return [f.slice(0, -3).join(" "), Number(f.at(-1))]; }));
   assert.equal(server[src.name], before.length + 1);
   assert.ok("Doomed" in server && other.name in server && !("Made here" in server));
+
+  // The server renumbers the folder (new UIDVALIDITY, new UIDs): the
+  // re-pairing keeps the keyword change and does not fetch the moved and
+  // destroyed messages again.
+  execSync(`${env.MK_RENUMBER_CMD} '${src.name}' && ${env.MK_SYNC_CMD}`, { stdio: "inherit" });
+  const renumbered = await emailsIn(src.id);
+  assert.equal(renumbered.length, after.length, "messages were fetched again or lost");
+  assert.deepEqual(renumbered.map((e) => e.id).sort(), after.map((e) => e.id).sort());
+  assert.deepEqual(renumbered.find((e) => e.id === a.id).keywords, { $flagged: true, localonly: true });
 });
