@@ -762,13 +762,6 @@ int store_message_set_flags(struct store *s, int64_t mailbox_id, uint32_t uid, u
 	int r = message_get(s, mailbox_id, uid, &id, &blob_id, &old_flags, &old_keywords, error_r);
 	if (r <= 0)
 		return r;
-	/* A keyword change made through the device API wins until the
-	 * two-way sync has carried it to the server. */
-	int held = store_local_holds_flags(s, id, error_r);
-	if (held != 0) {
-		free(old_keywords);
-		return held < 0 ? -1 : 0;
-	}
 	if (keywords == NULL)
 		keywords = "";
 	bool same = old_flags == flags && old_keywords != NULL &&
@@ -776,6 +769,11 @@ int store_message_set_flags(struct store *s, int64_t mailbox_id, uint32_t uid, u
 	free(old_keywords);
 	if (same)
 		return 0;
+	/* A keyword change made through the device API wins until the
+	 * two-way sync has carried it to the server. */
+	int held = store_local_holds_flags(s, id, error_r);
+	if (held != 0)
+		return held < 0 ? -1 : 0;
 	sqlite3_stmt *st = stmt_get(s, ST_MSG_FLAGS);
 	sqlite3_bind_int64(st, 1, id);
 	sqlite3_bind_int(st, 2, (int)flags);
