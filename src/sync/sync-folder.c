@@ -787,7 +787,7 @@ static int sync_folder_repair(struct sync_ctx *ctx)
 {
 	const char *err, *folder = ctx->sel.folder->name;
 	struct repair_ctx rc = {.ctx = ctx};
-		struct pair_key *local = NULL;
+	struct pair_key *local = NULL;
 	size_t nlocal = 0, caplocal = 0;
 	struct store_local_gone *gone = NULL;
 	size_t ngone = 0;
@@ -842,7 +842,7 @@ static int sync_folder_repair(struct sync_ctx *ctx)
 		store_failed(ctx, err);
 		goto out;
 	}
-		stashed = true;
+	stashed = true;
 	if (store_local_gone(ctx->store, ctx->sel.mailbox_id, &gone, &ngone, &err) < 0) {
 		store_failed(ctx, err);
 		goto out;
@@ -855,7 +855,7 @@ static int sync_folder_repair(struct sync_ctx *ctx)
 			hit--;
 		while (hit != NULL && hit < local + nlocal && cmp_pair_key(hit, k) == 0 && hit->used)
 			hit++;
-				if (hit == NULL || hit == local + nlocal || cmp_pair_key(hit, k) != 0) {
+		if (hit == NULL || hit == local + nlocal || cmp_pair_key(hit, k) != 0) {
 			/* Moved or destroyed through the device API: not again. */
 			int was_gone = gone_match(ctx, gone, ngone, k);
 			if (was_gone < 0)
@@ -868,7 +868,7 @@ static int sync_folder_repair(struct sync_ctx *ctx)
 			}
 			continue;
 		}
-				hit->used = true;
+		hit->used = true;
 		if (store_message_set_uid(ctx->store, ctx->sel.mailbox_id, hit->uid, k->uid,
 					  &err) < 0 ||
 		    store_local_renumber(ctx->store, ctx->sel.mailbox_id, hit->uid, k->uid, &err) <

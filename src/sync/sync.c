@@ -262,7 +262,7 @@ static int reconcile_folders(struct sync_ctx *ctx, struct folder_list *l,
 	for (size_t i = 0; i < l->count; i++) {
 		struct remote_folder *f = &l->folders[i];
 		for (size_t j = 0; j < nboxes && f->selectable; j++) {
-						if (!matched[j] && strcmp(server_name(&lv, boxes, j), f->name) == 0) {
+			if (!matched[j] && strcmp(server_name(&lv, boxes, j), f->name) == 0) {
 				/* Destroyed here and made again under the same name:
 				 * the server folder's old mail stays away. */
 				int gone = lv.local_only[j] ? store_local_mailbox_destroyed(

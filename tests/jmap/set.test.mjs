@@ -346,7 +346,7 @@ test("a sync from the server neither undoes nor duplicates changes made here", a
   const victim = boxes.find((m) => m.name === "Doomed");
   assert.ok(victim && victim.id !== other.id && victim.id !== src.id);
   const [dv] = await alice.api.Mailbox.set({ accountId: A, destroy: [victim.id], onDestroyRemoveEmails: true });
-    assert.deepEqual(dv.destroyed, [victim.id]);
+  assert.deepEqual(dv.destroyed, [victim.id]);
   // Made again under the same name: the server folder's mail stays away.
   const [again] = await alice.api.Mailbox.set({ accountId: A, create: { d: { name: "Doomed" } } });
   const doomed2 = again.created.d.id;
@@ -381,7 +381,7 @@ test("a sync from the server neither undoes nor duplicates changes made here", a
   assert.ok(list.some((m) => m.id === made), "the mailbox made here was deleted");
   assert.equal(list.find((m) => m.id === other.id).name, other.name + " renamed");
   assert.ok(!list.some((m) => m.name === other.name && !m.parentId), "the renamed mailbox came back");
-    assert.deepEqual(list.filter((m) => m.name === victim.name).map((m) => [m.id, m.totalEmails]),
+  assert.deepEqual(list.filter((m) => m.name === victim.name).map((m) => [m.id, m.totalEmails]),
     [[doomed2, 0]], "the destroyed mailbox came back");
   const names = list.map((m) => `${m.parentId}/${m.name}`);
   assert.equal(new Set(names).size, names.length, "duplicate mailboxes");
