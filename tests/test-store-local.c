@@ -243,6 +243,24 @@ static void test_mailboxes(void)
 	CHECK(store_mailbox_account(s, box, &acct_r, &key, &error) == 0);
 	OK(store_commit(s, &error));
 
+	/* Removing the account forgets its pending changes. */
+	struct store_local_change *lc;
+	size_t n, before = 0, after = 0;
+	OK(store_local_changes(s, &lc, &n, &error));
+	for (size_t i = 0; i < n; i++)
+		before += lc[i].account_id == acct;
+	store_local_changes_free(&lc, n);
+	CHECK(before > 0);
+	struct store_removal rm;
+	OK(store_begin(s, &error));
+	OK(store_account_remove(s, "account:3", &rm, &error));
+	OK(store_commit(s, &error));
+	OK(store_local_changes(s, &lc, &n, &error));
+	for (size_t i = 0; i < n; i++)
+		after += lc[i].account_id == acct;
+	store_local_changes_free(&lc, n);
+	CHECK(after == 0 && n > 0);
+
 	struct store_changes ch;
 	OK(store_changes(s, STORE_CHANGES_MAILBOX, 0, 1000, &ch, &error));
 	bool gone = false;

@@ -123,8 +123,8 @@ static int tombstone(struct store *s, int64_t modseq, const char *kind, int64_t 
 	    NULL, NULL, error_r, "itii", modseq, kind, id, parent);
 }
 
-int store_blob_header_hash(struct store *s, int64_t blob_id, uint64_t size,
-                           unsigned char hash[32], const char **error_r)
+int store_blob_header_hash(struct store *s, int64_t blob_id, uint64_t size, unsigned char hash[32],
+                           const char **error_r)
 {
 	/* The bytes through the first blank line, at most 1 MiB: what the
 	 * server's BODY[HEADER] is for the sync's re-pairing. Read in pieces
@@ -416,13 +416,27 @@ int store_local_purge_mailbox(struct store *s, int64_t mailbox_id, const char **
 		*error_r = store_err(s, "list local messages");
 		return -1;
 	}
-	int ret = 0;
+	int ret =
+	    run(s, "remove mailbox properties", "DELETE FROM mailbox_props WHERE mailbox_id = ?1",
+	        NULL, NULL, error_r, "i", mailbox_id);
 	for (size_t i = 0; i < n && ret == 0; i++) {
 		struct msg_row r = {.mailbox_id = mailbox_id, .blob_id = rows[i][1]};
 		ret = remove_message(s, rows[i][0], &r, store_next_modseq(s), error_r);
 	}
 	free(rows);
 	return ret;
+}
+
+int store_local_forget_account(struct store *s, int64_t account_id, const char **error_r)
+{
+	return run(s, "forget local changes", "DELETE FROM local_changes WHERE account_id = ?1",
+	           NULL, NULL, error_r, "i", account_id) < 0 ||
+	               run(s, "forget mailbox properties",
+	                   "DELETE FROM mailbox_props WHERE mailbox_id NOT IN "
+	                   "(SELECT id FROM mailboxes)",
+	                   NULL, NULL, error_r, "") < 0
+	           ? -1
+	           : 0;
 }
 
 /* --- mailboxes ------------------------------------------------------------ */

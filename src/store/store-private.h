@@ -21,5 +21,8 @@ int store_local_holds_flags(struct store *s, int64_t message_id, const char **er
 /* Remove the messages of a mailbox that were made through the device API
  * (local UIDs), with tombstones; before the mailbox itself goes. */
 int store_local_purge_mailbox(struct store *s, int64_t mailbox_id, const char **error_r);
+/* The account is being removed: its pending local changes go too (they
+ * name its folders and keywords). */
+int store_local_forget_account(struct store *s, int64_t account_id, const char **error_r);
 
 #endif

@@ -995,6 +995,8 @@ int store_account_remove(struct store *s, const char *key, struct store_removal 
 		rm.mailboxes++;
 	}
 	store_mailboxes_free(&boxes, n);
+	if (store_local_forget_account(s, account_id, error_r) < 0)
+		return -1;
 	st = NULL;
 	if (sqlite3_prepare_v2(s->db, "DELETE FROM accounts WHERE id = ?1", -1, &st, NULL) !=
 		    SQLITE_OK ||
