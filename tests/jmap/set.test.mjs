@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { execSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import JamClient from "jmap-jam";
+import { EventSource } from "eventsource";
 
 const env = process.env;
 const session = env.MK_SESSION_URL;
@@ -193,6 +194,28 @@ test("keyword updates (whole and by path) show in Email/changes and state", asyn
     [e.id]: { subject: "no" }, E999999999: { keywords: {} } } });
   assert.deepEqual(bad.notUpdated[e.id].properties, ["subject"]);
   assert.equal(bad.notUpdated.E999999999.type, "notFound");
+});
+
+test("push: a change made through the API sends a StateChange", async () => {
+  const url = new URL("/jmap/eventsource/?types=*&closeafter=no&ping=0", session);
+  const es = new EventSource(url, { fetch: (input, init) =>
+    fetch(input, { ...init, headers: { ...init.headers, Authorization: `Bearer ${env.MK_TOKEN_ALICE}` } }) });
+  const next = (ms) => new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error("no state event")), ms);
+    es.addEventListener("state", (ev) => { clearTimeout(t); resolve(JSON.parse(ev.data)); }, { once: true });
+  });
+  try {
+    await next(5000);
+    const boxes = await mailboxes();
+    const [e] = await emailsIn(boxes.find((m) => m.name === "Imported").id);
+    const change = next(5000);
+    const [r] = await alice.api.Email.set({ accountId: A, update: { [e.id]: { "keywords/pushed": true } } });
+    const ev = await change;
+    assert.equal(ev.changed.alice.Email, r.newState);
+    assert.equal(ev.changed.alice.Mailbox, r.newState);
+  } finally {
+    es.close();
+  }
 });
 
 test("move within the account, a second mailbox refused, destroy with a tombstone", async () => {
