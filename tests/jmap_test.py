@@ -10,7 +10,32 @@ from sync_test import BIN, SRC, Fixture, check, run  # noqa: E402
 BIN = os.path.abspath(BIN)
 
 
+def renumber(fixture_dir, folder):
+    """Give FOLDER a new UIDVALIDITY and new UIDs, as a server rebuild would
+    (see sync_test.t_uidvalidity)."""
+    import imapctl
+    from sync_test import FIXTURE
+    def doveadm(*args):
+        r = subprocess.run(["bash", FIXTURE, "doveadm", fixture_dir, *args], capture_output=True, text=True)
+        check(r.returncode == 0, "doveadm: " + r.stderr)
+    doveadm("mailbox", "update", "-u", "alice", "--uid-validity", "12345", folder)
+    c = imapctl.connect(fixture_dir, "alice", "imaps")
+    c.select(imapctl.quote(folder))
+    c.create("RenumberTmp")
+    c.uid("MOVE", "1:*", "RenumberTmp")
+    c.select("RenumberTmp")
+    c.uid("MOVE", "1:*", imapctl.quote(folder))
+    c.select("INBOX")
+    c.delete("RenumberTmp")
+    c.logout()
+    doveadm("mailbox", "update", "-u", "alice", "--uid-validity", "54321", folder)
+
+
 def main():
+    if len(sys.argv) == 4 and sys.argv[1] == "--renumber":
+        sys.path.insert(0, os.path.join(SRC, "tests", "fixture"))
+        renumber(sys.argv[2], sys.argv[3])
+        return
     jdir = os.path.join(SRC, "tests", "jmap")
     if not os.path.isdir(os.path.join(jdir, "node_modules", "jmap-jam")):
         r = subprocess.run(["npm", "install", "--no-audit", "--no-fund"], cwd=jdir)
@@ -67,11 +92,16 @@ def main():
                    % (BIN, fx.data, carol_account),
                    MK_INBOX_COUNT=str(inbox), MK_NEW_MAIL_CMD=new_mail,
                    MK_HUB_PASSWORD="alice hub password",
+                   MK_SYNC_CMD="%s --data %s sync --user alice --quiet >/dev/null" % (BIN, fx.data),
+                   MK_IMAPCTL="python3 %s %s" % (os.path.join(SRC, "tests", "fixture", "imapctl.py"), fx.dir),
+                   MK_RENUMBER_CMD="python3 %s --renumber %s" % (os.path.abspath(__file__), fx.dir),
                    MK_REVOKE_CMD="%s --data %s device revoke --user alice old-phone >/dev/null" % (BIN, fx.data))
-        tests = sorted(os.path.join(jdir, f) for f in os.listdir(jdir) if f.endswith(".test.mjs"))
         # One node run per file, in name order: zz-signin-limit.test.mjs blocks
         # this address for a minute and must come last (a single node --test
         # run may order or overlap files as it likes).
+        tests = sorted(os.path.join(jdir, f) for f in os.listdir(jdir) if f.endswith(".test.mjs"))
+        if len(sys.argv) > 1:  # only the named files (and none other)
+            tests = [t for t in tests if os.path.basename(t) in sys.argv[1:]]
         returncode = 0
         for t in tests:
             r = subprocess.run(["node", "--test", "--test-reporter=spec", t], env=env, cwd=jdir)
@@ -80,6 +110,11 @@ def main():
         for t in tokens.values():
             check(t not in log, "a token is in the access log")
         check("alice/laptop" in log, "requests not tied to devices in the access log")
+        # Changes through the API are in the user's audit log, tied to the device.
+        if any(os.path.basename(t) == "set.test.mjs" for t in tests):
+            audit = mk("audit", "--user", "alice").stdout
+            check(re.search(r"api\.change.*laptop", audit) is not None and "Email/set" in audit,
+                  "API changes not in the audit log with their device:\n" + audit[-2000:])
         serve.send_signal(signal.SIGTERM)
         check(serve.wait(timeout=20) == 0, "serve did not stop cleanly")
         serve = None

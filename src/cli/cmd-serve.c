@@ -42,6 +42,10 @@
 #define SERVE_MAX_REQUEST (10 * 1024 * 1024)
 #define SERVE_MAX_DOWNLOAD (64u * 1024 * 1024)
 #define SERVE_PARSE_CACHE (64u * 1024 * 1024) /* parsed messages, all users */
+/* maxSizeUpload: the HTTP layer's body bound, so a larger upload gets its
+ * 413 before any byte is kept. */
+#define SERVE_MAX_UPLOAD SERVE_MAX_REQUEST
+#define SERVE_SUBMISSION "urn:ietf:params:jmap:submission"
 
 struct user_store {
 	char name[65];
@@ -100,7 +104,8 @@ static void serve_usage(FILE *f)
 		"user's password), EventSource push, and a scheduler that syncs every\n"
 		"server-key user's stored accounts every SECONDS (default 300, 0 = never).\n"
 		"Zero-access users are synced only on their own 'sync --passphrase-file'.\n"
-		"The API is read-only for now: changes arrive from the providers by sync.\n\n"
+		"Changes made through the API stay in the hosted mailbox (recorded for the\n"
+		"two-way sync); scheduled syncs do not undo them.\n\n"
 		"  --listen ADDR:PORT  default 127.0.0.1:8080\n"
 		"  --public-url URL    the URL devices use (behind a reverse proxy); default\n"
 		"                      http(s)://ADDR:PORT\n"
@@ -253,29 +258,44 @@ static json_t *session_json(struct serve *sv, const struct hub_user *u, uint64_t
 		 sv->public_url);
 	snprintf(st, sizeof(st), "%llu", (unsigned long long)state);
 	json_t *core = json_pack("{s:I,s:i,s:I,s:i,s:i,s:i,s:i,s:[sss]}", "maxSizeUpload",
-				 (json_int_t)0, "maxConcurrentUpload", 1, "maxSizeRequest",
+				 (json_int_t)SERVE_MAX_UPLOAD, "maxConcurrentUpload", 4, "maxSizeRequest",
 				 (json_int_t)SERVE_MAX_REQUEST, "maxConcurrentRequests", 8,
 				 "maxCallsInRequest", 32, "maxObjectsInGet",
-				 JMAP_MAIL_MAX_OBJECTS_IN_GET, "maxObjectsInSet", 0,
+				 JMAP_MAIL_MAX_OBJECTS_IN_GET, "maxObjectsInSet", 500,
 				 "collationAlgorithms", "i;ascii-numeric", "i;ascii-casemap",
 				 "i;unicode-casemap");
-	json_t *mail_acct = json_pack("{s:n,s:n,s:i,s:i,s:[sssssssss],s:b}",
-				      "maxMailboxesPerEmail", "maxMailboxDepth",
+	/* Writable: an Email is in exactly one mailbox (one store row per
+	 * mailbox and UID); changes stay in the hosted mailbox until a two-way
+	 * sync carries them to the provider. */
+	json_t *mail_acct = json_pack("{s:i,s:n,s:i,s:i,s:[sssssssss],s:b}",
+				      "maxMailboxesPerEmail", 1, "maxMailboxDepth",
 				      "maxSizeMailboxName", 490, "maxSizeAttachmentsPerEmail",
 				      50000000, "emailQuerySortOptions", "receivedAt", "sentAt",
 				      "size", "from", "to", "subject", "hasKeyword",
 				      "allInThreadHaveKeyword", "someInThreadHaveKeyword",
-				      "mayCreateTopLevelMailbox", 0);
+				      "mayCreateTopLevelMailbox", 1);
 	json_t *accounts = json_object();
-	json_object_set_new(accounts, u->name,
-			    json_pack("{s:s,s:b,s:b,s:{s:o}}", "name", u->name, "isPersonal", 1,
-				      "isReadOnly", 1, "accountCapabilities",
-				      JMAP_CAPABILITY_MAIL, mail_acct));
-	return json_pack("{s:{s:o,s:{}},s:o,s:{s:s},s:s,s:s,s:s,s:s,s:s,s:s}", "capabilities",
-			 JMAP_CAPABILITY_CORE, core, JMAP_CAPABILITY_MAIL, "accounts", accounts,
-			 "primaryAccounts", JMAP_CAPABILITY_MAIL, u->name, "username", u->name,
-			 "apiUrl", api, "downloadUrl", download, "uploadUrl", upload,
-			 "eventSourceUrl", events, "state", st);
+	json_t *acct = json_pack("{s:s,s:b,s:b,s:{s:o}}", "name", u->name, "isPersonal", 1,
+				 "isReadOnly", 0, "accountCapabilities", JMAP_CAPABILITY_MAIL,
+				 mail_acct);
+	json_object_set_new(accounts, u->name, acct);
+	json_t *session = json_pack(
+		"{s:{s:o,s:{}},s:o,s:{s:s},s:s,s:s,s:s,s:s,s:s,s:s}", "capabilities",
+		JMAP_CAPABILITY_CORE, core, JMAP_CAPABILITY_MAIL, "accounts", accounts,
+		"primaryAccounts", JMAP_CAPABILITY_MAIL, u->name, "username", u->name, "apiUrl", api,
+		"downloadUrl", download, "uploadUrl", upload, "eventSourceUrl", events, "state", st);
+	/* Identity/get lives under the submission capability (the submission
+	 * methods may have declared it already). */
+	json_t *caps = json_object_get(session, "capabilities");
+	if (json_object_get(caps, SERVE_SUBMISSION) == NULL) {
+		json_object_set_new(caps, SERVE_SUBMISSION, json_object());
+		json_object_set_new(json_object_get(acct, "accountCapabilities"), SERVE_SUBMISSION,
+				    json_pack("{s:i,s:{}}", "maxDelayedSend", 0,
+					      "submissionExtensions"));
+		json_object_set_new(json_object_get(session, "primaryAccounts"), SERVE_SUBMISSION,
+				    json_string(u->name));
+	}
+	return session;
 }
 
 /* Value of a query parameter (no percent-decoding: our values are simple). */
@@ -365,9 +385,18 @@ static void handle_api(struct serve *sv, const struct principal *p,
 		respond_problem(resp, 500, "about:blank", "cannot write the audit log");
 		return;
 	}
+	struct hub_account *accts = NULL;
+	size_t n_accts = 0;
+	pthread_mutex_lock(&sv->hub_lock);
+	if (hub_account_list(sv->hub, p->user.id, &accts, &n_accts, &err) < 0)
+		n_accts = 0; /* Identity/get then lists none */
+	pthread_mutex_unlock(&sv->hub_lock);
 	pthread_mutex_lock(&us->lock);
-	struct jmap_mail_ctx ctx = {
-		.store = us->store, .cache = sv->parse_cache, .account_id = p->user.name};
+	struct jmap_mail_ctx ctx = {.store = us->store,
+				    .cache = sv->parse_cache,
+				    .account_id = p->user.name,
+				    .hub_accounts = accts,
+				    .n_hub_accounts = n_accts};
 	uint64_t modseq = 0;
 	store_read_modseq(us->store, &modseq, &err);
 	snprintf(ctx.state, sizeof(ctx.state), "%llu", (unsigned long long)modseq);
@@ -376,6 +405,7 @@ static void handle_api(struct serve *sv, const struct principal *p,
 	int r = jmap_process(sv->registry, &limits, &ctx, ctx.state, req->body, req->body_len, &out,
 			     &err);
 	pthread_mutex_unlock(&us->lock);
+	hub_accounts_free(&accts, n_accts);
 	if (r < 0) {
 		respond_problem(resp, 500, "about:blank", "server failure");
 		return;
@@ -484,6 +514,74 @@ static int push_types_parse(const char *raw, unsigned *types_r)
 	return 0;
 }
 
+/* POST /jmap/upload/{accountId}/ (RFC 8620 6.1): the body becomes a blob
+ * of the user's store, kept as an upload for STORE_UPLOAD_TTL unless a
+ * message uses it. */
+static void handle_upload(struct serve *sv, const struct principal *p,
+			  const struct http_request *req, struct http_response *resp)
+{
+	const char *err;
+	const char *rest = req->path + strlen("/jmap/upload/");
+	size_t alen = strcspn(rest, "/");
+	if (strcmp(req->method, "POST") != 0) {
+		respond_problem(resp, 405, "about:blank", "use POST");
+		return;
+	}
+	if (alen != strlen(p->user.name) || strncmp(rest, p->user.name, alen) != 0 ||
+	    (rest[alen] != '\0' && strcmp(rest + alen, "/") != 0)) {
+		respond_problem(resp, 404, "about:blank", "no such account");
+		return;
+	}
+	if (req->body_len > SERVE_MAX_UPLOAD) {
+		json_t *body = json_pack("{s:s,s:i,s:s,s:s}", "type",
+					 "urn:ietf:params:jmap:error:limit", "status", 413, "limit",
+					 "maxSizeUpload", "detail", "the upload is larger than maxSizeUpload");
+		respond_json(resp, 413, body);
+		return;
+	}
+	char type[256] = "application/octet-stream";
+	const char *ct = req->content_type;
+	if (ct != NULL && ct[0] != '\0' && strlen(ct) < sizeof(type)) {
+		bool printable = true;
+		for (const char *c = ct; *c != '\0'; c++)
+			printable &= *c >= 0x20 && *c < 0x7f;
+		if (printable)
+			snprintf(type, sizeof(type), "%s", ct);
+	}
+	struct user_store *us = user_store_get(sv, p->user.name);
+	if (us == NULL) {
+		respond_problem(resp, 500, "about:blank", "cannot open the user's store");
+		return;
+	}
+	int64_t blob_id = 0;
+	struct store_blob_writer *w = NULL;
+	pthread_mutex_lock(&us->lock);
+	int r = store_begin(us->store, &err);
+	if (r == 0) {
+		r = store_blob_begin(us->store, req->body_len, &w, &err);
+		if (r == 0 && (store_blob_write(w, req->body, req->body_len, &err) < 0 ||
+			       store_blob_finish(&w, &blob_id, &err) < 0)) {
+			store_blob_abort(&w);
+			r = -1;
+		}
+		if (r == 0)
+			r = store_upload_add(us->store, blob_id, type, (int64_t)time(NULL), &err);
+		if (r == 0)
+			r = store_commit(us->store, &err);
+		else
+			store_rollback(us->store);
+	}
+	pthread_mutex_unlock(&us->lock);
+	if (r < 0) {
+		respond_problem(resp, 500, "about:blank", "cannot store the upload");
+		return;
+	}
+	char bid[32];
+	snprintf(bid, sizeof(bid), "B%lld", (long long)blob_id);
+	respond_json(resp, 201, json_pack("{s:s,s:s,s:s,s:I}", "accountId", p->user.name, "blobId",
+					  bid, "type", type, "size", (json_int_t)req->body_len));
+}
+
 static void handle_events(struct serve *sv, const struct principal *p,
 			  const struct http_request *req, struct http_response *resp)
 {
@@ -579,8 +677,7 @@ static void handler(void *context, const struct http_request *req, struct http_r
 	} else if (strncmp(req->path, "/jmap/eventsource", 17) == 0) {
 		handle_events(sv, &p, req, resp);
 	} else if (strncmp(req->path, "/jmap/upload/", 13) == 0) {
-		respond_problem(resp, 403, "about:blank",
-				"this hub's API is read-only for now: no uploads");
+		handle_upload(sv, &p, req, resp);
 	} else {
 		respond_problem(resp, 404, "about:blank", "not found");
 	}
@@ -618,13 +715,37 @@ static void push_state_change(struct push_stream *ps, uint64_t modseq)
 	}
 }
 
+/* Hourly: uploads no message used within a day go (RFC 8620 6.1). */
+static void expire_uploads(struct serve *sv)
+{
+	const char *err;
+	pthread_mutex_lock(&sv->users_lock);
+	size_t n = sv->n_users;
+	pthread_mutex_unlock(&sv->users_lock);
+	for (size_t i = 0; i < n; i++) {
+		struct user_store *us = &sv->users[i];
+		pthread_mutex_lock(&us->lock);
+		if (store_begin(us->store, &err) == 0) {
+			if (store_uploads_expire(us->store, (int64_t)time(NULL), NULL, &err) < 0 ||
+			    store_commit(us->store, &err) < 0)
+				store_rollback(us->store);
+		}
+		pthread_mutex_unlock(&us->lock);
+	}
+}
+
 /* Every half second: drop finished streams, end those whose device was
  * revoked, send a StateChange when a user's change counter moved, ping. */
 static void *push_thread(void *context)
 {
 	struct serve *sv = context;
 	const char *err;
+	time_t next_expiry = 0;
 	while (!sv->stop) {
+		if (time(NULL) >= next_expiry) {
+			expire_uploads(sv);
+			next_expiry = time(NULL) + 3600;
+		}
 		pthread_mutex_lock(&sv->push_lock);
 		for (size_t i = 0; i < SERVE_MAX_STREAMS; i++) {
 			struct push_stream *ps = &sv->streams[i];

@@ -10,6 +10,8 @@
 
 #include "../mime/mime.h"
 #include "jmap-query.h"
+#include "jmap-set-private.h"
+
 
 static bool parse_prefixed_id(const char *id, char prefix, int64_t *id_r)
 {
@@ -155,6 +157,9 @@ static int mailbox_get(void *context, struct jmap_call *call, json_t *args,
 	}
 	store_mailboxes_free(&boxes, n);
 	free(counts);
+	size_t at;
+	json_t *box;
+	json_array_foreach(list, at, box) jmap_mailbox_decorate(ctx, box);
 	json_t *resp = json_pack("{s:s,s:s,s:o,s:o}", "accountId", ctx->account_id, "state",
 				 ctx->state, "list", list, "notFound", not_found);
 	return jmap_call_respond(call, "Mailbox/get", resp, &err);
@@ -242,6 +247,13 @@ int jmap_mail_register(struct jmap_registry *registry, const char **error_r)
 				     mailbox_changes, error_r) < 0 ||
 	    jmap_registry_add_method(registry, "Email/changes", JMAP_CAPABILITY_MAIL, email_changes,
 				     error_r) < 0 ||
+	    jmap_registry_add_method(registry, "Email/set", JMAP_CAPABILITY_MAIL, jmap_email_set,
+				     error_r) < 0 ||
+	    jmap_registry_add_method(registry, "Email/import", JMAP_CAPABILITY_MAIL,
+				     jmap_email_import, error_r) < 0 ||
+	    jmap_registry_add_method(registry, "Mailbox/set", JMAP_CAPABILITY_MAIL, jmap_mailbox_set,
+				     error_r) < 0 ||
+	    jmap_identity_register(registry, error_r) < 0 ||
 	    jmap_query_register(registry, error_r) < 0 || jmap_thread_register(registry, error_r) < 0)
 		return -1;
 	return 0;

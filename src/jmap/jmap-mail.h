@@ -4,11 +4,16 @@
 #include "jmap.h"
 #include "../store/store.h"
 
+struct hub_account;
+
 /*
  * RFC 8621 methods over a user's hosted store: Mailbox/get, Email/query,
- * Email/get and Email/parse (jmap-email.h). The account is read-only
- * through the API for now (the session says isReadOnly): changes arrive
- * from the providers by sync.
+ * Email/get and Email/parse (jmap-email.h); Email/query and the Thread
+ * methods in jmap-query.c, jmap-thread.c; Email/set, Email/import,
+ * Mailbox/set and Identity/get in jmap-email-set.c, jmap-mailbox-set.c,
+ * jmap-identity.c (see jmap-set-private.h). Changes made through the API
+ * stay in the hosted mailbox, recorded for the two-way sync (store.h,
+ * store-local).
  *
  * Ids: Mailbox "M<row id>", Email "E<row id>", blob "B<row id>", thread
  * "T<thread id>" (store-envelope.h; queries and threads: jmap-query.h).
@@ -27,6 +32,10 @@ struct jmap_mail_ctx {
 	struct mime_cache *cache; /* parsed messages (src/mime/mime-cache.h); may be NULL */
 	const char *account_id; /* the hub user name */
 	char state[32];         /* the store's change counter as a string */
+	/* The user's hub accounts (Identity/get); borrowed, may be NULL. /set
+	 * methods update state after they commit. */
+	const struct hub_account *hub_accounts;
+	size_t n_hub_accounts;
 };
 
 /* Register the mail capability and methods. */

@@ -18,4 +18,17 @@ uint64_t store_next_modseq(struct store *s);
 /* Where store-envelope.c keeps its state on the handle. */
 void **store_envelope_slot(struct store *s);
 
+/* store-local.c: its tables (CREATE IF NOT EXISTS) and the expiry of old
+ * uploads, run by store_open() before statements are prepared. */
+int store_local_schema(struct store *s, const char **error_r);
+/* 1 when message_id has a keyword change made through the device API that
+ * is still pending (the sync must not overwrite it), 0 not, -1 error. */
+int store_local_holds_flags(struct store *s, int64_t message_id, const char **error_r);
+/* Remove the messages of a mailbox that were made through the device API
+ * (local UIDs), with tombstones; before the mailbox itself goes. */
+int store_local_purge_mailbox(struct store *s, int64_t mailbox_id, const char **error_r);
+/* The account is being removed: its pending local changes go too (they
+ * name its folders and keywords). */
+int store_local_forget_account(struct store *s, int64_t account_id, const char **error_r);
+
 #endif

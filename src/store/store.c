@@ -85,7 +85,8 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_BLOB_SET_HASH] = "UPDATE blobs SET sha256 = ?2 WHERE id = ?1",
 	[ST_BLOB_DEL] = "DELETE FROM blobs WHERE id = ?1",
 	[ST_BLOB_GC] = "DELETE FROM blobs WHERE id = ?1 AND NOT EXISTS "
-		       "(SELECT 1 FROM messages WHERE blob_id = ?1)",
+		       "(SELECT 1 FROM messages WHERE blob_id = ?1) AND NOT EXISTS "
+		       "(SELECT 1 FROM uploads WHERE blob_id = ?1)",
 	[ST_MSG_ADD] = "INSERT INTO messages(id, mailbox_id, uid, blob_id, flags, keywords, "
 		       "internaldate, modseq, created_modseq) "
 		       "VALUES (?7, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
@@ -96,9 +97,13 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_MSG_DEL] = "DELETE FROM messages WHERE id = ?1",
 	[ST_MSG_SET_UID] = "UPDATE messages SET uid = ?3, modseq = ?4 "
 			   "WHERE mailbox_id = ?1 AND uid = -?2",
-	[ST_MSG_STASH] = "UPDATE messages SET uid = -uid WHERE mailbox_id = ?1 AND uid > 0",
+	/* Server UIDs only: messages made through the device API have UIDs
+	 * from 2^32 on (store-local.c) and are not the sync's business. */
+	[ST_MSG_STASH] = "UPDATE messages SET uid = -uid WHERE mailbox_id = ?1 AND uid > 0 "
+			 "AND uid < 4294967296",
 	[ST_MSG_STASHED] = "SELECT -uid FROM messages WHERE mailbox_id = ?1 AND uid < 0",
-	[ST_MSG_UIDS] = "SELECT uid FROM messages WHERE mailbox_id = ?1 AND uid > 0 ORDER BY uid",
+	[ST_MSG_UIDS] = "SELECT uid FROM messages WHERE mailbox_id = ?1 AND uid > 0 "
+			"AND uid < 4294967296 ORDER BY uid",
 	[ST_MSG_ITER] = "SELECT m.uid, m.blob_id, b.size, m.flags, m.keywords, m.internaldate "
 			"FROM messages m JOIN blobs b ON b.id = m.blob_id "
 			"WHERE m.mailbox_id = ?1 ORDER BY m.uid",
@@ -282,7 +287,7 @@ int store_open(const char *path, struct store **store_r, const char **error_r)
 		store_close(&s);
 		return -1;
 	}
-	if (store_envelope_open(s, error_r) < 0) {
+	if (store_envelope_open(s, error_r) < 0 || store_local_schema(s, error_r) < 0) {
 		snprintf(open_error, sizeof(open_error), "%s", *error_r);
 		*error_r = open_error;
 		store_close(&s);
@@ -555,7 +560,8 @@ int store_mailbox_delete(struct store *s, int64_t mailbox_id, const char **error
 {
 	uint32_t *uids = NULL;
 	size_t count = 0;
-	if (store_mailbox_uids(s, mailbox_id, &uids, &count, error_r) < 0)
+	if (store_local_purge_mailbox(s, mailbox_id, error_r) < 0 ||
+	    store_mailbox_uids(s, mailbox_id, &uids, &count, error_r) < 0)
 		return -1;
 	for (size_t i = 0; i < count; i++) {
 		if (store_message_expunge(s, mailbox_id, uids[i], error_r) < 0) {
@@ -781,6 +787,11 @@ int store_message_set_flags(struct store *s, int64_t mailbox_id, uint32_t uid, u
 	free(old_keywords);
 	if (same)
 		return 0;
+	/* A keyword change made through the device API wins until the
+	 * two-way sync has carried it to the server. */
+	int held = store_local_holds_flags(s, id, error_r);
+	if (held != 0)
+		return held < 0 ? -1 : 0;
 	sqlite3_stmt *st = stmt_get(s, ST_MSG_FLAGS);
 	sqlite3_bind_int64(st, 1, id);
 	sqlite3_bind_int(st, 2, (int)flags);
@@ -927,7 +938,9 @@ bool store_iter_next(struct store_iter *it, struct store_msg *msg_r)
 		it->failed = rc != SQLITE_DONE;
 		return false;
 	}
-	msg_r->uid = (uint32_t)sqlite3_column_int64(it->stmt, 0);
+	int64_t uid = sqlite3_column_int64(it->stmt, 0);
+	msg_r->uid = (uint32_t)uid;
+	msg_r->local = uid >= STORE_LOCAL_UID_BASE;
 	msg_r->blob_id = sqlite3_column_int64(it->stmt, 1);
 	msg_r->size = (uint64_t)sqlite3_column_int64(it->stmt, 2);
 	msg_r->flags = (unsigned)sqlite3_column_int(it->stmt, 3);
@@ -1000,6 +1013,8 @@ int store_account_remove(struct store *s, const char *key, struct store_removal 
 		rm.mailboxes++;
 	}
 	store_mailboxes_free(&boxes, n);
+	if (store_local_forget_account(s, account_id, error_r) < 0)
+		return -1;
 	st = NULL;
 	if (sqlite3_prepare_v2(s->db, "DELETE FROM accounts WHERE id = ?1", -1, &st, NULL) !=
 		    SQLITE_OK ||

@@ -133,6 +133,7 @@ struct store_msg {
 	unsigned flags;
 	const char *keywords; /* valid until the next store_iter_next() */
 	int64_t internaldate;
+	bool local; /* made through the device API: uid is not a server UID */
 };
 /* Iterate the messages of a mailbox in UID order. */
 struct store_iter;
@@ -220,5 +221,123 @@ int store_email_get(struct store *s, int64_t id, struct store_email *email_r,
 int store_email_query(struct store *s, int64_t mailbox_id, bool newest_first, uint64_t position,
 		      uint64_t limit, int64_t **ids_r, size_t *count_r, uint64_t *total_r,
 		      const char **error_r);
+
+/* --- Changes made through the device API (store-local.c) -------------- *
+ *
+ * The device API writes into the hosted mailbox; the providers learn of it
+ * only from a later two-way sync. Until then every such change is kept in
+ * a durable table of pending local changes (local_changes), in order, with
+ * where the object lives on its server (its origin: mailbox and UID of a
+ * message, server name of a mailbox), and the server-to-hub sync respects
+ * it: it does not overwrite a pending keyword change, does not fetch again
+ * a message moved or destroyed here (its server UID stays below the
+ * folder's UIDNEXT, and the row is no longer at its origin), does not
+ * delete a mailbox created here, maps a mailbox renamed here by its server
+ * name, and does not re-create a mailbox destroyed here.
+ *
+ * UIDs: messages created, imported or moved here get the UID
+ * STORE_LOCAL_UID_BASE + their row id: above every IMAP UID (32 bits), so
+ * never equal to a server UID, and unique per mailbox because row ids are
+ * never reused. The sync's UID lists and counts leave them out.
+ *
+ * Every function below runs inside the caller's transaction, takes a new
+ * change counter value for what it changes (tombstones for removals), and
+ * records one local change. Accounts: a message moves only between
+ * mailboxes of one account (the caller refuses others).
+ */
+#define STORE_LOCAL_UID_BASE 4294967296LL
+#define STORE_UPLOAD_TTL (24 * 3600) /* seconds an unused upload is kept */
+
+/* Set system flags and keywords of a message (by row id). */
+int store_local_set_flags(struct store *s, int64_t message_id, unsigned flags,
+			  const char *keywords, const char **error_r);
+/* Move a message to another mailbox (same id, a local UID there). */
+int store_local_move(struct store *s, int64_t message_id, int64_t to_mailbox_id,
+		     const char **error_r);
+/* Remove a message (tombstone; its bytes go unless shared or uploaded). */
+int store_local_destroy(struct store *s, int64_t message_id, const char **error_r);
+/* Add a message made here (kind "create" or "import") from stored bytes. */
+int store_local_add(struct store *s, int64_t mailbox_id, int64_t blob_id, unsigned flags,
+		    const char *keywords, int64_t internaldate, const char *kind,
+		    int64_t *message_id_r, const char **error_r);
+/* Mailboxes. create: full name (with the account's delimiter) in an
+ * account; rename: new full name; destroy: the mailbox must be empty. */
+int store_local_mailbox_create(struct store *s, int64_t account_id, const char *name,
+			       char delim, int64_t *mailbox_id_r, const char **error_r);
+int store_local_mailbox_rename(struct store *s, int64_t mailbox_id, const char *name,
+			       const char **error_r);
+int store_local_mailbox_destroy(struct store *s, int64_t mailbox_id, const char **error_r);
+/* Device-only mailbox properties (sortOrder, isSubscribed): kept in the
+ * store, not synced. set: a negative value keeps the property. */
+int store_local_mailbox_props(struct store *s, int64_t mailbox_id, int *sort_order_r,
+			      bool *subscribed_r, const char **error_r);
+int store_local_mailbox_set_props(struct store *s, int64_t mailbox_id, int sort_order,
+				  int subscribed, const char **error_r);
+/* The account of a mailbox and that account's key: 1 found, 0 not, -1
+ * error. *key_r is malloc()ed. */
+int store_mailbox_account(struct store *s, int64_t mailbox_id, int64_t *account_id_r,
+			  char **key_r, const char **error_r);
+
+/* For the sync: the name the server knows a mailbox by (its name before
+ * renames made here; *local_only_r when it was created here and has no
+ * server folder). *name_r is malloc()ed, NULL when local only. */
+int store_local_mailbox_origin(struct store *s, int64_t mailbox_id, char **name_r,
+			       bool *local_only_r, const char **error_r);
+/* 1 when a mailbox of the account with this server name was destroyed
+ * here (the sync must not create it again), 0 not, -1 error. */
+int store_local_mailbox_destroyed(struct store *s, int64_t account_id, const char *name,
+				  const char **error_r);
+/* Re-pairing after a UIDVALIDITY change (sync-folder.c). The key the
+ * sync pairs messages by: SHA-256 of the bytes through the first blank
+ * line (at most 1 MiB), with the size. */
+int store_blob_header_hash(struct store *s, int64_t blob_id, uint64_t size,
+			   unsigned char hash[32], const char **error_r);
+/* Messages that came from this mailbox's server folder and were moved or
+ * destroyed here, by their pair key: the re-pairing must not fetch them
+ * again. Caller frees *gone_r. */
+struct store_local_gone {
+	int64_t origin_uid;
+	uint64_t size;
+	unsigned char hash[32];
+};
+int store_local_gone(struct store *s, int64_t mailbox_id, struct store_local_gone **gone_r,
+		     size_t *count_r, const char **error_r);
+/* The server renumbered the folder: the records' origin old_uid is new_uid
+ * now. After all calls, _done() applies them; origins not renumbered are
+ * cleared (0: not on the server under a known UID). */
+int store_local_renumber(struct store *s, int64_t mailbox_id, int64_t old_uid, int64_t new_uid,
+			 const char **error_r);
+int store_local_renumber_done(struct store *s, int64_t mailbox_id, const char **error_r);
+/* Messages of a mailbox that have server UIDs (what the sync compares
+ * with the server's count). */
+int store_mailbox_server_count(struct store *s, int64_t mailbox_id, uint32_t *count_r,
+			       const char **error_r);
+
+/* The pending local changes in order (for the two-way sync and tests). */
+struct store_local_change {
+	int64_t id;
+	uint64_t modseq;
+	char kind[24]; /* keywords move destroy create import mailbox-create
+			  mailbox-rename mailbox-destroy mailbox-props */
+	int64_t object_id;         /* message or mailbox row id */
+	int64_t mailbox_id;        /* the message's mailbox after the change */
+	int64_t account_id;        /* the mailbox's account */
+	int64_t origin_mailbox_id; /* message on a server: where, else 0 */
+	int64_t origin_uid;        /* and its server UID, else 0 */
+	char *origin_name;         /* mailbox: its server name, NULL if local */
+	char *detail;              /* keywords / new name / kind-specific, may be NULL */
+};
+int store_local_changes(struct store *s, struct store_local_change **changes_r,
+			size_t *count_r, const char **error_r);
+void store_local_changes_free(struct store_local_change **changes, size_t count);
+
+/* Uploads (RFC 8620 6.1): a blob kept for STORE_UPLOAD_TTL seconds after
+ * now unless a message uses it. */
+int store_upload_add(struct store *s, int64_t blob_id, const char *type, int64_t now,
+		     const char **error_r);
+/* Remove uploads older than the TTL and their bytes when nothing uses
+ * them; *removed_r (may be NULL) counts the uploads removed. */
+int store_uploads_expire(struct store *s, int64_t now, uint64_t *removed_r,
+			 const char **error_r);
 
 #endif

@@ -379,7 +379,7 @@ static int check_expunges(struct sync_ctx *ctx, size_t new_count)
 {
 	const char *err;
 	uint32_t local_count;
-	if (store_mailbox_count(ctx->store, ctx->sel.mailbox_id, &local_count, &err) < 0)
+	if (store_mailbox_server_count(ctx->store, ctx->sel.mailbox_id, &local_count, &err) < 0)
 		return store_failed(ctx, err);
 	if ((uint64_t)local_count + new_count == ctx->sel.exists)
 		return 0;
@@ -652,29 +652,13 @@ static void hash_bytes(const void *data, size_t len, unsigned char out[32])
 
 static int local_header_key(struct sync_ctx *ctx, const struct store_msg *m, struct pair_key *k)
 {
+	/* The store computes it (store-local records it for messages moved
+	 * or destroyed through the device API the same way). */
 	const char *err;
-	struct buf hdr;
-	buf_init(&hdr, HEADER_READ_MAX);
-	char chunk[8192];
-	uint64_t off = 0;
-	const char *end = NULL;
-	while (end == NULL && off < m->size && hdr.len < HEADER_READ_MAX) {
-		size_t n = m->size - off < sizeof(chunk) ? (size_t)(m->size - off) : sizeof(chunk);
-		if (hdr.len + n > HEADER_READ_MAX)
-			n = HEADER_READ_MAX - hdr.len;
-		if (store_blob_read(ctx->store, m->blob_id, off, chunk, n, &err) < 0 ||
-		    buf_append(&hdr, chunk, n) < 0) {
-			buf_free(&hdr);
-			return store_failed(ctx, err);
-		}
-		off += n;
-		end = memmem(hdr.data, hdr.len, "\r\n\r\n", 4);
-	}
-	size_t hlen = end != NULL ? (size_t)(end - (const char *)hdr.data) + 4 : hdr.len;
-	hash_bytes(hdr.data, hlen, k->hash);
+	if (store_blob_header_hash(ctx->store, m->blob_id, m->size, k->hash, &err) < 0)
+		return store_failed(ctx, err);
 	k->size = m->size;
 	k->uid = m->uid;
-	buf_free(&hdr);
 	return 0;
 }
 
@@ -774,6 +758,26 @@ static int repair_untagged(void *context, const struct imap_response *resp, cons
 	return 0;
 }
 
+/* A server message not paired with a stored one: 1 when it is one that
+ * was moved or destroyed through the device API (its record now names
+ * the new UID), 0 not, -1 error. Each record matches once. */
+static int gone_match(struct sync_ctx *ctx, struct store_local_gone *gone, size_t n,
+		      const struct pair_key *k)
+{
+	const char *err;
+	for (size_t i = 0; i < n; i++) {
+		if (gone[i].origin_uid == 0 || gone[i].size != k->size ||
+		    memcmp(gone[i].hash, k->hash, 32) != 0)
+			continue;
+		if (store_local_renumber(ctx->store, ctx->sel.mailbox_id, gone[i].origin_uid, k->uid,
+					 &err) < 0)
+			return store_failed(ctx, err);
+		gone[i].origin_uid = 0;
+		return 1;
+	}
+	return 0;
+}
+
 /*
  * UIDVALIDITY changed: the server renumbered the folder. Pair our messages
  * with the server's by (size, header hash), give them their new UIDs and
@@ -785,6 +789,8 @@ static int sync_folder_repair(struct sync_ctx *ctx)
 	struct repair_ctx rc = {.ctx = ctx};
 	struct pair_key *local = NULL;
 	size_t nlocal = 0, caplocal = 0;
+	struct store_local_gone *gone = NULL;
+	size_t ngone = 0;
 	struct uidvec fetch = {0};
 	bool stashed = false;
 	int r = -1;
@@ -814,6 +820,8 @@ static int sync_folder_repair(struct sync_ctx *ctx)
 		goto out;
 	}
 	while (store_iter_next(it, &m)) {
+		if (m.local)
+			continue; /* made here: no server UID to pair */
 		if (nlocal == caplocal) {
 			caplocal = caplocal == 0 ? 256 : caplocal * 2;
 			struct pair_key *n = realloc(local, caplocal * sizeof(*n));
@@ -835,6 +843,10 @@ static int sync_folder_repair(struct sync_ctx *ctx)
 		goto out;
 	}
 	stashed = true;
+	if (store_local_gone(ctx->store, ctx->sel.mailbox_id, &gone, &ngone, &err) < 0) {
+		store_failed(ctx, err);
+		goto out;
+	}
 	for (size_t i = 0; i < rc.count; i++) {
 		struct pair_key *k = &rc.remote[i];
 		struct pair_key *hit = bsearch(k, local, nlocal, sizeof(*local), cmp_pair_key);
@@ -844,6 +856,12 @@ static int sync_folder_repair(struct sync_ctx *ctx)
 		while (hit != NULL && hit < local + nlocal && cmp_pair_key(hit, k) == 0 && hit->used)
 			hit++;
 		if (hit == NULL || hit == local + nlocal || cmp_pair_key(hit, k) != 0) {
+			/* Moved or destroyed through the device API: not again. */
+			int was_gone = gone_match(ctx, gone, ngone, k);
+			if (was_gone < 0)
+				goto out;
+			if (was_gone > 0)
+				continue;
 			if (uidvec_add_sized(&fetch, k->uid, k->size) < 0) {
 				sync_fail(ctx, "out of memory");
 				goto out;
@@ -853,6 +871,8 @@ static int sync_folder_repair(struct sync_ctx *ctx)
 		hit->used = true;
 		if (store_message_set_uid(ctx->store, ctx->sel.mailbox_id, hit->uid, k->uid,
 					  &err) < 0 ||
+		    store_local_renumber(ctx->store, ctx->sel.mailbox_id, hit->uid, k->uid, &err) <
+			    0 ||
 		    store_message_set_flags(ctx->store, ctx->sel.mailbox_id, k->uid,
 					    rc.remote_flags[i], rc.remote_keywords[i], &err) < 0) {
 			store_failed(ctx, err);
@@ -860,7 +880,8 @@ static int sync_folder_repair(struct sync_ctx *ctx)
 		}
 		ctx->stats->repaired++;
 	}
-	if (store_mailbox_drop_stashed(ctx->store, ctx->sel.mailbox_id, &err) < 0) {
+		if (store_mailbox_drop_stashed(ctx->store, ctx->sel.mailbox_id, &err) < 0 ||
+	    store_local_renumber_done(ctx->store, ctx->sel.mailbox_id, &err) < 0) {
 		store_failed(ctx, err);
 		goto out;
 	}
@@ -890,7 +911,8 @@ out:
 	free(rc.remote_flags);
 	EVP_MD_CTX_free(rc.md);
 	free(rc.remote);
-	free(local);
+		free(local);
+	free(gone);
 	uidvec_free(&fetch);
 	return r;
 }

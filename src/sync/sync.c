@@ -195,22 +195,87 @@ static size_t count_selectable(const struct folder_list *l)
 	return n;
 }
 
+/* Changes made through the device API that the folder reconcile must
+ * respect (see store.h): per local mailbox, the name its server knows it
+ * by (before renames made here) and whether it exists only here. */
+struct local_view {
+	char **server_name; /* NULL entries: the mailbox's own name */
+	bool *local_only, *renamed;
+};
+
+static void local_view_free(struct local_view *v, size_t n)
+{
+	for (size_t j = 0; v->server_name != NULL && j < n; j++)
+		free(v->server_name[j]);
+	free(v->server_name);
+	free(v->local_only);
+	free(v->renamed);
+}
+
+static int local_view_load(struct sync_ctx *ctx, struct store_mailbox *boxes, size_t n,
+			   struct local_view *v)
+{
+	const char *err;
+	v->server_name = calloc(n + 1, sizeof(*v->server_name));
+	v->local_only = calloc(n + 1, sizeof(*v->local_only));
+	v->renamed = calloc(n + 1, sizeof(*v->renamed));
+	if (v->server_name == NULL || v->local_only == NULL || v->renamed == NULL)
+		return sync_fail(ctx, "out of memory");
+	for (size_t j = 0; j < n; j++) {
+		int r = store_local_mailbox_origin(ctx->store, boxes[j].id, &v->server_name[j],
+						   &v->local_only[j], &err);
+		if (r < 0)
+			return sync_fail(ctx, "%s", err);
+		v->renamed[j] = v->server_name[j] != NULL &&
+				strcmp(v->server_name[j], boxes[j].name) != 0;
+	}
+	return 0;
+}
+
+static const char *server_name(const struct local_view *v, const struct store_mailbox *boxes,
+			       size_t j)
+{
+	return v->server_name[j] != NULL ? v->server_name[j] : boxes[j].name;
+}
+
 /*
- * Map server folders to local mailboxes: same name; else a vanished local
- * folder with the same UIDVALIDITY was renamed; the remaining local ones
- * were deleted on the server, the remaining server ones are new.
+ * Map server folders to local mailboxes: same (server) name; else a
+ * vanished local folder with the same UIDVALIDITY was renamed; the
+ * remaining local ones were deleted on the server, the remaining server
+ * ones are new. Mailboxes created through the device API stay; folders
+ * destroyed through it are not created again.
  */
 static int reconcile_folders(struct sync_ctx *ctx, struct folder_list *l,
 			     struct store_mailbox *boxes, size_t nboxes)
 {
 	const char *err;
+	struct local_view lv = {0};
+	if (local_view_load(ctx, boxes, nboxes, &lv) < 0) {
+		local_view_free(&lv, nboxes);
+		return -1;
+	}
 	bool *matched = calloc(nboxes + 1, sizeof(*matched));
-	if (matched == NULL)
+	if (matched == NULL) {
+		local_view_free(&lv, nboxes);
 		return sync_fail(ctx, "out of memory");
+	}
 	for (size_t i = 0; i < l->count; i++) {
 		struct remote_folder *f = &l->folders[i];
 		for (size_t j = 0; j < nboxes && f->selectable; j++) {
-			if (!matched[j] && strcmp(boxes[j].name, f->name) == 0) {
+			if (!matched[j] && strcmp(server_name(&lv, boxes, j), f->name) == 0) {
+				/* Destroyed here and made again under the same name:
+				 * the server folder's old mail stays away. */
+				int gone = lv.local_only[j] ? store_local_mailbox_destroyed(
+								      ctx->store, ctx->account_id,
+								      f->name, &err)
+							    : 0;
+				if (gone < 0) {
+					free(matched);
+					local_view_free(&lv, nboxes);
+					return sync_fail(ctx, "%s", err);
+				}
+				if (gone > 0)
+					continue;
 				matched[j] = true;
 				f->mailbox_id = boxes[j].id;
 			}
@@ -220,6 +285,10 @@ static int reconcile_folders(struct sync_ctx *ctx, struct folder_list *l,
 	for (size_t j = 0; j < nboxes && r == 0; j++) {
 		if (matched[j])
 			continue;
+		if (lv.local_only[j]) {
+			matched[j] = true; /* made here; the two-way sync creates it */
+			continue;
+		}
 		struct remote_folder *to = NULL;
 		for (size_t i = 0; i < l->count && boxes[j].uidvalidity != 0; i++) {
 			struct remote_folder *f = &l->folders[i];
@@ -235,7 +304,10 @@ static int reconcile_folders(struct sync_ctx *ctx, struct folder_list *l,
 			}
 		}
 		if (to != NULL) {
-			if (store_mailbox_rename(ctx->store, boxes[j].id, to->name, to->delim,
+			/* Renamed here too: the local name stays (the server name
+			 * is found again by UIDVALIDITY on every sync). */
+			if (!lv.renamed[j] &&
+			    store_mailbox_rename(ctx->store, boxes[j].id, to->name, to->delim,
 						 &err) < 0)
 				r = sync_fail(ctx, "%s", err);
 			to->mailbox_id = boxes[j].id;
@@ -252,6 +324,14 @@ static int reconcile_folders(struct sync_ctx *ctx, struct folder_list *l,
 		if (!f->selectable)
 			continue;
 		if (f->mailbox_id == 0) {
+			int gone = store_local_mailbox_destroyed(ctx->store, ctx->account_id,
+								 f->name, &err);
+			if (gone != 0) {
+				if (gone < 0)
+					r = sync_fail(ctx, "%s", err);
+				f->selectable = false; /* destroyed here: not again */
+				continue;
+			}
 			if (store_mailbox_create(ctx->store, ctx->account_id, f->name, f->delim,
 						 f->role, &f->mailbox_id, &err) < 0)
 				r = sync_fail(ctx, "%s", err);
@@ -270,6 +350,7 @@ static int reconcile_folders(struct sync_ctx *ctx, struct folder_list *l,
 		}
 	}
 	free(matched);
+	local_view_free(&lv, nboxes);
 	return r;
 }
 

@@ -26,7 +26,7 @@ test("session names the account and absolute URLs", async () => {
   assert.equal(await alice.getPrimaryAccount(), "alice");
   assert.ok(s.capabilities["urn:ietf:params:jmap:core"].maxCallsInRequest > 0);
   assert.match(s.apiUrl, /^http:\/\/127\.0\.0\.1:\d+\/jmap\/api\/$/);
-  assert.equal(s.accounts.alice.isReadOnly, true);
+  assert.equal(s.accounts.alice.isReadOnly, false);
 });
 
 test("Mailbox/get lists the synced folders with counts", async () => {

@@ -1,0 +1,568 @@
+/*
+ * Mailbox/set (RFC 8621 2.5) over the hosted store, and what Mailbox/get
+ * shows of the device-only properties.
+ *
+ * A mailbox belongs to an account (an external one, or the hub-local
+ * "hub:local"); its full name uses that account's hierarchy delimiter. A
+ * child is created in its parent's account; a top-level mailbox goes to
+ * the user's only external account, or to hub:local when there are none
+ * or several (say which with a parent instead). A mailbox does not change
+ * account (parentId in another account is refused). A rename renames the
+ * children along. Renaming or destroying the inbox and role changes are
+ * refused. sortOrder and isSubscribed are kept in the store for the
+ * devices (not on the server). Everything is recorded as a pending local
+ * change (store-local) for the two-way sync.
+ */
+#include <string.h>
+#include <strings.h>
+
+#include "jmap-set-private.h"
+
+#define MAX_NAME 490 /* maxSizeMailboxName */
+
+void jmap_mailbox_decorate(struct jmap_mail_ctx *ctx, json_t *mailbox)
+{
+	const char *err;
+	int64_t id;
+	int sort = -1;
+	bool subscribed = true;
+	if (!set_parse_id(json_string_value(json_object_get(mailbox, "id")), 'M', &id))
+		return;
+	if (store_local_mailbox_props(ctx->store, id, &sort, &subscribed, &err) == 1) {
+		json_object_set_new(mailbox, "sortOrder", json_integer(sort));
+		json_object_set_new(mailbox, "isSubscribed", json_boolean(subscribed));
+	}
+	bool inbox = json_is_string(json_object_get(mailbox, "role")) &&
+	             strcmp(json_string_value(json_object_get(mailbox, "role")), "inbox") == 0;
+	json_object_set_new(mailbox, "myRights",
+	                    json_pack("{s:b,s:b,s:b,s:b,s:b,s:b,s:b,s:b,s:b}", "mayReadItems", 1,
+	                              "mayAddItems", 1, "mayRemoveItems", 1, "maySetSeen", 1,
+	                              "maySetKeywords", 1, "mayCreateChild", 1, "mayRename", !inbox,
+	                              "mayDelete", !inbox, "maySubmit", 0));
+}
+
+struct boxes {
+	struct store_mailbox *all;
+	size_t n;
+	int64_t *account; /* per mailbox */
+};
+
+static void boxes_free(struct boxes *b)
+{
+	store_mailboxes_free(&b->all, b->n);
+	free(b->account);
+	memset(b, 0, sizeof(*b));
+}
+
+static int boxes_load(struct jmap_mail_ctx *ctx, struct boxes *b)
+{
+	const char *err;
+	memset(b, 0, sizeof(*b));
+	if (store_mailboxes_all(ctx->store, &b->all, &b->n, &err) < 0)
+		return -1;
+	b->account = calloc(b->n + 1, sizeof(*b->account));
+	if (b->account == NULL) {
+		boxes_free(b);
+		return -1;
+	}
+	for (size_t i = 0; i < b->n; i++) {
+		char *key = NULL;
+		if (store_mailbox_account(ctx->store, b->all[i].id, &b->account[i], &key, &err) <
+		    0) {
+			boxes_free(b);
+			return -1;
+		}
+		free(key);
+	}
+	return 0;
+}
+
+static struct store_mailbox *box_find(struct boxes *b, int64_t id, int64_t *account_r)
+{
+	for (size_t i = 0; i < b->n; i++) {
+		if (b->all[i].id == id) {
+			if (account_r != NULL)
+				*account_r = b->account[i];
+			return &b->all[i];
+		}
+	}
+	return NULL;
+}
+
+static bool name_taken(struct boxes *b, int64_t account, const char *full, int64_t except)
+{
+	for (size_t i = 0; i < b->n; i++)
+		if (b->account[i] == account && b->all[i].id != except &&
+		    strcmp(b->all[i].name, full) == 0)
+			return true;
+	return false;
+}
+
+static bool has_children(struct boxes *b, const struct store_mailbox *m, int64_t account)
+{
+	size_t len = strlen(m->name);
+	for (size_t i = 0; i < b->n && m->delim != 0; i++)
+		if (b->account[i] == account && strncmp(b->all[i].name, m->name, len) == 0 &&
+		    b->all[i].name[len] == m->delim)
+			return true;
+	return false;
+}
+
+/* True when name is m's name or below it. */
+static bool in_subtree(const struct store_mailbox *m, const char *name)
+{
+	size_t len = strlen(m->name);
+	return strncmp(name, m->name, len) == 0 &&
+	       (name[len] == '\0' || (m->delim != 0 && name[len] == m->delim));
+}
+
+/* Rename m to full and its descendants along (each recorded with its own
+ * server name for the sync). 0 with *error_r possibly set, -1 store
+ * failure. */
+static int rename_subtree(struct jmap_mail_ctx *ctx, struct boxes *b, struct store_mailbox *m,
+                          int64_t account, const char *full, json_t **error_r)
+{
+	const char *err;
+	size_t old_len = strlen(m->name);
+	char name[2048];
+	/* First check every new name, then rename. */
+	for (int pass = 0; pass < 2; pass++) {
+		for (size_t i = 0; i < b->n; i++) {
+			struct store_mailbox *c = &b->all[i];
+			if (b->account[i] != account || c == m || !in_subtree(m, c->name))
+				continue;
+			int n = snprintf(name, sizeof(name), "%s%s", full, c->name + old_len);
+			if (pass == 0 && (n < 0 || (size_t)n >= sizeof(name) || n > 4 * MAX_NAME)) {
+				*error_r =
+				    set_error("invalidProperties",
+				              "a child mailbox's name would be too long", "name");
+				return 0;
+			}
+			if (pass == 0 && name_taken(b, account, name, c->id) &&
+			    !in_subtree(m, name)) {
+				*error_r = set_error("invalidProperties",
+				                     "a child mailbox's new name exists", "name");
+				return 0;
+			}
+			if (pass == 1 &&
+			    store_local_mailbox_rename(ctx->store, c->id, name, &err) < 0)
+				return -1;
+		}
+		if (pass == 0 && store_local_mailbox_rename(ctx->store, m->id, full, &err) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* The account a top-level mailbox goes to (see the comment at the top). */
+static int top_level_account(struct jmap_mail_ctx *ctx, struct boxes *b, int64_t *account_r,
+                             char *delim_r)
+{
+	const char *err;
+	int64_t only = 0;
+	bool several = false;
+	for (size_t i = 0; i < b->n; i++) {
+		char *key = NULL;
+		int64_t a;
+		if (store_mailbox_account(ctx->store, b->all[i].id, &a, &key, &err) < 0)
+			return -1;
+		if (strncmp(key, "account:", 8) == 0) {
+			if (only != 0 && only != a)
+				several = true;
+			only = a;
+		}
+		free(key);
+	}
+	if (only == 0 || several) {
+		if (store_account_ensure(ctx->store, "hub:local", &only, &err) < 0)
+			return -1;
+	}
+	*account_r = only;
+	*delim_r = '/';
+	for (size_t i = 0; i < b->n; i++)
+		if (b->account[i] == only && b->all[i].delim != 0)
+			*delim_r = b->all[i].delim;
+	return 0;
+}
+
+/* Validate a name part; NULL when fine, else the reason. */
+static const char *bad_name(json_t *v, char delim)
+{
+	const char *s = json_string_value(v);
+	if (s == NULL || s[0] == '\0' || strlen(s) != json_string_length(v))
+		return "name is a non-empty string";
+	if (strlen(s) > MAX_NAME)
+		return "name is too long";
+	for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++)
+		if (*p < 0x20 || *p == 0x7f)
+			return "name has control characters";
+	if (delim != 0 && strchr(s, delim) != NULL)
+		return "name contains the account's hierarchy delimiter";
+	return NULL;
+}
+
+/* Full name from parent and name; fills *account_r and *delim_r. NULL when
+ * fine, else a SetError. */
+static json_t *full_name(struct jmap_mail_ctx *ctx, struct jmap_call *call, struct boxes *b,
+                         json_t *parent, json_t *name, int64_t *account_r, char *delim_r, char *out,
+                         size_t size)
+{
+	const char *why;
+	if (parent != NULL && !json_is_null(parent)) {
+		int64_t pid;
+		struct store_mailbox *p;
+		if (!set_resolve_id(call, json_string_value(parent), 'M', &pid) ||
+		    (p = box_find(b, pid, account_r)) == NULL)
+			return set_error("invalidProperties", "no such parent mailbox", "parentId");
+		*delim_r = p->delim != 0 ? p->delim : '/';
+		if ((why = bad_name(name, *delim_r)) != NULL)
+			return set_error("invalidProperties", why, "name");
+		int n = snprintf(out, size, "%s%c%s", p->name, *delim_r, json_string_value(name));
+		if (n < 0 || (size_t)n >= size)
+			return set_error("invalidProperties", "the full name is too long", "name");
+		return NULL;
+	}
+	if (top_level_account(ctx, b, account_r, delim_r) < 0)
+		return set_error("serverFail", NULL, NULL);
+	if ((why = bad_name(name, *delim_r)) != NULL)
+		return set_error("invalidProperties", why, "name");
+	if (strcasecmp(json_string_value(name), "INBOX") == 0)
+		return set_error("invalidProperties", "INBOX exists already", "name");
+	snprintf(out, size, "%s", json_string_value(name));
+	return NULL;
+}
+
+/* sortOrder and isSubscribed from an object; -1 keeps. NULL or a SetError. */
+static json_t *props(json_t *obj, int *sort_r, int *subscribed_r)
+{
+	json_t *s = json_object_get(obj, "sortOrder"), *sub = json_object_get(obj, "isSubscribed");
+	*sort_r = *subscribed_r = -1;
+	if (s != NULL) {
+		if (!json_is_integer(s) || json_integer_value(s) < 0 ||
+		    json_integer_value(s) > 0x7fffffff)
+			return set_error("invalidProperties", "sortOrder is an UnsignedInt",
+			                 "sortOrder");
+		*sort_r = (int)json_integer_value(s);
+	}
+	if (sub != NULL) {
+		if (!json_is_boolean(sub))
+			return set_error("invalidProperties", "isSubscribed is a boolean",
+			                 "isSubscribed");
+		*subscribed_r = json_is_true(sub);
+	}
+	return NULL;
+}
+
+/* Unknown properties and role changes (the role may be given unchanged:
+ * current_role is the store's, e.g. "Inbox", or NULL). */
+static json_t *unknown_property(json_t *obj, const char *const *allowed, const char *current_role)
+{
+	const char *key;
+	json_t *v;
+	json_object_foreach(obj, key, v)
+	{
+		bool ok = false;
+		for (size_t i = 0; allowed[i] != NULL && !ok; i++)
+			ok = strcmp(key, allowed[i]) == 0;
+		bool same_role = json_is_null(v)
+		                     ? current_role == NULL
+		                     : json_is_string(v) && current_role != NULL &&
+		                           strcasecmp(json_string_value(v), current_role) == 0;
+		if (ok && strcmp(key, "role") == 0 && !same_role)
+			return set_error("invalidProperties",
+			                 "roles come from the server; they cannot be set here",
+			                 "role");
+		if (!ok)
+			return set_error("invalidProperties", "not a property one can set", key);
+	}
+	return NULL;
+}
+
+/* 0 with *created_r or *error_r; -1 store failure. */
+static int mailbox_create(struct jmap_mail_ctx *ctx, struct jmap_call *call, json_t *obj,
+                          json_t **created_r, json_t **error_r)
+{
+	static const char *const allowed[] = {"name",      "parentId",     "role",
+	                                      "sortOrder", "isSubscribed", NULL};
+	const char *err;
+	struct boxes b;
+	char full[2048], delim;
+	int64_t account, id;
+	int sort, sub;
+	if (!json_is_object(obj)) {
+		*error_r = set_error("invalidProperties", "a Mailbox object", NULL);
+		return 0;
+	}
+	if ((*error_r = unknown_property(obj, allowed, NULL)) != NULL ||
+	    (*error_r = props(obj, &sort, &sub)) != NULL)
+		return 0;
+	if (boxes_load(ctx, &b) < 0)
+		return -1;
+	int ret = 0;
+	if ((*error_r = full_name(ctx, call, &b, json_object_get(obj, "parentId"),
+	                          json_object_get(obj, "name"), &account, &delim, full,
+	                          sizeof(full))) != NULL) {
+		if (strcmp(json_string_value(json_object_get(*error_r, "type")), "serverFail") ==
+		    0) {
+			json_decref(*error_r);
+			*error_r = NULL;
+			ret = -1;
+		}
+	} else if (name_taken(&b, account, full, 0)) {
+		*error_r =
+		    set_error("invalidProperties", "a mailbox with this name exists", "name");
+	} else if (store_local_mailbox_create(ctx->store, account, full, delim, &id, &err) < 0 ||
+	           ((sort >= 0 || sub >= 0) &&
+	            store_local_mailbox_set_props(ctx->store, id, sort, sub, &err) < 0)) {
+		ret = -1;
+	} else {
+		*created_r = json_pack(
+		    "{s:o,s:n,s:i,s:i,s:i,s:i,s:i,s:b}", "id", set_prefixed('M', id), "role",
+		    "sortOrder", sort >= 0 ? sort : 10, "totalEmails", 0, "unreadEmails", 0,
+		    "totalThreads", 0, "unreadThreads", 0, "isSubscribed", sub != 0);
+		jmap_mailbox_decorate(ctx, *created_r);
+	}
+	boxes_free(&b);
+	return ret;
+}
+
+static int mailbox_update(struct jmap_mail_ctx *ctx, struct jmap_call *call, int64_t id,
+                          json_t *patch, json_t **error_r)
+{
+	static const char *const allowed[] = {"name",      "parentId",     "role",
+	                                      "sortOrder", "isSubscribed", NULL};
+	const char *err;
+	struct boxes b;
+	int64_t account, new_account;
+	int sort, sub, ret = 0;
+	if (!json_is_object(patch)) {
+		*error_r = set_error("invalidPatch", "a PatchObject", NULL);
+		return 0;
+	}
+	if (boxes_load(ctx, &b) < 0)
+		return -1;
+	struct store_mailbox *m = box_find(&b, id, &account);
+	if (m == NULL) {
+		*error_r = set_error("notFound", NULL, NULL);
+		goto out;
+	}
+	if ((*error_r = unknown_property(patch, allowed, m->role)) != NULL ||
+	    (*error_r = props(patch, &sort, &sub)) != NULL)
+		goto out;
+	json_t *name = json_object_get(patch, "name"), *parent = json_object_get(patch, "parentId");
+	if (name != NULL || parent != NULL) {
+		/* The current name part and parent. */
+		const char *last = m->delim != 0 ? strrchr(m->name, m->delim) : NULL;
+		json_t *cur_name = json_string(last != NULL ? last + 1 : m->name);
+		json_t *cur_parent = json_null();
+		if (last != NULL) {
+			for (size_t i = 0; i < b.n; i++)
+				if (b.account[i] == account &&
+				    strlen(b.all[i].name) == (size_t)(last - m->name) &&
+				    strncmp(b.all[i].name, m->name, (size_t)(last - m->name)) ==
+				        0) {
+					json_decref(cur_parent);
+					cur_parent = set_prefixed('M', b.all[i].id);
+				}
+		}
+		char full[2048], delim;
+		json_t *e = full_name(ctx, call, &b, parent != NULL ? parent : cur_parent,
+		                      name != NULL ? name : cur_name, &new_account, &delim, full,
+		                      sizeof(full));
+		json_decref(cur_name);
+		json_decref(cur_parent);
+		if (e != NULL) {
+			*error_r = e;
+			goto out;
+		}
+		if (strcmp(full, m->name) != 0) {
+			int64_t pid;
+			if (new_account != account)
+				*error_r = set_error("invalidProperties",
+				                     "a mailbox stays in its account", "parentId");
+			else if (m->role != NULL && strcmp(m->role, "Inbox") == 0)
+				*error_r =
+				    set_error("forbidden", "the inbox cannot be renamed", NULL);
+			else if ((parent != NULL &&
+			          set_resolve_id(call, json_string_value(parent), 'M', &pid) &&
+			          pid == id) ||
+			         in_subtree(m, full))
+				*error_r =
+				    set_error("invalidProperties",
+				              "a mailbox cannot move under itself", "parentId");
+			else if (name_taken(&b, account, full, id))
+				*error_r = set_error("invalidProperties",
+				                     "a mailbox with this name exists", "name");
+			else
+				ret = rename_subtree(ctx, &b, m, account, full, error_r);
+			if (*error_r != NULL || ret < 0)
+				goto out;
+		}
+	}
+	if ((sort >= 0 || sub >= 0) &&
+	    store_local_mailbox_set_props(ctx->store, id, sort, sub, &err) < 0)
+		ret = -1;
+out:
+	boxes_free(&b);
+	return ret;
+}
+
+static int mailbox_destroy(struct jmap_mail_ctx *ctx, int64_t id, bool remove_emails,
+                           json_t **error_r)
+{
+	const char *err;
+	struct boxes b;
+	int64_t account;
+	if (boxes_load(ctx, &b) < 0)
+		return -1;
+	struct store_mailbox *m = box_find(&b, id, &account);
+	int ret = 0;
+	int64_t *ids = NULL;
+	size_t n = 0;
+	if (m == NULL) {
+		*error_r = set_error("notFound", NULL, NULL);
+	} else if (m->role != NULL && strcmp(m->role, "Inbox") == 0) {
+		*error_r = set_error("forbidden", "the inbox cannot be destroyed", NULL);
+	} else if (has_children(&b, m, account)) {
+		*error_r = set_error("mailboxHasChild", NULL, NULL);
+	} else if (store_email_query(ctx->store, id, false, 0, UINT32_MAX, &ids, &n, NULL, &err) <
+	           0) {
+		ret = -1;
+	} else if (n > 0 && !remove_emails) {
+		*error_r =
+		    set_error("mailboxHasEmail",
+		              "the mailbox has emails (onDestroyRemoveEmails removes them)", NULL);
+	} else {
+		for (size_t i = 0; i < n && ret == 0; i++)
+			ret = store_local_destroy(ctx->store, ids[i], &err);
+		if (ret == 0)
+			ret = store_local_mailbox_destroy(ctx->store, id, &err);
+	}
+	free(ids);
+	boxes_free(&b);
+	return ret;
+}
+
+int jmap_mailbox_set(void *context, struct jmap_call *call, json_t *args, const char **error_type_r,
+                     const char **description_r)
+{
+	struct jmap_mail_ctx *ctx = context;
+	const char *err, *key;
+	json_t *v;
+	if (set_check_account(ctx, args, error_type_r) < 0)
+		return -1;
+	static const char *const allowed[] = {
+	    "accountId", "ifInState", "create", "update", "destroy", "onDestroyRemoveEmails", NULL};
+	json_object_foreach(args, key, v)
+	{
+		bool ok = false;
+		for (size_t i = 0; allowed[i] != NULL && !ok; i++)
+			ok = strcmp(key, allowed[i]) == 0;
+		if (!ok) {
+			*error_type_r = "invalidArguments";
+			*description_r = "unknown argument";
+			return -1;
+		}
+	}
+	json_t *create = json_object_get(args, "create"), *update = json_object_get(args, "update");
+	json_t *destroy = json_object_get(args, "destroy");
+	json_t *remove = json_object_get(args, "onDestroyRemoveEmails");
+	if ((create != NULL && !json_is_null(create) && !json_is_object(create)) ||
+	    (update != NULL && !json_is_null(update) && !json_is_object(update)) ||
+	    (destroy != NULL && !json_is_null(destroy) && !json_is_array(destroy)) ||
+	    (remove != NULL && !json_is_boolean(remove))) {
+		*error_type_r = "invalidArguments";
+		return -1;
+	}
+	if (json_object_size(create) + json_object_size(update) + json_array_size(destroy) >
+	    JMAP_SET_MAX_OBJECTS) {
+		*error_type_r = "requestTooLarge";
+		return -1;
+	}
+	if (set_check_state(ctx, args, error_type_r) < 0)
+		return -1;
+	if (store_begin(ctx->store, &err) < 0) {
+		*error_type_r = "serverFail";
+		return -1;
+	}
+	char old_state[32];
+	snprintf(old_state, sizeof(old_state), "%llu",
+	         (unsigned long long)store_modseq(ctx->store));
+	json_t *s = json_object_get(args, "ifInState");
+	if (json_is_string(s) && strcmp(json_string_value(s), old_state) != 0) {
+		store_rollback(ctx->store);
+		*error_type_r = "stateMismatch";
+		return -1;
+	}
+	json_t *created = json_object(), *not_created = json_object();
+	json_t *updated = json_object(), *not_updated = json_object();
+	json_t *destroyed = json_array(), *not_destroyed = json_object();
+	int fatal = 0;
+	json_object_foreach(create, key, v)
+	{
+		json_t *ok = NULL, *bad = NULL;
+		if (!jmap_is_id(key))
+			bad = set_error("invalidProperties", "creation ids are Ids", NULL);
+		else if ((fatal = mailbox_create(ctx, call, v, &ok, &bad)) < 0)
+			break;
+		if (ok != NULL) {
+			jmap_call_set_created_id(
+			    call, key, json_string_value(json_object_get(ok, "id")), &err);
+			json_object_set_new(created, key, ok);
+		} else {
+			json_object_set_new(not_created, key, bad);
+		}
+	}
+	json_object_foreach(update, key, v)
+	{
+		if (fatal < 0)
+			break;
+		json_t *bad = NULL;
+		int64_t id;
+		if (!set_resolve_id(call, key, 'M', &id))
+			bad = set_error("notFound", NULL, NULL);
+		else if ((fatal = mailbox_update(ctx, call, id, v, &bad)) < 0)
+			break;
+		if (bad != NULL)
+			json_object_set_new(not_updated, key, bad);
+		else
+			json_object_set_new(updated, key, json_null());
+	}
+	size_t i;
+	json_array_foreach(destroy, i, v)
+	{
+		if (fatal < 0)
+			break;
+		json_t *bad = NULL;
+		int64_t id = 0;
+		const char *text = json_string_value(v);
+		if (!set_resolve_id(call, text, 'M', &id))
+			bad = set_error("notFound", NULL, NULL);
+		else if ((fatal = mailbox_destroy(ctx, id, json_is_true(remove), &bad)) < 0)
+			break;
+		if (bad != NULL) {
+			if (text != NULL)
+				json_object_set_new(not_destroyed, text, bad);
+			else
+				json_decref(bad);
+		} else {
+			json_array_append_new(destroyed, set_prefixed('M', id));
+		}
+	}
+	json_t *resp = json_pack("{s:o,s:o,s:o,s:o,s:o,s:o}", "created", created, "notCreated",
+	                         not_created, "updated", updated, "notUpdated", not_updated,
+	                         "destroyed", destroyed, "notDestroyed", not_destroyed);
+	if (fatal < 0 || store_commit(ctx->store, &err) < 0) {
+		store_rollback(ctx->store);
+		json_decref(resp);
+		*error_type_r = "serverFail";
+		*description_r = "the store failed; nothing was changed";
+		return -1;
+	}
+	snprintf(ctx->state, sizeof(ctx->state), "%llu",
+	         (unsigned long long)store_modseq(ctx->store));
+	json_object_set_new(resp, "accountId", json_string(ctx->account_id));
+	json_object_set_new(resp, "oldState", json_string(old_state));
+	json_object_set_new(resp, "newState", json_string(ctx->state));
+	return jmap_call_respond(call, "Mailbox/set", resp, &err);
+}
