@@ -492,7 +492,8 @@ int jmap_mail_register(struct jmap_registry *registry, const char **error_r)
 	    jmap_registry_add_method(registry, "Mailbox/changes", JMAP_CAPABILITY_MAIL,
 				     mailbox_changes, error_r) < 0 ||
 	    jmap_registry_add_method(registry, "Email/changes", JMAP_CAPABILITY_MAIL, email_changes,
-				     error_r) < 0)
+				     error_r) < 0 ||
+	    jmap_search_register(registry, error_r) < 0)
 		return -1;
 	return 0;
 }
