@@ -51,7 +51,8 @@ static int64_t deliver(struct store *s, int64_t mailbox, uint32_t uid, const cha
 }
 
 /* Blob ids matching a field search, as a bit mask (ids < 64), through a
- * second connection as Email/query would see them; -1 on an SQL error. */
+ * second connection as Email/query would see them (ids from 62 on share
+ * bit 62); -1 on an SQL error. */
 static int64_t match(const char *field, const char *text)
 {
 	const char *err;
@@ -66,7 +67,8 @@ static int64_t match(const char *field, const char *text)
 	int64_t mask = 0;
 	int rc;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-		mask |= (int64_t)1 << sqlite3_column_int64(st, 0);
+		mask |= (int64_t)1
+		        << (sqlite3_column_int64(st, 0) < 62 ? sqlite3_column_int64(st, 0) : 62);
 	if (rc != SQLITE_DONE) {
 		fprintf(stderr, "MATCH %s: %s\n", expr, sqlite3_errmsg(db));
 		mask = -1;
