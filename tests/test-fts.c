@@ -7,6 +7,7 @@
 
 #include <sqlite3.h>
 
+#include "jmap/jmap-mail.h"
 #include "mime/mime.h"
 #include "store/store.h"
 #include "test.h"
@@ -170,6 +171,72 @@ static void test_text_extract(void)
 	CHECK(mime_text_extract("\x00\xff\r\n\r\n", 6, 100, &t) == 0);
 	CHECK(t.subject != NULL && t.body != NULL);
 	mime_text_free(&t);
+}
+
+static unsigned count_of(const char *hay, const char *needle)
+{
+	unsigned n = 0;
+	for (const char *p = hay; (p = strstr(p, needle)) != NULL; p++)
+		n++;
+	return n;
+}
+
+/* SearchSnippet/get through the JMAP envelope: escaping and the preview
+ * bound (RFC 8621 5.1: at most 255 octets). */
+static void test_search_snippet_get(struct store *s)
+{
+	const char *error;
+	int64_t acct, box;
+	OK(store_begin(s, &error));
+	OK(store_account_ensure(s, "imaps://h snippets", &acct, &error));
+	OK(store_mailbox_create(s, acct, "INBOX", '/', "Inbox", &box, &error));
+	char msg[8192];
+	int len = snprintf(msg, sizeof(msg), "Subject: Tom & <Jerry> \"zebra\" 'x'\r\n\r\n");
+	for (int i = 0; i < 120; i++)
+		len += snprintf(msg + len, sizeof(msg) - (size_t)len, "a<b>&c %s ",
+		                i == 20 || i == 23 ? "zebra" : "filler");
+	deliver(s, box, 1, msg);
+	OK(store_commit(s, &error));
+	catch_up_all(s);
+	int64_t *ids;
+	size_t n;
+	OK(store_email_query(s, box, true, 0, 10, &ids, &n, NULL, &error));
+	CHECK(n == 1);
+	struct jmap_registry *reg;
+	OK(jmap_registry_create(&reg, &error));
+	OK(jmap_mail_register(reg, &error));
+	struct jmap_mail_ctx ctx = {.store = s, .account_id = "alice", .state = "1"};
+	struct jmap_limits limits = {1 << 20, 16, 64};
+	char req[512];
+	snprintf(req, sizeof(req),
+	         "{\"using\":[\"urn:ietf:params:jmap:core\",\"urn:ietf:params:jmap:mail\"],"
+	         "\"methodCalls\":[[\"SearchSnippet/get\",{\"accountId\":\"alice\","
+	         "\"filter\":{\"operator\":\"AND\",\"conditions\":[{\"text\":\"zebra\"},"
+	         "{\"operator\":\"NOT\",\"conditions\":[{\"text\":\"filler\"}]}]},"
+	         "\"emailIds\":[\"E%lld\",\"E1\"]},\"0\"]]}",
+	         (long long)ids[0]);
+	free(ids);
+	struct jmap_output out;
+	OK(jmap_process(reg, &limits, &ctx, "1", req, strlen(req), &out, &error));
+	CHECK(out.status == 200);
+	json_t *resp = json_loadb(out.body, out.body_len, 0, NULL);
+	CHECK(resp != NULL);
+	json_t *args =
+	    json_array_get(json_array_get(json_object_get(resp, "methodResponses"), 0), 1);
+	json_t *snip = json_array_get(json_object_get(args, "list"), 0);
+	CHECK_STR(json_string_value(json_object_get(snip, "subject")),
+	          "Tom &amp; &lt;Jerry&gt; &quot;<mark>zebra</mark>&quot; &#39;x&#39;");
+	const char *preview = json_string_value(json_object_get(snip, "preview"));
+	CHECK(preview != NULL && strlen(preview) <= 255);
+	CHECK(strstr(preview, "<mark>zebra</mark>") != NULL);
+	CHECK(strstr(preview, "<mark>filler") == NULL); /* NOT: not marked */
+	CHECK(strstr(preview, "a&lt;b&gt;&amp;c") != NULL);
+	CHECK(count_of(preview, "<mark>") == count_of(preview, "</mark>"));
+	CHECK(count_of(preview, "<") == 2 * count_of(preview, "<mark>"));
+	CHECK_STR(json_string_value(json_array_get(json_object_get(args, "notFound"), 0)), "E1");
+	json_decref(resp);
+	free(out.body);
+	jmap_registry_free(&reg);
 }
 
 int main(void)
@@ -353,6 +420,7 @@ int main(void)
 	CHECK(!files_contain("bulkcanary00299") && !files_contain("bulkcanary00007"));
 	CHECK(match("text", "invoice") == H);
 
+	test_search_snippet_get(s);
 	store_close(&s);
 	char cmd[200];
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
