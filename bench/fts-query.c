@@ -119,7 +119,7 @@ int main(int argc, char **argv)
 	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(db,
 	                       "SELECT m.id FROM messages m "
-	                       "WHERE m.blob_id IN (SELECT rowid FROM email_fts WHERE email_fts "
+	                       "WHERE +m.blob_id IN (SELECT rowid FROM email_fts WHERE email_fts "
 	                       "MATCH ?1) AND (?2 = 0 OR m.mailbox_id = ?2) "
 	                       "ORDER BY m.internaldate DESC, m.id DESC LIMIT 50",
 	                       -1, &q, NULL) != SQLITE_OK ||

@@ -110,10 +110,10 @@ print("targets: query p50 <= 10 ms: %s; get50 p50 <= 20 ms: %s" %
       ("ok" if qp <= 10 else "MISSED", "ok" if gp <= 20 else "MISSED"))
 open(run + "/get.json", "w").write(json.dumps({"using": USING, "methodCalls": [get]}))
 PY
-# Full-text queries: a word in most messages, one in about a tenth (a name),
-# a prefix, two words, a folded diacritic, and one that matches nothing.
+# Full-text queries: words in most messages (the corpus has a small vocabulary),
+# one in about a fifth (a name), two words, a folded diacritic, and no match.
 "$FTS_BIN" "$D/users/alice/store.db" --runs 100 --floor-ms "$(cat "$RUN/echo_ms")" \
-	invoice grace quart "budget meeting" kundigung zebra | tee "$RUN/fts.out"
+	invoice grace quarterly "budget meeting" kundigung zebra | tee "$RUN/fts.out"
 "$FTS_BIN" "$D/users/alice/store.db" --runs 100 --floor-ms "$(cat "$RUN/echo_ms")" \
 	--mailbox "$(cat "$RUN/inbox_id")" invoice grace
 awk '/^text/ { for (i = 1; i < NF; i++) if ($i == "p50" && $(i + 1) + 0 > 50) bad = 1 }

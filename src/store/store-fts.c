@@ -11,10 +11,16 @@
  *
  * Tokenizer: unicode61 with remove_diacritics 2 (case and diacritics
  * folded: "resume" finds "Résumé", "strasse" does not find "straße" - that
- * is a spelling, not a diacritic). Prefix indexes of 2 and 3 characters,
- * because every search word of two or more characters matches as a word
- * prefix ("inv" finds "invoice"), the way people type into a search box;
- * longer prefixes are served from the main index as a term range.
+ * is a spelling, not a diacritic). Search words match whole words, not
+ * prefixes, so there are no prefix indexes: measured on 100k messages
+ * (bench/jmap.sh), a prefix query beyond the indexed lengths took about
+ * twice as long as the whole word (FTS5 merges the list of every matching
+ * term) and pushed a query for a word in most messages past the 50 ms
+ * target, and prefix indexes make the index larger. unicode61 does not
+ * split CJK runs into words: such a run is one token, found as a whole.
+ *
+ * Email/query: messages_internaldate (made here) lets "the newest matches"
+ * walk the messages newest first and stop after one page; see store.h.
  *
  * Indexing is lazy, never in the sync path: meta 'fts_indexed' is a
  * watermark, every blob with an id at or below it is indexed. New blobs
@@ -48,7 +54,8 @@
 static const char fts_schema_sql[] =
     "CREATE VIRTUAL TABLE IF NOT EXISTS email_fts USING fts5("
     " subject, \"from\", \"to\", cc, bcc, body,"
-    " tokenize = 'unicode61 remove_diacritics 2', prefix = '2 3');"
+    " tokenize = 'unicode61 remove_diacritics 2');"
+    "CREATE INDEX IF NOT EXISTS messages_internaldate ON messages(internaldate);"
     "INSERT OR IGNORE INTO meta(key, value) VALUES ('fts_indexed', 0), ('fts_dirty', 0);"
     "CREATE TRIGGER IF NOT EXISTS blobs_fts_delete AFTER DELETE ON blobs"
     " WHEN old.id <= (SELECT value FROM meta WHERE key = 'fts_indexed') BEGIN"
@@ -97,17 +104,14 @@ static void tok_init(void)
 
 struct tok_count {
 	unsigned tokens;
-	size_t last_chars;
 };
 
 static int tok_cb(void *ctx, int flags, const char *token, int len, int start, int end)
 {
 	struct tok_count *c = ctx;
 	(void)flags, (void)start, (void)end;
+	(void)token, (void)len;
 	c->tokens++;
-	c->last_chars = 0;
-	for (int i = 0; i < len; i++)
-		c->last_chars += ((unsigned char)token[i] & 0xc0) != 0x80;
 	return SQLITE_OK;
 }
 
@@ -121,7 +125,7 @@ static int word_tokens(const char *word, size_t len, struct tok_count *count_r)
 	Fts5Tokenizer *t = NULL;
 	if (tok_impl.xCreate(tok_user, args, 2, &t) != SQLITE_OK)
 		return -1;
-	struct tok_count c = {0, 0};
+	struct tok_count c = {0};
 	int rc = tok_impl.xTokenize(t, &c, FTS5_TOKENIZE_QUERY, word, (int)len, tok_cb);
 	tok_impl.xDelete(t);
 	*count_r = c;
@@ -195,8 +199,6 @@ int store_fts_expr(const char *field, const char *text, char **expr_r, const cha
 			*o++ = *c;
 		}
 		*o++ = '"';
-		if (tc.last_chars >= 2)
-			*o++ = '*';
 	}
 	/* No words: the empty phrase, which matches nothing. */
 	if (words == 0)

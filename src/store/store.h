@@ -222,18 +222,24 @@ int store_email_query(struct store *s, int64_t mailbox_id, bool newest_first, ui
  * The FTS5 table email_fts(subject, from, to, cc, bcc, body) holds one row
  * per blob (rowid = blob id), indexed lazily in the background (never in the
  * sync path); a deleted blob's row goes with it. Email/query uses
- *   m.blob_id IN (SELECT rowid FROM email_fts WHERE email_fts MATCH ?)
- * with an expression from store_fts_expr().
+ *   +m.blob_id IN (SELECT rowid FROM email_fts WHERE email_fts MATCH ?)
+ * with an expression from store_fts_expr() (several conditions: combine
+ * the expressions as "(e1) AND (e2)" / "(e1) OR (e2)", or use one IN per
+ * condition; FTS5 has no unary NOT, so a NOT filter is SQL "NOT IN"). The unary + keeps SQLite from driving the query from the
+ * match list: with ORDER BY m.internaldate DESC, m.id DESC LIMIT n it walks
+ * messages_internaldate (or messages_date with m.mailbox_id = ?) newest
+ * first and stops after n matches, instead of sorting every match.
  *
  * store_fts_expr: the MATCH expression for one filter condition. field is
  * "text" (all columns), "subject", "from", "to", "cc", "bcc" or "body".
  * text is split at white space into words; each word is quoted as an FTS5
  * string (so query syntax, quotes, NEAR/AND/OR/NOT and column names in it
- * are plain words), all words must match (AND), and a word whose last token
- * has two or more characters matches as a word prefix. Case and diacritics
- * are ignored. Words without letters or digits are dropped; a text without
- * any (empty, white space, punctuation) gives an expression that matches
- * nothing: there is nothing to look for (RFC 8621 leaves it open). At most
+ * are plain words) and all words must match (AND). Words match whole words
+ * (a word with inner punctuation, "jm@example.com", as a phrase); case
+ * and diacritics are ignored. Words without letters or digits are dropped;
+ * a text without any (empty, white space, punctuation) gives an expression
+ * that matches nothing: there is nothing to look for (RFC 8621 leaves it
+ * open). At most
  * 1024 bytes and 32 words. Returns 0 with a malloc()ed expression, or -1
  * with static error text (unknown field, too long).
  */
