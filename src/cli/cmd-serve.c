@@ -560,16 +560,20 @@ static void *sync_thread(void *context)
 
 #define SERVE_FTS_BATCH 32       /* messages indexed per transaction */
 #define SERVE_FTS_MERGE_PAGES 64 /* index pages rewritten per purge step */
+#define SERVE_FTS_PURGE_EVERY 3600 /* seconds between purges of a user's index */
 
 /* Works through each user's indexing backlog (and folds deleted text out
  * of the index) in small steps, each under the user's store lock, so an API
- * request waits for one step at most. All users' stores are opened at
+ * request waits for one step at most. A purge rewrites the whole index, so
+ * words of expunged messages are folded out at most once an hour per user
+ * (an account removal does it at once). All users' stores are opened at
  * start-up and after each scheduled sync round (sv->fts_relist); stores
  * already open are looked at every two seconds, which also catches syncs
  * run by other processes. */
 static void *fts_thread(void *context)
 {
 	struct serve *sv = context;
+	static time_t last_purge[SERVE_MAX_USERS];
 	while (!sv->stop) {
 		if (sv->fts_relist) {
 			sv->fts_relist = 0;
@@ -589,13 +593,16 @@ static void *fts_thread(void *context)
 		pthread_mutex_unlock(&sv->users_lock);
 		for (size_t i = 0; i < n_users && !sv->stop; i++) {
 			struct user_store *us = &sv->users[i];
-			bool indexed = false, purged = false;
+			bool indexed = false, purged = time(NULL) < last_purge[i] + SERVE_FTS_PURGE_EVERY;
 			const char *err;
 			while (!sv->stop && !(indexed && purged)) {
+				bool purge_step = indexed;
 				pthread_mutex_lock(&us->lock);
 				int r = !indexed ? store_fts_catch_up(us->store, SERVE_FTS_BATCH, &indexed, &err)
 						 : store_fts_purge(us->store, SERVE_FTS_MERGE_PAGES, &purged, &err);
 				pthread_mutex_unlock(&us->lock);
+				if (r == 0 && purge_step && purged)
+					last_purge[i] = time(NULL);
 				if (r < 0) {
 					if (err != store_fts_busy) {
 						printf("indexer: %s: %s\n", us->name, err);
