@@ -70,12 +70,41 @@ def forms(secret):
     return out
 
 
+def index_until(h, user, word, timeout=60):
+    """Run `serve` (its background indexer) until word is in user's
+    full-text index, then stop it."""
+    serve = subprocess.Popen([BIN, "--data", h.dir, "serve", "--listen", "127.0.0.1:0",
+                              "--sync-interval", "0", "--access-log", "/dev/null"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        path = os.path.join(h.dir, "users", user, "store.db")
+        deadline = time.time() + timeout
+        while True:
+            if serve.poll() is not None:
+                check(False, "serve stopped: %s" % serve.stderr.read())
+            check(time.time() < deadline, "%s not indexed within %d s" % (word, timeout))
+            try:
+                db = sqlite3.connect(path)
+                n = db.execute("SELECT count(*) FROM email_fts WHERE email_fts MATCH ?",
+                               ('"%s"' % word,)).fetchone()[0]
+                db.close()
+                if n > 0:
+                    break
+            except sqlite3.OperationalError:
+                pass  # the table is made when serve first opens the store
+            time.sleep(0.2)
+    finally:
+        serve.terminate()
+        serve.wait(timeout=20)
+
+
 def t_canaries(tmp):
     h = Hub(tmp, "canary")
     try:
         password = open(h.pw("alice")).read()  # random per run: the canary
         canary = "MSG-CANARY-%d" % time.time_ns()
-        append(h.fx, "INBOX", ("Subject: canary\r\n\r\n%s\r\n" % canary).encode())
+        word = "fxcanary%d" % time.time_ns()  # one token, spelled as the index keeps it
+        append(h.fx, "INBOX", ("Subject: canary\r\n\r\n%s %s\r\n" % (canary, word)).encode())
         h.add_user("alice")
         r = h.add_account("alice", "alice", "--consent")
         check("added account 1" in r.stdout, r.stdout)
@@ -84,6 +113,8 @@ def t_canaries(tmp):
         h.sync("alice")
         check(h.find(forms(password)) == [], "password canary found: %s" % h.find(forms(password))[:3])
         check(h.find([canary.encode()]) != [], "message canary not stored (the scan is blind)")
+        index_until(h, "alice", word)
+        check(h.find([word.encode()]) != [], "indexed canary not stored (the scan is blind)")
         r = h.mk("account", "remove", "--user", "alice", "1", expect=2)
         check("--all-devices" in r.stderr, "removal without --all-devices: " + r.stderr)
         r = h.mk("account", "remove", "--user", "alice", "1", "--all-devices")
@@ -92,6 +123,7 @@ def t_canaries(tmp):
         check(m and int(m.group(1)) == 1 and int(m.group(2)) > 20 and int(m.group(3)) >= 4,
               "receipt counts: " + r.stdout)
         check(h.find([canary.encode()]) == [], "message canary left after removal: %s" % h.find([canary.encode()]))
+        check(h.find([word.encode()]) == [], "indexed text left after removal: %s" % h.find([word.encode()]))
         check(h.find(forms(password)) == [], "password canary after removal")
         db = h.db()
         check(db.execute("SELECT count(*) FROM secrets WHERE account_id = 1").fetchone()[0] == 0, "secrets left")

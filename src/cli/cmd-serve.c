@@ -91,6 +91,7 @@ struct serve {
 	pthread_mutex_t auth_lock;
 	unsigned sync_interval;
 	volatile sig_atomic_t stop;
+	volatile sig_atomic_t fts_relist; /* the indexer lists the users again */
 };
 
 static void serve_usage(FILE *f)
@@ -832,9 +833,72 @@ static void *sync_thread(void *context)
 			}
 			free(users);
 			fflush(stdout);
+			sv->fts_relist = 1;
 			next = time(NULL) + (time_t)sv->sync_interval;
 		}
 		sleep(1);
+	}
+	return NULL;
+}
+
+/* --- background full-text indexing ------------------------------------------------ */
+
+#define SERVE_FTS_BATCH 32       /* messages indexed per transaction */
+#define SERVE_FTS_MERGE_PAGES 64 /* index pages rewritten per purge step */
+#define SERVE_FTS_PURGE_EVERY 3600 /* seconds between purges of a user's index */
+
+/* Works through each user's indexing backlog (and folds deleted text out
+ * of the index) in small steps, each under the user's store lock, so an API
+ * request waits for one step at most. A purge rewrites the whole index, so
+ * words of expunged messages are folded out at most once an hour per user
+ * (an account removal does it at once). All users' stores are opened at
+ * start-up and after each scheduled sync round (sv->fts_relist); stores
+ * already open are looked at every two seconds, which also catches syncs
+ * run by other processes. */
+static void *fts_thread(void *context)
+{
+	struct serve *sv = context;
+	static time_t last_purge[SERVE_MAX_USERS];
+	while (!sv->stop) {
+		if (sv->fts_relist) {
+			sv->fts_relist = 0;
+			struct hub_user *users = NULL;
+			size_t n = 0;
+			const char *err;
+			pthread_mutex_lock(&sv->hub_lock);
+			if (hub_user_list(sv->hub, &users, &n, &err) < 0)
+				n = 0;
+			pthread_mutex_unlock(&sv->hub_lock);
+			for (size_t i = 0; i < n; i++)
+				user_store_get(sv, users[i].name);
+			free(users);
+		}
+		pthread_mutex_lock(&sv->users_lock);
+		size_t n_users = sv->n_users;
+		pthread_mutex_unlock(&sv->users_lock);
+		for (size_t i = 0; i < n_users && !sv->stop; i++) {
+			struct user_store *us = &sv->users[i];
+			bool indexed = false, purged = time(NULL) < last_purge[i] + SERVE_FTS_PURGE_EVERY;
+			const char *err;
+			while (!sv->stop && !(indexed && purged)) {
+				bool purge_step = indexed;
+				pthread_mutex_lock(&us->lock);
+				int r = !indexed ? store_fts_catch_up(us->store, SERVE_FTS_BATCH, &indexed, &err)
+						 : store_fts_purge(us->store, SERVE_FTS_MERGE_PAGES, &purged, &err);
+				pthread_mutex_unlock(&us->lock);
+				if (r == 0 && purge_step && purged)
+					last_purge[i] = time(NULL);
+				if (r < 0) {
+					if (err != store_fts_busy) {
+						printf("indexer: %s: %s\n", us->name, err);
+						fflush(stdout);
+					}
+					break;
+				}
+			}
+		}
+		for (int t = 0; t < 20 && !sv->stop && !sv->fts_relist; t++)
+			usleep(100 * 1000);
 	}
 	return NULL;
 }
@@ -950,9 +1014,11 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	pthread_t push, syncer;
+	pthread_t push, syncer, indexer;
+	sv->fts_relist = 1;
 	pthread_create(&push, NULL, push_thread, sv);
 	pthread_create(&syncer, NULL, sync_thread, sv);
+	pthread_create(&indexer, NULL, fts_thread, sv);
 	printf("mailkeep serving %s (JMAP session at %s/.well-known/jmap), sync every %ld s\n",
 	       sv->public_url, sv->public_url, interval);
 	fflush(stdout);
@@ -962,6 +1028,7 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
 	sv->stop = 1;
 	pthread_join(push, NULL);
 	pthread_join(syncer, NULL);
+	pthread_join(indexer, NULL);
 	pthread_mutex_lock(&sv->push_lock);
 	for (size_t i = 0; i < SERVE_MAX_STREAMS; i++) {
 		if (sv->streams[i].stream != NULL) {

@@ -41,6 +41,9 @@ struct jmap_mail_ctx {
 /* Register the mail capability and methods. */
 int jmap_mail_register(struct jmap_registry *registry, const char **error_r);
 
+/* SearchSnippet/get (jmap-search.c), called by jmap_mail_register(). */
+int jmap_search_register(struct jmap_registry *registry, const char **error_r);
+
 /* Parse "B<digits>" -> blob row id; false if not a blob id. */
 bool jmap_mail_blob_id(const char *id, int64_t *blob_id_r);
 

@@ -38,4 +38,23 @@ void mime_init(void);
 int mime_summarize(const void *data, size_t len, struct mime_summary *summary_r);
 void mime_summary_free(struct mime_summary *summary);
 
+/*
+ * The searchable text of a message (mime-text.c), all UTF-8, never NULL:
+ * the decoded Subject, the From/To/Cc/Bcc lists as text (names and
+ * addresses), and body: the decoded text/plain parts, the text of
+ * text/html parts (tags dropped; an HTML part with a text/plain sibling in
+ * multipart/alternative is skipped) and attachment file names, at most
+ * max_body bytes (plus a replacement character where a cut split one).
+ * At most MIME_TEXT_MAX_PARTS parts are looked at. Returns 0 (for any
+ * input) or -1 when out of memory. Free with mime_text_free().
+ */
+#define MIME_TEXT_MAX_PARTS 256
+
+struct mime_text {
+	char *subject, *from, *to, *cc, *bcc, *body;
+};
+
+int mime_text_extract(const void *data, size_t len, size_t max_body, struct mime_text *text_r);
+void mime_text_free(struct mime_text *text);
+
 #endif

@@ -5,6 +5,8 @@
 
 #include "store.h"
 
+#define STORE_BUSY_TIMEOUT_MS 30000
+
 /* The database handle, for the store's own other files. */
 sqlite3 *store_db(struct store *s);
 /* Format "store: what: sqlite message" into the store's error buffer. */
@@ -30,5 +32,8 @@ int store_local_purge_mailbox(struct store *s, int64_t mailbox_id, const char **
 /* The account is being removed: its pending local changes go too (they
  * name its folders and keywords). */
 int store_local_forget_account(struct store *s, int64_t account_id, const char **error_r);
+
+/* Create the full-text table and its triggers if missing (store_open). */
+int store_fts_schema(struct store *s, const char **error_r);
 
 #endif

@@ -237,7 +237,7 @@ int store_open(const char *path, struct store **store_r, const char **error_r)
 		store_close(&s);
 		return -1;
 	}
-	sqlite3_busy_timeout(s->db, 30000);
+	sqlite3_busy_timeout(s->db, STORE_BUSY_TIMEOUT_MS);
 	/* Durable commits (synchronous=FULL syncs the WAL on every commit);
 	 * large pages suit a store that is mostly message bytes; checkpoints
 	 * batched to 64 MiB of WAL so bulk imports are not written twice in
@@ -287,7 +287,8 @@ int store_open(const char *path, struct store **store_r, const char **error_r)
 		store_close(&s);
 		return -1;
 	}
-	if (store_envelope_open(s, error_r) < 0 || store_local_schema(s, error_r) < 0) {
+	if (store_envelope_open(s, error_r) < 0 || store_local_schema(s, error_r) < 0 ||
+	    store_fts_schema(s, error_r) < 0) {
 		snprintf(open_error, sizeof(open_error), "%s", *error_r);
 		*error_r = open_error;
 		store_close(&s);
@@ -1024,6 +1025,9 @@ int store_account_remove(struct store *s, const char *key, struct store_removal 
 		return -1;
 	}
 	sqlite3_finalize(st);
+	/* The removed text must not linger in old full-text segments. */
+	if (store_fts_optimize(s, error_r) < 0)
+		return -1;
 	*removed_r = rm;
 	return 0;
 }

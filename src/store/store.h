@@ -340,4 +340,59 @@ int store_upload_add(struct store *s, int64_t blob_id, const char *type, int64_t
 int store_uploads_expire(struct store *s, int64_t now, uint64_t *removed_r,
 			 const char **error_r);
 
+/* --- Full-text search (store-fts.c) ------------------------------------- */
+
+/*
+ * The FTS5 table email_fts(subject, from, to, cc, bcc, body) holds one row
+ * per blob (rowid = blob id), indexed lazily in the background (never in the
+ * sync path); a deleted blob's row goes with it. Email/query uses
+ *   +m.blob_id IN (SELECT rowid FROM email_fts WHERE email_fts MATCH ?)
+ * with an expression from store_fts_expr() (several conditions: combine
+ * the expressions as "(e1) AND (e2)" / "(e1) OR (e2)", or use one IN per
+ * condition; FTS5 has no unary NOT, so a NOT filter is SQL "NOT IN"). The unary + keeps SQLite from driving the query from the
+ * match list: with ORDER BY m.internaldate DESC, m.id DESC LIMIT n it walks
+ * messages_internaldate (or messages_date with m.mailbox_id = ?) newest
+ * first and stops after n matches, instead of sorting every match.
+ *
+ * store_fts_expr: the MATCH expression for one filter condition. field is
+ * "text" (all columns), "subject", "from", "to", "cc", "bcc" or "body".
+ * text is split at white space into words; each word is quoted as an FTS5
+ * string (so query syntax, quotes, NEAR/AND/OR/NOT and column names in it
+ * are plain words) and all words must match (AND). Words match whole words
+ * (a word with inner punctuation, "jm@example.com", as a phrase); case
+ * and diacritics are ignored. Words without letters or digits are dropped;
+ * a text without any (empty, white space, punctuation) gives an expression
+ * that matches nothing: there is nothing to look for (RFC 8621 leaves it
+ * open). At most
+ * 1024 bytes and 32 words. Returns 0 with a malloc()ed expression, or -1
+ * with static error text (unknown field, too long).
+ */
+int store_fts_expr(const char *field, const char *text, char **expr_r, const char **error_r);
+/* Index up to max_blobs not yet indexed blobs in one transaction (takes the
+ * write lock; not inside the caller's transaction). *complete_r is set when
+ * nothing is left. Fails with store_fts_busy when another writer holds
+ * the store. */
+int store_fts_catch_up(struct store *s, unsigned max_blobs, bool *complete_r,
+		       const char **error_r);
+/* The error of store_fts_catch_up and store_fts_purge (pointer-equal)
+ * when another writer holds the store: they wait 0.1 s at most. */
+extern const char store_fts_busy[];
+/* Blobs waiting to be indexed. */
+int store_fts_pending(struct store *s, uint64_t *pending_r, const char **error_r);
+/* After deletions the removed words remain in older index segments until a
+ * merge rewrites them. store_fts_purge does one bounded merge step (about
+ * max_pages pages) in its own transaction and sets *complete_r when nothing
+ * deleted is left; store_fts_optimize rewrites the whole index at once
+ * inside the caller's transaction (store_account_remove does this). Both
+ * do nothing when nothing was deleted since the last time. */
+int store_fts_purge(struct store *s, unsigned max_pages, bool *complete_r, const char **error_r);
+int store_fts_optimize(struct store *s, const char **error_r);
+/* Highlighted subject and body snippet of one indexed blob for a MATCH
+ * expression: matches are between \x01 and \x02 (the index holds no
+ * control characters); the body snippet is about 24 words with "…" where
+ * text was left out. Each is NULL when its column has no match. Returns 1
+ * (blob matches), 0 (not indexed or no match; both NULL), -1. Caller frees. */
+int store_fts_snippet(struct store *s, int64_t blob_id, const char *expr, char **subject_r,
+		      char **preview_r, const char **error_r);
+
 #endif
