@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "outbox.h"
 #include "http/http.h"
 #include "hub/hub.h"
 #include "jmap/jmap-mail.h"
@@ -659,6 +660,10 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
 	pthread_t push, syncer;
 	pthread_create(&push, NULL, push_thread, sv);
 	pthread_create(&syncer, NULL, sync_thread, sv);
+	pthread_t outboxer; /* sends queued mail (outbox-run.c) */
+	struct outbox_worker ow = {.cli = cli, .stop = &sv->stop,
+				   .retry_base = OUTBOX_DEFAULT_RETRY_BASE, .interval_s = 2};
+	pthread_create(&outboxer, NULL, cli_outbox_thread, &ow);
 	printf("mailkeep serving %s (JMAP session at %s/.well-known/jmap), sync every %ld s\n",
 	       sv->public_url, sv->public_url, interval);
 	fflush(stdout);
@@ -668,6 +673,7 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
 	sv->stop = 1;
 	pthread_join(push, NULL);
 	pthread_join(syncer, NULL);
+	pthread_join(outboxer, NULL);
 	pthread_mutex_lock(&sv->push_lock);
 	for (size_t i = 0; i < SERVE_MAX_STREAMS; i++) {
 		if (sv->streams[i].stream != NULL) {

@@ -275,6 +275,13 @@ int store_open(const char *path, struct store **store_r, const char **error_r)
 		store_close(&s);
 		return -1;
 	}
+	const char *oerr;
+	if (store_outbox_schema(s, &oerr) < 0) {
+		snprintf(open_error, sizeof(open_error), "%s", oerr);
+		*error_r = open_error;
+		store_close(&s);
+		return -1;
+	}
 	for (int i = 0; i < ST_COUNT; i++) {
 		if (sqlite3_prepare_v3(s->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
 				       &s->stmt[i], NULL) != SQLITE_OK) {

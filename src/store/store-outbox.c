@@ -1,0 +1,458 @@
+/* The durable outbox (see store-outbox.h). */
+#include "store-outbox.h"
+#include "store-private.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char outbox_schema_sql[] =
+    "CREATE TABLE IF NOT EXISTS outbox("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " account_id INTEGER NOT NULL,"
+    " mail_from TEXT NOT NULL,"
+    " rcpts TEXT NOT NULL," /* addresses separated by "\n" */
+    " data BLOB NOT NULL,"
+    " state INTEGER NOT NULL,"
+    " attempts INTEGER NOT NULL DEFAULT 0,"
+    " next_attempt INTEGER NOT NULL,"
+    " owner_pid INTEGER NOT NULL DEFAULT 0,"
+    " last_reply TEXT NOT NULL DEFAULT '',"
+    " sent_copy TEXT NOT NULL DEFAULT '',"
+    " created INTEGER NOT NULL,"
+    " updated INTEGER NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS outbox_due ON outbox(state, next_attempt);"
+    "CREATE TABLE IF NOT EXISTS outbox_accounts("
+    " account_id INTEGER PRIMARY KEY, sent_mode TEXT NOT NULL);";
+
+int store_outbox_schema(struct store *s, const char **error_r)
+{
+	if (sqlite3_exec(store_db(s), outbox_schema_sql, NULL, NULL, NULL) != SQLITE_OK) {
+		*error_r = store_err(s, "outbox schema");
+		return -1;
+	}
+	return 0;
+}
+
+const char *store_outbox_state_name(enum store_outbox_state state)
+{
+	switch (state) {
+	case STORE_OUTBOX_QUEUED:
+		return "queued";
+	case STORE_OUTBOX_SENDING:
+		return "sending";
+	case STORE_OUTBOX_SENT:
+		return "sent";
+	case STORE_OUTBOX_FAILED:
+		return "failed";
+	}
+	return "?";
+}
+
+static int prepare(struct store *s, const char *sql, sqlite3_stmt **st_r, const char **error_r)
+{
+	if (sqlite3_prepare_v2(store_db(s), sql, -1, st_r, NULL) != SQLITE_OK) {
+		*error_r = store_err(s, "outbox");
+		return -1;
+	}
+	return 0;
+}
+
+/* Run a prepared statement to completion (and finalize it). */
+static int step_done(struct store *s, sqlite3_stmt *st, const char **error_r)
+{
+	int rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		*error_r = store_err(s, "outbox");
+		return -1;
+	}
+	return 0;
+}
+
+int store_outbox_add(struct store *s, int64_t account_id, const char *mail_from,
+                     const char *const *rcpts, size_t n_rcpts, const void *data, size_t len,
+                     int64_t now, int64_t *id_r, const char **error_r)
+{
+	size_t total = 1;
+	for (size_t i = 0; i < n_rcpts; i++)
+		total += strlen(rcpts[i]) + 1;
+	char *joined = malloc(total);
+	if (joined == NULL) {
+		*error_r = "out of memory";
+		return -1;
+	}
+	size_t o = 0;
+	for (size_t i = 0; i < n_rcpts; i++) {
+		if (i > 0)
+			joined[o++] = '\n';
+		size_t l = strlen(rcpts[i]);
+		memcpy(joined + o, rcpts[i], l);
+		o += l;
+	}
+	joined[o] = '\0';
+	sqlite3_stmt *st = NULL;
+	int ret = -1;
+	if (store_begin(s, error_r) < 0) {
+		free(joined);
+		return -1;
+	}
+	if (prepare(s,
+	            "INSERT INTO outbox(account_id, mail_from, rcpts, data, state, next_attempt, "
+	            "created, updated) VALUES (?1, ?2, ?3, ?4, 0, ?5, ?5, ?5)",
+	            &st, error_r) < 0)
+		goto out;
+	sqlite3_bind_int64(st, 1, account_id);
+	sqlite3_bind_text(st, 2, mail_from, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, joined, -1, SQLITE_STATIC);
+	sqlite3_bind_blob64(st, 4, data, len, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 5, now);
+	if (step_done(s, st, error_r) < 0)
+		goto out;
+	int64_t id = sqlite3_last_insert_rowid(store_db(s));
+	if (store_commit(s, error_r) < 0)
+		goto out;
+	*id_r = id;
+	ret = 0;
+out:
+	if (ret < 0)
+		store_rollback(s);
+	free(joined);
+	return ret;
+}
+
+static char *dup_col(sqlite3_stmt *st, int col)
+{
+	const unsigned char *t = sqlite3_column_text(st, col);
+	return strdup(t != NULL ? (const char *)t : "");
+}
+
+/* Columns: id, account_id, mail_from, rcpts, length(data), state, attempts,
+ * next_attempt, created, updated, last_reply, sent_copy[, data] */
+#define ITEM_COLUMNS                                                                               \
+	"id, account_id, mail_from, rcpts, length(data), state, attempts, next_attempt, "          \
+	"created, updated, last_reply, sent_copy"
+
+static int item_from_row(sqlite3_stmt *st, bool with_data, struct store_outbox_item *it)
+{
+	memset(it, 0, sizeof(*it));
+	it->id = sqlite3_column_int64(st, 0);
+	it->account_id = sqlite3_column_int64(st, 1);
+	it->mail_from = dup_col(st, 2);
+	char *rc = dup_col(st, 3);
+	it->size = (uint64_t)sqlite3_column_int64(st, 4);
+	it->state = (enum store_outbox_state)sqlite3_column_int(st, 5);
+	it->attempts = (unsigned)sqlite3_column_int(st, 6);
+	it->next_attempt = sqlite3_column_int64(st, 7);
+	it->created = sqlite3_column_int64(st, 8);
+	it->updated = sqlite3_column_int64(st, 9);
+	const unsigned char *t = sqlite3_column_text(st, 10);
+	snprintf(it->last_reply, sizeof(it->last_reply), "%s", t != NULL ? (const char *)t : "");
+	t = sqlite3_column_text(st, 11);
+	snprintf(it->sent_copy, sizeof(it->sent_copy), "%s", t != NULL ? (const char *)t : "");
+	if (it->mail_from == NULL || rc == NULL) {
+		free(rc);
+		return -1;
+	}
+	/* Split the recipients. */
+	size_t n = rc[0] != '\0' ? 1 : 0;
+	for (char *p = rc; *p != '\0'; p++)
+		n += *p == '\n';
+	it->rcpts = calloc(n + 1, sizeof(char *));
+	if (it->rcpts == NULL) {
+		free(rc);
+		return -1;
+	}
+	char *p = rc;
+	for (size_t i = 0; i < n; i++) {
+		char *nl = strchr(p, '\n');
+		if (nl != NULL)
+			*nl = '\0';
+		it->rcpts[i] = strdup(p);
+		it->n_rcpts++;
+		if (it->rcpts[i] == NULL) {
+			free(rc);
+			return -1;
+		}
+		p = nl != NULL ? nl + 1 : p + strlen(p);
+	}
+	free(rc);
+	if (with_data) {
+		const void *d = sqlite3_column_blob(st, 12);
+		size_t len = (size_t)sqlite3_column_bytes(st, 12);
+		if ((it->data = malloc(len + 1)) == NULL)
+			return -1;
+		if (len > 0)
+			memcpy(it->data, d, len);
+		it->data[len] = '\0';
+		it->size = len;
+	}
+	return 0;
+}
+
+int store_outbox_get(struct store *s, int64_t id, bool with_data, struct store_outbox_item *item_r,
+                     const char **error_r)
+{
+	sqlite3_stmt *st = NULL;
+	if (prepare(s, "SELECT " ITEM_COLUMNS ", data FROM outbox WHERE id = ?1", &st, error_r) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, id);
+	int rc = sqlite3_step(st), ret = 0;
+	if (rc == SQLITE_ROW) {
+		if (item_from_row(st, with_data, item_r) < 0) {
+			store_outbox_item_free(item_r);
+			*error_r = "out of memory";
+			ret = -1;
+		} else {
+			ret = 1;
+		}
+	} else if (rc != SQLITE_DONE) {
+		*error_r = store_err(s, "outbox");
+		ret = -1;
+	}
+	sqlite3_finalize(st);
+	return ret;
+}
+
+/* Is the process that claimed a row gone? */
+static bool owner_gone(int64_t pid)
+{
+	if (pid <= 0 || pid == (int64_t)getpid())
+		return false;
+	return kill((pid_t)pid, 0) < 0 && errno == ESRCH;
+}
+
+int store_outbox_claim(struct store *s, int64_t now, int64_t lease_s, int64_t only_id,
+                       struct store_outbox_item *item_r, const char **error_r)
+{
+	sqlite3_stmt *st = NULL;
+	int64_t id = 0;
+	if (store_begin(s, error_r) < 0)
+		return -1;
+	if (prepare(s,
+	            "SELECT id, state, next_attempt, owner_pid FROM outbox WHERE state IN (0, 1) "
+	            "AND (?1 = 0 OR id = ?1) ORDER BY next_attempt, id",
+	            &st, error_r) < 0)
+		goto fail;
+	sqlite3_bind_int64(st, 1, only_id);
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		int state = sqlite3_column_int(st, 1);
+		int64_t next = sqlite3_column_int64(st, 2);
+		if (next <= now ||
+		    (state == STORE_OUTBOX_SENDING && owner_gone(sqlite3_column_int64(st, 3)))) {
+			id = sqlite3_column_int64(st, 0);
+			break;
+		}
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		*error_r = store_err(s, "outbox");
+		goto fail;
+	}
+	if (id == 0) {
+		store_rollback(s);
+		return 0;
+	}
+	if (prepare(s,
+	            "UPDATE outbox SET state = 1, attempts = attempts + 1, next_attempt = ?2, "
+	            "owner_pid = ?3, updated = ?4 WHERE id = ?1",
+	            &st, error_r) < 0)
+		goto fail;
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, now + lease_s);
+	sqlite3_bind_int64(st, 3, (int64_t)getpid());
+	sqlite3_bind_int64(st, 4, now);
+	if (step_done(s, st, error_r) < 0 || store_commit(s, error_r) < 0)
+		goto fail;
+	int r = store_outbox_get(s, id, true, item_r, error_r);
+	return r == 1 ? 1 : -1;
+fail:
+	sqlite3_finalize(st);
+	store_rollback(s);
+	return -1;
+}
+
+int store_outbox_next_due(struct store *s, int64_t *when_r, const char **error_r)
+{
+	sqlite3_stmt *st = NULL;
+	if (prepare(s, "SELECT min(next_attempt) FROM outbox WHERE state IN (0, 1)", &st, error_r) <
+	    0)
+		return -1;
+	int rc = sqlite3_step(st), ret = 0;
+	if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) {
+		*when_r = sqlite3_column_int64(st, 0);
+		ret = 1;
+	} else if (rc != SQLITE_ROW) {
+		*error_r = store_err(s, "outbox");
+		ret = -1;
+	}
+	sqlite3_finalize(st);
+	return ret;
+}
+
+/* Run one UPDATE/DELETE in its own transaction with ?1 = a, ?2 = b,
+ * ?3 = text, ?4 = c (parameters a statement lacks are not bound: SQLite
+ * ignores them with SQLITE_RANGE); *changes_r gets the rows changed. */
+static int write1(struct store *s, const char *sql, int64_t a, int64_t b, const char *text,
+                  int64_t c, int *changes_r, const char **error_r)
+{
+	sqlite3_stmt *st = NULL;
+	if (store_begin(s, error_r) < 0)
+		return -1;
+	if (prepare(s, sql, &st, error_r) < 0) {
+		store_rollback(s);
+		return -1;
+	}
+	sqlite3_bind_int64(st, 1, a);
+	sqlite3_bind_int64(st, 2, b);
+	if (text != NULL)
+		sqlite3_bind_text(st, 3, text, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, 3);
+	sqlite3_bind_int64(st, 4, c);
+	if (step_done(s, st, error_r) < 0) {
+		store_rollback(s);
+		return -1;
+	}
+	int changes = sqlite3_changes(store_db(s));
+	if (store_commit(s, error_r) < 0) {
+		store_rollback(s);
+		return -1;
+	}
+	if (changes_r != NULL)
+		*changes_r = changes;
+	return 0;
+}
+
+int store_outbox_finish(struct store *s, int64_t id, enum store_outbox_state state,
+                        int64_t next_attempt, const char *reply, int64_t now, const char **error_r)
+{
+	char sql[200];
+	snprintf(sql, sizeof(sql),
+	         "UPDATE outbox SET state = %d, next_attempt = ?2, last_reply = coalesce(?3, ''), "
+	         "owner_pid = 0, updated = ?4 WHERE id = ?1",
+	         (int)state);
+	return write1(s, sql, id, next_attempt, reply, now, NULL, error_r);
+}
+
+int store_outbox_set_sent_copy(struct store *s, int64_t id, const char *what, const char **error_r)
+{
+	return write1(s, "UPDATE outbox SET sent_copy = ?3 WHERE id = ?1", id, 0, what, 0, NULL,
+	              error_r);
+}
+
+int store_outbox_retry(struct store *s, int64_t id, int64_t now, const char **error_r)
+{
+	int n = 0;
+	if (write1(s,
+	           "UPDATE outbox SET state = 0, attempts = 0, next_attempt = ?2, updated = ?2 "
+	           "WHERE id = ?1 AND state IN (0, 3)",
+	           id, now, NULL, 0, &n, error_r) < 0)
+		return -1;
+	return n > 0 ? 1 : 0;
+}
+
+int store_outbox_cancel(struct store *s, int64_t id, const char **error_r)
+{
+	int n = 0;
+	if (write1(s, "DELETE FROM outbox WHERE id = ?1 AND state IN (0, 3)", id, 0, NULL, 0, &n,
+	           error_r) < 0)
+		return -1;
+	return n > 0 ? 1 : 0;
+}
+
+int store_outbox_list(struct store *s, struct store_outbox_item **items_r, size_t *count_r,
+                      const char **error_r)
+{
+	sqlite3_stmt *st = NULL;
+	struct store_outbox_item *items = NULL;
+	size_t n = 0;
+	if (prepare(s, "SELECT " ITEM_COLUMNS " FROM outbox ORDER BY id", &st, error_r) < 0)
+		return -1;
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct store_outbox_item *ni = realloc(items, (n + 1) * sizeof(*ni));
+		if (ni == NULL)
+			goto oom;
+		items = ni;
+		if (item_from_row(st, false, &items[n]) < 0) {
+			store_outbox_item_free(&items[n]);
+			goto oom;
+		}
+		n++;
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		store_outbox_items_free(&items, n);
+		*error_r = store_err(s, "outbox");
+		return -1;
+	}
+	*items_r = items;
+	*count_r = n;
+	return 0;
+oom:
+	sqlite3_finalize(st);
+	store_outbox_items_free(&items, n);
+	*error_r = "out of memory";
+	return -1;
+}
+
+void store_outbox_item_free(struct store_outbox_item *item)
+{
+	if (item == NULL)
+		return;
+	free(item->mail_from);
+	for (size_t i = 0; i < item->n_rcpts; i++)
+		free(item->rcpts[i]);
+	free(item->rcpts);
+	free(item->data);
+	memset(item, 0, sizeof(*item));
+}
+
+void store_outbox_items_free(struct store_outbox_item **items, size_t count)
+{
+	if (*items == NULL)
+		return;
+	for (size_t i = 0; i < count; i++)
+		store_outbox_item_free(&(*items)[i]);
+	free(*items);
+	*items = NULL;
+}
+
+int store_outbox_sent_mode(struct store *s, int64_t account_id, char mode_r[16],
+                           const char **error_r)
+{
+	sqlite3_stmt *st = NULL;
+	if (prepare(s, "SELECT sent_mode FROM outbox_accounts WHERE account_id = ?1", &st,
+	            error_r) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, account_id);
+	int rc = sqlite3_step(st);
+	const unsigned char *t = rc == SQLITE_ROW ? sqlite3_column_text(st, 0) : NULL;
+	snprintf(mode_r, 16, "%s", t != NULL ? (const char *)t : "auto");
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		*error_r = store_err(s, "outbox");
+		return -1;
+	}
+	return 0;
+}
+
+int store_outbox_set_sent_mode(struct store *s, int64_t account_id, const char *mode,
+                               const char **error_r)
+{
+	if (strcmp(mode, "auto") != 0 && strcmp(mode, "append") != 0 &&
+	    strcmp(mode, "provider") != 0) {
+		*error_r = "sent-copy mode must be auto, append or provider";
+		return -1;
+	}
+	return write1(s,
+	              "INSERT INTO outbox_accounts(account_id, sent_mode) VALUES (?1, ?3) "
+	              "ON CONFLICT(account_id) DO UPDATE SET sent_mode = ?3",
+	              account_id, 0, mode, 0, NULL, error_r);
+}
