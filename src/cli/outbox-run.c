@@ -14,6 +14,7 @@
 #include "cli.h"
 #include "hub/hub.h"
 #include "imap/imap-client.h"
+#include "imap/imap-cmd.h"
 #include "imap/imap-url.h"
 #include "mime/mime.h"
 #include "outbox.h"
@@ -238,6 +239,14 @@ static void sent_copy(struct run *r, struct account_ctx *ac, const struct store_
 		goto done;
 	sent_folder(r, ac->a->id, folder, sizeof(folder));
 	int ar = imap_client_append(ac->imap, folder, "(\\Seen)", it->data, it->size, &err);
+	if (ar == IMAP_CMD_FAILED) {
+		/* No such folder yet (NO [TRYCREATE]): create it and try once more. */
+		struct buf *b = imap_client_cmd(ac->imap, "CREATE", &err);
+		if (b != NULL && imap_cmd_astring(b, folder, &err) == 0 &&
+		    imap_client_run(ac->imap, NULL, NULL, &err) == 0)
+			ar = imap_client_append(ac->imap, folder, "(\\Seen)", it->data, it->size,
+						&err);
+	}
 	if (ar == 0) {
 		snprintf(result, sizeof(result), "appended");
 	} else {

@@ -80,13 +80,30 @@ static size_t read_cb(char *buf, size_t size, size_t nitems, void *ctx)
 	return n;
 }
 
-/* The server's last reply line, made printable. Only CURLINFO_HEADER_IN
- * (what the server says) is looked at: what we send, AUTH included, is never
- * seen here. */
+/* What the server said: its last reply line, and its last failure reply
+ * (4xx/5xx) with the code, made printable. Only CURLINFO_HEADER_IN (what
+ * the server says) is looked at: what we send, AUTH included, is never seen
+ * here. */
+struct replies {
+	char last[SMTP_REPLY_SIZE];
+	char failure[SMTP_REPLY_SIZE];
+	long failure_code;
+};
+
+static void copy_printable(char *out, const char *data, size_t start, size_t end)
+{
+	size_t o = 0;
+	for (size_t i = start; i < end && o + 1 < SMTP_REPLY_SIZE; i++) {
+		unsigned char c = (unsigned char)data[i];
+		out[o++] = c >= 32 && c < 127 ? (char)c : '?';
+	}
+	out[o] = '\0';
+}
+
 static int debug_cb(CURL *h, curl_infotype type, char *data, size_t size, void *ctx)
 {
 	(void)h;
-	char *reply = ctx;
+	struct replies *r = ctx;
 	if (type != CURLINFO_HEADER_IN || size == 0)
 		return 0;
 	/* Keep the last line of this piece. */
@@ -95,12 +112,13 @@ static int debug_cb(CURL *h, curl_infotype type, char *data, size_t size, void *
 	size_t start = size;
 	while (start > 0 && data[start - 1] != '\n')
 		start--;
-	size_t o = 0;
-	for (size_t i = start; i < size && o + 1 < SMTP_REPLY_SIZE; i++) {
-		unsigned char c = (unsigned char)data[i];
-		reply[o++] = c >= 32 && c < 127 ? (char)c : '?';
+	copy_printable(r->last, data, start, size);
+	if (size - start >= 3 && (data[start] == '4' || data[start] == '5') &&
+	    isdigit((unsigned char)data[start + 1]) && isdigit((unsigned char)data[start + 2])) {
+		memcpy(r->failure, r->last, sizeof(r->failure));
+		r->failure_code = (data[start] - '0') * 100 + (data[start + 1] - '0') * 10 +
+				  (data[start + 2] - '0');
 	}
-	reply[o] = '\0';
 	return 0;
 }
 
@@ -123,7 +141,7 @@ static bool permanent_curl_error(CURLcode rc)
 
 struct smtp_session {
 	CURL *h;
-	char server_reply[SMTP_REPLY_SIZE];
+	struct replies replies;
 	char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -172,7 +190,7 @@ int smtp_session_create(const struct smtp_settings *set, struct smtp_session **s
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, s->errbuf);
 	/* VERBOSE only routes the trace to debug_cb, which keeps server replies. */
 	curl_easy_setopt(h, CURLOPT_DEBUGFUNCTION, debug_cb);
-	curl_easy_setopt(h, CURLOPT_DEBUGDATA, s->server_reply);
+	curl_easy_setopt(h, CURLOPT_DEBUGDATA, &s->replies);
 	curl_easy_setopt(h, CURLOPT_VERBOSE, 1L);
 	*session_r = s;
 	return 0;
@@ -215,33 +233,34 @@ enum smtp_result smtp_session_send(struct smtp_session *s, const char *mail_from
 	}
 	CURL *h = s->h;
 	struct upload up = {.data = data, .len = len};
-	s->server_reply[0] = '\0';
+	memset(&s->replies, 0, sizeof(s->replies));
 	s->errbuf[0] = '\0';
 	curl_easy_setopt(h, CURLOPT_MAIL_FROM, from);
 	curl_easy_setopt(h, CURLOPT_MAIL_RCPT, rl);
 	curl_easy_setopt(h, CURLOPT_READDATA, &up);
 	curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)len);
 	CURLcode rc = curl_easy_perform(h);
-	long code = 0;
-	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
 	curl_easy_setopt(h, CURLOPT_MAIL_RCPT, NULL);
 	curl_easy_setopt(h, CURLOPT_READDATA, NULL);
 	curl_slist_free_all(rl);
+	const struct replies *rp = &s->replies;
 	if (rc == CURLE_OK) {
-		snprintf(reply_r, SMTP_REPLY_SIZE, "%s", s->server_reply);
+		snprintf(reply_r, SMTP_REPLY_SIZE, "%s", rp->last);
 		return SMTP_SENT;
 	}
+	/* The server's own verdict decides when there is one: 5xx permanent,
+	 * 4xx temporary; otherwise what failed on our side. */
 	enum smtp_result res;
-	if (code >= 500 && code < 600)
+	if (rp->failure_code >= 500)
 		res = SMTP_PERMANENT;
-	else if (code >= 400 && code < 500)
+	else if (rp->failure_code >= 400)
 		res = SMTP_TEMPORARY;
 	else
 		res = permanent_curl_error(rc) ? SMTP_PERMANENT : SMTP_TEMPORARY;
-	if (code >= 400 && s->server_reply[0] != '\0')
-		snprintf(reply_r, SMTP_REPLY_SIZE, "%s", s->server_reply);
+	if (rp->failure_code >= 400)
+		snprintf(reply_r, SMTP_REPLY_SIZE, "%s", rp->failure);
 	else
 		snprintf(reply_r, SMTP_REPLY_SIZE, "%s%s%s", curl_easy_strerror(rc),
-		         s->errbuf[0] != '\0' ? ": " : "", s->errbuf);
+			 s->errbuf[0] != '\0' ? ": " : "", s->errbuf);
 	return res;
 }
