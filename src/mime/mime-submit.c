@@ -259,7 +259,8 @@ int mime_submit_prepare(const void *data, size_t len, const char *const *rcpts, 
 		}
 		hdr_end = (size_t)(sep - msg) + 2;
 	}
-	if ((out = malloc(mlen + 256)) == NULL || (value = malloc(MAX_FIELD_VALUE + 1)) == NULL) {
+	if ((out = malloc(mlen + 256 + 1)) == NULL ||
+	    (value = malloc(MAX_FIELD_VALUE + 1)) == NULL) {
 		*error_r = "out of memory";
 		goto fail;
 	}
@@ -367,6 +368,7 @@ int mime_submit_prepare(const void *data, size_t len, const char *const *rcpts, 
 	memcpy(out + 256 - flen, front, flen);
 	memmove(out, out + 256 - flen, o - (256 - flen));
 	sub.len = o - (256 - flen);
+	out[sub.len] = '\0';
 	sub.data = out;
 	out = NULL;
 	struct rcpt_list *use = n_rcpts > 0 ? &cmd_rcpts : &hdr_rcpts;

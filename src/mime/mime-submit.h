@@ -30,7 +30,7 @@
 #define MIME_SUBMIT_MAX_ADDR 254
 
 struct mime_submission {
-	char *data; /* the bytes to send (malloc'd), CRLF line endings */
+	char *data; /* the bytes to send (malloc'd, NUL after len), CRLF line endings */
 	size_t len;
 	char **rcpts; /* malloc'd addr-specs, n_rcpts of them */
 	size_t n_rcpts;
