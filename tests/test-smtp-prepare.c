@@ -144,8 +144,8 @@ static void test_outbox(void)
 	const char *rc[] = {"a@example.net", "b@example.net"};
 	int64_t id, id2, when;
 	CHECK(store_outbox_next_due(s, &when, &error) == 0);
-	OK(store_outbox_add(s, 7, "me@example.org", rc, 2, "bytes\r\n", 7, 100, &id, &error));
-	OK(store_outbox_add(s, 7, "me@example.org", rc, 1, "two\r\n", 5, 100, &id2, &error));
+	OK(store_outbox_add(s, 7, 0, "me@example.org", rc, 2, "bytes\r\n", 7, 100, &id, &error));
+	OK(store_outbox_add(s, 7, 0, "me@example.org", rc, 1, "two\r\n", 5, 100, &id2, &error));
 	CHECK(store_outbox_next_due(s, &when, &error) == 1 && when == 100);
 	struct store_outbox_item it;
 	CHECK(store_outbox_claim(s, 99, 60, 0, &it, &error) == 0); /* not due yet */

@@ -234,8 +234,8 @@ int cmd_send(struct cli *cli, int argc, char **argv)
 	if (cli_open_user_store(cli, user, true, &store) < 0)
 		goto out;
 	int64_t id;
-	if (store_outbox_add(store, account_id, sender, (const char *const *)sub.rcpts, sub.n_rcpts,
-	                     sub.data, sub.len, time(NULL), &id, &err) < 0) {
+	if (store_outbox_add(store, account_id, 0, sender, (const char *const *)sub.rcpts,
+	                     sub.n_rcpts, sub.data, sub.len, time(NULL), &id, &err) < 0) {
 		cli_error("%s", err);
 		goto out;
 	}

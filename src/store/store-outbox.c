@@ -23,7 +23,17 @@ static const char outbox_schema_sql[] =
     " last_reply TEXT NOT NULL DEFAULT '',"
     " sent_copy TEXT NOT NULL DEFAULT '',"
     " created INTEGER NOT NULL,"
-    " updated INTEGER NOT NULL);"
+    " updated INTEGER NOT NULL,"
+    " email_id INTEGER NOT NULL DEFAULT 0,"    /* the JMAP Email it came from, or 0 */
+    " created_seq INTEGER NOT NULL DEFAULT 0," /* outbox change counter at creation */
+    " seq INTEGER NOT NULL DEFAULT 0);"        /* ... at its last change */
+    /* The outbox's own change counter (JMAP EmailSubmission states) and the
+     * removed rows. */
+    "CREATE TABLE IF NOT EXISTS outbox_meta(k INTEGER PRIMARY KEY CHECK (k = 1),"
+    " counter INTEGER NOT NULL);"
+    "INSERT OR IGNORE INTO outbox_meta(k, counter) VALUES (1, 0);"
+    "CREATE TABLE IF NOT EXISTS outbox_tombstones(id INTEGER PRIMARY KEY,"
+    " seq INTEGER NOT NULL);"
     "CREATE INDEX IF NOT EXISTS outbox_due ON outbox(state, next_attempt);"
     "CREATE TABLE IF NOT EXISTS outbox_accounts("
     " account_id INTEGER PRIMARY KEY, sent_mode TEXT NOT NULL);";
@@ -73,7 +83,41 @@ static int step_done(struct store *s, sqlite3_stmt *st, const char **error_r)
 	return 0;
 }
 
-int store_outbox_add(struct store *s, int64_t account_id, const char *mail_from,
+/* Next value of the outbox change counter, in the open transaction. */
+static int bump(struct store *s, int64_t *seq_r, const char **error_r)
+{
+	sqlite3_stmt *st = NULL;
+	if (sqlite3_exec(store_db(s), "UPDATE outbox_meta SET counter = counter + 1", NULL, NULL,
+	                 NULL) != SQLITE_OK ||
+	    prepare(s, "SELECT counter FROM outbox_meta", &st, error_r) < 0 ||
+	    sqlite3_step(st) != SQLITE_ROW) {
+		sqlite3_finalize(st);
+		*error_r = store_err(s, "outbox counter");
+		return -1;
+	}
+	*seq_r = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return 0;
+}
+
+/* Mark row id changed (update) or removed (tombstone) at a new counter. */
+static int mark_changed(struct store *s, int64_t id, bool removed, const char **error_r)
+{
+	int64_t seq;
+	sqlite3_stmt *st = NULL;
+	if (bump(s, &seq, error_r) < 0)
+		return -1;
+	if (prepare(s,
+	            removed ? "INSERT OR REPLACE INTO outbox_tombstones(id, seq) VALUES (?1, ?2)"
+	                    : "UPDATE outbox SET seq = ?2 WHERE id = ?1",
+	            &st, error_r) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, seq);
+	return step_done(s, st, error_r);
+}
+
+int store_outbox_add(struct store *s, int64_t account_id, int64_t email_id, const char *mail_from,
                      const char *const *rcpts, size_t n_rcpts, const void *data, size_t len,
                      int64_t now, int64_t *id_r, const char **error_r)
 {
@@ -100,11 +144,16 @@ int store_outbox_add(struct store *s, int64_t account_id, const char *mail_from,
 		free(joined);
 		return -1;
 	}
-	if (prepare(s,
+	int64_t seq;
+	if (bump(s, &seq, error_r) < 0 ||
+	    prepare(s,
 	            "INSERT INTO outbox(account_id, mail_from, rcpts, data, state, next_attempt, "
-	            "created, updated) VALUES (?1, ?2, ?3, ?4, 0, ?5, ?5, ?5)",
+	            "created, updated, email_id, created_seq, seq) "
+	            "VALUES (?1, ?2, ?3, ?4, 0, ?5, ?5, ?5, ?6, ?7, ?7)",
 	            &st, error_r) < 0)
 		goto out;
+	sqlite3_bind_int64(st, 6, email_id);
+	sqlite3_bind_int64(st, 7, seq);
 	sqlite3_bind_int64(st, 1, account_id);
 	sqlite3_bind_text(st, 2, mail_from, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 3, joined, -1, SQLITE_STATIC);
@@ -131,10 +180,10 @@ static char *dup_col(sqlite3_stmt *st, int col)
 }
 
 /* Columns: id, account_id, mail_from, rcpts, length(data), state, attempts,
- * next_attempt, created, updated, last_reply, sent_copy[, data] */
+ * next_attempt, created, updated, last_reply, sent_copy, email_id, seq[, data] */
 #define ITEM_COLUMNS                                                                               \
 	"id, account_id, mail_from, rcpts, length(data), state, attempts, next_attempt, "          \
-	"created, updated, last_reply, sent_copy"
+	"created, updated, last_reply, sent_copy, email_id, seq"
 
 static int item_from_row(sqlite3_stmt *st, bool with_data, struct store_outbox_item *it)
 {
@@ -153,6 +202,8 @@ static int item_from_row(sqlite3_stmt *st, bool with_data, struct store_outbox_i
 	snprintf(it->last_reply, sizeof(it->last_reply), "%s", t != NULL ? (const char *)t : "");
 	t = sqlite3_column_text(st, 11);
 	snprintf(it->sent_copy, sizeof(it->sent_copy), "%s", t != NULL ? (const char *)t : "");
+	it->email_id = sqlite3_column_int64(st, 12);
+	it->seq = sqlite3_column_int64(st, 13);
 	if (it->mail_from == NULL || rc == NULL) {
 		free(rc);
 		return -1;
@@ -181,8 +232,8 @@ static int item_from_row(sqlite3_stmt *st, bool with_data, struct store_outbox_i
 	}
 	free(rc);
 	if (with_data) {
-		const void *d = sqlite3_column_blob(st, 12);
-		size_t len = (size_t)sqlite3_column_bytes(st, 12);
+		const void *d = sqlite3_column_blob(st, 14);
+		size_t len = (size_t)sqlite3_column_bytes(st, 14);
 		if ((it->data = malloc(len + 1)) == NULL)
 			return -1;
 		if (len > 0)
@@ -267,7 +318,8 @@ int store_outbox_claim(struct store *s, int64_t now, int64_t lease_s, int64_t on
 	sqlite3_bind_int64(st, 2, now + lease_s);
 	sqlite3_bind_int64(st, 3, (int64_t)getpid());
 	sqlite3_bind_int64(st, 4, now);
-	if (step_done(s, st, error_r) < 0 || store_commit(s, error_r) < 0)
+	if (step_done(s, st, error_r) < 0 || mark_changed(s, id, false, error_r) < 0 ||
+	    store_commit(s, error_r) < 0)
 		goto fail;
 	int r = store_outbox_get(s, id, true, item_r, error_r);
 	return r == 1 ? 1 : -1;
@@ -298,8 +350,10 @@ int store_outbox_next_due(struct store *s, int64_t *when_r, const char **error_r
 /* Run one UPDATE/DELETE in its own transaction with ?1 = a, ?2 = b,
  * ?3 = text, ?4 = c (parameters a statement lacks are not bound: SQLite
  * ignores them with SQLITE_RANGE); *changes_r gets the rows changed. */
+enum mark { MARK_NONE, MARK_UPDATE, MARK_REMOVE };
+
 static int write1(struct store *s, const char *sql, int64_t a, int64_t b, const char *text,
-                  int64_t c, int *changes_r, const char **error_r)
+                  int64_t c, enum mark mark, int *changes_r, const char **error_r)
 {
 	sqlite3_stmt *st = NULL;
 	if (store_begin(s, error_r) < 0)
@@ -320,7 +374,9 @@ static int write1(struct store *s, const char *sql, int64_t a, int64_t b, const 
 		return -1;
 	}
 	int changes = sqlite3_changes(store_db(s));
-	if (store_commit(s, error_r) < 0) {
+	if ((changes > 0 && mark != MARK_NONE &&
+	     mark_changed(s, a, mark == MARK_REMOVE, error_r) < 0) ||
+	    store_commit(s, error_r) < 0) {
 		store_rollback(s);
 		return -1;
 	}
@@ -337,13 +393,13 @@ int store_outbox_finish(struct store *s, int64_t id, enum store_outbox_state sta
 	         "UPDATE outbox SET state = %d, next_attempt = ?2, last_reply = coalesce(?3, ''), "
 	         "owner_pid = 0, updated = ?4 WHERE id = ?1",
 	         (int)state);
-	return write1(s, sql, id, next_attempt, reply, now, NULL, error_r);
+	return write1(s, sql, id, next_attempt, reply, now, MARK_UPDATE, NULL, error_r);
 }
 
 int store_outbox_set_sent_copy(struct store *s, int64_t id, const char *what, const char **error_r)
 {
-	return write1(s, "UPDATE outbox SET sent_copy = ?3 WHERE id = ?1", id, 0, what, 0, NULL,
-	              error_r);
+	return write1(s, "UPDATE outbox SET sent_copy = ?3 WHERE id = ?1", id, 0, what, 0,
+	              MARK_UPDATE, NULL, error_r);
 }
 
 int store_outbox_retry(struct store *s, int64_t id, int64_t now, const char **error_r)
@@ -352,7 +408,7 @@ int store_outbox_retry(struct store *s, int64_t id, int64_t now, const char **er
 	if (write1(s,
 	           "UPDATE outbox SET state = 0, attempts = 0, next_attempt = ?2, updated = ?2 "
 	           "WHERE id = ?1 AND state IN (0, 3)",
-	           id, now, NULL, 0, &n, error_r) < 0)
+	           id, now, NULL, 0, MARK_UPDATE, &n, error_r) < 0)
 		return -1;
 	return n > 0 ? 1 : 0;
 }
@@ -360,10 +416,99 @@ int store_outbox_retry(struct store *s, int64_t id, int64_t now, const char **er
 int store_outbox_cancel(struct store *s, int64_t id, const char **error_r)
 {
 	int n = 0;
-	if (write1(s, "DELETE FROM outbox WHERE id = ?1 AND state IN (0, 3)", id, 0, NULL, 0, &n,
-	           error_r) < 0)
+	if (write1(s, "DELETE FROM outbox WHERE id = ?1 AND state IN (0, 3)", id, 0, NULL, 0,
+	           MARK_REMOVE, &n, error_r) < 0)
 		return -1;
 	return n > 0 ? 1 : 0;
+}
+
+int store_outbox_destroy(struct store *s, int64_t id, const char **error_r)
+{
+	int n = 0;
+	if (write1(s, "DELETE FROM outbox WHERE id = ?1 AND state IN (2, 3)", id, 0, NULL, 0,
+	           MARK_REMOVE, &n, error_r) < 0)
+		return -1;
+	return n > 0 ? 1 : 0;
+}
+
+int store_outbox_state(struct store *s, int64_t *counter_r, const char **error_r)
+{
+	sqlite3_stmt *st = NULL;
+	if (prepare(s, "SELECT counter FROM outbox_meta", &st, error_r) < 0)
+		return -1;
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		sqlite3_finalize(st);
+		*error_r = store_err(s, "outbox counter");
+		return -1;
+	}
+	*counter_r = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return 0;
+}
+
+static int push_id(int64_t **v, size_t *n, int64_t id)
+{
+	int64_t *nv = realloc(*v, (*n + 1) * sizeof(**v));
+	if (nv == NULL)
+		return -1;
+	nv[(*n)++] = id;
+	*v = nv;
+	return 0;
+}
+
+int store_outbox_changes(struct store *s, int64_t since, size_t max, int64_t **created_r,
+                         size_t *n_created_r, int64_t **updated_r, size_t *n_updated_r,
+                         int64_t **destroyed_r, size_t *n_destroyed_r, int64_t *new_state_r,
+                         bool *has_more_r, const char **error_r)
+{
+	sqlite3_stmt *st = NULL;
+	int64_t *c = NULL, *u = NULL, *d = NULL, state;
+	size_t nc = 0, nu = 0, nd = 0;
+	bool more = false;
+	if (store_outbox_state(s, &state, error_r) < 0)
+		return -1;
+	/* Changes in counter order; each id appears once (its last change). */
+	if (prepare(s,
+	            "SELECT id, created_seq, seq, 0 FROM outbox WHERE seq > ?1 UNION ALL "
+	            "SELECT id, 0, seq, 1 FROM outbox_tombstones WHERE seq > ?1 ORDER BY 3",
+	            &st, error_r) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, since);
+	int rc;
+	int64_t reached = since;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		int64_t seq = sqlite3_column_int64(st, 2);
+		if (nc + nu + nd >= max && seq != reached) {
+			more = true;
+			break;
+		}
+		int64_t id = sqlite3_column_int64(st, 0);
+		int r = sqlite3_column_int(st, 3)             ? push_id(&d, &nd, id)
+		        : sqlite3_column_int64(st, 1) > since ? push_id(&c, &nc, id)
+		                                              : push_id(&u, &nu, id);
+		if (r < 0) {
+			rc = SQLITE_NOMEM;
+			break;
+		}
+		reached = seq;
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		free(c);
+		free(u);
+		free(d);
+		*error_r = "cannot read outbox changes";
+		return -1;
+	}
+	*created_r = c;
+	*n_created_r = nc;
+	*updated_r = u;
+	*n_updated_r = nu;
+	*destroyed_r = d;
+	*n_destroyed_r = nd;
+	*new_state_r = more ? reached : state;
+	*has_more_r = more;
+	return 0;
 }
 
 int store_outbox_list(struct store *s, struct store_outbox_item **items_r, size_t *count_r,
@@ -454,5 +599,5 @@ int store_outbox_set_sent_mode(struct store *s, int64_t account_id, const char *
 	return write1(s,
 	              "INSERT INTO outbox_accounts(account_id, sent_mode) VALUES (?1, ?3) "
 	              "ON CONFLICT(account_id) DO UPDATE SET sent_mode = ?3",
-	              account_id, 0, mode, 0, NULL, error_r);
+	              account_id, 0, mode, 0, MARK_NONE, NULL, error_r);
 }

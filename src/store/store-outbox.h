@@ -39,6 +39,8 @@ enum store_outbox_state {
 struct store_outbox_item {
 	int64_t id;
 	int64_t account_id; /* hub account id (the identity "I<id>") */
+	int64_t email_id;   /* store message id, or 0 */
+	int64_t seq;        /* outbox change counter at its last change */
 	char *mail_from;
 	char **rcpts;
 	size_t n_rcpts;
@@ -53,8 +55,9 @@ struct store_outbox_item {
 
 const char *store_outbox_state_name(enum store_outbox_state state);
 
-/* Queue a message (state queued, due now). */
-int store_outbox_add(struct store *s, int64_t account_id, const char *mail_from,
+/* Queue a message (state queued, due now); email_id: the store message it
+ * was made from (JMAP EmailSubmission), or 0. */
+int store_outbox_add(struct store *s, int64_t account_id, int64_t email_id, const char *mail_from,
                      const char *const *rcpts, size_t n_rcpts, const void *data, size_t len,
                      int64_t now, int64_t *id_r, const char **error_r);
 /* Claim the next due message (only_id: that one, if due; 0: any) for this
@@ -83,6 +86,20 @@ int store_outbox_list(struct store *s, struct store_outbox_item **items_r, size_
  * done, 0 when there is no such message in such a state. */
 int store_outbox_retry(struct store *s, int64_t id, int64_t now, const char **error_r);
 int store_outbox_cancel(struct store *s, int64_t id, const char **error_r);
+
+/* The outbox change counter (JMAP EmailSubmission state). */
+int store_outbox_state(struct store *s, int64_t *counter_r, const char **error_r);
+/* Ids changed after since: created (created after since), updated (created
+ * before, changed after) and destroyed; at most max ids in all, oldest
+ * changes first; when cut short *has_more_r is set and *new_state_r is the
+ * counter up to which everything was reported. Caller frees the arrays. */
+int store_outbox_changes(struct store *s, int64_t since, size_t max, int64_t **created_r,
+                         size_t *n_created_r, int64_t **updated_r, size_t *n_updated_r,
+                         int64_t **destroyed_r, size_t *n_destroyed_r, int64_t *new_state_r,
+                         bool *has_more_r, const char **error_r);
+/* Delete a sent or failed message's record (EmailSubmission/destroy): 1
+ * done, 0 no such message in such a state. */
+int store_outbox_destroy(struct store *s, int64_t id, const char **error_r);
 
 void store_outbox_item_free(struct store_outbox_item *item);
 void store_outbox_items_free(struct store_outbox_item **items, size_t count);
