@@ -398,6 +398,50 @@ def t_serve_outbox_thread(tmp):
         s.stop()
 
 
+def t_jmap_submission(tmp):
+    fx = fixture(tmp)
+    s = Smtpd(fx, tmp, "jmap", "starttls")
+    serve = None
+    try:
+        h = Hub(fx, tmp, "jmap", s)
+        subject = "jmap submission %d" % time.time_ns()
+        draft = ("From: Alice <alice@example.org>\r\nTo: bob@example.net\r\n"
+                 "Bcc: hidden@example.net\r\nSubject: %s\r\n\r\ndraft body\r\n" % subject).encode()
+        c = fx.conn()
+        typ, _ = c.append("INBOX", None, None, draft)
+        check(typ == "OK", "append")
+        c.logout()
+        mk(h.dir, "sync", "--user", "alice", "--quiet")
+        out, _ = mk(h.dir, "device", "add", "--user", "alice", "laptop")
+        token = out.strip().splitlines()[-1]
+        serve = subprocess.Popen([BIN, "--data", h.dir, "serve", "--listen", "127.0.0.1:0",
+                                  "--sync-interval", "0"], stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True)
+        line = serve.stdout.readline()
+        m = re.search(r"session at (\S+?)\)", line)
+        check(m is not None, "serve did not start: " + line)
+        jdir = os.path.join(SRC, "tests", "jmap")
+        env = dict(os.environ, MK_SUBMISSION_SESSION_URL=m.group(1), MK_SUBMISSION_TOKEN=token,
+                   MK_SUBMISSION_SUBJECT=subject)
+        r = subprocess.run(["node", "--test", "--test-reporter=spec",
+                            os.path.join(jdir, "submission.test.mjs")], env=env, cwd=jdir,
+                           capture_output=True, text=True, timeout=120)
+        check(r.returncode == 0 and "pass 1" in r.stdout and "skipped 0" in r.stdout,
+              "node tests failed:\n" + r.stdout[-3000:] + r.stderr[-2000:])
+        recs = s.received()
+        check(len(recs) == 1, "received %d" % len(recs))
+        check(sorted(recs[0]["rcpt_tos"]) == ["bob@example.net", "hidden@example.net"],
+              "%s" % recs[0]["rcpt_tos"])
+        check("hidden@" not in recs[0]["data"] and subject in recs[0]["data"], "bytes")
+        serve.send_signal(signal.SIGTERM)
+        check(serve.wait(timeout=20) == 0, "serve did not stop cleanly")
+        serve = None
+    finally:
+        if serve is not None:
+            serve.kill()
+        s.stop()
+
+
 SCENARIOS = {name[2:]: fn for name, fn in globals().items() if name.startswith("t_")}
 
 if __name__ == "__main__":

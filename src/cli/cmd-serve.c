@@ -24,6 +24,8 @@
 
 #include "cli.h"
 #include "outbox.h"
+#include "jmap/jmap-submission.h"
+#include "mime/mime-submit.h"
 #include "http/http.h"
 #include "hub/hub.h"
 #include "jmap/jmap-mail.h"
@@ -251,9 +253,15 @@ static json_t *session_json(struct serve *sv, const struct hub_user *u, uint64_t
 			    json_pack("{s:s,s:b,s:b,s:{s:o}}", "name", u->name, "isPersonal", 1,
 				      "isReadOnly", 1, "accountCapabilities",
 				      JMAP_CAPABILITY_MAIL, mail_acct));
-	return json_pack("{s:{s:o,s:{}},s:o,s:{s:s},s:s,s:s,s:s,s:s,s:s,s:s}", "capabilities",
-			 JMAP_CAPABILITY_CORE, core, JMAP_CAPABILITY_MAIL, "accounts", accounts,
-			 "primaryAccounts", JMAP_CAPABILITY_MAIL, u->name, "username", u->name,
+	json_object_set_new(json_object_get(json_object_get(accounts, u->name),
+					    "accountCapabilities"),
+			    JMAP_CAPABILITY_SUBMISSION,
+			    json_pack("{s:i,s:{}}", "maxDelayedSend", 0, "submissionExtensions"));
+	return json_pack("{s:{s:o,s:{},s:{}},s:o,s:{s:s,s:s},s:s,s:s,s:s,s:s,s:s,s:s}",
+			 "capabilities", JMAP_CAPABILITY_CORE, core, JMAP_CAPABILITY_MAIL,
+			 JMAP_CAPABILITY_SUBMISSION, "accounts", accounts,
+			 "primaryAccounts", JMAP_CAPABILITY_MAIL, u->name, JMAP_CAPABILITY_SUBMISSION,
+			 u->name, "username", u->name,
 			 "apiUrl", api, "downloadUrl", download, "uploadUrl", upload,
 			 "eventSourceUrl", events, "state", st);
 }
@@ -291,8 +299,23 @@ static void handle_api(struct serve *sv, const struct principal *p,
 		respond_problem(resp, 500, "about:blank", "cannot open the user's store");
 		return;
 	}
+	/* Sending identities: the user's accounts with an SMTP server. */
+	struct hub_account *accts = NULL;
+	size_t n_accts = 0, n_ids = 0;
+	pthread_mutex_lock(&sv->hub_lock);
+	if (hub_account_list(sv->hub, p->user.id, &accts, &n_accts, &err) < 0)
+		n_accts = 0;
+	pthread_mutex_unlock(&sv->hub_lock);
+	struct jmap_identity *ids = calloc(n_accts + 1, sizeof(*ids));
+	for (size_t i = 0; ids != NULL && i < n_accts; i++) {
+		if (accts[i].smtp_url == NULL)
+			continue;
+		ids[n_ids].account_id = accts[i].id;
+		ids[n_ids++].email = mime_submit_valid_address(accts[i].login) ? accts[i].login : NULL;
+	}
 	pthread_mutex_lock(&us->lock);
-	struct jmap_mail_ctx ctx = {.store = us->store, .account_id = p->user.name};
+	struct jmap_mail_ctx ctx = {.store = us->store, .account_id = p->user.name,
+				    .identities = ids, .n_identities = n_ids};
 	uint64_t modseq = 0;
 	store_read_modseq(us->store, &modseq, &err);
 	snprintf(ctx.state, sizeof(ctx.state), "%llu", (unsigned long long)modseq);
@@ -301,6 +324,8 @@ static void handle_api(struct serve *sv, const struct principal *p,
 	int r = jmap_process(sv->registry, &limits, &ctx, ctx.state, req->body, req->body_len, &out,
 			     &err);
 	pthread_mutex_unlock(&us->lock);
+	free(ids);
+	hub_accounts_free(&accts, n_accts);
 	if (r < 0) {
 		respond_problem(resp, 500, "about:blank", "server failure");
 		return;
@@ -620,7 +645,8 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
 	if (cli_open_hub(cli, true, &sv->hub) < 0)
 		return EXIT_FAIL;
 	if (jmap_registry_create(&sv->registry, &err) < 0 ||
-	    jmap_mail_register(sv->registry, &err) < 0) {
+	    jmap_mail_register(sv->registry, &err) < 0 ||
+	    jmap_submission_register(sv->registry, &err) < 0) {
 		cli_error("%s", err);
 		hub_close(&sv->hub);
 		return EXIT_FAIL;

@@ -18,11 +18,20 @@
 #define JMAP_MAIL_MAX_OBJECTS_IN_GET 500
 #define JMAP_MAIL_MAX_QUERY_LIMIT 1000
 
+/* A sending identity (EmailSubmission, jmap-submission.c): a hub account
+ * with an SMTP server; id "I<account_id>". */
+struct jmap_identity {
+	int64_t account_id;
+	const char *email; /* the envelope sender, or NULL: the message's From */
+};
+
 /* What a method call works on; the caller owns and locks the store. */
 struct jmap_mail_ctx {
 	struct store *store;
-	const char *account_id; /* the hub user name */
-	char state[32];         /* the store's change counter as a string */
+	const char *account_id;                 /* the hub user name */
+	char state[32];                         /* the store's change counter as a string */
+	const struct jmap_identity *identities; /* may be NULL (none) */
+	size_t n_identities;
 };
 
 /* Register the mail capability and methods. */
