@@ -318,8 +318,9 @@ int store_outbox_claim(struct store *s, int64_t now, int64_t lease_s, int64_t on
 	sqlite3_bind_int64(st, 2, now + lease_s);
 	sqlite3_bind_int64(st, 3, (int64_t)getpid());
 	sqlite3_bind_int64(st, 4, now);
-	if (step_done(s, st, error_r) < 0 || mark_changed(s, id, false, error_r) < 0 ||
-	    store_commit(s, error_r) < 0)
+	int done = step_done(s, st, error_r);
+	st = NULL; /* finalized by step_done() */
+	if (done < 0 || mark_changed(s, id, false, error_r) < 0 || store_commit(s, error_r) < 0)
 		goto fail;
 	int r = store_outbox_get(s, id, true, item_r, error_r);
 	return r == 1 ? 1 : -1;
