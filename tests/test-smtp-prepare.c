@@ -183,10 +183,35 @@ static void test_outbox(void)
 	OK(store_outbox_sent_mode(s, 7, mode, &error));
 	CHECK_STR(mode, "provider");
 	REFUSED(store_outbox_set_sent_mode(s, 7, "x", &error), "auto, append or provider");
+	/* Change counter: every write moves it; /changes sorts ids out. */
+	int64_t st0, st1, *c, *u, *d, ns;
+	size_t nc, nu, nd;
+	bool more;
+	OK(store_outbox_state(s, &st0, &error));
+	int64_t id3;
+	OK(store_outbox_add(s, 7, 42, "me@example.org", rc, 1, "x\r\n", 3, 300, &id3, &error));
+	OK(store_outbox_changes(s, st0, 100, &c, &nc, &u, &nu, &d, &nd, &ns, &more, &error));
+	CHECK(nc == 1 && c[0] == id3 && nu == 0 && nd == 0 && !more);
+	free(c), free(u), free(d);
+	OK(store_outbox_state(s, &st1, &error));
+	CHECK(ns == st1 && st1 > st0);
+	CHECK(store_outbox_destroy(s, id3, &error) == 0); /* queued: not destroyable */
+	CHECK(store_outbox_destroy(s, id, &error) == 1);  /* sent */
+	OK(store_outbox_finish(s, id3, STORE_OUTBOX_FAILED, 0, "550 no", 301, &error));
+	OK(store_outbox_changes(s, st1, 100, &c, &nc, &u, &nu, &d, &nd, &ns, &more, &error));
+	CHECK(nc == 0 && nu == 1 && u[0] == id3 && nd == 1 && d[0] == id);
+	free(c), free(u), free(d);
+	/* Paging: one change at a time. */
+	OK(store_outbox_changes(s, st0, 1, &c, &nc, &u, &nu, &d, &nd, &ns, &more, &error));
+	CHECK(nc + nu + nd == 1 && more && ns < st1 + 2);
+	free(c), free(u), free(d);
+	CHECK(store_outbox_get(s, id3, false, &it, &error) == 1 && it.email_id == 42);
+	store_outbox_item_free(&it);
+	id = id3;
 	store_close(&s);
 	/* Reopened: the tables are there, the rows kept. */
 	OK(store_open(db, &s, &error));
-	CHECK(store_outbox_get(s, id, false, &it, &error) == 1 && it.state == STORE_OUTBOX_SENT);
+	CHECK(store_outbox_get(s, id, false, &it, &error) == 1 && it.state == STORE_OUTBOX_FAILED);
 	store_outbox_item_free(&it);
 	store_close(&s);
 	char cmd[200];
