@@ -398,6 +398,27 @@ def t_serve_outbox_thread(tmp):
         s.stop()
 
 
+def t_account_removal_empties_outbox(tmp):
+    fx = fixture(tmp)
+    s = Smtpd(fx, tmp, "rm", "starttls")
+    try:
+        h = Hub(fx, tmp, "rm", s)
+        canary = b"OUTBOX-CANARY-%d" % time.time_ns()
+        h.send(MSG.replace(b"first line", canary), "--queue-only")
+        mk(h.dir, "outbox", "--user", "alice", "sent-copy", "1", "provider")
+        out, _ = mk(h.dir, "account", "remove", "--user", "alice", "1", "--all-devices")
+        check(h.outbox_rows() == [], "outbox rows left: %s" % h.outbox_rows())
+        db = h.store()
+        check(db.execute("SELECT count(*) FROM outbox_accounts").fetchone()[0] == 0, "setting left")
+        db.close()
+        for dp, _, fns in os.walk(h.dir):
+            for fn in fns:
+                check(canary not in open(os.path.join(dp, fn), "rb").read(), "canary in " + fn)
+        check(s.received() == [], "sent")
+    finally:
+        s.stop()
+
+
 def t_jmap_submission(tmp):
     fx = fixture(tmp)
     s = Smtpd(fx, tmp, "jmap", "starttls")

@@ -432,6 +432,32 @@ int store_outbox_destroy(struct store *s, int64_t id, const char **error_r)
 	return n > 0 ? 1 : 0;
 }
 
+int store_outbox_remove_account(struct store *s, int64_t account_id, unsigned *removed_r,
+                                const char **error_r)
+{
+	int64_t seq;
+	sqlite3_stmt *st = NULL;
+	if (bump(s, &seq, error_r) < 0 ||
+	    prepare(s,
+	            "INSERT OR REPLACE INTO outbox_tombstones(id, seq) "
+	            "SELECT id, ?2 FROM outbox WHERE account_id = ?1",
+	            &st, error_r) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, account_id);
+	sqlite3_bind_int64(st, 2, seq);
+	if (step_done(s, st, error_r) < 0 ||
+	    prepare(s, "DELETE FROM outbox WHERE account_id = ?1", &st, error_r) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, account_id);
+	if (step_done(s, st, error_r) < 0)
+		return -1;
+	*removed_r = (unsigned)sqlite3_changes(store_db(s));
+	if (prepare(s, "DELETE FROM outbox_accounts WHERE account_id = ?1", &st, error_r) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, account_id);
+	return step_done(s, st, error_r);
+}
+
 int store_outbox_state(struct store *s, int64_t *counter_r, const char **error_r)
 {
 	sqlite3_stmt *st = NULL;

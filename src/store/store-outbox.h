@@ -101,6 +101,12 @@ int store_outbox_changes(struct store *s, int64_t since, size_t max, int64_t **c
  * done, 0 no such message in such a state. */
 int store_outbox_destroy(struct store *s, int64_t id, const char **error_r);
 
+/* Account removal: delete every outbox message of the account (whatever
+ * its state) and its setting, inside the caller's transaction (unlike the
+ * functions above). */
+int store_outbox_remove_account(struct store *s, int64_t account_id, unsigned *removed_r,
+                                const char **error_r);
+
 void store_outbox_item_free(struct store_outbox_item *item);
 void store_outbox_items_free(struct store_outbox_item **items, size_t count);
 
