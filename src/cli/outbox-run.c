@@ -245,7 +245,7 @@ static void sent_copy(struct run *r, struct account_ctx *ac, const struct store_
 		if (b != NULL && imap_cmd_astring(b, folder, &err) == 0 &&
 		    imap_client_run(ac->imap, NULL, NULL, &err) == 0)
 			ar = imap_client_append(ac->imap, folder, "(\\Seen)", it->data, it->size,
-						&err);
+			                        &err);
 	}
 	if (ar == 0) {
 		snprintf(result, sizeof(result), "appended");

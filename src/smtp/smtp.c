@@ -117,7 +117,7 @@ static int debug_cb(CURL *h, curl_infotype type, char *data, size_t size, void *
 	    isdigit((unsigned char)data[start + 1]) && isdigit((unsigned char)data[start + 2])) {
 		memcpy(r->failure, r->last, sizeof(r->failure));
 		r->failure_code = (data[start] - '0') * 100 + (data[start + 1] - '0') * 10 +
-				  (data[start + 2] - '0');
+		                  (data[start + 2] - '0');
 	}
 	return 0;
 }
@@ -261,6 +261,6 @@ enum smtp_result smtp_session_send(struct smtp_session *s, const char *mail_from
 		snprintf(reply_r, SMTP_REPLY_SIZE, "%s", rp->failure);
 	else
 		snprintf(reply_r, SMTP_REPLY_SIZE, "%s%s%s", curl_easy_strerror(rc),
-			 s->errbuf[0] != '\0' ? ": " : "", s->errbuf);
+		         s->errbuf[0] != '\0' ? ": " : "", s->errbuf);
 	return res;
 }
