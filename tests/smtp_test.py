@@ -398,6 +398,30 @@ def t_serve_outbox_thread(tmp):
         s.stop()
 
 
+def t_sent_copy_synchronizing_literal(tmp):
+    # A server without LITERAL+: APPEND waits for the "+" continuation.
+    fx = Fixture(tmp, "dc-nolit", "--capability", "IMAP4rev1 SASL-IR SPECIAL-USE UIDPLUS", count=0)
+    s = Smtpd(fx, tmp, "nolit", "starttls")
+    try:
+        c = fx.conn()
+        caps = c.capabilities
+        c.logout()
+        check("LITERAL+" not in caps, "LITERAL+ still offered: %s" % (caps,))
+        h = Hub(fx, tmp, "nolit", s)
+        msg = MSG.replace(b"X-Keep: yes", b"X-Keep: sync-literal")
+        h.send(msg)
+        check(h.outbox_rows()[0][4] == "appended", "%s" % h.outbox_rows())
+        c = fx.conn()
+        typ, _ = c.select("Sent", readonly=True)
+        typ, data = c.uid("FETCH", "1:*", "(BODY.PEEK[])")
+        c.logout()
+        bodies = [d[1] for d in data if isinstance(d, tuple)]
+        check(bodies == [s.received()[0]["data"].encode("latin-1")], "Sent copy: %r" % bodies)
+    finally:
+        s.stop()
+        fx.stop()
+
+
 def t_account_removal_empties_outbox(tmp):
     fx = fixture(tmp)
     s = Smtpd(fx, tmp, "rm", "starttls")
