@@ -66,6 +66,7 @@ struct account_ctx {
 	struct smtp_session *smtp;
 	struct imap_client *imap;
 	bool smtp_audited, imap_broken;
+	int provider_files; /* files the Sent copy itself: 1, 0, -1 not known yet */
 };
 
 struct run {
@@ -185,17 +186,27 @@ static void sent_folder(struct run *r, int64_t account_id, char *name, size_t si
 	store_mailboxes_free(&boxes, n);
 }
 
+/* Does the provider file the Sent copy itself (per-account setting, or
+ * detected from the SMTP host)? */
+static bool provider_files(struct run *r, struct account_ctx *ac)
+{
+	char mode[16];
+	const char *err;
+	if (ac->provider_files < 0) {
+		if (store_outbox_sent_mode(r->store, ac->a->id, mode, &err) < 0)
+			snprintf(mode, sizeof(mode), "auto");
+		ac->provider_files =
+		    strcmp(mode, "provider") == 0 ||
+		    (strcmp(mode, "auto") == 0 && cli_provider_files_sent(ac->a->smtp_url));
+	}
+	return ac->provider_files == 1;
+}
+
+/* APPEND the Sent copy to the provider's Sent folder. */
 static void sent_copy(struct run *r, struct account_ctx *ac, const struct store_outbox_item *it)
 {
-	char mode[16], result[64], folder[256];
+	char result[64], folder[256];
 	const char *err;
-	if (store_outbox_sent_mode(r->store, ac->a->id, mode, &err) < 0)
-		snprintf(mode, sizeof(mode), "auto");
-	if (strcmp(mode, "provider") == 0 ||
-	    (strcmp(mode, "auto") == 0 && cli_provider_files_sent(ac->a->smtp_url))) {
-		store_outbox_set_sent_copy(r->store, it->id, "provider", &err);
-		return;
-	}
 	snprintf(result, sizeof(result), "failed");
 	if (ac->imap == NULL && !ac->imap_broken) {
 		char host[256], port[8];
@@ -351,15 +362,17 @@ static void run_one(struct run *r, struct store_outbox_item *it, struct outbox_s
 	now = time(NULL);
 	if (res == SMTP_SENT) {
 		/* Recorded before anything else happens. */
-		if (store_outbox_finish(r->store, it->id, STORE_OUTBOX_SENT, 0, reply, now, &err) <
-		    0)
+		bool by_provider = provider_files(r, ac);
+		if (store_outbox_finish_sent(r->store, it->id, reply,
+		                             by_provider ? "provider" : NULL, now, &err) < 0)
 			cli_error("outbox %lld was sent but not recorded: %s", (long long)it->id,
 			          err);
 		st->sent++;
 		if (!r->opt->quiet)
 			printf("sent %lld to %zu recipient%s: %s\n", (long long)it->id, it->n_rcpts,
 			       it->n_rcpts == 1 ? "" : "s", reply);
-		sent_copy(r, ac, it);
+		if (!by_provider)
+			sent_copy(r, ac, it);
 		return;
 	}
 	if (res == SMTP_TEMPORARY && it->attempts < r->opt->max_attempts) {
@@ -403,8 +416,10 @@ int cli_outbox_run(struct hub *hub, const struct hub_user *u, const char *ppfile
 		hub_accounts_free(&r.accts, r.n_accts);
 		return -1;
 	}
-	for (size_t i = 0; i < r.n_accts; i++)
+	for (size_t i = 0; i < r.n_accts; i++) {
 		r.ctx[i].a = &r.accts[i];
+		r.ctx[i].provider_files = -1;
+	}
 	int64_t start = time(NULL);
 	int ret = 0;
 	for (;;) {

@@ -397,6 +397,33 @@ int store_outbox_finish(struct store *s, int64_t id, enum store_outbox_state sta
 	return write1(s, sql, id, next_attempt, reply, now, MARK_UPDATE, NULL, error_r);
 }
 
+int store_outbox_finish_sent(struct store *s, int64_t id, const char *reply, const char *sent_copy,
+                             int64_t now, const char **error_r)
+{
+	sqlite3_stmt *st = NULL;
+	if (store_begin(s, error_r) < 0)
+		return -1;
+	if (prepare(
+	        s,
+	        "UPDATE outbox SET state = 2, next_attempt = 0, last_reply = ?2, owner_pid = 0, "
+	        "updated = ?3, sent_copy = coalesce(?4, sent_copy) WHERE id = ?1",
+	        &st, error_r) < 0) {
+		store_rollback(s);
+		return -1;
+	}
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_text(st, 2, reply, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, now);
+	if (sent_copy != NULL)
+		sqlite3_bind_text(st, 4, sent_copy, -1, SQLITE_STATIC);
+	if (step_done(s, st, error_r) < 0 || mark_changed(s, id, false, error_r) < 0 ||
+	    store_commit(s, error_r) < 0) {
+		store_rollback(s);
+		return -1;
+	}
+	return 0;
+}
+
 int store_outbox_set_sent_copy(struct store *s, int64_t id, const char *what, const char **error_r)
 {
 	return write1(s, "UPDATE outbox SET sent_copy = ?3 WHERE id = ?1", id, 0, what, 0,

@@ -73,6 +73,10 @@ int store_outbox_next_due(struct store *s, int64_t *when_r, const char **error_r
  * server's reply. */
 int store_outbox_finish(struct store *s, int64_t id, enum store_outbox_state state,
                         int64_t next_attempt, const char *reply, int64_t now, const char **error_r);
+/* Record that the server accepted the message (state sent, its reply) and,
+ * when not NULL, the Sent copy's fate, in one commit. */
+int store_outbox_finish_sent(struct store *s, int64_t id, const char *reply, const char *sent_copy,
+                             int64_t now, const char **error_r);
 /* Record what became of the Sent copy. */
 int store_outbox_set_sent_copy(struct store *s, int64_t id, const char *what, const char **error_r);
 /* One message (with data when with_data): 1 found, 0 not, -1 error. */
