@@ -14,8 +14,8 @@ static const char outbox_schema_sql[] =
     " id INTEGER PRIMARY KEY AUTOINCREMENT,"
     " account_id INTEGER NOT NULL,"
     " mail_from TEXT NOT NULL,"
-    " rcpts TEXT NOT NULL," /* addresses separated by "\n" */
-    " data BLOB NOT NULL,"
+    " rcpts TEXT NOT NULL,"   /* addresses separated by "\n" */
+    " size INTEGER NOT NULL," /* the bytes live in outbox_data */
     " state INTEGER NOT NULL,"
     " attempts INTEGER NOT NULL DEFAULT 0,"
     " next_attempt INTEGER NOT NULL,"
@@ -29,6 +29,11 @@ static const char outbox_schema_sql[] =
     " seq INTEGER NOT NULL DEFAULT 0);"        /* ... at its last change */
     /* The outbox's own change counter (JMAP EmailSubmission states) and the
      * removed rows. */
+    /* The message bytes apart from the row, so that the state changes
+     * around each attempt do not rewrite them. */
+    "CREATE TABLE IF NOT EXISTS outbox_data(id INTEGER PRIMARY KEY, data BLOB NOT NULL);"
+    "CREATE TRIGGER IF NOT EXISTS outbox_data_gc AFTER DELETE ON outbox BEGIN"
+    " DELETE FROM outbox_data WHERE id = old.id; END;"
     "CREATE TABLE IF NOT EXISTS outbox_meta(k INTEGER PRIMARY KEY CHECK (k = 1),"
     " counter INTEGER NOT NULL);"
     "INSERT OR IGNORE INTO outbox_meta(k, counter) VALUES (1, 0);"
@@ -147,7 +152,7 @@ int store_outbox_add(struct store *s, int64_t account_id, int64_t email_id, cons
 	int64_t seq;
 	if (bump(s, &seq, error_r) < 0 ||
 	    prepare(s,
-	            "INSERT INTO outbox(account_id, mail_from, rcpts, data, state, next_attempt, "
+	            "INSERT INTO outbox(account_id, mail_from, rcpts, size, state, next_attempt, "
 	            "created, updated, email_id, created_seq, seq) "
 	            "VALUES (?1, ?2, ?3, ?4, 0, ?5, ?5, ?5, ?6, ?7, ?7)",
 	            &st, error_r) < 0)
@@ -157,12 +162,16 @@ int store_outbox_add(struct store *s, int64_t account_id, int64_t email_id, cons
 	sqlite3_bind_int64(st, 1, account_id);
 	sqlite3_bind_text(st, 2, mail_from, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 3, joined, -1, SQLITE_STATIC);
-	sqlite3_bind_blob64(st, 4, data, len, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, (int64_t)len);
 	sqlite3_bind_int64(st, 5, now);
 	if (step_done(s, st, error_r) < 0)
 		goto out;
 	int64_t id = sqlite3_last_insert_rowid(store_db(s));
-	if (store_commit(s, error_r) < 0)
+	if (prepare(s, "INSERT INTO outbox_data(id, data) VALUES (?1, ?2)", &st, error_r) < 0)
+		goto out;
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_blob64(st, 2, data, len, SQLITE_STATIC);
+	if (step_done(s, st, error_r) < 0 || store_commit(s, error_r) < 0)
 		goto out;
 	*id_r = id;
 	ret = 0;
@@ -179,10 +188,10 @@ static char *dup_col(sqlite3_stmt *st, int col)
 	return strdup(t != NULL ? (const char *)t : "");
 }
 
-/* Columns: id, account_id, mail_from, rcpts, length(data), state, attempts,
+/* Columns: id, account_id, mail_from, rcpts, size, state, attempts,
  * next_attempt, created, updated, last_reply, sent_copy, email_id, seq[, data] */
 #define ITEM_COLUMNS                                                                               \
-	"id, account_id, mail_from, rcpts, length(data), state, attempts, next_attempt, "          \
+	"id, account_id, mail_from, rcpts, size, state, attempts, next_attempt, "                  \
 	"created, updated, last_reply, sent_copy, email_id, seq"
 
 static int item_from_row(sqlite3_stmt *st, bool with_data, struct store_outbox_item *it)
@@ -248,7 +257,11 @@ int store_outbox_get(struct store *s, int64_t id, bool with_data, struct store_o
                      const char **error_r)
 {
 	sqlite3_stmt *st = NULL;
-	if (prepare(s, "SELECT " ITEM_COLUMNS ", data FROM outbox WHERE id = ?1", &st, error_r) < 0)
+	if (prepare(s,
+	            "SELECT " ITEM_COLUMNS
+	            ", (SELECT data FROM outbox_data d WHERE d.id = outbox.id) "
+	            "FROM outbox WHERE id = ?1",
+	            &st, error_r) < 0)
 		return -1;
 	sqlite3_bind_int64(st, 1, id);
 	int rc = sqlite3_step(st), ret = 0;
