@@ -289,8 +289,8 @@ static bool owner_gone(int64_t pid)
 	return kill((pid_t)pid, 0) < 0 && errno == ESRCH;
 }
 
-int store_outbox_claim(struct store *s, int64_t now, int64_t lease_s, int64_t only_id,
-                       struct store_outbox_item *item_r, const char **error_r)
+static int claim(struct store *s, int64_t now, int64_t lease_s, int64_t only_id,
+                 struct store_outbox_item *item_r, const char **error_r)
 {
 	sqlite3_stmt *st = NULL;
 	int64_t id = 0;
@@ -359,6 +359,21 @@ int store_outbox_next_due(struct store *s, int64_t *when_r, const char **error_r
 	}
 	sqlite3_finalize(st);
 	return ret;
+}
+
+/* The claim is committed without its own fsync (synchronous NORMAL for
+ * this transaction): other processes see it at once, a killed process
+ * leaves it in the WAL, and the fsync of the next commit ('sent' or the
+ * retry) makes it durable with that. Only a power loss in between can lose
+ * it: the message is then 'queued' again and sent again, which is the same
+ * duplicate window as a crash before 'sent' is recorded. */
+int store_outbox_claim(struct store *s, int64_t now, int64_t lease_s, int64_t only_id,
+                       struct store_outbox_item *item_r, const char **error_r)
+{
+	sqlite3_exec(store_db(s), "PRAGMA synchronous = NORMAL", NULL, NULL, NULL);
+	int r = claim(s, now, lease_s, only_id, item_r, error_r);
+	sqlite3_exec(store_db(s), "PRAGMA synchronous = FULL", NULL, NULL, NULL);
+	return r;
 }
 
 /* Run one UPDATE/DELETE in its own transaction with ?1 = a, ?2 = b,
