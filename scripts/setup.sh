@@ -8,7 +8,7 @@ PACKAGES=(
 	build-essential cmake pkg-config clang libclang-rt-14-dev
 	libssl-dev libsqlite3-dev libsodium-dev libevent-dev zlib1g-dev
 	libgmime-3.0-dev libjansson-dev libmicrohttpd-dev libcurl4-openssl-dev
-	openssl python3 dovecot-imapd isync time
+	openssl python3 python3-aiosmtpd dovecot-imapd isync time
 )
 
 missing=()

@@ -12,6 +12,7 @@
 #include "hub/hub.h"
 #include "imap/imap-url.h"
 #include "lib/buf.h"
+#include "store/store-outbox.h"
 #include "store/store.h"
 
 static void account_usage(FILE *f)
@@ -382,7 +383,9 @@ static int account_remove(struct cli *cli, struct hub *hub, int argc, char **arg
 	if (access(dbpath, F_OK) == 0) {
 		if (cli_open_user_store(cli, user, false, &store) < 0)
 			return EXIT_FAIL;
+		unsigned outgoing = 0; /* its outbox too: no message bytes left behind */
 		if (store_begin(store, &err) < 0 || store_account_remove(store, key, &rm, &err) < 0 ||
+		    store_outbox_remove_account(store, id, &outgoing, &err) < 0 ||
 		    store_commit(store, &err) < 0 || store_scrub(store, &err) < 0) {
 			cli_error("%s", err);
 			store_close(&store);

@@ -25,6 +25,9 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "outbox.h"
+#include "jmap/jmap-submission.h"
+#include "mime/mime-submit.h"
 #include "http/http.h"
 #include "audit/audit.h"
 #include "hub/hub.h"
@@ -398,6 +401,17 @@ static void handle_api(struct serve *sv, const struct principal *p,
 				    .account_id = p->user.name,
 				    .hub_accounts = accts,
 				    .n_hub_accounts = n_accts};
+	/* Sending identities (EmailSubmission): the accounts with an SMTP server. */
+	size_t n_ids = 0;
+	struct jmap_identity *ids = calloc(n_accts + 1, sizeof(*ids));
+	for (size_t i = 0; ids != NULL && i < n_accts; i++) {
+		if (accts[i].smtp_url == NULL)
+			continue;
+		ids[n_ids].account_id = accts[i].id;
+		ids[n_ids++].email = mime_submit_valid_address(accts[i].login) ? accts[i].login : NULL;
+	}
+	ctx.identities = ids;
+	ctx.n_identities = n_ids;
 	uint64_t modseq = 0;
 	store_read_modseq(us->store, &modseq, &err);
 	snprintf(ctx.state, sizeof(ctx.state), "%llu", (unsigned long long)modseq);
@@ -406,6 +420,7 @@ static void handle_api(struct serve *sv, const struct principal *p,
 	int r = jmap_process(sv->registry, &limits, &ctx, ctx.state, req->body, req->body_len, &out,
 			     &err);
 	pthread_mutex_unlock(&us->lock);
+	free(ids);
 	hub_accounts_free(&accts, n_accts);
 	if (r < 0) {
 		respond_problem(resp, 500, "about:blank", "server failure");
@@ -970,7 +985,8 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
 	if (cli_open_hub(cli, true, &sv->hub) < 0)
 		return EXIT_FAIL;
 	if (jmap_registry_create(&sv->registry, &err) < 0 ||
-	    jmap_mail_register(sv->registry, &err) < 0) {
+	    jmap_mail_register(sv->registry, &err) < 0 ||
+	    jmap_submission_register(sv->registry, &err) < 0) {
 		cli_error("%s", err);
 		hub_close(&sv->hub);
 		return EXIT_FAIL;
@@ -1019,6 +1035,10 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
 	pthread_create(&push, NULL, push_thread, sv);
 	pthread_create(&syncer, NULL, sync_thread, sv);
 	pthread_create(&indexer, NULL, fts_thread, sv);
+	pthread_t outboxer; /* sends queued mail (outbox-run.c) */
+	struct outbox_worker ow = {.cli = cli, .stop = &sv->stop,
+				   .retry_base = OUTBOX_DEFAULT_RETRY_BASE, .interval_s = 2};
+	pthread_create(&outboxer, NULL, cli_outbox_thread, &ow);
 	printf("mailkeep serving %s (JMAP session at %s/.well-known/jmap), sync every %ld s\n",
 	       sv->public_url, sv->public_url, interval);
 	fflush(stdout);
@@ -1029,6 +1049,7 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
 	pthread_join(push, NULL);
 	pthread_join(syncer, NULL);
 	pthread_join(indexer, NULL);
+	pthread_join(outboxer, NULL);
 	pthread_mutex_lock(&sv->push_lock);
 	for (size_t i = 0; i < SERVE_MAX_STREAMS; i++) {
 		if (sv->streams[i].stream != NULL) {

@@ -10,6 +10,7 @@
 #include "hub/hub.h"
 #include "imap/imap-client.h"
 #include "imap/imap-url.h"
+#include "outbox.h"
 #include "store/store.h"
 #include "sync/sync.h"
 
@@ -173,13 +174,9 @@ int cli_sync_stored(struct cli *cli, const char *user, int64_t only_account,
 	for (size_t i = 0; i < n; i++) {
 		if (only_account != 0 && accts[i].id != only_account)
 			continue;
-		/* The audit entry is durable before the credential is opened. */
-		struct audit_detail d[] = {{"purpose", "sync"}, {"kind", "imap-password"}};
 		char *password = NULL;
-		if (hub_audit(hub, &u, AUDIT_CREDENTIAL_DECRYPT, accts[i].id, d, 2, &err) < 0 ||
-		    hub_account_open_secret(hub, &u, &accts[i], kek, "imap-password", &password,
-					    &err) < 0) {
-			cli_error("%s", err);
+		if (cli_account_open_secret(hub, &u, &accts[i], kek, "sync", "imap-password",
+					    &password) < 0) {
 			failed++;
 			continue;
 		}

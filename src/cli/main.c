@@ -26,6 +26,8 @@ static const struct {
 	{"init", cmd_init, "create a data directory for the hub"},
 	{"serve", cmd_serve, "run the hub: JMAP API with push for devices, scheduled syncs"},
 	{"sync", cmd_sync, "copy an IMAP account into a user's hosted mailbox"},
+	{"send", cmd_send, "send a message through an account's own SMTP server (durable outbox)"},
+	{"outbox", cmd_outbox, "list, run, retry or cancel a user's outgoing messages"},
 	{"export", cmd_export, "write a user's hosted mailbox as a Maildir++ tree"},
 	{"user", cmd_user, "add, list or delete hub users"},
 	{"account", cmd_account, "add (with consent), list or remove a user's mail accounts"},

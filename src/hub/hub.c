@@ -175,10 +175,14 @@ static int db_open(struct hub *hub, const char **error_r)
 {
 	char path[PATH_MAX];
 	snprintf(path, sizeof(path), "%s/hub.db", hub->dir);
-	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (fd < 0)
+	/* Only a new file is created here (0600): closing a descriptor of an
+	 * open database would drop the POSIX locks of this process's other
+	 * connections to it (see store_open). */
+	int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0 && errno != EEXIST)
 		return hub_fail(hub, error_r, "cannot open %s: %m", path);
-	close(fd);
+	if (fd >= 0)
+		close(fd);
 	if (sqlite3_open_v2(path, &hub->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
 	    SQLITE_OK)
 		return hub_fail(hub, error_r, "cannot open %s", path);

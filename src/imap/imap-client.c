@@ -586,3 +586,52 @@ void imap_client_free(struct imap_client **cp)
 	free(c);
 	*cp = NULL;
 }
+
+int imap_client_append(struct imap_client *c, const char *mailbox, const char *flags,
+		       const void *data, size_t len, const char **error_r)
+{
+	char lit[32];
+	bool nonsync = imap_client_has_cap(c, "LITERAL+");
+	snprintf(lit, sizeof(lit), "{%zu%s}", len, nonsync ? "+" : "");
+	struct buf *b = imap_client_cmd(c, "APPEND", error_r);
+	if (b == NULL || imap_cmd_astring(b, mailbox, error_r) < 0 ||
+	    (flags != NULL && imap_cmd_raw(b, flags, error_r) < 0) ||
+	    imap_cmd_raw(b, lit, error_r) < 0)
+		return IMAP_CMD_FAILED;
+	const char *tag;
+	int r = imap_client_send(c, &tag, error_r);
+	if (r < 0)
+		return r;
+	char tagcopy[sizeof(c->tag)];
+	memcpy(tagcopy, tag, sizeof(tagcopy));
+	if (!nonsync) {
+		/* Synchronizing literal: the server says "+" first, or refuses. */
+		for (;;) {
+			const struct imap_response *resp;
+			if (client_read(c, &resp, error_r) < 0)
+				return -1;
+			if (resp->kind == IMAP_RESP_CONTINUATION)
+				break;
+			if (resp->kind == IMAP_RESP_UNTAGGED) {
+				if (client_common_untagged(c, resp, error_r) < 0)
+					return -1;
+				continue;
+			}
+			char text[200];
+			sanitize(text, sizeof(text), resp->text);
+			if (strcmp(resp->tag, tagcopy) == 0 && (resp->status == IMAP_STATUS_NO ||
+								 resp->status == IMAP_STATUS_BAD)) {
+				snprintf(c->error, sizeof(c->error), "%s: APPEND refused: %s",
+					 c->host, text);
+				*error_r = c->error;
+				return IMAP_CMD_FAILED;
+			}
+			return client_fail(c, error_r, "%s: unexpected answer to APPEND", c->host);
+		}
+	}
+	const char *err;
+	if (conn_write(c->conn, data, len, &err) < 0 || conn_write(c->conn, "\r\n", 2, &err) < 0 ||
+	    conn_flush(c->conn, &err) < 0)
+		return client_fail(c, error_r, "%s", err);
+	return imap_client_wait(c, tagcopy, NULL, NULL, error_r);
+}

@@ -110,6 +110,14 @@ void imap_client_set_literal_sink(struct imap_client *c, const struct imap_liter
 void imap_client_stats(const struct imap_client *c, unsigned long long *wire_r,
 		       unsigned long long *data_r);
 
+/* APPEND data (a whole message, exact bytes) to mailbox with flags (a
+ * parenthesised list such as "(\\Seen)", or NULL), sent as a literal
+ * (non-synchronizing when the server offers LITERAL+). Returns 0,
+ * IMAP_CMD_FAILED when the server refused (NO/BAD), -1 when the session
+ * broke. */
+int imap_client_append(struct imap_client *c, const char *mailbox, const char *flags,
+		       const void *data, size_t len, const char **error_r);
+
 /* Send LOGOUT (best effort) before freeing. */
 void imap_client_logout(struct imap_client *c);
 

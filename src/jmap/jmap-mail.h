@@ -25,6 +25,12 @@ struct hub_account;
 #define JMAP_MAIL_MAX_QUERY_LIMIT 1000
 
 struct mime_cache;
+/* A sending identity (EmailSubmission, jmap-submission.c): a hub account
+ * with an SMTP server; id "I<account_id>". */
+struct jmap_identity {
+	int64_t account_id;
+	const char *email; /* the envelope sender, or NULL: the message's From */
+};
 
 /* What a method call works on; the caller owns and locks the store. */
 struct jmap_mail_ctx {
@@ -36,6 +42,8 @@ struct jmap_mail_ctx {
 	 * methods update state after they commit. */
 	const struct hub_account *hub_accounts;
 	size_t n_hub_accounts;
+	const struct jmap_identity *identities; /* may be NULL (none) */
+	size_t n_identities;
 };
 
 /* Register the mail capability and methods. */

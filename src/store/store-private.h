@@ -36,4 +36,7 @@ int store_local_forget_account(struct store *s, int64_t account_id, const char *
 /* Create the full-text table and its triggers if missing (store_open). */
 int store_fts_schema(struct store *s, const char **error_r);
 
+/* Create the outbox tables if missing (store-outbox.c), from store_open. */
+int store_outbox_schema(struct store *s, const char **error_r);
+
 #endif

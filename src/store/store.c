@@ -14,6 +14,7 @@
 #include "store-private.h"
 #include "store-envelope.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
 #include <sqlite3.h>
@@ -215,14 +216,19 @@ void **store_envelope_slot(struct store *s)
 int store_open(const char *path, struct store **store_r, const char **error_r)
 {
 	static char open_error[512];
-	/* Create the file 0600 before SQLite does, whatever the umask. */
-	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (fd < 0) {
+	/* Create the file 0600 before SQLite does, whatever the umask. Only when
+	 * it is new: closing any descriptor of a file drops every POSIX lock this
+	 * process holds on it, including those of another SQLite connection to it
+	 * in this process (serve), which could then take itself for the last one
+	 * and checkpoint and remove the WAL under the other's feet. */
+	int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0 && errno != EEXIST) {
 		snprintf(open_error, sizeof(open_error), "store: cannot open %s: %m", path);
 		*error_r = open_error;
 		return -1;
 	}
-	close(fd);
+	if (fd >= 0)
+		close(fd);
 
 	struct store *s = calloc(1, sizeof(*s));
 	if (s == NULL) {
@@ -288,7 +294,7 @@ int store_open(const char *path, struct store **store_r, const char **error_r)
 		return -1;
 	}
 	if (store_envelope_open(s, error_r) < 0 || store_local_schema(s, error_r) < 0 ||
-	    store_fts_schema(s, error_r) < 0) {
+	    store_fts_schema(s, error_r) < 0 || store_outbox_schema(s, error_r) < 0) {
 		snprintf(open_error, sizeof(open_error), "%s", *error_r);
 		*error_r = open_error;
 		store_close(&s);
