@@ -207,10 +207,10 @@ static int store_bytes(struct jmap_mail_ctx *ctx, const char *data, size_t len, 
 	return 0;
 }
 
-static json_t *created_json(int64_t id, int64_t blob_id, uint64_t size)
+static json_t *created_json(struct jmap_mail_ctx *ctx, int64_t id, int64_t blob_id, uint64_t size)
 {
-	return json_pack("{s:o,s:o,s:o,s:I}", "id", set_prefixed('E', id), "blobId",
-	                 set_prefixed('B', blob_id), "threadId", set_thread_id(id), "size",
+	return json_pack("{s:o,s:o,s:o,s:I}", "id", jmap_prefixed('E', id), "blobId",
+	                 jmap_prefixed('B', blob_id), "threadId", jmap_thread_id(ctx, id), "size",
 	                 (json_int_t)size);
 }
 
@@ -266,7 +266,7 @@ static int email_create(struct jmap_mail_ctx *ctx, struct jmap_call *call, json_
 	                    &err) < 0)
 		ret = -1;
 	else
-		*created_r = created_json(id, blob_id, len);
+		*created_r = created_json(ctx, id, blob_id, len);
 	free(data);
 out:
 	free(t.account_key);
@@ -444,7 +444,7 @@ static int begin_set(struct jmap_mail_ctx *ctx, json_t *args, const char *const 
 {
 	const char *err, *key;
 	json_t *v;
-	if (set_check_account(ctx, args, error_type_r) < 0)
+	if (jmap_check_account(ctx, args, error_type_r) < 0)
 		return -1;
 	json_object_foreach(args, key, v)
 	{
@@ -560,7 +560,7 @@ int jmap_email_set(void *context, struct jmap_call *call, json_t *args, const ch
 			break;
 		}
 		if (found == 1)
-			json_array_append_new(destroyed, set_prefixed('E', id));
+			json_array_append_new(destroyed, jmap_prefixed('E', id));
 		else if (text != NULL)
 			json_object_set_new(not_destroyed, text, set_error("notFound", NULL, NULL));
 	}
@@ -657,7 +657,7 @@ int jmap_email_import(void *context, struct jmap_call *call, json_t *args,
 			                           when, "import", &id, &err) < 0) {
 				fatal = -1;
 			} else {
-				json_t *ok = created_json(id, blob_id, size);
+				json_t *ok = created_json(ctx, id, blob_id, size);
 				jmap_call_set_created_id(
 				    call, key, json_string_value(json_object_get(ok, "id")), &err);
 				json_object_set_new(created, key, ok);

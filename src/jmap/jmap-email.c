@@ -1,5 +1,6 @@
 /* Email/get and Email/parse (RFC 8621 4.1, 4.2, 4.9); see jmap-email.h. */
 #include "jmap-email.h"
+#include "jmap-private.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -13,30 +14,10 @@
 
 /* --- ids -------------------------------------------------------------------------- */
 
-static bool parse_prefixed_id(const char *id, char prefix, int64_t *id_r)
-{
-	if (id == NULL || id[0] != prefix || id[1] < '1' || id[1] > '9')
-		return false;
-	char *end;
-	errno = 0;
-	long long v = strtoll(id + 1, &end, 10);
-	if (errno != 0 || *end != '\0' || v <= 0)
-		return false;
-	*id_r = v;
-	return true;
-}
-
-static json_t *prefixed(char prefix, int64_t id)
-{
-	char buf[32];
-	snprintf(buf, sizeof(buf), "%c%lld", prefix, (long long)id);
-	return json_string(buf);
-}
-
 /* The one place an Email's threadId comes from: the store's thread. */
 static json_t *thread_id_json(const struct store_email *e)
 {
-	return prefixed('T', e->thread_id);
+	return jmap_prefixed('T', e->thread_id);
 }
 
 /* A parsed blob id: the stored row and the chain of part paths. */
@@ -565,40 +546,6 @@ static json_t *body_values(json_t *tree, const struct get_args *a)
 	return out;
 }
 
-static json_t *keywords_json(unsigned flags, const char *keywords)
-{
-	json_t *k = json_object();
-	if (flags & STORE_FLAG_SEEN)
-		json_object_set_new(k, "$seen", json_true());
-	if (flags & STORE_FLAG_FLAGGED)
-		json_object_set_new(k, "$flagged", json_true());
-	if (flags & STORE_FLAG_ANSWERED)
-		json_object_set_new(k, "$answered", json_true());
-	if (flags & STORE_FLAG_DRAFT)
-		json_object_set_new(k, "$draft", json_true());
-	char kw[1024];
-	snprintf(kw, sizeof(kw), "%s", keywords);
-	char *save = NULL;
-	for (char *t = strtok_r(kw, " ", &save); t != NULL; t = strtok_r(NULL, " ", &save)) {
-		for (char *c = t; *c != '\0'; c++)
-			if (*c >= 'A' && *c <= 'Z')
-				*c = (char)(*c - 'A' + 'a'); /* JMAP keywords are lower case */
-		json_object_set_new(k, t, json_true());
-	}
-	return k;
-}
-
-static json_t *utc_date(int64_t t)
-{
-	char buf[32];
-	time_t tt = (time_t)t;
-	struct tm tm;
-	if (gmtime_r(&tt, &tm) == NULL)
-		return json_null();
-	strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	return json_string(buf);
-}
-
 /* One Email object. e is NULL for Email/parse (metadata then null). tree
  * may be NULL when the message could not be read (metadata only). */
 static json_t *email_object(const struct get_args *a, const struct store_email *e, json_t *tree,
@@ -613,7 +560,7 @@ static json_t *email_object(const struct get_args *a, const struct store_email *
 		json_t *v = NULL;
 		struct header_prop hp;
 		if (strcmp(name, "id") == 0) {
-			v = e != NULL ? prefixed('E', e->id) : json_null();
+			v = e != NULL ? jmap_prefixed('E', e->id) : json_null();
 		} else if (strcmp(name, "blobId") == 0) {
 			v = json_string(blob_id);
 		} else if (strcmp(name, "threadId") == 0) {
@@ -625,11 +572,11 @@ static json_t *email_object(const struct get_args *a, const struct store_email *
 				v = json_pack("{s:b}", mid, 1);
 			}
 		} else if (strcmp(name, "keywords") == 0) {
-			v = e != NULL ? keywords_json(e->flags, e->keywords) : NULL;
+			v = e != NULL ? jmap_keywords_json(e->flags, e->keywords) : NULL;
 		} else if (strcmp(name, "size") == 0) {
 			v = json_integer((json_int_t)size);
 		} else if (strcmp(name, "receivedAt") == 0) {
-			v = e != NULL ? utc_date(e->internaldate) : NULL;
+			v = e != NULL ? jmap_utc_date(e->internaldate) : NULL;
 		} else if (tree == NULL) {
 			v = NULL; /* unreadable message: metadata only */
 		} else if (strcmp(name, "headers") == 0) {
@@ -661,32 +608,18 @@ static json_t *email_object(const struct get_args *a, const struct store_email *
 	}
 	/* id is always returned by /get (RFC 8620 5.1). */
 	if (e != NULL && json_object_get(o, "id") == NULL)
-		json_object_set_new(o, "id", prefixed('E', e->id));
+		json_object_set_new(o, "id", jmap_prefixed('E', e->id));
 	return o;
 }
 
 /* --- methods --------------------------------------------------------------------- */
-
-static int check_account(struct jmap_mail_ctx *ctx, json_t *args, const char **error_type_r)
-{
-	const char *acct = json_string_value(json_object_get(args, "accountId"));
-	if (acct == NULL) {
-		*error_type_r = "invalidArguments";
-		return -1;
-	}
-	if (strcmp(acct, ctx->account_id) != 0) {
-		*error_type_r = "accountNotFound";
-		return -1;
-	}
-	return 0;
-}
 
 static int email_get(void *context, struct jmap_call *call, json_t *args, const char **error_type_r,
                      const char **description_r)
 {
 	struct jmap_mail_ctx *ctx = context;
 	const char *err;
-	if (check_account(ctx, args, error_type_r) < 0)
+	if (jmap_check_account(ctx, args, error_type_r) < 0)
 		return -1;
 	json_t *ids = json_object_get(args, "ids");
 	if (!json_is_array(ids)) {
@@ -723,7 +656,7 @@ static int email_get(void *context, struct jmap_call *call, json_t *args, const 
 		int64_t row;
 		struct store_email e;
 		if (jmap_call_resolve_id(call, json_string_value(v), &id, &err) < 0 ||
-		    !parse_prefixed_id(id, 'E', &row) ||
+		    !jmap_parse_id(id, 'E', &row) ||
 		    store_email_get(ctx->store, row, &e, &err) != 1) {
 			json_array_append(not_found, v);
 			continue;
@@ -753,7 +686,7 @@ static int email_parse(void *context, struct jmap_call *call, json_t *args,
 {
 	struct jmap_mail_ctx *ctx = context;
 	const char *err;
-	if (check_account(ctx, args, error_type_r) < 0)
+	if (jmap_check_account(ctx, args, error_type_r) < 0)
 		return -1;
 	json_t *ids = json_object_get(args, "blobIds");
 	if (!json_is_array(ids)) {

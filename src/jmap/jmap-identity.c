@@ -89,7 +89,7 @@ static json_t *identity_json(const struct hub_account *a)
 {
 	char email[600];
 	identity_email(a, email, sizeof(email));
-	return json_pack("{s:o,s:s,s:s,s:n,s:n,s:s,s:s,s:b}", "id", set_prefixed('I', a->id),
+	return json_pack("{s:o,s:s,s:s,s:n,s:n,s:s,s:s,s:b}", "id", jmap_prefixed('I', a->id),
 	                 "name", "", "email", email, "replyTo", "bcc", "textSignature", "",
 	                 "htmlSignature", "", "mayDelete", 0);
 }
@@ -99,7 +99,7 @@ int jmap_identity_get(void *context, struct jmap_call *call, json_t *args,
 {
 	struct jmap_mail_ctx *ctx = context;
 	const char *err;
-	if (set_check_account(ctx, args, error_type_r) < 0)
+	if (jmap_check_account(ctx, args, error_type_r) < 0)
 		return -1;
 	json_t *ids = json_object_get(args, "ids");
 	if (ids != NULL && !json_is_null(ids) &&
@@ -164,7 +164,7 @@ int jmap_identity_changes(void *context, struct jmap_call *call, json_t *args,
 {
 	struct jmap_mail_ctx *ctx = context;
 	const char *err;
-	if (set_check_account(ctx, args, error_type_r) < 0)
+	if (jmap_check_account(ctx, args, error_type_r) < 0)
 		return -1;
 	const char *since = json_string_value(json_object_get(args, "sinceState"));
 	if (since == NULL) {

@@ -11,46 +11,12 @@
 #include "../mime/mime.h"
 #include "jmap-query.h"
 #include "jmap-set-private.h"
+#include "jmap-private.h"
 
-
-static bool parse_prefixed_id(const char *id, char prefix, int64_t *id_r)
-{
-	if (id == NULL || id[0] != prefix || id[1] < '1' || id[1] > '9')
-		return false;
-	char *end;
-	errno = 0;
-	long long v = strtoll(id + 1, &end, 10);
-	if (errno != 0 || *end != '\0' || v <= 0)
-		return false;
-	*id_r = v;
-	return true;
-}
 
 bool jmap_mail_blob_id(const char *id, int64_t *blob_id_r)
 {
-	return parse_prefixed_id(id, 'B', blob_id_r);
-}
-
-static json_t *prefixed(char prefix, int64_t id)
-{
-	char buf[32];
-	snprintf(buf, sizeof(buf), "%c%lld", prefix, (long long)id);
-	return json_string(buf);
-}
-
-/* Check accountId: 0 ok, -1 with the error type set. */
-static int check_account(struct jmap_mail_ctx *ctx, json_t *args, const char **error_type_r)
-{
-	const char *acct = json_string_value(json_object_get(args, "accountId"));
-	if (acct == NULL) {
-		*error_type_r = "invalidArguments";
-		return -1;
-	}
-	if (strcmp(acct, ctx->account_id) != 0) {
-		*error_type_r = "accountNotFound";
-		return -1;
-	}
-	return 0;
+	return jmap_parse_id(id, 'B', blob_id_r);
 }
 
 static const char *role_lower(const char *role)
@@ -79,7 +45,7 @@ static json_t *mailbox_json(const struct store_mailbox *b, const struct store_ma
 				if (strlen(all[i].name) == plen &&
 				    strncmp(all[i].name, b->name, plen) == 0) {
 					json_decref(parent);
-					parent = prefixed('M', all[i].id);
+					parent = jmap_prefixed('M', all[i].id);
 					name = last + 1;
 				}
 			}
@@ -97,7 +63,7 @@ static json_t *mailbox_json(const struct store_mailbox *b, const struct store_ma
 				   "mayAddItems", 0, "mayRemoveItems", 0, "maySetSeen", 0,
 				   "maySetKeywords", 0, "mayCreateChild", 0, "mayRename", 0,
 				   "mayDelete", 0, "maySubmit", 0);
-	return json_pack("{s:o,s:s,s:o,s:o,s:i,s:I,s:I,s:I,s:I,s:o,s:b}", "id", prefixed('M', b->id),
+	return json_pack("{s:o,s:s,s:o,s:o,s:i,s:I,s:I,s:I,s:I,s:o,s:b}", "id", jmap_prefixed('M', b->id),
 			 "name", name, "parentId", parent, "role",
 			 role != NULL ? json_string(role) : json_null(), "sortOrder",
 			 role != NULL && strcmp(role, "inbox") == 0 ? 0 : 10, "totalEmails",
@@ -111,7 +77,7 @@ static int mailbox_get(void *context, struct jmap_call *call, json_t *args,
 {
 	struct jmap_mail_ctx *ctx = context;
 	const char *err;
-	if (check_account(ctx, args, error_type_r) < 0)
+	if (jmap_check_account(ctx, args, error_type_r) < 0)
 		return -1;
 	json_t *ids = json_object_get(args, "ids");
 	if (ids != NULL && !json_is_null(ids) &&
@@ -142,7 +108,7 @@ static int mailbox_get(void *context, struct jmap_call *call, json_t *args,
 			int64_t row;
 			bool found = false;
 			if (jmap_call_resolve_id(call, json_string_value(v), &id, &err) == 0 &&
-			    parse_prefixed_id(id, 'M', &row)) {
+			    jmap_parse_id(id, 'M', &row)) {
 				for (size_t i = 0; i < n; i++) {
 					if (boxes[i].id == row) {
 						json_array_append_new(
@@ -169,7 +135,7 @@ static json_t *id_list(char prefix, const int64_t *ids, size_t n)
 {
 	json_t *arr = json_array();
 	for (size_t i = 0; i < n; i++)
-		json_array_append_new(arr, prefixed(prefix, ids[i]));
+		json_array_append_new(arr, jmap_prefixed(prefix, ids[i]));
 	return arr;
 }
 
@@ -181,7 +147,7 @@ static int changes(struct jmap_mail_ctx *ctx, struct jmap_call *call, json_t *ar
 		   const char **description_r)
 {
 	const char *err;
-	if (check_account(ctx, args, error_type_r) < 0)
+	if (jmap_check_account(ctx, args, error_type_r) < 0)
 		return -1;
 	const char *since_text = json_string_value(json_object_get(args, "sinceState"));
 	json_t *max = json_object_get(args, "maxChanges");

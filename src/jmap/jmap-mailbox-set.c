@@ -26,7 +26,7 @@ void jmap_mailbox_decorate(struct jmap_mail_ctx *ctx, json_t *mailbox)
 	int64_t id;
 	int sort = -1;
 	bool subscribed = true;
-	if (!set_parse_id(json_string_value(json_object_get(mailbox, "id")), 'M', &id))
+	if (!jmap_parse_id(json_string_value(json_object_get(mailbox, "id")), 'M', &id))
 		return;
 	if (store_local_mailbox_props(ctx->store, id, &sort, &subscribed, &err) == 1) {
 		json_object_set_new(mailbox, "sortOrder", json_integer(sort));
@@ -317,7 +317,7 @@ static int mailbox_create(struct jmap_mail_ctx *ctx, struct jmap_call *call, jso
 		ret = -1;
 	} else {
 		*created_r = json_pack(
-		    "{s:o,s:n,s:i,s:i,s:i,s:i,s:i,s:b}", "id", set_prefixed('M', id), "role",
+		    "{s:o,s:n,s:i,s:i,s:i,s:i,s:i,s:b}", "id", jmap_prefixed('M', id), "role",
 		    "sortOrder", sort >= 0 ? sort : 10, "totalEmails", 0, "unreadEmails", 0,
 		    "totalThreads", 0, "unreadThreads", 0, "isSubscribed", sub != 0);
 		jmap_mailbox_decorate(ctx, *created_r);
@@ -362,7 +362,7 @@ static int mailbox_update(struct jmap_mail_ctx *ctx, struct jmap_call *call, int
 				    strncmp(b.all[i].name, m->name, (size_t)(last - m->name)) ==
 				        0) {
 					json_decref(cur_parent);
-					cur_parent = set_prefixed('M', b.all[i].id);
+					cur_parent = jmap_prefixed('M', b.all[i].id);
 				}
 		}
 		char full[2048], delim;
@@ -449,7 +449,7 @@ int jmap_mailbox_set(void *context, struct jmap_call *call, json_t *args, const 
 	struct jmap_mail_ctx *ctx = context;
 	const char *err, *key;
 	json_t *v;
-	if (set_check_account(ctx, args, error_type_r) < 0)
+	if (jmap_check_account(ctx, args, error_type_r) < 0)
 		return -1;
 	static const char *const allowed[] = {
 	    "accountId", "ifInState", "create", "update", "destroy", "onDestroyRemoveEmails", NULL};
@@ -546,7 +546,7 @@ int jmap_mailbox_set(void *context, struct jmap_call *call, json_t *args, const 
 			else
 				json_decref(bad);
 		} else {
-			json_array_append_new(destroyed, set_prefixed('M', id));
+			json_array_append_new(destroyed, jmap_prefixed('M', id));
 		}
 	}
 	json_t *resp = json_pack("{s:o,s:o,s:o,s:o,s:o,s:o}", "created", created, "notCreated",

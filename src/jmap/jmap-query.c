@@ -3,6 +3,7 @@
  * compiles it to SQL (store-query.c). Mailboxes are few: their queries run
  * in memory. */
 #include "jmap-query.h"
+#include "jmap-private.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -12,40 +13,6 @@
 
 #include "../mime/mime-envelope.h"
 #include "../store/store-query.h"
-
-bool jmap_query_parse_id(const char *id, char prefix, int64_t *id_r)
-{
-	if (id == NULL || id[0] != prefix || id[1] < '1' || id[1] > '9')
-		return false;
-	char *end;
-	errno = 0;
-	long long v = strtoll(id + 1, &end, 10);
-	if (errno != 0 || *end != '\0' || v <= 0)
-		return false;
-	*id_r = v;
-	return true;
-}
-
-json_t *jmap_query_id_json(char prefix, int64_t id)
-{
-	char buf[32];
-	snprintf(buf, sizeof(buf), "%c%lld", prefix, (long long)id);
-	return json_string(buf);
-}
-
-int jmap_query_check_account(struct jmap_mail_ctx *ctx, json_t *args, const char **error_type_r)
-{
-	const char *acct = json_string_value(json_object_get(args, "accountId"));
-	if (acct == NULL) {
-		*error_type_r = "invalidArguments";
-		return -1;
-	}
-	if (strcmp(acct, ctx->account_id) != 0) {
-		*error_type_r = "accountNotFound";
-		return -1;
-	}
-	return 0;
-}
 
 /* --- Argument parsing -------------------------------------------------------- */
 
@@ -168,7 +135,7 @@ static int mailbox_id(struct parse *p, json_t *v, int64_t *id_r)
 		return fail(p, "invalidArguments", "a mailbox id must be a string");
 	if (jmap_call_resolve_id(p->call, json_string_value(v), &id, &err) < 0)
 		return fail(p, "invalidArguments", "not a mailbox id");
-	if (!jmap_query_parse_id(id, 'M', id_r))
+	if (!jmap_parse_id(id, 'M', id_r))
 		*id_r = 0; /* not one of ours: matches no mailbox */
 	return 0;
 }
@@ -456,7 +423,7 @@ static json_t *id_array(char prefix, const int64_t *ids, size_t n)
 {
 	json_t *arr = json_array();
 	for (size_t i = 0; i < n; i++)
-		json_array_append_new(arr, jmap_query_id_json(prefix, ids[i]));
+		json_array_append_new(arr, jmap_prefixed(prefix, ids[i]));
 	return arr;
 }
 
@@ -488,7 +455,7 @@ static int window_args(struct parse *p, json_t *args, char prefix, struct store_
 			return fail(p, "invalidArguments", "anchor is an id");
 		q->has_anchor = true;
 		q->anchor_offset = offset;
-		if (!jmap_query_parse_id(id, prefix, &q->anchor))
+		if (!jmap_parse_id(id, prefix, &q->anchor))
 			*anchor_unknown_r = true;
 	}
 	return 0;
@@ -498,7 +465,7 @@ static int email_query(void *context, struct jmap_call *call, json_t *args,
                        const char **error_type_r, const char **description_r)
 {
 	struct jmap_mail_ctx *ctx = context;
-	if (jmap_query_check_account(ctx, args, error_type_r) < 0)
+	if (jmap_check_account(ctx, args, error_type_r) < 0)
 		return -1;
 	struct parse p = {.call = call};
 	struct email_args *a = malloc(sizeof(*a));
@@ -563,7 +530,7 @@ static json_t *added_json(char prefix, const int64_t *ids, const uint64_t *index
 	json_t *arr = json_array();
 	for (size_t i = 0; i < n; i++)
 		json_array_append_new(arr, json_pack("{s:o,s:I}", "id",
-		                                     jmap_query_id_json(prefix, ids[i]), "index",
+		                                     jmap_prefixed(prefix, ids[i]), "index",
 		                                     (json_int_t)index[i]));
 	return arr;
 }
@@ -572,7 +539,7 @@ static int email_query_changes(void *context, struct jmap_call *call, json_t *ar
                                const char **error_type_r, const char **description_r)
 {
 	struct jmap_mail_ctx *ctx = context;
-	if (jmap_query_check_account(ctx, args, error_type_r) < 0)
+	if (jmap_check_account(ctx, args, error_type_r) < 0)
 		return -1;
 	struct parse p = {.call = call};
 	struct email_args *a = malloc(sizeof(*a));
@@ -602,7 +569,7 @@ static int email_query_changes(void *context, struct jmap_call *call, json_t *ar
 	if (json_is_string(up_to)) {
 		const char *id;
 		has_up_to = jmap_call_resolve_id(call, json_string_value(up_to), &id, &err) == 0 &&
-		            jmap_query_parse_id(id, 'E', &up_to_id);
+		            jmap_parse_id(id, 'E', &up_to_id);
 	}
 	/* tooManyChanges is about the client's maxChanges; past the server's
 	 * own bound the client had better query afresh. */
@@ -948,7 +915,7 @@ static int mailbox_query(void *context, struct jmap_call *call, json_t *args,
                          const char **error_type_r, const char **description_r)
 {
 	struct jmap_mail_ctx *ctx = context;
-	if (jmap_query_check_account(ctx, args, error_type_r) < 0)
+	if (jmap_check_account(ctx, args, error_type_r) < 0)
 		return -1;
 	struct parse p = {.call = call};
 	struct store_query q = {0};
@@ -1011,7 +978,7 @@ static int mailbox_query_changes(void *context, struct jmap_call *call, json_t *
                                  const char **error_type_r, const char **description_r)
 {
 	struct jmap_mail_ctx *ctx = context;
-	if (jmap_query_check_account(ctx, args, error_type_r) < 0)
+	if (jmap_check_account(ctx, args, error_type_r) < 0)
 		return -1;
 	struct parse p = {.call = call};
 	uint64_t since;
@@ -1041,10 +1008,10 @@ static int mailbox_query_changes(void *context, struct jmap_call *call, json_t *
 	bool everything = ch.n_created > 0 || ch.n_destroyed > 0;
 	json_t *removed = json_array(), *added = json_array();
 	for (size_t i = 0; i < ch.n_updated; i++)
-		json_array_append_new(removed, jmap_query_id_json('M', ch.updated[i]));
+		json_array_append_new(removed, jmap_prefixed('M', ch.updated[i]));
 	for (size_t i = 0; i < ch.n_destroyed; i++)
 		if ((uint64_t)ch.destroyed[i] <= since)
-			json_array_append_new(removed, jmap_query_id_json('M', ch.destroyed[i]));
+			json_array_append_new(removed, jmap_prefixed('M', ch.destroyed[i]));
 	for (size_t i = 0; i < n; i++) {
 		bool changed = everything;
 		for (size_t j = 0; j < ch.n_created && !changed; j++)
@@ -1058,10 +1025,10 @@ static int mailbox_query_changes(void *context, struct jmap_call *call, json_t *
 			for (size_t j = 0; j < ch.n_updated && !listed; j++)
 				listed = ch.updated[j] == ids[i];
 			if (!listed)
-				json_array_append_new(removed, jmap_query_id_json('M', ids[i]));
+				json_array_append_new(removed, jmap_prefixed('M', ids[i]));
 		}
 		json_array_append_new(added,
-		                      json_pack("{s:o,s:I}", "id", jmap_query_id_json('M', ids[i]),
+		                      json_pack("{s:o,s:I}", "id", jmap_prefixed('M', ids[i]),
 		                                "index", (json_int_t)i));
 	}
 	if (max > 0 && json_array_size(removed) + json_array_size(added) > (size_t)max) {

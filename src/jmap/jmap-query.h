@@ -15,10 +15,4 @@
 int jmap_query_register(struct jmap_registry *registry, const char **error_r);
 int jmap_thread_register(struct jmap_registry *registry, const char **error_r);
 
-/* Shared by the two files: "<prefix><digits>" -> id; "<prefix><id>" as a
- * JSON string; accountId check (0, or -1 with the error type). */
-bool jmap_query_parse_id(const char *id, char prefix, int64_t *id_r);
-json_t *jmap_query_id_json(char prefix, int64_t id);
-int jmap_query_check_account(struct jmap_mail_ctx *ctx, json_t *args, const char **error_type_r);
-
 #endif

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "jmap-mail.h"
+#include "jmap-private.h"
 
 #define JMAP_CAPABILITY_SUBMISSION "urn:ietf:params:jmap:submission"
 #define JMAP_SET_MAX_OBJECTS 500                    /* maxObjectsInSet */
@@ -30,55 +31,13 @@ int jmap_identity_register(struct jmap_registry *registry, const char **error_r)
  * (id "M<row>") from the store's device-only properties. */
 void jmap_mailbox_decorate(struct jmap_mail_ctx *ctx, json_t *mailbox);
 
-static inline json_t *set_prefixed(char prefix, int64_t id)
-{
-	char buf[32];
-	snprintf(buf, sizeof(buf), "%c%lld", prefix, (long long)id);
-	return json_string(buf);
-}
-
-static inline bool set_parse_id(const char *id, char prefix, int64_t *id_r)
-{
-	if (id == NULL || id[0] != prefix || id[1] < '1' || id[1] > '9')
-		return false;
-	char *end;
-	errno = 0;
-	long long v = strtoll(id + 1, &end, 10);
-	if (errno != 0 || *end != '\0' || v <= 0)
-		return false;
-	*id_r = v;
-	return true;
-}
-
 /* An id argument that may be a creation reference ("#c1"). */
 static inline bool set_resolve_id(struct jmap_call *call, const char *text, char prefix,
                                   int64_t *id_r)
 {
 	const char *id = NULL, *err;
 	return text != NULL && jmap_call_resolve_id(call, text, &id, &err) == 0 &&
-	       set_parse_id(id, prefix, id_r);
-}
-
-/* The Email's threadId. Until threads land this is one thread per email;
- * the lead points this at the one threadId helper at merge. */
-static inline json_t *set_thread_id(int64_t email_id)
-{
-	return set_prefixed('T', email_id);
-}
-
-static inline int set_check_account(struct jmap_mail_ctx *ctx, json_t *args,
-                                    const char **error_type_r)
-{
-	const char *acct = json_string_value(json_object_get(args, "accountId"));
-	if (acct == NULL) {
-		*error_type_r = "invalidArguments";
-		return -1;
-	}
-	if (strcmp(acct, ctx->account_id) != 0) {
-		*error_type_r = "accountNotFound";
-		return -1;
-	}
-	return 0;
+	       jmap_parse_id(id, prefix, id_r);
 }
 
 /* A SetError (RFC 8620 5.3) with an optional list of properties. */

@@ -1,5 +1,6 @@
 /* EmailSubmission (RFC 8621 section 7) over the outbox. */
 #include "jmap-submission.h"
+#include "jmap-private.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -17,26 +18,6 @@ jmap_method_fn jmap_email_set;
 #define SUBMISSION_MAX_CHANGES 1000
 #define SUBMISSION_MAX_CREATE 50
 
-static bool parse_prefixed(const char *id, char prefix, int64_t *id_r)
-{
-	if (id == NULL || id[0] != prefix || id[1] < '1' || id[1] > '9')
-		return false;
-	char *end;
-	errno = 0;
-	long long v = strtoll(id + 1, &end, 10);
-	if (errno != 0 || *end != '\0' || v <= 0)
-		return false;
-	*id_r = v;
-	return true;
-}
-
-static json_t *prefixed(char prefix, int64_t id)
-{
-	char buf[32];
-	snprintf(buf, sizeof(buf), "%c%lld", prefix, (long long)id);
-	return json_string(buf);
-}
-
 static json_t *utc(int64_t t)
 {
 	char buf[32];
@@ -46,20 +27,6 @@ static json_t *utc(int64_t t)
 		return json_null();
 	strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
 	return json_string(buf);
-}
-
-static int check_account(struct jmap_mail_ctx *ctx, json_t *args, const char **error_type_r)
-{
-	const char *acct = json_string_value(json_object_get(args, "accountId"));
-	if (acct == NULL) {
-		*error_type_r = "invalidArguments";
-		return -1;
-	}
-	if (strcmp(acct, ctx->account_id) != 0) {
-		*error_type_r = "accountNotFound";
-		return -1;
-	}
-	return 0;
 }
 
 static int outbox_state(struct jmap_mail_ctx *ctx, char state[32])
@@ -97,9 +64,9 @@ static json_t *submission_json(const struct store_outbox_item *it)
 		                              "delivered", delivered, "displayed", "unknown"));
 	}
 	return json_pack("{s:o,s:o,s:o,s:o,s:{s:{s:s,s:n},s:o},s:o,s:s,s:o,s:[],s:[]}", "id",
-	                 prefixed('S', it->id), "identityId", prefixed('I', it->account_id),
-	                 "emailId", it->email_id > 0 ? prefixed('E', it->email_id) : json_null(),
-	                 "threadId", it->email_id > 0 ? prefixed('T', it->email_id) : json_null(),
+	                 jmap_prefixed('S', it->id), "identityId", jmap_prefixed('I', it->account_id),
+	                 "emailId", it->email_id > 0 ? jmap_prefixed('E', it->email_id) : json_null(),
+	                 "threadId", it->email_id > 0 ? jmap_prefixed('T', it->email_id) : json_null(),
 	                 "envelope", "mailFrom", "email", it->mail_from, "parameters", "rcptTo",
 	                 rcpts, "sendAt", utc(it->created), "undoStatus", undo_status(it->state),
 	                 "deliveryStatus", status, "dsnBlobIds", "mdnBlobIds");
@@ -114,7 +81,7 @@ static int submission_get(void *context, struct jmap_call *call, json_t *args,
 	const char *err;
 	char state[32];
 	(void)description_r;
-	if (check_account(ctx, args, error_type_r) < 0)
+	if (jmap_check_account(ctx, args, error_type_r) < 0)
 		return -1;
 	json_t *ids = json_object_get(args, "ids");
 	if (ids != NULL && !json_is_null(ids) &&
@@ -149,7 +116,7 @@ static int submission_get(void *context, struct jmap_call *call, json_t *args,
 			struct store_outbox_item it;
 			if (json_is_string(v) &&
 			    jmap_call_resolve_id(call, json_string_value(v), &id, &err) == 0 &&
-			    parse_prefixed(id, 'S', &oid) &&
+			    jmap_parse_id(id, 'S', &oid) &&
 			    store_outbox_get(ctx->store, oid, false, &it, &err) == 1) {
 				json_array_append_new(list, submission_json(&it));
 				store_outbox_item_free(&it);
@@ -171,7 +138,7 @@ static json_t *id_list(const int64_t *ids, size_t n)
 {
 	json_t *a = json_array();
 	for (size_t i = 0; i < n; i++)
-		json_array_append_new(a, prefixed('S', ids[i]));
+		json_array_append_new(a, jmap_prefixed('S', ids[i]));
 	return a;
 }
 
@@ -181,7 +148,7 @@ static int submission_changes(void *context, struct jmap_call *call, json_t *arg
 	struct jmap_mail_ctx *ctx = context;
 	const char *err;
 	char state[32];
-	if (check_account(ctx, args, error_type_r) < 0)
+	if (jmap_check_account(ctx, args, error_type_r) < 0)
 		return -1;
 	const char *since_text = json_string_value(json_object_get(args, "sinceState"));
 	json_t *max = json_object_get(args, "maxChanges");
@@ -235,7 +202,7 @@ static bool in_id_list(json_t *list, char prefix, int64_t id)
 	json_array_foreach(list, i, v)
 	{
 		int64_t x;
-		if (parse_prefixed(json_string_value(v), prefix, &x) && x == id)
+		if (jmap_parse_id(json_string_value(v), prefix, &x) && x == id)
 			return true;
 	}
 	return false;
@@ -247,7 +214,7 @@ static int submission_query(void *context, struct jmap_call *call, json_t *args,
 	struct jmap_mail_ctx *ctx = context;
 	const char *err;
 	char state[32];
-	if (check_account(ctx, args, error_type_r) < 0)
+	if (jmap_check_account(ctx, args, error_type_r) < 0)
 		return -1;
 	json_t *filter = json_object_get(args, "filter"), *sort = json_object_get(args, "sort");
 	json_t *f_ident = NULL, *f_email = NULL;
@@ -314,7 +281,7 @@ static int submission_query(void *context, struct jmap_call *call, json_t *args,
 		    (f_undo != NULL && strcmp(f_undo, undo_status(it->state)) != 0))
 			continue;
 		if (total >= position && json_array_size(ids) < limit)
-			json_array_append_new(ids, prefixed('S', it->id));
+			json_array_append_new(ids, jmap_prefixed('S', it->id));
 		total++;
 	}
 	store_outbox_items_free(&items, n);
@@ -382,13 +349,13 @@ static int create_one(struct jmap_mail_ctx *ctx, struct jmap_call *call, json_t 
 	if (ident_s == NULL || jmap_call_resolve_id(call, ident_s, &ident_s, &err) < 0)
 		ident_s = NULL;
 	const struct jmap_identity *ident =
-	    parse_prefixed(ident_s, 'I', &account_id) ? identity(ctx, account_id) : NULL;
+	    jmap_parse_id(ident_s, 'I', &account_id) ? identity(ctx, account_id) : NULL;
 	if (ident == NULL) {
 		*error_r = set_error("invalidProperties", "identityId: no such identity");
 		return -1;
 	}
 	if (email_ref == NULL || jmap_call_resolve_id(call, email_ref, &resolved, &err) < 0 ||
-	    !parse_prefixed(resolved, 'E', &email_id)) {
+	    !jmap_parse_id(resolved, 'E', &email_id)) {
 		*error_r = set_error("invalidProperties", "emailId: no such Email");
 		return -1;
 	}
@@ -546,7 +513,7 @@ static int submission_set(void *context, struct jmap_call *call, json_t *args,
 	struct jmap_mail_ctx *ctx = context;
 	const char *err;
 	char old_state[32], new_state[32];
-	if (check_account(ctx, args, error_type_r) < 0)
+	if (jmap_check_account(ctx, args, error_type_r) < 0)
 		return -1;
 	json_t *on_update = json_object_get(args, "onSuccessUpdateEmail");
 	json_t *on_destroy = json_object_get(args, "onSuccessDestroyEmail");
@@ -621,7 +588,7 @@ static int submission_set(void *context, struct jmap_call *call, json_t *args,
 	{
 		int64_t id;
 		const char *undo = json_string_value(json_object_get(v, "undoStatus"));
-		if (!parse_prefixed(key, 'S', &id)) {
+		if (!jmap_parse_id(key, 'S', &id)) {
 			json_object_set_new(not_updated, key, set_error("notFound", "no such id"));
 		} else if (!json_is_object(v) || json_object_size(v) != 1 || undo == NULL ||
 		           strcmp(undo, "canceled") != 0) {
@@ -649,9 +616,9 @@ static int submission_set(void *context, struct jmap_call *call, json_t *args,
 		const char *s = json_string_value(v);
 		if (s == NULL)
 			continue;
-		int64_t email = parse_prefixed(s, 'S', &id) ? outbox_email(ctx, id) : 0;
+		int64_t email = jmap_parse_id(s, 'S', &id) ? outbox_email(ctx, id) : 0;
 		int r =
-		    parse_prefixed(s, 'S', &id) ? store_outbox_destroy(ctx->store, id, &err) : 0;
+		    jmap_parse_id(s, 'S', &id) ? store_outbox_destroy(ctx->store, id, &err) : 0;
 		if (r == 1) {
 			json_array_append_new(destroyed, json_string(s));
 			email_succeeded(succeeded, NULL, s, email);

@@ -1,6 +1,7 @@
 /* Thread/get and Thread/changes (RFC 8621 3). Threads are formed in the
  * store (store-envelope.c); a thread's id is "T<id>". */
 #include "jmap-query.h"
+#include "jmap-private.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -14,7 +15,7 @@ static int thread_get(void *context, struct jmap_call *call, json_t *args,
 {
 	struct jmap_mail_ctx *ctx = context;
 	const char *err;
-	if (jmap_query_check_account(ctx, args, error_type_r) < 0)
+	if (jmap_check_account(ctx, args, error_type_r) < 0)
 		return -1;
 	json_t *ids = json_object_get(args, "ids");
 	if (!json_is_array(ids)) {
@@ -38,7 +39,7 @@ static int thread_get(void *context, struct jmap_call *call, json_t *args,
 		size_t n = 0;
 		if (!json_is_string(v) ||
 		    jmap_call_resolve_id(call, json_string_value(v), &id, &err) < 0 ||
-		    !jmap_query_parse_id(id, 'T', &thread)) {
+		    !jmap_parse_id(id, 'T', &thread)) {
 			json_array_append(not_found, v);
 			continue;
 		}
@@ -55,11 +56,11 @@ static int thread_get(void *context, struct jmap_call *call, json_t *args,
 		}
 		json_t *e = json_array();
 		for (size_t k = 0; k < n; k++)
-			json_array_append_new(e, jmap_query_id_json('E', emails[k]));
+			json_array_append_new(e, jmap_prefixed('E', emails[k]));
 		free(emails);
 		json_array_append_new(
 		    list,
-		    json_pack("{s:o,s:o}", "id", jmap_query_id_json('T', thread), "emailIds", e));
+		    json_pack("{s:o,s:o}", "id", jmap_prefixed('T', thread), "emailIds", e));
 	}
 	json_t *resp = json_pack("{s:s,s:s,s:o,s:o}", "accountId", ctx->account_id, "state",
 	                         ctx->state, "list", list, "notFound", not_found);
@@ -70,7 +71,7 @@ static json_t *id_list(const int64_t *ids, size_t n)
 {
 	json_t *arr = json_array();
 	for (size_t i = 0; i < n; i++)
-		json_array_append_new(arr, jmap_query_id_json('T', ids[i]));
+		json_array_append_new(arr, jmap_prefixed('T', ids[i]));
 	return arr;
 }
 
@@ -79,7 +80,7 @@ static int thread_changes(void *context, struct jmap_call *call, json_t *args,
 {
 	struct jmap_mail_ctx *ctx = context;
 	const char *err;
-	if (jmap_query_check_account(ctx, args, error_type_r) < 0)
+	if (jmap_check_account(ctx, args, error_type_r) < 0)
 		return -1;
 	const char *since_text = json_string_value(json_object_get(args, "sinceState"));
 	json_t *max = json_object_get(args, "maxChanges");

@@ -1,0 +1,87 @@
+/* Helpers the JMAP method files share (see jmap-private.h). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../store/store.h"
+#include "jmap-mail.h"
+#include "jmap-private.h"
+
+bool jmap_parse_id(const char *id, char prefix, int64_t *id_r)
+{
+	if (id == NULL || id[0] != prefix || id[1] < '1' || id[1] > '9')
+		return false;
+	char *end;
+	errno = 0;
+	long long v = strtoll(id + 1, &end, 10);
+	if (errno != 0 || *end != '\0' || v <= 0)
+		return false;
+	*id_r = v;
+	return true;
+}
+
+json_t *jmap_prefixed(char prefix, int64_t id)
+{
+	char buf[32];
+	snprintf(buf, sizeof(buf), "%c%lld", prefix, (long long)id);
+	return json_string(buf);
+}
+
+json_t *jmap_utc_date(int64_t t)
+{
+	char buf[32];
+	time_t tt = (time_t)t;
+	struct tm tm;
+	if (gmtime_r(&tt, &tm) == NULL)
+		return json_null();
+	strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	return json_string(buf);
+}
+
+int jmap_check_account(struct jmap_mail_ctx *ctx, json_t *args, const char **error_type_r)
+{
+	const char *acct = json_string_value(json_object_get(args, "accountId"));
+	if (acct == NULL) {
+		*error_type_r = "invalidArguments";
+		return -1;
+	}
+	if (strcmp(acct, ctx->account_id) != 0) {
+		*error_type_r = "accountNotFound";
+		return -1;
+	}
+	return 0;
+}
+
+json_t *jmap_keywords_json(unsigned flags, const char *keywords)
+{
+	json_t *k = json_object();
+	if (flags & STORE_FLAG_SEEN)
+		json_object_set_new(k, "$seen", json_true());
+	if (flags & STORE_FLAG_FLAGGED)
+		json_object_set_new(k, "$flagged", json_true());
+	if (flags & STORE_FLAG_ANSWERED)
+		json_object_set_new(k, "$answered", json_true());
+	if (flags & STORE_FLAG_DRAFT)
+		json_object_set_new(k, "$draft", json_true());
+	char kw[1024];
+	snprintf(kw, sizeof(kw), "%s", keywords != NULL ? keywords : "");
+	char *save = NULL;
+	for (char *t = strtok_r(kw, " ", &save); t != NULL; t = strtok_r(NULL, " ", &save)) {
+		for (char *c = t; *c != '\0'; c++)
+			if (*c >= 'A' && *c <= 'Z')
+				*c = (char)(*c - 'A' + 'a'); /* JMAP keywords are lower case */
+		json_object_set_new(k, t, json_true());
+	}
+	return k;
+}
+
+json_t *jmap_thread_id(struct jmap_mail_ctx *ctx, int64_t email_id)
+{
+	const char *err;
+	struct store_email e;
+	if (store_email_get(ctx->store, email_id, &e, &err) != 1)
+		return json_null();
+	return jmap_prefixed('T', e.thread_id);
+}
