@@ -132,13 +132,19 @@ variant("  + anchor (middle), offset -10", {"anchor": call([["Email/query", dict
 variant("  sort size desc", {"sort": [{"property": "size", "isAscending": False}]}, n=20)
 variant("  sort from (unicode-casemap)", {"sort": [{"property": "from"}]}, n=20)
 variant("  sort subject, collapseThreads", {"sort": [{"property": "subject"}], "collapseThreads": True}, n=20)
+# Full-text through the API: Email/query with a text filter, newest 50.
+tp = max(variant("Email/query text \"invoice\"", {"filter": {"text": "invoice"}}),
+         variant("  inMailbox + text \"invoice\"", {"filter": {"inMailbox": inbox["id"], "text": "invoice"}}),
+         variant("  text \"budget meeting\"", {"filter": {"text": "budget meeting"}}),
+         variant("  subject \"zebra\" (no match)", {"filter": {"subject": "zebra"}}))
 state = call([q])[0][0][1]["queryState"]
 stats("Email/queryChanges (no change)", [["Email/queryChanges", dict(q[1], sinceQueryState=state), "c"]], n=20)
 open(run + "/echo_ms", "w").write("%.3f" % e)
 open(run + "/inbox_id", "w").write(inbox["id"][1:])
-print("targets: query p50 <= 10 ms: %s; get50 p50 <= 20 ms: cold %s, cached %s" %
+print("targets: query p50 <= 10 ms: %s; get50 p50 <= 20 ms: cold %s, cached %s; "
+      "full-text Email/query p50 <= 50 ms: %s" %
       ("ok" if qp <= 10 else "MISSED", "ok" if gc <= 20 else "MISSED",
-       "ok" if gp <= 20 else "MISSED"))
+       "ok" if gp <= 20 else "MISSED", "ok" if tp <= 50 else "MISSED"))
 open(run + "/get.json", "w").write(json.dumps({"using": USING, "methodCalls": [get]}))
 PY
 # Full-text queries: words in most messages (the corpus has a small vocabulary),
