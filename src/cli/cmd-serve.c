@@ -8,7 +8,9 @@
  * sync thread runs the scheduled syncs with its own hub and store handles.
  * Shared state: the hub handle (hub_lock), the per-user store cache (each
  * entry with its own lock), the push stream list (push_lock), the sign-in
- * failure table (auth_lock).
+ * failure table (auth_lock). Order: a user's store lock may be held while
+ * taking hub_lock (a request reading the user's accounts), never the other
+ * way round.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -27,7 +29,6 @@
 #include "cli.h"
 #include "outbox.h"
 #include "jmap/jmap-submission.h"
-#include "mime/mime-submit.h"
 #include "http/http.h"
 #include "audit/audit.h"
 #include "hub/hub.h"
@@ -370,6 +371,29 @@ static int audit_change(struct serve *sv, const struct principal *p, const char 
 	return r;
 }
 
+/* The user's hub accounts for a request that needs them (Identity/get,
+ * EmailSubmission): read once, on first use, not for every request. */
+struct account_loader {
+	struct serve *sv;
+	int64_t user_id;
+	struct hub_account *accounts;
+	size_t n;
+};
+
+static int load_accounts(struct jmap_mail_ctx *ctx)
+{
+	struct account_loader *l = ctx->loader;
+	const char *err;
+	pthread_mutex_lock(&l->sv->hub_lock);
+	int r = hub_account_list(l->sv->hub, l->user_id, &l->accounts, &l->n, &err);
+	pthread_mutex_unlock(&l->sv->hub_lock);
+	if (r < 0)
+		return -1;
+	ctx->hub_accounts = l->accounts;
+	ctx->n_hub_accounts = l->n;
+	return 0;
+}
+
 static void handle_api(struct serve *sv, const struct principal *p,
 		       const struct http_request *req, struct http_response *resp)
 {
@@ -389,29 +413,13 @@ static void handle_api(struct serve *sv, const struct principal *p,
 		respond_problem(resp, 500, "about:blank", "cannot write the audit log");
 		return;
 	}
-	struct hub_account *accts = NULL;
-	size_t n_accts = 0;
-	pthread_mutex_lock(&sv->hub_lock);
-	if (hub_account_list(sv->hub, p->user.id, &accts, &n_accts, &err) < 0)
-		n_accts = 0; /* Identity/get then lists none */
-	pthread_mutex_unlock(&sv->hub_lock);
 	pthread_mutex_lock(&us->lock);
+	struct account_loader loader = {.sv = sv, .user_id = p->user.id};
 	struct jmap_mail_ctx ctx = {.store = us->store,
 				    .cache = sv->parse_cache,
 				    .account_id = p->user.name,
-				    .hub_accounts = accts,
-				    .n_hub_accounts = n_accts};
-	/* Sending identities (EmailSubmission): the accounts with an SMTP server. */
-	size_t n_ids = 0;
-	struct jmap_identity *ids = calloc(n_accts + 1, sizeof(*ids));
-	for (size_t i = 0; ids != NULL && i < n_accts; i++) {
-		if (accts[i].smtp_url == NULL)
-			continue;
-		ids[n_ids].account_id = accts[i].id;
-		ids[n_ids++].email = mime_submit_valid_address(accts[i].login) ? accts[i].login : NULL;
-	}
-	ctx.identities = ids;
-	ctx.n_identities = n_ids;
+				    .load_accounts = load_accounts,
+				    .loader = &loader};
 	uint64_t modseq = 0;
 	store_read_modseq(us->store, &modseq, &err);
 	snprintf(ctx.state, sizeof(ctx.state), "%llu", (unsigned long long)modseq);
@@ -420,8 +428,7 @@ static void handle_api(struct serve *sv, const struct principal *p,
 	int r = jmap_process(sv->registry, &limits, &ctx, ctx.state, req->body, req->body_len, &out,
 			     &err);
 	pthread_mutex_unlock(&us->lock);
-	free(ids);
-	hub_accounts_free(&accts, n_accts);
+	hub_accounts_free(&loader.accounts, loader.n);
 	if (r < 0) {
 		respond_problem(resp, 500, "about:blank", "server failure");
 		return;

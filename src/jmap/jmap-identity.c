@@ -101,6 +101,10 @@ int jmap_identity_get(void *context, struct jmap_call *call, json_t *args,
 	const char *err;
 	if (jmap_check_account(ctx, args, error_type_r) < 0)
 		return -1;
+	if (jmap_mail_accounts(ctx) < 0) {
+		*error_type_r = "serverFail";
+		return -1;
+	}
 	json_t *ids = json_object_get(args, "ids");
 	if (ids != NULL && !json_is_null(ids) &&
 	    (!json_is_array(ids) || json_array_size(ids) > JMAP_MAIL_MAX_OBJECTS_IN_GET)) {
@@ -166,6 +170,10 @@ int jmap_identity_changes(void *context, struct jmap_call *call, json_t *args,
 	const char *err;
 	if (jmap_check_account(ctx, args, error_type_r) < 0)
 		return -1;
+	if (jmap_mail_accounts(ctx) < 0) {
+		*error_type_r = "serverFail";
+		return -1;
+	}
 	const char *since = json_string_value(json_object_get(args, "sinceState"));
 	if (since == NULL) {
 		*error_type_r = "invalidArguments";

@@ -25,12 +25,6 @@ struct hub_account;
 #define JMAP_MAIL_MAX_QUERY_LIMIT 1000
 
 struct mime_cache;
-/* A sending identity (EmailSubmission, jmap-submission.c): a hub account
- * with an SMTP server; id "I<account_id>". */
-struct jmap_identity {
-	int64_t account_id;
-	const char *email; /* the envelope sender, or NULL: the message's From */
-};
 
 /* What a method call works on; the caller owns and locks the store. */
 struct jmap_mail_ctx {
@@ -38,13 +32,20 @@ struct jmap_mail_ctx {
 	struct mime_cache *cache; /* parsed messages (src/mime/mime-cache.h); may be NULL */
 	const char *account_id; /* the hub user name */
 	char state[32];         /* the store's change counter as a string */
-	/* The user's hub accounts (Identity/get); borrowed, may be NULL. /set
-	 * methods update state after they commit. */
+	/* The user's hub accounts (identities: Identity/get, EmailSubmission),
+	 * read only by the requests that need them: methods call
+	 * jmap_mail_accounts() first, which runs load_accounts (if set) once;
+	 * it fills the two fields below (owned by the caller). /set methods
+	 * update state after they commit. */
 	const struct hub_account *hub_accounts;
 	size_t n_hub_accounts;
-	const struct jmap_identity *identities; /* may be NULL (none) */
-	size_t n_identities;
+	int (*load_accounts)(struct jmap_mail_ctx *ctx);
+	void *loader; /* for load_accounts */
+	bool accounts_loaded;
 };
+
+/* Make hub_accounts available (see above): 0, or -1 (serverFail). */
+int jmap_mail_accounts(struct jmap_mail_ctx *ctx);
 
 /* Register the mail capability and methods. */
 int jmap_mail_register(struct jmap_registry *registry, const char **error_r);

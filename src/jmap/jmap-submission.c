@@ -9,6 +9,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "../hub/hub.h"
 #include "../mime/mime-submit.h"
 #include "../store/store-outbox.h"
 
@@ -39,12 +40,19 @@ static int outbox_state(struct jmap_mail_ctx *ctx, char state[32])
 	return 0;
 }
 
-static const struct jmap_identity *identity(struct jmap_mail_ctx *ctx, int64_t account_id)
+/* A sending identity "I<account_id>": a hub account with an SMTP server.
+ * *email_r: the envelope sender (the login when it is an address), or NULL
+ * for the message's From. False when there is no such identity. */
+static bool identity(struct jmap_mail_ctx *ctx, int64_t account_id, const char **email_r)
 {
-	for (size_t i = 0; i < ctx->n_identities; i++)
-		if (ctx->identities[i].account_id == account_id)
-			return &ctx->identities[i];
-	return NULL;
+	for (size_t i = 0; i < ctx->n_hub_accounts; i++) {
+		const struct hub_account *a = &ctx->hub_accounts[i];
+		if (a->id == account_id && a->smtp_url != NULL) {
+			*email_r = mime_submit_valid_address(a->login) ? a->login : NULL;
+			return true;
+		}
+	}
+	return false;
 }
 
 static const char *undo_status(enum store_outbox_state st)
@@ -348,9 +356,8 @@ static int create_one(struct jmap_mail_ctx *ctx, struct jmap_call *call, json_t 
 	}
 	if (ident_s == NULL || jmap_call_resolve_id(call, ident_s, &ident_s, &err) < 0)
 		ident_s = NULL;
-	const struct jmap_identity *ident =
-	    jmap_parse_id(ident_s, 'I', &account_id) ? identity(ctx, account_id) : NULL;
-	if (ident == NULL) {
+	const char *ident_email = NULL;
+	if (!jmap_parse_id(ident_s, 'I', &account_id) || !identity(ctx, account_id, &ident_email)) {
 		*error_r = set_error("invalidProperties", "identityId: no such identity");
 		return -1;
 	}
@@ -392,7 +399,7 @@ static int create_one(struct jmap_mail_ctx *ctx, struct jmap_call *call, json_t 
 			rcpts[n_rcpts++] = a;
 		}
 		if (!mime_submit_valid_address(mail_from) ||
-		    (ident->email != NULL && strcasecmp(mail_from, ident->email) != 0)) {
+		    (ident_email != NULL && strcasecmp(mail_from, ident_email) != 0)) {
 			*error_r = set_error("forbiddenMailFrom",
 			                     "envelope.mailFrom must be the identity's address");
 			return -1;
@@ -406,14 +413,14 @@ static int create_one(struct jmap_mail_ctx *ctx, struct jmap_call *call, json_t 
 	}
 	struct mime_submission sub;
 	int r =
-	    mime_submit_prepare(data, len, rcpts, n_rcpts, ident->email, time(NULL), &sub, &err);
+	    mime_submit_prepare(data, len, rcpts, n_rcpts, ident_email, time(NULL), &sub, &err);
 	free(data);
 	if (r < 0) {
 		*error_r = set_error(
 		    strstr(err, "recipient") != NULL ? "noRecipients" : "invalidEmail", err);
 		return -1;
 	}
-	const char *sender = ident->email != NULL ? ident->email
+	const char *sender = ident_email != NULL ? ident_email
 	                     : mail_from != NULL  ? mail_from
 	                                          : sub.from_header;
 	if (sender == NULL) {
@@ -515,6 +522,10 @@ static int submission_set(void *context, struct jmap_call *call, json_t *args,
 	char old_state[32], new_state[32];
 	if (jmap_check_account(ctx, args, error_type_r) < 0)
 		return -1;
+	if (jmap_mail_accounts(ctx) < 0) {
+		*error_type_r = "serverFail";
+		return -1;
+	}
 	json_t *on_update = json_object_get(args, "onSuccessUpdateEmail");
 	json_t *on_destroy = json_object_get(args, "onSuccessDestroyEmail");
 	if ((on_update != NULL && !json_is_null(on_update) && !json_is_object(on_update)) ||

@@ -85,3 +85,13 @@ json_t *jmap_thread_id(struct jmap_mail_ctx *ctx, int64_t email_id)
 		return json_null();
 	return jmap_prefixed('T', e.thread_id);
 }
+
+int jmap_mail_accounts(struct jmap_mail_ctx *ctx)
+{
+	if (ctx->accounts_loaded || ctx->load_accounts == NULL)
+		return 0;
+	if (ctx->load_accounts(ctx) < 0)
+		return -1;
+	ctx->accounts_loaded = true;
+	return 0;
+}

@@ -43,27 +43,36 @@ static const char backfill_sql[] =
     " FROM messages WHERE uid > 0 GROUP BY mailbox_id;"
     "INSERT OR REPLACE INTO meta(key, value) VALUES ('mailbox_counts', 1);";
 
+/* 1 when this store's counts were made (meta.mailbox_counts), 0 not, -1. */
+static int counted(sqlite3 *db)
+{
+	sqlite3_stmt *st = NULL;
+	if (sqlite3_prepare_v2(db, "SELECT 1 FROM meta WHERE key = 'mailbox_counts'", -1, &st,
+	                       NULL) != SQLITE_OK)
+		return -1;
+	int rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+}
+
 int store_counts_schema(struct store *s, const char **error_r)
 {
 	sqlite3 *db = store_db(s);
-	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+	/* The usual open: everything is there, and no write lock is taken. */
+	int c = counted(db);
+	if (c == 1)
+		return 0;
+	if (c < 0 || sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
 		*error_r = store_err(s, "mailbox counts");
 		return -1;
 	}
-	sqlite3_stmt *st = NULL;
-	bool counted = false;
-	if (sqlite3_exec(db, counts_sql, NULL, NULL, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(db, "SELECT 1 FROM meta WHERE key = 'mailbox_counts'", -1, &st,
-	                       NULL) != SQLITE_OK)
-		goto fail;
-	counted = sqlite3_step(st) == SQLITE_ROW;
-	sqlite3_finalize(st);
-	if ((!counted && sqlite3_exec(db, backfill_sql, NULL, NULL, NULL) != SQLITE_OK) ||
-	    sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
-		goto fail;
+	/* Another process may have counted meanwhile: look again under the lock. */
+	if (sqlite3_exec(db, counts_sql, NULL, NULL, NULL) != SQLITE_OK || (c = counted(db)) < 0 ||
+	    (c == 0 && sqlite3_exec(db, backfill_sql, NULL, NULL, NULL) != SQLITE_OK) ||
+	    sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+		*error_r = store_err(s, "mailbox counts");
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+		return -1;
+	}
 	return 0;
-fail:
-	*error_r = store_err(s, "mailbox counts");
-	sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-	return -1;
 }

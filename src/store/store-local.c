@@ -87,7 +87,14 @@ int store_local_schema(struct store *s, const char **error_r)
 		return -1;
 	}
 	/* Uploads nobody used within the TTL go now (RFC 8620 6.1). This
-	 * runs before the store's statements exist, hence the plain BEGIN. */
+	 * runs before the store's statements exist, hence the plain BEGIN;
+	 * the write lock is taken only when there is something to remove. */
+	bool expired = false;
+	if (run(s, "expire uploads", "SELECT 1 FROM uploads WHERE created < ?1 LIMIT 1", NULL,
+	        &expired, error_r, "i", (int64_t)time(NULL) - STORE_UPLOAD_TTL) < 0)
+		return -1;
+	if (!expired)
+		return 0;
 	if (sqlite3_exec(store_db(s), "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
 		*error_r = store_err(s, "expire uploads");
 		return -1;
