@@ -2,6 +2,7 @@
  * durable append, head, the reading iterator and the whole-file verifier.
  * The line format lives in audit-line.c. */
 #include "audit/audit-private.h"
+#include "lib/crashpoint.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -294,6 +295,7 @@ int audit_append(struct audit_log *log, enum audit_event event, const char *acco
 	}
 	if (fdatasync(log->fd) < 0)
 		return append_failed(log, "fdatasync", errno, error_r);
+	crashpoint_commit();
 	log->size += (off_t)len;
 	log->count = e.seq;
 	memcpy(log->head, hash, AUDIT_HASH_HEX_SIZE);

@@ -1,5 +1,6 @@
 /* The hub's records in DIR/hub.db. See hub.h. */
 #include "hub-private.h"
+#include "lib/crashpoint.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -198,6 +199,7 @@ static int db_open(struct hub *hub, const char **error_r)
 		sqlite3_free(msg);
 		return -1;
 	}
+	crashpoint_watch_db(hub->db, 1000);
 	return 0;
 }
 

@@ -11,6 +11,7 @@
  *            modseq)
  *   tombstones(modseq, kind, object_id)  removed mailboxes and messages
  */
+#include "lib/crashpoint.h"
 #include "store-private.h"
 #include "store-envelope.h"
 
@@ -266,6 +267,7 @@ int store_open(const char *path, struct store **store_r, const char **error_r)
 		store_close(&s);
 		return -1;
 	}
+	crashpoint_watch_db(s->db, 4096);
 	sqlite3_stmt *ver = NULL;
 	int version = 0;
 	if (sqlite3_prepare_v2(s->db, "SELECT value FROM meta WHERE key = 'schema'", -1, &ver,
