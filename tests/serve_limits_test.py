@@ -127,27 +127,36 @@ def t_signin_does_not_stall_others(hub):
     tok = hub.device("bob", "stall-phone")
     hub.start()
     stop = threading.Event()
-    lat = []
+    attack = [None, None]  # start, end (monotonic)
+    lat = []  # (start, seconds) of each of bob's requests
     def bob():
         while not stop.is_set():
+            t0 = time.monotonic()
             s, _, _, dt = hub.request("/.well-known/jmap", bearer(tok), source="127.0.0.250")
             check(s == 200, "bob's request got %d" % s)
-            lat.append(dt)
+            lat.append((t0, dt))
     tb = threading.Thread(target=bob)
     tb.start()
     time.sleep(0.3)
+    attack[0] = time.monotonic()
     res = in_threads(60, lambda i: hub.request("/.well-known/jmap", basic("alice", "wrong %d" % i),
                                                source="127.0.1.%d" % (i + 1))[0])
-    time.sleep(0.5)
+    attack[1] = time.monotonic()
+    time.sleep(0.3)
     stop.set()
     tb.join()
     check(all(isinstance(r, int) for r in res), "attack requests failed: %r" % res[:5])
-    lat.sort()
-    p99 = lat[int(len(lat) * 0.99) - 1] if len(lat) >= 2 else lat[-1]
-    print("  bob: %d requests, median %.3f s, p99 %.3f s, max %.3f s; alice's: %s" % (
-        len(lat), lat[len(lat) // 2], p99, lat[-1],
-        {s: res.count(s) for s in sorted(set(res))}))
-    check(p99 < 1.0, "bob's p99 latency %.2f s while alice's password was guessed" % p99)
+    # Bob's requests that overlapped the attack (a sequential client: one
+    # stalled request is one sample).
+    during = sorted(dt for t0, dt in lat if t0 + dt >= attack[0] and t0 <= attack[1])
+    check(len(during) > 0, "bob made no request during the attack")
+    p99 = during[max(0, int(len(during) * 0.99) - 1)]
+    print("  attack %.1f s; bob during it: %d requests, median %.3f s, p99 %.3f s, max %.3f s; "
+          "alice's: %s" % (attack[1] - attack[0], len(during), during[len(during) // 2], p99,
+                           during[-1], {s: res.count(s) for s in sorted(set(res))}))
+    # Generous for a loaded 2-core CI machine; before the fix: 9-30 s.
+    check(p99 < 1.0 and during[-1] < 5.0,
+          "bob's latency (p99 %.2f s, max %.2f s) while alice's password was guessed" % (p99, during[-1]))
 
 
 def t_concurrent_attempts_limited(hub):

@@ -800,6 +800,21 @@ static void *push_thread(void *context)
 			next_expiry = time(NULL) + 3600;
 		}
 		pthread_mutex_lock(&sv->push_lock);
+		/* Revocations first, for every stream, before any store lock
+		 * (which a long request may hold) is waited for. */
+		for (size_t i = 0; i < SERVE_MAX_STREAMS; i++) {
+			struct push_stream *ps = &sv->streams[i];
+			if (ps->stream == NULL || ps->device_id == 0)
+				continue;
+			pthread_mutex_lock(&sv->hub_lock);
+			int exists = hub_device_exists(sv->hub, ps->device_id, &err);
+			pthread_mutex_unlock(&sv->hub_lock);
+			if (exists == 0) {
+				/* Revoked: the stream ends now. */
+				http_stream_close(ps->stream);
+				http_stream_unref(&ps->stream);
+			}
+		}
 		for (size_t i = 0; i < SERVE_MAX_STREAMS; i++) {
 			struct push_stream *ps = &sv->streams[i];
 			if (ps->stream == NULL)
@@ -807,17 +822,6 @@ static void *push_thread(void *context)
 			if (http_stream_is_closed(ps->stream)) {
 				http_stream_unref(&ps->stream);
 				continue;
-			}
-			if (ps->device_id != 0) {
-				pthread_mutex_lock(&sv->hub_lock);
-				int exists = hub_device_exists(sv->hub, ps->device_id, &err);
-				pthread_mutex_unlock(&sv->hub_lock);
-				if (exists == 0) {
-					/* Revoked: the stream ends now. */
-					http_stream_close(ps->stream);
-					http_stream_unref(&ps->stream);
-					continue;
-				}
 			}
 			struct user_store *us = user_store_get(sv, ps->user);
 			uint64_t modseq = 0;

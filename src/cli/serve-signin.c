@@ -24,7 +24,9 @@ struct signin_gate *signin_gate_create(void)
 	if (g == NULL)
 		return NULL;
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-	unsigned turns = cpus < 1 ? 1 : cpus > SIGNIN_MAX_HASHING ? SIGNIN_MAX_HASHING : (unsigned)cpus;
+	/* Half the processors (rounded up): the rest stay free for requests. */
+	long half = cpus < 1 ? 1 : (cpus + 1) / 2;
+	unsigned turns = half > SIGNIN_MAX_HASHING ? SIGNIN_MAX_HASHING : (unsigned)half;
 	g->users = rate_limit_create(SIGNIN_SLOTS, SIGNIN_PER_USER, SIGNIN_WINDOW);
 	g->addresses = rate_limit_create(SIGNIN_SLOTS, SIGNIN_PER_ADDRESS, SIGNIN_WINDOW);
 	g->global = rate_limit_create(1, SIGNIN_GLOBAL, SIGNIN_WINDOW);

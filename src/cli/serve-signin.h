@@ -26,8 +26,9 @@
  * A failed device token (Bearer) costs no hashing; it counts against its
  * address prefix after the fact, and a prefix that is used up gets 429.
  *
- * At most as many Argon2id checks run at once as there are processors
- * (at most SIGNIN_MAX_HASHING); others wait their turn, up to
+ * At most half as many Argon2id checks (64 MiB each) run at once as there
+ * are processors, rounded up (at most SIGNIN_MAX_HASHING), so requests keep
+ * the other half; other checks wait their turn, up to
  * SIGNIN_HASH_WAIT seconds, then get 503. No lock is held while hashing.
  *
  * All calls are thread-safe.
