@@ -62,13 +62,16 @@ class Hub:
 
     def stop(self):
         if self.serve is not None:
-            self.serve.send_signal(signal.SIGTERM)
+            serve, self.serve = self.serve, None
+            serve.send_signal(signal.SIGTERM)
             try:
-                self.serve.wait(timeout=20)
+                rc = serve.wait(timeout=30)
             except subprocess.TimeoutExpired:
-                self.serve.kill()
-                self.serve.wait()
-            self.serve = None
+                serve.kill()
+                serve.wait()
+                rc = "killed after 30 s"
+            err = serve.stderr.read()
+            check(rc == 0, "serve did not stop cleanly (%s): %s" % (rc, err[-3000:]))
 
     def status_field(self, name):
         with open("/proc/%d/status" % self.serve.pid) as f:
