@@ -137,10 +137,12 @@ int main(void)
 
 	/* Body memory: two 700-byte bodies do not fit in 1200 bytes at once. */
 	int a = connect_from(port, "127.0.0.3");
-	send_all(a, "POST /x HTTP/1.1\r\nHost: x\r\nAuthorization: ok\r\nContent-Length: 700\r\n\r\nab");
+	send_all(
+	    a, "POST /x HTTP/1.1\r\nHost: x\r\nAuthorization: ok\r\nContent-Length: 700\r\n\r\nab");
 	usleep(200 * 1000);
 	int b = connect_from(port, "127.0.0.4");
-	send_all(b, "POST /x HTTP/1.1\r\nHost: x\r\nAuthorization: ok\r\nContent-Length: 700\r\n\r\n");
+	send_all(b,
+	         "POST /x HTTP/1.1\r\nHost: x\r\nAuthorization: ok\r\nContent-Length: 700\r\n\r\n");
 	CHECK(read_until_close(b, buf, sizeof(buf), 3000) > 0);
 	CHECK(strncmp(buf, "HTTP/1.1 503", 12) == 0 && strstr(buf, "Retry-After: 5") != NULL);
 	close(b);
@@ -166,7 +168,8 @@ int main(void)
 	CHECK(read_until_close(fd, buf, sizeof(buf), 2000) == 0);
 	close(fd);
 	fd = connect_from(port, "127.0.0.6");
-	send_all(fd, "GET /y HTTP/1.1\r\nHost: x\r\nAuthorization: ok\r\nConnection: close\r\n\r\n");
+	send_all(fd,
+	         "GET /y HTTP/1.1\r\nHost: x\r\nAuthorization: ok\r\nConnection: close\r\n\r\n");
 	CHECK(read_until_close(fd, buf, sizeof(buf), 3000) > 0 && strstr(buf, " 200 ") != NULL);
 	close(fd);
 	for (int i = 0; i < 3; i++)
@@ -177,7 +180,8 @@ int main(void)
 	fd = connect_from(port, "127.0.0.7");
 	double t0 = now_s();
 	bool closed = false;
-	const char *slow = "GET /y HTTP/1.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+	const char *slow =
+	    "GET /y HTTP/1.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 	for (size_t i = 0; slow[i] != '\0' && !closed; i++) {
 		if (send(fd, slow + i, 1, MSG_NOSIGNAL) != 1) {
 			closed = true;

@@ -62,7 +62,7 @@ static void address_key(const char *addr, char *key, size_t size)
 }
 
 int signin_password_begin(struct signin_gate *gate, const char *user, const char *addr,
-			  unsigned *retry_after_r)
+                          unsigned *retry_after_r)
 {
 	char akey[RATE_LIMIT_MAX_KEY], ukey[RATE_LIMIT_MAX_KEY];
 	address_key(addr, akey, sizeof(akey));

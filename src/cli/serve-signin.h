@@ -50,7 +50,7 @@ void signin_gate_free(struct signin_gate **gate);
 /* Before checking a password for user (NULL when no such user) from addr:
  * 0 go ahead (units taken), -1 refused with *retry_after_r seconds. */
 int signin_password_begin(struct signin_gate *gate, const char *user, const char *addr,
-			  unsigned *retry_after_r);
+                          unsigned *retry_after_r);
 /* The password was right: give the units back. */
 void signin_password_ok(struct signin_gate *gate, const char *user, const char *addr);
 
