@@ -8,9 +8,13 @@
  * sync thread runs the scheduled syncs with its own hub and store handles.
  * Shared state: the hub handle (hub_lock), the per-user store cache (each
  * entry with its own lock), the push stream list (push_lock), the sign-in
- * failure table (auth_lock). Order: a user's store lock may be held while
- * taking hub_lock (a request reading the user's accounts), never the other
- * way round.
+ * gate (serve-signin.h, its own locks). Order: a user's store lock may be
+ * held while taking hub_lock (a request reading the user's accounts), never
+ * the other way round. No lock is held while a password is hashed.
+ *
+ * Requests are authenticated on their headers alone (http.h's admit
+ * callback), before any body byte is read; the handler gets the principal
+ * as req->state.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -28,6 +32,7 @@
 
 #include "cli.h"
 #include "outbox.h"
+#include "serve-signin.h"
 #include "jmap/jmap-submission.h"
 #include "http/http.h"
 #include "audit/audit.h"
@@ -40,9 +45,10 @@
 
 #define SERVE_MAX_USERS 256
 #define SERVE_MAX_STREAMS 256
-#define SERVE_AUTH_SLOTS 256
-#define SERVE_AUTH_MAX_FAILURES 10
-#define SERVE_AUTH_WINDOW 60
+#define SERVE_MAX_CONNECTIONS 128
+#define SERVE_PER_ADDRESS 16 /* connections from one address (IPv6: /64) */
+#define SERVE_HEADER_TIMEOUT 10
+#define SERVE_BODY_MEMORY (64u * 1024 * 1024) /* request bodies held at once */
 #define SERVE_MAX_REQUEST (10 * 1024 * 1024)
 #define SERVE_MAX_DOWNLOAD (64u * 1024 * 1024)
 #define SERVE_PARSE_CACHE (64u * 1024 * 1024) /* parsed messages, all users */
@@ -73,12 +79,6 @@ struct push_stream {
 static const char *const push_type_names[] = {"Mailbox", "Email", "Thread"};
 #define PUSH_TYPES_ALL ((1u << (sizeof(push_type_names) / sizeof(push_type_names[0]))) - 1)
 
-struct auth_slot {
-	char addr[64];
-	unsigned failures;
-	time_t window_start;
-};
-
 struct serve {
 	struct cli *cli;
 	struct hub *hub;
@@ -91,8 +91,7 @@ struct serve {
 	pthread_mutex_t users_lock;
 	struct push_stream streams[SERVE_MAX_STREAMS];
 	pthread_mutex_t push_lock;
-	struct auth_slot auth[SERVE_AUTH_SLOTS];
-	pthread_mutex_t auth_lock;
+	struct signin_gate *signin;
 	unsigned sync_interval;
 	volatile sig_atomic_t stop;
 	volatile sig_atomic_t fts_relist; /* the indexer lists the users again */
@@ -103,7 +102,9 @@ static void serve_usage(FILE *f)
 	fprintf(f,
 		"usage: mailkeep --data DIR serve [--listen ADDR:PORT] [--public-url URL]\n"
 		"                [--tls-cert C --tls-key K] [--sync-interval SECONDS]\n"
-		"                [--access-log FILE] [--trusted-proxy ADDR]\n\n"
+		"                [--access-log FILE] [--trusted-proxy ADDR]\n"
+		"                [--max-connections N] [--max-connections-per-address N]\n"
+		"                [--header-timeout SECONDS] [--max-body-memory BYTES]\n\n"
 		"Runs the hub: the JMAP API for devices at /.well-known/jmap and /jmap/...\n"
 		"(Bearer device tokens from 'mailkeep device add', or Basic with the hub\n"
 		"user's password), EventSource push, and a scheduler that syncs every\n"
@@ -118,7 +119,21 @@ static void serve_usage(FILE *f)
 		"  --access-log FILE   one line per request, no secrets (default stderr)\n"
 		"  --trusted-proxy ADDR  the reverse proxy's address: for its requests the\n"
 		"                      client is the last X-Forwarded-For entry (access log,\n"
-		"                      sign-in rate limit); never believed from others\n");
+		"                      sign-in rate limit); never believed from others\n"
+		"  --max-connections N   open connections at most (default 128; each has a\n"
+		"                      thread)\n"
+		"  --max-connections-per-address N  from one address, an IPv6 /64 counting\n"
+		"                      as one (default 16; the trusted proxy is exempt)\n"
+		"  --header-timeout SECONDS  a connection must send a complete request head\n"
+		"                      within this (default 10), however slowly it trickles\n"
+		"  --max-body-memory BYTES  request bodies held in memory at once, all\n"
+		"                      clients together (default 64 MiB; more than 10 MiB);\n"
+		"                      beyond it 503 with Retry-After\n\n"
+		"Requests are authenticated on their headers before a body is read\n"
+		"(unauthenticated: 401, the body is never read). Password sign-ins are\n"
+		"limited before the password is checked: 10 a minute per user, 10 per\n"
+		"address (IPv4 address or IPv6 /64), 100 for the whole hub; beyond that\n"
+		"429 with Retry-After. Device tokens are not limited by another's guesses.\n");
 }
 
 /* --- per-user stores -------------------------------------------------------- */
@@ -145,90 +160,80 @@ static struct user_store *user_store_get(struct serve *sv, const char *user)
 
 /* --- authentication --------------------------------------------------------- */
 
-static struct auth_slot *auth_slot(struct serve *sv, const char *addr, time_t now)
-{
-	struct auth_slot *free_slot = NULL, *oldest = &sv->auth[0];
-	for (size_t i = 0; i < SERVE_AUTH_SLOTS; i++) {
-		struct auth_slot *a = &sv->auth[i];
-		if (strcmp(a->addr, addr) == 0)
-			return a;
-		if (a->addr[0] == '\0' && free_slot == NULL)
-			free_slot = a;
-		if (a->window_start < oldest->window_start)
-			oldest = a;
-	}
-	struct auth_slot *a = free_slot != NULL ? free_slot : oldest;
-	snprintf(a->addr, sizeof(a->addr), "%s", addr);
-	a->failures = 0;
-	a->window_start = now;
-	return a;
-}
-
-static bool auth_blocked(struct serve *sv, const char *addr)
-{
-	time_t now = time(NULL);
-	pthread_mutex_lock(&sv->auth_lock);
-	struct auth_slot *a = auth_slot(sv, addr, now);
-	if (now - a->window_start >= SERVE_AUTH_WINDOW) {
-		a->failures = 0;
-		a->window_start = now;
-	}
-	bool blocked = a->failures >= SERVE_AUTH_MAX_FAILURES;
-	pthread_mutex_unlock(&sv->auth_lock);
-	return blocked;
-}
-
-static void auth_failed(struct serve *sv, const char *addr)
-{
-	pthread_mutex_lock(&sv->auth_lock);
-	auth_slot(sv, addr, time(NULL))->failures++;
-	pthread_mutex_unlock(&sv->auth_lock);
-}
-
 struct principal {
 	struct hub_user user;
 	int64_t device_id;
 	char label[140];
 };
 
-/* 0 signed in, -1 not (no or bad credentials). */
-static int authenticate(struct serve *sv, const struct http_request *req, struct principal *p)
+/* Check a Basic sign-in's password. 0 signed in; -1 not; -2 limited
+ * (*retry_after_r set); -3 too busy hashing. The hub is held only to read
+ * the user and the hash; the Argon2id check runs without any lock, at most
+ * a few at once, and only after the attempt has been counted. */
+static int authenticate_password(struct serve *sv, const char *name, const char *password,
+				 const char *addr, struct principal *p, unsigned *retry_after_r)
+{
+	const char *err;
+	char hash[VAULT_PASSWORD_HASH_SIZE];
+	pthread_mutex_lock(&sv->hub_lock);
+	bool known = hub_valid_user_name(name) && hub_user_get(sv->hub, name, &p->user, &err) == 0;
+	bool has_hash = known && hub_user_password_hash(sv->hub, &p->user, hash, &err) == 0;
+	pthread_mutex_unlock(&sv->hub_lock);
+	if (signin_password_begin(sv->signin, known ? p->user.name : NULL, addr, retry_after_r) < 0)
+		return -2;
+	if (!has_hash)
+		return -1;
+	if (signin_hash_enter(sv->signin) < 0)
+		return -3;
+	int r = vault_password_verify(hash, password, strlen(password), &err);
+	signin_hash_leave(sv->signin);
+	if (r < 0)
+		return -1;
+	signin_password_ok(sv->signin, p->user.name, addr);
+	p->device_id = 0;
+	snprintf(p->label, sizeof(p->label), "%s/basic", p->user.name);
+	return 0;
+}
+
+/* 0 signed in, -1 not (no or bad credentials), -2 limited, -3 busy. */
+static int authenticate(struct serve *sv, const struct http_request *req, struct principal *p,
+			unsigned *retry_after_r)
 {
 	const char *h = req->authorization, *err;
-	int r = -1;
 	if (h == NULL)
 		return -1;
-	pthread_mutex_lock(&sv->hub_lock);
 	if (strncasecmp(h, "Bearer ", 7) == 0) {
 		struct hub_device d;
-		if (hub_device_auth(sv->hub, h + 7, &p->user, &d, &err) == 0) {
-			p->device_id = d.id;
-			snprintf(p->label, sizeof(p->label), "%s/%s", p->user.name, d.name);
-			r = 0;
+		pthread_mutex_lock(&sv->hub_lock);
+		int r = hub_device_auth(sv->hub, h + 7, &p->user, &d, &err);
+		pthread_mutex_unlock(&sv->hub_lock);
+		if (r < 0) {
+			signin_token_failed(sv->signin, req->remote_addr);
+			return signin_address_blocked(sv->signin, req->remote_addr, retry_after_r) ? -2
+												    : -1;
 		}
-	} else if (strncasecmp(h, "Basic ", 6) == 0) {
-		char *raw = sodium_malloc(1024);
-		size_t len = 0;
-		if (raw != NULL &&
-		    sodium_base642bin((unsigned char *)raw, 1023, h + 6, strlen(h + 6), NULL, &len,
-				      NULL, sodium_base64_VARIANT_ORIGINAL) == 0) {
-			raw[len] = '\0';
-			char *colon = memchr(raw, ':', len);
-			if (colon != NULL && memchr(raw, '\0', len) == NULL) {
-				*colon = '\0';
-				if (hub_valid_user_name(raw) &&
-				    hub_user_get(sv->hub, raw, &p->user, &err) == 0 &&
-				    hub_user_check_password(sv->hub, &p->user, colon + 1, &err) == 0) {
-					p->device_id = 0;
-					snprintf(p->label, sizeof(p->label), "%s/basic", p->user.name);
-					r = 0;
-				}
-			}
-		}
-		if (raw != NULL)
-			sodium_free(raw);
+		p->device_id = d.id;
+		snprintf(p->label, sizeof(p->label), "%s/%s", p->user.name, d.name);
+		return 0;
 	}
-	pthread_mutex_unlock(&sv->hub_lock);
+	if (strncasecmp(h, "Basic ", 6) != 0)
+		return -1;
+	int r = -1;
+	char *raw = sodium_malloc(1024);
+	size_t len = 0;
+	if (raw != NULL &&
+	    sodium_base642bin((unsigned char *)raw, 1023, h + 6, strlen(h + 6), NULL, &len, NULL,
+			      sodium_base64_VARIANT_ORIGINAL) == 0) {
+		raw[len] = '\0';
+		char *colon = memchr(raw, ':', len);
+		if (colon != NULL && memchr(raw, '\0', len) == NULL) {
+			*colon = '\0';
+			r = authenticate_password(sv, raw, colon + 1, req->remote_addr, p,
+						  retry_after_r);
+		}
+	}
+	if (raw != NULL)
+		sodium_free(raw);
 	return r;
 }
 
@@ -665,24 +670,49 @@ static void handle_events(struct serve *sv, const struct principal *p,
 	http_response_set_stream(resp, "text/event-stream", stream, &err);
 }
 
+/* Admission (http.h): every request is authenticated on its headers, before
+ * any of its body is read; the principal goes on to the handler. */
+static void admit(void *context, const struct http_request *req, struct http_response *resp,
+		  void **state_r)
+{
+	struct serve *sv = context;
+	const char *err;
+	struct principal *p = malloc(sizeof(*p));
+	if (p == NULL) {
+		respond_problem(resp, 503, "about:blank", "out of memory");
+		return;
+	}
+	unsigned retry_after = SIGNIN_WINDOW;
+	int r = authenticate(sv, req, p, &retry_after);
+	if (r == 0) {
+		*state_r = p;
+		return;
+	}
+	free(p);
+	if (r == -2 || r == -3) {
+		char secs[16];
+		snprintf(secs, sizeof(secs), "%u", r == -3 ? 5 : retry_after);
+		http_response_add_header(resp, "Retry-After", secs, &err);
+		if (r == -2)
+			respond_problem(resp, 429, "about:blank", "too many failed sign-ins; wait a minute");
+		else
+			respond_problem(resp, 503, "about:blank", "too many sign-ins at once; try again");
+		return;
+	}
+	http_response_add_header(resp, "WWW-Authenticate",
+				 "Bearer realm=\"mailkeep\", Basic realm=\"mailkeep\"", &err);
+	respond_problem(resp, 401, "about:blank", "sign in with a device token or password");
+}
+
 static void handler(void *context, const struct http_request *req, struct http_response *resp)
 {
 	struct serve *sv = context;
 	const char *err;
-	struct principal p;
-	if (auth_blocked(sv, req->remote_addr)) {
-		http_response_add_header(resp, "Retry-After", "60", &err);
-		respond_problem(resp, 429, "about:blank", "too many failed sign-ins; wait a minute");
+	if (req->state == NULL) { /* admit() let no one through without one */
+		respond_problem(resp, 500, "about:blank", "not signed in");
 		return;
 	}
-	if (authenticate(sv, req, &p) < 0) {
-		if (req->authorization != NULL)
-			auth_failed(sv, req->remote_addr);
-		http_response_add_header(resp, "WWW-Authenticate",
-					 "Bearer realm=\"mailkeep\", Basic realm=\"mailkeep\"", &err);
-		respond_problem(resp, 401, "about:blank", "sign in with a device token or password");
-		return;
-	}
+	struct principal p = *(const struct principal *)req->state;
 	http_response_set_auth_label(resp, p.label, &err);
 	if (strcmp(req->path, "/.well-known/jmap") == 0) {
 		struct user_store *us = user_store_get(sv, p.user.name);
@@ -770,6 +800,21 @@ static void *push_thread(void *context)
 			next_expiry = time(NULL) + 3600;
 		}
 		pthread_mutex_lock(&sv->push_lock);
+		/* Revocations first, for every stream, before any store lock
+		 * (which a long request may hold) is waited for. */
+		for (size_t i = 0; i < SERVE_MAX_STREAMS; i++) {
+			struct push_stream *ps = &sv->streams[i];
+			if (ps->stream == NULL || ps->device_id == 0)
+				continue;
+			pthread_mutex_lock(&sv->hub_lock);
+			int exists = hub_device_exists(sv->hub, ps->device_id, &err);
+			pthread_mutex_unlock(&sv->hub_lock);
+			if (exists == 0) {
+				/* Revoked: the stream ends now. */
+				http_stream_close(ps->stream);
+				http_stream_unref(&ps->stream);
+			}
+		}
 		for (size_t i = 0; i < SERVE_MAX_STREAMS; i++) {
 			struct push_stream *ps = &sv->streams[i];
 			if (ps->stream == NULL)
@@ -777,17 +822,6 @@ static void *push_thread(void *context)
 			if (http_stream_is_closed(ps->stream)) {
 				http_stream_unref(&ps->stream);
 				continue;
-			}
-			if (ps->device_id != 0) {
-				pthread_mutex_lock(&sv->hub_lock);
-				int exists = hub_device_exists(sv->hub, ps->device_id, &err);
-				pthread_mutex_unlock(&sv->hub_lock);
-				if (exists == 0) {
-					/* Revoked: the stream ends now. */
-					http_stream_close(ps->stream);
-					http_stream_unref(&ps->stream);
-					continue;
-				}
 			}
 			struct user_store *us = user_store_get(sv, ps->user);
 			uint64_t modseq = 0;
@@ -937,12 +971,20 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
 		{"sync-interval", required_argument, NULL, 's'},
 		{"access-log", required_argument, NULL, 'a'},
 		{"trusted-proxy", required_argument, NULL, 'p'},
+		{"max-connections", required_argument, NULL, 'C'},
+		{"max-connections-per-address", required_argument, NULL, 'A'},
+		{"header-timeout", required_argument, NULL, 'T'},
+		{"max-body-memory", required_argument, NULL, 'M'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	const char *listen = "127.0.0.1:8080", *public_url = NULL, *cert = NULL, *key = NULL;
 	const char *access_log = NULL, *proxy = NULL, *err;
 	long interval = 300;
+	unsigned max_connections = SERVE_MAX_CONNECTIONS, per_address = SERVE_PER_ADDRESS;
+	unsigned header_timeout = SERVE_HEADER_TIMEOUT;
+	size_t body_memory = SERVE_BODY_MEMORY;
+	unsigned long long value;
 	int c;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -960,6 +1002,27 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
 				cli_error("--sync-interval takes 0 to 604800 seconds");
 				return EXIT_USAGE;
 			}
+			break;
+		case 'C': case 'A': case 'T': case 'M':
+			errno = 0;
+			value = strtoull(optarg, &end, 10);
+			if (errno != 0 || end == optarg || *end != '\0' || value < 1 ||
+			    (c == 'C' && value > 4096) || (c == 'A' && value > 4096) ||
+			    (c == 'T' && value > 3600) ||
+			    (c == 'M' && (value <= SERVE_MAX_REQUEST || value > (1ull << 40)))) {
+				cli_error("bad --%s value '%s' (see --help)",
+					  c == 'C' ? "max-connections" : c == 'A' ? "max-connections-per-address"
+					  : c == 'T' ? "header-timeout" : "max-body-memory", optarg);
+				return EXIT_USAGE;
+			}
+			if (c == 'C')
+				max_connections = (unsigned)value;
+			else if (c == 'A')
+				per_address = (unsigned)value;
+			else if (c == 'T')
+				header_timeout = (unsigned)value;
+			else
+				body_memory = (size_t)value;
 			break;
 		case 'h': serve_usage(stdout); return EXIT_OK;
 		default: serve_usage(stderr); return EXIT_USAGE;
@@ -988,7 +1051,10 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
 	pthread_mutex_init(&sv->hub_lock, NULL);
 	pthread_mutex_init(&sv->users_lock, NULL);
 	pthread_mutex_init(&sv->push_lock, NULL);
-	pthread_mutex_init(&sv->auth_lock, NULL);
+	if ((sv->signin = signin_gate_create()) == NULL) {
+		cli_error("out of memory");
+		return EXIT_FAIL;
+	}
 	if (cli_open_hub(cli, true, &sv->hub) < 0)
 		return EXIT_FAIL;
 	if (jmap_registry_create(&sv->registry, &err) < 0 ||
@@ -1014,10 +1080,15 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
 				   .tls_cert_file = cert,
 				   .tls_key_file = key,
 				   .max_body_size = SERVE_MAX_REQUEST,
-				   .max_connections = 128,
+				   .max_connections = max_connections,
 				   .timeout_seconds = 60,
 				   .access_log = log,
-				   .trusted_proxy = proxy};
+				   .trusted_proxy = proxy,
+				   .header_timeout_seconds = header_timeout,
+				   .max_connections_per_address = per_address,
+				   .max_buffered_bytes = body_memory,
+				   .admit = admit,
+				   .state_free = free};
 	struct http_server *server;
 	if (http_server_start(&hs, handler, sv, &server, &err) < 0) {
 		cli_error("%s", err);
@@ -1071,6 +1142,7 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
 	jmap_registry_free(&sv->registry);
 	mime_cache_free(&sv->parse_cache);
 	hub_close(&sv->hub);
+	signin_gate_free(&sv->signin);
 	if (log != stderr)
 		fclose(log);
 	return EXIT_OK;

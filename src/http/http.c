@@ -30,6 +30,8 @@
 #define HTTP_MAX_METHOD 16
 #define HTTP_ERROR_SIZE 512
 #define HTTP_TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
+#define HTTP_SWEEP_MS 250 /* how often the header deadline is looked at */
+#define HTTP_ADDR_KEY (INET6_ADDRSTRLEN + 4)
 
 static _Thread_local char error_buf[HTTP_ERROR_SIZE];
 
@@ -42,6 +44,31 @@ struct http_server {
 	FILE *access_log;
 	pthread_mutex_t log_lock;
 	char trusted_proxy[INET6_ADDRSTRLEN]; /* "" for none */
+	http_admit_t *admit;
+	void (*state_free)(void *state);
+	unsigned int header_timeout;
+	unsigned int per_address; /* 0: no cap */
+	size_t max_buffered;
+	/* Under conn_lock: the open connections, body bytes held. */
+	pthread_mutex_t conn_lock;
+	pthread_cond_t sweep_cond;
+	struct conn_track *tracks;
+	size_t buffered;
+	bool stopping;
+	bool sweeper_started;
+	pthread_t sweeper;
+};
+
+/* One accepted connection (MHD's socket context), in server->tracks. */
+struct conn_track {
+	struct conn_track *prev, *next;
+	int fd;
+	ino_t ino;                 /* the socket's inode: a reused fd is not ours */
+	struct timespec deadline;  /* for a complete request head */
+	bool in_request;           /* head complete, answer not yet finished */
+	bool cut;                  /* shut down by the sweep or the per-address cap */
+	bool counted;              /* counts against its address's cap */
+	char key[HTTP_ADDR_KEY];   /* http_address_prefix of the peer */
 };
 
 struct http_stream {
@@ -73,7 +100,8 @@ struct http_response {
  * callback (the first thing MHD calls) so the raw URI is kept. */
 struct http_exchange {
 	struct http_server *server;
-	char *uri; /* as sent: path and query */
+	char *uri; /* as sent: path and query; cut at '?' once split */
+	const char *query; /* NULL until split off the URI */
 	struct timespec started;
 	char method[HTTP_MAX_METHOD];
 	bool headers_seen;
@@ -82,6 +110,8 @@ struct http_exchange {
 	uint64_t body_bytes;
 	char auth_label[HTTP_MAX_AUTH_LABEL];
 	struct http_stream *stream; /* a reference while the request lives */
+	size_t reserved;            /* body bytes counted in server->buffered */
+	void *state;                /* from the admit callback */
 };
 
 /* The content reader's state for a streamed response. */
@@ -467,11 +497,43 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 	return ex;
 }
 
+/* Count n more body bytes against the server-wide cap; false if they do
+ * not fit. */
+static bool body_reserve(struct http_exchange *ex, size_t n)
+{
+	struct http_server *server = ex->server;
+	pthread_mutex_lock(&server->conn_lock);
+	bool fits = n <= server->max_buffered - server->buffered;
+	if (fits) {
+		server->buffered += n;
+		ex->reserved += n;
+	}
+	pthread_mutex_unlock(&server->conn_lock);
+	return fits;
+}
+
+static void body_release(struct http_exchange *ex)
+{
+	buf_free(&ex->body);
+	if (ex->reserved == 0)
+		return;
+	pthread_mutex_lock(&ex->server->conn_lock);
+	ex->server->buffered -= ex->reserved;
+	pthread_mutex_unlock(&ex->server->conn_lock);
+	ex->reserved = 0;
+}
+
 static void exchange_free(struct http_exchange *ex)
 {
 	if (ex->stream != NULL)
 		stream_release(ex->stream);
-	buf_free(&ex->body);
+	body_release(ex);
+	if (ex->state != NULL) {
+		if (ex->server->state_free != NULL)
+			ex->server->state_free(ex->state);
+		else
+			free(ex->state);
+	}
 	free(ex->uri);
 	free(ex);
 }
@@ -598,22 +660,22 @@ static void client_address(const struct http_server *server, struct MHD_Connecti
 		snprintf(addr, size, "%s", cand);
 }
 
-/* The whole request is in: run the handler and queue its answer. */
-static enum MHD_Result run_handler(struct MHD_Connection *conn, struct http_exchange *ex)
+/* The request as the application sees it; the URI is split at its first
+ * '?' (once: the split survives into the later calls). */
+static void fill_request(struct MHD_Connection *conn, struct http_exchange *ex, char *addr,
+                         size_t addr_size, struct http_request *req)
 {
-	struct http_server *server = ex->server;
-	char addr[INET6_ADDRSTRLEN];
-	client_address(server, conn, addr, sizeof(addr));
-
-	/* Split the raw URI at the first '?'. */
-	char *query = strchr(ex->uri, '?');
-	if (query != NULL)
-		*query++ = '\0';
-
-	struct http_request req = {
+	client_address(ex->server, conn, addr, addr_size);
+	if (ex->query == NULL) {
+		char *q = strchr(ex->uri, '?');
+		if (q != NULL)
+			*q++ = '\0';
+		ex->query = q != NULL ? q : "";
+	}
+	*req = (struct http_request){
 	    .method = ex->method,
 	    .path = ex->uri,
-	    .query = query != NULL ? query : "",
+	    .query = ex->query,
 	    .authorization = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization"),
 	    .content_type = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type"),
 	    .accept = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Accept"),
@@ -621,64 +683,155 @@ static enum MHD_Result run_handler(struct MHD_Connection *conn, struct http_exch
 	    .remote_addr = addr,
 	    .body = ex->body.data != NULL ? ex->body.data : (const unsigned char *)"",
 	    .body_len = ex->body.len,
+	    .state = ex->state,
 	};
-	struct http_response resp;
-	memset(&resp, 0, sizeof(resp));
-	server->handler(server->ctx, &req, &resp);
-	memcpy(ex->auth_label, resp.auth_label, sizeof(ex->auth_label));
-	buf_free(&ex->body);
+}
 
-	if (resp.status == 0) {
-		response_clear(&resp);
+/* Queue what the application put into resp (and clear resp). With
+ * must_close the connection ends after the answer (a body may be unread). */
+static enum MHD_Result queue_app_response(struct MHD_Connection *conn, struct http_exchange *ex,
+                                          struct http_response *resp, bool must_close)
+{
+	memcpy(ex->auth_label, resp->auth_label, sizeof(ex->auth_label));
+	if (resp->status == 0) {
+		response_clear(resp);
 		return queue_plain(conn, ex, 500, "internal server error\n");
 	}
-	size_t body_len = resp.body_len;
-	struct MHD_Response *r = build_response(conn, &resp);
+	size_t body_len = resp->body_len;
+	struct MHD_Response *r = build_response(conn, resp);
 	if (r == NULL) {
-		response_clear(&resp);
+		response_clear(resp);
 		return queue_plain(conn, ex, 500, "internal server error\n");
 	}
-	enum MHD_Result ret = MHD_queue_response(conn, resp.status, r);
+	if (must_close && resp->stream == NULL)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+	enum MHD_Result ret = MHD_queue_response(conn, resp->status, r);
 	MHD_destroy_response(r);
 	if (ret == MHD_YES) {
-		ex->status = resp.status;
-		if (resp.stream != NULL) {
-			ex->stream = resp.stream; /* the response's reference moves here */
-			resp.stream = NULL;
+		ex->status = resp->status;
+		if (resp->stream != NULL) {
+			ex->stream = resp->stream; /* the response's reference moves here */
+			resp->stream = NULL;
 		} else {
 			ex->body_bytes = body_len;
 		}
 	}
-	response_clear(&resp);
+	response_clear(resp);
 	return ret;
+}
+
+/* The whole request is in: run the handler and queue its answer. */
+static enum MHD_Result run_handler(struct MHD_Connection *conn, struct http_exchange *ex)
+{
+	struct http_server *server = ex->server;
+	char addr[INET6_ADDRSTRLEN];
+	struct http_request req;
+	fill_request(conn, ex, addr, sizeof(addr), &req);
+	struct http_response resp;
+	memset(&resp, 0, sizeof(resp));
+	server->handler(server->ctx, &req, &resp);
+	body_release(ex);
+	return queue_app_response(conn, ex, &resp, false);
+}
+
+static struct conn_track *conn_track_of(struct MHD_Connection *conn)
+{
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	return ci != NULL ? ci->socket_context : NULL;
+}
+
+static void deadline_in(struct timespec *ts, unsigned int seconds)
+{
+	clock_gettime(CLOCK_MONOTONIC, ts);
+	ts->tv_sec += (time_t)seconds;
+}
+
+/* First call for a request: its head is complete. Admission, then the
+ * body's bounds (per request and server-wide). */
+static enum MHD_Result on_headers(struct MHD_Connection *conn, struct http_exchange *ex,
+                                  const char *method)
+{
+	struct http_server *server = ex->server;
+	ex->headers_seen = true;
+	snprintf(ex->method, sizeof(ex->method), "%s", method);
+	struct conn_track *t = conn_track_of(conn);
+	if (t != NULL) {
+		pthread_mutex_lock(&server->conn_lock);
+		t->in_request = true; /* the head came in time */
+		pthread_mutex_unlock(&server->conn_lock);
+	}
+
+	const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+	const char *te = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Transfer-Encoding");
+	uint64_t len = 0;
+	bool has_length = cl != NULL && parse_length(cl, &len);
+	bool has_body = (has_length && len > 0) || te != NULL;
+	if (has_length && len > server->max_body_size)
+		return queue_plain(conn, ex, 413, "request body too large\n");
+
+	if (server->admit != NULL) {
+		char addr[INET6_ADDRSTRLEN];
+		struct http_request req;
+		fill_request(conn, ex, addr, sizeof(addr), &req);
+		struct http_response resp;
+		memset(&resp, 0, sizeof(resp));
+		void *state = NULL;
+		server->admit(server->ctx, &req, &resp, &state);
+		ex->state = state;
+		if (resp.status != 0) /* refused: the body is never read */
+			return queue_app_response(conn, ex, &resp, has_body);
+		response_clear(&resp);
+	}
+
+	if (has_length && len > 0) {
+		/* Exactly the announced size (plus the NUL) is allocated. */
+		buf_init(&ex->body, (size_t)len);
+		if (!body_reserve(ex, (size_t)len + 1)) {
+			struct http_response resp;
+			memset(&resp, 0, sizeof(resp));
+			const char *err;
+			static const char text[] = "server busy: too many request bodies in memory\n";
+			http_response_set_status(&resp, 503, &err);
+			http_response_add_header(&resp, "Retry-After", "5", &err);
+			http_response_set_body_copy(&resp, "text/plain; charset=utf-8", text,
+			                            sizeof(text) - 1, &err);
+			return queue_app_response(conn, ex, &resp, true);
+		}
+	}
+	return MHD_YES; /* MHD sends 100 Continue if asked for */
 }
 
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
                                  const char *method, const char *version, const char *upload_data,
                                  size_t *upload_data_size, void **con_cls)
 {
-	struct http_server *server = cls;
 	struct http_exchange *ex = *con_cls;
+	(void)cls;
 	(void)url;
 	(void)version;
 
 	if (ex == NULL || ex->uri == NULL)
 		return MHD_NO; /* out of memory in on_uri */
-	if (!ex->headers_seen) {
-		ex->headers_seen = true;
-		snprintf(ex->method, sizeof(ex->method), "%s", method);
-		const char *cl =
-		    MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
-		uint64_t len;
-		if (cl != NULL && parse_length(cl, &len) && len > server->max_body_size)
-			return queue_plain(conn, ex, 413, "request body too large\n");
-		return MHD_YES; /* MHD sends 100 Continue if asked for */
-	}
+	if (!ex->headers_seen)
+		return on_headers(conn, ex, method);
 	if (*upload_data_size > 0) {
-		/* A chunked body that grows past the limit: libmicrohttpd
-		 * cannot answer in the middle of an upload, so the connection
-		 * ends. */
-		if (buf_append(&ex->body, upload_data, *upload_data_size) < 0)
+		/* A body without Content-Length (chunked) is counted as it grows:
+		 * the buffer's capacity stays below twice what it holds, so that
+		 * much is reserved. libmicrohttpd cannot answer in the middle of
+		 * an upload: past either bound the connection ends. */
+		size_t n = *upload_data_size;
+		size_t need = ex->body.len + n + 1;
+		if (n > ex->server->max_body_size - ex->body.len)
+			return MHD_NO;
+		if (need > ex->reserved) {
+			size_t want = need > SIZE_MAX / 2 ? need : 2 * need;
+			if (want > ex->server->max_body_size + 1)
+				want = ex->server->max_body_size + 1;
+			if (!body_reserve(ex, want - ex->reserved))
+				return MHD_NO;
+		}
+		if (buf_append(&ex->body, upload_data, n) < 0)
 			return MHD_NO;
 		*upload_data_size = 0;
 		return MHD_YES;
@@ -756,6 +909,130 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	if (server->access_log != NULL)
 		write_access_log(server, ex, conn, bytes);
 	exchange_free(ex);
+	/* A kept-alive connection's next request head has the same deadline. */
+	struct conn_track *t = conn_track_of(conn);
+	if (t != NULL) {
+		pthread_mutex_lock(&server->conn_lock);
+		t->in_request = false;
+		deadline_in(&t->deadline, server->header_timeout);
+		pthread_mutex_unlock(&server->conn_lock);
+	}
+}
+
+/* ---------------------------------------------------------- connections */
+
+/* End a connection from outside its thread: shutting the socket down wakes
+ * libmicrohttpd's connection thread, which reads end-of-file and closes it.
+ * The inode check keeps a descriptor number that was already closed and
+ * reused by another socket from being touched. Under conn_lock. */
+static void conn_cut(struct conn_track *t)
+{
+	struct stat st;
+	if (!t->cut && fstat(t->fd, &st) == 0 && st.st_ino == t->ino)
+		shutdown(t->fd, SHUT_RDWR);
+	t->cut = true;
+}
+
+/* MHD_OPTION_NOTIFY_CONNECTION: keep track of each connection (header
+ * deadline) and enforce the per-address cap as soon as it is accepted. */
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+	struct http_server *server = cls;
+	if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+		struct conn_track *t = *socket_context;
+		if (t == NULL)
+			return;
+		pthread_mutex_lock(&server->conn_lock);
+		if (t->prev != NULL)
+			t->prev->next = t->next;
+		else
+			server->tracks = t->next;
+		if (t->next != NULL)
+			t->next->prev = t->prev;
+		pthread_mutex_unlock(&server->conn_lock);
+		free(t);
+		*socket_context = NULL;
+		return;
+	}
+	const union MHD_ConnectionInfo *fdi =
+	    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	struct conn_track *t = calloc(1, sizeof(*t));
+	struct stat st;
+	if (fdi == NULL || t == NULL || fstat(fdi->connect_fd, &st) < 0) {
+		if (fdi != NULL)
+			shutdown(fdi->connect_fd, SHUT_RDWR); /* cannot watch it: refuse it */
+		free(t);
+		return;
+	}
+	t->fd = fdi->connect_fd;
+	t->ino = st.st_ino;
+	deadline_in(&t->deadline, server->header_timeout);
+
+	/* The peer's own address (X-Forwarded-For is not in yet, and the
+	 * trusted proxy carries everyone's connections: it is not capped). */
+	char addr[INET6_ADDRSTRLEN] = "";
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	if (ci != NULL && ci->client_addr != NULL) {
+		const struct sockaddr *sa = ci->client_addr;
+		if (sa->sa_family == AF_INET)
+			inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr,
+			          addr, sizeof(addr));
+		else if (sa->sa_family == AF_INET6)
+			inet_ntop(AF_INET6,
+			          &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, addr,
+			          sizeof(addr));
+	}
+	t->counted = server->per_address > 0 &&
+	             http_address_prefix(addr, t->key, sizeof(t->key)) == 0 &&
+	             strcmp(addr, server->trusted_proxy) != 0;
+
+	pthread_mutex_lock(&server->conn_lock);
+	if (t->counted) {
+		unsigned int same = 0;
+		for (struct conn_track *o = server->tracks; o != NULL; o = o->next)
+			if (o->counted && strcmp(o->key, t->key) == 0)
+				same++;
+		if (same >= server->per_address) {
+			t->counted = false; /* closed at once: it does not count */
+			conn_cut(t);
+		}
+	}
+	t->next = server->tracks;
+	if (t->next != NULL)
+		t->next->prev = t;
+	server->tracks = t;
+	pthread_mutex_unlock(&server->conn_lock);
+	*socket_context = t;
+}
+
+/* Every HTTP_SWEEP_MS: cut the connections whose request head is late. */
+static void *sweep_thread(void *arg)
+{
+	struct http_server *server = arg;
+	pthread_mutex_lock(&server->conn_lock);
+	while (!server->stopping) {
+		struct timespec now;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		for (struct conn_track *t = server->tracks; t != NULL; t = t->next) {
+			if (t->in_request || t->cut)
+				continue;
+			if (now.tv_sec > t->deadline.tv_sec ||
+			    (now.tv_sec == t->deadline.tv_sec && now.tv_nsec >= t->deadline.tv_nsec))
+				conn_cut(t);
+		}
+		struct timespec until;
+		clock_gettime(CLOCK_MONOTONIC, &until);
+		until.tv_nsec += HTTP_SWEEP_MS * 1000000L;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&server->sweep_cond, &server->conn_lock, &until);
+	}
+	pthread_mutex_unlock(&server->conn_lock);
+	return NULL;
 }
 
 /* --------------------------------------------------------------- server */
@@ -837,6 +1114,18 @@ static int check_settings(const struct http_settings *set, const char **error_r)
 	return 0;
 }
 
+static void sweeper_stop(struct http_server *server)
+{
+	if (!server->sweeper_started)
+		return;
+	pthread_mutex_lock(&server->conn_lock);
+	server->stopping = true;
+	pthread_cond_signal(&server->sweep_cond);
+	pthread_mutex_unlock(&server->conn_lock);
+	pthread_join(server->sweeper, NULL);
+	server->sweeper_started = false;
+}
+
 int http_server_start(const struct http_settings *settings, http_handler_t *handler, void *ctx,
                       struct http_server **server_r, const char **error_r)
 {
@@ -892,7 +1181,12 @@ int http_server_start(const struct http_settings *settings, http_handler_t *hand
 	}
 
 	struct http_server *server = calloc(1, sizeof(*server));
-	if (server == NULL || pthread_mutex_init(&server->log_lock, NULL) != 0) {
+	pthread_condattr_t cattr;
+	bool cattr_ok = pthread_condattr_init(&cattr) == 0 &&
+	                pthread_condattr_setclock(&cattr, CLOCK_MONOTONIC) == 0;
+	if (server == NULL || !cattr_ok || pthread_mutex_init(&server->log_lock, NULL) != 0 ||
+	    pthread_mutex_init(&server->conn_lock, NULL) != 0 ||
+	    pthread_cond_init(&server->sweep_cond, &cattr) != 0) {
 		free(server);
 		free(cert);
 		if (key != NULL)
@@ -905,6 +1199,30 @@ int http_server_start(const struct http_settings *settings, http_handler_t *hand
 	server->max_body_size = settings->max_body_size;
 	server->access_log = settings->access_log;
 	memcpy(server->trusted_proxy, proxy, sizeof(proxy));
+	pthread_condattr_destroy(&cattr);
+	server->admit = settings->admit;
+	server->state_free = settings->state_free;
+	server->header_timeout = settings->header_timeout_seconds != 0
+	                             ? settings->header_timeout_seconds
+	                             : settings->timeout_seconds;
+	server->per_address = settings->max_connections_per_address;
+	server->max_buffered = settings->max_buffered_bytes;
+	if (server->max_buffered == 0)
+		server->max_buffered = settings->max_body_size > SIZE_MAX / settings->max_connections
+		                           ? SIZE_MAX
+		                           : settings->max_body_size * settings->max_connections;
+	if (pthread_create(&server->sweeper, NULL, sweep_thread, server) != 0) {
+		free(cert);
+		if (key != NULL)
+			sodium_free(key);
+		pthread_cond_destroy(&server->sweep_cond);
+		pthread_mutex_destroy(&server->conn_lock);
+		pthread_mutex_destroy(&server->log_lock);
+		free(server);
+		*error_r = "cannot start a thread";
+		return -1;
+	}
+	server->sweeper_started = true;
 
 	struct MHD_OptionItem tls_opts[] = {
 	    {MHD_OPTION_HTTPS_MEM_CERT, 0, cert},
@@ -916,7 +1234,8 @@ int http_server_start(const struct http_settings *settings, http_handler_t *hand
 	server->daemon = MHD_start_daemon(
 	    flags, (uint16_t)settings->port, NULL, NULL, on_access, server, MHD_OPTION_SOCK_ADDR,
 	    (struct sockaddr *)&ss, MHD_OPTION_URI_LOG_CALLBACK, on_uri, server,
-	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, server, MHD_OPTION_CONNECTION_LIMIT,
+	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, server, MHD_OPTION_NOTIFY_CONNECTION,
+	    on_connection, server, MHD_OPTION_CONNECTION_LIMIT,
 	    settings->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, settings->timeout_seconds,
 	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_HEADER_MEMORY, MHD_OPTION_ARRAY,
 	    cert != NULL ? tls_opts : no_opts, MHD_OPTION_END);
@@ -924,6 +1243,9 @@ int http_server_start(const struct http_settings *settings, http_handler_t *hand
 	if (key != NULL)
 		sodium_free(key); /* wipes it; GnuTLS holds its own parsed copy */
 	if (server->daemon == NULL) {
+		sweeper_stop(server);
+		pthread_cond_destroy(&server->sweep_cond);
+		pthread_mutex_destroy(&server->conn_lock);
 		pthread_mutex_destroy(&server->log_lock);
 		free(server);
 		snprintf(error_buf, sizeof(error_buf),
@@ -953,6 +1275,9 @@ void http_server_stop(struct http_server **server)
 	 * readers (POLLHUP), and joins the connection threads. */
 	if ((*server)->daemon != NULL)
 		MHD_stop_daemon((*server)->daemon);
+	sweeper_stop(*server);
+	pthread_cond_destroy(&(*server)->sweep_cond);
+	pthread_mutex_destroy(&(*server)->conn_lock);
 	pthread_mutex_destroy(&(*server)->log_lock);
 	free(*server);
 	*server = NULL;

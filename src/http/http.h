@@ -31,6 +31,25 @@
  * connections close after timeout_seconds (streams excepted: they stay open
  * until either side ends them; the application sends its own pings).
  *
+ * Hardening against clients that never authenticate:
+ *  - admission: the application's admit callback sees each request's
+ *    headers before a single body byte is read, and can answer at once
+ *    (401, 429); then the body is never read and the connection closes.
+ *  - header deadline: a connection must deliver a complete request head
+ *    within header_timeout_seconds of being accepted (or of its previous
+ *    answer, on a kept-alive connection), however slowly it trickles bytes;
+ *    a periodic sweep shuts down those that do not.
+ *  - per-address cap: at most max_connections_per_address connections from
+ *    one address (IPv6: one /64, see http_address_prefix), the trusted
+ *    proxy excepted; more are closed as soon as they are accepted.
+ *  - body memory: request bodies held in memory by all connections together
+ *    are at most max_buffered_bytes; a request whose Content-Length does not
+ *    fit gets 503 with Retry-After (connection closed), a chunked body that
+ *    outgrows it ends its connection.
+ * So memory is bounded by configuration: max_connections *
+ * (HTTP_HEADER_MEMORY + a thread) + max_buffered_bytes, plus what the
+ * application's handlers use.
+ *
  * Error convention: 0 ok / -1 error with *error_r set to static text or a
  * per-thread buffer valid until the thread's next call into this module;
  * output parameters are untouched on failure. Library code does not log
@@ -46,6 +65,20 @@
 struct http_server;
 struct http_response;
 struct http_stream;
+struct http_request;
+
+/*
+ * Admission, called once per request as soon as its headers are in (req has
+ * no body yet: body is "" and body_len 0; req->state is NULL), on the
+ * connection's thread, possibly on several at once. To refuse, set a status
+ * (and body, headers) on resp: that is the answer, the body is never read
+ * and the connection closes after it. To let the request go on, leave resp
+ * alone; *state_r may be set to anything the handler should get as
+ * req->state (e.g. who signed in); the server frees it with the settings'
+ * state_free when the request ends.
+ */
+typedef void http_admit_t(void *ctx, const struct http_request *req, struct http_response *resp,
+                          void **state_r);
 
 struct http_settings {
 	const char *address; /* numeric IPv4 or IPv6 address to listen on */
@@ -75,6 +108,16 @@ struct http_settings {
 	 * appended; a missing or malformed entry leaves the proxy's address.
 	 * Requests from any other address never have the header believed. */
 	const char *trusted_proxy;
+	/* See "Hardening" above. 0 means: header_timeout_seconds =
+	 * timeout_seconds, no per-address cap, max_buffered_bytes =
+	 * max_connections * max_body_size (no cap beyond the per-request one). */
+	unsigned int header_timeout_seconds;
+	unsigned int max_connections_per_address;
+	size_t max_buffered_bytes;
+	/* Optional admission callback (called with the handler's ctx) and the
+	 * destructor of the state it hands on (NULL: free()). */
+	http_admit_t *admit;
+	void (*state_free)(void *state);
 };
 
 /* What the handler sees. Every pointer is owned by the server and valid
@@ -96,6 +139,8 @@ struct http_request {
 	 * convenience; body_len does not count the NUL. Never NULL. */
 	const unsigned char *body;
 	size_t body_len;
+	/* What the admit callback handed on for this request, or NULL. */
+	void *state;
 };
 
 /*
@@ -104,6 +149,12 @@ struct http_request {
  * resp after it returns. Called on connection threads, possibly at once.
  */
 typedef void http_handler_t(void *ctx, const struct http_request *req, struct http_response *resp);
+
+/* The key an address is counted under by per-address limits: an IPv4
+ * address itself ("192.0.2.1"), an IPv6 address's /64 ("2001:db8:1:2::/64"),
+ * an IPv4-mapped IPv6 address as IPv4. 0 ok; -1 if addr is not a numeric
+ * address or out (size bytes) is too small (INET6_ADDRSTRLEN + 3 is enough). */
+int http_address_prefix(const char *addr, char *out, size_t size);
 
 /* Start listening. The handler and ctx must stay valid until
  * http_server_stop() returns. */

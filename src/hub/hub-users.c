@@ -202,6 +202,23 @@ int hub_user_check_password(struct hub *hub, const struct hub_user *user, const 
 	return r == 0 ? 0 : hub_fail(hub, error_r, "wrong password for hub user '%s'", user->name);
 }
 
+int hub_user_password_hash(struct hub *hub, const struct hub_user *user,
+			   char hash_r[VAULT_PASSWORD_HASH_SIZE], const char **error_r)
+{
+	sqlite3_stmt *st;
+	if (hub_prepare(hub, "SELECT password_hash FROM users WHERE id = ?1", &st, error_r) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, user->id);
+	int r = -1;
+	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0) != NULL &&
+	    (size_t)sqlite3_column_bytes(st, 0) < VAULT_PASSWORD_HASH_SIZE) {
+		memcpy(hash_r, sqlite3_column_text(st, 0), (size_t)sqlite3_column_bytes(st, 0) + 1);
+		r = 0;
+	}
+	sqlite3_finalize(st);
+	return r == 0 ? 0 : hub_fail(hub, error_r, "hub user '%s' has no password", user->name);
+}
+
 int hub_user_kek(struct hub *hub, const struct hub_user *user, const char *passphrase,
 		 struct vault_kek **kek_r, const char **error_r)
 {

@@ -94,6 +94,12 @@ int hub_user_delete(struct hub *hub, int64_t user_id, const char **error_r);
 int hub_user_check_password(struct hub *hub, const struct hub_user *user, const char *password,
 			    const char **error_r);
 
+/* The user's stored password hash (an Argon2id string), for a caller that
+ * verifies it with vault_password_verify() without holding the hub (the
+ * check takes a fraction of a second and 64 MiB). -1 if the user has none. */
+int hub_user_password_hash(struct hub *hub, const struct hub_user *user,
+			   char hash_r[VAULT_PASSWORD_HASH_SIZE], const char **error_r);
+
 /* The user's key-encryption key: from the master key, or for zero-access
  * users from passphrase (required then; a wrong one is an error). */
 int hub_user_kek(struct hub *hub, const struct hub_user *user, const char *passphrase,
