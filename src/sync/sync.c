@@ -225,7 +225,7 @@ static int local_view_load(struct sync_ctx *ctx, struct store_mailbox *boxes, si
 		int r = store_local_mailbox_origin(ctx->store, boxes[j].id, &v->server_name[j],
 						   &v->local_only[j], &err);
 		if (r < 0)
-			return sync_fail(ctx, "%s", err);
+			return sync_store_failed(ctx, err);
 		v->renamed[j] = v->server_name[j] != NULL &&
 				strcmp(v->server_name[j], boxes[j].name) != 0;
 	}
@@ -272,7 +272,7 @@ static int reconcile_folders(struct sync_ctx *ctx, struct folder_list *l,
 				if (gone < 0) {
 					free(matched);
 					local_view_free(&lv, nboxes);
-					return sync_fail(ctx, "%s", err);
+					return sync_store_failed(ctx, err);
 				}
 				if (gone > 0)
 					continue;
@@ -309,12 +309,12 @@ static int reconcile_folders(struct sync_ctx *ctx, struct folder_list *l,
 			if (!lv.renamed[j] &&
 			    store_mailbox_rename(ctx->store, boxes[j].id, to->name, to->delim,
 						 &err) < 0)
-				r = sync_fail(ctx, "%s", err);
+				r = sync_store_failed(ctx, err);
 			to->mailbox_id = boxes[j].id;
 			ctx->stats->folders_renamed++;
 		} else {
 			if (store_mailbox_delete(ctx->store, boxes[j].id, &err) < 0)
-				r = sync_fail(ctx, "%s", err);
+				r = sync_store_failed(ctx, err);
 			ctx->stats->folders_deleted++;
 		}
 		matched[j] = true;
@@ -328,13 +328,13 @@ static int reconcile_folders(struct sync_ctx *ctx, struct folder_list *l,
 								 f->name, &err);
 			if (gone != 0) {
 				if (gone < 0)
-					r = sync_fail(ctx, "%s", err);
+					r = sync_store_failed(ctx, err);
 				f->selectable = false; /* destroyed here: not again */
 				continue;
 			}
 			if (store_mailbox_create(ctx->store, ctx->account_id, f->name, f->delim,
 						 f->role, &f->mailbox_id, &err) < 0)
-				r = sync_fail(ctx, "%s", err);
+				r = sync_store_failed(ctx, err);
 			ctx->stats->folders_created++;
 			continue;
 		}
@@ -346,7 +346,7 @@ static int reconcile_folders(struct sync_ctx *ctx, struct folder_list *l,
 				    (old != NULL && f->role != NULL && strcmp(old, f->role) == 0);
 			if (!same &&
 			    store_mailbox_set_role(ctx->store, f->mailbox_id, f->role, &err) < 0)
-				r = sync_fail(ctx, "%s", err);
+				r = sync_store_failed(ctx, err);
 		}
 	}
 	free(matched);
@@ -383,7 +383,7 @@ static int sync_folders(struct sync_ctx *ctx)
 	if (list_folders(ctx, &l) < 0)
 		goto out;
 	if (store_mailboxes(ctx->store, ctx->account_id, &boxes, &nboxes, &err) < 0) {
-		sync_fail(ctx, "%s", err);
+		sync_store_failed(ctx, err);
 		goto out;
 	}
 	/* A listing that suddenly lost most folders gets a second look
@@ -415,6 +415,9 @@ static int sync_folders(struct sync_ctx *ctx)
 		ctx->sel.local_modseq = local != NULL ? local->highestmodseq : 0;
 		ctx->sel.stored_uidnext = ctx->sel.local_uidnext;
 		ctx->sel.uidvalidity = ctx->sel.local_uidvalidity;
+		ctx->sel.committed.uidvalidity = ctx->sel.local_uidvalidity;
+		ctx->sel.committed.uidnext = ctx->sel.local_uidnext;
+		ctx->sel.committed.modseq = ctx->sel.local_modseq;
 		/* Unchanged since last time: not even selected. */
 		if (f->have_status && local != NULL && local->uidvalidity == f->uidvalidity &&
 		    local->uidnext == f->uidnext && ctx->tier >= SYNC_TIER_CONDSTORE &&
@@ -486,7 +489,11 @@ int sync_account(struct store *store, const char *account_key, struct imap_clien
 		goto fail_err;
 	}
 	r = sync_folders(ctx);
-	if (store_commit(store, &err) < 0 && r == 0) {
+	/* What is left in the transaction: nothing of a folder (each ends
+	 * with its checkpoint), but a broken write must not be committed. */
+	if (ctx->store_broken)
+		store_rollback(store);
+	else if (store_commit(store, &err) < 0 && r == 0) {
 		sync_fail(ctx, "%s", err);
 		r = -1;
 	}
