@@ -726,6 +726,9 @@ struct repair_ctx {
 	EVP_MD_CTX *md;
 	unsigned char streamed_hash[32];
 	bool have_streamed_hash;
+	/* Checking a rename (no folder selected for sync): other untagged
+	 * responses are not the sync's. */
+	bool confirming;
 };
 
 static int header_begin(void *context, const struct imap_response *partial, uint64_t size,
@@ -769,7 +772,7 @@ static int repair_untagged(void *context, const struct imap_response *resp, cons
 	unsigned flags;
 	int64_t date;
 	if (hdr == NULL)
-		return selected_untagged(rc->ctx, resp, error_r);
+		return rc->confirming ? 0 : selected_untagged(rc->ctx, resp, error_r);
 	const char *datestr = imap_arg_string(fetch_item(items, "INTERNALDATE"));
 	if (!fetch_uid(items, &uid) ||
 	    !imap_arg_number(fetch_item(items, "RFC822.SIZE"), UINT64_MAX, &size) ||
@@ -817,6 +820,192 @@ static int repair_untagged(void *context, const struct imap_response *resp, cons
 	}
 	rc->count++;
 	return 0;
+}
+
+static void repair_ctx_free(struct repair_ctx *rc)
+{
+	for (size_t i = 0; i < rc->count; i++)
+		free(rc->remote_keywords[i]);
+	free(rc->remote_keywords);
+	free(rc->remote_flags);
+	free(rc->remote_dates);
+	free(rc->remote);
+	EVP_MD_CTX_free(rc->md);
+	memset(rc, 0, sizeof(*rc));
+}
+
+/* UID and size of every message the server lists (rename check). */
+struct confirm_ctx {
+	struct uidvec *v;
+	uint32_t below, uidvalidity;
+};
+
+static int confirm_untagged(void *context, const struct imap_response *resp,
+			    const char **error_r)
+{
+	struct confirm_ctx *cc = context;
+	const struct imap_arg *items = fetch_response(resp);
+	uint32_t uid;
+	uint64_t size, n;
+	if (resp->status == IMAP_STATUS_OK && resp->code != NULL &&
+	    strcasecmp(resp->code, "UIDVALIDITY") == 0 &&
+	    imap_arg_number(resp->code_args, UINT32_MAX, &n))
+		cc->uidvalidity = (uint32_t)n;
+	if (items == NULL || cc->v == NULL || !fetch_uid(items, &uid) || uid >= cc->below ||
+	    !imap_arg_number(fetch_item(items, "RFC822.SIZE"), UINT64_MAX, &size))
+		return 0;
+	if (cc->v->count > 0 && uid <= cc->v->uids[cc->v->count - 1]) {
+		*error_r = "server sent UIDs out of order";
+		return -1;
+	}
+	if (uidvec_add_sized(cc->v, uid, size) < 0) {
+		*error_r = "out of memory";
+		return -1;
+	}
+	return 0;
+}
+
+/* A server command of the rename check failed: 0 (not confirmed) while
+ * the session lives, else -1. */
+static int confirm_failed(struct sync_ctx *ctx, const char *name, const char *err)
+{
+	if (imap_client_is_open(ctx->client))
+		return 0;
+	return sync_fail(ctx, "%s: %s", name, err);
+}
+
+int sync_rename_confirmed(struct sync_ctx *ctx, const struct store_mailbox *box,
+			  const struct remote_folder *f)
+{
+	enum { SAMPLE = 8 };
+	const char *err;
+	struct store_msg *local = NULL;
+	size_t nlocal = 0, cap = 0;
+	struct uidvec server = {0};
+	struct repair_ctx rc = {.ctx = ctx, .confirming = true};
+	struct buf set;
+	int r = -1;
+	buf_init(&set, 4096);
+
+	/* What we hold from the server, in UID order. */
+	struct store_iter *it;
+	struct store_msg m;
+	if (store_iter_init(ctx->store, box->id, &it, &err) < 0)
+		return store_failed(ctx, err);
+	while (store_iter_next(it, &m)) {
+		if (m.local)
+			continue;
+		if (nlocal == cap) {
+			cap = cap == 0 ? 64 : cap * 2;
+			struct store_msg *n = realloc(local, cap * sizeof(*n));
+			if (n == NULL) {
+				store_iter_deinit(&it, &err);
+				free(local);
+				return sync_fail(ctx, "out of memory");
+			}
+			local = n;
+		}
+		local[nlocal] = m;
+		local[nlocal++].keywords = NULL;
+	}
+	if (store_iter_deinit(&it, &err) < 0) {
+		free(local);
+		return store_failed(ctx, err);
+	}
+
+	/* What the server has below our UIDNEXT. */
+	struct confirm_ctx cc = {NULL, box->uidnext, 0};
+	struct buf *b = imap_client_cmd(ctx->client, "EXAMINE", &err);
+	if (b == NULL || imap_cmd_astring(b, f->name, &err) < 0 ||
+	    imap_client_run(ctx->client, confirm_untagged, &cc, &err) != 0) {
+		r = confirm_failed(ctx, f->name, err);
+		goto out;
+	}
+	if (cc.uidvalidity != box->uidvalidity) {
+		r = 0;
+		goto out;
+	}
+	if (box->uidnext > 1) {
+		char range[32];
+		snprintf(range, sizeof(range), "1:%u", box->uidnext - 1);
+		cc.v = &server;
+		b = imap_client_cmd(ctx->client, "UID FETCH", &err);
+		if (b == NULL || imap_cmd_seqset(b, range, &err) < 0 ||
+		    imap_cmd_raw(b, "(UID RFC822.SIZE)", &err) < 0 ||
+		    imap_client_run(ctx->client, confirm_untagged, &cc, &err) != 0) {
+			r = confirm_failed(ctx, f->name, err);
+			goto out;
+		}
+	}
+	/* A rename keeps UIDs: every one of them must be a message we hold,
+	 * of the same size. (Ours the server lacks were expunged.) */
+	size_t j = 0;
+	for (size_t i = 0; i < server.count; i++) {
+		while (j < nlocal && local[j].uid < server.uids[i])
+			j++;
+		if (j == nlocal || local[j].uid != server.uids[i] ||
+		    local[j].size != server.sizes[i]) {
+			r = 0;
+			goto out;
+		}
+	}
+	if (server.count == 0) {
+		/* Nothing in common: a rename only if we held nothing either
+		 * (then pairing loses nothing). */
+		r = nlocal == 0 ? 1 : 0;
+		goto out;
+	}
+	/* The same headers, on a sample spread over the folder. */
+	size_t nsample = server.count < SAMPLE ? server.count : SAMPLE;
+	uint32_t sample[SAMPLE];
+	for (size_t i = 0; i < nsample; i++)
+		sample[i] = server.uids[nsample == 1 ? 0 : i * (server.count - 1) / (nsample - 1)];
+	if (uidset_format(&set, sample, 0, nsample) < 0) {
+		sync_fail(ctx, "%s: cannot build FETCH", f->name);
+		goto out;
+	}
+	rc.md = EVP_MD_CTX_new();
+	if (rc.md == NULL) {
+		sync_fail(ctx, "out of memory");
+		goto out;
+	}
+	struct imap_literal_sink sink = {header_begin, header_data, header_end, &rc};
+	imap_client_set_literal_sink(ctx->client, &sink);
+	b = imap_client_cmd(ctx->client, "UID FETCH", &err);
+	int fetched = b == NULL || imap_cmd_seqset(b, buf_str(&set), &err) < 0 ||
+				      imap_cmd_raw(b, "(UID FLAGS INTERNALDATE RFC822.SIZE "
+						      "BODY.PEEK[HEADER])",
+						   &err) < 0
+			      ? -1
+			      : imap_client_run(ctx->client, repair_untagged, &rc, &err);
+	imap_client_set_literal_sink(ctx->client, NULL);
+	if (fetched != 0) {
+		r = confirm_failed(ctx, f->name, err);
+		goto out;
+	}
+	size_t matched = 0;
+	for (size_t i = 0; i < rc.count; i++) {
+		struct pair_key want;
+		j = 0;
+		while (j < nlocal && local[j].uid != rc.remote[i].uid)
+			j++;
+		if (j == nlocal)
+			continue;
+		if (local_header_key(ctx, &local[j], &want) < 0)
+			goto out;
+		if (cmp_pair_key(&want, &rc.remote[i]) != 0) {
+			r = 0;
+			goto out;
+		}
+		matched++;
+	}
+	r = matched == nsample ? 1 : 0;
+out:
+	repair_ctx_free(&rc);
+	buf_free(&set);
+	uidvec_free(&server);
+	free(local);
+	return r;
 }
 
 /* A server message not paired with a stored one: 1 when it is one that
@@ -966,14 +1155,8 @@ out:
 		if (store_begin(ctx->store, &err) < 0)
 			store_failed(ctx, err);
 	}
-	for (size_t i = 0; i < rc.count; i++)
-		free(rc.remote_keywords[i]);
-	free(rc.remote_keywords);
-	free(rc.remote_flags);
-	free(rc.remote_dates);
-	EVP_MD_CTX_free(rc.md);
-	free(rc.remote);
-		free(local);
+	repair_ctx_free(&rc);
+	free(local);
 	free(gone);
 	uidvec_free(&fetch);
 	return r;

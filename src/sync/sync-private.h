@@ -132,6 +132,13 @@ struct sync_ctx {
 int sync_folder(struct sync_ctx *ctx, const struct remote_folder *folder);
 /* Set ctx->error and return -1. */
 int sync_fail(struct sync_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* sync-folder.c: a local folder gone from the server and the server
+ * folder f with its UIDVALIDITY (in the open transaction; selects f):
+ * 1 when the content confirms f is the folder renamed (the server's
+ * messages below our UIDNEXT are ours, same UIDs and sizes, a sample with
+ * the same headers), 0 when not, -1 on an error that ends the sync. */
+int sync_rename_confirmed(struct sync_ctx *ctx, const struct store_mailbox *box,
+			  const struct remote_folder *f);
 /* Set ctx->error from a store error and mark the transaction broken. */
 int sync_store_failed(struct sync_ctx *ctx, const char *err);
 /* Save the selected folder's state in the open transaction, commit it and

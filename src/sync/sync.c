@@ -240,7 +240,8 @@ static const char *server_name(const struct local_view *v, const struct store_ma
 
 /*
  * Map server folders to local mailboxes: same (server) name; else a
- * vanished local folder with the same UIDVALIDITY was renamed; the
+ * vanished local folder with the same UIDVALIDITY was renamed if its
+ * content confirms it (sync_rename_confirmed()); the
  * remaining local ones were deleted on the server, the remaining server
  * ones are new. Mailboxes created through the device API stay; folders
  * destroyed through it are not created again.
@@ -297,12 +298,21 @@ static int reconcile_folders(struct sync_ctx *ctx, struct folder_list *l,
 				bool taken = false;
 				for (size_t k = 0; k < nboxes; k++)
 					taken |= matched[k] && strcmp(boxes[k].name, f->name) == 0;
-				if (!taken) {
-					to = f;
+				if (taken)
+					continue;
+				/* UIDVALIDITY is unique per name only: the content
+				 * decides. */
+				int confirmed = sync_rename_confirmed(ctx, &boxes[j], f);
+				if (confirmed < 0)
+					r = -1;
+				if (confirmed != 0) {
+					to = confirmed > 0 ? f : NULL;
 					break;
 				}
 			}
 		}
+		if (r < 0)
+			break;
 		if (to != NULL) {
 			/* Renamed here too: the local name stays (the server name
 			 * is found again by UIDVALIDITY on every sync). */
