@@ -7,6 +7,8 @@
                        more sync must bring every message, byte-exact, with
                        its flags and INTERNALDATE (skipped, exit 77, where a
                        tmpfs cannot be mounted)
+  enospc-condstore,    the same, fewer points, against a server offering
+  enospc-plain         only CONDSTORE, or neither CONDSTORE nor QRESYNC
   nil-body             a scripted server sends NIL for one body: the UID is
                        not skipped, the next sync fetches it
   uidvalidity-clash    two folders with the same UIDVALIDITY (Courier gives
@@ -136,14 +138,30 @@ def reset_data(fx, data):
     run([BIN, "--data", data, "init"])
 
 
+CONDSTORE_CAPS = ("IMAP4rev1 SASL-IR LITERAL+ ID ENABLE IDLE SORT SPECIAL-USE NAMESPACE UIDPLUS "
+                  "LIST-EXTENDED LIST-STATUS ESEARCH CONDSTORE AUTH=PLAIN")
+PLAIN_CAPS = "IMAP4rev1 LITERAL+ AUTH=PLAIN"
+
+
 def t_enospc(tmp):
-    fx = Fixture(tmp, "enospc", count=0)
+    enospc(tmp, "enospc", (), 14, [0, 16384, 65536, 200000, 1200000, 2500000], [0, 65536, 1500000])
+
+
+def t_enospc_condstore(tmp):
+    enospc(tmp, "enospc-condstore", ("--capability", CONDSTORE_CAPS), 5, [0, 65536, 1200000],
+           [0, 1500000])
+
+
+def t_enospc_plain(tmp):
+    enospc(tmp, "enospc-plain", ("--capability", PLAIN_CAPS), 5, [0, 65536, 1200000],
+           [0, 1500000])
+
+
+def enospc(tmp, name, caps, initial_steps, incremental_free, repair_free):
+    fx = Fixture(tmp, name, *caps, count=0)
     fs = None
     try:
-        try:
-            fs = Tmpfs(os.path.join(tmp, "enospc-mnt"), 48)
-        except Skip:
-            raise
+        fs = Tmpfs(os.path.join(tmp, name + "-mnt"), 48)
         rng = random.Random(9)
         base = 1600000000
         # Three folders: small messages, medium ones, and one folder larger
@@ -169,7 +187,7 @@ def t_enospc(tmp):
         fx.sync()
         need = before - fs.free()
         assert_exact(fx, "initial sync with room")
-        steps = [int(need * k / 14) for k in range(14)]
+        steps = [int(need * k / initial_steps) for k in range(initial_steps)]
         failures = 0
         for leave in steps:
             reset_data(fx, data)
@@ -183,7 +201,7 @@ def t_enospc(tmp):
               % (failures, len(steps)))
         # Incremental: new mail in two folders, flag changes, an expunge;
         # synced into a full disk at different points, then with room.
-        for k, leave in enumerate([0, 16384, 65536, 200000, 1200000, 2500000]):
+        for k, leave in enumerate(incremental_free):
             c = fx.conn()
             c.select("INBOX")
             c.uid("STORE", "1:*", "+FLAGS" if k % 2 == 0 else "-FLAGS", "(\\Flagged kw%d)" % k)
@@ -205,7 +223,7 @@ def t_enospc(tmp):
             assert_exact(fx, "incremental sync %d into %d free bytes, then room" % (k, leave))
         # UIDVALIDITY change: re-pairing plus fetching what is new, into a
         # full disk, then with room.
-        for k, leave in enumerate([0, 65536, 1500000]):
+        for k, leave in enumerate(repair_free):
             fx.doveadm("mailbox", "update", "-u", "alice", "--uid-validity",
                        str(777000 + k), "Medium")
             i += 1
@@ -345,6 +363,8 @@ def t_repair_date(tmp):
 
 SCENARIOS = {
     "enospc": t_enospc,
+    "enospc-condstore": t_enospc_condstore,
+    "enospc-plain": t_enospc_plain,
     "nil-body": t_nil_body,
     "uidvalidity-clash": t_uidvalidity_clash,
     "repair-date": t_repair_date,
@@ -353,14 +373,14 @@ SCENARIOS = {
 
 def main():
     names = sys.argv[1:] or list(SCENARIOS)
-    if "enospc" in names:
+    if any(n.startswith("enospc") for n in names):
         # Skipped as a whole (exit 77) only when nothing else was asked for.
         probe = os.path.join("/tmp", "mk-tmpfs-probe-%d" % os.getpid())
         try:
             Tmpfs(probe, 1).umount()
         except Skip as e:
-            print("skip enospc: %s" % e)
-            names = [n for n in names if n != "enospc"]
+            print("skip enospc scenarios: %s" % e)
+            names = [n for n in names if not n.startswith("enospc")]
             if not names:
                 sys.exit(SKIP)
         finally:
