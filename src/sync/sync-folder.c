@@ -882,6 +882,8 @@ int sync_rename_confirmed(struct sync_ctx *ctx, const struct store_mailbox *box,
 	struct store_msg *local = NULL;
 	size_t nlocal = 0, cap = 0;
 	struct uidvec server = {0};
+	struct store_local_gone *gone = NULL;
+	size_t ngone = 0;
 	struct repair_ctx rc = {.ctx = ctx, .confirming = true};
 	struct buf set;
 	int r = -1;
@@ -938,17 +940,32 @@ int sync_rename_confirmed(struct sync_ctx *ctx, const struct store_mailbox *box,
 		}
 	}
 	/* A rename keeps UIDs: every one of them must be a message we hold,
-	 * of the same size. (Ours the server lacks were expunged.) */
-	size_t j = 0;
+	 * of the same size, or one moved or destroyed here that the server
+	 * still has at its origin. (Ours the server lacks were expunged.) */
+	if (store_local_gone(ctx->store, box->id, &gone, &ngone, &err) < 0) {
+		store_failed(ctx, err);
+		goto out;
+	}
+	size_t j = 0, common = 0;
 	for (size_t i = 0; i < server.count; i++) {
 		while (j < nlocal && local[j].uid < server.uids[i])
 			j++;
-		if (j == nlocal || local[j].uid != server.uids[i] ||
-		    local[j].size != server.sizes[i]) {
+		if (j < nlocal && local[j].uid == server.uids[i] &&
+		    local[j].size == server.sizes[i]) {
+			server.uids[common] = server.uids[i];
+			server.sizes[common++] = server.sizes[i];
+			continue;
+		}
+		bool was_here = false;
+		for (size_t g = 0; g < ngone && !was_here; g++)
+			was_here = gone[g].origin_uid == server.uids[i] &&
+				   gone[g].size == server.sizes[i];
+		if (!was_here) {
 			r = 0;
 			goto out;
 		}
 	}
+	server.count = common; /* the sample is taken from those we hold */
 	if (server.count == 0) {
 		/* Nothing in common: a rename only if we held nothing either
 		 * (then pairing loses nothing). */
@@ -1004,6 +1021,7 @@ out:
 	repair_ctx_free(&rc);
 	buf_free(&set);
 	uidvec_free(&server);
+	free(gone);
 	free(local);
 	return r;
 }
