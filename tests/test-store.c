@@ -175,6 +175,10 @@ static void test_repairing(void)
 	uint32_t count;
 	CHECK(store_mailbox_count(s, box, &count, &err) == 0 && count == 2);
 	CHECK(store_mailbox_set_state(s, box, 77, 10, 12345, &err) == 0);
+	/* Never on its own: only with what it covers. */
+	CHECK(store_commit(s, &err) == 0);
+	CHECK(store_mailbox_set_state(s, box, 77, 99, 12345, &err) == -1);
+	CHECK(store_begin(s, &err) == 0);
 	CHECK(store_mailbox_rename(s, box, "R2", '/', &err) == 0);
 	CHECK(store_commit(s, &err) == 0);
 	struct store_mailbox *boxes;

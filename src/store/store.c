@@ -583,6 +583,11 @@ int store_mailbox_set_role(struct store *s, int64_t mailbox_id, const char *role
 int store_mailbox_set_state(struct store *s, int64_t mailbox_id, uint32_t uidvalidity,
 			    uint32_t uidnext, uint64_t highestmodseq, const char **error_r)
 {
+	if (!s->in_txn) {
+		/* On its own it would claim messages no transaction stored. */
+		*error_r = "store: sync state saved outside a transaction";
+		return -1;
+	}
 	sqlite3_stmt *st = stmt_get(s, ST_MBOX_STATE);
 	sqlite3_bind_int64(st, 1, mailbox_id);
 	sqlite3_bind_int64(st, 2, uidvalidity);

@@ -83,7 +83,8 @@ int store_mailbox_set_role(struct store *s, int64_t mailbox_id, const char *role
 int store_mailbox_delete(struct store *s, int64_t mailbox_id, const char **error_r);
 /* Record the sync state reached. A state that says "everything below
  * uidnext is stored" belongs in the transaction that stored it: refused
- * (like every write) if that transaction was rolled back after an error. */
+ * outside a transaction, and (like every write) if that transaction was
+ * rolled back after an error. */
 int store_mailbox_set_state(struct store *s, int64_t mailbox_id, uint32_t uidvalidity,
 			    uint32_t uidnext, uint64_t highestmodseq, const char **error_r);
 
