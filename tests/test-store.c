@@ -155,8 +155,8 @@ static void test_repairing(void)
 	CHECK(store_message_add(s, box, 3, c, 0, "", 0, &err) == 0);
 	/* New numbering that swaps 1 and 2 (would collide without the stash). */
 	CHECK(store_mailbox_stash_uids(s, box, &err) == 0);
-	CHECK(store_message_set_uid(s, box, 1, 2, &err) == 0);
-	CHECK(store_message_set_uid(s, box, 2, 1, &err) == 0);
+	CHECK(store_message_set_uid(s, box, 1, 2, 1000, &err) == 0);
+	CHECK(store_message_set_uid(s, box, 2, 1, 1000, &err) == 0);
 	CHECK(store_mailbox_drop_stashed(s, box, &err) == 0); /* 3 is gone */
 	uint32_t *uids;
 	size_t n;
@@ -169,10 +169,16 @@ static void test_repairing(void)
 	CHECK(store_iter_init(s, box, &it, &err) == 0);
 	CHECK(store_iter_next(it, &m) && m.uid == 1);
 	CHECK(store_blob_read(s, m.blob_id, 0, buf, 3, &err) == 0 && memcmp(buf, "bbb", 3) == 0);
+	/* The server's internal date after the renumbering, not the old one. */
+	CHECK(m.internaldate == 1000);
 	CHECK(store_iter_deinit(&it, &err) == 0);
 	uint32_t count;
 	CHECK(store_mailbox_count(s, box, &count, &err) == 0 && count == 2);
 	CHECK(store_mailbox_set_state(s, box, 77, 10, 12345, &err) == 0);
+	/* Never on its own: only with what it covers. */
+	CHECK(store_commit(s, &err) == 0);
+	CHECK(store_mailbox_set_state(s, box, 77, 99, 12345, &err) == -1);
+	CHECK(store_begin(s, &err) == 0);
 	CHECK(store_mailbox_rename(s, box, "R2", '/', &err) == 0);
 	CHECK(store_commit(s, &err) == 0);
 	struct store_mailbox *boxes;

@@ -367,8 +367,21 @@ static int account_remove(struct cli *cli, struct hub *hub, int argc, char **arg
 		found |= a[i].id == id;
 	hub_accounts_free(&a, n);
 	if (!found) {
-		cli_error("%s has no account %lld (see 'mailkeep account list --user %s')", user, id,
-			  user);
+		/* Removed already (perhaps by a run that ended before it could
+		 * print its receipt): show that receipt. */
+		char prefix[128], *done = NULL;
+		snprintf(prefix, sizeof(prefix), "receipt: account %lld of %s removed ", id, user);
+		int had = hub_receipt_find(hub, u.id, prefix, &done, &err);
+		if (had > 0) {
+			printf("account %lld of %s was removed already:\n%s\n", id, user, done);
+			free(done);
+			return EXIT_OK;
+		}
+		if (had < 0)
+			cli_error("%s", err);
+		else
+			cli_error("%s has no account %lld (see 'mailkeep account list --user %s')",
+				  user, id, user);
 		return EXIT_FAIL;
 	}
 	/* Mail first (the store), then credentials (hub.db): a crash in
@@ -393,40 +406,52 @@ static int account_remove(struct cli *cli, struct hub *hub, int argc, char **arg
 		}
 		store_close(&store);
 	}
+	/* Then the credentials; the account row stays until the receipt is
+	 * recorded with its deletion, so a removal killed anywhere is found
+	 * and finished by the next one (which finds no secrets left: it says
+	 * so, as what the earlier run deleted is not counted again). */
 	unsigned secrets = 0;
-	if (hub_account_remove(hub, id, &secrets, &err) < 0) {
+	if (hub_account_remove_secrets(hub, id, &secrets, &err) < 0) {
 		cli_error("%s", err);
 		return EXIT_FAIL;
 	}
+	bool resumed = secrets == 0; /* every account has a sealed password */
 	char counts[4][32];
 	snprintf(counts[0], sizeof(counts[0]), "%u", secrets);
 	snprintf(counts[1], sizeof(counts[1]), "%llu", (unsigned long long)rm.messages);
 	snprintf(counts[2], sizeof(counts[2]), "%llu", (unsigned long long)rm.bytes);
 	snprintf(counts[3], sizeof(counts[3]), "%llu", (unsigned long long)rm.mailboxes);
 	struct audit_detail d[] = {{"credentials", counts[0]}, {"messages", counts[1]},
-				   {"bytes", counts[2]}, {"folders", counts[3]},
-				   {"scope", "all-devices"}};
-	int ret = EXIT_OK;
-	if (hub_audit(hub, &u, AUDIT_ACCOUNT_REMOVED, id, d, 5, &err) < 0) {
-		cli_error("%s", err);
-		ret = EXIT_FAIL;
+				   {"bytes", counts[2]},       {"folders", counts[3]},
+				   {"scope", "all-devices"},   {"resumed", "yes"}};
+	if (hub_audit(hub, &u, AUDIT_ACCOUNT_REMOVED, id, d, resumed ? 6 : 5, &err) < 0) {
+		cli_error("%s (run the removal again to finish it)", err);
+		return EXIT_FAIL;
 	}
 	char receipt[1024], when[32];
 	time_t now = time(NULL);
 	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
-	snprintf(receipt, sizeof(receipt),
-		 "receipt: account %lld of %s removed from all devices at %s: %u sealed "
-		 "credentials and the account's data key deleted; %llu messages in %llu folders "
-		 "(%llu bytes of message content not shared with other accounts) deleted; database "
-		 "pages zeroed (secure_delete) and write-ahead logs truncated.",
-		 id, user, when, secrets, (unsigned long long)rm.messages,
-		 (unsigned long long)rm.mailboxes, (unsigned long long)rm.bytes);
-	if (hub_receipt_add(hub, u.id, receipt, &err) < 0) {
-		cli_error("%s", err);
-		ret = EXIT_FAIL;
+	int len = snprintf(
+		receipt, sizeof(receipt),
+		"receipt: account %lld of %s removed from all devices at %s: %u sealed "
+		"credentials and the account's data key deleted; %llu messages in %llu folders "
+		"(%llu bytes of message content not shared with other accounts) deleted; database "
+		"pages zeroed (secure_delete) and write-ahead logs truncated.%s",
+		id, user, when, secrets, (unsigned long long)rm.messages,
+		(unsigned long long)rm.mailboxes, (unsigned long long)rm.bytes,
+		resumed ? " This finished a removal that was interrupted; what it had deleted "
+			  "already is not counted here."
+			: "");
+	if (len < 0 || (size_t)len >= sizeof(receipt)) {
+		cli_error("receipt too long");
+		return EXIT_FAIL;
+	}
+	if (hub_account_remove_finish(hub, id, u.id, receipt, &err) < 0) {
+		cli_error("%s (run the removal again to finish it)", err);
+		return EXIT_FAIL;
 	}
 	printf("%s\n", receipt);
-	return ret;
+	return EXIT_OK;
 }
 
 int cmd_account(struct cli *cli, int argc, char **argv)

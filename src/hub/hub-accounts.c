@@ -262,18 +262,19 @@ int hub_account_open_secret(struct hub *hub, const struct hub_user *user,
 	return 0;
 }
 
-int hub_account_remove(struct hub *hub, int64_t account_id, unsigned *secrets_r,
-		       const char **error_r)
+/* Run the statements (each bound to account_id) in one transaction, then
+ * checkpoint hub.db's WAL into the database and truncate it: secure_delete
+ * zeroed the freed pages, so no copy is left in the log either. The
+ * changes of the first statement go to *changes_r. An optional receipt is
+ * inserted in the same transaction. */
+static int remove_in_txn(struct hub *hub, int64_t account_id, const char *const *sql, size_t n,
+			 int64_t user_id, const char *receipt, unsigned *changes_r,
+			 const char **error_r)
 {
-	static const char *const sql[] = {
-		"DELETE FROM secrets WHERE account_id = ?1",
-		"DELETE FROM consents WHERE account_id = ?1",
-		"DELETE FROM accounts WHERE id = ?1",
-	};
-	unsigned secrets = 0;
+	unsigned changes = 0;
 	if (hub_exec(hub, "BEGIN IMMEDIATE", error_r) < 0)
 		return -1;
-	for (size_t i = 0; i < sizeof(sql) / sizeof(sql[0]); i++) {
+	for (size_t i = 0; i < n; i++) {
 		sqlite3_stmt *st;
 		if (hub_prepare(hub, sql[i], &st, error_r) < 0)
 			goto fail;
@@ -285,19 +286,52 @@ int hub_account_remove(struct hub *hub, int64_t account_id, unsigned *secrets_r,
 			goto fail;
 		}
 		if (i == 0)
-			secrets = (unsigned)sqlite3_changes(hub->db);
+			changes = (unsigned)sqlite3_changes(hub->db);
 	}
+	if (receipt != NULL && hub_receipt_add(hub, user_id, receipt, error_r) < 0)
+		goto fail;
 	if (hub_exec(hub, "COMMIT", error_r) < 0)
 		goto fail;
-	/* secure_delete zeroed the freed pages in the database; moving the WAL
-	 * into it and truncating the WAL leaves no copy in the log either. */
 	if (hub_exec(hub, "PRAGMA wal_checkpoint(TRUNCATE)", error_r) < 0)
 		return -1;
-	*secrets_r = secrets;
+	if (changes_r != NULL)
+		*changes_r = changes;
 	return 0;
 fail:
 	sqlite3_exec(hub->db, "ROLLBACK", NULL, NULL, NULL);
 	return -1;
+}
+
+int hub_account_remove_secrets(struct hub *hub, int64_t account_id, unsigned *secrets_r,
+			       const char **error_r)
+{
+	static const char *const sql[] = {
+		"DELETE FROM secrets WHERE account_id = ?1",
+		"DELETE FROM consents WHERE account_id = ?1",
+	};
+	return remove_in_txn(hub, account_id, sql, 2, 0, NULL, secrets_r, error_r);
+}
+
+int hub_account_remove_finish(struct hub *hub, int64_t account_id, int64_t user_id,
+			      const char *receipt, const char **error_r)
+{
+	static const char *const sql[] = {
+		"DELETE FROM secrets WHERE account_id = ?1",
+		"DELETE FROM consents WHERE account_id = ?1",
+		"DELETE FROM accounts WHERE id = ?1",
+	};
+	return remove_in_txn(hub, account_id, sql, 3, user_id, receipt, NULL, error_r);
+}
+
+int hub_account_remove(struct hub *hub, int64_t account_id, unsigned *secrets_r,
+		       const char **error_r)
+{
+	static const char *const sql[] = {
+		"DELETE FROM secrets WHERE account_id = ?1",
+		"DELETE FROM consents WHERE account_id = ?1",
+		"DELETE FROM accounts WHERE id = ?1",
+	};
+	return remove_in_txn(hub, account_id, sql, 3, 0, NULL, secrets_r, error_r);
 }
 
 int hub_consent_record(struct hub *hub, int64_t user_id, int64_t account_id,
@@ -331,4 +365,29 @@ int hub_receipt_add(struct hub *hub, int64_t user_id, const char *text, const ch
 	int rc = sqlite3_step(st);
 	sqlite3_finalize(st);
 	return rc == SQLITE_DONE ? 0 : hub_db_fail(hub, error_r, "record receipt");
+}
+
+int hub_receipt_find(struct hub *hub, int64_t user_id, const char *prefix, char **text_r,
+		     const char **error_r)
+{
+	sqlite3_stmt *st;
+	if (hub_prepare(hub,
+			"SELECT text FROM receipts WHERE user_id = ?1 AND substr(text, 1, ?3) = ?2 "
+			"ORDER BY time DESC, rowid DESC LIMIT 1",
+			&st, error_r) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, user_id);
+	sqlite3_bind_text(st, 2, prefix, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)strlen(prefix));
+	int rc = sqlite3_step(st);
+	int r = 0;
+	if (rc == SQLITE_ROW) {
+		const unsigned char *t = sqlite3_column_text(st, 0);
+		*text_r = strdup(t != NULL ? (const char *)t : "");
+		r = *text_r != NULL ? 1 : hub_fail(hub, error_r, "out of memory");
+	} else if (rc != SQLITE_DONE) {
+		r = hub_db_fail(hub, error_r, "find receipt");
+	}
+	sqlite3_finalize(st);
+	return r;
 }

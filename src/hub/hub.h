@@ -130,6 +130,17 @@ int hub_account_open_secret(struct hub *hub, const struct hub_user *user,
  * number of secrets deleted. */
 int hub_account_remove(struct hub *hub, int64_t account_id, unsigned *secrets_r,
 		       const char **error_r);
+/* A removal in two steps a crash cannot leave half done without a way to
+ * finish it: remove_secrets() deletes the sealed secrets, data key and
+ * consents and keeps the account row (an account without secrets is one
+ * being removed, so running the removal again finds it and finishes);
+ * remove_finish() deletes the row and records the receipt (when not NULL)
+ * in one transaction. Both checkpoint hub.db's WAL as hub_account_remove()
+ * does. */
+int hub_account_remove_secrets(struct hub *hub, int64_t account_id, unsigned *secrets_r,
+			       const char **error_r);
+int hub_account_remove_finish(struct hub *hub, int64_t account_id, int64_t user_id,
+			      const char *receipt, const char **error_r);
 
 /* Devices: each has a name unique per user and a bearer token shown once.
  * Only the token's SHA-256 is stored. */
@@ -160,6 +171,10 @@ int hub_consent_record(struct hub *hub, int64_t user_id, int64_t account_id,
 
 /* Removal receipts, kept in hub.db and printed. */
 int hub_receipt_add(struct hub *hub, int64_t user_id, const char *text, const char **error_r);
+/* The newest receipt of the user whose text starts with prefix: 1 found
+ * (*text_r is the caller's, free()), 0 none, -1 error. */
+int hub_receipt_find(struct hub *hub, int64_t user_id, const char *prefix, char **text_r,
+		     const char **error_r);
 
 /* The user's audit log (DIR/users/NAME/audit.log): append one entry and
  * record the new head in hub.db, so a truncated log is detected. */

@@ -97,7 +97,7 @@ static const char *const stmt_sql[ST_COUNT] = {
 		       "WHERE mailbox_id = ?1 AND uid = ?2",
 	[ST_MSG_FLAGS] = "UPDATE messages SET flags = ?2, keywords = ?3, modseq = ?4 WHERE id = ?1",
 	[ST_MSG_DEL] = "DELETE FROM messages WHERE id = ?1",
-	[ST_MSG_SET_UID] = "UPDATE messages SET uid = ?3, modseq = ?4 "
+	[ST_MSG_SET_UID] = "UPDATE messages SET uid = ?3, modseq = ?4, internaldate = ?5 "
 			   "WHERE mailbox_id = ?1 AND uid = -?2",
 	/* Server UIDs only: messages made through the device API have UIDs
 	 * from 2^32 on (store-local.c) and are not the sync's business. */
@@ -192,9 +192,30 @@ static sqlite3_stmt *stmt_get(struct store *s, enum stmt_id id)
 	return st;
 }
 
-/* Run a statement that returns no rows. */
+/* SQLite rolls a transaction back by itself on some errors (SQLITE_FULL,
+ * SQLITE_IOERR, SQLITE_NOMEM); the connection is then in autocommit mode
+ * and every later statement would commit on its own, outside the
+ * transaction the caller believes open. */
+static bool txn_lost(struct store *s)
+{
+	return s->in_txn && sqlite3_get_autocommit(s->db);
+}
+
+static const char *txn_lost_error(struct store *s, const char *what)
+{
+	snprintf(s->error, sizeof(s->error),
+		 "store: %s: the transaction was rolled back after an earlier error", what);
+	return s->error;
+}
+
+/* Run a statement that returns no rows. Refused (not run) when the
+ * caller's transaction was rolled back under it. */
 static int stmt_done(struct store *s, sqlite3_stmt *st, const char *what, const char **error_r)
 {
+	if (txn_lost(s)) {
+		*error_r = txn_lost_error(s, what);
+		return -1;
+	}
 	int rc = sqlite3_step(st);
 	sqlite3_reset(st);
 	if (rc != SQLITE_DONE) {
@@ -360,6 +381,11 @@ int store_commit(struct store *s, const char **error_r)
 {
 	/* Unchanged counter: nothing to write, and a transaction that wrote
 	 * nothing commits without touching the disk. */
+	if (txn_lost(s)) {
+		*error_r = txn_lost_error(s, "commit");
+		s->in_txn = false;
+		return -1;
+	}
 	sqlite3_stmt *st = stmt_get(s, ST_SET_MODSEQ);
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)s->modseq);
 	if ((s->modseq != s->modseq_at_begin &&
@@ -557,6 +583,11 @@ int store_mailbox_set_role(struct store *s, int64_t mailbox_id, const char *role
 int store_mailbox_set_state(struct store *s, int64_t mailbox_id, uint32_t uidvalidity,
 			    uint32_t uidnext, uint64_t highestmodseq, const char **error_r)
 {
+	if (!s->in_txn) {
+		/* On its own it would claim messages no transaction stored. */
+		*error_r = "store: sync state saved outside a transaction";
+		return -1;
+	}
 	sqlite3_stmt *st = stmt_get(s, ST_MBOX_STATE);
 	sqlite3_bind_int64(st, 1, mailbox_id);
 	sqlite3_bind_int64(st, 2, uidvalidity);
@@ -834,13 +865,14 @@ int store_message_expunge(struct store *s, int64_t mailbox_id, uint32_t uid,
 }
 
 int store_message_set_uid(struct store *s, int64_t mailbox_id, uint32_t old_uid,
-			  uint32_t new_uid, const char **error_r)
+			  uint32_t new_uid, int64_t internaldate, const char **error_r)
 {
 	sqlite3_stmt *st = stmt_get(s, ST_MSG_SET_UID);
 	sqlite3_bind_int64(st, 1, mailbox_id);
 	sqlite3_bind_int64(st, 2, old_uid);
 	sqlite3_bind_int64(st, 3, new_uid);
 	sqlite3_bind_int64(st, 4, next_modseq(s));
+	sqlite3_bind_int64(st, 5, internaldate);
 	return stmt_done(s, st, "renumber message", error_r);
 }
 

@@ -38,7 +38,10 @@ int store_open(const char *path, struct store **store_r, const char **error_r);
 /* Close; sets *store to NULL; accepts NULL. */
 void store_close(struct store **store);
 
-/* Transactions. begin takes the write lock (BEGIN IMMEDIATE). */
+/* Transactions. begin takes the write lock (BEGIN IMMEDIATE). If SQLite
+ * rolls an open transaction back by itself after an error (SQLITE_FULL,
+ * SQLITE_IOERR), later writes and the commit fail instead of committing
+ * one by one outside it. */
 int store_begin(struct store *s, const char **error_r);
 int store_commit(struct store *s, const char **error_r);
 void store_rollback(struct store *s);
@@ -78,7 +81,10 @@ int store_mailbox_set_role(struct store *s, int64_t mailbox_id, const char *role
 /* Remove the mailbox and all its messages (blobs no longer referenced
  * are deleted too). */
 int store_mailbox_delete(struct store *s, int64_t mailbox_id, const char **error_r);
-/* Record the sync state reached. */
+/* Record the sync state reached. A state that says "everything below
+ * uidnext is stored" belongs in the transaction that stored it: refused
+ * outside a transaction, and (like every write) if that transaction was
+ * rolled back after an error. */
 int store_mailbox_set_state(struct store *s, int64_t mailbox_id, uint32_t uidvalidity,
 			    uint32_t uidnext, uint64_t highestmodseq, const char **error_r);
 
@@ -113,10 +119,11 @@ int store_message_expunge(struct store *s, int64_t mailbox_id, uint32_t uid,
 			  const char **error_r);
 /* UIDVALIDITY re-pairing in three steps: stash() sets every message of
  * the mailbox aside (no UID); set_uid() gives a stashed message (by its old
- * UID) its new UID; drop_stashed() removes those left unpaired. */
+ * UID) its new UID and the internal date the server gives it now;
+ * drop_stashed() removes those left unpaired. */
 int store_mailbox_stash_uids(struct store *s, int64_t mailbox_id, const char **error_r);
 int store_message_set_uid(struct store *s, int64_t mailbox_id, uint32_t old_uid,
-			  uint32_t new_uid, const char **error_r);
+			  uint32_t new_uid, int64_t internaldate, const char **error_r);
 int store_mailbox_drop_stashed(struct store *s, int64_t mailbox_id, const char **error_r);
 
 /* Number of messages stored in a mailbox. */

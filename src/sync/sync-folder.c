@@ -47,20 +47,52 @@ int sync_fail(struct sync_ctx *ctx, const char *fmt, ...)
 	return -1;
 }
 
+int sync_store_failed(struct sync_ctx *ctx, const char *err)
+{
+	ctx->store_broken = true;
+	return sync_fail(ctx, "%s", err);
+}
+
 static int store_failed(struct sync_ctx *ctx, const char *err)
 {
-	return sync_fail(ctx, "%s", err);
+	return sync_store_failed(ctx, err);
+}
+
+/* Roll back the open transaction (it holds a failed write, or the commit
+ * failed) and open the next; the selected folder's state is what was
+ * committed last, so nothing claims messages that were not stored. */
+static void checkpoint_abandon(struct sync_ctx *ctx)
+{
+	const char *err;
+	store_rollback(ctx->store);
+	ctx->store_broken = false;
+	ctx->sel.uidvalidity = ctx->sel.committed.uidvalidity;
+	ctx->sel.stored_uidnext = ctx->sel.committed.uidnext;
+	ctx->sel.local_modseq = ctx->sel.committed.modseq;
+	if (store_begin(ctx->store, &err) < 0)
+		snprintf(ctx->error, sizeof(ctx->error), "%s", err);
 }
 
 int sync_checkpoint(struct sync_ctx *ctx)
 {
 	const char *err;
-	if (ctx->sel.mailbox_id != 0 &&
-	    store_mailbox_set_state(ctx->store, ctx->sel.mailbox_id, ctx->sel.uidvalidity,
-				    ctx->sel.stored_uidnext, ctx->sel.local_modseq, &err) < 0)
-		return store_failed(ctx, err);
-	if (store_commit(ctx->store, &err) < 0 || store_begin(ctx->store, &err) < 0)
-		return store_failed(ctx, err);
+	if (ctx->store_broken) {
+		checkpoint_abandon(ctx);
+		return -1;
+	}
+	if ((ctx->sel.mailbox_id != 0 &&
+	     store_mailbox_set_state(ctx->store, ctx->sel.mailbox_id, ctx->sel.uidvalidity,
+				     ctx->sel.stored_uidnext, ctx->sel.local_modseq, &err) < 0) ||
+	    store_commit(ctx->store, &err) < 0) {
+		sync_fail(ctx, "%s", err);
+		checkpoint_abandon(ctx);
+		return -1;
+	}
+	ctx->sel.committed.uidvalidity = ctx->sel.uidvalidity;
+	ctx->sel.committed.uidnext = ctx->sel.stored_uidnext;
+	ctx->sel.committed.modseq = ctx->sel.local_modseq;
+	if (store_begin(ctx->store, &err) < 0)
+		return sync_fail(ctx, "%s", err);
 	ctx->bytes_since_commit = 0;
 	ctx->msgs_since_commit = 0;
 	return 0;
@@ -447,7 +479,11 @@ static int body_begin(void *context, const struct imap_response *partial, uint64
 		*error_r = "two message bodies in one FETCH response";
 		return -1;
 	}
-	return store_blob_begin(ctx->store, size, &ctx->writer, error_r);
+	if (store_blob_begin(ctx->store, size, &ctx->writer, error_r) < 0) {
+		ctx->store_broken = true;
+		return -1;
+	}
+	return 0;
 }
 
 static int body_data(void *context, const void *data, size_t len, const char **error_r)
@@ -455,14 +491,20 @@ static int body_data(void *context, const void *data, size_t len, const char **e
 	struct sync_ctx *ctx = context;
 	ctx->progress.bytes_done += len;
 	report_progress(ctx, false);
-	return store_blob_write(ctx->writer, data, len, error_r);
+	if (store_blob_write(ctx->writer, data, len, error_r) < 0) {
+		ctx->store_broken = true;
+		return -1;
+	}
+	return 0;
 }
 
 static int body_end(void *context, const char **error_r)
 {
 	struct sync_ctx *ctx = context;
-	if (store_blob_finish(&ctx->writer, &ctx->streamed_blob, error_r) < 0)
+	if (store_blob_finish(&ctx->writer, &ctx->streamed_blob, error_r) < 0) {
+		ctx->store_broken = true;
 		return -1;
+	}
 	ctx->have_streamed_blob = true;
 	return 0;
 }
@@ -481,9 +523,9 @@ static int store_inline_body(struct sync_ctx *ctx, const struct imap_arg *body, 
 	return 0;
 }
 
-/* Record that uid arrived; everything below the first missing one of the
- * fetch list is stored, which is what a checkpoint records. */
-static int fetch_mark_done(struct sync_ctx *ctx, uint32_t uid)
+/* The position of uid in the fetch list; an error if it was not asked
+ * for or has arrived already. */
+static int fetch_index(struct sync_ctx *ctx, uint32_t uid, size_t *index_r)
 {
 	const struct uidvec *v = ctx->fetch_list;
 	size_t lo = 0, hi = v != NULL ? v->count : 0;
@@ -499,12 +541,21 @@ static int fetch_mark_done(struct sync_ctx *ctx, uint32_t uid)
 				 ctx->sel.folder->name, uid);
 	if (ctx->fetch_done[lo])
 		return sync_fail(ctx, "%s: server sent UID %u twice", ctx->sel.folder->name, uid);
-	ctx->fetch_done[lo] = true;
+	*index_r = lo;
+	return 0;
+}
+
+/* Record that the message at index of the fetch list is stored (only once
+ * it is: a checkpoint writes stored_uidnext in the same transaction);
+ * everything below the first missing one is. */
+static void fetch_mark_stored(struct sync_ctx *ctx, size_t index)
+{
+	const struct uidvec *v = ctx->fetch_list;
+	ctx->fetch_done[index] = true;
 	while (ctx->fetch_low < v->count && ctx->fetch_done[ctx->fetch_low])
 		ctx->fetch_low++;
 	ctx->sel.stored_uidnext = ctx->fetch_low < v->count ? v->uids[ctx->fetch_low]
 							     : v->uids[v->count - 1] + 1;
-	return 0;
 }
 
 /* A FETCH with a body: store the message. */
@@ -521,6 +572,7 @@ static int message_untagged(void *context, const struct imap_response *resp, con
 	uint32_t uid;
 	unsigned flags = 0;
 	int64_t date = 0, blob_id;
+	size_t index = 0;
 	const char *datestr = imap_arg_string(fetch_item(items, "INTERNALDATE"));
 	int r = -1;
 	if (!fetch_uid(items, &uid))
@@ -529,7 +581,7 @@ static int message_untagged(void *context, const struct imap_response *resp, con
 		sync_fail(ctx, "%s: bad FLAGS for UID %u", folder, uid);
 	else if (datestr == NULL || internaldate_parse(datestr, &date) < 0)
 		sync_fail(ctx, "%s: bad INTERNALDATE for UID %u", folder, uid);
-	else if (fetch_mark_done(ctx, uid) < 0)
+	else if (fetch_index(ctx, uid, &index) < 0)
 		; /* error set */
 	else
 		r = 0;
@@ -550,6 +602,7 @@ static int message_untagged(void *context, const struct imap_response *resp, con
 		*error_r = ctx->error;
 		return -1;
 	}
+	fetch_mark_stored(ctx, index);
 	uint64_t size = body->type == IMAP_ARG_STRING ? body->len : body->literal_size;
 	ctx->stats->new_messages++;
 	ctx->stats->new_bytes += size;
@@ -666,12 +719,16 @@ struct repair_ctx {
 	struct sync_ctx *ctx;
 	struct pair_key *remote;
 	unsigned *remote_flags;
+	int64_t *remote_dates;
 	char **remote_keywords;
 	size_t count, cap;
 	/* A header too large to arrive inline is hashed as it streams. */
 	EVP_MD_CTX *md;
 	unsigned char streamed_hash[32];
 	bool have_streamed_hash;
+	/* Checking a rename (no folder selected for sync): other untagged
+	 * responses are not the sync's. */
+	bool confirming;
 };
 
 static int header_begin(void *context, const struct imap_response *partial, uint64_t size,
@@ -713,10 +770,13 @@ static int repair_untagged(void *context, const struct imap_response *resp, cons
 	uint32_t uid;
 	uint64_t size;
 	unsigned flags;
+	int64_t date;
 	if (hdr == NULL)
-		return selected_untagged(rc->ctx, resp, error_r);
+		return rc->confirming ? 0 : selected_untagged(rc->ctx, resp, error_r);
+	const char *datestr = imap_arg_string(fetch_item(items, "INTERNALDATE"));
 	if (!fetch_uid(items, &uid) ||
 	    !imap_arg_number(fetch_item(items, "RFC822.SIZE"), UINT64_MAX, &size) ||
+	    datestr == NULL || internaldate_parse(datestr, &date) < 0 ||
 	    flags_parse(fetch_item(items, "FLAGS"), &flags, &rc->ctx->keywords) < 0 ||
 	    (hdr->type != IMAP_ARG_STRING &&
 	     !(hdr->type == IMAP_ARG_LITERAL_STREAM && rc->have_streamed_hash))) {
@@ -727,11 +787,14 @@ static int repair_untagged(void *context, const struct imap_response *resp, cons
 		size_t cap = rc->cap == 0 ? 256 : rc->cap * 2;
 		struct pair_key *k = realloc(rc->remote, cap * sizeof(*k));
 		unsigned *f = k != NULL ? realloc(rc->remote_flags, cap * sizeof(*f)) : NULL;
-		char **kw = f != NULL ? realloc(rc->remote_keywords, cap * sizeof(*kw)) : NULL;
+		int64_t *d = f != NULL ? realloc(rc->remote_dates, cap * sizeof(*d)) : NULL;
+		char **kw = d != NULL ? realloc(rc->remote_keywords, cap * sizeof(*kw)) : NULL;
 		if (k != NULL)
 			rc->remote = k;
 		if (f != NULL)
 			rc->remote_flags = f;
+		if (d != NULL)
+			rc->remote_dates = d;
 		if (kw == NULL) {
 			*error_r = "out of memory";
 			return -1;
@@ -749,6 +812,7 @@ static int repair_untagged(void *context, const struct imap_response *resp, cons
 		memcpy(k->hash, rc->streamed_hash, sizeof(k->hash));
 	rc->have_streamed_hash = false;
 	rc->remote_flags[rc->count] = flags;
+	rc->remote_dates[rc->count] = date;
 	rc->remote_keywords[rc->count] = strdup(buf_str(&rc->ctx->keywords));
 	if (rc->remote_keywords[rc->count] == NULL) {
 		*error_r = "out of memory";
@@ -756,6 +820,210 @@ static int repair_untagged(void *context, const struct imap_response *resp, cons
 	}
 	rc->count++;
 	return 0;
+}
+
+static void repair_ctx_free(struct repair_ctx *rc)
+{
+	for (size_t i = 0; i < rc->count; i++)
+		free(rc->remote_keywords[i]);
+	free(rc->remote_keywords);
+	free(rc->remote_flags);
+	free(rc->remote_dates);
+	free(rc->remote);
+	EVP_MD_CTX_free(rc->md);
+	memset(rc, 0, sizeof(*rc));
+}
+
+/* UID and size of every message the server lists (rename check). */
+struct confirm_ctx {
+	struct uidvec *v;
+	uint32_t below, uidvalidity;
+};
+
+static int confirm_untagged(void *context, const struct imap_response *resp,
+			    const char **error_r)
+{
+	struct confirm_ctx *cc = context;
+	const struct imap_arg *items = fetch_response(resp);
+	uint32_t uid;
+	uint64_t size, n;
+	if (resp->status == IMAP_STATUS_OK && resp->code != NULL &&
+	    strcasecmp(resp->code, "UIDVALIDITY") == 0 &&
+	    imap_arg_number(resp->code_args, UINT32_MAX, &n))
+		cc->uidvalidity = (uint32_t)n;
+	if (items == NULL || cc->v == NULL || !fetch_uid(items, &uid) || uid >= cc->below ||
+	    !imap_arg_number(fetch_item(items, "RFC822.SIZE"), UINT64_MAX, &size))
+		return 0;
+	if (cc->v->count > 0 && uid <= cc->v->uids[cc->v->count - 1]) {
+		*error_r = "server sent UIDs out of order";
+		return -1;
+	}
+	if (uidvec_add_sized(cc->v, uid, size) < 0) {
+		*error_r = "out of memory";
+		return -1;
+	}
+	return 0;
+}
+
+/* A server command of the rename check failed: 0 (not confirmed) while
+ * the session lives, else -1. */
+static int confirm_failed(struct sync_ctx *ctx, const char *name, const char *err)
+{
+	if (imap_client_is_open(ctx->client))
+		return 0;
+	return sync_fail(ctx, "%s: %s", name, err);
+}
+
+int sync_rename_confirmed(struct sync_ctx *ctx, const struct store_mailbox *box,
+			  const struct remote_folder *f)
+{
+	enum { SAMPLE = 8 };
+	const char *err;
+	struct store_msg *local = NULL;
+	size_t nlocal = 0, cap = 0;
+	struct uidvec server = {0};
+	struct store_local_gone *gone = NULL;
+	size_t ngone = 0;
+	struct repair_ctx rc = {.ctx = ctx, .confirming = true};
+	struct buf set;
+	int r = -1;
+	buf_init(&set, 4096);
+
+	/* What we hold from the server, in UID order. */
+	struct store_iter *it;
+	struct store_msg m;
+	if (store_iter_init(ctx->store, box->id, &it, &err) < 0)
+		return store_failed(ctx, err);
+	while (store_iter_next(it, &m)) {
+		if (m.local)
+			continue;
+		if (nlocal == cap) {
+			cap = cap == 0 ? 64 : cap * 2;
+			struct store_msg *n = realloc(local, cap * sizeof(*n));
+			if (n == NULL) {
+				store_iter_deinit(&it, &err);
+				free(local);
+				return sync_fail(ctx, "out of memory");
+			}
+			local = n;
+		}
+		local[nlocal] = m;
+		local[nlocal++].keywords = NULL;
+	}
+	if (store_iter_deinit(&it, &err) < 0) {
+		free(local);
+		return store_failed(ctx, err);
+	}
+
+	/* What the server has below our UIDNEXT. */
+	struct confirm_ctx cc = {NULL, box->uidnext, 0};
+	struct buf *b = imap_client_cmd(ctx->client, "EXAMINE", &err);
+	if (b == NULL || imap_cmd_astring(b, f->name, &err) < 0 ||
+	    imap_client_run(ctx->client, confirm_untagged, &cc, &err) != 0) {
+		r = confirm_failed(ctx, f->name, err);
+		goto out;
+	}
+	if (cc.uidvalidity != box->uidvalidity) {
+		r = 0;
+		goto out;
+	}
+	if (box->uidnext > 1) {
+		char range[32];
+		snprintf(range, sizeof(range), "1:%u", box->uidnext - 1);
+		cc.v = &server;
+		b = imap_client_cmd(ctx->client, "UID FETCH", &err);
+		if (b == NULL || imap_cmd_seqset(b, range, &err) < 0 ||
+		    imap_cmd_raw(b, "(UID RFC822.SIZE)", &err) < 0 ||
+		    imap_client_run(ctx->client, confirm_untagged, &cc, &err) != 0) {
+			r = confirm_failed(ctx, f->name, err);
+			goto out;
+		}
+	}
+	/* A rename keeps UIDs: every one of them must be a message we hold,
+	 * of the same size, or one moved or destroyed here that the server
+	 * still has at its origin. (Ours the server lacks were expunged.) */
+	if (store_local_gone(ctx->store, box->id, &gone, &ngone, &err) < 0) {
+		store_failed(ctx, err);
+		goto out;
+	}
+	size_t j = 0, common = 0;
+	for (size_t i = 0; i < server.count; i++) {
+		while (j < nlocal && local[j].uid < server.uids[i])
+			j++;
+		if (j < nlocal && local[j].uid == server.uids[i] &&
+		    local[j].size == server.sizes[i]) {
+			server.uids[common] = server.uids[i];
+			server.sizes[common++] = server.sizes[i];
+			continue;
+		}
+		bool was_here = false;
+		for (size_t g = 0; g < ngone && !was_here; g++)
+			was_here = gone[g].origin_uid == server.uids[i] &&
+				   gone[g].size == server.sizes[i];
+		if (!was_here) {
+			r = 0;
+			goto out;
+		}
+	}
+	server.count = common; /* the sample is taken from those we hold */
+	if (server.count == 0) {
+		/* Nothing in common: a rename only if we held nothing either
+		 * (then pairing loses nothing). */
+		r = nlocal == 0 ? 1 : 0;
+		goto out;
+	}
+	/* The same headers, on a sample spread over the folder. */
+	size_t nsample = server.count < SAMPLE ? server.count : SAMPLE;
+	uint32_t sample[SAMPLE];
+	for (size_t i = 0; i < nsample; i++)
+		sample[i] = server.uids[nsample == 1 ? 0 : i * (server.count - 1) / (nsample - 1)];
+	if (uidset_format(&set, sample, 0, nsample) < 0) {
+		sync_fail(ctx, "%s: cannot build FETCH", f->name);
+		goto out;
+	}
+	rc.md = EVP_MD_CTX_new();
+	if (rc.md == NULL) {
+		sync_fail(ctx, "out of memory");
+		goto out;
+	}
+	struct imap_literal_sink sink = {header_begin, header_data, header_end, &rc};
+	imap_client_set_literal_sink(ctx->client, &sink);
+	b = imap_client_cmd(ctx->client, "UID FETCH", &err);
+	int fetched = b == NULL || imap_cmd_seqset(b, buf_str(&set), &err) < 0 ||
+				      imap_cmd_raw(b, "(UID FLAGS INTERNALDATE RFC822.SIZE "
+						      "BODY.PEEK[HEADER])",
+						   &err) < 0
+			      ? -1
+			      : imap_client_run(ctx->client, repair_untagged, &rc, &err);
+	imap_client_set_literal_sink(ctx->client, NULL);
+	if (fetched != 0) {
+		r = confirm_failed(ctx, f->name, err);
+		goto out;
+	}
+	size_t matched = 0;
+	for (size_t i = 0; i < rc.count; i++) {
+		struct pair_key want;
+		j = 0;
+		while (j < nlocal && local[j].uid != rc.remote[i].uid)
+			j++;
+		if (j == nlocal)
+			continue;
+		if (local_header_key(ctx, &local[j], &want) < 0)
+			goto out;
+		if (cmp_pair_key(&want, &rc.remote[i]) != 0) {
+			r = 0;
+			goto out;
+		}
+		matched++;
+	}
+	r = matched == nsample ? 1 : 0;
+out:
+	repair_ctx_free(&rc);
+	buf_free(&set);
+	uidvec_free(&server);
+	free(gone);
+	free(local);
+	return r;
 }
 
 /* A server message not paired with a stored one: 1 when it is one that
@@ -804,7 +1072,7 @@ static int sync_folder_repair(struct sync_ctx *ctx)
 	imap_client_set_literal_sink(ctx->client, &sink);
 	struct buf *b = imap_client_cmd(ctx->client, "UID FETCH", &err);
 	int fetched = b == NULL || imap_cmd_seqset(b, "1:*", &err) < 0 ||
-				      imap_cmd_raw(b, "(UID FLAGS RFC822.SIZE BODY.PEEK[HEADER])",
+				      imap_cmd_raw(b, "(UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[HEADER])",
 						   &err) < 0
 			      ? -1
 			      : imap_client_run(ctx->client, repair_untagged, &rc, &err);
@@ -870,7 +1138,7 @@ static int sync_folder_repair(struct sync_ctx *ctx)
 		}
 		hit->used = true;
 		if (store_message_set_uid(ctx->store, ctx->sel.mailbox_id, hit->uid, k->uid,
-					  &err) < 0 ||
+					  rc.remote_dates[i], &err) < 0 ||
 		    store_local_renumber(ctx->store, ctx->sel.mailbox_id, hit->uid, k->uid, &err) <
 			    0 ||
 		    store_message_set_flags(ctx->store, ctx->sel.mailbox_id, k->uid,
@@ -905,13 +1173,8 @@ out:
 		if (store_begin(ctx->store, &err) < 0)
 			store_failed(ctx, err);
 	}
-	for (size_t i = 0; i < rc.count; i++)
-		free(rc.remote_keywords[i]);
-	free(rc.remote_keywords);
-	free(rc.remote_flags);
-	EVP_MD_CTX_free(rc.md);
-	free(rc.remote);
-		free(local);
+	repair_ctx_free(&rc);
+	free(local);
 	free(gone);
 	uidvec_free(&fetch);
 	return r;

@@ -85,9 +85,24 @@ struct sync_ctx {
 		uint32_t exists, uidvalidity, uidnext;
 		uint64_t highestmodseq;
 		bool nomodseq;
-		/* Progress of new-message fetching (committed with the data). */
+		/* Progress of new-message fetching: below this UID every
+		 * message of the fetch list is stored in the open transaction.
+		 * sync_checkpoint() writes it (with uidvalidity and
+		 * local_modseq) in the transaction that holds those messages. */
 		uint32_t stored_uidnext;
+		/* The folder's state as last committed (what the store holds
+		 * if the open transaction is lost): a failed checkpoint goes
+		 * back to it. */
+		struct {
+			uint32_t uidvalidity, uidnext;
+			uint64_t modseq;
+		} committed;
 	} sel;
+
+	/* A store write failed in the open transaction: it may be half done
+	 * (or rolled back by SQLite already, as on SQLITE_FULL), so it must
+	 * not be committed; the next checkpoint rolls it back instead. */
+	bool store_broken;
 
 	/* The messages being fetched (ascending UIDs), which of them arrived,
 	 * and the first that has not: responses to pipelined FETCH commands
@@ -117,7 +132,20 @@ struct sync_ctx {
 int sync_folder(struct sync_ctx *ctx, const struct remote_folder *folder);
 /* Set ctx->error and return -1. */
 int sync_fail(struct sync_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Commit and reopen the transaction. */
+/* sync-folder.c: a local folder gone from the server and the server
+ * folder f with its UIDVALIDITY (in the open transaction; selects f):
+ * 1 when the content confirms f is the folder renamed (the server's
+ * messages below our UIDNEXT are ours, same UIDs and sizes, a sample with
+ * the same headers), 0 when not, -1 on an error that ends the sync. */
+int sync_rename_confirmed(struct sync_ctx *ctx, const struct store_mailbox *box,
+			  const struct remote_folder *f);
+/* Set ctx->error from a store error and mark the transaction broken. */
+int sync_store_failed(struct sync_ctx *ctx, const char *err);
+/* Save the selected folder's state in the open transaction, commit it and
+ * open the next. If a store write failed since the last checkpoint, or the
+ * commit fails (disk full), the transaction is rolled back instead and the
+ * folder's state goes back to what was committed last; returns -1 then
+ * (ctx->error set; a new transaction is open unless that failed too). */
 int sync_checkpoint(struct sync_ctx *ctx);
 
 #endif

@@ -225,7 +225,7 @@ static int local_view_load(struct sync_ctx *ctx, struct store_mailbox *boxes, si
 		int r = store_local_mailbox_origin(ctx->store, boxes[j].id, &v->server_name[j],
 						   &v->local_only[j], &err);
 		if (r < 0)
-			return sync_fail(ctx, "%s", err);
+			return sync_store_failed(ctx, err);
 		v->renamed[j] = v->server_name[j] != NULL &&
 				strcmp(v->server_name[j], boxes[j].name) != 0;
 	}
@@ -240,7 +240,8 @@ static const char *server_name(const struct local_view *v, const struct store_ma
 
 /*
  * Map server folders to local mailboxes: same (server) name; else a
- * vanished local folder with the same UIDVALIDITY was renamed; the
+ * vanished local folder with the same UIDVALIDITY was renamed if its
+ * content confirms it (sync_rename_confirmed()); the
  * remaining local ones were deleted on the server, the remaining server
  * ones are new. Mailboxes created through the device API stay; folders
  * destroyed through it are not created again.
@@ -272,7 +273,7 @@ static int reconcile_folders(struct sync_ctx *ctx, struct folder_list *l,
 				if (gone < 0) {
 					free(matched);
 					local_view_free(&lv, nboxes);
-					return sync_fail(ctx, "%s", err);
+					return sync_store_failed(ctx, err);
 				}
 				if (gone > 0)
 					continue;
@@ -297,24 +298,33 @@ static int reconcile_folders(struct sync_ctx *ctx, struct folder_list *l,
 				bool taken = false;
 				for (size_t k = 0; k < nboxes; k++)
 					taken |= matched[k] && strcmp(boxes[k].name, f->name) == 0;
-				if (!taken) {
-					to = f;
+				if (taken)
+					continue;
+				/* UIDVALIDITY is unique per name only: the content
+				 * decides. */
+				int confirmed = sync_rename_confirmed(ctx, &boxes[j], f);
+				if (confirmed < 0)
+					r = -1;
+				if (confirmed != 0) {
+					to = confirmed > 0 ? f : NULL;
 					break;
 				}
 			}
 		}
+		if (r < 0)
+			break;
 		if (to != NULL) {
 			/* Renamed here too: the local name stays (the server name
 			 * is found again by UIDVALIDITY on every sync). */
 			if (!lv.renamed[j] &&
 			    store_mailbox_rename(ctx->store, boxes[j].id, to->name, to->delim,
 						 &err) < 0)
-				r = sync_fail(ctx, "%s", err);
+				r = sync_store_failed(ctx, err);
 			to->mailbox_id = boxes[j].id;
 			ctx->stats->folders_renamed++;
 		} else {
 			if (store_mailbox_delete(ctx->store, boxes[j].id, &err) < 0)
-				r = sync_fail(ctx, "%s", err);
+				r = sync_store_failed(ctx, err);
 			ctx->stats->folders_deleted++;
 		}
 		matched[j] = true;
@@ -328,13 +338,13 @@ static int reconcile_folders(struct sync_ctx *ctx, struct folder_list *l,
 								 f->name, &err);
 			if (gone != 0) {
 				if (gone < 0)
-					r = sync_fail(ctx, "%s", err);
+					r = sync_store_failed(ctx, err);
 				f->selectable = false; /* destroyed here: not again */
 				continue;
 			}
 			if (store_mailbox_create(ctx->store, ctx->account_id, f->name, f->delim,
 						 f->role, &f->mailbox_id, &err) < 0)
-				r = sync_fail(ctx, "%s", err);
+				r = sync_store_failed(ctx, err);
 			ctx->stats->folders_created++;
 			continue;
 		}
@@ -346,7 +356,7 @@ static int reconcile_folders(struct sync_ctx *ctx, struct folder_list *l,
 				    (old != NULL && f->role != NULL && strcmp(old, f->role) == 0);
 			if (!same &&
 			    store_mailbox_set_role(ctx->store, f->mailbox_id, f->role, &err) < 0)
-				r = sync_fail(ctx, "%s", err);
+				r = sync_store_failed(ctx, err);
 		}
 	}
 	free(matched);
@@ -383,7 +393,7 @@ static int sync_folders(struct sync_ctx *ctx)
 	if (list_folders(ctx, &l) < 0)
 		goto out;
 	if (store_mailboxes(ctx->store, ctx->account_id, &boxes, &nboxes, &err) < 0) {
-		sync_fail(ctx, "%s", err);
+		sync_store_failed(ctx, err);
 		goto out;
 	}
 	/* A listing that suddenly lost most folders gets a second look
@@ -415,6 +425,9 @@ static int sync_folders(struct sync_ctx *ctx)
 		ctx->sel.local_modseq = local != NULL ? local->highestmodseq : 0;
 		ctx->sel.stored_uidnext = ctx->sel.local_uidnext;
 		ctx->sel.uidvalidity = ctx->sel.local_uidvalidity;
+		ctx->sel.committed.uidvalidity = ctx->sel.local_uidvalidity;
+		ctx->sel.committed.uidnext = ctx->sel.local_uidnext;
+		ctx->sel.committed.modseq = ctx->sel.local_modseq;
 		/* Unchanged since last time: not even selected. */
 		if (f->have_status && local != NULL && local->uidvalidity == f->uidvalidity &&
 		    local->uidnext == f->uidnext && ctx->tier >= SYNC_TIER_CONDSTORE &&
@@ -486,7 +499,11 @@ int sync_account(struct store *store, const char *account_key, struct imap_clien
 		goto fail_err;
 	}
 	r = sync_folders(ctx);
-	if (store_commit(store, &err) < 0 && r == 0) {
+	/* What is left in the transaction: nothing of a folder (each ends
+	 * with its checkpoint), but a broken write must not be committed. */
+	if (ctx->store_broken)
+		store_rollback(store);
+	else if (store_commit(store, &err) < 0 && r == 0) {
 		sync_fail(ctx, "%s", err);
 		r = -1;
 	}
