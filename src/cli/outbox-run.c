@@ -457,13 +457,14 @@ static int64_t backoff(const struct outbox_options *o, unsigned attempts)
 }
 
 /* Send one claimed message and record the outcome. */
+static void outcome(struct run *r, struct store_outbox_item *it, enum smtp_result res,
+                    const char *reply, int64_t now, const char *w, struct outbox_stats *st);
+
 static void run_one(struct run *r, struct store_outbox_item *it, struct outbox_stats *st)
 {
 	char reply[SMTP_REPLY_SIZE], why[300], w[300];
 	who(r, it->account_id, w, sizeof(w));
-	const char *err;
 	enum smtp_result res = SMTP_PERMANENT;
-	int64_t now = time(NULL);
 	struct account_ctx *ac = run_account(r, it->account_id);
 	if (ac == NULL) {
 		snprintf(reply, sizeof(reply), "the account %lld no longer exists",
@@ -474,14 +475,23 @@ static void run_one(struct run *r, struct store_outbox_item *it, struct outbox_s
 	} else {
 		res = smtp_session_send(ac->smtp, it->mail_from, (const char *const *)it->rcpts,
 		                        it->n_rcpts, it->data, it->size, reply);
-		if (!ac->smtp_audited) {
-			/* One provider.login entry per session, on its first use. */
-			audit_smtp_login(r, ac->a,
-			                 res == SMTP_SENT || strncmp(reply, "535", 3) != 0);
-			ac->smtp_audited = true;
-		}
 	}
-	now = time(NULL);
+	outcome(r, it, res, reply, time(NULL), w, st);
+	if (ac != NULL && ac->smtp != NULL && !ac->smtp_audited) {
+		/* One provider.login entry per session, on its first use; written
+		 * after the outcome is recorded, so that no commit comes between the
+		 * server's 250 and 'sent' (a kill there would send it again). */
+		audit_smtp_login(r, ac->a, res == SMTP_SENT || strncmp(reply, "535", 3) != 0);
+		ac->smtp_audited = true;
+	}
+}
+
+/* Record the outcome of an attempt to send. */
+static void outcome(struct run *r, struct store_outbox_item *it, enum smtp_result res,
+                    const char *reply, int64_t now, const char *w, struct outbox_stats *st)
+{
+	const char *err;
+	struct account_ctx *ac = run_account(r, it->account_id);
 	if (res == SMTP_SENT) {
 		/* Recorded before anything else happens, with the Sent copy pending
 		 * (due now) unless the provider files it: the copy loop of this run,
