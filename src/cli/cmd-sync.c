@@ -116,7 +116,7 @@ static int sync_one(struct store *store, const struct sync_job *job, char **pass
 		const char *aerr;
 		if (hub_audit(job->hub, job->hub_user, AUDIT_PROVIDER_LOGIN, job->account_id, d, 3,
 			      &aerr) < 0)
-			cli_error("%s", aerr);
+			cli_error("%s: %s", who, aerr);
 	}
 	if (r < 0) {
 		cli_error("%s: %s", who, err);

@@ -109,7 +109,7 @@ static int run_kek(struct run *r)
 			vault_kek_free(&r->kek);
 	}
 	if (ret < 0) {
-		cli_error("%s", err);
+		cli_error("%s: %s", r->u->name, err);
 		r->kek_failed = true;
 	}
 	return ret;
@@ -161,7 +161,7 @@ static void audit_smtp_login(struct run *r, const struct hub_account *a, bool ok
 	struct audit_detail d[] = {
 	    {"server", host}, {"mechanism", "smtp-auth"}, {"result", ok ? "ok" : "failed"}};
 	if (hub_audit(r->hub, r->u, AUDIT_PROVIDER_LOGIN, a->id, d, 3, &err) < 0)
-		cli_error("%s", err);
+		cli_error("%s, account %lld: %s", r->u->name, (long long)a->id, err);
 }
 
 static int64_t backoff(const struct outbox_options *o, unsigned attempts);
@@ -259,7 +259,7 @@ static struct imap_client *copy_session(struct run *r, struct account_ctx *ac, c
 	                           {"result", lr == 0 ? "ok" : "failed"}};
 	const char *aerr;
 	if (hub_audit(r->hub, r->u, AUDIT_PROVIDER_LOGIN, ac->a->id, d, 3, &aerr) < 0)
-		cli_error("%s", aerr);
+		cli_error("%s, account %lld: %s", r->u->name, (long long)ac->a->id, aerr);
 	if (lr < 0) {
 		snprintf(ac->imap_error, sizeof(ac->imap_error), "%s", err);
 		imap_client_free(&ac->imap);
@@ -443,7 +443,8 @@ static void failure_notice(struct run *r, const struct store_outbox_item *it, co
 	    store_local_deliver(r->store, text, (size_t)len, now, &err) < 0 ||
 	    store_commit(r->store, &err) < 0) {
 		store_rollback(r->store);
-		cli_error("cannot deliver the failure notice: %s", err);
+		cli_error("%s, account %lld: cannot deliver the failure notice: %s", r->u->name,
+		          (long long)it->account_id, err);
 	}
 	free(text);
 }
@@ -540,7 +541,7 @@ int cli_outbox_run(struct hub *hub, const struct hub_user *u, const char *ppfile
 	memset(st, 0, sizeof(*st));
 	pthread_once(&curl_once, curl_init_once);
 	if (hub_account_list(hub, u->id, &r.accts, &r.n_accts, &err) < 0) {
-		cli_error("%s", err);
+		cli_error("%s: %s", u->name, err);
 		return -1;
 	}
 	r.ctx = calloc(r.n_accts + 1, sizeof(*r.ctx));

@@ -35,8 +35,7 @@ static int list_cb(void *ctx, const struct imap_response *resp, const char **err
 	const struct imap_arg *name = delim != NULL ? delim->next : NULL;
 	const char *n = imap_arg_string(name);
 	if (attrs == NULL || attrs->type != IMAP_ARG_LIST || delim == NULL || n == NULL ||
-	    name->len != strlen(n) ||
-	    n[0] == '\0' || name->len > MAILBOX_NAME_MAX)
+	    name->len != strlen(n) || n[0] == '\0' || name->len > MAILBOX_NAME_MAX)
 		return 0; /* not usable; other mailboxes may be */
 	if (l->n == MAILBOX_LIST_MAX || l->oom)
 		return 0;
@@ -68,7 +67,8 @@ static int list_cb(void *ctx, const struct imap_response *resp, const char **err
 	return 0;
 }
 
-struct namespace {
+struct namespace
+{
 	char prefix[256];
 	bool seen;
 };
@@ -86,8 +86,7 @@ static int namespace_cb(void *ctx, const struct imap_response *resp, const char 
 		return 0; /* NIL: no personal namespace */
 	const struct imap_arg *first = personal->list->list;
 	const char *prefix = imap_arg_string(first);
-	if (prefix == NULL || first->len != strlen(prefix) ||
-	    strlen(prefix) >= sizeof(ns->prefix))
+	if (prefix == NULL || first->len != strlen(prefix) || strlen(prefix) >= sizeof(ns->prefix))
 		return 0;
 	snprintf(ns->prefix, sizeof(ns->prefix), "%s", prefix);
 	ns->seen = true;
@@ -110,8 +109,7 @@ static const struct listed *listing_find(const struct listing *l, const char *na
 	return NULL;
 }
 
-static int copy_name(char *name_r, size_t size, const char *a, const char *b,
-                     const char **error_r)
+static int copy_name(char *name_r, size_t size, const char *a, const char *b, const char **error_r)
 {
 	int n = snprintf(name_r, size, "%s%s", a, b);
 	if (n < 0 || (size_t)n >= size) {
@@ -136,7 +134,8 @@ int imap_mailbox_find_sent(struct imap_client *c, char *name_r, size_t size, boo
 			return -1;
 	}
 	struct buf *b = imap_client_cmd(c, "LIST", error_r);
-	if (b == NULL || imap_cmd_quoted(b, "", error_r) < 0 || imap_cmd_quoted(b, "*", error_r) < 0 ||
+	if (b == NULL || imap_cmd_quoted(b, "", error_r) < 0 ||
+	    imap_cmd_quoted(b, "*", error_r) < 0 ||
 	    (imap_client_has_cap(c, "SPECIAL-USE") &&
 	     imap_cmd_raw(b, "RETURN (SPECIAL-USE)", error_r) < 0))
 		return IMAP_CMD_FAILED; /* nothing was sent */
@@ -184,8 +183,8 @@ static int search_cb(void *ctx, const struct imap_response *resp, const char **e
 	return 0;
 }
 
-int imap_mailbox_has_message_id(struct imap_client *c, const char *mailbox,
-                                const char *message_id, bool *found_r, const char **error_r)
+int imap_mailbox_has_message_id(struct imap_client *c, const char *mailbox, const char *message_id,
+                                bool *found_r, const char **error_r)
 {
 	struct buf *b = imap_client_cmd(c, "EXAMINE", error_r);
 	if (b == NULL || imap_cmd_astring(b, mailbox, error_r) < 0)

@@ -27,10 +27,12 @@
 int imap_mailbox_find_sent(struct imap_client *c, char *name_r, size_t size, bool *exists_r,
                            const char **error_r);
 
-/* Is a message with this Message-ID (the header's value, e.g.
- * "<abc@example.org>") in mailbox? EXAMINEs the mailbox (the session stays
- * in it, read-only) and runs UID SEARCH HEADER Message-ID. */
-int imap_mailbox_has_message_id(struct imap_client *c, const char *mailbox,
-                                const char *message_id, bool *found_r, const char **error_r);
+/* Is a message with this Message-ID (e.g. "abc@example.org", with or
+ * without the <>: SEARCH HEADER matches a substring of the field) in
+ * mailbox? EXAMINEs the mailbox (the session stays in it, read-only) and
+ * runs UID SEARCH HEADER Message-ID. The id must be printable ASCII without
+ * CR/LF (else IMAP_CMD_FAILED, nothing sent). */
+int imap_mailbox_has_message_id(struct imap_client *c, const char *mailbox, const char *message_id,
+                                bool *found_r, const char **error_r);
 
 #endif
