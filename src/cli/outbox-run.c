@@ -218,9 +218,10 @@ static bool provider_files(struct run *r, struct account_ctx *ac)
 	return ac->provider_files == 1;
 }
 
-/* The account's IMAP session for Sent copies, logged in (NULL with *why and
- * *temporary when it cannot be had; a failure is remembered for the rest of
- * the run so that one account's copies do not retry the login each). */
+/* The account's IMAP session for Sent copies, logged in; NULL with *why when
+ * it cannot be had (the failure is remembered for the rest of the run, so
+ * that each of the account's copies does not try to log in again: they are
+ * retried with backoff in a later run). */
 static struct imap_client *copy_session(struct run *r, struct account_ctx *ac, const char **why)
 {
 	char host[256], port[8];
@@ -457,10 +458,10 @@ static int64_t backoff(const struct outbox_options *o, unsigned attempts)
 	return d < OUTBOX_MAX_BACKOFF_S ? d : OUTBOX_MAX_BACKOFF_S;
 }
 
-/* Send one claimed message and record the outcome. */
 static void outcome(struct run *r, struct store_outbox_item *it, enum smtp_result res,
                     const char *reply, int64_t now, const char *w, struct outbox_stats *st);
 
+/* Send one claimed message and record the outcome. */
 static void run_one(struct run *r, struct store_outbox_item *it, struct outbox_stats *st)
 {
 	char reply[SMTP_REPLY_SIZE], why[300], w[300];
