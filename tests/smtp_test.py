@@ -728,6 +728,24 @@ def t_sync_login_unavailable(tmp):
         fake.stop()
 
 
+def t_smtp_auth_temporary(tmp):
+    # 454 to AUTH is temporary: queued again with backoff, and the message
+    # names the user and the account.
+    fx = fixture(tmp)
+    s = Smtpd(fx, tmp, "auth454", "starttls")
+    try:
+        h = Hub(fx, tmp, "auth454", s, login="temp-auth-fail")
+        out, _ = h.send(MSG, "--retry-base", "5")
+        check(re.search(r"alice, account 1: queued 1: attempt 1 failed \(454 4\.7\.0 Temporary "
+                        r"authentication failure.*next attempt in 5 s", out), out)
+        rows = h.outbox_rows()
+        check(rows[0][1] == 0 and rows[0][2] == 1, "%s" % rows)
+        check(s.received() == [], "sent without authentication")
+        check(re.search(r"provider\.login.*result=failed", h.audit()), h.audit())
+    finally:
+        s.stop()
+
+
 SCENARIOS = {name[2:]: fn for name, fn in globals().items() if name.startswith("t_")}
 
 if __name__ == "__main__":

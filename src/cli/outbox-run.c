@@ -483,7 +483,9 @@ static void run_one(struct run *r, struct store_outbox_item *it, struct outbox_s
 		/* One provider.login entry per session, on its first use; written
 		 * after the outcome is recorded, so that no commit comes between the
 		 * server's 250 and 'sent' (a kill there would send it again). */
-		audit_smtp_login(r, ac->a, res == SMTP_SENT || strncmp(reply, "535", 3) != 0);
+		bool refused = strncmp(reply, "535", 3) == 0 || strncmp(reply, "534", 3) == 0 ||
+		               strncmp(reply, "454", 3) == 0;
+		audit_smtp_login(r, ac->a, res == SMTP_SENT || !refused);
 		ac->smtp_audited = true;
 	}
 }
