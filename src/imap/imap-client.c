@@ -551,8 +551,13 @@ int imap_client_login(struct imap_client *c, const char *user, const char *passw
 		bool temp = false;
 		for (size_t i = 0; i < sizeof(temporary) / sizeof(temporary[0]); i++)
 			temp = temp || strcasecmp(c->last_code, temporary[i]) == 0;
+		/* What the server said, without the host name it starts with. */
 		char said[300];
-		snprintf(said, sizeof(said), "%s", *error_r);
+		const char *text = *error_r;
+		size_t hl = strlen(c->host);
+		if (strncmp(text, c->host, hl) == 0 && strncmp(text + hl, ": ", 2) == 0)
+			text += hl + 2;
+		snprintf(said, sizeof(said), "%s", text);
 		if (temp) {
 			snprintf(c->error, sizeof(c->error),
 				 "%s: temporary authentication failure for %s, to be retried "
