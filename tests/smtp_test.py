@@ -379,7 +379,8 @@ def t_serve_outbox_thread(tmp):
     serve = None
     try:
         h = Hub(fx, tmp, "serve", s)
-        h.send(MSG, "--queue-only")
+        marker = b"X-Keep: serve-%d" % time.time_ns()
+        h.send(MSG.replace(b"X-Keep: yes", marker), "--queue-only")
         serve = subprocess.Popen([BIN, "--data", h.dir, "serve", "--listen", "127.0.0.1:0",
                                   "--sync-interval", "0"], stdout=subprocess.PIPE,
                                  stderr=subprocess.PIPE, text=True)
@@ -393,6 +394,24 @@ def t_serve_outbox_thread(tmp):
                 break
             time.sleep(0.1)
         check(h.outbox_rows()[0][1] == 2, "%s" % h.outbox_rows())
+        # The outbox thread files the Sent copy too, and resumes one left
+        # pending (here: as if a process had been killed after the APPEND).
+        for _ in range(50):
+            if h.outbox_rows()[0][4] == "appended":
+                break
+            time.sleep(0.1)
+        check(h.outbox_rows()[0][4] == "appended", "%s" % h.outbox_rows())
+        db = h.store()
+        db.execute("UPDATE outbox SET sent_copy = '', copy_next = 0 WHERE id = 1")
+        db.commit()
+        db.close()
+        for _ in range(100):
+            if h.outbox_rows()[0][4] == "appended":
+                break
+            time.sleep(0.1)
+        rows = h.outbox_rows()
+        check(rows[0][4] == "appended" and rows[0][5] == 2, "%s" % rows)
+        check(sent_copies(fx, marker) == received_with(s, marker), "Sent copies differ")
         serve.send_signal(signal.SIGTERM)
         check(serve.wait(timeout=20) == 0, "serve did not stop cleanly")
         serve = None
@@ -748,9 +767,30 @@ def t_smtp_auth_temporary(tmp):
 
 SCENARIOS = {name[2:]: fn for name, fn in globals().items() if name.startswith("t_")}
 
+def stop_shared_fixture():
+    global _fx
+    if _fx is not None:
+        _fx.stop()
+        _fx = None
+
+
 if __name__ == "__main__":
+    # The shared Dovecot stops at the end of the last scenario: run_scenarios
+    # removes the temporary directory (and with it dovecot.conf, which
+    # `dovecot.sh stop` needs) before it returns.
+    names = sys.argv[1:] or list(SCENARIOS)
+    scenarios = dict(SCENARIOS)
+    last = scenarios.get(names[-1])
+
+    def last_then_stop(tmp, fn=last):
+        try:
+            fn(tmp)
+        finally:
+            stop_shared_fixture()
+
+    if last is not None:
+        scenarios[names[-1]] = last_then_stop
     try:
-        run_scenarios(SCENARIOS, "mk-smtp-", sys.argv[1:])
+        run_scenarios(scenarios, "mk-smtp-", names)
     finally:
-        if _fx is not None:
-            _fx.stop()
+        stop_shared_fixture()
