@@ -133,7 +133,7 @@ static int sync_one(struct store *store, const struct sync_job *job, char **pass
 		imap_client_logout(client);
 	printf("%s %s: %u folders (%u checked), %llu new messages (%.1f MB), %llu flag changes, "
 	       "%llu expunged, folders +%u ~%u -%u%s%s, %s%s, %.2f s\n",
-	       r == 0 ? "synced" : "sync incomplete", job->user, st.folders, st.folders_selected,
+	       r == 0 ? "synced" : "sync incomplete", who, st.folders, st.folders_selected,
 	       (unsigned long long)st.new_messages, (double)st.new_bytes / 1e6,
 	       (unsigned long long)st.flag_changes, (unsigned long long)st.expunged,
 	       st.folders_created, st.folders_renamed, st.folders_deleted,
