@@ -6,7 +6,7 @@ Dovecot of tests/fixture/dovecot.sh for the Sent copy.
 
 usage: smtp_test.py [SCENARIO...]   (env MK_BIN: the mailkeep binary)
 """
-import base64, glob, json, os, re, signal, sqlite3, subprocess, sys, time
+import base64, glob, json, os, re, shutil, signal, sqlite3, subprocess, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from sync_test import BIN, SRC, Fixture, check, run_scenarios  # noqa: E402
@@ -77,12 +77,12 @@ class Hub:
     """A hub with user alice and one account (the fixture's alice) whose
     SMTP server is smtpd."""
 
-    def __init__(self, fx, tmp, name, smtpd, login="alice"):
+    def __init__(self, fx, tmp, name, smtpd, login="alice", imap_url=None):
         self.fx = fx
         self.dir = os.path.join(tmp, name + "-hub")
         mk(self.dir, "init")
         mk(self.dir, "user", "add", "alice")
-        mk(self.dir, "account", "add", "--user", "alice", "--imap", fx.url(), "--smtp",
+        mk(self.dir, "account", "add", "--user", "alice", "--imap", imap_url or fx.url(), "--smtp",
            smtpd.url(), "--login", login, "--password-file", fx.env["PASS_FILE"],
            "--ca-file", fx.env["CA_FILE"], "--consent")
 
@@ -100,8 +100,12 @@ class Hub:
         if not os.path.exists(os.path.join(self.dir, "users", "alice", "store.db")):
             return []
         db = self.store()
-        rows = db.execute("SELECT id, state, attempts, last_reply, sent_copy FROM outbox "
-                          "ORDER BY id").fetchall()
+        try:
+            rows = db.execute("SELECT id, state, attempts, last_reply, sent_copy, copy_attempts, "
+                              "copy_error FROM outbox ORDER BY id").fetchall()
+        except sqlite3.OperationalError:  # a store from before the Sent copy's own state
+            rows = db.execute("SELECT id, state, attempts, last_reply, sent_copy, NULL, NULL "
+                              "FROM outbox ORDER BY id").fetchall()
         db.close()
         return rows
 
@@ -375,7 +379,8 @@ def t_serve_outbox_thread(tmp):
     serve = None
     try:
         h = Hub(fx, tmp, "serve", s)
-        h.send(MSG, "--queue-only")
+        marker = b"X-Keep: serve-%d" % time.time_ns()
+        h.send(MSG.replace(b"X-Keep: yes", marker), "--queue-only")
         serve = subprocess.Popen([BIN, "--data", h.dir, "serve", "--listen", "127.0.0.1:0",
                                   "--sync-interval", "0"], stdout=subprocess.PIPE,
                                  stderr=subprocess.PIPE, text=True)
@@ -389,6 +394,24 @@ def t_serve_outbox_thread(tmp):
                 break
             time.sleep(0.1)
         check(h.outbox_rows()[0][1] == 2, "%s" % h.outbox_rows())
+        # The outbox thread files the Sent copy too, and resumes one left
+        # pending (here: as if a process had been killed after the APPEND).
+        for _ in range(50):
+            if h.outbox_rows()[0][4] == "appended":
+                break
+            time.sleep(0.1)
+        check(h.outbox_rows()[0][4] == "appended", "%s" % h.outbox_rows())
+        db = h.store()
+        db.execute("UPDATE outbox SET sent_copy = '', copy_next = 0 WHERE id = 1")
+        db.commit()
+        db.close()
+        for _ in range(100):
+            if h.outbox_rows()[0][4] == "appended":
+                break
+            time.sleep(0.1)
+        rows = h.outbox_rows()
+        check(rows[0][4] == "appended" and rows[0][5] == 2, "%s" % rows)
+        check(sent_copies(fx, marker) == received_with(s, marker), "Sent copies differ")
         serve.send_signal(signal.SIGTERM)
         check(serve.wait(timeout=20) == 0, "serve did not stop cleanly")
         serve = None
@@ -489,11 +512,299 @@ def t_jmap_submission(tmp):
         s.stop()
 
 
+# --- the Sent copy: durable, resumed, retried, found, never twice --------------
+
+FAKEIMAP = os.path.join(SRC, "tests", "fixture", "fakeimap.py")
+
+
+class FakeImap:
+    """tests/fixture/fakeimap.py: every login answered with reply for the
+    first `fail` sessions (all when -1), then passed through to fx's imaps."""
+
+    def __init__(self, fx, tmp, name, reply, fail=-1):
+        self.count_file = os.path.join(tmp, name + "-imap-count")
+        self.p = subprocess.Popen([PY, FAKEIMAP, "--cert", os.path.join(fx.dir, "server.pem"),
+                                   "--key", os.path.join(fx.dir, "server.key"),
+                                   "--login-reply", reply, "--fail", str(fail),
+                                   "--backend", fx.env["IMAPS_PORT"],
+                                   "--count-file", self.count_file],
+                                  stdout=subprocess.PIPE, text=True)
+        m = re.match(r"ready (\d+)", self.p.stdout.readline())
+        check(m is not None, "fakeimap did not start")
+        self.port = int(m.group(1))
+
+    def url(self):
+        return "imaps://127.0.0.1:%d" % self.port
+
+    def stop(self):
+        self.p.terminate()
+        self.p.wait(timeout=10)
+
+
+def sent_copies(fx, marker, folder="Sent"):
+    """The bodies in the server's folder that contain marker."""
+    c = fx.conn()
+    typ, _ = c.select(imapctl.quote(folder), readonly=True)
+    bodies = []
+    if typ == "OK":
+        typ, data = c.uid("FETCH", "1:*", "(BODY.PEEK[])")
+        bodies = [d[1] for d in data if isinstance(d, tuple) and marker in d[1]]
+    c.logout()
+    return bodies
+
+
+def received_with(s, marker):
+    return [r["data"].encode("latin-1") for r in s.received()
+            if marker.decode() in r["data"]]
+
+
+def t_sent_copy_inbox_prefix(tmp):
+    # Courier's layout: folders under "INBOX.", no SPECIAL-USE; "Sent" alone is
+    # refused ("nonexistent namespace"; Courier: "Invalid mailbox name").
+    fx = Fixture(tmp, "dc-prefix", "--inbox-prefix", count=0)
+    s = Smtpd(fx, tmp, "prefix", "starttls")
+    try:
+        marker = b"X-Keep: prefix-%d" % time.time_ns()
+        # An existing "Sent Messages" under the prefix is the Sent folder.
+        c = fx.conn()
+        check(c.create(imapctl.quote("INBOX.Sent Messages"))[0] == "OK", "create")
+        c.logout()
+        h0 = Hub(fx, tmp, "prefix0", s)
+        h0.send(MSG.replace(b"X-Keep: yes", marker + b"-0"))
+        check(h0.outbox_rows()[0][4] == "appended", "%s" % h0.outbox_rows())
+        copies = sent_copies(fx, marker, "INBOX.Sent Messages")
+        check(copies == received_with(s, marker), "INBOX.Sent Messages: %d" % len(copies))
+        c = fx.conn()
+        check(c.delete(imapctl.quote("INBOX.Sent Messages"))[0] == "OK", "delete")
+        c.logout()
+        # None: INBOX.Sent is created.
+        h = Hub(fx, tmp, "prefix", s)
+        h.send(MSG.replace(b"X-Keep: yes", marker + b"-1"))
+        rows = h.outbox_rows()
+        check(rows[0][4] == "appended", "sent copy: %s" % rows)
+        # A second hub finds the INBOX.Sent that now exists (NAMESPACE + LIST).
+        h2 = Hub(fx, tmp, "prefix2", s)
+        h2.send(MSG.replace(b"X-Keep: yes", marker + b"-2"))
+        check(h2.outbox_rows()[0][4] == "appended", "%s" % h2.outbox_rows())
+        copies = sent_copies(fx, marker, "INBOX.Sent")
+        got = [g for g in received_with(s, marker) if marker + b"-0" not in g]
+        check(sorted(copies) == sorted(got) and len(copies) == 2,
+              "INBOX.Sent holds %d copies" % len(copies))
+        c = fx.conn()
+        typ, names = c.list()
+        c.logout()
+        names = sorted(n.decode().rsplit(" ", 1)[-1] for n in names)
+        check(names == ["INBOX", "INBOX.Sent"], "folders: %s" % names)
+    finally:
+        s.stop()
+        fx.stop()
+
+
+def t_sent_copy_resumes_after_kill(tmp):
+    # Killed after the server's 250 and 'sent', before the APPEND: the copy is
+    # pending, and the next run files it (once).
+    fx = fixture(tmp)
+    s = Smtpd(fx, tmp, "copykill", "starttls")
+    try:
+        h = Hub(fx, tmp, "copykill", s)
+        marker = b"X-Keep: copykill-%d" % time.time_ns()
+        h.send(MSG.replace(b"X-Keep: yes", marker), "--queue-only")
+        killed_after_sent = False
+        for n in range(1, 40):
+            env = dict(os.environ, MK_CRASH_AFTER_COMMIT=str(n))
+            r = subprocess.run([BIN, "--data", h.dir, "outbox", "--user", "alice", "run"],
+                               env=env, capture_output=True, timeout=120)
+            check(r.returncode in (0, -9), "outbox run exited %d: %s" % (r.returncode, r.stderr))
+            rows = h.outbox_rows()
+            if r.returncode == -9 and rows[0][1] == 2 and rows[0][4] == "":
+                killed_after_sent = True
+                break
+            check(r.returncode == -9, "never killed between 'sent' and the Sent copy")
+        check(killed_after_sent, "no kill point left the copy pending: %s" % h.outbox_rows())
+        check(sent_copies(fx, marker) == [], "copy filed before the kill")
+        out, _ = h.outbox("run")
+        check(re.search(r"1 filed", out), out)
+        rows = h.outbox_rows()
+        check(rows[0][4] == "appended", "%s" % rows)
+        check(sent_copies(fx, marker) == received_with(s, marker) and
+              len(received_with(s, marker)) == 1, "Sent copy not filed exactly once")
+    finally:
+        s.stop()
+
+
+def t_sent_copy_retried_with_backoff(tmp):
+    # The IMAP server refuses the first login for a temporary reason: the Sent
+    # copy stays pending, is not due at once, and is filed after the backoff.
+    fx = fixture(tmp)
+    s = Smtpd(fx, tmp, "copyretry", "starttls")
+    fake = FakeImap(fx, tmp, "copyretry", "NO [UNAVAILABLE] Temporary authentication failure",
+                    fail=1)
+    try:
+        h = Hub(fx, tmp, "copyretry", s, imap_url=fake.url())
+        marker = b"X-Keep: copyretry-%d" % time.time_ns()
+        out, err = h.send(MSG.replace(b"X-Keep: yes", marker), "--retry-base", "2")
+        check(re.search(r"^sent 1 ", out, re.M), out)
+        check(re.search(r"alice, account 1: outbox 1: Sent copy attempt 1 failed \(.*temporary"
+                        r".*UNAVAILABLE.*next attempt in 2 s", err), err)
+        rows = h.outbox_rows()
+        check(rows[0][1] == 2 and rows[0][4] == "" and rows[0][5] == 1 and
+              "temporary" in rows[0][6], "%s" % rows)
+        out, _ = h.outbox("list")
+        check("sent-copy=pending copy-attempts=1" in out, out)
+        out, _ = h.outbox("--retry-base", "2", "run")
+        check("0 filed" in out, "filed before its time: " + out)
+        time.sleep(2.2)
+        out, _ = h.outbox("--retry-base", "2", "run")
+        check("1 filed" in out, out)
+        rows = h.outbox_rows()
+        check(rows[0][4] == "appended" and rows[0][5] == 2, "%s" % rows)
+        check(sent_copies(fx, marker) == received_with(s, marker), "Sent copy differs")
+    finally:
+        fake.stop()
+        s.stop()
+
+
+def t_sent_copy_not_filed_twice(tmp):
+    # An attempt that APPENDed and was killed before recording it: the next
+    # attempt finds the copy by Message-ID and does not APPEND again.
+    fx = fixture(tmp)
+    s = Smtpd(fx, tmp, "copytwice", "starttls")
+    try:
+        h = Hub(fx, tmp, "copytwice", s)
+        marker = b"X-Keep: copytwice-%d" % time.time_ns()
+        h.send(MSG.replace(b"X-Keep: yes", marker))
+        check(len(sent_copies(fx, marker)) == 1, "no first copy")
+        db = h.store()
+        db.execute("UPDATE outbox SET sent_copy = '', copy_next = 0 WHERE id = 1")
+        db.commit()
+        db.close()
+        out, _ = h.outbox("run")
+        check("1 filed" in out, out)
+        check(h.outbox_rows()[0][4] == "appended", "%s" % h.outbox_rows())
+        check(len(sent_copies(fx, marker)) == 1, "filed twice: %d" % len(sent_copies(fx, marker)))
+    finally:
+        s.stop()
+
+
+def t_kill_at_every_commit_outbox(tmp):
+    # Kill `outbox run` after its Nth durable commit, for every N, resume, and
+    # compare with the servers: each message received (a duplicate only in the
+    # documented window), exactly one byte-exact copy of each in Sent, nothing
+    # left 'sent' without its copy.
+    fx = fixture(tmp)
+    s = Smtpd(fx, tmp, "kac", "starttls")
+    max_n = int(os.environ.get("MK_KILL_MAX", "80"))  # bound for CI
+    dups = 0
+    try:
+        n = 0
+        while True:
+            n += 1
+            check(n <= max_n, "outbox run still killed after %d commits" % max_n)
+            h = Hub(fx, tmp, "kac%d" % n, s)
+            marker = b"X-Keep: kac-%d-%d" % (n, time.time_ns())
+            msgs = [MSG.replace(b"X-Keep: yes", marker + b"-%d" % i) for i in range(2)]
+            for m in msgs:
+                h.send(m, "--queue-only")
+            env = dict(os.environ, MK_CRASH_AFTER_COMMIT=str(n))
+            r = subprocess.run([BIN, "--data", h.dir, "outbox", "--user", "alice", "run"],
+                               env=env, capture_output=True, timeout=120)
+            check(r.returncode in (0, -9), "N=%d: exited %d: %s" % (n, r.returncode, r.stderr))
+            if r.returncode == -9:
+                out, _ = h.outbox("run")
+            rows = h.outbox_rows()
+            check(all(row[1] == 2 and row[4] == "appended" for row in rows),
+                  "N=%d: after the resume: %s" % (n, rows))
+            got = received_with(s, marker)
+            copies = sent_copies(fx, marker)
+            for i in range(len(msgs)):
+                mine = marker + b"-%d\r\n" % i
+                sent_i = [g for g in got if mine in g]
+                copies_i = [c for c in copies if mine in c]
+                check(len(sent_i) >= 1, "N=%d: message %d never reached the server" % (n, i))
+                check(len(copies_i) == 1 and copies_i[0] in sent_i,
+                      "N=%d: message %d has %d Sent copies" % (n, i, len(copies_i)))
+                dups += len(sent_i) - 1
+            check(dups <= n, "more duplicates than kills")
+            shutil.rmtree(h.dir)
+            if r.returncode == 0:
+                break
+        print("     kill-at-every-commit: %d kill points, %d duplicate submissions" % (n - 1, dups))
+        check(dups == 0, "duplicates at commit points: %d" % dups)
+    finally:
+        s.stop()
+
+
+# --- temporary login failures ([UNAVAILABLE]) ------------------------------------
+
+def t_sync_login_unavailable(tmp):
+    fx = fixture(tmp)
+    s = Smtpd(fx, tmp, "unavail", "starttls")
+    fake = FakeImap(fx, tmp, "unavail", "NO [UNAVAILABLE] Temporary authentication failure",
+                    fail=1)
+    try:
+        h = Hub(fx, tmp, "unavail", s, imap_url=fake.url())
+        _, err = mk(h.dir, "sync", "--user", "alice", "--quiet", expect=75)
+        check(re.search(r"alice, account 1: .*temporary authentication failure.*UNAVAILABLE", err)
+              and "check the login and password" not in err, err)
+        # Tried again later, it works (the fake now passes through to Dovecot).
+        mk(h.dir, "sync", "--user", "alice", "--quiet")
+    finally:
+        fake.stop()
+        s.stop()
+    fake = FakeImap(fx, tmp, "authfail", "NO [AUTHENTICATIONFAILED] Authentication failed")
+    try:
+        h = Hub(fx, tmp, "authfail", s, imap_url=fake.url())
+        _, err = mk(h.dir, "sync", "--user", "alice", "--quiet", expect=1)
+        check(re.search(r"alice, account 1: .*authentication failed .*check the login and "
+                        r"password.*AUTHENTICATIONFAILED", err), err)
+    finally:
+        fake.stop()
+
+
+def t_smtp_auth_temporary(tmp):
+    # 454 to AUTH is temporary: queued again with backoff, and the message
+    # names the user and the account.
+    fx = fixture(tmp)
+    s = Smtpd(fx, tmp, "auth454", "starttls")
+    try:
+        h = Hub(fx, tmp, "auth454", s, login="temp-auth-fail")
+        out, _ = h.send(MSG, "--retry-base", "5")
+        check(re.search(r"alice, account 1: queued 1: attempt 1 failed \(454 4\.7\.0 Temporary "
+                        r"authentication failure.*next attempt in 5 s", out), out)
+        rows = h.outbox_rows()
+        check(rows[0][1] == 0 and rows[0][2] == 1, "%s" % rows)
+        check(s.received() == [], "sent without authentication")
+        check(re.search(r"provider\.login.*result=failed", h.audit()), h.audit())
+    finally:
+        s.stop()
+
+
 SCENARIOS = {name[2:]: fn for name, fn in globals().items() if name.startswith("t_")}
 
+def stop_shared_fixture():
+    global _fx
+    if _fx is not None:
+        _fx.stop()
+        _fx = None
+
+
 if __name__ == "__main__":
+    # The shared Dovecot stops at the end of the last scenario: run_scenarios
+    # removes the temporary directory (and with it dovecot.conf, which
+    # `dovecot.sh stop` needs) before it returns.
+    names = sys.argv[1:] or list(SCENARIOS)
+    scenarios = dict(SCENARIOS)
+    last = scenarios.get(names[-1])
+
+    def last_then_stop(tmp, fn=last):
+        try:
+            fn(tmp)
+        finally:
+            stop_shared_fixture()
+
+    if last is not None:
+        scenarios[names[-1]] = last_then_stop
     try:
-        run_scenarios(SCENARIOS, "mk-smtp-", sys.argv[1:])
+        run_scenarios(scenarios, "mk-smtp-", names)
     finally:
-        if _fx is not None:
-            _fx.stop()
+        stop_shared_fixture()

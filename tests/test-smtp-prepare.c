@@ -168,7 +168,24 @@ static void test_outbox(void)
 	CHECK(store_outbox_cancel(s, id, &error) == 0); /* sending: not cancellable */
 	OK(store_outbox_finish(s, id, STORE_OUTBOX_SENT, 0, "250 ok", 201, &error));
 	CHECK(store_outbox_retry(s, id, 300, &error) == 0);
-	OK(store_outbox_set_sent_copy(s, id, "appended", &error));
+	/* The Sent copy: pending once sent and due at once; claimed with a
+	 * lease; a failed attempt is due again later with its reason; then
+	 * filed, and nothing is left to do. */
+	CHECK(store_outbox_next_due(s, &when, &error) == 1 && when == 0);
+	CHECK(store_outbox_claim_copy(s, 300, 60, 0, &it, &error) == 1);
+	CHECK(it.id == id && it.copy_attempts == 1 && it.size == 7 && it.sent_copy[0] == '\0');
+	store_outbox_item_free(&it);
+	CHECK(store_outbox_claim_copy(s, 300, 60, 0, &it, &error) == 0); /* our lease holds */
+	OK(store_outbox_finish_copy(s, id, NULL, 400, "imap down", &error));
+	CHECK(store_outbox_claim_copy(s, 399, 60, 0, &it, &error) == 0);
+	CHECK(store_outbox_next_due(s, &when, &error) == 1 && when == 400);
+	CHECK(store_outbox_claim_copy(s, 400, 60, 0, &it, &error) == 1 && it.copy_attempts == 2);
+	CHECK_STR(it.copy_error, "imap down");
+	store_outbox_item_free(&it);
+	OK(store_outbox_finish_copy(s, id, "appended", 0, NULL, &error));
+	CHECK(store_outbox_next_due(s, &when, &error) == 0);
+	CHECK(store_outbox_claim_copy(s, 9999, 60, 0, &it, &error) == 0);
+	OK(store_outbox_finish_copy(s, id, "failed: late", 0, NULL, &error)); /* not pending: kept */
 	struct store_outbox_item *items;
 	size_t n;
 	OK(store_outbox_list(s, &items, &n, &error));

@@ -11,6 +11,9 @@
 #define EXIT_OK 0
 #define EXIT_FAIL 1  /* the command ran and failed (server, store, ...) */
 #define EXIT_USAGE 2 /* bad command line */
+/* Only temporary failures (e.g. the server's [UNAVAILABLE] to the login):
+ * the same command may succeed later (sysexits EX_TEMPFAIL). */
+#define EXIT_TEMPFAIL 75
 
 struct cli {
 	const char *data_dir; /* --data, or NULL */

@@ -298,7 +298,16 @@ static int outbox_list(struct store *store)
 		       (unsigned long long)it->size, it->mail_from);
 		for (size_t j = 0; j < it->n_rcpts; j++)
 			printf("%s%s", j > 0 ? "," : "", it->rcpts[j]);
-		printf(" sent-copy=%s", it->sent_copy[0] != '\0' ? it->sent_copy : "-");
+		if (it->state == STORE_OUTBOX_SENT && it->sent_copy[0] == '\0') {
+			char when[32];
+			fmt_time(it->copy_next, when, sizeof(when));
+			printf(" sent-copy=pending copy-attempts=%u copy-next=%s", it->copy_attempts,
+			       when);
+			if (it->copy_error[0] != '\0')
+				printf(" copy-error=\"%s\"", it->copy_error);
+		} else {
+			printf(" sent-copy=%s", it->sent_copy[0] != '\0' ? it->sent_copy : "-");
+		}
 		if (it->last_reply[0] != '\0')
 			printf(" reply=\"%s\"", it->last_reply);
 		printf("\n");
@@ -379,8 +388,10 @@ int cmd_outbox(struct cli *cli, int argc, char **argv)
 			cli_error("%s", err);
 		} else if (cli_open_user_store(cli, user, false, &store) == 0 &&
 		           cli_outbox_run(hub, &u, ppfile, store, &opt, &st) == 0) {
-			printf("outbox %s: %u sent, %u to retry, %u failed\n", user, st.sent,
-			       st.retry, st.failed);
+			printf("outbox %s: %u sent, %u to retry, %u failed; Sent copies: %u filed, "
+			       "%u to retry, %u failed\n",
+			       user, st.sent, st.retry, st.failed, st.filed, st.copy_retry,
+			       st.copy_failed);
 			ret = st.failed == 0 ? EXIT_OK : EXIT_FAIL;
 		}
 		store_close(&store);

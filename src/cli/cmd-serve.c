@@ -867,6 +867,7 @@ static void *sync_thread(void *context)
 {
 	struct serve *sv = context;
 	time_t next = time(NULL);
+	time_t retry = 0; /* after a temporary failure: 60 s, doubling, at most the interval */
 	while (!sv->stop) {
 		if (sv->sync_interval > 0 && time(NULL) >= next) {
 			struct hub *hub;
@@ -878,6 +879,7 @@ static void *sync_thread(void *context)
 					n = 0;
 				hub_close(&hub);
 			}
+			bool temporary = false;
 			for (size_t i = 0; i < n && !sv->stop; i++) {
 				if (users[i].zero_access) {
 					printf("scheduler: %s is zero-access; synced only while they "
@@ -885,12 +887,18 @@ static void *sync_thread(void *context)
 					       users[i].name);
 					continue;
 				}
-				cli_sync_stored(sv->cli, users[i].name, 0, NULL, IMAP_COMPRESS_AUTO, true);
+				if (cli_sync_stored(sv->cli, users[i].name, 0, NULL, IMAP_COMPRESS_AUTO,
+						    true) == EXIT_TEMPFAIL)
+					temporary = true;
 			}
 			free(users);
 			fflush(stdout);
 			sv->fts_relist = 1;
-			next = time(NULL) + (time_t)sv->sync_interval;
+			retry = !temporary ? 0 : retry == 0 ? 60 : retry * 2;
+			if (retry > 0 && retry < (time_t)sv->sync_interval)
+				next = time(NULL) + retry;
+			else
+				next = time(NULL) + (time_t)sv->sync_interval;
 		}
 		sleep(1);
 	}

@@ -46,7 +46,9 @@ static void sync_usage(FILE *f)
 		"  --quiet               no progress display (it is shown on terminals only)\n\n"
 		"Each account ends with a one-line summary. Exit status 0 when everything was\n"
 		"synced, 1 when something failed (what was stored stays; the next sync\n"
-		"resumes), 2 on a bad command line. Every use of a stored credential is in the\n"
+		"resumes), 75 when every failure was temporary (such as the server's\n"
+		"[UNAVAILABLE] to the login: try again later), 2 on a bad command line.\n"
+		"Every use of a stored credential is in the\n"
 		"user's audit log.\n");
 }
 
@@ -64,17 +66,30 @@ struct sync_job {
 	int64_t account_id;
 };
 
+/* Who an error is about: "USER, account ID" for a stored account, else
+ * "USER, URL". Every sync error names it (the scheduler's log mixes users). */
+static const char *job_who(const struct sync_job *job, char *buf, size_t size)
+{
+	if (job->account_id != 0)
+		snprintf(buf, size, "%s, account %lld", job->user, (long long)job->account_id);
+	else
+		snprintf(buf, size, "%s, %s", job->user, job->url);
+	return buf;
+}
+
 /* Connect, log in (password is wiped by the caller), sync, print the
- * summary. Returns EXIT_OK or EXIT_FAIL. */
+ * summary. Returns EXIT_OK, EXIT_TEMPFAIL (the server refused the login
+ * for a temporary reason: try again later) or EXIT_FAIL. */
 static int sync_one(struct store *store, const struct sync_job *job, char **password)
 {
-	char host[256], port[8];
+	char host[256], port[8], who[400];
+	job_who(job, who, sizeof(who));
 	const char *err;
 	struct imap_client_settings set = {.ca_file = job->ca_file,
 					   .timeout_ms = SYNC_TIMEOUT_MS,
 					   .compress = job->compress};
 	if (imap_url_parse(job->url, host, sizeof(host), port, sizeof(port), &set.security) < 0) {
-		cli_error("bad IMAP URL '%s'", job->url);
+		cli_error("%s: bad IMAP URL '%s'", who, job->url);
 		cli_secret_free(password);
 		return EXIT_FAIL;
 	}
@@ -86,7 +101,7 @@ static int sync_one(struct store *store, const struct sync_job *job, char **pass
 	double t0 = clock_mono();
 	if (imap_client_connect(&set, &client, &err) < 0) {
 		cli_secret_free(password);
-		cli_error("cannot connect to %s: %s", job->url, err);
+		cli_error("%s: cannot connect to %s: %s", who, job->url, err);
 		return EXIT_FAIL;
 	}
 	int r = imap_client_login(client, job->login, *password, &err);
@@ -101,10 +116,12 @@ static int sync_one(struct store *store, const struct sync_job *job, char **pass
 		const char *aerr;
 		if (hub_audit(job->hub, job->hub_user, AUDIT_PROVIDER_LOGIN, job->account_id, d, 3,
 			      &aerr) < 0)
-			cli_error("%s", aerr);
+			cli_error("%s: %s", who, aerr);
 	}
 	if (r < 0) {
-		cli_error("%s", err);
+		cli_error("%s: %s", who, err);
+		if (r == IMAP_LOGIN_TEMPORARY)
+			ret = EXIT_TEMPFAIL;
 		goto out;
 	}
 	progress = cli_progress_create(job->quiet);
@@ -116,7 +133,7 @@ static int sync_one(struct store *store, const struct sync_job *job, char **pass
 		imap_client_logout(client);
 	printf("%s %s: %u folders (%u checked), %llu new messages (%.1f MB), %llu flag changes, "
 	       "%llu expunged, folders +%u ~%u -%u%s%s, %s%s, %.2f s\n",
-	       r == 0 ? "synced" : "sync incomplete", job->user, st.folders, st.folders_selected,
+	       r == 0 ? "synced" : "sync incomplete", who, st.folders, st.folders_selected,
 	       (unsigned long long)st.new_messages, (double)st.new_bytes / 1e6,
 	       (unsigned long long)st.flag_changes, (unsigned long long)st.expunged,
 	       st.folders_created, st.folders_renamed, st.folders_deleted,
@@ -124,7 +141,7 @@ static int sync_one(struct store *store, const struct sync_job *job, char **pass
 	       st.repaired > 0 ? "yes" : "", st.tier != NULL ? st.tier : "-",
 	       imap_client_is_compressed(client) ? ", compressed" : "", clock_mono() - t0);
 	if (r < 0) {
-		cli_error("sync of %s failed: %s", job->url, err);
+		cli_error("%s: sync of %s failed: %s", who, job->url, err);
 		goto out;
 	}
 	ret = EXIT_OK;
@@ -151,26 +168,26 @@ int cli_sync_stored(struct cli *cli, const char *user, int64_t only_account,
 		return EXIT_FAIL;
 	if (hub_user_get(hub, user, &u, &err) < 0 ||
 	    hub_account_list(hub, u.id, &accts, &n, &err) < 0) {
-		cli_error("%s", err);
+		cli_error("%s: %s", user, err);
 		goto out;
 	}
 	if (ppfile != NULL && (passphrase = cli_read_secret(ppfile)) == NULL)
 		goto out;
 	if (hub_user_kek(hub, &u, passphrase, &kek, &err) < 0) {
-		cli_error("%s", err);
+		cli_error("%s: %s", user, err);
 		goto out;
 	}
 	cli_secret_free(&passphrase);
 	if (u.zero_access) {
 		struct audit_detail d[] = {{"via", "cli"}};
 		if (hub_audit(hub, &u, AUDIT_USER_SIGNIN, 0, d, 1, &err) < 0) {
-			cli_error("%s", err);
+			cli_error("%s: %s", user, err);
 			goto out;
 		}
 	}
 	if (cli_open_user_store(cli, user, true, &store) < 0)
 		goto out;
-	unsigned synced = 0, failed = 0;
+	unsigned synced = 0, failed = 0, temporary = 0;
 	for (size_t i = 0; i < n; i++) {
 		if (only_account != 0 && accts[i].id != only_account)
 			continue;
@@ -192,10 +209,13 @@ int cli_sync_stored(struct cli *cli, const char *user, int64_t only_account,
 				       .hub = hub,
 				       .hub_user = &u,
 				       .account_id = accts[i].id};
-		if (sync_one(store, &job, &password) == EXIT_OK)
+		int r = sync_one(store, &job, &password);
+		if (r == EXIT_OK)
 			synced++;
 		else
 			failed++;
+		if (r == EXIT_TEMPFAIL)
+			temporary++;
 	}
 	if (synced + failed == 0) {
 		if (only_account != 0)
@@ -207,8 +227,8 @@ int cli_sync_stored(struct cli *cli, const char *user, int64_t only_account,
 		goto out;
 	}
 	if (hub_user_touch(hub, u.id, time(NULL), &err) < 0)
-		cli_error("%s", err);
-	ret = failed == 0 ? EXIT_OK : EXIT_FAIL;
+		cli_error("%s: %s", user, err);
+	ret = failed == 0 ? EXIT_OK : failed == temporary ? EXIT_TEMPFAIL : EXIT_FAIL;
 out:
 	cli_secret_free(&passphrase);
 	vault_kek_free(&kek);

@@ -15,7 +15,9 @@
 #include "hub/hub.h"
 #include "imap/imap-client.h"
 #include "imap/imap-cmd.h"
+#include "imap/imap-mailbox.h"
 #include "imap/imap-url.h"
+#include "mime/mime-envelope.h"
 #include "mime/mime.h"
 #include "outbox.h"
 #include "smtp/smtp.h"
@@ -41,7 +43,7 @@ int cli_account_open_secret(struct hub *hub, const struct hub_user *u, const str
 	const char *err;
 	if (hub_audit(hub, u, AUDIT_CREDENTIAL_DECRYPT, a->id, d, 2, &err) < 0 ||
 	    hub_account_open_secret(hub, u, a, kek, kind, secret_r, &err) < 0) {
-		cli_error("%s", err);
+		cli_error("%s, account %lld: %s", u->name, (long long)a->id, err);
 		return -1;
 	}
 	return 0;
@@ -65,8 +67,12 @@ struct account_ctx {
 	const struct hub_account *a;
 	struct smtp_session *smtp;
 	struct imap_client *imap;
-	bool smtp_audited, imap_broken;
+	bool smtp_audited;
 	int provider_files; /* files the Sent copy itself: 1, 0, -1 not known yet */
+	char imap_error[300]; /* why there is no IMAP session in this run, or "" */
+	char copy_error[300];
+	char sent_folder[256]; /* the Sent folder, once sent_known */
+	bool sent_known, sent_exists;
 };
 
 struct run {
@@ -103,7 +109,7 @@ static int run_kek(struct run *r)
 			vault_kek_free(&r->kek);
 	}
 	if (ret < 0) {
-		cli_error("%s", err);
+		cli_error("%s: %s", r->u->name, err);
 		r->kek_failed = true;
 	}
 	return ret;
@@ -155,35 +161,45 @@ static void audit_smtp_login(struct run *r, const struct hub_account *a, bool ok
 	struct audit_detail d[] = {
 	    {"server", host}, {"mechanism", "smtp-auth"}, {"result", ok ? "ok" : "failed"}};
 	if (hub_audit(r->hub, r->u, AUDIT_PROVIDER_LOGIN, a->id, d, 3, &err) < 0)
-		cli_error("%s", err);
+		cli_error("%s, account %lld: %s", r->u->name, (long long)a->id, err);
 }
 
-/* The Sent folder's name on the provider: the synced mailbox with role
- * Sent, else "Sent". */
-static void sent_folder(struct run *r, int64_t account_id, char *name, size_t size)
+static int64_t backoff(const struct outbox_options *o, unsigned attempts);
+
+/* "alice, account 2": every error of a run names the user and the account. */
+static const char *who(const struct run *r, int64_t account_id, char *buf, size_t size)
+{
+	snprintf(buf, size, "%s, account %lld", r->u->name, (long long)account_id);
+	return buf;
+}
+
+/* The synced mailbox with role Sent (from the server's SPECIAL-USE), if
+ * any: 1 with its name, 0 none. */
+static int synced_sent_folder(struct run *r, int64_t account_id, char *name, size_t size)
 {
 	char key[64];
 	int64_t store_account;
 	struct store_mailbox *boxes = NULL;
 	size_t n = 0;
 	const char *err;
-	snprintf(name, size, "Sent");
+	int found = 0;
 	snprintf(key, sizeof(key), "account:%lld", (long long)account_id);
 	if (store_begin(r->store, &err) < 0)
-		return;
+		return 0;
 	if (store_account_ensure(r->store, key, &store_account, &err) < 0 ||
 	    store_mailboxes(r->store, store_account, &boxes, &n, &err) < 0) {
 		store_rollback(r->store);
-		return;
+		return 0;
 	}
 	store_commit(r->store, &err);
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < n && found == 0; i++) {
 		if (boxes[i].role != NULL && strcasecmp(boxes[i].role, "Sent") == 0) {
-			snprintf(name, size, "%s", boxes[i].name);
-			break;
+			int len = snprintf(name, size, "%s", boxes[i].name);
+			found = len > 0 && (size_t)len < size;
 		}
 	}
 	store_mailboxes_free(&boxes, n);
+	return found;
 }
 
 /* Does the provider file the Sent copy itself (per-account setting, or
@@ -202,75 +218,181 @@ static bool provider_files(struct run *r, struct account_ctx *ac)
 	return ac->provider_files == 1;
 }
 
-/* APPEND the Sent copy to the provider's Sent folder. */
-static void sent_copy(struct run *r, struct account_ctx *ac, const struct store_outbox_item *it)
+/* The account's IMAP session for Sent copies, logged in; NULL with *why when
+ * it cannot be had (the failure is remembered for the rest of the run, so
+ * that each of the account's copies does not try to log in again: they are
+ * retried with backoff in a later run). */
+static struct imap_client *copy_session(struct run *r, struct account_ctx *ac, const char **why)
 {
-	char result[64], folder[256];
+	char host[256], port[8];
+	char *pw = NULL;
 	const char *err;
-	snprintf(result, sizeof(result), "failed");
-	if (ac->imap == NULL && !ac->imap_broken) {
-		char host[256], port[8];
-		char *pw = NULL;
-		struct imap_client_settings set = {.ca_file = ac->a->ca_file,
-		                                   .timeout_ms = OUTBOX_TIMEOUT_MS,
-		                                   .compress = IMAP_COMPRESS_NO};
-		ac->imap_broken = true;
-		if (imap_url_parse(ac->a->imap_url, host, sizeof(host), port, sizeof(port),
-		                   &set.security) < 0)
-			goto done;
-		set.host = host;
-		set.port = port;
-		if (cli_account_open_secret(r->hub, r->u, ac->a, r->kek, "send", "imap-password",
-		                            &pw) < 0)
-			goto done;
-		if (imap_client_connect(&set, &ac->imap, &err) < 0) {
-			cli_secret_free(&pw);
-			snprintf(result, sizeof(result), "failed: connect");
-			goto done;
-		}
-		int lr = imap_client_login(ac->imap, ac->a->login, pw, &err);
+	if (ac->imap != NULL || ac->imap_error[0] != '\0') {
+		*why = ac->imap_error;
+		return ac->imap;
+	}
+	struct imap_client_settings set = {.ca_file = ac->a->ca_file,
+	                                   .timeout_ms = OUTBOX_TIMEOUT_MS,
+	                                   .compress = IMAP_COMPRESS_NO};
+	snprintf(ac->imap_error, sizeof(ac->imap_error), "the account's IMAP URL is not valid");
+	*why = ac->imap_error;
+	if (imap_url_parse(ac->a->imap_url, host, sizeof(host), port, sizeof(port),
+	                   &set.security) < 0)
+		return NULL;
+	set.host = host;
+	set.port = port;
+	snprintf(ac->imap_error, sizeof(ac->imap_error), "the account's credential cannot be opened");
+	if (run_kek(r) < 0 || cli_account_open_secret(r->hub, r->u, ac->a, r->kek, "send",
+	                                              "imap-password", &pw) < 0)
+		return NULL;
+	if (imap_client_connect(&set, &ac->imap, &err) < 0) {
 		cli_secret_free(&pw);
-		char server[300];
-		snprintf(server, sizeof(server), "%s:%s", host, port);
-		const char *mech = imap_client_auth_mechanism(ac->imap);
-		struct audit_detail d[] = {{"server", server},
-		                           {"mechanism", mech != NULL ? mech : "none"},
-		                           {"result", lr == 0 ? "ok" : "failed"}};
-		const char *aerr;
-		if (hub_audit(r->hub, r->u, AUDIT_PROVIDER_LOGIN, ac->a->id, d, 3, &aerr) < 0)
-			cli_error("%s", aerr);
-		if (lr < 0) {
-			imap_client_free(&ac->imap);
-			snprintf(result, sizeof(result), "failed: login");
-			goto done;
-		}
-		ac->imap_broken = false;
+		snprintf(ac->imap_error, sizeof(ac->imap_error), "%s", err);
+		return NULL;
 	}
-	if (ac->imap == NULL)
-		goto done;
-	sent_folder(r, ac->a->id, folder, sizeof(folder));
-	int ar = imap_client_append(ac->imap, folder, "(\\Seen)", it->data, it->size, &err);
-	if (ar == IMAP_CMD_FAILED) {
-		/* No such folder yet (NO [TRYCREATE]): create it and try once more. */
-		struct buf *b = imap_client_cmd(ac->imap, "CREATE", &err);
-		if (b != NULL && imap_cmd_astring(b, folder, &err) == 0 &&
-		    imap_client_run(ac->imap, NULL, NULL, &err) == 0)
-			ar = imap_client_append(ac->imap, folder, "(\\Seen)", it->data, it->size,
-			                        &err);
+	int lr = imap_client_login(ac->imap, ac->a->login, pw, &err);
+	cli_secret_free(&pw);
+	char server[300];
+	snprintf(server, sizeof(server), "%s:%s", host, port);
+	const char *mech = imap_client_auth_mechanism(ac->imap);
+	struct audit_detail d[] = {{"server", server},
+	                           {"mechanism", mech != NULL ? mech : "none"},
+	                           {"result", lr == 0 ? "ok" : "failed"}};
+	const char *aerr;
+	if (hub_audit(r->hub, r->u, AUDIT_PROVIDER_LOGIN, ac->a->id, d, 3, &aerr) < 0)
+		cli_error("%s, account %lld: %s", r->u->name, (long long)ac->a->id, aerr);
+	if (lr < 0) {
+		snprintf(ac->imap_error, sizeof(ac->imap_error), "%s", err);
+		imap_client_free(&ac->imap);
+		return NULL;
 	}
-	if (ar == 0) {
-		snprintf(result, sizeof(result), "appended");
-	} else {
+	ac->imap_error[0] = '\0';
+	return ac->imap;
+}
+
+/* The message's Message-ID (without <>) when it is plain ASCII that can be
+ * searched for. */
+static bool copy_message_id(const struct store_outbox_item *it, char *out, size_t size)
+{
+	struct mime_envelope env;
+	bool ok = false;
+	size_t head = it->size < MIME_ENVELOPE_HEAD_MAX ? (size_t)it->size : MIME_ENVELOPE_HEAD_MAX;
+	if (mime_envelope_parse(it->data, head, it->size, &env) < 0)
+		return false;
+	if (env.message_id != NULL && env.message_id[0] != '\0') {
+		ok = true;
+		for (const char *p = env.message_id; *p != '\0'; p++)
+			ok = ok && *p > 0x20 && *p < 0x7f;
+		int n = snprintf(out, size, "%s", env.message_id);
+		ok = ok && n > 0 && (size_t)n < size;
+	}
+	mime_envelope_free(&env);
+	return ok;
+}
+
+/* File the Sent copy: find the Sent folder, skip the APPEND when an earlier
+ * attempt already filed it, else APPEND (creating the folder if needed).
+ * Returns 0 filed, else <0 with *why (IMAP_CMD_FAILED: the server refused;
+ * -1: no session or it broke). */
+static int copy_file(struct run *r, struct account_ctx *ac, const struct store_outbox_item *it,
+                     const char **why)
+{
+	const char *err;
+	int ret;
+	struct imap_client *c = copy_session(r, ac, why);
+	if (c == NULL)
+		return -1;
+	if (!ac->sent_known) {
+		if (synced_sent_folder(r, ac->a->id, ac->sent_folder, sizeof(ac->sent_folder)))
+			ac->sent_exists = true;
+		else if ((ret = imap_mailbox_find_sent(c, ac->sent_folder, sizeof(ac->sent_folder),
+		                                       &ac->sent_exists, &err)) < 0)
+			goto fail;
+		ac->sent_known = true;
+	}
+	if (!ac->sent_exists) {
+		struct buf *b = imap_client_cmd(c, "CREATE", &err);
+		ret = IMAP_CMD_FAILED;
+		if (b == NULL || imap_cmd_astring(b, ac->sent_folder, &err) < 0 ||
+		    (ret = imap_client_run(c, NULL, NULL, &err)) == -1)
+			goto fail;
+		/* Refused: it may exist after all (made by another client since). */
+		ac->sent_exists = true;
+	}
+	/* An earlier attempt may have filed it and been killed before recording
+	 * that: look for it first. */
+	char msgid[MIME_ENVELOPE_MSGID_MAX + 1];
+	if (it->copy_attempts > 1 && copy_message_id(it, msgid, sizeof(msgid))) {
+		bool found = false;
+		ret = imap_mailbox_has_message_id(c, ac->sent_folder, msgid, &found, &err);
+		if (ret == -1)
+			goto fail;
+		if (ret == 0 && found)
+			return 0;
+	}
+	ret = imap_client_append(c, ac->sent_folder, "(\\Seen)", it->data, it->size, &err);
+	if (ret == 0)
+		return 0;
+	/* Refused: find the folder afresh next time (it may have been renamed
+	 * or deleted since the sync that named it). */
+	ac->sent_known = false;
+fail:
+	snprintf(ac->copy_error, sizeof(ac->copy_error), "%s", err);
+	*why = ac->copy_error;
+	if (ret == -1 || !imap_client_is_open(c)) {
+		/* The session broke: the next copy of this run gets a new one. */
+		imap_client_free(&ac->imap);
+		ac->sent_known = false;
+	}
+	return ret < 0 ? ret : -1;
+}
+
+/* One claimed Sent copy: file it and record the outcome. A failure is
+ * retried with backoff (as a send is) until max_attempts, then recorded as
+ * "failed: ...". */
+static void copy_one(struct run *r, struct store_outbox_item *it, struct outbox_stats *st)
+{
+	char w[300], result[64];
+	const char *err, *why = "";
+	struct account_ctx *ac = run_account(r, it->account_id);
+	who(r, it->account_id, w, sizeof(w));
+	if (ac == NULL) {
+		store_outbox_finish_copy(r->store, it->id, "skipped", 0, "the account no longer exists",
+		                         &err);
+		return;
+	}
+	if (provider_files(r, ac)) {
+		store_outbox_finish_copy(r->store, it->id, "provider", 0, NULL, &err);
+		return;
+	}
+	if (copy_file(r, ac, it, &why) == 0) {
+		if (store_outbox_finish_copy(r->store, it->id, "appended", 0, NULL, &err) < 0)
+			cli_error("%s: outbox %lld: the Sent copy was filed but not recorded: %s", w,
+			          (long long)it->id, err);
+		st->filed++;
 		if (!r->opt->quiet)
-			cli_error("outbox %lld: Sent copy not filed: %s", (long long)it->id, err);
-		snprintf(result, sizeof(result), "failed: %.50s", err);
-		if (ar == -1) {
-			imap_client_free(&ac->imap);
-			ac->imap_broken = true;
-		}
+			printf("filed the Sent copy of %lld in %s\n", (long long)it->id,
+			       ac->sent_folder);
+		return;
 	}
-done:
-	store_outbox_set_sent_copy(r->store, it->id, result, &err);
+	int64_t now = time(NULL);
+	if (it->copy_attempts < r->opt->max_attempts) {
+		int64_t next = now + backoff(r->opt, it->copy_attempts);
+		if (store_outbox_finish_copy(r->store, it->id, NULL, next, why, &err) < 0)
+			cli_error("%s: %s", w, err);
+		st->copy_retry++;
+		if (!r->opt->quiet)
+			cli_error("%s: outbox %lld: Sent copy attempt %u failed (%s); next attempt in "
+			          "%lld s",
+			          w, (long long)it->id, it->copy_attempts, why, (long long)(next - now));
+		return;
+	}
+	snprintf(result, sizeof(result), "failed: %.50s", why);
+	if (store_outbox_finish_copy(r->store, it->id, result, 0, why, &err) < 0)
+		cli_error("%s: %s", w, err);
+	st->copy_failed++;
+	cli_error("%s: outbox %lld: Sent copy not filed after %u attempts: %s", w,
+	          (long long)it->id, it->copy_attempts, why);
 }
 
 /* A notice in the user's hosted inbox about a message that was not sent. */
@@ -322,7 +444,8 @@ static void failure_notice(struct run *r, const struct store_outbox_item *it, co
 	    store_local_deliver(r->store, text, (size_t)len, now, &err) < 0 ||
 	    store_commit(r->store, &err) < 0) {
 		store_rollback(r->store);
-		cli_error("cannot deliver the failure notice: %s", err);
+		cli_error("%s, account %lld: cannot deliver the failure notice: %s", r->u->name,
+		          (long long)it->account_id, err);
 	}
 	free(text);
 }
@@ -335,13 +458,15 @@ static int64_t backoff(const struct outbox_options *o, unsigned attempts)
 	return d < OUTBOX_MAX_BACKOFF_S ? d : OUTBOX_MAX_BACKOFF_S;
 }
 
+static void outcome(struct run *r, struct store_outbox_item *it, enum smtp_result res,
+                    const char *reply, int64_t now, const char *w, struct outbox_stats *st);
+
 /* Send one claimed message and record the outcome. */
 static void run_one(struct run *r, struct store_outbox_item *it, struct outbox_stats *st)
 {
-	char reply[SMTP_REPLY_SIZE], why[300];
-	const char *err;
+	char reply[SMTP_REPLY_SIZE], why[300], w[300];
+	who(r, it->account_id, w, sizeof(w));
 	enum smtp_result res = SMTP_PERMANENT;
-	int64_t now = time(NULL);
 	struct account_ctx *ac = run_account(r, it->account_id);
 	if (ac == NULL) {
 		snprintf(reply, sizeof(reply), "the account %lld no longer exists",
@@ -352,37 +477,48 @@ static void run_one(struct run *r, struct store_outbox_item *it, struct outbox_s
 	} else {
 		res = smtp_session_send(ac->smtp, it->mail_from, (const char *const *)it->rcpts,
 		                        it->n_rcpts, it->data, it->size, reply);
-		if (!ac->smtp_audited) {
-			/* One provider.login entry per session, on its first use. */
-			audit_smtp_login(r, ac->a,
-			                 res == SMTP_SENT || strncmp(reply, "535", 3) != 0);
-			ac->smtp_audited = true;
-		}
 	}
-	now = time(NULL);
+	outcome(r, it, res, reply, time(NULL), w, st);
+	if (ac != NULL && ac->smtp != NULL && !ac->smtp_audited) {
+		/* One provider.login entry per session, on its first use; written
+		 * after the outcome is recorded, so that no commit comes between the
+		 * server's 250 and 'sent' (a kill there would send it again). */
+		bool refused = strncmp(reply, "535", 3) == 0 || strncmp(reply, "534", 3) == 0 ||
+		               strncmp(reply, "454", 3) == 0;
+		audit_smtp_login(r, ac->a, res == SMTP_SENT || !refused);
+		ac->smtp_audited = true;
+	}
+}
+
+/* Record the outcome of an attempt to send. */
+static void outcome(struct run *r, struct store_outbox_item *it, enum smtp_result res,
+                    const char *reply, int64_t now, const char *w, struct outbox_stats *st)
+{
+	const char *err;
+	struct account_ctx *ac = run_account(r, it->account_id);
 	if (res == SMTP_SENT) {
-		/* Recorded before anything else happens. */
+		/* Recorded before anything else happens, with the Sent copy pending
+		 * (due now) unless the provider files it: the copy loop of this run,
+		 * or of the next one after a crash, files it. */
 		bool by_provider = provider_files(r, ac);
 		if (store_outbox_finish_sent(r->store, it->id, reply,
 		                             by_provider ? "provider" : NULL, now, &err) < 0)
-			cli_error("outbox %lld was sent but not recorded: %s", (long long)it->id,
-			          err);
+			cli_error("%s: outbox %lld was sent but not recorded: %s", w,
+			          (long long)it->id, err);
 		st->sent++;
 		if (!r->opt->quiet)
 			printf("sent %lld to %zu recipient%s: %s\n", (long long)it->id, it->n_rcpts,
 			       it->n_rcpts == 1 ? "" : "s", reply);
-		if (!by_provider)
-			sent_copy(r, ac, it);
 		return;
 	}
 	if (res == SMTP_TEMPORARY && it->attempts < r->opt->max_attempts) {
 		int64_t next = now + backoff(r->opt, it->attempts);
 		if (store_outbox_finish(r->store, it->id, STORE_OUTBOX_QUEUED, next, reply, now,
 		                        &err) < 0)
-			cli_error("%s", err);
+			cli_error("%s: %s", w, err);
 		st->retry++;
 		if (!r->opt->quiet)
-			printf("queued %lld: attempt %u failed (%s); next attempt in %lld s\n",
+			printf("%s: queued %lld: attempt %u failed (%s); next attempt in %lld s\n", w,
 			       (long long)it->id, it->attempts, reply, (long long)(next - now));
 		return;
 	}
@@ -393,10 +529,10 @@ static void run_one(struct run *r, struct store_outbox_item *it, struct outbox_s
 	else
 		snprintf(final, sizeof(final), "%s", reply);
 	if (store_outbox_finish(r->store, it->id, STORE_OUTBOX_FAILED, 0, final, now, &err) < 0)
-		cli_error("%s", err);
+		cli_error("%s: %s", w, err);
 	st->failed++;
 	if (!r->opt->quiet)
-		printf("failed %lld: %s\n", (long long)it->id, final);
+		printf("%s: failed %lld: %s\n", w, (long long)it->id, final);
 	failure_notice(r, it, final, now);
 }
 
@@ -408,7 +544,7 @@ int cli_outbox_run(struct hub *hub, const struct hub_user *u, const char *ppfile
 	memset(st, 0, sizeof(*st));
 	pthread_once(&curl_once, curl_init_once);
 	if (hub_account_list(hub, u->id, &r.accts, &r.n_accts, &err) < 0) {
-		cli_error("%s", err);
+		cli_error("%s: %s", u->name, err);
 		return -1;
 	}
 	r.ctx = calloc(r.n_accts + 1, sizeof(*r.ctx));
@@ -426,7 +562,7 @@ int cli_outbox_run(struct hub *hub, const struct hub_user *u, const char *ppfile
 		struct store_outbox_item it;
 		int c = store_outbox_claim(store, start, OUTBOX_LEASE_S, opt->only_id, &it, &err);
 		if (c < 0) {
-			cli_error("%s", err);
+			cli_error("%s: %s", u->name, err);
 			ret = -1;
 			break;
 		}
@@ -436,6 +572,22 @@ int cli_outbox_run(struct hub *hub, const struct hub_user *u, const char *ppfile
 		store_outbox_item_free(&it);
 		if (opt->only_id != 0)
 			break;
+	}
+	/* Then the Sent copies that are due: those of the messages just sent,
+	 * and those a killed or failed earlier run left pending. */
+	for (;;) {
+		struct store_outbox_item it;
+		int c = ret < 0 ? 0
+		                : store_outbox_claim_copy(store, start, OUTBOX_LEASE_S, opt->only_id,
+		                                          &it, &err);
+		if (c < 0) {
+			cli_error("%s: %s", u->name, err);
+			ret = -1;
+		}
+		if (c <= 0)
+			break;
+		copy_one(&r, &it, st);
+		store_outbox_item_free(&it);
 	}
 	for (size_t i = 0; i < r.n_accts; i++) {
 		smtp_session_free(&r.ctx[i].smtp);

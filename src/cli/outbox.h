@@ -21,6 +21,7 @@ struct outbox_options {
 
 struct outbox_stats {
 	unsigned sent, retry, failed;
+	unsigned filed, copy_retry, copy_failed; /* Sent copies */
 };
 
 /* Send the user's due messages (claimed one by one; each outcome is

@@ -44,6 +44,8 @@ struct imap_client {
 	 * pipelined commands may complete out of order. */
 	char done_tags[IMAP_CLIENT_DONE_TAGS][16];
 	unsigned done_next;
+	/* Response code of the last command refused with NO/BAD, or "". */
+	char last_code[32];
 	char error[512];
 };
 
@@ -236,6 +238,17 @@ static int client_common_untagged(struct imap_client *c, const struct imap_respo
 	return 0;
 }
 
+/* Remember the response code of a refusal (printable ASCII only). */
+static void client_set_last_code(struct imap_client *c, const struct imap_response *resp)
+{
+	sanitize(c->last_code, sizeof(c->last_code), resp->code != NULL ? resp->code : "");
+}
+
+const char *imap_client_last_code(const struct imap_client *c)
+{
+	return c->last_code;
+}
+
 /* Was tag completed with OK earlier (and not yet claimed)? Claims it. */
 static bool client_claim_done(struct imap_client *c, const char *tag)
 {
@@ -287,8 +300,11 @@ int imap_client_wait(struct imap_client *c, const char *tag, imap_untagged_fn *f
 			return 0;
 		}
 		if (resp->status == IMAP_STATUS_NO || resp->status == IMAP_STATUS_BAD) {
-			snprintf(c->error, sizeof(c->error), "%s: server answered %s: %s", c->host,
-				 resp->status == IMAP_STATUS_NO ? "NO" : "BAD", text);
+			client_set_last_code(c, resp);
+			snprintf(c->error, sizeof(c->error), "%s: server answered %s: %s%s%s%s",
+				 c->host, resp->status == IMAP_STATUS_NO ? "NO" : "BAD",
+				 c->last_code[0] != '\0' ? "[" : "", c->last_code,
+				 c->last_code[0] != '\0' ? "] " : "", text);
 			*error_r = c->error;
 			return IMAP_CMD_FAILED;
 		}
@@ -298,6 +314,7 @@ int imap_client_wait(struct imap_client *c, const char *tag, imap_untagged_fn *f
 
 struct buf *imap_client_cmd(struct imap_client *c, const char *name, const char **error_r)
 {
+	c->last_code[0] = '\0';
 	snprintf(c->tag, sizeof(c->tag), "M%u", ++c->tag_counter);
 	if (imap_cmd_begin(&c->cmd, c->tag, name, error_r) < 0)
 		return NULL;
@@ -524,9 +541,34 @@ int imap_client_login(struct imap_client *c, const char *user, const char *passw
 		return client_fail(c, error_r,
 				   "%s offers neither AUTHENTICATE PLAIN nor LOGIN", c->host);
 	if (r == IMAP_CMD_FAILED) {
+		/* RFC 5530: the server may say why. A subsystem down, too many
+		 * sessions or a server bug is temporary: nothing is wrong with the
+		 * credentials, and trying later may succeed. Everything else
+		 * (AUTHENTICATIONFAILED, AUTHORIZATIONFAILED, EXPIRED,
+		 * CONTACTADMIN, PRIVACYREQUIRED, no code) is not. */
+		static const char *const temporary[] = {"UNAVAILABLE", "INUSE", "LIMIT",
+							"SERVERBUG"};
+		bool temp = false;
+		for (size_t i = 0; i < sizeof(temporary) / sizeof(temporary[0]); i++)
+			temp = temp || strcasecmp(c->last_code, temporary[i]) == 0;
+		/* What the server said, without the host name it starts with. */
+		char said[300];
+		const char *text = *error_r;
+		size_t hl = strlen(c->host);
+		if (strncmp(text, c->host, hl) == 0 && strncmp(text + hl, ": ", 2) == 0)
+			text += hl + 2;
+		snprintf(said, sizeof(said), "%s", text);
+		if (temp) {
+			snprintf(c->error, sizeof(c->error),
+				 "%s: temporary authentication failure for %s, to be retried "
+				 "(%s)",
+				 c->host, user, said);
+			*error_r = c->error;
+			return IMAP_LOGIN_TEMPORARY;
+		}
 		snprintf(c->error, sizeof(c->error),
-			 "%s: authentication failed for %s (check the login and password)",
-			 c->host, user);
+			 "%s: authentication failed for %s (check the login and password; %s)",
+			 c->host, user, said);
 		*error_r = c->error;
 		return -1;
 	}
@@ -621,8 +663,10 @@ int imap_client_append(struct imap_client *c, const char *mailbox, const char *f
 			sanitize(text, sizeof(text), resp->text);
 			if (strcmp(resp->tag, tagcopy) == 0 && (resp->status == IMAP_STATUS_NO ||
 								 resp->status == IMAP_STATUS_BAD)) {
-				snprintf(c->error, sizeof(c->error), "%s: APPEND refused: %s",
-					 c->host, text);
+				client_set_last_code(c, resp);
+				snprintf(c->error, sizeof(c->error), "%s: APPEND refused: %s%s%s%s",
+					 c->host, c->last_code[0] != '\0' ? "[" : "", c->last_code,
+					 c->last_code[0] != '\0' ? "] " : "", text);
 				*error_r = c->error;
 				return IMAP_CMD_FAILED;
 			}

@@ -72,13 +72,24 @@ void imap_client_free(struct imap_client **client);
 /* Authenticate: AUTHENTICATE PLAIN (with SASL-IR when offered) or LOGIN.
  * Refused unless the connection is encrypted. password is wiped from our
  * buffers after use; the caller owns and wipes its own copy. Afterwards
- * capabilities are refreshed and COMPRESS=DEFLATE is started per settings. */
+ * capabilities are refreshed and COMPRESS=DEFLATE is started per settings.
+ * Returns 0; IMAP_LOGIN_TEMPORARY when the server refused for a temporary
+ * reason (RFC 5530 [UNAVAILABLE], [INUSE], [LIMIT], [SERVERBUG]: try again
+ * later with the same credentials); -1 for any other failure (a refusal
+ * such as [AUTHENTICATIONFAILED] or [AUTHORIZATIONFAILED], or a broken
+ * session). After a refusal the session stays NOT_AUTHENTICATED. */
+#define IMAP_LOGIN_TEMPORARY (-3)
 int imap_client_login(struct imap_client *c, const char *user, const char *password,
 		      const char **error_r);
 
 /* The SASL mechanism or command the last login used: "PLAIN", "LOGIN";
  * NULL before any login attempt. */
 const char *imap_client_auth_mechanism(const struct imap_client *c);
+
+/* The response code of the last command the server refused with NO or BAD
+ * ("TRYCREATE", "UNAVAILABLE", ...; printable ASCII), or "" when that
+ * refusal had none. Valid until the next call on the client. */
+const char *imap_client_last_code(const struct imap_client *c);
 
 /* Capability check (case-insensitive, exact name such as "QRESYNC"). */
 bool imap_client_has_cap(const struct imap_client *c, const char *cap);

@@ -26,7 +26,13 @@ static const char outbox_schema_sql[] =
     " updated INTEGER NOT NULL,"
     " email_id INTEGER NOT NULL DEFAULT 0,"    /* the JMAP Email it came from, or 0 */
     " created_seq INTEGER NOT NULL DEFAULT 0," /* outbox change counter at creation */
-    " seq INTEGER NOT NULL DEFAULT 0);"        /* ... at its last change */
+    " seq INTEGER NOT NULL DEFAULT 0,"         /* ... at its last change */
+    /* The Sent copy of a sent message while pending (sent_copy ''): how
+     * many attempts were claimed, when the next is due (or the claim's
+     * lease ends), what the last one ran into. */
+    " copy_attempts INTEGER NOT NULL DEFAULT 0,"
+    " copy_next INTEGER NOT NULL DEFAULT 0,"
+    " copy_error TEXT NOT NULL DEFAULT '');"
     /* The outbox's own change counter (JMAP EmailSubmission states) and the
      * removed rows. */
     /* The message bytes apart from the row, so that the state changes
@@ -43,9 +49,50 @@ static const char outbox_schema_sql[] =
     "CREATE TABLE IF NOT EXISTS outbox_accounts("
     " account_id INTEGER PRIMARY KEY, sent_mode TEXT NOT NULL);";
 
+/* Columns added after the table was first made (stores from before them get
+ * them here; a row sent before has copy_attempts 0 and is due at once). */
+static const char *const outbox_added_columns[][2] = {
+    {"copy_attempts", "ALTER TABLE outbox ADD COLUMN copy_attempts INTEGER NOT NULL DEFAULT 0"},
+    {"copy_next", "ALTER TABLE outbox ADD COLUMN copy_next INTEGER NOT NULL DEFAULT 0"},
+    {"copy_error", "ALTER TABLE outbox ADD COLUMN copy_error TEXT NOT NULL DEFAULT ''"},
+};
+
+static int outbox_add_columns(struct store *s, const char **error_r)
+{
+	for (size_t i = 0; i < sizeof(outbox_added_columns) / sizeof(outbox_added_columns[0]);
+	     i++) {
+		sqlite3_stmt *st = NULL;
+		if (sqlite3_prepare_v2(store_db(s),
+		                       "SELECT 1 FROM pragma_table_info('outbox') WHERE name = ?1",
+		                       -1, &st, NULL) != SQLITE_OK) {
+			*error_r = store_err(s, "inspect outbox");
+			return -1;
+		}
+		sqlite3_bind_text(st, 1, outbox_added_columns[i][0], -1, SQLITE_STATIC);
+		int rc = sqlite3_step(st);
+		sqlite3_finalize(st);
+		if (rc != SQLITE_ROW &&
+		    sqlite3_exec(store_db(s), outbox_added_columns[i][1], NULL, NULL, NULL) !=
+		        SQLITE_OK) {
+			*error_r = store_err(s, "outbox schema");
+			return -1;
+		}
+	}
+	return 0;
+}
+
 int store_outbox_schema(struct store *s, const char **error_r)
 {
 	if (sqlite3_exec(store_db(s), outbox_schema_sql, NULL, NULL, NULL) != SQLITE_OK) {
+		*error_r = store_err(s, "outbox schema");
+		return -1;
+	}
+	if (outbox_add_columns(s, error_r) < 0)
+		return -1;
+	if (sqlite3_exec(store_db(s),
+	                 "CREATE INDEX IF NOT EXISTS outbox_copy_due ON outbox(copy_next) "
+	                 "WHERE state = 2 AND sent_copy = ''",
+	                 NULL, NULL, NULL) != SQLITE_OK) {
 		*error_r = store_err(s, "outbox schema");
 		return -1;
 	}
@@ -189,10 +236,13 @@ static char *dup_col(sqlite3_stmt *st, int col)
 }
 
 /* Columns: id, account_id, mail_from, rcpts, size, state, attempts,
- * next_attempt, created, updated, last_reply, sent_copy, email_id, seq[, data] */
+ * next_attempt, created, updated, last_reply, sent_copy, email_id, seq,
+ * copy_attempts, copy_next, copy_error[, data] */
 #define ITEM_COLUMNS                                                                               \
 	"id, account_id, mail_from, rcpts, size, state, attempts, next_attempt, "                  \
-	"created, updated, last_reply, sent_copy, email_id, seq"
+	"created, updated, last_reply, sent_copy, email_id, seq, copy_attempts, copy_next, "       \
+	"copy_error"
+#define ITEM_DATA_COLUMN 17
 
 static int item_from_row(sqlite3_stmt *st, bool with_data, struct store_outbox_item *it)
 {
@@ -213,6 +263,10 @@ static int item_from_row(sqlite3_stmt *st, bool with_data, struct store_outbox_i
 	snprintf(it->sent_copy, sizeof(it->sent_copy), "%s", t != NULL ? (const char *)t : "");
 	it->email_id = sqlite3_column_int64(st, 12);
 	it->seq = sqlite3_column_int64(st, 13);
+	it->copy_attempts = (unsigned)sqlite3_column_int(st, 14);
+	it->copy_next = sqlite3_column_int64(st, 15);
+	t = sqlite3_column_text(st, 16);
+	snprintf(it->copy_error, sizeof(it->copy_error), "%s", t != NULL ? (const char *)t : "");
 	if (it->mail_from == NULL || rc == NULL) {
 		free(rc);
 		return -1;
@@ -241,8 +295,8 @@ static int item_from_row(sqlite3_stmt *st, bool with_data, struct store_outbox_i
 	}
 	free(rc);
 	if (with_data) {
-		const void *d = sqlite3_column_blob(st, 14);
-		size_t len = (size_t)sqlite3_column_bytes(st, 14);
+		const void *d = sqlite3_column_blob(st, ITEM_DATA_COLUMN);
+		size_t len = (size_t)sqlite3_column_bytes(st, ITEM_DATA_COLUMN);
 		if ((it->data = malloc(len + 1)) == NULL)
 			return -1;
 		if (len > 0)
@@ -346,8 +400,11 @@ fail:
 int store_outbox_next_due(struct store *s, int64_t *when_r, const char **error_r)
 {
 	sqlite3_stmt *st = NULL;
-	if (prepare(s, "SELECT min(next_attempt) FROM outbox WHERE state IN (0, 1)", &st, error_r) <
-	    0)
+	if (prepare(s,
+	            "SELECT min(t) FROM (SELECT min(next_attempt) AS t FROM outbox WHERE state IN "
+	            "(0, 1) UNION ALL SELECT min(copy_next) FROM outbox WHERE state = 2 AND "
+	            "sent_copy = '')",
+	            &st, error_r) < 0)
 		return -1;
 	int rc = sqlite3_step(st), ret = 0;
 	if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) {
@@ -452,10 +509,84 @@ int store_outbox_finish_sent(struct store *s, int64_t id, const char *reply, con
 	return 0;
 }
 
-int store_outbox_set_sent_copy(struct store *s, int64_t id, const char *what, const char **error_r)
+int store_outbox_claim_copy(struct store *s, int64_t now, int64_t lease_s, int64_t only_id,
+                            struct store_outbox_item *item_r, const char **error_r)
 {
-	return write1(s, "UPDATE outbox SET sent_copy = ?3 WHERE id = ?1", id, 0, what, 0,
-	              MARK_UPDATE, NULL, error_r);
+	sqlite3_stmt *st = NULL;
+	int64_t id = 0;
+	if (store_begin(s, error_r) < 0)
+		return -1;
+	if (prepare(s,
+	            "SELECT id, copy_next, owner_pid FROM outbox WHERE state = 2 AND "
+	            "sent_copy = '' AND (?1 = 0 OR id = ?1) ORDER BY copy_next, id",
+	            &st, error_r) < 0)
+		goto fail;
+	sqlite3_bind_int64(st, 1, only_id);
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		int64_t pid = sqlite3_column_int64(st, 2);
+		if (sqlite3_column_int64(st, 1) <= now || (pid != 0 && owner_gone(pid))) {
+			id = sqlite3_column_int64(st, 0);
+			break;
+		}
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		*error_r = store_err(s, "outbox");
+		goto fail;
+	}
+	if (id == 0) {
+		store_rollback(s);
+		return 0;
+	}
+	if (prepare(s,
+	            "UPDATE outbox SET copy_attempts = copy_attempts + 1, copy_next = ?2, "
+	            "owner_pid = ?3 WHERE id = ?1",
+	            &st, error_r) < 0)
+		goto fail;
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, now + lease_s);
+	sqlite3_bind_int64(st, 3, (int64_t)getpid());
+	int done = step_done(s, st, error_r);
+	st = NULL;
+	if (done < 0 || store_commit(s, error_r) < 0)
+		goto fail;
+	return store_outbox_get(s, id, true, item_r, error_r) == 1 ? 1 : -1;
+fail:
+	sqlite3_finalize(st);
+	store_rollback(s);
+	return -1;
+}
+
+int store_outbox_finish_copy(struct store *s, int64_t id, const char *what, int64_t next_attempt,
+                             const char *error, const char **error_r)
+{
+	sqlite3_stmt *st = NULL;
+	if (store_begin(s, error_r) < 0)
+		return -1;
+	if (prepare(s,
+	            "UPDATE outbox SET sent_copy = coalesce(?2, ''), copy_next = ?3, "
+	            "copy_error = coalesce(?4, ''), owner_pid = 0 WHERE id = ?1 AND state = 2 "
+	            "AND sent_copy = ''",
+	            &st, error_r) < 0) {
+		store_rollback(s);
+		return -1;
+	}
+	sqlite3_bind_int64(st, 1, id);
+	if (what != NULL)
+		sqlite3_bind_text(st, 2, what, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, next_attempt);
+	if (error != NULL)
+		sqlite3_bind_text(st, 4, error, -1, SQLITE_STATIC);
+	if (step_done(s, st, error_r) < 0 ||
+	    (sqlite3_changes(store_db(s)) > 0 && what != NULL &&
+	     mark_changed(s, id, false, error_r) < 0) ||
+	    store_commit(s, error_r) < 0) {
+		store_rollback(s);
+		return -1;
+	}
+	return 0;
 }
 
 int store_outbox_retry(struct store *s, int64_t id, int64_t now, const char **error_r)

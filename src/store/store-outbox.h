@@ -22,6 +22,20 @@
  * duplicate is a crash between the server's final 250 and the commit of
  * 'sent'.
  *
+ * The Sent copy of a sent message is work of its own, kept in the same row
+ * (sent_copy '' while pending):
+ *
+ *   sent, copy pending --claim_copy--> filing (lease) --APPEND ok--> "appended"
+ *      ^                                  |  '--gave up--> "failed: ..."
+ *      '--temporary failure (backoff)-----'
+ *
+ * 'sent' is committed with the copy pending and due at once (or "provider"
+ * when the provider files it itself), so a process killed between the
+ * server's 250 and the APPEND leaves work that the next run resumes. A kill
+ * after the APPEND but before "appended" is recorded is detected on the
+ * next attempt (by Message-ID in the Sent folder), so the copy is not
+ * filed twice.
+ *
  * Each call below is its own durable transaction (synchronous=FULL); do not
  * call them inside store_begin(). Errors: -1 with *error_r owned by the
  * store.
@@ -51,6 +65,9 @@ struct store_outbox_item {
 	int64_t next_attempt, created, updated;
 	char last_reply[STORE_OUTBOX_REPLY_SIZE];
 	char sent_copy[64]; /* "" pending, "appended", "provider", "skipped", "failed: ..." */
+	unsigned copy_attempts; /* Sent copy attempts claimed so far */
+	int64_t copy_next;      /* pending copy: next attempt, or its claim's lease end */
+	char copy_error[STORE_OUTBOX_REPLY_SIZE]; /* what the last copy attempt ran into */
 };
 
 const char *store_outbox_state_name(enum store_outbox_state state);
@@ -66,8 +83,9 @@ int store_outbox_add(struct store *s, int64_t account_id, int64_t email_id, cons
  * 0 when none is due, -1 on error. */
 int store_outbox_claim(struct store *s, int64_t now, int64_t lease_s, int64_t only_id,
                        struct store_outbox_item *item_r, const char **error_r);
-/* The earliest next_attempt of a queued or sending message: 1 with
- * *when_r, 0 when the outbox has nothing to send, -1 on error. */
+/* The earliest next_attempt of a queued or sending message or of a
+ * pending Sent copy: 1 with *when_r, 0 when the outbox has nothing to do,
+ * -1 on error. */
 int store_outbox_next_due(struct store *s, int64_t *when_r, const char **error_r);
 /* Record the outcome of an attempt: state, when to try next (queued), the
  * server's reply. */
@@ -77,8 +95,18 @@ int store_outbox_finish(struct store *s, int64_t id, enum store_outbox_state sta
  * when not NULL, the Sent copy's fate, in one commit. */
 int store_outbox_finish_sent(struct store *s, int64_t id, const char *reply, const char *sent_copy,
                              int64_t now, const char **error_r);
-/* Record what became of the Sent copy. */
-int store_outbox_set_sent_copy(struct store *s, int64_t id, const char *what, const char **error_r);
+/* Claim the next sent message whose Sent copy is pending and due (only_id:
+ * that one; 0: any), or whose claiming process is gone: copy_attempts + 1,
+ * this process as owner, copy_next = now + lease_s, committed. Returns 1
+ * with *item_r (with data; free with store_outbox_item_free), 0 when none
+ * is due, -1 on error. */
+int store_outbox_claim_copy(struct store *s, int64_t now, int64_t lease_s, int64_t only_id,
+                            struct store_outbox_item *item_r, const char **error_r);
+/* Record a Sent copy attempt: what (NULL: still pending, due again at
+ * next_attempt, with error as the reason; else its final fate such as
+ * "appended" or "failed: ..."). Only a pending copy changes. */
+int store_outbox_finish_copy(struct store *s, int64_t id, const char *what, int64_t next_attempt,
+                             const char *error, const char **error_r);
 /* One message (with data when with_data): 1 found, 0 not, -1 error. */
 int store_outbox_get(struct store *s, int64_t id, bool with_data, struct store_outbox_item *item_r,
                      const char **error_r);
