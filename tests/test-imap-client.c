@@ -47,13 +47,34 @@ struct step {
 	int ms;
 };
 
-#define SEND(t) {OP_SEND, (t), 0}
-#define EXPECT(t) {OP_EXPECT, (t), 0}
-#define PAUSE(n) {OP_PAUSE, NULL, (n)}
-#define TLS() {OP_TLS, NULL, 0}
-#define HANG() {OP_HANG, NULL, 0}
-#define CLOSE() {OP_CLOSE, NULL, 0}
-#define END() {OP_END, NULL, 0}
+#define SEND(t)                                                                                    \
+	{                                                                                          \
+		OP_SEND, (t), 0                                                                    \
+	}
+#define EXPECT(t)                                                                                  \
+	{                                                                                          \
+		OP_EXPECT, (t), 0                                                                  \
+	}
+#define PAUSE(n)                                                                                   \
+	{                                                                                          \
+		OP_PAUSE, NULL, (n)                                                                \
+	}
+#define TLS()                                                                                      \
+	{                                                                                          \
+		OP_TLS, NULL, 0                                                                    \
+	}
+#define HANG()                                                                                     \
+	{                                                                                          \
+		OP_HANG, NULL, 0                                                                   \
+	}
+#define CLOSE()                                                                                    \
+	{                                                                                          \
+		OP_CLOSE, NULL, 0                                                                  \
+	}
+#define END()                                                                                      \
+	{                                                                                          \
+		OP_END, NULL, 0                                                                    \
+	}
 
 /* SASL PLAIN of "\0alice\0secret". */
 #define PLAIN_B64 "AGFsaWNlAHNlY3JldA=="
@@ -123,20 +144,20 @@ static void make_certs(void)
 	      f);
 	CHECK(fclose(f) == 0);
 	CHECK(snprintf(cmd, sizeof(cmd),
-		       "openssl req -x509 %s -keyout %s/ca.key -out %s -days 2 "
-		       "-subj '/CN=mailkeep imap-client test CA' "
-		       "-addext 'basicConstraints=critical,CA:TRUE' "
-		       "-addext 'keyUsage=critical,keyCertSign,cRLSign'",
-		       ec, tmpdir, ca_pem) < (int)sizeof(cmd));
+	               "openssl req -x509 %s -keyout %s/ca.key -out %s -days 2 "
+	               "-subj '/CN=mailkeep imap-client test CA' "
+	               "-addext 'basicConstraints=critical,CA:TRUE' "
+	               "-addext 'keyUsage=critical,keyCertSign,cRLSign'",
+	               ec, tmpdir, ca_pem) < (int)sizeof(cmd));
 	run(cmd);
 	CHECK(snprintf(cmd, sizeof(cmd),
-		       "openssl req -new %s -keyout %s -out %s/srv.csr -subj '/CN=127.0.0.1'", ec,
-		       srv_key, tmpdir) < (int)sizeof(cmd));
+	               "openssl req -new %s -keyout %s -out %s/srv.csr -subj '/CN=127.0.0.1'", ec,
+	               srv_key, tmpdir) < (int)sizeof(cmd));
 	run(cmd);
 	CHECK(snprintf(cmd, sizeof(cmd),
-		       "openssl x509 -req -in %s/srv.csr -CA %s -CAkey %s/ca.key "
-		       "-CAcreateserial -out %s -days 2 -extfile %s",
-		       tmpdir, ca_pem, tmpdir, srv_pem, ext) < (int)sizeof(cmd));
+	               "openssl x509 -req -in %s/srv.csr -CA %s -CAkey %s/ca.key "
+	               "-CAcreateserial -out %s -days 2 -extfile %s",
+	               tmpdir, ca_pem, tmpdir, srv_pem, ext) < (int)sizeof(cmd));
 	run(cmd);
 }
 
@@ -153,7 +174,7 @@ struct srv {
 static void srv_die(const char *what, const char *detail)
 {
 	fprintf(stderr, "scripted server: %s%s%s\n", what, detail != NULL ? ": " : "",
-		detail != NULL ? detail : "");
+	        detail != NULL ? detail : "");
 	_exit(20);
 }
 
@@ -171,7 +192,7 @@ static void srv_write(struct srv *s, const char *text)
 	size_t len = strlen(text);
 	while (len > 0) {
 		ssize_t n = s->ssl != NULL ? SSL_write(s->ssl, text, (int)len)
-					   : send(s->fd, text, len, MSG_NOSIGNAL);
+		                           : send(s->fd, text, len, MSG_NOSIGNAL);
 		if (n <= 0)
 			srv_die("write failed (client gone?)", NULL);
 		text += n;
@@ -336,17 +357,17 @@ static double now_s(void)
 }
 
 static int connect_to(int port, enum imap_security sec, int timeout_ms, struct imap_client **c_r,
-		      const char **error_r)
+                      const char **error_r)
 {
 	char portstr[16];
 	snprintf(portstr, sizeof(portstr), "%d", port);
 	struct imap_client_settings set = {
-		.host = "127.0.0.1",
-		.port = portstr,
-		.security = sec,
-		.ca_file = ca_pem,
-		.timeout_ms = timeout_ms,
-		.compress = IMAP_COMPRESS_NO,
+	    .host = "127.0.0.1",
+	    .port = portstr,
+	    .security = sec,
+	    .ca_file = ca_pem,
+	    .timeout_ms = timeout_ms,
+	    .compress = IMAP_COMPRESS_NO,
 	};
 	return imap_client_connect(&set, c_r, error_r);
 }
@@ -414,21 +435,21 @@ static struct imap_client *login_session(const struct step *script, int timeout_
 static void test_starttls_capabilities(void)
 {
 	static const struct step script[] = {
-		SEND("* OK [CAPABILITY IMAP4rev1 STARTTLS AUTH=PLAIN SASL-IR X-GREETING] hi\r\n"),
-		EXPECT("M1 CAPABILITY"),
-		SEND("* CAPABILITY IMAP4rev1 STARTTLS LOGINDISABLED AUTH=PLAIN SASL-IR "
-		     "X-PRETLS\r\nM1 OK done\r\n"),
-		EXPECT("M2 STARTTLS"),
-		SEND("* CAPABILITY IMAP4rev1 SASL-IR X-DURING\r\n"
-		     "M2 OK [CAPABILITY IMAP4rev1 SASL-IR X-TAGGED] begin TLS\r\n"),
-		TLS(),
-		EXPECT("M3 CAPABILITY"),
-		SEND("* CAPABILITY IMAP4rev1 AUTH=PLAIN X-POSTTLS\r\nM3 OK done\r\n"),
-		EXPECT("M4 AUTHENTICATE PLAIN"),
-		SEND("+ \r\n"),
-		EXPECT(PLAIN_B64),
-		SEND("M4 OK [CAPABILITY IMAP4rev1 X-AUTHED] logged in\r\n"),
-		END(),
+	    SEND("* OK [CAPABILITY IMAP4rev1 STARTTLS AUTH=PLAIN SASL-IR X-GREETING] hi\r\n"),
+	    EXPECT("M1 CAPABILITY"),
+	    SEND("* CAPABILITY IMAP4rev1 STARTTLS LOGINDISABLED AUTH=PLAIN SASL-IR "
+	         "X-PRETLS\r\nM1 OK done\r\n"),
+	    EXPECT("M2 STARTTLS"),
+	    SEND("* CAPABILITY IMAP4rev1 SASL-IR X-DURING\r\n"
+	         "M2 OK [CAPABILITY IMAP4rev1 SASL-IR X-TAGGED] begin TLS\r\n"),
+	    TLS(),
+	    EXPECT("M3 CAPABILITY"),
+	    SEND("* CAPABILITY IMAP4rev1 AUTH=PLAIN X-POSTTLS\r\nM3 OK done\r\n"),
+	    EXPECT("M4 AUTHENTICATE PLAIN"),
+	    SEND("+ \r\n"),
+	    EXPECT(PLAIN_B64),
+	    SEND("M4 OK [CAPABILITY IMAP4rev1 X-AUTHED] logged in\r\n"),
+	    END(),
 	};
 	const char *error;
 	struct imap_client *c = NULL;
@@ -436,8 +457,8 @@ static void test_starttls_capabilities(void)
 	OK(connect_to(port, IMAP_SECURITY_STARTTLS, 5000, &c, &error));
 	CHECK(imap_client_has_cap(c, "X-POSTTLS"));
 	CHECK(imap_client_has_cap(c, "AUTH=PLAIN"));
-	static const char *const stale[] = {"X-GREETING", "X-PRETLS", "X-DURING", "X-TAGGED",
-					    "SASL-IR",    "STARTTLS", "LOGINDISABLED"};
+	static const char *const stale[] = {"X-GREETING", "X-PRETLS", "X-DURING",     "X-TAGGED",
+	                                    "SASL-IR",    "STARTTLS", "LOGINDISABLED"};
 	for (size_t i = 0; i < sizeof(stale) / sizeof(stale[0]); i++)
 		CHECK(!imap_client_has_cap(c, stale[i]));
 	OK(imap_client_login(c, "alice", "secret", &error));
@@ -453,12 +474,12 @@ static void test_starttls_capabilities(void)
 static void test_starttls_injection(void)
 {
 	static const struct step script[] = {
-		SEND("* OK ready\r\n"),
-		EXPECT("M1 CAPABILITY"),
-		SEND("* CAPABILITY IMAP4rev1 STARTTLS\r\nM1 OK done\r\n"),
-		EXPECT("M2 STARTTLS"),
-		SEND("M2 OK begin TLS\r\n* CAPABILITY IMAP4rev1 AUTH=PLAIN\r\n"),
-		HANG(),
+	    SEND("* OK ready\r\n"),
+	    EXPECT("M1 CAPABILITY"),
+	    SEND("* CAPABILITY IMAP4rev1 STARTTLS\r\nM1 OK done\r\n"),
+	    EXPECT("M2 STARTTLS"),
+	    SEND("M2 OK begin TLS\r\n* CAPABILITY IMAP4rev1 AUTH=PLAIN\r\n"),
+	    HANG(),
 	};
 	const char *error;
 	struct imap_client *c = NULL;
@@ -472,16 +493,16 @@ static void test_starttls_injection(void)
 static void test_starttls_missing(void)
 {
 	static const struct step script[] = {
-		SEND("* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] ready\r\n"),
-		EXPECT("M1 CAPABILITY"),
-		SEND("* CAPABILITY IMAP4rev1 AUTH=PLAIN\r\nM1 OK done\r\n"),
-		HANG(),
+	    SEND("* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] ready\r\n"),
+	    EXPECT("M1 CAPABILITY"),
+	    SEND("* CAPABILITY IMAP4rev1 AUTH=PLAIN\r\nM1 OK done\r\n"),
+	    HANG(),
 	};
 	const char *error;
 	struct imap_client *c = NULL;
 	int port = start_server(script, false);
 	REFUSED(connect_to(port, IMAP_SECURITY_STARTTLS, 5000, &c, &error),
-		"does not offer STARTTLS");
+	        "does not offer STARTTLS");
 	server_done();
 }
 
@@ -490,12 +511,12 @@ static void test_starttls_missing(void)
 static void test_authenticate_sasl_ir(void)
 {
 	static const struct step script[] = {
-		SEND("* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN SASL-IR] ready\r\n"),
-		EXPECT("M1 AUTHENTICATE PLAIN " PLAIN_B64),
-		SEND("M1 OK logged in\r\n"),
-		EXPECT("M2 CAPABILITY"),
-		SEND("* CAPABILITY IMAP4rev1 QRESYNC\r\nM2 OK done\r\n"),
-		END(),
+	    SEND("* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN SASL-IR] ready\r\n"),
+	    EXPECT("M1 AUTHENTICATE PLAIN " PLAIN_B64),
+	    SEND("M1 OK logged in\r\n"),
+	    EXPECT("M2 CAPABILITY"),
+	    SEND("* CAPABILITY IMAP4rev1 QRESYNC\r\nM2 OK done\r\n"),
+	    END(),
 	};
 	const char *error;
 	struct imap_client *c = NULL;
@@ -513,10 +534,10 @@ static void test_authenticate_sasl_ir(void)
 static void test_authenticate_refused(void)
 {
 	static const struct step script[] = {
-		SEND("* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN SASL-IR] ready\r\n"),
-		EXPECT("M1 AUTHENTICATE PLAIN " PLAIN_B64),
-		SEND("M1 NO [AUTHENTICATIONFAILED] Authentication failed.\r\n"),
-		END(),
+	    SEND("* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN SASL-IR] ready\r\n"),
+	    EXPECT("M1 AUTHENTICATE PLAIN " PLAIN_B64),
+	    SEND("M1 NO [AUTHENTICATIONFAILED] Authentication failed.\r\n"),
+	    END(),
 	};
 	const char *error;
 	struct imap_client *c = NULL;
@@ -534,19 +555,19 @@ static void test_authenticate_refused(void)
 static void test_pipelining_out_of_order(void)
 {
 	static const struct step script[] = {
-		LOGIN_STEPS,
-		EXPECT("M2 NOOP"),
-		EXPECT("M3 NOOP"),
-		EXPECT("M4 NOOP"),
-		SEND("M4 OK third\r\n"),
-		PAUSE(30),
-		SEND("* 7 EXISTS\r\nM2 OK first\r\n"),
-		PAUSE(30),
-		SEND("M3 OK second\r\n"),
-		EXPECT("M5 NOOP"),
-		EXPECT("M6 NOOP"),
-		SEND("M6 NO [SERVERBUG] nope\r\nM5 OK fine\r\n"),
-		END(),
+	    LOGIN_STEPS,
+	    EXPECT("M2 NOOP"),
+	    EXPECT("M3 NOOP"),
+	    EXPECT("M4 NOOP"),
+	    SEND("M4 OK third\r\n"),
+	    PAUSE(30),
+	    SEND("* 7 EXISTS\r\nM2 OK first\r\n"),
+	    PAUSE(30),
+	    SEND("M3 OK second\r\n"),
+	    EXPECT("M5 NOOP"),
+	    EXPECT("M6 NOOP"),
+	    SEND("M6 NO [SERVERBUG] nope\r\nM5 OK fine\r\n"),
+	    END(),
 	};
 	const char *error;
 	struct imap_client *c = login_session(script, 5000);
@@ -575,10 +596,10 @@ static void test_pipelining_out_of_order(void)
 static void test_bye_mid_command(void)
 {
 	static const struct step script[] = {
-		LOGIN_STEPS,
-		EXPECT("M2 SELECT INBOX"),
-		SEND("* 3 EXISTS\r\n* BYE server shutting down\r\n"),
-		CLOSE(),
+	    LOGIN_STEPS,
+	    EXPECT("M2 SELECT INBOX"),
+	    SEND("* 3 EXISTS\r\n* BYE server shutting down\r\n"),
+	    CLOSE(),
 	};
 	const char *error;
 	struct imap_client *c = login_session(script, 5000);
@@ -587,7 +608,7 @@ static void test_bye_mid_command(void)
 	OK(imap_cmd_astring(b, "INBOX", &error));
 	struct seen seen = {0};
 	REFUSED(imap_client_run(c, on_untagged, &seen, &error),
-		"server closed the session: server shutting down");
+	        "server closed the session: server shutting down");
 	CHECK(seen.exists == 1);
 	CHECK(!imap_client_is_open(c));
 	CHECK(imap_client_cmd(c, "NOOP", &error) != NULL);
@@ -611,10 +632,10 @@ static void test_hangs(void)
 	server_done();
 
 	static const struct step mid_response[] = {
-		LOGIN_STEPS,
-		EXPECT("M2 NOOP"),
-		SEND("* 1 EXISTS\r\n* 2 EXPUNGE"),
-		HANG(),
+	    LOGIN_STEPS,
+	    EXPECT("M2 NOOP"),
+	    SEND("* 1 EXISTS\r\n* 2 EXPUNGE"),
+	    HANG(),
 	};
 	c = login_session(mid_response, 300);
 	t0 = now_s();
@@ -626,10 +647,10 @@ static void test_hangs(void)
 	server_done();
 
 	static const struct step mid_literal[] = {
-		LOGIN_STEPS,
-		EXPECT("M2 NOOP"),
-		SEND("* 1 FETCH (UID 1 BODY[] {200000}\r\nFrom: a\r\n"),
-		HANG(),
+	    LOGIN_STEPS,
+	    EXPECT("M2 NOOP"),
+	    SEND("* 1 FETCH (UID 1 BODY[] {200000}\r\nFrom: a\r\n"),
+	    HANG(),
 	};
 	c = login_session(mid_literal, 300);
 	t0 = now_s();
@@ -649,7 +670,7 @@ struct sink_state {
 };
 
 static int sink_begin(void *ctx, const struct imap_response *partial, uint64_t size,
-		      const char **error_r)
+                      const char **error_r)
 {
 	struct sink_state *s = ctx;
 	(void)partial, (void)error_r;
@@ -690,18 +711,18 @@ static void test_literal_split(void)
 	snprintf(part1, sizeof(part1), "%d}\r\n%.*s", BIG, FIRST, body);
 	snprintf(part2, sizeof(part2), "%s)\r\nM2 O", body + FIRST);
 	const struct step script[] = {
-		LOGIN_STEPS,
-		EXPECT("M2 NOOP"),
-		SEND("* 1 FETCH (UID 5 BODY[] {11}\r\nhello"),
-		PAUSE(50),
-		SEND(" world)\r\n* 2 FETCH (UID 6 BODY[] {"),
-		PAUSE(50),
-		SEND(part1),
-		PAUSE(50),
-		SEND(part2),
-		PAUSE(50),
-		SEND("K done\r\n"),
-		END(),
+	    LOGIN_STEPS,
+	    EXPECT("M2 NOOP"),
+	    SEND("* 1 FETCH (UID 5 BODY[] {11}\r\nhello"),
+	    PAUSE(50),
+	    SEND(" world)\r\n* 2 FETCH (UID 6 BODY[] {"),
+	    PAUSE(50),
+	    SEND(part1),
+	    PAUSE(50),
+	    SEND(part2),
+	    PAUSE(50),
+	    SEND("K done\r\n"),
+	    END(),
 	};
 	const char *error;
 	struct imap_client *c = login_session(script, 5000);
