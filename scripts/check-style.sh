@@ -52,7 +52,7 @@ if [ -z "$CF" ]; then
 	exit 1
 fi
 out=$(mktemp)
-if ! "$CF" --dry-run --Werror --style=file "${files[@]}" 2>"$out"; then
+if ! "$CF" --dry-run --Werror --style="file:$PWD/.clang-format" "${files[@]}" 2>"$out"; then
 	mapfile -t differ < <(grep -oE '^[^: ]+\.[ch]:[0-9]+:[0-9]+: error' "$out" | cut -d: -f1 | sort -u)
 	echo "check-style: ${#differ[@]} files differ from .clang-format (run: $CF -i FILE):" >&2
 	printf '  %s\n' "${differ[@]}" >&2
