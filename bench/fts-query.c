@@ -104,11 +104,11 @@ int main(int argc, char **argv)
 	int i = 2;
 	for (; i + 1 < argc && strncmp(argv[i], "--", 2) == 0; i += 2) {
 		if (strcmp(argv[i], "--runs") == 0)
-			runs = atoi(argv[i + 1]);
+			runs = (int)strtol(argv[i + 1], NULL, 10);
 		else if (strcmp(argv[i], "--floor-ms") == 0)
-			floor_ms = atof(argv[i + 1]);
+			floor_ms = strtod(argv[i + 1], NULL);
 		else if (strcmp(argv[i], "--mailbox") == 0)
-			mailbox = atoll(argv[i + 1]);
+			mailbox = strtoll(argv[i + 1], NULL, 10);
 	}
 	if (runs < 1 || runs > 10000)
 		runs = 50;

@@ -32,7 +32,6 @@ while [ $# -gt 0 ]; do
 	esac
 done
 MK_BIN=${MK_BIN:-$PWD/build/mailkeep}
-SHARED=${MK_SHARED:-$PWD/../shared}
 OUT=$PWD/bench/out
 mkdir -p "$OUT"
 command -v wrk >/dev/null || { apt-get install -y -q wrk >/dev/null 2>&1 || true; }
@@ -41,7 +40,7 @@ CORPUS=$OUT/corpus-inbox-$COUNT-s1
 if [ ! -f "$CORPUS/done" ]; then
 	echo "jmap.sh: generating $COUNT messages in one mailbox (cached in $CORPUS)" >&2
 	rm -rf "$CORPUS"
-	python3 "$SHARED/bench/corpus.py" --maildir "$CORPUS/Maildir" --count "$COUNT" --seed 1 \
+	python3 bench/corpus.py --maildir "$CORPUS/Maildir" --count "$COUNT" --seed 1 \
 		--folders INBOX:100 >&2
 	touch "$CORPUS/done"
 fi

@@ -5,8 +5,8 @@
 #   bench/sync.sh [--count N] [--seed S] [--big] [--big-count N] [--keep]
 #
 # Environment: MK_BIN (mailkeep binary, default build/mailkeep), MK_BUILD
-# (build dir holding imap-fetch-ceiling, default build/), MK_SHARED (the shared
-# dir holding bench/corpus.py, default ../shared beside the repo).
+# (build dir holding imap-fetch-ceiling, default build/). The messages come
+# from bench/corpus.py (a seeded generator kept in the repository).
 #
 # What each number means:
 #   ceiling_s   Wall time of bench/imap-fetch-ceiling, best of 3: connect, TLS,
@@ -35,12 +35,7 @@ OUT=$ROOT/bench/out
 MK_BIN=${MK_BIN:-$ROOT/build/mailkeep}
 MK_BUILD=${MK_BUILD:-$ROOT/build}
 FIXTURE=$ROOT/tests/fixture/dovecot.sh
-if [ -n "${MK_SHARED:-}" ]; then
-	SHARED=$MK_SHARED
-else
-	SHARED=$(git -C "$ROOT" rev-parse --show-toplevel 2>/dev/null || echo "$ROOT")/../shared
-fi
-CORPUS=$SHARED/bench/corpus.py
+CORPUS=$ROOT/bench/corpus.py
 
 COUNT=10000
 SEED=1
@@ -62,7 +57,7 @@ done
 log() { echo "sync.sh: $*" >&2; }
 die() { log "$*"; exit 1; }
 
-[ -f "$CORPUS" ] || die "corpus generator not found at $CORPUS (set MK_SHARED)"
+[ -f "$CORPUS" ] || die "corpus generator not found at $CORPUS"
 command -v dovecot >/dev/null || die "dovecot is not installed"
 command -v mbsync >/dev/null || die "mbsync (isync) is not installed"
 if [ ! -x /usr/bin/time ]; then

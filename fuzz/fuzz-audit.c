@@ -50,7 +50,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	const char *error;
 
 	if (fd < 0) {
-		strcpy(path, "/tmp/fuzz-audit-XXXXXX");
+		snprintf(path, sizeof(path), "/tmp/fuzz-audit-XXXXXX");
 		fd = mkstemp(path);
 		if (fd < 0)
 			abort();

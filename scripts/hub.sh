@@ -1,21 +1,13 @@
 #!/usr/bin/env bash
 # Sets up and runs the hub on its embedded defaults: SQLite stores in the data
-# directory ($MAILKEEP_DATA, default ./data).
+# directory ($MAILKEEP_DATA, default ./data), `mailkeep serve` on
+# 127.0.0.1:8080. Arguments go to serve (see 'build/mailkeep serve --help').
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-DATA=${MAILKEEP_DATA:-$PWD/data}
-build/mailkeep --data "$DATA" init
-if build/mailkeep serve --help >/dev/null 2>&1; then
-	exec build/mailkeep --data "$DATA" serve
-fi
-cat <<EOT
-
-The hub's data directory is $DATA.
-The 'serve' daemon is not built yet; sync an account into a user's hosted mailbox with:
-
-  build/mailkeep --data $DATA sync --user NAME --imap imaps://HOST[:PORT] \\
-      --login LOGIN --password-file FILE
-
-and see 'build/mailkeep --help'.
-EOT
+# Every mailkeep command takes $MAILKEEP_DATA as the default of --data.
+export MAILKEEP_DATA=${MAILKEEP_DATA:-$PWD/data}
+[ -f "$MAILKEEP_DATA/mailkeep.version" ] || build/mailkeep init
+echo "hub.sh: data directory $MAILKEEP_DATA; add users and accounts with" \
+	"'MAILKEEP_DATA=$MAILKEEP_DATA build/mailkeep user add NAME' and 'account add'" >&2
+exec build/mailkeep serve "$@"

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Installs what mailkeep needs to build, test and benchmark on Debian 12, then
-# builds it into build/. Safe to run again.
+# builds it into build/ (not with --no-build). Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+BUILD=yes
+[ "${1:-}" = --no-build ] && BUILD=no
 
 PACKAGES=(
-	build-essential cmake pkg-config clang libclang-rt-14-dev
+	build-essential cmake pkg-config clang libclang-rt-14-dev clang-format
 	libssl-dev libsqlite3-dev libsodium-dev libevent-dev zlib1g-dev
 	libgmime-3.0-dev libjansson-dev libmicrohttpd-dev libcurl4-openssl-dev
 	openssl python3 python3-aiosmtpd dovecot-imapd isync time
@@ -37,5 +39,6 @@ if [ ! -d tests/jmap/node_modules/jmap-jam ]; then
 	(cd tests/jmap && npm install --no-audit --no-fund --loglevel=error)
 fi
 
+[ $BUILD = yes ] || exit 0
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j"$(nproc)"

@@ -1,10 +1,17 @@
 #!/usr/bin/env bash
-# Sets up, builds and runs every test twice: a release build, then an
-# ASan+UBSan build (clang) that also runs the libFuzzer targets for a bounded
-# time. Exits non-zero if anything fails.
+# Sets up, checks the style (banned functions, clang-format; see
+# scripts/check-style.sh), builds and runs every test twice: a release build,
+# then an ASan+UBSan build (clang) that also runs the libFuzzer targets for a
+# bounded time. Exits non-zero if anything fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
+scripts/setup.sh --no-build
+
+echo "== style"
+scripts/check-style.sh
+
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build -j"$(nproc)"
 
 echo "== tests (release build)"
 (cd build && ctest --output-on-failure -j2)

@@ -116,7 +116,9 @@ class Fixture:
 
 
 def run(argv, expect=0, stdin=None):
-    r = subprocess.run(argv, capture_output=True, text=True, input=stdin, timeout=600)
+    """Run argv; stdin is the given text, or /dev/null (never the terminal)."""
+    r = subprocess.run(argv, capture_output=True, text=True, input=stdin, timeout=600,
+                       **({} if stdin is not None else {"stdin": subprocess.DEVNULL}))
     if expect is not None and r.returncode != expect:
         raise AssertionError("%s exited %d (expected %d)\nstdout: %s\nstderr: %s"
                              % (" ".join(argv[:4]), r.returncode, expect, r.stdout, r.stderr))

@@ -570,7 +570,7 @@ int main(void)
 	uint64_t count;
 
 	CHECK(sodium_init() >= 0);
-	strcpy(dir, "/tmp/mk-audit-XXXXXX");
+	snprintf(dir, sizeof(dir), "/tmp/mk-audit-XXXXXX");
 	CHECK(mkdtemp(dir) != NULL);
 	umask(022);
 	path_in_dir(path, sizeof(path), "audit.log");

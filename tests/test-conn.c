@@ -95,7 +95,7 @@ static void make_certs(void)
 	char cmd[1024], ext[128];
 	const char *ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
 
-	strcpy(tmpdir, "/tmp/mk-test-conn-XXXXXX");
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/mk-test-conn-XXXXXX");
 	CHECK(mkdtemp(tmpdir) != NULL);
 	snprintf(ca_pem, sizeof(ca_pem), "%s/ca.pem", tmpdir);
 	snprintf(srv_pem, sizeof(srv_pem), "%s/srv.pem", tmpdir);

@@ -4,6 +4,9 @@
 # the plain port demands STARTTLS before LOGIN, the untrusted port fails
 # verification, COMPRESS=DEFLATE is offered and doveadm works; then stop it.
 set -euo pipefail
+# Tests never read the terminal: a prompt must fail, not wait (ctest hands
+# its own stdin, often a terminal, to every test).
+exec </dev/null
 
 SRC=${MK_SRC:-$(cd "$(dirname "$0")/.." && pwd)}
 FX=$SRC/tests/fixture/dovecot.sh

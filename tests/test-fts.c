@@ -149,7 +149,7 @@ static void test_expr(void)
 	REFUSED(store_fts_expr("text", big, &e, &error), "too long");
 	char many[200] = "";
 	for (int i = 0; i < 40; i++)
-		strcat(many, "ab ");
+		snprintf(many + strlen(many), sizeof(many) - strlen(many), "ab ");
 	REFUSED(store_fts_expr("text", many, &e, &error), "too many");
 }
 

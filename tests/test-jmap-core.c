@@ -306,7 +306,7 @@ static void test_result_references(struct jmap_registry *reg)
 	/* Too many pointer tokens. */
 	char path[200] = "";
 	for (int i = 0; i < JMAP_MAX_POINTER_TOKENS + 1; i++)
-		strcat(path, "/a");
+		snprintf(path + strlen(path), sizeof(path) - strlen(path), "/a");
 	snprintf(ref, sizeof(ref), "{%s,\"path\":\"%s\"}", good, path);
 	expect_bad_reference(reg, ref);
 	/* A reference to a later call is unknown at the time it runs. */

@@ -158,12 +158,15 @@ static void test_refusals(void)
 	    MIME_BUILD_INVALID, "bodyStructure/partId");
 	/* Nesting beyond the bound. */
 	char deep[4096] = "{\"bodyStructure\":";
+	size_t dl = strlen(deep);
 	for (int i = 0; i < 12; i++)
-		strcat(deep, "{\"type\":\"multipart/mixed\",\"subParts\":[");
-	strcat(deep, "{\"blobId\":\"B7\"}");
+		dl += (size_t)snprintf(deep + dl, sizeof(deep) - dl,
+				       "{\"type\":\"multipart/mixed\",\"subParts\":[");
+	dl += (size_t)snprintf(deep + dl, sizeof(deep) - dl, "{\"blobId\":\"B7\"}");
 	for (int i = 0; i < 12; i++)
-		strcat(deep, "]}");
-	strcat(deep, "}");
+		dl += (size_t)snprintf(deep + dl, sizeof(deep) - dl, "]}");
+	dl += (size_t)snprintf(deep + dl, sizeof(deep) - dl, "}");
+	CHECK(dl < sizeof(deep));
 	struct mime_build_error e;
 	size_t len;
 	CHECK(build(deep, &len, &e) == NULL && e.status == MIME_BUILD_INVALID);

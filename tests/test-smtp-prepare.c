@@ -33,7 +33,7 @@ static void test_addresses(void)
 		CHECK(!mime_submit_valid_address(bad[i]));
 	char long_local[80];
 	memset(long_local, 'a', 65);
-	strcpy(long_local + 65, "@b.c");
+	snprintf(long_local + 65, sizeof(long_local) - 65, "@b.c");
 	CHECK(!mime_submit_valid_address(long_local));
 }
 
@@ -108,7 +108,7 @@ static void test_prepare(void)
 	for (int i = 0; i <= MIME_SUBMIT_MAX_RCPTS; i++)
 		snprintf(many + strlen(many), sizeof(many) - strlen(many), "r%d@example.net,%s", i,
 		         i % 10 == 9 ? "\r\n " : "");
-	strcat(many, "last@example.net\r\n\r\n");
+	snprintf(many + strlen(many), sizeof(many) - strlen(many), "last@example.net\r\n\r\n");
 	REFUSED(prepare(many, NULL, 0, &s, &error), "too many");
 	/* Without a sender, the Message-ID's domain is the From address's. */
 	const char *m3 = "From: z@example.io\r\nTo: a@example.net\r\n\r\n";

@@ -103,7 +103,7 @@ static void test_urls(void)
 					  "imaps://u@h", "imaps://h/INBOX", "imaps://h x",
 					  "imaps://[::1", "imaps://h:12a", "imaps://h\r\nA1 X"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		strcpy(host, "untouched");
+		snprintf(host, sizeof(host), "untouched");
 		CHECK(imap_url_parse(bad[i], host, sizeof(host), port, sizeof(port), &sec) < 0);
 		CHECK(strcmp(host, "untouched") == 0);
 	}

@@ -504,11 +504,10 @@ static bool percent_decode(const char *src, char *dst, size_t size)
 	for (const char *p = src; *p != '\0'; p++) {
 		char c = *p;
 		if (c == '%') {
-			unsigned v;
-			if (!isxdigit((unsigned char)p[1]) || !isxdigit((unsigned char)p[2]) ||
-			    sscanf(p + 1, "%2x", &v) != 1)
+			if (!isxdigit((unsigned char)p[1]) || !isxdigit((unsigned char)p[2]))
 				return false;
-			c = (char)v;
+			const char hex[3] = {p[1], p[2], '\0'};
+			c = (char)strtoul(hex, NULL, 16);
 			p += 2;
 		}
 		if (c == '\0' || o + 1 >= size)

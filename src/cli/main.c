@@ -41,7 +41,8 @@ static void usage(FILE *f)
 	fprintf(f, "usage: mailkeep [--data DIR] COMMAND [ARGS]\n\n"
 		   "mailkeep keeps a hosted copy of your mail accounts on a machine you control.\n\n"
 		   "Global options:\n"
-		   "  --data DIR     the hub's data directory (required by every command)\n"
+		   "  --data DIR     the hub's data directory (required by every command;\n"
+		   "                 default $MAILKEEP_DATA when set)\n"
 		   "  --help         this text; 'mailkeep COMMAND --help' for a command\n"
 		   "  --version      print the version\n\n"
 		   "Commands:\n");
@@ -68,7 +69,8 @@ bool cli_is_help(const char *arg)
 const char *cli_data_dir(struct cli *cli, bool must_exist)
 {
 	if (cli->data_dir == NULL) {
-		cli_error("--data DIR is required (the hub's data directory)");
+		cli_error("--data DIR is required (the hub's data directory), or set "
+			  "MAILKEEP_DATA");
 		return NULL;
 	}
 	if (must_exist) {
@@ -199,6 +201,10 @@ int main(int argc, char **argv)
 {
 	struct cli cli = {.prog = "mailkeep"};
 	harden_process();
+	/* MAILKEEP_DATA is the default of --data for every command. */
+	const char *env_data = getenv("MAILKEEP_DATA");
+	if (env_data != NULL && env_data[0] != '\0')
+		cli.data_dir = env_data;
 	if (sodium_init() < 0) {
 		cli_error("cannot initialise libsodium");
 		return EXIT_FAIL;

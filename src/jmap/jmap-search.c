@@ -93,15 +93,21 @@ static int collect_text(json_t *filter, unsigned depth, struct text_exprs *te,
 			return -1;
 		}
 		size_t old = te->expr != NULL ? strlen(te->expr) : 0;
-		char *joined = realloc(te->expr, old + strlen(expr) + 8);
+		size_t cap = old + strlen(expr) + 8;
+		char *joined = realloc(te->expr, cap);
 		if (joined == NULL) {
 			free(expr);
 			*error_type_r = "serverFail";
 			return -1;
 		}
 		te->expr = joined;
-		sprintf(joined + old, "%s(%s)", old > 0 ? " OR " : "", expr);
+		/* cap fits " OR " + "(" + ")" + NUL. */
+		int n = snprintf(joined + old, cap - old, "%s(%s)", old > 0 ? " OR " : "", expr);
 		free(expr);
+		if (n < 0 || (size_t)n >= cap - old) {
+			*error_type_r = "serverFail";
+			return -1;
+		}
 	}
 	return 0;
 }

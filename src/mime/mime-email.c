@@ -210,7 +210,7 @@ static json_t *date_value(const char *raw)
 			/* RFC 3339 prefers Z for UTC. */
 			size_t l = strlen(s);
 			if (l > 6 && strcmp(s + l - 6, "+00:00") == 0)
-				strcpy(s + l - 6, "Z");
+				memcpy(s + l - 6, "Z", 2);
 			out = json_string(s);
 			g_free(s);
 		}

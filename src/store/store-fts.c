@@ -166,8 +166,16 @@ int store_fts_expr(const char *field, const char *text, char **expr_r, const cha
 		*error_r = "store: out of memory";
 		return -1;
 	}
-	if (column != NULL)
-		o += sprintf(o, "{%s} : (", column);
+	if (column != NULL) {
+		/* Column names are short constants; cap has 32 spare bytes. */
+		int n = snprintf(o, cap, "{%s} : (", column);
+		if (n < 0 || (size_t)n >= 32) {
+			free(out);
+			*error_r = "store: search column name too long";
+			return -1;
+		}
+		o += n;
+	}
 	unsigned words = 0;
 	for (const char *p = text; *p != '\0';) {
 		while (is_space(*p))
