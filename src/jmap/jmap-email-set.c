@@ -551,18 +551,26 @@ int jmap_email_set(void *context, struct jmap_call *call, json_t *args, const ch
 			break;
 		int64_t id;
 		struct store_email e;
-		const char *text = json_string_value(v);
-		int found = set_resolve_id(call, text, 'E', &id)
-		                ? store_email_get(ctx->store, id, &e, &err)
-		                : 0;
+		int found = jmap_list_id(call, v, 'E', &id) ? store_email_get(ctx->store, id, &e, &err)
+		                                            : 0;
 		if (found < 0 || (found == 1 && store_local_destroy(ctx->store, id, &err) < 0)) {
 			fatal = -1;
 			break;
 		}
-		if (found == 1)
+		if (found == 1) {
 			json_array_append_new(destroyed, jmap_prefixed('E', id));
-		else if (text != NULL)
-			json_object_set_new(not_destroyed, text, set_error("notFound", NULL, NULL));
+			continue;
+		}
+		char *key_text = jmap_destroy_key(v);
+		if (key_text == NULL) {
+			fatal = -1;
+			break;
+		}
+		json_object_set_new(not_destroyed, key_text,
+		                    json_is_string(v)
+		                        ? set_error("notFound", NULL, NULL)
+		                        : set_error("invalidArguments", "an Id is a string", NULL));
+		free(key_text);
 	}
 	json_t *resp = json_pack("{s:o,s:o,s:o,s:o,s:o,s:o}", "created", created, "notCreated",
 	                         not_created, "updated", updated, "notUpdated", not_updated,

@@ -105,16 +105,14 @@ int jmap_identity_get(void *context, struct jmap_call *call, json_t *args,
 		*error_type_r = "serverFail";
 		return -1;
 	}
-	json_t *ids = json_object_get(args, "ids");
-	if (ids != NULL && !json_is_null(ids) &&
-	    (!json_is_array(ids) || json_array_size(ids) > JMAP_MAIL_MAX_OBJECTS_IN_GET)) {
-		*error_type_r = json_is_array(ids) ? "requestTooLarge" : "invalidArguments";
-		*description_r = "ids is null or an array";
+	json_t *ids, *properties;
+	if (jmap_arg_strings(args, "ids", JMAP_MAIL_MAX_OBJECTS_IN_GET, &ids, error_type_r,
+	                     description_r) < 0 ||
+	    jmap_arg_strings(args, "properties", 100, &properties, error_type_r, description_r) <
+	        0)
 		return -1;
-	}
-	json_t *properties = json_object_get(args, "properties");
 	json_t *list = json_array(), *not_found = json_array();
-	if (ids == NULL || json_is_null(ids)) {
+	if (ids == NULL) {
 		for (size_t i = 0; i < ctx->n_hub_accounts; i++)
 			json_array_append_new(list, identity_json(&ctx->hub_accounts[i]));
 	} else {
@@ -124,7 +122,7 @@ int jmap_identity_get(void *context, struct jmap_call *call, json_t *args,
 		{
 			int64_t id;
 			bool found = false;
-			if (set_resolve_id(call, json_string_value(v), 'I', &id)) {
+			if (jmap_list_id(call, v, 'I', &id)) {
 				for (size_t i = 0; i < ctx->n_hub_accounts && !found; i++) {
 					if (ctx->hub_accounts[i].id == id) {
 						json_array_append_new(
@@ -137,25 +135,9 @@ int jmap_identity_get(void *context, struct jmap_call *call, json_t *args,
 				json_array_append(not_found, v);
 		}
 	}
-	if (json_is_array(properties)) {
-		size_t i;
-		json_t *o;
-		json_array_foreach(list, i, o)
-		{
-			const char *key;
-			json_t *val, *tmp;
-			json_object_foreach_safe(o, tmp, key, val)
-			{
-				bool keep = strcmp(key, "id") == 0;
-				size_t j;
-				json_t *p;
-				json_array_foreach(properties, j, p) keep |=
-				    json_is_string(p) && strcmp(json_string_value(p), key) == 0;
-				if (!keep)
-					json_object_del(o, key);
-			}
-		}
-	}
+	size_t at;
+	json_t *obj;
+	json_array_foreach(list, at, obj) jmap_keep_properties(obj, properties);
 	char state[32];
 	identity_state(ctx, state, sizeof(state));
 	json_t *resp = json_pack("{s:s,s:s,s:o,s:o}", "accountId", ctx->account_id, "state", state,
