@@ -640,10 +640,9 @@ int jmap_email_import(void *context, struct jmap_call *call, json_t *args,
 		} else if (!set_resolve_id(call, json_string_value(json_object_get(v, "blobId")),
 		                           'B', &blob_id) ||
 		           store_blob_size(ctx->store, blob_id, &size, &err) != 1) {
-			bad = set_error("blobNotFound", "no such blob", NULL);
-			json_object_set_new(
-			    bad, "notFound",
-			    json_pack("[o]", json_deep_copy(json_object_get(v, "blobId"))));
+			/* RFC 8621 4.8: a blobId that is not found is an invalid
+			 * property (blobNotFound is Email/set's, for parts). */
+			bad = set_error("invalidProperties", "blobId: no such blob", "blobId");
 		} else if (size > JMAP_SET_MAX_EMAIL_SIZE) {
 			bad = set_error("tooLarge", "the message is too large", NULL);
 		} else if ((bad = mailbox_ids(ctx, call, json_object_get(v, "mailboxIds"), &t)) !=
