@@ -13,8 +13,10 @@
  * one request, so creation ids and result references cross calls.
  *
  * The answer must be a 200 JSON response whose methodResponses are all
- * [name, object, callId] triples; any crash, sanitizer report, leak or
- * malformed answer is a finding. */
+ * [name, object, callId] triples, and no call may fail with serverFail
+ * (the store works: only the input can be wrong); any crash, sanitizer
+ * report, leak or malformed answer is a finding. MK_FUZZ_SHOW=1 prints the
+ * request an input stands for. Seeds: fuzz/seeds-jmap-methods.py. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -205,6 +207,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	json_decref(req);
 	if (text == NULL)
 		abort();
+	if (getenv("MK_FUZZ_SHOW") != NULL) /* what an input stands for */
+		fprintf(stderr, "%s\n", text);
 
 	struct jmap_mail_ctx ctx = {.store = store, .account_id = "alice", .load_accounts = load_accounts};
 	uint64_t modseq = 0;

@@ -240,12 +240,33 @@ static int email_create(struct jmap_mail_ctx *ctx, struct jmap_call *call, json_
 	}
 	if ((*error_r = received_at(obj, &when)) != NULL)
 		goto out;
+	/* A draft without "from" gets the From of the identity of its
+	 * mailbox's account, display name included (jmap-identity.c). */
+	json_t *built = json_incref(obj);
+	int64_t hub_account;
+	char *end;
+	if (json_object_get(obj, "from") == NULL && t.account_key != NULL &&
+	    strncmp(t.account_key, "account:", 8) == 0 &&
+	    (hub_account = strtoll(t.account_key + 8, &end, 10)) > 0 && *end == '\0') {
+		json_t *from = jmap_identity_from(ctx, hub_account);
+		json_t *copy = from != NULL ? json_copy(obj) : NULL;
+		if (copy != NULL && json_object_set_new(copy, "from", from) == 0) {
+			json_decref(built);
+			built = copy;
+		} else {
+			json_decref(copy);
+			if (copy == NULL)
+				json_decref(from);
+		}
+	}
 	struct blob_ctx bc = {ctx, call};
 	struct mime_build_error be;
 	char *data = NULL;
 	size_t len = 0;
-	if (mime_build_email(obj, build_blob, &bc, JMAP_SET_MAX_EMAIL_SIZE, (int64_t)time(NULL),
-	                     &data, &len, &be) < 0) {
+	int built_r = mime_build_email(built, build_blob, &bc, JMAP_SET_MAX_EMAIL_SIZE,
+	                               (int64_t)time(NULL), &data, &len, &be);
+	json_decref(built);
+	if (built_r < 0) {
 		static const char *const types[] = {
 		    [MIME_BUILD_INVALID] = "invalidProperties",
 		    [MIME_BUILD_BLOB_NOT_FOUND] = "blobNotFound",

@@ -55,4 +55,10 @@ void jmap_keep_properties(json_t *obj, json_t *properties);
  * that no entry vanishes (RFC 8620 5.3). malloc'ed; NULL on out of memory. */
 char *jmap_destroy_key(json_t *entry);
 
+/* The From of mail the hub writes for the identity of hub account
+ * account_id: [{"name": its display name (null when none), "email"}], a new
+ * reference; NULL when there is no such identity, its address is not one
+ * (a login without a domain) or the store fails. */
+json_t *jmap_identity_from(struct jmap_mail_ctx *ctx, int64_t account_id);
+
 #endif

@@ -23,11 +23,6 @@
 jmap_method_fn jmap_email_set, jmap_email_import, jmap_mailbox_set, jmap_identity_get,
     jmap_identity_changes, jmap_identity_set;
 
-/* The From of mail the hub writes for the identity of hub account
- * account_id: [{"name": its display name (null when none), "email"}], a new
- * reference; NULL when there is no such identity, its address is not one
- * (a login without a domain) or the store fails. */
-json_t *jmap_identity_from(struct jmap_mail_ctx *ctx, int64_t account_id);
 
 /* Declare the submission capability (if no one has yet) and Identity/get,
  * Identity/changes, Identity/set under it. */

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "../hub/hub.h"
+#include "../mime/mime-build.h"
 #include "../mime/mime-submit.h"
 #include "../store/store-outbox.h"
 
@@ -417,6 +418,31 @@ static int create_one(struct jmap_mail_ctx *ctx, struct jmap_call *call, json_t 
 	struct mime_submission sub;
 	int r =
 	    mime_submit_prepare(data, len, rcpts, n_rcpts, ident_email, time(NULL), &sub, &err);
+	if (r == 0 && !sub.has_from && ident_email != NULL) {
+		/* No From: the identity's, with its display name (Identity/set). */
+		json_t *from = jmap_identity_from(ctx, account_id);
+		char *field = mime_build_from_field(
+		    json_string_value(json_object_get(json_array_get(from, 0), "name")), ident_email);
+		json_decref(from);
+		size_t flen = field != NULL ? strlen(field) : 0;
+		char *with = field != NULL ? malloc(flen + len + 1) : NULL;
+		if (with == NULL) {
+			free(field);
+			free(data);
+			mime_submission_free(&sub);
+			*error_r = set_error("serverFail", "out of memory");
+			return -1;
+		}
+		memcpy(with, field, flen);
+		memcpy(with + flen, data, len);
+		free(field);
+		free(data);
+		data = with;
+		len += flen;
+		mime_submission_free(&sub);
+		r = mime_submit_prepare(data, len, rcpts, n_rcpts, ident_email, time(NULL), &sub,
+		                        &err);
+	}
 	free(data);
 	if (r < 0) {
 		*error_r = set_error(
