@@ -19,6 +19,7 @@
  */
 #include "jmap-set-private.h"
 #include "../hub/hub.h"
+#include "../mime/mime-build.h"
 #include "../mime/mime-submit.h"
 #include "../store/store-identity.h"
 
@@ -140,8 +141,8 @@ json_t *jmap_identity_from(struct jmap_mail_ctx *ctx, int64_t account_id)
 			continue;
 		char email[600];
 		identity_email(a, email, sizeof(email));
-		if (!mime_submit_valid_address(email))
-			return NULL;
+		if (!mime_submit_valid_address(email) || !mime_build_valid_address(email))
+			return NULL; /* e.g. alice@[192.0.2.1]: no From of ours */
 		struct store_identity si = {0};
 		if (store_identity_get(ctx->store, a->id, &si, &err) < 0)
 			return NULL;

@@ -709,6 +709,11 @@ out:
 	return r;
 }
 
+bool mime_build_valid_address(const char *s)
+{
+	return s != NULL && valid_address(s);
+}
+
 char *mime_build_from_field(const char *name, const char *email)
 {
 	if (email == NULL || !valid_address(email) || (name != NULL && has_controls(name)))

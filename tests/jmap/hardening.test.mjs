@@ -139,3 +139,40 @@ test("Email/import of a missing blob is invalidProperties on blobId", async () =
   assert.equal(r.notCreated.x.type, "invalidProperties");
   assert.deepEqual(r.notCreated.x.properties, ["blobId"]);
 });
+
+test("Identity/set: the display name is kept, listed by /changes and used for drafts", async () => {
+  const [[, g0]] = await call([["Identity/get", { accountId: A }, "0"]]);
+  const ident = g0.list[0];
+  assert.match(ident.id, /^I\d+$/);
+  const [[, set], [, g1], [, ch]] = await call([
+    ["Identity/set", { accountId: A, ifInState: g0.state,
+      update: { [ident.id]: { name: "Alice Hub", htmlSignature: "<b>A</b>" } },
+      create: { c: { email: "x@example.org" } } }, "0"],
+    ["Identity/get", { accountId: A, ids: [ident.id] }, "1"],
+    ["Identity/changes", { accountId: A, sinceState: g0.state }, "2"],
+  ]);
+  assert.deepEqual(set.updated, { [ident.id]: null });
+  assert.equal(set.notCreated.c.type, "forbidden");
+  assert.equal(g1.list[0].name, "Alice Hub");
+  assert.equal(g1.list[0].htmlSignature, "<b>A</b>");
+  assert.deepEqual(ch.updated, [ident.id]);
+  assert.equal(ch.newState, g1.state);
+  const [[, bad]] = await call([["Identity/set", { accountId: A,
+    update: { [ident.id]: { name: "x\r\nBcc: evil@example.org" } } }, "0"]]);
+  assert.equal(bad.notUpdated[ident.id].type, "invalidProperties");
+  // A draft without "from" is written with the identity's From, name included,
+  // when the identity's address can be one: here the account's login has no
+  // domain and its server is 127.0.0.1, so the address is alice@[127.0.0.1]
+  // and the draft keeps no From (tests/test-jmap-identity.c covers a domain).
+  const [[, mb]] = await call([["Mailbox/get", { accountId: A, properties: ["role"] }, "0"]]);
+  const drafts = mb.list.find((m) => m.role === "drafts") ?? mb.list.find((m) => m.role === "inbox");
+  const [[, c], [, e]] = await call([
+    ["Email/set", { accountId: A, create: { d: { mailboxIds: { [drafts.id]: true },
+      subject: "identity draft", to: [{ email: "bob@example.net" }] } } }, "0"],
+    ["Email/get", { accountId: A, ids: ["#d"], properties: ["from"] }, "1"],
+  ]);
+  assert.ok(c.created.d, JSON.stringify(c));
+  assert.deepEqual(e.list[0].from,
+    ident.email.includes("@[") ? null : [{ name: "Alice Hub", email: ident.email }]);
+  await call([["Email/set", { accountId: A, destroy: [c.created.d.id] }, "0"]]);
+});
