@@ -175,4 +175,8 @@ test("Identity/set: the display name is kept, listed by /changes and used for dr
   assert.deepEqual(e.list[0].from,
     ident.email.includes("@[") ? null : [{ name: "Alice Hub", email: ident.email }]);
   await call([["Email/set", { accountId: A, destroy: [c.created.d.id] }, "0"]]);
+  // Leave the identity as the other test files expect it.
+  const [[, back]] = await call([["Identity/set", { accountId: A,
+    update: { [ident.id]: { name: "", htmlSignature: "" } } }, "0"]]);
+  assert.deepEqual(back.updated, { [ident.id]: null });
 });
