@@ -17,10 +17,12 @@
  * (the store works: only the input can be wrong); any crash, sanitizer
  * report, leak or malformed answer is a finding. MK_FUZZ_SHOW=1 prints the
  * request an input stands for. Seeds: fuzz/seeds-jmap-methods.py. */
+#include <ftw.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "hub/hub.h"
@@ -151,12 +153,30 @@ static int load_accounts(struct jmap_mail_ctx *ctx)
 	return 0;
 }
 
+static char dir[] = "/tmp/mk-fuzz-jmap-methods-XXXXXX";
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+/* The temporary store goes when the fuzzer exits. */
+static void cleanup(void)
+{
+	store_close(&store);
+	nftw(dir, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
+}
+
 static void setup(void)
 {
 	const char *error;
-	char dir[] = "/tmp/mk-fuzz-jmap-methods-XXXXXX", path[64];
+	char path[64];
 	if (mkdtemp(dir) == NULL)
 		abort();
+	atexit(cleanup);
 	snprintf(path, sizeof(path), "%s/store.db", dir);
 	int64_t acct, inbox, arch, blob;
 	struct store_blob_writer *w;

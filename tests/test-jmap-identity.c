@@ -75,7 +75,8 @@ static const char *str(json_t *obj, const char *key)
 	return v != NULL ? v : "(none)";
 }
 
-/* Item 1: each of these used to dereference NULL (serve died with SIGSEGV). */
+/* Item 1: each of these used to dereference NULL (serve died with SIGSEGV)
+ * or overflow an integer. */
 static void typed_ids(struct jmap_registry *reg, struct store *s)
 {
 	static const char *const bad[] = {
@@ -90,6 +91,11 @@ static void typed_ids(struct jmap_registry *reg, struct store *s)
 	    "[\"EmailSubmission/set\",{\"accountId\":\"alice\",\"onSuccessDestroyEmail\":[1]},"
 	    "\"0\"]",
 	    "[\"Email/parse\",{\"accountId\":\"alice\",\"blobIds\":[null]},\"0\"]",
+	    /* Found by fuzz-jmap-methods: -position overflowed (Int is 53 bits). */
+	    "[\"Mailbox/query\",{\"accountId\":\"alice\",\"position\":-9223372036854775808},"
+	    "\"0\"]",
+	    "[\"Email/query\",{\"accountId\":\"alice\",\"anchor\":\"E1\","
+	    "\"anchorOffset\":9223372036854775807},\"0\"]",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		char m[512];
