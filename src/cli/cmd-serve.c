@@ -249,11 +249,29 @@ static void respond_json(struct http_response *resp, unsigned status, json_t *bo
 		http_response_set_body(resp, "application/json", text, strlen(text), &err);
 }
 
+/* Every error body is an RFC 7807 problem, as RFC 8620 3.6.1 has it. */
 static void respond_problem(struct http_response *resp, unsigned status, const char *type,
 			    const char *detail)
 {
-	respond_json(resp, status, json_pack("{s:s,s:i,s:s}", "type", type, "status", (int)status,
-					      "detail", detail));
+	const char *err;
+	json_t *body = json_pack("{s:s,s:i,s:s}", "type", type, "status", (int)status, "detail",
+				 detail);
+	char *text = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
+	json_decref(body);
+	http_response_set_status(resp, status, &err);
+	if (text != NULL)
+		http_response_set_body(resp, "application/problem+json", text, strlen(text), &err);
+}
+
+/* Is the request body declared as JSON ("application/json", any case,
+ * parameters such as charset allowed)? RFC 8620 3.1. */
+static bool content_is_json(const char *content_type)
+{
+	static const char json[] = "application/json";
+	if (content_type == NULL || strncasecmp(content_type, json, sizeof(json) - 1) != 0)
+		return false;
+	char next = content_type[sizeof(json) - 1];
+	return next == '\0' || next == ';' || next == ' ' || next == '\t';
 }
 
 static json_t *session_json(struct serve *sv, const struct hub_user *u, uint64_t state)
@@ -407,6 +425,11 @@ static void handle_api(struct serve *sv, const struct principal *p,
 		respond_problem(resp, 405, "about:blank", "use POST");
 		return;
 	}
+	if (!content_is_json(req->content_type)) {
+		respond_problem(resp, 400, "urn:ietf:params:jmap:error:notJSON",
+				"the request's Content-Type is not application/json");
+		return;
+	}
 	struct user_store *us = user_store_get(sv, p->user.name);
 	if (us == NULL) {
 		respond_problem(resp, 500, "about:blank", "cannot open the user's store");
@@ -440,6 +463,23 @@ static void handle_api(struct serve *sv, const struct principal *p,
 	}
 	http_response_set_status(resp, out.status, &err);
 	http_response_set_body(resp, out.content_type, out.body, out.body_len, &err);
+}
+
+static bool percent_decode(const char *src, char *dst, size_t size);
+
+/* A media type with optional parameters ("text/plain; charset=utf-8"):
+ * printable ASCII, a type and a subtype of token characters. */
+static bool media_type_ok(const char *t)
+{
+	static const char token[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+				    "0123456789!#$&^_.+-";
+	size_t type_len = strspn(t, token);
+	if (type_len == 0 || t[type_len] != '/' || strspn(t + type_len + 1, token) == 0)
+		return false;
+	for (const char *c = t; *c != '\0'; c++)
+		if (*c < 0x20 || *c > 0x7e)
+			return false;
+	return true;
 }
 
 static void handle_download(struct serve *sv, const struct principal *p,
@@ -487,9 +527,11 @@ static void handle_download(struct serve *sv, const struct principal *p,
 	if (strspn(part_type, type_chars) == strlen(part_type) && strlen(part_type) < sizeof(type))
 		snprintf(type, sizeof(type), "%s", part_type);
 	free(part_type);
-	char asked[128];
-	if (query_param(req->query, "type", asked, sizeof(asked)) &&
-	    strspn(asked, type_chars) == strlen(asked) && strchr(asked, '/') != NULL)
+	/* ?type= is percent-encoded by clients ("text%2Fplain"); the media
+	 * type the client asks for is what it gets (RFC 8620 6.2). */
+	char raw[3 * sizeof(type)], asked[sizeof(type)];
+	if (query_param(req->query, "type", raw, sizeof(raw)) &&
+	    percent_decode(raw, asked, sizeof(asked)) && media_type_ok(asked))
 		snprintf(type, sizeof(type), "%s", asked);
 	http_response_set_status(resp, 200, &err);
 	http_response_add_header(resp, "Cache-Control", "private, immutable, max-age=31536000",

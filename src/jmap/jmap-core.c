@@ -201,6 +201,10 @@ int jmap_call_set_created_id(struct jmap_call *call, const char *creation_id, co
 int jmap_call_resolve_id(struct jmap_call *call, const char *id_or_ref, const char **id_r,
                          const char **error_r)
 {
+	if (id_or_ref == NULL) {
+		*error_r = "not a valid Id";
+		return -1;
+	}
 	if (id_or_ref[0] == '#') {
 		json_t *v = json_object_get(call->req->created, id_or_ref + 1);
 		if (!json_is_string(v)) {

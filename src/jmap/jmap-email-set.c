@@ -240,12 +240,33 @@ static int email_create(struct jmap_mail_ctx *ctx, struct jmap_call *call, json_
 	}
 	if ((*error_r = received_at(obj, &when)) != NULL)
 		goto out;
+	/* A draft without "from" gets the From of the identity of its
+	 * mailbox's account, display name included (jmap-identity.c). */
+	json_t *built = json_incref(obj);
+	int64_t hub_account;
+	char *end;
+	if (json_object_get(obj, "from") == NULL && t.account_key != NULL &&
+	    strncmp(t.account_key, "account:", 8) == 0 &&
+	    (hub_account = strtoll(t.account_key + 8, &end, 10)) > 0 && *end == '\0') {
+		json_t *from = jmap_identity_from(ctx, hub_account);
+		json_t *copy = from != NULL ? json_copy(obj) : NULL;
+		if (copy != NULL && json_object_set_new(copy, "from", from) == 0) {
+			json_decref(built);
+			built = copy;
+		} else {
+			json_decref(copy);
+			if (copy == NULL)
+				json_decref(from);
+		}
+	}
 	struct blob_ctx bc = {ctx, call};
 	struct mime_build_error be;
 	char *data = NULL;
 	size_t len = 0;
-	if (mime_build_email(obj, build_blob, &bc, JMAP_SET_MAX_EMAIL_SIZE, (int64_t)time(NULL),
-	                     &data, &len, &be) < 0) {
+	int built_r = mime_build_email(built, build_blob, &bc, JMAP_SET_MAX_EMAIL_SIZE,
+	                               (int64_t)time(NULL), &data, &len, &be);
+	json_decref(built);
+	if (built_r < 0) {
 		static const char *const types[] = {
 		    [MIME_BUILD_INVALID] = "invalidProperties",
 		    [MIME_BUILD_BLOB_NOT_FOUND] = "blobNotFound",
@@ -551,18 +572,26 @@ int jmap_email_set(void *context, struct jmap_call *call, json_t *args, const ch
 			break;
 		int64_t id;
 		struct store_email e;
-		const char *text = json_string_value(v);
-		int found = set_resolve_id(call, text, 'E', &id)
-		                ? store_email_get(ctx->store, id, &e, &err)
-		                : 0;
+		int found = jmap_list_id(call, v, 'E', &id) ? store_email_get(ctx->store, id, &e, &err)
+		                                            : 0;
 		if (found < 0 || (found == 1 && store_local_destroy(ctx->store, id, &err) < 0)) {
 			fatal = -1;
 			break;
 		}
-		if (found == 1)
+		if (found == 1) {
 			json_array_append_new(destroyed, jmap_prefixed('E', id));
-		else if (text != NULL)
-			json_object_set_new(not_destroyed, text, set_error("notFound", NULL, NULL));
+			continue;
+		}
+		char *key_text = jmap_destroy_key(v);
+		if (key_text == NULL) {
+			fatal = -1;
+			break;
+		}
+		json_object_set_new(not_destroyed, key_text,
+		                    json_is_string(v)
+		                        ? set_error("notFound", NULL, NULL)
+		                        : set_error("invalidArguments", "an Id is a string", NULL));
+		free(key_text);
 	}
 	json_t *resp = json_pack("{s:o,s:o,s:o,s:o,s:o,s:o}", "created", created, "notCreated",
 	                         not_created, "updated", updated, "notUpdated", not_updated,
@@ -632,10 +661,9 @@ int jmap_email_import(void *context, struct jmap_call *call, json_t *args,
 		} else if (!set_resolve_id(call, json_string_value(json_object_get(v, "blobId")),
 		                           'B', &blob_id) ||
 		           store_blob_size(ctx->store, blob_id, &size, &err) != 1) {
-			bad = set_error("blobNotFound", "no such blob", NULL);
-			json_object_set_new(
-			    bad, "notFound",
-			    json_pack("[o]", json_deep_copy(json_object_get(v, "blobId"))));
+			/* RFC 8621 4.8: a blobId that is not found is an invalid
+			 * property (blobNotFound is Email/set's, for parts). */
+			bad = set_error("invalidProperties", "blobId: no such blob", "blobId");
 		} else if (size > JMAP_SET_MAX_EMAIL_SIZE) {
 			bad = set_error("tooLarge", "the message is too large", NULL);
 		} else if ((bad = mailbox_ids(ctx, call, json_object_get(v, "mailboxIds"), &t)) !=

@@ -321,18 +321,20 @@ static void get_args_free(struct get_args *a)
 
 static __thread char arg_error[300];
 
-static json_t *prop_list(json_t *given, const char *const *defaults, size_t ndefaults,
+static json_t *prop_list(json_t *args, const char *name, const char *const *defaults, size_t ndefaults,
                          const char *const *known, size_t nknown, const char *what, bool *bad)
 {
-	json_t *out = json_array();
-	if (given == NULL || json_is_null(given)) {
-		for (size_t i = 0; i < ndefaults; i++)
-			json_array_append_new(out, json_string(defaults[i]));
+	json_t *out = json_array(), *given;
+	const char *type, *why;
+	int r = jmap_arg_strings(args, name, 1000, &given, &type, &why);
+	if (r < 0) {
+		snprintf(arg_error, sizeof(arg_error), "%s", why);
+		*bad = true;
 		return out;
 	}
-	if (!json_is_array(given) || json_array_size(given) > 1000) {
-		snprintf(arg_error, sizeof(arg_error), "%s must be a list of property names", what);
-		*bad = true;
+	if (r == 0) {
+		for (size_t i = 0; i < ndefaults; i++)
+			json_array_append_new(out, json_string(defaults[i]));
 		return out;
 	}
 	size_t i;
@@ -341,9 +343,9 @@ static json_t *prop_list(json_t *given, const char *const *defaults, size_t ndef
 	{
 		const char *s = json_string_value(v);
 		struct header_prop hp;
-		if (s == NULL || (!in_list(known, nknown, s) && !parse_header_prop(s, &hp))) {
+		if (!in_list(known, nknown, s) && !parse_header_prop(s, &hp)) {
 			snprintf(arg_error, sizeof(arg_error), "unknown or not allowed %s: %.200s",
-			         what, s != NULL ? s : "(not a string)");
+			         what, s);
 			*bad = true;
 			return out;
 		}
@@ -371,15 +373,15 @@ static int parse_get_args(json_t *args, bool for_parse, struct get_args *a,
 	memset(a, 0, sizeof(*a));
 	bool bad = false;
 	a->properties = for_parse
-	                    ? prop_list(json_object_get(args, "properties"), default_parse_props,
+	                    ? prop_list(args, "properties", default_parse_props,
 	                                ARRAY_LEN(default_parse_props), email_props,
 	                                ARRAY_LEN(email_props), "property", &bad)
-	                    : prop_list(json_object_get(args, "properties"), default_get_props,
+	                    : prop_list(args, "properties", default_get_props,
 	                                ARRAY_LEN(default_get_props), email_props,
 	                                ARRAY_LEN(email_props), "property", &bad);
 	if (!bad)
 		a->body_properties =
-		    prop_list(json_object_get(args, "bodyProperties"), default_part_props,
+		    prop_list(args, "bodyProperties", default_part_props,
 		              ARRAY_LEN(default_part_props), part_props, ARRAY_LEN(part_props),
 		              "body property", &bad);
 	if (!bad && (!get_bool(args, "fetchTextBodyValues", &a->fetch_text) ||
@@ -621,15 +623,15 @@ static int email_get(void *context, struct jmap_call *call, json_t *args, const 
 	const char *err;
 	if (jmap_check_account(ctx, args, error_type_r) < 0)
 		return -1;
-	json_t *ids = json_object_get(args, "ids");
-	if (!json_is_array(ids)) {
-		*error_type_r =
-		    json_is_null(ids) || ids == NULL ? "requestTooLarge" : "invalidArguments";
-		*description_r = "ids is required (fetching every email at once is not allowed)";
-		return -1;
-	}
-	if (json_array_size(ids) > JMAP_MAIL_MAX_OBJECTS_IN_GET) {
-		*error_type_r = "requestTooLarge";
+	json_t *ids;
+	int r = jmap_arg_strings(args, "ids", JMAP_MAIL_MAX_OBJECTS_IN_GET, &ids, error_type_r,
+	                         description_r);
+	if (r <= 0) {
+		if (r == 0) {
+			*error_type_r = "requestTooLarge";
+			*description_r =
+			    "ids is required (fetching every email at once is not allowed)";
+		}
 		return -1;
 	}
 	struct get_args a;
@@ -652,11 +654,9 @@ static int email_get(void *context, struct jmap_call *call, json_t *args, const 
 	json_t *list = json_array(), *not_found = json_array();
 	json_array_foreach(ids, i, v)
 	{
-		const char *id;
 		int64_t row;
 		struct store_email e;
-		if (jmap_call_resolve_id(call, json_string_value(v), &id, &err) < 0 ||
-		    !jmap_parse_id(id, 'E', &row) ||
+		if (!jmap_list_id(call, v, 'E', &row) ||
 		    store_email_get(ctx->store, row, &e, &err) != 1) {
 			json_array_append(not_found, v);
 			continue;
@@ -688,14 +688,14 @@ static int email_parse(void *context, struct jmap_call *call, json_t *args,
 	const char *err;
 	if (jmap_check_account(ctx, args, error_type_r) < 0)
 		return -1;
-	json_t *ids = json_object_get(args, "blobIds");
-	if (!json_is_array(ids)) {
-		*error_type_r = "invalidArguments";
-		*description_r = "blobIds must be a list";
-		return -1;
-	}
-	if (json_array_size(ids) > JMAP_MAIL_MAX_OBJECTS_IN_GET) {
-		*error_type_r = "requestTooLarge";
+	json_t *ids;
+	int got = jmap_arg_strings(args, "blobIds", JMAP_MAIL_MAX_OBJECTS_IN_GET, &ids,
+	                           error_type_r, description_r);
+	if (got <= 0) {
+		if (got == 0) {
+			*error_type_r = "invalidArguments";
+			*description_r = "blobIds must be a list";
+		}
 		return -1;
 	}
 	struct get_args a;

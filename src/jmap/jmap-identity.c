@@ -1,19 +1,27 @@
 /*
- * Identity/get and Identity/changes (RFC 8621 6) from the user's hub
+ * Identity/get, /changes and /set (RFC 8621 6) from the user's hub
  * accounts: one identity per account, id "I<hub account id>", email the
  * account's login when it is an address, else login@ the host of the
- * account's submission (or IMAP) URL; name empty; nothing can be changed
- * (mayDelete false, no Identity/set).
+ * account's submission (or IMAP) URL. name, replyTo, bcc, textSignature and
+ * htmlSignature can be set (Identity/set update) and are kept in the
+ * user's store (store-identity.h); the name is the display name of the
+ * From the hub writes for the identity (drafts created without "from",
+ * submissions of a message without From). Identities cannot be created or
+ * destroyed here (they are the hub's accounts: `mailkeep account add`);
+ * mayDelete is false.
  *
- * State: the identities live in hub.db, which keeps no change log, so the
- * state is a hash of what the identities are (ids and addresses): it moves
- * whenever they change. Identity/changes therefore cannot say what changed
- * since an older state and answers cannotCalculateChanges for any state
- * but the current one (RFC 8620 5.2 allows this); clients then fetch the
- * few identities again with Identity/get.
+ * State "i<hash>.<seq>": hash is an FNV-1a over the ids and addresses (the
+ * hub.db account list keeps no change log, so any change there moves the
+ * hash and Identity/changes answers cannotCalculateChanges: clients fetch
+ * the few identities again); seq is the store's identity change counter,
+ * so for updates made through Identity/set, /changes lists exactly the
+ * identities updated since.
  */
 #include "jmap-set-private.h"
 #include "../hub/hub.h"
+#include "../mime/mime-build.h"
+#include "../mime/mime-submit.h"
+#include "../store/store-identity.h"
 
 /* The host of "imaps://host:port/..." into out; false if none. */
 static bool url_host(const char *url, char *out, size_t size)
@@ -69,7 +77,9 @@ static void identity_email(const struct hub_account *a, char *out, size_t size)
 		snprintf(out, size, "%s", login);
 }
 
-static void identity_state(struct jmap_mail_ctx *ctx, char *out, size_t size)
+/* The state (see above); -1 if the store cannot be read. */
+static int identity_state(struct jmap_mail_ctx *ctx, char *out, size_t size, uint64_t *hash_r,
+                          int64_t *seq_r)
 {
 	/* FNV-1a over the ids and addresses. */
 	uint64_t h = 1469598103934665603ull;
@@ -82,16 +92,75 @@ static void identity_state(struct jmap_mail_ctx *ctx, char *out, size_t size)
 			h *= 1099511628211ull;
 		}
 	}
-	snprintf(out, size, "i%016llx", (unsigned long long)h);
+	const char *err;
+	int64_t seq;
+	if (store_identity_seq(ctx->store, &seq, &err) < 0)
+		return -1;
+	snprintf(out, size, "i%016llx.%lld", (unsigned long long)h, (long long)seq);
+	if (hash_r != NULL)
+		*hash_r = h;
+	if (seq_r != NULL)
+		*seq_r = seq;
+	return 0;
 }
 
-static json_t *identity_json(const struct hub_account *a)
+/* Stored JSON text of an EmailAddress list, or null. */
+static json_t *address_list(const char *text)
 {
+	json_t *v = text != NULL ? json_loads(text, 0, NULL) : NULL;
+	return v != NULL ? v : json_null();
+}
+
+/* The Identity object; NULL if the store cannot be read. */
+static json_t *identity_json(struct jmap_mail_ctx *ctx, const struct hub_account *a)
+{
+	const char *err;
 	char email[600];
 	identity_email(a, email, sizeof(email));
-	return json_pack("{s:o,s:s,s:s,s:n,s:n,s:s,s:s,s:b}", "id", jmap_prefixed('I', a->id),
-	                 "name", "", "email", email, "replyTo", "bcc", "textSignature", "",
-	                 "htmlSignature", "", "mayDelete", 0);
+	struct store_identity si = {0};
+	int r = store_identity_get(ctx->store, a->id, &si, &err);
+	if (r < 0)
+		return NULL;
+	json_t *o = json_pack("{s:o,s:s,s:s,s:o,s:o,s:s,s:s,s:b}", "id", jmap_prefixed('I', a->id),
+	                      "name", r == 1 ? si.name : "", "email", email, "replyTo",
+	                      address_list(si.reply_to), "bcc", address_list(si.bcc),
+	                      "textSignature", r == 1 ? si.text_signature : "", "htmlSignature",
+	                      r == 1 ? si.html_signature : "", "mayDelete", 0);
+	store_identity_free(&si);
+	return o;
+}
+
+json_t *jmap_identity_from(struct jmap_mail_ctx *ctx, int64_t account_id)
+{
+	const char *err;
+	if (jmap_mail_accounts(ctx) < 0)
+		return NULL;
+	for (size_t i = 0; i < ctx->n_hub_accounts; i++) {
+		const struct hub_account *a = &ctx->hub_accounts[i];
+		if (a->id != account_id)
+			continue;
+		char email[600];
+		identity_email(a, email, sizeof(email));
+		if (!mime_submit_valid_address(email) || !mime_build_valid_address(email))
+			return NULL; /* e.g. alice@[192.0.2.1]: no From of ours */
+		struct store_identity si = {0};
+		if (store_identity_get(ctx->store, a->id, &si, &err) < 0)
+			return NULL;
+		json_t *from = json_pack("[{s:s,s:s}]", "name", si.name != NULL ? si.name : "",
+		                         "email", email);
+		if (si.name == NULL || si.name[0] == '\0')
+			json_object_set_new(json_array_get(from, 0), "name", json_null());
+		store_identity_free(&si);
+		return from;
+	}
+	return NULL;
+}
+
+/* Append the identity of hub account a to list: false if the store fails. */
+static bool add_identity(struct jmap_mail_ctx *ctx, json_t *list, const struct hub_account *a)
+{
+	json_t *o = identity_json(ctx, a);
+	return o != NULL && json_array_append_new(list, o) == 0;
 }
 
 int jmap_identity_get(void *context, struct jmap_call *call, json_t *args,
@@ -105,18 +174,17 @@ int jmap_identity_get(void *context, struct jmap_call *call, json_t *args,
 		*error_type_r = "serverFail";
 		return -1;
 	}
-	json_t *ids = json_object_get(args, "ids");
-	if (ids != NULL && !json_is_null(ids) &&
-	    (!json_is_array(ids) || json_array_size(ids) > JMAP_MAIL_MAX_OBJECTS_IN_GET)) {
-		*error_type_r = json_is_array(ids) ? "requestTooLarge" : "invalidArguments";
-		*description_r = "ids is null or an array";
+	json_t *ids, *properties;
+	if (jmap_arg_strings(args, "ids", JMAP_MAIL_MAX_OBJECTS_IN_GET, &ids, error_type_r,
+	                     description_r) < 0 ||
+	    jmap_arg_strings(args, "properties", 100, &properties, error_type_r, description_r) <
+	        0)
 		return -1;
-	}
-	json_t *properties = json_object_get(args, "properties");
 	json_t *list = json_array(), *not_found = json_array();
-	if (ids == NULL || json_is_null(ids)) {
-		for (size_t i = 0; i < ctx->n_hub_accounts; i++)
-			json_array_append_new(list, identity_json(&ctx->hub_accounts[i]));
+	bool ok = true;
+	if (ids == NULL) {
+		for (size_t i = 0; i < ctx->n_hub_accounts && ok; i++)
+			ok = add_identity(ctx, list, &ctx->hub_accounts[i]);
 	} else {
 		size_t idx;
 		json_t *v;
@@ -124,11 +192,10 @@ int jmap_identity_get(void *context, struct jmap_call *call, json_t *args,
 		{
 			int64_t id;
 			bool found = false;
-			if (set_resolve_id(call, json_string_value(v), 'I', &id)) {
+			if (jmap_list_id(call, v, 'I', &id)) {
 				for (size_t i = 0; i < ctx->n_hub_accounts && !found; i++) {
 					if (ctx->hub_accounts[i].id == id) {
-						json_array_append_new(
-						    list, identity_json(&ctx->hub_accounts[i]));
+						ok = ok && add_identity(ctx, list, &ctx->hub_accounts[i]);
 						found = true;
 					}
 				}
@@ -137,30 +204,39 @@ int jmap_identity_get(void *context, struct jmap_call *call, json_t *args,
 				json_array_append(not_found, v);
 		}
 	}
-	if (json_is_array(properties)) {
-		size_t i;
-		json_t *o;
-		json_array_foreach(list, i, o)
-		{
-			const char *key;
-			json_t *val, *tmp;
-			json_object_foreach_safe(o, tmp, key, val)
-			{
-				bool keep = strcmp(key, "id") == 0;
-				size_t j;
-				json_t *p;
-				json_array_foreach(properties, j, p) keep |=
-				    json_is_string(p) && strcmp(json_string_value(p), key) == 0;
-				if (!keep)
-					json_object_del(o, key);
-			}
-		}
+	char state[64];
+	if (!ok || identity_state(ctx, state, sizeof(state), NULL, NULL) < 0) {
+		json_decref(list);
+		json_decref(not_found);
+		*error_type_r = "serverFail";
+		return -1;
 	}
-	char state[32];
-	identity_state(ctx, state, sizeof(state));
+	size_t at;
+	json_t *obj;
+	json_array_foreach(list, at, obj) jmap_keep_properties(obj, properties);
 	json_t *resp = json_pack("{s:s,s:s,s:o,s:o}", "accountId", ctx->account_id, "state", state,
 	                         "list", list, "notFound", not_found);
 	return jmap_call_respond(call, "Identity/get", resp, &err);
+}
+
+/* "i<hash>.<seq>" -> its parts; false if not of that shape. */
+static bool parse_state(const char *text, uint64_t *hash_r, int64_t *seq_r)
+{
+	if (text == NULL || text[0] != 'i' || strlen(text) < 19 || text[17] != '.')
+		return false;
+	char hex[17], *end;
+	memcpy(hex, text + 1, 16);
+	hex[16] = '\0';
+	if (strspn(hex, "0123456789abcdef") != 16 || text[18] < '0' || text[18] > '9')
+		return false;
+	errno = 0;
+	unsigned long long h = strtoull(hex, &end, 16);
+	long long seq = strtoll(text + 18, &end, 10);
+	if (errno != 0 || *end != '\0')
+		return false;
+	*hash_r = h;
+	*seq_r = seq;
+	return true;
 }
 
 int jmap_identity_changes(void *context, struct jmap_call *call, json_t *args,
@@ -175,22 +251,325 @@ int jmap_identity_changes(void *context, struct jmap_call *call, json_t *args,
 		return -1;
 	}
 	const char *since = json_string_value(json_object_get(args, "sinceState"));
-	if (since == NULL) {
+	json_t *max = json_object_get(args, "maxChanges");
+	if (since == NULL || (max != NULL && !json_is_null(max) &&
+	                      (!json_is_integer(max) || json_integer_value(max) < 1))) {
 		*error_type_r = "invalidArguments";
+		*description_r = "sinceState is a string, maxChanges a positive integer";
 		return -1;
 	}
-	char state[32];
-	identity_state(ctx, state, sizeof(state));
-	if (strcmp(since, state) != 0) {
+	char state[64];
+	uint64_t hash, since_hash;
+	int64_t seq, since_seq;
+	if (identity_state(ctx, state, sizeof(state), &hash, &seq) < 0) {
+		*error_type_r = "serverFail";
+		return -1;
+	}
+	if (!parse_state(since, &since_hash, &since_seq) || since_hash != hash ||
+	    since_seq > seq) {
 		*error_type_r = "cannotCalculateChanges";
-		*description_r = "identities come from the hub's account list, which keeps no "
-		                 "history: fetch them again with Identity/get";
+		*description_r = "the hub's account list changed since (it keeps no history): "
+		                 "fetch the identities again with Identity/get";
 		return -1;
 	}
-	json_t *resp = json_pack("{s:s,s:s,s:s,s:b,s:[],s:[],s:[]}", "accountId", ctx->account_id,
-	                         "oldState", since, "newState", state, "hasMoreChanges", 0,
-	                         "created", "updated", "destroyed");
+	/* The identities updated after since_seq, oldest change first. */
+	size_t limit = max != NULL && json_is_integer(max) ? (size_t)json_integer_value(max)
+	                                                   : JMAP_MAIL_MAX_OBJECTS_IN_GET;
+	json_t *updated = json_array();
+	int64_t last = since_seq;
+	bool more = false;
+	for (;;) {
+		int64_t best_seq = 0, best_id = 0;
+		for (size_t i = 0; i < ctx->n_hub_accounts; i++) {
+			struct store_identity si = {0};
+			int r = store_identity_get(ctx->store, ctx->hub_accounts[i].id, &si, &err);
+			if (r < 0) {
+				json_decref(updated);
+				*error_type_r = "serverFail";
+				return -1;
+			}
+			if (r == 1 && si.seq > last && (best_seq == 0 || si.seq < best_seq)) {
+				best_seq = si.seq;
+				best_id = ctx->hub_accounts[i].id;
+			}
+			store_identity_free(&si);
+		}
+		if (best_seq == 0)
+			break;
+		if (json_array_size(updated) == limit) {
+			more = true;
+			break;
+		}
+		json_array_append_new(updated, jmap_prefixed('I', best_id));
+		last = best_seq;
+	}
+	char new_state[64];
+	if (more)
+		snprintf(new_state, sizeof(new_state), "i%016llx.%lld", (unsigned long long)hash,
+		         (long long)last);
+	else
+		snprintf(new_state, sizeof(new_state), "%s", state);
+	json_t *resp = json_pack("{s:s,s:s,s:s,s:b,s:[],s:o,s:[]}", "accountId", ctx->account_id,
+	                         "oldState", since, "newState", new_state, "hasMoreChanges", more,
+	                         "created", "updated", updated, "destroyed");
 	return jmap_call_respond(call, "Identity/changes", resp, &err);
+}
+
+/* --- Identity/set ---------------------------------------------------------- */
+
+#define IDENTITY_MAX_NAME 256
+#define IDENTITY_MAX_SIGNATURE (64 * 1024)
+#define IDENTITY_MAX_ADDRESSES 50
+
+/* Text that goes into a header: no control characters (CR, LF, NUL, ...). */
+static bool header_text_ok(const char *s, size_t max)
+{
+	size_t n = strlen(s);
+	if (n > max)
+		return false;
+	for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++)
+		if (*p < 0x20 || *p == 0x7f)
+			return false;
+	return true;
+}
+
+/* null or EmailAddress[] (RFC 8621 4.1.2.3) with valid addresses. */
+static bool address_list_ok(json_t *v)
+{
+	if (json_is_null(v))
+		return true;
+	if (!json_is_array(v) || json_array_size(v) > IDENTITY_MAX_ADDRESSES)
+		return false;
+	size_t i;
+	json_t *a;
+	json_array_foreach(v, i, a)
+	{
+		const char *key;
+		json_t *x;
+		if (!json_is_object(a))
+			return false;
+		json_object_foreach(a, key, x)
+		{
+			if (strcmp(key, "email") == 0) {
+				if (!json_is_string(x) || !mime_submit_valid_address(json_string_value(x)))
+					return false;
+			} else if (strcmp(key, "name") == 0) {
+				if (!json_is_null(x) && !(json_is_string(x) &&
+				                          header_text_ok(json_string_value(x),
+				                                         IDENTITY_MAX_NAME)))
+					return false;
+			} else {
+				return false;
+			}
+		}
+		if (json_object_get(a, "email") == NULL)
+			return false;
+	}
+	return true;
+}
+
+/* Apply one update (a patch of top-level properties) to si: NULL, or the
+ * SetError. */
+static json_t *identity_patch(struct store_identity *si, json_t *patch, const char *email,
+                              int64_t account_id)
+{
+	const char *key;
+	json_t *v;
+	if (!json_is_object(patch))
+		return set_error("invalidPatch", "an update is an object", NULL);
+	json_object_foreach(patch, key, v)
+	{
+		char **field = NULL;
+		if (strcmp(key, "name") == 0) {
+			if (!json_is_string(v) ||
+			    !header_text_ok(json_string_value(v), IDENTITY_MAX_NAME))
+				return set_error("invalidProperties",
+				                 "name is a string without control characters", key);
+			field = &si->name;
+		} else if (strcmp(key, "textSignature") == 0 || strcmp(key, "htmlSignature") == 0) {
+			if (!json_is_string(v) || json_string_length(v) > IDENTITY_MAX_SIGNATURE ||
+			    strlen(json_string_value(v)) != json_string_length(v))
+				return set_error("invalidProperties", "a signature is a string", key);
+			field = key[0] == 't' ? &si->text_signature : &si->html_signature;
+		} else if (strcmp(key, "replyTo") == 0 || strcmp(key, "bcc") == 0) {
+			if (!address_list_ok(v))
+				return set_error("invalidProperties",
+				                 "null or a list of {name, email} with valid addresses",
+				                 key);
+			field = key[0] == 'r' ? &si->reply_to : &si->bcc;
+		} else {
+			/* Server-set or immutable: allowed only unchanged (RFC 8620 5.3). */
+			bool same = false;
+			if (strcmp(key, "id") == 0) {
+				int64_t id;
+				same = jmap_parse_id(json_string_value(v), 'I', &id) && id == account_id;
+			} else if (strcmp(key, "email") == 0) {
+				same = json_is_string(v) && strcmp(json_string_value(v), email) == 0;
+			} else if (strcmp(key, "mayDelete") == 0) {
+				same = json_is_false(v);
+			}
+			if (!same)
+				return set_error("invalidProperties",
+				                 "only name, replyTo, bcc, textSignature and "
+				                 "htmlSignature can be set",
+				                 key);
+			continue;
+		}
+		char *text = json_is_string(v) ? strdup(json_string_value(v))
+		             : json_is_null(v) ? NULL
+		                               : json_dumps(v, JSON_COMPACT);
+		if (text == NULL && !json_is_null(v))
+			return set_error("serverFail", "out of memory", NULL);
+		free(*field);
+		*field = text;
+	}
+	return NULL;
+}
+
+static const struct hub_account *find_account(struct jmap_mail_ctx *ctx, int64_t id)
+{
+	for (size_t i = 0; i < ctx->n_hub_accounts; i++)
+		if (ctx->hub_accounts[i].id == id)
+			return &ctx->hub_accounts[i];
+	return NULL;
+}
+
+static json_t *or_null(json_t *v)
+{
+	if (json_object_size(v) == 0 && json_array_size(v) == 0) {
+		json_decref(v);
+		return json_null();
+	}
+	return v;
+}
+
+int jmap_identity_set(void *context, struct jmap_call *call, json_t *args,
+                      const char **error_type_r, const char **description_r)
+{
+	struct jmap_mail_ctx *ctx = context;
+	const char *err, *key;
+	json_t *v;
+	if (jmap_check_account(ctx, args, error_type_r) < 0)
+		return -1;
+	static const char *const allowed[] = {"accountId", "ifInState", "create", "update",
+	                                      "destroy", NULL};
+	json_object_foreach(args, key, v)
+	{
+		bool ok = false;
+		for (size_t i = 0; allowed[i] != NULL && !ok; i++)
+			ok = strcmp(key, allowed[i]) == 0;
+		if (!ok) {
+			*error_type_r = "invalidArguments";
+			*description_r = "unknown argument";
+			return -1;
+		}
+	}
+	json_t *create = json_object_get(args, "create"), *update = json_object_get(args, "update");
+	json_t *destroy = json_object_get(args, "destroy");
+	json_t *if_in = json_object_get(args, "ifInState");
+	if ((create != NULL && !json_is_null(create) && !json_is_object(create)) ||
+	    (update != NULL && !json_is_null(update) && !json_is_object(update)) ||
+	    (destroy != NULL && !json_is_null(destroy) && !json_is_array(destroy)) ||
+	    (if_in != NULL && !json_is_null(if_in) && !json_is_string(if_in))) {
+		*error_type_r = "invalidArguments";
+		*description_r = "create and update are objects, destroy a list, ifInState a string";
+		return -1;
+	}
+	if (json_object_size(create) + json_object_size(update) + json_array_size(destroy) >
+	    JMAP_SET_MAX_OBJECTS) {
+		*error_type_r = "requestTooLarge";
+		return -1;
+	}
+	if (jmap_mail_accounts(ctx) < 0 || store_begin(ctx->store, &err) < 0) {
+		*error_type_r = "serverFail";
+		return -1;
+	}
+	char old_state[64], new_state[64];
+	if (identity_state(ctx, old_state, sizeof(old_state), NULL, NULL) < 0) {
+		store_rollback(ctx->store);
+		*error_type_r = "serverFail";
+		return -1;
+	}
+	if (json_is_string(if_in) && strcmp(json_string_value(if_in), old_state) != 0) {
+		store_rollback(ctx->store);
+		*error_type_r = "stateMismatch";
+		return -1;
+	}
+	json_t *not_created = json_object(), *updated = json_object(), *not_updated = json_object();
+	json_t *not_destroyed = json_object();
+	json_object_foreach(create, key, v) json_object_set_new(
+	    not_created, key,
+	    set_error("forbidden",
+	              "identities are the hub's accounts: add one with `mailkeep account add`",
+	              NULL));
+	bool fatal = false;
+	json_object_foreach(update, key, v)
+	{
+		int64_t id;
+		const struct hub_account *a =
+		    set_resolve_id(call, key, 'I', &id) ? find_account(ctx, id) : NULL;
+		if (a == NULL) {
+			json_object_set_new(not_updated, key, set_error("notFound", NULL, NULL));
+			continue;
+		}
+		char email[600];
+		identity_email(a, email, sizeof(email));
+		struct store_identity si = {.account_id = a->id};
+		if (store_identity_get(ctx->store, a->id, &si, &err) < 0) {
+			fatal = true;
+			break;
+		}
+		int64_t seq;
+		json_t *bad = identity_patch(&si, v, email, a->id);
+		if (bad == NULL && store_identity_put(ctx->store, &si, &seq, &err) < 0)
+			fatal = true;
+		store_identity_free(&si);
+		if (fatal) {
+			json_decref(bad);
+			break;
+		}
+		if (bad != NULL)
+			json_object_set_new(not_updated, key, bad);
+		else
+			json_object_set_new(updated, key, json_null());
+	}
+	size_t i;
+	json_array_foreach(destroy, i, v)
+	{
+		int64_t id;
+		char *k = jmap_destroy_key(v);
+		if (k == NULL) {
+			fatal = true;
+			break;
+		}
+		json_object_set_new(
+		    not_destroyed, k,
+		    !json_is_string(v) ? set_error("invalidArguments", "an Id is a string", NULL)
+		    : jmap_list_id(call, v, 'I', &id) && find_account(ctx, id) != NULL
+		        ? set_error("forbidden",
+		                    "identities are the hub's accounts: remove one with "
+		                    "`mailkeep account remove`",
+		                    NULL)
+		        : set_error("notFound", NULL, NULL));
+		free(k);
+	}
+	if (fatal || identity_state(ctx, new_state, sizeof(new_state), NULL, NULL) < 0 ||
+	    store_commit(ctx->store, &err) < 0) {
+		store_rollback(ctx->store);
+		json_decref(not_created);
+		json_decref(updated);
+		json_decref(not_updated);
+		json_decref(not_destroyed);
+		*error_type_r = "serverFail";
+		*description_r = "the store failed; nothing was changed";
+		return -1;
+	}
+	json_t *resp = json_pack(
+	    "{s:s,s:s,s:s,s:n,s:o,s:o,s:o,s:n,s:o}", "accountId", ctx->account_id, "oldState",
+	    old_state, "newState", new_state, "created", "notCreated", or_null(not_created),
+	    "updated", or_null(updated), "notUpdated", or_null(not_updated), "destroyed",
+	    "notDestroyed", or_null(not_destroyed));
+	return jmap_call_respond(call, "Identity/set", resp, &err);
 }
 
 int jmap_identity_register(struct jmap_registry *registry, const char **error_r)
@@ -202,7 +581,9 @@ int jmap_identity_register(struct jmap_registry *registry, const char **error_r)
 	if (jmap_registry_add_method(registry, "Identity/get", JMAP_CAPABILITY_SUBMISSION,
 	                             jmap_identity_get, error_r) < 0 ||
 	    jmap_registry_add_method(registry, "Identity/changes", JMAP_CAPABILITY_SUBMISSION,
-	                             jmap_identity_changes, error_r) < 0)
+	                             jmap_identity_changes, error_r) < 0 ||
+	    jmap_registry_add_method(registry, "Identity/set", JMAP_CAPABILITY_SUBMISSION,
+	                             jmap_identity_set, error_r) < 0)
 		return -1;
 	return 0;
 }

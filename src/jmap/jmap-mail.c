@@ -72,6 +72,12 @@ static json_t *mailbox_json(const struct store_mailbox *b, const struct store_ma
 			 "isSubscribed", 1);
 }
 
+/* The properties of a Mailbox object (RFC 8621 2). */
+static const char *const mailbox_props[] = {
+    "id",          "name",         "parentId",      "role",         "sortOrder",
+    "totalEmails", "unreadEmails", "totalThreads",  "unreadThreads", "myRights",
+    "isSubscribed"};
+
 static int mailbox_get(void *context, struct jmap_call *call, json_t *args,
 		       const char **error_type_r, const char **description_r)
 {
@@ -79,11 +85,24 @@ static int mailbox_get(void *context, struct jmap_call *call, json_t *args,
 	const char *err;
 	if (jmap_check_account(ctx, args, error_type_r) < 0)
 		return -1;
-	json_t *ids = json_object_get(args, "ids");
-	if (ids != NULL && !json_is_null(ids) &&
-	    (!json_is_array(ids) || json_array_size(ids) > JMAP_MAIL_MAX_OBJECTS_IN_GET)) {
-		*error_type_r = json_is_array(ids) ? "requestTooLarge" : "invalidArguments";
+	json_t *ids, *properties;
+	if (jmap_arg_strings(args, "ids", JMAP_MAIL_MAX_OBJECTS_IN_GET, &ids, error_type_r,
+			     description_r) < 0 ||
+	    jmap_arg_strings(args, "properties", 100, &properties, error_type_r, description_r) <
+		0)
 		return -1;
+	size_t idx;
+	json_t *v;
+	json_array_foreach(properties, idx, v)
+	{
+		bool known = false;
+		for (size_t i = 0; i < sizeof(mailbox_props) / sizeof(mailbox_props[0]); i++)
+			known |= strcmp(json_string_value(v), mailbox_props[i]) == 0;
+		if (!known) {
+			*error_type_r = "invalidArguments";
+			*description_r = "properties: unknown Mailbox property";
+			return -1;
+		}
 	}
 	struct store_mailbox *boxes = NULL;
 	struct store_mailbox_counts *counts = NULL;
@@ -96,19 +115,15 @@ static int mailbox_get(void *context, struct jmap_call *call, json_t *args,
 		return -1;
 	}
 	json_t *list = json_array(), *not_found = json_array();
-	if (ids == NULL || json_is_null(ids)) {
+	if (ids == NULL) {
 		for (size_t i = 0; i < n; i++)
 			json_array_append_new(list, mailbox_json(&boxes[i], boxes, n, counts, ncounts));
 	} else {
-		size_t idx;
-		json_t *v;
 		json_array_foreach(ids, idx, v)
 		{
-			const char *id;
 			int64_t row;
 			bool found = false;
-			if (jmap_call_resolve_id(call, json_string_value(v), &id, &err) == 0 &&
-			    jmap_parse_id(id, 'M', &row)) {
+			if (jmap_list_id(call, v, 'M', &row)) {
 				for (size_t i = 0; i < n; i++) {
 					if (boxes[i].id == row) {
 						json_array_append_new(
@@ -125,7 +140,11 @@ static int mailbox_get(void *context, struct jmap_call *call, json_t *args,
 	free(counts);
 	size_t at;
 	json_t *box;
-	json_array_foreach(list, at, box) jmap_mailbox_decorate(ctx, box);
+	json_array_foreach(list, at, box)
+	{
+		jmap_mailbox_decorate(ctx, box);
+		jmap_keep_properties(box, properties);
+	}
 	json_t *resp = json_pack("{s:s,s:s,s:o,s:o}", "accountId", ctx->account_id, "state",
 				 ctx->state, "list", list, "notFound", not_found);
 	return jmap_call_respond(call, "Mailbox/get", resp, &err);

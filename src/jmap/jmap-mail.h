@@ -10,8 +10,12 @@ struct hub_account;
  * RFC 8621 methods over a user's hosted store: Mailbox/get, Email/query,
  * Email/get and Email/parse (jmap-email.h); Email/query and the Thread
  * methods in jmap-query.c, jmap-thread.c; Email/set, Email/import,
- * Mailbox/set and Identity/get in jmap-email-set.c, jmap-mailbox-set.c,
- * jmap-identity.c (see jmap-set-private.h). Changes made through the API
+ * Mailbox/set and Identity/get, /changes, /set in jmap-email-set.c,
+ * jmap-mailbox-set.c, jmap-identity.c (see jmap-set-private.h). Every list
+ * argument from the client (ids, properties, ...) is read with
+ * jmap_arg_strings() (jmap-private.h): a non-string entry is
+ * invalidArguments, a /set destroy entry that is no string is answered in
+ * notDestroyed. Changes made through the API
  * stay in the hosted mailbox, recorded for the two-way sync (store.h,
  * store-local).
  *

@@ -535,16 +535,21 @@ int jmap_mailbox_set(void *context, struct jmap_call *call, json_t *args, const 
 			break;
 		json_t *bad = NULL;
 		int64_t id = 0;
-		const char *text = json_string_value(v);
-		if (!set_resolve_id(call, text, 'M', &id))
+		if (!json_is_string(v))
+			bad = set_error("invalidArguments", "an Id is a string", NULL);
+		else if (!jmap_list_id(call, v, 'M', &id))
 			bad = set_error("notFound", NULL, NULL);
 		else if ((fatal = mailbox_destroy(ctx, id, json_is_true(remove), &bad)) < 0)
 			break;
 		if (bad != NULL) {
-			if (text != NULL)
-				json_object_set_new(not_destroyed, text, bad);
-			else
+			char *key_text = jmap_destroy_key(v);
+			if (key_text == NULL) {
 				json_decref(bad);
+				fatal = -1;
+				break;
+			}
+			json_object_set_new(not_destroyed, key_text, bad);
+			free(key_text);
 		} else {
 			json_array_append_new(destroyed, jmap_prefixed('M', id));
 		}

@@ -12,6 +12,7 @@
 #include <jansson.h>
 
 struct jmap_mail_ctx;
+struct jmap_call;
 
 /* "X<digits>" with prefix X -> the positive number; false if not one. */
 bool jmap_parse_id(const char *id, char prefix, int64_t *id_r);
@@ -26,5 +27,38 @@ int jmap_check_account(struct jmap_mail_ctx *ctx, json_t *args, const char **err
 json_t *jmap_keywords_json(unsigned flags, const char *keywords);
 /* An Email's threadId from the store (null if the email is gone). */
 json_t *jmap_thread_id(struct jmap_mail_ctx *ctx, int64_t email_id);
+
+/*
+ * The one reader of list arguments from the client (ids, emailIds,
+ * blobIds, properties, ...; RFC 8620 5.1: "Id[]|null", "String[]|null").
+ * The argument `name` of args must be absent, null or an array of at most
+ * max strings. Returns 1 with *list_r the array (borrowed from args), 0
+ * with *list_r NULL when absent or null, or -1 with *error_type_r
+ * "invalidArguments" (not an array, an entry that is not a string) or
+ * "requestTooLarge" (more than max entries) and *description_r naming the
+ * argument (valid until the next call on this thread). Entries are only
+ * type-checked: whether a string is an Id of ours is the method's business
+ * (usually notFound).
+ */
+int jmap_arg_strings(json_t *args, const char *name, size_t max, json_t **list_r,
+                     const char **error_type_r, const char **description_r);
+/* Resolve one entry of a list read with jmap_arg_strings() (a creation
+ * reference "#c1" or an Id) and parse it as "X<digits>": true with *id_r,
+ * false if it is not one of ours. */
+bool jmap_list_id(struct jmap_call *call, json_t *entry, char prefix, int64_t *id_r);
+/* Keep only the requested properties of a /get object ("id" always stays,
+ * RFC 8620 5.1); properties is a list checked by jmap_arg_strings(), or
+ * NULL for all. */
+void jmap_keep_properties(json_t *obj, json_t *properties);
+/* The key under which a /set "destroy" entry is answered in notDestroyed:
+ * the string itself, or for any other JSON value its compact JSON text, so
+ * that no entry vanishes (RFC 8620 5.3). malloc'ed; NULL on out of memory. */
+char *jmap_destroy_key(json_t *entry);
+
+/* The From of mail the hub writes for the identity of hub account
+ * account_id: [{"name": its display name (null when none), "email"}], a new
+ * reference; NULL when there is no such identity, its address is not one
+ * (a login without a domain) or the store fails. */
+json_t *jmap_identity_from(struct jmap_mail_ctx *ctx, int64_t account_id);
 
 #endif

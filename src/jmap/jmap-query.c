@@ -352,12 +352,16 @@ static int email_sort(struct parse *p, json_t *sort, struct store_sort *out, siz
 	return 0;
 }
 
+/* An Int (RFC 8620 1.3: -2^53+1 to 2^53-1, so that position and
+ * anchorOffset arithmetic cannot overflow) or UnsignedInt argument. */
 static bool optional_int(json_t *args, const char *name, bool non_negative, json_int_t *v_r)
 {
+	const json_int_t max = ((json_int_t)1 << 53) - 1;
 	json_t *v = json_object_get(args, name);
 	if (v == NULL || json_is_null(v))
 		return true;
-	if (!json_is_integer(v) || (non_negative && json_integer_value(v) < 0))
+	if (!json_is_integer(v) || (non_negative && json_integer_value(v) < 0) ||
+	    json_integer_value(v) > max || json_integer_value(v) < -max)
 		return false;
 	*v_r = json_integer_value(v);
 	return true;

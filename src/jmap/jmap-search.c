@@ -12,6 +12,7 @@
  * without a match get null subject and preview.
  */
 #include "jmap-mail.h"
+#include "jmap-private.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -200,14 +201,14 @@ static int search_snippet_get(void *context, struct jmap_call *call, json_t *arg
 		*error_type_r = acct == NULL ? "invalidArguments" : "accountNotFound";
 		return -1;
 	}
-	json_t *ids = json_object_get(args, "emailIds");
-	if (!json_is_array(ids)) {
-		*error_type_r = "invalidArguments";
-		*description_r = "emailIds is required";
-		return -1;
-	}
-	if (json_array_size(ids) > JMAP_MAIL_MAX_OBJECTS_IN_GET) {
-		*error_type_r = "requestTooLarge";
+	json_t *ids;
+	int r = jmap_arg_strings(args, "emailIds", JMAP_MAIL_MAX_OBJECTS_IN_GET, &ids,
+	                         error_type_r, description_r);
+	if (r <= 0) {
+		if (r == 0) {
+			*error_type_r = "invalidArguments";
+			*description_r = "emailIds is required";
+		}
 		return -1;
 	}
 	struct text_exprs te = {NULL, 0};

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "../hub/hub.h"
+#include "../mime/mime-build.h"
 #include "../mime/mime-submit.h"
 #include "../store/store-outbox.h"
 
@@ -88,21 +89,20 @@ static int submission_get(void *context, struct jmap_call *call, json_t *args,
 	struct jmap_mail_ctx *ctx = context;
 	const char *err;
 	char state[32];
-	(void)description_r;
 	if (jmap_check_account(ctx, args, error_type_r) < 0)
 		return -1;
-	json_t *ids = json_object_get(args, "ids");
-	if (ids != NULL && !json_is_null(ids) &&
-	    (!json_is_array(ids) || json_array_size(ids) > JMAP_MAIL_MAX_OBJECTS_IN_GET)) {
-		*error_type_r = json_is_array(ids) ? "requestTooLarge" : "invalidArguments";
+	json_t *ids, *properties;
+	if (jmap_arg_strings(args, "ids", JMAP_MAIL_MAX_OBJECTS_IN_GET, &ids, error_type_r,
+	                     description_r) < 0 ||
+	    jmap_arg_strings(args, "properties", 100, &properties, error_type_r, description_r) <
+	        0)
 		return -1;
-	}
 	if (outbox_state(ctx, state) < 0) {
 		*error_type_r = "serverFail";
 		return -1;
 	}
 	json_t *list = json_array(), *not_found = json_array();
-	if (ids == NULL || json_is_null(ids)) {
+	if (ids == NULL) {
 		struct store_outbox_item *items = NULL;
 		size_t n = 0;
 		if (store_outbox_list(ctx->store, &items, &n, &err) < 0) {
@@ -119,21 +119,20 @@ static int submission_get(void *context, struct jmap_call *call, json_t *args,
 		json_t *v;
 		json_array_foreach(ids, i, v)
 		{
-			const char *id = NULL;
 			int64_t oid;
 			struct store_outbox_item it;
-			if (json_is_string(v) &&
-			    jmap_call_resolve_id(call, json_string_value(v), &id, &err) == 0 &&
-			    jmap_parse_id(id, 'S', &oid) &&
+			if (jmap_list_id(call, v, 'S', &oid) &&
 			    store_outbox_get(ctx->store, oid, false, &it, &err) == 1) {
 				json_array_append_new(list, submission_json(&it));
 				store_outbox_item_free(&it);
 			} else {
-				json_array_append_new(not_found, json_is_string(v) ? json_copy(v)
-				                                                   : json_null());
+				json_array_append(not_found, v);
 			}
 		}
 	}
+	size_t at;
+	json_t *obj;
+	json_array_foreach(list, at, obj) jmap_keep_properties(obj, properties);
 	return jmap_call_respond(call, "EmailSubmission/get",
 	                         json_pack("{s:s,s:s,s:o,s:o}", "accountId", ctx->account_id,
 	                                   "state", state, "list", list, "notFound", not_found),
@@ -203,14 +202,14 @@ static int submission_changes(void *context, struct jmap_call *call, json_t *arg
 
 /* --- /query ------------------------------------------------------------------ */
 
-static bool in_id_list(json_t *list, char prefix, int64_t id)
+static bool in_id_list(struct jmap_call *call, json_t *list, char prefix, int64_t id)
 {
 	size_t i;
 	json_t *v;
 	json_array_foreach(list, i, v)
 	{
 		int64_t x;
-		if (jmap_parse_id(json_string_value(v), prefix, &x) && x == id)
+		if (jmap_list_id(call, v, prefix, &x) && x == id)
 			return true;
 	}
 	return false;
@@ -236,11 +235,16 @@ static int submission_query(void *context, struct jmap_call *call, json_t *args,
 		}
 		json_object_foreach(filter, key, v)
 		{
-			if (strcmp(key, "identityIds") == 0 && json_is_array(v))
-				f_ident = v;
-			else if (strcmp(key, "emailIds") == 0 && json_is_array(v))
-				f_email = v;
-			else if (strcmp(key, "undoStatus") == 0 && json_is_string(v))
+			if (strcmp(key, "identityIds") == 0 || strcmp(key, "emailIds") == 0) {
+				json_t *list;
+				if (jmap_arg_strings(filter, key, JMAP_MAIL_MAX_OBJECTS_IN_GET, &list,
+				                     error_type_r, description_r) < 0)
+					return -1;
+				if (key[0] == 'i')
+					f_ident = list;
+				else
+					f_email = list;
+			} else if (strcmp(key, "undoStatus") == 0 && json_is_string(v))
 				f_undo = json_string_value(v);
 			else {
 				*error_type_r = "unsupportedFilter";
@@ -284,8 +288,8 @@ static int submission_query(void *context, struct jmap_call *call, json_t *args,
 	size_t total = 0;
 	for (size_t k = 0; k < n; k++) {
 		const struct store_outbox_item *it = &items[newest_first ? n - 1 - k : k];
-		if ((f_ident != NULL && !in_id_list(f_ident, 'I', it->account_id)) ||
-		    (f_email != NULL && !in_id_list(f_email, 'E', it->email_id)) ||
+		if ((f_ident != NULL && !in_id_list(call, f_ident, 'I', it->account_id)) ||
+		    (f_email != NULL && !in_id_list(call, f_email, 'E', it->email_id)) ||
 		    (f_undo != NULL && strcmp(f_undo, undo_status(it->state)) != 0))
 			continue;
 		if (total >= position && json_array_size(ids) < limit)
@@ -414,6 +418,31 @@ static int create_one(struct jmap_mail_ctx *ctx, struct jmap_call *call, json_t 
 	struct mime_submission sub;
 	int r =
 	    mime_submit_prepare(data, len, rcpts, n_rcpts, ident_email, time(NULL), &sub, &err);
+	if (r == 0 && !sub.has_from && ident_email != NULL) {
+		/* No From: the identity's, with its display name (Identity/set). */
+		json_t *from = jmap_identity_from(ctx, account_id);
+		char *field = mime_build_from_field(
+		    json_string_value(json_object_get(json_array_get(from, 0), "name")), ident_email);
+		json_decref(from);
+		size_t flen = field != NULL ? strlen(field) : 0;
+		char *with = field != NULL ? malloc(flen + len + 1) : NULL;
+		if (with == NULL) {
+			free(field);
+			free(data);
+			mime_submission_free(&sub);
+			*error_r = set_error("serverFail", "out of memory");
+			return -1;
+		}
+		memcpy(with, field, flen);
+		memcpy(with + flen, data, len);
+		free(field);
+		free(data);
+		data = with;
+		len += flen;
+		mime_submission_free(&sub);
+		r = mime_submit_prepare(data, len, rcpts, n_rcpts, ident_email, time(NULL), &sub,
+		                        &err);
+	}
 	free(data);
 	if (r < 0) {
 		*error_r = set_error(
@@ -489,8 +518,7 @@ static int implicit_email_set(struct jmap_mail_ctx *ctx, struct jmap_call *call,
 	size_t i;
 	json_array_foreach(on_destroy, i, v)
 	{
-		const char *email = json_string_value(
-		    json_object_get(succeeded, json_string_value(v) != NULL ? json_string_value(v) : ""));
+		const char *email = json_string_value(json_object_get(succeeded, json_string_value(v)));
 		if (email != NULL)
 			json_array_append_new(destroy, json_string(email));
 	}
@@ -526,17 +554,15 @@ static int submission_set(void *context, struct jmap_call *call, json_t *args,
 		*error_type_r = "serverFail";
 		return -1;
 	}
-	json_t *on_update = json_object_get(args, "onSuccessUpdateEmail");
-	json_t *on_destroy = json_object_get(args, "onSuccessDestroyEmail");
-	if ((on_update != NULL && !json_is_null(on_update) && !json_is_object(on_update)) ||
-	    (on_destroy != NULL && !json_is_null(on_destroy) && !json_is_array(on_destroy))) {
+	json_t *on_update = json_object_get(args, "onSuccessUpdateEmail"), *on_destroy;
+	if (on_update != NULL && !json_is_null(on_update) && !json_is_object(on_update)) {
 		*error_type_r = "invalidArguments";
-		*description_r = "onSuccessUpdateEmail is a map, onSuccessDestroyEmail a list";
+		*description_r = "onSuccessUpdateEmail is a map";
 		return -1;
 	}
-	/* The Email of each submission that succeeded, by "#creationId" and by
-	 * id, for the implicit Email/set (RFC 8621 7.5). */
-	json_t *succeeded = json_object();
+	if (jmap_arg_strings(args, "onSuccessDestroyEmail", SUBMISSION_MAX_CREATE, &on_destroy,
+	                     error_type_r, description_r) < 0)
+		return -1;
 	json_t *create = json_object_get(args, "create"), *update = json_object_get(args, "update");
 	json_t *destroy = json_object_get(args, "destroy");
 	if ((create != NULL && !json_is_null(create) && !json_is_object(create)) ||
@@ -554,11 +580,20 @@ static int submission_set(void *context, struct jmap_call *call, json_t *args,
 		*error_type_r = "serverFail";
 		return -1;
 	}
-	const char *if_in = json_string_value(json_object_get(args, "ifInState"));
+	json_t *if_in_v = json_object_get(args, "ifInState");
+	const char *if_in = json_string_value(if_in_v);
+	if (if_in_v != NULL && !json_is_null(if_in_v) && if_in == NULL) {
+		*error_type_r = "invalidArguments";
+		*description_r = "ifInState is a string";
+		return -1;
+	}
 	if (if_in != NULL && strcmp(if_in, old_state) != 0) {
 		*error_type_r = "stateMismatch";
 		return -1;
 	}
+	/* The Email of each submission that succeeded, by "#creationId" and by
+	 * id, for the implicit Email/set (RFC 8621 7.5). */
+	json_t *succeeded = json_object();
 	json_t *created = json_object(), *not_created = json_object();
 	json_t *updated = json_object(), *not_updated = json_object();
 	json_t *destroyed = json_array(), *not_destroyed = json_object();
@@ -625,20 +660,23 @@ static int submission_set(void *context, struct jmap_call *call, json_t *args,
 	{
 		int64_t id;
 		const char *s = json_string_value(v);
-		if (s == NULL)
-			continue;
-		int64_t email = jmap_parse_id(s, 'S', &id) ? outbox_email(ctx, id) : 0;
-		int r =
-		    jmap_parse_id(s, 'S', &id) ? store_outbox_destroy(ctx->store, id, &err) : 0;
+		bool ours = jmap_list_id(call, v, 'S', &id);
+		int64_t email = ours ? outbox_email(ctx, id) : 0;
+		int r = ours ? store_outbox_destroy(ctx->store, id, &err) : 0;
 		if (r == 1) {
 			json_array_append_new(destroyed, json_string(s));
 			email_succeeded(succeeded, NULL, s, email);
+			continue;
 		}
-		else
-			json_object_set_new(not_destroyed, s,
-			                    set_error(r < 0 ? "serverFail" : "notFound",
-			                              "no sent or failed submission with this id "
-			                              "(cancel a pending one first)"));
+		char *key_text = jmap_destroy_key(v);
+		if (key_text != NULL)
+			json_object_set_new(
+			    not_destroyed, key_text,
+			    s == NULL ? set_error("invalidArguments", "an Id is a string")
+			              : set_error(r < 0 ? "serverFail" : "notFound",
+			                          "no sent or failed submission with this id "
+			                          "(cancel a pending one first)"));
+		free(key_text);
 	}
 	outbox_state(ctx, new_state);
 	json_t *resp = json_pack("{s:s,s:s,s:s}", "accountId", ctx->account_id, "oldState",

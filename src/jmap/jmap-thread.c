@@ -17,15 +17,15 @@ static int thread_get(void *context, struct jmap_call *call, json_t *args,
 	const char *err;
 	if (jmap_check_account(ctx, args, error_type_r) < 0)
 		return -1;
-	json_t *ids = json_object_get(args, "ids");
-	if (!json_is_array(ids)) {
-		*error_type_r =
-		    ids == NULL || json_is_null(ids) ? "requestTooLarge" : "invalidArguments";
-		*description_r = "ids is required (fetching every thread at once is not allowed)";
-		return -1;
-	}
-	if (json_array_size(ids) > JMAP_MAIL_MAX_OBJECTS_IN_GET) {
-		*error_type_r = "requestTooLarge";
+	json_t *ids;
+	int r = jmap_arg_strings(args, "ids", JMAP_MAIL_MAX_OBJECTS_IN_GET, &ids, error_type_r,
+	                         description_r);
+	if (r <= 0) {
+		if (r == 0) {
+			*error_type_r = "requestTooLarge";
+			*description_r =
+			    "ids is required (fetching every thread at once is not allowed)";
+		}
 		return -1;
 	}
 	json_t *list = json_array(), *not_found = json_array();
@@ -33,13 +33,10 @@ static int thread_get(void *context, struct jmap_call *call, json_t *args,
 	json_t *v;
 	json_array_foreach(ids, i, v)
 	{
-		const char *id;
 		int64_t thread;
 		int64_t *emails = NULL;
 		size_t n = 0;
-		if (!json_is_string(v) ||
-		    jmap_call_resolve_id(call, json_string_value(v), &id, &err) < 0 ||
-		    !jmap_parse_id(id, 'T', &thread)) {
+		if (!jmap_list_id(call, v, 'T', &thread)) {
 			json_array_append(not_found, v);
 			continue;
 		}

@@ -95,3 +95,70 @@ int jmap_mail_accounts(struct jmap_mail_ctx *ctx)
 	ctx->accounts_loaded = true;
 	return 0;
 }
+
+int jmap_arg_strings(json_t *args, const char *name, size_t max, json_t **list_r,
+                     const char **error_type_r, const char **description_r)
+{
+	static __thread char why[160];
+	json_t *list = json_object_get(args, name);
+	if (list == NULL || json_is_null(list)) {
+		*list_r = NULL;
+		return 0;
+	}
+	if (!json_is_array(list)) {
+		snprintf(why, sizeof(why), "%s must be null or a list of strings", name);
+		*error_type_r = "invalidArguments";
+		*description_r = why;
+		return -1;
+	}
+	if (json_array_size(list) > max) {
+		snprintf(why, sizeof(why), "%s has more than %zu entries", name, max);
+		*error_type_r = "requestTooLarge";
+		*description_r = why;
+		return -1;
+	}
+	size_t i;
+	json_t *v;
+	json_array_foreach(list, i, v)
+	{
+		if (!json_is_string(v)) {
+			snprintf(why, sizeof(why), "%s[%zu] is not a string", name, i);
+			*error_type_r = "invalidArguments";
+			*description_r = why;
+			return -1;
+		}
+	}
+	*list_r = list;
+	return 1;
+}
+
+bool jmap_list_id(struct jmap_call *call, json_t *entry, char prefix, int64_t *id_r)
+{
+	const char *text = json_string_value(entry), *id, *err;
+	return text != NULL && jmap_call_resolve_id(call, text, &id, &err) == 0 &&
+	       jmap_parse_id(id, prefix, id_r);
+}
+
+char *jmap_destroy_key(json_t *entry)
+{
+	if (json_is_string(entry))
+		return strdup(json_string_value(entry));
+	return json_dumps(entry, JSON_COMPACT | JSON_ENCODE_ANY);
+}
+
+void jmap_keep_properties(json_t *obj, json_t *properties)
+{
+	if (properties == NULL)
+		return;
+	const char *key;
+	json_t *val, *tmp;
+	json_object_foreach_safe(obj, tmp, key, val)
+	{
+		bool keep = strcmp(key, "id") == 0;
+		size_t j;
+		json_t *p;
+		json_array_foreach(properties, j, p) keep |= strcmp(json_string_value(p), key) == 0;
+		if (!keep)
+			json_object_del(obj, key);
+	}
+}

@@ -130,7 +130,7 @@ int jmap_call_set_created_id(struct jmap_call *call, const char *creation_id, co
 /* Resolve an id argument: "#c1" is looked up among the creation ids, any
  * other value must be an Id and is returned as it is. *id_r is valid until
  * jmap_process() returns. Fails (untouched *id_r) for an unknown creation
- * id or a malformed id. */
+ * id or a malformed id (NULL included). */
 int jmap_call_resolve_id(struct jmap_call *call, const char *id_or_ref, const char **id_r,
                          const char **error_r);
 /* True when s is an Id per RFC 8620 1.2. */

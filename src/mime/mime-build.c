@@ -708,3 +708,31 @@ out:
 	g_object_unref(msg);
 	return r;
 }
+
+bool mime_build_valid_address(const char *s)
+{
+	return s != NULL && valid_address(s);
+}
+
+char *mime_build_from_field(const char *name, const char *email)
+{
+	if (email == NULL || !valid_address(email) || (name != NULL && has_controls(name)))
+		return NULL;
+	InternetAddress *ia =
+	    internet_address_mailbox_new(name != NULL && name[0] != '\0' ? name : NULL, email);
+	char *text = internet_address_to_string(ia, NULL, TRUE);
+	g_object_unref(ia);
+	if (text == NULL)
+		return NULL;
+	size_t size = strlen(text) + sizeof("From: \r\n");
+	char *out = malloc(size);
+	if (out != NULL) {
+		int n = snprintf(out, size, "From: %s\r\n", text);
+		if (n < 0 || (size_t)n >= size) {
+			free(out);
+			out = NULL;
+		}
+	}
+	g_free(text);
+	return out;
+}

@@ -61,4 +61,13 @@ int mime_build_email(json_t *email, mime_build_blob_fn *blob_fn, void *blob_ctx,
  * seconds since the epoch; false if malformed. */
 bool mime_build_parse_date(const char *s, int64_t *time_r);
 
+/* Is s an address the builder accepts in from/to/... (local@domain, no
+ * address literal, controls or spaces)? */
+bool mime_build_valid_address(const char *s);
+
+/* The header field "From: name <email>\r\n" (name RFC 2047-encoded as
+ * needed; no name when NULL or ""), malloc()ed; NULL when email is not a
+ * valid address, name has control characters, or out of memory. */
+char *mime_build_from_field(const char *name, const char *email);
+
 #endif

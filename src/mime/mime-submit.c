@@ -320,6 +320,7 @@ int mime_submit_prepare(const void *data, size_t len, const char *const *rcpts, 
 			if (parse_addresses(value, &hdr_rcpts, NULL, error_r) < 0)
 				goto fail;
 		} else if (name_is(name, name_len, "From")) {
+			sub.has_from = true;
 			if (parse_addresses(value, NULL, &sub.from_header, error_r) < 0)
 				goto fail;
 		} else if (name_is(name, name_len, "Date")) {

@@ -35,6 +35,7 @@ struct mime_submission {
 	char **rcpts; /* malloc'd addr-specs, n_rcpts of them */
 	size_t n_rcpts;
 	char *from_header; /* the first From address, or NULL */
+	bool has_from;     /* the message has a From field */
 	bool added_date, added_message_id, removed_bcc;
 };
 

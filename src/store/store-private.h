@@ -38,5 +38,7 @@ int store_fts_schema(struct store *s, const char **error_r);
 
 /* Create the outbox tables if missing (store-outbox.c), from store_open. */
 int store_outbox_schema(struct store *s, const char **error_r);
+/* Create the identities table if missing (store-identity.c), from store_open. */
+int store_identity_schema(struct store *s, const char **error_r);
 
 #endif

@@ -98,7 +98,9 @@ test("upload, then Email/import into a new mailbox, then Email/get", async () =>
     x: { blobId: "B999999999", mailboxIds: { [res.mb.created.box.id]: true } },
     y: { blobId: junk.blobId, mailboxIds: { [res.mb.created.box.id]: true } },
   } });
-  assert.equal(bad.notCreated.x.type, "blobNotFound");
+  // RFC 8621 4.8: a missing blob is invalidProperties on blobId.
+  assert.equal(bad.notCreated.x.type, "invalidProperties");
+  assert.deepEqual(bad.notCreated.x.properties, ["blobId"]);
   assert.equal(bad.notCreated.y.type, "invalidEmail");
 });
 
