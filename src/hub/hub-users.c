@@ -247,58 +247,187 @@ int hub_user_kek(struct hub *hub, const struct hub_user *user, const char *passp
 
 /* --- audit ---------------------------------------------------------------- */
 
+#define AUDIT_ZERO_HASH "0000000000000000000000000000000000000000000000000000000000000000"
+
+/* The user's audit head as hub.db records it. */
+struct audit_record {
+	uint64_t count;
+	char head[AUDIT_HASH_HEX_SIZE];    /* 64 "0" when nothing is recorded */
+	char pending[AUDIT_HASH_HEX_SIZE]; /* "" when nothing is pending */
+};
+
+static int audit_record_get(struct hub *hub, int64_t user_id, struct audit_record *rec,
+			    const char **error_r)
+{
+	sqlite3_stmt *st;
+	memset(rec, 0, sizeof(*rec));
+	memset(rec->head, '0', AUDIT_HASH_HEX_LEN);
+	if (hub_prepare(hub,
+			"SELECT audit_count, audit_head, audit_pending FROM users WHERE id = ?1",
+			&st, error_r) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, user_id);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		rec->count = (uint64_t)sqlite3_column_int64(st, 0);
+		if (sqlite3_column_text(st, 1) != NULL)
+			snprintf(rec->head, sizeof(rec->head), "%s",
+				 (const char *)sqlite3_column_text(st, 1));
+		if (sqlite3_column_text(st, 2) != NULL)
+			snprintf(rec->pending, sizeof(rec->pending), "%s",
+				 (const char *)sqlite3_column_text(st, 2));
+	}
+	sqlite3_finalize(st);
+	if (rc == SQLITE_ROW)
+		return 0;
+	if (rc == SQLITE_DONE)
+		return hub_fail(hub, error_r, "no such hub user");
+	return hub_db_fail(hub, error_r, "read audit head");
+}
+
+/* Record the head (and the entry about to be written, or none). With
+ * expect non-NULL only if the record is still *expect (compare and set);
+ * returns 1 when it was not. */
+static int audit_record_set(struct hub *hub, int64_t user_id, uint64_t count, const char *head,
+			    const char *pending, const struct audit_record *expect,
+			    const char **error_r)
+{
+	sqlite3_stmt *st;
+	if (hub_prepare(hub,
+			expect == NULL
+				? "UPDATE users SET audit_count = ?2, audit_head = ?3, "
+				  "audit_pending = ?4 WHERE id = ?1"
+				: "UPDATE users SET audit_count = ?2, audit_head = ?3, "
+				  "audit_pending = ?4 WHERE id = ?1 AND audit_count = ?5 AND "
+				  "coalesce(audit_head, '" AUDIT_ZERO_HASH "') = ?7 AND "
+				  "audit_pending IS ?6",
+			&st, error_r) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, user_id);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)count);
+	sqlite3_bind_text(st, 3, head, -1, SQLITE_STATIC);
+	if (pending != NULL)
+		sqlite3_bind_text(st, 4, pending, -1, SQLITE_STATIC);
+	if (expect != NULL) {
+		sqlite3_bind_int64(st, 5, (sqlite3_int64)expect->count);
+		if (expect->pending[0] != '\0')
+			sqlite3_bind_text(st, 6, expect->pending, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 7, expect->head, -1, SQLITE_STATIC);
+	}
+	int rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return hub_db_fail(hub, error_r, "record audit head");
+	return sqlite3_changes(hub->db) == 1 ? 0 : 1;
+}
+
+static int audit_fail(struct hub *hub, int r, const char *err, const char **error_r)
+{
+	if (r == AUDIT_BUSY)
+		return hub_fail_temporary(hub, error_r, "audit log: %s", err);
+	return hub_fail(hub, error_r, "audit log: %s", err);
+}
+
 int hub_audit(struct hub *hub, const struct hub_user *user, enum audit_event event,
 	      int64_t account_id, const struct audit_detail *details, size_t n_details,
 	      const char **error_r)
 {
 	char path[4200], account[32] = "";
 	const char *err;
+	struct audit_record rec;
 	if (hub_user_path(hub, user->name, "audit.log", path, sizeof(path)) < 0)
 		return hub_fail(hub, error_r, "path too long");
 	if (account_id != 0)
 		snprintf(account, sizeof(account), "%lld", (long long)account_id);
-	struct audit_log *log;
-	if (audit_open(path, &log, &err) < 0)
-		return hub_fail(hub, error_r, "audit log: %s", err);
-	int r = audit_append(log, event, account, details, n_details, &err);
-	uint64_t count;
-	char head[AUDIT_HASH_HEX_SIZE];
-	audit_head(log, &count, head);
-	audit_close(&log);
+	struct audit_log *log = NULL;
+	int r = audit_open(path, &log, &err);
+	if (r == AUDIT_TORN) {
+		/* An append cut off before it was synced: removed only when the
+		 * entries before it end at the recorded head. */
+		if (audit_record_get(hub, user->id, &rec, error_r) < 0)
+			return -1;
+		r = audit_trim_torn(path, rec.count, rec.head, &err);
+		if (r >= 0)
+			r = audit_open(path, &log, &err);
+	}
 	if (r < 0)
-		return hub_fail(hub, error_r, "audit log: %s", err);
-	sqlite3_stmt *st;
-	if (hub_prepare(hub, "UPDATE users SET audit_count = ?2, audit_head = ?3 WHERE id = ?1", &st,
-			error_r) < 0)
-		return -1;
-	sqlite3_bind_int64(st, 1, user->id);
-	sqlite3_bind_int64(st, 2, (sqlite3_int64)count);
-	sqlite3_bind_text(st, 3, head, -1, SQLITE_STATIC);
-	int rc = sqlite3_step(st);
-	sqlite3_finalize(st);
-	return rc == SQLITE_DONE ? 0 : hub_db_fail(hub, error_r, "record audit head");
+		return audit_fail(hub, r, err, error_r);
+
+	/* Under the log's lock: record the head and the coming entry's hash,
+	 * write the entry, record it as the head. */
+	uint64_t count;
+	char head[AUDIT_HASH_HEX_SIZE], next[AUDIT_HASH_HEX_SIZE];
+	audit_head(log, &count, head);
+	r = audit_prepare(log, event, account, details, n_details, next, &err);
+	if (r < 0) {
+		r = hub_fail(hub, error_r, "audit log: %s", err);
+	} else if (audit_record_set(hub, user->id, count, head, next, NULL, error_r) < 0) {
+		r = -1;
+	} else if (audit_write_prepared(log, &err) < 0) {
+		r = hub_fail(hub, error_r, "audit log: %s", err);
+	} else {
+		r = audit_record_set(hub, user->id, count + 1, next, NULL, NULL, error_r) < 0 ? -1
+											   : 0;
+	}
+	audit_close(&log);
+	return r;
 }
 
 int hub_audit_verify(struct hub *hub, const struct hub_user *user, uint64_t *count_r,
-		     const char **error_r)
+		     const char **note_r, const char **error_r)
 {
-	char path[4200], head[AUDIT_HASH_HEX_SIZE] = "";
-	uint64_t expected = 0;
+	char path[4200];
 	const char *err;
-	sqlite3_stmt *st;
+	struct audit_record rec;
+	struct audit_state st;
+	*note_r = NULL;
 	if (hub_user_path(hub, user->name, "audit.log", path, sizeof(path)) < 0)
 		return hub_fail(hub, error_r, "path too long");
-	if (hub_prepare(hub, "SELECT audit_count, audit_head FROM users WHERE id = ?1", &st,
-			error_r) < 0)
+	if (audit_record_get(hub, user->id, &rec, error_r) < 0)
 		return -1;
-	sqlite3_bind_int64(st, 1, user->id);
-	if (sqlite3_step(st) == SQLITE_ROW) {
-		expected = (uint64_t)sqlite3_column_int64(st, 0);
-		if (sqlite3_column_text(st, 1) != NULL)
-			snprintf(head, sizeof(head), "%s", (const char *)sqlite3_column_text(st, 1));
-	}
-	sqlite3_finalize(st);
-	if (audit_verify(path, head[0] != '\0' ? head : NULL, expected, count_r, &err) < 0)
+	if (audit_scan(path, &st, &err) < 0)
 		return hub_fail(hub, error_r, "%s: %s", path, err);
+	if (st.torn && st.count == rec.count && strcmp(st.head, rec.head) == 0) {
+		int r = audit_trim_torn(path, rec.count, rec.head, &err);
+		if (r < 0)
+			return audit_fail(hub, r, err, error_r);
+		*note_r = "an incomplete last line (an append cut off before it was synced, so "
+			  "never acknowledged) was removed";
+	} else if (!st.torn && st.count == rec.count + 1 && rec.pending[0] != '\0' &&
+		   strcmp(st.head, rec.pending) == 0) {
+		/* The scan checked every entry's own hash and its link to the
+		 * entry before; the entry before this one must be the head. */
+		struct audit_iter *it;
+		struct audit_entry e;
+		bool linked = false;
+		if (audit_iter_init(path, &it, &err) < 0)
+			return hub_fail(hub, error_r, "%s: %s", path, err);
+		while (audit_iter_next(it, &e))
+			if (e.seq == rec.count + 1)
+				linked = strcmp(e.prev, rec.head) == 0;
+		if (audit_iter_deinit(&it, &err) < 0)
+			return hub_fail(hub, error_r, "%s: %s", path, err);
+		if (!linked)
+			return hub_fail(hub, error_r,
+					"%s: the entry after the recorded head does not link to "
+					"it (log rewritten)",
+					path);
+		int r;
+		r = audit_record_set(hub, user->id, st.count, st.head, NULL, &rec, error_r);
+		if (r < 0)
+			return -1;
+		if (r == 0)
+			*note_r = "recovered: the last entry was written but the process ended "
+				  "before the hub recorded it; it was the entry the hub had "
+				  "announced, and is now the recorded head";
+	} else if (st.torn || st.count != rec.count || strcmp(st.head, rec.head) != 0) {
+		/* Tampering: the verifier names what does not match. */
+		if (audit_verify(path, rec.head, rec.count, NULL, &err) < 0)
+			return hub_fail(hub, error_r, "%s: %s", path, err);
+		return hub_fail(hub, error_r, "%s: the log does not end at the recorded head",
+				path);
+	}
+	if (count_r != NULL)
+		*count_r = st.count;
 	return 0;
 }

@@ -37,6 +37,12 @@
 
 struct hub;
 
+/* After a failed call: was the cause temporary (the audit log or the
+ * database stayed locked by another writer beyond the bounded wait)? Then
+ * the same call may succeed later, and the caller should retry rather than
+ * give up for good. */
+bool hub_error_is_temporary(const struct hub *hub);
+
 struct hub_settings {
 	unsigned inactive_purge_days; /* default 365 */
 	char master_key[4096];        /* path of the master key file */
@@ -155,14 +161,40 @@ int hub_consent_record(struct hub *hub, int64_t user_id, int64_t account_id,
 /* Removal receipts, kept in hub.db and printed. */
 int hub_receipt_add(struct hub *hub, int64_t user_id, const char *text, const char **error_r);
 
-/* The user's audit log (DIR/users/NAME/audit.log): append one entry and
- * record the new head in hub.db, so a truncated log is detected. */
+/*
+ * The user's audit log (DIR/users/NAME/audit.log): append one entry and
+ * record the new head in hub.db, so a truncated log is detected. Writers
+ * (threads with their own hub handles, other processes) take turns: a busy
+ * log is waited for (bounded, AUDIT_LOCK_TIMEOUT_MS), and only a wait that
+ * runs out fails, as a temporary error (hub_error_is_temporary()).
+ *
+ * The head is recorded in two steps around the append, under the log's lock:
+ * before writing, hub.db gets the head as it is plus the hash of the entry
+ * about to be written ("pending"); after the write is synced, the head moves
+ * to that entry and pending is cleared. A crash in between leaves exactly one
+ * entry beyond the recorded head whose hash is the pending one; nobody else
+ * can produce an entry with that hash, so hub_audit_verify() tells this
+ * apart from an entry added behind the hub's back.
+ */
 int hub_audit(struct hub *hub, const struct hub_user *user, enum audit_event event,
 	      int64_t account_id, const struct audit_detail *details, size_t n_details,
 	      const char **error_r);
-/* Verify the user's audit log against the recorded head. */
+/*
+ * Verify the user's audit log against the recorded head. The log is intact
+ * when its chain verifies and it ends exactly at the recorded head. Two
+ * states a crash can leave are repaired, and *note_r (else NULL) says which:
+ * - one complete entry beyond the recorded head, chain-linked to it, whose
+ *   hash is the recorded pending hash: the append was synced but the crash
+ *   came before the head update; the head is moved to it ("recovered");
+ * - an incomplete last line after entries ending exactly at the recorded
+ *   head: an append cut off before it was synced (never acknowledged, so
+ *   the action it recorded never ran); the line is removed.
+ * Anything else (entries beyond the head that are not the pending one, two
+ * or more extra entries, an edited, dropped or truncated entry, an
+ * incomplete line anywhere else) is reported as tampering (-1).
+ */
 int hub_audit_verify(struct hub *hub, const struct hub_user *user, uint64_t *count_r,
-		     const char **error_r);
+		     const char **note_r, const char **error_r);
 /* Path of a file in the user's directory (audit.log, store.db). */
 int hub_user_path(const struct hub *hub, const char *user, const char *file, char *path_r,
 		  size_t size);
