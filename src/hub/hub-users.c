@@ -164,8 +164,25 @@ int hub_user_delete(struct hub *hub, int64_t user_id, const char **error_r)
 		"DELETE FROM consents WHERE user_id = ?1",
 		"DELETE FROM users WHERE id = ?1",
 	};
+	int64_t *ids = NULL;
+	size_t n_ids = 0;
 	if (hub_exec(hub, "BEGIN IMMEDIATE", error_r) < 0)
 		return -1;
+	/* The accounts go too: anchored as removed after the commit. */
+	if (hub_prepare(hub, "SELECT id FROM accounts WHERE user_id = ?1", &st, error_r) < 0)
+		goto fail;
+	sqlite3_bind_int64(st, 1, user_id);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		int64_t *n = realloc(ids, (n_ids + 1) * sizeof(*ids));
+		if (n == NULL) {
+			sqlite3_finalize(st);
+			hub_fail(hub, error_r, "out of memory");
+			goto fail;
+		}
+		ids = n;
+		ids[n_ids++] = sqlite3_column_int64(st, 0);
+	}
+	sqlite3_finalize(st);
 	for (size_t i = 0; i < sizeof(sql) / sizeof(sql[0]); i++) {
 		if (hub_prepare(hub, sql[i], &st, error_r) < 0)
 			goto fail;
@@ -179,8 +196,15 @@ int hub_user_delete(struct hub *hub, int64_t user_id, const char **error_r)
 	}
 	if (hub_exec(hub, "COMMIT", error_r) < 0)
 		goto fail;
+	for (size_t i = 0; i < n_ids; i++)
+		if (hub_anchor_note(hub, "removed", ids[i], 0, error_r) < 0) {
+			free(ids);
+			return -1;
+		}
+	free(ids);
 	return hub_exec(hub, "PRAGMA wal_checkpoint(TRUNCATE)", error_r);
 fail:
+	free(ids);
 	sqlite3_exec(hub->db, "ROLLBACK", NULL, NULL, NULL);
 	return -1;
 }

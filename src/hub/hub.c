@@ -32,7 +32,7 @@ static const char hub_schema[] =
 	" secret_version INTEGER NOT NULL);"
 	"CREATE TABLE IF NOT EXISTS secrets("
 	" account_id INTEGER NOT NULL REFERENCES accounts(id), kind TEXT NOT NULL,"
-	" blob BLOB NOT NULL, PRIMARY KEY(account_id, kind));"
+	" blob BLOB NOT NULL, legacy_tag BLOB, PRIMARY KEY(account_id, kind));"
 	"CREATE TABLE IF NOT EXISTS consents("
 	" id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL, account_id INTEGER NOT NULL,"
 	" time INTEGER NOT NULL, disclosure_id TEXT NOT NULL, tool TEXT NOT NULL);"
@@ -214,6 +214,7 @@ static int schema_upgrade(struct hub *hub, const char *path, const char **error_
 		const char *table, *column, *sql;
 	} added[] = {
 		{"users", "audit_pending", "ALTER TABLE users ADD COLUMN audit_pending TEXT"},
+		{"secrets", "legacy_tag", "ALTER TABLE secrets ADD COLUMN legacy_tag BLOB"},
 	};
 	for (size_t i = 0; i < sizeof(added) / sizeof(added[0]); i++) {
 		if (column_exists(hub, added[i].table, added[i].column))
@@ -326,6 +327,8 @@ int hub_open(const char *data_dir, bool load_master_key, struct hub **hub_r, con
 		r = db_open(hub, error_r);
 	if (r == 0 && load_master_key)
 		r = load_master(hub, error_r);
+	if (r == 0 && load_master_key)
+		r = hub_binding_upgrade(hub, error_r);
 	if (r < 0) {
 		snprintf(error, sizeof(error), "%s", *error_r);
 		*error_r = error;

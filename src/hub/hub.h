@@ -28,8 +28,16 @@
  * user's key-encryption key: derived from the master key, or in zero-access
  * mode from the user's passphrase (the server alone cannot open those). The
  * password is sealed with the data key, bound to (user, account id, kind,
- * secret version); the version is kept on the account row and bumped on
- * every write, so an older sealed copy put back no longer opens.
+ * secret version) and to everything that decides where it is sent: the
+ * IMAP and SMTP URLs, the login, the CA file's path and the SHA-256 of its
+ * contents. Editing any of them in hub.db makes the password stop opening
+ * ("server settings changed"); `account set` changes them and takes the
+ * password again. The version is kept on the account row, bumped on every
+ * write, and also anchored outside hub.db (DIR/hub.anchor, see
+ * hub-private.h), so an older sealed copy put back together with its old
+ * row is refused as rolled back. Passwords sealed by an older mailkeep
+ * (format 1, unbound) are tagged with the settings they have at the upgrade
+ * (the first open with the master key) and re-sealed bound on first use.
  *
  * Errors: 0 ok / -1 with *error_r (owned by the hub, valid until its next
  * call). Nothing secret is ever part of an error.
@@ -112,8 +120,16 @@ int hub_account_add(struct hub *hub, const struct hub_user *user, const struct v
 		    const char *imap_url, const char *smtp_url, const char *login,
 		    const char *ca_file, const char *password, int64_t *account_id_r,
 		    const char **error_r);
-/* Replace the account's password (a new sealed copy under the next secret
- * version: older copies no longer open). */
+/* Change the account's server settings (all given anew: imap_url, login
+ * required; smtp_url, ca_file may be NULL) and store its password again,
+ * sealed for them under the next secret version (older copies no longer
+ * open). The secrets are bound to the settings, so changing them always
+ * means entering the password again. */
+int hub_account_update(struct hub *hub, const struct hub_user *user,
+		       const struct hub_account *account, const struct vault_kek *kek,
+		       const char *imap_url, const char *smtp_url, const char *login,
+		       const char *ca_file, const char *password, const char **error_r);
+/* Replace the account's password, settings unchanged (hub_account_update()). */
 int hub_account_set_password(struct hub *hub, const struct hub_user *user,
 			     const struct hub_account *account, const struct vault_kek *kek,
 			     const char *password, const char **error_r);
