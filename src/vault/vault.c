@@ -716,25 +716,26 @@ int vault_open_bound_secret(const struct vault_data_key *key, const char *user,
 		*error_r = "sealed credential is too large";
 		return -1;
 	}
-	/* Only a diagnosis: the digest that counts is the caller's, in the
-	 * associated data below. */
-	if (sodium_memcmp(blob + 1, binding, VAULT_BINDING_SIZE) != 0) {
-		*error_r = vault_binding_changed;
-		return -1;
-	}
+	/* The digest that counts is the caller's, in the associated data. The
+	 * copy in the blob only tells why a blob does not open: when it differs
+	 * and the blob opens under the copy, the blob is intact and was sealed
+	 * for other settings (what was opened is wiped, never returned). */
+	bool other_binding = sodium_memcmp(blob + 1, binding, VAULT_BINDING_SIZE) != 0;
 	if (vault_sodium_ready(error_r) < 0 ||
-	    secret_aad_bound(&a, user, account, kind, version, binding, error_r) < 0)
+	    secret_aad_bound(&a, user, account, kind, version, other_binding ? blob + 1 : binding,
+	                     error_r) < 0)
 		return -1;
 	secret = sodium_malloc(size + 1);
 	if (secret == NULL) {
 		*error_r = "vault: cannot allocate secure memory for a secret";
 		return -1;
 	}
-	if (crypto_aead_xchacha20poly1305_ietf_decrypt(
-	        (unsigned char *)secret, NULL, NULL, blob + head + NONCE_SIZE,
-	        blob_size - head - NONCE_SIZE, a.data, a.len, blob + head, key->key) != 0) {
-		sodium_free(secret);
-		*error_r = open_failed;
+	int dr = crypto_aead_xchacha20poly1305_ietf_decrypt(
+	    (unsigned char *)secret, NULL, NULL, blob + head + NONCE_SIZE,
+	    blob_size - head - NONCE_SIZE, a.data, a.len, blob + head, key->key);
+	if (dr != 0 || other_binding) {
+		sodium_free(secret); /* wipes */
+		*error_r = dr == 0 ? vault_binding_changed : open_failed;
 		return -1;
 	}
 	secret[size] = '\0';

@@ -290,9 +290,10 @@ int vault_seal_bound_secret(const struct vault_data_key *key, const char *user,
  * binding (a stable string; compare the pointer). */
 extern const char vault_binding_changed[];
 
-/* Open a format-2 blob as vault_open_secret() does. A blob sealed for another
- * binding fails with the error vault_binding_changed; every other failure
- * as vault_open_secret(). */
+/* Open a format-2 blob as vault_open_secret() does. An intact blob sealed
+ * for another binding (it opens under the binding copied in it, but not
+ * under the caller's) fails with the error vault_binding_changed and returns
+ * nothing; every other failure as vault_open_secret(). */
 int vault_open_bound_secret(const struct vault_data_key *key, const char *user,
                             const char *account, const char *kind, uint64_t version,
                             const unsigned char binding[VAULT_BINDING_SIZE],
