@@ -59,6 +59,33 @@ static int writer(int rounds)
 	return failed;
 }
 
+static atomic_bool writers_done;
+
+/* Verifies the log again and again while the writers append: an append in
+ * progress is never taken for tampering. */
+static void *verifier_thread(void *arg)
+{
+	struct hub *hub = NULL;
+	struct hub_user u;
+	const char *err, *note;
+	uint64_t count;
+	(void)arg;
+	if (hub_open(dir, false, &hub, &err) < 0 || hub_user_get(hub, "alice", &u, &err) < 0) {
+		atomic_fetch_add(&failures, 1);
+		hub_close(&hub);
+		return NULL;
+	}
+	while (!atomic_load(&writers_done)) {
+		if (hub_audit_verify(hub, &u, &count, &note, &err) < 0) {
+			fprintf(stderr, "verify during appends: %s\n", err);
+			atomic_fetch_add(&failures, 1);
+		}
+		usleep(20000);
+	}
+	hub_close(&hub);
+	return NULL;
+}
+
 static void *writer_thread(void *arg)
 {
 	(void)arg;
@@ -97,6 +124,8 @@ int main(void)
 	pthread_t th[THREADS];
 	for (int i = 0; i < THREADS; i++)
 		CHECK(pthread_create(&th[i], NULL, writer_thread, NULL) == 0);
+	pthread_t verifier;
+	CHECK(pthread_create(&verifier, NULL, verifier_thread, NULL) == 0);
 	for (int i = 0; i < THREADS; i++)
 		pthread_join(th[i], NULL);
 	for (int i = 0; i < PROCESSES; i++) {
@@ -105,6 +134,8 @@ int main(void)
 		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
 			atomic_fetch_add(&failures, 1);
 	}
+	atomic_store(&writers_done, true);
+	pthread_join(verifier, NULL);
 	if (atomic_load(&failures) != 0)
 		fprintf(stderr, "%d concurrent writes failed\n", atomic_load(&failures));
 	CHECK(atomic_load(&failures) == 0);

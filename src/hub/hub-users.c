@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 static void user_from_row(sqlite3_stmt *st, struct hub_user *u)
 {
@@ -397,16 +398,38 @@ int hub_audit(struct hub *hub, const struct hub_user *user, enum audit_event eve
 	return r;
 }
 
+static int audit_verify_locked(struct hub *hub, const struct hub_user *user, const char *path,
+			       uint64_t *count_r, const char **note_r, const char **error_r);
+
 int hub_audit_verify(struct hub *hub, const struct hub_user *user, uint64_t *count_r,
 		     const char **note_r, const char **error_r)
 {
 	char path[4200];
 	const char *err;
-	struct audit_record rec;
-	struct audit_state st;
 	*note_r = NULL;
 	if (hub_user_path(hub, user->name, "audit.log", path, sizeof(path)) < 0)
 		return hub_fail(hub, error_r, "path too long");
+	/* Under the writers' lock, so an append in progress (announced in
+	 * hub.db, not yet written) is not mistaken for anything. A log with an
+	 * incomplete last line cannot be opened for writing; it is checked
+	 * without the lock (its trimming takes it). */
+	struct audit_log *log = NULL;
+	if (access(path, F_OK) == 0) {
+		int r = audit_open(path, &log, &err);
+		if (r < 0 && r != AUDIT_TORN)
+			return audit_fail(hub, r, err, error_r);
+	}
+	int ret = audit_verify_locked(hub, user, path, count_r, note_r, error_r);
+	audit_close(&log);
+	return ret;
+}
+
+static int audit_verify_locked(struct hub *hub, const struct hub_user *user, const char *path,
+			       uint64_t *count_r, const char **note_r, const char **error_r)
+{
+	const char *err;
+	struct audit_record rec;
+	struct audit_state st;
 	if (audit_record_get(hub, user->id, &rec, error_r) < 0)
 		return -1;
 	if (audit_scan(path, &st, &err) < 0)
