@@ -43,8 +43,8 @@ static int writer(int rounds)
 		struct audit_detail d[] = {{"purpose", "send"}, {"kind", "smtp-password"}};
 		char *secret = NULL;
 		if (hub_audit(hub, &u, AUDIT_CREDENTIAL_DECRYPT, a[0].id, d, 2, &err) < 0 ||
-		    hub_account_open_secret(hub, &u, &a[0], kek, "smtp-password", &secret,
-					    &err) < 0) {
+		    hub_account_open_secret(hub, &u, &a[0], kek, "smtp-password", &secret, &err) <
+		        0) {
 			fprintf(stderr, "writer: %s\n", err);
 			failed++;
 			continue;
@@ -110,7 +110,7 @@ int main(void)
 	int64_t id;
 	CHECK(hub_user_kek(hub, &u, NULL, &kek, &err) == 0);
 	CHECK(hub_account_add(hub, &u, kek, "imaps://127.0.0.1:1", "submissions://127.0.0.1:1",
-			      "alice@example.com", NULL, "hunter2", &id, &err) == 0);
+	                      "alice@example.com", NULL, "hunter2", &id, &err) == 0);
 	vault_kek_free(&kek);
 
 	/* Other processes and threads of this one, all at once. */

@@ -45,7 +45,7 @@ static int sql_int(const char *q)
 }
 
 static int64_t add_account(struct hub *hub, const char *user, const char *passphrase,
-			   const char *password)
+                           const char *password)
 {
 	struct hub_user u;
 	struct vault_kek *kek;
@@ -54,7 +54,7 @@ static int64_t add_account(struct hub *hub, const char *user, const char *passph
 	CHECK(hub_user_get(hub, user, &u, &err) == 0);
 	CHECK(hub_user_kek(hub, &u, passphrase, &kek, &err) == 0);
 	CHECK(hub_account_add(hub, &u, kek, "imaps://127.0.0.1:993", NULL, "x@example.com", NULL,
-			      password, &id, &err) == 0);
+	                      password, &id, &err) == 0);
 	vault_kek_free(&kek);
 	return id;
 }
@@ -75,15 +75,15 @@ static void make_legacy(const char *user, const char *passphrase, int64_t id, co
 	snprintf(acct, sizeof(acct), "%lld", (long long)id);
 	CHECK(sqlite3_open(path, &db) == SQLITE_OK);
 	CHECK(sqlite3_prepare_v2(db,
-				 "SELECT a.data_key, u.kdf FROM accounts a JOIN users u ON "
-				 "u.id = a.user_id WHERE a.id = ?1",
-				 -1, &st, NULL) == SQLITE_OK);
+	                         "SELECT a.data_key, u.kdf FROM accounts a JOIN users u ON "
+	                         "u.id = a.user_id WHERE a.id = ?1",
+	                         -1, &st, NULL) == SQLITE_OK);
 	sqlite3_bind_int64(st, 1, id);
 	CHECK(sqlite3_step(st) == SQLITE_ROW);
 	if (passphrase != NULL) {
-		CHECK(vault_kek_from_passphrase(passphrase, strlen(passphrase),
-						sqlite3_column_blob(st, 1),
-						(size_t)sqlite3_column_bytes(st, 1), &kek, &err) == 0);
+		CHECK(vault_kek_from_passphrase(
+		          passphrase, strlen(passphrase), sqlite3_column_blob(st, 1),
+		          (size_t)sqlite3_column_bytes(st, 1), &kek, &err) == 0);
 	} else {
 		struct vault_master *master;
 		char key_path[128];
@@ -93,15 +93,15 @@ static void make_legacy(const char *user, const char *passphrase, int64_t id, co
 		vault_master_free(&master);
 	}
 	CHECK(vault_data_key_unwrap(kek, sqlite3_column_blob(st, 0),
-				    (size_t)sqlite3_column_bytes(st, 0), user, acct, 1, &key,
-				    &err) == 0);
+	                            (size_t)sqlite3_column_bytes(st, 0), user, acct, 1, &key,
+	                            &err) == 0);
 	sqlite3_finalize(st);
 	CHECK(vault_seal_secret(key, user, acct, "imap-password", 1, password, strlen(password),
-				&blob, &blob_size, &err) == 0);
+	                        &blob, &blob_size, &err) == 0);
 	CHECK(sqlite3_prepare_v2(db,
-				 "UPDATE secrets SET blob = ?2 WHERE account_id = ?1 AND kind = "
-				 "'imap-password'",
-				 -1, &st, NULL) == SQLITE_OK);
+	                         "UPDATE secrets SET blob = ?2 WHERE account_id = ?1 AND kind = "
+	                         "'imap-password'",
+	                         -1, &st, NULL) == SQLITE_OK);
 	sqlite3_bind_int64(st, 1, id);
 	sqlite3_bind_blob(st, 2, blob, (int)blob_size, SQLITE_STATIC);
 	CHECK(sqlite3_step(st) == SQLITE_DONE);
@@ -113,7 +113,7 @@ static void make_legacy(const char *user, const char *passphrase, int64_t id, co
 }
 
 static int open_secret(struct hub *hub, const char *user, int64_t id, const char *passphrase,
-		       char **secret_r, const char **err)
+                       char **secret_r, const char **err)
 {
 	struct hub_user u;
 	struct hub_account *a;
@@ -126,14 +126,14 @@ static int open_secret(struct hub *hub, const char *user, int64_t id, const char
 	for (size_t i = 0; i < n; i++)
 		if (a[i].id == id && hub_user_kek(hub, &u, passphrase, &kek, err) == 0)
 			r = hub_account_open_secret(hub, &u, &a[i], kek, "imap-password", secret_r,
-						    err);
+			                            err);
 	vault_kek_free(&kek);
 	hub_accounts_free(&a, n);
 	return r;
 }
 
 static void expect_open(struct hub *hub, const char *user, int64_t id, const char *passphrase,
-			const char *want, const char *error_fragment)
+                        const char *want, const char *error_fragment)
 {
 	char *secret = NULL;
 	const char *err = "";
@@ -192,9 +192,9 @@ int main(void)
 	expect_open(hub, "alice", a1, NULL, "canary-one", NULL);
 	expect_open(hub, "zed", z1, "correct horse", "canary-zed", NULL);
 	snprintf(q, sizeof(q),
-		 "SELECT hex(substr(blob, 1, 1)) = '02' AND legacy_tag IS NULL FROM secrets WHERE "
-		 "account_id = %lld",
-		 (long long)a1);
+	         "SELECT hex(substr(blob, 1, 1)) = '02' AND legacy_tag IS NULL FROM secrets WHERE "
+	         "account_id = %lld",
+	         (long long)a1);
 	CHECK(sql_int(q) == 1);
 	expect_open(hub, "alice", a1, NULL, "canary-one", NULL); /* bound now */
 	expect_open(hub, "zed", z1, "correct horse", "canary-zed", NULL);
@@ -202,13 +202,14 @@ int main(void)
 	/* A format-1 password not used yet: an edit of its row after the
 	 * upgrade stops it, like any bound one, and a later upgrade pass does
 	 * not tag it again with the edited row. */
-	snprintf(q, sizeof(q), "UPDATE accounts SET imap_url = 'imaps://127.0.0.1:1' WHERE id = %lld",
-		 (long long)a2);
+	snprintf(q, sizeof(q),
+	         "UPDATE accounts SET imap_url = 'imaps://127.0.0.1:1' WHERE id = %lld",
+	         (long long)a2);
 	sql(q);
 	expect_open(hub, "alice", a2, NULL, NULL, "server settings");
 	hub_close(&hub);
 	snprintf(q, sizeof(q), "UPDATE secrets SET legacy_tag = NULL WHERE account_id = %lld",
-		 (long long)a2);
+	         (long long)a2);
 	sql(q);
 	CHECK(hub_open(dir, true, &hub, &err) == 0);
 	expect_open(hub, "alice", a2, NULL, NULL, "older mailkeep");

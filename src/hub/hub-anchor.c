@@ -40,7 +40,7 @@ static int parse_u64(const char **p, const char *end, uint64_t *v_r)
 }
 
 int hub_anchor_read(struct hub *hub, int64_t account_id, struct hub_anchor *anchor_r,
-		    const char **error_r)
+                    const char **error_r)
 {
 	char path[4200];
 	struct hub_anchor a = {0, false, false, false};
@@ -60,7 +60,7 @@ int hub_anchor_read(struct hub *hub, int64_t account_id, struct hub_anchor *anch
 	if (!S_ISREG(st.st_mode) || st.st_size > ANCHOR_MAX_SIZE) {
 		close(fd);
 		return hub_fail(hub, error_r, "%s is not a regular file of at most %d bytes", path,
-				ANCHOR_MAX_SIZE);
+		                ANCHOR_MAX_SIZE);
 	}
 	size_t size = (size_t)st.st_size, got = 0;
 	char *buf = malloc(size + 1);
@@ -128,7 +128,7 @@ out:
 }
 
 int hub_anchor_note(struct hub *hub, const char *what, int64_t account_id, uint64_t version,
-		    const char **error_r)
+                    const char **error_r)
 {
 	char path[4200], line[128];
 	int n;
@@ -136,7 +136,7 @@ int hub_anchor_note(struct hub *hub, const char *what, int64_t account_id, uint6
 		return hub_fail(hub, error_r, "path too long");
 	if (strcmp(what, "secret") == 0)
 		n = snprintf(line, sizeof(line), "\nsecret %lld %" PRIu64 "\n",
-			     (long long)account_id, version);
+		             (long long)account_id, version);
 	else if (strcmp(what, "removed") == 0)
 		n = snprintf(line, sizeof(line), "\nremoved %lld\n", (long long)account_id);
 	else
@@ -162,7 +162,7 @@ int hub_anchor_note(struct hub *hub, const char *what, int64_t account_id, uint6
 		if (write(fd, ANCHOR_MAGIC, strlen(ANCHOR_MAGIC)) != (ssize_t)strlen(ANCHOR_MAGIC))
 			goto fail;
 	} else if (fstat(fd, &st) == 0 && st.st_size > 0 &&
-		   pread(fd, &last, 1, st.st_size - 1) != 1) {
+	           pread(fd, &last, 1, st.st_size - 1) != 1) {
 		goto fail;
 	}
 	if (last == '\n') {
