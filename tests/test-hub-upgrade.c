@@ -212,7 +212,7 @@ int main(void)
 	         (long long)a2);
 	sql(q);
 	CHECK(hub_open(dir, true, &hub, &err) == 0);
-	expect_open(hub, "alice", a2, NULL, NULL, "older mailkeep");
+	expect_open(hub, "alice", a2, NULL, NULL, "re-enter it");
 	/* Its owner stores it again for the settings it now has. */
 	{
 		struct hub_user u;

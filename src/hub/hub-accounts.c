@@ -441,8 +441,10 @@ int hub_account_open_secret(struct hub *hub, const struct hub_user *user,
 			unsigned char tag[VAULT_TAG_SIZE];
 			const void *stored = sqlite3_column_blob(st, 2);
 			if (stored == NULL || sqlite3_column_bytes(st, 2) != VAULT_TAG_SIZE) {
-				err = "the password was stored by an older mailkeep and not yet "
-				      "upgraded (open the hub with its master key once)";
+				err = "the password was stored by an older mailkeep and could not "
+				      "be bound to the account's server settings at the upgrade "
+				      "(was its CA file readable?); re-enter it with 'mailkeep "
+				      "account password'";
 			} else if (legacy_tag(hub, user->name, account->id, kind,
 					      account->secret_version, binding, tag, &err) < 0) {
 				err = hub->error;

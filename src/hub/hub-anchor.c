@@ -183,7 +183,8 @@ int hub_anchor_note(struct hub *hub, const char *what, int64_t account_id, uint6
 		close(dfd);
 	}
 	return 0;
-fail:
+fail:;
+	int err = errno;
 	close(fd);
-	return hub_fail(hub, error_r, "cannot write %s: %m", path);
+	return hub_fail(hub, error_r, "cannot write %s: %s", path, strerror(err));
 }
