@@ -146,7 +146,17 @@ set -e
 [ -n "$(pending)" ] || fail "no kill left the announced entry written but unrecorded"
 rehash_last
 verify_tamper "announced entry edited and re-hashed"
-# 3f. A torn line after an unrecorded forged entry.
+# 3f. Tampering is not made to look intact by the hub appending after it.
+restore
+forge user.signin
+mk device add --user alice after-forgery >/dev/null
+verify_tamper "forged entry, then a hub append"
+grep -q "behind the hub's back" "$WORK/v.out" || fail "no alarm: $(cat "$WORK/v.out")"
+restore
+sed -i '$d' "$LOG" # the last entry dropped
+mk device add --user alice after-truncation >/dev/null
+verify_tamper "dropped entry, then a hub append"
+# 3g. A torn line after an unrecorded forged entry.
 restore
 forge user.signin
 printf '{"seq":' >>"$LOG"

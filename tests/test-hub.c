@@ -271,7 +271,7 @@ int main(void)
 	CHECK(access(key, F_OK) < 0); /* not recreated */
 	CHECK(vault_master_create(key, NULL, &err) == 0);
 	CHECK(hub_open(dir, true, &hub, &err) < 0 && strstr(err, "does not match") != NULL);
-	snprintf(cmd, sizeof(cmd), "cp %s %s && printf 'f' | dd of=%s bs=1 seek=30 conv=notrunc 2>/dev/null",
+	snprintf(cmd, sizeof(cmd), "cp %s %s && printf 'g' | dd of=%s bs=1 seek=30 conv=notrunc 2>/dev/null",
 		 saved, key, key);
 	CHECK(system(cmd) == 0);
 	CHECK(hub_open(dir, true, &hub, &err) < 0 && strstr(err, "damaged") != NULL);

@@ -279,6 +279,7 @@ struct audit_record {
 	uint64_t count;
 	char head[AUDIT_HASH_HEX_SIZE];    /* 64 "0" when nothing is recorded */
 	char pending[AUDIT_HASH_HEX_SIZE]; /* "" when nothing is pending */
+	char alarm[512];                   /* "" when no mismatch was found */
 };
 
 static int audit_record_get(struct hub *hub, int64_t user_id, struct audit_record *rec,
@@ -288,7 +289,8 @@ static int audit_record_get(struct hub *hub, int64_t user_id, struct audit_recor
 	memset(rec, 0, sizeof(*rec));
 	memset(rec->head, '0', AUDIT_HASH_HEX_LEN);
 	if (hub_prepare(hub,
-			"SELECT audit_count, audit_head, audit_pending FROM users WHERE id = ?1",
+			"SELECT audit_count, audit_head, audit_pending, audit_alarm FROM users "
+			"WHERE id = ?1",
 			&st, error_r) < 0)
 		return -1;
 	sqlite3_bind_int64(st, 1, user_id);
@@ -301,6 +303,9 @@ static int audit_record_get(struct hub *hub, int64_t user_id, struct audit_recor
 		if (sqlite3_column_text(st, 2) != NULL)
 			snprintf(rec->pending, sizeof(rec->pending), "%s",
 				 (const char *)sqlite3_column_text(st, 2));
+		if (sqlite3_column_text(st, 3) != NULL)
+			snprintf(rec->alarm, sizeof(rec->alarm), "%s",
+				 (const char *)sqlite3_column_text(st, 3));
 	}
 	sqlite3_finalize(st);
 	if (rc == SQLITE_ROW)
@@ -346,6 +351,22 @@ static int audit_record_set(struct hub *hub, int64_t user_id, uint64_t count, co
 	return sqlite3_changes(hub->db) == 1 ? 0 : 1;
 }
 
+/* Keep the first alarm. */
+static int audit_alarm_set(struct hub *hub, int64_t user_id, const char *alarm,
+			   const char **error_r)
+{
+	sqlite3_stmt *st;
+	if (hub_prepare(hub,
+			"UPDATE users SET audit_alarm = coalesce(audit_alarm, ?2) WHERE id = ?1",
+			&st, error_r) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, user_id);
+	sqlite3_bind_text(st, 2, alarm, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : hub_db_fail(hub, error_r, "record audit alarm");
+}
+
 static int audit_fail(struct hub *hub, int r, const char *err, const char **error_r)
 {
 	if (r == AUDIT_BUSY)
@@ -379,13 +400,39 @@ int hub_audit(struct hub *hub, const struct hub_user *user, enum audit_event eve
 		return audit_fail(hub, r, err, error_r);
 
 	/* Under the log's lock: record the head and the coming entry's hash,
-	 * write the entry, record it as the head. */
+	 * write the entry, record it as the head. The log must end where the
+	 * hub recorded (or at the entry it announced, if a crash came before
+	 * the head update); anything else was changed behind the hub's back,
+	 * and continuing the chain after it must not make that look intact:
+	 * the first such finding stays in hub.db as an alarm for verify. */
 	uint64_t count;
 	char head[AUDIT_HASH_HEX_SIZE], next[AUDIT_HASH_HEX_SIZE];
 	audit_head(log, &count, head);
+	char alarm[512] = "";
+	if (audit_record_get(hub, user->id, &rec, error_r) < 0) {
+		audit_close(&log);
+		return -1;
+	}
+	bool expected = (count == rec.count && strcmp(head, rec.head) == 0) ||
+			(rec.pending[0] != '\0' && count == rec.count + 1 &&
+			 strcmp(head, rec.pending) == 0);
+	if (!expected) {
+		time_t now = time(NULL);
+		struct tm tm;
+		char when[32];
+		gmtime_r(&now, &tm);
+		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		snprintf(alarm, sizeof(alarm),
+			 "at %s the log ended at entry %llu (hash %.12s...) but the hub had "
+			 "recorded entry %llu (hash %.12s...)",
+			 when, (unsigned long long)count, head, (unsigned long long)rec.count,
+			 rec.head);
+	}
 	r = audit_prepare(log, event, account, details, n_details, next, &err);
 	if (r < 0) {
 		r = hub_fail(hub, error_r, "audit log: %s", err);
+	} else if (alarm[0] != '\0' && audit_alarm_set(hub, user->id, alarm, error_r) < 0) {
+		r = -1;
 	} else if (audit_record_set(hub, user->id, count, head, next, NULL, error_r) < 0) {
 		r = -1;
 	} else if (audit_write_prepared(log, &err) < 0) {
@@ -434,6 +481,12 @@ static int audit_verify_locked(struct hub *hub, const struct hub_user *user, con
 		return -1;
 	if (audit_scan(path, &st, &err) < 0)
 		return hub_fail(hub, error_r, "%s: %s", path, err);
+	if (rec.alarm[0] != '\0')
+		return hub_fail(hub, error_r,
+				"%s: changed behind the hub's back before a later entry was "
+				"appended: %s (kept in hub.db, users.audit_alarm, until cleared "
+				"after investigation)",
+				path, rec.alarm);
 	if (st.torn && st.count == rec.count && strcmp(st.head, rec.head) == 0) {
 		int r = audit_trim_torn(path, rec.count, rec.head, &err);
 		if (r < 0)

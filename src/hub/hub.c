@@ -24,7 +24,8 @@ static const char hub_schema[] =
 	" zero_access INTEGER NOT NULL, kdf BLOB, kek_check BLOB,"
 	" created INTEGER NOT NULL, last_active INTEGER NOT NULL,"
 	" warned_days INTEGER NOT NULL DEFAULT 0,"
-	" audit_count INTEGER NOT NULL DEFAULT 0, audit_head TEXT, audit_pending TEXT);"
+	" audit_count INTEGER NOT NULL DEFAULT 0, audit_head TEXT, audit_pending TEXT,"
+	" audit_alarm TEXT);"
 	"CREATE TABLE IF NOT EXISTS accounts("
 	" id INTEGER PRIMARY KEY AUTOINCREMENT, user_id INTEGER NOT NULL REFERENCES users(id),"
 	" imap_url TEXT NOT NULL, smtp_url TEXT, login TEXT NOT NULL, ca_file TEXT,"
@@ -214,6 +215,7 @@ static int schema_upgrade(struct hub *hub, const char *path, const char **error_
 		const char *table, *column, *sql;
 	} added[] = {
 		{"users", "audit_pending", "ALTER TABLE users ADD COLUMN audit_pending TEXT"},
+		{"users", "audit_alarm", "ALTER TABLE users ADD COLUMN audit_alarm TEXT"},
 		{"secrets", "legacy_tag", "ALTER TABLE secrets ADD COLUMN legacy_tag BLOB"},
 	};
 	for (size_t i = 0; i < sizeof(added) / sizeof(added[0]); i++) {

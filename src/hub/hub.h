@@ -190,7 +190,13 @@ int hub_receipt_add(struct hub *hub, int64_t user_id, const char *text, const ch
  * to that entry and pending is cleared. A crash in between leaves exactly one
  * entry beyond the recorded head whose hash is the pending one; nobody else
  * can produce an entry with that hash, so hub_audit_verify() tells this
- * apart from an entry added behind the hub's back.
+ * apart from an entry added behind the hub's back. Before appending, the
+ * log must end at the recorded head (or at that announced entry); if it
+ * does not (entries added, dropped or rewritten, or hub.db put back to an
+ * older copy), the append still happens (the action is not blocked), but
+ * the finding is kept in hub.db (users.audit_alarm, the first one only) and
+ * hub_audit_verify() reports it until someone clears it, so continuing the
+ * chain never makes tampering look intact.
  */
 int hub_audit(struct hub *hub, const struct hub_user *user, enum audit_event event,
 	      int64_t account_id, const struct audit_detail *details, size_t n_details,
@@ -207,7 +213,8 @@ int hub_audit(struct hub *hub, const struct hub_user *user, enum audit_event eve
  *   the action it recorded never ran); the line is removed.
  * Anything else (entries beyond the head that are not the pending one, two
  * or more extra entries, an edited, dropped or truncated entry, an
- * incomplete line anywhere else) is reported as tampering (-1).
+ * incomplete line anywhere else), and an alarm recorded by hub_audit(), is
+ * reported as tampering (-1).
  */
 int hub_audit_verify(struct hub *hub, const struct hub_user *user, uint64_t *count_r,
 		     const char **note_r, const char **error_r);
