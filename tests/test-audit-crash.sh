@@ -59,7 +59,23 @@ lines[-1] = (body[:-1] + ',"hash":"%s"}' % h).encode()
 open(path, "wb").write(b"\n".join(lines) + b"\n")
 EOF
 }
-pending() { sqlite3 "$D/hub.db" "SELECT coalesce(audit_pending, '') FROM users WHERE name = 'alice'"; }
+# SQL on hub.db with Python's sqlite3 module (no sqlite3 command needed):
+# a SELECT prints its rows, anything else runs as a script.
+sqlq() {
+	python3 - "$1" "$2" <<'PYEOF'
+import sqlite3, sys
+c = sqlite3.connect(sys.argv[1])
+sql = sys.argv[2]
+if sql.lstrip().upper().startswith("SELECT"):
+    for row in c.execute(sql):
+        print("|".join("" if v is None else str(v) for v in row))
+else:
+    c.executescript(sql)
+c.commit()
+c.close()
+PYEOF
+}
+pending() { sqlq "$D/hub.db" "SELECT coalesce(audit_pending, '') FROM users WHERE name = 'alice'"; }
 
 mk init >/dev/null
 mk user add alice >/dev/null
@@ -120,7 +136,7 @@ restore
 set +e
 for n in $(seq 1 10); do
 	MK_CRASH_AFTER_COMMIT=$n mk device add --user alice "p$n" >/dev/null 2>&1
-	[ -n "$(pending)" ] && [ "$(wc -l <"$LOG")" -eq "$(sqlite3 "$D/hub.db" \
+	[ -n "$(pending)" ] && [ "$(wc -l <"$LOG")" -eq "$(sqlq "$D/hub.db" \
 		"SELECT audit_count FROM users WHERE name = 'alice'")" ] && break
 done
 set -e
@@ -139,7 +155,7 @@ for n in $(seq 1 10); do
 	cp "$WORK/pending.db" "$D/hub.db"
 	rm -f "$D/hub.db-wal" "$D/hub.db-shm"
 	MK_CRASH_AFTER_COMMIT=$n mk device add --user alice "q$n" >/dev/null 2>&1
-	[ -n "$(pending)" ] && [ "$(wc -l <"$LOG")" -gt "$(sqlite3 "$D/hub.db" \
+	[ -n "$(pending)" ] && [ "$(wc -l <"$LOG")" -gt "$(sqlq "$D/hub.db" \
 		"SELECT audit_count FROM users WHERE name = 'alice'")" ] && break
 done
 set -e

@@ -69,7 +69,23 @@ sync_fails_with() {
 	fi
 	grep -q "$2" "$WORK/sync.out" || fail "$1: sync said: $(cat "$WORK/sync.out")"
 }
-db() { sqlite3 "$D/hub.db" "$1"; }
+# SQL on hub.db with Python's sqlite3 module (no sqlite3 command needed):
+# a SELECT prints its rows, anything else runs as a script.
+sqlq() {
+	python3 - "$1" "$2" <<'PYEOF'
+import sqlite3, sys
+c = sqlite3.connect(sys.argv[1])
+sql = sys.argv[2]
+if sql.lstrip().upper().startswith("SELECT"):
+    for row in c.execute(sql):
+        print("|".join("" if v is None else str(v) for v in row))
+else:
+    c.executescript(sql)
+c.commit()
+c.close()
+PYEOF
+}
+db() { sqlq "$D/hub.db" "$1"; }
 
 certs good
 certs evil
