@@ -19,6 +19,7 @@ static const char *const event_names[AUDIT_EVENT_COUNT] = {
     [AUDIT_DEVICE_ADDED] = "device.added",
     [AUDIT_DEVICE_REVOKED] = "device.revoked",
     [AUDIT_API_CHANGE] = "api.change",
+    [AUDIT_ACCOUNT_CHANGED] = "account.changed",
 };
 
 /* Detail keys that name a secret are refused outright. */

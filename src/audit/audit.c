@@ -7,12 +7,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define AUDIT_ERROR_SIZE 512
@@ -21,14 +23,22 @@
 /* Errors of calls that have no object to own them. */
 static _Thread_local char thread_error[AUDIT_ERROR_SIZE];
 
+struct file_lock;
+
 struct audit_log {
 	int fd;
+	struct file_lock *lock; /* this process's claim on the file */
 	off_t size;     /* where the file ends after our last append */
 	uint64_t count; /* seq of the last entry */
 	char head[AUDIT_HASH_HEX_SIZE];
 	audit_clock_func *clock;
 	void *clock_context;
 	bool failed; /* a write or sync failed: refuse further appends */
+	bool prepared; /* line[0..line_len) is the next entry, not written yet */
+	uint64_t prepared_seq;
+	char prepared_hash[AUDIT_HASH_HEX_SIZE];
+	size_t line_len;
+	char line[AUDIT_MAX_ENTRY_SIZE];
 	char error[AUDIT_ERROR_SIZE];
 };
 
@@ -38,6 +48,8 @@ struct audit_iter {
 	uint64_t count;   /* seq of the last good entry */
 	char prev[AUDIT_HASH_HEX_SIZE];
 	bool eof, done, failed;
+	bool torn;        /* failed on an incomplete last line */
+	uint64_t offset;  /* bytes up to the end of the line last returned */
 	size_t start, len; /* unread bytes: buf[start..len) */
 	char buf[4 * AUDIT_MAX_ENTRY_SIZE];
 	char storage[AUDIT_PARSE_STORAGE_SIZE];
@@ -89,6 +101,145 @@ static int sync_parent_dir(const char *path, const char **error_r)
 	return 0;
 }
 
+/* --- the writer's lock ---------------------------------------------------
+ *
+ * One writer per log file at a time, and a writer that finds the log busy
+ * waits (up to a bound) instead of failing. flock() excludes other processes;
+ * it also excludes other open file descriptions in this process, but a
+ * thread that polled it would be served in no particular order and might
+ * starve. So the threads of this process queue on an in-process lock per
+ * file (device and inode) first, and only the one holding it polls flock(),
+ * which then waits for other processes only. */
+
+struct file_lock {
+	dev_t dev;
+	ino_t ino;
+	unsigned users;    /* threads holding or waiting for it */
+	bool held;
+	pthread_cond_t cond; /* signalled when held becomes false */
+	struct file_lock *next;
+};
+
+static pthread_mutex_t file_locks_mutex = PTHREAD_MUTEX_INITIALIZER;
+static struct file_lock *file_locks;
+
+static void deadline_after(struct timespec *ts, unsigned timeout_ms)
+{
+	clock_gettime(CLOCK_MONOTONIC, ts);
+	ts->tv_sec += timeout_ms / 1000;
+	ts->tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+}
+
+static bool deadline_passed(const struct timespec *deadline)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return now.tv_sec > deadline->tv_sec ||
+	       (now.tv_sec == deadline->tv_sec && now.tv_nsec >= deadline->tv_nsec);
+}
+
+static void file_lock_release(struct file_lock *lk)
+{
+	pthread_mutex_lock(&file_locks_mutex);
+	lk->held = false;
+	if (--lk->users == 0) {
+		for (struct file_lock **p = &file_locks; *p != NULL; p = &(*p)->next) {
+			if (*p == lk) {
+				*p = lk->next;
+				break;
+			}
+		}
+		pthread_cond_destroy(&lk->cond);
+		free(lk);
+	} else {
+		pthread_cond_signal(&lk->cond);
+	}
+	pthread_mutex_unlock(&file_locks_mutex);
+}
+
+/* Take this process's lock on the file behind fd, then flock() it, both
+ * within timeout_ms. Returns 0 with *lk_r, AUDIT_BUSY when the time ran out,
+ * -1 on another error (in thread_error). */
+static int file_lock_take(int fd, const char *path, unsigned timeout_ms, struct file_lock **lk_r,
+                          const char **error_r)
+{
+	struct stat st;
+	struct timespec deadline;
+	struct file_lock *lk;
+	int ret = 0;
+
+	if (fstat(fd, &st) < 0)
+		return fmt_error(thread_error, error_r, "audit log %s: stat: %s", path,
+		                 strerror(errno));
+	deadline_after(&deadline, timeout_ms);
+
+	pthread_mutex_lock(&file_locks_mutex);
+	for (lk = file_locks; lk != NULL; lk = lk->next)
+		if (lk->dev == st.st_dev && lk->ino == st.st_ino)
+			break;
+	if (lk == NULL) {
+		pthread_condattr_t attr;
+		lk = calloc(1, sizeof(*lk));
+		if (lk == NULL) {
+			pthread_mutex_unlock(&file_locks_mutex);
+			*error_r = "audit log: out of memory";
+			return -1;
+		}
+		lk->dev = st.st_dev;
+		lk->ino = st.st_ino;
+		pthread_condattr_init(&attr);
+		pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+		pthread_cond_init(&lk->cond, &attr);
+		pthread_condattr_destroy(&attr);
+		lk->next = file_locks;
+		file_locks = lk;
+	}
+	lk->users++;
+	while (lk->held && ret == 0)
+		if (pthread_cond_timedwait(&lk->cond, &file_locks_mutex, &deadline) == ETIMEDOUT &&
+		    lk->held)
+			ret = AUDIT_BUSY;
+	if (ret == 0)
+		lk->held = true;
+	else
+		lk->users--; /* another thread holds it, so this is not the last user */
+	pthread_mutex_unlock(&file_locks_mutex);
+	if (ret != 0)
+		goto busy;
+
+	/* Other processes: poll, 1 ms doubling to 32 ms, until the deadline. */
+	useconds_t pause = 1000;
+	while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		if (errno == EINTR)
+			continue;
+		if (errno != EWOULDBLOCK) {
+			int err = errno;
+			file_lock_release(lk);
+			return fmt_error(thread_error, error_r, "audit log %s: lock: %s", path,
+			                 strerror(err));
+		}
+		if (deadline_passed(&deadline)) {
+			file_lock_release(lk);
+			ret = AUDIT_BUSY;
+			goto busy;
+		}
+		usleep(pause);
+		if (pause < 32000)
+			pause *= 2;
+	}
+	*lk_r = lk;
+	return 0;
+busy:
+	fmt_error(thread_error, error_r,
+	          "audit log %s: busy (another writer held it for more than %u ms); try again",
+	          path, timeout_ms);
+	return AUDIT_BUSY;
+}
+
 /* Find the last line by reading backwards from the end; check it and take
  * its seq and hash as the head. */
 static int read_tail(struct audit_log *log, const char *path, const char **error_r)
@@ -110,11 +261,13 @@ static int read_tail(struct audit_log *log, const char *path, const char **error
 			                 r < 0 ? strerror(errno) : "file shrank");
 		got += (size_t)r;
 	}
-	if (buf[want - 1] != '\n')
-		return fmt_error(thread_error, error_r,
-		                 "audit log %s: last entry is incomplete (interrupted write?); "
-		                 "verify the log",
-		                 path);
+	if (buf[want - 1] != '\n') {
+		fmt_error(thread_error, error_r,
+		          "audit log %s: last entry is incomplete (interrupted write?); "
+		          "verify the log",
+		          path);
+		return AUDIT_TORN;
+	}
 	size_t start = want - 1;
 	while (start > 0 && buf[start - 1] != '\n')
 		start--;
@@ -137,6 +290,13 @@ static int read_tail(struct audit_log *log, const char *path, const char **error
 
 int audit_open(const char *path, struct audit_log **log_r, const char **error_r)
 {
+	return audit_open_wait(path, AUDIT_LOCK_TIMEOUT_MS, log_r, error_r);
+}
+
+int audit_open_wait(const char *path, unsigned timeout_ms, struct audit_log **log_r,
+                    const char **error_r)
+{
+	int ret = -1;
 	bool created = true;
 	int fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0 && errno == EEXIST) {
@@ -157,11 +317,10 @@ int audit_open(const char *path, struct audit_log **log_r, const char **error_r)
 	log->clock = system_clock;
 
 	struct stat st;
-	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-		fmt_error(thread_error, error_r, "audit log %s: %s", path,
-		          errno == EWOULDBLOCK ? "in use by another process" : strerror(errno));
+	ret = file_lock_take(fd, path, timeout_ms, &log->lock, error_r);
+	if (ret < 0)
 		goto fail;
-	}
+	ret = -1;
 	if (fstat(fd, &st) < 0) {
 		fmt_error(thread_error, error_r, "audit log %s: stat: %s", path, strerror(errno));
 		goto fail;
@@ -179,13 +338,14 @@ int audit_open(const char *path, struct audit_log **log_r, const char **error_r)
 	if (created && sync_parent_dir(path, error_r) < 0)
 		goto fail;
 	log->size = st.st_size;
-	if (read_tail(log, path, error_r) < 0)
+	ret = read_tail(log, path, error_r);
+	if (ret < 0)
 		goto fail;
 	*log_r = log;
 	return 0;
 fail:
 	audit_close(&log);
-	return -1;
+	return ret;
 }
 
 void audit_close(struct audit_log **log)
@@ -193,7 +353,9 @@ void audit_close(struct audit_log **log)
 	if (log == NULL || *log == NULL)
 		return;
 	if ((*log)->fd >= 0)
-		close((*log)->fd); /* also drops the lock */
+		close((*log)->fd); /* also drops the flock */
+	if ((*log)->lock != NULL)
+		file_lock_release((*log)->lock);
 	free(*log);
 	*log = NULL;
 }
@@ -239,8 +401,9 @@ static int append_failed(struct audit_log *log, const char *what, int err, const
 	                 cut ? "" : " (and the partial entry could not be removed)");
 }
 
-int audit_append(struct audit_log *log, enum audit_event event, const char *account,
-                 const struct audit_detail *details, size_t n_details, const char **error_r)
+int audit_prepare(struct audit_log *log, enum audit_event event, const char *account,
+                  const struct audit_detail *details, size_t n_details,
+                  char hash_r[AUDIT_HASH_HEX_SIZE], const char **error_r)
 {
 	if (log->failed) {
 		*error_r = "audit log: an earlier write failed; reopen the log";
@@ -268,10 +431,30 @@ int audit_append(struct audit_log *log, enum audit_event event, const char *acco
 		e.details[i] = details[i];
 	memcpy(e.prev, log->head, AUDIT_HASH_HEX_SIZE);
 
-	char line[AUDIT_MAX_ENTRY_SIZE], hash[AUDIT_HASH_HEX_SIZE];
+	char hash[AUDIT_HASH_HEX_SIZE];
 	size_t len;
-	if (audit_format_line(&e, line, sizeof(line), &len, hash, error_r) < 0)
+	log->prepared = false;
+	if (audit_format_line(&e, log->line, sizeof(log->line), &len, hash, error_r) < 0)
 		return -1;
+	log->line_len = len;
+	log->prepared_seq = e.seq;
+	memcpy(log->prepared_hash, hash, AUDIT_HASH_HEX_SIZE);
+	log->prepared = true;
+	memcpy(hash_r, hash, AUDIT_HASH_HEX_SIZE);
+	return 0;
+}
+
+int audit_write_prepared(struct audit_log *log, const char **error_r)
+{
+	if (log->failed) {
+		*error_r = "audit log: an earlier write failed; reopen the log";
+		return -1;
+	}
+	if (!log->prepared) {
+		*error_r = "audit log: no entry prepared";
+		return -1;
+	}
+	log->prepared = false;
 
 	/* We hold the lock, so the file can only have changed if someone
 	 * ignored it; refuse rather than fork the chain. */
@@ -284,9 +467,9 @@ int audit_append(struct audit_log *log, enum audit_event event, const char *acco
 		return -1;
 	}
 
-	size_t done = 0;
+	size_t done = 0, len = log->line_len;
 	while (done < len) {
-		ssize_t w = write(log->fd, line + done, len - done);
+		ssize_t w = write(log->fd, log->line + done, len - done);
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w <= 0)
@@ -297,9 +480,18 @@ int audit_append(struct audit_log *log, enum audit_event event, const char *acco
 		return append_failed(log, "fdatasync", errno, error_r);
 	crashpoint_commit();
 	log->size += (off_t)len;
-	log->count = e.seq;
-	memcpy(log->head, hash, AUDIT_HASH_HEX_SIZE);
+	log->count = log->prepared_seq;
+	memcpy(log->head, log->prepared_hash, AUDIT_HASH_HEX_SIZE);
 	return 0;
+}
+
+int audit_append(struct audit_log *log, enum audit_event event, const char *account,
+                 const struct audit_detail *details, size_t n_details, const char **error_r)
+{
+	char hash[AUDIT_HASH_HEX_SIZE];
+	if (audit_prepare(log, event, account, details, n_details, hash, error_r) < 0)
+		return -1;
+	return audit_write_prepared(log, error_r);
 }
 
 int audit_iter_init(const char *path, struct audit_iter **it_r, const char **error_r)
@@ -318,7 +510,8 @@ int audit_iter_init(const char *path, struct audit_iter **it_r, const char **err
 	it->line_no = 0;
 	it->count = 0;
 	memcpy(it->prev, ZERO_HASH, AUDIT_HASH_HEX_SIZE);
-	it->eof = it->done = it->failed = false;
+	it->eof = it->done = it->failed = it->torn = false;
+	it->offset = 0;
 	it->start = it->len = 0;
 	it->error[0] = '\0';
 	*it_r = it;
@@ -355,6 +548,7 @@ static bool iter_read_line(struct audit_iter *it, const char **line_r, size_t *l
 			*line_r = it->buf + it->start;
 			*len_r = n;
 			it->start += n + 1;
+			it->offset += n + 1;
 			it->line_no = line_no;
 			return true;
 		}
@@ -366,6 +560,7 @@ static bool iter_read_line(struct audit_iter *it, const char **line_r, size_t *l
 				it->done = true;
 				return false;
 			}
+			it->torn = true;
 			return iter_fail(it,
 			                 "line %" PRIu64 ": incomplete, no newline at the end of "
 			                 "the file (interrupted write or truncated)",
@@ -474,4 +669,65 @@ int audit_verify(const char *path, const char *expected_head_hash, uint64_t expe
 	if (count_r != NULL)
 		*count_r = count;
 	return 0;
+}
+
+int audit_scan(const char *path, struct audit_state *state_r, const char **error_r)
+{
+	struct audit_iter *it;
+	struct audit_entry e;
+	struct audit_state st;
+
+	memset(&st, 0, sizeof(st));
+	memcpy(st.head, ZERO_HASH, AUDIT_HASH_HEX_SIZE);
+	if (audit_iter_init(path, &it, error_r) < 0)
+		return -1;
+	while (audit_iter_next(it, &e))
+		;
+	st.count = it->count;
+	memcpy(st.head, it->prev, AUDIT_HASH_HEX_SIZE);
+	st.complete_size = it->offset;
+	st.torn = it->torn;
+	if (it->torn)
+		it->failed = false; /* reported in the state, not as an error */
+	if (audit_iter_deinit(&it, error_r) < 0)
+		return -1;
+	*state_r = st;
+	return 0;
+}
+
+int audit_trim_torn(const char *path, uint64_t expected_count, const char *expected_head_hash,
+                    const char **error_r)
+{
+	struct file_lock *lk = NULL;
+	struct audit_state st;
+	int ret;
+	int fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return fmt_error(thread_error, error_r, "audit log %s: open: %s", path,
+		                 strerror(errno));
+	ret = file_lock_take(fd, path, AUDIT_LOCK_TIMEOUT_MS, &lk, error_r);
+	if (ret < 0) {
+		close(fd);
+		return ret;
+	}
+	ret = audit_scan(path, &st, error_r);
+	if (ret == 0 && !st.torn) {
+		ret = 0;
+	} else if (ret == 0 && (st.count != expected_count ||
+	                        strcmp(st.head, expected_head_hash) != 0)) {
+		ret = fmt_error(thread_error, error_r,
+		                "audit log %s: an incomplete line follows entry %" PRIu64
+		                ", which is not the recorded head (entry %" PRIu64 ")",
+		                path, st.count, expected_count);
+	} else if (ret == 0) {
+		if (ftruncate(fd, (off_t)st.complete_size) < 0 || fdatasync(fd) < 0)
+			ret = fmt_error(thread_error, error_r,
+			                "audit log %s: cannot remove the incomplete line: %s", path,
+			                strerror(errno));
+		else
+			ret = 1;
+	}
+	close(fd);
+	file_lock_release(lk);
+	return ret;
 }

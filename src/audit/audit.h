@@ -86,6 +86,7 @@ enum audit_event {
 	AUDIT_DEVICE_ADDED,       /* "device.added" */
 	AUDIT_DEVICE_REVOKED,     /* "device.revoked" */
 	AUDIT_API_CHANGE,         /* "api.change": device, methods (a device changing mail) */
+	AUDIT_ACCOUNT_CHANGED,    /* "account.changed": imap, smtp, login, ca (password re-entered) */
 	AUDIT_EVENT_COUNT
 };
 
@@ -105,19 +106,34 @@ typedef time_t audit_clock_func(void *context);
 
 struct audit_log;
 
+/* How long audit_open() waits for another writer (thread or process). */
+#define AUDIT_LOCK_TIMEOUT_MS 15000
+/* audit_open() results besides 0 and -1 (all < 0, so "< 0" still means
+ * failure): the log stayed locked by another writer for the whole wait (a
+ * temporary condition: try again later), or its last line is incomplete. */
+#define AUDIT_BUSY (-2)
+#define AUDIT_TORN (-3)
+
 /*
  * Open the log at path for appending, creating it with mode 0600 if it does
  * not exist (and then syncing its directory). The file is opened O_APPEND,
  * must be a regular file not readable or writable by group or others, and is
- * locked (flock, exclusive, non-blocking) until audit_close(): a second
- * writer gets an error instead of forking the chain. The chain is continued
- * from the last line, which is found by reading backwards from the end (not
- * the whole file) and must parse and carry its own correct hash; a file that
- * does not end in "\n" (an interrupted write) is refused. Use audit_verify()
- * to check the whole chain. On success *log_r is the caller's, to be freed
- * with audit_close().
+ * locked until audit_close(): one writer at a time, so the chain never
+ * forks. A writer that finds the log locked waits for it, at most
+ * AUDIT_LOCK_TIMEOUT_MS, then fails with AUDIT_BUSY. Threads of one process
+ * queue on an in-process lock per file (so they never race each other for
+ * it); other processes are excluded with flock(), polled until the deadline.
+ * The chain is continued from the last line, which is found by reading
+ * backwards from the end (not the whole file) and must parse and carry its
+ * own correct hash; a file that does not end in "\n" (an interrupted
+ * write) is refused with AUDIT_TORN (see audit_trim_torn()). Use
+ * audit_verify() to check the whole chain. On success *log_r is the
+ * caller's, to be freed with audit_close().
  */
 int audit_open(const char *path, struct audit_log **log_r, const char **error_r);
+/* audit_open() with another bound on the wait (0: do not wait). */
+int audit_open_wait(const char *path, unsigned timeout_ms, struct audit_log **log_r,
+                    const char **error_r);
 /* Close and free; sets *log to NULL; accepts NULL and *log == NULL. */
 void audit_close(struct audit_log **log);
 
@@ -138,6 +154,20 @@ void audit_set_clock(struct audit_log *log, audit_clock_func *clock, void *conte
 int audit_append(struct audit_log *log, enum audit_event event, const char *account,
                  const struct audit_detail *details, size_t n_details, const char **error_r);
 
+/*
+ * audit_append() in two steps, for a caller that records the coming entry
+ * elsewhere before it is written (the hub keeps its hash as the "pending"
+ * head, so a crash between the write and the head update is told apart from
+ * an entry added by someone else). audit_prepare() checks and formats the
+ * next entry like audit_append() and gives its hash; nothing is written.
+ * audit_write_prepared() writes and syncs it as audit_append() does. A
+ * second audit_prepare() replaces a prepared entry not yet written.
+ */
+int audit_prepare(struct audit_log *log, enum audit_event event, const char *account,
+                  const struct audit_detail *details, size_t n_details,
+                  char hash_r[AUDIT_HASH_HEX_SIZE], const char **error_r);
+int audit_write_prepared(struct audit_log *log, const char **error_r);
+
 /* The current head: number of entries and hash of the last (64 "0" when
  * the log is empty), for the caller to store elsewhere (the hub database)
  * and give to audit_verify() later. hash_r gets AUDIT_HASH_HEX_SIZE bytes. */
@@ -155,6 +185,34 @@ void audit_head(const struct audit_log *log, uint64_t *count_r, char hash_r[AUDI
  */
 int audit_verify(const char *path, const char *expected_head_hash, uint64_t expected_count,
                  uint64_t *count_r, const char **error_r);
+
+/* What audit_scan() found. */
+struct audit_state {
+	uint64_t count;                 /* complete, intact entries from the start */
+	char head[AUDIT_HASH_HEX_SIZE]; /* hash of the last of them (64 "0": none) */
+	uint64_t complete_size;         /* bytes of those entries */
+	bool torn;                      /* an incomplete last line follows them */
+};
+
+/*
+ * Check the whole chain of the log at path as audit_verify() does, but
+ * report an incomplete last line (no "\n" at the end of the file) in
+ * state_r->torn instead of failing. Any other damage is an error as in
+ * audit_verify().
+ */
+int audit_scan(const char *path, struct audit_state *state_r, const char **error_r);
+
+/*
+ * Remove an incomplete last line: an append that was cut off (by a crash or
+ * a full disk) before it was synced, so it was never acknowledged and
+ * nothing it recorded took place. Only when the complete entries before it
+ * end exactly at the caller's recorded head (expected_count entries, last
+ * hash expected_head_hash); otherwise the file is left alone and -1 says
+ * why. Takes the writer's lock like audit_open(). Returns 1 when a line was
+ * removed, 0 when the file was complete, -1 or AUDIT_BUSY on failure.
+ */
+int audit_trim_torn(const char *path, uint64_t expected_count, const char *expected_head_hash,
+                    const char **error_r);
 
 /* One parsed entry. All strings are NUL-terminated and belong to the
  * iterator, valid until its next audit_iter_next() or audit_iter_deinit(). */

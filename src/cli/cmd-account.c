@@ -24,6 +24,9 @@ static void account_usage(FILE *f)
 		"       mailkeep --data DIR account list --user NAME\n"
 		"       mailkeep --data DIR account password --user NAME ID --password-file F\n"
 		"                [--passphrase-file P]\n"
+		"       mailkeep --data DIR account set --user NAME ID [--imap URL]\n"
+		"                [--smtp URL|none] [--login ADDR] [--ca-file CA.pem|none]\n"
+		"                --password-file F [--passphrase-file P]\n"
 		"       mailkeep --data DIR account remove --user NAME ID --all-devices\n\n"
 		"add     shows exactly what will be stored where and what the hub will do as the\n"
 		"        user, and goes on only on consent: typed 'yes' on a terminal, or\n"
@@ -34,6 +37,8 @@ static void account_usage(FILE *f)
 		"        with --passphrase-file.\n"
 		"list    shows the user's accounts.\n"
 		"password  replaces the stored password (the old sealed copy stops opening).\n"
+		"set     changes the account's server settings. The password is sealed for\n"
+		"        exactly the servers, login and CA it goes to, so it is entered again.\n"
 		"remove  with --all-devices deletes the account's sealed credentials, its key\n"
 		"        and every copy of its mail from this hub, and prints a receipt.\n");
 }
@@ -324,6 +329,102 @@ out:
 	return ret;
 }
 
+static int account_set(struct hub *hub, int argc, char **argv)
+{
+	const char *user = NULL, *id_text = NULL, *pwfile = NULL, *ppfile = NULL, *err;
+	const char *imap = NULL, *smtp = NULL, *login = NULL, *ca = NULL;
+	for (int i = 1; i < argc; i++) {
+		const char *const names[] = {"--user", "--password-file", "--passphrase-file",
+					     "--imap", "--smtp", "--login", "--ca-file"};
+		const char **vars[] = {&user, &pwfile, &ppfile, &imap, &smtp, &login, &ca};
+		size_t k = 0;
+		while (k < 7 && strcmp(argv[i], names[k]) != 0)
+			k++;
+		if (k < 7 && i + 1 < argc) {
+			*vars[k] = argv[++i];
+		} else if (id_text == NULL && argv[i][0] != '-') {
+			id_text = argv[i];
+		} else {
+			cli_error("unexpected argument '%s'", argv[i]);
+			return EXIT_USAGE;
+		}
+	}
+	char *end = NULL;
+	long long id = id_text != NULL ? strtoll(id_text, &end, 10) : 0;
+	if (user == NULL || pwfile == NULL || id <= 0 || *end != '\0') {
+		cli_error("account set needs --user NAME, the account ID and --password-file");
+		return EXIT_USAGE;
+	}
+	char host[256], port[8], ca_abs[PATH_MAX];
+	enum imap_security sec;
+	if (imap != NULL && imap_url_parse(imap, host, sizeof(host), port, sizeof(port), &sec) < 0) {
+		cli_error("bad --imap URL '%s': use imaps://host[:port] or imap://host[:port]", imap);
+		return EXIT_USAGE;
+	}
+	if (smtp != NULL && strcmp(smtp, "none") != 0 && smtp_url_valid(smtp) < 0) {
+		cli_error("bad --smtp URL '%s': use submissions://host[:port] or smtp://host[:port]",
+			  smtp);
+		return EXIT_USAGE;
+	}
+	if (login != NULL &&
+	    (login[0] == '\0' || strpbrk(login, "\r\n") != NULL || strlen(login) > 320)) {
+		cli_error("bad --login");
+		return EXIT_USAGE;
+	}
+	if (ca != NULL && strcmp(ca, "none") != 0) {
+		if (realpath(ca, ca_abs) == NULL || access(ca_abs, R_OK) < 0) {
+			cli_error("cannot read --ca-file %s", ca);
+			return EXIT_USAGE;
+		}
+		ca = ca_abs;
+	}
+	struct hub_user u;
+	struct hub_account *a = NULL;
+	size_t n = 0;
+	struct vault_kek *kek = NULL;
+	char *password = NULL, *passphrase = NULL;
+	int ret = EXIT_FAIL;
+	if (hub_user_get(hub, user, &u, &err) < 0 || hub_account_list(hub, u.id, &a, &n, &err) < 0) {
+		cli_error("%s", err);
+		goto out;
+	}
+	const struct hub_account *acct = NULL;
+	for (size_t i = 0; i < n; i++)
+		if (a[i].id == id)
+			acct = &a[i];
+	if (acct == NULL) {
+		cli_error("%s has no account %lld", user, id);
+		goto out;
+	}
+	imap = imap != NULL ? imap : acct->imap_url;
+	login = login != NULL ? login : acct->login;
+	smtp = smtp == NULL ? acct->smtp_url : strcmp(smtp, "none") == 0 ? NULL : smtp;
+	ca = ca == NULL ? acct->ca_file : strcmp(ca, "none") == 0 ? NULL : ca;
+	if ((password = cli_read_secret(pwfile)) == NULL ||
+	    (ppfile != NULL && (passphrase = cli_read_secret(ppfile)) == NULL))
+		goto out;
+	struct audit_detail d[] = {{"imap", imap},
+				   {"smtp", smtp != NULL ? smtp : "none"},
+				   {"login", login},
+				   {"ca", ca != NULL ? ca : "none"}};
+	if (hub_user_kek(hub, &u, passphrase, &kek, &err) < 0 ||
+	    hub_account_update(hub, &u, acct, kek, imap, smtp, login, ca, password, &err) < 0 ||
+	    hub_audit(hub, &u, AUDIT_ACCOUNT_CHANGED, id, d, 4, &err) < 0) {
+		cli_error("%s", err);
+		goto out;
+	}
+	printf("account %lld of %s: IMAP %s, SMTP %s, login %s, CA %s; password stored for "
+	       "these settings\n",
+	       id, user, imap, smtp != NULL ? smtp : "none", login, ca != NULL ? ca : "system");
+	ret = EXIT_OK;
+out:
+	vault_kek_free(&kek);
+	cli_secret_free(&password);
+	cli_secret_free(&passphrase);
+	hub_accounts_free(&a, n);
+	return ret;
+}
+
 static int account_remove(struct cli *cli, struct hub *hub, int argc, char **argv)
 {
 	const char *user = NULL, *id_text = NULL, *err;
@@ -462,11 +563,14 @@ int cmd_account(struct cli *cli, int argc, char **argv)
 	}
 	struct hub *hub;
 	bool add = strcmp(argv[1], "add") == 0, password = strcmp(argv[1], "password") == 0;
-	if (cli_open_hub(cli, add || password, &hub) < 0)
+	bool set = strcmp(argv[1], "set") == 0;
+	if (cli_open_hub(cli, add || password || set, &hub) < 0)
 		return EXIT_FAIL;
 	int r;
 	if (add)
 		r = account_add(hub, argc - 1, argv + 1);
+	else if (set)
+		r = account_set(hub, argc - 1, argv + 1);
 	else if (password)
 		r = account_password(hub, argc - 1, argv + 1);
 	else if (strcmp(argv[1], "list") == 0)

@@ -48,10 +48,13 @@ int cmd_audit(struct cli *cli, int argc, char **argv)
 	}
 	if (verify) {
 		uint64_t count;
-		if (hub_audit_verify(hub, &u, &count, &err) < 0) {
+		const char *note;
+		if (hub_audit_verify(hub, &u, &count, &note, &err) < 0) {
 			cli_error("audit log of %s is NOT intact: %s", user, err);
 			goto out;
 		}
+		if (note != NULL)
+			printf("audit log of %s: %s\n", user, note);
 		printf("audit log of %s is intact: %llu entries, chain and head verified\n", user,
 		       (unsigned long long)count);
 		ret = EXIT_OK;

@@ -192,9 +192,11 @@ int cli_sync_stored(struct cli *cli, const char *user, int64_t only_account,
 		if (only_account != 0 && accts[i].id != only_account)
 			continue;
 		char *password = NULL;
-		if (cli_account_open_secret(hub, &u, &accts[i], kek, "sync", "imap-password",
-					    &password) < 0) {
+		int opened = cli_account_open_secret(hub, &u, &accts[i], kek, "sync",
+						     "imap-password", &password);
+		if (opened < 0) {
 			failed++;
+			temporary += opened == -2;
 			continue;
 		}
 		char key[64];

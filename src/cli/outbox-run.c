@@ -44,7 +44,7 @@ int cli_account_open_secret(struct hub *hub, const struct hub_user *u, const str
 	if (hub_audit(hub, u, AUDIT_CREDENTIAL_DECRYPT, a->id, d, 2, &err) < 0 ||
 	    hub_account_open_secret(hub, u, a, kek, kind, secret_r, &err) < 0) {
 		cli_error("%s, account %lld: %s", u->name, (long long)a->id, err);
-		return -1;
+		return hub_error_is_temporary(hub) ? -2 : -1;
 	}
 	return 0;
 }
@@ -123,8 +123,10 @@ static struct account_ctx *run_account(struct run *r, int64_t id)
 	return NULL;
 }
 
+/* The account's SMTP session, opened on first use. On failure NULL, with
+ * *temporary set when trying again later may succeed. */
 static struct smtp_session *run_smtp(struct run *r, struct account_ctx *ac, char *why,
-                                     size_t why_size)
+                                     size_t why_size, bool *temporary)
 {
 	if (ac->smtp != NULL)
 		return ac->smtp;
@@ -134,9 +136,17 @@ static struct smtp_session *run_smtp(struct run *r, struct account_ctx *ac, char
 		return NULL;
 	}
 	char *pw = NULL;
-	if (run_kek(r) < 0 || cli_account_open_secret(r->hub, r->u, ac->a, r->kek, "send",
-	                                              "smtp-password", &pw) < 0) {
+	if (run_kek(r) < 0) {
 		snprintf(why, why_size, "the account's credential cannot be opened");
+		*temporary = r->kek_failed;
+		return NULL;
+	}
+	int opened = cli_account_open_secret(r->hub, r->u, ac->a, r->kek, "send",
+	                                     "smtp-password", &pw);
+	if (opened < 0) {
+		snprintf(why, why_size, "the account's credential cannot be opened%s",
+		         opened == -2 ? " right now (busy)" : "");
+		*temporary = opened == -2;
 		return NULL;
 	}
 	struct smtp_settings set = {.url = ac->a->smtp_url,
@@ -467,13 +477,14 @@ static void run_one(struct run *r, struct store_outbox_item *it, struct outbox_s
 	char reply[SMTP_REPLY_SIZE], why[300], w[300];
 	who(r, it->account_id, w, sizeof(w));
 	enum smtp_result res = SMTP_PERMANENT;
+	bool temporary = false;
 	struct account_ctx *ac = run_account(r, it->account_id);
 	if (ac == NULL) {
 		snprintf(reply, sizeof(reply), "the account %lld no longer exists",
 		         (long long)it->account_id);
-	} else if (run_smtp(r, ac, why, sizeof(why)) == NULL) {
+	} else if (run_smtp(r, ac, why, sizeof(why), &temporary) == NULL) {
 		snprintf(reply, sizeof(reply), "%s", why);
-		res = r->kek_failed ? SMTP_TEMPORARY : SMTP_PERMANENT;
+		res = temporary ? SMTP_TEMPORARY : SMTP_PERMANENT;
 	} else {
 		res = smtp_session_send(ac->smtp, it->mail_from, (const char *const *)it->rcpts,
 		                        it->n_rcpts, it->data, it->size, reply);

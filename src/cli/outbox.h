@@ -32,7 +32,9 @@ int cli_outbox_run(struct hub *hub, const struct hub_user *u, const char *ppfile
                    struct store *store, const struct outbox_options *opt, struct outbox_stats *st);
 
 /* Open a sealed credential of the account, after a durable audit entry
- * credential.decrypt purpose=PURPOSE kind=KIND. Prints the error. */
+ * credential.decrypt purpose=PURPOSE kind=KIND. Prints the error. Returns
+ * 0, -1, or -2 when the failure was temporary (the audit log or hub.db
+ * stayed busy beyond the bounded wait): retry later. */
 int cli_account_open_secret(struct hub *hub, const struct hub_user *u, const struct hub_account *a,
                             const struct vault_kek *kek, const char *purpose, const char *kind,
                             char **secret_r);

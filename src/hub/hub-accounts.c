@@ -1,6 +1,7 @@
 /* External accounts with their wrapped data key and sealed credentials. */
 #include "hub-private.h"
 
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,17 +12,100 @@ static void account_name(int64_t id, char *buf, size_t size)
 	snprintf(buf, size, "%lld", (long long)id);
 }
 
+#define CA_FILE_MAX_SIZE (1024 * 1024)
+
+/* SHA-256 of the CA file's contents, in hex. */
+static int ca_file_sha256(struct hub *hub, const char *path, char hex[65], const char **error_r)
+{
+	unsigned char md[crypto_hash_sha256_BYTES];
+	crypto_hash_sha256_state st;
+	unsigned char buf[8192];
+	size_t total = 0, n;
+	FILE *f = fopen(path, "rb");
+	if (f == NULL)
+		return hub_fail(hub, error_r, "cannot read the account's CA file %s: %m", path);
+	crypto_hash_sha256_init(&st);
+	while ((n = fread(buf, 1, sizeof(buf), f)) > 0) {
+		total += n;
+		if (total > CA_FILE_MAX_SIZE) {
+			fclose(f);
+			return hub_fail(hub, error_r, "the account's CA file %s is larger than %d bytes",
+					path, CA_FILE_MAX_SIZE);
+		}
+		crypto_hash_sha256_update(&st, buf, n);
+	}
+	bool bad = ferror(f) != 0;
+	fclose(f);
+	if (bad)
+		return hub_fail(hub, error_r, "cannot read the account's CA file %s", path);
+	crypto_hash_sha256_final(&st, md);
+	sodium_bin2hex(hex, 65, md, sizeof(md));
+	return 0;
+}
+
+/*
+ * The binding of an account's sealed secrets: everything that decides where
+ * they are sent. A secret opens only while all of it is what it was when the
+ * secret was stored, so editing hub.db cannot send a password elsewhere.
+ * Layout 1 (named in the first field; a later layout, e.g. with OAuth
+ * endpoints, gets "2" and its own fields, and secrets are re-sealed when
+ * their owner next enters them).
+ */
+static int account_binding(struct hub *hub, const char *imap_url, const char *smtp_url,
+			   const char *login, const char *ca_file,
+			   unsigned char digest_r[VAULT_BINDING_SIZE], const char **error_r)
+{
+	char ca_hex[65] = "";
+	const char *err;
+	if (ca_file != NULL && ca_file_sha256(hub, ca_file, ca_hex, error_r) < 0)
+		return -1;
+	const struct vault_binding_field fields[] = {
+		{"layout", "1"},
+		{"imap-url", imap_url},
+		{"smtp-url", smtp_url != NULL ? smtp_url : ""},
+		{"login", login},
+		{"ca-file", ca_file != NULL ? ca_file : ""},
+		{"ca-file-sha256", ca_hex},
+	};
+	if (vault_binding_digest(fields, sizeof(fields) / sizeof(fields[0]), digest_r, &err) < 0)
+		return hub_fail(hub, error_r, "%s", err);
+	return 0;
+}
+
+/* The tag that lets a format-1 secret (sealed before bindings) be opened
+ * and re-sealed bound, while its row is what it was at the upgrade. */
+static int legacy_tag(struct hub *hub, const char *user, int64_t account_id, const char *kind,
+		      uint64_t version, const unsigned char binding[VAULT_BINDING_SIZE],
+		      unsigned char tag_r[VAULT_TAG_SIZE], const char **error_r)
+{
+	char text[512];
+	unsigned char data[sizeof(text) + VAULT_BINDING_SIZE];
+	const char *err;
+	int n = snprintf(text, sizeof(text), "mailkeep legacy secret\n%s\n%lld\n%s\n%llu\n", user,
+			 (long long)account_id, kind, (unsigned long long)version);
+	if (n < 0 || (size_t)n >= sizeof(text))
+		return hub_fail(hub, error_r, "legacy tag: names too long");
+	memcpy(data, text, (size_t)n);
+	memcpy(data + n, binding, VAULT_BINDING_SIZE);
+	if (hub->master == NULL)
+		return hub_fail(hub, error_r, "the master key is not loaded");
+	if (vault_master_tag(hub->master, data, (size_t)n + VAULT_BINDING_SIZE, tag_r, &err) < 0)
+		return hub_fail(hub, error_r, "%s", err);
+	return 0;
+}
+
 static int seal_into(struct hub *hub, const struct hub_user *user, int64_t account_id,
 		     const struct vault_data_key *key, const char *kind, uint64_t version,
-		     const char *secret, const char **error_r)
+		     const unsigned char binding[VAULT_BINDING_SIZE], const char *secret,
+		     const char **error_r)
 {
 	const char *err;
 	char acct[32];
 	unsigned char *blob;
 	size_t blob_size;
 	account_name(account_id, acct, sizeof(acct));
-	if (vault_seal_secret(key, user->name, acct, kind, version, secret, strlen(secret), &blob,
-			      &blob_size, &err) < 0)
+	if (vault_seal_bound_secret(key, user->name, acct, kind, version, binding, secret,
+				    strlen(secret), &blob, &blob_size, &err) < 0)
 		return hub_fail(hub, error_r, "%s", err);
 	sqlite3_stmt *st;
 	int r = hub_prepare(hub,
@@ -46,10 +130,12 @@ int hub_account_add(struct hub *hub, const struct hub_user *user, const struct v
 {
 	const char *err;
 	struct vault_data_key *key = NULL;
-	unsigned char wrapped[VAULT_WRAPPED_KEY_SIZE];
+	unsigned char wrapped[VAULT_WRAPPED_KEY_SIZE], binding[VAULT_BINDING_SIZE];
 	const uint64_t key_version = 1, secret_version = 1;
 	sqlite3_stmt *st = NULL;
 	int64_t id = 0;
+	if (account_binding(hub, imap_url, smtp_url, login, ca_file, binding, error_r) < 0)
+		return -1;
 	if (vault_data_key_new(&key, &err) < 0)
 		return hub_fail(hub, error_r, "%s", err);
 	if (hub_exec(hub, "BEGIN IMMEDIATE", error_r) < 0)
@@ -95,14 +181,17 @@ int hub_account_add(struct hub *hub, const struct hub_user *user, const struct v
 	}
 	sqlite3_finalize(st);
 	st = NULL;
-	if (seal_into(hub, user, id, key, "imap-password", secret_version, password, error_r) < 0 ||
+	if (seal_into(hub, user, id, key, "imap-password", secret_version, binding, password,
+		      error_r) < 0 ||
 	    (smtp_url != NULL && seal_into(hub, user, id, key, "smtp-password", secret_version,
-					   password, error_r) < 0) ||
+					   binding, password, error_r) < 0) ||
 	    hub_exec(hub, "COMMIT", error_r) < 0)
 		goto fail;
 	vault_data_key_free(&key);
 	*account_id_r = id;
-	return 0;
+	/* After the commit: a crash in between leaves no anchor line, which
+	 * the first open of the secret writes. */
+	return hub_anchor_note(hub, "secret", id, secret_version, error_r);
 fail:
 	sqlite3_finalize(st);
 	sqlite3_exec(hub->db, "ROLLBACK", NULL, NULL, NULL);
@@ -110,15 +199,19 @@ fail:
 	return -1;
 }
 
-int hub_account_set_password(struct hub *hub, const struct hub_user *user,
-			     const struct hub_account *account, const struct vault_kek *kek,
-			     const char *password, const char **error_r)
+int hub_account_update(struct hub *hub, const struct hub_user *user,
+		       const struct hub_account *account, const struct vault_kek *kek,
+		       const char *imap_url, const char *smtp_url, const char *login,
+		       const char *ca_file, const char *password, const char **error_r)
 {
 	const char *err = NULL;
 	char acct[32];
+	unsigned char binding[VAULT_BINDING_SIZE];
 	account_name(account->id, acct, sizeof(acct));
 	struct vault_data_key *key = NULL;
 	sqlite3_stmt *st;
+	if (account_binding(hub, imap_url, smtp_url, login, ca_file, binding, error_r) < 0)
+		return -1;
 	if (hub_exec(hub, "BEGIN IMMEDIATE", error_r) < 0)
 		return -1;
 	if (hub_prepare(hub, "SELECT data_key FROM accounts WHERE id = ?1", &st, error_r) < 0)
@@ -134,30 +227,68 @@ int hub_account_set_password(struct hub *hub, const struct hub_user *user,
 		hub_fail(hub, error_r, "account %s: %s", acct, err != NULL ? err : "not found");
 		goto fail;
 	}
+	/* The next version: above the row's and the anchor's, so neither an
+	 * old row nor an old anchor line can name it. */
+	struct hub_anchor anchor;
+	if (hub_anchor_read(hub, account->id, &anchor, error_r) < 0)
+		goto fail;
 	uint64_t version = account->secret_version + 1;
-	if (hub_prepare(hub, "UPDATE accounts SET secret_version = ?2 WHERE id = ?1", &st,
-			error_r) < 0)
+	if (anchor.secret_version >= version)
+		version = anchor.secret_version + 1;
+	if (hub_prepare(hub,
+			"UPDATE accounts SET secret_version = ?2, imap_url = ?3, smtp_url = ?4, "
+			"login = ?5, ca_file = ?6 WHERE id = ?1",
+			&st, error_r) < 0)
 		goto fail;
 	sqlite3_bind_int64(st, 1, account->id);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)version);
+	sqlite3_bind_text(st, 3, imap_url, -1, SQLITE_STATIC);
+	if (smtp_url != NULL)
+		sqlite3_bind_text(st, 4, smtp_url, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 5, login, -1, SQLITE_STATIC);
+	if (ca_file != NULL)
+		sqlite3_bind_text(st, 6, ca_file, -1, SQLITE_STATIC);
 	r = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
 	sqlite3_finalize(st);
 	if (r < 0) {
-		hub_db_fail(hub, error_r, "bump secret version");
+		hub_db_fail(hub, error_r, "update account");
 		goto fail;
 	}
-	if (seal_into(hub, user, account->id, key, "imap-password", version, password, error_r) <
-		    0 ||
-	    (account->smtp_url != NULL && seal_into(hub, user, account->id, key, "smtp-password",
-						    version, password, error_r) < 0) ||
+	if (smtp_url == NULL) {
+		if (hub_prepare(hub,
+				"DELETE FROM secrets WHERE account_id = ?1 AND kind = 'smtp-password'",
+				&st, error_r) < 0)
+			goto fail;
+		sqlite3_bind_int64(st, 1, account->id);
+		r = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+		sqlite3_finalize(st);
+		if (r < 0) {
+			hub_db_fail(hub, error_r, "remove SMTP secret");
+			goto fail;
+		}
+	}
+	if (seal_into(hub, user, account->id, key, "imap-password", version, binding, password,
+		      error_r) < 0 ||
+	    (smtp_url != NULL && seal_into(hub, user, account->id, key, "smtp-password",
+					   version, binding, password, error_r) < 0) ||
 	    hub_exec(hub, "COMMIT", error_r) < 0)
 		goto fail;
 	vault_data_key_free(&key);
-	return 0;
+	/* After the commit: from here on the old row and sealed copy are
+	 * refused even if hub.db is put back. */
+	return hub_anchor_note(hub, "secret", account->id, version, error_r);
 fail:
 	sqlite3_exec(hub->db, "ROLLBACK", NULL, NULL, NULL);
 	vault_data_key_free(&key);
 	return -1;
+}
+
+int hub_account_set_password(struct hub *hub, const struct hub_user *user,
+			     const struct hub_account *account, const struct vault_kek *kek,
+			     const char *password, const char **error_r)
+{
+	return hub_account_update(hub, user, account, kek, account->imap_url, account->smtp_url,
+				  account->login, account->ca_file, password, error_r);
 }
 
 static char *dup_text(sqlite3_stmt *st, int col)
@@ -226,40 +357,211 @@ void hub_accounts_free(struct hub_account **accounts, size_t count)
 	*accounts = NULL;
 }
 
+/* Re-seal a format-1 secret bound, in place (only if it is still the
+ * blob that was opened). */
+static void legacy_reseal(struct hub *hub, const struct hub_user *user,
+			  const struct hub_account *account, const struct vault_data_key *key,
+			  const char *kind, const unsigned char binding[VAULT_BINDING_SIZE],
+			  const char *secret, size_t secret_size, const void *old_blob,
+			  size_t old_size)
+{
+	char acct[32];
+	unsigned char *blob;
+	size_t blob_size;
+	const char *err;
+	sqlite3_stmt *st;
+	account_name(account->id, acct, sizeof(acct));
+	if (vault_seal_bound_secret(key, user->name, acct, kind, account->secret_version, binding,
+				    secret, secret_size, &blob, &blob_size, &err) < 0)
+		return;
+	if (hub_prepare(hub,
+			"UPDATE secrets SET blob = ?3, legacy_tag = NULL "
+			"WHERE account_id = ?1 AND kind = ?2 AND blob = ?4",
+			&st, &err) == 0) {
+		sqlite3_bind_int64(st, 1, account->id);
+		sqlite3_bind_text(st, 2, kind, -1, SQLITE_STATIC);
+		sqlite3_bind_blob(st, 3, blob, (int)blob_size, SQLITE_STATIC);
+		sqlite3_bind_blob(st, 4, old_blob, (int)old_size, SQLITE_STATIC);
+		(void)sqlite3_step(st); /* a failure leaves it to the next open */
+		sqlite3_finalize(st);
+	}
+	free(blob);
+}
+
 int hub_account_open_secret(struct hub *hub, const struct hub_user *user,
 			    const struct hub_account *account, const struct vault_kek *kek,
 			    const char *kind, char **secret_r, const char **error_r)
 {
 	const char *err = NULL;
 	char acct[32];
+	unsigned char binding[VAULT_BINDING_SIZE];
 	account_name(account->id, acct, sizeof(acct));
+
+	/* Rolled back? The anchor is outside hub.db. */
+	struct hub_anchor anchor;
+	if (hub_anchor_read(hub, account->id, &anchor, error_r) < 0)
+		return -1;
+	if (anchor.removed || account->secret_version < anchor.secret_version)
+		return hub_fail(hub, error_r,
+				"account %s of %s: the stored password was rolled back (hub.db "
+				"has version %llu, but %s): hub.db was restored or edited; "
+				"refusing to use it. Re-enter the password with 'mailkeep "
+				"account password --user %s %s --password-file F'",
+				acct, user->name, (unsigned long long)account->secret_version,
+				anchor.removed ? "the account was removed"
+					       : "a newer one was stored since",
+				user->name, acct);
+	if (account_binding(hub, account->imap_url, account->smtp_url, account->login,
+			    account->ca_file, binding, error_r) < 0)
+		return -1;
+
 	sqlite3_stmt *st;
 	if (hub_prepare(hub,
-			"SELECT a.data_key, s.blob FROM accounts a JOIN secrets s "
+			"SELECT a.data_key, s.blob, s.legacy_tag FROM accounts a JOIN secrets s "
 			"ON s.account_id = a.id WHERE a.id = ?1 AND s.kind = ?2",
 			&st, error_r) < 0)
 		return -1;
 	sqlite3_bind_int64(st, 1, account->id);
 	sqlite3_bind_text(st, 2, kind, -1, SQLITE_STATIC);
 	int r = -1;
+	bool changed = false;
 	if (sqlite3_step(st) == SQLITE_ROW) {
 		struct vault_data_key *key = NULL;
 		size_t secret_size;
+		const unsigned char *blob = sqlite3_column_blob(st, 1);
+		size_t blob_size = (size_t)sqlite3_column_bytes(st, 1);
+		int format = vault_sealed_format(blob, blob_size);
 		if (vault_data_key_unwrap(kek, sqlite3_column_blob(st, 0),
 					  (size_t)sqlite3_column_bytes(st, 0), user->name, acct,
-					  account->key_version, &key, &err) == 0 &&
-		    vault_open_secret(key, user->name, acct, kind, account->secret_version,
-				      sqlite3_column_blob(st, 1), (size_t)sqlite3_column_bytes(st, 1),
-				      secret_r, &secret_size, &err) == 0)
+					  account->key_version, &key, &err) < 0) {
+			r = -1;
+		} else if (format == 1) {
+			/* Sealed before bindings: opens only while the row is
+			 * what the upgrade tagged, and is re-sealed bound. */
+			unsigned char tag[VAULT_TAG_SIZE];
+			const void *stored = sqlite3_column_blob(st, 2);
+			if (stored == NULL || sqlite3_column_bytes(st, 2) != VAULT_TAG_SIZE) {
+				err = "the password was stored by an older mailkeep and could not "
+				      "be bound to the account's server settings at the upgrade "
+				      "(was its CA file readable?); re-enter it with 'mailkeep "
+				      "account password'";
+			} else if (legacy_tag(hub, user->name, account->id, kind,
+					      account->secret_version, binding, tag, &err) < 0) {
+				err = hub->error;
+			} else if (!vault_mem_equal(tag, stored, VAULT_TAG_SIZE)) {
+				changed = true;
+			} else if (vault_open_secret(key, user->name, acct, kind,
+						     account->secret_version, blob, blob_size,
+						     secret_r, &secret_size, &err) == 0) {
+				legacy_reseal(hub, user, account, key, kind, binding, *secret_r,
+					      secret_size, blob, blob_size);
+				r = 0;
+			}
+		} else if (vault_open_bound_secret(key, user->name, acct, kind,
+						   account->secret_version, binding, blob,
+						   blob_size, secret_r, &secret_size, &err) == 0) {
 			r = 0;
+		} else if (err == vault_binding_changed) {
+			changed = true;
+		}
 		vault_data_key_free(&key);
 	} else {
 		err = "no such credential stored";
 	}
 	sqlite3_finalize(st);
+	if (changed)
+		return hub_fail(hub, error_r,
+				"account %s of %s: the account's server settings (IMAP/SMTP URL, "
+				"login or CA file) changed since the password was stored, so it "
+				"is not sent anywhere; if you changed them, re-enter the password "
+				"with 'mailkeep account set --user %s %s [--imap URL] [--smtp URL] "
+				"[--login L] [--ca-file F] --password-file F'",
+				acct, user->name, user->name, acct);
 	if (r < 0)
 		return hub_fail(hub, error_r, "account %s of %s: %s", acct, user->name, err);
+	if (account->secret_version > anchor.secret_version) {
+		/* No anchor line yet (a crash after the commit, or a hub from
+		 * before anchors): this version is the floor from now on. */
+		const char *aerr;
+		(void)hub_anchor_note(hub, "secret", account->id, account->secret_version, &aerr);
+	}
 	return 0;
+}
+
+int hub_binding_upgrade(struct hub *hub, const char **error_r)
+{
+	struct hub_anchor anchor;
+	if (hub_anchor_read(hub, 0, &anchor, error_r) < 0)
+		return -1;
+	if (anchor.binding_upgraded)
+		return 0;
+	sqlite3_stmt *st;
+	if (hub_exec(hub, "BEGIN IMMEDIATE", error_r) < 0)
+		return -1;
+	if (hub_prepare(hub,
+			"SELECT s.account_id, s.kind, a.imap_url, a.smtp_url, a.login, a.ca_file, "
+			"a.secret_version, u.name FROM secrets s JOIN accounts a ON a.id = "
+			"s.account_id JOIN users u ON u.id = a.user_id WHERE substr(s.blob, 1, 1) "
+			"= x'01' AND s.legacy_tag IS NULL",
+			&st, error_r) < 0)
+		goto fail;
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		unsigned char binding[VAULT_BINDING_SIZE], tag[VAULT_TAG_SIZE];
+		const char *err;
+		int64_t id = sqlite3_column_int64(st, 0);
+		const char *kind = (const char *)sqlite3_column_text(st, 1);
+		const char *smtp = (const char *)sqlite3_column_text(st, 3);
+		const char *ca = (const char *)sqlite3_column_text(st, 5);
+		uint64_t version = (uint64_t)sqlite3_column_int64(st, 6);
+		/* A CA file that cannot be read now could not be used either:
+		 * that secret is left untagged and must be entered again. */
+		if (account_binding(hub, (const char *)sqlite3_column_text(st, 2), smtp,
+				    (const char *)sqlite3_column_text(st, 4), ca, binding,
+				    &err) < 0 ||
+		    legacy_tag(hub, (const char *)sqlite3_column_text(st, 7), id, kind, version,
+			       binding, tag, error_r) < 0)
+			continue;
+		sqlite3_stmt *up;
+		if (hub_prepare(hub,
+				"UPDATE secrets SET legacy_tag = ?3 WHERE account_id = ?1 AND "
+				"kind = ?2",
+				&up, error_r) < 0) {
+			sqlite3_finalize(st);
+			goto fail;
+		}
+		sqlite3_bind_int64(up, 1, id);
+		sqlite3_bind_text(up, 2, kind, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_blob(up, 3, tag, sizeof(tag), SQLITE_STATIC);
+		rc = sqlite3_step(up);
+		sqlite3_finalize(up);
+		if (rc != SQLITE_DONE) {
+			sqlite3_finalize(st);
+			hub_db_fail(hub, error_r, "tag a stored password");
+			goto fail;
+		}
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		hub_db_fail(hub, error_r, "upgrade stored passwords");
+		goto fail;
+	}
+	if (hub_exec(hub, "COMMIT", error_r) < 0)
+		goto fail;
+	/* Anchor the versions there are now, then mark the upgrade done. */
+	if (hub_prepare(hub, "SELECT id, secret_version FROM accounts", &st, error_r) < 0)
+		return -1;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		if (hub_anchor_note(hub, "secret", sqlite3_column_int64(st, 0),
+				    (uint64_t)sqlite3_column_int64(st, 1), error_r) < 0) {
+			sqlite3_finalize(st);
+			return -1;
+		}
+	sqlite3_finalize(st);
+	return hub_anchor_note(hub, "upgraded", 0, 0, error_r);
+fail:
+	sqlite3_exec(hub->db, "ROLLBACK", NULL, NULL, NULL);
+	return -1;
 }
 
 /* Run the statements (each bound to account_id) in one transaction, then
@@ -292,6 +594,11 @@ static int remove_in_txn(struct hub *hub, int64_t account_id, const char *const 
 		goto fail;
 	if (hub_exec(hub, "COMMIT", error_r) < 0)
 		goto fail;
+	/* A restored copy of the row and its secrets must not open again. */
+	if (hub_anchor_note(hub, "removed", account_id, 0, error_r) < 0)
+		return -1;
+	/* secure_delete zeroed the freed pages in the database; moving the WAL
+	 * into it and truncating the WAL leaves no copy in the log either. */
 	if (hub_exec(hub, "PRAGMA wal_checkpoint(TRUNCATE)", error_r) < 0)
 		return -1;
 	if (changes_r != NULL)

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 static void user_from_row(sqlite3_stmt *st, struct hub_user *u)
 {
@@ -164,8 +165,25 @@ int hub_user_delete(struct hub *hub, int64_t user_id, const char **error_r)
 		"DELETE FROM consents WHERE user_id = ?1",
 		"DELETE FROM users WHERE id = ?1",
 	};
+	int64_t *ids = NULL;
+	size_t n_ids = 0;
 	if (hub_exec(hub, "BEGIN IMMEDIATE", error_r) < 0)
 		return -1;
+	/* The accounts go too: anchored as removed after the commit. */
+	if (hub_prepare(hub, "SELECT id FROM accounts WHERE user_id = ?1", &st, error_r) < 0)
+		goto fail;
+	sqlite3_bind_int64(st, 1, user_id);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		int64_t *n = realloc(ids, (n_ids + 1) * sizeof(*ids));
+		if (n == NULL) {
+			sqlite3_finalize(st);
+			hub_fail(hub, error_r, "out of memory");
+			goto fail;
+		}
+		ids = n;
+		ids[n_ids++] = sqlite3_column_int64(st, 0);
+	}
+	sqlite3_finalize(st);
 	for (size_t i = 0; i < sizeof(sql) / sizeof(sql[0]); i++) {
 		if (hub_prepare(hub, sql[i], &st, error_r) < 0)
 			goto fail;
@@ -179,8 +197,15 @@ int hub_user_delete(struct hub *hub, int64_t user_id, const char **error_r)
 	}
 	if (hub_exec(hub, "COMMIT", error_r) < 0)
 		goto fail;
+	for (size_t i = 0; i < n_ids; i++)
+		if (hub_anchor_note(hub, "removed", ids[i], 0, error_r) < 0) {
+			free(ids);
+			return -1;
+		}
+	free(ids);
 	return hub_exec(hub, "PRAGMA wal_checkpoint(TRUNCATE)", error_r);
 fail:
+	free(ids);
 	sqlite3_exec(hub->db, "ROLLBACK", NULL, NULL, NULL);
 	return -1;
 }
@@ -264,58 +289,262 @@ int hub_user_kek(struct hub *hub, const struct hub_user *user, const char *passp
 
 /* --- audit ---------------------------------------------------------------- */
 
+#define AUDIT_ZERO_HASH "0000000000000000000000000000000000000000000000000000000000000000"
+
+/* The user's audit head as hub.db records it. */
+struct audit_record {
+	uint64_t count;
+	char head[AUDIT_HASH_HEX_SIZE];    /* 64 "0" when nothing is recorded */
+	char pending[AUDIT_HASH_HEX_SIZE]; /* "" when nothing is pending */
+	char alarm[512];                   /* "" when no mismatch was found */
+};
+
+static int audit_record_get(struct hub *hub, int64_t user_id, struct audit_record *rec,
+			    const char **error_r)
+{
+	sqlite3_stmt *st;
+	memset(rec, 0, sizeof(*rec));
+	memset(rec->head, '0', AUDIT_HASH_HEX_LEN);
+	if (hub_prepare(hub,
+			"SELECT audit_count, audit_head, audit_pending, audit_alarm FROM users "
+			"WHERE id = ?1",
+			&st, error_r) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, user_id);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		rec->count = (uint64_t)sqlite3_column_int64(st, 0);
+		if (sqlite3_column_text(st, 1) != NULL)
+			snprintf(rec->head, sizeof(rec->head), "%s",
+				 (const char *)sqlite3_column_text(st, 1));
+		if (sqlite3_column_text(st, 2) != NULL)
+			snprintf(rec->pending, sizeof(rec->pending), "%s",
+				 (const char *)sqlite3_column_text(st, 2));
+		if (sqlite3_column_text(st, 3) != NULL)
+			snprintf(rec->alarm, sizeof(rec->alarm), "%s",
+				 (const char *)sqlite3_column_text(st, 3));
+	}
+	sqlite3_finalize(st);
+	if (rc == SQLITE_ROW)
+		return 0;
+	if (rc == SQLITE_DONE)
+		return hub_fail(hub, error_r, "no such hub user");
+	return hub_db_fail(hub, error_r, "read audit head");
+}
+
+/* Record the head (and the entry about to be written, or none). With
+ * expect non-NULL only if the record is still *expect (compare and set);
+ * returns 1 when it was not. */
+static int audit_record_set(struct hub *hub, int64_t user_id, uint64_t count, const char *head,
+			    const char *pending, const struct audit_record *expect,
+			    const char **error_r)
+{
+	sqlite3_stmt *st;
+	if (hub_prepare(hub,
+			expect == NULL
+				? "UPDATE users SET audit_count = ?2, audit_head = ?3, "
+				  "audit_pending = ?4 WHERE id = ?1"
+				: "UPDATE users SET audit_count = ?2, audit_head = ?3, "
+				  "audit_pending = ?4 WHERE id = ?1 AND audit_count = ?5 AND "
+				  "coalesce(audit_head, '" AUDIT_ZERO_HASH "') = ?7 AND "
+				  "audit_pending IS ?6",
+			&st, error_r) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, user_id);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)count);
+	sqlite3_bind_text(st, 3, head, -1, SQLITE_STATIC);
+	if (pending != NULL)
+		sqlite3_bind_text(st, 4, pending, -1, SQLITE_STATIC);
+	if (expect != NULL) {
+		sqlite3_bind_int64(st, 5, (sqlite3_int64)expect->count);
+		if (expect->pending[0] != '\0')
+			sqlite3_bind_text(st, 6, expect->pending, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 7, expect->head, -1, SQLITE_STATIC);
+	}
+	int rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return hub_db_fail(hub, error_r, "record audit head");
+	return sqlite3_changes(hub->db) == 1 ? 0 : 1;
+}
+
+/* Keep the first alarm. */
+static int audit_alarm_set(struct hub *hub, int64_t user_id, const char *alarm,
+			   const char **error_r)
+{
+	sqlite3_stmt *st;
+	if (hub_prepare(hub,
+			"UPDATE users SET audit_alarm = coalesce(audit_alarm, ?2) WHERE id = ?1",
+			&st, error_r) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, user_id);
+	sqlite3_bind_text(st, 2, alarm, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : hub_db_fail(hub, error_r, "record audit alarm");
+}
+
+static int audit_fail(struct hub *hub, int r, const char *err, const char **error_r)
+{
+	if (r == AUDIT_BUSY)
+		return hub_fail_temporary(hub, error_r, "audit log: %s", err);
+	return hub_fail(hub, error_r, "audit log: %s", err);
+}
+
 int hub_audit(struct hub *hub, const struct hub_user *user, enum audit_event event,
 	      int64_t account_id, const struct audit_detail *details, size_t n_details,
 	      const char **error_r)
 {
 	char path[4200], account[32] = "";
 	const char *err;
+	struct audit_record rec;
 	if (hub_user_path(hub, user->name, "audit.log", path, sizeof(path)) < 0)
 		return hub_fail(hub, error_r, "path too long");
 	if (account_id != 0)
 		snprintf(account, sizeof(account), "%lld", (long long)account_id);
-	struct audit_log *log;
-	if (audit_open(path, &log, &err) < 0)
-		return hub_fail(hub, error_r, "audit log: %s", err);
-	int r = audit_append(log, event, account, details, n_details, &err);
-	uint64_t count;
-	char head[AUDIT_HASH_HEX_SIZE];
-	audit_head(log, &count, head);
-	audit_close(&log);
+	struct audit_log *log = NULL;
+	int r = audit_open(path, &log, &err);
+	if (r == AUDIT_TORN) {
+		/* An append cut off before it was synced: removed only when the
+		 * entries before it end at the recorded head. */
+		if (audit_record_get(hub, user->id, &rec, error_r) < 0)
+			return -1;
+		r = audit_trim_torn(path, rec.count, rec.head, &err);
+		if (r >= 0)
+			r = audit_open(path, &log, &err);
+	}
 	if (r < 0)
-		return hub_fail(hub, error_r, "audit log: %s", err);
-	sqlite3_stmt *st;
-	if (hub_prepare(hub, "UPDATE users SET audit_count = ?2, audit_head = ?3 WHERE id = ?1", &st,
-			error_r) < 0)
+		return audit_fail(hub, r, err, error_r);
+
+	/* Under the log's lock: record the head and the coming entry's hash,
+	 * write the entry, record it as the head. The log must end where the
+	 * hub recorded (or at the entry it announced, if a crash came before
+	 * the head update); anything else was changed behind the hub's back,
+	 * and continuing the chain after it must not make that look intact:
+	 * the first such finding stays in hub.db as an alarm for verify. */
+	uint64_t count;
+	char head[AUDIT_HASH_HEX_SIZE], next[AUDIT_HASH_HEX_SIZE];
+	audit_head(log, &count, head);
+	char alarm[512] = "";
+	if (audit_record_get(hub, user->id, &rec, error_r) < 0) {
+		audit_close(&log);
 		return -1;
-	sqlite3_bind_int64(st, 1, user->id);
-	sqlite3_bind_int64(st, 2, (sqlite3_int64)count);
-	sqlite3_bind_text(st, 3, head, -1, SQLITE_STATIC);
-	int rc = sqlite3_step(st);
-	sqlite3_finalize(st);
-	return rc == SQLITE_DONE ? 0 : hub_db_fail(hub, error_r, "record audit head");
+	}
+	bool expected = (count == rec.count && strcmp(head, rec.head) == 0) ||
+			(rec.pending[0] != '\0' && count == rec.count + 1 &&
+			 strcmp(head, rec.pending) == 0);
+	if (!expected) {
+		time_t now = time(NULL);
+		struct tm tm;
+		char when[32];
+		gmtime_r(&now, &tm);
+		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		snprintf(alarm, sizeof(alarm),
+			 "at %s the log ended at entry %llu (hash %.12s...) but the hub had "
+			 "recorded entry %llu (hash %.12s...)",
+			 when, (unsigned long long)count, head, (unsigned long long)rec.count,
+			 rec.head);
+	}
+	r = audit_prepare(log, event, account, details, n_details, next, &err);
+	if (r < 0) {
+		r = hub_fail(hub, error_r, "audit log: %s", err);
+	} else if (alarm[0] != '\0' && audit_alarm_set(hub, user->id, alarm, error_r) < 0) {
+		r = -1;
+	} else if (audit_record_set(hub, user->id, count, head, next, NULL, error_r) < 0) {
+		r = -1;
+	} else if (audit_write_prepared(log, &err) < 0) {
+		r = hub_fail(hub, error_r, "audit log: %s", err);
+	} else {
+		r = audit_record_set(hub, user->id, count + 1, next, NULL, NULL, error_r) < 0 ? -1
+											   : 0;
+	}
+	audit_close(&log);
+	return r;
 }
 
+static int audit_verify_locked(struct hub *hub, const struct hub_user *user, const char *path,
+			       uint64_t *count_r, const char **note_r, const char **error_r);
+
 int hub_audit_verify(struct hub *hub, const struct hub_user *user, uint64_t *count_r,
-		     const char **error_r)
+		     const char **note_r, const char **error_r)
 {
-	char path[4200], head[AUDIT_HASH_HEX_SIZE] = "";
-	uint64_t expected = 0;
+	char path[4200];
 	const char *err;
-	sqlite3_stmt *st;
+	*note_r = NULL;
 	if (hub_user_path(hub, user->name, "audit.log", path, sizeof(path)) < 0)
 		return hub_fail(hub, error_r, "path too long");
-	if (hub_prepare(hub, "SELECT audit_count, audit_head FROM users WHERE id = ?1", &st,
-			error_r) < 0)
-		return -1;
-	sqlite3_bind_int64(st, 1, user->id);
-	if (sqlite3_step(st) == SQLITE_ROW) {
-		expected = (uint64_t)sqlite3_column_int64(st, 0);
-		if (sqlite3_column_text(st, 1) != NULL)
-			snprintf(head, sizeof(head), "%s", (const char *)sqlite3_column_text(st, 1));
+	/* Under the writers' lock, so an append in progress (announced in
+	 * hub.db, not yet written) is not mistaken for anything. A log with an
+	 * incomplete last line cannot be opened for writing; it is checked
+	 * without the lock (its trimming takes it). */
+	struct audit_log *log = NULL;
+	if (access(path, F_OK) == 0) {
+		int r = audit_open(path, &log, &err);
+		if (r < 0 && r != AUDIT_TORN)
+			return audit_fail(hub, r, err, error_r);
 	}
-	sqlite3_finalize(st);
-	if (audit_verify(path, head[0] != '\0' ? head : NULL, expected, count_r, &err) < 0)
+	int ret = audit_verify_locked(hub, user, path, count_r, note_r, error_r);
+	audit_close(&log);
+	return ret;
+}
+
+static int audit_verify_locked(struct hub *hub, const struct hub_user *user, const char *path,
+			       uint64_t *count_r, const char **note_r, const char **error_r)
+{
+	const char *err;
+	struct audit_record rec;
+	struct audit_state st;
+	if (audit_record_get(hub, user->id, &rec, error_r) < 0)
+		return -1;
+	if (audit_scan(path, &st, &err) < 0)
 		return hub_fail(hub, error_r, "%s: %s", path, err);
+	if (rec.alarm[0] != '\0')
+		return hub_fail(hub, error_r,
+				"%s: changed behind the hub's back before a later entry was "
+				"appended: %s (kept in hub.db, users.audit_alarm, until cleared "
+				"after investigation)",
+				path, rec.alarm);
+	if (st.torn && st.count == rec.count && strcmp(st.head, rec.head) == 0) {
+		int r = audit_trim_torn(path, rec.count, rec.head, &err);
+		if (r < 0)
+			return audit_fail(hub, r, err, error_r);
+		*note_r = "an incomplete last line (an append cut off before it was synced, so "
+			  "never acknowledged) was removed";
+	} else if (!st.torn && st.count == rec.count + 1 && rec.pending[0] != '\0' &&
+		   strcmp(st.head, rec.pending) == 0) {
+		/* The scan checked every entry's own hash and its link to the
+		 * entry before; the entry before this one must be the head. */
+		struct audit_iter *it;
+		struct audit_entry e;
+		bool linked = false;
+		if (audit_iter_init(path, &it, &err) < 0)
+			return hub_fail(hub, error_r, "%s: %s", path, err);
+		while (audit_iter_next(it, &e))
+			if (e.seq == rec.count + 1)
+				linked = strcmp(e.prev, rec.head) == 0;
+		if (audit_iter_deinit(&it, &err) < 0)
+			return hub_fail(hub, error_r, "%s: %s", path, err);
+		if (!linked)
+			return hub_fail(hub, error_r,
+					"%s: the entry after the recorded head does not link to "
+					"it (log rewritten)",
+					path);
+		int r;
+		r = audit_record_set(hub, user->id, st.count, st.head, NULL, &rec, error_r);
+		if (r < 0)
+			return -1;
+		if (r == 0)
+			*note_r = "recovered: the last entry was written but the process ended "
+				  "before the hub recorded it; it was the entry the hub had "
+				  "announced, and is now the recorded head";
+	} else if (st.torn || st.count != rec.count || strcmp(st.head, rec.head) != 0) {
+		/* Tampering: the verifier names what does not match. */
+		if (audit_verify(path, rec.head, rec.count, NULL, &err) < 0)
+			return hub_fail(hub, error_r, "%s: %s", path, err);
+		return hub_fail(hub, error_r, "%s: the log does not end at the recorded head",
+				path);
+	}
+	if (count_r != NULL)
+		*count_r = st.count;
 	return 0;
 }

@@ -24,7 +24,8 @@ static const char hub_schema[] =
 	" zero_access INTEGER NOT NULL, kdf BLOB, kek_check BLOB,"
 	" created INTEGER NOT NULL, last_active INTEGER NOT NULL,"
 	" warned_days INTEGER NOT NULL DEFAULT 0,"
-	" audit_count INTEGER NOT NULL DEFAULT 0, audit_head TEXT);"
+	" audit_count INTEGER NOT NULL DEFAULT 0, audit_head TEXT, audit_pending TEXT,"
+	" audit_alarm TEXT);"
 	"CREATE TABLE IF NOT EXISTS accounts("
 	" id INTEGER PRIMARY KEY AUTOINCREMENT, user_id INTEGER NOT NULL REFERENCES users(id),"
 	" imap_url TEXT NOT NULL, smtp_url TEXT, login TEXT NOT NULL, ca_file TEXT,"
@@ -32,7 +33,7 @@ static const char hub_schema[] =
 	" secret_version INTEGER NOT NULL);"
 	"CREATE TABLE IF NOT EXISTS secrets("
 	" account_id INTEGER NOT NULL REFERENCES accounts(id), kind TEXT NOT NULL,"
-	" blob BLOB NOT NULL, PRIMARY KEY(account_id, kind));"
+	" blob BLOB NOT NULL, legacy_tag BLOB, PRIMARY KEY(account_id, kind));"
 	"CREATE TABLE IF NOT EXISTS consents("
 	" id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL, account_id INTEGER NOT NULL,"
 	" time INTEGER NOT NULL, disclosure_id TEXT NOT NULL, tool TEXT NOT NULL);"
@@ -51,12 +52,33 @@ int hub_fail(struct hub *hub, const char **error_r, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(hub->error, sizeof(hub->error), fmt, ap);
 	va_end(ap);
+	hub->error_temporary = false;
 	*error_r = hub->error;
 	return -1;
 }
 
+int hub_fail_temporary(struct hub *hub, const char **error_r, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(hub->error, sizeof(hub->error), fmt, ap);
+	va_end(ap);
+	hub->error_temporary = true;
+	*error_r = hub->error;
+	return -1;
+}
+
+bool hub_error_is_temporary(const struct hub *hub)
+{
+	return hub->error_temporary;
+}
+
 int hub_db_fail(struct hub *hub, const char **error_r, const char *what)
 {
+	int code = sqlite3_errcode(hub->db);
+	if (code == SQLITE_BUSY || code == SQLITE_LOCKED)
+		return hub_fail_temporary(hub, error_r, "hub database: %s: %s", what,
+					  sqlite3_errmsg(hub->db));
 	return hub_fail(hub, error_r, "hub database: %s: %s", what, sqlite3_errmsg(hub->db));
 }
 
@@ -172,6 +194,46 @@ static int settings_read(struct hub *hub, const char **error_r)
 
 /* --- open / create ------------------------------------------------------- */
 
+static bool column_exists(struct hub *hub, const char *table, const char *column)
+{
+	sqlite3_stmt *st;
+	bool found = false;
+	if (sqlite3_prepare_v2(hub->db, "SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2", -1,
+			       &st, NULL) != SQLITE_OK)
+		return false;
+	sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, column, -1, SQLITE_STATIC);
+	found = sqlite3_step(st) == SQLITE_ROW;
+	sqlite3_finalize(st);
+	return found;
+}
+
+/* Columns added since a database was made are added in place. */
+static int schema_upgrade(struct hub *hub, const char *path, const char **error_r)
+{
+	static const struct {
+		const char *table, *column, *sql;
+	} added[] = {
+		{"users", "audit_pending", "ALTER TABLE users ADD COLUMN audit_pending TEXT"},
+		{"users", "audit_alarm", "ALTER TABLE users ADD COLUMN audit_alarm TEXT"},
+		{"secrets", "legacy_tag", "ALTER TABLE secrets ADD COLUMN legacy_tag BLOB"},
+	};
+	for (size_t i = 0; i < sizeof(added) / sizeof(added[0]); i++) {
+		if (column_exists(hub, added[i].table, added[i].column))
+			continue;
+		char *msg = NULL;
+		if (sqlite3_exec(hub->db, added[i].sql, NULL, NULL, &msg) != SQLITE_OK &&
+		    !column_exists(hub, added[i].table, added[i].column)) {
+			hub_fail(hub, error_r, "%s: cannot upgrade: %s", path,
+				 msg != NULL ? msg : "unknown error");
+			sqlite3_free(msg);
+			return -1;
+		}
+		sqlite3_free(msg);
+	}
+	return 0;
+}
+
 static int db_open(struct hub *hub, const char **error_r)
 {
 	char path[PATH_MAX];
@@ -199,6 +261,8 @@ static int db_open(struct hub *hub, const char **error_r)
 		sqlite3_free(msg);
 		return -1;
 	}
+	if (schema_upgrade(hub, path, error_r) < 0)
+		return -1;
 	crashpoint_watch_db(hub->db, 1000);
 	return 0;
 }
@@ -265,6 +329,8 @@ int hub_open(const char *data_dir, bool load_master_key, struct hub **hub_r, con
 		r = db_open(hub, error_r);
 	if (r == 0 && load_master_key)
 		r = load_master(hub, error_r);
+	if (r == 0 && load_master_key)
+		r = hub_binding_upgrade(hub, error_r);
 	if (r < 0) {
 		snprintf(error, sizeof(error), "%s", *error_r);
 		*error_r = error;

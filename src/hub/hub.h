@@ -28,14 +28,28 @@
  * user's key-encryption key: derived from the master key, or in zero-access
  * mode from the user's passphrase (the server alone cannot open those). The
  * password is sealed with the data key, bound to (user, account id, kind,
- * secret version); the version is kept on the account row and bumped on
- * every write, so an older sealed copy put back no longer opens.
+ * secret version) and to everything that decides where it is sent: the
+ * IMAP and SMTP URLs, the login, the CA file's path and the SHA-256 of its
+ * contents. Editing any of them in hub.db makes the password stop opening
+ * ("server settings changed"); `account set` changes them and takes the
+ * password again. The version is kept on the account row, bumped on every
+ * write, and also anchored outside hub.db (DIR/hub.anchor, see
+ * hub-private.h), so an older sealed copy put back together with its old
+ * row is refused as rolled back. Passwords sealed by an older mailkeep
+ * (format 1, unbound) are tagged with the settings they have at the upgrade
+ * (the first open with the master key) and re-sealed bound on first use.
  *
  * Errors: 0 ok / -1 with *error_r (owned by the hub, valid until its next
  * call). Nothing secret is ever part of an error.
  */
 
 struct hub;
+
+/* After a failed call: was the cause temporary (the audit log or the
+ * database stayed locked by another writer beyond the bounded wait)? Then
+ * the same call may succeed later, and the caller should retry rather than
+ * give up for good. */
+bool hub_error_is_temporary(const struct hub *hub);
 
 struct hub_settings {
 	unsigned inactive_purge_days; /* default 365 */
@@ -112,8 +126,16 @@ int hub_account_add(struct hub *hub, const struct hub_user *user, const struct v
 		    const char *imap_url, const char *smtp_url, const char *login,
 		    const char *ca_file, const char *password, int64_t *account_id_r,
 		    const char **error_r);
-/* Replace the account's password (a new sealed copy under the next secret
- * version: older copies no longer open). */
+/* Change the account's server settings (all given anew: imap_url, login
+ * required; smtp_url, ca_file may be NULL) and store its password again,
+ * sealed for them under the next secret version (older copies no longer
+ * open). The secrets are bound to the settings, so changing them always
+ * means entering the password again. */
+int hub_account_update(struct hub *hub, const struct hub_user *user,
+		       const struct hub_account *account, const struct vault_kek *kek,
+		       const char *imap_url, const char *smtp_url, const char *login,
+		       const char *ca_file, const char *password, const char **error_r);
+/* Replace the account's password, settings unchanged (hub_account_update()). */
 int hub_account_set_password(struct hub *hub, const struct hub_user *user,
 			     const struct hub_account *account, const struct vault_kek *kek,
 			     const char *password, const char **error_r);
@@ -176,14 +198,47 @@ int hub_receipt_add(struct hub *hub, int64_t user_id, const char *text, const ch
 int hub_receipt_find(struct hub *hub, int64_t user_id, const char *prefix, char **text_r,
 		     const char **error_r);
 
-/* The user's audit log (DIR/users/NAME/audit.log): append one entry and
- * record the new head in hub.db, so a truncated log is detected. */
+/*
+ * The user's audit log (DIR/users/NAME/audit.log): append one entry and
+ * record the new head in hub.db, so a truncated log is detected. Writers
+ * (threads with their own hub handles, other processes) take turns: a busy
+ * log is waited for (bounded, AUDIT_LOCK_TIMEOUT_MS), and only a wait that
+ * runs out fails, as a temporary error (hub_error_is_temporary()).
+ *
+ * The head is recorded in two steps around the append, under the log's lock:
+ * before writing, hub.db gets the head as it is plus the hash of the entry
+ * about to be written ("pending"); after the write is synced, the head moves
+ * to that entry and pending is cleared. A crash in between leaves exactly one
+ * entry beyond the recorded head whose hash is the pending one; nobody else
+ * can produce an entry with that hash, so hub_audit_verify() tells this
+ * apart from an entry added behind the hub's back. Before appending, the
+ * log must end at the recorded head (or at that announced entry); if it
+ * does not (entries added, dropped or rewritten, or hub.db put back to an
+ * older copy), the append still happens (the action is not blocked), but
+ * the finding is kept in hub.db (users.audit_alarm, the first one only) and
+ * hub_audit_verify() reports it until someone clears it, so continuing the
+ * chain never makes tampering look intact.
+ */
 int hub_audit(struct hub *hub, const struct hub_user *user, enum audit_event event,
 	      int64_t account_id, const struct audit_detail *details, size_t n_details,
 	      const char **error_r);
-/* Verify the user's audit log against the recorded head. */
+/*
+ * Verify the user's audit log against the recorded head. The log is intact
+ * when its chain verifies and it ends exactly at the recorded head. Two
+ * states a crash can leave are repaired, and *note_r (else NULL) says which:
+ * - one complete entry beyond the recorded head, chain-linked to it, whose
+ *   hash is the recorded pending hash: the append was synced but the crash
+ *   came before the head update; the head is moved to it ("recovered");
+ * - an incomplete last line after entries ending exactly at the recorded
+ *   head: an append cut off before it was synced (never acknowledged, so
+ *   the action it recorded never ran); the line is removed.
+ * Anything else (entries beyond the head that are not the pending one, two
+ * or more extra entries, an edited, dropped or truncated entry, an
+ * incomplete line anywhere else), and an alarm recorded by hub_audit(), is
+ * reported as tampering (-1).
+ */
 int hub_audit_verify(struct hub *hub, const struct hub_user *user, uint64_t *count_r,
-		     const char **error_r);
+		     const char **note_r, const char **error_r);
 /* Path of a file in the user's directory (audit.log, store.db). */
 int hub_user_path(const struct hub *hub, const char *user, const char *file, char *path_r,
 		  size_t size);

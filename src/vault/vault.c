@@ -17,6 +17,8 @@
 /* Version byte at the start of every kdf blob, wrapped key and sealed blob.
  * A new layout or algorithm gets a new value; old values stay readable. */
 #define VAULT_FORMAT_V1 0x01
+/* Sealed secrets bound to a binding digest. */
+#define VAULT_FORMAT_V2 0x02
 
 #define NONCE_SIZE crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
 #define TAG_SIZE crypto_aead_xchacha20poly1305_ietf_ABYTES
@@ -37,13 +39,17 @@ _Static_assert(VAULT_KDF_OPSLIMIT >= VAULT_KDF_OPSLIMIT_MIN &&
  * ciphertext, NUL included, so no wrapped key authenticates as a secret. */
 static const char aad_wrapped_key[] = "mailkeep-vault wrapped-key";
 static const char aad_secret[] = "mailkeep-vault secret";
+static const char binding_label[] = "mailkeep-vault binding";
 static const char check_value_label[] = "mailkeep-vault check value v1";
 static const char kek_context[crypto_kdf_CONTEXTBYTES + 1] = "mkvault_";
 #define KEK_SUBKEY_ID 1
+#define TAG_SUBKEY_ID 2
 
 static const char unwrap_failed[] =
     "wrapped data key cannot be opened: wrong master key or passphrase, "
     "it belongs to another account or key version, or it is damaged";
+const char vault_binding_changed[] =
+    "sealed credential was stored for other server settings (URL, login or CA)";
 static const char open_failed[] = "sealed credential does not belong to this account or kind, "
                                   "was replaced by a newer copy, or is damaged";
 
@@ -169,6 +175,29 @@ void vault_master_check_value(const struct vault_master *master,
                               unsigned char check_r[VAULT_CHECK_VALUE_SIZE])
 {
 	check_value(master->key, check_r);
+}
+
+int vault_master_tag(const struct vault_master *master, const void *data, size_t size,
+                     unsigned char tag_r[VAULT_TAG_SIZE], const char **error_r)
+{
+	unsigned char *sub;
+
+	if (vault_sodium_ready(error_r) < 0)
+		return -1;
+	sub = sodium_malloc(VAULT_KEY_SIZE);
+	if (sub == NULL) {
+		*error_r = "vault: cannot allocate secure memory for a key";
+		return -1;
+	}
+	if (crypto_kdf_derive_from_key(sub, VAULT_KEY_SIZE, TAG_SUBKEY_ID, kek_context,
+	                               master->key) != 0) {
+		sodium_free(sub);
+		*error_r = "vault: cannot derive the tag key";
+		return -1;
+	}
+	crypto_generichash(tag_r, VAULT_TAG_SIZE, data, size, sub, VAULT_KEY_SIZE);
+	sodium_free(sub);
+	return 0;
 }
 
 int vault_master_check_value_verify(const struct vault_master *master, const unsigned char *stored,
@@ -316,8 +345,9 @@ int vault_kek_from_passphrase(const char *passphrase, size_t passphrase_size,
 
 /* ---- associated data ---- */
 
-/* Three names, their length prefixes, the label, format and version. */
-#define AAD_MAX_SIZE (64 + 3 * (4 + VAULT_NAME_MAX_SIZE) + 8)
+/* Three names, their length prefixes, the label, format, version and a
+ * binding digest. */
+#define AAD_MAX_SIZE (64 + 3 * (4 + VAULT_NAME_MAX_SIZE) + 8 + VAULT_BINDING_SIZE)
 
 struct aad {
 	unsigned char data[AAD_MAX_SIZE];
@@ -392,6 +422,66 @@ static int secret_aad(struct aad *a, const char *user, const char *account, cons
 		return -1;
 	aad_put_u64(a, version);
 	return 0;
+}
+
+static int secret_aad_bound(struct aad *a, const char *user, const char *account,
+                            const char *kind, uint64_t version,
+                            const unsigned char binding[VAULT_BINDING_SIZE], const char **error_r)
+{
+	const unsigned char format = VAULT_FORMAT_V2;
+
+	a->len = 0;
+	aad_put(a, aad_secret, sizeof(aad_secret));
+	aad_put(a, &format, 1);
+	if (aad_put_name(a, "user", user, error_r) < 0 ||
+	    aad_put_name(a, "account", account, error_r) < 0 ||
+	    aad_put_name(a, "secret kind", kind, error_r) < 0)
+		return -1;
+	aad_put_u64(a, version);
+	aad_put(a, binding, VAULT_BINDING_SIZE);
+	return 0;
+}
+
+int vault_binding_digest(const struct vault_binding_field *fields, size_t n_fields,
+                         unsigned char digest_r[VAULT_BINDING_SIZE], const char **error_r)
+{
+	crypto_generichash_state st;
+	unsigned char be[4];
+
+	if (n_fields > VAULT_BINDING_MAX_FIELDS) {
+		*error_r = "vault: too many binding fields";
+		return -1;
+	}
+	if (vault_sodium_ready(error_r) < 0)
+		return -1;
+	crypto_generichash_init(&st, NULL, 0, VAULT_BINDING_SIZE);
+	crypto_generichash_update(&st, (const unsigned char *)binding_label, sizeof(binding_label));
+	put_be32(be, (uint32_t)n_fields);
+	crypto_generichash_update(&st, be, sizeof(be));
+	for (size_t i = 0; i < n_fields; i++) {
+		const char *parts[2] = {fields[i].name, fields[i].value != NULL ? fields[i].value : ""};
+		if (fields[i].name == NULL || fields[i].name[0] == '\0') {
+			*error_r = "vault: binding field without a name";
+			return -1;
+		}
+		for (int j = 0; j < 2; j++) {
+			size_t len = strlen(parts[j]);
+			if (len > UINT32_MAX) {
+				*error_r = "vault: binding field too long";
+				return -1;
+			}
+			put_be32(be, (uint32_t)len);
+			crypto_generichash_update(&st, be, sizeof(be));
+			crypto_generichash_update(&st, (const unsigned char *)parts[j], len);
+		}
+	}
+	crypto_generichash_final(&st, digest_r, VAULT_BINDING_SIZE);
+	return 0;
+}
+
+int vault_sealed_format(const unsigned char *blob, size_t blob_size)
+{
+	return blob == NULL || blob_size == 0 ? -1 : blob[0];
 }
 
 /* ---- data keys ---- */
@@ -556,6 +646,96 @@ int vault_open_secret(const struct vault_data_key *key, const char *user, const 
 	        blob_size - 1 - NONCE_SIZE, a.data, a.len, blob + 1, key->key) != 0) {
 		sodium_free(secret);
 		*error_r = open_failed;
+		return -1;
+	}
+	secret[size] = '\0';
+	*secret_r = secret;
+	*secret_size_r = size;
+	return 0;
+}
+
+int vault_seal_bound_secret(const struct vault_data_key *key, const char *user,
+                            const char *account, const char *kind, uint64_t version,
+                            const unsigned char binding[VAULT_BINDING_SIZE], const void *secret,
+                            size_t secret_size, unsigned char **blob_r, size_t *blob_size_r,
+                            const char **error_r)
+{
+	unsigned char *blob;
+	struct aad a;
+	const size_t head = 1 + VAULT_BINDING_SIZE;
+
+	if (secret == NULL || secret_size == 0) {
+		*error_r = "vault: empty secret";
+		return -1;
+	}
+	if (secret_size > VAULT_SECRET_MAX_SIZE) {
+		*error_r = vault_error("vault: secret is too large (more than %u bytes)",
+		                       VAULT_SECRET_MAX_SIZE);
+		return -1;
+	}
+	if (vault_sodium_ready(error_r) < 0 ||
+	    secret_aad_bound(&a, user, account, kind, version, binding, error_r) < 0)
+		return -1;
+	blob = malloc(secret_size + VAULT_SEALED_BOUND_OVERHEAD);
+	if (blob == NULL) {
+		*error_r = "vault: out of memory";
+		return -1;
+	}
+	blob[0] = VAULT_FORMAT_V2;
+	memcpy(blob + 1, binding, VAULT_BINDING_SIZE);
+	randombytes_buf(blob + head, NONCE_SIZE);
+	(void)crypto_aead_xchacha20poly1305_ietf_encrypt(blob + head + NONCE_SIZE, NULL, secret,
+	                                                 secret_size, a.data, a.len, NULL,
+	                                                 blob + head, key->key);
+	*blob_r = blob;
+	*blob_size_r = secret_size + VAULT_SEALED_BOUND_OVERHEAD;
+	return 0;
+}
+
+int vault_open_bound_secret(const struct vault_data_key *key, const char *user,
+                            const char *account, const char *kind, uint64_t version,
+                            const unsigned char binding[VAULT_BINDING_SIZE],
+                            const unsigned char *blob, size_t blob_size, char **secret_r,
+                            size_t *secret_size_r, const char **error_r)
+{
+	struct aad a;
+	size_t size;
+	char *secret;
+	const size_t head = 1 + VAULT_BINDING_SIZE;
+
+	if (blob == NULL || blob_size <= VAULT_SEALED_BOUND_OVERHEAD) {
+		*error_r = "sealed credential is truncated";
+		return -1;
+	}
+	if (blob[0] != VAULT_FORMAT_V2) {
+		*error_r = vault_error("sealed credential has unknown format %u", blob[0]);
+		return -1;
+	}
+	size = blob_size - VAULT_SEALED_BOUND_OVERHEAD;
+	if (size > VAULT_SECRET_MAX_SIZE) {
+		*error_r = "sealed credential is too large";
+		return -1;
+	}
+	/* The digest that counts is the caller's, in the associated data. The
+	 * copy in the blob only tells why a blob does not open: when it differs
+	 * and the blob opens under the copy, the blob is intact and was sealed
+	 * for other settings (what was opened is wiped, never returned). */
+	bool other_binding = sodium_memcmp(blob + 1, binding, VAULT_BINDING_SIZE) != 0;
+	if (vault_sodium_ready(error_r) < 0 ||
+	    secret_aad_bound(&a, user, account, kind, version, other_binding ? blob + 1 : binding,
+	                     error_r) < 0)
+		return -1;
+	secret = sodium_malloc(size + 1);
+	if (secret == NULL) {
+		*error_r = "vault: cannot allocate secure memory for a secret";
+		return -1;
+	}
+	int dr = crypto_aead_xchacha20poly1305_ietf_decrypt(
+	    (unsigned char *)secret, NULL, NULL, blob + head + NONCE_SIZE,
+	    blob_size - head - NONCE_SIZE, a.data, a.len, blob + head, key->key);
+	if (dr != 0 || other_binding) {
+		sodium_free(secret); /* wipes */
+		*error_r = dr == 0 ? vault_binding_changed : open_failed;
 		return -1;
 	}
 	secret[size] = '\0';

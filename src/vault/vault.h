@@ -140,6 +140,13 @@ void vault_master_check_value(const struct vault_master *master,
 int vault_master_check_value_verify(const struct vault_master *master, const unsigned char *stored,
                                     size_t stored_size, const char **error_r);
 
+/* A tag (keyed BLAKE2b-256 under a subkey of the master key, crypto_kdf
+ * context "mkvault_", subkey 2) over data: lets the hub recognise records it
+ * wrote itself. Not for secrecy; data may be anything. */
+#define VAULT_TAG_SIZE 32U
+int vault_master_tag(const struct vault_master *master, const void *data, size_t size,
+                     unsigned char tag_r[VAULT_TAG_SIZE], const char **error_r);
+
 /* Server mode: the KEK is a subkey of the master key (crypto_kdf, context
  * "mkvault_", subkey 1), never the master key itself. */
 int vault_kek_from_master(const struct vault_master *master, struct vault_kek **kek_r,
@@ -200,8 +207,9 @@ int vault_data_key_unwrap(const struct vault_kek *kek, const unsigned char *wrap
 void vault_data_key_free(struct vault_data_key **key);
 
 /*
- * Sealed secrets. A sealed blob is plaintext size + VAULT_SEALED_OVERHEAD
- * bytes:
+ * Sealed secrets, format 1 (no binding: kept to open, and re-seal, what was
+ * sealed before format 2). A sealed blob is plaintext size +
+ * VAULT_SEALED_OVERHEAD bytes:
  *
  *   0x01 | nonce (24, random) | XChaCha20-Poly1305-IETF(secret) | tag (16)
  *
@@ -233,6 +241,68 @@ int vault_open_secret(const struct vault_data_key *key, const char *user, const 
                       const char *kind, uint64_t version, const unsigned char *blob,
                       size_t blob_size, char **secret_r, size_t *secret_size_r,
                       const char **error_r);
+
+/*
+ * Sealed secrets bound to where they may go (format 2). The secret is bound,
+ * besides user, account, kind and version as above, to a binding digest
+ * that the caller makes from everything that decides where the secret will
+ * be sent (server URLs, login name, the CA it trusts, later OAuth
+ * endpoints), so a secret does not open once any of them has changed: an
+ * edit of the database cannot send it somewhere else. The blob is
+ *
+ *   0x02 | binding digest (32) | nonce (24) | XChaCha20-Poly1305(secret) | tag (16)
+ *
+ * with associated data
+ *
+ *   "mailkeep-vault secret\0" | 0x02 | len user | user | len account |
+ *   account | len kind | kind | u64 version | binding digest (32)
+ *
+ * where the digest in the associated data is always the caller's (the one
+ * in the blob is only a copy for telling "settings changed" apart from other
+ * failures, and authenticated through the caller's).
+ *
+ * The binding digest is BLAKE2b-256 over
+ *   "mailkeep-vault binding\0" | u32 n | n x (len name | name | len value | value)
+ * of the caller's fields in the caller's order (names non-empty, values may
+ * be empty; a caller that ever changes its field list must include a field
+ * naming its layout, so one layout never authenticates as another).
+ */
+#define VAULT_BINDING_SIZE 32U
+#define VAULT_BINDING_MAX_FIELDS 16U
+#define VAULT_SEALED_BOUND_OVERHEAD (VAULT_SEALED_OVERHEAD + VAULT_BINDING_SIZE)
+
+struct vault_binding_field {
+	const char *name;
+	const char *value;
+};
+
+int vault_binding_digest(const struct vault_binding_field *fields, size_t n_fields,
+                         unsigned char digest_r[VAULT_BINDING_SIZE], const char **error_r);
+
+/* Seal as vault_seal_secret() does, in format 2 bound to binding. */
+int vault_seal_bound_secret(const struct vault_data_key *key, const char *user,
+                            const char *account, const char *kind, uint64_t version,
+                            const unsigned char binding[VAULT_BINDING_SIZE], const void *secret,
+                            size_t secret_size, unsigned char **blob_r, size_t *blob_size_r,
+                            const char **error_r);
+
+/* The error of vault_open_bound_secret() when the blob was sealed for another
+ * binding (a stable string; compare the pointer). */
+extern const char vault_binding_changed[];
+
+/* Open a format-2 blob as vault_open_secret() does. An intact blob sealed
+ * for another binding (it opens under the binding copied in it, but not
+ * under the caller's) fails with the error vault_binding_changed and returns
+ * nothing; every other failure as vault_open_secret(). */
+int vault_open_bound_secret(const struct vault_data_key *key, const char *user,
+                            const char *account, const char *kind, uint64_t version,
+                            const unsigned char binding[VAULT_BINDING_SIZE],
+                            const unsigned char *blob, size_t blob_size, char **secret_r,
+                            size_t *secret_size_r, const char **error_r);
+
+/* The format byte of a sealed blob (1: vault_seal_secret(), 2: bound), or
+ * -1 when blob is empty. */
+int vault_sealed_format(const unsigned char *blob, size_t blob_size);
 
 /* Wipe and free a secret returned by vault_open_secret(). */
 void vault_secret_free(char **secret);
