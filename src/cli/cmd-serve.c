@@ -378,7 +378,8 @@ static void request_changes(const struct http_request *req, char *out, size_t si
 	json_decref(root);
 }
 
-/* Write the audit entry for a device's change before it happens; -1 if it
+/* Write the audit entry for a device's change before it happens; -2 if the
+ * log stayed busy beyond the bounded wait (temporary), -1 if it
  * cannot be written (the change must not proceed). */
 static int audit_change(struct serve *sv, const struct principal *p, const char *methods)
 {
@@ -388,9 +389,12 @@ static int audit_change(struct serve *sv, const struct principal *p, const char 
 				   {"methods", methods}};
 	pthread_mutex_lock(&sv->hub_lock);
 	int r = hub_audit(sv->hub, &p->user, AUDIT_API_CHANGE, 0, d, 2, &err);
-	pthread_mutex_unlock(&sv->hub_lock);
-	if (r < 0)
+	if (r < 0) {
 		fprintf(stderr, "mailkeep: audit for %s: %s\n", p->user.name, err);
+		if (hub_error_is_temporary(sv->hub))
+			r = -2;
+	}
+	pthread_mutex_unlock(&sv->hub_lock);
 	return r;
 }
 
@@ -437,7 +441,14 @@ static void handle_api(struct serve *sv, const struct principal *p,
 	}
 	char methods[AUDIT_MAX_VALUE_SIZE];
 	request_changes(req, methods, sizeof(methods));
-	if (methods[0] != '\0' && audit_change(sv, p, methods) < 0) {
+	int audited = methods[0] != '\0' ? audit_change(sv, p, methods) : 0;
+	if (audited == -2) {
+		/* The log stayed busy beyond the bounded wait: nothing was
+		 * changed, the device may try again. */
+		respond_problem(resp, 503, "about:blank", "the audit log is busy; try again");
+		return;
+	}
+	if (audited < 0) {
 		respond_problem(resp, 500, "about:blank", "cannot write the audit log");
 		return;
 	}
