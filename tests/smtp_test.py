@@ -306,7 +306,20 @@ def t_kill_during_send(tmp):
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         p.stdin.write(msg)
         p.stdin.close()
-        time.sleep(1.0)  # inside the slow DATA: the server has the bytes, no 250 yet
+        # Kill inside the slow DATA (the server has the bytes, no 250 yet):
+        # once the message is claimed (state 1, attempt 1), the session is
+        # under way; a fixed sleep could land before the store exists on a
+        # loaded machine.
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                rows = h.outbox_rows()
+            except sqlite3.OperationalError:
+                rows = []
+            if len(rows) == 1 and rows[0][1] == 1 and rows[0][2] == 1:
+                break
+            time.sleep(0.05)
+        time.sleep(0.8)
         p.send_signal(signal.SIGKILL)
         p.wait()
         rows = h.outbox_rows()
