@@ -671,6 +671,92 @@ def t_compress_and_progress(tmp):
         fx.stop()
 
 
+def serve_export(tmp, name, out, *start_args):
+    """Start a Dovecot (the fixture, with start_args) on a copy of the export
+    at out as alice's Maildir; returns the stoppable Fixture."""
+    fxdir = os.path.join(tmp, name)
+    os.makedirs(os.path.join(fxdir, "mail", "alice"))
+    shutil.copytree(out, os.path.join(fxdir, "mail", "alice", "Maildir"))
+    fx = Fixture.__new__(Fixture)
+    fx.dir = fxdir
+    r = subprocess.run(["bash", FIXTURE, "start", fxdir, *start_args], capture_output=True, text=True)
+    check(r.returncode == 0, "serving the export failed: " + r.stderr[-1500:])
+    fx.env = imapctl.read_env(fxdir)
+    return fx
+
+
+def t_export_names_keywords(tmp):
+    """Issue #9 item 8: distinct folders stay distinct ("a.b", "a_b" and the
+    hierarchy "a/b" on a server with '/' as separator), each with its own
+    keywords; keywords beyond Dovecot's 26 per folder are named on stderr and
+    the export exits 1. Served back by Dovecot with the listescape plugin,
+    every folder name, message, flag and keyword is the same."""
+    fx = Fixture(tmp, "names", "--listescape", "--users", "2", count=0)
+    try:
+        folders = {"a.b": "DotKw", "a_b": "UnderKw", "a/b": "ChildKw", "~tilde": "TildeKw",
+                   "back\\slash": "SlashKw", "x.y/z": "DeepKw"}
+        c = fx.conn()
+        for name in folders:
+            typ, data = c.create(imapctl.quote(name))
+            check(typ == "OK", "create %s: %s" % (name, data))
+        c.logout()
+        for name, kw in folders.items():
+            append(fx, name, ("Subject: in %s\r\n\r\nbody of %s\r\n" % (name, name)).encode(),
+                   "(\\Seen %s)" % kw)
+        # 15 keywords on alice's INBOX and 15 others on bob's: merged into
+        # one hosted INBOX, 30 keywords, 4 more than a maildir folder holds.
+        for i in range(15):
+            append(fx, "INBOX", ("Subject: a%d\r\n\r\nalice %d\r\n" % (i, i)).encode(),
+                   "(\\Flagged alice%02d)" % i)
+        b = imapctl.connect(fx.dir, "bob", "imaps")
+        for i in range(15):
+            typ, _ = b.append("INBOX", "(bob%02d)" % i, None,
+                              ("Subject: b%d\r\n\r\nbob %d\r\n" % (i, i)).encode())
+            check(typ == "OK", "append for bob")
+        b.logout()
+        fx.sync()
+        run([BIN, "--data", fx.data, "sync", "--user", "alice", "--imap", fx.url(),
+             "--login", "bob", "--password-file", os.path.join(fx.dir, "bob.pass"),
+             "--ca-file", fx.env["CA_FILE"], "--quiet"])
+        out = os.path.join(tmp, "names-export")
+        r = run([BIN, "--data", fx.data, "export", "--user", "alice", "--maildir", out], expect=1)
+        lost = re.findall(r'^folder "INBOX" uid \d+ \(([^)]*)\): keyword "([^"]*)"$', r.stderr, re.M)
+        check(len(lost) == 4 and "4 keywords not written" in r.stderr,
+              "unwritten keywords not reported exactly: " + r.stderr)
+        for path, kw in lost:
+            check(os.path.exists(path), "reported file %s missing" % path)
+        lost_kws = set(kw for _, kw in lost)
+        dirs = sorted(d for d in os.listdir(out) if d.startswith("."))
+        check(len(dirs) == len(set(dirs)) and len(dirs) >= len(folders),
+              "folders merged: %s" % dirs)
+        orig = fx.server_state()
+        bob = imapctl.connect(fx.dir, "bob", "imaps")
+        bob.select("INBOX", readonly=True)
+        typ, data = bob.uid("FETCH", "1:*", "(UID FLAGS BODY.PEEK[])")
+        bob.logout()
+        for item in data:
+            if isinstance(item, tuple):
+                fl = re.search(r"FLAGS \(([^)]*)\)", item[0].decode()).group(1).split()
+                bits = sum(FLAG_BITS.get(f, 0) for f in fl)
+                kws = " ".join(sorted(f for f in fl if not f.startswith("\\")))
+                orig["INBOX"][-len(orig["INBOX"]) - 1] = (bits, kws, hashlib.sha256(item[1]).hexdigest())
+        served = serve_export(tmp, "names-served", out, "--listescape")
+        try:
+            got = served.server_state()
+        finally:
+            served.stop()
+        check(sorted(orig) == sorted(got), "folder names: %s vs %s" % (sorted(orig), sorted(got)))
+        for name in orig:
+            want = sorted((f, " ".join(k for k in kw.split() if k not in lost_kws), h)
+                          for f, kw, h in orig[name].values())
+            check(want == sorted(got[name].values()),
+                  "folder %s differs when served: %s vs %s" % (name, want[:3], sorted(got[name].values())[:3]))
+        for name, kw in folders.items():
+            check([k for _, k, _ in got[name].values()] == [kw], "keyword of %s: %s" % (name, got[name]))
+    finally:
+        fx.stop()
+
+
 SCENARIOS = {
     "incremental": t_initial_and_incremental,
     "tiers": t_tiers,
@@ -683,6 +769,7 @@ SCENARIOS = {
     "second-look-uids": t_second_look_uids,
     "compress-progress": t_compress_and_progress,
     "server-no": t_server_no,
+    "export-names-keywords": t_export_names_keywords,
 }
 
 
