@@ -12,8 +12,10 @@ fi
 cat <<EOT
 
 The hub's data directory is $DATA.
-The 'serve' daemon is not built yet; sync an account into a user's hosted mailbox with:
+The 'serve' daemon is not built yet; add a user and sync an account into their hosted
+mailbox with:
 
+  build/mailkeep --data $DATA user add NAME
   build/mailkeep --data $DATA sync --user NAME --imap imaps://HOST[:PORT] \\
       --login LOGIN --password-file FILE
 

@@ -51,6 +51,7 @@ class Fixture:
         return "imaps://%s:%s" % (host, self.env["UNTRUSTED_PORT"])
 
     def sync(self, url=None, expect=0, extra=()):
+        ensure_hub_user(self.data)
         r = run([BIN, "--data", self.data, "sync", "--user", "alice", "--imap", url or self.url(),
                  "--login", "alice", "--password-file", self.env["PASS_FILE"],
                  "--ca-file", self.env["CA_FILE"], "--quiet", *extra], expect=expect)
@@ -113,6 +114,14 @@ class Fixture:
                 raise AssertionError("%s: folder %s differs: missing %s extra %s different %s (%s vs %s)"
                                      % (what, name, sorted(only_s)[:5], sorted(only_h)[:5], diff[:5],
                                         [s[name][u] for u in diff[:1]], [h[name][u] for u in diff[:1]]))
+
+
+def ensure_hub_user(data, name="alice"):
+    """A sync needs a hub user to sync into (it refuses to make a store
+    nothing lists or purges): add name unless it is there."""
+    r = run([BIN, "--data", data, "user", "list"])
+    if not any(line.split()[:1] == [name] for line in r.stdout.splitlines()[1:]):
+        run([BIN, "--data", data, "user", "add", name])
 
 
 def run(argv, expect=0, stdin=None):
@@ -340,6 +349,7 @@ def t_kill_and_resume(tmp):
     store is consistent (no half-stored message)."""
     fx = Fixture(tmp, "kill", count=2500)
     try:
+        ensure_hub_user(fx.data)
         db = os.path.join(fx.data, "users", "alice", "store.db")
         argv = [BIN, "--data", fx.data, "sync", "--user", "alice", "--imap", fx.url(), "--login",
                 "alice", "--password-file", fx.env["PASS_FILE"], "--ca-file", fx.env["CA_FILE"],
@@ -410,6 +420,7 @@ def t_bad_server(tmp):
     fx = Fixture(tmp, "bad", count=10)
     fx.stop()
     data = fx.data
+    ensure_hub_user(data)
     script = [b"* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=PLAIN] hi\r\n"]
     # A TLS server is needed (we refuse plaintext): wrap with Python ssl.
     import ssl
@@ -655,6 +666,7 @@ def t_compress_and_progress(tmp):
         fx.assert_in_sync("with COMPRESS=DEFLATE")
         data2 = fx.data + "-tty"
         run([BIN, "--data", data2, "init"])
+        ensure_hub_user(data2)
         cmd = " ".join([BIN, "--data", data2, "sync", "--user", "alice", "--imap", fx.url(),
                         "--login", "alice", "--password-file", fx.env["PASS_FILE"],
                         "--ca-file", fx.env["CA_FILE"]])

@@ -228,6 +228,8 @@ static int authenticate(struct serve *sv, const struct http_request *req, struct
 		if (raw != NULL)
 			sodium_free(raw);
 	}
+	if (r == 0 && hub_user_activity(sv->hub, &p->user, time(NULL), &err) < 0)
+		fprintf(stderr, "mailkeep: %s\n", err); /* signing in and API use are activity */
 	pthread_mutex_unlock(&sv->hub_lock);
 	return r;
 }
@@ -1037,6 +1039,13 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	/* The inactivity lifecycle: a round now, then one a day (cmd-lifecycle.c). */
+	pthread_mutex_lock(&sv->hub_lock);
+	cli_lifecycle_run(cli, sv->hub, time(NULL), false);
+	pthread_mutex_unlock(&sv->hub_lock);
+	pthread_t lifecycler;
+	struct lifecycle_worker lw = {.cli = cli, .stop = &sv->stop, .interval_s = 86400};
+	pthread_create(&lifecycler, NULL, cli_lifecycle_thread, &lw);
 	pthread_t push, syncer, indexer;
 	sv->fts_relist = 1;
 	pthread_create(&push, NULL, push_thread, sv);
@@ -1057,6 +1066,7 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
 	pthread_join(syncer, NULL);
 	pthread_join(indexer, NULL);
 	pthread_join(outboxer, NULL);
+	pthread_join(lifecycler, NULL);
 	pthread_mutex_lock(&sv->push_lock);
 	for (size_t i = 0; i < SERVE_MAX_STREAMS; i++) {
 		if (sv->streams[i].stream != NULL) {
