@@ -32,9 +32,8 @@ struct hub;
  * the purge, then the purge; see 'lifecycle --help'), printing what it does.
  * Returns EXIT_OK or EXIT_FAIL. */
 int cli_lifecycle_run(struct cli *cli, struct hub *hub, int64_t now, bool dry_run);
-/* serve's lifecycle thread: a round every interval_s seconds (the first one
- * interval_s after start: serve runs one itself before), with its own hub
- * handle, until *stop. */
+/* serve's lifecycle thread: a round every interval_s seconds (the first
+ * interval_s after it starts), each with its own hub handle, until *stop. */
 struct lifecycle_worker {
 	struct cli *cli;
 	volatile sig_atomic_t *stop;

@@ -1034,18 +1034,23 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
 	while (ul > 0 && sv->public_url[ul - 1] == '/')
 		sv->public_url[--ul] = '\0';
 
-	sigset_t set;
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	/* The inactivity lifecycle: a round now, then one a day (cmd-lifecycle.c). */
+	printf("mailkeep serving %s (JMAP session at %s/.well-known/jmap), sync every %ld s\n",
+	       sv->public_url, sv->public_url, interval);
+	fflush(stdout);
+	/* The inactivity lifecycle (cmd-lifecycle.c): a round now, before any
+	 * thread opens a user's store (a purge must not race the indexer
+	 * re-creating the store it removes), then one a day. */
 	pthread_mutex_lock(&sv->hub_lock);
 	cli_lifecycle_run(cli, sv->hub, time(NULL), false);
 	pthread_mutex_unlock(&sv->hub_lock);
 	pthread_t lifecycler;
 	struct lifecycle_worker lw = {.cli = cli, .stop = &sv->stop, .interval_s = 86400};
 	pthread_create(&lifecycler, NULL, cli_lifecycle_thread, &lw);
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	pthread_t push, syncer, indexer;
 	sv->fts_relist = 1;
 	pthread_create(&push, NULL, push_thread, sv);
@@ -1055,9 +1060,6 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
 	struct outbox_worker ow = {.cli = cli, .stop = &sv->stop,
 				   .retry_base = OUTBOX_DEFAULT_RETRY_BASE, .interval_s = 2};
 	pthread_create(&outboxer, NULL, cli_outbox_thread, &ow);
-	printf("mailkeep serving %s (JMAP session at %s/.well-known/jmap), sync every %ld s\n",
-	       sv->public_url, sv->public_url, interval);
-	fflush(stdout);
 	int sig;
 	sigwait(&set, &sig);
 	printf("mailkeep: signal %d, stopping\n", sig);
