@@ -9,7 +9,7 @@ the real mailkeep binary.
 
 usage: cli_test.py [SCENARIO...]   (env MK_BIN: the mailkeep binary)
 """
-import os, re, shutil, socket, sqlite3, subprocess, sys, time, urllib.request
+import os, re, select, shutil, socket, sqlite3, subprocess, sys, time, urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from sync_test import BIN, Fixture, check, run, run_scenarios  # noqa: E402
@@ -151,14 +151,27 @@ def t_data_dir_access(tmp):
     check(r.returncode == 1 and "may only read" in r.stderr, "write in read-only dir: " + r.stderr)
 
 
+def read_until(proc, text, timeout=30):
+    """serve's stdout (unbuffered reads) until text appears or timeout."""
+    out, deadline = "", time.time() + timeout
+    while text not in out and time.time() < deadline:
+        ready, _, _ = select.select([proc.stdout], [], [], max(0, deadline - time.time()))
+        if ready:
+            data = os.read(proc.stdout.fileno(), 65536)
+            if not data:
+                break
+            out += data.decode(errors="replace")
+    return out
+
+
 def start_serve(h):
     serve = subprocess.Popen([BIN, "--data", h.dir, "serve", "--listen", "127.0.0.1:0",
                               "--sync-interval", "0", "--access-log", "/dev/null"],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    line = serve.stdout.readline()
-    m = re.search(r"session at (\S+?)\)", line)
-    check(m is not None, "serve did not start: " + line)
-    return serve, m.group(1)
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    out = read_until(serve, "lifecycle:")
+    m = re.search(r"session at (\S+?)\)", out)
+    check(m is not None, "serve did not start: " + out)
+    return serve, m.group(1), out
 
 
 def last_active(h, user):
@@ -191,13 +204,9 @@ def t_device_activity_lifecycle(tmp):
         set_active(h, "dave", now - 340 * DAY, warned=30)
         set_active(h, "erin", now - 340 * DAY)
         set_active(h, "fred", now - 400 * DAY)
-        serve, session = start_serve(h)
+        serve, session, out = start_serve(h)
         # The lifecycle round at start: erin warned, fred purged (dave was
         # warned already, so nothing more for him yet).
-        deadline = time.time() + 30
-        out = ""
-        while "lifecycle:" not in out and time.time() < deadline:
-            out += serve.stdout.readline()
         check("warning erin: 25 days" in out and "purging fred" in out, "serve lifecycle: " + out)
         check("lifecycle.warning" in h.audit_events("erin"), "erin's warning not audited")
         check(not os.path.exists(os.path.join(h.dir, "users", "fred")), "fred not purged")
