@@ -136,6 +136,10 @@ def t_data_dir_access(tmp):
     r = as_nobody([BIN, "--data", fx.data, "user", "list"])
     check(r.returncode == 1 and "belongs to user root" in r.stderr and "init" not in r.stderr,
           "another user's data dir: " + r.stderr)
+    os.chmod(fx.data, 0o755)  # others may enter, the files stay 0600
+    r = as_nobody([BIN, "--data", fx.data, "user", "list"])
+    check(r.returncode == 1 and "belongs to user root" in r.stderr, "readable dir: " + r.stderr)
+    os.chmod(fx.data, 0o700)
     ro = os.path.join(tmp, "dd-readonly")
     shutil.copytree(fx.data, ro)
     for dp, dns, fns in os.walk(ro):

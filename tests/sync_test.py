@@ -755,8 +755,20 @@ def t_export_names_keywords(tmp):
         served = serve_export(tmp, "names-served", out, "--listescape")
         try:
             got = served.server_state()
+            c = served.conn()
+            typ, data = c.lsub()
+            c.logout()
+            subscribed = set()
+            for line in data:
+                m = imapctl.LIST_RE.match(line) if isinstance(line, bytes) else None
+                if m:
+                    n = m.group("name")
+                    if n.startswith(b'"'):
+                        n = n[1:-1].replace(b'\\"', b'"').replace(b"\\\\", b"\\")
+                    subscribed.add(n.decode())
         finally:
             served.stop()
+        check(set(folders) <= subscribed, "subscriptions: %s" % sorted(subscribed))
         check(sorted(orig) == sorted(got), "folder names: %s vs %s" % (sorted(orig), sorted(got)))
         for name in orig:
             want = sorted((f, " ".join(k for k in kw.split() if k not in lost_kws), h)

@@ -107,6 +107,12 @@ const char *cli_data_dir(struct cli *cli, bool must_exist)
 			data_dir_error(cli->data_dir, errno);
 			return NULL;
 		}
+		/* A directory others may enter, with files only its owner reads. */
+		snprintf(marker, sizeof(marker), "%s/hub.db", cli->data_dir);
+		if (access(marker, R_OK) < 0 && errno == EACCES) {
+			data_dir_error(cli->data_dir, EACCES);
+			return NULL;
+		}
 	}
 	return cli->data_dir;
 }

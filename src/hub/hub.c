@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pwd.h>
 #include <sodium.h>
 #include <sqlite3.h>
 #include <stdarg.h>
@@ -220,6 +221,15 @@ static int db_open_readonly(struct hub *hub, const char *path, const char **erro
 		}
 		sqlite3_close_v2(hub->db);
 		hub->db = NULL;
+	}
+	struct stat st;
+	if (stat(path, &st) == 0 && st.st_uid != geteuid()) {
+		struct passwd *pw = getpwuid(st.st_uid);
+		return hub_fail(hub, error_r,
+				"cannot open %s: it belongs to user %s%s%u and this process runs as "
+				"uid %u: run mailkeep as its owner",
+				path, pw != NULL ? pw->pw_name : "", pw != NULL ? ", uid " : "uid ",
+				(unsigned)st.st_uid, (unsigned)geteuid());
 	}
 	return hub_fail(hub, error_r, "cannot open %s read-only", path);
 }
