@@ -1043,9 +1043,6 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
 	pthread_mutex_lock(&sv->hub_lock);
 	cli_lifecycle_run(cli, sv->hub, time(NULL), false);
 	pthread_mutex_unlock(&sv->hub_lock);
-	pthread_t lifecycler;
-	struct lifecycle_worker lw = {.cli = cli, .stop = &sv->stop, .interval_s = 86400};
-	pthread_create(&lifecycler, NULL, cli_lifecycle_thread, &lw);
 	sigset_t set;
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
@@ -1060,6 +1057,9 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
 	struct outbox_worker ow = {.cli = cli, .stop = &sv->stop,
 				   .retry_base = OUTBOX_DEFAULT_RETRY_BASE, .interval_s = 2};
 	pthread_create(&outboxer, NULL, cli_outbox_thread, &ow);
+	pthread_t lifecycler;
+	struct lifecycle_worker lw = {.cli = cli, .stop = &sv->stop, .interval_s = 86400};
+	pthread_create(&lifecycler, NULL, cli_lifecycle_thread, &lw);
 	int sig;
 	sigwait(&set, &sig);
 	printf("mailkeep: signal %d, stopping\n", sig);
