@@ -51,6 +51,13 @@ def t_account_add_checks(tmp):
         r = h.add_account("alice", "bob", "--smtp", s.url(), "--consent", expect=1)
         check("cannot log in to " + s.url() in r.stderr, r.stderr)
         check(counts(h) == (0, 0), "refused SMTP login stored")
+        # An SMTP server with an untrusted certificate: named, with what to do.
+        u = Smtpd(h.fx, tmp, "add-untrusted", "implicit-tls", "untrusted")
+        try:
+            r = h.add_account("alice", "alice", "--smtp", u.url(), "--consent", expect=1)
+            check("--ca-file" in r.stderr and "nothing was stored" in r.stderr, r.stderr)
+        finally:
+            u.stop()
         r = h.add_account("alice", "alice", "--smtp", s.url(), "--consent")
         check("IMAP and SMTP login checked" in r.stdout, r.stdout)
         check(s.received() == [], "the SMTP check sent something")

@@ -291,7 +291,11 @@ static enum smtp_result session_result(struct smtp_session *s, CURLcode rc,
 	if (rp->failure_code >= 400)
 		snprintf(reply_r, SMTP_REPLY_SIZE, "%s", rp->failure);
 	else
-		snprintf(reply_r, SMTP_REPLY_SIZE, "%s%s%s", curl_easy_strerror(rc),
-		         s->errbuf[0] != '\0' ? ": " : "", s->errbuf);
+		snprintf(reply_r, SMTP_REPLY_SIZE, "%s%s%s%s", curl_easy_strerror(rc),
+		         s->errbuf[0] != '\0' ? ": " : "", s->errbuf,
+		         rc == CURLE_PEER_FAILED_VERIFICATION
+		                 ? " (if you trust the authority that issued the server's "
+		                   "certificate, give its certificate with --ca-file)"
+		                 : "");
 	return res;
 }
