@@ -223,7 +223,8 @@ mk_failed() {
 
 if [ "$MK_OK" = yes ]; then
 	D=$RUN/mk-data
-	"$MK_BIN" --data "$D" init >"$RUN/mk-log" 2>&1 || mk_failed "init failed"
+	{ "$MK_BIN" --data "$D" init && "$MK_BIN" --data "$D" user add alice; } \
+		>"$RUN/mk-log" 2>&1 || mk_failed "init failed"
 fi
 if [ "$MK_OK" = yes ]; then
 	log "mailkeep sync from empty"
@@ -263,6 +264,7 @@ if [ "$BIG" = yes ] && [ "$MK_OK" = yes ]; then
 	run_ceiling >/dev/null
 	DB=$RUN/mk-data-big
 	"$MK_BIN" --data "$DB" init >/dev/null
+	"$MK_BIN" --data "$DB" user add alice >/dev/null
 	if mailkeep_sync "$DB" >/dev/null 2>>"$RUN/mk-log"; then
 		for i in 1 2 3 4 5; do
 			t0=$(now_ns)

@@ -51,6 +51,7 @@ class Fixture:
         return "imaps://%s:%s" % (host, self.env["UNTRUSTED_PORT"])
 
     def sync(self, url=None, expect=0, extra=()):
+        ensure_hub_user(self.data)
         r = run([BIN, "--data", self.data, "sync", "--user", "alice", "--imap", url or self.url(),
                  "--login", "alice", "--password-file", self.env["PASS_FILE"],
                  "--ca-file", self.env["CA_FILE"], "--quiet", *extra], expect=expect)
@@ -113,6 +114,14 @@ class Fixture:
                 raise AssertionError("%s: folder %s differs: missing %s extra %s different %s (%s vs %s)"
                                      % (what, name, sorted(only_s)[:5], sorted(only_h)[:5], diff[:5],
                                         [s[name][u] for u in diff[:1]], [h[name][u] for u in diff[:1]]))
+
+
+def ensure_hub_user(data, name="alice"):
+    """A sync needs a hub user to sync into (it refuses to make a store
+    nothing lists or purges): add name unless it is there."""
+    r = run([BIN, "--data", data, "user", "list"])
+    if not any(line.split()[:1] == [name] for line in r.stdout.splitlines()[1:]):
+        run([BIN, "--data", data, "user", "add", name])
 
 
 def run(argv, expect=0, stdin=None):
@@ -342,6 +351,7 @@ def t_kill_and_resume(tmp):
     store is consistent (no half-stored message)."""
     fx = Fixture(tmp, "kill", count=2500)
     try:
+        ensure_hub_user(fx.data)
         db = os.path.join(fx.data, "users", "alice", "store.db")
         argv = [BIN, "--data", fx.data, "sync", "--user", "alice", "--imap", fx.url(), "--login",
                 "alice", "--password-file", fx.env["PASS_FILE"], "--ca-file", fx.env["CA_FILE"],
@@ -412,6 +422,7 @@ def t_bad_server(tmp):
     fx = Fixture(tmp, "bad", count=10)
     fx.stop()
     data = fx.data
+    ensure_hub_user(data)
     script = [b"* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=PLAIN] hi\r\n"]
     # A TLS server is needed (we refuse plaintext): wrap with Python ssl.
     import ssl
@@ -657,6 +668,7 @@ def t_compress_and_progress(tmp):
         fx.assert_in_sync("with COMPRESS=DEFLATE")
         data2 = fx.data + "-tty"
         run([BIN, "--data", data2, "init"])
+        ensure_hub_user(data2)
         cmd = " ".join([BIN, "--data", data2, "sync", "--user", "alice", "--imap", fx.url(),
                         "--login", "alice", "--password-file", fx.env["PASS_FILE"],
                         "--ca-file", fx.env["CA_FILE"]])
@@ -673,6 +685,104 @@ def t_compress_and_progress(tmp):
         fx.stop()
 
 
+def serve_export(tmp, name, out, *start_args):
+    """Start a Dovecot (the fixture, with start_args) on a copy of the export
+    at out as alice's Maildir; returns the stoppable Fixture."""
+    fxdir = os.path.join(tmp, name)
+    os.makedirs(os.path.join(fxdir, "mail", "alice"))
+    shutil.copytree(out, os.path.join(fxdir, "mail", "alice", "Maildir"))
+    fx = Fixture.__new__(Fixture)
+    fx.dir = fxdir
+    r = subprocess.run(["bash", FIXTURE, "start", fxdir, *start_args], capture_output=True, text=True)
+    check(r.returncode == 0, "serving the export failed: " + r.stderr[-1500:])
+    fx.env = imapctl.read_env(fxdir)
+    return fx
+
+
+def t_export_names_keywords(tmp):
+    """Issue #9 item 8: distinct folders stay distinct ("a.b", "a_b" and the
+    hierarchy "a/b" on a server with '/' as separator), each with its own
+    keywords; keywords beyond Dovecot's 26 per folder are named on stderr and
+    the export exits 1. Served back by Dovecot with the listescape plugin,
+    every folder name, message, flag and keyword is the same."""
+    fx = Fixture(tmp, "names", "--listescape", "--users", "2", count=0)
+    try:
+        folders = {"a.b": "DotKw", "a_b": "UnderKw", "a/b": "ChildKw", "~tilde": "TildeKw",
+                   "back\\slash": "SlashKw", "x.y/z": "DeepKw"}
+        c = fx.conn()
+        for name in folders:
+            typ, data = c.create(imapctl.quote(name))
+            check(typ == "OK", "create %s: %s" % (name, data))
+        c.logout()
+        for name, kw in folders.items():
+            append(fx, name, ("Subject: in %s\r\n\r\nbody of %s\r\n" % (name, name)).encode(),
+                   "(\\Seen %s)" % kw)
+        # 15 keywords on alice's INBOX and 15 others on bob's: merged into
+        # one hosted INBOX, 30 keywords, 4 more than a maildir folder holds.
+        for i in range(15):
+            append(fx, "INBOX", ("Subject: a%d\r\n\r\nalice %d\r\n" % (i, i)).encode(),
+                   "(\\Flagged alice%02d)" % i)
+        b = imapctl.connect(fx.dir, "bob", "imaps")
+        for i in range(15):
+            typ, _ = b.append("INBOX", "(bob%02d)" % i, None,
+                              ("Subject: b%d\r\n\r\nbob %d\r\n" % (i, i)).encode())
+            check(typ == "OK", "append for bob")
+        b.logout()
+        fx.sync()
+        run([BIN, "--data", fx.data, "sync", "--user", "alice", "--imap", fx.url(),
+             "--login", "bob", "--password-file", os.path.join(fx.dir, "bob.pass"),
+             "--ca-file", fx.env["CA_FILE"], "--quiet"])
+        out = os.path.join(tmp, "names-export")
+        r = run([BIN, "--data", fx.data, "export", "--user", "alice", "--maildir", out], expect=1)
+        lost = re.findall(r'^folder "INBOX" uid \d+ \(([^)]*)\): keyword "([^"]*)"$', r.stderr, re.M)
+        check(len(lost) == 4 and "4 keywords not written" in r.stderr,
+              "unwritten keywords not reported exactly: " + r.stderr)
+        for path, kw in lost:
+            check(os.path.exists(path), "reported file %s missing" % path)
+        lost_kws = set(kw for _, kw in lost)
+        dirs = sorted(d for d in os.listdir(out) if d.startswith("."))
+        check(len(dirs) == len(set(dirs)) and len(dirs) >= len(folders),
+              "folders merged: %s" % dirs)
+        orig = fx.server_state()
+        bob = imapctl.connect(fx.dir, "bob", "imaps")
+        bob.select("INBOX", readonly=True)
+        typ, data = bob.uid("FETCH", "1:*", "(UID FLAGS BODY.PEEK[])")
+        bob.logout()
+        for item in data:
+            if isinstance(item, tuple):
+                fl = re.search(r"FLAGS \(([^)]*)\)", item[0].decode()).group(1).split()
+                bits = sum(FLAG_BITS.get(f, 0) for f in fl)
+                kws = " ".join(sorted(f for f in fl if not f.startswith("\\")))
+                orig["INBOX"][-len(orig["INBOX"]) - 1] = (bits, kws, hashlib.sha256(item[1]).hexdigest())
+        served = serve_export(tmp, "names-served", out, "--listescape")
+        try:
+            got = served.server_state()
+            c = served.conn()
+            typ, data = c.lsub()
+            c.logout()
+            subscribed = set()
+            for line in data:
+                m = imapctl.LIST_RE.match(line) if isinstance(line, bytes) else None
+                if m:
+                    n = m.group("name")
+                    if n.startswith(b'"'):
+                        n = n[1:-1].replace(b'\\"', b'"').replace(b"\\\\", b"\\")
+                    subscribed.add(n.decode())
+        finally:
+            served.stop()
+        check(set(folders) <= subscribed, "subscriptions: %s" % sorted(subscribed))
+        check(sorted(orig) == sorted(got), "folder names: %s vs %s" % (sorted(orig), sorted(got)))
+        for name in orig:
+            want = sorted((f, " ".join(k for k in kw.split() if k not in lost_kws), h)
+                          for f, kw, h in orig[name].values())
+            check(want == sorted(got[name].values()),
+                  "folder %s differs when served: %s vs %s" % (name, want[:3], sorted(got[name].values())[:3]))
+        for name, kw in folders.items():
+            check([k for _, k, _ in got[name].values()] == [kw], "keyword of %s: %s" % (name, got[name]))
+    finally:
+        fx.stop()
+
+
 SCENARIOS = {
     "incremental": t_initial_and_incremental,
     "tiers": t_tiers,
@@ -685,6 +795,7 @@ SCENARIOS = {
     "second-look-uids": t_second_look_uids,
     "compress-progress": t_compress_and_progress,
     "server-no": t_server_no,
+    "export-names-keywords": t_export_names_keywords,
 }
 
 

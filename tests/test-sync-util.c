@@ -112,6 +112,20 @@ static void test_urls(void)
 	      0);
 }
 
+/* Duplicate accounts (issue #9 item 15): the same server however written. */
+static void test_same_server(void)
+{
+	CHECK(imap_url_same_server("imaps://imap.example.com", "imaps://imap.example.com:993/"));
+	CHECK(imap_url_same_server("imap://imap.example.com", "imaps://IMAP.Example.com"));
+	CHECK(imap_url_same_server("imap://imap.example.com:143", "imaps://imap.example.com.:993"));
+	CHECK(imap_url_same_server("imaps://127.0.0.1:10993", "imaps://127.0.0.1:10993"));
+	CHECK(imap_url_same_server("imaps://[::1]:993", "imap://[::1]"));
+	CHECK(!imap_url_same_server("imaps://imap.example.com", "imaps://imap.example.org"));
+	CHECK(!imap_url_same_server("imaps://127.0.0.1:10993", "imaps://127.0.0.1:10994"));
+	CHECK(!imap_url_same_server("imap://h:993", "imaps://h:143"));
+	CHECK(!imap_url_same_server("imaps://h", "bogus"));
+}
+
 int main(void)
 {
 	test_uidsets();
@@ -119,5 +133,6 @@ int main(void)
 	test_dates();
 	test_roles();
 	test_urls();
+	test_same_server();
 	TEST_DONE("test-sync-util");
 }

@@ -1,6 +1,7 @@
 #ifndef MK_CLI_H
 #define MK_CLI_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -28,6 +29,20 @@ cli_cmd_fn cmd_init, cmd_sync, cmd_export, cmd_user, cmd_account, cmd_audit, cmd
  * prints a summary per account. Opens its own hub and store. */
 int cli_sync_stored(struct cli *cli, const char *user, int64_t only_account, const char *ppfile,
 		    enum imap_compress_mode compress, bool quiet);
+
+struct hub;
+/* One lifecycle round over all users at now (warnings 30 and 7 days before
+ * the purge, then the purge; see 'lifecycle --help'), printing what it does.
+ * Returns EXIT_OK or EXIT_FAIL. */
+int cli_lifecycle_run(struct cli *cli, struct hub *hub, int64_t now, bool dry_run);
+/* serve's lifecycle thread: a round every interval_s seconds (the first
+ * interval_s after it starts), each with its own hub handle, until *stop. */
+struct lifecycle_worker {
+	struct cli *cli;
+	volatile sig_atomic_t *stop;
+	unsigned interval_s;
+};
+void *cli_lifecycle_thread(void *context);
 
 /* Print "mailkeep: <message>" to stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -1,7 +1,9 @@
 /* mailkeep account add|list|remove */
 #include <getopt.h>
 #include <limits.h>
+#include <curl/curl.h>
 #include <openssl/evp.h>
+#include <strings.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,7 +12,9 @@
 
 #include "cli.h"
 #include "hub/hub.h"
+#include "imap/imap-client.h"
 #include "imap/imap-url.h"
+#include "smtp/smtp.h"
 #include "lib/buf.h"
 #include "store/store-outbox.h"
 #include "store/store.h"
@@ -20,7 +24,7 @@ static void account_usage(FILE *f)
 	fprintf(f,
 		"usage: mailkeep --data DIR account add --user NAME --imap URL [--smtp URL]\n"
 		"                --login ADDR --password-file F [--ca-file CA.pem]\n"
-		"                [--passphrase-file P] [--consent]\n"
+		"                [--passphrase-file P] [--consent] [--no-check]\n"
 		"       mailkeep --data DIR account list --user NAME\n"
 		"       mailkeep --data DIR account password --user NAME ID --password-file F\n"
 		"                [--passphrase-file P]\n"
@@ -34,28 +38,17 @@ static void account_usage(FILE *f)
 		"        nothing. The password is stored only sealed. --imap is imaps://host[:port]\n"
 		"        or imap://host[:port] (STARTTLS); --smtp submissions://host[:port] or\n"
 		"        smtp://host[:port] (STARTTLS). Zero-access users give their passphrase\n"
-		"        with --passphrase-file.\n"
+		"        with --passphrase-file. Before anything is stored it connects and logs\n"
+		"        in to the IMAP server (and the SMTP server when given) with the\n"
+		"        password; --no-check skips that (for setting up offline). The same\n"
+		"        login on the same server (imap:// on 143 and imaps:// on 993 of one\n"
+		"        host are one server) is refused as a duplicate.\n"
 		"list    shows the user's accounts.\n"
 		"password  replaces the stored password (the old sealed copy stops opening).\n"
 		"set     changes the account's server settings. The password is sealed for\n"
 		"        exactly the servers, login and CA it goes to, so it is entered again.\n"
 		"remove  with --all-devices deletes the account's sealed credentials, its key\n"
 		"        and every copy of its mail from this hub, and prints a receipt.\n");
-}
-
-static int smtp_url_valid(const char *url)
-{
-	char host[256], port[8];
-	enum imap_security sec;
-	char tmp[600];
-	/* Same shape as the IMAP URLs; only the scheme differs. */
-	if (strncmp(url, "submissions://", 14) == 0)
-		snprintf(tmp, sizeof(tmp), "imaps://%s", url + 14);
-	else if (strncmp(url, "smtp://", 7) == 0)
-		snprintf(tmp, sizeof(tmp), "imap://%s", url + 7);
-	else
-		return -1;
-	return imap_url_parse(tmp, host, sizeof(host), port, sizeof(port), &sec);
 }
 
 /* The disclosure shown before consent; the same text the device API and web
@@ -108,6 +101,63 @@ static int disclosure_build(struct hub *hub, const struct hub_user *u, const cha
 	return b->len > 0 ? 0 : -1;
 }
 
+/* The user's account with the same login on the same IMAP server, or NULL.
+ * Logins are compared without case: providers treat them so. */
+static const struct hub_account *account_duplicate(const struct hub_account *a, size_t n,
+						   const char *imap, const char *login)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcasecmp(a[i].login, login) == 0 && imap_url_same_server(a[i].imap_url, imap))
+			return &a[i];
+	return NULL;
+}
+
+#define ACCOUNT_CHECK_TIMEOUT_MS 30000
+
+/* Connect and log in with what was given, before anything is stored: the
+ * IMAP server, then the SMTP server when given (AUTH only, nothing sent).
+ * Prints what failed. Returns 0 when both accepted the login. */
+static int account_check_login(const char *imap, const char *smtp, const char *login,
+			       const char *ca, const char *password)
+{
+	char host[256], port[8];
+	const char *err;
+	struct imap_client_settings set = {.ca_file = ca,
+					   .timeout_ms = ACCOUNT_CHECK_TIMEOUT_MS,
+					   .compress = IMAP_COMPRESS_NO};
+	if (imap_url_parse(imap, host, sizeof(host), port, sizeof(port), &set.security) < 0)
+		return -1;
+	set.host = host;
+	set.port = port;
+	struct imap_client *client = NULL;
+	if (imap_client_connect(&set, &client, &err) < 0) {
+		cli_error("cannot connect to %s: %s; nothing was stored", imap, err);
+		return -1;
+	}
+	int r = imap_client_login(client, login, password, &err);
+	if (r < 0) {
+		cli_error("%s refused the login of %s: %s; nothing was stored", imap, login, err);
+		imap_client_free(&client);
+		return -1;
+	}
+	imap_client_logout(client);
+	imap_client_free(&client);
+	if (smtp == NULL)
+		return 0;
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	struct smtp_settings ss = {.url = smtp,
+				   .ca_file = ca,
+				   .login = login,
+				   .password = password,
+				   .timeout_ms = ACCOUNT_CHECK_TIMEOUT_MS};
+	char reply[SMTP_REPLY_SIZE];
+	if (smtp_check_login(&ss, reply) != SMTP_SENT) {
+		cli_error("cannot log in to %s as %s: %s; nothing was stored", smtp, login, reply);
+		return -1;
+	}
+	return 0;
+}
+
 static void sha256_hex(const void *data, size_t len, char hex[65])
 {
 	unsigned char md[32];
@@ -128,11 +178,12 @@ static int account_add(struct hub *hub, int argc, char **argv)
 		{"passphrase-file", required_argument, NULL, 'P'},
 		{"ca-file", required_argument, NULL, 'c'},
 		{"consent", no_argument, NULL, 'y'},
+		{"no-check", no_argument, NULL, 'n'},
 		{NULL, 0, NULL, 0},
 	};
 	const char *user = NULL, *imap = NULL, *smtp = NULL, *login = NULL, *pwfile = NULL;
 	const char *ppfile = NULL, *ca = NULL, *err;
-	bool consent = false;
+	bool consent = false, check = true;
 	int c;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -145,6 +196,7 @@ static int account_add(struct hub *hub, int argc, char **argv)
 		case 'P': ppfile = optarg; break;
 		case 'c': ca = optarg; break;
 		case 'y': consent = true; break;
+		case 'n': check = false; break;
 		default: return EXIT_USAGE;
 		}
 	}
@@ -158,7 +210,7 @@ static int account_add(struct hub *hub, int argc, char **argv)
 		cli_error("bad --imap URL '%s': use imaps://host[:port] or imap://host[:port]", imap);
 		return EXIT_USAGE;
 	}
-	if (smtp != NULL && smtp_url_valid(smtp) < 0) {
+	if (smtp != NULL && !smtp_url_valid(smtp)) {
 		cli_error("bad --smtp URL '%s': use submissions://host[:port] or smtp://host[:port]",
 			  smtp);
 		return EXIT_USAGE;
@@ -184,6 +236,22 @@ static int account_add(struct hub *hub, int argc, char **argv)
 			  user);
 		return EXIT_USAGE;
 	}
+	struct hub_account *existing = NULL;
+	size_t n_existing = 0;
+	if (hub_account_list(hub, u.id, &existing, &n_existing, &err) < 0) {
+		cli_error("%s", err);
+		return EXIT_FAIL;
+	}
+	const struct hub_account *dup = account_duplicate(existing, n_existing, imap, login);
+	if (dup != NULL) {
+		cli_error("%s already has account %lld for %s on %s: not added again (change its "
+			  "password with 'mailkeep account password --user %s %lld')",
+			  user, (long long)dup->id, dup->login, dup->imap_url, user,
+			  (long long)dup->id);
+		hub_accounts_free(&existing, n_existing);
+		return EXIT_FAIL;
+	}
+	hub_accounts_free(&existing, n_existing);
 
 	struct buf text;
 	buf_init(&text, 16384);
@@ -216,6 +284,8 @@ static int account_add(struct hub *hub, int argc, char **argv)
 		cli_error("%s", err);
 		goto out;
 	}
+	if (check && account_check_login(imap, smtp, login, ca, password) < 0)
+		goto out;
 	if (u.zero_access) {
 		struct audit_detail d[] = {{"via", "cli"}};
 		hub_audit(hub, &u, AUDIT_USER_SIGNIN, 0, d, 1, &err);
@@ -226,16 +296,20 @@ static int account_add(struct hub *hub, int argc, char **argv)
 		goto out;
 	}
 	struct audit_detail cd[] = {{"disclosure", id}, {"tool", tool}};
-	struct audit_detail ad[] = {{"imap", imap}, {"smtp", smtp != NULL ? smtp : "none"},
-				    {"login", login}};
+	struct audit_detail ad[] = {{"imap", imap},
+				    {"smtp", smtp != NULL ? smtp : "none"},
+				    {"login", login},
+				    {"login_checked", check ? "yes" : "no"}};
 	if (hub_consent_record(hub, u.id, account_id, id, tool, &err) < 0 ||
 	    hub_audit(hub, &u, AUDIT_CONSENT_GIVEN, account_id, cd, 2, &err) < 0 ||
-	    hub_audit(hub, &u, AUDIT_ACCOUNT_ADDED, account_id, ad, 3, &err) < 0 ||
+	    hub_audit(hub, &u, AUDIT_ACCOUNT_ADDED, account_id, ad, 4, &err) < 0 ||
 	    hub_user_touch(hub, u.id, time(NULL), &err) < 0) {
 		cli_error("%s", err);
 		goto out;
 	}
-	printf("added account %lld for %s (consent recorded)\n", (long long)account_id, user);
+	printf("added account %lld for %s (consent recorded%s)\n", (long long)account_id, user,
+	       check ? (smtp != NULL ? "; IMAP and SMTP login checked" : "; IMAP login checked")
+		     : "; login not checked");
 	ret = EXIT_OK;
 out:
 	vault_kek_free(&kek);
@@ -361,7 +435,7 @@ static int account_set(struct hub *hub, int argc, char **argv)
 		cli_error("bad --imap URL '%s': use imaps://host[:port] or imap://host[:port]", imap);
 		return EXIT_USAGE;
 	}
-	if (smtp != NULL && strcmp(smtp, "none") != 0 && smtp_url_valid(smtp) < 0) {
+	if (smtp != NULL && strcmp(smtp, "none") != 0 && !smtp_url_valid(smtp)) {
 		cli_error("bad --smtp URL '%s': use submissions://host[:port] or smtp://host[:port]",
 			  smtp);
 		return EXIT_USAGE;

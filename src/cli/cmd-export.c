@@ -14,7 +14,10 @@ static void export_usage(FILE *f)
 		   "or be empty): INBOX at the root, other folders as .Name with '.' as the\n"
 		   "hierarchy separator, messages byte-exact with their flags in the file names\n"
 		   "(:2,DFRST plus keyword letters listed in dovecot-keywords) and the internal\n"
-		   "date as the file time. Dovecot can serve OUT as it is.\n");
+		   "date as the file time. Dovecot can serve OUT as it is. A '.', '/' or '\\' in\n"
+		   "a folder name is written as \\NN (hex), as Dovecot's listescape plugin stores\n"
+		   "it: serve such folders with that plugin. Dovecot's maildir holds 26 keywords\n"
+		   "per folder; any keyword beyond is listed on stderr and the exit status is 1.\n");
 }
 
 int cmd_export(struct cli *cli, int argc, char **argv)
@@ -57,10 +60,23 @@ int cmd_export(struct cli *cli, int argc, char **argv)
 	int r = maildir_export(store, out, &st, &err);
 	store_close(&store);
 	if (r < 0) {
+		maildir_export_stats_free(&st);
 		cli_error("export failed: %s", err);
 		return EXIT_FAIL;
 	}
 	printf("exported %u folders, %llu messages, %.1f MB to %s\n", st.folders, st.messages,
 	       (double)st.bytes / 1e6, out);
+	if (st.keywords_unwritten > 0) {
+		/* The export is complete except for these: say exactly which. */
+		fputs(buf_str(&st.unwritten), stderr);
+		if (st.unwritten_truncated)
+			fprintf(stderr, "(list cut short)\n");
+		cli_error("export incomplete: %llu keywords not written (Dovecot's maildir holds "
+			  "at most 26 keywords per folder); every message and flag was written",
+			  st.keywords_unwritten);
+		maildir_export_stats_free(&st);
+		return EXIT_FAIL;
+	}
+	maildir_export_stats_free(&st);
 	return EXIT_OK;
 }

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "hub/hub.h"
@@ -19,9 +20,10 @@ static void lifecycle_usage(FILE *f)
 		   "Users inactive for inactive_purge_days (mailkeep.conf, default 365) are\n"
 		   "purged with everything they have on the hub. 30 and 7 days before, they are\n"
 		   "warned: an entry in their audit log and a message in their hosted inbox.\n"
-		   "Any activity (a sync, adding an account) restarts the period. --dry-run\n"
-		   "only lists what would happen; --now evaluates at another time (for tests\n"
-		   "and what-if). The daemon will run this daily.\n");
+		   "Any activity (a sync, adding an account, a device signing in or using the\n"
+		   "API of 'serve') restarts the period. --dry-run only lists what would\n"
+		   "happen; --now evaluates at another time (for tests and what-if). 'serve'\n"
+		   "runs this when it starts and once a day.\n");
 }
 
 static int warn_user(struct cli *cli, struct hub *hub, const struct hub_user *u, int days_left,
@@ -75,39 +77,14 @@ static int warn_user(struct cli *cli, struct hub *hub, const struct hub_user *u,
 	return r;
 }
 
-int cmd_lifecycle(struct cli *cli, int argc, char **argv)
+int cli_lifecycle_run(struct cli *cli, struct hub *hub, int64_t now, bool dry_run)
 {
-	bool dry_run = false;
-	int64_t now = time(NULL);
-	if (argc < 2 || cli_is_help(argv[1]) || strcmp(argv[1], "run") != 0) {
-		lifecycle_usage(argc >= 2 && cli_is_help(argv[1]) ? stdout : stderr);
-		return argc >= 2 && cli_is_help(argv[1]) ? EXIT_OK : EXIT_USAGE;
-	}
-	for (int i = 2; i < argc; i++) {
-		if (strcmp(argv[i], "--dry-run") == 0) {
-			dry_run = true;
-		} else if (strcmp(argv[i], "--now") == 0 && i + 1 < argc) {
-			char *end;
-			now = strtoll(argv[++i], &end, 10);
-			if (*end != '\0' || now <= 0) {
-				cli_error("--now takes seconds since the epoch");
-				return EXIT_USAGE;
-			}
-		} else {
-			lifecycle_usage(stderr);
-			return EXIT_USAGE;
-		}
-	}
-	struct hub *hub;
-	if (cli_open_hub(cli, false, &hub) < 0)
-		return EXIT_FAIL;
 	const char *err;
 	struct hub_user *users;
 	size_t n;
 	int ret = EXIT_OK;
 	if (hub_user_list(hub, &users, &n, &err) < 0) {
 		cli_error("%s", err);
-		hub_close(&hub);
 		return EXIT_FAIL;
 	}
 	int64_t period = (int64_t)hub_get_settings(hub)->inactive_purge_days * DAY;
@@ -136,7 +113,56 @@ int cmd_lifecycle(struct cli *cli, int argc, char **argv)
 	}
 	printf("lifecycle%s: %zu users, %u %swarned, %u %spurged\n", dry_run ? " (dry run)" : "",
 	       n, warned, dry_run ? "to be " : "", purged, dry_run ? "to be " : "");
+	fflush(stdout);
 	free(users);
+	return ret;
+}
+
+void *cli_lifecycle_thread(void *context)
+{
+	struct lifecycle_worker *w = context;
+	time_t next = time(NULL) + (time_t)w->interval_s;
+	while (!*w->stop) {
+		if (time(NULL) >= next) {
+			struct hub *hub;
+			if (cli_open_hub(w->cli, false, &hub) == 0) {
+				cli_lifecycle_run(w->cli, hub, time(NULL), false);
+				hub_close(&hub);
+			}
+			next = time(NULL) + (time_t)w->interval_s;
+		}
+		sleep(1);
+	}
+	return NULL;
+}
+
+int cmd_lifecycle(struct cli *cli, int argc, char **argv)
+{
+	bool dry_run = false;
+	int64_t now = time(NULL);
+	if (argc < 2 || cli_is_help(argv[1]) || strcmp(argv[1], "run") != 0) {
+		lifecycle_usage(argc >= 2 && cli_is_help(argv[1]) ? stdout : stderr);
+		return argc >= 2 && cli_is_help(argv[1]) ? EXIT_OK : EXIT_USAGE;
+	}
+	for (int i = 2; i < argc; i++) {
+		if (strcmp(argv[i], "--dry-run") == 0) {
+			dry_run = true;
+		} else if (strcmp(argv[i], "--now") == 0 && i + 1 < argc) {
+			char *end;
+			now = strtoll(argv[++i], &end, 10);
+			if (*end != '\0' || now <= 0) {
+				cli_error("--now takes seconds since the epoch");
+				return EXIT_USAGE;
+			}
+		} else {
+			lifecycle_usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	struct hub *hub;
+	if (cli_open_hub(cli, false, &hub) < 0)
+		return EXIT_FAIL;
+	int ret = cli_lifecycle_run(cli, hub, now, dry_run);
 	hub_close(&hub);
 	return ret;
 }

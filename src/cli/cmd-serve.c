@@ -195,6 +195,17 @@ static int authenticate_password(struct serve *sv, const char *name, const char 
 	return 0;
 }
 
+/* Signing in and API use are activity for the lifecycle (one write per
+ * user per HUB_ACTIVITY_RESOLUTION at most). */
+static void note_activity(struct serve *sv, const struct principal *p)
+{
+	const char *err;
+	pthread_mutex_lock(&sv->hub_lock);
+	if (hub_user_activity(sv->hub, &p->user, time(NULL), &err) < 0)
+		fprintf(stderr, "mailkeep: %s\n", err);
+	pthread_mutex_unlock(&sv->hub_lock);
+}
+
 /* 0 signed in, -1 not (no or bad credentials), -2 limited, -3 busy. */
 static int authenticate(struct serve *sv, const struct http_request *req, struct principal *p,
 			unsigned *retry_after_r)
@@ -214,6 +225,7 @@ static int authenticate(struct serve *sv, const struct http_request *req, struct
 		}
 		p->device_id = d.id;
 		snprintf(p->label, sizeof(p->label), "%s/%s", p->user.name, d.name);
+		note_activity(sv, p);
 		return 0;
 	}
 	if (strncasecmp(h, "Basic ", 6) != 0)
@@ -234,6 +246,8 @@ static int authenticate(struct serve *sv, const struct http_request *req, struct
 	}
 	if (raw != NULL)
 		sodium_free(raw);
+	if (r == 0)
+		note_activity(sv, p);
 	return r;
 }
 
@@ -1163,6 +1177,15 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
 	while (ul > 0 && sv->public_url[ul - 1] == '/')
 		sv->public_url[--ul] = '\0';
 
+	printf("mailkeep serving %s (JMAP session at %s/.well-known/jmap), sync every %ld s\n",
+	       sv->public_url, sv->public_url, interval);
+	fflush(stdout);
+	/* The inactivity lifecycle (cmd-lifecycle.c): a round now, before any
+	 * thread opens a user's store (a purge must not race the indexer
+	 * re-creating the store it removes), then one a day. */
+	pthread_mutex_lock(&sv->hub_lock);
+	cli_lifecycle_run(cli, sv->hub, time(NULL), false);
+	pthread_mutex_unlock(&sv->hub_lock);
 	sigset_t set;
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
@@ -1177,9 +1200,9 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
 	struct outbox_worker ow = {.cli = cli, .stop = &sv->stop,
 				   .retry_base = OUTBOX_DEFAULT_RETRY_BASE, .interval_s = 2};
 	pthread_create(&outboxer, NULL, cli_outbox_thread, &ow);
-	printf("mailkeep serving %s (JMAP session at %s/.well-known/jmap), sync every %ld s\n",
-	       sv->public_url, sv->public_url, interval);
-	fflush(stdout);
+	pthread_t lifecycler;
+	struct lifecycle_worker lw = {.cli = cli, .stop = &sv->stop, .interval_s = 86400};
+	pthread_create(&lifecycler, NULL, cli_lifecycle_thread, &lw);
 	int sig;
 	sigwait(&set, &sig);
 	printf("mailkeep: signal %d, stopping\n", sig);
@@ -1188,6 +1211,7 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
 	pthread_join(syncer, NULL);
 	pthread_join(indexer, NULL);
 	pthread_join(outboxer, NULL);
+	pthread_join(lifecycler, NULL);
 	pthread_mutex_lock(&sv->push_lock);
 	for (size_t i = 0; i < SERVE_MAX_STREAMS; i++) {
 		if (sv->streams[i].stream != NULL) {

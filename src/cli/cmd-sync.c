@@ -326,12 +326,23 @@ int cmd_sync(struct cli *cli, int argc, char **argv)
 		cli_error("bad --login: empty or contains a line break");
 		return EXIT_USAGE;
 	}
-	char *password = cli_read_secret(pwfile);
-	if (password == NULL)
+	/* Only a hub user gets a hosted mailbox: a store made for any other name
+	 * would be listed, warned and purged by nothing. */
+	struct hub *hub = NULL;
+	struct hub_user u;
+	const char *err;
+	if (cli_open_hub(cli, false, &hub) < 0)
 		return EXIT_FAIL;
+	if (hub_user_get(hub, user, &u, &err) < 0) {
+		cli_error("%s", err);
+		hub_close(&hub);
+		return EXIT_FAIL;
+	}
+	char *password = cli_read_secret(pwfile);
 	struct store *store = NULL;
-	if (cli_open_user_store(cli, user, true, &store) < 0) {
+	if (password == NULL || cli_open_user_store(cli, user, true, &store) < 0) {
 		cli_secret_free(&password);
+		hub_close(&hub);
 		return EXIT_FAIL;
 	}
 	char key[1024];
@@ -345,5 +356,8 @@ int cmd_sync(struct cli *cli, int argc, char **argv)
 			       .quiet = quiet};
 	int ret = sync_one(store, &job, &password);
 	store_close(&store);
+	if (hub_user_touch(hub, u.id, time(NULL), &err) < 0)
+		cli_error("%s", err);
+	hub_close(&hub);
 	return ret;
 }

@@ -1,6 +1,7 @@
 /* mailkeep: the command-line entry point. */
 #include <errno.h>
 #include <limits.h>
+#include <pwd.h>
 #include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -66,6 +67,34 @@ bool cli_is_help(const char *arg)
 	return strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0;
 }
 
+/* Why DIR/mailkeep.version could not be seen (err: access's errno): say
+ * what to do. A directory we may not enter is usually another user's. */
+static void data_dir_error(const char *dir, int err)
+{
+	struct stat st;
+	if (err == EACCES && stat(dir, &st) == 0 && st.st_uid != geteuid()) {
+		struct passwd *pw = getpwuid(st.st_uid);
+		char owner[64];
+		if (pw != NULL)
+			snprintf(owner, sizeof(owner), "%s", pw->pw_name);
+		else
+			snprintf(owner, sizeof(owner), "uid %u", (unsigned)st.st_uid);
+		cli_error("%s belongs to user %s and this process (uid %u) may not open it: run "
+			  "mailkeep as %s (e.g. 'sudo -u %s mailkeep --data %s ...')",
+			  dir, owner, (unsigned)geteuid(), owner, owner, dir);
+	} else if (err == EACCES) {
+		cli_error("permission denied reading %s: mailkeep needs read access to the data "
+			  "directory (mode 0700, owned by the user that runs it)",
+			  dir);
+	} else if (err == ENOENT) {
+		cli_error("%s is not a mailkeep data directory (run 'mailkeep --data %s init' "
+			  "first)",
+			  dir, dir);
+	} else {
+		cli_error("cannot open the data directory %s: %s", dir, strerror(err));
+	}
+}
+
 const char *cli_data_dir(struct cli *cli, bool must_exist)
 {
 	if (cli->data_dir == NULL) {
@@ -77,9 +106,13 @@ const char *cli_data_dir(struct cli *cli, bool must_exist)
 		char marker[PATH_MAX];
 		snprintf(marker, sizeof(marker), "%s/mailkeep.version", cli->data_dir);
 		if (access(marker, F_OK) < 0) {
-			cli_error("%s is not a mailkeep data directory (run 'mailkeep --data %s "
-				  "init' first)",
-				  cli->data_dir, cli->data_dir);
+			data_dir_error(cli->data_dir, errno);
+			return NULL;
+		}
+		/* A directory others may enter, with files only its owner reads. */
+		snprintf(marker, sizeof(marker), "%s/hub.db", cli->data_dir);
+		if (access(marker, R_OK) < 0 && errno == EACCES) {
+			data_dir_error(cli->data_dir, EACCES);
 			return NULL;
 		}
 	}

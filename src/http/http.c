@@ -12,6 +12,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -1126,6 +1127,52 @@ static void sweeper_stop(struct http_server *server)
 	server->sweeper_started = false;
 }
 
+/* libmicrohttpd says only that the daemon did not start. Say why: bind the
+ * address ourselves (the daemon is gone, so nothing of ours holds it) to
+ * tell a busy or forbidden address from a certificate or key GnuTLS
+ * refused. */
+static void start_failure_text(const struct http_settings *settings,
+                               const struct sockaddr_storage *ss, char *buf, size_t size)
+{
+	int bind_errno = 0;
+	int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		bind_errno = errno;
+	} else {
+		int one = 1;
+		(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		socklen_t len = ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+		                                          : sizeof(struct sockaddr_in);
+		if (bind(fd, (const struct sockaddr *)ss, len) < 0)
+			bind_errno = errno;
+		close(fd);
+	}
+	if (bind_errno == EADDRINUSE)
+		snprintf(buf, size,
+		         "cannot listen on %s port %u: the address is in use (another process "
+		         "listens there: stop it or choose another --listen)",
+		         settings->address, settings->port);
+	else if (bind_errno == EACCES)
+		snprintf(buf, size,
+		         "cannot listen on %s port %u: permission denied (ports below 1024 need "
+		         "privileges: choose a higher port)",
+		         settings->address, settings->port);
+	else if (bind_errno != 0)
+		snprintf(buf, size, "cannot listen on %s port %u: %s", settings->address,
+		         settings->port, strerror(bind_errno));
+	else if (settings->tls_cert_file != NULL)
+		snprintf(buf, size,
+		         "cannot start the HTTPS server on %s port %u: the TLS certificate %s or "
+		         "key %s was refused (each must be PEM, and the key must match the "
+		         "certificate)",
+		         settings->address, settings->port, settings->tls_cert_file,
+		         settings->tls_key_file);
+	else
+		snprintf(buf, size,
+		         "cannot start the HTTP server on %s port %u (out of memory or threads)",
+		         settings->address, settings->port);
+}
+
 int http_server_start(const struct http_settings *settings, http_handler_t *handler, void *ctx,
                       struct http_server **server_r, const char **error_r)
 {
@@ -1248,10 +1295,7 @@ int http_server_start(const struct http_settings *settings, http_handler_t *hand
 		pthread_mutex_destroy(&server->conn_lock);
 		pthread_mutex_destroy(&server->log_lock);
 		free(server);
-		snprintf(error_buf, sizeof(error_buf),
-		         "cannot start the HTTP server on %s port %u (address in use, "
-		         "or a bad TLS certificate or key)",
-		         settings->address, settings->port);
+		start_failure_text(settings, &ss, error_buf, sizeof(error_buf));
 		*error_r = error_buf;
 		return -1;
 	}

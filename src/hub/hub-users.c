@@ -150,6 +150,14 @@ int hub_user_touch(struct hub *hub, int64_t user_id, int64_t now, const char **e
 			       user_id, now, error_r);
 }
 
+int hub_user_activity(struct hub *hub, const struct hub_user *user, int64_t now,
+		      const char **error_r)
+{
+	if (user->warned_days == 0 && now - user->last_active < HUB_ACTIVITY_RESOLUTION)
+		return 0;
+	return hub_user_touch(hub, user->id, now, error_r);
+}
+
 int hub_user_set_warned(struct hub *hub, int64_t user_id, int days, const char **error_r)
 {
 	return user_update_int(hub, "UPDATE users SET warned_days = ?2 WHERE id = ?1", user_id,

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pwd.h>
 #include <sodium.h>
 #include <sqlite3.h>
 #include <stdarg.h>
@@ -79,7 +80,9 @@ int hub_db_fail(struct hub *hub, const char **error_r, const char *what)
 	if (code == SQLITE_BUSY || code == SQLITE_LOCKED)
 		return hub_fail_temporary(hub, error_r, "hub database: %s: %s", what,
 					  sqlite3_errmsg(hub->db));
-	return hub_fail(hub, error_r, "hub database: %s: %s", what, sqlite3_errmsg(hub->db));
+	bool readonly = (sqlite3_extended_errcode(hub->db) & 0xff) == SQLITE_READONLY;
+	return hub_fail(hub, error_r, "hub database: %s: %s%s%s", what, sqlite3_errmsg(hub->db),
+			readonly ? ": this process may only read " : "", readonly ? hub->dir : "");
 }
 
 int hub_prepare(struct hub *hub, const char *sql, sqlite3_stmt **st_r, const char **error_r)
@@ -234,10 +237,77 @@ static int schema_upgrade(struct hub *hub, const char *path, const char **error_
 	return 0;
 }
 
+/* "file:" URI of path for SQLite with query (percent-encoding what a URI
+ * path cannot carry). Returns 0, or -1 if it does not fit. */
+static int db_uri(const char *path, const char *query, char *out, size_t size)
+{
+	size_t o = 0;
+	int n = snprintf(out, size, "file:");
+	if (n < 0 || (size_t)n >= size)
+		return -1;
+	o = (size_t)n;
+	for (const unsigned char *p = (const unsigned char *)path; *p != '\0'; p++) {
+		if (o + 4 >= size)
+			return -1;
+		if (*p == '?' || *p == '#' || *p == '%' || *p < 0x21 || *p >= 0x7f)
+			o += (size_t)snprintf(out + o, size - o, "%%%02X", *p);
+		else
+			out[o++] = (char)*p;
+	}
+	n = snprintf(out + o, size - o, "?%s", query);
+	return n < 0 || (size_t)n >= size - o ? -1 : 0;
+}
+
+/* A data directory this process may read but not write (a read-only mount,
+ * another user's backup copy): hub.db is opened read-only, so commands
+ * that only read (user list, account list, audit) work, and the first
+ * write fails with SQLite's "attempt to write a readonly database". In WAL
+ * mode SQLite needs the -shm file even to read; where it cannot be made,
+ * the database is opened as immutable (no process can write it here
+ * either). */
+static int db_open_readonly(struct hub *hub, const char *path, const char **error_r)
+{
+	static const char *const queries[] = {"mode=ro", "mode=ro&immutable=1"};
+	char uri[PATH_MAX * 3 + 64];
+	for (size_t i = 0; i < 2; i++) {
+		if (db_uri(path, queries[i], uri, sizeof(uri)) < 0)
+			return hub_fail(hub, error_r, "path too long: %s", path);
+		if (sqlite3_open_v2(uri, &hub->db,
+				    SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX,
+				    NULL) == SQLITE_OK &&
+		    sqlite3_exec(hub->db, "SELECT count(*) FROM sqlite_master", NULL, NULL, NULL) ==
+			    SQLITE_OK) {
+			sqlite3_busy_timeout(hub->db, 30000);
+			sqlite3_exec(hub->db, "PRAGMA foreign_keys = ON", NULL, NULL, NULL);
+			return 0;
+		}
+		sqlite3_close_v2(hub->db);
+		hub->db = NULL;
+	}
+	struct stat st;
+	if (stat(path, &st) == 0 && st.st_uid != geteuid()) {
+		struct passwd *pw = getpwuid(st.st_uid);
+		return hub_fail(hub, error_r,
+				"cannot open %s: it belongs to user %s%s%u and this process runs as "
+				"uid %u: run mailkeep as its owner",
+				path, pw != NULL ? pw->pw_name : "", pw != NULL ? ", uid " : "uid ",
+				(unsigned)st.st_uid, (unsigned)geteuid());
+	}
+	return hub_fail(hub, error_r, "cannot open %s read-only", path);
+}
+
+/* False if path exists and this process may not write it. */
+static bool may_write(const char *path)
+{
+	return access(path, W_OK) == 0 || (errno != EACCES && errno != EROFS && errno != EPERM);
+}
+
 static int db_open(struct hub *hub, const char **error_r)
 {
 	char path[PATH_MAX];
 	snprintf(path, sizeof(path), "%s/hub.db", hub->dir);
+	if (!may_write(hub->dir) || !may_write(path))
+		return db_open_readonly(hub, path, error_r);
 	/* Only a new file is created here (0600): closing a descriptor of an
 	 * open database would drop the POSIX locks of this process's other
 	 * connections to it (see store_open). */

@@ -100,6 +100,13 @@ int hub_user_get(struct hub *hub, const char *name, struct hub_user *user_r,
 int hub_user_list(struct hub *hub, struct hub_user **users_r, size_t *count_r,
 		  const char **error_r);
 int hub_user_touch(struct hub *hub, int64_t user_id, int64_t now, const char **error_r);
+/* Record that user (as read from hub.db by the caller, e.g. at sign-in) was
+ * active at now: hub_user_touch, but only when the recorded activity is
+ * older than HUB_ACTIVITY_RESOLUTION or a warning is pending, so a device
+ * making many requests costs one write per user per interval. */
+#define HUB_ACTIVITY_RESOLUTION 900
+int hub_user_activity(struct hub *hub, const struct hub_user *user, int64_t now,
+		      const char **error_r);
 int hub_user_set_warned(struct hub *hub, int64_t user_id, int days, const char **error_r);
 /* Remove the user's records from hub.db (accounts, secrets, keys,
  * consents); the caller removes the user's directory. */

@@ -17,6 +17,9 @@
 #define IMAP_CLIENT_MAX_CMD (64 * 1024)
 #define IMAP_CLIENT_MAX_CAPS (16 * 1024)
 #define IMAP_CLIENT_DONE_TAGS 16
+/* How long an imap:// server may take to greet before we look whether the
+ * port speaks TLS instead (a TLS server waits for us and says nothing). */
+#define IMAP_CLIENT_GREETING_TIMEOUT_MS 10000
 
 enum imap_client_state {
 	IMAP_CLIENT_NOT_AUTHENTICATED,
@@ -389,10 +392,35 @@ static int client_starttls(struct imap_client *c, const char **error_r)
 	return 0;
 }
 
+/* host for a URL: an IPv6 literal in brackets. */
+static const char *url_host(const char *host, char *buf, size_t size)
+{
+	if (strchr(host, ':') == NULL)
+		return host;
+	snprintf(buf, size, "[%s]", host);
+	return buf;
+}
+
+/* Does host:port answer a TLS handshake? A verified one, or one whose
+ * certificate we could not verify, both mean the port speaks TLS. */
+static bool port_speaks_tls(const struct imap_client *c)
+{
+	struct conn *probe = NULL;
+	const char *err;
+	bool tls = false;
+	if (conn_connect(c->host, c->port, 5000, &probe, &err) == 0) {
+		tls = conn_start_tls(probe, c->host, c->ca_file, &err) == 0 ||
+		      conn_failure(probe) == CONN_FAIL_CERT;
+	}
+	conn_free(&probe);
+	return tls;
+}
+
 int imap_client_connect(const struct imap_client_settings *set, struct imap_client **client_r,
 			const char **error_r)
 {
-	static char error[512];
+	static _Thread_local char error[768];
+	char hint[768], hbuf[300];
 	struct imap_client *c = calloc(1, sizeof(*c));
 	if (c == NULL) {
 		*error_r = "out of memory";
@@ -415,15 +443,39 @@ int imap_client_connect(const struct imap_client_settings *set, struct imap_clie
 		/* err set */
 	} else if (set->security == IMAP_SECURITY_TLS &&
 		   conn_start_tls(c->conn, c->host, c->ca_file, &err) < 0) {
-		/* err set */
+		if (conn_failure(c->conn) == CONN_FAIL_NOT_TLS) {
+			snprintf(hint, sizeof(hint),
+				 "%s: this port does not speak TLS: use imap://%s:%s (STARTTLS)",
+				 err, url_host(c->host, hbuf, sizeof(hbuf)), c->port);
+			err = hint;
+		}
 	} else {
 		r = 0;
 	}
 	if (r == 0) {
-		/* The greeting. */
+		/* The greeting. In clear text (imap://) a silent server is most
+		 * likely a TLS port waiting for our handshake: wait briefly, and
+		 * if nothing came, look. */
 		const struct imap_response *resp;
+		bool plain = set->security == IMAP_SECURITY_STARTTLS;
+		if (plain && (set->timeout_ms <= 0 ||
+			      set->timeout_ms > IMAP_CLIENT_GREETING_TIMEOUT_MS))
+			conn_set_timeout(c->conn, IMAP_CLIENT_GREETING_TIMEOUT_MS);
 		if (client_read(c, &resp, &err) < 0) {
 			r = -1;
+			if (plain && conn_failure(c->conn) == CONN_FAIL_TIMEOUT) {
+				const char *h = url_host(c->host, hbuf, sizeof(hbuf));
+				if (port_speaks_tls(c))
+					snprintf(hint, sizeof(hint),
+						 "%s:%s sent no IMAP greeting but answers TLS: this "
+						 "port speaks TLS: use imaps://%s:%s",
+						 h, c->port, h, c->port);
+				else
+					snprintf(hint, sizeof(hint),
+						 "%s:%s sent no IMAP greeting within %d s",
+						 h, c->port, IMAP_CLIENT_GREETING_TIMEOUT_MS / 1000);
+				err = hint;
+			}
 		} else if (resp->kind != IMAP_RESP_UNTAGGED || resp->status != IMAP_STATUS_OK) {
 			r = -1;
 			err = resp->status == IMAP_STATUS_PREAUTH
@@ -435,6 +487,8 @@ int imap_client_connect(const struct imap_client_settings *set, struct imap_clie
 			caps_set_from_args(c, resp->code_args);
 		}
 	}
+	if (r == 0)
+		conn_set_timeout(c->conn, set->timeout_ms);
 	if (r == 0 && set->security == IMAP_SECURITY_STARTTLS) {
 		if (client_simple(c, "CAPABILITY", &err) != 0 || client_starttls(c, &err) < 0)
 			r = -1;

@@ -1,7 +1,9 @@
 #include "imap-url.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 int imap_url_parse(const char *url, char *host_r, size_t host_size, char *port_r,
 		   size_t port_size, enum imap_security *security_r)
@@ -66,4 +68,29 @@ int imap_url_parse(const char *url, char *host_r, size_t host_size, char *port_r
 	}
 	*security_r = security;
 	return 0;
+}
+
+/* The port as a number; the two standard ports of IMAP (143 with STARTTLS,
+ * 993 with TLS) are one service and map to 0. */
+static long service_port(const char *port, enum imap_security sec)
+{
+	long n = strtol(port, NULL, 10);
+	if ((sec == IMAP_SECURITY_STARTTLS && n == 143) || (sec == IMAP_SECURITY_TLS && n == 993))
+		return 0;
+	return n;
+}
+
+bool imap_url_same_server(const char *a, const char *b)
+{
+	char ha[256], hb[256], pa[8], pb[8];
+	enum imap_security sa, sb;
+	if (imap_url_parse(a, ha, sizeof(ha), pa, sizeof(pa), &sa) < 0 ||
+	    imap_url_parse(b, hb, sizeof(hb), pb, sizeof(pb), &sb) < 0)
+		return false;
+	size_t la = strlen(ha), lb = strlen(hb);
+	if (la > 1 && ha[la - 1] == '.')
+		ha[--la] = '\0';
+	if (lb > 1 && hb[lb - 1] == '.')
+		hb[--lb] = '\0';
+	return strcasecmp(ha, hb) == 0 && service_port(pa, sa) == service_port(pb, sb);
 }

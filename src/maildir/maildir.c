@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -50,7 +51,14 @@ static int make_maildir(const char *dir, const char **error_r)
 	return 0;
 }
 
-/* Maildir++ folder directory name for a server name: ".A.B". */
+/*
+ * Maildir++ folder directory name for a server name: ".A.B", every distinct
+ * name to a distinct directory. The server's hierarchy delimiter becomes '.';
+ * a literal '.', '/' or '\' in a name, and a '~' that starts it, become
+ * "\NN" (two lower-case hex digits), which is how Dovecot's listescape plugin
+ * (storage escape character '\') stores them, so Dovecot with that plugin
+ * reads the directory back to the same name. INBOX is not named here.
+ */
 static int folder_dir_name(const struct store_mailbox *b, struct buf *out)
 {
 	buf_reset(out);
@@ -58,11 +66,14 @@ static int folder_dir_name(const struct store_mailbox *b, struct buf *out)
 		return -1;
 	for (const char *p = b->name; *p != '\0'; p++) {
 		char c = *p;
+		int r;
 		if (b->delim != 0 && c == b->delim)
-			c = '.';
-		else if (c == '.' || c == '/')
-			c = '_';
-		if (buf_append(out, &c, 1) < 0)
+			r = buf_append(out, ".", 1);
+		else if (c == '.' || c == '/' || c == '\\' || (c == '~' && p == b->name))
+			r = buf_printf(out, "\\%02x", (unsigned char)c);
+		else
+			r = buf_append(out, &c, 1);
+		if (r < 0)
 			return -1;
 	}
 	return 0;
@@ -73,25 +84,49 @@ struct kw_map {
 	unsigned count;
 };
 
-static char kw_letter(struct kw_map *m, const char *kw, size_t len)
+/* Letter of a keyword in the folder's map, adding it while there is room.
+ * Returns the letter, 0 when all 26 are taken by other keywords, or -1 when
+ * memory runs out. */
+static int kw_letter(struct kw_map *m, const char *kw, size_t len)
 {
 	for (unsigned i = 0; i < m->count; i++)
 		if (strlen(m->names[i]) == len && memcmp(m->names[i], kw, len) == 0)
-			return (char)('a' + i);
+			return 'a' + (int)i;
 	if (m->count == MAX_KW_LETTERS)
 		return 0;
 	m->names[m->count] = strndup(kw, len);
 	if (m->names[m->count] == NULL)
-		return 0;
-	return (char)('a' + m->count++);
+		return -1;
+	return 'a' + (int)m->count++;
 }
 
+/* What an export could not write (see maildir.h). */
+#define MAX_UNWRITTEN_TEXT (4u * 1024 * 1024)
+
+static void note_unwritten(struct maildir_export_stats *stats, const struct store_mailbox *b,
+			   uint32_t uid, const char *file, const char *kw, size_t kw_len)
+{
+	stats->keywords_unwritten++;
+	if (stats->unwritten.max == 0)
+		buf_init(&stats->unwritten, MAX_UNWRITTEN_TEXT);
+	if (buf_printf(&stats->unwritten, "folder \"%s\" uid %u (%s): keyword \"%.*s\"\n",
+		       b->name, uid, file, (int)kw_len, kw) < 0)
+		stats->unwritten_truncated = true;
+}
+
+/* Info letters for the file name. Keywords that get no letter (the folder's
+ * 26 are taken) are returned for the caller to report with the file name:
+ * *lost_count_r is their number, the first lost_max of them are in lost_r
+ * (pointers into keywords) and lost_len_r. Returns 0, or -1 if out of
+ * memory or room. */
 static int flag_suffix(unsigned flags, const char *keywords, struct kw_map *kw, char *out,
-		       size_t size)
+		       size_t size, const char **lost_r, size_t *lost_len_r, size_t *lost_count_r,
+		       size_t lost_max)
 {
 	/* Maildir info letters must be in ASCII order. */
 	size_t n = 0;
 	char letters[64];
+	*lost_count_r = 0;
 	if (flags & STORE_FLAG_DRAFT)
 		letters[n++] = 'D';
 	if (flags & STORE_FLAG_FLAGGED)
@@ -105,9 +140,20 @@ static int flag_suffix(unsigned flags, const char *keywords, struct kw_map *kw, 
 	bool used[MAX_KW_LETTERS] = {false};
 	for (const char *p = keywords; *p != '\0';) {
 		size_t len = strcspn(p, " ");
-		char c = len > 0 ? kw_letter(kw, p, len) : 0;
-		if (c != 0)
-			used[c - 'a'] = true;
+		if (len > 0) {
+			int c = kw_letter(kw, p, len);
+			if (c < 0)
+				return -1;
+			if (c != 0) {
+				used[c - 'a'] = true;
+			} else {
+				if (*lost_count_r < lost_max) {
+					lost_r[*lost_count_r] = p;
+					lost_len_r[*lost_count_r] = len;
+				}
+				(*lost_count_r)++;
+			}
+		}
 		p += len;
 		while (*p == ' ')
 			p++;
@@ -158,8 +204,9 @@ static int write_keywords(const char *dir, const struct kw_map *kw, const char *
 	if (kw->count == 0)
 		return 0;
 	char path[4096];
-	snprintf(path, sizeof(path), "%s/dovecot-keywords", dir);
-	FILE *f = fopen(path, "w");
+	if ((size_t)snprintf(path, sizeof(path), "%s/dovecot-keywords", dir) >= sizeof(path))
+		return export_fail(error_r, "path too long: %s", dir);
+	FILE *f = fopen(path, "wx");
 	if (f == NULL)
 		return export_fail(error_r, "cannot create %s: %m", path);
 	for (unsigned i = 0; i < kw->count; i++)
@@ -185,8 +232,11 @@ static int export_folder(struct store *s, const struct store_mailbox *b, const c
 		return export_fail(error_r, "%s", err);
 	while (r == 0 && store_iter_next(it, &m)) {
 		char flags[64], path[4200];
-		if (flag_suffix(m.flags, m.keywords, kw, flags, sizeof(flags)) < 0) {
-			r = export_fail(error_r, "too many flags");
+		const char *lost[256];
+		size_t lost_len[256], lost_count;
+		if (flag_suffix(m.flags, m.keywords, kw, flags, sizeof(flags), lost, lost_len,
+				&lost_count, 256) < 0) {
+			r = export_fail(error_r, "out of memory for the keywords of %s", dir);
 			break;
 		}
 		int n = snprintf(path, sizeof(path), "%s/cur/%lld.M%uP%lld.mailkeep,S=%llu:2,%s",
@@ -196,6 +246,12 @@ static int export_folder(struct store *s, const struct store_mailbox *b, const c
 			r = export_fail(error_r, "path too long in %s", dir);
 		else
 			r = write_message(s, &m, path, error_r);
+		for (size_t i = 0; r == 0 && i < lost_count && i < 256; i++)
+			note_unwritten(stats, b, m.uid, path, lost[i], lost_len[i]);
+		if (r == 0 && lost_count > 256) {
+			stats->keywords_unwritten += lost_count - 256;
+			stats->unwritten_truncated = true;
+		}
 		stats->messages++;
 		stats->bytes += m.size;
 	}
@@ -225,6 +281,27 @@ static bool dir_is_empty_or_missing(const char *path)
 	return empty;
 }
 
+/* A mailbox and the directory it goes to ("" for INBOX: the root). */
+struct export_slot {
+	char *dir;
+	size_t box;
+	int64_t id;
+};
+
+static int slot_cmp(const void *a, const void *b)
+{
+	const struct export_slot *x = a, *y = b;
+	int c = strcmp(x->dir, y->dir);
+	if (c != 0)
+		return c;
+	return x->id < y->id ? -1 : x->id > y->id;
+}
+
+void maildir_export_stats_free(struct maildir_export_stats *stats)
+{
+	buf_free(&stats->unwritten);
+}
+
 int maildir_export(struct store *s, const char *out_dir, struct maildir_export_stats *stats_r,
 		   const char **error_r)
 {
@@ -239,48 +316,58 @@ int maildir_export(struct store *s, const char *out_dir, struct maildir_export_s
 		return -1;
 	if (store_mailboxes_all(s, &boxes, &count, &err) < 0)
 		return export_fail(error_r, "%s", err);
+	struct export_slot *slots = calloc(count > 0 ? count : 1, sizeof(*slots));
+	if (slots == NULL) {
+		store_mailboxes_free(&boxes, count);
+		return export_fail(error_r, "out of memory");
+	}
 	struct buf name, path, subs;
 	buf_init(&name, 4096);
 	buf_init(&path, 8192);
 	buf_init(&subs, 1024 * 1024);
-	/* Mailboxes of several accounts with the same name (each account's
-	 * INBOX, Sent, ...) are merged into one folder: the hub's one view. */
-	struct buf prev;
-	buf_init(&prev, 8192);
-	struct kw_map kw = {.count = 0};
 	int r = 0;
 	for (size_t i = 0; i < count && r == 0; i++) {
-		buf_reset(&path);
-		bool inbox = strcmp(boxes[i].name, "INBOX") == 0;
-		if (inbox) {
-			r = buf_append_str(&path, out_dir);
-		} else {
-			r = folder_dir_name(&boxes[i], &name);
-			if (r == 0)
-				r = buf_printf(&path, "%s/%s", out_dir, buf_str(&name));
-		}
-		if (r < 0) {
+		slots[i].box = i;
+		slots[i].id = boxes[i].id;
+		if (strcasecmp(boxes[i].name, "INBOX") == 0)
+			slots[i].dir = strdup("");
+		else if (folder_dir_name(&boxes[i], &name) == 0)
+			slots[i].dir = strdup(buf_str(&name));
+		else
 			r = export_fail(error_r, "folder name too long: %s", boxes[i].name);
+		if (r == 0 && slots[i].dir == NULL)
+			r = export_fail(error_r, "out of memory");
+	}
+	/* Mailboxes that go to the same directory are exported one after the
+	 * other, sharing its keyword map: mailboxes of several accounts with the
+	 * same name (each account's INBOX, Sent, ...) are one folder, the hub's
+	 * one view. Distinct names never share a directory (folder_dir_name). */
+	if (r == 0)
+		qsort(slots, count, sizeof(*slots), slot_cmp);
+	struct kw_map kw = {.count = 0};
+	for (size_t i = 0; i < count && r == 0; i++) {
+		const struct store_mailbox *b = &boxes[slots[i].box];
+		bool inbox = slots[i].dir[0] == '\0';
+		bool new_dir = i == 0 || strcmp(slots[i - 1].dir, slots[i].dir) != 0;
+		buf_reset(&path);
+		if ((inbox ? buf_append_str(&path, out_dir)
+			   : buf_printf(&path, "%s/%s", out_dir, slots[i].dir)) < 0) {
+			r = export_fail(error_r, "folder name too long: %s", b->name);
 			break;
 		}
-		bool same_dir = prev.len > 0 && strcmp(buf_str(&prev), buf_str(&path)) == 0;
-		if (!same_dir) {
-			if (prev.len > 0 && (r = write_keywords(buf_str(&prev), &kw, error_r)) < 0)
-				break;
+		if (new_dir) {
 			kw_map_clear(&kw);
-			buf_reset(&prev);
-			buf_append_str(&prev, buf_str(&path));
 			stats_r->folders++;
-			if (!inbox && buf_printf(&subs, "%s\n", buf_str(&name) + 1) < 0)
+			if (!inbox && buf_printf(&subs, "%s\n", slots[i].dir + 1) < 0)
 				r = export_fail(error_r, "too many folders");
 		}
 		if (r == 0)
-			r = export_folder(s, &boxes[i], buf_str(&path), &kw, stats_r, error_r);
+			r = export_folder(s, b, buf_str(&path), &kw, stats_r, error_r);
+		bool last_of_dir = i + 1 == count || strcmp(slots[i + 1].dir, slots[i].dir) != 0;
+		if (r == 0 && last_of_dir)
+			r = write_keywords(buf_str(&path), &kw, error_r);
 	}
-	if (r == 0 && prev.len > 0)
-		r = write_keywords(buf_str(&prev), &kw, error_r);
 	kw_map_clear(&kw);
-	buf_free(&prev);
 	if (r == 0) {
 		buf_reset(&path);
 		buf_printf(&path, "%s/subscriptions", out_dir);
@@ -292,9 +379,14 @@ int maildir_export(struct store *s, const char *out_dir, struct maildir_export_s
 		if (f != NULL && fclose(f) != 0 && r == 0)
 			r = export_fail(error_r, "cannot write %s: %m", buf_str(&path));
 	}
+	for (size_t i = 0; i < count; i++)
+		free(slots[i].dir);
+	free(slots);
 	buf_free(&name);
 	buf_free(&path);
 	buf_free(&subs);
 	store_mailboxes_free(&boxes, count);
+	if (r < 0)
+		maildir_export_stats_free(stats_r);
 	return r;
 }

@@ -62,6 +62,7 @@ struct conn {
 	int fd;
 	int timeout_ms;
 	bool failed;               /* an I/O error happened; error[] holds it */
+	enum conn_failure failure; /* what kind of error, for the caller's advice */
 	char name[CONN_NAME_SIZE]; /* "host:port" for messages */
 	char error[CONN_ERROR_SIZE];
 	struct sockaddr_storage peer;
@@ -161,6 +162,7 @@ static int conn_wait(struct conn *c, short events)
 	if (r > 0)
 		return 0;
 	if (r == 0) {
+		c->failure = CONN_FAIL_TIMEOUT;
 		return fail(c, "timed out after %s waiting %s %s",
 		            timeout_text(c->timeout_ms, tbuf, sizeof(tbuf)),
 		            events == POLLIN ? "for data from" : "to send to", c->name);
@@ -656,18 +658,38 @@ static int tls_handshake(struct conn *c, SSL *ssl, const char *host)
 			long v = SSL_get_verify_result(ssl);
 			if (v != X509_V_OK) {
 				ERR_clear_error();
-				return fail(c, "TLS certificate verification failed for %s: %s",
+				c->failure = CONN_FAIL_CERT;
+				if (v == X509_V_ERR_HOSTNAME_MISMATCH ||
+				    v == X509_V_ERR_IP_ADDRESS_MISMATCH)
+					return fail(c,
+					            "TLS certificate verification failed for %s: %s "
+					            "(the certificate is issued for another name: "
+					            "connect with the name it is issued for)",
+					            host, X509_verify_cert_error_string(v));
+				return fail(c,
+				            "TLS certificate verification failed for %s: %s (if you "
+				            "trust the authority that issued it, give its "
+				            "certificate with --ca-file)",
 				            host, X509_verify_cert_error_string(v));
 			}
-			return fail(c, "TLS handshake with %s failed: %s", c->name,
-			            tls_reason(c, err, ebuf, sizeof(ebuf)));
+			unsigned long e = ERR_peek_last_error();
+			if (e != 0 && ERR_GET_LIB(e) == ERR_LIB_SSL &&
+			    ERR_GET_REASON(e) == SSL_R_WRONG_VERSION_NUMBER)
+				c->failure = CONN_FAIL_NOT_TLS;
+			return fail(c, "TLS handshake with %s failed: %s%s", c->name,
+			            tls_reason(c, err, ebuf, sizeof(ebuf)),
+			            c->failure == CONN_FAIL_NOT_TLS
+			                    ? " (the server answered in clear text, not TLS)"
+			                    : "");
 		}
 		/* The whole handshake shares one deadline, so a server that
 		 * trickles bytes cannot stretch it. */
 		int w = wait_fd(c->fd, ev, deadline);
-		if (w == 0)
+		if (w == 0) {
+			c->failure = CONN_FAIL_TIMEOUT;
 			return fail(c, "TLS handshake with %s timed out after %s", c->name,
 			            timeout_text(c->timeout_ms, tbuf, sizeof(tbuf)));
+		}
 		if (w < 0)
 			return fail(c, "poll on connection to %s failed: %s", c->name,
 			            errno_text(errno, ebuf, sizeof(ebuf)));
@@ -918,6 +940,13 @@ int conn_flush(struct conn *c, const char **error_r)
 }
 
 /* --- Small accessors ----------------------------------------------------- */
+
+enum conn_failure conn_failure(const struct conn *c)
+{
+	if (!c->failed)
+		return CONN_FAIL_NONE;
+	return c->failure != CONN_FAIL_NONE ? c->failure : CONN_FAIL_OTHER;
+}
 
 void conn_set_timeout(struct conn *c, int timeout_ms)
 {

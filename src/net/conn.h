@@ -49,6 +49,19 @@ int conn_write(struct conn *c, const void *buf, size_t len, const char **error_r
 int conn_flush(struct conn *c, const char **error_r);
 
 void conn_set_timeout(struct conn *c, int timeout_ms);
+
+/* What kind of error failed the conn, so the caller can say what to do:
+ * TIMEOUT (a wait ran out: the peer said nothing), NOT_TLS (the TLS
+ * handshake got a clear-text answer), CERT (the certificate was not
+ * verified), OTHER; NONE while the conn has not failed. */
+enum conn_failure {
+	CONN_FAIL_NONE,
+	CONN_FAIL_OTHER,
+	CONN_FAIL_TIMEOUT,
+	CONN_FAIL_NOT_TLS,
+	CONN_FAIL_CERT,
+};
+enum conn_failure conn_failure(const struct conn *c);
 bool conn_is_tls(const struct conn *c);
 bool conn_is_compressed(const struct conn *c);
 /* True if the peer address is loopback (127.0.0.0/8 or ::1). */

@@ -205,6 +205,30 @@ void smtp_session_free(struct smtp_session **session)
 	*session = NULL;
 }
 
+static enum smtp_result session_result(struct smtp_session *s, CURLcode rc,
+                                       char reply_r[SMTP_REPLY_SIZE]);
+
+enum smtp_result smtp_check_login(const struct smtp_settings *set, char reply_r[SMTP_REPLY_SIZE])
+{
+	struct smtp_session *s = NULL;
+	const char *err;
+	reply_r[0] = '\0';
+	if (smtp_session_create(set, &s, &err) < 0) {
+		snprintf(reply_r, SMTP_REPLY_SIZE, "%s", err);
+		return SMTP_PERMANENT;
+	}
+	/* libcurl's SMTP connect phase is greeting, EHLO, STARTTLS and AUTH:
+	 * with CONNECT_ONLY it stops there, and the cleanup says QUIT. */
+	curl_easy_setopt(s->h, CURLOPT_UPLOAD, 0L);
+	curl_easy_setopt(s->h, CURLOPT_CONNECT_ONLY, 1L);
+	memset(&s->replies, 0, sizeof(s->replies));
+	s->errbuf[0] = '\0';
+	CURLcode rc = curl_easy_perform(s->h);
+	enum smtp_result res = session_result(s, rc, reply_r);
+	smtp_session_free(&s);
+	return res;
+}
+
 enum smtp_result smtp_session_send(struct smtp_session *s, const char *mail_from,
                                    const char *const *rcpts, size_t n_rcpts, const void *data,
                                    size_t len, char reply_r[SMTP_REPLY_SIZE])
@@ -243,6 +267,13 @@ enum smtp_result smtp_session_send(struct smtp_session *s, const char *mail_from
 	curl_easy_setopt(h, CURLOPT_MAIL_RCPT, NULL);
 	curl_easy_setopt(h, CURLOPT_READDATA, NULL);
 	curl_slist_free_all(rl);
+	return session_result(s, rc, reply_r);
+}
+
+/* The outcome of curl_easy_perform on the session: SMTP_SENT for CURLE_OK. */
+static enum smtp_result session_result(struct smtp_session *s, CURLcode rc,
+                                       char reply_r[SMTP_REPLY_SIZE])
+{
 	const struct replies *rp = &s->replies;
 	if (rc == CURLE_OK) {
 		snprintf(reply_r, SMTP_REPLY_SIZE, "%s", rp->last);
@@ -260,7 +291,11 @@ enum smtp_result smtp_session_send(struct smtp_session *s, const char *mail_from
 	if (rp->failure_code >= 400)
 		snprintf(reply_r, SMTP_REPLY_SIZE, "%s", rp->failure);
 	else
-		snprintf(reply_r, SMTP_REPLY_SIZE, "%s%s%s", curl_easy_strerror(rc),
-		         s->errbuf[0] != '\0' ? ": " : "", s->errbuf);
+		snprintf(reply_r, SMTP_REPLY_SIZE, "%s%s%s%s", curl_easy_strerror(rc),
+		         s->errbuf[0] != '\0' ? ": " : "", s->errbuf,
+		         rc == CURLE_PEER_FAILED_VERIFICATION
+		                 ? " (if you trust the authority that issued the server's "
+		                   "certificate, give its certificate with --ca-file)"
+		                 : "");
 	return res;
 }

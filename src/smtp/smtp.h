@@ -56,6 +56,13 @@ int smtp_session_create(const struct smtp_settings *set, struct smtp_session **s
                         const char **error_r);
 void smtp_session_free(struct smtp_session **session);
 
+/* Connect, say EHLO, start TLS (per the URL) and authenticate with
+ * set->login and set->password, then say QUIT: nothing is sent. Returns
+ * SMTP_SENT (here: logged in), SMTP_TEMPORARY or SMTP_PERMANENT (as for
+ * smtp_session_send) with reply_r: the server's reply or our description of
+ * what failed (never the password). Call curl_global_init() first. */
+enum smtp_result smtp_check_login(const struct smtp_settings *set, char reply_r[SMTP_REPLY_SIZE]);
+
 /* Send data (exact bytes, CRLF line endings; dot-stuffing is done here)
  * from mail_from to the recipients. reply_r gets the server's last reply
  * or our description of what failed (never the password). */
