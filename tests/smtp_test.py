@@ -655,7 +655,7 @@ def t_sent_copy_retried_with_backoff(tmp):
     fake = FakeImap(fx, tmp, "copyretry", "NO [UNAVAILABLE] Temporary authentication failure",
                     fail=1)
     try:
-        h = Hub(fx, tmp, "copyretry", s, imap_url=fake.url())
+        h = Hub(fx, tmp, "copyretry", s, imap_url=fake.url(), check_login=False)
         marker = b"X-Keep: copyretry-%d" % time.time_ns()
         out, err = h.send(MSG.replace(b"X-Keep: yes", marker), "--retry-base", "2")
         check(re.search(r"^sent 1 ", out, re.M), out)
@@ -757,7 +757,7 @@ def t_sync_login_unavailable(tmp):
     fake = FakeImap(fx, tmp, "unavail", "NO [UNAVAILABLE] Temporary authentication failure",
                     fail=1)
     try:
-        h = Hub(fx, tmp, "unavail", s, imap_url=fake.url())
+        h = Hub(fx, tmp, "unavail", s, imap_url=fake.url(), check_login=False)
         _, err = mk(h.dir, "sync", "--user", "alice", "--quiet", expect=75)
         check(re.search(r"alice, account 1: .*temporary authentication failure.*UNAVAILABLE", err)
               and "check the login and password" not in err, err)
@@ -768,7 +768,7 @@ def t_sync_login_unavailable(tmp):
         s.stop()
     fake = FakeImap(fx, tmp, "authfail", "NO [AUTHENTICATIONFAILED] Authentication failed")
     try:
-        h = Hub(fx, tmp, "authfail", s, imap_url=fake.url())
+        h = Hub(fx, tmp, "authfail", s, imap_url=fake.url(), check_login=False)
         _, err = mk(h.dir, "sync", "--user", "alice", "--quiet", expect=1)
         check(re.search(r"alice, account 1: .*authentication failed .*check the login and "
                         r"password.*AUTHENTICATIONFAILED", err), err)
@@ -782,7 +782,7 @@ def t_smtp_auth_temporary(tmp):
     fx = fixture(tmp)
     s = Smtpd(fx, tmp, "auth454", "starttls")
     try:
-        h = Hub(fx, tmp, "auth454", s, login="temp-auth-fail")
+        h = Hub(fx, tmp, "auth454", s, login="temp-auth-fail", check_login=False)
         out, _ = h.send(MSG, "--retry-base", "5")
         check(re.search(r"alice, account 1: queued 1: attempt 1 failed \(454 4\.7\.0 Temporary "
                         r"authentication failure.*next attempt in 5 s", out), out)

@@ -23,7 +23,7 @@ import base64, datetime, hashlib, os, random, re, sqlite3, subprocess, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import sync_test  # noqa: E402
-from sync_test import BIN, Fixture, FakeServer, append, check, run, run_scenarios  # noqa: E402
+from sync_test import BIN, Fixture, FakeServer, append, check, ensure_hub_user, run, run_scenarios  # noqa: E402
 import imapctl  # noqa: E402
 
 SKIP = 77
@@ -136,6 +136,7 @@ def reset_data(fx, data):
     subprocess.run(["rm", "-rf", data])
     fx.data = data
     run([BIN, "--data", data, "init"])
+    ensure_hub_user(data)
 
 
 CONDSTORE_CAPS = ("IMAP4rev1 SASL-IR LITERAL+ ID ENABLE IDLE SORT SPECIAL-USE NAMESPACE UIDPLUS "

@@ -484,9 +484,11 @@ int hub_audit_verify(struct hub *hub, const struct hub_user *user, uint64_t *cou
 	/* Under the writers' lock, so an append in progress (announced in
 	 * hub.db, not yet written) is not mistaken for anything. A log with an
 	 * incomplete last line cannot be opened for writing; it is checked
-	 * without the lock (its trimming takes it). */
+	 * without the lock (its trimming takes it), and so is a log this
+	 * process may only read (a read-only data directory: nothing here can
+	 * append, and recovering or trimming would fail with its own error). */
 	struct audit_log *log = NULL;
-	if (access(path, F_OK) == 0) {
+	if (access(path, F_OK) == 0 && access(path, W_OK) == 0) {
 		int r = audit_open(path, &log, &err);
 		if (r < 0 && r != AUDIT_TORN)
 			return audit_fail(hub, r, err, error_r);

@@ -458,9 +458,11 @@ int imap_client_connect(const struct imap_client_settings *set, struct imap_clie
 		 * if nothing came, look. */
 		const struct imap_response *resp;
 		bool plain = set->security == IMAP_SECURITY_STARTTLS;
-		if (plain && (set->timeout_ms <= 0 ||
-			      set->timeout_ms > IMAP_CLIENT_GREETING_TIMEOUT_MS))
-			conn_set_timeout(c->conn, IMAP_CLIENT_GREETING_TIMEOUT_MS);
+		int wait_ms = set->timeout_ms;
+		if (plain && (wait_ms <= 0 || wait_ms > IMAP_CLIENT_GREETING_TIMEOUT_MS)) {
+			wait_ms = IMAP_CLIENT_GREETING_TIMEOUT_MS;
+			conn_set_timeout(c->conn, wait_ms);
+		}
 		if (client_read(c, &resp, &err) < 0) {
 			r = -1;
 			if (plain && conn_failure(c->conn) == CONN_FAIL_TIMEOUT) {
@@ -472,8 +474,8 @@ int imap_client_connect(const struct imap_client_settings *set, struct imap_clie
 						 h, c->port, h, c->port);
 				else
 					snprintf(hint, sizeof(hint),
-						 "%s:%s sent no IMAP greeting within %d s",
-						 h, c->port, IMAP_CLIENT_GREETING_TIMEOUT_MS / 1000);
+						 "timed out: %s:%s sent no IMAP greeting within %.1f s",
+						 h, c->port, wait_ms / 1000.0);
 				err = hint;
 			}
 		} else if (resp->kind != IMAP_RESP_UNTAGGED || resp->status != IMAP_STATUS_OK) {
