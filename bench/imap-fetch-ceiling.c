@@ -515,9 +515,9 @@ int main(int argc, char **argv)
 
 	if (status_only)
 		conn_command(&c,
-			     "LIST \"\" \"*\" RETURN (STATUS (MESSAGES UIDNEXT UIDVALIDITY "
-			     "HIGHESTMODSEQ))",
-			     NULL, NULL);
+		             "LIST \"\" \"*\" RETURN (STATUS (MESSAGES UIDNEXT UIDVALIDITY "
+		             "HIGHESTMODSEQ))",
+		             NULL, NULL);
 	else
 		conn_command(&c, "LIST \"\" \"*\"", list_untagged, &fl);
 	for (i = 0; i < fl.count; i++) {

@@ -34,45 +34,145 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const char *const methods[] = {
-    "Mailbox/get",        "Mailbox/changes",         "Mailbox/query",
-    "Mailbox/queryChanges", "Mailbox/set",           "Email/get",
-    "Email/parse",        "Email/query",             "Email/queryChanges",
-    "Email/changes",      "Email/set",               "Email/import",
-    "Thread/get",         "Thread/changes",          "SearchSnippet/get",
-    "Identity/get",       "Identity/changes",        "Identity/set",
-    "EmailSubmission/get", "EmailSubmission/changes", "EmailSubmission/query",
+    "Mailbox/get",
+    "Mailbox/changes",
+    "Mailbox/query",
+    "Mailbox/queryChanges",
+    "Mailbox/set",
+    "Email/get",
+    "Email/parse",
+    "Email/query",
+    "Email/queryChanges",
+    "Email/changes",
+    "Email/set",
+    "Email/import",
+    "Thread/get",
+    "Thread/changes",
+    "SearchSnippet/get",
+    "Identity/get",
+    "Identity/changes",
+    "Identity/set",
+    "EmailSubmission/get",
+    "EmailSubmission/changes",
+    "EmailSubmission/query",
     "EmailSubmission/set",
 };
 
 static const char *const arg_names[] = {
-    "accountId",     "ids",           "properties",          "bodyProperties",
-    "fetchTextBodyValues", "fetchHTMLBodyValues", "fetchAllBodyValues", "maxBodyValueBytes",
-    "sinceState",    "maxChanges",    "filter",              "sort",
-    "position",      "anchor",        "anchorOffset",        "limit",
-    "calculateTotal", "collapseThreads", "sinceQueryState",   "maxChanges",
-    "upToId",        "create",        "update",              "destroy",
-    "ifInState",     "onDestroyRemoveEmails", "emails",      "blobIds",
-    "emailIds",      "onSuccessUpdateEmail", "onSuccessDestroyEmail", "sortAsTree",
+    "accountId",
+    "ids",
+    "properties",
+    "bodyProperties",
+    "fetchTextBodyValues",
+    "fetchHTMLBodyValues",
+    "fetchAllBodyValues",
+    "maxBodyValueBytes",
+    "sinceState",
+    "maxChanges",
+    "filter",
+    "sort",
+    "position",
+    "anchor",
+    "anchorOffset",
+    "limit",
+    "calculateTotal",
+    "collapseThreads",
+    "sinceQueryState",
+    "maxChanges",
+    "upToId",
+    "create",
+    "update",
+    "destroy",
+    "ifInState",
+    "onDestroyRemoveEmails",
+    "emails",
+    "blobIds",
+    "emailIds",
+    "onSuccessUpdateEmail",
+    "onSuccessDestroyEmail",
+    "sortAsTree",
     "filterAsTree",
 };
 
 /* Keys inside objects (filters, create/update objects, patches). */
 static const char *const keys[] = {
-    "inMailbox",  "text",        "subject",   "from",        "hasKeyword",
-    "operator",   "conditions",  "property",  "isAscending", "mailboxIds",
-    "keywords",   "name",        "parentId",  "role",        "sortOrder",
-    "isSubscribed", "blobId",    "receivedAt", "identityId", "emailId",
-    "envelope",   "mailFrom",    "rcptTo",    "email",       "undoStatus",
-    "replyTo",    "bcc",         "textSignature", "htmlSignature", "header",
-    "keywords/$seen", "mailboxIds/M1", "bodyValues", "textBody", "partId",
-    "c1",         "E1",          "M1",        "I1",          "S1",
+    "inMailbox",
+    "text",
+    "subject",
+    "from",
+    "hasKeyword",
+    "operator",
+    "conditions",
+    "property",
+    "isAscending",
+    "mailboxIds",
+    "keywords",
+    "name",
+    "parentId",
+    "role",
+    "sortOrder",
+    "isSubscribed",
+    "blobId",
+    "receivedAt",
+    "identityId",
+    "emailId",
+    "envelope",
+    "mailFrom",
+    "rcptTo",
+    "email",
+    "undoStatus",
+    "replyTo",
+    "bcc",
+    "textSignature",
+    "htmlSignature",
+    "header",
+    "keywords/$seen",
+    "mailboxIds/M1",
+    "bodyValues",
+    "textBody",
+    "partId",
+    "c1",
+    "E1",
+    "M1",
+    "I1",
+    "S1",
 };
 
 static const char *const strings[] = {
-    "E1", "E2", "M1", "M2", "M3", "B1", "B2", "T1", "I1", "I2", "S1", "#c1", "#c2",
-    "alice", "bob", "0", "1", "99999999999999999999", "", "-", "E", "#",
-    "inbox", "AND", "OR", "NOT", "receivedAt", "subject", "$seen", "canceled",
-    "2024-01-01T00:00:00Z", "header:Subject:asText", "i;ascii-numeric", "x@example.org",
+    "E1",
+    "E2",
+    "M1",
+    "M2",
+    "M3",
+    "B1",
+    "B2",
+    "T1",
+    "I1",
+    "I2",
+    "S1",
+    "#c1",
+    "#c2",
+    "alice",
+    "bob",
+    "0",
+    "1",
+    "99999999999999999999",
+    "",
+    "-",
+    "E",
+    "#",
+    "inbox",
+    "AND",
+    "OR",
+    "NOT",
+    "receivedAt",
+    "subject",
+    "$seen",
+    "canceled",
+    "2024-01-01T00:00:00Z",
+    "header:Subject:asText",
+    "i;ascii-numeric",
+    "x@example.org",
 };
 
 struct gen {
@@ -180,7 +280,8 @@ static void setup(void)
 	snprintf(path, sizeof(path), "%s/store.db", dir);
 	int64_t acct, inbox, arch, blob;
 	struct store_blob_writer *w;
-	const char msg[] = "Subject: hi\r\nFrom: a@example.org\r\nTo: b@example.org\r\n\r\nhello\r\n";
+	const char msg[] =
+	    "Subject: hi\r\nFrom: a@example.org\r\nTo: b@example.org\r\n\r\nhello\r\n";
 	if (store_open(path, &store, &error) < 0 || store_begin(store, &error) < 0 ||
 	    store_account_ensure(store, "account:1", &acct, &error) < 0 ||
 	    store_mailbox_create(store, acct, "INBOX", '/', "Inbox", &inbox, &error) < 0 ||
@@ -230,7 +331,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (getenv("MK_FUZZ_SHOW") != NULL) /* what an input stands for */
 		fprintf(stderr, "%s\n", text);
 
-	struct jmap_mail_ctx ctx = {.store = store, .account_id = "alice", .load_accounts = load_accounts};
+	struct jmap_mail_ctx ctx = {
+	    .store = store, .account_id = "alice", .load_accounts = load_accounts};
 	uint64_t modseq = 0;
 	if (store_read_modseq(store, &modseq, &error) < 0)
 		abort();
@@ -253,8 +355,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	json_array_foreach(responses, i, r)
 	{
 		if (!json_is_array(r) || json_array_size(r) != 3 ||
-		    !json_is_string(json_array_get(r, 0)) || !json_is_object(json_array_get(r, 1)) ||
-		    !json_is_string(json_array_get(r, 2)))
+		    !json_is_string(json_array_get(r, 0)) ||
+		    !json_is_object(json_array_get(r, 1)) || !json_is_string(json_array_get(r, 2)))
 			abort();
 		/* A method error names its type (a serverFail is a bug here: the
 		 * store works, so only bad input can fail a call). */
@@ -262,8 +364,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			const char *type =
 			    json_string_value(json_object_get(json_array_get(r, 1), "type"));
 			if (type == NULL || strcmp(type, "serverFail") == 0) {
-				fprintf(stderr, "request %s\nanswer %.*s\n", text, (int)out.body_len,
-				        out.body);
+				fprintf(stderr, "request %s\nanswer %.*s\n", text,
+				        (int)out.body_len, out.body);
 				abort();
 			}
 		}

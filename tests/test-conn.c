@@ -35,7 +35,6 @@
 
 #include "test.h"
 
-
 #define CHECK_OK(expr, err)                                                                        \
 	do {                                                                                       \
 		if ((expr) != 0) {                                                                 \

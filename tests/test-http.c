@@ -545,8 +545,8 @@ static void test_connection_limit(void)
 	/* (A connection just closed may still count for a moment: the
 	 * answer to a retry, not a second request, is what is checked.) */
 	long served = 0;
-	for (int i = 0; i < 100 && (served = request(port, "GET", "/echo", NULL, 0, NULL, &b)) != 200;
-	     i++)
+	for (int i = 0;
+	     i < 100 && (served = request(port, "GET", "/echo", NULL, 0, NULL, &b)) != 200; i++)
 		usleep(10000);
 	CHECK(served == 200);
 

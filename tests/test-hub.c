@@ -28,7 +28,7 @@ static void sql(const char *q)
 }
 
 static int open_secret(struct hub *hub, const char *user, int64_t id, const char *passphrase,
-		       char **secret_r, const char **err)
+                       char **secret_r, const char **err)
 {
 	struct hub_user u;
 	struct hub_account *a;
@@ -41,14 +41,14 @@ static int open_secret(struct hub *hub, const char *user, int64_t id, const char
 	for (size_t i = 0; i < n; i++)
 		if (a[i].id == id && hub_user_kek(hub, &u, passphrase, &kek, err) == 0)
 			r = hub_account_open_secret(hub, &u, &a[i], kek, "imap-password", secret_r,
-						    err);
+			                            err);
 	vault_kek_free(&kek);
 	hub_accounts_free(&a, n);
 	return r;
 }
 
 static int64_t add_account(struct hub *hub, const char *user, const char *passphrase,
-			   const char *password)
+                           const char *password)
 {
 	struct hub_user u;
 	struct vault_kek *kek;
@@ -57,13 +57,13 @@ static int64_t add_account(struct hub *hub, const char *user, const char *passph
 	CHECK(hub_user_get(hub, user, &u, &err) == 0);
 	CHECK(hub_user_kek(hub, &u, passphrase, &kek, &err) == 0);
 	CHECK(hub_account_add(hub, &u, kek, "imaps://h", "submissions://h", "x@h", NULL, password,
-			      &id, &err) == 0);
+	                      &id, &err) == 0);
 	vault_kek_free(&kek);
 	return id;
 }
 
 static void expect_open(struct hub *hub, const char *user, int64_t id, const char *passphrase,
-			const char *expect)
+                        const char *expect)
 {
 	char *secret = NULL;
 	const char *err = "";
@@ -73,11 +73,11 @@ static void expect_open(struct hub *hub, const char *user, int64_t id, const cha
 	} else {
 		CHECK(r < 0 && secret == NULL);
 		CHECK(strstr(err, "canary") == NULL); /* no secret in errors */
-		bool clear = strstr(err, "sealed credential") != NULL ||
-			     strstr(err, "passphrase") != NULL || strstr(err, "zero-access") != NULL ||
-			     strstr(err, "key") != NULL || strstr(err, "unlock") != NULL ||
-			     strstr(err, "server settings") != NULL ||
-			     strstr(err, "rolled back") != NULL;
+		bool clear =
+		    strstr(err, "sealed credential") != NULL || strstr(err, "passphrase") != NULL ||
+		    strstr(err, "zero-access") != NULL || strstr(err, "key") != NULL ||
+		    strstr(err, "unlock") != NULL || strstr(err, "server settings") != NULL ||
+		    strstr(err, "rolled back") != NULL;
 		if (!clear)
 			fprintf(stderr, "unclear error: %s\n", err);
 		CHECK(clear);
@@ -129,7 +129,7 @@ int main(void)
 		pretend.zero_access = false; /* master-derived KEK */
 		CHECK(hub_user_kek(hub, &pretend, NULL, &master_kek, &err) == 0);
 		CHECK(hub_account_open_secret(hub, &z, &a[0], master_kek, "imap-password", &secret,
-					      &err) < 0);
+		                              &err) < 0);
 		CHECK(secret == NULL);
 		vault_kek_free(&master_kek);
 		hub_accounts_free(&a, n);
@@ -146,9 +146,10 @@ int main(void)
 		snprintf(path, sizeof(path), "%s/hub.db", dir);
 		CHECK(sqlite3_open(path, &db) == SQLITE_OK);
 		sqlite3_stmt *st;
-		CHECK(sqlite3_prepare_v2(db, "SELECT blob FROM secrets WHERE account_id = ?1 AND "
-					     "kind = 'imap-password'",
-					 -1, &st, NULL) == SQLITE_OK);
+		CHECK(sqlite3_prepare_v2(db,
+		                         "SELECT blob FROM secrets WHERE account_id = ?1 AND "
+		                         "kind = 'imap-password'",
+		                         -1, &st, NULL) == SQLITE_OK);
 		sqlite3_bind_int64(st, 1, a1);
 		CHECK(sqlite3_step(st) == SQLITE_ROW);
 		int len = sqlite3_column_bytes(st, 0);
@@ -159,9 +160,10 @@ int main(void)
 		int off = offsets[i] < 0 ? len + offsets[i] : offsets[i];
 		blob[off] ^= 0x01;
 		sqlite3_stmt *up;
-		CHECK(sqlite3_prepare_v2(db, "UPDATE secrets SET blob = ?2 WHERE account_id = ?1 AND "
-					     "kind = 'imap-password'",
-					 -1, &up, NULL) == SQLITE_OK);
+		CHECK(sqlite3_prepare_v2(db,
+		                         "UPDATE secrets SET blob = ?2 WHERE account_id = ?1 AND "
+		                         "kind = 'imap-password'",
+		                         -1, &up, NULL) == SQLITE_OK);
 		sqlite3_bind_int64(up, 1, a1);
 		sqlite3_bind_blob(up, 2, blob, len, SQLITE_STATIC);
 		CHECK(sqlite3_step(up) == SQLITE_DONE);
@@ -180,25 +182,25 @@ int main(void)
 
 	/* A sealed blob moved to another account. */
 	snprintf(q, sizeof(q),
-		 "UPDATE secrets SET blob = (SELECT blob FROM secrets WHERE account_id = %lld AND "
-		 "kind = 'imap-password') WHERE account_id = %lld AND kind = 'imap-password'",
-		 (long long)a2, (long long)a1);
+	         "UPDATE secrets SET blob = (SELECT blob FROM secrets WHERE account_id = %lld AND "
+	         "kind = 'imap-password') WHERE account_id = %lld AND kind = 'imap-password'",
+	         (long long)a2, (long long)a1);
 	sql(q);
 	expect_open(hub, "alice", a1, NULL, NULL);
 	/* A data key moved as well still does not open: the key is bound too. */
 	snprintf(q, sizeof(q),
-		 "UPDATE accounts SET data_key = (SELECT data_key FROM accounts WHERE id = %lld) "
-		 "WHERE id = %lld",
-		 (long long)a2, (long long)a1);
+	         "UPDATE accounts SET data_key = (SELECT data_key FROM accounts WHERE id = %lld) "
+	         "WHERE id = %lld",
+	         (long long)a2, (long long)a1);
 	sql(q);
 	expect_open(hub, "alice", a1, NULL, NULL);
 
 	/* An older copy put back after a password change. */
 	int64_t a3 = add_account(hub, "alice", NULL, "canary-old");
 	snprintf(q, sizeof(q),
-		 "CREATE TABLE old AS SELECT blob FROM secrets WHERE account_id = %lld AND kind = "
-		 "'imap-password'",
-		 (long long)a3);
+	         "CREATE TABLE old AS SELECT blob FROM secrets WHERE account_id = %lld AND kind = "
+	         "'imap-password'",
+	         (long long)a3);
 	sql(q);
 	{
 		struct hub_account *a;
@@ -209,15 +211,15 @@ int main(void)
 		for (size_t i = 0; i < n; i++)
 			if (a[i].id == a3)
 				CHECK(hub_account_set_password(hub, &u, &a[i], kek, "canary-new",
-							       &err) == 0);
+				                               &err) == 0);
 		vault_kek_free(&kek);
 		hub_accounts_free(&a, n);
 	}
 	expect_open(hub, "alice", a3, NULL, "canary-new");
 	snprintf(q, sizeof(q),
-		 "UPDATE secrets SET blob = (SELECT blob FROM old) WHERE account_id = %lld AND "
-		 "kind = 'imap-password'",
-		 (long long)a3);
+	         "UPDATE secrets SET blob = (SELECT blob FROM old) WHERE account_id = %lld AND "
+	         "kind = 'imap-password'",
+	         (long long)a3);
 	sql(q);
 	expect_open(hub, "alice", a3, NULL, NULL);
 
@@ -271,8 +273,9 @@ int main(void)
 	CHECK(access(key, F_OK) < 0); /* not recreated */
 	CHECK(vault_master_create(key, NULL, &err) == 0);
 	CHECK(hub_open(dir, true, &hub, &err) < 0 && strstr(err, "does not match") != NULL);
-	snprintf(cmd, sizeof(cmd), "cp %s %s && printf 'g' | dd of=%s bs=1 seek=30 conv=notrunc 2>/dev/null",
-		 saved, key, key);
+	snprintf(cmd, sizeof(cmd),
+	         "cp %s %s && printf 'g' | dd of=%s bs=1 seek=30 conv=notrunc 2>/dev/null", saved,
+	         key, key);
 	CHECK(system(cmd) == 0);
 	CHECK(hub_open(dir, true, &hub, &err) < 0 && strstr(err, "damaged") != NULL);
 	CHECK(rename(saved, key) == 0);

@@ -10,8 +10,6 @@
 
 #include "test.h"
 
-
-
 /* ---- Canonical dump of a response ---- */
 
 static void dump_bytes(struct buf *o, const char *s, size_t len)

@@ -41,7 +41,8 @@ static json_t *call(struct jmap_registry *reg, struct store *s, const char *meth
 	         "{\"using\":[\"urn:ietf:params:jmap:core\",\"urn:ietf:params:jmap:mail\","
 	         "\"urn:ietf:params:jmap:submission\"],\"methodCalls\":%s}",
 	         methods);
-	struct jmap_mail_ctx ctx = {.store = s, .account_id = "alice", .load_accounts = load_accounts};
+	struct jmap_mail_ctx ctx = {
+	    .store = s, .account_id = "alice", .load_accounts = load_accounts};
 	uint64_t modseq;
 	OK(store_read_modseq(s, &modseq, &error));
 	snprintf(ctx.state, sizeof(ctx.state), "%llu", (unsigned long long)modseq);
@@ -107,11 +108,12 @@ static void typed_ids(struct jmap_registry *reg, struct store *s)
 	}
 	/* A destroy entry that is no id is answered, not dropped. */
 	json_t *root,
-	    *r = call(reg, s,
-	              "[[\"Email/set\",{\"accountId\":\"alice\",\"destroy\":[null,{\"x\":1}]},\"0\"],"
-	              "[\"Mailbox/set\",{\"accountId\":\"alice\",\"destroy\":[5]},\"1\"],"
-	              "[\"Identity/set\",{\"accountId\":\"alice\",\"destroy\":[false,\"I1\"]},\"2\"]]",
-	              &root);
+	    *r = call(
+	        reg, s,
+	        "[[\"Email/set\",{\"accountId\":\"alice\",\"destroy\":[null,{\"x\":1}]},\"0\"],"
+	        "[\"Mailbox/set\",{\"accountId\":\"alice\",\"destroy\":[5]},\"1\"],"
+	        "[\"Identity/set\",{\"accountId\":\"alice\",\"destroy\":[false,\"I1\"]},\"2\"]]",
+	        &root);
 	json_t *nd = json_object_get(resp(r, 0, "Email/set"), "notDestroyed");
 	CHECK(json_object_size(nd) == 2);
 	CHECK_STR(str(json_object_get(nd, "null"), "type"), "invalidArguments");
@@ -149,7 +151,8 @@ int main(void)
 
 	/* Identity/set: the settable properties; create and destroy are the
 	 * hub's business; bad values are refused. */
-	json_t *root, *r = call(reg, s, "[[\"Identity/get\",{\"accountId\":\"alice\"},\"0\"]]", &root);
+	json_t *root,
+	    *r = call(reg, s, "[[\"Identity/get\",{\"accountId\":\"alice\"},\"0\"]]", &root);
 	json_t *g = resp(r, 0, "Identity/get");
 	char state0[64];
 	snprintf(state0, sizeof(state0), "%s", str(g, "state"));
@@ -186,8 +189,8 @@ int main(void)
 	CHECK_STR(str(set, "oldState"), state0);
 	CHECK(strcmp(str(set, "newState"), state0) != 0);
 	for (size_t i = 1; i <= 3; i++) {
-		json_t *bad = json_object_get(json_object_get(resp(r, i, "Identity/set"), "notUpdated"),
-		                              "I1");
+		json_t *bad = json_object_get(
+		    json_object_get(resp(r, i, "Identity/set"), "notUpdated"), "I1");
 		CHECK_STR(str(bad, "type"), "invalidProperties");
 	}
 	CHECK_STR(str(resp(r, 4, "error"), "type"), "stateMismatch");
@@ -253,10 +256,9 @@ int main(void)
 	CHECK_STR(str(from, "name"), "Alice Example");
 	CHECK_STR(str(from, "email"), "alice@example.org");
 	CHECK(json_is_null(json_object_get(json_array_get(list, 1), "from")));
-	const char *sid = str(json_object_get(json_object_get(resp(r, 2, "EmailSubmission/set"),
-	                                                      "created"),
-	                                      "s"),
-	                      "id");
+	const char *sid =
+	    str(json_object_get(json_object_get(resp(r, 2, "EmailSubmission/set"), "created"), "s"),
+	        "id");
 	CHECK(sid[0] == 'S');
 	struct store_outbox_item it;
 	CHECK(store_outbox_get(s, strtoll(sid + 1, NULL, 10), true, &it, &error) == 1);

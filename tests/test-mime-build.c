@@ -161,7 +161,7 @@ static void test_refusals(void)
 	size_t dl = strlen(deep);
 	for (int i = 0; i < 12; i++)
 		dl += (size_t)snprintf(deep + dl, sizeof(deep) - dl,
-				       "{\"type\":\"multipart/mixed\",\"subParts\":[");
+		                       "{\"type\":\"multipart/mixed\",\"subParts\":[");
 	dl += (size_t)snprintf(deep + dl, sizeof(deep) - dl, "{\"blobId\":\"B7\"}");
 	for (int i = 0; i < 12; i++)
 		dl += (size_t)snprintf(deep + dl, sizeof(deep) - dl, "]}");

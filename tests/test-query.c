@@ -299,7 +299,8 @@ static void test_queries(void)
 	 * is unsupportedFilter. */
 	bool complete = false;
 	CHECK(store_fts_catch_up(s, 1000, &complete, &error) == 0 && complete);
-	leaves[1] = (struct store_cond){.kind = STORE_COND_TEXT, .name = "subject", .text = "ALPHA"};
+	leaves[1] =
+	    (struct store_cond){.kind = STORE_COND_TEXT, .name = "subject", .text = "ALPHA"};
 	expect(&q, (int64_t[]){a, b, 0});
 	leaves[1] = (struct store_cond){.kind = STORE_COND_TEXT, .name = "text", .text = "zebra"};
 	expect(&q, (int64_t[]){0});

@@ -185,7 +185,8 @@ static void test_outbox(void)
 	OK(store_outbox_finish_copy(s, id, "appended", 0, NULL, &error));
 	CHECK(store_outbox_next_due(s, &when, &error) == 0);
 	CHECK(store_outbox_claim_copy(s, 9999, 60, 0, &it, &error) == 0);
-	OK(store_outbox_finish_copy(s, id, "failed: late", 0, NULL, &error)); /* not pending: kept */
+	OK(store_outbox_finish_copy(s, id, "failed: late", 0, NULL,
+	                            &error)); /* not pending: kept */
 	struct store_outbox_item *items;
 	size_t n;
 	OK(store_outbox_list(s, &items, &n, &error));

@@ -56,7 +56,7 @@ static int test_failures __attribute__((unused));
 /* Ends main(): prints the summary line and returns the exit status. */
 #define TEST_DONE(name)                                                                            \
 	do {                                                                                       \
-		printf("%s: %s\n", name, test_failures == 0 ? "ok" : "FAILED");                   \
+		printf("%s: %s\n", name, test_failures == 0 ? "ok" : "FAILED");                    \
 		return test_failures == 0 ? 0 : 1;                                                 \
 	} while (0)
 

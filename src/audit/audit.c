@@ -28,12 +28,12 @@ struct file_lock;
 struct audit_log {
 	int fd;
 	struct file_lock *lock; /* this process's claim on the file */
-	off_t size;     /* where the file ends after our last append */
-	uint64_t count; /* seq of the last entry */
+	off_t size;             /* where the file ends after our last append */
+	uint64_t count;         /* seq of the last entry */
 	char head[AUDIT_HASH_HEX_SIZE];
 	audit_clock_func *clock;
 	void *clock_context;
-	bool failed; /* a write or sync failed: refuse further appends */
+	bool failed;   /* a write or sync failed: refuse further appends */
 	bool prepared; /* line[0..line_len) is the next entry, not written yet */
 	uint64_t prepared_seq;
 	char prepared_hash[AUDIT_HASH_HEX_SIZE];
@@ -48,8 +48,8 @@ struct audit_iter {
 	uint64_t count;   /* seq of the last good entry */
 	char prev[AUDIT_HASH_HEX_SIZE];
 	bool eof, done, failed;
-	bool torn;        /* failed on an incomplete last line */
-	uint64_t offset;  /* bytes up to the end of the line last returned */
+	bool torn;         /* failed on an incomplete last line */
+	uint64_t offset;   /* bytes up to the end of the line last returned */
 	size_t start, len; /* unread bytes: buf[start..len) */
 	char buf[4 * AUDIT_MAX_ENTRY_SIZE];
 	char storage[AUDIT_PARSE_STORAGE_SIZE];
@@ -114,7 +114,7 @@ static int sync_parent_dir(const char *path, const char **error_r)
 struct file_lock {
 	dev_t dev;
 	ino_t ino;
-	unsigned users;    /* threads holding or waiting for it */
+	unsigned users; /* threads holding or waiting for it */
 	bool held;
 	pthread_cond_t cond; /* signalled when held becomes false */
 	struct file_lock *next;
@@ -713,8 +713,8 @@ int audit_trim_torn(const char *path, uint64_t expected_count, const char *expec
 	ret = audit_scan(path, &st, error_r);
 	if (ret == 0 && !st.torn) {
 		ret = 0;
-	} else if (ret == 0 && (st.count != expected_count ||
-	                        strcmp(st.head, expected_head_hash) != 0)) {
+	} else if (ret == 0 &&
+	           (st.count != expected_count || strcmp(st.head, expected_head_hash) != 0)) {
 		ret = fmt_error(thread_error, error_r,
 		                "audit log %s: an incomplete line follows entry %" PRIu64
 		                ", which is not the recorded head (entry %" PRIu64 ")",

@@ -86,7 +86,7 @@ enum audit_event {
 	AUDIT_DEVICE_ADDED,       /* "device.added" */
 	AUDIT_DEVICE_REVOKED,     /* "device.revoked" */
 	AUDIT_API_CHANGE,         /* "api.change": device, methods (a device changing mail) */
-	AUDIT_ACCOUNT_CHANGED,    /* "account.changed": imap, smtp, login, ca (password re-entered) */
+	AUDIT_ACCOUNT_CHANGED, /* "account.changed": imap, smtp, login, ca (password re-entered) */
 	AUDIT_EVENT_COUNT
 };
 

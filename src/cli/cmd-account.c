@@ -21,40 +21,41 @@
 
 static void account_usage(FILE *f)
 {
-	fprintf(f,
-		"usage: mailkeep --data DIR account add --user NAME --imap URL [--smtp URL]\n"
-		"                --login ADDR --password-file F [--ca-file CA.pem]\n"
-		"                [--passphrase-file P] [--consent] [--no-check]\n"
-		"       mailkeep --data DIR account list --user NAME\n"
-		"       mailkeep --data DIR account password --user NAME ID --password-file F\n"
-		"                [--passphrase-file P]\n"
-		"       mailkeep --data DIR account set --user NAME ID [--imap URL]\n"
-		"                [--smtp URL|none] [--login ADDR] [--ca-file CA.pem|none]\n"
-		"                --password-file F [--passphrase-file P]\n"
-		"       mailkeep --data DIR account remove --user NAME ID --all-devices\n\n"
-		"add     shows exactly what will be stored where and what the hub will do as the\n"
-		"        user, and goes on only on consent: typed 'yes' on a terminal, or\n"
-		"        --consent to accept the shown text from a script. Declining stores\n"
-		"        nothing. The password is stored only sealed. --imap is imaps://host[:port]\n"
-		"        or imap://host[:port] (STARTTLS); --smtp submissions://host[:port] or\n"
-		"        smtp://host[:port] (STARTTLS). Zero-access users give their passphrase\n"
-		"        with --passphrase-file. Before anything is stored it connects and logs\n"
-		"        in to the IMAP server (and the SMTP server when given) with the\n"
-		"        password; --no-check skips that (for setting up offline). The same\n"
-		"        login on the same server (imap:// on 143 and imaps:// on 993 of one\n"
-		"        host are one server) is refused as a duplicate.\n"
-		"list    shows the user's accounts.\n"
-		"password  replaces the stored password (the old sealed copy stops opening).\n"
-		"set     changes the account's server settings. The password is sealed for\n"
-		"        exactly the servers, login and CA it goes to, so it is entered again.\n"
-		"remove  with --all-devices deletes the account's sealed credentials, its key\n"
-		"        and every copy of its mail from this hub, and prints a receipt.\n");
+	fprintf(
+	    f,
+	    "usage: mailkeep --data DIR account add --user NAME --imap URL [--smtp URL]\n"
+	    "                --login ADDR --password-file F [--ca-file CA.pem]\n"
+	    "                [--passphrase-file P] [--consent] [--no-check]\n"
+	    "       mailkeep --data DIR account list --user NAME\n"
+	    "       mailkeep --data DIR account password --user NAME ID --password-file F\n"
+	    "                [--passphrase-file P]\n"
+	    "       mailkeep --data DIR account set --user NAME ID [--imap URL]\n"
+	    "                [--smtp URL|none] [--login ADDR] [--ca-file CA.pem|none]\n"
+	    "                --password-file F [--passphrase-file P]\n"
+	    "       mailkeep --data DIR account remove --user NAME ID --all-devices\n\n"
+	    "add     shows exactly what will be stored where and what the hub will do as the\n"
+	    "        user, and goes on only on consent: typed 'yes' on a terminal, or\n"
+	    "        --consent to accept the shown text from a script. Declining stores\n"
+	    "        nothing. The password is stored only sealed. --imap is imaps://host[:port]\n"
+	    "        or imap://host[:port] (STARTTLS); --smtp submissions://host[:port] or\n"
+	    "        smtp://host[:port] (STARTTLS). Zero-access users give their passphrase\n"
+	    "        with --passphrase-file. Before anything is stored it connects and logs\n"
+	    "        in to the IMAP server (and the SMTP server when given) with the\n"
+	    "        password; --no-check skips that (for setting up offline). The same\n"
+	    "        login on the same server (imap:// on 143 and imaps:// on 993 of one\n"
+	    "        host are one server) is refused as a duplicate.\n"
+	    "list    shows the user's accounts.\n"
+	    "password  replaces the stored password (the old sealed copy stops opening).\n"
+	    "set     changes the account's server settings. The password is sealed for\n"
+	    "        exactly the servers, login and CA it goes to, so it is entered again.\n"
+	    "remove  with --all-devices deletes the account's sealed credentials, its key\n"
+	    "        and every copy of its mail from this hub, and prints a receipt.\n");
 }
 
 /* The disclosure shown before consent; the same text the device API and web
  * UI will show. Its id is the SHA-256 of the text. */
 static int disclosure_build(struct hub *hub, const struct hub_user *u, const char *imap,
-			    const char *smtp, const char *login, struct buf *b)
+                            const char *smtp, const char *login, struct buf *b)
 {
 	char host[256] = "this machine";
 	gethostname(host, sizeof(host));
@@ -65,46 +66,51 @@ static int disclosure_build(struct hub *hub, const struct hub_user *u, const cha
 	buf_printf(b, "What will be stored, and where\n");
 	buf_printf(b, "- On this hub: host %s, data directory %s.\n", host, dir);
 	buf_printf(b,
-		   "- The password of %s, sealed (XChaCha20-Poly1305) with a key made for this "
-		   "account only.\n",
-		   login);
+	           "- The password of %s, sealed (XChaCha20-Poly1305) with a key made for this "
+	           "account only.\n",
+	           login);
 	if (u->zero_access)
-		buf_printf(b, "- Who can decrypt it: only %s. The key is derived from %s's "
-			      "passphrase; the hub cannot open it unless %s has unlocked it by "
-			      "signing in, and then only for a limited time.\n",
-			   u->name, u->name, u->name);
+		buf_printf(b,
+		           "- Who can decrypt it: only %s. The key is derived from %s's "
+		           "passphrase; the hub cannot open it unless %s has unlocked it by "
+		           "signing in, and then only for a limited time.\n",
+		           u->name, u->name, u->name);
 	else
-		buf_printf(b, "- Who can decrypt it: this hub, with its master key (%s%s), "
-			      "whenever it syncs or sends for %s. Whoever holds both that key and "
-			      "a copy of the data directory could decrypt it too.\n",
-			   set->master_key_credential[0] != '\0' ? "systemd credential "
-								 : "key file ",
-			   set->master_key_credential[0] != '\0' ? set->master_key_credential
-								 : set->master_key,
-			   u->name);
+		buf_printf(b,
+		           "- Who can decrypt it: this hub, with its master key (%s%s), "
+		           "whenever it syncs or sends for %s. Whoever holds both that key and "
+		           "a copy of the data directory could decrypt it too.\n",
+		           set->master_key_credential[0] != '\0' ? "systemd credential "
+		                                                 : "key file ",
+		           set->master_key_credential[0] != '\0' ? set->master_key_credential
+		                                                 : set->master_key,
+		           u->name);
 	buf_printf(b, "\nWhat the hub will do as %s\n", u->name);
 	buf_printf(b, "- Log in to %s (IMAP) as %s.\n", imap, login);
 	if (smtp != NULL)
-		buf_printf(b, "- Log in to %s (SMTP) as %s to send mail %s asks it to send.\n", smtp,
-			   login, u->name);
-	buf_printf(b, "- Copy all mail of this account (every folder, message, flag) into %s's "
-		      "hosted mailbox on this hub, and keep it in sync.\n",
-		   u->name);
-	buf_printf(b, "- Write every use of the password to %s's audit log "
-		      "(mailkeep audit --user %s).\n",
-		   u->name, u->name);
+		buf_printf(b, "- Log in to %s (SMTP) as %s to send mail %s asks it to send.\n",
+		           smtp, login, u->name);
+	buf_printf(b,
+	           "- Copy all mail of this account (every folder, message, flag) into %s's "
+	           "hosted mailbox on this hub, and keep it in sync.\n",
+	           u->name);
+	buf_printf(b,
+	           "- Write every use of the password to %s's audit log "
+	           "(mailkeep audit --user %s).\n",
+	           u->name, u->name);
 	buf_printf(b, "\nHow to remove it all\n");
-	buf_printf(b, "- mailkeep account remove --user %s ID --all-devices deletes the "
-		      "password, its key and every copy of this account's mail from the hub and "
-		      "prints a receipt (ID is shown when the account is added).\n",
-		   u->name);
+	buf_printf(b,
+	           "- mailkeep account remove --user %s ID --all-devices deletes the "
+	           "password, its key and every copy of this account's mail from the hub and "
+	           "prints a receipt (ID is shown when the account is added).\n",
+	           u->name);
 	return b->len > 0 ? 0 : -1;
 }
 
 /* The user's account with the same login on the same IMAP server, or NULL.
  * Logins are compared without case: providers treat them so. */
 static const struct hub_account *account_duplicate(const struct hub_account *a, size_t n,
-						   const char *imap, const char *login)
+                                                   const char *imap, const char *login)
 {
 	for (size_t i = 0; i < n; i++)
 		if (strcasecmp(a[i].login, login) == 0 && imap_url_same_server(a[i].imap_url, imap))
@@ -118,13 +124,12 @@ static const struct hub_account *account_duplicate(const struct hub_account *a, 
  * IMAP server, then the SMTP server when given (AUTH only, nothing sent).
  * Prints what failed. Returns 0 when both accepted the login. */
 static int account_check_login(const char *imap, const char *smtp, const char *login,
-			       const char *ca, const char *password)
+                               const char *ca, const char *password)
 {
 	char host[256], port[8];
 	const char *err;
-	struct imap_client_settings set = {.ca_file = ca,
-					   .timeout_ms = ACCOUNT_CHECK_TIMEOUT_MS,
-					   .compress = IMAP_COMPRESS_NO};
+	struct imap_client_settings set = {
+	    .ca_file = ca, .timeout_ms = ACCOUNT_CHECK_TIMEOUT_MS, .compress = IMAP_COMPRESS_NO};
 	if (imap_url_parse(imap, host, sizeof(host), port, sizeof(port), &set.security) < 0)
 		return -1;
 	set.host = host;
@@ -146,10 +151,10 @@ static int account_check_login(const char *imap, const char *smtp, const char *l
 		return 0;
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	struct smtp_settings ss = {.url = smtp,
-				   .ca_file = ca,
-				   .login = login,
-				   .password = password,
-				   .timeout_ms = ACCOUNT_CHECK_TIMEOUT_MS};
+	                           .ca_file = ca,
+	                           .login = login,
+	                           .password = password,
+	                           .timeout_ms = ACCOUNT_CHECK_TIMEOUT_MS};
 	char reply[SMTP_REPLY_SIZE];
 	if (smtp_check_login(&ss, reply) != SMTP_SENT) {
 		cli_error("cannot log in to %s as %s: %s; nothing was stored", smtp, login, reply);
@@ -170,16 +175,16 @@ static void sha256_hex(const void *data, size_t len, char hex[65])
 static int account_add(struct hub *hub, int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"user", required_argument, NULL, 'u'},
-		{"imap", required_argument, NULL, 'i'},
-		{"smtp", required_argument, NULL, 's'},
-		{"login", required_argument, NULL, 'l'},
-		{"password-file", required_argument, NULL, 'p'},
-		{"passphrase-file", required_argument, NULL, 'P'},
-		{"ca-file", required_argument, NULL, 'c'},
-		{"consent", no_argument, NULL, 'y'},
-		{"no-check", no_argument, NULL, 'n'},
-		{NULL, 0, NULL, 0},
+	    {"user", required_argument, NULL, 'u'},
+	    {"imap", required_argument, NULL, 'i'},
+	    {"smtp", required_argument, NULL, 's'},
+	    {"login", required_argument, NULL, 'l'},
+	    {"password-file", required_argument, NULL, 'p'},
+	    {"passphrase-file", required_argument, NULL, 'P'},
+	    {"ca-file", required_argument, NULL, 'c'},
+	    {"consent", no_argument, NULL, 'y'},
+	    {"no-check", no_argument, NULL, 'n'},
+	    {NULL, 0, NULL, 0},
 	};
 	const char *user = NULL, *imap = NULL, *smtp = NULL, *login = NULL, *pwfile = NULL;
 	const char *ppfile = NULL, *ca = NULL, *err;
@@ -188,16 +193,35 @@ static int account_add(struct hub *hub, int argc, char **argv)
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
-		case 'u': user = optarg; break;
-		case 'i': imap = optarg; break;
-		case 's': smtp = optarg; break;
-		case 'l': login = optarg; break;
-		case 'p': pwfile = optarg; break;
-		case 'P': ppfile = optarg; break;
-		case 'c': ca = optarg; break;
-		case 'y': consent = true; break;
-		case 'n': check = false; break;
-		default: return EXIT_USAGE;
+		case 'u':
+			user = optarg;
+			break;
+		case 'i':
+			imap = optarg;
+			break;
+		case 's':
+			smtp = optarg;
+			break;
+		case 'l':
+			login = optarg;
+			break;
+		case 'p':
+			pwfile = optarg;
+			break;
+		case 'P':
+			ppfile = optarg;
+			break;
+		case 'c':
+			ca = optarg;
+			break;
+		case 'y':
+			consent = true;
+			break;
+		case 'n':
+			check = false;
+			break;
+		default:
+			return EXIT_USAGE;
 		}
 	}
 	char host[256], port[8];
@@ -207,12 +231,14 @@ static int account_add(struct hub *hub, int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	if (imap_url_parse(imap, host, sizeof(host), port, sizeof(port), &sec) < 0) {
-		cli_error("bad --imap URL '%s': use imaps://host[:port] or imap://host[:port]", imap);
+		cli_error("bad --imap URL '%s': use imaps://host[:port] or imap://host[:port]",
+		          imap);
 		return EXIT_USAGE;
 	}
 	if (smtp != NULL && !smtp_url_valid(smtp)) {
-		cli_error("bad --smtp URL '%s': use submissions://host[:port] or smtp://host[:port]",
-			  smtp);
+		cli_error(
+		    "bad --smtp URL '%s': use submissions://host[:port] or smtp://host[:port]",
+		    smtp);
 		return EXIT_USAGE;
 	}
 	if (login[0] == '\0' || strpbrk(login, "\r\n") != NULL || strlen(login) > 320) {
@@ -233,7 +259,7 @@ static int account_add(struct hub *hub, int argc, char **argv)
 	}
 	if (u.zero_access && ppfile == NULL) {
 		cli_error("%s is a zero-access user: give the passphrase with --passphrase-file",
-			  user);
+		          user);
 		return EXIT_USAGE;
 	}
 	struct hub_account *existing = NULL;
@@ -245,9 +271,9 @@ static int account_add(struct hub *hub, int argc, char **argv)
 	const struct hub_account *dup = account_duplicate(existing, n_existing, imap, login);
 	if (dup != NULL) {
 		cli_error("%s already has account %lld for %s on %s: not added again (change its "
-			  "password with 'mailkeep account password --user %s %lld')",
-			  user, (long long)dup->id, dup->login, dup->imap_url, user,
-			  (long long)dup->id);
+		          "password with 'mailkeep account password --user %s %lld')",
+		          user, (long long)dup->id, dup->login, dup->imap_url, user,
+		          (long long)dup->id);
 		hub_accounts_free(&existing, n_existing);
 		return EXIT_FAIL;
 	}
@@ -269,7 +295,7 @@ static int account_add(struct hub *hub, int argc, char **argv)
 	buf_free(&text);
 	if (!consent) {
 		cli_error("no consent given: nothing was stored (run on a terminal and answer "
-			  "yes, or pass --consent to accept the text above)");
+		          "yes, or pass --consent to accept the text above)");
 		return EXIT_FAIL;
 	}
 
@@ -290,16 +316,15 @@ static int account_add(struct hub *hub, int argc, char **argv)
 		struct audit_detail d[] = {{"via", "cli"}};
 		hub_audit(hub, &u, AUDIT_USER_SIGNIN, 0, d, 1, &err);
 	}
-	if (hub_account_add(hub, &u, kek, imap, smtp, login, ca, password, &account_id, &err) <
-	    0) {
+	if (hub_account_add(hub, &u, kek, imap, smtp, login, ca, password, &account_id, &err) < 0) {
 		cli_error("%s", err);
 		goto out;
 	}
 	struct audit_detail cd[] = {{"disclosure", id}, {"tool", tool}};
 	struct audit_detail ad[] = {{"imap", imap},
-				    {"smtp", smtp != NULL ? smtp : "none"},
-				    {"login", login},
-				    {"login_checked", check ? "yes" : "no"}};
+	                            {"smtp", smtp != NULL ? smtp : "none"},
+	                            {"login", login},
+	                            {"login_checked", check ? "yes" : "no"}};
 	if (hub_consent_record(hub, u.id, account_id, id, tool, &err) < 0 ||
 	    hub_audit(hub, &u, AUDIT_CONSENT_GIVEN, account_id, cd, 2, &err) < 0 ||
 	    hub_audit(hub, &u, AUDIT_ACCOUNT_ADDED, account_id, ad, 4, &err) < 0 ||
@@ -309,7 +334,7 @@ static int account_add(struct hub *hub, int argc, char **argv)
 	}
 	printf("added account %lld for %s (consent recorded%s)\n", (long long)account_id, user,
 	       check ? (smtp != NULL ? "; IMAP and SMTP login checked" : "; IMAP login checked")
-		     : "; login not checked");
+	             : "; login not checked");
 	ret = EXIT_OK;
 out:
 	vault_kek_free(&kek);
@@ -328,7 +353,8 @@ static int account_list(struct hub *hub, int argc, char **argv)
 	struct hub_user u;
 	struct hub_account *a;
 	size_t n;
-	if (hub_user_get(hub, argv[2], &u, &err) < 0 || hub_account_list(hub, u.id, &a, &n, &err) < 0) {
+	if (hub_user_get(hub, argv[2], &u, &err) < 0 ||
+	    hub_account_list(hub, u.id, &a, &n, &err) < 0) {
 		cli_error("%s", err);
 		return EXIT_FAIL;
 	}
@@ -373,7 +399,8 @@ static int account_password(struct hub *hub, int argc, char **argv)
 	struct vault_kek *kek = NULL;
 	char *password = NULL, *passphrase = NULL;
 	int ret = EXIT_FAIL;
-	if (hub_user_get(hub, user, &u, &err) < 0 || hub_account_list(hub, u.id, &a, &n, &err) < 0) {
+	if (hub_user_get(hub, user, &u, &err) < 0 ||
+	    hub_account_list(hub, u.id, &a, &n, &err) < 0) {
 		cli_error("%s", err);
 		goto out;
 	}
@@ -408,8 +435,9 @@ static int account_set(struct hub *hub, int argc, char **argv)
 	const char *user = NULL, *id_text = NULL, *pwfile = NULL, *ppfile = NULL, *err;
 	const char *imap = NULL, *smtp = NULL, *login = NULL, *ca = NULL;
 	for (int i = 1; i < argc; i++) {
-		const char *const names[] = {"--user", "--password-file", "--passphrase-file",
-					     "--imap", "--smtp", "--login", "--ca-file"};
+		const char *const names[] = {"--user",   "--password-file", "--passphrase-file",
+		                             "--imap",   "--smtp",          "--login",
+		                             "--ca-file"};
 		const char **vars[] = {&user, &pwfile, &ppfile, &imap, &smtp, &login, &ca};
 		size_t k = 0;
 		while (k < 7 && strcmp(argv[i], names[k]) != 0)
@@ -431,13 +459,16 @@ static int account_set(struct hub *hub, int argc, char **argv)
 	}
 	char host[256], port[8], ca_abs[PATH_MAX];
 	enum imap_security sec;
-	if (imap != NULL && imap_url_parse(imap, host, sizeof(host), port, sizeof(port), &sec) < 0) {
-		cli_error("bad --imap URL '%s': use imaps://host[:port] or imap://host[:port]", imap);
+	if (imap != NULL &&
+	    imap_url_parse(imap, host, sizeof(host), port, sizeof(port), &sec) < 0) {
+		cli_error("bad --imap URL '%s': use imaps://host[:port] or imap://host[:port]",
+		          imap);
 		return EXIT_USAGE;
 	}
 	if (smtp != NULL && strcmp(smtp, "none") != 0 && !smtp_url_valid(smtp)) {
-		cli_error("bad --smtp URL '%s': use submissions://host[:port] or smtp://host[:port]",
-			  smtp);
+		cli_error(
+		    "bad --smtp URL '%s': use submissions://host[:port] or smtp://host[:port]",
+		    smtp);
 		return EXIT_USAGE;
 	}
 	if (login != NULL &&
@@ -458,7 +489,8 @@ static int account_set(struct hub *hub, int argc, char **argv)
 	struct vault_kek *kek = NULL;
 	char *password = NULL, *passphrase = NULL;
 	int ret = EXIT_FAIL;
-	if (hub_user_get(hub, user, &u, &err) < 0 || hub_account_list(hub, u.id, &a, &n, &err) < 0) {
+	if (hub_user_get(hub, user, &u, &err) < 0 ||
+	    hub_account_list(hub, u.id, &a, &n, &err) < 0) {
 		cli_error("%s", err);
 		goto out;
 	}
@@ -478,9 +510,9 @@ static int account_set(struct hub *hub, int argc, char **argv)
 	    (ppfile != NULL && (passphrase = cli_read_secret(ppfile)) == NULL))
 		goto out;
 	struct audit_detail d[] = {{"imap", imap},
-				   {"smtp", smtp != NULL ? smtp : "none"},
-				   {"login", login},
-				   {"ca", ca != NULL ? ca : "none"}};
+	                           {"smtp", smtp != NULL ? smtp : "none"},
+	                           {"login", login},
+	                           {"ca", ca != NULL ? ca : "none"}};
 	if (hub_user_kek(hub, &u, passphrase, &kek, &err) < 0 ||
 	    hub_account_update(hub, &u, acct, kek, imap, smtp, login, ca, password, &err) < 0 ||
 	    hub_audit(hub, &u, AUDIT_ACCOUNT_CHANGED, id, d, 4, &err) < 0) {
@@ -521,7 +553,7 @@ static int account_remove(struct cli *cli, struct hub *hub, int argc, char **arg
 	}
 	if (!all_devices) {
 		cli_error("removal deletes the account's mail from the hub and so from every "
-			  "device; say so with --all-devices");
+		          "device; say so with --all-devices");
 		return EXIT_USAGE;
 	}
 	char *end;
@@ -533,7 +565,8 @@ static int account_remove(struct cli *cli, struct hub *hub, int argc, char **arg
 		cli_error("bad account ID '%s'", id_text);
 		return EXIT_USAGE;
 	}
-	if (hub_user_get(hub, user, &u, &err) < 0 || hub_account_list(hub, u.id, &a, &n, &err) < 0) {
+	if (hub_user_get(hub, user, &u, &err) < 0 ||
+	    hub_account_list(hub, u.id, &a, &n, &err) < 0) {
 		cli_error("%s", err);
 		return EXIT_FAIL;
 	}
@@ -556,7 +589,7 @@ static int account_remove(struct cli *cli, struct hub *hub, int argc, char **arg
 			cli_error("%s", err);
 		else
 			cli_error("%s has no account %lld (see 'mailkeep account list --user %s')",
-				  user, id, user);
+			          user, id, user);
 		return EXIT_FAIL;
 	}
 	/* Mail first (the store), then credentials (hub.db): a crash in
@@ -572,7 +605,8 @@ static int account_remove(struct cli *cli, struct hub *hub, int argc, char **arg
 		if (cli_open_user_store(cli, user, false, &store) < 0)
 			return EXIT_FAIL;
 		unsigned outgoing = 0; /* its outbox too: no message bytes left behind */
-		if (store_begin(store, &err) < 0 || store_account_remove(store, key, &rm, &err) < 0 ||
+		if (store_begin(store, &err) < 0 ||
+		    store_account_remove(store, key, &rm, &err) < 0 ||
 		    store_outbox_remove_account(store, id, &outgoing, &err) < 0 ||
 		    store_commit(store, &err) < 0 || store_scrub(store, &err) < 0) {
 			cli_error("%s", err);
@@ -597,8 +631,8 @@ static int account_remove(struct cli *cli, struct hub *hub, int argc, char **arg
 	snprintf(counts[2], sizeof(counts[2]), "%llu", (unsigned long long)rm.bytes);
 	snprintf(counts[3], sizeof(counts[3]), "%llu", (unsigned long long)rm.mailboxes);
 	struct audit_detail d[] = {{"credentials", counts[0]}, {"messages", counts[1]},
-				   {"bytes", counts[2]},       {"folders", counts[3]},
-				   {"scope", "all-devices"},   {"resumed", "yes"}};
+	                           {"bytes", counts[2]},       {"folders", counts[3]},
+	                           {"scope", "all-devices"},   {"resumed", "yes"}};
 	if (hub_audit(hub, &u, AUDIT_ACCOUNT_REMOVED, id, d, resumed ? 6 : 5, &err) < 0) {
 		cli_error("%s (run the removal again to finish it)", err);
 		return EXIT_FAIL;
@@ -607,16 +641,16 @@ static int account_remove(struct cli *cli, struct hub *hub, int argc, char **arg
 	time_t now = time(NULL);
 	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
 	int len = snprintf(
-		receipt, sizeof(receipt),
-		"receipt: account %lld of %s removed from all devices at %s: %u sealed "
-		"credentials and the account's data key deleted; %llu messages in %llu folders "
-		"(%llu bytes of message content not shared with other accounts) deleted; database "
-		"pages zeroed (secure_delete) and write-ahead logs truncated.%s",
-		id, user, when, secrets, (unsigned long long)rm.messages,
-		(unsigned long long)rm.mailboxes, (unsigned long long)rm.bytes,
-		resumed ? " This finished a removal that was interrupted; what it had deleted "
-			  "already is not counted here."
-			: "");
+	    receipt, sizeof(receipt),
+	    "receipt: account %lld of %s removed from all devices at %s: %u sealed "
+	    "credentials and the account's data key deleted; %llu messages in %llu folders "
+	    "(%llu bytes of message content not shared with other accounts) deleted; database "
+	    "pages zeroed (secure_delete) and write-ahead logs truncated.%s",
+	    id, user, when, secrets, (unsigned long long)rm.messages,
+	    (unsigned long long)rm.mailboxes, (unsigned long long)rm.bytes,
+	    resumed ? " This finished a removal that was interrupted; what it had deleted "
+	              "already is not counted here."
+	            : "");
 	if (len < 0 || (size_t)len >= sizeof(receipt)) {
 		cli_error("receipt too long");
 		return EXIT_FAIL;

@@ -9,11 +9,11 @@
 static void audit_usage(FILE *f)
 {
 	fprintf(f, "usage: mailkeep --data DIR audit --user NAME [--verify]\n\n"
-		   "Shows every entry of NAME's audit log: each decryption of a credential and\n"
-		   "what for, each login to a provider and its result, consents, accounts added\n"
-		   "and removed, sign-ins and lifecycle warnings. The log is append-only and\n"
-		   "hash-chained; --verify checks every entry and that nothing was edited,\n"
-		   "reordered or dropped (exit status 1 if anything was).\n");
+	           "Shows every entry of NAME's audit log: each decryption of a credential and\n"
+	           "what for, each login to a provider and its result, consents, accounts added\n"
+	           "and removed, sign-ins and lifecycle warnings. The log is append-only and\n"
+	           "hash-chained; --verify checks every entry and that nothing was edited,\n"
+	           "reordered or dropped (exit status 1 if anything was).\n");
 }
 
 int cmd_audit(struct cli *cli, int argc, char **argv)

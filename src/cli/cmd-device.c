@@ -11,12 +11,12 @@
 static void device_usage(FILE *f)
 {
 	fprintf(f, "usage: mailkeep --data DIR device add --user NAME DEVICE\n"
-		   "       mailkeep --data DIR device list --user NAME\n"
-		   "       mailkeep --data DIR device revoke --user NAME DEVICE\n\n"
-		   "add     gives a device its own bearer token for the hub's JMAP API and prints\n"
-		   "        it once: only a hash is stored, so it cannot be shown again.\n"
-		   "list    shows the user's devices.\n"
-		   "revoke  ends the device's access at once, including open push streams.\n");
+	           "       mailkeep --data DIR device list --user NAME\n"
+	           "       mailkeep --data DIR device revoke --user NAME DEVICE\n\n"
+	           "add     gives a device its own bearer token for the hub's JMAP API and prints\n"
+	           "        it once: only a hash is stored, so it cannot be shown again.\n"
+	           "list    shows the user's devices.\n"
+	           "revoke  ends the device's access at once, including open push streams.\n");
 }
 
 int cmd_device(struct cli *cli, int argc, char **argv)

@@ -9,24 +9,25 @@
 
 static void export_usage(FILE *f)
 {
-	fprintf(f, "usage: mailkeep --data DIR export --user NAME --maildir OUT\n\n"
-		   "Writes NAME's hosted mailbox as a Maildir++ tree at OUT (which must not exist\n"
-		   "or be empty): INBOX at the root, other folders as .Name with '.' as the\n"
-		   "hierarchy separator, messages byte-exact with their flags in the file names\n"
-		   "(:2,DFRST plus keyword letters listed in dovecot-keywords) and the internal\n"
-		   "date as the file time. Dovecot can serve OUT as it is. A '.', '/' or '\\' in\n"
-		   "a folder name is written as \\NN (hex), as Dovecot's listescape plugin stores\n"
-		   "it: serve such folders with that plugin. Dovecot's maildir holds 26 keywords\n"
-		   "per folder; any keyword beyond is listed on stderr and the exit status is 1.\n");
+	fprintf(f,
+	        "usage: mailkeep --data DIR export --user NAME --maildir OUT\n\n"
+	        "Writes NAME's hosted mailbox as a Maildir++ tree at OUT (which must not exist\n"
+	        "or be empty): INBOX at the root, other folders as .Name with '.' as the\n"
+	        "hierarchy separator, messages byte-exact with their flags in the file names\n"
+	        "(:2,DFRST plus keyword letters listed in dovecot-keywords) and the internal\n"
+	        "date as the file time. Dovecot can serve OUT as it is. A '.', '/' or '\\' in\n"
+	        "a folder name is written as \\NN (hex), as Dovecot's listescape plugin stores\n"
+	        "it: serve such folders with that plugin. Dovecot's maildir holds 26 keywords\n"
+	        "per folder; any keyword beyond is listed on stderr and the exit status is 1.\n");
 }
 
 int cmd_export(struct cli *cli, int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"user", required_argument, NULL, 'u'},
-		{"maildir", required_argument, NULL, 'm'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"user", required_argument, NULL, 'u'},
+	    {"maildir", required_argument, NULL, 'm'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	const char *user = NULL, *out = NULL;
 	int c;
@@ -72,8 +73,8 @@ int cmd_export(struct cli *cli, int argc, char **argv)
 		if (st.unwritten_truncated)
 			fprintf(stderr, "(list cut short)\n");
 		cli_error("export incomplete: %llu keywords not written (Dovecot's maildir holds "
-			  "at most 26 keywords per folder); every message and flag was written",
-			  st.keywords_unwritten);
+		          "at most 26 keywords per folder); every message and flag was written",
+		          st.keywords_unwritten);
 		maildir_export_stats_free(&st);
 		return EXIT_FAIL;
 	}

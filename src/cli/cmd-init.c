@@ -14,22 +14,22 @@
 static void init_usage(FILE *f)
 {
 	fprintf(f, "usage: mailkeep --data DIR init [--master-key PATH]\n\n"
-		   "Creates DIR (mode 0700) as the hub's data directory: the hub database\n"
-		   "(hub.db), the settings (mailkeep.conf) and one store per hub user under\n"
-		   "DIR/users/. Makes a new master key (32 random bytes) in a 0600 file at PATH\n"
-		   "(default DIR/master.key); keep it apart from backups of DIR: with the key and\n"
-		   "a backup, the stored credentials of server-key users can be opened. To use\n"
-		   "a systemd credential instead, set master_key_credential = NAME in\n"
-		   "mailkeep.conf. Running init again on an initialised directory changes\n"
-		   "nothing; an existing key file is never overwritten.\n");
+	           "Creates DIR (mode 0700) as the hub's data directory: the hub database\n"
+	           "(hub.db), the settings (mailkeep.conf) and one store per hub user under\n"
+	           "DIR/users/. Makes a new master key (32 random bytes) in a 0600 file at PATH\n"
+	           "(default DIR/master.key); keep it apart from backups of DIR: with the key and\n"
+	           "a backup, the stored credentials of server-key users can be opened. To use\n"
+	           "a systemd credential instead, set master_key_credential = NAME in\n"
+	           "mailkeep.conf. Running init again on an initialised directory changes\n"
+	           "nothing; an existing key file is never overwritten.\n");
 }
 
 int cmd_init(struct cli *cli, int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"master-key", required_argument, NULL, 'k'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"master-key", required_argument, NULL, 'k'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	const char *key = NULL;
 	int c;

@@ -17,17 +17,17 @@ int cli_purge_user(struct hub *hub, const struct hub_user *u, const char *why);
 static void lifecycle_usage(FILE *f)
 {
 	fprintf(f, "usage: mailkeep --data DIR lifecycle run [--dry-run] [--now EPOCH]\n\n"
-		   "Users inactive for inactive_purge_days (mailkeep.conf, default 365) are\n"
-		   "purged with everything they have on the hub. 30 and 7 days before, they are\n"
-		   "warned: an entry in their audit log and a message in their hosted inbox.\n"
-		   "Any activity (a sync, adding an account, a device signing in or using the\n"
-		   "API of 'serve') restarts the period. --dry-run only lists what would\n"
-		   "happen; --now evaluates at another time (for tests and what-if). 'serve'\n"
-		   "runs this when it starts and once a day.\n");
+	           "Users inactive for inactive_purge_days (mailkeep.conf, default 365) are\n"
+	           "purged with everything they have on the hub. 30 and 7 days before, they are\n"
+	           "warned: an entry in their audit log and a message in their hosted inbox.\n"
+	           "Any activity (a sync, adding an account, a device signing in or using the\n"
+	           "API of 'serve') restarts the period. --dry-run only lists what would\n"
+	           "happen; --now evaluates at another time (for tests and what-if). 'serve'\n"
+	           "runs this when it starts and once a day.\n");
 }
 
 static int warn_user(struct cli *cli, struct hub *hub, const struct hub_user *u, int days_left,
-		     int64_t purge_at)
+                     int64_t purge_at)
 {
 	const char *err;
 	char when[32], days[16];
@@ -46,18 +46,19 @@ static int warn_user(struct cli *cli, struct hub *hub, const struct hub_user *u,
 	time_t now = time(NULL);
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", gmtime(&now));
 	buf_printf(&msg,
-		   "From: mailkeep hub <postmaster@localhost>\r\n"
-		   "To: %s\r\n"
-		   "Date: %s\r\n"
-		   "Message-ID: <lifecycle-%s-%d-%lld@mailkeep.invalid>\r\n"
-		   "Subject: Your mail hub account will be deleted in %d days\r\n"
-		   "MIME-Version: 1.0\r\n"
-		   "Content-Type: text/plain; charset=utf-8\r\n\r\n"
-		   "Your account %s on this mail hub has not been used for a long time.\r\n"
-		   "Unless it is used before %s, it will be deleted with every mail\r\n"
-		   "account, stored password and hosted message it holds.\r\n\r\n"
-		   "Any use keeps it: a sync, or signing in on a device.\r\n",
-		   u->name, date, u->name, days_left, (long long)purge_at, days_left, u->name, when);
+	           "From: mailkeep hub <postmaster@localhost>\r\n"
+	           "To: %s\r\n"
+	           "Date: %s\r\n"
+	           "Message-ID: <lifecycle-%s-%d-%lld@mailkeep.invalid>\r\n"
+	           "Subject: Your mail hub account will be deleted in %d days\r\n"
+	           "MIME-Version: 1.0\r\n"
+	           "Content-Type: text/plain; charset=utf-8\r\n\r\n"
+	           "Your account %s on this mail hub has not been used for a long time.\r\n"
+	           "Unless it is used before %s, it will be deleted with every mail\r\n"
+	           "account, stored password and hosted message it holds.\r\n\r\n"
+	           "Any use keeps it: a sync, or signing in on a device.\r\n",
+	           u->name, date, u->name, days_left, (long long)purge_at, days_left, u->name,
+	           when);
 	struct store *store;
 	int r = cli_open_user_store(cli, u->name, true, &store);
 	if (r == 0) {
@@ -99,11 +100,12 @@ int cli_lifecycle_run(struct cli *cli, struct hub *hub, int64_t now, bool dry_ru
 			       dry_run ? "would purge" : "purging", u->name,
 			       (long long)((now - u->last_active) / DAY),
 			       hub_get_settings(hub)->inactive_purge_days);
-			if (!dry_run && cli_purge_user(hub, u, "inactive past the purge period") < 0)
+			if (!dry_run &&
+			    cli_purge_user(hub, u, "inactive past the purge period") < 0)
 				ret = EXIT_FAIL;
 			purged++;
 		} else if ((days_left <= 7 && (u->warned_days == 0 || u->warned_days > 7)) ||
-			   (days_left <= 30 && u->warned_days == 0)) {
+		           (days_left <= 30 && u->warned_days == 0)) {
 			printf("%s %s: %d days before purge\n", dry_run ? "would warn" : "warning",
 			       u->name, days_left);
 			if (!dry_run && warn_user(cli, hub, u, days_left, purge_at) < 0)
@@ -111,8 +113,8 @@ int cli_lifecycle_run(struct cli *cli, struct hub *hub, int64_t now, bool dry_ru
 			warned++;
 		}
 	}
-	printf("lifecycle%s: %zu users, %u %swarned, %u %spurged\n", dry_run ? " (dry run)" : "",
-	       n, warned, dry_run ? "to be " : "", purged, dry_run ? "to be " : "");
+	printf("lifecycle%s: %zu users, %u %swarned, %u %spurged\n", dry_run ? " (dry run)" : "", n,
+	       warned, dry_run ? "to be " : "", purged, dry_run ? "to be " : "");
 	fflush(stdout);
 	free(users);
 	return ret;

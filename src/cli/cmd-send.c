@@ -301,8 +301,8 @@ static int outbox_list(struct store *store)
 		if (it->state == STORE_OUTBOX_SENT && it->sent_copy[0] == '\0') {
 			char when[32];
 			fmt_time(it->copy_next, when, sizeof(when));
-			printf(" sent-copy=pending copy-attempts=%u copy-next=%s", it->copy_attempts,
-			       when);
+			printf(" sent-copy=pending copy-attempts=%u copy-next=%s",
+			       it->copy_attempts, when);
 			if (it->copy_error[0] != '\0')
 				printf(" copy-error=\"%s\"", it->copy_error);
 		} else {

@@ -99,41 +99,40 @@ struct serve {
 
 static void serve_usage(FILE *f)
 {
-	fprintf(f,
-		"usage: mailkeep --data DIR serve [--listen ADDR:PORT] [--public-url URL]\n"
-		"                [--tls-cert C --tls-key K] [--sync-interval SECONDS]\n"
-		"                [--access-log FILE] [--trusted-proxy ADDR]\n"
-		"                [--max-connections N] [--max-connections-per-address N]\n"
-		"                [--header-timeout SECONDS] [--max-body-memory BYTES]\n\n"
-		"Runs the hub: the JMAP API for devices at /.well-known/jmap and /jmap/...\n"
-		"(Bearer device tokens from 'mailkeep device add', or Basic with the hub\n"
-		"user's password), EventSource push, and a scheduler that syncs every\n"
-		"server-key user's stored accounts every SECONDS (default 300, 0 = never).\n"
-		"Zero-access users are synced only on their own 'sync --passphrase-file'.\n"
-		"Changes made through the API stay in the hosted mailbox (recorded for the\n"
-		"two-way sync); scheduled syncs do not undo them.\n\n"
-		"  --listen ADDR:PORT  default 127.0.0.1:8080\n"
-		"  --public-url URL    the URL devices use (behind a reverse proxy); default\n"
-		"                      http(s)://ADDR:PORT\n"
-		"  --tls-cert C --tls-key K  serve HTTPS itself (PEM files)\n"
-		"  --access-log FILE   one line per request, no secrets (default stderr)\n"
-		"  --trusted-proxy ADDR  the reverse proxy's address: for its requests the\n"
-		"                      client is the last X-Forwarded-For entry (access log,\n"
-		"                      sign-in rate limit); never believed from others\n"
-		"  --max-connections N   open connections at most (default 128; each has a\n"
-		"                      thread)\n"
-		"  --max-connections-per-address N  from one address, an IPv6 /64 counting\n"
-		"                      as one (default 16; the trusted proxy is exempt)\n"
-		"  --header-timeout SECONDS  a connection must send a complete request head\n"
-		"                      within this (default 10), however slowly it trickles\n"
-		"  --max-body-memory BYTES  request bodies held in memory at once, all\n"
-		"                      clients together (default 64 MiB; more than 10 MiB);\n"
-		"                      beyond it 503 with Retry-After\n\n"
-		"Requests are authenticated on their headers before a body is read\n"
-		"(unauthenticated: 401, the body is never read). Password sign-ins are\n"
-		"limited before the password is checked: 10 a minute per user, 10 per\n"
-		"address (IPv4 address or IPv6 /64), 100 for the whole hub; beyond that\n"
-		"429 with Retry-After. Device tokens are not limited by another's guesses.\n");
+	fprintf(f, "usage: mailkeep --data DIR serve [--listen ADDR:PORT] [--public-url URL]\n"
+	           "                [--tls-cert C --tls-key K] [--sync-interval SECONDS]\n"
+	           "                [--access-log FILE] [--trusted-proxy ADDR]\n"
+	           "                [--max-connections N] [--max-connections-per-address N]\n"
+	           "                [--header-timeout SECONDS] [--max-body-memory BYTES]\n\n"
+	           "Runs the hub: the JMAP API for devices at /.well-known/jmap and /jmap/...\n"
+	           "(Bearer device tokens from 'mailkeep device add', or Basic with the hub\n"
+	           "user's password), EventSource push, and a scheduler that syncs every\n"
+	           "server-key user's stored accounts every SECONDS (default 300, 0 = never).\n"
+	           "Zero-access users are synced only on their own 'sync --passphrase-file'.\n"
+	           "Changes made through the API stay in the hosted mailbox (recorded for the\n"
+	           "two-way sync); scheduled syncs do not undo them.\n\n"
+	           "  --listen ADDR:PORT  default 127.0.0.1:8080\n"
+	           "  --public-url URL    the URL devices use (behind a reverse proxy); default\n"
+	           "                      http(s)://ADDR:PORT\n"
+	           "  --tls-cert C --tls-key K  serve HTTPS itself (PEM files)\n"
+	           "  --access-log FILE   one line per request, no secrets (default stderr)\n"
+	           "  --trusted-proxy ADDR  the reverse proxy's address: for its requests the\n"
+	           "                      client is the last X-Forwarded-For entry (access log,\n"
+	           "                      sign-in rate limit); never believed from others\n"
+	           "  --max-connections N   open connections at most (default 128; each has a\n"
+	           "                      thread)\n"
+	           "  --max-connections-per-address N  from one address, an IPv6 /64 counting\n"
+	           "                      as one (default 16; the trusted proxy is exempt)\n"
+	           "  --header-timeout SECONDS  a connection must send a complete request head\n"
+	           "                      within this (default 10), however slowly it trickles\n"
+	           "  --max-body-memory BYTES  request bodies held in memory at once, all\n"
+	           "                      clients together (default 64 MiB; more than 10 MiB);\n"
+	           "                      beyond it 503 with Retry-After\n\n"
+	           "Requests are authenticated on their headers before a body is read\n"
+	           "(unauthenticated: 401, the body is never read). Password sign-ins are\n"
+	           "limited before the password is checked: 10 a minute per user, 10 per\n"
+	           "address (IPv4 address or IPv6 /64), 100 for the whole hub; beyond that\n"
+	           "429 with Retry-After. Device tokens are not limited by another's guesses.\n");
 }
 
 /* --- per-user stores -------------------------------------------------------- */
@@ -171,7 +170,7 @@ struct principal {
  * the user and the hash; the Argon2id check runs without any lock, at most
  * a few at once, and only after the attempt has been counted. */
 static int authenticate_password(struct serve *sv, const char *name, const char *password,
-				 const char *addr, struct principal *p, unsigned *retry_after_r)
+                                 const char *addr, struct principal *p, unsigned *retry_after_r)
 {
 	const char *err;
 	char hash[VAULT_PASSWORD_HASH_SIZE];
@@ -208,7 +207,7 @@ static void note_activity(struct serve *sv, const struct principal *p)
 
 /* 0 signed in, -1 not (no or bad credentials), -2 limited, -3 busy. */
 static int authenticate(struct serve *sv, const struct http_request *req, struct principal *p,
-			unsigned *retry_after_r)
+                        unsigned *retry_after_r)
 {
 	const char *h = req->authorization, *err;
 	if (h == NULL)
@@ -220,8 +219,9 @@ static int authenticate(struct serve *sv, const struct http_request *req, struct
 		pthread_mutex_unlock(&sv->hub_lock);
 		if (r < 0) {
 			signin_token_failed(sv->signin, req->remote_addr);
-			return signin_address_blocked(sv->signin, req->remote_addr, retry_after_r) ? -2
-												    : -1;
+			return signin_address_blocked(sv->signin, req->remote_addr, retry_after_r)
+			           ? -2
+			           : -1;
 		}
 		p->device_id = d.id;
 		snprintf(p->label, sizeof(p->label), "%s/%s", p->user.name, d.name);
@@ -233,15 +233,14 @@ static int authenticate(struct serve *sv, const struct http_request *req, struct
 	int r = -1;
 	char *raw = sodium_malloc(1024);
 	size_t len = 0;
-	if (raw != NULL &&
-	    sodium_base642bin((unsigned char *)raw, 1023, h + 6, strlen(h + 6), NULL, &len, NULL,
-			      sodium_base64_VARIANT_ORIGINAL) == 0) {
+	if (raw != NULL && sodium_base642bin((unsigned char *)raw, 1023, h + 6, strlen(h + 6), NULL,
+	                                     &len, NULL, sodium_base64_VARIANT_ORIGINAL) == 0) {
 		raw[len] = '\0';
 		char *colon = memchr(raw, ':', len);
 		if (colon != NULL && memchr(raw, '\0', len) == NULL) {
 			*colon = '\0';
 			r = authenticate_password(sv, raw, colon + 1, req->remote_addr, p,
-						  retry_after_r);
+			                          retry_after_r);
 		}
 	}
 	if (raw != NULL)
@@ -265,11 +264,11 @@ static void respond_json(struct http_response *resp, unsigned status, json_t *bo
 
 /* Every error body is an RFC 7807 problem, as RFC 8620 3.6.1 has it. */
 static void respond_problem(struct http_response *resp, unsigned status, const char *type,
-			    const char *detail)
+                            const char *detail)
 {
 	const char *err;
-	json_t *body = json_pack("{s:s,s:i,s:s}", "type", type, "status", (int)status, "detail",
-				 detail);
+	json_t *body =
+	    json_pack("{s:s,s:i,s:s}", "type", type, "status", (int)status, "detail", detail);
 	char *text = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
 	json_decref(body);
 	http_response_set_status(resp, status, &err);
@@ -293,49 +292,47 @@ static json_t *session_json(struct serve *sv, const struct hub_user *u, uint64_t
 	char api[600], download[700], upload[600], events[700], st[32];
 	snprintf(api, sizeof(api), "%s/jmap/api/", sv->public_url);
 	snprintf(download, sizeof(download),
-		 "%s/jmap/download/{accountId}/{blobId}/{name}?type={type}", sv->public_url);
+	         "%s/jmap/download/{accountId}/{blobId}/{name}?type={type}", sv->public_url);
 	snprintf(upload, sizeof(upload), "%s/jmap/upload/{accountId}/", sv->public_url);
 	snprintf(events, sizeof(events),
-		 "%s/jmap/eventsource/?types={types}&closeafter={closeafter}&ping={ping}",
-		 sv->public_url);
+	         "%s/jmap/eventsource/?types={types}&closeafter={closeafter}&ping={ping}",
+	         sv->public_url);
 	snprintf(st, sizeof(st), "%llu", (unsigned long long)state);
-	json_t *core = json_pack("{s:I,s:i,s:I,s:i,s:i,s:i,s:i,s:[sss]}", "maxSizeUpload",
-				 (json_int_t)SERVE_MAX_UPLOAD, "maxConcurrentUpload", 4, "maxSizeRequest",
-				 (json_int_t)SERVE_MAX_REQUEST, "maxConcurrentRequests", 8,
-				 "maxCallsInRequest", 32, "maxObjectsInGet",
-				 JMAP_MAIL_MAX_OBJECTS_IN_GET, "maxObjectsInSet", 500,
-				 "collationAlgorithms", "i;ascii-numeric", "i;ascii-casemap",
-				 "i;unicode-casemap");
+	json_t *core = json_pack(
+	    "{s:I,s:i,s:I,s:i,s:i,s:i,s:i,s:[sss]}", "maxSizeUpload", (json_int_t)SERVE_MAX_UPLOAD,
+	    "maxConcurrentUpload", 4, "maxSizeRequest", (json_int_t)SERVE_MAX_REQUEST,
+	    "maxConcurrentRequests", 8, "maxCallsInRequest", 32, "maxObjectsInGet",
+	    JMAP_MAIL_MAX_OBJECTS_IN_GET, "maxObjectsInSet", 500, "collationAlgorithms",
+	    "i;ascii-numeric", "i;ascii-casemap", "i;unicode-casemap");
 	/* Writable: an Email is in exactly one mailbox (one store row per
 	 * mailbox and UID); changes stay in the hosted mailbox until a two-way
 	 * sync carries them to the provider. */
-	json_t *mail_acct = json_pack("{s:i,s:n,s:i,s:i,s:[sssssssss],s:b}",
-				      "maxMailboxesPerEmail", 1, "maxMailboxDepth",
-				      "maxSizeMailboxName", 490, "maxSizeAttachmentsPerEmail",
-				      50000000, "emailQuerySortOptions", "receivedAt", "sentAt",
-				      "size", "from", "to", "subject", "hasKeyword",
-				      "allInThreadHaveKeyword", "someInThreadHaveKeyword",
-				      "mayCreateTopLevelMailbox", 1);
+	json_t *mail_acct =
+	    json_pack("{s:i,s:n,s:i,s:i,s:[sssssssss],s:b}", "maxMailboxesPerEmail", 1,
+	              "maxMailboxDepth", "maxSizeMailboxName", 490, "maxSizeAttachmentsPerEmail",
+	              50000000, "emailQuerySortOptions", "receivedAt", "sentAt", "size", "from",
+	              "to", "subject", "hasKeyword", "allInThreadHaveKeyword",
+	              "someInThreadHaveKeyword", "mayCreateTopLevelMailbox", 1);
 	json_t *accounts = json_object();
-	json_t *acct = json_pack("{s:s,s:b,s:b,s:{s:o}}", "name", u->name, "isPersonal", 1,
-				 "isReadOnly", 0, "accountCapabilities", JMAP_CAPABILITY_MAIL,
-				 mail_acct);
+	json_t *acct =
+	    json_pack("{s:s,s:b,s:b,s:{s:o}}", "name", u->name, "isPersonal", 1, "isReadOnly", 0,
+	              "accountCapabilities", JMAP_CAPABILITY_MAIL, mail_acct);
 	json_object_set_new(accounts, u->name, acct);
 	json_t *session = json_pack(
-		"{s:{s:o,s:{}},s:o,s:{s:s},s:s,s:s,s:s,s:s,s:s,s:s}", "capabilities",
-		JMAP_CAPABILITY_CORE, core, JMAP_CAPABILITY_MAIL, "accounts", accounts,
-		"primaryAccounts", JMAP_CAPABILITY_MAIL, u->name, "username", u->name, "apiUrl", api,
-		"downloadUrl", download, "uploadUrl", upload, "eventSourceUrl", events, "state", st);
+	    "{s:{s:o,s:{}},s:o,s:{s:s},s:s,s:s,s:s,s:s,s:s,s:s}", "capabilities",
+	    JMAP_CAPABILITY_CORE, core, JMAP_CAPABILITY_MAIL, "accounts", accounts,
+	    "primaryAccounts", JMAP_CAPABILITY_MAIL, u->name, "username", u->name, "apiUrl", api,
+	    "downloadUrl", download, "uploadUrl", upload, "eventSourceUrl", events, "state", st);
 	/* Identity/get lives under the submission capability (the submission
 	 * methods may have declared it already). */
 	json_t *caps = json_object_get(session, "capabilities");
 	if (json_object_get(caps, SERVE_SUBMISSION) == NULL) {
 		json_object_set_new(caps, SERVE_SUBMISSION, json_object());
-		json_object_set_new(json_object_get(acct, "accountCapabilities"), SERVE_SUBMISSION,
-				    json_pack("{s:i,s:{}}", "maxDelayedSend", 0,
-					      "submissionExtensions"));
+		json_object_set_new(
+		    json_object_get(acct, "accountCapabilities"), SERVE_SUBMISSION,
+		    json_pack("{s:i,s:{}}", "maxDelayedSend", 0, "submissionExtensions"));
 		json_object_set_new(json_object_get(session, "primaryAccounts"), SERVE_SUBMISSION,
-				    json_string(u->name));
+		                    json_string(u->name));
 	}
 	return session;
 }
@@ -370,8 +367,8 @@ static void request_changes(const struct http_request *req, char *out, size_t si
 	if (memmem(req->body, req->body_len, "/set\"", 5) == NULL &&
 	    memmem(req->body, req->body_len, "/import\"", 8) == NULL)
 		return;
-	json_t *root = json_loadb((const char *)req->body, req->body_len, JSON_REJECT_DUPLICATES,
-				  NULL);
+	json_t *root =
+	    json_loadb((const char *)req->body, req->body_len, JSON_REJECT_DUPLICATES, NULL);
 	json_t *calls = json_object_get(root, "methodCalls");
 	size_t i, o = 0;
 	json_t *call;
@@ -380,7 +377,7 @@ static void request_changes(const struct http_request *req, char *out, size_t si
 		const char *name = json_string_value(json_array_get(call, 0));
 		size_t len = name != NULL ? strlen(name) : 0;
 		bool change = (len > 4 && strcmp(name + len - 4, "/set") == 0) ||
-			      (len > 7 && strcmp(name + len - 7, "/import") == 0);
+		              (len > 7 && strcmp(name + len - 7, "/import") == 0);
 		if (!change || strstr(out, name) != NULL)
 			continue;
 		if (o + len + 2 >= size) {
@@ -400,7 +397,7 @@ static int audit_change(struct serve *sv, const struct principal *p, const char 
 	const char *err;
 	const char *slash = strchr(p->label, '/');
 	struct audit_detail d[] = {{"device", slash != NULL ? slash + 1 : "-"},
-				   {"methods", methods}};
+	                           {"methods", methods}};
 	pthread_mutex_lock(&sv->hub_lock);
 	int r = hub_audit(sv->hub, &p->user, AUDIT_API_CHANGE, 0, d, 2, &err);
 	if (r < 0) {
@@ -435,8 +432,8 @@ static int load_accounts(struct jmap_mail_ctx *ctx)
 	return 0;
 }
 
-static void handle_api(struct serve *sv, const struct principal *p,
-		       const struct http_request *req, struct http_response *resp)
+static void handle_api(struct serve *sv, const struct principal *p, const struct http_request *req,
+                       struct http_response *resp)
 {
 	const char *err;
 	if (strcmp(req->method, "POST") != 0) {
@@ -445,7 +442,7 @@ static void handle_api(struct serve *sv, const struct principal *p,
 	}
 	if (!content_is_json(req->content_type)) {
 		respond_problem(resp, 400, "urn:ietf:params:jmap:error:notJSON",
-				"the request's Content-Type is not application/json");
+		                "the request's Content-Type is not application/json");
 		return;
 	}
 	struct user_store *us = user_store_get(sv, p->user.name);
@@ -469,17 +466,17 @@ static void handle_api(struct serve *sv, const struct principal *p,
 	pthread_mutex_lock(&us->lock);
 	struct account_loader loader = {.sv = sv, .user_id = p->user.id};
 	struct jmap_mail_ctx ctx = {.store = us->store,
-				    .cache = sv->parse_cache,
-				    .account_id = p->user.name,
-				    .load_accounts = load_accounts,
-				    .loader = &loader};
+	                            .cache = sv->parse_cache,
+	                            .account_id = p->user.name,
+	                            .load_accounts = load_accounts,
+	                            .loader = &loader};
 	uint64_t modseq = 0;
 	store_read_modseq(us->store, &modseq, &err);
 	snprintf(ctx.state, sizeof(ctx.state), "%llu", (unsigned long long)modseq);
 	struct jmap_limits limits = {SERVE_MAX_REQUEST, 32, 64};
 	struct jmap_output out;
 	int r = jmap_process(sv->registry, &limits, &ctx, ctx.state, req->body, req->body_len, &out,
-			     &err);
+	                     &err);
 	pthread_mutex_unlock(&us->lock);
 	hub_accounts_free(&loader.accounts, loader.n);
 	if (r < 0) {
@@ -497,7 +494,7 @@ static bool percent_decode(const char *src, char *dst, size_t size);
 static bool media_type_ok(const char *t)
 {
 	static const char token[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-				    "0123456789!#$&^_.+-";
+	                            "0123456789!#$&^_.+-";
 	size_t type_len = strspn(t, token);
 	if (type_len == 0 || t[type_len] != '/' || strspn(t + type_len + 1, token) == 0)
 		return false;
@@ -508,7 +505,7 @@ static bool media_type_ok(const char *t)
 }
 
 static void handle_download(struct serve *sv, const struct principal *p,
-			    const struct http_request *req, struct http_response *resp)
+                            const struct http_request *req, struct http_response *resp)
 {
 	const char *err;
 	/* /jmap/download/{accountId}/{blobId}/{name} */
@@ -539,15 +536,15 @@ static void handle_download(struct serve *sv, const struct principal *p,
 	char *data = NULL, *part_type = NULL;
 	pthread_mutex_lock(&us->lock);
 	int found = jmap_email_blob_content(us->store, blob, SERVE_MAX_DOWNLOAD, &data, &size,
-					    &part_type, &err);
+	                                    &part_type, &err);
 	pthread_mutex_unlock(&us->lock);
 	if (found != 1) {
 		respond_problem(resp, found == 0 ? 404 : 500, "about:blank",
-				found == 0 ? "no such blob" : "cannot read the blob");
+		                found == 0 ? "no such blob" : "cannot read the blob");
 		return;
 	}
 	static const char type_chars[] =
-		"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/.+-";
+	    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/.+-";
 	char type[128] = "application/octet-stream";
 	if (strspn(part_type, type_chars) == strlen(part_type) && strlen(part_type) < sizeof(type))
 		snprintf(type, sizeof(type), "%s", part_type);
@@ -560,7 +557,7 @@ static void handle_download(struct serve *sv, const struct principal *p,
 		snprintf(type, sizeof(type), "%s", asked);
 	http_response_set_status(resp, 200, &err);
 	http_response_add_header(resp, "Cache-Control", "private, immutable, max-age=31536000",
-				 &err);
+	                         &err);
 	http_response_set_body(resp, type, data, (size_t)size, &err);
 }
 
@@ -612,7 +609,7 @@ static int push_types_parse(const char *raw, unsigned *types_r)
  * of the user's store, kept as an upload for STORE_UPLOAD_TTL unless a
  * message uses it. */
 static void handle_upload(struct serve *sv, const struct principal *p,
-			  const struct http_request *req, struct http_response *resp)
+                          const struct http_request *req, struct http_response *resp)
 {
 	const char *err;
 	const char *rest = req->path + strlen("/jmap/upload/");
@@ -627,9 +624,9 @@ static void handle_upload(struct serve *sv, const struct principal *p,
 		return;
 	}
 	if (req->body_len > SERVE_MAX_UPLOAD) {
-		json_t *body = json_pack("{s:s,s:i,s:s,s:s}", "type",
-					 "urn:ietf:params:jmap:error:limit", "status", 413, "limit",
-					 "maxSizeUpload", "detail", "the upload is larger than maxSizeUpload");
+		json_t *body = json_pack(
+		    "{s:s,s:i,s:s,s:s}", "type", "urn:ietf:params:jmap:error:limit", "status", 413,
+		    "limit", "maxSizeUpload", "detail", "the upload is larger than maxSizeUpload");
 		respond_json(resp, 413, body);
 		return;
 	}
@@ -654,7 +651,7 @@ static void handle_upload(struct serve *sv, const struct principal *p,
 	if (r == 0) {
 		r = store_blob_begin(us->store, req->body_len, &w, &err);
 		if (r == 0 && (store_blob_write(w, req->body, req->body_len, &err) < 0 ||
-			       store_blob_finish(&w, &blob_id, &err) < 0)) {
+		               store_blob_finish(&w, &blob_id, &err) < 0)) {
 			store_blob_abort(&w);
 			r = -1;
 		}
@@ -672,12 +669,13 @@ static void handle_upload(struct serve *sv, const struct principal *p,
 	}
 	char bid[32];
 	snprintf(bid, sizeof(bid), "B%lld", (long long)blob_id);
-	respond_json(resp, 201, json_pack("{s:s,s:s,s:s,s:I}", "accountId", p->user.name, "blobId",
-					  bid, "type", type, "size", (json_int_t)req->body_len));
+	respond_json(resp, 201,
+	             json_pack("{s:s,s:s,s:s,s:I}", "accountId", p->user.name, "blobId", bid,
+	                       "type", type, "size", (json_int_t)req->body_len));
 }
 
 static void handle_events(struct serve *sv, const struct principal *p,
-			  const struct http_request *req, struct http_response *resp)
+                          const struct http_request *req, struct http_response *resp)
 {
 	const char *err;
 	char ping_text[16] = "0", types_text[256] = "*", close_text[16] = "no";
@@ -739,7 +737,7 @@ static void handle_events(struct serve *sv, const struct principal *p,
 /* Admission (http.h): every request is authenticated on its headers, before
  * any of its body is read; the principal goes on to the handler. */
 static void admit(void *context, const struct http_request *req, struct http_response *resp,
-		  void **state_r)
+                  void **state_r)
 {
 	struct serve *sv = context;
 	const char *err;
@@ -760,13 +758,15 @@ static void admit(void *context, const struct http_request *req, struct http_res
 		snprintf(secs, sizeof(secs), "%u", r == -3 ? 5 : retry_after);
 		http_response_add_header(resp, "Retry-After", secs, &err);
 		if (r == -2)
-			respond_problem(resp, 429, "about:blank", "too many failed sign-ins; wait a minute");
+			respond_problem(resp, 429, "about:blank",
+			                "too many failed sign-ins; wait a minute");
 		else
-			respond_problem(resp, 503, "about:blank", "too many sign-ins at once; try again");
+			respond_problem(resp, 503, "about:blank",
+			                "too many sign-ins at once; try again");
 		return;
 	}
 	http_response_add_header(resp, "WWW-Authenticate",
-				 "Bearer realm=\"mailkeep\", Basic realm=\"mailkeep\"", &err);
+	                         "Bearer realm=\"mailkeep\", Basic realm=\"mailkeep\"", &err);
 	respond_problem(resp, 401, "about:blank", "sign in with a device token or password");
 }
 
@@ -819,13 +819,14 @@ static void push_state_change(struct push_stream *ps, uint64_t modseq)
 {
 	char data[512];
 	size_t o = (size_t)snprintf(data, sizeof(data),
-				    "{\"@type\":\"StateChange\",\"changed\":{\"%s\":{", ps->user);
+	                            "{\"@type\":\"StateChange\",\"changed\":{\"%s\":{", ps->user);
 	bool comma = false;
 	for (size_t i = 0; i < sizeof(push_type_names) / sizeof(push_type_names[0]); i++) {
 		if ((ps->types & (1u << i)) == 0 || o >= sizeof(data))
 			continue;
 		o += (size_t)snprintf(data + o, sizeof(data) - o, "%s\"%s\":\"%llu\"",
-				      comma ? "," : "", push_type_names[i], (unsigned long long)modseq);
+		                      comma ? "," : "", push_type_names[i],
+		                      (unsigned long long)modseq);
 		comma = true;
 	}
 	if (o < sizeof(data)) {
@@ -948,13 +949,14 @@ static void *sync_thread(void *context)
 			bool temporary = false;
 			for (size_t i = 0; i < n && !sv->stop; i++) {
 				if (users[i].zero_access) {
-					printf("scheduler: %s is zero-access; synced only while they "
-					       "unlock it\n",
-					       users[i].name);
+					printf(
+					    "scheduler: %s is zero-access; synced only while they "
+					    "unlock it\n",
+					    users[i].name);
 					continue;
 				}
-				if (cli_sync_stored(sv->cli, users[i].name, 0, NULL, IMAP_COMPRESS_AUTO,
-						    true) == EXIT_TEMPFAIL)
+				if (cli_sync_stored(sv->cli, users[i].name, 0, NULL,
+				                    IMAP_COMPRESS_AUTO, true) == EXIT_TEMPFAIL)
 					temporary = true;
 			}
 			free(users);
@@ -973,8 +975,8 @@ static void *sync_thread(void *context)
 
 /* --- background full-text indexing ------------------------------------------------ */
 
-#define SERVE_FTS_BATCH 32       /* messages indexed per transaction */
-#define SERVE_FTS_MERGE_PAGES 64 /* index pages rewritten per purge step */
+#define SERVE_FTS_BATCH 32         /* messages indexed per transaction */
+#define SERVE_FTS_MERGE_PAGES 64   /* index pages rewritten per purge step */
 #define SERVE_FTS_PURGE_EVERY 3600 /* seconds between purges of a user's index */
 
 /* Works through each user's indexing backlog (and folds deleted text out
@@ -1008,13 +1010,16 @@ static void *fts_thread(void *context)
 		pthread_mutex_unlock(&sv->users_lock);
 		for (size_t i = 0; i < n_users && !sv->stop; i++) {
 			struct user_store *us = &sv->users[i];
-			bool indexed = false, purged = time(NULL) < last_purge[i] + SERVE_FTS_PURGE_EVERY;
+			bool indexed = false,
+			     purged = time(NULL) < last_purge[i] + SERVE_FTS_PURGE_EVERY;
 			const char *err;
 			while (!sv->stop && !(indexed && purged)) {
 				bool purge_step = indexed;
 				pthread_mutex_lock(&us->lock);
-				int r = !indexed ? store_fts_catch_up(us->store, SERVE_FTS_BATCH, &indexed, &err)
-						 : store_fts_purge(us->store, SERVE_FTS_MERGE_PAGES, &purged, &err);
+				int r = !indexed ? store_fts_catch_up(us->store, SERVE_FTS_BATCH,
+				                                      &indexed, &err)
+				                 : store_fts_purge(us->store, SERVE_FTS_MERGE_PAGES,
+				                                   &purged, &err);
 				pthread_mutex_unlock(&us->lock);
 				if (r == 0 && purge_step && purged)
 					last_purge[i] = time(NULL);
@@ -1038,19 +1043,19 @@ static void *fts_thread(void *context)
 int cmd_serve(struct cli *cli, int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"listen", required_argument, NULL, 'l'},
-		{"public-url", required_argument, NULL, 'u'},
-		{"tls-cert", required_argument, NULL, 'c'},
-		{"tls-key", required_argument, NULL, 'k'},
-		{"sync-interval", required_argument, NULL, 's'},
-		{"access-log", required_argument, NULL, 'a'},
-		{"trusted-proxy", required_argument, NULL, 'p'},
-		{"max-connections", required_argument, NULL, 'C'},
-		{"max-connections-per-address", required_argument, NULL, 'A'},
-		{"header-timeout", required_argument, NULL, 'T'},
-		{"max-body-memory", required_argument, NULL, 'M'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"listen", required_argument, NULL, 'l'},
+	    {"public-url", required_argument, NULL, 'u'},
+	    {"tls-cert", required_argument, NULL, 'c'},
+	    {"tls-key", required_argument, NULL, 'k'},
+	    {"sync-interval", required_argument, NULL, 's'},
+	    {"access-log", required_argument, NULL, 'a'},
+	    {"trusted-proxy", required_argument, NULL, 'p'},
+	    {"max-connections", required_argument, NULL, 'C'},
+	    {"max-connections-per-address", required_argument, NULL, 'A'},
+	    {"header-timeout", required_argument, NULL, 'T'},
+	    {"max-body-memory", required_argument, NULL, 'M'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	const char *listen = "127.0.0.1:8080", *public_url = NULL, *cert = NULL, *key = NULL;
 	const char *access_log = NULL, *proxy = NULL, *err;
@@ -1064,12 +1069,24 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		char *end;
 		switch (c) {
-		case 'l': listen = optarg; break;
-		case 'u': public_url = optarg; break;
-		case 'c': cert = optarg; break;
-		case 'k': key = optarg; break;
-		case 'a': access_log = optarg; break;
-		case 'p': proxy = optarg; break;
+		case 'l':
+			listen = optarg;
+			break;
+		case 'u':
+			public_url = optarg;
+			break;
+		case 'c':
+			cert = optarg;
+			break;
+		case 'k':
+			key = optarg;
+			break;
+		case 'a':
+			access_log = optarg;
+			break;
+		case 'p':
+			proxy = optarg;
+			break;
 		case 's':
 			interval = strtol(optarg, &end, 10);
 			if (*end != '\0' || interval < 0 || interval > 86400 * 7) {
@@ -1077,7 +1094,10 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
 				return EXIT_USAGE;
 			}
 			break;
-		case 'C': case 'A': case 'T': case 'M':
+		case 'C':
+		case 'A':
+		case 'T':
+		case 'M':
 			errno = 0;
 			value = strtoull(optarg, &end, 10);
 			if (errno != 0 || end == optarg || *end != '\0' || value < 1 ||
@@ -1085,8 +1105,11 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
 			    (c == 'T' && value > 3600) ||
 			    (c == 'M' && (value <= SERVE_MAX_REQUEST || value > (1ull << 40)))) {
 				cli_error("bad --%s value '%s' (see --help)",
-					  c == 'C' ? "max-connections" : c == 'A' ? "max-connections-per-address"
-					  : c == 'T' ? "header-timeout" : "max-body-memory", optarg);
+				          c == 'C'   ? "max-connections"
+				          : c == 'A' ? "max-connections-per-address"
+				          : c == 'T' ? "header-timeout"
+				                     : "max-body-memory",
+				          optarg);
 				return EXIT_USAGE;
 			}
 			if (c == 'C')
@@ -1098,12 +1121,17 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
 			else
 				body_memory = (size_t)value;
 			break;
-		case 'h': serve_usage(stdout); return EXIT_OK;
-		default: serve_usage(stderr); return EXIT_USAGE;
+		case 'h':
+			serve_usage(stdout);
+			return EXIT_OK;
+		default:
+			serve_usage(stderr);
+			return EXIT_USAGE;
 		}
 	}
 	if (optind != argc || (cert == NULL) != (key == NULL)) {
-		cli_error(optind != argc ? "serve takes no arguments" : "--tls-cert and --tls-key go together");
+		cli_error(optind != argc ? "serve takes no arguments"
+		                         : "--tls-cert and --tls-key go together");
 		return EXIT_USAGE;
 	}
 	char addr[64];
@@ -1150,19 +1178,19 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
 		return EXIT_FAIL;
 	}
 	struct http_settings hs = {.address = addr,
-				   .port = (unsigned)port,
-				   .tls_cert_file = cert,
-				   .tls_key_file = key,
-				   .max_body_size = SERVE_MAX_REQUEST,
-				   .max_connections = max_connections,
-				   .timeout_seconds = 60,
-				   .access_log = log,
-				   .trusted_proxy = proxy,
-				   .header_timeout_seconds = header_timeout,
-				   .max_connections_per_address = per_address,
-				   .max_buffered_bytes = body_memory,
-				   .admit = admit,
-				   .state_free = free};
+	                           .port = (unsigned)port,
+	                           .tls_cert_file = cert,
+	                           .tls_key_file = key,
+	                           .max_body_size = SERVE_MAX_REQUEST,
+	                           .max_connections = max_connections,
+	                           .timeout_seconds = 60,
+	                           .access_log = log,
+	                           .trusted_proxy = proxy,
+	                           .header_timeout_seconds = header_timeout,
+	                           .max_connections_per_address = per_address,
+	                           .max_buffered_bytes = body_memory,
+	                           .admit = admit,
+	                           .state_free = free};
 	struct http_server *server;
 	if (http_server_start(&hs, handler, sv, &server, &err) < 0) {
 		cli_error("%s", err);
@@ -1172,7 +1200,7 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
 		snprintf(sv->public_url, sizeof(sv->public_url), "%s", public_url);
 	else
 		snprintf(sv->public_url, sizeof(sv->public_url), "%s://%s:%u",
-			 cert != NULL ? "https" : "http", addr, http_server_port(server));
+		         cert != NULL ? "https" : "http", addr, http_server_port(server));
 	size_t ul = strlen(sv->public_url);
 	while (ul > 0 && sv->public_url[ul - 1] == '/')
 		sv->public_url[--ul] = '\0';
@@ -1197,8 +1225,10 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
 	pthread_create(&syncer, NULL, sync_thread, sv);
 	pthread_create(&indexer, NULL, fts_thread, sv);
 	pthread_t outboxer; /* sends queued mail (outbox-run.c) */
-	struct outbox_worker ow = {.cli = cli, .stop = &sv->stop,
-				   .retry_base = OUTBOX_DEFAULT_RETRY_BASE, .interval_s = 2};
+	struct outbox_worker ow = {.cli = cli,
+	                           .stop = &sv->stop,
+	                           .retry_base = OUTBOX_DEFAULT_RETRY_BASE,
+	                           .interval_s = 2};
 	pthread_create(&outboxer, NULL, cli_outbox_thread, &ow);
 	pthread_t lifecycler;
 	struct lifecycle_worker lw = {.cli = cli, .stop = &sv->stop, .interval_s = 86400};

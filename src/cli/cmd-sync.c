@@ -18,38 +18,39 @@
 
 static void sync_usage(FILE *f)
 {
-	fprintf(f,
-		"usage: mailkeep --data DIR sync --user NAME [--account ID] [--passphrase-file P]\n"
-		"                [--compress auto|yes|no] [--quiet]\n"
-		"       mailkeep --data DIR sync --user NAME --imap URL --login LOGIN\n"
-		"                --password-file FILE [--ca-file CA.pem] [--compress MODE] [--quiet]\n\n"
-		"Brings NAME's hosted mailbox up to date with the user's stored accounts (all,\n"
-		"or the one given with --account), or with the account given on the command\n"
-		"line (second form: nothing is stored but mail). Every folder, every message\n"
-		"byte-exact, flags and keywords, internal dates; folders created, renamed or\n"
-		"deleted and messages expunged on the server are reflected. Only what changed\n"
-		"since the last sync is fetched.\n\n"
-		"  --account ID          sync only this stored account\n"
-		"  --passphrase-file P   zero-access users: the passphrase that unlocks their\n"
-		"                        credentials for this sync (the hub cannot without it)\n"
-		"  --imap URL            imaps://host[:port] (TLS, port 993) or imap://host[:port]\n"
-		"                        (STARTTLS required, port 143)\n"
-		"  --login LOGIN         the account's login name\n"
-		"  --password-file FILE  read the password from FILE, or from stdin with '-';\n"
-		"                        it is used for this sync only and never stored\n"
-		"  --ca-file CA.pem      also trust these certificate authorities (the system's\n"
-		"                        trust store is always used; verification cannot be\n"
-		"                        turned off)\n"
-		"  --compress MODE       COMPRESS=DEFLATE when the server offers it: auto (the\n"
-		"                        default: not on loopback, where it only costs CPU),\n"
-		"                        yes or no\n"
-		"  --quiet               no progress display (it is shown on terminals only)\n\n"
-		"Each account ends with a one-line summary. Exit status 0 when everything was\n"
-		"synced, 1 when something failed (what was stored stays; the next sync\n"
-		"resumes), 75 when every failure was temporary (such as the server's\n"
-		"[UNAVAILABLE] to the login: try again later), 2 on a bad command line.\n"
-		"Every use of a stored credential is in the\n"
-		"user's audit log.\n");
+	fprintf(
+	    f, "usage: mailkeep --data DIR sync --user NAME [--account ID] [--passphrase-file P]\n"
+	       "                [--compress auto|yes|no] [--quiet]\n"
+	       "       mailkeep --data DIR sync --user NAME --imap URL --login LOGIN\n"
+	       "                --password-file FILE [--ca-file CA.pem] [--compress MODE] "
+	       "[--quiet]\n\n"
+	       "Brings NAME's hosted mailbox up to date with the user's stored accounts (all,\n"
+	       "or the one given with --account), or with the account given on the command\n"
+	       "line (second form: nothing is stored but mail). Every folder, every message\n"
+	       "byte-exact, flags and keywords, internal dates; folders created, renamed or\n"
+	       "deleted and messages expunged on the server are reflected. Only what changed\n"
+	       "since the last sync is fetched.\n\n"
+	       "  --account ID          sync only this stored account\n"
+	       "  --passphrase-file P   zero-access users: the passphrase that unlocks their\n"
+	       "                        credentials for this sync (the hub cannot without it)\n"
+	       "  --imap URL            imaps://host[:port] (TLS, port 993) or imap://host[:port]\n"
+	       "                        (STARTTLS required, port 143)\n"
+	       "  --login LOGIN         the account's login name\n"
+	       "  --password-file FILE  read the password from FILE, or from stdin with '-';\n"
+	       "                        it is used for this sync only and never stored\n"
+	       "  --ca-file CA.pem      also trust these certificate authorities (the system's\n"
+	       "                        trust store is always used; verification cannot be\n"
+	       "                        turned off)\n"
+	       "  --compress MODE       COMPRESS=DEFLATE when the server offers it: auto (the\n"
+	       "                        default: not on loopback, where it only costs CPU),\n"
+	       "                        yes or no\n"
+	       "  --quiet               no progress display (it is shown on terminals only)\n\n"
+	       "Each account ends with a one-line summary. Exit status 0 when everything was\n"
+	       "synced, 1 when something failed (what was stored stays; the next sync\n"
+	       "resumes), 75 when every failure was temporary (such as the server's\n"
+	       "[UNAVAILABLE] to the login: try again later), 2 on a bad command line.\n"
+	       "Every use of a stored credential is in the\n"
+	       "user's audit log.\n");
 }
 
 struct sync_job {
@@ -85,9 +86,8 @@ static int sync_one(struct store *store, const struct sync_job *job, char **pass
 	char host[256], port[8], who[400];
 	job_who(job, who, sizeof(who));
 	const char *err;
-	struct imap_client_settings set = {.ca_file = job->ca_file,
-					   .timeout_ms = SYNC_TIMEOUT_MS,
-					   .compress = job->compress};
+	struct imap_client_settings set = {
+	    .ca_file = job->ca_file, .timeout_ms = SYNC_TIMEOUT_MS, .compress = job->compress};
 	if (imap_url_parse(job->url, host, sizeof(host), port, sizeof(port), &set.security) < 0) {
 		cli_error("%s: bad IMAP URL '%s'", who, job->url);
 		cli_secret_free(password);
@@ -111,11 +111,11 @@ static int sync_one(struct store *store, const struct sync_job *job, char **pass
 		snprintf(server, sizeof(server), "%s:%s", host, port);
 		const char *mech = imap_client_auth_mechanism(client);
 		struct audit_detail d[] = {{"server", server},
-					   {"mechanism", mech != NULL ? mech : "none"},
-					   {"result", r == 0 ? "ok" : "failed"}};
+		                           {"mechanism", mech != NULL ? mech : "none"},
+		                           {"result", r == 0 ? "ok" : "failed"}};
 		const char *aerr;
 		if (hub_audit(job->hub, job->hub_user, AUDIT_PROVIDER_LOGIN, job->account_id, d, 3,
-			      &aerr) < 0)
+		              &aerr) < 0)
 			cli_error("%s: %s", who, aerr);
 	}
 	if (r < 0) {
@@ -152,8 +152,8 @@ out:
 }
 
 /* Sync the user's stored accounts (all, or only_account). */
-int cli_sync_stored(struct cli *cli, const char *user, int64_t only_account,
-		       const char *ppfile, enum imap_compress_mode compress, bool quiet)
+int cli_sync_stored(struct cli *cli, const char *user, int64_t only_account, const char *ppfile,
+                    enum imap_compress_mode compress, bool quiet)
 {
 	struct hub *hub = NULL;
 	struct hub_user u;
@@ -193,7 +193,7 @@ int cli_sync_stored(struct cli *cli, const char *user, int64_t only_account,
 			continue;
 		char *password = NULL;
 		int opened = cli_account_open_secret(hub, &u, &accts[i], kek, "sync",
-						     "imap-password", &password);
+		                                     "imap-password", &password);
 		if (opened < 0) {
 			failed++;
 			temporary += opened == -2;
@@ -202,15 +202,15 @@ int cli_sync_stored(struct cli *cli, const char *user, int64_t only_account,
 		char key[64];
 		snprintf(key, sizeof(key), "account:%lld", (long long)accts[i].id);
 		struct sync_job job = {.user = user,
-				       .url = accts[i].imap_url,
-				       .login = accts[i].login,
-				       .ca_file = accts[i].ca_file,
-				       .account_key = key,
-				       .compress = compress,
-				       .quiet = quiet,
-				       .hub = hub,
-				       .hub_user = &u,
-				       .account_id = accts[i].id};
+		                       .url = accts[i].imap_url,
+		                       .login = accts[i].login,
+		                       .ca_file = accts[i].ca_file,
+		                       .account_key = key,
+		                       .compress = compress,
+		                       .quiet = quiet,
+		                       .hub = hub,
+		                       .hub_user = &u,
+		                       .account_id = accts[i].id};
 		int r = sync_one(store, &job, &password);
 		if (r == EXIT_OK)
 			synced++;
@@ -222,10 +222,10 @@ int cli_sync_stored(struct cli *cli, const char *user, int64_t only_account,
 	if (synced + failed == 0) {
 		if (only_account != 0)
 			cli_error("%s has no account %lld (see 'mailkeep account list --user %s')",
-				  user, (long long)only_account, user);
+			          user, (long long)only_account, user);
 		else
 			cli_error("%s has no accounts yet (add one with 'mailkeep account add')",
-				  user);
+			          user);
 		goto out;
 	}
 	if (hub_user_touch(hub, u.id, time(NULL), &err) < 0)
@@ -243,17 +243,17 @@ out:
 int cmd_sync(struct cli *cli, int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"user", required_argument, NULL, 'u'},
-		{"account", required_argument, NULL, 'a'},
-		{"passphrase-file", required_argument, NULL, 'P'},
-		{"imap", required_argument, NULL, 'i'},
-		{"login", required_argument, NULL, 'l'},
-		{"password-file", required_argument, NULL, 'p'},
-		{"ca-file", required_argument, NULL, 'c'},
-		{"compress", required_argument, NULL, 'z'},
-		{"quiet", no_argument, NULL, 'q'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"user", required_argument, NULL, 'u'},
+	    {"account", required_argument, NULL, 'a'},
+	    {"passphrase-file", required_argument, NULL, 'P'},
+	    {"imap", required_argument, NULL, 'i'},
+	    {"login", required_argument, NULL, 'l'},
+	    {"password-file", required_argument, NULL, 'p'},
+	    {"ca-file", required_argument, NULL, 'c'},
+	    {"compress", required_argument, NULL, 'z'},
+	    {"quiet", no_argument, NULL, 'q'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	const char *user = NULL, *url = NULL, *login = NULL, *pwfile = NULL, *ca = NULL;
 	const char *ppfile = NULL, *account = NULL;
@@ -263,13 +263,27 @@ int cmd_sync(struct cli *cli, int argc, char **argv)
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "hq", opts, NULL)) != -1) {
 		switch (c) {
-		case 'u': user = optarg; break;
-		case 'a': account = optarg; break;
-		case 'P': ppfile = optarg; break;
-		case 'i': url = optarg; break;
-		case 'l': login = optarg; break;
-		case 'p': pwfile = optarg; break;
-		case 'c': ca = optarg; break;
+		case 'u':
+			user = optarg;
+			break;
+		case 'a':
+			account = optarg;
+			break;
+		case 'P':
+			ppfile = optarg;
+			break;
+		case 'i':
+			url = optarg;
+			break;
+		case 'l':
+			login = optarg;
+			break;
+		case 'p':
+			pwfile = optarg;
+			break;
+		case 'c':
+			ca = optarg;
+			break;
 		case 'z':
 			if (strcmp(optarg, "auto") == 0)
 				compress = IMAP_COMPRESS_AUTO;
@@ -282,9 +296,15 @@ int cmd_sync(struct cli *cli, int argc, char **argv)
 				return EXIT_USAGE;
 			}
 			break;
-		case 'q': quiet = true; break;
-		case 'h': sync_usage(stdout); return EXIT_OK;
-		default: sync_usage(stderr); return EXIT_USAGE;
+		case 'q':
+			quiet = true;
+			break;
+		case 'h':
+			sync_usage(stdout);
+			return EXIT_OK;
+		default:
+			sync_usage(stderr);
+			return EXIT_USAGE;
 		}
 	}
 	if (optind != argc) {
@@ -312,14 +332,14 @@ int cmd_sync(struct cli *cli, int argc, char **argv)
 	}
 	if (url == NULL || login == NULL || pwfile == NULL || account != NULL || ppfile != NULL) {
 		cli_error("a sync of an account given on the command line needs --imap, --login "
-			  "and --password-file (and no --account or --passphrase-file)");
+		          "and --password-file (and no --account or --passphrase-file)");
 		return EXIT_USAGE;
 	}
 	char host[256], port[8];
 	enum imap_security sec;
 	if (imap_url_parse(url, host, sizeof(host), port, sizeof(port), &sec) < 0) {
 		cli_error("bad --imap URL '%s': use imaps://host[:port] or imap://host[:port]",
-			  url);
+		          url);
 		return EXIT_USAGE;
 	}
 	if (strpbrk(login, "\r\n") != NULL || login[0] == '\0') {
@@ -348,12 +368,12 @@ int cmd_sync(struct cli *cli, int argc, char **argv)
 	char key[1024];
 	snprintf(key, sizeof(key), "%s %s", url, login);
 	struct sync_job job = {.user = user,
-			       .url = url,
-			       .login = login,
-			       .ca_file = ca,
-			       .account_key = key,
-			       .compress = compress,
-			       .quiet = quiet};
+	                       .url = url,
+	                       .login = login,
+	                       .ca_file = ca,
+	                       .account_key = key,
+	                       .compress = compress,
+	                       .quiet = quiet};
 	int ret = sync_one(store, &job, &password);
 	store_close(&store);
 	if (hub_user_touch(hub, u.id, time(NULL), &err) < 0)

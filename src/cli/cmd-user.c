@@ -13,17 +13,17 @@
 static void user_usage(FILE *f)
 {
 	fprintf(f,
-		"usage: mailkeep --data DIR user add NAME [--zero-access] [--password-file F]\n"
-		"       mailkeep --data DIR user list\n"
-		"       mailkeep --data DIR user delete NAME\n\n"
-		"add     creates a hub user. --password-file sets the hub password (stored only\n"
-		"        as an Argon2id hash). With --zero-access the password is required and\n"
-		"        is also the passphrase that alone can unlock the user's stored\n"
-		"        credentials: the hub, even with its master key, cannot open them\n"
-		"        without it, and a forgotten passphrase cannot be recovered.\n"
-		"list    shows users, their mode and last activity.\n"
-		"delete  removes the user, every account and credential, all hosted mail and\n"
-		"        the audit log, and prints a receipt.\n");
+	        "usage: mailkeep --data DIR user add NAME [--zero-access] [--password-file F]\n"
+	        "       mailkeep --data DIR user list\n"
+	        "       mailkeep --data DIR user delete NAME\n\n"
+	        "add     creates a hub user. --password-file sets the hub password (stored only\n"
+	        "        as an Argon2id hash). With --zero-access the password is required and\n"
+	        "        is also the passphrase that alone can unlock the user's stored\n"
+	        "        credentials: the hub, even with its master key, cannot open them\n"
+	        "        without it, and a forgotten passphrase cannot be recovered.\n"
+	        "list    shows users, their mode and last activity.\n"
+	        "delete  removes the user, every account and credential, all hosted mail and\n"
+	        "        the audit log, and prints a receipt.\n");
 }
 
 static int unlink_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw)
@@ -44,9 +44,9 @@ static int remove_user_dir(struct hub *hub, const char *name)
 static int user_add(struct hub *hub, int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"zero-access", no_argument, NULL, 'z'},
-		{"password-file", required_argument, NULL, 'p'},
-		{NULL, 0, NULL, 0},
+	    {"zero-access", no_argument, NULL, 'z'},
+	    {"password-file", required_argument, NULL, 'p'},
+	    {NULL, 0, NULL, 0},
 	};
 	bool zero = false;
 	const char *pwfile = NULL, *err;
@@ -67,7 +67,7 @@ static int user_add(struct hub *hub, int argc, char **argv)
 	const char *name = argv[optind];
 	if (zero && pwfile == NULL) {
 		cli_error("--zero-access needs --password-file: the password is the passphrase "
-			  "that unlocks the user's credentials");
+		          "that unlocks the user's credentials");
 		return EXIT_USAGE;
 	}
 	char *password = pwfile != NULL ? cli_read_secret(pwfile) : NULL;
@@ -81,7 +81,7 @@ static int user_add(struct hub *hub, int argc, char **argv)
 	}
 	printf("added hub user %s (%s)\n", name,
 	       zero ? "zero-access: credentials open only with the user's passphrase"
-		    : "credentials sealed with the hub's master key");
+	            : "credentials sealed with the hub's master key");
 	return EXIT_OK;
 }
 
@@ -123,9 +123,9 @@ int cli_purge_user(struct hub *hub, const struct hub_user *u, const char *why)
 	char when[32];
 	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
 	snprintf(receipt, sizeof(receipt),
-		 "receipt: hub user %s deleted at %s (%s): every account, sealed credential, "
-		 "data key, hosted message and the audit log are gone from %s",
-		 u->name, when, why, hub_data_dir(hub));
+	         "receipt: hub user %s deleted at %s (%s): every account, sealed credential, "
+	         "data key, hosted message and the audit log are gone from %s",
+	         u->name, when, why, hub_data_dir(hub));
 	if (hub_receipt_add(hub, u->id, receipt, &err) < 0)
 		cli_error("%s", err);
 	printf("%s\n", receipt);

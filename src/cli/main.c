@@ -24,29 +24,30 @@ static const struct {
 	cli_cmd_fn *fn;
 	const char *summary;
 } commands[] = {
-	{"init", cmd_init, "create a data directory for the hub"},
-	{"serve", cmd_serve, "run the hub: JMAP API with push for devices, scheduled syncs"},
-	{"sync", cmd_sync, "copy an IMAP account into a user's hosted mailbox"},
-	{"send", cmd_send, "send a message through an account's own SMTP server (durable outbox)"},
-	{"outbox", cmd_outbox, "list, run, retry or cancel a user's outgoing messages"},
-	{"export", cmd_export, "write a user's hosted mailbox as a Maildir++ tree"},
-	{"user", cmd_user, "add, list or delete hub users"},
-	{"account", cmd_account, "add (with consent), list or remove a user's mail accounts"},
-	{"device", cmd_device, "give a device its own revocable token, list or revoke"},
-	{"audit", cmd_audit, "show or verify a user's audit log"},
-	{"lifecycle", cmd_lifecycle, "warn and purge users inactive past the configured period"},
+    {"init", cmd_init, "create a data directory for the hub"},
+    {"serve", cmd_serve, "run the hub: JMAP API with push for devices, scheduled syncs"},
+    {"sync", cmd_sync, "copy an IMAP account into a user's hosted mailbox"},
+    {"send", cmd_send, "send a message through an account's own SMTP server (durable outbox)"},
+    {"outbox", cmd_outbox, "list, run, retry or cancel a user's outgoing messages"},
+    {"export", cmd_export, "write a user's hosted mailbox as a Maildir++ tree"},
+    {"user", cmd_user, "add, list or delete hub users"},
+    {"account", cmd_account, "add (with consent), list or remove a user's mail accounts"},
+    {"device", cmd_device, "give a device its own revocable token, list or revoke"},
+    {"audit", cmd_audit, "show or verify a user's audit log"},
+    {"lifecycle", cmd_lifecycle, "warn and purge users inactive past the configured period"},
 };
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: mailkeep [--data DIR] COMMAND [ARGS]\n\n"
-		   "mailkeep keeps a hosted copy of your mail accounts on a machine you control.\n\n"
-		   "Global options:\n"
-		   "  --data DIR     the hub's data directory (required by every command;\n"
-		   "                 default $MAILKEEP_DATA when set)\n"
-		   "  --help         this text; 'mailkeep COMMAND --help' for a command\n"
-		   "  --version      print the version\n\n"
-		   "Commands:\n");
+	fprintf(f,
+	        "usage: mailkeep [--data DIR] COMMAND [ARGS]\n\n"
+	        "mailkeep keeps a hosted copy of your mail accounts on a machine you control.\n\n"
+	        "Global options:\n"
+	        "  --data DIR     the hub's data directory (required by every command;\n"
+	        "                 default $MAILKEEP_DATA when set)\n"
+	        "  --help         this text; 'mailkeep COMMAND --help' for a command\n"
+	        "  --version      print the version\n\n"
+	        "Commands:\n");
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
 	fprintf(f, "\nExit status: 0 success, 1 failure, 2 bad command line.\n");
@@ -80,16 +81,16 @@ static void data_dir_error(const char *dir, int err)
 		else
 			snprintf(owner, sizeof(owner), "uid %u", (unsigned)st.st_uid);
 		cli_error("%s belongs to user %s and this process (uid %u) may not open it: run "
-			  "mailkeep as %s (e.g. 'sudo -u %s mailkeep --data %s ...')",
-			  dir, owner, (unsigned)geteuid(), owner, owner, dir);
+		          "mailkeep as %s (e.g. 'sudo -u %s mailkeep --data %s ...')",
+		          dir, owner, (unsigned)geteuid(), owner, owner, dir);
 	} else if (err == EACCES) {
 		cli_error("permission denied reading %s: mailkeep needs read access to the data "
-			  "directory (mode 0700, owned by the user that runs it)",
-			  dir);
+		          "directory (mode 0700, owned by the user that runs it)",
+		          dir);
 	} else if (err == ENOENT) {
 		cli_error("%s is not a mailkeep data directory (run 'mailkeep --data %s init' "
-			  "first)",
-			  dir, dir);
+		          "first)",
+		          dir, dir);
 	} else {
 		cli_error("cannot open the data directory %s: %s", dir, strerror(err));
 	}
@@ -99,7 +100,7 @@ const char *cli_data_dir(struct cli *cli, bool must_exist)
 {
 	if (cli->data_dir == NULL) {
 		cli_error("--data DIR is required (the hub's data directory), or set "
-			  "MAILKEEP_DATA");
+		          "MAILKEEP_DATA");
 		return NULL;
 	}
 	if (must_exist) {
@@ -124,8 +125,8 @@ bool cli_valid_user(const char *user)
 	bool ok = hub_valid_user_name(user);
 	if (!ok)
 		cli_error("invalid user name '%s': use 1-64 of a-z 0-9 . _ - (not starting "
-			  "with . or -)",
-			  user);
+		          "with . or -)",
+		          user);
 	return ok;
 }
 
@@ -200,7 +201,7 @@ char *cli_read_secret(const char *path)
 		fclose(f);
 	if (bad) {
 		cli_error("cannot read the password from %s (or longer than %d bytes)", path,
-			  MAX_SECRET);
+		          MAX_SECRET);
 		sodium_free(s);
 		return NULL;
 	}

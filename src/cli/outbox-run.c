@@ -68,7 +68,7 @@ struct account_ctx {
 	struct smtp_session *smtp;
 	struct imap_client *imap;
 	bool smtp_audited;
-	int provider_files; /* files the Sent copy itself: 1, 0, -1 not known yet */
+	int provider_files;   /* files the Sent copy itself: 1, 0, -1 not known yet */
 	char imap_error[300]; /* why there is no IMAP session in this run, or "" */
 	char copy_error[300];
 	char sent_folder[256]; /* the Sent folder, once sent_known */
@@ -141,8 +141,8 @@ static struct smtp_session *run_smtp(struct run *r, struct account_ctx *ac, char
 		*temporary = r->kek_failed;
 		return NULL;
 	}
-	int opened = cli_account_open_secret(r->hub, r->u, ac->a, r->kek, "send",
-	                                     "smtp-password", &pw);
+	int opened =
+	    cli_account_open_secret(r->hub, r->u, ac->a, r->kek, "send", "smtp-password", &pw);
 	if (opened < 0) {
 		snprintf(why, why_size, "the account's credential cannot be opened%s",
 		         opened == -2 ? " right now (busy)" : "");
@@ -246,14 +246,15 @@ static struct imap_client *copy_session(struct run *r, struct account_ctx *ac, c
 	                                   .compress = IMAP_COMPRESS_NO};
 	snprintf(ac->imap_error, sizeof(ac->imap_error), "the account's IMAP URL is not valid");
 	*why = ac->imap_error;
-	if (imap_url_parse(ac->a->imap_url, host, sizeof(host), port, sizeof(port),
-	                   &set.security) < 0)
+	if (imap_url_parse(ac->a->imap_url, host, sizeof(host), port, sizeof(port), &set.security) <
+	    0)
 		return NULL;
 	set.host = host;
 	set.port = port;
-	snprintf(ac->imap_error, sizeof(ac->imap_error), "the account's credential cannot be opened");
-	if (run_kek(r) < 0 || cli_account_open_secret(r->hub, r->u, ac->a, r->kek, "send",
-	                                              "imap-password", &pw) < 0)
+	snprintf(ac->imap_error, sizeof(ac->imap_error),
+	         "the account's credential cannot be opened");
+	if (run_kek(r) < 0 ||
+	    cli_account_open_secret(r->hub, r->u, ac->a, r->kek, "send", "imap-password", &pw) < 0)
 		return NULL;
 	if (imap_client_connect(&set, &ac->imap, &err) < 0) {
 		cli_secret_free(&pw);
@@ -367,8 +368,8 @@ static void copy_one(struct run *r, struct store_outbox_item *it, struct outbox_
 	struct account_ctx *ac = run_account(r, it->account_id);
 	who(r, it->account_id, w, sizeof(w));
 	if (ac == NULL) {
-		store_outbox_finish_copy(r->store, it->id, "skipped", 0, "the account no longer exists",
-		                         &err);
+		store_outbox_finish_copy(r->store, it->id, "skipped", 0,
+		                         "the account no longer exists", &err);
 		return;
 	}
 	if (provider_files(r, ac)) {
@@ -377,8 +378,8 @@ static void copy_one(struct run *r, struct store_outbox_item *it, struct outbox_
 	}
 	if (copy_file(r, ac, it, &why) == 0) {
 		if (store_outbox_finish_copy(r->store, it->id, "appended", 0, NULL, &err) < 0)
-			cli_error("%s: outbox %lld: the Sent copy was filed but not recorded: %s", w,
-			          (long long)it->id, err);
+			cli_error("%s: outbox %lld: the Sent copy was filed but not recorded: %s",
+			          w, (long long)it->id, err);
 		st->filed++;
 		if (!r->opt->quiet)
 			printf("filed the Sent copy of %lld in %s\n", (long long)it->id,
@@ -392,9 +393,10 @@ static void copy_one(struct run *r, struct store_outbox_item *it, struct outbox_
 			cli_error("%s: %s", w, err);
 		st->copy_retry++;
 		if (!r->opt->quiet)
-			cli_error("%s: outbox %lld: Sent copy attempt %u failed (%s); next attempt in "
-			          "%lld s",
-			          w, (long long)it->id, it->copy_attempts, why, (long long)(next - now));
+			cli_error(
+			    "%s: outbox %lld: Sent copy attempt %u failed (%s); next attempt in "
+			    "%lld s",
+			    w, (long long)it->id, it->copy_attempts, why, (long long)(next - now));
 		return;
 	}
 	snprintf(result, sizeof(result), "failed: %.50s", why);
@@ -529,8 +531,8 @@ static void outcome(struct run *r, struct store_outbox_item *it, enum smtp_resul
 			cli_error("%s: %s", w, err);
 		st->retry++;
 		if (!r->opt->quiet)
-			printf("%s: queued %lld: attempt %u failed (%s); next attempt in %lld s\n", w,
-			       (long long)it->id, it->attempts, reply, (long long)(next - now));
+			printf("%s: queued %lld: attempt %u failed (%s); next attempt in %lld s\n",
+			       w, (long long)it->id, it->attempts, reply, (long long)(next - now));
 		return;
 	}
 	char final[SMTP_REPLY_SIZE + 64];
@@ -589,8 +591,8 @@ int cli_outbox_run(struct hub *hub, const struct hub_user *u, const char *ppfile
 	for (;;) {
 		struct store_outbox_item it;
 		int c = ret < 0 ? 0
-		                : store_outbox_claim_copy(store, start, OUTBOX_LEASE_S, opt->only_id,
-		                                          &it, &err);
+		                : store_outbox_claim_copy(store, start, OUTBOX_LEASE_S,
+		                                          opt->only_id, &it, &err);
 		if (c < 0) {
 			cli_error("%s: %s", u->name, err);
 			ret = -1;

@@ -45,12 +45,12 @@ void cli_progress_update(void *ctx, const struct sync_progress *sp)
 	double elapsed = t - p->start;
 	double rate = elapsed > 0 ? (double)sp->bytes_done / elapsed : 0;
 	double left = rate > 0 && sp->bytes_total > sp->bytes_done
-			      ? (double)(sp->bytes_total - sp->bytes_done) / rate
-			      : 0;
+	                  ? (double)(sp->bytes_total - sp->bytes_done) / rate
+	                  : 0;
 	fprintf(stderr, "\r\033[K%.30s  %llu/%llu msgs  %.1f/%.1f MB  %.1f MB/s  %d:%02d left",
-		sp->folder, (unsigned long long)sp->msgs_done, (unsigned long long)sp->msgs_total,
-		(double)sp->bytes_done / 1e6, (double)sp->bytes_total / 1e6, rate / 1e6,
-		(int)left / 60, (int)left % 60);
+	        sp->folder, (unsigned long long)sp->msgs_done, (unsigned long long)sp->msgs_total,
+	        (double)sp->bytes_done / 1e6, (double)sp->bytes_total / 1e6, rate / 1e6,
+	        (int)left / 60, (int)left % 60);
 	fflush(stderr);
 	p->shown = true;
 }

@@ -64,12 +64,12 @@ struct http_server {
 struct conn_track {
 	struct conn_track *prev, *next;
 	int fd;
-	ino_t ino;                 /* the socket's inode: a reused fd is not ours */
-	struct timespec deadline;  /* for a complete request head */
-	bool in_request;           /* head complete, answer not yet finished */
-	bool cut;                  /* shut down by the sweep or the per-address cap */
-	bool counted;              /* counts against its address's cap */
-	char key[HTTP_ADDR_KEY];   /* http_address_prefix of the peer */
+	ino_t ino;                /* the socket's inode: a reused fd is not ours */
+	struct timespec deadline; /* for a complete request head */
+	bool in_request;          /* head complete, answer not yet finished */
+	bool cut;                 /* shut down by the sweep or the per-address cap */
+	bool counted;             /* counts against its address's cap */
+	char key[HTTP_ADDR_KEY];  /* http_address_prefix of the peer */
 };
 
 struct http_stream {
@@ -101,7 +101,7 @@ struct http_response {
  * callback (the first thing MHD calls) so the raw URI is kept. */
 struct http_exchange {
 	struct http_server *server;
-	char *uri; /* as sent: path and query; cut at '?' once split */
+	char *uri;         /* as sent: path and query; cut at '?' once split */
 	const char *query; /* NULL until split off the URI */
 	struct timespec started;
 	char method[HTTP_MAX_METHOD];
@@ -639,8 +639,8 @@ static void client_address(const struct http_server *server, struct MHD_Connecti
 		inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, addr,
 		          (socklen_t)size);
 	else if (sa->sa_family == AF_INET6)
-		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, addr,
-		          (socklen_t)size);
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr,
+		          addr, (socklen_t)size);
 	if (server->trusted_proxy[0] == '\0' || strcmp(addr, server->trusted_proxy) != 0)
 		return;
 	const char *xff = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Forwarded-For");
@@ -792,7 +792,8 @@ static enum MHD_Result on_headers(struct MHD_Connection *conn, struct http_excha
 			struct http_response resp;
 			memset(&resp, 0, sizeof(resp));
 			const char *err;
-			static const char text[] = "server busy: too many request bodies in memory\n";
+			static const char text[] =
+			    "server busy: too many request bodies in memory\n";
 			http_response_set_status(&resp, 503, &err);
 			http_response_add_header(&resp, "Retry-After", "5", &err);
 			http_response_set_body_copy(&resp, "text/plain; charset=utf-8", text,
@@ -978,8 +979,9 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
 	if (ci != NULL && ci->client_addr != NULL) {
 		const struct sockaddr *sa = ci->client_addr;
 		if (sa->sa_family == AF_INET)
-			inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr,
-			          addr, sizeof(addr));
+			inet_ntop(AF_INET,
+			          &((const struct sockaddr_in *)(const void *)sa)->sin_addr, addr,
+			          sizeof(addr));
 		else if (sa->sa_family == AF_INET6)
 			inet_ntop(AF_INET6,
 			          &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, addr,
@@ -1019,8 +1021,8 @@ static void *sweep_thread(void *arg)
 		for (struct conn_track *t = server->tracks; t != NULL; t = t->next) {
 			if (t->in_request || t->cut)
 				continue;
-			if (now.tv_sec > t->deadline.tv_sec ||
-			    (now.tv_sec == t->deadline.tv_sec && now.tv_nsec >= t->deadline.tv_nsec))
+			if (now.tv_sec > t->deadline.tv_sec || (now.tv_sec == t->deadline.tv_sec &&
+			                                        now.tv_nsec >= t->deadline.tv_nsec))
 				conn_cut(t);
 		}
 		struct timespec until;
@@ -1255,9 +1257,10 @@ int http_server_start(const struct http_settings *settings, http_handler_t *hand
 	server->per_address = settings->max_connections_per_address;
 	server->max_buffered = settings->max_buffered_bytes;
 	if (server->max_buffered == 0)
-		server->max_buffered = settings->max_body_size > SIZE_MAX / settings->max_connections
-		                           ? SIZE_MAX
-		                           : settings->max_body_size * settings->max_connections;
+		server->max_buffered =
+		    settings->max_body_size > SIZE_MAX / settings->max_connections
+		        ? SIZE_MAX
+		        : settings->max_body_size * settings->max_connections;
 	if (pthread_create(&server->sweeper, NULL, sweep_thread, server) != 0) {
 		free(cert);
 		if (key != NULL)
@@ -1282,8 +1285,8 @@ int http_server_start(const struct http_settings *settings, http_handler_t *hand
 	    flags, (uint16_t)settings->port, NULL, NULL, on_access, server, MHD_OPTION_SOCK_ADDR,
 	    (struct sockaddr *)&ss, MHD_OPTION_URI_LOG_CALLBACK, on_uri, server,
 	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, server, MHD_OPTION_NOTIFY_CONNECTION,
-	    on_connection, server, MHD_OPTION_CONNECTION_LIMIT,
-	    settings->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, settings->timeout_seconds,
+	    on_connection, server, MHD_OPTION_CONNECTION_LIMIT, settings->max_connections,
+	    MHD_OPTION_CONNECTION_TIMEOUT, settings->timeout_seconds,
 	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_HEADER_MEMORY, MHD_OPTION_ARRAY,
 	    cert != NULL ? tls_opts : no_opts, MHD_OPTION_END);
 	free(cert);

@@ -29,8 +29,9 @@ static int ca_file_sha256(struct hub *hub, const char *path, char hex[65], const
 		total += n;
 		if (total > CA_FILE_MAX_SIZE) {
 			fclose(f);
-			return hub_fail(hub, error_r, "the account's CA file %s is larger than %d bytes",
-					path, CA_FILE_MAX_SIZE);
+			return hub_fail(hub, error_r,
+			                "the account's CA file %s is larger than %d bytes", path,
+			                CA_FILE_MAX_SIZE);
 		}
 		crypto_hash_sha256_update(&st, buf, n);
 	}
@@ -52,20 +53,20 @@ static int ca_file_sha256(struct hub *hub, const char *path, char hex[65], const
  * their owner next enters them).
  */
 static int account_binding(struct hub *hub, const char *imap_url, const char *smtp_url,
-			   const char *login, const char *ca_file,
-			   unsigned char digest_r[VAULT_BINDING_SIZE], const char **error_r)
+                           const char *login, const char *ca_file,
+                           unsigned char digest_r[VAULT_BINDING_SIZE], const char **error_r)
 {
 	char ca_hex[65] = "";
 	const char *err;
 	if (ca_file != NULL && ca_file_sha256(hub, ca_file, ca_hex, error_r) < 0)
 		return -1;
 	const struct vault_binding_field fields[] = {
-		{"layout", "1"},
-		{"imap-url", imap_url},
-		{"smtp-url", smtp_url != NULL ? smtp_url : ""},
-		{"login", login},
-		{"ca-file", ca_file != NULL ? ca_file : ""},
-		{"ca-file-sha256", ca_hex},
+	    {"layout", "1"},
+	    {"imap-url", imap_url},
+	    {"smtp-url", smtp_url != NULL ? smtp_url : ""},
+	    {"login", login},
+	    {"ca-file", ca_file != NULL ? ca_file : ""},
+	    {"ca-file-sha256", ca_hex},
 	};
 	if (vault_binding_digest(fields, sizeof(fields) / sizeof(fields[0]), digest_r, &err) < 0)
 		return hub_fail(hub, error_r, "%s", err);
@@ -75,14 +76,14 @@ static int account_binding(struct hub *hub, const char *imap_url, const char *sm
 /* The tag that lets a format-1 secret (sealed before bindings) be opened
  * and re-sealed bound, while its row is what it was at the upgrade. */
 static int legacy_tag(struct hub *hub, const char *user, int64_t account_id, const char *kind,
-		      uint64_t version, const unsigned char binding[VAULT_BINDING_SIZE],
-		      unsigned char tag_r[VAULT_TAG_SIZE], const char **error_r)
+                      uint64_t version, const unsigned char binding[VAULT_BINDING_SIZE],
+                      unsigned char tag_r[VAULT_TAG_SIZE], const char **error_r)
 {
 	char text[512];
 	unsigned char data[sizeof(text) + VAULT_BINDING_SIZE];
 	const char *err;
 	int n = snprintf(text, sizeof(text), "mailkeep legacy secret\n%s\n%lld\n%s\n%llu\n", user,
-			 (long long)account_id, kind, (unsigned long long)version);
+	                 (long long)account_id, kind, (unsigned long long)version);
 	if (n < 0 || (size_t)n >= sizeof(text))
 		return hub_fail(hub, error_r, "legacy tag: names too long");
 	memcpy(data, text, (size_t)n);
@@ -95,9 +96,9 @@ static int legacy_tag(struct hub *hub, const char *user, int64_t account_id, con
 }
 
 static int seal_into(struct hub *hub, const struct hub_user *user, int64_t account_id,
-		     const struct vault_data_key *key, const char *kind, uint64_t version,
-		     const unsigned char binding[VAULT_BINDING_SIZE], const char *secret,
-		     const char **error_r)
+                     const struct vault_data_key *key, const char *kind, uint64_t version,
+                     const unsigned char binding[VAULT_BINDING_SIZE], const char *secret,
+                     const char **error_r)
 {
 	const char *err;
 	char acct[32];
@@ -105,13 +106,13 @@ static int seal_into(struct hub *hub, const struct hub_user *user, int64_t accou
 	size_t blob_size;
 	account_name(account_id, acct, sizeof(acct));
 	if (vault_seal_bound_secret(key, user->name, acct, kind, version, binding, secret,
-				    strlen(secret), &blob, &blob_size, &err) < 0)
+	                            strlen(secret), &blob, &blob_size, &err) < 0)
 		return hub_fail(hub, error_r, "%s", err);
 	sqlite3_stmt *st;
 	int r = hub_prepare(hub,
-			    "INSERT OR REPLACE INTO secrets(account_id, kind, blob) "
-			    "VALUES (?1, ?2, ?3)",
-			    &st, error_r);
+	                    "INSERT OR REPLACE INTO secrets(account_id, kind, blob) "
+	                    "VALUES (?1, ?2, ?3)",
+	                    &st, error_r);
 	if (r == 0) {
 		sqlite3_bind_int64(st, 1, account_id);
 		sqlite3_bind_text(st, 2, kind, -1, SQLITE_STATIC);
@@ -124,9 +125,9 @@ static int seal_into(struct hub *hub, const struct hub_user *user, int64_t accou
 }
 
 int hub_account_add(struct hub *hub, const struct hub_user *user, const struct vault_kek *kek,
-		    const char *imap_url, const char *smtp_url, const char *login,
-		    const char *ca_file, const char *password, int64_t *account_id_r,
-		    const char **error_r)
+                    const char *imap_url, const char *smtp_url, const char *login,
+                    const char *ca_file, const char *password, int64_t *account_id_r,
+                    const char **error_r)
 {
 	const char *err;
 	struct vault_data_key *key = NULL;
@@ -142,11 +143,12 @@ int hub_account_add(struct hub *hub, const struct hub_user *user, const struct v
 		goto fail;
 	/* The row first (its id is bound into the key's and secrets' associated
 	 * data), then the wrapped key and the sealed secrets. */
-	if (hub_prepare(hub,
-			"INSERT INTO accounts(user_id, imap_url, smtp_url, login, ca_file, created, "
-			"data_key, key_version, secret_version) "
-			"VALUES (?1, ?2, ?3, ?4, ?5, ?6, zeroblob(1), ?7, ?8)",
-			&st, error_r) < 0)
+	if (hub_prepare(
+	        hub,
+	        "INSERT INTO accounts(user_id, imap_url, smtp_url, login, ca_file, created, "
+	        "data_key, key_version, secret_version) "
+	        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, zeroblob(1), ?7, ?8)",
+	        &st, error_r) < 0)
 		goto fail;
 	sqlite3_bind_int64(st, 1, user->id);
 	sqlite3_bind_text(st, 2, imap_url, -1, SQLITE_STATIC);
@@ -182,9 +184,9 @@ int hub_account_add(struct hub *hub, const struct hub_user *user, const struct v
 	sqlite3_finalize(st);
 	st = NULL;
 	if (seal_into(hub, user, id, key, "imap-password", secret_version, binding, password,
-		      error_r) < 0 ||
+	              error_r) < 0 ||
 	    (smtp_url != NULL && seal_into(hub, user, id, key, "smtp-password", secret_version,
-					   binding, password, error_r) < 0) ||
+	                                   binding, password, error_r) < 0) ||
 	    hub_exec(hub, "COMMIT", error_r) < 0)
 		goto fail;
 	vault_data_key_free(&key);
@@ -200,9 +202,9 @@ fail:
 }
 
 int hub_account_update(struct hub *hub, const struct hub_user *user,
-		       const struct hub_account *account, const struct vault_kek *kek,
-		       const char *imap_url, const char *smtp_url, const char *login,
-		       const char *ca_file, const char *password, const char **error_r)
+                       const struct hub_account *account, const struct vault_kek *kek,
+                       const char *imap_url, const char *smtp_url, const char *login,
+                       const char *ca_file, const char *password, const char **error_r)
 {
 	const char *err = NULL;
 	char acct[32];
@@ -220,8 +222,8 @@ int hub_account_update(struct hub *hub, const struct hub_user *user,
 	int r = -1;
 	if (sqlite3_step(st) == SQLITE_ROW)
 		r = vault_data_key_unwrap(kek, sqlite3_column_blob(st, 0),
-					  (size_t)sqlite3_column_bytes(st, 0), user->name, acct,
-					  account->key_version, &key, &err);
+		                          (size_t)sqlite3_column_bytes(st, 0), user->name, acct,
+		                          account->key_version, &key, &err);
 	sqlite3_finalize(st);
 	if (r < 0) {
 		hub_fail(hub, error_r, "account %s: %s", acct, err != NULL ? err : "not found");
@@ -236,9 +238,9 @@ int hub_account_update(struct hub *hub, const struct hub_user *user,
 	if (anchor.secret_version >= version)
 		version = anchor.secret_version + 1;
 	if (hub_prepare(hub,
-			"UPDATE accounts SET secret_version = ?2, imap_url = ?3, smtp_url = ?4, "
-			"login = ?5, ca_file = ?6 WHERE id = ?1",
-			&st, error_r) < 0)
+	                "UPDATE accounts SET secret_version = ?2, imap_url = ?3, smtp_url = ?4, "
+	                "login = ?5, ca_file = ?6 WHERE id = ?1",
+	                &st, error_r) < 0)
 		goto fail;
 	sqlite3_bind_int64(st, 1, account->id);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)version);
@@ -255,9 +257,9 @@ int hub_account_update(struct hub *hub, const struct hub_user *user,
 		goto fail;
 	}
 	if (smtp_url == NULL) {
-		if (hub_prepare(hub,
-				"DELETE FROM secrets WHERE account_id = ?1 AND kind = 'smtp-password'",
-				&st, error_r) < 0)
+		if (hub_prepare(
+		        hub, "DELETE FROM secrets WHERE account_id = ?1 AND kind = 'smtp-password'",
+		        &st, error_r) < 0)
 			goto fail;
 		sqlite3_bind_int64(st, 1, account->id);
 		r = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
@@ -268,9 +270,9 @@ int hub_account_update(struct hub *hub, const struct hub_user *user,
 		}
 	}
 	if (seal_into(hub, user, account->id, key, "imap-password", version, binding, password,
-		      error_r) < 0 ||
-	    (smtp_url != NULL && seal_into(hub, user, account->id, key, "smtp-password",
-					   version, binding, password, error_r) < 0) ||
+	              error_r) < 0 ||
+	    (smtp_url != NULL && seal_into(hub, user, account->id, key, "smtp-password", version,
+	                                   binding, password, error_r) < 0) ||
 	    hub_exec(hub, "COMMIT", error_r) < 0)
 		goto fail;
 	vault_data_key_free(&key);
@@ -284,11 +286,11 @@ fail:
 }
 
 int hub_account_set_password(struct hub *hub, const struct hub_user *user,
-			     const struct hub_account *account, const struct vault_kek *kek,
-			     const char *password, const char **error_r)
+                             const struct hub_account *account, const struct vault_kek *kek,
+                             const char *password, const char **error_r)
 {
 	return hub_account_update(hub, user, account, kek, account->imap_url, account->smtp_url,
-				  account->login, account->ca_file, password, error_r);
+	                          account->login, account->ca_file, password, error_r);
 }
 
 static char *dup_text(sqlite3_stmt *st, int col)
@@ -298,13 +300,13 @@ static char *dup_text(sqlite3_stmt *st, int col)
 }
 
 int hub_account_list(struct hub *hub, int64_t user_id, struct hub_account **accounts_r,
-		     size_t *count_r, const char **error_r)
+                     size_t *count_r, const char **error_r)
 {
 	sqlite3_stmt *st;
 	if (hub_prepare(hub,
-			"SELECT id, user_id, imap_url, smtp_url, login, ca_file, created, "
-			"secret_version, key_version FROM accounts WHERE user_id = ?1 ORDER BY id",
-			&st, error_r) < 0)
+	                "SELECT id, user_id, imap_url, smtp_url, login, ca_file, created, "
+	                "secret_version, key_version FROM accounts WHERE user_id = ?1 ORDER BY id",
+	                &st, error_r) < 0)
 		return -1;
 	sqlite3_bind_int64(st, 1, user_id);
 	struct hub_account *a = NULL;
@@ -360,10 +362,10 @@ void hub_accounts_free(struct hub_account **accounts, size_t count)
 /* Re-seal a format-1 secret bound, in place (only if it is still the
  * blob that was opened). */
 static void legacy_reseal(struct hub *hub, const struct hub_user *user,
-			  const struct hub_account *account, const struct vault_data_key *key,
-			  const char *kind, const unsigned char binding[VAULT_BINDING_SIZE],
-			  const char *secret, size_t secret_size, const void *old_blob,
-			  size_t old_size)
+                          const struct hub_account *account, const struct vault_data_key *key,
+                          const char *kind, const unsigned char binding[VAULT_BINDING_SIZE],
+                          const char *secret, size_t secret_size, const void *old_blob,
+                          size_t old_size)
 {
 	char acct[32];
 	unsigned char *blob;
@@ -372,12 +374,12 @@ static void legacy_reseal(struct hub *hub, const struct hub_user *user,
 	sqlite3_stmt *st;
 	account_name(account->id, acct, sizeof(acct));
 	if (vault_seal_bound_secret(key, user->name, acct, kind, account->secret_version, binding,
-				    secret, secret_size, &blob, &blob_size, &err) < 0)
+	                            secret, secret_size, &blob, &blob_size, &err) < 0)
 		return;
 	if (hub_prepare(hub,
-			"UPDATE secrets SET blob = ?3, legacy_tag = NULL "
-			"WHERE account_id = ?1 AND kind = ?2 AND blob = ?4",
-			&st, &err) == 0) {
+	                "UPDATE secrets SET blob = ?3, legacy_tag = NULL "
+	                "WHERE account_id = ?1 AND kind = ?2 AND blob = ?4",
+	                &st, &err) == 0) {
 		sqlite3_bind_int64(st, 1, account->id);
 		sqlite3_bind_text(st, 2, kind, -1, SQLITE_STATIC);
 		sqlite3_bind_blob(st, 3, blob, (int)blob_size, SQLITE_STATIC);
@@ -389,8 +391,8 @@ static void legacy_reseal(struct hub *hub, const struct hub_user *user,
 }
 
 int hub_account_open_secret(struct hub *hub, const struct hub_user *user,
-			    const struct hub_account *account, const struct vault_kek *kek,
-			    const char *kind, char **secret_r, const char **error_r)
+                            const struct hub_account *account, const struct vault_kek *kek,
+                            const char *kind, char **secret_r, const char **error_r)
 {
 	const char *err = NULL;
 	char acct[32];
@@ -403,23 +405,23 @@ int hub_account_open_secret(struct hub *hub, const struct hub_user *user,
 		return -1;
 	if (anchor.removed || account->secret_version < anchor.secret_version)
 		return hub_fail(hub, error_r,
-				"account %s of %s: the stored password was rolled back (hub.db "
-				"has version %llu, but %s): hub.db was restored or edited; "
-				"refusing to use it. Re-enter the password with 'mailkeep "
-				"account password --user %s %s --password-file F'",
-				acct, user->name, (unsigned long long)account->secret_version,
-				anchor.removed ? "the account was removed"
-					       : "a newer one was stored since",
-				user->name, acct);
+		                "account %s of %s: the stored password was rolled back (hub.db "
+		                "has version %llu, but %s): hub.db was restored or edited; "
+		                "refusing to use it. Re-enter the password with 'mailkeep "
+		                "account password --user %s %s --password-file F'",
+		                acct, user->name, (unsigned long long)account->secret_version,
+		                anchor.removed ? "the account was removed"
+		                               : "a newer one was stored since",
+		                user->name, acct);
 	if (account_binding(hub, account->imap_url, account->smtp_url, account->login,
-			    account->ca_file, binding, error_r) < 0)
+	                    account->ca_file, binding, error_r) < 0)
 		return -1;
 
 	sqlite3_stmt *st;
 	if (hub_prepare(hub,
-			"SELECT a.data_key, s.blob, s.legacy_tag FROM accounts a JOIN secrets s "
-			"ON s.account_id = a.id WHERE a.id = ?1 AND s.kind = ?2",
-			&st, error_r) < 0)
+	                "SELECT a.data_key, s.blob, s.legacy_tag FROM accounts a JOIN secrets s "
+	                "ON s.account_id = a.id WHERE a.id = ?1 AND s.kind = ?2",
+	                &st, error_r) < 0)
 		return -1;
 	sqlite3_bind_int64(st, 1, account->id);
 	sqlite3_bind_text(st, 2, kind, -1, SQLITE_STATIC);
@@ -432,8 +434,8 @@ int hub_account_open_secret(struct hub *hub, const struct hub_user *user,
 		size_t blob_size = (size_t)sqlite3_column_bytes(st, 1);
 		int format = vault_sealed_format(blob, blob_size);
 		if (vault_data_key_unwrap(kek, sqlite3_column_blob(st, 0),
-					  (size_t)sqlite3_column_bytes(st, 0), user->name, acct,
-					  account->key_version, &key, &err) < 0) {
+		                          (size_t)sqlite3_column_bytes(st, 0), user->name, acct,
+		                          account->key_version, &key, &err) < 0) {
 			r = -1;
 		} else if (format == 1) {
 			/* Sealed before bindings: opens only while the row is
@@ -446,20 +448,20 @@ int hub_account_open_secret(struct hub *hub, const struct hub_user *user,
 				      "(was its CA file readable?); re-enter it with 'mailkeep "
 				      "account password'";
 			} else if (legacy_tag(hub, user->name, account->id, kind,
-					      account->secret_version, binding, tag, &err) < 0) {
+			                      account->secret_version, binding, tag, &err) < 0) {
 				err = hub->error;
 			} else if (!vault_mem_equal(tag, stored, VAULT_TAG_SIZE)) {
 				changed = true;
 			} else if (vault_open_secret(key, user->name, acct, kind,
-						     account->secret_version, blob, blob_size,
-						     secret_r, &secret_size, &err) == 0) {
+			                             account->secret_version, blob, blob_size,
+			                             secret_r, &secret_size, &err) == 0) {
 				legacy_reseal(hub, user, account, key, kind, binding, *secret_r,
-					      secret_size, blob, blob_size);
+				              secret_size, blob, blob_size);
 				r = 0;
 			}
 		} else if (vault_open_bound_secret(key, user->name, acct, kind,
-						   account->secret_version, binding, blob,
-						   blob_size, secret_r, &secret_size, &err) == 0) {
+		                                   account->secret_version, binding, blob,
+		                                   blob_size, secret_r, &secret_size, &err) == 0) {
 			r = 0;
 		} else if (err == vault_binding_changed) {
 			changed = true;
@@ -471,12 +473,12 @@ int hub_account_open_secret(struct hub *hub, const struct hub_user *user,
 	sqlite3_finalize(st);
 	if (changed)
 		return hub_fail(hub, error_r,
-				"account %s of %s: the account's server settings (IMAP/SMTP URL, "
-				"login or CA file) changed since the password was stored, so it "
-				"is not sent anywhere; if you changed them, re-enter the password "
-				"with 'mailkeep account set --user %s %s [--imap URL] [--smtp URL] "
-				"[--login L] [--ca-file F] --password-file F'",
-				acct, user->name, user->name, acct);
+		                "account %s of %s: the account's server settings (IMAP/SMTP URL, "
+		                "login or CA file) changed since the password was stored, so it "
+		                "is not sent anywhere; if you changed them, re-enter the password "
+		                "with 'mailkeep account set --user %s %s [--imap URL] [--smtp URL] "
+		                "[--login L] [--ca-file F] --password-file F'",
+		                acct, user->name, user->name, acct);
 	if (r < 0)
 		return hub_fail(hub, error_r, "account %s of %s: %s", acct, user->name, err);
 	if (account->secret_version > anchor.secret_version) {
@@ -499,11 +501,11 @@ int hub_binding_upgrade(struct hub *hub, const char **error_r)
 	if (hub_exec(hub, "BEGIN IMMEDIATE", error_r) < 0)
 		return -1;
 	if (hub_prepare(hub,
-			"SELECT s.account_id, s.kind, a.imap_url, a.smtp_url, a.login, a.ca_file, "
-			"a.secret_version, u.name FROM secrets s JOIN accounts a ON a.id = "
-			"s.account_id JOIN users u ON u.id = a.user_id WHERE substr(s.blob, 1, 1) "
-			"= x'01' AND s.legacy_tag IS NULL",
-			&st, error_r) < 0)
+	                "SELECT s.account_id, s.kind, a.imap_url, a.smtp_url, a.login, a.ca_file, "
+	                "a.secret_version, u.name FROM secrets s JOIN accounts a ON a.id = "
+	                "s.account_id JOIN users u ON u.id = a.user_id WHERE substr(s.blob, 1, 1) "
+	                "= x'01' AND s.legacy_tag IS NULL",
+	                &st, error_r) < 0)
 		goto fail;
 	int rc;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -517,16 +519,16 @@ int hub_binding_upgrade(struct hub *hub, const char **error_r)
 		/* A CA file that cannot be read now could not be used either:
 		 * that secret is left untagged and must be entered again. */
 		if (account_binding(hub, (const char *)sqlite3_column_text(st, 2), smtp,
-				    (const char *)sqlite3_column_text(st, 4), ca, binding,
-				    &err) < 0 ||
+		                    (const char *)sqlite3_column_text(st, 4), ca, binding,
+		                    &err) < 0 ||
 		    legacy_tag(hub, (const char *)sqlite3_column_text(st, 7), id, kind, version,
-			       binding, tag, error_r) < 0)
+		               binding, tag, error_r) < 0)
 			continue;
 		sqlite3_stmt *up;
 		if (hub_prepare(hub,
-				"UPDATE secrets SET legacy_tag = ?3 WHERE account_id = ?1 AND "
-				"kind = ?2",
-				&up, error_r) < 0) {
+		                "UPDATE secrets SET legacy_tag = ?3 WHERE account_id = ?1 AND "
+		                "kind = ?2",
+		                &up, error_r) < 0) {
 			sqlite3_finalize(st);
 			goto fail;
 		}
@@ -553,7 +555,7 @@ int hub_binding_upgrade(struct hub *hub, const char **error_r)
 		return -1;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
 		if (hub_anchor_note(hub, "secret", sqlite3_column_int64(st, 0),
-				    (uint64_t)sqlite3_column_int64(st, 1), error_r) < 0) {
+		                    (uint64_t)sqlite3_column_int64(st, 1), error_r) < 0) {
 			sqlite3_finalize(st);
 			return -1;
 		}
@@ -570,8 +572,8 @@ fail:
  * changes of the first statement go to *changes_r. An optional receipt is
  * inserted in the same transaction. */
 static int remove_in_txn(struct hub *hub, int64_t account_id, const char *const *sql, size_t n,
-			 int64_t user_id, const char *receipt, unsigned *changes_r,
-			 const char **error_r)
+                         int64_t user_id, const char *receipt, unsigned *changes_r,
+                         const char **error_r)
 {
 	unsigned changes = 0;
 	if (hub_exec(hub, "BEGIN IMMEDIATE", error_r) < 0)
@@ -610,45 +612,45 @@ fail:
 }
 
 int hub_account_remove_secrets(struct hub *hub, int64_t account_id, unsigned *secrets_r,
-			       const char **error_r)
+                               const char **error_r)
 {
 	static const char *const sql[] = {
-		"DELETE FROM secrets WHERE account_id = ?1",
-		"DELETE FROM consents WHERE account_id = ?1",
+	    "DELETE FROM secrets WHERE account_id = ?1",
+	    "DELETE FROM consents WHERE account_id = ?1",
 	};
 	return remove_in_txn(hub, account_id, sql, 2, 0, NULL, secrets_r, error_r);
 }
 
 int hub_account_remove_finish(struct hub *hub, int64_t account_id, int64_t user_id,
-			      const char *receipt, const char **error_r)
+                              const char *receipt, const char **error_r)
 {
 	static const char *const sql[] = {
-		"DELETE FROM secrets WHERE account_id = ?1",
-		"DELETE FROM consents WHERE account_id = ?1",
-		"DELETE FROM accounts WHERE id = ?1",
+	    "DELETE FROM secrets WHERE account_id = ?1",
+	    "DELETE FROM consents WHERE account_id = ?1",
+	    "DELETE FROM accounts WHERE id = ?1",
 	};
 	return remove_in_txn(hub, account_id, sql, 3, user_id, receipt, NULL, error_r);
 }
 
 int hub_account_remove(struct hub *hub, int64_t account_id, unsigned *secrets_r,
-		       const char **error_r)
+                       const char **error_r)
 {
 	static const char *const sql[] = {
-		"DELETE FROM secrets WHERE account_id = ?1",
-		"DELETE FROM consents WHERE account_id = ?1",
-		"DELETE FROM accounts WHERE id = ?1",
+	    "DELETE FROM secrets WHERE account_id = ?1",
+	    "DELETE FROM consents WHERE account_id = ?1",
+	    "DELETE FROM accounts WHERE id = ?1",
 	};
 	return remove_in_txn(hub, account_id, sql, 3, 0, NULL, secrets_r, error_r);
 }
 
 int hub_consent_record(struct hub *hub, int64_t user_id, int64_t account_id,
-		       const char *disclosure_id, const char *tool, const char **error_r)
+                       const char *disclosure_id, const char *tool, const char **error_r)
 {
 	sqlite3_stmt *st;
 	if (hub_prepare(hub,
-			"INSERT INTO consents(user_id, account_id, time, disclosure_id, tool) "
-			"VALUES (?1, ?2, ?3, ?4, ?5)",
-			&st, error_r) < 0)
+	                "INSERT INTO consents(user_id, account_id, time, disclosure_id, tool) "
+	                "VALUES (?1, ?2, ?3, ?4, ?5)",
+	                &st, error_r) < 0)
 		return -1;
 	sqlite3_bind_int64(st, 1, user_id);
 	sqlite3_bind_int64(st, 2, account_id);
@@ -664,7 +666,7 @@ int hub_receipt_add(struct hub *hub, int64_t user_id, const char *text, const ch
 {
 	sqlite3_stmt *st;
 	if (hub_prepare(hub, "INSERT INTO receipts(user_id, time, text) VALUES (?1, ?2, ?3)", &st,
-			error_r) < 0)
+	                error_r) < 0)
 		return -1;
 	sqlite3_bind_int64(st, 1, user_id);
 	sqlite3_bind_int64(st, 2, time(NULL));
@@ -675,13 +677,13 @@ int hub_receipt_add(struct hub *hub, int64_t user_id, const char *text, const ch
 }
 
 int hub_receipt_find(struct hub *hub, int64_t user_id, const char *prefix, char **text_r,
-		     const char **error_r)
+                     const char **error_r)
 {
 	sqlite3_stmt *st;
 	if (hub_prepare(hub,
-			"SELECT text FROM receipts WHERE user_id = ?1 AND substr(text, 1, ?3) = ?2 "
-			"ORDER BY time DESC, rowid DESC LIMIT 1",
-			&st, error_r) < 0)
+	                "SELECT text FROM receipts WHERE user_id = ?1 AND substr(text, 1, ?3) = ?2 "
+	                "ORDER BY time DESC, rowid DESC LIMIT 1",
+	                &st, error_r) < 0)
 		return -1;
 	sqlite3_bind_int64(st, 1, user_id);
 	sqlite3_bind_text(st, 2, prefix, -1, SQLITE_STATIC);

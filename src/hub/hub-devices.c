@@ -27,23 +27,23 @@ static bool valid_device_name(const char *name)
 }
 
 int hub_device_add(struct hub *hub, const struct hub_user *user, const char *name,
-		   char token_r[HUB_DEVICE_TOKEN_SIZE], int64_t *device_id_r, const char **error_r)
+                   char token_r[HUB_DEVICE_TOKEN_SIZE], int64_t *device_id_r, const char **error_r)
 {
 	if (!valid_device_name(name))
-		return hub_fail(hub, error_r,
-				"invalid device name: use 1-64 of A-Z a-z 0-9 . _ -");
+		return hub_fail(hub, error_r, "invalid device name: use 1-64 of A-Z a-z 0-9 . _ -");
 	unsigned char raw[32], hash[32];
 	char token[HUB_DEVICE_TOKEN_SIZE];
 	randombytes_buf(raw, sizeof(raw));
 	memcpy(token, "mk_", 3);
 	sodium_bin2base64(token + 3, sizeof(token) - 3, raw, sizeof(raw),
-			  sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	                  sodium_base64_VARIANT_URLSAFE_NO_PADDING);
 	sodium_memzero(raw, sizeof(raw));
 	token_hash(token, hash);
 	sqlite3_stmt *st;
-	if (hub_prepare(hub,
-			"INSERT INTO devices(user_id, name, token_hash, created) VALUES (?1, ?2, ?3, ?4)",
-			&st, error_r) < 0)
+	if (hub_prepare(
+	        hub,
+	        "INSERT INTO devices(user_id, name, token_hash, created) VALUES (?1, ?2, ?3, ?4)",
+	        &st, error_r) < 0)
 		return -1;
 	sqlite3_bind_int64(st, 1, user->id);
 	sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
@@ -69,13 +69,14 @@ int hub_device_add(struct hub *hub, const struct hub_user *user, const char *nam
 }
 
 int hub_device_list(struct hub *hub, int64_t user_id, struct hub_device **devices_r,
-		    size_t *count_r, const char **error_r)
+                    size_t *count_r, const char **error_r)
 {
 	sqlite3_stmt *st;
-	if (hub_prepare(hub,
-			"SELECT id, user_id, name, created, last_used FROM devices WHERE user_id = ?1 "
-			"ORDER BY name",
-			&st, error_r) < 0)
+	if (hub_prepare(
+	        hub,
+	        "SELECT id, user_id, name, created, last_used FROM devices WHERE user_id = ?1 "
+	        "ORDER BY name",
+	        &st, error_r) < 0)
 		return -1;
 	sqlite3_bind_int64(st, 1, user_id);
 	struct hub_device *d = NULL;
@@ -91,7 +92,8 @@ int hub_device_list(struct hub *hub, int64_t user_id, struct hub_device **device
 		memset(&d[n], 0, sizeof(d[n]));
 		d[n].id = sqlite3_column_int64(st, 0);
 		d[n].user_id = sqlite3_column_int64(st, 1);
-		snprintf(d[n].name, sizeof(d[n].name), "%s", (const char *)sqlite3_column_text(st, 2));
+		snprintf(d[n].name, sizeof(d[n].name), "%s",
+		         (const char *)sqlite3_column_text(st, 2));
 		d[n].created = sqlite3_column_int64(st, 3);
 		d[n].last_used = sqlite3_column_int64(st, 4);
 		n++;
@@ -107,12 +109,12 @@ int hub_device_list(struct hub *hub, int64_t user_id, struct hub_device **device
 }
 
 int hub_device_revoke(struct hub *hub, const struct hub_user *user, const char *name,
-		      int64_t *device_id_r, const char **error_r)
+                      int64_t *device_id_r, const char **error_r)
 {
 	sqlite3_stmt *st;
 	int64_t id = 0;
 	if (hub_prepare(hub, "SELECT id FROM devices WHERE user_id = ?1 AND name = ?2", &st,
-			error_r) < 0)
+	                error_r) < 0)
 		return -1;
 	sqlite3_bind_int64(st, 1, user->id);
 	sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
@@ -121,7 +123,7 @@ int hub_device_revoke(struct hub *hub, const struct hub_user *user, const char *
 	sqlite3_finalize(st);
 	if (id == 0)
 		return hub_fail(hub, error_r, "%s has no device named %s", user->name,
-				valid_device_name(name) ? name : "?");
+		                valid_device_name(name) ? name : "?");
 	if (hub_prepare(hub, "DELETE FROM devices WHERE id = ?1", &st, error_r) < 0)
 		return -1;
 	sqlite3_bind_int64(st, 1, id);
@@ -137,7 +139,7 @@ int hub_device_revoke(struct hub *hub, const struct hub_user *user, const char *
 }
 
 int hub_device_auth(struct hub *hub, const char *token, struct hub_user *user_r,
-		    struct hub_device *device_r, const char **error_r)
+                    struct hub_device *device_r, const char **error_r)
 {
 	unsigned char hash[32];
 	if (strncmp(token, "mk_", 3) != 0 || strlen(token) != HUB_DEVICE_TOKEN_SIZE - 1)
@@ -145,9 +147,9 @@ int hub_device_auth(struct hub *hub, const char *token, struct hub_user *user_r,
 	token_hash(token, hash);
 	sqlite3_stmt *st;
 	if (hub_prepare(hub,
-			"SELECT d.id, d.user_id, d.name, d.created, d.last_used, u.name "
-			"FROM devices d JOIN users u ON u.id = d.user_id WHERE d.token_hash = ?1",
-			&st, error_r) < 0)
+	                "SELECT d.id, d.user_id, d.name, d.created, d.last_used, u.name "
+	                "FROM devices d JOIN users u ON u.id = d.user_id WHERE d.token_hash = ?1",
+	                &st, error_r) < 0)
 		return -1;
 	sqlite3_bind_blob(st, 1, hash, sizeof(hash), SQLITE_STATIC);
 	int rc = sqlite3_step(st);
@@ -157,7 +159,7 @@ int hub_device_auth(struct hub *hub, const char *token, struct hub_user *user_r,
 		device_r->id = sqlite3_column_int64(st, 0);
 		device_r->user_id = sqlite3_column_int64(st, 1);
 		snprintf(device_r->name, sizeof(device_r->name), "%s",
-			 (const char *)sqlite3_column_text(st, 2));
+		         (const char *)sqlite3_column_text(st, 2));
 		device_r->created = sqlite3_column_int64(st, 3);
 		device_r->last_used = sqlite3_column_int64(st, 4);
 		snprintf(user, sizeof(user), "%s", (const char *)sqlite3_column_text(st, 5));

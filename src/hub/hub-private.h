@@ -16,11 +16,11 @@ struct hub {
 
 /* Set hub->error and *error_r; returns -1. */
 int hub_fail(struct hub *hub, const char **error_r, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 /* hub_fail for a temporary condition (a lock held too long by another
  * writer): hub_error_is_temporary() says so until the next failure. */
 int hub_fail_temporary(struct hub *hub, const char **error_r, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 /* hub_fail with SQLite's message for what failed. */
 int hub_db_fail(struct hub *hub, const char **error_r, const char *what);
 /*
@@ -42,11 +42,11 @@ struct hub_anchor {
 	bool exists;
 };
 int hub_anchor_read(struct hub *hub, int64_t account_id, struct hub_anchor *anchor_r,
-		    const char **error_r);
+                    const char **error_r);
 /* what: "secret" (account_id, version), "removed" (account_id) or
  * "upgraded" (neither). Creates the file (0600) when missing. */
 int hub_anchor_note(struct hub *hub, const char *what, int64_t account_id, uint64_t version,
-		    const char **error_r);
+                    const char **error_r);
 /* Tag the format-1 secrets (sealed before secrets were bound to the server
  * settings) with the settings they have now, once (see hub-accounts.c). */
 int hub_binding_upgrade(struct hub *hub, const char **error_r);

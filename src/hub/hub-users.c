@@ -23,16 +23,16 @@ static void user_from_row(sqlite3_stmt *st, struct hub_user *u)
 #define USER_COLUMNS "id, name, zero_access, created, last_active, warned_days"
 
 int hub_user_add(struct hub *hub, const char *name, const char *password, bool zero_access,
-		 const char *passphrase, const char **error_r)
+                 const char *passphrase, const char **error_r)
 {
 	const char *err;
 	char hash[VAULT_PASSWORD_HASH_SIZE] = "";
 	unsigned char kdf[VAULT_KDF_BLOB_SIZE], check[VAULT_CHECK_VALUE_SIZE];
 	if (!hub_valid_user_name(name))
 		return hub_fail(hub, error_r,
-				"invalid user name '%s': use 1-64 of a-z 0-9 . _ - (not starting "
-				"with . or -)",
-				name);
+		                "invalid user name '%s': use 1-64 of a-z 0-9 . _ - (not starting "
+		                "with . or -)",
+		                name);
 	if (password != NULL && vault_password_hash(password, strlen(password), hash, &err) < 0)
 		return hub_fail(hub, error_r, "%s", err);
 	if (zero_access) {
@@ -40,8 +40,8 @@ int hub_user_add(struct hub *hub, const char *name, const char *password, bool z
 		if (passphrase == NULL)
 			return hub_fail(hub, error_r, "a zero-access user needs a passphrase");
 		if (vault_kdf_blob_new(kdf, &err) < 0 ||
-		    vault_kek_from_passphrase(passphrase, strlen(passphrase), kdf, sizeof(kdf), &kek,
-					      &err) < 0)
+		    vault_kek_from_passphrase(passphrase, strlen(passphrase), kdf, sizeof(kdf),
+		                              &kek, &err) < 0)
 			return hub_fail(hub, error_r, "%s", err);
 		vault_kek_check_value(kek, check);
 		vault_kek_free(&kek);
@@ -51,9 +51,9 @@ int hub_user_add(struct hub *hub, const char *name, const char *password, bool z
 		return hub_fail(hub, error_r, "path too long");
 	sqlite3_stmt *st;
 	if (hub_prepare(hub,
-			"INSERT INTO users(name, password_hash, zero_access, kdf, kek_check, "
-			"created, last_active) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
-			&st, error_r) < 0)
+	                "INSERT INTO users(name, password_hash, zero_access, kdf, kek_check, "
+	                "created, last_active) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+	                &st, error_r) < 0)
 		return -1;
 	int64_t now = time(NULL);
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
@@ -80,8 +80,7 @@ int hub_user_add(struct hub *hub, const char *name, const char *password, bool z
 	return hub_audit(hub, &u, AUDIT_USER_CREATED, 0, d, 1, error_r);
 }
 
-int hub_user_get(struct hub *hub, const char *name, struct hub_user *user_r,
-		 const char **error_r)
+int hub_user_get(struct hub *hub, const char *name, struct hub_user *user_r, const char **error_r)
 {
 	sqlite3_stmt *st;
 	if (hub_prepare(hub, "SELECT " USER_COLUMNS " FROM users WHERE name = ?1", &st, error_r) <
@@ -96,12 +95,11 @@ int hub_user_get(struct hub *hub, const char *name, struct hub_user *user_r,
 		return 0;
 	if (rc == SQLITE_DONE)
 		return hub_fail(hub, error_r, "no hub user '%s' (add it with 'mailkeep user add')",
-				hub_valid_user_name(name) ? name : "?");
+		                hub_valid_user_name(name) ? name : "?");
 	return hub_db_fail(hub, error_r, "look up user");
 }
 
-int hub_user_list(struct hub *hub, struct hub_user **users_r, size_t *count_r,
-		  const char **error_r)
+int hub_user_list(struct hub *hub, struct hub_user **users_r, size_t *count_r, const char **error_r)
 {
 	sqlite3_stmt *st;
 	if (hub_prepare(hub, "SELECT " USER_COLUMNS " FROM users ORDER BY name", &st, error_r) < 0)
@@ -129,7 +127,7 @@ int hub_user_list(struct hub *hub, struct hub_user **users_r, size_t *count_r,
 }
 
 static int user_update_int(struct hub *hub, const char *sql, int64_t user_id, int64_t value,
-			   const char **error_r)
+                           const char **error_r)
 {
 	sqlite3_stmt *st;
 	if (hub_prepare(hub, sql, &st, error_r) < 0)
@@ -144,14 +142,15 @@ static int user_update_int(struct hub *hub, const char *sql, int64_t user_id, in
 int hub_user_touch(struct hub *hub, int64_t user_id, int64_t now, const char **error_r)
 {
 	/* Activity resets the inactivity warnings. */
-	return user_update_int(hub,
-			       "UPDATE users SET last_active = max(last_active, ?2), warned_days = 0 "
-			       "WHERE id = ?1",
-			       user_id, now, error_r);
+	return user_update_int(
+	    hub,
+	    "UPDATE users SET last_active = max(last_active, ?2), warned_days = 0 "
+	    "WHERE id = ?1",
+	    user_id, now, error_r);
 }
 
 int hub_user_activity(struct hub *hub, const struct hub_user *user, int64_t now,
-		      const char **error_r)
+                      const char **error_r)
 {
 	if (user->warned_days == 0 && now - user->last_active < HUB_ACTIVITY_RESOLUTION)
 		return 0;
@@ -161,17 +160,17 @@ int hub_user_activity(struct hub *hub, const struct hub_user *user, int64_t now,
 int hub_user_set_warned(struct hub *hub, int64_t user_id, int days, const char **error_r)
 {
 	return user_update_int(hub, "UPDATE users SET warned_days = ?2 WHERE id = ?1", user_id,
-			       days, error_r);
+	                       days, error_r);
 }
 
 int hub_user_delete(struct hub *hub, int64_t user_id, const char **error_r)
 {
 	sqlite3_stmt *st;
 	static const char *const sql[] = {
-		"DELETE FROM secrets WHERE account_id IN (SELECT id FROM accounts WHERE user_id = ?1)",
-		"DELETE FROM accounts WHERE user_id = ?1",
-		"DELETE FROM consents WHERE user_id = ?1",
-		"DELETE FROM users WHERE id = ?1",
+	    "DELETE FROM secrets WHERE account_id IN (SELECT id FROM accounts WHERE user_id = ?1)",
+	    "DELETE FROM accounts WHERE user_id = ?1",
+	    "DELETE FROM consents WHERE user_id = ?1",
+	    "DELETE FROM users WHERE id = ?1",
 	};
 	int64_t *ids = NULL;
 	size_t n_ids = 0;
@@ -219,7 +218,7 @@ fail:
 }
 
 int hub_user_check_password(struct hub *hub, const struct hub_user *user, const char *password,
-			    const char **error_r)
+                            const char **error_r)
 {
 	sqlite3_stmt *st;
 	if (hub_prepare(hub, "SELECT password_hash FROM users WHERE id = ?1", &st, error_r) < 0)
@@ -229,14 +228,14 @@ int hub_user_check_password(struct hub *hub, const struct hub_user *user, const 
 	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0) != NULL) {
 		const char *err;
 		r = vault_password_verify((const char *)sqlite3_column_text(st, 0), password,
-					  strlen(password), &err);
+		                          strlen(password), &err);
 	}
 	sqlite3_finalize(st);
 	return r == 0 ? 0 : hub_fail(hub, error_r, "wrong password for hub user '%s'", user->name);
 }
 
 int hub_user_password_hash(struct hub *hub, const struct hub_user *user,
-			   char hash_r[VAULT_PASSWORD_HASH_SIZE], const char **error_r)
+                           char hash_r[VAULT_PASSWORD_HASH_SIZE], const char **error_r)
 {
 	sqlite3_stmt *st;
 	if (hub_prepare(hub, "SELECT password_hash FROM users WHERE id = ?1", &st, error_r) < 0)
@@ -253,7 +252,7 @@ int hub_user_password_hash(struct hub *hub, const struct hub_user *user,
 }
 
 int hub_user_kek(struct hub *hub, const struct hub_user *user, const char *passphrase,
-		 struct vault_kek **kek_r, const char **error_r)
+                 struct vault_kek **kek_r, const char **error_r)
 {
 	const char *err;
 	if (!user->zero_access) {
@@ -264,10 +263,11 @@ int hub_user_kek(struct hub *hub, const struct hub_user *user, const char *passp
 		return 0;
 	}
 	if (passphrase == NULL)
-		return hub_fail(hub, error_r,
-				"%s's credentials are zero-access: they can only be unlocked with "
-				"%s's passphrase (--passphrase-file); the hub alone cannot open them",
-				user->name, user->name);
+		return hub_fail(
+		    hub, error_r,
+		    "%s's credentials are zero-access: they can only be unlocked with "
+		    "%s's passphrase (--passphrase-file); the hub alone cannot open them",
+		    user->name, user->name);
 	sqlite3_stmt *st;
 	if (hub_prepare(hub, "SELECT kdf, kek_check FROM users WHERE id = ?1", &st, error_r) < 0)
 		return -1;
@@ -276,11 +276,11 @@ int hub_user_kek(struct hub *hub, const struct hub_user *user, const char *passp
 	struct vault_kek *kek = NULL;
 	if (sqlite3_step(st) == SQLITE_ROW) {
 		r = vault_kek_from_passphrase(passphrase, strlen(passphrase),
-					      sqlite3_column_blob(st, 0),
-					      (size_t)sqlite3_column_bytes(st, 0), &kek, &err);
-		if (r == 0 && vault_kek_check_value_verify(kek, sqlite3_column_blob(st, 1),
-							   (size_t)sqlite3_column_bytes(st, 1),
-							   &err) < 0) {
+		                              sqlite3_column_blob(st, 0),
+		                              (size_t)sqlite3_column_bytes(st, 0), &kek, &err);
+		if (r == 0 &&
+		    vault_kek_check_value_verify(kek, sqlite3_column_blob(st, 1),
+		                                 (size_t)sqlite3_column_bytes(st, 1), &err) < 0) {
 			err = "wrong passphrase";
 			vault_kek_free(&kek);
 			r = -1;
@@ -290,7 +290,8 @@ int hub_user_kek(struct hub *hub, const struct hub_user *user, const char *passp
 	}
 	sqlite3_finalize(st);
 	if (r < 0)
-		return hub_fail(hub, error_r, "cannot unlock %s's credentials: %s", user->name, err);
+		return hub_fail(hub, error_r, "cannot unlock %s's credentials: %s", user->name,
+		                err);
 	*kek_r = kek;
 	return 0;
 }
@@ -308,15 +309,15 @@ struct audit_record {
 };
 
 static int audit_record_get(struct hub *hub, int64_t user_id, struct audit_record *rec,
-			    const char **error_r)
+                            const char **error_r)
 {
 	sqlite3_stmt *st;
 	memset(rec, 0, sizeof(*rec));
 	memset(rec->head, '0', AUDIT_HASH_HEX_LEN);
 	if (hub_prepare(hub,
-			"SELECT audit_count, audit_head, audit_pending, audit_alarm FROM users "
-			"WHERE id = ?1",
-			&st, error_r) < 0)
+	                "SELECT audit_count, audit_head, audit_pending, audit_alarm FROM users "
+	                "WHERE id = ?1",
+	                &st, error_r) < 0)
 		return -1;
 	sqlite3_bind_int64(st, 1, user_id);
 	int rc = sqlite3_step(st);
@@ -324,13 +325,13 @@ static int audit_record_get(struct hub *hub, int64_t user_id, struct audit_recor
 		rec->count = (uint64_t)sqlite3_column_int64(st, 0);
 		if (sqlite3_column_text(st, 1) != NULL)
 			snprintf(rec->head, sizeof(rec->head), "%s",
-				 (const char *)sqlite3_column_text(st, 1));
+			         (const char *)sqlite3_column_text(st, 1));
 		if (sqlite3_column_text(st, 2) != NULL)
 			snprintf(rec->pending, sizeof(rec->pending), "%s",
-				 (const char *)sqlite3_column_text(st, 2));
+			         (const char *)sqlite3_column_text(st, 2));
 		if (sqlite3_column_text(st, 3) != NULL)
 			snprintf(rec->alarm, sizeof(rec->alarm), "%s",
-				 (const char *)sqlite3_column_text(st, 3));
+			         (const char *)sqlite3_column_text(st, 3));
 	}
 	sqlite3_finalize(st);
 	if (rc == SQLITE_ROW)
@@ -344,19 +345,19 @@ static int audit_record_get(struct hub *hub, int64_t user_id, struct audit_recor
  * expect non-NULL only if the record is still *expect (compare and set);
  * returns 1 when it was not. */
 static int audit_record_set(struct hub *hub, int64_t user_id, uint64_t count, const char *head,
-			    const char *pending, const struct audit_record *expect,
-			    const char **error_r)
+                            const char *pending, const struct audit_record *expect,
+                            const char **error_r)
 {
 	sqlite3_stmt *st;
 	if (hub_prepare(hub,
-			expect == NULL
-				? "UPDATE users SET audit_count = ?2, audit_head = ?3, "
-				  "audit_pending = ?4 WHERE id = ?1"
-				: "UPDATE users SET audit_count = ?2, audit_head = ?3, "
-				  "audit_pending = ?4 WHERE id = ?1 AND audit_count = ?5 AND "
-				  "coalesce(audit_head, '" AUDIT_ZERO_HASH "') = ?7 AND "
-				  "audit_pending IS ?6",
-			&st, error_r) < 0)
+	                expect == NULL
+	                    ? "UPDATE users SET audit_count = ?2, audit_head = ?3, "
+	                      "audit_pending = ?4 WHERE id = ?1"
+	                    : "UPDATE users SET audit_count = ?2, audit_head = ?3, "
+	                      "audit_pending = ?4 WHERE id = ?1 AND audit_count = ?5 AND "
+	                      "coalesce(audit_head, '" AUDIT_ZERO_HASH "') = ?7 AND "
+	                      "audit_pending IS ?6",
+	                &st, error_r) < 0)
 		return -1;
 	sqlite3_bind_int64(st, 1, user_id);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)count);
@@ -378,12 +379,12 @@ static int audit_record_set(struct hub *hub, int64_t user_id, uint64_t count, co
 
 /* Keep the first alarm. */
 static int audit_alarm_set(struct hub *hub, int64_t user_id, const char *alarm,
-			   const char **error_r)
+                           const char **error_r)
 {
 	sqlite3_stmt *st;
 	if (hub_prepare(hub,
-			"UPDATE users SET audit_alarm = coalesce(audit_alarm, ?2) WHERE id = ?1",
-			&st, error_r) < 0)
+	                "UPDATE users SET audit_alarm = coalesce(audit_alarm, ?2) WHERE id = ?1",
+	                &st, error_r) < 0)
 		return -1;
 	sqlite3_bind_int64(st, 1, user_id);
 	sqlite3_bind_text(st, 2, alarm, -1, SQLITE_STATIC);
@@ -400,8 +401,8 @@ static int audit_fail(struct hub *hub, int r, const char *err, const char **erro
 }
 
 int hub_audit(struct hub *hub, const struct hub_user *user, enum audit_event event,
-	      int64_t account_id, const struct audit_detail *details, size_t n_details,
-	      const char **error_r)
+              int64_t account_id, const struct audit_detail *details, size_t n_details,
+              const char **error_r)
 {
 	char path[4200], account[32] = "";
 	const char *err;
@@ -438,9 +439,9 @@ int hub_audit(struct hub *hub, const struct hub_user *user, enum audit_event eve
 		audit_close(&log);
 		return -1;
 	}
-	bool expected = (count == rec.count && strcmp(head, rec.head) == 0) ||
-			(rec.pending[0] != '\0' && count == rec.count + 1 &&
-			 strcmp(head, rec.pending) == 0);
+	bool expected =
+	    (count == rec.count && strcmp(head, rec.head) == 0) ||
+	    (rec.pending[0] != '\0' && count == rec.count + 1 && strcmp(head, rec.pending) == 0);
 	if (!expected) {
 		time_t now = time(NULL);
 		struct tm tm;
@@ -448,10 +449,10 @@ int hub_audit(struct hub *hub, const struct hub_user *user, enum audit_event eve
 		gmtime_r(&now, &tm);
 		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
 		snprintf(alarm, sizeof(alarm),
-			 "at %s the log ended at entry %llu (hash %.12s...) but the hub had "
-			 "recorded entry %llu (hash %.12s...)",
-			 when, (unsigned long long)count, head, (unsigned long long)rec.count,
-			 rec.head);
+		         "at %s the log ended at entry %llu (hash %.12s...) but the hub had "
+		         "recorded entry %llu (hash %.12s...)",
+		         when, (unsigned long long)count, head, (unsigned long long)rec.count,
+		         rec.head);
 	}
 	r = audit_prepare(log, event, account, details, n_details, next, &err);
 	if (r < 0) {
@@ -464,17 +465,17 @@ int hub_audit(struct hub *hub, const struct hub_user *user, enum audit_event eve
 		r = hub_fail(hub, error_r, "audit log: %s", err);
 	} else {
 		r = audit_record_set(hub, user->id, count + 1, next, NULL, NULL, error_r) < 0 ? -1
-											   : 0;
+		                                                                              : 0;
 	}
 	audit_close(&log);
 	return r;
 }
 
 static int audit_verify_locked(struct hub *hub, const struct hub_user *user, const char *path,
-			       uint64_t *count_r, const char **note_r, const char **error_r);
+                               uint64_t *count_r, const char **note_r, const char **error_r);
 
 int hub_audit_verify(struct hub *hub, const struct hub_user *user, uint64_t *count_r,
-		     const char **note_r, const char **error_r)
+                     const char **note_r, const char **error_r)
 {
 	char path[4200];
 	const char *err;
@@ -499,7 +500,7 @@ int hub_audit_verify(struct hub *hub, const struct hub_user *user, uint64_t *cou
 }
 
 static int audit_verify_locked(struct hub *hub, const struct hub_user *user, const char *path,
-			       uint64_t *count_r, const char **note_r, const char **error_r)
+                               uint64_t *count_r, const char **note_r, const char **error_r)
 {
 	const char *err;
 	struct audit_record rec;
@@ -510,18 +511,18 @@ static int audit_verify_locked(struct hub *hub, const struct hub_user *user, con
 		return hub_fail(hub, error_r, "%s: %s", path, err);
 	if (rec.alarm[0] != '\0')
 		return hub_fail(hub, error_r,
-				"%s: changed behind the hub's back before a later entry was "
-				"appended: %s (kept in hub.db, users.audit_alarm, until cleared "
-				"after investigation)",
-				path, rec.alarm);
+		                "%s: changed behind the hub's back before a later entry was "
+		                "appended: %s (kept in hub.db, users.audit_alarm, until cleared "
+		                "after investigation)",
+		                path, rec.alarm);
 	if (st.torn && st.count == rec.count && strcmp(st.head, rec.head) == 0) {
 		int r = audit_trim_torn(path, rec.count, rec.head, &err);
 		if (r < 0)
 			return audit_fail(hub, r, err, error_r);
 		*note_r = "an incomplete last line (an append cut off before it was synced, so "
-			  "never acknowledged) was removed";
+		          "never acknowledged) was removed";
 	} else if (!st.torn && st.count == rec.count + 1 && rec.pending[0] != '\0' &&
-		   strcmp(st.head, rec.pending) == 0) {
+	           strcmp(st.head, rec.pending) == 0) {
 		/* The scan checked every entry's own hash and its link to the
 		 * entry before; the entry before this one must be the head. */
 		struct audit_iter *it;
@@ -536,23 +537,23 @@ static int audit_verify_locked(struct hub *hub, const struct hub_user *user, con
 			return hub_fail(hub, error_r, "%s: %s", path, err);
 		if (!linked)
 			return hub_fail(hub, error_r,
-					"%s: the entry after the recorded head does not link to "
-					"it (log rewritten)",
-					path);
+			                "%s: the entry after the recorded head does not link to "
+			                "it (log rewritten)",
+			                path);
 		int r;
 		r = audit_record_set(hub, user->id, st.count, st.head, NULL, &rec, error_r);
 		if (r < 0)
 			return -1;
 		if (r == 0)
 			*note_r = "recovered: the last entry was written but the process ended "
-				  "before the hub recorded it; it was the entry the hub had "
-				  "announced, and is now the recorded head";
+			          "before the hub recorded it; it was the entry the hub had "
+			          "announced, and is now the recorded head";
 	} else if (st.torn || st.count != rec.count || strcmp(st.head, rec.head) != 0) {
 		/* Tampering: the verifier names what does not match. */
 		if (audit_verify(path, rec.head, rec.count, NULL, &err) < 0)
 			return hub_fail(hub, error_r, "%s: %s", path, err);
 		return hub_fail(hub, error_r, "%s: the log does not end at the recorded head",
-				path);
+		                path);
 	}
 	if (count_r != NULL)
 		*count_r = st.count;

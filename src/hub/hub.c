@@ -19,33 +19,33 @@
 #define HUB_SCHEMA_VERSION 1
 
 static const char hub_schema[] =
-	"CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value) WITHOUT ROWID;"
-	"CREATE TABLE IF NOT EXISTS users("
-	" id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, password_hash TEXT,"
-	" zero_access INTEGER NOT NULL, kdf BLOB, kek_check BLOB,"
-	" created INTEGER NOT NULL, last_active INTEGER NOT NULL,"
-	" warned_days INTEGER NOT NULL DEFAULT 0,"
-	" audit_count INTEGER NOT NULL DEFAULT 0, audit_head TEXT, audit_pending TEXT,"
-	" audit_alarm TEXT);"
-	"CREATE TABLE IF NOT EXISTS accounts("
-	" id INTEGER PRIMARY KEY AUTOINCREMENT, user_id INTEGER NOT NULL REFERENCES users(id),"
-	" imap_url TEXT NOT NULL, smtp_url TEXT, login TEXT NOT NULL, ca_file TEXT,"
-	" created INTEGER NOT NULL, data_key BLOB NOT NULL, key_version INTEGER NOT NULL,"
-	" secret_version INTEGER NOT NULL);"
-	"CREATE TABLE IF NOT EXISTS secrets("
-	" account_id INTEGER NOT NULL REFERENCES accounts(id), kind TEXT NOT NULL,"
-	" blob BLOB NOT NULL, legacy_tag BLOB, PRIMARY KEY(account_id, kind));"
-	"CREATE TABLE IF NOT EXISTS consents("
-	" id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL, account_id INTEGER NOT NULL,"
-	" time INTEGER NOT NULL, disclosure_id TEXT NOT NULL, tool TEXT NOT NULL);"
-	"CREATE TABLE IF NOT EXISTS receipts("
-	" id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL, time INTEGER NOT NULL,"
-	" text TEXT NOT NULL);"
-	"CREATE TABLE IF NOT EXISTS devices("
-	" id INTEGER PRIMARY KEY AUTOINCREMENT, user_id INTEGER NOT NULL REFERENCES users(id),"
-	" name TEXT NOT NULL, token_hash BLOB NOT NULL UNIQUE, created INTEGER NOT NULL,"
-	" last_used INTEGER NOT NULL DEFAULT 0, UNIQUE(user_id, name));"
-	"INSERT OR IGNORE INTO meta(key, value) VALUES ('schema', 1);";
+    "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS users("
+    " id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, password_hash TEXT,"
+    " zero_access INTEGER NOT NULL, kdf BLOB, kek_check BLOB,"
+    " created INTEGER NOT NULL, last_active INTEGER NOT NULL,"
+    " warned_days INTEGER NOT NULL DEFAULT 0,"
+    " audit_count INTEGER NOT NULL DEFAULT 0, audit_head TEXT, audit_pending TEXT,"
+    " audit_alarm TEXT);"
+    "CREATE TABLE IF NOT EXISTS accounts("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT, user_id INTEGER NOT NULL REFERENCES users(id),"
+    " imap_url TEXT NOT NULL, smtp_url TEXT, login TEXT NOT NULL, ca_file TEXT,"
+    " created INTEGER NOT NULL, data_key BLOB NOT NULL, key_version INTEGER NOT NULL,"
+    " secret_version INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS secrets("
+    " account_id INTEGER NOT NULL REFERENCES accounts(id), kind TEXT NOT NULL,"
+    " blob BLOB NOT NULL, legacy_tag BLOB, PRIMARY KEY(account_id, kind));"
+    "CREATE TABLE IF NOT EXISTS consents("
+    " id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL, account_id INTEGER NOT NULL,"
+    " time INTEGER NOT NULL, disclosure_id TEXT NOT NULL, tool TEXT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS receipts("
+    " id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL, time INTEGER NOT NULL,"
+    " text TEXT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS devices("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT, user_id INTEGER NOT NULL REFERENCES users(id),"
+    " name TEXT NOT NULL, token_hash BLOB NOT NULL UNIQUE, created INTEGER NOT NULL,"
+    " last_used INTEGER NOT NULL DEFAULT 0, UNIQUE(user_id, name));"
+    "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema', 1);";
 
 int hub_fail(struct hub *hub, const char **error_r, const char *fmt, ...)
 {
@@ -79,10 +79,10 @@ int hub_db_fail(struct hub *hub, const char **error_r, const char *what)
 	int code = sqlite3_errcode(hub->db);
 	if (code == SQLITE_BUSY || code == SQLITE_LOCKED)
 		return hub_fail_temporary(hub, error_r, "hub database: %s: %s", what,
-					  sqlite3_errmsg(hub->db));
+		                          sqlite3_errmsg(hub->db));
 	bool readonly = (sqlite3_extended_errcode(hub->db) & 0xff) == SQLITE_READONLY;
 	return hub_fail(hub, error_r, "hub database: %s: %s%s%s", what, sqlite3_errmsg(hub->db),
-			readonly ? ": this process may only read " : "", readonly ? hub->dir : "");
+	                readonly ? ": this process may only read " : "", readonly ? hub->dir : "");
 }
 
 int hub_prepare(struct hub *hub, const char *sql, sqlite3_stmt **st_r, const char **error_r)
@@ -122,10 +122,10 @@ const struct hub_settings *hub_get_settings(const struct hub *hub)
 }
 
 int hub_user_path(const struct hub *hub, const char *user, const char *file, char *path_r,
-		  size_t size)
+                  size_t size)
 {
 	int n = file != NULL ? snprintf(path_r, size, "%s/users/%s/%s", hub->dir, user, file)
-			     : snprintf(path_r, size, "%s/users/%s", hub->dir, user);
+	                     : snprintf(path_r, size, "%s/users/%s", hub->dir, user);
 	return n < 0 || (size_t)n >= size ? -1 : 0;
 }
 
@@ -176,19 +176,19 @@ static int settings_read(struct hub *hub, const char **error_r)
 			if (errno != 0 || *end != '\0' || value[0] == '\0' || value[0] == '-' ||
 			    days < 8 || days > 36500)
 				ret = hub_fail(hub, error_r,
-					       "%s:%u: inactive_purge_days must be 8..36500 days",
-					       path, lineno);
+				               "%s:%u: inactive_purge_days must be 8..36500 days",
+				               path, lineno);
 			else
 				hub->set.inactive_purge_days = (unsigned)days;
 		} else if (strcmp(p, "master_key") == 0 && vlen > 0 &&
-			   vlen < sizeof(hub->set.master_key)) {
+		           vlen < sizeof(hub->set.master_key)) {
 			memcpy(hub->set.master_key, value, vlen + 1);
 		} else if (strcmp(p, "master_key_credential") == 0 &&
-			   vlen < sizeof(hub->set.master_key_credential)) {
+		           vlen < sizeof(hub->set.master_key_credential)) {
 			memcpy(hub->set.master_key_credential, value, vlen + 1);
 		} else {
-			ret = hub_fail(hub, error_r, "%s:%u: unknown setting or bad value '%s'", path,
-				       lineno, p);
+			ret = hub_fail(hub, error_r, "%s:%u: unknown setting or bad value '%s'",
+			               path, lineno, p);
 		}
 	}
 	fclose(f);
@@ -202,7 +202,7 @@ static bool column_exists(struct hub *hub, const char *table, const char *column
 	sqlite3_stmt *st;
 	bool found = false;
 	if (sqlite3_prepare_v2(hub->db, "SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2", -1,
-			       &st, NULL) != SQLITE_OK)
+	                       &st, NULL) != SQLITE_OK)
 		return false;
 	sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, column, -1, SQLITE_STATIC);
@@ -217,9 +217,9 @@ static int schema_upgrade(struct hub *hub, const char *path, const char **error_
 	static const struct {
 		const char *table, *column, *sql;
 	} added[] = {
-		{"users", "audit_pending", "ALTER TABLE users ADD COLUMN audit_pending TEXT"},
-		{"users", "audit_alarm", "ALTER TABLE users ADD COLUMN audit_alarm TEXT"},
-		{"secrets", "legacy_tag", "ALTER TABLE secrets ADD COLUMN legacy_tag BLOB"},
+	    {"users", "audit_pending", "ALTER TABLE users ADD COLUMN audit_pending TEXT"},
+	    {"users", "audit_alarm", "ALTER TABLE users ADD COLUMN audit_alarm TEXT"},
+	    {"secrets", "legacy_tag", "ALTER TABLE secrets ADD COLUMN legacy_tag BLOB"},
 	};
 	for (size_t i = 0; i < sizeof(added) / sizeof(added[0]); i++) {
 		if (column_exists(hub, added[i].table, added[i].column))
@@ -228,7 +228,7 @@ static int schema_upgrade(struct hub *hub, const char *path, const char **error_
 		if (sqlite3_exec(hub->db, added[i].sql, NULL, NULL, &msg) != SQLITE_OK &&
 		    !column_exists(hub, added[i].table, added[i].column)) {
 			hub_fail(hub, error_r, "%s: cannot upgrade: %s", path,
-				 msg != NULL ? msg : "unknown error");
+			         msg != NULL ? msg : "unknown error");
 			sqlite3_free(msg);
 			return -1;
 		}
@@ -273,10 +273,10 @@ static int db_open_readonly(struct hub *hub, const char *path, const char **erro
 		if (db_uri(path, queries[i], uri, sizeof(uri)) < 0)
 			return hub_fail(hub, error_r, "path too long: %s", path);
 		if (sqlite3_open_v2(uri, &hub->db,
-				    SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX,
-				    NULL) == SQLITE_OK &&
+		                    SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX,
+		                    NULL) == SQLITE_OK &&
 		    sqlite3_exec(hub->db, "SELECT count(*) FROM sqlite_master", NULL, NULL, NULL) ==
-			    SQLITE_OK) {
+		        SQLITE_OK) {
 			sqlite3_busy_timeout(hub->db, 30000);
 			sqlite3_exec(hub->db, "PRAGMA foreign_keys = ON", NULL, NULL, NULL);
 			return 0;
@@ -287,11 +287,12 @@ static int db_open_readonly(struct hub *hub, const char *path, const char **erro
 	struct stat st;
 	if (stat(path, &st) == 0 && st.st_uid != geteuid()) {
 		struct passwd *pw = getpwuid(st.st_uid);
-		return hub_fail(hub, error_r,
-				"cannot open %s: it belongs to user %s%s%u and this process runs as "
-				"uid %u: run mailkeep as its owner",
-				path, pw != NULL ? pw->pw_name : "", pw != NULL ? ", uid " : "uid ",
-				(unsigned)st.st_uid, (unsigned)geteuid());
+		return hub_fail(
+		    hub, error_r,
+		    "cannot open %s: it belongs to user %s%s%u and this process runs as "
+		    "uid %u: run mailkeep as its owner",
+		    path, pw != NULL ? pw->pw_name : "", pw != NULL ? ", uid " : "uid ",
+		    (unsigned)st.st_uid, (unsigned)geteuid());
 	}
 	return hub_fail(hub, error_r, "cannot open %s read-only", path);
 }
@@ -322,12 +323,12 @@ static int db_open(struct hub *hub, const char **error_r)
 	sqlite3_busy_timeout(hub->db, 30000);
 	char *msg = NULL;
 	if (sqlite3_exec(hub->db,
-			 "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"
-			 "PRAGMA secure_delete = ON; PRAGMA foreign_keys = ON;",
-			 NULL, NULL, &msg) != SQLITE_OK ||
+	                 "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"
+	                 "PRAGMA secure_delete = ON; PRAGMA foreign_keys = ON;",
+	                 NULL, NULL, &msg) != SQLITE_OK ||
 	    sqlite3_exec(hub->db, hub_schema, NULL, NULL, &msg) != SQLITE_OK) {
 		hub_fail(hub, error_r, "%s is not a usable hub database: %s", path,
-			 msg != NULL ? msg : "unknown error");
+		         msg != NULL ? msg : "unknown error");
 		sqlite3_free(msg);
 		return -1;
 	}
@@ -338,7 +339,7 @@ static int db_open(struct hub *hub, const char **error_r)
 }
 
 static int meta_get_blob(struct hub *hub, const char *key, unsigned char *buf, size_t size,
-			 size_t *len_r)
+                         size_t *len_r)
 {
 	sqlite3_stmt *st;
 	int found = 0;
@@ -361,13 +362,13 @@ static int meta_get_blob(struct hub *hub, const char *key, unsigned char *buf, s
 static int load_master(struct hub *hub, const char **error_r)
 {
 	const char *err;
-	int r = hub->set.master_key_credential[0] != '\0'
-			? vault_master_load_credential(hub->set.master_key_credential, &hub->master,
-						       &err)
-			: vault_master_load(hub->set.master_key, &hub->master, &err);
+	int r =
+	    hub->set.master_key_credential[0] != '\0'
+	        ? vault_master_load_credential(hub->set.master_key_credential, &hub->master, &err)
+	        : vault_master_load(hub->set.master_key, &hub->master, &err);
 	if (r < 0)
 		return hub_fail(hub, error_r, "%s; the hub will not start without its master key",
-				err);
+		                err);
 	unsigned char check[VAULT_CHECK_VALUE_SIZE];
 	size_t len = 0;
 	if (meta_get_blob(hub, "master_check", check, sizeof(check), &len) != 1)
@@ -391,8 +392,8 @@ int hub_open(const char *data_dir, bool load_master_key, struct hub **hub_r, con
 	int r;
 	if (access(marker, F_OK) < 0)
 		r = hub_fail(hub, error_r,
-			     "%s has no hub database (run 'mailkeep --data %s init' first)", data_dir,
-			     data_dir);
+		             "%s has no hub database (run 'mailkeep --data %s init' first)",
+		             data_dir, data_dir);
 	else
 		r = settings_read(hub, error_r);
 	if (r == 0)
@@ -425,7 +426,7 @@ void hub_close(struct hub **hubp)
 }
 
 int hub_create(const char *data_dir, const char *master_key_path, bool *existed_r,
-	       const char **error_r)
+               const char **error_r)
 {
 	static char error[PATH_MAX + 200];
 	char path[PATH_MAX];
@@ -474,12 +475,12 @@ int hub_create(const char *data_dir, const char *master_key_path, bool *existed_
 		goto out;
 	}
 	fprintf(f,
-		"# mailkeep hub settings (key = value)\n"
-		"# Users inactive this many days are purged (warned 30 and 7 days before).\n"
-		"inactive_purge_days = 365\n"
-		"# The master key file (0600). Keep it apart from backups of this directory.\n"
-		"master_key = %s\n",
-		hub->set.master_key);
+	        "# mailkeep hub settings (key = value)\n"
+	        "# Users inactive this many days are purged (warned 30 and 7 days before).\n"
+	        "inactive_purge_days = 365\n"
+	        "# The master key file (0600). Keep it apart from backups of this directory.\n"
+	        "master_key = %s\n",
+	        hub->set.master_key);
 	if (fclose(f) != 0) {
 		snprintf(error, sizeof(error), "cannot write %s: %m", path);
 		*error_r = error;
@@ -494,7 +495,7 @@ int hub_create(const char *data_dir, const char *master_key_path, bool *existed_
 	vault_master_check_value(hub->master, check);
 	sqlite3_stmt *st;
 	if (sqlite3_prepare_v2(hub->db, "INSERT INTO meta(key, value) VALUES ('master_check', ?1)",
-			       -1, &st, NULL) != SQLITE_OK) {
+	                       -1, &st, NULL) != SQLITE_OK) {
 		*error_r = "cannot record the master key check value";
 		goto out;
 	}

@@ -52,8 +52,8 @@ struct hub;
 bool hub_error_is_temporary(const struct hub *hub);
 
 struct hub_settings {
-	unsigned inactive_purge_days; /* default 365 */
-	char master_key[4096];        /* path of the master key file */
+	unsigned inactive_purge_days;    /* default 365 */
+	char master_key[4096];           /* path of the master key file */
 	char master_key_credential[256]; /* systemd credential name, or "" */
 };
 
@@ -78,7 +78,7 @@ struct hub_account {
  * with the key's check value. An existing hub is left alone (returns 0 and
  * sets *existed_r). */
 int hub_create(const char *data_dir, const char *master_key_path, bool *existed_r,
-	       const char **error_r);
+               const char **error_r);
 
 /* Open the hub. With load_master the master key is loaded and checked
  * against the one this data directory was made with; a missing, damaged or
@@ -93,12 +93,11 @@ bool hub_valid_user_name(const char *name);
 /* Users. password may be NULL (no hub sign-in yet); zero-access users need
  * a passphrase (their KEK is derived from it). */
 int hub_user_add(struct hub *hub, const char *name, const char *password, bool zero_access,
-		 const char *passphrase, const char **error_r);
+                 const char *passphrase, const char **error_r);
 /* 0 found / -1 (error or "no such user") */
-int hub_user_get(struct hub *hub, const char *name, struct hub_user *user_r,
-		 const char **error_r);
+int hub_user_get(struct hub *hub, const char *name, struct hub_user *user_r, const char **error_r);
 int hub_user_list(struct hub *hub, struct hub_user **users_r, size_t *count_r,
-		  const char **error_r);
+                  const char **error_r);
 int hub_user_touch(struct hub *hub, int64_t user_id, int64_t now, const char **error_r);
 /* Record that user (as read from hub.db by the caller, e.g. at sign-in) was
  * active at now: hub_user_touch, but only when the recorded activity is
@@ -106,59 +105,59 @@ int hub_user_touch(struct hub *hub, int64_t user_id, int64_t now, const char **e
  * making many requests costs one write per user per interval. */
 #define HUB_ACTIVITY_RESOLUTION 900
 int hub_user_activity(struct hub *hub, const struct hub_user *user, int64_t now,
-		      const char **error_r);
+                      const char **error_r);
 int hub_user_set_warned(struct hub *hub, int64_t user_id, int days, const char **error_r);
 /* Remove the user's records from hub.db (accounts, secrets, keys,
  * consents); the caller removes the user's directory. */
 int hub_user_delete(struct hub *hub, int64_t user_id, const char **error_r);
 /* Check a hub password (Argon2id). */
 int hub_user_check_password(struct hub *hub, const struct hub_user *user, const char *password,
-			    const char **error_r);
+                            const char **error_r);
 
 /* The user's stored password hash (an Argon2id string), for a caller that
  * verifies it with vault_password_verify() without holding the hub (the
  * check takes a fraction of a second and 64 MiB). -1 if the user has none. */
 int hub_user_password_hash(struct hub *hub, const struct hub_user *user,
-			   char hash_r[VAULT_PASSWORD_HASH_SIZE], const char **error_r);
+                           char hash_r[VAULT_PASSWORD_HASH_SIZE], const char **error_r);
 
 /* The user's key-encryption key: from the master key, or for zero-access
  * users from passphrase (required then; a wrong one is an error). */
 int hub_user_kek(struct hub *hub, const struct hub_user *user, const char *passphrase,
-		 struct vault_kek **kek_r, const char **error_r);
+                 struct vault_kek **kek_r, const char **error_r);
 
 /* Accounts. add() makes a data key, wraps it with kek, seals the password
  * as kind "imap-password" (and "smtp-password", the same, when smtp_url is
  * given) in one transaction. */
 int hub_account_add(struct hub *hub, const struct hub_user *user, const struct vault_kek *kek,
-		    const char *imap_url, const char *smtp_url, const char *login,
-		    const char *ca_file, const char *password, int64_t *account_id_r,
-		    const char **error_r);
+                    const char *imap_url, const char *smtp_url, const char *login,
+                    const char *ca_file, const char *password, int64_t *account_id_r,
+                    const char **error_r);
 /* Change the account's server settings (all given anew: imap_url, login
  * required; smtp_url, ca_file may be NULL) and store its password again,
  * sealed for them under the next secret version (older copies no longer
  * open). The secrets are bound to the settings, so changing them always
  * means entering the password again. */
 int hub_account_update(struct hub *hub, const struct hub_user *user,
-		       const struct hub_account *account, const struct vault_kek *kek,
-		       const char *imap_url, const char *smtp_url, const char *login,
-		       const char *ca_file, const char *password, const char **error_r);
+                       const struct hub_account *account, const struct vault_kek *kek,
+                       const char *imap_url, const char *smtp_url, const char *login,
+                       const char *ca_file, const char *password, const char **error_r);
 /* Replace the account's password, settings unchanged (hub_account_update()). */
 int hub_account_set_password(struct hub *hub, const struct hub_user *user,
-			     const struct hub_account *account, const struct vault_kek *kek,
-			     const char *password, const char **error_r);
+                             const struct hub_account *account, const struct vault_kek *kek,
+                             const char *password, const char **error_r);
 int hub_account_list(struct hub *hub, int64_t user_id, struct hub_account **accounts_r,
-		     size_t *count_r, const char **error_r);
+                     size_t *count_r, const char **error_r);
 void hub_accounts_free(struct hub_account **accounts, size_t count);
 /* Open a sealed credential of the account (kind "imap-password", ...):
  * *secret_r is sodium_malloc'd; free with vault_secret_free(). */
 int hub_account_open_secret(struct hub *hub, const struct hub_user *user,
-			    const struct hub_account *account, const struct vault_kek *kek,
-			    const char *kind, char **secret_r, const char **error_r);
+                            const struct hub_account *account, const struct vault_kek *kek,
+                            const char *kind, char **secret_r, const char **error_r);
 /* Delete the account's sealed secrets, data key, consents and row, then
  * checkpoint hub.db's WAL so nothing of them remains on disk. Returns the
  * number of secrets deleted. */
 int hub_account_remove(struct hub *hub, int64_t account_id, unsigned *secrets_r,
-		       const char **error_r);
+                       const char **error_r);
 /* A removal in two steps a crash cannot leave half done without a way to
  * finish it: remove_secrets() deletes the sealed secrets, data key and
  * consents and keeps the account row (an account without secrets is one
@@ -167,9 +166,9 @@ int hub_account_remove(struct hub *hub, int64_t account_id, unsigned *secrets_r,
  * in one transaction. Both checkpoint hub.db's WAL as hub_account_remove()
  * does. */
 int hub_account_remove_secrets(struct hub *hub, int64_t account_id, unsigned *secrets_r,
-			       const char **error_r);
+                               const char **error_r);
 int hub_account_remove_finish(struct hub *hub, int64_t account_id, int64_t user_id,
-			      const char *receipt, const char **error_r);
+                              const char *receipt, const char **error_r);
 
 /* Devices: each has a name unique per user and a bearer token shown once.
  * Only the token's SHA-256 is stored. */
@@ -181,29 +180,29 @@ struct hub_device {
 	int64_t created, last_used;
 };
 int hub_device_add(struct hub *hub, const struct hub_user *user, const char *name,
-		   char token_r[HUB_DEVICE_TOKEN_SIZE], int64_t *device_id_r, const char **error_r);
+                   char token_r[HUB_DEVICE_TOKEN_SIZE], int64_t *device_id_r, const char **error_r);
 int hub_device_list(struct hub *hub, int64_t user_id, struct hub_device **devices_r,
-		    size_t *count_r, const char **error_r);
+                    size_t *count_r, const char **error_r);
 /* Revoke: the token stops working at once (the row is deleted). */
 int hub_device_revoke(struct hub *hub, const struct hub_user *user, const char *name,
-		      int64_t *device_id_r, const char **error_r);
+                      int64_t *device_id_r, const char **error_r);
 /* Does the device still exist (not revoked)? 1 yes, 0 no, -1 error. */
 int hub_device_exists(struct hub *hub, int64_t device_id, const char **error_r);
 /* Who holds this token? 0 and the user and device, or -1 ("invalid token"). */
 int hub_device_auth(struct hub *hub, const char *token, struct hub_user *user_r,
-		    struct hub_device *device_r, const char **error_r);
+                    struct hub_device *device_r, const char **error_r);
 
 /* Consent to a disclosure, recorded with its id (SHA-256 of the text),
  * the time and the tool that gave it. */
 int hub_consent_record(struct hub *hub, int64_t user_id, int64_t account_id,
-		       const char *disclosure_id, const char *tool, const char **error_r);
+                       const char *disclosure_id, const char *tool, const char **error_r);
 
 /* Removal receipts, kept in hub.db and printed. */
 int hub_receipt_add(struct hub *hub, int64_t user_id, const char *text, const char **error_r);
 /* The newest receipt of the user whose text starts with prefix: 1 found
  * (*text_r is the caller's, free()), 0 none, -1 error. */
 int hub_receipt_find(struct hub *hub, int64_t user_id, const char *prefix, char **text_r,
-		     const char **error_r);
+                     const char **error_r);
 
 /*
  * The user's audit log (DIR/users/NAME/audit.log): append one entry and
@@ -227,8 +226,8 @@ int hub_receipt_find(struct hub *hub, int64_t user_id, const char *prefix, char 
  * chain never makes tampering look intact.
  */
 int hub_audit(struct hub *hub, const struct hub_user *user, enum audit_event event,
-	      int64_t account_id, const struct audit_detail *details, size_t n_details,
-	      const char **error_r);
+              int64_t account_id, const struct audit_detail *details, size_t n_details,
+              const char **error_r);
 /*
  * Verify the user's audit log against the recorded head. The log is intact
  * when its chain verifies and it ends exactly at the recorded head. Two
@@ -245,9 +244,9 @@ int hub_audit(struct hub *hub, const struct hub_user *user, enum audit_event eve
  * reported as tampering (-1).
  */
 int hub_audit_verify(struct hub *hub, const struct hub_user *user, uint64_t *count_r,
-		     const char **note_r, const char **error_r);
+                     const char **note_r, const char **error_r);
 /* Path of a file in the user's directory (audit.log, store.db). */
 int hub_user_path(const struct hub *hub, const char *user, const char *file, char *path_r,
-		  size_t size);
+                  size_t size);
 
 #endif

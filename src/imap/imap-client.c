@@ -36,7 +36,7 @@ struct imap_client {
 	unsigned char *in;
 	size_t in_pos, in_len;
 	struct buf cmd;
-	struct buf caps; /* " CAP1 CAP2 ... " upper-case */
+	struct buf caps;          /* " CAP1 CAP2 ... " upper-case */
 	unsigned caps_generation; /* bumped whenever caps are replaced */
 	const char *auth_mechanism;
 	unsigned tag_counter;
@@ -58,7 +58,7 @@ static void client_enter_state(struct imap_client *c, enum imap_client_state sta
 }
 
 static int client_fail(struct imap_client *c, const char **error_r, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 /* Record a session-breaking error; the session is CLOSED afterwards. */
 static int client_fail(struct imap_client *c, const char **error_r, const char *fmt, ...)
@@ -188,7 +188,7 @@ static int client_stream_literal(struct imap_client *c, const char **error_r)
 
 /* Read the next complete response. */
 static int client_read(struct imap_client *c, const struct imap_response **resp_r,
-		       const char **error_r)
+                       const char **error_r)
 {
 	if (c->state == IMAP_CLIENT_CLOSED) {
 		*error_r = c->error[0] != '\0' ? c->error : "IMAP session is closed";
@@ -198,9 +198,8 @@ static int client_read(struct imap_client *c, const struct imap_response **resp_
 		if (c->in_pos < c->in_len) {
 			size_t consumed = 0;
 			const char *err = NULL;
-			enum imap_parse_result r =
-				imap_parser_feed(c->parser, c->in + c->in_pos, c->in_len - c->in_pos,
-						 &consumed, &err);
+			enum imap_parse_result r = imap_parser_feed(
+			    c->parser, c->in + c->in_pos, c->in_len - c->in_pos, &consumed, &err);
 			c->in_pos += consumed;
 			if (r == IMAP_PARSE_RESPONSE) {
 				*resp_r = imap_parser_response(c->parser);
@@ -208,7 +207,7 @@ static int client_read(struct imap_client *c, const struct imap_response **resp_
 			}
 			if (r == IMAP_PARSE_ERROR)
 				return client_fail(c, error_r, "%s: bad response from server: %s",
-						   c->host, err);
+				                   c->host, err);
 			if (r == IMAP_PARSE_LITERAL) {
 				if (client_stream_literal(c, error_r) < 0)
 					return -1;
@@ -222,7 +221,7 @@ static int client_read(struct imap_client *c, const struct imap_response **resp_
 
 /* Untagged responses every command may see. Returns 1 if handled. */
 static int client_common_untagged(struct imap_client *c, const struct imap_response *resp,
-				  const char **error_r)
+                                  const char **error_r)
 {
 	char text[200];
 	if (resp->status == IMAP_STATUS_BYE) {
@@ -265,7 +264,7 @@ static bool client_claim_done(struct imap_client *c, const char *tag)
 }
 
 int imap_client_wait(struct imap_client *c, const char *tag, imap_untagged_fn *fn, void *ctx,
-		     const char **error_r)
+                     const char **error_r)
 {
 	if (client_claim_done(c, tag))
 		return 0;
@@ -283,19 +282,19 @@ int imap_client_wait(struct imap_client *c, const char *tag, imap_untagged_fn *f
 		}
 		if (resp->kind == IMAP_RESP_CONTINUATION)
 			return client_fail(c, error_r, "%s: unexpected continuation request",
-					   c->host);
+			                   c->host);
 		char text[200];
 		sanitize(text, sizeof(text), resp->text);
 		if (strcmp(resp->tag, tag) != 0) {
 			if (resp->status == IMAP_STATUS_OK) {
 				/* Another pipelined command finished first. */
 				snprintf(c->done_tags[c->done_next], sizeof(c->done_tags[0]), "%s",
-					 resp->tag);
+				         resp->tag);
 				c->done_next = (c->done_next + 1) % IMAP_CLIENT_DONE_TAGS;
 				continue;
 			}
 			return client_fail(c, error_r, "%s: pipelined command %s failed: %s",
-					   c->host, resp->tag, text);
+			                   c->host, resp->tag, text);
 		}
 		if (resp->status == IMAP_STATUS_OK) {
 			if (resp->code != NULL && strcasecmp(resp->code, "CAPABILITY") == 0)
@@ -305,9 +304,9 @@ int imap_client_wait(struct imap_client *c, const char *tag, imap_untagged_fn *f
 		if (resp->status == IMAP_STATUS_NO || resp->status == IMAP_STATUS_BAD) {
 			client_set_last_code(c, resp);
 			snprintf(c->error, sizeof(c->error), "%s: server answered %s: %s%s%s%s",
-				 c->host, resp->status == IMAP_STATUS_NO ? "NO" : "BAD",
-				 c->last_code[0] != '\0' ? "[" : "", c->last_code,
-				 c->last_code[0] != '\0' ? "] " : "", text);
+			         c->host, resp->status == IMAP_STATUS_NO ? "NO" : "BAD",
+			         c->last_code[0] != '\0' ? "[" : "", c->last_code,
+			         c->last_code[0] != '\0' ? "] " : "", text);
 			*error_r = c->error;
 			return IMAP_CMD_FAILED;
 		}
@@ -363,12 +362,11 @@ static int client_simple(struct imap_client *c, const char *name, const char **e
 }
 
 /* After TLS or COMPRESS starts, nothing received before may be trusted. */
-static int client_require_empty_input(struct imap_client *c, const char *what,
-				      const char **error_r)
+static int client_require_empty_input(struct imap_client *c, const char *what, const char **error_r)
 {
 	if (c->in_pos != c->in_len)
 		return client_fail(c, error_r, "%s: server sent data before %s started", c->host,
-				   what);
+		                   what);
 	c->in_pos = c->in_len = 0;
 	imap_parser_reset(c->parser);
 	return 0;
@@ -378,8 +376,8 @@ static int client_starttls(struct imap_client *c, const char **error_r)
 {
 	if (!imap_client_has_cap(c, "STARTTLS"))
 		return client_fail(c, error_r,
-				   "%s does not offer STARTTLS; refusing to continue without TLS",
-				   c->host);
+		                   "%s does not offer STARTTLS; refusing to continue without TLS",
+		                   c->host);
 	int r = client_simple(c, "STARTTLS", error_r);
 	if (r != 0)
 		return client_fail(c, error_r, "%s: STARTTLS failed: %s", c->host, *error_r);
@@ -417,7 +415,7 @@ static bool port_speaks_tls(const struct imap_client *c)
 }
 
 int imap_client_connect(const struct imap_client_settings *set, struct imap_client **client_r,
-			const char **error_r)
+                        const char **error_r)
 {
 	static _Thread_local char error[768];
 	char hint[768], hbuf[300];
@@ -442,11 +440,11 @@ int imap_client_connect(const struct imap_client_settings *set, struct imap_clie
 	} else if (conn_connect(c->host, c->port, set->timeout_ms, &c->conn, &err) < 0) {
 		/* err set */
 	} else if (set->security == IMAP_SECURITY_TLS &&
-		   conn_start_tls(c->conn, c->host, c->ca_file, &err) < 0) {
+	           conn_start_tls(c->conn, c->host, c->ca_file, &err) < 0) {
 		if (conn_failure(c->conn) == CONN_FAIL_NOT_TLS) {
 			snprintf(hint, sizeof(hint),
-				 "%s: this port does not speak TLS: use imap://%s:%s (STARTTLS)",
-				 err, url_host(c->host, hbuf, sizeof(hbuf)), c->port);
+			         "%s: this port does not speak TLS: use imap://%s:%s (STARTTLS)",
+			         err, url_host(c->host, hbuf, sizeof(hbuf)), c->port);
 			err = hint;
 		}
 	} else {
@@ -468,24 +466,26 @@ int imap_client_connect(const struct imap_client_settings *set, struct imap_clie
 			if (plain && conn_failure(c->conn) == CONN_FAIL_TIMEOUT) {
 				const char *h = url_host(c->host, hbuf, sizeof(hbuf));
 				if (port_speaks_tls(c))
-					snprintf(hint, sizeof(hint),
-						 "%s:%s sent no IMAP greeting but answers TLS: this "
-						 "port speaks TLS: use imaps://%s:%s",
-						 h, c->port, h, c->port);
+					snprintf(
+					    hint, sizeof(hint),
+					    "%s:%s sent no IMAP greeting but answers TLS: this "
+					    "port speaks TLS: use imaps://%s:%s",
+					    h, c->port, h, c->port);
 				else
-					snprintf(hint, sizeof(hint),
-						 "timed out: %s:%s sent no IMAP greeting within %.1f s",
-						 h, c->port, wait_ms / 1000.0);
+					snprintf(
+					    hint, sizeof(hint),
+					    "timed out: %s:%s sent no IMAP greeting within %.1f s",
+					    h, c->port, wait_ms / 1000.0);
 				err = hint;
 			}
 		} else if (resp->kind != IMAP_RESP_UNTAGGED || resp->status != IMAP_STATUS_OK) {
 			r = -1;
 			err = resp->status == IMAP_STATUS_PREAUTH
-				      ? "server greeted with PREAUTH; refusing a session that "
-					"skips authentication and TLS negotiation"
-				      : "server did not greet with OK";
+			          ? "server greeted with PREAUTH; refusing a session that "
+			            "skips authentication and TLS negotiation"
+			          : "server did not greet with OK";
 		} else if (resp->code != NULL && strcasecmp(resp->code, "CAPABILITY") == 0 &&
-			   set->security == IMAP_SECURITY_TLS) {
+		           set->security == IMAP_SECURITY_TLS) {
 			caps_set_from_args(c, resp->code_args);
 		}
 	}
@@ -509,7 +509,7 @@ int imap_client_connect(const struct imap_client_settings *set, struct imap_clie
 }
 
 static int client_auth_plain(struct imap_client *c, const char *user, const char *password,
-			     const char **error_r)
+                             const char **error_r)
 {
 	size_t ulen = strlen(user), plen = strlen(password);
 	size_t rawlen = 2 + ulen + plen;
@@ -563,7 +563,7 @@ out:
 }
 
 static int client_login_cmd(struct imap_client *c, const char *user, const char *password,
-			    const char **error_r)
+                            const char **error_r)
 {
 	struct buf *b = imap_client_cmd(c, "LOGIN", error_r);
 	if (b == NULL || imap_cmd_astring(b, user, error_r) < 0)
@@ -573,14 +573,14 @@ static int client_login_cmd(struct imap_client *c, const char *user, const char 
 		buf_free(&c->cmd);
 		/* The reason may describe the password: keep it generic. */
 		*error_r = "the password cannot be sent with LOGIN (it has characters LOGIN "
-			   "cannot carry) and the server does not offer AUTHENTICATE PLAIN";
+		           "cannot carry) and the server does not offer AUTHENTICATE PLAIN";
 		return -1;
 	}
 	return imap_client_run(c, NULL, NULL, error_r);
 }
 
 int imap_client_login(struct imap_client *c, const char *user, const char *password,
-		      const char **error_r)
+                      const char **error_r)
 {
 	if (!conn_is_tls(c->conn))
 		return client_fail(c, error_r, "refusing to send a password without TLS");
@@ -592,10 +592,9 @@ int imap_client_login(struct imap_client *c, const char *user, const char *passw
 	} else if (!imap_client_has_cap(c, "LOGINDISABLED")) {
 		c->auth_mechanism = "LOGIN";
 		r = client_login_cmd(c, user, password, error_r);
-	}
-	else
-		return client_fail(c, error_r,
-				   "%s offers neither AUTHENTICATE PLAIN nor LOGIN", c->host);
+	} else
+		return client_fail(c, error_r, "%s offers neither AUTHENTICATE PLAIN nor LOGIN",
+		                   c->host);
 	if (r == IMAP_CMD_FAILED) {
 		/* RFC 5530: the server may say why. A subsystem down, too many
 		 * sessions or a server bug is temporary: nothing is wrong with the
@@ -603,7 +602,7 @@ int imap_client_login(struct imap_client *c, const char *user, const char *passw
 		 * (AUTHENTICATIONFAILED, AUTHORIZATIONFAILED, EXPIRED,
 		 * CONTACTADMIN, PRIVACYREQUIRED, no code) is not. */
 		static const char *const temporary[] = {"UNAVAILABLE", "INUSE", "LIMIT",
-							"SERVERBUG"};
+		                                        "SERVERBUG"};
 		bool temp = false;
 		for (size_t i = 0; i < sizeof(temporary) / sizeof(temporary[0]); i++)
 			temp = temp || strcasecmp(c->last_code, temporary[i]) == 0;
@@ -616,15 +615,15 @@ int imap_client_login(struct imap_client *c, const char *user, const char *passw
 		snprintf(said, sizeof(said), "%s", text);
 		if (temp) {
 			snprintf(c->error, sizeof(c->error),
-				 "%s: temporary authentication failure for %s, to be retried "
-				 "(%s)",
-				 c->host, user, said);
+			         "%s: temporary authentication failure for %s, to be retried "
+			         "(%s)",
+			         c->host, user, said);
 			*error_r = c->error;
 			return IMAP_LOGIN_TEMPORARY;
 		}
 		snprintf(c->error, sizeof(c->error),
-			 "%s: authentication failed for %s (check the login and password; %s)",
-			 c->host, user, said);
+		         "%s: authentication failed for %s (check the login and password; %s)",
+		         c->host, user, said);
 		*error_r = c->error;
 		return -1;
 	}
@@ -635,7 +634,7 @@ int imap_client_login(struct imap_client *c, const char *user, const char *passw
 	if (caps_generation == c->caps_generation && client_simple(c, "CAPABILITY", error_r) != 0)
 		return -1;
 	bool want = c->set.compress == IMAP_COMPRESS_YES ||
-		    (c->set.compress == IMAP_COMPRESS_AUTO && !conn_peer_is_loopback(c->conn));
+	            (c->set.compress == IMAP_COMPRESS_AUTO && !conn_peer_is_loopback(c->conn));
 	if (want && imap_client_has_cap(c, "COMPRESS=DEFLATE")) {
 		r = client_simple(c, "COMPRESS DEFLATE", error_r);
 		if (r == IMAP_CMD_FAILED)
@@ -650,7 +649,7 @@ int imap_client_login(struct imap_client *c, const char *user, const char *passw
 }
 
 void imap_client_stats(const struct imap_client *c, unsigned long long *wire_r,
-		       unsigned long long *data_r)
+                       unsigned long long *data_r)
 {
 	conn_stats(c->conn, wire_r, data_r);
 }
@@ -686,7 +685,7 @@ void imap_client_free(struct imap_client **cp)
 }
 
 int imap_client_append(struct imap_client *c, const char *mailbox, const char *flags,
-		       const void *data, size_t len, const char **error_r)
+                       const void *data, size_t len, const char **error_r)
 {
 	char lit[32];
 	bool nonsync = imap_client_has_cap(c, "LITERAL+");
@@ -717,12 +716,12 @@ int imap_client_append(struct imap_client *c, const char *mailbox, const char *f
 			}
 			char text[200];
 			sanitize(text, sizeof(text), resp->text);
-			if (strcmp(resp->tag, tagcopy) == 0 && (resp->status == IMAP_STATUS_NO ||
-								 resp->status == IMAP_STATUS_BAD)) {
+			if (strcmp(resp->tag, tagcopy) == 0 &&
+			    (resp->status == IMAP_STATUS_NO || resp->status == IMAP_STATUS_BAD)) {
 				client_set_last_code(c, resp);
 				snprintf(c->error, sizeof(c->error), "%s: APPEND refused: %s%s%s%s",
-					 c->host, c->last_code[0] != '\0' ? "[" : "", c->last_code,
-					 c->last_code[0] != '\0' ? "] " : "", text);
+				         c->host, c->last_code[0] != '\0' ? "[" : "", c->last_code,
+				         c->last_code[0] != '\0' ? "] " : "", text);
 				*error_r = c->error;
 				return IMAP_CMD_FAILED;
 			}

@@ -53,7 +53,7 @@ struct imap_client_settings {
  * breaks the session with that error. */
 struct imap_literal_sink {
 	int (*begin)(void *ctx, const struct imap_response *partial, uint64_t size,
-		     const char **error_r);
+	             const char **error_r);
 	int (*data)(void *ctx, const void *data, size_t len, const char **error_r);
 	int (*end)(void *ctx, const char **error_r);
 	void *ctx;
@@ -66,7 +66,7 @@ typedef int imap_untagged_fn(void *ctx, const struct imap_response *resp, const 
 struct imap_client;
 
 int imap_client_connect(const struct imap_client_settings *set, struct imap_client **client_r,
-			const char **error_r);
+                        const char **error_r);
 void imap_client_free(struct imap_client **client);
 
 /* Authenticate: AUTHENTICATE PLAIN (with SASL-IR when offered) or LOGIN.
@@ -80,7 +80,7 @@ void imap_client_free(struct imap_client **client);
  * session). After a refusal the session stays NOT_AUTHENTICATED. */
 #define IMAP_LOGIN_TEMPORARY (-3)
 int imap_client_login(struct imap_client *c, const char *user, const char *password,
-		      const char **error_r);
+                      const char **error_r);
 
 /* The SASL mechanism or command the last login used: "PLAIN", "LOGIN";
  * NULL before any login attempt. */
@@ -111,7 +111,7 @@ int imap_client_send(struct imap_client *c, const char **tag_r, const char **err
  * last 16), so waiting later for a command that already finished returns at
  * once: pipelined commands may complete out of order. */
 int imap_client_wait(struct imap_client *c, const char *tag, imap_untagged_fn *fn, void *ctx,
-		     const char **error_r);
+                     const char **error_r);
 /* Send the command in the buffer and wait for it. */
 int imap_client_run(struct imap_client *c, imap_untagged_fn *fn, void *ctx, const char **error_r);
 
@@ -119,7 +119,7 @@ void imap_client_set_literal_sink(struct imap_client *c, const struct imap_liter
 
 /* Bytes received (wire, after TLS; data, after inflate). */
 void imap_client_stats(const struct imap_client *c, unsigned long long *wire_r,
-		       unsigned long long *data_r);
+                       unsigned long long *data_r);
 
 /* APPEND data (a whole message, exact bytes) to mailbox with flags (a
  * parenthesised list such as "(\\Seen)", or NULL), sent as a literal
@@ -127,7 +127,7 @@ void imap_client_stats(const struct imap_client *c, unsigned long long *wire_r,
  * IMAP_CMD_FAILED when the server refused (NO/BAD), -1 when the session
  * broke. */
 int imap_client_append(struct imap_client *c, const char *mailbox, const char *flags,
-		       const void *data, size_t len, const char **error_r);
+                       const void *data, size_t len, const char **error_r);
 
 /* Send LOGOUT (best effort) before freeing. */
 void imap_client_logout(struct imap_client *c);

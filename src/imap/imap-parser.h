@@ -117,7 +117,7 @@ void imap_parser_free(struct imap_parser **p);
  * invalidates the previous one.
  */
 enum imap_parse_result imap_parser_feed(struct imap_parser *p, const unsigned char *data,
-					size_t len, size_t *consumed_r, const char **error_r);
+                                        size_t len, size_t *consumed_r, const char **error_r);
 
 /* The complete response after IMAP_PARSE_RESPONSE. Valid until the next
  * feed() or reset(). */

@@ -5,8 +5,8 @@
 #include <string.h>
 #include <strings.h>
 
-int imap_url_parse(const char *url, char *host_r, size_t host_size, char *port_r,
-		   size_t port_size, enum imap_security *security_r)
+int imap_url_parse(const char *url, char *host_r, size_t host_size, char *port_r, size_t port_size,
+                   enum imap_security *security_r)
 {
 	const char *p, *port = NULL;
 	size_t port_len = 0;

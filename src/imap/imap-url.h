@@ -13,8 +13,8 @@
  * On success fills host (without brackets) and port (digits) and returns 0;
  * on error returns -1 and leaves the outputs untouched.
  */
-int imap_url_parse(const char *url, char *host_r, size_t host_size, char *port_r,
-		   size_t port_size, enum imap_security *security_r);
+int imap_url_parse(const char *url, char *host_r, size_t host_size, char *port_r, size_t port_size,
+                   enum imap_security *security_r);
 
 /* Do two account URLs reach the same server? Same host (compared without
  * case and without a trailing '.') and the same port, where imap:// on 143

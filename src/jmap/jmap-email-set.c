@@ -572,8 +572,8 @@ int jmap_email_set(void *context, struct jmap_call *call, json_t *args, const ch
 			break;
 		int64_t id;
 		struct store_email e;
-		int found = jmap_list_id(call, v, 'E', &id) ? store_email_get(ctx->store, id, &e, &err)
-		                                            : 0;
+		int found =
+		    jmap_list_id(call, v, 'E', &id) ? store_email_get(ctx->store, id, &e, &err) : 0;
 		if (found < 0 || (found == 1 && store_local_destroy(ctx->store, id, &err) < 0)) {
 			fatal = -1;
 			break;

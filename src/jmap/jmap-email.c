@@ -321,8 +321,9 @@ static void get_args_free(struct get_args *a)
 
 static __thread char arg_error[300];
 
-static json_t *prop_list(json_t *args, const char *name, const char *const *defaults, size_t ndefaults,
-                         const char *const *known, size_t nknown, const char *what, bool *bad)
+static json_t *prop_list(json_t *args, const char *name, const char *const *defaults,
+                         size_t ndefaults, const char *const *known, size_t nknown,
+                         const char *what, bool *bad)
 {
 	json_t *out = json_array(), *given;
 	const char *type, *why;
@@ -372,18 +373,16 @@ static int parse_get_args(json_t *args, bool for_parse, struct get_args *a,
 {
 	memset(a, 0, sizeof(*a));
 	bool bad = false;
-	a->properties = for_parse
-	                    ? prop_list(args, "properties", default_parse_props,
-	                                ARRAY_LEN(default_parse_props), email_props,
-	                                ARRAY_LEN(email_props), "property", &bad)
-	                    : prop_list(args, "properties", default_get_props,
-	                                ARRAY_LEN(default_get_props), email_props,
-	                                ARRAY_LEN(email_props), "property", &bad);
+	a->properties =
+	    for_parse
+	        ? prop_list(args, "properties", default_parse_props, ARRAY_LEN(default_parse_props),
+	                    email_props, ARRAY_LEN(email_props), "property", &bad)
+	        : prop_list(args, "properties", default_get_props, ARRAY_LEN(default_get_props),
+	                    email_props, ARRAY_LEN(email_props), "property", &bad);
 	if (!bad)
-		a->body_properties =
-		    prop_list(args, "bodyProperties", default_part_props,
-		              ARRAY_LEN(default_part_props), part_props, ARRAY_LEN(part_props),
-		              "body property", &bad);
+		a->body_properties = prop_list(args, "bodyProperties", default_part_props,
+		                               ARRAY_LEN(default_part_props), part_props,
+		                               ARRAY_LEN(part_props), "body property", &bad);
 	if (!bad && (!get_bool(args, "fetchTextBodyValues", &a->fetch_text) ||
 	             !get_bool(args, "fetchHTMLBodyValues", &a->fetch_html) ||
 	             !get_bool(args, "fetchAllBodyValues", &a->fetch_all))) {

@@ -121,11 +121,11 @@ static json_t *identity_json(struct jmap_mail_ctx *ctx, const struct hub_account
 	int r = store_identity_get(ctx->store, a->id, &si, &err);
 	if (r < 0)
 		return NULL;
-	json_t *o = json_pack("{s:o,s:s,s:s,s:o,s:o,s:s,s:s,s:b}", "id", jmap_prefixed('I', a->id),
-	                      "name", r == 1 ? si.name : "", "email", email, "replyTo",
-	                      address_list(si.reply_to), "bcc", address_list(si.bcc),
-	                      "textSignature", r == 1 ? si.text_signature : "", "htmlSignature",
-	                      r == 1 ? si.html_signature : "", "mayDelete", 0);
+	json_t *o =
+	    json_pack("{s:o,s:s,s:s,s:o,s:o,s:s,s:s,s:b}", "id", jmap_prefixed('I', a->id), "name",
+	              r == 1 ? si.name : "", "email", email, "replyTo", address_list(si.reply_to),
+	              "bcc", address_list(si.bcc), "textSignature", r == 1 ? si.text_signature : "",
+	              "htmlSignature", r == 1 ? si.html_signature : "", "mayDelete", 0);
 	store_identity_free(&si);
 	return o;
 }
@@ -177,8 +177,7 @@ int jmap_identity_get(void *context, struct jmap_call *call, json_t *args,
 	json_t *ids, *properties;
 	if (jmap_arg_strings(args, "ids", JMAP_MAIL_MAX_OBJECTS_IN_GET, &ids, error_type_r,
 	                     description_r) < 0 ||
-	    jmap_arg_strings(args, "properties", 100, &properties, error_type_r, description_r) <
-	        0)
+	    jmap_arg_strings(args, "properties", 100, &properties, error_type_r, description_r) < 0)
 		return -1;
 	json_t *list = json_array(), *not_found = json_array();
 	bool ok = true;
@@ -195,7 +194,8 @@ int jmap_identity_get(void *context, struct jmap_call *call, json_t *args,
 			if (jmap_list_id(call, v, 'I', &id)) {
 				for (size_t i = 0; i < ctx->n_hub_accounts && !found; i++) {
 					if (ctx->hub_accounts[i].id == id) {
-						ok = ok && add_identity(ctx, list, &ctx->hub_accounts[i]);
+						ok = ok &&
+						     add_identity(ctx, list, &ctx->hub_accounts[i]);
 						found = true;
 					}
 				}
@@ -265,8 +265,7 @@ int jmap_identity_changes(void *context, struct jmap_call *call, json_t *args,
 		*error_type_r = "serverFail";
 		return -1;
 	}
-	if (!parse_state(since, &since_hash, &since_seq) || since_hash != hash ||
-	    since_seq > seq) {
+	if (!parse_state(since, &since_hash, &since_seq) || since_hash != hash || since_seq > seq) {
 		*error_type_r = "cannotCalculateChanges";
 		*description_r = "the hub's account list changed since (it keeps no history): "
 		                 "fetch the identities again with Identity/get";
@@ -351,12 +350,13 @@ static bool address_list_ok(json_t *v)
 		json_object_foreach(a, key, x)
 		{
 			if (strcmp(key, "email") == 0) {
-				if (!json_is_string(x) || !mime_submit_valid_address(json_string_value(x)))
+				if (!json_is_string(x) ||
+				    !mime_submit_valid_address(json_string_value(x)))
 					return false;
 			} else if (strcmp(key, "name") == 0) {
-				if (!json_is_null(x) && !(json_is_string(x) &&
-				                          header_text_ok(json_string_value(x),
-				                                         IDENTITY_MAX_NAME)))
+				if (!json_is_null(x) &&
+				    !(json_is_string(x) &&
+				      header_text_ok(json_string_value(x), IDENTITY_MAX_NAME)))
 					return false;
 			} else {
 				return false;
@@ -384,27 +384,31 @@ static json_t *identity_patch(struct store_identity *si, json_t *patch, const ch
 			if (!json_is_string(v) ||
 			    !header_text_ok(json_string_value(v), IDENTITY_MAX_NAME))
 				return set_error("invalidProperties",
-				                 "name is a string without control characters", key);
+				                 "name is a string without control characters",
+				                 key);
 			field = &si->name;
 		} else if (strcmp(key, "textSignature") == 0 || strcmp(key, "htmlSignature") == 0) {
 			if (!json_is_string(v) || json_string_length(v) > IDENTITY_MAX_SIGNATURE ||
 			    strlen(json_string_value(v)) != json_string_length(v))
-				return set_error("invalidProperties", "a signature is a string", key);
+				return set_error("invalidProperties", "a signature is a string",
+				                 key);
 			field = key[0] == 't' ? &si->text_signature : &si->html_signature;
 		} else if (strcmp(key, "replyTo") == 0 || strcmp(key, "bcc") == 0) {
 			if (!address_list_ok(v))
-				return set_error("invalidProperties",
-				                 "null or a list of {name, email} with valid addresses",
-				                 key);
+				return set_error(
+				    "invalidProperties",
+				    "null or a list of {name, email} with valid addresses", key);
 			field = key[0] == 'r' ? &si->reply_to : &si->bcc;
 		} else {
 			/* Server-set or immutable: allowed only unchanged (RFC 8620 5.3). */
 			bool same = false;
 			if (strcmp(key, "id") == 0) {
 				int64_t id;
-				same = jmap_parse_id(json_string_value(v), 'I', &id) && id == account_id;
+				same = jmap_parse_id(json_string_value(v), 'I', &id) &&
+				       id == account_id;
 			} else if (strcmp(key, "email") == 0) {
-				same = json_is_string(v) && strcmp(json_string_value(v), email) == 0;
+				same =
+				    json_is_string(v) && strcmp(json_string_value(v), email) == 0;
 			} else if (strcmp(key, "mayDelete") == 0) {
 				same = json_is_false(v);
 			}
@@ -451,8 +455,8 @@ int jmap_identity_set(void *context, struct jmap_call *call, json_t *args,
 	json_t *v;
 	if (jmap_check_account(ctx, args, error_type_r) < 0)
 		return -1;
-	static const char *const allowed[] = {"accountId", "ifInState", "create", "update",
-	                                      "destroy", NULL};
+	static const char *const allowed[] = {"accountId", "ifInState", "create",
+	                                      "update",    "destroy",   NULL};
 	json_object_foreach(args, key, v)
 	{
 		bool ok = false;
@@ -472,7 +476,8 @@ int jmap_identity_set(void *context, struct jmap_call *call, json_t *args,
 	    (destroy != NULL && !json_is_null(destroy) && !json_is_array(destroy)) ||
 	    (if_in != NULL && !json_is_null(if_in) && !json_is_string(if_in))) {
 		*error_type_r = "invalidArguments";
-		*description_r = "create and update are objects, destroy a list, ifInState a string";
+		*description_r =
+		    "create and update are objects, destroy a list, ifInState a string";
 		return -1;
 	}
 	if (json_object_size(create) + json_object_size(update) + json_array_size(destroy) >
@@ -564,11 +569,11 @@ int jmap_identity_set(void *context, struct jmap_call *call, json_t *args,
 		*description_r = "the store failed; nothing was changed";
 		return -1;
 	}
-	json_t *resp = json_pack(
-	    "{s:s,s:s,s:s,s:n,s:o,s:o,s:o,s:n,s:o}", "accountId", ctx->account_id, "oldState",
-	    old_state, "newState", new_state, "created", "notCreated", or_null(not_created),
-	    "updated", or_null(updated), "notUpdated", or_null(not_updated), "destroyed",
-	    "notDestroyed", or_null(not_destroyed));
+	json_t *resp =
+	    json_pack("{s:s,s:s,s:s,s:n,s:o,s:o,s:o,s:n,s:o}", "accountId", ctx->account_id,
+	              "oldState", old_state, "newState", new_state, "created", "notCreated",
+	              or_null(not_created), "updated", or_null(updated), "notUpdated",
+	              or_null(not_updated), "destroyed", "notDestroyed", or_null(not_destroyed));
 	return jmap_call_respond(call, "Identity/set", resp, &err);
 }
 

@@ -13,7 +13,6 @@
 #include "jmap-set-private.h"
 #include "jmap-private.h"
 
-
 bool jmap_mail_blob_id(const char *id, int64_t *blob_id_r)
 {
 	return jmap_parse_id(id, 'B', blob_id_r);
@@ -22,9 +21,9 @@ bool jmap_mail_blob_id(const char *id, int64_t *blob_id_r)
 static const char *role_lower(const char *role)
 {
 	static const char *const roles[][2] = {
-		{"Inbox", "inbox"}, {"Sent", "sent"},   {"Drafts", "drafts"},
-		{"Trash", "trash"}, {"Junk", "junk"},   {"Archive", "archive"},
-		{"All", "all"},     {"Flagged", "flagged"},
+	    {"Inbox", "inbox"}, {"Sent", "sent"},       {"Drafts", "drafts"},
+	    {"Trash", "trash"}, {"Junk", "junk"},       {"Archive", "archive"},
+	    {"All", "all"},     {"Flagged", "flagged"},
 	};
 	for (size_t i = 0; role != NULL && i < sizeof(roles) / sizeof(roles[0]); i++)
 		if (strcmp(role, roles[i][0]) == 0)
@@ -33,7 +32,7 @@ static const char *role_lower(const char *role)
 }
 
 static json_t *mailbox_json(const struct store_mailbox *b, const struct store_mailbox *all,
-			    size_t n, const struct store_mailbox_counts *counts, size_t ncounts)
+                            size_t n, const struct store_mailbox_counts *counts, size_t ncounts)
 {
 	const char *name = b->name;
 	json_t *parent = json_null();
@@ -59,27 +58,26 @@ static json_t *mailbox_json(const struct store_mailbox *b, const struct store_ma
 		}
 	}
 	const char *role = role_lower(b->role);
-	json_t *rights = json_pack("{s:b,s:b,s:b,s:b,s:b,s:b,s:b,s:b,s:b}", "mayReadItems", 1,
-				   "mayAddItems", 0, "mayRemoveItems", 0, "maySetSeen", 0,
-				   "maySetKeywords", 0, "mayCreateChild", 0, "mayRename", 0,
-				   "mayDelete", 0, "maySubmit", 0);
-	return json_pack("{s:o,s:s,s:o,s:o,s:i,s:I,s:I,s:I,s:I,s:o,s:b}", "id", jmap_prefixed('M', b->id),
-			 "name", name, "parentId", parent, "role",
-			 role != NULL ? json_string(role) : json_null(), "sortOrder",
-			 role != NULL && strcmp(role, "inbox") == 0 ? 0 : 10, "totalEmails",
-			 (json_int_t)total, "unreadEmails", (json_int_t)unread, "totalThreads",
-			 (json_int_t)total, "unreadThreads", (json_int_t)unread, "myRights", rights,
-			 "isSubscribed", 1);
+	json_t *rights =
+	    json_pack("{s:b,s:b,s:b,s:b,s:b,s:b,s:b,s:b,s:b}", "mayReadItems", 1, "mayAddItems", 0,
+	              "mayRemoveItems", 0, "maySetSeen", 0, "maySetKeywords", 0, "mayCreateChild",
+	              0, "mayRename", 0, "mayDelete", 0, "maySubmit", 0);
+	return json_pack("{s:o,s:s,s:o,s:o,s:i,s:I,s:I,s:I,s:I,s:o,s:b}", "id",
+	                 jmap_prefixed('M', b->id), "name", name, "parentId", parent, "role",
+	                 role != NULL ? json_string(role) : json_null(), "sortOrder",
+	                 role != NULL && strcmp(role, "inbox") == 0 ? 0 : 10, "totalEmails",
+	                 (json_int_t)total, "unreadEmails", (json_int_t)unread, "totalThreads",
+	                 (json_int_t)total, "unreadThreads", (json_int_t)unread, "myRights", rights,
+	                 "isSubscribed", 1);
 }
 
 /* The properties of a Mailbox object (RFC 8621 2). */
 static const char *const mailbox_props[] = {
-    "id",          "name",         "parentId",      "role",         "sortOrder",
-    "totalEmails", "unreadEmails", "totalThreads",  "unreadThreads", "myRights",
-    "isSubscribed"};
+    "id",           "name",         "parentId",      "role",     "sortOrder",   "totalEmails",
+    "unreadEmails", "totalThreads", "unreadThreads", "myRights", "isSubscribed"};
 
 static int mailbox_get(void *context, struct jmap_call *call, json_t *args,
-		       const char **error_type_r, const char **description_r)
+                       const char **error_type_r, const char **description_r)
 {
 	struct jmap_mail_ctx *ctx = context;
 	const char *err;
@@ -87,9 +85,8 @@ static int mailbox_get(void *context, struct jmap_call *call, json_t *args,
 		return -1;
 	json_t *ids, *properties;
 	if (jmap_arg_strings(args, "ids", JMAP_MAIL_MAX_OBJECTS_IN_GET, &ids, error_type_r,
-			     description_r) < 0 ||
-	    jmap_arg_strings(args, "properties", 100, &properties, error_type_r, description_r) <
-		0)
+	                     description_r) < 0 ||
+	    jmap_arg_strings(args, "properties", 100, &properties, error_type_r, description_r) < 0)
 		return -1;
 	size_t idx;
 	json_t *v;
@@ -117,7 +114,8 @@ static int mailbox_get(void *context, struct jmap_call *call, json_t *args,
 	json_t *list = json_array(), *not_found = json_array();
 	if (ids == NULL) {
 		for (size_t i = 0; i < n; i++)
-			json_array_append_new(list, mailbox_json(&boxes[i], boxes, n, counts, ncounts));
+			json_array_append_new(list,
+			                      mailbox_json(&boxes[i], boxes, n, counts, ncounts));
 	} else {
 		json_array_foreach(ids, idx, v)
 		{
@@ -127,7 +125,8 @@ static int mailbox_get(void *context, struct jmap_call *call, json_t *args,
 				for (size_t i = 0; i < n; i++) {
 					if (boxes[i].id == row) {
 						json_array_append_new(
-							list, mailbox_json(&boxes[i], boxes, n, counts, ncounts));
+						    list, mailbox_json(&boxes[i], boxes, n, counts,
+						                       ncounts));
 						found = true;
 					}
 				}
@@ -146,7 +145,7 @@ static int mailbox_get(void *context, struct jmap_call *call, json_t *args,
 		jmap_keep_properties(box, properties);
 	}
 	json_t *resp = json_pack("{s:s,s:s,s:o,s:o}", "accountId", ctx->account_id, "state",
-				 ctx->state, "list", list, "notFound", not_found);
+	                         ctx->state, "list", list, "notFound", not_found);
 	return jmap_call_respond(call, "Mailbox/get", resp, &err);
 }
 
@@ -162,16 +161,16 @@ static json_t *id_list(char prefix, const int64_t *ids, size_t n)
 
 /* Mailbox/changes and Email/changes (RFC 8620 5.2) from the change counter. */
 static int changes(struct jmap_mail_ctx *ctx, struct jmap_call *call, json_t *args,
-		   enum store_changes_kind kind, const char **error_type_r,
-		   const char **description_r)
+                   enum store_changes_kind kind, const char **error_type_r,
+                   const char **description_r)
 {
 	const char *err;
 	if (jmap_check_account(ctx, args, error_type_r) < 0)
 		return -1;
 	const char *since_text = json_string_value(json_object_get(args, "sinceState"));
 	json_t *max = json_object_get(args, "maxChanges");
-	if (since_text == NULL ||
-	    (max != NULL && !json_is_null(max) && (!json_is_integer(max) || json_integer_value(max) < 1))) {
+	if (since_text == NULL || (max != NULL && !json_is_null(max) &&
+	                           (!json_is_integer(max) || json_integer_value(max) < 1))) {
 		*error_type_r = "invalidArguments";
 		return -1;
 	}
@@ -197,26 +196,25 @@ static int changes(struct jmap_mail_ctx *ctx, struct jmap_call *call, json_t *ar
 	char new_state[32];
 	snprintf(new_state, sizeof(new_state), "%llu", (unsigned long long)ch.new_state);
 	json_t *resp = json_pack("{s:s,s:s,s:s,s:b,s:o,s:o,s:o}", "accountId", ctx->account_id,
-				 "oldState", since_text, "newState", new_state, "hasMoreChanges",
-				 ch.has_more, "created", id_list(prefix, ch.created, ch.n_created),
-				 "updated", id_list(prefix, ch.updated, ch.n_updated), "destroyed",
-				 id_list(prefix, ch.destroyed, ch.n_destroyed));
+	                         "oldState", since_text, "newState", new_state, "hasMoreChanges",
+	                         ch.has_more, "created", id_list(prefix, ch.created, ch.n_created),
+	                         "updated", id_list(prefix, ch.updated, ch.n_updated), "destroyed",
+	                         id_list(prefix, ch.destroyed, ch.n_destroyed));
 	if (kind == STORE_CHANGES_MAILBOX)
 		json_object_set_new(resp, "updatedProperties", json_null());
 	store_changes_free(&ch);
-	return jmap_call_respond(call, kind == STORE_CHANGES_MAILBOX ? "Mailbox/changes"
-								      : "Email/changes",
-				 resp, &err);
+	return jmap_call_respond(
+	    call, kind == STORE_CHANGES_MAILBOX ? "Mailbox/changes" : "Email/changes", resp, &err);
 }
 
 static int mailbox_changes(void *context, struct jmap_call *call, json_t *args,
-			   const char **error_type_r, const char **description_r)
+                           const char **error_type_r, const char **description_r)
 {
 	return changes(context, call, args, STORE_CHANGES_MAILBOX, error_type_r, description_r);
 }
 
 static int email_changes(void *context, struct jmap_call *call, json_t *args,
-			 const char **error_type_r, const char **description_r)
+                         const char **error_type_r, const char **description_r)
 {
 	return changes(context, call, args, STORE_CHANGES_EMAIL, error_type_r, description_r);
 }
@@ -226,20 +224,21 @@ int jmap_mail_register(struct jmap_registry *registry, const char **error_r)
 	mime_init();
 	if (jmap_registry_add_capability(registry, JMAP_CAPABILITY_MAIL, error_r) < 0 ||
 	    jmap_registry_add_method(registry, "Mailbox/get", JMAP_CAPABILITY_MAIL, mailbox_get,
-				     error_r) < 0 ||
+	                             error_r) < 0 ||
 	    jmap_email_register(registry, error_r) < 0 ||
 	    jmap_registry_add_method(registry, "Mailbox/changes", JMAP_CAPABILITY_MAIL,
-				     mailbox_changes, error_r) < 0 ||
+	                             mailbox_changes, error_r) < 0 ||
 	    jmap_registry_add_method(registry, "Email/changes", JMAP_CAPABILITY_MAIL, email_changes,
-				     error_r) < 0 ||
+	                             error_r) < 0 ||
 	    jmap_registry_add_method(registry, "Email/set", JMAP_CAPABILITY_MAIL, jmap_email_set,
-				     error_r) < 0 ||
+	                             error_r) < 0 ||
 	    jmap_registry_add_method(registry, "Email/import", JMAP_CAPABILITY_MAIL,
-				     jmap_email_import, error_r) < 0 ||
-	    jmap_registry_add_method(registry, "Mailbox/set", JMAP_CAPABILITY_MAIL, jmap_mailbox_set,
-				     error_r) < 0 ||
+	                             jmap_email_import, error_r) < 0 ||
+	    jmap_registry_add_method(registry, "Mailbox/set", JMAP_CAPABILITY_MAIL,
+	                             jmap_mailbox_set, error_r) < 0 ||
 	    jmap_identity_register(registry, error_r) < 0 ||
-	    jmap_query_register(registry, error_r) < 0 || jmap_thread_register(registry, error_r) < 0 ||
+	    jmap_query_register(registry, error_r) < 0 ||
+	    jmap_thread_register(registry, error_r) < 0 ||
 	    jmap_search_register(registry, error_r) < 0)
 		return -1;
 	return 0;

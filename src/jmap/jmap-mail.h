@@ -34,8 +34,8 @@ struct mime_cache;
 struct jmap_mail_ctx {
 	struct store *store;
 	struct mime_cache *cache; /* parsed messages (src/mime/mime-cache.h); may be NULL */
-	const char *account_id; /* the hub user name */
-	char state[32];         /* the store's change counter as a string */
+	const char *account_id;   /* the hub user name */
+	char state[32];           /* the store's change counter as a string */
 	/* The user's hub accounts (identities: Identity/get, EmailSubmission),
 	 * read only by the requests that need them: methods call
 	 * jmap_mail_accounts() first, which runs load_accounts (if set) once;

@@ -533,9 +533,9 @@ static json_t *added_json(char prefix, const int64_t *ids, const uint64_t *index
 {
 	json_t *arr = json_array();
 	for (size_t i = 0; i < n; i++)
-		json_array_append_new(arr, json_pack("{s:o,s:I}", "id",
-		                                     jmap_prefixed(prefix, ids[i]), "index",
-		                                     (json_int_t)index[i]));
+		json_array_append_new(arr,
+		                      json_pack("{s:o,s:I}", "id", jmap_prefixed(prefix, ids[i]),
+		                                "index", (json_int_t)index[i]));
 	return arr;
 }
 

@@ -202,8 +202,8 @@ static int search_snippet_get(void *context, struct jmap_call *call, json_t *arg
 		return -1;
 	}
 	json_t *ids;
-	int r = jmap_arg_strings(args, "emailIds", JMAP_MAIL_MAX_OBJECTS_IN_GET, &ids,
-	                         error_type_r, description_r);
+	int r = jmap_arg_strings(args, "emailIds", JMAP_MAIL_MAX_OBJECTS_IN_GET, &ids, error_type_r,
+	                         description_r);
 	if (r <= 0) {
 		if (r == 0) {
 			*error_type_r = "invalidArguments";

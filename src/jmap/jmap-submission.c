@@ -72,13 +72,14 @@ static json_t *submission_json(const struct store_outbox_item *it)
 		                    json_pack("{s:s,s:s,s:s}", "smtpReply", it->last_reply,
 		                              "delivered", delivered, "displayed", "unknown"));
 	}
-	return json_pack("{s:o,s:o,s:o,s:o,s:{s:{s:s,s:n},s:o},s:o,s:s,s:o,s:[],s:[]}", "id",
-	                 jmap_prefixed('S', it->id), "identityId", jmap_prefixed('I', it->account_id),
-	                 "emailId", it->email_id > 0 ? jmap_prefixed('E', it->email_id) : json_null(),
-	                 "threadId", it->email_id > 0 ? jmap_prefixed('T', it->email_id) : json_null(),
-	                 "envelope", "mailFrom", "email", it->mail_from, "parameters", "rcptTo",
-	                 rcpts, "sendAt", utc(it->created), "undoStatus", undo_status(it->state),
-	                 "deliveryStatus", status, "dsnBlobIds", "mdnBlobIds");
+	return json_pack(
+	    "{s:o,s:o,s:o,s:o,s:{s:{s:s,s:n},s:o},s:o,s:s,s:o,s:[],s:[]}", "id",
+	    jmap_prefixed('S', it->id), "identityId", jmap_prefixed('I', it->account_id), "emailId",
+	    it->email_id > 0 ? jmap_prefixed('E', it->email_id) : json_null(), "threadId",
+	    it->email_id > 0 ? jmap_prefixed('T', it->email_id) : json_null(), "envelope",
+	    "mailFrom", "email", it->mail_from, "parameters", "rcptTo", rcpts, "sendAt",
+	    utc(it->created), "undoStatus", undo_status(it->state), "deliveryStatus", status,
+	    "dsnBlobIds", "mdnBlobIds");
 }
 
 /* --- /get ------------------------------------------------------------------ */
@@ -94,8 +95,7 @@ static int submission_get(void *context, struct jmap_call *call, json_t *args,
 	json_t *ids, *properties;
 	if (jmap_arg_strings(args, "ids", JMAP_MAIL_MAX_OBJECTS_IN_GET, &ids, error_type_r,
 	                     description_r) < 0 ||
-	    jmap_arg_strings(args, "properties", 100, &properties, error_type_r, description_r) <
-	        0)
+	    jmap_arg_strings(args, "properties", 100, &properties, error_type_r, description_r) < 0)
 		return -1;
 	if (outbox_state(ctx, state) < 0) {
 		*error_type_r = "serverFail";
@@ -237,8 +237,8 @@ static int submission_query(void *context, struct jmap_call *call, json_t *args,
 		{
 			if (strcmp(key, "identityIds") == 0 || strcmp(key, "emailIds") == 0) {
 				json_t *list;
-				if (jmap_arg_strings(filter, key, JMAP_MAIL_MAX_OBJECTS_IN_GET, &list,
-				                     error_type_r, description_r) < 0)
+				if (jmap_arg_strings(filter, key, JMAP_MAIL_MAX_OBJECTS_IN_GET,
+				                     &list, error_type_r, description_r) < 0)
 					return -1;
 				if (key[0] == 'i')
 					f_ident = list;
@@ -416,13 +416,13 @@ static int create_one(struct jmap_mail_ctx *ctx, struct jmap_call *call, json_t 
 		return -1;
 	}
 	struct mime_submission sub;
-	int r =
-	    mime_submit_prepare(data, len, rcpts, n_rcpts, ident_email, time(NULL), &sub, &err);
+	int r = mime_submit_prepare(data, len, rcpts, n_rcpts, ident_email, time(NULL), &sub, &err);
 	if (r == 0 && !sub.has_from && ident_email != NULL) {
 		/* No From: the identity's, with its display name (Identity/set). */
 		json_t *from = jmap_identity_from(ctx, account_id);
 		char *field = mime_build_from_field(
-		    json_string_value(json_object_get(json_array_get(from, 0), "name")), ident_email);
+		    json_string_value(json_object_get(json_array_get(from, 0), "name")),
+		    ident_email);
 		json_decref(from);
 		size_t flen = field != NULL ? strlen(field) : 0;
 		char *with = field != NULL ? malloc(flen + len + 1) : NULL;
@@ -450,8 +450,8 @@ static int create_one(struct jmap_mail_ctx *ctx, struct jmap_call *call, json_t 
 		return -1;
 	}
 	const char *sender = ident_email != NULL ? ident_email
-	                     : mail_from != NULL  ? mail_from
-	                                          : sub.from_header;
+	                     : mail_from != NULL ? mail_from
+	                                         : sub.from_header;
 	if (sender == NULL) {
 		mime_submission_free(&sub);
 		*error_r = set_error("forbiddenMailFrom", "no sender address");
@@ -502,8 +502,8 @@ static int64_t outbox_email(struct jmap_mail_ctx *ctx, int64_t id)
  * itself happens later, from the outbox: "success" here is the
  * submission being accepted, as the RFC has it.
  */
-static int implicit_email_set(struct jmap_mail_ctx *ctx, struct jmap_call *call,
-                              json_t *on_update, json_t *on_destroy, json_t *succeeded)
+static int implicit_email_set(struct jmap_mail_ctx *ctx, struct jmap_call *call, json_t *on_update,
+                              json_t *on_destroy, json_t *succeeded)
 {
 	const char *err;
 	json_t *update = json_object(), *destroy = json_array();
@@ -518,7 +518,8 @@ static int implicit_email_set(struct jmap_mail_ctx *ctx, struct jmap_call *call,
 	size_t i;
 	json_array_foreach(on_destroy, i, v)
 	{
-		const char *email = json_string_value(json_object_get(succeeded, json_string_value(v)));
+		const char *email =
+		    json_string_value(json_object_get(succeeded, json_string_value(v)));
 		if (email != NULL)
 			json_array_append_new(destroy, json_string(email));
 	}
@@ -647,8 +648,7 @@ static int submission_set(void *context, struct jmap_call *call, json_t *args,
 			if (r == 1) {
 				json_object_set_new(updated, key, json_null());
 				email_succeeded(succeeded, NULL, key, email);
-			}
-			else
+			} else
 				json_object_set_new(
 				    not_updated, key,
 				    set_error(r < 0 ? "serverFail" : "cannotUnsend",

@@ -56,8 +56,7 @@ static int thread_get(void *context, struct jmap_call *call, json_t *args,
 			json_array_append_new(e, jmap_prefixed('E', emails[k]));
 		free(emails);
 		json_array_append_new(
-		    list,
-		    json_pack("{s:o,s:o}", "id", jmap_prefixed('T', thread), "emailIds", e));
+		    list, json_pack("{s:o,s:o}", "id", jmap_prefixed('T', thread), "emailIds", e));
 	}
 	json_t *resp = json_pack("{s:s,s:s,s:o,s:o}", "accountId", ctx->account_id, "state",
 	                         ctx->state, "list", list, "notFound", not_found);

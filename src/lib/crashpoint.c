@@ -32,7 +32,6 @@ void crashpoint_commit(void)
 		kill(getpid(), SIGKILL);
 }
 
-
 static int wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
 {
 	/* Replaces SQLite's own auto-checkpoint hook, so do its job too. */

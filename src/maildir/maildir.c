@@ -18,7 +18,7 @@
 static char export_error[1024];
 
 static int export_fail(const char **error_r, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 static int export_fail(const char **error_r, const char *fmt, ...)
 {
 	va_list ap;
@@ -104,13 +104,13 @@ static int kw_letter(struct kw_map *m, const char *kw, size_t len)
 #define MAX_UNWRITTEN_TEXT (4u * 1024 * 1024)
 
 static void note_unwritten(struct maildir_export_stats *stats, const struct store_mailbox *b,
-			   uint32_t uid, const char *file, const char *kw, size_t kw_len)
+                           uint32_t uid, const char *file, const char *kw, size_t kw_len)
 {
 	stats->keywords_unwritten++;
 	if (stats->unwritten.max == 0)
 		buf_init(&stats->unwritten, MAX_UNWRITTEN_TEXT);
-	if (buf_printf(&stats->unwritten, "folder \"%s\" uid %u (%s): keyword \"%.*s\"\n",
-		       b->name, uid, file, (int)kw_len, kw) < 0)
+	if (buf_printf(&stats->unwritten, "folder \"%s\" uid %u (%s): keyword \"%.*s\"\n", b->name,
+	               uid, file, (int)kw_len, kw) < 0)
 		stats->unwritten_truncated = true;
 }
 
@@ -120,8 +120,8 @@ static void note_unwritten(struct maildir_export_stats *stats, const struct stor
  * (pointers into keywords) and lost_len_r. Returns 0, or -1 if out of
  * memory or room. */
 static int flag_suffix(unsigned flags, const char *keywords, struct kw_map *kw, char *out,
-		       size_t size, const char **lost_r, size_t *lost_len_r, size_t *lost_count_r,
-		       size_t lost_max)
+                       size_t size, const char **lost_r, size_t *lost_len_r, size_t *lost_count_r,
+                       size_t lost_max)
 {
 	/* Maildir info letters must be in ASCII order. */
 	size_t n = 0;
@@ -169,7 +169,7 @@ static int flag_suffix(unsigned flags, const char *keywords, struct kw_map *kw, 
 }
 
 static int write_message(struct store *s, const struct store_msg *m, const char *path,
-			 const char **error_r)
+                         const char **error_r)
 {
 	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0)
@@ -219,8 +219,8 @@ static int write_keywords(const char *dir, const struct kw_map *kw, const char *
 /* Write one mailbox's messages into dir. kw is the keyword letter map of
  * that directory, shared by every mailbox exported into it. */
 static int export_folder(struct store *s, const struct store_mailbox *b, const char *dir,
-			 struct kw_map *kw, struct maildir_export_stats *stats,
-			 const char **error_r)
+                         struct kw_map *kw, struct maildir_export_stats *stats,
+                         const char **error_r)
 {
 	const char *err;
 	struct store_iter *it;
@@ -235,13 +235,13 @@ static int export_folder(struct store *s, const struct store_mailbox *b, const c
 		const char *lost[256];
 		size_t lost_len[256], lost_count;
 		if (flag_suffix(m.flags, m.keywords, kw, flags, sizeof(flags), lost, lost_len,
-				&lost_count, 256) < 0) {
+		                &lost_count, 256) < 0) {
 			r = export_fail(error_r, "out of memory for the keywords of %s", dir);
 			break;
 		}
 		int n = snprintf(path, sizeof(path), "%s/cur/%lld.M%uP%lld.mailkeep,S=%llu:2,%s",
-				 dir, (long long)m.internaldate, m.uid, (long long)b->id,
-				 (unsigned long long)m.size, flags);
+		                 dir, (long long)m.internaldate, m.uid, (long long)b->id,
+		                 (unsigned long long)m.size, flags);
 		if (n < 0 || (size_t)n >= sizeof(path))
 			r = export_fail(error_r, "path too long in %s", dir);
 		else
@@ -303,7 +303,7 @@ void maildir_export_stats_free(struct maildir_export_stats *stats)
 }
 
 int maildir_export(struct store *s, const char *out_dir, struct maildir_export_stats *stats_r,
-		   const char **error_r)
+                   const char **error_r)
 {
 	const char *err;
 	struct store_mailbox *boxes = NULL;
@@ -311,7 +311,7 @@ int maildir_export(struct store *s, const char *out_dir, struct maildir_export_s
 	memset(stats_r, 0, sizeof(*stats_r));
 	if (!dir_is_empty_or_missing(out_dir))
 		return export_fail(error_r, "%s exists and is not empty; refusing to mix exports",
-				   out_dir);
+		                   out_dir);
 	if (make_maildir(out_dir, error_r) < 0)
 		return -1;
 	if (store_mailboxes_all(s, &boxes, &count, &err) < 0)
@@ -351,7 +351,7 @@ int maildir_export(struct store *s, const char *out_dir, struct maildir_export_s
 		bool new_dir = i == 0 || strcmp(slots[i - 1].dir, slots[i].dir) != 0;
 		buf_reset(&path);
 		if ((inbox ? buf_append_str(&path, out_dir)
-			   : buf_printf(&path, "%s/%s", out_dir, slots[i].dir)) < 0) {
+		           : buf_printf(&path, "%s/%s", out_dir, slots[i].dir)) < 0) {
 			r = export_fail(error_r, "folder name too long: %s", b->name);
 			break;
 		}
@@ -373,7 +373,7 @@ int maildir_export(struct store *s, const char *out_dir, struct maildir_export_s
 		buf_printf(&path, "%s/subscriptions", out_dir);
 		FILE *f = fopen(buf_str(&path), "w");
 		if (f == NULL || fwrite(subs.data != NULL ? subs.data : (unsigned char *)"", 1,
-					subs.len, f) != subs.len) {
+		                        subs.len, f) != subs.len) {
 			r = export_fail(error_r, "cannot write %s: %m", buf_str(&path));
 		}
 		if (f != NULL && fclose(f) != 0 && r == 0)

@@ -39,7 +39,7 @@ struct maildir_export_stats {
 };
 
 int maildir_export(struct store *s, const char *out_dir, struct maildir_export_stats *stats_r,
-		   const char **error_r);
+                   const char **error_r);
 void maildir_export_stats_free(struct maildir_export_stats *stats);
 
 #endif

@@ -49,7 +49,8 @@ static char *make_preview(const char *text)
 	if (out == NULL)
 		return NULL;
 	bool space = false;
-	for (const unsigned char *p = (const unsigned char *)text; *p != '\0' && chars < MIME_PREVIEW_CHARS;) {
+	for (const unsigned char *p = (const unsigned char *)text;
+	     *p != '\0' && chars < MIME_PREVIEW_CHARS;) {
 		if (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n') {
 			space = len > 0;
 			p++;

@@ -21,12 +21,12 @@ struct mime_address {
 };
 
 struct mime_summary {
-	char *subject;    /* NULL if absent */
-	char *message_id; /* without <>, NULL if absent */
+	char *subject;                  /* NULL if absent */
+	char *message_id;               /* without <>, NULL if absent */
 	char *in_reply_to, *references; /* raw header values, NULL if absent */
-	int64_t sent_at;  /* Date header, seconds since the epoch; 0 if absent/bad */
+	int64_t sent_at;                /* Date header, seconds since the epoch; 0 if absent/bad */
 	struct mime_address from[MIME_MAX_ADDRESSES], to[MIME_MAX_ADDRESSES],
-		cc[MIME_MAX_ADDRESSES];
+	    cc[MIME_MAX_ADDRESSES];
 	size_t n_from, n_to, n_cc;
 	char *preview; /* UTF-8, at most MIME_PREVIEW_CHARS characters, never NULL */
 	bool has_attachment;

@@ -661,16 +661,18 @@ static int tls_handshake(struct conn *c, SSL *ssl, const char *host)
 				c->failure = CONN_FAIL_CERT;
 				if (v == X509_V_ERR_HOSTNAME_MISMATCH ||
 				    v == X509_V_ERR_IP_ADDRESS_MISMATCH)
-					return fail(c,
-					            "TLS certificate verification failed for %s: %s "
-					            "(the certificate is issued for another name: "
-					            "connect with the name it is issued for)",
-					            host, X509_verify_cert_error_string(v));
-				return fail(c,
-				            "TLS certificate verification failed for %s: %s (if you "
-				            "trust the authority that issued it, give its "
-				            "certificate with --ca-file)",
-				            host, X509_verify_cert_error_string(v));
+					return fail(
+					    c,
+					    "TLS certificate verification failed for %s: %s "
+					    "(the certificate is issued for another name: "
+					    "connect with the name it is issued for)",
+					    host, X509_verify_cert_error_string(v));
+				return fail(
+				    c,
+				    "TLS certificate verification failed for %s: %s (if you "
+				    "trust the authority that issued it, give its "
+				    "certificate with --ca-file)",
+				    host, X509_verify_cert_error_string(v));
 			}
 			unsigned long e = ERR_peek_last_error();
 			if (e != 0 && ERR_GET_LIB(e) == ERR_LIB_SSL &&
@@ -679,8 +681,8 @@ static int tls_handshake(struct conn *c, SSL *ssl, const char *host)
 			return fail(c, "TLS handshake with %s failed: %s%s", c->name,
 			            tls_reason(c, err, ebuf, sizeof(ebuf)),
 			            c->failure == CONN_FAIL_NOT_TLS
-			                    ? " (the server answered in clear text, not TLS)"
-			                    : "");
+			                ? " (the server answered in clear text, not TLS)"
+			                : "");
 		}
 		/* The whole handshake shares one deadline, so a server that
 		 * trickles bytes cannot stretch it. */

@@ -25,7 +25,7 @@ struct conn;
 /* Connect to host:port (any address getaddrinfo gives, tried in order)
  * within timeout_ms. On success *conn_r owns the socket. */
 int conn_connect(const char *host, const char *port, int timeout_ms, struct conn **conn_r,
-		 const char **error_r);
+                 const char **error_r);
 
 /* TLS handshake over the connected socket; verifies chain and that the
  * certificate matches host (DNS name or IP literal). ca_file may be NULL.

@@ -294,8 +294,8 @@ static enum smtp_result session_result(struct smtp_session *s, CURLcode rc,
 		snprintf(reply_r, SMTP_REPLY_SIZE, "%s%s%s%s", curl_easy_strerror(rc),
 		         s->errbuf[0] != '\0' ? ": " : "", s->errbuf,
 		         rc == CURLE_PEER_FAILED_VERIFICATION
-		                 ? " (if you trust the authority that issued the server's "
-		                   "certificate, give its certificate with --ca-file)"
-		                 : "");
+		             ? " (if you trust the authority that issued the server's "
+		               "certificate, give its certificate with --ca-file)"
+		             : "");
 	return res;
 }

@@ -114,8 +114,8 @@ int store_identity_put(struct store *s, const struct store_identity *identity, i
 int store_identity_seq(struct store *s, int64_t *seq_r, const char **error_r)
 {
 	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(store_db(s), "SELECT COALESCE(MAX(seq), 0) FROM identities", -1,
-	                       &st, NULL) != SQLITE_OK) {
+	if (sqlite3_prepare_v2(store_db(s), "SELECT COALESCE(MAX(seq), 0) FROM identities", -1, &st,
+	                       NULL) != SQLITE_OK) {
 		*error_r = store_err(s, "identity");
 		return -1;
 	}

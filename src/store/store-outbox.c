@@ -71,9 +71,8 @@ static int outbox_add_columns(struct store *s, const char **error_r)
 		sqlite3_bind_text(st, 1, outbox_added_columns[i][0], -1, SQLITE_STATIC);
 		int rc = sqlite3_step(st);
 		sqlite3_finalize(st);
-		if (rc != SQLITE_ROW &&
-		    sqlite3_exec(store_db(s), outbox_added_columns[i][1], NULL, NULL, NULL) !=
-		        SQLITE_OK) {
+		if (rc != SQLITE_ROW && sqlite3_exec(store_db(s), outbox_added_columns[i][1], NULL,
+		                                     NULL, NULL) != SQLITE_OK) {
 			*error_r = store_err(s, "outbox schema");
 			return -1;
 		}

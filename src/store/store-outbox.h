@@ -64,7 +64,7 @@ struct store_outbox_item {
 	unsigned attempts;
 	int64_t next_attempt, created, updated;
 	char last_reply[STORE_OUTBOX_REPLY_SIZE];
-	char sent_copy[64]; /* "" pending, "appended", "provider", "skipped", "failed: ..." */
+	char sent_copy[64];     /* "" pending, "appended", "provider", "skipped", "failed: ..." */
 	unsigned copy_attempts; /* Sent copy attempts claimed so far */
 	int64_t copy_next;      /* pending copy: next attempt, or its claim's lease end */
 	char copy_error[STORE_OUTBOX_REPLY_SIZE]; /* what the last copy attempt ran into */

@@ -5,15 +5,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-int store_mailbox_counts(struct store *s, struct store_mailbox_counts **counts_r,
-			 size_t *count_r, const char **error_r)
+int store_mailbox_counts(struct store *s, struct store_mailbox_counts **counts_r, size_t *count_r,
+                         const char **error_r)
 {
 	sqlite3_stmt *st;
 	if (sqlite3_prepare_v2(store_db(s),
-			       "SELECT b.id, coalesce(c.total, 0), coalesce(c.unread, 0) "
-			       "FROM mailboxes b LEFT JOIN mailbox_counts c ON c.mailbox_id = b.id "
-			       "ORDER BY b.id",
-			       -1, &st, NULL) != SQLITE_OK) {
+	                       "SELECT b.id, coalesce(c.total, 0), coalesce(c.unread, 0) "
+	                       "FROM mailboxes b LEFT JOIN mailbox_counts c ON c.mailbox_id = b.id "
+	                       "ORDER BY b.id",
+	                       -1, &st, NULL) != SQLITE_OK) {
 		*error_r = store_err(s, "count mailboxes");
 		return -1;
 	}
@@ -46,15 +46,15 @@ int store_mailbox_counts(struct store *s, struct store_mailbox_counts **counts_r
 	return 0;
 }
 
-int store_email_get(struct store *s, int64_t id, struct store_email *email_r,
-		    const char **error_r)
+int store_email_get(struct store *s, int64_t id, struct store_email *email_r, const char **error_r)
 {
 	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(store_db(s),
-			       "SELECT m.id, m.mailbox_id, m.uid, m.blob_id, b.size, m.flags, "
-			       "m.keywords, m.internaldate, m.thread_id FROM messages m JOIN blobs b "
-			       "ON b.id = m.blob_id WHERE m.id = ?1 AND m.uid > 0",
-			       -1, &st, NULL) != SQLITE_OK) {
+	if (sqlite3_prepare_v2(
+	        store_db(s),
+	        "SELECT m.id, m.mailbox_id, m.uid, m.blob_id, b.size, m.flags, "
+	        "m.keywords, m.internaldate, m.thread_id FROM messages m JOIN blobs b "
+	        "ON b.id = m.blob_id WHERE m.id = ?1 AND m.uid > 0",
+	        -1, &st, NULL) != SQLITE_OK) {
 		*error_r = store_err(s, "get message");
 		return -1;
 	}
@@ -70,7 +70,7 @@ int store_email_get(struct store *s, int64_t id, struct store_email *email_r,
 		email_r->flags = (unsigned)sqlite3_column_int(st, 5);
 		const unsigned char *kw = sqlite3_column_text(st, 6);
 		snprintf(email_r->keywords, sizeof(email_r->keywords), "%s",
-			 kw != NULL ? (const char *)kw : "");
+		         kw != NULL ? (const char *)kw : "");
 		email_r->internaldate = sqlite3_column_int64(st, 7);
 		email_r->thread_id = sqlite3_column_int64(st, 8);
 	}
@@ -84,8 +84,8 @@ int store_email_get(struct store *s, int64_t id, struct store_email *email_r,
 }
 
 int store_email_query(struct store *s, int64_t mailbox_id, bool newest_first, uint64_t position,
-		      uint64_t limit, int64_t **ids_r, size_t *count_r, uint64_t *total_r,
-		      const char **error_r)
+                      uint64_t limit, int64_t **ids_r, size_t *count_r, uint64_t *total_r,
+                      const char **error_r)
 {
 	sqlite3 *db = store_db(s);
 	sqlite3_stmt *st = NULL;
@@ -96,8 +96,8 @@ int store_email_query(struct store *s, int64_t mailbox_id, bool newest_first, ui
 	uint64_t total = 0;
 	if (total_r != NULL) {
 		const char *count_sql = mailbox_id != 0
-						? "SELECT count(*) FROM messages WHERE mailbox_id = ?1"
-						: "SELECT count(*) FROM messages";
+		                            ? "SELECT count(*) FROM messages WHERE mailbox_id = ?1"
+		                            : "SELECT count(*) FROM messages";
 		if (sqlite3_prepare_v2(db, count_sql, -1, &st, NULL) != SQLITE_OK) {
 			*error_r = store_err(s, "query messages");
 			return -1;
@@ -110,9 +110,9 @@ int store_email_query(struct store *s, int64_t mailbox_id, bool newest_first, ui
 	}
 	char sql[256];
 	snprintf(sql, sizeof(sql),
-		 "SELECT id FROM messages %s ORDER BY internaldate %s, id %s LIMIT ?2 OFFSET ?3",
-		 mailbox_id != 0 ? "WHERE mailbox_id = ?1" : "", newest_first ? "DESC" : "ASC",
-		 newest_first ? "DESC" : "ASC");
+	         "SELECT id FROM messages %s ORDER BY internaldate %s, id %s LIMIT ?2 OFFSET ?3",
+	         mailbox_id != 0 ? "WHERE mailbox_id = ?1" : "", newest_first ? "DESC" : "ASC",
+	         newest_first ? "DESC" : "ASC");
 	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
 		*error_r = store_err(s, "query messages");
 		return -1;
@@ -153,7 +153,7 @@ int store_read_modseq(struct store *s, uint64_t *modseq_r, const char **error_r)
 {
 	sqlite3_stmt *st;
 	if (sqlite3_prepare_v2(store_db(s), "SELECT value FROM meta WHERE key = 'modseq'", -1, &st,
-			       NULL) != SQLITE_OK ||
+	                       NULL) != SQLITE_OK ||
 	    sqlite3_step(st) != SQLITE_ROW) {
 		sqlite3_finalize(st);
 		*error_r = store_err(s, "read change counter");
@@ -167,8 +167,8 @@ int store_read_modseq(struct store *s, uint64_t *modseq_r, const char **error_r)
 int store_blob_size(struct store *s, int64_t blob_id, uint64_t *size_r, const char **error_r)
 {
 	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(store_db(s), "SELECT size FROM blobs WHERE id = ?1", -1, &st, NULL) !=
-	    SQLITE_OK) {
+	if (sqlite3_prepare_v2(store_db(s), "SELECT size FROM blobs WHERE id = ?1", -1, &st,
+	                       NULL) != SQLITE_OK) {
 		*error_r = store_err(s, "blob size");
 		return -1;
 	}
@@ -187,27 +187,27 @@ int store_blob_size(struct store *s, int64_t blob_id, uint64_t *size_r, const ch
 
 /* Change records in modseq order: (modseq, 'c'|'u'|'d', id). */
 static const char *const changes_sql[] = {
-	[STORE_CHANGES_MAILBOX] =
-		"SELECT created_modseq, 'c', id FROM mailboxes WHERE created_modseq > ?1 "
-		"UNION ALL SELECT modseq, 'u', id FROM mailboxes "
-		"  WHERE modseq > ?1 AND created_modseq <= ?1 "
-		"UNION ALL SELECT modseq, 'u', mailbox_id FROM messages WHERE modseq > ?1 "
-		"UNION ALL SELECT modseq, 'u', parent_id FROM tombstones "
-		"  WHERE kind = 'message' AND modseq > ?1 "
-		"UNION ALL SELECT modseq, 'd', object_id FROM tombstones "
-		"  WHERE kind = 'mailbox' AND modseq > ?1 ORDER BY 1",
-	[STORE_CHANGES_EMAIL] =
-		"SELECT created_modseq, 'c', id FROM messages WHERE created_modseq > ?1 "
-		"UNION ALL SELECT modseq, 'u', id FROM messages "
-		"  WHERE modseq > ?1 AND created_modseq <= ?1 "
-		"UNION ALL SELECT modseq, 'd', object_id FROM tombstones "
-		"  WHERE kind = 'message' AND modseq > ?1 ORDER BY 1",
-	[STORE_CHANGES_THREAD] =
-		"SELECT created_modseq, 'c', id FROM threads WHERE created_modseq > ?1 "
-		"UNION ALL SELECT modseq, 'u', id FROM threads "
-		"  WHERE modseq > ?1 AND created_modseq <= ?1 "
-		"UNION ALL SELECT modseq, 'd', object_id FROM tombstones "
-		"  WHERE kind = 'thread' AND modseq > ?1 ORDER BY 1",
+    [STORE_CHANGES_MAILBOX] =
+        "SELECT created_modseq, 'c', id FROM mailboxes WHERE created_modseq > ?1 "
+        "UNION ALL SELECT modseq, 'u', id FROM mailboxes "
+        "  WHERE modseq > ?1 AND created_modseq <= ?1 "
+        "UNION ALL SELECT modseq, 'u', mailbox_id FROM messages WHERE modseq > ?1 "
+        "UNION ALL SELECT modseq, 'u', parent_id FROM tombstones "
+        "  WHERE kind = 'message' AND modseq > ?1 "
+        "UNION ALL SELECT modseq, 'd', object_id FROM tombstones "
+        "  WHERE kind = 'mailbox' AND modseq > ?1 ORDER BY 1",
+    [STORE_CHANGES_EMAIL] =
+        "SELECT created_modseq, 'c', id FROM messages WHERE created_modseq > ?1 "
+        "UNION ALL SELECT modseq, 'u', id FROM messages "
+        "  WHERE modseq > ?1 AND created_modseq <= ?1 "
+        "UNION ALL SELECT modseq, 'd', object_id FROM tombstones "
+        "  WHERE kind = 'message' AND modseq > ?1 ORDER BY 1",
+    [STORE_CHANGES_THREAD] =
+        "SELECT created_modseq, 'c', id FROM threads WHERE created_modseq > ?1 "
+        "UNION ALL SELECT modseq, 'u', id FROM threads "
+        "  WHERE modseq > ?1 AND created_modseq <= ?1 "
+        "UNION ALL SELECT modseq, 'd', object_id FROM tombstones "
+        "  WHERE kind = 'thread' AND modseq > ?1 ORDER BY 1",
 };
 
 /* A list of ids with a hash index on the side (open addressing). */
@@ -270,8 +270,8 @@ static void idset_drop(struct idset *set, int64_t id)
 	}
 }
 
-int store_changes(struct store *s, enum store_changes_kind kind, uint64_t since,
-		  size_t max_changes, struct store_changes *changes_r, const char **error_r)
+int store_changes(struct store *s, enum store_changes_kind kind, uint64_t since, size_t max_changes,
+                  struct store_changes *changes_r, const char **error_r)
 {
 	uint64_t current;
 	if (store_read_modseq(s, &current, error_r) < 0)

@@ -63,97 +63,97 @@ enum stmt_id {
 };
 
 static const char *const stmt_sql[ST_COUNT] = {
-	[ST_BEGIN] = "BEGIN IMMEDIATE",
-	[ST_COMMIT] = "COMMIT",
-	[ST_ROLLBACK] = "ROLLBACK",
-	[ST_GET_MODSEQ] = "SELECT value FROM meta WHERE key = 'modseq'",
-	[ST_SET_MODSEQ] = "UPDATE meta SET value = ?1 WHERE key = 'modseq'",
-	[ST_ACCOUNT_GET] = "SELECT id FROM accounts WHERE key = ?1",
-	[ST_ACCOUNT_ADD] = "INSERT INTO accounts(key) VALUES (?1)",
-	[ST_MBOX_LIST] = "SELECT id, name, delim, role, uidvalidity, uidnext, highestmodseq "
-			 "FROM mailboxes WHERE account_id = ?1 ORDER BY name",
-	[ST_MBOX_LIST_ALL] = "SELECT id, name, delim, role, uidvalidity, uidnext, highestmodseq "
-			     "FROM mailboxes ORDER BY name, id",
-	[ST_MBOX_ADD] = "INSERT INTO mailboxes(id, account_id, name, delim, role, modseq, "
-			"created_modseq) VALUES (?5, ?1, ?2, ?3, ?4, ?5, ?5)",
-	[ST_MBOX_RENAME] = "UPDATE mailboxes SET name = ?2, delim = ?3, modseq = ?4 WHERE id = ?1",
-	[ST_MBOX_ROLE] = "UPDATE mailboxes SET role = ?2, modseq = ?3 WHERE id = ?1",
-	[ST_MBOX_STATE] = "UPDATE mailboxes SET uidvalidity = ?2, uidnext = ?3, "
-			  "highestmodseq = ?4 WHERE id = ?1",
-	[ST_MBOX_DEL] = "DELETE FROM mailboxes WHERE id = ?1",
-	[ST_MBOX_COUNT] = "SELECT count(*) FROM messages WHERE mailbox_id = ?1",
-	[ST_BLOB_ADD] = "INSERT INTO blobs(size, data) VALUES (?1, zeroblob(?1))",
-	[ST_BLOB_BY_HASH] = "SELECT id FROM blobs WHERE sha256 = ?1",
-	[ST_BLOB_SET_HASH] = "UPDATE blobs SET sha256 = ?2 WHERE id = ?1",
-	[ST_BLOB_DEL] = "DELETE FROM blobs WHERE id = ?1",
-	[ST_BLOB_GC] = "DELETE FROM blobs WHERE id = ?1 AND NOT EXISTS "
-		       "(SELECT 1 FROM messages WHERE blob_id = ?1) AND NOT EXISTS "
-		       "(SELECT 1 FROM uploads WHERE blob_id = ?1)",
-	[ST_MSG_ADD] = "INSERT INTO messages(id, mailbox_id, uid, blob_id, flags, keywords, "
-		       "internaldate, modseq, created_modseq) "
-		       "VALUES (?7, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
-	[ST_MSG_STASH_ONE] = "UPDATE messages SET uid = -uid WHERE id = ?1",
-	[ST_MSG_GET] = "SELECT id, blob_id, flags, keywords FROM messages "
-		       "WHERE mailbox_id = ?1 AND uid = ?2",
-	[ST_MSG_FLAGS] = "UPDATE messages SET flags = ?2, keywords = ?3, modseq = ?4 WHERE id = ?1",
-	[ST_MSG_DEL] = "DELETE FROM messages WHERE id = ?1",
-	[ST_MSG_SET_UID] = "UPDATE messages SET uid = ?3, modseq = ?4, internaldate = ?5 "
-			   "WHERE mailbox_id = ?1 AND uid = -?2",
-	/* Server UIDs only: messages made through the device API have UIDs
-	 * from 2^32 on (store-local.c) and are not the sync's business. */
-	[ST_MSG_STASH] = "UPDATE messages SET uid = -uid WHERE mailbox_id = ?1 AND uid > 0 "
-			 "AND uid < 4294967296",
-	[ST_MSG_STASHED] = "SELECT -uid FROM messages WHERE mailbox_id = ?1 AND uid < 0",
-	[ST_MSG_UIDS] = "SELECT uid FROM messages WHERE mailbox_id = ?1 AND uid > 0 "
-			"AND uid < 4294967296 ORDER BY uid",
-	[ST_MSG_ITER] = "SELECT m.uid, m.blob_id, b.size, m.flags, m.keywords, m.internaldate "
-			"FROM messages m JOIN blobs b ON b.id = m.blob_id "
-			"WHERE m.mailbox_id = ?1 ORDER BY m.uid",
-	[ST_TOMBSTONE] = "INSERT INTO tombstones(modseq, kind, object_id, parent_id) "
-			 "VALUES (?1, ?2, ?3, ?4)",
+    [ST_BEGIN] = "BEGIN IMMEDIATE",
+    [ST_COMMIT] = "COMMIT",
+    [ST_ROLLBACK] = "ROLLBACK",
+    [ST_GET_MODSEQ] = "SELECT value FROM meta WHERE key = 'modseq'",
+    [ST_SET_MODSEQ] = "UPDATE meta SET value = ?1 WHERE key = 'modseq'",
+    [ST_ACCOUNT_GET] = "SELECT id FROM accounts WHERE key = ?1",
+    [ST_ACCOUNT_ADD] = "INSERT INTO accounts(key) VALUES (?1)",
+    [ST_MBOX_LIST] = "SELECT id, name, delim, role, uidvalidity, uidnext, highestmodseq "
+                     "FROM mailboxes WHERE account_id = ?1 ORDER BY name",
+    [ST_MBOX_LIST_ALL] = "SELECT id, name, delim, role, uidvalidity, uidnext, highestmodseq "
+                         "FROM mailboxes ORDER BY name, id",
+    [ST_MBOX_ADD] = "INSERT INTO mailboxes(id, account_id, name, delim, role, modseq, "
+                    "created_modseq) VALUES (?5, ?1, ?2, ?3, ?4, ?5, ?5)",
+    [ST_MBOX_RENAME] = "UPDATE mailboxes SET name = ?2, delim = ?3, modseq = ?4 WHERE id = ?1",
+    [ST_MBOX_ROLE] = "UPDATE mailboxes SET role = ?2, modseq = ?3 WHERE id = ?1",
+    [ST_MBOX_STATE] = "UPDATE mailboxes SET uidvalidity = ?2, uidnext = ?3, "
+                      "highestmodseq = ?4 WHERE id = ?1",
+    [ST_MBOX_DEL] = "DELETE FROM mailboxes WHERE id = ?1",
+    [ST_MBOX_COUNT] = "SELECT count(*) FROM messages WHERE mailbox_id = ?1",
+    [ST_BLOB_ADD] = "INSERT INTO blobs(size, data) VALUES (?1, zeroblob(?1))",
+    [ST_BLOB_BY_HASH] = "SELECT id FROM blobs WHERE sha256 = ?1",
+    [ST_BLOB_SET_HASH] = "UPDATE blobs SET sha256 = ?2 WHERE id = ?1",
+    [ST_BLOB_DEL] = "DELETE FROM blobs WHERE id = ?1",
+    [ST_BLOB_GC] = "DELETE FROM blobs WHERE id = ?1 AND NOT EXISTS "
+                   "(SELECT 1 FROM messages WHERE blob_id = ?1) AND NOT EXISTS "
+                   "(SELECT 1 FROM uploads WHERE blob_id = ?1)",
+    [ST_MSG_ADD] = "INSERT INTO messages(id, mailbox_id, uid, blob_id, flags, keywords, "
+                   "internaldate, modseq, created_modseq) "
+                   "VALUES (?7, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+    [ST_MSG_STASH_ONE] = "UPDATE messages SET uid = -uid WHERE id = ?1",
+    [ST_MSG_GET] = "SELECT id, blob_id, flags, keywords FROM messages "
+                   "WHERE mailbox_id = ?1 AND uid = ?2",
+    [ST_MSG_FLAGS] = "UPDATE messages SET flags = ?2, keywords = ?3, modseq = ?4 WHERE id = ?1",
+    [ST_MSG_DEL] = "DELETE FROM messages WHERE id = ?1",
+    [ST_MSG_SET_UID] = "UPDATE messages SET uid = ?3, modseq = ?4, internaldate = ?5 "
+                       "WHERE mailbox_id = ?1 AND uid = -?2",
+    /* Server UIDs only: messages made through the device API have UIDs
+     * from 2^32 on (store-local.c) and are not the sync's business. */
+    [ST_MSG_STASH] = "UPDATE messages SET uid = -uid WHERE mailbox_id = ?1 AND uid > 0 "
+                     "AND uid < 4294967296",
+    [ST_MSG_STASHED] = "SELECT -uid FROM messages WHERE mailbox_id = ?1 AND uid < 0",
+    [ST_MSG_UIDS] = "SELECT uid FROM messages WHERE mailbox_id = ?1 AND uid > 0 "
+                    "AND uid < 4294967296 ORDER BY uid",
+    [ST_MSG_ITER] = "SELECT m.uid, m.blob_id, b.size, m.flags, m.keywords, m.internaldate "
+                    "FROM messages m JOIN blobs b ON b.id = m.blob_id "
+                    "WHERE m.mailbox_id = ?1 ORDER BY m.uid",
+    [ST_TOMBSTONE] = "INSERT INTO tombstones(modseq, kind, object_id, parent_id) "
+                     "VALUES (?1, ?2, ?3, ?4)",
 };
 
 static const char schema_sql[] =
-	"CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value) WITHOUT ROWID;"
-	"CREATE TABLE IF NOT EXISTS accounts(id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE);"
-	"CREATE TABLE IF NOT EXISTS mailboxes("
-	" id INTEGER PRIMARY KEY,"
-	" account_id INTEGER NOT NULL REFERENCES accounts(id),"
-	" name TEXT NOT NULL, delim TEXT, role TEXT,"
-	" uidvalidity INTEGER NOT NULL DEFAULT 0,"
-	" uidnext INTEGER NOT NULL DEFAULT 1,"
-	" highestmodseq INTEGER NOT NULL DEFAULT 0,"
-	" modseq INTEGER NOT NULL, created_modseq INTEGER NOT NULL DEFAULT 0,"
-	" UNIQUE(account_id, name));"
-	"CREATE TABLE IF NOT EXISTS blobs("
-	" id INTEGER PRIMARY KEY, sha256 BLOB UNIQUE, size INTEGER NOT NULL, data BLOB NOT NULL);"
-	"CREATE TABLE IF NOT EXISTS messages("
-	" id INTEGER PRIMARY KEY,"
-	" mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id),"
-	" uid INTEGER NOT NULL,"
-	" blob_id INTEGER NOT NULL REFERENCES blobs(id),"
-	" flags INTEGER NOT NULL, keywords TEXT NOT NULL DEFAULT '',"
-	" internaldate INTEGER NOT NULL, modseq INTEGER NOT NULL,"
-	" created_modseq INTEGER NOT NULL DEFAULT 0,"
-	" UNIQUE(mailbox_id, uid));"
-	"CREATE INDEX IF NOT EXISTS messages_blob ON messages(blob_id);"
-	"CREATE INDEX IF NOT EXISTS messages_modseq ON messages(modseq);"
-	"CREATE INDEX IF NOT EXISTS messages_date ON messages(mailbox_id, internaldate);"
-	"CREATE TABLE IF NOT EXISTS tombstones("
-	" modseq INTEGER NOT NULL, kind TEXT NOT NULL, object_id INTEGER NOT NULL,"
-	" parent_id INTEGER NOT NULL DEFAULT 0);"
-	"CREATE INDEX IF NOT EXISTS tombstones_modseq ON tombstones(modseq);"
-	"INSERT OR IGNORE INTO meta(key, value) VALUES ('schema', 2), ('modseq', 0);";
+    "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS accounts(id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE);"
+    "CREATE TABLE IF NOT EXISTS mailboxes("
+    " id INTEGER PRIMARY KEY,"
+    " account_id INTEGER NOT NULL REFERENCES accounts(id),"
+    " name TEXT NOT NULL, delim TEXT, role TEXT,"
+    " uidvalidity INTEGER NOT NULL DEFAULT 0,"
+    " uidnext INTEGER NOT NULL DEFAULT 1,"
+    " highestmodseq INTEGER NOT NULL DEFAULT 0,"
+    " modseq INTEGER NOT NULL, created_modseq INTEGER NOT NULL DEFAULT 0,"
+    " UNIQUE(account_id, name));"
+    "CREATE TABLE IF NOT EXISTS blobs("
+    " id INTEGER PRIMARY KEY, sha256 BLOB UNIQUE, size INTEGER NOT NULL, data BLOB NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS messages("
+    " id INTEGER PRIMARY KEY,"
+    " mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id),"
+    " uid INTEGER NOT NULL,"
+    " blob_id INTEGER NOT NULL REFERENCES blobs(id),"
+    " flags INTEGER NOT NULL, keywords TEXT NOT NULL DEFAULT '',"
+    " internaldate INTEGER NOT NULL, modseq INTEGER NOT NULL,"
+    " created_modseq INTEGER NOT NULL DEFAULT 0,"
+    " UNIQUE(mailbox_id, uid));"
+    "CREATE INDEX IF NOT EXISTS messages_blob ON messages(blob_id);"
+    "CREATE INDEX IF NOT EXISTS messages_modseq ON messages(modseq);"
+    "CREATE INDEX IF NOT EXISTS messages_date ON messages(mailbox_id, internaldate);"
+    "CREATE TABLE IF NOT EXISTS tombstones("
+    " modseq INTEGER NOT NULL, kind TEXT NOT NULL, object_id INTEGER NOT NULL,"
+    " parent_id INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX IF NOT EXISTS tombstones_modseq ON tombstones(modseq);"
+    "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema', 2), ('modseq', 0);";
 
 /* Version 1 to 2: creation modseqs (for /changes) and the mailbox of a
  * removed message. Rows from before count as created at 0. */
 static const char migrate_1_2[] =
-	"BEGIN IMMEDIATE;"
-	"ALTER TABLE mailboxes ADD COLUMN created_modseq INTEGER NOT NULL DEFAULT 0;"
-	"ALTER TABLE messages ADD COLUMN created_modseq INTEGER NOT NULL DEFAULT 0;"
-	"ALTER TABLE tombstones ADD COLUMN parent_id INTEGER NOT NULL DEFAULT 0;"
-	"UPDATE meta SET value = 2 WHERE key = 'schema';"
-	"COMMIT;";
+    "BEGIN IMMEDIATE;"
+    "ALTER TABLE mailboxes ADD COLUMN created_modseq INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE messages ADD COLUMN created_modseq INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE tombstones ADD COLUMN parent_id INTEGER NOT NULL DEFAULT 0;"
+    "UPDATE meta SET value = 2 WHERE key = 'schema';"
+    "COMMIT;";
 
 struct store {
 	sqlite3 *db;
@@ -204,7 +204,7 @@ static bool txn_lost(struct store *s)
 static const char *txn_lost_error(struct store *s, const char *what)
 {
 	snprintf(s->error, sizeof(s->error),
-		 "store: %s: the transaction was rolled back after an earlier error", what);
+	         "store: %s: the transaction was rolled back after an earlier error", what);
 	return s->error;
 }
 
@@ -260,7 +260,7 @@ int store_open(const char *path, struct store **store_r, const char **error_r)
 	if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
 	    SQLITE_OK) {
 		snprintf(open_error, sizeof(open_error), "store: cannot open %s: %s", path,
-			 s->db != NULL ? sqlite3_errmsg(s->db) : "out of memory");
+		         s->db != NULL ? sqlite3_errmsg(s->db) : "out of memory");
 		*error_r = open_error;
 		store_close(&s);
 		return -1;
@@ -272,17 +272,17 @@ int store_open(const char *path, struct store **store_r, const char **error_r)
 	 * small steps. secure_delete so removed mail does not linger in free
 	 * pages. */
 	const char *pragmas = "PRAGMA page_size = 16384;"
-			      "PRAGMA journal_mode = WAL;"
-			      "PRAGMA synchronous = FULL;"
-			      "PRAGMA foreign_keys = ON;"
-			      "PRAGMA secure_delete = ON;"
-			      "PRAGMA wal_autocheckpoint = 4096;"
-			      "PRAGMA cache_size = -8192;";
+	                      "PRAGMA journal_mode = WAL;"
+	                      "PRAGMA synchronous = FULL;"
+	                      "PRAGMA foreign_keys = ON;"
+	                      "PRAGMA secure_delete = ON;"
+	                      "PRAGMA wal_autocheckpoint = 4096;"
+	                      "PRAGMA cache_size = -8192;";
 	char *msg = NULL;
 	if (sqlite3_exec(s->db, pragmas, NULL, NULL, &msg) != SQLITE_OK ||
 	    sqlite3_exec(s->db, schema_sql, NULL, NULL, &msg) != SQLITE_OK) {
 		snprintf(open_error, sizeof(open_error), "store: cannot initialise %s: %s", path,
-			 msg != NULL ? msg : "unknown error");
+		         msg != NULL ? msg : "unknown error");
 		sqlite3_free(msg);
 		*error_r = open_error;
 		store_close(&s);
@@ -292,14 +292,14 @@ int store_open(const char *path, struct store **store_r, const char **error_r)
 	sqlite3_stmt *ver = NULL;
 	int version = 0;
 	if (sqlite3_prepare_v2(s->db, "SELECT value FROM meta WHERE key = 'schema'", -1, &ver,
-			       NULL) == SQLITE_OK &&
+	                       NULL) == SQLITE_OK &&
 	    sqlite3_step(ver) == SQLITE_ROW)
 		version = sqlite3_column_int(ver, 0);
 	sqlite3_finalize(ver);
 	if (version == 1) {
 		if (sqlite3_exec(s->db, migrate_1_2, NULL, NULL, &msg) != SQLITE_OK) {
-			snprintf(open_error, sizeof(open_error), "store: cannot upgrade %s: %s", path,
-				 msg != NULL ? msg : "unknown error");
+			snprintf(open_error, sizeof(open_error), "store: cannot upgrade %s: %s",
+			         path, msg != NULL ? msg : "unknown error");
 			sqlite3_free(msg);
 			sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 			*error_r = open_error;
@@ -310,8 +310,8 @@ int store_open(const char *path, struct store **store_r, const char **error_r)
 	}
 	if (version != STORE_SCHEMA_VERSION) {
 		snprintf(open_error, sizeof(open_error),
-			 "store: %s has schema version %d, this mailkeep knows %d", path, version,
-			 STORE_SCHEMA_VERSION);
+		         "store: %s has schema version %d, this mailkeep knows %d", path, version,
+		         STORE_SCHEMA_VERSION);
 		*error_r = open_error;
 		store_close(&s);
 		return -1;
@@ -326,9 +326,9 @@ int store_open(const char *path, struct store **store_r, const char **error_r)
 	}
 	for (int i = 0; i < ST_COUNT; i++) {
 		if (sqlite3_prepare_v3(s->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
-				       &s->stmt[i], NULL) != SQLITE_OK) {
+		                       &s->stmt[i], NULL) != SQLITE_OK) {
 			snprintf(open_error, sizeof(open_error), "store: prepare failed: %s",
-				 sqlite3_errmsg(s->db));
+			         sqlite3_errmsg(s->db));
 			*error_r = open_error;
 			store_close(&s);
 			return -1;
@@ -423,11 +423,10 @@ uint64_t store_next_modseq(struct store *s)
 	return (uint64_t)next_modseq(s);
 }
 
-static int message_remove(struct store *s, int64_t mailbox_id, int64_t uid,
-			  const char **error_r);
+static int message_remove(struct store *s, int64_t mailbox_id, int64_t uid, const char **error_r);
 
 static int tombstone(struct store *s, const char *kind, int64_t id, int64_t parent_id,
-		     const char **error_r)
+                     const char **error_r)
 {
 	sqlite3_stmt *st = stmt_get(s, ST_TOMBSTONE);
 	sqlite3_bind_int64(st, 1, next_modseq(s));
@@ -438,7 +437,7 @@ static int tombstone(struct store *s, const char *kind, int64_t id, int64_t pare
 }
 
 int store_account_ensure(struct store *s, const char *key, int64_t *account_id_r,
-			 const char **error_r)
+                         const char **error_r)
 {
 	sqlite3_stmt *st = stmt_get(s, ST_ACCOUNT_GET);
 	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
@@ -463,7 +462,7 @@ static char *dup_col(sqlite3_stmt *st, int col)
 }
 
 static int mailboxes_read(struct store *s, sqlite3_stmt *st, struct store_mailbox **boxes_r,
-			  size_t *count_r, const char **error_r)
+                          size_t *count_r, const char **error_r)
 {
 	struct store_mailbox *boxes = NULL;
 	size_t count = 0, cap = 0;
@@ -503,7 +502,7 @@ static int mailboxes_read(struct store *s, sqlite3_stmt *st, struct store_mailbo
 }
 
 int store_mailboxes(struct store *s, int64_t account_id, struct store_mailbox **boxes_r,
-		    size_t *count_r, const char **error_r)
+                    size_t *count_r, const char **error_r)
 {
 	sqlite3_stmt *st = stmt_get(s, ST_MBOX_LIST);
 	sqlite3_bind_int64(st, 1, account_id);
@@ -511,7 +510,7 @@ int store_mailboxes(struct store *s, int64_t account_id, struct store_mailbox **
 }
 
 int store_mailboxes_all(struct store *s, struct store_mailbox **boxes_r, size_t *count_r,
-			const char **error_r)
+                        const char **error_r)
 {
 	return mailboxes_read(s, stmt_get(s, ST_MBOX_LIST_ALL), boxes_r, count_r, error_r);
 }
@@ -545,7 +544,7 @@ static void bind_text_or_null(sqlite3_stmt *st, int col, const char *text)
 }
 
 int store_mailbox_create(struct store *s, int64_t account_id, const char *name, char delim,
-			 const char *role, int64_t *mailbox_id_r, const char **error_r)
+                         const char *role, int64_t *mailbox_id_r, const char **error_r)
 {
 	sqlite3_stmt *st = stmt_get(s, ST_MBOX_ADD);
 	sqlite3_bind_int64(st, 1, account_id);
@@ -561,7 +560,7 @@ int store_mailbox_create(struct store *s, int64_t account_id, const char *name, 
 }
 
 int store_mailbox_rename(struct store *s, int64_t mailbox_id, const char *name, char delim,
-			 const char **error_r)
+                         const char **error_r)
 {
 	sqlite3_stmt *st = stmt_get(s, ST_MBOX_RENAME);
 	sqlite3_bind_int64(st, 1, mailbox_id);
@@ -572,7 +571,7 @@ int store_mailbox_rename(struct store *s, int64_t mailbox_id, const char *name, 
 }
 
 int store_mailbox_set_role(struct store *s, int64_t mailbox_id, const char *role,
-			   const char **error_r)
+                           const char **error_r)
 {
 	sqlite3_stmt *st = stmt_get(s, ST_MBOX_ROLE);
 	sqlite3_bind_int64(st, 1, mailbox_id);
@@ -582,7 +581,7 @@ int store_mailbox_set_role(struct store *s, int64_t mailbox_id, const char *role
 }
 
 int store_mailbox_set_state(struct store *s, int64_t mailbox_id, uint32_t uidvalidity,
-			    uint32_t uidnext, uint64_t highestmodseq, const char **error_r)
+                            uint32_t uidnext, uint64_t highestmodseq, const char **error_r)
 {
 	if (!s->in_txn) {
 		/* On its own it would claim messages no transaction stored. */
@@ -619,7 +618,7 @@ int store_mailbox_delete(struct store *s, int64_t mailbox_id, const char **error
 }
 
 int store_blob_begin(struct store *s, uint64_t size, struct store_blob_writer **w_r,
-		     const char **error_r)
+                     const char **error_r)
 {
 	if (size > (uint64_t)INT32_MAX) {
 		*error_r = "store: message larger than 2 GiB";
@@ -654,7 +653,7 @@ int store_blob_begin(struct store *s, uint64_t size, struct store_blob_writer **
 }
 
 int store_blob_write(struct store_blob_writer *w, const void *data, size_t len,
-		     const char **error_r)
+                     const char **error_r)
 {
 	if (len > w->size - w->written) {
 		*error_r = "store: more message bytes than announced";
@@ -730,7 +729,7 @@ void store_blob_abort(struct store_blob_writer **wp)
 }
 
 int store_blob_read(struct store *s, int64_t blob_id, uint64_t offset, void *buf, size_t len,
-		    const char **error_r)
+                    const char **error_r)
 {
 	sqlite3_blob *b = NULL;
 	if (sqlite3_blob_open(s->db, "main", "blobs", "data", blob_id, 0, &b) != SQLITE_OK) {
@@ -748,20 +747,20 @@ int store_blob_read(struct store *s, int64_t blob_id, uint64_t offset, void *buf
 }
 
 static int message_get(struct store *s, int64_t mailbox_id, int64_t uid, int64_t *id_r,
-		       int64_t *blob_id_r, unsigned *flags_r, char **keywords_r,
-		       const char **error_r);
+                       int64_t *blob_id_r, unsigned *flags_r, char **keywords_r,
+                       const char **error_r);
 
 int store_message_add(struct store *s, int64_t mailbox_id, uint32_t uid, int64_t blob_id,
-		      unsigned flags, const char *keywords, int64_t internaldate,
-		      const char **error_r)
+                      unsigned flags, const char *keywords, int64_t internaldate,
+                      const char **error_r)
 {
 	/* A message already at this UID is replaced properly: set aside,
 	 * the new one added, then the old one removed with a tombstone (its
 	 * bytes go only if the new message does not share them). */
 	int64_t old_id, old_blob;
 	unsigned old_flags;
-	int existing = message_get(s, mailbox_id, uid, &old_id, &old_blob, &old_flags, NULL,
-				   error_r);
+	int existing =
+	    message_get(s, mailbox_id, uid, &old_id, &old_blob, &old_flags, NULL, error_r);
 	if (existing < 0)
 		return -1;
 	if (existing == 1) {
@@ -789,8 +788,8 @@ int store_message_add(struct store *s, int64_t mailbox_id, uint32_t uid, int64_t
 
 /* Look up (mailbox, uid): 1 found, 0 not found, -1 error. */
 static int message_get(struct store *s, int64_t mailbox_id, int64_t uid, int64_t *id_r,
-		       int64_t *blob_id_r, unsigned *flags_r, char **keywords_r,
-		       const char **error_r)
+                       int64_t *blob_id_r, unsigned *flags_r, char **keywords_r,
+                       const char **error_r)
 {
 	sqlite3_stmt *st = stmt_get(s, ST_MSG_GET);
 	sqlite3_bind_int64(st, 1, mailbox_id);
@@ -813,7 +812,7 @@ static int message_get(struct store *s, int64_t mailbox_id, int64_t uid, int64_t
 }
 
 int store_message_set_flags(struct store *s, int64_t mailbox_id, uint32_t uid, unsigned flags,
-			    const char *keywords, const char **error_r)
+                            const char *keywords, const char **error_r)
 {
 	int64_t id, blob_id;
 	unsigned old_flags;
@@ -823,8 +822,8 @@ int store_message_set_flags(struct store *s, int64_t mailbox_id, uint32_t uid, u
 		return r;
 	if (keywords == NULL)
 		keywords = "";
-	bool same = old_flags == flags && old_keywords != NULL &&
-		    strcmp(old_keywords, keywords) == 0;
+	bool same =
+	    old_flags == flags && old_keywords != NULL && strcmp(old_keywords, keywords) == 0;
 	free(old_keywords);
 	if (same)
 		return 0;
@@ -859,14 +858,13 @@ static int message_remove(struct store *s, int64_t mailbox_id, int64_t uid, cons
 	return tombstone(s, "message", id, mailbox_id, error_r);
 }
 
-int store_message_expunge(struct store *s, int64_t mailbox_id, uint32_t uid,
-			  const char **error_r)
+int store_message_expunge(struct store *s, int64_t mailbox_id, uint32_t uid, const char **error_r)
 {
 	return message_remove(s, mailbox_id, uid, error_r);
 }
 
-int store_message_set_uid(struct store *s, int64_t mailbox_id, uint32_t old_uid,
-			  uint32_t new_uid, int64_t internaldate, const char **error_r)
+int store_message_set_uid(struct store *s, int64_t mailbox_id, uint32_t old_uid, uint32_t new_uid,
+                          int64_t internaldate, const char **error_r)
 {
 	sqlite3_stmt *st = stmt_get(s, ST_MSG_SET_UID);
 	sqlite3_bind_int64(st, 1, mailbox_id);
@@ -878,7 +876,7 @@ int store_message_set_uid(struct store *s, int64_t mailbox_id, uint32_t old_uid,
 }
 
 int store_mailbox_count(struct store *s, int64_t mailbox_id, uint32_t *count_r,
-			const char **error_r)
+                        const char **error_r)
 {
 	sqlite3_stmt *st = stmt_get(s, ST_MBOX_COUNT);
 	sqlite3_bind_int64(st, 1, mailbox_id);
@@ -901,7 +899,7 @@ int store_mailbox_stash_uids(struct store *s, int64_t mailbox_id, const char **e
 
 /* Run a one-column UID query for mailbox_id and collect the results. */
 static int collect_uids(struct store *s, enum stmt_id id, int64_t mailbox_id, uint32_t **uids_r,
-			size_t *count_r, const char *what, const char **error_r)
+                        size_t *count_r, const char *what, const char **error_r)
 {
 	sqlite3_stmt *st = stmt_get(s, id);
 	sqlite3_bind_int64(st, 1, mailbox_id);
@@ -937,7 +935,7 @@ int store_mailbox_drop_stashed(struct store *s, int64_t mailbox_id, const char *
 	uint32_t *uids;
 	size_t count;
 	if (collect_uids(s, ST_MSG_STASHED, mailbox_id, &uids, &count, "list stashed messages",
-			 error_r) < 0)
+	                 error_r) < 0)
 		return -1;
 	int ret = 0;
 	for (size_t i = 0; i < count && ret == 0; i++)
@@ -947,14 +945,14 @@ int store_mailbox_drop_stashed(struct store *s, int64_t mailbox_id, const char *
 }
 
 int store_mailbox_uids(struct store *s, int64_t mailbox_id, uint32_t **uids_r, size_t *count_r,
-		       const char **error_r)
+                       const char **error_r)
 {
 	return collect_uids(s, ST_MSG_UIDS, mailbox_id, uids_r, count_r, "list message UIDs",
-			    error_r);
+	                    error_r);
 }
 
 int store_iter_init(struct store *s, int64_t mailbox_id, struct store_iter **it_r,
-		    const char **error_r)
+                    const char **error_r)
 {
 	struct store_iter *it = calloc(1, sizeof(*it));
 	if (it == NULL) {
@@ -1009,7 +1007,7 @@ int store_iter_deinit(struct store_iter **itp, const char **error_r)
 }
 
 int store_account_remove(struct store *s, const char *key, struct store_removal *removed_r,
-			 const char **error_r)
+                         const char **error_r)
 {
 	struct store_removal rm = {0, 0, 0, 0};
 	sqlite3_stmt *st = NULL;
@@ -1026,12 +1024,12 @@ int store_account_remove(struct store *s, const char *key, struct store_removal 
 	/* Bytes that will go: those no other account's message shares. */
 	st = NULL;
 	if (sqlite3_prepare_v2(s->db,
-			       "SELECT count(*), coalesce(sum(size), 0) FROM blobs WHERE id IN "
-			       "(SELECT m.blob_id FROM messages m JOIN mailboxes b ON b.id = "
-			       "m.mailbox_id WHERE b.account_id = ?1) AND id NOT IN "
-			       "(SELECT m.blob_id FROM messages m JOIN mailboxes b ON b.id = "
-			       "m.mailbox_id WHERE b.account_id != ?1)",
-			       -1, &st, NULL) != SQLITE_OK ||
+	                       "SELECT count(*), coalesce(sum(size), 0) FROM blobs WHERE id IN "
+	                       "(SELECT m.blob_id FROM messages m JOIN mailboxes b ON b.id = "
+	                       "m.mailbox_id WHERE b.account_id = ?1) AND id NOT IN "
+	                       "(SELECT m.blob_id FROM messages m JOIN mailboxes b ON b.id = "
+	                       "m.mailbox_id WHERE b.account_id != ?1)",
+	                       -1, &st, NULL) != SQLITE_OK ||
 	    (sqlite3_bind_int64(st, 1, account_id), sqlite3_step(st)) != SQLITE_ROW) {
 		sqlite3_finalize(st);
 		*error_r = store_err(s, "count account data");
@@ -1059,7 +1057,7 @@ int store_account_remove(struct store *s, const char *key, struct store_removal 
 		return -1;
 	st = NULL;
 	if (sqlite3_prepare_v2(s->db, "DELETE FROM accounts WHERE id = ?1", -1, &st, NULL) !=
-		    SQLITE_OK ||
+	        SQLITE_OK ||
 	    (sqlite3_bind_int64(st, 1, account_id), sqlite3_step(st)) != SQLITE_DONE) {
 		sqlite3_finalize(st);
 		*error_r = store_err(s, "remove account");
@@ -1074,7 +1072,7 @@ int store_account_remove(struct store *s, const char *key, struct store_removal 
 }
 
 int store_local_deliver(struct store *s, const void *data, size_t len, int64_t date,
-			const char **error_r)
+                        const char **error_r)
 {
 	int64_t account_id, mailbox_id = 0, blob_id;
 	struct store_mailbox *boxes = NULL;
@@ -1116,11 +1114,11 @@ int store_scrub(struct store *s, const char **error_r)
 }
 
 int store_counts(struct store *s, uint64_t *messages_r, uint64_t *blobs_r, uint64_t *bytes_r,
-		 const char **error_r)
+                 const char **error_r)
 {
 	sqlite3_stmt *st = NULL;
 	const char *sql = "SELECT (SELECT count(*) FROM messages), (SELECT count(*) FROM blobs), "
-			  "(SELECT coalesce(sum(size), 0) FROM blobs)";
+	                  "(SELECT coalesce(sum(size), 0) FROM blobs)";
 	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK ||
 	    sqlite3_step(st) != SQLITE_ROW) {
 		*error_r = store_err(s, "count");

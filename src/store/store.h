@@ -51,13 +51,13 @@ uint64_t store_modseq(struct store *s);
 /* Accounts: an external account identified by a stable key (for now
  * "imap-url login"). Returns its id, creating it if needed. */
 int store_account_ensure(struct store *s, const char *key, int64_t *account_id_r,
-			 const char **error_r);
+                         const char **error_r);
 
 struct store_mailbox {
 	int64_t id;
-	char *name;   /* name on the server (UTF-8 or modified UTF-7 as sent) */
-	char delim;   /* hierarchy delimiter on the server, 0 if none */
-	char *role;   /* special-use without backslash ("Sent"), or NULL */
+	char *name; /* name on the server (UTF-8 or modified UTF-7 as sent) */
+	char delim; /* hierarchy delimiter on the server, 0 if none */
+	char *role; /* special-use without backslash ("Sent"), or NULL */
 	uint32_t uidvalidity;
 	uint32_t uidnext;       /* next UID we have not stored yet */
 	uint64_t highestmodseq; /* server HIGHESTMODSEQ we are in sync with */
@@ -66,18 +66,18 @@ struct store_mailbox {
 /* All mailboxes of an account, sorted by name. Free with
  * store_mailboxes_free(). */
 int store_mailboxes(struct store *s, int64_t account_id, struct store_mailbox **boxes_r,
-		    size_t *count_r, const char **error_r);
+                    size_t *count_r, const char **error_r);
 void store_mailboxes_free(struct store_mailbox **boxes, size_t count);
 /* All mailboxes of all accounts (export). */
 int store_mailboxes_all(struct store *s, struct store_mailbox **boxes_r, size_t *count_r,
-			const char **error_r);
+                        const char **error_r);
 
 int store_mailbox_create(struct store *s, int64_t account_id, const char *name, char delim,
-			 const char *role, int64_t *mailbox_id_r, const char **error_r);
+                         const char *role, int64_t *mailbox_id_r, const char **error_r);
 int store_mailbox_rename(struct store *s, int64_t mailbox_id, const char *name, char delim,
-			 const char **error_r);
+                         const char **error_r);
 int store_mailbox_set_role(struct store *s, int64_t mailbox_id, const char *role,
-			   const char **error_r);
+                           const char **error_r);
 /* Remove the mailbox and all its messages (blobs no longer referenced
  * are deleted too). */
 int store_mailbox_delete(struct store *s, int64_t mailbox_id, const char **error_r);
@@ -86,7 +86,7 @@ int store_mailbox_delete(struct store *s, int64_t mailbox_id, const char **error
  * outside a transaction, and (like every write) if that transaction was
  * rolled back after an error. */
 int store_mailbox_set_state(struct store *s, int64_t mailbox_id, uint32_t uidvalidity,
-			    uint32_t uidnext, uint64_t highestmodseq, const char **error_r);
+                            uint32_t uidnext, uint64_t highestmodseq, const char **error_r);
 
 /* Message bytes are written as a stream: begin with the exact size, write
  * exactly that many bytes, finish. finish() returns the id of the stored
@@ -95,43 +95,42 @@ int store_mailbox_set_state(struct store *s, int64_t mailbox_id, uint32_t uidval
  * used inside a transaction. */
 struct store_blob_writer;
 int store_blob_begin(struct store *s, uint64_t size, struct store_blob_writer **w_r,
-		     const char **error_r);
+                     const char **error_r);
 int store_blob_write(struct store_blob_writer *w, const void *data, size_t len,
-		     const char **error_r);
+                     const char **error_r);
 int store_blob_finish(struct store_blob_writer **w, int64_t *blob_id_r, const char **error_r);
 /* Drop an unfinished blob (its row is removed); accepts NULL. */
 void store_blob_abort(struct store_blob_writer **w);
 
 /* Read a stored blob in pieces: offset/len into buf. Returns 0 / -1. */
 int store_blob_read(struct store *s, int64_t blob_id, uint64_t offset, void *buf, size_t len,
-		    const char **error_r);
+                    const char **error_r);
 
 /* Add (mailbox, uid). If the uid exists already it is replaced. */
 int store_message_add(struct store *s, int64_t mailbox_id, uint32_t uid, int64_t blob_id,
-		      unsigned flags, const char *keywords, int64_t internaldate,
-		      const char **error_r);
+                      unsigned flags, const char *keywords, int64_t internaldate,
+                      const char **error_r);
 /* Set flags and keywords of (mailbox, uid); a no-op (no modseq) if they are
  * unchanged or the message is unknown. */
 int store_message_set_flags(struct store *s, int64_t mailbox_id, uint32_t uid, unsigned flags,
-			    const char *keywords, const char **error_r);
+                            const char *keywords, const char **error_r);
 /* Remove (mailbox, uid); no-op if unknown. */
-int store_message_expunge(struct store *s, int64_t mailbox_id, uint32_t uid,
-			  const char **error_r);
+int store_message_expunge(struct store *s, int64_t mailbox_id, uint32_t uid, const char **error_r);
 /* UIDVALIDITY re-pairing in three steps: stash() sets every message of
  * the mailbox aside (no UID); set_uid() gives a stashed message (by its old
  * UID) its new UID and the internal date the server gives it now;
  * drop_stashed() removes those left unpaired. */
 int store_mailbox_stash_uids(struct store *s, int64_t mailbox_id, const char **error_r);
-int store_message_set_uid(struct store *s, int64_t mailbox_id, uint32_t old_uid,
-			  uint32_t new_uid, int64_t internaldate, const char **error_r);
+int store_message_set_uid(struct store *s, int64_t mailbox_id, uint32_t old_uid, uint32_t new_uid,
+                          int64_t internaldate, const char **error_r);
 int store_mailbox_drop_stashed(struct store *s, int64_t mailbox_id, const char **error_r);
 
 /* Number of messages stored in a mailbox. */
 int store_mailbox_count(struct store *s, int64_t mailbox_id, uint32_t *count_r,
-			const char **error_r);
+                        const char **error_r);
 /* The sorted UIDs stored for a mailbox; caller frees *uids_r with free(). */
 int store_mailbox_uids(struct store *s, int64_t mailbox_id, uint32_t **uids_r, size_t *count_r,
-		       const char **error_r);
+                       const char **error_r);
 
 struct store_msg {
 	uint32_t uid;
@@ -145,7 +144,7 @@ struct store_msg {
 /* Iterate the messages of a mailbox in UID order. */
 struct store_iter;
 int store_iter_init(struct store *s, int64_t mailbox_id, struct store_iter **it_r,
-		    const char **error_r);
+                    const char **error_r);
 bool store_iter_next(struct store_iter *it, struct store_msg *msg_r);
 /* Returns 0, or -1 if iteration stopped on an error. */
 int store_iter_deinit(struct store_iter **it, const char **error_r);
@@ -158,7 +157,7 @@ struct store_removal {
 	uint64_t mailboxes, messages, blobs, bytes;
 };
 int store_account_remove(struct store *s, const char *key, struct store_removal *removed_r,
-			 const char **error_r);
+                         const char **error_r);
 /* After a removal has been committed: move the WAL into the database and
  * truncate it, so removed content (already zeroed in freed pages by
  * secure_delete) leaves no copy in the log. */
@@ -168,11 +167,11 @@ int store_scrub(struct store *s, const char **error_r);
  * INBOX of the store's local account "hub:local", creating it if needed.
  * Inside the caller's transaction. */
 int store_local_deliver(struct store *s, const void *data, size_t len, int64_t date,
-			const char **error_r);
+                        const char **error_r);
 
 /* Counts for summaries and tests. */
 int store_counts(struct store *s, uint64_t *messages_r, uint64_t *blobs_r, uint64_t *bytes_r,
-		 const char **error_r);
+                 const char **error_r);
 
 /* --- Views for the device API (store-views.c) ------------------------- */
 
@@ -181,8 +180,8 @@ struct store_mailbox_counts {
 	uint32_t total, unread;
 };
 /* Message and unread counts of every mailbox. */
-int store_mailbox_counts(struct store *s, struct store_mailbox_counts **counts_r,
-			 size_t *count_r, const char **error_r);
+int store_mailbox_counts(struct store *s, struct store_mailbox_counts **counts_r, size_t *count_r,
+                         const char **error_r);
 
 struct store_email {
 	int64_t id; /* message row id: the JMAP Email id */
@@ -202,7 +201,7 @@ int store_blob_size(struct store *s, int64_t blob_id, uint64_t *size_r, const ch
 /* Size and SHA-256 of finished stored bytes (content-addressed, so a cache
  * key): 1 found, 0 not found (or not finished), -1 error. */
 int store_blob_sha256(struct store *s, int64_t blob_id, uint64_t *size_r, uint8_t sha256_r[32],
-		      const char **error_r);
+                      const char **error_r);
 /* What changed since a state (RFC 8620 /changes) for kind STORE_CHANGES_*:
  * ids created, updated and destroyed after since, at most max_changes ids
  * in all; when cut short, *has_more_r is set and *new_state_r is the
@@ -216,18 +215,17 @@ struct store_changes {
 	uint64_t new_state;
 	bool has_more;
 };
-int store_changes(struct store *s, enum store_changes_kind kind, uint64_t since,
-		  size_t max_changes, struct store_changes *changes_r, const char **error_r);
+int store_changes(struct store *s, enum store_changes_kind kind, uint64_t since, size_t max_changes,
+                  struct store_changes *changes_r, const char **error_r);
 void store_changes_free(struct store_changes *changes);
 /* One message by id: 1 found, 0 not found, -1 error. */
-int store_email_get(struct store *s, int64_t id, struct store_email *email_r,
-		    const char **error_r);
+int store_email_get(struct store *s, int64_t id, struct store_email *email_r, const char **error_r);
 /* Message ids in a mailbox (0: all), newest or oldest first by internal
  * date, from position, at most limit; *total_r (when not NULL) gets the
  * full count, which costs a count of the mailbox. Caller frees *ids_r. */
 int store_email_query(struct store *s, int64_t mailbox_id, bool newest_first, uint64_t position,
-		      uint64_t limit, int64_t **ids_r, size_t *count_r, uint64_t *total_r,
-		      const char **error_r);
+                      uint64_t limit, int64_t **ids_r, size_t *count_r, uint64_t *total_r,
+                      const char **error_r);
 
 /* --- Changes made through the device API (store-local.c) -------------- *
  *
@@ -256,49 +254,49 @@ int store_email_query(struct store *s, int64_t mailbox_id, bool newest_first, ui
 #define STORE_UPLOAD_TTL (24 * 3600) /* seconds an unused upload is kept */
 
 /* Set system flags and keywords of a message (by row id). */
-int store_local_set_flags(struct store *s, int64_t message_id, unsigned flags,
-			  const char *keywords, const char **error_r);
+int store_local_set_flags(struct store *s, int64_t message_id, unsigned flags, const char *keywords,
+                          const char **error_r);
 /* Move a message to another mailbox (same id, a local UID there). */
 int store_local_move(struct store *s, int64_t message_id, int64_t to_mailbox_id,
-		     const char **error_r);
+                     const char **error_r);
 /* Remove a message (tombstone; its bytes go unless shared or uploaded). */
 int store_local_destroy(struct store *s, int64_t message_id, const char **error_r);
 /* Add a message made here (kind "create" or "import") from stored bytes. */
 int store_local_add(struct store *s, int64_t mailbox_id, int64_t blob_id, unsigned flags,
-		    const char *keywords, int64_t internaldate, const char *kind,
-		    int64_t *message_id_r, const char **error_r);
+                    const char *keywords, int64_t internaldate, const char *kind,
+                    int64_t *message_id_r, const char **error_r);
 /* Mailboxes. create: full name (with the account's delimiter) in an
  * account; rename: new full name; destroy: the mailbox must be empty. */
-int store_local_mailbox_create(struct store *s, int64_t account_id, const char *name,
-			       char delim, int64_t *mailbox_id_r, const char **error_r);
+int store_local_mailbox_create(struct store *s, int64_t account_id, const char *name, char delim,
+                               int64_t *mailbox_id_r, const char **error_r);
 int store_local_mailbox_rename(struct store *s, int64_t mailbox_id, const char *name,
-			       const char **error_r);
+                               const char **error_r);
 int store_local_mailbox_destroy(struct store *s, int64_t mailbox_id, const char **error_r);
 /* Device-only mailbox properties (sortOrder, isSubscribed): kept in the
  * store, not synced. set: a negative value keeps the property. */
 int store_local_mailbox_props(struct store *s, int64_t mailbox_id, int *sort_order_r,
-			      bool *subscribed_r, const char **error_r);
+                              bool *subscribed_r, const char **error_r);
 int store_local_mailbox_set_props(struct store *s, int64_t mailbox_id, int sort_order,
-				  int subscribed, const char **error_r);
+                                  int subscribed, const char **error_r);
 /* The account of a mailbox and that account's key: 1 found, 0 not, -1
  * error. *key_r is malloc()ed. */
-int store_mailbox_account(struct store *s, int64_t mailbox_id, int64_t *account_id_r,
-			  char **key_r, const char **error_r);
+int store_mailbox_account(struct store *s, int64_t mailbox_id, int64_t *account_id_r, char **key_r,
+                          const char **error_r);
 
 /* For the sync: the name the server knows a mailbox by (its name before
  * renames made here; *local_only_r when it was created here and has no
  * server folder). *name_r is malloc()ed, NULL when local only. */
 int store_local_mailbox_origin(struct store *s, int64_t mailbox_id, char **name_r,
-			       bool *local_only_r, const char **error_r);
+                               bool *local_only_r, const char **error_r);
 /* 1 when a mailbox of the account with this server name was destroyed
  * here (the sync must not create it again), 0 not, -1 error. */
 int store_local_mailbox_destroyed(struct store *s, int64_t account_id, const char *name,
-				  const char **error_r);
+                                  const char **error_r);
 /* Re-pairing after a UIDVALIDITY change (sync-folder.c). The key the
  * sync pairs messages by: SHA-256 of the bytes through the first blank
  * line (at most 1 MiB), with the size. */
-int store_blob_header_hash(struct store *s, int64_t blob_id, uint64_t size,
-			   unsigned char hash[32], const char **error_r);
+int store_blob_header_hash(struct store *s, int64_t blob_id, uint64_t size, unsigned char hash[32],
+                           const char **error_r);
 /* Messages that came from this mailbox's server folder and were moved or
  * destroyed here, by their pair key: the re-pairing must not fetch them
  * again. Caller frees *gone_r. */
@@ -308,24 +306,24 @@ struct store_local_gone {
 	unsigned char hash[32];
 };
 int store_local_gone(struct store *s, int64_t mailbox_id, struct store_local_gone **gone_r,
-		     size_t *count_r, const char **error_r);
+                     size_t *count_r, const char **error_r);
 /* The server renumbered the folder: the records' origin old_uid is new_uid
  * now. After all calls, _done() applies them; origins not renumbered are
  * cleared (0: not on the server under a known UID). */
 int store_local_renumber(struct store *s, int64_t mailbox_id, int64_t old_uid, int64_t new_uid,
-			 const char **error_r);
+                         const char **error_r);
 int store_local_renumber_done(struct store *s, int64_t mailbox_id, const char **error_r);
 /* Messages of a mailbox that have server UIDs (what the sync compares
  * with the server's count). */
 int store_mailbox_server_count(struct store *s, int64_t mailbox_id, uint32_t *count_r,
-			       const char **error_r);
+                               const char **error_r);
 
 /* The pending local changes in order (for the two-way sync and tests). */
 struct store_local_change {
 	int64_t id;
 	uint64_t modseq;
-	char kind[24]; /* keywords move destroy create import mailbox-create
-			  mailbox-rename mailbox-destroy mailbox-props */
+	char kind[24];             /* keywords move destroy create import mailbox-create
+	                              mailbox-rename mailbox-destroy mailbox-props */
 	int64_t object_id;         /* message or mailbox row id */
 	int64_t mailbox_id;        /* the message's mailbox after the change */
 	int64_t account_id;        /* the mailbox's account */
@@ -334,18 +332,17 @@ struct store_local_change {
 	char *origin_name;         /* mailbox: its server name, NULL if local */
 	char *detail;              /* keywords / new name / kind-specific, may be NULL */
 };
-int store_local_changes(struct store *s, struct store_local_change **changes_r,
-			size_t *count_r, const char **error_r);
+int store_local_changes(struct store *s, struct store_local_change **changes_r, size_t *count_r,
+                        const char **error_r);
 void store_local_changes_free(struct store_local_change **changes, size_t count);
 
 /* Uploads (RFC 8620 6.1): a blob kept for STORE_UPLOAD_TTL seconds after
  * now unless a message uses it. */
 int store_upload_add(struct store *s, int64_t blob_id, const char *type, int64_t now,
-		     const char **error_r);
+                     const char **error_r);
 /* Remove uploads older than the TTL and their bytes when nothing uses
  * them; *removed_r (may be NULL) counts the uploads removed. */
-int store_uploads_expire(struct store *s, int64_t now, uint64_t *removed_r,
-			 const char **error_r);
+int store_uploads_expire(struct store *s, int64_t now, uint64_t *removed_r, const char **error_r);
 
 /* --- Full-text search (store-fts.c) ------------------------------------- */
 
@@ -356,10 +353,10 @@ int store_uploads_expire(struct store *s, int64_t now, uint64_t *removed_r,
  *   +m.blob_id IN (SELECT rowid FROM email_fts WHERE email_fts MATCH ?)
  * with an expression from store_fts_expr() (several conditions: combine
  * the expressions as "(e1) AND (e2)" / "(e1) OR (e2)", or use one IN per
- * condition; FTS5 has no unary NOT, so a NOT filter is SQL "NOT IN"). The unary + keeps SQLite from driving the query from the
- * match list: with ORDER BY m.internaldate DESC, m.id DESC LIMIT n it walks
- * messages_internaldate (or messages_date with m.mailbox_id = ?) newest
- * first and stops after n matches, instead of sorting every match.
+ * condition; FTS5 has no unary NOT, so a NOT filter is SQL "NOT IN"). The unary + keeps SQLite from
+ * driving the query from the match list: with ORDER BY m.internaldate DESC, m.id DESC LIMIT n it
+ * walks messages_internaldate (or messages_date with m.mailbox_id = ?) newest first and stops after
+ * n matches, instead of sorting every match.
  *
  * store_fts_expr: the MATCH expression for one filter condition. field is
  * "text" (all columns), "subject", "from", "to", "cc", "bcc" or "body".
@@ -379,8 +376,7 @@ int store_fts_expr(const char *field, const char *text, char **expr_r, const cha
  * write lock; not inside the caller's transaction). *complete_r is set when
  * nothing is left. Fails with store_fts_busy when another writer holds
  * the store. */
-int store_fts_catch_up(struct store *s, unsigned max_blobs, bool *complete_r,
-		       const char **error_r);
+int store_fts_catch_up(struct store *s, unsigned max_blobs, bool *complete_r, const char **error_r);
 /* The error of store_fts_catch_up and store_fts_purge (pointer-equal)
  * when another writer holds the store: they wait 0.1 s at most. */
 extern const char store_fts_busy[];
@@ -400,6 +396,6 @@ int store_fts_optimize(struct store *s, const char **error_r);
  * text was left out. Each is NULL when its column has no match. Returns 1
  * (blob matches), 0 (not indexed or no match; both NULL), -1. Caller frees. */
 int store_fts_snippet(struct store *s, int64_t blob_id, const char *expr, char **subject_r,
-		      char **preview_r, const char **error_r);
+                      char **preview_r, const char **error_r);
 
 #endif

@@ -82,7 +82,7 @@ int sync_checkpoint(struct sync_ctx *ctx)
 	}
 	if ((ctx->sel.mailbox_id != 0 &&
 	     store_mailbox_set_state(ctx->store, ctx->sel.mailbox_id, ctx->sel.uidvalidity,
-				     ctx->sel.stored_uidnext, ctx->sel.local_modseq, &err) < 0) ||
+	                             ctx->sel.stored_uidnext, ctx->sel.local_modseq, &err) < 0) ||
 	    store_commit(ctx->store, &err) < 0) {
 		sync_fail(ctx, "%s", err);
 		checkpoint_abandon(ctx);
@@ -152,7 +152,7 @@ static int apply_flags(struct sync_ctx *ctx, const struct imap_arg *items)
 	uint64_t before = store_modseq(ctx->store);
 	const char *err;
 	if (store_message_set_flags(ctx->store, ctx->sel.mailbox_id, uid, mask,
-				    buf_str(&ctx->keywords), &err) < 0)
+	                            buf_str(&ctx->keywords), &err) < 0)
 		return store_failed(ctx, err);
 	if (store_modseq(ctx->store) != before)
 		ctx->stats->flag_changes++;
@@ -184,8 +184,7 @@ static int apply_vanished(struct sync_ctx *ctx, const struct imap_arg *a)
 }
 
 /* Untagged responses while a folder is selected. */
-static int selected_untagged(void *context, const struct imap_response *resp,
-			     const char **error_r)
+static int selected_untagged(void *context, const struct imap_response *resp, const char **error_r)
 {
 	struct sync_ctx *ctx = context;
 	int r = 0;
@@ -196,10 +195,10 @@ static int selected_untagged(void *context, const struct imap_response *resp,
 		    imap_arg_number(resp->code_args, UINT32_MAX, &n))
 			ctx->sel.uidvalidity = (uint32_t)n;
 		else if (strcasecmp(code, "UIDNEXT") == 0 &&
-			 imap_arg_number(resp->code_args, UINT32_MAX, &n))
+		         imap_arg_number(resp->code_args, UINT32_MAX, &n))
 			ctx->sel.uidnext = (uint32_t)n;
 		else if (strcasecmp(code, "HIGHESTMODSEQ") == 0 &&
-			 imap_arg_number(resp->code_args, UINT64_MAX, &n))
+		         imap_arg_number(resp->code_args, UINT64_MAX, &n))
 			ctx->sel.highestmodseq = n;
 		else if (strcasecmp(code, "NOMODSEQ") == 0)
 			ctx->sel.nomodseq = true;
@@ -210,7 +209,7 @@ static int selected_untagged(void *context, const struct imap_response *resp,
 		else if (imap_arg_is_atom(resp->args, "VANISHED"))
 			r = apply_vanished(ctx, resp->args->next);
 		else if (imap_arg_number(resp->args, UINT32_MAX, &n) &&
-			 imap_arg_is_atom(resp->args->next, "EXISTS"))
+		         imap_arg_is_atom(resp->args->next, "EXISTS"))
 			ctx->sel.exists = (uint32_t)n;
 	}
 	if (r < 0)
@@ -239,7 +238,7 @@ static int select_folder(struct sync_ctx *ctx)
 	if (ctx->tier == SYNC_TIER_QRESYNC && ctx->sel.local_uidvalidity != 0 &&
 	    ctx->sel.local_modseq != 0)
 		snprintf(params, sizeof(params), "(QRESYNC (%u %llu))", ctx->sel.local_uidvalidity,
-			 (unsigned long long)ctx->sel.local_modseq);
+		         (unsigned long long)ctx->sel.local_modseq);
 	else if (ctx->tier >= SYNC_TIER_CONDSTORE)
 		snprintf(params, sizeof(params), "(CONDSTORE)");
 	if (params[0] != '\0' && imap_cmd_raw(b, params, &err) < 0)
@@ -266,7 +265,8 @@ static int search_untagged(void *context, const struct imap_response *resp, cons
 	if (imap_arg_is_atom(a, "SEARCH")) {
 		for (a = a->next; a != NULL; a = a->next) {
 			uint64_t uid;
-			if (!imap_arg_number(a, UINT32_MAX, &uid) || uidvec_add(sc->v, (uint32_t)uid) < 0)
+			if (!imap_arg_number(a, UINT32_MAX, &uid) ||
+			    uidvec_add(sc->v, (uint32_t)uid) < 0)
 				goto bad;
 		}
 		return 0;
@@ -275,7 +275,8 @@ static int search_untagged(void *context, const struct imap_response *resp, cons
 		for (a = a->next; a != NULL; a = a->next) {
 			if (imap_arg_is_atom(a, "ALL")) {
 				const char *set = imap_arg_string(a->next);
-				if (set == NULL || uidvec_parse_set(sc->v, set, MAX_LISTED_UIDS) < 0)
+				if (set == NULL ||
+				    uidvec_parse_set(sc->v, set, MAX_LISTED_UIDS) < 0)
 					goto bad;
 				a = a->next;
 			}
@@ -398,7 +399,7 @@ static int sync_known_condstore(struct sync_ctx *ctx)
 	char range[32], changed[64];
 	snprintf(range, sizeof(range), "1:%u", ctx->sel.local_uidnext - 1);
 	snprintf(changed, sizeof(changed), "(UID FLAGS) (CHANGEDSINCE %llu)",
-		 (unsigned long long)ctx->sel.local_modseq);
+	         (unsigned long long)ctx->sel.local_modseq);
 	struct buf *b = imap_client_cmd(ctx->client, "UID FETCH", &err);
 	if (b == NULL || imap_cmd_seqset(b, range, &err) < 0 || imap_cmd_raw(b, changed, &err) < 0)
 		return sync_fail(ctx, "%s: %s", ctx->sel.folder->name, err);
@@ -471,7 +472,7 @@ static int scan_new(struct sync_ctx *ctx, struct uidvec *v)
 
 /* Body streaming: large literals go straight into the store. */
 static int body_begin(void *context, const struct imap_response *partial, uint64_t size,
-		      const char **error_r)
+                      const char **error_r)
 {
 	struct sync_ctx *ctx = context;
 	(void)partial;
@@ -538,7 +539,7 @@ static int fetch_index(struct sync_ctx *ctx, uint32_t uid, size_t *index_r)
 	}
 	if (v == NULL || lo == v->count || v->uids[lo] != uid)
 		return sync_fail(ctx, "%s: server sent UID %u, which was not asked for",
-				 ctx->sel.folder->name, uid);
+		                 ctx->sel.folder->name, uid);
 	if (ctx->fetch_done[lo])
 		return sync_fail(ctx, "%s: server sent UID %u twice", ctx->sel.folder->name, uid);
 	*index_r = lo;
@@ -554,8 +555,8 @@ static void fetch_mark_stored(struct sync_ctx *ctx, size_t index)
 	ctx->fetch_done[index] = true;
 	while (ctx->fetch_low < v->count && ctx->fetch_done[ctx->fetch_low])
 		ctx->fetch_low++;
-	ctx->sel.stored_uidnext = ctx->fetch_low < v->count ? v->uids[ctx->fetch_low]
-							     : v->uids[v->count - 1] + 1;
+	ctx->sel.stored_uidnext =
+	    ctx->fetch_low < v->count ? v->uids[ctx->fetch_low] : v->uids[v->count - 1] + 1;
 }
 
 /* A FETCH with a body: store the message. */
@@ -596,7 +597,7 @@ static int message_untagged(void *context, const struct imap_response *resp, con
 	ctx->have_streamed_blob = false;
 	const char *err;
 	if (r == 0 && store_message_add(ctx->store, ctx->sel.mailbox_id, uid, blob_id, flags,
-					buf_str(&ctx->keywords), date, &err) < 0)
+	                                buf_str(&ctx->keywords), date, &err) < 0)
 		r = store_failed(ctx, err);
 	if (r < 0) {
 		*error_r = ctx->error;
@@ -657,7 +658,7 @@ static int fetch_messages(struct sync_ctx *ctx, const struct uidvec *v)
 				break;
 			}
 			snprintf(tags[(head + inflight) % FETCH_PIPELINE], sizeof(tags[0]), "%s",
-				 tag);
+			         tag);
 			inflight++;
 			next = end;
 		}
@@ -732,7 +733,7 @@ struct repair_ctx {
 };
 
 static int header_begin(void *context, const struct imap_response *partial, uint64_t size,
-			const char **error_r)
+                        const char **error_r)
 {
 	struct repair_ctx *rc = context;
 	(void)partial, (void)size;
@@ -840,8 +841,7 @@ struct confirm_ctx {
 	uint32_t below, uidvalidity;
 };
 
-static int confirm_untagged(void *context, const struct imap_response *resp,
-			    const char **error_r)
+static int confirm_untagged(void *context, const struct imap_response *resp, const char **error_r)
 {
 	struct confirm_ctx *cc = context;
 	const struct imap_arg *items = fetch_response(resp);
@@ -875,7 +875,7 @@ static int confirm_failed(struct sync_ctx *ctx, const char *name, const char *er
 }
 
 int sync_rename_confirmed(struct sync_ctx *ctx, const struct store_mailbox *box,
-			  const struct remote_folder *f)
+                          const struct remote_folder *f)
 {
 	enum { SAMPLE = 8 };
 	const char *err;
@@ -958,8 +958,8 @@ int sync_rename_confirmed(struct sync_ctx *ctx, const struct store_mailbox *box,
 		}
 		bool was_here = false;
 		for (size_t g = 0; g < ngone && !was_here; g++)
-			was_here = gone[g].origin_uid == server.uids[i] &&
-				   gone[g].size == server.sizes[i];
+			was_here =
+			    gone[g].origin_uid == server.uids[i] && gone[g].size == server.sizes[i];
 		if (!was_here) {
 			r = 0;
 			goto out;
@@ -990,11 +990,12 @@ int sync_rename_confirmed(struct sync_ctx *ctx, const struct store_mailbox *box,
 	imap_client_set_literal_sink(ctx->client, &sink);
 	b = imap_client_cmd(ctx->client, "UID FETCH", &err);
 	int fetched = b == NULL || imap_cmd_seqset(b, buf_str(&set), &err) < 0 ||
-				      imap_cmd_raw(b, "(UID FLAGS INTERNALDATE RFC822.SIZE "
-						      "BODY.PEEK[HEADER])",
-						   &err) < 0
-			      ? -1
-			      : imap_client_run(ctx->client, repair_untagged, &rc, &err);
+	                      imap_cmd_raw(b,
+	                                   "(UID FLAGS INTERNALDATE RFC822.SIZE "
+	                                   "BODY.PEEK[HEADER])",
+	                                   &err) < 0
+	                  ? -1
+	                  : imap_client_run(ctx->client, repair_untagged, &rc, &err);
 	imap_client_set_literal_sink(ctx->client, NULL);
 	if (fetched != 0) {
 		r = confirm_failed(ctx, f->name, err);
@@ -1030,15 +1031,15 @@ out:
  * was moved or destroyed through the device API (its record now names
  * the new UID), 0 not, -1 error. Each record matches once. */
 static int gone_match(struct sync_ctx *ctx, struct store_local_gone *gone, size_t n,
-		      const struct pair_key *k)
+                      const struct pair_key *k)
 {
 	const char *err;
 	for (size_t i = 0; i < n; i++) {
 		if (gone[i].origin_uid == 0 || gone[i].size != k->size ||
 		    memcmp(gone[i].hash, k->hash, 32) != 0)
 			continue;
-		if (store_local_renumber(ctx->store, ctx->sel.mailbox_id, gone[i].origin_uid, k->uid,
-					 &err) < 0)
+		if (store_local_renumber(ctx->store, ctx->sel.mailbox_id, gone[i].origin_uid,
+		                         k->uid, &err) < 0)
 			return store_failed(ctx, err);
 		gone[i].origin_uid = 0;
 		return 1;
@@ -1071,11 +1072,12 @@ static int sync_folder_repair(struct sync_ctx *ctx)
 	}
 	imap_client_set_literal_sink(ctx->client, &sink);
 	struct buf *b = imap_client_cmd(ctx->client, "UID FETCH", &err);
-	int fetched = b == NULL || imap_cmd_seqset(b, "1:*", &err) < 0 ||
-				      imap_cmd_raw(b, "(UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[HEADER])",
-						   &err) < 0
-			      ? -1
-			      : imap_client_run(ctx->client, repair_untagged, &rc, &err);
+	int fetched =
+	    b == NULL || imap_cmd_seqset(b, "1:*", &err) < 0 ||
+	            imap_cmd_raw(b, "(UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[HEADER])",
+	                         &err) < 0
+	        ? -1
+	        : imap_client_run(ctx->client, repair_untagged, &rc, &err);
 	imap_client_set_literal_sink(ctx->client, NULL);
 	if (fetched != 0) {
 		sync_fail(ctx, "%s: %s", folder, err);
@@ -1121,7 +1123,8 @@ static int sync_folder_repair(struct sync_ctx *ctx)
 		/* Duplicates: step to the first unused equal key. */
 		while (hit != NULL && hit > local && cmp_pair_key(hit - 1, k) == 0)
 			hit--;
-		while (hit != NULL && hit < local + nlocal && cmp_pair_key(hit, k) == 0 && hit->used)
+		while (hit != NULL && hit < local + nlocal && cmp_pair_key(hit, k) == 0 &&
+		       hit->used)
 			hit++;
 		if (hit == NULL || hit == local + nlocal || cmp_pair_key(hit, k) != 0) {
 			/* Moved or destroyed through the device API: not again. */
@@ -1138,17 +1141,17 @@ static int sync_folder_repair(struct sync_ctx *ctx)
 		}
 		hit->used = true;
 		if (store_message_set_uid(ctx->store, ctx->sel.mailbox_id, hit->uid, k->uid,
-					  rc.remote_dates[i], &err) < 0 ||
+		                          rc.remote_dates[i], &err) < 0 ||
 		    store_local_renumber(ctx->store, ctx->sel.mailbox_id, hit->uid, k->uid, &err) <
-			    0 ||
+		        0 ||
 		    store_message_set_flags(ctx->store, ctx->sel.mailbox_id, k->uid,
-					    rc.remote_flags[i], rc.remote_keywords[i], &err) < 0) {
+		                            rc.remote_flags[i], rc.remote_keywords[i], &err) < 0) {
 			store_failed(ctx, err);
 			goto out;
 		}
 		ctx->stats->repaired++;
 	}
-		if (store_mailbox_drop_stashed(ctx->store, ctx->sel.mailbox_id, &err) < 0 ||
+	if (store_mailbox_drop_stashed(ctx->store, ctx->sel.mailbox_id, &err) < 0 ||
 	    store_local_renumber_done(ctx->store, ctx->sel.mailbox_id, &err) < 0) {
 		store_failed(ctx, err);
 		goto out;
@@ -1205,9 +1208,8 @@ int sync_folder(struct sync_ctx *ctx, const struct remote_folder *folder)
 		/* Changes to the messages we hold. */
 		bool qresynced = ctx->tier == SYNC_TIER_QRESYNC && ctx->sel.local_modseq != 0;
 		if (ctx->sel.local_uidnext > 1 && !qresynced) {
-			int r = modseq_ok && ctx->sel.local_modseq != 0
-					? sync_known_condstore(ctx)
-					: sync_known_plain(ctx);
+			int r = modseq_ok && ctx->sel.local_modseq != 0 ? sync_known_condstore(ctx)
+			                                                : sync_known_plain(ctx);
 			if (r < 0)
 				return -1;
 		}

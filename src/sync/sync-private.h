@@ -40,11 +40,6 @@ int internaldate_parse(const char *s, int64_t *time_r);
 /* Special-use attribute of a LIST response -> role name ("Sent") or NULL. */
 const char *role_from_attribute(const char *attr);
 
-
-
-
-
-
 /* A folder as the server listed it. */
 struct remote_folder {
 	char *name;
@@ -126,8 +121,6 @@ struct sync_ctx {
 	double last_progress;
 };
 
-
-
 /* sync-folder.c: sync the folder (must exist locally; transaction open). */
 int sync_folder(struct sync_ctx *ctx, const struct remote_folder *folder);
 /* Set ctx->error and return -1. */
@@ -138,7 +131,7 @@ int sync_fail(struct sync_ctx *ctx, const char *fmt, ...) __attribute__((format(
  * messages below our UIDNEXT are ours, same UIDs and sizes, a sample with
  * the same headers), 0 when not, -1 on an error that ends the sync. */
 int sync_rename_confirmed(struct sync_ctx *ctx, const struct store_mailbox *box,
-			  const struct remote_folder *f);
+                          const struct remote_folder *f);
 /* Set ctx->error from a store error and mark the transaction broken. */
 int sync_store_failed(struct sync_ctx *ctx, const char *err);
 /* Save the selected folder's state in the open transaction, commit it and

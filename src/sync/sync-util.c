@@ -136,7 +136,7 @@ int uidset_format(struct buf *b, const uint32_t *uids, size_t from, size_t to)
 		while (j + 1 < to && uids[j + 1] == uids[j] + 1)
 			j++;
 		int r = j == i ? buf_printf(b, "%s%u", first ? "" : ",", uids[i])
-			       : buf_printf(b, "%s%u:%u", first ? "" : ",", uids[i], uids[j]);
+		               : buf_printf(b, "%s%u:%u", first ? "" : ",", uids[i], uids[j]);
 		if (r < 0)
 			return -1;
 		first = false;
@@ -158,9 +158,9 @@ int flags_parse(const struct imap_arg *list, unsigned *flags_r, struct buf *kw)
 		const char *name;
 		unsigned flag;
 	} system_flags[] = {
-		{"\\Seen", STORE_FLAG_SEEN},       {"\\Answered", STORE_FLAG_ANSWERED},
-		{"\\Flagged", STORE_FLAG_FLAGGED}, {"\\Deleted", STORE_FLAG_DELETED},
-		{"\\Draft", STORE_FLAG_DRAFT},
+	    {"\\Seen", STORE_FLAG_SEEN},       {"\\Answered", STORE_FLAG_ANSWERED},
+	    {"\\Flagged", STORE_FLAG_FLAGGED}, {"\\Deleted", STORE_FLAG_DELETED},
+	    {"\\Draft", STORE_FLAG_DRAFT},
 	};
 	const char *keywords[MAX_KEYWORDS];
 	size_t nkw = 0;
@@ -249,8 +249,8 @@ int internaldate_parse(const char *s, int64_t *time_r)
 
 const char *role_from_attribute(const char *attr)
 {
-	static const char *const roles[] = {"All", "Archive", "Drafts", "Flagged",
-					    "Junk", "Sent", "Trash"};
+	static const char *const roles[] = {"All",  "Archive", "Drafts", "Flagged",
+	                                    "Junk", "Sent",    "Trash"};
 	if (attr == NULL || attr[0] != '\\')
 		return NULL;
 	for (size_t i = 0; i < sizeof(roles) / sizeof(roles[0]); i++)

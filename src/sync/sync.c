@@ -140,7 +140,7 @@ static int list_untagged(void *context, const struct imap_response *resp, const 
 static const char *status_items(const struct sync_ctx *ctx)
 {
 	return ctx->tier >= SYNC_TIER_CONDSTORE ? "(MESSAGES UIDNEXT UIDVALIDITY HIGHESTMODSEQ)"
-						: "(MESSAGES UIDNEXT UIDVALIDITY)";
+	                                        : "(MESSAGES UIDNEXT UIDVALIDITY)";
 }
 
 /* LIST (with STATUS in the same round trip where LIST-STATUS is offered,
@@ -156,8 +156,8 @@ static int list_folders(struct sync_ctx *ctx, struct folder_list *l)
 	if (list_status || special_use) {
 		char ret[160];
 		snprintf(ret, sizeof(ret), "RETURN (%s%s%s%s)", special_use ? "SPECIAL-USE" : "",
-			 special_use && list_status ? " " : "", list_status ? "STATUS " : "",
-			 list_status ? status_items(ctx) : "");
+		         special_use && list_status ? " " : "", list_status ? "STATUS " : "",
+		         list_status ? status_items(ctx) : "");
 		if (imap_cmd_raw(b, ret, &err) < 0)
 			return sync_fail(ctx, "LIST: %s", err);
 	}
@@ -213,7 +213,7 @@ static void local_view_free(struct local_view *v, size_t n)
 }
 
 static int local_view_load(struct sync_ctx *ctx, struct store_mailbox *boxes, size_t n,
-			   struct local_view *v)
+                           struct local_view *v)
 {
 	const char *err;
 	v->server_name = calloc(n + 1, sizeof(*v->server_name));
@@ -223,17 +223,17 @@ static int local_view_load(struct sync_ctx *ctx, struct store_mailbox *boxes, si
 		return sync_fail(ctx, "out of memory");
 	for (size_t j = 0; j < n; j++) {
 		int r = store_local_mailbox_origin(ctx->store, boxes[j].id, &v->server_name[j],
-						   &v->local_only[j], &err);
+		                                   &v->local_only[j], &err);
 		if (r < 0)
 			return sync_store_failed(ctx, err);
-		v->renamed[j] = v->server_name[j] != NULL &&
-				strcmp(v->server_name[j], boxes[j].name) != 0;
+		v->renamed[j] =
+		    v->server_name[j] != NULL && strcmp(v->server_name[j], boxes[j].name) != 0;
 	}
 	return 0;
 }
 
 static const char *server_name(const struct local_view *v, const struct store_mailbox *boxes,
-			       size_t j)
+                               size_t j)
 {
 	return v->server_name[j] != NULL ? v->server_name[j] : boxes[j].name;
 }
@@ -247,7 +247,7 @@ static const char *server_name(const struct local_view *v, const struct store_ma
  * destroyed through it are not created again.
  */
 static int reconcile_folders(struct sync_ctx *ctx, struct folder_list *l,
-			     struct store_mailbox *boxes, size_t nboxes)
+                             struct store_mailbox *boxes, size_t nboxes)
 {
 	const char *err;
 	struct local_view lv = {0};
@@ -266,10 +266,10 @@ static int reconcile_folders(struct sync_ctx *ctx, struct folder_list *l,
 			if (!matched[j] && strcmp(server_name(&lv, boxes, j), f->name) == 0) {
 				/* Destroyed here and made again under the same name:
 				 * the server folder's old mail stays away. */
-				int gone = lv.local_only[j] ? store_local_mailbox_destroyed(
-								      ctx->store, ctx->account_id,
-								      f->name, &err)
-							    : 0;
+				int gone = lv.local_only[j]
+				               ? store_local_mailbox_destroyed(
+				                     ctx->store, ctx->account_id, f->name, &err)
+				               : 0;
 				if (gone < 0) {
 					free(matched);
 					local_view_free(&lv, nboxes);
@@ -294,7 +294,8 @@ static int reconcile_folders(struct sync_ctx *ctx, struct folder_list *l,
 		for (size_t i = 0; i < l->count && boxes[j].uidvalidity != 0; i++) {
 			struct remote_folder *f = &l->folders[i];
 			if (f->selectable && f->mailbox_id == 0 && f->have_status &&
-			    f->uidvalidity == boxes[j].uidvalidity && folder_find(l, f->name) == f) {
+			    f->uidvalidity == boxes[j].uidvalidity &&
+			    folder_find(l, f->name) == f) {
 				bool taken = false;
 				for (size_t k = 0; k < nboxes; k++)
 					taken |= matched[k] && strcmp(boxes[k].name, f->name) == 0;
@@ -316,9 +317,8 @@ static int reconcile_folders(struct sync_ctx *ctx, struct folder_list *l,
 		if (to != NULL) {
 			/* Renamed here too: the local name stays (the server name
 			 * is found again by UIDVALIDITY on every sync). */
-			if (!lv.renamed[j] &&
-			    store_mailbox_rename(ctx->store, boxes[j].id, to->name, to->delim,
-						 &err) < 0)
+			if (!lv.renamed[j] && store_mailbox_rename(ctx->store, boxes[j].id,
+			                                           to->name, to->delim, &err) < 0)
 				r = sync_store_failed(ctx, err);
 			to->mailbox_id = boxes[j].id;
 			ctx->stats->folders_renamed++;
@@ -335,7 +335,7 @@ static int reconcile_folders(struct sync_ctx *ctx, struct folder_list *l,
 			continue;
 		if (f->mailbox_id == 0) {
 			int gone = store_local_mailbox_destroyed(ctx->store, ctx->account_id,
-								 f->name, &err);
+			                                         f->name, &err);
 			if (gone != 0) {
 				if (gone < 0)
 					r = sync_store_failed(ctx, err);
@@ -343,7 +343,7 @@ static int reconcile_folders(struct sync_ctx *ctx, struct folder_list *l,
 				continue;
 			}
 			if (store_mailbox_create(ctx->store, ctx->account_id, f->name, f->delim,
-						 f->role, &f->mailbox_id, &err) < 0)
+			                         f->role, &f->mailbox_id, &err) < 0)
 				r = sync_store_failed(ctx, err);
 			ctx->stats->folders_created++;
 			continue;
@@ -353,7 +353,7 @@ static int reconcile_folders(struct sync_ctx *ctx, struct folder_list *l,
 				continue;
 			const char *old = boxes[j].role;
 			bool same = (old == NULL && f->role == NULL) ||
-				    (old != NULL && f->role != NULL && strcmp(old, f->role) == 0);
+			            (old != NULL && f->role != NULL && strcmp(old, f->role) == 0);
 			if (!same &&
 			    store_mailbox_set_role(ctx->store, f->mailbox_id, f->role, &err) < 0)
 				r = sync_store_failed(ctx, err);
@@ -374,7 +374,7 @@ static bool lists_equal(const struct folder_list *a, const struct folder_list *b
 		bool found = false;
 		for (size_t j = 0; j < b->count && !found; j++)
 			found = b->folders[j].selectable &&
-				strcmp(a->folders[i].name, b->folders[j].name) == 0;
+			        strcmp(a->folders[i].name, b->folders[j].name) == 0;
 		if (!found)
 			return false;
 	}
@@ -403,7 +403,7 @@ static int sync_folders(struct sync_ctx *ctx)
 			goto out;
 		if (!lists_equal(&l, &again)) {
 			sync_fail(ctx, "the server's folder list changed between two looks; "
-				       "not deleting anything, try again later");
+			               "not deleting anything, try again later");
 			goto out;
 		}
 	}
@@ -450,7 +450,7 @@ static int sync_folders(struct sync_ctx *ctx)
 	}
 	if (failures > 0) {
 		snprintf(ctx->error, sizeof(ctx->error), "%s%s", first_error,
-			 failures > 1 ? " (and more folders failed)" : "");
+		         failures > 1 ? " (and more folders failed)" : "");
 		goto out;
 	}
 	r = 0;
@@ -463,8 +463,7 @@ out:
 }
 
 int sync_account(struct store *store, const char *account_key, struct imap_client *client,
-		 const struct sync_options *opts, struct sync_stats *stats_r,
-		 const char **error_r)
+                 const struct sync_options *opts, struct sync_stats *stats_r, const char **error_r)
 {
 	static struct sync_ctx ctx_storage;
 	struct sync_ctx *ctx = &ctx_storage;

@@ -53,7 +53,6 @@ struct sync_stats {
  * *error_r says what went wrong (owned by the sync module; valid until the
  * next call). stats_r is filled in either case. */
 int sync_account(struct store *store, const char *account_key, struct imap_client *client,
-		 const struct sync_options *opts, struct sync_stats *stats_r,
-		 const char **error_r);
+                 const struct sync_options *opts, struct sync_stats *stats_r, const char **error_r);
 
 #endif

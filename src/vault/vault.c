@@ -424,9 +424,9 @@ static int secret_aad(struct aad *a, const char *user, const char *account, cons
 	return 0;
 }
 
-static int secret_aad_bound(struct aad *a, const char *user, const char *account,
-                            const char *kind, uint64_t version,
-                            const unsigned char binding[VAULT_BINDING_SIZE], const char **error_r)
+static int secret_aad_bound(struct aad *a, const char *user, const char *account, const char *kind,
+                            uint64_t version, const unsigned char binding[VAULT_BINDING_SIZE],
+                            const char **error_r)
 {
 	const unsigned char format = VAULT_FORMAT_V2;
 
@@ -459,7 +459,8 @@ int vault_binding_digest(const struct vault_binding_field *fields, size_t n_fiel
 	put_be32(be, (uint32_t)n_fields);
 	crypto_generichash_update(&st, be, sizeof(be));
 	for (size_t i = 0; i < n_fields; i++) {
-		const char *parts[2] = {fields[i].name, fields[i].value != NULL ? fields[i].value : ""};
+		const char *parts[2] = {fields[i].name,
+		                        fields[i].value != NULL ? fields[i].value : ""};
 		if (fields[i].name == NULL || fields[i].name[0] == '\0') {
 			*error_r = "vault: binding field without a name";
 			return -1;
@@ -654,8 +655,8 @@ int vault_open_secret(const struct vault_data_key *key, const char *user, const 
 	return 0;
 }
 
-int vault_seal_bound_secret(const struct vault_data_key *key, const char *user,
-                            const char *account, const char *kind, uint64_t version,
+int vault_seal_bound_secret(const struct vault_data_key *key, const char *user, const char *account,
+                            const char *kind, uint64_t version,
                             const unsigned char binding[VAULT_BINDING_SIZE], const void *secret,
                             size_t secret_size, unsigned char **blob_r, size_t *blob_size_r,
                             const char **error_r)
@@ -692,8 +693,8 @@ int vault_seal_bound_secret(const struct vault_data_key *key, const char *user,
 	return 0;
 }
 
-int vault_open_bound_secret(const struct vault_data_key *key, const char *user,
-                            const char *account, const char *kind, uint64_t version,
+int vault_open_bound_secret(const struct vault_data_key *key, const char *user, const char *account,
+                            const char *kind, uint64_t version,
                             const unsigned char binding[VAULT_BINDING_SIZE],
                             const unsigned char *blob, size_t blob_size, char **secret_r,
                             size_t *secret_size_r, const char **error_r)

@@ -280,8 +280,8 @@ int vault_binding_digest(const struct vault_binding_field *fields, size_t n_fiel
                          unsigned char digest_r[VAULT_BINDING_SIZE], const char **error_r);
 
 /* Seal as vault_seal_secret() does, in format 2 bound to binding. */
-int vault_seal_bound_secret(const struct vault_data_key *key, const char *user,
-                            const char *account, const char *kind, uint64_t version,
+int vault_seal_bound_secret(const struct vault_data_key *key, const char *user, const char *account,
+                            const char *kind, uint64_t version,
                             const unsigned char binding[VAULT_BINDING_SIZE], const void *secret,
                             size_t secret_size, unsigned char **blob_r, size_t *blob_size_r,
                             const char **error_r);
@@ -294,8 +294,8 @@ extern const char vault_binding_changed[];
  * for another binding (it opens under the binding copied in it, but not
  * under the caller's) fails with the error vault_binding_changed and returns
  * nothing; every other failure as vault_open_secret(). */
-int vault_open_bound_secret(const struct vault_data_key *key, const char *user,
-                            const char *account, const char *kind, uint64_t version,
+int vault_open_bound_secret(const struct vault_data_key *key, const char *user, const char *account,
+                            const char *kind, uint64_t version,
                             const unsigned char binding[VAULT_BINDING_SIZE],
                             const unsigned char *blob, size_t blob_size, char **secret_r,
                             size_t *secret_size_r, const char **error_r);
