@@ -9,7 +9,7 @@ the real mailkeep binary.
 
 usage: cli_test.py [SCENARIO...]   (env MK_BIN: the mailkeep binary)
 """
-import os, re, select, shutil, socket, sqlite3, subprocess, sys, time, urllib.request
+import json, os, re, select, shutil, socket, sqlite3, subprocess, sys, time, urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from sync_test import BIN, Fixture, check, run, run_scenarios  # noqa: E402
@@ -258,6 +258,72 @@ def t_sync_unknown_user(tmp):
         fx.stop()
 
 
+def open_store_files(pid, user):
+    """The user's store.db files serve holds open, deleted or not."""
+    found = []
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            target = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+        except OSError:
+            continue
+        if "/users/%s/store.db" % user in target:
+            found.append(target)
+    return found
+
+
+def jmap_call(session, token, calls):
+    req = urllib.request.Request(session, headers={"Authorization": "Bearer " + token})
+    sess = json.loads(urllib.request.urlopen(req, timeout=30).read())
+    acct = sess["primaryAccounts"]["urn:ietf:params:jmap:mail"]
+    body = json.dumps({"using": ["urn:ietf:params:jmap:core", "urn:ietf:params:jmap:mail"],
+                       "methodCalls": [[m, dict(a, accountId=acct), c] for m, a, c in calls]})
+    req = urllib.request.Request(sess["apiUrl"], data=body.encode(), method="POST",
+                                 headers={"Authorization": "Bearer " + token,
+                                          "Content-Type": "application/json"})
+    return json.loads(urllib.request.urlopen(req, timeout=30).read())
+
+
+def t_purge_while_serving(tmp):
+    """A user purged while serve has their store open (the lifecycle, run by
+    serve or by another process): serve lets go of the deleted files within
+    seconds, so the purged mail is not kept readable through an open handle,
+    and a new user of the same name gets a store of their own instead of
+    writes into the deleted one."""
+    h = Hub(tmp, "purge", users=1, count=0)
+    serve = None
+    try:
+        h.add_user("gina")
+        token = h.mk("device", "add", "--user", "gina", "phone").stdout.strip().splitlines()[-1]
+        serve, session, _ = start_serve(h)
+        jmap_call(session, token, [["Mailbox/get", {"ids": None}, "0"]])
+        check(open_store_files(serve.pid, "gina"), "serve has not opened gina's store")
+        far = int(time.time()) + 800 * DAY
+        r = h.mk("lifecycle", "run", "--now", str(far))
+        check("purging gina" in r.stdout, "not purged: " + r.stdout)
+        deadline = time.time() + 10
+        while time.time() < deadline and open_store_files(serve.pid, "gina"):
+            time.sleep(0.2)
+        check(not open_store_files(serve.pid, "gina"),
+              "serve keeps the purged store open: %s" % open_store_files(serve.pid, "gina"))
+        check(not os.path.exists(os.path.join(h.dir, "users", "gina", "store.db")),
+              "the purged store came back")
+        # A new gina: her changes land in her own new store.
+        h.add_user("gina")
+        token = h.mk("device", "add", "--user", "gina", "tablet").stdout.strip().splitlines()[-1]
+        resp = jmap_call(session, token, [["Mailbox/set", {"create": {"m": {"name": "Fresh"}}},
+                                           "0"]])
+        check("m" in resp["methodResponses"][0][1].get("created", {}), "create: %s" % resp)
+        db = sqlite3.connect(os.path.join(h.dir, "users", "gina", "store.db"))
+        names = [r[0] for r in db.execute("SELECT name FROM mailboxes")]
+        db.close()
+        check("Fresh" in names, "the new user's change went elsewhere: %s" % names)
+    finally:
+        if serve is not None:
+            serve.terminate()
+            serve.wait(timeout=20)
+        h.stop()
+
+
 SCENARIOS = {
     "account-add-checks": t_account_add_checks,
     "tls-hints": t_tls_hints,
@@ -265,6 +331,7 @@ SCENARIOS = {
     "data-dir-access": t_data_dir_access,
     "device-activity-lifecycle": t_device_activity_lifecycle,
     "sync-unknown-user": t_sync_unknown_user,
+    "purge-while-serving": t_purge_while_serving,
 }
 
 

@@ -28,6 +28,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -59,7 +60,9 @@
 
 struct user_store {
 	char name[65];
-	struct store *store;
+	struct store *store; /* NULL once the user's store went away */
+	dev_t dev;           /* of the store.db that store has open */
+	ino_t ino;
 	pthread_mutex_t lock;
 };
 
@@ -137,6 +140,35 @@ static void serve_usage(FILE *f)
 
 /* --- per-user stores -------------------------------------------------------- */
 
+/* The identity of the user's store.db now; false if there is none. */
+static bool store_file_id(struct serve *sv, const char *user, dev_t *dev_r, ino_t *ino_r)
+{
+	const char *dir = cli_data_dir(sv->cli, true);
+	char path[PATH_MAX];
+	struct stat st;
+	int n = dir != NULL ? snprintf(path, sizeof(path), "%s/users/%s/store.db", dir, user) : -1;
+	if (n < 0 || (size_t)n >= sizeof(path) || stat(path, &st) < 0)
+		return false;
+	*dev_r = st.st_dev;
+	*ino_r = st.st_ino;
+	return true;
+}
+
+/* Open the user's store into us (us->lock held, or us not yet shared). A
+ * user whose folder is gone (purged) gets none: it is not created again. */
+static void user_store_open(struct serve *sv, struct user_store *us)
+{
+	const char *dir = cli_data_dir(sv->cli, true);
+	char path[PATH_MAX];
+	int n = dir != NULL ? snprintf(path, sizeof(path), "%s/users/%s", dir, us->name) : -1;
+	if (n < 0 || (size_t)n >= sizeof(path) || access(path, F_OK) < 0 ||
+	    cli_open_user_store(sv->cli, us->name, true, &us->store) < 0 ||
+	    !store_file_id(sv, us->name, &us->dev, &us->ino)) {
+		store_close(&us->store);
+		us->store = NULL;
+	}
+}
+
 static struct user_store *user_store_get(struct serve *sv, const char *user)
 {
 	pthread_mutex_lock(&sv->users_lock);
@@ -145,16 +177,47 @@ static struct user_store *user_store_get(struct serve *sv, const char *user)
 		if (strcmp(sv->users[i].name, user) == 0)
 			us = &sv->users[i];
 	if (us == NULL && sv->n_users < SERVE_MAX_USERS) {
-		struct store *st;
-		if (cli_open_user_store(sv->cli, user, true, &st) == 0) {
+		struct user_store fresh = {0};
+		snprintf(fresh.name, sizeof(fresh.name), "%s", user);
+		user_store_open(sv, &fresh);
+		if (fresh.store != NULL) {
 			us = &sv->users[sv->n_users++];
-			snprintf(us->name, sizeof(us->name), "%s", user);
-			us->store = st;
+			*us = fresh;
 			pthread_mutex_init(&us->lock, NULL);
 		}
 	}
 	pthread_mutex_unlock(&sv->users_lock);
 	return us;
+}
+
+/* Lock us and make sure its store is the user's store.db as it is now: a
+ * store deleted or replaced behind serve's back (the lifecycle's purge, here
+ * or by another process, then perhaps a new user of the same name) is
+ * closed, so purged mail is not kept readable through an open handle and
+ * nothing is written to deleted files, and opened again if there is a new
+ * one. Returns false (unlocked) when the user has no store any more. */
+static bool user_store_lock(struct serve *sv, struct user_store *us)
+{
+	pthread_mutex_lock(&us->lock);
+	dev_t dev;
+	ino_t ino;
+	bool there = store_file_id(sv, us->name, &dev, &ino);
+	if (us->store != NULL && (!there || dev != us->dev || ino != us->ino))
+		store_close(&us->store);
+	if (us->store == NULL)
+		user_store_open(sv, us); /* none if the user's folder is gone */
+	if (us->store == NULL) {
+		pthread_mutex_unlock(&us->lock);
+		return false;
+	}
+	return true;
+}
+
+/* user_store_get, then user_store_lock: the user's store, locked, or NULL. */
+static struct user_store *user_store_acquire(struct serve *sv, const char *user)
+{
+	struct user_store *us = user_store_get(sv, user);
+	return us != NULL && user_store_lock(sv, us) ? us : NULL;
 }
 
 /* --- authentication --------------------------------------------------------- */
@@ -463,7 +526,10 @@ static void handle_api(struct serve *sv, const struct principal *p, const struct
 		respond_problem(resp, 500, "about:blank", "cannot write the audit log");
 		return;
 	}
-	pthread_mutex_lock(&us->lock);
+	if (!user_store_lock(sv, us)) {
+		respond_problem(resp, 500, "about:blank", "cannot open the user's store");
+		return;
+	}
 	struct account_loader loader = {.sv = sv, .user_id = p->user.id};
 	struct jmap_mail_ctx ctx = {.store = us->store,
 	                            .cache = sv->parse_cache,
@@ -526,15 +592,14 @@ static void handle_download(struct serve *sv, const struct principal *p,
 		respond_problem(resp, 404, "about:blank", "no such blob");
 		return;
 	}
-	struct user_store *us = user_store_get(sv, p->user.name);
+	/* A whole message, or a body part's decoded bytes (jmap-email.h). */
+	size_t size = 0;
+	char *data = NULL, *part_type = NULL;
+	struct user_store *us = user_store_acquire(sv, p->user.name);
 	if (us == NULL) {
 		respond_problem(resp, 500, "about:blank", "cannot open the user's store");
 		return;
 	}
-	/* A whole message, or a body part's decoded bytes (jmap-email.h). */
-	size_t size = 0;
-	char *data = NULL, *part_type = NULL;
-	pthread_mutex_lock(&us->lock);
 	int found = jmap_email_blob_content(us->store, blob, SERVE_MAX_DOWNLOAD, &data, &size,
 	                                    &part_type, &err);
 	pthread_mutex_unlock(&us->lock);
@@ -639,14 +704,13 @@ static void handle_upload(struct serve *sv, const struct principal *p,
 		if (printable)
 			snprintf(type, sizeof(type), "%s", ct);
 	}
-	struct user_store *us = user_store_get(sv, p->user.name);
+	int64_t blob_id = 0;
+	struct store_blob_writer *w = NULL;
+	struct user_store *us = user_store_acquire(sv, p->user.name);
 	if (us == NULL) {
 		respond_problem(resp, 500, "about:blank", "cannot open the user's store");
 		return;
 	}
-	int64_t blob_id = 0;
-	struct store_blob_writer *w = NULL;
-	pthread_mutex_lock(&us->lock);
 	int r = store_begin(us->store, &err);
 	if (r == 0) {
 		r = store_blob_begin(us->store, req->body_len, &w, &err);
@@ -781,10 +845,9 @@ static void handler(void *context, const struct http_request *req, struct http_r
 	struct principal p = *(const struct principal *)req->state;
 	http_response_set_auth_label(resp, p.label, &err);
 	if (strcmp(req->path, "/.well-known/jmap") == 0) {
-		struct user_store *us = user_store_get(sv, p.user.name);
+		struct user_store *us = user_store_acquire(sv, p.user.name);
 		uint64_t modseq = 0;
 		if (us != NULL) {
-			pthread_mutex_lock(&us->lock);
 			store_read_modseq(us->store, &modseq, &err);
 			pthread_mutex_unlock(&us->lock);
 		}
@@ -844,7 +907,8 @@ static void expire_uploads(struct serve *sv)
 	pthread_mutex_unlock(&sv->users_lock);
 	for (size_t i = 0; i < n; i++) {
 		struct user_store *us = &sv->users[i];
-		pthread_mutex_lock(&us->lock);
+		if (!user_store_lock(sv, us))
+			continue;
 		if (store_begin(us->store, &err) == 0) {
 			if (store_uploads_expire(us->store, (int64_t)time(NULL), NULL, &err) < 0 ||
 			    store_commit(us->store, &err) < 0)
@@ -890,10 +954,9 @@ static void *push_thread(void *context)
 				http_stream_unref(&ps->stream);
 				continue;
 			}
-			struct user_store *us = user_store_get(sv, ps->user);
+			struct user_store *us = user_store_acquire(sv, ps->user);
 			uint64_t modseq = 0;
 			if (us != NULL) {
-				pthread_mutex_lock(&us->lock);
 				store_read_modseq(us->store, &modseq, &err);
 				pthread_mutex_unlock(&us->lock);
 			}
@@ -1015,7 +1078,8 @@ static void *fts_thread(void *context)
 			const char *err;
 			while (!sv->stop && !(indexed && purged)) {
 				bool purge_step = indexed;
-				pthread_mutex_lock(&us->lock);
+				if (!user_store_lock(sv, us))
+					break;
 				int r = !indexed ? store_fts_catch_up(us->store, SERVE_FTS_BATCH,
 				                                      &indexed, &err)
 				                 : store_fts_purge(us->store, SERVE_FTS_MERGE_PAGES,

@@ -107,7 +107,7 @@ int hub_user_touch(struct hub *hub, int64_t user_id, int64_t now, const char **e
 int hub_user_activity(struct hub *hub, const struct hub_user *user, int64_t now,
                       const char **error_r);
 int hub_user_set_warned(struct hub *hub, int64_t user_id, int days, const char **error_r);
-/* Remove the user's records from hub.db (accounts, secrets, keys,
+/* Remove the user's records from hub.db (accounts, secrets, keys, devices,
  * consents); the caller removes the user's directory. */
 int hub_user_delete(struct hub *hub, int64_t user_id, const char **error_r);
 /* Check a hub password (Argon2id). */
