@@ -78,6 +78,18 @@ def t_account_add_checks(tmp):
         check("login not checked" in r.stdout, r.stdout)
         check(counts(h)[0] == 4, "accounts: %s" % (counts(h),))
         check("login_checked=no" in h.mk("audit", "--user", "carol").stdout, "audit")
+        # account password and account set log in first too: a wrong password
+        # or a server that is not there changes nothing.
+        r = h.mk("account", "password", "--user", "alice", "1", "--password-file", wrong,
+                 expect=1)
+        check("refused the login" in r.stderr and "nothing was stored" in r.stderr, r.stderr)
+        r = h.mk("account", "set", "--user", "alice", "1", "--imap", dead, "--password-file",
+                 h.pw("alice"), expect=1)
+        check("cannot connect" in r.stderr, r.stderr)
+        check("account.changed" not in h.mk("audit", "--user", "alice").stdout,
+              "a refused change was recorded")
+        h.mk("account", "password", "--user", "alice", "1", "--password-file", h.pw("alice"))
+        h.sync("alice")
     finally:
         s.stop()
         h.stop()

@@ -28,10 +28,10 @@ static void account_usage(FILE *f)
 	    "                [--passphrase-file P] [--consent] [--no-check]\n"
 	    "       mailkeep --data DIR account list --user NAME\n"
 	    "       mailkeep --data DIR account password --user NAME ID --password-file F\n"
-	    "                [--passphrase-file P]\n"
+	    "                [--passphrase-file P] [--no-check]\n"
 	    "       mailkeep --data DIR account set --user NAME ID [--imap URL]\n"
 	    "                [--smtp URL|none] [--login ADDR] [--ca-file CA.pem|none]\n"
-	    "                --password-file F [--passphrase-file P]\n"
+	    "                --password-file F [--passphrase-file P] [--no-check]\n"
 	    "       mailkeep --data DIR account remove --user NAME ID --all-devices\n\n"
 	    "add     shows exactly what will be stored where and what the hub will do as the\n"
 	    "        user, and goes on only on consent: typed 'yes' on a terminal, or\n"
@@ -48,6 +48,7 @@ static void account_usage(FILE *f)
 	    "password  replaces the stored password (the old sealed copy stops opening).\n"
 	    "set     changes the account's server settings. The password is sealed for\n"
 	    "        exactly the servers, login and CA it goes to, so it is entered again.\n"
+	    "        Both log in with the new settings first, as add does (--no-check).\n"
 	    "remove  with --all-devices deletes the account's sealed credentials, its key\n"
 	    "        and every copy of its mail from this hub, and prints a receipt.\n");
 }
@@ -373,6 +374,7 @@ static int account_list(struct hub *hub, int argc, char **argv)
 static int account_password(struct hub *hub, int argc, char **argv)
 {
 	const char *user = NULL, *id_text = NULL, *pwfile = NULL, *ppfile = NULL, *err;
+	bool check = true;
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--user") == 0 && i + 1 < argc)
 			user = argv[++i];
@@ -380,6 +382,8 @@ static int account_password(struct hub *hub, int argc, char **argv)
 			pwfile = argv[++i];
 		else if (strcmp(argv[i], "--passphrase-file") == 0 && i + 1 < argc)
 			ppfile = argv[++i];
+		else if (strcmp(argv[i], "--no-check") == 0)
+			check = false;
 		else if (id_text == NULL && argv[i][0] != '-')
 			id_text = argv[i];
 		else {
@@ -415,6 +419,9 @@ static int account_password(struct hub *hub, int argc, char **argv)
 	if ((password = cli_read_secret(pwfile)) == NULL ||
 	    (ppfile != NULL && (passphrase = cli_read_secret(ppfile)) == NULL))
 		goto out;
+	if (check && account_check_login(acct->imap_url, acct->smtp_url, acct->login, acct->ca_file,
+	                                 password) < 0)
+		goto out;
 	if (hub_user_kek(hub, &u, passphrase, &kek, &err) < 0 ||
 	    hub_account_set_password(hub, &u, acct, kek, password, &err) < 0) {
 		cli_error("%s", err);
@@ -434,7 +441,12 @@ static int account_set(struct hub *hub, int argc, char **argv)
 {
 	const char *user = NULL, *id_text = NULL, *pwfile = NULL, *ppfile = NULL, *err;
 	const char *imap = NULL, *smtp = NULL, *login = NULL, *ca = NULL;
+	bool check = true;
 	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--no-check") == 0) {
+			check = false;
+			continue;
+		}
 		const char *const names[] = {"--user",   "--password-file", "--passphrase-file",
 		                             "--imap",   "--smtp",          "--login",
 		                             "--ca-file"};
@@ -513,9 +525,12 @@ static int account_set(struct hub *hub, int argc, char **argv)
 	                           {"smtp", smtp != NULL ? smtp : "none"},
 	                           {"login", login},
 	                           {"ca", ca != NULL ? ca : "none"}};
+	if (check && account_check_login(imap, smtp, login, ca, password) < 0)
+		goto out;
+	/* The change is recorded before it is made, as every audited action. */
 	if (hub_user_kek(hub, &u, passphrase, &kek, &err) < 0 ||
-	    hub_account_update(hub, &u, acct, kek, imap, smtp, login, ca, password, &err) < 0 ||
-	    hub_audit(hub, &u, AUDIT_ACCOUNT_CHANGED, id, d, 4, &err) < 0) {
+	    hub_audit(hub, &u, AUDIT_ACCOUNT_CHANGED, id, d, 4, &err) < 0 ||
+	    hub_account_update(hub, &u, acct, kek, imap, smtp, login, ca, password, &err) < 0) {
 		cli_error("%s", err);
 		goto out;
 	}
