@@ -371,6 +371,26 @@ static int account_list(struct hub *hub, int argc, char **argv)
 	return EXIT_OK;
 }
 
+/* The user and their account ID; the user's account list goes to *a_r and
+ * *n_r (the caller frees it with hub_accounts_free). Prints what is wrong
+ * and returns NULL if either is not there. */
+static const struct hub_account *account_find(struct hub *hub, const char *user, long long id,
+                                              struct hub_user *u_r, struct hub_account **a_r,
+                                              size_t *n_r)
+{
+	const char *err;
+	if (hub_user_get(hub, user, u_r, &err) < 0 ||
+	    hub_account_list(hub, u_r->id, a_r, n_r, &err) < 0) {
+		cli_error("%s", err);
+		return NULL;
+	}
+	for (size_t i = 0; i < *n_r; i++)
+		if ((*a_r)[i].id == id)
+			return &(*a_r)[i];
+	cli_error("%s has no account %lld", user, id);
+	return NULL;
+}
+
 static int account_password(struct hub *hub, int argc, char **argv)
 {
 	const char *user = NULL, *id_text = NULL, *pwfile = NULL, *ppfile = NULL, *err;
@@ -403,19 +423,9 @@ static int account_password(struct hub *hub, int argc, char **argv)
 	struct vault_kek *kek = NULL;
 	char *password = NULL, *passphrase = NULL;
 	int ret = EXIT_FAIL;
-	if (hub_user_get(hub, user, &u, &err) < 0 ||
-	    hub_account_list(hub, u.id, &a, &n, &err) < 0) {
-		cli_error("%s", err);
+	const struct hub_account *acct = account_find(hub, user, id, &u, &a, &n);
+	if (acct == NULL)
 		goto out;
-	}
-	const struct hub_account *acct = NULL;
-	for (size_t i = 0; i < n; i++)
-		if (a[i].id == id)
-			acct = &a[i];
-	if (acct == NULL) {
-		cli_error("%s has no account %lld", user, id);
-		goto out;
-	}
 	if ((password = cli_read_secret(pwfile)) == NULL ||
 	    (ppfile != NULL && (passphrase = cli_read_secret(ppfile)) == NULL))
 		goto out;
@@ -501,19 +511,9 @@ static int account_set(struct hub *hub, int argc, char **argv)
 	struct vault_kek *kek = NULL;
 	char *password = NULL, *passphrase = NULL;
 	int ret = EXIT_FAIL;
-	if (hub_user_get(hub, user, &u, &err) < 0 ||
-	    hub_account_list(hub, u.id, &a, &n, &err) < 0) {
-		cli_error("%s", err);
+	const struct hub_account *acct = account_find(hub, user, id, &u, &a, &n);
+	if (acct == NULL)
 		goto out;
-	}
-	const struct hub_account *acct = NULL;
-	for (size_t i = 0; i < n; i++)
-		if (a[i].id == id)
-			acct = &a[i];
-	if (acct == NULL) {
-		cli_error("%s has no account %lld", user, id);
-		goto out;
-	}
 	imap = imap != NULL ? imap : acct->imap_url;
 	login = login != NULL ? login : acct->login;
 	smtp = smtp == NULL ? acct->smtp_url : strcmp(smtp, "none") == 0 ? NULL : smtp;
