@@ -4,7 +4,7 @@
 # 127.0.0.1:8080. Arguments go to serve (see 'build/mailkeep serve --help').
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
+scripts/setup.sh --runtime
 # Every mailkeep command takes $MAILKEEP_DATA as the default of --data.
 export MAILKEEP_DATA=${MAILKEEP_DATA:-$PWD/data}
 [ -f "$MAILKEEP_DATA/mailkeep.version" ] || build/mailkeep init

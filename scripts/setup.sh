@@ -1,26 +1,47 @@
 #!/usr/bin/env bash
-# Installs what mailkeep needs to build, test and benchmark on Debian 12, then
-# builds it into build/ (not with --no-build). Safe to run again.
+# Installs what mailkeep needs on Debian 12, then builds it into build/.
+#
+#   scripts/setup.sh [--runtime] [--no-build]
+#
+# --runtime: only what building and running the hub needs (scripts/hub.sh);
+# without it also the test and benchmark tools (clang, Dovecot, isync, the
+# SMTP server, Node.js and the JMAP client packages), which have no place on
+# a production machine. --no-build: install only. Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=yes
-[ "${1:-}" = --no-build ] && BUILD=no
+TESTS=yes
+for arg in "$@"; do
+	case $arg in
+	--no-build) BUILD=no ;;
+	--runtime) TESTS=no ;;
+	*)
+		echo "usage: scripts/setup.sh [--runtime] [--no-build]" >&2
+		exit 2
+		;;
+	esac
+done
 
+# Building and running the hub.
 PACKAGES=(
-	build-essential cmake pkg-config clang libclang-rt-14-dev clang-format
+	build-essential cmake pkg-config openssl
 	libssl-dev libsqlite3-dev libsodium-dev libevent-dev zlib1g-dev
 	libgmime-3.0-dev libjansson-dev libmicrohttpd-dev libcurl4-openssl-dev
-	openssl python3 python3-aiosmtpd dovecot-imapd isync time
+)
+# Testing and benchmarking it.
+[ $TESTS = no ] || PACKAGES+=(
+	clang libclang-rt-14-dev clang-format
+	python3 python3-aiosmtpd dovecot-imapd isync time
 )
 
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
 missing=()
 for p in "${PACKAGES[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
 	echo "setup: installing ${missing[*]}"
-	SUDO=""
-	[ "$(id -u)" -eq 0 ] || SUDO="sudo"
 	$SUDO apt-get update -q
 	# Dovecot's package scripts try to start the system service; the tests
 	# start their own instances, so keep the system one from starting.
@@ -28,15 +49,15 @@ if [ ${#missing[@]} -gt 0 ]; then
 		"${missing[@]}"
 fi
 
-# Node.js runs the real JMAP client tests (jmap-jam, eventsource from npm).
-if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
-	SUDO=""
-	[ "$(id -u)" -eq 0 ] || SUDO="sudo"
-	$SUDO apt-get update -q
-	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q nodejs npm
-fi
-if [ ! -d tests/jmap/node_modules/jmap-jam ]; then
-	(cd tests/jmap && npm install --no-audit --no-fund --loglevel=error)
+if [ $TESTS = yes ]; then
+	# Node.js runs the real JMAP client tests (jmap-jam, eventsource from npm).
+	if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+		$SUDO apt-get update -q
+		DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q nodejs npm
+	fi
+	if [ ! -d tests/jmap/node_modules/jmap-jam ]; then
+		(cd tests/jmap && npm install --no-audit --no-fund --loglevel=error)
+	fi
 fi
 
 [ $BUILD = yes ] || exit 0
