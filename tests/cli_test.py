@@ -238,6 +238,10 @@ def t_device_activity_lifecycle(tmp):
         check(urllib.request.urlopen(req, timeout=30).status == 200, "session")
         la, warned = last_active(h, "dave")
         check(now - 5 <= la and warned == 0, "device sign-in not activity: %s %s" % (la, warned))
+        # ... and 'device list' says when the phone was last used.
+        listed = h.mk("device", "list", "--user", "dave").stdout
+        phone = [l for l in listed.splitlines() if l.startswith("phone ")]
+        check(phone and not phone[0].rstrip().endswith("never"), "device list: " + listed)
         r = h.mk("lifecycle", "run", "--dry-run")
         check("dave" not in r.stdout, "dave still due: " + r.stdout)
         # Cheap: a request within 15 minutes of the last recorded one writes nothing.

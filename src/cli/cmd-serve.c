@@ -257,13 +257,17 @@ static int authenticate_password(struct serve *sv, const char *name, const char 
 	return 0;
 }
 
-/* Signing in and API use are activity for the lifecycle (one write per
- * user per HUB_ACTIVITY_RESOLUTION at most). */
-static void note_activity(struct serve *sv, const struct principal *p)
+/* Signing in and API use are activity for the lifecycle, and a device's
+ * last use for 'device list' (one write each per HUB_ACTIVITY_RESOLUTION at
+ * most). */
+static void note_activity(struct serve *sv, const struct principal *p,
+                          const struct hub_device *device)
 {
 	const char *err;
+	time_t now = time(NULL);
 	pthread_mutex_lock(&sv->hub_lock);
-	if (hub_user_activity(sv->hub, &p->user, time(NULL), &err) < 0)
+	if (hub_user_activity(sv->hub, &p->user, now, &err) < 0 ||
+	    (device != NULL && hub_device_used(sv->hub, device, now, &err) < 0))
 		fprintf(stderr, "mailkeep: %s\n", err);
 	pthread_mutex_unlock(&sv->hub_lock);
 }
@@ -288,7 +292,7 @@ static int authenticate(struct serve *sv, const struct http_request *req, struct
 		}
 		p->device_id = d.id;
 		snprintf(p->label, sizeof(p->label), "%s/%s", p->user.name, d.name);
-		note_activity(sv, p);
+		note_activity(sv, p, &d);
 		return 0;
 	}
 	if (strncasecmp(h, "Basic ", 6) != 0)
@@ -309,7 +313,7 @@ static int authenticate(struct serve *sv, const struct http_request *req, struct
 	if (raw != NULL)
 		sodium_free(raw);
 	if (r == 0)
-		note_activity(sv, p);
+		note_activity(sv, p, NULL);
 	return r;
 }
 

@@ -170,6 +170,21 @@ int hub_device_auth(struct hub *hub, const char *token, struct hub_user *user_r,
 	return hub_user_get(hub, user, user_r, error_r);
 }
 
+int hub_device_used(struct hub *hub, const struct hub_device *device, int64_t now,
+                    const char **error_r)
+{
+	if (now - device->last_used < HUB_ACTIVITY_RESOLUTION)
+		return 0;
+	sqlite3_stmt *st;
+	if (hub_prepare(hub, "UPDATE devices SET last_used = ?2 WHERE id = ?1", &st, error_r) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, device->id);
+	sqlite3_bind_int64(st, 2, now);
+	int rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : hub_db_fail(hub, error_r, "record device use");
+}
+
 int hub_device_exists(struct hub *hub, int64_t device_id, const char **error_r)
 {
 	sqlite3_stmt *st;

@@ -191,6 +191,11 @@ int hub_device_exists(struct hub *hub, int64_t device_id, const char **error_r);
 /* Who holds this token? 0 and the user and device, or -1 ("invalid token"). */
 int hub_device_auth(struct hub *hub, const char *token, struct hub_user *user_r,
                     struct hub_device *device_r, const char **error_r);
+/* Record that device (as hub_device_auth read it) was used at now, for
+ * 'device list': a write only when its recorded use is older than
+ * HUB_ACTIVITY_RESOLUTION, so a busy device costs one write per interval. */
+int hub_device_used(struct hub *hub, const struct hub_device *device, int64_t now,
+                    const char **error_r);
 
 /* Consent to a disclosure, recorded with its id (SHA-256 of the text),
  * the time and the tool that gave it. */
