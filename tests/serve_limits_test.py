@@ -415,10 +415,29 @@ def t_revocation_at_once(hub):
     check(closed is not None and closed < 1.5, "revoked device's stream stayed open")
 
 
+def t_unknown_user_costs_the_same(hub):
+    """A sign-in as a user the hub does not have takes as long as a wrong
+    password of one it has (the same Argon2id work), so its time does not
+    tell which users exist."""
+    hub.start()
+    def timed(user, source):
+        s, _, _, t = hub.request("/.well-known/jmap", basic(user, "a wrong password"),
+                                 source=source)
+        check(s == 401, "%s got %d" % (user, s))
+        return t
+    # One address per attempt keeps the per-address limit out of it.
+    known = sorted(timed("dave", "127.0.1.%d" % i) for i in range(1, 6))
+    unknown = sorted(timed("nobody%d" % i, "127.0.2.%d" % i) for i in range(1, 6))
+    print("  median: known %.3f s, unknown %.3f s" % (known[2], unknown[2]))
+    check(unknown[2] >= known[2] * 0.5,
+          "an unknown user answers in %.3f s, a known one in %.3f s" % (unknown[2], known[2]))
+
+
 SCENARIOS = [t_signin_does_not_stall_others, t_concurrent_attempts_limited,
              t_forwarded_rotation_limited, t_ipv6_prefix_rotation_limited,
              t_unauthenticated_bodies_not_buffered, t_authenticated_bodies_bounded,
-             t_slowloris_does_not_lock_out, t_revocation_at_once]
+             t_slowloris_does_not_lock_out, t_revocation_at_once,
+             t_unknown_user_costs_the_same]
 
 
 def main():

@@ -228,6 +228,24 @@ struct principal {
 	char label[140];
 };
 
+/* A password hash no password matches, checked for names the hub does not
+ * know, so that a sign-in's time does not tell which users exist. Made on
+ * first need (one Argon2id hash) and kept for the process. */
+static char unknown_user_hash[VAULT_PASSWORD_HASH_SIZE];
+static pthread_once_t unknown_user_once = PTHREAD_ONCE_INIT;
+
+static void unknown_user_hash_make(void)
+{
+	unsigned char random[32];
+	char password[65];
+	const char *err;
+	randombytes_buf(random, sizeof(random));
+	sodium_bin2hex(password, sizeof(password), random, sizeof(random));
+	if (vault_password_hash(password, strlen(password), unknown_user_hash, &err) < 0)
+		unknown_user_hash[0] = '\0';
+	sodium_memzero(password, sizeof(password));
+}
+
 /* Check a Basic sign-in's password. 0 signed in; -1 not; -2 limited
  * (*retry_after_r set); -3 too busy hashing. The hub is held only to read
  * the user and the hash; the Argon2id check runs without any lock, at most
@@ -243,13 +261,17 @@ static int authenticate_password(struct serve *sv, const char *name, const char 
 	pthread_mutex_unlock(&sv->hub_lock);
 	if (signin_password_begin(sv->signin, known ? p->user.name : NULL, addr, retry_after_r) < 0)
 		return -2;
-	if (!has_hash)
-		return -1;
+	if (!has_hash) {
+		/* The same work as a wrong password of a known user. */
+		pthread_once(&unknown_user_once, unknown_user_hash_make);
+		snprintf(hash, sizeof(hash), "%s", unknown_user_hash);
+	}
 	if (signin_hash_enter(sv->signin) < 0)
 		return -3;
-	int r = vault_password_verify(hash, password, strlen(password), &err);
+	int r =
+	    hash[0] != '\0' ? vault_password_verify(hash, password, strlen(password), &err) : -1;
 	signin_hash_leave(sv->signin);
-	if (r < 0)
+	if (r < 0 || !has_hash)
 		return -1;
 	signin_password_ok(sv->signin, p->user.name, addr);
 	p->device_id = 0;
