@@ -673,9 +673,12 @@ static int submission_set(void *context, struct jmap_call *call, json_t *args,
 			json_object_set_new(
 			    not_destroyed, key_text,
 			    s == NULL ? set_error("invalidArguments", "an Id is a string")
+			    : r == 2  ? set_error("forbidden",
+			                          "sent; its copy to the Sent folder is still being "
+			                           "filed: try again later")
 			              : set_error(r < 0 ? "serverFail" : "notFound",
-			                          "no sent or failed submission with this id "
-			                          "(cancel a pending one first)"));
+			                         "no sent or failed submission with this id "
+			                         "(cancel a pending one first)"));
 		free(key_text);
 	}
 	outbox_state(ctx, new_state);

@@ -611,10 +611,26 @@ int store_outbox_cancel(struct store *s, int64_t id, const char **error_r)
 int store_outbox_destroy(struct store *s, int64_t id, const char **error_r)
 {
 	int n = 0;
-	if (write1(s, "DELETE FROM outbox WHERE id = ?1 AND state IN (2, 3)", id, 0, NULL, 0,
-	           MARK_REMOVE, &n, error_r) < 0)
+	/* A sent message whose Sent copy is still to be filed keeps its row
+	 * and bytes: the copy is durable work that needs them. */
+	if (write1(s,
+	           "DELETE FROM outbox WHERE id = ?1 AND (state = 3 OR (state = 2 AND sent_copy <> "
+	           "''))",
+	           id, 0, NULL, 0, MARK_REMOVE, &n, error_r) < 0)
 		return -1;
-	return n > 0 ? 1 : 0;
+	if (n > 0)
+		return 1;
+	sqlite3_stmt *st;
+	if (prepare(s, "SELECT 1 FROM outbox WHERE id = ?1 AND state = 2", &st, error_r) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, id);
+	int rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		*error_r = store_err(s, "outbox");
+		return -1;
+	}
+	return rc == SQLITE_ROW ? 2 : 0;
 }
 
 int store_outbox_remove_account(struct store *s, int64_t account_id, unsigned *removed_r,

@@ -130,7 +130,8 @@ int store_outbox_changes(struct store *s, int64_t since, size_t max, int64_t **c
                          int64_t **destroyed_r, size_t *n_destroyed_r, int64_t *new_state_r,
                          bool *has_more_r, const char **error_r);
 /* Delete a sent or failed message's record (EmailSubmission/destroy): 1
- * done, 0 no such message in such a state. */
+ * done, 0 no such message in such a state, 2 sent but its Sent copy is
+ * still to be filed (kept until it is; try again later). */
 int store_outbox_destroy(struct store *s, int64_t id, const char **error_r);
 
 /* Account removal: delete every outbox message of the account (whatever
