@@ -11,6 +11,7 @@
 #include "jmap/jmap-mail.h"
 #include "jmap/jmap-submission.h"
 #include "store/store-outbox.h"
+#include "store/store-identity.h"
 #include "store/store.h"
 #include "test.h"
 
@@ -266,6 +267,15 @@ int main(void)
 	      strncmp(it.data, "From: Alice Example <alice@example.org>\r\n", 41) == 0);
 	store_outbox_item_free(&it);
 	json_decref(root);
+
+	/* Removing the account removes what was set for its identity. */
+	struct store_identity ident;
+	CHECK(store_identity_get(s, 1, &ident, &error) == 1);
+	store_identity_free(&ident);
+	OK(store_begin(s, &error));
+	OK(store_identity_remove(s, 1, &error));
+	OK(store_commit(s, &error));
+	CHECK(store_identity_get(s, 1, &ident, &error) == 0);
 
 	jmap_registry_free(&reg);
 	store_close(&s);

@@ -17,6 +17,7 @@
 #include "smtp/smtp.h"
 #include "lib/buf.h"
 #include "store/store-outbox.h"
+#include "store/store-identity.h"
 #include "store/store.h"
 
 static void account_usage(FILE *f)
@@ -623,7 +624,8 @@ static int account_remove(struct cli *cli, struct hub *hub, int argc, char **arg
 		if (store_begin(store, &err) < 0 ||
 		    store_account_remove(store, key, &rm, &err) < 0 ||
 		    store_outbox_remove_account(store, id, &outgoing, &err) < 0 ||
-		    store_commit(store, &err) < 0 || store_scrub(store, &err) < 0) {
+		    store_identity_remove(store, id, &err) < 0 || store_commit(store, &err) < 0 ||
+		    store_scrub(store, &err) < 0) {
 			cli_error("%s", err);
 			store_close(&store);
 			return EXIT_FAIL;

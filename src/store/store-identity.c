@@ -139,3 +139,21 @@ void store_identity_free(struct store_identity *identity)
 	free(identity->html_signature);
 	memset(identity, 0, sizeof(*identity));
 }
+
+int store_identity_remove(struct store *s, int64_t account_id, const char **error_r)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(store_db(s), "DELETE FROM identities WHERE account_id = ?1", -1, &st,
+	                       NULL) != SQLITE_OK) {
+		*error_r = store_err(s, "identity");
+		return -1;
+	}
+	sqlite3_bind_int64(st, 1, account_id);
+	int rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		*error_r = store_err(s, "identity");
+		return -1;
+	}
+	return 0;
+}

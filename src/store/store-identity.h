@@ -41,6 +41,9 @@ int store_identity_put(struct store *s, const struct store_identity *identity, i
                        const char **error_r);
 /* The highest seq of any row (0 if none). */
 int store_identity_seq(struct store *s, int64_t *seq_r, const char **error_r);
+/* Delete what was set for the account's identity (inside the caller's
+ * transaction: account removal). Returns 0 or -1. */
+int store_identity_remove(struct store *s, int64_t account_id, const char **error_r);
 void store_identity_free(struct store_identity *identity);
 
 #endif
