@@ -155,14 +155,15 @@ static bool store_file_id(struct serve *sv, const char *user, dev_t *dev_r, ino_
 }
 
 /* Open the user's store into us (us->lock held, or us not yet shared). A
- * user whose folder is gone (purged) gets none: it is not created again. */
+ * user whose folder is gone (purged) gets none: the folder is never made
+ * here, so a purge racing with this cannot leave an orphan behind. */
 static void user_store_open(struct serve *sv, struct user_store *us)
 {
 	const char *dir = cli_data_dir(sv->cli, true);
 	char path[PATH_MAX];
 	int n = dir != NULL ? snprintf(path, sizeof(path), "%s/users/%s", dir, us->name) : -1;
 	if (n < 0 || (size_t)n >= sizeof(path) || access(path, F_OK) < 0 ||
-	    cli_open_user_store(sv->cli, us->name, true, &us->store) < 0 ||
+	    cli_open_user_store(sv->cli, us->name, false, &us->store) < 0 ||
 	    !store_file_id(sv, us->name, &us->dev, &us->ino)) {
 		store_close(&us->store);
 		us->store = NULL;
