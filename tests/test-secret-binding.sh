@@ -133,6 +133,24 @@ cp "$WORK/good/ca.orig" "$WORK/good/ca.pem"
 # Put back as it was: the password opens again.
 mk sync --user alice --quiet >/dev/null 2>&1 || true
 [ "$(logins good)" -ge 1 ] || fail "restored settings: no login to the good server"
+# 4b. The row edited, then the owner types a new password (the edited
+# settings' error says to): a new password must not go to, or be sealed for,
+# settings the stored password does not vouch for.
+reset_records
+db "UPDATE accounts SET imap_url = '$EVIL', ca_file = '$WORK/evil/ca.pem'"
+printf 'typed-canary-pw' >"$WORK/pw3"
+if mk account password --user alice 1 --password-file "$WORK/pw3" >"$WORK/out" 2>&1; then
+	fail "account password on an edited row succeeded"
+fi
+grep -q "give every one" "$WORK/out" || fail "account password on an edited row: $(cat "$WORK/out")"
+if mk account set --user alice 1 --login alice@example.com --password-file "$WORK/pw3" \
+	--no-check >"$WORK/out" 2>&1; then
+	fail "account set with settings from an edited row succeeded"
+fi
+mk sync --user alice --quiet >/dev/null 2>&1 || true
+[ "$(logins evil)" -eq 0 ] || fail "edited row, new password: evil saw a login"
+leaked evil typed-canary-pw && fail "edited row, new password: it reached evil"
+db "UPDATE accounts SET imap_url = '$GOOD', ca_file = '$WORK/good/ca.pem'"
 
 # 5. The owner changes the settings on purpose: the password is entered again
 # and goes to the new server (which shows that evil does record logins).
@@ -165,8 +183,9 @@ sync_fails_with "old row and sealed copy put back" "rolled back"
 [ "$(logins good)" -eq 0 ] || fail "rollback: the server saw a login"
 [ "$(logins evil)" -eq 0 ] || fail "rollback: evil saw a login"
 leaked good first-canary-pw && fail "rollback: the old password was sent"
-# The owner can store a password again, and it works.
-mk account password --user alice 1 --password-file "$WORK/pw2" --no-check >/dev/null
+# The owner can store a password again, every setting given, and it works.
+mk account set --user alice 1 --imap "$GOOD" --smtp none --login alice@example.com \
+	--ca-file "$WORK/good/ca.pem" --password-file "$WORK/pw2" --no-check >/dev/null
 mk sync --user alice --quiet >/dev/null 2>&1 || true
 leaked good second-canary-pw || fail "after re-entry: no login"
 

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "outbox.h"
 #include "hub/hub.h"
 #include "imap/imap-client.h"
 #include "imap/imap-url.h"
@@ -392,6 +393,26 @@ static const struct hub_account *account_find(struct hub *hub, const char *user,
 	return NULL;
 }
 
+/* Whether the account's settings in hub.db are the ones its stored password
+ * was sealed for: the password opens under them (a use, audited with purpose
+ * "test"; the reason it does not is printed). Re-entering a password takes
+ * settings from the row only then: a row edited behind the hub's back would
+ * otherwise get the new password sent to, and sealed for, the editor's
+ * server. */
+static bool account_settings_trusted(struct hub *hub, const struct hub_user *u,
+                                     const struct hub_account *acct, const struct vault_kek *kek)
+{
+	char *pw = NULL;
+	int r = cli_account_open_secret(hub, u, acct, kek, "test", "imap-password", &pw);
+	cli_secret_free(&pw);
+	if (r < 0)
+		cli_error("so the settings stored for account %lld are not used: give every one "
+		          "with 'mailkeep account set --user %s %lld --imap URL --smtp URL|none "
+		          "--login L --ca-file F|none --password-file F'",
+		          (long long)acct->id, u->name, (long long)acct->id);
+	return r == 0;
+}
+
 static int account_password(struct hub *hub, int argc, char **argv)
 {
 	const char *user = NULL, *id_text = NULL, *pwfile = NULL, *ppfile = NULL, *err;
@@ -430,11 +451,16 @@ static int account_password(struct hub *hub, int argc, char **argv)
 	if ((password = cli_read_secret(pwfile)) == NULL ||
 	    (ppfile != NULL && (passphrase = cli_read_secret(ppfile)) == NULL))
 		goto out;
+	if (hub_user_kek(hub, &u, passphrase, &kek, &err) < 0) {
+		cli_error("%s", err);
+		goto out;
+	}
+	if (!account_settings_trusted(hub, &u, acct, kek))
+		goto out;
 	if (check && account_check_login(acct->imap_url, acct->smtp_url, acct->login, acct->ca_file,
 	                                 password) < 0)
 		goto out;
-	if (hub_user_kek(hub, &u, passphrase, &kek, &err) < 0 ||
-	    hub_account_set_password(hub, &u, acct, kek, password, &err) < 0) {
+	if (hub_account_set_password(hub, &u, acct, kek, password, &err) < 0) {
 		cli_error("%s", err);
 		goto out;
 	}
@@ -515,13 +541,22 @@ static int account_set(struct hub *hub, int argc, char **argv)
 	const struct hub_account *acct = account_find(hub, user, id, &u, &a, &n);
 	if (acct == NULL)
 		goto out;
+	if ((password = cli_read_secret(pwfile)) == NULL ||
+	    (ppfile != NULL && (passphrase = cli_read_secret(ppfile)) == NULL))
+		goto out;
+	if (hub_user_kek(hub, &u, passphrase, &kek, &err) < 0) {
+		cli_error("%s", err);
+		goto out;
+	}
+	/* Settings not given come from the row, only if the stored password
+	 * vouches for it. */
+	if ((imap == NULL || smtp == NULL || login == NULL || ca == NULL) &&
+	    !account_settings_trusted(hub, &u, acct, kek))
+		goto out;
 	imap = imap != NULL ? imap : acct->imap_url;
 	login = login != NULL ? login : acct->login;
 	smtp = smtp == NULL ? acct->smtp_url : strcmp(smtp, "none") == 0 ? NULL : smtp;
 	ca = ca == NULL ? acct->ca_file : strcmp(ca, "none") == 0 ? NULL : ca;
-	if ((password = cli_read_secret(pwfile)) == NULL ||
-	    (ppfile != NULL && (passphrase = cli_read_secret(ppfile)) == NULL))
-		goto out;
 	struct audit_detail d[] = {{"imap", imap},
 	                           {"smtp", smtp != NULL ? smtp : "none"},
 	                           {"login", login},
@@ -529,8 +564,7 @@ static int account_set(struct hub *hub, int argc, char **argv)
 	if (check && account_check_login(imap, smtp, login, ca, password) < 0)
 		goto out;
 	/* The change is recorded before it is made, as every audited action. */
-	if (hub_user_kek(hub, &u, passphrase, &kek, &err) < 0 ||
-	    hub_audit(hub, &u, AUDIT_ACCOUNT_CHANGED, id, d, 4, &err) < 0 ||
+	if (hub_audit(hub, &u, AUDIT_ACCOUNT_CHANGED, id, d, 4, &err) < 0 ||
 	    hub_account_update(hub, &u, acct, kek, imap, smtp, login, ca, password, &err) < 0) {
 		cli_error("%s", err);
 		goto out;

@@ -407,8 +407,9 @@ int hub_account_open_secret(struct hub *hub, const struct hub_user *user,
 		return hub_fail(hub, error_r,
 		                "account %s of %s: the stored password was rolled back (hub.db "
 		                "has version %llu, but %s): hub.db was restored or edited; "
-		                "refusing to use it. Re-enter the password with 'mailkeep "
-		                "account password --user %s %s --password-file F'",
+		                "refusing to use it. Re-enter the password with every setting "
+		                "given: 'mailkeep account set --user %s %s --imap URL --smtp "
+		                "URL|none --login L --ca-file F|none --password-file F'",
 		                acct, user->name, (unsigned long long)account->secret_version,
 		                anchor.removed ? "the account was removed"
 		                               : "a newer one was stored since",
@@ -445,8 +446,9 @@ int hub_account_open_secret(struct hub *hub, const struct hub_user *user,
 			if (stored == NULL || sqlite3_column_bytes(st, 2) != VAULT_TAG_SIZE) {
 				err = "the password was stored by an older mailkeep and could not "
 				      "be bound to the account's server settings at the upgrade "
-				      "(was its CA file readable?); re-enter it with 'mailkeep "
-				      "account password'";
+				      "(was its CA file readable?); re-enter it with every setting "
+				      "given: 'mailkeep account set ID --imap URL --smtp URL|none "
+				      "--login L --ca-file F|none --password-file F'";
 			} else if (legacy_tag(hub, user->name, account->id, kind,
 			                      account->secret_version, binding, tag, &err) < 0) {
 				err = hub->error;
@@ -472,13 +474,14 @@ int hub_account_open_secret(struct hub *hub, const struct hub_user *user,
 	}
 	sqlite3_finalize(st);
 	if (changed)
-		return hub_fail(hub, error_r,
-		                "account %s of %s: the account's server settings (IMAP/SMTP URL, "
-		                "login or CA file) changed since the password was stored, so it "
-		                "is not sent anywhere; if you changed them, re-enter the password "
-		                "with 'mailkeep account set --user %s %s [--imap URL] [--smtp URL] "
-		                "[--login L] [--ca-file F] --password-file F'",
-		                acct, user->name, user->name, acct);
+		return hub_fail(
+		    hub, error_r,
+		    "account %s of %s: the account's server settings (IMAP/SMTP URL, "
+		    "login or CA file) changed since the password was stored, so it "
+		    "is not sent anywhere; if you changed them, re-enter the password "
+		    "with every setting given: 'mailkeep account set --user %s %s --imap "
+		    "URL --smtp URL|none --login L --ca-file F|none --password-file F'",
+		    acct, user->name, user->name, acct);
 	if (r < 0)
 		return hub_fail(hub, error_r, "account %s of %s: %s", acct, user->name, err);
 	if (account->secret_version > anchor.secret_version) {
