@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -81,6 +82,8 @@ int hub_anchor_read(struct hub *hub, int64_t account_id, struct hub_anchor *anch
 	a.exists = true;
 	int ret = 0;
 	size_t magic = strlen(ANCHOR_MAGIC);
+	if (got < magic && memcmp(buf, ANCHOR_MAGIC, got) == 0)
+		goto out; /* a creation cut short: no line yet (the next writer repairs it) */
 	if (got < magic || memcmp(buf, ANCHOR_MAGIC, magic) != 0) {
 		ret = hub_fail(hub, error_r, "%s is damaged (no header)", path);
 		goto out;
@@ -96,7 +99,7 @@ int hub_anchor_read(struct hub *hub, int64_t account_id, struct hub_anchor *anch
 		uint64_t id, version;
 		const char *q;
 		if (end == p)
-			continue; /* an empty line: a writer ended someone's cut-off line */
+			continue; /* an empty line (written by an earlier mailkeep) */
 		if ((size_t)(end - p) == strlen("upgraded binding") &&
 		    memcmp(p, "upgraded binding", (size_t)(end - p)) == 0) {
 			a.binding_upgraded = true;
@@ -128,6 +131,35 @@ out:
 	return ret;
 }
 
+/* Under the writers' flock: make the file end after its last complete line
+ * (cutting off what an append interrupted by a crash or a full disk left;
+ * it was never relied on: the hub.db change it follows was committed
+ * first), with the header first. Returns the size, or -1 with errno. */
+static off_t anchor_repair(int fd)
+{
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return -1;
+	size_t magic = strlen(ANCHOR_MAGIC);
+	char tail[256];
+	off_t size = st.st_size;
+	if (size >= (off_t)magic) {
+		size_t n = size < (off_t)sizeof(tail) ? (size_t)size : sizeof(tail);
+		if (pread(fd, tail, n, size - (off_t)n) != (ssize_t)n)
+			return -1;
+		if (tail[n - 1] == '\n')
+			return size;
+		char *nl = memrchr(tail, '\n', n);
+		off_t keep = nl != NULL ? size - (off_t)n + (nl - tail) + 1 : -1;
+		if (keep >= (off_t)magic)
+			return ftruncate(fd, keep) == 0 ? keep : -1;
+	}
+	/* Nothing, or not even the whole header: a creation cut short. */
+	if (ftruncate(fd, 0) < 0 || write(fd, ANCHOR_MAGIC, magic) != (ssize_t)magic)
+		return -1;
+	return (off_t)magic;
+}
+
 int hub_anchor_note(struct hub *hub, const char *what, int64_t account_id, uint64_t version,
                     const char **error_r)
 {
@@ -136,42 +168,35 @@ int hub_anchor_note(struct hub *hub, const char *what, int64_t account_id, uint6
 	if (anchor_path(hub, path, sizeof(path)) < 0)
 		return hub_fail(hub, error_r, "path too long");
 	if (strcmp(what, "secret") == 0)
-		n = snprintf(line, sizeof(line), "\nsecret %lld %" PRIu64 "\n",
-		             (long long)account_id, version);
+		n = snprintf(line, sizeof(line), "secret %lld %" PRIu64 "\n", (long long)account_id,
+		             version);
 	else if (strcmp(what, "removed") == 0)
-		n = snprintf(line, sizeof(line), "\nremoved %lld\n", (long long)account_id);
+		n = snprintf(line, sizeof(line), "removed %lld\n", (long long)account_id);
 	else
-		n = snprintf(line, sizeof(line), "\nupgraded binding\n");
+		n = snprintf(line, sizeof(line), "upgraded binding\n");
 	if (n < 0 || (size_t)n >= sizeof(line))
 		return hub_fail(hub, error_r, "anchor line too long");
 
 	bool created = false;
-	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	int fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd >= 0)
 		created = true;
 	else if (errno == EEXIST)
 		fd = open(path, O_RDWR | O_APPEND | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0)
 		return hub_fail(hub, error_r, "cannot write %s: %m", path);
-	/* The leading "\n" ends a line cut off by a crash; after a complete
-	 * line it only makes an empty one, so it is left out when the file
-	 * ends in "\n" (a race with another writer costs an empty line). */
-	const char *out = line;
-	char last = '\n';
-	struct stat st;
-	if (created) {
-		if (write(fd, ANCHOR_MAGIC, strlen(ANCHOR_MAGIC)) != (ssize_t)strlen(ANCHOR_MAGIC))
-			goto fail;
-	} else if (fstat(fd, &st) == 0 && st.st_size > 0 &&
-	           pread(fd, &last, 1, st.st_size - 1) != 1) {
+	/* One writer at a time (processes and threads: flock is per open file
+	 * description); a line is either wholly there after fdatasync, or cut
+	 * off again before the next one is written. */
+	off_t size = -1;
+	if (flock(fd, LOCK_EX) < 0 || (size = anchor_repair(fd)) < 0)
+		goto fail;
+	if (write(fd, line, (size_t)n) != (ssize_t)n || fdatasync(fd) < 0) {
+		int err = errno;
+		(void)ftruncate(fd, size);
+		errno = err;
 		goto fail;
 	}
-	if (last == '\n') {
-		out++;
-		n--;
-	}
-	if (write(fd, out, (size_t)n) != (ssize_t)n || fdatasync(fd) < 0)
-		goto fail;
 	close(fd);
 	if (created) {
 		/* The name too must survive a crash. */
