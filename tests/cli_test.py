@@ -323,6 +323,14 @@ def t_purge_while_serving(tmp):
               "serve keeps the purged store open: %s" % open_store_files(serve.pid, "gina"))
         check(not os.path.exists(os.path.join(h.dir, "users", "gina", "store.db")),
               "the purged store came back")
+        check(not [e for e in os.listdir(os.path.join(h.dir, "users")) if e.startswith(".")],
+              "a purge left: %s" % os.listdir(os.path.join(h.dir, "users")))
+        # Files of an earlier user of a name (a deletion cut short by an older
+        # mailkeep) are never handed to a new user of that name.
+        os.makedirs(os.path.join(h.dir, "users", "zed"))
+        open(os.path.join(h.dir, "users", "zed", "store.db"), "w").write("old mail")
+        r = h.mk("user", "add", "zed", expect=1)
+        check("earlier user" in r.stderr, r.stderr)
         # A new gina: her changes land in her own new store.
         h.add_user("gina")
         token = h.mk("device", "add", "--user", "gina", "tablet").stdout.strip().splitlines()[-1]

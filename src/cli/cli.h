@@ -31,6 +31,7 @@ int cli_sync_stored(struct cli *cli, const char *user, int64_t only_account, con
                     enum imap_compress_mode compress, bool quiet);
 
 struct hub;
+struct hub_user;
 /* One lifecycle round over all users at now (warnings 30 and 7 days before
  * the purge, then the purge; see 'lifecycle --help'), printing what it does.
  * Returns EXIT_OK or EXIT_FAIL. */
@@ -43,6 +44,12 @@ struct lifecycle_worker {
 	unsigned interval_s;
 };
 void *cli_lifecycle_thread(void *context);
+/* Purge a hub user: their folder (out of reach at once), then their hub.db
+ * rows, then a receipt. Prints. Returns 0 or -1. */
+int cli_purge_user(struct hub *hub, const struct hub_user *u, const char *why);
+/* Remove what purges that did not finish left (DIR/users/.purged-*).
+ * Returns 0, or -1 with errno. */
+int cli_purge_leftovers(struct hub *hub);
 
 /* Print "mailkeep: <message>" to stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

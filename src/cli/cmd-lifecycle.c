@@ -1,4 +1,5 @@
 /* mailkeep lifecycle run: warn, then purge users inactive past the period. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,8 +12,6 @@
 #include "store/store.h"
 
 #define DAY 86400
-
-int cli_purge_user(struct hub *hub, const struct hub_user *u, const char *why);
 
 static void lifecycle_usage(FILE *f)
 {
@@ -88,6 +87,9 @@ int cli_lifecycle_run(struct cli *cli, struct hub *hub, int64_t now, bool dry_ru
 		cli_error("%s", err);
 		return EXIT_FAIL;
 	}
+	if (!dry_run && cli_purge_leftovers(hub) < 0)
+		cli_error("cannot remove what an earlier purge left in %s/users: %s",
+		          hub_data_dir(hub), strerror(errno));
 	int64_t period = (int64_t)hub_get_settings(hub)->inactive_purge_days * DAY;
 	unsigned warned = 0, purged = 0;
 	for (size_t i = 0; i < n; i++) {

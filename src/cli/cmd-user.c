@@ -1,4 +1,5 @@
 /* mailkeep user add|list|delete */
+#include <dirent.h>
 #include <errno.h>
 #include <ftw.h>
 #include <getopt.h>
@@ -6,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "hub/hub.h"
@@ -32,13 +34,52 @@ static int unlink_cb(const char *path, const struct stat *st, int flag, struct F
 	return remove(path);
 }
 
-/* Remove the user's directory (store, WAL, audit log). */
+/* Folders of purges that did not finish: DIR/users/.purged-* (a user name
+ * never starts with '.'). Removed by every purge and lifecycle round. */
+#define PURGED_PREFIX ".purged-"
+
+/* Remove every leftover purged folder. Returns 0, or -1 with errno. */
+int cli_purge_leftovers(struct hub *hub)
+{
+	char users[4200];
+	int n = snprintf(users, sizeof(users), "%s/users", hub_data_dir(hub));
+	if (n < 0 || (size_t)n >= sizeof(users))
+		return -1;
+	DIR *d = opendir(users);
+	if (d == NULL)
+		return errno == ENOENT ? 0 : -1;
+	int ret = 0;
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		if (strncmp(e->d_name, PURGED_PREFIX, strlen(PURGED_PREFIX)) != 0)
+			continue;
+		char path[4400];
+		n = snprintf(path, sizeof(path), "%s/%s", users, e->d_name);
+		if (n < 0 || (size_t)n >= sizeof(path) ||
+		    (nftw(path, unlink_cb, 16, FTW_DEPTH | FTW_PHYS) < 0 && errno != ENOENT))
+			ret = -1;
+	}
+	closedir(d);
+	return ret;
+}
+
+/* Take the user's folder (store, WAL, audit log) out of reach at once, by a
+ * rename nothing else can race with (serve opens only stores in
+ * DIR/users/NAME), then delete it. A crash in between leaves a
+ * DIR/users/.purged-* folder that the next purge or lifecycle round
+ * removes. */
 static int remove_user_dir(struct hub *hub, const char *name)
 {
-	char dir[4200];
+	char dir[4200], trash[4400];
 	if (hub_user_path(hub, name, NULL, dir, sizeof(dir)) < 0)
 		return -1;
-	return nftw(dir, unlink_cb, 16, FTW_DEPTH | FTW_PHYS) < 0 && errno != ENOENT ? -1 : 0;
+	int n = snprintf(trash, sizeof(trash), "%s/users/" PURGED_PREFIX "%s-%ld-%lld",
+	                 hub_data_dir(hub), name, (long)getpid(), (long long)time(NULL));
+	if (n < 0 || (size_t)n >= sizeof(trash))
+		return -1;
+	if (rename(dir, trash) < 0 && errno != ENOENT)
+		return -1;
+	return cli_purge_leftovers(hub);
 }
 
 static int user_add(struct hub *hub, int argc, char **argv)
@@ -106,16 +147,17 @@ static int user_list(struct hub *hub)
 	return EXIT_OK;
 }
 
-int cli_purge_user(struct hub *hub, const struct hub_user *u, const char *why);
 int cli_purge_user(struct hub *hub, const struct hub_user *u, const char *why)
 {
 	const char *err;
-	if (hub_user_delete(hub, u->id, &err) < 0) {
-		cli_error("%s", err);
-		return -1;
-	}
+	/* The folder first: a purge cut short leaves the user in hub.db, and
+	 * the next purge finishes it; never a folder of mail no user owns. */
 	if (remove_user_dir(hub, u->name) < 0) {
 		cli_error("cannot remove the directory of %s: %s", u->name, strerror(errno));
+		return -1;
+	}
+	if (hub_user_delete(hub, u->id, &err) < 0) {
+		cli_error("%s", err);
 		return -1;
 	}
 	char receipt[512];

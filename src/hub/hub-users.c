@@ -49,6 +49,18 @@ int hub_user_add(struct hub *hub, const char *name, const char *password, bool z
 	char dir[4200];
 	if (hub_user_path(hub, name, NULL, dir, sizeof(dir)) < 0)
 		return hub_fail(hub, error_r, "path too long");
+	/* Files of an earlier user of that name (a purge by an older mailkeep
+	 * cut short) must not become this user's. */
+	for (const char *const *f = (const char *const[]){"store.db", "audit.log", NULL}; *f; f++) {
+		char leftover[4300];
+		if (hub_user_path(hub, name, *f, leftover, sizeof(leftover)) == 0 &&
+		    access(leftover, F_OK) == 0)
+			return hub_fail(
+			    hub, error_r,
+			    "%s holds files of an earlier user '%s' (a deletion that did "
+			    "not finish): move or remove that folder first",
+			    dir, name);
+	}
 	sqlite3_stmt *st;
 	if (hub_prepare(hub,
 	                "INSERT INTO users(name, password_hash, zero_access, kdf, kek_check, "
