@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "http/http.h"
+#include "lib/buf.h"
 #include "lib/ratelimit.h"
 #include "test.h"
 
@@ -65,8 +66,31 @@ static void test_rate_limit(void)
 	CHECK(rate_limit_create(0, 1, 1) == NULL);
 }
 
+/* What a growing buffer will have allocated is known before it grows, so a
+ * server can account body memory exactly (not the bytes held: the buffer
+ * grows by doubling). */
+static void test_buf_capacity(void)
+{
+	struct buf b;
+	buf_init(&b, 3 * 1024 * 1024);
+	char chunk[4097];
+	memset(chunk, 'x', sizeof(chunk));
+	size_t sizes[] = {64, 1, 4097, 63, 4000, 4097, 1};
+	for (unsigned round = 0; round < 200; round++) {
+		size_t n = sizes[round % (sizeof(sizes) / sizeof(sizes[0]))];
+		size_t want = buf_capacity_for(&b, n);
+		CHECK(buf_append(&b, chunk, n) == 0);
+		CHECK(b.cap == want);
+		CHECK(b.cap <= b.max + 1 && b.cap > b.len);
+	}
+	size_t cap = b.cap;
+	CHECK(buf_capacity_for(&b, b.max) == cap); /* would not fit: no growth */
+	buf_free(&b);
+}
+
 int main(void)
 {
+	test_buf_capacity();
 	test_prefix();
 	test_rate_limit();
 	printf("test-limits: ok\n");

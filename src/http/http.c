@@ -818,21 +818,16 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 	if (!ex->headers_seen)
 		return on_headers(conn, ex, method);
 	if (*upload_data_size > 0) {
-		/* A body without Content-Length (chunked) is counted as it grows:
-		 * the buffer's capacity stays below twice what it holds, so that
-		 * much is reserved. libmicrohttpd cannot answer in the middle of
-		 * an upload: past either bound the connection ends. */
+		/* A body without Content-Length (chunked) is counted as it grows,
+		 * by exactly what the buffer will have allocated. libmicrohttpd
+		 * cannot answer in the middle of an upload: past either bound the
+		 * connection ends. */
 		size_t n = *upload_data_size;
-		size_t need = ex->body.len + n + 1;
 		if (n > ex->server->max_body_size - ex->body.len)
 			return MHD_NO;
-		if (need > ex->reserved) {
-			size_t want = need > SIZE_MAX / 2 ? need : 2 * need;
-			if (want > ex->server->max_body_size + 1)
-				want = ex->server->max_body_size + 1;
-			if (!body_reserve(ex, want - ex->reserved))
-				return MHD_NO;
-		}
+		size_t cap = buf_capacity_for(&ex->body, n);
+		if (cap > ex->reserved && !body_reserve(ex, cap - ex->reserved))
+			return MHD_NO;
 		if (buf_append(&ex->body, upload_data, n) < 0)
 			return MHD_NO;
 		*upload_data_size = 0;

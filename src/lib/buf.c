@@ -13,18 +13,26 @@ void buf_init(struct buf *b, size_t max)
 	b->max = max;
 }
 
+size_t buf_capacity_for(const struct buf *b, size_t n)
+{
+	if (n > b->max - b->len)
+		return b->cap;
+	size_t need = b->len + n + 1;
+	if (need <= b->cap)
+		return b->cap;
+	size_t cap = b->cap < 64 ? 64 : b->cap;
+	while (cap < need)
+		cap = cap > SIZE_MAX / 2 ? need : cap * 2;
+	return cap > b->max + 1 ? b->max + 1 : cap;
+}
+
 static int buf_reserve(struct buf *b, size_t n)
 {
 	if (n > b->max - b->len)
 		return -1;
-	size_t need = b->len + n + 1;
-	if (need <= b->cap)
+	size_t cap = buf_capacity_for(b, n);
+	if (cap == b->cap)
 		return 0;
-	size_t cap = b->cap < 64 ? 64 : b->cap;
-	while (cap < need)
-		cap = cap > SIZE_MAX / 2 ? need : cap * 2;
-	if (cap > b->max + 1)
-		cap = b->max + 1;
 	unsigned char *p = realloc(b->data, cap);
 	if (p == NULL)
 		return -1;

@@ -19,6 +19,10 @@ struct buf {
 
 /* Initialise an empty buffer that may grow to max bytes. */
 void buf_init(struct buf *b, size_t max);
+/* The bytes b will have allocated once n more are appended (its capacity
+ * now if they would not fit under max): for callers that account memory
+ * before it is taken. */
+size_t buf_capacity_for(const struct buf *b, size_t n);
 /* Append n bytes. Returns 0, or -1 (buffer unchanged) if len would pass max
  * or memory runs out. */
 int buf_append(struct buf *b, const void *p, size_t n);
