@@ -233,18 +233,25 @@ struct principal {
  * know, so that a sign-in's time does not tell which users exist. Made on
  * first need (one Argon2id hash) and kept for the process. */
 static char unknown_user_hash[VAULT_PASSWORD_HASH_SIZE];
-static pthread_once_t unknown_user_once = PTHREAD_ONCE_INIT;
+static pthread_mutex_t unknown_user_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static void unknown_user_hash_make(void)
+/* Copy the hash into hash_r, making it first if needed (again after a
+ * failure, so one failure does not bring the timing difference back). */
+static void unknown_user_hash_get(char hash_r[VAULT_PASSWORD_HASH_SIZE])
 {
-	unsigned char random[32];
-	char password[65];
-	const char *err;
-	randombytes_buf(random, sizeof(random));
-	sodium_bin2hex(password, sizeof(password), random, sizeof(random));
-	if (vault_password_hash(password, strlen(password), unknown_user_hash, &err) < 0)
-		unknown_user_hash[0] = '\0';
-	sodium_memzero(password, sizeof(password));
+	pthread_mutex_lock(&unknown_user_lock);
+	if (unknown_user_hash[0] == '\0') {
+		unsigned char random[32];
+		char password[65];
+		const char *err;
+		randombytes_buf(random, sizeof(random));
+		sodium_bin2hex(password, sizeof(password), random, sizeof(random));
+		if (vault_password_hash(password, strlen(password), unknown_user_hash, &err) < 0)
+			unknown_user_hash[0] = '\0';
+		sodium_memzero(password, sizeof(password));
+	}
+	memcpy(hash_r, unknown_user_hash, VAULT_PASSWORD_HASH_SIZE);
+	pthread_mutex_unlock(&unknown_user_lock);
 }
 
 /* Check a Basic sign-in's password. 0 signed in; -1 not; -2 limited
@@ -264,8 +271,7 @@ static int authenticate_password(struct serve *sv, const char *name, const char 
 		return -2;
 	if (!has_hash) {
 		/* The same work as a wrong password of a known user. */
-		pthread_once(&unknown_user_once, unknown_user_hash_make);
-		snprintf(hash, sizeof(hash), "%s", unknown_user_hash);
+		unknown_user_hash_get(hash);
 	}
 	if (signin_hash_enter(sv->signin) < 0)
 		return -3;

@@ -114,11 +114,13 @@ bool signin_address_blocked(struct signin_gate *gate, const char *addr, unsigned
 
 int signin_hash_enter(struct signin_gate *gate)
 {
+	/* On the monotonic clock: a wall clock set back must not hold the
+	 * waiters for longer than SIGNIN_HASH_WAIT. */
 	struct timespec until;
-	clock_gettime(CLOCK_REALTIME, &until);
+	clock_gettime(CLOCK_MONOTONIC, &until);
 	until.tv_sec += SIGNIN_HASH_WAIT;
 	int r;
-	while ((r = sem_timedwait(&gate->hashing, &until)) < 0 && errno == EINTR)
+	while ((r = sem_clockwait(&gate->hashing, CLOCK_MONOTONIC, &until)) < 0 && errno == EINTR)
 		;
 	return r == 0 ? 0 : -1;
 }

@@ -428,6 +428,7 @@ int hub_account_open_secret(struct hub *hub, const struct hub_user *user,
 	sqlite3_bind_text(st, 2, kind, -1, SQLITE_STATIC);
 	int r = -1;
 	bool changed = false;
+	char legacy_error[sizeof(hub->error)];
 	if (sqlite3_step(st) == SQLITE_ROW) {
 		struct vault_data_key *key = NULL;
 		size_t secret_size;
@@ -451,7 +452,9 @@ int hub_account_open_secret(struct hub *hub, const struct hub_user *user,
 				      "--login L --ca-file F|none --password-file F'";
 			} else if (legacy_tag(hub, user->name, account->id, kind,
 			                      account->secret_version, binding, tag, &err) < 0) {
-				err = hub->error;
+				/* Copied: the message below is written into hub->error. */
+				snprintf(legacy_error, sizeof(legacy_error), "%s", hub->error);
+				err = legacy_error;
 			} else if (!vault_mem_equal(tag, stored, VAULT_TAG_SIZE)) {
 				changed = true;
 			} else if (vault_open_secret(key, user->name, acct, kind,
@@ -579,6 +582,11 @@ static int remove_in_txn(struct hub *hub, int64_t account_id, const char *const 
                          const char **error_r)
 {
 	unsigned changes = 0;
+	/* Anchored as removed before anything goes: after a crash anywhere, a
+	 * restored copy of the row and its secrets cannot open (the removal
+	 * was meant, and running it again finishes it). */
+	if (hub_anchor_note(hub, "removed", account_id, 0, error_r) < 0)
+		return -1;
 	if (hub_exec(hub, "BEGIN IMMEDIATE", error_r) < 0)
 		return -1;
 	for (size_t i = 0; i < n; i++) {
@@ -599,9 +607,6 @@ static int remove_in_txn(struct hub *hub, int64_t account_id, const char *const 
 		goto fail;
 	if (hub_exec(hub, "COMMIT", error_r) < 0)
 		goto fail;
-	/* A restored copy of the row and its secrets must not open again. */
-	if (hub_anchor_note(hub, "removed", account_id, 0, error_r) < 0)
-		return -1;
 	/* secure_delete zeroed the freed pages in the database; moving the WAL
 	 * into it and truncating the WAL leaves no copy in the log either. */
 	if (hub_exec(hub, "PRAGMA wal_checkpoint(TRUNCATE)", error_r) < 0)
@@ -617,11 +622,14 @@ fail:
 int hub_account_remove_secrets(struct hub *hub, int64_t account_id, unsigned *secrets_r,
                                const char **error_r)
 {
+	/* The wrapped data key goes too (zeroed; the row stays until the
+	 * receipt is recorded). */
 	static const char *const sql[] = {
 	    "DELETE FROM secrets WHERE account_id = ?1",
 	    "DELETE FROM consents WHERE account_id = ?1",
+	    "UPDATE accounts SET data_key = zeroblob(1) WHERE id = ?1",
 	};
-	return remove_in_txn(hub, account_id, sql, 2, 0, NULL, secrets_r, error_r);
+	return remove_in_txn(hub, account_id, sql, 3, 0, NULL, secrets_r, error_r);
 }
 
 int hub_account_remove_finish(struct hub *hub, int64_t account_id, int64_t user_id,

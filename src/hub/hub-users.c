@@ -204,6 +204,11 @@ int hub_user_delete(struct hub *hub, int64_t user_id, const char **error_r)
 		ids[n_ids++] = sqlite3_column_int64(st, 0);
 	}
 	sqlite3_finalize(st);
+	/* Anchored as removed before they go: after a crash anywhere, a
+	 * restored copy of their rows cannot open (the removal was meant). */
+	for (size_t i = 0; i < n_ids; i++)
+		if (hub_anchor_note(hub, "removed", ids[i], 0, error_r) < 0)
+			goto fail;
 	for (size_t i = 0; i < sizeof(sql) / sizeof(sql[0]); i++) {
 		if (hub_prepare(hub, sql[i], &st, error_r) < 0)
 			goto fail;
@@ -217,11 +222,6 @@ int hub_user_delete(struct hub *hub, int64_t user_id, const char **error_r)
 	}
 	if (hub_exec(hub, "COMMIT", error_r) < 0)
 		goto fail;
-	for (size_t i = 0; i < n_ids; i++)
-		if (hub_anchor_note(hub, "removed", ids[i], 0, error_r) < 0) {
-			free(ids);
-			return -1;
-		}
 	free(ids);
 	return hub_exec(hub, "PRAGMA wal_checkpoint(TRUNCATE)", error_r);
 fail:
