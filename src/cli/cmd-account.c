@@ -413,69 +413,11 @@ static bool account_settings_trusted(struct hub *hub, const struct hub_user *u,
 	return r == 0;
 }
 
-static int account_password(struct hub *hub, int argc, char **argv)
+/* account set, and account password (password_only: the same without
+ * settings to change). Both are audited as account.changed. */
+static int account_set(struct hub *hub, int argc, char **argv, bool password_only)
 {
-	const char *user = NULL, *id_text = NULL, *pwfile = NULL, *ppfile = NULL, *err;
-	bool check = true;
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--user") == 0 && i + 1 < argc)
-			user = argv[++i];
-		else if (strcmp(argv[i], "--password-file") == 0 && i + 1 < argc)
-			pwfile = argv[++i];
-		else if (strcmp(argv[i], "--passphrase-file") == 0 && i + 1 < argc)
-			ppfile = argv[++i];
-		else if (strcmp(argv[i], "--no-check") == 0)
-			check = false;
-		else if (id_text == NULL && argv[i][0] != '-')
-			id_text = argv[i];
-		else {
-			cli_error("unexpected argument '%s'", argv[i]);
-			return EXIT_USAGE;
-		}
-	}
-	char *end = NULL;
-	long long id = id_text != NULL ? strtoll(id_text, &end, 10) : 0;
-	if (user == NULL || pwfile == NULL || id <= 0 || *end != '\0') {
-		cli_error("account password needs --user NAME, the account ID and --password-file");
-		return EXIT_USAGE;
-	}
-	struct hub_user u;
-	struct hub_account *a = NULL;
-	size_t n = 0;
-	struct vault_kek *kek = NULL;
-	char *password = NULL, *passphrase = NULL;
-	int ret = EXIT_FAIL;
-	const struct hub_account *acct = account_find(hub, user, id, &u, &a, &n);
-	if (acct == NULL)
-		goto out;
-	if ((password = cli_read_secret(pwfile)) == NULL ||
-	    (ppfile != NULL && (passphrase = cli_read_secret(ppfile)) == NULL))
-		goto out;
-	if (hub_user_kek(hub, &u, passphrase, &kek, &err) < 0) {
-		cli_error("%s", err);
-		goto out;
-	}
-	if (!account_settings_trusted(hub, &u, acct, kek))
-		goto out;
-	if (check && account_check_login(acct->imap_url, acct->smtp_url, acct->login, acct->ca_file,
-	                                 password) < 0)
-		goto out;
-	if (hub_account_set_password(hub, &u, acct, kek, password, &err) < 0) {
-		cli_error("%s", err);
-		goto out;
-	}
-	printf("replaced the stored password of account %lld\n", id);
-	ret = EXIT_OK;
-out:
-	vault_kek_free(&kek);
-	cli_secret_free(&password);
-	cli_secret_free(&passphrase);
-	hub_accounts_free(&a, n);
-	return ret;
-}
-
-static int account_set(struct hub *hub, int argc, char **argv)
-{
+	const char *verb = password_only ? "password" : "set";
 	const char *user = NULL, *id_text = NULL, *pwfile = NULL, *ppfile = NULL, *err;
 	const char *imap = NULL, *smtp = NULL, *login = NULL, *ca = NULL;
 	bool check = true;
@@ -488,10 +430,10 @@ static int account_set(struct hub *hub, int argc, char **argv)
 		                             "--imap",   "--smtp",          "--login",
 		                             "--ca-file"};
 		const char **vars[] = {&user, &pwfile, &ppfile, &imap, &smtp, &login, &ca};
-		size_t k = 0;
-		while (k < 7 && strcmp(argv[i], names[k]) != 0)
+		size_t k = 0, known = password_only ? 3 : 7;
+		while (k < known && strcmp(argv[i], names[k]) != 0)
 			k++;
-		if (k < 7 && i + 1 < argc) {
+		if (k < known && i + 1 < argc) {
 			*vars[k] = argv[++i];
 		} else if (id_text == NULL && argv[i][0] != '-') {
 			id_text = argv[i];
@@ -503,7 +445,7 @@ static int account_set(struct hub *hub, int argc, char **argv)
 	char *end = NULL;
 	long long id = id_text != NULL ? strtoll(id_text, &end, 10) : 0;
 	if (user == NULL || pwfile == NULL || id <= 0 || *end != '\0') {
-		cli_error("account set needs --user NAME, the account ID and --password-file");
+		cli_error("account %s needs --user NAME, the account ID and --password-file", verb);
 		return EXIT_USAGE;
 	}
 	char host[256], port[8], ca_abs[PATH_MAX];
@@ -569,9 +511,13 @@ static int account_set(struct hub *hub, int argc, char **argv)
 		cli_error("%s", err);
 		goto out;
 	}
-	printf("account %lld of %s: IMAP %s, SMTP %s, login %s, CA %s; password stored for "
-	       "these settings\n",
-	       id, user, imap, smtp != NULL ? smtp : "none", login, ca != NULL ? ca : "system");
+	if (password_only)
+		printf("replaced the stored password of account %lld\n", id);
+	else
+		printf("account %lld of %s: IMAP %s, SMTP %s, login %s, CA %s; password stored for "
+		       "these settings\n",
+		       id, user, imap, smtp != NULL ? smtp : "none", login,
+		       ca != NULL ? ca : "system");
 	ret = EXIT_OK;
 out:
 	vault_kek_free(&kek);
@@ -729,9 +675,9 @@ int cmd_account(struct cli *cli, int argc, char **argv)
 	if (add)
 		r = account_add(hub, argc - 1, argv + 1);
 	else if (set)
-		r = account_set(hub, argc - 1, argv + 1);
+		r = account_set(hub, argc - 1, argv + 1, false);
 	else if (password)
-		r = account_password(hub, argc - 1, argv + 1);
+		r = account_set(hub, argc - 1, argv + 1, true);
 	else if (strcmp(argv[1], "list") == 0)
 		r = account_list(hub, argc - 1, argv + 1);
 	else if (strcmp(argv[1], "remove") == 0)

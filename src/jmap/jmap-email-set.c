@@ -463,20 +463,13 @@ static int finish(struct jmap_mail_ctx *ctx, struct jmap_call *call, const char 
 static int begin_set(struct jmap_mail_ctx *ctx, json_t *args, const char *const *allowed,
                      size_t objects, const char **error_type_r, const char **description_r)
 {
-	const char *err, *key;
-	json_t *v;
+	const char *err;
 	if (jmap_check_account(ctx, args, error_type_r) < 0)
 		return -1;
-	json_object_foreach(args, key, v)
-	{
-		bool ok = false;
-		for (size_t i = 0; allowed[i] != NULL && !ok; i++)
-			ok = strcmp(key, allowed[i]) == 0;
-		if (!ok) {
-			*error_type_r = "invalidArguments";
-			*description_r = "unknown argument";
-			return -1;
-		}
+	if (jmap_unknown_key(args, allowed) != NULL) {
+		*error_type_r = "invalidArguments";
+		*description_r = "unknown argument";
+		return -1;
 	}
 	if (objects > JMAP_SET_MAX_OBJECTS) {
 		*error_type_r = "requestTooLarge";

@@ -453,16 +453,10 @@ int jmap_mailbox_set(void *context, struct jmap_call *call, json_t *args, const 
 		return -1;
 	static const char *const allowed[] = {
 	    "accountId", "ifInState", "create", "update", "destroy", "onDestroyRemoveEmails", NULL};
-	json_object_foreach(args, key, v)
-	{
-		bool ok = false;
-		for (size_t i = 0; allowed[i] != NULL && !ok; i++)
-			ok = strcmp(key, allowed[i]) == 0;
-		if (!ok) {
-			*error_type_r = "invalidArguments";
-			*description_r = "unknown argument";
-			return -1;
-		}
+	if (jmap_unknown_key(args, allowed) != NULL) {
+		*error_type_r = "invalidArguments";
+		*description_r = "unknown argument";
+		return -1;
 	}
 	json_t *create = json_object_get(args, "create"), *update = json_object_get(args, "update");
 	json_t *destroy = json_object_get(args, "destroy");

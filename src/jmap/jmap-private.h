@@ -40,6 +40,9 @@ json_t *jmap_thread_id(struct jmap_mail_ctx *ctx, int64_t email_id);
  * type-checked: whether a string is an Id of ours is the method's business
  * (usually notFound).
  */
+/* The first key of args (an object) not in allowed (NULL-terminated), or
+ * NULL when every argument is known. */
+const char *jmap_unknown_key(json_t *args, const char *const *allowed);
 int jmap_arg_strings(json_t *args, const char *name, size_t max, json_t **list_r,
                      const char **error_type_r, const char **description_r);
 /* Resolve one entry of a list read with jmap_arg_strings() (a creation

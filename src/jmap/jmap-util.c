@@ -96,6 +96,21 @@ int jmap_mail_accounts(struct jmap_mail_ctx *ctx)
 	return 0;
 }
 
+const char *jmap_unknown_key(json_t *args, const char *const *allowed)
+{
+	const char *key;
+	json_t *v;
+	json_object_foreach(args, key, v)
+	{
+		size_t i = 0;
+		while (allowed[i] != NULL && strcmp(key, allowed[i]) != 0)
+			i++;
+		if (allowed[i] == NULL)
+			return key;
+	}
+	return NULL;
+}
+
 int jmap_arg_strings(json_t *args, const char *name, size_t max, json_t **list_r,
                      const char **error_type_r, const char **description_r)
 {
