@@ -822,6 +822,36 @@ static void test_cmd_select(void)
 	server_done();
 }
 
+/* Leaving the selected mailbox: UNSELECT when offered, else a failing
+ * EXAMINE (never CLOSE, which would expunge). */
+static void test_cmd_unselect(void)
+{
+	static const struct step with[] = {
+	    LOGIN_CAPS("UNSELECT"),
+	    EXPECT("M2 UNSELECT"),
+	    SEND("M2 OK done\r\n"),
+	    END(),
+	};
+	const char *error;
+	struct imap_client *c = login_session(with, 5000);
+	OK(imap_client_unselect(c, &error));
+	imap_client_free(&c);
+	server_done();
+	static const struct step without[] = {
+	    LOGIN_CAPS("UIDPLUS"),
+	    EXPECT("M2 EXAMINE mailkeep-unselect-9f3c2e71"),
+	    SEND("M2 NO [NONEXISTENT] Mailbox doesn't exist\r\n"),
+	    EXPECT("M3 NOOP"),
+	    SEND("M3 OK\r\n"),
+	    END(),
+	};
+	c = login_session(without, 5000);
+	OK(imap_client_unselect(c, &error));
+	check_noop(c);
+	imap_client_free(&c);
+	server_done();
+}
+
 /* UID STORE: UNCHANGEDSINCE and the MODIFIED answer; without
  * UNCHANGEDSINCE; arguments and capabilities checked before sending. */
 static void test_cmd_store(void)
@@ -1370,6 +1400,7 @@ int main(void)
 	test_hangs();
 	test_literal_split();
 	test_cmd_select();
+	test_cmd_unselect();
 	test_cmd_store();
 	test_cmd_store_hostile();
 	test_cmd_store_pieces();

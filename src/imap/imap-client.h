@@ -165,6 +165,13 @@ int imap_client_select(struct imap_client *c, const char *mailbox, bool condstor
 int imap_client_examine(struct imap_client *c, const char *mailbox, bool condstore,
                         struct imap_select_info *info_r, const char **error_r);
 
+/* Leave the selected mailbox without expunging (CLOSE would expunge):
+ * UNSELECT (RFC 3691) when offered, else an EXAMINE of a mailbox name that
+ * does not exist, whose NO leaves no mailbox selected (RFC 9051 6.3.2).
+ * Needed before DELETE or RENAME of the selected mailbox, which some servers
+ * (Dovecot) answer by ending the session. */
+int imap_client_unselect(struct imap_client *c, const char **error_r);
+
 /* UID STORE uids op flags on the selected mailbox. op: "+FLAGS.SILENT",
  * "-FLAGS.SILENT", "FLAGS.SILENT" (or without .SILENT; untagged FETCH
  * answers are ignored). flags: a flag list "(\\Seen $label)". With

@@ -90,6 +90,22 @@ int imap_client_examine(struct imap_client *c, const char *mailbox, bool condsto
 	return select_or_examine(c, "EXAMINE", mailbox, condstore, info_r, error_r);
 }
 
+int imap_client_unselect(struct imap_client *c, const char **error_r)
+{
+	if (imap_client_has_cap(c, "UNSELECT")) {
+		if (imap_client_cmd(c, "UNSELECT", error_r) == NULL)
+			return imap_client_refuse(c, error_r, "cannot send UNSELECT: %s", *error_r);
+		return imap_client_run(c, NULL, NULL, error_r);
+	}
+	struct buf *b = imap_client_cmd(c, "EXAMINE", error_r);
+	if (b == NULL || imap_cmd_atom(b, "mailkeep-unselect-9f3c2e71", error_r) < 0)
+		return imap_client_refuse(c, error_r, "cannot send EXAMINE: %s", *error_r);
+	int r = imap_client_run(c, NULL, NULL, error_r);
+	/* NO: nothing selected now, which is what we asked for. A mailbox of
+	 * that name that exists is now selected read-only: as good. */
+	return r == IMAP_CMD_FAILED ? 0 : r;
+}
+
 /* --- Commands on UID sets, in pieces -------------------------------------- */
 
 /* One command on a UID set: name, then the set, then rest (arguments built
