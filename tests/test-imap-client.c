@@ -915,6 +915,57 @@ static void test_cmd_store(void)
 	imap_uidset_free(&eight);
 }
 
+/* UID FETCH (UID FLAGS MODSEQ): one answer per asked UID, the last of
+ * repeated ones, unsolicited ones for other UIDs ignored; a malformed one
+ * ends the session. */
+static void test_cmd_fetch_flags(void)
+{
+	static const struct step script[] = {
+	    LOGIN_CAPS(FULL_CAPS),
+	    EXPECT("M2 UID FETCH 7,9 (UID FLAGS MODSEQ)"),
+	    SEND("* 1 FETCH (UID 9 FLAGS (\\Seen $label) MODSEQ (12))\r\n"
+	         "* 5 FETCH (FLAGS (\\Deleted) UID 500)\r\n"
+	         "* 2 FETCH (MODSEQ (13) UID 7 FLAGS ())\r\n"
+	         "* 1 FETCH (UID 9 MODSEQ (14) FLAGS (\\Seen))\r\n"
+	         "* 3 FETCH (UID 7 MODSEQ (15))\r\n"
+	         "M2 OK done\r\n"),
+	    EXPECT("M3 UID FETCH 7,9 (UID FLAGS MODSEQ)"),
+	    SEND("* 1 FETCH (UID 9 FLAGS (\\Seen) MODSEQ 12)\r\nM3 OK\r\n"),
+	    END(),
+	};
+	const char *error;
+	struct imap_client *c = login_session(script, 5000);
+	struct imap_uidset uids;
+	uidset_of(&uids, "7,9");
+	struct imap_uid_flags *m = NULL;
+	size_t n = 0;
+	OK(imap_client_uid_fetch_flags(c, &uids, true, &m, &n, &error));
+	CHECK(n == 2 && m[0].uid == 7 && m[0].modseq == 13 && m[1].uid == 9 && m[1].modseq == 14);
+	CHECK_STR(m[0].flags, "");
+	CHECK_STR(m[1].flags, "\\Seen");
+	imap_uid_flags_free(&m, n);
+	CHECK(m == NULL);
+	REFUSED(imap_client_uid_fetch_flags(c, &uids, true, &m, &n, &error), "malformed MODSEQ");
+	CHECK(!imap_client_is_open(c));
+	imap_client_free(&c);
+	server_done();
+
+	static const struct step plain[] = {
+	    LOGIN_CAPS("UIDPLUS"),
+	    EXPECT("M2 UID FETCH 7,9 (UID FLAGS)"),
+	    SEND("* 1 FETCH (UID 9 FLAGS (\\Recent \\Answered \\recent))\r\nM2 OK\r\n"),
+	    END(),
+	};
+	c = login_session(plain, 5000);
+	OK(imap_client_uid_fetch_flags(c, &uids, true, &m, &n, &error));
+	CHECK(n == 1 && m[0].uid == 9 && m[0].modseq == 0);
+	CHECK_STR(m[0].flags, "\\Answered");
+	imap_uid_flags_free(&m, n);
+	imap_client_free(&c);
+	server_done();
+	imap_uidset_free(&uids);
+}
+
 /* A server without CONDSTORE gets no UNCHANGEDSINCE; a MODIFIED naming a
  * UID we did not store, or a malformed one, ends the session. */
 static void test_cmd_store_hostile(void)
@@ -1404,6 +1455,7 @@ int main(void)
 	test_cmd_store();
 	test_cmd_store_hostile();
 	test_cmd_store_pieces();
+	test_cmd_fetch_flags();
 	test_cmd_copy();
 	test_cmd_move();
 	test_cmd_expunge();

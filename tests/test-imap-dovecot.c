@@ -196,6 +196,14 @@ static void run_commands(bool full)
 		                         &error));
 		CHECK(imap_uidset_equal(&modified, &all)); /* every one changed since 1 */
 		search(c, "ANSWERED", 0, 0);
+		/* What a replay does next: read the flags and modseqs. */
+		struct imap_uid_flags *m;
+		size_t nm;
+		OK(imap_client_uid_fetch_flags(c, &modified, true, &m, &nm, &error));
+		CHECK(nm == 3 && m[0].uid == 1 && m[0].modseq > 1 && m[2].uid == 3);
+		CHECK_STR(m[0].flags, "\\Seen");
+		CHECK_STR(m[1].flags, "\\Flagged");
+		imap_uid_flags_free(&m, nm);
 		OK(imap_client_uid_store(c, &all, "+FLAGS.SILENT", "(\\Answered)",
 		                         info.highestmodseq + 100, &modified, &error));
 		CHECK(imap_uidset_is_empty(&modified));

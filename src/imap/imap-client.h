@@ -184,6 +184,26 @@ int imap_client_uid_store(struct imap_client *c, const struct imap_uidset *uids,
                           const char *flags, uint64_t unchangedsince,
                           struct imap_uidset *modified_r, const char **error_r);
 
+/* The flags of messages, from UID FETCH. */
+struct imap_uid_flags {
+	uint32_t uid;
+	uint64_t modseq; /* 0 unless asked for and the server sent it */
+	/* The flags as the server listed them, separated by single spaces
+	 * ("\\Seen $label"; "" for none); each one an atom. \\Recent, a
+	 * session flag no STORE can change, is left out. Owned by the array. */
+	char *flags;
+};
+
+/* UID FETCH uids (UID FLAGS [MODSEQ]) on the selected mailbox (MODSEQ only
+ * when modseq is true and the server offers CONDSTORE), for reading the
+ * server's flags after a MODIFIED answer. *msgs_r (sorted by UID, one per
+ * UID, only UIDs of uids: unsolicited FETCHes for others are ignored, and
+ * for a UID answered twice the last answer counts) is the caller's to free
+ * with imap_uid_flags_free(). UIDs that no longer exist are simply absent. */
+int imap_client_uid_fetch_flags(struct imap_client *c, const struct imap_uidset *uids, bool modseq,
+                                struct imap_uid_flags **msgs_r, size_t *n_r, const char **error_r);
+void imap_uid_flags_free(struct imap_uid_flags **msgs, size_t n);
+
 /* UID COPY / UID MOVE (RFC 6851; IMAP_CMD_FAILED without sending when the
  * server lacks MOVE) uids to mailbox. copyuid_r (overwritten: pass a zeroed
  * or freed struct; free it with imap_copyuid_free() whatever the result)

@@ -228,6 +228,183 @@ int imap_client_uid_store(struct imap_client *c, const struct imap_uidset *uids,
 	return r;
 }
 
+/* --- UID FETCH FLAGS ------------------------------------------------------ */
+
+struct fetch_ctx {
+	struct piece_cmd *pc;
+	const struct imap_uidset *all;
+	struct imap_uid_flags *v;
+	size_t n, cap, max;
+	struct buf flags;
+};
+
+/* "* 12 FETCH (UID 7 FLAGS (\Seen) MODSEQ (9))": items in any order. */
+static int fetch_untagged(void *context, const struct imap_response *resp, const char **error_r)
+{
+	struct fetch_ctx *fc = context;
+	const struct imap_arg *a = resp->args;
+	if (resp->status != IMAP_STATUS_NONE || a == NULL || !imap_arg_is_atom(a->next, "FETCH"))
+		return 0;
+	const struct imap_arg *items = a->next->next;
+	if (items == NULL || items->type != IMAP_ARG_LIST) {
+		*error_r = "malformed FETCH response";
+		return -1;
+	}
+	uint64_t uid = 0, modseq = 0;
+	const struct imap_arg *flags = NULL;
+	for (const struct imap_arg *i = items->list; i != NULL; i = i->next->next) {
+		if (i->next == NULL) {
+			*error_r = "malformed FETCH response";
+			return -1;
+		}
+		if (imap_arg_is_atom(i, "UID")) {
+			if (!imap_arg_number(i->next, UINT32_MAX, &uid) || uid == 0) {
+				*error_r = "malformed UID in FETCH response";
+				return -1;
+			}
+		} else if (imap_arg_is_atom(i, "FLAGS")) {
+			if (i->next->type != IMAP_ARG_LIST) {
+				*error_r = "malformed FLAGS in FETCH response";
+				return -1;
+			}
+			flags = i->next;
+		} else if (imap_arg_is_atom(i, "MODSEQ")) {
+			if (imap_arg_list_count(i->next) != 1 ||
+			    !imap_arg_number(i->next->list, UINT64_MAX, &modseq)) {
+				*error_r = "malformed MODSEQ in FETCH response";
+				return -1;
+			}
+		}
+	}
+	/* Unsolicited FETCHes (another client changed something) may name
+	 * other messages or leave out FLAGS: not ours. */
+	if (uid == 0 || flags == NULL || !imap_uidset_contains(fc->all, (uint32_t)uid))
+		return 0;
+	buf_reset(&fc->flags);
+	for (const struct imap_arg *f = flags->list; f != NULL; f = f->next) {
+		if (f->type != IMAP_ARG_ATOM) {
+			*error_r = "malformed flag in FETCH response";
+			return -1;
+		}
+		/* A session flag (RFC 3501), not part of the message state. */
+		if (strcasecmp(f->str, "\\Recent") == 0)
+			continue;
+		if ((fc->flags.len > 0 && buf_append(&fc->flags, " ", 1) < 0) ||
+		    buf_append(&fc->flags, f->str, f->len) < 0) {
+			*error_r = "flags in FETCH response too long";
+			return -1;
+		}
+	}
+	if (fc->n == fc->max) {
+		*error_r = "too many FETCH responses";
+		return -1;
+	}
+	if (fc->n == fc->cap) {
+		size_t cap = fc->cap == 0 ? 64 : fc->cap * 2;
+		if (cap > fc->max)
+			cap = fc->max;
+		struct imap_uid_flags *v = realloc(fc->v, cap * sizeof(*v));
+		if (v == NULL) {
+			*error_r = "out of memory";
+			return -1;
+		}
+		fc->v = v;
+		fc->cap = cap;
+	}
+	char *text = strdup(buf_str(&fc->flags));
+	if (text == NULL) {
+		*error_r = "out of memory";
+		return -1;
+	}
+	fc->v[fc->n++] = (struct imap_uid_flags){(uint32_t)uid, modseq, text};
+	return 0;
+}
+
+/* A FETCH answer's UID and its place in arrival order. */
+struct fetch_order {
+	uint32_t uid;
+	size_t index;
+};
+
+/* By UID, and for one UID in arrival order (so the last answer counts). */
+static int cmp_fetch_order(const void *a, const void *b)
+{
+	const struct fetch_order *x = a, *y = b;
+	if (x->uid != y->uid)
+		return x->uid < y->uid ? -1 : 1;
+	return x->index < y->index ? -1 : x->index > y->index;
+}
+
+void imap_uid_flags_free(struct imap_uid_flags **msgs, size_t n)
+{
+	if (*msgs == NULL)
+		return;
+	for (size_t i = 0; i < n; i++)
+		free((*msgs)[i].flags);
+	free(*msgs);
+	*msgs = NULL;
+}
+
+int imap_client_uid_fetch_flags(struct imap_client *c, const struct imap_uidset *uids, bool modseq,
+                                struct imap_uid_flags **msgs_r, size_t *n_r, const char **error_r)
+{
+	struct piece_cmd pc;
+	piece_cmd_init(&pc, c, "UID FETCH");
+	bool with_modseq =
+	    modseq && (imap_client_has_cap(c, "CONDSTORE") || imap_client_has_cap(c, "QRESYNC"));
+	if (imap_cmd_raw(&pc.rest, with_modseq ? "(UID FLAGS MODSEQ)" : "(UID FLAGS)", error_r) <
+	    0) {
+		buf_free(&pc.rest);
+		return imap_client_refuse(c, error_r, "cannot send UID FETCH: %s", *error_r);
+	}
+	/* Each UID once, plus as many again for answers repeated by the
+	 * server (a flag change by another client in between). */
+	uint64_t size = imap_uidset_size(uids);
+	struct fetch_ctx fc = {&pc, uids, NULL, 0, 0, 0, {0}};
+	fc.max = size > SIZE_MAX / 4 / sizeof(*fc.v) ? SIZE_MAX / 4 / sizeof(*fc.v)
+	                                             : (size_t)size * 2 + 64;
+	buf_init(&fc.flags, 64 * 1024);
+	pc.untagged = fetch_untagged;
+	pc.ctx = &fc;
+	int r = piece_cmd_run(&pc, uids, error_r);
+	buf_free(&pc.rest);
+	buf_free(&fc.flags);
+	if (r != 0) {
+		imap_uid_flags_free(&fc.v, fc.n);
+		return r;
+	}
+	/* One answer per UID, sorted; of repeated answers the last counts. */
+	size_t w = 0;
+	if (fc.n > 0) {
+		struct fetch_order *ord = malloc(fc.n * sizeof(*ord));
+		struct imap_uid_flags *out = malloc(fc.n * sizeof(*out));
+		if (ord == NULL || out == NULL) {
+			free(ord);
+			free(out);
+			imap_uid_flags_free(&fc.v, fc.n);
+			return imap_client_refuse(c, error_r, "out of memory");
+		}
+		for (size_t i = 0; i < fc.n; i++)
+			ord[i] = (struct fetch_order){fc.v[i].uid, i};
+		qsort(ord, fc.n, sizeof(*ord), cmp_fetch_order);
+		for (size_t i = 0; i < fc.n; i++) {
+			struct imap_uid_flags m = fc.v[ord[i].index];
+			if (w > 0 && out[w - 1].uid == m.uid) {
+				free(out[w - 1].flags);
+				out[w - 1] = m;
+			} else {
+				out[w++] = m;
+			}
+		}
+		free(ord);
+		free(fc.v);
+		fc.v = out;
+	}
+	*msgs_r = fc.v;
+	*n_r = w;
+	return 0;
+}
+
 /* --- UID COPY / UID MOVE -------------------------------------------------- */
 
 struct copy_ctx {
