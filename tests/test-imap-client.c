@@ -591,6 +591,42 @@ static void test_pipelining_out_of_order(void)
 	server_done();
 }
 
+/* A tagged answer for a command not sent yet (or already answered) is a
+ * protocol error, not a completion remembered for later: a server cannot
+ * make a command look done before it is sent. */
+static void test_tag_not_sent(void)
+{
+	static const struct step ahead[] = {
+	    LOGIN_STEPS,
+	    EXPECT("M2 NOOP"),
+	    SEND("M3 OK [APPENDUID 1 1] fake\r\nM2 OK\r\n"),
+	    END(),
+	};
+	const char *error;
+	struct imap_client *c = login_session(ahead, 5000);
+	CHECK(imap_client_cmd(c, "NOOP", &error) != NULL);
+	REFUSED(imap_client_run(c, NULL, NULL, &error), "tagged response for no open command (M3)");
+	CHECK(!imap_client_is_open(c));
+	imap_client_free(&c);
+	server_done();
+
+	static const struct step twice[] = {
+	    LOGIN_STEPS,
+	    EXPECT("M2 NOOP"),
+	    SEND("M2 OK\r\n"),
+	    EXPECT("M3 NOOP"),
+	    SEND("M2 OK again\r\nM3 OK\r\n"),
+	    END(),
+	};
+	c = login_session(twice, 5000);
+	CHECK(imap_client_cmd(c, "NOOP", &error) != NULL);
+	OK(imap_client_run(c, NULL, NULL, &error));
+	CHECK(imap_client_cmd(c, "NOOP", &error) != NULL);
+	REFUSED(imap_client_run(c, NULL, NULL, &error), "tagged response for no open command (M2)");
+	imap_client_free(&c);
+	server_done();
+}
+
 /* BYE in the middle of a command: a clear error with the server's text,
  * the session is closed, and later calls fail without I/O. */
 static void test_bye_mid_command(void)
@@ -1447,6 +1483,7 @@ int main(void)
 	test_authenticate_sasl_ir();
 	test_authenticate_refused();
 	test_pipelining_out_of_order();
+	test_tag_not_sent();
 	test_bye_mid_command();
 	test_hangs();
 	test_literal_split();

@@ -18,6 +18,8 @@
 #define IMAP_CLIENT_MAX_CMD (64 * 1024)
 #define IMAP_CLIENT_MAX_CAPS (16 * 1024)
 #define IMAP_CLIENT_DONE_TAGS 16
+/* Commands sent and not yet completed (pipelining depth). */
+#define IMAP_CLIENT_MAX_PENDING 64
 /* How long an imap:// server may take to greet before we look whether the
  * port speaks TLS instead (a TLS server waits for us and says nothing). */
 #define IMAP_CLIENT_GREETING_TIMEOUT_MS 10000
@@ -43,6 +45,11 @@ struct imap_client {
 	unsigned tag_counter;
 	char tag[16];
 	bool cmd_unsent; /* a command is being built: its tag is not used yet */
+	/* Tag numbers of the commands sent and not yet completed: a tagged
+	 * response for any other tag is a protocol error (a hostile server
+	 * could otherwise complete a command before it is sent). */
+	unsigned pending[IMAP_CLIENT_MAX_PENDING];
+	unsigned npending;
 	struct imap_literal_sink sink;
 	bool have_sink;
 	/* Tagged OKs that arrived while waiting for another tag: responses to
@@ -253,6 +260,27 @@ const char *imap_client_last_code(const struct imap_client *c)
 	return c->last_code;
 }
 
+/* A tagged response ends the command with that tag: true if it is one we
+ * sent and that was still open (it is then closed). */
+static bool client_take_pending(struct imap_client *c, const char *tag)
+{
+	if (tag[0] != 'M' || tag[1] < '1' || tag[1] > '9' || strlen(tag) > 11)
+		return false;
+	unsigned long long n = 0;
+	for (const char *p = tag + 1; *p != '\0'; p++) {
+		if (*p < '0' || *p > '9')
+			return false;
+		n = n * 10 + (unsigned)(*p - '0');
+	}
+	for (unsigned i = 0; i < c->npending; i++) {
+		if (c->pending[i] == n) {
+			c->pending[i] = c->pending[--c->npending];
+			return true;
+		}
+	}
+	return false;
+}
+
 /* Was tag completed with OK earlier (and not yet claimed)? Claims it. */
 static bool client_claim_done(struct imap_client *c, const char *tag)
 {
@@ -289,6 +317,12 @@ static int client_wait_tagged(struct imap_client *c, const char *tag, imap_untag
 			                   c->host);
 		char text[200];
 		sanitize(text, sizeof(text), resp->text);
+		if (!client_take_pending(c, resp->tag)) {
+			char t[20];
+			sanitize(t, sizeof(t), resp->tag);
+			return client_fail(
+			    c, error_r, "%s: tagged response for no open command (%s)", c->host, t);
+		}
 		if (strcmp(resp->tag, tag) != 0) {
 			if (resp->status == IMAP_STATUS_OK) {
 				/* Another pipelined command finished first. */
@@ -355,6 +389,9 @@ static int client_wait_continuation(struct imap_client *c, const char *tag, cons
 		}
 		char text[200];
 		sanitize(text, sizeof(text), resp->text);
+		if (!client_take_pending(c, resp->tag))
+			return client_fail(c, error_r, "%s: tagged response for no open command",
+			                   c->host);
 		if (strcmp(resp->tag, tag) == 0 &&
 		    (resp->status == IMAP_STATUS_NO || resp->status == IMAP_STATUS_BAD)) {
 			client_set_last_code(c, resp);
@@ -398,6 +435,11 @@ int imap_client_send(struct imap_client *c, const char **tag_r, const char **err
 		buf_free(&c->cmd);
 		return IMAP_CMD_FAILED;
 	}
+	if (c->npending == IMAP_CLIENT_MAX_PENDING) {
+		buf_free(&c->cmd);
+		return client_fail(c, error_r, "too many IMAP commands in flight");
+	}
+	c->pending[c->npending++] = c->tag_counter;
 	/* Every CRLF before the last ends a literal's announcement (imap-cmd.h
 	 * refuses CR and LF anywhere else): send up to it, and for a
 	 * synchronizing literal wait for the server's "+" first. */
