@@ -627,6 +627,61 @@ static void test_tag_not_sent(void)
 	server_done();
 }
 
+/* The session still works: a NOOP goes through. */
+static void check_noop(struct imap_client *c)
+{
+	const char *error;
+	CHECK(imap_client_is_open(c));
+	CHECK(imap_client_cmd(c, "NOOP", &error) != NULL);
+	OK(imap_client_run(c, NULL, NULL, &error));
+}
+
+/* Deep pipelining (sync sends a STATUS per folder before waiting for the
+ * last): 300 commands in flight, answered in order and out of it. */
+static void test_pipeline_deep(void)
+{
+	enum { N = 300 };
+	static char expects[N][16];
+	static char answers[N * 16 + 64];
+	struct step script[N + 8];
+	size_t k = 0;
+	const struct step login[] = {LOGIN_STEPS};
+	for (size_t i = 0; i < sizeof(login) / sizeof(login[0]); i++)
+		script[k++] = login[i];
+	size_t alen = 0;
+	for (int i = 0; i < N; i++) {
+		snprintf(expects[i], sizeof(expects[i]), "M%d NOOP", i + 2);
+		script[k++] = (struct step)EXPECT(expects[i]);
+	}
+	/* The last one first, then the rest in order. */
+	alen += (size_t)snprintf(answers + alen, sizeof(answers) - alen, "M%d OK\r\n", N + 1);
+	for (int i = 0; i < N - 1; i++)
+		alen +=
+		    (size_t)snprintf(answers + alen, sizeof(answers) - alen, "M%d OK\r\n", i + 2);
+	CHECK(alen < sizeof(answers));
+	script[k++] = (struct step)SEND(answers);
+	char last[16];
+	snprintf(last, sizeof(last), "M%d NOOP", N + 2);
+	script[k++] = (struct step)EXPECT(last);
+	char last_ok[16];
+	snprintf(last_ok, sizeof(last_ok), "M%d OK\r\n", N + 2);
+	script[k++] = (struct step)SEND(last_ok);
+	script[k++] = (struct step)END();
+	const char *error;
+	struct imap_client *c = login_session(script, 5000);
+	char tag[16], first[16] = "";
+	for (int i = 0; i < N; i++) {
+		send_noop(c, tag);
+		if (i == 0)
+			memcpy(first, tag, sizeof(first));
+	}
+	OK(imap_client_wait(c, first, NULL, NULL, &error));
+	OK(imap_client_wait(c, tag, NULL, NULL, &error)); /* answered first, remembered */
+	check_noop(c);
+	imap_client_free(&c);
+	server_done();
+}
+
 /* BYE in the middle of a command: a clear error with the server's text,
  * the session is closed, and later calls fail without I/O. */
 static void test_bye_mid_command(void)
@@ -788,15 +843,6 @@ static void test_literal_split(void)
 	    SEND("M1 OK [CAPABILITY IMAP4rev1 IDLE " caps "] logged in\r\n")
 
 #define FULL_CAPS "UIDPLUS MOVE CONDSTORE LITERAL+"
-
-/* The session still works: a NOOP goes through. */
-static void check_noop(struct imap_client *c)
-{
-	const char *error;
-	CHECK(imap_client_is_open(c));
-	CHECK(imap_client_cmd(c, "NOOP", &error) != NULL);
-	OK(imap_client_run(c, NULL, NULL, &error));
-}
 
 static void uidset_of(struct imap_uidset *s, const char *text)
 {
@@ -1484,6 +1530,7 @@ int main(void)
 	test_authenticate_refused();
 	test_pipelining_out_of_order();
 	test_tag_not_sent();
+	test_pipeline_deep();
 	test_bye_mid_command();
 	test_hangs();
 	test_literal_split();

@@ -18,8 +18,8 @@
 #define IMAP_CLIENT_MAX_CMD (64 * 1024)
 #define IMAP_CLIENT_MAX_CAPS (16 * 1024)
 #define IMAP_CLIENT_DONE_TAGS 16
-/* Commands sent and not yet completed (pipelining depth). */
-#define IMAP_CLIENT_MAX_PENDING 64
+/* Most commands sent and not yet completed (pipelining depth). */
+#define IMAP_CLIENT_MAX_PENDING (1u << 20)
 /* How long an imap:// server may take to greet before we look whether the
  * port speaks TLS instead (a TLS server waits for us and says nothing). */
 #define IMAP_CLIENT_GREETING_TIMEOUT_MS 10000
@@ -48,8 +48,8 @@ struct imap_client {
 	/* Tag numbers of the commands sent and not yet completed: a tagged
 	 * response for any other tag is a protocol error (a hostile server
 	 * could otherwise complete a command before it is sent). */
-	unsigned pending[IMAP_CLIENT_MAX_PENDING];
-	unsigned npending;
+	struct buf open_tags; /* byte i: is command open_base + i still open? */
+	unsigned open_base;
 	struct imap_literal_sink sink;
 	bool have_sink;
 	/* Tagged OKs that arrived while waiting for another tag: responses to
@@ -260,6 +260,29 @@ const char *imap_client_last_code(const struct imap_client *c)
 	return c->last_code;
 }
 
+/* Record that command number n (tag "M<n>") was sent and is open. Tags
+ * are sent in increasing order. */
+static int client_open_tag(struct imap_client *c, unsigned n)
+{
+	if (c->open_tags.len == 0)
+		c->open_base = n;
+	if (n < c->open_base || n - c->open_base >= IMAP_CLIENT_MAX_PENDING)
+		return -1;
+	size_t idx = n - c->open_base;
+	static const unsigned char zero[64] = {0};
+	while (c->open_tags.len < idx) {
+		size_t k =
+		    idx - c->open_tags.len < sizeof(zero) ? idx - c->open_tags.len : sizeof(zero);
+		if (buf_append(&c->open_tags, zero, k) < 0)
+			return -1;
+	}
+	if (idx < c->open_tags.len) { /* cannot happen: tags only grow */
+		c->open_tags.data[idx] = 1;
+		return 0;
+	}
+	return buf_append(&c->open_tags, "\1", 1);
+}
+
 /* A tagged response ends the command with that tag: true if it is one we
  * sent and that was still open (it is then closed). */
 static bool client_take_pending(struct imap_client *c, const char *tag)
@@ -272,13 +295,19 @@ static bool client_take_pending(struct imap_client *c, const char *tag)
 			return false;
 		n = n * 10 + (unsigned)(*p - '0');
 	}
-	for (unsigned i = 0; i < c->npending; i++) {
-		if (c->pending[i] == n) {
-			c->pending[i] = c->pending[--c->npending];
-			return true;
-		}
+	if (n < c->open_base || n - c->open_base >= c->open_tags.len ||
+	    c->open_tags.data[n - c->open_base] == 0)
+		return false;
+	c->open_tags.data[n - c->open_base] = 0;
+	/* Drop the closed ones at the front (usually all of them). */
+	size_t k = 0;
+	while (k < c->open_tags.len && c->open_tags.data[k] == 0)
+		k++;
+	if (k > 0) {
+		buf_consume(&c->open_tags, k);
+		c->open_base += (unsigned)k;
 	}
-	return false;
+	return true;
 }
 
 /* Was tag completed with OK earlier (and not yet claimed)? Claims it. */
@@ -435,11 +464,10 @@ int imap_client_send(struct imap_client *c, const char **tag_r, const char **err
 		buf_free(&c->cmd);
 		return IMAP_CMD_FAILED;
 	}
-	if (c->npending == IMAP_CLIENT_MAX_PENDING) {
+	if (client_open_tag(c, c->tag_counter) < 0) {
 		buf_free(&c->cmd);
 		return client_fail(c, error_r, "too many IMAP commands in flight");
 	}
-	c->pending[c->npending++] = c->tag_counter;
 	/* Every CRLF before the last ends a literal's announcement (imap-cmd.h
 	 * refuses CR and LF anywhere else): send up to it, and for a
 	 * synchronizing literal wait for the server's "+" first. */
@@ -623,6 +651,7 @@ int imap_client_connect(const struct imap_client_settings *set, struct imap_clie
 	c->parser = imap_parser_create(&imap_parser_default_limits);
 	buf_init(&c->cmd, IMAP_CLIENT_MAX_CMD);
 	buf_init(&c->caps, IMAP_CLIENT_MAX_CAPS);
+	buf_init(&c->open_tags, IMAP_CLIENT_MAX_PENDING);
 	const char *err;
 	int r = -1;
 	if (c->host == NULL || c->port == NULL || c->in == NULL || c->parser == NULL ||
@@ -868,6 +897,7 @@ void imap_client_free(struct imap_client **cp)
 	}
 	buf_free(&c->cmd);
 	buf_free(&c->caps);
+	buf_free(&c->open_tags);
 	free(c->host);
 	free(c->port);
 	free(c->ca_file);
