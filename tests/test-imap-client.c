@@ -1338,6 +1338,13 @@ static void test_cmd_append(void)
 	    SEND("M3 OK [APPENDUID 38505 1:2] odd\r\n"),
 	    END(),
 	};
+	static const struct step binary[] = {
+	    LOGIN_CAPS(FULL_CAPS " BINARY"),
+	    EXPECT("M2 APPEND INBOX ~{5+}"),
+	    EXPECT("he"), /* the server reads the 5 bytes "he\0lo" as a line here */
+	    SEND("M2 OK [APPENDUID 1 2] done\r\n"),
+	    END(),
+	};
 	const char *error;
 	struct imap_client *c = login_session(script, 5000);
 	uint32_t uv = 1, uid = 1;
@@ -1346,6 +1353,13 @@ static void test_cmd_append(void)
 	CHECK(uv == 38505 && uid == 3955);
 	OK(imap_client_append_uid(c, "Sent", NULL, 0, "hello", 5, &uv, &uid, &error));
 	CHECK(uv == 0 && uid == 0);
+	/* NUL bytes need BINARY: refused before sending. */
+	FAILED(imap_client_append(c, "INBOX", NULL, "he\0lo", 5, &error), "does not offer BINARY");
+	imap_client_free(&c);
+	server_done();
+	c = login_session(binary, 5000);
+	OK(imap_client_append_uid(c, "INBOX", NULL, 0, "he\0lo", 5, &uv, &uid, &error));
+	CHECK(uid == 2);
 	imap_client_free(&c);
 	server_done();
 

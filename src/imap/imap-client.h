@@ -229,7 +229,9 @@ int imap_client_expunge(struct imap_client *c, const char **error_r);
 /* APPEND data (a whole message, exact bytes) to mailbox with flags (a flag
  * list such as "(\\Seen)", or NULL) and internaldate (seconds since the
  * epoch, sent as UTC; 0 for none), sent as a literal (non-synchronizing
- * with LITERAL+, or LITERAL- up to 4096 bytes). *uidvalidity_r and *uid_r
+ * with LITERAL+, or LITERAL- up to 4096 bytes; a message holding NUL bytes
+ * as a literal8, RFC 3516, refused without sending when the server lacks
+ * BINARY). *uidvalidity_r and *uid_r
  * get the RFC 4315 APPENDUID (both 0 when the server sent none or a
  * malformed one); either pointer may be NULL. TRYCREATE: the mailbox does
  * not exist. */

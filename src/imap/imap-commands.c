@@ -543,7 +543,15 @@ int imap_client_append_uid(struct imap_client *c, const char *mailbox, const cha
 	char date[40], lit[32];
 	if (internaldate != 0 && format_date_time(internaldate, date, sizeof(date)) < 0)
 		return imap_client_refuse(c, error_r, "cannot send APPEND: date out of range");
-	snprintf(lit, sizeof(lit), "{%zu%s}", len, nonsync ? "+" : "");
+	/* A literal may not hold NUL (RFC 9051 CHAR8); a message that does
+	 * goes as a literal8 (RFC 3516), which needs BINARY. */
+	bool binary = len > 0 && memchr(data, 0, len) != NULL;
+	if (binary && !imap_client_has_cap(c, "BINARY"))
+		return imap_client_refuse(c, error_r,
+		                          "cannot send APPEND: the message holds NUL bytes and %s "
+		                          "does not offer BINARY",
+		                          imap_client_host(c));
+	snprintf(lit, sizeof(lit), "%s{%zu%s}", binary ? "~" : "", len, nonsync ? "+" : "");
 	struct buf *b = imap_client_cmd(c, "APPEND", error_r);
 	if (b == NULL || imap_cmd_astring_lit(b, mailbox, nonsync_max, error_r) < 0 ||
 	    (flags != NULL && imap_cmd_flag_list(b, flags, error_r) < 0) ||
