@@ -11,8 +11,10 @@
  * COPYUID, APPENDUID and MODIFIED codes (checked against a fixed request
  * set: whatever they accept must lie inside it) and the UID set parser on
  * every atom (what it accepts must format and parse back to the same set),
- * and modified UTF-7 both ways on every atom and string (one form only).
+ * and modified UTF-7 both ways on every atom and string (one form only);
+ * and the response handlers of every replay command (imap-commands.c).
  */
+#include "imap/imap-client-private.h"
 #include "imap/imap-parser.h"
 #include "imap/imap-uidset.h"
 #include "imap/imap-utf7.h"
@@ -163,6 +165,9 @@ static void check_codes(const struct imap_response *r)
 	const char *error = NULL;
 	check_atoms(r->code_args);
 	check_atoms(r->args);
+	/* The command handlers (SELECT, STORE, FETCH, COPY/MOVE, APPEND,
+	 * SEARCH) on the same response. */
+	REQUIRE(imap_commands_check_response(r, &request) >= 0);
 	if (r->code == NULL)
 		return;
 	struct imap_copyuid cu = {0};

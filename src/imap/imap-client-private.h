@@ -43,4 +43,12 @@ size_t imap_client_nonsync_max(const struct imap_client *c);
 int imap_client_send_message_literal(struct imap_client *c, const char *tag, const void *data,
                                      size_t len, bool nonsync, const char **error_r);
 
+/* For fuzz/fuzz-imap-parser.c: run every response handler of
+ * imap-commands.c on resp, as if it answered a command on request. Returns
+ * a bit mask of the handlers that rejected it (the session would end), or
+ * -1 when a handler accepted something it must not have (an invariant
+ * broken: the fuzzer aborts; memory may then leak). */
+int imap_commands_check_response(const struct imap_response *resp,
+                                 const struct imap_uidset *request);
+
 #endif

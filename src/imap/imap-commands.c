@@ -720,3 +720,65 @@ int imap_client_uid_search_header(struct imap_client *c, const char *header, con
 		                          header[0] == '\\' ? "invalid header name" : *error_r);
 	return search_run(c, uids_r, n_r, error_r);
 }
+
+/* --- For the fuzzer -------------------------------------------------------- */
+
+int imap_commands_check_response(const struct imap_response *resp,
+                                 const struct imap_uidset *request)
+{
+	const char *err;
+	int rejected = 0;
+
+	struct imap_select_info info = {0};
+	(void)select_untagged(&info, resp, &err);
+	(void)select_tagged(&info, resp, &err);
+
+	struct piece_cmd pc;
+	memset(&pc, 0, sizeof(pc));
+	pc.piece = *request;
+	struct imap_uidset modified = IMAP_UIDSET_INIT;
+	struct store_ctx sc = {&pc, &modified};
+	if (store_tagged(&sc, resp, &err) < 0)
+		rejected |= 1;
+	if (!imap_uidset_contains_set(request, &modified))
+		return -1;
+	imap_uidset_free(&modified);
+
+	struct fetch_ctx fc = {&pc, request, NULL, 0, 0, 1000, {0}};
+	buf_init(&fc.flags, 64 * 1024);
+	if (fetch_untagged(&fc, resp, &err) < 0)
+		rejected |= 2;
+	for (size_t i = 0; i < fc.n; i++) {
+		if (!imap_uidset_contains(request, fc.v[i].uid) || fc.v[i].flags == NULL ||
+		    strstr(fc.v[i].flags, "  ") != NULL)
+			return -1;
+	}
+	imap_uid_flags_free(&fc.v, fc.n);
+	buf_free(&fc.flags);
+
+	struct imap_copyuid cu = {0};
+	struct copy_ctx cc = {&pc, &cu, false, false};
+	(void)copy_code(&cc, resp, &err);
+	if (cc.piece_got != (cu.valid && cu.count > 0))
+		return -1;
+	for (size_t i = 0; i < cu.count; i++) {
+		if (!imap_uidset_contains(request, cu.pairs[i].src) || cu.pairs[i].dst == 0)
+			return -1;
+	}
+	imap_copyuid_free(&cu);
+
+	struct append_ctx ac = {0, 0};
+	(void)append_tagged(&ac, resp, &err);
+	if ((ac.uid == 0) != (ac.uidvalidity == 0))
+		return -1;
+
+	struct search_ctx sr = {NULL, 0, 0};
+	if (search_untagged(&sr, resp, &err) < 0)
+		rejected |= 4;
+	for (size_t i = 0; i < sr.n; i++) {
+		if (sr.uids[i] == 0)
+			return -1;
+	}
+	free(sr.uids);
+	return rejected;
+}

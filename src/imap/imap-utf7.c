@@ -188,7 +188,8 @@ int imap_utf7_decode(const char *mutf7, struct buf *out, const char **error_r)
 			} else if (unit >= 0xd800 && unit <= 0xdbff) {
 				high = unit;
 				continue;
-			} else if ((unit >= 0xdc00 && unit <= 0xdfff) || is_direct(unit)) {
+			} else if ((unit >= 0xdc00 && unit <= 0xdfff) || is_direct(unit) ||
+			           unit == 0) {
 				goto bad;
 			}
 			if (put_utf8(out, unit) < 0)

@@ -16,7 +16,7 @@
  * result the caller discards): invalid UTF-8 (overlong, surrogate, past
  * U+10FFFF, cut), or modified UTF-7 that is not in its one canonical form
  * (8-bit bytes, a "&" run that is unterminated or empty, encodes printable
- * ASCII, has bits left over, or holds an unpaired surrogate), or out is
+ * ASCII or NUL, has bits left over, or holds an unpaired surrogate), or out is
  * full. Decoding the encoding of a valid name gives the name back.
  */
 int imap_utf7_encode(const char *utf8, struct buf *out, const char **error_r);
