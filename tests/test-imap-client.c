@@ -1239,6 +1239,12 @@ static void test_cmd_move(void)
 	    SEND("* 1 EXPUNGE\r\nM5 OK [COPYUID 432432 42:43 5:6] tagged this time\r\n"),
 	    EXPECT("M6 UID MOVE 42:43 Trash"),
 	    SEND("* NO [CANNOT] some not moved\r\nM6 NO [CANNOT] cannot move\r\n"),
+	    EXPECT("M7 UID MOVE 42:43 Trash"),
+	    SEND("* OK [COPYUID 432432 42:43 222:223] x\r\n* 1 EXPUNGE\r\n* 1 EXPUNGE\r\n"
+	         "M7 OK [COPYUID 432432 42:43 222:223] said twice\r\n"),
+	    EXPECT("M8 UID MOVE 42:43 Trash"),
+	    SEND("* OK [COPYUID 432432 42:43 222:223] x\r\n"
+	         "M8 OK [COPYUID 432432 42:43 300:301] contradicts\r\n"),
 	    END(),
 	};
 	const char *error;
@@ -1263,6 +1269,12 @@ static void test_cmd_move(void)
 	imap_copyuid_free(&cu);
 	FAILED(imap_client_uid_move(c, &uids, "Trash", &cu, &error), "cannot move");
 	CHECK_STR(imap_client_last_code(c), "CANNOT");
+	imap_copyuid_free(&cu);
+	OK(imap_client_uid_move(c, &uids, "Trash", &cu, &error));
+	CHECK(cu.valid && cu.count == 2 && imap_copyuid_lookup(&cu, 43) == 223);
+	imap_copyuid_free(&cu);
+	OK(imap_client_uid_move(c, &uids, "Trash", &cu, &error));
+	CHECK(!cu.valid && cu.count == 0);
 	imap_copyuid_free(&cu);
 	imap_client_free(&c);
 	server_done();

@@ -422,8 +422,24 @@ static int copy_code(void *context, const struct imap_response *resp, const char
 	    strcasecmp(resp->code, "COPYUID") != 0)
 		return 0;
 	const char *err;
-	if (cc->unusable || imap_copyuid_parse(resp->code_args, &cc->pc->piece, cc->cu, &err) < 0)
+	if (cc->unusable)
+		return 0;
+	/* A server may say it twice (MOVE's untagged OK and again in the
+	 * tagged one): a repeat of pairs already known is no news. Sources are
+	 * checked against this piece, so a repeat is of this piece. */
+	struct imap_copyuid one = {0};
+	if (imap_copyuid_parse(resp->code_args, &cc->pc->piece, &one, &err) < 0) {
 		cc->unusable = true; /* the caller falls back to finding the copies */
+		return 0;
+	}
+	bool repeat = cc->cu->valid && one.uidvalidity == cc->cu->uidvalidity;
+	for (size_t i = 0; repeat && i < one.count; i++)
+		repeat = imap_copyuid_lookup(cc->cu, one.pairs[i].src) == one.pairs[i].dst;
+	imap_copyuid_free(&one);
+	if (repeat)
+		return 0;
+	if (imap_copyuid_parse(resp->code_args, &cc->pc->piece, cc->cu, &err) < 0)
+		cc->unusable = true;
 	else
 		cc->piece_got = true;
 	return 0;
