@@ -1295,6 +1295,54 @@ static void test_cmd_move(void)
 	imap_uidset_free(&three);
 }
 
+/* A server offering IMAP4rev2 alone has MOVE, UIDPLUS, UNSELECT and
+ * LITERAL- built in (RFC 9051 appendix E); one offering IMAP4rev1 as well
+ * speaks rev1 (we never ENABLE rev2) and gets only what it lists. */
+static void test_cmd_imap4rev2(void)
+{
+	static const struct step rev2[] = {
+	    SEND("* OK [CAPABILITY IMAP4rev2 AUTH=PLAIN SASL-IR] ready\r\n"),
+	    EXPECT("M1 AUTHENTICATE PLAIN " PLAIN_B64),
+	    SEND("M1 OK [CAPABILITY IMAP4rev2 IDLE] logged in\r\n"),
+	    EXPECT("M2 UID MOVE 5 {5+}"),
+	    EXPECT("Caf\xc3\xa9"),
+	    SEND("* OK [COPYUID 9 5 1] moved\r\n* 1 EXPUNGE\r\nM2 OK done\r\n"),
+	    EXPECT("M3 UID EXPUNGE 5"),
+	    SEND("M3 OK done\r\n"),
+	    EXPECT("M4 UNSELECT"),
+	    SEND("M4 OK done\r\n"),
+	    END(),
+	};
+	const char *error;
+	struct imap_client *c = login_session(rev2, 5000);
+	struct imap_uidset five;
+	uidset_of(&five, "5");
+	struct imap_copyuid cu = {0};
+	OK(imap_client_uid_move(c, &five, "Caf\xc3\xa9", &cu, &error));
+	CHECK(cu.valid && imap_copyuid_lookup(&cu, 5) == 1);
+	imap_copyuid_free(&cu);
+	OK(imap_client_uid_expunge(c, &five, &error));
+	OK(imap_client_unselect(c, &error));
+	imap_client_free(&c);
+	server_done();
+
+	static const struct step both[] = {
+	    SEND("* OK [CAPABILITY IMAP4rev1 IMAP4rev2 AUTH=PLAIN SASL-IR] ready\r\n"),
+	    EXPECT("M1 AUTHENTICATE PLAIN " PLAIN_B64),
+	    SEND("M1 OK [CAPABILITY IMAP4rev1 IMAP4rev2 IDLE] logged in\r\n"),
+	    EXPECT("M2 NOOP"),
+	    SEND("M2 OK\r\n"),
+	    END(),
+	};
+	c = login_session(both, 5000);
+	FAILED(imap_client_uid_move(c, &five, "x", &cu, &error), "does not offer MOVE");
+	FAILED(imap_client_uid_expunge(c, &five, &error), "does not offer UIDPLUS");
+	check_noop(c);
+	imap_client_free(&c);
+	server_done();
+	imap_uidset_free(&five);
+}
+
 /* UID EXPUNGE needs UIDPLUS; EXPUNGE's untagged answers are read. */
 static void test_cmd_expunge(void)
 {
@@ -1569,6 +1617,7 @@ int main(void)
 	test_cmd_copy();
 	test_cmd_move();
 	test_cmd_expunge();
+	test_cmd_imap4rev2();
 	test_cmd_append();
 	test_cmd_mailboxes();
 	test_cmd_search();

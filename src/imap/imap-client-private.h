@@ -33,6 +33,11 @@ int imap_client_refuse(struct imap_client *c, const char **error_r, const char *
 
 const char *imap_client_host(const struct imap_client *c);
 
+/* imap_client_has_cap(), and true also for the extensions IMAP4rev2 folds in
+ * (UIDPLUS, MOVE, UNSELECT, LITERAL-, BINARY) on a server that offers
+ * IMAP4rev2 without IMAP4rev1 (RFC 9051 appendix E). */
+bool imap_client_has_ext(const struct imap_client *c, const char *cap);
+
 /* Literals up to this many bytes may be sent non-synchronizing: SIZE_MAX
  * with LITERAL+, 4096 with LITERAL- (RFC 7888), else 0. */
 size_t imap_client_nonsync_max(const struct imap_client *c);

@@ -118,6 +118,22 @@ bool imap_client_has_cap(const struct imap_client *c, const char *cap)
 	return strstr(buf_str(&c->caps), needle) != NULL;
 }
 
+bool imap_client_has_ext(const struct imap_client *c, const char *cap)
+{
+	if (imap_client_has_cap(c, cap))
+		return true;
+	/* RFC 9051 appendix E: folded into IMAP4rev2. A server that offers
+	 * IMAP4rev1 too speaks rev1 until ENABLEd, which we do not do. */
+	static const char *const rev2[] = {"UIDPLUS", "MOVE", "UNSELECT", "LITERAL-", "BINARY"};
+	if (!imap_client_has_cap(c, "IMAP4rev2") || imap_client_has_cap(c, "IMAP4rev1"))
+		return false;
+	for (size_t i = 0; i < sizeof(rev2) / sizeof(rev2[0]); i++) {
+		if (strcasecmp(cap, rev2[i]) == 0)
+			return true;
+	}
+	return false;
+}
+
 bool imap_client_is_compressed(const struct imap_client *c)
 {
 	return conn_is_compressed(c->conn);
@@ -547,7 +563,7 @@ size_t imap_client_nonsync_max(const struct imap_client *c)
 {
 	if (imap_client_has_cap(c, "LITERAL+"))
 		return SIZE_MAX;
-	if (imap_client_has_cap(c, "LITERAL-"))
+	if (imap_client_has_ext(c, "LITERAL-"))
 		return 4096; /* RFC 7888 section 5 */
 	return 0;
 }

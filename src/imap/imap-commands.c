@@ -61,7 +61,8 @@ static int select_or_examine(struct imap_client *c, const char *cmd, const char 
 	struct buf *b = imap_client_cmd(c, cmd, error_r);
 	if (b == NULL ||
 	    imap_cmd_astring_lit(b, mailbox, imap_client_nonsync_max(c), error_r) < 0 ||
-	    (condstore && imap_client_has_cap(c, "CONDSTORE") &&
+	    (condstore &&
+	     (imap_client_has_cap(c, "CONDSTORE") || imap_client_has_cap(c, "QRESYNC")) &&
 	     imap_cmd_raw(b, "(CONDSTORE)", error_r) < 0))
 		return imap_client_refuse(c, error_r, "%s: cannot send %s: %s", imap_client_host(c),
 		                          cmd, *error_r);
@@ -92,7 +93,7 @@ int imap_client_examine(struct imap_client *c, const char *mailbox, bool condsto
 
 int imap_client_unselect(struct imap_client *c, const char **error_r)
 {
-	if (imap_client_has_cap(c, "UNSELECT")) {
+	if (imap_client_has_ext(c, "UNSELECT")) {
 		if (imap_client_cmd(c, "UNSELECT", error_r) == NULL)
 			return imap_client_refuse(c, error_r, "cannot send UNSELECT: %s", *error_r);
 		return imap_client_run(c, NULL, NULL, error_r);
@@ -487,7 +488,7 @@ int imap_client_uid_copy(struct imap_client *c, const struct imap_uidset *uids, 
 int imap_client_uid_move(struct imap_client *c, const struct imap_uidset *uids, const char *mailbox,
                          struct imap_copyuid *copyuid_r, const char **error_r)
 {
-	if (!imap_client_has_cap(c, "MOVE")) {
+	if (!imap_client_has_ext(c, "MOVE")) {
 		memset(copyuid_r, 0, sizeof(*copyuid_r));
 		return imap_client_refuse(c, error_r, "%s does not offer MOVE",
 		                          imap_client_host(c));
@@ -500,7 +501,7 @@ int imap_client_uid_move(struct imap_client *c, const struct imap_uidset *uids, 
 int imap_client_uid_expunge(struct imap_client *c, const struct imap_uidset *uids,
                             const char **error_r)
 {
-	if (!imap_client_has_cap(c, "UIDPLUS"))
+	if (!imap_client_has_ext(c, "UIDPLUS"))
 		return imap_client_refuse(c, error_r, "%s does not offer UIDPLUS: no UID EXPUNGE",
 		                          imap_client_host(c));
 	struct piece_cmd pc;
@@ -562,7 +563,7 @@ int imap_client_append_uid(struct imap_client *c, const char *mailbox, const cha
 	/* A literal may not hold NUL (RFC 9051 CHAR8); a message that does
 	 * goes as a literal8 (RFC 3516), which needs BINARY. */
 	bool binary = len > 0 && memchr(data, 0, len) != NULL;
-	if (binary && !imap_client_has_cap(c, "BINARY"))
+	if (binary && !imap_client_has_ext(c, "BINARY"))
 		return imap_client_refuse(c, error_r,
 		                          "cannot send APPEND: the message holds NUL bytes and %s "
 		                          "does not offer BINARY",
