@@ -1588,6 +1588,41 @@ static void test_cmd_search(void)
 	CHECK(!imap_client_is_open(c));
 	imap_client_free(&c);
 	server_done();
+	/* IMAP4rev2 answers with ESEARCH only (RFC 9051 7.3.4): the ALL set is
+	 * read (bounded); other commands' ESEARCH and MIN/MAX/COUNT ignored. */
+	static const struct step rev2[] = {
+	    SEND("* OK [CAPABILITY IMAP4rev2 AUTH=PLAIN SASL-IR] ready\r\n"),
+	    EXPECT("M1 AUTHENTICATE PLAIN " PLAIN_B64),
+	    SEND("M1 OK [CAPABILITY IMAP4rev2 IDLE] logged in\r\n"),
+	    EXPECT("M2 UID SEARCH DELETED"),
+	    SEND("* ESEARCH (TAG \"M1\") UID ALL 100:200\r\n"
+	         "* ESEARCH (TAG \"M2\") UID MIN 3 ALL 9,3:5 MAX 9 COUNT 4\r\nM2 OK\r\n"),
+	    EXPECT("M3 UID SEARCH HEADER Message-ID <a@b>"),
+	    SEND("* ESEARCH (TAG \"M3\") UID COUNT 0\r\nM3 OK\r\n"),
+	    EXPECT("M4 UID SEARCH ALL"),
+	    SEND("* ESEARCH (TAG \"M4\") UID ALL 1:4294967295\r\nM4 OK\r\n"),
+	    END(),
+	};
+	c = login_session(rev2, 5000);
+	OK(imap_client_uid_search(c, "DELETED", &uids, &n, &error));
+	CHECK(n == 4 && uids[0] == 3 && uids[2] == 5 && uids[3] == 9);
+	free(uids);
+	OK(imap_client_uid_search_header(c, "Message-ID", "<a@b>", &uids, &n, &error));
+	CHECK(n == 0 && uids == NULL);
+	REFUSED(imap_client_uid_search(c, "ALL", &uids, &n, &error), "more UIDs than allowed");
+	imap_client_free(&c);
+	server_done();
+
+	static const struct step no_uid[] = {
+	    LOGIN_CAPS(FULL_CAPS),
+	    EXPECT("M2 UID SEARCH ALL"),
+	    SEND("* ESEARCH (TAG \"M2\") ALL 1:3\r\nM2 OK\r\n"),
+	    END(),
+	};
+	c = login_session(no_uid, 5000);
+	REFUSED(imap_client_uid_search(c, "ALL", &uids, &n, &error), "without UID");
+	imap_client_free(&c);
+	server_done();
 }
 
 int main(void)

@@ -32,6 +32,8 @@ int imap_client_refuse(struct imap_client *c, const char **error_r, const char *
     __attribute__((format(printf, 3, 4)));
 
 const char *imap_client_host(const struct imap_client *c);
+/* The tag of the command built or sent last ("M7"). */
+const char *imap_client_tag(const struct imap_client *c);
 
 /* imap_client_has_cap(), and true also for the extensions IMAP4rev2 folds in
  * (UIDPLUS, MOVE, UNSELECT, LITERAL-, BINARY) on a server that offers

@@ -559,6 +559,11 @@ const char *imap_client_host(const struct imap_client *c)
 	return c->host;
 }
 
+const char *imap_client_tag(const struct imap_client *c)
+{
+	return c->tag;
+}
+
 size_t imap_client_nonsync_max(const struct imap_client *c)
 {
 	if (imap_client_has_cap(c, "LITERAL+"))

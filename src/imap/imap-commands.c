@@ -645,13 +645,87 @@ int imap_client_unsubscribe(struct imap_client *c, const char *name, const char 
 struct search_ctx {
 	uint32_t *uids;
 	size_t n, cap;
+	const char *tag; /* of the UID SEARCH, for ESEARCH's correlator */
 };
 
-/* "* SEARCH 3 7 9" (RFC 9051), with CONDSTORE "* SEARCH 3 7 (MODSEQ 12)". */
+static int search_add(struct search_ctx *sc, uint32_t uid, const char **error_r)
+{
+	if (sc->n == sc->cap) {
+		if (sc->cap >= IMAP_CLIENT_SEARCH_MAX) {
+			*error_r = "SEARCH response names too many messages";
+			return -1;
+		}
+		size_t cap = sc->cap == 0 ? 64 : sc->cap * 2;
+		if (cap > IMAP_CLIENT_SEARCH_MAX)
+			cap = IMAP_CLIENT_SEARCH_MAX;
+		uint32_t *n = realloc(sc->uids, cap * sizeof(*n));
+		if (n == NULL) {
+			*error_r = "out of memory";
+			return -1;
+		}
+		sc->uids = n;
+		sc->cap = cap;
+	}
+	sc->uids[sc->n++] = uid;
+	return 0;
+}
+
+/* "* ESEARCH (TAG "M3") UID ALL 1:5,9" (RFC 4731; the only answer an
+ * IMAP4rev2 server gives, RFC 9051 7.3.4). MIN, MAX, COUNT, MODSEQ are
+ * not asked for and ignored. */
+static int esearch_untagged(struct search_ctx *sc, const struct imap_arg *a, const char **error_r)
+{
+	if (a != NULL && a->type == IMAP_ARG_LIST) {
+		const struct imap_arg *t = a->list;
+		if (!imap_arg_is_atom(t, "TAG") || imap_arg_string(t->next) == NULL) {
+			*error_r = "malformed ESEARCH response";
+			return -1;
+		}
+		if (sc->tag == NULL || strcmp(imap_arg_string(t->next), sc->tag) != 0)
+			return 0; /* another command's */
+		a = a->next;
+	}
+	bool uid = imap_arg_is_atom(a, "UID");
+	if (uid)
+		a = a->next;
+	for (; a != NULL; a = a->next->next) {
+		if (a->next == NULL || a->type != IMAP_ARG_ATOM) {
+			*error_r = "malformed ESEARCH response";
+			return -1;
+		}
+		if (!imap_arg_is_atom(a, "ALL"))
+			continue;
+		const char *set = imap_arg_string(a->next);
+		struct imap_uidset all = IMAP_UIDSET_INIT;
+		if (!uid || a->next->type != IMAP_ARG_ATOM ||
+		    imap_uidset_parse(set, IMAP_CLIENT_SEARCH_MAX - sc->n, SIZE_MAX, &all,
+		                      error_r) < 0) {
+			if (!uid)
+				*error_r = "ESEARCH answer to UID SEARCH without UID";
+			return -1;
+		}
+		for (size_t i = 0; i < all.count; i++) {
+			for (uint64_t u = all.ranges[i].lo; u <= all.ranges[i].hi; u++) {
+				if (search_add(sc, (uint32_t)u, error_r) < 0) {
+					imap_uidset_free(&all);
+					return -1;
+				}
+			}
+		}
+		imap_uidset_free(&all);
+	}
+	return 0;
+}
+
+/* "* SEARCH 3 7 9" (RFC 3501), with CONDSTORE "* SEARCH 3 7 (MODSEQ 12)". */
 static int search_untagged(void *context, const struct imap_response *resp, const char **error_r)
 {
 	struct search_ctx *sc = context;
-	if (resp->status != IMAP_STATUS_NONE || !imap_arg_is_atom(resp->args, "SEARCH"))
+	if (resp->status != IMAP_STATUS_NONE)
+		return 0;
+	if (imap_arg_is_atom(resp->args, "ESEARCH"))
+		return esearch_untagged(sc, resp->args->next, error_r);
+	if (!imap_arg_is_atom(resp->args, "SEARCH"))
 		return 0;
 	for (const struct imap_arg *a = resp->args->next; a != NULL; a = a->next) {
 		uint64_t uid;
@@ -661,23 +735,8 @@ static int search_untagged(void *context, const struct imap_response *resp, cons
 			*error_r = "malformed SEARCH response";
 			return -1;
 		}
-		if (sc->n == sc->cap) {
-			if (sc->cap >= IMAP_CLIENT_SEARCH_MAX) {
-				*error_r = "SEARCH response names too many messages";
-				return -1;
-			}
-			size_t cap = sc->cap == 0 ? 64 : sc->cap * 2;
-			if (cap > IMAP_CLIENT_SEARCH_MAX)
-				cap = IMAP_CLIENT_SEARCH_MAX;
-			uint32_t *n = realloc(sc->uids, cap * sizeof(*n));
-			if (n == NULL) {
-				*error_r = "out of memory";
-				return -1;
-			}
-			sc->uids = n;
-			sc->cap = cap;
-		}
-		sc->uids[sc->n++] = (uint32_t)uid;
+		if (search_add(sc, (uint32_t)uid, error_r) < 0)
+			return -1;
 	}
 	return 0;
 }
@@ -690,7 +749,7 @@ static int cmp_u32(const void *a, const void *b)
 
 static int search_run(struct imap_client *c, uint32_t **uids_r, size_t *n_r, const char **error_r)
 {
-	struct search_ctx sc = {NULL, 0, 0};
+	struct search_ctx sc = {NULL, 0, 0, imap_client_tag(c)};
 	int r = imap_client_run(c, search_untagged, &sc, error_r);
 	if (r != 0) {
 		free(sc.uids);
@@ -789,7 +848,7 @@ int imap_commands_check_response(const struct imap_response *resp,
 	if ((ac.uid == 0) != (ac.uidvalidity == 0))
 		return -1;
 
-	struct search_ctx sr = {NULL, 0, 0};
+	struct search_ctx sr = {NULL, 0, 0, "M1"};
 	if (search_untagged(&sr, resp, &err) < 0)
 		rejected |= 4;
 	for (size_t i = 0; i < sr.n; i++) {
