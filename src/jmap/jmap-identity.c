@@ -83,10 +83,10 @@ static int identity_state(struct jmap_mail_ctx *ctx, char *out, size_t size, uin
 {
 	/* FNV-1a over the ids and addresses. */
 	uint64_t h = 1469598103934665603ull;
-	for (size_t i = 0; i < ctx->n_hub_accounts; i++) {
+	for (size_t i = 0; i < jmap_scope_n(ctx); i++) {
 		char email[600], item[700];
-		identity_email(&ctx->hub_accounts[i], email, sizeof(email));
-		snprintf(item, sizeof(item), "%lld %s;", (long long)ctx->hub_accounts[i].id, email);
+		identity_email(&jmap_scope_account(ctx)[i], email, sizeof(email));
+		snprintf(item, sizeof(item), "%lld %s;", (long long)jmap_scope_account(ctx)[i].id, email);
 		for (const unsigned char *p = (const unsigned char *)item; *p != '\0'; p++) {
 			h ^= *p;
 			h *= 1099511628211ull;
@@ -135,8 +135,8 @@ json_t *jmap_identity_from(struct jmap_mail_ctx *ctx, int64_t account_id)
 	const char *err;
 	if (jmap_mail_accounts(ctx) < 0)
 		return NULL;
-	for (size_t i = 0; i < ctx->n_hub_accounts; i++) {
-		const struct hub_account *a = &ctx->hub_accounts[i];
+	for (size_t i = 0; i < jmap_scope_n(ctx); i++) {
+		const struct hub_account *a = &jmap_scope_account(ctx)[i];
 		if (a->id != account_id)
 			continue;
 		char email[600];
@@ -182,8 +182,8 @@ int jmap_identity_get(void *context, struct jmap_call *call, json_t *args,
 	json_t *list = json_array(), *not_found = json_array();
 	bool ok = true;
 	if (ids == NULL) {
-		for (size_t i = 0; i < ctx->n_hub_accounts && ok; i++)
-			ok = add_identity(ctx, list, &ctx->hub_accounts[i]);
+		for (size_t i = 0; i < jmap_scope_n(ctx) && ok; i++)
+			ok = add_identity(ctx, list, &jmap_scope_account(ctx)[i]);
 	} else {
 		size_t idx;
 		json_t *v;
@@ -192,10 +192,10 @@ int jmap_identity_get(void *context, struct jmap_call *call, json_t *args,
 			int64_t id;
 			bool found = false;
 			if (jmap_list_id(call, v, 'I', &id)) {
-				for (size_t i = 0; i < ctx->n_hub_accounts && !found; i++) {
-					if (ctx->hub_accounts[i].id == id) {
+				for (size_t i = 0; i < jmap_scope_n(ctx) && !found; i++) {
+					if (jmap_scope_account(ctx)[i].id == id) {
 						ok = ok &&
-						     add_identity(ctx, list, &ctx->hub_accounts[i]);
+						     add_identity(ctx, list, &jmap_scope_account(ctx)[i]);
 						found = true;
 					}
 				}
@@ -250,14 +250,11 @@ int jmap_identity_changes(void *context, struct jmap_call *call, json_t *args,
 		*error_type_r = "serverFail";
 		return -1;
 	}
-	const char *since = json_string_value(json_object_get(args, "sinceState"));
-	json_t *max = json_object_get(args, "maxChanges");
-	if (since == NULL || (max != NULL && !json_is_null(max) &&
-	                      (!json_is_integer(max) || json_integer_value(max) < 1))) {
-		*error_type_r = "invalidArguments";
-		*description_r = "sinceState is a string, maxChanges a positive integer";
+	const char *since;
+	size_t limit;
+	if (jmap_changes_args(args, "sinceState", JMAP_MAIL_MAX_OBJECTS_IN_GET, &since, &limit,
+	                      error_type_r, description_r) < 0)
 		return -1;
-	}
 	char state[64];
 	uint64_t hash, since_hash;
 	int64_t seq, since_seq;
@@ -272,16 +269,14 @@ int jmap_identity_changes(void *context, struct jmap_call *call, json_t *args,
 		return -1;
 	}
 	/* The identities updated after since_seq, oldest change first. */
-	size_t limit = max != NULL && json_is_integer(max) ? (size_t)json_integer_value(max)
-	                                                   : JMAP_MAIL_MAX_OBJECTS_IN_GET;
 	json_t *updated = json_array();
 	int64_t last = since_seq;
 	bool more = false;
 	for (;;) {
 		int64_t best_seq = 0, best_id = 0;
-		for (size_t i = 0; i < ctx->n_hub_accounts; i++) {
+		for (size_t i = 0; i < jmap_scope_n(ctx); i++) {
 			struct store_identity si = {0};
-			int r = store_identity_get(ctx->store, ctx->hub_accounts[i].id, &si, &err);
+			int r = store_identity_get(ctx->store, jmap_scope_account(ctx)[i].id, &si, &err);
 			if (r < 0) {
 				json_decref(updated);
 				*error_type_r = "serverFail";
@@ -289,7 +284,7 @@ int jmap_identity_changes(void *context, struct jmap_call *call, json_t *args,
 			}
 			if (r == 1 && si.seq > last && (best_seq == 0 || si.seq < best_seq)) {
 				best_seq = si.seq;
-				best_id = ctx->hub_accounts[i].id;
+				best_id = jmap_scope_account(ctx)[i].id;
 			}
 			store_identity_free(&si);
 		}
@@ -432,9 +427,9 @@ static json_t *identity_patch(struct store_identity *si, json_t *patch, const ch
 
 static const struct hub_account *find_account(struct jmap_mail_ctx *ctx, int64_t id)
 {
-	for (size_t i = 0; i < ctx->n_hub_accounts; i++)
-		if (ctx->hub_accounts[i].id == id)
-			return &ctx->hub_accounts[i];
+	for (size_t i = 0; i < jmap_scope_n(ctx); i++)
+		if (jmap_scope_account(ctx)[i].id == id)
+			return &jmap_scope_account(ctx)[i];
 	return NULL;
 }
 

@@ -2,12 +2,11 @@
  * Mailbox/set (RFC 8621 2.5) over the hosted store, and what Mailbox/get
  * shows of the device-only properties.
  *
- * A mailbox belongs to an account (an external one, or the hub-local
- * "hub:local"); its full name uses that account's hierarchy delimiter. A
- * child is created in its parent's account; a top-level mailbox goes to
- * the user's only external account, or to hub:local when there are none
- * or several (say which with a parent instead). A mailbox does not change
- * account (parentId in another account is refused). A rename renames the
+ * A mailbox belongs to the JMAP account of the call (an external
+ * account, or the hub's own "mailkeep" account); its full server name is
+ * built from its parent's with that account's hierarchy delimiter. Only
+ * the account's own mailboxes are seen: a parentId of another account is
+ * "no such parent". A rename renames the
  * children along. Renaming or destroying the inbox and role changes are
  * refused. sortOrder and isSubscribed are kept in the store for the
  * devices (not on the server). Everything is recorded as a pending local
@@ -20,7 +19,7 @@
 
 #define MAX_NAME 490 /* maxSizeMailboxName */
 
-void jmap_mailbox_decorate(struct jmap_mail_ctx *ctx, json_t *mailbox)
+void jmap_mailbox_decorate(struct jmap_mail_ctx *ctx, json_t *mailbox, bool noselect)
 {
 	const char *err;
 	int64_t id;
@@ -34,11 +33,14 @@ void jmap_mailbox_decorate(struct jmap_mail_ctx *ctx, json_t *mailbox)
 	}
 	bool inbox = json_is_string(json_object_get(mailbox, "role")) &&
 	             strcmp(json_string_value(json_object_get(mailbox, "role")), "inbox") == 0;
+	/* A mailbox the server lists as \Noselect (or only as a parent) holds
+	 * no mail: nothing can be put into it or changed in it. */
+	bool items = !noselect;
 	json_object_set_new(mailbox, "myRights",
 	                    json_pack("{s:b,s:b,s:b,s:b,s:b,s:b,s:b,s:b,s:b}", "mayReadItems", 1,
-	                              "mayAddItems", 1, "mayRemoveItems", 1, "maySetSeen", 1,
-	                              "maySetKeywords", 1, "mayCreateChild", 1, "mayRename", !inbox,
-	                              "mayDelete", !inbox, "maySubmit", 0));
+	                              "mayAddItems", items, "mayRemoveItems", items, "maySetSeen",
+	                              items, "maySetKeywords", items, "mayCreateChild", 1,
+	                              "mayRename", !inbox, "mayDelete", !inbox, "maySubmit", 0));
 }
 
 struct boxes {
@@ -54,26 +56,21 @@ static void boxes_free(struct boxes *b)
 	memset(b, 0, sizeof(*b));
 }
 
+/* The mailboxes of the call's account: a Mailbox/set never sees or
+ * touches another account's. */
 static int boxes_load(struct jmap_mail_ctx *ctx, struct boxes *b)
 {
 	const char *err;
 	memset(b, 0, sizeof(*b));
-	if (store_mailboxes_all(ctx->store, &b->all, &b->n, &err) < 0)
+	if (store_mailboxes(ctx->store, ctx->store_account_id, &b->all, &b->n, &err) < 0)
 		return -1;
 	b->account = calloc(b->n + 1, sizeof(*b->account));
 	if (b->account == NULL) {
 		boxes_free(b);
 		return -1;
 	}
-	for (size_t i = 0; i < b->n; i++) {
-		char *key = NULL;
-		if (store_mailbox_account(ctx->store, b->all[i].id, &b->account[i], &key, &err) <
-		    0) {
-			boxes_free(b);
-			return -1;
-		}
-		free(key);
-	}
+	for (size_t i = 0; i < b->n; i++)
+		b->account[i] = ctx->store_account_id;
 	return 0;
 }
 
@@ -154,35 +151,16 @@ static int rename_subtree(struct jmap_mail_ctx *ctx, struct boxes *b, struct sto
 	return 0;
 }
 
-/* The account a top-level mailbox goes to (see the comment at the top). */
-static int top_level_account(struct jmap_mail_ctx *ctx, struct boxes *b, int64_t *account_r,
-                             char *delim_r)
+/* A top-level mailbox goes to the call's account, with the delimiter its
+ * server uses ('/' until the account has a mailbox that says). */
+static void top_level_account(struct jmap_mail_ctx *ctx, struct boxes *b, int64_t *account_r,
+                              char *delim_r)
 {
-	const char *err;
-	int64_t only = 0;
-	bool several = false;
-	for (size_t i = 0; i < b->n; i++) {
-		char *key = NULL;
-		int64_t a;
-		if (store_mailbox_account(ctx->store, b->all[i].id, &a, &key, &err) < 0)
-			return -1;
-		if (strncmp(key, "account:", 8) == 0) {
-			if (only != 0 && only != a)
-				several = true;
-			only = a;
-		}
-		free(key);
-	}
-	if (only == 0 || several) {
-		if (store_account_ensure(ctx->store, "hub:local", &only, &err) < 0)
-			return -1;
-	}
-	*account_r = only;
+	*account_r = ctx->store_account_id;
 	*delim_r = '/';
 	for (size_t i = 0; i < b->n; i++)
-		if (b->account[i] == only && b->all[i].delim != 0)
+		if (b->all[i].delim != 0)
 			*delim_r = b->all[i].delim;
-	return 0;
 }
 
 /* Validate a name part; NULL when fine, else the reason. */
@@ -222,8 +200,7 @@ static json_t *full_name(struct jmap_mail_ctx *ctx, struct jmap_call *call, stru
 			return set_error("invalidProperties", "the full name is too long", "name");
 		return NULL;
 	}
-	if (top_level_account(ctx, b, account_r, delim_r) < 0)
-		return set_error("serverFail", NULL, NULL);
+	top_level_account(ctx, b, account_r, delim_r);
 	if ((why = bad_name(name, *delim_r)) != NULL)
 		return set_error("invalidProperties", why, "name");
 	if (strcasecmp(json_string_value(name), "INBOX") == 0)
@@ -320,7 +297,7 @@ static int mailbox_create(struct jmap_mail_ctx *ctx, struct jmap_call *call, jso
 		    "{s:o,s:n,s:i,s:i,s:i,s:i,s:i,s:b}", "id", jmap_prefixed('M', id), "role",
 		    "sortOrder", sort >= 0 ? sort : 10, "totalEmails", 0, "unreadEmails", 0,
 		    "totalThreads", 0, "unreadThreads", 0, "isSubscribed", sub != 0);
-		jmap_mailbox_decorate(ctx, *created_r);
+		jmap_mailbox_decorate(ctx, *created_r, false);
 	}
 	boxes_free(&b);
 	return ret;

@@ -871,7 +871,7 @@ static int mailbox_results(struct jmap_mail_ctx *ctx, struct parse *p, json_t *a
 	struct store_mailbox *boxes = NULL;
 	size_t n = 0;
 	const char *err;
-	if (store_mailboxes_all(ctx->store, &boxes, &n, &err) < 0) {
+	if (store_mailboxes(ctx->store, ctx->store_account_id, &boxes, &n, &err) < 0) {
 		store_cond_free(&root);
 		return fail(p, "serverFail", NULL);
 	}

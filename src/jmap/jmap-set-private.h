@@ -28,8 +28,9 @@ jmap_method_fn jmap_email_set, jmap_email_import, jmap_mailbox_set, jmap_identit
 int jmap_identity_register(struct jmap_registry *registry, const char **error_r);
 
 /* Mailbox/get: sortOrder, isSubscribed and myRights of a mailbox object
- * (id "M<row>") from the store's device-only properties. */
-void jmap_mailbox_decorate(struct jmap_mail_ctx *ctx, json_t *mailbox);
+ * (id "M<row>") from the store's device-only properties; a noselect
+ * mailbox gets rights that refuse items. */
+void jmap_mailbox_decorate(struct jmap_mail_ctx *ctx, json_t *mailbox, bool noselect);
 
 /* An id argument that may be a creation reference ("#c1"). */
 static inline bool set_resolve_id(struct jmap_call *call, const char *text, char prefix,

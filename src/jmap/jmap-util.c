@@ -5,6 +5,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "../hub/hub.h"
+#include "../store/store-accounts.h"
 #include "../store/store.h"
 #include "jmap-mail.h"
 #include "jmap-private.h"
@@ -40,6 +42,33 @@ json_t *jmap_utc_date(int64_t t)
 	return json_string(buf);
 }
 
+int jmap_account_select(struct jmap_mail_ctx *ctx, const char *account_id,
+                        const char **error_type_r)
+{
+	const char *err;
+	int64_t id;
+	char *key = NULL;
+	if (!jmap_parse_id(account_id, 'A', &id)) {
+		*error_type_r = "accountNotFound";
+		return -1;
+	}
+	/* The store is the user's own: its accounts are the user's. */
+	int r = store_account_key(ctx->store, id, &key, &err);
+	if (r <= 0) {
+		*error_type_r = r == 0 ? "accountNotFound" : "serverFail";
+		return -1;
+	}
+	int64_t hub_id = 0;
+	if (strncmp(key, "account:", 8) == 0 && !jmap_parse_id(key + 7, ':', &hub_id))
+		hub_id = 0;
+	free(key);
+	snprintf(ctx->account_text, sizeof(ctx->account_text), "A%lld", (long long)id);
+	ctx->account_id = ctx->account_text;
+	ctx->store_account_id = id;
+	ctx->hub_account_id = hub_id;
+	return 0;
+}
+
 int jmap_check_account(struct jmap_mail_ctx *ctx, json_t *args, const char **error_type_r)
 {
 	const char *acct = json_string_value(json_object_get(args, "accountId"));
@@ -47,11 +76,7 @@ int jmap_check_account(struct jmap_mail_ctx *ctx, json_t *args, const char **err
 		*error_type_r = "invalidArguments";
 		return -1;
 	}
-	if (strcmp(acct, ctx->account_id) != 0) {
-		*error_type_r = "accountNotFound";
-		return -1;
-	}
-	return 0;
+	return jmap_account_select(ctx, acct, error_type_r);
 }
 
 json_t *jmap_keywords_json(unsigned flags, const char *keywords)
@@ -176,4 +201,59 @@ void jmap_keep_properties(json_t *obj, json_t *properties)
 		if (!keep)
 			json_object_del(obj, key);
 	}
+}
+
+bool jmap_parse_state(const char *text, uint64_t current, uint64_t *since_r)
+{
+	/* Only what this server hands out: a decimal counter, no sign, no
+	 * blanks, no leading zeros, not from the future. */
+	if (text == NULL || text[0] < '0' || text[0] > '9' || (text[0] == '0' && text[1] != '\0'))
+		return false;
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(text, &end, 10);
+	if (errno != 0 || *end != '\0' || v > current)
+		return false;
+	*since_r = v;
+	return true;
+}
+
+int jmap_changes_args(json_t *args, const char *since_name, size_t server_max,
+                      const char **since_r, size_t *limit_r, const char **error_type_r,
+                      const char **description_r)
+{
+	static __thread char why[96];
+	json_t *since = json_object_get(args, since_name);
+	json_t *max = json_object_get(args, "maxChanges");
+	if (!json_is_string(since)) {
+		snprintf(why, sizeof(why), "%s is required (a string)", since_name);
+		*error_type_r = "invalidArguments";
+		*description_r = why;
+		return -1;
+	}
+	if (max != NULL && !json_is_null(max) &&
+	    (!json_is_integer(max) || json_integer_value(max) < 1)) {
+		*error_type_r = "invalidArguments";
+		*description_r = "maxChanges is a positive integer or null";
+		return -1;
+	}
+	size_t limit = server_max;
+	if (json_is_integer(max) && (uint64_t)json_integer_value(max) < (uint64_t)limit)
+		limit = (size_t)json_integer_value(max);
+	*since_r = json_string_value(since);
+	*limit_r = limit;
+	return 0;
+}
+
+const struct hub_account *jmap_scope_account(const struct jmap_mail_ctx *ctx)
+{
+	for (size_t i = 0; ctx->hub_account_id > 0 && i < ctx->n_hub_accounts; i++)
+		if (ctx->hub_accounts[i].id == ctx->hub_account_id)
+			return &ctx->hub_accounts[i];
+	return NULL;
+}
+
+size_t jmap_scope_n(const struct jmap_mail_ctx *ctx)
+{
+	return jmap_scope_account(ctx) != NULL ? 1 : 0;
 }
