@@ -451,7 +451,8 @@ static void request_changes(const struct http_request *req, char *out, size_t si
 {
 	out[0] = '\0';
 	if (memmem(req->body, req->body_len, "/set\"", 5) == NULL &&
-	    memmem(req->body, req->body_len, "/import\"", 8) == NULL)
+	    memmem(req->body, req->body_len, "/import\"", 8) == NULL &&
+	    memmem(req->body, req->body_len, "/copy\"", 6) == NULL)
 		return;
 	json_t *root =
 	    json_loadb((const char *)req->body, req->body_len, JSON_REJECT_DUPLICATES, NULL);
@@ -463,6 +464,7 @@ static void request_changes(const struct http_request *req, char *out, size_t si
 		const char *name = json_string_value(json_array_get(call, 0));
 		size_t len = name != NULL ? strlen(name) : 0;
 		bool change = (len > 4 && strcmp(name + len - 4, "/set") == 0) ||
+		              (len > 5 && strcmp(name + len - 5, "/copy") == 0) ||
 		              (len > 7 && strcmp(name + len - 7, "/import") == 0);
 		if (!change || strstr(out, name) != NULL)
 			continue;

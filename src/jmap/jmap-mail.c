@@ -353,6 +353,7 @@ int jmap_mail_register(struct jmap_registry *registry, const char **error_r)
 	    jmap_registry_add_method(registry, "Mailbox/set", JMAP_CAPABILITY_MAIL,
 	                             jmap_mailbox_set, error_r) < 0 ||
 	    jmap_identity_register(registry, error_r) < 0 ||
+	    jmap_copy_register(registry, error_r) < 0 ||
 	    jmap_query_register(registry, error_r) < 0 ||
 	    jmap_thread_register(registry, error_r) < 0 ||
 	    jmap_search_register(registry, error_r) < 0)

@@ -50,6 +50,10 @@ int jmap_account_select(struct jmap_mail_ctx *ctx, const char *account_id,
                         const char **error_type_r);
 /* The JMAP keywords object of stored flags and keywords (lower case). */
 json_t *jmap_keywords_json(unsigned flags, const char *keywords);
+/* A JMAP keywords object -> system flags and the sorted keyword string
+ * the store keeps (out, size bytes): 0, or -1 when it is not a valid
+ * keywords object (lower case, set to true, IMAP atom characters). */
+int jmap_keywords_parse(json_t *keywords, unsigned *flags_r, char *out, size_t size);
 /* An Email's threadId from the store (null if the email is gone). */
 json_t *jmap_thread_id(struct jmap_mail_ctx *ctx, int64_t email_id);
 

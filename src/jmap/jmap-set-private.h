@@ -23,6 +23,9 @@
 jmap_method_fn jmap_email_set, jmap_email_import, jmap_mailbox_set, jmap_identity_get,
     jmap_identity_changes, jmap_identity_set;
 
+/* Email/copy and Blob/copy (jmap-copy.c). */
+int jmap_copy_register(struct jmap_registry *registry, const char **error_r);
+
 /* Declare the submission capability (if no one has yet) and Identity/get,
  * Identity/changes, Identity/set under it. */
 int jmap_identity_register(struct jmap_registry *registry, const char **error_r);

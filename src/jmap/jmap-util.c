@@ -257,3 +257,58 @@ size_t jmap_scope_n(const struct jmap_mail_ctx *ctx)
 {
 	return jmap_scope_account(ctx) != NULL ? 1 : 0;
 }
+
+int jmap_keywords_parse(json_t *k, unsigned *flags_r, char *out, size_t size)
+{
+	if (!json_is_object(k) || json_object_size(k) > 100)
+		return -1;
+	static const struct {
+		const char *name;
+		unsigned bit;
+	} sys[] = {{"$seen", STORE_FLAG_SEEN},
+	           {"$flagged", STORE_FLAG_FLAGGED},
+	           {"$answered", STORE_FLAG_ANSWERED},
+	           {"$draft", STORE_FLAG_DRAFT}};
+	unsigned flags = 0;
+	size_t used = 0;
+	const char *key;
+	json_t *v;
+	if (size == 0)
+		return -1;
+	out[0] = '\0';
+	/* jansson keeps insertion order; the store wants them sorted. */
+	const char *names[100];
+	size_t n = 0;
+	json_object_foreach(k, key, v)
+	{
+		if (!json_is_true(v) || key[0] == '\0' || strlen(key) > 255)
+			return -1;
+		for (const unsigned char *c = (const unsigned char *)key; *c != '\0'; c++)
+			if (*c < 0x21 || *c > 0x7e || (*c >= 'A' && *c <= 'Z') ||
+			    strchr("(){]%*\"\\", *c) != NULL)
+				return -1;
+		bool system = false;
+		for (size_t i = 0; i < sizeof(sys) / sizeof(sys[0]); i++) {
+			if (strcmp(key, sys[i].name) == 0) {
+				flags |= sys[i].bit;
+				system = true;
+			}
+		}
+		if (!system)
+			names[n++] = key;
+	}
+	for (size_t i = 1; i < n; i++)
+		for (size_t j = i; j > 0 && strcmp(names[j - 1], names[j]) > 0; j--) {
+			const char *t = names[j];
+			names[j] = names[j - 1];
+			names[j - 1] = t;
+		}
+	for (size_t i = 0; i < n; i++) {
+		int w = snprintf(out + used, size - used, "%s%s", used > 0 ? " " : "", names[i]);
+		if (w < 0 || (size_t)w >= size - used)
+			return -1;
+		used += (size_t)w;
+	}
+	*flags_r = flags;
+	return 0;
+}

@@ -10,6 +10,7 @@ import { EventSource } from "eventsource";
 const env = process.env;
 const session = env.MK_SESSION_URL;
 const carol = new JamClient({ sessionUrl: session, bearerToken: env.MK_TOKEN_CAROL });
+const C = await carol.getPrimaryAccount();
 
 function nextState(es, timeoutMs) {
   return new Promise((resolve, reject) => {
@@ -19,9 +20,9 @@ function nextState(es, timeoutMs) {
 }
 
 test("account removal pushes a change and the mail is gone from the API", async () => {
-  const [q] = await carol.api.Email.query({ accountId: "carol", limit: 5 });
+  const [q] = await carol.api.Email.query({ accountId: C, limit: 5 });
   assert.ok(q.ids.length > 0, "carol has synced mail");
-  const [boxes] = await carol.api.Mailbox.get({ accountId: "carol", ids: null });
+  const [boxes] = await carol.api.Mailbox.get({ accountId: C, ids: null });
   const es = new EventSource(new URL("/jmap/eventsource/?types=*&closeafter=no&ping=0", session), {
     fetch: (input, init) =>
       fetch(input, { ...init, headers: { ...init.headers, Authorization: `Bearer ${env.MK_TOKEN_CAROL}` } }),
@@ -34,14 +35,14 @@ test("account removal pushes a change and the mail is gone from the API", async 
     const change = await next;
     assert.notEqual(change.changed.carol.Email, before);
     // A device resyncing from its state learns exactly what to drop.
-    const [ec] = await carol.api.Email.changes({ accountId: "carol", sinceState: before, maxChanges: 1000 });
+    const [ec] = await carol.api.Email.changes({ accountId: C, sinceState: before, maxChanges: 1000 });
     for (const id of q.ids) assert.ok(ec.destroyed.includes(id), `${id} reported destroyed`);
-    const [mc] = await carol.api.Mailbox.changes({ accountId: "carol", sinceState: before });
+    const [mc] = await carol.api.Mailbox.changes({ accountId: C, sinceState: before });
     for (const b of boxes.list) assert.ok(mc.destroyed.includes(b.id), `${b.id} reported destroyed`);
-    const [got] = await carol.api.Email.get({ accountId: "carol", ids: q.ids, properties: ["subject"] });
+    const [got] = await carol.api.Email.get({ accountId: C, ids: q.ids, properties: ["subject"] });
     assert.deepEqual(got.list, []);
     assert.deepEqual([...got.notFound].sort(), [...q.ids].sort());
-    const [after] = await carol.api.Email.query({ accountId: "carol" });
+    const [after] = await carol.api.Email.query({ accountId: C });
     assert.deepEqual(after.ids, []);
     const r = await fetch(new URL(`/jmap/download/carol/${q.ids[0].replace(/^E/, "B")}/x`, session),
       { headers: { Authorization: `Bearer ${env.MK_TOKEN_CAROL}` } });

@@ -14,7 +14,13 @@ const env = process.env;
 const session = env.MK_SESSION_URL;
 const alice = new JamClient({ sessionUrl: session, bearerToken: env.MK_TOKEN_ALICE });
 const bob = new JamClient({ sessionUrl: session, bearerToken: env.MK_TOKEN_BOB });
-const A = "alice";
+// Account ids come from the sessions (one JMAP account per external account).
+const A = await alice.getPrimaryAccount();
+const B = await bob.getPrimaryAccount();
+// Account ids are per user ("A<n>" of the user's own store): alice's id may
+// also name one of bob's accounts, which then holds only bob's mail. An id
+// that is none of bob's must be accountNotFound.
+const NOT_BOBS = Object.keys((await bob.session).accounts).includes(A) ? "A999999" : A;
 
 async function mailboxes() {
   const [r] = await alice.api.Mailbox.get({ accountId: A, ids: null });
@@ -39,8 +45,8 @@ const rawMessage = (subject, id) =>
 
 test("the session is writable and says what the hub can do", async () => {
   const s = await alice.session;
-  assert.equal(s.accounts.alice.isReadOnly, false);
-  const mail = s.accounts.alice.accountCapabilities["urn:ietf:params:jmap:mail"];
+  assert.equal(s.accounts[A].isReadOnly, false);
+  const mail = s.accounts[A].accountCapabilities["urn:ietf:params:jmap:mail"];
   assert.equal(mail.maxMailboxesPerEmail, 1);
   assert.ok(s.capabilities["urn:ietf:params:jmap:core"].maxSizeUpload > 0);
   assert.ok(s.capabilities["urn:ietf:params:jmap:submission"]);
@@ -310,7 +316,7 @@ test("Identity/get: one identity per hub account", async () => {
   assert.equal(same.newState, r.state);
   await assert.rejects(alice.api.Identity.changes({ accountId: A, sinceState: "old" }),
     (e) => e.type === "cannotCalculateChanges");
-  const [b] = await bob.api.Identity.get({ accountId: "bob", ids: null });
+  const [b] = await bob.api.Identity.get({ accountId: B, ids: null });
   assert.deepEqual(b.list, []);
 });
 
@@ -319,17 +325,17 @@ test("another user's ids are notFound and never touched", async () => {
   const drafts = boxes.find((m) => m.name === "My drafts");
   const mine = await emailsIn(drafts.id, ["keywords"]);
   const ids = mine.map((e) => e.id);
-  await assert.rejects(bob.api.Email.set({ accountId: A, destroy: ids }), (e) => e.type === "accountNotFound");
-  const [r] = await bob.api.Email.set({ accountId: "bob",
+  await assert.rejects(bob.api.Email.set({ accountId: NOT_BOBS, destroy: ids }), (e) => e.type === "accountNotFound");
+  const [r] = await bob.api.Email.set({ accountId: B,
     update: Object.fromEntries(ids.map((id) => [id, { keywords: {} }])), destroy: ids });
   for (const id of ids) {
     assert.equal(r.notUpdated[id].type, "notFound");
     assert.equal(r.notDestroyed[id].type, "notFound");
   }
-  const [m] = await bob.api.Mailbox.set({ accountId: "bob", destroy: [drafts.id], update: { [drafts.id]: { name: "x" } } });
+  const [m] = await bob.api.Mailbox.set({ accountId: B, destroy: [drafts.id], update: { [drafts.id]: { name: "x" } } });
   assert.equal(m.notDestroyed[drafts.id].type, "notFound");
   assert.equal(m.notUpdated[drafts.id].type, "notFound");
-  const [imp] = await bob.api.Email.import({ accountId: "bob", emails: { x: { blobId: "B1", mailboxIds: { [drafts.id]: true } } } });
+  const [imp] = await bob.api.Email.import({ accountId: B, emails: { x: { blobId: "B1", mailboxIds: { [drafts.id]: true } } } });
   assert.ok(imp.notCreated.x);
   const up = await fetch(new URL("/jmap/upload/alice/", session), { method: "POST",
     headers: { Authorization: `Bearer ${env.MK_TOKEN_BOB}` }, body: "x" });
