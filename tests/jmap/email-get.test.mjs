@@ -29,7 +29,7 @@ async function fixtureEmails() {
 }
 
 async function download(client, blobId, type) {
-  const url = new URL(`/jmap/download/alice/${blobId}/x?type=${type ?? ""}`, session);
+  const url = new URL(`/jmap/download/${client === alice ? A : B}/${blobId}/x?type=${type ?? ""}`, session);
   const token = client === alice ? env.MK_TOKEN_ALICE : env.MK_TOKEN_BOB;
   return fetch(url, { headers: { Authorization: `Bearer ${token}` } });
 }
@@ -120,7 +120,7 @@ test("part download serves decoded bytes to the owner only", async () => {
   assert.equal(await html.text(), '<p>Café <img src="cid:i1@x"></p>');
   // Bob cannot, neither under his account nor under alice's.
   assert.equal((await download(bob, img.blobId)).status, 404);
-  const asBob = await fetch(new URL(`/jmap/download/bob/${img.blobId}/x`, session),
+  const asBob = await fetch(new URL(`/jmap/download/${A}/${img.blobId}/x`, session),
     { headers: { Authorization: `Bearer ${env.MK_TOKEN_BOB}` } });
   assert.equal(asBob.status, 404);
   assert.equal((await download(alice, img.blobId.replace(/_\d+$/, "_9"))).status, 404);
