@@ -77,12 +77,12 @@ int main(void)
 	struct jmap_registry *reg;
 	OK(jmap_registry_create(&reg, &error));
 	OK(jmap_mail_register(reg, &error));
-	struct jmap_mail_ctx ctx = {.store = s, .account_id = "alice"};
+	struct jmap_mail_ctx ctx = {.store = s, .account_id = ""};
 	char m[1024];
 
 	/* A move to the hub-local account is refused and changes nothing. */
 	snprintf(m, sizeof(m),
-	         "[[\"Email/set\",{\"accountId\":\"alice\",\"update\":{\"E%lld\":{\"mailboxIds\":{"
+	         "[[\"Email/set\",{\"accountId\":\"A1\",\"update\":{\"E%lld\":{\"mailboxIds\":{"
 	         "\"M%lld\":true}}}},\"0\"]]",
 	         (long long)email, (long long)local_inbox);
 	uint64_t before, after;
@@ -100,8 +100,8 @@ int main(void)
 	 * external account, with its delimiter. */
 	snprintf(
 	    m, sizeof(m),
-	    "[[\"Mailbox/set\",{\"accountId\":\"alice\",\"create\":{\"n\":{\"name\":\"New\"}}},"
-	    "\"0\"],[\"Email/set\",{\"accountId\":\"alice\",\"update\":{\"E%lld\":{"
+	    "[[\"Mailbox/set\",{\"accountId\":\"A1\",\"create\":{\"n\":{\"name\":\"New\"}}},"
+	    "\"0\"],[\"Email/set\",{\"accountId\":\"A1\",\"update\":{\"E%lld\":{"
 	    "\"mailboxIds\":{\"#n\":true}}}},\"1\"]]",
 	    (long long)email);
 	body = call(reg, &ctx, m);
@@ -116,7 +116,7 @@ int main(void)
 
 	/* ifInState: a stale state is refused before anything happens. */
 	body = call(reg, &ctx,
-	            "[[\"Email/set\",{\"accountId\":\"alice\",\"ifInState\":\"1\",\"destroy\":[]},"
+	            "[[\"Email/set\",{\"accountId\":\"A1\",\"ifInState\":\"1\",\"destroy\":[]},"
 	            "\"0\"]]");
 	CHECK(strstr(body, "stateMismatch") != NULL);
 	free(body);
