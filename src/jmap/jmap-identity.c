@@ -433,137 +433,86 @@ static const struct hub_account *find_account(struct jmap_mail_ctx *ctx, int64_t
 	return NULL;
 }
 
-static json_t *or_null(json_t *v)
+/* --- the driver's callbacks (jmap_set_run) --------------------------------- */
+
+static int identity_set_state(struct jmap_mail_ctx *ctx, char *out, size_t size)
 {
-	if (json_object_size(v) == 0 && json_array_size(v) == 0) {
-		json_decref(v);
-		return json_null();
+	return identity_state(ctx, out, size, NULL, NULL);
+}
+
+static int identity_set_prepare(struct jmap_mail_ctx *ctx, json_t *args,
+                                const char **error_type_r, const char **description_r)
+{
+	(void)args;
+	(void)description_r;
+	if (jmap_mail_accounts(ctx) < 0) {
+		*error_type_r = "serverFail";
+		return -1;
 	}
-	return v;
+	return 0;
+}
+
+static int identity_create(struct jmap_mail_ctx *ctx, struct jmap_call *call, json_t *args,
+                           json_t *obj, json_t **created_r, json_t **error_r)
+{
+	(void)ctx, (void)call, (void)args, (void)obj, (void)created_r;
+	*error_r = set_error("forbidden",
+	                     "identities are the hub's accounts: add one with `mailkeep account add`",
+	                     NULL);
+	return 0;
+}
+
+static int identity_update(struct jmap_mail_ctx *ctx, struct jmap_call *call, json_t *args,
+                           int64_t id, json_t *patch, json_t **error_r)
+{
+	(void)call, (void)args;
+	const char *err;
+	const struct hub_account *a = find_account(ctx, id);
+	if (a == NULL) {
+		*error_r = set_error("notFound", NULL, NULL);
+		return 0;
+	}
+	char email[600];
+	identity_email(a, email, sizeof(email));
+	struct store_identity si = {.account_id = a->id};
+	if (store_identity_get(ctx->store, a->id, &si, &err) < 0)
+		return -1;
+	int64_t seq;
+	int r = 0;
+	*error_r = identity_patch(&si, patch, email, a->id);
+	if (*error_r == NULL && store_identity_put(ctx->store, &si, &seq, &err) < 0)
+		r = -1;
+	store_identity_free(&si);
+	return r;
+}
+
+static int identity_destroy(struct jmap_mail_ctx *ctx, struct jmap_call *call, json_t *args,
+                            int64_t id, json_t **error_r)
+{
+	(void)call, (void)args;
+	*error_r = find_account(ctx, id) != NULL
+	               ? set_error("forbidden",
+	                           "identities are the hub's accounts: remove one with "
+	                           "`mailkeep account remove`",
+	                           NULL)
+	               : set_error("notFound", NULL, NULL);
+	return 0;
 }
 
 int jmap_identity_set(void *context, struct jmap_call *call, json_t *args,
                       const char **error_type_r, const char **description_r)
 {
-	struct jmap_mail_ctx *ctx = context;
-	const char *err, *key;
-	json_t *v;
-	if (jmap_check_account(ctx, args, error_type_r) < 0)
-		return -1;
-	static const char *const allowed[] = {"accountId", "ifInState", "create",
-	                                      "update",    "destroy",   NULL};
-	if (jmap_unknown_key(args, allowed) != NULL) {
-		*error_type_r = "invalidArguments";
-		*description_r = "unknown argument";
-		return -1;
-	}
-	json_t *create = json_object_get(args, "create"), *update = json_object_get(args, "update");
-	json_t *destroy = json_object_get(args, "destroy");
-	json_t *if_in = json_object_get(args, "ifInState");
-	if ((create != NULL && !json_is_null(create) && !json_is_object(create)) ||
-	    (update != NULL && !json_is_null(update) && !json_is_object(update)) ||
-	    (destroy != NULL && !json_is_null(destroy) && !json_is_array(destroy)) ||
-	    (if_in != NULL && !json_is_null(if_in) && !json_is_string(if_in))) {
-		*error_type_r = "invalidArguments";
-		*description_r =
-		    "create and update are objects, destroy a list, ifInState a string";
-		return -1;
-	}
-	if (json_object_size(create) + json_object_size(update) + json_array_size(destroy) >
-	    JMAP_SET_MAX_OBJECTS) {
-		*error_type_r = "requestTooLarge";
-		return -1;
-	}
-	if (jmap_mail_accounts(ctx) < 0 || store_begin(ctx->store, &err) < 0) {
-		*error_type_r = "serverFail";
-		return -1;
-	}
-	char old_state[64], new_state[64];
-	if (identity_state(ctx, old_state, sizeof(old_state), NULL, NULL) < 0) {
-		store_rollback(ctx->store);
-		*error_type_r = "serverFail";
-		return -1;
-	}
-	if (json_is_string(if_in) && strcmp(json_string_value(if_in), old_state) != 0) {
-		store_rollback(ctx->store);
-		*error_type_r = "stateMismatch";
-		return -1;
-	}
-	json_t *not_created = json_object(), *updated = json_object(), *not_updated = json_object();
-	json_t *not_destroyed = json_object();
-	json_object_foreach(create, key, v) json_object_set_new(
-	    not_created, key,
-	    set_error("forbidden",
-	              "identities are the hub's accounts: add one with `mailkeep account add`",
-	              NULL));
-	bool fatal = false;
-	json_object_foreach(update, key, v)
-	{
-		int64_t id;
-		const struct hub_account *a =
-		    set_resolve_id(call, key, 'I', &id) ? find_account(ctx, id) : NULL;
-		if (a == NULL) {
-			json_object_set_new(not_updated, key, set_error("notFound", NULL, NULL));
-			continue;
-		}
-		char email[600];
-		identity_email(a, email, sizeof(email));
-		struct store_identity si = {.account_id = a->id};
-		if (store_identity_get(ctx->store, a->id, &si, &err) < 0) {
-			fatal = true;
-			break;
-		}
-		int64_t seq;
-		json_t *bad = identity_patch(&si, v, email, a->id);
-		if (bad == NULL && store_identity_put(ctx->store, &si, &seq, &err) < 0)
-			fatal = true;
-		store_identity_free(&si);
-		if (fatal) {
-			json_decref(bad);
-			break;
-		}
-		if (bad != NULL)
-			json_object_set_new(not_updated, key, bad);
-		else
-			json_object_set_new(updated, key, json_null());
-	}
-	size_t i;
-	json_array_foreach(destroy, i, v)
-	{
-		int64_t id;
-		char *k = jmap_destroy_key(v);
-		if (k == NULL) {
-			fatal = true;
-			break;
-		}
-		json_object_set_new(
-		    not_destroyed, k,
-		    !json_is_string(v) ? set_error("invalidArguments", "an Id is a string", NULL)
-		    : jmap_list_id(call, v, 'I', &id) && find_account(ctx, id) != NULL
-		        ? set_error("forbidden",
-		                    "identities are the hub's accounts: remove one with "
-		                    "`mailkeep account remove`",
-		                    NULL)
-		        : set_error("notFound", NULL, NULL));
-		free(k);
-	}
-	if (fatal || identity_state(ctx, new_state, sizeof(new_state), NULL, NULL) < 0 ||
-	    store_commit(ctx->store, &err) < 0) {
-		store_rollback(ctx->store);
-		json_decref(not_created);
-		json_decref(updated);
-		json_decref(not_updated);
-		json_decref(not_destroyed);
-		*error_type_r = "serverFail";
-		*description_r = "the store failed; nothing was changed";
-		return -1;
-	}
-	json_t *resp =
-	    json_pack("{s:s,s:s,s:s,s:n,s:o,s:o,s:o,s:n,s:o}", "accountId", ctx->account_id,
-	              "oldState", old_state, "newState", new_state, "created", "notCreated",
-	              or_null(not_created), "updated", or_null(updated), "notUpdated",
-	              or_null(not_updated), "destroyed", "notDestroyed", or_null(not_destroyed));
-	return jmap_call_respond(call, "Identity/set", resp, &err);
+	static const struct jmap_set_ops ops = {
+	    .name = "Identity/set",
+	    .prefix = 'I',
+	    .empty_as_null = true,
+	    .check_args = identity_set_prepare,
+	    .state = identity_set_state,
+	    .create = identity_create,
+	    .update = identity_update,
+	    .destroy = identity_destroy,
+	};
+	return jmap_set_run(context, call, args, &ops, error_type_r, description_r);
 }
 
 int jmap_identity_register(struct jmap_registry *registry, const char **error_r)

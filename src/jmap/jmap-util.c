@@ -10,6 +10,7 @@
 #include "../store/store.h"
 #include "jmap-mail.h"
 #include "jmap-private.h"
+#include "jmap-set-private.h"
 
 bool jmap_parse_id(const char *id, char prefix, int64_t *id_r)
 {
@@ -311,4 +312,160 @@ int jmap_keywords_parse(json_t *k, unsigned *flags_r, char *out, size_t size)
 	}
 	*flags_r = flags;
 	return 0;
+}
+
+/* --- the /set driver (jmap-set-private.h) --------------------------------- */
+
+static json_t *set_or_null(json_t *v, bool empty_as_null)
+{
+	if (empty_as_null && json_object_size(v) == 0 && json_array_size(v) == 0) {
+		json_decref(v);
+		return json_null();
+	}
+	return v;
+}
+
+int jmap_set_run(struct jmap_mail_ctx *ctx, struct jmap_call *call, json_t *args,
+                 const struct jmap_set_ops *ops, const char **error_type_r,
+                 const char **description_r)
+{
+	static const char *const standard[] = {"accountId", "ifInState", "create",
+	                                       "update",    "destroy",   NULL};
+	const char *err, *key;
+	json_t *v;
+	if (jmap_check_account(ctx, args, error_type_r) < 0)
+		return -1;
+	json_object_foreach(args, key, v)
+	{
+		bool known = false;
+		for (size_t i = 0; !known && standard[i] != NULL; i++)
+			known = strcmp(key, standard[i]) == 0;
+		for (size_t i = 0; !known && ops->extra_args != NULL && ops->extra_args[i] != NULL;
+		     i++)
+			known = strcmp(key, ops->extra_args[i]) == 0;
+		if (!known) {
+			*error_type_r = "invalidArguments";
+			*description_r = "unknown argument";
+			return -1;
+		}
+	}
+	json_t *create = json_object_get(args, "create"), *update = json_object_get(args, "update");
+	json_t *destroy = json_object_get(args, "destroy"), *if_in = json_object_get(args, "ifInState");
+	if ((create != NULL && !json_is_null(create) && !json_is_object(create)) ||
+	    (update != NULL && !json_is_null(update) && !json_is_object(update)) ||
+	    (destroy != NULL && !json_is_null(destroy) && !json_is_array(destroy)) ||
+	    (if_in != NULL && !json_is_null(if_in) && !json_is_string(if_in))) {
+		*error_type_r = "invalidArguments";
+		*description_r =
+		    "create and update are objects, destroy a list, ifInState a string";
+		return -1;
+	}
+	if (ops->check_args != NULL && ops->check_args(ctx, args, error_type_r, description_r) < 0)
+		return -1;
+	if (json_object_size(create) + json_object_size(update) + json_array_size(destroy) >
+	    JMAP_SET_MAX_OBJECTS) {
+		*error_type_r = "requestTooLarge";
+		*description_r = "more than maxObjectsInSet objects";
+		return -1;
+	}
+	if (store_begin(ctx->store, &err) < 0) {
+		*error_type_r = "serverFail";
+		return -1;
+	}
+	/* Another writer (a sync) may have moved the state since the request
+	 * started: ifInState is compared with what is held now. */
+	char old_state[64], new_state[64];
+	if (ops->state(ctx, old_state, sizeof(old_state)) < 0) {
+		store_rollback(ctx->store);
+		*error_type_r = "serverFail";
+		return -1;
+	}
+	if (json_is_string(if_in) && strcmp(json_string_value(if_in), old_state) != 0) {
+		store_rollback(ctx->store);
+		*error_type_r = "stateMismatch";
+		return -1;
+	}
+	json_t *created = json_object(), *not_created = json_object();
+	json_t *updated = json_object(), *not_updated = json_object();
+	json_t *destroyed = json_array(), *not_destroyed = json_object();
+	int fatal = 0;
+	json_object_foreach(create, key, v)
+	{
+		json_t *ok = NULL, *bad = NULL;
+		if (!jmap_is_id(key))
+			bad = set_error("invalidProperties", "creation ids are Ids", NULL);
+		else if ((fatal = ops->create(ctx, call, args, v, &ok, &bad)) < 0)
+			break;
+		if (ok != NULL) {
+			jmap_call_set_created_id(call, key,
+			                         json_string_value(json_object_get(ok, "id")), &err);
+			json_object_set_new(created, key, ok);
+		} else {
+			json_object_set_new(not_created, key, bad);
+		}
+	}
+	json_object_foreach(update, key, v)
+	{
+		if (fatal < 0)
+			break;
+		json_t *bad = NULL;
+		int64_t id;
+		if (!set_resolve_id(call, key, ops->prefix, &id))
+			bad = set_error("notFound", NULL, NULL);
+		else if ((fatal = ops->update(ctx, call, args, id, v, &bad)) < 0)
+			break;
+		if (bad != NULL)
+			json_object_set_new(not_updated, key, bad);
+		else
+			json_object_set_new(updated, key, json_null());
+	}
+	size_t i;
+	json_array_foreach(destroy, i, v)
+	{
+		if (fatal < 0)
+			break;
+		json_t *bad = NULL;
+		int64_t id = 0;
+		if (!json_is_string(v))
+			bad = set_error("invalidArguments", "an Id is a string", NULL);
+		else if (!jmap_list_id(call, v, ops->prefix, &id))
+			bad = set_error("notFound", NULL, NULL);
+		else if ((fatal = ops->destroy(ctx, call, args, id, &bad)) < 0)
+			break;
+		if (bad == NULL) {
+			json_array_append_new(destroyed, jmap_prefixed(ops->prefix, id));
+			continue;
+		}
+		/* Every entry is answered (RFC 8620 5.3), also one that is no
+		 * string. */
+		char *key_text = jmap_destroy_key(v);
+		if (key_text == NULL) {
+			json_decref(bad);
+			fatal = -1;
+			break;
+		}
+		json_object_set_new(not_destroyed, key_text, bad);
+		free(key_text);
+	}
+	json_t *resp = json_pack(
+	    "{s:o,s:o,s:o,s:o,s:o,s:o}", "created", set_or_null(created, ops->empty_as_null),
+	    "notCreated", set_or_null(not_created, ops->empty_as_null), "updated",
+	    set_or_null(updated, ops->empty_as_null), "notUpdated",
+	    set_or_null(not_updated, ops->empty_as_null), "destroyed",
+	    set_or_null(destroyed, ops->empty_as_null), "notDestroyed",
+	    set_or_null(not_destroyed, ops->empty_as_null));
+	if (fatal < 0 || ops->state(ctx, new_state, sizeof(new_state)) < 0 ||
+	    store_commit(ctx->store, &err) < 0) {
+		store_rollback(ctx->store);
+		json_decref(resp);
+		*error_type_r = "serverFail";
+		*description_r = "the store failed; nothing was changed";
+		return -1;
+	}
+	snprintf(ctx->state, sizeof(ctx->state), "%llu",
+	         (unsigned long long)store_modseq(ctx->store));
+	json_object_set_new(resp, "accountId", json_string(ctx->account_id));
+	json_object_set_new(resp, "oldState", json_string(old_state));
+	json_object_set_new(resp, "newState", json_string(new_state));
+	return jmap_call_respond(call, ops->name, resp, &err);
 }
