@@ -203,10 +203,12 @@ static const char schema3_sql[] =
     "CREATE INDEX IF NOT EXISTS messages_modseq ON messages(modseq);"
     "CREATE INDEX IF NOT EXISTS messages_date ON messages(mailbox_id, internaldate);"
     "CREATE INDEX IF NOT EXISTS messages_email ON messages(email_id, mailbox_id);"
-    "CREATE UNIQUE INDEX IF NOT EXISTS messages_imap_uid ON messages(mailbox_id, imap_uid);"
     "DROP INDEX IF EXISTS messages_thread;"
     "CREATE INDEX IF NOT EXISTS tombstones_modseq ON tombstones(modseq);"
     "CREATE INDEX IF NOT EXISTS tombstones_account ON tombstones(account_id, kind, modseq);";
+/* Once every membership has its hub UID (the upgrade gives them). */
+static const char schema3_unique_sql[] =
+    "CREATE UNIQUE INDEX IF NOT EXISTS messages_imap_uid ON messages(mailbox_id, imap_uid);";
 
 /* Version 1 to 2: creation modseqs (for /changes) and the mailbox of a
  * removed message. Rows from before count as created at 0. */
@@ -399,7 +401,7 @@ static int exec_bound(sqlite3 *db, const char *sql, int64_t v)
 	return 0;
 }
 
-static int migrate_2_3(sqlite3 *db)
+static int migrate_2_3(sqlite3 *db, char *error, size_t error_size)
 {
 	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
 		return -1;
@@ -467,6 +469,7 @@ static int migrate_2_3(sqlite3 *db)
 	     sqlite3_bind_int64(st, 1, modseq) == SQLITE_OK && sqlite3_step(st) == SQLITE_DONE;
 	sqlite3_finalize(st);
 	if (!ok || sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+		snprintf(error, error_size, "%s", sqlite3_errmsg(db));
 		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 		return -1;
 	}
@@ -627,16 +630,18 @@ int store_open(const char *path, struct store **store_r, const char **error_r)
 		version = 2;
 	}
 	if (version == 2) {
-		if (migrate_2_3(s->db) < 0) {
+		char why[256];
+		if (migrate_2_3(s->db, why, sizeof(why)) < 0) {
 			snprintf(open_error, sizeof(open_error), "store: cannot upgrade %s: %s", path,
-			         sqlite3_errmsg(s->db));
+			         why);
 			*error_r = open_error;
 			store_close(&s);
 			return -1;
 		}
 		version = 3;
 	} else if (version == STORE_SCHEMA_VERSION &&
-	           sqlite3_exec(s->db, schema3_sql, NULL, NULL, &msg) != SQLITE_OK) {
+	           (sqlite3_exec(s->db, schema3_sql, NULL, NULL, &msg) != SQLITE_OK ||
+	            sqlite3_exec(s->db, schema3_unique_sql, NULL, NULL, &msg) != SQLITE_OK)) {
 		snprintf(open_error, sizeof(open_error), "store: cannot initialise %s: %s", path,
 		         msg != NULL ? msg : "unknown error");
 		sqlite3_free(msg);
