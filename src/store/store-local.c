@@ -254,14 +254,18 @@ static int msg_row(struct store *s, int64_t id, struct msg_row *r, const char **
 	return -1;
 }
 
-/* Where the server has the message: from its first local change, else
- * where it is now if that is a server UID; (0, 0) for messages made here. */
+/* Where the server has the membership: from its first local change, else
+ * where it is now if that is a server UID; (0, 0) for memberships made here
+ * (create, import, copy: a copy's origin is its source's place, not its
+ * own). */
 static int msg_origin(struct store *s, int64_t id, const struct msg_row *r, int64_t *mailbox_r,
                       int64_t *uid_r, const char **error_r)
 {
 	sqlite3_stmt *st;
 	if (sqlite3_prepare_v2(store_db(s),
-	                       "SELECT origin_mailbox_id, origin_uid FROM local_changes "
+	                       "SELECT CASE WHEN kind IN ('copy', 'create', 'import') THEN 0 ELSE "
+	                       "origin_mailbox_id END, CASE WHEN kind IN ('copy', 'create', "
+	                       "'import') THEN 0 ELSE origin_uid END FROM local_changes "
 	                       "WHERE object_id = ?1 ORDER BY id LIMIT 1",
 	                       -1, &st, NULL) != SQLITE_OK) {
 		*error_r = store_err(s, "look up local changes");
