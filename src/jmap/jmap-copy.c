@@ -13,6 +13,7 @@
  * may read; jmap-session.h) and answers with the same id, or, for a body
  * part, stores the part's bytes as a new upload.
  */
+#include <assert.h>
 #include <string.h>
 #include <time.h>
 
@@ -24,22 +25,10 @@
 
 #define COPY_MAX_BLOB (64u * 1024 * 1024) /* a body part copied as its own blob */
 
-/* The account of an Email (by its mailbox): 1 with *account_r, 0 gone, -1. */
-static int email_account(struct jmap_mail_ctx *ctx, const struct store_email *e,
-                         int64_t *account_r)
-{
-	const char *err;
-	char *key = NULL;
-	int r = store_mailbox_account(ctx->store, e->mailbox_id, account_r, &key, &err);
-	free(key);
-	return r;
-}
-
 /* mailboxIds of a copy: mailboxes of the target account that can hold
  * mail. Fills ids (at most max); NULL or a SetError. */
 static json_t *copy_mailboxes(struct jmap_mail_ctx *ctx, struct jmap_call *call, json_t *boxes,
-                              const int64_t *noselect, size_t n_noselect, int64_t *ids,
-                              size_t max, size_t *n_r)
+                              int64_t *ids, size_t max, size_t *n_r)
 {
 	const char *err, *key;
 	json_t *v;
@@ -62,11 +51,12 @@ static json_t *copy_mailboxes(struct jmap_mail_ctx *ctx, struct jmap_call *call,
 		if (r == 0 || account != ctx->store_account_id)
 			return set_error("invalidProperties", "no such mailbox in the account",
 			                 "mailboxIds");
-		for (size_t i = 0; i < n_noselect; i++)
-			if (noselect[i] == id)
-				return set_error("invalidProperties",
-				                 "the mailbox cannot hold mail (\\Noselect)",
-				                 "mailboxIds");
+		bool noselect = false;
+		if (store_mailbox_noselect(ctx->store, id, &noselect, &err) < 0)
+			return set_error("serverFail", NULL, NULL);
+		if (noselect)
+			return set_error("invalidProperties",
+			                 "the mailbox cannot hold mail (\\Noselect)", "mailboxIds");
 		ids[n++] = id;
 	}
 	*n_r = n;
@@ -75,8 +65,7 @@ static json_t *copy_mailboxes(struct jmap_mail_ctx *ctx, struct jmap_call *call,
 
 /* Copy one Email: 0 with *created_r or *error_r, -1 store failure. */
 static int copy_one(struct jmap_mail_ctx *ctx, struct jmap_call *call, int64_t from_account,
-                    json_t *obj, const int64_t *noselect, size_t n_noselect, int64_t *source_r,
-                    json_t **created_r, json_t **error_r)
+                    json_t *obj, int64_t *source_r, json_t **created_r, json_t **error_r)
 {
 	const char *err, *key;
 	json_t *v;
@@ -93,23 +82,31 @@ static int copy_one(struct jmap_mail_ctx *ctx, struct jmap_call *call, int64_t f
 			return 0;
 		}
 	}
-	int64_t source, account;
+	int64_t source, existing;
 	struct store_email e;
 	int r = set_resolve_id(call, json_string_value(json_object_get(obj, "id")), 'E', &source)
 	            ? store_email_get(ctx->store, source, &e, &err)
 	            : 0;
-	if (r == 1)
-		r = email_account(ctx, &e, &account);
 	if (r < 0)
 		return -1;
-	if (r == 0 || account != from_account) {
+	if (r == 0 || e.account_id != from_account) {
 		*error_r = set_error("notFound", "no such Email in fromAccountId", "id");
+		return 0;
+	}
+	/* An Email is one content within an account: the same bytes there
+	 * already are that Email (RFC 8620 5.4 alreadyExists). */
+	r = store_email_of_blob(ctx->store, ctx->store_account_id, e.blob_id, &existing, &err);
+	if (r < 0)
+		return -1;
+	if (r == 1) {
+		*error_r = set_error("alreadyExists", "the account has this Email", NULL);
+		json_object_set_new(*error_r, "existingId", jmap_prefixed('E', existing));
 		return 0;
 	}
 	int64_t boxes[JMAP_SET_MAX_OBJECTS];
 	size_t n_boxes = 0;
-	if ((*error_r = copy_mailboxes(ctx, call, json_object_get(obj, "mailboxIds"), noselect,
-	                               n_noselect, boxes, JMAP_SET_MAX_OBJECTS, &n_boxes)) != NULL)
+	if ((*error_r = copy_mailboxes(ctx, call, json_object_get(obj, "mailboxIds"), boxes,
+	                               JMAP_SET_MAX_OBJECTS, &n_boxes)) != NULL)
 		return 0;
 	unsigned flags = e.flags & ~STORE_FLAG_DELETED;
 	char keywords[sizeof(e.keywords)];
@@ -126,8 +123,8 @@ static int copy_one(struct jmap_mail_ctx *ctx, struct jmap_call *call, int64_t f
 		*error_r = set_error("invalidProperties", "receivedAt is a UTCDate", "receivedAt");
 		return 0;
 	}
-	/* One message per mailbox of the same stored bytes; the store's Email
-	 * model makes them memberships of one Email of the target account. */
+	/* One membership per mailbox of the same stored bytes: one Email of
+	 * the target account (the store's Email model). */
 	int64_t first = 0;
 	for (size_t i = 0; i < n_boxes; i++) {
 		int64_t id;
@@ -136,6 +133,7 @@ static int copy_one(struct jmap_mail_ctx *ctx, struct jmap_call *call, int64_t f
 			return -1;
 		if (first == 0)
 			first = id;
+		assert(id == first);
 	}
 	*created_r = json_pack("{s:o,s:o,s:o,s:I}", "id", jmap_prefixed('E', first), "blobId",
 	                       jmap_prefixed('B', e.blob_id), "threadId",
@@ -212,8 +210,6 @@ static int email_copy(void *context, struct jmap_call *call, json_t *args,
 		*error_type_r = "requestTooLarge";
 		return -1;
 	}
-	int64_t *noselect = NULL;
-	size_t n_noselect = 0;
 	if (store_begin(ctx->store, &err) < 0) {
 		*error_type_r = "serverFail";
 		return -1;
@@ -226,12 +222,6 @@ static int email_copy(void *context, struct jmap_call *call, json_t *args,
 		*error_type_r = "stateMismatch";
 		return -1;
 	}
-	if (store_account_noselect(ctx->store, ctx->store_account_id, &noselect, &n_noselect,
-	                           &err) < 0) {
-		store_rollback(ctx->store);
-		*error_type_r = "serverFail";
-		return -1;
-	}
 	json_t *created = json_object(), *not_created = json_object(), *originals = json_array();
 	int fatal = 0;
 	json_object_foreach(create, key, v)
@@ -240,8 +230,7 @@ static int email_copy(void *context, struct jmap_call *call, json_t *args,
 		int64_t source = 0;
 		if (!jmap_is_id(key))
 			bad = set_error("invalidProperties", "creation ids are Ids", NULL);
-		else if ((fatal = copy_one(ctx, call, from, v, noselect, n_noselect, &source, &ok,
-		                           &bad)) < 0)
+		else if ((fatal = copy_one(ctx, call, from, v, &source, &ok, &bad)) < 0)
 			break;
 		if (ok != NULL) {
 			jmap_call_set_created_id(call, key,
@@ -252,7 +241,6 @@ static int email_copy(void *context, struct jmap_call *call, json_t *args,
 			json_object_set_new(not_created, key, bad);
 		}
 	}
-	free(noselect);
 	if (fatal < 0 || store_commit(ctx->store, &err) < 0) {
 		store_rollback(ctx->store);
 		json_decref(created);

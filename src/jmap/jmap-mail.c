@@ -11,7 +11,6 @@
 #include <time.h>
 
 #include "../mime/mime.h"
-#include "../store/store-accounts.h"
 #include "jmap-query.h"
 #include "jmap-set-private.h"
 #include "jmap-private.h"
@@ -68,18 +67,10 @@ int jmap_mailbox_views(struct jmap_mail_ctx *ctx, struct store_mailbox **boxes_r
 {
 	struct store_mailbox *boxes = NULL;
 	size_t n = 0;
-	int64_t *noselect = NULL;
-	size_t n_noselect = 0;
 	if (store_mailboxes(ctx->store, ctx->store_account_id, &boxes, &n, error_r) < 0)
 		return -1;
-	if (store_account_noselect(ctx->store, ctx->store_account_id, &noselect, &n_noselect,
-	                           error_r) < 0) {
-		store_mailboxes_free(&boxes, n);
-		return -1;
-	}
 	struct jmap_mailbox_view *v = calloc(n + 1, sizeof(*v));
 	if (v == NULL) {
-		free(noselect);
 		store_mailboxes_free(&boxes, n);
 		*error_r = "out of memory";
 		return -1;
@@ -90,10 +81,8 @@ int jmap_mailbox_views(struct jmap_mail_ctx *ctx, struct store_mailbox **boxes_r
 		v[i].box = &boxes[i];
 		v[i].parent_id = up >= 0 ? boxes[up].id : 0;
 		v[i].name = rest;
-		for (size_t k = 0; k < n_noselect; k++)
-			v[i].noselect |= noselect[k] == boxes[i].id;
+		v[i].noselect = boxes[i].noselect;
 	}
-	free(noselect);
 	/* Roles are unique in an account (RFC 8621 2): the inbox is the one
 	 * named INBOX when there is one, any other role goes to the first
 	 * mailbox by name that has it; mailboxes that cannot hold mail have
@@ -232,42 +221,6 @@ static json_t *id_list(char prefix, const int64_t *ids, size_t n)
 
 #define JMAP_MAIL_MAX_CHANGES 5000
 
-/* Is the created or updated object (a mailbox, or an Email by its
- * mailbox) in the call's account? Objects gone since are kept (a client
- * ignores a destroyed id it never knew, RFC 8620 5.2). */
-static bool in_account(struct jmap_mail_ctx *ctx, enum store_changes_kind kind, int64_t id,
-                       const struct store_mailbox *boxes, size_t n)
-{
-	const char *err;
-	int64_t mailbox_id = id;
-	if (kind == STORE_CHANGES_EMAIL) {
-		struct store_email e;
-		if (store_email_get(ctx->store, id, &e, &err) != 1)
-			return true;
-		mailbox_id = e.mailbox_id;
-	}
-	for (size_t i = 0; i < n; i++)
-		if (boxes[i].id == mailbox_id)
-			return true;
-	int64_t account;
-	char *key = NULL;
-	int r = store_mailbox_account(ctx->store, mailbox_id, &account, &key, &err);
-	free(key);
-	return r != 1; /* gone: report it */
-}
-
-static json_t *id_list_in_account(struct jmap_mail_ctx *ctx, enum store_changes_kind kind,
-                                  const int64_t *ids, size_t n_ids,
-                                  const struct store_mailbox *boxes, size_t n)
-{
-	char prefix = kind == STORE_CHANGES_MAILBOX ? 'M' : 'E';
-	json_t *arr = json_array();
-	for (size_t i = 0; i < n_ids; i++)
-		if (in_account(ctx, kind, ids[i], boxes, n))
-			json_array_append_new(arr, jmap_prefixed(prefix, ids[i]));
-	return arr;
-}
-
 /* Mailbox/changes and Email/changes (RFC 8620 5.2) from the change counter,
  * of the call's account. */
 static int changes(struct jmap_mail_ctx *ctx, struct jmap_call *call, json_t *args,
@@ -287,14 +240,7 @@ static int changes(struct jmap_mail_ctx *ctx, struct jmap_call *call, json_t *ar
 		return -1;
 	}
 	struct store_changes ch;
-	struct store_mailbox *boxes = NULL;
-	size_t n = 0;
-	if (store_mailboxes(ctx->store, ctx->store_account_id, &boxes, &n, &err) < 0) {
-		*error_type_r = "serverFail";
-		return -1;
-	}
-	if (store_changes(ctx->store, kind, since, limit, &ch, &err) < 0) {
-		store_mailboxes_free(&boxes, n);
+	if (store_changes_account(ctx->store, ctx->store_account_id, kind, since, limit, &ch, &err) < 0) {
 		*error_type_r = "serverFail";
 		return -1;
 	}
@@ -304,13 +250,12 @@ static int changes(struct jmap_mail_ctx *ctx, struct jmap_call *call, json_t *ar
 	json_t *resp = json_pack(
 	    "{s:s,s:s,s:s,s:b,s:o,s:o,s:o}", "accountId", ctx->account_id, "oldState", since_text,
 	    "newState", new_state, "hasMoreChanges", ch.has_more, "created",
-	    id_list_in_account(ctx, kind, ch.created, ch.n_created, boxes, n), "updated",
-	    id_list_in_account(ctx, kind, ch.updated, ch.n_updated, boxes, n), "destroyed",
+	    id_list(prefix, ch.created, ch.n_created), "updated",
+	    id_list(prefix, ch.updated, ch.n_updated), "destroyed",
 	    id_list(prefix, ch.destroyed, ch.n_destroyed));
 	if (kind == STORE_CHANGES_MAILBOX)
 		json_object_set_new(resp, "updatedProperties", json_null());
 	store_changes_free(&ch);
-	store_mailboxes_free(&boxes, n);
 	return jmap_call_respond(
 	    call, kind == STORE_CHANGES_MAILBOX ? "Mailbox/changes" : "Email/changes", resp, &err);
 }

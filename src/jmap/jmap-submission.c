@@ -340,11 +340,7 @@ static char *email_bytes(struct jmap_mail_ctx *ctx, int64_t email_id, size_t *le
 	struct store_email e;
 	const char *err;
 	int r = store_email_get(ctx->store, email_id, &e, &err);
-	int64_t account = 0;
-	char *key = NULL;
-	if (r == 1 && store_mailbox_account(ctx->store, e.mailbox_id, &account, &key, &err) == 1)
-		free(key);
-	if (r == 1 && account != ctx->store_account_id)
+	if (r == 1 && e.account_id != ctx->store_account_id)
 		r = 0; /* an Email of another account */
 	if (r != 1) {
 		*type_r = r == 0 ? "invalidProperties" : "serverFail";

@@ -142,50 +142,20 @@ int store_primary_account_set(struct store *s, int64_t account_id, const char **
 int store_blob_in_account(struct store *s, int64_t account_id, int64_t blob_id,
                           const char **error_r)
 {
-	return one_row(s, "blob of account",
-	               "SELECT 1 FROM messages m JOIN mailboxes b ON b.id = m.mailbox_id "
-	               "WHERE m.blob_id = ?1 AND b.account_id = ?2 LIMIT 1",
-	               blob_id, account_id, NULL, NULL, NULL, error_r);
+	int64_t email;
+	return store_email_of_blob(s, account_id, blob_id, &email, error_r);
+}
+
+int store_email_of_blob(struct store *s, int64_t account_id, int64_t blob_id, int64_t *email_id_r,
+                        const char **error_r)
+{
+	return one_row(s, "email of blob",
+	               "SELECT id FROM emails WHERE blob_id = ?1 AND account_id = ?2", blob_id,
+	               account_id, NULL, email_id_r, NULL, error_r);
 }
 
 int store_blob_is_upload(struct store *s, int64_t blob_id, const char **error_r)
 {
 	return one_row(s, "upload", "SELECT 1 FROM uploads WHERE blob_id = ?1", blob_id, 0, NULL,
 	               NULL, NULL, error_r);
-}
-
-int store_account_noselect(struct store *s, int64_t account_id, int64_t **ids_r, size_t *count_r,
-                           const char **error_r)
-{
-	*ids_r = NULL;
-	*count_r = 0;
-	sqlite3_stmt *st;
-	/* The noselect column comes with schema 3; before it, none. */
-	if (sqlite3_prepare_v2(store_db(s),
-	                       "SELECT id FROM mailboxes WHERE account_id = ?1 AND noselect != 0",
-	                       -1, &st, NULL) != SQLITE_OK)
-		return 0;
-	sqlite3_bind_int64(st, 1, account_id);
-	int64_t *ids = NULL;
-	size_t n = 0, cap = 0;
-	int rc;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (n == cap) {
-			cap = cap == 0 ? 8 : cap * 2;
-			int64_t *bigger = realloc(ids, cap * sizeof(*ids));
-			if (bigger == NULL)
-				break;
-			ids = bigger;
-		}
-		ids[n++] = sqlite3_column_int64(st, 0);
-	}
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE) {
-		free(ids);
-		*error_r = rc == SQLITE_ROW ? "store: out of memory" : store_err(s, "noselect");
-		return -1;
-	}
-	*ids_r = ids;
-	*count_r = n;
-	return 0;
 }

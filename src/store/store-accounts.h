@@ -4,8 +4,7 @@
 /*
  * The store's accounts as the device API sees them (store-accounts.c):
  * the list of accounts, the user's choice of primary account (meta
- * "primary_account"), whether a blob belongs to an account and which
- * mailboxes cannot hold mail. Error convention as in store.h.
+ * "primary_account") and whether a blob belongs to an account. Error convention as in store.h.
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -38,13 +37,11 @@ int store_primary_account_set(struct store *s, int64_t account_id, const char **
  * 0 when not, -1. */
 int store_blob_in_account(struct store *s, int64_t account_id, int64_t blob_id,
                           const char **error_r);
+/* The Email of the account with these bytes (an Email is one content
+ * within one account): 1 with *email_id_r, 0 none, -1. */
+int store_email_of_blob(struct store *s, int64_t account_id, int64_t blob_id, int64_t *email_id_r,
+                        const char **error_r);
 /* 1 when blob_id is an upload (RFC 8620 6.1) still kept, 0 when not, -1. */
 int store_blob_is_upload(struct store *s, int64_t blob_id, const char **error_r);
-
-/* The ids of the account's mailboxes that cannot hold mail (the server
- * lists them \Noselect or only as parents): *ids_r malloc()ed (may be NULL
- * when none). A store without that knowledge yet has none. */
-int store_account_noselect(struct store *s, int64_t account_id, int64_t **ids_r, size_t *count_r,
-                           const char **error_r);
 
 #endif
