@@ -161,7 +161,7 @@ test("a draft created from JMAP properties reads back with Email/get", async () 
   assert.ok(!/[^\r]\n/.test(bytes), "bare LF in the message");
   // Refusals with the RFC's SetErrors.
   const [bad] = await alice.api.Email.set({ accountId: A, create: {
-    two: { mailboxIds: { [drafts.id]: true, M999999999: true }, subject: "x" },
+    two: { mailboxIds: { [drafts.id]: true, [boxes[0].id]: true }, subject: "x" },
     none: { mailboxIds: {}, subject: "x" },
     inj: { mailboxIds: { [drafts.id]: true }, subject: "a\r\nBcc: evil@example.org" },
     hdr: { mailboxIds: { [drafts.id]: true }, headers: [{ name: "X", value: "y" }] },
