@@ -77,7 +77,9 @@ def main():
         sys.path.insert(0, os.path.join(SRC, "tests", "fixture"))
         import imapctl
         c = imapctl.connect(fx.dir, "bob", "imaps")
-        for name in ("Projects", "Projects.Alpha"):
+        # Deep.Nested alone: its parent is no folder (\\NonExistent or not
+        # listed), shown as a mailbox that holds no mail.
+        for name in ("Projects", "Projects.Alpha", "Deep.Nested"):
             typ, _ = c.create(name)
             check(typ == "OK", "create " + name)
         for i in range(3):

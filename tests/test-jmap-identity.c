@@ -155,6 +155,13 @@ int main(void)
 	CHECK(acct == 1 && acct2 == 2);
 	OK(store_mailbox_create(s, acct2, "INBOX", '.', "Inbox", &inbox2, &error));
 	OK(store_mailbox_create(s, acct2, "Projects", '.', NULL, &projects, &error));
+	/* A parent the server lists as \\Noselect, a child below it, and two
+	 * folders the server both calls Sent. */
+	int64_t deep, nested, sent1, sent2;
+	OK(store_mailbox_create_noselect(s, acct2, "Deep", '.', NULL, true, &deep, &error));
+	OK(store_mailbox_create(s, acct2, "Deep.Nested", '.', NULL, &nested, &error));
+	OK(store_mailbox_create(s, acct2, "Sent", '.', "Sent", &sent1, &error));
+	OK(store_mailbox_create(s, acct2, "Sent Items", '.', "Sent", &sent2, &error));
 	OK(store_commit(s, &error));
 
 	struct jmap_registry *reg;
@@ -318,12 +325,36 @@ int main(void)
 	CHECK(json_object_get(json_object_get(resp(r, 5, "EmailSubmission/set"), "notCreated"),
 	                      "s") != NULL);
 	list = json_object_get(resp(r, 6, "Mailbox/get"), "list");
-	CHECK(json_array_size(list) == 2); /* INBOX and Projects of A2 */
+	CHECK(json_array_size(list) == 6); /* A2's: INBOX, Projects, Deep, Deep.Nested, 2 Sent */
 	size_t at;
 	json_t *box;
-	int inboxes = 0;
-	json_array_foreach(list, at, box) inboxes += strcmp(str(box, "role"), "inbox") == 0;
-	CHECK(inboxes == 1);
+	int inboxes = 0, sents = 0;
+	char deep_id[32], nested_id[32], sent1_id[32];
+	snprintf(deep_id, sizeof(deep_id), "M%lld", (long long)deep);
+	snprintf(nested_id, sizeof(nested_id), "M%lld", (long long)nested);
+	snprintf(sent1_id, sizeof(sent1_id), "M%lld", (long long)sent1);
+	json_array_foreach(list, at, box)
+	{
+		inboxes += strcmp(str(box, "role"), "inbox") == 0;
+		sents += strcmp(str(box, "role"), "sent") == 0;
+		json_t *rights = json_object_get(box, "myRights");
+		if (strcmp(str(box, "id"), deep_id) == 0) {
+			/* noselect: shown, holds no mail */
+			CHECK(json_is_false(json_object_get(rights, "mayAddItems")));
+			CHECK(json_is_false(json_object_get(rights, "maySetKeywords")));
+			CHECK(json_is_true(json_object_get(rights, "mayCreateChild")));
+			CHECK(json_is_null(json_object_get(box, "parentId")));
+		} else {
+			CHECK(json_is_true(json_object_get(rights, "mayAddItems")));
+		}
+		if (strcmp(str(box, "id"), nested_id) == 0) {
+			CHECK_STR(str(box, "name"), "Nested");
+			CHECK_STR(str(box, "parentId"), deep_id);
+		}
+		if (strcmp(str(box, "role"), "sent") == 0)
+			CHECK_STR(str(box, "id"), sent1_id); /* the first by name */
+	}
+	CHECK(inboxes == 1 && sents == 1); /* roles are unique in an account */
 	CHECK(json_array_size(json_object_get(resp(r, 7, "Mailbox/get"), "notFound")) == 1);
 	CHECK_STR(str(resp(r, 8, "error"), "type"), "accountNotFound");
 	CHECK_STR(str(resp(r, 9, "error"), "type"), "accountNotFound");
@@ -350,6 +381,46 @@ int main(void)
 	}
 	store_mailboxes_free(&boxes, n_boxes);
 	CHECK(alpha && top);
+
+	/* Email/copy from A1 to A2: not into a noselect mailbox; once; an
+	 * Email of the same content there already is that Email. */
+	int64_t *eids;
+	size_t n_eids;
+	OK(store_email_query(s, drafts, false, 0, 10, &eids, &n_eids, NULL, &error));
+	CHECK(n_eids >= 1);
+	snprintf(m, sizeof(m),
+	         "[[\"Email/copy\",{\"fromAccountId\":\"A1\",\"accountId\":\"A2\",\"create\":{"
+	         "\"x\":{\"id\":\"E%lld\",\"mailboxIds\":{\"M%lld\":true}},"
+	         "\"y\":{\"id\":\"E%lld\",\"mailboxIds\":{\"M%lld\":true}},"
+	         "\"z\":{\"id\":\"E%lld\",\"mailboxIds\":{\"M%lld\":true},\"subject\":\"no\"}}},\"0\"],"
+	         "[\"Email/copy\",{\"fromAccountId\":\"A1\",\"accountId\":\"A2\",\"create\":{"
+	         "\"again\":{\"id\":\"E%lld\",\"mailboxIds\":{\"M%lld\":true}}}},\"1\"],"
+	         "[\"Email/copy\",{\"fromAccountId\":\"A2\",\"accountId\":\"A2\",\"create\":{}},\"2\"],"
+	         "[\"Email/copy\",{\"fromAccountId\":\"A9\",\"accountId\":\"A2\",\"create\":{}},\"3\"],"
+	         "[\"Email/get\",{\"accountId\":\"A2\",\"ids\":[\"#y\"],\"properties\":[\"mailboxIds\"]},"
+	         "\"4\"]]",
+	         (long long)eids[0], (long long)deep, (long long)eids[0], (long long)nested,
+	         (long long)eids[0], (long long)nested, (long long)eids[0], (long long)sent1);
+	free(eids);
+	r = call(reg, s, m, &root);
+	json_t *cp = resp(r, 0, "Email/copy");
+	CHECK_STR(str(cp, "fromAccountId"), "A1");
+	CHECK_STR(str(cp, "accountId"), "A2");
+	CHECK_STR(str(json_object_get(json_object_get(cp, "notCreated"), "x"), "type"),
+	          "invalidProperties"); /* noselect */
+	CHECK_STR(str(json_object_get(json_object_get(cp, "notCreated"), "z"), "type"),
+	          "invalidProperties"); /* only id, mailboxIds, keywords, receivedAt */
+	const char *copy_id = str(json_object_get(json_object_get(cp, "created"), "y"), "id");
+	CHECK(copy_id[0] == 'E');
+	json_t *again = json_object_get(json_object_get(resp(r, 1, "Email/copy"), "notCreated"), "again");
+	CHECK_STR(str(again, "type"), "alreadyExists");
+	CHECK_STR(str(again, "existingId"), copy_id);
+	CHECK_STR(str(resp(r, 2, "error"), "type"), "invalidArguments");
+	CHECK_STR(str(resp(r, 3, "error"), "type"), "fromAccountNotFound");
+	json_t *mids = json_object_get(
+	    json_array_get(json_object_get(resp(r, 4, "Email/get"), "list"), 0), "mailboxIds");
+	CHECK(json_object_size(mids) == 1 && json_object_get(mids, nested_id) != NULL);
+	json_decref(root);
 
 	/* Removing the account removes what was set for its identity. */
 	struct store_identity ident;

@@ -82,6 +82,16 @@ test("a server folder hierarchy is a mailbox tree", async () => {
   assert.equal(alpha.parentId, projects.id);
   assert.equal(alpha.totalEmails, 1);
   assert.equal(alpha.myRights.mayAddItems, true);
+  // A parent the server has no folder for: shown, holds no mail, no role.
+  const nested = b.list.find((m) => m.name === "Nested");
+  assert.ok(nested, "Deep.Nested is not shown as Nested");
+  const deep = b.list.find((m) => m.id === nested.parentId);
+  assert.equal(deep.name, "Deep");
+  assert.equal(deep.parentId, null);
+  assert.equal(deep.role, null);
+  assert.equal(deep.myRights.mayAddItems, false);
+  assert.equal(deep.myRights.maySetKeywords, false);
+  assert.equal(nested.myRights.mayAddItems, true);
   // A child created through JMAP gets its full server name with the
   // account's delimiter, and shows under its parent.
   const set = await one("Mailbox/set", { accountId: BOB,
