@@ -399,9 +399,8 @@ static void respond_session(struct serve *sv, const struct hub_user *u,
 	json_t *session = NULL;
 	if (us != NULL) {
 		uint64_t modseq = 0;
-		char state[32];
+		char state[64] = "";
 		store_read_modseq(us->store, &modseq, &err);
-		snprintf(state, sizeof(state), "%llu", (unsigned long long)modseq);
 		struct jmap_session_limits limits = {
 		    .max_size_upload = SERVE_MAX_UPLOAD,
 		    .max_size_request = SERVE_MAX_REQUEST,
@@ -411,8 +410,16 @@ static void respond_session(struct serve *sv, const struct hub_user *u,
 		    .max_objects_in_get = JMAP_MAIL_MAX_OBJECTS_IN_GET,
 		    .max_objects_in_set = 500,
 		};
-		session = jmap_session_json(us->store, u->name, sv->public_url, state, accounts, n,
+		/* Built first: it makes the store accounts the state counts. */
+		session = jmap_session_json(us->store, u->name, sv->public_url, "", accounts, n,
 		                            &limits, &err);
+		if (session != NULL &&
+		    jmap_session_state(us->store, modseq, state, sizeof(state), &err) == 0) {
+			json_object_set_new(session, "state", json_string(state));
+		} else {
+			json_decref(session);
+			session = NULL;
+		}
 		pthread_mutex_unlock(&us->lock);
 	}
 	hub_accounts_free(&accounts, n);
@@ -565,10 +572,12 @@ static void handle_api(struct serve *sv, const struct principal *p, const struct
 	uint64_t modseq = 0;
 	store_read_modseq(us->store, &modseq, &err);
 	snprintf(ctx.state, sizeof(ctx.state), "%llu", (unsigned long long)modseq);
+	char session_state[64] = "";
+	jmap_session_state(us->store, modseq, session_state, sizeof(session_state), &err);
 	struct jmap_limits limits = {SERVE_MAX_REQUEST, 32, 64};
 	struct jmap_output out;
-	int r = jmap_process(sv->registry, &limits, &ctx, ctx.state, req->body, req->body_len, &out,
-	                     &err);
+	int r = jmap_process(sv->registry, &limits, &ctx, session_state, req->body, req->body_len,
+	                     &out, &err);
 	pthread_mutex_unlock(&us->lock);
 	hub_accounts_free(&loader.accounts, loader.n);
 	if (r < 0) {

@@ -108,6 +108,44 @@ int jmap_session_accounts(struct store *store, const struct hub_account *account
 	return 0;
 }
 
+int jmap_session_state(struct store *store, uint64_t modseq, char *out, size_t size,
+                       const char **error_r)
+{
+	struct store_account *accounts;
+	size_t n;
+	int64_t primary = 0;
+	if (store_accounts_list(store, &accounts, &n, error_r) < 0)
+		return -1;
+	if (store_primary_account_get(store, &primary, error_r) < 0) {
+		store_accounts_free(&accounts, n);
+		return -1;
+	}
+	/* FNV-1a over the account ids and keys and the primary choice. */
+	uint64_t h = 1469598103934665603ull;
+	char item[64];
+	for (size_t i = 0; i <= n; i++) {
+		if (i < n)
+			snprintf(item, sizeof(item), "%lld ", (long long)accounts[i].id);
+		else
+			snprintf(item, sizeof(item), "p%lld", (long long)primary);
+		const char *parts[2] = {item, i < n ? accounts[i].key : ""};
+		for (size_t k = 0; k < 2; k++) {
+			for (const unsigned char *p = (const unsigned char *)parts[k]; *p != '\0'; p++) {
+				h ^= *p;
+				h *= 1099511628211ull;
+			}
+		}
+	}
+	store_accounts_free(&accounts, n);
+	int w = snprintf(out, size, "%llu.%08llx", (unsigned long long)modseq,
+	                 (unsigned long long)(h & 0xffffffffu));
+	if (w < 0 || (size_t)w >= size) {
+		*error_r = "session state buffer too small";
+		return -1;
+	}
+	return 0;
+}
+
 json_t *jmap_session_json(struct store *store, const char *user_name, const char *public_url,
                           const char *state, const struct hub_account *accounts, size_t n,
                           const struct jmap_session_limits *limits, const char **error_r)

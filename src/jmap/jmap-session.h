@@ -37,6 +37,13 @@ int jmap_session_accounts(struct store *store, const struct hub_account *account
                           struct jmap_session_account **list_r, size_t *count_r,
                           size_t *primary_r, const char **error_r);
 
+/* The Session's state (also every API response's sessionState): the
+ * store's change counter and a hash of the user's accounts and primary
+ * choice, so that adding, removing or choosing an account changes it (RFC
+ * 8620 2). out: at least 48 bytes. 0, or -1 with *error_r. */
+int jmap_session_state(struct store *store, uint64_t modseq, char *out, size_t size,
+                       const char **error_r);
+
 /* Limits the session advertises (the server enforces them elsewhere). */
 struct jmap_session_limits {
 	uint64_t max_size_upload, max_size_request;
@@ -45,7 +52,7 @@ struct jmap_session_limits {
 };
 
 /* The Session object for user_name at public_url (no trailing slash),
- * state = the session state string. A new reference, or NULL with
+ * state = jmap_session_state(). A new reference, or NULL with
  * *error_r. */
 json_t *jmap_session_json(struct store *store, const char *user_name, const char *public_url,
                           const char *state, const struct hub_account *accounts, size_t n,

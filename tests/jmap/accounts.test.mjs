@@ -221,9 +221,17 @@ test("Blob/copy makes a blob readable in the other account", async () => {
 });
 
 test("primaryAccounts follows `mailkeep account primary`", async () => {
+  const before = await getSession();
+  // API responses carry the session's state.
+  const r = await fetch(new URL("/jmap/api/", session), { method: "POST",
+    headers: { Authorization: `Bearer ${env.MK_TOKEN_DAVE}`, "Content-Type": "application/json" },
+    body: JSON.stringify({ using, methodCalls: [["Core/echo", {}, "0"]] }) });
+  assert.equal((await r.json()).sessionState, before.state);
   execSync(`${env.MK_PRIMARY_CMD} ${hubBob}`);
   const s = await getSession();
   assert.equal(s.primaryAccounts["urn:ietf:params:jmap:mail"], BOB);
+  // The session changed, so its state did (RFC 8620 2).
+  assert.notEqual(s.state, before.state);
   assert.equal(s.primaryAccounts["urn:ietf:params:jmap:submission"], BOB);
   execSync(`${env.MK_PRIMARY_CMD} ${hubAlice}`);
   assert.equal((await getSession()).primaryAccounts["urn:ietf:params:jmap:mail"], ALICE);
