@@ -574,8 +574,17 @@ static void test_session_accounts(void)
 	CHECK(store_account_key(s, a9, &key, &error) == 1);
 	CHECK_STR(key, "account:9");
 	free(key);
-	/* The user's choice, kept in the store; an unknown account refused. */
+	/* The user's choice, kept in the store; an unknown account refused;
+	 * the session state moves with it (the counter alone does not). */
+	char st0[64], st1[64], st2[64];
+	OK(jmap_session_state(s, 5, st0, sizeof(st0), &error));
+	CHECK(strncmp(st0, "5.", 2) == 0);
 	OK(jmap_session_set_primary(s, hub, 2, 9, &error));
+	OK(jmap_session_state(s, 5, st1, sizeof(st1), &error));
+	CHECK(strcmp(st0, st1) != 0);
+	OK(jmap_session_state(s, 5, st2, sizeof(st2), &error));
+	CHECK_STR(st2, st1);
+	REFUSED(jmap_session_state(s, 5, st2, 4, &error), "too small");
 	REFUSED(jmap_session_set_primary(s, hub, 2, 8, &error), "no such account");
 	OK(jmap_session_accounts(s, hub, 2, &list, &n, &primary, &error));
 	CHECK(list[primary].store_account_id == a9);
