@@ -113,13 +113,14 @@ static int copy_one(struct jmap_mail_ctx *ctx, struct jmap_call *call, int64_t f
 	snprintf(keywords, sizeof(keywords), "%s", e.keywords);
 	json_t *kw = json_object_get(obj, "keywords");
 	if (kw != NULL && jmap_keywords_parse(kw, &flags, keywords, sizeof(keywords)) < 0) {
-		*error_r = set_error("invalidProperties", "keywords: lower-case keywords set to true",
-		                     "keywords");
+		*error_r = set_error("invalidProperties",
+		                     "keywords: lower-case keywords set to true", "keywords");
 		return 0;
 	}
 	int64_t when = e.internaldate;
 	json_t *at = json_object_get(obj, "receivedAt");
-	if (at != NULL && !json_is_null(at) && !mime_build_parse_date(json_string_value(at), &when)) {
+	if (at != NULL && !json_is_null(at) &&
+	    !mime_build_parse_date(json_string_value(at), &when)) {
 		*error_r = set_error("invalidProperties", "receivedAt is a UTCDate", "receivedAt");
 		return 0;
 	}
@@ -128,8 +129,8 @@ static int copy_one(struct jmap_mail_ctx *ctx, struct jmap_call *call, int64_t f
 	int64_t first = 0;
 	for (size_t i = 0; i < n_boxes; i++) {
 		int64_t id;
-		if (store_local_add(ctx->store, boxes[i], e.blob_id, flags, keywords, when, "import",
-		                    &id, &err) < 0)
+		if (store_local_add(ctx->store, boxes[i], e.blob_id, flags, keywords, when,
+		                    "import", &id, &err) < 0)
 			return -1;
 		if (first == 0)
 			first = id;
@@ -145,8 +146,7 @@ static int copy_one(struct jmap_mail_ctx *ctx, struct jmap_call *call, int64_t f
 /* Both accounts of a /copy: the source's store account into *from_r, ctx
  * selected on the target. 0, or -1 with the method error. */
 static int copy_accounts(struct jmap_mail_ctx *ctx, json_t *args, int64_t *from_r,
-                         char from_text[32], const char **error_type_r,
-                         const char **description_r)
+                         char from_text[32], const char **error_type_r, const char **description_r)
 {
 	const char *from = json_string_value(json_object_get(args, "fromAccountId"));
 	if (from == NULL || !json_is_string(json_object_get(args, "accountId"))) {
@@ -179,9 +179,14 @@ static int email_copy(void *context, struct jmap_call *call, json_t *args,
                       const char **error_type_r, const char **description_r)
 {
 	struct jmap_mail_ctx *ctx = context;
-	static const char *const allowed[] = {
-	    "fromAccountId", "ifFromInState", "accountId", "ifInState", "create",
-	    "onSuccessDestroyOriginal", "destroyFromIfInState", NULL};
+	static const char *const allowed[] = {"fromAccountId",
+	                                      "ifFromInState",
+	                                      "accountId",
+	                                      "ifInState",
+	                                      "create",
+	                                      "onSuccessDestroyOriginal",
+	                                      "destroyFromIfInState",
+	                                      NULL};
 	const char *err, *key;
 	json_t *v;
 	char from_text[32];
@@ -197,8 +202,8 @@ static int email_copy(void *context, struct jmap_call *call, json_t *args,
 		return -1;
 	}
 	for (size_t i = 0; i < 3; i++) {
-		const char *name = (const char *[]){"ifInState", "ifFromInState",
-		                                    "destroyFromIfInState"}[i];
+		const char *name =
+		    (const char *[]){"ifInState", "ifFromInState", "destroyFromIfInState"}[i];
 		json_t *s = json_object_get(args, name);
 		if (s != NULL && !json_is_null(s) && !json_is_string(s)) {
 			*error_type_r = "invalidArguments";
@@ -217,7 +222,8 @@ static int email_copy(void *context, struct jmap_call *call, json_t *args,
 	char old_state[32];
 	snprintf(old_state, sizeof(old_state), "%llu",
 	         (unsigned long long)store_modseq(ctx->store));
-	if (!state_ok(args, "ifInState", old_state) || !state_ok(args, "ifFromInState", old_state)) {
+	if (!state_ok(args, "ifInState", old_state) ||
+	    !state_ok(args, "ifFromInState", old_state)) {
 		store_rollback(ctx->store);
 		*error_type_r = "stateMismatch";
 		return -1;
@@ -233,8 +239,8 @@ static int email_copy(void *context, struct jmap_call *call, json_t *args,
 		else if ((fatal = copy_one(ctx, call, from, v, &source, &ok, &bad)) < 0)
 			break;
 		if (ok != NULL) {
-			jmap_call_set_created_id(call, key,
-			                         json_string_value(json_object_get(ok, "id")), &err);
+			jmap_call_set_created_id(
+			    call, key, json_string_value(json_object_get(ok, "id")), &err);
 			json_object_set_new(created, key, ok);
 			json_array_append_new(originals, jmap_prefixed('E', source));
 		} else {
@@ -252,11 +258,11 @@ static int email_copy(void *context, struct jmap_call *call, json_t *args,
 	}
 	snprintf(ctx->state, sizeof(ctx->state), "%llu",
 	         (unsigned long long)store_modseq(ctx->store));
-	json_t *resp = json_pack(
-	    "{s:s,s:s,s:s,s:s,s:o,s:o}", "fromAccountId", from_text, "accountId", ctx->account_id,
-	    "oldState", old_state, "newState", ctx->state, "created",
-	    json_object_size(created) > 0 ? created : json_null(), "notCreated",
-	    json_object_size(not_created) > 0 ? not_created : json_null());
+	json_t *resp =
+	    json_pack("{s:s,s:s,s:s,s:s,s:o,s:o}", "fromAccountId", from_text, "accountId",
+	              ctx->account_id, "oldState", old_state, "newState", ctx->state, "created",
+	              json_object_size(created) > 0 ? created : json_null(), "notCreated",
+	              json_object_size(not_created) > 0 ? not_created : json_null());
 	if (json_object_size(created) == 0)
 		json_decref(created);
 	if (json_object_size(not_created) == 0)
@@ -342,8 +348,8 @@ static int blob_copy_one(struct jmap_mail_ctx *ctx, int64_t from, json_t *id, js
 	return ret;
 }
 
-static int blob_copy(void *context, struct jmap_call *call, json_t *args,
-                     const char **error_type_r, const char **description_r)
+static int blob_copy(void *context, struct jmap_call *call, json_t *args, const char **error_type_r,
+                     const char **description_r)
 {
 	struct jmap_mail_ctx *ctx = context;
 	static const char *const allowed[] = {"fromAccountId", "accountId", "blobIds", NULL};
@@ -392,10 +398,10 @@ static int blob_copy(void *context, struct jmap_call *call, json_t *args,
 		*error_type_r = "serverFail";
 		return -1;
 	}
-	json_t *resp = json_pack("{s:s,s:s,s:o,s:o}", "fromAccountId", from_text, "accountId",
-	                         ctx->account_id, "copied",
-	                         json_object_size(copied) > 0 ? copied : json_null(), "notCopied",
-	                         json_object_size(not_copied) > 0 ? not_copied : json_null());
+	json_t *resp =
+	    json_pack("{s:s,s:s,s:o,s:o}", "fromAccountId", from_text, "accountId", ctx->account_id,
+	              "copied", json_object_size(copied) > 0 ? copied : json_null(), "notCopied",
+	              json_object_size(not_copied) > 0 ? not_copied : json_null());
 	if (json_object_size(copied) == 0)
 		json_decref(copied);
 	if (json_object_size(not_copied) == 0)

@@ -63,8 +63,8 @@ static int find_or_make(struct store *store, const char *key, int64_t *id_r, boo
 }
 
 int jmap_session_accounts(struct store *store, const struct hub_account *accounts, size_t n,
-                          struct jmap_session_account **list_r, size_t *count_r,
-                          size_t *primary_r, const char **error_r)
+                          struct jmap_session_account **list_r, size_t *count_r, size_t *primary_r,
+                          const char **error_r)
 {
 	struct jmap_session_account *list = calloc(n + 1, sizeof(*list));
 	if (list == NULL) {
@@ -81,7 +81,8 @@ int jmap_session_accounts(struct store *store, const struct hub_account *account
 		account_name(&accounts[i], list[i].name, sizeof(list[i].name));
 	}
 	if (r == 0)
-		r = find_or_make(store, JMAP_NOTICES_KEY, &list[n].store_account_id, &began, error_r);
+		r = find_or_make(store, JMAP_NOTICES_KEY, &list[n].store_account_id, &began,
+		                 error_r);
 	snprintf(list[n].name, sizeof(list[n].name), "%s", JMAP_NOTICES_NAME);
 	if (began) {
 		if (r == 0)
@@ -130,7 +131,8 @@ int jmap_session_state(struct store *store, uint64_t modseq, char *out, size_t s
 			snprintf(item, sizeof(item), "p%lld", (long long)primary);
 		const char *parts[2] = {item, i < n ? accounts[i].key : ""};
 		for (size_t k = 0; k < 2; k++) {
-			for (const unsigned char *p = (const unsigned char *)parts[k]; *p != '\0'; p++) {
+			for (const unsigned char *p = (const unsigned char *)parts[k]; *p != '\0';
+			     p++) {
 				h ^= *p;
 				h *= 1099511628211ull;
 			}
@@ -162,15 +164,15 @@ json_t *jmap_session_json(struct store *store, const char *user_name, const char
 	snprintf(events, sizeof(events),
 	         "%s/jmap/eventsource/?types={types}&closeafter={closeafter}&ping={ping}",
 	         public_url);
-	json_t *core = json_pack(
-	    "{s:I,s:i,s:I,s:i,s:i,s:i,s:i,s:[sss]}", "maxSizeUpload",
-	    (json_int_t)limits->max_size_upload, "maxConcurrentUpload",
-	    (int)limits->max_concurrent_upload, "maxSizeRequest",
-	    (json_int_t)limits->max_size_request, "maxConcurrentRequests",
-	    (int)limits->max_concurrent_requests, "maxCallsInRequest",
-	    (int)limits->max_calls_in_request, "maxObjectsInGet", (int)limits->max_objects_in_get,
-	    "maxObjectsInSet", (int)limits->max_objects_in_set, "collationAlgorithms",
-	    "i;ascii-numeric", "i;ascii-casemap", "i;unicode-casemap");
+	json_t *core = json_pack("{s:I,s:i,s:I,s:i,s:i,s:i,s:i,s:[sss]}", "maxSizeUpload",
+	                         (json_int_t)limits->max_size_upload, "maxConcurrentUpload",
+	                         (int)limits->max_concurrent_upload, "maxSizeRequest",
+	                         (json_int_t)limits->max_size_request, "maxConcurrentRequests",
+	                         (int)limits->max_concurrent_requests, "maxCallsInRequest",
+	                         (int)limits->max_calls_in_request, "maxObjectsInGet",
+	                         (int)limits->max_objects_in_get, "maxObjectsInSet",
+	                         (int)limits->max_objects_in_set, "collationAlgorithms",
+	                         "i;ascii-numeric", "i;ascii-casemap", "i;unicode-casemap");
 	json_t *accts = json_object();
 	for (size_t i = 0; i < count; i++) {
 		bool external = list[i].hub_account_id > 0;
@@ -178,10 +180,10 @@ json_t *jmap_session_json(struct store *store, const char *user_name, const char
 		 * null = no limit); changes stay in the hosted mailbox until the
 		 * two-way sync carries them to the provider. */
 		json_t *mail = json_pack(
-		    "{s:n,s:n,s:i,s:i,s:[sssssssss],s:b}", "maxMailboxesPerEmail", "maxMailboxDepth",
-		    "maxSizeMailboxName", 490, "maxSizeAttachmentsPerEmail", 50000000,
-		    "emailQuerySortOptions", "receivedAt", "sentAt", "size", "from", "to", "subject",
-		    "hasKeyword", "allInThreadHaveKeyword", "someInThreadHaveKeyword",
+		    "{s:n,s:n,s:i,s:i,s:[sssssssss],s:b}", "maxMailboxesPerEmail",
+		    "maxMailboxDepth", "maxSizeMailboxName", 490, "maxSizeAttachmentsPerEmail",
+		    50000000, "emailQuerySortOptions", "receivedAt", "sentAt", "size", "from", "to",
+		    "subject", "hasKeyword", "allInThreadHaveKeyword", "someInThreadHaveKeyword",
 		    "mayCreateTopLevelMailbox", 1);
 		json_t *caps = json_pack("{s:o}", JMAP_CAPABILITY_MAIL, mail);
 		if (external)

@@ -34,8 +34,8 @@ struct jmap_session_account {
  * their own transaction, so that an account's id never changes. *list_r is
  * malloc()ed. */
 int jmap_session_accounts(struct store *store, const struct hub_account *accounts, size_t n,
-                          struct jmap_session_account **list_r, size_t *count_r,
-                          size_t *primary_r, const char **error_r);
+                          struct jmap_session_account **list_r, size_t *count_r, size_t *primary_r,
+                          const char **error_r);
 
 /* The Session's state (also every API response's sessionState): the
  * store's change counter and a hash of the user's accounts and primary

@@ -34,7 +34,8 @@ int store_accounts_list(struct store *s, struct store_account **accounts_r, size
 		n++;
 	}
 	if (rc != SQLITE_DONE) {
-		*error_r = rc == SQLITE_ROW ? "store: out of memory" : store_err(s, "list accounts");
+		*error_r =
+		    rc == SQLITE_ROW ? "store: out of memory" : store_err(s, "list accounts");
 		sqlite3_finalize(st);
 		store_accounts_free(&list, n);
 		return -1;
