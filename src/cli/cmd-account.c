@@ -54,7 +54,9 @@ static void account_usage(FILE *f)
 	    "        exactly the servers, login and CA it goes to, so it is entered again.\n"
 	    "        Both log in with the new settings first, as add does (--no-check).\n"
 	    "remove  with --all-devices deletes the account's sealed credentials, its key\n"
-	    "        and every copy of its mail from this hub, and prints a receipt.\n");
+	    "        and every copy of its mail from this hub, and prints a receipt.\n"
+	    "primary makes the account the one devices open first (the JMAP session's\n"
+	    "        primaryAccounts); by default the first account added.\n");
 }
 
 /* The disclosure shown before consent; the same text the device API and web
