@@ -88,8 +88,10 @@ static void bench(unsigned count, int runs)
 		         i);
 		int64_t b = add_blob(s, text);
 		if (store_message_add(s, inbox, i, b, 0, "", 1000000 + i, &err) < 0 ||
-		    (i % 10 == 0 && store_message_add(s, arch, i, b, 0, "", 1000000 + i, &err) < 0) ||
-		    (i % 4 == 0 && store_message_add(s, other_box, i, b, 0, "", 1000000 + i, &err) < 0))
+		    (i % 10 == 0 &&
+		     store_message_add(s, arch, i, b, 0, "", 1000000 + i, &err) < 0) ||
+		    (i % 4 == 0 &&
+		     store_message_add(s, other_box, i, b, 0, "", 1000000 + i, &err) < 0))
 			die("add", err);
 		if (i % 2000 == 0 && (store_commit(s, &err) < 0 || store_begin(s, &err) < 0))
 			die("commit", err);
@@ -105,8 +107,8 @@ static void bench(unsigned count, int runs)
 	if (store_begin(s, &err) < 0)
 		die("begin", err);
 	for (unsigned k = 0; k < CHANGES; k++)
-		if (store_message_set_flags(s, inbox, 1 + k * (count / CHANGES), STORE_FLAG_SEEN, "",
-		                            &err) < 0)
+		if (store_message_set_flags(s, inbox, 1 + k * (count / CHANGES), STORE_FLAG_SEEN,
+		                            "", &err) < 0)
 			die("flags", err);
 	if (store_commit(s, &err) < 0)
 		die("commit", err);
@@ -128,8 +130,8 @@ static void bench(unsigned count, int runs)
 		for (int r = 0; r < runs; r++) {
 			struct store_changes ch;
 			double a = now_ms();
-			if (store_changes_account(s, cases[c].all ? 0 : acct, cases[c].kind, since, 500,
-			                          &ch, &err) < 0)
+			if (store_changes_account(s, cases[c].all ? 0 : acct, cases[c].kind, since,
+			                          500, &ch, &err) < 0)
 				die("changes", err);
 			t[r] = now_ms() - a;
 			if (cases[c].kind == STORE_CHANGES_EMAIL && ch.n_updated != CHANGES)
@@ -140,12 +142,13 @@ static void bench(unsigned count, int runs)
 	}
 	/* What schema 2 ran for Email/changes, on the same rows. */
 	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(store_db(s),
-	                       "SELECT created_modseq, 'c', id FROM messages WHERE created_modseq > "
-	                       "?1 UNION ALL SELECT modseq, 'u', id FROM messages WHERE modseq > ?1 "
-	                       "AND created_modseq <= ?1 UNION ALL SELECT modseq, 'd', object_id "
-	                       "FROM tombstones WHERE kind = 'message' AND modseq > ?1 ORDER BY 1",
-	                       -1, &st, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(
+	        store_db(s),
+	        "SELECT created_modseq, 'c', id FROM messages WHERE created_modseq > "
+	        "?1 UNION ALL SELECT modseq, 'u', id FROM messages WHERE modseq > ?1 "
+	        "AND created_modseq <= ?1 UNION ALL SELECT modseq, 'd', object_id "
+	        "FROM tombstones WHERE kind = 'message' AND modseq > ?1 ORDER BY 1",
+	        -1, &st, NULL) != SQLITE_OK)
 		die("prepare", sqlite3_errmsg(store_db(s)));
 	for (int r = 0; r < runs; r++) {
 		double a = now_ms();

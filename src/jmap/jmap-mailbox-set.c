@@ -384,30 +384,6 @@ out:
 	return ret;
 }
 
-/* onDestroyRemoveEmails (RFC 8621 2.5): an Email in other mailboxes too
- * only leaves this one; one only here is destroyed. 0, or -1. */
-static int remove_from_mailbox(struct jmap_mail_ctx *ctx, int64_t email_id, int64_t mailbox_id)
-{
-	const char *err;
-	int64_t *members = NULL, *boxes = NULL;
-	size_t n = 0, here = 0;
-	if (store_email_members(ctx->store, email_id, &members, &boxes, &n, &err) < 0)
-		return -1;
-	for (size_t i = 0; i < n; i++)
-		here += boxes[i] == mailbox_id;
-	int r = 0;
-	if (here == n) {
-		r = store_local_destroy(ctx->store, email_id, &err);
-	} else {
-		for (size_t i = 0; i < n && r == 0; i++)
-			if (boxes[i] == mailbox_id)
-				r = store_local_expunge(ctx->store, members[i], &err);
-	}
-	free(members);
-	free(boxes);
-	return r;
-}
-
 static int mailbox_destroy(struct jmap_mail_ctx *ctx, int64_t id, bool remove_emails,
                            json_t **error_r)
 {
@@ -435,7 +411,7 @@ static int mailbox_destroy(struct jmap_mail_ctx *ctx, int64_t id, bool remove_em
 		              "the mailbox has emails (onDestroyRemoveEmails removes them)", NULL);
 	} else {
 		for (size_t i = 0; i < n && ret == 0; i++)
-			ret = remove_from_mailbox(ctx, ids[i], id);
+			ret = store_local_remove_from_mailbox(ctx->store, ids[i], id, &err);
 		if (ret == 0)
 			ret = store_local_mailbox_destroy(ctx->store, id, &err);
 	}
