@@ -123,6 +123,32 @@ test("Email/query and Mailbox/query stay in their account", async () => {
   assert.ok(a.ids.every((id) => !b.ids.includes(id)));
 });
 
+test("/changes of an account report only its own objects", async () => {
+  const s0 = (await one("Mailbox/get", { accountId: ALICE, ids: [] })).state;
+  const e0 = (await one("Email/get", { accountId: ALICE, ids: [] })).state;
+  const made = await one("Mailbox/set", { accountId: BOB, create: { k: { name: "Kept apart" } } });
+  const id = made.created.k.id;
+  const a = await one("Mailbox/changes", { accountId: ALICE, sinceState: s0 });
+  const b = await one("Mailbox/changes", { accountId: BOB, sinceState: s0 });
+  assert.deepEqual(a.created, []);
+  assert.deepEqual(b.created, [id]);
+  const ae = await one("Email/changes", { accountId: ALICE, sinceState: e0 });
+  assert.deepEqual([...ae.created, ...ae.updated, ...ae.destroyed], []);
+  await one("Mailbox/set", { accountId: BOB, destroy: [id] });
+  const a2 = await one("Mailbox/changes", { accountId: ALICE, sinceState: s0 });
+  assert.deepEqual(a2.destroyed, []);
+  // A state the server never gave out is refused the same way everywhere.
+  for (const [m, arg] of [["Mailbox/changes", "sinceState"], ["Email/changes", "sinceState"],
+    ["Identity/changes", "sinceState"], ["EmailSubmission/changes", "sinceState"]]) {
+    const [[t, r]] = await call([[m, { accountId: ALICE, [arg]: "+1" }, "0"]]);
+    assert.equal(t, "error");
+    assert.equal(r.type, "cannotCalculateChanges", m);
+    const [[t2, r2]] = await call([[m, { accountId: ALICE, [arg]: "1", maxChanges: 0 }, "0"]]);
+    assert.equal(t2, "error");
+    assert.equal(r2.type, "invalidArguments", m);
+  }
+});
+
 test("Identity/get shows the account's own identity only", async () => {
   const a = await one("Identity/get", { accountId: ALICE, ids: null });
   const b = await one("Identity/get", { accountId: BOB, ids: null });
