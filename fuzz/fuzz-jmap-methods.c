@@ -56,6 +56,8 @@ static const char *const methods[] = {
     "EmailSubmission/changes",
     "EmailSubmission/query",
     "EmailSubmission/set",
+    "Email/copy",
+    "Blob/copy",
 };
 
 static const char *const arg_names[] = {
@@ -92,6 +94,10 @@ static const char *const arg_names[] = {
     "onSuccessDestroyEmail",
     "sortAsTree",
     "filterAsTree",
+    "fromAccountId",
+    "ifFromInState",
+    "onSuccessDestroyOriginal",
+    "destroyFromIfInState",
 };
 
 /* Keys inside objects (filters, create/update objects, patches). */
@@ -312,8 +318,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		const char *name = PICK(&g, methods);
 		json_t *args = json_object();
 		unsigned flags = take(&g);
-		if ((flags & 7) != 0) /* mostly the right account */
-			json_object_set_new(args, "accountId", json_string("alice"));
+		/* Mostly one of the accounts: A1 external, A2 the notices one. */
+		if ((flags & 7) != 0)
+			json_object_set_new(args, "accountId",
+			                    json_string((flags & 8) != 0 ? "A2" : "A1"));
+		if ((flags & 0x30) == 0x30)
+			json_object_set_new(args, "fromAccountId",
+			                    json_string((flags & 8) != 0 ? "A1" : "A2"));
 		size_t nargs = take(&g) % 6;
 		for (size_t i = 0; i < nargs; i++)
 			json_object_set_new(args, PICK(&g, arg_names), value(&g, 0));
@@ -332,7 +343,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fprintf(stderr, "%s\n", text);
 
 	struct jmap_mail_ctx ctx = {
-	    .store = store, .account_id = "alice", .load_accounts = load_accounts};
+	    .store = store, .user_name = "alice", .account_id = "", .load_accounts = load_accounts};
 	uint64_t modseq = 0;
 	if (store_read_modseq(store, &modseq, &error) < 0)
 		abort();

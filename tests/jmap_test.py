@@ -42,7 +42,7 @@ def main():
         check(r.returncode == 0, "npm install failed")
     tmp = tempfile.mkdtemp(prefix="mk-jmap-test-")
     os.chmod(tmp, 0o755)
-    fx = Fixture(tmp, "jmap", "--users", "1", count=60)
+    fx = Fixture(tmp, "jmap", "--users", "2", count=60)
     serve = None
     try:
         mk = lambda *a, **k: run([BIN, "--data", fx.data, *a], **k)
@@ -70,9 +70,36 @@ def main():
            "--password-file", fx.env["PASS_FILE"], "--ca-file", fx.env["CA_FILE"], "--consent")
         mk("sync", "--user", "carol", "--quiet")
         carol_account = mk("account", "list", "--user", "carol").stdout.splitlines()[1].split()[0]
+        # Dave: one hub user with two external accounts, the Dovecot users
+        # alice and bob (tests/jmap/accounts.test.mjs). Bob's mailbox has a
+        # hierarchy (Projects.Alpha, '.' is the fixture's separator) and
+        # mail of its own.
+        sys.path.insert(0, os.path.join(SRC, "tests", "fixture"))
+        import imapctl
+        c = imapctl.connect(fx.dir, "bob", "imaps")
+        # Deep.Nested alone: its parent is no folder (\\NonExistent or not
+        # listed), shown as a mailbox that holds no mail.
+        for name in ("Projects", "Projects.Alpha", "Deep.Nested"):
+            typ, _ = c.create(name)
+            check(typ == "OK", "create " + name)
+        for i in range(3):
+            raw = ("From: Bob <bob@example.org>\r\nTo: bob@example.org\r\n"
+                   "Subject: bob's mail %d\r\nMessage-ID: <bob-%d@example.org>\r\n\r\nhi %d\r\n"
+                   % (i, i, i)).encode()
+            typ, _ = c.append("INBOX" if i < 2 else "Projects.Alpha", None, None, raw)
+            check(typ == "OK", "append to bob")
+        c.logout()
+        mk("user", "add", "dave")
+        for login in ("alice", "bob"):
+            mk("account", "add", "--user", "dave", "--imap", fx.url(), "--login", login,
+               "--password-file", os.path.join(fx.dir, login + ".pass"),
+               "--ca-file", fx.env["CA_FILE"], "--consent")
+        mk("sync", "--user", "dave", "--quiet")
+        dave_accounts = [l.split()[0] for l in mk("account", "list", "--user", "dave").stdout.splitlines()[1:]]
         tok = lambda user, dev: mk("device", "add", "--user", user, dev).stdout.strip().splitlines()[-1]
         tokens = {"alice": tok("alice", "laptop"), "bob": tok("bob", "phone"),
-                  "revoke": tok("alice", "old-phone"), "carol": tok("carol", "tablet")}
+                  "revoke": tok("alice", "old-phone"), "carol": tok("carol", "tablet"),
+                  "dave": tok("dave", "desktop")}
         inbox = len(fx.store_state()["INBOX"])
         serve = subprocess.Popen([BIN, "--data", fx.data, "serve", "--listen", "127.0.0.1:0",
                                   "--sync-interval", "0", "--access-log", os.path.join(tmp, "access.log")],
@@ -87,7 +114,9 @@ def main():
                     % (os.path.join(SRC, "tests", "fixture"), fx.dir, BIN, fx.data))
         env = dict(os.environ, MK_SESSION_URL=m.group(1), MK_TOKEN_ALICE=tokens["alice"],
                    MK_TOKEN_BOB=tokens["bob"], MK_TOKEN_REVOKE=tokens["revoke"],
-                   MK_TOKEN_CAROL=tokens["carol"],
+                   MK_TOKEN_CAROL=tokens["carol"], MK_TOKEN_DAVE=tokens["dave"],
+                   MK_DAVE_ACCOUNTS=" ".join(dave_accounts),
+                   MK_PRIMARY_CMD="%s --data %s account primary --user dave" % (BIN, fx.data),
                    MK_REMOVE_CAROL_CMD="%s --data %s account remove --user carol %s --all-devices >/dev/null"
                    % (BIN, fx.data, carol_account),
                    MK_INBOX_COUNT=str(inbox), MK_NEW_MAIL_CMD=new_mail,

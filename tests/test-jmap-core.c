@@ -1,6 +1,18 @@
 /* Tests for src/jmap/jmap-core.c: the RFC 8620 envelope examples, result
- * references, creation ids, method errors and every request-level error. */
+ * references, creation ids, method errors and every request-level error;
+ * and the account layer every mail method shares: the session's accounts
+ * (jmap-session.c), the accountId check and the state reader (jmap-util.c). */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "hub/hub.h"
+#include "jmap/jmap-mail.h"
+#include "jmap/jmap-private.h"
+#include "jmap/jmap-session.h"
 #include "jmap/jmap.h"
+#include "store/store-accounts.h"
+#include "store/store.h"
 #include "test.h"
 
 #define TEST_CAP "urn:example:test"
@@ -528,9 +540,203 @@ static void test_nesting(struct jmap_registry *reg)
 	expect_problem(reg, &big, req, len, "notJSON", NULL, "");
 }
 
+/* One JMAP account per external account: names, ids, the primary one. */
+static void test_session_accounts(void)
+{
+	const char *error;
+	char dir[64] = "/tmp/mk-test-jmap-core-XXXXXX", path[128];
+	CHECK(mkdtemp(dir) != NULL);
+	snprintf(path, sizeof(path), "%s/store.db", dir);
+	struct store *s;
+	OK(store_open(path, &s, &error));
+	struct hub_account hub[2] = {
+	    {.id = 7, .imap_url = "imaps://imap.example.org:993/", .login = "alice"},
+	    {.id = 9, .imap_url = "imap://user@[::1]:143", .login = "bob@example.net"}};
+	/* No external account: the notices account "mailkeep" is primary. */
+	struct jmap_session_account *list;
+	size_t n, primary;
+	OK(jmap_session_accounts(s, hub, 0, &list, &n, &primary, &error));
+	CHECK(n == 1 && primary == 0 && list[0].hub_account_id == 0);
+	CHECK_STR(list[0].name, "mailkeep");
+	int64_t notices = list[0].store_account_id;
+	free(list);
+	/* Two: named by login@host (or the login when it is an address), the
+	 * first added is primary; the notices account stays, last. */
+	OK(jmap_session_accounts(s, hub, 2, &list, &n, &primary, &error));
+	CHECK(n == 3 && primary == 0);
+	CHECK_STR(list[0].name, "alice@imap.example.org");
+	CHECK_STR(list[1].name, "bob@example.net");
+	CHECK(list[0].hub_account_id == 7 && list[1].hub_account_id == 9);
+	CHECK(list[2].store_account_id == notices);
+	int64_t a7 = list[0].store_account_id, a9 = list[1].store_account_id;
+	free(list);
+	char *key;
+	CHECK(store_account_key(s, a9, &key, &error) == 1);
+	CHECK_STR(key, "account:9");
+	free(key);
+	/* The user's choice, kept in the store; an unknown account refused;
+	 * the session state moves with it (the counter alone does not). */
+	char st0[64], st1[64], st2[64];
+	OK(jmap_session_state(s, 5, st0, sizeof(st0), &error));
+	CHECK(strncmp(st0, "5.", 2) == 0);
+	OK(jmap_session_set_primary(s, hub, 2, 9, &error));
+	OK(jmap_session_state(s, 5, st1, sizeof(st1), &error));
+	CHECK(strcmp(st0, st1) != 0);
+	OK(jmap_session_state(s, 5, st2, sizeof(st2), &error));
+	CHECK_STR(st2, st1);
+	REFUSED(jmap_session_state(s, 5, st2, 4, &error), "too small");
+	REFUSED(jmap_session_set_primary(s, hub, 2, 8, &error), "no such account");
+	OK(jmap_session_accounts(s, hub, 2, &list, &n, &primary, &error));
+	CHECK(list[primary].store_account_id == a9);
+	free(list);
+	/* The chosen account is gone from the hub: back to the default. */
+	OK(jmap_session_accounts(s, hub, 1, &list, &n, &primary, &error));
+	CHECK(n == 2 && list[primary].store_account_id == a7);
+	free(list);
+	json_t *session;
+	struct jmap_session_limits lim = {1000, 1000, 1, 1, 8, 10, 10};
+	session = jmap_session_json(s, "alice", "https://hub.example", "5", hub, 2, &lim, &error);
+	CHECK(session != NULL);
+	char id7[32], id9[32], idn[32];
+	snprintf(id7, sizeof(id7), "A%lld", (long long)a7);
+	snprintf(id9, sizeof(id9), "A%lld", (long long)a9);
+	snprintf(idn, sizeof(idn), "A%lld", (long long)notices);
+	json_t *accts = json_object_get(session, "accounts");
+	CHECK(json_object_size(accts) == 3);
+	CHECK(json_object_get(json_object_get(json_object_get(accts, id9), "accountCapabilities"),
+	                      "urn:ietf:params:jmap:submission") != NULL);
+	CHECK(json_object_get(json_object_get(json_object_get(accts, idn), "accountCapabilities"),
+	                      "urn:ietf:params:jmap:submission") == NULL);
+	CHECK(json_is_null(json_object_get(
+	    json_object_get(json_object_get(json_object_get(accts, id7), "accountCapabilities"),
+	                    JMAP_CAPABILITY_MAIL),
+	    "maxMailboxesPerEmail")));
+	CHECK_STR(json_string_value(json_object_get(json_object_get(session, "primaryAccounts"),
+	                                            JMAP_CAPABILITY_MAIL)),
+	          id9);
+	CHECK_STR(json_string_value(json_object_get(session, "apiUrl")),
+	          "https://hub.example/jmap/api/");
+	json_decref(session);
+
+	/* The accountId check selects the store account (and its hub account). */
+	struct jmap_mail_ctx ctx = {.store = s, .user_name = "alice", .account_id = ""};
+	const char *type = NULL;
+	json_t *args = json_pack("{s:s}", "accountId", id9);
+	OK(jmap_check_account(&ctx, args, &type));
+	CHECK(ctx.store_account_id == a9 && ctx.hub_account_id == 9);
+	CHECK_STR(ctx.account_id, id9);
+	json_decref(args);
+	args = json_pack("{s:s}", "accountId", idn);
+	OK(jmap_check_account(&ctx, args, &type));
+	CHECK(ctx.store_account_id == notices && ctx.hub_account_id == 0);
+	json_decref(args);
+	static const char *const bad[] = {"alice", "A0", "A999", "A-1", "a7", "A7x", "", "A01"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		args = json_pack("{s:s}", "accountId", bad[i]);
+		CHECK(jmap_check_account(&ctx, args, &type) < 0);
+		CHECK_STR(type, "accountNotFound");
+		json_decref(args);
+	}
+	args = json_pack("{s:i}", "accountId", 7);
+	CHECK(jmap_check_account(&ctx, args, &type) < 0);
+	CHECK_STR(type, "invalidArguments");
+	json_decref(args);
+	/* Blobs: of an Email of the account, or an upload of the user. */
+	int64_t box, blob, other_blob, msg;
+	struct store_blob_writer *w;
+	OK(store_begin(s, &error));
+	OK(store_mailbox_create(s, a7, "INBOX", '/', "Inbox", &box, &error));
+	OK(store_blob_begin(s, 9, &w, &error));
+	OK(store_blob_write(w, "Subject:x", 9, &error));
+	OK(store_blob_finish(&w, &blob, &error));
+	OK(store_blob_begin(s, 9, &w, &error));
+	OK(store_blob_write(w, "Subject:y", 9, &error));
+	OK(store_blob_finish(&w, &other_blob, &error));
+	OK(store_local_add(s, box, blob, 0, "", 0, "import", &msg, &error));
+	OK(store_upload_add(s, other_blob, "text/plain", 0, &error));
+	OK(store_commit(s, &error));
+	char bid[32], part[40], up[32];
+	snprintf(bid, sizeof(bid), "B%lld", (long long)blob);
+	snprintf(part, sizeof(part), "B%lld_1", (long long)blob);
+	snprintf(up, sizeof(up), "B%lld", (long long)other_blob);
+	CHECK(jmap_blob_visible(s, a7, bid, &error) == 1);
+	CHECK(jmap_blob_visible(s, a7, part, &error) == 1);
+	CHECK(jmap_blob_visible(s, a9, bid, &error) == 0);
+	CHECK(jmap_blob_visible(s, a9, part, &error) == 0);
+	CHECK(jmap_blob_visible(s, a9, up, &error) == 1);
+	CHECK(jmap_blob_visible(s, a7, "B0", &error) == 0);
+	CHECK(jmap_blob_visible(s, a7, "X1", &error) == 0);
+	int64_t known;
+	CHECK(jmap_account_known(s, id7, &known, &error) == 1 && known == a7);
+	CHECK(jmap_account_known(s, "A4242", &known, &error) == 0);
+	CHECK(jmap_account_known(s, "alice", &known, &error) == 0);
+	store_close(&s);
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	CHECK(system(cmd) == 0);
+}
+
+/* The one reader of sinceState / sinceQueryState and maxChanges. */
+static void test_changes_args(void)
+{
+	const char *error;
+	uint64_t since;
+	CHECK(jmap_parse_state("0", 5, &since) && since == 0);
+	CHECK(jmap_parse_state("5", 5, &since) && since == 5);
+	static const char *const bad[] = {"6", "", "-1", "+1", " 1", "1 ", "01", "x", "1e3",
+	                                  "99999999999999999999999"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		CHECK(!jmap_parse_state(bad[i], 5, &since));
+	CHECK(!jmap_parse_state(NULL, 5, &since));
+	const char *text, *type, *why;
+	size_t limit;
+	json_t *a = json_pack("{s:s,s:i}", "sinceState", "3", "maxChanges", 7);
+	OK(jmap_changes_args(a, "sinceState", 100, &text, &limit, &type, &why));
+	CHECK_STR(text, "3");
+	CHECK(limit == 7);
+	json_decref(a);
+	a = json_pack("{s:s,s:n}", "sinceQueryState", "3", "maxChanges");
+	OK(jmap_changes_args(a, "sinceQueryState", 100, &text, &limit, &type, &why));
+	CHECK(limit == 100);
+	json_decref(a);
+	a = json_pack("{s:s,s:I}", "sinceState", "3", "maxChanges", (json_int_t)1 << 40);
+	OK(jmap_changes_args(a, "sinceState", 100, &text, &limit, &type, &why));
+	CHECK(limit == 100);
+	json_decref(a);
+	static const char *const bad_args[] = {
+	    "{}", "{\"sinceState\":3}", "{\"sinceState\":null}",
+	    "{\"sinceState\":\"1\",\"maxChanges\":0}", "{\"sinceState\":\"1\",\"maxChanges\":-2}",
+	    "{\"sinceState\":\"1\",\"maxChanges\":\"5\"}"};
+	for (size_t i = 0; i < sizeof(bad_args) / sizeof(bad_args[0]); i++) {
+		a = json_loads(bad_args[i], 0, NULL);
+		CHECK(a != NULL);
+		CHECK(jmap_changes_args(a, "sinceState", 100, &text, &limit, &type, &why) < 0);
+		CHECK_STR(type, "invalidArguments");
+		json_decref(a);
+	}
+	/* Keywords as the store keeps them. */
+	unsigned flags;
+	char kw[64];
+	a = json_loads("{\"$seen\":true,\"zeta\":true,\"$draft\":true,\"alpha\":true}", 0, NULL);
+	OK(jmap_keywords_parse(a, &flags, kw, sizeof(kw)));
+	CHECK(flags == (STORE_FLAG_SEEN | STORE_FLAG_DRAFT));
+	CHECK_STR(kw, "alpha zeta");
+	json_decref(a);
+	static const char *const bad_kw[] = {"{\"Upper\":true}", "{\"x\":false}",
+	                                     "{\"a b\":true}", "[]", "{\"\":true}"};
+	for (size_t i = 0; i < sizeof(bad_kw) / sizeof(bad_kw[0]); i++) {
+		a = json_loads(bad_kw[i], JSON_DECODE_ANY, NULL);
+		CHECK(a != NULL);
+		CHECK(jmap_keywords_parse(a, &flags, kw, sizeof(kw)) < 0);
+		json_decref(a);
+	}
+}
+
 int main(void)
 {
 	const char *error;
+	test_session_accounts();
+	test_changes_args();
 	struct jmap_registry *reg = make_registry();
 	test_rfc_examples(reg);
 	test_result_references(reg);

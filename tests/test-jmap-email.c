@@ -62,12 +62,12 @@ static json_t *call(const char *method, json_t *args)
 {
 	const char *err;
 	CHECK(args != NULL);
-	json_object_set_new(args, "accountId", json_string("alice"));
+	json_object_set_new(args, "accountId", json_string("A1"));
 	json_t *req = json_pack("{s:[s,s],s:[[s,o,s]]}", "using", "urn:ietf:params:jmap:core",
 	                        "urn:ietf:params:jmap:mail", "methodCalls", method, args, "c0");
 	char *body = json_dumps(req, JSON_COMPACT);
 	json_decref(req);
-	struct jmap_mail_ctx ctx = {.store = store, .cache = cache, .account_id = "alice"};
+	struct jmap_mail_ctx ctx = {.store = store, .cache = cache, .account_id = ""};
 	snprintf(ctx.state, sizeof(ctx.state), "1");
 	struct jmap_limits limits = {1 << 20, 16, 64};
 	struct jmap_output out;

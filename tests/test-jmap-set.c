@@ -77,12 +77,12 @@ int main(void)
 	struct jmap_registry *reg;
 	OK(jmap_registry_create(&reg, &error));
 	OK(jmap_mail_register(reg, &error));
-	struct jmap_mail_ctx ctx = {.store = s, .account_id = "alice"};
+	struct jmap_mail_ctx ctx = {.store = s, .account_id = ""};
 	char m[1024];
 
 	/* A move to the hub-local account is refused and changes nothing. */
 	snprintf(m, sizeof(m),
-	         "[[\"Email/set\",{\"accountId\":\"alice\",\"update\":{\"E%lld\":{\"mailboxIds\":{"
+	         "[[\"Email/set\",{\"accountId\":\"A1\",\"update\":{\"E%lld\":{\"mailboxIds\":{"
 	         "\"M%lld\":true}}}},\"0\"]]",
 	         (long long)email, (long long)local_inbox);
 	uint64_t before, after;
@@ -100,8 +100,8 @@ int main(void)
 	 * external account, with its delimiter. */
 	snprintf(
 	    m, sizeof(m),
-	    "[[\"Mailbox/set\",{\"accountId\":\"alice\",\"create\":{\"n\":{\"name\":\"New\"}}},"
-	    "\"0\"],[\"Email/set\",{\"accountId\":\"alice\",\"update\":{\"E%lld\":{"
+	    "[[\"Mailbox/set\",{\"accountId\":\"A1\",\"create\":{\"n\":{\"name\":\"New\"}}},"
+	    "\"0\"],[\"Email/set\",{\"accountId\":\"A1\",\"update\":{\"E%lld\":{"
 	    "\"mailboxIds\":{\"#n\":true}}}},\"1\"]]",
 	    (long long)email);
 	body = call(reg, &ctx, m);
@@ -116,9 +116,82 @@ int main(void)
 
 	/* ifInState: a stale state is refused before anything happens. */
 	body = call(reg, &ctx,
-	            "[[\"Email/set\",{\"accountId\":\"alice\",\"ifInState\":\"1\",\"destroy\":[]},"
+	            "[[\"Email/set\",{\"accountId\":\"A1\",\"ifInState\":\"1\",\"destroy\":[]},"
 	            "\"0\"]]");
 	CHECK(strstr(body, "stateMismatch") != NULL);
+	free(body);
+
+	/* Several mailboxes: a patch adds Archive (a copy), Email/get lists
+	 * both; a full replace swaps one for INBOX (a move); a patch removes
+	 * one (an expunge); removing the last is refused. */
+	int64_t newbox = e.mailbox_id;
+	snprintf(m, sizeof(m),
+	         "[[\"Email/set\",{\"accountId\":\"A1\",\"update\":{\"E%lld\":{"
+	         "\"mailboxIds/M%lld\":true,\"keywords/$seen\":true}}},\"0\"],"
+	         "[\"Email/get\",{\"accountId\":\"A1\",\"ids\":[\"E%lld\"],"
+	         "\"properties\":[\"mailboxIds\",\"keywords\"]},\"1\"]]",
+	         (long long)email, (long long)arch, (long long)email);
+	body = call(reg, &ctx, m);
+	char want[160];
+	snprintf(want, sizeof(want), "\"mailboxIds\":{\"M%lld\":true,\"M%lld\":true}",
+	         (long long)newbox, (long long)arch);
+	char want2[160];
+	snprintf(want2, sizeof(want2), "\"mailboxIds\":{\"M%lld\":true,\"M%lld\":true}",
+	         (long long)arch, (long long)newbox);
+	CHECK(strstr(body, want) != NULL || strstr(body, want2) != NULL);
+	CHECK(strstr(body, "\"$seen\":true") != NULL);
+	free(body);
+	CHECK(store_email_get(s, email, &e, &error) == 1 && e.n_members == 2 &&
+	      (e.flags & STORE_FLAG_SEEN) != 0);
+	snprintf(m, sizeof(m),
+	         "[[\"Email/set\",{\"accountId\":\"A1\",\"update\":{\"E%lld\":{"
+	         "\"mailboxIds\":{\"M%lld\":true,\"M%lld\":true}}}},\"0\"]]",
+	         (long long)email, (long long)arch, (long long)inbox);
+	body = call(reg, &ctx, m);
+	CHECK(strstr(body, "\"updated\":{\"E") != NULL);
+	free(body);
+	int64_t *mids, *mboxes;
+	OK(store_email_members(s, email, &mids, &mboxes, &n, &error));
+	CHECK(n == 2 && ((mboxes[0] == inbox && mboxes[1] == arch) ||
+	                 (mboxes[0] == arch && mboxes[1] == inbox)));
+	free(mids);
+	free(mboxes);
+	snprintf(m, sizeof(m),
+	         "[[\"Email/set\",{\"accountId\":\"A1\",\"update\":{\"E%lld\":{"
+	         "\"mailboxIds/M%lld\":null}}},\"0\"],"
+	         "[\"Email/set\",{\"accountId\":\"A1\",\"update\":{\"E%lld\":{"
+	         "\"mailboxIds/M%lld\":null}}},\"1\"]]",
+	         (long long)email, (long long)arch, (long long)email, (long long)inbox);
+	body = call(reg, &ctx, m);
+	CHECK(strstr(body, "\"notUpdated\"") != NULL && strstr(body, "at least one") != NULL);
+	free(body);
+	CHECK(store_email_get(s, email, &e, &error) == 1 && e.n_members == 1 &&
+	      e.mailbox_id == inbox);
+	struct store_local_change *lc;
+	OK(store_local_changes(s, &lc, &n, &error));
+	size_t copies = 0, moves = 0, expunges = 0;
+	for (size_t i = 0; i < n; i++) {
+		copies += strcmp(lc[i].kind, "copy") == 0;
+		moves += strcmp(lc[i].kind, "move") == 0;
+		expunges += strcmp(lc[i].kind, "expunge") == 0;
+	}
+	CHECK(copies == 1 && moves == 2 && expunges == 1);
+	store_local_changes_free(&lc, n);
+
+	/* A JMAP account sees only its own Emails (A2: the notices account). */
+	snprintf(m, sizeof(m),
+	         "[[\"Email/get\",{\"accountId\":\"A2\",\"ids\":[\"E%lld\"],"
+	         "\"properties\":[\"id\"]},\"0\"]]",
+	         (long long)email);
+	body = call(reg, &ctx, m);
+	CHECK(strstr(body, "\"notFound\":[\"E") != NULL);
+	free(body);
+	snprintf(m, sizeof(m),
+	         "[[\"Email/get\",{\"accountId\":\"A1\",\"ids\":[\"E%lld\"],"
+	         "\"properties\":[\"id\"]},\"0\"]]",
+	         (long long)email);
+	body = call(reg, &ctx, m);
+	CHECK(strstr(body, "\"notFound\":[]") != NULL);
 	free(body);
 
 	jmap_registry_free(&reg);

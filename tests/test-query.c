@@ -8,6 +8,7 @@
 
 #include "mime/mime-envelope.h"
 #include "store/store-envelope.h"
+#include "store/store-private.h"
 #include "store/store-query.h"
 #include "store/store.h"
 #include "test.h"
@@ -133,9 +134,19 @@ static void test_threads(void)
 	int64_t lone = add(inbox, "Subject: plan\r\n", "e", 3600, 0, "");
 	int64_t lone2 = add(inbox, "Subject: plan\r\n", "f", 3700, 0, "");
 	CHECK(thread_of(lone) == lone && thread_of(lone2) == lone2);
-	/* The same message in another folder joins its thread. */
+	/* The same message in another folder is the same Email (a second
+	 * membership), in its thread still. */
 	int64_t copy = add(archive, "Subject: plan\r\nMessage-ID: <a@x>\r\n", "a", 1000, 0, "");
-	CHECK(thread_of(copy) == reply);
+	CHECK(copy != orig && thread_of(orig) == reply);
+	{
+		int64_t *mids, *boxes;
+		size_t nm;
+		OK(store_email_members(s, orig, &mids, &boxes, &nm, &error));
+		CHECK(nm == 2 && mids[0] == orig && mids[1] == copy && boxes[0] == inbox &&
+		      boxes[1] == archive);
+		free(mids);
+		free(boxes);
+	}
 	OK(store_commit(s, &error));
 
 	/* A late message linking two threads merges them into the older. */
@@ -159,9 +170,9 @@ static void test_threads(void)
 
 	int64_t *ids;
 	size_t n;
-	OK(store_thread_emails(s, reply, &ids, &n, &error));
-	CHECK(n == 5 && ids[0] == orig && ids[1] == copy && ids[2] == reply &&
-	      ids[3] == same_subject && ids[4] == link);
+	OK(store_thread_emails(s, 0, reply, &ids, &n, &error));
+	CHECK(n == 4 && ids[0] == orig && ids[1] == reply && ids[2] == same_subject &&
+	      ids[3] == link);
 	free(ids);
 
 	/* Removing the last message of a thread destroys it. */
@@ -174,11 +185,11 @@ static void test_threads(void)
 	CHECK(ch.n_destroyed == 1 && ch.destroyed[0] == lone2);
 	CHECK(ch.n_updated == 1 && ch.updated[0] == reply);
 	store_changes_free(&ch);
-	OK(store_thread_emails(s, lone2, &ids, &n, &error));
+	OK(store_thread_emails(s, 0, lone2, &ids, &n, &error));
 	CHECK(n == 0);
 	free(ids);
-	OK(store_thread_emails(s, reply, &ids, &n, &error));
-	CHECK(n == 4);
+	OK(store_thread_emails(s, 0, reply, &ids, &n, &error));
+	CHECK(n == 3);
 	free(ids);
 }
 
@@ -362,9 +373,10 @@ static void test_queries(void)
 	struct store_query cq = {.filter = &seen_and, .sort = &so, .n_sort = 1};
 	struct store_query_changes qc;
 	OK(store_email_query_changes(s, &cq, since, 0, false, 0, &qc, &kind, &error));
-	/* e is new: never in the old list; the other mailbox's email is kept
-	 * out by its mailbox alone. */
-	CHECK(qc.n_removed == 1 && qc.removed[0] == d);
+	/* e is new: never in the old list; the other mailbox's email may have
+	 * been in this mailbox before (an Email's mailboxes change since
+	 * schema 3): listed as removed too. */
+	CHECK(qc.n_removed == 2 && (qc.removed[0] == d || qc.removed[1] == d));
 	CHECK(qc.n_added == 1 && qc.added[0] == d && qc.added_index[0] == 2);
 	store_query_changes_free(&qc);
 	/* Without the mailbox condition it may have matched "$seen" before (a
@@ -377,12 +389,14 @@ static void test_queries(void)
 	OK(store_email_query_changes(s, &cq, since, 0, false, 0, &qc, &kind, &error));
 	CHECK(qc.n_added == 2 && qc.added[0] == e && qc.added_index[0] == 0 && qc.added[1] == d &&
 	      qc.added_index[1] == 4);
-	/* Immutable filter: the other mailbox's changed email is not listed. */
-	CHECK(qc.n_removed == 1 && qc.removed[0] == d);
+	/* inMailbox is mutable (mailboxIds): the other mailbox's changed
+	 * email is listed as removed too. */
+	CHECK(qc.n_removed == 2 && (qc.removed[0] == d || qc.removed[1] == d));
 	store_query_changes_free(&qc);
-	/* Immutable sort and filter: nothing after upToId is reported. */
+	/* upToId counts only for an immutable sort and filter: inMailbox is
+	 * not one any more (an Email's mailboxes change). */
 	OK(store_email_query_changes(s, &cq, since, 0, true, b, &qc, &kind, &error));
-	CHECK(qc.n_added == 1 && qc.added[0] == e);
+	CHECK(qc.n_added == 2 && qc.added[0] == e);
 	store_query_changes_free(&qc);
 	CHECK(store_email_query_changes(s, &cq, since, 2, false, 0, &qc, &kind, &error) < 0 &&
 	      kind == STORE_QUERY_TOO_MANY_CHANGES);
@@ -402,6 +416,72 @@ static void test_queries(void)
 	(void)f;
 }
 
+/* The last Email query statement run (its SQL with ? for the values). */
+static char last_query[8192];
+
+static int trace_query(unsigned type, void *ctx, void *p, void *x)
+{
+	(void)type;
+	(void)ctx;
+	(void)x;
+	const char *sql = sqlite3_sql(p);
+	if (sql != NULL && strncmp(sql, "SELECT m.id", 11) == 0)
+		snprintf(last_query, sizeof(last_query), "%s", sql);
+	return 0;
+}
+
+/* The plan of the last query: every line joined by " | ". */
+static void plan_of_last(char *out, size_t size)
+{
+	char sql[8300];
+	snprintf(sql, sizeof(sql), "EXPLAIN QUERY PLAN %s", last_query);
+	sqlite3_stmt *st;
+	CHECK(sqlite3_prepare_v2(store_db(s), sql, -1, &st, NULL) == SQLITE_OK);
+	size_t used = 0;
+	out[0] = '\0';
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		int n = snprintf(out + used, size - used, "%s | ", sqlite3_column_text(st, 3));
+		if (n > 0 && (size_t)n < size - used)
+			used += (size_t)n;
+	}
+	sqlite3_finalize(st);
+}
+
+/* inMailbox with a receivedAt window walks the memberships' (mailbox,
+ * internaldate) index and stops after the page: no sort of the mailbox;
+ * all mailboxes of an account walk (account, internaldate). */
+static void test_plans(void)
+{
+	const char *error;
+	enum store_query_error kind;
+	struct store_query_result r;
+	char plan[4096];
+	sqlite3_trace_v2(store_db(s), SQLITE_TRACE_STMT, trace_query, NULL);
+	struct store_cond in = {.kind = STORE_COND_IN_MAILBOX, .num = inbox};
+	struct store_query q = {.account_id = 1, .filter = &in, .limit = 50};
+	OK(store_email_query_run(s, &q, &r, &kind, &error));
+	free(r.ids);
+	plan_of_last(plan, sizeof(plan));
+	CHECK(strstr(plan, "messages_date (mailbox_id=?)") != NULL);
+	CHECK(strstr(plan, "TEMP B-TREE") == NULL);
+	struct store_cond window[3] = {in, {.kind = STORE_COND_AFTER, .num = 100},
+	                               {.kind = STORE_COND_BEFORE, .num = 5000}};
+	struct store_cond and = {.kind = STORE_COND_AND, .children = window, .n_children = 3};
+	q.filter = &and;
+	OK(store_email_query_run(s, &q, &r, &kind, &error));
+	free(r.ids);
+	plan_of_last(plan, sizeof(plan));
+	CHECK(strstr(plan, "messages_date (mailbox_id=? AND internaldate>? AND internaldate<?)") !=
+	      NULL);
+	CHECK(strstr(plan, "TEMP B-TREE") == NULL);
+	q.filter = NULL;
+	OK(store_email_query_run(s, &q, &r, &kind, &error));
+	free(r.ids);
+	plan_of_last(plan, sizeof(plan));
+	CHECK(strstr(plan, "emails_account_date") != NULL && strstr(plan, "TEMP B-TREE") == NULL);
+	sqlite3_trace_v2(store_db(s), 0, NULL, NULL);
+}
+
 static void test_catch_up(void)
 {
 	/* A store from before envelopes: threads filled in on open. */
@@ -410,7 +490,7 @@ static void test_catch_up(void)
 	sqlite3 *db;
 	CHECK(sqlite3_open(path, &db) == SQLITE_OK);
 	CHECK(sqlite3_exec(db,
-	                   "DROP TRIGGER messages_thread_gone; UPDATE messages SET thread_id = 0;"
+	                   "DROP TRIGGER emails_thread_gone; UPDATE emails SET thread_id = 0;"
 	                   "DELETE FROM threads; DELETE FROM thread_refs; DELETE FROM envelopes;",
 	                   NULL, NULL, NULL) == SQLITE_OK);
 	sqlite3_close(db);
@@ -445,6 +525,7 @@ int main(void)
 	test_envelope_parser();
 	test_threads();
 	test_queries();
+	test_plans();
 	test_catch_up();
 	store_close(&s);
 	char cmd[128];

@@ -17,6 +17,7 @@
 #include "imap/imap-url.h"
 #include "smtp/smtp.h"
 #include "lib/buf.h"
+#include "jmap/jmap-session.h"
 #include "store/store-outbox.h"
 #include "store/store-identity.h"
 #include "store/store.h"
@@ -34,7 +35,8 @@ static void account_usage(FILE *f)
 	    "       mailkeep --data DIR account set --user NAME ID [--imap URL]\n"
 	    "                [--smtp URL|none] [--login ADDR] [--ca-file CA.pem|none]\n"
 	    "                --password-file F [--passphrase-file P] [--no-check]\n"
-	    "       mailkeep --data DIR account remove --user NAME ID --all-devices\n\n"
+	    "       mailkeep --data DIR account remove --user NAME ID --all-devices\n"
+	    "       mailkeep --data DIR account primary --user NAME ID\n\n"
 	    "add     shows exactly what will be stored where and what the hub will do as the\n"
 	    "        user, and goes on only on consent: typed 'yes' on a terminal, or\n"
 	    "        --consent to accept the shown text from a script. Declining stores\n"
@@ -52,7 +54,9 @@ static void account_usage(FILE *f)
 	    "        exactly the servers, login and CA it goes to, so it is entered again.\n"
 	    "        Both log in with the new settings first, as add does (--no-check).\n"
 	    "remove  with --all-devices deletes the account's sealed credentials, its key\n"
-	    "        and every copy of its mail from this hub, and prints a receipt.\n");
+	    "        and every copy of its mail from this hub, and prints a receipt.\n"
+	    "primary makes the account the one devices open first (the JMAP session's\n"
+	    "        primaryAccounts); by default the first account added.\n");
 }
 
 /* The disclosure shown before consent; the same text the device API and web
@@ -660,6 +664,50 @@ static int account_remove(struct cli *cli, struct hub *hub, int argc, char **arg
 	return EXIT_OK;
 }
 
+/* account primary --user U ID: the JMAP primary account of the user's
+ * devices (jmap-session.h). */
+static int account_primary(struct cli *cli, struct hub *hub, int argc, char **argv)
+{
+	const char *user = NULL, *id_text = NULL, *err;
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--user") == 0 && i + 1 < argc)
+			user = argv[++i];
+		else if (id_text == NULL && argv[i][0] != '-')
+			id_text = argv[i];
+		else {
+			cli_error("unexpected argument '%s'", argv[i]);
+			return EXIT_USAGE;
+		}
+	}
+	char *end = NULL;
+	long long id = id_text != NULL ? strtoll(id_text, &end, 10) : 0;
+	if (user == NULL || id_text == NULL || *end != '\0' || id <= 0) {
+		cli_error("account primary needs --user NAME and an account ID");
+		return EXIT_USAGE;
+	}
+	struct hub_user u;
+	struct hub_account *a;
+	size_t n;
+	if (hub_user_get(hub, user, &u, &err) < 0 ||
+	    hub_account_list(hub, u.id, &a, &n, &err) < 0) {
+		cli_error("%s", err);
+		return EXIT_FAIL;
+	}
+	struct store *store = NULL;
+	int r = EXIT_FAIL;
+	if (cli_open_user_store(cli, user, true, &store) == 0) {
+		if (jmap_session_set_primary(store, a, n, id, &err) < 0)
+			cli_error("%s: %s (see 'mailkeep account list --user %s')", user, err, user);
+		else {
+			printf("account %lld is now the primary account of %s\n", id, user);
+			r = EXIT_OK;
+		}
+		store_close(&store);
+	}
+	hub_accounts_free(&a, n);
+	return r;
+}
+
 int cmd_account(struct cli *cli, int argc, char **argv)
 {
 	if (argc < 2 || cli_is_help(argv[1])) {
@@ -682,6 +730,8 @@ int cmd_account(struct cli *cli, int argc, char **argv)
 		r = account_list(hub, argc - 1, argv + 1);
 	else if (strcmp(argv[1], "remove") == 0)
 		r = account_remove(cli, hub, argc - 1, argv + 1);
+	else if (strcmp(argv[1], "primary") == 0)
+		r = account_primary(cli, hub, argc - 1, argv + 1);
 	else {
 		cli_error("unknown 'account' command; see 'mailkeep account --help'");
 		r = EXIT_USAGE;

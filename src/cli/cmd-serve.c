@@ -40,8 +40,10 @@
 #include "hub/hub.h"
 #include "jmap/jmap-email.h"
 #include "jmap/jmap-mail.h"
+#include "jmap/jmap-session.h"
 #include "jmap/jmap.h"
 #include "mime/mime-cache.h"
+#include "store/store-accounts.h"
 #include "store/store.h"
 
 #define SERVE_MAX_USERS 256
@@ -56,7 +58,6 @@
 /* maxSizeUpload: the HTTP layer's body bound, so a larger upload gets its
  * 413 before any byte is kept. */
 #define SERVE_MAX_UPLOAD SERVE_MAX_REQUEST
-#define SERVE_SUBMISSION "urn:ietf:params:jmap:submission"
 
 struct user_store {
 	char name[65];
@@ -383,54 +384,50 @@ static bool content_is_json(const char *content_type)
 	return next == '\0' || next == ';' || next == ' ' || next == '\t';
 }
 
-static json_t *session_json(struct serve *sv, const struct hub_user *u, uint64_t state)
+/* The session object (jmap-session.c), with the user's hub accounts for
+ * the account names. */
+static void respond_session(struct serve *sv, const struct hub_user *u,
+                            struct http_response *resp)
 {
-	char api[600], download[700], upload[600], events[700], st[32];
-	snprintf(api, sizeof(api), "%s/jmap/api/", sv->public_url);
-	snprintf(download, sizeof(download),
-	         "%s/jmap/download/{accountId}/{blobId}/{name}?type={type}", sv->public_url);
-	snprintf(upload, sizeof(upload), "%s/jmap/upload/{accountId}/", sv->public_url);
-	snprintf(events, sizeof(events),
-	         "%s/jmap/eventsource/?types={types}&closeafter={closeafter}&ping={ping}",
-	         sv->public_url);
-	snprintf(st, sizeof(st), "%llu", (unsigned long long)state);
-	json_t *core = json_pack(
-	    "{s:I,s:i,s:I,s:i,s:i,s:i,s:i,s:[sss]}", "maxSizeUpload", (json_int_t)SERVE_MAX_UPLOAD,
-	    "maxConcurrentUpload", 4, "maxSizeRequest", (json_int_t)SERVE_MAX_REQUEST,
-	    "maxConcurrentRequests", 8, "maxCallsInRequest", 32, "maxObjectsInGet",
-	    JMAP_MAIL_MAX_OBJECTS_IN_GET, "maxObjectsInSet", 500, "collationAlgorithms",
-	    "i;ascii-numeric", "i;ascii-casemap", "i;unicode-casemap");
-	/* Writable: an Email is in exactly one mailbox (one store row per
-	 * mailbox and UID); changes stay in the hosted mailbox until a two-way
-	 * sync carries them to the provider. */
-	json_t *mail_acct =
-	    json_pack("{s:i,s:n,s:i,s:i,s:[sssssssss],s:b}", "maxMailboxesPerEmail", 1,
-	              "maxMailboxDepth", "maxSizeMailboxName", 490, "maxSizeAttachmentsPerEmail",
-	              50000000, "emailQuerySortOptions", "receivedAt", "sentAt", "size", "from",
-	              "to", "subject", "hasKeyword", "allInThreadHaveKeyword",
-	              "someInThreadHaveKeyword", "mayCreateTopLevelMailbox", 1);
-	json_t *accounts = json_object();
-	json_t *acct =
-	    json_pack("{s:s,s:b,s:b,s:{s:o}}", "name", u->name, "isPersonal", 1, "isReadOnly", 0,
-	              "accountCapabilities", JMAP_CAPABILITY_MAIL, mail_acct);
-	json_object_set_new(accounts, u->name, acct);
-	json_t *session = json_pack(
-	    "{s:{s:o,s:{}},s:o,s:{s:s},s:s,s:s,s:s,s:s,s:s,s:s}", "capabilities",
-	    JMAP_CAPABILITY_CORE, core, JMAP_CAPABILITY_MAIL, "accounts", accounts,
-	    "primaryAccounts", JMAP_CAPABILITY_MAIL, u->name, "username", u->name, "apiUrl", api,
-	    "downloadUrl", download, "uploadUrl", upload, "eventSourceUrl", events, "state", st);
-	/* Identity/get lives under the submission capability (the submission
-	 * methods may have declared it already). */
-	json_t *caps = json_object_get(session, "capabilities");
-	if (json_object_get(caps, SERVE_SUBMISSION) == NULL) {
-		json_object_set_new(caps, SERVE_SUBMISSION, json_object());
-		json_object_set_new(
-		    json_object_get(acct, "accountCapabilities"), SERVE_SUBMISSION,
-		    json_pack("{s:i,s:{}}", "maxDelayedSend", 0, "submissionExtensions"));
-		json_object_set_new(json_object_get(session, "primaryAccounts"), SERVE_SUBMISSION,
-		                    json_string(u->name));
+	const char *err;
+	struct hub_account *accounts = NULL;
+	size_t n = 0;
+	pthread_mutex_lock(&sv->hub_lock);
+	int r = hub_account_list(sv->hub, u->id, &accounts, &n, &err);
+	pthread_mutex_unlock(&sv->hub_lock);
+	struct user_store *us = r == 0 ? user_store_acquire(sv, u->name) : NULL;
+	json_t *session = NULL;
+	if (us != NULL) {
+		uint64_t modseq = 0;
+		char state[64] = "";
+		store_read_modseq(us->store, &modseq, &err);
+		struct jmap_session_limits limits = {
+		    .max_size_upload = SERVE_MAX_UPLOAD,
+		    .max_size_request = SERVE_MAX_REQUEST,
+		    .max_concurrent_upload = 4,
+		    .max_concurrent_requests = 8,
+		    .max_calls_in_request = 32,
+		    .max_objects_in_get = JMAP_MAIL_MAX_OBJECTS_IN_GET,
+		    .max_objects_in_set = 500,
+		};
+		/* Built first: it makes the store accounts the state counts. */
+		session = jmap_session_json(us->store, u->name, sv->public_url, "", accounts, n,
+		                            &limits, &err);
+		if (session != NULL &&
+		    jmap_session_state(us->store, modseq, state, sizeof(state), &err) == 0) {
+			json_object_set_new(session, "state", json_string(state));
+		} else {
+			json_decref(session);
+			session = NULL;
+		}
+		pthread_mutex_unlock(&us->lock);
 	}
-	return session;
+	hub_accounts_free(&accounts, n);
+	if (session == NULL) {
+		respond_problem(resp, 500, "about:blank", "cannot build the session");
+		return;
+	}
+	respond_json(resp, 200, session);
 }
 
 /* Value of a query parameter (no percent-decoding: our values are simple). */
@@ -461,7 +458,8 @@ static void request_changes(const struct http_request *req, char *out, size_t si
 {
 	out[0] = '\0';
 	if (memmem(req->body, req->body_len, "/set\"", 5) == NULL &&
-	    memmem(req->body, req->body_len, "/import\"", 8) == NULL)
+	    memmem(req->body, req->body_len, "/import\"", 8) == NULL &&
+	    memmem(req->body, req->body_len, "/copy\"", 6) == NULL)
 		return;
 	json_t *root =
 	    json_loadb((const char *)req->body, req->body_len, JSON_REJECT_DUPLICATES, NULL);
@@ -473,6 +471,7 @@ static void request_changes(const struct http_request *req, char *out, size_t si
 		const char *name = json_string_value(json_array_get(call, 0));
 		size_t len = name != NULL ? strlen(name) : 0;
 		bool change = (len > 4 && strcmp(name + len - 4, "/set") == 0) ||
+		              (len > 5 && strcmp(name + len - 5, "/copy") == 0) ||
 		              (len > 7 && strcmp(name + len - 7, "/import") == 0);
 		if (!change || strstr(out, name) != NULL)
 			continue;
@@ -566,16 +565,19 @@ static void handle_api(struct serve *sv, const struct principal *p, const struct
 	struct account_loader loader = {.sv = sv, .user_id = p->user.id};
 	struct jmap_mail_ctx ctx = {.store = us->store,
 	                            .cache = sv->parse_cache,
-	                            .account_id = p->user.name,
+	                            .user_name = p->user.name,
+	                            .account_id = "",
 	                            .load_accounts = load_accounts,
 	                            .loader = &loader};
 	uint64_t modseq = 0;
 	store_read_modseq(us->store, &modseq, &err);
 	snprintf(ctx.state, sizeof(ctx.state), "%llu", (unsigned long long)modseq);
+	char session_state[64] = "";
+	jmap_session_state(us->store, modseq, session_state, sizeof(session_state), &err);
 	struct jmap_limits limits = {SERVE_MAX_REQUEST, 32, 64};
 	struct jmap_output out;
-	int r = jmap_process(sv->registry, &limits, &ctx, ctx.state, req->body, req->body_len, &out,
-	                     &err);
+	int r = jmap_process(sv->registry, &limits, &ctx, session_state, req->body, req->body_len,
+	                     &out, &err);
 	pthread_mutex_unlock(&us->lock);
 	hub_accounts_free(&loader.accounts, loader.n);
 	if (r < 0) {
@@ -621,11 +623,12 @@ static void handle_download(struct serve *sv, const struct principal *p,
 	acct[slash - rest] = '\0';
 	memcpy(blob, slash + 1, (size_t)(slash2 - slash - 1));
 	blob[slash2 - slash - 1] = '\0';
-	if (strcmp(acct, p->user.name) != 0 || !jmap_is_id(blob)) {
+	if (!jmap_is_id(blob)) {
 		respond_problem(resp, 404, "about:blank", "no such blob");
 		return;
 	}
-	/* A whole message, or a body part's decoded bytes (jmap-email.h). */
+	/* A whole message, or a body part's decoded bytes (jmap-email.h), of
+	 * an Email of the account or an upload of the user. */
 	size_t size = 0;
 	char *data = NULL, *part_type = NULL;
 	struct user_store *us = user_store_acquire(sv, p->user.name);
@@ -633,8 +636,13 @@ static void handle_download(struct serve *sv, const struct principal *p,
 		respond_problem(resp, 500, "about:blank", "cannot open the user's store");
 		return;
 	}
-	int found = jmap_email_blob_content(us->store, blob, SERVE_MAX_DOWNLOAD, &data, &size,
-	                                    &part_type, &err);
+	int64_t account = 0;
+	int found = jmap_account_known(us->store, acct, &account, &err);
+	if (found == 1)
+		found = jmap_blob_visible(us->store, account, blob, &err);
+	if (found == 1)
+		found = jmap_email_blob_content(us->store, blob, SERVE_MAX_DOWNLOAD, &data, &size,
+		                                &part_type, &err);
 	pthread_mutex_unlock(&us->lock);
 	if (found != 1) {
 		respond_problem(resp, found == 0 ? 404 : 500, "about:blank",
@@ -716,11 +724,14 @@ static void handle_upload(struct serve *sv, const struct principal *p,
 		respond_problem(resp, 405, "about:blank", "use POST");
 		return;
 	}
-	if (alen != strlen(p->user.name) || strncmp(rest, p->user.name, alen) != 0 ||
+	char acct[32];
+	if (alen == 0 || alen >= sizeof(acct) ||
 	    (rest[alen] != '\0' && strcmp(rest + alen, "/") != 0)) {
 		respond_problem(resp, 404, "about:blank", "no such account");
 		return;
 	}
+	memcpy(acct, rest, alen);
+	acct[alen] = '\0';
 	if (req->body_len > SERVE_MAX_UPLOAD) {
 		json_t *body = json_pack(
 		    "{s:s,s:i,s:s,s:s}", "type", "urn:ietf:params:jmap:error:limit", "status", 413,
@@ -742,6 +753,16 @@ static void handle_upload(struct serve *sv, const struct principal *p,
 	struct user_store *us = user_store_acquire(sv, p->user.name);
 	if (us == NULL) {
 		respond_problem(resp, 500, "about:blank", "cannot open the user's store");
+		return;
+	}
+	/* An upload belongs to the user (any of the user's accounts may use
+	 * it); the account must be one of theirs. */
+	int64_t account = 0;
+	int known = jmap_account_known(us->store, acct, &account, &err);
+	if (known != 1) {
+		pthread_mutex_unlock(&us->lock);
+		respond_problem(resp, known == 0 ? 404 : 500, "about:blank",
+		                known == 0 ? "no such account" : "cannot open the user's store");
 		return;
 	}
 	int r = store_begin(us->store, &err);
@@ -767,7 +788,7 @@ static void handle_upload(struct serve *sv, const struct principal *p,
 	char bid[32];
 	snprintf(bid, sizeof(bid), "B%lld", (long long)blob_id);
 	respond_json(resp, 201,
-	             json_pack("{s:s,s:s,s:s,s:I}", "accountId", p->user.name, "blobId", bid,
+	             json_pack("{s:s,s:s,s:s,s:I}", "accountId", acct, "blobId", bid,
 	                       "type", type, "size", (json_int_t)req->body_len));
 }
 
@@ -878,13 +899,7 @@ static void handler(void *context, const struct http_request *req, struct http_r
 	struct principal p = *(const struct principal *)req->state;
 	http_response_set_auth_label(resp, p.label, &err);
 	if (strcmp(req->path, "/.well-known/jmap") == 0) {
-		struct user_store *us = user_store_acquire(sv, p.user.name);
-		uint64_t modseq = 0;
-		if (us != NULL) {
-			store_read_modseq(us->store, &modseq, &err);
-			pthread_mutex_unlock(&us->lock);
-		}
-		respond_json(resp, 200, session_json(sv, &p.user, modseq));
+		respond_session(sv, &p.user, resp);
 	} else if (strcmp(req->path, "/jmap/api/") == 0 || strcmp(req->path, "/jmap/api") == 0) {
 		handle_api(sv, &p, req, resp);
 	} else if (strncmp(req->path, "/jmap/download/", 15) == 0) {
@@ -903,32 +918,37 @@ static void handler(void *context, const struct http_request *req, struct http_r
 static void push_event(struct push_stream *ps, const char *event, const char *data)
 {
 	const char *err;
-	char buf[1024];
+	char buf[4200];
 	int n = snprintf(buf, sizeof(buf), "event: %s\ndata: %s\n\n", event, data);
 	if (n > 0 && (size_t)n < sizeof(buf))
 		http_stream_send(ps->stream, buf, (size_t)n, &err);
 }
 
-/* A StateChange naming the types the stream asked for; they all share the
- * store's change counter as their state. */
-static void push_state_change(struct push_stream *ps, uint64_t modseq)
+/* A StateChange naming the types the stream asked for, for each of the
+ * user's JMAP accounts ("A<store account id>"); they all share the store's
+ * change counter as their state. */
+static void push_state_change(struct push_stream *ps, uint64_t modseq,
+                              const struct store_account *accounts, size_t n_accounts)
 {
-	char data[512];
-	size_t o = (size_t)snprintf(data, sizeof(data),
-	                            "{\"@type\":\"StateChange\",\"changed\":{\"%s\":{", ps->user);
-	bool comma = false;
-	for (size_t i = 0; i < sizeof(push_type_names) / sizeof(push_type_names[0]); i++) {
-		if ((ps->types & (1u << i)) == 0 || o >= sizeof(data))
-			continue;
-		o += (size_t)snprintf(data + o, sizeof(data) - o, "%s\"%s\":\"%llu\"",
-		                      comma ? "," : "", push_type_names[i],
-		                      (unsigned long long)modseq);
-		comma = true;
+	char data[4096];
+	size_t o = (size_t)snprintf(data, sizeof(data), "{\"@type\":\"StateChange\",\"changed\":{");
+	for (size_t a = 0; a < n_accounts && o < sizeof(data); a++) {
+		o += (size_t)snprintf(data + o, sizeof(data) - o, "%s\"A%lld\":{", a > 0 ? "," : "",
+		                      (long long)accounts[a].id);
+		bool comma = false;
+		for (size_t i = 0; i < sizeof(push_type_names) / sizeof(push_type_names[0]); i++) {
+			if ((ps->types & (1u << i)) == 0 || o >= sizeof(data))
+				continue;
+			o += (size_t)snprintf(data + o, sizeof(data) - o, "%s\"%s\":\"%llu\"",
+			                      comma ? "," : "", push_type_names[i],
+			                      (unsigned long long)modseq);
+			comma = true;
+		}
+		if (o < sizeof(data))
+			o += (size_t)snprintf(data + o, sizeof(data) - o, "}");
 	}
-	if (o < sizeof(data)) {
-		snprintf(data + o, sizeof(data) - o, "}}}");
+	if (o < sizeof(data) && (size_t)snprintf(data + o, sizeof(data) - o, "}}") < sizeof(data) - o)
 		push_event(ps, "state", data);
-	}
 }
 
 /* Hourly: uploads no message used within a day go (RFC 8620 6.1). */
@@ -989,8 +1009,13 @@ static void *push_thread(void *context)
 			}
 			struct user_store *us = user_store_acquire(sv, ps->user);
 			uint64_t modseq = 0;
+			struct store_account *accounts = NULL;
+			size_t n_accounts = 0;
 			if (us != NULL) {
 				store_read_modseq(us->store, &modseq, &err);
+				if (modseq != ps->sent_state &&
+				    store_accounts_list(us->store, &accounts, &n_accounts, &err) < 0)
+					n_accounts = 0;
 				pthread_mutex_unlock(&us->lock);
 			}
 			if (modseq != ps->sent_state) {
@@ -999,10 +1024,12 @@ static void *push_thread(void *context)
 				/* closeafter=state (RFC 8620 7.3, for long polling through
 				 * buffering proxies): no opening state; the first change is
 				 * pushed and ends the stream. */
-				if (ps->close_after_state && first)
+				bool skip = ps->close_after_state && first;
+				if (!skip && ps->types != 0)
+					push_state_change(ps, modseq, accounts, n_accounts);
+				store_accounts_free(&accounts, n_accounts);
+				if (skip)
 					continue;
-				if (ps->types != 0)
-					push_state_change(ps, modseq);
 				if (ps->close_after_state) {
 					http_stream_finish(ps->stream);
 					http_stream_unref(&ps->stream);

@@ -83,10 +83,10 @@ static int identity_state(struct jmap_mail_ctx *ctx, char *out, size_t size, uin
 {
 	/* FNV-1a over the ids and addresses. */
 	uint64_t h = 1469598103934665603ull;
-	for (size_t i = 0; i < ctx->n_hub_accounts; i++) {
+	for (size_t i = 0; i < jmap_scope_n(ctx); i++) {
 		char email[600], item[700];
-		identity_email(&ctx->hub_accounts[i], email, sizeof(email));
-		snprintf(item, sizeof(item), "%lld %s;", (long long)ctx->hub_accounts[i].id, email);
+		identity_email(&jmap_scope_account(ctx)[i], email, sizeof(email));
+		snprintf(item, sizeof(item), "%lld %s;", (long long)jmap_scope_account(ctx)[i].id, email);
 		for (const unsigned char *p = (const unsigned char *)item; *p != '\0'; p++) {
 			h ^= *p;
 			h *= 1099511628211ull;
@@ -135,8 +135,8 @@ json_t *jmap_identity_from(struct jmap_mail_ctx *ctx, int64_t account_id)
 	const char *err;
 	if (jmap_mail_accounts(ctx) < 0)
 		return NULL;
-	for (size_t i = 0; i < ctx->n_hub_accounts; i++) {
-		const struct hub_account *a = &ctx->hub_accounts[i];
+	for (size_t i = 0; i < jmap_scope_n(ctx); i++) {
+		const struct hub_account *a = &jmap_scope_account(ctx)[i];
 		if (a->id != account_id)
 			continue;
 		char email[600];
@@ -182,8 +182,8 @@ int jmap_identity_get(void *context, struct jmap_call *call, json_t *args,
 	json_t *list = json_array(), *not_found = json_array();
 	bool ok = true;
 	if (ids == NULL) {
-		for (size_t i = 0; i < ctx->n_hub_accounts && ok; i++)
-			ok = add_identity(ctx, list, &ctx->hub_accounts[i]);
+		for (size_t i = 0; i < jmap_scope_n(ctx) && ok; i++)
+			ok = add_identity(ctx, list, &jmap_scope_account(ctx)[i]);
 	} else {
 		size_t idx;
 		json_t *v;
@@ -192,10 +192,10 @@ int jmap_identity_get(void *context, struct jmap_call *call, json_t *args,
 			int64_t id;
 			bool found = false;
 			if (jmap_list_id(call, v, 'I', &id)) {
-				for (size_t i = 0; i < ctx->n_hub_accounts && !found; i++) {
-					if (ctx->hub_accounts[i].id == id) {
+				for (size_t i = 0; i < jmap_scope_n(ctx) && !found; i++) {
+					if (jmap_scope_account(ctx)[i].id == id) {
 						ok = ok &&
-						     add_identity(ctx, list, &ctx->hub_accounts[i]);
+						     add_identity(ctx, list, &jmap_scope_account(ctx)[i]);
 						found = true;
 					}
 				}
@@ -250,14 +250,11 @@ int jmap_identity_changes(void *context, struct jmap_call *call, json_t *args,
 		*error_type_r = "serverFail";
 		return -1;
 	}
-	const char *since = json_string_value(json_object_get(args, "sinceState"));
-	json_t *max = json_object_get(args, "maxChanges");
-	if (since == NULL || (max != NULL && !json_is_null(max) &&
-	                      (!json_is_integer(max) || json_integer_value(max) < 1))) {
-		*error_type_r = "invalidArguments";
-		*description_r = "sinceState is a string, maxChanges a positive integer";
+	const char *since;
+	size_t limit;
+	if (jmap_changes_args(args, "sinceState", JMAP_MAIL_MAX_OBJECTS_IN_GET, &since, &limit,
+	                      error_type_r, description_r) < 0)
 		return -1;
-	}
 	char state[64];
 	uint64_t hash, since_hash;
 	int64_t seq, since_seq;
@@ -272,16 +269,14 @@ int jmap_identity_changes(void *context, struct jmap_call *call, json_t *args,
 		return -1;
 	}
 	/* The identities updated after since_seq, oldest change first. */
-	size_t limit = max != NULL && json_is_integer(max) ? (size_t)json_integer_value(max)
-	                                                   : JMAP_MAIL_MAX_OBJECTS_IN_GET;
 	json_t *updated = json_array();
 	int64_t last = since_seq;
 	bool more = false;
 	for (;;) {
 		int64_t best_seq = 0, best_id = 0;
-		for (size_t i = 0; i < ctx->n_hub_accounts; i++) {
+		for (size_t i = 0; i < jmap_scope_n(ctx); i++) {
 			struct store_identity si = {0};
-			int r = store_identity_get(ctx->store, ctx->hub_accounts[i].id, &si, &err);
+			int r = store_identity_get(ctx->store, jmap_scope_account(ctx)[i].id, &si, &err);
 			if (r < 0) {
 				json_decref(updated);
 				*error_type_r = "serverFail";
@@ -289,7 +284,7 @@ int jmap_identity_changes(void *context, struct jmap_call *call, json_t *args,
 			}
 			if (r == 1 && si.seq > last && (best_seq == 0 || si.seq < best_seq)) {
 				best_seq = si.seq;
-				best_id = ctx->hub_accounts[i].id;
+				best_id = jmap_scope_account(ctx)[i].id;
 			}
 			store_identity_free(&si);
 		}
@@ -432,143 +427,92 @@ static json_t *identity_patch(struct store_identity *si, json_t *patch, const ch
 
 static const struct hub_account *find_account(struct jmap_mail_ctx *ctx, int64_t id)
 {
-	for (size_t i = 0; i < ctx->n_hub_accounts; i++)
-		if (ctx->hub_accounts[i].id == id)
-			return &ctx->hub_accounts[i];
+	for (size_t i = 0; i < jmap_scope_n(ctx); i++)
+		if (jmap_scope_account(ctx)[i].id == id)
+			return &jmap_scope_account(ctx)[i];
 	return NULL;
 }
 
-static json_t *or_null(json_t *v)
+/* --- the driver's callbacks (jmap_set_run) --------------------------------- */
+
+static int identity_set_state(struct jmap_mail_ctx *ctx, char *out, size_t size)
 {
-	if (json_object_size(v) == 0 && json_array_size(v) == 0) {
-		json_decref(v);
-		return json_null();
+	return identity_state(ctx, out, size, NULL, NULL);
+}
+
+static int identity_set_prepare(struct jmap_mail_ctx *ctx, json_t *args,
+                                const char **error_type_r, const char **description_r)
+{
+	(void)args;
+	(void)description_r;
+	if (jmap_mail_accounts(ctx) < 0) {
+		*error_type_r = "serverFail";
+		return -1;
 	}
-	return v;
+	return 0;
+}
+
+static int identity_create(struct jmap_mail_ctx *ctx, struct jmap_call *call, json_t *args,
+                           json_t *obj, json_t **created_r, json_t **error_r)
+{
+	(void)ctx, (void)call, (void)args, (void)obj, (void)created_r;
+	*error_r = set_error("forbidden",
+	                     "identities are the hub's accounts: add one with `mailkeep account add`",
+	                     NULL);
+	return 0;
+}
+
+static int identity_update(struct jmap_mail_ctx *ctx, struct jmap_call *call, json_t *args,
+                           int64_t id, json_t *patch, json_t **error_r)
+{
+	(void)call, (void)args;
+	const char *err;
+	const struct hub_account *a = find_account(ctx, id);
+	if (a == NULL) {
+		*error_r = set_error("notFound", NULL, NULL);
+		return 0;
+	}
+	char email[600];
+	identity_email(a, email, sizeof(email));
+	struct store_identity si = {.account_id = a->id};
+	if (store_identity_get(ctx->store, a->id, &si, &err) < 0)
+		return -1;
+	int64_t seq;
+	int r = 0;
+	*error_r = identity_patch(&si, patch, email, a->id);
+	if (*error_r == NULL && store_identity_put(ctx->store, &si, &seq, &err) < 0)
+		r = -1;
+	store_identity_free(&si);
+	return r;
+}
+
+static int identity_destroy(struct jmap_mail_ctx *ctx, struct jmap_call *call, json_t *args,
+                            int64_t id, json_t **error_r)
+{
+	(void)call, (void)args;
+	*error_r = find_account(ctx, id) != NULL
+	               ? set_error("forbidden",
+	                           "identities are the hub's accounts: remove one with "
+	                           "`mailkeep account remove`",
+	                           NULL)
+	               : set_error("notFound", NULL, NULL);
+	return 0;
 }
 
 int jmap_identity_set(void *context, struct jmap_call *call, json_t *args,
                       const char **error_type_r, const char **description_r)
 {
-	struct jmap_mail_ctx *ctx = context;
-	const char *err, *key;
-	json_t *v;
-	if (jmap_check_account(ctx, args, error_type_r) < 0)
-		return -1;
-	static const char *const allowed[] = {"accountId", "ifInState", "create",
-	                                      "update",    "destroy",   NULL};
-	if (jmap_unknown_key(args, allowed) != NULL) {
-		*error_type_r = "invalidArguments";
-		*description_r = "unknown argument";
-		return -1;
-	}
-	json_t *create = json_object_get(args, "create"), *update = json_object_get(args, "update");
-	json_t *destroy = json_object_get(args, "destroy");
-	json_t *if_in = json_object_get(args, "ifInState");
-	if ((create != NULL && !json_is_null(create) && !json_is_object(create)) ||
-	    (update != NULL && !json_is_null(update) && !json_is_object(update)) ||
-	    (destroy != NULL && !json_is_null(destroy) && !json_is_array(destroy)) ||
-	    (if_in != NULL && !json_is_null(if_in) && !json_is_string(if_in))) {
-		*error_type_r = "invalidArguments";
-		*description_r =
-		    "create and update are objects, destroy a list, ifInState a string";
-		return -1;
-	}
-	if (json_object_size(create) + json_object_size(update) + json_array_size(destroy) >
-	    JMAP_SET_MAX_OBJECTS) {
-		*error_type_r = "requestTooLarge";
-		return -1;
-	}
-	if (jmap_mail_accounts(ctx) < 0 || store_begin(ctx->store, &err) < 0) {
-		*error_type_r = "serverFail";
-		return -1;
-	}
-	char old_state[64], new_state[64];
-	if (identity_state(ctx, old_state, sizeof(old_state), NULL, NULL) < 0) {
-		store_rollback(ctx->store);
-		*error_type_r = "serverFail";
-		return -1;
-	}
-	if (json_is_string(if_in) && strcmp(json_string_value(if_in), old_state) != 0) {
-		store_rollback(ctx->store);
-		*error_type_r = "stateMismatch";
-		return -1;
-	}
-	json_t *not_created = json_object(), *updated = json_object(), *not_updated = json_object();
-	json_t *not_destroyed = json_object();
-	json_object_foreach(create, key, v) json_object_set_new(
-	    not_created, key,
-	    set_error("forbidden",
-	              "identities are the hub's accounts: add one with `mailkeep account add`",
-	              NULL));
-	bool fatal = false;
-	json_object_foreach(update, key, v)
-	{
-		int64_t id;
-		const struct hub_account *a =
-		    set_resolve_id(call, key, 'I', &id) ? find_account(ctx, id) : NULL;
-		if (a == NULL) {
-			json_object_set_new(not_updated, key, set_error("notFound", NULL, NULL));
-			continue;
-		}
-		char email[600];
-		identity_email(a, email, sizeof(email));
-		struct store_identity si = {.account_id = a->id};
-		if (store_identity_get(ctx->store, a->id, &si, &err) < 0) {
-			fatal = true;
-			break;
-		}
-		int64_t seq;
-		json_t *bad = identity_patch(&si, v, email, a->id);
-		if (bad == NULL && store_identity_put(ctx->store, &si, &seq, &err) < 0)
-			fatal = true;
-		store_identity_free(&si);
-		if (fatal) {
-			json_decref(bad);
-			break;
-		}
-		if (bad != NULL)
-			json_object_set_new(not_updated, key, bad);
-		else
-			json_object_set_new(updated, key, json_null());
-	}
-	size_t i;
-	json_array_foreach(destroy, i, v)
-	{
-		int64_t id;
-		char *k = jmap_destroy_key(v);
-		if (k == NULL) {
-			fatal = true;
-			break;
-		}
-		json_object_set_new(
-		    not_destroyed, k,
-		    !json_is_string(v) ? set_error("invalidArguments", "an Id is a string", NULL)
-		    : jmap_list_id(call, v, 'I', &id) && find_account(ctx, id) != NULL
-		        ? set_error("forbidden",
-		                    "identities are the hub's accounts: remove one with "
-		                    "`mailkeep account remove`",
-		                    NULL)
-		        : set_error("notFound", NULL, NULL));
-		free(k);
-	}
-	if (fatal || identity_state(ctx, new_state, sizeof(new_state), NULL, NULL) < 0 ||
-	    store_commit(ctx->store, &err) < 0) {
-		store_rollback(ctx->store);
-		json_decref(not_created);
-		json_decref(updated);
-		json_decref(not_updated);
-		json_decref(not_destroyed);
-		*error_type_r = "serverFail";
-		*description_r = "the store failed; nothing was changed";
-		return -1;
-	}
-	json_t *resp =
-	    json_pack("{s:s,s:s,s:s,s:n,s:o,s:o,s:o,s:n,s:o}", "accountId", ctx->account_id,
-	              "oldState", old_state, "newState", new_state, "created", "notCreated",
-	              or_null(not_created), "updated", or_null(updated), "notUpdated",
-	              or_null(not_updated), "destroyed", "notDestroyed", or_null(not_destroyed));
-	return jmap_call_respond(call, "Identity/set", resp, &err);
+	static const struct jmap_set_ops ops = {
+	    .name = "Identity/set",
+	    .prefix = 'I',
+	    .empty_as_null = true,
+	    .check_args = identity_set_prepare,
+	    .state = identity_set_state,
+	    .create = identity_create,
+	    .update = identity_update,
+	    .destroy = identity_destroy,
+	};
+	return jmap_set_run(context, call, args, &ops, error_type_r, description_r);
 }
 
 int jmap_identity_register(struct jmap_registry *registry, const char **error_r)

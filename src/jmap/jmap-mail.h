@@ -34,8 +34,17 @@ struct mime_cache;
 struct jmap_mail_ctx {
 	struct store *store;
 	struct mime_cache *cache; /* parsed messages (src/mime/mime-cache.h); may be NULL */
-	const char *account_id;   /* the hub user name */
-	char state[32];           /* the store's change counter as a string */
+	const char *user_name;    /* the hub user name */
+	/* The JMAP account of the method call, set by jmap_check_account():
+	 * account_id is its accountId "A<store account id>" (points into
+	 * account_text; "" before the check), store_account_id the store's
+	 * account and hub_account_id the hub account it mirrors (0 for the
+	 * hub's own notices account "hub:local"). Every method scopes to it. */
+	const char *account_id;
+	char account_text[32];
+	int64_t store_account_id;
+	int64_t hub_account_id;
+	char state[32]; /* the store's change counter as a string */
 	/* The user's hub accounts (identities: Identity/get, EmailSubmission),
 	 * read only by the requests that need them: methods call
 	 * jmap_mail_accounts() first, which runs load_accounts (if set) once;
@@ -47,6 +56,11 @@ struct jmap_mail_ctx {
 	void *loader; /* for load_accounts */
 	bool accounts_loaded;
 };
+
+/* The store key of the hub's own account (notices); its JMAP account is
+ * named "mailkeep". */
+#define JMAP_NOTICES_KEY "hub:local"
+#define JMAP_NOTICES_NAME "mailkeep"
 
 /* Make hub_accounts available (see above): 0, or -1 (serverFail). */
 int jmap_mail_accounts(struct jmap_mail_ctx *ctx);

@@ -2,12 +2,11 @@
  * Mailbox/set (RFC 8621 2.5) over the hosted store, and what Mailbox/get
  * shows of the device-only properties.
  *
- * A mailbox belongs to an account (an external one, or the hub-local
- * "hub:local"); its full name uses that account's hierarchy delimiter. A
- * child is created in its parent's account; a top-level mailbox goes to
- * the user's only external account, or to hub:local when there are none
- * or several (say which with a parent instead). A mailbox does not change
- * account (parentId in another account is refused). A rename renames the
+ * A mailbox belongs to the JMAP account of the call (an external
+ * account, or the hub's own "mailkeep" account); its full server name is
+ * built from its parent's with that account's hierarchy delimiter. Only
+ * the account's own mailboxes are seen: a parentId of another account is
+ * "no such parent". A rename renames the
  * children along. Renaming or destroying the inbox and role changes are
  * refused. sortOrder and isSubscribed are kept in the store for the
  * devices (not on the server). Everything is recorded as a pending local
@@ -20,7 +19,7 @@
 
 #define MAX_NAME 490 /* maxSizeMailboxName */
 
-void jmap_mailbox_decorate(struct jmap_mail_ctx *ctx, json_t *mailbox)
+void jmap_mailbox_decorate(struct jmap_mail_ctx *ctx, json_t *mailbox, bool noselect)
 {
 	const char *err;
 	int64_t id;
@@ -34,11 +33,14 @@ void jmap_mailbox_decorate(struct jmap_mail_ctx *ctx, json_t *mailbox)
 	}
 	bool inbox = json_is_string(json_object_get(mailbox, "role")) &&
 	             strcmp(json_string_value(json_object_get(mailbox, "role")), "inbox") == 0;
+	/* A mailbox the server lists as \Noselect (or only as a parent) holds
+	 * no mail: nothing can be put into it or changed in it. */
+	bool items = !noselect;
 	json_object_set_new(mailbox, "myRights",
 	                    json_pack("{s:b,s:b,s:b,s:b,s:b,s:b,s:b,s:b,s:b}", "mayReadItems", 1,
-	                              "mayAddItems", 1, "mayRemoveItems", 1, "maySetSeen", 1,
-	                              "maySetKeywords", 1, "mayCreateChild", 1, "mayRename", !inbox,
-	                              "mayDelete", !inbox, "maySubmit", 0));
+	                              "mayAddItems", items, "mayRemoveItems", items, "maySetSeen",
+	                              items, "maySetKeywords", items, "mayCreateChild", 1,
+	                              "mayRename", !inbox, "mayDelete", !inbox, "maySubmit", 0));
 }
 
 struct boxes {
@@ -54,26 +56,21 @@ static void boxes_free(struct boxes *b)
 	memset(b, 0, sizeof(*b));
 }
 
+/* The mailboxes of the call's account: a Mailbox/set never sees or
+ * touches another account's. */
 static int boxes_load(struct jmap_mail_ctx *ctx, struct boxes *b)
 {
 	const char *err;
 	memset(b, 0, sizeof(*b));
-	if (store_mailboxes_all(ctx->store, &b->all, &b->n, &err) < 0)
+	if (store_mailboxes(ctx->store, ctx->store_account_id, &b->all, &b->n, &err) < 0)
 		return -1;
 	b->account = calloc(b->n + 1, sizeof(*b->account));
 	if (b->account == NULL) {
 		boxes_free(b);
 		return -1;
 	}
-	for (size_t i = 0; i < b->n; i++) {
-		char *key = NULL;
-		if (store_mailbox_account(ctx->store, b->all[i].id, &b->account[i], &key, &err) <
-		    0) {
-			boxes_free(b);
-			return -1;
-		}
-		free(key);
-	}
+	for (size_t i = 0; i < b->n; i++)
+		b->account[i] = ctx->store_account_id;
 	return 0;
 }
 
@@ -154,35 +151,16 @@ static int rename_subtree(struct jmap_mail_ctx *ctx, struct boxes *b, struct sto
 	return 0;
 }
 
-/* The account a top-level mailbox goes to (see the comment at the top). */
-static int top_level_account(struct jmap_mail_ctx *ctx, struct boxes *b, int64_t *account_r,
-                             char *delim_r)
+/* A top-level mailbox goes to the call's account, with the delimiter its
+ * server uses ('/' until the account has a mailbox that says). */
+static void top_level_account(struct jmap_mail_ctx *ctx, struct boxes *b, int64_t *account_r,
+                              char *delim_r)
 {
-	const char *err;
-	int64_t only = 0;
-	bool several = false;
-	for (size_t i = 0; i < b->n; i++) {
-		char *key = NULL;
-		int64_t a;
-		if (store_mailbox_account(ctx->store, b->all[i].id, &a, &key, &err) < 0)
-			return -1;
-		if (strncmp(key, "account:", 8) == 0) {
-			if (only != 0 && only != a)
-				several = true;
-			only = a;
-		}
-		free(key);
-	}
-	if (only == 0 || several) {
-		if (store_account_ensure(ctx->store, "hub:local", &only, &err) < 0)
-			return -1;
-	}
-	*account_r = only;
+	*account_r = ctx->store_account_id;
 	*delim_r = '/';
 	for (size_t i = 0; i < b->n; i++)
-		if (b->account[i] == only && b->all[i].delim != 0)
+		if (b->all[i].delim != 0)
 			*delim_r = b->all[i].delim;
-	return 0;
 }
 
 /* Validate a name part; NULL when fine, else the reason. */
@@ -222,8 +200,7 @@ static json_t *full_name(struct jmap_mail_ctx *ctx, struct jmap_call *call, stru
 			return set_error("invalidProperties", "the full name is too long", "name");
 		return NULL;
 	}
-	if (top_level_account(ctx, b, account_r, delim_r) < 0)
-		return set_error("serverFail", NULL, NULL);
+	top_level_account(ctx, b, account_r, delim_r);
 	if ((why = bad_name(name, *delim_r)) != NULL)
 		return set_error("invalidProperties", why, "name");
 	if (strcasecmp(json_string_value(name), "INBOX") == 0)
@@ -320,7 +297,7 @@ static int mailbox_create(struct jmap_mail_ctx *ctx, struct jmap_call *call, jso
 		    "{s:o,s:n,s:i,s:i,s:i,s:i,s:i,s:b}", "id", jmap_prefixed('M', id), "role",
 		    "sortOrder", sort >= 0 ? sort : 10, "totalEmails", 0, "unreadEmails", 0,
 		    "totalThreads", 0, "unreadThreads", 0, "isSubscribed", sub != 0);
-		jmap_mailbox_decorate(ctx, *created_r);
+		jmap_mailbox_decorate(ctx, *created_r, false);
 	}
 	boxes_free(&b);
 	return ret;
@@ -434,7 +411,7 @@ static int mailbox_destroy(struct jmap_mail_ctx *ctx, int64_t id, bool remove_em
 		              "the mailbox has emails (onDestroyRemoveEmails removes them)", NULL);
 	} else {
 		for (size_t i = 0; i < n && ret == 0; i++)
-			ret = store_local_destroy(ctx->store, ids[i], &err);
+			ret = store_local_remove_from_mailbox(ctx->store, ids[i], id, &err);
 		if (ret == 0)
 			ret = store_local_mailbox_destroy(ctx->store, id, &err);
 	}
@@ -443,125 +420,62 @@ static int mailbox_destroy(struct jmap_mail_ctx *ctx, int64_t id, bool remove_em
 	return ret;
 }
 
+/* --- the driver's callbacks (jmap_set_run) --------------------------------- */
+
+static int mailbox_state(struct jmap_mail_ctx *ctx, char *out, size_t size)
+{
+	snprintf(out, size, "%llu", (unsigned long long)store_modseq(ctx->store));
+	return 0;
+}
+
+static int mailbox_check_args(struct jmap_mail_ctx *ctx, json_t *args, const char **error_type_r,
+                              const char **description_r)
+{
+	(void)ctx;
+	json_t *remove = json_object_get(args, "onDestroyRemoveEmails");
+	if (remove != NULL && !json_is_boolean(remove)) {
+		*error_type_r = "invalidArguments";
+		*description_r = "onDestroyRemoveEmails is a boolean";
+		return -1;
+	}
+	return 0;
+}
+
+static int set_create(struct jmap_mail_ctx *ctx, struct jmap_call *call, json_t *args,
+                      json_t *obj, json_t **created_r, json_t **error_r)
+{
+	(void)args;
+	return mailbox_create(ctx, call, obj, created_r, error_r);
+}
+
+static int set_update(struct jmap_mail_ctx *ctx, struct jmap_call *call, json_t *args, int64_t id,
+                      json_t *patch, json_t **error_r)
+{
+	(void)args;
+	return mailbox_update(ctx, call, id, patch, error_r);
+}
+
+static int set_destroy(struct jmap_mail_ctx *ctx, struct jmap_call *call, json_t *args,
+                       int64_t id, json_t **error_r)
+{
+	(void)call;
+	return mailbox_destroy(ctx, id, json_is_true(json_object_get(args, "onDestroyRemoveEmails")),
+	                       error_r);
+}
+
 int jmap_mailbox_set(void *context, struct jmap_call *call, json_t *args, const char **error_type_r,
                      const char **description_r)
 {
-	struct jmap_mail_ctx *ctx = context;
-	const char *err, *key;
-	json_t *v;
-	if (jmap_check_account(ctx, args, error_type_r) < 0)
-		return -1;
-	static const char *const allowed[] = {
-	    "accountId", "ifInState", "create", "update", "destroy", "onDestroyRemoveEmails", NULL};
-	if (jmap_unknown_key(args, allowed) != NULL) {
-		*error_type_r = "invalidArguments";
-		*description_r = "unknown argument";
-		return -1;
-	}
-	json_t *create = json_object_get(args, "create"), *update = json_object_get(args, "update");
-	json_t *destroy = json_object_get(args, "destroy");
-	json_t *remove = json_object_get(args, "onDestroyRemoveEmails");
-	if ((create != NULL && !json_is_null(create) && !json_is_object(create)) ||
-	    (update != NULL && !json_is_null(update) && !json_is_object(update)) ||
-	    (destroy != NULL && !json_is_null(destroy) && !json_is_array(destroy)) ||
-	    (remove != NULL && !json_is_boolean(remove))) {
-		*error_type_r = "invalidArguments";
-		return -1;
-	}
-	if (json_object_size(create) + json_object_size(update) + json_array_size(destroy) >
-	    JMAP_SET_MAX_OBJECTS) {
-		*error_type_r = "requestTooLarge";
-		return -1;
-	}
-	if (set_check_state(ctx, args, error_type_r) < 0)
-		return -1;
-	if (store_begin(ctx->store, &err) < 0) {
-		*error_type_r = "serverFail";
-		return -1;
-	}
-	char old_state[32];
-	snprintf(old_state, sizeof(old_state), "%llu",
-	         (unsigned long long)store_modseq(ctx->store));
-	json_t *s = json_object_get(args, "ifInState");
-	if (json_is_string(s) && strcmp(json_string_value(s), old_state) != 0) {
-		store_rollback(ctx->store);
-		*error_type_r = "stateMismatch";
-		return -1;
-	}
-	json_t *created = json_object(), *not_created = json_object();
-	json_t *updated = json_object(), *not_updated = json_object();
-	json_t *destroyed = json_array(), *not_destroyed = json_object();
-	int fatal = 0;
-	json_object_foreach(create, key, v)
-	{
-		json_t *ok = NULL, *bad = NULL;
-		if (!jmap_is_id(key))
-			bad = set_error("invalidProperties", "creation ids are Ids", NULL);
-		else if ((fatal = mailbox_create(ctx, call, v, &ok, &bad)) < 0)
-			break;
-		if (ok != NULL) {
-			jmap_call_set_created_id(
-			    call, key, json_string_value(json_object_get(ok, "id")), &err);
-			json_object_set_new(created, key, ok);
-		} else {
-			json_object_set_new(not_created, key, bad);
-		}
-	}
-	json_object_foreach(update, key, v)
-	{
-		if (fatal < 0)
-			break;
-		json_t *bad = NULL;
-		int64_t id;
-		if (!set_resolve_id(call, key, 'M', &id))
-			bad = set_error("notFound", NULL, NULL);
-		else if ((fatal = mailbox_update(ctx, call, id, v, &bad)) < 0)
-			break;
-		if (bad != NULL)
-			json_object_set_new(not_updated, key, bad);
-		else
-			json_object_set_new(updated, key, json_null());
-	}
-	size_t i;
-	json_array_foreach(destroy, i, v)
-	{
-		if (fatal < 0)
-			break;
-		json_t *bad = NULL;
-		int64_t id = 0;
-		if (!json_is_string(v))
-			bad = set_error("invalidArguments", "an Id is a string", NULL);
-		else if (!jmap_list_id(call, v, 'M', &id))
-			bad = set_error("notFound", NULL, NULL);
-		else if ((fatal = mailbox_destroy(ctx, id, json_is_true(remove), &bad)) < 0)
-			break;
-		if (bad != NULL) {
-			char *key_text = jmap_destroy_key(v);
-			if (key_text == NULL) {
-				json_decref(bad);
-				fatal = -1;
-				break;
-			}
-			json_object_set_new(not_destroyed, key_text, bad);
-			free(key_text);
-		} else {
-			json_array_append_new(destroyed, jmap_prefixed('M', id));
-		}
-	}
-	json_t *resp = json_pack("{s:o,s:o,s:o,s:o,s:o,s:o}", "created", created, "notCreated",
-	                         not_created, "updated", updated, "notUpdated", not_updated,
-	                         "destroyed", destroyed, "notDestroyed", not_destroyed);
-	if (fatal < 0 || store_commit(ctx->store, &err) < 0) {
-		store_rollback(ctx->store);
-		json_decref(resp);
-		*error_type_r = "serverFail";
-		*description_r = "the store failed; nothing was changed";
-		return -1;
-	}
-	snprintf(ctx->state, sizeof(ctx->state), "%llu",
-	         (unsigned long long)store_modseq(ctx->store));
-	json_object_set_new(resp, "accountId", json_string(ctx->account_id));
-	json_object_set_new(resp, "oldState", json_string(old_state));
-	json_object_set_new(resp, "newState", json_string(ctx->state));
-	return jmap_call_respond(call, "Mailbox/set", resp, &err);
+	static const char *const extra[] = {"onDestroyRemoveEmails", NULL};
+	static const struct jmap_set_ops ops = {
+	    .name = "Mailbox/set",
+	    .prefix = 'M',
+	    .extra_args = extra,
+	    .check_args = mailbox_check_args,
+	    .state = mailbox_state,
+	    .create = set_create,
+	    .update = set_update,
+	    .destroy = set_destroy,
+	};
+	return jmap_set_run(context, call, args, &ops, error_type_r, description_r);
 }

@@ -196,11 +196,8 @@ static int search_snippet_get(void *context, struct jmap_call *call, json_t *arg
 {
 	struct jmap_mail_ctx *ctx = context;
 	const char *err;
-	const char *acct = json_string_value(json_object_get(args, "accountId"));
-	if (acct == NULL || strcmp(acct, ctx->account_id) != 0) {
-		*error_type_r = acct == NULL ? "invalidArguments" : "accountNotFound";
+	if (jmap_check_account(ctx, args, error_type_r) < 0)
 		return -1;
-	}
 	json_t *ids;
 	int r = jmap_arg_strings(args, "emailIds", JMAP_MAIL_MAX_OBJECTS_IN_GET, &ids, error_type_r,
 	                         description_r);
@@ -227,7 +224,8 @@ static int search_snippet_get(void *context, struct jmap_call *call, json_t *arg
 		int64_t row;
 		struct store_email e;
 		if (jmap_call_resolve_id(call, json_string_value(v), &id, &err) < 0 ||
-		    !email_row_id(id, &row) || store_email_get(ctx->store, row, &e, &err) != 1) {
+		    !email_row_id(id, &row) || store_email_get(ctx->store, row, &e, &err) != 1 ||
+		    (ctx->store_account_id != 0 && e.account_id != ctx->store_account_id)) {
 			json_array_append(not_found, v);
 			continue;
 		}

@@ -23,13 +23,17 @@
 jmap_method_fn jmap_email_set, jmap_email_import, jmap_mailbox_set, jmap_identity_get,
     jmap_identity_changes, jmap_identity_set;
 
+/* Email/copy and Blob/copy (jmap-copy.c). */
+int jmap_copy_register(struct jmap_registry *registry, const char **error_r);
+
 /* Declare the submission capability (if no one has yet) and Identity/get,
  * Identity/changes, Identity/set under it. */
 int jmap_identity_register(struct jmap_registry *registry, const char **error_r);
 
 /* Mailbox/get: sortOrder, isSubscribed and myRights of a mailbox object
- * (id "M<row>") from the store's device-only properties. */
-void jmap_mailbox_decorate(struct jmap_mail_ctx *ctx, json_t *mailbox);
+ * (id "M<row>") from the store's device-only properties; a noselect
+ * mailbox gets rights that refuse items. */
+void jmap_mailbox_decorate(struct jmap_mail_ctx *ctx, json_t *mailbox, bool noselect);
 
 /* An id argument that may be a creation reference ("#c1"). */
 static inline bool set_resolve_id(struct jmap_call *call, const char *text, char prefix,
@@ -39,6 +43,41 @@ static inline bool set_resolve_id(struct jmap_call *call, const char *text, char
 	return text != NULL && jmap_call_resolve_id(call, text, &id, &err) == 0 &&
 	       jmap_parse_id(id, prefix, id_r);
 }
+
+/*
+ * The one /set driver (RFC 8620 5.3; jmap-util.c) of Mailbox/set and
+ * Identity/set: it checks the call's account and the arguments (unknown
+ * ones, types, maxObjectsInSet), takes the write lock, compares ifInState
+ * with the state held then, runs create, update and destroy in that order,
+ * records creation ids, commits, and answers. A method gives its object
+ * work as callbacks; each returns 0 (with its result or a SetError in
+ * *error_r) or -1 when the store failed: then nothing of the call is kept
+ * and the answer is serverFail.
+ */
+struct jmap_set_ops {
+	const char *name;               /* "Mailbox/set" */
+	char prefix;                    /* of the object ids: 'M' */
+	const char *const *extra_args;  /* allowed besides the standard ones, or NULL */
+	bool empty_as_null;             /* answer null instead of empty maps and lists */
+	/* Further argument checks (extra_args) and what the method needs
+	 * before the write lock: 0, or -1 with the method error. May be NULL. */
+	int (*check_args)(struct jmap_mail_ctx *ctx, json_t *args, const char **error_type_r,
+	                  const char **description_r);
+	/* The object type's state now (inside the transaction): 0, or -1. */
+	int (*state)(struct jmap_mail_ctx *ctx, char *out, size_t size);
+	/* *created_r: the created object with its "id". */
+	int (*create)(struct jmap_mail_ctx *ctx, struct jmap_call *call, json_t *args, json_t *obj,
+	              json_t **created_r, json_t **error_r);
+	/* id is an id of this server's shape ("X<digits>"), not necessarily an
+	 * existing one (then notFound). */
+	int (*update)(struct jmap_mail_ctx *ctx, struct jmap_call *call, json_t *args, int64_t id,
+	              json_t *patch, json_t **error_r);
+	int (*destroy)(struct jmap_mail_ctx *ctx, struct jmap_call *call, json_t *args, int64_t id,
+	               json_t **error_r);
+};
+int jmap_set_run(struct jmap_mail_ctx *ctx, struct jmap_call *call, json_t *args,
+                 const struct jmap_set_ops *ops, const char **error_type_r,
+                 const char **description_r);
 
 /* A SetError (RFC 8620 5.3) with an optional list of properties. */
 static inline json_t *set_error(const char *type, const char *description, const char *property)

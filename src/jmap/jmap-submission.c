@@ -41,13 +41,25 @@ static int outbox_state(struct jmap_mail_ctx *ctx, char state[32])
 	return 0;
 }
 
+/* Is submission id one of the call's account (made with its identity)? */
+static bool outbox_in_scope(struct jmap_mail_ctx *ctx, int64_t id)
+{
+	const char *err;
+	struct store_outbox_item it;
+	if (store_outbox_get(ctx->store, id, false, &it, &err) != 1)
+		return false;
+	bool ours = it.account_id == ctx->hub_account_id;
+	store_outbox_item_free(&it);
+	return ours;
+}
+
 /* A sending identity "I<account_id>": a hub account with an SMTP server.
  * *email_r: the envelope sender (the login when it is an address), or NULL
  * for the message's From. False when there is no such identity. */
 static bool identity(struct jmap_mail_ctx *ctx, int64_t account_id, const char **email_r)
 {
-	for (size_t i = 0; i < ctx->n_hub_accounts; i++) {
-		const struct hub_account *a = &ctx->hub_accounts[i];
+	for (size_t i = 0; i < jmap_scope_n(ctx); i++) {
+		const struct hub_account *a = &jmap_scope_account(ctx)[i];
 		if (a->id == account_id && a->smtp_url != NULL) {
 			*email_r = mime_submit_valid_address(a->login) ? a->login : NULL;
 			return true;
@@ -111,8 +123,10 @@ static int submission_get(void *context, struct jmap_call *call, json_t *args,
 			*error_type_r = "serverFail";
 			return -1;
 		}
-		for (size_t i = 0; i < n && i < JMAP_MAIL_MAX_OBJECTS_IN_GET; i++)
-			json_array_append_new(list, submission_json(&items[i]));
+		for (size_t i = 0; i < n && json_array_size(list) < JMAP_MAIL_MAX_OBJECTS_IN_GET;
+		     i++)
+			if (items[i].account_id == ctx->hub_account_id)
+				json_array_append_new(list, submission_json(&items[i]));
 		store_outbox_items_free(&items, n);
 	} else {
 		size_t i;
@@ -123,7 +137,10 @@ static int submission_get(void *context, struct jmap_call *call, json_t *args,
 			struct store_outbox_item it;
 			if (jmap_list_id(call, v, 'S', &oid) &&
 			    store_outbox_get(ctx->store, oid, false, &it, &err) == 1) {
-				json_array_append_new(list, submission_json(&it));
+				if (it.account_id == ctx->hub_account_id)
+					json_array_append_new(list, submission_json(&it));
+				else
+					json_array_append(not_found, v);
 				store_outbox_item_free(&it);
 			} else {
 				json_array_append(not_found, v);
@@ -149,6 +166,16 @@ static json_t *id_list(const int64_t *ids, size_t n)
 	return a;
 }
 
+/* Created or updated submissions of the call's account only. */
+static json_t *scoped_id_list(struct jmap_mail_ctx *ctx, const int64_t *ids, size_t n)
+{
+	json_t *a = json_array();
+	for (size_t i = 0; i < n; i++)
+		if (outbox_in_scope(ctx, ids[i]))
+			json_array_append_new(a, jmap_prefixed('S', ids[i]));
+	return a;
+}
+
 static int submission_changes(void *context, struct jmap_call *call, json_t *args,
                               const char **error_type_r, const char **description_r)
 {
@@ -157,33 +184,25 @@ static int submission_changes(void *context, struct jmap_call *call, json_t *arg
 	char state[32];
 	if (jmap_check_account(ctx, args, error_type_r) < 0)
 		return -1;
-	const char *since_text = json_string_value(json_object_get(args, "sinceState"));
-	json_t *max = json_object_get(args, "maxChanges");
-	if (since_text == NULL || (max != NULL && !json_is_null(max) &&
-	                           (!json_is_integer(max) || json_integer_value(max) < 1))) {
-		*error_type_r = "invalidArguments";
+	const char *since_text;
+	size_t limit;
+	uint64_t since;
+	if (jmap_changes_args(args, "sinceState", SUBMISSION_MAX_CHANGES, &since_text, &limit,
+	                      error_type_r, description_r) < 0)
 		return -1;
-	}
 	if (outbox_state(ctx, state) < 0) {
 		*error_type_r = "serverFail";
 		return -1;
 	}
-	char *end;
-	errno = 0;
-	long long since = strtoll(since_text, &end, 10);
-	if (errno != 0 || *end != '\0' || since_text[0] == '\0' || since < 0 ||
-	    since > strtoll(state, NULL, 10)) {
+	if (!jmap_parse_state(since_text, strtoull(state, NULL, 10), &since)) {
 		*error_type_r = "cannotCalculateChanges";
 		*description_r = "unknown state";
 		return -1;
 	}
-	size_t limit = SUBMISSION_MAX_CHANGES;
-	if (max != NULL && json_is_integer(max) && (size_t)json_integer_value(max) < limit)
-		limit = (size_t)json_integer_value(max);
 	int64_t *c, *u, *d, new_state;
 	size_t nc, nu, nd;
 	bool more;
-	if (store_outbox_changes(ctx->store, since, limit, &c, &nc, &u, &nu, &d, &nd, &new_state,
+	if (store_outbox_changes(ctx->store, (int64_t)since, limit, &c, &nc, &u, &nu, &d, &nd, &new_state,
 	                         &more, &err) < 0) {
 		*error_type_r = "serverFail";
 		return -1;
@@ -192,8 +211,9 @@ static int submission_changes(void *context, struct jmap_call *call, json_t *arg
 	snprintf(ns, sizeof(ns), "%lld", (long long)new_state);
 	json_t *resp =
 	    json_pack("{s:s,s:s,s:s,s:b,s:o,s:o,s:o}", "accountId", ctx->account_id, "oldState",
-	              since_text, "newState", ns, "hasMoreChanges", more, "created", id_list(c, nc),
-	              "updated", id_list(u, nu), "destroyed", id_list(d, nd));
+	              since_text, "newState", ns, "hasMoreChanges", more, "created",
+	              scoped_id_list(ctx, c, nc), "updated", scoped_id_list(ctx, u, nu), "destroyed",
+	              id_list(d, nd));
 	free(c);
 	free(u);
 	free(d);
@@ -288,7 +308,8 @@ static int submission_query(void *context, struct jmap_call *call, json_t *args,
 	size_t total = 0;
 	for (size_t k = 0; k < n; k++) {
 		const struct store_outbox_item *it = &items[newest_first ? n - 1 - k : k];
-		if ((f_ident != NULL && !in_id_list(call, f_ident, 'I', it->account_id)) ||
+		if (it->account_id != ctx->hub_account_id ||
+		    (f_ident != NULL && !in_id_list(call, f_ident, 'I', it->account_id)) ||
 		    (f_email != NULL && !in_id_list(call, f_email, 'E', it->email_id)) ||
 		    (f_undo != NULL && strcmp(f_undo, undo_status(it->state)) != 0))
 			continue;
@@ -319,6 +340,8 @@ static char *email_bytes(struct jmap_mail_ctx *ctx, int64_t email_id, size_t *le
 	struct store_email e;
 	const char *err;
 	int r = store_email_get(ctx->store, email_id, &e, &err);
+	if (r == 1 && e.account_id != ctx->store_account_id)
+		r = 0; /* an Email of another account */
 	if (r != 1) {
 		*type_r = r == 0 ? "invalidProperties" : "serverFail";
 		*why_r = "emailId: no such Email";
@@ -635,7 +658,7 @@ static int submission_set(void *context, struct jmap_call *call, json_t *args,
 	{
 		int64_t id;
 		const char *undo = json_string_value(json_object_get(v, "undoStatus"));
-		if (!jmap_parse_id(key, 'S', &id)) {
+		if (!jmap_parse_id(key, 'S', &id) || !outbox_in_scope(ctx, id)) {
 			json_object_set_new(not_updated, key, set_error("notFound", "no such id"));
 		} else if (!json_is_object(v) || json_object_size(v) != 1 || undo == NULL ||
 		           strcmp(undo, "canceled") != 0) {
@@ -660,7 +683,7 @@ static int submission_set(void *context, struct jmap_call *call, json_t *args,
 	{
 		int64_t id;
 		const char *s = json_string_value(v);
-		bool ours = jmap_list_id(call, v, 'S', &id);
+		bool ours = jmap_list_id(call, v, 'S', &id) && outbox_in_scope(ctx, id);
 		int64_t email = ours ? outbox_email(ctx, id) : 0;
 		int r = ours ? store_outbox_destroy(ctx->store, id, &err) : 0;
 		if (r == 1) {

@@ -10,15 +10,18 @@ const env = process.env;
 const session = env.MK_SESSION_URL;
 const alice = new JamClient({ sessionUrl: session, bearerToken: env.MK_TOKEN_ALICE });
 const bob = new JamClient({ sessionUrl: session, bearerToken: env.MK_TOKEN_BOB });
+// Account ids come from the sessions (one JMAP account per external account).
+const A = await alice.getPrimaryAccount();
+const B = await bob.getPrimaryAccount();
 
 async function fixtureEmails() {
-  const [mb] = await alice.api.Mailbox.get({ accountId: "alice", ids: null });
+  const [mb] = await alice.api.Mailbox.get({ accountId: A, ids: null });
   const inbox = mb.list.find((m) => m.role === "inbox");
   const [q] = await alice.api.Email.query({
-    accountId: "alice", filter: { inMailbox: inbox.id },
+    accountId: A, filter: { inMailbox: inbox.id },
     sort: [{ property: "receivedAt", isAscending: true }], limit: 10,
   });
-  const [got] = await alice.api.Email.get({ accountId: "alice", ids: q.ids, properties: ["subject"] });
+  const [got] = await alice.api.Email.get({ accountId: A, ids: q.ids, properties: ["subject"] });
   const bySubject = {};
   for (const e of got.list)
     if (e.subject && e.subject.startsWith("[email-get]")) bySubject[e.subject] = e.id;
@@ -26,7 +29,7 @@ async function fixtureEmails() {
 }
 
 async function download(client, blobId, type) {
-  const url = new URL(`/jmap/download/alice/${blobId}/x?type=${type ?? ""}`, session);
+  const url = new URL(`/jmap/download/${client === alice ? A : B}/${blobId}/x?type=${type ?? ""}`, session);
   const token = client === alice ? env.MK_TOKEN_ALICE : env.MK_TOKEN_BOB;
   return fetch(url, { headers: { Authorization: `Bearer ${token}` } });
 }
@@ -35,7 +38,7 @@ test("Email/get: default properties of a nested message", async () => {
   const ids = await fixtureEmails();
   const id = ids["[email-get] Grüße"];
   assert.ok(id, `fixture message missing: ${JSON.stringify(ids)}`);
-  const [r] = await alice.api.Email.get({ accountId: "alice", ids: [id] });
+  const [r] = await alice.api.Email.get({ accountId: A, ids: [id] });
   const e = r.list[0];
   for (const p of ["id", "blobId", "threadId", "mailboxIds", "keywords", "size", "receivedAt",
     "messageId", "inReplyTo", "references", "sender", "from", "to", "cc", "bcc", "replyTo",
@@ -64,7 +67,7 @@ test("Email/get: headers, header forms, bodyStructure and body values", async ()
   const ids = await fixtureEmails();
   const id = ids["[email-get] Grüße"];
   const [r] = await alice.api.Email.get({
-    accountId: "alice", ids: [id],
+    accountId: A, ids: [id],
     properties: ["headers", "bodyStructure", "bodyValues", "header:From:asGroupedAddresses",
       "header:Subject:asRaw", "header:message-id:asMessageIds:all", "header:X-Missing"],
     bodyProperties: ["partId", "blobId", "type", "size", "header:Content-Type:asRaw"],
@@ -87,16 +90,16 @@ test("Email/get: headers, header forms, bodyStructure and body values", async ()
   // Truncated at 5 bytes without splitting "ö" (2 bytes at offsets 4-5).
   assert.deepEqual(e.bodyValues["1.1"], { value: "Hall", isEncodingProblem: false, isTruncated: true });
   assert.equal(e.bodyValues["1.2"].value, "<p>Ha");
-  await assert.rejects(alice.api.Email.get({ accountId: "alice", ids: [id], properties: ["header:Subject:asAddresses"] }),
+  await assert.rejects(alice.api.Email.get({ accountId: A, ids: [id], properties: ["header:Subject:asAddresses"] }),
     (err) => err.type === "invalidArguments");
-  await assert.rejects(alice.api.Email.get({ accountId: "alice", ids: [id], bodyProperties: ["bogus"] }),
+  await assert.rejects(alice.api.Email.get({ accountId: A, ids: [id], bodyProperties: ["bogus"] }),
     (err) => err.type === "invalidArguments");
 });
 
 test("part download serves decoded bytes to the owner only", async () => {
   const ids = await fixtureEmails();
   const [r] = await alice.api.Email.get({
-    accountId: "alice", ids: [ids["[email-get] inline"]],
+    accountId: A, ids: [ids["[email-get] inline"]],
     properties: ["htmlBody", "textBody", "attachments", "hasAttachment", "preview", "to"],
   });
   const e = r.list[0];
@@ -106,7 +109,7 @@ test("part download serves decoded bytes to the owner only", async () => {
   const img = e.attachments[0];
   assert.equal(img.cid, "i1@x");
   assert.equal(img.name, "dot.png");
-  const resp = await alice.downloadBlob({ accountId: "alice", blobId: img.blobId, mimeType: "image/png", fileName: "dot.png" });
+  const resp = await alice.downloadBlob({ accountId: A, blobId: img.blobId, mimeType: "image/png", fileName: "dot.png" });
   const bytes = new Uint8Array(await resp.arrayBuffer());
   assert.deepEqual([...bytes], [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
   assert.equal(bytes.length, img.size);
@@ -117,7 +120,7 @@ test("part download serves decoded bytes to the owner only", async () => {
   assert.equal(await html.text(), '<p>Café <img src="cid:i1@x"></p>');
   // Bob cannot, neither under his account nor under alice's.
   assert.equal((await download(bob, img.blobId)).status, 404);
-  const asBob = await fetch(new URL(`/jmap/download/bob/${img.blobId}/x`, session),
+  const asBob = await fetch(new URL(`/jmap/download/${A}/${img.blobId}/x`, session),
     { headers: { Authorization: `Bearer ${env.MK_TOKEN_BOB}` } });
   assert.equal(asBob.status, 404);
   assert.equal((await download(alice, img.blobId.replace(/_\d+$/, "_9"))).status, 404);
@@ -126,11 +129,11 @@ test("part download serves decoded bytes to the owner only", async () => {
 
 test("Email/parse: an attached message, notParsable and notFound", async () => {
   const ids = await fixtureEmails();
-  const [g] = await alice.api.Email.get({ accountId: "alice", ids: [ids["[email-get] Grüße"]], properties: ["attachments", "blobId"] });
+  const [g] = await alice.api.Email.get({ accountId: A, ids: [ids["[email-get] Grüße"]], properties: ["attachments", "blobId"] });
   const rfc822 = g.list[0].attachments.find((p) => p.type === "message/rfc822");
   const pdf = g.list[0].attachments.find((p) => p.type === "application/pdf");
   const [p] = await alice.api.Email.parse({
-    accountId: "alice", blobIds: [rfc822.blobId, g.list[0].blobId, pdf.blobId, "B999999999"],
+    accountId: A, blobIds: [rfc822.blobId, g.list[0].blobId, pdf.blobId, "B999999999"],
     properties: ["subject", "from", "textBody", "bodyValues", "id", "keywords"],
     fetchTextBodyValues: true,
   });
@@ -147,13 +150,13 @@ test("Email/parse: an attached message, notParsable and notFound", async () => {
   assert.deepEqual(p.notParsable, [pdf.blobId]);
   assert.deepEqual(p.notFound, ["B999999999"]);
   // Another user cannot parse alice's blobs.
-  const [pb] = await bob.api.Email.parse({ accountId: "bob", blobIds: [rfc822.blobId] });
+  const [pb] = await bob.api.Email.parse({ accountId: B, blobIds: [rfc822.blobId] });
   assert.deepEqual(pb.notFound, [rfc822.blobId]);
 });
 
 test("repeated Email/get is answered from the parse cache with the same result", async () => {
   const ids = Object.values(await fixtureEmails());
-  const args = { accountId: "alice", ids, properties: ["preview", "bodyStructure", "textBody"] };
+  const args = { accountId: A, ids, properties: ["preview", "bodyStructure", "textBody"] };
   const [a] = await alice.api.Email.get(args);
   const [b] = await alice.api.Email.get(args);
   assert.deepEqual(a, b);

@@ -6,7 +6,12 @@ import assert from "node:assert/strict";
 
 const env = process.env;
 const session = env.MK_SESSION_URL;
-const A = "alice";
+async function primaryOf(token, url = env.MK_SESSION_URL) {
+  const s = await (await fetch(url, { headers: { Authorization: `Bearer ${token}` } })).json();
+  return s.primaryAccounts["urn:ietf:params:jmap:mail"];
+}
+// The account id comes from the session (one JMAP account per external account).
+const A = await primaryOf(env.MK_TOKEN_ALICE);
 const using = ["urn:ietf:params:jmap:core", "urn:ietf:params:jmap:mail",
   "urn:ietf:params:jmap:submission"];
 

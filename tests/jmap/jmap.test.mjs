@@ -11,6 +11,13 @@ const env = process.env;
 const session = env.MK_SESSION_URL;
 const alice = new JamClient({ sessionUrl: session, bearerToken: env.MK_TOKEN_ALICE });
 const bob = new JamClient({ sessionUrl: session, bearerToken: env.MK_TOKEN_BOB });
+// Account ids come from the sessions (one JMAP account per external account).
+const A = await alice.getPrimaryAccount();
+const B = await bob.getPrimaryAccount();
+// Account ids are per user ("A<n>" of the user's own store): alice's id may
+// also name one of bob's accounts, which then holds only bob's mail. An id
+// that is none of bob's must be accountNotFound.
+const NOT_BOBS = Object.keys((await bob.session).accounts).includes(A) ? "A999999" : A;
 
 function api(token, body) {
   return fetch(new URL("/jmap/api/", session), {
@@ -23,14 +30,28 @@ function api(token, body) {
 test("session names the account and absolute URLs", async () => {
   const s = await alice.session;
   assert.equal(s.username, "alice");
-  assert.equal(await alice.getPrimaryAccount(), "alice");
+  // One JMAP account per external account, "A<n>", and the hub's own
+  // notices account "mailkeep"; the external one is primary.
+  assert.match(A, /^A\d+$/);
+  assert.equal(s.accounts[A].name, "alice@127.0.0.1");
+  assert.equal(s.accounts[A].isPersonal, true);
+  const names = Object.values(s.accounts).map((a) => a.name).sort();
+  assert.deepEqual(names, ["alice@127.0.0.1", "mailkeep"]);
+  assert.ok(s.accounts[A].accountCapabilities["urn:ietf:params:jmap:submission"]);
+  assert.equal(s.accounts[A].accountCapabilities["urn:ietf:params:jmap:mail"].maxMailboxesPerEmail, null);
+  const notices = Object.keys(s.accounts).find((id) => s.accounts[id].name === "mailkeep");
+  assert.equal(s.accounts[notices].accountCapabilities["urn:ietf:params:jmap:submission"], undefined);
   assert.ok(s.capabilities["urn:ietf:params:jmap:core"].maxCallsInRequest > 0);
   assert.match(s.apiUrl, /^http:\/\/127\.0\.0\.1:\d+\/jmap\/api\/$/);
-  assert.equal(s.accounts.alice.isReadOnly, false);
+  assert.equal(s.accounts[A].isReadOnly, false);
+  // Bob has no external account: his notices account is his primary one.
+  const sb = await bob.session;
+  assert.equal(sb.accounts[B].name, "mailkeep");
+  assert.deepEqual(Object.keys(sb.accounts), [B]);
 });
 
 test("Mailbox/get lists the synced folders with counts", async () => {
-  const [r] = await alice.api.Mailbox.get({ accountId: "alice", ids: null });
+  const [r] = await alice.api.Mailbox.get({ accountId: A, ids: null });
   const inbox = r.list.find((m) => m.role === "inbox");
   assert.ok(inbox, "no inbox");
   assert.equal(inbox.totalEmails, Number(env.MK_INBOX_COUNT));
@@ -39,18 +60,18 @@ test("Mailbox/get lists the synced folders with counts", async () => {
 });
 
 test("Email/query with a result reference into Email/get", async () => {
-  const [mb] = await alice.api.Mailbox.get({ accountId: "alice", ids: null });
+  const [mb] = await alice.api.Mailbox.get({ accountId: A, ids: null });
   const inbox = mb.list.find((m) => m.role === "inbox");
   const [{ ids, emails }] = await alice.requestMany((t) => {
     const ids = t.Email.query({
-      accountId: "alice",
+      accountId: A,
       filter: { inMailbox: inbox.id },
       sort: [{ property: "receivedAt", isAscending: false }],
       limit: 10,
       calculateTotal: true,
     });
     const emails = t.Email.get({
-      accountId: "alice",
+      accountId: A,
       ids: ids.$ref("/ids"),
       properties: ["subject", "from", "receivedAt", "preview", "blobId", "size", "mailboxIds"],
     });
@@ -67,22 +88,22 @@ test("Email/query with a result reference into Email/get", async () => {
   }
   // Paging: position continues where the first page ended.
   const [page2] = await alice.api.Email.query({
-    accountId: "alice", filter: { inMailbox: inbox.id },
+    accountId: A, filter: { inMailbox: inbox.id },
     sort: [{ property: "receivedAt", isAscending: false }], position: 5, limit: 5,
   });
   assert.deepEqual(page2.ids, ids.ids.slice(5, 10));
   // The bytes download as stored.
   const first = emails.list[0];
   const resp = await alice.downloadBlob({
-    accountId: "alice", blobId: first.blobId, mimeType: "message/rfc822", fileName: "m.eml",
+    accountId: A, blobId: first.blobId, mimeType: "message/rfc822", fileName: "m.eml",
   });
   const bytes = new Uint8Array(await resp.arrayBuffer());
   assert.equal(bytes.length, first.size);
 });
 
 test("errors are RFC 8620 errors", async () => {
-  await assert.rejects(alice.request(["Nope/get", { accountId: "alice" }]), (e) => e.type === "unknownMethod");
-  await assert.rejects(alice.api.Email.get({ accountId: "alice" }), (e) => e.type === "requestTooLarge");
+  await assert.rejects(alice.request(["Nope/get", { accountId: A }]), (e) => e.type === "unknownMethod");
+  await assert.rejects(alice.api.Email.get({ accountId: A }), (e) => e.type === "requestTooLarge");
   const r = await api(env.MK_TOKEN_ALICE, "{not json");
   assert.equal(r.status, 400);
   assert.match((await r.json()).type, /notJSON$/);
@@ -92,17 +113,17 @@ test("errors are RFC 8620 errors", async () => {
 });
 
 test("a device of one user never sees another user's objects", async () => {
-  await assert.rejects(bob.api.Mailbox.get({ accountId: "alice", ids: null }),
+  await assert.rejects(bob.api.Mailbox.get({ accountId: NOT_BOBS, ids: null }),
     (e) => e.type === "accountNotFound");
-  const [mine] = await alice.api.Email.query({ accountId: "alice", limit: 3 });
-  const [theirs] = await bob.api.Email.get({ accountId: "bob", ids: mine.ids });
+  const [mine] = await alice.api.Email.query({ accountId: A, limit: 3 });
+  const [theirs] = await bob.api.Email.get({ accountId: B, ids: mine.ids });
   assert.deepEqual(theirs.list, []);
   assert.deepEqual(theirs.notFound, mine.ids);
-  const [aliceMail] = await alice.api.Email.get({ accountId: "alice", ids: [mine.ids[0]], properties: ["blobId"] });
-  const url = new URL(`/jmap/download/bob/${aliceMail.list[0].blobId}/x`, session);
+  const [aliceMail] = await alice.api.Email.get({ accountId: A, ids: [mine.ids[0]], properties: ["blobId"] });
+  const url = new URL(`/jmap/download/${B}/${aliceMail.list[0].blobId}/x`, session);
   const r = await fetch(url, { headers: { Authorization: `Bearer ${env.MK_TOKEN_BOB}` } });
   assert.equal(r.status, 404);
-  const r2 = await fetch(new URL(`/jmap/download/alice/${aliceMail.list[0].blobId}/x`, session),
+  const r2 = await fetch(new URL(`/jmap/download/${A}/${aliceMail.list[0].blobId}/x`, session),
     { headers: { Authorization: `Bearer ${env.MK_TOKEN_BOB}` } });
   assert.equal(r2.status, 404);
 });
@@ -135,30 +156,30 @@ test("push: a StateChange on connect and after new mail arrives", async () => {
     const first = await firstP;
     assert.equal(first["@type"], "StateChange");
     const firstMailbox = await firstMailboxP;
-    assert.deepEqual(Object.keys(firstMailbox.changed.alice), ["Mailbox"]);
-    const before = first.changed.alice.Email;
+    assert.deepEqual(Object.keys(firstMailbox.changed[A]), ["Mailbox"]);
+    const before = first.changed[A].Email;
     const next = nextState(es, 15000);
     const nextMailbox = nextState(onlyMailbox, 15000);
     execFileSync("sh", ["-c", env.MK_NEW_MAIL_CMD], { stdio: "inherit" });
     const change = await next;
-    assert.notEqual(change.changed.alice.Email, before);
-    assert.deepEqual(Object.keys((await nextMailbox).changed.alice), ["Mailbox"]);
+    assert.notEqual(change.changed[A].Email, before);
+    assert.deepEqual(Object.keys((await nextMailbox).changed[A]), ["Mailbox"]);
     const polled = (await longPoll).split("\n").filter((l) => l.startsWith("data:"));
     assert.equal(polled.length, 1, "closeafter=state pushes one state and ends");
     const pushed = JSON.parse(polled[0].slice(5));
-    assert.deepEqual(Object.keys(pushed.changed.alice), ["Email"]);
-    assert.equal(pushed.changed.alice.Email, change.changed.alice.Email);
+    assert.deepEqual(Object.keys(pushed.changed[A]), ["Email"]);
+    assert.equal(pushed.changed[A].Email, change.changed[A].Email);
     // /changes from the state before tells exactly what is new.
-    const [ec] = await alice.api.Email.changes({ accountId: "alice", sinceState: before });
+    const [ec] = await alice.api.Email.changes({ accountId: A, sinceState: before });
     assert.equal(ec.created.length, 1);
     assert.deepEqual(ec.destroyed, []);
-    assert.equal(ec.newState, change.changed.alice.Email);
-    const [got] = await alice.api.Email.get({ accountId: "alice", ids: ec.created, properties: ["subject"] });
+    assert.equal(ec.newState, change.changed[A].Email);
+    const [got] = await alice.api.Email.get({ accountId: A, ids: ec.created, properties: ["subject"] });
     assert.equal(got.list[0].subject, "pushed");
-    const [mc] = await alice.api.Mailbox.changes({ accountId: "alice", sinceState: before });
-    const [mb] = await alice.api.Mailbox.get({ accountId: "alice", ids: null });
+    const [mc] = await alice.api.Mailbox.changes({ accountId: A, sinceState: before });
+    const [mb] = await alice.api.Mailbox.get({ accountId: A, ids: null });
     assert.deepEqual(mc.updated, [mb.list.find((m) => m.role === "inbox").id]);
-    await assert.rejects(alice.api.Email.changes({ accountId: "alice", sinceState: "999999999" }),
+    await assert.rejects(alice.api.Email.changes({ accountId: A, sinceState: "999999999" }),
       (e) => e.type === "cannotCalculateChanges");
   } finally {
     es.close();

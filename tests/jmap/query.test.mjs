@@ -10,7 +10,13 @@ const env = process.env;
 const session = env.MK_SESSION_URL;
 const alice = new JamClient({ sessionUrl: session, bearerToken: env.MK_TOKEN_ALICE });
 const bob = new JamClient({ sessionUrl: session, bearerToken: env.MK_TOKEN_BOB });
-const A = { accountId: "alice" };
+// Account ids come from the sessions (one JMAP account per external account).
+const A = { accountId: await alice.getPrimaryAccount() };
+const B = await bob.getPrimaryAccount();
+// Account ids are per user ("A<n>" of the user's own store): alice's id may
+// also name one of bob's accounts, which then holds only bob's mail. An id
+// that is none of bob's must be accountNotFound.
+const NOT_BOBS = Object.keys((await bob.session).accounts).includes(A.accountId) ? "A999999" : A.accountId;
 
 async function mailboxes() {
   const [mb] = await alice.api.Mailbox.get({ ...A, ids: null });
@@ -34,7 +40,7 @@ test("the session names the collations and sorts", async () => {
   const s = await alice.session;
   assert.deepEqual([...s.capabilities["urn:ietf:params:jmap:core"].collationAlgorithms].sort(),
     ["i;ascii-casemap", "i;ascii-numeric", "i;unicode-casemap"]);
-  const opts = s.accounts.alice.accountCapabilities["urn:ietf:params:jmap:mail"].emailQuerySortOptions;
+  const opts = s.accounts[A.accountId].accountCapabilities["urn:ietf:params:jmap:mail"].emailQuerySortOptions;
   for (const p of ["receivedAt", "sentAt", "size", "from", "to", "subject", "hasKeyword"]) assert.ok(opts.includes(p), p);
 });
 
@@ -243,19 +249,19 @@ test("another user's mailbox, email and thread ids reveal nothing", async () => 
   const box = await inbox();
   const mine = await query({ filter: { inMailbox: box.id }, limit: 5 });
   const [threads] = await get(mine.ids.slice(0, 1), ["threadId"]);
-  const [q] = await bob.api.Email.query({ accountId: "bob", filter: { inMailbox: box.id }, calculateTotal: true });
+  const [q] = await bob.api.Email.query({ accountId: B, filter: { inMailbox: box.id }, calculateTotal: true });
   assert.deepEqual(q.ids, []);
   assert.equal(q.total, 0);
-  await assert.rejects(bob.api.Email.query({ accountId: "bob", anchor: mine.ids[0] }),
+  await assert.rejects(bob.api.Email.query({ accountId: B, anchor: mine.ids[0] }),
     (e) => e.type === "anchorNotFound");
-  const [t] = await bob.api.Thread.get({ accountId: "bob", ids: [threads.threadId] });
+  const [t] = await bob.api.Thread.get({ accountId: B, ids: [threads.threadId] });
   assert.deepEqual(t.list, []);
-  const [qc] = await bob.api.Email.queryChanges({ accountId: "bob", sinceQueryState: "0",
+  const [qc] = await bob.api.Email.queryChanges({ accountId: B, sinceQueryState: "0",
     filter: { inMailbox: box.id } });
   assert.deepEqual(qc.added, []);
-  const [mq] = await bob.api.Mailbox.query({ accountId: "bob", filter: { parentId: box.id } });
+  const [mq] = await bob.api.Mailbox.query({ accountId: B, filter: { parentId: box.id } });
   assert.deepEqual(mq.ids, []);
-  await assert.rejects(bob.api.Email.query({ accountId: "alice" }), (e) => e.type === "accountNotFound");
-  await assert.rejects(bob.api.Thread.get({ accountId: "alice", ids: [threads.threadId] }),
+  await assert.rejects(bob.api.Email.query({ accountId: NOT_BOBS }), (e) => e.type === "accountNotFound");
+  await assert.rejects(bob.api.Thread.get({ accountId: NOT_BOBS, ids: [threads.threadId] }),
     (e) => e.type === "accountNotFound");
 });

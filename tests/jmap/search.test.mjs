@@ -17,19 +17,22 @@ for (let i = 0; ; i++) {
 }
 const alice = new JamClient({ sessionUrl: session, bearerToken: env.MK_TOKEN_ALICE });
 const bob = new JamClient({ sessionUrl: session, bearerToken: env.MK_TOKEN_BOB });
+// Account ids come from the sessions (one JMAP account per external account).
+const A = await alice.getPrimaryAccount();
+const B = await bob.getPrimaryAccount();
 await alice.session; // the clients read the API URL from it
 await bob.session;
 
 async function newest(n) {
-  const [mb] = await alice.api.Mailbox.get({ accountId: "alice", ids: null });
+  const [mb] = await alice.api.Mailbox.get({ accountId: A, ids: null });
   const inbox = mb.list.find((m) => m.role === "inbox");
   const [{ emails }] = await alice.requestMany((t) => {
     const ids = t.Email.query({
-      accountId: "alice", filter: { inMailbox: inbox.id },
+      accountId: A, filter: { inMailbox: inbox.id },
       sort: [{ property: "receivedAt", isAscending: false }], limit: n,
     });
     const emails = t.Email.get({
-      accountId: "alice", ids: ids.$ref("/ids"), properties: ["subject", "preview"],
+      accountId: A, ids: ids.$ref("/ids"), properties: ["subject", "preview"],
     });
     return { ids, emails };
   });
@@ -41,7 +44,7 @@ function word(s) {
   return (s ?? "").toLowerCase().split(/[^\p{L}\p{N}]+/u).find((w) => w.length >= 4 && /^[a-z]+$/.test(w));
 }
 
-async function snippets(filter, emailIds, client = alice, accountId = "alice") {
+async function snippets(filter, emailIds, client = alice, accountId = A) {
   const [r] = await client.api.SearchSnippet.get({ accountId, filter, emailIds });
   return r;
 }
@@ -67,7 +70,7 @@ test("SearchSnippet/get marks subject matches, escapes the rest", async () => {
   const w = word(e.subject);
   await waitIndexed(e, w);
   const r = await snippets({ text: w }, [e.id]);
-  assert.equal(r.accountId, "alice");
+  assert.equal(r.accountId, A);
   assert.equal(r.notFound, null);
   assert.equal(r.list.length, 1);
   assert.equal(r.list[0].emailId, e.id);
@@ -120,10 +123,10 @@ test("unknown ids and another user's ids are notFound; limits hold", async () =>
   assert.deepEqual(r.list.map((s) => s.emailId), ids);
   assert.deepEqual(r.notFound, ["E999999999", "Mnope", "#nosuch"]);
   // bob's store has none of alice's emails, and bob cannot name alice's account.
-  const theirs = await snippets({ text: "x" }, ids, bob, "bob");
+  const theirs = await snippets({ text: "x" }, ids, bob, B);
   assert.deepEqual(theirs.list, []);
   assert.deepEqual(theirs.notFound, ids);
-  await rejectsWith(snippets({ text: "x" }, ids, bob, "alice"), "accountNotFound");
+  await rejectsWith(snippets({ text: "x" }, ids, bob, "A999999"), "accountNotFound");
   await rejectsWith(snippets({ text: "x" }, null), "invalidArguments");
   await rejectsWith(snippets({ text: 5 }, ids), "invalidArguments");
   await rejectsWith(snippets({ text: "x".repeat(2000) }, ids), "invalidArguments");
@@ -136,10 +139,10 @@ test("Email/query full-text conditions find the indexed email, newest first", as
   const e = list.find((m) => word(m.subject));
   const w = word(e.subject);
   await waitIndexed(e, w);
-  const [mb] = await alice.api.Mailbox.get({ accountId: "alice", ids: null });
+  const [mb] = await alice.api.Mailbox.get({ accountId: A, ids: null });
   const inbox = mb.list.find((m) => m.role === "inbox");
   const q = async (filter) => (await alice.api.Email.query({
-    accountId: "alice", filter, sort: [{ property: "receivedAt", isAscending: false }],
+    accountId: A, filter, sort: [{ property: "receivedAt", isAscending: false }],
     calculateTotal: true,
   }))[0];
   for (const filter of [{ text: w }, { subject: w.toUpperCase() }, { inMailbox: inbox.id, text: w }]) {
@@ -150,6 +153,6 @@ test("Email/query full-text conditions find the indexed email, newest first", as
   assert.equal(none.total, 0);
   assert.equal((await q({ subject: "qqzzxxnotaword" })).total, 0);
   // Bob's search never finds Alice's mail.
-  const [b] = await bob.api.Email.query({ accountId: "bob", filter: { text: w } });
+  const [b] = await bob.api.Email.query({ accountId: B, filter: { text: w } });
   assert.deepEqual(b.ids, []);
 });

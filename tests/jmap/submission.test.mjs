@@ -25,16 +25,18 @@ test("EmailSubmission: create, sent by serve, get/changes/query, destroy", { ski
   const s = await (await fetch(env.MK_SUBMISSION_SESSION_URL, {
     headers: { Authorization: `Bearer ${env.MK_SUBMISSION_TOKEN}` } })).json();
   assert.ok(s.capabilities["urn:ietf:params:jmap:submission"]);
-  assert.equal(s.primaryAccounts["urn:ietf:params:jmap:submission"], "alice");
+  // The account id comes from the session (one JMAP account per external account).
+  const A = s.primaryAccounts["urn:ietf:params:jmap:mail"];
+  assert.equal(s.primaryAccounts["urn:ietf:params:jmap:submission"], A);
 
-  const [[, q]] = await call([["Email/query", { accountId: "alice", filter: null }, "q"]]);
+  const [[, q]] = await call([["Email/query", { accountId: A, filter: null }, "q"]]);
   const [[, g]] = await call([["Email/get",
-    { accountId: "alice", ids: q.ids, properties: ["subject"] }, "g"]]);
+    { accountId: A, ids: q.ids, properties: ["subject"] }, "g"]]);
   const email = g.list.find((e) => e.subject === env.MK_SUBMISSION_SUBJECT);
   assert.ok(email, "the draft is not in the store");
 
-  const [[, st0]] = await call([["EmailSubmission/get", { accountId: "alice", ids: [] }, "0"]]);
-  const [[name, set]] = await call([["EmailSubmission/set", { accountId: "alice",
+  const [[, st0]] = await call([["EmailSubmission/get", { accountId: A, ids: [] }, "0"]]);
+  const [[name, set]] = await call([["EmailSubmission/set", { accountId: A,
     create: { c1: { identityId: "I1", emailId: email.id } } }, "1"]]);
   assert.equal(name, "EmailSubmission/set");
   const created = set.created.c1;
@@ -47,7 +49,7 @@ test("EmailSubmission: create, sent by serve, get/changes/query, destroy", { ski
   let sub;
   for (let i = 0; i < 100; i++) {
     const [[, got]] = await call([["EmailSubmission/get",
-      { accountId: "alice", ids: [created.id] }, "g"]]);
+      { accountId: A, ids: [created.id] }, "g"]]);
     sub = got.list[0];
     if (sub.undoStatus === "final") break;
     await new Promise((r) => setTimeout(r, 100));
@@ -59,14 +61,14 @@ test("EmailSubmission: create, sent by serve, get/changes/query, destroy", { ski
   assert.equal(sub.deliveryStatus["bob@example.net"].delivered, "queued");
 
   const [[, ch]] = await call([["EmailSubmission/changes",
-    { accountId: "alice", sinceState: st0.state }, "c"]]);
+    { accountId: A, sinceState: st0.state }, "c"]]);
   assert.deepEqual(ch.created, [created.id]);
   const [[, qq]] = await call([["EmailSubmission/query",
-    { accountId: "alice", filter: { undoStatus: "final", emailIds: [email.id] } }, "q"]]);
+    { accountId: A, filter: { undoStatus: "final", emailIds: [email.id] } }, "q"]]);
   assert.deepEqual(qq.ids, [created.id]);
 
   // Refusals: a foreign envelope sender, an unknown identity.
-  const [[, bad]] = await call([["EmailSubmission/set", { accountId: "alice", create: {
+  const [[, bad]] = await call([["EmailSubmission/set", { accountId: A, create: {
     a: { identityId: "I99", emailId: email.id },
     b: { identityId: "I1", emailId: "E999999" },
     c: { identityId: "I1", emailId: email.id,
@@ -78,14 +80,14 @@ test("EmailSubmission: create, sent by serve, get/changes/query, destroy", { ski
   // A draft made through the API, submitted with onSuccessUpdateEmail: the
   // implicit Email/set follows the EmailSubmission/set response.
   const [[, full]] = await call([["Email/get",
-    { accountId: "alice", ids: [email.id], properties: ["mailboxIds"] }, "m"]]);
-  const [[, draft]] = await call([["Email/set", { accountId: "alice", create: { d: {
+    { accountId: A, ids: [email.id], properties: ["mailboxIds"] }, "m"]]);
+  const [[, draft]] = await call([["Email/set", { accountId: A, create: { d: {
     mailboxIds: full.list[0].mailboxIds, keywords: { $draft: true },
     from: [{ email: "alice@example.net" }], to: [{ email: "bob@example.net" }],
     subject: "draft through JMAP", bodyValues: { b: { value: "hello from a draft" } },
     textBody: [{ partId: "b", type: "text/plain" }] } } }, "d"]]);
   const draftId = draft.created.d.id;
-  const responses = await call([["EmailSubmission/set", { accountId: "alice",
+  const responses = await call([["EmailSubmission/set", { accountId: A,
     create: { x: { identityId: "I1", emailId: draftId } },
     onSuccessUpdateEmail: { "#x": { "keywords/$draft": null, "keywords/$seen": true } },
     onSuccessDestroyEmail: ["#nosuch"] }, "e"]]);
@@ -93,19 +95,19 @@ test("EmailSubmission: create, sent by serve, get/changes/query, destroy", { ski
   assert.ok(responses[0][1].created.x.id);
   assert.ok(draftId in responses[1][1].updated);
   const [[, kw]] = await call([["Email/get",
-    { accountId: "alice", ids: [draftId], properties: ["keywords"] }, "k"]]);
+    { accountId: A, ids: [draftId], properties: ["keywords"] }, "k"]]);
   assert.deepEqual(kw.list[0].keywords, { $seen: true });
-  const [[, cancel]] = await call([["EmailSubmission/set", { accountId: "alice",
+  const [[, cancel]] = await call([["EmailSubmission/set", { accountId: A,
     update: { [created.id]: { undoStatus: "canceled" } } }, "u"]]);
   assert.equal(cancel.notUpdated[created.id].type, "cannotUnsend");
 
   const [[, d]] = await call([["EmailSubmission/set",
-    { accountId: "alice", destroy: [created.id] }, "d"]]);
+    { accountId: A, destroy: [created.id] }, "d"]]);
   assert.deepEqual(d.destroyed, [created.id]);
   const [[, after]] = await call([["EmailSubmission/get",
-    { accountId: "alice", ids: [created.id] }, "a"]]);
+    { accountId: A, ids: [created.id] }, "a"]]);
   assert.deepEqual(after.notFound, [created.id]);
   const [[, ch2]] = await call([["EmailSubmission/changes",
-    { accountId: "alice", sinceState: set.newState }, "c"]]);
+    { accountId: A, sinceState: set.newState }, "c"]]);
   assert.ok(ch2.destroyed.includes(created.id));
 });
