@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "imap/imap-client.h"
+#include "service/service.h"
 
 /* Exit codes of every command. */
 #define EXIT_OK 0
@@ -44,6 +45,15 @@ struct lifecycle_worker {
 	unsigned interval_s;
 };
 void *cli_lifecycle_thread(void *context);
+/* serve's outbox thread (cmd-send.c): every interval_s seconds an outbox
+ * pass (svc_outbox_pass), until *stop. */
+struct outbox_worker {
+	struct cli *cli;
+	volatile sig_atomic_t *stop;
+	int64_t retry_base;
+	unsigned interval_s;
+};
+void *cli_outbox_thread(void *context);
 /* Purge a hub user: their folder (out of reach at once), then their hub.db
  * rows, then a receipt. Prints. Returns 0 or -1. */
 int cli_purge_user(struct hub *hub, const struct hub_user *u, const char *why);
@@ -53,6 +63,9 @@ int cli_purge_leftovers(struct hub *hub);
 
 /* Print "mailkeep: <message>" to stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* A services reporter (service.h) for the command line: SVC_INFO lines to
+ * stdout, SVC_WARNING ones as cli_error(). ctx is unused. */
+void cli_report(void *ctx, enum svc_level level, const char *text);
 /* True if argv[i] is -h/--help. */
 bool cli_is_help(const char *arg);
 /* The data directory from --data; complains and returns NULL if missing or
@@ -76,6 +89,10 @@ bool cli_confirm(const char *question);
  * (sodium_malloc). Trailing CR/LF removed. Free with cli_secret_free(). */
 char *cli_read_secret(const char *path);
 void cli_secret_free(char **secret);
+/* For a service that may need a zero-access user's passphrase: read from
+ * ppfile (cli_read_secret) when it is first needed; none when ppfile is
+ * NULL. */
+struct svc_passphrase cli_passphrase(const char *ppfile);
 
 /* Progress line on a terminal (stderr), rate-limited; quiet otherwise. */
 struct sync_progress;

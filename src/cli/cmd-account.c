@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "outbox.h"
+#include "service/service.h"
 #include "hub/hub.h"
 #include "imap/imap-client.h"
 #include "imap/imap-url.h"
@@ -403,8 +403,12 @@ static bool account_settings_trusted(struct hub *hub, const struct hub_user *u,
                                      const struct hub_account *acct, const struct vault_kek *kek)
 {
 	char *pw = NULL;
-	int r = cli_account_open_secret(hub, u, acct, kek, "test", "imap-password", &pw);
+	char error[SVC_ERROR_SIZE];
+	int r = svc_account_open_secret(hub, u, acct, kek, "test", "imap-password", &pw, error,
+	                                sizeof(error));
 	cli_secret_free(&pw);
+	if (r < 0)
+		cli_error("%s", error);
 	if (r < 0)
 		cli_error("so the settings stored for account %lld are not used: give every one "
 		          "with 'mailkeep account set --user %s %lld --imap URL --smtp URL|none "

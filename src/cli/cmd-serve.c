@@ -32,7 +32,7 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "outbox.h"
+#include "service/svc-outbox.h"
 #include "serve-signin.h"
 #include "jmap/jmap-submission.h"
 #include "http/http.h"
@@ -1321,11 +1321,9 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
 	pthread_create(&push, NULL, push_thread, sv);
 	pthread_create(&syncer, NULL, sync_thread, sv);
 	pthread_create(&indexer, NULL, fts_thread, sv);
-	pthread_t outboxer; /* sends queued mail (outbox-run.c) */
-	struct outbox_worker ow = {.cli = cli,
-	                           .stop = &sv->stop,
-	                           .retry_base = OUTBOX_DEFAULT_RETRY_BASE,
-	                           .interval_s = 2};
+	pthread_t outboxer; /* sends queued mail (svc-outbox.c) */
+	struct outbox_worker ow = {
+	    .cli = cli, .stop = &sv->stop, .retry_base = SVC_OUTBOX_RETRY_BASE, .interval_s = 2};
 	pthread_create(&outboxer, NULL, cli_outbox_thread, &ow);
 	pthread_t lifecycler;
 	struct lifecycle_worker lw = {.cli = cli, .stop = &sv->stop, .interval_s = 86400};

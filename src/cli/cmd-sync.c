@@ -54,15 +54,6 @@ struct sync_face {
 	struct cli_progress *progress;
 };
 
-static void sync_report(void *ctx, enum svc_level level, const char *text)
-{
-	(void)ctx;
-	if (level == SVC_WARNING)
-		cli_error("%s", text);
-	else
-		printf("%s\n", text);
-}
-
 static void sync_account_done(void *ctx, const struct svc_sync_account *r)
 {
 	struct sync_face *face = ctx;
@@ -83,13 +74,6 @@ static void sync_account_done(void *ctx, const struct svc_sync_account *r)
 		cli_error("%s", r->error);
 }
 
-/* A zero-access user's passphrase, from the --passphrase-file given. */
-static int sync_passphrase(void *ctx, char **secret_r)
-{
-	*secret_r = cli_read_secret(ctx);
-	return *secret_r != NULL ? 0 : -1;
-}
-
 static int exit_status(enum svc_status status)
 {
 	return status == SVC_OK ? EXIT_OK : status == SVC_TEMPORARY ? EXIT_TEMPFAIL : EXIT_FAIL;
@@ -103,16 +87,15 @@ int cli_sync_stored(struct cli *cli, const char *user, int64_t only_account, con
 	if (cli_open_hub(cli, true, &hub) < 0)
 		return EXIT_FAIL;
 	struct sync_face face = {.progress = cli_progress_create(quiet)};
-	struct svc_sync_options opt = {
-	    .only_account = only_account,
-	    .compress = compress,
-	    .progress = cli_progress_update,
-	    .progress_ctx = face.progress,
-	    .passphrase = {.get = ppfile != NULL ? sync_passphrase : NULL, .ctx = (void *)ppfile},
-	    .via = "cli",
-	    .account_done = sync_account_done,
-	    .account_done_ctx = &face,
-	    .reporter = {.report = sync_report}};
+	struct svc_sync_options opt = {.only_account = only_account,
+	                               .compress = compress,
+	                               .progress = cli_progress_update,
+	                               .progress_ctx = face.progress,
+	                               .passphrase = cli_passphrase(ppfile),
+	                               .via = "cli",
+	                               .account_done = sync_account_done,
+	                               .account_done_ctx = &face,
+	                               .reporter = {.report = cli_report}};
 	struct svc_sync_result res;
 	svc_sync_user(hub, user, &opt, &res);
 	cli_progress_free(&face.progress);
@@ -257,7 +240,7 @@ int cmd_sync(struct cli *cli, int argc, char **argv)
 	struct svc_sync_options opt = {.compress = compress,
 	                               .progress = cli_progress_update,
 	                               .progress_ctx = face.progress,
-	                               .reporter = {.report = sync_report}};
+	                               .reporter = {.report = cli_report}};
 	struct svc_sync_target t = {.url = url, .login = login, .ca_file = ca};
 	struct svc_sync_account r;
 	svc_sync_url(hub, &u, &t, &password, &opt, &r);

@@ -63,6 +63,17 @@ void cli_error(const char *fmt, ...)
 	va_end(ap);
 }
 
+void cli_report(void *ctx, enum svc_level level, const char *text)
+{
+	(void)ctx;
+	if (level == SVC_WARNING) {
+		cli_error("%s", text);
+	} else {
+		fputs(text, stdout);
+		fputc('\n', stdout);
+	}
+}
+
 bool cli_is_help(const char *arg)
 {
 	return strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0;
@@ -221,6 +232,19 @@ void cli_secret_free(char **secret)
 	if (*secret != NULL)
 		sodium_free(*secret); /* wipes */
 	*secret = NULL;
+}
+
+static int passphrase_read(void *ctx, char **secret_r)
+{
+	*secret_r = cli_read_secret(ctx);
+	return *secret_r != NULL ? 0 : -1;
+}
+
+struct svc_passphrase cli_passphrase(const char *ppfile)
+{
+	struct svc_passphrase p = {.get = ppfile != NULL ? passphrase_read : NULL,
+	                           .ctx = (void *)ppfile};
+	return p;
 }
 
 /* No core dumps and no ptrace by other users: secrets live in this process. */
