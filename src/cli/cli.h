@@ -33,10 +33,10 @@ int cli_sync_stored(struct cli *cli, const char *user, int64_t only_account, con
 
 struct hub;
 struct hub_user;
-/* One lifecycle round over all users at now (warnings 30 and 7 days before
- * the purge, then the purge; see 'lifecycle --help'), printing what it does.
- * Returns EXIT_OK or EXIT_FAIL. */
-int cli_lifecycle_run(struct cli *cli, struct hub *hub, int64_t now, bool dry_run);
+/* One lifecycle round over all users at now (svc_lifecycle_run: warnings 30
+ * and 7 days before the purge, then the purge; see 'lifecycle --help'),
+ * printing what it does. Returns EXIT_OK or EXIT_FAIL. */
+int cli_lifecycle_run(struct hub *hub, int64_t now, bool dry_run);
 /* serve's lifecycle thread: a round every interval_s seconds (the first
  * interval_s after it starts), each with its own hub handle, until *stop. */
 struct lifecycle_worker {
@@ -54,13 +54,6 @@ struct outbox_worker {
 	unsigned interval_s;
 };
 void *cli_outbox_thread(void *context);
-/* Purge a hub user: their folder (out of reach at once), then their hub.db
- * rows, then a receipt. Prints. Returns 0 or -1. */
-int cli_purge_user(struct hub *hub, const struct hub_user *u, const char *why);
-/* Remove what purges that did not finish left (DIR/users/.purged-*).
- * Returns 0, or -1 with errno. */
-int cli_purge_leftovers(struct hub *hub);
-
 /* Print "mailkeep: <message>" to stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* A services reporter (service.h) for the command line: SVC_INFO lines to

@@ -1309,7 +1309,7 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
 	 * thread opens a user's store (a purge must not race the indexer
 	 * re-creating the store it removes), then one a day. */
 	pthread_mutex_lock(&sv->hub_lock);
-	cli_lifecycle_run(cli, sv->hub, time(NULL), false);
+	cli_lifecycle_run(sv->hub, time(NULL), false);
 	pthread_mutex_unlock(&sv->hub_lock);
 	sigset_t set;
 	sigemptyset(&set);
