@@ -26,9 +26,11 @@ typedef int cli_cmd_fn(struct cli *cli, int argc, char **argv);
 cli_cmd_fn cmd_init, cmd_sync, cmd_export, cmd_user, cmd_account, cmd_audit, cmd_lifecycle,
     cmd_device, cmd_serve, cmd_send, cmd_outbox;
 
-/* Sync a hub user's stored accounts (all, or only_account when not 0);
- * prints a summary per account. Opens its own hub and store. */
-int cli_sync_stored(struct cli *cli, const char *user, int64_t only_account, const char *ppfile,
+/* Sync a hub user's stored accounts (all, or only_account when not 0) with
+ * svc_sync_user() over hub (its master key loaded); prints a summary per
+ * account. Returns EXIT_OK, EXIT_TEMPFAIL or EXIT_FAIL. */
+struct hub;
+int cli_sync_stored(struct hub *hub, const char *user, int64_t only_account, const char *ppfile,
                     enum imap_compress_mode compress, bool quiet);
 
 struct hub;

@@ -1033,14 +1033,16 @@ static void *sync_thread(void *context)
 	time_t retry = 0; /* after a temporary failure: 60 s, doubling, at most the interval */
 	while (!sv->stop) {
 		if (sv->sync_interval > 0 && time(NULL) >= next) {
-			struct hub *hub;
+			/* A round: every server-key user, over a hub handle of its own
+			 * (with the master key) for the round. */
+			struct hub *hub = NULL;
 			struct hub_user *users = NULL;
 			size_t n = 0;
 			const char *err;
-			if (hub_open(sv->cli->data_dir, false, &hub, &err) == 0) {
-				if (hub_user_list(hub, &users, &n, &err) < 0)
-					n = 0;
-				hub_close(&hub);
+			if (cli_open_hub(sv->cli, true, &hub) == 0 &&
+			    hub_user_list(hub, &users, &n, &err) < 0) {
+				cli_error("scheduler: %s", err);
+				n = 0;
 			}
 			bool temporary = false;
 			for (size_t i = 0; i < n && !sv->stop; i++) {
@@ -1051,11 +1053,12 @@ static void *sync_thread(void *context)
 					    users[i].name);
 					continue;
 				}
-				if (cli_sync_stored(sv->cli, users[i].name, 0, NULL,
-				                    IMAP_COMPRESS_AUTO, true) == EXIT_TEMPFAIL)
+				if (cli_sync_stored(hub, users[i].name, 0, NULL, IMAP_COMPRESS_AUTO,
+				                    true) == EXIT_TEMPFAIL)
 					temporary = true;
 			}
 			free(users);
+			hub_close(&hub);
 			fflush(stdout);
 			sv->fts_relist = 1;
 			retry = !temporary ? 0 : retry == 0 ? 60 : retry * 2;

@@ -79,13 +79,9 @@ static int exit_status(enum svc_status status)
 	return status == SVC_OK ? EXIT_OK : status == SVC_TEMPORARY ? EXIT_TEMPFAIL : EXIT_FAIL;
 }
 
-/* Sync the user's stored accounts (all, or only_account). */
-int cli_sync_stored(struct cli *cli, const char *user, int64_t only_account, const char *ppfile,
+int cli_sync_stored(struct hub *hub, const char *user, int64_t only_account, const char *ppfile,
                     enum imap_compress_mode compress, bool quiet)
 {
-	struct hub *hub = NULL;
-	if (cli_open_hub(cli, true, &hub) < 0)
-		return EXIT_FAIL;
 	struct sync_face face = {.progress = cli_progress_create(quiet)};
 	struct svc_sync_options opt = {.only_account = only_account,
 	                               .compress = compress,
@@ -99,7 +95,6 @@ int cli_sync_stored(struct cli *cli, const char *user, int64_t only_account, con
 	struct svc_sync_result res;
 	svc_sync_user(hub, user, &opt, &res);
 	cli_progress_free(&face.progress);
-	hub_close(&hub);
 	if (res.error[0] != '\0')
 		cli_error("%s", res.error);
 	if (res.no_account) {
@@ -201,7 +196,12 @@ int cmd_sync(struct cli *cli, int argc, char **argv)
 				return EXIT_USAGE;
 			}
 		}
-		return cli_sync_stored(cli, user, id, ppfile, compress, quiet);
+		struct hub *hub = NULL;
+		if (cli_open_hub(cli, true, &hub) < 0)
+			return EXIT_FAIL;
+		int ret = cli_sync_stored(hub, user, id, ppfile, compress, quiet);
+		hub_close(&hub);
+		return ret;
 	}
 	if (url == NULL || login == NULL || pwfile == NULL || account != NULL || ppfile != NULL) {
 		cli_error("a sync of an account given on the command line needs --imap, --login "
