@@ -77,6 +77,11 @@ int cli_open_user_store(struct cli *cli, const char *user, bool create, struct s
  * and checked. Prints the error. */
 struct hub;
 int cli_open_hub(struct cli *cli, bool load_master, struct hub **hub_r);
+/* cli_open_hub, then the hub user NAME into *u_r; prints what failed and
+ * leaves no hub open then. */
+struct hub_user;
+int cli_open_hub_user(struct cli *cli, bool load_master, const char *name, struct hub **hub_r,
+                      struct hub_user *u_r);
 /* Ask a yes/no question on the terminal; false without a terminal. */
 bool cli_confirm(const char *question);
 

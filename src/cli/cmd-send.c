@@ -57,6 +57,15 @@ static void outbox_usage(FILE *f)
 	           "Gmail and Microsoft 365, else append; the default).\n");
 }
 
+/* How send and outbox run send, unless --retry-base says otherwise. */
+static struct svc_outbox_options outbox_options(void)
+{
+	struct svc_outbox_options opt = {.retry_base = SVC_OUTBOX_RETRY_BASE,
+	                                 .max_attempts = SVC_OUTBOX_MAX_ATTEMPTS,
+	                                 .reporter = {.report = cli_report}};
+	return opt;
+}
+
 static int parse_id(const char *s, int64_t *id_r)
 {
 	char *end;
@@ -135,9 +144,7 @@ int cmd_send(struct cli *cli, int argc, char **argv)
 	const char *user = NULL, *account = NULL, *ppfile = NULL, *to[SEND_MAX_TO];
 	size_t n_to = 0;
 	bool queue_only = false;
-	struct svc_outbox_options opt = {.retry_base = SVC_OUTBOX_RETRY_BASE,
-	                                 .max_attempts = SVC_OUTBOX_MAX_ATTEMPTS,
-	                                 .reporter = {.report = cli_report}};
+	struct svc_outbox_options opt = outbox_options();
 	int c;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -330,9 +337,7 @@ int cmd_outbox(struct cli *cli, int argc, char **argv)
 	    {NULL, 0, NULL, 0},
 	};
 	const char *user = NULL, *ppfile = NULL, *err;
-	struct svc_outbox_options opt = {.retry_base = SVC_OUTBOX_RETRY_BASE,
-	                                 .max_attempts = SVC_OUTBOX_MAX_ATTEMPTS,
-	                                 .reporter = {.report = cli_report}};
+	struct svc_outbox_options opt = outbox_options();
 	int c;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
@@ -387,14 +392,12 @@ int cmd_outbox(struct cli *cli, int argc, char **argv)
 		struct hub *hub = NULL;
 		struct hub_user u;
 		struct svc_outbox_result st;
-		if (cli_open_hub(cli, true, &hub) < 0)
+		if (cli_open_hub_user(cli, true, user, &hub, &u) < 0)
 			return EXIT_FAIL;
 		opt.passphrase = cli_passphrase(ppfile);
 		int r = -1;
-		if (hub_user_get(hub, user, &u, &err) < 0) {
-			cli_error("%s", err);
-		} else if (cli_open_user_store(cli, user, false, &store) == 0 &&
-		           (r = svc_outbox_run(hub, &u, store, &opt, &st)) < 0) {
+		if (cli_open_user_store(cli, user, false, &store) == 0 &&
+		    (r = svc_outbox_run(hub, &u, store, &opt, &st)) < 0) {
 			cli_error("%s", st.error);
 		} else if (r == 0) {
 			printf("outbox %s: %u sent, %u to retry, %u failed; Sent copies: %u filed, "

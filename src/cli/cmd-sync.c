@@ -223,14 +223,8 @@ int cmd_sync(struct cli *cli, int argc, char **argv)
 	 * would be listed, warned and purged by nothing. */
 	struct hub *hub = NULL;
 	struct hub_user u;
-	const char *err;
-	if (cli_open_hub(cli, false, &hub) < 0)
+	if (cli_open_hub_user(cli, false, user, &hub, &u) < 0)
 		return EXIT_FAIL;
-	if (hub_user_get(hub, user, &u, &err) < 0) {
-		cli_error("%s", err);
-		hub_close(&hub);
-		return EXIT_FAIL;
-	}
 	char *password = cli_read_secret(pwfile);
 	if (password == NULL) {
 		hub_close(&hub);

@@ -177,6 +177,20 @@ int cli_open_hub(struct cli *cli, bool load_master, struct hub **hub_r)
 	return 0;
 }
 
+int cli_open_hub_user(struct cli *cli, bool load_master, const char *name, struct hub **hub_r,
+                      struct hub_user *u_r)
+{
+	const char *err;
+	if (cli_open_hub(cli, load_master, hub_r) < 0)
+		return -1;
+	if (hub_user_get(*hub_r, name, u_r, &err) < 0) {
+		cli_error("%s", err);
+		hub_close(hub_r);
+		return -1;
+	}
+	return 0;
+}
+
 bool cli_confirm(const char *question)
 {
 	if (!isatty(STDIN_FILENO))
