@@ -238,8 +238,7 @@ int cmd_sync(struct cli *cli, int argc, char **argv)
 	struct svc_sync_target t = {.url = url, .login = login, .ca_file = ca};
 	struct svc_sync_account r;
 	svc_sync_url(hub, &u, &t, &password, &opt, &r);
-	if (r.ran || r.status != SVC_OK)
-		sync_account_done(&face, &r);
+	sync_account_done(&face, &r);
 	cli_progress_free(&face.progress);
 	hub_close(&hub);
 	return exit_status(r.status);
