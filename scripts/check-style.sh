@@ -7,6 +7,8 @@
 #      truncation check, memcpy with a known length, strtol/strtoul).
 #   2. Layout as .clang-format says: `clang-format --dry-run --Werror` (the
 #      Debian 12 clang-format, version 14, so everyone gets the same answer).
+#   3. The layers: no #include in src/ points up the layers or sideways where
+#      not allowed (scripts/check-layers.sh, which holds the table).
 #
 #   scripts/check-style.sh [FILE...]
 #
@@ -34,6 +36,11 @@ done || true)
 if [ -n "$banned" ]; then
 	echo "check-style: banned functions (see STYLE.md, Safety):" >&2
 	echo "$banned" >&2
+	status=1
+fi
+
+# 3. The layers (before formatting, which may exit early).
+if ! scripts/check-layers.sh "$@" >/dev/null; then
 	status=1
 fi
 

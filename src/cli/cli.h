@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "imap/imap-client.h"
+#include "service/service.h"
 
 /* Exit codes of every command. */
 #define EXIT_OK 0
@@ -25,17 +26,19 @@ typedef int cli_cmd_fn(struct cli *cli, int argc, char **argv);
 cli_cmd_fn cmd_init, cmd_sync, cmd_export, cmd_user, cmd_account, cmd_audit, cmd_lifecycle,
     cmd_device, cmd_serve, cmd_send, cmd_outbox;
 
-/* Sync a hub user's stored accounts (all, or only_account when not 0);
- * prints a summary per account. Opens its own hub and store. */
-int cli_sync_stored(struct cli *cli, const char *user, int64_t only_account, const char *ppfile,
+/* Sync a hub user's stored accounts (all, or only_account when not 0) with
+ * svc_sync_user() over hub (its master key loaded); prints a summary per
+ * account. Returns EXIT_OK, EXIT_TEMPFAIL or EXIT_FAIL. */
+struct hub;
+int cli_sync_stored(struct hub *hub, const char *user, int64_t only_account, const char *ppfile,
                     enum imap_compress_mode compress, bool quiet);
 
 struct hub;
 struct hub_user;
-/* One lifecycle round over all users at now (warnings 30 and 7 days before
- * the purge, then the purge; see 'lifecycle --help'), printing what it does.
- * Returns EXIT_OK or EXIT_FAIL. */
-int cli_lifecycle_run(struct cli *cli, struct hub *hub, int64_t now, bool dry_run);
+/* One lifecycle round over all users at now (svc_lifecycle_run: warnings 30
+ * and 7 days before the purge, then the purge; see 'lifecycle --help'),
+ * printing what it does. Returns EXIT_OK or EXIT_FAIL. */
+int cli_lifecycle_run(struct hub *hub, int64_t now, bool dry_run);
 /* serve's lifecycle thread: a round every interval_s seconds (the first
  * interval_s after it starts), each with its own hub handle, until *stop. */
 struct lifecycle_worker {
@@ -44,15 +47,20 @@ struct lifecycle_worker {
 	unsigned interval_s;
 };
 void *cli_lifecycle_thread(void *context);
-/* Purge a hub user: their folder (out of reach at once), then their hub.db
- * rows, then a receipt. Prints. Returns 0 or -1. */
-int cli_purge_user(struct hub *hub, const struct hub_user *u, const char *why);
-/* Remove what purges that did not finish left (DIR/users/.purged-*).
- * Returns 0, or -1 with errno. */
-int cli_purge_leftovers(struct hub *hub);
-
+/* serve's outbox thread (cmd-send.c): every interval_s seconds an outbox
+ * pass (svc_outbox_pass), until *stop. */
+struct outbox_worker {
+	struct cli *cli;
+	volatile sig_atomic_t *stop;
+	int64_t retry_base;
+	unsigned interval_s;
+};
+void *cli_outbox_thread(void *context);
 /* Print "mailkeep: <message>" to stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* A services reporter (service.h) for the command line: SVC_INFO lines to
+ * stdout, SVC_WARNING ones as cli_error(). ctx is unused. */
+void cli_report(void *ctx, enum svc_level level, const char *text);
 /* True if argv[i] is -h/--help. */
 bool cli_is_help(const char *arg);
 /* The data directory from --data; complains and returns NULL if missing or
@@ -69,6 +77,11 @@ int cli_open_user_store(struct cli *cli, const char *user, bool create, struct s
  * and checked. Prints the error. */
 struct hub;
 int cli_open_hub(struct cli *cli, bool load_master, struct hub **hub_r);
+/* cli_open_hub, then the hub user NAME into *u_r; prints what failed and
+ * leaves no hub open then. */
+struct hub_user;
+int cli_open_hub_user(struct cli *cli, bool load_master, const char *name, struct hub **hub_r,
+                      struct hub_user *u_r);
 /* Ask a yes/no question on the terminal; false without a terminal. */
 bool cli_confirm(const char *question);
 
@@ -76,6 +89,10 @@ bool cli_confirm(const char *question);
  * (sodium_malloc). Trailing CR/LF removed. Free with cli_secret_free(). */
 char *cli_read_secret(const char *path);
 void cli_secret_free(char **secret);
+/* For a service that may need a zero-access user's passphrase: read from
+ * ppfile (cli_read_secret) when it is first needed; none when ppfile is
+ * NULL. */
+struct svc_passphrase cli_passphrase(const char *ppfile);
 
 /* Progress line on a terminal (stderr), rate-limited; quiet otherwise. */
 struct sync_progress;

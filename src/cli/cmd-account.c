@@ -11,15 +11,13 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "outbox.h"
+#include "service/svc-account.h"
 #include "hub/hub.h"
 #include "imap/imap-client.h"
 #include "imap/imap-url.h"
 #include "smtp/smtp.h"
 #include "lib/buf.h"
 #include "jmap/jmap-session.h"
-#include "store/store-outbox.h"
-#include "store/store-identity.h"
 #include "store/store.h"
 
 static void account_usage(FILE *f)
@@ -407,8 +405,12 @@ static bool account_settings_trusted(struct hub *hub, const struct hub_user *u,
                                      const struct hub_account *acct, const struct vault_kek *kek)
 {
 	char *pw = NULL;
-	int r = cli_account_open_secret(hub, u, acct, kek, "test", "imap-password", &pw);
+	char error[SVC_ERROR_SIZE];
+	int r = svc_account_open_secret(hub, u, acct, kek, "test", "imap-password", &pw, error,
+	                                sizeof(error));
 	cli_secret_free(&pw);
+	if (r < 0)
+		cli_error("%s", error);
 	if (r < 0)
 		cli_error("so the settings stored for account %lld are not used: give every one "
 		          "with 'mailkeep account set --user %s %lld --imap URL --smtp URL|none "
@@ -531,9 +533,9 @@ out:
 	return ret;
 }
 
-static int account_remove(struct cli *cli, struct hub *hub, int argc, char **argv)
+static int account_remove(struct hub *hub, int argc, char **argv)
 {
-	const char *user = NULL, *id_text = NULL, *err;
+	const char *user = NULL, *id_text = NULL;
 	bool all_devices = false;
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--user") == 0 && i + 1 < argc)
@@ -558,110 +560,28 @@ static int account_remove(struct cli *cli, struct hub *hub, int argc, char **arg
 	}
 	char *end;
 	long long id = strtoll(id_text, &end, 10);
-	struct hub_user u;
-	struct hub_account *a;
-	size_t n;
 	if (*end != '\0' || id <= 0) {
 		cli_error("bad account ID '%s'", id_text);
 		return EXIT_USAGE;
 	}
-	if (hub_user_get(hub, user, &u, &err) < 0 ||
-	    hub_account_list(hub, u.id, &a, &n, &err) < 0) {
-		cli_error("%s", err);
+	struct svc_account_removal r;
+	svc_account_remove(hub, user, id, &r);
+	switch (r.outcome) {
+	case SVC_REMOVAL_DONE:
+		printf("%s\n", r.receipt);
+		return EXIT_OK;
+	case SVC_REMOVAL_ALREADY:
+		printf("account %lld of %s was removed already:\n%s\n", id, user, r.receipt);
+		return EXIT_OK;
+	case SVC_REMOVAL_NO_ACCOUNT:
+		cli_error("%s has no account %lld (see 'mailkeep account list --user %s')", user,
+		          id, user);
 		return EXIT_FAIL;
+	case SVC_REMOVAL_FAILED:
+		break;
 	}
-	bool found = false;
-	for (size_t i = 0; i < n; i++)
-		found |= a[i].id == id;
-	hub_accounts_free(&a, n);
-	if (!found) {
-		/* Removed already (perhaps by a run that ended before it could
-		 * print its receipt): show that receipt. */
-		char prefix[128], *done = NULL;
-		snprintf(prefix, sizeof(prefix), "receipt: account %lld of %s removed ", id, user);
-		int had = hub_receipt_find(hub, u.id, prefix, &done, &err);
-		if (had > 0) {
-			printf("account %lld of %s was removed already:\n%s\n", id, user, done);
-			free(done);
-			return EXIT_OK;
-		}
-		if (had < 0)
-			cli_error("%s", err);
-		else
-			cli_error("%s has no account %lld (see 'mailkeep account list --user %s')",
-			          user, id, user);
-		return EXIT_FAIL;
-	}
-	/* Mail first (the store), then credentials (hub.db): a crash in
-	 * between leaves credentials without mail, which the next removal
-	 * finishes; never mail without a way to remove it. */
-	struct store *store = NULL;
-	struct store_removal rm = {0, 0, 0, 0};
-	char key[64];
-	snprintf(key, sizeof(key), "account:%lld", id);
-	char dbpath[4200];
-	hub_user_path(hub, user, "store.db", dbpath, sizeof(dbpath));
-	if (access(dbpath, F_OK) == 0) {
-		if (cli_open_user_store(cli, user, false, &store) < 0)
-			return EXIT_FAIL;
-		unsigned outgoing = 0; /* its outbox too: no message bytes left behind */
-		if (store_begin(store, &err) < 0 ||
-		    store_account_remove(store, key, &rm, &err) < 0 ||
-		    store_outbox_remove_account(store, id, &outgoing, &err) < 0 ||
-		    store_identity_remove(store, id, &err) < 0 || store_commit(store, &err) < 0 ||
-		    store_scrub(store, &err) < 0) {
-			cli_error("%s", err);
-			store_close(&store);
-			return EXIT_FAIL;
-		}
-		store_close(&store);
-	}
-	/* Then the credentials; the account row stays until the receipt is
-	 * recorded with its deletion, so a removal killed anywhere is found
-	 * and finished by the next one (which finds no secrets left: it says
-	 * so, as what the earlier run deleted is not counted again). */
-	unsigned secrets = 0;
-	if (hub_account_remove_secrets(hub, id, &secrets, &err) < 0) {
-		cli_error("%s", err);
-		return EXIT_FAIL;
-	}
-	bool resumed = secrets == 0; /* every account has a sealed password */
-	char counts[4][32];
-	snprintf(counts[0], sizeof(counts[0]), "%u", secrets);
-	snprintf(counts[1], sizeof(counts[1]), "%llu", (unsigned long long)rm.messages);
-	snprintf(counts[2], sizeof(counts[2]), "%llu", (unsigned long long)rm.bytes);
-	snprintf(counts[3], sizeof(counts[3]), "%llu", (unsigned long long)rm.mailboxes);
-	struct audit_detail d[] = {{"credentials", counts[0]}, {"messages", counts[1]},
-	                           {"bytes", counts[2]},       {"folders", counts[3]},
-	                           {"scope", "all-devices"},   {"resumed", "yes"}};
-	if (hub_audit(hub, &u, AUDIT_ACCOUNT_REMOVED, id, d, resumed ? 6 : 5, &err) < 0) {
-		cli_error("%s (run the removal again to finish it)", err);
-		return EXIT_FAIL;
-	}
-	char receipt[1024], when[32];
-	time_t now = time(NULL);
-	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
-	int len = snprintf(
-	    receipt, sizeof(receipt),
-	    "receipt: account %lld of %s removed from all devices at %s: %u sealed "
-	    "credentials and the account's data key deleted; %llu messages in %llu folders "
-	    "(%llu bytes of message content not shared with other accounts) deleted; database "
-	    "pages zeroed (secure_delete) and write-ahead logs truncated.%s",
-	    id, user, when, secrets, (unsigned long long)rm.messages,
-	    (unsigned long long)rm.mailboxes, (unsigned long long)rm.bytes,
-	    resumed ? " This finished a removal that was interrupted; what it had deleted "
-	              "already is not counted here."
-	            : "");
-	if (len < 0 || (size_t)len >= sizeof(receipt)) {
-		cli_error("receipt too long");
-		return EXIT_FAIL;
-	}
-	if (hub_account_remove_finish(hub, id, u.id, receipt, &err) < 0) {
-		cli_error("%s (run the removal again to finish it)", err);
-		return EXIT_FAIL;
-	}
-	printf("%s\n", receipt);
-	return EXIT_OK;
+	cli_error("%s%s", r.error, r.finish_again ? " (run the removal again to finish it)" : "");
+	return EXIT_FAIL;
 }
 
 /* account primary --user U ID: the JMAP primary account of the user's
@@ -729,7 +649,7 @@ int cmd_account(struct cli *cli, int argc, char **argv)
 	else if (strcmp(argv[1], "list") == 0)
 		r = account_list(hub, argc - 1, argv + 1);
 	else if (strcmp(argv[1], "remove") == 0)
-		r = account_remove(cli, hub, argc - 1, argv + 1);
+		r = account_remove(hub, argc - 1, argv + 1);
 	else if (strcmp(argv[1], "primary") == 0)
 		r = account_primary(cli, hub, argc - 1, argv + 1);
 	else {

@@ -39,13 +39,9 @@ int cmd_audit(struct cli *cli, int argc, char **argv)
 	}
 	struct hub *hub;
 	struct hub_user u;
-	if (cli_open_hub(cli, false, &hub) < 0)
+	if (cli_open_hub_user(cli, false, user, &hub, &u) < 0)
 		return EXIT_FAIL;
 	int ret = EXIT_FAIL;
-	if (hub_user_get(hub, user, &u, &err) < 0) {
-		cli_error("%s", err);
-		goto out;
-	}
 	if (verify) {
 		uint64_t count;
 		const char *note;

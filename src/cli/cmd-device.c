@@ -43,13 +43,9 @@ int cmd_device(struct cli *cli, int argc, char **argv)
 	}
 	struct hub *hub;
 	struct hub_user u;
-	if (cli_open_hub(cli, false, &hub) < 0)
+	if (cli_open_hub_user(cli, false, user, &hub, &u) < 0)
 		return EXIT_FAIL;
 	int ret = EXIT_FAIL;
-	if (hub_user_get(hub, user, &u, &err) < 0) {
-		cli_error("%s", err);
-		goto out;
-	}
 	if (strcmp(verb, "add") == 0) {
 		char token[HUB_DEVICE_TOKEN_SIZE];
 		int64_t id;

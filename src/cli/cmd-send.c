@@ -10,7 +10,7 @@
 #include "cli.h"
 #include "hub/hub.h"
 #include "mime/mime-submit.h"
-#include "outbox.h"
+#include "service/svc-outbox.h"
 #include "store/store-outbox.h"
 #include "store/store.h"
 
@@ -36,7 +36,7 @@ static void send_usage(FILE *f)
 	        "Exit status: 0 sent, or queued for a retry (it is safe in the outbox);\n"
 	        "1 failed or refused (invalid input is refused before anything is queued);\n"
 	        "2 bad command line.\n",
-	        OUTBOX_DEFAULT_MAX_ATTEMPTS);
+	        SVC_OUTBOX_MAX_ATTEMPTS);
 }
 
 static void outbox_usage(FILE *f)
@@ -55,6 +55,15 @@ static void outbox_usage(FILE *f)
 	           "Sent copy for an account: 'append' (the hub APPENDs it to the provider's Sent\n"
 	           "folder), 'provider' (the provider does it itself), 'auto' (provider for\n"
 	           "Gmail and Microsoft 365, else append; the default).\n");
+}
+
+/* How send and outbox run send, unless --retry-base says otherwise. */
+static struct svc_outbox_options outbox_options(void)
+{
+	struct svc_outbox_options opt = {.retry_base = SVC_OUTBOX_RETRY_BASE,
+	                                 .max_attempts = SVC_OUTBOX_MAX_ATTEMPTS,
+	                                 .reporter = {.report = cli_report}};
+	return opt;
 }
 
 static int parse_id(const char *s, int64_t *id_r)
@@ -135,8 +144,7 @@ int cmd_send(struct cli *cli, int argc, char **argv)
 	const char *user = NULL, *account = NULL, *ppfile = NULL, *to[SEND_MAX_TO];
 	size_t n_to = 0;
 	bool queue_only = false;
-	struct outbox_options opt = {.retry_base = OUTBOX_DEFAULT_RETRY_BASE,
-	                             .max_attempts = OUTBOX_DEFAULT_MAX_ATTEMPTS};
+	struct svc_outbox_options opt = outbox_options();
 	int c;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -246,10 +254,13 @@ int cmd_send(struct cli *cli, int argc, char **argv)
 		ret = EXIT_OK;
 		goto out;
 	}
-	struct outbox_stats st;
+	struct svc_outbox_result st;
 	opt.only_id = id;
-	if (cli_outbox_run(hub, &u, ppfile, store, &opt, &st) < 0)
+	opt.passphrase = cli_passphrase(ppfile);
+	if (svc_outbox_run(hub, &u, store, &opt, &st) < 0) {
+		cli_error("%s", st.error);
 		goto out;
+	}
 	ret = st.failed == 0 ? EXIT_OK : EXIT_FAIL;
 	if (hub_user_touch(hub, u.id, time(NULL), &err) < 0)
 		cli_error("%s", err);
@@ -326,8 +337,7 @@ int cmd_outbox(struct cli *cli, int argc, char **argv)
 	    {NULL, 0, NULL, 0},
 	};
 	const char *user = NULL, *ppfile = NULL, *err;
-	struct outbox_options opt = {.retry_base = OUTBOX_DEFAULT_RETRY_BASE,
-	                             .max_attempts = OUTBOX_DEFAULT_MAX_ATTEMPTS};
+	struct svc_outbox_options opt = outbox_options();
 	int c;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
@@ -381,13 +391,15 @@ int cmd_outbox(struct cli *cli, int argc, char **argv)
 	if (strcmp(verb, "run") == 0) {
 		struct hub *hub = NULL;
 		struct hub_user u;
-		struct outbox_stats st;
-		if (cli_open_hub(cli, true, &hub) < 0)
+		struct svc_outbox_result st;
+		if (cli_open_hub_user(cli, true, user, &hub, &u) < 0)
 			return EXIT_FAIL;
-		if (hub_user_get(hub, user, &u, &err) < 0) {
-			cli_error("%s", err);
-		} else if (cli_open_user_store(cli, user, false, &store) == 0 &&
-		           cli_outbox_run(hub, &u, ppfile, store, &opt, &st) == 0) {
+		opt.passphrase = cli_passphrase(ppfile);
+		int r = -1;
+		if (cli_open_user_store(cli, user, false, &store) == 0 &&
+		    (r = svc_outbox_run(hub, &u, store, &opt, &st)) < 0) {
+			cli_error("%s", st.error);
+		} else if (r == 0) {
 			printf("outbox %s: %u sent, %u to retry, %u failed; Sent copies: %u filed, "
 			       "%u to retry, %u failed\n",
 			       user, st.sent, st.retry, st.failed, st.filed, st.copy_retry,
@@ -423,4 +435,17 @@ int cmd_outbox(struct cli *cli, int argc, char **argv)
 	}
 	store_close(&store);
 	return ret;
+}
+
+void *cli_outbox_thread(void *context)
+{
+	struct outbox_worker *w = context;
+	struct svc_reporter rep = {.report = cli_report};
+	while (!*w->stop) {
+		svc_outbox_pass(w->cli->data_dir, w->retry_base, w->stop, &rep);
+		fflush(stdout);
+		for (unsigned i = 0; i < w->interval_s * 10 && !*w->stop; i++)
+			usleep(100 * 1000);
+	}
+	return NULL;
 }

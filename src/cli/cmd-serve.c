@@ -32,7 +32,7 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "outbox.h"
+#include "service/svc-outbox.h"
 #include "serve-signin.h"
 #include "jmap/jmap-submission.h"
 #include "http/http.h"
@@ -1060,14 +1060,16 @@ static void *sync_thread(void *context)
 	time_t retry = 0; /* after a temporary failure: 60 s, doubling, at most the interval */
 	while (!sv->stop) {
 		if (sv->sync_interval > 0 && time(NULL) >= next) {
-			struct hub *hub;
+			/* A round: every server-key user, over a hub handle of its own
+			 * (with the master key) for the round. */
+			struct hub *hub = NULL;
 			struct hub_user *users = NULL;
 			size_t n = 0;
 			const char *err;
-			if (hub_open(sv->cli->data_dir, false, &hub, &err) == 0) {
-				if (hub_user_list(hub, &users, &n, &err) < 0)
-					n = 0;
-				hub_close(&hub);
+			if (cli_open_hub(sv->cli, true, &hub) == 0 &&
+			    hub_user_list(hub, &users, &n, &err) < 0) {
+				cli_error("scheduler: %s", err);
+				n = 0;
 			}
 			bool temporary = false;
 			for (size_t i = 0; i < n && !sv->stop; i++) {
@@ -1078,11 +1080,12 @@ static void *sync_thread(void *context)
 					    users[i].name);
 					continue;
 				}
-				if (cli_sync_stored(sv->cli, users[i].name, 0, NULL,
-				                    IMAP_COMPRESS_AUTO, true) == EXIT_TEMPFAIL)
+				if (cli_sync_stored(hub, users[i].name, 0, NULL, IMAP_COMPRESS_AUTO,
+				                    true) == EXIT_TEMPFAIL)
 					temporary = true;
 			}
 			free(users);
+			hub_close(&hub);
 			fflush(stdout);
 			sv->fts_relist = 1;
 			retry = !temporary ? 0 : retry == 0 ? 60 : retry * 2;
@@ -1336,7 +1339,7 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
 	 * thread opens a user's store (a purge must not race the indexer
 	 * re-creating the store it removes), then one a day. */
 	pthread_mutex_lock(&sv->hub_lock);
-	cli_lifecycle_run(cli, sv->hub, time(NULL), false);
+	cli_lifecycle_run(sv->hub, time(NULL), false);
 	pthread_mutex_unlock(&sv->hub_lock);
 	sigset_t set;
 	sigemptyset(&set);
@@ -1348,11 +1351,9 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
 	pthread_create(&push, NULL, push_thread, sv);
 	pthread_create(&syncer, NULL, sync_thread, sv);
 	pthread_create(&indexer, NULL, fts_thread, sv);
-	pthread_t outboxer; /* sends queued mail (outbox-run.c) */
-	struct outbox_worker ow = {.cli = cli,
-	                           .stop = &sv->stop,
-	                           .retry_base = OUTBOX_DEFAULT_RETRY_BASE,
-	                           .interval_s = 2};
+	pthread_t outboxer; /* sends queued mail (svc-outbox.c) */
+	struct outbox_worker ow = {
+	    .cli = cli, .stop = &sv->stop, .retry_base = SVC_OUTBOX_RETRY_BASE, .interval_s = 2};
 	pthread_create(&outboxer, NULL, cli_outbox_thread, &ow);
 	pthread_t lifecycler;
 	struct lifecycle_worker lw = {.cli = cli, .stop = &sv->stop, .interval_s = 86400};

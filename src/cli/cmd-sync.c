@@ -6,15 +6,10 @@
 #include <time.h>
 
 #include "cli.h"
-#include "lib/clock.h"
 #include "hub/hub.h"
 #include "imap/imap-client.h"
 #include "imap/imap-url.h"
-#include "outbox.h"
-#include "store/store.h"
-#include "sync/sync.h"
-
-#define SYNC_TIMEOUT_MS 60000
+#include "service/svc-sync.h"
 
 static void sync_usage(FILE *f)
 {
@@ -53,191 +48,64 @@ static void sync_usage(FILE *f)
 	       "user's audit log.\n");
 }
 
-struct sync_job {
-	const char *user;
-	const char *url;
-	const char *login;
-	const char *ca_file;
-	const char *account_key;
-	enum imap_compress_mode compress;
-	bool quiet;
-	/* Stored accounts: audit the provider login. */
-	struct hub *hub;
-	const struct hub_user *hub_user;
-	int64_t account_id;
+/* The face's side of a sync: progress on the terminal, a one-line summary
+ * for each account as it ends, errors on stderr. */
+struct sync_face {
+	struct cli_progress *progress;
 };
 
-/* Who an error is about: "USER, account ID" for a stored account, else
- * "USER, URL". Every sync error names it (the scheduler's log mixes users). */
-static const char *job_who(const struct sync_job *job, char *buf, size_t size)
+static void sync_account_done(void *ctx, const struct svc_sync_account *r)
 {
-	if (job->account_id != 0)
-		snprintf(buf, size, "%s, account %lld", job->user, (long long)job->account_id);
-	else
-		snprintf(buf, size, "%s, %s", job->user, job->url);
-	return buf;
+	struct sync_face *face = ctx;
+	const struct sync_stats *st = &r->stats;
+	cli_progress_done(face->progress);
+	if (r->ran)
+		printf("%s %s: %u folders (%u checked), %llu new messages (%.1f MB), %llu flag "
+		       "changes, %llu expunged, folders +%u ~%u -%u%s%s, %s%s, %.2f s\n",
+		       r->status == SVC_OK ? "synced" : "sync incomplete", r->who, st->folders,
+		       st->folders_selected, (unsigned long long)st->new_messages,
+		       (double)st->new_bytes / 1e6, (unsigned long long)st->flag_changes,
+		       (unsigned long long)st->expunged, st->folders_created, st->folders_renamed,
+		       st->folders_deleted,
+		       st->repaired > 0 ? ", re-paired after UIDVALIDITY change: " : "",
+		       st->repaired > 0 ? "yes" : "", st->tier != NULL ? st->tier : "-",
+		       r->compressed ? ", compressed" : "", r->seconds);
+	if (r->status != SVC_OK)
+		cli_error("%s", r->error);
 }
 
-/* Connect, log in (password is wiped by the caller), sync, print the
- * summary. Returns EXIT_OK, EXIT_TEMPFAIL (the server refused the login
- * for a temporary reason: try again later) or EXIT_FAIL. */
-static int sync_one(struct store *store, const struct sync_job *job, char **password)
+static int exit_status(enum svc_status status)
 {
-	char host[256], port[8], who[400];
-	job_who(job, who, sizeof(who));
-	const char *err;
-	struct imap_client_settings set = {
-	    .ca_file = job->ca_file, .timeout_ms = SYNC_TIMEOUT_MS, .compress = job->compress};
-	if (imap_url_parse(job->url, host, sizeof(host), port, sizeof(port), &set.security) < 0) {
-		cli_error("%s: bad IMAP URL '%s'", who, job->url);
-		cli_secret_free(password);
-		return EXIT_FAIL;
-	}
-	set.host = host;
-	set.port = port;
-	struct imap_client *client = NULL;
-	struct cli_progress *progress = NULL;
-	int ret = EXIT_FAIL;
-	double t0 = clock_mono();
-	if (imap_client_connect(&set, &client, &err) < 0) {
-		cli_secret_free(password);
-		cli_error("%s: cannot connect to %s: %s", who, job->url, err);
-		return EXIT_FAIL;
-	}
-	int r = imap_client_login(client, job->login, *password, &err);
-	cli_secret_free(password);
-	if (job->hub != NULL) {
-		char server[300];
-		snprintf(server, sizeof(server), "%s:%s", host, port);
-		const char *mech = imap_client_auth_mechanism(client);
-		struct audit_detail d[] = {{"server", server},
-		                           {"mechanism", mech != NULL ? mech : "none"},
-		                           {"result", r == 0 ? "ok" : "failed"}};
-		const char *aerr;
-		if (hub_audit(job->hub, job->hub_user, AUDIT_PROVIDER_LOGIN, job->account_id, d, 3,
-		              &aerr) < 0)
-			cli_error("%s: %s", who, aerr);
-	}
-	if (r < 0) {
-		cli_error("%s: %s", who, err);
-		if (r == IMAP_LOGIN_TEMPORARY)
-			ret = EXIT_TEMPFAIL;
-		goto out;
-	}
-	progress = cli_progress_create(job->quiet);
-	struct sync_options so = {.progress = cli_progress_update, .progress_ctx = progress};
-	struct sync_stats st;
-	r = sync_account(store, job->account_key, client, &so, &st, &err);
-	cli_progress_done(progress);
-	if (r == 0)
-		imap_client_logout(client);
-	printf("%s %s: %u folders (%u checked), %llu new messages (%.1f MB), %llu flag changes, "
-	       "%llu expunged, folders +%u ~%u -%u%s%s, %s%s, %.2f s\n",
-	       r == 0 ? "synced" : "sync incomplete", who, st.folders, st.folders_selected,
-	       (unsigned long long)st.new_messages, (double)st.new_bytes / 1e6,
-	       (unsigned long long)st.flag_changes, (unsigned long long)st.expunged,
-	       st.folders_created, st.folders_renamed, st.folders_deleted,
-	       st.repaired > 0 ? ", re-paired after UIDVALIDITY change: " : "",
-	       st.repaired > 0 ? "yes" : "", st.tier != NULL ? st.tier : "-",
-	       imap_client_is_compressed(client) ? ", compressed" : "", clock_mono() - t0);
-	if (r < 0) {
-		cli_error("%s: sync of %s failed: %s", who, job->url, err);
-		goto out;
-	}
-	ret = EXIT_OK;
-out:
-	cli_progress_free(&progress);
-	imap_client_free(&client);
-	return ret;
+	return status == SVC_OK ? EXIT_OK : status == SVC_TEMPORARY ? EXIT_TEMPFAIL : EXIT_FAIL;
 }
 
-/* Sync the user's stored accounts (all, or only_account). */
-int cli_sync_stored(struct cli *cli, const char *user, int64_t only_account, const char *ppfile,
+int cli_sync_stored(struct hub *hub, const char *user, int64_t only_account, const char *ppfile,
                     enum imap_compress_mode compress, bool quiet)
 {
-	struct hub *hub = NULL;
-	struct hub_user u;
-	struct hub_account *accts = NULL;
-	size_t n = 0;
-	struct vault_kek *kek = NULL;
-	struct store *store = NULL;
-	char *passphrase = NULL;
-	const char *err;
-	int ret = EXIT_FAIL;
-	if (cli_open_hub(cli, true, &hub) < 0)
-		return EXIT_FAIL;
-	if (hub_user_get(hub, user, &u, &err) < 0 ||
-	    hub_account_list(hub, u.id, &accts, &n, &err) < 0) {
-		cli_error("%s: %s", user, err);
-		goto out;
-	}
-	if (ppfile != NULL && (passphrase = cli_read_secret(ppfile)) == NULL)
-		goto out;
-	if (hub_user_kek(hub, &u, passphrase, &kek, &err) < 0) {
-		cli_error("%s: %s", user, err);
-		goto out;
-	}
-	cli_secret_free(&passphrase);
-	if (u.zero_access) {
-		struct audit_detail d[] = {{"via", "cli"}};
-		if (hub_audit(hub, &u, AUDIT_USER_SIGNIN, 0, d, 1, &err) < 0) {
-			cli_error("%s: %s", user, err);
-			goto out;
-		}
-	}
-	if (cli_open_user_store(cli, user, true, &store) < 0)
-		goto out;
-	unsigned synced = 0, failed = 0, temporary = 0;
-	for (size_t i = 0; i < n; i++) {
-		if (only_account != 0 && accts[i].id != only_account)
-			continue;
-		char *password = NULL;
-		int opened = cli_account_open_secret(hub, &u, &accts[i], kek, "sync",
-		                                     "imap-password", &password);
-		if (opened < 0) {
-			failed++;
-			temporary += opened == -2;
-			continue;
-		}
-		char key[64];
-		snprintf(key, sizeof(key), "account:%lld", (long long)accts[i].id);
-		struct sync_job job = {.user = user,
-		                       .url = accts[i].imap_url,
-		                       .login = accts[i].login,
-		                       .ca_file = accts[i].ca_file,
-		                       .account_key = key,
-		                       .compress = compress,
-		                       .quiet = quiet,
-		                       .hub = hub,
-		                       .hub_user = &u,
-		                       .account_id = accts[i].id};
-		int r = sync_one(store, &job, &password);
-		if (r == EXIT_OK)
-			synced++;
-		else
-			failed++;
-		if (r == EXIT_TEMPFAIL)
-			temporary++;
-	}
-	if (synced + failed == 0) {
+	struct sync_face face = {.progress = cli_progress_create(quiet)};
+	struct svc_sync_options opt = {.only_account = only_account,
+	                               .compress = compress,
+	                               .progress = cli_progress_update,
+	                               .progress_ctx = face.progress,
+	                               .passphrase = cli_passphrase(ppfile),
+	                               .via = "cli",
+	                               .account_done = sync_account_done,
+	                               .account_done_ctx = &face,
+	                               .reporter = {.report = cli_report}};
+	struct svc_sync_result res;
+	svc_sync_user(hub, user, &opt, &res);
+	cli_progress_free(&face.progress);
+	if (res.error[0] != '\0')
+		cli_error("%s", res.error);
+	if (res.no_account) {
 		if (only_account != 0)
 			cli_error("%s has no account %lld (see 'mailkeep account list --user %s')",
 			          user, (long long)only_account, user);
 		else
 			cli_error("%s has no accounts yet (add one with 'mailkeep account add')",
 			          user);
-		goto out;
 	}
-	if (hub_user_touch(hub, u.id, time(NULL), &err) < 0)
-		cli_error("%s: %s", user, err);
-	ret = failed == 0 ? EXIT_OK : failed == temporary ? EXIT_TEMPFAIL : EXIT_FAIL;
-out:
-	cli_secret_free(&passphrase);
-	vault_kek_free(&kek);
-	hub_accounts_free(&accts, n);
-	store_close(&store);
-	hub_close(&hub);
-	return ret;
+	return exit_status(res.status);
 }
 
 int cmd_sync(struct cli *cli, int argc, char **argv)
@@ -328,7 +196,12 @@ int cmd_sync(struct cli *cli, int argc, char **argv)
 				return EXIT_USAGE;
 			}
 		}
-		return cli_sync_stored(cli, user, id, ppfile, compress, quiet);
+		struct hub *hub = NULL;
+		if (cli_open_hub(cli, true, &hub) < 0)
+			return EXIT_FAIL;
+		int ret = cli_sync_stored(hub, user, id, ppfile, compress, quiet);
+		hub_close(&hub);
+		return ret;
 	}
 	if (url == NULL || login == NULL || pwfile == NULL || account != NULL || ppfile != NULL) {
 		cli_error("a sync of an account given on the command line needs --imap, --login "
@@ -350,34 +223,23 @@ int cmd_sync(struct cli *cli, int argc, char **argv)
 	 * would be listed, warned and purged by nothing. */
 	struct hub *hub = NULL;
 	struct hub_user u;
-	const char *err;
-	if (cli_open_hub(cli, false, &hub) < 0)
+	if (cli_open_hub_user(cli, false, user, &hub, &u) < 0)
 		return EXIT_FAIL;
-	if (hub_user_get(hub, user, &u, &err) < 0) {
-		cli_error("%s", err);
-		hub_close(&hub);
-		return EXIT_FAIL;
-	}
 	char *password = cli_read_secret(pwfile);
-	struct store *store = NULL;
-	if (password == NULL || cli_open_user_store(cli, user, true, &store) < 0) {
-		cli_secret_free(&password);
+	if (password == NULL) {
 		hub_close(&hub);
 		return EXIT_FAIL;
 	}
-	char key[1024];
-	snprintf(key, sizeof(key), "%s %s", url, login);
-	struct sync_job job = {.user = user,
-	                       .url = url,
-	                       .login = login,
-	                       .ca_file = ca,
-	                       .account_key = key,
-	                       .compress = compress,
-	                       .quiet = quiet};
-	int ret = sync_one(store, &job, &password);
-	store_close(&store);
-	if (hub_user_touch(hub, u.id, time(NULL), &err) < 0)
-		cli_error("%s", err);
+	struct sync_face face = {.progress = cli_progress_create(quiet)};
+	struct svc_sync_options opt = {.compress = compress,
+	                               .progress = cli_progress_update,
+	                               .progress_ctx = face.progress,
+	                               .reporter = {.report = cli_report}};
+	struct svc_sync_target t = {.url = url, .login = login, .ca_file = ca};
+	struct svc_sync_account r;
+	svc_sync_url(hub, &u, &t, &password, &opt, &r);
+	sync_account_done(&face, &r);
+	cli_progress_free(&face.progress);
 	hub_close(&hub);
-	return ret;
+	return exit_status(r.status);
 }

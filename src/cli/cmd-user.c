@@ -1,7 +1,4 @@
 /* mailkeep user add|list|delete */
-#include <dirent.h>
-#include <errno.h>
-#include <ftw.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +8,7 @@
 
 #include "cli.h"
 #include "hub/hub.h"
+#include "service/svc-user.h"
 
 static void user_usage(FILE *f)
 {
@@ -26,60 +24,6 @@ static void user_usage(FILE *f)
 	        "list    shows users, their mode and last activity.\n"
 	        "delete  removes the user, every account and credential, all hosted mail and\n"
 	        "        the audit log, and prints a receipt.\n");
-}
-
-static int unlink_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st, (void)flag, (void)ftw;
-	return remove(path);
-}
-
-/* Folders of purges that did not finish: DIR/users/.purged-* (a user name
- * never starts with '.'). Removed by every purge and lifecycle round. */
-#define PURGED_PREFIX ".purged-"
-
-/* Remove every leftover purged folder. Returns 0, or -1 with errno. */
-int cli_purge_leftovers(struct hub *hub)
-{
-	char users[4200];
-	int n = snprintf(users, sizeof(users), "%s/users", hub_data_dir(hub));
-	if (n < 0 || (size_t)n >= sizeof(users))
-		return -1;
-	DIR *d = opendir(users);
-	if (d == NULL)
-		return errno == ENOENT ? 0 : -1;
-	int ret = 0;
-	struct dirent *e;
-	while ((e = readdir(d)) != NULL) {
-		if (strncmp(e->d_name, PURGED_PREFIX, strlen(PURGED_PREFIX)) != 0)
-			continue;
-		char path[4400];
-		n = snprintf(path, sizeof(path), "%s/%s", users, e->d_name);
-		if (n < 0 || (size_t)n >= sizeof(path) ||
-		    (nftw(path, unlink_cb, 16, FTW_DEPTH | FTW_PHYS) < 0 && errno != ENOENT))
-			ret = -1;
-	}
-	closedir(d);
-	return ret;
-}
-
-/* Take the user's folder (store, WAL, audit log) out of reach at once, by a
- * rename nothing else can race with (serve opens only stores in
- * DIR/users/NAME), then delete it. A crash in between leaves a
- * DIR/users/.purged-* folder that the next purge or lifecycle round
- * removes. */
-static int remove_user_dir(struct hub *hub, const char *name)
-{
-	char dir[4200], trash[4400];
-	if (hub_user_path(hub, name, NULL, dir, sizeof(dir)) < 0)
-		return -1;
-	int n = snprintf(trash, sizeof(trash), "%s/users/" PURGED_PREFIX "%s-%ld-%lld",
-	                 hub_data_dir(hub), name, (long)getpid(), (long long)time(NULL));
-	if (n < 0 || (size_t)n >= sizeof(trash))
-		return -1;
-	if (rename(dir, trash) < 0 && errno != ENOENT)
-		return -1;
-	return cli_purge_leftovers(hub);
 }
 
 static int user_add(struct hub *hub, int argc, char **argv)
@@ -147,33 +91,6 @@ static int user_list(struct hub *hub)
 	return EXIT_OK;
 }
 
-int cli_purge_user(struct hub *hub, const struct hub_user *u, const char *why)
-{
-	const char *err;
-	/* The folder first: a purge cut short leaves the user in hub.db, and
-	 * the next purge finishes it; never a folder of mail no user owns. */
-	if (remove_user_dir(hub, u->name) < 0) {
-		cli_error("cannot remove the directory of %s: %s", u->name, strerror(errno));
-		return -1;
-	}
-	if (hub_user_delete(hub, u->id, &err) < 0) {
-		cli_error("%s", err);
-		return -1;
-	}
-	char receipt[512];
-	time_t now = time(NULL);
-	char when[32];
-	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
-	snprintf(receipt, sizeof(receipt),
-	         "receipt: hub user %s deleted at %s (%s): every account, sealed credential, "
-	         "data key, hosted message and the audit log are gone from %s",
-	         u->name, when, why, hub_data_dir(hub));
-	if (hub_receipt_add(hub, u->id, receipt, &err) < 0)
-		cli_error("%s", err);
-	printf("%s\n", receipt);
-	return 0;
-}
-
 static int user_delete(struct hub *hub, int argc, char **argv)
 {
 	if (argc != 2) {
@@ -186,7 +103,14 @@ static int user_delete(struct hub *hub, int argc, char **argv)
 		cli_error("%s", err);
 		return EXIT_FAIL;
 	}
-	return cli_purge_user(hub, &u, "deleted by an administrator") < 0 ? EXIT_FAIL : EXIT_OK;
+	struct svc_reporter rep = {.report = cli_report};
+	struct svc_user_purge r;
+	if (svc_user_purge(hub, &u, "deleted by an administrator", &rep, &r) < 0) {
+		cli_error("%s", r.error);
+		return EXIT_FAIL;
+	}
+	printf("%s\n", r.receipt);
+	return EXIT_OK;
 }
 
 int cmd_user(struct cli *cli, int argc, char **argv)

@@ -63,6 +63,17 @@ void cli_error(const char *fmt, ...)
 	va_end(ap);
 }
 
+void cli_report(void *ctx, enum svc_level level, const char *text)
+{
+	(void)ctx;
+	if (level == SVC_WARNING) {
+		cli_error("%s", text);
+	} else {
+		fputs(text, stdout);
+		fputc('\n', stdout);
+	}
+}
+
 bool cli_is_help(const char *arg)
 {
 	return strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0;
@@ -166,6 +177,20 @@ int cli_open_hub(struct cli *cli, bool load_master, struct hub **hub_r)
 	return 0;
 }
 
+int cli_open_hub_user(struct cli *cli, bool load_master, const char *name, struct hub **hub_r,
+                      struct hub_user *u_r)
+{
+	const char *err;
+	if (cli_open_hub(cli, load_master, hub_r) < 0)
+		return -1;
+	if (hub_user_get(*hub_r, name, u_r, &err) < 0) {
+		cli_error("%s", err);
+		hub_close(hub_r);
+		return -1;
+	}
+	return 0;
+}
+
 bool cli_confirm(const char *question)
 {
 	if (!isatty(STDIN_FILENO))
@@ -221,6 +246,19 @@ void cli_secret_free(char **secret)
 	if (*secret != NULL)
 		sodium_free(*secret); /* wipes */
 	*secret = NULL;
+}
+
+static int passphrase_read(void *ctx, char **secret_r)
+{
+	*secret_r = cli_read_secret(ctx);
+	return *secret_r != NULL ? 0 : -1;
+}
+
+struct svc_passphrase cli_passphrase(const char *ppfile)
+{
+	struct svc_passphrase p = {.get = ppfile != NULL ? passphrase_read : NULL,
+	                           .ctx = (void *)ppfile};
+	return p;
 }
 
 /* No core dumps and no ptrace by other users: secrets live in this process. */

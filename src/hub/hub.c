@@ -380,7 +380,9 @@ static int load_master(struct hub *hub, const char **error_r)
 
 int hub_open(const char *data_dir, bool load_master_key, struct hub **hub_r, const char **error_r)
 {
-	static char error[PATH_MAX + 200];
+	/* The hub that held the text is gone: it is copied into the thread's
+	 * own storage (threads of serve open hubs at once; hub.h). */
+	static _Thread_local char error[PATH_MAX + 200];
 	struct hub *hub = calloc(1, sizeof(*hub));
 	if (hub == NULL || (hub->dir = strdup(data_dir)) == NULL) {
 		free(hub);
@@ -428,7 +430,7 @@ void hub_close(struct hub **hubp)
 int hub_create(const char *data_dir, const char *master_key_path, bool *existed_r,
                const char **error_r)
 {
-	static char error[PATH_MAX + 200];
+	static _Thread_local char error[PATH_MAX + 200]; /* as in hub_open() */
 	char path[PATH_MAX];
 	*existed_r = false;
 	umask(077);

@@ -40,7 +40,9 @@
  * (the first open with the master key) and re-sealed bound on first use.
  *
  * Errors: 0 ok / -1 with *error_r (owned by the hub, valid until its next
- * call). Nothing secret is ever part of an error.
+ * call; for hub_open() and hub_create(), which have no hub to own it, the
+ * calling thread's own, valid until its next failed open or create).
+ * Nothing secret is ever part of an error.
  */
 
 struct hub;

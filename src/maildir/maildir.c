@@ -15,7 +15,7 @@
 
 #define MAX_KW_LETTERS 26
 
-static char export_error[1024];
+static _Thread_local char export_error[1024]; /* the thread's own, as errno */
 
 static int export_fail(const char **error_r, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

@@ -558,7 +558,10 @@ void **store_envelope_slot(struct store *s)
 
 int store_open(const char *path, struct store **store_r, const char **error_r)
 {
-	static char open_error[512];
+	/* No store to own the text of a failed open: it is the thread's own
+	 * (serve opens stores in several threads at once), valid until the
+	 * thread's next failed open. */
+	static _Thread_local char open_error[512];
 	/* Create the file 0600 before SQLite does, whatever the umask. Only when
 	 * it is new: closing any descriptor of a file drops every POSIX lock this
 	 * process holds on it, including those of another SQLite connection to it

@@ -1,7 +1,7 @@
-/* The outbox worker: sends a user's due messages through each account's
- * own SMTP server, records every outcome durably, files the Sent copy and
- * tells the user about permanent failures. Used by `send`, `outbox run`
- * and the outbox thread of `serve`. */
+/* The outbox run (svc-outbox.h): sends a user's due messages through each
+ * account's own SMTP server, records every outcome durably, files the Sent
+ * copy and tells the user about permanent failures. Used by `send`,
+ * `outbox run` and the outbox thread of `serve`. */
 #include <curl/curl.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -11,18 +11,17 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cli.h"
-#include "hub/hub.h"
-#include "imap/imap-client.h"
-#include "imap/imap-cmd.h"
-#include "imap/imap-mailbox.h"
-#include "imap/imap-url.h"
-#include "mime/mime-envelope.h"
-#include "mime/mime.h"
-#include "outbox.h"
-#include "smtp/smtp.h"
-#include "store/store-outbox.h"
-#include "store/store.h"
+#include "svc-outbox.h"
+#include "../hub/hub.h"
+#include "../imap/imap-client.h"
+#include "../imap/imap-cmd.h"
+#include "../imap/imap-mailbox.h"
+#include "../imap/imap-url.h"
+#include "../mime/mime-envelope.h"
+#include "../mime/mime.h"
+#include "../smtp/smtp.h"
+#include "../store/store-outbox.h"
+#include "../store/store.h"
 
 #define OUTBOX_LEASE_S (15 * 60) /* longer than any one attempt (10 min) */
 #define OUTBOX_MAX_BACKOFF_S (6 * 3600)
@@ -34,23 +33,8 @@ static void curl_init_once(void)
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
-int cli_account_open_secret(struct hub *hub, const struct hub_user *u, const struct hub_account *a,
-                            const struct vault_kek *kek, const char *purpose, const char *kind,
-                            char **secret_r)
-{
-	/* The audit entry is durable before the credential is opened. */
-	struct audit_detail d[] = {{"purpose", purpose}, {"kind", kind}};
-	const char *err;
-	if (hub_audit(hub, u, AUDIT_CREDENTIAL_DECRYPT, a->id, d, 2, &err) < 0 ||
-	    hub_account_open_secret(hub, u, a, kek, kind, secret_r, &err) < 0) {
-		cli_error("%s, account %lld: %s", u->name, (long long)a->id, err);
-		return hub_error_is_temporary(hub) ? -2 : -1;
-	}
-	return 0;
-}
-
 /* Providers known to file what is submitted into the Sent folder. */
-bool cli_provider_files_sent(const char *smtp_url)
+static bool provider_files_sent(const char *smtp_url)
 {
 	static const char *const hosts[] = {"smtp.gmail.com", "smtp.googlemail.com",
 	                                    "smtp.office365.com", "smtp-mail.outlook.com"};
@@ -79,8 +63,8 @@ struct run {
 	struct hub *hub;
 	const struct hub_user *u;
 	struct store *store;
-	const struct outbox_options *opt;
-	const char *ppfile;
+	const struct svc_outbox_options *opt;
+	const struct svc_reporter *rep;
 	struct vault_kek *kek;
 	bool kek_failed;
 	struct hub_account *accts;
@@ -90,29 +74,19 @@ struct run {
 
 static int run_kek(struct run *r)
 {
-	const char *err;
+	char error[SVC_ERROR_SIZE];
 	if (r->kek != NULL)
 		return 0;
 	if (r->kek_failed)
 		return -1;
-	char *pp = NULL;
-	if (r->ppfile != NULL && (pp = cli_read_secret(r->ppfile)) == NULL) {
+	if (svc_user_kek(r->hub, r->u, &r->opt->passphrase, "cli", &r->kek, error, sizeof(error)) <
+	    0) {
+		if (error[0] != '\0')
+			svc_report(r->rep, SVC_WARNING, "%s", error);
 		r->kek_failed = true;
 		return -1;
 	}
-	int ret = hub_user_kek(r->hub, r->u, pp, &r->kek, &err);
-	cli_secret_free(&pp);
-	if (ret == 0 && r->u->zero_access) {
-		struct audit_detail d[] = {{"via", "cli"}};
-		ret = hub_audit(r->hub, r->u, AUDIT_USER_SIGNIN, 0, d, 1, &err);
-		if (ret < 0)
-			vault_kek_free(&r->kek);
-	}
-	if (ret < 0) {
-		cli_error("%s: %s", r->u->name, err);
-		r->kek_failed = true;
-	}
-	return ret;
+	return 0;
 }
 
 static struct account_ctx *run_account(struct run *r, int64_t id)
@@ -141,9 +115,11 @@ static struct smtp_session *run_smtp(struct run *r, struct account_ctx *ac, char
 		*temporary = r->kek_failed;
 		return NULL;
 	}
-	int opened =
-	    cli_account_open_secret(r->hub, r->u, ac->a, r->kek, "send", "smtp-password", &pw);
+	char error[SVC_ERROR_SIZE];
+	int opened = svc_account_open_secret(r->hub, r->u, ac->a, r->kek, "send", "smtp-password",
+	                                     &pw, error, sizeof(error));
 	if (opened < 0) {
+		svc_report(r->rep, SVC_WARNING, "%s", error);
 		snprintf(why, why_size, "the account's credential cannot be opened%s",
 		         opened == -2 ? " right now (busy)" : "");
 		*temporary = opened == -2;
@@ -156,7 +132,7 @@ static struct smtp_session *run_smtp(struct run *r, struct account_ctx *ac, char
 	                            .timeout_ms = OUTBOX_TIMEOUT_MS};
 	const char *err;
 	int ret = smtp_session_create(&set, &ac->smtp, &err);
-	cli_secret_free(&pw);
+	svc_secret_free(&pw);
 	if (ret < 0)
 		snprintf(why, why_size, "%s", err);
 	return ac->smtp;
@@ -171,10 +147,11 @@ static void audit_smtp_login(struct run *r, const struct hub_account *a, bool ok
 	struct audit_detail d[] = {
 	    {"server", host}, {"mechanism", "smtp-auth"}, {"result", ok ? "ok" : "failed"}};
 	if (hub_audit(r->hub, r->u, AUDIT_PROVIDER_LOGIN, a->id, d, 3, &err) < 0)
-		cli_error("%s, account %lld: %s", r->u->name, (long long)a->id, err);
+		svc_report(r->rep, SVC_WARNING, "%s, account %lld: %s", r->u->name,
+		           (long long)a->id, err);
 }
 
-static int64_t backoff(const struct outbox_options *o, unsigned attempts);
+static int64_t backoff(const struct svc_outbox_options *o, unsigned attempts);
 
 /* "alice, account 2": every error of a run names the user and the account. */
 static const char *who(const struct run *r, int64_t account_id, char *buf, size_t size)
@@ -223,7 +200,7 @@ static bool provider_files(struct run *r, struct account_ctx *ac)
 			snprintf(mode, sizeof(mode), "auto");
 		ac->provider_files =
 		    strcmp(mode, "provider") == 0 ||
-		    (strcmp(mode, "auto") == 0 && cli_provider_files_sent(ac->a->smtp_url));
+		    (strcmp(mode, "auto") == 0 && provider_files_sent(ac->a->smtp_url));
 	}
 	return ac->provider_files == 1;
 }
@@ -253,16 +230,21 @@ static struct imap_client *copy_session(struct run *r, struct account_ctx *ac, c
 	set.port = port;
 	snprintf(ac->imap_error, sizeof(ac->imap_error),
 	         "the account's credential cannot be opened");
-	if (run_kek(r) < 0 ||
-	    cli_account_open_secret(r->hub, r->u, ac->a, r->kek, "send", "imap-password", &pw) < 0)
+	if (run_kek(r) < 0)
 		return NULL;
+	char error[SVC_ERROR_SIZE];
+	if (svc_account_open_secret(r->hub, r->u, ac->a, r->kek, "send", "imap-password", &pw,
+	                            error, sizeof(error)) < 0) {
+		svc_report(r->rep, SVC_WARNING, "%s", error);
+		return NULL;
+	}
 	if (imap_client_connect(&set, &ac->imap, &err) < 0) {
-		cli_secret_free(&pw);
+		svc_secret_free(&pw);
 		snprintf(ac->imap_error, sizeof(ac->imap_error), "%s", err);
 		return NULL;
 	}
 	int lr = imap_client_login(ac->imap, ac->a->login, pw, &err);
-	cli_secret_free(&pw);
+	svc_secret_free(&pw);
 	char server[300];
 	snprintf(server, sizeof(server), "%s:%s", host, port);
 	const char *mech = imap_client_auth_mechanism(ac->imap);
@@ -271,7 +253,8 @@ static struct imap_client *copy_session(struct run *r, struct account_ctx *ac, c
 	                           {"result", lr == 0 ? "ok" : "failed"}};
 	const char *aerr;
 	if (hub_audit(r->hub, r->u, AUDIT_PROVIDER_LOGIN, ac->a->id, d, 3, &aerr) < 0)
-		cli_error("%s, account %lld: %s", r->u->name, (long long)ac->a->id, aerr);
+		svc_report(r->rep, SVC_WARNING, "%s, account %lld: %s", r->u->name,
+		           (long long)ac->a->id, aerr);
 	if (lr < 0) {
 		snprintf(ac->imap_error, sizeof(ac->imap_error), "%s", err);
 		imap_client_free(&ac->imap);
@@ -361,7 +344,7 @@ fail:
 /* One claimed Sent copy: file it and record the outcome. A failure is
  * retried with backoff (as a send is) until max_attempts, then recorded as
  * "failed: ...". */
-static void copy_one(struct run *r, struct store_outbox_item *it, struct outbox_stats *st)
+static void copy_one(struct run *r, struct store_outbox_item *it, struct svc_outbox_result *st)
 {
 	char w[300], result[64];
 	const char *err, *why = "";
@@ -378,22 +361,24 @@ static void copy_one(struct run *r, struct store_outbox_item *it, struct outbox_
 	}
 	if (copy_file(r, ac, it, &why) == 0) {
 		if (store_outbox_finish_copy(r->store, it->id, "appended", 0, NULL, &err) < 0)
-			cli_error("%s: outbox %lld: the Sent copy was filed but not recorded: %s",
-			          w, (long long)it->id, err);
+			svc_report(r->rep, SVC_WARNING,
+			           "%s: outbox %lld: the Sent copy was filed but not recorded: %s",
+			           w, (long long)it->id, err);
 		st->filed++;
 		if (!r->opt->quiet)
-			printf("filed the Sent copy of %lld in %s\n", (long long)it->id,
-			       ac->sent_folder);
+			svc_report(r->rep, SVC_INFO, "filed the Sent copy of %lld in %s",
+			           (long long)it->id, ac->sent_folder);
 		return;
 	}
 	int64_t now = time(NULL);
 	if (it->copy_attempts < r->opt->max_attempts) {
 		int64_t next = now + backoff(r->opt, it->copy_attempts);
 		if (store_outbox_finish_copy(r->store, it->id, NULL, next, why, &err) < 0)
-			cli_error("%s: %s", w, err);
+			svc_report(r->rep, SVC_WARNING, "%s: %s", w, err);
 		st->copy_retry++;
 		if (!r->opt->quiet)
-			cli_error(
+			svc_report(
+			    r->rep, SVC_WARNING,
 			    "%s: outbox %lld: Sent copy attempt %u failed (%s); next attempt in "
 			    "%lld s",
 			    w, (long long)it->id, it->copy_attempts, why, (long long)(next - now));
@@ -401,10 +386,11 @@ static void copy_one(struct run *r, struct store_outbox_item *it, struct outbox_
 	}
 	snprintf(result, sizeof(result), "failed: %.50s", why);
 	if (store_outbox_finish_copy(r->store, it->id, result, 0, why, &err) < 0)
-		cli_error("%s: %s", w, err);
+		svc_report(r->rep, SVC_WARNING, "%s: %s", w, err);
 	st->copy_failed++;
-	cli_error("%s: outbox %lld: Sent copy not filed after %u attempts: %s", w,
-	          (long long)it->id, it->copy_attempts, why);
+	svc_report(r->rep, SVC_WARNING,
+	           "%s: outbox %lld: Sent copy not filed after %u attempts: %s", w,
+	           (long long)it->id, it->copy_attempts, why);
 }
 
 /* A notice in the user's hosted inbox about a message that was not sent. */
@@ -445,7 +431,7 @@ static void failure_notice(struct run *r, const struct store_outbox_item *it, co
 	             "Attempts: %u\r\n"
 	             "The server said: %s\r\n\r\n"
 	             "It stays in the outbox: 'mailkeep outbox --user %s retry %lld' sends it "
-	             "again, 'cancel %lld' deletes it.\r\n",
+	             "again, 'cancel %lld' deletes it.\r",
 	             r->u->name, date, subject, subject, (long long)it->id, rcpts, it->attempts,
 	             reply, r->u->name, (long long)it->id, (long long)it->id);
 	if (have)
@@ -456,13 +442,14 @@ static void failure_notice(struct run *r, const struct store_outbox_item *it, co
 	    store_local_deliver(r->store, text, (size_t)len, now, &err) < 0 ||
 	    store_commit(r->store, &err) < 0) {
 		store_rollback(r->store);
-		cli_error("%s, account %lld: cannot deliver the failure notice: %s", r->u->name,
-		          (long long)it->account_id, err);
+		svc_report(r->rep, SVC_WARNING,
+		           "%s, account %lld: cannot deliver the failure notice: %s", r->u->name,
+		           (long long)it->account_id, err);
 	}
 	free(text);
 }
 
-static int64_t backoff(const struct outbox_options *o, unsigned attempts)
+static int64_t backoff(const struct svc_outbox_options *o, unsigned attempts)
 {
 	int64_t d = o->retry_base > 0 ? o->retry_base : 60;
 	for (unsigned i = 1; i < attempts && d < OUTBOX_MAX_BACKOFF_S; i++)
@@ -471,10 +458,10 @@ static int64_t backoff(const struct outbox_options *o, unsigned attempts)
 }
 
 static void outcome(struct run *r, struct store_outbox_item *it, enum smtp_result res,
-                    const char *reply, int64_t now, const char *w, struct outbox_stats *st);
+                    const char *reply, int64_t now, const char *w, struct svc_outbox_result *st);
 
 /* Send one claimed message and record the outcome. */
-static void run_one(struct run *r, struct store_outbox_item *it, struct outbox_stats *st)
+static void run_one(struct run *r, struct store_outbox_item *it, struct svc_outbox_result *st)
 {
 	char reply[SMTP_REPLY_SIZE], why[300], w[300];
 	who(r, it->account_id, w, sizeof(w));
@@ -505,7 +492,7 @@ static void run_one(struct run *r, struct store_outbox_item *it, struct outbox_s
 
 /* Record the outcome of an attempt to send. */
 static void outcome(struct run *r, struct store_outbox_item *it, enum smtp_result res,
-                    const char *reply, int64_t now, const char *w, struct outbox_stats *st)
+                    const char *reply, int64_t now, const char *w, struct svc_outbox_result *st)
 {
 	const char *err;
 	struct account_ctx *ac = run_account(r, it->account_id);
@@ -516,23 +503,27 @@ static void outcome(struct run *r, struct store_outbox_item *it, enum smtp_resul
 		bool by_provider = provider_files(r, ac);
 		if (store_outbox_finish_sent(r->store, it->id, reply,
 		                             by_provider ? "provider" : NULL, now, &err) < 0)
-			cli_error("%s: outbox %lld was sent but not recorded: %s", w,
-			          (long long)it->id, err);
+			svc_report(r->rep, SVC_WARNING,
+			           "%s: outbox %lld was sent but not recorded: %s", w,
+			           (long long)it->id, err);
 		st->sent++;
 		if (!r->opt->quiet)
-			printf("sent %lld to %zu recipient%s: %s\n", (long long)it->id, it->n_rcpts,
-			       it->n_rcpts == 1 ? "" : "s", reply);
+			svc_report(r->rep, SVC_INFO, "sent %lld to %zu recipient%s: %s",
+			           (long long)it->id, it->n_rcpts, it->n_rcpts == 1 ? "" : "s",
+			           reply);
 		return;
 	}
 	if (res == SMTP_TEMPORARY && it->attempts < r->opt->max_attempts) {
 		int64_t next = now + backoff(r->opt, it->attempts);
 		if (store_outbox_finish(r->store, it->id, STORE_OUTBOX_QUEUED, next, reply, now,
 		                        &err) < 0)
-			cli_error("%s: %s", w, err);
+			svc_report(r->rep, SVC_WARNING, "%s: %s", w, err);
 		st->retry++;
 		if (!r->opt->quiet)
-			printf("%s: queued %lld: attempt %u failed (%s); next attempt in %lld s\n",
-			       w, (long long)it->id, it->attempts, reply, (long long)(next - now));
+			svc_report(
+			    r->rep, SVC_INFO,
+			    "%s: queued %lld: attempt %u failed (%s); next attempt in %lld s", w,
+			    (long long)it->id, it->attempts, reply, (long long)(next - now));
 		return;
 	}
 	char final[SMTP_REPLY_SIZE + 64];
@@ -542,26 +533,27 @@ static void outcome(struct run *r, struct store_outbox_item *it, enum smtp_resul
 	else
 		snprintf(final, sizeof(final), "%s", reply);
 	if (store_outbox_finish(r->store, it->id, STORE_OUTBOX_FAILED, 0, final, now, &err) < 0)
-		cli_error("%s: %s", w, err);
+		svc_report(r->rep, SVC_WARNING, "%s: %s", w, err);
 	st->failed++;
 	if (!r->opt->quiet)
-		printf("%s: failed %lld: %s\n", w, (long long)it->id, final);
+		svc_report(r->rep, SVC_INFO, "%s: failed %lld: %s", w, (long long)it->id, final);
 	failure_notice(r, it, final, now);
 }
 
-int cli_outbox_run(struct hub *hub, const struct hub_user *u, const char *ppfile,
-                   struct store *store, const struct outbox_options *opt, struct outbox_stats *st)
+int svc_outbox_run(struct hub *hub, const struct hub_user *u, struct store *store,
+                   const struct svc_outbox_options *opt, struct svc_outbox_result *st)
 {
 	const char *err;
-	struct run r = {.hub = hub, .u = u, .store = store, .opt = opt, .ppfile = ppfile};
+	struct run r = {.hub = hub, .u = u, .store = store, .opt = opt, .rep = &opt->reporter};
 	memset(st, 0, sizeof(*st));
 	pthread_once(&curl_once, curl_init_once);
 	if (hub_account_list(hub, u->id, &r.accts, &r.n_accts, &err) < 0) {
-		cli_error("%s: %s", u->name, err);
+		snprintf(st->error, sizeof(st->error), "%s: %s", u->name, err);
 		return -1;
 	}
 	r.ctx = calloc(r.n_accts + 1, sizeof(*r.ctx));
 	if (r.ctx == NULL) {
+		snprintf(st->error, sizeof(st->error), "%s: out of memory", u->name);
 		hub_accounts_free(&r.accts, r.n_accts);
 		return -1;
 	}
@@ -575,7 +567,7 @@ int cli_outbox_run(struct hub *hub, const struct hub_user *u, const char *ppfile
 		struct store_outbox_item it;
 		int c = store_outbox_claim(store, start, OUTBOX_LEASE_S, opt->only_id, &it, &err);
 		if (c < 0) {
-			cli_error("%s: %s", u->name, err);
+			snprintf(st->error, sizeof(st->error), "%s: %s", u->name, err);
 			ret = -1;
 			break;
 		}
@@ -594,7 +586,7 @@ int cli_outbox_run(struct hub *hub, const struct hub_user *u, const char *ppfile
 		                : store_outbox_claim_copy(store, start, OUTBOX_LEASE_S,
 		                                          opt->only_id, &it, &err);
 		if (c < 0) {
-			cli_error("%s: %s", u->name, err);
+			snprintf(st->error, sizeof(st->error), "%s: %s", u->name, err);
 			ret = -1;
 		}
 		if (c <= 0)
@@ -614,22 +606,18 @@ int cli_outbox_run(struct hub *hub, const struct hub_user *u, const char *ppfile
 	return ret;
 }
 
-/* --- the outbox thread of serve ------------------------------------------------ */
-
-/* One pass over the users: those with something pending in their outbox
- * get a run. Zero-access users' mail waits until they send or run it
- * themselves (the hub cannot open their credentials). */
-static void worker_pass(struct outbox_worker *w)
+void svc_outbox_pass(const char *data_dir, int64_t retry_base, volatile sig_atomic_t *stop,
+                     const struct svc_reporter *reporter)
 {
 	struct hub *hub = NULL;
 	struct hub_user *users = NULL;
 	size_t n = 0;
 	const char *err;
-	if (hub_open(w->cli->data_dir, true, &hub, &err) < 0)
+	if (hub_open(data_dir, true, &hub, &err) < 0)
 		return;
 	if (hub_user_list(hub, &users, &n, &err) < 0)
 		n = 0;
-	for (size_t i = 0; i < n && !*w->stop; i++) {
+	for (size_t i = 0; i < n && !*stop; i++) {
 		char path[4096];
 		struct store *store = NULL;
 		int64_t when;
@@ -638,25 +626,15 @@ static void worker_pass(struct outbox_worker *w)
 		    access(path, F_OK) < 0 || store_open(path, &store, &err) < 0)
 			continue;
 		if (store_outbox_next_due(store, &when, &err) == 1) {
-			struct outbox_options opt = {.retry_base = w->retry_base,
-			                             .max_attempts = OUTBOX_DEFAULT_MAX_ATTEMPTS};
-			struct outbox_stats st;
-			cli_outbox_run(hub, &users[i], NULL, store, &opt, &st);
+			struct svc_outbox_options opt = {.retry_base = retry_base,
+			                                 .max_attempts = SVC_OUTBOX_MAX_ATTEMPTS,
+			                                 .reporter = *reporter};
+			struct svc_outbox_result st;
+			if (svc_outbox_run(hub, &users[i], store, &opt, &st) < 0)
+				svc_report(reporter, SVC_WARNING, "%s", st.error);
 		}
 		store_close(&store);
 	}
 	free(users);
 	hub_close(&hub);
-	fflush(stdout);
-}
-
-void *cli_outbox_thread(void *context)
-{
-	struct outbox_worker *w = context;
-	while (!*w->stop) {
-		worker_pass(w);
-		for (unsigned i = 0; i < w->interval_s * 10 && !*w->stop; i++)
-			usleep(100 * 1000);
-	}
-	return NULL;
 }

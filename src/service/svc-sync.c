@@ -1,0 +1,213 @@
+/* Syncing a user's accounts (svc-sync.h): open the credential, log in,
+ * replay the devices' changes, sync; one result per account. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "svc-sync.h"
+#include "../hub/hub.h"
+#include "../imap/imap-url.h"
+#include "../lib/clock.h"
+#include "../store/store.h"
+
+#define SVC_SYNC_TIMEOUT_MS 60000
+
+/* One account to sync, stored or given by URL. */
+struct sync_job {
+	const char *url, *login, *ca_file;
+	const char *account_key; /* the store's account key */
+	/* Stored accounts: the provider login is audited. */
+	struct hub *hub;
+	const struct hub_user *hub_user;
+	int64_t account_id;
+};
+
+static void account_fail(struct svc_sync_account *r, enum svc_status status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void account_fail(struct svc_sync_account *r, enum svc_status status, const char *fmt, ...)
+{
+	va_list ap;
+	int n = snprintf(r->error, sizeof(r->error), "%s: ", r->who);
+	va_start(ap, fmt);
+	if (n > 0 && (size_t)n < sizeof(r->error))
+		vsnprintf(r->error + n, sizeof(r->error) - (size_t)n, fmt, ap);
+	va_end(ap);
+	r->status = status;
+}
+
+/* Connect, log in with *password (wiped and freed once the login is done),
+ * replay, sync. r->who is set already. */
+static void sync_one(struct store *store, const struct sync_job *job, char **password,
+                     const struct svc_sync_options *opt, struct svc_sync_account *r)
+{
+	char host[256], port[8];
+	const char *err;
+	r->url = job->url;
+	r->account_id = job->account_id;
+	struct imap_client_settings set = {
+	    .ca_file = job->ca_file, .timeout_ms = SVC_SYNC_TIMEOUT_MS, .compress = opt->compress};
+	if (imap_url_parse(job->url, host, sizeof(host), port, sizeof(port), &set.security) < 0) {
+		svc_secret_free(password);
+		account_fail(r, SVC_FAILED, "bad IMAP URL '%s'", job->url);
+		return;
+	}
+	set.host = host;
+	set.port = port;
+	struct imap_client *client = NULL;
+	double t0 = clock_mono();
+	if (imap_client_connect(&set, &client, &err) < 0) {
+		svc_secret_free(password);
+		account_fail(r, SVC_FAILED, "cannot connect to %s: %s", job->url, err);
+		return;
+	}
+	int lr = imap_client_login(client, job->login, *password, &err);
+	svc_secret_free(password);
+	if (job->hub != NULL) {
+		char server[300];
+		snprintf(server, sizeof(server), "%s:%s", host, port);
+		const char *mech = imap_client_auth_mechanism(client);
+		struct audit_detail d[] = {{"server", server},
+		                           {"mechanism", mech != NULL ? mech : "none"},
+		                           {"result", lr == 0 ? "ok" : "failed"}};
+		const char *aerr;
+		if (hub_audit(job->hub, job->hub_user, AUDIT_PROVIDER_LOGIN, job->account_id, d, 3,
+		              &aerr) < 0)
+			svc_report(&opt->reporter, SVC_WARNING, "%s: %s", r->who, aerr);
+	}
+	if (lr < 0) {
+		account_fail(r, lr == IMAP_LOGIN_TEMPORARY ? SVC_TEMPORARY : SVC_FAILED, "%s", err);
+		imap_client_free(&client);
+		return;
+	}
+	/* REPLAY CALL SITE (two-way sync): the changes devices made in the hub
+	 * go to the server first, so that the sync below sees a server that
+	 * already has them. sync_replay_account() (src/sync/sync-replay.c) goes
+	 * here, over this logged-in client, for the store account of
+	 * job->account_key (its id from store_account_ensure(), in a
+	 * transaction, as svc-outbox.c's synced_sent_folder() does); its stats
+	 * belong in r (struct svc_sync_account). A failure of the replay itself
+	 * (not a change the server refused: that change is marked failed and the
+	 * replay goes on) ends this account as a failed sync does:
+	 * account_fail(r, SVC_FAILED, ...), imap_client_free(), return. */
+	struct sync_options so = {.progress = opt->progress, .progress_ctx = opt->progress_ctx};
+	int sr = sync_account(store, job->account_key, client, &so, &r->stats, &err);
+	if (sr == 0)
+		imap_client_logout(client);
+	r->ran = true;
+	r->compressed = imap_client_is_compressed(client);
+	r->seconds = clock_mono() - t0;
+	if (sr < 0)
+		account_fail(r, SVC_FAILED, "sync of %s failed: %s", job->url, err);
+	else
+		r->status = SVC_OK;
+	imap_client_free(&client);
+}
+
+static void account_done(const struct svc_sync_options *opt, const struct svc_sync_account *r)
+{
+	if (opt->account_done != NULL)
+		opt->account_done(opt->account_done_ctx, r);
+}
+
+int svc_sync_user(struct hub *hub, const char *user, const struct svc_sync_options *opt,
+                  struct svc_sync_result *res)
+{
+	struct hub_user u;
+	struct hub_account *accts = NULL;
+	size_t n = 0;
+	struct vault_kek *kek = NULL;
+	struct store *store = NULL;
+	struct svc_sync_account *r = NULL;
+	const char *err;
+	memset(res, 0, sizeof(*res));
+	res->status = SVC_FAILED;
+	if (hub_user_get(hub, user, &u, &err) < 0 ||
+	    hub_account_list(hub, u.id, &accts, &n, &err) < 0) {
+		snprintf(res->error, sizeof(res->error), "%s: %s", user, err);
+		goto out;
+	}
+	if (svc_user_kek(hub, &u, &opt->passphrase, opt->via != NULL ? opt->via : "cli", &kek,
+	                 res->error, sizeof(res->error)) < 0)
+		goto out;
+	if (svc_store_open(hub_data_dir(hub), user, true, &store, res->error, sizeof(res->error)) <
+	    0)
+		goto out;
+	if ((r = malloc(sizeof(*r))) == NULL) {
+		snprintf(res->error, sizeof(res->error), "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (opt->only_account != 0 && accts[i].id != opt->only_account)
+			continue;
+		memset(r, 0, sizeof(*r));
+		r->account_id = accts[i].id;
+		r->url = accts[i].imap_url;
+		snprintf(r->who, sizeof(r->who), "%s, account %lld", user, (long long)accts[i].id);
+		char *password = NULL;
+		int opened =
+		    svc_account_open_secret(hub, &u, &accts[i], kek, "sync", "imap-password",
+		                            &password, r->error, sizeof(r->error));
+		if (opened < 0) {
+			r->status = opened == -2 ? SVC_TEMPORARY : SVC_FAILED;
+		} else {
+			char key[64];
+			snprintf(key, sizeof(key), "account:%lld", (long long)accts[i].id);
+			struct sync_job job = {.url = accts[i].imap_url,
+			                       .login = accts[i].login,
+			                       .ca_file = accts[i].ca_file,
+			                       .account_key = key,
+			                       .hub = hub,
+			                       .hub_user = &u,
+			                       .account_id = accts[i].id};
+			sync_one(store, &job, &password, opt, r);
+		}
+		if (r->status == SVC_OK)
+			res->synced++;
+		else
+			res->failed++;
+		res->temporary += r->status == SVC_TEMPORARY;
+		account_done(opt, r);
+	}
+	if (res->synced + res->failed == 0) {
+		res->no_account = true;
+		goto out;
+	}
+	if (hub_user_touch(hub, u.id, time(NULL), &err) < 0)
+		svc_report(&opt->reporter, SVC_WARNING, "%s: %s", user, err);
+	res->status = res->failed == 0                ? SVC_OK
+	              : res->failed == res->temporary ? SVC_TEMPORARY
+	                                              : SVC_FAILED;
+out:
+	free(r);
+	vault_kek_free(&kek);
+	hub_accounts_free(&accts, n);
+	store_close(&store);
+	return res->status == SVC_OK ? 0 : -1;
+}
+
+int svc_sync_url(struct hub *hub, const struct hub_user *u, const struct svc_sync_target *t,
+                 char **password, const struct svc_sync_options *opt, struct svc_sync_account *r)
+{
+	struct store *store = NULL;
+	const char *err;
+	memset(r, 0, sizeof(*r));
+	r->url = t->url;
+	r->status = SVC_FAILED;
+	snprintf(r->who, sizeof(r->who), "%s, %s", u->name, t->url);
+	if (svc_store_open(hub_data_dir(hub), u->name, true, &store, r->error, sizeof(r->error)) <
+	    0) {
+		svc_secret_free(password);
+		return -1;
+	}
+	char key[1024];
+	snprintf(key, sizeof(key), "%s %s", t->url, t->login);
+	struct sync_job job = {
+	    .url = t->url, .login = t->login, .ca_file = t->ca_file, .account_key = key};
+	sync_one(store, &job, password, opt, r);
+	store_close(&store);
+	if (hub_user_touch(hub, u->id, time(NULL), &err) < 0)
+		svc_report(&opt->reporter, SVC_WARNING, "%s", err);
+	return r->status == SVC_OK ? 0 : -1;
+}

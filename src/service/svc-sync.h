@@ -1,0 +1,77 @@
+#ifndef MK_SVC_SYNC_H
+#define MK_SVC_SYNC_H
+
+#include "service.h"
+#include "../imap/imap-client.h"
+#include "../sync/sync.h"
+
+/*
+ * Syncing a user's accounts: for each account, its sealed IMAP password is
+ * opened (audited first), the hub logs in (audited: provider.login), replays
+ * the changes devices made in the hub, then brings the hub up to date with
+ * the server (sync.h). Used by `sync` and by serve's scheduler.
+ */
+
+/* One account's sync. */
+struct svc_sync_account {
+	int64_t account_id; /* 0 for an account given by URL and login */
+	/* Who the texts are about: "USER, account ID", or "USER, URL". */
+	char who[400];
+	const char *url; /* the IMAP URL (valid while the call runs) */
+	enum svc_status status;
+	/* The sync ran (logged in): stats, compressed and seconds are set, also
+	 * when it failed part way (status then says so, with error). */
+	bool ran;
+	struct sync_stats stats;
+	bool compressed;
+	double seconds;             /* from the connect to the end */
+	char error[SVC_ERROR_SIZE]; /* when status != SVC_OK; starts with who */
+};
+
+struct svc_sync_options {
+	int64_t only_account; /* 0: every stored account */
+	enum imap_compress_mode compress;
+	sync_progress_fn *progress; /* may be NULL */
+	void *progress_ctx;
+	/* Asked for a zero-access user's passphrase (may be NULL: none). */
+	struct svc_passphrase passphrase;
+	const char *via; /* user.signin via=... for a zero-access unlock ("cli") */
+	/* Called as each account ends (may be NULL), so a face can show it
+	 * before the next one starts. */
+	void (*account_done)(void *ctx, const struct svc_sync_account *r);
+	void *account_done_ctx;
+	/* Problems that did not stop the sync (an audit entry after the login
+	 * that could not be written, the user's activity not recorded). */
+	struct svc_reporter reporter;
+};
+
+struct svc_sync_result {
+	unsigned synced, failed, temporary; /* accounts */
+	/* The user has no stored account (none to sync, or not only_account):
+	 * nothing was tried and status is SVC_FAILED with error empty. */
+	bool no_account;
+	/* SVC_OK when every account synced, SVC_TEMPORARY when every failure
+	 * was temporary, else SVC_FAILED. */
+	enum svc_status status;
+	char error[SVC_ERROR_SIZE]; /* a failure before any account, or "" */
+};
+
+/* Sync the stored accounts of hub user USER (all, or opt->only_account)
+ * into their store (made if needed), each reported through
+ * opt->account_done; then the user's activity is recorded. hub must have
+ * its master key loaded. Returns 0 when every account synced, else -1;
+ * res says what happened either way. */
+int svc_sync_user(struct hub *hub, const char *user, const struct svc_sync_options *opt,
+                  struct svc_sync_result *res);
+
+/* An account given by URL, login and password (nothing stored but mail):
+ * sync it into the hub user's store under the key "URL LOGIN". *password
+ * (sodium_malloc()'d) is used for the login, then wiped and freed. Returns 0, or -1 with
+ * r->error. The user's activity is recorded either way. */
+struct svc_sync_target {
+	const char *url, *login, *ca_file;
+};
+int svc_sync_url(struct hub *hub, const struct hub_user *u, const struct svc_sync_target *t,
+                 char **password, const struct svc_sync_options *opt, struct svc_sync_account *r);
+
+#endif

@@ -1,0 +1,242 @@
+/* The services layer (src/service): the workflows answer in structs and
+ * through the caller's reporter, never on stdout or stderr; errors are in
+ * the caller's buffers; open errors are the calling thread's own. */
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "test.h"
+#include "hub/hub.h"
+#include "service/svc-account.h"
+#include "service/svc-outbox.h"
+#include "service/svc-sync.h"
+#include "service/svc-user.h"
+#include "store/store.h"
+
+static char dir[64];
+
+/* What the reporter was told, one line after another. */
+struct lines {
+	char text[8192];
+	unsigned info, warnings;
+};
+
+static void collect(void *ctx, enum svc_level level, const char *text)
+{
+	struct lines *l = ctx;
+	size_t o = strlen(l->text);
+	snprintf(l->text + o, sizeof(l->text) - o, "%s%s\n", level == SVC_WARNING ? "! " : "",
+	         text);
+	if (level == SVC_WARNING)
+		l->warnings++;
+	else
+		l->info++;
+}
+
+struct done {
+	unsigned n;
+	struct svc_sync_account last;
+};
+
+static void account_done(void *ctx, const struct svc_sync_account *r)
+{
+	struct done *d = ctx;
+	d->n++;
+	d->last = *r;
+}
+
+static void add_account(struct hub *hub, const char *user, const char *imap)
+{
+	const char *err;
+	struct hub_user u;
+	struct vault_kek *kek = NULL;
+	int64_t id;
+	CHECK(hub_user_get(hub, user, &u, &err) == 0);
+	CHECK(hub_user_kek(hub, &u, NULL, &kek, &err) == 0);
+	CHECK(hub_account_add(hub, &u, kek, imap, NULL, "a@example.org", NULL, "secret", &id,
+	                      &err) == 0);
+	vault_kek_free(&kek);
+}
+
+static void test_sync(struct hub *hub)
+{
+	struct lines lines = {0};
+	struct done done = {0};
+	struct svc_sync_options opt = {.compress = IMAP_COMPRESS_NO,
+	                               .account_done = account_done,
+	                               .account_done_ctx = &done,
+	                               .reporter = {.report = collect, .ctx = &lines}};
+	struct svc_sync_result res;
+	/* Nothing listens on port 1: the account fails, the user is told which. */
+	CHECK(svc_sync_user(hub, "alice", &opt, &res) == -1);
+	CHECK(res.synced == 0 && res.failed == 1 && res.temporary == 0 && !res.no_account);
+	CHECK(res.status == SVC_FAILED && res.error[0] == '\0');
+	CHECK(done.n == 1 && done.last.account_id == 1 && !done.last.ran);
+	CHECK(done.last.status == SVC_FAILED);
+	CHECK_STR(done.last.who, "alice, account 1");
+	CHECK(strncmp(done.last.error, "alice, account 1: cannot connect to imaps://127.0.0.1:1: ",
+	              strlen("alice, account 1: cannot connect to imaps://127.0.0.1:1: ")) == 0);
+	CHECK(lines.warnings == 0);
+
+	/* Only an account the user has. */
+	opt.only_account = 7;
+	CHECK(svc_sync_user(hub, "alice", &opt, &res) == -1);
+	CHECK(res.no_account && res.error[0] == '\0' && done.n == 1);
+	opt.only_account = 0;
+	CHECK(svc_sync_user(hub, "bob", &opt, &res) == -1);
+	CHECK(res.no_account && res.status == SVC_FAILED);
+	CHECK(svc_sync_user(hub, "nobody", &opt, &res) == -1);
+	CHECK(strstr(res.error, "no hub user 'nobody'") != NULL && !res.no_account);
+}
+
+static void test_outbox(struct hub *hub)
+{
+	const char *err;
+	char error[SVC_ERROR_SIZE];
+	struct hub_user u;
+	struct store *store = NULL;
+	CHECK(hub_user_get(hub, "alice", &u, &err) == 0);
+	CHECK(svc_store_open(dir, "alice", true, &store, error, sizeof(error)) == 0);
+	struct lines lines = {0};
+	struct svc_outbox_options opt = {.retry_base = SVC_OUTBOX_RETRY_BASE,
+	                                 .max_attempts = SVC_OUTBOX_MAX_ATTEMPTS,
+	                                 .reporter = {.report = collect, .ctx = &lines}};
+	struct svc_outbox_result res;
+	CHECK(svc_outbox_run(hub, &u, store, &opt, &res) == 0);
+	CHECK(res.sent + res.retry + res.failed + res.filed == 0 && res.error[0] == '\0');
+	CHECK(lines.info + lines.warnings == 0);
+	store_close(&store);
+	CHECK(svc_store_open(dir, "carol", false, &store, error, sizeof(error)) == -1);
+	CHECK(strstr(error, "no user 'carol' in ") != NULL);
+}
+
+static void test_removal(struct hub *hub)
+{
+	struct svc_account_removal r;
+	CHECK(svc_account_remove(hub, "alice", 9, &r) == -1);
+	CHECK(r.outcome == SVC_REMOVAL_NO_ACCOUNT);
+	CHECK(svc_account_remove(hub, "alice", 1, &r) == 0);
+	CHECK(r.outcome == SVC_REMOVAL_DONE);
+	CHECK(strncmp(r.receipt, "receipt: account 1 of alice removed from all devices at ",
+	              strlen("receipt: account 1 of alice removed from all devices at ")) == 0);
+	CHECK(strstr(r.receipt, "1 sealed credentials") != NULL);
+	char first[SVC_RECEIPT_SIZE];
+	snprintf(first, sizeof(first), "%s", r.receipt);
+	/* Again: removed already, with the receipt of the removal. */
+	CHECK(svc_account_remove(hub, "alice", 1, &r) == 0);
+	CHECK(r.outcome == SVC_REMOVAL_ALREADY);
+	CHECK_STR(r.receipt, first);
+	CHECK(svc_account_remove(hub, "nobody", 1, &r) == -1);
+	CHECK(r.outcome == SVC_REMOVAL_FAILED && !r.finish_again);
+	CHECK(strstr(r.error, "no hub user 'nobody'") != NULL);
+}
+
+static void test_lifecycle_and_purge(struct hub *hub)
+{
+	const char *err;
+	struct lines lines = {0};
+	struct svc_reporter rep = {.report = collect, .ctx = &lines};
+	int64_t far = (int64_t)time(NULL) + 400 * 86400;
+	CHECK(svc_lifecycle_run(hub, far, true, &rep) == 0);
+	CHECK(strstr(lines.text, "would purge alice: inactive for ") != NULL);
+	CHECK(strstr(lines.text,
+	             "lifecycle (dry run): 2 users, 0 to be warned, 2 to be purged\n") != NULL);
+	CHECK(lines.warnings == 0);
+	struct hub_user u;
+	CHECK(hub_user_get(hub, "bob", &u, &err) == 0);
+	char path[256];
+	snprintf(path, sizeof(path), "%s/users/bob", dir); /* the sync above made it */
+	CHECK(access(path, F_OK) == 0);
+	struct svc_user_purge r;
+	CHECK(svc_user_purge(hub, &u, "a test", &rep, &r) == 0);
+	CHECK(strncmp(r.receipt, "receipt: hub user bob deleted at ",
+	              strlen("receipt: hub user bob deleted at ")) == 0);
+	CHECK(strstr(r.receipt, "(a test)") != NULL);
+	CHECK(access(path, F_OK) < 0);
+	CHECK(hub_user_get(hub, "bob", &u, &err) < 0);
+	/* A purge cut short leaves a .purged-* folder; the next round removes it. */
+	snprintf(path, sizeof(path), "%s/users/.purged-x", dir);
+	CHECK(mkdir(path, 0700) == 0);
+	lines.text[0] = '\0';
+	CHECK(svc_lifecycle_run(hub, (int64_t)time(NULL), false, &rep) == 0);
+	CHECK(strstr(lines.text, "lifecycle: 1 users, 0 warned, 0 purged\n") != NULL);
+	CHECK(access(path, F_OK) < 0);
+}
+
+/* Failed opens in two threads at once: each error names its own path. */
+static void *open_fails(void *ctx)
+{
+	const char *where = ctx, *err;
+	struct hub *hub;
+	struct store *store;
+	char path[128];
+	snprintf(path, sizeof(path), "%s/store.db", where);
+	for (int i = 0; i < 2000; i++) {
+		if (hub_open(where, false, &hub, &err) == 0 || strstr(err, where) == NULL)
+			return "hub_open";
+		if (store_open(path, &store, &err) == 0 || strstr(err, where) == NULL)
+			return "store_open";
+	}
+	return NULL;
+}
+
+static void test_open_errors_per_thread(void)
+{
+	pthread_t a, b;
+	void *ra, *rb;
+	pthread_create(&a, NULL, open_fails, "/nonexistent/mk-thread-a");
+	pthread_create(&b, NULL, open_fails, "/nonexistent/mk-thread-b");
+	pthread_join(a, &ra);
+	pthread_join(b, &rb);
+	CHECK(ra == NULL && rb == NULL);
+}
+
+int main(void)
+{
+	const char *err;
+	bool existed;
+	snprintf(dir, sizeof(dir), "/tmp/mk-test-service-XXXXXX");
+	CHECK(mkdtemp(dir) != NULL);
+	CHECK(hub_create(dir, NULL, &existed, &err) == 0);
+	struct hub *hub;
+	CHECK(hub_open(dir, true, &hub, &err) == 0);
+	CHECK(hub_user_add(hub, "alice", NULL, false, NULL, &err) == 0);
+	CHECK(hub_user_add(hub, "bob", NULL, false, NULL, &err) == 0);
+	add_account(hub, "alice", "imaps://127.0.0.1:1");
+
+	/* Services never print: everything below writes to a file in place of
+	 * stdout and stderr, which must stay empty. */
+	char out_path[128];
+	snprintf(out_path, sizeof(out_path), "%s/printed", dir);
+	fflush(stdout);
+	fflush(stderr);
+	int saved_out = dup(1), saved_err = dup(2);
+	int fd = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	CHECK(fd >= 0 && saved_out >= 0 && saved_err >= 0);
+	dup2(fd, 1);
+	dup2(fd, 2);
+	test_sync(hub);
+	test_outbox(hub);
+	test_removal(hub);
+	test_lifecycle_and_purge(hub);
+	test_open_errors_per_thread();
+	fflush(stdout);
+	fflush(stderr);
+	dup2(saved_out, 1);
+	dup2(saved_err, 2);
+	struct stat st;
+	CHECK(fstat(fd, &st) == 0);
+	close(fd);
+	if (st.st_size != 0) {
+		fprintf(stderr, "services printed %lld bytes (see %s)\n", (long long)st.st_size,
+		        out_path);
+		return 1;
+	}
+	hub_close(&hub);
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	CHECK(system(cmd) == 0);
+	TEST_DONE("test-service");
+}
