@@ -502,6 +502,7 @@ class FakeServer:
         self.fetch_flags_hook = None      # fn(folder, uids) -> uids
         self.list_calls = 0
         self.refuse = set()               # folders whose EXAMINE gets NO
+        self.noselect = set()             # folders listed as \\Noselect
         self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.ctx.load_cert_chain(os.path.join(fx.dir, "server.pem"),
                                  os.path.join(fx.dir, "server.key"))
@@ -554,7 +555,8 @@ class FakeServer:
                 names = sorted(self.folders)
                 if self.list_hook:
                     names = self.list_hook(self.list_calls, names)
-                out += ['* LIST () "/" "%s"' % n for n in names] + [tag + " OK"]
+                out += ['* LIST (%s) "/" "%s"' % ("\\Noselect" if n in self.noselect else "", n)
+                        for n in names] + [tag + " OK"]
             elif cmd == "STATUS":
                 n = words[2].strip('"')
                 uids = sorted(self.folders.get(n, {}))
@@ -842,6 +844,40 @@ def t_noselect_parent(tmp):
         fx.stop()
 
 
+def t_noselect_flag(tmp):
+    """A folder the server starts listing as \\Noselect (its mail gone on
+    the server) becomes a noselect mailbox without its server messages, the
+    same mailbox; listed selectable again, it is synced in full."""
+    fx = Fixture(tmp, "nosel-flag", count=0)
+    fx.stop()
+    folders = {"INBOX": {1: b"Subject: i\r\n\r\ni\r\n"}, "A": {1: b"Subject: a\r\n\r\na\r\n"},
+               "A/B": {1: b"Subject: b\r\n\r\nb\r\n"}}
+    srv = FakeServer(fx, folders)
+    db = os.path.join(fx.data, "users", "alice", "store.db")
+
+    def boxes():
+        con = sqlite3.connect(db)
+        rows = {n: (i, ns, cnt) for i, n, ns, cnt in con.execute(
+            "SELECT b.id, b.name, b.noselect, (SELECT count(*) FROM messages m "
+            "WHERE m.mailbox_id = b.id) FROM mailboxes b")}
+        con.close()
+        return rows
+    try:
+        fake_sync(fx, srv)
+        before = boxes()
+        check(before["A"][1:] == (0, 1) and before["A/B"][1:] == (0, 1), "first: %s" % before)
+        srv.noselect = {"A"}
+        fake_sync(fx, srv)
+        got = boxes()
+        check(got["A"] == (before["A"][0], 1, 0) and got["A/B"][1:] == (0, 1), "noselect: %s" % got)
+        srv.noselect = set()
+        fake_sync(fx, srv)
+        got = boxes()
+        check(got["A"] == (before["A"][0], 0, 1), "selectable again: %s" % got)
+    finally:
+        srv.close()
+
+
 SCENARIOS = {
     "incremental": t_initial_and_incremental,
     "tiers": t_tiers,
@@ -856,6 +892,7 @@ SCENARIOS = {
     "server-no": t_server_no,
     "export-names-keywords": t_export_names_keywords,
     "noselect-parent": t_noselect_parent,
+    "noselect-flag": t_noselect_flag,
 }
 
 
