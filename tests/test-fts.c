@@ -210,11 +210,11 @@ static void test_search_snippet_get(struct store *s)
 	char req[512];
 	snprintf(req, sizeof(req),
 	         "{\"using\":[\"urn:ietf:params:jmap:core\",\"urn:ietf:params:jmap:mail\"],"
-	         "\"methodCalls\":[[\"SearchSnippet/get\",{\"accountId\":\"alice\","
+	         "\"methodCalls\":[[\"SearchSnippet/get\",{\"accountId\":\"A%lld\","
 	         "\"filter\":{\"operator\":\"AND\",\"conditions\":[{\"text\":\"zebra\"},"
 	         "{\"operator\":\"NOT\",\"conditions\":[{\"text\":\"filler\"}]}]},"
 	         "\"emailIds\":[\"E%lld\",\"E1\"]},\"0\"]]}",
-	         (long long)ids[0]);
+	         (long long)acct, (long long)ids[0]);
 	free(ids);
 	struct jmap_output out;
 	OK(jmap_process(reg, &limits, &ctx, "1", req, strlen(req), &out, &error));
