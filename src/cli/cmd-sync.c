@@ -127,6 +127,11 @@ static int sync_one(struct store *store, const struct sync_job *job, char **pass
 	progress = cli_progress_create(job->quiet);
 	struct sync_options so = {.progress = cli_progress_update, .progress_ctx = progress};
 	struct sync_stats st;
+	/* Device changes go to the server first, so the sync below sees a
+	 * server that has them (SPEC-10 section 3). */
+	struct sync_replay_stats rst;
+	if (sync_replay_account_key(store, job->account_key, client, NULL, &rst, &err) < 0)
+		cli_error("%s: device changes not all carried to the server: %s", who, err);
 	r = sync_account(store, job->account_key, client, &so, &st, &err);
 	cli_progress_done(progress);
 	if (r == 0)

@@ -10,6 +10,7 @@
  *   mailbox_props(mailbox_id, sort_order, subscribed)
  */
 #include "store-envelope.h"
+#include "store-replay.h"
 #include "store-private.h"
 
 #include <openssl/evp.h>
@@ -86,6 +87,9 @@ int store_local_schema(struct store *s, const char **error_r)
 		*error_r = store_err(s, "create the local change tables");
 		return -1;
 	}
+	/* Replay state (store-replay.c): on stores made before it. */
+	if (store_replay_schema(s, error_r) < 0)
+		return -1;
 	/* Uploads nobody used within the TTL go now (RFC 8620 6.1). This
 	 * runs before the store's statements exist, hence the plain BEGIN;
 	 * the write lock is taken only when there is something to remove. */
@@ -278,7 +282,7 @@ int store_local_holds_flags(struct store *s, int64_t message_id, const char **er
 	int64_t v = 0;
 	if (run(s, "look up local changes",
 	        "SELECT EXISTS(SELECT 1 FROM local_changes WHERE object_id = ?1 AND kind = "
-	        "'keywords')",
+	        "'keywords' AND state != 'failed')",
 	        &v, NULL, error_r, "i", message_id) < 0)
 		return -1;
 	return v != 0;
@@ -549,7 +553,7 @@ int store_local_mailbox_destroyed(struct store *s, int64_t account_id, const cha
 	int64_t v = 0;
 	if (run(s, "look up local changes",
 	        "SELECT EXISTS(SELECT 1 FROM local_changes WHERE account_id = ?1 "
-	        "AND origin_name = ?2 AND kind = 'mailbox-destroy')",
+	        "AND origin_name = ?2 AND kind = 'mailbox-destroy' AND state != 'failed')",
 	        &v, NULL, error_r, "it", account_id, name) < 0)
 		return -1;
 	return v != 0;

@@ -1,0 +1,429 @@
+/*
+ * The store side of the replay of device changes to the providers: the
+ * pending list, the replay state of a change, pairing a message made here
+ * with the UID the server gave it. See store-replay.h.
+ */
+#include "store-replay.h"
+#include "store-private.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* Run one statement with bound values ('i' int64, 't' text or NULL). With
+ * out (not NULL) the first column of the first row is read into *out;
+ * *found_r (may be NULL) says whether there was a row. */
+static int run(struct store *s, const char *what, const char *sql, int64_t *out, bool *found_r,
+               const char **error_r, const char *types, ...)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(store_db(s), sql, -1, &st, NULL) != SQLITE_OK) {
+		*error_r = store_err(s, what);
+		return -1;
+	}
+	va_list ap;
+	va_start(ap, types);
+	for (int i = 0; types[i] != '\0'; i++) {
+		if (types[i] == 'i') {
+			sqlite3_bind_int64(st, i + 1, va_arg(ap, int64_t));
+		} else {
+			const char *t = va_arg(ap, const char *);
+			if (t == NULL)
+				sqlite3_bind_null(st, i + 1);
+			else
+				sqlite3_bind_text(st, i + 1, t, -1, SQLITE_TRANSIENT);
+		}
+	}
+	va_end(ap);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW && out != NULL)
+		*out = sqlite3_column_int64(st, 0);
+	if (found_r != NULL)
+		*found_r = rc == SQLITE_ROW;
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		*error_r = store_err(s, what);
+		return -1;
+	}
+	return 0;
+}
+
+int store_replay_schema(struct store *s, const char **error_r)
+{
+	/* The columns belong to the schema (h-model's schema 3 has them);
+	 * a store made before gets them here, each added only if missing. */
+	static const struct {
+		const char *name, *sql;
+	} cols[] = {
+	    {"state", "ALTER TABLE local_changes ADD COLUMN state TEXT NOT NULL DEFAULT ''"},
+	    {"attempts", "ALTER TABLE local_changes ADD COLUMN attempts INTEGER DEFAULT 0"},
+	    {"error", "ALTER TABLE local_changes ADD COLUMN error TEXT"},
+	};
+	for (size_t i = 0; i < sizeof(cols) / sizeof(cols[0]); i++) {
+		int64_t n = 0;
+		if (run(s, "check replay columns",
+		        "SELECT count(*) FROM pragma_table_info('local_changes') WHERE name = ?1", &n,
+		        NULL, error_r, "t", cols[i].name) < 0)
+			return -1;
+		if (n == 0 && sqlite3_exec(store_db(s), cols[i].sql, NULL, NULL, NULL) != SQLITE_OK) {
+			*error_r = store_err(s, "add replay columns");
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static char *col_strdup(sqlite3_stmt *st, int col, bool *oom)
+{
+	const unsigned char *t = sqlite3_column_text(st, col);
+	if (t == NULL)
+		return NULL;
+	char *d = strdup((const char *)t);
+	if (d == NULL)
+		*oom = true;
+	return d;
+}
+
+int store_replay_pending(struct store *s, int64_t account_id,
+                         struct store_replay_change **changes_r, size_t *count_r,
+                         const char **error_r)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(store_db(s),
+	                       "SELECT id, kind, object_id, mailbox_id, account_id, "
+	                       "origin_mailbox_id, origin_uid, origin_name, detail, state, "
+	                       "attempts, pair_size, pair_hash FROM local_changes "
+	                       "WHERE account_id = ?1 AND state IN ('', 'sent') ORDER BY id",
+	                       -1, &st, NULL) != SQLITE_OK) {
+		*error_r = store_err(s, "list pending changes");
+		return -1;
+	}
+	sqlite3_bind_int64(st, 1, account_id);
+	struct store_replay_change *v = NULL;
+	size_t n = 0, cap = 0;
+	bool oom = false;
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (n == cap) {
+			cap = cap == 0 ? 64 : cap * 2;
+			void *nv = realloc(v, cap * sizeof(*v));
+			if (nv == NULL) {
+				oom = true;
+				break;
+			}
+			v = nv;
+		}
+		struct store_replay_change *c = &v[n++];
+		memset(c, 0, sizeof(*c));
+		c->id = sqlite3_column_int64(st, 0);
+		snprintf(c->kind, sizeof(c->kind), "%s", (const char *)sqlite3_column_text(st, 1));
+		c->object_id = sqlite3_column_int64(st, 2);
+		c->mailbox_id = sqlite3_column_int64(st, 3);
+		c->account_id = sqlite3_column_int64(st, 4);
+		c->origin_mailbox_id = sqlite3_column_int64(st, 5);
+		c->origin_uid = sqlite3_column_int64(st, 6);
+		c->origin_name = col_strdup(st, 7, &oom);
+		c->detail = col_strdup(st, 8, &oom);
+		const unsigned char *state = sqlite3_column_text(st, 9);
+		c->sent = state != NULL && strcmp((const char *)state, "sent") == 0;
+		c->attempts = (unsigned)sqlite3_column_int(st, 10);
+		if (sqlite3_column_type(st, 11) != SQLITE_NULL &&
+		    sqlite3_column_bytes(st, 12) == 32) {
+			c->have_pair = true;
+			c->pair_size = (uint64_t)sqlite3_column_int64(st, 11);
+			memcpy(c->pair_hash, sqlite3_column_blob(st, 12), 32);
+		}
+		if (oom)
+			break;
+	}
+	sqlite3_finalize(st);
+	if (oom || (rc != SQLITE_DONE && rc != SQLITE_ROW)) {
+		store_replay_changes_free(&v, n);
+		*error_r = oom ? "out of memory" : store_err(s, "list pending changes");
+		return -1;
+	}
+	*changes_r = v;
+	*count_r = n;
+	return 0;
+}
+
+void store_replay_changes_free(struct store_replay_change **changes, size_t count)
+{
+	if (*changes == NULL)
+		return;
+	for (size_t i = 0; i < count; i++) {
+		free((*changes)[i].origin_name);
+		free((*changes)[i].detail);
+	}
+	free(*changes);
+	*changes = NULL;
+}
+
+int store_replay_mark_sent(struct store *s, int64_t change_id, const char **error_r)
+{
+	return run(s, "mark a change sent",
+	           "UPDATE local_changes SET state = 'sent', attempts = attempts + 1 WHERE id = ?1",
+	           NULL, NULL, error_r, "i", change_id);
+}
+
+int store_replay_finish(struct store *s, int64_t change_id, const char **error_r)
+{
+	return run(s, "finish a change", "DELETE FROM local_changes WHERE id = ?1", NULL, NULL,
+	           error_r, "i", change_id);
+}
+
+/* Printable ASCII of untrusted text (a server's answer) for the notice. */
+static void clean_text(char *dst, size_t size, const char *src)
+{
+	size_t i = 0;
+	for (; src != NULL && *src != '\0' && i + 1 < size; src++)
+		dst[i++] = (*src >= 0x20 && *src < 0x7f) ? *src : '?';
+	dst[i] = '\0';
+}
+
+int store_replay_fail(struct store *s, const struct store_replay_change *c, const char *error,
+                      const char **error_r)
+{
+	if (run(s, "fail a change", "UPDATE local_changes SET state = 'failed', error = ?2 WHERE id = ?1",
+	        NULL, NULL, error_r, "it", c->id, error) < 0)
+		return -1;
+	char err[600], what[400], date[64];
+	clean_text(err, sizeof(err), error);
+	if (strncmp(c->kind, "mailbox-", 8) == 0) {
+		char name[300];
+		clean_text(name, sizeof(name),
+		           c->origin_name != NULL ? c->origin_name : c->detail != NULL ? c->detail : "");
+		snprintf(what, sizeof(what), "The change \"%s\" of the folder \"%s\"", c->kind, name);
+	} else {
+		snprintf(what, sizeof(what), "The change \"%s\" of message %lld", c->kind,
+		         (long long)c->object_id);
+	}
+	time_t now = time(NULL);
+	struct tm tm;
+	gmtime_r(&now, &tm);
+	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
+	char msg[2048];
+	int len = snprintf(msg, sizeof(msg),
+	                   "From: mailkeep <mailkeep@localhost>\r\n"
+	                   "To: you\r\n"
+	                   "Date: %s\r\n"
+	                   "Subject: A change could not be made on your mail provider\r\n"
+	                   "Message-ID: <replay-%lld-%lld@mailkeep>\r\n"
+	                   "MIME-Version: 1.0\r\n"
+	                   "Content-Type: text/plain; charset=us-ascii\r\n"
+	                   "\r\n"
+	                   "%s, made on one of your devices, was refused by the mail server\r\n"
+	                   "of account %lld, so it is not on the server:\r\n"
+	                   "\r\n  %s\r\n\r\n"
+	                   "mailkeep will not try it again. The next sync shows the server's\r\n"
+	                   "state on your devices where it differs.\r\n",
+	                   date, (long long)c->id, (long long)now, what, (long long)c->account_id,
+	                   err);
+	if (len < 0 || (size_t)len >= sizeof(msg))
+		len = (int)strlen(msg);
+	return store_local_deliver(s, msg, (size_t)len, (int64_t)now, error_r);
+}
+
+int store_replay_uid_held(struct store *s, int64_t mailbox_id, uint32_t uid, int64_t except_id,
+                          const char **error_r)
+{
+	bool found = false;
+	if (run(s, "look up message",
+	        "SELECT 1 FROM messages WHERE mailbox_id = ?1 AND uid = ?2 AND id != ?3", NULL,
+	        &found, error_r, "iii", mailbox_id, (int64_t)uid, except_id) < 0)
+		return -1;
+	return found ? 1 : 0;
+}
+
+int store_replay_pair(struct store *s, int64_t message_id, int64_t mailbox_id, uint32_t uid,
+                      const char **error_r)
+{
+	if (run(s, "update origins",
+	        "UPDATE local_changes SET origin_mailbox_id = ?2, origin_uid = ?3 "
+	        "WHERE object_id = ?1 AND state IN ('', 'sent') AND kind NOT LIKE 'mailbox-%'",
+	        NULL, NULL, error_r, "iii", message_id, mailbox_id, (int64_t)uid) < 0)
+		return -1;
+	int held = store_replay_uid_held(s, mailbox_id, uid, message_id, error_r);
+	if (held != 0)
+		return held < 0 ? -1 : 0;
+	bool found = false;
+	if (run(s, "pair message",
+	        "SELECT 1 FROM messages WHERE id = ?1 AND mailbox_id = ?2 AND uid >= ?3", NULL,
+	        &found, error_r, "iii", message_id, mailbox_id, (int64_t)STORE_LOCAL_UID_BASE) < 0)
+		return -1;
+	if (!found)
+		return 0;
+	if (run(s, "pair message", "UPDATE messages SET uid = ?2 WHERE id = ?1", NULL, NULL,
+	        error_r, "ii", message_id, (int64_t)uid) < 0 ||
+	    run(s, "advance uidnext",
+	        "UPDATE mailboxes SET uidnext = ?2 + 1 WHERE id = ?1 AND uidnext = ?2 "
+	        "AND uidvalidity != 0",
+	        NULL, NULL, error_r, "ii", mailbox_id, (int64_t)uid) < 0)
+		return -1;
+	return 1;
+}
+
+int store_replay_forget_origin(struct store *s, int64_t message_id, const char **error_r)
+{
+	return run(s, "update origins",
+	           "UPDATE local_changes SET origin_mailbox_id = 0, origin_uid = 0 "
+	           "WHERE object_id = ?1 AND state IN ('', 'sent') AND kind NOT LIKE 'mailbox-%'",
+	           NULL, NULL, error_r, "i", message_id);
+}
+
+int store_replay_mailbox_renamed(struct store *s, int64_t mailbox_id, const char *name,
+                                 const char **error_r)
+{
+	return run(s, "update origins",
+	           "UPDATE local_changes SET origin_name = ?2 WHERE object_id = ?1 "
+	           "AND state IN ('', 'sent') AND kind IN ('mailbox-rename', 'mailbox-destroy')",
+	           NULL, NULL, error_r, "it", mailbox_id, name);
+}
+
+int store_replay_mailbox_created(struct store *s, int64_t mailbox_id, uint32_t uidvalidity,
+                                 uint32_t uidnext, const char **error_r)
+{
+	return run(s, "mailbox state",
+	           "UPDATE mailboxes SET uidvalidity = ?2, uidnext = ?3 WHERE id = ?1 "
+	           "AND uidvalidity = 0",
+	           NULL, NULL, error_r, "iii", mailbox_id, (int64_t)uidvalidity,
+	           (int64_t)uidnext);
+}
+
+int store_replay_message(struct store *s, int64_t message_id, struct store_replay_msg *msg_r,
+                         const char **error_r)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(store_db(s),
+	                       "SELECT m.mailbox_id, m.uid, m.blob_id, b.size, m.flags, m.keywords, "
+	                       "m.internaldate FROM messages m JOIN blobs b ON b.id = m.blob_id "
+	                       "WHERE m.id = ?1",
+	                       -1, &st, NULL) != SQLITE_OK) {
+		*error_r = store_err(s, "look up message");
+		return -1;
+	}
+	sqlite3_bind_int64(st, 1, message_id);
+	int rc = sqlite3_step(st);
+	int ret = rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+	if (ret == 1) {
+		bool oom = false;
+		msg_r->mailbox_id = sqlite3_column_int64(st, 0);
+		msg_r->uid = sqlite3_column_int64(st, 1);
+		msg_r->blob_id = sqlite3_column_int64(st, 2);
+		msg_r->size = (uint64_t)sqlite3_column_int64(st, 3);
+		msg_r->flags = (unsigned)sqlite3_column_int(st, 4);
+		msg_r->keywords = col_strdup(st, 5, &oom);
+		msg_r->internaldate = sqlite3_column_int64(st, 6);
+		if (oom) {
+			*error_r = "out of memory";
+			ret = -1;
+		}
+	} else if (ret < 0) {
+		*error_r = store_err(s, "look up message");
+	}
+	sqlite3_finalize(st);
+	return ret;
+}
+
+void store_replay_message_free(struct store_replay_msg *msg)
+{
+	free(msg->keywords);
+	msg->keywords = NULL;
+}
+
+int store_replay_server_name(struct store *s, int64_t mailbox_id, char **name_r,
+                             const char **error_r)
+{
+	char *name = NULL;
+	bool local_only = false;
+	if (store_local_mailbox_origin(s, mailbox_id, &name, &local_only, error_r) < 0)
+		return -1;
+	if (name == NULL && !local_only) {
+		/* A first change without a server name (mailbox-props): the
+		 * server knows the mailbox by its name here. */
+		sqlite3_stmt *st;
+		if (sqlite3_prepare_v2(store_db(s), "SELECT name FROM mailboxes WHERE id = ?1", -1,
+		                       &st, NULL) != SQLITE_OK) {
+			*error_r = store_err(s, "look up mailbox");
+			return -1;
+		}
+		sqlite3_bind_int64(st, 1, mailbox_id);
+		bool oom = false;
+		if (sqlite3_step(st) == SQLITE_ROW)
+			name = col_strdup(st, 0, &oom);
+		sqlite3_finalize(st);
+		if (oom) {
+			*error_r = "out of memory";
+			return -1;
+		}
+	}
+	if (name == NULL)
+		return 0;
+	*name_r = name;
+	return 1;
+}
+
+int store_replay_mailbox_state(struct store *s, int64_t mailbox_id, uint32_t *uidvalidity_r,
+                               uint32_t *uidnext_r, uint64_t *highestmodseq_r,
+                               const char **error_r)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(store_db(s),
+	                       "SELECT uidvalidity, uidnext, highestmodseq FROM mailboxes "
+	                       "WHERE id = ?1",
+	                       -1, &st, NULL) != SQLITE_OK) {
+		*error_r = store_err(s, "look up mailbox");
+		return -1;
+	}
+	sqlite3_bind_int64(st, 1, mailbox_id);
+	int rc = sqlite3_step(st);
+	*uidvalidity_r = *uidnext_r = 0;
+	*highestmodseq_r = 0;
+	if (rc == SQLITE_ROW) {
+		*uidvalidity_r = (uint32_t)sqlite3_column_int64(st, 0);
+		*uidnext_r = (uint32_t)sqlite3_column_int64(st, 1);
+		*highestmodseq_r = (uint64_t)sqlite3_column_int64(st, 2);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		*error_r = store_err(s, "look up mailbox");
+		return -1;
+	}
+	return rc == SQLITE_ROW ? 1 : 0;
+}
+
+int store_replay_refresh(struct store *s, struct store_replay_change *c, const char **error_r)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(store_db(s),
+	                       "SELECT origin_mailbox_id, origin_uid, origin_name, state, attempts "
+	                       "FROM local_changes WHERE id = ?1",
+	                       -1, &st, NULL) != SQLITE_OK) {
+		*error_r = store_err(s, "look up change");
+		return -1;
+	}
+	sqlite3_bind_int64(st, 1, c->id);
+	int rc = sqlite3_step(st);
+	bool oom = false;
+	if (rc == SQLITE_ROW) {
+		c->origin_mailbox_id = sqlite3_column_int64(st, 0);
+		c->origin_uid = sqlite3_column_int64(st, 1);
+		free(c->origin_name);
+		c->origin_name = col_strdup(st, 2, &oom);
+		const unsigned char *state = sqlite3_column_text(st, 3);
+		c->sent = state != NULL && strcmp((const char *)state, "sent") == 0;
+		c->attempts = (unsigned)sqlite3_column_int(st, 4);
+	}
+	sqlite3_finalize(st);
+	if (oom) {
+		*error_r = "out of memory";
+		return -1;
+	}
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		*error_r = store_err(s, "look up change");
+		return -1;
+	}
+	return 0;
+}

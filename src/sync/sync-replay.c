@@ -1,0 +1,1452 @@
+/*
+ * Replay of the device changes recorded in local_changes to the account's
+ * IMAP server (SPEC-10 section 3; the rules are in docs/sync.md).
+ *
+ * The changes of an account go in local_changes.id order. Consecutive
+ * changes of one kind, one source folder (and one target, one detail) are
+ * one batch and one command on a UID set. Per batch:
+ *
+ *   pending --(APPEND/COPY/MOVE: mark 'sent', commit)--> sent
+ *      |                                                   |
+ *      '-- command (STORE, EXPUNGE, CREATE, ...) ----------'--> answer
+ *   answer OK  -> the store records it (pairs UIDs) and the changes are
+ *                 deleted, in one transaction
+ *   answer NO without a temporary code -> 'failed' + a hub notice
+ *   temporary refusal, broken session -> stop; the next run goes on
+ *
+ * A change found 'sent' (a crash between the command and the commit of its
+ * answer) is checked on the server first: a MOVE by whether the source UID
+ * is still there, an APPEND or COPY by looking for the message in the
+ * target folder (Message-ID, then size and header hash), so nothing is
+ * ever appended twice.
+ *
+ * The IMAP commands here are minimal ones on imap_client_cmd()/run(); the
+ * client's own command functions (branch h-imapcmd) replace them later.
+ */
+#include "sync-private.h"
+#include "../imap/imap-cmd.h"
+#include "../store/store-replay.h"
+
+#include <openssl/evp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#define REPLAY_BATCH_DEFAULT 500
+#define REPLAY_SET_MAX 8000     /* bytes of a UID set in one command */
+#define REPLAY_MAX_ATTEMPTS 5   /* runs a change may be retried before it fails */
+
+struct replay {
+	struct store *s;
+	struct imap_client *c;
+	int64_t account_id;
+	enum sync_tier tier;
+	bool uidplus, move;
+	unsigned max_batch;
+	struct sync_replay_stats *st;
+	/* The folder selected on the server, "" when none. */
+	char selected[1024];
+	int64_t selected_box;
+	uint32_t sel_uidvalidity, sel_uidnext;
+	bool sel_stale; /* its UIDVALIDITY is not the one our UIDs belong to */
+	char *error;    /* st->error */
+};
+
+static int replay_fail(struct replay *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int replay_fail(struct replay *r, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(r->error, sizeof(r->st->error), fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+/* --- small IMAP commands ---------------------------------------------- */
+
+/* A refusal is for good unless the server says it is temporary. */
+static bool refusal_temporary(struct replay *r)
+{
+	static const char *const temporary[] = {"UNAVAILABLE", "INUSE",     "LIMIT",
+	                                        "SERVERBUG",   "EXPUNGEISSUED", "CORRUPTION"};
+	const char *code = imap_client_last_code(r->c);
+	for (size_t i = 0; i < sizeof(temporary) / sizeof(temporary[0]); i++)
+		if (strcasecmp(code, temporary[i]) == 0)
+			return true;
+	return false;
+}
+
+/* Result of a command: 0 OK, 1 refused (NO/BAD), -1 broken (r->error). */
+static int cmd_result(struct replay *r, int rc, const char *err)
+{
+	if (rc == 0)
+		return 0;
+	if (rc == IMAP_CMD_FAILED && imap_client_is_open(r->c)) {
+		snprintf(r->error, sizeof(r->st->error), "%s", err);
+		return 1;
+	}
+	return replay_fail(r, "%s", err);
+}
+
+struct select_ctx {
+	uint32_t uidvalidity, uidnext;
+};
+
+static int select_untagged(void *ctx, const struct imap_response *resp, const char **error_r)
+{
+	struct select_ctx *sc = ctx;
+	(void)error_r;
+	if (resp->status == IMAP_STATUS_OK && resp->code != NULL) {
+		uint64_t n;
+		if (strcasecmp(resp->code, "UIDVALIDITY") == 0 &&
+		    imap_arg_number(resp->code_args, UINT32_MAX, &n))
+			sc->uidvalidity = (uint32_t)n;
+		else if (strcasecmp(resp->code, "UIDNEXT") == 0 &&
+		         imap_arg_number(resp->code_args, UINT32_MAX, &n))
+			sc->uidnext = (uint32_t)n;
+	}
+	return 0;
+}
+
+/* SELECT name unless it is selected. mailbox_id: the store's mailbox it
+ * is (its UIDVALIDITY is checked), 0 for none. 0 / 1 refused / -1. */
+static int rp_select(struct replay *r, const char *name, int64_t mailbox_id)
+{
+	if (strcmp(r->selected, name) == 0)
+		return 0;
+	const char *err;
+	struct select_ctx sc = {0, 0};
+	struct buf *b = imap_client_cmd(r->c, "SELECT", &err);
+	if (b == NULL || imap_cmd_astring(b, name, &err) < 0)
+		return replay_fail(r, "%s: %s", name, err);
+	r->selected[0] = '\0';
+	int rc = cmd_result(r, imap_client_run(r->c, select_untagged, &sc, &err), err);
+	if (rc != 0)
+		return rc;
+	snprintf(r->selected, sizeof(r->selected), "%s", name);
+	r->sel_uidvalidity = sc.uidvalidity;
+	r->sel_uidnext = sc.uidnext;
+	r->selected_box = mailbox_id;
+	r->sel_stale = false;
+	if (mailbox_id != 0) {
+		uint32_t v = 0, next = 0;
+		uint64_t hms = 0;
+		if (store_replay_mailbox_state(r->s, mailbox_id, &v, &next, &hms, &err) < 0)
+			return replay_fail(r, "%s", err);
+		r->sel_stale = v != 0 && v != sc.uidvalidity;
+	}
+	return 0;
+}
+
+/* A command on a folder name (CREATE, DELETE, SUBSCRIBE, UNSUBSCRIBE) or
+ * two (RENAME). 0 / 1 refused / -1. */
+static int rp_simple(struct replay *r, const char *cmd, const char *name, const char *name2)
+{
+	const char *err;
+	struct buf *b = imap_client_cmd(r->c, cmd, &err);
+	if (b == NULL || imap_cmd_astring(b, name, &err) < 0 ||
+	    (name2 != NULL && imap_cmd_astring(b, name2, &err) < 0))
+		return replay_fail(r, "%s %s: %s", cmd, name, err);
+	if (strcmp(cmd, "DELETE") == 0 || strcmp(cmd, "RENAME") == 0) {
+		if (strcmp(r->selected, name) == 0)
+			r->selected[0] = '\0';
+	}
+	return cmd_result(r, imap_client_run(r->c, NULL, NULL, &err), err);
+}
+
+struct status_ctx {
+	uint32_t messages, uidnext, uidvalidity;
+};
+
+static int status_untagged(void *ctx, const struct imap_response *resp, const char **error_r)
+{
+	struct status_ctx *sc = ctx;
+	(void)error_r;
+	if (resp->status != IMAP_STATUS_NONE || !imap_arg_is_atom(resp->args, "STATUS"))
+		return 0;
+	const struct imap_arg *list = resp->args->next != NULL ? resp->args->next->next : NULL;
+	if (list == NULL || list->type != IMAP_ARG_LIST)
+		return 0;
+	for (const struct imap_arg *a = list->list; a != NULL && a->next != NULL; a = a->next->next) {
+		uint64_t n;
+		if (!imap_arg_number(a->next, UINT32_MAX, &n))
+			continue;
+		if (imap_arg_is_atom(a, "MESSAGES"))
+			sc->messages = (uint32_t)n;
+		else if (imap_arg_is_atom(a, "UIDNEXT"))
+			sc->uidnext = (uint32_t)n;
+		else if (imap_arg_is_atom(a, "UIDVALIDITY"))
+			sc->uidvalidity = (uint32_t)n;
+	}
+	return 0;
+}
+
+static int rp_status(struct replay *r, const char *name, struct status_ctx *sc)
+{
+	const char *err;
+	memset(sc, 0, sizeof(*sc));
+	struct buf *b = imap_client_cmd(r->c, "STATUS", &err);
+	if (b == NULL || imap_cmd_astring(b, name, &err) < 0 ||
+	    imap_cmd_raw(b, "(MESSAGES UIDNEXT UIDVALIDITY)", &err) < 0)
+		return replay_fail(r, "STATUS %s: %s", name, err);
+	return cmd_result(r, imap_client_run(r->c, status_untagged, sc, &err), err);
+}
+
+/* UID SEARCH criteria (our own fixed syntax plus one quoted value) into v. */
+static int search_untagged(void *ctx, const struct imap_response *resp, const char **error_r)
+{
+	struct uidvec *v = ctx;
+	if (resp->status != IMAP_STATUS_NONE || !imap_arg_is_atom(resp->args, "SEARCH"))
+		return 0;
+	for (const struct imap_arg *a = resp->args->next; a != NULL; a = a->next) {
+		uint64_t n;
+		if (imap_arg_number(a, UINT32_MAX, &n) && n > 0 && uidvec_add(v, (uint32_t)n) < 0) {
+			*error_r = "out of memory";
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int rp_search(struct replay *r, const char *criteria, const char *value, struct uidvec *v)
+{
+	const char *err;
+	struct buf *b = imap_client_cmd(r->c, "UID SEARCH", &err);
+	if (b == NULL || imap_cmd_raw(b, criteria, &err) < 0 ||
+	    (value != NULL && imap_cmd_quoted(b, value, &err) < 0))
+		return replay_fail(r, "UID SEARCH: %s", err);
+	int rc = cmd_result(r, imap_client_run(r->c, search_untagged, v, &err), err);
+	uidvec_sort(v);
+	return rc;
+}
+
+/* Append the UID set of uids[from..to) as an argument. */
+static int put_set(struct replay *r, struct buf *b, const uint32_t *uids, size_t from, size_t to)
+{
+	struct buf set;
+	const char *err = "UID set too long";
+	buf_init(&set, 64 * 1024);
+	int ret = uidset_format(&set, uids, from, to) < 0 || imap_cmd_seqset(b, buf_str(&set), &err) < 0
+	              ? replay_fail(r, "%s", err)
+	              : 0;
+	buf_free(&set);
+	return ret;
+}
+
+/* [MODIFIED set] of a tagged OK (RFC 7162 3.1.3). */
+static int parse_modified(struct replay *r, struct uidvec *modified)
+{
+	const char *code = imap_client_ok_code(r->c);
+	if (strncasecmp(code, "MODIFIED ", 9) != 0)
+		return 0;
+	if (uidvec_parse_set(modified, code + 9, 1000000) < 0)
+		return replay_fail(r, "bad MODIFIED response code");
+	uidvec_sort(modified);
+	return 0;
+}
+
+/* UID STORE uids op flags, with UNCHANGEDSINCE when unchangedsince != 0;
+ * the UIDs the server did not change for it go into modified (may be
+ * NULL). 0 / 1 refused / -1. */
+static int rp_store(struct replay *r, const uint32_t *uids, size_t n, const char *op,
+                    const char *flags, uint64_t unchangedsince, struct uidvec *modified)
+{
+	const char *err;
+	struct buf *b = imap_client_cmd(r->c, "UID STORE", &err);
+	if (b == NULL || put_set(r, b, uids, 0, n) < 0)
+		return -1;
+	char unch[64];
+	snprintf(unch, sizeof(unch), "(UNCHANGEDSINCE %llu)", (unsigned long long)unchangedsince);
+	if ((unchangedsince != 0 && imap_cmd_raw(b, unch, &err) < 0) ||
+	    imap_cmd_raw(b, op, &err) < 0 || imap_cmd_raw(b, flags, &err) < 0)
+		return replay_fail(r, "UID STORE: %s", err);
+	int rc = cmd_result(r, imap_client_run(r->c, NULL, NULL, &err), err);
+	if (rc == 0 && modified != NULL && parse_modified(r, modified) < 0)
+		return -1;
+	r->st->commands++;
+	return rc;
+}
+
+/* COPYUID uidvalidity src dst -> parallel vectors. */
+static int parse_copyuid(const char *text, struct uidvec *src, struct uidvec *dst)
+{
+	if (strncasecmp(text, "COPYUID ", 8) != 0)
+		return 0;
+	const char *p = strchr(text + 8, ' ');
+	if (p == NULL)
+		return -1;
+	const char *q = strchr(p + 1, ' ');
+	if (q == NULL)
+		return -1;
+	char sset[REPLAY_SET_MAX * 2];
+	size_t slen = (size_t)(q - (p + 1));
+	if (slen >= sizeof(sset))
+		return -1;
+	memcpy(sset, p + 1, slen);
+	sset[slen] = '\0';
+	size_t s0 = src->count, d0 = dst->count;
+	if (uidvec_parse_set(src, sset, 1000000) < 0 || uidvec_parse_set(dst, q + 1, 1000000) < 0 ||
+	    src->count - s0 != dst->count - d0)
+		return -1;
+	return 1;
+}
+
+struct copy_ctx {
+	struct buf code; /* COPYUID from an untagged OK (MOVE) */
+};
+
+static int copy_untagged(void *ctx, const struct imap_response *resp, const char **error_r)
+{
+	struct copy_ctx *cc = ctx;
+	(void)error_r;
+	if (resp->status == IMAP_STATUS_OK && resp->code != NULL &&
+	    strcasecmp(resp->code, "COPYUID") == 0) {
+		buf_reset(&cc->code);
+		buf_append_str(&cc->code, "COPYUID");
+		for (const struct imap_arg *a = resp->code_args; a != NULL; a = a->next) {
+			if (a->type == IMAP_ARG_ATOM) {
+				buf_append_str(&cc->code, " ");
+				buf_append(&cc->code, a->str, a->len);
+			}
+		}
+	}
+	return 0;
+}
+
+/* UID COPY or UID MOVE of uids to target; the (source, target) UID pairs
+ * the server reported into src/dst (empty without UIDPLUS). */
+static int rp_copy(struct replay *r, const char *cmd, const uint32_t *uids, size_t n,
+                   const char *target, struct uidvec *src, struct uidvec *dst)
+{
+	const char *err;
+	struct buf *b = imap_client_cmd(r->c, cmd, &err);
+	if (b == NULL || put_set(r, b, uids, 0, n) < 0)
+		return -1;
+	if (imap_cmd_astring(b, target, &err) < 0)
+		return replay_fail(r, "%s: %s", cmd, err);
+	struct copy_ctx cc;
+	buf_init(&cc.code, 256 * 1024);
+	int rc = cmd_result(r, imap_client_run(r->c, copy_untagged, &cc, &err), err);
+	r->st->commands++;
+	if (rc == 0) {
+		const char *code = cc.code.len > 0 ? buf_str(&cc.code) : imap_client_ok_code(r->c);
+		size_t s0 = src->count, d0 = dst->count;
+		if (parse_copyuid(code, src, dst) < 0) {
+			/* Unusable: found by content instead. */
+			src->count = s0;
+			dst->count = d0;
+		}
+	}
+	buf_free(&cc.code);
+	return rc;
+}
+
+/* APPEND with APPENDUID: *uid_r is the new UID, 0 when the server did not
+ * say. 0 / 1 refused / -1. */
+static int rp_append(struct replay *r, const char *target, unsigned flags, const char *keywords,
+                     int64_t date, const void *data, size_t len, uint32_t *uid_r)
+{
+	struct buf fl;
+	buf_init(&fl, 64 * 1024);
+	static const struct {
+		unsigned bit;
+		const char *name;
+	} sys[] = {{STORE_FLAG_SEEN, "\\Seen"},
+	           {STORE_FLAG_ANSWERED, "\\Answered"},
+	           {STORE_FLAG_FLAGGED, "\\Flagged"},
+	           {STORE_FLAG_DRAFT, "\\Draft"}};
+	buf_append_str(&fl, "(");
+	for (size_t i = 0; i < sizeof(sys) / sizeof(sys[0]); i++)
+		if ((flags & sys[i].bit) != 0)
+			buf_printf(&fl, "%s%s", fl.len > 1 ? " " : "", sys[i].name);
+	if (keywords != NULL && *keywords != '\0')
+		buf_printf(&fl, "%s%s", fl.len > 1 ? " " : "", keywords);
+	buf_append_str(&fl, ")");
+	char datebuf[64] = "";
+	if (date > 0) {
+		time_t t = (time_t)date;
+		struct tm tm;
+		gmtime_r(&t, &tm);
+		strftime(datebuf, sizeof(datebuf), " \"%d-%b-%Y %H:%M:%S +0000\"", &tm);
+	}
+	struct buf arg;
+	buf_init(&arg, 64 * 1024 + 64);
+	buf_printf(&arg, "%s%s", buf_str(&fl), datebuf);
+	const char *err;
+	/* imap_client_append takes the flags argument as written; the date
+	 * rides along in it (both are our own fixed syntax). */
+	int rc = cmd_result(r, imap_client_append(r->c, target, buf_str(&arg), data, len, &err), err);
+	buf_free(&fl);
+	buf_free(&arg);
+	r->st->commands++;
+	*uid_r = 0;
+	if (rc == 0) {
+		const char *code = imap_client_ok_code(r->c);
+		if (strncasecmp(code, "APPENDUID ", 10) == 0) {
+			const char *p = strchr(code + 10, ' ');
+			uint64_t n = 0;
+			if (p != NULL) {
+				for (p++; *p >= '0' && *p <= '9' && n <= UINT32_MAX; p++)
+					n = n * 10 + (uint64_t)(*p - '0');
+				if (*p == '\0' && n > 0 && n <= UINT32_MAX)
+					*uid_r = (uint32_t)n;
+			}
+		}
+	}
+	if (strcmp(r->selected, target) == 0)
+		r->selected[0] = '\0'; /* UIDNEXT moved: select again to read it */
+	return rc;
+}
+
+/* Expunge exactly uids in the selected folder. With UIDPLUS: UID EXPUNGE.
+ * Without: other messages that carry \Deleted lose it for the moment,
+ * EXPUNGE, and get it back. 0 / 1 / -1. */
+static int rp_expunge(struct replay *r, const uint32_t *uids, size_t n)
+{
+	const char *err;
+	if (r->uidplus) {
+		struct buf *b = imap_client_cmd(r->c, "UID EXPUNGE", &err);
+		if (b == NULL || put_set(r, b, uids, 0, n) < 0)
+			return -1;
+		r->st->commands++;
+		return cmd_result(r, imap_client_run(r->c, NULL, NULL, &err), err);
+	}
+	struct uidvec deleted = {0}, others = {0};
+	int rc = rp_search(r, "DELETED", NULL, &deleted);
+	struct uidvec mine = {(uint32_t *)uids, NULL, n, n};
+	for (size_t i = 0; rc == 0 && i < deleted.count; i++)
+		if (!uidvec_contains(&mine, deleted.uids[i]) && uidvec_add(&others, deleted.uids[i]) < 0)
+			rc = replay_fail(r, "out of memory");
+	if (rc == 0 && others.count > 0)
+		rc = rp_store(r, others.uids, others.count, "-FLAGS.SILENT", "(\\Deleted)", 0, NULL);
+	if (rc == 0) {
+		struct buf *b = imap_client_cmd(r->c, "EXPUNGE", &err);
+		rc = b == NULL ? replay_fail(r, "%s", err)
+		               : cmd_result(r, imap_client_run(r->c, NULL, NULL, &err), err);
+		r->st->commands++;
+	}
+	/* Theirs back even if the EXPUNGE was refused. */
+	if (rc >= 0 && others.count > 0) {
+		int rc2 = rp_store(r, others.uids, others.count, "+FLAGS.SILENT", "(\\Deleted)", 0,
+		                   NULL);
+		if (rc2 != 0 && rc == 0)
+			rc = rc2;
+	}
+	uidvec_free(&deleted);
+	uidvec_free(&others);
+	return rc;
+}
+
+/* --- finding a message on the server by content ------------------------ */
+
+/* The Message-ID of stored bytes (first 64 KiB), or "" when none or not
+ * plain printable ASCII. */
+static int message_id_of(struct replay *r, int64_t blob_id, uint64_t size, char *out, size_t outsize)
+{
+	out[0] = '\0';
+	size_t n = size < 65536 ? (size_t)size : 65536;
+	char *h = malloc(n + 1);
+	const char *err;
+	if (h == NULL)
+		return replay_fail(r, "out of memory");
+	if (store_blob_read(r->s, blob_id, 0, h, n, &err) < 0) {
+		free(h);
+		return replay_fail(r, "%s", err);
+	}
+	h[n] = '\0';
+	for (size_t i = 0; i < n;) {
+		size_t end = i;
+		while (end < n && h[end] != '\n')
+			end++;
+		if (end == i || (end == i + 1 && h[i] == '\r'))
+			break; /* the blank line: end of the header */
+		if (end - i > 11 && strncasecmp(h + i, "Message-ID:", 11) == 0) {
+			size_t a = i + 11, b = end;
+			/* Folded: take the next line's content too. */
+			while (b + 1 < n && (h[b + 1] == ' ' || h[b + 1] == '\t')) {
+				size_t e2 = b + 1;
+				while (e2 < n && h[e2] != '\n')
+					e2++;
+				b = e2;
+			}
+			size_t o = 0;
+			for (size_t k = a; k < b && o + 1 < outsize; k++) {
+				unsigned char ch = (unsigned char)h[k];
+				if (ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n')
+					continue;
+				if (ch < 0x21 || ch > 0x7e) {
+					o = 0;
+					break;
+				}
+				out[o++] = (char)ch;
+			}
+			out[o] = '\0';
+			break;
+		}
+		i = end + 1;
+	}
+	free(h);
+	return 0;
+}
+
+struct hash_ctx {
+	const unsigned char *want;
+	uint32_t found; /* highest candidate with the hash */
+	const uint32_t *skip;
+	size_t nskip;
+};
+
+static int hash_untagged(void *ctx, const struct imap_response *resp, const char **error_r)
+{
+	struct hash_ctx *hc = ctx;
+	(void)error_r;
+	if (resp->status != IMAP_STATUS_NONE || resp->args == NULL ||
+	    !imap_arg_is_atom(resp->args->next, "FETCH"))
+		return 0;
+	const struct imap_arg *list = resp->args->next->next;
+	if (list == NULL || list->type != IMAP_ARG_LIST)
+		return 0;
+	uint64_t uid = 0;
+	const struct imap_arg *hdr = NULL;
+	for (const struct imap_arg *a = list->list; a != NULL && a->next != NULL; a = a->next->next) {
+		if (imap_arg_is_atom(a, "UID"))
+			imap_arg_number(a->next, UINT32_MAX, &uid);
+		else if (imap_arg_is_atom(a, "BODY[HEADER]"))
+			hdr = a->next;
+	}
+	if (uid == 0 || hdr == NULL || hdr->type != IMAP_ARG_STRING)
+		return 0;
+	unsigned char hash[32];
+	unsigned int hl = 0;
+	EVP_Digest(hdr->str, hdr->len, hash, &hl, EVP_sha256(), NULL);
+	if (memcmp(hash, hc->want, 32) != 0)
+		return 0;
+	for (size_t i = 0; i < hc->nskip; i++)
+		if (hc->skip[i] == uid)
+			return 0;
+	if (uid > hc->found)
+		hc->found = (uint32_t)uid;
+	return 0;
+}
+
+/* Find stored bytes (blob, size) in the selected folder target among UIDs
+ * >= min_uid that no other message of mailbox_id holds (a Message-ID
+ * search, else by size; then the header hash decides). *uid_r = 0 when
+ * not there. 0 / -1 (a refusal counts as not found). */
+static int rp_find(struct replay *r, int64_t mailbox_id, int64_t message_id, int64_t blob_id,
+                   uint64_t size, uint32_t min_uid, uint32_t *uid_r)
+{
+	*uid_r = 0;
+	char msgid[998];
+	if (message_id_of(r, blob_id, size, msgid, sizeof(msgid)) < 0)
+		return -1;
+	struct uidvec cand = {0};
+	int rc;
+	if (msgid[0] != '\0' && strchr(msgid, '"') == NULL && strchr(msgid, '\\') == NULL) {
+		rc = rp_search(r, "HEADER Message-ID", msgid, &cand);
+	} else {
+		char crit[80];
+		snprintf(crit, sizeof(crit), "LARGER %llu SMALLER %llu",
+		         (unsigned long long)(size > 0 ? size - 1 : 0), (unsigned long long)size + 1);
+		rc = rp_search(r, crit, NULL, &cand);
+	}
+	if (rc < 0) {
+		uidvec_free(&cand);
+		return -1;
+	}
+	/* Candidates the store holds already (in this mailbox, as other rows)
+	 * are other copies. */
+	struct uidvec fresh = {0};
+	const char *err;
+	for (size_t i = 0; i < cand.count; i++) {
+		if (cand.uids[i] < min_uid)
+			continue;
+		int held = store_replay_uid_held(r->s, mailbox_id, cand.uids[i], message_id, &err);
+		if (held < 0) {
+			uidvec_free(&cand);
+			uidvec_free(&fresh);
+			return replay_fail(r, "%s", err);
+		}
+		if (held == 0 && uidvec_add(&fresh, cand.uids[i]) < 0) {
+			uidvec_free(&cand);
+			uidvec_free(&fresh);
+			return replay_fail(r, "out of memory");
+		}
+	}
+	uidvec_free(&cand);
+	if (fresh.count == 0) {
+		uidvec_free(&fresh);
+		return 0;
+	}
+	unsigned char want[32];
+	if (store_blob_header_hash(r->s, blob_id, size, want, &err) < 0) {
+		uidvec_free(&fresh);
+		return replay_fail(r, "%s", err);
+	}
+	struct buf *b = imap_client_cmd(r->c, "UID FETCH", &err);
+	if (b == NULL || put_set(r, b, fresh.uids, 0, fresh.count) < 0 ||
+	    imap_cmd_raw(b, "(UID RFC822.SIZE BODY.PEEK[HEADER])", &err) < 0) {
+		uidvec_free(&fresh);
+		return replay_fail(r, "UID FETCH: %s", err);
+	}
+	struct hash_ctx hc = {want, 0, NULL, 0};
+	rc = cmd_result(r, imap_client_run(r->c, hash_untagged, &hc, &err), err);
+	uidvec_free(&fresh);
+	if (rc < 0)
+		return -1;
+	*uid_r = hc.found;
+	return 0;
+}
+
+/* --- the kinds ---------------------------------------------------------- */
+
+static bool is_msg_kind(const char *k)
+{
+	return strncmp(k, "mailbox-", 8) != 0;
+}
+
+/* Finish changes [0, n) (the answer is in the open transaction). */
+static int finish_all(struct replay *r, struct store_replay_change *v, size_t n)
+{
+	const char *err;
+	for (size_t i = 0; i < n; i++) {
+		if (store_replay_finish(r->s, v[i].id, &err) < 0)
+			return replay_fail(r, "%s", err);
+		r->st->replayed++;
+	}
+	return 0;
+}
+
+/* In a transaction of its own: the whole batch fails for good. */
+static int fail_batch(struct replay *r, struct store_replay_change *v, size_t n, const char *why)
+{
+	const char *err;
+	char reason[600];
+	snprintf(reason, sizeof(reason), "%s", why);
+	if (store_begin(r->s, &err) < 0)
+		return replay_fail(r, "%s", err);
+	for (size_t i = 0; i < n; i++) {
+		if (store_replay_fail(r->s, &v[i], reason, &err) < 0) {
+			store_rollback(r->s);
+			return replay_fail(r, "%s", err);
+		}
+		r->st->failed++;
+	}
+	if (store_commit(r->s, &err) < 0)
+		return replay_fail(r, "%s", err);
+	return 0;
+}
+
+static int commit_finish(struct replay *r, struct store_replay_change *v, size_t n)
+{
+	const char *err;
+	if (store_begin(r->s, &err) < 0)
+		return replay_fail(r, "%s", err);
+	if (finish_all(r, v, n) < 0) {
+		store_rollback(r->s);
+		return -1;
+	}
+	if (store_commit(r->s, &err) < 0)
+		return replay_fail(r, "%s", err);
+	return 0;
+}
+
+static int mark_sent(struct replay *r, struct store_replay_change *v, size_t n)
+{
+	const char *err;
+	if (store_begin(r->s, &err) < 0)
+		return replay_fail(r, "%s", err);
+	for (size_t i = 0; i < n; i++) {
+		if (store_replay_mark_sent(r->s, v[i].id, &err) < 0) {
+			store_rollback(r->s);
+			return replay_fail(r, "%s", err);
+		}
+	}
+	if (store_commit(r->s, &err) < 0)
+		return replay_fail(r, "%s", err);
+	return 0;
+}
+
+/* A refusal: temporary ones stop the run (-1, retried next time); others
+ * fail the batch for good. Returns 0 after failing it, -1 to stop. */
+static int refused(struct replay *r, struct store_replay_change *v, size_t n)
+{
+	if (refusal_temporary(r))
+		return -1;
+	char why[600];
+	snprintf(why, sizeof(why), "%s", r->error);
+	return fail_batch(r, v, n, why);
+}
+
+/* The server name of a mailbox (*name_r malloc()ed; NULL when it has no
+ * server folder). */
+static int server_name(struct replay *r, int64_t mailbox_id, char **name_r)
+{
+	const char *err;
+	*name_r = NULL;
+	int found = store_replay_server_name(r->s, mailbox_id, name_r, &err);
+	if (found < 0)
+		return replay_fail(r, "%s", err);
+	return 0;
+}
+
+/* keywords: "+\Seen -$x" deltas, or the old absolute "<flags> <keywords>". */
+struct kw_delta {
+	struct buf add, del; /* "(\\Seen $x)" or empty */
+	bool absolute;
+	struct buf abs;
+};
+
+static const char *sys_flag_name(unsigned bit)
+{
+	switch (bit) {
+	case STORE_FLAG_SEEN:
+		return "\\Seen";
+	case STORE_FLAG_ANSWERED:
+		return "\\Answered";
+	case STORE_FLAG_FLAGGED:
+		return "\\Flagged";
+	case STORE_FLAG_DELETED:
+		return "\\Deleted";
+	case STORE_FLAG_DRAFT:
+		return "\\Draft";
+	}
+	return NULL;
+}
+
+static int kw_parse(const char *detail, struct kw_delta *d)
+{
+	buf_init(&d->add, 16 * 1024);
+	buf_init(&d->del, 16 * 1024);
+	buf_init(&d->abs, 16 * 1024);
+	d->absolute = false;
+	if (detail == NULL)
+		return 0;
+	if (*detail >= '0' && *detail <= '9') {
+		d->absolute = true;
+		unsigned long flags = strtoul(detail, NULL, 10);
+		const char *kw = strchr(detail, ' ');
+		buf_append_str(&d->abs, "(");
+		for (unsigned bit = 1; bit <= STORE_FLAG_DRAFT; bit <<= 1)
+			if ((flags & bit) != 0)
+				buf_printf(&d->abs, "%s%s", d->abs.len > 1 ? " " : "", sys_flag_name(bit));
+		if (kw != NULL && kw[1] != '\0')
+			buf_printf(&d->abs, "%s%s", d->abs.len > 1 ? " " : "", kw + 1);
+		return buf_append_str(&d->abs, ")");
+	}
+	const char *p = detail;
+	while (*p != '\0') {
+		while (*p == ' ')
+			p++;
+		if (*p == '\0')
+			break;
+		const char *e = p;
+		while (*e != '\0' && *e != ' ')
+			e++;
+		struct buf *b = *p == '+' ? &d->add : *p == '-' ? &d->del : NULL;
+		if (b == NULL || e - p < 2)
+			return -1;
+		if (buf_append_str(b, b->len == 0 ? "(" : " ") < 0 ||
+		    buf_append(b, p + 1, (size_t)(e - p - 1)) < 0)
+			return -1;
+		p = e;
+	}
+	if (d->add.len > 0 && buf_append_str(&d->add, ")") < 0)
+		return -1;
+	if (d->del.len > 0 && buf_append_str(&d->del, ")") < 0)
+		return -1;
+	return 0;
+}
+
+static void kw_free(struct kw_delta *d)
+{
+	buf_free(&d->add);
+	buf_free(&d->del);
+	buf_free(&d->abs);
+}
+
+/* One STORE of a delta with UNCHANGEDSINCE where the tier has it; UIDs the
+ * server changed meanwhile ([MODIFIED]) get the delta again without it:
+ * a +FLAGS/-FLAGS applies per flag over whatever the server has now. */
+static int store_delta(struct replay *r, const uint32_t *uids, size_t n, const char *op,
+                       const char *flags, uint64_t unchangedsince)
+{
+	struct uidvec modified = {0};
+	int rc = rp_store(r, uids, n, op, flags, unchangedsince, &modified);
+	if (rc == 0 && modified.count > 0) {
+		r->st->conflicts += (unsigned)modified.count;
+		rc = rp_store(r, modified.uids, modified.count, op, flags, 0, NULL);
+	}
+	uidvec_free(&modified);
+	return rc;
+}
+
+static int replay_keywords(struct replay *r, struct store_replay_change *v, size_t n)
+{
+	struct uidvec uids = {0};
+	for (size_t i = 0; i < n; i++)
+		if (v[i].origin_uid > 0 && v[i].origin_uid < STORE_LOCAL_UID_BASE &&
+		    uidvec_add(&uids, (uint32_t)v[i].origin_uid) < 0) {
+			uidvec_free(&uids);
+			return replay_fail(r, "out of memory");
+		}
+	uidvec_sort(&uids);
+	struct kw_delta d;
+	int rc = 0;
+	if (kw_parse(v[0].detail, &d) < 0) {
+		kw_free(&d);
+		uidvec_free(&uids);
+		return fail_batch(r, v, n, "unreadable keyword change");
+	}
+	uint32_t v_, next_;
+	uint64_t hms = 0;
+	const char *err;
+	if (store_replay_mailbox_state(r->s, v[0].origin_mailbox_id, &v_, &next_, &hms, &err) < 0) {
+		rc = replay_fail(r, "%s", err);
+		goto out;
+	}
+	uint64_t unch = r->tier != SYNC_TIER_PLAIN ? hms : 0;
+	if (uids.count > 0) {
+		if (d.absolute) {
+			/* No base to merge with: where the server changed the
+			 * message since our last sync, its flags stay. */
+			struct uidvec modified = {0};
+			rc = rp_store(r, uids.uids, uids.count, "FLAGS.SILENT", buf_str(&d.abs), unch,
+			              &modified);
+			r->st->conflicts += (unsigned)modified.count;
+			uidvec_free(&modified);
+		} else {
+			if (d.add.len > 0)
+				rc = store_delta(r, uids.uids, uids.count, "+FLAGS.SILENT",
+				                 buf_str(&d.add), unch);
+			if (rc == 0 && d.del.len > 0)
+				rc = store_delta(r, uids.uids, uids.count, "-FLAGS.SILENT",
+				                 buf_str(&d.del), unch);
+		}
+	}
+	if (rc == 1)
+		rc = refused(r, v, n);
+	else if (rc == 0)
+		rc = commit_finish(r, v, n);
+out:
+	kw_free(&d);
+	uidvec_free(&uids);
+	return rc;
+}
+
+/* expunge, destroy: \Deleted + expunge of exactly these UIDs. A message the
+ * server has expunged already is simply not there. */
+static int replay_expunge(struct replay *r, struct store_replay_change *v, size_t n)
+{
+	struct uidvec uids = {0};
+	for (size_t i = 0; i < n; i++)
+		if (v[i].origin_uid > 0 && v[i].origin_uid < STORE_LOCAL_UID_BASE &&
+		    uidvec_add(&uids, (uint32_t)v[i].origin_uid) < 0) {
+			uidvec_free(&uids);
+			return replay_fail(r, "out of memory");
+		}
+	uidvec_sort(&uids);
+	int rc = 0;
+	if (uids.count > 0) {
+		rc = rp_store(r, uids.uids, uids.count, "+FLAGS.SILENT", "(\\Deleted)", 0, NULL);
+		if (rc == 0)
+			rc = rp_expunge(r, uids.uids, uids.count);
+	}
+	uidvec_free(&uids);
+	if (rc == 1)
+		return refused(r, v, n);
+	if (rc < 0)
+		return -1;
+	const char *err;
+	if (store_begin(r->s, &err) < 0)
+		return replay_fail(r, "%s", err);
+	for (size_t i = 0; i < n; i++)
+		if (store_replay_forget_origin(r->s, v[i].object_id, &err) < 0) {
+			store_rollback(r->s);
+			return replay_fail(r, "%s", err);
+		}
+	if (finish_all(r, v, n) < 0) {
+		store_rollback(r->s);
+		return -1;
+	}
+	if (store_commit(r->s, &err) < 0)
+		return replay_fail(r, "%s", err);
+	return 0;
+}
+
+/* Put a message the hub holds into target by APPEND (create, import, and
+ * a copy or move whose source the server no longer has: the hub still has
+ * the bytes, so nothing is lost). Pairs the row in the open transaction
+ * the caller commits. 0 / 1 refused / -1. */
+static int append_message(struct replay *r, int64_t message_id, int64_t mailbox_id,
+                          const char *target, bool check_first)
+{
+	struct store_replay_msg m;
+	const char *err;
+	int found = store_replay_message(r->s, message_id, &m, &err);
+	if (found < 0)
+		return replay_fail(r, "%s", err);
+	if (found == 0)
+		return 0; /* gone here since: nothing to carry */
+	int rc = 0;
+	uint32_t uid = 0;
+	if (check_first) {
+		/* Sent before a crash: is it there already? */
+		rc = rp_select(r, target, mailbox_id);
+		if (rc == 0)
+			rc = rp_find(r, mailbox_id, message_id, m.blob_id, m.size, 1, &uid);
+	}
+	uint32_t before = 0;
+	if (rc == 0 && uid == 0 && !r->uidplus) {
+		struct status_ctx sc;
+		rc = rp_status(r, target, &sc);
+		before = sc.uidnext;
+	}
+	if (rc == 0 && uid == 0) {
+		char *data = malloc(m.size > 0 ? (size_t)m.size : 1);
+		if (data == NULL) {
+			rc = replay_fail(r, "out of memory");
+		} else if (store_blob_read(r->s, m.blob_id, 0, data, (size_t)m.size, &err) < 0) {
+			rc = replay_fail(r, "%s", err);
+		} else {
+			rc = rp_append(r, target, m.flags & ~(unsigned)STORE_FLAG_DELETED, m.keywords,
+			               m.internaldate, data, (size_t)m.size, &uid);
+			if (rc == 1 && strcasecmp(imap_client_last_code(r->c), "TRYCREATE") == 0) {
+				/* The server deleted the folder the device put
+				 * this into: create it again. */
+				rc = rp_simple(r, "CREATE", target, NULL);
+				if (rc == 0)
+					rc = rp_append(r, target,
+					               m.flags & ~(unsigned)STORE_FLAG_DELETED,
+					               m.keywords, m.internaldate, data,
+					               (size_t)m.size, &uid);
+			}
+			r->st->appended++;
+		}
+		free(data);
+		if (rc == 0 && uid == 0) {
+			rc = rp_select(r, target, mailbox_id);
+			if (rc == 0)
+				rc = rp_find(r, mailbox_id, message_id, m.blob_id, m.size,
+				             before > 0 ? before : 1, &uid);
+		}
+	}
+	if (rc == 0 && uid != 0 && store_replay_pair(r->s, message_id, mailbox_id, uid, &err) < 0)
+		rc = replay_fail(r, "%s", err);
+	store_replay_message_free(&m);
+	return rc;
+}
+
+/* create, import (one at a time). */
+static int replay_append(struct replay *r, struct store_replay_change *c)
+{
+	const char *err;
+	struct store_replay_msg m;
+	int found = store_replay_message(r->s, c->object_id, &m, &err);
+	if (found < 0)
+		return replay_fail(r, "%s", err);
+	if (found == 0)
+		return commit_finish(r, c, 1); /* destroyed here before it went out */
+	int64_t box = m.mailbox_id;
+	bool on_server = m.uid < STORE_LOCAL_UID_BASE;
+	store_replay_message_free(&m);
+	if (on_server)
+		return commit_finish(r, c, 1);
+	char *target = NULL;
+	if (server_name(r, box, &target) < 0)
+		return -1;
+	if (target == NULL)
+		return replay_fail(r, "mailbox %lld has no server folder yet", (long long)box);
+	bool check = c->sent;
+	int rc = mark_sent(r, c, 1);
+	if (rc == 0 && store_begin(r->s, &err) < 0)
+		rc = replay_fail(r, "%s", err);
+	else if (rc == 0) {
+		rc = append_message(r, c->object_id, box, target, check);
+		if (rc == 0 && finish_all(r, c, 1) < 0)
+			rc = -1;
+		if (rc == 0) {
+			if (store_commit(r->s, &err) < 0)
+				rc = replay_fail(r, "%s", err);
+		} else {
+			store_rollback(r->s);
+		}
+		if (rc == 1)
+			rc = refused(r, c, 1);
+	}
+	free(target);
+	return rc;
+}
+
+/* copy, move: one source folder, one target folder. */
+static int replay_copy_move(struct replay *r, struct store_replay_change *v, size_t n,
+                            const char *source, bool is_move)
+{
+	const char *err;
+	char *target = NULL;
+	if (server_name(r, v[0].mailbox_id, &target) < 0)
+		return -1;
+	if (target == NULL)
+		return replay_fail(r, "mailbox %lld has no server folder yet",
+		                   (long long)v[0].mailbox_id);
+	bool check = v[0].sent;
+	struct uidvec todo = {0}, src = {0}, dst = {0}, present = {0};
+	int rc = mark_sent(r, v, n);
+	if (rc == 0)
+		rc = rp_select(r, source, v[0].origin_mailbox_id);
+	if (rc == 0 && r->sel_stale) {
+		/* Our UIDs are of an older UIDVALIDITY: the sync re-pairs them
+		 * first (and renumbers these origins). */
+		rc = 2;
+		goto out;
+	}
+	for (size_t i = 0; rc == 0 && i < n; i++)
+		if (v[i].origin_uid > 0 && v[i].origin_uid < STORE_LOCAL_UID_BASE &&
+		    uidvec_add(&todo, (uint32_t)v[i].origin_uid) < 0)
+			rc = replay_fail(r, "out of memory");
+	uidvec_sort(&todo);
+	if (rc == 0 && todo.count > 0) {
+		/* Only what the server still has (a MOVE sent before a crash
+		 * took the source away; a server expunge too). */
+		struct buf *b = imap_client_cmd(r->c, "UID SEARCH", &err);
+		char crit[16] = "UID";
+		if (b == NULL || imap_cmd_raw(b, crit, &err) < 0)
+			rc = replay_fail(r, "%s", err);
+		else if (put_set(r, b, todo.uids, 0, todo.count) < 0)
+			rc = -1;
+		else
+			rc = cmd_result(r, imap_client_run(r->c, search_untagged, &present, &err), err);
+		uidvec_sort(&present);
+	}
+	/* Sent before a crash and the source still there: a COPY may have
+	 * gone out (or the COPY of a MOVE without MOVE): what the target has
+	 * already is paired, not copied again. */
+	struct uidvec prefound_src = {0}, prefound_dst = {0}, expunge_only = {0};
+	for (size_t i = 0; rc == 0 && check && i < n; i++) {
+		uint32_t ouid = (uint32_t)v[i].origin_uid;
+		if (v[i].origin_uid <= 0 || v[i].origin_uid >= STORE_LOCAL_UID_BASE ||
+		    !uidvec_contains(&present, ouid))
+			continue;
+		struct store_replay_msg m;
+		int found = store_replay_message(r->s, v[i].object_id, &m, &err);
+		if (found < 0) {
+			rc = replay_fail(r, "%s", err);
+			break;
+		}
+		if (found == 0)
+			continue;
+		uint32_t uid = 0;
+		rc = rp_select(r, target, v[i].mailbox_id);
+		if (rc == 0)
+			rc = rp_find(r, v[i].mailbox_id, v[i].object_id, m.blob_id, m.size, 1, &uid);
+		store_replay_message_free(&m);
+		if (rc == 0 && uid != 0 &&
+		    (uidvec_add(&prefound_src, ouid) < 0 || uidvec_add(&prefound_dst, uid) < 0 ||
+		     uidvec_add(&expunge_only, ouid) < 0))
+			rc = replay_fail(r, "out of memory");
+	}
+	if (rc == 0 && expunge_only.count > 0) {
+		/* Take them out of the copy set. */
+		size_t k = 0;
+		uidvec_sort(&expunge_only);
+		for (size_t i = 0; i < present.count; i++)
+			if (!uidvec_contains(&expunge_only, present.uids[i]))
+				present.uids[k++] = present.uids[i];
+		present.count = k;
+		rc = rp_select(r, source, v[0].origin_mailbox_id);
+		if (rc == 0 && is_move) {
+			rc = rp_store(r, expunge_only.uids, expunge_only.count, "+FLAGS.SILENT",
+			              "(\\Deleted)", 0, NULL);
+			if (rc == 0)
+				rc = rp_expunge(r, expunge_only.uids, expunge_only.count);
+		}
+	}
+	for (size_t k = 0; rc == 0 && k < prefound_src.count; k++)
+		if (uidvec_add(&src, prefound_src.uids[k]) < 0 ||
+		    uidvec_add(&dst, prefound_dst.uids[k]) < 0)
+			rc = replay_fail(r, "out of memory");
+	uidvec_free(&prefound_src);
+	uidvec_free(&prefound_dst);
+	uidvec_free(&expunge_only);
+	if (rc == 0 && !r->sel_stale && strcmp(r->selected, source) != 0)
+		rc = rp_select(r, source, v[0].origin_mailbox_id);
+	uint32_t before = 0;
+	if (rc == 0 && present.count > 0 && !r->uidplus) {
+		struct status_ctx sc;
+		rc = rp_status(r, target, &sc);
+		before = sc.uidnext;
+	}
+	if (rc == 0 && present.count > 0) {
+		const char *cmd = is_move && r->move ? "UID MOVE" : "UID COPY";
+		rc = rp_copy(r, cmd, present.uids, present.count, target, &src, &dst);
+		if (rc == 1 && strcasecmp(imap_client_last_code(r->c), "TRYCREATE") == 0) {
+			rc = rp_simple(r, "CREATE", target, NULL);
+			if (rc == 0)
+				rc = rp_select(r, source, v[0].origin_mailbox_id);
+			if (rc == 0)
+				rc = rp_copy(r, cmd, present.uids, present.count, target, &src, &dst);
+		}
+		if (rc == 0 && is_move && !r->move) {
+			rc = rp_store(r, present.uids, present.count, "+FLAGS.SILENT", "(\\Deleted)", 0,
+			              NULL);
+			if (rc == 0)
+				rc = rp_expunge(r, present.uids, present.count);
+		}
+	}
+	if (rc != 0)
+		goto out;
+	/* Record the answers: each change's new UID in the target. */
+	if (store_begin(r->s, &err) < 0) {
+		rc = replay_fail(r, "%s", err);
+		goto out;
+	}
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		uint32_t ouid = v[i].origin_uid > 0 && v[i].origin_uid < STORE_LOCAL_UID_BASE
+		                    ? (uint32_t)v[i].origin_uid
+		                    : 0;
+		uint32_t nuid = 0;
+		for (size_t k = 0; k < src.count; k++)
+			if (src.uids[k] == ouid)
+				nuid = dst.uids[k];
+		if (nuid != 0) {
+			if (store_replay_pair(r->s, v[i].object_id, v[i].mailbox_id, nuid, &err) < 0)
+				rc = replay_fail(r, "%s", err);
+			continue;
+		}
+		bool was_present = ouid != 0 && uidvec_contains(&present, ouid);
+		struct store_replay_msg m;
+		int found = store_replay_message(r->s, v[i].object_id, &m, &err);
+		if (found < 0) {
+			rc = replay_fail(r, "%s", err);
+			break;
+		}
+		if (found == 0)
+			continue; /* gone here since */
+		bool local = m.uid >= STORE_LOCAL_UID_BASE && m.mailbox_id == v[i].mailbox_id;
+		int64_t blob = m.blob_id;
+		uint64_t size = m.size;
+		store_replay_message_free(&m);
+		if (!local)
+			continue; /* moved on here since: a later change carries it */
+		if (was_present || check) {
+			/* Copied without COPYUID, or sent before a crash: find it. */
+			uint32_t uid = 0;
+			rc = rp_select(r, target, v[i].mailbox_id);
+			if (rc == 0)
+				rc = rp_find(r, v[i].mailbox_id, v[i].object_id, blob, size,
+				             was_present && before > 0 ? before : 1, &uid);
+			if (rc == 0 && uid != 0) {
+				if (store_replay_pair(r->s, v[i].object_id, v[i].mailbox_id, uid,
+				                      &err) < 0)
+					rc = replay_fail(r, "%s", err);
+				continue;
+			}
+		}
+		/* The server does not have the source (expunged there, or
+		 * never had it): the hub's bytes go to the target. */
+		if (rc == 0)
+			rc = append_message(r, v[i].object_id, v[i].mailbox_id, target, false);
+	}
+	if (rc == 0 && finish_all(r, v, n) < 0)
+		rc = -1;
+	if (rc == 0) {
+		if (store_commit(r->s, &err) < 0)
+			rc = replay_fail(r, "%s", err);
+	} else {
+		store_rollback(r->s);
+	}
+out:
+	if (rc == 1)
+		rc = refused(r, v, n);
+	uidvec_free(&todo);
+	uidvec_free(&src);
+	uidvec_free(&dst);
+	uidvec_free(&present);
+	free(target);
+	return rc;
+}
+
+/* mailbox-create/-rename/-destroy/-props (one at a time). */
+static int replay_mailbox(struct replay *r, struct store_replay_change *c)
+{
+	const char *err;
+	char *name = NULL;
+	int rc = 0;
+	if (strcmp(c->kind, "mailbox-create") == 0) {
+		const char *want = c->detail;
+		if (want == NULL)
+			return commit_finish(r, c, 1);
+		rc = rp_simple(r, "CREATE", want, NULL);
+		bool created = rc == 0;
+		if (rc == 1 && strcasecmp(imap_client_last_code(r->c), "ALREADYEXISTS") == 0)
+			rc = 0; /* made on both sides: the hub's mailbox is the server's */
+		struct status_ctx sc = {0, 0, 0};
+		if (rc == 0 && created)
+			rc = rp_status(r, want, &sc);
+		if (rc == 0) {
+			if (store_begin(r->s, &err) < 0)
+				return replay_fail(r, "%s", err);
+			if ((created && sc.uidvalidity != 0 &&
+			     store_replay_mailbox_created(r->s, c->object_id, sc.uidvalidity,
+			                                  sc.uidnext, &err) < 0) ||
+			    store_replay_mailbox_renamed(r->s, c->object_id, want, &err) < 0) {
+				store_rollback(r->s);
+				return replay_fail(r, "%s", err);
+			}
+			if (finish_all(r, c, 1) < 0) {
+				store_rollback(r->s);
+				return -1;
+			}
+			if (store_commit(r->s, &err) < 0)
+				return replay_fail(r, "%s", err);
+		}
+	} else {
+		const char *from = c->origin_name;
+		if (from == NULL) {
+			if (server_name(r, c->object_id, &name) < 0)
+				return -1;
+			from = name;
+		}
+		if (from == NULL) {
+			rc = 0; /* never on the server */
+		} else if (strcmp(c->kind, "mailbox-rename") == 0) {
+			const char *to = c->detail;
+			if (to != NULL && strcmp(from, to) != 0) {
+				rc = rp_simple(r, "RENAME", from, to);
+				if (rc == 1 &&
+				    strcasecmp(imap_client_last_code(r->c), "NONEXISTENT") == 0 &&
+				    c->attempts + 1 < REPLAY_MAX_ATTEMPTS) {
+					/* Renamed or gone on the server: the sync finds out
+					 * first; we try again from its name next time. */
+					if (store_begin(r->s, &err) < 0 ||
+					    store_replay_mark_sent(r->s, c->id, &err) < 0 ||
+					    store_commit(r->s, &err) < 0)
+						rc = replay_fail(r, "%s", err);
+					else
+						rc = 2;
+				}
+			}
+			if (rc == 0) {
+				if (store_begin(r->s, &err) < 0 ||
+				    (to != NULL &&
+				     store_replay_mailbox_renamed(r->s, c->object_id, to, &err) < 0) ||
+				    finish_all(r, c, 1) < 0 || store_commit(r->s, &err) < 0) {
+					store_rollback(r->s);
+					rc = replay_fail(r, "%s", err);
+				}
+				free(name);
+				return rc;
+			}
+		} else if (strcmp(c->kind, "mailbox-destroy") == 0) {
+			struct status_ctx sc;
+			rc = rp_status(r, from, &sc);
+			if (rc == 1 && strcasecmp(imap_client_last_code(r->c), "NONEXISTENT") == 0)
+				rc = 0, sc.messages = 0; /* gone there too */
+			else if (rc == 0 && sc.messages > 0) {
+				/* New mail arrived there: the folder is not deleted;
+				 * it comes back on the device with that mail. */
+				snprintf(r->error, sizeof(r->st->error),
+				         "the folder is not empty on the server (%u messages arrived "
+				         "there): not deleted",
+				         sc.messages);
+				free(name);
+				return fail_batch(r, c, 1, r->error);
+			} else if (rc == 0) {
+				rc = rp_simple(r, "DELETE", from, NULL);
+				if (rc == 1 &&
+				    strcasecmp(imap_client_last_code(r->c), "NONEXISTENT") == 0)
+					rc = 0;
+			}
+		} else if (strcmp(c->kind, "mailbox-props") == 0) {
+			const char *p = c->detail != NULL ? strstr(c->detail, "subscribed ") : NULL;
+			if (p != NULL && (p[11] == '0' || p[11] == '1'))
+				rc = rp_simple(r, p[11] == '1' ? "SUBSCRIBE" : "UNSUBSCRIBE", from, NULL);
+		}
+		if (rc == 0)
+			rc = commit_finish(r, c, 1);
+	}
+	free(name);
+	if (rc == 1)
+		rc = refused(r, c, 1);
+	return rc;
+}
+
+/* --- the run ------------------------------------------------------------- */
+
+/* Can change b join the batch that starts at a? */
+static bool same_batch(const struct store_replay_change *a, const struct store_replay_change *b,
+                       const struct store_replay_change *first, size_t n)
+{
+	if (strcmp(a->kind, b->kind) != 0 || a->sent != b->sent ||
+	    a->origin_mailbox_id != b->origin_mailbox_id)
+		return false;
+	bool expunge_like = strcmp(a->kind, "expunge") == 0 || strcmp(a->kind, "destroy") == 0;
+	if (!expunge_like && strcmp(a->kind, "keywords") != 0 && strcmp(a->kind, "move") != 0 &&
+	    strcmp(a->kind, "copy") != 0)
+		return false;
+	if ((strcmp(a->kind, "move") == 0 || strcmp(a->kind, "copy") == 0) &&
+	    a->mailbox_id != b->mailbox_id)
+		return false;
+	if (strcmp(a->kind, "keywords") == 0 &&
+	    strcmp(a->detail != NULL ? a->detail : "", b->detail != NULL ? b->detail : "") != 0)
+		return false;
+	/* One object twice: the second waits for the first. */
+	for (size_t i = 0; i < n; i++)
+		if (first[i].object_id == b->object_id || (b->origin_uid != 0 &&
+		                                           first[i].origin_uid == b->origin_uid))
+			return false;
+	return true;
+}
+
+static int replay_batch(struct replay *r, struct store_replay_change *v, size_t n)
+{
+	struct store_replay_change *c = &v[0];
+	if (!is_msg_kind(c->kind))
+		return replay_mailbox(r, c);
+	if (strcmp(c->kind, "create") == 0 || strcmp(c->kind, "import") == 0)
+		return replay_append(r, c);
+	bool copy_like = strcmp(c->kind, "move") == 0 || strcmp(c->kind, "copy") == 0;
+	if (c->origin_uid == 0 || c->origin_mailbox_id == 0) {
+		if (!copy_like)
+			return commit_finish(r, v, n); /* not on the server: nothing to do */
+		/* A copy or move of a message the server does not have. */
+		char *target = NULL;
+		if (server_name(r, c->mailbox_id, &target) < 0)
+			return -1;
+		if (target == NULL)
+			return replay_fail(r, "mailbox %lld has no server folder yet",
+			                   (long long)c->mailbox_id);
+		int rc = mark_sent(r, v, n);
+		const char *err;
+		if (rc == 0 && store_begin(r->s, &err) < 0)
+			rc = replay_fail(r, "%s", err);
+		else if (rc == 0) {
+			for (size_t i = 0; rc == 0 && i < n; i++)
+				rc = append_message(r, v[i].object_id, v[i].mailbox_id, target, v[i].sent);
+			if (rc == 0 && finish_all(r, v, n) < 0)
+				rc = -1;
+			if (rc == 0 && store_commit(r->s, &err) < 0)
+				rc = replay_fail(r, "%s", err);
+			else if (rc != 0)
+				store_rollback(r->s);
+			if (rc == 1)
+				rc = refused(r, v, n);
+		}
+		free(target);
+		return rc;
+	}
+	if (copy_like && c->mailbox_id == c->origin_mailbox_id && strcmp(c->kind, "move") == 0)
+		return commit_finish(r, v, n); /* moved back where the server has it */
+	char *folder = NULL;
+	if (server_name(r, c->origin_mailbox_id, &folder) < 0)
+		return -1;
+	if (folder == NULL)
+		return commit_finish(r, v, n);
+	int rc;
+	if (copy_like) {
+		rc = replay_copy_move(r, v, n, folder, strcmp(c->kind, "move") == 0);
+	} else {
+		rc = rp_select(r, folder, c->origin_mailbox_id);
+		if (rc == 0 && r->sel_stale)
+			rc = 2;
+		else if (rc == 0 && strcmp(c->kind, "keywords") == 0)
+			rc = replay_keywords(r, v, n);
+		else if (rc == 0)
+			rc = replay_expunge(r, v, n);
+		else if (rc == 1 && strcasecmp(imap_client_last_code(r->c), "NONEXISTENT") == 0)
+			rc = commit_finish(r, v, n); /* the folder is gone: so is the message */
+		else if (rc == 1)
+			rc = refused(r, v, n);
+	}
+	free(folder);
+	return rc;
+}
+
+int sync_replay_account(struct store *s, struct imap_client *c, int64_t account_id,
+                        const struct sync_replay_options *opt, struct sync_replay_stats *st,
+                        const char **error_r)
+{
+	memset(st, 0, sizeof(*st));
+	struct replay r = {.s = s, .c = c, .account_id = account_id, .st = st, .error = st->error};
+	r.max_batch = opt != NULL && opt->max_batch > 0 ? opt->max_batch : REPLAY_BATCH_DEFAULT;
+	r.uidplus = imap_client_has_cap(c, "UIDPLUS");
+	r.move = imap_client_has_cap(c, "MOVE");
+	const char *err;
+	r.tier = SYNC_TIER_PLAIN;
+	if (imap_client_has_cap(c, "QRESYNC"))
+		r.tier = SYNC_TIER_QRESYNC;
+	else if (imap_client_has_cap(c, "CONDSTORE"))
+		r.tier = SYNC_TIER_CONDSTORE;
+	static const char *const tier_names[] = {"plain", "CONDSTORE", "QRESYNC"};
+	st->tier = tier_names[r.tier];
+
+	if (store_replay_schema(s, &err) < 0) {
+		replay_fail(&r, "%s", err);
+		*error_r = st->error;
+		return -1;
+	}
+	struct store_replay_change *v = NULL;
+	size_t n = 0;
+	if (store_replay_pending(s, account_id, &v, &n, &err) < 0) {
+		replay_fail(&r, "%s", err);
+		*error_r = st->error;
+		return -1;
+	}
+	int ret = 0;
+	size_t i = 0;
+	while (i < n) {
+		if (store_replay_refresh(s, &v[i], &err) < 0) {
+			ret = replay_fail(&r, "%s", err);
+			break;
+		}
+		size_t j = i + 1;
+		while (j < n && j - i < r.max_batch) {
+			if (store_replay_refresh(s, &v[j], &err) < 0) {
+				ret = replay_fail(&r, "%s", err);
+				break;
+			}
+			if (!same_batch(&v[i], &v[j], &v[i], j - i))
+				break;
+			j++;
+		}
+		if (ret < 0)
+			break;
+		int rc = replay_batch(&r, &v[i], j - i);
+		st->batches++;
+		if (rc < 0) {
+			ret = -1;
+			break;
+		}
+		if (rc == 2) {
+			/* Wait for the sync (a UIDVALIDITY change, a server
+			 * rename): the rest keeps its order for the next run. */
+			st->deferred = (unsigned)(n - i);
+			break;
+		}
+		i = j;
+	}
+	store_replay_changes_free(&v, n);
+	if (ret < 0)
+		*error_r = st->error;
+	return ret;
+}
+
+int sync_replay_account_key(struct store *s, const char *account_key, struct imap_client *c,
+                            const struct sync_replay_options *opt, struct sync_replay_stats *st,
+                            const char **error_r)
+{
+	int64_t account_id;
+	const char *err;
+	memset(st, 0, sizeof(*st));
+	if (store_begin(s, &err) < 0 || store_account_ensure(s, account_key, &account_id, &err) < 0 ||
+	    store_commit(s, &err) < 0) {
+		store_rollback(s);
+		snprintf(st->error, sizeof(st->error), "%s", err);
+		*error_r = st->error;
+		return -1;
+	}
+	return sync_replay_account(s, c, account_id, opt, st, error_r);
+}
