@@ -53,7 +53,36 @@ struct replay {
 	uint32_t sel_uidvalidity, sel_uidnext;
 	bool sel_stale; /* its UIDVALIDITY is not the one our UIDs belong to */
 	char *error;    /* st->error */
+	/* Messages this run stored flags on or put into a folder: their
+	 * modseq on the server is ours, not a concurrent change. */
+	struct touched {
+		int64_t mailbox_id;
+		uint32_t uid;
+	} *touched;
+	size_t n_touched, cap_touched;
 };
+
+static void touch(struct replay *r, int64_t mailbox_id, uint32_t uid)
+{
+	if (r->n_touched == r->cap_touched) {
+		size_t cap = r->cap_touched == 0 ? 64 : r->cap_touched * 2;
+		void *nt = realloc(r->touched, cap * sizeof(*r->touched));
+		if (nt == NULL)
+			return; /* only costs a needless MODIFIED round */
+		r->touched = nt;
+		r->cap_touched = cap;
+	}
+	r->touched[r->n_touched].mailbox_id = mailbox_id;
+	r->touched[r->n_touched++].uid = uid;
+}
+
+static bool touched(const struct replay *r, int64_t mailbox_id, uint32_t uid)
+{
+	for (size_t i = r->n_touched; i > 0; i--)
+		if (r->touched[i - 1].mailbox_id == mailbox_id && r->touched[i - 1].uid == uid)
+			return true;
+	return false;
+}
 
 static int replay_fail(struct replay *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int replay_fail(struct replay *r, const char *fmt, ...)
@@ -809,24 +838,44 @@ static int replay_keywords(struct replay *r, struct store_replay_change *v, size
 		goto out;
 	}
 	uint64_t unch = r->tier != SYNC_TIER_PLAIN ? hms : 0;
-	if (uids.count > 0) {
+	/* Messages this run changed already carry our own modseq: no
+	 * UNCHANGEDSINCE for them. */
+	struct uidvec own = {0};
+	if (unch != 0) {
+		size_t k = 0;
+		for (size_t i = 0; i < uids.count; i++) {
+			if (touched(r, v[0].origin_mailbox_id, uids.uids[i]))
+				uidvec_add(&own, uids.uids[i]);
+			else
+				uids.uids[k++] = uids.uids[i];
+		}
+		uids.count = k;
+	}
+	for (int pass = 0; pass < 2 && rc == 0; pass++) {
+		struct uidvec *set = pass == 0 ? &uids : &own;
+		uint64_t since = pass == 0 ? unch : 0;
+		if (set->count == 0)
+			continue;
 		if (d.absolute) {
 			/* No base to merge with: where the server changed the
 			 * message since our last sync, its flags stay. */
 			struct uidvec modified = {0};
-			rc = rp_store(r, uids.uids, uids.count, "FLAGS.SILENT", buf_str(&d.abs), unch,
-			              &modified);
+			rc = rp_store(r, set->uids, set->count, "FLAGS.SILENT", buf_str(&d.abs),
+			              since, &modified);
 			r->st->conflicts += (unsigned)modified.count;
 			uidvec_free(&modified);
 		} else {
 			if (d.add.len > 0)
-				rc = store_delta(r, uids.uids, uids.count, "+FLAGS.SILENT",
-				                 buf_str(&d.add), unch);
+				rc = store_delta(r, set->uids, set->count, "+FLAGS.SILENT",
+				                 buf_str(&d.add), since);
 			if (rc == 0 && d.del.len > 0)
-				rc = store_delta(r, uids.uids, uids.count, "-FLAGS.SILENT",
-				                 buf_str(&d.del), unch);
+				rc = store_delta(r, set->uids, set->count, "-FLAGS.SILENT",
+				                 buf_str(&d.del), since);
 		}
+		for (size_t i = 0; rc == 0 && i < set->count; i++)
+			touch(r, v[0].origin_mailbox_id, set->uids[i]);
 	}
+	uidvec_free(&own);
 	if (rc == 1)
 		rc = refused(r, v, n);
 	else if (rc == 0)
@@ -936,6 +985,8 @@ static int append_message(struct replay *r, int64_t message_id, int64_t mailbox_
 	}
 	if (rc == 0 && uid != 0 && store_replay_pair(r->s, message_id, mailbox_id, uid, &err) < 0)
 		rc = replay_fail(r, "%s", err);
+	if (rc == 0 && uid != 0)
+		touch(r, mailbox_id, uid);
 	store_replay_message_free(&m);
 	return rc;
 }
@@ -1114,6 +1165,7 @@ static int replay_copy_move(struct replay *r, struct store_replay_change *v, siz
 		if (nuid != 0) {
 			if (store_replay_pair(r->s, v[i].object_id, v[i].mailbox_id, nuid, &err) < 0)
 				rc = replay_fail(r, "%s", err);
+			touch(r, v[i].mailbox_id, nuid);
 			continue;
 		}
 		bool was_present = ouid != 0 && uidvec_contains(&present, ouid);
@@ -1142,6 +1194,7 @@ static int replay_copy_move(struct replay *r, struct store_replay_change *v, siz
 				if (store_replay_pair(r->s, v[i].object_id, v[i].mailbox_id, uid,
 				                      &err) < 0)
 					rc = replay_fail(r, "%s", err);
+				touch(r, v[i].mailbox_id, uid);
 				continue;
 			}
 		}
@@ -1429,6 +1482,7 @@ int sync_replay_account(struct store *s, struct imap_client *c, int64_t account_
 		i = j;
 	}
 	store_replay_changes_free(&v, n);
+	free(r.touched);
 	if (ret < 0)
 		*error_r = st->error;
 	return ret;
