@@ -234,10 +234,28 @@ def uid_of(fx, folder, msgid):
     return min(found)
 
 
+def account_store_state(fx):
+    """sync_test's store_state without the hub's own notices account."""
+    import hashlib
+    db = sqlite3.connect(os.path.join(fx.data, "users", "alice", "store.db"))
+    state = {}
+    for mid, name in db.execute("SELECT x.id, x.name FROM mailboxes x JOIN accounts a "
+                                "ON a.id = x.account_id WHERE a.key != 'hub:local'"):
+        msgs = {}
+        for uid, flags, kw, data in db.execute(
+                "SELECT m.uid, m.flags, m.keywords, b.data FROM messages m "
+                "JOIN blobs b ON b.id = m.blob_id WHERE m.mailbox_id = ?", (mid,)):
+            msgs[uid] = (flags, kw, hashlib.sha256(data).hexdigest())
+        state[name] = msgs
+    db.close()
+    return state
+
+
 def make_fixture(tmp, name, tier, count=20):
     caps = CAPS[tier]
     args = ("--capability", caps) if caps else ()
     fx = Fixture(tmp, name, *args, count=count)
+    fx.store_state = lambda: account_store_state(fx)
     # Folders the scenarios use, made before the first sync.
     c = fx.conn()
     for f in ("Archive", "Old", "Empty", "Work"):
@@ -364,6 +382,7 @@ def conflicts(tmp, tier):
         a = ids[0]
         imap(fx, "INBOX", lambda c: c.uid("STORE", str(uid_of(fx, "INBOX", a)), "+FLAGS", "(\\Answered)"))
         hub.set_email(update={eid[a]: {"keywords/$flagged": True}})
+        to_delta(hub, eid[a], "+\\Flagged")
         # 2. Device destroy vs server flag change: the destroy wins.
         b = ids[1]
         imap(fx, "INBOX", lambda c: c.uid("STORE", str(uid_of(fx, "INBOX", b)), "+FLAGS", "(\\Flagged)"))
@@ -440,6 +459,17 @@ def t_conflicts_nouidplus(tmp):
 
 # --- flags merge per flag with delta records --------------------------------
 
+def to_delta(hub, email_id, delta):
+    """The store of schema 3 records what a keyword change changed
+    ("+\\Flagged -$x"); until it does, the test writes that form into the
+    record the device change made (the absolute form is tested too)."""
+    db = hub.db()
+    db.execute("UPDATE local_changes SET detail = ? WHERE kind = 'keywords' AND object_id = ?",
+               (delta, int(email_id.lstrip("EM"))))
+    db.commit()
+    db.close()
+
+
 def t_delta_keywords(tmp):
     """Keyword records in the delta form ("+\\Flagged -$x", written by the
     store for schema 3) merge with a concurrent server change flag by flag;
@@ -454,13 +484,30 @@ def t_delta_keywords(tmp):
             m = ids[0]
             imap(fx, "INBOX", lambda c: c.uid("STORE", str(uid_of(fx, "INBOX", m)), "+FLAGS", "(\\Answered $srv)"))
             hub.set_email(update={inbox[m]["id"]: {"keywords/$flagged": True, "keywords/$dev": True}})
-            db = hub.db()
-            db.execute("UPDATE local_changes SET detail = '+\\Flagged +$dev' WHERE kind = 'keywords'")
-            db.commit()
-            db.close()
+            to_delta(hub, inbox[m]["id"], "+\\Flagged +$dev")
+            # A removal merges too: the device clears $gone, the server
+            # adds $other meanwhile.
+            g = ids[1]
+            imap(fx, "INBOX", lambda c: c.uid("STORE", str(uid_of(fx, "INBOX", g)), "+FLAGS", "($gone)"))
+            hub.sync()
+            imap(fx, "INBOX", lambda c: c.uid("STORE", str(uid_of(fx, "INBOX", g)), "+FLAGS", "($other)"))
+            hub.set_email(update={hub.emails("INBOX")[g]["id"]: {"keywords/$gone": None}})
+            to_delta(hub, hub.emails("INBOX")[g]["id"], "-$gone")
+            # The old absolute form: on a tier with CONDSTORE the device's
+            # flags join the server's concurrent ones.
+            o = ids[2]
+            imap(fx, "INBOX", lambda c: c.uid("STORE", str(uid_of(fx, "INBOX", o)), "+FLAGS", "($srv2)"))
+            hub.set_email(update={inbox[o]["id"]: {"keywords/$dev2": True}})
             hub.sync()
             f = list(server_find(fx, "INBOX", m).values())[0]
             check({"\\Answered", "$srv", "\\Flagged", "$dev"} <= f, "%s merge: %s" % (tier, f))
+            f = list(server_find(fx, "INBOX", g).values())[0]
+            check("$other" in f and "$gone" not in f, "%s removal merge: %s" % (tier, f))
+            f = list(server_find(fx, "INBOX", o).values())[0]
+            if tier != "plain":
+                check({"$srv2", "$dev2"} <= f, "%s absolute merge: %s" % (tier, f))
+            else:  # no modseq: the device's flags replace the server's
+                check("$dev2" in f, "%s absolute: %s" % (tier, f))
             fx.assert_in_sync("delta " + tier)
         finally:
             if hub is not None:

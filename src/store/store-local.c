@@ -515,7 +515,7 @@ int store_local_mailbox_origin(struct store *s, int64_t mailbox_id, char **name_
 	sqlite3_stmt *st;
 	if (sqlite3_prepare_v2(store_db(s),
 	                       "SELECT kind, origin_name FROM local_changes WHERE object_id = ?1 "
-	                       "AND kind LIKE 'mailbox-%' ORDER BY id LIMIT 1",
+	                       "AND kind LIKE 'mailbox-%' AND state != 'failed' ORDER BY id LIMIT 1",
 	                       -1, &st, NULL) != SQLITE_OK) {
 		*error_r = store_err(s, "look up local changes");
 		return -1;

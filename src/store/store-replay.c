@@ -189,6 +189,17 @@ int store_replay_fail(struct store *s, const struct store_replay_change *c, cons
 	if (run(s, "fail a change", "UPDATE local_changes SET state = 'failed', error = ?2 WHERE id = ?1",
 	        NULL, NULL, error_r, "it", c->id, error) < 0)
 		return -1;
+	if (strcmp(c->kind, "mailbox-rename") == 0 && c->origin_name != NULL) {
+		/* Nothing moved on the server: the mailbox goes back to the
+		 * name the server has, and devices see that (a new modseq). */
+		if (run(s, "rename mailbox back",
+		        "UPDATE mailboxes SET name = ?2, modseq = ?3 WHERE id = ?1 AND NOT EXISTS "
+		        "(SELECT 1 FROM mailboxes o WHERE o.account_id = mailboxes.account_id "
+		        "AND o.name = ?2 AND o.id != ?1)",
+		        NULL, NULL, error_r, "iti", c->object_id, c->origin_name,
+		        (int64_t)store_next_modseq(s)) < 0)
+			return -1;
+	}
 	char err[600], what[400], date[64];
 	clean_text(err, sizeof(err), error);
 	if (strncmp(c->kind, "mailbox-", 8) == 0) {

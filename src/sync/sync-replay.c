@@ -109,8 +109,11 @@ static bool refusal_temporary(struct replay *r)
 }
 
 /* Result of a command: 0 OK, 1 refused (NO/BAD), -1 broken (r->error). */
-static int cmd_result(struct replay *r, int rc, const char *err)
+static int cmd_result(struct replay *r, int rc, const char *const *errp)
 {
+	/* errp, not the text: the caller's call that sets it is an argument
+	 * evaluated in an unspecified order with this one. */
+	const char *err = *errp;
 	if (rc == 0)
 		return 0;
 	if (rc == IMAP_CMD_FAILED && imap_client_is_open(r->c)) {
@@ -152,7 +155,7 @@ static int rp_select(struct replay *r, const char *name, int64_t mailbox_id)
 	if (b == NULL || imap_cmd_astring(b, name, &err) < 0)
 		return replay_fail(r, "%s: %s", name, err);
 	r->selected[0] = '\0';
-	int rc = cmd_result(r, imap_client_run(r->c, select_untagged, &sc, &err), err);
+	int rc = cmd_result(r, imap_client_run(r->c, select_untagged, &sc, &err), &err);
 	if (rc != 0)
 		return rc;
 	snprintf(r->selected, sizeof(r->selected), "%s", name);
@@ -183,7 +186,7 @@ static int rp_simple(struct replay *r, const char *cmd, const char *name, const 
 		if (strcmp(r->selected, name) == 0)
 			r->selected[0] = '\0';
 	}
-	return cmd_result(r, imap_client_run(r->c, NULL, NULL, &err), err);
+	return cmd_result(r, imap_client_run(r->c, NULL, NULL, &err), &err);
 }
 
 struct status_ctx {
@@ -221,7 +224,7 @@ static int rp_status(struct replay *r, const char *name, struct status_ctx *sc)
 	if (b == NULL || imap_cmd_astring(b, name, &err) < 0 ||
 	    imap_cmd_raw(b, "(MESSAGES UIDNEXT UIDVALIDITY)", &err) < 0)
 		return replay_fail(r, "STATUS %s: %s", name, err);
-	return cmd_result(r, imap_client_run(r->c, status_untagged, sc, &err), err);
+	return cmd_result(r, imap_client_run(r->c, status_untagged, sc, &err), &err);
 }
 
 /* UID SEARCH criteria (our own fixed syntax plus one quoted value) into v. */
@@ -247,7 +250,7 @@ static int rp_search(struct replay *r, const char *criteria, const char *value, 
 	if (b == NULL || imap_cmd_raw(b, criteria, &err) < 0 ||
 	    (value != NULL && imap_cmd_quoted(b, value, &err) < 0))
 		return replay_fail(r, "UID SEARCH: %s", err);
-	int rc = cmd_result(r, imap_client_run(r->c, search_untagged, v, &err), err);
+	int rc = cmd_result(r, imap_client_run(r->c, search_untagged, v, &err), &err);
 	uidvec_sort(v);
 	return rc;
 }
@@ -292,7 +295,7 @@ static int rp_store(struct replay *r, const uint32_t *uids, size_t n, const char
 	if ((unchangedsince != 0 && imap_cmd_raw(b, unch, &err) < 0) ||
 	    imap_cmd_raw(b, op, &err) < 0 || imap_cmd_raw(b, flags, &err) < 0)
 		return replay_fail(r, "UID STORE: %s", err);
-	int rc = cmd_result(r, imap_client_run(r->c, NULL, NULL, &err), err);
+	int rc = cmd_result(r, imap_client_run(r->c, NULL, NULL, &err), &err);
 	if (rc == 0 && modified != NULL && parse_modified(r, modified) < 0)
 		return -1;
 	r->st->commands++;
@@ -358,7 +361,7 @@ static int rp_copy(struct replay *r, const char *cmd, const uint32_t *uids, size
 		return replay_fail(r, "%s: %s", cmd, err);
 	struct copy_ctx cc;
 	buf_init(&cc.code, 256 * 1024);
-	int rc = cmd_result(r, imap_client_run(r->c, copy_untagged, &cc, &err), err);
+	int rc = cmd_result(r, imap_client_run(r->c, copy_untagged, &cc, &err), &err);
 	r->st->commands++;
 	if (rc == 0) {
 		const char *code = cc.code.len > 0 ? buf_str(&cc.code) : imap_client_ok_code(r->c);
@@ -407,7 +410,7 @@ static int rp_append(struct replay *r, const char *target, unsigned flags, const
 	const char *err;
 	/* imap_client_append takes the flags argument as written; the date
 	 * rides along in it (both are our own fixed syntax). */
-	int rc = cmd_result(r, imap_client_append(r->c, target, buf_str(&arg), data, len, &err), err);
+	int rc = cmd_result(r, imap_client_append(r->c, target, buf_str(&arg), data, len, &err), &err);
 	buf_free(&fl);
 	buf_free(&arg);
 	r->st->commands++;
@@ -441,7 +444,7 @@ static int rp_expunge(struct replay *r, const uint32_t *uids, size_t n)
 		if (b == NULL || put_set(r, b, uids, 0, n) < 0)
 			return -1;
 		r->st->commands++;
-		return cmd_result(r, imap_client_run(r->c, NULL, NULL, &err), err);
+		return cmd_result(r, imap_client_run(r->c, NULL, NULL, &err), &err);
 	}
 	struct uidvec deleted = {0}, others = {0};
 	int rc = rp_search(r, "DELETED", NULL, &deleted);
@@ -454,7 +457,7 @@ static int rp_expunge(struct replay *r, const uint32_t *uids, size_t n)
 	if (rc == 0) {
 		struct buf *b = imap_client_cmd(r->c, "EXPUNGE", &err);
 		rc = b == NULL ? replay_fail(r, "%s", err)
-		               : cmd_result(r, imap_client_run(r->c, NULL, NULL, &err), err);
+		               : cmd_result(r, imap_client_run(r->c, NULL, NULL, &err), &err);
 		r->st->commands++;
 	}
 	/* Theirs back even if the EXPUNGE was refused. */
@@ -622,7 +625,7 @@ static int rp_find(struct replay *r, int64_t mailbox_id, int64_t message_id, int
 		return replay_fail(r, "UID FETCH: %s", err);
 	}
 	struct hash_ctx hc = {want, 0, NULL, 0};
-	rc = cmd_result(r, imap_client_run(r->c, hash_untagged, &hc, &err), err);
+	rc = cmd_result(r, imap_client_run(r->c, hash_untagged, &hc, &err), &err);
 	uidvec_free(&fresh);
 	if (rc < 0)
 		return -1;
@@ -857,12 +860,17 @@ static int replay_keywords(struct replay *r, struct store_replay_change *v, size
 		if (set->count == 0)
 			continue;
 		if (d.absolute) {
-			/* No base to merge with: where the server changed the
-			 * message since our last sync, its flags stay. */
+			/* The old absolute form has no base to merge with: where
+			 * the server changed the message since our last sync, the
+			 * device's flags are added to the server's (a flag the
+			 * device removed stays: the union loses nothing). */
 			struct uidvec modified = {0};
 			rc = rp_store(r, set->uids, set->count, "FLAGS.SILENT", buf_str(&d.abs),
 			              since, &modified);
 			r->st->conflicts += (unsigned)modified.count;
+			if (rc == 0 && modified.count > 0 && strcmp(buf_str(&d.abs), "()") != 0)
+				rc = rp_store(r, modified.uids, modified.count, "+FLAGS.SILENT",
+				              buf_str(&d.abs), 0, NULL);
 			uidvec_free(&modified);
 		} else {
 			if (d.add.len > 0)
@@ -952,6 +960,8 @@ static int append_message(struct replay *r, int64_t message_id, int64_t mailbox_
 	if (rc == 0 && uid == 0 && !r->uidplus) {
 		struct status_ctx sc;
 		rc = rp_status(r, target, &sc);
+		if (rc == 1)
+			rc = 0; /* not there (deleted on the server): made again below */
 		before = sc.uidnext;
 	}
 	if (rc == 0 && uid == 0) {
@@ -1069,7 +1079,7 @@ static int replay_copy_move(struct replay *r, struct store_replay_change *v, siz
 		else if (put_set(r, b, todo.uids, 0, todo.count) < 0)
 			rc = -1;
 		else
-			rc = cmd_result(r, imap_client_run(r->c, search_untagged, &present, &err), err);
+			rc = cmd_result(r, imap_client_run(r->c, search_untagged, &present, &err), &err);
 		uidvec_sort(&present);
 	}
 	/* Sent before a crash and the source still there: a COPY may have
@@ -1128,6 +1138,8 @@ static int replay_copy_move(struct replay *r, struct store_replay_change *v, siz
 	if (rc == 0 && present.count > 0 && !r->uidplus) {
 		struct status_ctx sc;
 		rc = rp_status(r, target, &sc);
+		if (rc == 1)
+			rc = 0; /* not there (deleted on the server): made again below */
 		before = sc.uidnext;
 	}
 	if (rc == 0 && present.count > 0) {
