@@ -132,6 +132,10 @@ static int sync_one(struct store *store, const struct sync_job *job, char **pass
 	struct sync_replay_stats rst;
 	if (sync_replay_account_key(store, job->account_key, client, NULL, &rst, &err) < 0)
 		cli_error("%s: device changes not all carried to the server: %s", who, err);
+	if (!job->quiet && rst.replayed + rst.failed + rst.deferred > 0)
+		printf("replayed %s: %u device changes in %u commands, %u failed, %u deferred, "
+		       "%u conflicts\n",
+		       who, rst.replayed, rst.commands, rst.failed, rst.deferred, rst.conflicts);
 	r = sync_account(store, job->account_key, client, &so, &st, &err);
 	cli_progress_done(progress);
 	if (r == 0)

@@ -816,7 +816,7 @@ static int store_delta(struct replay *r, const uint32_t *uids, size_t n, const c
 	return rc;
 }
 
-static int replay_keywords(struct replay *r, struct store_replay_change *v, size_t n)
+static int replay_keywords_group(struct replay *r, struct store_replay_change *v, size_t n)
 {
 	struct uidvec uids = {0};
 	for (size_t i = 0; i < n; i++)
@@ -891,6 +891,47 @@ static int replay_keywords(struct replay *r, struct store_replay_change *v, size
 out:
 	kw_free(&d);
 	uidvec_free(&uids);
+	return rc;
+}
+
+static int cmp_detail(const void *a, const void *b)
+{
+	const struct store_replay_change *x = *(const struct store_replay_change *const *)a;
+	const struct store_replay_change *y = *(const struct store_replay_change *const *)b;
+	int c = strcmp(x->detail != NULL ? x->detail : "", y->detail != NULL ? y->detail : "");
+	if (c != 0)
+		return c;
+	return x->id < y->id ? -1 : x->id > y->id;
+}
+
+/* keywords of distinct messages of one folder: one STORE per distinct
+ * change (their order does not matter: no message is in the batch twice). */
+static int replay_keywords(struct replay *r, struct store_replay_change *v, size_t n)
+{
+	struct store_replay_change **order = malloc(n * sizeof(*order));
+	struct store_replay_change *group = malloc(n * sizeof(*group));
+	if (order == NULL || group == NULL) {
+		free(order);
+		free(group);
+		return replay_fail(r, "out of memory");
+	}
+	for (size_t i = 0; i < n; i++)
+		order[i] = &v[i];
+	qsort(order, n, sizeof(*order), cmp_detail);
+	int rc = 0;
+	for (size_t i = 0; i < n && (rc == 0);) {
+		size_t j = i;
+		/* Shallow copies: the group shares the strings of v. */
+		while (j < n && strcmp(order[j]->detail != NULL ? order[j]->detail : "",
+		                       order[i]->detail != NULL ? order[i]->detail : "") == 0) {
+			group[j - i] = *order[j];
+			j++;
+		}
+		rc = replay_keywords_group(r, group, j - i);
+		i = j;
+	}
+	free(order);
+	free(group);
 	return rc;
 }
 
@@ -1354,9 +1395,6 @@ static bool same_batch(const struct store_replay_change *a, const struct store_r
 		return false;
 	if ((strcmp(a->kind, "move") == 0 || strcmp(a->kind, "copy") == 0) &&
 	    a->mailbox_id != b->mailbox_id)
-		return false;
-	if (strcmp(a->kind, "keywords") == 0 &&
-	    strcmp(a->detail != NULL ? a->detail : "", b->detail != NULL ? b->detail : "") != 0)
 		return false;
 	/* One object twice: the second waits for the first. */
 	for (size_t i = 0; i < n; i++)
