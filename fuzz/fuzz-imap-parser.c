@@ -6,8 +6,14 @@
  * whole, in pseudo-random chunks and (when short) one byte at a time, with
  * streamed literals consumed the way a real caller does. All three runs must
  * produce the same transcript of events, and every tree must be well formed.
+ *
+ * Every response also goes through the readers the replay trusts: the
+ * COPYUID, APPENDUID and MODIFIED codes (checked against a fixed request
+ * set: whatever they accept must lie inside it) and the UID set parser on
+ * every atom (what it accepts must format and parse back to the same set).
  */
 #include "imap/imap-parser.h"
+#include "imap/imap-uidset.h"
 #include "lib/buf.h"
 
 #include <inttypes.h>
@@ -72,9 +78,103 @@ static void dump_args(struct buf *o, const struct imap_arg *a, unsigned depth,
 	}
 }
 
+/* The UIDs the fuzzed server is "answering": 1:50,100:200,4294967295. */
+static const struct imap_uid_range request_ranges[] = {
+    {1, 50}, {100, 200}, {4294967295u, 4294967295u}};
+static const struct imap_uidset request = {(struct imap_uid_range *)request_ranges, 3, 0};
+
+static void check_set(const struct imap_uidset *s, uint64_t max)
+{
+	REQUIRE(imap_uidset_size(s) <= max);
+	for (size_t i = 0; i < s->count; i++) {
+		REQUIRE(s->ranges[i].lo >= 1 && s->ranges[i].lo <= s->ranges[i].hi);
+		REQUIRE(i == 0 || (uint64_t)s->ranges[i - 1].hi + 1 < s->ranges[i].lo);
+	}
+}
+
+/* A UID set parsed from an atom formats and parses back to itself, and
+ * splits into pieces that join up to it. */
+static void check_uidset_atom(const char *text)
+{
+	struct imap_uidset s = IMAP_UIDSET_INIT, back = IMAP_UIDSET_INIT;
+	const char *error = NULL;
+	if (imap_uidset_parse(text, 100000, 1000, &s, &error) < 0) {
+		REQUIRE(error != NULL && s.count == 0);
+		return;
+	}
+	check_set(&s, 100000);
+	struct buf t;
+	buf_init(&t, 1 << 20);
+	REQUIRE(imap_uidset_format(&s, &t) == 0);
+	REQUIRE(imap_uidset_parse(buf_str(&t), 100000, 1000, &back, &error) == 0);
+	REQUIRE(imap_uidset_equal(&s, &back));
+	imap_uidset_clear(&back);
+	size_t pos = 0;
+	while (pos < s.count) {
+		buf_reset(&t);
+		int n = imap_uidset_write(&s, &pos, IMAP_UIDSET_RANGE_MAX_CHARS + 3, &t);
+		REQUIRE(n > 0 && (size_t)n == t.len && t.len <= IMAP_UIDSET_RANGE_MAX_CHARS + 3);
+		REQUIRE(imap_uidset_parse(buf_str(&t), 100000, 1000, &back, &error) == 0);
+	}
+	REQUIRE(imap_uidset_equal(&s, &back));
+	buf_free(&t);
+	imap_uidset_free(&s);
+	imap_uidset_free(&back);
+}
+
+static void check_atoms(const struct imap_arg *a)
+{
+	for (; a != NULL; a = a->next) {
+		if (a->type == IMAP_ARG_ATOM)
+			check_uidset_atom(a->str);
+		else if (a->type == IMAP_ARG_LIST)
+			check_atoms(a->list);
+	}
+}
+
+static void check_codes(const struct imap_response *r)
+{
+	const char *error = NULL;
+	check_atoms(r->code_args);
+	check_atoms(r->args);
+	if (r->code == NULL)
+		return;
+	struct imap_copyuid cu = {0};
+	if (imap_copyuid_parse(r->code_args, &request, &cu, &error) == 0) {
+		REQUIRE(cu.valid && cu.count > 0 && cu.count <= imap_uidset_size(&request));
+		for (size_t i = 0; i < cu.count; i++) {
+			REQUIRE(imap_uidset_contains(&request, cu.pairs[i].src) &&
+			        cu.pairs[i].dst != 0);
+			REQUIRE(i == 0 || cu.pairs[i - 1].src < cu.pairs[i].src);
+			REQUIRE(imap_copyuid_lookup(&cu, cu.pairs[i].src) == cu.pairs[i].dst);
+		}
+		/* The same again is a repeat, refused, nothing changed. */
+		size_t count = cu.count;
+		REQUIRE(imap_copyuid_parse(r->code_args, &request, &cu, &error) == -1);
+		REQUIRE(cu.count == count);
+	} else {
+		REQUIRE(error != NULL && !cu.valid && cu.count == 0);
+	}
+	imap_copyuid_free(&cu);
+	uint32_t uv = 7, uid = 7;
+	if (imap_appenduid_parse(r->code_args, &uv, &uid, &error) == 0)
+		REQUIRE(uv != 0 && uid != 0);
+	else
+		REQUIRE(uv == 7 && uid == 7);
+	struct imap_uidset mod = IMAP_UIDSET_INIT;
+	if (imap_modified_parse(r->code_args, &request, &mod, &error) == 0) {
+		check_set(&mod, imap_uidset_size(&request));
+		REQUIRE(imap_uidset_contains_set(&request, &mod));
+	} else {
+		REQUIRE(mod.count == 0);
+	}
+	imap_uidset_free(&mod);
+}
+
 static void dump_response(struct buf *o, const struct imap_response *r,
                           const struct imap_parser_limits *lim)
 {
+	check_codes(r);
 	unsigned count = 0;
 	REQUIRE(r != NULL && r->tag != NULL);
 	REQUIRE(buf_printf(o, "%d %s %d", (int)r->kind, r->tag, (int)r->status) == 0);

@@ -234,7 +234,7 @@ static void srv_drain(struct srv *s)
 /* Play the steps of script (HANG and CLOSE end the process). */
 static void srv_play_steps(struct srv *s, const struct step *script)
 {
-	char line[8192];
+	static char line[16384];
 	for (const struct step *st = script; st->op != OP_END; st++) {
 		switch (st->op) {
 		case OP_SEND:
@@ -278,7 +278,7 @@ static void srv_play_steps(struct srv *s, const struct step *script)
 
 static void srv_play(struct srv *s, const struct step *script)
 {
-	char line[8192];
+	static char line[16384];
 	srv_play_steps(s, script);
 	if (srv_line(s, line, sizeof(line)))
 		srv_die("unexpected line after the script", line);
@@ -743,6 +743,646 @@ static void test_literal_split(void)
 	server_done();
 }
 
+/* --- The replay commands (imap-commands.c) -------------------------------- */
+
+/* Login whose tagged OK lists caps (IDLE always: login_session checks it). */
+#define LOGIN_CAPS(caps)                                                                           \
+	SEND("* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN SASL-IR] ready\r\n"),                          \
+	    EXPECT("M1 AUTHENTICATE PLAIN " PLAIN_B64),                                            \
+	    SEND("M1 OK [CAPABILITY IMAP4rev1 IDLE " caps "] logged in\r\n")
+
+#define FULL_CAPS "UIDPLUS MOVE CONDSTORE LITERAL+"
+
+/* The session still works: a NOOP goes through. */
+static void check_noop(struct imap_client *c)
+{
+	const char *error;
+	CHECK(imap_client_is_open(c));
+	CHECK(imap_client_cmd(c, "NOOP", &error) != NULL);
+	OK(imap_client_run(c, NULL, NULL, &error));
+}
+
+static void uidset_of(struct imap_uidset *s, const char *text)
+{
+	const char *error;
+	imap_uidset_init(s);
+	OK(imap_uidset_parse(text, UINT32_MAX, SIZE_MAX, s, &error));
+}
+
+/* IMAP_CMD_FAILED with an error containing fragment. */
+#define FAILED(call, fragment)                                                                     \
+	do {                                                                                       \
+		error = NULL;                                                                      \
+		CHECK((call) == IMAP_CMD_FAILED);                                                  \
+		CHECK(error != NULL);                                                              \
+		if (strstr(error, fragment) == NULL) {                                             \
+			fprintf(stderr, "%s:%d: error '%s' lacks '%s'\n", __FILE__, __LINE__,      \
+			        error, fragment);                                                  \
+			exit(1);                                                                   \
+		}                                                                                  \
+	} while (0)
+
+/* SELECT with CONDSTORE: the state comes back; EXAMINE; NOMODSEQ; a refusal
+ * keeps its code; a server that sends no UIDVALIDITY is refused. */
+static void test_cmd_select(void)
+{
+	static const struct step script[] = {
+	    LOGIN_CAPS("CONDSTORE"),
+	    EXPECT("M2 SELECT \"Sent Items\" (CONDSTORE)"),
+	    SEND("* 172 EXISTS\r\n* 1 RECENT\r\n* OK [UNSEEN 12] x\r\n"
+	         "* OK [UIDVALIDITY 3857529045] UIDs valid\r\n* OK [UIDNEXT 4392] next\r\n"
+	         "* FLAGS (\\Answered \\Seen)\r\n* OK [HIGHESTMODSEQ 715194045007] h\r\n"
+	         "M2 OK [READ-WRITE] SELECT completed\r\n"),
+	    EXPECT("M3 EXAMINE INBOX"),
+	    SEND("* 0 EXISTS\r\n* OK [UIDVALIDITY 1] x\r\n* OK [NOMODSEQ] none\r\n"
+	         "* OK [HIGHESTMODSEQ 5] h\r\nM3 OK [READ-ONLY] done\r\n"),
+	    EXPECT("M4 SELECT Gone (CONDSTORE)"),
+	    SEND("M4 NO [NONEXISTENT] Mailbox doesn't exist\r\n"),
+	    EXPECT("M5 SELECT INBOX"),
+	    SEND("* 3 EXISTS\r\nM5 OK done\r\n"),
+	    EXPECT("M6 NOOP"),
+	    SEND("M6 OK\r\n"),
+	    END(),
+	};
+	const char *error;
+	struct imap_client *c = login_session(script, 5000);
+	struct imap_select_info info;
+	OK(imap_client_select(c, "Sent Items", true, &info, &error));
+	CHECK(info.exists == 172 && info.uidvalidity == 3857529045u && info.uidnext == 4392 &&
+	      info.highestmodseq == 715194045007ull && !info.readonly && !info.nomodseq);
+	OK(imap_client_examine(c, "INBOX", false, &info, &error));
+	CHECK(info.exists == 0 && info.uidvalidity == 1 && info.nomodseq &&
+	      info.highestmodseq == 0 && info.readonly);
+	FAILED(imap_client_select(c, "Gone", true, &info, &error), "[NONEXISTENT]");
+	CHECK_STR(imap_client_last_code(c), "NONEXISTENT");
+	CHECK(info.uidvalidity == 1); /* untouched */
+	FAILED(imap_client_select(c, "INBOX", false, &info, &error), "no UIDVALIDITY");
+	check_noop(c);
+	imap_client_free(&c);
+	server_done();
+}
+
+/* Leaving the selected mailbox: UNSELECT when offered, else a failing
+ * EXAMINE (never CLOSE, which would expunge). */
+static void test_cmd_unselect(void)
+{
+	static const struct step with[] = {
+	    LOGIN_CAPS("UNSELECT"),
+	    EXPECT("M2 UNSELECT"),
+	    SEND("M2 OK done\r\n"),
+	    END(),
+	};
+	const char *error;
+	struct imap_client *c = login_session(with, 5000);
+	OK(imap_client_unselect(c, &error));
+	imap_client_free(&c);
+	server_done();
+	static const struct step without[] = {
+	    LOGIN_CAPS("UIDPLUS"),
+	    EXPECT("M2 EXAMINE mailkeep-unselect-9f3c2e71"),
+	    SEND("M2 NO [NONEXISTENT] Mailbox doesn't exist\r\n"),
+	    EXPECT("M3 NOOP"),
+	    SEND("M3 OK\r\n"),
+	    END(),
+	};
+	c = login_session(without, 5000);
+	OK(imap_client_unselect(c, &error));
+	check_noop(c);
+	imap_client_free(&c);
+	server_done();
+}
+
+/* UID STORE: UNCHANGEDSINCE and the MODIFIED answer; without
+ * UNCHANGEDSINCE; arguments and capabilities checked before sending. */
+static void test_cmd_store(void)
+{
+	static const struct step script[] = {
+	    LOGIN_CAPS(FULL_CAPS),
+	    EXPECT("M2 UID STORE 1:5,9,12:14 (UNCHANGEDSINCE 320162338) +FLAGS.SILENT (\\Seen "
+	           "$label)"),
+	    SEND("* 3 FETCH (UID 3 MODSEQ (320162342))\r\n"
+	         "M2 OK [MODIFIED 9,13] Conditional STORE failed\r\n"),
+	    EXPECT("M3 UID STORE 7 -FLAGS.SILENT (\\Flagged)"),
+	    SEND("M3 OK done\r\n"),
+	    EXPECT("M4 UID STORE 7 FLAGS (\\Deleted)"),
+	    SEND("* 2 FETCH (UID 7 FLAGS (\\Deleted))\r\nM4 OK done\r\n"),
+	    EXPECT("M5 UID STORE 8 +FLAGS.SILENT ()"),
+	    SEND("M5 NO [CANNOT] read-only mailbox\r\n"),
+	    EXPECT("M6 NOOP"),
+	    SEND("M6 OK\r\n"),
+	    END(),
+	};
+	const char *error;
+	struct imap_client *c = login_session(script, 5000);
+	struct imap_uidset uids, seven, eight, empty = IMAP_UIDSET_INIT;
+	uidset_of(&uids, "1:5,9,12:14");
+	uidset_of(&seven, "7");
+	uidset_of(&eight, "8");
+	struct imap_uidset modified = IMAP_UIDSET_INIT;
+	OK(imap_client_uid_store(c, &uids, "+FLAGS.SILENT", "(\\Seen $label)", 320162338, &modified,
+	                         &error));
+	struct buf t;
+	buf_init(&t, 1024);
+	CHECK(imap_uidset_format(&modified, &t) == 0);
+	CHECK_STR(buf_str(&t), "9,13");
+	CHECK(imap_uidset_add(&modified, 99) == 0);
+	OK(imap_client_uid_store(c, &seven, "-FLAGS.SILENT", "(\\Flagged)", 0, &modified, &error));
+	CHECK(imap_uidset_is_empty(&modified));
+	OK(imap_client_uid_store(c, &seven, "FLAGS", "(\\Deleted)", 0, NULL, &error));
+	/* Refused before sending: bad op, bad flag lists, an empty set sends
+	 * nothing. */
+	FAILED(imap_client_uid_store(c, &seven, "+FLAGS.SILENT\r\nM9 DELETE INBOX", "(\\Seen)", 0,
+	                             NULL, &error),
+	       "invalid STORE operation");
+	static const char *const bad_flags[] = {
+	    "\\Seen", "(\\Seen", "(\\Seen)\r\nX", "(\\Seen  $x)", "( \\Seen)",     "(\\Seen )",
+	    "(\\)",   "(a\"b)",  "((x))",         "(\\Se{n)",     "(caf\xc3\xa9)",
+	};
+	for (size_t i = 0; i < sizeof(bad_flags) / sizeof(bad_flags[0]); i++)
+		FAILED(imap_client_uid_store(c, &seven, "+FLAGS", bad_flags[i], 0, NULL, &error),
+		       "cannot send UID STORE");
+	OK(imap_client_uid_store(c, &empty, "+FLAGS", "(\\Seen)", 0, NULL, &error));
+	FAILED(imap_client_uid_store(c, &eight, "+FLAGS.SILENT", "()", 0, NULL, &error),
+	       "read-only mailbox");
+	CHECK_STR(imap_client_last_code(c), "CANNOT");
+	check_noop(c);
+	imap_client_free(&c);
+	server_done();
+	buf_free(&t);
+	imap_uidset_free(&modified);
+	imap_uidset_free(&uids);
+	imap_uidset_free(&seven);
+	imap_uidset_free(&eight);
+}
+
+/* A server without CONDSTORE gets no UNCHANGEDSINCE; a MODIFIED naming a
+ * UID we did not store, or a malformed one, ends the session. */
+static void test_cmd_store_hostile(void)
+{
+	static const struct step plain[] = {
+	    LOGIN_CAPS("UIDPLUS"),
+	    EXPECT("M2 NOOP"),
+	    SEND("M2 OK\r\n"),
+	    EXPECT("M3 UID STORE 1:3 +FLAGS.SILENT (\\Seen)"),
+	    SEND("M3 OK [MODIFIED 4] x\r\n"),
+	    END(),
+	};
+	const char *error;
+	struct imap_client *c = login_session(plain, 5000);
+	struct imap_uidset uids, modified = IMAP_UIDSET_INIT;
+	uidset_of(&uids, "1:3");
+	FAILED(imap_client_uid_store(c, &uids, "+FLAGS.SILENT", "(\\Seen)", 5, &modified, &error),
+	       "does not offer CONDSTORE");
+	check_noop(c);
+	REFUSED(imap_client_uid_store(c, &uids, "+FLAGS.SILENT", "(\\Seen)", 0, &modified, &error),
+	        "MODIFIED names a UID that was not stored");
+	CHECK(!imap_client_is_open(c));
+	imap_client_free(&c);
+	server_done();
+
+	static const struct step huge[] = {
+	    LOGIN_CAPS(FULL_CAPS),
+	    EXPECT("M2 UID STORE 1:3 (UNCHANGEDSINCE 9) +FLAGS.SILENT (\\Seen)"),
+	    SEND("M2 OK [MODIFIED 1:4294967295] x\r\n"),
+	    END(),
+	};
+	c = login_session(huge, 5000);
+	REFUSED(imap_client_uid_store(c, &uids, "+FLAGS.SILENT", "(\\Seen)", 9, &modified, &error),
+	        "more UIDs than allowed");
+	imap_client_free(&c);
+	server_done();
+
+	static const struct step junk[] = {
+	    LOGIN_CAPS(FULL_CAPS),
+	    EXPECT("M2 UID STORE 1:3 (UNCHANGEDSINCE 9) +FLAGS.SILENT (\\Seen)"),
+	    SEND("M2 OK [MODIFIED (1)] x\r\n"),
+	    END(),
+	};
+	c = login_session(junk, 5000);
+	REFUSED(imap_client_uid_store(c, &uids, "+FLAGS.SILENT", "(\\Seen)", 9, &modified, &error),
+	        "malformed MODIFIED");
+	imap_client_free(&c);
+	server_done();
+	imap_uidset_free(&uids);
+	imap_uidset_free(&modified);
+}
+
+/* A set whose text passes the line limit goes out in several commands, each
+ * line within IMAP_CLIENT_LINE_MAX, together naming every UID once; the
+ * MODIFIED of a later piece is checked against that piece. */
+static void test_cmd_store_pieces(void)
+{
+	const char *suffix = " +FLAGS.SILENT (\\Seen)";
+	struct imap_uidset uids = IMAP_UIDSET_INIT;
+	for (uint32_t u = 1; u <= 12001; u += 2)
+		CHECK(imap_uidset_add(&uids, u) == 0);
+	/* The expected lines, by a greedy fill written independently. */
+	static char lines[16][IMAP_CLIENT_LINE_MAX + 64];
+	int nlines = 0;
+	uint32_t u = 1;
+	while (u <= 12001) {
+		char *l = lines[nlines];
+		int len = snprintf(l, sizeof(lines[0]), "M%d UID STORE ", nlines + 2);
+		bool first = true;
+		while (u <= 12001) {
+			char item[16];
+			int il = snprintf(item, sizeof(item), "%s%u", first ? "" : ",", u);
+			if (len + il + (int)strlen(suffix) + 2 > IMAP_CLIENT_LINE_MAX)
+				break;
+			memcpy(l + len, item, (size_t)il + 1);
+			len += il;
+			first = false;
+			u += 2;
+		}
+		snprintf(l + len, sizeof(lines[0]) - (size_t)len, "%s", suffix);
+		nlines++;
+		CHECK(nlines < 15);
+	}
+	CHECK(nlines >= 3);
+	struct step script[64];
+	size_t k = 0;
+	const struct step login[] = {LOGIN_CAPS(FULL_CAPS)};
+	for (size_t i = 0; i < sizeof(login) / sizeof(login[0]); i++)
+		script[k++] = login[i];
+	static char oks[16][64];
+	for (int i = 0; i < nlines; i++) {
+		script[k++] = (struct step)EXPECT(lines[i]);
+		/* The second piece reports one of its own UIDs. */
+		if (i == 1) {
+			const char *comma = strchr(lines[i] + strlen("M3 UID STORE "), ',');
+			CHECK(comma != NULL);
+			snprintf(oks[i], sizeof(oks[i]), "M%d OK [MODIFIED %.*s] x\r\n", i + 2,
+			         (int)(comma - lines[i] - strlen("M3 UID STORE ")),
+			         lines[i] + strlen("M3 UID STORE "));
+		} else {
+			snprintf(oks[i], sizeof(oks[i]), "M%d OK done\r\n", i + 2);
+		}
+		script[k++] = (struct step)SEND(oks[i]);
+	}
+	script[k++] = (struct step)END();
+	const char *error;
+	struct imap_client *c = login_session(script, 5000);
+	struct imap_uidset modified = IMAP_UIDSET_INIT;
+	OK(imap_client_uid_store(c, &uids, "+FLAGS.SILENT", "(\\Seen)", 0, &modified, &error));
+	CHECK(imap_uidset_size(&modified) == 1);
+	CHECK(imap_uidset_contains(&uids, modified.ranges[0].lo) && modified.ranges[0].lo > 1000);
+	for (int i = 0; i < nlines; i++)
+		CHECK(strlen(lines[i]) + 2 <= IMAP_CLIENT_LINE_MAX);
+	imap_client_free(&c);
+	server_done();
+	imap_uidset_free(&modified);
+	imap_uidset_free(&uids);
+}
+
+/* UID COPY: COPYUID in the tagged OK pairs the UIDs; a server without
+ * UIDPLUS answers none; TRYCREATE; a malformed or hostile COPYUID is
+ * ignored (valid false) and the session goes on. */
+static void test_cmd_copy(void)
+{
+	static const struct step script[] = {
+	    LOGIN_CAPS(FULL_CAPS),
+	    EXPECT("M2 UID COPY 304,319:320 Archive"),
+	    SEND("* 3 EXISTS\r\nM2 OK [COPYUID 38505 304,319:320 3956:3958] Done\r\n"),
+	    EXPECT("M3 UID COPY 304 \"My \\\"Folder\\\\\""),
+	    SEND("M3 OK Done\r\n"),
+	    EXPECT("M4 UID COPY 304 Nope"),
+	    SEND("M4 NO [TRYCREATE] Mailbox doesn't exist: Nope\r\n"),
+	    EXPECT("M5 UID COPY 304,319:320 Archive"),
+	    SEND("M5 OK [COPYUID 38505 1:4294967295 1:4294967295] Done\r\n"),
+	    EXPECT("M6 UID COPY 304,319:320 Archive"),
+	    SEND("M6 OK [COPYUID 38505 304,319:320 3956:3957] Done\r\n"),
+	    EXPECT("M7 UID COPY 304,319:320 Archive"),
+	    SEND("M7 OK [COPYUID 38505 320] Done\r\n"),
+	    EXPECT("M8 NOOP"),
+	    SEND("M8 OK\r\n"),
+	    END(),
+	};
+	const char *error;
+	struct imap_client *c = login_session(script, 5000);
+	struct imap_uidset uids, one;
+	uidset_of(&uids, "304,319:320");
+	uidset_of(&one, "304");
+	struct imap_copyuid cu = {0};
+	OK(imap_client_uid_copy(c, &uids, "Archive", &cu, &error));
+	CHECK(cu.valid && cu.uidvalidity == 38505 && cu.count == 3);
+	CHECK(imap_copyuid_lookup(&cu, 304) == 3956 && imap_copyuid_lookup(&cu, 320) == 3958);
+	imap_copyuid_free(&cu);
+	OK(imap_client_uid_copy(c, &one, "My \"Folder\\", &cu, &error));
+	CHECK(!cu.valid && cu.count == 0);
+	FAILED(imap_client_uid_copy(c, &one, "Nope", &cu, &error), "[TRYCREATE]");
+	CHECK_STR(imap_client_last_code(c), "TRYCREATE");
+	CHECK(!cu.valid);
+	for (int i = 0; i < 3; i++) {
+		OK(imap_client_uid_copy(c, &uids, "Archive", &cu, &error));
+		CHECK(!cu.valid && cu.count == 0 && cu.pairs == NULL);
+	}
+	/* Nothing sent for names that cannot be sent. */
+	FAILED(imap_client_uid_copy(c, &one, "a\r\nM9 LOGOUT", &cu, &error), "CR, LF");
+	check_noop(c);
+	imap_client_free(&c);
+	server_done();
+	imap_uidset_free(&uids);
+	imap_uidset_free(&one);
+}
+
+/* UID MOVE (RFC 6851): COPYUID in an untagged OK before the EXPUNGEs, or
+ * with QRESYNC a VANISHED; several untagged COPYUIDs add up; without MOVE
+ * nothing is sent. */
+static void test_cmd_move(void)
+{
+	static const struct step script[] = {
+	    LOGIN_CAPS(FULL_CAPS),
+	    EXPECT("M2 UID MOVE 42:43 Trash"),
+	    SEND("* OK [COPYUID 432432 42:43 222:223] Moved UIDs.\r\n* 2 EXPUNGE\r\n"
+	         "* 2 EXPUNGE\r\nM2 OK Move completed\r\n"),
+	    EXPECT("M3 UID MOVE 42:43,50 Trash"),
+	    SEND("* OK [COPYUID 432432 43,42 301:302] part\r\n* VANISHED 42:43\r\n"
+	         "* OK [COPYUID 432432 50 303] part\r\n* VANISHED 50\r\n"
+	         "* OK [HIGHESTMODSEQ 99] x\r\nM3 OK done\r\n"),
+	    EXPECT("M4 UID MOVE 42:43 Trash"),
+	    SEND("* OK [COPYUID 432432 42:43 222:223] x\r\n"
+	         "* VANISHED 1:4294967295\r\n* 99999 EXPUNGE\r\nM4 OK done\r\n"),
+	    EXPECT("M5 UID MOVE 42:43 Trash"),
+	    SEND("* 1 EXPUNGE\r\nM5 OK [COPYUID 432432 42:43 5:6] tagged this time\r\n"),
+	    EXPECT("M6 UID MOVE 42:43 Trash"),
+	    SEND("* NO [CANNOT] some not moved\r\nM6 NO [CANNOT] cannot move\r\n"),
+	    END(),
+	};
+	const char *error;
+	struct imap_client *c = login_session(script, 5000);
+	struct imap_uidset uids, three;
+	uidset_of(&uids, "42:43");
+	uidset_of(&three, "42:43,50");
+	struct imap_copyuid cu = {0};
+	OK(imap_client_uid_move(c, &uids, "Trash", &cu, &error));
+	CHECK(cu.valid && cu.count == 2 && imap_copyuid_lookup(&cu, 42) == 222 &&
+	      imap_copyuid_lookup(&cu, 43) == 223);
+	imap_copyuid_free(&cu);
+	OK(imap_client_uid_move(c, &three, "Trash", &cu, &error));
+	CHECK(cu.valid && cu.count == 3 && imap_copyuid_lookup(&cu, 43) == 301 &&
+	      imap_copyuid_lookup(&cu, 42) == 302 && imap_copyuid_lookup(&cu, 50) == 303);
+	imap_copyuid_free(&cu);
+	OK(imap_client_uid_move(c, &uids, "Trash", &cu, &error));
+	CHECK(cu.valid && cu.count == 2);
+	imap_copyuid_free(&cu);
+	OK(imap_client_uid_move(c, &uids, "Trash", &cu, &error));
+	CHECK(cu.valid && imap_copyuid_lookup(&cu, 43) == 6);
+	imap_copyuid_free(&cu);
+	FAILED(imap_client_uid_move(c, &uids, "Trash", &cu, &error), "cannot move");
+	CHECK_STR(imap_client_last_code(c), "CANNOT");
+	imap_copyuid_free(&cu);
+	imap_client_free(&c);
+	server_done();
+
+	static const struct step no_move[] = {
+	    LOGIN_CAPS("UIDPLUS"),
+	    EXPECT("M2 NOOP"),
+	    SEND("M2 OK\r\n"),
+	    END(),
+	};
+	c = login_session(no_move, 5000);
+	FAILED(imap_client_uid_move(c, &uids, "Trash", &cu, &error), "does not offer MOVE");
+	CHECK(!cu.valid);
+	check_noop(c);
+	imap_client_free(&c);
+	server_done();
+	imap_uidset_free(&uids);
+	imap_uidset_free(&three);
+}
+
+/* UID EXPUNGE needs UIDPLUS; EXPUNGE's untagged answers are read. */
+static void test_cmd_expunge(void)
+{
+	static const struct step script[] = {
+	    LOGIN_CAPS(FULL_CAPS),
+	    EXPECT("M2 UID EXPUNGE 3000:3002"),
+	    SEND("* 3 EXPUNGE\r\n* 3 EXPUNGE\r\n* 3 EXPUNGE\r\nM2 OK done\r\n"),
+	    EXPECT("M3 EXPUNGE"),
+	    SEND("* 1 EXPUNGE\r\nM3 OK done\r\n"),
+	    EXPECT("M4 UID EXPUNGE 7"),
+	    SEND("M4 NO [EXPUNGEISSUED] busy\r\n"),
+	    END(),
+	};
+	const char *error;
+	struct imap_client *c = login_session(script, 5000);
+	struct imap_uidset uids, seven;
+	uidset_of(&uids, "3000:3002");
+	uidset_of(&seven, "7");
+	OK(imap_client_uid_expunge(c, &uids, &error));
+	OK(imap_client_expunge(c, &error));
+	FAILED(imap_client_uid_expunge(c, &seven, &error), "busy");
+	CHECK_STR(imap_client_last_code(c), "EXPUNGEISSUED");
+	imap_client_free(&c);
+	server_done();
+
+	static const struct step plain[] = {
+	    LOGIN_CAPS("MOVE"),
+	    EXPECT("M2 EXPUNGE"),
+	    SEND("M2 OK\r\n"),
+	    END(),
+	};
+	c = login_session(plain, 5000);
+	FAILED(imap_client_uid_expunge(c, &uids, &error), "does not offer UIDPLUS");
+	OK(imap_client_expunge(c, &error));
+	imap_client_free(&c);
+	server_done();
+	imap_uidset_free(&uids);
+	imap_uidset_free(&seven);
+}
+
+/* APPEND: LITERAL+ with date and APPENDUID; a synchronizing literal waits
+ * for "+"; an 8-bit name goes as a literal of its own; a refusal instead of
+ * "+" keeps the session in step; a malformed APPENDUID counts as none. */
+static void test_cmd_append(void)
+{
+	static const struct step script[] = {
+	    LOGIN_CAPS(FULL_CAPS),
+	    EXPECT("M2 APPEND INBOX (\\Seen $x) \" 6-Dec-2025 05:46:40 +0000\" {5+}"),
+	    EXPECT("hello"),
+	    SEND("M2 OK [APPENDUID 38505 3955] APPEND completed\r\n"),
+	    EXPECT("M3 APPEND Sent {5+}"),
+	    EXPECT("hello"),
+	    SEND("M3 OK [APPENDUID 38505 1:2] odd\r\n"),
+	    END(),
+	};
+	const char *error;
+	struct imap_client *c = login_session(script, 5000);
+	uint32_t uv = 1, uid = 1;
+	OK(imap_client_append_uid(c, "INBOX", "(\\Seen $x)", 1765000000, "hello", 5, &uv, &uid,
+	                          &error));
+	CHECK(uv == 38505 && uid == 3955);
+	OK(imap_client_append_uid(c, "Sent", NULL, 0, "hello", 5, &uv, &uid, &error));
+	CHECK(uv == 0 && uid == 0);
+	imap_client_free(&c);
+	server_done();
+
+	static const struct step sync[] = {
+	    LOGIN_CAPS("UIDPLUS"),
+	    EXPECT("M2 APPEND Drafts {5}"),
+	    SEND("* 4 EXISTS\r\n+ go ahead\r\n"),
+	    EXPECT("hello"),
+	    SEND("M2 OK done\r\n"),
+	    EXPECT("M3 APPEND {7}"),
+	    SEND("+ name\r\n"),
+	    EXPECT("Gr\xc3\xbc\xc3\x9f"
+	           "e (\\Draft) {5}"),
+	    SEND("+ body\r\n"),
+	    EXPECT("hello"),
+	    SEND("M3 OK [APPENDUID 7 8] done\r\n"),
+	    EXPECT("M4 APPEND Nope {5}"),
+	    SEND("M4 NO [TRYCREATE] no such mailbox\r\n"),
+	    EXPECT("M5 APPEND {7}"),
+	    SEND("M5 BAD [CANNOT] no UTF-8 here\r\n"),
+	    EXPECT("M6 NOOP"),
+	    SEND("M6 OK\r\n"),
+	    END(),
+	};
+	c = login_session(sync, 5000);
+	OK(imap_client_append_uid(c, "Drafts", NULL, 0, "hello", 5, &uv, &uid, &error));
+	CHECK(uv == 0 && uid == 0);
+	OK(imap_client_append_uid(c,
+	                          "Gr\xc3\xbc\xc3\x9f"
+	                          "e",
+	                          "(\\Draft)", 0, "hello", 5, NULL, &uid, &error));
+	CHECK(uid == 8);
+	FAILED(imap_client_append(c, "Nope", NULL, "hello", 5, &error), "no such mailbox");
+	CHECK_STR(imap_client_last_code(c), "TRYCREATE");
+	FAILED(imap_client_append(c,
+	                          "Gr\xc3\xbc\xc3\x9f"
+	                          "e",
+	                          NULL, "hello", 5, &error),
+	       "no UTF-8 here");
+	CHECK_STR(imap_client_last_code(c), "CANNOT");
+	FAILED(imap_client_append_uid(c, "INBOX", "(\\Seen", 0, "hello", 5, NULL, NULL, &error),
+	       "cannot send APPEND");
+	FAILED(imap_client_append_uid(c, "INBOX", NULL, -70000000000000ll, "hello", 5, NULL, NULL,
+	                              &error),
+	       "date out of range");
+	check_noop(c);
+	imap_client_free(&c);
+	server_done();
+}
+
+/* The mailbox commands, with names as atoms, quoted strings and literals
+ * (LITERAL+ and synchronizing), and their refusal codes. */
+static void test_cmd_mailboxes(void)
+{
+	static const struct step script[] = {
+	    LOGIN_CAPS(FULL_CAPS),
+	    EXPECT("M2 CREATE Projects/Alpha"),
+	    SEND("M2 OK created\r\n"),
+	    EXPECT("M3 CREATE \"Sent Items\""),
+	    SEND("M3 NO [ALREADYEXISTS] Mailbox already exists\r\n"),
+	    EXPECT("M4 RENAME {5+}"),
+	    EXPECT("Caf\xc3\xa9 \"New \\\\ name\""),
+	    SEND("M4 NO [NONEXISTENT] no such mailbox\r\n"),
+	    EXPECT("M5 DELETE Trash"),
+	    SEND("M5 NO [INUSE] in use\r\n"),
+	    EXPECT("M6 SUBSCRIBE \"\""),
+	    SEND("M6 NO [CANNOT] bad name\r\n"),
+	    EXPECT("M7 UNSUBSCRIBE INBOX"),
+	    SEND("M7 OK\r\n"),
+	    EXPECT("M8 CREATE x"),
+	    SEND("M8 NO [LIMIT] too many mailboxes\r\n"),
+	    EXPECT("M9 CREATE x"),
+	    SEND("M9 NO [X-\xfe\xff"
+	         "0123456789012345678901234567890123456789] weird\r\n"),
+	    EXPECT("M10 CREATE x"),
+	    SEND("M10 NO no code\r\n"),
+	    END(),
+	};
+	const char *error;
+	struct imap_client *c = login_session(script, 5000);
+	OK(imap_client_create(c, "Projects/Alpha", &error));
+	CHECK_STR(imap_client_last_code(c), "");
+	FAILED(imap_client_create(c, "Sent Items", &error), "[ALREADYEXISTS]");
+	CHECK_STR(imap_client_last_code(c), "ALREADYEXISTS");
+	FAILED(imap_client_rename(c, "Caf\xc3\xa9", "New \\ name", &error), "no such mailbox");
+	CHECK_STR(imap_client_last_code(c), "NONEXISTENT");
+	FAILED(imap_client_delete(c, "Trash", &error), "in use");
+	CHECK_STR(imap_client_last_code(c), "INUSE");
+	FAILED(imap_client_subscribe(c, "", &error), "bad name");
+	CHECK_STR(imap_client_last_code(c), "CANNOT");
+	OK(imap_client_unsubscribe(c, "INBOX", &error));
+	CHECK_STR(imap_client_last_code(c), "");
+	FAILED(imap_client_create(c, "x", &error), "too many");
+	CHECK_STR(imap_client_last_code(c), "LIMIT");
+	/* A hostile code is cut and made printable, never trusted. */
+	FAILED(imap_client_create(c, "x", &error), "weird");
+	const char *code = imap_client_last_code(c);
+	CHECK(strlen(code) < 32 && strncmp(code, "X-??0123", 8) == 0);
+	FAILED(imap_client_create(c, "x", &error), "no code");
+	CHECK_STR(imap_client_last_code(c), "");
+	/* Refused before sending. */
+	FAILED(imap_client_create(c, "a\rb", &error), "CR, LF");
+	FAILED(imap_client_rename(c, "a", "b\n", &error), "CR, LF");
+	imap_client_free(&c);
+	server_done();
+
+	static const struct step sync[] = {
+	    LOGIN_CAPS("UIDPLUS"),     EXPECT("M2 RENAME {5}"), SEND("+ ok\r\n"),
+	    EXPECT("Caf\xc3\xa9 {6}"), SEND("+ ok\r\n"),        EXPECT("Caf\xc3\xa9s"),
+	    SEND("M2 OK renamed\r\n"), EXPECT("M3 CREATE {5}"), SEND("M3 NO [CANNOT] no\r\n"),
+	    EXPECT("M4 NOOP"),         SEND("M4 OK\r\n"),       END(),
+	};
+	c = login_session(sync, 5000);
+	OK(imap_client_rename(c, "Caf\xc3\xa9", "Caf\xc3\xa9s", &error));
+	FAILED(imap_client_create(c, "Caf\xc3\xa9", &error), "[CANNOT]");
+	check_noop(c);
+	imap_client_free(&c);
+	server_done();
+}
+
+/* UID SEARCH: results sorted without repeats, CONDSTORE's (MODSEQ n) read
+ * over, header values quoted or sent as a UTF-8 literal; malformed or
+ * unbounded answers end the session. */
+static void test_cmd_search(void)
+{
+	static const struct step script[] = {
+	    LOGIN_CAPS(FULL_CAPS),
+	    EXPECT("M2 UID SEARCH DELETED"),
+	    SEND("* SEARCH 9 3 7\r\n* SEARCH 3 1 (MODSEQ 917162500)\r\nM2 OK done\r\n"),
+	    EXPECT("M3 UID SEARCH HEADER Message-ID <abc@example.org>"),
+	    SEND("* SEARCH\r\nM3 OK done\r\n"),
+	    EXPECT("M4 UID SEARCH HEADER Message-ID \"<a \\\"b\\\\c\\\" (d)>\""),
+	    SEND("* SEARCH 12\r\nM4 OK done\r\n"),
+	    EXPECT("M5 UID SEARCH CHARSET UTF-8 HEADER Subject {5+}"),
+	    EXPECT("Caf\xc3\xa9"),
+	    SEND("* SEARCH 4\r\nM5 OK done\r\n"),
+	    EXPECT("M6 UID SEARCH UNDELETED"),
+	    SEND("M6 NO [BADCHARSET] x\r\n"),
+	    EXPECT("M7 UID SEARCH ALL"),
+	    SEND("* SEARCH 1 two 3\r\nM7 OK\r\n"),
+	    END(),
+	};
+	const char *error;
+	struct imap_client *c = login_session(script, 5000);
+	uint32_t *uids = (uint32_t *)1;
+	size_t n = 99;
+	OK(imap_client_uid_search(c, "DELETED", &uids, &n, &error));
+	CHECK(n == 4 && uids[0] == 1 && uids[1] == 3 && uids[2] == 7 && uids[3] == 9);
+	free(uids);
+	OK(imap_client_uid_search_header(c, "Message-ID", "<abc@example.org>", &uids, &n, &error));
+	CHECK(n == 0 && uids == NULL);
+	OK(imap_client_uid_search_header(c, "Message-ID", "<a \"b\\c\" (d)>", &uids, &n, &error));
+	CHECK(n == 1 && uids[0] == 12);
+	free(uids);
+	OK(imap_client_uid_search_header(c, "Subject", "Caf\xc3\xa9", &uids, &n, &error));
+	CHECK(n == 1 && uids[0] == 4);
+	free(uids);
+	FAILED(imap_client_uid_search_header(c, "Message-ID", "a\r\nM9 LOGOUT", &uids, &n, &error),
+	       "CR, LF");
+	FAILED(imap_client_uid_search_header(c, "Message ID", "x", &uids, &n, &error),
+	       "cannot send UID SEARCH");
+	FAILED(imap_client_uid_search_header(c, "\\Seen", "x", &uids, &n, &error),
+	       "invalid header name");
+	FAILED(imap_client_uid_search(c, "UNDELETED", &uids, &n, &error), "[BADCHARSET]");
+	REFUSED(imap_client_uid_search(c, "ALL", &uids, &n, &error), "malformed SEARCH");
+	CHECK(!imap_client_is_open(c));
+	imap_client_free(&c);
+	server_done();
+}
+
 int main(void)
 {
 	CHECK(sodium_init() >= 0);
@@ -759,5 +1399,16 @@ int main(void)
 	test_bye_mid_command();
 	test_hangs();
 	test_literal_split();
+	test_cmd_select();
+	test_cmd_unselect();
+	test_cmd_store();
+	test_cmd_store_hostile();
+	test_cmd_store_pieces();
+	test_cmd_copy();
+	test_cmd_move();
+	test_cmd_expunge();
+	test_cmd_append();
+	test_cmd_mailboxes();
+	test_cmd_search();
 	TEST_DONE("test-imap-client");
 }

@@ -179,11 +179,56 @@ static void test_overflow(void)
 	buf_free(&b);
 }
 
+/* Literals, astrings that fall back to literals, and flag lists. */
+static void test_literals_and_flags(void)
+{
+	struct buf b;
+	const char *error = NULL;
+	buf_init(&b, 4096);
+	OK(imap_cmd_begin(&b, "A1", "RENAME", &error));
+	OK(imap_cmd_astring_lit(&b, "Caf\xc3\xa9", 0, &error));
+	OK(imap_cmd_astring_lit(&b, "Caf\xc3\xa9s", 100, &error));
+	OK(imap_cmd_astring_lit(&b, "plain", 0, &error));
+	OK(imap_cmd_astring_lit(&b, "two words", 0, &error));
+	OK(imap_cmd_literal(&b, "", 0, &error));
+	OK(imap_cmd_literal(&b, "abcd", 3, &error));
+	OK(imap_cmd_end(&b, &error));
+	CHECK_STR(buf_str(&b),
+	          "A1 RENAME {5}\r\nCaf\xc3\xa9 {6+}\r\nCaf\xc3\xa9s plain \"two words\" "
+	          "{0+}\r\n {4}\r\nabcd\r\n");
+	static const char *const crlf[] = {"a\rb", "a\nb", "\xc3\xa9\r\n"};
+	for (size_t i = 0; i < sizeof(crlf) / sizeof(crlf[0]); i++) {
+		error = NULL;
+		CHECK(imap_cmd_astring_lit(&b, crlf[i], SIZE_MAX, &error) == -1 && error != NULL);
+		CHECK(imap_cmd_literal(&b, crlf[i], SIZE_MAX, &error) == -1);
+	}
+
+	OK(imap_cmd_begin(&b, "A2", "UID STORE", &error));
+	OK(imap_cmd_flag_list(&b, "()", &error));
+	OK(imap_cmd_flag_list(&b, "(\\Seen)", &error));
+	OK(imap_cmd_flag_list(&b, "(\\Seen \\Deleted $Junk NonJunk)", &error));
+	OK(imap_cmd_end(&b, &error));
+	CHECK_STR(buf_str(&b), "A2 UID STORE () (\\Seen) (\\Seen \\Deleted $Junk NonJunk)\r\n");
+	static const char *const bad[] = {
+	    "",       "(",    ")",    "\\Seen", "(\\Seen",    "\\Seen)",  "( )",
+	    "(a  b)", "( a)", "(a )", "(\\)",   "(\\\\a)",    "(a\"b)",   "((a))",
+	    "(a{1})", "(a%)", "(a*)", "(a]b)",  "(\xc3\xa9)", "(a\r\nb)", "(a) ",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		error = NULL;
+		if (imap_cmd_flag_list(&b, bad[i], &error) != -1)
+			fprintf(stderr, "accepted flag list '%s'\n", bad[i]);
+		CHECK(error != NULL);
+	}
+	buf_free(&b);
+}
+
 int main(void)
 {
 	test_good();
 	test_refused();
 	test_overflow();
+	test_literals_and_flags();
 	printf("test-imap-cmd: all passed\n");
 	return 0;
 }

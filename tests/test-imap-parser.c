@@ -1,6 +1,7 @@
 /* Tests for the IMAP response parser: every example fed whole, one byte at
  * a time and split at every position must give the same transcript. */
 #include "imap/imap-parser.h"
+#include "imap/imap-uidset.h"
 #include "lib/buf.h"
 
 #include <inttypes.h>
@@ -269,6 +270,24 @@ static const struct example examples[] = {
     EX("* 2 FETCH (BODY[] {0}\r\n)\r\n", "* args: A'2' A'FETCH' (A'BODY[]' S'')\n"),
     EX("* 4 FETCH (X ~abc)\r\n", "* args: A'4' A'FETCH' (A'X' A'~abc')\n"),
     EX("* LIST () \"/\" ]x]\r\n", "* args: A'LIST' () S'/' A']x]'\n"),
+    /* The response codes the replay reads (RFC 4315, 7162, 5530, 6851). */
+    EX("A5 OK [APPENDUID 38505 3955] APPEND completed\r\n",
+       "A5 OK [APPENDUID A'38505' A'3955'] text='APPEND completed'\n"),
+    EX("d105 OK [MODIFIED 7,9] Conditional STORE failed\r\n",
+       "d105 OK [MODIFIED A'7,9'] text='Conditional STORE failed'\n"),
+    EX("* OK [COPYUID 432432 42:43 222:223] Moved\r\n",
+       "* OK [COPYUID A'432432' A'42:43' A'222:223'] text='Moved'\n"),
+    EX("A6 NO [ALREADYEXISTS] Mailbox already exists\r\n",
+       "A6 NO [ALREADYEXISTS] text='Mailbox already exists'\n"),
+    EX("A7 NO [NONEXISTENT] No such mailbox\r\n", "A7 NO [NONEXISTENT] text='No such mailbox'\n"),
+    EX("A8 NO [TRYCREATE] Mailbox doesn't exist: Foo\r\n",
+       "A8 NO [TRYCREATE] text='Mailbox doesn\\x27t exist: Foo'\n"),
+    EX("A9 NO [CANNOT] Invalid mailbox name\r\n", "A9 NO [CANNOT] text='Invalid mailbox name'\n"),
+    EX("A10 NO [LIMIT] Too many\r\n", "A10 NO [LIMIT] text='Too many'\n"),
+    EX("A11 OK [COPYUID 1 1:4294967295 1:4294967295]\r\n",
+       "A11 OK [COPYUID A'1' A'1:4294967295' A'1:4294967295'] text=''\n"),
+    EX("A12 OK [MODIFIED] x\r\n", "A12 OK [MODIFIED] text='x'\n"),
+    EX("A13 OK [APPENDUID \"1\" (2)] x\r\n", "A13 OK [APPENDUID S'1' (A'2')] text='x'\n"),
 };
 
 static void test_examples(void)
@@ -616,6 +635,135 @@ static void test_helpers(void)
 	imap_parser_free(&p);
 }
 
+/* Parse one whole response; the parser stays alive in *p. */
+static const struct imap_response *parse_one(struct imap_parser **p, const char *in)
+{
+	imap_parser_free(p);
+	*p = imap_parser_create(&imap_parser_default_limits);
+	CHECK(*p != NULL);
+	size_t consumed;
+	const char *error;
+	CHECK(imap_parser_feed(*p, (const unsigned char *)in, strlen(in), &consumed, &error) ==
+	      IMAP_PARSE_RESPONSE);
+	CHECK(consumed == strlen(in));
+	return imap_parser_response(*p);
+}
+
+/* The response-code readers on what the parser makes of real and hostile
+ * answers: COPYUID pairs in the server's order, bounded by the request;
+ * APPENDUID one UID; MODIFIED a subset of the request. */
+static void test_response_codes(void)
+{
+	struct imap_parser *p = NULL;
+	const char *error;
+	struct imap_uidset req = IMAP_UIDSET_INIT;
+	CHECK(imap_uidset_add(&req, 304) == 0 && imap_uidset_add_range(&req, 319, 320) == 0);
+
+	/* RFC 4315's example. */
+	const struct imap_response *r =
+	    parse_one(&p, "A003 OK [COPYUID 38505 304,319:320 3956:3958] Done\r\n");
+	struct imap_copyuid cu = {0};
+	OK(imap_copyuid_parse(r->code_args, &req, &cu, &error));
+	CHECK(cu.valid && cu.uidvalidity == 38505 && cu.count == 3);
+	CHECK(imap_copyuid_lookup(&cu, 304) == 3956 && imap_copyuid_lookup(&cu, 319) == 3957 &&
+	      imap_copyuid_lookup(&cu, 320) == 3958 && imap_copyuid_lookup(&cu, 305) == 0);
+	imap_copyuid_free(&cu);
+
+	/* Pairs follow the written order, not the numeric one. */
+	r = parse_one(&p, "* OK [COPYUID 7 320,304,319 10:12] Moved\r\n");
+	OK(imap_copyuid_parse(r->code_args, &req, &cu, &error));
+	CHECK(imap_copyuid_lookup(&cu, 320) == 10 && imap_copyuid_lookup(&cu, 304) == 11 &&
+	      imap_copyuid_lookup(&cu, 319) == 12);
+	/* A second piece of the same command adds to it... */
+	struct imap_uidset req2 = IMAP_UIDSET_INIT;
+	CHECK(imap_uidset_add(&req2, 500) == 0);
+	r = parse_one(&p, "* OK [COPYUID 7 500 13] Moved\r\n");
+	OK(imap_copyuid_parse(r->code_args, &req2, &cu, &error));
+	CHECK(cu.count == 4 && imap_copyuid_lookup(&cu, 500) == 13);
+	/* ...with the same UIDVALIDITY, and a UID not twice. */
+	r = parse_one(&p, "* OK [COPYUID 8 500 14] Moved\r\n");
+	CHECK(imap_copyuid_parse(r->code_args, &req2, &cu, &error) == -1);
+	r = parse_one(&p, "* OK [COPYUID 7 500 14] Moved\r\n");
+	CHECK(imap_copyuid_parse(r->code_args, &req2, &cu, &error) == -1);
+	CHECK(cu.count == 4 && imap_copyuid_lookup(&cu, 500) == 13);
+	imap_copyuid_free(&cu);
+	imap_uidset_free(&req2);
+
+	/* Hostile or broken COPYUIDs are refused and leave nothing behind. */
+	static const char *const bad_copyuid[] = {
+	    "A1 OK [COPYUID 1 1:4294967295 1:4294967295] x\r\n", /* more than asked */
+	    "A1 OK [COPYUID 1 304,319 5:7] x\r\n",               /* sizes differ */
+	    "A1 OK [COPYUID 1 304,304 5:6] x\r\n",               /* repeated source */
+	    "A1 OK [COPYUID 1 305 5] x\r\n",                     /* not copied */
+	    "A1 OK [COPYUID 0 304 5] x\r\n",                     /* UIDVALIDITY 0 */
+	    "A1 OK [COPYUID 1 304 0] x\r\n",                     /* UID 0 */
+	    "A1 OK [COPYUID 1 304] x\r\n",                       /* missing set */
+	    "A1 OK [COPYUID 1 304 5 6] x\r\n",                   /* extra argument */
+	    "A1 OK [COPYUID 1 304 *] x\r\n",                     /* no * in uid-set */
+	    "A1 OK [COPYUID 1 \"304\" 5] x\r\n",                 /* a string */
+	    "A1 OK [COPYUID 1 (304) 5] x\r\n",                   /* a list */
+	    "A1 OK [COPYUID 1 304, 5] x\r\n",                    /* trailing comma */
+	    "A1 OK [COPYUID 1 0304 5] x\r\n",                    /* leading zero */
+	    "A1 OK [COPYUID 1 304 4294967296] x\r\n",            /* past 2^32 */
+	    "A1 OK [COPYUID 4294967296 304 5] x\r\n",
+	    "A1 OK [COPYUID] x\r\n",
+	};
+	for (size_t i = 0; i < sizeof(bad_copyuid) / sizeof(bad_copyuid[0]); i++) {
+		r = parse_one(&p, bad_copyuid[i]);
+		error = NULL;
+		if (imap_copyuid_parse(r->code_args, &req, &cu, &error) != -1)
+			fprintf(stderr, "accepted: %s", bad_copyuid[i]);
+		CHECK(error != NULL && !cu.valid && cu.count == 0);
+	}
+	imap_copyuid_free(&cu);
+
+	/* APPENDUID. */
+	uint32_t uv = 1, uid = 1;
+	r = parse_one(&p, "A5 OK [APPENDUID 38505 3955] APPEND completed\r\n");
+	OK(imap_appenduid_parse(r->code_args, &uv, &uid, &error));
+	CHECK(uv == 38505 && uid == 3955);
+	static const char *const bad_appenduid[] = {
+	    "A5 OK [APPENDUID 38505 3955:3956] x\r\n",
+	    "A5 OK [APPENDUID 38505 3955,3957] x\r\n",
+	    "A5 OK [APPENDUID 38505] x\r\n",
+	    "A5 OK [APPENDUID 0 5] x\r\n",
+	    "A5 OK [APPENDUID 5 0] x\r\n",
+	    "A5 OK [APPENDUID 5 -1] x\r\n",
+	    "A5 OK [APPENDUID 5 5 5] x\r\n",
+	    "A5 OK [APPENDUID 5 99999999999] x\r\n",
+	};
+	for (size_t i = 0; i < sizeof(bad_appenduid) / sizeof(bad_appenduid[0]); i++) {
+		r = parse_one(&p, bad_appenduid[i]);
+		uv = uid = 7;
+		CHECK(imap_appenduid_parse(r->code_args, &uv, &uid, &error) == -1);
+		CHECK(uv == 7 && uid == 7);
+	}
+
+	/* MODIFIED. */
+	struct imap_uidset mod = IMAP_UIDSET_INIT;
+	r = parse_one(&p, "d105 OK [MODIFIED 320,304] Conditional STORE failed\r\n");
+	OK(imap_modified_parse(r->code_args, &req, &mod, &error));
+	CHECK(mod.count == 2 && imap_uidset_contains(&mod, 304) &&
+	      imap_uidset_contains(&mod, 320) && !imap_uidset_contains(&mod, 319));
+	static const char *const bad_modified[] = {
+	    "d1 OK [MODIFIED 1:4294967295] x\r\n",
+	    "d1 OK [MODIFIED 305] x\r\n",
+	    "d1 OK [MODIFIED] x\r\n",
+	    "d1 OK [MODIFIED 304 319] x\r\n",
+	    "d1 OK [MODIFIED *] x\r\n",
+	    "d1 OK [MODIFIED 304:*] x\r\n",
+	    "d1 OK [MODIFIED (304)] x\r\n",
+	};
+	for (size_t i = 0; i < sizeof(bad_modified) / sizeof(bad_modified[0]); i++) {
+		r = parse_one(&p, bad_modified[i]);
+		CHECK(imap_modified_parse(r->code_args, &req, &mod, &error) == -1);
+		CHECK(mod.count == 2);
+	}
+	imap_uidset_free(&mod);
+	imap_uidset_free(&req);
+	imap_parser_free(&p);
+}
+
 int main(void)
 {
 	test_examples();
@@ -624,6 +772,7 @@ int main(void)
 	test_limits();
 	test_errors();
 	test_helpers();
+	test_response_codes();
 	printf("test-imap-parser: all passed\n");
 	return 0;
 }

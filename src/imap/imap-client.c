@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "imap-client-private.h"
 #include "imap-cmd.h"
 #include "../net/conn.h"
 
@@ -41,6 +42,7 @@ struct imap_client {
 	const char *auth_mechanism;
 	unsigned tag_counter;
 	char tag[16];
+	bool cmd_unsent; /* a command is being built: its tag is not used yet */
 	struct imap_literal_sink sink;
 	bool have_sink;
 	/* Tagged OKs that arrived while waiting for another tag: responses to
@@ -296,8 +298,10 @@ static bool client_claim_done(struct imap_client *c, const char *tag)
 	return false;
 }
 
-int imap_client_wait(struct imap_client *c, const char *tag, imap_untagged_fn *fn, void *ctx,
-                     const char **error_r)
+/* imap_client_wait(), and tagged_fn (if not NULL) sees the command's own
+ * tagged OK, NO or BAD before it is acted on. */
+static int client_wait_tagged(struct imap_client *c, const char *tag, imap_untagged_fn *fn,
+                              void *ctx, imap_untagged_fn *tagged_fn, const char **error_r)
 {
 	if (client_claim_done(c, tag))
 		return 0;
@@ -329,6 +333,8 @@ int imap_client_wait(struct imap_client *c, const char *tag, imap_untagged_fn *f
 			return client_fail(c, error_r, "%s: pipelined command %s failed: %s",
 			                   c->host, resp->tag, text);
 		}
+		if (tagged_fn != NULL && tagged_fn(ctx, resp, error_r) < 0)
+			return client_fail(c, error_r, "%s", *error_r);
 		if (resp->status == IMAP_STATUS_OK) {
 			if (resp->code != NULL && strcasecmp(resp->code, "CAPABILITY") == 0)
 				caps_set_from_args(c, resp->code_args);
@@ -348,32 +354,107 @@ int imap_client_wait(struct imap_client *c, const char *tag, imap_untagged_fn *f
 	}
 }
 
+int imap_client_wait(struct imap_client *c, const char *tag, imap_untagged_fn *fn, void *ctx,
+                     const char **error_r)
+{
+	return client_wait_tagged(c, tag, fn, ctx, NULL, error_r);
+}
+
 struct buf *imap_client_cmd(struct imap_client *c, const char *name, const char **error_r)
 {
 	c->last_code[0] = '\0';
 	buf_reset(&c->ok_code);
 	snprintf(c->tag, sizeof(c->tag), "M%u", ++c->tag_counter);
+	c->cmd_unsent = true;
 	if (imap_cmd_begin(&c->cmd, c->tag, name, error_r) < 0)
 		return NULL;
 	return &c->cmd;
 }
 
+/* Wait for the continuation ("+") of a synchronizing literal of the
+ * command tag. Untagged responses meanwhile get the common handling only (a
+ * command's own data cannot come before its last literal is sent); the
+ * command refused instead is IMAP_CMD_FAILED with its code kept. */
+static int client_wait_continuation(struct imap_client *c, const char *tag, const char **error_r)
+{
+	for (;;) {
+		const struct imap_response *resp;
+		if (client_read(c, &resp, error_r) < 0)
+			return -1;
+		if (resp->kind == IMAP_RESP_CONTINUATION)
+			return 0;
+		if (resp->kind == IMAP_RESP_UNTAGGED) {
+			if (client_common_untagged(c, resp, error_r) < 0)
+				return -1;
+			continue;
+		}
+		char text[200];
+		sanitize(text, sizeof(text), resp->text);
+		if (strcmp(resp->tag, tag) == 0 &&
+		    (resp->status == IMAP_STATUS_NO || resp->status == IMAP_STATUS_BAD)) {
+			client_set_last_code(c, resp);
+			snprintf(c->error, sizeof(c->error), "%s: server answered %s: %s%s%s%s",
+			         c->host, resp->status == IMAP_STATUS_NO ? "NO" : "BAD",
+			         c->last_code[0] != '\0' ? "[" : "", c->last_code,
+			         c->last_code[0] != '\0' ? "] " : "", text);
+			*error_r = c->error;
+			return IMAP_CMD_FAILED;
+		}
+		if (strcmp(resp->tag, tag) != 0 && resp->status == IMAP_STATUS_OK) {
+			snprintf(c->done_tags[c->done_next], sizeof(c->done_tags[0]), "%s",
+			         resp->tag);
+			c->done_next = (c->done_next + 1) % IMAP_CLIENT_DONE_TAGS;
+			continue;
+		}
+		return client_fail(c, error_r, "%s: expected a continuation for a literal, got: %s",
+		                   c->host, text);
+	}
+}
+
+/* Does the literal announcement ending at end ("...{12}" before CRLF) ask
+ * for a continuation ("{12}") or not ("{12+}")? */
+static bool literal_is_sync(const unsigned char *data, size_t end)
+{
+	return end >= 2 && data[end - 1] == '}' && data[end - 2] != '+';
+}
+
 int imap_client_send(struct imap_client *c, const char **tag_r, const char **error_r)
 {
 	const char *err = NULL;
+	c->cmd_unsent = false;
 	if (c->state == IMAP_CLIENT_CLOSED) {
 		*error_r = c->error[0] != '\0' ? c->error : "IMAP session is closed";
+		buf_free(&c->cmd);
 		return -1;
 	}
 	if (imap_cmd_end(&c->cmd, &err) < 0) {
 		snprintf(c->error, sizeof(c->error), "cannot build IMAP command: %s", err);
 		*error_r = c->error;
+		buf_free(&c->cmd);
 		return IMAP_CMD_FAILED;
 	}
-	int r = conn_write(c->conn, c->cmd.data, c->cmd.len, &err);
+	/* Every CRLF before the last ends a literal's announcement (imap-cmd.h
+	 * refuses CR and LF anywhere else): send up to it, and for a
+	 * synchronizing literal wait for the server's "+" first. */
+	size_t pos = 0;
+	int r = 0;
+	while (r == 0) {
+		const unsigned char *crlf = memmem(c->cmd.data + pos, c->cmd.len - pos, "\r\n", 2);
+		size_t end = (size_t)(crlf - c->cmd.data) + 2;
+		if (conn_write(c->conn, c->cmd.data + pos, end - pos, &err) < 0 ||
+		    conn_flush(c->conn, &err) < 0) {
+			r = client_fail(c, error_r, "%s", err);
+			break;
+		}
+		pos = end;
+		if (pos == c->cmd.len)
+			break;
+		if (literal_is_sync(c->cmd.data, end - 2))
+			r = client_wait_continuation(c, c->tag, error_r);
+	}
 	buf_free(&c->cmd); /* wipes: a command may carry a credential */
-	if (r < 0 || conn_flush(c->conn, &err) < 0)
-		return client_fail(c, error_r, "%s", err);
+	if (r != 0)
+		return r;
 	*tag_r = c->tag;
 	return 0;
 }
@@ -387,6 +468,74 @@ int imap_client_run(struct imap_client *c, imap_untagged_fn *fn, void *ctx, cons
 	char tagcopy[sizeof(c->tag)];
 	memcpy(tagcopy, tag, sizeof(tagcopy));
 	return imap_client_wait(c, tagcopy, fn, ctx, error_r);
+}
+
+int imap_client_run_tagged(struct imap_client *c, imap_untagged_fn *fn, void *ctx,
+                           imap_untagged_fn *tagged_fn, const char **error_r)
+{
+	const char *tag;
+	int r = imap_client_send(c, &tag, error_r);
+	if (r < 0)
+		return r;
+	char tagcopy[sizeof(c->tag)];
+	memcpy(tagcopy, tag, sizeof(tagcopy));
+	return client_wait_tagged(c, tagcopy, fn, ctx, tagged_fn, error_r);
+}
+
+int imap_client_protocol_error(struct imap_client *c, const char **error_r, const char *what)
+{
+	return client_fail(c, error_r, "%s: %s", c->host, what);
+}
+
+int imap_client_refuse(struct imap_client *c, const char **error_r, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(c->error, sizeof(c->error), fmt, ap);
+	va_end(ap);
+	buf_reset(&c->cmd);
+	if (c->cmd_unsent) {
+		/* Nothing went out: the tag is free for the next command. */
+		c->cmd_unsent = false;
+		c->tag_counter--;
+	}
+	*error_r = c->error;
+	return IMAP_CMD_FAILED;
+}
+
+const char *imap_client_host(const struct imap_client *c)
+{
+	return c->host;
+}
+
+size_t imap_client_nonsync_max(const struct imap_client *c)
+{
+	if (imap_client_has_cap(c, "LITERAL+"))
+		return SIZE_MAX;
+	if (imap_client_has_cap(c, "LITERAL-"))
+		return 4096; /* RFC 7888 section 5 */
+	return 0;
+}
+
+int imap_client_send_message_literal(struct imap_client *c, const char *tag, const void *data,
+                                     size_t len, bool nonsync, const char **error_r)
+{
+	if (!nonsync) {
+		int r = client_wait_continuation(c, tag, error_r);
+		if (r != 0)
+			return r;
+	}
+	const char *err;
+	if (conn_write(c->conn, data, len, &err) < 0 || conn_write(c->conn, "\r\n", 2, &err) < 0 ||
+	    conn_flush(c->conn, &err) < 0)
+		return client_fail(c, error_r, "%s", err);
+	return 0;
+}
+
+int imap_client_wait_tagged(struct imap_client *c, const char *tag, imap_untagged_fn *fn, void *ctx,
+                            imap_untagged_fn *tagged_fn, const char **error_r)
+{
+	return client_wait_tagged(c, tag, fn, ctx, tagged_fn, error_r);
 }
 
 static int client_simple(struct imap_client *c, const char *name, const char **error_r)
@@ -719,55 +868,4 @@ void imap_client_free(struct imap_client **cp)
 	free(c->ca_file);
 	free(c);
 	*cp = NULL;
-}
-
-int imap_client_append(struct imap_client *c, const char *mailbox, const char *flags,
-                       const void *data, size_t len, const char **error_r)
-{
-	char lit[32];
-	bool nonsync = imap_client_has_cap(c, "LITERAL+");
-	snprintf(lit, sizeof(lit), "{%zu%s}", len, nonsync ? "+" : "");
-	struct buf *b = imap_client_cmd(c, "APPEND", error_r);
-	if (b == NULL || imap_cmd_astring(b, mailbox, error_r) < 0 ||
-	    (flags != NULL && imap_cmd_raw(b, flags, error_r) < 0) ||
-	    imap_cmd_raw(b, lit, error_r) < 0)
-		return IMAP_CMD_FAILED;
-	const char *tag;
-	int r = imap_client_send(c, &tag, error_r);
-	if (r < 0)
-		return r;
-	char tagcopy[sizeof(c->tag)];
-	memcpy(tagcopy, tag, sizeof(tagcopy));
-	if (!nonsync) {
-		/* Synchronizing literal: the server says "+" first, or refuses. */
-		for (;;) {
-			const struct imap_response *resp;
-			if (client_read(c, &resp, error_r) < 0)
-				return -1;
-			if (resp->kind == IMAP_RESP_CONTINUATION)
-				break;
-			if (resp->kind == IMAP_RESP_UNTAGGED) {
-				if (client_common_untagged(c, resp, error_r) < 0)
-					return -1;
-				continue;
-			}
-			char text[200];
-			sanitize(text, sizeof(text), resp->text);
-			if (strcmp(resp->tag, tagcopy) == 0 &&
-			    (resp->status == IMAP_STATUS_NO || resp->status == IMAP_STATUS_BAD)) {
-				client_set_last_code(c, resp);
-				snprintf(c->error, sizeof(c->error), "%s: APPEND refused: %s%s%s%s",
-				         c->host, c->last_code[0] != '\0' ? "[" : "", c->last_code,
-				         c->last_code[0] != '\0' ? "] " : "", text);
-				*error_r = c->error;
-				return IMAP_CMD_FAILED;
-			}
-			return client_fail(c, error_r, "%s: unexpected answer to APPEND", c->host);
-		}
-	}
-	const char *err;
-	if (conn_write(c->conn, data, len, &err) < 0 || conn_write(c->conn, "\r\n", 2, &err) < 0 ||
-	    conn_flush(c->conn, &err) < 0)
-		return client_fail(c, error_r, "%s", err);
-	return imap_client_wait(c, tagcopy, NULL, NULL, error_r);
 }

@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "imap-parser.h"
+#include "imap-uidset.h"
 #include "../lib/buf.h"
 
 /*
@@ -126,15 +127,127 @@ void imap_client_set_literal_sink(struct imap_client *c, const struct imap_liter
 void imap_client_stats(const struct imap_client *c, unsigned long long *wire_r,
                        unsigned long long *data_r);
 
-/* APPEND data (a whole message, exact bytes) to mailbox with flags (a
- * parenthesised list such as "(\\Seen)", or NULL), sent as a literal
- * (non-synchronizing when the server offers LITERAL+). Returns 0,
- * IMAP_CMD_FAILED when the server refused (NO/BAD), -1 when the session
- * broke. */
+/* Send LOGOUT (best effort) before freeing. */
+void imap_client_logout(struct imap_client *c);
+
+/*
+ * Commands for replaying changes to the server (imap-commands.c).
+ *
+ * Same error convention: 0 ok; IMAP_CMD_FAILED when the server refused
+ * (NO/BAD: its response code, e.g. "TRYCREATE", "ALREADYEXISTS",
+ * "NONEXISTENT", "CANNOT", "LIMIT", is then imap_client_last_code()) or when
+ * the command was refused before sending (a missing capability, an argument
+ * that cannot be sent): the session goes on; -1 when the session broke (I/O,
+ * BYE, a malformed answer the command depends on): it is CLOSED.
+ *
+ * Mailbox names are sent as atoms, quoted strings, or literals when they
+ * hold 8-bit bytes (UTF8=ACCEPT servers), never with CR, LF or NUL (refused
+ * before sending). Commands on a UID set are split into several commands
+ * when one line would pass IMAP_CLIENT_LINE_MAX; an empty set sends nothing
+ * and succeeds. When a later piece fails, the earlier pieces have been done
+ * by the server: the outputs then hold what the done pieces returned.
+ */
+
+/* Longest command line the client sends for a UID set command (RFC 7162
+ * section 4: clients should keep lines under 8192 octets). */
+#define IMAP_CLIENT_LINE_MAX 8000
+
+struct imap_select_info {
+	uint32_t uidvalidity;   /* never 0 after success */
+	uint32_t uidnext;       /* 0 when the server sent none */
+	uint32_t exists;        /* messages */
+	uint64_t highestmodseq; /* 0 when none (no CONDSTORE, or NOMODSEQ) */
+	bool nomodseq;          /* [NOMODSEQ]: the mailbox keeps no modseqs */
+	bool readonly;          /* the tagged OK said [READ-ONLY] */
+};
+
+/* SELECT (read-write) or EXAMINE mailbox; with condstore and a server that
+ * offers CONDSTORE, "(CONDSTORE)" is added so HIGHESTMODSEQ comes back and
+ * FETCH/STORE carry modseqs. A server that sends no UIDVALIDITY is refused
+ * (IMAP_CMD_FAILED). info_r is set on success only. */
+int imap_client_select(struct imap_client *c, const char *mailbox, bool condstore,
+                       struct imap_select_info *info_r, const char **error_r);
+int imap_client_examine(struct imap_client *c, const char *mailbox, bool condstore,
+                        struct imap_select_info *info_r, const char **error_r);
+
+/* Leave the selected mailbox without expunging (CLOSE would expunge):
+ * UNSELECT (RFC 3691) when offered, else an EXAMINE of a mailbox name that
+ * does not exist, whose NO leaves no mailbox selected (RFC 9051 6.3.2).
+ * Needed before DELETE or RENAME of the selected mailbox, which some servers
+ * (Dovecot) answer by ending the session. */
+int imap_client_unselect(struct imap_client *c, const char **error_r);
+
+/* UID STORE uids op flags on the selected mailbox. op: "+FLAGS.SILENT",
+ * "-FLAGS.SILENT", "FLAGS.SILENT" (or without .SILENT; untagged FETCH
+ * answers are ignored). flags: a flag list "(\\Seen $label)". With
+ * unchangedsince != 0 (RFC 7162 CONDSTORE; IMAP_CMD_FAILED without sending
+ * when the server lacks it) messages changed since that modseq are left
+ * alone and named in modified_r (cleared first; may be NULL). A MODIFIED
+ * code that is malformed or names a UID not stored breaks the session
+ * (we could not know what was stored). */
+int imap_client_uid_store(struct imap_client *c, const struct imap_uidset *uids, const char *op,
+                          const char *flags, uint64_t unchangedsince,
+                          struct imap_uidset *modified_r, const char **error_r);
+
+/* UID COPY / UID MOVE (RFC 6851; IMAP_CMD_FAILED without sending when the
+ * server lacks MOVE) uids to mailbox. copyuid_r (overwritten: pass a zeroed
+ * or freed struct; free it with imap_copyuid_free() whatever the result)
+ * gets the RFC 4315 COPYUID pairs, from the tagged OK or, for MOVE, the
+ * untagged OK before the expunges; valid is false unless every piece of the
+ * command got a well-formed COPYUID whose source UIDs are ones we sent
+ * (then the caller finds the new UIDs itself, e.g. by Message-ID). The
+ * EXPUNGE and VANISHED responses of MOVE are read and ignored (sequence
+ * numbers are not tracked; the next sync sees the change). A refusal with
+ * TRYCREATE means the target does not exist. */
+int imap_client_uid_copy(struct imap_client *c, const struct imap_uidset *uids, const char *mailbox,
+                         struct imap_copyuid *copyuid_r, const char **error_r);
+int imap_client_uid_move(struct imap_client *c, const struct imap_uidset *uids, const char *mailbox,
+                         struct imap_copyuid *copyuid_r, const char **error_r);
+
+/* UID EXPUNGE uids (RFC 4315; IMAP_CMD_FAILED without sending when the
+ * server lacks UIDPLUS): removes those of uids that have \Deleted. */
+int imap_client_uid_expunge(struct imap_client *c, const struct imap_uidset *uids,
+                            const char **error_r);
+/* EXPUNGE: removes every message with \Deleted in the selected mailbox. */
+int imap_client_expunge(struct imap_client *c, const char **error_r);
+
+/* APPEND data (a whole message, exact bytes) to mailbox with flags (a flag
+ * list such as "(\\Seen)", or NULL) and internaldate (seconds since the
+ * epoch, sent as UTC; 0 for none), sent as a literal (non-synchronizing
+ * with LITERAL+, or LITERAL- up to 4096 bytes). *uidvalidity_r and *uid_r
+ * get the RFC 4315 APPENDUID (both 0 when the server sent none or a
+ * malformed one); either pointer may be NULL. TRYCREATE: the mailbox does
+ * not exist. */
+int imap_client_append_uid(struct imap_client *c, const char *mailbox, const char *flags,
+                           int64_t internaldate, const void *data, size_t len,
+                           uint32_t *uidvalidity_r, uint32_t *uid_r, const char **error_r);
+/* imap_client_append_uid() without date and APPENDUID. */
 int imap_client_append(struct imap_client *c, const char *mailbox, const char *flags,
                        const void *data, size_t len, const char **error_r);
 
-/* Send LOGOUT (best effort) before freeing. */
-void imap_client_logout(struct imap_client *c);
+/* CREATE, RENAME, DELETE, SUBSCRIBE, UNSUBSCRIBE. Refusal codes of note
+ * (RFC 5530): ALREADYEXISTS (CREATE, RENAME target), NONEXISTENT, CANNOT,
+ * LIMIT, INUSE. */
+int imap_client_create(struct imap_client *c, const char *name, const char **error_r);
+int imap_client_rename(struct imap_client *c, const char *from, const char *to,
+                       const char **error_r);
+int imap_client_delete(struct imap_client *c, const char *name, const char **error_r);
+int imap_client_subscribe(struct imap_client *c, const char *name, const char **error_r);
+int imap_client_unsubscribe(struct imap_client *c, const char *name, const char **error_r);
+
+/* Most UIDs one UID SEARCH may return (more breaks the session). */
+#define IMAP_CLIENT_SEARCH_MAX (4u * 1024 * 1024)
+
+/* UID SEARCH criteria (fixed text written by our code, such as "DELETED"
+ * or "UNDELETED 1:100"; printable ASCII) in the selected mailbox. *uids_r
+ * (malloc'd, sorted ascending, no repeats; NULL when *n_r is 0) is the
+ * caller's to free. */
+int imap_client_uid_search(struct imap_client *c, const char *criteria, uint32_t **uids_r,
+                           size_t *n_r, const char **error_r);
+/* UID SEARCH HEADER header value (a substring match, RFC 9051 6.4.4): header
+ * is a field name atom ("Message-ID"); value any text without CR/LF, sent
+ * quoted, or as a literal with CHARSET UTF-8 when it holds 8-bit bytes. */
+int imap_client_uid_search_header(struct imap_client *c, const char *header, const char *value,
+                                  uint32_t **uids_r, size_t *n_r, const char **error_r);
 
 #endif

@@ -245,6 +245,67 @@ int imap_cmd_raw(struct buf *b, const char *s, const char **error_r)
 	return append_arg(b, s, strlen(s), error_r);
 }
 
+int imap_cmd_literal(struct buf *b, const char *s, size_t nonsync_max, const char **error_r)
+{
+	if (has_crlf(s)) {
+		*error_r = err_crlf;
+		return -1;
+	}
+	size_t len = strlen(s);
+	char head[32];
+	int n = snprintf(head, sizeof(head), "{%zu%s}\r\n", len, len <= nonsync_max ? "+" : "");
+	if (n < 0 || (size_t)n >= sizeof(head) || (size_t)n > SIZE_MAX - len ||
+	    b->max - b->len < (size_t)n + len + 1) {
+		*error_r = err_long;
+		return -1;
+	}
+	if (append_arg(b, head, (size_t)n, error_r) < 0)
+		return -1;
+	return append(b, s, len, error_r);
+}
+
+int imap_cmd_astring_lit(struct buf *b, const char *s, size_t nonsync_max, const char **error_r)
+{
+	if (has_crlf(s)) {
+		*error_r = err_crlf;
+		return -1;
+	}
+	for (const char *c = s; *c != '\0'; c++) {
+		if ((unsigned char)*c >= 0x80)
+			return imap_cmd_literal(b, s, nonsync_max, error_r);
+	}
+	return imap_cmd_astring(b, s, error_r);
+}
+
+int imap_cmd_flag_list(struct buf *b, const char *list, const char **error_r)
+{
+	if (has_crlf(list)) {
+		*error_r = err_crlf;
+		return -1;
+	}
+	size_t len = strlen(list);
+	if (len < 2 || list[0] != '(' || list[len - 1] != ')') {
+		*error_r = "IMAP flag list must be in parentheses";
+		return -1;
+	}
+	/* flag-list = "(" [flag *(SP flag)] ")"; flag = "\" atom / atom */
+	const char *p = list + 1, *end = list + len - 1;
+	while (p < end) {
+		if (*p == '\\')
+			p++;
+		const char *start = p;
+		while (p < end && is_atom_char((unsigned char)*p))
+			p++;
+		if (p == start || (p < end && (*p != ' ' || p + 1 == end))) {
+			*error_r = "invalid IMAP flag list";
+			return -1;
+		}
+		if (p < end)
+			p++;
+	}
+	return append_arg(b, list, len, error_r);
+}
+
 int imap_cmd_end(struct buf *b, const char **error_r)
 {
 	return append(b, "\r\n", 2, error_r);

@@ -1,6 +1,7 @@
 #ifndef MK_IMAP_CMD_H
 #define MK_IMAP_CMD_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include "../lib/buf.h"
 
@@ -38,6 +39,21 @@ int imap_cmd_seqset(struct buf *b, const char *set, const char **error_r);
 /* Trusted, fixed syntax written by our own code (e.g. a FETCH item list);
  * still refuses CR, LF, NUL and 8-bit bytes. */
 int imap_cmd_raw(struct buf *b, const char *s, const char **error_r);
+/* A literal holding s: " {n}" CRLF s, or " {n+}" CRLF s (RFC 7888
+ * non-synchronizing) when strlen(s) <= nonsync_max. For names and search
+ * strings only: s must not hold CR or LF (it can hold 8-bit bytes). Every
+ * CRLF in a command before its end is such a literal's announcement: the
+ * client sends the command in parts, waiting for the server's "+" after
+ * each synchronizing one. */
+int imap_cmd_literal(struct buf *b, const char *s, size_t nonsync_max, const char **error_r);
+/* An astring that can carry anything but CR/LF: an atom when it is one,
+ * quoted when it is 7-bit, else a literal (as above). For mailbox names and
+ * search values. */
+int imap_cmd_astring_lit(struct buf *b, const char *s, size_t nonsync_max, const char **error_r);
+/* A flag list such as "(\\Seen $label)": "(" flags separated by single
+ * spaces ")", each a system flag ("\\" atom) or a keyword (atom); "()" is
+ * allowed. Anything else is refused. */
+int imap_cmd_flag_list(struct buf *b, const char *list, const char **error_r);
 /* Terminate with CRLF. */
 int imap_cmd_end(struct buf *b, const char **error_r);
 
