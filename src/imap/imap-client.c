@@ -51,9 +51,6 @@ struct imap_client {
 	unsigned done_next;
 	/* Response code of the last command refused with NO/BAD, or "". */
 	char last_code[32];
-	/* Response code of the last tagged OK with its arguments as text
-	 * ("APPENDUID 38505 3955"), or "". */
-	struct buf ok_code;
 	char error[512];
 };
 
@@ -256,36 +253,6 @@ const char *imap_client_last_code(const struct imap_client *c)
 	return c->last_code;
 }
 
-/* Keep a tagged OK's response code with its atom arguments as text
- * (printable ASCII only; lists and strings are left out). */
-static void client_set_ok_code(struct imap_client *c, const struct imap_response *resp)
-{
-	buf_reset(&c->ok_code);
-	if (resp->code == NULL)
-		return;
-	char word[64];
-	sanitize(word, sizeof(word), resp->code);
-	if (buf_append_str(&c->ok_code, word) < 0)
-		goto fail;
-	for (const struct imap_arg *a = resp->code_args; a != NULL; a = a->next) {
-		if (a->type != IMAP_ARG_ATOM)
-			continue;
-		for (size_t i = 0; i < a->len; i++)
-			if (a->str[i] < 0x21 || a->str[i] > 0x7e)
-				goto fail;
-		if (buf_append_str(&c->ok_code, " ") < 0 || buf_append(&c->ok_code, a->str, a->len) < 0)
-			goto fail;
-	}
-	return;
-fail:
-	buf_reset(&c->ok_code);
-}
-
-const char *imap_client_ok_code(const struct imap_client *c)
-{
-	return buf_str(&c->ok_code);
-}
-
 /* Was tag completed with OK earlier (and not yet claimed)? Claims it. */
 static bool client_claim_done(struct imap_client *c, const char *tag)
 {
@@ -338,7 +305,6 @@ static int client_wait_tagged(struct imap_client *c, const char *tag, imap_untag
 		if (resp->status == IMAP_STATUS_OK) {
 			if (resp->code != NULL && strcasecmp(resp->code, "CAPABILITY") == 0)
 				caps_set_from_args(c, resp->code_args);
-			client_set_ok_code(c, resp);
 			return 0;
 		}
 		if (resp->status == IMAP_STATUS_NO || resp->status == IMAP_STATUS_BAD) {
@@ -363,7 +329,6 @@ int imap_client_wait(struct imap_client *c, const char *tag, imap_untagged_fn *f
 struct buf *imap_client_cmd(struct imap_client *c, const char *name, const char **error_r)
 {
 	c->last_code[0] = '\0';
-	buf_reset(&c->ok_code);
 	snprintf(c->tag, sizeof(c->tag), "M%u", ++c->tag_counter);
 	c->cmd_unsent = true;
 	if (imap_cmd_begin(&c->cmd, c->tag, name, error_r) < 0)
@@ -616,7 +581,6 @@ int imap_client_connect(const struct imap_client_settings *set, struct imap_clie
 	c->parser = imap_parser_create(&imap_parser_default_limits);
 	buf_init(&c->cmd, IMAP_CLIENT_MAX_CMD);
 	buf_init(&c->caps, IMAP_CLIENT_MAX_CAPS);
-	buf_init(&c->ok_code, 64 * 1024);
 	const char *err;
 	int r = -1;
 	if (c->host == NULL || c->port == NULL || c->in == NULL || c->parser == NULL ||
@@ -862,7 +826,6 @@ void imap_client_free(struct imap_client **cp)
 	}
 	buf_free(&c->cmd);
 	buf_free(&c->caps);
-	buf_free(&c->ok_code);
 	free(c->host);
 	free(c->port);
 	free(c->ca_file);

@@ -92,11 +92,6 @@ const char *imap_client_auth_mechanism(const struct imap_client *c);
  * refusal had none. Valid until the next call on the client. */
 const char *imap_client_last_code(const struct imap_client *c);
 
-/* The response code of the last command's tagged OK with its atom
- * arguments as text ("APPENDUID 38505 3955", "COPYUID 7 1:3 10:12"), or ""
- * when it had none. Valid until the next call on the client. */
-const char *imap_client_ok_code(const struct imap_client *c);
-
 /* Capability check (case-insensitive, exact name such as "QRESYNC"). */
 bool imap_client_has_cap(const struct imap_client *c, const char *cap);
 bool imap_client_is_compressed(const struct imap_client *c);

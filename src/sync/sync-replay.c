@@ -20,8 +20,8 @@
  * target folder (Message-ID, then size and header hash), so nothing is
  * ever appended twice.
  *
- * The IMAP commands here are minimal ones on imap_client_cmd()/run(); the
- * client's own command functions (branch h-imapcmd) replace them later.
+ * The IMAP commands are the client's (imap-commands.c); STATUS and the
+ * header FETCH that finds a message by content are built here.
  */
 #include "sync-private.h"
 #include "../imap/imap-cmd.h"
@@ -123,23 +123,22 @@ static int cmd_result(struct replay *r, int rc, const char *const *errp)
 	return replay_fail(r, "%s", err);
 }
 
-struct select_ctx {
-	uint32_t uidvalidity, uidnext;
-};
-
-static int select_untagged(void *ctx, const struct imap_response *resp, const char **error_r)
+/* uids[0..n) as a set for the client's commands. */
+static int to_set(struct replay *r, const uint32_t *uids, size_t n, struct imap_uidset *set)
 {
-	struct select_ctx *sc = ctx;
-	(void)error_r;
-	if (resp->status == IMAP_STATUS_OK && resp->code != NULL) {
-		uint64_t n;
-		if (strcasecmp(resp->code, "UIDVALIDITY") == 0 &&
-		    imap_arg_number(resp->code_args, UINT32_MAX, &n))
-			sc->uidvalidity = (uint32_t)n;
-		else if (strcasecmp(resp->code, "UIDNEXT") == 0 &&
-		         imap_arg_number(resp->code_args, UINT32_MAX, &n))
-			sc->uidnext = (uint32_t)n;
-	}
+	imap_uidset_init(set);
+	if (imap_uidset_add_array(set, uids, n) < 0)
+		return replay_fail(r, "out of memory");
+	return 0;
+}
+
+/* The UIDs of a set, appended to v. */
+static int set_to_vec(struct replay *r, const struct imap_uidset *set, struct uidvec *v)
+{
+	for (size_t i = 0; i < set->count; i++)
+		for (uint64_t u = set->ranges[i].lo; u <= set->ranges[i].hi; u++)
+			if (uidvec_add(v, (uint32_t)u) < 0)
+				return replay_fail(r, "out of memory");
 	return 0;
 }
 
@@ -150,17 +149,15 @@ static int rp_select(struct replay *r, const char *name, int64_t mailbox_id)
 	if (strcmp(r->selected, name) == 0)
 		return 0;
 	const char *err;
-	struct select_ctx sc = {0, 0};
-	struct buf *b = imap_client_cmd(r->c, "SELECT", &err);
-	if (b == NULL || imap_cmd_astring(b, name, &err) < 0)
-		return replay_fail(r, "%s: %s", name, err);
+	struct imap_select_info info;
 	r->selected[0] = '\0';
-	int rc = cmd_result(r, imap_client_run(r->c, select_untagged, &sc, &err), &err);
+	int rc = cmd_result(
+	    r, imap_client_select(r->c, name, r->tier != SYNC_TIER_PLAIN, &info, &err), &err);
 	if (rc != 0)
 		return rc;
 	snprintf(r->selected, sizeof(r->selected), "%s", name);
-	r->sel_uidvalidity = sc.uidvalidity;
-	r->sel_uidnext = sc.uidnext;
+	r->sel_uidvalidity = info.uidvalidity;
+	r->sel_uidnext = info.uidnext;
 	r->selected_box = mailbox_id;
 	r->sel_stale = false;
 	if (mailbox_id != 0) {
@@ -168,25 +165,36 @@ static int rp_select(struct replay *r, const char *name, int64_t mailbox_id)
 		uint64_t hms = 0;
 		if (store_replay_mailbox_state(r->s, mailbox_id, &v, &next, &hms, &err) < 0)
 			return replay_fail(r, "%s", err);
-		r->sel_stale = v != 0 && v != sc.uidvalidity;
+		r->sel_stale = v != 0 && v != info.uidvalidity;
 	}
 	return 0;
 }
 
-/* A command on a folder name (CREATE, DELETE, SUBSCRIBE, UNSUBSCRIBE) or
- * two (RENAME). 0 / 1 refused / -1. */
+/* CREATE, RENAME, DELETE, SUBSCRIBE, UNSUBSCRIBE. 0 / 1 refused / -1. */
 static int rp_simple(struct replay *r, const char *cmd, const char *name, const char *name2)
 {
 	const char *err;
-	struct buf *b = imap_client_cmd(r->c, cmd, &err);
-	if (b == NULL || imap_cmd_astring(b, name, &err) < 0 ||
-	    (name2 != NULL && imap_cmd_astring(b, name2, &err) < 0))
-		return replay_fail(r, "%s %s: %s", cmd, name, err);
-	if (strcmp(cmd, "DELETE") == 0 || strcmp(cmd, "RENAME") == 0) {
-		if (strcmp(r->selected, name) == 0)
-			r->selected[0] = '\0';
+	int rc;
+	if ((strcmp(cmd, "DELETE") == 0 || strcmp(cmd, "RENAME") == 0) && r->selected[0] != '\0') {
+		/* Dovecot ends the session on DELETE or RENAME of the
+		 * selected mailbox: leave it first. */
+		rc = cmd_result(r, imap_client_unselect(r->c, &err), &err);
+		if (rc != 0)
+			return rc < 0 ? -1 : replay_fail(r, "%s", r->error);
+		r->selected[0] = '\0';
 	}
-	return cmd_result(r, imap_client_run(r->c, NULL, NULL, &err), &err);
+	if (strcmp(cmd, "CREATE") == 0)
+		rc = imap_client_create(r->c, name, &err);
+	else if (strcmp(cmd, "RENAME") == 0)
+		rc = imap_client_rename(r->c, name, name2, &err);
+	else if (strcmp(cmd, "DELETE") == 0)
+		rc = imap_client_delete(r->c, name, &err);
+	else if (strcmp(cmd, "SUBSCRIBE") == 0)
+		rc = imap_client_subscribe(r->c, name, &err);
+	else
+		rc = imap_client_unsubscribe(r->c, name, &err);
+	r->st->commands++;
+	return cmd_result(r, rc, &err);
 }
 
 struct status_ctx {
@@ -216,6 +224,8 @@ static int status_untagged(void *ctx, const struct imap_response *resp, const ch
 	return 0;
 }
 
+/* STATUS name (MESSAGES UIDNEXT UIDVALIDITY): the client has no command
+ * for it, so it is built here. 0 / 1 refused / -1. */
 static int rp_status(struct replay *r, const char *name, struct status_ctx *sc)
 {
 	const char *err;
@@ -227,35 +237,7 @@ static int rp_status(struct replay *r, const char *name, struct status_ctx *sc)
 	return cmd_result(r, imap_client_run(r->c, status_untagged, sc, &err), &err);
 }
 
-/* UID SEARCH criteria (our own fixed syntax plus one quoted value) into v. */
-static int search_untagged(void *ctx, const struct imap_response *resp, const char **error_r)
-{
-	struct uidvec *v = ctx;
-	if (resp->status != IMAP_STATUS_NONE || !imap_arg_is_atom(resp->args, "SEARCH"))
-		return 0;
-	for (const struct imap_arg *a = resp->args->next; a != NULL; a = a->next) {
-		uint64_t n;
-		if (imap_arg_number(a, UINT32_MAX, &n) && n > 0 && uidvec_add(v, (uint32_t)n) < 0) {
-			*error_r = "out of memory";
-			return -1;
-		}
-	}
-	return 0;
-}
-
-static int rp_search(struct replay *r, const char *criteria, const char *value, struct uidvec *v)
-{
-	const char *err;
-	struct buf *b = imap_client_cmd(r->c, "UID SEARCH", &err);
-	if (b == NULL || imap_cmd_raw(b, criteria, &err) < 0 ||
-	    (value != NULL && imap_cmd_quoted(b, value, &err) < 0))
-		return replay_fail(r, "UID SEARCH: %s", err);
-	int rc = cmd_result(r, imap_client_run(r->c, search_untagged, v, &err), &err);
-	uidvec_sort(v);
-	return rc;
-}
-
-/* Append the UID set of uids[from..to) as an argument. */
+/* Append the UID set of uids[from..to) as an argument (UID FETCH here). */
 static int put_set(struct replay *r, struct buf *b, const uint32_t *uids, size_t from, size_t to)
 {
 	struct buf set;
@@ -268,16 +250,22 @@ static int put_set(struct replay *r, struct buf *b, const uint32_t *uids, size_t
 	return ret;
 }
 
-/* [MODIFIED set] of a tagged OK (RFC 7162 3.1.3). */
-static int parse_modified(struct replay *r, struct uidvec *modified)
+/* UID SEARCH criteria, or HEADER header value when value is not NULL, into
+ * v (sorted). 0 / 1 / -1. */
+static int rp_search(struct replay *r, const char *criteria, const char *value, struct uidvec *v)
 {
-	const char *code = imap_client_ok_code(r->c);
-	if (strncasecmp(code, "MODIFIED ", 9) != 0)
-		return 0;
-	if (uidvec_parse_set(modified, code + 9, 1000000) < 0)
-		return replay_fail(r, "bad MODIFIED response code");
-	uidvec_sort(modified);
-	return 0;
+	const char *err;
+	uint32_t *uids = NULL;
+	size_t n = 0;
+	int rc = value != NULL ? imap_client_uid_search_header(r->c, criteria, value, &uids, &n, &err)
+	                       : imap_client_uid_search(r->c, criteria, &uids, &n, &err);
+	rc = cmd_result(r, rc, &err);
+	for (size_t i = 0; rc == 0 && i < n; i++)
+		if (uidvec_add(v, uids[i]) < 0)
+			rc = replay_fail(r, "out of memory");
+	free(uids);
+	uidvec_sort(v);
+	return rc;
 }
 
 /* UID STORE uids op flags, with UNCHANGEDSINCE when unchangedsince != 0;
@@ -287,92 +275,44 @@ static int rp_store(struct replay *r, const uint32_t *uids, size_t n, const char
                     const char *flags, uint64_t unchangedsince, struct uidvec *modified)
 {
 	const char *err;
-	struct buf *b = imap_client_cmd(r->c, "UID STORE", &err);
-	if (b == NULL || put_set(r, b, uids, 0, n) < 0)
+	struct imap_uidset set, mod;
+	if (to_set(r, uids, n, &set) < 0)
 		return -1;
-	char unch[64];
-	snprintf(unch, sizeof(unch), "(UNCHANGEDSINCE %llu)", (unsigned long long)unchangedsince);
-	if ((unchangedsince != 0 && imap_cmd_raw(b, unch, &err) < 0) ||
-	    imap_cmd_raw(b, op, &err) < 0 || imap_cmd_raw(b, flags, &err) < 0)
-		return replay_fail(r, "UID STORE: %s", err);
-	int rc = cmd_result(r, imap_client_run(r->c, NULL, NULL, &err), &err);
-	if (rc == 0 && modified != NULL && parse_modified(r, modified) < 0)
-		return -1;
+	imap_uidset_init(&mod);
+	int rc = cmd_result(r,
+	                    imap_client_uid_store(r->c, &set, op, flags, unchangedsince,
+	                                          modified != NULL ? &mod : NULL, &err),
+	                    &err);
+	if (rc == 0 && modified != NULL) {
+		rc = set_to_vec(r, &mod, modified);
+		uidvec_sort(modified);
+	}
+	imap_uidset_free(&set);
+	imap_uidset_free(&mod);
 	r->st->commands++;
 	return rc;
 }
 
-/* COPYUID uidvalidity src dst -> parallel vectors. */
-static int parse_copyuid(const char *text, struct uidvec *src, struct uidvec *dst)
-{
-	if (strncasecmp(text, "COPYUID ", 8) != 0)
-		return 0;
-	const char *p = strchr(text + 8, ' ');
-	if (p == NULL)
-		return -1;
-	const char *q = strchr(p + 1, ' ');
-	if (q == NULL)
-		return -1;
-	char sset[REPLAY_SET_MAX * 2];
-	size_t slen = (size_t)(q - (p + 1));
-	if (slen >= sizeof(sset))
-		return -1;
-	memcpy(sset, p + 1, slen);
-	sset[slen] = '\0';
-	size_t s0 = src->count, d0 = dst->count;
-	if (uidvec_parse_set(src, sset, 1000000) < 0 || uidvec_parse_set(dst, q + 1, 1000000) < 0 ||
-	    src->count - s0 != dst->count - d0)
-		return -1;
-	return 1;
-}
-
-struct copy_ctx {
-	struct buf code; /* COPYUID from an untagged OK (MOVE) */
-};
-
-static int copy_untagged(void *ctx, const struct imap_response *resp, const char **error_r)
-{
-	struct copy_ctx *cc = ctx;
-	(void)error_r;
-	if (resp->status == IMAP_STATUS_OK && resp->code != NULL &&
-	    strcasecmp(resp->code, "COPYUID") == 0) {
-		buf_reset(&cc->code);
-		buf_append_str(&cc->code, "COPYUID");
-		for (const struct imap_arg *a = resp->code_args; a != NULL; a = a->next) {
-			if (a->type == IMAP_ARG_ATOM) {
-				buf_append_str(&cc->code, " ");
-				buf_append(&cc->code, a->str, a->len);
-			}
-		}
-	}
-	return 0;
-}
-
 /* UID COPY or UID MOVE of uids to target; the (source, target) UID pairs
- * the server reported into src/dst (empty without UIDPLUS). */
+ * the server reported are added to src/dst (none without UIDPLUS). */
 static int rp_copy(struct replay *r, const char *cmd, const uint32_t *uids, size_t n,
                    const char *target, struct uidvec *src, struct uidvec *dst)
 {
 	const char *err;
-	struct buf *b = imap_client_cmd(r->c, cmd, &err);
-	if (b == NULL || put_set(r, b, uids, 0, n) < 0)
+	struct imap_uidset set;
+	struct imap_copyuid cu;
+	memset(&cu, 0, sizeof(cu));
+	if (to_set(r, uids, n, &set) < 0)
 		return -1;
-	if (imap_cmd_astring(b, target, &err) < 0)
-		return replay_fail(r, "%s: %s", cmd, err);
-	struct copy_ctx cc;
-	buf_init(&cc.code, 256 * 1024);
-	int rc = cmd_result(r, imap_client_run(r->c, copy_untagged, &cc, &err), &err);
+	int rc = strcmp(cmd, "UID MOVE") == 0 ? imap_client_uid_move(r->c, &set, target, &cu, &err)
+	                                      : imap_client_uid_copy(r->c, &set, target, &cu, &err);
+	rc = cmd_result(r, rc, &err);
 	r->st->commands++;
-	if (rc == 0) {
-		const char *code = cc.code.len > 0 ? buf_str(&cc.code) : imap_client_ok_code(r->c);
-		size_t s0 = src->count, d0 = dst->count;
-		if (parse_copyuid(code, src, dst) < 0) {
-			/* Unusable: found by content instead. */
-			src->count = s0;
-			dst->count = d0;
-		}
-	}
-	buf_free(&cc.code);
+	for (size_t i = 0; rc == 0 && cu.valid && i < cu.count; i++)
+		if (uidvec_add(src, cu.pairs[i].src) < 0 || uidvec_add(dst, cu.pairs[i].dst) < 0)
+			rc = replay_fail(r, "out of memory");
+	imap_copyuid_free(&cu);
+	imap_uidset_free(&set);
 	return rc;
 }
 
@@ -390,44 +330,26 @@ static int rp_append(struct replay *r, const char *target, unsigned flags, const
 	           {STORE_FLAG_ANSWERED, "\\Answered"},
 	           {STORE_FLAG_FLAGGED, "\\Flagged"},
 	           {STORE_FLAG_DRAFT, "\\Draft"}};
-	buf_append_str(&fl, "(");
+	int ok = buf_append_str(&fl, "(");
 	for (size_t i = 0; i < sizeof(sys) / sizeof(sys[0]); i++)
 		if ((flags & sys[i].bit) != 0)
-			buf_printf(&fl, "%s%s", fl.len > 1 ? " " : "", sys[i].name);
+			ok |= buf_printf(&fl, "%s%s", fl.len > 1 ? " " : "", sys[i].name);
 	if (keywords != NULL && *keywords != '\0')
-		buf_printf(&fl, "%s%s", fl.len > 1 ? " " : "", keywords);
-	buf_append_str(&fl, ")");
-	char datebuf[64] = "";
-	if (date > 0) {
-		time_t t = (time_t)date;
-		struct tm tm;
-		gmtime_r(&t, &tm);
-		strftime(datebuf, sizeof(datebuf), " \"%d-%b-%Y %H:%M:%S +0000\"", &tm);
+		ok |= buf_printf(&fl, "%s%s", fl.len > 1 ? " " : "", keywords);
+	ok |= buf_append_str(&fl, ")");
+	if (ok < 0) {
+		buf_free(&fl);
+		return replay_fail(r, "too many keywords");
 	}
-	struct buf arg;
-	buf_init(&arg, 64 * 1024 + 64);
-	buf_printf(&arg, "%s%s", buf_str(&fl), datebuf);
 	const char *err;
-	/* imap_client_append takes the flags argument as written; the date
-	 * rides along in it (both are our own fixed syntax). */
-	int rc = cmd_result(r, imap_client_append(r->c, target, buf_str(&arg), data, len, &err), &err);
-	buf_free(&fl);
-	buf_free(&arg);
-	r->st->commands++;
+	uint32_t validity = 0;
 	*uid_r = 0;
-	if (rc == 0) {
-		const char *code = imap_client_ok_code(r->c);
-		if (strncasecmp(code, "APPENDUID ", 10) == 0) {
-			const char *p = strchr(code + 10, ' ');
-			uint64_t n = 0;
-			if (p != NULL) {
-				for (p++; *p >= '0' && *p <= '9' && n <= UINT32_MAX; p++)
-					n = n * 10 + (uint64_t)(*p - '0');
-				if (*p == '\0' && n > 0 && n <= UINT32_MAX)
-					*uid_r = (uint32_t)n;
-			}
-		}
-	}
+	int rc = cmd_result(r,
+	                    imap_client_append_uid(r->c, target, buf_str(&fl), date, data, len,
+	                                           &validity, uid_r, &err),
+	                    &err);
+	buf_free(&fl);
+	r->st->commands++;
 	if (strcmp(r->selected, target) == 0)
 		r->selected[0] = '\0'; /* UIDNEXT moved: select again to read it */
 	return rc;
@@ -440,11 +362,13 @@ static int rp_expunge(struct replay *r, const uint32_t *uids, size_t n)
 {
 	const char *err;
 	if (r->uidplus) {
-		struct buf *b = imap_client_cmd(r->c, "UID EXPUNGE", &err);
-		if (b == NULL || put_set(r, b, uids, 0, n) < 0)
+		struct imap_uidset set;
+		if (to_set(r, uids, n, &set) < 0)
 			return -1;
+		int rc = cmd_result(r, imap_client_uid_expunge(r->c, &set, &err), &err);
+		imap_uidset_free(&set);
 		r->st->commands++;
-		return cmd_result(r, imap_client_run(r->c, NULL, NULL, &err), &err);
+		return rc;
 	}
 	struct uidvec deleted = {0}, others = {0};
 	int rc = rp_search(r, "DELETED", NULL, &deleted);
@@ -455,9 +379,7 @@ static int rp_expunge(struct replay *r, const uint32_t *uids, size_t n)
 	if (rc == 0 && others.count > 0)
 		rc = rp_store(r, others.uids, others.count, "-FLAGS.SILENT", "(\\Deleted)", 0, NULL);
 	if (rc == 0) {
-		struct buf *b = imap_client_cmd(r->c, "EXPUNGE", &err);
-		rc = b == NULL ? replay_fail(r, "%s", err)
-		               : cmd_result(r, imap_client_run(r->c, NULL, NULL, &err), &err);
+		rc = cmd_result(r, imap_client_expunge(r->c, &err), &err);
 		r->st->commands++;
 	}
 	/* Theirs back even if the EXPUNGE was refused. */
@@ -578,7 +500,7 @@ static int rp_find(struct replay *r, int64_t mailbox_id, int64_t message_id, int
 	struct uidvec cand = {0};
 	int rc;
 	if (msgid[0] != '\0' && strchr(msgid, '"') == NULL && strchr(msgid, '\\') == NULL) {
-		rc = rp_search(r, "HEADER Message-ID", msgid, &cand);
+		rc = rp_search(r, "Message-ID", msgid, &cand);
 	} else {
 		char crit[80];
 		snprintf(crit, sizeof(crit), "LARGER %llu SMALLER %llu",
@@ -1097,9 +1019,16 @@ static int replay_copy_move(struct replay *r, struct store_replay_change *v, siz
 	bool check = v[0].sent;
 	struct uidvec todo = {0}, src = {0}, dst = {0}, present = {0};
 	int rc = mark_sent(r, v, n);
+	bool source_gone = false;
 	if (rc == 0)
 		rc = rp_select(r, source, v[0].origin_mailbox_id);
-	if (rc == 0 && r->sel_stale) {
+	if (rc == 1 && strcasecmp(imap_client_last_code(r->c), "NONEXISTENT") == 0) {
+		/* The server deleted the source folder: the hub's bytes go to
+		 * the target (below). */
+		source_gone = true;
+		rc = 0;
+	}
+	if (rc == 0 && r->sel_stale && !source_gone) {
 		/* Our UIDs are of an older UIDVALIDITY: the sync re-pairs them
 		 * first (and renumbers these origins). */
 		rc = 2;
@@ -1110,17 +1039,17 @@ static int replay_copy_move(struct replay *r, struct store_replay_change *v, siz
 		    uidvec_add(&todo, (uint32_t)v[i].origin_uid) < 0)
 			rc = replay_fail(r, "out of memory");
 	uidvec_sort(&todo);
-	if (rc == 0 && todo.count > 0) {
+	if (rc == 0 && todo.count > 0 && !source_gone) {
 		/* Only what the server still has (a MOVE sent before a crash
 		 * took the source away; a server expunge too). */
-		struct buf *b = imap_client_cmd(r->c, "UID SEARCH", &err);
-		char crit[16] = "UID";
-		if (b == NULL || imap_cmd_raw(b, crit, &err) < 0)
-			rc = replay_fail(r, "%s", err);
-		else if (put_set(r, b, todo.uids, 0, todo.count) < 0)
-			rc = -1;
+		struct buf crit;
+		buf_init(&crit, 64 * 1024);
+		if (buf_append_str(&crit, "UID ") < 0 ||
+		    uidset_format(&crit, todo.uids, 0, todo.count) < 0)
+			rc = replay_fail(r, "UID set too long");
 		else
-			rc = cmd_result(r, imap_client_run(r->c, search_untagged, &present, &err), &err);
+			rc = rp_search(r, buf_str(&crit), NULL, &present);
+		buf_free(&crit);
 		uidvec_sort(&present);
 	}
 	/* Sent before a crash and the source still there: a COPY may have
@@ -1173,7 +1102,7 @@ static int replay_copy_move(struct replay *r, struct store_replay_change *v, siz
 	uidvec_free(&prefound_src);
 	uidvec_free(&prefound_dst);
 	uidvec_free(&expunge_only);
-	if (rc == 0 && !r->sel_stale && strcmp(r->selected, source) != 0)
+	if (rc == 0 && present.count > 0 && strcmp(r->selected, source) != 0)
 		rc = rp_select(r, source, v[0].origin_mailbox_id);
 	uint32_t before = 0;
 	if (rc == 0 && present.count > 0 && !r->uidplus) {
