@@ -240,7 +240,7 @@ def account_store_state(fx):
     db = sqlite3.connect(os.path.join(fx.data, "users", "alice", "store.db"))
     state = {}
     for mid, name in db.execute("SELECT x.id, x.name FROM mailboxes x JOIN accounts a "
-                                "ON a.id = x.account_id WHERE a.key != 'hub:local'"):
+                                "ON a.id = x.account_id WHERE a.key != 'hub:local' AND x.noselect = 0"):
         msgs = {}
         for uid, flags, kw, data in db.execute(
                 "SELECT m.uid, m.flags, m.keywords, b.data FROM messages m "
@@ -460,12 +460,21 @@ def t_conflicts_nouidplus(tmp):
 # --- flags merge per flag with delta records --------------------------------
 
 def to_delta(hub, email_id, delta):
-    """The store of schema 3 records what a keyword change changed
-    ("+\\Flagged -$x"); until it does, the test writes that form into the
-    record the device change made (the absolute form is tested too)."""
+    """The store records what a keyword change changed ("+\\Flagged -$x"):
+    check that it did."""
     db = hub.db()
-    db.execute("UPDATE local_changes SET detail = ? WHERE kind = 'keywords' AND object_id = ?",
-               (delta, int(email_id.lstrip("EM"))))
+    rows = [r[0] for r in db.execute("SELECT detail FROM local_changes WHERE kind = 'keywords'")]
+    db.close()
+    check(delta in rows, "keyword change recorded as %s, not %s" % (rows, delta))
+
+
+def to_absolute(hub, email_id, detail):
+    """Stores made before schema 3 hold keyword changes in the absolute form
+    ("<flags> <keywords>"): turn the pending one of email_id into that."""
+    db = hub.db()
+    db.execute("UPDATE local_changes SET detail = ? WHERE kind = 'keywords' AND state = '' "
+               "AND object_id IN (SELECT id FROM messages WHERE email_id = ?)",
+               (detail, int(email_id.lstrip("E"))))
     db.commit()
     db.close()
 
@@ -498,6 +507,7 @@ def t_delta_keywords(tmp):
             o = ids[2]
             imap(fx, "INBOX", lambda c: c.uid("STORE", str(uid_of(fx, "INBOX", o)), "+FLAGS", "($srv2)"))
             hub.set_email(update={inbox[o]["id"]: {"keywords/$dev2": True}})
+            to_absolute(hub, inbox[o]["id"], "0 $dev2")
             hub.sync()
             f = list(server_find(fx, "INBOX", m).values())[0]
             check({"\\Answered", "$srv", "\\Flagged", "$dev"} <= f, "%s merge: %s" % (tier, f))

@@ -93,7 +93,9 @@ class Fixture:
     def store_state(self):
         db = sqlite3.connect(os.path.join(self.data, "users", "alice", "store.db"))
         state = {}
-        for mid, name in db.execute("SELECT id, name FROM mailboxes"):
+        # Folders that can hold mail; \Noselect ones and unlisted parents
+        # are kept as noselect mailboxes (checked in t_initial_and_incremental).
+        for mid, name in db.execute("SELECT id, name FROM mailboxes WHERE noselect = 0"):
             msgs = {}
             for uid, flags, kw, data in db.execute(
                     "SELECT m.uid, m.flags, m.keywords, b.data FROM messages m "
@@ -164,6 +166,11 @@ def t_initial_and_incremental(tmp):
         fx.assert_in_sync("initial sync")
         check(os.stat(fx.data).st_mode & 0o777 == 0o700, "data dir not 0700")
         db = os.path.join(fx.data, "users", "alice", "store.db")
+        # The parent the server does not list is a mailbox that holds no mail.
+        con = sqlite3.connect(db)
+        noselect = [r[0] for r in con.execute("SELECT name FROM mailboxes WHERE noselect = 1")]
+        con.close()
+        check(noselect == ["Projects"], "noselect parents: %s" % noselect)
         check(os.stat(db).st_mode & 0o777 == 0o600, "store not 0600")
         # Nothing changed: nothing selected, nothing fetched.
         r = fx.sync()

@@ -6,6 +6,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
+#include "store/store-private.h"
 #include "store/store.h"
 #include "test.h"
 
@@ -22,20 +25,19 @@ static int64_t blob(struct store *s, const char *text)
 	return id;
 }
 
+/* The membership (messages row) at (mailbox, uid), 0 if none. */
 static int64_t id_of(struct store *s, int64_t mailbox, uint32_t uid)
 {
-	const char *err;
-	int64_t *ids = NULL;
-	size_t n = 0;
+	sqlite3_stmt *st;
 	int64_t found = 0;
-	CHECK(store_email_query(s, mailbox, false, 0, 1000, &ids, &n, NULL, &err) == 0);
-	for (size_t i = 0; i < n; i++) {
-		struct store_email e;
-		CHECK(store_email_get(s, ids[i], &e, &err) == 1);
-		if (e.uid == uid)
-			found = ids[i];
-	}
-	free(ids);
+	CHECK(sqlite3_prepare_v2(store_db(s),
+	                         "SELECT id FROM messages WHERE mailbox_id = ?1 AND uid = ?2", -1,
+	                         &st, NULL) == SQLITE_OK);
+	sqlite3_bind_int64(st, 1, mailbox);
+	sqlite3_bind_int64(st, 2, uid);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		found = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
 	return found;
 }
 
@@ -136,6 +138,7 @@ static void test_messages(void)
 	CHECK(n == 5);
 	CHECK_STR(lc[0].kind, "keywords");
 	CHECK(lc[0].object_id == m1 && lc[0].origin_mailbox_id == inbox && lc[0].origin_uid == 1);
+	CHECK_STR(lc[0].detail, "+\\Flagged +work");
 	CHECK_STR(lc[1].kind, "move");
 	CHECK(lc[1].origin_mailbox_id == inbox && lc[1].origin_uid == 2 &&
 	      lc[1].mailbox_id == arch);
@@ -178,6 +181,109 @@ static void test_messages(void)
 	OK(store_mailbox_delete(s, arch, &error));
 	CHECK(store_email_get(s, m5, &e, &err) == 0);
 	OK(store_commit(s, &error));
+	store_close(&s);
+}
+
+/* An Email in several mailboxes: one change per membership. */
+static void test_memberships(void)
+{
+	struct store *s;
+	const char *error, *err;
+	char p[160];
+	snprintf(p, sizeof(p), "%s/members.db", dir);
+	OK(store_open(p, &s, &error));
+	OK(store_begin(s, &error));
+	int64_t acct, other, inbox, arch, trash, parent, elsewhere;
+	OK(store_account_ensure(s, "account:1", &acct, &error));
+	OK(store_account_ensure(s, "account:2", &other, &error));
+	OK(store_mailbox_create(s, acct, "INBOX", '/', "Inbox", &inbox, &error));
+	OK(store_mailbox_create(s, acct, "Archive", '/', NULL, &arch, &error));
+	OK(store_mailbox_create(s, acct, "Trash", '/', "Trash", &trash, &error));
+	OK(store_mailbox_create_noselect(s, acct, "Parent", '/', NULL, true, &parent, &error));
+	OK(store_mailbox_create(s, other, "INBOX", '/', "Inbox", &elsewhere, &error));
+	int64_t b = blob(s, "Subject: both\r\n\r\nin two folders\r\n");
+	OK(store_message_add(s, inbox, 1, b, 0, "", 1000, &error));
+	OK(store_message_add(s, arch, 3, b, STORE_FLAG_DELETED, "", 1000, &error));
+	OK(store_commit(s, &error));
+	int64_t in1 = id_of(s, inbox, 1), ar3 = id_of(s, arch, 3), email = in1;
+	struct store_email e;
+	CHECK(store_email_get(s, email, &e, &err) == 1 && e.n_members == 2 && e.flags == 0);
+	CHECK(store_email_get(s, ar3, &e, &err) == 0); /* a membership id is no Email id */
+
+	/* Keywords: a delta per membership; \Deleted stays per membership. */
+	OK(store_begin(s, &error));
+	OK(store_local_set_flags(s, email, STORE_FLAG_SEEN, "$x", &error));
+	OK(store_local_set_flags(s, email, 0, "$x", &error));
+	CHECK(store_email_get(s, email, &e, &err) == 1 && e.flags == 0);
+	CHECK_STR(e.keywords, "$x");
+	/* Copy into Trash: a new membership with a local UID. */
+	int64_t tr;
+	OK(store_local_copy(s, email, trash, &tr, &error));
+	CHECK(!has_uid(s, trash, 0) && id_of(s, trash, 0) == 0);
+	REFUSED(store_local_copy(s, email, parent, NULL, &error), "cannot hold");
+	REFUSED(store_local_copy(s, email, elsewhere, NULL, &error), "another account");
+	CHECK(store_email_get(s, email, &e, &err) == 1 && e.n_members == 3);
+	CHECK_STR(e.keywords, "$x");
+	/* Out of Trash again; then the Archive membership moves to Trash. */
+	OK(store_local_expunge(s, tr, &error));
+	OK(store_local_move(s, ar3, trash, &error));
+	CHECK(store_email_get(s, email, &e, &err) == 1 && e.n_members == 2);
+	REFUSED(store_local_move(s, ar3, parent, &error), "cannot hold");
+	OK(store_commit(s, &error));
+	int64_t *mids, *boxes;
+	size_t n;
+	OK(store_email_members(s, email, &mids, &boxes, &n, &error));
+	CHECK(n == 2 && mids[0] == in1 && boxes[0] == inbox && mids[1] == ar3 && boxes[1] == trash);
+	free(mids);
+	free(boxes);
+	/* The hub's UIDs: never reused, a move takes a new one. */
+	struct store_mailbox *mb;
+	size_t nmb;
+	OK(store_mailboxes(s, acct, &mb, &nmb, &error));
+	for (size_t i = 0; i < nmb; i++) {
+		if (mb[i].id == trash)
+			CHECK(mb[i].imap_uidnext == 3);
+		if (mb[i].id == arch)
+			CHECK(mb[i].imap_uidnext == 2);
+		if (mb[i].id == parent)
+			CHECK(mb[i].noselect);
+		CHECK(mb[i].imap_uidvalidity != 0);
+	}
+	store_mailboxes_free(&mb, nmb);
+
+	/* Destroy: one change per membership, the Email goes. */
+	uint64_t since;
+	OK(store_read_modseq(s, &since, &error));
+	OK(store_begin(s, &error));
+	OK(store_local_destroy(s, email, &error));
+	REFUSED(store_local_expunge(s, in1, &error), "no such message");
+	OK(store_commit(s, &error));
+	struct store_changes ch;
+	OK(store_changes_account(s, acct, STORE_CHANGES_EMAIL, since, 100, &ch, &error));
+	CHECK(ch.n_destroyed == 1 && ch.destroyed[0] == email && ch.n_updated == 0);
+	store_changes_free(&ch);
+	OK(store_changes_account(s, other, STORE_CHANGES_EMAIL, since, 100, &ch, &error));
+	CHECK(ch.n_destroyed == 0);
+	store_changes_free(&ch);
+
+	struct store_local_change *lc;
+	OK(store_local_changes(s, &lc, &n, &error));
+	const char *kinds[] = {"keywords", "keywords", "keywords", "keywords", "copy",
+	                       "expunge",  "move",     "destroy",  "destroy"};
+	CHECK(n == sizeof(kinds) / sizeof(kinds[0]));
+	for (size_t i = 0; i < n && i < sizeof(kinds) / sizeof(kinds[0]); i++)
+		CHECK_STR(lc[i].kind, kinds[i]);
+	CHECK(lc[0].object_id == in1 && lc[1].object_id == ar3);
+	CHECK_STR(lc[0].detail, "+\\Seen +$x");
+	CHECK_STR(lc[2].detail, "-\\Seen");
+	CHECK(lc[1].origin_mailbox_id == arch && lc[1].origin_uid == 3);
+	CHECK(lc[4].object_id == tr && lc[4].mailbox_id == trash &&
+	      lc[4].origin_mailbox_id == inbox && lc[4].origin_uid == 1);
+	CHECK(lc[5].object_id == tr && lc[5].origin_uid == 0); /* never on the server */
+	CHECK(lc[6].object_id == ar3 && lc[6].origin_mailbox_id == arch && lc[6].origin_uid == 3);
+	CHECK(lc[7].object_id == in1 && lc[7].origin_uid == 1);
+	CHECK(lc[8].object_id == ar3 && lc[8].origin_mailbox_id == arch && lc[8].origin_uid == 3);
+	store_local_changes_free(&lc, n);
 	store_close(&s);
 }
 
@@ -317,6 +423,7 @@ int main(void)
 		return 1;
 	snprintf(path, sizeof(path), "%s/store.db", dir);
 	test_messages();
+	test_memberships();
 	test_mailboxes();
 	test_uploads();
 	char cmd[128];

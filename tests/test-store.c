@@ -390,6 +390,147 @@ static void test_migration(void)
 	store_close(&s);
 }
 
+/* A schema-2 store (as mailkeep wrote it before Emails had several
+ * mailboxes) upgraded in place: groups of one content in one account
+ * become one Email with the smallest id, the other ids destroyed. */
+static void test_upgrade_2_3(void)
+{
+	char p[160];
+	snprintf(p, sizeof(p), "%s/v2.db", dir);
+	sqlite3 *db;
+	CHECK(sqlite3_open(p, &db) == SQLITE_OK);
+	CHECK(sqlite3_exec(
+	          db,
+	          "CREATE TABLE meta(key TEXT PRIMARY KEY, value) WITHOUT ROWID;"
+	          "CREATE TABLE accounts(id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE);"
+	          "CREATE TABLE mailboxes(id INTEGER PRIMARY KEY, account_id INTEGER NOT NULL,"
+	          " name TEXT NOT NULL, delim TEXT, role TEXT, uidvalidity INTEGER NOT NULL "
+	          "DEFAULT 0, uidnext INTEGER NOT NULL DEFAULT 1, highestmodseq INTEGER NOT "
+	          "NULL DEFAULT 0, modseq INTEGER NOT NULL, created_modseq INTEGER NOT NULL "
+	          "DEFAULT 0, UNIQUE(account_id, name));"
+	          "CREATE TABLE blobs(id INTEGER PRIMARY KEY, sha256 BLOB UNIQUE, size INTEGER "
+	          "NOT NULL, data BLOB NOT NULL);"
+	          "CREATE TABLE messages(id INTEGER PRIMARY KEY, mailbox_id INTEGER NOT NULL,"
+	          " uid INTEGER NOT NULL, blob_id INTEGER NOT NULL, flags INTEGER NOT NULL,"
+	          " keywords TEXT NOT NULL DEFAULT '', internaldate INTEGER NOT NULL, modseq "
+	          "INTEGER NOT NULL, created_modseq INTEGER NOT NULL DEFAULT 0, thread_id "
+	          "INTEGER NOT NULL DEFAULT 0, UNIQUE(mailbox_id, uid));"
+	          "CREATE INDEX messages_thread ON messages(thread_id);"
+	          "CREATE TABLE tombstones(modseq INTEGER NOT NULL, kind TEXT NOT NULL, "
+	          "object_id INTEGER NOT NULL, parent_id INTEGER NOT NULL DEFAULT 0);"
+	          "CREATE TABLE threads(id INTEGER PRIMARY KEY, created_modseq INTEGER NOT NULL,"
+	          " modseq INTEGER NOT NULL);"
+	          "CREATE TRIGGER messages_thread_gone AFTER DELETE ON messages BEGIN"
+	          " DELETE FROM threads WHERE id = old.thread_id; END;"
+	          "CREATE TABLE local_changes(id INTEGER PRIMARY KEY, modseq INTEGER NOT NULL,"
+	          " kind TEXT NOT NULL, object_id INTEGER NOT NULL, mailbox_id INTEGER NOT NULL"
+	          " DEFAULT 0, account_id INTEGER NOT NULL DEFAULT 0, origin_mailbox_id INTEGER"
+	          " NOT NULL DEFAULT 0, origin_uid INTEGER NOT NULL DEFAULT 0, origin_name TEXT,"
+	          " detail TEXT, pair_size INTEGER, pair_hash BLOB);"
+	          "INSERT INTO meta VALUES ('schema', 2), ('modseq', 30);"
+	          "INSERT INTO accounts VALUES (1, 'a'), (2, 'b');"
+	          "INSERT INTO mailboxes(id, account_id, name, modseq, created_modseq) VALUES"
+	          " (10, 1, 'INBOX', 10, 10), (11, 1, 'Archive', 11, 11), (12, 2, 'INBOX', 12, 12);"
+	          "INSERT INTO blobs VALUES (100, X'01', 17, CAST('Subject: x' || char(13, 10, 13, 10)"
+	          " || 'one' AS BLOB)), (101, X'02', 17, CAST('Subject: y' || char(13, 10, 13, 10)"
+	          " || 'two' AS BLOB));"
+	          /* Email 20: INBOX twice (the same bytes twice in one folder)
+	           * and Archive (flagged and \Deleted there); 22 alone; 23 the
+	           * same bytes in the other account. */
+	          "INSERT INTO messages VALUES (20, 10, 5, 100, 1, 'a', 1000, 20, 20, 20),"
+	          " (21, 11, 7, 100, 12, 'b', 1000, 21, 21, 20),"
+	          " (22, 10, 6, 101, 0, '', 2000, 22, 22, 22),"
+	          " (23, 12, 1, 100, 0, '', 1000, 23, 23, 20),"
+	          " (24, 10, 9, 100, 0, 'c', 1000, 24, 24, 20);"
+	          "INSERT INTO threads VALUES (20, 20, 24), (22, 22, 22);"
+	          "INSERT INTO tombstones VALUES (15, 'message', 19, 10);"
+	          "INSERT INTO local_changes(modseq, kind, object_id, mailbox_id, account_id,"
+	          " detail) VALUES (25, 'keywords', 22, 10, 1, '0 ');",
+	          NULL, NULL, NULL) == SQLITE_OK);
+	sqlite3_close(db);
+	struct store *s;
+	const char *err;
+	CHECK(store_open(p, &s, &err) == 0);
+
+	/* Emails: the groups' smallest ids. */
+	struct store_email e;
+	CHECK(store_email_get(s, 20, &e, &err) == 1);
+	CHECK(e.account_id == 1 && e.n_members == 3 && e.mailbox_id == 10 && e.uid == 5);
+	CHECK(e.flags == (STORE_FLAG_SEEN | STORE_FLAG_FLAGGED)); /* no \Deleted */
+	CHECK(strcmp(e.keywords, "a b c") == 0);
+	CHECK(store_email_get(s, 21, &e, &err) == 0 && store_email_get(s, 24, &e, &err) == 0);
+	CHECK(store_email_get(s, 22, &e, &err) == 1 && e.n_members == 1);
+	CHECK(store_email_get(s, 23, &e, &err) == 1 && e.account_id == 2);
+	int64_t *mids, *boxes;
+	size_t n;
+	CHECK(store_email_members(s, 20, &mids, &boxes, &n, &err) == 0 && n == 3);
+	CHECK(mids[0] == 20 && mids[1] == 21 && mids[2] == 24);
+	CHECK(boxes[0] == 10 && boxes[1] == 11 && boxes[2] == 10);
+	free(mids);
+	free(boxes);
+
+	/* Hub UIDs in UID order from 1, per mailbox. */
+	struct store_mailbox *mb;
+	size_t nmb;
+	CHECK(store_mailboxes(s, 1, &mb, &nmb, &err) == 0 && nmb == 2);
+	for (size_t i = 0; i < nmb; i++) {
+		CHECK(mb[i].imap_uidvalidity != 0 && !mb[i].noselect);
+		CHECK(mb[i].imap_uidnext == (mb[i].id == 10 ? 4u : 2u));
+	}
+	store_mailboxes_free(&mb, nmb);
+	CHECK(sqlite3_open(p, &db) == SQLITE_OK);
+	sqlite3_stmt *st;
+	CHECK(sqlite3_prepare_v2(db, "SELECT group_concat(imap_uid) FROM (SELECT imap_uid FROM "
+	                             "messages WHERE mailbox_id = 10 ORDER BY uid)",
+	                         -1, &st, NULL) == SQLITE_OK);
+	CHECK(sqlite3_step(st) == SQLITE_ROW &&
+	      strcmp((const char *)sqlite3_column_text(st, 0), "1,2,3") == 0);
+	sqlite3_finalize(st);
+	CHECK(sqlite3_prepare_v2(db, "SELECT state, attempts FROM local_changes", -1, &st, NULL) ==
+	      SQLITE_OK);
+	CHECK(sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 1) == 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+
+	/* Devices learn of the merge: the merged ids destroyed, the Email
+	 * updated; the removal of before is an Email removal too. */
+	struct store_changes ch;
+	CHECK(store_changes_account(s, 1, STORE_CHANGES_EMAIL, 30, 10, &ch, &err) == 0);
+	CHECK(ch.n_created == 0 && ch.n_updated == 1 && ch.updated[0] == 20);
+	CHECK(ch.n_destroyed == 2);
+	CHECK((ch.destroyed[0] == 21 && ch.destroyed[1] == 24) ||
+	      (ch.destroyed[0] == 24 && ch.destroyed[1] == 21));
+	store_changes_free(&ch);
+	CHECK(store_changes_account(s, 2, STORE_CHANGES_EMAIL, 30, 10, &ch, &err) == 0);
+	CHECK(ch.n_created + ch.n_updated + ch.n_destroyed == 0);
+	store_changes_free(&ch);
+	CHECK(store_changes_account(s, 1, STORE_CHANGES_EMAIL, 14, 10, &ch, &err) == 0);
+	bool has19 = false;
+	for (size_t i = 0; i < ch.n_destroyed; i++)
+		has19 |= ch.destroyed[i] == 19;
+	CHECK(has19);
+	store_changes_free(&ch);
+
+	/* The store works on: a membership removed (the old thread trigger
+	 * is gone), a new one added with the next hub UID. */
+	CHECK(store_begin(s, &err) == 0);
+	CHECK(store_message_expunge(s, 11, 7, &err) == 0);
+	CHECK(store_email_get(s, 20, &e, &err) == 1 && e.n_members == 2);
+	CHECK(e.flags == STORE_FLAG_SEEN && strcmp(e.keywords, "a c") == 0);
+	CHECK(store_message_add(s, 11, 8, 101, 0, "", 2000, &err) == 0);
+	CHECK(store_commit(s, &err) == 0);
+	CHECK(store_email_get(s, 22, &e, &err) == 1 && e.n_members == 2);
+	CHECK(store_mailboxes(s, 1, &mb, &nmb, &err) == 0);
+	for (size_t i = 0; i < nmb; i++)
+		if (mb[i].id == 11)
+			CHECK(mb[i].imap_uidnext == 3);
+	store_mailboxes_free(&mb, nmb);
+	check_counts_at(s, p, __LINE__);
+	store_close(&s);
+	CHECK(store_open(p, &s, &err) == 0); /* and opens again as version 3 */
+	store_close(&s);
+}
+
 static void test_bad_files(void)
 {
 	struct store *s = NULL;
@@ -415,6 +556,7 @@ int main(void)
 	test_views();
 	test_changes();
 	test_migration();
+	test_upgrade_2_3();
 	test_bad_files();
 	char cmd[128];
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);

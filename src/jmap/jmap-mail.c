@@ -188,7 +188,7 @@ static int changes(struct jmap_mail_ctx *ctx, struct jmap_call *call, json_t *ar
 	if (max != NULL && json_is_integer(max) && (size_t)json_integer_value(max) < limit)
 		limit = (size_t)json_integer_value(max);
 	struct store_changes ch;
-	if (store_changes(ctx->store, kind, since, limit, &ch, &err) < 0) {
+	if (store_changes_account(ctx->store, ctx->store_account_id, kind, since, limit, &ch, &err) < 0) {
 		*error_type_r = "serverFail";
 		return -1;
 	}

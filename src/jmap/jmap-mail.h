@@ -35,6 +35,9 @@ struct jmap_mail_ctx {
 	struct store *store;
 	struct mime_cache *cache; /* parsed messages (src/mime/mime-cache.h); may be NULL */
 	const char *account_id;   /* the hub user name */
+	/* The store account the JMAP account stands for, set by
+	 * jmap_check_account(); 0: every account of the user. */
+	int64_t store_account_id;
 	char state[32];           /* the store's change counter as a string */
 	/* The user's hub accounts (identities: Identity/get, EmailSubmission),
 	 * read only by the requests that need them: methods call

@@ -20,6 +20,7 @@
  * here (lower-cased keywords), the node budget and the error. */
 struct parse {
 	struct jmap_call *call;
+	int64_t account_id; /* the store account queried (0: all) */
 	char *strings[STORE_QUERY_MAX_NODES * 2];
 	size_t n_strings;
 	size_t nodes;
@@ -396,6 +397,7 @@ static int email_args_parse(struct parse *p, json_t *args, struct email_args *a)
 			return -1;
 		a->q.filter = &a->root;
 	}
+	a->q.account_id = p->account_id;
 	if (email_sort(p, json_object_get(args, "sort"), a->sort, &a->q.n_sort) < 0)
 		return -1;
 	a->q.sort = a->sort;
@@ -471,7 +473,7 @@ static int email_query(void *context, struct jmap_call *call, json_t *args,
 	struct jmap_mail_ctx *ctx = context;
 	if (jmap_check_account(ctx, args, error_type_r) < 0)
 		return -1;
-	struct parse p = {.call = call};
+	struct parse p = {.call = call, .account_id = ctx->store_account_id};
 	struct email_args *a = malloc(sizeof(*a));
 	if (a == NULL) {
 		*error_type_r = "serverFail";
@@ -545,7 +547,7 @@ static int email_query_changes(void *context, struct jmap_call *call, json_t *ar
 	struct jmap_mail_ctx *ctx = context;
 	if (jmap_check_account(ctx, args, error_type_r) < 0)
 		return -1;
-	struct parse p = {.call = call};
+	struct parse p = {.call = call, .account_id = ctx->store_account_id};
 	struct email_args *a = malloc(sizeof(*a));
 	if (a == NULL) {
 		*error_type_r = "serverFail";
@@ -921,7 +923,7 @@ static int mailbox_query(void *context, struct jmap_call *call, json_t *args,
 	struct jmap_mail_ctx *ctx = context;
 	if (jmap_check_account(ctx, args, error_type_r) < 0)
 		return -1;
-	struct parse p = {.call = call};
+	struct parse p = {.call = call, .account_id = ctx->store_account_id};
 	struct store_query q = {0};
 	bool anchor_unknown, capped, want_total = false;
 	int64_t *ids = NULL;
@@ -984,7 +986,7 @@ static int mailbox_query_changes(void *context, struct jmap_call *call, json_t *
 	struct jmap_mail_ctx *ctx = context;
 	if (jmap_check_account(ctx, args, error_type_r) < 0)
 		return -1;
-	struct parse p = {.call = call};
+	struct parse p = {.call = call, .account_id = ctx->store_account_id};
 	uint64_t since;
 	json_int_t max = 0;
 	bool want_total = false;
@@ -1005,7 +1007,8 @@ static int mailbox_query_changes(void *context, struct jmap_call *call, json_t *
 	}
 	if (mailbox_results(ctx, &p, args, &ids, &n) < 0)
 		goto out;
-	if (store_changes(ctx->store, STORE_CHANGES_MAILBOX, since, SIZE_MAX, &ch, &err) < 0) {
+	if (store_changes_account(ctx->store, ctx->store_account_id, STORE_CHANGES_MAILBOX, since,
+	                          SIZE_MAX, &ch, &err) < 0) {
 		fail(&p, "serverFail", NULL);
 		goto out;
 	}

@@ -40,7 +40,7 @@ static int thread_get(void *context, struct jmap_call *call, json_t *args,
 			json_array_append(not_found, v);
 			continue;
 		}
-		if (store_thread_emails(ctx->store, thread, &emails, &n, &err) < 0) {
+		if (store_thread_emails(ctx->store, ctx->store_account_id, thread, &emails, &n, &err) < 0) {
 			json_decref(list);
 			json_decref(not_found);
 			*error_type_r = "serverFail";
@@ -99,7 +99,8 @@ static int thread_changes(void *context, struct jmap_call *call, json_t *args,
 	if (max != NULL && json_is_integer(max) && (size_t)json_integer_value(max) < limit)
 		limit = (size_t)json_integer_value(max);
 	struct store_changes ch;
-	if (store_changes(ctx->store, STORE_CHANGES_THREAD, since, limit, &ch, &err) < 0) {
+	if (store_changes_account(ctx->store, ctx->store_account_id, STORE_CHANGES_THREAD, since,
+	                          limit, &ch, &err) < 0) {
 		*error_type_r = "serverFail";
 		return -1;
 	}

@@ -316,6 +316,19 @@ int maildir_export(struct store *s, const char *out_dir, struct maildir_export_s
 		return -1;
 	if (store_mailboxes_all(s, &boxes, &count, &err) < 0)
 		return export_fail(error_r, "%s", err);
+	/* Mailboxes that cannot hold mail (noselect: a server's \Noselect
+	 * folder or unlisted parent) get no directory: Maildir++ needs none
+	 * for a parent. */
+	size_t kept = 0;
+	for (size_t i = 0; i < count; i++) {
+		if (boxes[i].noselect) {
+			free(boxes[i].name);
+			free(boxes[i].role);
+			continue;
+		}
+		boxes[kept++] = boxes[i];
+	}
+	count = kept;
 	struct export_slot *slots = calloc(count > 0 ? count : 1, sizeof(*slots));
 	if (slots == NULL) {
 		store_mailboxes_free(&boxes, count);

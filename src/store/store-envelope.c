@@ -16,29 +16,31 @@ static const char envelope_schema_sql[] =
     " to_key TEXT NOT NULL, message_id TEXT, refs TEXT NOT NULL,"
     " has_attachment INTEGER NOT NULL);"
     "CREATE TABLE IF NOT EXISTS threads("
-    " id INTEGER PRIMARY KEY, created_modseq INTEGER NOT NULL, modseq INTEGER NOT NULL);"
+    " id INTEGER PRIMARY KEY, created_modseq INTEGER NOT NULL, modseq INTEGER NOT NULL,"
+    " account_id INTEGER NOT NULL DEFAULT 0);"
     "CREATE INDEX IF NOT EXISTS threads_modseq ON threads(modseq);"
     "CREATE TABLE IF NOT EXISTS thread_refs("
     " key INTEGER PRIMARY KEY, thread_id INTEGER NOT NULL);"
     "CREATE INDEX IF NOT EXISTS thread_refs_thread ON thread_refs(thread_id);"
-    "CREATE INDEX IF NOT EXISTS messages_thread ON messages(thread_id);"
     /* A content's envelope goes with it (secure_delete zeroes it). */
     "CREATE TRIGGER IF NOT EXISTS blobs_envelope_gone AFTER DELETE ON blobs BEGIN"
     " DELETE FROM envelopes WHERE blob_id = old.id; END;"
-    /* A message removed: its thread's email list changed, and the thread
-     * is destroyed with its last message. mk_next_modseq() is the change
+    /* An Email removed: its thread's email list changed, and the thread
+     * is destroyed with its last Email. mk_next_modseq() is the change
      * the removal is about to be recorded under (store.c tombstones it
-     * right after the DELETE). */
-    "CREATE TRIGGER IF NOT EXISTS messages_thread_gone AFTER DELETE ON messages"
+     * right after the DELETE). Threads hold Emails since schema 3. */
+    "DROP TRIGGER IF EXISTS messages_thread_gone;"
+    "CREATE TRIGGER IF NOT EXISTS emails_thread_gone AFTER DELETE ON emails"
     " WHEN old.thread_id != 0 BEGIN"
     " UPDATE threads SET modseq = mk_next_modseq() WHERE id = old.thread_id;"
-    " INSERT INTO tombstones(modseq, kind, object_id) SELECT mk_next_modseq(), 'thread',"
-    "  old.thread_id WHERE EXISTS (SELECT 1 FROM threads WHERE id = old.thread_id) AND NOT"
-    "  EXISTS (SELECT 1 FROM messages WHERE thread_id = old.thread_id);"
+    " INSERT INTO tombstones(modseq, kind, object_id, account_id) SELECT mk_next_modseq(),"
+    "  'thread', old.thread_id, old.account_id WHERE EXISTS (SELECT 1 FROM threads"
+    "  WHERE id = old.thread_id) AND NOT"
+    "  EXISTS (SELECT 1 FROM emails WHERE thread_id = old.thread_id);"
     " DELETE FROM thread_refs WHERE thread_id = old.thread_id AND NOT EXISTS"
-    "  (SELECT 1 FROM messages WHERE thread_id = old.thread_id);"
+    "  (SELECT 1 FROM emails WHERE thread_id = old.thread_id);"
     " DELETE FROM threads WHERE id = old.thread_id AND NOT EXISTS"
-    "  (SELECT 1 FROM messages WHERE thread_id = old.thread_id);"
+    "  (SELECT 1 FROM emails WHERE thread_id = old.thread_id);"
     " END;";
 
 enum env_stmt {
@@ -54,6 +56,7 @@ enum env_stmt {
 	E_MERGE_REFS,
 	E_THREAD_DEL,
 	E_TOMBSTONE,
+	E_EMAIL_ACCOUNT,
 	E_COUNT,
 };
 
@@ -65,16 +68,19 @@ static const char *const env_sql[E_COUNT] = {
                   "message_id, refs, has_attachment) "
                   "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
     [E_REF_GET] = "SELECT r.thread_id FROM thread_refs r JOIN threads t ON t.id = r.thread_id "
-                  "WHERE r.key = ?1",
+                  "WHERE r.key = ?1 AND t.account_id = ?2",
     [E_REF_SET] = "INSERT OR REPLACE INTO thread_refs(key, thread_id) VALUES (?1, ?2)",
-    [E_THREAD_ADD] = "INSERT INTO threads(id, created_modseq, modseq) VALUES (?1, ?2, ?2)",
+    [E_THREAD_ADD] = "INSERT INTO threads(id, created_modseq, modseq, account_id) "
+                     "VALUES (?1, ?2, ?2, ?3)",
     [E_THREAD_TOUCH] = "UPDATE threads SET modseq = ?2 WHERE id = ?1",
-    [E_MSG_THREAD] = "UPDATE messages SET thread_id = ?2, modseq = max(modseq, ?3) "
+    [E_MSG_THREAD] = "UPDATE emails SET thread_id = ?2, modseq = max(modseq, ?3) "
                      "WHERE id = ?1",
-    [E_MERGE_MSGS] = "UPDATE messages SET thread_id = ?2, modseq = ?3 WHERE thread_id = ?1",
+    [E_MERGE_MSGS] = "UPDATE emails SET thread_id = ?2, modseq = ?3 WHERE thread_id = ?1",
     [E_MERGE_REFS] = "UPDATE thread_refs SET thread_id = ?2 WHERE thread_id = ?1",
     [E_THREAD_DEL] = "DELETE FROM threads WHERE id = ?1",
-    [E_TOMBSTONE] = "INSERT INTO tombstones(modseq, kind, object_id) VALUES (?1, 'thread', ?2)",
+    [E_TOMBSTONE] = "INSERT INTO tombstones(modseq, kind, object_id, account_id) "
+                    "VALUES (?1, 'thread', ?2, ?3)",
+    [E_EMAIL_ACCOUNT] = "SELECT account_id FROM emails WHERE id = ?1",
 };
 
 struct store_envelope_stmts {
@@ -300,13 +306,19 @@ static int envelope_get(struct store *s, int64_t blob_id, struct env_row *row, c
 
 #define THREAD_MAX_KEYS (MIME_ENVELOPE_MAX_REFS + 1)
 
-static int64_t thread_key(const char *subject_key, const char *msgid)
+/* The key of (account, subject, message id). Account 0 gives the keys of
+ * stores before schema 3 (one key space for all accounts), still looked
+ * up so that old threads keep their replies. */
+static int64_t thread_key(int64_t account_id, const char *subject_key, const char *msgid)
 {
 	EVP_MD_CTX *md = EVP_MD_CTX_new();
 	unsigned char h[32];
 	unsigned int hl = 0;
 	int64_t key = 0;
+	char acct[32];
+	int al = account_id != 0 ? snprintf(acct, sizeof(acct), "%lld:", (long long)account_id) : 0;
 	if (md != NULL && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 &&
+	    (al <= 0 || EVP_DigestUpdate(md, acct, (size_t)al) == 1) &&
 	    EVP_DigestUpdate(md, subject_key, strlen(subject_key) + 1) == 1 &&
 	    EVP_DigestUpdate(md, msgid, strlen(msgid)) == 1 &&
 	    EVP_DigestFinal_ex(md, h, &hl) == 1) {
@@ -319,31 +331,48 @@ static int64_t thread_key(const char *subject_key, const char *msgid)
 	return key;
 }
 
-/* Put message message_id in its thread; changes are recorded under modseq
- * (the change that added the message, or the catch-up's). */
+/* Put Email message_id in its thread; changes are recorded under modseq
+ * (the change that added the Email, or the catch-up's). Threads are per
+ * account. */
 static int thread_assign(struct store *s, int64_t message_id, int64_t blob_id, uint64_t modseq,
                          const char **error_r)
 {
+	sqlite3_stmt *ast = get(s, E_EMAIL_ACCOUNT);
+	sqlite3_bind_int64(ast, 1, message_id);
+	int arc = sqlite3_step(ast);
+	int64_t account_id = arc == SQLITE_ROW ? sqlite3_column_int64(ast, 0) : 0;
+	sqlite3_reset(ast);
+	if (arc != SQLITE_ROW && arc != SQLITE_DONE) {
+		*error_r = store_err(s, "look up email");
+		return -1;
+	}
 	struct env_row row;
 	if (envelope_get(s, blob_id, &row, error_r) < 0)
 		return -1;
-	int64_t keys[THREAD_MAX_KEYS];
+	/* keys[] are this account's; legacy[] the same ids keyed as before
+	 * schema 3, looked up only. */
+	int64_t keys[THREAD_MAX_KEYS], legacy[THREAD_MAX_KEYS];
 	size_t n_keys = 0;
-	if (row.message_id != NULL && row.message_id[0] != '\0')
-		keys[n_keys++] = thread_key(row.subject_key, row.message_id);
+	if (row.message_id != NULL && row.message_id[0] != '\0') {
+		legacy[n_keys] = thread_key(0, row.subject_key, row.message_id);
+		keys[n_keys++] = thread_key(account_id, row.subject_key, row.message_id);
+	}
 	char *save = NULL;
 	for (char *t = strtok_r(row.refs, " ", &save); t != NULL && n_keys < THREAD_MAX_KEYS;
-	     t = strtok_r(NULL, " ", &save))
-		keys[n_keys++] = thread_key(row.subject_key, t);
+	     t = strtok_r(NULL, " ", &save)) {
+		legacy[n_keys] = thread_key(0, row.subject_key, t);
+		keys[n_keys++] = thread_key(account_id, row.subject_key, t);
+	}
 	env_row_free(&row);
 
 	/* The existing threads these ids lead to. */
-	int64_t found[THREAD_MAX_KEYS];
+	int64_t found[THREAD_MAX_KEYS * 2];
 	size_t n_found = 0;
 	int64_t target = 0;
-	for (size_t i = 0; i < n_keys; i++) {
+	for (size_t i = 0; i < n_keys * 2; i++) {
 		sqlite3_stmt *st = get(s, E_REF_GET);
-		sqlite3_bind_int64(st, 1, keys[i]);
+		sqlite3_bind_int64(st, 1, i < n_keys ? keys[i] : legacy[i - n_keys]);
+		sqlite3_bind_int64(st, 2, account_id);
 		int rc = sqlite3_step(st);
 		int64_t t = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
 		sqlite3_reset(st);
@@ -366,6 +395,7 @@ static int thread_assign(struct store *s, int64_t message_id, int64_t blob_id, u
 		st = get(s, E_THREAD_ADD);
 		sqlite3_bind_int64(st, 1, target);
 		sqlite3_bind_int64(st, 2, (sqlite3_int64)modseq);
+		sqlite3_bind_int64(st, 3, account_id);
 		if (done(s, st, "add thread", error_r) < 0)
 			return -1;
 	} else {
@@ -397,6 +427,7 @@ static int thread_assign(struct store *s, int64_t message_id, int64_t blob_id, u
 		st = get(s, E_TOMBSTONE);
 		sqlite3_bind_int64(st, 1, (sqlite3_int64)modseq);
 		sqlite3_bind_int64(st, 2, found[i]);
+		sqlite3_bind_int64(st, 3, account_id);
 		if (done(s, st, "merge threads", error_r) < 0)
 			return -1;
 	}
@@ -422,18 +453,19 @@ int store_envelope_message_added(struct store *s, int64_t message_id, int64_t bl
 	return thread_assign(s, message_id, blob_id, store_modseq(s), error_r);
 }
 
-int store_thread_emails(struct store *s, int64_t thread_id, int64_t **ids_r, size_t *count_r,
-                        const char **error_r)
+int store_thread_emails(struct store *s, int64_t account_id, int64_t thread_id, int64_t **ids_r,
+                        size_t *count_r, const char **error_r)
 {
 	sqlite3_stmt *st;
 	if (sqlite3_prepare_v2(store_db(s),
-	                       "SELECT id FROM messages WHERE thread_id = ?1 AND uid > 0 "
-	                       "ORDER BY internaldate, id",
+	                       "SELECT id FROM emails WHERE thread_id = ?1 "
+	                       "AND (?2 = 0 OR account_id = ?2) ORDER BY internaldate, id",
 	                       -1, &st, NULL) != SQLITE_OK) {
 		*error_r = store_err(s, "thread emails");
 		return -1;
 	}
 	sqlite3_bind_int64(st, 1, thread_id);
+	sqlite3_bind_int64(st, 2, account_id);
 	int64_t *ids = NULL;
 	size_t n = 0, cap = 0;
 	int rc;
@@ -491,7 +523,7 @@ int store_envelope_catch_up(struct store *s, const char **error_r)
 {
 	sqlite3 *db = store_db(s);
 	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(db, "SELECT 1 FROM messages WHERE thread_id = 0 LIMIT 1", -1, &st,
+	if (sqlite3_prepare_v2(db, "SELECT 1 FROM emails WHERE thread_id = 0 LIMIT 1", -1, &st,
 	                       NULL) != SQLITE_OK) {
 		*error_r = store_err(s, "find unthreaded messages");
 		return -1;
@@ -504,7 +536,7 @@ int store_envelope_catch_up(struct store *s, const char **error_r)
 		return -1;
 	uint64_t modseq = store_next_modseq(s);
 	if (sqlite3_prepare_v2(db,
-	                       "SELECT id, blob_id FROM messages WHERE thread_id = 0 ORDER BY id",
+	                       "SELECT id, blob_id FROM emails WHERE thread_id = 0 ORDER BY id",
 	                       -1, &st, NULL) != SQLITE_OK) {
 		*error_r = store_err(s, "find unthreaded messages");
 		store_rollback(s);

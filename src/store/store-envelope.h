@@ -16,16 +16,16 @@
  *     what sorting and filtering need, per stored content (a message in
  *     several folders shares its bytes, so its envelope too); *_key are
  *     i;unicode-casemap keys; removed with the blob (trigger).
- * threads(id, created_modseq, modseq)
- *     id = the id of the message that started the thread (message ids are
+ * threads(id, created_modseq, modseq, account_id)
+ *     id = the id of the Email that started the thread (Email ids are
  *     never reused, so thread ids are not either); modseq moves whenever the
- *     thread's list of emails changes.
+ *     thread's list of emails changes; one store account's Emails.
  * thread_refs(key, thread_id)
  *     key = first 8 bytes of SHA-256(base subject key NUL message id) for
  *     every Message-ID, In-Reply-To and References id of the thread's
  *     messages.
- * messages.thread_id
- *     added to the messages table on open when missing.
+ * emails.thread_id
+ *     the Email's thread (messages.thread_id is unused since schema 3).
  *
  * Threading rule (RFC 8621 section 3's suggestion): two messages share a
  * thread when one message id appears in both (Message-ID, In-Reply-To,
@@ -47,15 +47,16 @@ int store_envelope_catch_up(struct store *s, const char **error_r);
 /* Called by store_close before the database closes. */
 void store_envelope_close(struct store *s);
 
-/* Called by store_message_add (inside its transaction) after the row was
- * inserted: computes the content's envelope if new and puts the message
- * in its thread. Every other path that inserts message rows must call it. */
+/* Called by store_member_add (inside its transaction) after a new Email
+ * row was inserted: computes the content's envelope if new and puts the
+ * Email in its thread. */
 int store_envelope_message_added(struct store *s, int64_t message_id, int64_t blob_id,
                                  const char **error_r);
 
-/* The emails of a thread, oldest first by internal date; *count_r = 0
- * when the thread does not exist. Caller frees *ids_r. */
-int store_thread_emails(struct store *s, int64_t thread_id, int64_t **ids_r, size_t *count_r,
-                        const char **error_r);
+/* The Emails of a thread within a store account (0: any), oldest first by
+ * internal date; *count_r = 0 when the thread does not exist. Caller frees
+ * *ids_r. */
+int store_thread_emails(struct store *s, int64_t account_id, int64_t thread_id, int64_t **ids_r,
+                        size_t *count_r, const char **error_r);
 
 #endif

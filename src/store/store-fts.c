@@ -55,7 +55,9 @@ static const char fts_schema_sql[] =
     "CREATE VIRTUAL TABLE IF NOT EXISTS email_fts USING fts5("
     " subject, \"from\", \"to\", cc, bcc, body,"
     " tokenize = 'unicode61 remove_diacritics 2');"
-    "CREATE INDEX IF NOT EXISTS messages_internaldate ON messages(internaldate);"
+    /* Email/query over all mailboxes walks emails_date (store.c); the
+     * messages-wide date index of before schema 3 goes. */
+    "DROP INDEX IF EXISTS messages_internaldate;"
     "INSERT OR IGNORE INTO meta(key, value) VALUES ('fts_indexed', 0), ('fts_dirty', 0);"
     "CREATE TRIGGER IF NOT EXISTS blobs_fts_delete AFTER DELETE ON blobs"
     " WHEN old.id <= (SELECT value FROM meta WHERE key = 'fts_indexed') BEGIN"

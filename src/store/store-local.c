@@ -3,14 +3,16 @@
  * later two-way sync will carry to the providers. See store.h ("Changes
  * made through the device API") for the model and the UID scheme.
  *
- * Tables (created if missing by store_open, schema version unchanged):
+ * Tables (created if missing by store_open):
  *   local_changes(id, modseq, kind, object_id, mailbox_id, account_id,
- *                 origin_mailbox_id, origin_uid, origin_name, detail)
+ *                 origin_mailbox_id, origin_uid, origin_name, detail,
+ *                 pair_size, pair_hash, state, attempts, error)
+ *     state/attempts/error: the replay's (store-replay.c): '' pending,
+ *     'sent' maybe applied by the server, 'failed' refused for good.
  *   uploads(blob_id, type, created)        RFC 8620 6.1 uploads
  *   mailbox_props(mailbox_id, sort_order, subscribed)
  */
 #include "store-envelope.h"
-#include "store-replay.h"
 #include "store-private.h"
 
 #include <openssl/evp.h>
@@ -26,7 +28,8 @@ static const char local_schema_sql[] =
     " object_id INTEGER NOT NULL, mailbox_id INTEGER NOT NULL DEFAULT 0,"
     " account_id INTEGER NOT NULL DEFAULT 0,"
     " origin_mailbox_id INTEGER NOT NULL DEFAULT 0, origin_uid INTEGER NOT NULL DEFAULT 0,"
-    " origin_name TEXT, detail TEXT, pair_size INTEGER, pair_hash BLOB);"
+    " origin_name TEXT, detail TEXT, pair_size INTEGER, pair_hash BLOB,"
+    " state TEXT NOT NULL DEFAULT '', attempts INTEGER NOT NULL DEFAULT 0, error TEXT);"
     "CREATE INDEX IF NOT EXISTS local_changes_object ON local_changes(object_id);"
     "CREATE INDEX IF NOT EXISTS local_changes_name ON local_changes(account_id, origin_name);"
     "CREATE INDEX IF NOT EXISTS local_changes_origin ON local_changes(origin_mailbox_id);"
@@ -87,9 +90,28 @@ int store_local_schema(struct store *s, const char **error_r)
 		*error_r = store_err(s, "create the local change tables");
 		return -1;
 	}
-	/* Replay state (store-replay.c): on stores made before it. */
-	if (store_replay_schema(s, error_r) < 0)
-		return -1;
+	/* The replay's state (schema 3): added to older tables. */
+	static const char *const replay_cols[][2] = {
+	    {"state", "TEXT NOT NULL DEFAULT ''"},
+	    {"attempts", "INTEGER NOT NULL DEFAULT 0"},
+	    {"error", "TEXT"},
+	};
+	for (size_t i = 0; i < sizeof(replay_cols) / sizeof(replay_cols[0]); i++) {
+		bool have = false;
+		if (run(s, "inspect local changes",
+		        "SELECT 1 FROM pragma_table_info('local_changes') WHERE name = ?1", NULL,
+		        &have, error_r, "t", replay_cols[i][0]) < 0)
+			return -1;
+		if (have)
+			continue;
+		char sql[128];
+		snprintf(sql, sizeof(sql), "ALTER TABLE local_changes ADD COLUMN %s %s",
+		         replay_cols[i][0], replay_cols[i][1]);
+		if (sqlite3_exec(store_db(s), sql, NULL, NULL, NULL) != SQLITE_OK) {
+			*error_r = store_err(s, "add replay state");
+			return -1;
+		}
+	}
 	/* Uploads nobody used within the TTL go now (RFC 8620 6.1). This
 	 * runs before the store's statements exist, hence the plain BEGIN;
 	 * the write lock is taken only when there is something to remove. */
@@ -124,15 +146,6 @@ static int record(struct store *s, int64_t modseq, const char *kind, int64_t obj
 	           "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
 	           NULL, NULL, error_r, "itiiiiitt", modseq, kind, object_id, mailbox_id,
 	           account_id, origin_mailbox, origin_uid, origin_name, detail);
-}
-
-static int tombstone(struct store *s, int64_t modseq, const char *kind, int64_t id, int64_t parent,
-                     const char **error_r)
-{
-	return run(
-	    s, "tombstone",
-	    "INSERT INTO tombstones(modseq, kind, object_id, parent_id) VALUES (?1, ?2, ?3, ?4)",
-	    NULL, NULL, error_r, "itii", modseq, kind, id, parent);
 }
 
 int store_blob_header_hash(struct store *s, int64_t blob_id, uint64_t size, unsigned char hash[32],
@@ -200,28 +213,37 @@ static int record_pair_key(struct store *s, int64_t blob_id, const char **error_
 }
 
 struct msg_row {
-	int64_t mailbox_id, uid, blob_id, account_id;
+	int64_t mailbox_id, uid, blob_id, account_id, email_id;
+	unsigned flags;
+	char *keywords;
 };
 
-/* 1 found, 0 not, -1 error. */
+/* 1 found, 0 not, -1 error. Frees nothing: r->keywords is malloc()ed. */
 static int msg_row(struct store *s, int64_t id, struct msg_row *r, const char **error_r)
 {
 	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(
-	        store_db(s),
-	        "SELECT m.mailbox_id, m.uid, m.blob_id, b.account_id FROM messages m "
-	        "JOIN mailboxes b ON b.id = m.mailbox_id WHERE m.id = ?1 AND m.uid > 0",
-	        -1, &st, NULL) != SQLITE_OK) {
+	if (sqlite3_prepare_v2(store_db(s),
+	                       "SELECT m.mailbox_id, m.uid, m.blob_id, b.account_id, m.email_id, "
+	                       "m.flags, m.keywords FROM messages m "
+	                       "JOIN mailboxes b ON b.id = m.mailbox_id WHERE m.id = ?1 AND m.uid > 0",
+	                       -1, &st, NULL) != SQLITE_OK) {
 		*error_r = store_err(s, "look up message");
 		return -1;
 	}
 	sqlite3_bind_int64(st, 1, id);
 	int rc = sqlite3_step(st);
+	r->keywords = NULL;
 	if (rc == SQLITE_ROW) {
 		r->mailbox_id = sqlite3_column_int64(st, 0);
 		r->uid = sqlite3_column_int64(st, 1);
 		r->blob_id = sqlite3_column_int64(st, 2);
 		r->account_id = sqlite3_column_int64(st, 3);
+		r->email_id = sqlite3_column_int64(st, 4);
+		r->flags = (unsigned)sqlite3_column_int(st, 5);
+		const unsigned char *kw = sqlite3_column_text(st, 6);
+		r->keywords = strdup(kw != NULL ? (const char *)kw : "");
+		if (r->keywords == NULL)
+			rc = SQLITE_NOMEM;
 	}
 	sqlite3_finalize(st);
 	if (rc == SQLITE_ROW)
@@ -232,14 +254,18 @@ static int msg_row(struct store *s, int64_t id, struct msg_row *r, const char **
 	return -1;
 }
 
-/* Where the server has the message: from its first local change, else
- * where it is now if that is a server UID; (0, 0) for messages made here. */
+/* Where the server has the membership: from its first local change, else
+ * where it is now if that is a server UID; (0, 0) for memberships made here
+ * (create, import, copy: a copy's origin is its source's place, not its
+ * own). */
 static int msg_origin(struct store *s, int64_t id, const struct msg_row *r, int64_t *mailbox_r,
                       int64_t *uid_r, const char **error_r)
 {
 	sqlite3_stmt *st;
 	if (sqlite3_prepare_v2(store_db(s),
-	                       "SELECT origin_mailbox_id, origin_uid FROM local_changes "
+	                       "SELECT CASE WHEN kind IN ('copy', 'create', 'import') THEN 0 ELSE "
+	                       "origin_mailbox_id END, CASE WHEN kind IN ('copy', 'create', "
+	                       "'import') THEN 0 ELSE origin_uid END FROM local_changes "
 	                       "WHERE object_id = ?1 ORDER BY id LIMIT 1",
 	                       -1, &st, NULL) != SQLITE_OK) {
 		*error_r = store_err(s, "look up local changes");
@@ -274,7 +300,30 @@ static int msg_get(struct store *s, int64_t id, struct msg_row *r, int64_t *omb,
 		*error_r = "store: no such message";
 		return -1;
 	}
-	return msg_origin(s, id, r, omb, ouid, error_r);
+	if (msg_origin(s, id, r, omb, ouid, error_r) < 0) {
+		free(r->keywords);
+		r->keywords = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+/* The memberships of an Email (ids, in id order); -1 with "no such
+ * message" when it has none. */
+static int email_members(struct store *s, int64_t email_id, int64_t **ids_r, size_t *n_r,
+                         const char **error_r)
+{
+	int64_t *boxes = NULL;
+	if (store_email_members(s, email_id, ids_r, &boxes, n_r, error_r) < 0)
+		return -1;
+	free(boxes);
+	if (*n_r == 0) {
+		free(*ids_r);
+		*ids_r = NULL;
+		*error_r = "store: no such message";
+		return -1;
+	}
+	return 0;
 }
 
 int store_local_holds_flags(struct store *s, int64_t message_id, const char **error_r)
@@ -288,23 +337,117 @@ int store_local_holds_flags(struct store *s, int64_t message_id, const char **er
 	return v != 0;
 }
 
-int store_local_set_flags(struct store *s, int64_t message_id, unsigned flags, const char *keywords,
+/* Append "+word" or "-word" to a growing detail string. */
+static int detail_add(char **d, size_t *len, char sign, const char *word, size_t wl)
+{
+	char *n = realloc(*d, *len + wl + 3);
+	if (n == NULL)
+		return -1;
+	*d = n;
+	if (*len > 0)
+		n[(*len)++] = ' ';
+	n[(*len)++] = sign;
+	memcpy(n + *len, word, wl);
+	*len += wl;
+	n[*len] = '\0';
+	return 0;
+}
+
+/* 1 when the space-separated list has word. */
+static bool list_has(const char *list, const char *word, size_t wl)
+{
+	while (*list != '\0') {
+		while (*list == ' ')
+			list++;
+		size_t l = strcspn(list, " ");
+		if (l == wl && memcmp(list, word, l) == 0)
+			return true;
+		list += l;
+	}
+	return false;
+}
+
+/* Words of a that b lacks, each with sign. */
+static int list_diff(char **d, size_t *len, char sign, const char *a, const char *b)
+{
+	while (*a != '\0') {
+		while (*a == ' ')
+			a++;
+		size_t l = strcspn(a, " ");
+		if (l > 0 && !list_has(b, a, l) && detail_add(d, len, sign, a, l) < 0)
+			return -1;
+		a += l;
+	}
+	return 0;
+}
+
+/* The delta from (of, okw) to (nf, nkw): "+\Seen +$label -\Flagged".
+ * malloc()ed; NULL when out of memory. */
+static char *flags_delta(unsigned of, const char *okw, unsigned nf, const char *nkw)
+{
+	static const struct {
+		unsigned bit;
+		const char *name;
+	} names[] = {{STORE_FLAG_SEEN, "\\Seen"},
+	             {STORE_FLAG_ANSWERED, "\\Answered"},
+	             {STORE_FLAG_FLAGGED, "\\Flagged"},
+	             {STORE_FLAG_DELETED, "\\Deleted"},
+	             {STORE_FLAG_DRAFT, "\\Draft"}};
+	char *d = calloc(1, 1);
+	size_t len = 0;
+	for (size_t i = 0; d != NULL && i < sizeof(names) / sizeof(names[0]); i++) {
+		bool was = (of & names[i].bit) != 0, is = (nf & names[i].bit) != 0;
+		if (was != is && detail_add(&d, &len, is ? '+' : '-', names[i].name,
+		                            strlen(names[i].name)) < 0) {
+			free(d);
+			d = NULL;
+		}
+	}
+	if (d != NULL && (list_diff(&d, &len, '+', nkw, okw) < 0 ||
+	                  list_diff(&d, &len, '-', okw, nkw) < 0)) {
+		free(d);
+		d = NULL;
+	}
+	return d;
+}
+
+int store_local_set_flags(struct store *s, int64_t email_id, unsigned flags, const char *keywords,
                           const char **error_r)
 {
-	struct msg_row r;
-	int64_t omb, ouid;
-	if (msg_get(s, message_id, &r, &omb, &ouid, error_r) < 0)
+	int64_t *ids = NULL;
+	size_t n = 0;
+	if (keywords == NULL)
+		keywords = "";
+	if (email_members(s, email_id, &ids, &n, error_r) < 0)
 		return -1;
-	int64_t modseq = store_next_modseq(s);
-	if (run(s, "set keywords",
-	        "UPDATE messages SET flags = ?2, keywords = ?3, modseq = ?4 WHERE id = ?1", NULL,
-	        NULL, error_r, "iiti", message_id, (int64_t)flags, keywords != NULL ? keywords : "",
-	        modseq) < 0)
-		return -1;
-	char detail[1100];
-	snprintf(detail, sizeof(detail), "%u %s", flags, keywords != NULL ? keywords : "");
-	return record(s, modseq, "keywords", message_id, r.mailbox_id, r.account_id, omb, ouid,
-	              NULL, detail, error_r);
+	int ret = 0;
+	for (size_t i = 0; i < n && ret == 0; i++) {
+		struct msg_row r;
+		int64_t omb, ouid;
+		if (msg_get(s, ids[i], &r, &omb, &ouid, error_r) < 0) {
+			ret = -1;
+			break;
+		}
+		/* \\Deleted belongs to the membership, not the Email. */
+		unsigned nf = (flags & ~(unsigned)STORE_FLAG_DELETED) |
+		              (r.flags & (unsigned)STORE_FLAG_DELETED);
+		if (nf != r.flags || strcmp(r.keywords, keywords) != 0) {
+			char *delta = flags_delta(r.flags, r.keywords, nf, keywords);
+			if (delta == NULL) {
+				*error_r = "store: out of memory";
+				ret = -1;
+			} else if (store_member_set_flags(s, ids[i], nf, keywords, error_r) < 0 ||
+			           record(s, (int64_t)store_modseq(s), "keywords", ids[i],
+			                  r.mailbox_id, r.account_id, omb, ouid, NULL, delta,
+			                  error_r) < 0) {
+				ret = -1;
+			}
+			free(delta);
+		}
+		free(r.keywords);
+	}
+	free(ids);
+	return ret;
 }
 
 /* The mailbox's counts changed: it counts as updated (Mailbox/changes). */
@@ -314,6 +457,33 @@ static int touch_mailbox(struct store *s, int64_t mailbox_id, int64_t modseq, co
 	           NULL, error_r, "ii", mailbox_id, modseq);
 }
 
+/* A mailbox of the account that can hold mail: 0, or -1 with error. */
+static int target_ok(struct store *s, int64_t mailbox_id, int64_t account_id, const char **error_r)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(store_db(s),
+	                       "SELECT account_id, noselect FROM mailboxes WHERE id = ?1", -1, &st,
+	                       NULL) != SQLITE_OK) {
+		*error_r = store_err(s, "look up mailbox");
+		return -1;
+	}
+	sqlite3_bind_int64(st, 1, mailbox_id);
+	int rc = sqlite3_step(st);
+	int ret = 0;
+	if (rc != SQLITE_ROW) {
+		*error_r = rc == SQLITE_DONE ? "store: no such mailbox" : store_err(s, "look up mailbox");
+		ret = -1;
+	} else if (sqlite3_column_int64(st, 0) != account_id) {
+		*error_r = "store: the mailbox is in another account";
+		ret = -1;
+	} else if (sqlite3_column_int(st, 1) != 0) {
+		*error_r = "store: the mailbox cannot hold messages";
+		ret = -1;
+	}
+	sqlite3_finalize(st);
+	return ret;
+}
+
 int store_local_move(struct store *s, int64_t message_id, int64_t to_mailbox_id,
                      const char **error_r)
 {
@@ -321,14 +491,25 @@ int store_local_move(struct store *s, int64_t message_id, int64_t to_mailbox_id,
 	int64_t omb, ouid;
 	if (msg_get(s, message_id, &r, &omb, &ouid, error_r) < 0)
 		return -1;
+	free(r.keywords);
 	if (r.mailbox_id == to_mailbox_id)
 		return 0;
+	if (target_ok(s, to_mailbox_id, r.account_id, error_r) < 0)
+		return -1;
 	int64_t modseq = store_next_modseq(s);
-	if (run(s, "move message",
-	        "UPDATE messages SET mailbox_id = ?2, uid = ?3, modseq = ?4 WHERE id = ?1", NULL,
-	        NULL, error_r, "iiii", message_id, to_mailbox_id, STORE_LOCAL_UID_BASE + message_id,
-	        modseq) < 0 ||
-	    touch_mailbox(s, r.mailbox_id, modseq, error_r) < 0)
+	/* A new hub IMAP UID in the target (never reassigned in the source). */
+	int64_t imap_uid = 0;
+	if (run(s, "allocate UID",
+	        "UPDATE mailboxes SET imap_uidnext = imap_uidnext + 1 WHERE id = ?1 "
+	        "RETURNING imap_uidnext - 1",
+	        &imap_uid, NULL, error_r, "i", to_mailbox_id) < 0 ||
+	    run(s, "move message",
+	        "UPDATE messages SET mailbox_id = ?2, uid = ?3, modseq = ?4, imap_uid = ?5 "
+	        "WHERE id = ?1",
+	        NULL, NULL, error_r, "iiiii", message_id, to_mailbox_id,
+	        STORE_LOCAL_UID_BASE + message_id, modseq, imap_uid) < 0 ||
+	    touch_mailbox(s, r.mailbox_id, modseq, error_r) < 0 ||
+	    store_email_refresh(s, r.email_id, true, error_r) < 0)
 		return -1;
 	char detail[48];
 	snprintf(detail, sizeof(detail), "from %lld", (long long)r.mailbox_id);
@@ -338,39 +519,110 @@ int store_local_move(struct store *s, int64_t message_id, int64_t to_mailbox_id,
 	return ouid != 0 ? record_pair_key(s, r.blob_id, error_r) : 0;
 }
 
-static int remove_message(struct store *s, int64_t id, const struct msg_row *r, int64_t modseq,
-                          const char **error_r)
+int store_local_copy(struct store *s, int64_t email_id, int64_t mailbox_id,
+                     int64_t *message_id_r, const char **error_r)
 {
-	return run(s, "remove message", "DELETE FROM messages WHERE id = ?1", NULL, NULL, error_r,
-	           "i", id) < 0 ||
-	               run(s, "remove message bytes",
-	                   "DELETE FROM blobs WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM "
-	                   "messages WHERE blob_id = ?1) AND NOT EXISTS (SELECT 1 FROM "
-	                   "uploads WHERE blob_id = ?1)",
-	                   NULL, NULL, error_r, "i", r->blob_id) < 0 ||
-	               tombstone(s, modseq, "message", id, r->mailbox_id, error_r) < 0
-	           ? -1
-	           : 0;
+	int64_t *ids = NULL;
+	size_t n = 0;
+	if (email_members(s, email_id, &ids, &n, error_r) < 0)
+		return -1;
+	/* The source on the server: the first membership that has one. */
+	struct msg_row r = {0}, first = {0};
+	int64_t omb = 0, ouid = 0;
+	int ret = 0;
+	for (size_t i = 0; i < n && ret == 0; i++) {
+		int64_t mb, uid;
+		if (msg_get(s, ids[i], &r, &mb, &uid, error_r) < 0) {
+			ret = -1;
+			break;
+		}
+		if (i == 0) {
+			first = r;
+			r.keywords = NULL;
+		}
+		free(r.keywords);
+		if (uid != 0) {
+			omb = mb;
+			ouid = uid;
+			break;
+		}
+	}
+	free(ids);
+	if (ret == 0)
+		ret = target_ok(s, mailbox_id, first.account_id, error_r);
+	struct store_email e;
+	int found = ret == 0 ? store_email_get(s, email_id, &e, error_r) : -1;
+	if (found == 0)
+		*error_r = "store: no such message";
+	int64_t mid = 0;
+	if (found != 1 ||
+	    store_member_add(s, mailbox_id, -1, e.blob_id, e.flags, e.keywords, e.internaldate,
+	                     email_id, &mid, NULL, error_r) < 0 ||
+	    record(s, mid, "copy", mid, mailbox_id, first.account_id, omb, ouid, NULL, NULL,
+	           error_r) < 0 ||
+	    (ouid != 0 && record_pair_key(s, e.blob_id, error_r) < 0))
+		ret = -1;
+	free(first.keywords);
+	if (ret == 0 && message_id_r != NULL)
+		*message_id_r = mid;
+	return ret;
 }
 
-int store_local_destroy(struct store *s, int64_t message_id, const char **error_r)
+int store_local_expunge(struct store *s, int64_t message_id, const char **error_r)
 {
 	struct msg_row r;
 	int64_t omb, ouid;
 	if (msg_get(s, message_id, &r, &omb, &ouid, error_r) < 0)
 		return -1;
+	free(r.keywords);
+	int64_t others = 0;
+	if (run(s, "count memberships",
+	        "SELECT count(*) FROM messages WHERE email_id = ?1 AND id != ?2", &others, NULL,
+	        error_r, "ii", r.email_id, message_id) < 0)
+		return -1;
+	if (others == 0) {
+		*error_r = "store: the email's last mailbox (destroy it instead)";
+		return -1;
+	}
 	int64_t modseq = store_next_modseq(s);
 	/* Recorded (with the pair key, read while the bytes exist) first. */
-	if (record(s, modseq, "destroy", message_id, r.mailbox_id, r.account_id, omb, ouid, NULL,
+	if (record(s, modseq, "expunge", message_id, r.mailbox_id, r.account_id, omb, ouid, NULL,
 	           NULL, error_r) < 0 ||
 	    (ouid != 0 && record_pair_key(s, r.blob_id, error_r) < 0))
 		return -1;
-	return remove_message(s, message_id, &r, modseq, error_r);
+	return store_member_remove(s, message_id, error_r);
+}
+
+int store_local_destroy(struct store *s, int64_t email_id, const char **error_r)
+{
+	int64_t *ids = NULL;
+	size_t n = 0;
+	if (email_members(s, email_id, &ids, &n, error_r) < 0)
+		return -1;
+	int ret = 0;
+	for (size_t i = 0; i < n && ret == 0; i++) {
+		struct msg_row r;
+		int64_t omb, ouid;
+		if (msg_get(s, ids[i], &r, &omb, &ouid, error_r) < 0) {
+			ret = -1;
+			break;
+		}
+		free(r.keywords);
+		int64_t modseq = store_next_modseq(s);
+		/* Recorded (with the pair key, read while the bytes exist) first. */
+		if (record(s, modseq, "destroy", ids[i], r.mailbox_id, r.account_id, omb, ouid,
+		           NULL, NULL, error_r) < 0 ||
+		    (ouid != 0 && record_pair_key(s, r.blob_id, error_r) < 0) ||
+		    store_member_remove(s, ids[i], error_r) < 0)
+			ret = -1;
+	}
+	free(ids);
+	return ret;
 }
 
 int store_local_add(struct store *s, int64_t mailbox_id, int64_t blob_id, unsigned flags,
                     const char *keywords, int64_t internaldate, const char *kind,
-                    int64_t *message_id_r, const char **error_r)
+                    int64_t *email_id_r, const char **error_r)
 {
 	int64_t account_id = 0;
 	bool found = false;
@@ -381,16 +633,14 @@ int store_local_add(struct store *s, int64_t mailbox_id, int64_t blob_id, unsign
 		*error_r = "store: no such mailbox";
 		return -1;
 	}
-	int64_t id = store_next_modseq(s);
-	if (run(s, "add message",
-	        "INSERT INTO messages(id, mailbox_id, uid, blob_id, flags, keywords, internaldate, "
-	        "modseq, created_modseq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?1, ?1)",
-	        NULL, NULL, error_r, "iiiiiti", id, mailbox_id, STORE_LOCAL_UID_BASE + id, blob_id,
-	        (int64_t)flags, keywords != NULL ? keywords : "", internaldate) < 0 ||
-	    store_envelope_message_added(s, id, blob_id, error_r) < 0 ||
-	    record(s, id, kind, id, mailbox_id, account_id, 0, 0, NULL, NULL, error_r) < 0)
+	if (target_ok(s, mailbox_id, account_id, error_r) < 0)
 		return -1;
-	*message_id_r = id;
+	int64_t mid, eid;
+	if (store_member_add(s, mailbox_id, -1, blob_id, flags, keywords, internaldate, 0, &mid,
+	                     &eid, error_r) < 0 ||
+	    record(s, mid, kind, mid, mailbox_id, account_id, 0, 0, NULL, NULL, error_r) < 0)
+		return -1;
+	*email_id_r = eid;
 	return 0;
 }
 
@@ -399,14 +649,14 @@ int store_local_purge_mailbox(struct store *s, int64_t mailbox_id, const char **
 	/* Collect first, then remove (no statement open while writing). */
 	sqlite3_stmt *st;
 	if (sqlite3_prepare_v2(store_db(s),
-	                       "SELECT id, blob_id FROM messages WHERE mailbox_id = ?1 "
+	                       "SELECT id FROM messages WHERE mailbox_id = ?1 "
 	                       "AND uid >= 4294967296",
 	                       -1, &st, NULL) != SQLITE_OK) {
 		*error_r = store_err(s, "list local messages");
 		return -1;
 	}
 	sqlite3_bind_int64(st, 1, mailbox_id);
-	int64_t(*rows)[2] = NULL;
+	int64_t *rows = NULL;
 	size_t n = 0, cap = 0;
 	int rc;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -419,9 +669,7 @@ int store_local_purge_mailbox(struct store *s, int64_t mailbox_id, const char **
 			}
 			rows = nr;
 		}
-		rows[n][0] = sqlite3_column_int64(st, 0);
-		rows[n][1] = sqlite3_column_int64(st, 1);
-		n++;
+		rows[n++] = sqlite3_column_int64(st, 0);
 	}
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE) {
@@ -432,10 +680,8 @@ int store_local_purge_mailbox(struct store *s, int64_t mailbox_id, const char **
 	int ret =
 	    run(s, "remove mailbox properties", "DELETE FROM mailbox_props WHERE mailbox_id = ?1",
 	        NULL, NULL, error_r, "i", mailbox_id);
-	for (size_t i = 0; i < n && ret == 0; i++) {
-		struct msg_row r = {.mailbox_id = mailbox_id, .blob_id = rows[i][1]};
-		ret = remove_message(s, rows[i][0], &r, store_next_modseq(s), error_r);
-	}
+	for (size_t i = 0; i < n && ret == 0; i++)
+		ret = store_member_remove(s, rows[i], error_r);
 	free(rows);
 	return ret;
 }
@@ -714,7 +960,7 @@ int store_local_gone(struct store *s, int64_t mailbox_id, struct store_local_gon
 	        store_db(s),
 	        "SELECT DISTINCT origin_uid, pair_size, pair_hash FROM local_changes "
 	        "WHERE origin_mailbox_id = ?1 AND origin_uid != 0 "
-	        "AND kind IN ('move', 'destroy') AND length(pair_hash) = 32",
+	        "AND kind IN ('move', 'destroy', 'expunge') AND length(pair_hash) = 32",
 	        -1, &st, NULL) != SQLITE_OK) {
 		*error_r = store_err(s, "list moved and destroyed messages");
 		return -1;

@@ -17,6 +17,25 @@ int store_counts_schema(struct store *s, const char **error_r);
 
 /* The next change counter value (inside a transaction). */
 uint64_t store_next_modseq(struct store *s);
+/* Memberships (store.c). Add one to mailbox_id: the Email given
+ * (email_id != 0) or the account's Email of blob_id (created when missing,
+ * with the new row's id). uid < 0: a local UID (STORE_LOCAL_UID_BASE +
+ * the new id). The hub's IMAP UID is taken from the mailbox. Either out
+ * pointer may be NULL. */
+int store_member_add(struct store *s, int64_t mailbox_id, int64_t uid, int64_t blob_id,
+                     unsigned flags, const char *keywords, int64_t internaldate, int64_t email_id,
+                     int64_t *message_id_r, int64_t *email_id_r, const char **error_r);
+/* Remove a membership (tombstone "message"); the Email too when it was its
+ * last (tombstone "email"); the bytes when nothing uses them. No-op when
+ * unknown. */
+int store_member_remove(struct store *s, int64_t message_id, const char **error_r);
+/* Set a membership's flags and keywords (new modseq), and its Email's. */
+int store_member_set_flags(struct store *s, int64_t message_id, unsigned flags,
+                           const char *keywords, const char **error_r);
+/* Recompute an Email's flags and keywords from its memberships; its modseq
+ * becomes the current change counter when they changed, or always (force:
+ * its mailboxes changed). */
+int store_email_refresh(struct store *s, int64_t email_id, bool force, const char **error_r);
 /* Where store-envelope.c keeps its state on the handle. */
 void **store_envelope_slot(struct store *s);
 

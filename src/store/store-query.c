@@ -1,13 +1,19 @@
 /* Email/query and /queryChanges over the store. See store-query.h.
  *
  * A query becomes one statement
- *   SELECT m.id, m.thread_id FROM messages m
+ *   SELECT m.id, m.thread_id FROM emails m
  *     [LEFT JOIN envelopes e ON e.blob_id = m.blob_id]
- *     [WHERE <filter>] ORDER BY <sort>, m.id [LIMIT ? OFFSET ?]
- * whose every user-supplied value is a bound parameter. inMailbox sorted by
- * receivedAt walks the (mailbox_id, internaldate) index and stops after the
- * window; collapsing threads, anchors and negative positions walk the
- * sorted rows in C. */
+ *     [WHERE m.account_id = ? AND <filter>] ORDER BY <sort>, m.id [LIMIT ? OFFSET ?]
+ * whose every user-supplied value is a bound parameter. A filter that
+ * requires one mailbox (inMailbox at the top, alone or in an AND) is
+ * driven by the memberships instead:
+ *   SELECT ... FROM messages x CROSS JOIN emails m ON m.id = x.email_id
+ *     WHERE x.mailbox_id = ? AND <x is the Email's first membership there>
+ * so that inMailbox sorted by receivedAt walks the (mailbox_id,
+ * internaldate) index and stops after the window (receivedAt is then the
+ * membership's internal date, the Email's except when the server gave two
+ * copies different ones; ties go by membership id). Collapsing threads,
+ * anchors and negative positions walk the sorted rows in C. */
 #include "store-query.h"
 
 #include <stdio.h>
@@ -35,6 +41,7 @@ struct sqlb {
 	int n_binds;
 	bool overflow;
 	bool uses_envelope;
+	int64_t mailbox; /* != 0: driven by this mailbox's memberships (x) */
 };
 
 static void sqlb_free(struct sqlb *b)
@@ -129,11 +136,11 @@ static void keyword_sql(struct sqlb *b, const char *alias, const char *kw)
 static void thread_keyword_sql(struct sqlb *b, const char *kw, const char *how)
 {
 	if (strcmp(how, "all") == 0) {
-		emit(b, "NOT EXISTS (SELECT 1 FROM messages t WHERE t.thread_id = m.thread_id AND "
+		emit(b, "NOT EXISTS (SELECT 1 FROM emails t WHERE t.thread_id = m.thread_id AND "
 		        "NOT ");
 	} else {
 		emit(b, strcmp(how, "some") == 0 ? "EXISTS" : "NOT EXISTS");
-		emit(b, " (SELECT 1 FROM messages t WHERE t.thread_id = m.thread_id AND ");
+		emit(b, " (SELECT 1 FROM emails t WHERE t.thread_id = m.thread_id AND ");
 	}
 	keyword_sql(b, "t", kw);
 	emit(b, ")");
@@ -188,28 +195,37 @@ static int cond_sql(struct sqlb *b, const struct store_cond *c, unsigned depth,
 		emit(b, ")");
 		return 0;
 	case STORE_COND_IN_MAILBOX:
-		emit(b, "m.mailbox_id = ");
-		bind_num(b, c->num);
-		return 0;
-	case STORE_COND_IN_MAILBOX_OTHER_THAN:
-		if (c->n_ids == 0) {
-			emit(b, "1");
+		/* Driven by that mailbox's memberships: every row is in it. */
+		if (b->mailbox != 0 && c->num == b->mailbox) {
+			emit(b, "x.mailbox_id = ");
+			bind_num(b, c->num);
 			return 0;
 		}
-		emit(b, "m.mailbox_id NOT IN (");
-		for (size_t i = 0; i < c->n_ids; i++) {
-			if (i > 0)
-				emit(b, ", ");
-			bind_num(b, c->ids[i]);
+		emit(b, "EXISTS (SELECT 1 FROM messages y WHERE y.email_id = m.id AND "
+		        "y.mailbox_id = ");
+		bind_num(b, c->num);
+		emit(b, ")");
+		return 0;
+	case STORE_COND_IN_MAILBOX_OTHER_THAN:
+		/* RFC 8621: in at least one mailbox not in the list. */
+		emit(b, "EXISTS (SELECT 1 FROM messages y WHERE y.email_id = m.id");
+		if (c->n_ids > 0) {
+			emit(b, " AND y.mailbox_id NOT IN (");
+			for (size_t i = 0; i < c->n_ids; i++) {
+				if (i > 0)
+					emit(b, ", ");
+				bind_num(b, c->ids[i]);
+			}
+			emit(b, ")");
 		}
 		emit(b, ")");
 		return 0;
 	case STORE_COND_BEFORE:
-		emit(b, "m.internaldate < ");
+		emit(b, b->mailbox != 0 ? "x.internaldate < " : "m.internaldate < ");
 		bind_num(b, c->num);
 		return 0;
 	case STORE_COND_AFTER:
-		emit(b, "m.internaldate >= ");
+		emit(b, b->mailbox != 0 ? "x.internaldate >= " : "m.internaldate >= ");
 		bind_num(b, c->num);
 		return 0;
 	case STORE_COND_MIN_SIZE:
@@ -270,7 +286,7 @@ static void sort_sql(struct sqlb *b, const struct store_sort *so)
 	};
 	switch (so->property) {
 	case STORE_SORT_RECEIVED_AT:
-		emit(b, "m.internaldate");
+		emit(b, b->mailbox != 0 ? "x.internaldate" : "m.internaldate");
 		break;
 	case STORE_SORT_SENT_AT:
 		b->uses_envelope = true;
@@ -315,16 +331,52 @@ static void sort_sql(struct sqlb *b, const struct store_sort *so)
 struct compiled {
 	struct sqlb where, order;
 	bool has_where;
+	int64_t mailbox; /* != 0: driven by this mailbox's memberships */
 };
+
+/* The mailbox every match must be in, judging by the top of the filter
+ * (inMailbox alone or in an AND), else 0. */
+static int64_t required_mailbox(const struct store_cond *c)
+{
+	if (c == NULL)
+		return 0;
+	if (c->kind == STORE_COND_IN_MAILBOX)
+		return c->num;
+	if (c->kind == STORE_COND_AND)
+		for (size_t i = 0; i < c->n_children; i++)
+			if (c->children[i].kind == STORE_COND_IN_MAILBOX)
+				return c->children[i].num;
+	return 0;
+}
 
 static int compile(const struct store_query *q, struct compiled *c, enum store_query_error *kind_r,
                    const char **error_r)
 {
 	memset(c, 0, sizeof(*c));
-	if (q->filter != NULL) {
+	c->mailbox = required_mailbox(q->filter);
+	c->where.mailbox = c->order.mailbox = c->mailbox;
+	/* Scope first: the account, and in a mailbox each Email once (its
+	 * first membership there). */
+	if (c->mailbox != 0) {
 		c->has_where = true;
+		emit(&c->where, "x.mailbox_id = ");
+		bind_num(&c->where, c->mailbox);
+		emit(&c->where, " AND NOT EXISTS (SELECT 1 FROM messages y WHERE y.email_id = "
+		                "x.email_id AND y.mailbox_id = x.mailbox_id AND y.id < x.id)");
+	}
+	if (q->account_id != 0) {
+		emit(&c->where, c->has_where ? " AND m.account_id = " : "m.account_id = ");
+		bind_num(&c->where, q->account_id);
+		c->has_where = true;
+	}
+	if (q->filter != NULL) {
+		if (c->has_where)
+			emit(&c->where, " AND (");
 		if (cond_sql(&c->where, q->filter, 0, kind_r, error_r) < 0)
 			return -1;
+		if (c->has_where)
+			emit(&c->where, ")");
+		c->has_where = true;
 	}
 	static const struct store_sort newest = {STORE_SORT_RECEIVED_AT, false,
 	                                         STORE_COLLATION_UNICODE_CASEMAP, NULL};
@@ -337,7 +389,10 @@ static int compile(const struct store_query *q, struct compiled *c, enum store_q
 	}
 	/* Ties in the order of the first key, so that one-key sorts walk an
 	 * index (which ends in the row id) as it is. */
-	emit(&c->order, sorts[0].ascending ? ", m.id ASC" : ", m.id DESC");
+	if (c->mailbox != 0)
+		emit(&c->order, sorts[0].ascending ? ", x.id ASC" : ", x.id DESC");
+	else
+		emit(&c->order, sorts[0].ascending ? ", m.id ASC" : ", m.id DESC");
 	if (c->where.overflow || c->order.overflow) {
 		*kind_r = STORE_QUERY_UNSUPPORTED_FILTER;
 		*error_r = "filter too large";
@@ -352,7 +407,8 @@ static void compiled_free(struct compiled *c)
 	sqlb_free(&c->order);
 }
 
-/* Prepare "SELECT what FROM messages m [JOIN] [WHERE] tail". */
+/* Prepare "SELECT what FROM emails m [JOIN] [WHERE] tail" (or from the
+ * mailbox's memberships x, see the top). */
 static int prepare(struct store *s, const struct compiled *c, const char *what, bool order,
                    const char *tail, sqlite3_stmt **st_r, int *next_bind_r, const char **error_r)
 {
@@ -364,7 +420,9 @@ static int prepare(struct store *s, const struct compiled *c, const char *what, 
 		return -1;
 	}
 	bool env = c->where.uses_envelope || (order && c->order.uses_envelope);
-	snprintf(sql, cap, "SELECT %s FROM messages m%s%s%s%s%s%s", what, env ? join : "",
+	snprintf(sql, cap, "SELECT %s FROM %s%s%s%s%s%s%s", what,
+	         c->mailbox != 0 ? "messages x CROSS JOIN emails m ON m.id = x.email_id" : "emails m",
+	         env ? join : "",
 	         c->has_where ? " WHERE " : "", c->has_where ? c->where.sql : "",
 	         order ? " ORDER BY " : "", order ? c->order.sql : "", tail);
 	int rc = sqlite3_prepare_v2(store_db(s), sql, -1, st_r, NULL);
@@ -621,6 +679,8 @@ static bool cond_thread_dependent(const struct store_cond *c, bool *mutable_r)
 		break;
 	case STORE_COND_HAS_KEYWORD:
 	case STORE_COND_NOT_KEYWORD:
+	case STORE_COND_IN_MAILBOX: /* an Email's mailboxes change */
+	case STORE_COND_IN_MAILBOX_OTHER_THAN:
 		*mutable_r = true;
 		break;
 	default:
@@ -629,45 +689,6 @@ static bool cond_thread_dependent(const struct store_cond *c, bool *mutable_r)
 	for (size_t i = 0; i < c->n_children; i++)
 		dep |= cond_thread_dependent(&c->children[i], mutable_r);
 	return dep;
-}
-
-/* Could an email in mailbox match c, judging by the mailbox alone (which
- * never changes for an email)? The other conditions count as maybe. */
-enum maybe { MAYBE_FALSE, MAYBE_TRUE, MAYBE };
-
-static enum maybe cond_in_mailbox(const struct store_cond *c, int64_t mailbox)
-{
-	switch (c->kind) {
-	case STORE_COND_IN_MAILBOX:
-		return c->num == mailbox ? MAYBE_TRUE : MAYBE_FALSE;
-	case STORE_COND_IN_MAILBOX_OTHER_THAN:
-		for (size_t i = 0; i < c->n_ids; i++)
-			if (c->ids[i] == mailbox)
-				return MAYBE_FALSE;
-		return MAYBE_TRUE;
-	case STORE_COND_NONE:
-		return MAYBE_FALSE;
-	case STORE_COND_AND:
-	case STORE_COND_OR:
-	case STORE_COND_NOT: {
-		bool any_true = false, any_maybe = false, all_true = true;
-		for (size_t i = 0; i < c->n_children; i++) {
-			enum maybe r = cond_in_mailbox(&c->children[i], mailbox);
-			any_true |= r == MAYBE_TRUE;
-			any_maybe |= r == MAYBE;
-			all_true &= r == MAYBE_TRUE;
-			if (c->kind == STORE_COND_AND && r == MAYBE_FALSE)
-				return MAYBE_FALSE;
-		}
-		if (c->kind == STORE_COND_AND)
-			return all_true ? MAYBE_TRUE : MAYBE;
-		if (c->kind == STORE_COND_OR)
-			return any_true ? MAYBE_TRUE : any_maybe ? MAYBE : MAYBE_FALSE;
-		return any_true ? MAYBE_FALSE : any_maybe ? MAYBE : MAYBE_TRUE;
-	}
-	default:
-		return MAYBE;
-	}
 }
 
 int store_email_query_changes(struct store *s, const struct store_query *q, uint64_t since,
@@ -695,24 +716,28 @@ int store_email_query_changes(struct store *s, const struct store_query *q, uint
 		if (p == STORE_SORT_ALL_IN_THREAD_KEYWORD || p == STORE_SORT_SOME_IN_THREAD_KEYWORD)
 			thread_dep = mutable_sort = true;
 	}
-	/* The emails that changed since: their own changes, and for queries
+	/* The emails that changed since (an Email's modseq moves when its
+	 * keywords or mailboxes change): their own changes, and for queries
 	 * that look at threads every email of a thread whose list of emails or
-	 * whose emails changed. */
+	 * whose emails changed. ?2: the account (0: all). */
 	const char *changed_sql =
 	    thread_dep
-	        ? "SELECT id, 0, mailbox_id FROM messages WHERE modseq > ?1 UNION SELECT "
-	          "object_id, 1, parent_id FROM tombstones WHERE kind = 'message' AND modseq > ?1 "
-	          "UNION SELECT id, 0, mailbox_id FROM messages WHERE thread_id IN (SELECT "
-	          "thread_id FROM messages WHERE modseq > ?1 UNION SELECT id FROM threads WHERE "
-	          "modseq > ?1)"
-	        : "SELECT id, 0, mailbox_id FROM messages WHERE modseq > ?1 UNION SELECT "
-	          "object_id, 1, parent_id FROM tombstones WHERE kind = 'message' AND modseq > ?1";
+	        ? "SELECT id, 0 FROM emails WHERE modseq > ?1 AND (?2 = 0 OR account_id = ?2) "
+	          "UNION SELECT object_id, 1 FROM tombstones WHERE kind = 'email' AND modseq > ?1 "
+	          "AND (?2 = 0 OR account_id IN (0, ?2)) "
+	          "UNION SELECT id, 0 FROM emails WHERE thread_id IN (SELECT "
+	          "thread_id FROM emails WHERE modseq > ?1 UNION SELECT id FROM threads WHERE "
+	          "modseq > ?1) AND (?2 = 0 OR account_id = ?2)"
+	        : "SELECT id, 0 FROM emails WHERE modseq > ?1 AND (?2 = 0 OR account_id = ?2) "
+	          "UNION SELECT object_id, 1 FROM tombstones WHERE kind = 'email' AND modseq > ?1 "
+	          "AND (?2 = 0 OR account_id IN (0, ?2))";
 	sqlite3_stmt *st;
 	if (sqlite3_prepare_v2(store_db(s), changed_sql, -1, &st, NULL) != SQLITE_OK) {
 		*error_r = store_err(s, "query changes");
 		return -1;
 	}
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)since);
+	sqlite3_bind_int64(st, 2, q->account_id);
 	struct idhash changed = {0}, present = {0};
 	struct idvec removed = {0}, added = {0}, all = {0}, existing = {0};
 	uint64_t *index = NULL;
@@ -726,16 +751,6 @@ int store_email_query_changes(struct store *s, const struct store_query *q, uint
 		/* Only what existed at since can leave the old results; emails
 		 * still here are looked at once the current results are known. */
 		bool gone = sqlite3_column_int(st, 1) != 0;
-		int64_t mailbox = sqlite3_column_int64(st, 2);
-		if ((uint64_t)id <= since && mailbox != 0 && q->filter != NULL &&
-		    cond_in_mailbox(q->filter, mailbox) == MAYBE_FALSE) {
-			/* Its mailbox alone kept it out of the results, then as now. */
-			if (idhash_add(&changed, id) < 0) {
-				rc = SQLITE_NOMEM;
-				break;
-			}
-			continue;
-		}
 		if (idhash_add(&changed, id) < 0 ||
 		    ((uint64_t)id <= since && idvec_push(gone ? &removed : &existing, id) < 0)) {
 			rc = SQLITE_NOMEM;

@@ -10,7 +10,8 @@
 /*
  * Email queries (store-query.c): a filter tree and sort compiled to one SQL
  * statement with bound parameters (user data is never put into the SQL
- * text) over the messages, envelopes and threads tables, and the RFC 8620
+ * text) over the emails, memberships (messages), envelopes and threads
+ * tables, each Email once, and the RFC 8620
  * windowing (position, anchor, limit, collapse of threads) on its rows.
  */
 
@@ -80,6 +81,7 @@ struct store_sort {
 };
 
 struct store_query {
+	int64_t account_id;              /* the store account; 0: all */
 	const struct store_cond *filter; /* NULL: every email */
 	const struct store_sort *sort;   /* n_sort == 0: receivedAt, newest first */
 	size_t n_sort;

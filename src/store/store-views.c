@@ -51,11 +51,13 @@ int store_email_get(struct store *s, int64_t id, struct store_email *email_r, co
 	sqlite3_stmt *st;
 	if (sqlite3_prepare_v2(
 	        store_db(s),
-	        "SELECT m.id, m.mailbox_id, m.uid, m.blob_id, b.size, m.flags, "
-	        "m.keywords, m.internaldate, m.thread_id FROM messages m JOIN blobs b "
-	        "ON b.id = m.blob_id WHERE m.id = ?1 AND m.uid > 0",
+	        "SELECT e.id, e.account_id, m.mailbox_id, m.uid, e.blob_id, b.size, e.flags, "
+	        "e.keywords, e.internaldate, e.thread_id, (SELECT count(*) FROM messages x "
+	        "WHERE x.email_id = e.id) FROM emails e JOIN blobs b ON b.id = e.blob_id "
+	        "JOIN messages m ON m.id = (SELECT min(y.id) FROM messages y WHERE y.email_id = e.id "
+	        "AND y.uid > 0) WHERE e.id = ?1",
 	        -1, &st, NULL) != SQLITE_OK) {
-		*error_r = store_err(s, "get message");
+		*error_r = store_err(s, "get email");
 		return -1;
 	}
 	sqlite3_bind_int64(st, 1, id);
@@ -63,24 +65,70 @@ int store_email_get(struct store *s, int64_t id, struct store_email *email_r, co
 	if (rc == SQLITE_ROW) {
 		memset(email_r, 0, sizeof(*email_r));
 		email_r->id = sqlite3_column_int64(st, 0);
-		email_r->mailbox_id = sqlite3_column_int64(st, 1);
-		email_r->uid = (uint32_t)sqlite3_column_int64(st, 2);
-		email_r->blob_id = sqlite3_column_int64(st, 3);
-		email_r->size = (uint64_t)sqlite3_column_int64(st, 4);
-		email_r->flags = (unsigned)sqlite3_column_int(st, 5);
-		const unsigned char *kw = sqlite3_column_text(st, 6);
+		email_r->account_id = sqlite3_column_int64(st, 1);
+		email_r->mailbox_id = sqlite3_column_int64(st, 2);
+		email_r->uid = (uint32_t)sqlite3_column_int64(st, 3);
+		email_r->blob_id = sqlite3_column_int64(st, 4);
+		email_r->size = (uint64_t)sqlite3_column_int64(st, 5);
+		email_r->flags = (unsigned)sqlite3_column_int(st, 6);
+		const unsigned char *kw = sqlite3_column_text(st, 7);
 		snprintf(email_r->keywords, sizeof(email_r->keywords), "%s",
 		         kw != NULL ? (const char *)kw : "");
-		email_r->internaldate = sqlite3_column_int64(st, 7);
-		email_r->thread_id = sqlite3_column_int64(st, 8);
+		email_r->internaldate = sqlite3_column_int64(st, 8);
+		email_r->thread_id = sqlite3_column_int64(st, 9);
+		email_r->n_members = (size_t)sqlite3_column_int64(st, 10);
 	}
 	sqlite3_finalize(st);
 	if (rc == SQLITE_ROW)
 		return 1;
 	if (rc == SQLITE_DONE)
 		return 0;
-	*error_r = store_err(s, "get message");
+	*error_r = store_err(s, "get email");
 	return -1;
+}
+
+int store_email_members(struct store *s, int64_t email_id, int64_t **message_ids_r,
+                        int64_t **mailbox_ids_r, size_t *count_r, const char **error_r)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(store_db(s),
+	                       "SELECT id, mailbox_id FROM messages WHERE email_id = ?1 AND uid > 0 "
+	                       "ORDER BY id",
+	                       -1, &st, NULL) != SQLITE_OK) {
+		*error_r = store_err(s, "list memberships");
+		return -1;
+	}
+	sqlite3_bind_int64(st, 1, email_id);
+	int64_t *ids = NULL, *boxes = NULL;
+	size_t n = 0, cap = 0;
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (n == cap) {
+			cap = cap == 0 ? 4 : cap * 2;
+			int64_t *ni = realloc(ids, cap * sizeof(*ni));
+			if (ni != NULL)
+				ids = ni;
+			int64_t *nb = ni != NULL ? realloc(boxes, cap * sizeof(*nb)) : NULL;
+			if (nb == NULL) {
+				rc = SQLITE_NOMEM;
+				break;
+			}
+			boxes = nb;
+		}
+		ids[n] = sqlite3_column_int64(st, 0);
+		boxes[n++] = sqlite3_column_int64(st, 1);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		free(ids);
+		free(boxes);
+		*error_r = store_err(s, "list memberships");
+		return -1;
+	}
+	*message_ids_r = ids;
+	*mailbox_ids_r = boxes;
+	*count_r = n;
+	return 0;
 }
 
 int store_email_query(struct store *s, int64_t mailbox_id, bool newest_first, uint64_t position,
@@ -92,13 +140,21 @@ int store_email_query(struct store *s, int64_t mailbox_id, bool newest_first, ui
 	/* Committed rows always have positive UIDs (set-aside ones exist only
 	 * inside a re-pairing transaction), so no UID condition: it would lead
 	 * SQLite to the (mailbox, uid) index and a sort of the whole mailbox
-	 * instead of walking (mailbox, internaldate). */
+	 * instead of walking (mailbox, internaldate). An Email with two
+	 * memberships in the mailbox counts once (its first). */
+	static const char first_member[] =
+	    "NOT EXISTS (SELECT 1 FROM messages y WHERE y.email_id = x.email_id "
+	    "AND y.mailbox_id = x.mailbox_id AND y.id < x.id)";
 	uint64_t total = 0;
+	char sql[512];
 	if (total_r != NULL) {
-		const char *count_sql = mailbox_id != 0
-		                            ? "SELECT count(*) FROM messages WHERE mailbox_id = ?1"
-		                            : "SELECT count(*) FROM messages";
-		if (sqlite3_prepare_v2(db, count_sql, -1, &st, NULL) != SQLITE_OK) {
+		if (mailbox_id != 0)
+			snprintf(sql, sizeof(sql),
+			         "SELECT count(*) FROM messages x WHERE x.mailbox_id = ?1 AND %s",
+			         first_member);
+		else
+			snprintf(sql, sizeof(sql), "SELECT count(*) FROM emails");
+		if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
 			*error_r = store_err(s, "query messages");
 			return -1;
 		}
@@ -108,11 +164,16 @@ int store_email_query(struct store *s, int64_t mailbox_id, bool newest_first, ui
 			total = (uint64_t)sqlite3_column_int64(st, 0);
 		sqlite3_finalize(st);
 	}
-	char sql[256];
-	snprintf(sql, sizeof(sql),
-	         "SELECT id FROM messages %s ORDER BY internaldate %s, id %s LIMIT ?2 OFFSET ?3",
-	         mailbox_id != 0 ? "WHERE mailbox_id = ?1" : "", newest_first ? "DESC" : "ASC",
-	         newest_first ? "DESC" : "ASC");
+	const char *dir = newest_first ? "DESC" : "ASC";
+	if (mailbox_id != 0)
+		snprintf(sql, sizeof(sql),
+		         "SELECT x.email_id FROM messages x WHERE x.mailbox_id = ?1 AND %s "
+		         "ORDER BY x.internaldate %s, x.id %s LIMIT ?2 OFFSET ?3",
+		         first_member, dir, dir);
+	else
+		snprintf(sql, sizeof(sql),
+		         "SELECT id FROM emails ORDER BY internaldate %s, id %s LIMIT ?2 OFFSET ?3",
+		         dir, dir);
 	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
 		*error_r = store_err(s, "query messages");
 		return -1;
@@ -185,29 +246,48 @@ int store_blob_size(struct store *s, int64_t blob_id, uint64_t *size_r, const ch
 	return -1;
 }
 
-/* Change records in modseq order: (modseq, 'c'|'u'|'d', id). */
-static const char *const changes_sql[] = {
+/* Change records in modseq order: (modseq, 'c'|'u'|'d', id), of one
+ * account (?2) or all (?2 = 0). Each part is a range of an index on
+ * (account_id, modseq) or (modseq): the cost follows the number of changes.
+ * A row changed after it was created is reported once, at its last
+ * change, as created when that happened after since. Tombstones of
+ * account 0 are from before schema 3 (account unknown): every account
+ * sees them (a client ignores a destroyed id it does not know). */
+static const char *const changes_sql[][2] = {
     [STORE_CHANGES_MAILBOX] =
-        "SELECT created_modseq, 'c', id FROM mailboxes WHERE created_modseq > ?1 "
-        "UNION ALL SELECT modseq, 'u', id FROM mailboxes "
-        "  WHERE modseq > ?1 AND created_modseq <= ?1 "
-        "UNION ALL SELECT modseq, 'u', mailbox_id FROM messages WHERE modseq > ?1 "
-        "UNION ALL SELECT modseq, 'u', parent_id FROM tombstones "
-        "  WHERE kind = 'message' AND modseq > ?1 "
-        "UNION ALL SELECT modseq, 'd', object_id FROM tombstones "
-        "  WHERE kind = 'mailbox' AND modseq > ?1 ORDER BY 1",
+        {"SELECT modseq, CASE WHEN created_modseq > ?1 THEN 'c' ELSE 'u' END, id "
+         "FROM mailboxes WHERE modseq > ?1 "
+         "UNION ALL SELECT modseq, 'u', mailbox_id FROM messages WHERE modseq > ?1 "
+         "UNION ALL SELECT modseq, 'u', parent_id FROM tombstones "
+         "  WHERE kind = 'message' AND modseq > ?1 "
+         "UNION ALL SELECT modseq, 'd', object_id FROM tombstones "
+         "  WHERE kind = 'mailbox' AND modseq > ?1 ORDER BY 1",
+         "SELECT modseq, CASE WHEN created_modseq > ?1 THEN 'c' ELSE 'u' END, id "
+         "FROM mailboxes WHERE account_id = ?2 AND modseq > ?1 "
+         "UNION ALL SELECT m.modseq, 'u', m.mailbox_id FROM messages m JOIN mailboxes b "
+         "  ON b.id = m.mailbox_id WHERE m.modseq > ?1 AND b.account_id = ?2 "
+         "UNION ALL SELECT modseq, 'u', parent_id FROM tombstones "
+         "  WHERE account_id = ?2 AND kind = 'message' AND modseq > ?1 "
+         "UNION ALL SELECT modseq, 'd', object_id FROM tombstones "
+         "  WHERE account_id IN (0, ?2) AND kind = 'mailbox' AND modseq > ?1 ORDER BY 1"},
     [STORE_CHANGES_EMAIL] =
-        "SELECT created_modseq, 'c', id FROM messages WHERE created_modseq > ?1 "
-        "UNION ALL SELECT modseq, 'u', id FROM messages "
-        "  WHERE modseq > ?1 AND created_modseq <= ?1 "
-        "UNION ALL SELECT modseq, 'd', object_id FROM tombstones "
-        "  WHERE kind = 'message' AND modseq > ?1 ORDER BY 1",
+        {"SELECT modseq, CASE WHEN created_modseq > ?1 THEN 'c' ELSE 'u' END, id "
+         "FROM emails WHERE modseq > ?1 "
+         "UNION ALL SELECT modseq, 'd', object_id FROM tombstones "
+         "  WHERE kind = 'email' AND modseq > ?1 ORDER BY 1",
+         "SELECT modseq, CASE WHEN created_modseq > ?1 THEN 'c' ELSE 'u' END, id "
+         "FROM emails WHERE account_id = ?2 AND modseq > ?1 "
+         "UNION ALL SELECT modseq, 'd', object_id FROM tombstones "
+         "  WHERE account_id IN (0, ?2) AND kind = 'email' AND modseq > ?1 ORDER BY 1"},
     [STORE_CHANGES_THREAD] =
-        "SELECT created_modseq, 'c', id FROM threads WHERE created_modseq > ?1 "
-        "UNION ALL SELECT modseq, 'u', id FROM threads "
-        "  WHERE modseq > ?1 AND created_modseq <= ?1 "
-        "UNION ALL SELECT modseq, 'd', object_id FROM tombstones "
-        "  WHERE kind = 'thread' AND modseq > ?1 ORDER BY 1",
+        {"SELECT modseq, CASE WHEN created_modseq > ?1 THEN 'c' ELSE 'u' END, id "
+         "FROM threads WHERE modseq > ?1 "
+         "UNION ALL SELECT modseq, 'd', object_id FROM tombstones "
+         "  WHERE kind = 'thread' AND modseq > ?1 ORDER BY 1",
+         "SELECT modseq, CASE WHEN created_modseq > ?1 THEN 'c' ELSE 'u' END, id "
+         "FROM threads WHERE account_id IN (0, ?2) AND modseq > ?1 "
+         "UNION ALL SELECT modseq, 'd', object_id FROM tombstones "
+         "  WHERE account_id IN (0, ?2) AND kind = 'thread' AND modseq > ?1 ORDER BY 1"},
 };
 
 /* A list of ids with a hash index on the side (open addressing). */
@@ -273,15 +353,25 @@ static void idset_drop(struct idset *set, int64_t id)
 int store_changes(struct store *s, enum store_changes_kind kind, uint64_t since, size_t max_changes,
                   struct store_changes *changes_r, const char **error_r)
 {
+	return store_changes_account(s, 0, kind, since, max_changes, changes_r, error_r);
+}
+
+int store_changes_account(struct store *s, int64_t account_id, enum store_changes_kind kind,
+                          uint64_t since, size_t max_changes, struct store_changes *changes_r,
+                          const char **error_r)
+{
 	uint64_t current;
 	if (store_read_modseq(s, &current, error_r) < 0)
 		return -1;
 	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(store_db(s), changes_sql[kind], -1, &st, NULL) != SQLITE_OK) {
+	if (sqlite3_prepare_v2(store_db(s), changes_sql[kind][account_id != 0], -1, &st, NULL) !=
+	    SQLITE_OK) {
 		*error_r = store_err(s, "changes");
 		return -1;
 	}
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)since);
+	if (account_id != 0)
+		sqlite3_bind_int64(st, 2, account_id);
 	struct idset c = {0}, u = {0}, d = {0};
 	uint64_t reached = since, last = since;
 	bool more = false;

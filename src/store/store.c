@@ -1,15 +1,22 @@
 /*
  * The hosted store on SQLite. See store.h for the model.
  *
- * Schema (version 1):
+ * Schema (version 3; docs/store.md has the model):
  *   meta(key, value)                 schema version, change counter
  *   accounts(id, key)                external accounts
  *   mailboxes(id, account_id, name, delim, role, uidvalidity, uidnext,
- *             highestmodseq, modseq)
+ *             highestmodseq, modseq, created_modseq, imap_uidvalidity,
+ *             imap_uidnext, noselect)
  *   blobs(id, sha256, size, data)    message bytes, one row per content
+ *   emails(id, account_id, blob_id, thread_id, flags, keywords,
+ *          internaldate, modseq, created_modseq)
+ *                                    one JMAP Email per content and account
  *   messages(id, mailbox_id, uid, blob_id, flags, keywords, internaldate,
- *            modseq)
- *   tombstones(modseq, kind, object_id)  removed mailboxes and messages
+ *            modseq, created_modseq, thread_id (unused since 3), email_id,
+ *            imap_uid)               memberships: an Email in a mailbox
+ *   tombstones(modseq, kind, object_id, parent_id, account_id)
+ *                                    removed emails, memberships
+ *                                    ("message"), mailboxes, threads
  */
 #include "lib/crashpoint.h"
 #include "store-private.h"
@@ -25,7 +32,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 
 enum stmt_id {
 	ST_BEGIN,
@@ -43,6 +50,8 @@ enum stmt_id {
 	ST_MBOX_STATE,
 	ST_MBOX_DEL,
 	ST_MBOX_COUNT,
+	ST_MBOX_NOSELECT,
+	ST_MBOX_NEXT_IMAP_UID,
 	ST_BLOB_ADD,
 	ST_BLOB_BY_HASH,
 	ST_BLOB_SET_HASH,
@@ -51,6 +60,7 @@ enum stmt_id {
 	ST_MSG_ADD,
 	ST_MSG_STASH_ONE,
 	ST_MSG_GET,
+	ST_MSG_BY_ID,
 	ST_MSG_FLAGS,
 	ST_MSG_DEL,
 	ST_MSG_SET_UID,
@@ -58,9 +68,19 @@ enum stmt_id {
 	ST_MSG_STASH,
 	ST_MSG_STASHED,
 	ST_MSG_ITER,
+	ST_EMAIL_FIND,
+	ST_EMAIL_ADD,
+	ST_EMAIL_GET,
+	ST_EMAIL_MEMBERS,
+	ST_EMAIL_SET,
+	ST_EMAIL_DEL,
 	ST_TOMBSTONE,
 	ST_COUNT,
 };
+
+#define MBOX_COLUMNS                                                                             \
+	"id, name, delim, role, uidvalidity, uidnext, highestmodseq, noselect, imap_uidvalidity, " \
+	"imap_uidnext"
 
 static const char *const stmt_sql[ST_COUNT] = {
     [ST_BEGIN] = "BEGIN IMMEDIATE",
@@ -70,18 +90,23 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_SET_MODSEQ] = "UPDATE meta SET value = ?1 WHERE key = 'modseq'",
     [ST_ACCOUNT_GET] = "SELECT id FROM accounts WHERE key = ?1",
     [ST_ACCOUNT_ADD] = "INSERT INTO accounts(key) VALUES (?1)",
-    [ST_MBOX_LIST] = "SELECT id, name, delim, role, uidvalidity, uidnext, highestmodseq "
-                     "FROM mailboxes WHERE account_id = ?1 ORDER BY name",
-    [ST_MBOX_LIST_ALL] = "SELECT id, name, delim, role, uidvalidity, uidnext, highestmodseq "
-                         "FROM mailboxes ORDER BY name, id",
+    [ST_MBOX_LIST] = "SELECT " MBOX_COLUMNS " FROM mailboxes WHERE account_id = ?1 ORDER BY name",
+    [ST_MBOX_LIST_ALL] = "SELECT " MBOX_COLUMNS " FROM mailboxes ORDER BY name, id",
+    /* The hub's own UIDVALIDITY: the low 32 bits of the id (a change
+     * counter value, never reused), never 0. */
     [ST_MBOX_ADD] = "INSERT INTO mailboxes(id, account_id, name, delim, role, modseq, "
-                    "created_modseq) VALUES (?5, ?1, ?2, ?3, ?4, ?5, ?5)",
+                    "created_modseq, imap_uidvalidity, noselect) VALUES (?5, ?1, ?2, ?3, ?4, ?5, "
+                    "?5, CASE WHEN (?5 & 4294967295) = 0 THEN 1 ELSE ?5 & 4294967295 END, ?6)",
     [ST_MBOX_RENAME] = "UPDATE mailboxes SET name = ?2, delim = ?3, modseq = ?4 WHERE id = ?1",
     [ST_MBOX_ROLE] = "UPDATE mailboxes SET role = ?2, modseq = ?3 WHERE id = ?1",
     [ST_MBOX_STATE] = "UPDATE mailboxes SET uidvalidity = ?2, uidnext = ?3, "
                       "highestmodseq = ?4 WHERE id = ?1",
     [ST_MBOX_DEL] = "DELETE FROM mailboxes WHERE id = ?1",
     [ST_MBOX_COUNT] = "SELECT count(*) FROM messages WHERE mailbox_id = ?1",
+    [ST_MBOX_NOSELECT] = "UPDATE mailboxes SET noselect = ?2, modseq = ?3 WHERE id = ?1 "
+                         "AND noselect != ?2",
+    [ST_MBOX_NEXT_IMAP_UID] = "UPDATE mailboxes SET imap_uidnext = imap_uidnext + 1 "
+                              "WHERE id = ?1 RETURNING imap_uidnext - 1, account_id",
     [ST_BLOB_ADD] = "INSERT INTO blobs(size, data) VALUES (?1, zeroblob(?1))",
     [ST_BLOB_BY_HASH] = "SELECT id FROM blobs WHERE sha256 = ?1",
     [ST_BLOB_SET_HASH] = "UPDATE blobs SET sha256 = ?2 WHERE id = ?1",
@@ -90,15 +115,17 @@ static const char *const stmt_sql[ST_COUNT] = {
                    "(SELECT 1 FROM messages WHERE blob_id = ?1) AND NOT EXISTS "
                    "(SELECT 1 FROM uploads WHERE blob_id = ?1)",
     [ST_MSG_ADD] = "INSERT INTO messages(id, mailbox_id, uid, blob_id, flags, keywords, "
-                   "internaldate, modseq, created_modseq) "
-                   "VALUES (?7, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+                   "internaldate, modseq, created_modseq, email_id, imap_uid) "
+                   "VALUES (?7, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9)",
     [ST_MSG_STASH_ONE] = "UPDATE messages SET uid = -uid WHERE id = ?1",
     [ST_MSG_GET] = "SELECT id, blob_id, flags, keywords FROM messages "
                    "WHERE mailbox_id = ?1 AND uid = ?2",
+    [ST_MSG_BY_ID] = "SELECT m.mailbox_id, m.blob_id, m.email_id, b.account_id FROM messages m "
+                     "JOIN mailboxes b ON b.id = m.mailbox_id WHERE m.id = ?1",
     [ST_MSG_FLAGS] = "UPDATE messages SET flags = ?2, keywords = ?3, modseq = ?4 WHERE id = ?1",
     [ST_MSG_DEL] = "DELETE FROM messages WHERE id = ?1",
     [ST_MSG_SET_UID] = "UPDATE messages SET uid = ?3, modseq = ?4, internaldate = ?5 "
-                       "WHERE mailbox_id = ?1 AND uid = -?2",
+                       "WHERE mailbox_id = ?1 AND uid = -?2 RETURNING email_id",
     /* Server UIDs only: messages made through the device API have UIDs
      * from 2^32 on (store-local.c) and are not the sync's business. */
     [ST_MSG_STASH] = "UPDATE messages SET uid = -uid WHERE mailbox_id = ?1 AND uid > 0 "
@@ -109,10 +136,18 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_MSG_ITER] = "SELECT m.uid, m.blob_id, b.size, m.flags, m.keywords, m.internaldate "
                     "FROM messages m JOIN blobs b ON b.id = m.blob_id "
                     "WHERE m.mailbox_id = ?1 ORDER BY m.uid",
-    [ST_TOMBSTONE] = "INSERT INTO tombstones(modseq, kind, object_id, parent_id) "
-                     "VALUES (?1, ?2, ?3, ?4)",
+    [ST_EMAIL_FIND] = "SELECT id FROM emails WHERE account_id = ?1 AND blob_id = ?2",
+    [ST_EMAIL_ADD] = "INSERT INTO emails(id, account_id, blob_id, flags, keywords, internaldate, "
+                     "modseq, created_modseq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?1, ?1)",
+    [ST_EMAIL_GET] = "SELECT flags, keywords FROM emails WHERE id = ?1",
+    [ST_EMAIL_MEMBERS] = "SELECT flags, keywords FROM messages WHERE email_id = ?1",
+    [ST_EMAIL_SET] = "UPDATE emails SET flags = ?2, keywords = ?3, modseq = ?4 WHERE id = ?1",
+    [ST_EMAIL_DEL] = "DELETE FROM emails WHERE id = ?1",
+    [ST_TOMBSTONE] = "INSERT INTO tombstones(modseq, kind, object_id, parent_id, account_id) "
+                     "VALUES (?1, ?2, ?3, ?4, ?5)",
 };
 
+/* Tables as a new store gets them (schema 3). */
 static const char schema_sql[] =
     "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS accounts(id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE);"
@@ -124,6 +159,9 @@ static const char schema_sql[] =
     " uidnext INTEGER NOT NULL DEFAULT 1,"
     " highestmodseq INTEGER NOT NULL DEFAULT 0,"
     " modseq INTEGER NOT NULL, created_modseq INTEGER NOT NULL DEFAULT 0,"
+    " imap_uidvalidity INTEGER NOT NULL DEFAULT 0,"
+    " imap_uidnext INTEGER NOT NULL DEFAULT 1,"
+    " noselect INTEGER NOT NULL DEFAULT 0,"
     " UNIQUE(account_id, name));"
     "CREATE TABLE IF NOT EXISTS blobs("
     " id INTEGER PRIMARY KEY, sha256 BLOB UNIQUE, size INTEGER NOT NULL, data BLOB NOT NULL);"
@@ -135,15 +173,42 @@ static const char schema_sql[] =
     " flags INTEGER NOT NULL, keywords TEXT NOT NULL DEFAULT '',"
     " internaldate INTEGER NOT NULL, modseq INTEGER NOT NULL,"
     " created_modseq INTEGER NOT NULL DEFAULT 0,"
+    " thread_id INTEGER NOT NULL DEFAULT 0,"
+    " email_id INTEGER NOT NULL DEFAULT 0,"
+    " imap_uid INTEGER NOT NULL DEFAULT 0,"
     " UNIQUE(mailbox_id, uid));"
+    "CREATE TABLE IF NOT EXISTS tombstones("
+    " modseq INTEGER NOT NULL, kind TEXT NOT NULL, object_id INTEGER NOT NULL,"
+    " parent_id INTEGER NOT NULL DEFAULT 0, account_id INTEGER NOT NULL DEFAULT 0);"
+    "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema', 3), ('modseq', 0);";
+
+/* Tables and indexes of schema 3 that schema 2 lacked (run on a new store
+ * and by the upgrade, after the columns exist). */
+static const char schema3_sql[] =
+    "CREATE TABLE IF NOT EXISTS emails("
+    " id INTEGER PRIMARY KEY,"
+    " account_id INTEGER NOT NULL,"
+    " blob_id INTEGER NOT NULL,"
+    " thread_id INTEGER NOT NULL DEFAULT 0,"
+    " flags INTEGER NOT NULL DEFAULT 0, keywords TEXT NOT NULL DEFAULT '',"
+    " internaldate INTEGER NOT NULL, modseq INTEGER NOT NULL,"
+    " created_modseq INTEGER NOT NULL DEFAULT 0,"
+    " UNIQUE(account_id, blob_id));"
+    "CREATE INDEX IF NOT EXISTS emails_account_modseq ON emails(account_id, modseq);"
+    "CREATE INDEX IF NOT EXISTS emails_modseq ON emails(modseq);"
+    "CREATE INDEX IF NOT EXISTS emails_account_date ON emails(account_id, internaldate);"
+    "CREATE INDEX IF NOT EXISTS emails_date ON emails(internaldate);"
+    "CREATE INDEX IF NOT EXISTS emails_thread ON emails(thread_id);"
     "CREATE INDEX IF NOT EXISTS messages_blob ON messages(blob_id);"
     "CREATE INDEX IF NOT EXISTS messages_modseq ON messages(modseq);"
     "CREATE INDEX IF NOT EXISTS messages_date ON messages(mailbox_id, internaldate);"
-    "CREATE TABLE IF NOT EXISTS tombstones("
-    " modseq INTEGER NOT NULL, kind TEXT NOT NULL, object_id INTEGER NOT NULL,"
-    " parent_id INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX IF NOT EXISTS messages_email ON messages(email_id, mailbox_id);"
+    "DROP INDEX IF EXISTS messages_thread;"
     "CREATE INDEX IF NOT EXISTS tombstones_modseq ON tombstones(modseq);"
-    "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema', 2), ('modseq', 0);";
+    "CREATE INDEX IF NOT EXISTS tombstones_account ON tombstones(account_id, kind, modseq);";
+/* Once every membership has its hub UID (the upgrade gives them). */
+static const char schema3_unique_sql[] =
+    "CREATE UNIQUE INDEX IF NOT EXISTS messages_imap_uid ON messages(mailbox_id, imap_uid);";
 
 /* Version 1 to 2: creation modseqs (for /changes) and the mailbox of a
  * removed message. Rows from before count as created at 0. */
@@ -154,6 +219,262 @@ static const char migrate_1_2[] =
     "ALTER TABLE tombstones ADD COLUMN parent_id INTEGER NOT NULL DEFAULT 0;"
     "UPDATE meta SET value = 2 WHERE key = 'schema';"
     "COMMIT;";
+
+/* 1 when table has column col, 0 not, -1 error. */
+static int has_column(sqlite3 *db, const char *table, const char *col)
+{
+	sqlite3_stmt *st = NULL;
+	if (sqlite3_prepare_v2(db, "SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2", -1, &st,
+	                       NULL) != SQLITE_OK)
+		return -1;
+	sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, col, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+}
+
+static int add_column(sqlite3 *db, const char *table, const char *col, const char *decl)
+{
+	int h = has_column(db, table, col);
+	if (h != 0)
+		return h < 0 ? -1 : 0;
+	char sql[256];
+	int n = snprintf(sql, sizeof(sql), "ALTER TABLE %s ADD COLUMN %s %s", table, col, decl);
+	if (n < 0 || (size_t)n >= sizeof(sql))
+		return -1;
+	return sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
+}
+
+/* Merge a space-separated keyword list into a sorted, de-duplicated set
+ * (an array of malloc()ed words). */
+struct kwset {
+	char **w;
+	size_t n, cap;
+	bool failed;
+};
+
+static int kwcmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void kwset_add_list(struct kwset *k, const char *list)
+{
+	while (list != NULL && *list != '\0') {
+		while (*list == ' ')
+			list++;
+		size_t l = strcspn(list, " ");
+		if (l == 0)
+			break;
+		bool have = false;
+		for (size_t i = 0; i < k->n && !have; i++)
+			have = strlen(k->w[i]) == l && memcmp(k->w[i], list, l) == 0;
+		if (!have) {
+			if (k->n == k->cap) {
+				size_t cap = k->cap == 0 ? 8 : k->cap * 2;
+				char **nw = realloc(k->w, cap * sizeof(*nw));
+				if (nw == NULL) {
+					k->failed = true;
+					return;
+				}
+				k->w = nw;
+				k->cap = cap;
+			}
+			char *w = strndup(list, l);
+			if (w == NULL) {
+				k->failed = true;
+				return;
+			}
+			k->w[k->n++] = w;
+		}
+		list += l;
+	}
+}
+
+/* The set as a sorted space-separated string (malloc()ed); frees the set. */
+static char *kwset_join(struct kwset *k)
+{
+	size_t len = 1;
+	for (size_t i = 0; i < k->n; i++)
+		len += strlen(k->w[i]) + 1;
+	char *out = k->failed ? NULL : malloc(len);
+	if (k->n > 0)
+		qsort(k->w, k->n, sizeof(*k->w), kwcmp);
+	size_t at = 0;
+	if (out != NULL)
+		out[0] = '\0';
+	for (size_t i = 0; i < k->n; i++) {
+		if (out != NULL) {
+			size_t l = strlen(k->w[i]);
+			if (at > 0)
+				out[at++] = ' ';
+			memcpy(out + at, k->w[i], l + 1);
+			at += l;
+		}
+		free(k->w[i]);
+	}
+	free(k->w);
+	memset(k, 0, sizeof(*k));
+	return out;
+}
+
+/* The union of the memberships' flags (without \Deleted, which is per
+ * membership) and keywords of an Email. *keywords_r is malloc()ed. */
+static int email_union(sqlite3 *db, sqlite3_stmt *members, int64_t email_id, unsigned *flags_r,
+                       char **keywords_r)
+{
+	sqlite3_reset(members);
+	sqlite3_bind_int64(members, 1, email_id);
+	struct kwset k = {0};
+	unsigned flags = 0;
+	int rc;
+	while ((rc = sqlite3_step(members)) == SQLITE_ROW) {
+		flags |= (unsigned)sqlite3_column_int(members, 0);
+		kwset_add_list(&k, (const char *)sqlite3_column_text(members, 1));
+	}
+	sqlite3_reset(members);
+	char *kw = kwset_join(&k);
+	(void)db;
+	if (rc != SQLITE_DONE || kw == NULL) {
+		free(kw);
+		return -1;
+	}
+	*flags_r = flags & ~(unsigned)STORE_FLAG_DELETED;
+	*keywords_r = kw;
+	return 0;
+}
+
+/*
+ * Version 2 to 3 (docs/store.md): in one transaction, each (account, blob)
+ * group of messages becomes one Email whose id is the smallest message id
+ * of the group; the other ids of a merged group get tombstones of kind
+ * email, and merged Emails count as updated, under one new change; the
+ * hub's IMAP UIDs are given per mailbox in UID order from 1; removed
+ * messages of before (tombstones kind message) are removed Emails too.
+ */
+static const char migrate_2_3_data[] =
+    "UPDATE messages SET email_id = (SELECT min(x.id) FROM messages x JOIN mailboxes bx"
+    " ON bx.id = x.mailbox_id WHERE x.blob_id = messages.blob_id AND bx.account_id ="
+    " (SELECT account_id FROM mailboxes WHERE id = messages.mailbox_id));"
+    "UPDATE messages SET imap_uid = r.n FROM (SELECT id, row_number() OVER"
+    " (PARTITION BY mailbox_id ORDER BY uid) AS n FROM messages) AS r"
+    " WHERE r.id = messages.id;"
+    "UPDATE mailboxes SET imap_uidnext = 1 + (SELECT count(*) FROM messages"
+    " WHERE mailbox_id = mailboxes.id), imap_uidvalidity = CASE WHEN (id & 4294967295) = 0"
+    " THEN 1 ELSE id & 4294967295 END;"
+    "INSERT INTO emails(id, account_id, blob_id, thread_id, flags, keywords, internaldate,"
+    " modseq, created_modseq) SELECT m.id, b.account_id, m.blob_id, m.thread_id, m.flags & ~8,"
+    " m.keywords, m.internaldate, m.modseq, m.created_modseq FROM messages m JOIN mailboxes b"
+    " ON b.id = m.mailbox_id WHERE m.id = m.email_id;"
+    "INSERT INTO tombstones(modseq, kind, object_id, parent_id, account_id)"
+    " SELECT ?1, 'email', m.id, m.mailbox_id, b.account_id FROM messages m JOIN mailboxes b"
+    " ON b.id = m.mailbox_id WHERE m.id != m.email_id;"
+    "UPDATE tombstones SET account_id = coalesce((SELECT account_id FROM mailboxes"
+    " WHERE id = tombstones.parent_id), 0) WHERE kind = 'message';"
+    "INSERT INTO tombstones(modseq, kind, object_id, parent_id, account_id)"
+    " SELECT modseq, 'email', object_id, parent_id, account_id FROM tombstones"
+    " WHERE kind = 'message';"
+    "UPDATE threads SET account_id = coalesce((SELECT account_id FROM emails"
+    " WHERE thread_id = threads.id ORDER BY id LIMIT 1), 0);"
+    "CREATE UNIQUE INDEX IF NOT EXISTS messages_imap_uid ON messages(mailbox_id, imap_uid);"
+    "DROP TRIGGER IF EXISTS messages_thread_gone;"
+    "UPDATE meta SET value = 3 WHERE key = 'schema';";
+
+/* Run every statement of sql, binding ?1 to v where it appears. */
+static int exec_bound(sqlite3 *db, const char *sql, int64_t v)
+{
+	const char *tail = sql;
+	while (tail != NULL && *tail != '\0') {
+		sqlite3_stmt *st = NULL;
+		if (sqlite3_prepare_v2(db, tail, -1, &st, &tail) != SQLITE_OK)
+			return -1;
+		if (st == NULL)
+			break;
+		if (sqlite3_bind_parameter_count(st) > 0)
+			sqlite3_bind_int64(st, 1, v);
+		int rc = sqlite3_step(st);
+		sqlite3_finalize(st);
+		if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+			return -1;
+	}
+	return 0;
+}
+
+static int migrate_2_3(sqlite3 *db, char *error, size_t error_size)
+{
+	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+		return -1;
+	sqlite3_stmt *st = NULL, *members = NULL, *set = NULL;
+	int64_t modseq = 0;
+	int ok =
+	    add_column(db, "messages", "thread_id", "INTEGER NOT NULL DEFAULT 0") == 0 &&
+	    add_column(db, "messages", "email_id", "INTEGER NOT NULL DEFAULT 0") == 0 &&
+	    add_column(db, "messages", "imap_uid", "INTEGER NOT NULL DEFAULT 0") == 0 &&
+	    add_column(db, "mailboxes", "imap_uidvalidity", "INTEGER NOT NULL DEFAULT 0") == 0 &&
+	    add_column(db, "mailboxes", "imap_uidnext", "INTEGER NOT NULL DEFAULT 1") == 0 &&
+	    add_column(db, "mailboxes", "noselect", "INTEGER NOT NULL DEFAULT 0") == 0 &&
+	    add_column(db, "tombstones", "account_id", "INTEGER NOT NULL DEFAULT 0") == 0 &&
+	    sqlite3_exec(db,
+	                 "CREATE TABLE IF NOT EXISTS threads(id INTEGER PRIMARY KEY,"
+	                 " created_modseq INTEGER NOT NULL, modseq INTEGER NOT NULL)",
+	                 NULL, NULL, NULL) == SQLITE_OK &&
+	    add_column(db, "threads", "account_id", "INTEGER NOT NULL DEFAULT 0") == 0 &&
+	    sqlite3_exec(db, schema3_sql, NULL, NULL, NULL) == SQLITE_OK &&
+	    sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = 'modseq'", -1, &st, NULL) ==
+	        SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW;
+	if (ok) {
+		modseq = sqlite3_column_int64(st, 0) + 1;
+		ok = exec_bound(db, migrate_2_3_data, modseq) == 0;
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	/* Merged Emails: the union of their memberships' flags and keywords,
+	 * and updated (their mailboxIds grew) under the upgrade's change. */
+	ok = ok &&
+	     sqlite3_prepare_v2(db,
+	                        "SELECT email_id FROM messages GROUP BY email_id HAVING count(*) > 1",
+	                        -1, &st, NULL) == SQLITE_OK &&
+	     sqlite3_prepare_v2(db, "SELECT flags, keywords FROM messages WHERE email_id = ?1", -1,
+	                        &members, NULL) == SQLITE_OK &&
+	     sqlite3_prepare_v2(db,
+	                        "UPDATE emails SET flags = ?2, keywords = ?3, modseq = ?4 WHERE id = ?1",
+	                        -1, &set, NULL) == SQLITE_OK;
+	int rc = SQLITE_DONE;
+	while (ok && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		int64_t id = sqlite3_column_int64(st, 0);
+		unsigned flags;
+		char *kw;
+		if (email_union(db, members, id, &flags, &kw) < 0) {
+			ok = 0;
+			break;
+		}
+		sqlite3_reset(set);
+		sqlite3_bind_int64(set, 1, id);
+		sqlite3_bind_int(set, 2, (int)flags);
+		sqlite3_bind_text(set, 3, kw, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_int64(set, 4, modseq);
+		ok = sqlite3_step(set) == SQLITE_DONE;
+		free(kw);
+	}
+	ok = ok && rc == SQLITE_DONE;
+	sqlite3_finalize(st);
+	sqlite3_finalize(members);
+	sqlite3_finalize(set);
+	st = NULL;
+	ok = ok &&
+	     sqlite3_prepare_v2(db, "UPDATE meta SET value = ?1 WHERE key = 'modseq'", -1, &st,
+	                        NULL) == SQLITE_OK &&
+	     sqlite3_bind_int64(st, 1, modseq) == SQLITE_OK && sqlite3_step(st) == SQLITE_DONE;
+	sqlite3_finalize(st);
+	if (!ok || sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+		snprintf(error, error_size, "%s", sqlite3_errmsg(db));
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+		return -1;
+	}
+	return 0;
+}
 
 struct store {
 	sqlite3 *db;
@@ -308,6 +629,26 @@ int store_open(const char *path, struct store **store_r, const char **error_r)
 		}
 		version = 2;
 	}
+	if (version == 2) {
+		char why[256];
+		if (migrate_2_3(s->db, why, sizeof(why)) < 0) {
+			snprintf(open_error, sizeof(open_error), "store: cannot upgrade %s: %s", path,
+			         why);
+			*error_r = open_error;
+			store_close(&s);
+			return -1;
+		}
+		version = 3;
+	} else if (version == STORE_SCHEMA_VERSION &&
+	           (sqlite3_exec(s->db, schema3_sql, NULL, NULL, &msg) != SQLITE_OK ||
+	            sqlite3_exec(s->db, schema3_unique_sql, NULL, NULL, &msg) != SQLITE_OK)) {
+		snprintf(open_error, sizeof(open_error), "store: cannot initialise %s: %s", path,
+		         msg != NULL ? msg : "unknown error");
+		sqlite3_free(msg);
+		*error_r = open_error;
+		store_close(&s);
+		return -1;
+	}
 	if (version != STORE_SCHEMA_VERSION) {
 		snprintf(open_error, sizeof(open_error),
 		         "store: %s has schema version %d, this mailkeep knows %d", path, version,
@@ -426,13 +767,14 @@ uint64_t store_next_modseq(struct store *s)
 static int message_remove(struct store *s, int64_t mailbox_id, int64_t uid, const char **error_r);
 
 static int tombstone(struct store *s, const char *kind, int64_t id, int64_t parent_id,
-                     const char **error_r)
+                     int64_t account_id, const char **error_r)
 {
 	sqlite3_stmt *st = stmt_get(s, ST_TOMBSTONE);
 	sqlite3_bind_int64(st, 1, next_modseq(s));
 	sqlite3_bind_text(st, 2, kind, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 3, id);
 	sqlite3_bind_int64(st, 4, parent_id);
+	sqlite3_bind_int64(st, 5, account_id);
 	return stmt_done(s, st, "tombstone", error_r);
 }
 
@@ -485,6 +827,9 @@ static int mailboxes_read(struct store *s, sqlite3_stmt *st, struct store_mailbo
 		b->uidvalidity = (uint32_t)sqlite3_column_int64(st, 4);
 		b->uidnext = (uint32_t)sqlite3_column_int64(st, 5);
 		b->highestmodseq = (uint64_t)sqlite3_column_int64(st, 6);
+		b->noselect = sqlite3_column_int(st, 7) != 0;
+		b->imap_uidvalidity = (uint32_t)sqlite3_column_int64(st, 8);
+		b->imap_uidnext = (uint32_t)sqlite3_column_int64(st, 9);
 		if (b->name == NULL) {
 			rc = SQLITE_NOMEM;
 			break;
@@ -546,6 +891,14 @@ static void bind_text_or_null(sqlite3_stmt *st, int col, const char *text)
 int store_mailbox_create(struct store *s, int64_t account_id, const char *name, char delim,
                          const char *role, int64_t *mailbox_id_r, const char **error_r)
 {
+	return store_mailbox_create_noselect(s, account_id, name, delim, role, false, mailbox_id_r,
+	                                     error_r);
+}
+
+int store_mailbox_create_noselect(struct store *s, int64_t account_id, const char *name,
+                                  char delim, const char *role, bool noselect,
+                                  int64_t *mailbox_id_r, const char **error_r)
+{
 	sqlite3_stmt *st = stmt_get(s, ST_MBOX_ADD);
 	sqlite3_bind_int64(st, 1, account_id);
 	sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
@@ -553,9 +906,24 @@ int store_mailbox_create(struct store *s, int64_t account_id, const char *name, 
 	bind_text_or_null(st, 4, role);
 	int64_t id = next_modseq(s);
 	sqlite3_bind_int64(st, 5, id);
+	sqlite3_bind_int(st, 6, noselect ? 1 : 0);
 	if (stmt_done(s, st, "create mailbox", error_r) < 0)
 		return -1;
 	*mailbox_id_r = id;
+	return 0;
+}
+
+int store_mailbox_set_noselect(struct store *s, int64_t mailbox_id, bool noselect,
+                               const char **error_r)
+{
+	sqlite3_stmt *st = stmt_get(s, ST_MBOX_NOSELECT);
+	sqlite3_bind_int64(st, 1, mailbox_id);
+	sqlite3_bind_int(st, 2, noselect ? 1 : 0);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)(s->modseq + 1));
+	if (stmt_done(s, st, "set mailbox selectable", error_r) < 0)
+		return -1;
+	if (sqlite3_changes(s->db) > 0)
+		next_modseq(s);
 	return 0;
 }
 
@@ -610,11 +978,16 @@ int store_mailbox_delete(struct store *s, int64_t mailbox_id, const char **error
 		}
 	}
 	free(uids);
+	int64_t account_id = 0;
+	char *key = NULL;
+	if (store_mailbox_account(s, mailbox_id, &account_id, &key, error_r) < 0)
+		return -1;
+	free(key);
 	sqlite3_stmt *st = stmt_get(s, ST_MBOX_DEL);
 	sqlite3_bind_int64(st, 1, mailbox_id);
 	if (stmt_done(s, st, "delete mailbox", error_r) < 0)
 		return -1;
-	return tombstone(s, "mailbox", mailbox_id, 0, error_r);
+	return tombstone(s, "mailbox", mailbox_id, 0, account_id, error_r);
 }
 
 int store_blob_begin(struct store *s, uint64_t size, struct store_blob_writer **w_r,
@@ -750,6 +1123,163 @@ static int message_get(struct store *s, int64_t mailbox_id, int64_t uid, int64_t
                        int64_t *blob_id_r, unsigned *flags_r, char **keywords_r,
                        const char **error_r);
 
+int store_email_refresh(struct store *s, int64_t email_id, bool force, const char **error_r)
+{
+	unsigned flags, old_flags = 0;
+	char *kw = NULL;
+	if (email_union(s->db, s->stmt[ST_EMAIL_MEMBERS], email_id, &flags, &kw) < 0) {
+		*error_r = store_err(s, "read memberships");
+		return -1;
+	}
+	bool same = false;
+	if (!force) {
+		sqlite3_stmt *st = stmt_get(s, ST_EMAIL_GET);
+		sqlite3_bind_int64(st, 1, email_id);
+		if (sqlite3_step(st) == SQLITE_ROW) {
+			old_flags = (unsigned)sqlite3_column_int(st, 0);
+			const unsigned char *okw = sqlite3_column_text(st, 1);
+			same = old_flags == flags && okw != NULL && strcmp((const char *)okw, kw) == 0;
+		}
+		sqlite3_reset(st);
+	}
+	int r = 0;
+	if (!same) {
+		sqlite3_stmt *st = stmt_get(s, ST_EMAIL_SET);
+		sqlite3_bind_int64(st, 1, email_id);
+		sqlite3_bind_int(st, 2, (int)flags);
+		sqlite3_bind_text(st, 3, kw, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_int64(st, 4, (sqlite3_int64)s->modseq);
+		r = stmt_done(s, st, "update email", error_r);
+	}
+	free(kw);
+	return r;
+}
+
+int store_member_add(struct store *s, int64_t mailbox_id, int64_t uid, int64_t blob_id,
+                     unsigned flags, const char *keywords, int64_t internaldate, int64_t email_id,
+                     int64_t *message_id_r, int64_t *email_id_r, const char **error_r)
+{
+	/* The hub's own UID in the mailbox, taken in this transaction. */
+	sqlite3_stmt *st = stmt_get(s, ST_MBOX_NEXT_IMAP_UID);
+	sqlite3_bind_int64(st, 1, mailbox_id);
+	int rc = sqlite3_step(st);
+	int64_t imap_uid = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+	int64_t account_id = rc == SQLITE_ROW ? sqlite3_column_int64(st, 1) : 0;
+	if (rc == SQLITE_ROW)
+		rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE || imap_uid == 0) {
+		*error_r = imap_uid == 0 && rc == SQLITE_DONE ? "store: no such mailbox"
+		                                                : store_err(s, "allocate UID");
+		return -1;
+	}
+	if (imap_uid > UINT32_MAX) {
+		*error_r = "store: the mailbox has used up its IMAP UIDs";
+		return -1;
+	}
+	/* The id is the change that created the row: unique, increasing and
+	 * never reused, as JMAP ids must be. */
+	int64_t id = next_modseq(s);
+	if (uid < 0)
+		uid = STORE_LOCAL_UID_BASE + id;
+	if (keywords == NULL)
+		keywords = "";
+	bool created = false;
+	if (email_id == 0) {
+		st = stmt_get(s, ST_EMAIL_FIND);
+		sqlite3_bind_int64(st, 1, account_id);
+		sqlite3_bind_int64(st, 2, blob_id);
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW)
+			email_id = sqlite3_column_int64(st, 0);
+		sqlite3_reset(st);
+		if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+			*error_r = store_err(s, "look up email");
+			return -1;
+		}
+	}
+	if (email_id == 0) {
+		/* A new Email: its id is its first membership's. */
+		email_id = id;
+		created = true;
+		st = stmt_get(s, ST_EMAIL_ADD);
+		sqlite3_bind_int64(st, 1, id);
+		sqlite3_bind_int64(st, 2, account_id);
+		sqlite3_bind_int64(st, 3, blob_id);
+		sqlite3_bind_int(st, 4, (int)(flags & ~(unsigned)STORE_FLAG_DELETED));
+		sqlite3_bind_text(st, 5, keywords, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 6, internaldate);
+		if (stmt_done(s, st, "add email", error_r) < 0)
+			return -1;
+	}
+	st = stmt_get(s, ST_MSG_ADD);
+	sqlite3_bind_int64(st, 1, mailbox_id);
+	sqlite3_bind_int64(st, 2, uid);
+	sqlite3_bind_int64(st, 3, blob_id);
+	sqlite3_bind_int(st, 4, (int)flags);
+	sqlite3_bind_text(st, 5, keywords, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 6, internaldate);
+	sqlite3_bind_int64(st, 7, id);
+	sqlite3_bind_int64(st, 8, email_id);
+	sqlite3_bind_int64(st, 9, imap_uid);
+	if (stmt_done(s, st, "add message", error_r) < 0)
+		return -1;
+	if (created ? store_envelope_message_added(s, email_id, blob_id, error_r) < 0
+	            : store_email_refresh(s, email_id, true, error_r) < 0)
+		return -1;
+	if (message_id_r != NULL)
+		*message_id_r = id;
+	if (email_id_r != NULL)
+		*email_id_r = email_id;
+	return 0;
+}
+
+int store_member_remove(struct store *s, int64_t message_id, const char **error_r)
+{
+	sqlite3_stmt *st = stmt_get(s, ST_MSG_BY_ID);
+	sqlite3_bind_int64(st, 1, message_id);
+	int rc = sqlite3_step(st);
+	int64_t mailbox_id = 0, blob_id = 0, email_id = 0, account_id = 0;
+	if (rc == SQLITE_ROW) {
+		mailbox_id = sqlite3_column_int64(st, 0);
+		blob_id = sqlite3_column_int64(st, 1);
+		email_id = sqlite3_column_int64(st, 2);
+		account_id = sqlite3_column_int64(st, 3);
+	}
+	sqlite3_reset(st);
+	if (rc == SQLITE_DONE)
+		return 0;
+	if (rc != SQLITE_ROW) {
+		*error_r = store_err(s, "look up message");
+		return -1;
+	}
+	st = stmt_get(s, ST_MSG_DEL);
+	sqlite3_bind_int64(st, 1, message_id);
+	if (stmt_done(s, st, "remove message", error_r) < 0 ||
+	    tombstone(s, "message", message_id, mailbox_id, account_id, error_r) < 0)
+		return -1;
+	/* The Email goes with its last membership. */
+	st = stmt_get(s, ST_EMAIL_MEMBERS);
+	sqlite3_bind_int64(st, 1, email_id);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc == SQLITE_ROW) {
+		if (store_email_refresh(s, email_id, true, error_r) < 0)
+			return -1;
+	} else {
+		/* The thread trigger records its changes under the next change
+		 * counter value, which the tombstone then takes. */
+		st = stmt_get(s, ST_EMAIL_DEL);
+		sqlite3_bind_int64(st, 1, email_id);
+		if (stmt_done(s, st, "remove email", error_r) < 0 ||
+		    tombstone(s, "email", email_id, mailbox_id, account_id, error_r) < 0)
+			return -1;
+	}
+	st = stmt_get(s, ST_BLOB_GC);
+	sqlite3_bind_int64(st, 1, blob_id);
+	return stmt_done(s, st, "remove message bytes", error_r);
+}
+
 int store_message_add(struct store *s, int64_t mailbox_id, uint32_t uid, int64_t blob_id,
                       unsigned flags, const char *keywords, int64_t internaldate,
                       const char **error_r)
@@ -769,21 +1299,10 @@ int store_message_add(struct store *s, int64_t mailbox_id, uint32_t uid, int64_t
 		if (stmt_done(s, stash, "replace message", error_r) < 0)
 			return -1;
 	}
-	sqlite3_stmt *st = stmt_get(s, ST_MSG_ADD);
-	sqlite3_bind_int64(st, 1, mailbox_id);
-	sqlite3_bind_int64(st, 2, uid);
-	sqlite3_bind_int64(st, 3, blob_id);
-	sqlite3_bind_int(st, 4, (int)flags);
-	sqlite3_bind_text(st, 5, keywords != NULL ? keywords : "", -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 6, internaldate);
-	/* The id is the change that created the row: unique, increasing and
-	 * never reused, as JMAP ids must be. */
-	int64_t id = next_modseq(s);
-	sqlite3_bind_int64(st, 7, id);
-	if (stmt_done(s, st, "add message", error_r) < 0 ||
-	    store_envelope_message_added(s, id, blob_id, error_r) < 0)
+	if (store_member_add(s, mailbox_id, uid, blob_id, flags, keywords, internaldate, 0, NULL,
+	                     NULL, error_r) < 0)
 		return -1;
-	return existing == 1 ? message_remove(s, mailbox_id, -(int64_t)uid, error_r) : 0;
+	return existing == 1 ? store_member_remove(s, old_id, error_r) : 0;
 }
 
 /* Look up (mailbox, uid): 1 found, 0 not found, -1 error. */
@@ -811,6 +1330,28 @@ static int message_get(struct store *s, int64_t mailbox_id, int64_t uid, int64_t
 	return -1;
 }
 
+int store_member_set_flags(struct store *s, int64_t message_id, unsigned flags,
+                           const char *keywords, const char **error_r)
+{
+	sqlite3_stmt *st = stmt_get(s, ST_MSG_FLAGS);
+	sqlite3_bind_int64(st, 1, message_id);
+	sqlite3_bind_int(st, 2, (int)flags);
+	sqlite3_bind_text(st, 3, keywords != NULL ? keywords : "", -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, next_modseq(s));
+	if (stmt_done(s, st, "set flags", error_r) < 0)
+		return -1;
+	st = stmt_get(s, ST_MSG_BY_ID);
+	sqlite3_bind_int64(st, 1, message_id);
+	int rc = sqlite3_step(st);
+	int64_t email_id = rc == SQLITE_ROW ? sqlite3_column_int64(st, 2) : 0;
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW) {
+		*error_r = rc == SQLITE_DONE ? "store: no such message" : store_err(s, "set flags");
+		return -1;
+	}
+	return store_email_refresh(s, email_id, false, error_r);
+}
+
 int store_message_set_flags(struct store *s, int64_t mailbox_id, uint32_t uid, unsigned flags,
                             const char *keywords, const char **error_r)
 {
@@ -832,12 +1373,7 @@ int store_message_set_flags(struct store *s, int64_t mailbox_id, uint32_t uid, u
 	int held = store_local_holds_flags(s, id, error_r);
 	if (held != 0)
 		return held < 0 ? -1 : 0;
-	sqlite3_stmt *st = stmt_get(s, ST_MSG_FLAGS);
-	sqlite3_bind_int64(st, 1, id);
-	sqlite3_bind_int(st, 2, (int)flags);
-	sqlite3_bind_text(st, 3, keywords, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 4, next_modseq(s));
-	return stmt_done(s, st, "set flags", error_r);
+	return store_member_set_flags(s, id, flags, keywords, error_r);
 }
 
 static int message_remove(struct store *s, int64_t mailbox_id, int64_t uid, const char **error_r)
@@ -847,15 +1383,7 @@ static int message_remove(struct store *s, int64_t mailbox_id, int64_t uid, cons
 	int r = message_get(s, mailbox_id, uid, &id, &blob_id, &flags, NULL, error_r);
 	if (r <= 0)
 		return r;
-	sqlite3_stmt *st = stmt_get(s, ST_MSG_DEL);
-	sqlite3_bind_int64(st, 1, id);
-	if (stmt_done(s, st, "remove message", error_r) < 0)
-		return -1;
-	st = stmt_get(s, ST_BLOB_GC);
-	sqlite3_bind_int64(st, 1, blob_id);
-	if (stmt_done(s, st, "remove message bytes", error_r) < 0)
-		return -1;
-	return tombstone(s, "message", id, mailbox_id, error_r);
+	return store_member_remove(s, id, error_r);
 }
 
 int store_message_expunge(struct store *s, int64_t mailbox_id, uint32_t uid, const char **error_r)
@@ -872,7 +1400,16 @@ int store_message_set_uid(struct store *s, int64_t mailbox_id, uint32_t old_uid,
 	sqlite3_bind_int64(st, 3, new_uid);
 	sqlite3_bind_int64(st, 4, next_modseq(s));
 	sqlite3_bind_int64(st, 5, internaldate);
-	return stmt_done(s, st, "renumber message", error_r);
+	int rc = sqlite3_step(st);
+	int64_t email_id = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+	while (rc == SQLITE_ROW)
+		rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE) {
+		*error_r = store_err(s, "renumber message");
+		return -1;
+	}
+	return email_id != 0 ? store_email_refresh(s, email_id, true, error_r) : 0;
 }
 
 int store_mailbox_count(struct store *s, int64_t mailbox_id, uint32_t *count_r,

@@ -61,6 +61,9 @@ struct store_mailbox {
 	uint32_t uidvalidity;
 	uint32_t uidnext;       /* next UID we have not stored yet */
 	uint64_t highestmodseq; /* server HIGHESTMODSEQ we are in sync with */
+	bool noselect;          /* \Noselect/\NonExistent on the server: holds no mail */
+	uint32_t imap_uidvalidity; /* the hub's own IMAP UIDVALIDITY (nonzero, fixed) */
+	uint32_t imap_uidnext;     /* the hub's next own IMAP UID */
 };
 
 /* All mailboxes of an account, sorted by name. Free with
@@ -74,6 +77,14 @@ int store_mailboxes_all(struct store *s, struct store_mailbox **boxes_r, size_t 
 
 int store_mailbox_create(struct store *s, int64_t account_id, const char *name, char delim,
                          const char *role, int64_t *mailbox_id_r, const char **error_r);
+/* The same for a folder the server lists as \Noselect or \NonExistent, or
+ * a parent the server does not list (noselect): shown, holds no mail. */
+int store_mailbox_create_noselect(struct store *s, int64_t account_id, const char *name,
+                                  char delim, const char *role, bool noselect,
+                                  int64_t *mailbox_id_r, const char **error_r);
+/* Change whether a mailbox can hold mail (a new change only if it differs). */
+int store_mailbox_set_noselect(struct store *s, int64_t mailbox_id, bool noselect,
+                               const char **error_r);
 int store_mailbox_rename(struct store *s, int64_t mailbox_id, const char *name, char delim,
                          const char **error_r);
 int store_mailbox_set_role(struct store *s, int64_t mailbox_id, const char *role,
@@ -106,7 +117,19 @@ void store_blob_abort(struct store_blob_writer **w);
 int store_blob_read(struct store *s, int64_t blob_id, uint64_t offset, void *buf, size_t len,
                     const char **error_r);
 
-/* Add (mailbox, uid). If the uid exists already it is replaced. */
+/*
+ * Messages and Emails (schema 3, docs/store.md). A row of `messages` is a
+ * membership: one server message (mailbox, server UID) with its own flags
+ * and the hub's own IMAP UID in that mailbox. An Email (`emails`) is one
+ * content within one account: all memberships of the account with the same
+ * bytes belong to it. Its flags and keywords are the union of its
+ * memberships' (without \Deleted, which is per membership). The Email goes
+ * (tombstone kind "email") with its last membership; a membership removed
+ * leaves a tombstone of kind "message" (parent: its mailbox).
+ */
+/* Add (mailbox, uid) as a membership of the Email of (the mailbox's
+ * account, blob), created if needed. If the uid exists already it is
+ * replaced. */
 int store_message_add(struct store *s, int64_t mailbox_id, uint32_t uid, int64_t blob_id,
                       unsigned flags, const char *keywords, int64_t internaldate,
                       const char **error_r);
@@ -184,15 +207,17 @@ int store_mailbox_counts(struct store *s, struct store_mailbox_counts **counts_r
                          const char **error_r);
 
 struct store_email {
-	int64_t id; /* message row id: the JMAP Email id */
-	int64_t mailbox_id;
-	uint32_t uid;
+	int64_t id;         /* emails row id: the JMAP Email id */
+	int64_t account_id; /* the store account the Email belongs to */
+	int64_t mailbox_id; /* the mailbox of its first membership (lowest id) */
+	uint32_t uid;       /* that membership's server UID (or local) */
 	int64_t blob_id;
 	uint64_t size;
 	unsigned flags;
 	char keywords[1024]; /* truncated beyond that */
 	int64_t internaldate;
 	int64_t thread_id; /* the JMAP Thread id (store-envelope.h) */
+	size_t n_members;  /* memberships (>= 1) */
 };
 /* The committed change counter (what the device API's states derive from). */
 int store_read_modseq(struct store *s, uint64_t *modseq_r, const char **error_r);
@@ -217,12 +242,23 @@ struct store_changes {
 };
 int store_changes(struct store *s, enum store_changes_kind kind, uint64_t since, size_t max_changes,
                   struct store_changes *changes_r, const char **error_r);
+/* The same within one store account (account_id 0: all accounts). Costs
+ * the number of changes since, not the size of the account. */
+int store_changes_account(struct store *s, int64_t account_id, enum store_changes_kind kind,
+                          uint64_t since, size_t max_changes, struct store_changes *changes_r,
+                          const char **error_r);
 void store_changes_free(struct store_changes *changes);
-/* One message by id: 1 found, 0 not found, -1 error. */
+/* One Email by id: 1 found, 0 not found, -1 error. */
 int store_email_get(struct store *s, int64_t id, struct store_email *email_r, const char **error_r);
-/* Message ids in a mailbox (0: all), newest or oldest first by internal
- * date, from position, at most limit; *total_r (when not NULL) gets the
- * full count, which costs a count of the mailbox. Caller frees *ids_r. */
+/* The memberships of an Email in membership id order: their ids and
+ * mailboxes (a mailbox appears twice when the server has two copies in
+ * it). Caller frees both arrays. */
+int store_email_members(struct store *s, int64_t email_id, int64_t **message_ids_r,
+                        int64_t **mailbox_ids_r, size_t *count_r, const char **error_r);
+/* Email ids in a mailbox (0: all), each once, newest or oldest first by
+ * internal date, from position, at most limit; *total_r (when not NULL)
+ * gets the full count, which costs a count of the mailbox. Caller frees
+ * *ids_r. */
 int store_email_query(struct store *s, int64_t mailbox_id, bool newest_first, uint64_t position,
                       uint64_t limit, int64_t **ids_r, size_t *count_r, uint64_t *total_r,
                       const char **error_r);
@@ -253,18 +289,32 @@ int store_email_query(struct store *s, int64_t mailbox_id, bool newest_first, ui
 #define STORE_LOCAL_UID_BASE 4294967296LL
 #define STORE_UPLOAD_TTL (24 * 3600) /* seconds an unused upload is kept */
 
-/* Set system flags and keywords of a message (by row id). */
-int store_local_set_flags(struct store *s, int64_t message_id, unsigned flags, const char *keywords,
+/* Set system flags and keywords of an Email (by Email id) on every
+ * membership (each keeps its own \Deleted): one change "keywords" per
+ * membership whose flags changed, detail the delta ("+\Seen -$x"). */
+int store_local_set_flags(struct store *s, int64_t email_id, unsigned flags, const char *keywords,
                           const char **error_r);
-/* Move a message to another mailbox (same id, a local UID there). */
+/* Move a membership (by messages row id) to another mailbox: same row, a
+ * local UID and a new hub IMAP UID there; change "move". */
 int store_local_move(struct store *s, int64_t message_id, int64_t to_mailbox_id,
                      const char **error_r);
-/* Remove a message (tombstone; its bytes go unless shared or uploaded). */
-int store_local_destroy(struct store *s, int64_t message_id, const char **error_r);
-/* Add a message made here (kind "create" or "import") from stored bytes. */
+/* Add a membership of an Email in another mailbox of its account (change
+ * "copy", origin: a server membership of the Email). *message_id_r (may
+ * be NULL) gets the new membership's id. */
+int store_local_copy(struct store *s, int64_t email_id, int64_t mailbox_id,
+                     int64_t *message_id_r, const char **error_r);
+/* Remove one membership of an Email that stays in other mailboxes (change
+ * "expunge"); refused for the Email's last membership. */
+int store_local_expunge(struct store *s, int64_t message_id, const char **error_r);
+/* Destroy an Email (by Email id): one change "destroy" per membership,
+ * tombstones; its bytes go unless shared or uploaded. */
+int store_local_destroy(struct store *s, int64_t email_id, const char **error_r);
+/* Add a message made here (kind "create" or "import") from stored bytes:
+ * a membership with a local UID of the account's Email of those bytes
+ * (created if needed). *email_id_r gets the Email id. */
 int store_local_add(struct store *s, int64_t mailbox_id, int64_t blob_id, unsigned flags,
                     const char *keywords, int64_t internaldate, const char *kind,
-                    int64_t *message_id_r, const char **error_r);
+                    int64_t *email_id_r, const char **error_r);
 /* Mailboxes. create: full name (with the account's delimiter) in an
  * account; rename: new full name; destroy: the mailbox must be empty. */
 int store_local_mailbox_create(struct store *s, int64_t account_id, const char *name, char delim,
@@ -322,9 +372,10 @@ int store_mailbox_server_count(struct store *s, int64_t mailbox_id, uint32_t *co
 struct store_local_change {
 	int64_t id;
 	uint64_t modseq;
-	char kind[24];             /* keywords move destroy create import mailbox-create
-	                              mailbox-rename mailbox-destroy mailbox-props */
-	int64_t object_id;         /* message or mailbox row id */
+	char kind[24];             /* keywords copy move expunge destroy create import
+	                              mailbox-create mailbox-rename mailbox-destroy
+	                              mailbox-props */
+	int64_t object_id;         /* membership (messages row) or mailbox row id */
 	int64_t mailbox_id;        /* the message's mailbox after the change */
 	int64_t account_id;        /* the mailbox's account */
 	int64_t origin_mailbox_id; /* message on a server: where, else 0 */

@@ -46,6 +46,7 @@ struct remote_folder {
 	char delim;
 	const char *role;
 	bool selectable;
+	bool parent_only; /* not listed: made up as the parent of a listed folder */
 	bool have_status;
 	uint32_t messages, uidnext, uidvalidity;
 	uint64_t highestmodseq;

@@ -43,6 +43,34 @@ static const char *canonical_name(const char *name)
 	return strcasecmp(name, "INBOX") == 0 ? "INBOX" : name;
 }
 
+/* Delimiter, selectability and role from a LIST response. */
+static void list_attributes(struct remote_folder *f, const struct imap_arg *attrs,
+                            const struct imap_arg *delim)
+{
+	f->delim = delim->type == IMAP_ARG_STRING && delim->len == 1 ? delim->str[0] : 0;
+	f->selectable = true;
+	f->parent_only = false;
+	for (const struct imap_arg *a = attrs->list; a != NULL; a = a->next) {
+		if (imap_arg_is_atom(a, "\\Noselect") || imap_arg_is_atom(a, "\\NonExistent"))
+			f->selectable = false;
+		else if (role_from_attribute(imap_arg_string(a)) != NULL)
+			f->role = role_from_attribute(imap_arg_string(a));
+	}
+	if (strcmp(f->name, "INBOX") == 0)
+		f->role = "Inbox";
+}
+
+static int folders_grow(struct folder_list *l)
+{
+	size_t cap = l->cap == 0 ? 32 : l->cap * 2;
+	struct remote_folder *f = realloc(l->folders, cap * sizeof(*f));
+	if (f == NULL)
+		return -1;
+	l->folders = f;
+	l->cap = cap;
+	return 0;
+}
+
 static int list_add(struct folder_list *l, const struct imap_arg *args, const char **error_r)
 {
 	const struct imap_arg *attrs = args, *delim = args != NULL ? args->next : NULL;
@@ -58,21 +86,20 @@ static int list_add(struct folder_list *l, const struct imap_arg *args, const ch
 		return -1;
 	}
 	n = canonical_name(n);
-	if (folder_find(l, n) != NULL)
+	struct remote_folder *known = folder_find(l, n);
+	if (known != NULL) {
+		/* Listed after a child made it up as a parent: the listing wins. */
+		if (known->parent_only)
+			list_attributes(known, attrs, delim);
 		return 0;
+	}
 	if (l->count == MAX_FOLDERS) {
 		*error_r = "too many folders";
 		return -1;
 	}
-	if (l->count == l->cap) {
-		size_t cap = l->cap == 0 ? 32 : l->cap * 2;
-		struct remote_folder *f = realloc(l->folders, cap * sizeof(*f));
-		if (f == NULL) {
-			*error_r = "out of memory";
-			return -1;
-		}
-		l->folders = f;
-		l->cap = cap;
+	if (l->count == l->cap && folders_grow(l) < 0) {
+		*error_r = "out of memory";
+		return -1;
 	}
 	struct remote_folder *f = &l->folders[l->count];
 	memset(f, 0, sizeof(*f));
@@ -82,16 +109,58 @@ static int list_add(struct folder_list *l, const struct imap_arg *args, const ch
 		return -1;
 	}
 	l->count++;
-	f->delim = delim->type == IMAP_ARG_STRING && delim->len == 1 ? delim->str[0] : 0;
-	f->selectable = true;
-	for (const struct imap_arg *a = attrs->list; a != NULL; a = a->next) {
-		if (imap_arg_is_atom(a, "\\Noselect") || imap_arg_is_atom(a, "\\NonExistent"))
-			f->selectable = false;
-		else if (role_from_attribute(imap_arg_string(a)) != NULL)
-			f->role = role_from_attribute(imap_arg_string(a));
+	list_attributes(f, attrs, delim);
+	return 0;
+}
+
+/*
+ * Parents the server does not list ("a/b/c" listed, "a/b" not): made up as
+ * folders that cannot hold mail (noselect), so that the hierarchy has no
+ * holes. A parent listed later takes its listed attributes.
+ */
+static int add_missing_parents(struct folder_list *l, const char **error_r)
+{
+	size_t listed = l->count;
+	for (size_t i = 0; i < listed; i++) {
+		char delim = l->folders[i].delim;
+		if (delim == 0)
+			continue;
+		/* Each prefix ending before a delimiter, shortest first. */
+		for (size_t at = 1; l->folders[i].name[at] != '\0'; at++) {
+			const char *name = l->folders[i].name;
+			if (name[at] != delim || name[at - 1] == delim)
+				continue;
+			char *parent = strndup(name, at);
+			if (parent == NULL) {
+				*error_r = "out of memory";
+				return -1;
+			}
+			if (folder_find(l, canonical_name(parent)) == NULL) {
+				if (l->count == MAX_FOLDERS || (l->count == l->cap && folders_grow(l) < 0)) {
+					free(parent);
+					*error_r = l->count == MAX_FOLDERS ? "too many folders"
+					                                   : "out of memory";
+					return -1;
+				}
+				struct remote_folder *f = &l->folders[l->count++];
+				memset(f, 0, sizeof(*f));
+				if (strcasecmp(parent, "INBOX") == 0) {
+					free(parent);
+					parent = strdup("INBOX");
+					if (parent == NULL) {
+						l->count--;
+						*error_r = "out of memory";
+						return -1;
+					}
+				}
+				f->name = parent;
+				f->delim = delim;
+				f->parent_only = true;
+				parent = NULL;
+			}
+			free(parent);
+		}
 	}
-	if (strcmp(f->name, "INBOX") == 0)
-		f->role = "Inbox";
 	return 0;
 }
 
@@ -163,6 +232,8 @@ static int list_folders(struct sync_ctx *ctx, struct folder_list *l)
 	}
 	int r = imap_client_run(ctx->client, list_untagged, l, &err);
 	if (r != 0)
+		return sync_fail(ctx, "listing folders: %s", err);
+	if (add_missing_parents(l, &err) < 0)
 		return sync_fail(ctx, "listing folders: %s", err);
 	if (list_status)
 		return 0;
@@ -238,6 +309,37 @@ static const char *server_name(const struct local_view *v, const struct store_ma
 	return v->server_name[j] != NULL ? v->server_name[j] : boxes[j].name;
 }
 
+/* A folder became (un)selectable on the server. One that cannot hold mail
+ * any more has none on the server: its server messages go (those made
+ * here stay for the two-way sync). */
+static int set_noselect(struct sync_ctx *ctx, struct store_mailbox *box, bool noselect)
+{
+	const char *err;
+	if (noselect) {
+		uint32_t *uids = NULL;
+		size_t n = 0;
+		if (store_mailbox_uids(ctx->store, box->id, &uids, &n, &err) < 0)
+			return sync_store_failed(ctx, err);
+		for (size_t i = 0; i < n; i++) {
+			if (store_message_expunge(ctx->store, box->id, uids[i], &err) < 0) {
+				free(uids);
+				return sync_store_failed(ctx, err);
+			}
+		}
+		free(uids);
+		/* Selectable again later: a full resync of it. */
+		if (store_mailbox_set_state(ctx->store, box->id, 0, 1, 0, &err) < 0)
+			return sync_store_failed(ctx, err);
+		box->uidvalidity = 0;
+		box->uidnext = 1;
+		box->highestmodseq = 0;
+	}
+	if (store_mailbox_set_noselect(ctx->store, box->id, noselect, &err) < 0)
+		return sync_store_failed(ctx, err);
+	box->noselect = noselect;
+	return 0;
+}
+
 /*
  * Map server folders to local mailboxes: same (server) name; else a
  * vanished local folder with the same UIDVALIDITY was renamed if its
@@ -262,7 +364,7 @@ static int reconcile_folders(struct sync_ctx *ctx, struct folder_list *l,
 	}
 	for (size_t i = 0; i < l->count; i++) {
 		struct remote_folder *f = &l->folders[i];
-		for (size_t j = 0; j < nboxes && f->selectable; j++) {
+		for (size_t j = 0; j < nboxes && f->mailbox_id == 0; j++) {
 			if (!matched[j] && strcmp(server_name(&lv, boxes, j), f->name) == 0) {
 				/* Destroyed here and made again under the same name:
 				 * the server folder's old mail stays away. */
@@ -331,8 +433,6 @@ static int reconcile_folders(struct sync_ctx *ctx, struct folder_list *l,
 	}
 	for (size_t i = 0; i < l->count && r == 0; i++) {
 		struct remote_folder *f = &l->folders[i];
-		if (!f->selectable)
-			continue;
 		if (f->mailbox_id == 0) {
 			int gone = store_local_mailbox_destroyed(ctx->store, ctx->account_id,
 			                                         f->name, &err);
@@ -342,15 +442,24 @@ static int reconcile_folders(struct sync_ctx *ctx, struct folder_list *l,
 				f->selectable = false; /* destroyed here: not again */
 				continue;
 			}
-			if (store_mailbox_create(ctx->store, ctx->account_id, f->name, f->delim,
-			                         f->role, &f->mailbox_id, &err) < 0)
+			/* Folders that cannot hold mail (\Noselect, \NonExistent,
+			 * parents not listed) are kept as noselect mailboxes. */
+			if (store_mailbox_create_noselect(ctx->store, ctx->account_id, f->name,
+			                                  f->delim, f->role, !f->selectable,
+			                                  &f->mailbox_id, &err) < 0)
 				r = sync_store_failed(ctx, err);
-			ctx->stats->folders_created++;
+			if (f->selectable)
+				ctx->stats->folders_created++;
 			continue;
 		}
 		for (size_t j = 0; j < nboxes; j++) {
 			if (boxes[j].id != f->mailbox_id)
 				continue;
+			if (boxes[j].noselect != !f->selectable &&
+			    set_noselect(ctx, &boxes[j], !f->selectable) < 0) {
+				r = -1;
+				break;
+			}
 			const char *old = boxes[j].role;
 			bool same = (old == NULL && f->role == NULL) ||
 			            (old != NULL && f->role != NULL && strcmp(old, f->role) == 0);
@@ -398,7 +507,10 @@ static int sync_folders(struct sync_ctx *ctx)
 	}
 	/* A listing that suddenly lost most folders gets a second look
 	 * before anything is deleted. */
-	if (nboxes >= 2 && count_selectable(&l) * 2 < nboxes) {
+	size_t nselectable = 0;
+	for (size_t j = 0; j < nboxes; j++)
+		nselectable += !boxes[j].noselect;
+	if (nselectable >= 2 && count_selectable(&l) * 2 < nselectable) {
 		if (list_folders(ctx, &again) < 0)
 			goto out;
 		if (!lists_equal(&l, &again)) {
