@@ -121,6 +121,77 @@ int main(void)
 	CHECK(strstr(body, "stateMismatch") != NULL);
 	free(body);
 
+	/* Several mailboxes: a patch adds Archive (a copy), Email/get lists
+	 * both; a full replace swaps one for INBOX (a move); a patch removes
+	 * one (an expunge); removing the last is refused. */
+	int64_t newbox = e.mailbox_id;
+	snprintf(m, sizeof(m),
+	         "[[\"Email/set\",{\"accountId\":\"alice\",\"update\":{\"E%lld\":{"
+	         "\"mailboxIds/M%lld\":true,\"keywords/$seen\":true}}},\"0\"],"
+	         "[\"Email/get\",{\"accountId\":\"alice\",\"ids\":[\"E%lld\"],"
+	         "\"properties\":[\"mailboxIds\",\"keywords\"]},\"1\"]]",
+	         (long long)email, (long long)arch, (long long)email);
+	body = call(reg, &ctx, m);
+	char want[160];
+	snprintf(want, sizeof(want), "\"mailboxIds\":{\"M%lld\":true,\"M%lld\":true}",
+	         (long long)newbox, (long long)arch);
+	char want2[160];
+	snprintf(want2, sizeof(want2), "\"mailboxIds\":{\"M%lld\":true,\"M%lld\":true}",
+	         (long long)arch, (long long)newbox);
+	CHECK(strstr(body, want) != NULL || strstr(body, want2) != NULL);
+	CHECK(strstr(body, "\"$seen\":true") != NULL);
+	free(body);
+	CHECK(store_email_get(s, email, &e, &error) == 1 && e.n_members == 2 &&
+	      (e.flags & STORE_FLAG_SEEN) != 0);
+	snprintf(m, sizeof(m),
+	         "[[\"Email/set\",{\"accountId\":\"alice\",\"update\":{\"E%lld\":{"
+	         "\"mailboxIds\":{\"M%lld\":true,\"M%lld\":true}}}},\"0\"]]",
+	         (long long)email, (long long)arch, (long long)inbox);
+	body = call(reg, &ctx, m);
+	CHECK(strstr(body, "\"updated\":{\"E") != NULL);
+	free(body);
+	int64_t *mids, *mboxes;
+	OK(store_email_members(s, email, &mids, &mboxes, &n, &error));
+	CHECK(n == 2 && ((mboxes[0] == inbox && mboxes[1] == arch) ||
+	                 (mboxes[0] == arch && mboxes[1] == inbox)));
+	free(mids);
+	free(mboxes);
+	snprintf(m, sizeof(m),
+	         "[[\"Email/set\",{\"accountId\":\"alice\",\"update\":{\"E%lld\":{"
+	         "\"mailboxIds/M%lld\":null}}},\"0\"],"
+	         "[\"Email/set\",{\"accountId\":\"alice\",\"update\":{\"E%lld\":{"
+	         "\"mailboxIds/M%lld\":null}}},\"1\"]]",
+	         (long long)email, (long long)arch, (long long)email, (long long)inbox);
+	body = call(reg, &ctx, m);
+	CHECK(strstr(body, "\"notUpdated\"") != NULL && strstr(body, "at least one") != NULL);
+	free(body);
+	CHECK(store_email_get(s, email, &e, &error) == 1 && e.n_members == 1 &&
+	      e.mailbox_id == inbox);
+	struct store_local_change *lc;
+	OK(store_local_changes(s, &lc, &n, &error));
+	size_t copies = 0, moves = 0, expunges = 0;
+	for (size_t i = 0; i < n; i++) {
+		copies += strcmp(lc[i].kind, "copy") == 0;
+		moves += strcmp(lc[i].kind, "move") == 0;
+		expunges += strcmp(lc[i].kind, "expunge") == 0;
+	}
+	CHECK(copies == 1 && moves == 2 && expunges == 1);
+	store_local_changes_free(&lc, n);
+
+	/* A JMAP account sees only its own Emails. */
+	ctx.store_account_id = acct + 1000;
+	snprintf(m, sizeof(m),
+	         "[[\"Email/get\",{\"accountId\":\"alice\",\"ids\":[\"E%lld\"],"
+	         "\"properties\":[\"id\"]},\"0\"]]",
+	         (long long)email);
+	body = call(reg, &ctx, m);
+	CHECK(strstr(body, "\"notFound\":[\"E") != NULL);
+	free(body);
+	ctx.store_account_id = acct;
+	body = call(reg, &ctx, m);
+	CHECK(strstr(body, "\"notFound\":[]") != NULL);
+	free(body);
+
 	jmap_registry_free(&reg);
 	store_close(&s);
 	char cmd[128];

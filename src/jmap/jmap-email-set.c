@@ -111,38 +111,93 @@ static int keywords_to_store(json_t *k, unsigned old_flags, unsigned *flags_r, c
 
 /* --- mailboxIds ------------------------------------------------------------- */
 
+/* The mailboxes an Email is to be in: all of one account (ids[0] is where
+ * it is created). */
+#define MAX_MAILBOXES_PER_EMAIL 1024
 struct target {
-	int64_t mailbox_id, account_id;
+	int64_t ids[MAX_MAILBOXES_PER_EMAIL];
+	size_t n;
+	int64_t mailbox_id, account_id; /* mailbox_id = ids[0] */
 	char *account_key;
 };
 
-/* Check a mailboxIds object: exactly one existing mailbox. NULL on
- * success, else the SetError. */
+static bool target_has(const struct target *t, int64_t mailbox_id)
+{
+	for (size_t i = 0; i < t->n; i++)
+		if (t->ids[i] == mailbox_id)
+			return true;
+	return false;
+}
+
+/* Check a mailboxIds object: at least one existing mailbox that can hold
+ * mail, all of one account (the JMAP account's, when it names one). NULL
+ * on success, else the SetError. */
 static json_t *mailbox_ids(struct jmap_mail_ctx *ctx, struct jmap_call *call, json_t *ids,
                            struct target *t)
 {
 	const char *err;
 	if (!json_is_object(ids) || json_object_size(ids) == 0)
-		return set_error("invalidProperties", "an Email is in exactly one mailbox",
+		return set_error("invalidProperties", "an Email is in at least one mailbox",
 		                 "mailboxIds");
-	if (json_object_size(ids) > 1)
-		return set_error("tooManyMailboxes",
-		                 "this hub keeps an Email in exactly one mailbox "
-		                 "(maxMailboxesPerEmail is 1)",
+	if (json_object_size(ids) > MAX_MAILBOXES_PER_EMAIL)
+		return set_error("tooManyMailboxes", "too many mailboxes for one Email",
 		                 "mailboxIds");
 	const char *key;
 	json_t *v;
+	t->n = 0;
 	json_object_foreach(ids, key, v)
 	{
-		if (!json_is_true(v) || !set_resolve_id(call, key, 'M', &t->mailbox_id))
+		int64_t mb;
+		if (!json_is_true(v) || !set_resolve_id(call, key, 'M', &mb))
 			return set_error("invalidProperties", "not a mailbox id", "mailboxIds");
+		if (!target_has(t, mb))
+			t->ids[t->n++] = mb;
 	}
-	int r =
-	    store_mailbox_account(ctx->store, t->mailbox_id, &t->account_id, &t->account_key, &err);
-	if (r <= 0)
-		return set_error(r < 0 ? "serverFail" : "invalidProperties",
-		                 r < 0 ? "cannot read mailboxes" : "no such mailbox", "mailboxIds");
+	t->mailbox_id = t->ids[0];
+	for (size_t i = 0; i < t->n; i++) {
+		int64_t account;
+		char *key_text = NULL;
+		bool noselect = false;
+		int r = store_mailbox_account(ctx->store, t->ids[i], &account, &key_text, &err);
+		if (r == 1)
+			r = store_mailbox_noselect(ctx->store, t->ids[i], &noselect, &err);
+		if (r <= 0) {
+			free(key_text);
+			return set_error(r < 0 ? "serverFail" : "invalidProperties",
+			                 r < 0 ? "cannot read mailboxes" : "no such mailbox",
+			                 "mailboxIds");
+		}
+		if ((i > 0 && account != t->account_id) ||
+		    (ctx->store_account_id != 0 && account != ctx->store_account_id)) {
+			free(key_text);
+			return set_error("invalidProperties",
+			                 "the mailboxes belong to another account: an Email is in "
+			                 "mailboxes of one account (copy it instead)",
+			                 "mailboxIds");
+		}
+		if (noselect) {
+			free(key_text);
+			return set_error("invalidProperties", "the mailbox cannot hold mail",
+			                 "mailboxIds");
+		}
+		if (i == 0) {
+			t->account_id = account;
+			t->account_key = key_text;
+		} else {
+			free(key_text);
+		}
+	}
 	return NULL;
+}
+
+/* Put a new Email (created in t->ids[0]) into the other mailboxes of t. */
+static int add_other_mailboxes(struct jmap_mail_ctx *ctx, int64_t email_id, const struct target *t,
+                               const char **err)
+{
+	for (size_t i = 1; i < t->n; i++)
+		if (store_local_copy(ctx->store, email_id, t->ids[i], NULL, err) < 0)
+			return -1;
+	return 0;
 }
 
 static json_t *received_at(json_t *obj, int64_t *when_r)
@@ -284,7 +339,8 @@ static int email_create(struct jmap_mail_ctx *ctx, struct jmap_call *call, json_
 	const char *err;
 	if (store_bytes(ctx, data, len, &blob_id) < 0 ||
 	    store_local_add(ctx->store, t.mailbox_id, blob_id, flags, kw, when, "create", &id,
-	                    &err) < 0)
+	                    &err) < 0 ||
+	    add_other_mailboxes(ctx, id, &t, &err) < 0)
 		ret = -1;
 	else
 		*created_r = created_json(ctx, id, blob_id, len);
@@ -318,6 +374,57 @@ static bool unescape_pointer(const char *in, char *out, size_t size)
 	return n > 0;
 }
 
+/*
+ * Make the Email's memberships match the mailboxes of t: a mailbox it
+ * leaves and one it enters pair up as a move (the membership keeps its
+ * server origin), further new mailboxes are copies, further left ones
+ * expunges (after the copies, so the Email never has none). Duplicate
+ * memberships in a left mailbox (two server copies) all go.
+ */
+static int apply_mailboxes(struct jmap_mail_ctx *ctx, int64_t email_id, const struct target *t,
+                           const char **err)
+{
+	int64_t *mids = NULL, *boxes = NULL;
+	size_t n = 0;
+	if (store_email_members(ctx->store, email_id, &mids, &boxes, &n, err) < 0)
+		return -1;
+	int ret = 0;
+	/* Mailboxes to enter. */
+	int64_t *enter = calloc(t->n + 1, sizeof(*enter));
+	size_t n_enter = 0, next_enter = 0;
+	if (enter == NULL)
+		ret = -1;
+	for (size_t i = 0; ret == 0 && i < t->n; i++) {
+		bool have = false;
+		for (size_t k = 0; k < n && !have; k++)
+			have = boxes[k] == t->ids[i];
+		if (!have)
+			enter[n_enter++] = t->ids[i];
+	}
+	/* Memberships to leave: moved while there is a mailbox to enter. */
+	bool *leave = calloc(n + 1, sizeof(*leave));
+	if (leave == NULL)
+		ret = -1;
+	for (size_t k = 0; ret == 0 && k < n; k++) {
+		if (target_has(t, boxes[k]))
+			continue;
+		if (next_enter < n_enter)
+			ret = store_local_move(ctx->store, mids[k], enter[next_enter++], err);
+		else
+			leave[k] = true;
+	}
+	for (; ret == 0 && next_enter < n_enter; next_enter++)
+		ret = store_local_copy(ctx->store, email_id, enter[next_enter], NULL, err);
+	for (size_t k = 0; ret == 0 && k < n; k++)
+		if (leave[k])
+			ret = store_local_expunge(ctx->store, mids[k], err);
+	free(leave);
+	free(enter);
+	free(mids);
+	free(boxes);
+	return ret;
+}
+
 static int email_update(struct jmap_mail_ctx *ctx, struct jmap_call *call, int64_t id,
                         json_t *patch, json_t **error_r)
 {
@@ -326,7 +433,7 @@ static int email_update(struct jmap_mail_ctx *ctx, struct jmap_call *call, int64
 	int found = store_email_get(ctx->store, id, &e, &err);
 	if (found < 0)
 		return -1;
-	if (found == 0) {
+	if (found == 0 || (ctx->store_account_id != 0 && e.account_id != ctx->store_account_id)) {
 		*error_r = set_error("notFound", NULL, NULL);
 		return 0;
 	}
@@ -336,11 +443,28 @@ static int email_update(struct jmap_mail_ctx *ctx, struct jmap_call *call, int64
 	}
 	json_t *kws = keywords_from_store(e.flags, e.keywords);
 	json_t *boxes = json_object();
-	char cur[32];
-	snprintf(cur, sizeof(cur), "M%lld", (long long)e.mailbox_id);
-	json_object_set_new(boxes, cur, json_true());
+	int64_t *cur_mids = NULL, *cur_boxes = NULL;
+	size_t n_cur = 0;
+	if (store_email_members(ctx->store, id, &cur_mids, &cur_boxes, &n_cur, &err) < 0) {
+		json_decref(kws);
+		json_decref(boxes);
+		return -1;
+	}
+	for (size_t i = 0; i < n_cur; i++) {
+		char cur[32];
+		snprintf(cur, sizeof(cur), "M%lld", (long long)cur_boxes[i]);
+		json_object_set_new(boxes, cur, json_true());
+	}
+	free(cur_mids);
+	free(cur_boxes);
 	bool whole_kw = false, part_kw = false, whole_mb = false, part_mb = false;
-	struct target t = {0};
+	struct target *tp = calloc(1, sizeof(*tp));
+	if (tp == NULL) {
+		json_decref(kws);
+		json_decref(boxes);
+		return -1;
+	}
+	struct target *const t = tp;
 	const char *key;
 	json_t *v;
 	int ret = 0;
@@ -402,25 +526,14 @@ static int email_update(struct jmap_mail_ctx *ctx, struct jmap_call *call, int64
 		                     "keywords: lower-case keywords set to true", "keywords");
 		goto out;
 	}
-	if ((*error_r = mailbox_ids(ctx, call, boxes, &t)) != NULL)
+	if ((*error_r = mailbox_ids(ctx, call, boxes, t)) != NULL)
 		goto out;
-	if (t.mailbox_id != e.mailbox_id) {
-		int64_t from_account;
-		char *from_key = NULL;
-		if (store_mailbox_account(ctx->store, e.mailbox_id, &from_account, &from_key,
-		                          &err) < 0) {
-			ret = -1;
-			goto out;
-		}
-		free(from_key);
-		if (from_account != t.account_id) {
-			*error_r = set_error(
-			    "invalidProperties",
-			    "the mailbox belongs to another account: an Email moves only between "
-			    "mailboxes of the account it is in (import a copy instead)",
-			    "mailboxIds");
-			goto out;
-		}
+	if (t->account_id != e.account_id) {
+		*error_r = set_error("invalidProperties",
+		                     "the mailbox belongs to another account: an Email moves only "
+		                     "between mailboxes of the account it is in (copy it instead)",
+		                     "mailboxIds");
+		goto out;
 	}
 	/* The flags as stored may be upper case (IMAP keywords): compare what
 	 * JMAP sees, so an unchanged set records nothing. */
@@ -430,11 +543,11 @@ static int email_update(struct jmap_mail_ctx *ctx, struct jmap_call *call, int64
 	json_decref(before);
 	if (!kw_same && store_local_set_flags(ctx->store, id, flags, kw, &err) < 0)
 		ret = -1;
-	else if (t.mailbox_id != e.mailbox_id &&
-	         store_local_move(ctx->store, id, t.mailbox_id, &err) < 0)
+	else if ((whole_mb || part_mb) && apply_mailboxes(ctx, id, t, &err) < 0)
 		ret = -1;
 out:
-	free(t.account_key);
+	free(t->account_key);
+	free(tp);
 	json_decref(kws);
 	json_decref(boxes);
 	return ret;
@@ -567,6 +680,8 @@ int jmap_email_set(void *context, struct jmap_call *call, json_t *args, const ch
 		struct store_email e;
 		int found =
 		    jmap_list_id(call, v, 'E', &id) ? store_email_get(ctx->store, id, &e, &err) : 0;
+		if (found == 1 && ctx->store_account_id != 0 && e.account_id != ctx->store_account_id)
+			found = 0; /* another JMAP account's */
 		if (found < 0 || (found == 1 && store_local_destroy(ctx->store, id, &err) < 0)) {
 			fatal = -1;
 			break;
@@ -675,7 +790,8 @@ int jmap_email_import(void *context, struct jmap_call *call, json_t *args,
 				bad = set_error("invalidEmail",
 				                "the blob is not an RFC 5322 message", NULL);
 			} else if (store_local_add(ctx->store, t.mailbox_id, blob_id, flags, kw,
-			                           when, "import", &id, &err) < 0) {
+			                           when, "import", &id, &err) < 0 ||
+			           add_other_mailboxes(ctx, id, &t, &err) < 0) {
 				fatal = -1;
 			} else {
 				json_t *ok = created_json(ctx, id, blob_id, size);

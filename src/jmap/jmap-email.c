@@ -547,10 +547,31 @@ static json_t *body_values(json_t *tree, const struct get_args *a)
 	return out;
 }
 
+/* mailboxIds of an Email: every membership's mailbox (a set), or NULL
+ * on a store error. */
+static json_t *mailbox_ids_json(struct jmap_mail_ctx *ctx, int64_t email_id)
+{
+	int64_t *mids = NULL, *boxes = NULL;
+	size_t n = 0;
+	const char *err;
+	if (store_email_members(ctx->store, email_id, &mids, &boxes, &n, &err) < 0)
+		return NULL;
+	json_t *o = json_object();
+	for (size_t i = 0; i < n; i++) {
+		char mid[32];
+		snprintf(mid, sizeof(mid), "M%lld", (long long)boxes[i]);
+		json_object_set_new(o, mid, json_true());
+	}
+	free(mids);
+	free(boxes);
+	return o;
+}
+
 /* One Email object. e is NULL for Email/parse (metadata then null). tree
- * may be NULL when the message could not be read (metadata only). */
-static json_t *email_object(const struct get_args *a, const struct store_email *e, json_t *tree,
-                            const char *blob_id, uint64_t size)
+ * may be NULL when the message could not be read (metadata only).
+ * mailbox_ids: the Email's mailboxIds (borrowed), NULL when not asked. */
+static json_t *email_object(const struct get_args *a, const struct store_email *e,
+                            json_t *mailbox_ids, json_t *tree, const char *blob_id, uint64_t size)
 {
 	json_t *o = json_object();
 	size_t i;
@@ -567,11 +588,8 @@ static json_t *email_object(const struct get_args *a, const struct store_email *
 		} else if (strcmp(name, "threadId") == 0) {
 			v = e != NULL ? thread_id_json(e) : json_null();
 		} else if (strcmp(name, "mailboxIds") == 0) {
-			if (e != NULL) {
-				char mid[32];
-				snprintf(mid, sizeof(mid), "M%lld", (long long)e->mailbox_id);
-				v = json_pack("{s:b}", mid, 1);
-			}
+			if (e != NULL && mailbox_ids != NULL)
+				v = json_incref(mailbox_ids);
 		} else if (strcmp(name, "keywords") == 0) {
 			v = e != NULL ? jmap_keywords_json(e->flags, e->keywords) : NULL;
 		} else if (strcmp(name, "size") == 0) {
@@ -639,12 +657,13 @@ static int email_get(void *context, struct jmap_call *call, json_t *args, const 
 		return -1;
 	}
 	/* Only properties that need the message bytes make us parse them. */
-	bool need_tree = false;
+	bool need_tree = false, need_boxes = false;
 	size_t i;
 	json_t *v;
 	json_array_foreach(a.properties, i, v)
 	{
 		const char *p = json_string_value(v);
+		need_boxes |= strcmp(p, "mailboxIds") == 0;
 		need_tree |= !(strcmp(p, "id") == 0 || strcmp(p, "blobId") == 0 ||
 		               strcmp(p, "threadId") == 0 || strcmp(p, "mailboxIds") == 0 ||
 		               strcmp(p, "keywords") == 0 || strcmp(p, "size") == 0 ||
@@ -656,10 +675,12 @@ static int email_get(void *context, struct jmap_call *call, json_t *args, const 
 		int64_t row;
 		struct store_email e;
 		if (!jmap_list_id(call, v, 'E', &row) ||
-		    store_email_get(ctx->store, row, &e, &err) != 1) {
+		    store_email_get(ctx->store, row, &e, &err) != 1 ||
+		    (ctx->store_account_id != 0 && e.account_id != ctx->store_account_id)) {
 			json_array_append(not_found, v);
 			continue;
 		}
+		json_t *boxes = need_boxes ? mailbox_ids_json(ctx, e.id) : NULL;
 		char blob_id[32];
 		snprintf(blob_id, sizeof(blob_id), "B%lld", (long long)e.blob_id);
 		json_t *tree = NULL;
@@ -671,7 +692,8 @@ static int email_get(void *context, struct jmap_call *call, json_t *args, const 
 			if (ref_parsed(ctx, &ref, &tree, &size, &err) != 1)
 				tree = NULL;
 		}
-		json_array_append_new(list, email_object(&a, &e, tree, blob_id, e.size));
+		json_array_append_new(list, email_object(&a, &e, boxes, tree, blob_id, e.size));
+		json_decref(boxes);
 		mime_cache_release(ctx->cache, tree);
 	}
 	get_args_free(&a);
@@ -732,7 +754,7 @@ static int email_parse(void *context, struct jmap_call *call, json_t *args,
 		} else if (r == 0) {
 			json_array_append(not_found, v);
 		} else {
-			json_object_set_new(parsed, id, email_object(&a, NULL, tree, id, size));
+			json_object_set_new(parsed, id, email_object(&a, NULL, NULL, tree, id, size));
 			mime_cache_release(ctx->cache, tree);
 		}
 	}

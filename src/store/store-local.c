@@ -730,6 +730,19 @@ int store_mailbox_account(struct store *s, int64_t mailbox_id, int64_t *account_
 	return ret;
 }
 
+int store_mailbox_noselect(struct store *s, int64_t mailbox_id, bool *noselect_r,
+                           const char **error_r)
+{
+	int64_t v = 0;
+	bool found = false;
+	if (run(s, "look up mailbox", "SELECT noselect FROM mailboxes WHERE id = ?1", &v, &found,
+	        error_r, "i", mailbox_id) < 0)
+		return -1;
+	if (found)
+		*noselect_r = v != 0;
+	return found ? 1 : 0;
+}
+
 /* Current name of a mailbox (malloc()ed): 1 found, 0 not, -1 error. */
 static int mailbox_name(struct store *s, int64_t id, char **name_r, int64_t *account_r,
                         const char **error_r)

@@ -328,6 +328,9 @@ int store_local_mailbox_props(struct store *s, int64_t mailbox_id, int *sort_ord
                               bool *subscribed_r, const char **error_r);
 int store_local_mailbox_set_props(struct store *s, int64_t mailbox_id, int sort_order,
                                   int subscribed, const char **error_r);
+/* Whether a mailbox cannot hold mail (noselect): 1 found, 0 not, -1. */
+int store_mailbox_noselect(struct store *s, int64_t mailbox_id, bool *noselect_r,
+                           const char **error_r);
 /* The account of a mailbox and that account's key: 1 found, 0 not, -1
  * error. *key_r is malloc()ed. */
 int store_mailbox_account(struct store *s, int64_t mailbox_id, int64_t *account_id_r, char **key_r,
