@@ -301,6 +301,11 @@ def kinds(tmp, tier):
         hub.import_email(raw_message("into new", "new-" + tier), "NewBox")
         # a move into the new mailbox too
         hub.set_email(update={eid[ids[8]]: {"mailboxIds": {hub.mailboxes()["NewBox"]: True}}})
+        # copy: ids[9] also in Archive; expunge: ids[10] copied to Work,
+        # then taken out of INBOX (it stays in Work).
+        hub.set_email(update={eid[ids[9]]: {"mailboxIds/" + boxes["Archive"]: True}})
+        hub.set_email(update={eid[ids[10]]: {"mailboxIds/" + boxes["Work"]: True}})
+        hub.set_email(update={eid[ids[10]]: {"mailboxIds/" + boxes["INBOX"]: None}})
         # rename, destroy an empty folder, unsubscribe
         r = hub.mailbox_set(update={boxes["Old"]: {"name": "Older"}})
         check(boxes["Old"] in r.get("updated", {}), "rename: %s" % r)
@@ -333,12 +338,18 @@ def kinds(tmp, tier):
         check(len(server_find(fx, "NewBox", "new-%s@example.org" % tier)) == 1, "new box mail")
         check(len(server_find(fx, "NewBox", ids[8])) == 1, "moved into new box")
         check("Work" not in server_subscribed(fx), "Work still subscribed")
+        check(len(server_find(fx, "INBOX", ids[9])) == 1 and len(server_find(fx, "Archive", ids[9])) == 1,
+              "copy: INBOX %s Archive %s" % (server_find(fx, "INBOX", ids[9]), server_find(fx, "Archive", ids[9])))
+        check(not server_find(fx, "INBOX", ids[10]) and len(server_find(fx, "Work", ids[10])) == 1,
+              "expunge: INBOX %s Work %s" % (server_find(fx, "INBOX", ids[10]), server_find(fx, "Work", ids[10])))
         # The hub matches the server UID for UID, and kept its ids.
         fx.assert_in_sync("kinds " + tier)
         arch = hub.emails("Archive")
         for m in ids[4:6]:
             check(arch[m]["id"] == eid[m], "moved message got a new id: %s" % arch[m])
         check(any(e["id"] == imp for e in arch.values()), "imported message got a new id")
+        check(arch[ids[9]]["id"] == eid[ids[9]] and len(arch[ids[9]]["mailboxIds"]) == 2,
+              "copied message is not one Email in two mailboxes: %s" % arch[ids[9]])
         # A second sync changes nothing.
         out = hub.sync()
         check(re.search(r" 0 new messages", out.stdout), "second sync fetched: " + out.stdout)
@@ -527,46 +538,97 @@ def t_delta_keywords(tmp):
 
 # --- kill at every commit ----------------------------------------------------
 
-def t_crash(tmp):
-    fx = make_fixture(tmp, "crash", "QRESYNC")
-    hub = None
-    try:
-        hub = Hub(fx, tmp, "crash")
-        inbox = hub.emails("INBOX")
-        ids = sorted(inbox)
-        eid = {m: inbox[m]["id"] for m in ids}
-        boxes = hub.mailboxes()
-        hub.import_email(raw_message("crash import", "crash-imp"), "Work", {"$seen": True})
-        hub.set_email(update={eid[m]: {"mailboxIds": {boxes["Archive"]: True}} for m in ids[0:3]})
-        hub.set_email(update={eid[m]: {"keywords/$flagged": True} for m in ids[3:6]})
-        hub.set_email(destroy=[eid[ids[6]]])
-        hub.stop()
-        n, done = 1, False
-        while not done and n < 200:
-            env = dict(os.environ, MK_CRASH_AFTER_COMMIT=str(n))
-            r = hub.sync(env=env, expect=None)
-            done = r.returncode == 0
-            check(done or r.returncode == -signal.SIGKILL, "run %d exited %d: %s" % (n, r.returncode, r.stderr))
-            n += 1
-        check(done, "never finished")
-        check(n > 3, "no commit was interrupted")
+def crash_setup(tmp, name, tier):
+    """A fixture and hub with a replay to make: an APPEND (import), a MOVE
+    batch, keyword changes, a COPY batch and a destroy. Returns (fx, hub,
+    verify)."""
+    fx = make_fixture(tmp, name, tier, count=12)
+    hub = Hub(fx, tmp, name)
+    inbox = hub.emails("INBOX")
+    ids = sorted(inbox)
+    eid = {m: inbox[m]["id"] for m in ids}
+    boxes = hub.mailboxes()
+    hub.import_email(raw_message("crash import", "crash-imp"), "Work", {"$seen": True})
+    hub.set_email(update={eid[m]: {"mailboxIds": {boxes["Archive"]: True}} for m in ids[0:3]})
+    hub.set_email(update={eid[m]: {"keywords/$flagged": True} for m in ids[3:6]})
+    hub.set_email(update={eid[m]: {"mailboxIds/" + boxes["Work"]: True} for m in ids[7:9]})
+    hub.set_email(destroy=[eid[ids[6]]])
+    hub.stop()
+
+    def verify(what):
         hub.sync()
-        assert_replayed(hub, "crash")
-        check(server_msgids(fx, "Work").count("crash-imp@example.org") == 1, "import duplicated or lost")
+        assert_replayed(hub, what)
+        check(server_msgids(fx, "Work").count("crash-imp@example.org") == 1,
+              "%s: import duplicated or lost" % what)
         arch = server_msgids(fx, "Archive")
         for m in ids[0:3]:
-            check(arch.count(m.strip("<>")) == 1, "move of %s: %d copies" % (m, arch.count(m.strip("<>"))))
-            check(not server_find(fx, "INBOX", m), "%s still in INBOX" % m)
+            check(arch.count(m) == 1, "%s: move of %s: %d copies" % (what, m, arch.count(m)))
+            check(not server_find(fx, "INBOX", m), "%s: %s still in INBOX" % (what, m))
         for m in ids[3:6]:
             f = server_find(fx, "INBOX", m)
-            check(f and "\\Flagged" in list(f.values())[0], "flag lost on %s" % m)
-        check(not server_find(fx, "INBOX", ids[6]), "destroy lost")
-        fx.assert_in_sync("crash")
-        print("  crash loop: %d runs" % (n - 1), flush=True)
+            check(f and "\\Flagged" in list(f.values())[0], "%s: flag lost on %s" % (what, m))
+        check(not server_find(fx, "INBOX", ids[6]), "%s: destroy lost" % what)
+        work = server_msgids(fx, "Work")
+        for m in ids[7:9]:
+            check(work.count(m) == 1 and len(server_find(fx, "INBOX", m)) == 1,
+                  "%s: copy of %s: %d in Work" % (what, m, work.count(m)))
+        fx.assert_in_sync(what)
+    return fx, hub, verify
+
+
+def crash_run(hub, n):
+    env = dict(os.environ, MK_CRASH_AFTER_COMMIT=str(n))
+    r = hub.sync(env=env, expect=None)
+    if os.environ.get("MK_VERBOSE"):
+        print("  run %d: exit %d, pending %s" % (n, r.returncode, hub.pending()), flush=True)
+    check(r.returncode in (0, -signal.SIGKILL), "run %d exited %d: %s" % (n, r.returncode, r.stderr))
+    return r.returncode == 0
+
+
+def t_crash(tmp):
+    """One replay killed at its first commit, resumed and killed at its
+    second, and so on until a run ends (isync's pattern)."""
+    fx, hub, verify = crash_setup(tmp, "crash", "QRESYNC")
+    try:
+        n = 1
+        while not crash_run(hub, n):
+            n += 1
+            check(n < 200, "never finished")
+        check(n > 3, "no commit was interrupted")
+        verify("crash loop")
+        print("  crash loop: %d runs" % n, flush=True)
     finally:
-        if hub is not None:
-            hub.stop()
+        hub.stop()
         fx.stop()
+
+
+def crash_each(tmp, tier):
+    """Every crash point on its own: a fresh replay killed right after its
+    Nth commit (a commit of the store, hub.db or the audit log, or the
+    server's answer to an APPEND, COPY or MOVE), then a run without a kill:
+    no duplicate on the server, no change lost."""
+    n = 1
+    while True:
+        fx, hub, verify = crash_setup(tmp, "crash-%s-%d" % (tier, n), tier)
+        try:
+            finished = crash_run(hub, n)
+            verify("%s killed after commit %d" % (tier, n))
+        finally:
+            hub.stop()
+            fx.stop()
+        if finished:
+            break
+        n += 1
+        check(n < 100, "never finished")
+    print("  %s: %d crash points" % (tier, n - 1), flush=True)
+
+
+def t_crash_each(tmp):
+    crash_each(tmp, "QRESYNC")
+
+
+def t_crash_each_nouidplus(tmp):
+    crash_each(tmp, "nouidplus")
 
 
 SCENARIOS = {
@@ -579,6 +641,8 @@ SCENARIOS = {
     "conflicts_nouidplus": t_conflicts_nouidplus,
     "delta_keywords": t_delta_keywords,
     "crash": t_crash,
+    "crash_each": t_crash_each,
+    "crash_each_nouidplus": t_crash_each_nouidplus,
 }
 
 if __name__ == "__main__":

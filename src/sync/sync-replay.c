@@ -25,6 +25,7 @@
  */
 #include "sync-private.h"
 #include "../imap/imap-cmd.h"
+#include "../lib/crashpoint.h"
 #include "../store/store-replay.h"
 
 #include <openssl/evp.h>
@@ -308,6 +309,8 @@ static int rp_copy(struct replay *r, const char *cmd, const uint32_t *uids, size
 	                                      : imap_client_uid_copy(r->c, &set, target, &cu, &err);
 	rc = cmd_result(r, rc, &err);
 	r->st->commands++;
+	if (rc == 0)
+		crashpoint_commit(); /* the server committed it: a crash point */
 	for (size_t i = 0; rc == 0 && cu.valid && i < cu.count; i++)
 		if (uidvec_add(src, cu.pairs[i].src) < 0 || uidvec_add(dst, cu.pairs[i].dst) < 0)
 			rc = replay_fail(r, "out of memory");
@@ -350,6 +353,8 @@ static int rp_append(struct replay *r, const char *target, unsigned flags, const
 	                    &err);
 	buf_free(&fl);
 	r->st->commands++;
+	if (rc == 0)
+		crashpoint_commit(); /* the server committed it: a crash point */
 	if (strcmp(r->selected, target) == 0)
 		r->selected[0] = '\0'; /* UIDNEXT moved: select again to read it */
 	return rc;
