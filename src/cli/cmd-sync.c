@@ -134,8 +134,9 @@ static int sync_one(struct store *store, const struct sync_job *job, char **pass
 		cli_error("%s: device changes not all carried to the server: %s", who, err);
 	if (!job->quiet && rst.replayed + rst.failed + rst.deferred > 0)
 		printf("replayed %s: %u device changes in %u commands, %u failed, %u deferred, "
-		       "%u conflicts\n",
-		       who, rst.replayed, rst.commands, rst.failed, rst.deferred, rst.conflicts);
+		       "%u conflicts, %.3f s\n",
+		       who, rst.replayed, rst.commands, rst.failed, rst.deferred, rst.conflicts,
+		       rst.seconds);
 	r = sync_account(store, job->account_key, client, &so, &st, &err);
 	cli_progress_done(progress);
 	if (r == 0)

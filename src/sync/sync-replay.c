@@ -25,6 +25,7 @@
  */
 #include "sync-private.h"
 #include "../imap/imap-cmd.h"
+#include "../lib/clock.h"
 #include "../lib/crashpoint.h"
 #include "../store/store-replay.h"
 
@@ -811,10 +812,17 @@ static int replay_keywords_group(struct replay *r, struct store_replay_change *v
 			touch(r, v[0].origin_mailbox_id, set->uids[i]);
 	}
 	uidvec_free(&own);
-	if (rc == 1)
+	if (rc == 1 && n > 1 && !refusal_temporary(r)) {
+		/* One message the server refuses must not fail the others:
+		 * each on its own (a STORE may be sent again). */
+		rc = 0;
+		for (size_t i = 0; i < n && rc == 0; i++)
+			rc = replay_keywords_group(r, &v[i], 1);
+	} else if (rc == 1) {
 		rc = refused(r, v, n);
-	else if (rc == 0)
+	} else if (rc == 0) {
 		rc = commit_finish(r, v, n);
+	}
 out:
 	kw_free(&d);
 	uidvec_free(&uids);
@@ -881,6 +889,12 @@ static int replay_expunge(struct replay *r, struct store_replay_change *v, size_
 			rc = rp_expunge(r, uids.uids, uids.count);
 	}
 	uidvec_free(&uids);
+	if (rc == 1 && n > 1 && !refusal_temporary(r)) {
+		rc = 0;
+		for (size_t i = 0; i < n && rc == 0; i++)
+			rc = replay_expunge(r, &v[i], 1);
+		return rc;
+	}
 	if (rc == 1)
 		return refused(r, v, n);
 	if (rc < 0)
@@ -904,11 +918,14 @@ static int replay_expunge(struct replay *r, struct store_replay_change *v, size_
 
 /* Put a message the hub holds into target by APPEND (create, import, and
  * a copy or move whose source the server no longer has: the hub still has
- * the bytes, so nothing is lost). Pairs the row in the open transaction
- * the caller commits. 0 / 1 refused / -1. */
-static int append_message(struct replay *r, int64_t message_id, int64_t mailbox_id,
-                          const char *target, bool check_first)
+ * the bytes, so nothing is lost); with check_first (sent before a crash)
+ * only when the target does not have it already. *uid_r: its UID there,
+ * 0 when unknown or when the message is gone here. No store writes (no
+ * transaction is held during the commands). 0 / 1 refused / -1. */
+static int put_message(struct replay *r, int64_t message_id, int64_t mailbox_id,
+                       const char *target, bool check_first, uint32_t *uid_r)
 {
+	*uid_r = 0;
 	struct store_replay_msg m;
 	const char *err;
 	int found = store_replay_message(r->s, message_id, &m, &err);
@@ -961,12 +978,37 @@ static int append_message(struct replay *r, int64_t message_id, int64_t mailbox_
 				             before > 0 ? before : 1, &uid);
 		}
 	}
-	if (rc == 0 && uid != 0 && store_replay_pair(r->s, message_id, mailbox_id, uid, &err) < 0)
-		rc = replay_fail(r, "%s", err);
-	if (rc == 0 && uid != 0)
-		touch(r, mailbox_id, uid);
+	if (rc == 0)
+		*uid_r = uid;
 	store_replay_message_free(&m);
 	return rc;
+}
+
+/* Record the server's answers to a batch in one transaction: each change
+ * whose membership got a server UID (uids[i], 0 for none) is paired with
+ * it, and every change of the batch is done. */
+static int record_answers(struct replay *r, struct store_replay_change *v, size_t n,
+                          const uint32_t *uids)
+{
+	const char *err;
+	if (store_begin(r->s, &err) < 0)
+		return replay_fail(r, "%s", err);
+	for (size_t i = 0; i < n; i++) {
+		if (uids[i] == 0)
+			continue;
+		if (store_replay_pair(r->s, v[i].object_id, v[i].mailbox_id, uids[i], &err) < 0) {
+			store_rollback(r->s);
+			return replay_fail(r, "%s", err);
+		}
+		touch(r, v[i].mailbox_id, uids[i]);
+	}
+	if (finish_all(r, v, n) < 0) {
+		store_rollback(r->s);
+		return -1;
+	}
+	if (store_commit(r->s, &err) < 0)
+		return replay_fail(r, "%s", err);
+	return 0;
 }
 
 /* create, import (one at a time). */
@@ -990,22 +1032,14 @@ static int replay_append(struct replay *r, struct store_replay_change *c)
 	if (target == NULL)
 		return replay_fail(r, "mailbox %lld has no server folder yet", (long long)box);
 	bool check = c->sent;
+	uint32_t uid = 0;
 	int rc = mark_sent(r, c, 1);
-	if (rc == 0 && store_begin(r->s, &err) < 0)
-		rc = replay_fail(r, "%s", err);
-	else if (rc == 0) {
-		rc = append_message(r, c->object_id, box, target, check);
-		if (rc == 0 && finish_all(r, c, 1) < 0)
-			rc = -1;
-		if (rc == 0) {
-			if (store_commit(r->s, &err) < 0)
-				rc = replay_fail(r, "%s", err);
-		} else {
-			store_rollback(r->s);
-		}
-		if (rc == 1)
-			rc = refused(r, c, 1);
-	}
+	if (rc == 0)
+		rc = put_message(r, c->object_id, box, target, check, &uid);
+	if (rc == 0)
+		rc = record_answers(r, c, 1, &uid);
+	else if (rc == 1)
+		rc = refused(r, c, 1);
 	free(target);
 	return rc;
 }
@@ -1136,25 +1170,23 @@ static int replay_copy_move(struct replay *r, struct store_replay_change *v, siz
 	}
 	if (rc != 0)
 		goto out;
-	/* Record the answers: each change's new UID in the target. */
-	if (store_begin(r->s, &err) < 0) {
-		rc = replay_fail(r, "%s", err);
+	/* Each change's new UID in the target: from COPYUID, else found by
+	 * content, else (the server lacks the source) appended from the
+	 * hub's bytes. Then all of it recorded in one transaction. */
+	uint32_t *nuids = calloc(n, sizeof(*nuids));
+	if (nuids == NULL) {
+		rc = replay_fail(r, "out of memory");
 		goto out;
 	}
 	for (size_t i = 0; rc == 0 && i < n; i++) {
 		uint32_t ouid = v[i].origin_uid > 0 && v[i].origin_uid < STORE_LOCAL_UID_BASE
 		                    ? (uint32_t)v[i].origin_uid
 		                    : 0;
-		uint32_t nuid = 0;
-		for (size_t k = 0; k < src.count; k++)
+		for (size_t k = 0; ouid != 0 && k < src.count; k++)
 			if (src.uids[k] == ouid)
-				nuid = dst.uids[k];
-		if (nuid != 0) {
-			if (store_replay_pair(r->s, v[i].object_id, v[i].mailbox_id, nuid, &err) < 0)
-				rc = replay_fail(r, "%s", err);
-			touch(r, v[i].mailbox_id, nuid);
+				nuids[i] = dst.uids[k];
+		if (nuids[i] != 0)
 			continue;
-		}
 		bool was_present = ouid != 0 && uidvec_contains(&present, ouid);
 		struct store_replay_msg m;
 		int found = store_replay_message(r->s, v[i].object_id, &m, &err);
@@ -1172,32 +1204,20 @@ static int replay_copy_move(struct replay *r, struct store_replay_change *v, siz
 			continue; /* moved on here since: a later change carries it */
 		if (was_present || check) {
 			/* Copied without COPYUID, or sent before a crash: find it. */
-			uint32_t uid = 0;
 			rc = rp_select(r, target, v[i].mailbox_id);
 			if (rc == 0)
 				rc = rp_find(r, v[i].mailbox_id, v[i].object_id, blob, size,
-				             was_present && before > 0 ? before : 1, &uid);
-			if (rc == 0 && uid != 0) {
-				if (store_replay_pair(r->s, v[i].object_id, v[i].mailbox_id, uid,
-				                      &err) < 0)
-					rc = replay_fail(r, "%s", err);
-				touch(r, v[i].mailbox_id, uid);
+				             was_present && before > 0 ? before : 1, &nuids[i]);
+			if (rc != 0 || nuids[i] != 0)
 				continue;
-			}
 		}
 		/* The server does not have the source (expunged there, or
 		 * never had it): the hub's bytes go to the target. */
-		if (rc == 0)
-			rc = append_message(r, v[i].object_id, v[i].mailbox_id, target, false);
+		rc = put_message(r, v[i].object_id, v[i].mailbox_id, target, false, &nuids[i]);
 	}
-	if (rc == 0 && finish_all(r, v, n) < 0)
-		rc = -1;
-	if (rc == 0) {
-		if (store_commit(r->s, &err) < 0)
-			rc = replay_fail(r, "%s", err);
-	} else {
-		store_rollback(r->s);
-	}
+	if (rc == 0)
+		rc = record_answers(r, v, n, nuids);
+	free(nuids);
 out:
 	if (rc == 1)
 		rc = refused(r, v, n);
@@ -1341,6 +1361,14 @@ static bool same_batch(const struct store_replay_change *a, const struct store_r
 static int replay_batch(struct replay *r, struct store_replay_change *v, size_t n)
 {
 	struct store_replay_change *c = &v[0];
+	if (c->sent && c->attempts >= REPLAY_MAX_ATTEMPTS) {
+		/* Sent again and again without an answer we could record (a
+		 * session that breaks on it): no storm, the user is told. */
+		char why[128];
+		snprintf(why, sizeof(why), "no answer from the server after %u attempts",
+		         c->attempts);
+		return fail_batch(r, v, n, why);
+	}
 	if (!is_msg_kind(c->kind))
 		return replay_mailbox(r, c);
 	if (strcmp(c->kind, "create") == 0 || strcmp(c->kind, "import") == 0)
@@ -1356,22 +1384,16 @@ static int replay_batch(struct replay *r, struct store_replay_change *v, size_t 
 		if (target == NULL)
 			return replay_fail(r, "mailbox %lld has no server folder yet",
 			                   (long long)c->mailbox_id);
-		int rc = mark_sent(r, v, n);
-		const char *err;
-		if (rc == 0 && store_begin(r->s, &err) < 0)
-			rc = replay_fail(r, "%s", err);
-		else if (rc == 0) {
-			for (size_t i = 0; rc == 0 && i < n; i++)
-				rc = append_message(r, v[i].object_id, v[i].mailbox_id, target, v[i].sent);
-			if (rc == 0 && finish_all(r, v, n) < 0)
-				rc = -1;
-			if (rc == 0 && store_commit(r->s, &err) < 0)
-				rc = replay_fail(r, "%s", err);
-			else if (rc != 0)
-				store_rollback(r->s);
-			if (rc == 1)
-				rc = refused(r, v, n);
-		}
+		uint32_t *nuids = calloc(n, sizeof(*nuids));
+		int rc = nuids == NULL ? replay_fail(r, "out of memory") : mark_sent(r, v, n);
+		for (size_t i = 0; rc == 0 && i < n; i++)
+			rc = put_message(r, v[i].object_id, v[i].mailbox_id, target, v[i].sent,
+			                 &nuids[i]);
+		if (rc == 0)
+			rc = record_answers(r, v, n, nuids);
+		else if (rc == 1)
+			rc = refused(r, v, n);
+		free(nuids);
 		free(target);
 		return rc;
 	}
@@ -1407,6 +1429,7 @@ int sync_replay_account(struct store *s, struct imap_client *c, int64_t account_
                         const char **error_r)
 {
 	memset(st, 0, sizeof(*st));
+	double t0 = clock_mono();
 	struct replay r = {.s = s, .c = c, .account_id = account_id, .st = st, .error = st->error};
 	r.max_batch = opt != NULL && opt->max_batch > 0 ? opt->max_batch : REPLAY_BATCH_DEFAULT;
 	r.uidplus = imap_client_has_cap(c, "UIDPLUS");
@@ -1467,6 +1490,7 @@ int sync_replay_account(struct store *s, struct imap_client *c, int64_t account_
 	}
 	store_replay_changes_free(&v, n);
 	free(r.touched);
+	st->seconds = clock_mono() - t0;
 	if (ret < 0)
 		*error_r = st->error;
 	return ret;

@@ -74,6 +74,7 @@ struct sync_replay_stats {
 	unsigned appended;  /* APPENDs sent */
 	unsigned batches, commands;
 	const char *tier; /* "QRESYNC", "CONDSTORE" or "plain" */
+	double seconds;   /* the run's duration */
 	char error[512];  /* what *error_r points to */
 };
 
