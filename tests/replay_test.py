@@ -382,8 +382,9 @@ def conflicts(tmp, tier):
     fx = make_fixture(tmp, "conflicts-" + tier, tier)
     hub = None
     try:
-        for f in ("Gone", "Both", "Full", "R2", "Taken"):
+        for f in ("Gone", "Both", "Full", "R2", "Taken", "R1"):
             imap(fx, None, lambda c, f=f: c.create(f))
+        imap(fx, None, lambda c: c.append("R1", None, None, raw_message("r1", "r1-" + tier)))
         hub = Hub(fx, tmp, "conflicts-" + tier)
         inbox = hub.emails("INBOX")
         ids = sorted(inbox)
@@ -425,7 +426,16 @@ def conflicts(tmp, tier):
         imap(fx, None, lambda c: c.create("Twice"),
              lambda c: c.append("Twice", None, None, raw_message("twice", "twice-" + tier)))
 
+        # 9. Renamed on both sides: the device's name, from the server's.
+        hub.mailbox_set(update={boxes["R1"]: {"name": "R1dev"}})
+        imap(fx, None, lambda c: c.rename("R1", "R1srv"))
+
         hub.sync()
+        # 9: one folder, the device's name, its mail.
+        folders = server_folders(fx)
+        check("R1dev" in folders and "R1" not in folders and "R1srv" not in folders,
+              "renamed on both sides: %s" % sorted(folders))
+        check(server_msgids(fx, "R1dev") == ["r1-%s@example.org" % tier], "R1dev mail")
         # 1: both flags.
         f = server_find(fx, "INBOX", a)
         check(f and {"\\Answered", "\\Flagged"} <= list(f.values())[0], "merge: %s" % f)

@@ -1229,6 +1229,107 @@ out:
 	return rc;
 }
 
+struct list_ctx {
+	char **names;
+	size_t count, cap;
+	bool oom;
+};
+
+static int list_untagged(void *ctx, const struct imap_response *resp, const char **error_r)
+{
+	struct list_ctx *lc = ctx;
+	(void)error_r;
+	if (resp->status != IMAP_STATUS_NONE || !imap_arg_is_atom(resp->args, "LIST"))
+		return 0;
+	const struct imap_arg *attrs = resp->args->next;
+	const struct imap_arg *delim = attrs != NULL ? attrs->next : NULL;
+	const char *name = delim != NULL ? imap_arg_string(delim->next) : NULL;
+	if (attrs == NULL || attrs->type != IMAP_ARG_LIST || name == NULL)
+		return 0;
+	for (const struct imap_arg *a = attrs->list; a != NULL; a = a->next)
+		if (imap_arg_is_atom(a, "\\Noselect") || imap_arg_is_atom(a, "\\NonExistent"))
+			return 0;
+	if (lc->count == lc->cap) {
+		size_t cap = lc->cap == 0 ? 32 : lc->cap * 2;
+		void *nn = realloc(lc->names, cap * sizeof(*lc->names));
+		if (nn == NULL) {
+			lc->oom = true;
+			return 0;
+		}
+		lc->names = nn;
+		lc->cap = cap;
+	}
+	if ((lc->names[lc->count] = strdup(name)) == NULL)
+		lc->oom = true;
+	else
+		lc->count++;
+	return 0;
+}
+
+/* The folder the server renamed mailbox_id's folder to: the one selectable
+ * folder no mailbox of the account knows whose UIDVALIDITY is the
+ * mailbox's (RFC 9051: a rename keeps it). *name_r malloc()ed, NULL when
+ * there is not exactly one. 0 / -1. */
+static int find_renamed(struct replay *r, int64_t mailbox_id, char **name_r)
+{
+	const char *err;
+	*name_r = NULL;
+	uint32_t validity = 0, next;
+	uint64_t hms;
+	if (store_replay_mailbox_state(r->s, mailbox_id, &validity, &next, &hms, &err) < 0)
+		return replay_fail(r, "%s", err);
+	if (validity == 0)
+		return 0;
+	struct store_mailbox *boxes = NULL;
+	size_t nboxes = 0;
+	if (store_mailboxes(r->s, r->account_id, &boxes, &nboxes, &err) < 0)
+		return replay_fail(r, "%s", err);
+	char **known = calloc(nboxes + 1, sizeof(*known));
+	int rc = known == NULL ? replay_fail(r, "out of memory") : 0;
+	for (size_t i = 0; rc == 0 && i < nboxes; i++)
+		if (server_name(r, boxes[i].id, &known[i]) < 0)
+			rc = -1;
+	struct list_ctx lc = {NULL, 0, 0, false};
+	if (rc == 0) {
+		struct buf *b = imap_client_cmd(r->c, "LIST", &err);
+		if (b == NULL || imap_cmd_raw(b, "\"\" \"*\"", &err) < 0)
+			rc = replay_fail(r, "LIST: %s", err);
+		else
+			rc = cmd_result(r, imap_client_run(r->c, list_untagged, &lc, &err), &err);
+		if (rc == 0 && lc.oom)
+			rc = replay_fail(r, "out of memory");
+	}
+	char *found = NULL;
+	unsigned matches = 0;
+	for (size_t i = 0; rc == 0 && i < lc.count; i++) {
+		bool is_known = false;
+		for (size_t k = 0; k < nboxes && !is_known; k++)
+			is_known = known[k] != NULL && strcmp(known[k], lc.names[i]) == 0;
+		if (is_known)
+			continue;
+		struct status_ctx sc;
+		rc = rp_status(r, lc.names[i], &sc);
+		if (rc == 1) {
+			rc = 0;
+			continue;
+		}
+		if (rc == 0 && sc.uidvalidity == validity) {
+			matches++;
+			found = lc.names[i];
+		}
+	}
+	if (rc == 0 && matches == 1 && (*name_r = strdup(found)) == NULL)
+		rc = replay_fail(r, "out of memory");
+	for (size_t i = 0; i < lc.count; i++)
+		free(lc.names[i]);
+	free(lc.names);
+	for (size_t i = 0; known != NULL && i < nboxes; i++)
+		free(known[i]);
+	free(known);
+	store_mailboxes_free(&boxes, nboxes);
+	return rc < 0 ? -1 : 0;
+}
+
 /* mailbox-create/-rename/-destroy/-props (one at a time). */
 static int replay_mailbox(struct replay *r, struct store_replay_change *c)
 {
@@ -1274,11 +1375,27 @@ static int replay_mailbox(struct replay *r, struct store_replay_change *c)
 			rc = 0; /* never on the server */
 		} else if (strcmp(c->kind, "mailbox-rename") == 0) {
 			const char *to = c->detail;
+			bool gone = false;
 			if (to != NULL && strcmp(from, to) != 0) {
 				rc = rp_simple(r, "RENAME", from, to);
 				if (rc == 1 &&
-				    strcasecmp(imap_client_last_code(r->c), "NONEXISTENT") == 0 &&
-				    c->attempts + 1 < REPLAY_MAX_ATTEMPTS) {
+				    strcasecmp(imap_client_last_code(r->c), "NONEXISTENT") == 0) {
+					/* Renamed on the server too: the device's rename
+					 * is applied from the server's current name. */
+					char *now = NULL;
+					if (find_renamed(r, c->object_id, &now) < 0) {
+						free(name);
+						return -1;
+					}
+					if (now != NULL) {
+						rc = strcmp(now, to) == 0 ? 0 : rp_simple(r, "RENAME", now, to);
+						free(now);
+					} else {
+						rc = 1;
+						gone = true;
+					}
+				}
+				if (rc == 1 && gone && c->attempts + 1 < REPLAY_MAX_ATTEMPTS) {
 					/* Renamed or gone on the server: the sync finds out
 					 * first; we try again from its name next time. */
 					if (store_begin(r->s, &err) < 0 ||
