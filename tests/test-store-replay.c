@@ -141,7 +141,7 @@ static void test_replay_store(void)
 	 * in the hub's INBOX, and the sync no longer holds the flags back. */
 	CHECK(store_local_holds_flags(s, m2, &error) == 1);
 	OK(store_begin(s, &error));
-	OK(store_replay_fail(s, &v[1], "server answered NO: [CANNOT] no", &error));
+	OK(store_replay_fail(s, &v[1], "server answered NO: [CANNOT] no", true, &error));
 	OK(store_commit(s, &error));
 	CHECK(store_local_holds_flags(s, m2, &error) == 0);
 	sqlite3_stmt *st;
@@ -193,7 +193,7 @@ static void test_replay_store(void)
 	CHECK(q(s, "SELECT uidvalidity FROM mailboxes WHERE id = ?1", arch) == 9);
 	/* A failed rename: the mailbox gets the server's name back. */
 	OK(store_begin(s, &error));
-	OK(store_replay_fail(s, &v[4], "server answered NO: [ALREADYEXISTS] taken", &error));
+	OK(store_replay_fail(s, &v[4], "server answered NO: [ALREADYEXISTS] taken", false, &error));
 	OK(store_commit(s, &error));
 	CHECK(store_replay_server_name(s, arch, &name, &error) == 1);
 	CHECK_STR(name, "Old");

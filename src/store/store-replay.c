@@ -183,11 +183,38 @@ static void clean_text(char *dst, size_t size, const char *src)
 	dst[i] = '\0';
 }
 
-int store_replay_fail(struct store *s, const struct store_replay_change *c, const char *error,
-                      const char **error_r)
+/* A notice in the hub's INBOX: body lines joined with CRLF. */
+static int notice(struct store *s, const char *subject, const char *body, int64_t tag,
+                  const char **error_r)
 {
-	if (run(s, "fail a change", "UPDATE local_changes SET state = 'failed', error = ?2 WHERE id = ?1",
-	        NULL, NULL, error_r, "it", c->id, error) < 0)
+	char date[64];
+	time_t now = time(NULL);
+	struct tm tm;
+	gmtime_r(&now, &tm);
+	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
+	char msg[3072];
+	int len = snprintf(msg, sizeof(msg),
+	                   "From: mailkeep <mailkeep@localhost>\r\n"
+	                   "To: you\r\n"
+	                   "Date: %s\r\n"
+	                   "Subject: %s\r\n"
+	                   "Message-ID: <replay-%lld-%lld@mailkeep>\r\n"
+	                   "MIME-Version: 1.0\r\n"
+	                   "Content-Type: text/plain; charset=us-ascii\r\n"
+	                   "\r\n"
+	                   "%s",
+	                   date, subject, (long long)tag, (long long)now, body);
+	if (len < 0 || (size_t)len >= sizeof(msg))
+		len = (int)strlen(msg);
+	return store_local_deliver(s, msg, (size_t)len, (int64_t)now, error_r);
+}
+
+int store_replay_fail(struct store *s, const struct store_replay_change *c, const char *error,
+                      bool notify, const char **error_r)
+{
+	if (run(s, "fail a change",
+	        "UPDATE local_changes SET state = 'failed', error = ?2 WHERE id = ?1", NULL, NULL,
+	        error_r, "it", c->id, error) < 0)
 		return -1;
 	if (strcmp(c->kind, "mailbox-rename") == 0 && c->origin_name != NULL) {
 		/* Nothing moved on the server: the mailbox goes back to the
@@ -200,7 +227,9 @@ int store_replay_fail(struct store *s, const struct store_replay_change *c, cons
 		        (int64_t)store_next_modseq(s)) < 0)
 			return -1;
 	}
-	char err[600], what[400], date[64];
+	if (!notify)
+		return 0;
+	char err[600], what[400], body[1600];
 	clean_text(err, sizeof(err), error);
 	if (strncmp(c->kind, "mailbox-", 8) == 0) {
 		char name[300];
@@ -211,30 +240,28 @@ int store_replay_fail(struct store *s, const struct store_replay_change *c, cons
 		snprintf(what, sizeof(what), "The change \"%s\" of message %lld", c->kind,
 		         (long long)c->object_id);
 	}
-	time_t now = time(NULL);
-	struct tm tm;
-	gmtime_r(&now, &tm);
-	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
-	char msg[2048];
-	int len = snprintf(msg, sizeof(msg),
-	                   "From: mailkeep <mailkeep@localhost>\r\n"
-	                   "To: you\r\n"
-	                   "Date: %s\r\n"
-	                   "Subject: A change could not be made on your mail provider\r\n"
-	                   "Message-ID: <replay-%lld-%lld@mailkeep>\r\n"
-	                   "MIME-Version: 1.0\r\n"
-	                   "Content-Type: text/plain; charset=us-ascii\r\n"
-	                   "\r\n"
-	                   "%s, made on one of your devices, was refused by the mail server\r\n"
-	                   "of account %lld, so it is not on the server:\r\n"
-	                   "\r\n  %s\r\n\r\n"
-	                   "mailkeep will not try it again. The next sync shows the server's\r\n"
-	                   "state on your devices where it differs.\r\n",
-	                   date, (long long)c->id, (long long)now, what, (long long)c->account_id,
-	                   err);
-	if (len < 0 || (size_t)len >= sizeof(msg))
-		len = (int)strlen(msg);
-	return store_local_deliver(s, msg, (size_t)len, (int64_t)now, error_r);
+	snprintf(body, sizeof(body),
+	         "%s, made on one of your devices, was refused by the mail server\r\n"
+	         "of account %lld, so it is not on the server:\r\n"
+	         "\r\n  %s\r\n\r\n"
+	         "mailkeep will not try it again. The next sync shows the server's\r\n"
+	         "state on your devices where it differs.\r\n",
+	         what, (long long)c->account_id, err);
+	return notice(s, "A change could not be made on your mail provider", body, c->id, error_r);
+}
+
+int store_replay_notice_more(struct store *s, int64_t account_id, unsigned count,
+                             const char **error_r)
+{
+	char body[600];
+	snprintf(body, sizeof(body),
+	         "%u more changes made on your devices were refused by the mail server\r\n"
+	         "of account %lld in the same sync, so they are not on the server.\r\n"
+	         "mailkeep will not try them again. The next sync shows the server's\r\n"
+	         "state on your devices where it differs.\r\n",
+	         count, (long long)account_id);
+	return notice(s, "More changes could not be made on your mail provider", body,
+	              -(int64_t)count, error_r);
 }
 
 int store_replay_uid_held(struct store *s, int64_t mailbox_id, uint32_t uid, int64_t except_id,

@@ -63,10 +63,15 @@ int store_replay_mark_sent(struct store *s, int64_t change_id, const char **erro
 /* The change is done: delete it. */
 int store_replay_finish(struct store *s, int64_t change_id, const char **error_r);
 /* The server refused the change for good: state 'failed' with the error,
- * and a notice in the hub's INBOX (store_local_deliver) that says what
- * was not carried over and why. */
+ * and with notify a notice in the hub's INBOX (store_local_deliver) that
+ * says what was not carried over and why. A failed mailbox-rename gives
+ * the mailbox its server name back. */
 int store_replay_fail(struct store *s, const struct store_replay_change *c, const char *error,
-                      const char **error_r);
+                      bool notify, const char **error_r);
+/* One notice for count further failures of a run (so a run that fails
+ * many changes does not fill the INBOX with notices). */
+int store_replay_notice_more(struct store *s, int64_t account_id, unsigned count,
+                             const char **error_r);
 
 /* A message (membership) made or moved here now has the server UID uid in
  * mailbox_id: its uid becomes uid if it is still in that mailbox with its

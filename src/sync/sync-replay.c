@@ -40,6 +40,7 @@
 #define REPLAY_BATCH_DEFAULT 500
 #define REPLAY_SET_MAX 8000     /* bytes of a UID set in one command */
 #define REPLAY_MAX_ATTEMPTS 5   /* runs a change may be retried before it fails */
+#define REPLAY_NOTICES 3        /* notices of failed changes per run; then one for the rest */
 
 struct replay {
 	struct store *s;
@@ -62,6 +63,7 @@ struct replay {
 		uint32_t uid;
 	} *touched;
 	size_t n_touched, cap_touched;
+	unsigned notices, unnotified; /* failures told / not told one by one */
 };
 
 static void touch(struct replay *r, int64_t mailbox_id, uint32_t uid)
@@ -589,7 +591,12 @@ static int fail_batch(struct replay *r, struct store_replay_change *v, size_t n,
 	if (store_begin(r->s, &err) < 0)
 		return replay_fail(r, "%s", err);
 	for (size_t i = 0; i < n; i++) {
-		if (store_replay_fail(r->s, &v[i], reason, &err) < 0) {
+		bool notify = r->notices < REPLAY_NOTICES;
+		if (notify)
+			r->notices++;
+		else
+			r->unnotified++;
+		if (store_replay_fail(r->s, &v[i], reason, notify, &err) < 0) {
 			store_rollback(r->s);
 			return replay_fail(r, "%s", err);
 		}
@@ -1604,6 +1611,16 @@ int sync_replay_account(struct store *s, struct imap_client *c, int64_t account_
 			break;
 		}
 		i = j;
+	}
+	if (r.unnotified > 0) {
+		const char *nerr;
+		if (store_begin(s, &nerr) < 0 ||
+		    store_replay_notice_more(s, account_id, r.unnotified, &nerr) < 0 ||
+		    store_commit(s, &nerr) < 0) {
+			store_rollback(s);
+			if (ret == 0)
+				ret = replay_fail(&r, "%s", nerr);
+		}
 	}
 	store_replay_changes_free(&v, n);
 	free(r.touched);
