@@ -306,6 +306,10 @@ def kinds(tmp, tier):
         hub.set_email(update={eid[ids[9]]: {"mailboxIds/" + boxes["Archive"]: True}})
         hub.set_email(update={eid[ids[10]]: {"mailboxIds/" + boxes["Work"]: True}})
         hub.set_email(update={eid[ids[10]]: {"mailboxIds/" + boxes["INBOX"]: None}})
+        # moved away and back before the replay: nothing to do on the server
+        hub.set_email(update={eid[ids[11]]: {"mailboxIds": {boxes["Work"]: True}}})
+        hub.set_email(update={eid[ids[11]]: {"mailboxIds": {boxes["INBOX"]: True}}})
+        back_uid = uid_of(fx, "INBOX", ids[11])
         # rename, destroy an empty folder, unsubscribe
         r = hub.mailbox_set(update={boxes["Old"]: {"name": "Older"}})
         check(boxes["Old"] in r.get("updated", {}), "rename: %s" % r)
@@ -338,6 +342,8 @@ def kinds(tmp, tier):
         check(len(server_find(fx, "NewBox", "new-%s@example.org" % tier)) == 1, "new box mail")
         check(len(server_find(fx, "NewBox", ids[8])) == 1, "moved into new box")
         check("Work" not in server_subscribed(fx), "Work still subscribed")
+        check(list(server_find(fx, "INBOX", ids[11])) == [back_uid] and not server_find(fx, "Work", ids[11]),
+              "moved back: %s" % server_find(fx, "INBOX", ids[11]))
         check(len(server_find(fx, "INBOX", ids[9])) == 1 and len(server_find(fx, "Archive", ids[9])) == 1,
               "copy: INBOX %s Archive %s" % (server_find(fx, "INBOX", ids[9]), server_find(fx, "Archive", ids[9])))
         check(not server_find(fx, "INBOX", ids[10]) and len(server_find(fx, "Work", ids[10])) == 1,

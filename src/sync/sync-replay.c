@@ -1482,6 +1482,22 @@ static bool same_batch(const struct store_replay_change *a, const struct store_r
 	return true;
 }
 
+/* A move not yet sent whose message moves again later, with nothing else
+ * done to it in between: the later move carries it. */
+static bool superseded_move(const struct store_replay_change *v, size_t n, size_t i)
+{
+	if (strcmp(v[i].kind, "move") != 0 || v[i].sent)
+		return false;
+	for (size_t j = i + 1; j < n; j++) {
+		if (v[j].object_id != v[i].object_id)
+			continue;
+		return strcmp(v[j].kind, "move") == 0 && !v[j].sent &&
+		       v[j].origin_mailbox_id == v[i].origin_mailbox_id &&
+		       v[j].origin_uid == v[i].origin_uid;
+	}
+	return false;
+}
+
 static int replay_batch(struct replay *r, struct store_replay_change *v, size_t n)
 {
 	struct store_replay_change *c = &v[0];
@@ -1521,8 +1537,18 @@ static int replay_batch(struct replay *r, struct store_replay_change *v, size_t 
 		free(target);
 		return rc;
 	}
-	if (copy_like && c->mailbox_id == c->origin_mailbox_id && strcmp(c->kind, "move") == 0)
-		return commit_finish(r, v, n); /* moved back where the server has it */
+	if (copy_like && c->mailbox_id == c->origin_mailbox_id && strcmp(c->kind, "move") == 0) {
+		/* Moved back where the server has it: the row is that message
+		 * again (same UID), nothing to send. */
+		uint32_t *same = calloc(n, sizeof(*same));
+		if (same == NULL)
+			return replay_fail(r, "out of memory");
+		for (size_t i = 0; i < n; i++)
+			same[i] = v[i].origin_uid < STORE_LOCAL_UID_BASE ? (uint32_t)v[i].origin_uid : 0;
+		int rc = record_answers(r, v, n, same);
+		free(same);
+		return rc;
+	}
 	char *folder = NULL;
 	if (server_name(r, c->origin_mailbox_id, &folder) < 0)
 		return -1;
@@ -1585,6 +1611,17 @@ int sync_replay_account(struct store *s, struct imap_client *c, int64_t account_
 		if (store_replay_refresh(s, &v[i], &err) < 0) {
 			ret = replay_fail(&r, "%s", err);
 			break;
+		}
+		if (superseded_move(v, n, i)) {
+			/* Moved on again before it went out: the later move goes
+			 * from where the server has it (its origin) straight to
+			 * the last place. */
+			if (commit_finish(&r, &v[i], 1) < 0) {
+				ret = -1;
+				break;
+			}
+			i++;
+			continue;
 		}
 		size_t j = i + 1;
 		while (j < n && j - i < r.max_batch) {
