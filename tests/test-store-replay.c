@@ -145,8 +145,9 @@ static void test_replay_store(void)
 	OK(store_commit(s, &error));
 	CHECK(store_local_holds_flags(s, m2, &error) == 0);
 	sqlite3_stmt *st;
-	CHECK(sqlite3_prepare_v2(store_db(s), "SELECT state, error FROM local_changes WHERE id = ?1",
-	                         -1, &st, NULL) == SQLITE_OK);
+	CHECK(sqlite3_prepare_v2(store_db(s),
+	                         "SELECT state, error FROM local_changes WHERE id = ?1", -1, &st,
+	                         NULL) == SQLITE_OK);
 	sqlite3_bind_int64(st, 1, v[1].id);
 	CHECK(sqlite3_step(st) == SQLITE_ROW);
 	CHECK_STR((const char *)sqlite3_column_text(st, 0), "failed");

@@ -64,10 +64,11 @@ int store_replay_schema(struct store *s, const char **error_r)
 	for (size_t i = 0; i < sizeof(cols) / sizeof(cols[0]); i++) {
 		int64_t n = 0;
 		if (run(s, "check replay columns",
-		        "SELECT count(*) FROM pragma_table_info('local_changes') WHERE name = ?1", &n,
-		        NULL, error_r, "t", cols[i].name) < 0)
+		        "SELECT count(*) FROM pragma_table_info('local_changes') WHERE name = ?1",
+		        &n, NULL, error_r, "t", cols[i].name) < 0)
 			return -1;
-		if (n == 0 && sqlite3_exec(store_db(s), cols[i].sql, NULL, NULL, NULL) != SQLITE_OK) {
+		if (n == 0 &&
+		    sqlite3_exec(store_db(s), cols[i].sql, NULL, NULL, NULL) != SQLITE_OK) {
 			*error_r = store_err(s, "add replay columns");
 			return -1;
 		}
@@ -234,8 +235,11 @@ int store_replay_fail(struct store *s, const struct store_replay_change *c, cons
 	if (strncmp(c->kind, "mailbox-", 8) == 0) {
 		char name[300];
 		clean_text(name, sizeof(name),
-		           c->origin_name != NULL ? c->origin_name : c->detail != NULL ? c->detail : "");
-		snprintf(what, sizeof(what), "The change \"%s\" of the folder \"%s\"", c->kind, name);
+		           c->origin_name != NULL ? c->origin_name
+		           : c->detail != NULL    ? c->detail
+		                                  : "");
+		snprintf(what, sizeof(what), "The change \"%s\" of the folder \"%s\"", c->kind,
+		         name);
 	} else {
 		snprintf(what, sizeof(what), "The change \"%s\" of message %lld", c->kind,
 		         (long long)c->object_id);
@@ -326,19 +330,19 @@ int store_replay_mailbox_created(struct store *s, int64_t mailbox_id, uint32_t u
 	return run(s, "mailbox state",
 	           "UPDATE mailboxes SET uidvalidity = ?2, uidnext = ?3 WHERE id = ?1 "
 	           "AND uidvalidity = 0",
-	           NULL, NULL, error_r, "iii", mailbox_id, (int64_t)uidvalidity,
-	           (int64_t)uidnext);
+	           NULL, NULL, error_r, "iii", mailbox_id, (int64_t)uidvalidity, (int64_t)uidnext);
 }
 
 int store_replay_message(struct store *s, int64_t message_id, struct store_replay_msg *msg_r,
                          const char **error_r)
 {
 	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(store_db(s),
-	                       "SELECT m.mailbox_id, m.uid, m.blob_id, b.size, m.flags, m.keywords, "
-	                       "m.internaldate FROM messages m JOIN blobs b ON b.id = m.blob_id "
-	                       "WHERE m.id = ?1",
-	                       -1, &st, NULL) != SQLITE_OK) {
+	if (sqlite3_prepare_v2(
+	        store_db(s),
+	        "SELECT m.mailbox_id, m.uid, m.blob_id, b.size, m.flags, m.keywords, "
+	        "m.internaldate FROM messages m JOIN blobs b ON b.id = m.blob_id "
+	        "WHERE m.id = ?1",
+	        -1, &st, NULL) != SQLITE_OK) {
 		*error_r = store_err(s, "look up message");
 		return -1;
 	}
@@ -404,8 +408,7 @@ int store_replay_server_name(struct store *s, int64_t mailbox_id, char **name_r,
 }
 
 int store_replay_mailbox_state(struct store *s, int64_t mailbox_id, uint32_t *uidvalidity_r,
-                               uint32_t *uidnext_r, uint64_t *highestmodseq_r,
-                               const char **error_r)
+                               uint32_t *uidnext_r, uint64_t *highestmodseq_r, const char **error_r)
 {
 	sqlite3_stmt *st;
 	if (sqlite3_prepare_v2(store_db(s),

@@ -38,9 +38,9 @@
 #include <time.h>
 
 #define REPLAY_BATCH_DEFAULT 500
-#define REPLAY_SET_MAX 8000     /* bytes of a UID set in one command */
-#define REPLAY_MAX_ATTEMPTS 5   /* runs a change may be retried before it fails */
-#define REPLAY_NOTICES 3        /* notices of failed changes per run; then one for the rest */
+#define REPLAY_SET_MAX 8000   /* bytes of a UID set in one command */
+#define REPLAY_MAX_ATTEMPTS 5 /* runs a change may be retried before it fails */
+#define REPLAY_NOTICES 3      /* notices of failed changes per run; then one for the rest */
 
 struct replay {
 	struct store *s;
@@ -61,7 +61,7 @@ struct replay {
 	struct touched {
 		int64_t mailbox_id;
 		uint32_t uid;
-	} *touched;
+	} * touched;
 	size_t n_touched, cap_touched;
 	unsigned notices, unnotified; /* failures told / not told one by one */
 };
@@ -88,7 +88,8 @@ static bool touched(const struct replay *r, int64_t mailbox_id, uint32_t uid)
 	return false;
 }
 
-static int replay_fail(struct replay *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int replay_fail(struct replay *r, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 static int replay_fail(struct replay *r, const char *fmt, ...)
 {
 	va_list ap;
@@ -103,7 +104,7 @@ static int replay_fail(struct replay *r, const char *fmt, ...)
 /* A refusal is for good unless the server says it is temporary. */
 static bool refusal_temporary(struct replay *r)
 {
-	static const char *const temporary[] = {"UNAVAILABLE", "INUSE",     "LIMIT",
+	static const char *const temporary[] = {"UNAVAILABLE", "INUSE",         "LIMIT",
 	                                        "SERVERBUG",   "EXPUNGEISSUED", "CORRUPTION"};
 	const char *code = imap_client_last_code(r->c);
 	for (size_t i = 0; i < sizeof(temporary) / sizeof(temporary[0]); i++)
@@ -214,7 +215,8 @@ static int status_untagged(void *ctx, const struct imap_response *resp, const ch
 	const struct imap_arg *list = resp->args->next != NULL ? resp->args->next->next : NULL;
 	if (list == NULL || list->type != IMAP_ARG_LIST)
 		return 0;
-	for (const struct imap_arg *a = list->list; a != NULL && a->next != NULL; a = a->next->next) {
+	for (const struct imap_arg *a = list->list; a != NULL && a->next != NULL;
+	     a = a->next->next) {
 		uint64_t n;
 		if (!imap_arg_number(a->next, UINT32_MAX, &n))
 			continue;
@@ -247,9 +249,10 @@ static int put_set(struct replay *r, struct buf *b, const uint32_t *uids, size_t
 	struct buf set;
 	const char *err = "UID set too long";
 	buf_init(&set, 64 * 1024);
-	int ret = uidset_format(&set, uids, from, to) < 0 || imap_cmd_seqset(b, buf_str(&set), &err) < 0
-	              ? replay_fail(r, "%s", err)
-	              : 0;
+	int ret =
+	    uidset_format(&set, uids, from, to) < 0 || imap_cmd_seqset(b, buf_str(&set), &err) < 0
+	        ? replay_fail(r, "%s", err)
+	        : 0;
 	buf_free(&set);
 	return ret;
 }
@@ -261,8 +264,9 @@ static int rp_search(struct replay *r, const char *criteria, const char *value, 
 	const char *err;
 	uint32_t *uids = NULL;
 	size_t n = 0;
-	int rc = value != NULL ? imap_client_uid_search_header(r->c, criteria, value, &uids, &n, &err)
-	                       : imap_client_uid_search(r->c, criteria, &uids, &n, &err);
+	int rc = value != NULL
+	             ? imap_client_uid_search_header(r->c, criteria, value, &uids, &n, &err)
+	             : imap_client_uid_search(r->c, criteria, &uids, &n, &err);
 	rc = cmd_result(r, rc, &err);
 	for (size_t i = 0; rc == 0 && i < n; i++)
 		if (uidvec_add(v, uids[i]) < 0)
@@ -382,18 +386,20 @@ static int rp_expunge(struct replay *r, const uint32_t *uids, size_t n)
 	int rc = rp_search(r, "DELETED", NULL, &deleted);
 	struct uidvec mine = {(uint32_t *)uids, NULL, n, n};
 	for (size_t i = 0; rc == 0 && i < deleted.count; i++)
-		if (!uidvec_contains(&mine, deleted.uids[i]) && uidvec_add(&others, deleted.uids[i]) < 0)
+		if (!uidvec_contains(&mine, deleted.uids[i]) &&
+		    uidvec_add(&others, deleted.uids[i]) < 0)
 			rc = replay_fail(r, "out of memory");
 	if (rc == 0 && others.count > 0)
-		rc = rp_store(r, others.uids, others.count, "-FLAGS.SILENT", "(\\Deleted)", 0, NULL);
+		rc =
+		    rp_store(r, others.uids, others.count, "-FLAGS.SILENT", "(\\Deleted)", 0, NULL);
 	if (rc == 0) {
 		rc = cmd_result(r, imap_client_expunge(r->c, &err), &err);
 		r->st->commands++;
 	}
 	/* Theirs back even if the EXPUNGE was refused. */
 	if (rc >= 0 && others.count > 0) {
-		int rc2 = rp_store(r, others.uids, others.count, "+FLAGS.SILENT", "(\\Deleted)", 0,
-		                   NULL);
+		int rc2 =
+		    rp_store(r, others.uids, others.count, "+FLAGS.SILENT", "(\\Deleted)", 0, NULL);
 		if (rc2 != 0 && rc == 0)
 			rc = rc2;
 	}
@@ -406,7 +412,8 @@ static int rp_expunge(struct replay *r, const uint32_t *uids, size_t n)
 
 /* The Message-ID of stored bytes (first 64 KiB), or "" when none or not
  * plain printable ASCII. */
-static int message_id_of(struct replay *r, int64_t blob_id, uint64_t size, char *out, size_t outsize)
+static int message_id_of(struct replay *r, int64_t blob_id, uint64_t size, char *out,
+                         size_t outsize)
 {
 	out[0] = '\0';
 	size_t n = size < 65536 ? (size_t)size : 65536;
@@ -473,7 +480,8 @@ static int hash_untagged(void *ctx, const struct imap_response *resp, const char
 		return 0;
 	uint64_t uid = 0;
 	const struct imap_arg *hdr = NULL;
-	for (const struct imap_arg *a = list->list; a != NULL && a->next != NULL; a = a->next->next) {
+	for (const struct imap_arg *a = list->list; a != NULL && a->next != NULL;
+	     a = a->next->next) {
 		if (imap_arg_is_atom(a, "UID"))
 			imap_arg_number(a->next, UINT32_MAX, &uid);
 		else if (imap_arg_is_atom(a, "BODY[HEADER]"))
@@ -512,7 +520,8 @@ static int rp_find(struct replay *r, int64_t mailbox_id, int64_t message_id, int
 	} else {
 		char crit[80];
 		snprintf(crit, sizeof(crit), "LARGER %llu SMALLER %llu",
-		         (unsigned long long)(size > 0 ? size - 1 : 0), (unsigned long long)size + 1);
+		         (unsigned long long)(size > 0 ? size - 1 : 0),
+		         (unsigned long long)size + 1);
 		rc = rp_search(r, crit, NULL, &cand);
 	}
 	if (rc < 0) {
@@ -699,7 +708,8 @@ static int kw_parse(const char *detail, struct kw_delta *d)
 		buf_append_str(&d->abs, "(");
 		for (unsigned bit = 1; bit <= STORE_FLAG_DRAFT; bit <<= 1)
 			if ((flags & bit) != 0)
-				buf_printf(&d->abs, "%s%s", d->abs.len > 1 ? " " : "", sys_flag_name(bit));
+				buf_printf(&d->abs, "%s%s", d->abs.len > 1 ? " " : "",
+				           sys_flag_name(bit));
 		if (kw != NULL && kw[1] != '\0')
 			buf_printf(&d->abs, "%s%s", d->abs.len > 1 ? " " : "", kw + 1);
 		return buf_append_str(&d->abs, ")");
@@ -929,8 +939,8 @@ static int replay_expunge(struct replay *r, struct store_replay_change *v, size_
  * only when the target does not have it already. *uid_r: its UID there,
  * 0 when unknown or when the message is gone here. No store writes (no
  * transaction is held during the commands). 0 / 1 refused / -1. */
-static int put_message(struct replay *r, int64_t message_id, int64_t mailbox_id,
-                       const char *target, bool check_first, uint32_t *uid_r)
+static int put_message(struct replay *r, int64_t message_id, int64_t mailbox_id, const char *target,
+                       bool check_first, uint32_t *uid_r)
 {
 	*uid_r = 0;
 	struct store_replay_msg m;
@@ -963,17 +973,16 @@ static int put_message(struct replay *r, int64_t message_id, int64_t mailbox_id,
 		} else if (store_blob_read(r->s, m.blob_id, 0, data, (size_t)m.size, &err) < 0) {
 			rc = replay_fail(r, "%s", err);
 		} else {
-			rc = rp_append(r, target, m.flags & ~(unsigned)STORE_FLAG_DELETED, m.keywords,
-			               m.internaldate, data, (size_t)m.size, &uid);
+			rc = rp_append(r, target, m.flags & ~(unsigned)STORE_FLAG_DELETED,
+			               m.keywords, m.internaldate, data, (size_t)m.size, &uid);
 			if (rc == 1 && strcasecmp(imap_client_last_code(r->c), "TRYCREATE") == 0) {
 				/* The server deleted the folder the device put
 				 * this into: create it again. */
 				rc = rp_simple(r, "CREATE", target, NULL);
 				if (rc == 0)
-					rc = rp_append(r, target,
-					               m.flags & ~(unsigned)STORE_FLAG_DELETED,
-					               m.keywords, m.internaldate, data,
-					               (size_t)m.size, &uid);
+					rc = rp_append(
+					    r, target, m.flags & ~(unsigned)STORE_FLAG_DELETED,
+					    m.keywords, m.internaldate, data, (size_t)m.size, &uid);
 			}
 			r->st->appended++;
 		}
@@ -1118,7 +1127,8 @@ static int replay_copy_move(struct replay *r, struct store_replay_change *v, siz
 		uint32_t uid = 0;
 		rc = rp_select(r, target, v[i].mailbox_id);
 		if (rc == 0)
-			rc = rp_find(r, v[i].mailbox_id, v[i].object_id, m.blob_id, m.size, 1, &uid);
+			rc =
+			    rp_find(r, v[i].mailbox_id, v[i].object_id, m.blob_id, m.size, 1, &uid);
 		store_replay_message_free(&m);
 		if (rc == 0 && uid != 0 &&
 		    (uidvec_add(&prefound_src, ouid) < 0 || uidvec_add(&prefound_dst, uid) < 0 ||
@@ -1166,11 +1176,12 @@ static int replay_copy_move(struct replay *r, struct store_replay_change *v, siz
 			if (rc == 0)
 				rc = rp_select(r, source, v[0].origin_mailbox_id);
 			if (rc == 0)
-				rc = rp_copy(r, cmd, present.uids, present.count, target, &src, &dst);
+				rc = rp_copy(r, cmd, present.uids, present.count, target, &src,
+				             &dst);
 		}
 		if (rc == 0 && is_move && !r->move) {
-			rc = rp_store(r, present.uids, present.count, "+FLAGS.SILENT", "(\\Deleted)", 0,
-			              NULL);
+			rc = rp_store(r, present.uids, present.count, "+FLAGS.SILENT",
+			              "(\\Deleted)", 0, NULL);
 			if (rc == 0)
 				rc = rp_expunge(r, present.uids, present.count);
 		}
@@ -1395,7 +1406,9 @@ static int replay_mailbox(struct replay *r, struct store_replay_change *c)
 						return -1;
 					}
 					if (now != NULL) {
-						rc = strcmp(now, to) == 0 ? 0 : rp_simple(r, "RENAME", now, to);
+						rc = strcmp(now, to) == 0
+						         ? 0
+						         : rp_simple(r, "RENAME", now, to);
 						free(now);
 					} else {
 						rc = 1;
@@ -1415,8 +1428,8 @@ static int replay_mailbox(struct replay *r, struct store_replay_change *c)
 			}
 			if (rc == 0) {
 				if (store_begin(r->s, &err) < 0 ||
-				    (to != NULL &&
-				     store_replay_mailbox_renamed(r->s, c->object_id, to, &err) < 0) ||
+				    (to != NULL && store_replay_mailbox_renamed(r->s, c->object_id,
+				                                                to, &err) < 0) ||
 				    finish_all(r, c, 1) < 0 || store_commit(r->s, &err) < 0) {
 					store_rollback(r->s);
 					rc = replay_fail(r, "%s", err);
@@ -1432,10 +1445,11 @@ static int replay_mailbox(struct replay *r, struct store_replay_change *c)
 			else if (rc == 0 && sc.messages > 0) {
 				/* New mail arrived there: the folder is not deleted;
 				 * it comes back on the device with that mail. */
-				snprintf(r->error, sizeof(r->st->error),
-				         "the folder is not empty on the server (%u messages arrived "
-				         "there): not deleted",
-				         sc.messages);
+				snprintf(
+				    r->error, sizeof(r->st->error),
+				    "the folder is not empty on the server (%u messages arrived "
+				    "there): not deleted",
+				    sc.messages);
 				free(name);
 				return fail_batch(r, c, 1, r->error);
 			} else if (rc == 0) {
@@ -1447,7 +1461,8 @@ static int replay_mailbox(struct replay *r, struct store_replay_change *c)
 		} else if (strcmp(c->kind, "mailbox-props") == 0) {
 			const char *p = c->detail != NULL ? strstr(c->detail, "subscribed ") : NULL;
 			if (p != NULL && (p[11] == '0' || p[11] == '1'))
-				rc = rp_simple(r, p[11] == '1' ? "SUBSCRIBE" : "UNSUBSCRIBE", from, NULL);
+				rc = rp_simple(r, p[11] == '1' ? "SUBSCRIBE" : "UNSUBSCRIBE", from,
+				               NULL);
 		}
 		if (rc == 0)
 			rc = commit_finish(r, c, 1);
@@ -1476,8 +1491,8 @@ static bool same_batch(const struct store_replay_change *a, const struct store_r
 		return false;
 	/* One object twice: the second waits for the first. */
 	for (size_t i = 0; i < n; i++)
-		if (first[i].object_id == b->object_id || (b->origin_uid != 0 &&
-		                                           first[i].origin_uid == b->origin_uid))
+		if (first[i].object_id == b->object_id ||
+		    (b->origin_uid != 0 && first[i].origin_uid == b->origin_uid))
 			return false;
 	return true;
 }
@@ -1544,7 +1559,8 @@ static int replay_batch(struct replay *r, struct store_replay_change *v, size_t 
 		if (same == NULL)
 			return replay_fail(r, "out of memory");
 		for (size_t i = 0; i < n; i++)
-			same[i] = v[i].origin_uid < STORE_LOCAL_UID_BASE ? (uint32_t)v[i].origin_uid : 0;
+			same[i] =
+			    v[i].origin_uid < STORE_LOCAL_UID_BASE ? (uint32_t)v[i].origin_uid : 0;
 		int rc = record_answers(r, v, n, same);
 		free(same);
 		return rc;
@@ -1674,7 +1690,8 @@ int sync_replay_account_key(struct store *s, const char *account_key, struct ima
 	int64_t account_id;
 	const char *err;
 	memset(st, 0, sizeof(*st));
-	if (store_begin(s, &err) < 0 || store_account_ensure(s, account_key, &account_id, &err) < 0 ||
+	if (store_begin(s, &err) < 0 ||
+	    store_account_ensure(s, account_key, &account_id, &err) < 0 ||
 	    store_commit(s, &err) < 0) {
 		store_rollback(s);
 		snprintf(st->error, sizeof(st->error), "%s", err);
