@@ -10,10 +10,14 @@
  * Every response also goes through the readers the replay trusts: the
  * COPYUID, APPENDUID and MODIFIED codes (checked against a fixed request
  * set: whatever they accept must lie inside it) and the UID set parser on
- * every atom (what it accepts must format and parse back to the same set).
+ * every atom (what it accepts must format and parse back to the same set),
+ * and modified UTF-7 both ways on every atom and string (one form only);
+ * and the response handlers of every replay command (imap-commands.c).
  */
+#include "imap/imap-client-private.h"
 #include "imap/imap-parser.h"
 #include "imap/imap-uidset.h"
+#include "imap/imap-utf7.h"
 #include "lib/buf.h"
 
 #include <inttypes.h>
@@ -122,9 +126,33 @@ static void check_uidset_atom(const char *text)
 	imap_uidset_free(&back);
 }
 
+/* Modified UTF-7 has one form: what decodes encodes back to the same text,
+ * and what encodes decodes back. */
+static void check_utf7(const char *text)
+{
+	struct buf a, b;
+	const char *error;
+	buf_init(&a, 1 << 20);
+	buf_init(&b, 1 << 20);
+	if (imap_utf7_decode(text, &a, &error) == 0) {
+		REQUIRE(imap_utf7_encode(buf_str(&a), &b, &error) == 0);
+		REQUIRE(strcmp(buf_str(&b), text) == 0);
+	}
+	buf_reset(&a);
+	buf_reset(&b);
+	if (imap_utf7_encode(text, &a, &error) == 0) {
+		REQUIRE(imap_utf7_decode(buf_str(&a), &b, &error) == 0);
+		REQUIRE(strcmp(buf_str(&b), text) == 0);
+	}
+	buf_free(&a);
+	buf_free(&b);
+}
+
 static void check_atoms(const struct imap_arg *a)
 {
 	for (; a != NULL; a = a->next) {
+		if (a->type == IMAP_ARG_ATOM || a->type == IMAP_ARG_STRING)
+			check_utf7(a->str);
 		if (a->type == IMAP_ARG_ATOM)
 			check_uidset_atom(a->str);
 		else if (a->type == IMAP_ARG_LIST)
@@ -137,6 +165,9 @@ static void check_codes(const struct imap_response *r)
 	const char *error = NULL;
 	check_atoms(r->code_args);
 	check_atoms(r->args);
+	/* The command handlers (SELECT, STORE, FETCH, COPY/MOVE, APPEND,
+	 * SEARCH) on the same response. */
+	REQUIRE(imap_commands_check_response(r, &request) >= 0);
 	if (r->code == NULL)
 		return;
 	struct imap_copyuid cu = {0};

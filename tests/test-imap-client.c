@@ -591,6 +591,97 @@ static void test_pipelining_out_of_order(void)
 	server_done();
 }
 
+/* A tagged answer for a command not sent yet (or already answered) is a
+ * protocol error, not a completion remembered for later: a server cannot
+ * make a command look done before it is sent. */
+static void test_tag_not_sent(void)
+{
+	static const struct step ahead[] = {
+	    LOGIN_STEPS,
+	    EXPECT("M2 NOOP"),
+	    SEND("M3 OK [APPENDUID 1 1] fake\r\nM2 OK\r\n"),
+	    END(),
+	};
+	const char *error;
+	struct imap_client *c = login_session(ahead, 5000);
+	CHECK(imap_client_cmd(c, "NOOP", &error) != NULL);
+	REFUSED(imap_client_run(c, NULL, NULL, &error), "tagged response for no open command (M3)");
+	CHECK(!imap_client_is_open(c));
+	imap_client_free(&c);
+	server_done();
+
+	static const struct step twice[] = {
+	    LOGIN_STEPS,
+	    EXPECT("M2 NOOP"),
+	    SEND("M2 OK\r\n"),
+	    EXPECT("M3 NOOP"),
+	    SEND("M2 OK again\r\nM3 OK\r\n"),
+	    END(),
+	};
+	c = login_session(twice, 5000);
+	CHECK(imap_client_cmd(c, "NOOP", &error) != NULL);
+	OK(imap_client_run(c, NULL, NULL, &error));
+	CHECK(imap_client_cmd(c, "NOOP", &error) != NULL);
+	REFUSED(imap_client_run(c, NULL, NULL, &error), "tagged response for no open command (M2)");
+	imap_client_free(&c);
+	server_done();
+}
+
+/* The session still works: a NOOP goes through. */
+static void check_noop(struct imap_client *c)
+{
+	const char *error;
+	CHECK(imap_client_is_open(c));
+	CHECK(imap_client_cmd(c, "NOOP", &error) != NULL);
+	OK(imap_client_run(c, NULL, NULL, &error));
+}
+
+/* Deep pipelining (sync sends a STATUS per folder before waiting for the
+ * last): 300 commands in flight, answered in order and out of it. */
+static void test_pipeline_deep(void)
+{
+	enum { N = 300 };
+	static char expects[N][16];
+	static char answers[N * 16 + 64];
+	struct step script[N + 8];
+	size_t k = 0;
+	const struct step login[] = {LOGIN_STEPS};
+	for (size_t i = 0; i < sizeof(login) / sizeof(login[0]); i++)
+		script[k++] = login[i];
+	size_t alen = 0;
+	for (int i = 0; i < N; i++) {
+		snprintf(expects[i], sizeof(expects[i]), "M%d NOOP", i + 2);
+		script[k++] = (struct step)EXPECT(expects[i]);
+	}
+	/* The last one first, then the rest in order. */
+	alen += (size_t)snprintf(answers + alen, sizeof(answers) - alen, "M%d OK\r\n", N + 1);
+	for (int i = 0; i < N - 1; i++)
+		alen +=
+		    (size_t)snprintf(answers + alen, sizeof(answers) - alen, "M%d OK\r\n", i + 2);
+	CHECK(alen < sizeof(answers));
+	script[k++] = (struct step)SEND(answers);
+	char last[16];
+	snprintf(last, sizeof(last), "M%d NOOP", N + 2);
+	script[k++] = (struct step)EXPECT(last);
+	char last_ok[16];
+	snprintf(last_ok, sizeof(last_ok), "M%d OK\r\n", N + 2);
+	script[k++] = (struct step)SEND(last_ok);
+	script[k++] = (struct step)END();
+	const char *error;
+	struct imap_client *c = login_session(script, 5000);
+	char tag[16], first[16] = "";
+	for (int i = 0; i < N; i++) {
+		send_noop(c, tag);
+		if (i == 0)
+			memcpy(first, tag, sizeof(first));
+	}
+	OK(imap_client_wait(c, first, NULL, NULL, &error));
+	OK(imap_client_wait(c, tag, NULL, NULL, &error)); /* answered first, remembered */
+	check_noop(c);
+	imap_client_free(&c);
+	server_done();
+}
+
 /* BYE in the middle of a command: a clear error with the server's text,
  * the session is closed, and later calls fail without I/O. */
 static void test_bye_mid_command(void)
@@ -753,15 +844,6 @@ static void test_literal_split(void)
 
 #define FULL_CAPS "UIDPLUS MOVE CONDSTORE LITERAL+"
 
-/* The session still works: a NOOP goes through. */
-static void check_noop(struct imap_client *c)
-{
-	const char *error;
-	CHECK(imap_client_is_open(c));
-	CHECK(imap_client_cmd(c, "NOOP", &error) != NULL);
-	OK(imap_client_run(c, NULL, NULL, &error));
-}
-
 static void uidset_of(struct imap_uidset *s, const char *text)
 {
 	const char *error;
@@ -913,6 +995,57 @@ static void test_cmd_store(void)
 	imap_uidset_free(&uids);
 	imap_uidset_free(&seven);
 	imap_uidset_free(&eight);
+}
+
+/* UID FETCH (UID FLAGS MODSEQ): one answer per asked UID, the last of
+ * repeated ones, unsolicited ones for other UIDs ignored; a malformed one
+ * ends the session. */
+static void test_cmd_fetch_flags(void)
+{
+	static const struct step script[] = {
+	    LOGIN_CAPS(FULL_CAPS),
+	    EXPECT("M2 UID FETCH 7,9 (UID FLAGS MODSEQ)"),
+	    SEND("* 1 FETCH (UID 9 FLAGS (\\Seen $label) MODSEQ (12))\r\n"
+	         "* 5 FETCH (FLAGS (\\Deleted) UID 500)\r\n"
+	         "* 2 FETCH (MODSEQ (13) UID 7 FLAGS ())\r\n"
+	         "* 1 FETCH (UID 9 MODSEQ (14) FLAGS (\\Seen))\r\n"
+	         "* 3 FETCH (UID 7 MODSEQ (15))\r\n"
+	         "M2 OK done\r\n"),
+	    EXPECT("M3 UID FETCH 7,9 (UID FLAGS MODSEQ)"),
+	    SEND("* 1 FETCH (UID 9 FLAGS (\\Seen) MODSEQ 12)\r\nM3 OK\r\n"),
+	    END(),
+	};
+	const char *error;
+	struct imap_client *c = login_session(script, 5000);
+	struct imap_uidset uids;
+	uidset_of(&uids, "7,9");
+	struct imap_uid_flags *m = NULL;
+	size_t n = 0;
+	OK(imap_client_uid_fetch_flags(c, &uids, true, &m, &n, &error));
+	CHECK(n == 2 && m[0].uid == 7 && m[0].modseq == 13 && m[1].uid == 9 && m[1].modseq == 14);
+	CHECK_STR(m[0].flags, "");
+	CHECK_STR(m[1].flags, "\\Seen");
+	imap_uid_flags_free(&m, n);
+	CHECK(m == NULL);
+	REFUSED(imap_client_uid_fetch_flags(c, &uids, true, &m, &n, &error), "malformed MODSEQ");
+	CHECK(!imap_client_is_open(c));
+	imap_client_free(&c);
+	server_done();
+
+	static const struct step plain[] = {
+	    LOGIN_CAPS("UIDPLUS"),
+	    EXPECT("M2 UID FETCH 7,9 (UID FLAGS)"),
+	    SEND("* 1 FETCH (UID 9 FLAGS (\\Recent \\Answered \\recent))\r\nM2 OK\r\n"),
+	    END(),
+	};
+	c = login_session(plain, 5000);
+	OK(imap_client_uid_fetch_flags(c, &uids, true, &m, &n, &error));
+	CHECK(n == 1 && m[0].uid == 9 && m[0].modseq == 0);
+	CHECK_STR(m[0].flags, "\\Answered");
+	imap_uid_flags_free(&m, n);
+	imap_client_free(&c);
+	server_done();
+	imap_uidset_free(&uids);
 }
 
 /* A server without CONDSTORE gets no UNCHANGEDSINCE; a MODIFIED naming a
@@ -1106,6 +1239,12 @@ static void test_cmd_move(void)
 	    SEND("* 1 EXPUNGE\r\nM5 OK [COPYUID 432432 42:43 5:6] tagged this time\r\n"),
 	    EXPECT("M6 UID MOVE 42:43 Trash"),
 	    SEND("* NO [CANNOT] some not moved\r\nM6 NO [CANNOT] cannot move\r\n"),
+	    EXPECT("M7 UID MOVE 42:43 Trash"),
+	    SEND("* OK [COPYUID 432432 42:43 222:223] x\r\n* 1 EXPUNGE\r\n* 1 EXPUNGE\r\n"
+	         "M7 OK [COPYUID 432432 42:43 222:223] said twice\r\n"),
+	    EXPECT("M8 UID MOVE 42:43 Trash"),
+	    SEND("* OK [COPYUID 432432 42:43 222:223] x\r\n"
+	         "M8 OK [COPYUID 432432 42:43 300:301] contradicts\r\n"),
 	    END(),
 	};
 	const char *error;
@@ -1131,6 +1270,12 @@ static void test_cmd_move(void)
 	FAILED(imap_client_uid_move(c, &uids, "Trash", &cu, &error), "cannot move");
 	CHECK_STR(imap_client_last_code(c), "CANNOT");
 	imap_copyuid_free(&cu);
+	OK(imap_client_uid_move(c, &uids, "Trash", &cu, &error));
+	CHECK(cu.valid && cu.count == 2 && imap_copyuid_lookup(&cu, 43) == 223);
+	imap_copyuid_free(&cu);
+	OK(imap_client_uid_move(c, &uids, "Trash", &cu, &error));
+	CHECK(!cu.valid && cu.count == 0);
+	imap_copyuid_free(&cu);
 	imap_client_free(&c);
 	server_done();
 
@@ -1148,6 +1293,54 @@ static void test_cmd_move(void)
 	server_done();
 	imap_uidset_free(&uids);
 	imap_uidset_free(&three);
+}
+
+/* A server offering IMAP4rev2 alone has MOVE, UIDPLUS, UNSELECT and
+ * LITERAL- built in (RFC 9051 appendix E); one offering IMAP4rev1 as well
+ * speaks rev1 (we never ENABLE rev2) and gets only what it lists. */
+static void test_cmd_imap4rev2(void)
+{
+	static const struct step rev2[] = {
+	    SEND("* OK [CAPABILITY IMAP4rev2 AUTH=PLAIN SASL-IR] ready\r\n"),
+	    EXPECT("M1 AUTHENTICATE PLAIN " PLAIN_B64),
+	    SEND("M1 OK [CAPABILITY IMAP4rev2 IDLE] logged in\r\n"),
+	    EXPECT("M2 UID MOVE 5 {5+}"),
+	    EXPECT("Caf\xc3\xa9"),
+	    SEND("* OK [COPYUID 9 5 1] moved\r\n* 1 EXPUNGE\r\nM2 OK done\r\n"),
+	    EXPECT("M3 UID EXPUNGE 5"),
+	    SEND("M3 OK done\r\n"),
+	    EXPECT("M4 UNSELECT"),
+	    SEND("M4 OK done\r\n"),
+	    END(),
+	};
+	const char *error;
+	struct imap_client *c = login_session(rev2, 5000);
+	struct imap_uidset five;
+	uidset_of(&five, "5");
+	struct imap_copyuid cu = {0};
+	OK(imap_client_uid_move(c, &five, "Caf\xc3\xa9", &cu, &error));
+	CHECK(cu.valid && imap_copyuid_lookup(&cu, 5) == 1);
+	imap_copyuid_free(&cu);
+	OK(imap_client_uid_expunge(c, &five, &error));
+	OK(imap_client_unselect(c, &error));
+	imap_client_free(&c);
+	server_done();
+
+	static const struct step both[] = {
+	    SEND("* OK [CAPABILITY IMAP4rev1 IMAP4rev2 AUTH=PLAIN SASL-IR] ready\r\n"),
+	    EXPECT("M1 AUTHENTICATE PLAIN " PLAIN_B64),
+	    SEND("M1 OK [CAPABILITY IMAP4rev1 IMAP4rev2 IDLE] logged in\r\n"),
+	    EXPECT("M2 NOOP"),
+	    SEND("M2 OK\r\n"),
+	    END(),
+	};
+	c = login_session(both, 5000);
+	FAILED(imap_client_uid_move(c, &five, "x", &cu, &error), "does not offer MOVE");
+	FAILED(imap_client_uid_expunge(c, &five, &error), "does not offer UIDPLUS");
+	check_noop(c);
+	imap_client_free(&c);
+	server_done();
+	imap_uidset_free(&five);
 }
 
 /* UID EXPUNGE needs UIDPLUS; EXPUNGE's untagged answers are read. */
@@ -1205,6 +1398,13 @@ static void test_cmd_append(void)
 	    SEND("M3 OK [APPENDUID 38505 1:2] odd\r\n"),
 	    END(),
 	};
+	static const struct step binary[] = {
+	    LOGIN_CAPS(FULL_CAPS " BINARY"),
+	    EXPECT("M2 APPEND INBOX ~{5+}"),
+	    EXPECT("he"), /* the server reads the 5 bytes "he\0lo" as a line here */
+	    SEND("M2 OK [APPENDUID 1 2] done\r\n"),
+	    END(),
+	};
 	const char *error;
 	struct imap_client *c = login_session(script, 5000);
 	uint32_t uv = 1, uid = 1;
@@ -1213,6 +1413,13 @@ static void test_cmd_append(void)
 	CHECK(uv == 38505 && uid == 3955);
 	OK(imap_client_append_uid(c, "Sent", NULL, 0, "hello", 5, &uv, &uid, &error));
 	CHECK(uv == 0 && uid == 0);
+	/* NUL bytes need BINARY: refused before sending. */
+	FAILED(imap_client_append(c, "INBOX", NULL, "he\0lo", 5, &error), "does not offer BINARY");
+	imap_client_free(&c);
+	server_done();
+	c = login_session(binary, 5000);
+	OK(imap_client_append_uid(c, "INBOX", NULL, 0, "he\0lo", 5, &uv, &uid, &error));
+	CHECK(uid == 2);
 	imap_client_free(&c);
 	server_done();
 
@@ -1381,6 +1588,41 @@ static void test_cmd_search(void)
 	CHECK(!imap_client_is_open(c));
 	imap_client_free(&c);
 	server_done();
+	/* IMAP4rev2 answers with ESEARCH only (RFC 9051 7.3.4): the ALL set is
+	 * read (bounded); other commands' ESEARCH and MIN/MAX/COUNT ignored. */
+	static const struct step rev2[] = {
+	    SEND("* OK [CAPABILITY IMAP4rev2 AUTH=PLAIN SASL-IR] ready\r\n"),
+	    EXPECT("M1 AUTHENTICATE PLAIN " PLAIN_B64),
+	    SEND("M1 OK [CAPABILITY IMAP4rev2 IDLE] logged in\r\n"),
+	    EXPECT("M2 UID SEARCH DELETED"),
+	    SEND("* ESEARCH (TAG \"M1\") UID ALL 100:200\r\n"
+	         "* ESEARCH (TAG \"M2\") UID MIN 3 ALL 9,3:5 MAX 9 COUNT 4\r\nM2 OK\r\n"),
+	    EXPECT("M3 UID SEARCH HEADER Message-ID <a@b>"),
+	    SEND("* ESEARCH (TAG \"M3\") UID COUNT 0\r\nM3 OK\r\n"),
+	    EXPECT("M4 UID SEARCH ALL"),
+	    SEND("* ESEARCH (TAG \"M4\") UID ALL 1:4294967295\r\nM4 OK\r\n"),
+	    END(),
+	};
+	c = login_session(rev2, 5000);
+	OK(imap_client_uid_search(c, "DELETED", &uids, &n, &error));
+	CHECK(n == 4 && uids[0] == 3 && uids[2] == 5 && uids[3] == 9);
+	free(uids);
+	OK(imap_client_uid_search_header(c, "Message-ID", "<a@b>", &uids, &n, &error));
+	CHECK(n == 0 && uids == NULL);
+	REFUSED(imap_client_uid_search(c, "ALL", &uids, &n, &error), "more UIDs than allowed");
+	imap_client_free(&c);
+	server_done();
+
+	static const struct step no_uid[] = {
+	    LOGIN_CAPS(FULL_CAPS),
+	    EXPECT("M2 UID SEARCH ALL"),
+	    SEND("* ESEARCH (TAG \"M2\") ALL 1:3\r\nM2 OK\r\n"),
+	    END(),
+	};
+	c = login_session(no_uid, 5000);
+	REFUSED(imap_client_uid_search(c, "ALL", &uids, &n, &error), "without UID");
+	imap_client_free(&c);
+	server_done();
 }
 
 int main(void)
@@ -1396,6 +1638,8 @@ int main(void)
 	test_authenticate_sasl_ir();
 	test_authenticate_refused();
 	test_pipelining_out_of_order();
+	test_tag_not_sent();
+	test_pipeline_deep();
 	test_bye_mid_command();
 	test_hangs();
 	test_literal_split();
@@ -1404,9 +1648,11 @@ int main(void)
 	test_cmd_store();
 	test_cmd_store_hostile();
 	test_cmd_store_pieces();
+	test_cmd_fetch_flags();
 	test_cmd_copy();
 	test_cmd_move();
 	test_cmd_expunge();
+	test_cmd_imap4rev2();
 	test_cmd_append();
 	test_cmd_mailboxes();
 	test_cmd_search();

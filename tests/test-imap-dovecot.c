@@ -17,6 +17,7 @@
 
 #include <sodium.h>
 
+#include "imap/imap-utf7.h"
 #include "test.h"
 
 static char dir[64];
@@ -147,6 +148,25 @@ static void run_commands(bool full)
 	OK(imap_client_create(c, "Replay \"Copy\"", &error));
 	FAILED(imap_client_delete(c, "No Such Box", &error));
 	CHECK_STR(imap_client_last_code(c), "NONEXISTENT");
+	/* A device's UTF-8 name goes as modified UTF-7; the server lists it
+	 * back in that form. A raw 8-bit name goes as a literal (refused by a
+	 * server that has not enabled UTF8=ACCEPT, but the session goes on). */
+	struct buf name;
+	buf_init(&name, 1024);
+	OK(imap_utf7_encode("Caf\xc3\xa9 \xf0\x9f\x98\x80 & Co", &name, &error));
+	CHECK_STR(buf_str(&name), "Caf&AOk- &2D3eAA- &- Co");
+	OK(imap_client_create(c, buf_str(&name), &error));
+	struct imap_select_info info;
+	OK(imap_client_examine(c, buf_str(&name), false, &info, &error));
+	CHECK(info.exists == 0);
+	OK(imap_client_unselect(c, &error));
+	OK(imap_client_delete(c, buf_str(&name), &error));
+	buf_free(&name);
+	int r = imap_client_create(c, "Caf\xc3\xa9 raw", &error);
+	CHECK(r == 0 || r == IMAP_CMD_FAILED);
+	if (r == 0)
+		OK(imap_client_delete(c, "Caf\xc3\xa9 raw", &error));
+	CHECK(imap_client_is_open(c));
 	OK(imap_client_subscribe(c, "Replay Test", &error));
 	OK(imap_client_unsubscribe(c, "Replay Test", &error));
 
@@ -165,7 +185,6 @@ static void run_commands(bool full)
 	FAILED(imap_client_append(c, "No Such Box", NULL, msg, strlen(msg), &error));
 	CHECK_STR(imap_client_last_code(c), "TRYCREATE");
 
-	struct imap_select_info info;
 	OK(imap_client_select(c, "Replay Test", true, &info, &error));
 	CHECK(info.exists == 3 && info.uidnext == 4 && !info.readonly);
 	CHECK(!full || info.uidvalidity == uidvalidity);
@@ -196,6 +215,14 @@ static void run_commands(bool full)
 		                         &error));
 		CHECK(imap_uidset_equal(&modified, &all)); /* every one changed since 1 */
 		search(c, "ANSWERED", 0, 0);
+		/* What a replay does next: read the flags and modseqs. */
+		struct imap_uid_flags *m;
+		size_t nm;
+		OK(imap_client_uid_fetch_flags(c, &modified, true, &m, &nm, &error));
+		CHECK(nm == 3 && m[0].uid == 1 && m[0].modseq > 1 && m[2].uid == 3);
+		CHECK_STR(m[0].flags, "\\Seen");
+		CHECK_STR(m[1].flags, "\\Flagged");
+		imap_uid_flags_free(&m, nm);
 		OK(imap_client_uid_store(c, &all, "+FLAGS.SILENT", "(\\Answered)",
 		                         info.highestmodseq + 100, &modified, &error));
 		CHECK(imap_uidset_is_empty(&modified));

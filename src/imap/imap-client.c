@@ -18,6 +18,8 @@
 #define IMAP_CLIENT_MAX_CMD (64 * 1024)
 #define IMAP_CLIENT_MAX_CAPS (16 * 1024)
 #define IMAP_CLIENT_DONE_TAGS 16
+/* Most commands sent and not yet completed (pipelining depth). */
+#define IMAP_CLIENT_MAX_PENDING (1u << 20)
 /* How long an imap:// server may take to greet before we look whether the
  * port speaks TLS instead (a TLS server waits for us and says nothing). */
 #define IMAP_CLIENT_GREETING_TIMEOUT_MS 10000
@@ -43,6 +45,11 @@ struct imap_client {
 	unsigned tag_counter;
 	char tag[16];
 	bool cmd_unsent; /* a command is being built: its tag is not used yet */
+	/* Tag numbers of the commands sent and not yet completed: a tagged
+	 * response for any other tag is a protocol error (a hostile server
+	 * could otherwise complete a command before it is sent). */
+	struct buf open_tags; /* byte i: is command open_base + i still open? */
+	unsigned open_base;
 	struct imap_literal_sink sink;
 	bool have_sink;
 	/* Tagged OKs that arrived while waiting for another tag: responses to
@@ -109,6 +116,22 @@ bool imap_client_has_cap(const struct imap_client *c, const char *cap)
 	for (char *p = needle; *p != '\0'; p++)
 		*p = (char)toupper((unsigned char)*p);
 	return strstr(buf_str(&c->caps), needle) != NULL;
+}
+
+bool imap_client_has_ext(const struct imap_client *c, const char *cap)
+{
+	if (imap_client_has_cap(c, cap))
+		return true;
+	/* RFC 9051 appendix E: folded into IMAP4rev2. A server that offers
+	 * IMAP4rev1 too speaks rev1 until ENABLEd, which we do not do. */
+	static const char *const rev2[] = {"UIDPLUS", "MOVE", "UNSELECT", "LITERAL-", "BINARY"};
+	if (!imap_client_has_cap(c, "IMAP4rev2") || imap_client_has_cap(c, "IMAP4rev1"))
+		return false;
+	for (size_t i = 0; i < sizeof(rev2) / sizeof(rev2[0]); i++) {
+		if (strcasecmp(cap, rev2[i]) == 0)
+			return true;
+	}
+	return false;
 }
 
 bool imap_client_is_compressed(const struct imap_client *c)
@@ -253,6 +276,56 @@ const char *imap_client_last_code(const struct imap_client *c)
 	return c->last_code;
 }
 
+/* Record that command number n (tag "M<n>") was sent and is open. Tags
+ * are sent in increasing order. */
+static int client_open_tag(struct imap_client *c, unsigned n)
+{
+	if (c->open_tags.len == 0)
+		c->open_base = n;
+	if (n < c->open_base || n - c->open_base >= IMAP_CLIENT_MAX_PENDING)
+		return -1;
+	size_t idx = n - c->open_base;
+	static const unsigned char zero[64] = {0};
+	while (c->open_tags.len < idx) {
+		size_t k =
+		    idx - c->open_tags.len < sizeof(zero) ? idx - c->open_tags.len : sizeof(zero);
+		if (buf_append(&c->open_tags, zero, k) < 0)
+			return -1;
+	}
+	if (idx < c->open_tags.len) { /* cannot happen: tags only grow */
+		c->open_tags.data[idx] = 1;
+		return 0;
+	}
+	return buf_append(&c->open_tags, "\1", 1);
+}
+
+/* A tagged response ends the command with that tag: true if it is one we
+ * sent and that was still open (it is then closed). */
+static bool client_take_pending(struct imap_client *c, const char *tag)
+{
+	if (tag[0] != 'M' || tag[1] < '1' || tag[1] > '9' || strlen(tag) > 11)
+		return false;
+	unsigned long long n = 0;
+	for (const char *p = tag + 1; *p != '\0'; p++) {
+		if (*p < '0' || *p > '9')
+			return false;
+		n = n * 10 + (unsigned)(*p - '0');
+	}
+	if (n < c->open_base || n - c->open_base >= c->open_tags.len ||
+	    c->open_tags.data[n - c->open_base] == 0)
+		return false;
+	c->open_tags.data[n - c->open_base] = 0;
+	/* Drop the closed ones at the front (usually all of them). */
+	size_t k = 0;
+	while (k < c->open_tags.len && c->open_tags.data[k] == 0)
+		k++;
+	if (k > 0) {
+		buf_consume(&c->open_tags, k);
+		c->open_base += (unsigned)k;
+	}
+	return true;
+}
+
 /* Was tag completed with OK earlier (and not yet claimed)? Claims it. */
 static bool client_claim_done(struct imap_client *c, const char *tag)
 {
@@ -289,6 +362,12 @@ static int client_wait_tagged(struct imap_client *c, const char *tag, imap_untag
 			                   c->host);
 		char text[200];
 		sanitize(text, sizeof(text), resp->text);
+		if (!client_take_pending(c, resp->tag)) {
+			char t[20];
+			sanitize(t, sizeof(t), resp->tag);
+			return client_fail(
+			    c, error_r, "%s: tagged response for no open command (%s)", c->host, t);
+		}
 		if (strcmp(resp->tag, tag) != 0) {
 			if (resp->status == IMAP_STATUS_OK) {
 				/* Another pipelined command finished first. */
@@ -355,6 +434,9 @@ static int client_wait_continuation(struct imap_client *c, const char *tag, cons
 		}
 		char text[200];
 		sanitize(text, sizeof(text), resp->text);
+		if (!client_take_pending(c, resp->tag))
+			return client_fail(c, error_r, "%s: tagged response for no open command",
+			                   c->host);
 		if (strcmp(resp->tag, tag) == 0 &&
 		    (resp->status == IMAP_STATUS_NO || resp->status == IMAP_STATUS_BAD)) {
 			client_set_last_code(c, resp);
@@ -397,6 +479,10 @@ int imap_client_send(struct imap_client *c, const char **tag_r, const char **err
 		*error_r = c->error;
 		buf_free(&c->cmd);
 		return IMAP_CMD_FAILED;
+	}
+	if (client_open_tag(c, c->tag_counter) < 0) {
+		buf_free(&c->cmd);
+		return client_fail(c, error_r, "too many IMAP commands in flight");
 	}
 	/* Every CRLF before the last ends a literal's announcement (imap-cmd.h
 	 * refuses CR and LF anywhere else): send up to it, and for a
@@ -473,11 +559,16 @@ const char *imap_client_host(const struct imap_client *c)
 	return c->host;
 }
 
+const char *imap_client_tag(const struct imap_client *c)
+{
+	return c->tag;
+}
+
 size_t imap_client_nonsync_max(const struct imap_client *c)
 {
 	if (imap_client_has_cap(c, "LITERAL+"))
 		return SIZE_MAX;
-	if (imap_client_has_cap(c, "LITERAL-"))
+	if (imap_client_has_ext(c, "LITERAL-"))
 		return 4096; /* RFC 7888 section 5 */
 	return 0;
 }
@@ -581,6 +672,7 @@ int imap_client_connect(const struct imap_client_settings *set, struct imap_clie
 	c->parser = imap_parser_create(&imap_parser_default_limits);
 	buf_init(&c->cmd, IMAP_CLIENT_MAX_CMD);
 	buf_init(&c->caps, IMAP_CLIENT_MAX_CAPS);
+	buf_init(&c->open_tags, IMAP_CLIENT_MAX_PENDING);
 	const char *err;
 	int r = -1;
 	if (c->host == NULL || c->port == NULL || c->in == NULL || c->parser == NULL ||
@@ -826,6 +918,7 @@ void imap_client_free(struct imap_client **cp)
 	}
 	buf_free(&c->cmd);
 	buf_free(&c->caps);
+	buf_free(&c->open_tags);
 	free(c->host);
 	free(c->port);
 	free(c->ca_file);

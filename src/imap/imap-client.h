@@ -135,9 +135,11 @@ void imap_client_logout(struct imap_client *c);
  * that cannot be sent): the session goes on; -1 when the session broke (I/O,
  * BYE, a malformed answer the command depends on): it is CLOSED.
  *
- * Mailbox names are sent as atoms, quoted strings, or literals when they
- * hold 8-bit bytes (UTF8=ACCEPT servers), never with CR, LF or NUL (refused
- * before sending). Commands on a UID set are split into several commands
+ * Mailbox names are taken as the server spells them (modified UTF-7 unless
+ * UTF8=ACCEPT is enabled, which the hub never does: encode a device's UTF-8
+ * name with imap_utf7_encode() from imap-utf7.h first) and sent as atoms,
+ * quoted strings, or literals when they hold 8-bit bytes, never with CR, LF
+ * or NUL (refused before sending). Commands on a UID set are split into several commands
  * when one line would pass IMAP_CLIENT_LINE_MAX; an empty set sends nothing
  * and succeeds. When a later piece fails, the earlier pieces have been done
  * by the server: the outputs then hold what the done pieces returned.
@@ -184,13 +186,34 @@ int imap_client_uid_store(struct imap_client *c, const struct imap_uidset *uids,
                           const char *flags, uint64_t unchangedsince,
                           struct imap_uidset *modified_r, const char **error_r);
 
+/* The flags of messages, from UID FETCH. */
+struct imap_uid_flags {
+	uint32_t uid;
+	uint64_t modseq; /* 0 unless asked for and the server sent it */
+	/* The flags as the server listed them, separated by single spaces
+	 * ("\\Seen $label"; "" for none); each one an atom. \\Recent, a
+	 * session flag no STORE can change, is left out. Owned by the array. */
+	char *flags;
+};
+
+/* UID FETCH uids (UID FLAGS [MODSEQ]) on the selected mailbox (MODSEQ only
+ * when modseq is true and the server offers CONDSTORE), for reading the
+ * server's flags after a MODIFIED answer. *msgs_r (sorted by UID, one per
+ * UID, only UIDs of uids: unsolicited FETCHes for others are ignored, and
+ * for a UID answered twice the last answer counts) is the caller's to free
+ * with imap_uid_flags_free(). UIDs that no longer exist are simply absent. */
+int imap_client_uid_fetch_flags(struct imap_client *c, const struct imap_uidset *uids, bool modseq,
+                                struct imap_uid_flags **msgs_r, size_t *n_r, const char **error_r);
+void imap_uid_flags_free(struct imap_uid_flags **msgs, size_t n);
+
 /* UID COPY / UID MOVE (RFC 6851; IMAP_CMD_FAILED without sending when the
  * server lacks MOVE) uids to mailbox. copyuid_r (overwritten: pass a zeroed
  * or freed struct; free it with imap_copyuid_free() whatever the result)
  * gets the RFC 4315 COPYUID pairs, from the tagged OK or, for MOVE, the
  * untagged OK before the expunges; valid is false unless every piece of the
  * command got a well-formed COPYUID whose source UIDs are ones we sent
- * (then the caller finds the new UIDs itself, e.g. by Message-ID). The
+ * (then the caller finds the new UIDs itself, e.g. by Message-ID; the same
+ * COPYUID said twice is fine, a contradicting second one is not). The
  * EXPUNGE and VANISHED responses of MOVE are read and ignored (sequence
  * numbers are not tracked; the next sync sees the change). A refusal with
  * TRYCREATE means the target does not exist. */
@@ -209,10 +232,10 @@ int imap_client_expunge(struct imap_client *c, const char **error_r);
 /* APPEND data (a whole message, exact bytes) to mailbox with flags (a flag
  * list such as "(\\Seen)", or NULL) and internaldate (seconds since the
  * epoch, sent as UTC; 0 for none), sent as a literal (non-synchronizing
- * with LITERAL+, or LITERAL- up to 4096 bytes). *uidvalidity_r and *uid_r
- * get the RFC 4315 APPENDUID (both 0 when the server sent none or a
- * malformed one); either pointer may be NULL. TRYCREATE: the mailbox does
- * not exist. */
+ * with LITERAL+, or LITERAL- up to 4096 bytes; a message holding NUL bytes
+ * as a literal8, RFC 3516, refused without sending when the server lacks
+ * BINARY). *uidvalidity_r and *uid_r get the RFC 4315 APPENDUID (both 0 when the server sent none
+ * or a malformed one); either pointer may be NULL. TRYCREATE: the mailbox does not exist. */
 int imap_client_append_uid(struct imap_client *c, const char *mailbox, const char *flags,
                            int64_t internaldate, const void *data, size_t len,
                            uint32_t *uidvalidity_r, uint32_t *uid_r, const char **error_r);

@@ -61,7 +61,8 @@ static int select_or_examine(struct imap_client *c, const char *cmd, const char 
 	struct buf *b = imap_client_cmd(c, cmd, error_r);
 	if (b == NULL ||
 	    imap_cmd_astring_lit(b, mailbox, imap_client_nonsync_max(c), error_r) < 0 ||
-	    (condstore && imap_client_has_cap(c, "CONDSTORE") &&
+	    (condstore &&
+	     (imap_client_has_cap(c, "CONDSTORE") || imap_client_has_cap(c, "QRESYNC")) &&
 	     imap_cmd_raw(b, "(CONDSTORE)", error_r) < 0))
 		return imap_client_refuse(c, error_r, "%s: cannot send %s: %s", imap_client_host(c),
 		                          cmd, *error_r);
@@ -92,7 +93,7 @@ int imap_client_examine(struct imap_client *c, const char *mailbox, bool condsto
 
 int imap_client_unselect(struct imap_client *c, const char **error_r)
 {
-	if (imap_client_has_cap(c, "UNSELECT")) {
+	if (imap_client_has_ext(c, "UNSELECT")) {
 		if (imap_client_cmd(c, "UNSELECT", error_r) == NULL)
 			return imap_client_refuse(c, error_r, "cannot send UNSELECT: %s", *error_r);
 		return imap_client_run(c, NULL, NULL, error_r);
@@ -228,6 +229,183 @@ int imap_client_uid_store(struct imap_client *c, const struct imap_uidset *uids,
 	return r;
 }
 
+/* --- UID FETCH FLAGS ------------------------------------------------------ */
+
+struct fetch_ctx {
+	struct piece_cmd *pc;
+	const struct imap_uidset *all;
+	struct imap_uid_flags *v;
+	size_t n, cap, max;
+	struct buf flags;
+};
+
+/* "* 12 FETCH (UID 7 FLAGS (\Seen) MODSEQ (9))": items in any order. */
+static int fetch_untagged(void *context, const struct imap_response *resp, const char **error_r)
+{
+	struct fetch_ctx *fc = context;
+	const struct imap_arg *a = resp->args;
+	if (resp->status != IMAP_STATUS_NONE || a == NULL || !imap_arg_is_atom(a->next, "FETCH"))
+		return 0;
+	const struct imap_arg *items = a->next->next;
+	if (items == NULL || items->type != IMAP_ARG_LIST) {
+		*error_r = "malformed FETCH response";
+		return -1;
+	}
+	uint64_t uid = 0, modseq = 0;
+	const struct imap_arg *flags = NULL;
+	for (const struct imap_arg *i = items->list; i != NULL; i = i->next->next) {
+		if (i->next == NULL) {
+			*error_r = "malformed FETCH response";
+			return -1;
+		}
+		if (imap_arg_is_atom(i, "UID")) {
+			if (!imap_arg_number(i->next, UINT32_MAX, &uid) || uid == 0) {
+				*error_r = "malformed UID in FETCH response";
+				return -1;
+			}
+		} else if (imap_arg_is_atom(i, "FLAGS")) {
+			if (i->next->type != IMAP_ARG_LIST) {
+				*error_r = "malformed FLAGS in FETCH response";
+				return -1;
+			}
+			flags = i->next;
+		} else if (imap_arg_is_atom(i, "MODSEQ")) {
+			if (imap_arg_list_count(i->next) != 1 ||
+			    !imap_arg_number(i->next->list, UINT64_MAX, &modseq)) {
+				*error_r = "malformed MODSEQ in FETCH response";
+				return -1;
+			}
+		}
+	}
+	/* Unsolicited FETCHes (another client changed something) may name
+	 * other messages or leave out FLAGS: not ours. */
+	if (uid == 0 || flags == NULL || !imap_uidset_contains(fc->all, (uint32_t)uid))
+		return 0;
+	buf_reset(&fc->flags);
+	for (const struct imap_arg *f = flags->list; f != NULL; f = f->next) {
+		if (f->type != IMAP_ARG_ATOM) {
+			*error_r = "malformed flag in FETCH response";
+			return -1;
+		}
+		/* A session flag (RFC 3501), not part of the message state. */
+		if (strcasecmp(f->str, "\\Recent") == 0)
+			continue;
+		if ((fc->flags.len > 0 && buf_append(&fc->flags, " ", 1) < 0) ||
+		    buf_append(&fc->flags, f->str, f->len) < 0) {
+			*error_r = "flags in FETCH response too long";
+			return -1;
+		}
+	}
+	if (fc->n == fc->max) {
+		*error_r = "too many FETCH responses";
+		return -1;
+	}
+	if (fc->n == fc->cap) {
+		size_t cap = fc->cap == 0 ? 64 : fc->cap * 2;
+		if (cap > fc->max)
+			cap = fc->max;
+		struct imap_uid_flags *v = realloc(fc->v, cap * sizeof(*v));
+		if (v == NULL) {
+			*error_r = "out of memory";
+			return -1;
+		}
+		fc->v = v;
+		fc->cap = cap;
+	}
+	char *text = strdup(buf_str(&fc->flags));
+	if (text == NULL) {
+		*error_r = "out of memory";
+		return -1;
+	}
+	fc->v[fc->n++] = (struct imap_uid_flags){(uint32_t)uid, modseq, text};
+	return 0;
+}
+
+/* A FETCH answer's UID and its place in arrival order. */
+struct fetch_order {
+	uint32_t uid;
+	size_t index;
+};
+
+/* By UID, and for one UID in arrival order (so the last answer counts). */
+static int cmp_fetch_order(const void *a, const void *b)
+{
+	const struct fetch_order *x = a, *y = b;
+	if (x->uid != y->uid)
+		return x->uid < y->uid ? -1 : 1;
+	return x->index < y->index ? -1 : x->index > y->index;
+}
+
+void imap_uid_flags_free(struct imap_uid_flags **msgs, size_t n)
+{
+	if (*msgs == NULL)
+		return;
+	for (size_t i = 0; i < n; i++)
+		free((*msgs)[i].flags);
+	free(*msgs);
+	*msgs = NULL;
+}
+
+int imap_client_uid_fetch_flags(struct imap_client *c, const struct imap_uidset *uids, bool modseq,
+                                struct imap_uid_flags **msgs_r, size_t *n_r, const char **error_r)
+{
+	struct piece_cmd pc;
+	piece_cmd_init(&pc, c, "UID FETCH");
+	bool with_modseq =
+	    modseq && (imap_client_has_cap(c, "CONDSTORE") || imap_client_has_cap(c, "QRESYNC"));
+	if (imap_cmd_raw(&pc.rest, with_modseq ? "(UID FLAGS MODSEQ)" : "(UID FLAGS)", error_r) <
+	    0) {
+		buf_free(&pc.rest);
+		return imap_client_refuse(c, error_r, "cannot send UID FETCH: %s", *error_r);
+	}
+	/* Each UID once, plus as many again for answers repeated by the
+	 * server (a flag change by another client in between). */
+	uint64_t size = imap_uidset_size(uids);
+	struct fetch_ctx fc = {&pc, uids, NULL, 0, 0, 0, {0}};
+	fc.max = size > SIZE_MAX / 4 / sizeof(*fc.v) ? SIZE_MAX / 4 / sizeof(*fc.v)
+	                                             : (size_t)size * 2 + 64;
+	buf_init(&fc.flags, 64 * 1024);
+	pc.untagged = fetch_untagged;
+	pc.ctx = &fc;
+	int r = piece_cmd_run(&pc, uids, error_r);
+	buf_free(&pc.rest);
+	buf_free(&fc.flags);
+	if (r != 0) {
+		imap_uid_flags_free(&fc.v, fc.n);
+		return r;
+	}
+	/* One answer per UID, sorted; of repeated answers the last counts. */
+	size_t w = 0;
+	if (fc.n > 0) {
+		struct fetch_order *ord = malloc(fc.n * sizeof(*ord));
+		struct imap_uid_flags *out = malloc(fc.n * sizeof(*out));
+		if (ord == NULL || out == NULL) {
+			free(ord);
+			free(out);
+			imap_uid_flags_free(&fc.v, fc.n);
+			return imap_client_refuse(c, error_r, "out of memory");
+		}
+		for (size_t i = 0; i < fc.n; i++)
+			ord[i] = (struct fetch_order){fc.v[i].uid, i};
+		qsort(ord, fc.n, sizeof(*ord), cmp_fetch_order);
+		for (size_t i = 0; i < fc.n; i++) {
+			struct imap_uid_flags m = fc.v[ord[i].index];
+			if (w > 0 && out[w - 1].uid == m.uid) {
+				free(out[w - 1].flags);
+				out[w - 1] = m;
+			} else {
+				out[w++] = m;
+			}
+		}
+		free(ord);
+		free(fc.v);
+		fc.v = out;
+	}
+	*msgs_r = fc.v;
+	*n_r = w;
+	return 0;
+}
+
 /* --- UID COPY / UID MOVE -------------------------------------------------- */
 
 struct copy_ctx {
@@ -245,8 +423,24 @@ static int copy_code(void *context, const struct imap_response *resp, const char
 	    strcasecmp(resp->code, "COPYUID") != 0)
 		return 0;
 	const char *err;
-	if (cc->unusable || imap_copyuid_parse(resp->code_args, &cc->pc->piece, cc->cu, &err) < 0)
+	if (cc->unusable)
+		return 0;
+	/* A server may say it twice (MOVE's untagged OK and again in the
+	 * tagged one): a repeat of pairs already known is no news. Sources are
+	 * checked against this piece, so a repeat is of this piece. */
+	struct imap_copyuid one = {0};
+	if (imap_copyuid_parse(resp->code_args, &cc->pc->piece, &one, &err) < 0) {
 		cc->unusable = true; /* the caller falls back to finding the copies */
+		return 0;
+	}
+	bool repeat = cc->cu->valid && one.uidvalidity == cc->cu->uidvalidity;
+	for (size_t i = 0; repeat && i < one.count; i++)
+		repeat = imap_copyuid_lookup(cc->cu, one.pairs[i].src) == one.pairs[i].dst;
+	imap_copyuid_free(&one);
+	if (repeat)
+		return 0;
+	if (imap_copyuid_parse(resp->code_args, &cc->pc->piece, cc->cu, &err) < 0)
+		cc->unusable = true;
 	else
 		cc->piece_got = true;
 	return 0;
@@ -294,7 +488,7 @@ int imap_client_uid_copy(struct imap_client *c, const struct imap_uidset *uids, 
 int imap_client_uid_move(struct imap_client *c, const struct imap_uidset *uids, const char *mailbox,
                          struct imap_copyuid *copyuid_r, const char **error_r)
 {
-	if (!imap_client_has_cap(c, "MOVE")) {
+	if (!imap_client_has_ext(c, "MOVE")) {
 		memset(copyuid_r, 0, sizeof(*copyuid_r));
 		return imap_client_refuse(c, error_r, "%s does not offer MOVE",
 		                          imap_client_host(c));
@@ -307,7 +501,7 @@ int imap_client_uid_move(struct imap_client *c, const struct imap_uidset *uids, 
 int imap_client_uid_expunge(struct imap_client *c, const struct imap_uidset *uids,
                             const char **error_r)
 {
-	if (!imap_client_has_cap(c, "UIDPLUS"))
+	if (!imap_client_has_ext(c, "UIDPLUS"))
 		return imap_client_refuse(c, error_r, "%s does not offer UIDPLUS: no UID EXPUNGE",
 		                          imap_client_host(c));
 	struct piece_cmd pc;
@@ -366,7 +560,15 @@ int imap_client_append_uid(struct imap_client *c, const char *mailbox, const cha
 	char date[40], lit[32];
 	if (internaldate != 0 && format_date_time(internaldate, date, sizeof(date)) < 0)
 		return imap_client_refuse(c, error_r, "cannot send APPEND: date out of range");
-	snprintf(lit, sizeof(lit), "{%zu%s}", len, nonsync ? "+" : "");
+	/* A literal may not hold NUL (RFC 9051 CHAR8); a message that does
+	 * goes as a literal8 (RFC 3516), which needs BINARY. */
+	bool binary = len > 0 && memchr(data, 0, len) != NULL;
+	if (binary && !imap_client_has_ext(c, "BINARY"))
+		return imap_client_refuse(c, error_r,
+		                          "cannot send APPEND: the message holds NUL bytes and %s "
+		                          "does not offer BINARY",
+		                          imap_client_host(c));
+	snprintf(lit, sizeof(lit), "%s{%zu%s}", binary ? "~" : "", len, nonsync ? "+" : "");
 	struct buf *b = imap_client_cmd(c, "APPEND", error_r);
 	if (b == NULL || imap_cmd_astring_lit(b, mailbox, nonsync_max, error_r) < 0 ||
 	    (flags != NULL && imap_cmd_flag_list(b, flags, error_r) < 0) ||
@@ -443,13 +645,87 @@ int imap_client_unsubscribe(struct imap_client *c, const char *name, const char 
 struct search_ctx {
 	uint32_t *uids;
 	size_t n, cap;
+	const char *tag; /* of the UID SEARCH, for ESEARCH's correlator */
 };
 
-/* "* SEARCH 3 7 9" (RFC 9051), with CONDSTORE "* SEARCH 3 7 (MODSEQ 12)". */
+static int search_add(struct search_ctx *sc, uint32_t uid, const char **error_r)
+{
+	if (sc->n == sc->cap) {
+		if (sc->cap >= IMAP_CLIENT_SEARCH_MAX) {
+			*error_r = "SEARCH response names too many messages";
+			return -1;
+		}
+		size_t cap = sc->cap == 0 ? 64 : sc->cap * 2;
+		if (cap > IMAP_CLIENT_SEARCH_MAX)
+			cap = IMAP_CLIENT_SEARCH_MAX;
+		uint32_t *n = realloc(sc->uids, cap * sizeof(*n));
+		if (n == NULL) {
+			*error_r = "out of memory";
+			return -1;
+		}
+		sc->uids = n;
+		sc->cap = cap;
+	}
+	sc->uids[sc->n++] = uid;
+	return 0;
+}
+
+/* "* ESEARCH (TAG "M3") UID ALL 1:5,9" (RFC 4731; the only answer an
+ * IMAP4rev2 server gives, RFC 9051 7.3.4). MIN, MAX, COUNT, MODSEQ are
+ * not asked for and ignored. */
+static int esearch_untagged(struct search_ctx *sc, const struct imap_arg *a, const char **error_r)
+{
+	if (a != NULL && a->type == IMAP_ARG_LIST) {
+		const struct imap_arg *t = a->list;
+		if (!imap_arg_is_atom(t, "TAG") || imap_arg_string(t->next) == NULL) {
+			*error_r = "malformed ESEARCH response";
+			return -1;
+		}
+		if (sc->tag == NULL || strcmp(imap_arg_string(t->next), sc->tag) != 0)
+			return 0; /* another command's */
+		a = a->next;
+	}
+	bool uid = imap_arg_is_atom(a, "UID");
+	if (uid)
+		a = a->next;
+	for (; a != NULL; a = a->next->next) {
+		if (a->next == NULL || a->type != IMAP_ARG_ATOM) {
+			*error_r = "malformed ESEARCH response";
+			return -1;
+		}
+		if (!imap_arg_is_atom(a, "ALL"))
+			continue;
+		const char *set = imap_arg_string(a->next);
+		struct imap_uidset all = IMAP_UIDSET_INIT;
+		if (!uid || a->next->type != IMAP_ARG_ATOM ||
+		    imap_uidset_parse(set, IMAP_CLIENT_SEARCH_MAX - sc->n, SIZE_MAX, &all,
+		                      error_r) < 0) {
+			if (!uid)
+				*error_r = "ESEARCH answer to UID SEARCH without UID";
+			return -1;
+		}
+		for (size_t i = 0; i < all.count; i++) {
+			for (uint64_t u = all.ranges[i].lo; u <= all.ranges[i].hi; u++) {
+				if (search_add(sc, (uint32_t)u, error_r) < 0) {
+					imap_uidset_free(&all);
+					return -1;
+				}
+			}
+		}
+		imap_uidset_free(&all);
+	}
+	return 0;
+}
+
+/* "* SEARCH 3 7 9" (RFC 3501), with CONDSTORE "* SEARCH 3 7 (MODSEQ 12)". */
 static int search_untagged(void *context, const struct imap_response *resp, const char **error_r)
 {
 	struct search_ctx *sc = context;
-	if (resp->status != IMAP_STATUS_NONE || !imap_arg_is_atom(resp->args, "SEARCH"))
+	if (resp->status != IMAP_STATUS_NONE)
+		return 0;
+	if (imap_arg_is_atom(resp->args, "ESEARCH"))
+		return esearch_untagged(sc, resp->args->next, error_r);
+	if (!imap_arg_is_atom(resp->args, "SEARCH"))
 		return 0;
 	for (const struct imap_arg *a = resp->args->next; a != NULL; a = a->next) {
 		uint64_t uid;
@@ -459,23 +735,8 @@ static int search_untagged(void *context, const struct imap_response *resp, cons
 			*error_r = "malformed SEARCH response";
 			return -1;
 		}
-		if (sc->n == sc->cap) {
-			if (sc->cap >= IMAP_CLIENT_SEARCH_MAX) {
-				*error_r = "SEARCH response names too many messages";
-				return -1;
-			}
-			size_t cap = sc->cap == 0 ? 64 : sc->cap * 2;
-			if (cap > IMAP_CLIENT_SEARCH_MAX)
-				cap = IMAP_CLIENT_SEARCH_MAX;
-			uint32_t *n = realloc(sc->uids, cap * sizeof(*n));
-			if (n == NULL) {
-				*error_r = "out of memory";
-				return -1;
-			}
-			sc->uids = n;
-			sc->cap = cap;
-		}
-		sc->uids[sc->n++] = (uint32_t)uid;
+		if (search_add(sc, (uint32_t)uid, error_r) < 0)
+			return -1;
 	}
 	return 0;
 }
@@ -488,7 +749,7 @@ static int cmp_u32(const void *a, const void *b)
 
 static int search_run(struct imap_client *c, uint32_t **uids_r, size_t *n_r, const char **error_r)
 {
-	struct search_ctx sc = {NULL, 0, 0};
+	struct search_ctx sc = {NULL, 0, 0, imap_client_tag(c)};
 	int r = imap_client_run(c, search_untagged, &sc, error_r);
 	if (r != 0) {
 		free(sc.uids);
@@ -534,4 +795,66 @@ int imap_client_uid_search_header(struct imap_client *c, const char *header, con
 		return imap_client_refuse(c, error_r, "cannot send UID SEARCH: %s",
 		                          header[0] == '\\' ? "invalid header name" : *error_r);
 	return search_run(c, uids_r, n_r, error_r);
+}
+
+/* --- For the fuzzer -------------------------------------------------------- */
+
+int imap_commands_check_response(const struct imap_response *resp,
+                                 const struct imap_uidset *request)
+{
+	const char *err;
+	int rejected = 0;
+
+	struct imap_select_info info = {0};
+	(void)select_untagged(&info, resp, &err);
+	(void)select_tagged(&info, resp, &err);
+
+	struct piece_cmd pc;
+	memset(&pc, 0, sizeof(pc));
+	pc.piece = *request;
+	struct imap_uidset modified = IMAP_UIDSET_INIT;
+	struct store_ctx sc = {&pc, &modified};
+	if (store_tagged(&sc, resp, &err) < 0)
+		rejected |= 1;
+	if (!imap_uidset_contains_set(request, &modified))
+		return -1;
+	imap_uidset_free(&modified);
+
+	struct fetch_ctx fc = {&pc, request, NULL, 0, 0, 1000, {0}};
+	buf_init(&fc.flags, 64 * 1024);
+	if (fetch_untagged(&fc, resp, &err) < 0)
+		rejected |= 2;
+	for (size_t i = 0; i < fc.n; i++) {
+		if (!imap_uidset_contains(request, fc.v[i].uid) || fc.v[i].flags == NULL ||
+		    strstr(fc.v[i].flags, "  ") != NULL)
+			return -1;
+	}
+	imap_uid_flags_free(&fc.v, fc.n);
+	buf_free(&fc.flags);
+
+	struct imap_copyuid cu = {0};
+	struct copy_ctx cc = {&pc, &cu, false, false};
+	(void)copy_code(&cc, resp, &err);
+	if (cc.piece_got != (cu.valid && cu.count > 0))
+		return -1;
+	for (size_t i = 0; i < cu.count; i++) {
+		if (!imap_uidset_contains(request, cu.pairs[i].src) || cu.pairs[i].dst == 0)
+			return -1;
+	}
+	imap_copyuid_free(&cu);
+
+	struct append_ctx ac = {0, 0};
+	(void)append_tagged(&ac, resp, &err);
+	if ((ac.uid == 0) != (ac.uidvalidity == 0))
+		return -1;
+
+	struct search_ctx sr = {NULL, 0, 0, "M1"};
+	if (search_untagged(&sr, resp, &err) < 0)
+		rejected |= 4;
+	for (size_t i = 0; i < sr.n; i++) {
+		if (sr.uids[i] == 0)
+			return -1;
+	}
+	free(sr.uids);
+	return rejected;
 }
