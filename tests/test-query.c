@@ -8,6 +8,7 @@
 
 #include "mime/mime-envelope.h"
 #include "store/store-envelope.h"
+#include "store/store-private.h"
 #include "store/store-query.h"
 #include "store/store.h"
 #include "test.h"
@@ -415,6 +416,72 @@ static void test_queries(void)
 	(void)f;
 }
 
+/* The last Email query statement run (its SQL with ? for the values). */
+static char last_query[8192];
+
+static int trace_query(unsigned type, void *ctx, void *p, void *x)
+{
+	(void)type;
+	(void)ctx;
+	(void)x;
+	const char *sql = sqlite3_sql(p);
+	if (sql != NULL && strncmp(sql, "SELECT m.id", 11) == 0)
+		snprintf(last_query, sizeof(last_query), "%s", sql);
+	return 0;
+}
+
+/* The plan of the last query: every line joined by " | ". */
+static void plan_of_last(char *out, size_t size)
+{
+	char sql[8300];
+	snprintf(sql, sizeof(sql), "EXPLAIN QUERY PLAN %s", last_query);
+	sqlite3_stmt *st;
+	CHECK(sqlite3_prepare_v2(store_db(s), sql, -1, &st, NULL) == SQLITE_OK);
+	size_t used = 0;
+	out[0] = '\0';
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		int n = snprintf(out + used, size - used, "%s | ", sqlite3_column_text(st, 3));
+		if (n > 0 && (size_t)n < size - used)
+			used += (size_t)n;
+	}
+	sqlite3_finalize(st);
+}
+
+/* inMailbox with a receivedAt window walks the memberships' (mailbox,
+ * internaldate) index and stops after the page: no sort of the mailbox;
+ * all mailboxes of an account walk (account, internaldate). */
+static void test_plans(void)
+{
+	const char *error;
+	enum store_query_error kind;
+	struct store_query_result r;
+	char plan[4096];
+	sqlite3_trace_v2(store_db(s), SQLITE_TRACE_STMT, trace_query, NULL);
+	struct store_cond in = {.kind = STORE_COND_IN_MAILBOX, .num = inbox};
+	struct store_query q = {.account_id = 1, .filter = &in, .limit = 50};
+	OK(store_email_query_run(s, &q, &r, &kind, &error));
+	free(r.ids);
+	plan_of_last(plan, sizeof(plan));
+	CHECK(strstr(plan, "messages_date (mailbox_id=?)") != NULL);
+	CHECK(strstr(plan, "TEMP B-TREE") == NULL);
+	struct store_cond window[3] = {in, {.kind = STORE_COND_AFTER, .num = 100},
+	                               {.kind = STORE_COND_BEFORE, .num = 5000}};
+	struct store_cond and = {.kind = STORE_COND_AND, .children = window, .n_children = 3};
+	q.filter = &and;
+	OK(store_email_query_run(s, &q, &r, &kind, &error));
+	free(r.ids);
+	plan_of_last(plan, sizeof(plan));
+	CHECK(strstr(plan, "messages_date (mailbox_id=? AND internaldate>? AND internaldate<?)") !=
+	      NULL);
+	CHECK(strstr(plan, "TEMP B-TREE") == NULL);
+	q.filter = NULL;
+	OK(store_email_query_run(s, &q, &r, &kind, &error));
+	free(r.ids);
+	plan_of_last(plan, sizeof(plan));
+	CHECK(strstr(plan, "emails_account_date") != NULL && strstr(plan, "TEMP B-TREE") == NULL);
+	sqlite3_trace_v2(store_db(s), 0, NULL, NULL);
+}
+
 static void test_catch_up(void)
 {
 	/* A store from before envelopes: threads filled in on open. */
@@ -458,6 +525,7 @@ int main(void)
 	test_envelope_parser();
 	test_threads();
 	test_queries();
+	test_plans();
 	test_catch_up();
 	store_close(&s);
 	char cmd[128];

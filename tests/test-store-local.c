@@ -284,6 +284,19 @@ static void test_memberships(void)
 	CHECK(lc[7].object_id == in1 && lc[7].origin_uid == 1);
 	CHECK(lc[8].object_id == ar3 && lc[8].origin_mailbox_id == arch && lc[8].origin_uid == 3);
 	store_local_changes_free(&lc, n);
+
+	/* Out of one mailbox (a mailbox destroyed with its mail): expunged
+	 * while the Email is elsewhere too, destroyed when not. */
+	OK(store_begin(s, &error));
+	int64_t b2 = blob(s, "Subject: two\r\n\r\nx\r\n");
+	OK(store_message_add(s, inbox, 10, b2, 0, "", 1000, &error));
+	OK(store_message_add(s, arch, 11, b2, 0, "", 1000, &error));
+	int64_t e2 = id_of(s, inbox, 10);
+	OK(store_local_remove_from_mailbox(s, e2, arch, &error));
+	CHECK(store_email_get(s, e2, &e, &err) == 1 && e.n_members == 1 && e.mailbox_id == inbox);
+	OK(store_local_remove_from_mailbox(s, e2, inbox, &error));
+	CHECK(store_email_get(s, e2, &e, &err) == 0);
+	OK(store_commit(s, &error));
 	store_close(&s);
 }
 

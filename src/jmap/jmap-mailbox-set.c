@@ -434,7 +434,7 @@ static int mailbox_destroy(struct jmap_mail_ctx *ctx, int64_t id, bool remove_em
 		              "the mailbox has emails (onDestroyRemoveEmails removes them)", NULL);
 	} else {
 		for (size_t i = 0; i < n && ret == 0; i++)
-			ret = store_local_destroy(ctx->store, ids[i], &err);
+			ret = store_local_remove_from_mailbox(ctx->store, ids[i], id, &err);
 		if (ret == 0)
 			ret = store_local_mailbox_destroy(ctx->store, id, &err);
 	}

@@ -227,7 +227,8 @@ static int search_snippet_get(void *context, struct jmap_call *call, json_t *arg
 		int64_t row;
 		struct store_email e;
 		if (jmap_call_resolve_id(call, json_string_value(v), &id, &err) < 0 ||
-		    !email_row_id(id, &row) || store_email_get(ctx->store, row, &e, &err) != 1) {
+		    !email_row_id(id, &row) || store_email_get(ctx->store, row, &e, &err) != 1 ||
+		    (ctx->store_account_id != 0 && e.account_id != ctx->store_account_id)) {
 			json_array_append(not_found, v);
 			continue;
 		}

@@ -620,6 +620,29 @@ int store_local_destroy(struct store *s, int64_t email_id, const char **error_r)
 	return ret;
 }
 
+int store_local_remove_from_mailbox(struct store *s, int64_t email_id, int64_t mailbox_id,
+                                    const char **error_r)
+{
+	int64_t *mids = NULL, *boxes = NULL;
+	size_t n = 0;
+	if (store_email_members(s, email_id, &mids, &boxes, &n, error_r) < 0)
+		return -1;
+	bool elsewhere = false;
+	for (size_t i = 0; i < n; i++)
+		elsewhere |= boxes[i] != mailbox_id;
+	int ret = 0;
+	if (!elsewhere) {
+		ret = n > 0 ? store_local_destroy(s, email_id, error_r) : 0;
+	} else {
+		for (size_t i = 0; i < n && ret == 0; i++)
+			if (boxes[i] == mailbox_id)
+				ret = store_local_expunge(s, mids[i], error_r);
+	}
+	free(mids);
+	free(boxes);
+	return ret;
+}
+
 int store_local_add(struct store *s, int64_t mailbox_id, int64_t blob_id, unsigned flags,
                     const char *keywords, int64_t internaldate, const char *kind,
                     int64_t *email_id_r, const char **error_r)

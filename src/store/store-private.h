@@ -32,6 +32,15 @@ int store_member_remove(struct store *s, int64_t message_id, const char **error_
 /* Set a membership's flags and keywords (new modseq), and its Email's. */
 int store_member_set_flags(struct store *s, int64_t message_id, unsigned flags,
                            const char *keywords, const char **error_r);
+/* store-upgrade.c. The union of an Email's memberships' flags (without
+ * \Deleted, which is per membership) and keywords (sorted, de-duplicated;
+ * *keywords_r malloc()ed); members is "SELECT flags, keywords FROM
+ * messages WHERE email_id = ?1". 0 / -1. */
+int store_email_union(sqlite3_stmt *members, int64_t email_id, unsigned *flags_r,
+                      char **keywords_r);
+/* Upgrade an open schema-2 database to 3 in one transaction (schema3_sql:
+ * the tables and indexes schema 3 adds); -1 with the reason in error. */
+int store_upgrade_2_3(sqlite3 *db, const char *schema3_sql, char *error, size_t error_size);
 /* Recompute an Email's flags and keywords from its memberships; its modseq
  * becomes the current change counter when they changed, or always (force:
  * its mailboxes changed). */

@@ -691,6 +691,68 @@ static bool cond_thread_dependent(const struct store_cond *c, bool *mutable_r)
 	return dep;
 }
 
+/* Could an Email in these mailboxes match c, judging by the mailboxes
+ * alone? The other conditions count as maybe. */
+enum maybe { MAYBE_FALSE, MAYBE_TRUE, MAYBE };
+
+static bool box_in(const int64_t *boxes, size_t n, int64_t id)
+{
+	for (size_t i = 0; i < n; i++)
+		if (boxes[i] == id)
+			return true;
+	return false;
+}
+
+static enum maybe cond_in_mailboxes(const struct store_cond *c, const int64_t *boxes, size_t n)
+{
+	switch (c->kind) {
+	case STORE_COND_IN_MAILBOX:
+		return box_in(boxes, n, c->num) ? MAYBE_TRUE : MAYBE_FALSE;
+	case STORE_COND_IN_MAILBOX_OTHER_THAN:
+		for (size_t i = 0; i < n; i++)
+			if (!box_in(c->ids, c->n_ids, boxes[i]))
+				return MAYBE_TRUE;
+		return MAYBE_FALSE;
+	case STORE_COND_NONE:
+		return MAYBE_FALSE;
+	case STORE_COND_AND:
+	case STORE_COND_OR:
+	case STORE_COND_NOT: {
+		bool any_true = false, any_maybe = false, all_true = true;
+		for (size_t i = 0; i < c->n_children; i++) {
+			enum maybe r = cond_in_mailboxes(&c->children[i], boxes, n);
+			any_true |= r == MAYBE_TRUE;
+			any_maybe |= r == MAYBE;
+			all_true &= r == MAYBE_TRUE;
+			if (c->kind == STORE_COND_AND && r == MAYBE_FALSE)
+				return MAYBE_FALSE;
+		}
+		if (c->kind == STORE_COND_AND)
+			return all_true ? MAYBE_TRUE : MAYBE;
+		if (c->kind == STORE_COND_OR)
+			return any_true ? MAYBE_TRUE : any_maybe ? MAYBE : MAYBE_FALSE;
+		return any_true ? MAYBE_FALSE : any_maybe ? MAYBE : MAYBE_TRUE;
+	}
+	default:
+		return MAYBE;
+	}
+}
+
+/* 1 when the Email's current mailboxes alone keep it out of c, 0 not,
+ * -1 error. */
+static int cond_mailboxes_exclude(struct store *s, const struct store_cond *c, int64_t email_id)
+{
+	int64_t *mids = NULL, *boxes = NULL;
+	size_t n = 0;
+	const char *err;
+	if (store_email_members(s, email_id, &mids, &boxes, &n, &err) < 0)
+		return -1;
+	int r = cond_in_mailboxes(c, boxes, n) == MAYBE_FALSE;
+	free(mids);
+	free(boxes);
+	return r;
+}
+
 int store_email_query_changes(struct store *s, const struct store_query *q, uint64_t since,
                               uint64_t max_changes, bool has_up_to, int64_t up_to,
                               struct store_query_changes *changes_r, enum store_query_error *kind_r,
@@ -720,17 +782,18 @@ int store_email_query_changes(struct store *s, const struct store_query *q, uint
 	 * keywords or mailboxes change): their own changes, and for queries
 	 * that look at threads every email of a thread whose list of emails or
 	 * whose emails changed. ?2: the account (0: all). */
+	/* Columns: id, gone, changed itself (else only its thread did). */
 	const char *changed_sql =
 	    thread_dep
-	        ? "SELECT id, 0 FROM emails WHERE modseq > ?1 AND (?2 = 0 OR account_id = ?2) "
-	          "UNION SELECT object_id, 1 FROM tombstones WHERE kind = 'email' AND modseq > ?1 "
-	          "AND (?2 = 0 OR account_id IN (0, ?2)) "
-	          "UNION SELECT id, 0 FROM emails WHERE thread_id IN (SELECT "
+	        ? "SELECT id, 0, 1 FROM emails WHERE modseq > ?1 AND (?2 = 0 OR account_id = ?2) "
+	          "UNION SELECT object_id, 1, 1 FROM tombstones WHERE kind = 'email' AND "
+	          "modseq > ?1 AND (?2 = 0 OR account_id IN (0, ?2)) "
+	          "UNION SELECT id, 0, modseq > ?1 FROM emails WHERE thread_id IN (SELECT "
 	          "thread_id FROM emails WHERE modseq > ?1 UNION SELECT id FROM threads WHERE "
 	          "modseq > ?1) AND (?2 = 0 OR account_id = ?2)"
-	        : "SELECT id, 0 FROM emails WHERE modseq > ?1 AND (?2 = 0 OR account_id = ?2) "
-	          "UNION SELECT object_id, 1 FROM tombstones WHERE kind = 'email' AND modseq > ?1 "
-	          "AND (?2 = 0 OR account_id IN (0, ?2))";
+	        : "SELECT id, 0, 1 FROM emails WHERE modseq > ?1 AND (?2 = 0 OR account_id = ?2) "
+	          "UNION SELECT object_id, 1, 1 FROM tombstones WHERE kind = 'email' AND "
+	          "modseq > ?1 AND (?2 = 0 OR account_id IN (0, ?2))";
 	sqlite3_stmt *st;
 	if (sqlite3_prepare_v2(store_db(s), changed_sql, -1, &st, NULL) != SQLITE_OK) {
 		*error_r = store_err(s, "query changes");
@@ -751,6 +814,24 @@ int store_email_query_changes(struct store *s, const struct store_query *q, uint
 		/* Only what existed at since can leave the old results; emails
 		 * still here are looked at once the current results are known. */
 		bool gone = sqlite3_column_int(st, 1) != 0;
+		bool itself = sqlite3_column_int(st, 2) != 0;
+		if (!gone && !itself && (uint64_t)id <= since && q->filter != NULL) {
+			/* Only its thread changed: its mailboxes are those it had at
+			 * since (they move its modseq), and they may alone have kept
+			 * it out of the results, then as now. */
+			int out = cond_mailboxes_exclude(s, q->filter, id);
+			if (out < 0) {
+				rc = SQLITE_ERROR;
+				break;
+			}
+			if (out > 0) {
+				if (idhash_add(&changed, id) < 0) {
+					rc = SQLITE_NOMEM;
+					break;
+				}
+				continue;
+			}
+		}
 		if (idhash_add(&changed, id) < 0 ||
 		    ((uint64_t)id <= since && idvec_push(gone ? &removed : &existing, id) < 0)) {
 			rc = SQLITE_NOMEM;

@@ -264,7 +264,7 @@ static const char *const changes_sql[][2] = {
          "  WHERE kind = 'mailbox' AND modseq > ?1 ORDER BY 1",
          "SELECT modseq, CASE WHEN created_modseq > ?1 THEN 'c' ELSE 'u' END, id "
          "FROM mailboxes WHERE account_id = ?2 AND modseq > ?1 "
-         "UNION ALL SELECT m.modseq, 'u', m.mailbox_id FROM messages m JOIN mailboxes b "
+         "UNION ALL SELECT m.modseq, 'u', m.mailbox_id FROM messages m CROSS JOIN mailboxes b "
          "  ON b.id = m.mailbox_id WHERE m.modseq > ?1 AND b.account_id = ?2 "
          "UNION ALL SELECT modseq, 'u', parent_id FROM tombstones "
          "  WHERE account_id = ?2 AND kind = 'message' AND modseq > ?1 "

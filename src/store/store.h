@@ -309,6 +309,11 @@ int store_local_expunge(struct store *s, int64_t message_id, const char **error_
 /* Destroy an Email (by Email id): one change "destroy" per membership,
  * tombstones; its bytes go unless shared or uploaded. */
 int store_local_destroy(struct store *s, int64_t email_id, const char **error_r);
+/* Take an Email out of a mailbox (Mailbox/set onDestroyRemoveEmails):
+ * its memberships there are expunged when it stays in another mailbox,
+ * else it is destroyed. */
+int store_local_remove_from_mailbox(struct store *s, int64_t email_id, int64_t mailbox_id,
+                                    const char **error_r);
 /* Add a message made here (kind "create" or "import") from stored bytes:
  * a membership with a local UID of the account's Email of those bytes
  * (created if needed). *email_id_r gets the Email id. */
