@@ -306,6 +306,10 @@ def kinds(tmp, tier):
         hub.set_email(update={eid[ids[9]]: {"mailboxIds/" + boxes["Archive"]: True}})
         hub.set_email(update={eid[ids[10]]: {"mailboxIds/" + boxes["Work"]: True}})
         hub.set_email(update={eid[ids[10]]: {"mailboxIds/" + boxes["INBOX"]: None}})
+        # a name beyond ASCII goes to the server in modified UTF-7
+        r = hub.mailbox_set(create={"u": {"name": "Café"}})
+        check("u" in r.get("created", {}), "Mailbox/set create Café: %s" % r)
+        hub.import_email(raw_message("into utf8", "utf8-" + tier), "Café")
         # moved away and back before the replay: nothing to do on the server
         hub.set_email(update={eid[ids[11]]: {"mailboxIds": {boxes["Work"]: True}}})
         hub.set_email(update={eid[ids[11]]: {"mailboxIds": {boxes["INBOX"]: True}}})
@@ -340,6 +344,8 @@ def kinds(tmp, tier):
         check("NewBox" in folders and "Older" in folders and "Old" not in folders
               and "Empty" not in folders, "folders: %s" % folders)
         check(len(server_find(fx, "NewBox", "new-%s@example.org" % tier)) == 1, "new box mail")
+        check("Caf&AOk-" in folders, "UTF-8 name on the server: %s" % sorted(folders))
+        check(len(server_find(fx, "Caf&AOk-", "utf8-%s@example.org" % tier)) == 1, "mail in Café")
         check(len(server_find(fx, "NewBox", ids[8])) == 1, "moved into new box")
         check("Work" not in server_subscribed(fx), "Work still subscribed")
         check(list(server_find(fx, "INBOX", ids[11])) == [back_uid] and not server_find(fx, "Work", ids[11]),

@@ -324,6 +324,19 @@ int store_replay_mailbox_renamed(struct store *s, int64_t mailbox_id, const char
 	           NULL, NULL, error_r, "it", mailbox_id, name);
 }
 
+int store_replay_mailbox_spelled(struct store *s, int64_t mailbox_id, const char *device_name,
+                                 const char *server_name, const char **error_r)
+{
+	if (strcmp(device_name, server_name) == 0)
+		return 0;
+	return run(s, "mailbox name",
+	           "UPDATE mailboxes SET name = ?3, modseq = ?4 WHERE id = ?1 AND name = ?2 "
+	           "AND NOT EXISTS (SELECT 1 FROM mailboxes o WHERE "
+	           "o.account_id = mailboxes.account_id AND o.name = ?3 AND o.id != ?1)",
+	           NULL, NULL, error_r, "itti", mailbox_id, device_name, server_name,
+	           (int64_t)store_next_modseq(s));
+}
+
 int store_replay_mailbox_created(struct store *s, int64_t mailbox_id, uint32_t uidvalidity,
                                  uint32_t uidnext, const char **error_r)
 {

@@ -89,6 +89,12 @@ int store_replay_forget_origin(struct store *s, int64_t message_id, const char *
  * know it by name on the server now. */
 int store_replay_mailbox_renamed(struct store *s, int64_t mailbox_id, const char *name,
                                  const char **error_r);
+/* A device's mailbox name went to the server as server_name (modified
+ * UTF-7): the mailbox takes that spelling, as the sync stores the names
+ * of folders it finds, unless the device renamed it again since (its name
+ * is no longer device_name). */
+int store_replay_mailbox_spelled(struct store *s, int64_t mailbox_id, const char *device_name,
+                                 const char *server_name, const char **error_r);
 /* A folder created on the server for a mailbox made here: its state
  * starts at (uidvalidity, uidnext) so the sync continues from there. */
 int store_replay_mailbox_created(struct store *s, int64_t mailbox_id, uint32_t uidvalidity,

@@ -25,6 +25,7 @@
  */
 #include "sync-private.h"
 #include "../imap/imap-cmd.h"
+#include "../imap/imap-utf7.h"
 #include "../lib/clock.h"
 #include "../lib/crashpoint.h"
 #include "../store/store-replay.h"
@@ -1348,14 +1349,36 @@ static int find_renamed(struct replay *r, int64_t mailbox_id, char **name_r)
 	return rc < 0 ? -1 : 0;
 }
 
+static int replay_mailbox_named(struct replay *r, struct store_replay_change *c, const char *wire);
+
 /* mailbox-create/-rename/-destroy/-props (one at a time). */
 static int replay_mailbox(struct replay *r, struct store_replay_change *c)
+{
+	const char *err;
+	struct buf wire;
+	buf_init(&wire, 64 * 1024);
+	if (strcmp(c->kind, "mailbox-create") == 0 || strcmp(c->kind, "mailbox-rename") == 0) {
+		/* A device's name (UTF-8): the server spells it in modified
+		 * UTF-7. */
+		if (c->detail != NULL && imap_utf7_encode(c->detail, &wire, &err) < 0) {
+			buf_free(&wire);
+			return fail_batch(r, c, 1, "the new name is not valid UTF-8");
+		}
+	}
+	int rc = replay_mailbox_named(r, c, c->detail != NULL ? buf_str(&wire) : NULL);
+	buf_free(&wire);
+	return rc;
+}
+
+/* replay_mailbox with the new name of a create or rename as the server
+ * spells it (wire). */
+static int replay_mailbox_named(struct replay *r, struct store_replay_change *c, const char *wire)
 {
 	const char *err;
 	char *name = NULL;
 	int rc = 0;
 	if (strcmp(c->kind, "mailbox-create") == 0) {
-		const char *want = c->detail;
+		const char *want = wire;
 		if (want == NULL)
 			return commit_finish(r, c, 1);
 		rc = rp_simple(r, "CREATE", want, NULL);
@@ -1371,7 +1394,9 @@ static int replay_mailbox(struct replay *r, struct store_replay_change *c)
 			if ((created && sc.uidvalidity != 0 &&
 			     store_replay_mailbox_created(r->s, c->object_id, sc.uidvalidity,
 			                                  sc.uidnext, &err) < 0) ||
-			    store_replay_mailbox_renamed(r->s, c->object_id, want, &err) < 0) {
+			    store_replay_mailbox_renamed(r->s, c->object_id, want, &err) < 0 ||
+			    store_replay_mailbox_spelled(r->s, c->object_id, c->detail, want,
+			                                 &err) < 0) {
 				store_rollback(r->s);
 				return replay_fail(r, "%s", err);
 			}
@@ -1392,7 +1417,7 @@ static int replay_mailbox(struct replay *r, struct store_replay_change *c)
 		if (from == NULL) {
 			rc = 0; /* never on the server */
 		} else if (strcmp(c->kind, "mailbox-rename") == 0) {
-			const char *to = c->detail;
+			const char *to = wire;
 			bool gone = false;
 			if (to != NULL && strcmp(from, to) != 0) {
 				rc = rp_simple(r, "RENAME", from, to);
@@ -1428,8 +1453,11 @@ static int replay_mailbox(struct replay *r, struct store_replay_change *c)
 			}
 			if (rc == 0) {
 				if (store_begin(r->s, &err) < 0 ||
-				    (to != NULL && store_replay_mailbox_renamed(r->s, c->object_id,
-				                                                to, &err) < 0) ||
+				    (to != NULL &&
+				     (store_replay_mailbox_renamed(r->s, c->object_id, to, &err) <
+				          0 ||
+				      store_replay_mailbox_spelled(r->s, c->object_id, c->detail,
+				                                   to, &err) < 0)) ||
 				    finish_all(r, c, 1) < 0 || store_commit(r->s, &err) < 0) {
 					store_rollback(r->s);
 					rc = replay_fail(r, "%s", err);
