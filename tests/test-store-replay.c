@@ -97,9 +97,9 @@ static void test_replay_store(void)
 
 	/* Sent, committed: a resumed run sees it. */
 	OK(store_begin(s, &error));
-	OK(store_replay_mark_sent(s, v[0].id, &error));
+	OK(store_replay_mark_sent(s, &v[0], 1, &error));
 	OK(store_commit(s, &error));
-	OK(store_replay_refresh(s, &v[0], &error));
+	OK(store_replay_refresh(s, &v[0], 1, &error));
 	CHECK(v[0].sent && v[0].attempts == 1);
 
 	/* A later change of the moved message, made before the move was
@@ -115,7 +115,7 @@ static void test_replay_store(void)
 	 * Archive's UIDNEXT moves past it), and the later change follows. */
 	OK(store_begin(s, &error));
 	CHECK(store_replay_pair(s, m1, arch, 3, &error) == 1);
-	OK(store_replay_finish(s, v[0].id, &error));
+	OK(store_replay_finish(s, &v[0], 1, &error));
 	OK(store_commit(s, &error));
 	CHECK(q(s, "SELECT uid FROM messages WHERE id = ?1", m1) == 3);
 	CHECK(q(s, "SELECT uidnext FROM mailboxes WHERE id = ?1", arch) == 4);
@@ -184,11 +184,11 @@ static void test_replay_store(void)
 	CHECK_STR(v[4].origin_name, "Archive");
 	OK(store_begin(s, &error));
 	OK(store_replay_mailbox_renamed(s, arch, "Old", &error));
-	OK(store_replay_finish(s, v[3].id, &error));
+	OK(store_replay_finish(s, &v[3], 1, &error));
 	OK(store_replay_mailbox_created(s, made, 42, 1, &error));
 	OK(store_replay_mailbox_created(s, arch, 43, 1, &error)); /* has a state: kept */
 	OK(store_commit(s, &error));
-	OK(store_replay_refresh(s, &v[4], &error));
+	OK(store_replay_refresh(s, &v[4], 1, &error));
 	CHECK_STR(v[4].origin_name, "Old");
 	CHECK(q(s, "SELECT uidvalidity FROM mailboxes WHERE id = ?1", made) == 42);
 	CHECK(q(s, "SELECT uidvalidity FROM mailboxes WHERE id = ?1", arch) == 9);

@@ -12,19 +12,36 @@
 #include <string.h>
 #include <time.h>
 
+/* Prepared statements kept for the length of one call over many changes
+ * (slots chosen by the caller); a NULL cache prepares and finalizes each
+ * time. */
+#define CACHE_SLOTS 8
+struct cache {
+	sqlite3_stmt *st[CACHE_SLOTS];
+};
+
+static void cache_done(struct cache *c)
+{
+	for (int i = 0; i < CACHE_SLOTS; i++)
+		sqlite3_finalize(c->st[i]);
+	memset(c, 0, sizeof(*c));
+}
+
 /* Run one statement with bound values ('i' int64, 't' text or NULL). With
  * out (not NULL) the first column of the first row is read into *out;
  * *found_r (may be NULL) says whether there was a row. */
-static int run(struct store *s, const char *what, const char *sql, int64_t *out, bool *found_r,
-               const char **error_r, const char *types, ...)
+static int vcrun(struct store *s, struct cache *cache, int slot, const char *what, const char *sql,
+                 int64_t *out, bool *found_r, const char **error_r, const char *types, va_list ap)
 {
-	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(store_db(s), sql, -1, &st, NULL) != SQLITE_OK) {
-		*error_r = store_err(s, what);
-		return -1;
+	sqlite3_stmt *st = cache != NULL ? cache->st[slot] : NULL;
+	if (st == NULL) {
+		if (sqlite3_prepare_v2(store_db(s), sql, -1, &st, NULL) != SQLITE_OK) {
+			*error_r = store_err(s, what);
+			return -1;
+		}
+		if (cache != NULL)
+			cache->st[slot] = st;
 	}
-	va_list ap;
-	va_start(ap, types);
 	for (int i = 0; types[i] != '\0'; i++) {
 		if (types[i] == 'i') {
 			sqlite3_bind_int64(st, i + 1, va_arg(ap, int64_t));
@@ -36,18 +53,42 @@ static int run(struct store *s, const char *what, const char *sql, int64_t *out,
 				sqlite3_bind_text(st, i + 1, t, -1, SQLITE_TRANSIENT);
 		}
 	}
-	va_end(ap);
 	int rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW && out != NULL)
 		*out = sqlite3_column_int64(st, 0);
 	if (found_r != NULL)
 		*found_r = rc == SQLITE_ROW;
-	sqlite3_finalize(st);
+	if (cache != NULL) {
+		sqlite3_reset(st);
+		sqlite3_clear_bindings(st);
+	} else {
+		sqlite3_finalize(st);
+	}
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
 		*error_r = store_err(s, what);
 		return -1;
 	}
 	return 0;
+}
+
+static int crun(struct store *s, struct cache *cache, int slot, const char *what, const char *sql,
+                int64_t *out, bool *found_r, const char **error_r, const char *types, ...)
+{
+	va_list ap;
+	va_start(ap, types);
+	int r = vcrun(s, cache, slot, what, sql, out, found_r, error_r, types, ap);
+	va_end(ap);
+	return r;
+}
+
+static int run(struct store *s, const char *what, const char *sql, int64_t *out, bool *found_r,
+               const char **error_r, const char *types, ...)
+{
+	va_list ap;
+	va_start(ap, types);
+	int r = vcrun(s, NULL, 0, what, sql, out, found_r, error_r, types, ap);
+	va_end(ap);
+	return r;
 }
 
 int store_replay_schema(struct store *s, const char **error_r)
@@ -162,17 +203,30 @@ void store_replay_changes_free(struct store_replay_change **changes, size_t coun
 	*changes = NULL;
 }
 
-int store_replay_mark_sent(struct store *s, int64_t change_id, const char **error_r)
+int store_replay_mark_sent(struct store *s, const struct store_replay_change *v, size_t n,
+                           const char **error_r)
 {
-	return run(s, "mark a change sent",
-	           "UPDATE local_changes SET state = 'sent', attempts = attempts + 1 WHERE id = ?1",
-	           NULL, NULL, error_r, "i", change_id);
+	struct cache c = {0};
+	int ret = 0;
+	for (size_t i = 0; i < n && ret == 0; i++)
+		ret = crun(s, &c, 0, "mark a change sent",
+		           "UPDATE local_changes SET state = 'sent', attempts = attempts + 1 "
+		           "WHERE id = ?1",
+		           NULL, NULL, error_r, "i", v[i].id);
+	cache_done(&c);
+	return ret;
 }
 
-int store_replay_finish(struct store *s, int64_t change_id, const char **error_r)
+int store_replay_finish(struct store *s, const struct store_replay_change *v, size_t n,
+                        const char **error_r)
 {
-	return run(s, "finish a change", "DELETE FROM local_changes WHERE id = ?1", NULL, NULL,
-	           error_r, "i", change_id);
+	struct cache c = {0};
+	int ret = 0;
+	for (size_t i = 0; i < n && ret == 0; i++)
+		ret = crun(s, &c, 0, "finish a change", "DELETE FROM local_changes WHERE id = ?1",
+		           NULL, NULL, error_r, "i", v[i].id);
+	cache_done(&c);
+	return ret;
 }
 
 /* Printable ASCII of untrusted text (a server's answer) for the notice. */
@@ -268,43 +322,88 @@ int store_replay_notice_more(struct store *s, int64_t account_id, unsigned count
 	              -(int64_t)count, error_r);
 }
 
+static int uid_held(struct store *s, struct cache *c, int64_t mailbox_id, uint32_t uid,
+                    int64_t except_id, const char **error_r)
+{
+	bool found = false;
+	if (crun(s, c, 0, "look up message",
+	         "SELECT 1 FROM messages WHERE mailbox_id = ?1 AND uid = ?2 AND id != ?3", NULL,
+	         &found, error_r, "iii", mailbox_id, (int64_t)uid, except_id) < 0)
+		return -1;
+	return found ? 1 : 0;
+}
+
 int store_replay_uid_held(struct store *s, int64_t mailbox_id, uint32_t uid, int64_t except_id,
                           const char **error_r)
 {
-	bool found = false;
-	if (run(s, "look up message",
-	        "SELECT 1 FROM messages WHERE mailbox_id = ?1 AND uid = ?2 AND id != ?3", NULL,
-	        &found, error_r, "iii", mailbox_id, (int64_t)uid, except_id) < 0)
+	return uid_held(s, NULL, mailbox_id, uid, except_id, error_r);
+}
+
+static int pair_one(struct store *s, struct cache *c, int64_t message_id, int64_t mailbox_id,
+                    uint32_t uid, const char **error_r)
+{
+	if (crun(s, c, 1, "update origins",
+	         "UPDATE local_changes SET origin_mailbox_id = ?2, origin_uid = ?3 "
+	         "WHERE object_id = ?1 AND state IN ('', 'sent') AND kind NOT LIKE 'mailbox-%'",
+	         NULL, NULL, error_r, "iii", message_id, mailbox_id, (int64_t)uid) < 0)
 		return -1;
-	return found ? 1 : 0;
+	/* Still in that mailbox with its local uid, and no other row holds
+	 * the UID (one the sync fetched meanwhile is not taken twice). */
+	if (crun(s, c, 2, "pair message",
+	         "UPDATE messages SET uid = ?3 WHERE id = ?1 AND mailbox_id = ?2 AND uid >= ?4 "
+	         "AND NOT EXISTS (SELECT 1 FROM messages o WHERE o.mailbox_id = ?2 AND o.uid = ?3)",
+	         NULL, NULL, error_r, "iiii", message_id, mailbox_id, (int64_t)uid,
+	         (int64_t)STORE_LOCAL_UID_BASE) < 0)
+		return -1;
+	if (sqlite3_changes(store_db(s)) == 0)
+		return 0;
+	if (crun(s, c, 3, "advance uidnext",
+	         "UPDATE mailboxes SET uidnext = ?2 + 1 WHERE id = ?1 AND uidnext = ?2 "
+	         "AND uidvalidity != 0",
+	         NULL, NULL, error_r, "ii", mailbox_id, (int64_t)uid) < 0)
+		return -1;
+	return 1;
 }
 
 int store_replay_pair(struct store *s, int64_t message_id, int64_t mailbox_id, uint32_t uid,
                       const char **error_r)
 {
-	if (run(s, "update origins",
-	        "UPDATE local_changes SET origin_mailbox_id = ?2, origin_uid = ?3 "
-	        "WHERE object_id = ?1 AND state IN ('', 'sent') AND kind NOT LIKE 'mailbox-%'",
-	        NULL, NULL, error_r, "iii", message_id, mailbox_id, (int64_t)uid) < 0)
+	return pair_one(s, NULL, message_id, mailbox_id, uid, error_r);
+}
+
+int store_replay_pair_many(struct store *s, const struct store_replay_change *v, size_t n,
+                           const uint32_t *uids, const char **error_r)
+{
+	/* In UID order per mailbox, so each one can move UIDNEXT on past the
+	 * one before: the answers come sorted by source UID. */
+	size_t *order = malloc((n > 0 ? n : 1) * sizeof(*order));
+	if (order == NULL) {
+		*error_r = "out of memory";
 		return -1;
-	int held = store_replay_uid_held(s, mailbox_id, uid, message_id, error_r);
-	if (held != 0)
-		return held < 0 ? -1 : 0;
-	bool found = false;
-	if (run(s, "pair message",
-	        "SELECT 1 FROM messages WHERE id = ?1 AND mailbox_id = ?2 AND uid >= ?3", NULL,
-	        &found, error_r, "iii", message_id, mailbox_id, (int64_t)STORE_LOCAL_UID_BASE) < 0)
-		return -1;
-	if (!found)
-		return 0;
-	if (run(s, "pair message", "UPDATE messages SET uid = ?2 WHERE id = ?1", NULL, NULL,
-	        error_r, "ii", message_id, (int64_t)uid) < 0 ||
-	    run(s, "advance uidnext",
-	        "UPDATE mailboxes SET uidnext = ?2 + 1 WHERE id = ?1 AND uidnext = ?2 "
-	        "AND uidvalidity != 0",
-	        NULL, NULL, error_r, "ii", mailbox_id, (int64_t)uid) < 0)
-		return -1;
-	return 1;
+	}
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++)
+		if (uids[i] != 0)
+			order[k++] = i;
+	for (size_t i = 1; i < k; i++) { /* insertion sort: mostly sorted */
+		size_t x = order[i], j = i;
+		while (j > 0 && (v[order[j - 1]].mailbox_id > v[x].mailbox_id ||
+		                 (v[order[j - 1]].mailbox_id == v[x].mailbox_id &&
+		                  uids[order[j - 1]] > uids[x]))) {
+			order[j] = order[j - 1];
+			j--;
+		}
+		order[j] = x;
+	}
+	struct cache c = {0};
+	int ret = 0;
+	for (size_t i = 0; i < k && ret == 0; i++)
+		if (pair_one(s, &c, v[order[i]].object_id, v[order[i]].mailbox_id, uids[order[i]],
+		             error_r) < 0)
+			ret = -1;
+	cache_done(&c);
+	free(order);
+	return ret;
 }
 
 int store_replay_forget_origin(struct store *s, int64_t message_id, const char **error_r)
@@ -448,7 +547,8 @@ int store_replay_mailbox_state(struct store *s, int64_t mailbox_id, uint32_t *ui
 	return rc == SQLITE_ROW ? 1 : 0;
 }
 
-int store_replay_refresh(struct store *s, struct store_replay_change *c, const char **error_r)
+int store_replay_refresh(struct store *s, struct store_replay_change *v, size_t n,
+                         const char **error_r)
 {
 	sqlite3_stmt *st;
 	if (sqlite3_prepare_v2(store_db(s),
@@ -458,26 +558,30 @@ int store_replay_refresh(struct store *s, struct store_replay_change *c, const c
 		*error_r = store_err(s, "look up change");
 		return -1;
 	}
-	sqlite3_bind_int64(st, 1, c->id);
-	int rc = sqlite3_step(st);
-	bool oom = false;
-	if (rc == SQLITE_ROW) {
-		c->origin_mailbox_id = sqlite3_column_int64(st, 0);
-		c->origin_uid = sqlite3_column_int64(st, 1);
-		free(c->origin_name);
-		c->origin_name = col_strdup(st, 2, &oom);
-		const unsigned char *state = sqlite3_column_text(st, 3);
-		c->sent = state != NULL && strcmp((const char *)state, "sent") == 0;
-		c->attempts = (unsigned)sqlite3_column_int(st, 4);
+	int ret = 0;
+	for (size_t i = 0; i < n && ret == 0; i++) {
+		struct store_replay_change *c = &v[i];
+		sqlite3_bind_int64(st, 1, c->id);
+		int rc = sqlite3_step(st);
+		bool oom = false;
+		if (rc == SQLITE_ROW) {
+			c->origin_mailbox_id = sqlite3_column_int64(st, 0);
+			c->origin_uid = sqlite3_column_int64(st, 1);
+			free(c->origin_name);
+			c->origin_name = col_strdup(st, 2, &oom);
+			const unsigned char *state = sqlite3_column_text(st, 3);
+			c->sent = state != NULL && strcmp((const char *)state, "sent") == 0;
+			c->attempts = (unsigned)sqlite3_column_int(st, 4);
+		}
+		sqlite3_reset(st);
+		if (oom) {
+			*error_r = "out of memory";
+			ret = -1;
+		} else if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+			*error_r = store_err(s, "look up change");
+			ret = -1;
+		}
 	}
 	sqlite3_finalize(st);
-	if (oom) {
-		*error_r = "out of memory";
-		return -1;
-	}
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-		*error_r = store_err(s, "look up change");
-		return -1;
-	}
-	return 0;
+	return ret;
 }

@@ -50,18 +50,21 @@ int store_replay_pending(struct store *s, int64_t account_id,
                          const char **error_r);
 void store_replay_changes_free(struct store_replay_change **changes, size_t count);
 
-/* Read again what earlier replayed changes may have changed in c (its
- * origin, state and attempts). */
-int store_replay_refresh(struct store *s, struct store_replay_change *c, const char **error_r);
+/* Read again what earlier replayed changes may have changed in v[0..n)
+ * (origins, state and attempts). */
+int store_replay_refresh(struct store *s, struct store_replay_change *v, size_t n,
+                         const char **error_r);
 /* The stored sync state of a mailbox: 1 found, 0 not (zeros), -1 error. */
 int store_replay_mailbox_state(struct store *s, int64_t mailbox_id, uint32_t *uidvalidity_r,
                                uint32_t *uidnext_r, uint64_t *highestmodseq_r,
                                const char **error_r);
 
-/* State 'sent', one more attempt. */
-int store_replay_mark_sent(struct store *s, int64_t change_id, const char **error_r);
-/* The change is done: delete it. */
-int store_replay_finish(struct store *s, int64_t change_id, const char **error_r);
+/* v[0..n): state 'sent', one more attempt. */
+int store_replay_mark_sent(struct store *s, const struct store_replay_change *v, size_t n,
+                           const char **error_r);
+/* v[0..n) are done: deleted. */
+int store_replay_finish(struct store *s, const struct store_replay_change *v, size_t n,
+                        const char **error_r);
 /* The server refused the change for good: state 'failed' with the error,
  * and with notify a notice in the hub's INBOX (store_local_deliver) that
  * says what was not carried over and why. A failed mailbox-rename gives
@@ -82,6 +85,10 @@ int store_replay_notice_more(struct store *s, int64_t account_id, unsigned count
  * elsewhere now (only the origins were updated), -1 error. */
 int store_replay_pair(struct store *s, int64_t message_id, int64_t mailbox_id, uint32_t uid,
                       const char **error_r);
+/* store_replay_pair() for the memberships of v[0..n) (object_id,
+ * mailbox_id) whose uids[i] is not 0. 0 / -1. */
+int store_replay_pair_many(struct store *s, const struct store_replay_change *v, size_t n,
+                           const uint32_t *uids, const char **error_r);
 /* The server no longer has the message (a move or copy out of it, an
  * expunge): later pending changes of it get no origin (0, 0). */
 int store_replay_forget_origin(struct store *s, int64_t message_id, const char **error_r);

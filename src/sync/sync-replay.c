@@ -38,10 +38,61 @@
 #include <strings.h>
 #include <time.h>
 
-#define REPLAY_BATCH_DEFAULT 500
+#define REPLAY_BATCH_DEFAULT 1000
 #define REPLAY_SET_MAX 8000   /* bytes of a UID set in one command */
 #define REPLAY_MAX_ATTEMPTS 5 /* runs a change may be retried before it fails */
 #define REPLAY_NOTICES 3      /* notices of failed changes per run; then one for the rest */
+
+/* A set of positive ids (open addressing; 0 marks a free slot), for the
+ * "no message twice in a batch" check. */
+struct idset {
+	int64_t *slots;
+	size_t cap, count;
+};
+
+static bool idset_has(const struct idset *set, int64_t id)
+{
+	if (set->cap == 0)
+		return false;
+	for (size_t i = (size_t)((uint64_t)id * 0x9E3779B97F4A7C15ull) & (set->cap - 1);;
+	     i = (i + 1) & (set->cap - 1)) {
+		if (set->slots[i] == 0)
+			return false;
+		if (set->slots[i] == id)
+			return true;
+	}
+}
+
+static int idset_add(struct idset *set, int64_t id)
+{
+	if ((set->count + 1) * 2 > set->cap) {
+		size_t cap = set->cap == 0 ? 64 : set->cap * 2;
+		int64_t *slots = calloc(cap, sizeof(*slots));
+		if (slots == NULL)
+			return -1;
+		struct idset grown = {slots, cap, 0};
+		for (size_t i = 0; i < set->cap; i++)
+			if (set->slots[i] != 0)
+				(void)idset_add(&grown, set->slots[i]);
+		free(set->slots);
+		*set = grown;
+	}
+	size_t i = (size_t)((uint64_t)id * 0x9E3779B97F4A7C15ull) & (set->cap - 1);
+	while (set->slots[i] != 0 && set->slots[i] != id)
+		i = (i + 1) & (set->cap - 1);
+	if (set->slots[i] == 0) {
+		set->slots[i] = id;
+		set->count++;
+	}
+	return 0;
+}
+
+static void idset_clear(struct idset *set)
+{
+	if (set->cap > 0)
+		memset(set->slots, 0, set->cap * sizeof(*set->slots));
+	set->count = 0;
+}
 
 struct replay {
 	struct store *s;
@@ -58,36 +109,11 @@ struct replay {
 	bool sel_stale; /* its UIDVALIDITY is not the one our UIDs belong to */
 	char *error;    /* st->error */
 	/* Messages this run stored flags on or put into a folder: their
-	 * modseq on the server is ours, not a concurrent change. */
-	struct touched {
-		int64_t mailbox_id;
-		uint32_t uid;
-	} * touched;
-	size_t n_touched, cap_touched;
+	 * modseq on the server is ours, not a concurrent change. Keys
+	 * mailbox_id << 32 | uid. */
+	struct idset *touched;
 	unsigned notices, unnotified; /* failures told / not told one by one */
 };
-
-static void touch(struct replay *r, int64_t mailbox_id, uint32_t uid)
-{
-	if (r->n_touched == r->cap_touched) {
-		size_t cap = r->cap_touched == 0 ? 64 : r->cap_touched * 2;
-		void *nt = realloc(r->touched, cap * sizeof(*r->touched));
-		if (nt == NULL)
-			return; /* only costs a needless MODIFIED round */
-		r->touched = nt;
-		r->cap_touched = cap;
-	}
-	r->touched[r->n_touched].mailbox_id = mailbox_id;
-	r->touched[r->n_touched++].uid = uid;
-}
-
-static bool touched(const struct replay *r, int64_t mailbox_id, uint32_t uid)
-{
-	for (size_t i = r->n_touched; i > 0; i--)
-		if (r->touched[i - 1].mailbox_id == mailbox_id && r->touched[i - 1].uid == uid)
-			return true;
-	return false;
-}
 
 static int replay_fail(struct replay *r, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -98,6 +124,22 @@ static int replay_fail(struct replay *r, const char *fmt, ...)
 	vsnprintf(r->error, sizeof(r->st->error), fmt, ap);
 	va_end(ap);
 	return -1;
+}
+
+static int64_t touch_key(int64_t mailbox_id, uint32_t uid)
+{
+	return (int64_t)(((uint64_t)mailbox_id << 32) | uid);
+}
+
+static void touch(struct replay *r, int64_t mailbox_id, uint32_t uid)
+{
+	/* Out of memory only costs a needless [MODIFIED] round. */
+	(void)idset_add(r->touched, touch_key(mailbox_id, uid));
+}
+
+static bool touched(const struct replay *r, int64_t mailbox_id, uint32_t uid)
+{
+	return idset_has(r->touched, touch_key(mailbox_id, uid));
 }
 
 /* --- small IMAP commands ---------------------------------------------- */
@@ -584,11 +626,9 @@ static bool is_msg_kind(const char *k)
 static int finish_all(struct replay *r, struct store_replay_change *v, size_t n)
 {
 	const char *err;
-	for (size_t i = 0; i < n; i++) {
-		if (store_replay_finish(r->s, v[i].id, &err) < 0)
-			return replay_fail(r, "%s", err);
-		r->st->replayed++;
-	}
+	if (store_replay_finish(r->s, v, n, &err) < 0)
+		return replay_fail(r, "%s", err);
+	r->st->replayed += (unsigned)n;
 	return 0;
 }
 
@@ -636,11 +676,9 @@ static int mark_sent(struct replay *r, struct store_replay_change *v, size_t n)
 	const char *err;
 	if (store_begin(r->s, &err) < 0)
 		return replay_fail(r, "%s", err);
-	for (size_t i = 0; i < n; i++) {
-		if (store_replay_mark_sent(r->s, v[i].id, &err) < 0) {
-			store_rollback(r->s);
-			return replay_fail(r, "%s", err);
-		}
+	if (store_replay_mark_sent(r->s, v, n, &err) < 0) {
+		store_rollback(r->s);
+		return replay_fail(r, "%s", err);
 	}
 	if (store_commit(r->s, &err) < 0)
 		return replay_fail(r, "%s", err);
@@ -1010,15 +1048,13 @@ static int record_answers(struct replay *r, struct store_replay_change *v, size_
 	const char *err;
 	if (store_begin(r->s, &err) < 0)
 		return replay_fail(r, "%s", err);
-	for (size_t i = 0; i < n; i++) {
-		if (uids[i] == 0)
-			continue;
-		if (store_replay_pair(r->s, v[i].object_id, v[i].mailbox_id, uids[i], &err) < 0) {
-			store_rollback(r->s);
-			return replay_fail(r, "%s", err);
-		}
-		touch(r, v[i].mailbox_id, uids[i]);
+	if (store_replay_pair_many(r->s, v, n, uids, &err) < 0) {
+		store_rollback(r->s);
+		return replay_fail(r, "%s", err);
 	}
+	for (size_t i = 0; i < n; i++)
+		if (uids[i] != 0)
+			touch(r, v[i].mailbox_id, uids[i]);
 	if (finish_all(r, v, n) < 0) {
 		store_rollback(r->s);
 		return -1;
@@ -1444,7 +1480,7 @@ static int replay_mailbox_named(struct replay *r, struct store_replay_change *c,
 					/* Renamed or gone on the server: the sync finds out
 					 * first; we try again from its name next time. */
 					if (store_begin(r->s, &err) < 0 ||
-					    store_replay_mark_sent(r->s, c->id, &err) < 0 ||
+					    store_replay_mark_sent(r->s, c, 1, &err) < 0 ||
 					    store_commit(r->s, &err) < 0)
 						rc = replay_fail(r, "%s", err);
 					else
@@ -1503,9 +1539,9 @@ static int replay_mailbox_named(struct replay *r, struct store_replay_change *c,
 
 /* --- the run ------------------------------------------------------------- */
 
-/* Can change b join the batch that starts at a? */
-static bool same_batch(const struct store_replay_change *a, const struct store_replay_change *b,
-                       const struct store_replay_change *first, size_t n)
+/* Can change b join the batch that starts at a? (Whether b's message is in
+ * the batch already is the caller's check.) */
+static bool same_batch(const struct store_replay_change *a, const struct store_replay_change *b)
 {
 	if (strcmp(a->kind, b->kind) != 0 || a->sent != b->sent ||
 	    a->origin_mailbox_id != b->origin_mailbox_id)
@@ -1517,11 +1553,6 @@ static bool same_batch(const struct store_replay_change *a, const struct store_r
 	if ((strcmp(a->kind, "move") == 0 || strcmp(a->kind, "copy") == 0) &&
 	    a->mailbox_id != b->mailbox_id)
 		return false;
-	/* One object twice: the second waits for the first. */
-	for (size_t i = 0; i < n; i++)
-		if (first[i].object_id == b->object_id ||
-		    (b->origin_uid != 0 && first[i].origin_uid == b->origin_uid))
-			return false;
 	return true;
 }
 
@@ -1624,7 +1655,13 @@ int sync_replay_account(struct store *s, struct imap_client *c, int64_t account_
 {
 	memset(st, 0, sizeof(*st));
 	double t0 = clock_mono();
-	struct replay r = {.s = s, .c = c, .account_id = account_id, .st = st, .error = st->error};
+	struct idset touched_set = {NULL, 0, 0};
+	struct replay r = {.s = s,
+	                   .c = c,
+	                   .account_id = account_id,
+	                   .st = st,
+	                   .error = st->error,
+	                   .touched = &touched_set};
 	r.max_batch = opt != NULL && opt->max_batch > 0 ? opt->max_batch : REPLAY_BATCH_DEFAULT;
 	r.uidplus = imap_client_has_cap(c, "UIDPLUS");
 	r.move = imap_client_has_cap(c, "MOVE");
@@ -1650,11 +1687,18 @@ int sync_replay_account(struct store *s, struct imap_client *c, int64_t account_
 		return -1;
 	}
 	int ret = 0;
-	size_t i = 0;
+	struct idset objs = {NULL, 0, 0}, ouids = {NULL, 0, 0};
+	/* v[k] for k < fresh are as the store has them now: a batch may
+	 * rewrite the origins of later changes, so after each batch the
+	 * rest is read again, a window at a time. */
+	size_t i = 0, fresh = 0, window = 64;
 	while (i < n) {
-		if (store_replay_refresh(s, &v[i], &err) < 0) {
-			ret = replay_fail(&r, "%s", err);
-			break;
+		if (i >= fresh) {
+			fresh = i + window < n ? i + window : n;
+			if (store_replay_refresh(s, &v[i], fresh - i, &err) < 0) {
+				ret = replay_fail(&r, "%s", err);
+				break;
+			}
 		}
 		if (superseded_move(v, n, i)) {
 			/* Moved on again before it went out: the later move goes
@@ -1667,20 +1711,41 @@ int sync_replay_account(struct store *s, struct imap_client *c, int64_t account_
 			i++;
 			continue;
 		}
+		/* One object twice: the second waits for the first. Objects
+		 * (memberships) and server UIDs of the batch. */
+		idset_clear(&objs);
+		idset_clear(&ouids);
+		if (idset_add(&objs, v[i].object_id) < 0 ||
+		    (v[i].origin_uid > 0 && idset_add(&ouids, v[i].origin_uid) < 0)) {
+			ret = replay_fail(&r, "out of memory");
+			break;
+		}
 		size_t j = i + 1;
 		while (j < n && j - i < r.max_batch) {
-			if (store_replay_refresh(s, &v[j], &err) < 0) {
-				ret = replay_fail(&r, "%s", err);
+			if (j >= fresh) {
+				fresh = j + window < n ? j + window : n;
+				if (store_replay_refresh(s, &v[j], fresh - j, &err) < 0) {
+					ret = replay_fail(&r, "%s", err);
+					break;
+				}
+			}
+			if (!same_batch(&v[i], &v[j]) || idset_has(&objs, v[j].object_id) ||
+			    (v[j].origin_uid > 0 && idset_has(&ouids, v[j].origin_uid)))
+				break;
+			if (idset_add(&objs, v[j].object_id) < 0 ||
+			    (v[j].origin_uid > 0 && idset_add(&ouids, v[j].origin_uid) < 0)) {
+				ret = replay_fail(&r, "out of memory");
 				break;
 			}
-			if (!same_batch(&v[i], &v[j], &v[i], j - i))
-				break;
 			j++;
 		}
 		if (ret < 0)
 			break;
 		int rc = replay_batch(&r, &v[i], j - i);
 		st->batches++;
+		fresh = j;
+		if (j - i + 1 > window)
+			window = j - i + 1;
 		if (rc < 0) {
 			ret = -1;
 			break;
@@ -1704,7 +1769,9 @@ int sync_replay_account(struct store *s, struct imap_client *c, int64_t account_
 		}
 	}
 	store_replay_changes_free(&v, n);
-	free(r.touched);
+	free(objs.slots);
+	free(ouids.slots);
+	free(touched_set.slots);
 	st->seconds = clock_mono() - t0;
 	if (ret < 0)
 		*error_r = st->error;

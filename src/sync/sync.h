@@ -63,7 +63,7 @@ int sync_account(struct store *store, const char *account_key, struct imap_clien
  * consecutive changes of one kind and folder into UID sets.
  */
 struct sync_replay_options {
-	unsigned max_batch; /* changes in one command (default 500 when 0) */
+	unsigned max_batch; /* changes in one command (default 1000 when 0) */
 };
 
 struct sync_replay_stats {
