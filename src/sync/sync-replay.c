@@ -1097,6 +1097,33 @@ static int replay_append(struct replay *r, struct store_replay_change *c)
 	return rc;
 }
 
+/* Which of todo (sorted) the selected folder has, into present: UID
+ * SEARCH UID set, in pieces of lines under REPLAY_SET_MAX bytes. */
+static int search_present(struct replay *r, const struct uidvec *todo, struct uidvec *present)
+{
+	struct buf crit;
+	buf_init(&crit, 64 * 1024);
+	int rc = 0;
+	/* The whole set when it is short (runs of UIDs are), else pieces in
+	 * which each UID takes at most 11 characters. */
+	size_t step = todo->count;
+	if (uidset_format(&crit, todo->uids, 0, todo->count) < 0 || crit.len > REPLAY_SET_MAX)
+		step = REPLAY_SET_MAX / 11;
+	for (size_t from = 0; from < todo->count && rc == 0;) {
+		size_t to = todo->count - from > step ? from + step : todo->count;
+		buf_reset(&crit);
+		if (buf_append_str(&crit, "UID ") < 0 ||
+		    uidset_format(&crit, todo->uids, from, to) < 0)
+			rc = replay_fail(r, "UID set too long");
+		else
+			rc = rp_search(r, buf_str(&crit), NULL, present);
+		from = to;
+	}
+	buf_free(&crit);
+	uidvec_sort(present);
+	return rc;
+}
+
 /* copy, move: one source folder, one target folder. */
 static int replay_copy_move(struct replay *r, struct store_replay_change *v, size_t n,
                             const char *source, bool is_move)
@@ -1134,15 +1161,7 @@ static int replay_copy_move(struct replay *r, struct store_replay_change *v, siz
 	if (rc == 0 && todo.count > 0 && !source_gone) {
 		/* Only what the server still has (a MOVE sent before a crash
 		 * took the source away; a server expunge too). */
-		struct buf crit;
-		buf_init(&crit, 64 * 1024);
-		if (buf_append_str(&crit, "UID ") < 0 ||
-		    uidset_format(&crit, todo.uids, 0, todo.count) < 0)
-			rc = replay_fail(r, "UID set too long");
-		else
-			rc = rp_search(r, buf_str(&crit), NULL, &present);
-		buf_free(&crit);
-		uidvec_sort(&present);
+		rc = search_present(r, &todo, &present);
 	}
 	/* Sent before a crash and the source still there: a COPY may have
 	 * gone out (or the COPY of a MOVE without MOVE): what the target has
