@@ -1710,7 +1710,7 @@ int sync_replay_account(struct store *s, struct imap_client *c, int64_t account_
 	/* v[k] for k < fresh are as the store has them now: a batch may
 	 * rewrite the origins of later changes, so after each batch the
 	 * rest is read again, a window at a time. */
-	size_t i = 0, fresh = 0, window = 64;
+	size_t i = 0, fresh = n, window = 64; /* all read just now */
 	while (i < n) {
 		if (i >= fresh) {
 			fresh = i + window < n ? i + window : n;
