@@ -502,6 +502,7 @@ class FakeServer:
         self.fetch_flags_hook = None      # fn(folder, uids) -> uids
         self.list_calls = 0
         self.refuse = set()               # folders whose EXAMINE gets NO
+        self.noselect = set()             # folders listed as \\Noselect
         self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.ctx.load_cert_chain(os.path.join(fx.dir, "server.pem"),
                                  os.path.join(fx.dir, "server.key"))
@@ -554,7 +555,8 @@ class FakeServer:
                 names = sorted(self.folders)
                 if self.list_hook:
                     names = self.list_hook(self.list_calls, names)
-                out += ['* LIST () "/" "%s"' % n for n in names] + [tag + " OK"]
+                out += ['* LIST (%s) "/" "%s"' % ("\\Noselect" if n in self.noselect else "", n)
+                        for n in names] + [tag + " OK"]
             elif cmd == "STATUS":
                 n = words[2].strip('"')
                 uids = sorted(self.folders.get(n, {}))
@@ -794,6 +796,88 @@ def t_export_names_keywords(tmp):
         fx.stop()
 
 
+def t_noselect_parent(tmp):
+    """A folder that cannot hold mail (a parent the server lists as
+    \\Noselect or not at all) is a noselect mailbox in the hub: made up for
+    an unlisted parent, selectable with its mail once the server creates it.
+    (Dovecot lists a deleted folder that has children without \\Noselect, and
+    STATUS/SELECT then fail: not a way to test the other direction.)"""
+    fx = Fixture(tmp, "nosel", count=0)
+    try:
+        c = fx.conn()
+        for name in ("Parent", "Parent.Child", "Top.Sub"):
+            typ, _ = c.create(imapctl.quote(name))
+            check(typ == "OK", "create " + name)
+        c.logout()
+        append(fx, "Parent", b"Subject: in parent\r\n\r\nx\r\n")
+        append(fx, "Top.Sub", b"Subject: in sub\r\n\r\ny\r\n")
+        fx.sync()
+        fx.assert_in_sync("initial")
+        db = os.path.join(fx.data, "users", "alice", "store.db")
+
+        def boxes():
+            con = sqlite3.connect(db)
+            rows = {n: (ns, cnt) for n, ns, cnt in con.execute(
+                "SELECT b.name, b.noselect, (SELECT count(*) FROM messages m "
+                "WHERE m.mailbox_id = b.id) FROM mailboxes b")}
+            con.close()
+            return rows
+        got = boxes()
+        check(got.get("Parent") == (0, 1) and got.get("Top.Sub") == (0, 1), "before: %s" % got)
+        check(got.get("Top") == (1, 0), "the unlisted parent: %s" % got)
+        top_id = sqlite3.connect(db).execute("SELECT id FROM mailboxes WHERE name = 'Top'").fetchone()[0]
+        # Nothing changed: the made-up parent stays as it is.
+        fx.sync()
+        check(boxes() == got, "a second sync changed the mailboxes: %s" % boxes())
+        c = fx.conn()
+        typ, _ = c.create("Top")
+        c.logout()
+        check(typ == "OK", "create Top")
+        append(fx, "Top", b"Subject: now in top\r\n\r\nz\r\n")
+        fx.sync()
+        fx.assert_in_sync("after the parent was created on the server")
+        got = boxes()
+        check(got.get("Top") == (0, 1), "after the server made it: %s" % got)
+        again = sqlite3.connect(db).execute("SELECT id FROM mailboxes WHERE name = 'Top'").fetchone()[0]
+        check(again == top_id, "the mailbox was made again instead of becoming selectable")
+    finally:
+        fx.stop()
+
+
+def t_noselect_flag(tmp):
+    """A folder the server starts listing as \\Noselect (its mail gone on
+    the server) becomes a noselect mailbox without its server messages, the
+    same mailbox; listed selectable again, it is synced in full."""
+    fx = Fixture(tmp, "nosel-flag", count=0)
+    fx.stop()
+    folders = {"INBOX": {1: b"Subject: i\r\n\r\ni\r\n"}, "A": {1: b"Subject: a\r\n\r\na\r\n"},
+               "A/B": {1: b"Subject: b\r\n\r\nb\r\n"}}
+    srv = FakeServer(fx, folders)
+    db = os.path.join(fx.data, "users", "alice", "store.db")
+
+    def boxes():
+        con = sqlite3.connect(db)
+        rows = {n: (i, ns, cnt) for i, n, ns, cnt in con.execute(
+            "SELECT b.id, b.name, b.noselect, (SELECT count(*) FROM messages m "
+            "WHERE m.mailbox_id = b.id) FROM mailboxes b")}
+        con.close()
+        return rows
+    try:
+        fake_sync(fx, srv)
+        before = boxes()
+        check(before["A"][1:] == (0, 1) and before["A/B"][1:] == (0, 1), "first: %s" % before)
+        srv.noselect = {"A"}
+        fake_sync(fx, srv)
+        got = boxes()
+        check(got["A"] == (before["A"][0], 1, 0) and got["A/B"][1:] == (0, 1), "noselect: %s" % got)
+        srv.noselect = set()
+        fake_sync(fx, srv)
+        got = boxes()
+        check(got["A"] == (before["A"][0], 0, 1), "selectable again: %s" % got)
+    finally:
+        srv.close()
+
+
 SCENARIOS = {
     "incremental": t_initial_and_incremental,
     "tiers": t_tiers,
@@ -807,6 +891,8 @@ SCENARIOS = {
     "compress-progress": t_compress_and_progress,
     "server-no": t_server_no,
     "export-names-keywords": t_export_names_keywords,
+    "noselect-parent": t_noselect_parent,
+    "noselect-flag": t_noselect_flag,
 }
 
 
