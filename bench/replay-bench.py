@@ -23,6 +23,10 @@ same folder:
             UID set (which of them the server still has), UID MOVE set Mk.
             The reference client sends the same (INBOX -> R1 -> R2 ...).
 
+--tier nouidplus hides UIDPLUS and MOVE from mailkeep (COPY, STORE \Deleted,
+SEARCH DELETED, EXPUNGE, and the new UIDs found by one header FETCH); the
+reference still sends UID MOVE there, so only mailkeep's time means much.
+
 Each phase runs --rounds times (default 3; a new keyword, the next folder)
 and the best time of each side counts: the machine is shared, and the best
 run is the one least disturbed.
@@ -113,7 +117,7 @@ def server_uids(fx, folder="INBOX"):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--count", type=int, default=1000)
-    ap.add_argument("--tier", default="QRESYNC", choices=["QRESYNC", "CONDSTORE", "plain"])
+    ap.add_argument("--tier", default="QRESYNC", choices=["QRESYNC", "CONDSTORE", "plain", "nouidplus"])
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("--rounds", type=int, default=3, help="each phase this often; the best counts")
     a = ap.parse_args()

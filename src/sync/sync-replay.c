@@ -1097,6 +1097,115 @@ static int replay_append(struct replay *r, struct store_replay_change *c)
 	return rc;
 }
 
+/* The messages at UIDs >= from of the selected folder, by header hash:
+ * what a COPY or MOVE without COPYUID made there. */
+struct arrival {
+	uint32_t uid;
+	bool used;
+	unsigned char hash[32];
+};
+
+struct arrivals_ctx {
+	struct arrival *v;
+	size_t count, cap;
+	uint32_t from;
+	bool oom;
+};
+
+static int arrivals_untagged(void *ctx, const struct imap_response *resp, const char **error_r)
+{
+	struct arrivals_ctx *ac = ctx;
+	(void)error_r;
+	if (resp->status != IMAP_STATUS_NONE || resp->args == NULL ||
+	    !imap_arg_is_atom(resp->args->next, "FETCH"))
+		return 0;
+	const struct imap_arg *list = resp->args->next->next;
+	if (list == NULL || list->type != IMAP_ARG_LIST)
+		return 0;
+	uint64_t uid = 0;
+	const struct imap_arg *hdr = NULL;
+	for (const struct imap_arg *a = list->list; a != NULL && a->next != NULL;
+	     a = a->next->next) {
+		if (imap_arg_is_atom(a, "UID"))
+			imap_arg_number(a->next, UINT32_MAX, &uid);
+		else if (imap_arg_is_atom(a, "BODY[HEADER]"))
+			hdr = a->next;
+	}
+	/* "n:*" names the last message even below n. */
+	if (uid < ac->from || hdr == NULL || hdr->type != IMAP_ARG_STRING)
+		return 0;
+	if (ac->count == ac->cap) {
+		size_t cap = ac->cap == 0 ? 64 : ac->cap * 2;
+		void *nv = realloc(ac->v, cap * sizeof(*ac->v));
+		if (nv == NULL) {
+			ac->oom = true;
+			return 0;
+		}
+		ac->v = nv;
+		ac->cap = cap;
+	}
+	struct arrival *a = &ac->v[ac->count++];
+	a->uid = (uint32_t)uid;
+	a->used = false;
+	unsigned int hl = 0;
+	EVP_Digest(hdr->str, hdr->len, a->hash, &hl, EVP_sha256(), NULL);
+	return 0;
+}
+
+/* Without COPYUID: the copies of a batch found in the target in one FETCH
+ * of the UIDs from the target's UIDNEXT before the command (from), each
+ * change of v whose source was copied (present) and has no UID yet
+ * (nuids[i] == 0) paired with an arrival of the same header hash, in UID
+ * order. The rest is left to rp_find(). 0 / -1. */
+static int match_arrivals(struct replay *r, const char *target, int64_t target_box, uint32_t from,
+                          struct store_replay_change *v, size_t n, const struct uidvec *present,
+                          uint32_t *nuids)
+{
+	if (from == 0)
+		return 0;
+	const char *err;
+	int rc = rp_select(r, target, target_box);
+	if (rc != 0)
+		return rc < 0 ? -1 : 0;
+	char range[32];
+	snprintf(range, sizeof(range), "%u:*", from);
+	struct buf *b = imap_client_cmd(r->c, "UID FETCH", &err);
+	if (b == NULL || imap_cmd_seqset(b, range, &err) < 0 ||
+	    imap_cmd_raw(b, "(UID BODY.PEEK[HEADER])", &err) < 0)
+		return replay_fail(r, "UID FETCH: %s", err);
+	struct arrivals_ctx ac = {NULL, 0, 0, from, false};
+	rc = cmd_result(r, imap_client_run(r->c, arrivals_untagged, &ac, &err), &err);
+	if (rc == 0 && ac.oom)
+		rc = replay_fail(r, "out of memory");
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		if (nuids[i] != 0 || v[i].origin_uid <= 0 ||
+		    v[i].origin_uid >= STORE_LOCAL_UID_BASE ||
+		    !uidvec_contains(present, (uint32_t)v[i].origin_uid))
+			continue;
+		struct store_replay_msg m;
+		int found = store_replay_message(r->s, v[i].object_id, &m, &err);
+		if (found < 0) {
+			rc = replay_fail(r, "%s", err);
+			break;
+		}
+		if (found == 0)
+			continue;
+		unsigned char want[32];
+		if (store_blob_header_hash(r->s, m.blob_id, m.size, want, &err) < 0)
+			rc = replay_fail(r, "%s", err);
+		store_replay_message_free(&m);
+		for (size_t k = 0; rc == 0 && k < ac.count; k++) {
+			if (!ac.v[k].used && memcmp(ac.v[k].hash, want, 32) == 0) {
+				ac.v[k].used = true;
+				nuids[i] = ac.v[k].uid;
+				break;
+			}
+		}
+	}
+	free(ac.v);
+	return rc < 0 ? -1 : 0;
+}
+
 /* Which of todo (sorted) the selected folder has, into present: UID
  * SEARCH UID set, in pieces of lines under REPLAY_SET_MAX bytes. */
 static int search_present(struct replay *r, const struct uidvec *todo, struct uidvec *present)
@@ -1252,13 +1361,23 @@ static int replay_copy_move(struct replay *r, struct store_replay_change *v, siz
 		rc = replay_fail(r, "out of memory");
 		goto out;
 	}
-	for (size_t i = 0; rc == 0 && i < n; i++) {
+	size_t unpaired = 0;
+	for (size_t i = 0; i < n; i++) {
 		uint32_t ouid = v[i].origin_uid > 0 && v[i].origin_uid < STORE_LOCAL_UID_BASE
 		                    ? (uint32_t)v[i].origin_uid
 		                    : 0;
 		for (size_t k = 0; ouid != 0 && k < src.count; k++)
 			if (src.uids[k] == ouid)
 				nuids[i] = dst.uids[k];
+		if (nuids[i] == 0 && ouid != 0 && uidvec_contains(&present, ouid))
+			unpaired++;
+	}
+	if (unpaired > 1)
+		rc = match_arrivals(r, target, v[0].mailbox_id, before, v, n, &present, nuids);
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		uint32_t ouid = v[i].origin_uid > 0 && v[i].origin_uid < STORE_LOCAL_UID_BASE
+		                    ? (uint32_t)v[i].origin_uid
+		                    : 0;
 		if (nuids[i] != 0)
 			continue;
 		bool was_present = ouid != 0 && uidvec_contains(&present, ouid);
