@@ -59,6 +59,12 @@ static void sync_account_done(void *ctx, const struct svc_sync_account *r)
 	struct sync_face *face = ctx;
 	const struct sync_stats *st = &r->stats;
 	cli_progress_done(face->progress);
+	const struct sync_replay_stats *rst = &r->replay;
+	if (r->ran && rst->replayed + rst->failed + rst->deferred > 0)
+		printf("replayed %s: %u device changes in %u commands, %u failed, %u deferred, "
+		       "%u conflicts, %.3f s\n",
+		       r->who, rst->replayed, rst->commands, rst->failed, rst->deferred,
+		       rst->conflicts, rst->seconds);
 	if (r->ran)
 		printf("%s %s: %u folders (%u checked), %llu new messages (%.1f MB), %llu flag "
 		       "changes, %llu expunged, folders +%u ~%u -%u%s%s, %s%s, %.2f s\n",

@@ -81,16 +81,15 @@ static void sync_one(struct store *store, const struct sync_job *job, char **pas
 		imap_client_free(&client);
 		return;
 	}
-	/* REPLAY CALL SITE (two-way sync): the changes devices made in the hub
-	 * go to the server first, so that the sync below sees a server that
-	 * already has them. sync_replay_account() (src/sync/sync-replay.c) goes
-	 * here, over this logged-in client, for the store account of
-	 * job->account_key (its id from store_account_ensure(), in a
-	 * transaction, as svc-outbox.c's synced_sent_folder() does); its stats
-	 * belong in r (struct svc_sync_account). A failure of the replay itself
-	 * (not a change the server refused: that change is marked failed and the
-	 * replay goes on) ends this account as a failed sync does:
-	 * account_fail(r, SVC_FAILED, ...), imap_client_free(), return. */
+	/* Two-way sync: the changes devices made in the hub go to the server
+	 * first, so the sync below sees a server that already has them. A
+	 * change the server refuses for good is marked failed (with a notice)
+	 * and the replay goes on; a replay that stops (broken session,
+	 * temporary refusal) leaves the rest for next time, and the sync
+	 * below still runs: it respects every pending change. */
+	if (sync_replay_account_key(store, job->account_key, client, NULL, &r->replay, &err) < 0)
+		svc_report(&opt->reporter, SVC_WARNING,
+		           "%s: device changes not all carried to the server: %s", r->who, err);
 	struct sync_options so = {.progress = opt->progress, .progress_ctx = opt->progress_ctx};
 	int sr = sync_account(store, job->account_key, client, &so, &r->stats, &err);
 	if (sr == 0)

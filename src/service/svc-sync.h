@@ -23,6 +23,7 @@ struct svc_sync_account {
 	 * when it failed part way (status then says so, with error). */
 	bool ran;
 	struct sync_stats stats;
+	struct sync_replay_stats replay; /* device changes carried to the server first */
 	bool compressed;
 	double seconds;             /* from the connect to the end */
 	char error[SVC_ERROR_SIZE]; /* when status != SVC_OK; starts with who */

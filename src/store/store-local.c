@@ -331,7 +331,7 @@ int store_local_holds_flags(struct store *s, int64_t message_id, const char **er
 	int64_t v = 0;
 	if (run(s, "look up local changes",
 	        "SELECT EXISTS(SELECT 1 FROM local_changes WHERE object_id = ?1 AND kind = "
-	        "'keywords')",
+	        "'keywords' AND state != 'failed')",
 	        &v, NULL, error_r, "i", message_id) < 0)
 		return -1;
 	return v != 0;
@@ -797,7 +797,7 @@ int store_local_mailbox_origin(struct store *s, int64_t mailbox_id, char **name_
 	sqlite3_stmt *st;
 	if (sqlite3_prepare_v2(store_db(s),
 	                       "SELECT kind, origin_name FROM local_changes WHERE object_id = ?1 "
-	                       "AND kind LIKE 'mailbox-%' ORDER BY id LIMIT 1",
+	                       "AND kind LIKE 'mailbox-%' AND state != 'failed' ORDER BY id LIMIT 1",
 	                       -1, &st, NULL) != SQLITE_OK) {
 		*error_r = store_err(s, "look up local changes");
 		return -1;
@@ -835,7 +835,7 @@ int store_local_mailbox_destroyed(struct store *s, int64_t account_id, const cha
 	int64_t v = 0;
 	if (run(s, "look up local changes",
 	        "SELECT EXISTS(SELECT 1 FROM local_changes WHERE account_id = ?1 "
-	        "AND origin_name = ?2 AND kind = 'mailbox-destroy')",
+	        "AND origin_name = ?2 AND kind = 'mailbox-destroy' AND state != 'failed')",
 	        &v, NULL, error_r, "it", account_id, name) < 0)
 		return -1;
 	return v != 0;

@@ -55,4 +55,40 @@ struct sync_stats {
 int sync_account(struct store *store, const char *account_key, struct imap_client *client,
                  const struct sync_options *opts, struct sync_stats *stats_r, const char **error_r);
 
+/*
+ * Replay of the changes made on the devices (local_changes) to the
+ * account's server, before the server-to-hub sync (sync-replay.c; the
+ * rules, conflicts and crash behaviour are in docs/sync.md). Runs the
+ * pending changes in order over an authenticated client, batching
+ * consecutive changes of one kind and folder into UID sets.
+ */
+struct sync_replay_options {
+	unsigned max_batch; /* changes in one command (default 1000 when 0) */
+};
+
+struct sync_replay_stats {
+	unsigned replayed;  /* changes done (deleted from local_changes) */
+	unsigned failed;    /* refused for good: 'failed' + a hub notice */
+	unsigned deferred;  /* left for after the sync (UIDVALIDITY, rename) */
+	unsigned conflicts; /* STOREs the server had changed meanwhile */
+	unsigned appended;  /* APPENDs sent */
+	unsigned batches, commands;
+	const char *tier; /* "QRESYNC", "CONDSTORE" or "plain" */
+	double seconds;   /* the run's duration */
+	char error[512];  /* what *error_r points to */
+};
+
+/* Replay the account's pending changes. Returns 0 when every change was
+ * done, failed for good or deferred; -1 when the run stopped (a broken
+ * session, a temporary refusal, a store error): what was done is
+ * committed and the rest goes next time; *error_r then points into
+ * stats_r->error. */
+int sync_replay_account(struct store *store, struct imap_client *client, int64_t account_id,
+                        const struct sync_replay_options *opts, struct sync_replay_stats *stats_r,
+                        const char **error_r);
+/* The same for the account key of sync_account(). */
+int sync_replay_account_key(struct store *store, const char *account_key,
+                            struct imap_client *client, const struct sync_replay_options *opts,
+                            struct sync_replay_stats *stats_r, const char **error_r);
+
 #endif

@@ -1,0 +1,1935 @@
+/*
+ * Replay of the device changes recorded in local_changes to the account's
+ * IMAP server (SPEC-10 section 3; the rules are in docs/sync.md).
+ *
+ * The changes of an account go in local_changes.id order. Consecutive
+ * changes of one kind, one source folder (and one target, one detail) are
+ * one batch and one command on a UID set. Per batch:
+ *
+ *   pending --(APPEND/COPY/MOVE: mark 'sent', commit)--> sent
+ *      |                                                   |
+ *      '-- command (STORE, EXPUNGE, CREATE, ...) ----------'--> answer
+ *   answer OK  -> the store records it (pairs UIDs) and the changes are
+ *                 deleted, in one transaction
+ *   answer NO without a temporary code -> 'failed' + a hub notice
+ *   temporary refusal, broken session -> stop; the next run goes on
+ *
+ * A change found 'sent' (a crash between the command and the commit of its
+ * answer) is checked on the server first: a MOVE by whether the source UID
+ * is still there, an APPEND or COPY by looking for the message in the
+ * target folder (Message-ID, then size and header hash), so nothing is
+ * ever appended twice.
+ *
+ * The IMAP commands are the client's (imap-commands.c); STATUS and the
+ * header FETCH that finds a message by content are built here.
+ */
+#include "sync-private.h"
+#include "../imap/imap-cmd.h"
+#include "../imap/imap-utf7.h"
+#include "../lib/clock.h"
+#include "../lib/crashpoint.h"
+#include "../store/store-replay.h"
+
+#include <openssl/evp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#define REPLAY_BATCH_DEFAULT 1000
+#define REPLAY_SET_MAX 8000   /* bytes of a UID set in one command */
+#define REPLAY_MAX_ATTEMPTS 5 /* runs a change may be retried before it fails */
+#define REPLAY_NOTICES 3      /* notices of failed changes per run; then one for the rest */
+
+/* A set of positive ids (open addressing; 0 marks a free slot), for the
+ * "no message twice in a batch" check. */
+struct idset {
+	int64_t *slots;
+	size_t cap, count;
+};
+
+static bool idset_has(const struct idset *set, int64_t id)
+{
+	if (set->cap == 0)
+		return false;
+	for (size_t i = (size_t)((uint64_t)id * 0x9E3779B97F4A7C15ull) & (set->cap - 1);;
+	     i = (i + 1) & (set->cap - 1)) {
+		if (set->slots[i] == 0)
+			return false;
+		if (set->slots[i] == id)
+			return true;
+	}
+}
+
+static int idset_add(struct idset *set, int64_t id)
+{
+	if ((set->count + 1) * 2 > set->cap) {
+		size_t cap = set->cap == 0 ? 64 : set->cap * 2;
+		int64_t *slots = calloc(cap, sizeof(*slots));
+		if (slots == NULL)
+			return -1;
+		struct idset grown = {slots, cap, 0};
+		for (size_t i = 0; i < set->cap; i++)
+			if (set->slots[i] != 0)
+				(void)idset_add(&grown, set->slots[i]);
+		free(set->slots);
+		*set = grown;
+	}
+	size_t i = (size_t)((uint64_t)id * 0x9E3779B97F4A7C15ull) & (set->cap - 1);
+	while (set->slots[i] != 0 && set->slots[i] != id)
+		i = (i + 1) & (set->cap - 1);
+	if (set->slots[i] == 0) {
+		set->slots[i] = id;
+		set->count++;
+	}
+	return 0;
+}
+
+static void idset_clear(struct idset *set)
+{
+	if (set->cap > 0)
+		memset(set->slots, 0, set->cap * sizeof(*set->slots));
+	set->count = 0;
+}
+
+struct replay {
+	struct store *s;
+	struct imap_client *c;
+	int64_t account_id;
+	enum sync_tier tier;
+	bool uidplus, move;
+	unsigned max_batch;
+	struct sync_replay_stats *st;
+	/* The folder selected on the server, "" when none. */
+	char selected[1024];
+	int64_t selected_box;
+	uint32_t sel_uidvalidity, sel_uidnext;
+	bool sel_stale; /* its UIDVALIDITY is not the one our UIDs belong to */
+	char *error;    /* st->error */
+	/* Messages this run stored flags on or put into a folder: their
+	 * modseq on the server is ours, not a concurrent change. Keys
+	 * mailbox_id << 32 | uid. */
+	struct idset *touched;
+	unsigned notices, unnotified; /* failures told / not told one by one */
+};
+
+static int replay_fail(struct replay *r, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static int replay_fail(struct replay *r, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(r->error, sizeof(r->st->error), fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+static int64_t touch_key(int64_t mailbox_id, uint32_t uid)
+{
+	return (int64_t)(((uint64_t)mailbox_id << 32) | uid);
+}
+
+static void touch(struct replay *r, int64_t mailbox_id, uint32_t uid)
+{
+	/* Out of memory only costs a needless [MODIFIED] round. */
+	(void)idset_add(r->touched, touch_key(mailbox_id, uid));
+}
+
+static bool touched(const struct replay *r, int64_t mailbox_id, uint32_t uid)
+{
+	return idset_has(r->touched, touch_key(mailbox_id, uid));
+}
+
+/* --- small IMAP commands ---------------------------------------------- */
+
+/* A refusal is for good unless the server says it is temporary. */
+static bool refusal_temporary(struct replay *r)
+{
+	static const char *const temporary[] = {"UNAVAILABLE", "INUSE",         "LIMIT",
+	                                        "SERVERBUG",   "EXPUNGEISSUED", "CORRUPTION"};
+	const char *code = imap_client_last_code(r->c);
+	for (size_t i = 0; i < sizeof(temporary) / sizeof(temporary[0]); i++)
+		if (strcasecmp(code, temporary[i]) == 0)
+			return true;
+	return false;
+}
+
+/* Result of a command: 0 OK, 1 refused (NO/BAD), -1 broken (r->error). */
+static int cmd_result(struct replay *r, int rc, const char *const *errp)
+{
+	/* errp, not the text: the caller's call that sets it is an argument
+	 * evaluated in an unspecified order with this one. */
+	const char *err = *errp;
+	if (rc == 0)
+		return 0;
+	if (rc == IMAP_CMD_FAILED && imap_client_is_open(r->c)) {
+		snprintf(r->error, sizeof(r->st->error), "%s", err);
+		return 1;
+	}
+	return replay_fail(r, "%s", err);
+}
+
+/* uids[0..n) as a set for the client's commands. */
+static int to_set(struct replay *r, const uint32_t *uids, size_t n, struct imap_uidset *set)
+{
+	imap_uidset_init(set);
+	if (imap_uidset_add_array(set, uids, n) < 0)
+		return replay_fail(r, "out of memory");
+	return 0;
+}
+
+/* The UIDs of a set, appended to v. */
+static int set_to_vec(struct replay *r, const struct imap_uidset *set, struct uidvec *v)
+{
+	for (size_t i = 0; i < set->count; i++)
+		for (uint64_t u = set->ranges[i].lo; u <= set->ranges[i].hi; u++)
+			if (uidvec_add(v, (uint32_t)u) < 0)
+				return replay_fail(r, "out of memory");
+	return 0;
+}
+
+/* SELECT name unless it is selected. mailbox_id: the store's mailbox it
+ * is (its UIDVALIDITY is checked), 0 for none. 0 / 1 refused / -1. */
+static int rp_select(struct replay *r, const char *name, int64_t mailbox_id)
+{
+	if (strcmp(r->selected, name) == 0)
+		return 0;
+	const char *err;
+	struct imap_select_info info;
+	r->selected[0] = '\0';
+	int rc = cmd_result(
+	    r, imap_client_select(r->c, name, r->tier != SYNC_TIER_PLAIN, &info, &err), &err);
+	if (rc != 0)
+		return rc;
+	snprintf(r->selected, sizeof(r->selected), "%s", name);
+	r->sel_uidvalidity = info.uidvalidity;
+	r->sel_uidnext = info.uidnext;
+	r->selected_box = mailbox_id;
+	r->sel_stale = false;
+	if (mailbox_id != 0) {
+		uint32_t v = 0, next = 0;
+		uint64_t hms = 0;
+		if (store_replay_mailbox_state(r->s, mailbox_id, &v, &next, &hms, &err) < 0)
+			return replay_fail(r, "%s", err);
+		r->sel_stale = v != 0 && v != info.uidvalidity;
+	}
+	return 0;
+}
+
+/* CREATE, RENAME, DELETE, SUBSCRIBE, UNSUBSCRIBE. 0 / 1 refused / -1. */
+static int rp_simple(struct replay *r, const char *cmd, const char *name, const char *name2)
+{
+	const char *err;
+	int rc;
+	if ((strcmp(cmd, "DELETE") == 0 || strcmp(cmd, "RENAME") == 0) && r->selected[0] != '\0') {
+		/* Dovecot ends the session on DELETE or RENAME of the
+		 * selected mailbox: leave it first. */
+		rc = cmd_result(r, imap_client_unselect(r->c, &err), &err);
+		if (rc != 0)
+			return rc < 0 ? -1 : replay_fail(r, "%s", r->error);
+		r->selected[0] = '\0';
+	}
+	if (strcmp(cmd, "CREATE") == 0)
+		rc = imap_client_create(r->c, name, &err);
+	else if (strcmp(cmd, "RENAME") == 0)
+		rc = imap_client_rename(r->c, name, name2, &err);
+	else if (strcmp(cmd, "DELETE") == 0)
+		rc = imap_client_delete(r->c, name, &err);
+	else if (strcmp(cmd, "SUBSCRIBE") == 0)
+		rc = imap_client_subscribe(r->c, name, &err);
+	else
+		rc = imap_client_unsubscribe(r->c, name, &err);
+	r->st->commands++;
+	return cmd_result(r, rc, &err);
+}
+
+struct status_ctx {
+	uint32_t messages, uidnext, uidvalidity;
+};
+
+static int status_untagged(void *ctx, const struct imap_response *resp, const char **error_r)
+{
+	struct status_ctx *sc = ctx;
+	(void)error_r;
+	if (resp->status != IMAP_STATUS_NONE || !imap_arg_is_atom(resp->args, "STATUS"))
+		return 0;
+	const struct imap_arg *list = resp->args->next != NULL ? resp->args->next->next : NULL;
+	if (list == NULL || list->type != IMAP_ARG_LIST)
+		return 0;
+	for (const struct imap_arg *a = list->list; a != NULL && a->next != NULL;
+	     a = a->next->next) {
+		uint64_t n;
+		if (!imap_arg_number(a->next, UINT32_MAX, &n))
+			continue;
+		if (imap_arg_is_atom(a, "MESSAGES"))
+			sc->messages = (uint32_t)n;
+		else if (imap_arg_is_atom(a, "UIDNEXT"))
+			sc->uidnext = (uint32_t)n;
+		else if (imap_arg_is_atom(a, "UIDVALIDITY"))
+			sc->uidvalidity = (uint32_t)n;
+	}
+	return 0;
+}
+
+/* STATUS name (MESSAGES UIDNEXT UIDVALIDITY): the client has no command
+ * for it, so it is built here. 0 / 1 refused / -1. */
+static int rp_status(struct replay *r, const char *name, struct status_ctx *sc)
+{
+	const char *err;
+	memset(sc, 0, sizeof(*sc));
+	struct buf *b = imap_client_cmd(r->c, "STATUS", &err);
+	if (b == NULL || imap_cmd_astring(b, name, &err) < 0 ||
+	    imap_cmd_raw(b, "(MESSAGES UIDNEXT UIDVALIDITY)", &err) < 0)
+		return replay_fail(r, "STATUS %s: %s", name, err);
+	return cmd_result(r, imap_client_run(r->c, status_untagged, sc, &err), &err);
+}
+
+/* Append the UID set of uids[from..to) as an argument (UID FETCH here). */
+static int put_set(struct replay *r, struct buf *b, const uint32_t *uids, size_t from, size_t to)
+{
+	struct buf set;
+	const char *err = "UID set too long";
+	buf_init(&set, 64 * 1024);
+	int ret =
+	    uidset_format(&set, uids, from, to) < 0 || imap_cmd_seqset(b, buf_str(&set), &err) < 0
+	        ? replay_fail(r, "%s", err)
+	        : 0;
+	buf_free(&set);
+	return ret;
+}
+
+/* UID SEARCH criteria, or HEADER header value when value is not NULL, into
+ * v (sorted). 0 / 1 / -1. */
+static int rp_search(struct replay *r, const char *criteria, const char *value, struct uidvec *v)
+{
+	const char *err;
+	uint32_t *uids = NULL;
+	size_t n = 0;
+	int rc = value != NULL
+	             ? imap_client_uid_search_header(r->c, criteria, value, &uids, &n, &err)
+	             : imap_client_uid_search(r->c, criteria, &uids, &n, &err);
+	rc = cmd_result(r, rc, &err);
+	for (size_t i = 0; rc == 0 && i < n; i++)
+		if (uidvec_add(v, uids[i]) < 0)
+			rc = replay_fail(r, "out of memory");
+	free(uids);
+	uidvec_sort(v);
+	return rc;
+}
+
+/* UID STORE uids op flags, with UNCHANGEDSINCE when unchangedsince != 0;
+ * the UIDs the server did not change for it go into modified (may be
+ * NULL). 0 / 1 refused / -1. */
+static int rp_store(struct replay *r, const uint32_t *uids, size_t n, const char *op,
+                    const char *flags, uint64_t unchangedsince, struct uidvec *modified)
+{
+	const char *err;
+	struct imap_uidset set, mod;
+	if (to_set(r, uids, n, &set) < 0)
+		return -1;
+	imap_uidset_init(&mod);
+	int rc = cmd_result(r,
+	                    imap_client_uid_store(r->c, &set, op, flags, unchangedsince,
+	                                          modified != NULL ? &mod : NULL, &err),
+	                    &err);
+	if (rc == 0 && modified != NULL) {
+		rc = set_to_vec(r, &mod, modified);
+		uidvec_sort(modified);
+	}
+	imap_uidset_free(&set);
+	imap_uidset_free(&mod);
+	r->st->commands++;
+	return rc;
+}
+
+/* UID COPY or UID MOVE of uids to target; the (source, target) UID pairs
+ * the server reported are added to src/dst (none without UIDPLUS). */
+static int rp_copy(struct replay *r, const char *cmd, const uint32_t *uids, size_t n,
+                   const char *target, struct uidvec *src, struct uidvec *dst)
+{
+	const char *err;
+	struct imap_uidset set;
+	struct imap_copyuid cu;
+	memset(&cu, 0, sizeof(cu));
+	if (to_set(r, uids, n, &set) < 0)
+		return -1;
+	int rc = strcmp(cmd, "UID MOVE") == 0 ? imap_client_uid_move(r->c, &set, target, &cu, &err)
+	                                      : imap_client_uid_copy(r->c, &set, target, &cu, &err);
+	rc = cmd_result(r, rc, &err);
+	r->st->commands++;
+	if (rc == 0)
+		crashpoint_commit(); /* the server committed it: a crash point */
+	for (size_t i = 0; rc == 0 && cu.valid && i < cu.count; i++)
+		if (uidvec_add(src, cu.pairs[i].src) < 0 || uidvec_add(dst, cu.pairs[i].dst) < 0)
+			rc = replay_fail(r, "out of memory");
+	imap_copyuid_free(&cu);
+	imap_uidset_free(&set);
+	return rc;
+}
+
+/* APPEND with APPENDUID: *uid_r is the new UID, 0 when the server did not
+ * say. 0 / 1 refused / -1. */
+static int rp_append(struct replay *r, const char *target, unsigned flags, const char *keywords,
+                     int64_t date, const void *data, size_t len, uint32_t *uid_r)
+{
+	struct buf fl;
+	buf_init(&fl, 64 * 1024);
+	static const struct {
+		unsigned bit;
+		const char *name;
+	} sys[] = {{STORE_FLAG_SEEN, "\\Seen"},
+	           {STORE_FLAG_ANSWERED, "\\Answered"},
+	           {STORE_FLAG_FLAGGED, "\\Flagged"},
+	           {STORE_FLAG_DRAFT, "\\Draft"}};
+	int ok = buf_append_str(&fl, "(");
+	for (size_t i = 0; i < sizeof(sys) / sizeof(sys[0]); i++)
+		if ((flags & sys[i].bit) != 0)
+			ok |= buf_printf(&fl, "%s%s", fl.len > 1 ? " " : "", sys[i].name);
+	if (keywords != NULL && *keywords != '\0')
+		ok |= buf_printf(&fl, "%s%s", fl.len > 1 ? " " : "", keywords);
+	ok |= buf_append_str(&fl, ")");
+	if (ok < 0) {
+		buf_free(&fl);
+		return replay_fail(r, "too many keywords");
+	}
+	const char *err;
+	uint32_t validity = 0;
+	*uid_r = 0;
+	int rc = cmd_result(r,
+	                    imap_client_append_uid(r->c, target, buf_str(&fl), date, data, len,
+	                                           &validity, uid_r, &err),
+	                    &err);
+	buf_free(&fl);
+	r->st->commands++;
+	if (rc == 0)
+		crashpoint_commit(); /* the server committed it: a crash point */
+	if (strcmp(r->selected, target) == 0)
+		r->selected[0] = '\0'; /* UIDNEXT moved: select again to read it */
+	return rc;
+}
+
+/* Expunge exactly uids in the selected folder. With UIDPLUS: UID EXPUNGE.
+ * Without: other messages that carry \Deleted lose it for the moment,
+ * EXPUNGE, and get it back. 0 / 1 / -1. */
+static int rp_expunge(struct replay *r, const uint32_t *uids, size_t n)
+{
+	const char *err;
+	if (r->uidplus) {
+		struct imap_uidset set;
+		if (to_set(r, uids, n, &set) < 0)
+			return -1;
+		int rc = cmd_result(r, imap_client_uid_expunge(r->c, &set, &err), &err);
+		imap_uidset_free(&set);
+		r->st->commands++;
+		return rc;
+	}
+	struct uidvec deleted = {0}, others = {0};
+	int rc = rp_search(r, "DELETED", NULL, &deleted);
+	struct uidvec mine = {(uint32_t *)uids, NULL, n, n};
+	for (size_t i = 0; rc == 0 && i < deleted.count; i++)
+		if (!uidvec_contains(&mine, deleted.uids[i]) &&
+		    uidvec_add(&others, deleted.uids[i]) < 0)
+			rc = replay_fail(r, "out of memory");
+	if (rc == 0 && others.count > 0)
+		rc =
+		    rp_store(r, others.uids, others.count, "-FLAGS.SILENT", "(\\Deleted)", 0, NULL);
+	if (rc == 0) {
+		rc = cmd_result(r, imap_client_expunge(r->c, &err), &err);
+		r->st->commands++;
+	}
+	/* Theirs back even if the EXPUNGE was refused. */
+	if (rc >= 0 && others.count > 0) {
+		int rc2 =
+		    rp_store(r, others.uids, others.count, "+FLAGS.SILENT", "(\\Deleted)", 0, NULL);
+		if (rc2 != 0 && rc == 0)
+			rc = rc2;
+	}
+	uidvec_free(&deleted);
+	uidvec_free(&others);
+	return rc;
+}
+
+/* --- finding a message on the server by content ------------------------ */
+
+/* The Message-ID of stored bytes (first 64 KiB), or "" when none or not
+ * plain printable ASCII. */
+static int message_id_of(struct replay *r, int64_t blob_id, uint64_t size, char *out,
+                         size_t outsize)
+{
+	out[0] = '\0';
+	size_t n = size < 65536 ? (size_t)size : 65536;
+	char *h = malloc(n + 1);
+	const char *err;
+	if (h == NULL)
+		return replay_fail(r, "out of memory");
+	if (store_blob_read(r->s, blob_id, 0, h, n, &err) < 0) {
+		free(h);
+		return replay_fail(r, "%s", err);
+	}
+	h[n] = '\0';
+	for (size_t i = 0; i < n;) {
+		size_t end = i;
+		while (end < n && h[end] != '\n')
+			end++;
+		if (end == i || (end == i + 1 && h[i] == '\r'))
+			break; /* the blank line: end of the header */
+		if (end - i > 11 && strncasecmp(h + i, "Message-ID:", 11) == 0) {
+			size_t a = i + 11, b = end;
+			/* Folded: take the next line's content too. */
+			while (b + 1 < n && (h[b + 1] == ' ' || h[b + 1] == '\t')) {
+				size_t e2 = b + 1;
+				while (e2 < n && h[e2] != '\n')
+					e2++;
+				b = e2;
+			}
+			size_t o = 0;
+			for (size_t k = a; k < b && o + 1 < outsize; k++) {
+				unsigned char ch = (unsigned char)h[k];
+				if (ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n')
+					continue;
+				if (ch < 0x21 || ch > 0x7e) {
+					o = 0;
+					break;
+				}
+				out[o++] = (char)ch;
+			}
+			out[o] = '\0';
+			break;
+		}
+		i = end + 1;
+	}
+	free(h);
+	return 0;
+}
+
+struct hash_ctx {
+	const unsigned char *want;
+	uint32_t found; /* highest candidate with the hash */
+	const uint32_t *skip;
+	size_t nskip;
+};
+
+static int hash_untagged(void *ctx, const struct imap_response *resp, const char **error_r)
+{
+	struct hash_ctx *hc = ctx;
+	(void)error_r;
+	if (resp->status != IMAP_STATUS_NONE || resp->args == NULL ||
+	    !imap_arg_is_atom(resp->args->next, "FETCH"))
+		return 0;
+	const struct imap_arg *list = resp->args->next->next;
+	if (list == NULL || list->type != IMAP_ARG_LIST)
+		return 0;
+	uint64_t uid = 0;
+	const struct imap_arg *hdr = NULL;
+	for (const struct imap_arg *a = list->list; a != NULL && a->next != NULL;
+	     a = a->next->next) {
+		if (imap_arg_is_atom(a, "UID"))
+			imap_arg_number(a->next, UINT32_MAX, &uid);
+		else if (imap_arg_is_atom(a, "BODY[HEADER]"))
+			hdr = a->next;
+	}
+	if (uid == 0 || hdr == NULL || hdr->type != IMAP_ARG_STRING)
+		return 0;
+	unsigned char hash[32];
+	unsigned int hl = 0;
+	EVP_Digest(hdr->str, hdr->len, hash, &hl, EVP_sha256(), NULL);
+	if (memcmp(hash, hc->want, 32) != 0)
+		return 0;
+	for (size_t i = 0; i < hc->nskip; i++)
+		if (hc->skip[i] == uid)
+			return 0;
+	if (uid > hc->found)
+		hc->found = (uint32_t)uid;
+	return 0;
+}
+
+/* Find stored bytes (blob, size) in the selected folder target among UIDs
+ * >= min_uid that no other message of mailbox_id holds (a Message-ID
+ * search, else by size; then the header hash decides). *uid_r = 0 when
+ * not there. 0 / -1 (a refusal counts as not found). */
+static int rp_find(struct replay *r, int64_t mailbox_id, int64_t message_id, int64_t blob_id,
+                   uint64_t size, uint32_t min_uid, uint32_t *uid_r)
+{
+	*uid_r = 0;
+	char msgid[998];
+	if (message_id_of(r, blob_id, size, msgid, sizeof(msgid)) < 0)
+		return -1;
+	struct uidvec cand = {0};
+	int rc;
+	if (msgid[0] != '\0' && strchr(msgid, '"') == NULL && strchr(msgid, '\\') == NULL) {
+		rc = rp_search(r, "Message-ID", msgid, &cand);
+	} else {
+		char crit[80];
+		snprintf(crit, sizeof(crit), "LARGER %llu SMALLER %llu",
+		         (unsigned long long)(size > 0 ? size - 1 : 0),
+		         (unsigned long long)size + 1);
+		rc = rp_search(r, crit, NULL, &cand);
+	}
+	if (rc < 0) {
+		uidvec_free(&cand);
+		return -1;
+	}
+	/* Candidates the store holds already (in this mailbox, as other rows)
+	 * are other copies. */
+	struct uidvec fresh = {0};
+	const char *err;
+	for (size_t i = 0; i < cand.count; i++) {
+		if (cand.uids[i] < min_uid)
+			continue;
+		int held = store_replay_uid_held(r->s, mailbox_id, cand.uids[i], message_id, &err);
+		if (held < 0) {
+			uidvec_free(&cand);
+			uidvec_free(&fresh);
+			return replay_fail(r, "%s", err);
+		}
+		if (held == 0 && uidvec_add(&fresh, cand.uids[i]) < 0) {
+			uidvec_free(&cand);
+			uidvec_free(&fresh);
+			return replay_fail(r, "out of memory");
+		}
+	}
+	uidvec_free(&cand);
+	if (fresh.count == 0) {
+		uidvec_free(&fresh);
+		return 0;
+	}
+	unsigned char want[32];
+	if (store_blob_header_hash(r->s, blob_id, size, want, &err) < 0) {
+		uidvec_free(&fresh);
+		return replay_fail(r, "%s", err);
+	}
+	struct buf *b = imap_client_cmd(r->c, "UID FETCH", &err);
+	if (b == NULL || put_set(r, b, fresh.uids, 0, fresh.count) < 0 ||
+	    imap_cmd_raw(b, "(UID RFC822.SIZE BODY.PEEK[HEADER])", &err) < 0) {
+		uidvec_free(&fresh);
+		return replay_fail(r, "UID FETCH: %s", err);
+	}
+	struct hash_ctx hc = {want, 0, NULL, 0};
+	rc = cmd_result(r, imap_client_run(r->c, hash_untagged, &hc, &err), &err);
+	uidvec_free(&fresh);
+	if (rc < 0)
+		return -1;
+	*uid_r = hc.found;
+	return 0;
+}
+
+/* --- the kinds ---------------------------------------------------------- */
+
+static bool is_msg_kind(const char *k)
+{
+	return strncmp(k, "mailbox-", 8) != 0;
+}
+
+/* Finish changes [0, n) (the answer is in the open transaction). */
+static int finish_all(struct replay *r, struct store_replay_change *v, size_t n)
+{
+	const char *err;
+	if (store_replay_finish(r->s, v, n, &err) < 0)
+		return replay_fail(r, "%s", err);
+	r->st->replayed += (unsigned)n;
+	return 0;
+}
+
+/* In a transaction of its own: the whole batch fails for good. */
+static int fail_batch(struct replay *r, struct store_replay_change *v, size_t n, const char *why)
+{
+	const char *err;
+	char reason[600];
+	snprintf(reason, sizeof(reason), "%s", why);
+	if (store_begin(r->s, &err) < 0)
+		return replay_fail(r, "%s", err);
+	for (size_t i = 0; i < n; i++) {
+		bool notify = r->notices < REPLAY_NOTICES;
+		if (notify)
+			r->notices++;
+		else
+			r->unnotified++;
+		if (store_replay_fail(r->s, &v[i], reason, notify, &err) < 0) {
+			store_rollback(r->s);
+			return replay_fail(r, "%s", err);
+		}
+		r->st->failed++;
+	}
+	if (store_commit(r->s, &err) < 0)
+		return replay_fail(r, "%s", err);
+	return 0;
+}
+
+static int commit_finish(struct replay *r, struct store_replay_change *v, size_t n)
+{
+	const char *err;
+	if (store_begin(r->s, &err) < 0)
+		return replay_fail(r, "%s", err);
+	if (finish_all(r, v, n) < 0) {
+		store_rollback(r->s);
+		return -1;
+	}
+	if (store_commit(r->s, &err) < 0)
+		return replay_fail(r, "%s", err);
+	return 0;
+}
+
+static int mark_sent(struct replay *r, struct store_replay_change *v, size_t n)
+{
+	const char *err;
+	if (store_begin(r->s, &err) < 0)
+		return replay_fail(r, "%s", err);
+	if (store_replay_mark_sent(r->s, v, n, &err) < 0) {
+		store_rollback(r->s);
+		return replay_fail(r, "%s", err);
+	}
+	if (store_commit(r->s, &err) < 0)
+		return replay_fail(r, "%s", err);
+	return 0;
+}
+
+/* A refusal: temporary ones stop the run (-1, retried next time); others
+ * fail the batch for good. Returns 0 after failing it, -1 to stop. */
+static int refused(struct replay *r, struct store_replay_change *v, size_t n)
+{
+	if (refusal_temporary(r))
+		return -1;
+	char why[600];
+	snprintf(why, sizeof(why), "%s", r->error);
+	return fail_batch(r, v, n, why);
+}
+
+/* The server name of a mailbox (*name_r malloc()ed; NULL when it has no
+ * server folder). */
+static int server_name(struct replay *r, int64_t mailbox_id, char **name_r)
+{
+	const char *err;
+	*name_r = NULL;
+	int found = store_replay_server_name(r->s, mailbox_id, name_r, &err);
+	if (found < 0)
+		return replay_fail(r, "%s", err);
+	return 0;
+}
+
+/* keywords: "+\Seen -$x" deltas, or the old absolute "<flags> <keywords>". */
+struct kw_delta {
+	struct buf add, del; /* "(\\Seen $x)" or empty */
+	bool absolute;
+	struct buf abs;
+};
+
+static const char *sys_flag_name(unsigned bit)
+{
+	switch (bit) {
+	case STORE_FLAG_SEEN:
+		return "\\Seen";
+	case STORE_FLAG_ANSWERED:
+		return "\\Answered";
+	case STORE_FLAG_FLAGGED:
+		return "\\Flagged";
+	case STORE_FLAG_DELETED:
+		return "\\Deleted";
+	case STORE_FLAG_DRAFT:
+		return "\\Draft";
+	}
+	return NULL;
+}
+
+static int kw_parse(const char *detail, struct kw_delta *d)
+{
+	buf_init(&d->add, 16 * 1024);
+	buf_init(&d->del, 16 * 1024);
+	buf_init(&d->abs, 16 * 1024);
+	d->absolute = false;
+	if (detail == NULL)
+		return 0;
+	if (*detail >= '0' && *detail <= '9') {
+		d->absolute = true;
+		unsigned long flags = strtoul(detail, NULL, 10);
+		const char *kw = strchr(detail, ' ');
+		buf_append_str(&d->abs, "(");
+		for (unsigned bit = 1; bit <= STORE_FLAG_DRAFT; bit <<= 1)
+			if ((flags & bit) != 0)
+				buf_printf(&d->abs, "%s%s", d->abs.len > 1 ? " " : "",
+				           sys_flag_name(bit));
+		if (kw != NULL && kw[1] != '\0')
+			buf_printf(&d->abs, "%s%s", d->abs.len > 1 ? " " : "", kw + 1);
+		return buf_append_str(&d->abs, ")");
+	}
+	const char *p = detail;
+	while (*p != '\0') {
+		while (*p == ' ')
+			p++;
+		if (*p == '\0')
+			break;
+		const char *e = p;
+		while (*e != '\0' && *e != ' ')
+			e++;
+		struct buf *b = *p == '+' ? &d->add : *p == '-' ? &d->del : NULL;
+		if (b == NULL || e - p < 2)
+			return -1;
+		if (buf_append_str(b, b->len == 0 ? "(" : " ") < 0 ||
+		    buf_append(b, p + 1, (size_t)(e - p - 1)) < 0)
+			return -1;
+		p = e;
+	}
+	if (d->add.len > 0 && buf_append_str(&d->add, ")") < 0)
+		return -1;
+	if (d->del.len > 0 && buf_append_str(&d->del, ")") < 0)
+		return -1;
+	return 0;
+}
+
+static void kw_free(struct kw_delta *d)
+{
+	buf_free(&d->add);
+	buf_free(&d->del);
+	buf_free(&d->abs);
+}
+
+/* One STORE of a delta with UNCHANGEDSINCE where the tier has it; UIDs the
+ * server changed meanwhile ([MODIFIED]) get the delta again without it:
+ * a +FLAGS/-FLAGS applies per flag over whatever the server has now. */
+static int store_delta(struct replay *r, const uint32_t *uids, size_t n, const char *op,
+                       const char *flags, uint64_t unchangedsince)
+{
+	struct uidvec modified = {0};
+	int rc = rp_store(r, uids, n, op, flags, unchangedsince, &modified);
+	if (rc == 0 && modified.count > 0) {
+		r->st->conflicts += (unsigned)modified.count;
+		rc = rp_store(r, modified.uids, modified.count, op, flags, 0, NULL);
+	}
+	uidvec_free(&modified);
+	return rc;
+}
+
+static int replay_keywords_group(struct replay *r, struct store_replay_change *v, size_t n)
+{
+	struct uidvec uids = {0};
+	for (size_t i = 0; i < n; i++)
+		if (v[i].origin_uid > 0 && v[i].origin_uid < STORE_LOCAL_UID_BASE &&
+		    uidvec_add(&uids, (uint32_t)v[i].origin_uid) < 0) {
+			uidvec_free(&uids);
+			return replay_fail(r, "out of memory");
+		}
+	uidvec_sort(&uids);
+	struct kw_delta d;
+	int rc = 0;
+	if (kw_parse(v[0].detail, &d) < 0) {
+		kw_free(&d);
+		uidvec_free(&uids);
+		return fail_batch(r, v, n, "unreadable keyword change");
+	}
+	uint32_t v_, next_;
+	uint64_t hms = 0;
+	const char *err;
+	if (store_replay_mailbox_state(r->s, v[0].origin_mailbox_id, &v_, &next_, &hms, &err) < 0) {
+		rc = replay_fail(r, "%s", err);
+		goto out;
+	}
+	uint64_t unch = r->tier != SYNC_TIER_PLAIN ? hms : 0;
+	/* Messages this run changed already carry our own modseq: no
+	 * UNCHANGEDSINCE for them. */
+	struct uidvec own = {0};
+	if (unch != 0) {
+		size_t k = 0;
+		for (size_t i = 0; i < uids.count; i++) {
+			if (touched(r, v[0].origin_mailbox_id, uids.uids[i]))
+				uidvec_add(&own, uids.uids[i]);
+			else
+				uids.uids[k++] = uids.uids[i];
+		}
+		uids.count = k;
+	}
+	for (int pass = 0; pass < 2 && rc == 0; pass++) {
+		struct uidvec *set = pass == 0 ? &uids : &own;
+		uint64_t since = pass == 0 ? unch : 0;
+		if (set->count == 0)
+			continue;
+		if (d.absolute) {
+			/* The old absolute form has no base to merge with: where
+			 * the server changed the message since our last sync, the
+			 * device's flags are added to the server's (a flag the
+			 * device removed stays: the union loses nothing). */
+			struct uidvec modified = {0};
+			rc = rp_store(r, set->uids, set->count, "FLAGS.SILENT", buf_str(&d.abs),
+			              since, &modified);
+			r->st->conflicts += (unsigned)modified.count;
+			if (rc == 0 && modified.count > 0 && strcmp(buf_str(&d.abs), "()") != 0)
+				rc = rp_store(r, modified.uids, modified.count, "+FLAGS.SILENT",
+				              buf_str(&d.abs), 0, NULL);
+			uidvec_free(&modified);
+		} else {
+			if (d.add.len > 0)
+				rc = store_delta(r, set->uids, set->count, "+FLAGS.SILENT",
+				                 buf_str(&d.add), since);
+			if (rc == 0 && d.del.len > 0)
+				rc = store_delta(r, set->uids, set->count, "-FLAGS.SILENT",
+				                 buf_str(&d.del), since);
+		}
+		for (size_t i = 0; rc == 0 && i < set->count; i++)
+			touch(r, v[0].origin_mailbox_id, set->uids[i]);
+	}
+	uidvec_free(&own);
+	if (rc == 1 && n > 1 && !refusal_temporary(r)) {
+		/* One message the server refuses must not fail the others:
+		 * each on its own (a STORE may be sent again). */
+		rc = 0;
+		for (size_t i = 0; i < n && rc == 0; i++)
+			rc = replay_keywords_group(r, &v[i], 1);
+	} else if (rc == 1) {
+		rc = refused(r, v, n);
+	} else if (rc == 0) {
+		rc = commit_finish(r, v, n);
+	}
+out:
+	kw_free(&d);
+	uidvec_free(&uids);
+	return rc;
+}
+
+static int cmp_detail(const void *a, const void *b)
+{
+	const struct store_replay_change *x = *(const struct store_replay_change *const *)a;
+	const struct store_replay_change *y = *(const struct store_replay_change *const *)b;
+	int c = strcmp(x->detail != NULL ? x->detail : "", y->detail != NULL ? y->detail : "");
+	if (c != 0)
+		return c;
+	return x->id < y->id ? -1 : x->id > y->id;
+}
+
+/* keywords of distinct messages of one folder: one STORE per distinct
+ * change (their order does not matter: no message is in the batch twice). */
+static int replay_keywords(struct replay *r, struct store_replay_change *v, size_t n)
+{
+	struct store_replay_change **order = malloc(n * sizeof(*order));
+	struct store_replay_change *group = malloc(n * sizeof(*group));
+	if (order == NULL || group == NULL) {
+		free(order);
+		free(group);
+		return replay_fail(r, "out of memory");
+	}
+	for (size_t i = 0; i < n; i++)
+		order[i] = &v[i];
+	qsort(order, n, sizeof(*order), cmp_detail);
+	int rc = 0;
+	for (size_t i = 0; i < n && (rc == 0);) {
+		size_t j = i;
+		/* Shallow copies: the group shares the strings of v. */
+		while (j < n && strcmp(order[j]->detail != NULL ? order[j]->detail : "",
+		                       order[i]->detail != NULL ? order[i]->detail : "") == 0) {
+			group[j - i] = *order[j];
+			j++;
+		}
+		rc = replay_keywords_group(r, group, j - i);
+		i = j;
+	}
+	free(order);
+	free(group);
+	return rc;
+}
+
+/* expunge, destroy: \Deleted + expunge of exactly these UIDs. A message the
+ * server has expunged already is simply not there. */
+static int replay_expunge(struct replay *r, struct store_replay_change *v, size_t n)
+{
+	struct uidvec uids = {0};
+	for (size_t i = 0; i < n; i++)
+		if (v[i].origin_uid > 0 && v[i].origin_uid < STORE_LOCAL_UID_BASE &&
+		    uidvec_add(&uids, (uint32_t)v[i].origin_uid) < 0) {
+			uidvec_free(&uids);
+			return replay_fail(r, "out of memory");
+		}
+	uidvec_sort(&uids);
+	int rc = 0;
+	if (uids.count > 0) {
+		rc = rp_store(r, uids.uids, uids.count, "+FLAGS.SILENT", "(\\Deleted)", 0, NULL);
+		if (rc == 0)
+			rc = rp_expunge(r, uids.uids, uids.count);
+	}
+	uidvec_free(&uids);
+	if (rc == 1 && n > 1 && !refusal_temporary(r)) {
+		rc = 0;
+		for (size_t i = 0; i < n && rc == 0; i++)
+			rc = replay_expunge(r, &v[i], 1);
+		return rc;
+	}
+	if (rc == 1)
+		return refused(r, v, n);
+	if (rc < 0)
+		return -1;
+	const char *err;
+	if (store_begin(r->s, &err) < 0)
+		return replay_fail(r, "%s", err);
+	for (size_t i = 0; i < n; i++)
+		if (store_replay_forget_origin(r->s, v[i].object_id, &err) < 0) {
+			store_rollback(r->s);
+			return replay_fail(r, "%s", err);
+		}
+	if (finish_all(r, v, n) < 0) {
+		store_rollback(r->s);
+		return -1;
+	}
+	if (store_commit(r->s, &err) < 0)
+		return replay_fail(r, "%s", err);
+	return 0;
+}
+
+/* Put a message the hub holds into target by APPEND (create, import, and
+ * a copy or move whose source the server no longer has: the hub still has
+ * the bytes, so nothing is lost); with check_first (sent before a crash)
+ * only when the target does not have it already. *uid_r: its UID there,
+ * 0 when unknown or when the message is gone here. No store writes (no
+ * transaction is held during the commands). 0 / 1 refused / -1. */
+static int put_message(struct replay *r, int64_t message_id, int64_t mailbox_id, const char *target,
+                       bool check_first, uint32_t *uid_r)
+{
+	*uid_r = 0;
+	struct store_replay_msg m;
+	const char *err;
+	int found = store_replay_message(r->s, message_id, &m, &err);
+	if (found < 0)
+		return replay_fail(r, "%s", err);
+	if (found == 0)
+		return 0; /* gone here since: nothing to carry */
+	int rc = 0;
+	uint32_t uid = 0;
+	if (check_first) {
+		/* Sent before a crash: is it there already? */
+		rc = rp_select(r, target, mailbox_id);
+		if (rc == 0)
+			rc = rp_find(r, mailbox_id, message_id, m.blob_id, m.size, 1, &uid);
+	}
+	uint32_t before = 0;
+	if (rc == 0 && uid == 0 && !r->uidplus) {
+		struct status_ctx sc;
+		rc = rp_status(r, target, &sc);
+		if (rc == 1)
+			rc = 0; /* not there (deleted on the server): made again below */
+		before = sc.uidnext;
+	}
+	if (rc == 0 && uid == 0) {
+		char *data = malloc(m.size > 0 ? (size_t)m.size : 1);
+		if (data == NULL) {
+			rc = replay_fail(r, "out of memory");
+		} else if (store_blob_read(r->s, m.blob_id, 0, data, (size_t)m.size, &err) < 0) {
+			rc = replay_fail(r, "%s", err);
+		} else {
+			rc = rp_append(r, target, m.flags & ~(unsigned)STORE_FLAG_DELETED,
+			               m.keywords, m.internaldate, data, (size_t)m.size, &uid);
+			if (rc == 1 && strcasecmp(imap_client_last_code(r->c), "TRYCREATE") == 0) {
+				/* The server deleted the folder the device put
+				 * this into: create it again. */
+				rc = rp_simple(r, "CREATE", target, NULL);
+				if (rc == 0)
+					rc = rp_append(
+					    r, target, m.flags & ~(unsigned)STORE_FLAG_DELETED,
+					    m.keywords, m.internaldate, data, (size_t)m.size, &uid);
+			}
+			r->st->appended++;
+		}
+		free(data);
+		if (rc == 0 && uid == 0) {
+			rc = rp_select(r, target, mailbox_id);
+			if (rc == 0)
+				rc = rp_find(r, mailbox_id, message_id, m.blob_id, m.size,
+				             before > 0 ? before : 1, &uid);
+		}
+	}
+	if (rc == 0)
+		*uid_r = uid;
+	store_replay_message_free(&m);
+	return rc;
+}
+
+/* Record the server's answers to a batch in one transaction: each change
+ * whose membership got a server UID (uids[i], 0 for none) is paired with
+ * it, and every change of the batch is done. */
+static int record_answers(struct replay *r, struct store_replay_change *v, size_t n,
+                          const uint32_t *uids)
+{
+	const char *err;
+	if (store_begin(r->s, &err) < 0)
+		return replay_fail(r, "%s", err);
+	if (store_replay_pair_many(r->s, v, n, uids, &err) < 0) {
+		store_rollback(r->s);
+		return replay_fail(r, "%s", err);
+	}
+	for (size_t i = 0; i < n; i++)
+		if (uids[i] != 0)
+			touch(r, v[i].mailbox_id, uids[i]);
+	if (finish_all(r, v, n) < 0) {
+		store_rollback(r->s);
+		return -1;
+	}
+	if (store_commit(r->s, &err) < 0)
+		return replay_fail(r, "%s", err);
+	return 0;
+}
+
+/* create, import (one at a time). */
+static int replay_append(struct replay *r, struct store_replay_change *c)
+{
+	const char *err;
+	struct store_replay_msg m;
+	int found = store_replay_message(r->s, c->object_id, &m, &err);
+	if (found < 0)
+		return replay_fail(r, "%s", err);
+	if (found == 0)
+		return commit_finish(r, c, 1); /* destroyed here before it went out */
+	int64_t box = m.mailbox_id;
+	bool on_server = m.uid < STORE_LOCAL_UID_BASE;
+	store_replay_message_free(&m);
+	if (on_server)
+		return commit_finish(r, c, 1);
+	char *target = NULL;
+	if (server_name(r, box, &target) < 0)
+		return -1;
+	if (target == NULL)
+		return replay_fail(r, "mailbox %lld has no server folder yet", (long long)box);
+	bool check = c->sent;
+	uint32_t uid = 0;
+	int rc = mark_sent(r, c, 1);
+	if (rc == 0)
+		rc = put_message(r, c->object_id, box, target, check, &uid);
+	if (rc == 0)
+		rc = record_answers(r, c, 1, &uid);
+	else if (rc == 1)
+		rc = refused(r, c, 1);
+	free(target);
+	return rc;
+}
+
+/* The messages at UIDs >= from of the selected folder, by header hash:
+ * what a COPY or MOVE without COPYUID made there. */
+struct arrival {
+	uint32_t uid;
+	bool used;
+	unsigned char hash[32];
+};
+
+struct arrivals_ctx {
+	struct arrival *v;
+	size_t count, cap;
+	uint32_t from;
+	bool oom;
+};
+
+static int arrivals_untagged(void *ctx, const struct imap_response *resp, const char **error_r)
+{
+	struct arrivals_ctx *ac = ctx;
+	(void)error_r;
+	if (resp->status != IMAP_STATUS_NONE || resp->args == NULL ||
+	    !imap_arg_is_atom(resp->args->next, "FETCH"))
+		return 0;
+	const struct imap_arg *list = resp->args->next->next;
+	if (list == NULL || list->type != IMAP_ARG_LIST)
+		return 0;
+	uint64_t uid = 0;
+	const struct imap_arg *hdr = NULL;
+	for (const struct imap_arg *a = list->list; a != NULL && a->next != NULL;
+	     a = a->next->next) {
+		if (imap_arg_is_atom(a, "UID"))
+			imap_arg_number(a->next, UINT32_MAX, &uid);
+		else if (imap_arg_is_atom(a, "BODY[HEADER]"))
+			hdr = a->next;
+	}
+	/* "n:*" names the last message even below n. */
+	if (uid < ac->from || hdr == NULL || hdr->type != IMAP_ARG_STRING)
+		return 0;
+	if (ac->count == ac->cap) {
+		size_t cap = ac->cap == 0 ? 64 : ac->cap * 2;
+		void *nv = realloc(ac->v, cap * sizeof(*ac->v));
+		if (nv == NULL) {
+			ac->oom = true;
+			return 0;
+		}
+		ac->v = nv;
+		ac->cap = cap;
+	}
+	struct arrival *a = &ac->v[ac->count++];
+	a->uid = (uint32_t)uid;
+	a->used = false;
+	unsigned int hl = 0;
+	EVP_Digest(hdr->str, hdr->len, a->hash, &hl, EVP_sha256(), NULL);
+	return 0;
+}
+
+/* Without COPYUID: the copies of a batch found in the target in one FETCH
+ * of the UIDs from the target's UIDNEXT before the command (from), each
+ * change of v whose source was copied (present) and has no UID yet
+ * (nuids[i] == 0) paired with an arrival of the same header hash, in UID
+ * order. The rest is left to rp_find(). 0 / -1. */
+static int match_arrivals(struct replay *r, const char *target, int64_t target_box, uint32_t from,
+                          struct store_replay_change *v, size_t n, const struct uidvec *present,
+                          uint32_t *nuids)
+{
+	if (from == 0)
+		return 0;
+	const char *err;
+	int rc = rp_select(r, target, target_box);
+	if (rc != 0)
+		return rc < 0 ? -1 : 0;
+	char range[32];
+	snprintf(range, sizeof(range), "%u:*", from);
+	struct buf *b = imap_client_cmd(r->c, "UID FETCH", &err);
+	if (b == NULL || imap_cmd_seqset(b, range, &err) < 0 ||
+	    imap_cmd_raw(b, "(UID BODY.PEEK[HEADER])", &err) < 0)
+		return replay_fail(r, "UID FETCH: %s", err);
+	struct arrivals_ctx ac = {NULL, 0, 0, from, false};
+	rc = cmd_result(r, imap_client_run(r->c, arrivals_untagged, &ac, &err), &err);
+	if (rc == 0 && ac.oom)
+		rc = replay_fail(r, "out of memory");
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		if (nuids[i] != 0 || v[i].origin_uid <= 0 ||
+		    v[i].origin_uid >= STORE_LOCAL_UID_BASE ||
+		    !uidvec_contains(present, (uint32_t)v[i].origin_uid))
+			continue;
+		struct store_replay_msg m;
+		int found = store_replay_message(r->s, v[i].object_id, &m, &err);
+		if (found < 0) {
+			rc = replay_fail(r, "%s", err);
+			break;
+		}
+		if (found == 0)
+			continue;
+		unsigned char want[32];
+		if (store_blob_header_hash(r->s, m.blob_id, m.size, want, &err) < 0)
+			rc = replay_fail(r, "%s", err);
+		store_replay_message_free(&m);
+		for (size_t k = 0; rc == 0 && k < ac.count; k++) {
+			if (!ac.v[k].used && memcmp(ac.v[k].hash, want, 32) == 0) {
+				ac.v[k].used = true;
+				nuids[i] = ac.v[k].uid;
+				break;
+			}
+		}
+	}
+	free(ac.v);
+	return rc < 0 ? -1 : 0;
+}
+
+/* Which of todo (sorted) the selected folder has, into present: UID
+ * SEARCH UID set, in pieces of lines under REPLAY_SET_MAX bytes. */
+static int search_present(struct replay *r, const struct uidvec *todo, struct uidvec *present)
+{
+	struct buf crit;
+	buf_init(&crit, 64 * 1024);
+	int rc = 0;
+	/* The whole set when it is short (runs of UIDs are), else pieces in
+	 * which each UID takes at most 11 characters. */
+	size_t step = todo->count;
+	if (uidset_format(&crit, todo->uids, 0, todo->count) < 0 || crit.len > REPLAY_SET_MAX)
+		step = REPLAY_SET_MAX / 11;
+	for (size_t from = 0; from < todo->count && rc == 0;) {
+		size_t to = todo->count - from > step ? from + step : todo->count;
+		buf_reset(&crit);
+		if (buf_append_str(&crit, "UID ") < 0 ||
+		    uidset_format(&crit, todo->uids, from, to) < 0)
+			rc = replay_fail(r, "UID set too long");
+		else
+			rc = rp_search(r, buf_str(&crit), NULL, present);
+		from = to;
+	}
+	buf_free(&crit);
+	uidvec_sort(present);
+	return rc;
+}
+
+/* copy, move: one source folder, one target folder. */
+static int replay_copy_move(struct replay *r, struct store_replay_change *v, size_t n,
+                            const char *source, bool is_move)
+{
+	const char *err;
+	char *target = NULL;
+	if (server_name(r, v[0].mailbox_id, &target) < 0)
+		return -1;
+	if (target == NULL)
+		return replay_fail(r, "mailbox %lld has no server folder yet",
+		                   (long long)v[0].mailbox_id);
+	bool check = v[0].sent;
+	struct uidvec todo = {0}, src = {0}, dst = {0}, present = {0};
+	int rc = mark_sent(r, v, n);
+	bool source_gone = false;
+	if (rc == 0)
+		rc = rp_select(r, source, v[0].origin_mailbox_id);
+	if (rc == 1 && strcasecmp(imap_client_last_code(r->c), "NONEXISTENT") == 0) {
+		/* The server deleted the source folder: the hub's bytes go to
+		 * the target (below). */
+		source_gone = true;
+		rc = 0;
+	}
+	if (rc == 0 && r->sel_stale && !source_gone) {
+		/* Our UIDs are of an older UIDVALIDITY: the sync re-pairs them
+		 * first (and renumbers these origins). */
+		rc = 2;
+		goto out;
+	}
+	for (size_t i = 0; rc == 0 && i < n; i++)
+		if (v[i].origin_uid > 0 && v[i].origin_uid < STORE_LOCAL_UID_BASE &&
+		    uidvec_add(&todo, (uint32_t)v[i].origin_uid) < 0)
+			rc = replay_fail(r, "out of memory");
+	uidvec_sort(&todo);
+	if (rc == 0 && todo.count > 0 && !source_gone) {
+		/* Only what the server still has (a MOVE sent before a crash
+		 * took the source away; a server expunge too). */
+		rc = search_present(r, &todo, &present);
+	}
+	/* Sent before a crash and the source still there: a COPY may have
+	 * gone out (or the COPY of a MOVE without MOVE): what the target has
+	 * already is paired, not copied again. */
+	struct uidvec prefound_src = {0}, prefound_dst = {0}, expunge_only = {0};
+	for (size_t i = 0; rc == 0 && check && i < n; i++) {
+		uint32_t ouid = (uint32_t)v[i].origin_uid;
+		if (v[i].origin_uid <= 0 || v[i].origin_uid >= STORE_LOCAL_UID_BASE ||
+		    !uidvec_contains(&present, ouid))
+			continue;
+		struct store_replay_msg m;
+		int found = store_replay_message(r->s, v[i].object_id, &m, &err);
+		if (found < 0) {
+			rc = replay_fail(r, "%s", err);
+			break;
+		}
+		if (found == 0)
+			continue;
+		uint32_t uid = 0;
+		rc = rp_select(r, target, v[i].mailbox_id);
+		if (rc == 0)
+			rc =
+			    rp_find(r, v[i].mailbox_id, v[i].object_id, m.blob_id, m.size, 1, &uid);
+		store_replay_message_free(&m);
+		if (rc == 0 && uid != 0 &&
+		    (uidvec_add(&prefound_src, ouid) < 0 || uidvec_add(&prefound_dst, uid) < 0 ||
+		     uidvec_add(&expunge_only, ouid) < 0))
+			rc = replay_fail(r, "out of memory");
+	}
+	if (rc == 0 && expunge_only.count > 0) {
+		/* Take them out of the copy set. */
+		size_t k = 0;
+		uidvec_sort(&expunge_only);
+		for (size_t i = 0; i < present.count; i++)
+			if (!uidvec_contains(&expunge_only, present.uids[i]))
+				present.uids[k++] = present.uids[i];
+		present.count = k;
+		rc = rp_select(r, source, v[0].origin_mailbox_id);
+		if (rc == 0 && is_move) {
+			rc = rp_store(r, expunge_only.uids, expunge_only.count, "+FLAGS.SILENT",
+			              "(\\Deleted)", 0, NULL);
+			if (rc == 0)
+				rc = rp_expunge(r, expunge_only.uids, expunge_only.count);
+		}
+	}
+	for (size_t k = 0; rc == 0 && k < prefound_src.count; k++)
+		if (uidvec_add(&src, prefound_src.uids[k]) < 0 ||
+		    uidvec_add(&dst, prefound_dst.uids[k]) < 0)
+			rc = replay_fail(r, "out of memory");
+	uidvec_free(&prefound_src);
+	uidvec_free(&prefound_dst);
+	uidvec_free(&expunge_only);
+	if (rc == 0 && present.count > 0 && strcmp(r->selected, source) != 0)
+		rc = rp_select(r, source, v[0].origin_mailbox_id);
+	uint32_t before = 0;
+	if (rc == 0 && present.count > 0 && !r->uidplus) {
+		struct status_ctx sc;
+		rc = rp_status(r, target, &sc);
+		if (rc == 1)
+			rc = 0; /* not there (deleted on the server): made again below */
+		before = sc.uidnext;
+	}
+	if (rc == 0 && present.count > 0) {
+		const char *cmd = is_move && r->move ? "UID MOVE" : "UID COPY";
+		rc = rp_copy(r, cmd, present.uids, present.count, target, &src, &dst);
+		if (rc == 1 && strcasecmp(imap_client_last_code(r->c), "TRYCREATE") == 0) {
+			rc = rp_simple(r, "CREATE", target, NULL);
+			if (rc == 0)
+				rc = rp_select(r, source, v[0].origin_mailbox_id);
+			if (rc == 0)
+				rc = rp_copy(r, cmd, present.uids, present.count, target, &src,
+				             &dst);
+		}
+		if (rc == 0 && is_move && !r->move) {
+			rc = rp_store(r, present.uids, present.count, "+FLAGS.SILENT",
+			              "(\\Deleted)", 0, NULL);
+			if (rc == 0)
+				rc = rp_expunge(r, present.uids, present.count);
+		}
+	}
+	if (rc != 0)
+		goto out;
+	/* Each change's new UID in the target: from COPYUID, else found by
+	 * content, else (the server lacks the source) appended from the
+	 * hub's bytes. Then all of it recorded in one transaction. */
+	uint32_t *nuids = calloc(n, sizeof(*nuids));
+	if (nuids == NULL) {
+		rc = replay_fail(r, "out of memory");
+		goto out;
+	}
+	size_t unpaired = 0;
+	for (size_t i = 0; i < n; i++) {
+		uint32_t ouid = v[i].origin_uid > 0 && v[i].origin_uid < STORE_LOCAL_UID_BASE
+		                    ? (uint32_t)v[i].origin_uid
+		                    : 0;
+		for (size_t k = 0; ouid != 0 && k < src.count; k++)
+			if (src.uids[k] == ouid)
+				nuids[i] = dst.uids[k];
+		if (nuids[i] == 0 && ouid != 0 && uidvec_contains(&present, ouid))
+			unpaired++;
+	}
+	if (unpaired > 1)
+		rc = match_arrivals(r, target, v[0].mailbox_id, before, v, n, &present, nuids);
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		uint32_t ouid = v[i].origin_uid > 0 && v[i].origin_uid < STORE_LOCAL_UID_BASE
+		                    ? (uint32_t)v[i].origin_uid
+		                    : 0;
+		if (nuids[i] != 0)
+			continue;
+		bool was_present = ouid != 0 && uidvec_contains(&present, ouid);
+		struct store_replay_msg m;
+		int found = store_replay_message(r->s, v[i].object_id, &m, &err);
+		if (found < 0) {
+			rc = replay_fail(r, "%s", err);
+			break;
+		}
+		if (found == 0)
+			continue; /* gone here since */
+		bool local = m.uid >= STORE_LOCAL_UID_BASE && m.mailbox_id == v[i].mailbox_id;
+		int64_t blob = m.blob_id;
+		uint64_t size = m.size;
+		store_replay_message_free(&m);
+		if (!local)
+			continue; /* moved on here since: a later change carries it */
+		if (was_present || check) {
+			/* Copied without COPYUID, or sent before a crash: find it. */
+			rc = rp_select(r, target, v[i].mailbox_id);
+			if (rc == 0)
+				rc = rp_find(r, v[i].mailbox_id, v[i].object_id, blob, size,
+				             was_present && before > 0 ? before : 1, &nuids[i]);
+			if (rc != 0 || nuids[i] != 0)
+				continue;
+		}
+		/* The server does not have the source (expunged there, or
+		 * never had it): the hub's bytes go to the target. */
+		rc = put_message(r, v[i].object_id, v[i].mailbox_id, target, false, &nuids[i]);
+	}
+	if (rc == 0)
+		rc = record_answers(r, v, n, nuids);
+	free(nuids);
+out:
+	if (rc == 1)
+		rc = refused(r, v, n);
+	uidvec_free(&todo);
+	uidvec_free(&src);
+	uidvec_free(&dst);
+	uidvec_free(&present);
+	free(target);
+	return rc;
+}
+
+struct list_ctx {
+	char **names;
+	size_t count, cap;
+	bool oom;
+};
+
+static int list_untagged(void *ctx, const struct imap_response *resp, const char **error_r)
+{
+	struct list_ctx *lc = ctx;
+	(void)error_r;
+	if (resp->status != IMAP_STATUS_NONE || !imap_arg_is_atom(resp->args, "LIST"))
+		return 0;
+	const struct imap_arg *attrs = resp->args->next;
+	const struct imap_arg *delim = attrs != NULL ? attrs->next : NULL;
+	const char *name = delim != NULL ? imap_arg_string(delim->next) : NULL;
+	if (attrs == NULL || attrs->type != IMAP_ARG_LIST || name == NULL)
+		return 0;
+	for (const struct imap_arg *a = attrs->list; a != NULL; a = a->next)
+		if (imap_arg_is_atom(a, "\\Noselect") || imap_arg_is_atom(a, "\\NonExistent"))
+			return 0;
+	if (lc->count == lc->cap) {
+		size_t cap = lc->cap == 0 ? 32 : lc->cap * 2;
+		void *nn = realloc(lc->names, cap * sizeof(*lc->names));
+		if (nn == NULL) {
+			lc->oom = true;
+			return 0;
+		}
+		lc->names = nn;
+		lc->cap = cap;
+	}
+	if ((lc->names[lc->count] = strdup(name)) == NULL)
+		lc->oom = true;
+	else
+		lc->count++;
+	return 0;
+}
+
+/* The folder the server renamed mailbox_id's folder to: the one selectable
+ * folder no mailbox of the account knows whose UIDVALIDITY is the
+ * mailbox's (RFC 9051: a rename keeps it). *name_r malloc()ed, NULL when
+ * there is not exactly one. 0 / -1. */
+static int find_renamed(struct replay *r, int64_t mailbox_id, char **name_r)
+{
+	const char *err;
+	*name_r = NULL;
+	uint32_t validity = 0, next;
+	uint64_t hms;
+	if (store_replay_mailbox_state(r->s, mailbox_id, &validity, &next, &hms, &err) < 0)
+		return replay_fail(r, "%s", err);
+	if (validity == 0)
+		return 0;
+	struct store_mailbox *boxes = NULL;
+	size_t nboxes = 0;
+	if (store_mailboxes(r->s, r->account_id, &boxes, &nboxes, &err) < 0)
+		return replay_fail(r, "%s", err);
+	char **known = calloc(nboxes + 1, sizeof(*known));
+	int rc = known == NULL ? replay_fail(r, "out of memory") : 0;
+	for (size_t i = 0; rc == 0 && i < nboxes; i++)
+		if (server_name(r, boxes[i].id, &known[i]) < 0)
+			rc = -1;
+	struct list_ctx lc = {NULL, 0, 0, false};
+	if (rc == 0) {
+		struct buf *b = imap_client_cmd(r->c, "LIST", &err);
+		if (b == NULL || imap_cmd_raw(b, "\"\" \"*\"", &err) < 0)
+			rc = replay_fail(r, "LIST: %s", err);
+		else
+			rc = cmd_result(r, imap_client_run(r->c, list_untagged, &lc, &err), &err);
+		if (rc == 0 && lc.oom)
+			rc = replay_fail(r, "out of memory");
+	}
+	char *found = NULL;
+	unsigned matches = 0;
+	for (size_t i = 0; rc == 0 && i < lc.count; i++) {
+		bool is_known = false;
+		for (size_t k = 0; k < nboxes && !is_known; k++)
+			is_known = known[k] != NULL && strcmp(known[k], lc.names[i]) == 0;
+		if (is_known)
+			continue;
+		struct status_ctx sc;
+		rc = rp_status(r, lc.names[i], &sc);
+		if (rc == 1) {
+			rc = 0;
+			continue;
+		}
+		if (rc == 0 && sc.uidvalidity == validity) {
+			matches++;
+			found = lc.names[i];
+		}
+	}
+	if (rc == 0 && matches == 1 && (*name_r = strdup(found)) == NULL)
+		rc = replay_fail(r, "out of memory");
+	for (size_t i = 0; i < lc.count; i++)
+		free(lc.names[i]);
+	free(lc.names);
+	for (size_t i = 0; known != NULL && i < nboxes; i++)
+		free(known[i]);
+	free(known);
+	store_mailboxes_free(&boxes, nboxes);
+	return rc < 0 ? -1 : 0;
+}
+
+static int replay_mailbox_named(struct replay *r, struct store_replay_change *c, const char *wire);
+
+/* mailbox-create/-rename/-destroy/-props (one at a time). */
+static int replay_mailbox(struct replay *r, struct store_replay_change *c)
+{
+	const char *err;
+	struct buf wire;
+	buf_init(&wire, 64 * 1024);
+	if (strcmp(c->kind, "mailbox-create") == 0 || strcmp(c->kind, "mailbox-rename") == 0) {
+		/* A device's name (UTF-8): the server spells it in modified
+		 * UTF-7. */
+		if (c->detail != NULL && imap_utf7_encode(c->detail, &wire, &err) < 0) {
+			buf_free(&wire);
+			return fail_batch(r, c, 1, "the new name is not valid UTF-8");
+		}
+	}
+	int rc = replay_mailbox_named(r, c, c->detail != NULL ? buf_str(&wire) : NULL);
+	buf_free(&wire);
+	return rc;
+}
+
+/* replay_mailbox with the new name of a create or rename as the server
+ * spells it (wire). */
+static int replay_mailbox_named(struct replay *r, struct store_replay_change *c, const char *wire)
+{
+	const char *err;
+	char *name = NULL;
+	int rc = 0;
+	if (strcmp(c->kind, "mailbox-create") == 0) {
+		const char *want = wire;
+		if (want == NULL)
+			return commit_finish(r, c, 1);
+		rc = rp_simple(r, "CREATE", want, NULL);
+		bool created = rc == 0;
+		if (rc == 1 && strcasecmp(imap_client_last_code(r->c), "ALREADYEXISTS") == 0)
+			rc = 0; /* made on both sides: the hub's mailbox is the server's */
+		struct status_ctx sc = {0, 0, 0};
+		if (rc == 0 && created)
+			rc = rp_status(r, want, &sc);
+		if (rc == 0) {
+			if (store_begin(r->s, &err) < 0)
+				return replay_fail(r, "%s", err);
+			if ((created && sc.uidvalidity != 0 &&
+			     store_replay_mailbox_created(r->s, c->object_id, sc.uidvalidity,
+			                                  sc.uidnext, &err) < 0) ||
+			    store_replay_mailbox_renamed(r->s, c->object_id, want, &err) < 0 ||
+			    store_replay_mailbox_spelled(r->s, c->object_id, c->detail, want,
+			                                 &err) < 0) {
+				store_rollback(r->s);
+				return replay_fail(r, "%s", err);
+			}
+			if (finish_all(r, c, 1) < 0) {
+				store_rollback(r->s);
+				return -1;
+			}
+			if (store_commit(r->s, &err) < 0)
+				return replay_fail(r, "%s", err);
+		}
+	} else {
+		const char *from = c->origin_name;
+		if (from == NULL) {
+			if (server_name(r, c->object_id, &name) < 0)
+				return -1;
+			from = name;
+		}
+		if (from == NULL) {
+			rc = 0; /* never on the server */
+		} else if (strcmp(c->kind, "mailbox-rename") == 0) {
+			const char *to = wire;
+			bool gone = false;
+			if (to != NULL && strcmp(from, to) != 0) {
+				rc = rp_simple(r, "RENAME", from, to);
+				if (rc == 1 &&
+				    strcasecmp(imap_client_last_code(r->c), "NONEXISTENT") == 0) {
+					/* Renamed on the server too: the device's rename
+					 * is applied from the server's current name. */
+					char *now = NULL;
+					if (find_renamed(r, c->object_id, &now) < 0) {
+						free(name);
+						return -1;
+					}
+					if (now != NULL) {
+						rc = strcmp(now, to) == 0
+						         ? 0
+						         : rp_simple(r, "RENAME", now, to);
+						free(now);
+					} else {
+						rc = 1;
+						gone = true;
+					}
+				}
+				if (rc == 1 && gone && c->attempts + 1 < REPLAY_MAX_ATTEMPTS) {
+					/* Renamed or gone on the server: the sync finds out
+					 * first; we try again from its name next time. */
+					if (store_begin(r->s, &err) < 0 ||
+					    store_replay_mark_sent(r->s, c, 1, &err) < 0 ||
+					    store_commit(r->s, &err) < 0)
+						rc = replay_fail(r, "%s", err);
+					else
+						rc = 2;
+				}
+			}
+			if (rc == 0) {
+				if (store_begin(r->s, &err) < 0 ||
+				    (to != NULL &&
+				     (store_replay_mailbox_renamed(r->s, c->object_id, to, &err) <
+				          0 ||
+				      store_replay_mailbox_spelled(r->s, c->object_id, c->detail,
+				                                   to, &err) < 0)) ||
+				    finish_all(r, c, 1) < 0 || store_commit(r->s, &err) < 0) {
+					store_rollback(r->s);
+					rc = replay_fail(r, "%s", err);
+				}
+				free(name);
+				return rc;
+			}
+		} else if (strcmp(c->kind, "mailbox-destroy") == 0) {
+			struct status_ctx sc;
+			rc = rp_status(r, from, &sc);
+			if (rc == 1 && strcasecmp(imap_client_last_code(r->c), "NONEXISTENT") == 0)
+				rc = 0, sc.messages = 0; /* gone there too */
+			else if (rc == 0 && sc.messages > 0) {
+				/* New mail arrived there: the folder is not deleted;
+				 * it comes back on the device with that mail. */
+				snprintf(
+				    r->error, sizeof(r->st->error),
+				    "the folder is not empty on the server (%u messages arrived "
+				    "there): not deleted",
+				    sc.messages);
+				free(name);
+				return fail_batch(r, c, 1, r->error);
+			} else if (rc == 0) {
+				rc = rp_simple(r, "DELETE", from, NULL);
+				if (rc == 1 &&
+				    strcasecmp(imap_client_last_code(r->c), "NONEXISTENT") == 0)
+					rc = 0;
+			}
+		} else if (strcmp(c->kind, "mailbox-props") == 0) {
+			const char *p = c->detail != NULL ? strstr(c->detail, "subscribed ") : NULL;
+			if (p != NULL && (p[11] == '0' || p[11] == '1'))
+				rc = rp_simple(r, p[11] == '1' ? "SUBSCRIBE" : "UNSUBSCRIBE", from,
+				               NULL);
+		}
+		if (rc == 0)
+			rc = commit_finish(r, c, 1);
+	}
+	free(name);
+	if (rc == 1)
+		rc = refused(r, c, 1);
+	return rc;
+}
+
+/* --- the run ------------------------------------------------------------- */
+
+/* Can change b join the batch that starts at a? (Whether b's message is in
+ * the batch already is the caller's check.) */
+static bool same_batch(const struct store_replay_change *a, const struct store_replay_change *b)
+{
+	if (strcmp(a->kind, b->kind) != 0 || a->sent != b->sent ||
+	    a->origin_mailbox_id != b->origin_mailbox_id)
+		return false;
+	bool expunge_like = strcmp(a->kind, "expunge") == 0 || strcmp(a->kind, "destroy") == 0;
+	if (!expunge_like && strcmp(a->kind, "keywords") != 0 && strcmp(a->kind, "move") != 0 &&
+	    strcmp(a->kind, "copy") != 0)
+		return false;
+	if ((strcmp(a->kind, "move") == 0 || strcmp(a->kind, "copy") == 0) &&
+	    a->mailbox_id != b->mailbox_id)
+		return false;
+	return true;
+}
+
+/* A move not yet sent whose message moves again later, with nothing else
+ * done to it in between: the later move carries it. */
+static bool superseded_move(const struct store_replay_change *v, size_t n, size_t i)
+{
+	if (strcmp(v[i].kind, "move") != 0 || v[i].sent)
+		return false;
+	for (size_t j = i + 1; j < n; j++) {
+		if (v[j].object_id != v[i].object_id)
+			continue;
+		return strcmp(v[j].kind, "move") == 0 && !v[j].sent &&
+		       v[j].origin_mailbox_id == v[i].origin_mailbox_id &&
+		       v[j].origin_uid == v[i].origin_uid;
+	}
+	return false;
+}
+
+static int replay_batch(struct replay *r, struct store_replay_change *v, size_t n)
+{
+	struct store_replay_change *c = &v[0];
+	if (c->sent && c->attempts >= REPLAY_MAX_ATTEMPTS) {
+		/* Sent again and again without an answer we could record (a
+		 * session that breaks on it): no storm, the user is told. */
+		char why[128];
+		snprintf(why, sizeof(why), "no answer from the server after %u attempts",
+		         c->attempts);
+		return fail_batch(r, v, n, why);
+	}
+	if (!is_msg_kind(c->kind))
+		return replay_mailbox(r, c);
+	if (strcmp(c->kind, "create") == 0 || strcmp(c->kind, "import") == 0)
+		return replay_append(r, c);
+	bool copy_like = strcmp(c->kind, "move") == 0 || strcmp(c->kind, "copy") == 0;
+	if (c->origin_uid == 0 || c->origin_mailbox_id == 0) {
+		if (!copy_like)
+			return commit_finish(r, v, n); /* not on the server: nothing to do */
+		/* A copy or move of a message the server does not have. */
+		char *target = NULL;
+		if (server_name(r, c->mailbox_id, &target) < 0)
+			return -1;
+		if (target == NULL)
+			return replay_fail(r, "mailbox %lld has no server folder yet",
+			                   (long long)c->mailbox_id);
+		uint32_t *nuids = calloc(n, sizeof(*nuids));
+		int rc = nuids == NULL ? replay_fail(r, "out of memory") : mark_sent(r, v, n);
+		for (size_t i = 0; rc == 0 && i < n; i++)
+			rc = put_message(r, v[i].object_id, v[i].mailbox_id, target, v[i].sent,
+			                 &nuids[i]);
+		if (rc == 0)
+			rc = record_answers(r, v, n, nuids);
+		else if (rc == 1)
+			rc = refused(r, v, n);
+		free(nuids);
+		free(target);
+		return rc;
+	}
+	if (copy_like && c->mailbox_id == c->origin_mailbox_id && strcmp(c->kind, "move") == 0) {
+		/* Moved back where the server has it: the row is that message
+		 * again (same UID), nothing to send. */
+		uint32_t *same = calloc(n, sizeof(*same));
+		if (same == NULL)
+			return replay_fail(r, "out of memory");
+		for (size_t i = 0; i < n; i++)
+			same[i] =
+			    v[i].origin_uid < STORE_LOCAL_UID_BASE ? (uint32_t)v[i].origin_uid : 0;
+		int rc = record_answers(r, v, n, same);
+		free(same);
+		return rc;
+	}
+	char *folder = NULL;
+	if (server_name(r, c->origin_mailbox_id, &folder) < 0)
+		return -1;
+	if (folder == NULL)
+		return commit_finish(r, v, n);
+	int rc;
+	if (copy_like) {
+		rc = replay_copy_move(r, v, n, folder, strcmp(c->kind, "move") == 0);
+	} else {
+		rc = rp_select(r, folder, c->origin_mailbox_id);
+		if (rc == 0 && r->sel_stale)
+			rc = 2;
+		else if (rc == 0 && strcmp(c->kind, "keywords") == 0)
+			rc = replay_keywords(r, v, n);
+		else if (rc == 0)
+			rc = replay_expunge(r, v, n);
+		else if (rc == 1 && strcasecmp(imap_client_last_code(r->c), "NONEXISTENT") == 0)
+			rc = commit_finish(r, v, n); /* the folder is gone: so is the message */
+		else if (rc == 1)
+			rc = refused(r, v, n);
+	}
+	free(folder);
+	return rc;
+}
+
+int sync_replay_account(struct store *s, struct imap_client *c, int64_t account_id,
+                        const struct sync_replay_options *opt, struct sync_replay_stats *st,
+                        const char **error_r)
+{
+	memset(st, 0, sizeof(*st));
+	double t0 = clock_mono();
+	struct idset touched_set = {NULL, 0, 0};
+	struct replay r = {.s = s,
+	                   .c = c,
+	                   .account_id = account_id,
+	                   .st = st,
+	                   .error = st->error,
+	                   .touched = &touched_set};
+	r.max_batch = opt != NULL && opt->max_batch > 0 ? opt->max_batch : REPLAY_BATCH_DEFAULT;
+	r.uidplus = imap_client_has_cap(c, "UIDPLUS");
+	r.move = imap_client_has_cap(c, "MOVE");
+	const char *err;
+	r.tier = SYNC_TIER_PLAIN;
+	if (imap_client_has_cap(c, "QRESYNC"))
+		r.tier = SYNC_TIER_QRESYNC;
+	else if (imap_client_has_cap(c, "CONDSTORE"))
+		r.tier = SYNC_TIER_CONDSTORE;
+	static const char *const tier_names[] = {"plain", "CONDSTORE", "QRESYNC"};
+	st->tier = tier_names[r.tier];
+
+	if (store_replay_schema(s, &err) < 0) {
+		replay_fail(&r, "%s", err);
+		*error_r = st->error;
+		return -1;
+	}
+	struct store_replay_change *v = NULL;
+	size_t n = 0;
+	if (store_replay_pending(s, account_id, &v, &n, &err) < 0) {
+		replay_fail(&r, "%s", err);
+		*error_r = st->error;
+		return -1;
+	}
+	int ret = 0;
+	struct idset objs = {NULL, 0, 0}, ouids = {NULL, 0, 0};
+	/* v[k] for k < fresh are as the store has them now: a batch may
+	 * rewrite the origins of later changes, so after each batch the
+	 * rest is read again, a window at a time. */
+	size_t i = 0, fresh = n, window = 64; /* all read just now */
+	while (i < n) {
+		if (i >= fresh) {
+			fresh = i + window < n ? i + window : n;
+			if (store_replay_refresh(s, &v[i], fresh - i, &err) < 0) {
+				ret = replay_fail(&r, "%s", err);
+				break;
+			}
+		}
+		if (superseded_move(v, n, i)) {
+			/* Moved on again before it went out: the later move goes
+			 * from where the server has it (its origin) straight to
+			 * the last place. */
+			if (commit_finish(&r, &v[i], 1) < 0) {
+				ret = -1;
+				break;
+			}
+			i++;
+			continue;
+		}
+		/* One object twice: the second waits for the first. Objects
+		 * (memberships) and server UIDs of the batch. */
+		idset_clear(&objs);
+		idset_clear(&ouids);
+		if (idset_add(&objs, v[i].object_id) < 0 ||
+		    (v[i].origin_uid > 0 && idset_add(&ouids, v[i].origin_uid) < 0)) {
+			ret = replay_fail(&r, "out of memory");
+			break;
+		}
+		size_t j = i + 1;
+		while (j < n && j - i < r.max_batch) {
+			if (j >= fresh) {
+				fresh = j + window < n ? j + window : n;
+				if (store_replay_refresh(s, &v[j], fresh - j, &err) < 0) {
+					ret = replay_fail(&r, "%s", err);
+					break;
+				}
+			}
+			if (!same_batch(&v[i], &v[j]) || idset_has(&objs, v[j].object_id) ||
+			    (v[j].origin_uid > 0 && idset_has(&ouids, v[j].origin_uid)))
+				break;
+			if (idset_add(&objs, v[j].object_id) < 0 ||
+			    (v[j].origin_uid > 0 && idset_add(&ouids, v[j].origin_uid) < 0)) {
+				ret = replay_fail(&r, "out of memory");
+				break;
+			}
+			j++;
+		}
+		if (ret < 0)
+			break;
+		int rc = replay_batch(&r, &v[i], j - i);
+		st->batches++;
+		fresh = j;
+		if (j - i + 1 > window)
+			window = j - i + 1;
+		if (rc < 0) {
+			ret = -1;
+			break;
+		}
+		if (rc == 2) {
+			/* Wait for the sync (a UIDVALIDITY change, a server
+			 * rename): the rest keeps its order for the next run. */
+			st->deferred = (unsigned)(n - i);
+			break;
+		}
+		i = j;
+	}
+	if (r.unnotified > 0) {
+		const char *nerr;
+		if (store_begin(s, &nerr) < 0 ||
+		    store_replay_notice_more(s, account_id, r.unnotified, &nerr) < 0 ||
+		    store_commit(s, &nerr) < 0) {
+			store_rollback(s);
+			if (ret == 0)
+				ret = replay_fail(&r, "%s", nerr);
+		}
+	}
+	store_replay_changes_free(&v, n);
+	free(objs.slots);
+	free(ouids.slots);
+	free(touched_set.slots);
+	st->seconds = clock_mono() - t0;
+	if (ret < 0)
+		*error_r = st->error;
+	return ret;
+}
+
+int sync_replay_account_key(struct store *s, const char *account_key, struct imap_client *c,
+                            const struct sync_replay_options *opt, struct sync_replay_stats *st,
+                            const char **error_r)
+{
+	int64_t account_id;
+	const char *err;
+	memset(st, 0, sizeof(*st));
+	if (store_begin(s, &err) < 0 ||
+	    store_account_ensure(s, account_key, &account_id, &err) < 0 ||
+	    store_commit(s, &err) < 0) {
+		store_rollback(s);
+		snprintf(st->error, sizeof(st->error), "%s", err);
+		*error_r = st->error;
+		return -1;
+	}
+	return sync_replay_account(s, c, account_id, opt, st, error_r);
+}
