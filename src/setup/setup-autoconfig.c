@@ -377,12 +377,13 @@ int setup_autoconfig_parse(const char *xml, size_t len, struct setup_autoconfig 
 			char buf[XML_TEXT_MAX];
 			size_t bl = 0;
 			buf[0] = '\0';
-			if ((size_t)(stop - p) >= sizeof(buf) ||
-			    xml_decode(p, (size_t)(stop - p), buf, sizeof(buf), &bl) < 0) {
-				if (memchr(p, '\0', (size_t)(stop - p)) != NULL)
-					goto out;
+			if (memchr(p, '\0', (size_t)(stop - p)) != NULL)
+				goto out;
+			if ((size_t)(stop - p) >= sizeof(buf))
 				st->text_overflow = true; /* long text: not a field we use */
-			} else
+			else if (xml_decode(p, (size_t)(stop - p), buf, sizeof(buf), &bl) < 0)
+				goto out;
+			else
 				text_add(st, buf, bl);
 			p = stop;
 			continue;
