@@ -151,8 +151,8 @@ static void test_autoconfig(void)
 	    "<clientConfig>&#x110000;</clientConfig>",
 	    "<clientConfig a=b></clientConfig>",
 	    "<other></other>",
-	    "<a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a></a></a></a></a></a></a></a></a>"
-	    "</a></a></a></a></a></a></a></a></a>",
+	    ("<a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a></a></a></a></a></a></a></a></a>"
+	     "</a></a></a></a></a></a></a></a></a>"),
 	};
 	for (size_t i = 0; i < sizeof(hostile) / sizeof(hostile[0]); i++)
 		CHECK(setup_autoconfig_parse(hostile[i], strlen(hostile[i]), &ac, &error) == -1);

@@ -142,9 +142,12 @@ static int try_autoconfig(const struct setup_options *opt, const char *email, co
 	char urls[3][800];
 	int n = 0;
 	const char *base = opt->autoconfig_base;
+	char *esc = curl_easy_escape(NULL, email, 0);
+	if (esc == NULL)
+		return -1;
 	if (base != NULL) {
-		snprintf(urls[n++], sizeof(urls[0]), "%s/autoconfig.%s/mail/config-v1.1.xml", base,
-		         domain);
+		snprintf(urls[n++], sizeof(urls[0]),
+		         "%s/autoconfig.%s/mail/config-v1.1.xml?emailaddress=%s", base, domain, esc);
 		snprintf(urls[n++], sizeof(urls[0]),
 		         "%s/%s/.well-known/autoconfig/mail/config-v1.1.xml", base, domain);
 		if (!opt->no_ispdb)
@@ -152,13 +155,14 @@ static int try_autoconfig(const struct setup_options *opt, const char *email, co
 	} else {
 		snprintf(urls[n++], sizeof(urls[0]),
 		         "https://autoconfig.%s/mail/config-v1.1.xml?emailaddress=%s", domain,
-		         email);
+		         esc);
 		snprintf(urls[n++], sizeof(urls[0]),
 		         "https://%s/.well-known/autoconfig/mail/config-v1.1.xml", domain);
 		if (!opt->no_ispdb)
 			snprintf(urls[n++], sizeof(urls[0]), "https://autoconfig.thunderbird.net/v1.1/%s",
 			         domain);
 	}
+	curl_free(esc);
 	struct fetch_buf buf = {.data = malloc(SETUP_AUTOCONFIG_MAX)};
 	if (buf.data == NULL)
 		return -1;
