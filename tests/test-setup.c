@@ -34,8 +34,9 @@ static void test_profiles(void)
 	setup_profiles_free(&q);
 	free(json);
 
-	static const char *const want[] = {"gmail", "outlook", "microsoft365", "yahoo", "icloud",
-	                                   "fastmail", "gmx", "webde", "mailboxorg", "generic"};
+	static const char *const want[] = {"gmail",      "outlook",  "microsoft365", "yahoo",
+	                                   "icloud",     "fastmail", "gmx",          "webde",
+	                                   "mailboxorg", "generic"};
 	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
 		CHECK(setup_profile_by_id(p, want[i]) != NULL);
 	for (size_t i = 0; i < setup_profiles_count(p); i++) {
@@ -47,8 +48,10 @@ static void test_profiles(void)
 		CHECK(pr->auth != 0);
 		CHECK(pr->quirks.max_connections > 0 && pr->quirks.notes[0] != '\0');
 		if (pr->auth & SETUP_AUTH_OAUTH2)
-			CHECK(pr->oauth.provider[0] != '\0' && pr->oauth.token_endpoint[0] != '\0' &&
-			      pr->oauth.authorization_endpoint[0] != '\0' && pr->oauth.scopes[0] != '\0');
+			CHECK(pr->oauth.provider[0] != '\0' &&
+			      pr->oauth.token_endpoint[0] != '\0' &&
+			      pr->oauth.authorization_endpoint[0] != '\0' &&
+			      pr->oauth.scopes[0] != '\0');
 		else
 			CHECK(pr->oauth.provider[0] == '\0');
 	}

@@ -48,24 +48,25 @@ static void print_quirks(const struct setup_profile *p)
 {
 	const struct setup_quirks *q = &p->quirks;
 	printf("  provider notes (profile '%s'):\n", p->id);
-	printf("    - %s\n", q->server_files_sent
-	                         ? "the server files its own copy of sent mail (the hub does not "
-	                           "add one)"
-	                         : "the server does not file sent mail: the hub files a copy in Sent");
+	printf("    - %s\n",
+	       q->server_files_sent
+	           ? "the server files its own copy of sent mail (the hub does not "
+	             "add one)"
+	           : "the server does not file sent mail: the hub files a copy in Sent");
 	printf("    - at most %u connections at a time\n", q->max_connections);
 	if (q->daily_download_bytes > 0)
-		printf("    - about %.1f GB a day of IMAP download: a first sync of a large account "
-		       "is paced over days\n",
-		       (double)q->daily_download_bytes / 1e9);
+		printf(
+		    "    - about %.1f GB a day of IMAP download: a first sync of a large account "
+		    "is paced over days\n",
+		    (double)q->daily_download_bytes / 1e9);
 	if (q->special_folders[0] != '\0')
 		printf("    - special folders: %s\n", q->special_folders);
 	printf("    - %s\n", q->notes);
 }
 
 /* The exact command that adds the account with OAuth (h-oauth's flow). */
-static void print_oauth_command(const char *user, const char *email,
-                                const struct setup_profile *p, const char *imap,
-                                const char *smtp, const char *login)
+static void print_oauth_command(const char *user, const char *email, const struct setup_profile *p,
+                                const char *imap, const char *smtp, const char *login)
 {
 	printf("  To sign in with OAuth (%s; the hub's configuration needs oauth.%s.client_id):\n",
 	       p->oauth.provider, p->oauth.provider);
@@ -75,9 +76,8 @@ static void print_oauth_command(const char *user, const char *email,
 	       smtp != NULL ? smtp : "", login);
 }
 
-int account_setup_resolve(const char *user, const char *email, const char *imap,
-                          const char *smtp, const char *login, bool password_given,
-                          struct account_setup *r)
+int account_setup_resolve(const char *user, const char *email, const char *imap, const char *smtp,
+                          const char *login, bool password_given, struct account_setup *r)
 {
 	const char *err = NULL, *domain;
 	memset(r, 0, sizeof(*r));
@@ -105,7 +105,8 @@ int account_setup_resolve(const char *user, const char *email, const char *imap,
 		fflush(stdout);
 		found = setup_discover(profiles, email, &opt, f, &err) == 0;
 	} else
-		snprintf(f->trail, sizeof(f->trail), "nothing looked up: every setting was given\n");
+		snprintf(f->trail, sizeof(f->trail),
+		         "nothing looked up: every setting was given\n");
 	char found_imap[300] = "", found_smtp[300] = "";
 	if (f->has_imap && setup_imap_url(&f->imap, found_imap, sizeof(found_imap)) < 0) {
 		found_imap[0] = '\0';
@@ -128,7 +129,7 @@ int account_setup_resolve(const char *user, const char *email, const char *imap,
 	/* The flags given win over anything found. */
 	const char *use_imap = imap != NULL ? imap : found_imap[0] != '\0' ? found_imap : NULL;
 	const char *use_smtp = smtp != NULL ? smtp : found_smtp[0] != '\0' ? found_smtp : NULL;
-	const char *use_login = login != NULL          ? login
+	const char *use_login = login != NULL                             ? login
 	                        : f->has_imap && f->imap.login[0] != '\0' ? f->imap.login
 	                                                                  : email;
 	const char *imap_src = imap != NULL ? "given with --imap" : f->imap_source;
@@ -136,12 +137,15 @@ int account_setup_resolve(const char *user, const char *email, const char *imap,
 	const char *login_src = login != NULL ? "given with --login" : f->imap_source;
 	printf("  IMAP:  %s\n         from %s\n", use_imap != NULL ? use_imap : "(none found)",
 	       use_imap != NULL ? imap_src : "-");
-	printf("  SMTP:  %s\n         from %s\n", use_smtp != NULL ? use_smtp : "(none found: the "
-	                                                                   "account will not send)",
+	printf("  SMTP:  %s\n         from %s\n",
+	       use_smtp != NULL ? use_smtp
+	                        : "(none found: the "
+	                          "account will not send)",
 	       use_smtp != NULL ? smtp_src : "-");
-	printf("  login: %s\n         from %s\n", use_login, login != NULL ? login_src
-	                                                 : f->has_imap ? login_src
-	                                                               : "the address");
+	printf("  login: %s\n         from %s\n", use_login,
+	       login != NULL ? login_src
+	       : f->has_imap ? login_src
+	                     : "the address");
 	if (f->has_imap || f->profile != NULL) {
 		char auth[64];
 		setup_auth_names(f->auth, auth, sizeof(auth));
@@ -189,7 +193,9 @@ int account_setup_resolve(const char *user, const char *email, const char *imap,
 	                 "- The IMAP settings came from %s.\n%s%s%s- The login came from %s.\n",
 	                 imap_src, use_smtp != NULL ? "- The SMTP settings came from " : "",
 	                 use_smtp != NULL ? smtp_src : "", use_smtp != NULL ? ".\n" : "",
-	                 login != NULL ? login_src : f->has_imap ? login_src : "the address");
+	                 login != NULL ? login_src
+	                 : f->has_imap ? login_src
+	                               : "the address");
 	if (w < 0 || (size_t)w >= sizeof(r->sources) || strlen(use_imap) >= sizeof(r->imap) ||
 	    strlen(use_login) >= sizeof(r->login)) {
 		cli_error("settings too long");
@@ -220,7 +226,8 @@ void account_setup_disclose_mail(struct hub *hub, const struct hub_user *u, stru
 	                          : "Zero-access mode (mailkeep user add --zero-access) would "
 	                            "protect only the credentials, not the mail.");
 	buf_printf(b, "\nHow long it is kept\n");
-	buf_printf(b, "- As long as the account is on the hub; account remove deletes every copy.\n");
+	buf_printf(b,
+	           "- As long as the account is on the hub; account remove deletes every copy.\n");
 	buf_printf(b,
 	           "- Lifecycle policy in force (mailkeep.conf inactive_purge_days = %u): if %s "
 	           "is inactive for %u days (no sync, no sign-in, no device using the hub), "
@@ -279,8 +286,8 @@ int account_import(struct hub *hub, int argc, char **argv)
 	const char *pwfile = NULL, *ppfile = NULL;
 	bool consent = false, no_check = false;
 	for (int i = 1; i < argc; i++) {
-		const char *const names[] = {"--user", "--thunderbird", "--mbsyncrc", "--add",
-		                             "--password-file", "--passphrase-file"};
+		const char *const names[] = {"--user", "--thunderbird",   "--mbsyncrc",
+		                             "--add",  "--password-file", "--passphrase-file"};
 		const char **vars[] = {&user, &tb, &mbsync, &add, &pwfile, &ppfile};
 		size_t k = 0;
 		while (k < 6 && strcmp(argv[i], names[k]) != 0)
@@ -313,7 +320,7 @@ int account_import(struct hub *hub, int argc, char **argv)
 		return EXIT_FAIL;
 	struct setup_import *im = calloc(SETUP_IMPORT_MAX, sizeof(*im));
 	const char *err = "out of memory";
-	int n = im == NULL ? -1
+	int n = im == NULL   ? -1
 	        : tb != NULL ? setup_import_thunderbird(text, len, im, SETUP_IMPORT_MAX, &err)
 	                     : setup_import_mbsync(text, len, im, SETUP_IMPORT_MAX, &err);
 	free(text);
@@ -353,9 +360,10 @@ int account_import(struct hub *hub, int argc, char **argv)
 			ret = EXIT_USAGE;
 		} else if (setup_imap_url(&im[k - 1].imap, iu, sizeof(iu)) < 0 ||
 		           im[k - 1].imap.login[0] == '\0') {
-			cli_error("account %ld has no usable IMAP settings (clear text or no login): add "
-			          "it with account add and the right settings",
-			          k);
+			cli_error(
+			    "account %ld has no usable IMAP settings (clear text or no login): add "
+			    "it with account add and the right settings",
+			    k);
 			ret = EXIT_FAIL;
 		} else if (pwfile == NULL) {
 			cli_error("--add needs --password-file (the password is never imported)");

@@ -21,9 +21,8 @@ struct account_setup {
  * from. password_given: --password-file was given (an OAuth-only provider
  * cannot take one). Returns EXIT_OK, or the exit status after printing why
  * not (nothing is stored). */
-int account_setup_resolve(const char *user, const char *email, const char *imap,
-                          const char *smtp, const char *login, bool password_given,
-                          struct account_setup *r);
+int account_setup_resolve(const char *user, const char *email, const char *imap, const char *smtp,
+                          const char *login, bool password_given, struct account_setup *r);
 
 /* The disclosure's part on the hosted mail: who can read it, how long it
  * is kept (the lifecycle policy in force). Every account add shows it. */

@@ -74,8 +74,7 @@ static void account_usage(FILE *f)
 /* The disclosure shown before consent; the same text the device API and web
  * UI will show. Its id is the SHA-256 of the text. */
 static int disclosure_build(struct hub *hub, const struct hub_user *u, const char *imap,
-                            const char *smtp, const char *login, const char *sources,
-                            struct buf *b)
+                            const char *smtp, const char *login, const char *sources, struct buf *b)
 {
 	char host[256] = "this machine";
 	gethostname(host, sizeof(host));
@@ -255,7 +254,8 @@ static int account_add(struct hub *hub, int argc, char **argv)
 	/* --email: the settings not given come from a profile or discovery. */
 	struct account_setup found;
 	if (email != NULL && user != NULL && optind == argc) {
-		int r = account_setup_resolve(user, email, imap, smtp, login, pwfile != NULL, &found);
+		int r =
+		    account_setup_resolve(user, email, imap, smtp, login, pwfile != NULL, &found);
 		if (r != EXIT_OK)
 			return r;
 		imap = found.imap;

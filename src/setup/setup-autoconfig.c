@@ -118,7 +118,8 @@ static void ac_end(struct ac_state *st, const char *name)
 		return;
 	if (strcmp(parent, "incomingServer") != 0 && strcmp(parent, "outgoingServer") != 0)
 		return;
-	if (strcmp(name, "hostname") == 0 && host_valid(text) && strlen(text) < sizeof(st->cand.host)) {
+	if (strcmp(name, "hostname") == 0 && host_valid(text) &&
+	    strlen(text) < sizeof(st->cand.host)) {
 		memcpy(st->cand.host, text, strlen(text) + 1);
 		st->cand_host = true;
 	} else if (strcmp(name, "port") == 0) {
@@ -228,7 +229,7 @@ static int xml_decode(const char *raw, size_t n, char *out, size_t size, size_t 
 				return -1;
 			for (; d < i + rl - 1; d++) {
 				char c = raw[d];
-				int v = c >= '0' && c <= '9'           ? c - '0'
+				int v = c >= '0' && c <= '9'          ? c - '0'
 				        : hex && c >= 'a' && c <= 'f' ? c - 'a' + 10
 				        : hex && c >= 'A' && c <= 'F' ? c - 'A' + 10
 				                                      : -1;
@@ -402,7 +403,8 @@ int setup_autoconfig_parse(const char *xml, size_t len, struct setup_autoconfig 
 			const char *e = find(p + 9, end, "]]>");
 			if (e == NULL || st->depth == 0)
 				goto out;
-			if ((size_t)(e - (p + 9)) < XML_TEXT_MAX && memchr(p + 9, '\0', (size_t)(e - (p + 9))) == NULL)
+			if ((size_t)(e - (p + 9)) < XML_TEXT_MAX &&
+			    memchr(p + 9, '\0', (size_t)(e - (p + 9))) == NULL)
 				text_add(st, p + 9, (size_t)(e - (p + 9)));
 			else
 				st->text_overflow = true;

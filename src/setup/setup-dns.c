@@ -30,11 +30,13 @@ static int dns_query(const struct setup_options *opt, const char *name, int type
 	if (opt->dns_server != NULL) {
 		char addr[64];
 		const char *colon = strrchr(opt->dns_server, ':');
-		size_t al = colon != NULL ? (size_t)(colon - opt->dns_server) : strlen(opt->dns_server);
+		size_t al =
+		    colon != NULL ? (size_t)(colon - opt->dns_server) : strlen(opt->dns_server);
 		char *end = NULL;
 		long port = colon != NULL ? strtol(colon + 1, &end, 10) : 53;
 		struct in_addr in;
-		if (al >= sizeof(addr) || (colon != NULL && (*end != '\0' || port <= 0 || port > 65535))) {
+		if (al >= sizeof(addr) ||
+		    (colon != NULL && (*end != '\0' || port <= 0 || port > 65535))) {
 			res_nclose(&res);
 			*error_r = "bad DNS server (want IPv4ADDR:PORT)";
 			return -1;
@@ -139,7 +141,8 @@ int setup_dns_mx(const struct setup_options *opt, const char *domain, char *host
 			continue;
 		const unsigned char *rd = ns_rr_rdata(rr);
 		unsigned pref = (unsigned)(rd[0] << 8 | rd[1]);
-		if (dn_expand(ns_msg_base(msg), ns_msg_end(msg), rd + 2, name, (int)sizeof(name)) < 0)
+		if (dn_expand(ns_msg_base(msg), ns_msg_end(msg), rd + 2, name, (int)sizeof(name)) <
+		    0)
 			continue;
 		if (pref < best_pref) {
 			best_pref = pref;

@@ -144,7 +144,7 @@ static enum setup_security tb_security(const char *s, enum setup_security dflt)
 {
 	if (s == NULL)
 		return dflt;
-	return strcmp(s, "3") == 0 ? SETUP_SEC_TLS
+	return strcmp(s, "3") == 0   ? SETUP_SEC_TLS
 	       : strcmp(s, "2") == 0 ? SETUP_SEC_STARTTLS
 	                             : SETUP_SEC_PLAIN;
 }
@@ -156,17 +156,18 @@ static void tb_smtp(const struct pref *v, size_t n, const char *k, struct setup_
 	if (host == NULL || !host_safe(host))
 		return;
 	set_str(im->smtp.host, sizeof(im->smtp.host), host);
-	im->smtp.security = tb_security(pref_get(v, n, "mail.smtpserver.", k, "try_ssl"),
-	                                SETUP_SEC_PLAIN);
+	im->smtp.security =
+	    tb_security(pref_get(v, n, "mail.smtpserver.", k, "try_ssl"), SETUP_SEC_PLAIN);
 	im->smtp.port = port_of(pref_get(v, n, "mail.smtpserver.", k, "port"),
 	                        im->smtp.security == SETUP_SEC_TLS ? 465 : 587);
 	const char *user = pref_get(v, n, "mail.smtpserver.", k, "username");
-	set_str(im->smtp.login, sizeof(im->smtp.login), user != NULL && text_safe(user) ? user : im->imap.login);
+	set_str(im->smtp.login, sizeof(im->smtp.login),
+	        user != NULL && text_safe(user) ? user : im->imap.login);
 	im->has_smtp = true;
 }
 
-int setup_import_thunderbird(const char *prefs, size_t len, struct setup_import *out,
-                             size_t max, const char **error_r)
+int setup_import_thunderbird(const char *prefs, size_t len, struct setup_import *out, size_t max,
+                             const char **error_r)
 {
 	if (len > SETUP_IMPORT_FILE_MAX) {
 		*error_r = "prefs.js too large";
@@ -213,18 +214,20 @@ int setup_import_thunderbird(const char *prefs, size_t len, struct setup_import 
 		const char *name = pref_get(v, n, "mail.server.", id, "name");
 		set_str(im->name, sizeof(im->name), name != NULL && text_safe(name) ? name : id);
 		set_str(im->imap.host, sizeof(im->imap.host), host);
-		im->imap.security = tb_security(pref_get(v, n, "mail.server.", id, "socketType"),
-		                                SETUP_SEC_PLAIN);
+		im->imap.security =
+		    tb_security(pref_get(v, n, "mail.server.", id, "socketType"), SETUP_SEC_PLAIN);
 		im->imap.port = port_of(pref_get(v, n, "mail.server.", id, "port"),
 		                        im->imap.security == SETUP_SEC_TLS ? 993 : 143);
-		set_str(im->imap.login, sizeof(im->imap.login), user != NULL && text_safe(user) ? user : "");
+		set_str(im->imap.login, sizeof(im->imap.login),
+		        user != NULL && text_safe(user) ? user : "");
 		/* The account that uses this server, its first identity's address and
 		 * SMTP server (or the default SMTP server). */
 		const char *smtp_id = NULL;
 		for (size_t k = 0; k < n; k++) {
 			size_t al = strlen(v[k].key);
 			if (strncmp(v[k].key, "mail.account.", 13) != 0 || al < 20 ||
-			    strcmp(v[k].key + al - 7, ".server") != 0 || strcmp(v[k].value, id) != 0)
+			    strcmp(v[k].key + al - 7, ".server") != 0 ||
+			    strcmp(v[k].value, id) != 0)
 				continue;
 			char acct[64];
 			if (al - 20 >= sizeof(acct))
@@ -316,7 +319,8 @@ int setup_import_mbsync(const char *rc, size_t len, struct setup_import *out, si
 				set_str(cur->name, sizeof(cur->name), text_safe(val) ? val : "?");
 				cur->imap.security = SETUP_SEC_STARTTLS; /* mbsync's default */
 				snprintf(cur->note, sizeof(cur->note), "mbsync %s %s",
-				         strcasecmp(s, "IMAPAccount") == 0 ? "IMAPAccount" : "IMAPStore",
+				         strcasecmp(s, "IMAPAccount") == 0 ? "IMAPAccount"
+				                                           : "IMAPStore",
 				         cur->name);
 				explicit_port = false;
 			}

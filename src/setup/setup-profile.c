@@ -51,7 +51,8 @@ static int parse_server(json_t *o, const char *login, struct setup_server *s)
 	json_t *port = json_object_get(o, "port");
 	if (!json_is_object(o) || copy_str(o, "host", s->host, sizeof(s->host), true) < 0 ||
 	    !json_is_integer(port) || json_integer_value(port) <= 0 ||
-	    json_integer_value(port) > 65535 || copy_str(o, "security", sec, sizeof(sec), true) < 0 ||
+	    json_integer_value(port) > 65535 ||
+	    copy_str(o, "security", sec, sizeof(sec), true) < 0 ||
 	    parse_security(sec, &s->security) < 0)
 		return -1;
 	s->port = (unsigned)json_integer_value(port);
@@ -115,9 +116,10 @@ static int parse_oauth(json_t *o, struct setup_oauth *oa)
 	    copy_str(o, "provider", oa->provider, sizeof(oa->provider), true) < 0 ||
 	    copy_str(o, "authorization_endpoint", oa->authorization_endpoint,
 	             sizeof(oa->authorization_endpoint), true) < 0 ||
-	    copy_str(o, "token_endpoint", oa->token_endpoint, sizeof(oa->token_endpoint), true) < 0 ||
-	    copy_str(o, "device_endpoint", oa->device_endpoint, sizeof(oa->device_endpoint), false) <
+	    copy_str(o, "token_endpoint", oa->token_endpoint, sizeof(oa->token_endpoint), true) <
 	        0 ||
+	    copy_str(o, "device_endpoint", oa->device_endpoint, sizeof(oa->device_endpoint),
+	             false) < 0 ||
 	    copy_str(o, "revocation_endpoint", oa->revocation_endpoint,
 	             sizeof(oa->revocation_endpoint), false) < 0 ||
 	    !https_url(oa->authorization_endpoint) || !https_url(oa->token_endpoint) ||
@@ -135,8 +137,8 @@ static int parse_oauth(json_t *o, struct setup_oauth *oa)
 		const char *s = json_string_value(v);
 		if (s == NULL || s[0] == '\0' || strchr(s, ' ') != NULL)
 			return -1;
-		int w = snprintf(oa->scopes + len, sizeof(oa->scopes) - len, "%s%s", i > 0 ? " " : "",
-		                 s);
+		int w = snprintf(oa->scopes + len, sizeof(oa->scopes) - len, "%s%s",
+		                 i > 0 ? " " : "", s);
 		if (w < 0 || (size_t)w >= sizeof(oa->scopes) - len)
 			return -1;
 		len += (size_t)w;
@@ -315,8 +317,7 @@ static bool mx_matches(const char *pattern, const char *host)
 	return hl > pl && strncasecmp(host + hl - pl, pattern, pl) == 0;
 }
 
-const struct setup_profile *setup_profile_by_mx(const struct setup_profiles *p,
-                                                const char *mx_host)
+const struct setup_profile *setup_profile_by_mx(const struct setup_profiles *p, const char *mx_host)
 {
 	for (size_t i = 0; i < p->n; i++)
 		for (size_t k = 0; k < p->v[i].n_mx; k++)
@@ -380,7 +381,9 @@ int setup_expand(const char *templ, const char *email, char *out, size_t size)
 		for (size_t k = 0; k < 3; k++)
 			if (strncmp(templ, names[k], strlen(names[k])) == 0) {
 				rep = k == 0 ? email : k == 1 ? email : domain;
-				rep_len = k == 0 ? strlen(email) : k == 1 ? local_len : strlen(domain);
+				rep_len = k == 0   ? strlen(email)
+				          : k == 1 ? local_len
+				                   : strlen(domain);
 				skip = strlen(names[k]);
 			}
 		if (rep == NULL) {

@@ -147,20 +147,20 @@ static int try_autoconfig(const struct setup_options *opt, const char *email, co
 		return -1;
 	if (base != NULL) {
 		snprintf(urls[n++], sizeof(urls[0]),
-		         "%s/autoconfig.%s/mail/config-v1.1.xml?emailaddress=%s", base, domain, esc);
+		         "%s/autoconfig.%s/mail/config-v1.1.xml?emailaddress=%s", base, domain,
+		         esc);
 		snprintf(urls[n++], sizeof(urls[0]),
 		         "%s/%s/.well-known/autoconfig/mail/config-v1.1.xml", base, domain);
 		if (!opt->no_ispdb)
 			snprintf(urls[n++], sizeof(urls[0]), "%s/ispdb/%s", base, domain);
 	} else {
 		snprintf(urls[n++], sizeof(urls[0]),
-		         "https://autoconfig.%s/mail/config-v1.1.xml?emailaddress=%s", domain,
-		         esc);
+		         "https://autoconfig.%s/mail/config-v1.1.xml?emailaddress=%s", domain, esc);
 		snprintf(urls[n++], sizeof(urls[0]),
 		         "https://%s/.well-known/autoconfig/mail/config-v1.1.xml", domain);
 		if (!opt->no_ispdb)
-			snprintf(urls[n++], sizeof(urls[0]), "https://autoconfig.thunderbird.net/v1.1/%s",
-			         domain);
+			snprintf(urls[n++], sizeof(urls[0]),
+			         "https://autoconfig.thunderbird.net/v1.1/%s", domain);
 	}
 	curl_free(esc);
 	struct fetch_buf buf = {.data = malloc(SETUP_AUTOCONFIG_MAX)};
@@ -317,9 +317,10 @@ static void try_guess(const struct setup_options *opt, const char *email, const 
 		s->security = cands[i].sec;
 		snprintf(s->login, sizeof(s->login), "%s", email);
 		*has = true;
-		set_source(cands[i].imap ? f->imap_source : f->smtp_source, sizeof(f->imap_source),
-		           "guess: %s port %u accepted a connection (nothing else is known about it)",
-		           host, s->port);
+		set_source(
+		    cands[i].imap ? f->imap_source : f->smtp_source, sizeof(f->imap_source),
+		    "guess: %s port %u accepted a connection (nothing else is known about it)",
+		    host, s->port);
 		if (cands[i].imap) {
 			f->auth = SETUP_AUTH_PASSWORD;
 			snprintf(f->provider_name, sizeof(f->provider_name), "%s", domain);

@@ -36,7 +36,7 @@ struct setup_oauth {
 	char provider[32]; /* the hub configuration's oauth.<provider>.* keys */
 	char authorization_endpoint[256], token_endpoint[256];
 	char device_endpoint[256], revocation_endpoint[256]; /* "" if none */
-	char scopes[512];                                      /* space-separated */
+	char scopes[512];                                    /* space-separated */
 };
 
 struct setup_quirks {
@@ -55,7 +55,7 @@ struct setup_profile {
 	char mx[SETUP_MAX_DOMAINS][64]; /* "host" exact, ".suffix" any below */
 	size_t n_mx;
 	struct setup_server imap, smtp;
-	unsigned auth; /* SETUP_AUTH_* */
+	unsigned auth;            /* SETUP_AUTH_* */
 	struct setup_oauth oauth; /* provider[0] == '\0' unless auth has OAUTH2 */
 	struct setup_quirks quirks;
 };
@@ -122,7 +122,7 @@ struct setup_options {
 	 * guess_smtp_port in place of 993 and 465. */
 	const char *guess_address;
 	unsigned guess_imap_port, guess_smtp_port;
-	int timeout_ms; /* per step; 0: 10 s */
+	int timeout_ms;      /* per step; 0: 10 s */
 	const char *ca_file; /* for autoconfig over HTTPS; NULL: system */
 };
 
@@ -177,8 +177,8 @@ struct setup_import {
  * SMTP server (mail.smtpserver.smtpN.*) of their default identity. Passwords
  * are never in prefs.js and nothing else is read. Returns the number found
  * (0..SETUP_IMPORT_MAX) or -1. */
-int setup_import_thunderbird(const char *prefs, size_t len, struct setup_import *out,
-                             size_t max, const char **error_r);
+int setup_import_thunderbird(const char *prefs, size_t len, struct setup_import *out, size_t max,
+                             const char **error_r);
 /* ~/.mbsyncrc text: IMAPAccount blocks (Host, Port, User, TLSType/SSLType,
  * CertificateFile). Pass and PassCmd are skipped unread. */
 int setup_import_mbsync(const char *rc, size_t len, struct setup_import *out, size_t max,
