@@ -6,7 +6,7 @@ never the internet.
 
 usage: setup_test.py   (env MK_BIN: the mailkeep binary)
 """
-import http.server, os, shutil, socket, socketserver, struct, subprocess, sys, tempfile
+import http.server, os, re, shutil, socket, socketserver, struct, subprocess, sys, tempfile
 import threading
 
 BIN = os.environ.get("MK_BIN", "build/mailkeep")
@@ -24,6 +24,7 @@ ISPDB = b"""<?xml version="1.0"?>
 
 class Web(http.server.BaseHTTPRequestHandler):
     seen = []
+    dove = None  # the autoconfig of the real Dovecot, once it runs
 
     def do_GET(self):
         Web.seen.append(self.path)
@@ -32,6 +33,8 @@ class Web(http.server.BaseHTTPRequestHandler):
             body = AUTOCONFIG
         elif self.path == "/ispdb/isp.example":
             body = ISPDB
+        elif self.path.startswith("/autoconfig.dove.example/") and Web.dove is not None:
+            body = Web.dove
         elif self.path.startswith("/autoconfig.huge.example/"):
             body = b"<clientConfig>" + b" " * 70000 + b"</clientConfig>"
         if body is None:
@@ -93,6 +96,40 @@ def check(cond, what):
     print(("ok   " if cond else "FAIL ") + what)
     if not cond:
         failures.append(what)
+
+
+def dovecot_scenario(tmp, mk, pw):
+    """The connection test of account add on found settings: autoconfig
+    names a real Dovecot on 127.0.0.1; the right password is accepted and
+    the account stored, a wrong one refused with nothing stored."""
+    sys.path.insert(0, SRC)
+    try:
+        from sync_test import Fixture
+        fx = Fixture(tmp, "dovecot", count=0)
+    except Exception as e:  # no Dovecot on this machine
+        print("skip dovecot scenario: %s" % str(e)[:200])
+        return
+    try:
+        Web.dove = (b"<clientConfig version='1.1'><emailProvider id='dove.example'>"
+                    b"<displayName>Loopback Dovecot</displayName><incomingServer type='imap'>"
+                    b"<hostname>127.0.0.1</hostname><port>%s</port><socketType>SSL</socketType>"
+                    b"<username>%%EMAILLOCALPART%%</username></incomingServer>"
+                    b"</emailProvider></clientConfig>" % fx.env["IMAPS_PORT"].encode())
+        args = ("account", "add", "--user", "alice", "--email", "alice@dove.example",
+                "--ca-file", fx.env["CA_FILE"], "--consent")
+        rc, out = mk(*args, "--password-file", pw)
+        check(rc == 1 and "refused the login of alice" in out and "nothing was stored" in out,
+              "dovecot: wrong password refused by the connection test")
+        rc, out = mk(*args, "--password-file", fx.env["PASS_FILE"])
+        check(rc == 0 and "IMAP login checked" in out and
+              "imaps://127.0.0.1:%s" % fx.env["IMAPS_PORT"] in out,
+              "dovecot: found settings pass the connection test, account added")
+        m = re.search(r"added account (\d+)", out)
+        rc, out = mk("sync", "--user", "alice", "--account", m.group(1) if m else "0", "--quiet")
+        check(rc == 0, "dovecot: the added account syncs")
+    finally:
+        subprocess.run(["bash", os.path.join(SRC, "fixture", "dovecot.sh"), "stop", fx.dir],
+                       capture_output=True)
 
 
 def main():
@@ -217,6 +254,7 @@ def main():
                     blob = f.read()
                 check(b"hunter2" not in blob and b"s3cret-canary" not in blob,
                       "no password in clear in " + fn)
+        dovecot_scenario(tmp, mk, pw)
     finally:
         web.shutdown()
         dns.close()
