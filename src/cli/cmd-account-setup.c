@@ -229,6 +229,9 @@ void account_setup_disclose_mail(struct hub *hub, const struct hub_user *u, stru
 	buf_printf(b,
 	           "- As long as the account is on the hub; account remove deletes every copy.\n");
 	buf_printf(b,
+	           "- The hosted copy follows the server: mail expunged there is deleted here at "
+	           "the next sync.\n");
+	buf_printf(b,
 	           "- Lifecycle policy in force (mailkeep.conf inactive_purge_days = %u): if %s "
 	           "is inactive for %u days (no sync, no sign-in, no device using the hub), "
 	           "everything of %s on this hub is deleted, after warnings 30 and 7 days "
