@@ -239,7 +239,8 @@ def main():
               "import thunderbird: proposed accounts listed")
         rc, out = mk("account", "import", "--user", "alice", "--thunderbird", tb, "--add", "2",
                      "--password-file", pw, "--consent", "--no-check")
-        check(rc == 0 and "added account" in out, "import thunderbird: --add 2")
+        check(rc == 0 and "added account" in out and "- Imported from %s/prefs.js (Thunderbird server server3)" % tb in out,
+              "import thunderbird: --add 2, the source in the disclosure")
         rc, out = mk("account", "import", "--user", "alice", "--mbsyncrc",
                      os.path.join(SRC, "data/setup/mbsyncrc"), "--add", "1", "--password-file", pw,
                      "--consent", "--no-check")

@@ -19,17 +19,16 @@
 
 /* Test builds: discovery pointed at 127.0.0.1 (tests/setup_test.py), never
  * the internet. */
-static void setup_test_overrides(struct setup_options *opt)
+static void setup_test_overrides(struct setup_options *opt, char *addr, size_t addr_size)
 {
 #ifdef MK_TEST_HOOKS
 	opt->autoconfig_base = getenv("MK_TEST_SETUP_AUTOCONFIG");
 	opt->dns_server = getenv("MK_TEST_SETUP_DNS");
 	const char *guess = getenv("MK_TEST_SETUP_GUESS"); /* ADDR:IMAPPORT:SMTPPORT */
-	static char addr[64];
 	if (guess != NULL) {
 		const char *c1 = strchr(guess, ':');
 		const char *c2 = c1 != NULL ? strchr(c1 + 1, ':') : NULL;
-		if (c2 != NULL && (size_t)(c1 - guess) < sizeof(addr)) {
+		if (c2 != NULL && (size_t)(c1 - guess) < addr_size) {
 			memcpy(addr, guess, (size_t)(c1 - guess));
 			addr[c1 - guess] = '\0';
 			opt->guess_address = addr;
@@ -41,6 +40,8 @@ static void setup_test_overrides(struct setup_options *opt)
 		opt->timeout_ms = (int)strtol(getenv("MK_TEST_SETUP_TIMEOUT_MS"), NULL, 10);
 #else
 	(void)opt;
+	(void)addr;
+	(void)addr_size;
 #endif
 }
 
@@ -91,7 +92,8 @@ int account_setup_resolve(const char *user, const char *email, const char *imap,
 		return EXIT_FAIL;
 	}
 	struct setup_options opt = {0};
-	setup_test_overrides(&opt);
+	char guess_addr[64];
+	setup_test_overrides(&opt, guess_addr, sizeof(guess_addr));
 	struct setup_found *f = calloc(1, sizeof(*f));
 	if (f == NULL) {
 		setup_profiles_free(&profiles);
@@ -403,7 +405,13 @@ int account_import(struct hub *hub, int argc, char **argv)
 			av[ac] = NULL;
 			printf("\nAdding proposed account %ld:\n\n", k);
 			fflush(stdout);
-			ret = cmd_account_add(hub, ac, av);
+			char sources[PATH_MAX + 512];
+			snprintf(
+			    sources, sizeof(sources),
+			    "- Imported from %s (%s): the settings only; the password was given "
+			    "with --password-file.\n",
+			    path, a->note); /* cut short, it is still shown */
+			ret = cmd_account_add(hub, ac, av, sources);
 		}
 	}
 	free(im);

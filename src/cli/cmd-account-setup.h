@@ -31,7 +31,8 @@ void account_setup_disclose_mail(struct hub *hub, const struct hub_user *u, stru
 /* account import --user U --thunderbird DIR | --mbsyncrc FILE [--add N ...] */
 int account_import(struct hub *hub, int argc, char **argv);
 
-/* account add, in cmd-account.c. */
-int cmd_account_add(struct hub *hub, int argc, char **argv);
+/* account add, in cmd-account.c; sources (or NULL) is shown in the
+ * disclosure as where the settings came from. */
+int cmd_account_add(struct hub *hub, int argc, char **argv, const char *sources);
 
 #endif

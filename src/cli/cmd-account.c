@@ -194,7 +194,9 @@ static void sha256_hex(const void *data, size_t len, char hex[65])
 		snprintf(hex + 2 * i, 3, "%02x", md[i]);
 }
 
-static int account_add(struct hub *hub, int argc, char **argv)
+/* sources: where the settings came from, for the disclosure (account
+ * import), or NULL. */
+static int account_add(struct hub *hub, int argc, char **argv, const char *sources)
 {
 	static const struct option opts[] = {
 	    {"user", required_argument, NULL, 'u'},
@@ -319,7 +321,8 @@ static int account_add(struct hub *hub, int argc, char **argv)
 
 	struct buf text;
 	buf_init(&text, 16384);
-	disclosure_build(hub, &u, imap, smtp, login, email != NULL ? found.sources : NULL, &text);
+	disclosure_build(hub, &u, imap, smtp, login, email != NULL ? found.sources : sources,
+	                 &text);
 	char id[65];
 	sha256_hex(text.data, text.len, id);
 	fputs(buf_str(&text), stdout);
@@ -677,7 +680,7 @@ int cmd_account(struct cli *cli, int argc, char **argv)
 	if (strcmp(argv[1], "import") == 0)
 		r = account_import(hub, argc - 1, argv + 1);
 	else if (add)
-		r = account_add(hub, argc - 1, argv + 1);
+		r = account_add(hub, argc - 1, argv + 1, NULL);
 	else if (set)
 		r = account_set(hub, argc - 1, argv + 1, false);
 	else if (password)
@@ -697,7 +700,7 @@ int cmd_account(struct cli *cli, int argc, char **argv)
 }
 
 /* account add for account import (cmd-account-setup.c). */
-int cmd_account_add(struct hub *hub, int argc, char **argv)
+int cmd_account_add(struct hub *hub, int argc, char **argv, const char *sources)
 {
-	return account_add(hub, argc, argv);
+	return account_add(hub, argc, argv, sources);
 }
