@@ -27,7 +27,7 @@ static void test_profiles(void)
 	OK(setup_profiles_builtin(&p, &error));
 	/* The file in the tree is the one built in. */
 	size_t len;
-	char *json = slurp("data/providers.json", &len);
+	char *json = slurp("share/providers.json", &len);
 	struct setup_profiles *q = NULL;
 	OK(setup_profiles_parse(json, len, &q, &error));
 	CHECK(setup_profiles_count(p) == setup_profiles_count(q));

@@ -1,4 +1,4 @@
-/* Provider profiles: data/providers.json, parsed with jansson, and the small
+/* Provider profiles: share/providers.json, parsed with jansson, and the small
  * helpers every setup path shares (placeholders, URLs, address checks). */
 #include <jansson.h>
 #include <stdio.h>

@@ -1,5 +1,5 @@
 /* Finding an account's server settings from an email address: the
- * provider profiles shipped with mailkeep (data/providers.json, built into
+ * provider profiles shipped with mailkeep (share/providers.json, built into
  * the binary), the Thunderbird autoconfig format, RFC 6186 SRV records and
  * a guess from common host names, each result labelled with where it came
  * from. Also the importers of account settings (never passwords) from a
@@ -62,7 +62,7 @@ struct setup_profile {
 
 struct setup_profiles;
 
-/* Parse profiles from JSON text (data/providers.json's format,
+/* Parse profiles from JSON text (share/providers.json's format,
  * docs/setup.md). Every profile must be complete: -1 names the first gap. */
 int setup_profiles_parse(const char *json, size_t len, struct setup_profiles **profiles_r,
                          const char **error_r);
