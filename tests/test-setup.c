@@ -54,6 +54,19 @@ static void test_profiles(void)
 			      pr->oauth.scopes[0] != '\0');
 		else
 			CHECK(pr->oauth.provider[0] == '\0');
+		/* One oauth.<provider>.* configuration serves every profile naming
+		 * that provider, so they must agree on endpoints and scopes. */
+		for (size_t k = 0; k < i; k++) {
+			const struct setup_profile *o = setup_profiles_get(p, k);
+			if (pr->oauth.provider[0] == '\0' ||
+			    strcmp(o->oauth.provider, pr->oauth.provider) != 0)
+				continue;
+			CHECK_STR(o->oauth.authorization_endpoint, pr->oauth.authorization_endpoint);
+			CHECK_STR(o->oauth.token_endpoint, pr->oauth.token_endpoint);
+			CHECK_STR(o->oauth.device_endpoint, pr->oauth.device_endpoint);
+			CHECK_STR(o->oauth.revocation_endpoint, pr->oauth.revocation_endpoint);
+			CHECK_STR(o->oauth.scopes, pr->oauth.scopes);
+		}
 	}
 	CHECK_STR(setup_profile_by_domain(p, "GMail.com")->id, "gmail");
 	CHECK_STR(setup_profile_by_domain(p, "hotmail.com")->id, "outlook");

@@ -65,16 +65,27 @@ static void print_quirks(const struct setup_profile *p)
 	printf("    - %s\n", q->notes);
 }
 
-/* The exact command that adds the account with OAuth (h-oauth's flow). */
-static void print_oauth_command(const char *user, const char *email, const struct setup_profile *p,
-                                const char *imap, const char *smtp, const char *login)
+/* The exact command that adds the account with OAuth (cmd-account-oauth.c),
+ * and the hub configuration it needs (oauth.<provider>.* in mailkeep.conf),
+ * with the endpoints and scopes from the profile. */
+static void print_oauth_command(const char *user, const struct setup_profile *p, const char *imap,
+                                const char *smtp, const char *login)
 {
-	printf("  To sign in with OAuth (%s; the hub's configuration needs oauth.%s.client_id):\n",
-	       p->oauth.provider, p->oauth.provider);
-	printf("    mailkeep account add --user %s --email %s --oauth %s --imap %s%s%s --login "
-	       "%s\n",
-	       user, email, p->oauth.provider, imap, smtp != NULL ? " --smtp " : "",
-	       smtp != NULL ? smtp : "", login);
+	const struct setup_oauth *o = &p->oauth;
+	printf("  To sign in with OAuth, the hub's mailkeep.conf needs the app registered with "
+	       "%s (docs/oauth.md):\n",
+	       p->name);
+	printf("    oauth.%s.client_id = (the app's client id)\n", o->provider);
+	printf("    oauth.%s.authorization_url = %s\n", o->provider, o->authorization_endpoint);
+	printf("    oauth.%s.token_url = %s\n", o->provider, o->token_endpoint);
+	if (o->device_endpoint[0] != '\0')
+		printf("    oauth.%s.device_url = %s\n", o->provider, o->device_endpoint);
+	if (o->revocation_endpoint[0] != '\0')
+		printf("    oauth.%s.revocation_url = %s\n", o->provider, o->revocation_endpoint);
+	printf("    oauth.%s.scopes = %s\n", o->provider, o->scopes);
+	printf("  and then:\n");
+	printf("    mailkeep account add --user %s --oauth %s --login %s --imap %s%s%s\n", user,
+	       o->provider, login, imap, smtp != NULL ? " --smtp " : "", smtp != NULL ? smtp : "");
 }
 
 int account_setup_resolve(const char *user, const char *email, const char *imap, const char *smtp,
@@ -170,7 +181,7 @@ int account_setup_resolve(const char *user, const char *email, const char *imap,
 	    f->profile == NULL ||
 	    (f->profile->auth & (SETUP_AUTH_PASSWORD | SETUP_AUTH_APP_PASSWORD)) != 0;
 	if (oauth)
-		print_oauth_command(user, email, f->profile, use_imap, use_smtp, use_login);
+		print_oauth_command(user, f->profile, use_imap, use_smtp, use_login);
 	if (!takes_password) {
 		cli_error("%s takes only OAuth sign-in: run the command above; nothing was stored",
 		          f->profile->name);
