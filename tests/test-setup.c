@@ -61,7 +61,8 @@ static void test_profiles(void)
 			if (pr->oauth.provider[0] == '\0' ||
 			    strcmp(o->oauth.provider, pr->oauth.provider) != 0)
 				continue;
-			CHECK_STR(o->oauth.authorization_endpoint, pr->oauth.authorization_endpoint);
+			CHECK_STR(o->oauth.authorization_endpoint,
+			          pr->oauth.authorization_endpoint);
 			CHECK_STR(o->oauth.token_endpoint, pr->oauth.token_endpoint);
 			CHECK_STR(o->oauth.device_endpoint, pr->oauth.device_endpoint);
 			CHECK_STR(o->oauth.revocation_endpoint, pr->oauth.revocation_endpoint);
