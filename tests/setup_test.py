@@ -241,11 +241,24 @@ def main():
                      "--password-file", pw, "--consent", "--no-check")
         check(rc == 0 and "added account" in out and "- Imported from %s/prefs.js (Thunderbird server server3)" % tb in out,
               "import thunderbird: --add 2, the source in the disclosure")
-        rc, out = mk("account", "import", "--user", "alice", "--mbsyncrc",
-                     os.path.join(SRC, "data/setup/mbsyncrc"), "--add", "1", "--password-file", pw,
-                     "--consent", "--no-check")
-        check(rc == 0 and "imaps://imap.work.example:993" in out and "--ca-file /etc/ssl/certs" in out,
+        # The sample's CertificateFile, pointed at a CA file of this test.
+        ca = os.path.join(tmp, "ca.pem")
+        with open(ca, "w") as f:
+            f.write("not read: the login is not checked here\n")
+        rc_file = os.path.join(tmp, "mbsyncrc")
+        with open(os.path.join(SRC, "data/setup/mbsyncrc")) as f:
+            sample = f.read()
+        with open(rc_file, "w") as f:
+            f.write(sample.replace("/etc/ssl/certs/ca-certificates.crt", ca))
+        rc, out = mk("account", "import", "--user", "alice", "--mbsyncrc", rc_file, "--add", "1",
+                     "--password-file", pw, "--consent", "--no-check")
+        check(rc == 0 and "imaps://imap.work.example:993" in out and "--ca-file " + ca in out,
               "import mbsync: listed and added")
+        rc, out = mk("account", "import", "--user", "alice", "--mbsyncrc", rc_file, "--add", "9",
+                     "--password-file", pw, "--consent", "--no-check")
+        check(rc == 2 and "not one of the proposed accounts" in out, "import: --add out of range")
+        rc, out = mk("account", "import", "--user", "alice", "--mbsyncrc", rc_file, "--add", "2")
+        check(rc == 2 and "never imported" in out, "import: --add needs --password-file")
         check("hunter2" not in out and "pass show" not in out, "import mbsync: Pass/PassCmd never shown")
         rc, out = mk("account", "list", "--user", "alice")
         check("imap://mail.example.net:143" in out and "imap.work.example" in out, "imported accounts stored")

@@ -361,6 +361,11 @@ int account_import(struct hub *hub, int argc, char **argv)
 		       im[i].ca_file[0] != '\0' ? " --ca-file " : "", im[i].ca_file);
 		if (im[i].email[0] != '\0')
 			printf("     address %s\n", im[i].email);
+		if (smtp_ok && im[i].smtp.login[0] != '\0' &&
+		    strcmp(im[i].smtp.login, im[i].imap.login) != 0)
+			printf("     SMTP login %s differs: mailkeep logs in to both servers with "
+			       "--login\n",
+			       im[i].smtp.login);
 		if (im[i].has_smtp && !smtp_ok)
 			printf("     SMTP %s:%u is clear text only: left out\n", im[i].smtp.host,
 			       im[i].smtp.port);
