@@ -254,7 +254,7 @@ static int account_add(struct hub *hub, int argc, char **argv, const char *sourc
 		}
 	}
 	/* --email: the settings not given come from a profile or discovery. */
-	struct account_setup found;
+	struct account_setup found = {0};
 	if (email != NULL && user != NULL && optind == argc) {
 		int r =
 		    account_setup_resolve(user, email, imap, smtp, login, pwfile != NULL, &found);
