@@ -1,5 +1,6 @@
 /* The hub's records in DIR/hub.db. See hub.h. */
 #include "hub-private.h"
+#include "hub-settings.h"
 #include "lib/crashpoint.h"
 
 #include <errno.h>
@@ -186,8 +187,12 @@ static int settings_read(struct hub *hub, const char **error_r)
 		} else if (strcmp(p, "master_key_credential") == 0 &&
 		           vlen < sizeof(hub->set.master_key_credential)) {
 			memcpy(hub->set.master_key_credential, value, vlen + 1);
+		} else if (hub_serve_setting_known(p)) {
+			/* serve's, read and checked by hub-settings.c */
 		} else {
-			ret = hub_fail(hub, error_r, "%s:%u: unknown setting or bad value '%s'",
+			ret = hub_fail(hub, error_r,
+			               "%s:%u: unknown setting or bad value '%s' (the settings and "
+			               "their values: man mailkeep, FILES)",
 			               path, lineno, p);
 		}
 	}
