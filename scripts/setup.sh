@@ -32,6 +32,7 @@ PACKAGES=(
 [ $TESTS = no ] || PACKAGES+=(
 	clang libclang-rt-14-dev clang-format
 	python3 python3-aiosmtpd dovecot-imapd isync time
+	systemd man-db # systemd-analyze verify and man -l check the installed unit and man page
 )
 
 SUDO=""
