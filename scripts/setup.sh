@@ -63,4 +63,9 @@ fi
 
 [ $BUILD = yes ] || exit 0
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build build -j"$(nproc)"
+# The hub alone needs only its binary; the tests and benchmarks need the rest.
+if [ $TESTS = yes ]; then
+	cmake --build build -j"$(nproc)"
+else
+	cmake --build build -j"$(nproc)" --target mailkeep
+fi
