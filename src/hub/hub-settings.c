@@ -34,16 +34,20 @@ struct setting {
 	const char *key;
 	enum kind kind;
 	size_t offset;
-	size_t size;                  /* KIND_TEXT: the buffer's size */
-	unsigned long long min, max;  /* KIND_UINT, KIND_BYTES */
-	const char *what;             /* what the value must be */
+	size_t size;                 /* KIND_TEXT: the buffer's size */
+	unsigned long long min, max; /* KIND_UINT, KIND_BYTES */
+	const char *what;            /* what the value must be */
 };
 
-#define TEXT(name, what)                                                                      \
-	{#name, KIND_TEXT, offsetof(struct hub_serve_settings, name),                         \
-	 sizeof(((struct hub_serve_settings *)0)->name), 0, 0, what}
-#define UINT(name, lo, hi, what)                                                              \
-	{#name, KIND_UINT, offsetof(struct hub_serve_settings, name), 0, lo, hi, what}
+#define TEXT(name, what)                                                                           \
+	{                                                                                          \
+#name, KIND_TEXT, offsetof(struct hub_serve_settings, name),                       \
+		    sizeof(((struct hub_serve_settings *)0)->name), 0, 0, what                     \
+	}
+#define UINT(name, lo, hi, what)                                                                   \
+	{                                                                                          \
+#name, KIND_UINT, offsetof(struct hub_serve_settings, name), 0, lo, hi, what       \
+	}
 
 static const struct setting settings[] = {
     TEXT(listen, "ADDR:PORT, e.g. 127.0.0.1:8080 or [::1]:8080"),
@@ -143,7 +147,8 @@ int hub_serve_setting_set(struct hub_serve_settings *set, const char *key, const
 	unsigned long long n;
 	switch (s->kind) {
 	case KIND_TEXT:
-		if (value[0] == '\0' || strlen(value) >= s->size || value_check(s, value)[0] != '\0')
+		if (value[0] == '\0' || strlen(value) >= s->size ||
+		    value_check(s, value)[0] != '\0')
 			return fail(error_r, "bad %s '%s': use %s", key, value, s->what);
 		memcpy(field, value, strlen(value) + 1);
 		return 0;
@@ -161,8 +166,7 @@ int hub_serve_setting_set(struct hub_serve_settings *set, const char *key, const
 	return fail(error_r, "unknown serve setting '%s'", key);
 }
 
-int hub_serve_settings_read(const char *dir, struct hub_serve_settings *set,
-                            const char **error_r)
+int hub_serve_settings_read(const char *dir, struct hub_serve_settings *set, const char **error_r)
 {
 	char path[PATH_MAX], line[HUB_SERVE_PATH_MAX + 256];
 	bool seen[N_SETTINGS] = {false};
@@ -173,7 +177,8 @@ int hub_serve_settings_read(const char *dir, struct hub_serve_settings *set,
 		return fail(error_r, "data directory path too long");
 	FILE *f = fopen(path, "r");
 	if (f == NULL)
-		return errno == ENOENT ? 0 : fail(error_r, "cannot read %s: %s", path, strerror(errno));
+		return errno == ENOENT ? 0
+		                       : fail(error_r, "cannot read %s: %s", path, strerror(errno));
 	unsigned lineno = 0;
 	int ret = 0;
 	while (ret == 0 && fgets(line, sizeof(line), f) != NULL) {
@@ -189,8 +194,9 @@ int hub_serve_settings_read(const char *dir, struct hub_serve_settings *set,
 			continue;
 		char *eq = strchr(p, '=');
 		if (eq == NULL) {
-			ret = fail(error_r, "%s:%u: expected 'key = value' (a '#' starts a comment)",
-			           path, lineno);
+			ret =
+			    fail(error_r, "%s:%u: expected 'key = value' (a '#' starts a comment)",
+			         path, lineno);
 			break;
 		}
 		char *key_end = eq;
@@ -221,6 +227,7 @@ int hub_serve_settings_read(const char *dir, struct hub_serve_settings *set,
 	}
 	fclose(f);
 	if (ret == 0 && (set->tls_cert[0] == '\0') != (set->tls_key[0] == '\0'))
-		ret = fail(error_r, "%s: tls_cert and tls_key go together: set both or neither", path);
+		ret = fail(error_r, "%s: tls_cert and tls_key go together: set both or neither",
+		           path);
 	return ret;
 }

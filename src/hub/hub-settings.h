@@ -58,7 +58,6 @@ int hub_serve_setting_set(struct hub_serve_settings *set, const char *key, const
  * file means defaults). Keys of the hub's own settings (hub.h) are left
  * alone; any other key is an error, as is a bad value, tls_cert without
  * tls_key or a key given twice. */
-int hub_serve_settings_read(const char *dir, struct hub_serve_settings *set,
-                            const char **error_r);
+int hub_serve_settings_read(const char *dir, struct hub_serve_settings *set, const char **error_r);
 
 #endif

@@ -371,18 +371,19 @@ static int load_master(struct hub *hub, const char **error_r)
 	 * by hand as the service's user has no $CREDENTIALS_DIRECTORY and uses
 	 * the master_key file (checked against hub.db all the same). */
 	const char *creds = secure_getenv("CREDENTIALS_DIRECTORY");
-	bool by_hand = hub->set.master_key_credential[0] != '\0' && (creds == NULL || *creds == '\0');
+	bool by_hand =
+	    hub->set.master_key_credential[0] != '\0' && (creds == NULL || *creds == '\0');
 	int r =
 	    hub->set.master_key_credential[0] != '\0' && !by_hand
 	        ? vault_master_load_credential(hub->set.master_key_credential, &hub->master, &err)
 	        : vault_master_load(hub->set.master_key, &hub->master, &err);
 	if (r < 0)
-		return hub_fail(hub, error_r, "%s; the hub will not start without its master key%s",
-		                err,
-		                by_hand ? " (master_key_credential is set but $CREDENTIALS_DIRECTORY "
-		                          "is not: outside the systemd unit the master_key file is "
-		                          "used)"
-		                        : "");
+		return hub_fail(
+		    hub, error_r, "%s; the hub will not start without its master key%s", err,
+		    by_hand ? " (master_key_credential is set but $CREDENTIALS_DIRECTORY "
+		              "is not: outside the systemd unit the master_key file is "
+		              "used)"
+		            : "");
 	unsigned char check[VAULT_CHECK_VALUE_SIZE];
 	size_t len = 0;
 	if (meta_get_blob(hub, "master_check", check, sizeof(check), &len) != 1)
