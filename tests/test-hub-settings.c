@@ -3,6 +3,7 @@
  * hub's own reader leaving serve's keys alone. Real files, no server. */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "hub/hub-settings.h"
@@ -79,6 +80,26 @@ int main(void)
 	CHECK(hub_open(dir, false, &hub, &error) < 0);
 	CHECK(strstr(error, "mailkeep.conf:3:") != NULL && strstr(error, "max_conections") != NULL);
 	CHECK(strstr(error, "man mailkeep") != NULL);
+
+	/* master_key_credential: the service (systemd set $CREDENTIALS_DIRECTORY)
+	 * reads the credential; a command run by hand (none set) the master_key
+	 * file, which is still checked against hub.db. */
+	conf("master_key_credential = master.key\n");
+	CHECK(unsetenv("CREDENTIALS_DIRECTORY") == 0);
+	OK(hub_open(dir, true, &hub, &error));
+	hub_close(&hub);
+	char creds[128], from[160], to[160];
+	snprintf(creds, sizeof(creds), "%s/creds", dir);
+	CHECK(mkdir(creds, 0700) == 0);
+	CHECK(setenv("CREDENTIALS_DIRECTORY", creds, 1) == 0);
+	REFUSED(hub_open(dir, true, &hub, &error), "master.key");
+	snprintf(from, sizeof(from), "%s/master.key", dir);
+	snprintf(to, sizeof(to), "%s/master.key", creds);
+	CHECK(rename(from, to) == 0);
+	OK(hub_open(dir, true, &hub, &error));
+	hub_close(&hub);
+	CHECK(unsetenv("CREDENTIALS_DIRECTORY") == 0);
+	REFUSED(hub_open(dir, true, &hub, &error), "outside the systemd unit the master_key file");
 
 	/* Bad values: file, line, key and what to use. */
 	static const struct {
