@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "cmd-account-setup.h"
 #include "service/svc-account.h"
 #include "hub/hub.h"
 #include "imap/imap-client.h"
@@ -27,6 +28,11 @@ static void account_usage(FILE *f)
 	    "usage: mailkeep --data DIR account add --user NAME --imap URL [--smtp URL]\n"
 	    "                --login ADDR --password-file F [--ca-file CA.pem]\n"
 	    "                [--passphrase-file P] [--consent] [--no-check]\n"
+	    "       mailkeep --data DIR account add --user NAME --email ADDR\n"
+	    "                [--imap URL] [--smtp URL] [--login ADDR] --password-file F ...\n"
+	    "       mailkeep --data DIR account import --user NAME\n"
+	    "                (--thunderbird PROFILE_DIR | --mbsyncrc FILE)\n"
+	    "                [--add N --password-file F [--passphrase-file P] [--consent]]\n"
 	    "       mailkeep --data DIR account list --user NAME\n"
 	    "       mailkeep --data DIR account password --user NAME ID --password-file F\n"
 	    "                [--passphrase-file P] [--no-check]\n"
@@ -46,6 +52,14 @@ static void account_usage(FILE *f)
 	    "        password; --no-check skips that (for setting up offline). The same\n"
 	    "        login on the same server (imap:// on 143 and imaps:// on 993 of one\n"
 	    "        host are one server) is refused as a duplicate.\n"
+	    "        With --email the servers come from the provider profiles built in, or\n"
+	    "        else the domain's autoconfig, its DNS SRV records or a guess checked by\n"
+	    "        connecting; each is shown with where it came from, and --imap, --smtp\n"
+	    "        and --login override what was found. OAuth-only providers print the\n"
+	    "        'account add --oauth' command to run instead.\n"
+	    "import  lists the accounts a Thunderbird profile (prefs.js) or an mbsync\n"
+	    "        configuration holds, settings only (passwords are never read), and\n"
+	    "        with --add N adds proposed account N as account add does.\n"
 	    "list    shows the user's accounts.\n"
 	    "password  replaces the stored password (the old sealed copy stops opening).\n"
 	    "set     changes the account's server settings. The password is sealed for\n"
@@ -60,7 +74,7 @@ static void account_usage(FILE *f)
 /* The disclosure shown before consent; the same text the device API and web
  * UI will show. Its id is the SHA-256 of the text. */
 static int disclosure_build(struct hub *hub, const struct hub_user *u, const char *imap,
-                            const char *smtp, const char *login, struct buf *b)
+                            const char *smtp, const char *login, const char *sources, struct buf *b)
 {
 	char host[256] = "this machine";
 	gethostname(host, sizeof(host));
@@ -103,6 +117,9 @@ static int disclosure_build(struct hub *hub, const struct hub_user *u, const cha
 	           "- Write every use of the password to %s's audit log "
 	           "(mailkeep audit --user %s).\n",
 	           u->name, u->name);
+	if (sources != NULL)
+		buf_printf(b, "\nWhere these settings came from\n%s", sources);
+	account_setup_disclose_mail(hub, u, b);
 	buf_printf(b, "\nHow to remove it all\n");
 	buf_printf(b,
 	           "- mailkeep account remove --user %s ID --all-devices deletes the "
@@ -177,7 +194,9 @@ static void sha256_hex(const void *data, size_t len, char hex[65])
 		snprintf(hex + 2 * i, 3, "%02x", md[i]);
 }
 
-static int account_add(struct hub *hub, int argc, char **argv)
+/* sources: where the settings came from, for the disclosure (account
+ * import), or NULL. */
+static int account_add(struct hub *hub, int argc, char **argv, const char *sources)
 {
 	static const struct option opts[] = {
 	    {"user", required_argument, NULL, 'u'},
@@ -189,8 +208,10 @@ static int account_add(struct hub *hub, int argc, char **argv)
 	    {"ca-file", required_argument, NULL, 'c'},
 	    {"consent", no_argument, NULL, 'y'},
 	    {"no-check", no_argument, NULL, 'n'},
+	    {"email", required_argument, NULL, 'e'},
 	    {NULL, 0, NULL, 0},
 	};
+	const char *email = NULL;
 	const char *user = NULL, *imap = NULL, *smtp = NULL, *login = NULL, *pwfile = NULL;
 	const char *ppfile = NULL, *ca = NULL, *err;
 	bool consent = false, check = true;
@@ -225,9 +246,23 @@ static int account_add(struct hub *hub, int argc, char **argv)
 		case 'n':
 			check = false;
 			break;
+		case 'e':
+			email = optarg;
+			break;
 		default:
 			return EXIT_USAGE;
 		}
+	}
+	/* --email: the settings not given come from a profile or discovery. */
+	struct account_setup found = {0};
+	if (email != NULL && user != NULL && optind == argc) {
+		int r =
+		    account_setup_resolve(user, email, imap, smtp, login, pwfile != NULL, &found);
+		if (r != EXIT_OK)
+			return r;
+		imap = found.imap;
+		smtp = found.has_smtp ? found.smtp : NULL;
+		login = found.login;
 	}
 	char host[256], port[8];
 	enum imap_security sec;
@@ -286,7 +321,8 @@ static int account_add(struct hub *hub, int argc, char **argv)
 
 	struct buf text;
 	buf_init(&text, 16384);
-	disclosure_build(hub, &u, imap, smtp, login, &text);
+	disclosure_build(hub, &u, imap, smtp, login, email != NULL ? found.sources : sources,
+	                 &text);
 	char id[65];
 	sha256_hex(text.data, text.len, id);
 	fputs(buf_str(&text), stdout);
@@ -636,12 +672,15 @@ int cmd_account(struct cli *cli, int argc, char **argv)
 	}
 	struct hub *hub;
 	bool add = strcmp(argv[1], "add") == 0, password = strcmp(argv[1], "password") == 0;
+	add = add || strcmp(argv[1], "import") == 0; /* import --add loads the master key */
 	bool set = strcmp(argv[1], "set") == 0;
 	if (cli_open_hub(cli, add || password || set, &hub) < 0)
 		return EXIT_FAIL;
 	int r;
-	if (add)
-		r = account_add(hub, argc - 1, argv + 1);
+	if (strcmp(argv[1], "import") == 0)
+		r = account_import(hub, argc - 1, argv + 1);
+	else if (add)
+		r = account_add(hub, argc - 1, argv + 1, NULL);
 	else if (set)
 		r = account_set(hub, argc - 1, argv + 1, false);
 	else if (password)
@@ -658,4 +697,10 @@ int cmd_account(struct cli *cli, int argc, char **argv)
 	}
 	hub_close(&hub);
 	return r;
+}
+
+/* account add for account import (cmd-account-setup.c). */
+int cmd_account_add(struct hub *hub, int argc, char **argv, const char *sources)
+{
+	return account_add(hub, argc, argv, sources);
 }
