@@ -36,8 +36,14 @@ if command -v man >/dev/null; then
 		MAILKEEP_DATA "EXIT STATUS" SECURITY FILES; do
 		grep -q -- "$w" "$WORK/man.txt" || fail "man page lacks $w"
 	done
-	for o in $("$BIN" serve --help | grep '^  --' | grep -o -- '--[a-z-]*' | sort -u); do
-		grep -q -- "$o" "$WORK/man.txt" || fail "man page lacks serve $o"
+	# Every option any command's --help names. (--oauth is named by
+	# 'account --help' as the command to run for OAuth-only providers; it is
+	# an option once src/cli/cmd-account-oauth.c is there.)
+	for c in "" init serve sync send outbox export user account device audit lifecycle; do
+		for o in $("$BIN" $c --help 2>&1 | grep -o -- '--[a-z][a-z-]*' | sort -u); do
+			[ "$o" != --oauth ] || [ -f "$SRC/src/cli/cmd-account-oauth.c" ] || continue
+			grep -q -- "$o" "$WORK/man.txt" || fail "man page lacks ${c:-mailkeep} $o"
+		done
 	done
 else
 	echo "man not installed: man page rendering not checked" >&2
