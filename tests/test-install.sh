@@ -39,7 +39,12 @@ if command -v man >/dev/null; then
 	# Every option any command's --help names. (--oauth is named by
 	# 'account --help' as the command to run for OAuth-only providers; it is
 	# an option once src/cli/cmd-account-oauth.c is there.)
-	for c in "" init serve sync send outbox export user account device audit lifecycle; do
+	commands=$("$BIN" --help | sed -n '/^Commands:/,/^$/p' | awk 'NR > 1 && NF { print $1 }')
+	[ -n "$commands" ] || fail "no commands in mailkeep --help"
+	for c in $commands; do
+		grep -q "^   $c " "$WORK/man.txt" || fail "man page has no section for $c"
+	done
+	for c in "" $commands; do
 		for o in $("$BIN" $c --help 2>&1 | grep -o -- '--[a-z][a-z-]*' | sort -u); do
 			[ "$o" != --oauth ] || [ -f "$SRC/src/cli/cmd-account-oauth.c" ] || continue
 			grep -q -- "$o" "$WORK/man.txt" || fail "man page lacks ${c:-mailkeep} $o"
