@@ -82,8 +82,7 @@ if command -v systemd-analyze >/dev/null; then
 		fail "systemd-analyze verify: $(cat "$WORK/verify")"
 	[ ! -s "$WORK/verify" ] || fail "systemd-analyze verify warns: $(cat "$WORK/verify")"
 else
-	echo "SKIP: systemd-analyze not installed (scripts/setup.sh installs systemd)" >&2
-	exit 77
+	NO_VERIFY=1
 fi
 
 # The example, uncommented (without the key and TLS lines, which need
@@ -104,4 +103,9 @@ wait "$PID" || fail "serve did not stop cleanly"
 PID=
 grep -q "serving https://mail.example.org (JMAP.*sync every 300 s" "$WORK/out" ||
 	fail "example settings: $(cat "$WORK/out")"
+if [ -n "${NO_VERIFY:-}" ]; then
+	echo "SKIP: systemd-analyze not installed (scripts/setup.sh installs systemd);" \
+		"everything else passed" >&2
+	exit 77
+fi
 echo "install: ok"
