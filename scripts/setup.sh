@@ -32,6 +32,7 @@ PACKAGES=(
 [ $TESTS = no ] || PACKAGES+=(
 	clang libclang-rt-14-dev clang-format
 	python3 python3-aiosmtpd dovecot-imapd isync time
+	systemd man-db # systemd-analyze verify and man -l check the installed unit and man page
 )
 
 SUDO=""
@@ -62,4 +63,9 @@ fi
 
 [ $BUILD = yes ] || exit 0
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build build -j"$(nproc)"
+# The hub alone needs only its binary; the tests and benchmarks need the rest.
+if [ $TESTS = yes ]; then
+	cmake --build build -j"$(nproc)"
+else
+	cmake --build build -j"$(nproc)" --target mailkeep
+fi

@@ -38,6 +38,7 @@
 #include "http/http.h"
 #include "audit/audit.h"
 #include "hub/hub.h"
+#include "hub/hub-settings.h"
 #include "jmap/jmap-email.h"
 #include "jmap/jmap-mail.h"
 #include "jmap/jmap-session.h"
@@ -136,7 +137,9 @@ static void serve_usage(FILE *f)
 	           "(unauthenticated: 401, the body is never read). Password sign-ins are\n"
 	           "limited before the password is checked: 10 a minute per user, 10 per\n"
 	           "address (IPv4 address or IPv6 /64), 100 for the whole hub; beyond that\n"
-	           "429 with Retry-After. Device tokens are not limited by another's guesses.\n");
+	           "429 with Retry-After. Device tokens are not limited by another's guesses.\n\n"
+	           "Each option can also be set in DIR/mailkeep.conf, as 'key = value' with '_'\n"
+	           "for '-' (e.g. max_connections = 256); an option given here overrides it.\n");
 }
 
 /* --- per-user stores -------------------------------------------------------- */
@@ -1184,12 +1187,22 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
-	const char *listen = "127.0.0.1:8080", *public_url = NULL, *cert = NULL, *key = NULL;
-	const char *access_log = NULL, *proxy = NULL, *err;
-	long interval = 300;
-	unsigned max_connections = SERVE_MAX_CONNECTIONS, per_address = SERVE_PER_ADDRESS;
-	unsigned header_timeout = SERVE_HEADER_TIMEOUT;
-	size_t body_memory = SERVE_BODY_MEMORY;
+	/* defaults < DIR/mailkeep.conf < the options (hub/hub-settings.h); a bad
+	 * file is reported once the options are read (so --help still works). */
+	static struct hub_serve_settings conf;
+	const char *conf_err = NULL;
+	if (cli->data_dir == NULL || hub_serve_settings_read(cli->data_dir, &conf, &conf_err) < 0)
+		hub_serve_settings_default(&conf);
+#define CONF_STR(field) (conf.field[0] != '\0' ? conf.field : NULL)
+	const char *listen = conf.listen, *public_url = CONF_STR(public_url);
+	const char *cert = CONF_STR(tls_cert), *key = CONF_STR(tls_key);
+	const char *access_log = CONF_STR(access_log), *proxy = CONF_STR(trusted_proxy), *err;
+#undef CONF_STR
+	long interval = conf.sync_interval;
+	unsigned max_connections = conf.max_connections;
+	unsigned per_address = conf.max_connections_per_address;
+	unsigned header_timeout = conf.header_timeout;
+	size_t body_memory = conf.max_body_memory;
 	unsigned long long value;
 	int c;
 	optind = 1;
@@ -1255,6 +1268,10 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
 			serve_usage(stderr);
 			return EXIT_USAGE;
 		}
+	}
+	if (conf_err != NULL) {
+		cli_error("%s", conf_err);
+		return EXIT_USAGE;
 	}
 	if (optind != argc || (cert == NULL) != (key == NULL)) {
 		cli_error(optind != argc ? "serve takes no arguments"

@@ -1,5 +1,6 @@
 /* The hub's records in DIR/hub.db. See hub.h. */
 #include "hub-private.h"
+#include "hub-settings.h"
 #include "lib/crashpoint.h"
 
 #include <errno.h>
@@ -186,8 +187,12 @@ static int settings_read(struct hub *hub, const char **error_r)
 		} else if (strcmp(p, "master_key_credential") == 0 &&
 		           vlen < sizeof(hub->set.master_key_credential)) {
 			memcpy(hub->set.master_key_credential, value, vlen + 1);
+		} else if (hub_serve_setting_known(p)) {
+			/* serve's, read and checked by hub-settings.c */
 		} else {
-			ret = hub_fail(hub, error_r, "%s:%u: unknown setting or bad value '%s'",
+			ret = hub_fail(hub, error_r,
+			               "%s:%u: unknown setting or bad value '%s' (the settings and "
+			               "their values: man mailkeep, FILES)",
 			               path, lineno, p);
 		}
 	}
@@ -362,13 +367,23 @@ static int meta_get_blob(struct hub *hub, const char *key, unsigned char *buf, s
 static int load_master(struct hub *hub, const char **error_r)
 {
 	const char *err;
+	/* The credential when systemd started us (the service); a command run
+	 * by hand as the service's user has no $CREDENTIALS_DIRECTORY and uses
+	 * the master_key file (checked against hub.db all the same). */
+	const char *creds = secure_getenv("CREDENTIALS_DIRECTORY");
+	bool by_hand =
+	    hub->set.master_key_credential[0] != '\0' && (creds == NULL || *creds == '\0');
 	int r =
-	    hub->set.master_key_credential[0] != '\0'
+	    hub->set.master_key_credential[0] != '\0' && !by_hand
 	        ? vault_master_load_credential(hub->set.master_key_credential, &hub->master, &err)
 	        : vault_master_load(hub->set.master_key, &hub->master, &err);
 	if (r < 0)
-		return hub_fail(hub, error_r, "%s; the hub will not start without its master key",
-		                err);
+		return hub_fail(
+		    hub, error_r, "%s; the hub will not start without its master key%s", err,
+		    by_hand ? " (master_key_credential is set but $CREDENTIALS_DIRECTORY "
+		              "is not: outside the systemd unit the master_key file is "
+		              "used)"
+		            : "");
 	unsigned char check[VAULT_CHECK_VALUE_SIZE];
 	size_t len = 0;
 	if (meta_get_blob(hub, "master_check", check, sizeof(check), &len) != 1)

@@ -20,7 +20,8 @@
  * Data directory:
  *   DIR/mailkeep.version   format marker
  *   DIR/mailkeep.conf      settings (key = value): inactive_purge_days,
- *                          master_key, master_key_credential
+ *                          master_key, master_key_credential; serve's are
+ *                          read by hub-settings.h and left alone here
  *   DIR/hub.db             this module's database
  *   DIR/users/NAME/        store.db (the hosted mailbox), audit.log
  *

@@ -1,0 +1,63 @@
+#ifndef MK_HUB_SETTINGS_H
+#define MK_HUB_SETTINGS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/*
+ * serve's settings in DIR/mailkeep.conf ("key = value" lines, '#'
+ * comments; the same file as the hub's own settings, hub.h). Every key
+ * here has a command-line option of the same name ('_' for '-'), which
+ * overrides the file: defaults < mailkeep.conf < command line.
+ *
+ *   listen                       ADDR:PORT          127.0.0.1:8080
+ *   public_url                   URL                http(s)://ADDR:PORT
+ *   tls_cert, tls_key            PEM file paths     none (plain HTTP); both or neither
+ *   sync_interval                0..604800 seconds  300 (0 = no scheduled syncs)
+ *   access_log                   file path          none (stderr)
+ *   trusted_proxy                address            none
+ *   max_connections              1..4096            128
+ *   max_connections_per_address  1..4096            16
+ *   header_timeout               1..3600 seconds    10
+ *   max_body_memory              10 MiB+1..1 TiB    64 MiB (bytes; K, M, G suffixes)
+ *
+ * Errors name the file, the line and what to do; nothing in this file is
+ * secret (the TLS key is a path to a file). Errors: 0 ok / -1 with
+ * *error_r, valid until the calling thread's next failed call here.
+ */
+
+#define HUB_SERVE_PATH_MAX 4096
+
+struct hub_serve_settings {
+	char listen[256];
+	char public_url[512];
+	char tls_cert[HUB_SERVE_PATH_MAX];
+	char tls_key[HUB_SERVE_PATH_MAX];
+	unsigned sync_interval;
+	char access_log[HUB_SERVE_PATH_MAX];
+	char trusted_proxy[64];
+	unsigned max_connections;
+	unsigned max_connections_per_address;
+	unsigned header_timeout;
+	size_t max_body_memory;
+};
+
+/* The embedded defaults (the table above). */
+void hub_serve_settings_default(struct hub_serve_settings *set);
+
+/* Is key one of serve's settings? (The hub's own reader of mailkeep.conf
+ * leaves these to this module.) */
+bool hub_serve_setting_known(const char *key);
+
+/* Set one setting from its text value, checking it; the error says what
+ * the value must be (without naming where it came from). */
+int hub_serve_setting_set(struct hub_serve_settings *set, const char *key, const char *value,
+                          const char **error_r);
+
+/* Defaults, then every serve setting found in DIR/mailkeep.conf (a missing
+ * file means defaults). Keys of the hub's own settings (hub.h) are left
+ * alone; any other key is an error, as is a bad value, tls_cert without
+ * tls_key or a key given twice. */
+int hub_serve_settings_read(const char *dir, struct hub_serve_settings *set, const char **error_r);
+
+#endif
