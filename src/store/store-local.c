@@ -140,6 +140,19 @@ static int record(struct store *s, int64_t modseq, const char *kind, int64_t obj
                   int64_t origin_uid, const char *origin_name, const char *detail,
                   const char **error_r)
 {
+	/* The hub's own notices account has no server: its changes stay in
+	 * the hub and are not queued for a replay that could never run. */
+	sqlite3_stmt *st = NULL;
+	if (sqlite3_prepare_v2(store_db(s), "SELECT key = 'hub:local' FROM accounts WHERE id = ?1",
+	                       -1, &st, NULL) != SQLITE_OK) {
+		*error_r = store_err(s, "record a local change");
+		return -1;
+	}
+	sqlite3_bind_int64(st, 1, account_id);
+	bool local_only = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) != 0;
+	sqlite3_finalize(st);
+	if (local_only)
+		return 0;
 	return run(s, "record a local change",
 	           "INSERT INTO local_changes(modseq, kind, object_id, mailbox_id, account_id, "
 	           "origin_mailbox_id, origin_uid, origin_name, detail) "

@@ -1041,6 +1041,12 @@ int store_message_add(struct store *s, int64_t mailbox_id, uint32_t uid, int64_t
 	    message_get(s, mailbox_id, uid, &old_id, &old_blob, &old_flags, NULL, error_r);
 	if (existing < 0)
 		return -1;
+	if (existing == 1 && old_blob == blob_id) {
+		/* The same message again (a sync that fetched a UID the replay had
+		 * paired already): the membership stays, with its ids and the
+		 * hub's IMAP UID; only its flags follow the server. */
+		return store_message_set_flags(s, mailbox_id, uid, flags, keywords, error_r);
+	}
 	if (existing == 1) {
 		sqlite3_stmt *stash = stmt_get(s, ST_MSG_STASH_ONE);
 		sqlite3_bind_int64(stash, 1, old_id);
