@@ -78,6 +78,20 @@ static bool host_is_loopback(const char *rest)
 	return false;
 }
 
+bool oauth_scope_has(const char *scopes, const char *scope)
+{
+	size_t n = strlen(scope);
+	for (const char *p = scopes; p != NULL && *p != '\0';) {
+		size_t len = strcspn(p, " ");
+		if (len == n && strncmp(p, scope, n) == 0)
+			return true;
+		p += len;
+		while (*p == ' ')
+			p++;
+	}
+	return false;
+}
+
 bool oauth_url_allowed(const char *url)
 {
 	if (url == NULL || strpbrk(url, " \r\n\t") != NULL)

@@ -87,6 +87,9 @@ struct oauth_tokens {
 };
 void oauth_tokens_clear(struct oauth_tokens *t);
 
+/* Does the space-separated list scopes hold scope (exactly)? */
+bool oauth_scope_has(const char *scopes, const char *scope);
+
 /* Is url usable as an endpoint (https://, or http:// on loopback)? */
 bool oauth_url_allowed(const char *url);
 
