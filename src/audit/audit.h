@@ -87,6 +87,8 @@ enum audit_event {
 	AUDIT_DEVICE_REVOKED,     /* "device.revoked" */
 	AUDIT_API_CHANGE,         /* "api.change": device, methods (a device changing mail) */
 	AUDIT_ACCOUNT_CHANGED, /* "account.changed": imap, smtp, login, ca (password re-entered) */
+	AUDIT_OAUTH_REFRESH,   /* "oauth.refresh": provider, result, rotated, expires */
+	AUDIT_OAUTH_SIGNIN,    /* "oauth.signin": provider, result (needs sign-in marked/cleared) */
 	AUDIT_EVENT_COUNT
 };
 
