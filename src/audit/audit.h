@@ -74,7 +74,7 @@
  * enforced by audit_append().
  */
 enum audit_event {
-	AUDIT_CREDENTIAL_DECRYPT, /* "credential.decrypt": purpose=sync|send|test */
+	AUDIT_CREDENTIAL_DECRYPT, /* "credential.decrypt": purpose=sync|send|test|revoke */
 	AUDIT_PROVIDER_LOGIN,     /* "provider.login": server, mechanism, result */
 	AUDIT_CONSENT_GIVEN,      /* "consent.given": scope, ... */
 	AUDIT_ACCOUNT_ADDED,      /* "account.added": server, ... */
