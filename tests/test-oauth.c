@@ -22,12 +22,12 @@
 #include "oauth/oauth.h"
 
 static int failures;
-#define CHECK(cond)                                                                              \
-	do {                                                                                     \
-		if (!(cond)) {                                                                   \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-			failures++;                                                              \
-		}                                                                                \
+#define CHECK(cond)                                                                                \
+	do {                                                                                       \
+		if (!(cond)) {                                                                     \
+			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);   \
+			failures++;                                                                \
+		}                                                                                  \
 	} while (0)
 
 static pid_t server_pid;
@@ -360,8 +360,8 @@ static void test_loopback_state(void)
 	oauth_secret_free(&code);
 	/* The provider's refusal comes back as a clear error. */
 	struct get_arg e;
-	snprintf(e.url, sizeof(e.url), "%s?error=access_denied&error_description=User+said+no&state=s",
-	         redirect);
+	snprintf(e.url, sizeof(e.url),
+	         "%s?error=access_denied&error_description=User+said+no&state=s", redirect);
 	pthread_t th;
 	pthread_create(&th, NULL, get_once, &e);
 	CHECK(oauth_loopback_wait(lb, "s", 5000, &code, &err) < 0);

@@ -143,7 +143,8 @@ static int check_login(const struct oauth_args *a, const char *access)
 		                           .bearer = access,
 		                           .timeout_ms = CHECK_TIMEOUT_MS};
 		if (smtp_check_login(&ss, reply) != SMTP_SENT) {
-			cli_error("SMTP login to %s with the access token failed: %s", a->smtp, reply);
+			cli_error("SMTP login to %s with the access token failed: %s", a->smtp,
+			          reply);
 			return -1;
 		}
 	}
@@ -168,8 +169,9 @@ static void disclosure(struct hub *hub, const struct hub_user *u, const struct o
 	buf_printf(b, "- Access tokens made from it live only in locked memory and expire "
 	              "within hours.\n");
 	if (u->zero_access)
-		buf_printf(b, "- Who can decrypt it: only %s (the key is derived from the "
-		              "passphrase).\n",
+		buf_printf(b,
+		           "- Who can decrypt it: only %s (the key is derived from the "
+		           "passphrase).\n",
 		           u->name);
 	else
 		buf_printf(b,
@@ -179,8 +181,9 @@ static void disclosure(struct hub *hub, const struct hub_user *u, const struct o
 	buf_printf(b, "\nWhat the hub will do as %s\n", u->name);
 	buf_printf(b, "- Ask %s for access tokens, each refresh written to %s's audit log.\n",
 	           p->name, u->name);
-	buf_printf(b, "- Log in to %s (IMAP) as %s and copy all its mail into %s's hosted "
-	              "mailbox on this hub, and keep it in sync.\n",
+	buf_printf(b,
+	           "- Log in to %s (IMAP) as %s and copy all its mail into %s's hosted "
+	           "mailbox on this hub, and keep it in sync.\n",
 	           a->imap, a->login, u->name);
 	if (a->smtp != NULL)
 		buf_printf(b, "- Log in to %s (SMTP) as %s to send mail %s asks it to send.\n",
@@ -192,8 +195,9 @@ static void disclosure(struct hub *hub, const struct hub_user *u, const struct o
 	           "hub and prints a receipt. You can also revoke the hub's access in your "
 	           "account's security settings at %s at any time.\n",
 	           u->name, p->name,
-	           p->revocation_url != NULL ? "" : " (where it offers revocation; it does not "
-	                                            "here)",
+	           p->revocation_url != NULL ? ""
+	                                     : " (where it offers revocation; it does not "
+	                                       "here)",
 	           p->name);
 }
 
@@ -220,18 +224,41 @@ static int parse(int argc, char **argv, bool signin, struct oauth_args *a)
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
-		case 'u': a->user = optarg; break;
-		case 'o': a->provider = optarg; break;
-		case 'i': a->imap = optarg; break;
-		case 's': a->smtp = optarg; break;
-		case 'l': a->login = optarg; break;
-		case 'c': a->ca = optarg; break;
-		case 'P': a->ppfile = optarg; break;
-		case 'f': flow = optarg; break;
-		case 't': a->token_file = optarg; break;
-		case 'y': a->consent = true; break;
-		case 'n': a->check = false; break;
-		default: return EXIT_USAGE;
+		case 'u':
+			a->user = optarg;
+			break;
+		case 'o':
+			a->provider = optarg;
+			break;
+		case 'i':
+			a->imap = optarg;
+			break;
+		case 's':
+			a->smtp = optarg;
+			break;
+		case 'l':
+			a->login = optarg;
+			break;
+		case 'c':
+			a->ca = optarg;
+			break;
+		case 'P':
+			a->ppfile = optarg;
+			break;
+		case 'f':
+			flow = optarg;
+			break;
+		case 't':
+			a->token_file = optarg;
+			break;
+		case 'y':
+			a->consent = true;
+			break;
+		case 'n':
+			a->check = false;
+			break;
+		default:
+			return EXIT_USAGE;
 		}
 	}
 	/* "--flow token-file F": the file may follow the flow name. */
@@ -265,8 +292,8 @@ static int parse(int argc, char **argv, bool signin, struct oauth_args *a)
 		cli_error("--flow token-file needs the file: --flow token-file F");
 		return EXIT_USAGE;
 	}
-	if (a->user == NULL || (!signin && (a->provider == NULL || a->imap == NULL ||
-	                                    a->login == NULL))) {
+	if (a->user == NULL ||
+	    (!signin && (a->provider == NULL || a->imap == NULL || a->login == NULL))) {
 		cli_error("account add --oauth needs --user, --oauth PROVIDER, --login and --imap");
 		return EXIT_USAGE;
 	}
@@ -283,7 +310,8 @@ int cli_account_add_oauth(struct hub *hub, int argc, char **argv)
 	enum imap_security sec;
 	const char *err;
 	if (imap_url_parse(a.imap, host, sizeof(host), port, sizeof(port), &sec) < 0) {
-		cli_error("bad --imap URL '%s': use imaps://host[:port] or imap://host[:port]", a.imap);
+		cli_error("bad --imap URL '%s': use imaps://host[:port] or imap://host[:port]",
+		          a.imap);
 		return EXIT_USAGE;
 	}
 	if (a.smtp != NULL && !smtp_url_valid(a.smtp)) {
@@ -382,9 +410,10 @@ int cli_account_add_oauth(struct hub *hub, int argc, char **argv)
 	}
 	if (a.check && check_login(&a, t.access_token) < 0)
 		goto out;
-	struct hub_oauth_binding ob = {
-	    .provider = p.name, .token_url = p.token_url, .client_id = p.client_id,
-	    .scopes = p.scopes};
+	struct hub_oauth_binding ob = {.provider = p.name,
+	                               .token_url = p.token_url,
+	                               .client_id = p.client_id,
+	                               .scopes = p.scopes};
 	if (hub_account_add_oauth(hub, &u, kek, a.imap, a.smtp, a.login, a.ca, &ob, t.refresh_token,
 	                          &account_id, &err) < 0) {
 		cli_error("%s", err);

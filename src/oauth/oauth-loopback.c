@@ -87,7 +87,10 @@ static void respond(int fd, int status, const char *text)
 	                 "HTTP/1.1 %d %s\r\nContent-Type: text/html; charset=utf-8\r\n"
 	                 "Cache-Control: no-store\r\nConnection: close\r\n\r\n"
 	                 "<!doctype html><title>mailkeep</title><p>%s</p>\n",
-	                 status, status == 200 ? "OK" : status == 404 ? "Not Found" : "Bad Request",
+	                 status,
+	                 status == 200   ? "OK"
+	                 : status == 404 ? "Not Found"
+	                                 : "Bad Request",
 	                 text);
 	if (n > 0 && (size_t)n < sizeof(out)) {
 		ssize_t w = write(fd, out, (size_t)n);
@@ -162,8 +165,8 @@ static int read_request(int fd, char *buf, size_t size, int timeout_ms)
 	return -1;
 }
 
-int oauth_loopback_wait(struct oauth_loopback *lb, const char *state, int timeout_ms,
-                        char **code_r, struct oauth_error *err)
+int oauth_loopback_wait(struct oauth_loopback *lb, const char *state, int timeout_ms, char **code_r,
+                        struct oauth_error *err)
 {
 	int64_t deadline = now_ms() + timeout_ms;
 	char *req = sodium_malloc(REQUEST_MAX);
@@ -188,7 +191,8 @@ int oauth_loopback_wait(struct oauth_loopback *lb, const char *state, int timeou
 		int cfd = accept4(lb->fd, NULL, NULL, SOCK_CLOEXEC);
 		if (cfd < 0)
 			continue;
-		if (read_request(cfd, req, REQUEST_MAX, 5000) < 0 || strncmp(req, "GET /", 5) != 0) {
+		if (read_request(cfd, req, REQUEST_MAX, 5000) < 0 ||
+		    strncmp(req, "GET /", 5) != 0) {
 			respond(cfd, 400, "Bad request.");
 			close(cfd);
 			continue;
@@ -210,8 +214,9 @@ int oauth_loopback_wait(struct oauth_loopback *lb, const char *state, int timeou
 		if (!state_ok) {
 			/* Not ours (a stale tab or a forged redirect): keep waiting
 			 * for the real one, but say so to the browser. */
-			respond(cfd, 400, "This sign-in does not belong to the running mailkeep "
-			                  "command (state mismatch).");
+			respond(cfd, 400,
+			        "This sign-in does not belong to the running mailkeep "
+			        "command (state mismatch).");
 			lb_fail(err, OAUTH_ERR_PERMANENT,
 			        "the redirect's state did not match (a stale or forged sign-in): "
 			        "refused");
@@ -222,20 +227,23 @@ int oauth_loopback_wait(struct oauth_loopback *lb, const char *state, int timeou
 				e[o++] = (*s >= 32 && *s < 127) ? *s : '?';
 			e[o] = '\0';
 			o = 0;
-			for (const char *s = desc != NULL ? desc : ""; *s != '\0' && o + 1 < sizeof(d);
-			     s++)
+			for (const char *s = desc != NULL ? desc : "";
+			     *s != '\0' && o + 1 < sizeof(d); s++)
 				d[o++] = (*s >= 32 && *s < 127) ? *s : '?';
 			d[o] = '\0';
-			respond(cfd, 200, "The sign-in was not completed. You can close this window.");
-			lb_fail(err, OAUTH_ERR_PERMANENT, "the provider refused the sign-in: %s%s%s", e,
-			        d[0] ? ": " : "", d);
+			respond(cfd, 200,
+			        "The sign-in was not completed. You can close this window.");
+			lb_fail(err, OAUTH_ERR_PERMANENT,
+			        "the provider refused the sign-in: %s%s%s", e, d[0] ? ": " : "", d);
 			snprintf(err->code, sizeof(err->code), "%s", e);
 		} else if (code == NULL || code[0] == '\0') {
 			respond(cfd, 400, "The redirect carried no code.");
-			lb_fail(err, OAUTH_ERR_PERMANENT, "the redirect carried no authorization code");
+			lb_fail(err, OAUTH_ERR_PERMANENT,
+			        "the redirect carried no authorization code");
 		} else {
-			respond(cfd, 200, "Signed in. You can close this window and return to "
-			                  "mailkeep.");
+			respond(cfd, 200,
+			        "Signed in. You can close this window and return to "
+			        "mailkeep.");
 			*code_r = code;
 			code = NULL;
 			err->kind = OAUTH_OK;

@@ -107,16 +107,16 @@ int oauth_provider_check(const struct oauth_provider *p, struct oauth_error *err
 {
 	const char *name = p->name != NULL ? p->name : "the provider";
 	if (p->token_url == NULL || p->client_id == NULL || p->client_id[0] == '\0')
-		return fail(err, OAUTH_ERR_PERMANENT, "%s: no token endpoint or client id configured",
-		            name);
-	const char *urls[] = {p->token_url, p->authorization_url, p->device_url,
-	                      p->revocation_url};
+		return fail(err, OAUTH_ERR_PERMANENT,
+		            "%s: no token endpoint or client id configured", name);
+	const char *urls[] = {p->token_url, p->authorization_url, p->device_url, p->revocation_url};
 	for (size_t i = 0; i < 4; i++)
 		if (urls[i] != NULL && !oauth_url_allowed(urls[i]))
-			return fail(err, OAUTH_ERR_PERMANENT,
-			            "%s: endpoint %.200s is not https:// (plain http is allowed only "
-			            "on loopback)",
-			            name, urls[i]);
+			return fail(
+			    err, OAUTH_ERR_PERMANENT,
+			    "%s: endpoint %.200s is not https:// (plain http is allowed only "
+			    "on loopback)",
+			    name, urls[i]);
 	ok(err);
 	return 0;
 }
@@ -253,8 +253,9 @@ static int http_post(const struct oauth_provider *p, const char *url, const stru
 	curl_slist_free_all(headers);
 	const char *name = p->name != NULL ? p->name : "the provider";
 	if (resp->too_large)
-		return fail(err, OAUTH_ERR_TEMPORARY, "%s: the answer of %.200s is larger than %d bytes",
-		            name, url, OAUTH_MAX_RESPONSE);
+		return fail(err, OAUTH_ERR_TEMPORARY,
+		            "%s: the answer of %.200s is larger than %d bytes", name, url,
+		            OAUTH_MAX_RESPONSE);
 	if (rc != CURLE_OK) {
 		enum oauth_error_kind kind = OAUTH_ERR_TEMPORARY;
 		if (rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE ||
@@ -293,17 +294,20 @@ static int fail_answer(const struct oauth_provider *p, const char *what, long st
 		desc = json_string_value(json_object_get(json, "error_description"));
 	}
 	if (code == NULL) {
-		bool html = strstr(resp->content_type, "html") != NULL ||
-		            (resp->len > 0 && memchr(resp->data, '<', resp->len > 64 ? 64 : resp->len));
-		enum oauth_error_kind kind = status >= 400 && status < 500 && status != 408 &&
-		                                     status != 429
-		                                 ? OAUTH_ERR_PERMANENT
-		                                 : OAUTH_ERR_TEMPORARY;
+		bool html =
+		    strstr(resp->content_type, "html") != NULL ||
+		    (resp->len > 0 && memchr(resp->data, '<', resp->len > 64 ? 64 : resp->len));
+		enum oauth_error_kind kind =
+		    status >= 400 && status < 500 && status != 408 && status != 429
+		        ? OAUTH_ERR_PERMANENT
+		        : OAUTH_ERR_TEMPORARY;
 		if (html)
 			kind = OAUTH_ERR_TEMPORARY; /* an error page from a proxy or an outage */
 		return fail(err, kind, "%s: %s failed: HTTP %ld with %s instead of an OAuth answer",
 		            name, what, status,
-		            html ? "an HTML page" : resp->len == 0 ? "no body" : "an unreadable body");
+		            html             ? "an HTML page"
+		            : resp->len == 0 ? "no body"
+		                             : "an unreadable body");
 	}
 	char c[64], d[300];
 	printable(c, sizeof(c), code);
@@ -311,8 +315,9 @@ static int fail_answer(const struct oauth_provider *p, const char *what, long st
 	enum oauth_error_kind kind = OAUTH_ERR_PERMANENT;
 	if (strcmp(code, "invalid_grant") == 0)
 		kind = OAUTH_ERR_SIGN_IN;
-	else if (strcmp(code, "temporarily_unavailable") == 0 || strcmp(code, "server_error") == 0 ||
-	         strcmp(code, "authorization_pending") == 0 || strcmp(code, "slow_down") == 0)
+	else if (strcmp(code, "temporarily_unavailable") == 0 ||
+	         strcmp(code, "server_error") == 0 || strcmp(code, "authorization_pending") == 0 ||
+	         strcmp(code, "slow_down") == 0)
 		kind = OAUTH_ERR_TEMPORARY;
 	const char *hint = "";
 	if (kind == OAUTH_ERR_SIGN_IN)
@@ -480,9 +485,9 @@ int oauth_revoke(const struct oauth_provider *p, const char *token, const char *
 	add_client(&f, p);
 	struct response resp;
 	long status = 0;
-	int r = f.overflow ? fail(err, OAUTH_ERR_PERMANENT, "%s: revocation request too large",
-	                          name)
-	                   : http_post(p, p->revocation_url, &f, &resp, &status, err);
+	int r = f.overflow
+	            ? fail(err, OAUTH_ERR_PERMANENT, "%s: revocation request too large", name)
+	            : http_post(p, p->revocation_url, &f, &resp, &status, err);
 	form_free(&f);
 	if (r < 0) {
 		if (!f.overflow)
@@ -570,8 +575,8 @@ int oauth_authorization_url(const struct oauth_provider *p, const struct oauth_p
 	bool overflow = f.overflow;
 	form_free(&f);
 	if (url == NULL)
-		return fail(err, OAUTH_ERR_PERMANENT, overflow ? "authorization URL too long" :
-		                                                 "out of memory");
+		return fail(err, OAUTH_ERR_PERMANENT,
+		            overflow ? "authorization URL too long" : "out of memory");
 	*url_r = url;
 	ok(err);
 	return 0;
@@ -674,8 +679,7 @@ int oauth_device_poll(const struct oauth_provider *p, struct oauth_device *dev,
 
 /* --- token file --------------------------------------------------------------- */
 
-int oauth_tokens_from_file(const char *path, struct oauth_tokens *tokens_r,
-                           struct oauth_error *err)
+int oauth_tokens_from_file(const char *path, struct oauth_tokens *tokens_r, struct oauth_error *err)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0)

@@ -182,8 +182,8 @@ int oauth_loopback_open(struct oauth_loopback **lb_r, const char **redirect_uri_
  * waited past. A wrong state, or an `error` in the redirect, ends the wait
  * with a clear error. *code_r is sodium_malloc'd (free with
  * oauth_secret_free()). */
-int oauth_loopback_wait(struct oauth_loopback *lb, const char *state, int timeout_ms,
-                        char **code_r, struct oauth_error *err);
+int oauth_loopback_wait(struct oauth_loopback *lb, const char *state, int timeout_ms, char **code_r,
+                        struct oauth_error *err);
 void oauth_loopback_free(struct oauth_loopback **lb);
 
 /* Wipe and free a sodium_malloc'd string; accepts NULL. */

@@ -180,24 +180,25 @@ static void notify_signin(struct hub *hub, const struct hub_user *u, const struc
 	if (svc_store_open(hub_data_dir(hub), u->name, true, &store, error, sizeof(error)) < 0)
 		return;
 	char *text = NULL;
-	int len = asprintf(&text,
-	                   "From: mailkeep hub <mailkeep@hub.invalid>\r\n"
-	                   "To: %s\r\n"
-	                   "Date: %s\r\n"
-	                   "Subject: Sign in again: %s\r\n"
-	                   "Content-Type: text/plain; charset=utf-8\r\n"
-	                   "MIME-Version: 1.0\r\n"
-	                   "\r\n"
-	                   "The hub can no longer reach the mail of %s (account %lld): %s no "
-	                   "longer accepts the sign-in the hub holds.\r\n\r\n"
-	                   "%s\r\n\r\n"
-	                   "Syncing and sending for this account are paused; messages in the "
-	                   "outbox wait. Sign in again to resume:\r\n"
-	                   "  mailkeep account add --user %s --oauth %s --login %s --imap %s ...\r\n"
-	                   "after removing the old account, or with a token file from your "
-	                   "device.\r\n",
-	                   u->name, date, a->login, a->login, (long long)a->id, a->oauth_provider,
-	                   why, u->name, a->oauth_provider, a->login, a->imap_url);
+	int len =
+	    asprintf(&text,
+	             "From: mailkeep hub <mailkeep@hub.invalid>\r\n"
+	             "To: %s\r\n"
+	             "Date: %s\r\n"
+	             "Subject: Sign in again: %s\r\n"
+	             "Content-Type: text/plain; charset=utf-8\r\n"
+	             "MIME-Version: 1.0\r\n"
+	             "\r\n"
+	             "The hub can no longer reach the mail of %s (account %lld): %s no "
+	             "longer accepts the sign-in the hub holds.\r\n\r\n"
+	             "%s\r\n\r\n"
+	             "Syncing and sending for this account are paused; messages in the "
+	             "outbox wait. Sign in again to resume:\r\n"
+	             "  mailkeep account add --user %s --oauth %s --login %s --imap %s ...\r\n"
+	             "after removing the old account, or with a token file from your "
+	             "device.\r\n",
+	             u->name, date, a->login, a->login, (long long)a->id, a->oauth_provider, why,
+	             u->name, a->oauth_provider, a->login, a->imap_url);
 	if (len >= 0) {
 		if (store_begin(store, &err) < 0 ||
 		    store_local_deliver(store, text, (size_t)len, (int64_t)now, &err) < 0 ||
@@ -216,7 +217,8 @@ int svc_oauth_access_token(struct hub *hub, const struct hub_user *u, const stru
 	char key[sizeof(cache[0].key)];
 	struct oauth_provider p;
 	if (!a0->oauth) {
-		snprintf(error, error_size, "account %lld is not an OAuth account", (long long)a0->id);
+		snprintf(error, error_size, "account %lld is not an OAuth account",
+		         (long long)a0->id);
 		return -1;
 	}
 	if (a0->needs_signin_since != 0) {
@@ -263,14 +265,13 @@ int svc_oauth_access_token(struct hub *hub, const struct hub_user *u, const stru
 	if (r == 0 && t.expires_at != 0)
 		snprintf(expires, sizeof(expires), "%lld", (long long)(t.expires_at - time(NULL)));
 	bool rotated = r == 0 && t.refresh_token != NULL && strcmp(t.refresh_token, refresh) != 0;
-	struct audit_detail d[] = {
-	    {"provider", p.name},
-	    {"result", r == 0                           ? "ok"
-	               : oe.kind == OAUTH_ERR_SIGN_IN   ? "invalid_grant"
-	               : oe.kind == OAUTH_ERR_TEMPORARY ? "temporary"
-	                                                : "refused"},
-	    {"rotated", rotated ? "yes" : "no"},
-	    {"expires_in", expires}};
+	struct audit_detail d[] = {{"provider", p.name},
+	                           {"result", r == 0                           ? "ok"
+	                                      : oe.kind == OAUTH_ERR_SIGN_IN   ? "invalid_grant"
+	                                      : oe.kind == OAUTH_ERR_TEMPORARY ? "temporary"
+	                                                                       : "refused"},
+	                           {"rotated", rotated ? "yes" : "no"},
+	                           {"expires_in", expires}};
 	if (hub_audit(hub, u, AUDIT_OAUTH_REFRESH, a->id, d, r == 0 ? 4 : 2, &err) < 0 && r == 0) {
 		/* The refresh happened but its record did not: the new token is
 		 * not used (the audit entry is what makes a use visible). */
@@ -283,10 +284,12 @@ int svc_oauth_access_token(struct hub *hub, const struct hub_user *u, const stru
 		goto out;
 	}
 	if (r < 0) {
-		snprintf(error, error_size, "%s, account %lld: %s", u->name, (long long)a->id, oe.text);
+		snprintf(error, error_size, "%s, account %lld: %s", u->name, (long long)a->id,
+		         oe.text);
 		if (oe.kind == OAUTH_ERR_SIGN_IN) {
 			struct audit_detail sd[] = {{"provider", p.name}, {"result", "needed"}};
-			if (hub_account_set_needs_signin(hub, a->id, (int64_t)time(NULL), &err) == 0) {
+			if (hub_account_set_needs_signin(hub, a->id, (int64_t)time(NULL), &err) ==
+			    0) {
 				(void)hub_audit(hub, u, AUDIT_OAUTH_SIGNIN, a->id, sd, 2, &err);
 				notify_signin(hub, u, a, oe.text);
 			}
@@ -357,14 +360,15 @@ void svc_oauth_revoke(struct hub *hub, const struct hub_user *u, const struct hu
 	const char *err;
 	char *refresh = NULL;
 	if (u->zero_access || hub_user_kek(hub, u, NULL, &kek, &err) < 0) {
-		snprintf(outcome, outcome_size,
-		         "The refresh token was not revoked at %s (its key cannot be opened here%s); "
-		         "revoke the hub's access in your account's security settings.",
-		         p.name, u->zero_access ? ": zero-access user" : "");
+		snprintf(
+		    outcome, outcome_size,
+		    "The refresh token was not revoked at %s (its key cannot be opened here%s); "
+		    "revoke the hub's access in your account's security settings.",
+		    p.name, u->zero_access ? ": zero-access user" : "");
 		return;
 	}
-	if (svc_account_open_secret(hub, u, a, kek, "revoke", "oauth-refresh-token", &refresh, error,
-	                            sizeof(error)) < 0) {
+	if (svc_account_open_secret(hub, u, a, kek, "revoke", "oauth-refresh-token", &refresh,
+	                            error, sizeof(error)) < 0) {
 		snprintf(outcome, outcome_size,
 		         "The refresh token was not revoked at %s (it could not be opened); revoke "
 		         "the hub's access in your account's security settings.",

@@ -9,7 +9,13 @@
 //   node server.mjs   prints one line {"issuer": ..., "port": N} when ready.
 //
 // Environment: OAUTH_ACCESS_TTL (seconds, default 3600), OAUTH_ACCOUNT
-// (default "alice@example.test"), OAUTH_CLIENT_ID/SECRET (defaults below).
+// (default "alice@example.test"), OAUTH_CLIENT_ID/SECRET (defaults below),
+// OAUTH_KEY_DIR (write the signing keys there as PEM, laid out for
+// Dovecot's local JWT validation: DIR/default/ALG/KID), OAUTH_TOKEN_LOG
+// (append every token the token endpoint hands out, one per line: the
+// canary test looks for them everywhere else).
+import crypto from 'node:crypto';
+import fs from 'node:fs';
 import http from 'node:http';
 import Provider from 'oidc-provider';
 
@@ -56,6 +62,15 @@ const provider = new Provider(issuer, {
         accessTokenTTL: ttl,
         jwt: { sign: { alg: 'RS256' } },
       }),
+    },
+  },
+  // OAUTH_JWT_TYP: the access tokens' "typ" header (default RFC 9068's
+  // "at+jwt"; Dovecot 2.3's local validation wants "JWT").
+  formats: {
+    customizers: {
+      jwt: (ctx, token, jwt) => {
+        if (process.env.OAUTH_JWT_TYP) jwt.header = { typ: process.env.OAUTH_JWT_TYP };
+      },
     },
   },
   pkce: { required: () => true },
@@ -107,5 +122,26 @@ server.on('request', (req, res) => {
   }
   callback(req, res);
 });
+
+if (process.env.OAUTH_TOKEN_LOG) {
+  provider.on('grant.success', (ctx) => {
+    const b = ctx.body || {};
+    for (const k of ['access_token', 'refresh_token'])
+      if (b[k]) fs.appendFileSync(process.env.OAUTH_TOKEN_LOG, b[k] + '\n');
+  });
+}
+
+if (process.env.OAUTH_KEY_DIR) {
+  const res = await fetch(`${issuer}/jwks`);
+  const { keys } = await res.json();
+  for (const jwk of keys) {
+    const alg = jwk.alg || 'RS256';
+    const dir = `${process.env.OAUTH_KEY_DIR}/default/${alg}`;
+    fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
+    const pem = crypto.createPublicKey({ key: jwk, format: 'jwk' })
+      .export({ type: 'spki', format: 'pem' });
+    fs.writeFileSync(`${dir}/${jwk.kid || 'default'}`, pem, { mode: 0o644 });
+  }
+}
 
 process.stdout.write(JSON.stringify({ issuer, port }) + '\n');
