@@ -332,7 +332,71 @@ def scenario_errors(tmp):
         p.stop()
 
 
+class Smtpd:
+    """tests/fixture/smtpd.py (aiosmtpd) taking XOAUTH2/OAUTHBEARER tokens
+    checked against the provider's key."""
+
+    def __init__(self, fx, p, out):
+        self.out = out
+        self.proc = subprocess.Popen(
+            ["/usr/bin/python3", os.path.join(SRC, "tests", "fixture", "smtpd.py"), out,
+             "--cert", os.path.join(fx.dir, "server.pem"), "--key",
+             os.path.join(fx.dir, "server.key"), "--implicit-tls", "--user", "alice",
+             "--oauth-keys", p.keys],
+            stdout=subprocess.PIPE, stderr=open(out + ".log", "w"), stdin=subprocess.DEVNULL,
+            text=True)
+        m = re.match(r"ready (\d+)", self.proc.stdout.readline())
+        check(m is not None, "smtpd did not start: " + open(out + ".log").read())
+        self.url = "submissions://127.0.0.1:%s" % m.group(1)
+
+    def received(self):
+        recs = []
+        for name in sorted(os.listdir(self.out)):
+            if name.endswith(".json"):
+                recs.append(json.load(open(os.path.join(self.out, name))))
+        return recs
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait()
+
+
+MSG = (b"From: alice@example.org\r\nTo: bob@example.net\r\nSubject: oauth send\r\n"
+       b"Message-ID: <oauth-send-1@example.org>\r\n\r\nSent with a bearer token.\r\n")
+
+
+def scenario_send(tmp):
+    """Send through an SMTP server that takes only bearer tokens (libcurl
+    picks OAUTHBEARER or XOAUTH2 from its AUTH list); a revoked grant holds
+    the message in the outbox without asking the provider again."""
+    p = Provider(tmp, "as4")
+    h = Hub(tmp, "send", p)
+    smtpd = Smtpd(h.fx, p, os.path.join(tmp, "send-smtp"))
+    try:
+        acct, out = h.add_loopback(extra=["--smtp", smtpd.url])
+        check(acct is not None and "IMAP and SMTP login checked" in out, out)
+        r = run([BIN, "--data", h.dir, "send", "--user", "u", "--account", str(acct)],
+                stdin=MSG.decode())
+        recs = smtpd.received()
+        check(len(recs) == 1, "not received: %s %s" % (r.stdout, r.stderr))
+        check(recs[0]["login"] == "alice" and recs[0]["mechanism"] in ("OAUTHBEARER", "XOAUTH2"),
+              "session %s" % recs[0])
+        # Revoke: the next message waits, and says why.
+        refresh = [t for t in p.tokens() if not t.startswith("eyJ")][-1]
+        p.post("/token/revocation", token=refresh, token_type_hint="refresh_token")
+        r = run([BIN, "--data", h.dir, "send", "--user", "u", "--account", str(acct)],
+                stdin=MSG.decode().replace("oauth-send-1", "oauth-send-2"), expect=None)
+        check(len(smtpd.received()) == 1, "sent with a revoked grant")
+        r2 = h.mk("outbox", "--user", "u", expect=None)
+        check("sign-in" in r.stdout + r.stderr + r2.stdout, r.stdout + r.stderr + r2.stdout)
+    finally:
+        smtpd.stop()
+        h.stop()
+        p.stop()
+
+
 SCENARIOS = {
+    "send": scenario_send,
     "sync_rotation_revocation": scenario_sync_rotation_revocation,
     "short_lived_tokens": scenario_short_lived_tokens,
     "errors": scenario_errors,
