@@ -112,8 +112,9 @@ def code_flow_tokens(p, scopes="openid offline_access mail"):
 
 
 class Hub:
-    def __init__(self, tmp, name, p, extra_conf=""):
-        self.fx = Fixture(tmp, name, "--oauth-keys", p.keys, count=30)
+    def __init__(self, tmp, name, p, extra_conf="", mechanisms="xoauth2 oauthbearer"):
+        self.fx = Fixture(tmp, name, "--oauth-keys", p.keys, "--oauth-mechanisms", mechanisms,
+                          count=30)
         self.dir = self.fx.data
         self.p = p
         self.outputs = []
@@ -299,6 +300,7 @@ def scenario_errors(tmp):
         acct, out = h.add_loopback(provider="noscope", expect=1)
         check(acct is None, out)
         check("refused the access token" in out, out)
+        print("  wrong scope says: " + [l for l in out.splitlines() if "refused" in l][0])
         check(h.db().execute("SELECT count(*) FROM accounts").fetchone()[0] == 0,
               "an account was stored")
         # A token file a device produced, through a provider answering with
@@ -395,7 +397,31 @@ def scenario_send(tmp):
         p.stop()
 
 
+def scenario_xoauth2(tmp):
+    """A server offering only XOAUTH2 (as Gmail and Outlook do): added from a
+    token file a device produced, synced with XOAUTH2."""
+    p = Provider(tmp, "as5")
+    h = Hub(tmp, "xo", p, mechanisms="xoauth2")
+    try:
+        tok = code_flow_tokens(p)
+        tf = os.path.join(tmp, "xo-tokens.json")
+        with open(tf, "w") as f:
+            json.dump({"refresh_token": tok["refresh_token"], "access_token": tok["access_token"],
+                       "expires_in": tok["expires_in"]}, f)
+        r = h.mk("account", "add", "--user", "u", "--oauth", "test", "--login", "alice",
+                 "--imap", h.fx.url(), "--ca-file", h.fx.env["CA_FILE"], "--consent",
+                 "--flow", "token-file", tf)
+        check("added OAuth account" in r.stdout, r.stdout)
+        h.sync()
+        check(h.messages() > 0, "nothing synced")
+        check("XOAUTH2" in "\n".join(h.audit()), "not XOAUTH2")
+    finally:
+        h.stop()
+        p.stop()
+
+
 SCENARIOS = {
+    "xoauth2": scenario_xoauth2,
     "send": scenario_send,
     "sync_rotation_revocation": scenario_sync_rotation_revocation,
     "short_lived_tokens": scenario_short_lived_tokens,
