@@ -4,7 +4,7 @@
 #
 #   faces     cli
 #   services  service
-#   engines   sync imap smtp jmap maildir setup
+#   engines   sync imap smtp jmap maildir setup oauth
 #   state     store hub vault audit
 #   base      lib net http mime
 #
@@ -26,7 +26,7 @@ cd "$(dirname "$0")/.."
 declare -A LAYER=(
 	[lib]=1 [net]=1 [http]=1 [mime]=1
 	[store]=2 [hub]=2 [vault]=2 [audit]=2
-	[sync]=3 [imap]=3 [smtp]=3 [jmap]=3 [maildir]=3 [setup]=3
+	[sync]=3 [imap]=3 [smtp]=3 [jmap]=3 [maildir]=3 [setup]=3 [oauth]=3
 	[service]=4
 	[cli]=5
 )

@@ -59,6 +59,11 @@ if [ $TESTS = yes ]; then
 	if [ ! -d tests/jmap/node_modules/jmap-jam ]; then
 		(cd tests/jmap && npm install --no-audit --no-fund --loglevel=error)
 	fi
+	# The OAuth tests' authorization server (oidc-provider, pinned in
+	# tests/oauth/package-lock.json).
+	if [ ! -d tests/oauth/node_modules/oidc-provider ]; then
+		(cd tests/oauth && npm ci --no-audit --no-fund --loglevel=error)
+	fi
 fi
 
 [ $BUILD = yes ] || exit 0

@@ -20,6 +20,8 @@ static const char *const event_names[AUDIT_EVENT_COUNT] = {
     [AUDIT_DEVICE_REVOKED] = "device.revoked",
     [AUDIT_API_CHANGE] = "api.change",
     [AUDIT_ACCOUNT_CHANGED] = "account.changed",
+    [AUDIT_OAUTH_REFRESH] = "oauth.refresh",
+    [AUDIT_OAUTH_SIGNIN] = "oauth.signin",
 };
 
 /* Detail keys that name a secret are refused outright. */

@@ -384,10 +384,11 @@ static int check_event_rules(enum audit_event event, const struct audit_detail *
 		    details[i].value != NULL &&
 		    (strcmp(details[i].value, "sync") == 0 ||
 		     strcmp(details[i].value, "send") == 0 ||
-		     strcmp(details[i].value, "test") == 0))
+		     strcmp(details[i].value, "test") == 0 ||
+		     strcmp(details[i].value, "revoke") == 0))
 			return 0;
 	}
-	*error_r = "credential.decrypt needs purpose sync, send or test";
+	*error_r = "credential.decrypt needs purpose sync, send, test or revoke";
 	return -1;
 }
 

@@ -74,7 +74,7 @@
  * enforced by audit_append().
  */
 enum audit_event {
-	AUDIT_CREDENTIAL_DECRYPT, /* "credential.decrypt": purpose=sync|send|test */
+	AUDIT_CREDENTIAL_DECRYPT, /* "credential.decrypt": purpose=sync|send|test|revoke */
 	AUDIT_PROVIDER_LOGIN,     /* "provider.login": server, mechanism, result */
 	AUDIT_CONSENT_GIVEN,      /* "consent.given": scope, ... */
 	AUDIT_ACCOUNT_ADDED,      /* "account.added": server, ... */
@@ -87,6 +87,8 @@ enum audit_event {
 	AUDIT_DEVICE_REVOKED,     /* "device.revoked" */
 	AUDIT_API_CHANGE,         /* "api.change": device, methods (a device changing mail) */
 	AUDIT_ACCOUNT_CHANGED, /* "account.changed": imap, smtp, login, ca (password re-entered) */
+	AUDIT_OAUTH_REFRESH,   /* "oauth.refresh": provider, result, rotated, expires */
+	AUDIT_OAUTH_SIGNIN,    /* "oauth.signin": provider, result (needs sign-in marked/cleared) */
 	AUDIT_EVENT_COUNT
 };
 

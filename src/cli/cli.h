@@ -58,6 +58,10 @@ struct outbox_worker {
 void *cli_outbox_thread(void *context);
 /* Print "mailkeep: <message>" to stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* account add --oauth and account signin (cmd-account-oauth.c); argv[0] is
+ * the subcommand. */
+int cli_account_add_oauth(struct hub *hub, int argc, char **argv);
+int cli_account_signin(struct hub *hub, int argc, char **argv);
 /* A services reporter (service.h) for the command line: SVC_INFO lines to
  * stdout, SVC_WARNING ones as cli_error(). ctx is unused. */
 void cli_report(void *ctx, enum svc_level level, const char *text);

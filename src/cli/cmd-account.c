@@ -40,7 +40,12 @@ static void account_usage(FILE *f)
 	    "                [--smtp URL|none] [--login ADDR] [--ca-file CA.pem|none]\n"
 	    "                --password-file F [--passphrase-file P] [--no-check]\n"
 	    "       mailkeep --data DIR account remove --user NAME ID --all-devices\n"
-	    "       mailkeep --data DIR account primary --user NAME ID\n\n"
+	    "       mailkeep --data DIR account primary --user NAME ID\n"
+	    "       mailkeep --data DIR account add --user NAME --oauth PROVIDER --login ADDR\n"
+	    "                --imap URL [--smtp URL] [--ca-file CA.pem] [--consent] [--no-check]\n"
+	    "                [--flow loopback|device|token-file F] [--passphrase-file P]\n"
+	    "       mailkeep --data DIR account signin --user NAME ID\n"
+	    "                [--flow loopback|device|token-file F] [--passphrase-file P]\n\n"
 	    "add     shows exactly what will be stored where and what the hub will do as the\n"
 	    "        user, and goes on only on consent: typed 'yes' on a terminal, or\n"
 	    "        --consent to accept the shown text from a script. Declining stores\n"
@@ -67,6 +72,11 @@ static void account_usage(FILE *f)
 	    "        Both log in with the new settings first, as add does (--no-check).\n"
 	    "remove  with --all-devices deletes the account's sealed credentials, its key\n"
 	    "        and every copy of its mail from this hub, and prints a receipt.\n"
+	    "--oauth  signs in at PROVIDER (oauth.PROVIDER.* in mailkeep.conf) instead of a\n"
+	    "        password: loopback prints an address to open in a browser on this machine,\n"
+	    "        device prints a code to enter on any device, token-file reads the tokens\n"
+	    "        a device obtained (JSON with refresh_token). docs/oauth.md.\n"
+	    "signin  signs an OAuth account in again (after the provider refused the grant).\n"
 	    "primary makes the account the one devices open first (the JMAP session's\n"
 	    "        primaryAccounts); by default the first account added.\n");
 }
@@ -211,6 +221,9 @@ static int account_add(struct hub *hub, int argc, char **argv, const char *sourc
 	    {"email", required_argument, NULL, 'e'},
 	    {NULL, 0, NULL, 0},
 	};
+	for (int i = 1; i < argc; i++) /* OAuth accounts: cmd-account-oauth.c */
+		if (strcmp(argv[i], "--oauth") == 0 || strncmp(argv[i], "--oauth=", 8) == 0)
+			return cli_account_add_oauth(hub, argc, argv);
 	const char *email = NULL;
 	const char *user = NULL, *imap = NULL, *smtp = NULL, *login = NULL, *pwfile = NULL;
 	const char *ppfile = NULL, *ca = NULL, *err;
@@ -673,8 +686,13 @@ int cmd_account(struct cli *cli, int argc, char **argv)
 	struct hub *hub;
 	bool add = strcmp(argv[1], "add") == 0, password = strcmp(argv[1], "password") == 0;
 	add = add || strcmp(argv[1], "import") == 0; /* import --add loads the master key */
-	bool set = strcmp(argv[1], "set") == 0;
-	if (cli_open_hub(cli, add || password || set, &hub) < 0)
+	bool set = strcmp(argv[1], "set") == 0, signin = strcmp(argv[1], "signin") == 0;
+	bool remove = strcmp(argv[1], "remove") == 0;
+	/* remove: with the master key when it loads, so an OAuth account's
+	 * token can be revoked at the provider; without it otherwise. */
+	const char *dir = remove ? cli_data_dir(cli, true) : NULL;
+	if (dir != NULL && hub_open(dir, true, &hub, &(const char *){NULL}) == 0) {
+	} else if (cli_open_hub(cli, add || password || set || signin, &hub) < 0)
 		return EXIT_FAIL;
 	int r;
 	if (strcmp(argv[1], "import") == 0)
@@ -691,6 +709,8 @@ int cmd_account(struct cli *cli, int argc, char **argv)
 		r = account_remove(hub, argc - 1, argv + 1);
 	else if (strcmp(argv[1], "primary") == 0)
 		r = account_primary(cli, hub, argc - 1, argv + 1);
+	else if (signin)
+		r = cli_account_signin(hub, argc - 1, argv + 1);
 	else {
 		cli_error("unknown 'account' command; see 'mailkeep account --help'");
 		r = EXIT_USAGE;

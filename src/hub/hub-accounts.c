@@ -52,8 +52,12 @@ static int ca_file_sha256(struct hub *hub, const char *path, char hex[65], const
  * endpoints, gets "2" and its own fields, and secrets are re-sealed when
  * their owner next enters them).
  */
+/* Layout 2 (OAuth 2 accounts) adds what decides where the refresh token
+ * goes and what it may do: the provider's name, the token endpoint, the
+ * client id and the scopes. */
 static int account_binding(struct hub *hub, const char *imap_url, const char *smtp_url,
                            const char *login, const char *ca_file,
+                           const struct hub_oauth_binding *oauth,
                            unsigned char digest_r[VAULT_BINDING_SIZE], const char **error_r)
 {
 	char ca_hex[65] = "";
@@ -61,16 +65,36 @@ static int account_binding(struct hub *hub, const char *imap_url, const char *sm
 	if (ca_file != NULL && ca_file_sha256(hub, ca_file, ca_hex, error_r) < 0)
 		return -1;
 	const struct vault_binding_field fields[] = {
-	    {"layout", "1"},
+	    {"layout", oauth != NULL ? "2" : "1"},
 	    {"imap-url", imap_url},
 	    {"smtp-url", smtp_url != NULL ? smtp_url : ""},
 	    {"login", login},
 	    {"ca-file", ca_file != NULL ? ca_file : ""},
 	    {"ca-file-sha256", ca_hex},
+	    {"oauth-provider", oauth != NULL ? oauth->provider : ""},
+	    {"oauth-token-url", oauth != NULL ? oauth->token_url : ""},
+	    {"oauth-client-id", oauth != NULL ? oauth->client_id : ""},
+	    {"oauth-scopes", oauth != NULL ? oauth->scopes : ""},
 	};
-	if (vault_binding_digest(fields, sizeof(fields) / sizeof(fields[0]), digest_r, &err) < 0)
+	size_t n = sizeof(fields) / sizeof(fields[0]);
+	if (oauth == NULL)
+		n = 6; /* layout 1 is exactly its six fields */
+	if (vault_binding_digest(fields, n, digest_r, &err) < 0)
 		return hub_fail(hub, error_r, "%s", err);
 	return 0;
+}
+
+/* The OAuth binding of a row (NULL for a password account). */
+static const struct hub_oauth_binding *row_oauth(const struct hub_account *a,
+                                                 struct hub_oauth_binding *buf)
+{
+	if (!a->oauth)
+		return NULL;
+	buf->provider = a->oauth_provider != NULL ? a->oauth_provider : "";
+	buf->token_url = a->oauth_token_url != NULL ? a->oauth_token_url : "";
+	buf->client_id = a->oauth_client_id != NULL ? a->oauth_client_id : "";
+	buf->scopes = a->oauth_scopes != NULL ? a->oauth_scopes : "";
+	return buf;
 }
 
 /* The tag that lets a format-1 secret (sealed before bindings) be opened
@@ -124,10 +148,38 @@ static int seal_into(struct hub *hub, const struct hub_user *user, int64_t accou
 	return r;
 }
 
+static int account_add(struct hub *hub, const struct hub_user *user, const struct vault_kek *kek,
+                       const char *imap_url, const char *smtp_url, const char *login,
+                       const char *ca_file, const struct hub_oauth_binding *oauth,
+                       const char *password, int64_t *account_id_r, const char **error_r);
+
 int hub_account_add(struct hub *hub, const struct hub_user *user, const struct vault_kek *kek,
                     const char *imap_url, const char *smtp_url, const char *login,
                     const char *ca_file, const char *password, int64_t *account_id_r,
                     const char **error_r)
+{
+	return account_add(hub, user, kek, imap_url, smtp_url, login, ca_file, NULL, password,
+	                   account_id_r, error_r);
+}
+
+int hub_account_add_oauth(struct hub *hub, const struct hub_user *user,
+                          const struct vault_kek *kek, const char *imap_url,
+                          const char *smtp_url, const char *login, const char *ca_file,
+                          const struct hub_oauth_binding *oauth, const char *refresh_token,
+                          int64_t *account_id_r, const char **error_r)
+{
+	if (oauth == NULL || oauth->provider == NULL || oauth->token_url == NULL ||
+	    oauth->client_id == NULL || oauth->scopes == NULL)
+		return hub_fail(hub, error_r, "an OAuth account needs provider, token endpoint, "
+		                              "client id and scopes");
+	return account_add(hub, user, kek, imap_url, smtp_url, login, ca_file, oauth,
+	                   refresh_token, account_id_r, error_r);
+}
+
+static int account_add(struct hub *hub, const struct hub_user *user, const struct vault_kek *kek,
+                       const char *imap_url, const char *smtp_url, const char *login,
+                       const char *ca_file, const struct hub_oauth_binding *oauth,
+                       const char *password, int64_t *account_id_r, const char **error_r)
 {
 	const char *err;
 	struct vault_data_key *key = NULL;
@@ -135,7 +187,7 @@ int hub_account_add(struct hub *hub, const struct hub_user *user, const struct v
 	const uint64_t key_version = 1, secret_version = 1;
 	sqlite3_stmt *st = NULL;
 	int64_t id = 0;
-	if (account_binding(hub, imap_url, smtp_url, login, ca_file, binding, error_r) < 0)
+	if (account_binding(hub, imap_url, smtp_url, login, ca_file, oauth, binding, error_r) < 0)
 		return -1;
 	if (vault_data_key_new(&key, &err) < 0)
 		return hub_fail(hub, error_r, "%s", err);
@@ -146,10 +198,18 @@ int hub_account_add(struct hub *hub, const struct hub_user *user, const struct v
 	if (hub_prepare(
 	        hub,
 	        "INSERT INTO accounts(user_id, imap_url, smtp_url, login, ca_file, created, "
-	        "data_key, key_version, secret_version) "
-	        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, zeroblob(1), ?7, ?8)",
+	        "data_key, key_version, secret_version, auth, oauth_provider, oauth_token_url, "
+	        "oauth_client_id, oauth_scopes) "
+	        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, zeroblob(1), ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
 	        &st, error_r) < 0)
 		goto fail;
+	sqlite3_bind_text(st, 9, oauth != NULL ? "oauth2" : "password", -1, SQLITE_STATIC);
+	if (oauth != NULL) {
+		sqlite3_bind_text(st, 10, oauth->provider, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 11, oauth->token_url, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 12, oauth->client_id, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 13, oauth->scopes, -1, SQLITE_STATIC);
+	}
 	sqlite3_bind_int64(st, 1, user->id);
 	sqlite3_bind_text(st, 2, imap_url, -1, SQLITE_STATIC);
 	if (smtp_url != NULL)
@@ -183,11 +243,18 @@ int hub_account_add(struct hub *hub, const struct hub_user *user, const struct v
 	}
 	sqlite3_finalize(st);
 	st = NULL;
-	if (seal_into(hub, user, id, key, "imap-password", secret_version, binding, password,
-	              error_r) < 0 ||
-	    (smtp_url != NULL && seal_into(hub, user, id, key, "smtp-password", secret_version,
-	                                   binding, password, error_r) < 0) ||
-	    hub_exec(hub, "COMMIT", error_r) < 0)
+	if (oauth != NULL) {
+		/* One refresh token serves IMAP and SMTP. */
+		if (seal_into(hub, user, id, key, "oauth-refresh-token", secret_version, binding,
+		              password, error_r) < 0 ||
+		    hub_exec(hub, "COMMIT", error_r) < 0)
+			goto fail;
+	} else if (seal_into(hub, user, id, key, "imap-password", secret_version, binding,
+	                     password, error_r) < 0 ||
+	           (smtp_url != NULL && seal_into(hub, user, id, key, "smtp-password",
+	                                          secret_version, binding, password,
+	                                          error_r) < 0) ||
+	           hub_exec(hub, "COMMIT", error_r) < 0)
 		goto fail;
 	vault_data_key_free(&key);
 	*account_id_r = id;
@@ -212,7 +279,12 @@ int hub_account_update(struct hub *hub, const struct hub_user *user,
 	account_name(account->id, acct, sizeof(acct));
 	struct vault_data_key *key = NULL;
 	sqlite3_stmt *st;
-	if (account_binding(hub, imap_url, smtp_url, login, ca_file, binding, error_r) < 0)
+	if (account->oauth)
+		return hub_fail(hub, error_r,
+		                "account %s signs in with OAuth 2: it has no password to set; "
+		                "remove it and add it again to change its settings",
+		                acct);
+	if (account_binding(hub, imap_url, smtp_url, login, ca_file, NULL, binding, error_r) < 0)
 		return -1;
 	if (hub_exec(hub, "BEGIN IMMEDIATE", error_r) < 0)
 		return -1;
@@ -285,6 +357,88 @@ fail:
 	return -1;
 }
 
+int hub_account_set_refresh_token(struct hub *hub, const struct hub_user *user,
+                                  const struct hub_account *account, const struct vault_kek *kek,
+                                  const char *refresh_token, const char **error_r)
+{
+	const char *err = NULL;
+	char acct[32];
+	unsigned char binding[VAULT_BINDING_SIZE];
+	struct hub_oauth_binding ob;
+	struct vault_data_key *key = NULL;
+	sqlite3_stmt *st;
+	account_name(account->id, acct, sizeof(acct));
+	if (!account->oauth)
+		return hub_fail(hub, error_r, "account %s is not an OAuth account", acct);
+	if (account_binding(hub, account->imap_url, account->smtp_url, account->login,
+	                    account->ca_file, row_oauth(account, &ob), binding, error_r) < 0)
+		return -1;
+	if (hub_exec(hub, "BEGIN IMMEDIATE", error_r) < 0)
+		return -1;
+	/* The row as it is now: another process may have rotated first; then
+	 * this token is the newer one all the same (the provider handed it out
+	 * last), and it goes above whatever version is there. */
+	uint64_t row_version = 0;
+	if (hub_prepare(hub, "SELECT data_key, secret_version FROM accounts WHERE id = ?1", &st,
+	                error_r) < 0)
+		goto fail;
+	sqlite3_bind_int64(st, 1, account->id);
+	int r = -1;
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		row_version = (uint64_t)sqlite3_column_int64(st, 1);
+		r = vault_data_key_unwrap(kek, sqlite3_column_blob(st, 0),
+		                          (size_t)sqlite3_column_bytes(st, 0), user->name, acct,
+		                          account->key_version, &key, &err);
+	}
+	sqlite3_finalize(st);
+	if (r < 0) {
+		hub_fail(hub, error_r, "account %s: %s", acct, err != NULL ? err : "not found");
+		goto fail;
+	}
+	struct hub_anchor anchor;
+	if (hub_anchor_read(hub, account->id, &anchor, error_r) < 0)
+		goto fail;
+	uint64_t version = row_version + 1;
+	if (anchor.secret_version >= version)
+		version = anchor.secret_version + 1;
+	if (hub_prepare(hub,
+	                "UPDATE accounts SET secret_version = ?2, needs_signin = 0 WHERE id = ?1",
+	                &st, error_r) < 0)
+		goto fail;
+	sqlite3_bind_int64(st, 1, account->id);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)version);
+	r = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+	sqlite3_finalize(st);
+	if (r < 0) {
+		hub_db_fail(hub, error_r, "update account");
+		goto fail;
+	}
+	if (seal_into(hub, user, account->id, key, "oauth-refresh-token", version, binding,
+	              refresh_token, error_r) < 0 ||
+	    hub_exec(hub, "COMMIT", error_r) < 0)
+		goto fail;
+	vault_data_key_free(&key);
+	return hub_anchor_note(hub, "secret", account->id, version, error_r);
+fail:
+	sqlite3_exec(hub->db, "ROLLBACK", NULL, NULL, NULL);
+	vault_data_key_free(&key);
+	return -1;
+}
+
+int hub_account_set_needs_signin(struct hub *hub, int64_t account_id, int64_t since,
+                                 const char **error_r)
+{
+	sqlite3_stmt *st;
+	if (hub_prepare(hub, "UPDATE accounts SET needs_signin = ?2 WHERE id = ?1", &st,
+	                error_r) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, account_id);
+	sqlite3_bind_int64(st, 2, since);
+	int r = sqlite3_step(st) == SQLITE_DONE ? 0 : hub_db_fail(hub, error_r, "mark account");
+	sqlite3_finalize(st);
+	return r;
+}
+
 int hub_account_set_password(struct hub *hub, const struct hub_user *user,
                              const struct hub_account *account, const struct vault_kek *kek,
                              const char *password, const char **error_r)
@@ -305,7 +459,9 @@ int hub_account_list(struct hub *hub, int64_t user_id, struct hub_account **acco
 	sqlite3_stmt *st;
 	if (hub_prepare(hub,
 	                "SELECT id, user_id, imap_url, smtp_url, login, ca_file, created, "
-	                "secret_version, key_version FROM accounts WHERE user_id = ?1 ORDER BY id",
+	                "secret_version, key_version, auth, oauth_provider, oauth_token_url, "
+	                "oauth_client_id, oauth_scopes, needs_signin "
+	                "FROM accounts WHERE user_id = ?1 ORDER BY id",
 	                &st, error_r) < 0)
 		return -1;
 	sqlite3_bind_int64(st, 1, user_id);
@@ -330,7 +486,18 @@ int hub_account_list(struct hub *hub, int64_t user_id, struct hub_account **acco
 		x->created = sqlite3_column_int64(st, 6);
 		x->secret_version = (uint64_t)sqlite3_column_int64(st, 7);
 		x->key_version = (uint64_t)sqlite3_column_int64(st, 8);
-		if (x->imap_url == NULL || x->login == NULL) {
+		const unsigned char *auth = sqlite3_column_text(st, 9);
+		x->oauth = auth != NULL && strcmp((const char *)auth, "oauth2") == 0;
+		if (x->oauth) {
+			x->oauth_provider = dup_text(st, 10);
+			x->oauth_token_url = dup_text(st, 11);
+			x->oauth_client_id = dup_text(st, 12);
+			x->oauth_scopes = dup_text(st, 13);
+		}
+		x->needs_signin_since = sqlite3_column_int64(st, 14);
+		if (x->imap_url == NULL || x->login == NULL ||
+		    (x->oauth && (x->oauth_provider == NULL || x->oauth_token_url == NULL ||
+		                  x->oauth_client_id == NULL || x->oauth_scopes == NULL))) {
 			rc = SQLITE_NOMEM;
 			break;
 		}
@@ -354,6 +521,10 @@ void hub_accounts_free(struct hub_account **accounts, size_t count)
 		free((*accounts)[i].smtp_url);
 		free((*accounts)[i].login);
 		free((*accounts)[i].ca_file);
+		free((*accounts)[i].oauth_provider);
+		free((*accounts)[i].oauth_token_url);
+		free((*accounts)[i].oauth_client_id);
+		free((*accounts)[i].oauth_scopes);
 	}
 	free(*accounts);
 	*accounts = NULL;
@@ -414,8 +585,9 @@ int hub_account_open_secret(struct hub *hub, const struct hub_user *user,
 		                anchor.removed ? "the account was removed"
 		                               : "a newer one was stored since",
 		                user->name, acct);
+	struct hub_oauth_binding ob;
 	if (account_binding(hub, account->imap_url, account->smtp_url, account->login,
-	                    account->ca_file, binding, error_r) < 0)
+	                    account->ca_file, row_oauth(account, &ob), binding, error_r) < 0)
 		return -1;
 
 	sqlite3_stmt *st;
@@ -476,6 +648,13 @@ int hub_account_open_secret(struct hub *hub, const struct hub_user *user,
 		err = "no such credential stored";
 	}
 	sqlite3_finalize(st);
+	if (changed && account->oauth)
+		return hub_fail(hub, error_r,
+		                "account %s of %s: the account's settings (servers, login, CA file, "
+		                "OAuth provider, token endpoint, client id or scopes) changed since "
+		                "the refresh token was stored, so it is not sent anywhere; sign in "
+		                "again (remove the account and add it with --oauth)",
+		                acct, user->name);
 	if (changed)
 		return hub_fail(
 		    hub, error_r,
@@ -525,7 +704,7 @@ int hub_binding_upgrade(struct hub *hub, const char **error_r)
 		/* A CA file that cannot be read now could not be used either:
 		 * that secret is left untagged and must be entered again. */
 		if (account_binding(hub, (const char *)sqlite3_column_text(st, 2), smtp,
-		                    (const char *)sqlite3_column_text(st, 4), ca, binding,
+		                    (const char *)sqlite3_column_text(st, 4), ca, NULL, binding,
 		                    &err) < 0 ||
 		    legacy_tag(hub, (const char *)sqlite3_column_text(st, 7), id, kind, version,
 		               binding, tag, error_r) < 0)

@@ -139,6 +139,67 @@ static void settings_default(struct hub_settings *set, const char *dir)
 	snprintf(set->master_key, sizeof(set->master_key), "%s/master.key", dir);
 }
 
+const struct hub_oauth_provider *hub_oauth_provider(const struct hub *hub, const char *name)
+{
+	for (size_t i = 0; i < hub->set.n_oauth; i++)
+		if (strcmp(hub->set.oauth[i].name, name) == 0)
+			return &hub->set.oauth[i];
+	return NULL;
+}
+
+/* "NAME.FIELD = value" of an oauth.* key (see hub.h). */
+static int settings_oauth(struct hub *hub, const char *path, unsigned lineno, const char *key,
+                          const char *value, size_t vlen, const char **error_r)
+{
+	const char *dot = strchr(key, '.');
+	size_t nlen = dot != NULL ? (size_t)(dot - key) : 0;
+	if (nlen == 0 || nlen >= sizeof(hub->set.oauth[0].name) ||
+	    strspn(key, "abcdefghijklmnopqrstuvwxyz0123456789_-") != nlen)
+		return hub_fail(hub, error_r,
+		                "%s:%u: expected oauth.PROVIDER.FIELD with PROVIDER of [a-z0-9_-]",
+		                path, lineno);
+	struct hub_oauth_provider *p = NULL;
+	for (size_t i = 0; i < hub->set.n_oauth; i++)
+		if (strncmp(hub->set.oauth[i].name, key, nlen) == 0 &&
+		    hub->set.oauth[i].name[nlen] == '\0')
+			p = &hub->set.oauth[i];
+	if (p == NULL) {
+		if (hub->set.n_oauth == HUB_OAUTH_PROVIDERS_MAX)
+			return hub_fail(hub, error_r, "%s:%u: more than %d OAuth providers", path,
+			                lineno, HUB_OAUTH_PROVIDERS_MAX);
+		p = &hub->set.oauth[hub->set.n_oauth++];
+		memcpy(p->name, key, nlen);
+		p->name[nlen] = '\0';
+	}
+	const char *field = dot + 1;
+	struct {
+		const char *name;
+		char *dst;
+		size_t size;
+	} fields[] = {
+	    {"client_id", p->client_id, sizeof(p->client_id)},
+	    {"client_secret", p->client_secret, sizeof(p->client_secret)},
+	    {"token_url", p->token_url, sizeof(p->token_url)},
+	    {"authorization_url", p->authorization_url, sizeof(p->authorization_url)},
+	    {"device_url", p->device_url, sizeof(p->device_url)},
+	    {"revocation_url", p->revocation_url, sizeof(p->revocation_url)},
+	    {"scopes", p->scopes, sizeof(p->scopes)},
+	};
+	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+		if (strcmp(field, fields[i].name) != 0)
+			continue;
+		if (vlen >= fields[i].size)
+			return hub_fail(hub, error_r, "%s:%u: oauth.%s.%s is too long", path, lineno,
+			                p->name, field);
+		memcpy(fields[i].dst, value, vlen + 1);
+		return 0;
+	}
+	return hub_fail(hub, error_r, "%s:%u: unknown OAuth setting '%s' (client_id, "
+	                              "client_secret, token_url, authorization_url, device_url, "
+	                              "revocation_url, scopes)",
+	                path, lineno, field);
+}
+
 /* DIR/mailkeep.conf: "key = value" lines, '#' comments. Unknown keys and
  * bad values are errors naming the line. */
 static int settings_read(struct hub *hub, const char **error_r)
@@ -184,6 +245,8 @@ static int settings_read(struct hub *hub, const char **error_r)
 		} else if (strcmp(p, "master_key") == 0 && vlen > 0 &&
 		           vlen < sizeof(hub->set.master_key)) {
 			memcpy(hub->set.master_key, value, vlen + 1);
+		} else if (strncmp(p, "oauth.", 6) == 0) {
+			ret = settings_oauth(hub, path, lineno, p + 6, value, vlen, error_r);
 		} else if (strcmp(p, "master_key_credential") == 0 &&
 		           vlen < sizeof(hub->set.master_key_credential)) {
 			memcpy(hub->set.master_key_credential, value, vlen + 1);
@@ -225,6 +288,15 @@ static int schema_upgrade(struct hub *hub, const char *path, const char **error_
 	    {"users", "audit_pending", "ALTER TABLE users ADD COLUMN audit_pending TEXT"},
 	    {"users", "audit_alarm", "ALTER TABLE users ADD COLUMN audit_alarm TEXT"},
 	    {"secrets", "legacy_tag", "ALTER TABLE secrets ADD COLUMN legacy_tag BLOB"},
+	    /* OAuth 2 accounts (docs/oauth.md). */
+	    {"accounts", "auth",
+	     "ALTER TABLE accounts ADD COLUMN auth TEXT NOT NULL DEFAULT 'password'"},
+	    {"accounts", "oauth_provider", "ALTER TABLE accounts ADD COLUMN oauth_provider TEXT"},
+	    {"accounts", "oauth_token_url", "ALTER TABLE accounts ADD COLUMN oauth_token_url TEXT"},
+	    {"accounts", "oauth_client_id", "ALTER TABLE accounts ADD COLUMN oauth_client_id TEXT"},
+	    {"accounts", "oauth_scopes", "ALTER TABLE accounts ADD COLUMN oauth_scopes TEXT"},
+	    {"accounts", "needs_signin",
+	     "ALTER TABLE accounts ADD COLUMN needs_signin INTEGER NOT NULL DEFAULT 0"},
 	};
 	for (size_t i = 0; i < sizeof(added) / sizeof(added[0]); i++) {
 		if (column_exists(hub, added[i].table, added[i].column))

@@ -54,11 +54,33 @@ struct hub;
  * give up for good. */
 bool hub_error_is_temporary(const struct hub *hub);
 
+/* One OAuth provider from mailkeep.conf, keys "oauth.NAME.FIELD":
+ *   oauth.NAME.client_id          required
+ *   oauth.NAME.client_secret      optional (public clients have none)
+ *   oauth.NAME.token_url          required
+ *   oauth.NAME.authorization_url  code flow (loopback)
+ *   oauth.NAME.device_url         device flow
+ *   oauth.NAME.revocation_url     RFC 7009, used on account removal
+ *   oauth.NAME.scopes             space separated
+ * NAME: 1-31 of [a-z0-9_-]. Fields not given are "". */
+#define HUB_OAUTH_PROVIDERS_MAX 16
+struct hub_oauth_provider {
+	char name[32];
+	char client_id[256], client_secret[256];
+	char token_url[512], authorization_url[512], device_url[512], revocation_url[512];
+	char scopes[512];
+};
+
 struct hub_settings {
 	unsigned inactive_purge_days;    /* default 365 */
 	char master_key[4096];           /* path of the master key file */
 	char master_key_credential[256]; /* systemd credential name, or "" */
+	struct hub_oauth_provider oauth[HUB_OAUTH_PROVIDERS_MAX];
+	size_t n_oauth;
 };
+
+/* The configured provider called name, or NULL. */
+const struct hub_oauth_provider *hub_oauth_provider(const struct hub *hub, const char *name);
 
 struct hub_user {
 	int64_t id;
@@ -68,12 +90,29 @@ struct hub_user {
 	int warned_days; /* the smallest warning given (30, 7), 0 = none */
 };
 
+/* What an OAuth account's refresh token is bound to (with the servers, the
+ * login and the CA file): layout 2 of the binding. */
+struct hub_oauth_binding {
+	const char *provider;  /* the name in mailkeep.conf */
+	const char *token_url; /* the token endpoint the refresh token goes to */
+	const char *client_id;
+	const char *scopes;
+};
+
 struct hub_account {
 	int64_t id;
 	int64_t user_id;
 	char *imap_url, *smtp_url, *login, *ca_file; /* smtp_url, ca_file may be NULL */
 	int64_t created;
 	uint64_t secret_version, key_version;
+	/* OAuth 2 accounts (auth = "oauth2"): oauth is true and the four
+	 * strings are set; the sealed secret is kind "oauth-refresh-token". */
+	bool oauth;
+	char *oauth_provider, *oauth_token_url, *oauth_client_id, *oauth_scopes;
+	/* The provider refused the grant (invalid_grant, revoked consent):
+	 * sync and send skip the account until the user signs in again.
+	 * needs_signin_since: when it was marked (0 when not). */
+	int64_t needs_signin_since;
 };
 
 /* Create a data directory: layout, configuration, a new master key at
@@ -144,6 +183,24 @@ int hub_account_update(struct hub *hub, const struct hub_user *user,
                        const struct hub_account *account, const struct vault_kek *kek,
                        const char *imap_url, const char *smtp_url, const char *login,
                        const char *ca_file, const char *password, const char **error_r);
+/* An OAuth 2 account: as hub_account_add(), with the refresh token sealed
+ * as kind "oauth-refresh-token", bound (layout 2) to the settings and to
+ * oauth's provider, token endpoint, client id and scopes. */
+int hub_account_add_oauth(struct hub *hub, const struct hub_user *user,
+                          const struct vault_kek *kek, const char *imap_url,
+                          const char *smtp_url, const char *login, const char *ca_file,
+                          const struct hub_oauth_binding *oauth, const char *refresh_token,
+                          int64_t *account_id_r, const char **error_r);
+/* Store a rotated refresh token for an OAuth account, settings unchanged:
+ * sealed under the next secret version in one transaction that also clears
+ * needs_signin, then anchored (the old token stops opening). */
+int hub_account_set_refresh_token(struct hub *hub, const struct hub_user *user,
+                                  const struct hub_account *account, const struct vault_kek *kek,
+                                  const char *refresh_token, const char **error_r);
+/* Mark (since != 0) or clear (since == 0) that the account needs sign-in. */
+int hub_account_set_needs_signin(struct hub *hub, int64_t account_id, int64_t since,
+                                 const char **error_r);
+
 /* Replace the account's password, settings unchanged (hub_account_update()). */
 int hub_account_set_password(struct hub *hub, const struct hub_user *user,
                              const struct hub_account *account, const struct vault_kek *kek,

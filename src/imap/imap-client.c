@@ -5,6 +5,7 @@
 #include "imap-client.h"
 
 #include <ctype.h>
+#include <jansson.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,6 +60,11 @@ struct imap_client {
 	/* Response code of the last command refused with NO/BAD, or "". */
 	char last_code[32];
 	char error[512];
+	/* During a SASL exchange: what to do with a continuation request
+	 * (NULL: it is a protocol error). */
+	int (*cont_fn)(struct imap_client *c, const struct imap_response *resp,
+	               const char **error_r);
+	void *cont_ctx;
 };
 
 static void client_enter_state(struct imap_client *c, enum imap_client_state state)
@@ -355,6 +361,11 @@ static int client_wait_tagged(struct imap_client *c, const char *tag, imap_untag
 				return -1;
 			if (r == 0 && fn != NULL && fn(ctx, resp, error_r) < 0)
 				return client_fail(c, error_r, "%s", *error_r);
+			continue;
+		}
+		if (resp->kind == IMAP_RESP_CONTINUATION && c->cont_fn != NULL) {
+			if (c->cont_fn(c, resp, error_r) < 0)
+				return -1;
 			continue;
 		}
 		if (resp->kind == IMAP_RESP_CONTINUATION)
@@ -887,6 +898,187 @@ int imap_client_login(struct imap_client *c, const char *user, const char *passw
 			return client_fail(c, error_r, "%s", err);
 	}
 	return 0;
+}
+
+/* --- SASL XOAUTH2 and OAUTHBEARER (RFC 7628) ------------------------------ */
+
+struct oauth_exchange {
+	const char *initial; /* base64 initial response (secret) */
+	bool initial_sent;
+	bool oauthbearer;
+	char said[120]; /* the server's error challenge, decoded and made printable */
+};
+
+/* The server's error challenge: base64 of a JSON object
+ * {"status":"invalid_token","scope":"...","schemes":"bearer"} (RFC 7628
+ * 3.2.2; Google and Microsoft send the same for XOAUTH2). */
+static void oauth_decode_challenge(struct oauth_exchange *x, const char *text)
+{
+	unsigned char bin[1024];
+	size_t len = 0;
+	x->said[0] = '\0';
+	if (sodium_base642bin(bin, sizeof(bin) - 1, text, strlen(text), " ", &len, NULL,
+	                      sodium_base64_VARIANT_ORIGINAL) < 0) {
+		snprintf(x->said, sizeof(x->said), "an unreadable error challenge");
+		return;
+	}
+	bin[len] = '\0';
+	json_error_t jerr;
+	json_t *j = json_loadb((const char *)bin, len, 0, &jerr);
+	const char *status = json_string_value(json_object_get(j, "status"));
+	const char *scope = json_string_value(json_object_get(j, "scope"));
+	char st[64] = "", sc[200] = "";
+	sanitize(st, sizeof(st), status);
+	sanitize(sc, sizeof(sc), scope);
+	if (status == NULL)
+		snprintf(x->said, sizeof(x->said), "an error challenge without a status");
+	else
+		snprintf(x->said, sizeof(x->said), "status %s%s%s", st,
+		         sc[0] != '\0' ? ", required scope " : "", sc);
+	json_decref(j);
+}
+
+static int oauth_continuation(struct imap_client *c, const struct imap_response *resp,
+                              const char **error_r)
+{
+	struct oauth_exchange *x = c->cont_ctx;
+	const char *line;
+	if (!x->initial_sent) {
+		line = x->initial; /* no SASL-IR: the server asks for it */
+		x->initial_sent = true;
+	} else {
+		/* An error challenge: answer with the dummy response (RFC 7628
+		 * 3.2.3: %x01 for OAUTHBEARER; an empty line for XOAUTH2), and
+		 * the tagged NO follows. */
+		oauth_decode_challenge(x, resp->text);
+		line = x->oauthbearer ? "AQ==" : "";
+		c->cont_fn = NULL; /* a second challenge is a protocol error */
+	}
+	const char *err;
+	if (conn_write(c->conn, line, strlen(line), &err) < 0 ||
+	    conn_write(c->conn, "\r\n", 2, &err) < 0 || conn_flush(c->conn, &err) < 0)
+		return client_fail(c, error_r, "%s", err);
+	return 0;
+}
+
+int imap_client_login_oauth(struct imap_client *c, const char *user, const char *token,
+                            const char **error_r)
+{
+	if (!conn_is_tls(c->conn))
+		return client_fail(c, error_r, "refusing to send an access token without TLS");
+	bool bearer = imap_client_has_cap(c, "AUTH=OAUTHBEARER");
+	if (!bearer && !imap_client_has_cap(c, "AUTH=XOAUTH2"))
+		return client_fail(c, error_r,
+		                   "%s offers neither AUTHENTICATE OAUTHBEARER nor XOAUTH2 (is "
+		                   "OAuth enabled for IMAP on this server?)",
+		                   c->host);
+	if (strchr(user, '\x01') != NULL || strchr(token, '\x01') != NULL ||
+	    strpbrk(token, " \r\n") != NULL) {
+		*error_r = "the login or access token holds characters SASL cannot carry";
+		return -1;
+	}
+	/* XOAUTH2:     "user=" U ^A "auth=Bearer " T ^A ^A
+	 * OAUTHBEARER: "n,a=" U' "," ^A "host=" H ^A "port=" P ^A
+	 *              "auth=Bearer " T ^A ^A  (U' with ',' -> =2C, '=' -> =3D) */
+	size_t ulen = strlen(user), tlen = strlen(token);
+	size_t rawsize = 3 * ulen + tlen + strlen(c->host) + strlen(c->port) + 64;
+	char *raw = sodium_malloc(rawsize);
+	size_t b64size = sodium_base64_encoded_len(rawsize, sodium_base64_VARIANT_ORIGINAL);
+	char *b64 = sodium_malloc(b64size);
+	int r = -1;
+	if (raw == NULL || b64 == NULL) {
+		*error_r = "out of memory";
+		goto out;
+	}
+	size_t n = 0;
+	if (bearer) {
+		n = (size_t)snprintf(raw, rawsize, "n,a=");
+		for (const char *p = user; *p != '\0'; p++) {
+			if (*p == ',')
+				n += (size_t)snprintf(raw + n, rawsize - n, "=2C");
+			else if (*p == '=')
+				n += (size_t)snprintf(raw + n, rawsize - n, "=3D");
+			else
+				raw[n++] = *p;
+		}
+		n += (size_t)snprintf(raw + n, rawsize - n,
+		                      ",\x01" "host=%s\x01" "port=%s\x01" "auth=Bearer %s\x01\x01", c->host,
+		                      c->port, token);
+	} else {
+		n = (size_t)snprintf(raw, rawsize, "user=%s\x01" "auth=Bearer %s\x01\x01", user,
+		                     token);
+	}
+	if (n >= rawsize) {
+		*error_r = "SASL response too long";
+		goto out;
+	}
+	sodium_bin2base64(b64, b64size, (const unsigned char *)raw, n,
+	                  sodium_base64_VARIANT_ORIGINAL);
+	c->auth_mechanism = bearer ? "OAUTHBEARER" : "XOAUTH2";
+	struct oauth_exchange x = {.initial = b64, .oauthbearer = bearer};
+	struct buf *b = imap_client_cmd(c, "AUTHENTICATE", error_r);
+	if (b == NULL || imap_cmd_atom(b, c->auth_mechanism, error_r) < 0)
+		goto out;
+	if (imap_client_has_cap(c, "SASL-IR")) {
+		if (imap_cmd_raw(b, b64, error_r) < 0)
+			goto out;
+		x.initial_sent = true;
+	}
+	unsigned caps_generation = c->caps_generation;
+	c->cont_fn = oauth_continuation;
+	c->cont_ctx = &x;
+	r = imap_client_run(c, NULL, NULL, error_r);
+	c->cont_fn = NULL;
+	c->cont_ctx = NULL;
+	if (r == IMAP_CMD_FAILED) {
+		static const char *const temporary[] = {"UNAVAILABLE", "INUSE", "LIMIT",
+		                                        "SERVERBUG"};
+		bool temp = false;
+		for (size_t i = 0; i < sizeof(temporary) / sizeof(temporary[0]); i++)
+			temp = temp || strcasecmp(c->last_code, temporary[i]) == 0;
+		char said[200];
+		const char *text = *error_r;
+		size_t hl = strlen(c->host);
+		if (strncmp(text, c->host, hl) == 0 && strncmp(text + hl, ": ", 2) == 0)
+			text += hl + 2;
+		snprintf(said, sizeof(said), "%s", text);
+		int en = snprintf(c->error, sizeof(c->error),
+		                  "%s: %s the access token for %s (%s%s%s): %s", c->host,
+		                  temp ? "temporarily refused" : "refused", user, c->auth_mechanism,
+		                  x.said[0] != '\0' ? ", " : "", x.said, said);
+		(void)en; /* a longer text is cut, which is fine here */
+		*error_r = c->error;
+		r = temp ? IMAP_LOGIN_TEMPORARY : -1;
+		goto out;
+	}
+	if (r < 0)
+		goto out;
+	client_enter_state(c, IMAP_CLIENT_AUTHENTICATED);
+	if (caps_generation == c->caps_generation && client_simple(c, "CAPABILITY", error_r) != 0) {
+		r = -1;
+		goto out;
+	}
+	r = 0;
+	bool want = c->set.compress == IMAP_COMPRESS_YES ||
+	            (c->set.compress == IMAP_COMPRESS_AUTO && !conn_peer_is_loopback(c->conn));
+	if (want && imap_client_has_cap(c, "COMPRESS=DEFLATE")) {
+		int cr = client_simple(c, "COMPRESS DEFLATE", error_r);
+		if (cr < 0 && cr != IMAP_CMD_FAILED)
+			r = -1;
+		else if (cr == 0 && client_require_empty_input(c, "COMPRESS", error_r) < 0)
+			r = -1;
+		else if (cr == 0) {
+			const char *err;
+			if (conn_start_deflate(c->conn, &err) < 0)
+				r = client_fail(c, error_r, "%s", err);
+		}
+	}
+out:
+	if (raw != NULL)
+		sodium_free(raw);
+	if (b64 != NULL)
+		sodium_free(b64);
+	return r;
 }
 
 void imap_client_stats(const struct imap_client *c, unsigned long long *wire_r,

@@ -83,7 +83,18 @@ void imap_client_free(struct imap_client **client);
 int imap_client_login(struct imap_client *c, const char *user, const char *password,
                       const char **error_r);
 
-/* The SASL mechanism or command the last login used: "PLAIN", "LOGIN";
+/* Authenticate with an OAuth 2 access token: AUTHENTICATE OAUTHBEARER
+ * (RFC 7628) when offered, else XOAUTH2 (Google, Microsoft), with SASL-IR
+ * when offered. Refused unless the connection is encrypted. A server that
+ * refuses the token sends an error challenge (base64 JSON with status and
+ * scope): it is answered with the dummy response the RFC prescribes and
+ * its status and scope end up in *error_r (never the token). Returns as
+ * imap_client_login(). The caller owns and wipes token. */
+int imap_client_login_oauth(struct imap_client *c, const char *user, const char *token,
+                            const char **error_r);
+
+/* The SASL mechanism or command the last login used: "PLAIN", "LOGIN",
+ * "OAUTHBEARER", "XOAUTH2";
  * NULL before any login attempt. */
 const char *imap_client_auth_mechanism(const struct imap_client *c);
 

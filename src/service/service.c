@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "service.h"
+#include "svc-oauth.h"
 #include "../hub/hub.h"
 #include "../store/store.h"
 
@@ -55,6 +56,10 @@ int svc_account_open_secret(struct hub *hub, const struct hub_user *u, const str
                             const struct vault_kek *kek, const char *purpose, const char *kind,
                             char **secret_r, char *error, size_t error_size)
 {
+	/* An OAuth account has no password: a sync or a send gets an access
+	 * token, from the sealed refresh token (svc-oauth.c). */
+	if (a->oauth && (strcmp(kind, "imap-password") == 0 || strcmp(kind, "smtp-password") == 0))
+		return svc_oauth_access_token(hub, u, a, kek, purpose, secret_r, error, error_size);
 	/* The audit entry is durable before the credential is opened. */
 	struct audit_detail d[] = {{"purpose", purpose}, {"kind", kind}};
 	const char *err;

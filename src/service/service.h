@@ -72,7 +72,10 @@ int svc_store_open(const char *data_dir, const char *user, bool create, struct s
 
 /* Open a sealed credential of the account (kind "imap-password" or
  * "smtp-password") after a durable audit entry credential.decrypt
- * purpose=PURPOSE kind=KIND. Returns 0 with *secret_r (sodium_malloc()'d;
+ * purpose=PURPOSE kind=KIND. For an OAuth account (a->oauth) those kinds
+ * give an access token instead (svc_oauth_access_token(), which may also
+ * return SVC_NEEDS_SIGNIN, -3): log in with it by OAuth, never as a
+ * password. Returns 0 with *secret_r (sodium_malloc()'d;
  * free with sodium_free()), -1 with "USER, account ID: why" in error, or -2
  * (the same) when the failure was temporary (the audit log or hub.db stayed
  * busy beyond the bounded wait): retry later. */

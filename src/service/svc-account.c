@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "svc-account.h"
+#include "svc-oauth.h"
 #include "../hub/hub.h"
 #include "../store/store-identity.h"
 #include "../store/store-outbox.h"
@@ -57,8 +58,15 @@ int svc_account_remove(struct hub *hub, const char *user, int64_t id, struct svc
 	if (hub_user_get(hub, user, &u, &err) < 0 || hub_account_list(hub, u.id, &a, &n, &err) < 0)
 		return removal_fail(r, false, err);
 	bool found = false;
-	for (size_t i = 0; i < n; i++)
+	char revoked[320] = "";
+	for (size_t i = 0; i < n; i++) {
 		found |= a[i].id == id;
+		/* An OAuth account's refresh token is revoked at the provider
+		 * first (RFC 7009), while it can still be opened; the receipt
+		 * says how that went. The removal goes on either way. */
+		if (a[i].id == id && a[i].oauth)
+			svc_oauth_revoke(hub, &u, &a[i], revoked, sizeof(revoked));
+	}
 	hub_accounts_free(&a, n);
 	if (!found) {
 		/* Removed already (perhaps by a run that ended before it could
@@ -111,9 +119,10 @@ int svc_account_remove(struct hub *hub, const char *user, int64_t id, struct svc
 	    "receipt: account %lld of %s removed from all devices at %s: %u sealed "
 	    "credentials and the account's data key deleted; %llu messages in %llu folders "
 	    "(%llu bytes of message content not shared with other accounts) deleted; database "
-	    "pages zeroed (secure_delete) and write-ahead logs truncated.%s",
+	    "pages zeroed (secure_delete) and write-ahead logs truncated.%s%s%s",
 	    (long long)id, user, when, secrets, (unsigned long long)rm.messages,
 	    (unsigned long long)rm.mailboxes, (unsigned long long)rm.bytes,
+	    revoked[0] != '\0' ? " " : "", revoked,
 	    resumed ? " This finished a removal that was interrupted; what it had deleted "
 	              "already is not counted here."
 	            : "");

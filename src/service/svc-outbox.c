@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "svc-outbox.h"
+#include "svc-oauth.h"
 #include "../hub/hub.h"
 #include "../imap/imap-client.h"
 #include "../imap/imap-cmd.h"
@@ -122,13 +123,20 @@ static struct smtp_session *run_smtp(struct run *r, struct account_ctx *ac, char
 		svc_report(r->rep, SVC_WARNING, "%s", error);
 		snprintf(why, why_size, "the account's credential cannot be opened%s",
 		         opened == -2 ? " right now (busy)" : "");
-		*temporary = opened == -2;
+		if (opened == SVC_NEEDS_SIGNIN)
+			snprintf(why, why_size,
+			         "the account needs sign-in again (its OAuth grant was refused); the "
+			         "message waits");
+		/* Needs sign-in: the message waits (temporary), but no provider
+		 * is asked again until the user signs in (svc-oauth.c). */
+		*temporary = opened == -2 || opened == SVC_NEEDS_SIGNIN;
 		return NULL;
 	}
 	struct smtp_settings set = {.url = ac->a->smtp_url,
 	                            .ca_file = ac->a->ca_file,
 	                            .login = ac->a->login,
-	                            .password = pw,
+	                            .password = ac->a->oauth ? NULL : pw,
+	                            .bearer = ac->a->oauth ? pw : NULL,
 	                            .timeout_ms = OUTBOX_TIMEOUT_MS};
 	const char *err;
 	int ret = smtp_session_create(&set, &ac->smtp, &err);
@@ -243,7 +251,8 @@ static struct imap_client *copy_session(struct run *r, struct account_ctx *ac, c
 		snprintf(ac->imap_error, sizeof(ac->imap_error), "%s", err);
 		return NULL;
 	}
-	int lr = imap_client_login(ac->imap, ac->a->login, pw, &err);
+	int lr = ac->a->oauth ? imap_client_login_oauth(ac->imap, ac->a->login, pw, &err)
+	                      : imap_client_login(ac->imap, ac->a->login, pw, &err);
 	svc_secret_free(&pw);
 	char server[300];
 	snprintf(server, sizeof(server), "%s:%s", host, port);

@@ -22,6 +22,7 @@ struct sync_job {
 	struct hub *hub;
 	const struct hub_user *hub_user;
 	int64_t account_id;
+	bool oauth; /* *password is an OAuth 2 access token */
 };
 
 static void account_fail(struct svc_sync_account *r, enum svc_status status, const char *fmt, ...)
@@ -62,7 +63,8 @@ static void sync_one(struct store *store, const struct sync_job *job, char **pas
 		account_fail(r, SVC_FAILED, "cannot connect to %s: %s", job->url, err);
 		return;
 	}
-	int lr = imap_client_login(client, job->login, *password, &err);
+	int lr = job->oauth ? imap_client_login_oauth(client, job->login, *password, &err)
+	                    : imap_client_login(client, job->login, *password, &err);
 	svc_secret_free(password);
 	if (job->hub != NULL) {
 		char server[300];
@@ -159,7 +161,8 @@ int svc_sync_user(struct hub *hub, const char *user, const struct svc_sync_optio
 			                       .account_key = key,
 			                       .hub = hub,
 			                       .hub_user = &u,
-			                       .account_id = accts[i].id};
+			                       .account_id = accts[i].id,
+			                       .oauth = accts[i].oauth};
 			sync_one(store, &job, &password, opt, r);
 		}
 		if (r->status == SVC_OK)

@@ -175,7 +175,13 @@ int smtp_session_create(const struct smtp_settings *set, struct smtp_session **s
 	curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
 	if (set->ca_file != NULL)
 		curl_easy_setopt(h, CURLOPT_CAINFO, set->ca_file);
-	if (set->login != NULL && set->password != NULL) {
+	if (set->login != NULL && set->bearer != NULL) {
+		/* libcurl picks OAUTHBEARER (RFC 7628) when the server's AUTH list
+		 * has it, else XOAUTH2; never PLAIN or LOGIN with a token. */
+		curl_easy_setopt(h, CURLOPT_USERNAME, set->login);
+		curl_easy_setopt(h, CURLOPT_XOAUTH2_BEARER, set->bearer);
+		curl_easy_setopt(h, CURLOPT_LOGIN_OPTIONS, "AUTH=OAUTHBEARER;AUTH=XOAUTH2");
+	} else if (set->login != NULL && set->password != NULL) {
 		curl_easy_setopt(h, CURLOPT_USERNAME, set->login);
 		curl_easy_setopt(h, CURLOPT_PASSWORD, set->password);
 	}

@@ -38,6 +38,8 @@ struct smtp_settings {
 	const char *ca_file;  /* extra trust anchors (replaces the bundle), or NULL */
 	const char *login;    /* NULL: no AUTH */
 	const char *password; /* with login */
+	const char *bearer;   /* OAuth 2 access token instead of password: SASL
+	                         OAUTHBEARER when offered, else XOAUTH2 */
 	long timeout_ms;      /* connect and per-phase inactivity; 0: 60 s */
 };
 

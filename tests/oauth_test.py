@@ -1,0 +1,494 @@
+#!/usr/bin/env python3
+"""OAuth 2 accounts end to end with real parts on loopback: an authorization
+server (oidc-provider from npm, tests/oauth/server.mjs) issuing JWT access
+tokens and rotating refresh tokens, a real Dovecot whose oauth2 passdb
+validates them (local JWT validation with the provider's key) for
+OAUTHBEARER and XOAUTH2, and the real mailkeep binary.
+
+usage: oauth_test.py [SCENARIO...]   (env MK_BIN: the mailkeep binary)
+Exits 77 when node or the npm modules are missing.
+"""
+import base64, http.cookiejar, json, os, re, shutil, sqlite3, subprocess, sys, time
+import urllib.error, urllib.parse, urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from sync_test import BIN, SRC, Fixture, check, run, run_scenarios  # noqa: E402
+
+SERVER = os.path.join(SRC, "tests", "oauth", "server.mjs")
+CLIENT_ID = "mailkeep-test"
+CLIENT_SECRET = "test-client-secret-not-a-token"
+
+
+class Provider:
+    """oidc-provider on 127.0.0.1, its keys written for Dovecot."""
+
+    def __init__(self, tmp, name, ttl=3600):
+        self.dir = os.path.join(tmp, name)
+        os.makedirs(self.dir)
+        os.chmod(self.dir, 0o755)
+        self.keys = os.path.join(self.dir, "keys")
+        self.token_log = os.path.join(self.dir, "tokens")
+        # typ "JWT": Dovecot 2.3's local validation does not take RFC
+        # 9068's "at+jwt".
+        env = dict(os.environ, OAUTH_ACCOUNT="alice", OAUTH_ACCESS_TTL=str(ttl),
+                   OAUTH_JWT_TYP="JWT",
+                   OAUTH_KEY_DIR=self.keys, OAUTH_TOKEN_LOG=self.token_log)
+        self.log = open(os.path.join(self.dir, "server.log"), "w")
+        self.proc = subprocess.Popen(["node", SERVER], stdout=subprocess.PIPE,
+                                     stderr=self.log, stdin=subprocess.DEVNULL, env=env,
+                                     text=True)
+        line = self.proc.stdout.readline()
+        check(line.startswith("{"), "authorization server did not start")
+        self.issuer = json.loads(line)["issuer"]
+
+    def conf(self, name="test", scopes="openid offline_access mail", token_path="/token"):
+        return "".join("oauth.%s.%s = %s\n" % (name, k, v) for k, v in [
+            ("client_id", CLIENT_ID), ("client_secret", CLIENT_SECRET),
+            ("token_url", self.issuer + token_path),
+            ("authorization_url", self.issuer + "/auth"),
+            ("device_url", self.issuer + "/device/auth"),
+            ("revocation_url", self.issuer + "/token/revocation"),
+            ("scopes", scopes)])
+
+    def tokens(self):
+        if not os.path.exists(self.token_log):
+            return []
+        return [t for t in open(self.token_log).read().split("\n") if t]
+
+    def post(self, path, **form):
+        data = urllib.parse.urlencode(dict(form, client_id=CLIENT_ID,
+                                           client_secret=CLIENT_SECRET)).encode()
+        try:
+            with urllib.request.urlopen(self.issuer + path, data, timeout=10) as r:
+                return r.status, json.loads(r.read() or b"{}")
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read() or b"{}")
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait()
+        self.log.close()
+
+
+def browse(url):
+    """The user's browser: follow the sign-in's redirects with cookies, to
+    the redirect URI (mailkeep's loopback receiver)."""
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    with opener.open(url, timeout=20) as r:
+        return r.read().decode(errors="replace")
+
+
+def code_flow_tokens(p, scopes="openid offline_access mail"):
+    """What a user's device does on its own: the code flow with PKCE, up to
+    the tokens (the redirect goes to a port nobody listens on; the code is
+    taken from the Location header)."""
+    verifier = base64.urlsafe_b64encode(os.urandom(32)).rstrip(b"=").decode()
+    import hashlib
+    challenge = base64.urlsafe_b64encode(
+        hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    redirect = "http://127.0.0.1:9/"
+    url = p.issuer + "/auth?" + urllib.parse.urlencode(dict(
+        response_type="code", client_id=CLIENT_ID, redirect_uri=redirect, scope=scopes,
+        state="s", code_challenge=challenge, code_challenge_method="S256", prompt="consent"))
+
+    class Stop(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, req, fp, code, msg, headers, newurl):
+            if newurl.startswith(redirect):
+                raise StopIteration(newurl)
+            return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar), Stop())
+    try:
+        opener.open(url, timeout=20)
+        raise AssertionError("the sign-in did not come back")
+    except StopIteration as e:
+        code = urllib.parse.parse_qs(urllib.parse.urlparse(str(e)).query)["code"][0]
+    status, tok = p.post("/token", grant_type="authorization_code", code=code,
+                         redirect_uri=redirect, code_verifier=verifier)
+    check(status == 200, "code exchange: %s" % tok)
+    return tok
+
+
+class Hub:
+    def __init__(self, tmp, name, p, extra_conf="", mechanisms="xoauth2 oauthbearer"):
+        self.fx = Fixture(tmp, name, "--oauth-keys", p.keys, "--oauth-mechanisms", mechanisms,
+                          count=30)
+        self.dir = self.fx.data
+        self.p = p
+        self.outputs = []
+        with open(os.path.join(self.dir, "mailkeep.conf"), "a") as f:
+            f.write(p.conf() + extra_conf)
+        self.mk("user", "add", "u")
+
+    def mk(self, *args, expect=0):
+        r = run([BIN, "--data", self.dir, *args], expect=expect)
+        self.outputs += [r.stdout, r.stderr]
+        return r
+
+    def add_loopback(self, provider="test", verb=("account", "add"), extra=(), expect=0):
+        """account add --oauth with the loopback flow; this test is the
+        browser."""
+        argv = [BIN, "--data", self.dir, *verb, "--user", "u"]
+        if verb[1] == "add":
+            argv += ["--oauth", provider, "--login", "alice", "--imap", self.fx.url(),
+                     "--ca-file", self.fx.env["CA_FILE"], "--consent"]
+        argv += list(extra)
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                stdin=subprocess.DEVNULL, text=True)
+        url = None
+        lines = []
+        for line in proc.stdout:
+            lines.append(line)
+            if line.startswith("http://127.0.0.1:") and "/auth?" in line:
+                url = line.strip()
+                break
+        check(url is not None, "no sign-in address printed: %s" % "".join(lines))
+        check("code_challenge_method=S256" in url, "no PKCE in " + url)
+        browse(url)
+        out, err = proc.communicate(timeout=60)
+        self.outputs += ["".join(lines) + out, err]
+        check(proc.returncode == expect,
+              "exit %d (expected %d): %s %s" % (proc.returncode, expect, out, err))
+        m = re.search(r"added OAuth account (\d+)", out)
+        return (int(m.group(1)) if m else None), out + err
+
+    def sync(self, expect=0):
+        return self.mk("sync", "--user", "u", "--quiet", expect=expect)
+
+    def audit(self):
+        r = self.mk("audit", "--user", "u")
+        return r.stdout.splitlines()
+
+    def db(self):
+        return sqlite3.connect(os.path.join(self.dir, "hub.db"))
+
+    def messages(self):
+        db = sqlite3.connect(os.path.join(self.dir, "users", "u", "store.db"))
+        n = db.execute("SELECT count(*) FROM messages").fetchone()[0]
+        db.close()
+        return n
+
+    def stop(self):
+        self.fx.stop()
+
+
+def scenario_sync_rotation_revocation(tmp):
+    """Sign in (loopback), sync with the token, rotation on every refresh,
+    a revoked grant: needs sign-in, a notice, no further provider calls;
+    sign in again; removal revokes; the canary."""
+    p = Provider(tmp, "as1")
+    h = Hub(tmp, "rot", p)
+    try:
+        acct, out = h.add_loopback()
+        check(acct is not None, out)
+        check("IMAP login checked" in out, out)
+        row = h.db().execute("SELECT auth, oauth_provider, secret_version FROM accounts").fetchone()
+        check(row[0] == "oauth2" and row[1] == "test", row)
+        kinds = [r[0] for r in h.db().execute("SELECT kind FROM secrets")]
+        check(kinds == ["oauth-refresh-token"], kinds)
+        v0 = row[2]
+
+        h.sync()
+        check(h.messages() > 0, "nothing synced")
+        log = "\n".join(h.audit())
+        check("oauth.refresh" in log and "OAUTHBEARER" in log, log[-2000:])
+        check('"rotated":"yes"' in open(os.path.join(h.dir, "users", "u", "audit.log")).read(),
+              "refresh did not rotate")
+        v1 = h.db().execute("SELECT secret_version FROM accounts").fetchone()[0]
+        check(v1 > v0, "rotation not resealed (%d -> %d)" % (v0, v1))
+        # Another sync: the rotated token works (and rotates again).
+        h.sync()
+        v2 = h.db().execute("SELECT secret_version FROM accounts").fetchone()[0]
+        check(v2 > v1, "second rotation not resealed")
+
+        # The provider revokes the grant (the user withdrew consent).
+        before = h.messages()
+        refresh = [t for t in p.tokens() if not t.startswith("eyJ")][-1]
+        status, _ = p.post("/token/revocation", token=refresh, token_type_hint="refresh_token")
+        check(status == 200, "revocation")
+        r = h.sync(expect=None)
+        check(r.returncode != 0, "sync with a revoked grant succeeded")
+        check("invalid_grant" in r.stderr and "sign in again" in r.stderr, r.stderr)
+        since = h.db().execute("SELECT needs_signin FROM accounts").fetchone()[0]
+        check(since > 0, "not marked as needing sign-in")
+        check(h.messages() == before + 1, "no sign-in notice delivered")
+        refreshes = sum("oauth.refresh" in l for l in h.audit())
+        decrypts = sum("credential.decrypt" in l for l in h.audit())
+        for _ in range(3):
+            r = h.sync(expect=None)
+            check(r.returncode != 0 and "paused" in r.stderr, r.stderr)
+        check(sum("oauth.refresh" in l for l in h.audit()) == refreshes,
+              "the provider was asked again while sign-in is needed")
+        check(sum("credential.decrypt" in l for l in h.audit()) == decrypts,
+              "the refresh token was opened again while sign-in is needed")
+
+        # Sign in again: sync resumes.
+        h.add_loopback(verb=("account", "signin"), extra=[str(acct)])
+        check(h.db().execute("SELECT needs_signin FROM accounts").fetchone()[0] == 0,
+              "needs_signin not cleared")
+        h.sync()
+
+        # Canary: no token the provider handed out is anywhere in the data
+        # directory, the outputs, or the environment and command line of a
+        # running mailkeep.
+        serve = subprocess.Popen([BIN, "--data", h.dir, "serve", "--listen", "127.0.0.1:0",
+                                  "--sync-interval", "1", "--access-log", "/dev/null"],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                 stdin=subprocess.DEVNULL)
+        time.sleep(4)  # it syncs (refreshing) meanwhile
+        proc = []
+        for f in ("cmdline", "environ"):
+            try:
+                proc.append(open("/proc/%d/%s" % (serve.pid, f), "rb").read())
+            except OSError:
+                pass
+        serve.terminate()
+        _, serr = serve.communicate(timeout=30)
+        tokens = p.tokens()
+        check(len(tokens) >= 6, "too few tokens issued: %d" % len(tokens))
+        blobs = [open(os.path.join(dp, f), "rb").read()
+                 for dp, _, fns in os.walk(h.dir) for f in fns]
+        blobs += proc + [serr] + [o.encode() for o in h.outputs]
+        for t in tokens:
+            forms = [t.encode(), base64.b64encode(t.encode())]
+            for blob in blobs:
+                for f in forms:
+                    check(f not in blob, "a token leaked (%d bytes)" % len(t))
+
+        # Removal revokes the refresh token at the provider.
+        r = h.mk("account", "remove", "--user", "u", str(acct), "--all-devices")
+        check("revoked at test" in r.stdout, r.stdout)
+        last = [t for t in p.tokens() if not t.startswith("eyJ")][-1]
+        status, body = p.post("/token", grant_type="refresh_token", refresh_token=last)
+        check(status == 400 and body.get("error") == "invalid_grant",
+              "refresh token still valid after removal: %s" % body)
+    finally:
+        h.stop()
+        p.stop()
+
+
+def scenario_short_lived_tokens(tmp):
+    """Access tokens that expire within seconds: every sync gets a fresh one
+    (a token expiring during a long sync is refreshed for the next session;
+    Dovecot checks exp itself)."""
+    p = Provider(tmp, "as2", ttl=3)
+    h = Hub(tmp, "short", p)
+    try:
+        acct, out = h.add_loopback()
+        check(acct is not None, out)
+        for _ in range(3):
+            h.sync()
+            time.sleep(4)  # the last token has expired
+        raw = open(os.path.join(h.dir, "users", "u", "audit.log")).read().splitlines()
+        n = sum('"oauth.refresh"' in l and '"result":"ok"' in l for l in raw)
+        check(n >= 3, "expected a refresh per sync, got %d" % n)
+    finally:
+        h.stop()
+        p.stop()
+
+
+def scenario_errors(tmp):
+    """A grant without the mail scope is refused by the server with its
+    reason; a provider answering with an HTML page; a token file."""
+    p = Provider(tmp, "as3")
+    conf = (p.conf("noscope", scopes="openid offline_access") +
+            p.conf("broken", token_path="/test/html"))
+    h = Hub(tmp, "errs", p, extra_conf=conf)
+    try:
+        acct, out = h.add_loopback(provider="noscope", expect=1)
+        check(acct is None, out)
+        check("refused the access token" in out, out)
+        print("  wrong scope says: " + [l for l in out.splitlines() if "refused" in l][0])
+        check(h.db().execute("SELECT count(*) FROM accounts").fetchone()[0] == 0,
+              "an account was stored")
+        # A token file a device produced, through a provider answering with
+        # an HTML error page: a clear, temporary error, nothing stored.
+        tok = code_flow_tokens(p)
+        tf = os.path.join(tmp, "errs-tokens.json")
+        with open(tf, "w") as f:
+            json.dump({"refresh_token": tok["refresh_token"]}, f)
+        r = h.mk("account", "add", "--user", "u", "--oauth", "broken", "--login", "alice",
+                 "--imap", h.fx.url(), "--ca-file", h.fx.env["CA_FILE"], "--consent",
+                 "--flow", "token-file", tf, expect=1)
+        check("HTML page" in r.stderr, r.stderr)
+        check(tok["refresh_token"] not in r.stderr + r.stdout, "token in the output")
+        # The same file with the working provider: added, and syncs.
+        r = h.mk("account", "add", "--user", "u", "--oauth", "test", "--login", "alice",
+                 "--imap", h.fx.url(), "--ca-file", h.fx.env["CA_FILE"], "--consent",
+                 "--flow", "token-file", tf)
+        check("added OAuth account" in r.stdout, r.stdout)
+        h.sync()
+        check(h.messages() > 0, "nothing synced")
+        # mailkeep.conf changed to another token endpoint: nothing is sent.
+        conf_path = os.path.join(h.dir, "mailkeep.conf")
+        text = open(conf_path).read().replace("oauth.test.token_url = " + p.issuer + "/token",
+                                              "oauth.test.token_url = " + p.issuer + "/evil")
+        open(conf_path, "w").write(text)
+        r = h.sync(expect=None)
+        check(r.returncode != 0 and "not the one the account signed in with" in r.stderr,
+              r.stderr)
+    finally:
+        h.stop()
+        p.stop()
+
+
+class Smtpd:
+    """tests/fixture/smtpd.py (aiosmtpd) taking XOAUTH2/OAUTHBEARER tokens
+    checked against the provider's key."""
+
+    def __init__(self, fx, p, out):
+        self.out = out
+        self.proc = subprocess.Popen(
+            ["/usr/bin/python3", os.path.join(SRC, "tests", "fixture", "smtpd.py"), out,
+             "--cert", os.path.join(fx.dir, "server.pem"), "--key",
+             os.path.join(fx.dir, "server.key"), "--implicit-tls", "--user", "alice",
+             "--oauth-keys", p.keys],
+            stdout=subprocess.PIPE, stderr=open(out + ".log", "w"), stdin=subprocess.DEVNULL,
+            text=True)
+        m = re.match(r"ready (\d+)", self.proc.stdout.readline())
+        check(m is not None, "smtpd did not start: " + open(out + ".log").read())
+        self.url = "submissions://127.0.0.1:%s" % m.group(1)
+
+    def received(self):
+        recs = []
+        for name in sorted(os.listdir(self.out)):
+            if name.endswith(".json"):
+                recs.append(json.load(open(os.path.join(self.out, name))))
+        return recs
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait()
+
+
+MSG = (b"From: alice@example.org\r\nTo: bob@example.net\r\nSubject: oauth send\r\n"
+       b"Message-ID: <oauth-send-1@example.org>\r\n\r\nSent with a bearer token.\r\n")
+
+
+def scenario_send(tmp):
+    """Send through an SMTP server that takes only bearer tokens (libcurl
+    picks OAUTHBEARER or XOAUTH2 from its AUTH list); a revoked grant holds
+    the message in the outbox without asking the provider again."""
+    p = Provider(tmp, "as4")
+    h = Hub(tmp, "send", p)
+    smtpd = Smtpd(h.fx, p, os.path.join(tmp, "send-smtp"))
+    try:
+        acct, out = h.add_loopback(extra=["--smtp", smtpd.url])
+        check(acct is not None and "IMAP and SMTP login checked" in out, out)
+        r = run([BIN, "--data", h.dir, "send", "--user", "u", "--account", str(acct)],
+                stdin=MSG.decode())
+        recs = smtpd.received()
+        check(len(recs) == 1, "not received: %s %s" % (r.stdout, r.stderr))
+        check(recs[0]["login"] == "alice" and recs[0]["mechanism"] in ("OAUTHBEARER", "XOAUTH2"),
+              "session %s" % recs[0])
+        # Revoke: the next message waits, and says why.
+        refresh = [t for t in p.tokens() if not t.startswith("eyJ")][-1]
+        p.post("/token/revocation", token=refresh, token_type_hint="refresh_token")
+        r = run([BIN, "--data", h.dir, "send", "--user", "u", "--account", str(acct)],
+                stdin=MSG.decode().replace("oauth-send-1", "oauth-send-2"), expect=None)
+        check(len(smtpd.received()) == 1, "sent with a revoked grant")
+        r2 = h.mk("outbox", "--user", "u", expect=None)
+        check("sign-in" in r.stdout + r.stderr + r2.stdout, r.stdout + r.stderr + r2.stdout)
+    finally:
+        smtpd.stop()
+        h.stop()
+        p.stop()
+
+
+def scenario_xoauth2(tmp):
+    """A server offering only XOAUTH2 (as Gmail and Outlook do): added from a
+    token file a device produced, synced with XOAUTH2."""
+    p = Provider(tmp, "as5")
+    h = Hub(tmp, "xo", p, mechanisms="xoauth2")
+    try:
+        tok = code_flow_tokens(p)
+        tf = os.path.join(tmp, "xo-tokens.json")
+        with open(tf, "w") as f:
+            json.dump({"refresh_token": tok["refresh_token"], "access_token": tok["access_token"],
+                       "expires_in": tok["expires_in"]}, f)
+        r = h.mk("account", "add", "--user", "u", "--oauth", "test", "--login", "alice",
+                 "--imap", h.fx.url(), "--ca-file", h.fx.env["CA_FILE"], "--consent",
+                 "--flow", "token-file", tf)
+        check("added OAuth account" in r.stdout, r.stdout)
+        h.sync()
+        check(h.messages() > 0, "nothing synced")
+        check("XOAUTH2" in "\n".join(h.audit()), "not XOAUTH2")
+    finally:
+        h.stop()
+        p.stop()
+
+
+def device_approve(url):
+    """The user on another device: open the verification address, confirm
+    the code (the page's form, hidden fields as given), sign in."""
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    with opener.open(url, timeout=20) as r:
+        page = r.read().decode()
+        base = r.geturl()
+    # The code input page (the code filled in from the address), then the
+    # confirmation page; each a form of the provider's own making.
+    # Then a page that posts itself back (JavaScript would submit it).
+    for _ in range(5):
+        form = re.search(r'<form([^>]*)action="([^"]+)"[^>]*>(.*?)</form>', page, re.S)
+        if form is None:
+            return page
+        fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"',
+                                 form.group(3)))
+        code = re.search(r'value="([^"]*)"[^>]*name="user_code"', form.group(3))
+        if "deviceInputForm" in form.group(1):
+            check(code is not None, "the code was not filled in")
+            fields["user_code"] = code.group(1)
+        data = urllib.parse.urlencode(fields).encode()
+        with opener.open(urllib.parse.urljoin(base, form.group(2)), data, timeout=20) as r:
+            page = r.read().decode()
+            base = r.geturl()
+    raise AssertionError("the device sign-in did not finish")
+
+
+def scenario_device_flow(tmp):
+    """RFC 8628 through the CLI: the hub prints a code, the user approves it
+    elsewhere, the hub's polling gets the tokens."""
+    p = Provider(tmp, "as6")
+    h = Hub(tmp, "dev", p)
+    try:
+        proc = subprocess.Popen([BIN, "--data", h.dir, "account", "add", "--user", "u",
+                                 "--oauth", "test", "--login", "alice", "--imap", h.fx.url(),
+                                 "--ca-file", h.fx.env["CA_FILE"], "--consent", "--flow",
+                                 "device"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                stdin=subprocess.DEVNULL, text=True)
+        url = None
+        for line in proc.stdout:
+            m = re.match(r"To sign in, open (\S+) and enter the code (\S+)", line)
+            if m:
+                url = m.group(1)
+                break
+        check(url is not None, "no device code printed")
+        page = device_approve(url)
+        check("Sign-in Success" in page or "success" in page.lower(), page[-600:])
+        out, err = proc.communicate(timeout=120)
+        check(proc.returncode == 0 and "added OAuth account" in out, out + err)
+        h.sync()
+        check(h.messages() > 0, "nothing synced")
+    finally:
+        h.stop()
+        p.stop()
+
+
+SCENARIOS = {
+    "device_flow": scenario_device_flow,
+    "xoauth2": scenario_xoauth2,
+    "send": scenario_send,
+    "sync_rotation_revocation": scenario_sync_rotation_revocation,
+    "short_lived_tokens": scenario_short_lived_tokens,
+    "errors": scenario_errors,
+}
+
+if __name__ == "__main__":
+    if shutil.which("node") is None or not os.path.isdir(
+            os.path.join(SRC, "tests", "oauth", "node_modules", "oidc-provider")):
+        print("skip: node or tests/oauth/node_modules missing (scripts/setup.sh)")
+        sys.exit(77)
+    run_scenarios(SCENARIOS, "mk-oauth-", sys.argv[1:])
