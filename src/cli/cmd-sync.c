@@ -70,6 +70,19 @@ static void sync_account_done(void *ctx, const struct svc_sync_account *r)
 		       st->repaired > 0 ? ", re-paired after UIDVALIDITY change: " : "",
 		       st->repaired > 0 ? "yes" : "", st->tier != NULL ? st->tier : "-",
 		       r->compressed ? ", compressed" : "", r->seconds);
+	char limit[48] = "no daily limit";
+	if (st->budget != 0)
+		snprintf(limit, sizeof(limit), "%.1f MB a day", (double)st->budget / 1e6);
+	if (r->ran && (st->budget != 0 || st->linked != 0 || st->paced))
+		printf("  progress %s: %llu of %llu messages (server STATUS), %.1f MB downloaded "
+		       "in all; %llu joined existing Emails by X-GM-MSGID; today %.1f MB of %s%s\n",
+		       r->who, (unsigned long long)st->held_messages,
+		       (unsigned long long)st->status_messages, (double)st->bytes_done / 1e6,
+		       (unsigned long long)st->linked, (double)st->budget_used / 1e6,
+		       limit,
+		       st->paced ? "; daily download budget spent: the next run after "
+		                   "midnight UTC goes on"
+		                 : "");
 	if (r->status != SVC_OK)
 		cli_error("%s", r->error);
 }

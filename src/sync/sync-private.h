@@ -9,6 +9,7 @@
 #include "../imap/imap-parser.h"
 #include "../lib/buf.h"
 #include "../lib/clock.h"
+#include "../store/store-provider.h"
 
 /* A growable, sorted-on-demand vector of UIDs (optionally with sizes). */
 struct uidvec {
@@ -120,6 +121,18 @@ struct sync_ctx {
 
 	struct sync_progress progress;
 	double last_progress;
+
+	/* Gmail (X-GM-EXT-1): new messages whose X-GM-MSGID the account
+	 * holds become memberships of that Email without a download. */
+	bool gmail;
+	/* Provider state of the account (budget, progress), written with
+	 * every checkpoint. budget: bytes a day in force (0 = unlimited);
+	 * issued: bytes asked for in this run's body FETCHes. */
+	struct store_provider_state prov;
+	uint64_t budget, issued, dl_start;
+	/* The budget is spent: the fetch stopped cleanly; the rest follows
+	 * on a later day. */
+	bool paced;
 };
 
 /* sync-folder.c: sync the folder (must exist locally; transaction open). */

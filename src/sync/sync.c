@@ -522,11 +522,26 @@ static int sync_folders(struct sync_ctx *ctx)
 	if (reconcile_folders(ctx, &l, boxes, nboxes) < 0 || sync_checkpoint(ctx) < 0)
 		goto out;
 	ctx->stats->folders = (unsigned)count_selectable(&l);
+	ctx->prov.status_messages = 0;
+	for (size_t i = 0; i < l.count; i++)
+		if (l.folders[i].selectable && l.folders[i].have_status)
+			ctx->prov.status_messages += l.folders[i].messages;
 
-	for (size_t i = 0; i < l.count; i++) {
+	/* Gmail or a paced sync: INBOX first (the user sees it at once), All
+	 * Mail last (by then most of it joins Emails held already). Three
+	 * passes over the list; otherwise one, in the server's order. */
+	bool ordered = ctx->gmail || ctx->budget != 0;
+	for (size_t k = 0; k < (ordered ? 3 : 1) * l.count && !ctx->paced; k++) {
+		size_t i = k % l.count, pass = k / l.count;
 		struct remote_folder *f = &l.folders[i];
 		if (!f->selectable)
 			continue;
+		if (ordered) {
+			bool inbox = strcasecmp(f->name, "INBOX") == 0;
+			bool all = f->role != NULL && strcmp(f->role, "All") == 0;
+			if ((pass == 0) != inbox || (pass == 2) != (all && !inbox))
+				continue;
+		}
 		const struct store_mailbox *local = NULL;
 		for (size_t j = 0; j < nboxes; j++)
 			if (boxes[j].id == f->mailbox_id)
@@ -609,7 +624,42 @@ int sync_account(struct store *store, const char *account_key, struct imap_clien
 		store_rollback(store);
 		goto fail_err;
 	}
+	ctx->gmail = imap_client_has_cap(client, "X-GM-EXT-1");
+	if (store_provider_get(store, ctx->account_id, &ctx->prov, &err) < 0) {
+		store_rollback(store);
+		goto fail_err;
+	}
+	ctx->prov.gm_ext = ctx->gmail;
+	/* The daily download budget: as set for the account, else Gmail's
+	 * documented ~2.5 GB a day of IMAP download, else none. */
+	ctx->budget = ctx->prov.dl_budget >= 0 ? (uint64_t)ctx->prov.dl_budget
+	              : ctx->gmail             ? SYNC_GMAIL_DAILY_BYTES
+	                                       : 0;
+	int64_t day = opts->utc_day != 0 ? opts->utc_day : (int64_t)(time(NULL) / 86400);
+	if (ctx->prov.dl_day != day) {
+		ctx->prov.dl_day = day;
+		ctx->prov.dl_used = 0;
+	}
+	ctx->dl_start = ctx->prov.dl_used;
 	r = sync_folders(ctx);
+	ctx->prov.paced = ctx->paced;
+	/* The account's progress, written with the last commit. */
+	if (!ctx->store_broken &&
+	    (store_account_server_messages(store, ctx->account_id, &ctx->prov.held_messages,
+	                                   &err) < 0 ||
+	     store_provider_put(store, ctx->account_id, &ctx->prov, &err) < 0)) {
+		ctx->store_broken = true; /* rolled back below */
+		if (r == 0) {
+			sync_fail(ctx, "%s", err);
+			r = -1;
+		}
+	}
+	stats_r->paced = ctx->paced;
+	stats_r->budget = ctx->budget;
+	stats_r->budget_used = ctx->prov.dl_used;
+	stats_r->held_messages = ctx->prov.held_messages;
+	stats_r->status_messages = ctx->prov.status_messages;
+	stats_r->bytes_done = ctx->prov.bytes_done;
 	/* What is left in the transaction: nothing of a folder (each ends
 	 * with its checkpoint), but a broken write must not be committed. */
 	if (ctx->store_broken)

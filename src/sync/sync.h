@@ -24,6 +24,9 @@
  * in flight and the next sync resumes after the last stored UID.
  */
 
+/* Gmail's daily IMAP download limit is about 2.5 GB; stay a little under. */
+#define SYNC_GMAIL_DAILY_BYTES (2400ull * 1000 * 1000)
+
 struct sync_progress {
 	const char *folder;
 	uint64_t msgs_done, msgs_total; /* new messages in this run */
@@ -38,6 +41,9 @@ struct sync_options {
 	/* Below this many messages a mass disappearance is applied without a
 	 * second look (default 10 when 0). */
 	unsigned mass_delete_min;
+	/* The UTC day (days since the epoch) the daily download budget counts
+	 * in; 0: today by the clock. */
+	int64_t utc_day;
 };
 
 struct sync_stats {
@@ -46,6 +52,14 @@ struct sync_stats {
 	uint64_t new_messages, new_bytes;
 	uint64_t flag_changes, expunged, repaired;
 	const char *tier; /* best tier used: "QRESYNC", "CONDSTORE" or "plain" */
+	/* Gmail: messages added to an Email the account held (by X-GM-MSGID)
+	 * without downloading them again. */
+	uint64_t linked;
+	/* The daily download budget stopped the sync (it resumes on a later
+	 * day); the account's progress against the server's STATUS counts. */
+	bool paced;
+	uint64_t budget, budget_used;
+	uint64_t held_messages, status_messages, bytes_done;
 };
 
 /* Sync the account (key as for store_account_ensure()) over an authenticated
