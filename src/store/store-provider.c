@@ -23,6 +23,7 @@ static const struct {
 	const char *table, *col, *decl;
 } provider_columns[] = {
     {"emails", "gm_msgid", "INTEGER"},
+    {"emails", "gm_thrid", "INTEGER"},
     {"accounts", "gm_ext", "INTEGER NOT NULL DEFAULT 0"},
     {"accounts", "dl_budget", "INTEGER NOT NULL DEFAULT -1"},
     {"accounts", "dl_day", "INTEGER NOT NULL DEFAULT 0"},
@@ -63,6 +64,8 @@ int store_provider_schema(struct store *s, const char **error_r)
 	if (sqlite3_exec(db,
 	                 "CREATE INDEX IF NOT EXISTS emails_gm_msgid ON emails(account_id, gm_msgid)"
 	                 " WHERE gm_msgid IS NOT NULL;"
+	                 "CREATE INDEX IF NOT EXISTS emails_gm_thrid ON emails(account_id, gm_thrid)"
+	                 " WHERE gm_thrid IS NOT NULL;"
 	                 "COMMIT",
 	                 NULL, NULL, NULL) != SQLITE_OK) {
 		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
@@ -221,4 +224,80 @@ int store_account_server_messages(struct store *s, int64_t account_id, uint64_t 
 	*count_r = r == 1 ? (uint64_t)sqlite3_column_int64(st, 0) : 0;
 	sqlite3_finalize(st);
 	return r < 0 ? -1 : 0;
+}
+
+static int exec_bound(struct store *s, const char *sql, int64_t a, int64_t b, int64_t c,
+                      const char **error_r)
+{
+	sqlite3_stmt *st;
+	if (prepare(s, sql, &st, error_r) < 0)
+		return -1;
+	int n = sqlite3_bind_parameter_count(st);
+	sqlite3_bind_int64(st, 1, a);
+	if (n >= 2)
+		sqlite3_bind_int64(st, 2, b);
+	if (n >= 3)
+		sqlite3_bind_int64(st, 3, c);
+	int r = step_one(s, st, error_r);
+	sqlite3_finalize(st);
+	return r < 0 ? -1 : 0;
+}
+
+int store_gmail_set_thread(struct store *s, int64_t mailbox_id, uint32_t uid, uint64_t thrid,
+                           const char **error_r)
+{
+	sqlite3_stmt *st;
+	if (prepare(s,
+	            "SELECT e.id, e.thread_id, e.account_id FROM messages m, emails e"
+	            " WHERE m.mailbox_id = ?1 AND m.uid = ?2 AND e.id = m.email_id",
+	            &st, error_r) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, mailbox_id);
+	sqlite3_bind_int64(st, 2, uid);
+	int r = step_one(s, st, error_r);
+	int64_t email_id = 0, thread = 0, account = 0;
+	if (r == 1) {
+		email_id = sqlite3_column_int64(st, 0);
+		thread = sqlite3_column_int64(st, 1);
+		account = sqlite3_column_int64(st, 2);
+	}
+	sqlite3_finalize(st);
+	if (r <= 0)
+		return r;
+	if (exec_bound(s, "UPDATE emails SET gm_thrid = ?2 WHERE id = ?1", email_id,
+	               (int64_t)thrid, 0, error_r) < 0)
+		return -1;
+	/* The thread of another Email of this Gmail thread. */
+	if (prepare(s,
+	            "SELECT min(thread_id) FROM emails WHERE account_id = ?1 AND gm_thrid = ?2"
+	            " AND id != ?3 AND thread_id != 0",
+	            &st, error_r) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, account);
+	sqlite3_bind_int64(st, 2, (int64_t)thrid);
+	sqlite3_bind_int64(st, 3, email_id);
+	r = step_one(s, st, error_r);
+	int64_t other = r == 1 ? sqlite3_column_int64(st, 0) : 0;
+	sqlite3_finalize(st);
+	if (r < 0)
+		return -1;
+	if (other == 0 || thread == 0 || other == thread)
+		return 0;
+	/* Gmail says they are one conversation: merge into the older
+	 * thread, as the header threading merges (a tombstone for the other). */
+	int64_t into = other < thread ? other : thread, from = other < thread ? thread : other;
+	int64_t modseq = (int64_t)store_modseq(s);
+	if (exec_bound(s, "UPDATE emails SET thread_id = ?2, modseq = ?3 WHERE thread_id = ?1",
+	               from, into, modseq, error_r) < 0 ||
+	    exec_bound(s, "UPDATE thread_refs SET thread_id = ?2 WHERE thread_id = ?1", from,
+	               into, 0, error_r) < 0 ||
+	    exec_bound(s, "DELETE FROM threads WHERE id = ?1", from, 0, 0, error_r) < 0 ||
+	    exec_bound(s,
+	               "INSERT INTO tombstones(modseq, kind, object_id, account_id)"
+	               " VALUES (?1, 'thread', ?2, ?3)",
+	               modseq, from, account, error_r) < 0 ||
+	    exec_bound(s, "UPDATE threads SET modseq = ?2 WHERE id = ?1", into, modseq, 0,
+	               error_r) < 0)
+		return -1;
+	return 0;
 }

@@ -32,6 +32,11 @@ int store_gmail_find(struct store *s, int64_t mailbox_id, uint64_t msgid, int64_
 /* Record msgid on the Email of membership (mailbox_id, uid). */
 int store_gmail_set_msgid(struct store *s, int64_t mailbox_id, uint32_t uid, uint64_t msgid,
                           const char **error_r);
+/* Record X-GM-THRID on the Email of membership (mailbox_id, uid) and make
+ * its thread the one of the account's other Emails of that Gmail thread
+ * (merging the two threads into the older, as header threading does). */
+int store_gmail_set_thread(struct store *s, int64_t mailbox_id, uint32_t uid, uint64_t thrid,
+                           const char **error_r);
 /* 1 when (mailbox_id, uid) is held, 0 not, -1 error. */
 int store_message_held(struct store *s, int64_t mailbox_id, uint32_t uid, const char **error_r);
 

@@ -644,10 +644,14 @@ static int message_untagged(void *context, const struct imap_response *resp, con
 	if (r == 0 && store_message_add(ctx->store, ctx->sel.mailbox_id, uid, blob_id, flags,
 	                                buf_str(&ctx->keywords), date, &err) < 0)
 		r = store_failed(ctx, err);
-	uint64_t msgid;
+	uint64_t msgid, thrid;
 	if (r == 0 && ctx->gmail &&
-	    imap_arg_number(fetch_item(items, "X-GM-MSGID"), UINT64_MAX, &msgid) && msgid != 0 &&
-	    store_gmail_set_msgid(ctx->store, ctx->sel.mailbox_id, uid, msgid, &err) < 0)
+	    ((imap_arg_number(fetch_item(items, "X-GM-MSGID"), UINT64_MAX, &msgid) &&
+	      msgid != 0 &&
+	      store_gmail_set_msgid(ctx->store, ctx->sel.mailbox_id, uid, msgid, &err) < 0) ||
+	     (imap_arg_number(fetch_item(items, "X-GM-THRID"), UINT64_MAX, &thrid) &&
+	      thrid != 0 &&
+	      store_gmail_set_thread(ctx->store, ctx->sel.mailbox_id, uid, thrid, &err) < 0)))
 		r = store_failed(ctx, err);
 	if (r < 0) {
 		*error_r = ctx->error;
@@ -735,7 +739,7 @@ static int fetch_messages(struct sync_ctx *ctx, const struct uidvec *v)
 			const char *tag;
 			if (b == NULL || imap_cmd_seqset(b, buf_str(&set), &err) < 0 ||
 			    imap_cmd_raw(b,
-			                 ctx->gmail ? "(UID FLAGS INTERNALDATE X-GM-MSGID BODY.PEEK[])"
+			                 ctx->gmail ? "(UID FLAGS INTERNALDATE X-GM-MSGID X-GM-THRID BODY.PEEK[])"
 			                            : "(UID FLAGS INTERNALDATE BODY.PEEK[])",
 			                 &err) < 0 ||
 			    imap_client_send(ctx->client, &tag, &err) != 0) {
