@@ -11,13 +11,14 @@ the outbox scenario's SMTP server uses the same CA).
 
 usage: gmail_test.py [SCENARIO...]   (env MK_BIN: the mailkeep binary)
 """
-import os, sqlite3, sys
+import os, re, sqlite3, subprocess, sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from sync_test import BIN, SRC, Fixture, check, run, run_scenarios  # noqa: E402
 
 sys.path.insert(0, os.path.join(SRC, "tests", "fixture"))
 from fakegmail import ALL, FakeGmail  # noqa: E402
+from smtp_test import Smtpd  # noqa: E402
 
 
 def raw(n, size=0, subject=None):
@@ -127,8 +128,120 @@ def t_labels(tmp):
         h.stop()
 
 
+def t_pacing(tmp):
+    """A first sync under a daily download budget stops cleanly when it is
+    spent, INBOX first and newest first; the same day nothing more is
+    downloaded; each later day goes on; in the end the store holds every
+    message once, no body was downloaded twice, and progress is shown."""
+    h = Gmail(tmp, "pacing")
+    try:
+        g = h.g
+        msgs = [g.add(raw(i, size=4000), labels=["\\Inbox"] + (["Work"] if i % 3 == 0 else []))
+                for i in range(1, 41)]
+        archived = [g.add(raw(100 + i, size=4000), labels=[]) for i in range(10)]
+        size = max(len(m.raw) for m in msgs + archived)
+        budget = 10 * size + size // 2   # ten messages a day
+        r = h.mk("account", "set", "--user", "alice", "1", "--download-budget", str(budget))
+        check("download budget: %.1f kB a day" % (budget / 1e3) in r.stdout, r.stdout)
+        r = h.sync()
+        check("daily download budget spent" in r.stdout, "not paced: " + r.stdout)
+        check(g.bytes_sent_bodies <= budget, "day 1: %d bytes > budget %d"
+              % (g.bytes_sent_bodies, budget))
+        got = set(g.body_fetches)
+        check(len(got) >= 10 and got == {m.msgid for m in msgs[-len(got):]}, "day 1 is not the newest INBOX mail: %s"
+              % sorted(msgs.index(m) for m in msgs if m.msgid in got))
+        con = h.db()
+        held = con.execute("SELECT count(*) FROM messages").fetchone()[0]
+        con.close()
+        check(held >= 10, "held after day 1: %d" % held)
+        r = h.mk("account", "list", "--user", "alice")
+        check(re.search(r"synced \d+ of 103 messages", r.stdout) and "paced" in r.stdout,
+              "account list: " + r.stdout)
+        # The same day: nothing more.
+        before = dict(g.body_fetches)
+        h.sync()
+        check(g.body_fetches == before, "the same day downloaded more")
+        days = 1
+        while True:
+            con = h.db()
+            con.execute("UPDATE accounts SET dl_day = dl_day - 1")
+            con.commit()
+            con.close()
+            day_bytes = g.bytes_sent_bodies
+            r = h.sync()
+            days += 1
+            check(g.bytes_sent_bodies - day_bytes <= budget, "day %d over budget" % days)
+            if "daily download budget spent" not in r.stdout:
+                break
+            check(days < 20, "pacing never ends")
+        check(days in (5, 6), "%d days for 50 messages at 10-11 a day" % days)
+        check(set(g.body_fetches) == {m.msgid for m in msgs + archived} and
+              all(n == 1 for n in g.body_fetches.values()), "bodies: %s" % g.body_fetches)
+        e = h.emails()
+        for m in msgs + archived:
+            want = sorted([ALL] + [g.folder_of(l) for l in m.labels])
+            check(e[m.msgid][1] == want, "%s: %s want %s" % (m.msgid, e[m.msgid], want))
+        r = h.mk("account", "list", "--user", "alice")
+        check("synced 103 of 103 messages" in r.stdout and "paced" not in r.stdout,
+              "account list at the end: " + r.stdout)
+    finally:
+        h.stop()
+
+
+def t_outbox_no_sent_copy(tmp):
+    """An account on a server offering X-GM-EXT-1 (auto) or set with
+    --server-files-sent yes gets no APPENDed Sent copy; with no, it does."""
+    h = Gmail(tmp, "outbox")
+    s = Smtpd(h.fx, tmp, "outbox", "implicit-tls")
+    try:
+        msg = (b"From: alice@gmail.com\r\nTo: bob@example.org\r\nSubject: hi\r\n"
+               b"Message-ID: <out1@example.org>\r\n\r\nhello\r\n")
+        h.mk("account", "set", "--user", "alice", "1", "--smtp", s.url(), "--password-file",
+             h.fx.env["PASS_FILE"], "--no-check")
+        h.sync()  # learns X-GM-EXT-1
+        r = h.mk("account", "list", "--user", "alice")
+        check("auto (filed by the server: X-GM-EXT-1)" in r.stdout, r.stdout)
+        send(h, msg)
+        check(len(s.received()) == 1, "not sent: %s" % s.received())
+        rows = outbox_rows(h)
+        check(rows[-1] == "provider", "auto: sent copy %s" % rows)
+        check(g_appends(h) == [], "APPENDed: %s" % g_appends(h))
+        # Explicitly no: the outbox files it.
+        h.mk("account", "set", "--user", "alice", "1", "--server-files-sent", "no")
+        send(h, msg.replace(b"out1", b"out2"))
+        rows = outbox_rows(h)
+        check(rows[-1] == "appended", "no: sent copy %s" % rows)
+        check([n for n, _ in g_appends(h)] == ["[Gmail]/Sent Mail"], "%s" % g_appends(h))
+        # Explicitly yes.
+        h.mk("account", "set", "--user", "alice", "1", "--server-files-sent", "yes")
+        send(h, msg.replace(b"out1", b"out3"))
+        check(outbox_rows(h)[-1] == "provider" and len(g_appends(h)) == 1, "yes")
+    finally:
+        s.stop()
+        h.stop()
+
+
+def send(h, msg):
+    r = subprocess.run([BIN, "--data", h.data, "send", "--user", "alice", "--account", "1"],
+                       input=msg, capture_output=True, timeout=120)
+    check(r.returncode == 0, "send: %s" % r.stderr)
+
+
+def outbox_rows(h):
+    con = h.db()
+    rows = [r[0] for r in con.execute("SELECT sent_copy FROM outbox ORDER BY id")]
+    con.close()
+    return rows
+
+
+def g_appends(h):
+    return list(h.g.appends)
+
+
 SCENARIOS = {
     "labels": t_labels,
+    "pacing": t_pacing,
+    "outbox": t_outbox_no_sent_copy,
 }
 
 if __name__ == "__main__":

@@ -115,6 +115,15 @@ out:
 	return r < 0 ? EXIT_FAIL : EXIT_OK;
 }
 
+/* "12.3 MB", or "45.6 kB" below a megabyte. */
+static void human_bytes(char *out, size_t size, uint64_t bytes)
+{
+	if (bytes < 1000 * 1000)
+		snprintf(out, size, "%.1f kB", (double)bytes / 1e3);
+	else
+		snprintf(out, size, "%.1f MB", (double)bytes / 1e6);
+}
+
 void account_provider_show(struct cli *cli, const char *user, int64_t account_id)
 {
 	struct store *store = NULL;
@@ -139,8 +148,12 @@ void account_provider_show(struct cli *cli, const char *user, int64_t account_id
 	if (store_account_find(store, key, &store_account, &err) == 1)
 		store_provider_get(store, store_account, &p, &err);
 	store_close(&store);
-	if (p.dl_budget > 0)
-		snprintf(budget, sizeof(budget), "%.1f MB a day", (double)p.dl_budget / 1e6);
+	char amount[32], done[32];
+	human_bytes(done, sizeof(done), p.bytes_done);
+	if (p.dl_budget > 0) {
+		human_bytes(amount, sizeof(amount), (uint64_t)p.dl_budget);
+		snprintf(budget, sizeof(budget), "%s a day", amount);
+	}
 	else if (p.dl_budget == 0)
 		snprintf(budget, sizeof(budget), "no limit");
 	else if (p.gm_ext)
@@ -149,13 +162,13 @@ void account_provider_show(struct cli *cli, const char *user, int64_t account_id
 	else
 		snprintf(budget, sizeof(budget), "auto (no limit)");
 	printf("     sent copy: %s; download budget: %s; synced %llu of %llu messages (server "
-	       "STATUS), %.1f MB downloaded%s\n",
+	       "STATUS), %s downloaded%s\n",
 	       strcmp(mode, "provider") == 0 ? "filed by the server"
 	       : strcmp(mode, "append") == 0 ? "filed by mailkeep"
 	       : p.gm_ext ? "auto (filed by the server: X-GM-EXT-1)"
 	                  : "auto",
 	       budget, (unsigned long long)p.held_messages, (unsigned long long)p.status_messages,
-	       (double)p.bytes_done / 1e6,
+	       done,
 	       p.paced ? "; paced: the daily budget was spent, the next run after midnight UTC "
 	                 "goes on"
 	               : "");

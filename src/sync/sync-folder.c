@@ -714,9 +714,9 @@ static int fetch_messages(struct sync_ctx *ctx, const struct uidvec *v)
 					bytes += v->sizes[end++];
 			}
 			/* The daily budget: stop asking once it would be
-			 * exceeded (the first batch of a day always goes, so
+			 * exceeded (the first message of a day always goes, so
 			 * a message larger than the budget still arrives). */
-			if (ctx->budget != 0 && (ctx->dl_start != 0 || ctx->issued != 0)) {
+			if (ctx->budget != 0) {
 				while (end - start > 1 &&
 				       ctx->dl_start + ctx->issued + bytes > ctx->budget) {
 					if (newest_first)
@@ -724,7 +724,8 @@ static int fetch_messages(struct sync_ctx *ctx, const struct uidvec *v)
 					else
 						bytes -= v->sizes[--end];
 				}
-				if (ctx->dl_start + ctx->issued + bytes > ctx->budget) {
+				if (ctx->dl_start + ctx->issued + bytes > ctx->budget &&
+				    (ctx->dl_start != 0 || ctx->issued != 0)) {
 					ctx->paced = true;
 					break;
 				}
