@@ -38,7 +38,7 @@ class Gmail:
         self.data = self.fx.data
         self.mk("user", "add", "alice")
         self.mk("account", "add", "--user", "alice", "--imap",
-                "imaps://127.0.0.1:%d" % self.g.port, "--login", "alice@gmail.com",
+                "imaps://127.0.0.1:%d" % self.g.port, "--login", "alice",
                 "--password-file", self.fx.env["PASS_FILE"], "--ca-file", self.fx.env["CA_FILE"],
                 "--consent", "--no-check")
 
