@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# The plain tier's no-change cost on a large folder (servers without
+# CONDSTORE/QRESYNC, as Microsoft's): a real Dovecot with those capabilities
+# hidden (imap_capability), one folder of N small messages, measured in the
+# same run against the bare STATUS round trip.
+#
+#   bench/plain-tier.sh [--count N] [--keep] [--label TEXT]
+#
+# Environment: MK_BIN (default build/mailkeep), MK_BUILD (build dir holding
+# imap-fetch-ceiling, default build/).
+#
+#   status_ms    median of 5 runs of `imap-fetch-ceiling --status` (process
+#                start to exit: connect, TLS, LOGIN, LIST-STATUS, LOGOUT): the
+#                least any client pays to learn whether anything changed.
+#   nochange_ms  median of 5 `mailkeep sync` runs with nothing changed, timed
+#                the same way (within the full-scan interval).
+#   fullscan_ms  median of 3 no-change runs that do the bounded-interval full
+#                flag scan (the scan time in the store set back by a day).
+#   ratio        nochange_ms / status_ms (and fullscan_ms / status_ms).
+# Results are appended to bench/out/plain-tier-results.txt.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+OUT=$ROOT/bench/out
+MK_BIN=${MK_BIN:-$ROOT/build/mailkeep}
+MK_BUILD=${MK_BUILD:-$ROOT/build}
+FIXTURE=$ROOT/tests/fixture/dovecot.sh
+CEILING=$MK_BUILD/imap-fetch-ceiling
+COUNT=50000
+KEEP=no
+LABEL=$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)
+while [ $# -gt 0 ]; do
+	case $1 in
+	--count) COUNT=${2:?}; shift 2 ;;
+	--keep) KEEP=yes; shift ;;
+	--label) LABEL=${2:?}; shift 2 ;;
+	*) echo "plain-tier.sh: unknown argument $1" >&2; exit 2 ;;
+	esac
+done
+log() { echo "plain-tier.sh: $*" >&2; }
+[ -x "$CEILING" ] || { log "build imap-fetch-ceiling first"; exit 1; }
+now_ns() { date +%s%N; }
+ms_since() { echo $((($(now_ns) - $1) / 1000000)); }
+median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+
+mkdir -p "$OUT"
+RUN=$(mktemp -d "$OUT/plain.XXXXXX")
+FX=$RUN/fx
+cleanup() {
+	bash "$FIXTURE" stop "$FX" >/dev/null 2>&1 || true
+	[ "$KEEP" = yes ] && log "kept $RUN" || rm -rf "$RUN"
+}
+trap cleanup EXIT
+
+# A Maildir with COUNT small messages in INBOX, written directly (fast;
+# the no-change cost depends on the count, not on sizes).
+CORPUS=$OUT/corpus-plain-$COUNT
+if [ ! -f "$CORPUS/done" ]; then
+	log "writing $COUNT messages to $CORPUS"
+	rm -rf "$CORPUS"
+	python3 - "$CORPUS/Maildir" "$COUNT" <<'PY'
+import os, sys
+root, n = sys.argv[1], int(sys.argv[2])
+for d in ("cur", "new", "tmp"):
+    os.makedirs(os.path.join(root, d), exist_ok=True)
+for i in range(n):
+    flags = "S" if i % 3 else ""
+    name = "%d.M%dP1.bench:2,%s" % (1700000000 + i, i, flags)
+    with open(os.path.join(root, "cur", name), "w") as f:
+        f.write("From: a%d@example.org\r\nTo: b@example.org\r\nSubject: message %d\r\n"
+                "Message-ID: <p%d@example.org>\r\nDate: Mon, 1 Jan 2024 10:00:00 +0000\r\n\r\n"
+                "body %d\r\n" % (i % 97, i, i, i))
+PY
+	touch "$CORPUS/done"
+fi
+mkdir -p "$FX/mail/alice"
+cp -al "$CORPUS/Maildir" "$FX/mail/alice/Maildir"
+bash "$FIXTURE" start "$FX" --capability "IMAP4rev1 LITERAL+ AUTH=PLAIN SPECIAL-USE" >/dev/null
+# shellcheck disable=SC1091
+. "$FX/env"
+
+sync_once() {
+	"$MK_BIN" --data "$RUN/data" sync --user alice --imap "imaps://127.0.0.1:$IMAPS_PORT" \
+		--login "$IMAP_USER" --password-file "$PASS_FILE" --ca-file "$CA_FILE" --quiet
+}
+"$MK_BIN" --data "$RUN/data" init >/dev/null
+"$MK_BIN" --data "$RUN/data" user add alice >/dev/null
+log "first sync of $COUNT messages (untimed)"
+sync_once | tee "$RUN/first" >&2
+grep -q plain "$RUN/first" || { log "not the plain tier"; exit 1; }
+"$CEILING" 127.0.0.1 "$IMAPS_PORT" "$IMAP_USER" "$PASS_FILE" "$CA_FILE" --status >/dev/null
+
+for i in 1 2 3 4 5; do
+	t0=$(now_ns)
+	"$CEILING" 127.0.0.1 "$IMAPS_PORT" "$IMAP_USER" "$PASS_FILE" "$CA_FILE" --status >/dev/null
+	ms_since "$t0"
+done >"$RUN/status"
+for i in 1 2 3 4 5; do
+	t0=$(now_ns)
+	sync_once >/dev/null
+	ms_since "$t0"
+done >"$RUN/nochange"
+# Runs that do the full flag scan: the last one set back a day.
+STORE=$RUN/data/users/alice/store.db
+HAS_SCAN=$(python3 -c "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); print(int(any(r[1]=='plain_scan_at' for r in c.execute('PRAGMA table_info(mailboxes)'))))" "$STORE")
+for i in 1 2 3; do
+	if [ "$HAS_SCAN" = 1 ]; then
+		python3 -c "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute('UPDATE mailboxes SET plain_scan_at = plain_scan_at - 86400'); c.commit()" "$STORE"
+	fi
+	t0=$(now_ns)
+	sync_once >/dev/null
+	ms_since "$t0"
+done >"$RUN/fullscan"
+S=$(median <"$RUN/status")
+N=$(median <"$RUN/nochange")
+F=$(median <"$RUN/fullscan")
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", (b > 0 ? a / b : 0) }'; }
+{
+	echo "plain tier, one folder of $COUNT messages, $(date -u +%Y-%m-%dT%H:%MZ), $LABEL:"
+	echo "  status_ms $S   nochange_ms $N (x$(ratio "$N" "$S"))   fullscan_ms $F (x$(ratio "$F" "$S"))"
+} | tee -a "$OUT/plain-tier-results.txt"
