@@ -59,18 +59,21 @@ static void sync_account_done(void *ctx, const struct svc_sync_account *r)
 	struct sync_face *face = ctx;
 	const struct sync_stats *st = &r->stats;
 	cli_progress_done(face->progress);
+	char limit[48] = "no daily limit", skipped[64] = "";
+	if (st->plain_skipped > 0)
+		snprintf(skipped, sizeof(skipped), " (%u unchanged by STATUS, not scanned)",
+		         st->plain_skipped);
 	if (r->ran)
 		printf("%s %s: %u folders (%u checked), %llu new messages (%.1f MB), %llu flag "
-		       "changes, %llu expunged, folders +%u ~%u -%u%s%s, %s%s, %.2f s\n",
+		       "changes, %llu expunged, folders +%u ~%u -%u%s%s, %s%s%s, %.2f s\n",
 		       r->status == SVC_OK ? "synced" : "sync incomplete", r->who, st->folders,
 		       st->folders_selected, (unsigned long long)st->new_messages,
 		       (double)st->new_bytes / 1e6, (unsigned long long)st->flag_changes,
 		       (unsigned long long)st->expunged, st->folders_created, st->folders_renamed,
 		       st->folders_deleted,
 		       st->repaired > 0 ? ", re-paired after UIDVALIDITY change: " : "",
-		       st->repaired > 0 ? "yes" : "", st->tier != NULL ? st->tier : "-",
+		       st->repaired > 0 ? "yes" : "", st->tier != NULL ? st->tier : "-", skipped,
 		       r->compressed ? ", compressed" : "", r->seconds);
-	char limit[48] = "no daily limit";
 	if (st->budget != 0)
 		snprintf(limit, sizeof(limit), "%.1f MB a day", (double)st->budget / 1e6);
 	if (r->ran && (st->budget != 0 || st->linked != 0 || st->paced))

@@ -25,6 +25,9 @@ static const struct {
     {"emails", "gm_msgid", "INTEGER"},
     {"emails", "gm_thrid", "INTEGER"},
     {"accounts", "gm_ext", "INTEGER NOT NULL DEFAULT 0"},
+    {"mailboxes", "plain_scan_at", "INTEGER NOT NULL DEFAULT 0"},
+    {"mailboxes", "plain_messages", "INTEGER NOT NULL DEFAULT 0"},
+    {"mailboxes", "plain_unseen", "INTEGER NOT NULL DEFAULT 0"},
     {"accounts", "dl_budget", "INTEGER NOT NULL DEFAULT -1"},
     {"accounts", "dl_day", "INTEGER NOT NULL DEFAULT 0"},
     {"accounts", "dl_used", "INTEGER NOT NULL DEFAULT 0"},
@@ -300,4 +303,43 @@ int store_gmail_set_thread(struct store *s, int64_t mailbox_id, uint32_t uid, ui
 	               error_r) < 0)
 		return -1;
 	return 0;
+}
+
+int store_plain_scan_get(struct store *s, int64_t mailbox_id, struct store_plain_scan *scan_r,
+                         const char **error_r)
+{
+	sqlite3_stmt *st;
+	memset(scan_r, 0, sizeof(*scan_r));
+	if (prepare(s,
+	            "SELECT plain_scan_at, plain_messages, plain_unseen FROM mailboxes"
+	            " WHERE id = ?1",
+	            &st, error_r) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, mailbox_id);
+	int r = step_one(s, st, error_r);
+	if (r == 1) {
+		scan_r->at = sqlite3_column_int64(st, 0);
+		scan_r->messages = (uint32_t)sqlite3_column_int64(st, 1);
+		scan_r->unseen = (uint32_t)sqlite3_column_int64(st, 2);
+	}
+	sqlite3_finalize(st);
+	return r < 0 ? -1 : 0;
+}
+
+int store_plain_scan_set(struct store *s, int64_t mailbox_id, const struct store_plain_scan *scan,
+                         const char **error_r)
+{
+	sqlite3_stmt *st;
+	if (prepare(s,
+	            "UPDATE mailboxes SET plain_scan_at = ?2, plain_messages = ?3,"
+	            " plain_unseen = ?4 WHERE id = ?1",
+	            &st, error_r) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, mailbox_id);
+	sqlite3_bind_int64(st, 2, scan->at);
+	sqlite3_bind_int64(st, 3, scan->messages);
+	sqlite3_bind_int64(st, 4, scan->unseen);
+	int r = step_one(s, st, error_r);
+	sqlite3_finalize(st);
+	return r < 0 ? -1 : 0;
 }

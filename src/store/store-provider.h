@@ -40,6 +40,17 @@ int store_gmail_set_thread(struct store *s, int64_t mailbox_id, uint32_t uid, ui
 /* 1 when (mailbox_id, uid) is held, 0 not, -1 error. */
 int store_message_held(struct store *s, int64_t mailbox_id, uint32_t uid, const char **error_r);
 
+/* Plain tier (no CONDSTORE): when the mailbox's flags were last scanned in
+ * full and its STATUS MESSAGES and UNSEEN as of the last scan. */
+struct store_plain_scan {
+	int64_t at; /* 0: never */
+	uint32_t messages, unseen;
+};
+int store_plain_scan_get(struct store *s, int64_t mailbox_id, struct store_plain_scan *scan_r,
+                         const char **error_r);
+int store_plain_scan_set(struct store *s, int64_t mailbox_id, const struct store_plain_scan *scan,
+                         const char **error_r);
+
 struct store_provider_state {
 	bool gm_ext;              /* the server offered X-GM-EXT-1 at the last sync */
 	int64_t dl_budget;        /* bytes a day, 0 = unlimited, -1 never set */

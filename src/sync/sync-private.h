@@ -48,8 +48,8 @@ struct remote_folder {
 	const char *role;
 	bool selectable;
 	bool parent_only; /* not listed: made up as the parent of a listed folder */
-	bool have_status;
-	uint32_t messages, uidnext, uidvalidity;
+	bool have_status, have_messages, have_unseen;
+	uint32_t messages, uidnext, uidvalidity, unseen;
 	uint64_t highestmodseq;
 	int64_t mailbox_id; /* local mailbox it maps to, 0 before reconciling */
 };

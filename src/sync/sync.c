@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "../imap/imap-cmd.h"
 
@@ -180,7 +181,9 @@ static int status_add(struct folder_list *l, const struct imap_arg *args)
 		if (!imap_arg_number(a->next, UINT64_MAX, &v))
 			return -1;
 		if (imap_arg_is_atom(a, "MESSAGES"))
-			f->messages = (uint32_t)v;
+			f->messages = (uint32_t)v, f->have_messages = true;
+		else if (imap_arg_is_atom(a, "UNSEEN"))
+			f->unseen = (uint32_t)v, f->have_unseen = true;
 		else if (imap_arg_is_atom(a, "UIDNEXT"))
 			f->uidnext = (uint32_t)v, have_uidnext = true;
 		else if (imap_arg_is_atom(a, "UIDVALIDITY"))
@@ -208,8 +211,10 @@ static int list_untagged(void *context, const struct imap_response *resp, const 
 
 static const char *status_items(const struct sync_ctx *ctx)
 {
+	/* Plain: UNSEEN too, so that a folder whose counts did not change
+	 * can skip the FLAGS scan between full scans (\Seen changes show). */
 	return ctx->tier >= SYNC_TIER_CONDSTORE ? "(MESSAGES UIDNEXT UIDVALIDITY HIGHESTMODSEQ)"
-	                                        : "(MESSAGES UIDNEXT UIDVALIDITY)";
+	                                        : "(MESSAGES UIDNEXT UIDVALIDITY UNSEEN)";
 }
 
 /* LIST (with STATUS in the same round trip where LIST-STATUS is offered,
@@ -522,6 +527,9 @@ static int sync_folders(struct sync_ctx *ctx)
 	if (reconcile_folders(ctx, &l, boxes, nboxes) < 0 || sync_checkpoint(ctx) < 0)
 		goto out;
 	ctx->stats->folders = (unsigned)count_selectable(&l);
+	int64_t plain_interval = ctx->opts->plain_full_scan_s != 0
+	                             ? (int64_t)ctx->opts->plain_full_scan_s
+	                             : SYNC_PLAIN_FULL_SCAN_S;
 	ctx->prov.status_messages = 0;
 	for (size_t i = 0; i < l.count; i++)
 		if (l.folders[i].selectable && l.folders[i].have_status)
@@ -562,7 +570,38 @@ static int sync_folders(struct sync_ctx *ctx)
 			ctx->sel.mailbox_id = 0;
 			continue;
 		}
-		if (sync_folder(ctx, f) < 0) {
+		/* Plain tier: the same UIDVALIDITY, UIDNEXT, MESSAGES and UNSEEN
+		 * as at a full FLAGS scan less than the interval ago: nothing
+		 * arrived or went, no \Seen changed; other flag changes wait
+		 * for the next full scan. */
+		struct store_plain_scan scan = {0};
+		int64_t now = time(NULL);
+		bool plain = ctx->tier == SYNC_TIER_PLAIN && f->have_status && f->have_messages &&
+		             f->have_unseen && !ctx->paced;
+		if (plain && store_plain_scan_get(ctx->store, f->mailbox_id, &scan, &err) < 0) {
+			sync_store_failed(ctx, err);
+			goto out;
+		}
+		if (plain && local != NULL && scan.at != 0 && now >= scan.at && now - scan.at < plain_interval &&
+		    local->uidvalidity == f->uidvalidity && local->uidnext == f->uidnext &&
+		    scan.messages == f->messages && scan.unseen == f->unseen) {
+			ctx->stats->plain_skipped++;
+			ctx->sel.mailbox_id = 0;
+			continue;
+		}
+		int synced = sync_folder(ctx, f);
+		if (synced == 0 && plain && !ctx->paced) {
+			/* Every plain sync of a folder scans all its flags.
+			 * Recorded with the next commit; lost, it costs a scan. */
+			scan.at = now;
+			scan.messages = f->messages;
+			scan.unseen = f->unseen;
+			if (store_plain_scan_set(ctx->store, f->mailbox_id, &scan, &err) < 0) {
+				sync_store_failed(ctx, err);
+				goto out;
+			}
+		}
+		if (synced < 0) {
 			/* Keep what was stored; the folder resumes next time. */
 			char saved[sizeof(ctx->error)];
 			snprintf(saved, sizeof(saved), "%s", ctx->error);

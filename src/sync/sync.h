@@ -27,6 +27,10 @@
 /* Gmail's daily IMAP download limit is about 2.5 GB; stay a little under. */
 #define SYNC_GMAIL_DAILY_BYTES (2400ull * 1000 * 1000)
 
+/* Plain tier: every flag change arrives within this many seconds (\Seen,
+ * arrivals and expunges at the next sync). */
+#define SYNC_PLAIN_FULL_SCAN_S (15 * 60)
+
 struct sync_progress {
 	const char *folder;
 	uint64_t msgs_done, msgs_total; /* new messages in this run */
@@ -44,6 +48,10 @@ struct sync_options {
 	/* The UTC day (days since the epoch) the daily download budget counts
 	 * in; 0: today by the clock. */
 	int64_t utc_day;
+	/* Plain tier: a folder whose STATUS counts did not change is not
+	 * scanned for flags until this many seconds after its last full
+	 * scan (0: SYNC_PLAIN_FULL_SCAN_S). */
+	unsigned plain_full_scan_s;
 };
 
 struct sync_stats {
@@ -55,6 +63,8 @@ struct sync_stats {
 	/* Gmail: messages added to an Email the account held (by X-GM-MSGID)
 	 * without downloading them again. */
 	uint64_t linked;
+	/* Plain tier: folders not scanned (STATUS unchanged, full scan recent). */
+	unsigned plain_skipped;
 	/* The daily download budget stopped the sync (it resumes on a later
 	 * day); the account's progress against the server's STATUS counts. */
 	bool paced;
