@@ -77,6 +77,41 @@ def t_skip_and_interval(tmp):
         r = fx.sync()
         check(skipped(r.stdout) == nfolders - 1, "arrival: " + r.stdout)
         fx.assert_in_sync("arrival")
+        # Arrivals alone (the counts add up) skip the FLAGS scan of the
+        # known messages: a \Flagged change made meanwhile waits for the
+        # full scan, the new mail does not.
+        c = fx.conn()
+        c.select("INBOX")
+        c.uid("STORE", "5", "+FLAGS", "(\\Flagged)")
+        c.logout()
+        append(fx, "INBOX", b"Subject: plain 2\r\n\r\nsecond arrival\r\n")
+        append(fx, "INBOX", b"Subject: plain 3\r\n\r\nthird arrival\r\n", "\\Seen")
+        r = fx.sync()
+        check("2 new messages" in r.stdout, r.stdout)
+        s_state, h_state = fx.server_state()["INBOX"], fx.store_state()["INBOX"]
+        check(sorted(s_state) == sorted(h_state), "arrivals missing")
+        check(s_state[5] != h_state[5], "the known messages were scanned after all")
+        age_scans(fx, 16 * 60)
+        fx.sync()
+        fx.assert_in_sync("full scan after arrivals")
+        # Arrivals with an expunge or a \Seen change of a known message:
+        # the counts do not add up, so the full scan runs at once.
+        c = fx.conn()
+        c.select("INBOX")
+        c.uid("STORE", "6", "+FLAGS", "(\\Deleted)")
+        c.expunge()
+        c.logout()
+        append(fx, "INBOX", b"Subject: plain 4\r\n\r\nfourth\r\n")
+        fx.sync()
+        fx.assert_in_sync("arrival and expunge")
+        c = fx.conn()
+        c.select("INBOX")
+        typ, data = c.uid("SEARCH", None, "SEEN")
+        c.uid("STORE", data[0].split()[0].decode(), "-FLAGS", "(\\Seen)")
+        c.logout()
+        append(fx, "INBOX", b"Subject: plain 5\r\n\r\nfifth\r\n")
+        fx.sync()
+        fx.assert_in_sync("arrival and \\Seen change")
     finally:
         fx.stop()
 

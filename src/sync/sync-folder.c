@@ -487,6 +487,11 @@ static int sizes_untagged(void *context, const struct imap_response *resp, const
 		}
 		if (held > 0)
 			return 0;
+		unsigned mask;
+		const struct imap_arg *fl = fetch_item(items, "FLAGS");
+		if (fl != NULL && !sc->ctx->gmail &&
+		    flags_parse(fl, &mask, &sc->ctx->keywords) == 0 && !(mask & STORE_FLAG_SEEN))
+			sc->ctx->sel.fresh_unseen++;
 		if (uidvec_add_sized(sc->v, uid, size) < 0) {
 			*error_r = "out of memory";
 			return -1;
@@ -504,8 +509,9 @@ static int scan_new(struct sync_ctx *ctx, struct uidvec *v)
 	struct buf *b = imap_client_cmd(ctx->client, "UID FETCH", &err);
 	if (b == NULL || imap_cmd_seqset(b, range, &err) < 0 ||
 	    imap_cmd_raw(b,
-	                 ctx->gmail ? "(UID RFC822.SIZE FLAGS INTERNALDATE X-GM-MSGID)"
-	                            : "(UID RFC822.SIZE)",
+	                 ctx->gmail            ? "(UID RFC822.SIZE FLAGS INTERNALDATE X-GM-MSGID)"
+	                 : ctx->sel.plain_hint ? "(UID RFC822.SIZE FLAGS)"
+	                                       : "(UID RFC822.SIZE)",
 	                 &err) < 0)
 		return sync_fail(ctx, "%s: %s", ctx->sel.folder->name, err);
 	struct sizes_ctx sc = {ctx, v, ctx->sel.local_uidnext};
@@ -1300,15 +1306,37 @@ int sync_folder(struct sync_ctx *ctx, const struct remote_folder *folder)
 		ctx->sel.stored_uidnext = ctx->sel.local_uidnext;
 		/* Changes to the messages we hold. */
 		bool qresynced = ctx->tier == SYNC_TIER_QRESYNC && ctx->sel.local_modseq != 0;
-		if (ctx->sel.local_uidnext > 1 && !qresynced) {
-			int r = modseq_ok && ctx->sel.local_modseq != 0 ? sync_known_condstore(ctx)
-			                                                : sync_known_plain(ctx);
-			if (r < 0)
+		bool condstore = modseq_ok && ctx->sel.local_modseq != 0;
+		/* Plain tier with a hint: the new messages first; when they
+		 * alone explain how MESSAGES and UNSEEN changed since the last
+		 * full scan, no known message went or changed \Seen. */
+		bool hinted = !condstore && !qresynced && ctx->sel.plain_hint &&
+		              ctx->sel.local_uidnext > 1 && ctx->sel.uidnext > ctx->sel.local_uidnext;
+		ctx->sel.full_scanned = false;
+		ctx->sel.fresh_unseen = 0;
+		if (!hinted)
+			ctx->sel.plain_hint = false;
+		struct uidvec fresh = {0};
+		if (hinted && scan_new(ctx, &fresh) < 0) {
+			uidvec_free(&fresh);
+			return -1;
+		}
+		bool explained = hinted &&
+		                 (uint64_t)ctx->sel.hint_messages + fresh.count ==
+		                     ctx->sel.status_messages &&
+		                 (uint64_t)ctx->sel.hint_unseen + ctx->sel.fresh_unseen ==
+		                     ctx->sel.status_unseen &&
+		                 ctx->sel.exists == ctx->sel.status_messages;
+		if (ctx->sel.local_uidnext > 1 && !qresynced && !explained) {
+			int r = condstore ? sync_known_condstore(ctx) : sync_known_plain(ctx);
+			if (r < 0) {
+				uidvec_free(&fresh);
 				return -1;
+			}
+			ctx->sel.full_scanned = !condstore;
 		}
 		/* New messages. */
-		struct uidvec fresh = {0};
-		if (ctx->sel.uidnext == 0 || ctx->sel.uidnext > ctx->sel.local_uidnext) {
+		if (!hinted && (ctx->sel.uidnext == 0 || ctx->sel.uidnext > ctx->sel.local_uidnext)) {
 			if (scan_new(ctx, &fresh) < 0) {
 				uidvec_free(&fresh);
 				return -1;

@@ -82,6 +82,13 @@ struct sync_ctx {
 		uint32_t exists, uidvalidity, uidnext;
 		uint64_t highestmodseq;
 		bool nomodseq;
+		/* Plain tier: the folder was fully scanned at the last sync
+		 * and STATUS (MESSAGES, UNSEEN) then and now is given: if only
+		 * new messages explain the difference, the FLAGS scan of the
+		 * known ones is skipped (full_scanned says whether it ran). */
+		bool plain_hint, full_scanned;
+		uint32_t hint_messages, hint_unseen, status_messages, status_unseen;
+		uint32_t fresh_unseen;
 		/* Progress of new-message fetching: below this UID every
 		 * message of the fetch list is stored in the open transaction.
 		 * sync_checkpoint() writes it (with uidvalidity and

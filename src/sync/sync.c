@@ -589,11 +589,24 @@ static int sync_folders(struct sync_ctx *ctx)
 			ctx->sel.mailbox_id = 0;
 			continue;
 		}
+		/* Only new messages since a recent full scan? (sync_folder
+		 * checks that the counts add up, else it scans in full.) */
+		ctx->sel.plain_hint = plain && local != NULL && scan.at != 0 && now >= scan.at &&
+		                      now - scan.at < plain_interval &&
+		                      local->uidvalidity == f->uidvalidity &&
+		                      f->uidnext > local->uidnext;
+		ctx->sel.hint_messages = scan.messages;
+		ctx->sel.hint_unseen = scan.unseen;
+		ctx->sel.status_messages = f->messages;
+		ctx->sel.status_unseen = f->unseen;
 		int synced = sync_folder(ctx, f);
 		if (synced == 0 && plain && !ctx->paced) {
-			/* Every plain sync of a folder scans all its flags.
-			 * Recorded with the next commit; lost, it costs a scan. */
-			scan.at = now;
+			/* A full scan (or a folder new here) starts the interval
+			 * again; new messages alone keep its start. Recorded with
+			 * the next commit; lost, it costs a scan. */
+			if (ctx->sel.full_scanned || local == NULL || scan.at == 0 ||
+			    !ctx->sel.plain_hint)
+				scan.at = now;
 			scan.messages = f->messages;
 			scan.unseen = f->unseen;
 			if (store_plain_scan_set(ctx->store, f->mailbox_id, &scan, &err) < 0) {
