@@ -14,6 +14,9 @@
 #                least any client pays to learn whether anything changed.
 #   nochange_ms  median of 5 `mailkeep sync` runs with nothing changed, timed
 #                the same way (within the full-scan interval).
+#   arrival_ms   median of 3 runs each after one new message in the folder,
+#                against the STATUS ceiling right after an arrival (Dovecot
+#                re-reads the Maildir then, whoever asks).
 #   fullscan_ms  median of 3 no-change runs that do the bounded-interval full
 #                flag scan (the scan time in the store set back by a day).
 #   ratio        nochange_ms / status_ms (and fullscan_ms / status_ms).
@@ -111,11 +114,36 @@ for i in 1 2 3; do
 	sync_once >/dev/null
 	ms_since "$t0"
 done >"$RUN/fullscan"
+# New mail: Dovecot re-reads a Maildir of COUNT files after an arrival, which
+# every client pays; so the arrival runs are compared with the STATUS
+# ceiling measured right after an arrival too (alternating, median of 3).
+append_one() {
+	python3 - "$IMAPS_PORT" "$IMAP_USER" "$PASS_FILE" "$CA_FILE" "$1" <<'PY'
+import imaplib, ssl, sys
+port, user, pwfile, ca, i = sys.argv[1:6]
+c = imaplib.IMAP4_SSL("127.0.0.1", int(port), ssl_context=ssl.create_default_context(cafile=ca))
+c.login(user, open(pwfile).read().strip())
+c.append("INBOX", None, None, b"Subject: new %s\r\n\r\nnew mail\r\n" % i.encode())
+c.logout()
+PY
+}
+for i in 1 2 3; do
+	append_one "s$i"
+	t0=$(now_ns)
+	"$CEILING" 127.0.0.1 "$IMAPS_PORT" "$IMAP_USER" "$PASS_FILE" "$CA_FILE" --status >/dev/null
+	ms_since "$t0" >>"$RUN/arrival-status"
+	append_one "m$i"
+	t0=$(now_ns)
+	sync_once >/dev/null
+	ms_since "$t0" >>"$RUN/arrival"
+done
+AS=$(median <"$RUN/arrival-status")
+A=$(median <"$RUN/arrival")
 S=$(median <"$RUN/status")
 N=$(median <"$RUN/nochange")
 F=$(median <"$RUN/fullscan")
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", (b > 0 ? a / b : 0) }'; }
 {
 	echo "plain tier, one folder of $COUNT messages, $(date -u +%Y-%m-%dT%H:%MZ), $LABEL:"
-	echo "  status_ms $S   nochange_ms $N (x$(ratio "$N" "$S"))   fullscan_ms $F (x$(ratio "$F" "$S"))"
+	echo "  status_ms $S   nochange_ms $N (x$(ratio "$N" "$S"))   arrival_ms $A vs status after an arrival $AS (x$(ratio "$A" "$AS"))   fullscan_ms $F (x$(ratio "$F" "$S"))"
 } | tee -a "$OUT/plain-tier-results.txt"

@@ -153,8 +153,7 @@ void account_provider_show(struct cli *cli, const char *user, int64_t account_id
 	if (p.dl_budget > 0) {
 		human_bytes(amount, sizeof(amount), (uint64_t)p.dl_budget);
 		snprintf(budget, sizeof(budget), "%s a day", amount);
-	}
-	else if (p.dl_budget == 0)
+	} else if (p.dl_budget == 0)
 		snprintf(budget, sizeof(budget), "no limit");
 	else if (p.gm_ext)
 		snprintf(budget, sizeof(budget), "auto (Gmail: %.1f MB a day)",
@@ -165,8 +164,8 @@ void account_provider_show(struct cli *cli, const char *user, int64_t account_id
 	       "STATUS), %s downloaded%s\n",
 	       strcmp(mode, "provider") == 0 ? "filed by the server"
 	       : strcmp(mode, "append") == 0 ? "filed by mailkeep"
-	       : p.gm_ext ? "auto (filed by the server: X-GM-EXT-1)"
-	                  : "auto",
+	       : p.gm_ext                    ? "auto (filed by the server: X-GM-EXT-1)"
+	                                     : "auto",
 	       budget, (unsigned long long)p.held_messages, (unsigned long long)p.status_messages,
 	       done,
 	       p.paced ? "; paced: the daily budget was spent, the next run after midnight UTC "

@@ -81,8 +81,7 @@ static void sync_account_done(void *ctx, const struct svc_sync_account *r)
 		       "in all; %llu joined existing Emails by X-GM-MSGID; today %.1f MB of %s%s\n",
 		       r->who, (unsigned long long)st->held_messages,
 		       (unsigned long long)st->status_messages, (double)st->bytes_done / 1e6,
-		       (unsigned long long)st->linked, (double)st->budget_used / 1e6,
-		       limit,
+		       (unsigned long long)st->linked, (double)st->budget_used / 1e6, limit,
 		       st->paced ? "; daily download budget spent: the next run after "
 		                   "midnight UTC goes on"
 		                 : "");

@@ -215,8 +215,8 @@ static bool provider_files(struct run *r, struct account_ctx *ac)
 			snprintf(mode, sizeof(mode), "auto");
 		ac->provider_files =
 		    strcmp(mode, "provider") == 0 ||
-		    (strcmp(mode, "auto") == 0 && (provider_files_sent(ac->a->smtp_url) ||
-		                                    server_is_gmail(r, ac->a->id)));
+		    (strcmp(mode, "auto") == 0 &&
+		     (provider_files_sent(ac->a->smtp_url) || server_is_gmail(r, ac->a->id)));
 	}
 	return ac->provider_files == 1;
 }

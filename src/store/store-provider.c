@@ -64,13 +64,14 @@ int store_provider_schema(struct store *s, const char **error_r)
 			goto fail;
 		}
 	}
-	if (sqlite3_exec(db,
-	                 "CREATE INDEX IF NOT EXISTS emails_gm_msgid ON emails(account_id, gm_msgid)"
-	                 " WHERE gm_msgid IS NOT NULL;"
-	                 "CREATE INDEX IF NOT EXISTS emails_gm_thrid ON emails(account_id, gm_thrid)"
-	                 " WHERE gm_thrid IS NOT NULL;"
-	                 "COMMIT",
-	                 NULL, NULL, NULL) != SQLITE_OK) {
+	if (sqlite3_exec(
+	        db,
+	        "CREATE INDEX IF NOT EXISTS emails_gm_msgid ON emails(account_id, gm_msgid)"
+	        " WHERE gm_msgid IS NOT NULL;"
+	        "CREATE INDEX IF NOT EXISTS emails_gm_thrid ON emails(account_id, gm_thrid)"
+	        " WHERE gm_thrid IS NOT NULL;"
+	        "COMMIT",
+	        NULL, NULL, NULL) != SQLITE_OK) {
 		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 		goto fail;
 	}
@@ -141,8 +142,8 @@ int store_gmail_set_msgid(struct store *s, int64_t mailbox_id, uint32_t uid, uin
 int store_message_held(struct store *s, int64_t mailbox_id, uint32_t uid, const char **error_r)
 {
 	sqlite3_stmt *st;
-	if (prepare(s, "SELECT 1 FROM messages WHERE mailbox_id = ?1 AND uid = ?2", &st,
-	            error_r) < 0)
+	if (prepare(s, "SELECT 1 FROM messages WHERE mailbox_id = ?1 AND uid = ?2", &st, error_r) <
+	    0)
 		return -1;
 	sqlite3_bind_int64(st, 1, mailbox_id);
 	sqlite3_bind_int64(st, 2, uid);
@@ -178,8 +179,8 @@ int store_provider_get(struct store *s, int64_t account_id, struct store_provide
 	return r < 0 ? -1 : 0;
 }
 
-int store_provider_put(struct store *s, int64_t account_id,
-                       const struct store_provider_state *p, const char **error_r)
+int store_provider_put(struct store *s, int64_t account_id, const struct store_provider_state *p,
+                       const char **error_r)
 {
 	sqlite3_stmt *st;
 	if (prepare(s,
@@ -267,8 +268,8 @@ int store_gmail_set_thread(struct store *s, int64_t mailbox_id, uint32_t uid, ui
 	sqlite3_finalize(st);
 	if (r <= 0)
 		return r;
-	if (exec_bound(s, "UPDATE emails SET gm_thrid = ?2 WHERE id = ?1", email_id,
-	               (int64_t)thrid, 0, error_r) < 0)
+	if (exec_bound(s, "UPDATE emails SET gm_thrid = ?2 WHERE id = ?1", email_id, (int64_t)thrid,
+	               0, error_r) < 0)
 		return -1;
 	/* The thread of another Email of this Gmail thread. */
 	if (prepare(s,
@@ -292,8 +293,8 @@ int store_gmail_set_thread(struct store *s, int64_t mailbox_id, uint32_t uid, ui
 	int64_t modseq = (int64_t)store_modseq(s);
 	if (exec_bound(s, "UPDATE emails SET thread_id = ?2, modseq = ?3 WHERE thread_id = ?1",
 	               from, into, modseq, error_r) < 0 ||
-	    exec_bound(s, "UPDATE thread_refs SET thread_id = ?2 WHERE thread_id = ?1", from,
-	               into, 0, error_r) < 0 ||
+	    exec_bound(s, "UPDATE thread_refs SET thread_id = ?2 WHERE thread_id = ?1", from, into,
+	               0, error_r) < 0 ||
 	    exec_bound(s, "DELETE FROM threads WHERE id = ?1", from, 0, 0, error_r) < 0 ||
 	    exec_bound(s,
 	               "INSERT INTO tombstones(modseq, kind, object_id, account_id)"

@@ -65,8 +65,8 @@ struct store_provider_state {
 int store_provider_get(struct store *s, int64_t account_id, struct store_provider_state *st_r,
                        const char **error_r);
 /* Write everything but dl_budget (in the open transaction). */
-int store_provider_put(struct store *s, int64_t account_id,
-                       const struct store_provider_state *st, const char **error_r);
+int store_provider_put(struct store *s, int64_t account_id, const struct store_provider_state *st,
+                       const char **error_r);
 /* Set the budget (bytes a day, 0 = unlimited); -1 marks "not set" (the sync
  * then uses its default for the provider). */
 int store_provider_set_budget(struct store *s, int64_t account_id, int64_t budget,

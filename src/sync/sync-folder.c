@@ -652,11 +652,9 @@ static int message_untagged(void *context, const struct imap_response *resp, con
 		r = store_failed(ctx, err);
 	uint64_t msgid, thrid;
 	if (r == 0 && ctx->gmail &&
-	    ((imap_arg_number(fetch_item(items, "X-GM-MSGID"), UINT64_MAX, &msgid) &&
-	      msgid != 0 &&
+	    ((imap_arg_number(fetch_item(items, "X-GM-MSGID"), UINT64_MAX, &msgid) && msgid != 0 &&
 	      store_gmail_set_msgid(ctx->store, ctx->sel.mailbox_id, uid, msgid, &err) < 0) ||
-	     (imap_arg_number(fetch_item(items, "X-GM-THRID"), UINT64_MAX, &thrid) &&
-	      thrid != 0 &&
+	     (imap_arg_number(fetch_item(items, "X-GM-THRID"), UINT64_MAX, &thrid) && thrid != 0 &&
 	      store_gmail_set_thread(ctx->store, ctx->sel.mailbox_id, uid, thrid, &err) < 0)))
 		r = store_failed(ctx, err);
 	if (r < 0) {
@@ -745,10 +743,12 @@ static int fetch_messages(struct sync_ctx *ctx, const struct uidvec *v)
 			struct buf *b = imap_client_cmd(ctx->client, "UID FETCH", &err);
 			const char *tag;
 			if (b == NULL || imap_cmd_seqset(b, buf_str(&set), &err) < 0 ||
-			    imap_cmd_raw(b,
-			                 ctx->gmail ? "(UID FLAGS INTERNALDATE X-GM-MSGID X-GM-THRID BODY.PEEK[])"
-			                            : "(UID FLAGS INTERNALDATE BODY.PEEK[])",
-			                 &err) < 0 ||
+			    imap_cmd_raw(
+			        b,
+			        ctx->gmail
+			            ? "(UID FLAGS INTERNALDATE X-GM-MSGID X-GM-THRID BODY.PEEK[])"
+			            : "(UID FLAGS INTERNALDATE BODY.PEEK[])",
+			        &err) < 0 ||
 			    imap_client_send(ctx->client, &tag, &err) != 0) {
 				r = sync_fail(ctx, "%s: %s", folder, err);
 				break;
@@ -1311,7 +1311,8 @@ int sync_folder(struct sync_ctx *ctx, const struct remote_folder *folder)
 		 * alone explain how MESSAGES and UNSEEN changed since the last
 		 * full scan, no known message went or changed \Seen. */
 		bool hinted = !condstore && !qresynced && ctx->sel.plain_hint &&
-		              ctx->sel.local_uidnext > 1 && ctx->sel.uidnext > ctx->sel.local_uidnext;
+		              ctx->sel.local_uidnext > 1 &&
+		              ctx->sel.uidnext > ctx->sel.local_uidnext;
 		ctx->sel.full_scanned = false;
 		ctx->sel.fresh_unseen = 0;
 		if (!hinted)
@@ -1321,12 +1322,12 @@ int sync_folder(struct sync_ctx *ctx, const struct remote_folder *folder)
 			uidvec_free(&fresh);
 			return -1;
 		}
-		bool explained = hinted &&
-		                 (uint64_t)ctx->sel.hint_messages + fresh.count ==
-		                     ctx->sel.status_messages &&
-		                 (uint64_t)ctx->sel.hint_unseen + ctx->sel.fresh_unseen ==
-		                     ctx->sel.status_unseen &&
-		                 ctx->sel.exists == ctx->sel.status_messages;
+		bool explained =
+		    hinted &&
+		    (uint64_t)ctx->sel.hint_messages + fresh.count == ctx->sel.status_messages &&
+		    (uint64_t)ctx->sel.hint_unseen + ctx->sel.fresh_unseen ==
+		        ctx->sel.status_unseen &&
+		    ctx->sel.exists == ctx->sel.status_messages;
 		if (ctx->sel.local_uidnext > 1 && !qresynced && !explained) {
 			int r = condstore ? sync_known_condstore(ctx) : sync_known_plain(ctx);
 			if (r < 0) {
@@ -1336,7 +1337,8 @@ int sync_folder(struct sync_ctx *ctx, const struct remote_folder *folder)
 			ctx->sel.full_scanned = !condstore;
 		}
 		/* New messages. */
-		if (!hinted && (ctx->sel.uidnext == 0 || ctx->sel.uidnext > ctx->sel.local_uidnext)) {
+		if (!hinted &&
+		    (ctx->sel.uidnext == 0 || ctx->sel.uidnext > ctx->sel.local_uidnext)) {
 			if (scan_new(ctx, &fresh) < 0) {
 				uidvec_free(&fresh);
 				return -1;

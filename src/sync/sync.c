@@ -582,9 +582,10 @@ static int sync_folders(struct sync_ctx *ctx)
 			sync_store_failed(ctx, err);
 			goto out;
 		}
-		if (plain && local != NULL && scan.at != 0 && now >= scan.at && now - scan.at < plain_interval &&
-		    local->uidvalidity == f->uidvalidity && local->uidnext == f->uidnext &&
-		    scan.messages == f->messages && scan.unseen == f->unseen) {
+		if (plain && local != NULL && scan.at != 0 && now >= scan.at &&
+		    now - scan.at < plain_interval && local->uidvalidity == f->uidvalidity &&
+		    local->uidnext == f->uidnext && scan.messages == f->messages &&
+		    scan.unseen == f->unseen) {
 			ctx->stats->plain_skipped++;
 			ctx->sel.mailbox_id = 0;
 			continue;
@@ -697,8 +698,8 @@ int sync_account(struct store *store, const char *account_key, struct imap_clien
 	ctx->prov.paced = ctx->paced;
 	/* The account's progress, written with the last commit. */
 	if (!ctx->store_broken &&
-	    (store_account_server_messages(store, ctx->account_id, &ctx->prov.held_messages,
-	                                   &err) < 0 ||
+	    (store_account_server_messages(store, ctx->account_id, &ctx->prov.held_messages, &err) <
+	         0 ||
 	     store_provider_put(store, ctx->account_id, &ctx->prov, &err) < 0)) {
 		ctx->store_broken = true; /* rolled back below */
 		if (r == 0) {
