@@ -6,8 +6,9 @@
 #
 #   bench/plain-tier.sh [--count N] [--keep] [--label TEXT]
 #
-# Environment: MK_BIN (default build/mailkeep), MK_BUILD (build dir holding
-# imap-fetch-ceiling, default build/).
+# Environment: MK_BIN (default build/mailkeep), MK_BEFORE (optional: another
+# mailkeep build measured interleaved with MK_BIN in the same run), MK_BUILD
+# (build dir holding imap-fetch-ceiling, default build/).
 #
 #   status_ms    median of 5 runs of `imap-fetch-ceiling --status` (process
 #                start to exit: connect, TLS, LOGIN, LIST-STATUS, LOGOUT): the
@@ -82,41 +83,23 @@ bash "$FIXTURE" start "$FX" --capability "IMAP4rev1 LITERAL+ AUTH=PLAIN SPECIAL-
 # shellcheck disable=SC1091
 . "$FX/env"
 
+# sync_once NAME BIN: one quiet sync into data dir NAME.
 sync_once() {
-	"$MK_BIN" --data "$RUN/data" sync --user alice --imap "imaps://127.0.0.1:$IMAPS_PORT" \
+	"$2" --data "$RUN/$1" sync --user alice --imap "imaps://127.0.0.1:$IMAPS_PORT" \
 		--login "$IMAP_USER" --password-file "$PASS_FILE" --ca-file "$CA_FILE" --quiet
 }
-"$MK_BIN" --data "$RUN/data" init >/dev/null
-"$MK_BIN" --data "$RUN/data" user add alice >/dev/null
-log "first sync of $COUNT messages (untimed)"
-sync_once | tee "$RUN/first" >&2
-grep -q plain "$RUN/first" || { log "not the plain tier"; exit 1; }
-"$CEILING" 127.0.0.1 "$IMAPS_PORT" "$IMAP_USER" "$PASS_FILE" "$CA_FILE" --status >/dev/null
-
-for i in 1 2 3 4 5; do
+ceiling_ms() {
+	local t0
 	t0=$(now_ns)
 	"$CEILING" 127.0.0.1 "$IMAPS_PORT" "$IMAP_USER" "$PASS_FILE" "$CA_FILE" --status >/dev/null
 	ms_since "$t0"
-done >"$RUN/status"
-for i in 1 2 3 4 5; do
+}
+timed_sync() {
+	local t0
 	t0=$(now_ns)
-	sync_once >/dev/null
+	sync_once "$1" "$2" >/dev/null
 	ms_since "$t0"
-done >"$RUN/nochange"
-# Runs that do the full flag scan: the last one set back a day.
-STORE=$RUN/data/users/alice/store.db
-HAS_SCAN=$(python3 -c "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); print(int(any(r[1]=='plain_scan_at' for r in c.execute('PRAGMA table_info(mailboxes)'))))" "$STORE")
-for i in 1 2 3; do
-	if [ "$HAS_SCAN" = 1 ]; then
-		python3 -c "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute('UPDATE mailboxes SET plain_scan_at = plain_scan_at - 86400'); c.commit()" "$STORE"
-	fi
-	t0=$(now_ns)
-	sync_once >/dev/null
-	ms_since "$t0"
-done >"$RUN/fullscan"
-# New mail: Dovecot re-reads a Maildir of COUNT files after an arrival, which
-# every client pays; so the arrival runs are compared with the STATUS
-# ceiling measured right after an arrival too (alternating, median of 3).
+}
 append_one() {
 	python3 - "$IMAPS_PORT" "$IMAP_USER" "$PASS_FILE" "$CA_FILE" "$1" <<'PY'
 import imaplib, ssl, sys
@@ -127,23 +110,61 @@ c.append("INBOX", None, None, b"Subject: new %s\r\n\r\nnew mail\r\n" % i.encode(
 c.logout()
 PY
 }
-for i in 1 2 3; do
-	append_one "s$i"
-	t0=$(now_ns)
-	"$CEILING" 127.0.0.1 "$IMAPS_PORT" "$IMAP_USER" "$PASS_FILE" "$CA_FILE" --status >/dev/null
-	ms_since "$t0" >>"$RUN/arrival-status"
-	append_one "m$i"
-	t0=$(now_ns)
-	sync_once >/dev/null
-	ms_since "$t0" >>"$RUN/arrival"
+# The binaries compared in this run: "after" (MK_BIN) and, when MK_BEFORE is
+# set, "before" (another build), interleaved so both see the same load.
+NAMES=(after)
+BINS=("$MK_BIN")
+if [ -n "${MK_BEFORE:-}" ]; then
+	NAMES+=(before)
+	BINS+=("$MK_BEFORE")
+fi
+for k in "${!NAMES[@]}"; do
+	"${BINS[$k]}" --data "$RUN/${NAMES[$k]}" init >/dev/null
+	"${BINS[$k]}" --data "$RUN/${NAMES[$k]}" user add alice >/dev/null
+	log "${NAMES[$k]}: first sync of $COUNT messages (untimed)"
+	sync_once "${NAMES[$k]}" "${BINS[$k]}" | tee "$RUN/first" >&2
+	grep -q plain "$RUN/first" || { log "not the plain tier"; exit 1; }
+	sync_once "${NAMES[$k]}" "${BINS[$k]}" >/dev/null # records the scan
 done
-AS=$(median <"$RUN/arrival-status")
-A=$(median <"$RUN/arrival")
-S=$(median <"$RUN/status")
-N=$(median <"$RUN/nochange")
-F=$(median <"$RUN/fullscan")
+ceiling_ms >/dev/null
+
+# No change: 5 rounds of STATUS ceiling and each binary's sync.
+for r in 1 2 3 4 5; do
+	ceiling_ms >>"$RUN/status"
+	for k in "${!NAMES[@]}"; do
+		timed_sync "${NAMES[$k]}" "${BINS[$k]}" >>"$RUN/nochange-${NAMES[$k]}"
+	done
+done
+# New mail: each timed run follows exactly one APPEND (Dovecot re-reads a
+# Maildir of COUNT files then, whoever asks next), the STATUS ceiling too.
+for r in 1 2 3; do
+	append_one "c$r"
+	ceiling_ms >>"$RUN/arrival-status"
+	for k in "${!NAMES[@]}"; do
+		append_one "${NAMES[$k]}$r"
+		# The others have not seen this one: they sync it in their turn.
+		timed_sync "${NAMES[$k]}" "${BINS[$k]}" >>"$RUN/arrival-${NAMES[$k]}"
+	done
+	# Bring every store level again (untimed).
+	for k in "${!NAMES[@]}"; do sync_once "${NAMES[$k]}" "${BINS[$k]}" >/dev/null; done
+done
+# The bounded-interval full scan of "after": its scan time set back a day.
+for r in 1 2 3; do
+	python3 -c "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute('UPDATE mailboxes SET plain_scan_at = plain_scan_at - 86400'); c.commit()" "$RUN/after/users/alice/store.db"
+	timed_sync after "$MK_BIN" >>"$RUN/fullscan"
+done
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", (b > 0 ? a / b : 0) }'; }
+S=$(median <"$RUN/status")
+AS=$(median <"$RUN/arrival-status")
+F=$(median <"$RUN/fullscan")
 {
-	echo "plain tier, one folder of $COUNT messages, $(date -u +%Y-%m-%dT%H:%MZ), $LABEL:"
-	echo "  status_ms $S   nochange_ms $N (x$(ratio "$N" "$S"))   arrival_ms $A vs status after an arrival $AS (x$(ratio "$A" "$AS"))   fullscan_ms $F (x$(ratio "$F" "$S"))"
+	echo "plain tier, one folder of $COUNT messages, $(date -u +%Y-%m-%dT%H:%MZ), $LABEL," \
+		"load $(cut -d' ' -f1-3 /proc/loadavg):"
+	echo "  STATUS ceiling: no change $S ms, after an arrival $AS ms"
+	for k in "${!NAMES[@]}"; do
+		N=$(median <"$RUN/nochange-${NAMES[$k]}")
+		A=$(median <"$RUN/arrival-${NAMES[$k]}")
+		echo "  ${NAMES[$k]}: no-change $N ms (x$(ratio "$N" "$S")), new mail $A ms (x$(ratio "$A" "$AS"))"
+	done
+	echo "  after, bounded-interval full scan: $F ms (x$(ratio "$F" "$S"))"
 } | tee -a "$OUT/plain-tier-results.txt"
