@@ -221,6 +221,59 @@ def t_outbox_no_sent_copy(tmp):
         h.stop()
 
 
+def t_kill(tmp):
+    """Killed right after each durable commit of a paced Gmail sync (label
+    joins, newest-first batches, the budget's stop), then resumed day by
+    day: the store ends exactly as the server is, one Email per message."""
+    import shutil
+    h = Gmail(tmp, "kill")
+    try:
+        g = h.g
+        msgs = [g.add(raw(i, size=3000), labels=["\\Inbox"] + (["Work"] if i % 2 else []))
+                for i in range(1, 13)]
+        msgs += [g.add(raw(50 + i, size=3000), labels=["Travel"]) for i in range(4)]
+        size = max(len(m.raw) for m in msgs)
+        h.mk("account", "set", "--user", "alice", "1", "--download-budget", str(5 * size))
+        snap = h.data + "-snap"
+        shutil.copytree(h.data, snap)
+        n = 0
+        while True:
+            n += 1
+            check(n < 200, "never finished")
+            shutil.rmtree(h.data)
+            shutil.copytree(snap, h.data)
+            env = dict(os.environ, MK_CRASH_AFTER_COMMIT=str(n))
+            r = subprocess.run([BIN, "--data", h.data, "sync", "--user", "alice", "--quiet"],
+                               env=env, capture_output=True, stdin=subprocess.DEVNULL,
+                               timeout=120)
+            killed = r.returncode in (-9, 137)
+            check(killed or r.returncode == 0, "run %d: %d %s" % (n, r.returncode, r.stderr))
+            for day in range(20):
+                out = h.sync().stdout
+                if "daily download budget spent" not in out:
+                    break
+                con = h.db()
+                con.execute("UPDATE accounts SET dl_day = dl_day - 1")
+                con.commit()
+                con.close()
+            e = h.emails()
+            check(len(e) == len(msgs), "kill %d: %d Emails for %d messages" % (n, len(e), len(msgs)))
+            for m in msgs:
+                want = sorted([ALL] + [g.folder_of(l) for l in m.labels])
+                check(e.get(m.msgid, (0, []))[1] == want, "kill %d: %s: %s want %s"
+                      % (n, m.msgid, e.get(m.msgid), want))
+            con = h.db()
+            bad = con.execute("SELECT count(*) FROM messages m JOIN blobs b ON b.id = m.blob_id "
+                              "WHERE b.size != length(b.data)").fetchone()[0]
+            con.close()
+            check(bad == 0, "kill %d: damaged blobs" % n)
+            if not killed:
+                break
+        check(n > 3, "only %d commits to kill at (a MK_TEST_HOOKS build?)" % n)
+    finally:
+        h.stop()
+
+
 def send(h, msg):
     r = subprocess.run([BIN, "--data", h.data, "send", "--user", "alice", "--account", "1"],
                        input=msg, capture_output=True, timeout=120)
@@ -242,6 +295,7 @@ SCENARIOS = {
     "labels": t_labels,
     "pacing": t_pacing,
     "outbox": t_outbox_no_sent_copy,
+    "kill": t_kill,
 }
 
 if __name__ == "__main__":
