@@ -455,7 +455,10 @@ static int gmail_link(struct sync_ctx *ctx, uint32_t uid, const struct imap_arg 
 	                      buf_str(&ctx->keywords), date, &err) < 0)
 		return store_failed(ctx, err);
 	ctx->stats->linked++;
-	ctx->msgs_since_commit++;
+	/* A large All Mail joins many: commit now and then (the folder's
+	 * UIDNEXT is not moved; a resumed run skips what is held). */
+	if (++ctx->msgs_since_commit >= COMMIT_MSGS && sync_checkpoint(ctx) < 0)
+		return -1;
 	return 1;
 }
 
