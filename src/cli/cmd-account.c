@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "account-provider.h"
 #include "cli.h"
 #include "cmd-account-setup.h"
 #include "service/svc-account.h"
@@ -28,6 +29,7 @@ static void account_usage(FILE *f)
 	    "usage: mailkeep --data DIR account add --user NAME --imap URL [--smtp URL]\n"
 	    "                --login ADDR --password-file F [--ca-file CA.pem]\n"
 	    "                [--passphrase-file P] [--consent] [--no-check]\n"
+	    "                [--server-files-sent yes|no|auto] [--download-budget N|auto]\n"
 	    "       mailkeep --data DIR account add --user NAME --email ADDR\n"
 	    "                [--imap URL] [--smtp URL] [--login ADDR] --password-file F ...\n"
 	    "       mailkeep --data DIR account import --user NAME\n"
@@ -39,6 +41,8 @@ static void account_usage(FILE *f)
 	    "       mailkeep --data DIR account set --user NAME ID [--imap URL]\n"
 	    "                [--smtp URL|none] [--login ADDR] [--ca-file CA.pem|none]\n"
 	    "                --password-file F [--passphrase-file P] [--no-check]\n"
+	    "       mailkeep --data DIR account set --user NAME ID\n"
+	    "                [--server-files-sent yes|no|auto] [--download-budget N|auto]\n"
 	    "       mailkeep --data DIR account remove --user NAME ID --all-devices\n"
 	    "       mailkeep --data DIR account primary --user NAME ID\n"
 	    "       mailkeep --data DIR account add --user NAME --oauth PROVIDER --login ADDR\n"
@@ -65,7 +69,17 @@ static void account_usage(FILE *f)
 	    "import  lists the accounts a Thunderbird profile (prefs.js) or an mbsync\n"
 	    "        configuration holds, settings only (passwords are never read), and\n"
 	    "        with --add N adds proposed account N as account add does.\n"
-	    "list    shows the user's accounts.\n"
+	    "list    shows the user's accounts, who files their Sent copies, their daily\n"
+	    "        download budget and how far the sync got (messages held of what the\n"
+	    "        server's STATUS counts, bytes downloaded).\n"
+	    "--server-files-sent  yes: the provider files what is sent into Sent itself\n"
+	    "        (Gmail, Microsoft), so the outbox appends no copy; no: the outbox\n"
+	    "        appends it; auto (default): yes for known providers' SMTP hosts and\n"
+	    "        servers offering X-GM-EXT-1. Needs no password.\n"
+	    "--download-budget  bytes a day the sync downloads at most (K, M, G suffixes;\n"
+	    "        0: no limit; auto (default): 2.4 GB for Gmail, else no limit). A first\n"
+	    "        sync of a large account stops cleanly when it is spent, newest mail\n"
+	    "        first, and the next run after midnight UTC goes on. Needs no password.\n"
 	    "password  replaces the stored password (the old sealed copy stops opening).\n"
 	    "set     changes the account's server settings. The password is sealed for\n"
 	    "        exactly the servers, login and CA it goes to, so it is entered again.\n"
@@ -397,7 +411,7 @@ out:
 	return ret;
 }
 
-static int account_list(struct hub *hub, int argc, char **argv)
+static int account_list(struct cli *cli, struct hub *hub, int argc, char **argv)
 {
 	const char *err;
 	if (argc != 3 || strcmp(argv[1], "--user") != 0) {
@@ -419,6 +433,7 @@ static int account_list(struct hub *hub, int argc, char **argv)
 		strftime(when, sizeof(when), "%Y-%m-%d %H:%M", gmtime(&t));
 		printf("%-4lld %-32s %-32s %-28s %s\n", (long long)a[i].id, a[i].imap_url,
 		       a[i].smtp_url != NULL ? a[i].smtp_url : "-", a[i].login, when);
+		account_provider_show(cli, argv[2], a[i].id);
 	}
 	hub_accounts_free(&a, n);
 	return EXIT_OK;
@@ -677,6 +692,69 @@ static int account_primary(struct cli *cli, struct hub *hub, int argc, char **ar
 	return r;
 }
 
+/* add or set with provider settings: the hub part first (set: only when
+ * more than the provider settings is given), then the store part. EXIT_*. */
+static int account_with_provider(struct cli *cli, struct hub *hub, int argc, char **argv,
+                                 const struct account_provider_opts *po)
+{
+	bool add = strcmp(argv[1], "add") == 0;
+	const char *user = NULL, *id_text = NULL;
+	bool more = false;
+	for (int i = 2; i < argc; i++) {
+		if (strcmp(argv[i], "--user") == 0 && i + 1 < argc)
+			user = argv[++i];
+		else if (argv[i][0] != '-' && id_text == NULL)
+			id_text = argv[i];
+		else
+			more = true;
+	}
+	if (user == NULL) {
+		cli_error("account %s needs --user NAME", argv[1]);
+		return EXIT_USAGE;
+	}
+	int64_t id = 0;
+	if (add) {
+		int r = account_add(hub, argc - 1, argv + 1, NULL);
+		if (r != EXIT_OK)
+			return r;
+		/* The account just added: the user's newest. */
+		struct hub_user u;
+		struct hub_account *a = NULL;
+		size_t n = 0;
+		const char *err;
+		if (hub_user_get(hub, user, &u, &err) < 0 ||
+		    hub_account_list(hub, u.id, &a, &n, &err) < 0) {
+			cli_error("%s", err);
+			return EXIT_FAIL;
+		}
+		for (size_t i = 0; i < n; i++)
+			id = a[i].id > id ? a[i].id : id;
+		hub_accounts_free(&a, n);
+	} else {
+		char *end = NULL;
+		long long v = id_text != NULL ? strtoll(id_text, &end, 10) : 0;
+		if (v <= 0 || *end != '\0') {
+			cli_error("account set needs the account ID");
+			return EXIT_USAGE;
+		}
+		if (more) {
+			int r = account_set(hub, argc - 1, argv + 1, false);
+			if (r != EXIT_OK)
+				return r;
+		}
+		struct hub_user u;
+		struct hub_account *a = NULL;
+		size_t n = 0;
+		if (account_find(hub, user, v, &u, &a, &n) == NULL) {
+			hub_accounts_free(&a, n);
+			return EXIT_FAIL;
+		}
+		hub_accounts_free(&a, n);
+		id = v;
+	}
+	return account_provider_apply(cli, user, id, po);
+}
+
 int cmd_account(struct cli *cli, int argc, char **argv)
 {
 	if (argc < 2 || cli_is_help(argv[1])) {
@@ -695,8 +773,17 @@ int cmd_account(struct cli *cli, int argc, char **argv)
 	} else if (cli_open_hub(cli, add || password || set || signin, &hub) < 0)
 		return EXIT_FAIL;
 	int r;
+	/* Provider settings (account-provider.c) ride along with add and set;
+	 * set with only them needs no password. */
+	struct account_provider_opts po = {0};
+	if ((add || set) && account_provider_take(&argc, argv, &po) < 0) {
+		hub_close(&hub);
+		return EXIT_USAGE;
+	}
 	if (strcmp(argv[1], "import") == 0)
 		r = account_import(hub, argc - 1, argv + 1);
+	else if ((add || set) && po.any)
+		r = account_with_provider(cli, hub, argc, argv, &po);
 	else if (add)
 		r = account_add(hub, argc - 1, argv + 1, NULL);
 	else if (set)
@@ -704,7 +791,7 @@ int cmd_account(struct cli *cli, int argc, char **argv)
 	else if (password)
 		r = account_set(hub, argc - 1, argv + 1, true);
 	else if (strcmp(argv[1], "list") == 0)
-		r = account_list(hub, argc - 1, argv + 1);
+		r = account_list(cli, hub, argc - 1, argv + 1);
 	else if (strcmp(argv[1], "remove") == 0)
 		r = account_remove(hub, argc - 1, argv + 1);
 	else if (strcmp(argv[1], "primary") == 0)

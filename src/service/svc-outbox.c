@@ -21,7 +21,9 @@
 #include "../mime/mime-envelope.h"
 #include "../mime/mime.h"
 #include "../smtp/smtp.h"
+#include "../store/store-accounts.h"
 #include "../store/store-outbox.h"
+#include "../store/store-provider.h"
 #include "../store/store.h"
 
 #define OUTBOX_LEASE_S (15 * 60) /* longer than any one attempt (10 min) */
@@ -197,8 +199,21 @@ static int synced_sent_folder(struct run *r, int64_t account_id, char *name, siz
 	return found;
 }
 
+/* The account's IMAP server offered X-GM-EXT-1 at its last sync (Gmail,
+ * which files its own Sent copy). */
+static bool server_is_gmail(struct run *r, int64_t account_id)
+{
+	char key[64];
+	int64_t store_account;
+	struct store_provider_state p;
+	const char *err;
+	snprintf(key, sizeof(key), "account:%lld", (long long)account_id);
+	return store_account_find(r->store, key, &store_account, &err) == 1 &&
+	       store_provider_get(r->store, store_account, &p, &err) == 0 && p.gm_ext;
+}
+
 /* Does the provider file the Sent copy itself (per-account setting, or
- * detected from the SMTP host)? */
+ * detected from the SMTP host or the IMAP server's X-GM-EXT-1)? */
 static bool provider_files(struct run *r, struct account_ctx *ac)
 {
 	char mode[16];
@@ -208,7 +223,8 @@ static bool provider_files(struct run *r, struct account_ctx *ac)
 			snprintf(mode, sizeof(mode), "auto");
 		ac->provider_files =
 		    strcmp(mode, "provider") == 0 ||
-		    (strcmp(mode, "auto") == 0 && provider_files_sent(ac->a->smtp_url));
+		    (strcmp(mode, "auto") == 0 &&
+		     (provider_files_sent(ac->a->smtp_url) || server_is_gmail(r, ac->a->id)));
 	}
 	return ac->provider_files == 1;
 }

@@ -21,6 +21,7 @@
  */
 #include "lib/crashpoint.h"
 #include "store-private.h"
+#include "store-provider.h"
 #include "store-envelope.h"
 
 #include <errno.h>
@@ -407,7 +408,7 @@ int store_open(const char *path, struct store **store_r, const char **error_r)
 	}
 	if (store_envelope_open(s, error_r) < 0 || store_local_schema(s, error_r) < 0 ||
 	    store_fts_schema(s, error_r) < 0 || store_outbox_schema(s, error_r) < 0 ||
-	    store_identity_schema(s, error_r) < 0) {
+	    store_identity_schema(s, error_r) < 0 || store_provider_schema(s, error_r) < 0) {
 		snprintf(open_error, sizeof(open_error), "%s", *error_r);
 		*error_r = open_error;
 		store_close(&s);

@@ -83,6 +83,8 @@ int sync_checkpoint(struct sync_ctx *ctx)
 	if ((ctx->sel.mailbox_id != 0 &&
 	     store_mailbox_set_state(ctx->store, ctx->sel.mailbox_id, ctx->sel.uidvalidity,
 	                             ctx->sel.stored_uidnext, ctx->sel.local_modseq, &err) < 0) ||
+	    (ctx->account_id != 0 &&
+	     store_provider_put(ctx->store, ctx->account_id, &ctx->prov, &err) < 0) ||
 	    store_commit(ctx->store, &err) < 0) {
 		sync_fail(ctx, "%s", err);
 		checkpoint_abandon(ctx);
@@ -431,6 +433,35 @@ struct sizes_ctx {
 	uint32_t from;
 };
 
+/* Gmail: a new message whose X-GM-MSGID the account holds joins that
+ * Email (its flags and date from the size scan): 1 done, 0 not known, -1
+ * error. */
+static int gmail_link(struct sync_ctx *ctx, uint32_t uid, const struct imap_arg *items)
+{
+	uint64_t msgid;
+	int64_t blob_id, date;
+	unsigned flags;
+	const char *err, *datestr = imap_arg_string(fetch_item(items, "INTERNALDATE"));
+	if (!imap_arg_number(fetch_item(items, "X-GM-MSGID"), UINT64_MAX, &msgid) || msgid == 0)
+		return 0;
+	int found = store_gmail_find(ctx->store, ctx->sel.mailbox_id, msgid, &blob_id, &err);
+	if (found <= 0)
+		return found < 0 ? store_failed(ctx, err) : 0;
+	if (flags_parse(fetch_item(items, "FLAGS"), &flags, &ctx->keywords) < 0 ||
+	    datestr == NULL || internaldate_parse(datestr, &date) < 0)
+		return sync_fail(ctx, "%s: bad FLAGS or INTERNALDATE for UID %u",
+		                 ctx->sel.folder->name, uid);
+	if (store_message_add(ctx->store, ctx->sel.mailbox_id, uid, blob_id, flags,
+	                      buf_str(&ctx->keywords), date, &err) < 0)
+		return store_failed(ctx, err);
+	ctx->stats->linked++;
+	/* A large All Mail joins many: commit now and then (the folder's
+	 * UIDNEXT is not moved; a resumed run skips what is held). */
+	if (++ctx->msgs_since_commit >= COMMIT_MSGS && sync_checkpoint(ctx) < 0)
+		return -1;
+	return 1;
+}
+
 static int sizes_untagged(void *context, const struct imap_response *resp, const char **error_r)
 {
 	struct sizes_ctx *sc = context;
@@ -445,6 +476,25 @@ static int sizes_untagged(void *context, const struct imap_response *resp, const
 			*error_r = "server sent UIDs out of order";
 			return -1;
 		}
+		/* Held already: fetched newest first by a run the download
+		 * budget stopped, or joined to an Email by its X-GM-MSGID. */
+		const char *err;
+		int held = store_message_held(sc->ctx->store, sc->ctx->sel.mailbox_id, uid, &err);
+		if (held < 0)
+			held = store_failed(sc->ctx, err);
+		else if (held == 0 && sc->ctx->gmail)
+			held = gmail_link(sc->ctx, uid, items);
+		if (held < 0) {
+			*error_r = sc->ctx->error;
+			return -1;
+		}
+		if (held > 0)
+			return 0;
+		unsigned mask;
+		const struct imap_arg *fl = fetch_item(items, "FLAGS");
+		if (fl != NULL && !sc->ctx->gmail &&
+		    flags_parse(fl, &mask, &sc->ctx->keywords) == 0 && !(mask & STORE_FLAG_SEEN))
+			sc->ctx->sel.fresh_unseen++;
 		if (uidvec_add_sized(sc->v, uid, size) < 0) {
 			*error_r = "out of memory";
 			return -1;
@@ -461,7 +511,11 @@ static int scan_new(struct sync_ctx *ctx, struct uidvec *v)
 	snprintf(range, sizeof(range), "%u:*", ctx->sel.local_uidnext);
 	struct buf *b = imap_client_cmd(ctx->client, "UID FETCH", &err);
 	if (b == NULL || imap_cmd_seqset(b, range, &err) < 0 ||
-	    imap_cmd_raw(b, "(UID RFC822.SIZE)", &err) < 0)
+	    imap_cmd_raw(b,
+	                 ctx->gmail            ? "(UID RFC822.SIZE FLAGS INTERNALDATE X-GM-MSGID)"
+	                 : ctx->sel.plain_hint ? "(UID RFC822.SIZE FLAGS)"
+	                                       : "(UID RFC822.SIZE)",
+	                 &err) < 0)
 		return sync_fail(ctx, "%s: %s", ctx->sel.folder->name, err);
 	struct sizes_ctx sc = {ctx, v, ctx->sel.local_uidnext};
 	int r = imap_client_run(ctx->client, sizes_untagged, &sc, &err);
@@ -599,12 +653,21 @@ static int message_untagged(void *context, const struct imap_response *resp, con
 	if (r == 0 && store_message_add(ctx->store, ctx->sel.mailbox_id, uid, blob_id, flags,
 	                                buf_str(&ctx->keywords), date, &err) < 0)
 		r = store_failed(ctx, err);
+	uint64_t msgid, thrid;
+	if (r == 0 && ctx->gmail &&
+	    ((imap_arg_number(fetch_item(items, "X-GM-MSGID"), UINT64_MAX, &msgid) && msgid != 0 &&
+	      store_gmail_set_msgid(ctx->store, ctx->sel.mailbox_id, uid, msgid, &err) < 0) ||
+	     (imap_arg_number(fetch_item(items, "X-GM-THRID"), UINT64_MAX, &thrid) && thrid != 0 &&
+	      store_gmail_set_thread(ctx->store, ctx->sel.mailbox_id, uid, thrid, &err) < 0)))
+		r = store_failed(ctx, err);
 	if (r < 0) {
 		*error_r = ctx->error;
 		return -1;
 	}
 	fetch_mark_stored(ctx, index);
 	uint64_t size = body->type == IMAP_ARG_STRING ? body->len : body->literal_size;
+	ctx->prov.dl_used += size;
+	ctx->prov.bytes_done += size;
 	ctx->stats->new_messages++;
 	ctx->stats->new_bytes += size;
 	ctx->progress.msgs_done++;
@@ -625,6 +688,10 @@ static int fetch_messages(struct sync_ctx *ctx, const struct uidvec *v)
 	const char *folder = ctx->sel.folder->name, *err;
 	char tags[FETCH_PIPELINE][16];
 	size_t head = 0, inflight = 0, next = 0;
+	/* Under a daily budget newest first (the user sees recent mail at
+	 * once; a later run skips what is held): batches from the end. */
+	bool newest_first = ctx->budget != 0;
+	size_t left = v->count; /* newest first: v[0..left) not yet asked for */
 	int r = 0;
 	struct imap_literal_sink sink = {body_begin, body_data, body_end, ctx};
 	struct buf set;
@@ -637,22 +704,54 @@ static int fetch_messages(struct sync_ctx *ctx, const struct uidvec *v)
 	ctx->fetch_list = v;
 	ctx->fetch_low = 0;
 	imap_client_set_literal_sink(ctx->client, &sink);
-	while (r == 0 && (next < v->count || inflight > 0)) {
-		while (next < v->count && inflight < FETCH_PIPELINE) {
-			size_t end = next;
+	while (r == 0 && ((newest_first ? left > 0 : next < v->count) || inflight > 0)) {
+		while ((newest_first ? left > 0 : next < v->count) && inflight < FETCH_PIPELINE &&
+		       !ctx->paced) {
+			size_t start = next, end = next;
 			uint64_t bytes = 0;
-			while (end < v->count && end - next < FETCH_BATCH_MSGS &&
-			       (bytes == 0 || bytes + v->sizes[end] <= FETCH_BATCH_BYTES))
-				bytes += v->sizes[end++];
+			if (newest_first) {
+				start = end = left;
+				while (start > 0 && end - start < FETCH_BATCH_MSGS &&
+				       (bytes == 0 ||
+				        bytes + v->sizes[start - 1] <= FETCH_BATCH_BYTES))
+					bytes += v->sizes[--start];
+			} else {
+				while (end < v->count && end - next < FETCH_BATCH_MSGS &&
+				       (bytes == 0 || bytes + v->sizes[end] <= FETCH_BATCH_BYTES))
+					bytes += v->sizes[end++];
+			}
+			/* The daily budget: stop asking once it would be
+			 * exceeded (the first message of a day always goes, so
+			 * a message larger than the budget still arrives). */
+			if (ctx->budget != 0) {
+				while (end - start > 1 &&
+				       ctx->dl_start + ctx->issued + bytes > ctx->budget) {
+					if (newest_first)
+						bytes -= v->sizes[start++];
+					else
+						bytes -= v->sizes[--end];
+				}
+				if (ctx->dl_start + ctx->issued + bytes > ctx->budget &&
+				    (ctx->dl_start != 0 || ctx->issued != 0)) {
+					ctx->paced = true;
+					break;
+				}
+			}
+			ctx->issued += bytes;
 			buf_reset(&set);
-			if (uidset_format(&set, v->uids, next, end) < 0) {
+			if (uidset_format(&set, v->uids, start, end) < 0) {
 				r = sync_fail(ctx, "%s: cannot build FETCH", folder);
 				break;
 			}
 			struct buf *b = imap_client_cmd(ctx->client, "UID FETCH", &err);
 			const char *tag;
 			if (b == NULL || imap_cmd_seqset(b, buf_str(&set), &err) < 0 ||
-			    imap_cmd_raw(b, "(UID FLAGS INTERNALDATE BODY.PEEK[])", &err) < 0 ||
+			    imap_cmd_raw(
+			        b,
+			        ctx->gmail
+			            ? "(UID FLAGS INTERNALDATE X-GM-MSGID X-GM-THRID BODY.PEEK[])"
+			            : "(UID FLAGS INTERNALDATE BODY.PEEK[])",
+			        &err) < 0 ||
 			    imap_client_send(ctx->client, &tag, &err) != 0) {
 				r = sync_fail(ctx, "%s: %s", folder, err);
 				break;
@@ -660,7 +759,10 @@ static int fetch_messages(struct sync_ctx *ctx, const struct uidvec *v)
 			snprintf(tags[(head + inflight) % FETCH_PIPELINE], sizeof(tags[0]), "%s",
 			         tag);
 			inflight++;
-			next = end;
+			if (newest_first)
+				left = start;
+			else
+				next = end;
 		}
 		if (r != 0 || inflight == 0)
 			break;
@@ -1207,15 +1309,39 @@ int sync_folder(struct sync_ctx *ctx, const struct remote_folder *folder)
 		ctx->sel.stored_uidnext = ctx->sel.local_uidnext;
 		/* Changes to the messages we hold. */
 		bool qresynced = ctx->tier == SYNC_TIER_QRESYNC && ctx->sel.local_modseq != 0;
-		if (ctx->sel.local_uidnext > 1 && !qresynced) {
-			int r = modseq_ok && ctx->sel.local_modseq != 0 ? sync_known_condstore(ctx)
-			                                                : sync_known_plain(ctx);
-			if (r < 0)
+		bool condstore = modseq_ok && ctx->sel.local_modseq != 0;
+		/* Plain tier with a hint: the new messages first; when they
+		 * alone explain how MESSAGES and UNSEEN changed since the last
+		 * full scan, no known message went or changed \Seen. */
+		bool hinted = !condstore && !qresynced && ctx->sel.plain_hint &&
+		              ctx->sel.local_uidnext > 1 &&
+		              ctx->sel.uidnext > ctx->sel.local_uidnext;
+		ctx->sel.full_scanned = false;
+		ctx->sel.fresh_unseen = 0;
+		if (!hinted)
+			ctx->sel.plain_hint = false;
+		struct uidvec fresh = {0};
+		if (hinted && scan_new(ctx, &fresh) < 0) {
+			uidvec_free(&fresh);
+			return -1;
+		}
+		bool explained =
+		    hinted &&
+		    (uint64_t)ctx->sel.hint_messages + fresh.count == ctx->sel.status_messages &&
+		    (uint64_t)ctx->sel.hint_unseen + ctx->sel.fresh_unseen ==
+		        ctx->sel.status_unseen &&
+		    ctx->sel.exists == ctx->sel.status_messages;
+		if (ctx->sel.local_uidnext > 1 && !qresynced && !explained) {
+			int r = condstore ? sync_known_condstore(ctx) : sync_known_plain(ctx);
+			if (r < 0) {
+				uidvec_free(&fresh);
 				return -1;
+			}
+			ctx->sel.full_scanned = !condstore;
 		}
 		/* New messages. */
-		struct uidvec fresh = {0};
-		if (ctx->sel.uidnext == 0 || ctx->sel.uidnext > ctx->sel.local_uidnext) {
+		if (!hinted &&
+		    (ctx->sel.uidnext == 0 || ctx->sel.uidnext > ctx->sel.local_uidnext)) {
 			if (scan_new(ctx, &fresh) < 0) {
 				uidvec_free(&fresh);
 				return -1;
@@ -1234,9 +1360,13 @@ int sync_folder(struct sync_ctx *ctx, const struct remote_folder *folder)
 		if (r < 0)
 			return -1;
 	}
-	/* Everything up to the server's UIDNEXT is now ours. */
-	if (ctx->sel.uidnext > ctx->sel.stored_uidnext)
-		ctx->sel.stored_uidnext = ctx->sel.uidnext;
-	ctx->sel.local_modseq = modseq_ok ? ctx->sel.highestmodseq : 0;
+	/* Everything up to the server's UIDNEXT is now ours, unless the
+	 * download budget stopped the fetch (then the folder's state stays
+	 * where the stored messages put it, and the next run goes on). */
+	if (!ctx->paced) {
+		if (ctx->sel.uidnext > ctx->sel.stored_uidnext)
+			ctx->sel.stored_uidnext = ctx->sel.uidnext;
+		ctx->sel.local_modseq = modseq_ok ? ctx->sel.highestmodseq : 0;
+	}
 	return sync_checkpoint(ctx);
 }

@@ -9,6 +9,7 @@
 #include "../imap/imap-parser.h"
 #include "../lib/buf.h"
 #include "../lib/clock.h"
+#include "../store/store-provider.h"
 
 /* A growable, sorted-on-demand vector of UIDs (optionally with sizes). */
 struct uidvec {
@@ -47,8 +48,8 @@ struct remote_folder {
 	const char *role;
 	bool selectable;
 	bool parent_only; /* not listed: made up as the parent of a listed folder */
-	bool have_status;
-	uint32_t messages, uidnext, uidvalidity;
+	bool have_status, have_messages, have_unseen;
+	uint32_t messages, uidnext, uidvalidity, unseen;
 	uint64_t highestmodseq;
 	int64_t mailbox_id; /* local mailbox it maps to, 0 before reconciling */
 };
@@ -81,6 +82,13 @@ struct sync_ctx {
 		uint32_t exists, uidvalidity, uidnext;
 		uint64_t highestmodseq;
 		bool nomodseq;
+		/* Plain tier: the folder was fully scanned at the last sync
+		 * and STATUS (MESSAGES, UNSEEN) then and now is given: if only
+		 * new messages explain the difference, the FLAGS scan of the
+		 * known ones is skipped (full_scanned says whether it ran). */
+		bool plain_hint, full_scanned;
+		uint32_t hint_messages, hint_unseen, status_messages, status_unseen;
+		uint32_t fresh_unseen;
 		/* Progress of new-message fetching: below this UID every
 		 * message of the fetch list is stored in the open transaction.
 		 * sync_checkpoint() writes it (with uidvalidity and
@@ -120,6 +128,18 @@ struct sync_ctx {
 
 	struct sync_progress progress;
 	double last_progress;
+
+	/* Gmail (X-GM-EXT-1): new messages whose X-GM-MSGID the account
+	 * holds become memberships of that Email without a download. */
+	bool gmail;
+	/* Provider state of the account (budget, progress), written with
+	 * every checkpoint. budget: bytes a day in force (0 = unlimited);
+	 * issued: bytes asked for in this run's body FETCHes. */
+	struct store_provider_state prov;
+	uint64_t budget, issued, dl_start;
+	/* The budget is spent: the fetch stopped cleanly; the rest follows
+	 * on a later day. */
+	bool paced;
 };
 
 /* sync-folder.c: sync the folder (must exist locally; transaction open). */

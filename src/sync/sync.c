@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "../imap/imap-cmd.h"
 
@@ -180,7 +181,9 @@ static int status_add(struct folder_list *l, const struct imap_arg *args)
 		if (!imap_arg_number(a->next, UINT64_MAX, &v))
 			return -1;
 		if (imap_arg_is_atom(a, "MESSAGES"))
-			f->messages = (uint32_t)v;
+			f->messages = (uint32_t)v, f->have_messages = true;
+		else if (imap_arg_is_atom(a, "UNSEEN"))
+			f->unseen = (uint32_t)v, f->have_unseen = true;
 		else if (imap_arg_is_atom(a, "UIDNEXT"))
 			f->uidnext = (uint32_t)v, have_uidnext = true;
 		else if (imap_arg_is_atom(a, "UIDVALIDITY"))
@@ -208,8 +211,10 @@ static int list_untagged(void *context, const struct imap_response *resp, const 
 
 static const char *status_items(const struct sync_ctx *ctx)
 {
+	/* Plain: UNSEEN too, so that a folder whose counts did not change
+	 * can skip the FLAGS scan between full scans (\Seen changes show). */
 	return ctx->tier >= SYNC_TIER_CONDSTORE ? "(MESSAGES UIDNEXT UIDVALIDITY HIGHESTMODSEQ)"
-	                                        : "(MESSAGES UIDNEXT UIDVALIDITY)";
+	                                        : "(MESSAGES UIDNEXT UIDVALIDITY UNSEEN)";
 }
 
 /* LIST (with STATUS in the same round trip where LIST-STATUS is offered,
@@ -522,11 +527,29 @@ static int sync_folders(struct sync_ctx *ctx)
 	if (reconcile_folders(ctx, &l, boxes, nboxes) < 0 || sync_checkpoint(ctx) < 0)
 		goto out;
 	ctx->stats->folders = (unsigned)count_selectable(&l);
+	int64_t plain_interval = ctx->opts->plain_full_scan_s != 0
+	                             ? (int64_t)ctx->opts->plain_full_scan_s
+	                             : SYNC_PLAIN_FULL_SCAN_S;
+	ctx->prov.status_messages = 0;
+	for (size_t i = 0; i < l.count; i++)
+		if (l.folders[i].selectable && l.folders[i].have_status)
+			ctx->prov.status_messages += l.folders[i].messages;
 
-	for (size_t i = 0; i < l.count; i++) {
+	/* Gmail or a paced sync: INBOX first (the user sees it at once), All
+	 * Mail last (by then most of it joins Emails held already). Three
+	 * passes over the list; otherwise one, in the server's order. */
+	bool ordered = ctx->gmail || ctx->budget != 0;
+	for (size_t k = 0; k < (ordered ? 3 : 1) * l.count && !ctx->paced; k++) {
+		size_t i = k % l.count, pass = k / l.count;
 		struct remote_folder *f = &l.folders[i];
 		if (!f->selectable)
 			continue;
+		if (ordered) {
+			bool inbox = strcasecmp(f->name, "INBOX") == 0;
+			bool all = f->role != NULL && strcmp(f->role, "All") == 0;
+			if ((pass == 0) != inbox || (pass == 2) != (all && !inbox))
+				continue;
+		}
 		const struct store_mailbox *local = NULL;
 		for (size_t j = 0; j < nboxes; j++)
 			if (boxes[j].id == f->mailbox_id)
@@ -547,7 +570,52 @@ static int sync_folders(struct sync_ctx *ctx)
 			ctx->sel.mailbox_id = 0;
 			continue;
 		}
-		if (sync_folder(ctx, f) < 0) {
+		/* Plain tier: the same UIDVALIDITY, UIDNEXT, MESSAGES and UNSEEN
+		 * as at a full FLAGS scan less than the interval ago: nothing
+		 * arrived or went, no \Seen changed; other flag changes wait
+		 * for the next full scan. */
+		struct store_plain_scan scan = {0};
+		int64_t now = time(NULL);
+		bool plain = ctx->tier == SYNC_TIER_PLAIN && f->have_status && f->have_messages &&
+		             f->have_unseen && !ctx->paced;
+		if (plain && store_plain_scan_get(ctx->store, f->mailbox_id, &scan, &err) < 0) {
+			sync_store_failed(ctx, err);
+			goto out;
+		}
+		if (plain && local != NULL && scan.at != 0 && now >= scan.at &&
+		    now - scan.at < plain_interval && local->uidvalidity == f->uidvalidity &&
+		    local->uidnext == f->uidnext && scan.messages == f->messages &&
+		    scan.unseen == f->unseen) {
+			ctx->stats->plain_skipped++;
+			ctx->sel.mailbox_id = 0;
+			continue;
+		}
+		/* Only new messages since a recent full scan? (sync_folder
+		 * checks that the counts add up, else it scans in full.) */
+		ctx->sel.plain_hint = plain && local != NULL && scan.at != 0 && now >= scan.at &&
+		                      now - scan.at < plain_interval &&
+		                      local->uidvalidity == f->uidvalidity &&
+		                      f->uidnext > local->uidnext;
+		ctx->sel.hint_messages = scan.messages;
+		ctx->sel.hint_unseen = scan.unseen;
+		ctx->sel.status_messages = f->messages;
+		ctx->sel.status_unseen = f->unseen;
+		int synced = sync_folder(ctx, f);
+		if (synced == 0 && plain && !ctx->paced) {
+			/* A full scan (or a folder new here) starts the interval
+			 * again; new messages alone keep its start. Recorded with
+			 * the next commit; lost, it costs a scan. */
+			if (ctx->sel.full_scanned || local == NULL || scan.at == 0 ||
+			    !ctx->sel.plain_hint)
+				scan.at = now;
+			scan.messages = f->messages;
+			scan.unseen = f->unseen;
+			if (store_plain_scan_set(ctx->store, f->mailbox_id, &scan, &err) < 0) {
+				sync_store_failed(ctx, err);
+				goto out;
+			}
+		}
+		if (synced < 0) {
 			/* Keep what was stored; the folder resumes next time. */
 			char saved[sizeof(ctx->error)];
 			snprintf(saved, sizeof(saved), "%s", ctx->error);
@@ -609,7 +677,42 @@ int sync_account(struct store *store, const char *account_key, struct imap_clien
 		store_rollback(store);
 		goto fail_err;
 	}
+	ctx->gmail = imap_client_has_cap(client, "X-GM-EXT-1");
+	if (store_provider_get(store, ctx->account_id, &ctx->prov, &err) < 0) {
+		store_rollback(store);
+		goto fail_err;
+	}
+	ctx->prov.gm_ext = ctx->gmail;
+	/* The daily download budget: as set for the account, else Gmail's
+	 * documented ~2.5 GB a day of IMAP download, else none. */
+	ctx->budget = ctx->prov.dl_budget >= 0 ? (uint64_t)ctx->prov.dl_budget
+	              : ctx->gmail             ? SYNC_GMAIL_DAILY_BYTES
+	                                       : 0;
+	int64_t day = opts->utc_day != 0 ? opts->utc_day : (int64_t)(time(NULL) / 86400);
+	if (ctx->prov.dl_day != day) {
+		ctx->prov.dl_day = day;
+		ctx->prov.dl_used = 0;
+	}
+	ctx->dl_start = ctx->prov.dl_used;
 	r = sync_folders(ctx);
+	ctx->prov.paced = ctx->paced;
+	/* The account's progress, written with the last commit. */
+	if (!ctx->store_broken &&
+	    (store_account_server_messages(store, ctx->account_id, &ctx->prov.held_messages, &err) <
+	         0 ||
+	     store_provider_put(store, ctx->account_id, &ctx->prov, &err) < 0)) {
+		ctx->store_broken = true; /* rolled back below */
+		if (r == 0) {
+			sync_fail(ctx, "%s", err);
+			r = -1;
+		}
+	}
+	stats_r->paced = ctx->paced;
+	stats_r->budget = ctx->budget;
+	stats_r->budget_used = ctx->prov.dl_used;
+	stats_r->held_messages = ctx->prov.held_messages;
+	stats_r->status_messages = ctx->prov.status_messages;
+	stats_r->bytes_done = ctx->prov.bytes_done;
 	/* What is left in the transaction: nothing of a folder (each ends
 	 * with its checkpoint), but a broken write must not be committed. */
 	if (ctx->store_broken)

@@ -24,6 +24,13 @@
  * in flight and the next sync resumes after the last stored UID.
  */
 
+/* Gmail's daily IMAP download limit is about 2.5 GB; stay a little under. */
+#define SYNC_GMAIL_DAILY_BYTES (2400ull * 1000 * 1000)
+
+/* Plain tier: every flag change arrives within this many seconds (\Seen,
+ * arrivals and expunges at the next sync). */
+#define SYNC_PLAIN_FULL_SCAN_S (15 * 60)
+
 struct sync_progress {
 	const char *folder;
 	uint64_t msgs_done, msgs_total; /* new messages in this run */
@@ -38,6 +45,13 @@ struct sync_options {
 	/* Below this many messages a mass disappearance is applied without a
 	 * second look (default 10 when 0). */
 	unsigned mass_delete_min;
+	/* The UTC day (days since the epoch) the daily download budget counts
+	 * in; 0: today by the clock. */
+	int64_t utc_day;
+	/* Plain tier: a folder whose STATUS counts did not change is not
+	 * scanned for flags until this many seconds after its last full
+	 * scan (0: SYNC_PLAIN_FULL_SCAN_S). */
+	unsigned plain_full_scan_s;
 };
 
 struct sync_stats {
@@ -46,6 +60,16 @@ struct sync_stats {
 	uint64_t new_messages, new_bytes;
 	uint64_t flag_changes, expunged, repaired;
 	const char *tier; /* best tier used: "QRESYNC", "CONDSTORE" or "plain" */
+	/* Gmail: messages added to an Email the account held (by X-GM-MSGID)
+	 * without downloading them again. */
+	uint64_t linked;
+	/* Plain tier: folders not scanned (STATUS unchanged, full scan recent). */
+	unsigned plain_skipped;
+	/* The daily download budget stopped the sync (it resumes on a later
+	 * day); the account's progress against the server's STATUS counts. */
+	bool paced;
+	uint64_t budget, budget_used;
+	uint64_t held_messages, status_messages, bytes_done;
 };
 
 /* Sync the account (key as for store_account_ensure()) over an authenticated
