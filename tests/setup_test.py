@@ -227,7 +227,8 @@ def main():
 
         rc, out = mk("account", "list", "--user", "alice")
         # Seven: the huge document's domain fell through to the guess.
-        check(out.count("\n") == 8, "seven accounts added")
+        rows = [l for l in out.splitlines() if l[:1].isdigit()]
+        check(len(rows) == 7, "seven accounts added")
 
         # Import from Thunderbird and mbsync.
         tb = os.path.join(tmp, "tb-profile")
