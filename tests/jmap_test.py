@@ -95,7 +95,7 @@ def main():
                "--password-file", os.path.join(fx.dir, login + ".pass"),
                "--ca-file", fx.env["CA_FILE"], "--consent")
         mk("sync", "--user", "dave", "--quiet")
-        dave_accounts = [l.split()[0] for l in mk("account", "list", "--user", "dave").stdout.splitlines()[1:]]
+        dave_accounts = [l.split()[0] for l in mk("account", "list", "--user", "dave").stdout.splitlines()[1:] if l[:1].isdigit()]
         tok = lambda user, dev: mk("device", "add", "--user", user, dev).stdout.strip().splitlines()[-1]
         tokens = {"alice": tok("alice", "laptop"), "bob": tok("bob", "phone"),
                   "revoke": tok("alice", "old-phone"), "carol": tok("carol", "tablet"),
