@@ -210,3 +210,29 @@ int svc_sync_url(struct hub *hub, const struct hub_user *u, const struct svc_syn
 		svc_report(&opt->reporter, SVC_WARNING, "%s", err);
 	return r->status == SVC_OK ? 0 : -1;
 }
+
+void svc_sync_summary(const struct svc_sync_account *r, char *replay, size_t replay_size,
+                      char *synced, size_t synced_size)
+{
+	const struct sync_stats *st = &r->stats;
+	const struct sync_replay_stats *rst = &r->replay;
+	replay[0] = synced[0] = '\0';
+	if (r->ran && rst->replayed + rst->failed + rst->deferred > 0)
+		snprintf(replay, replay_size,
+		         "replayed %s: %u device changes in %u commands, %u failed, %u deferred, "
+		         "%u conflicts, %.3f s",
+		         r->who, rst->replayed, rst->commands, rst->failed, rst->deferred,
+		         rst->conflicts, rst->seconds);
+	if (r->ran)
+		snprintf(synced, synced_size,
+		         "%s %s: %u folders (%u checked), %llu new messages (%.1f MB), %llu flag "
+		         "changes, %llu expunged, folders +%u ~%u -%u%s%s, %s%s, %.2f s",
+		         r->status == SVC_OK ? "synced" : "sync incomplete", r->who, st->folders,
+		         st->folders_selected, (unsigned long long)st->new_messages,
+		         (double)st->new_bytes / 1e6, (unsigned long long)st->flag_changes,
+		         (unsigned long long)st->expunged, st->folders_created, st->folders_renamed,
+		         st->folders_deleted,
+		         st->repaired > 0 ? ", re-paired after UIDVALIDITY change: " : "",
+		         st->repaired > 0 ? "yes" : "", st->tier != NULL ? st->tier : "-",
+		         r->compressed ? ", compressed" : "", r->seconds);
+}

@@ -75,4 +75,10 @@ struct svc_sync_target {
 int svc_sync_url(struct hub *hub, const struct hub_user *u, const struct svc_sync_target *t,
                  char **password, const struct svc_sync_options *opt, struct svc_sync_account *r);
 
+/* The summary lines of an account's sync for a face: *replay the device
+ * changes carried to the server ("" when none), *synced what the sync did
+ * ("" when it did not run). Each line without a newline. */
+void svc_sync_summary(const struct svc_sync_account *r, char *replay, size_t replay_size,
+                      char *synced, size_t synced_size);
+
 #endif
