@@ -12,6 +12,8 @@
 #include "jmap/jmap-mail.h"
 #include "jmap/jmap-session.h"
 #include "jmap/jmap.h"
+#include "store/store-accounts.h"
+#include "store/store-replay.h"
 #include "store/store.h"
 
 /* Is the request body declared as JSON ("application/json", any case,
@@ -148,6 +150,34 @@ static int load_accounts(struct jmap_mail_ctx *ctx)
 	return 0;
 }
 
+/* Device changes committed (local_changes): each account with changes
+ * pending is replayed to its provider now (daemon-work.c). Zero-access
+ * users' accounts wait for a sync that has their key. */
+static void replay_wake(struct daemon *sv, struct store *store, const char *user)
+{
+	const char *err;
+	struct store_account *accounts = NULL;
+	size_t n = 0;
+	if (store_accounts_list(store, &accounts, &n, &err) < 0)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		long long hub_id;
+		char *end;
+		if (strncmp(accounts[i].key, "account:", 8) != 0)
+			continue;
+		hub_id = strtoll(accounts[i].key + 8, &end, 10);
+		struct store_replay_change *changes = NULL;
+		size_t count = 0;
+		if (*end != '\0' || hub_id <= 0 ||
+		    store_replay_pending(store, accounts[i].id, &changes, &count, &err) < 0)
+			continue;
+		store_replay_changes_free(&changes, count);
+		if (count > 0)
+			daemon_replay_wake(sv, user, hub_id);
+	}
+	store_accounts_free(&accounts, n);
+}
+
 void daemon_handle_api(struct daemon *sv, const struct principal *p,
                        const struct http_request *req, struct http_response *resp)
 {
@@ -199,6 +229,11 @@ void daemon_handle_api(struct daemon *sv, const struct principal *p,
 	struct jmap_output out;
 	int r = jmap_process(sv->registry, &limits, &ctx, session_state, req->body, req->body_len,
 	                     &out, &err);
+	uint64_t after = modseq;
+	if (r == 0 && methods[0] != '\0')
+		store_read_modseq(us->store, &after, &err);
+	if (after != modseq && !p->user.zero_access)
+		replay_wake(sv, us->store, p->user.name);
 	pthread_mutex_unlock(&us->lock);
 	hub_accounts_free(&loader.accounts, loader.n);
 	if (r < 0) {

@@ -66,6 +66,15 @@ struct push_stream {
 	time_t last_ping;
 };
 
+#define DAEMON_MAX_WORK 1024
+enum { DAEMON_WORK_REPLAY = 1, DAEMON_WORK_SYNC = 2 };
+struct daemon_work {
+	char user[65];
+	int64_t account_id;
+	unsigned kinds;
+	double queued; /* clock_mono() of the first wake */
+};
+
 struct daemon {
 	const char *data_dir;
 	struct hub *hub;
@@ -80,6 +89,15 @@ struct daemon {
 	pthread_mutex_t push_lock;
 	struct daemon_signin_gate *signin;
 	unsigned sync_interval;
+	/* The account worker's queue (daemon-work.c). */
+	struct daemon_work work[DAEMON_MAX_WORK];
+	size_t n_work;
+	pthread_mutex_t work_lock;
+	pthread_cond_t work_cond;
+	/* Wakes the push thread before its half second is over. */
+	pthread_cond_t push_cond;
+	bool push_woken;
+	time_t started;
 	volatile sig_atomic_t stop;
 	volatile sig_atomic_t fts_relist; /* the indexer lists the users again */
 };
@@ -139,10 +157,26 @@ void daemon_expire_uploads(struct daemon *sv);
 /* One lifecycle round now (before any thread opens a user's store). */
 void daemon_lifecycle_round(struct daemon *sv);
 
+/* daemon-work.c */
+void *daemon_work_thread(void *context);
+void daemon_work_stop(struct daemon *sv);
+/* daemon-push.c: the push thread looks at the stores now. */
+void daemon_push_wake(struct daemon *sv);
+
+/* daemon-metrics.c */
+void daemon_metrics_sync(int64_t account_id, bool ran, bool failed);
+void daemon_metrics_replay(int64_t account_id, unsigned changes, bool failed);
+void daemon_metrics_request(const char *route, double seconds);
+void daemon_metrics_outbox(unsigned queued, unsigned failed);
+/* The metrics text (Prometheus text format 0.0.4), malloc'ed; NULL if out
+ * of memory. */
+char *daemon_metrics_text(struct daemon *sv);
+
 /* daemon-log.c */
 /* The one logging function of the daemon: a line about user (NULL: none)
- * and account (0: none). Info goes to stdout, errors to stderr as
- * "mailkeep: ..."; never a secret in fmt's arguments. */
+ * and account (0: none), "2026-12-06T15:28:54Z info user=alice account=3
+ * text": info to stdout, errors to stderr (with "mailkeep: " before the
+ * text). Never a secret in fmt's arguments. */
 enum daemon_log_level { DAEMON_LOG_INFO, DAEMON_LOG_ERROR };
 void daemon_log(enum daemon_log_level level, const char *user, int64_t account, const char *fmt,
                 ...) __attribute__((format(printf, 4, 5)));

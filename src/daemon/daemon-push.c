@@ -208,9 +208,19 @@ void *daemon_push_thread(void *context)
 				ps->last_ping = now;
 			}
 		}
+		/* Half a second, or less when woken (daemon_push_wake). */
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 500 * 1000 * 1000;
+		if (ts.tv_nsec >= 1000 * 1000 * 1000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000 * 1000 * 1000;
+		}
+		while (!sv->push_woken && !sv->stop &&
+		       pthread_cond_timedwait(&sv->push_cond, &sv->push_lock, &ts) == 0)
+			;
+		sv->push_woken = false;
 		pthread_mutex_unlock(&sv->push_lock);
-		struct timespec ts = {0, 500 * 1000 * 1000};
-		nanosleep(&ts, NULL);
 	}
 	return NULL;
 }
@@ -224,5 +234,13 @@ void daemon_push_close_all(struct daemon *sv)
 			http_stream_unref(&sv->streams[i].stream);
 		}
 	}
+	pthread_mutex_unlock(&sv->push_lock);
+}
+
+void daemon_push_wake(struct daemon *sv)
+{
+	pthread_mutex_lock(&sv->push_lock);
+	sv->push_woken = true;
+	pthread_cond_signal(&sv->push_cond);
 	pthread_mutex_unlock(&sv->push_lock);
 }

@@ -14,6 +14,27 @@
 #include "jmap/jmap.h"
 #include "mime/mime-cache.h"
 
+static struct daemon_job jobs[DAEMON_MAX_JOBS];
+static size_t n_jobs;
+
+int daemon_job_add(const struct daemon_job *job)
+{
+	if (n_jobs == DAEMON_MAX_JOBS)
+		return -1;
+	jobs[n_jobs++] = *job;
+	return 0;
+}
+
+bool daemon_stopping(const struct daemon *d)
+{
+	return d->stop != 0;
+}
+
+const char *daemon_data_dir(const struct daemon *d)
+{
+	return d->data_dir;
+}
+
 int daemon_run(const struct daemon_settings *s)
 {
 	const char *err;
@@ -24,6 +45,10 @@ int daemon_run(const struct daemon_settings *s)
 	pthread_mutex_init(&sv->hub_lock, NULL);
 	pthread_mutex_init(&sv->users_lock, NULL);
 	pthread_mutex_init(&sv->push_lock, NULL);
+	pthread_mutex_init(&sv->work_lock, NULL);
+	pthread_cond_init(&sv->work_cond, NULL);
+	pthread_cond_init(&sv->push_cond, NULL);
+	sv->started = time(NULL);
 	if ((sv->signin = daemon_signin_gate_create()) == NULL) {
 		daemon_log(DAEMON_LOG_ERROR, NULL, 0, "out of memory");
 		return -1;
@@ -86,22 +111,43 @@ int daemon_run(const struct daemon_settings *s)
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	pthread_t push, syncer, indexer, outboxer, lifecycler;
+	pthread_t push, syncer, indexer, outboxer, lifecycler, worker;
 	sv->fts_relist = 1;
 	pthread_create(&push, NULL, daemon_push_thread, sv);
 	pthread_create(&syncer, NULL, daemon_sync_thread, sv);
 	pthread_create(&indexer, NULL, daemon_fts_thread, sv);
 	pthread_create(&outboxer, NULL, daemon_outbox_thread, sv);
 	pthread_create(&lifecycler, NULL, daemon_lifecycle_thread, sv);
-	int sig;
-	sigwait(&set, &sig);
-	daemon_log(DAEMON_LOG_INFO, NULL, 0, "mailkeep: signal %d, stopping", sig);
+	pthread_create(&worker, NULL, daemon_work_thread, sv);
+	size_t started = 0;
+	while (started < n_jobs && jobs[started].start(sv, jobs[started].ctx) == 0)
+		started++;
+	int sig = 0;
+	if (started == n_jobs) {
+		sigwait(&set, &sig);
+		daemon_log(DAEMON_LOG_INFO, NULL, 0, "mailkeep: signal %d, stopping", sig);
+	} else {
+		daemon_log(DAEMON_LOG_ERROR, NULL, 0, "%s did not start; stopping",
+		           jobs[started].name);
+	}
+	/* SIGTERM/SIGINT: no new connection or request is taken, the threads
+	 * finish what they run (a request, an account's sync or replay, a
+	 * message being sent: each is bounded by its timeouts) and start
+	 * nothing new. What stays queued (replays, outbox) is durable in the
+	 * stores and runs at the next start. */
 	sv->stop = 1;
+	http_server_quiesce(server);
+	daemon_work_stop(sv);
+	daemon_push_wake(sv);
+	for (size_t i = started; i-- > 0;)
+		if (jobs[i].stop != NULL)
+			jobs[i].stop(sv, jobs[i].ctx);
 	pthread_join(push, NULL);
 	pthread_join(syncer, NULL);
 	pthread_join(indexer, NULL);
 	pthread_join(outboxer, NULL);
 	pthread_join(lifecycler, NULL);
+	pthread_join(worker, NULL);
 	daemon_push_close_all(sv);
 	http_server_stop(&server);
 	daemon_stores_close(sv);
@@ -109,5 +155,6 @@ int daemon_run(const struct daemon_settings *s)
 	mime_cache_free(&sv->parse_cache);
 	hub_close(&sv->hub);
 	daemon_signin_gate_free(&sv->signin);
-	return 0;
+	daemon_log(DAEMON_LOG_INFO, NULL, 0, "mailkeep: stopped");
+	return started == n_jobs ? 0 : -1;
 }

@@ -40,6 +40,48 @@ struct daemon_settings {
 	size_t body_memory;
 };
 
+struct daemon;
+
+/*
+ * Jobs of other modules (provider push, zero-access leases) run beside the
+ * daemon's own. start(d, ctx) is called once the daemon serves, in the
+ * thread of daemon_run() (start a thread or an event loop there; -1 stops
+ * the daemon from starting, the error logged by the job); stop(d, ctx) once
+ * SIGTERM or SIGINT came and the HTTP server stopped accepting, before the
+ * stores and the hub close: it returns when the job's threads have ended
+ * (daemon_stopping() is true by then). Register before daemon_run(), at most
+ * DAEMON_MAX_JOBS.
+ */
+#define DAEMON_MAX_JOBS 8
+struct daemon_job {
+	const char *name;
+	int (*start)(struct daemon *d, void *ctx);
+	void (*stop)(struct daemon *d, void *ctx);
+	void *ctx;
+};
+int daemon_job_add(const struct daemon_job *job);
+bool daemon_stopping(const struct daemon *d);
+const char *daemon_data_dir(const struct daemon *d);
+
+/* An account's folder changed on the server (provider push, h-idle): sync
+ * that account now (the replay of device changes first, then the
+ * server-to-hub sync; folder is a hint, the engine syncs the whole account,
+ * cheap for folders unchanged), then the devices' event sources get their
+ * StateChange at once. Queued for the daemon's account worker and
+ * coalesced with a wake of the same account not yet run; returns at once.
+ * Thread-safe. */
+void daemon_account_changed(struct daemon *d, const char *user, int64_t account_id,
+                            const char *folder);
+/* Device changes of the account committed through the API: replayed to the
+ * provider now (svc_replay_account), coalesced like the above. */
+void daemon_replay_wake(struct daemon *d, const char *user, int64_t account_id);
+
+/* Metrics (daemon-metrics.c, served at /metrics). Provider push connections
+ * by state ("idle", "connecting", "backoff", "notify", ...: the pusher's
+ * own names, [a-z_] only): the pusher sets the count of each state it has
+ * whenever it changes. Thread-safe. */
+void daemon_metrics_set_push(const char *state, unsigned count);
+
 /* Run the daemon until SIGTERM or SIGINT (blocked in the calling thread and
  * every thread it starts), then stop it. Returns 0 after a clean stop, -1 if
  * it could not start (the error logged). */
