@@ -32,6 +32,7 @@
 #include "service/service.h"
 
 #define DAEMON_MAX_USERS 256
+#define DAEMON_OPEN_STORES 128 /* store handles open at once (LRU) */
 #define DAEMON_MAX_STREAMS 256
 #define DAEMON_MAX_DOWNLOAD (64u * 1024 * 1024)
 #define DAEMON_PARSE_CACHE (64u * 1024 * 1024) /* parsed messages, all users */
@@ -52,6 +53,7 @@ struct daemon_store {
 	struct store *store; /* NULL once the user's store went away */
 	dev_t dev;           /* of the store.db that store has open */
 	ino_t ino;
+	time_t used; /* last daemon_store_lock() */
 	pthread_mutex_t lock;
 };
 
@@ -167,7 +169,8 @@ void daemon_push_wake(struct daemon *sv);
 void daemon_metrics_sync(int64_t account_id, bool ran, bool failed);
 void daemon_metrics_replay(int64_t account_id, unsigned changes, bool failed);
 void daemon_metrics_request(const char *route, double seconds);
-void daemon_metrics_outbox(unsigned queued, unsigned failed);
+/* queued: the outboxes' length, or -1 when not counted this time. */
+void daemon_metrics_outbox(int queued, unsigned failed);
 /* The metrics text (Prometheus text format 0.0.4), malloc'ed; NULL if out
  * of memory. */
 char *daemon_metrics_text(struct daemon *sv);

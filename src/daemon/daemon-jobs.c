@@ -11,6 +11,7 @@
 #include "service/svc-outbox.h"
 #include "service/svc-sync.h"
 #include "service/svc-user.h"
+#include "store/store-outbox.h"
 #include "store/store.h"
 
 void daemon_expire_uploads(struct daemon *sv)
@@ -193,16 +194,98 @@ void *daemon_fts_thread(void *context)
 #define DAEMON_OUTBOX_INTERVAL 2 /* seconds between outbox passes */
 #define DAEMON_LIFECYCLE_INTERVAL 86400
 
-/* Sends queued mail (svc-outbox.c): a pass every two seconds. */
+/* Messages queued or being sent in the user's outbox (for the metrics). */
+static unsigned outbox_queued(struct store *store)
+{
+	const char *err;
+	struct store_outbox_item *items = NULL;
+	size_t n = 0;
+	unsigned queued = 0;
+	if (store_outbox_list(store, &items, &n, &err) < 0)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		queued += items[i].state == STORE_OUTBOX_QUEUED || items[i].state == STORE_OUTBOX_SENDING;
+		store_outbox_item_free(&items[i]);
+	}
+	free(items);
+	return queued;
+}
+
+/* One outbox pass: for each server-key user, the shared store (daemon-stores.c,
+ * checked fresh) tells whether anything is due; only then is a store handle
+ * of the send's own opened (a send takes seconds, and must not hold the
+ * shared handle's lock that API requests wait for) and svc_outbox_run()
+ * sends. Nothing is reopened when nothing is due. */
+static void outbox_pass(struct daemon *sv, struct hub *hub, bool count)
+{
+	struct hub_user *users = NULL;
+	size_t n = 0;
+	unsigned queued = 0, failed = 0;
+	const char *err;
+	if (hub_user_list(hub, &users, &n, &err) < 0) {
+		daemon_log(DAEMON_LOG_ERROR, NULL, 0, "outbox: %s", err);
+		return;
+	}
+	for (size_t i = 0; i < n && !sv->stop; i++) {
+		if (users[i].zero_access)
+			continue; /* their mail waits until they send or run it themselves */
+		struct daemon_store *us = daemon_store_acquire(sv, users[i].name);
+		int64_t when;
+		int due = 0;
+		char path[4096];
+		if (us != NULL) {
+			due = store_outbox_next_due(us->store, &when, &err);
+			pthread_mutex_unlock(&us->lock);
+		} else if (hub_user_path(hub, users[i].name, "store.db", path, sizeof(path)) == 0 &&
+		           access(path, F_OK) == 0) {
+			due = 1; /* past the registry's bound: the run itself looks */
+		}
+		if (due == 1) {
+			struct svc_reporter rep = {.report = daemon_report, .ctx = users[i].name};
+			struct svc_outbox_options opt = {.retry_base = SVC_OUTBOX_RETRY_BASE,
+			                                 .max_attempts = SVC_OUTBOX_MAX_ATTEMPTS,
+			                                 .reporter = rep};
+			struct svc_outbox_result st;
+			struct store *store = NULL;
+			char error[SVC_ERROR_SIZE];
+			if (svc_store_open(sv->data_dir, users[i].name, false, &store, error,
+			                   sizeof(error)) < 0)
+				daemon_log(DAEMON_LOG_ERROR, users[i].name, 0, "%s", error);
+			else if (svc_outbox_run(hub, &users[i], store, &opt, &st) < 0)
+				daemon_log(DAEMON_LOG_ERROR, users[i].name, 0, "%s", st.error);
+			else
+				failed += st.failed;
+			store_close(&store);
+		}
+		if (count && us != NULL && daemon_store_lock(sv, us)) {
+			queued += outbox_queued(us->store);
+			pthread_mutex_unlock(&us->lock);
+		}
+	}
+	free(users);
+	daemon_metrics_outbox(count ? (int)queued : -1, failed);
+}
+
+/* Sends queued mail (svc-outbox.c): a pass every two seconds, over a hub
+ * handle of the thread's own, opened once. */
 void *daemon_outbox_thread(void *context)
 {
 	struct daemon *sv = context;
-	struct svc_reporter rep = {.report = daemon_report};
+	struct hub *hub = NULL;
+	time_t next_count = 0;
 	while (!sv->stop) {
-		svc_outbox_pass(sv->data_dir, SVC_OUTBOX_RETRY_BASE, &sv->stop, &rep);
+		if (hub == NULL && open_hub(sv, true, &hub) < 0)
+			hub = NULL;
+		if (hub != NULL) {
+			bool count = time(NULL) >= next_count; /* the queue length: every 30 s */
+			outbox_pass(sv, hub, count);
+			if (count)
+				next_count = time(NULL) + 30;
+		}
 		for (unsigned i = 0; i < DAEMON_OUTBOX_INTERVAL * 10 && !sv->stop; i++)
 			usleep(100 * 1000);
 	}
+	hub_close(&hub);
 	return NULL;
 }
 

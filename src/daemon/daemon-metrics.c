@@ -108,10 +108,11 @@ void daemon_metrics_set_push(const char *state, unsigned count)
 	pthread_mutex_unlock(&m.lock);
 }
 
-void daemon_metrics_outbox(unsigned queued, unsigned failed)
+void daemon_metrics_outbox(int queued, unsigned failed)
 {
 	pthread_mutex_lock(&m.lock);
-	m.outbox_queued = queued;
+	if (queued >= 0)
+		m.outbox_queued = (unsigned)queued;
 	m.outbox_failures += failed;
 	pthread_mutex_unlock(&m.lock);
 }
@@ -175,7 +176,7 @@ char *daemon_metrics_text(struct daemon *sv)
 		buf_printf(&b, "mailkeep_push_connections{state=\"%s\"} %u\n", m.push[i].state,
 		    m.push[i].count);
 	buf_printf(&b,
-	    "# HELP mailkeep_outbox_queued Messages waiting in the outboxes (last pass).\n"
+	    "# HELP mailkeep_outbox_queued Messages queued or being sent in the outboxes (counted every 30 s).\n"
 	    "# TYPE mailkeep_outbox_queued gauge\nmailkeep_outbox_queued %u\n"
 	    "# HELP mailkeep_outbox_failures_total Messages the outbox gave up on.\n"
 	    "# TYPE mailkeep_outbox_failures_total counter\nmailkeep_outbox_failures_total %llu\n",

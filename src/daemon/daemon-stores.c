@@ -1,10 +1,20 @@
-/* The daemon's registry of open user stores: one handle per user that every thread shares. */
+/*
+ * The daemon's registry of user stores: one handle per user that every
+ * thread shares (API requests, push, the indexer, upload expiry, the outbox's
+ * look for due mail), each under its entry's lock, opened on first use and
+ * checked fresh at every use (daemon_store_lock: a purged or re-created
+ * user's store.db is closed and reopened). At most DAEMON_OPEN_STORES
+ * handles are open: past that, the one used least recently closes. Syncs,
+ * replays and sends run for seconds, so they use handles of their own
+ * (SQLite in WAL mode lets them write beside the shared one).
+ */
 
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "daemon-internal.h"
@@ -64,10 +74,11 @@ struct daemon_store *daemon_store_get(struct daemon *sv, const char *user)
 		if (strcmp(sv->users[i].name, user) == 0)
 			us = &sv->users[i];
 	if (us == NULL && sv->n_users < DAEMON_MAX_USERS) {
+		/* An entry for a user with a store.db; daemon_store_lock() opens
+		 * it (within the bound). */
 		struct daemon_store fresh = {0};
 		snprintf(fresh.name, sizeof(fresh.name), "%s", user);
-		daemon_store_open(sv, &fresh);
-		if (fresh.store != NULL) {
+		if (store_file_id(sv, user, &fresh.dev, &fresh.ino)) {
 			us = &sv->users[sv->n_users++];
 			*us = fresh;
 			pthread_mutex_init(&us->lock, NULL);
@@ -75,6 +86,37 @@ struct daemon_store *daemon_store_get(struct daemon *sv, const char *user)
 	}
 	pthread_mutex_unlock(&sv->users_lock);
 	return us;
+}
+
+/* Past DAEMON_OPEN_STORES open handles, the one used least recently that no
+ * thread holds is closed (us->lock held; the others only tried, so the
+ * lock order cannot deadlock). Its entry stays: the next use reopens it. */
+static void evict_idle(struct daemon *sv, struct daemon_store *us)
+{
+	pthread_mutex_lock(&sv->users_lock);
+	size_t n = sv->n_users, open = 0;
+	struct daemon_store *oldest = NULL;
+	for (size_t i = 0; i < n; i++) {
+		struct daemon_store *o = &sv->users[i];
+		if (o == us || pthread_mutex_trylock(&o->lock) != 0)
+			continue;
+		if (o->store != NULL) {
+			open++;
+			if (oldest == NULL || o->used < oldest->used) {
+				if (oldest != NULL)
+					pthread_mutex_unlock(&oldest->lock);
+				oldest = o;
+				continue; /* keep it locked */
+			}
+		}
+		pthread_mutex_unlock(&o->lock);
+	}
+	if (oldest != NULL) {
+		if (open >= DAEMON_OPEN_STORES)
+			store_close(&oldest->store);
+		pthread_mutex_unlock(&oldest->lock);
+	}
+	pthread_mutex_unlock(&sv->users_lock);
 }
 
 /* Lock us and make sure its store is the user's store.db as it is now: a
@@ -91,12 +133,15 @@ bool daemon_store_lock(struct daemon *sv, struct daemon_store *us)
 	bool there = store_file_id(sv, us->name, &dev, &ino);
 	if (us->store != NULL && (!there || dev != us->dev || ino != us->ino))
 		store_close(&us->store);
-	if (us->store == NULL)
+	if (us->store == NULL) {
+		evict_idle(sv, us);
 		daemon_store_open(sv, us); /* none if the user's folder is gone */
+	}
 	if (us->store == NULL) {
 		pthread_mutex_unlock(&us->lock);
 		return false;
 	}
+	us->used = time(NULL);
 	return true;
 }
 
