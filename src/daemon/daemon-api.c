@@ -29,8 +29,7 @@ static bool content_is_json(const char *content_type)
 
 /* The session object (jmap-session.c), with the user's hub accounts for
  * the account names. */
-void daemon_respond_session(struct daemon *sv, const struct hub_user *u,
-                            struct http_response *resp)
+void daemon_respond_session(struct daemon *sv, const struct hub_user *u, struct http_response *resp)
 {
 	const char *err;
 	struct hub_account *accounts = NULL;
@@ -119,7 +118,8 @@ static int audit_change(struct daemon *sv, const struct principal *p, const char
 	pthread_mutex_lock(&sv->hub_lock);
 	int r = hub_audit(sv->hub, &p->user, AUDIT_API_CHANGE, 0, d, 2, &err);
 	if (r < 0) {
-		daemon_log(DAEMON_LOG_ERROR, p->user.name, 0, "audit for %s: %s", p->user.name, err);
+		daemon_log(DAEMON_LOG_ERROR, p->user.name, 0, "audit for %s: %s", p->user.name,
+		           err);
 		if (hub_error_is_temporary(sv->hub))
 			r = -2;
 	}
@@ -178,8 +178,8 @@ static void replay_wake(struct daemon *sv, struct store *store, const char *user
 	store_accounts_free(&accounts, n);
 }
 
-void daemon_handle_api(struct daemon *sv, const struct principal *p,
-                       const struct http_request *req, struct http_response *resp)
+void daemon_handle_api(struct daemon *sv, const struct principal *p, const struct http_request *req,
+                       struct http_response *resp)
 {
 	const char *err;
 	if (strcmp(req->method, "POST") != 0) {
@@ -188,7 +188,7 @@ void daemon_handle_api(struct daemon *sv, const struct principal *p,
 	}
 	if (!content_is_json(req->content_type)) {
 		daemon_respond_problem(resp, 400, "urn:ietf:params:jmap:error:notJSON",
-		                "the request's Content-Type is not application/json");
+		                       "the request's Content-Type is not application/json");
 		return;
 	}
 	struct daemon_store *us = daemon_store_get(sv, p->user.name);
@@ -202,7 +202,8 @@ void daemon_handle_api(struct daemon *sv, const struct principal *p,
 	if (audited == -2) {
 		/* The log stayed busy beyond the bounded wait: nothing was
 		 * changed, the device may try again. */
-		daemon_respond_problem(resp, 503, "about:blank", "the audit log is busy; try again");
+		daemon_respond_problem(resp, 503, "about:blank",
+		                       "the audit log is busy; try again");
 		return;
 	}
 	if (audited < 0) {
@@ -243,4 +244,3 @@ void daemon_handle_api(struct daemon *sv, const struct principal *p,
 	http_response_set_status(resp, out.status, &err);
 	http_response_set_body(resp, out.content_type, out.body, out.body_len, &err);
 }
-

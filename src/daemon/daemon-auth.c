@@ -14,7 +14,6 @@
 
 /* --- authentication --------------------------------------------------------- */
 
-
 /* A password hash no password matches, checked for names the hub does not
  * know, so that a sign-in's time does not tell which users exist. Made on
  * first need (one Argon2id hash) and kept for the process. */
@@ -53,7 +52,8 @@ static int authenticate_password(struct daemon *sv, const char *name, const char
 	bool known = hub_valid_user_name(name) && hub_user_get(sv->hub, name, &p->user, &err) == 0;
 	bool has_hash = known && hub_user_password_hash(sv->hub, &p->user, hash, &err) == 0;
 	pthread_mutex_unlock(&sv->hub_lock);
-	if (daemon_signin_password_begin(sv->signin, known ? p->user.name : NULL, addr, retry_after_r) < 0)
+	if (daemon_signin_password_begin(sv->signin, known ? p->user.name : NULL, addr,
+	                                 retry_after_r) < 0)
 		return -2;
 	if (!has_hash) {
 		/* The same work as a wrong password of a known user. */
@@ -100,7 +100,8 @@ int daemon_authenticate(struct daemon *sv, const struct http_request *req, struc
 		pthread_mutex_unlock(&sv->hub_lock);
 		if (r < 0) {
 			daemon_signin_token_failed(sv->signin, req->remote_addr);
-			return daemon_signin_address_blocked(sv->signin, req->remote_addr, retry_after_r)
+			return daemon_signin_address_blocked(sv->signin, req->remote_addr,
+			                                     retry_after_r)
 			           ? -2
 			           : -1;
 		}
@@ -130,4 +131,3 @@ int daemon_authenticate(struct daemon *sv, const struct http_request *req, struc
 		note_activity(sv, p, NULL);
 	return r;
 }
-

@@ -69,7 +69,7 @@ void daemon_handle_download(struct daemon *sv, const struct principal *p,
 	pthread_mutex_unlock(&us->lock);
 	if (found != 1) {
 		daemon_respond_problem(resp, found == 0 ? 404 : 500, "about:blank",
-		                found == 0 ? "no such blob" : "cannot read the blob");
+		                       found == 0 ? "no such blob" : "cannot read the blob");
 		return;
 	}
 	static const char type_chars[] =
@@ -141,7 +141,8 @@ void daemon_handle_upload(struct daemon *sv, const struct principal *p,
 	if (known != 1) {
 		pthread_mutex_unlock(&us->lock);
 		daemon_respond_problem(resp, known == 0 ? 404 : 500, "about:blank",
-		                known == 0 ? "no such account" : "cannot open the user's store");
+		                       known == 0 ? "no such account"
+		                                  : "cannot open the user's store");
 		return;
 	}
 	int r = store_begin(us->store, &err);
@@ -167,7 +168,6 @@ void daemon_handle_upload(struct daemon *sv, const struct principal *p,
 	char bid[32];
 	snprintf(bid, sizeof(bid), "B%lld", (long long)blob_id);
 	daemon_respond_json(resp, 201,
-	             json_pack("{s:s,s:s,s:s,s:I}", "accountId", acct, "blobId", bid,
-	                       "type", type, "size", (json_int_t)req->body_len));
+	                    json_pack("{s:s,s:s,s:s,s:I}", "accountId", acct, "blobId", bid, "type",
+	                              type, "size", (json_int_t)req->body_len));
 }
-

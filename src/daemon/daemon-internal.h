@@ -136,8 +136,8 @@ bool daemon_percent_decode(const char *src, char *dst, size_t size);
 /* daemon-api.c */
 void daemon_respond_session(struct daemon *sv, const struct hub_user *u,
                             struct http_response *resp);
-void daemon_handle_api(struct daemon *sv, const struct principal *p,
-                       const struct http_request *req, struct http_response *resp);
+void daemon_handle_api(struct daemon *sv, const struct principal *p, const struct http_request *req,
+                       struct http_response *resp);
 /* daemon-blob.c */
 void daemon_handle_download(struct daemon *sv, const struct principal *p,
                             const struct http_request *req, struct http_response *resp);
@@ -156,6 +156,10 @@ void *daemon_outbox_thread(void *context);
 void *daemon_lifecycle_thread(void *context);
 /* Hourly (from the push thread): uploads no message used within a day go. */
 void daemon_expire_uploads(struct daemon *sv);
+/* A sync's account_done (svc-sync.h; ctx the user name): its summary
+ * logged, counted in the metrics. */
+struct svc_sync_account;
+void daemon_sync_account_done(void *ctx, const struct svc_sync_account *r);
 /* One lifecycle round now (before any thread opens a user's store). */
 void daemon_lifecycle_round(struct daemon *sv);
 

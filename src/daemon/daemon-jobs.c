@@ -46,7 +46,7 @@ static int open_hub(struct daemon *sv, bool load_master, struct hub **hub_r)
 	return 0;
 }
 
-static void sync_account_done(void *ctx, const struct svc_sync_account *r)
+void daemon_sync_account_done(void *ctx, const struct svc_sync_account *r)
 {
 	const char *user = ctx;
 	char replay[1024], synced[1024];
@@ -55,6 +55,7 @@ static void sync_account_done(void *ctx, const struct svc_sync_account *r)
 		daemon_log(DAEMON_LOG_INFO, user, r->account_id, "%s", replay);
 	if (synced[0] != '\0')
 		daemon_log(DAEMON_LOG_INFO, user, r->account_id, "%s", synced);
+	daemon_metrics_sync(r->account_id, r->ran, r->status != SVC_OK);
 	if (r->status != SVC_OK)
 		daemon_log(DAEMON_LOG_ERROR, user, r->account_id, "%s", r->error);
 }
@@ -65,7 +66,7 @@ static enum svc_status sync_user(struct hub *hub, const char *user)
 {
 	struct svc_sync_options opt = {.compress = IMAP_COMPRESS_AUTO,
 	                               .via = "serve",
-	                               .account_done = sync_account_done,
+	                               .account_done = daemon_sync_account_done,
 	                               .account_done_ctx = (void *)user,
 	                               .reporter = {.report = daemon_report, .ctx = (void *)user}};
 	struct svc_sync_result res;
@@ -99,10 +100,11 @@ void *daemon_sync_thread(void *context)
 			bool temporary = false;
 			for (size_t i = 0; i < n && !sv->stop; i++) {
 				if (users[i].zero_access) {
-					daemon_log(DAEMON_LOG_INFO, users[i].name, 0,
-					           "scheduler: %s is zero-access; synced only while they "
-					           "unlock it",
-					           users[i].name);
+					daemon_log(
+					    DAEMON_LOG_INFO, users[i].name, 0,
+					    "scheduler: %s is zero-access; synced only while they "
+					    "unlock it",
+					    users[i].name);
 					continue;
 				}
 				if (sync_user(hub, users[i].name) == SVC_TEMPORARY)
@@ -166,10 +168,11 @@ void *daemon_fts_thread(void *context)
 				bool purge_step = indexed;
 				if (!daemon_store_lock(sv, us))
 					break;
-				int r = !indexed ? store_fts_catch_up(us->store, DAEMON_FTS_BATCH,
-				                                      &indexed, &err)
-				                 : store_fts_purge(us->store, DAEMON_FTS_MERGE_PAGES,
-				                                   &purged, &err);
+				int r = !indexed
+				            ? store_fts_catch_up(us->store, DAEMON_FTS_BATCH,
+				                                 &indexed, &err)
+				            : store_fts_purge(us->store, DAEMON_FTS_MERGE_PAGES,
+				                              &purged, &err);
 				pthread_mutex_unlock(&us->lock);
 				if (r == 0 && purge_step && purged)
 					last_purge[i] = time(NULL);
@@ -188,7 +191,6 @@ void *daemon_fts_thread(void *context)
 	return NULL;
 }
 
-
 /* --- outbox and lifecycle ------------------------------------------------------ */
 
 #define DAEMON_OUTBOX_INTERVAL 2 /* seconds between outbox passes */
@@ -204,7 +206,8 @@ static unsigned outbox_queued(struct store *store)
 	if (store_outbox_list(store, &items, &n, &err) < 0)
 		return 0;
 	for (size_t i = 0; i < n; i++) {
-		queued += items[i].state == STORE_OUTBOX_QUEUED || items[i].state == STORE_OUTBOX_SENDING;
+		queued +=
+		    items[i].state == STORE_OUTBOX_QUEUED || items[i].state == STORE_OUTBOX_SENDING;
 		store_outbox_item_free(&items[i]);
 	}
 	free(items);

@@ -18,7 +18,8 @@ void daemon_log(enum daemon_log_level level, const char *user, int64_t account, 
 	struct tm tm;
 	gmtime_r(&now, &tm);
 	size_t o = strftime(head, sizeof(head), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	int n = snprintf(head + o, sizeof(head) - o, " %s", level == DAEMON_LOG_ERROR ? "error" : "info");
+	int n = snprintf(head + o, sizeof(head) - o, " %s",
+	                 level == DAEMON_LOG_ERROR ? "error" : "info");
 	o += n > 0 ? (size_t)n : 0;
 	if (user != NULL && o < sizeof(head)) {
 		n = snprintf(head + o, sizeof(head) - o, " user=%s", user);

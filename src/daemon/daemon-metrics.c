@@ -141,7 +141,7 @@ static void account_family(struct buf *b, const char *name, const char *help, si
 		uint64_t v;
 		memcpy(&v, (const char *)&m.accounts[i] + field, sizeof(v));
 		buf_printf(b, "%s{account=\"%lld\"} %llu\n", name, (long long)m.accounts[i].id,
-		    (unsigned long long)v);
+		           (unsigned long long)v);
 	}
 }
 
@@ -155,9 +155,10 @@ char *daemon_metrics_text(struct daemon *sv)
 		open_stores += sv->users[i].store != NULL;
 	pthread_mutex_unlock(&sv->users_lock);
 	pthread_mutex_lock(&m.lock);
-	buf_printf(&b, "# HELP mailkeep_uptime_seconds Seconds since serve started.\n"
-	        "# TYPE mailkeep_uptime_seconds gauge\nmailkeep_uptime_seconds %lld\n",
-	    (long long)(time(NULL) - sv->started));
+	buf_printf(&b,
+	           "# HELP mailkeep_uptime_seconds Seconds since serve started.\n"
+	           "# TYPE mailkeep_uptime_seconds gauge\nmailkeep_uptime_seconds %lld\n",
+	           (long long)(time(NULL) - sv->started));
 	account_family(&b, "mailkeep_sync_runs_total", "Account syncs run.",
 	               offsetof(struct account_metrics, sync_runs));
 	account_family(&b, "mailkeep_sync_errors_total", "Account syncs that failed.",
@@ -171,30 +172,36 @@ char *daemon_metrics_text(struct daemon *sv)
 	               "Replays that stopped or had changes refused.",
 	               offsetof(struct account_metrics, replay_failures));
 	buf_printf(&b, "# HELP mailkeep_push_connections Provider push connections by state.\n"
-	        "# TYPE mailkeep_push_connections gauge\n");
+	               "# TYPE mailkeep_push_connections gauge\n");
 	for (size_t i = 0; i < m.n_push; i++)
 		buf_printf(&b, "mailkeep_push_connections{state=\"%s\"} %u\n", m.push[i].state,
-		    m.push[i].count);
-	buf_printf(&b,
-	    "# HELP mailkeep_outbox_queued Messages queued or being sent in the outboxes (counted every 30 s).\n"
+		           m.push[i].count);
+	buf_printf(
+	    &b,
+	    "# HELP mailkeep_outbox_queued Messages queued or being sent in the outboxes (counted "
+	    "every 30 s).\n"
 	    "# TYPE mailkeep_outbox_queued gauge\nmailkeep_outbox_queued %u\n"
 	    "# HELP mailkeep_outbox_failures_total Messages the outbox gave up on.\n"
 	    "# TYPE mailkeep_outbox_failures_total counter\nmailkeep_outbox_failures_total %llu\n",
 	    m.outbox_queued, (unsigned long long)m.outbox_failures);
-	buf_printf(&b, "# HELP mailkeep_open_stores User stores open in serve.\n"
-	        "# TYPE mailkeep_open_stores gauge\nmailkeep_open_stores %zu\n",
-	    open_stores);
+	buf_printf(&b,
+	           "# HELP mailkeep_open_stores User stores open in serve.\n"
+	           "# TYPE mailkeep_open_stores gauge\nmailkeep_open_stores %zu\n",
+	           open_stores);
 	buf_printf(&b, "# HELP mailkeep_http_request_duration_seconds Request latency by route.\n"
-	        "# TYPE mailkeep_http_request_duration_seconds histogram\n");
+	               "# TYPE mailkeep_http_request_duration_seconds histogram\n");
 	for (size_t r = 0; r < METRICS_ROUTES; r++) {
 		const struct route_metrics *rm = &m.routes[r];
 		uint64_t cum = 0;
 		for (size_t i = 0; i < N_BOUNDS; i++) {
 			cum += rm->buckets[i];
-			buf_printf(&b, "mailkeep_http_request_duration_seconds_bucket{route=\"%s\",le=\"%g\"} %llu\n",
-			    route_names[r], bounds[i], (unsigned long long)cum);
+			buf_printf(&b,
+			           "mailkeep_http_request_duration_seconds_bucket{route=\"%s\",le="
+			           "\"%g\"} %llu\n",
+			           route_names[r], bounds[i], (unsigned long long)cum);
 		}
-		buf_printf(&b,
+		buf_printf(
+		    &b,
 		    "mailkeep_http_request_duration_seconds_bucket{route=\"%s\",le=\"+Inf\"} %llu\n"
 		    "mailkeep_http_request_duration_seconds_sum{route=\"%s\"} %.6f\n"
 		    "mailkeep_http_request_duration_seconds_count{route=\"%s\"} %llu\n",

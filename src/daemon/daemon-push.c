@@ -131,7 +131,8 @@ static void push_state_change(struct push_stream *ps, uint64_t modseq,
 		if (o < sizeof(data))
 			o += (size_t)snprintf(data + o, sizeof(data) - o, "}");
 	}
-	if (o < sizeof(data) && (size_t)snprintf(data + o, sizeof(data) - o, "}}") < sizeof(data) - o)
+	if (o < sizeof(data) &&
+	    (size_t)snprintf(data + o, sizeof(data) - o, "}}") < sizeof(data) - o)
 		push_event(ps, "state", data);
 }
 
@@ -178,7 +179,8 @@ void *daemon_push_thread(void *context)
 			if (us != NULL) {
 				store_read_modseq(us->store, &modseq, &err);
 				if (modseq != ps->sent_state &&
-				    store_accounts_list(us->store, &accounts, &n_accounts, &err) < 0)
+				    store_accounts_list(us->store, &accounts, &n_accounts, &err) <
+				        0)
 					n_accounts = 0;
 				pthread_mutex_unlock(&us->lock);
 			}

@@ -26,9 +26,12 @@ struct daemon_signin_gate *daemon_signin_gate_create(void)
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 	/* Half the processors (rounded up): the rest stay free for requests. */
 	long half = cpus < 1 ? 1 : (cpus + 1) / 2;
-	unsigned turns = half > DAEMON_SIGNIN_MAX_HASHING ? DAEMON_SIGNIN_MAX_HASHING : (unsigned)half;
-	g->users = rate_limit_create(DAEMON_SIGNIN_SLOTS, DAEMON_SIGNIN_PER_USER, DAEMON_SIGNIN_WINDOW);
-	g->addresses = rate_limit_create(DAEMON_SIGNIN_SLOTS, DAEMON_SIGNIN_PER_ADDRESS, DAEMON_SIGNIN_WINDOW);
+	unsigned turns =
+	    half > DAEMON_SIGNIN_MAX_HASHING ? DAEMON_SIGNIN_MAX_HASHING : (unsigned)half;
+	g->users =
+	    rate_limit_create(DAEMON_SIGNIN_SLOTS, DAEMON_SIGNIN_PER_USER, DAEMON_SIGNIN_WINDOW);
+	g->addresses =
+	    rate_limit_create(DAEMON_SIGNIN_SLOTS, DAEMON_SIGNIN_PER_ADDRESS, DAEMON_SIGNIN_WINDOW);
 	g->global = rate_limit_create(1, DAEMON_SIGNIN_GLOBAL, DAEMON_SIGNIN_WINDOW);
 	if (g->users == NULL || g->addresses == NULL || g->global == NULL ||
 	    sem_init(&g->hashing, 0, turns) != 0) {
@@ -61,8 +64,8 @@ static void address_key(const char *addr, char *key, size_t size)
 		snprintf(key, size, "?");
 }
 
-int daemon_signin_password_begin(struct daemon_signin_gate *gate, const char *user, const char *addr,
-                          unsigned *retry_after_r)
+int daemon_signin_password_begin(struct daemon_signin_gate *gate, const char *user,
+                                 const char *addr, unsigned *retry_after_r)
 {
 	char akey[RATE_LIMIT_MAX_KEY], ukey[RATE_LIMIT_MAX_KEY];
 	address_key(addr, akey, sizeof(akey));
@@ -100,7 +103,8 @@ void daemon_signin_token_failed(struct daemon_signin_gate *gate, const char *add
 	rate_limit_take(gate->addresses, akey, time(NULL), NULL);
 }
 
-bool daemon_signin_address_blocked(struct daemon_signin_gate *gate, const char *addr, unsigned *retry_after_r)
+bool daemon_signin_address_blocked(struct daemon_signin_gate *gate, const char *addr,
+                                   unsigned *retry_after_r)
 {
 	char akey[RATE_LIMIT_MAX_KEY];
 	address_key(addr, akey, sizeof(akey));

@@ -49,15 +49,16 @@ void daemon_signin_gate_free(struct daemon_signin_gate **gate);
 
 /* Before checking a password for user (NULL when no such user) from addr:
  * 0 go ahead (units taken), -1 refused with *retry_after_r seconds. */
-int daemon_signin_password_begin(struct daemon_signin_gate *gate, const char *user, const char *addr,
-                          unsigned *retry_after_r);
+int daemon_signin_password_begin(struct daemon_signin_gate *gate, const char *user,
+                                 const char *addr, unsigned *retry_after_r);
 /* The password was right: give the units back. */
 void daemon_signin_password_ok(struct daemon_signin_gate *gate, const char *user, const char *addr);
 
 /* A device token was refused: count it against addr. */
 void daemon_signin_token_failed(struct daemon_signin_gate *gate, const char *addr);
 /* Is addr's prefix used up? (For answering 429 rather than 401.) */
-bool daemon_signin_address_blocked(struct daemon_signin_gate *gate, const char *addr, unsigned *retry_after_r);
+bool daemon_signin_address_blocked(struct daemon_signin_gate *gate, const char *addr,
+                                   unsigned *retry_after_r);
 
 /* Wait for a hashing turn: 0 got one, -1 none within DAEMON_SIGNIN_HASH_WAIT. */
 int daemon_signin_hash_enter(struct daemon_signin_gate *gate);

@@ -74,11 +74,13 @@ struct daemon_store *daemon_store_get(struct daemon *sv, const char *user)
 		if (strcmp(sv->users[i].name, user) == 0)
 			us = &sv->users[i];
 	if (us == NULL && sv->n_users < DAEMON_MAX_USERS) {
-		/* An entry for a user with a store.db; daemon_store_lock() opens
-		 * it (within the bound). */
+		/* An entry for a user with a folder; daemon_store_lock() opens
+		 * the store (within the bound), making store.db if need be. */
 		struct daemon_store fresh = {0};
 		snprintf(fresh.name, sizeof(fresh.name), "%s", user);
-		if (store_file_id(sv, user, &fresh.dev, &fresh.ino)) {
+		char path[PATH_MAX];
+		int n = snprintf(path, sizeof(path), "%s/users/%s", sv->data_dir, user);
+		if (n > 0 && (size_t)n < sizeof(path) && access(path, F_OK) == 0) {
 			us = &sv->users[sv->n_users++];
 			*us = fresh;
 			pthread_mutex_init(&us->lock, NULL);
@@ -151,7 +153,6 @@ struct daemon_store *daemon_store_acquire(struct daemon *sv, const char *user)
 	struct daemon_store *us = daemon_store_get(sv, user);
 	return us != NULL && daemon_store_lock(sv, us) ? us : NULL;
 }
-
 
 void daemon_stores_close(struct daemon *sv)
 {

@@ -52,31 +52,18 @@ void daemon_account_changed(struct daemon *sv, const char *user, int64_t account
 	work_add(sv, user, account_id, DAEMON_WORK_SYNC);
 }
 
-static void work_done(void *ctx, const struct svc_sync_account *r)
-{
-	const char *user = ctx;
-	char replay[1024], synced[1024];
-	svc_sync_summary(r, replay, sizeof(replay), synced, sizeof(synced));
-	if (replay[0] != '\0')
-		daemon_log(DAEMON_LOG_INFO, user, r->account_id, "%s", replay);
-	if (synced[0] != '\0')
-		daemon_log(DAEMON_LOG_INFO, user, r->account_id, "%s", synced);
-	daemon_metrics_sync(r->account_id, r->ran, r->status != SVC_OK);
-	if (r->status != SVC_OK)
-		daemon_log(DAEMON_LOG_ERROR, user, r->account_id, "%s", r->error);
-}
-
 static void work_run(struct daemon *sv, struct hub *hub, const struct daemon_work *w)
 {
-	struct svc_sync_options opt = {.compress = IMAP_COMPRESS_AUTO,
-	                               .via = "serve",
-	                               .only_account = w->account_id,
-	                               .stop = &sv->stop,
-	                               .reporter = {.report = daemon_report, .ctx = (void *)w->user}};
+	struct svc_sync_options opt = {
+	    .compress = IMAP_COMPRESS_AUTO,
+	    .via = "serve",
+	    .only_account = w->account_id,
+	    .stop = &sv->stop,
+	    .reporter = {.report = daemon_report, .ctx = (void *)w->user}};
 	if (w->kinds & DAEMON_WORK_SYNC) {
 		/* The sync replays the device changes first. */
 		struct svc_sync_result res;
-		opt.account_done = work_done;
+		opt.account_done = daemon_sync_account_done;
 		opt.account_done_ctx = (void *)w->user;
 		svc_sync_user(hub, w->user, &opt, &res);
 		if (res.error[0] != '\0')

@@ -94,7 +94,8 @@ int daemon_run(const struct daemon_settings *s)
 		snprintf(sv->public_url, sizeof(sv->public_url), "%s", s->public_url);
 	else
 		snprintf(sv->public_url, sizeof(sv->public_url), "%s://%s:%u",
-		         s->tls_cert != NULL ? "https" : "http", s->address, http_server_port(server));
+		         s->tls_cert != NULL ? "https" : "http", s->address,
+		         http_server_port(server));
 	size_t ul = strlen(sv->public_url);
 	while (ul > 0 && sv->public_url[ul - 1] == '/')
 		sv->public_url[--ul] = '\0';

@@ -8,12 +8,16 @@
  * inactivity lifecycle). The command line only parses options and calls
  * daemon_run().
  *
- * Files (src/daemon/): daemon.c start and stop; daemon-stores.c the shared
- * registry of open user stores; daemon-signin.c the sign-in gate;
- * daemon-auth.c authentication; daemon-http.c admission, routing and
- * responses; daemon-api.c the session object and the API; daemon-blob.c
- * upload and download; daemon-push.c the event source and StateChange push;
- * daemon-jobs.c the background jobs; daemon-log.c the one logging function.
+ * Files (src/daemon/), from the top: daemon.c start and stop;
+ * daemon-http.c admission and routing (and /healthz, /metrics);
+ * daemon-api.c the session object and the JMAP API; daemon-blob.c upload
+ * and download; daemon-push.c the event source and StateChange push;
+ * daemon-auth.c authentication with daemon-signin.c the sign-in gate;
+ * daemon-jobs.c the background jobs (scheduled syncs, outbox, indexer,
+ * upload expiry, lifecycle); daemon-work.c the account worker (replay of
+ * device changes at once, syncs asked for now); daemon-stores.c the shared
+ * registry of user stores; daemon-respond.c responses; daemon-metrics.c
+ * the counters; daemon-log.c the one logging function.
  */
 
 #include <stdbool.h>
@@ -28,10 +32,10 @@
 #define DAEMON_MAX_REQUEST (10 * 1024 * 1024)
 
 struct daemon_settings {
-	const char *data_dir; /* an initialised hub directory */
-	const char *address;  /* to listen on */
-	unsigned port;        /* 0: any */
-	const char *public_url; /* NULL: http(s)://address:port */
+	const char *data_dir;           /* an initialised hub directory */
+	const char *address;            /* to listen on */
+	unsigned port;                  /* 0: any */
+	const char *public_url;         /* NULL: http(s)://address:port */
 	const char *tls_cert, *tls_key; /* both or neither */
 	unsigned sync_interval;         /* seconds, 0 = no scheduled syncs */
 	FILE *access_log;               /* one line per request */

@@ -91,8 +91,9 @@ static void sync_one(struct store *store, const struct sync_job *job, char **pas
 		svc_report(&opt->reporter, SVC_WARNING,
 		           "%s: device changes not all carried to the server: %s", r->who, err);
 	struct sync_options so = {.progress = opt->progress, .progress_ctx = opt->progress_ctx};
-	int sr = opt->replay_only ? 0
-	                          : sync_account(store, job->account_key, client, &so, &r->stats, &err);
+	int sr = opt->replay_only
+	             ? 0
+	             : sync_account(store, job->account_key, client, &so, &r->stats, &err);
 	if (sr == 0)
 		imap_client_logout(client);
 	r->ran = !opt->replay_only;
