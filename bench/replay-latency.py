@@ -63,7 +63,7 @@ def main():
                 msgid[u] = hdr.split(":", 1)[1].strip()
         uids = [u for u in uids if u in msgid]  # moves are found by Message-ID
         check(len(uids) >= a.changes, "only %d messages with a Message-ID" % len(uids))
-        hub = Hub(fx, tmp, "lat")
+        hub = Hub(fx, tmp, "lat", replay_now=True)
         db = hub.db()
         by_uid = dict(db.execute(
             "SELECT m.uid, m.email_id FROM messages m JOIN mailboxes x ON x.id = m.mailbox_id "

@@ -147,7 +147,7 @@ def t_replay_at_once(tmp):
     fx = Fixture(tmp, "ra", count=20)
     hub = None
     try:
-        hub = replay_test.Hub(fx, tmp, "ra")  # serve with --sync-interval 0
+        hub = replay_test.Hub(fx, tmp, "ra", replay_now=True)  # serve with --sync-interval 0
         c = fx.conn()
         c.select("INBOX", readonly=True)
         uid = int(c.uid("SEARCH", "ALL")[1][0].split()[0])

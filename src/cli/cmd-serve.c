@@ -17,14 +17,16 @@ static void serve_usage(FILE *f)
 	           "                [--tls-cert C --tls-key K] [--sync-interval SECONDS]\n"
 	           "                [--access-log FILE] [--trusted-proxy ADDR]\n"
 	           "                [--max-connections N] [--max-connections-per-address N]\n"
-	           "                [--header-timeout SECONDS] [--max-body-memory BYTES]\n\n"
+	           "                [--header-timeout SECONDS] [--max-body-memory BYTES]\n"
+	           "                [--no-replay]\n\n"
 	           "Runs the hub: the JMAP API for devices at /.well-known/jmap and /jmap/...\n"
 	           "(Bearer device tokens from 'mailkeep device add', or Basic with the hub\n"
 	           "user's password), EventSource push, and a scheduler that syncs every\n"
 	           "server-key user's stored accounts every SECONDS (default 300, 0 = never).\n"
 	           "Zero-access users are synced only on their own 'sync --passphrase-file'.\n"
-	           "Changes made through the API stay in the hosted mailbox (recorded for the\n"
-	           "two-way sync); scheduled syncs do not undo them.\n\n"
+	           "Changes made through the API are kept in the hosted mailbox and carried to\n"
+	           "the provider at once (a server-key user's; zero-access users' wait for\n"
+	           "their sync); scheduled syncs do not undo them.\n\n"
 	           "  --listen ADDR:PORT  default 127.0.0.1:8080\n"
 	           "  --public-url URL    the URL devices use (behind a reverse proxy); default\n"
 	           "                      http(s)://ADDR:PORT\n"
@@ -41,7 +43,9 @@ static void serve_usage(FILE *f)
 	           "                      within this (default 10), however slowly it trickles\n"
 	           "  --max-body-memory BYTES  request bodies held in memory at once, all\n"
 	           "                      clients together (default 64 MiB; more than 10 MiB);\n"
-	           "                      beyond it 503 with Retry-After\n\n"
+	           "                      beyond it 503 with Retry-After\n"
+	           "  --no-replay         device changes wait for the next sync instead of\n"
+	           "                      going to the provider at once\n\n"
 	           "Requests are authenticated on their headers before a body is read\n"
 	           "(unauthenticated: 401, the body is never read). Password sign-ins are\n"
 	           "limited before the password is checked: 10 a minute per user, 10 per\n"
@@ -63,6 +67,7 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
 	    {"max-connections-per-address", required_argument, NULL, 'A'},
 	    {"header-timeout", required_argument, NULL, 'T'},
 	    {"max-body-memory", required_argument, NULL, 'M'},
+	    {"no-replay", no_argument, NULL, 'R'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -73,6 +78,7 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
 	unsigned header_timeout = DAEMON_HEADER_TIMEOUT;
 	size_t body_memory = DAEMON_BODY_MEMORY;
 	unsigned long long value;
+	bool no_replay = false;
 	int c;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -130,6 +136,9 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
 			else
 				body_memory = (size_t)value;
 			break;
+		case 'R':
+			no_replay = true;
+			break;
 		case 'h':
 			serve_usage(stdout);
 			return EXIT_OK;
@@ -175,7 +184,8 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
 	                             .max_connections = max_connections,
 	                             .per_address = per_address,
 	                             .header_timeout = header_timeout,
-	                             .body_memory = body_memory};
+	                             .body_memory = body_memory,
+	                             .replay_now = !no_replay};
 	int r = daemon_run(&ds);
 	if (log != stderr)
 		fclose(log);

@@ -233,7 +233,7 @@ void daemon_handle_api(struct daemon *sv, const struct principal *p, const struc
 	uint64_t after = modseq;
 	if (r == 0 && methods[0] != '\0')
 		store_read_modseq(us->store, &after, &err);
-	if (after != modseq && !p->user.zero_access)
+	if (after != modseq && sv->replay_now && !p->user.zero_access)
 		replay_wake(sv, us->store, p->user.name);
 	pthread_mutex_unlock(&us->lock);
 	hub_accounts_free(&loader.accounts, loader.n);

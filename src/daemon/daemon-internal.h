@@ -91,6 +91,7 @@ struct daemon {
 	pthread_mutex_t push_lock;
 	struct daemon_signin_gate *signin;
 	unsigned sync_interval;
+	bool replay_now; /* device changes to the provider at once */
 	/* The account worker's queue (daemon-work.c). */
 	struct daemon_work work[DAEMON_MAX_WORK];
 	size_t n_work;

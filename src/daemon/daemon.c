@@ -42,6 +42,7 @@ int daemon_run(const struct daemon_settings *s)
 	struct daemon *sv = &sv_storage;
 	sv->data_dir = s->data_dir;
 	sv->sync_interval = s->sync_interval;
+	sv->replay_now = s->replay_now;
 	pthread_mutex_init(&sv->hub_lock, NULL);
 	pthread_mutex_init(&sv->users_lock, NULL);
 	pthread_mutex_init(&sv->push_lock, NULL);

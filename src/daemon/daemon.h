@@ -42,6 +42,7 @@ struct daemon_settings {
 	const char *trusted_proxy;
 	unsigned max_connections, per_address, header_timeout;
 	size_t body_memory;
+	bool replay_now; /* device changes to the provider at once (else: the next sync) */
 };
 
 struct daemon;
