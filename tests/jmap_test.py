@@ -102,7 +102,8 @@ def main():
                   "dave": tok("dave", "desktop")}
         inbox = len(fx.store_state()["INBOX"])
         serve = subprocess.Popen([BIN, "--data", fx.data, "serve", "--listen", "127.0.0.1:0",
-                                  "--sync-interval", "0", "--access-log", os.path.join(tmp, "access.log")],
+                                  "--sync-interval", "0", "--no-replay",
+                                  "--access-log", os.path.join(tmp, "access.log")],
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         line = serve.stdout.readline()
         m = re.search(r"session at (\S+?)\)", line)

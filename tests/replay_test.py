@@ -38,7 +38,7 @@ def raw_message(subject, msgid, body="hello\r\n"):
 class Hub:
     """A hub user with the fixture's account, a device, and serve running."""
 
-    def __init__(self, fx, tmp, name):
+    def __init__(self, fx, tmp, name, replay_now=False):
         self.fx = fx
         self.data = fx.data
         hubpw = os.path.join(tmp, name + "-hub.pass")
@@ -50,7 +50,8 @@ class Hub:
         self.sync()
         self.token = self.mk("device", "add", "--user", "alice", "laptop").stdout.strip().splitlines()[-1]
         self.serve = subprocess.Popen([BIN, "--data", self.data, "serve", "--listen", "127.0.0.1:0",
-                                       "--sync-interval", "0"],
+                                       "--sync-interval", "0",
+                                       *(() if replay_now else ("--no-replay",))],
                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                       stdin=subprocess.DEVNULL)
         line = self.serve.stdout.readline()

@@ -57,40 +57,15 @@ struct sync_face {
 static void sync_account_done(void *ctx, const struct svc_sync_account *r)
 {
 	struct sync_face *face = ctx;
-	const struct sync_stats *st = &r->stats;
 	cli_progress_done(face->progress);
-	const struct sync_replay_stats *rst = &r->replay;
-	if (r->ran && rst->replayed + rst->failed + rst->deferred > 0)
-		printf("replayed %s: %u device changes in %u commands, %u failed, %u deferred, "
-		       "%u conflicts, %.3f s\n",
-		       r->who, rst->replayed, rst->commands, rst->failed, rst->deferred,
-		       rst->conflicts, rst->seconds);
-	char limit[48] = "no daily limit", skipped[64] = "";
-	if (st->plain_skipped > 0)
-		snprintf(skipped, sizeof(skipped), " (%u unchanged by STATUS, not scanned)",
-		         st->plain_skipped);
-	if (r->ran)
-		printf("%s %s: %u folders (%u checked), %llu new messages (%.1f MB), %llu flag "
-		       "changes, %llu expunged, folders +%u ~%u -%u%s%s, %s%s%s, %.2f s\n",
-		       r->status == SVC_OK ? "synced" : "sync incomplete", r->who, st->folders,
-		       st->folders_selected, (unsigned long long)st->new_messages,
-		       (double)st->new_bytes / 1e6, (unsigned long long)st->flag_changes,
-		       (unsigned long long)st->expunged, st->folders_created, st->folders_renamed,
-		       st->folders_deleted,
-		       st->repaired > 0 ? ", re-paired after UIDVALIDITY change: " : "",
-		       st->repaired > 0 ? "yes" : "", st->tier != NULL ? st->tier : "-", skipped,
-		       r->compressed ? ", compressed" : "", r->seconds);
-	if (st->budget != 0)
-		snprintf(limit, sizeof(limit), "%.1f MB a day", (double)st->budget / 1e6);
-	if (r->ran && (st->budget != 0 || st->linked != 0 || st->paced))
-		printf("  progress %s: %llu of %llu messages (server STATUS), %.1f MB downloaded "
-		       "in all; %llu joined existing Emails by X-GM-MSGID; today %.1f MB of %s%s\n",
-		       r->who, (unsigned long long)st->held_messages,
-		       (unsigned long long)st->status_messages, (double)st->bytes_done / 1e6,
-		       (unsigned long long)st->linked, (double)st->budget_used / 1e6, limit,
-		       st->paced ? "; daily download budget spent: the next run after "
-		                   "midnight UTC goes on"
-		                 : "");
+	char replay[SVC_SUMMARY_SIZE], synced[SVC_SUMMARY_SIZE], progress[SVC_SUMMARY_SIZE];
+	svc_sync_summary(r, replay, synced, progress);
+	if (replay[0] != '\0')
+		printf("%s\n", replay);
+	if (synced[0] != '\0')
+		printf("%s\n", synced);
+	if (progress[0] != '\0')
+		printf("%s\n", progress);
 	if (r->status != SVC_OK)
 		cli_error("%s", r->error);
 }

@@ -247,6 +247,9 @@ static int settings_read(struct hub *hub, const char **error_r)
 			memcpy(hub->set.master_key, value, vlen + 1);
 		} else if (strncmp(p, "oauth.", 6) == 0) {
 			ret = settings_oauth(hub, path, lineno, p + 6, value, vlen, error_r);
+		} else if (strcmp(p, "metrics_token") == 0 && vlen >= 16 &&
+		           vlen < sizeof(hub->set.metrics_token)) {
+			memcpy(hub->set.metrics_token, value, vlen + 1);
 		} else if (strcmp(p, "master_key_credential") == 0 &&
 		           vlen < sizeof(hub->set.master_key_credential)) {
 			memcpy(hub->set.master_key_credential, value, vlen + 1);

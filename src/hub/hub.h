@@ -20,8 +20,8 @@
  * Data directory:
  *   DIR/mailkeep.version   format marker
  *   DIR/mailkeep.conf      settings (key = value): inactive_purge_days,
- *                          master_key, master_key_credential; serve's are
- *                          read by hub-settings.h and left alone here
+ *                          master_key, master_key_credential, metrics_token;
+ *                          serve's are read by hub-settings.h and left alone here
  *   DIR/hub.db             this module's database
  *   DIR/users/NAME/        store.db (the hosted mailbox), audit.log
  *
@@ -77,6 +77,7 @@ struct hub_settings {
 	char master_key_credential[256]; /* systemd credential name, or "" */
 	struct hub_oauth_provider oauth[HUB_OAUTH_PROVIDERS_MAX];
 	size_t n_oauth;
+	char metrics_token[256];         /* serve's /metrics bearer token, or "" */
 };
 
 /* The configured provider called name, or NULL. */
