@@ -20,6 +20,8 @@ static const char *const event_names[AUDIT_EVENT_COUNT] = {
     [AUDIT_DEVICE_REVOKED] = "device.revoked",
     [AUDIT_API_CHANGE] = "api.change",
     [AUDIT_ACCOUNT_CHANGED] = "account.changed",
+    [AUDIT_LEASE_UNLOCKED] = "lease.unlocked",
+    [AUDIT_LEASE_WIPED] = "lease.wiped",
 };
 
 /* Detail keys that name a secret are refused outright. */

@@ -87,6 +87,8 @@ enum audit_event {
 	AUDIT_DEVICE_REVOKED,     /* "device.revoked" */
 	AUDIT_API_CHANGE,         /* "api.change": device, methods (a device changing mail) */
 	AUDIT_ACCOUNT_CHANGED, /* "account.changed": imap, smtp, login, ca (password re-entered) */
+	AUDIT_LEASE_UNLOCKED,  /* "lease.unlocked": reason=signin, device, until */
+	AUDIT_LEASE_WIPED,     /* "lease.wiped": reason=signout|revoked|expired|shutdown */
 	AUDIT_EVENT_COUNT
 };
 

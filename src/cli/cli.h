@@ -32,6 +32,10 @@ cli_cmd_fn cmd_init, cmd_sync, cmd_export, cmd_user, cmd_account, cmd_audit, cmd
 struct hub;
 int cli_sync_stored(struct hub *hub, const char *user, int64_t only_account, const char *ppfile,
                     enum imap_compress_mode compress, bool quiet);
+/* serve's scheduler: the same, a zero-access user's key from their unlock
+ * lease (svc-lease.h) instead of a passphrase. */
+struct svc_leases;
+int cli_sync_leased(struct hub *hub, const char *user, struct svc_leases *leases);
 
 struct hub;
 struct hub_user;
@@ -54,6 +58,7 @@ struct outbox_worker {
 	volatile sig_atomic_t *stop;
 	int64_t retry_base;
 	unsigned interval_s;
+	struct svc_leases *leases; /* zero-access users run while unlocked; may be NULL */
 };
 void *cli_outbox_thread(void *context);
 /* Print "mailkeep: <message>" to stderr. */

@@ -85,8 +85,24 @@ static int exit_status(enum svc_status status)
 	return status == SVC_OK ? EXIT_OK : status == SVC_TEMPORARY ? EXIT_TEMPFAIL : EXIT_FAIL;
 }
 
+static int sync_stored(struct hub *hub, const char *user, int64_t only_account,
+                       const char *ppfile, struct svc_leases *leases,
+                       enum imap_compress_mode compress, bool quiet);
+
 int cli_sync_stored(struct hub *hub, const char *user, int64_t only_account, const char *ppfile,
                     enum imap_compress_mode compress, bool quiet)
+{
+	return sync_stored(hub, user, only_account, ppfile, NULL, compress, quiet);
+}
+
+int cli_sync_leased(struct hub *hub, const char *user, struct svc_leases *leases)
+{
+	return sync_stored(hub, user, 0, NULL, leases, IMAP_COMPRESS_AUTO, true);
+}
+
+static int sync_stored(struct hub *hub, const char *user, int64_t only_account,
+                       const char *ppfile, struct svc_leases *leases,
+                       enum imap_compress_mode compress, bool quiet)
 {
 	struct sync_face face = {.progress = cli_progress_create(quiet)};
 	struct svc_sync_options opt = {.only_account = only_account,
@@ -98,6 +114,9 @@ int cli_sync_stored(struct hub *hub, const char *user, int64_t only_account, con
 	                               .account_done = sync_account_done,
 	                               .account_done_ctx = &face,
 	                               .reporter = {.report = cli_report}};
+	opt.passphrase.leases = leases;
+	if (leases != NULL)
+		opt.via = "lease";
 	struct svc_sync_result res;
 	svc_sync_user(hub, user, &opt, &res);
 	cli_progress_free(&face.progress);
