@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "service/svc-lease.h"
 #include "service/svc-outbox.h"
 #include "serve-signin.h"
 #include "jmap/jmap-submission.h"
@@ -97,6 +98,10 @@ struct serve {
 	pthread_mutex_t push_lock;
 	struct signin_gate *signin;
 	unsigned sync_interval;
+	/* Zero-access users' unlock leases (svc-lease.h): their key while they
+	 * are signed in, for the scheduler and the outbox thread. */
+	struct svc_leases *leases;
+	volatile sig_atomic_t sync_now; /* a user was unlocked: sync now */
 	volatile sig_atomic_t stop;
 	volatile sig_atomic_t fts_relist; /* the indexer lists the users again */
 };
@@ -227,8 +232,24 @@ static struct user_store *user_store_acquire(struct serve *sv, const char *user)
 struct principal {
 	struct hub_user user;
 	int64_t device_id;
+	char device[65]; /* the device's name; "" for Basic */
 	char label[140];
+	/* POST /mailkeep/signin of a zero-access user only: the password, which
+	 * is their passphrase, for the unlock (sodium_malloc; principal_free). */
+	char *password;
 };
+
+static json_t *lease_until_json(struct serve *sv, const struct hub_user *u);
+
+static void principal_free(void *state)
+{
+	struct principal *p = state;
+	if (p == NULL)
+		return;
+	if (p->password != NULL)
+		sodium_free(p->password); /* wipes */
+	free(p);
+}
 
 /* A password hash no password matches, checked for names the hub does not
  * know, so that a sign-in's time does not tell which users exist. Made on
@@ -321,6 +342,7 @@ static int authenticate(struct serve *sv, const struct http_request *req, struct
 			           : -1;
 		}
 		p->device_id = d.id;
+		snprintf(p->device, sizeof(p->device), "%s", d.name);
 		snprintf(p->label, sizeof(p->label), "%s/%s", p->user.name, d.name);
 		note_activity(sv, p, &d);
 		return 0;
@@ -338,6 +360,11 @@ static int authenticate(struct serve *sv, const struct http_request *req, struct
 			*colon = '\0';
 			r = authenticate_password(sv, raw, colon + 1, req->remote_addr, p,
 			                          retry_after_r);
+			size_t plen = len - (size_t)(colon + 1 - raw);
+			if (r == 0 && p->user.zero_access &&
+			    strcmp(req->path, "/mailkeep/signin") == 0 &&
+			    (p->password = sodium_malloc(plen + 1)) != NULL)
+				memcpy(p->password, colon + 1, plen + 1);
 		}
 	}
 	if (raw != NULL)
@@ -416,6 +443,11 @@ static void respond_session(struct serve *sv, const struct hub_user *u,
 		if (session != NULL &&
 		    jmap_session_state(us->store, modseq, state, sizeof(state), &err) == 0) {
 			json_object_set_new(session, "state", json_string(state));
+			json_t *caps = json_object_get(session, "capabilities");
+			if (u->zero_access && caps != NULL)
+				json_object_set_new(caps, "urn:mailkeep:lease",
+				                    json_pack("{s:o}", "unlockedUntil",
+				                              lease_until_json(sv, u)));
 		} else {
 			json_decref(session);
 			session = NULL;
@@ -852,6 +884,121 @@ static void handle_events(struct serve *sv, const struct principal *p,
 	http_response_set_stream(resp, "text/event-stream", stream, &err);
 }
 
+/* --- sign-in and sign-out (unlock leases) --------------------------------------- */
+
+/* "unlockedUntil" as RFC 3339 UTC, or JSON null. */
+static json_t *lease_until_json(struct serve *sv, const struct hub_user *u)
+{
+	time_t until;
+	char when[32];
+	struct tm tm;
+	if (!u->zero_access || !svc_lease_held(sv->leases, u->id, &until) ||
+	    gmtime_r(&until, &tm) == NULL || strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		return json_null();
+	return json_string(when);
+}
+
+/* POST /mailkeep/signin, with the hub password (Basic), ?device=NAME
+ * optional: makes a device token for this sign-in and, for a zero-access
+ * user, unlocks (or extends) their lease, the device its holder. */
+static void handle_signin(struct serve *sv, const struct principal *p,
+                          const struct http_request *req, struct http_response *resp)
+{
+	const char *err;
+	if (strcmp(req->method, "POST") != 0) {
+		respond_problem(resp, 405, "about:blank", "sign in with POST");
+		return;
+	}
+	if (p->device_id != 0) {
+		respond_problem(resp, 400, "about:blank", "sign in with the hub password (Basic)");
+		return;
+	}
+	if (p->user.zero_access && p->password == NULL) {
+		respond_problem(resp, 503, "about:blank", "out of secure memory");
+		return;
+	}
+	char name[65];
+	if (!query_param(req->query, "device", name, sizeof(name)) || name[0] == '\0') {
+		unsigned char rnd[4];
+		randombytes_buf(rnd, sizeof(rnd));
+		snprintf(name, sizeof(name), "signin-%lld-%02x%02x%02x%02x", (long long)time(NULL),
+		         rnd[0], rnd[1], rnd[2], rnd[3]);
+	}
+	char token[HUB_DEVICE_TOKEN_SIZE];
+	int64_t device_id;
+	pthread_mutex_lock(&sv->hub_lock);
+	int r = hub_device_add(sv->hub, &p->user, name, token, &device_id, &err);
+	pthread_mutex_unlock(&sv->hub_lock);
+	if (r < 0) {
+		respond_problem(resp, 400, "about:blank", err);
+		return;
+	}
+	if (p->user.zero_access) {
+		char error[SVC_ERROR_SIZE];
+		time_t until;
+		int u = svc_lease_signin(sv->leases, &p->user, p->password, device_id, time(NULL),
+		                         hub_get_settings(sv->hub)->lease_seconds, &until, error,
+		                         sizeof(error));
+		if (u < 0) {
+			int64_t gone;
+			pthread_mutex_lock(&sv->hub_lock);
+			hub_device_revoke(sv->hub, &p->user, name, &gone, &err);
+			pthread_mutex_unlock(&sv->hub_lock);
+			sodium_memzero(token, sizeof(token));
+			fprintf(stderr, "mailkeep: unlock: %s\n", error);
+			respond_problem(resp, 503, "about:blank", "cannot unlock the account now");
+			return;
+		}
+		if (u == 1) {
+			printf("lease: %s unlocked\n", p->user.name);
+			fflush(stdout);
+		}
+		sv->sync_now = 1;
+	}
+	json_t *body = json_pack("{s:s,s:s,s:b}", "device", name, "token", token, "zeroAccess",
+	                         p->user.zero_access);
+	sodium_memzero(token, sizeof(token));
+	if (body == NULL) {
+		respond_problem(resp, 500, "about:blank", "out of memory");
+		return;
+	}
+	json_object_set_new(body, "unlockedUntil", lease_until_json(sv, &p->user));
+	respond_json(resp, 200, body);
+}
+
+/* POST /mailkeep/signout with the device token the sign-in gave: revokes
+ * it; the lease is wiped when no device holding it remains. */
+static void handle_signout(struct serve *sv, const struct principal *p,
+                           const struct http_request *req, struct http_response *resp)
+{
+	const char *err;
+	if (strcmp(req->method, "POST") != 0) {
+		respond_problem(resp, 405, "about:blank", "sign out with POST");
+		return;
+	}
+	if (p->device_id == 0) {
+		respond_problem(resp, 400, "about:blank",
+		                "sign out with the device token the sign-in gave (Bearer)");
+		return;
+	}
+	int64_t gone;
+	pthread_mutex_lock(&sv->hub_lock);
+	int r = hub_device_revoke(sv->hub, &p->user, p->device, &gone, &err);
+	pthread_mutex_unlock(&sv->hub_lock);
+	if (r < 0) {
+		respond_problem(resp, 503, "about:blank", err);
+		return;
+	}
+	if (svc_lease_release(sv->leases, p->user.id, p->device_id, "signout") == 1) {
+		printf("lease: %s wiped (signout)\n", p->user.name);
+		fflush(stdout);
+	}
+	json_t *body = json_pack("{s:b}", "signedOut", 1);
+	if (body != NULL)
+		json_object_set_new(body, "unlockedUntil", lease_until_json(sv, &p->user));
+	respond_json(resp, 200, body != NULL ? body : json_object());
+}
+
 /* Admission (http.h): every request is authenticated on its headers, before
  * any of its body is read; the principal goes on to the handler. */
 static void admit(void *context, const struct http_request *req, struct http_response *resp,
@@ -859,7 +1006,7 @@ static void admit(void *context, const struct http_request *req, struct http_res
 {
 	struct serve *sv = context;
 	const char *err;
-	struct principal *p = malloc(sizeof(*p));
+	struct principal *p = calloc(1, sizeof(*p));
 	if (p == NULL) {
 		respond_problem(resp, 503, "about:blank", "out of memory");
 		return;
@@ -870,7 +1017,7 @@ static void admit(void *context, const struct http_request *req, struct http_res
 		*state_r = p;
 		return;
 	}
-	free(p);
+	principal_free(p);
 	if (r == -2 || r == -3) {
 		char secs[16];
 		snprintf(secs, sizeof(secs), "%u", r == -3 ? 5 : retry_after);
@@ -908,6 +1055,10 @@ static void handler(void *context, const struct http_request *req, struct http_r
 		handle_events(sv, &p, req, resp);
 	} else if (strncmp(req->path, "/jmap/upload/", 13) == 0) {
 		handle_upload(sv, &p, req, resp);
+	} else if (strcmp(req->path, "/mailkeep/signin") == 0) {
+		handle_signin(sv, &p, req, resp);
+	} else if (strcmp(req->path, "/mailkeep/signout") == 0) {
+		handle_signout(sv, &p, req, resp);
 	} else {
 		respond_problem(resp, 404, "about:blank", "not found");
 	}
@@ -1059,7 +1210,8 @@ static void *sync_thread(void *context)
 	time_t next = time(NULL);
 	time_t retry = 0; /* after a temporary failure: 60 s, doubling, at most the interval */
 	while (!sv->stop) {
-		if (sv->sync_interval > 0 && time(NULL) >= next) {
+		if (sv->sync_interval > 0 && (time(NULL) >= next || sv->sync_now)) {
+			sv->sync_now = 0;
 			/* A round: every server-key user, over a hub handle of its own
 			 * (with the master key) for the round. */
 			struct hub *hub = NULL;
@@ -1074,10 +1226,15 @@ static void *sync_thread(void *context)
 			bool temporary = false;
 			for (size_t i = 0; i < n && !sv->stop; i++) {
 				if (users[i].zero_access) {
-					printf(
-					    "scheduler: %s is zero-access; synced only while they "
-					    "unlock it\n",
-					    users[i].name);
+					if (!svc_lease_held(sv->leases, users[i].id, NULL)) {
+						printf("scheduler: %s is zero-access and not signed "
+						       "in; synced only while unlocked\n",
+						       users[i].name);
+						continue;
+					}
+					if (cli_sync_leased(hub, users[i].name, sv->leases) ==
+					    EXIT_TEMPFAIL)
+						temporary = true;
 					continue;
 				}
 				if (cli_sync_stored(hub, users[i].name, 0, NULL, IMAP_COMPRESS_AUTO,
@@ -1095,6 +1252,18 @@ static void *sync_thread(void *context)
 				next = time(NULL) + (time_t)sv->sync_interval;
 		}
 		sleep(1);
+	}
+	return NULL;
+}
+
+/* Wipes the leases that expired or whose devices were all revoked. */
+static void *lease_thread(void *context)
+{
+	struct serve *sv = context;
+	while (!sv->stop) {
+		svc_lease_tick(sv->leases, time(NULL));
+		struct timespec ts = {0, 500 * 1000 * 1000};
+		nanosleep(&ts, NULL);
 	}
 	return NULL;
 }
@@ -1286,6 +1455,11 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
 	}
 	if (cli_open_hub(cli, true, &sv->hub) < 0)
 		return EXIT_FAIL;
+	if ((sv->leases = svc_leases_create(sv->hub, &sv->hub_lock)) == NULL) {
+		cli_error("out of memory");
+		hub_close(&sv->hub);
+		return EXIT_FAIL;
+	}
 	if (jmap_registry_create(&sv->registry, &err) < 0 ||
 	    jmap_mail_register(sv->registry, &err) < 0 ||
 	    jmap_submission_register(sv->registry, &err) < 0) {
@@ -1317,7 +1491,7 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
 	                           .max_connections_per_address = per_address,
 	                           .max_buffered_bytes = body_memory,
 	                           .admit = admit,
-	                           .state_free = free};
+	                           .state_free = principal_free};
 	struct http_server *server;
 	if (http_server_start(&hs, handler, sv, &server, &err) < 0) {
 		cli_error("%s", err);
@@ -1346,14 +1520,16 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	pthread_t push, syncer, indexer;
+	pthread_t push, syncer, indexer, leaser;
 	sv->fts_relist = 1;
 	pthread_create(&push, NULL, push_thread, sv);
 	pthread_create(&syncer, NULL, sync_thread, sv);
 	pthread_create(&indexer, NULL, fts_thread, sv);
+	pthread_create(&leaser, NULL, lease_thread, sv);
 	pthread_t outboxer; /* sends queued mail (svc-outbox.c) */
 	struct outbox_worker ow = {
-	    .cli = cli, .stop = &sv->stop, .retry_base = SVC_OUTBOX_RETRY_BASE, .interval_s = 2};
+	    .cli = cli, .stop = &sv->stop, .retry_base = SVC_OUTBOX_RETRY_BASE, .interval_s = 2,
+	    .leases = sv->leases};
 	pthread_create(&outboxer, NULL, cli_outbox_thread, &ow);
 	pthread_t lifecycler;
 	struct lifecycle_worker lw = {.cli = cli, .stop = &sv->stop, .interval_s = 86400};
@@ -1367,6 +1543,7 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
 	pthread_join(indexer, NULL);
 	pthread_join(outboxer, NULL);
 	pthread_join(lifecycler, NULL);
+	pthread_join(leaser, NULL);
 	pthread_mutex_lock(&sv->push_lock);
 	for (size_t i = 0; i < SERVE_MAX_STREAMS; i++) {
 		if (sv->streams[i].stream != NULL) {
@@ -1376,6 +1553,8 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
 	}
 	pthread_mutex_unlock(&sv->push_lock);
 	http_server_stop(&server);
+	/* Every key held is wiped (lease.wiped reason=shutdown). */
+	svc_leases_free(&sv->leases);
 	for (size_t i = 0; i < sv->n_users; i++)
 		store_close(&sv->users[i].store);
 	jmap_registry_free(&sv->registry);
