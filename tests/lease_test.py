@@ -5,7 +5,8 @@ real Dovecot with the real mailkeep binary.
 
 usage: lease_test.py [SCENARIO...]   (env MK_BIN: the mailkeep binary)
 """
-import base64, ctypes, ctypes.util, json, os, re, signal, sqlite3, subprocess, sys, time
+import base64, ctypes, ctypes.util, json, os, re, signal, socket, sqlite3, subprocess, sys
+import threading, time
 import urllib.request, urllib.error
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -15,10 +16,54 @@ BIN = os.path.abspath(BIN)
 PASSPHRASE = "carol's lease canary passphrase 7f3e"
 
 
+class SlowProxy:
+    """A loopback relay passing at most `rate` bytes a second from the
+    server (None: no limit), so that a sync lasts long enough for a lease
+    to run out in the middle of it."""
+
+    def __init__(self, port, rate):
+        self.srv = socket.socket()
+        self.srv.bind(("127.0.0.1", 0))
+        self.srv.listen(4)
+        self.port = self.srv.getsockname()[1]
+        self.backend, self.rate = int(port), rate
+        threading.Thread(target=self.loop, daemon=True).start()
+
+    def loop(self):
+        while True:
+            try:
+                cl, _ = self.srv.accept()
+            except OSError:
+                return
+            be = socket.create_connection(("127.0.0.1", self.backend))
+            threading.Thread(target=self.pump, args=(cl, be, False), daemon=True).start()
+            threading.Thread(target=self.pump, args=(be, cl, True), daemon=True).start()
+
+    def pump(self, a, b, slow):
+        try:
+            while True:
+                d = a.recv(8192)
+                if not d:
+                    break
+                b.sendall(d)
+                if slow and self.rate:
+                    time.sleep(len(d) / self.rate)
+        except OSError:
+            pass
+        for x in (a, b):
+            try:
+                x.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            x.close()
+
+
 class Hub:
-    def __init__(self, tmp, name, count=10, lease_seconds=None):
+    def __init__(self, tmp, name, count=10, lease_seconds=None, rate=None):
         self.tmp = tmp
         self.fx = Fixture(tmp, name, "--users", "2", count=count)
+        self.proxy = SlowProxy(self.fx.env["IMAPS_PORT"], None)
+        url = "imaps://127.0.0.1:%d" % self.proxy.port
         self.dir = self.fx.data
         if lease_seconds is not None:
             with open(os.path.join(self.dir, "mailkeep.conf"), "a") as f:
@@ -26,9 +71,10 @@ class Hub:
         self.pp = os.path.join(tmp, name + "-carol.pass")
         open(self.pp, "w").write(PASSPHRASE)
         self.mk("user", "add", "carol", "--zero-access", "--password-file", self.pp)
-        self.mk("account", "add", "--user", "carol", "--imap", self.fx.url(), "--login", "bob",
-                "--password-file", os.path.join(self.fx.dir, "bob.pass"),
+        self.mk("account", "add", "--user", "carol", "--imap", url, "--login", "alice",
+                "--password-file", os.path.join(self.fx.dir, "alice.pass"),
                 "--ca-file", self.fx.env["CA_FILE"], "--consent", "--passphrase-file", self.pp)
+        self.proxy.rate = rate
         self.serve = None
         self.out = os.path.join(tmp, name + "-serve.out")
         self.err = os.path.join(tmp, name + "-serve.err")
@@ -117,13 +163,9 @@ class Hub:
             time.sleep(0.3)
         raise AssertionError("timed out: " + what)
 
-    def server_count(self):
-        c = self.fx.conn_as("bob") if hasattr(self.fx, "conn_as") else None
-        return c
-
     def new_mail(self, n, tag):
         import imapctl
-        c = imapctl.connect(self.fx.dir, "bob", "imaps")
+        c = imapctl.connect(self.fx.dir, "alice", "imaps")
         for i in range(n):
             raw = ("From: x@example.org\r\nTo: bob@example.org\r\nSubject: %s %d\r\n"
                    "Message-ID: <%s-%d@example.org>\r\n\r\nbody %d\r\n" % (tag, i, tag, i, i)).encode()
@@ -133,7 +175,7 @@ class Hub:
 
     def server_total(self):
         import imapctl
-        c = imapctl.connect(self.fx.dir, "bob", "imaps")
+        c = imapctl.connect(self.fx.dir, "alice", "imaps")
         total = 0
         for name in imapctl.folders(c):
             typ, data = c.select(imapctl.quote(name), readonly=True)
@@ -249,22 +291,29 @@ def t_expiry_mid_sync(tmp):
     """A short lease runs out while the first (large) sync runs: the sync
     ends cleanly, nothing is lost, no sync starts afterwards; a later sync
     with the passphrase completes the store."""
-    h = Hub(tmp, "expiry", count=600, lease_seconds=10)
+    h = Hub(tmp, "expiry", count=600, lease_seconds=10, rate=250_000)
     try:
         h.start(interval=2)
+        total = h.server_total()
         h.signin("laptop")
         h.wait(lambda: any("expired" in l for l in h.events("lease.wiped")), "expiry", 30)
-        # The running sync (if any) finishes with its copy of the key.
-        h.wait(lambda: "synced carol" in open(h.out).read() or h.logins() > 0, "a sync ran", 60)
-        time.sleep(8)
+        at_expiry = h.count()
+        print("  %d of %d messages in the store when the lease expired" % (at_expiry, total))
+        check(at_expiry < total, "the sync was not running when the lease expired")
+        # The running sync finishes with its copy of the key: everything
+        # arrives, and no sync starts after it.
+        h.wait(lambda: h.count() == total, "the running sync finished", 180)
+        time.sleep(3)
         logins = h.logins()
+        check(logins == 1, "%d logins: a sync started after expiry" % logins)
         time.sleep(6)
         check(h.logins() == logins, "a sync started after expiry")
         h.stop_serve()
+        h.proxy.rate = None
         # Nothing lost: the store is consistent and the rest comes with a
         # passphrase sync.
         h.mk("sync", "--user", "carol", "--quiet", "--passphrase-file", h.pp)
-        check(h.count() == h.server_total(), "store != server after expiry")
+        check(h.count() == total, "store != server after expiry")
         canary(h)
     finally:
         h.close()
