@@ -1,7 +1,6 @@
 #ifndef MK_CLI_H
 #define MK_CLI_H
 
-#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -32,10 +31,6 @@ cli_cmd_fn cmd_init, cmd_sync, cmd_export, cmd_user, cmd_account, cmd_audit, cmd
 struct hub;
 int cli_sync_stored(struct hub *hub, const char *user, int64_t only_account, const char *ppfile,
                     enum imap_compress_mode compress, bool quiet);
-/* serve's scheduler: the same, a zero-access user's key from their unlock
- * lease (svc-lease.h) instead of a passphrase. */
-struct svc_leases;
-int cli_sync_leased(struct hub *hub, const char *user, struct svc_leases *leases);
 
 struct hub;
 struct hub_user;
@@ -43,24 +38,6 @@ struct hub_user;
  * and 7 days before the purge, then the purge; see 'lifecycle --help'),
  * printing what it does. Returns EXIT_OK or EXIT_FAIL. */
 int cli_lifecycle_run(struct hub *hub, int64_t now, bool dry_run);
-/* serve's lifecycle thread: a round every interval_s seconds (the first
- * interval_s after it starts), each with its own hub handle, until *stop. */
-struct lifecycle_worker {
-	struct cli *cli;
-	volatile sig_atomic_t *stop;
-	unsigned interval_s;
-};
-void *cli_lifecycle_thread(void *context);
-/* serve's outbox thread (cmd-send.c): every interval_s seconds an outbox
- * pass (svc_outbox_pass), until *stop. */
-struct outbox_worker {
-	struct cli *cli;
-	volatile sig_atomic_t *stop;
-	int64_t retry_base;
-	unsigned interval_s;
-	struct svc_leases *leases; /* zero-access users run while unlocked; may be NULL */
-};
-void *cli_outbox_thread(void *context);
 /* Print "mailkeep: <message>" to stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* A services reporter (service.h) for the command line: SVC_INFO lines to

@@ -20,8 +20,8 @@
  * Data directory:
  *   DIR/mailkeep.version   format marker
  *   DIR/mailkeep.conf      settings (key = value): inactive_purge_days,
- *                          lease_seconds,
- *                          master_key, master_key_credential
+ *                          lease_seconds, master_key, master_key_credential,
+ *                          metrics_token
  *   DIR/hub.db             this module's database
  *   DIR/users/NAME/        store.db (the hosted mailbox), audit.log
  *
@@ -64,6 +64,7 @@ struct hub_settings {
 	unsigned lease_seconds; /* default HUB_LEASE_SECONDS_DEFAULT */
 	char master_key[4096];           /* path of the master key file */
 	char master_key_credential[256]; /* systemd credential name, or "" */
+	char metrics_token[256];         /* serve's /metrics bearer token, or "" */
 };
 
 struct hub_user {
