@@ -9,6 +9,7 @@
 #include "daemon-internal.h"
 #include "audit/audit.h"
 #include "http/http.h"
+#include "service/svc-lease.h"
 #include "jmap/jmap-mail.h"
 #include "jmap/jmap-session.h"
 #include "jmap/jmap.h"
@@ -237,7 +238,8 @@ void daemon_handle_api(struct daemon *sv, const struct principal *p,
 	uint64_t after = modseq;
 	if (r == 0 && methods[0] != '\0')
 		store_read_modseq(us->store, &after, &err);
-	if (after != modseq && !p->user.zero_access)
+	if (after != modseq &&
+	    (!p->user.zero_access || svc_lease_held(sv->leases, p->user.id, NULL)))
 		replay_wake(sv, us->store, p->user.name);
 	pthread_mutex_unlock(&us->lock);
 	hub_accounts_free(&loader.accounts, loader.n);
