@@ -22,6 +22,8 @@ static const char *const event_names[AUDIT_EVENT_COUNT] = {
     [AUDIT_ACCOUNT_CHANGED] = "account.changed",
     [AUDIT_OAUTH_REFRESH] = "oauth.refresh",
     [AUDIT_OAUTH_SIGNIN] = "oauth.signin",
+    [AUDIT_LEASE_UNLOCKED] = "lease.unlocked",
+    [AUDIT_LEASE_WIPED] = "lease.wiped",
 };
 
 /* Detail keys that name a secret are refused outright. */

@@ -89,6 +89,8 @@ enum audit_event {
 	AUDIT_ACCOUNT_CHANGED, /* "account.changed": imap, smtp, login, ca (password re-entered) */
 	AUDIT_OAUTH_REFRESH,   /* "oauth.refresh": provider, result, rotated, expires */
 	AUDIT_OAUTH_SIGNIN,    /* "oauth.signin": provider, result (needs sign-in marked/cleared) */
+	AUDIT_LEASE_UNLOCKED,  /* "lease.unlocked": reason=signin, device, until */
+	AUDIT_LEASE_WIPED,     /* "lease.wiped": reason=signout|revoked|expired|shutdown */
 	AUDIT_EVENT_COUNT
 };
 

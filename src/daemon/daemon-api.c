@@ -9,6 +9,7 @@
 #include "daemon-internal.h"
 #include "audit/audit.h"
 #include "http/http.h"
+#include "service/svc-lease.h"
 #include "jmap/jmap-mail.h"
 #include "jmap/jmap-session.h"
 #include "jmap/jmap.h"
@@ -58,6 +59,11 @@ void daemon_respond_session(struct daemon *sv, const struct hub_user *u, struct 
 		if (session != NULL &&
 		    jmap_session_state(us->store, modseq, state, sizeof(state), &err) == 0) {
 			json_object_set_new(session, "state", json_string(state));
+			json_t *caps = json_object_get(session, "capabilities");
+			if (u->zero_access && caps != NULL)
+				json_object_set_new(caps, "urn:mailkeep:lease",
+				                    json_pack("{s:o}", "unlockedUntil",
+				                              daemon_lease_until_json(sv, u)));
 		} else {
 			json_decref(session);
 			session = NULL;
@@ -233,7 +239,8 @@ void daemon_handle_api(struct daemon *sv, const struct principal *p, const struc
 	uint64_t after = modseq;
 	if (r == 0 && methods[0] != '\0')
 		store_read_modseq(us->store, &after, &err);
-	if (after != modseq && sv->replay_now && !p->user.zero_access)
+	if (after != modseq && sv->replay_now &&
+	    (!p->user.zero_access || svc_lease_held(sv->leases, p->user.id, NULL)))
 		replay_wake(sv, us->store, p->user.name);
 	pthread_mutex_unlock(&us->lock);
 	hub_accounts_free(&loader.accounts, loader.n);

@@ -106,6 +106,7 @@ int daemon_authenticate(struct daemon *sv, const struct http_request *req, struc
 			           : -1;
 		}
 		p->device_id = d.id;
+		snprintf(p->device, sizeof(p->device), "%s", d.name);
 		snprintf(p->label, sizeof(p->label), "%s/%s", p->user.name, d.name);
 		note_activity(sv, p, &d);
 		return 0;
@@ -123,6 +124,11 @@ int daemon_authenticate(struct daemon *sv, const struct http_request *req, struc
 			*colon = '\0';
 			r = authenticate_password(sv, raw, colon + 1, req->remote_addr, p,
 			                          retry_after_r);
+			size_t plen = len - (size_t)(colon + 1 - raw);
+			if (r == 0 && p->user.zero_access &&
+			    strcmp(req->path, "/mailkeep/signin") == 0 &&
+			    (p->password = sodium_malloc(plen + 1)) != NULL)
+				memcpy(p->password, colon + 1, plen + 1);
 		}
 	}
 	if (raw != NULL)

@@ -40,16 +40,16 @@ void daemon_admit(void *context, const struct http_request *req, struct http_res
 {
 	struct daemon *sv = context;
 	const char *err;
-	struct principal *p = malloc(sizeof(*p));
+	struct principal *p = calloc(1, sizeof(*p));
 	if (p == NULL) {
 		daemon_respond_problem(resp, 503, "about:blank", "out of memory");
 		return;
 	}
 	if (strcmp(req->path, "/healthz") == 0 || strcmp(req->path, "/metrics") == 0) {
 		if (req->path[1] == 'm' && !metrics_allowed(sv, req)) {
-			free(p);
-			http_response_add_header(resp, "WWW-Authenticate",
-			                         "Bearer realm=\"metrics\"", &err);
+			daemon_principal_free(p);
+			http_response_add_header(resp, "WWW-Authenticate", "Bearer realm=\"metrics\"",
+			                         &err);
 			daemon_respond_problem(resp, 401, "about:blank",
 			                       "the metrics need the metrics_token or loopback");
 			return;
@@ -66,7 +66,7 @@ void daemon_admit(void *context, const struct http_request *req, struct http_res
 		*state_r = p;
 		return;
 	}
-	free(p);
+	daemon_principal_free(p);
 	if (r == -2 || r == -3) {
 		char secs[16];
 		snprintf(secs, sizeof(secs), "%u", r == -3 ? 5 : retry_after);
@@ -137,6 +137,12 @@ static const char *route(struct daemon *sv, const struct principal *p,
 	} else if (strncmp(req->path, "/jmap/eventsource", 17) == 0) {
 		daemon_handle_events(sv, p, req, resp);
 		return "eventsource";
+	} else if (strcmp(req->path, "/mailkeep/signin") == 0) {
+		daemon_handle_signin(sv, p, req, resp);
+		return "signin";
+	} else if (strcmp(req->path, "/mailkeep/signout") == 0) {
+		daemon_handle_signout(sv, p, req, resp);
+		return "signout";
 	} else if (strncmp(req->path, "/jmap/upload/", 13) == 0) {
 		daemon_handle_upload(sv, p, req, resp);
 		return "upload";

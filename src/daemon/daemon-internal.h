@@ -101,6 +101,10 @@ struct daemon {
 	pthread_cond_t push_cond;
 	bool push_woken;
 	time_t started;
+	/* Zero-access users' unlock leases (svc-lease.h): their key while they
+	 * are signed in, for the scheduler, the account worker and the outbox. */
+	struct svc_leases *leases;
+	volatile sig_atomic_t sync_now; /* a user was unlocked: a round now */
 	volatile sig_atomic_t stop;
 	volatile sig_atomic_t fts_relist; /* the indexer lists the users again */
 };
@@ -109,8 +113,24 @@ struct daemon {
 struct principal {
 	struct hub_user user;
 	int64_t device_id;
+	char device[65]; /* the device's name; "" for Basic */
 	char label[140];
+	/* POST /mailkeep/signin of a zero-access user only: the password, which
+	 * is their passphrase, for the unlock (sodium_malloc; principal_free). */
+	char *password;
 };
+/* Frees a principal, wiping a password it holds (http.h's state_free). */
+void daemon_principal_free(void *state);
+
+/* daemon-lease.c: POST /mailkeep/signin and /mailkeep/signout, the
+ * "unlockedUntil" of a user (RFC 3339 or JSON null), and the thread that
+ * wipes expired and revoked leases. */
+void daemon_handle_signin(struct daemon *sv, const struct principal *p,
+                          const struct http_request *req, struct http_response *resp);
+void daemon_handle_signout(struct daemon *sv, const struct principal *p,
+                           const struct http_request *req, struct http_response *resp);
+struct json_t *daemon_lease_until_json(struct daemon *sv, const struct hub_user *u);
+void *daemon_lease_thread(void *context);
 
 /* daemon-stores.c: the registry of open user stores. */
 struct daemon_store *daemon_store_get(struct daemon *sv, const char *user);

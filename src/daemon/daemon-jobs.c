@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "daemon-internal.h"
+#include "service/svc-lease.h"
 #include "service/svc-outbox.h"
 #include "service/svc-sync.h"
 #include "service/svc-user.h"
@@ -64,10 +65,11 @@ void daemon_sync_account_done(void *ctx, const struct svc_sync_account *r)
 
 /* Sync a server-key user's stored accounts over hub (its master key
  * loaded), logging a summary per account. Returns the status. */
-static enum svc_status sync_user(struct hub *hub, const char *user)
+static enum svc_status sync_user(struct daemon *sv, struct hub *hub, const char *user)
 {
 	struct svc_sync_options opt = {.compress = IMAP_COMPRESS_AUTO,
 	                               .via = "serve",
+	                               .passphrase = {.leases = sv->leases},
 	                               .account_done = daemon_sync_account_done,
 	                               .account_done_ctx = (void *)user,
 	                               .reporter = {.report = daemon_report, .ctx = (void *)user}};
@@ -87,7 +89,8 @@ void *daemon_sync_thread(void *context)
 	time_t next = time(NULL);
 	time_t retry = 0; /* after a temporary failure: 60 s, doubling, at most the interval */
 	while (!sv->stop) {
-		if (sv->sync_interval > 0 && time(NULL) >= next) {
+		if (sv->sync_interval > 0 && (time(NULL) >= next || sv->sync_now)) {
+			sv->sync_now = 0;
 			/* A round: every server-key user, over a hub handle of its own
 			 * (with the master key) for the round. */
 			struct hub *hub = NULL;
@@ -101,15 +104,15 @@ void *daemon_sync_thread(void *context)
 			}
 			bool temporary = false;
 			for (size_t i = 0; i < n && !sv->stop; i++) {
-				if (users[i].zero_access) {
-					daemon_log(
-					    DAEMON_LOG_INFO, users[i].name, 0,
-					    "scheduler: %s is zero-access; synced only while they "
-					    "unlock it",
-					    users[i].name);
+				if (users[i].zero_access &&
+				    !svc_lease_held(sv->leases, users[i].id, NULL)) {
+					daemon_log(DAEMON_LOG_INFO, users[i].name, 0,
+					           "scheduler: %s is zero-access and not signed in; "
+					           "synced only while unlocked",
+					           users[i].name);
 					continue;
 				}
-				if (sync_user(hub, users[i].name) == SVC_TEMPORARY)
+				if (sync_user(sv, hub, users[i].name) == SVC_TEMPORARY)
 					temporary = true;
 			}
 			free(users);
@@ -232,8 +235,8 @@ static void outbox_pass(struct daemon *sv, struct hub *hub, bool count)
 		return;
 	}
 	for (size_t i = 0; i < n && !sv->stop; i++) {
-		if (users[i].zero_access)
-			continue; /* their mail waits until they send or run it themselves */
+		if (users[i].zero_access && !svc_lease_held(sv->leases, users[i].id, NULL))
+			continue; /* their mail waits until they sign in (a lease) or run it */
 		struct daemon_store *us = daemon_store_acquire(sv, users[i].name);
 		int64_t when;
 		int due = 0;
@@ -249,6 +252,7 @@ static void outbox_pass(struct daemon *sv, struct hub *hub, bool count)
 			struct svc_reporter rep = {.report = daemon_report, .ctx = users[i].name};
 			struct svc_outbox_options opt = {.retry_base = SVC_OUTBOX_RETRY_BASE,
 			                                 .max_attempts = SVC_OUTBOX_MAX_ATTEMPTS,
+			                                 .passphrase = {.leases = sv->leases},
 			                                 .reporter = rep};
 			struct svc_outbox_result st;
 			struct store *store = NULL;

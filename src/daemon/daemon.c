@@ -13,6 +13,7 @@
 #include "jmap/jmap-submission.h"
 #include "jmap/jmap.h"
 #include "mime/mime-cache.h"
+#include "service/svc-lease.h"
 
 static struct daemon_job jobs[DAEMON_MAX_JOBS];
 static size_t n_jobs;
@@ -59,6 +60,11 @@ int daemon_run(const struct daemon_settings *s)
 		daemon_signin_gate_free(&sv->signin);
 		return -1;
 	}
+	if ((sv->leases = svc_leases_create(sv->hub, &sv->hub_lock)) == NULL) {
+		daemon_log(DAEMON_LOG_ERROR, NULL, 0, "out of memory");
+		hub_close(&sv->hub);
+		return -1;
+	}
 	if (jmap_registry_create(&sv->registry, &err) < 0 ||
 	    jmap_mail_register(sv->registry, &err) < 0 ||
 	    jmap_submission_register(sv->registry, &err) < 0) {
@@ -85,7 +91,7 @@ int daemon_run(const struct daemon_settings *s)
 	                           .max_connections_per_address = s->per_address,
 	                           .max_buffered_bytes = s->body_memory,
 	                           .admit = daemon_admit,
-	                           .state_free = free};
+	                           .state_free = daemon_principal_free};
 	struct http_server *server;
 	if (http_server_start(&hs, daemon_handler, sv, &server, &err) < 0) {
 		daemon_log(DAEMON_LOG_ERROR, NULL, 0, "%s", err);
@@ -113,7 +119,7 @@ int daemon_run(const struct daemon_settings *s)
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	pthread_t push, syncer, indexer, outboxer, lifecycler, worker;
+	pthread_t push, syncer, indexer, outboxer, lifecycler, worker, leaser;
 	sv->fts_relist = 1;
 	pthread_create(&push, NULL, daemon_push_thread, sv);
 	pthread_create(&syncer, NULL, daemon_sync_thread, sv);
@@ -121,6 +127,7 @@ int daemon_run(const struct daemon_settings *s)
 	pthread_create(&outboxer, NULL, daemon_outbox_thread, sv);
 	pthread_create(&lifecycler, NULL, daemon_lifecycle_thread, sv);
 	pthread_create(&worker, NULL, daemon_work_thread, sv);
+	pthread_create(&leaser, NULL, daemon_lease_thread, sv);
 	size_t started = 0;
 	while (started < n_jobs && jobs[started].start(sv, jobs[started].ctx) == 0)
 		started++;
@@ -150,8 +157,11 @@ int daemon_run(const struct daemon_settings *s)
 	pthread_join(outboxer, NULL);
 	pthread_join(lifecycler, NULL);
 	pthread_join(worker, NULL);
+	pthread_join(leaser, NULL);
 	daemon_push_close_all(sv);
 	http_server_stop(&server);
+	/* Every key held is wiped (lease.wiped reason=shutdown). */
+	svc_leases_free(&sv->leases);
 	daemon_stores_close(sv);
 	jmap_registry_free(&sv->registry);
 	mime_cache_free(&sv->parse_cache);

@@ -136,6 +136,7 @@ static void settings_default(struct hub_settings *set, const char *dir)
 {
 	memset(set, 0, sizeof(*set));
 	set->inactive_purge_days = 365;
+	set->lease_seconds = HUB_LEASE_SECONDS_DEFAULT;
 	snprintf(set->master_key, sizeof(set->master_key), "%s/master.key", dir);
 }
 
@@ -242,6 +243,17 @@ static int settings_read(struct hub *hub, const char **error_r)
 				               path, lineno);
 			else
 				hub->set.inactive_purge_days = (unsigned)days;
+		} else if (strcmp(p, "lease_seconds") == 0) {
+			char *end;
+			errno = 0;
+			unsigned long secs = strtoul(value, &end, 10);
+			if (errno != 0 || *end != '\0' || value[0] == '\0' || value[0] == '-' ||
+			    secs < HUB_LEASE_SECONDS_MIN || secs > HUB_LEASE_SECONDS_MAX)
+				ret = hub_fail(hub, error_r, "%s:%u: lease_seconds must be %u..%u",
+				               path, lineno, HUB_LEASE_SECONDS_MIN,
+				               HUB_LEASE_SECONDS_MAX);
+			else
+				hub->set.lease_seconds = (unsigned)secs;
 		} else if (strcmp(p, "master_key") == 0 && vlen > 0 &&
 		           vlen < sizeof(hub->set.master_key)) {
 			memcpy(hub->set.master_key, value, vlen + 1);
@@ -570,6 +582,9 @@ int hub_create(const char *data_dir, const char *master_key_path, bool *existed_
 	        "# mailkeep hub settings (key = value)\n"
 	        "# Users inactive this many days are purged (warned 30 and 7 days before).\n"
 	        "inactive_purge_days = 365\n"
+	        "# A zero-access user's sign-in unlocks their key for serve's background\n"
+	        "# sync and sending this many seconds (10..604800; default 8 hours).\n"
+	        "lease_seconds = 28800\n"
 	        "# The master key file (0600). Keep it apart from backups of this directory.\n"
 	        "master_key = %s\n",
 	        hub->set.master_key);

@@ -20,8 +20,9 @@
  * Data directory:
  *   DIR/mailkeep.version   format marker
  *   DIR/mailkeep.conf      settings (key = value): inactive_purge_days,
- *                          master_key, master_key_credential, metrics_token;
- *                          serve's are read by hub-settings.h and left alone here
+ *                          lease_seconds, master_key, master_key_credential,
+ *                          metrics_token; serve's are read by hub-settings.h
+ *                          and left alone here
  *   DIR/hub.db             this module's database
  *   DIR/users/NAME/        store.db (the hosted mailbox), audit.log
  *
@@ -71,8 +72,14 @@ struct hub_oauth_provider {
 	char scopes[512];
 };
 
+#define HUB_LEASE_SECONDS_DEFAULT (8U * 3600U)
+#define HUB_LEASE_SECONDS_MIN 10U
+#define HUB_LEASE_SECONDS_MAX (7U * 24U * 3600U)
 struct hub_settings {
 	unsigned inactive_purge_days;    /* default 365 */
+	/* How long a zero-access user's sign-in keeps their key unlocked for
+	 * serve's background work (svc-lease.h): HUB_LEASE_SECONDS_MIN..MAX. */
+	unsigned lease_seconds; /* default HUB_LEASE_SECONDS_DEFAULT */
 	char master_key[4096];           /* path of the master key file */
 	char master_key_credential[256]; /* systemd credential name, or "" */
 	struct hub_oauth_provider oauth[HUB_OAUTH_PROVIDERS_MAX];

@@ -11,6 +11,7 @@
 
 #include "service.h"
 #include "svc-oauth.h"
+#include "svc-lease.h"
 #include "../hub/hub.h"
 #include "../store/store.h"
 
@@ -77,6 +78,17 @@ int svc_user_kek(struct hub *hub, const struct hub_user *u, const struct svc_pas
 	char *passphrase = NULL;
 	const char *err;
 	error[0] = '\0';
+	if (u->zero_access && pass != NULL && pass->leases != NULL) {
+		/* The unlock was audited when the lease was made; each use of a
+		 * credential still is (credential.decrypt). */
+		int held = svc_lease_kek(pass->leases, u->id, kek_r);
+		if (held <= 0)
+			snprintf(error, error_size,
+			         held == 0 ? "%s is zero-access and not signed in (no unlock lease)"
+			                   : "%s: out of secure memory for the key",
+			         u->name);
+		return held == 1 ? 0 : -1;
+	}
 	if (pass != NULL && pass->get != NULL && pass->get(pass->ctx, &passphrase) < 0)
 		return -1;
 	int r = hub_user_kek(hub, u, passphrase, kek_r, &err);

@@ -59,9 +59,13 @@ void svc_report(const struct svc_reporter *r, enum svc_level level, const char *
  * memory (the service wipes and frees it with sodium_free()), or -1 when
  * there is none to be had: the callback has then told the user why itself
  * (the workflow's error text stays empty). */
+struct svc_leases;
 struct svc_passphrase {
 	int (*get)(void *ctx, char **secret_r);
 	void *ctx;
+	/* serve: a zero-access user's key comes from their unlock lease
+	 * (svc-lease.h) instead, never from get; no lease, no key. */
+	struct svc_leases *leases;
 };
 
 /* Open the user's store, DIR/users/USER/store.db (data_dir = DIR), making

@@ -13,6 +13,7 @@
 
 #include "svc-outbox.h"
 #include "svc-oauth.h"
+#include "svc-lease.h"
 #include "../hub/hub.h"
 #include "../imap/imap-client.h"
 #include "../imap/imap-cmd.h"
@@ -632,7 +633,7 @@ int svc_outbox_run(struct hub *hub, const struct hub_user *u, struct store *stor
 }
 
 void svc_outbox_pass(const char *data_dir, int64_t retry_base, volatile sig_atomic_t *stop,
-                     const struct svc_reporter *reporter)
+                     struct svc_leases *leases, const struct svc_reporter *reporter)
 {
 	struct hub *hub = NULL;
 	struct hub_user *users = NULL;
@@ -646,13 +647,15 @@ void svc_outbox_pass(const char *data_dir, int64_t retry_base, volatile sig_atom
 		char path[4096];
 		struct store *store = NULL;
 		int64_t when;
-		if (users[i].zero_access ||
+		if ((users[i].zero_access &&
+		     (leases == NULL || !svc_lease_held(leases, users[i].id, NULL))) ||
 		    hub_user_path(hub, users[i].name, "store.db", path, sizeof(path)) < 0 ||
 		    access(path, F_OK) < 0 || store_open(path, &store, &err) < 0)
 			continue;
 		if (store_outbox_next_due(store, &when, &err) == 1) {
 			struct svc_outbox_options opt = {.retry_base = retry_base,
 			                                 .max_attempts = SVC_OUTBOX_MAX_ATTEMPTS,
+			                                 .passphrase = {.leases = leases},
 			                                 .reporter = *reporter};
 			struct svc_outbox_result st;
 			if (svc_outbox_run(hub, &users[i], store, &opt, &st) < 0)

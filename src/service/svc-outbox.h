@@ -45,9 +45,10 @@ int svc_outbox_run(struct hub *hub, const struct hub_user *u, struct store *stor
 
 /* One pass of serve's outbox thread: a run for every server-key user with
  * something due, each with its own hub and store handles; stops early when
- * *stop becomes non-zero. Zero-access users' mail waits until they send or
- * run it themselves (the hub cannot open their credentials). */
+ * *stop becomes non-zero. Zero-access users are run only while leases (may
+ * be NULL) holds their unlock lease (svc-lease.h); otherwise their mail
+ * waits until they sign in, send or run it themselves. */
 void svc_outbox_pass(const char *data_dir, int64_t retry_base, volatile sig_atomic_t *stop,
-                     const struct svc_reporter *reporter);
+                     struct svc_leases *leases, const struct svc_reporter *reporter);
 
 #endif

@@ -254,6 +254,18 @@ void vault_kek_free(struct vault_kek **kek)
 	*kek = NULL;
 }
 
+int vault_kek_dup(const struct vault_kek *kek, struct vault_kek **kek_r, const char **error_r)
+{
+	struct vault_kek *copy;
+
+	if (vault_sodium_ready(error_r) < 0 || (copy = kek_alloc(error_r)) == NULL)
+		return -1;
+	memcpy(copy->key, kek->key, VAULT_KEY_SIZE);
+	(void)sodium_mprotect_readonly(copy->key);
+	*kek_r = copy;
+	return 0;
+}
+
 int vault_kek_from_master(const struct vault_master *master, struct vault_kek **kek_r,
                           const char **error_r)
 {

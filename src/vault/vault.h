@@ -173,6 +173,11 @@ void vault_kek_check_value(const struct vault_kek *kek,
 int vault_kek_check_value_verify(const struct vault_kek *kek, const unsigned char *stored,
                                  size_t stored_size, const char **error_r);
 
+/* A copy of kek in its own sodium_malloc() memory (locked, never dumped,
+ * read-only), freed on its own: a lease hands each sync its copy, so wiping
+ * the lease never pulls the key from under a running sync. */
+int vault_kek_dup(const struct vault_kek *kek, struct vault_kek **kek_r, const char **error_r);
+
 void vault_kek_free(struct vault_kek **kek);
 
 /*
