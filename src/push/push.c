@@ -104,6 +104,8 @@ struct account {
 	/* INBOX as last seen; the other folders from the sweeps. */
 	uint64_t inbox_exists, inbox_uidnext, inbox_uidvalidity, inbox_modseq;
 	bool inbox_known;
+	bool notify_on; /* NOTIFY SET accepted on this connection */
+	bool swept; /* a sweep finished: a folder new to the next one is a change */
 	uint64_t sel_exists, sel_uidnext, sel_uidvalidity, sel_modseq;
 	struct folder *folders;
 	size_t nfolders;
@@ -556,7 +558,7 @@ static void on_status(struct account *a, const struct imap_arg *args)
 	f->known = true;
 	/* Under NOTIFY a STATUS is itself the event (it may carry only some
 	 * items). */
-	if ((was_known && differs) || a->sess == S_IDLE)
+	if ((was_known && differs) || (!was_known && a->swept) || a->sess == S_IDLE)
 		changed(a, name);
 }
 
@@ -708,10 +710,12 @@ static void send_statuses(struct account *a)
 		any = true;
 	}
 	a->next_sweep_ms = now_ms() + (int64_t)a->loop->set.status_interval_s * 1000;
-	if (any)
+	if (any) {
 		sess_enter(a, S_SWEEP_STATUS);
-	else
+	} else {
+		a->swept = true;
 		send_idle(a);
+	}
 }
 
 /* The tagged response that ends the current state. */
@@ -831,6 +835,7 @@ static void on_tagged(struct account *a, const struct imap_response *r)
 			start_sweep(a);
 			return;
 		}
+		a->notify_on = true;
 		send_idle(a);
 		return;
 	case S_SWEEP_LIST:
@@ -841,12 +846,14 @@ static void on_tagged(struct account *a, const struct imap_response *r)
 		send_statuses(a);
 		return;
 	case S_SWEEP_STATUS:
+		a->swept = true;
+		/* fall through */
 	case S_DONE:
 		if (a->sess == S_DONE && !ok) {
 			fail(a, "IDLE ended with: %s", r->text);
 			return;
 		}
-		if (a->sess == S_DONE && !(a->caps & CAP_NOTIFY) && now_ms() >= a->next_sweep_ms)
+		if (a->sess == S_DONE && !a->notify_on && now_ms() >= a->next_sweep_ms)
 			start_sweep(a);
 		else
 			send_idle(a);
@@ -996,6 +1003,7 @@ static void connect_now(struct account *a)
 	struct push_loop *loop = a->loop;
 	SSL *ssl = NULL;
 	a->bye = false;
+	a->notify_on = false;
 	a->caps = 0;
 	a->parser = imap_parser_create(&push_limits);
 	if (a->parser == NULL) {
@@ -1093,7 +1101,7 @@ static void sess_enter(struct account *a, enum sess s)
 	if (s == S_IDLE) {
 		int64_t now = now_ms();
 		int64_t ms = (int64_t)a->loop->set.idle_renew_s * 1000;
-		if (!(a->caps & CAP_NOTIFY) || !(a->caps & CAP_IDLE)) {
+		if (!a->notify_on) {
 			int64_t sweep = a->next_sweep_ms - now;
 			if (sweep < ms)
 				ms = sweep < 0 ? 0 : sweep;
