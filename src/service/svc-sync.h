@@ -31,6 +31,9 @@ struct svc_sync_account {
 
 struct svc_sync_options {
 	int64_t only_account; /* 0: every stored account */
+	/* With only_account: sync only this folder (the server's name, as
+	 * push reports a change); NULL: every folder. */
+	const char *only_folder;
 	enum imap_compress_mode compress;
 	sync_progress_fn *progress; /* may be NULL */
 	void *progress_ctx;
@@ -74,5 +77,12 @@ struct svc_sync_target {
 };
 int svc_sync_url(struct hub *hub, const struct hub_user *u, const struct svc_sync_target *t,
                  char **password, const struct svc_sync_options *opt, struct svc_sync_account *r);
+
+/* A push event's sync: account ACCOUNT of USER, only FOLDER (the server's
+ * name), with the other options of opt; as svc_sync_user() otherwise. The
+ * folder list is still read (one round trip), so creations, renames and
+ * deletions are seen; only FOLDER is selected and fetched. */
+int svc_sync_folder(struct hub *hub, const char *user, int64_t account, const char *folder,
+                    const struct svc_sync_options *opt, struct svc_sync_result *res);
 
 #endif

@@ -490,6 +490,20 @@ static bool lists_equal(const struct folder_list *a, const struct folder_list *b
 	return true;
 }
 
+/* Is name among opts->only_folders (or is there no such list)? */
+static bool folder_wanted(const struct sync_options *opts, const char *name)
+{
+	if (opts == NULL || opts->only_folders == NULL)
+		return true;
+	for (size_t i = 0; i < opts->n_only_folders; i++) {
+		const char *w = opts->only_folders[i];
+		if (strcmp(w, name) == 0 ||
+		    (strcasecmp(w, "INBOX") == 0 && strcasecmp(name, "INBOX") == 0))
+			return true;
+	}
+	return false;
+}
+
 static int sync_folders(struct sync_ctx *ctx)
 {
 	const char *err;
@@ -525,7 +539,7 @@ static int sync_folders(struct sync_ctx *ctx)
 
 	for (size_t i = 0; i < l.count; i++) {
 		struct remote_folder *f = &l.folders[i];
-		if (!f->selectable)
+		if (!f->selectable || !folder_wanted(ctx->opts, f->name))
 			continue;
 		const struct store_mailbox *local = NULL;
 		for (size_t j = 0; j < nboxes; j++)

@@ -38,6 +38,12 @@ struct sync_options {
 	/* Below this many messages a mass disappearance is applied without a
 	 * second look (default 10 when 0). */
 	unsigned mass_delete_min;
+	/* Sync only these folders (the server's names, as push reports them;
+	 * "INBOX" in any case is the inbox); NULL: every folder. The folder
+	 * list is still read and reconciled (creations, renames, deletions:
+	 * one round trip); only the named folders are selected. */
+	const char *const *only_folders;
+	size_t n_only_folders;
 };
 
 struct sync_stats {
