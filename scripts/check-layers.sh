@@ -3,6 +3,7 @@
 # below does not allow it (docs/architecture.md draws the layers):
 #
 #   faces     cli
+#   daemon    daemon
 #   services  service
 #   engines   sync imap smtp jmap maildir push
 #   state     store hub vault audit
@@ -28,9 +29,10 @@ declare -A LAYER=(
 	[store]=2 [hub]=2 [vault]=2 [audit]=2
 	[sync]=3 [imap]=3 [smtp]=3 [jmap]=3 [maildir]=3 [push]=3
 	[service]=4
-	[cli]=5
+	[daemon]=5
+	[cli]=6
 )
-LAYER_NAME=([1]=base [2]=state [3]=engines [4]=services [5]=faces)
+LAYER_NAME=([1]=base [2]=state [3]=engines [4]=services [5]=daemon [6]=faces)
 
 # from:to pairs within one layer.
 #   net, http, mime -> lib: lib is the floor of the base (buffers, clock).

@@ -1,7 +1,6 @@
 #ifndef MK_CLI_H
 #define MK_CLI_H
 
-#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -39,23 +38,6 @@ struct hub_user;
  * and 7 days before the purge, then the purge; see 'lifecycle --help'),
  * printing what it does. Returns EXIT_OK or EXIT_FAIL. */
 int cli_lifecycle_run(struct hub *hub, int64_t now, bool dry_run);
-/* serve's lifecycle thread: a round every interval_s seconds (the first
- * interval_s after it starts), each with its own hub handle, until *stop. */
-struct lifecycle_worker {
-	struct cli *cli;
-	volatile sig_atomic_t *stop;
-	unsigned interval_s;
-};
-void *cli_lifecycle_thread(void *context);
-/* serve's outbox thread (cmd-send.c): every interval_s seconds an outbox
- * pass (svc_outbox_pass), until *stop. */
-struct outbox_worker {
-	struct cli *cli;
-	volatile sig_atomic_t *stop;
-	int64_t retry_base;
-	unsigned interval_s;
-};
-void *cli_outbox_thread(void *context);
 /* Print "mailkeep: <message>" to stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* A services reporter (service.h) for the command line: SVC_INFO lines to

@@ -29,24 +29,6 @@ int cli_lifecycle_run(struct hub *hub, int64_t now, bool dry_run)
 	return r < 0 ? EXIT_FAIL : EXIT_OK;
 }
 
-void *cli_lifecycle_thread(void *context)
-{
-	struct lifecycle_worker *w = context;
-	time_t next = time(NULL) + (time_t)w->interval_s;
-	while (!*w->stop) {
-		if (time(NULL) >= next) {
-			struct hub *hub;
-			if (cli_open_hub(w->cli, false, &hub) == 0) {
-				cli_lifecycle_run(hub, time(NULL), false);
-				hub_close(&hub);
-			}
-			next = time(NULL) + (time_t)w->interval_s;
-		}
-		sleep(1);
-	}
-	return NULL;
-}
-
 int cmd_lifecycle(struct cli *cli, int argc, char **argv)
 {
 	bool dry_run = false;

@@ -436,16 +436,3 @@ int cmd_outbox(struct cli *cli, int argc, char **argv)
 	store_close(&store);
 	return ret;
 }
-
-void *cli_outbox_thread(void *context)
-{
-	struct outbox_worker *w = context;
-	struct svc_reporter rep = {.report = cli_report};
-	while (!*w->stop) {
-		svc_outbox_pass(w->cli->data_dir, w->retry_base, w->stop, &rep);
-		fflush(stdout);
-		for (unsigned i = 0; i < w->interval_s * 10 && !*w->stop; i++)
-			usleep(100 * 1000);
-	}
-	return NULL;
-}

@@ -57,25 +57,13 @@ struct sync_face {
 static void sync_account_done(void *ctx, const struct svc_sync_account *r)
 {
 	struct sync_face *face = ctx;
-	const struct sync_stats *st = &r->stats;
+	char replay[1024], synced[1024];
 	cli_progress_done(face->progress);
-	const struct sync_replay_stats *rst = &r->replay;
-	if (r->ran && rst->replayed + rst->failed + rst->deferred > 0)
-		printf("replayed %s: %u device changes in %u commands, %u failed, %u deferred, "
-		       "%u conflicts, %.3f s\n",
-		       r->who, rst->replayed, rst->commands, rst->failed, rst->deferred,
-		       rst->conflicts, rst->seconds);
-	if (r->ran)
-		printf("%s %s: %u folders (%u checked), %llu new messages (%.1f MB), %llu flag "
-		       "changes, %llu expunged, folders +%u ~%u -%u%s%s, %s%s, %.2f s\n",
-		       r->status == SVC_OK ? "synced" : "sync incomplete", r->who, st->folders,
-		       st->folders_selected, (unsigned long long)st->new_messages,
-		       (double)st->new_bytes / 1e6, (unsigned long long)st->flag_changes,
-		       (unsigned long long)st->expunged, st->folders_created, st->folders_renamed,
-		       st->folders_deleted,
-		       st->repaired > 0 ? ", re-paired after UIDVALIDITY change: " : "",
-		       st->repaired > 0 ? "yes" : "", st->tier != NULL ? st->tier : "-",
-		       r->compressed ? ", compressed" : "", r->seconds);
+	svc_sync_summary(r, replay, sizeof(replay), synced, sizeof(synced));
+	if (replay[0] != '\0')
+		printf("%s\n", replay);
+	if (synced[0] != '\0')
+		printf("%s\n", synced);
 	if (r->status != SVC_OK)
 		cli_error("%s", r->error);
 }

@@ -1179,7 +1179,8 @@ int http_server_start(const struct http_settings *settings, http_handler_t *hand
 	struct sockaddr_storage ss;
 	memset(&ss, 0, sizeof(ss));
 	unsigned int flags =
-	    MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO;
+	    MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO |
+	    MHD_USE_ITC; /* for http_server_quiesce() */
 	struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
 	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
 	if (inet_pton(AF_INET, settings->address, &sin->sin_addr) == 1) {
@@ -1307,6 +1308,14 @@ int http_server_start(const struct http_settings *settings, http_handler_t *hand
 unsigned int http_server_port(const struct http_server *server)
 {
 	return server->port;
+}
+
+void http_server_quiesce(struct http_server *server)
+{
+	MHD_socket fd = server->daemon != NULL ? MHD_quiesce_daemon(server->daemon)
+	                                       : MHD_INVALID_SOCKET;
+	if (fd != MHD_INVALID_SOCKET)
+		close(fd);
 }
 
 void http_server_stop(struct http_server **server)

@@ -167,6 +167,9 @@ unsigned int http_server_port(const struct http_server *server);
  * to NULL. Streams the application still holds stay valid (closed) until it
  * releases them. */
 void http_server_stop(struct http_server **server);
+/* Stop accepting connections (the listening socket closes); the open ones
+ * are served until http_server_stop(). */
+void http_server_quiesce(struct http_server *server);
 
 /* Response setters, for use inside the handler only. */
 /* Status 200-999; informational statuses are refused. */

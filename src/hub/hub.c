@@ -183,6 +183,9 @@ static int settings_read(struct hub *hub, const char **error_r)
 		} else if (strcmp(p, "master_key") == 0 && vlen > 0 &&
 		           vlen < sizeof(hub->set.master_key)) {
 			memcpy(hub->set.master_key, value, vlen + 1);
+		} else if (strcmp(p, "metrics_token") == 0 && vlen >= 16 &&
+		           vlen < sizeof(hub->set.metrics_token)) {
+			memcpy(hub->set.metrics_token, value, vlen + 1);
 		} else if (strcmp(p, "master_key_credential") == 0 &&
 		           vlen < sizeof(hub->set.master_key_credential)) {
 			memcpy(hub->set.master_key_credential, value, vlen + 1);

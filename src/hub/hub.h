@@ -20,7 +20,7 @@
  * Data directory:
  *   DIR/mailkeep.version   format marker
  *   DIR/mailkeep.conf      settings (key = value): inactive_purge_days,
- *                          master_key, master_key_credential
+ *                          master_key, master_key_credential, metrics_token
  *   DIR/hub.db             this module's database
  *   DIR/users/NAME/        store.db (the hosted mailbox), audit.log
  *
@@ -57,6 +57,7 @@ struct hub_settings {
 	unsigned inactive_purge_days;    /* default 365 */
 	char master_key[4096];           /* path of the master key file */
 	char master_key_credential[256]; /* systemd credential name, or "" */
+	char metrics_token[256];         /* serve's /metrics bearer token, or "" */
 };
 
 struct hub_user {

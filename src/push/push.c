@@ -133,6 +133,7 @@ struct push_loop {
 	unsigned counts[PUSH_STATE_COUNT];
 	uint64_t logins;
 	int64_t next_slot_ms;
+	int stopping; /* under mu */
 };
 
 static const struct imap_parser_limits push_limits = {
@@ -1153,6 +1154,8 @@ static void wake_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	pthread_mutex_lock(&loop->mu);
+	if (loop->stopping)
+		event_base_loopbreak(loop->base);
 	struct op *ops = loop->ops;
 	loop->ops = NULL;
 	loop->ops_tail = &loop->ops;
@@ -1251,6 +1254,11 @@ int push_loop_run(struct push_loop *loop)
 {
 	/* The wake event is persistent with no fd: activated by post(). An
 	 * added timer far away keeps the loop alive with no account. */
+	pthread_mutex_lock(&loop->mu);
+	int stopping = loop->stopping;
+	pthread_mutex_unlock(&loop->mu);
+	if (stopping)
+		return 0;
 	struct event *keep = event_new(loop->base, -1, EV_PERSIST, NULL, NULL);
 	struct timeval day = {86400, 0};
 	if (keep != NULL)
@@ -1263,7 +1271,11 @@ int push_loop_run(struct push_loop *loop)
 
 void push_loop_stop(struct push_loop *loop)
 {
-	event_base_loopbreak(loop->base);
+	/* Through the wake event, so a stop before the loop runs is not lost. */
+	pthread_mutex_lock(&loop->mu);
+	loop->stopping = 1;
+	pthread_mutex_unlock(&loop->mu);
+	event_active(loop->wake, EV_READ, 0);
 }
 
 void push_loop_free(struct push_loop **loopp)

@@ -96,10 +96,11 @@ static void sync_one(struct store *store, const struct sync_job *job, char **pas
 		so.only_folders = only;
 		so.n_only_folders = 1;
 	}
-	int sr = sync_account(store, job->account_key, client, &so, &r->stats, &err);
+	int sr = opt->replay_only ? 0
+	                          : sync_account(store, job->account_key, client, &so, &r->stats, &err);
 	if (sr == 0)
 		imap_client_logout(client);
-	r->ran = true;
+	r->ran = !opt->replay_only;
 	r->compressed = imap_client_is_compressed(client);
 	r->seconds = clock_mono() - t0;
 	if (sr < 0)
@@ -145,6 +146,8 @@ int svc_sync_user(struct hub *hub, const char *user, const struct svc_sync_optio
 	for (size_t i = 0; i < n; i++) {
 		if (opt->only_account != 0 && accts[i].id != opt->only_account)
 			continue;
+		if (opt->stop != NULL && *opt->stop)
+			break;
 		memset(r, 0, sizeof(*r));
 		r->account_id = accts[i].id;
 		r->url = accts[i].imap_url;
@@ -174,7 +177,7 @@ int svc_sync_user(struct hub *hub, const char *user, const struct svc_sync_optio
 		res->temporary += r->status == SVC_TEMPORARY;
 		account_done(opt, r);
 	}
-	if (res->synced + res->failed == 0) {
+	if (res->synced + res->failed == 0 && (opt->stop == NULL || !*opt->stop)) {
 		res->no_account = true;
 		goto out;
 	}
@@ -189,6 +192,32 @@ out:
 	hub_accounts_free(&accts, n);
 	store_close(&store);
 	return res->status == SVC_OK ? 0 : -1;
+}
+
+/* The account_done of svc_replay_account: the one account's result. */
+static void replay_done(void *ctx, const struct svc_sync_account *r)
+{
+	memcpy(ctx, r, sizeof(*r));
+}
+
+int svc_replay_account(struct hub *hub, const char *user, int64_t account_id,
+                       const struct svc_sync_options *opt, struct svc_sync_account *r)
+{
+	struct svc_sync_options o = *opt;
+	struct svc_sync_result res;
+	o.only_account = account_id;
+	o.replay_only = true;
+	o.account_done = replay_done;
+	o.account_done_ctx = r;
+	memset(r, 0, sizeof(*r));
+	r->status = SVC_FAILED;
+	svc_sync_user(hub, user, &o, &res);
+	if (res.error[0] != '\0' || res.no_account) {
+		r->status = res.status;
+		snprintf(r->error, sizeof(r->error), "%s",
+		         res.no_account ? "no such account" : res.error);
+	}
+	return r->status == SVC_OK ? 0 : -1;
 }
 
 int svc_sync_url(struct hub *hub, const struct hub_user *u, const struct svc_sync_target *t,
@@ -223,4 +252,30 @@ int svc_sync_folder(struct hub *hub, const char *user, int64_t account, const ch
 	o.only_account = account;
 	o.only_folder = folder;
 	return svc_sync_user(hub, user, &o, res);
+}
+
+void svc_sync_summary(const struct svc_sync_account *r, char *replay, size_t replay_size,
+                      char *synced, size_t synced_size)
+{
+	const struct sync_stats *st = &r->stats;
+	const struct sync_replay_stats *rst = &r->replay;
+	replay[0] = synced[0] = '\0';
+	if (r->ran && rst->replayed + rst->failed + rst->deferred > 0)
+		snprintf(replay, replay_size,
+		         "replayed %s: %u device changes in %u commands, %u failed, %u deferred, "
+		         "%u conflicts, %.3f s",
+		         r->who, rst->replayed, rst->commands, rst->failed, rst->deferred,
+		         rst->conflicts, rst->seconds);
+	if (r->ran)
+		snprintf(synced, synced_size,
+		         "%s %s: %u folders (%u checked), %llu new messages (%.1f MB), %llu flag "
+		         "changes, %llu expunged, folders +%u ~%u -%u%s%s, %s%s, %.2f s",
+		         r->status == SVC_OK ? "synced" : "sync incomplete", r->who, st->folders,
+		         st->folders_selected, (unsigned long long)st->new_messages,
+		         (double)st->new_bytes / 1e6, (unsigned long long)st->flag_changes,
+		         (unsigned long long)st->expunged, st->folders_created, st->folders_renamed,
+		         st->folders_deleted,
+		         st->repaired > 0 ? ", re-paired after UIDVALIDITY change: " : "",
+		         st->repaired > 0 ? "yes" : "", st->tier != NULL ? st->tier : "-",
+		         r->compressed ? ", compressed" : "", r->seconds);
 }

@@ -1,6 +1,8 @@
 #ifndef MK_SVC_SYNC_H
 #define MK_SVC_SYNC_H
 
+#include <signal.h>
+
 #include "service.h"
 #include "../imap/imap-client.h"
 #include "../sync/sync.h"
@@ -34,6 +36,12 @@ struct svc_sync_options {
 	/* With only_account: sync only this folder (the server's name, as
 	 * push reports a change); NULL: every folder. */
 	const char *only_folder;
+	/* Only carry the device changes to the server (the replay), no
+	 * server-to-hub sync: svc_replay_account(). */
+	bool replay_only;
+	/* Set (by a signal) when the caller is stopping: the account being
+	 * synced finishes, no other starts. May be NULL. */
+	volatile sig_atomic_t *stop;
 	enum imap_compress_mode compress;
 	sync_progress_fn *progress; /* may be NULL */
 	void *progress_ctx;
@@ -84,5 +92,18 @@ int svc_sync_url(struct hub *hub, const struct hub_user *u, const struct svc_syn
  * deletions are seen; only FOLDER is selected and fetched. */
 int svc_sync_folder(struct hub *hub, const char *user, int64_t account, const char *folder,
                     const struct svc_sync_options *opt, struct svc_sync_result *res);
+/* Replay one stored account's device changes to its server now: the login
+ * (the sealed credential opened with its audit entry, as svc_sync_user
+ * does), sync_replay_account(), the logout; no server-to-hub sync. r as
+ * svc_sync_user's account_done gets it (r->replay the figures). Returns 0
+ * when the replay ran through, -1 otherwise (r->status, r->error). */
+int svc_replay_account(struct hub *hub, const char *user, int64_t account_id,
+                       const struct svc_sync_options *opt, struct svc_sync_account *r);
+
+/* The summary lines of an account's sync for a face: *replay the device
+ * changes carried to the server ("" when none), *synced what the sync did
+ * ("" when it did not run). Each line without a newline. */
+void svc_sync_summary(const struct svc_sync_account *r, char *replay, size_t replay_size,
+                      char *synced, size_t synced_size);
 
 #endif

@@ -1,5 +1,5 @@
-/* serve's sign-in gate (see serve-signin.h). */
-#include "serve-signin.h"
+/* serve's sign-in gate (see daemon-signin.h). */
+#include "daemon-signin.h"
 
 #include <errno.h>
 #include <semaphore.h>
@@ -11,25 +11,25 @@
 #include "http/http.h"
 #include "lib/ratelimit.h"
 
-#define SIGNIN_SLOTS 1024
+#define DAEMON_SIGNIN_SLOTS 1024
 
-struct signin_gate {
+struct daemon_signin_gate {
 	struct rate_limit *users, *addresses, *global;
 	sem_t hashing;
 };
 
-struct signin_gate *signin_gate_create(void)
+struct daemon_signin_gate *daemon_signin_gate_create(void)
 {
-	struct signin_gate *g = calloc(1, sizeof(*g));
+	struct daemon_signin_gate *g = calloc(1, sizeof(*g));
 	if (g == NULL)
 		return NULL;
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 	/* Half the processors (rounded up): the rest stay free for requests. */
 	long half = cpus < 1 ? 1 : (cpus + 1) / 2;
-	unsigned turns = half > SIGNIN_MAX_HASHING ? SIGNIN_MAX_HASHING : (unsigned)half;
-	g->users = rate_limit_create(SIGNIN_SLOTS, SIGNIN_PER_USER, SIGNIN_WINDOW);
-	g->addresses = rate_limit_create(SIGNIN_SLOTS, SIGNIN_PER_ADDRESS, SIGNIN_WINDOW);
-	g->global = rate_limit_create(1, SIGNIN_GLOBAL, SIGNIN_WINDOW);
+	unsigned turns = half > DAEMON_SIGNIN_MAX_HASHING ? DAEMON_SIGNIN_MAX_HASHING : (unsigned)half;
+	g->users = rate_limit_create(DAEMON_SIGNIN_SLOTS, DAEMON_SIGNIN_PER_USER, DAEMON_SIGNIN_WINDOW);
+	g->addresses = rate_limit_create(DAEMON_SIGNIN_SLOTS, DAEMON_SIGNIN_PER_ADDRESS, DAEMON_SIGNIN_WINDOW);
+	g->global = rate_limit_create(1, DAEMON_SIGNIN_GLOBAL, DAEMON_SIGNIN_WINDOW);
 	if (g->users == NULL || g->addresses == NULL || g->global == NULL ||
 	    sem_init(&g->hashing, 0, turns) != 0) {
 		rate_limit_free(&g->users);
@@ -41,7 +41,7 @@ struct signin_gate *signin_gate_create(void)
 	return g;
 }
 
-void signin_gate_free(struct signin_gate **gate)
+void daemon_signin_gate_free(struct daemon_signin_gate **gate)
 {
 	if (*gate == NULL)
 		return;
@@ -61,7 +61,7 @@ static void address_key(const char *addr, char *key, size_t size)
 		snprintf(key, size, "?");
 }
 
-int signin_password_begin(struct signin_gate *gate, const char *user, const char *addr,
+int daemon_signin_password_begin(struct daemon_signin_gate *gate, const char *user, const char *addr,
                           unsigned *retry_after_r)
 {
 	char akey[RATE_LIMIT_MAX_KEY], ukey[RATE_LIMIT_MAX_KEY];
@@ -83,7 +83,7 @@ int signin_password_begin(struct signin_gate *gate, const char *user, const char
 	return 0;
 }
 
-void signin_password_ok(struct signin_gate *gate, const char *user, const char *addr)
+void daemon_signin_password_ok(struct daemon_signin_gate *gate, const char *user, const char *addr)
 {
 	char akey[RATE_LIMIT_MAX_KEY];
 	address_key(addr, akey, sizeof(akey));
@@ -93,14 +93,14 @@ void signin_password_ok(struct signin_gate *gate, const char *user, const char *
 	rate_limit_give_back(gate->global, "*", now);
 }
 
-void signin_token_failed(struct signin_gate *gate, const char *addr)
+void daemon_signin_token_failed(struct daemon_signin_gate *gate, const char *addr)
 {
 	char akey[RATE_LIMIT_MAX_KEY];
 	address_key(addr, akey, sizeof(akey));
 	rate_limit_take(gate->addresses, akey, time(NULL), NULL);
 }
 
-bool signin_address_blocked(struct signin_gate *gate, const char *addr, unsigned *retry_after_r)
+bool daemon_signin_address_blocked(struct daemon_signin_gate *gate, const char *addr, unsigned *retry_after_r)
 {
 	char akey[RATE_LIMIT_MAX_KEY];
 	address_key(addr, akey, sizeof(akey));
@@ -112,20 +112,20 @@ bool signin_address_blocked(struct signin_gate *gate, const char *addr, unsigned
 	return false;
 }
 
-int signin_hash_enter(struct signin_gate *gate)
+int daemon_signin_hash_enter(struct daemon_signin_gate *gate)
 {
 	/* On the monotonic clock: a wall clock set back must not hold the
-	 * waiters for longer than SIGNIN_HASH_WAIT. */
+	 * waiters for longer than DAEMON_SIGNIN_HASH_WAIT. */
 	struct timespec until;
 	clock_gettime(CLOCK_MONOTONIC, &until);
-	until.tv_sec += SIGNIN_HASH_WAIT;
+	until.tv_sec += DAEMON_SIGNIN_HASH_WAIT;
 	int r;
 	while ((r = sem_clockwait(&gate->hashing, CLOCK_MONOTONIC, &until)) < 0 && errno == EINTR)
 		;
 	return r == 0 ? 0 : -1;
 }
 
-void signin_hash_leave(struct signin_gate *gate)
+void daemon_signin_hash_leave(struct daemon_signin_gate *gate)
 {
 	sem_post(&gate->hashing);
 }

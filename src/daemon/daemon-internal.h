@@ -1,0 +1,186 @@
+#ifndef MK_DAEMON_INTERNAL_H
+#define MK_DAEMON_INTERNAL_H
+
+/*
+ * What the daemon's files share (daemon.h has the whole).
+ *
+ * Threads: libmicrohttpd runs one thread per connection (bounded); the push
+ * thread watches each user's change counter and each stream's device; the
+ * job threads (daemon-jobs.c) run the scheduled syncs, the outbox, the
+ * indexer and the lifecycle.
+ * Shared state: the hub handle (hub_lock), the per-user store registry
+ * (daemon-stores.c; each entry with its own lock), the push stream list
+ * (push_lock), the sign-in gate (daemon-signin.h, its own locks). Order: a
+ * user's store lock may be held while taking hub_lock (a request reading the
+ * user's accounts), never the other way round. No lock is held while a
+ * password is hashed.
+ *
+ * Requests are authenticated on their headers alone (http.h's admit
+ * callback), before any body byte is read; the handler gets the principal
+ * as req->state.
+ */
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "daemon.h"
+#include "hub/hub.h"
+#include "service/service.h"
+
+#define DAEMON_MAX_USERS 256
+#define DAEMON_MAX_STREAMS 256
+#define DAEMON_MAX_DOWNLOAD (64u * 1024 * 1024)
+#define DAEMON_PARSE_CACHE (64u * 1024 * 1024) /* parsed messages, all users */
+/* maxSizeUpload: the HTTP layer's body bound, so a larger upload gets its
+ * 413 before any byte is kept. */
+#define DAEMON_MAX_UPLOAD DAEMON_MAX_REQUEST
+
+struct store;
+struct http_stream;
+struct http_request;
+struct http_response;
+struct jmap_registry;
+struct mime_cache;
+struct daemon_signin_gate;
+
+struct daemon_store {
+	char name[65];
+	struct store *store; /* NULL once the user's store went away */
+	dev_t dev;           /* of the store.db that store has open */
+	ino_t ino;
+	pthread_mutex_t lock;
+};
+
+struct push_stream {
+	struct http_stream *stream;
+	char user[65];
+	int64_t device_id; /* 0 for Basic sign-ins */
+	unsigned ping;     /* seconds, 0 = none */
+	unsigned types;    /* PUSH_TYPE_* bits the device asked for */
+	bool close_after_state;
+	uint64_t sent_state;
+	time_t last_ping;
+};
+
+#define DAEMON_MAX_WORK 1024
+enum { DAEMON_WORK_REPLAY = 1, DAEMON_WORK_SYNC = 2 };
+struct daemon_work {
+	char user[65];
+	int64_t account_id;
+	unsigned kinds;
+	double queued; /* clock_mono() of the first wake */
+};
+
+struct daemon {
+	const char *data_dir;
+	struct hub *hub;
+	pthread_mutex_t hub_lock;
+	struct jmap_registry *registry;
+	struct mime_cache *parse_cache; /* keyed per user (jmap-email.h) */
+	char public_url[512];
+	struct daemon_store users[DAEMON_MAX_USERS];
+	size_t n_users;
+	pthread_mutex_t users_lock;
+	struct push_stream streams[DAEMON_MAX_STREAMS];
+	pthread_mutex_t push_lock;
+	struct daemon_signin_gate *signin;
+	unsigned sync_interval;
+	/* The account worker's queue (daemon-work.c). */
+	struct daemon_work work[DAEMON_MAX_WORK];
+	size_t n_work;
+	pthread_mutex_t work_lock;
+	pthread_cond_t work_cond;
+	/* Wakes the push thread before its half second is over. */
+	pthread_cond_t push_cond;
+	bool push_woken;
+	time_t started;
+	volatile sig_atomic_t stop;
+	volatile sig_atomic_t fts_relist; /* the indexer lists the users again */
+};
+
+/* A signed-in request's principal (daemon-auth.c). */
+struct principal {
+	struct hub_user user;
+	int64_t device_id;
+	char label[140];
+};
+
+/* daemon-stores.c: the registry of open user stores. */
+struct daemon_store *daemon_store_get(struct daemon *sv, const char *user);
+bool daemon_store_lock(struct daemon *sv, struct daemon_store *us);
+struct daemon_store *daemon_store_acquire(struct daemon *sv, const char *user);
+void daemon_stores_close(struct daemon *sv);
+
+/* daemon-auth.c: 0 signed in, -1 not (no or bad credentials), -2 limited,
+ * -3 busy. */
+int daemon_authenticate(struct daemon *sv, const struct http_request *req, struct principal *p,
+                        unsigned *retry_after_r);
+
+/* daemon-http.c */
+void daemon_admit(void *context, const struct http_request *req, struct http_response *resp,
+                  void **state_r);
+void daemon_handler(void *context, const struct http_request *req, struct http_response *resp);
+struct json_t;
+void daemon_respond_json(struct http_response *resp, unsigned status, struct json_t *body);
+void daemon_respond_problem(struct http_response *resp, unsigned status, const char *type,
+                            const char *detail);
+bool daemon_query_param(const char *query, const char *name, char *out, size_t size);
+bool daemon_percent_decode(const char *src, char *dst, size_t size);
+
+/* daemon-api.c */
+void daemon_respond_session(struct daemon *sv, const struct hub_user *u,
+                            struct http_response *resp);
+void daemon_handle_api(struct daemon *sv, const struct principal *p,
+                       const struct http_request *req, struct http_response *resp);
+/* daemon-blob.c */
+void daemon_handle_download(struct daemon *sv, const struct principal *p,
+                            const struct http_request *req, struct http_response *resp);
+void daemon_handle_upload(struct daemon *sv, const struct principal *p,
+                          const struct http_request *req, struct http_response *resp);
+/* daemon-push.c */
+void daemon_handle_events(struct daemon *sv, const struct principal *p,
+                          const struct http_request *req, struct http_response *resp);
+void *daemon_push_thread(void *context);
+void daemon_push_close_all(struct daemon *sv);
+
+/* daemon-jobs.c: each a thread's function over the daemon. */
+void *daemon_sync_thread(void *context);
+void *daemon_fts_thread(void *context);
+void *daemon_outbox_thread(void *context);
+void *daemon_lifecycle_thread(void *context);
+/* Hourly (from the push thread): uploads no message used within a day go. */
+void daemon_expire_uploads(struct daemon *sv);
+/* One lifecycle round now (before any thread opens a user's store). */
+void daemon_lifecycle_round(struct daemon *sv);
+
+/* daemon-work.c */
+void *daemon_work_thread(void *context);
+void daemon_work_stop(struct daemon *sv);
+/* daemon-push.c: the push thread looks at the stores now. */
+void daemon_push_wake(struct daemon *sv);
+
+/* daemon-metrics.c */
+void daemon_metrics_sync(int64_t account_id, bool ran, bool failed);
+void daemon_metrics_replay(int64_t account_id, unsigned changes, bool failed);
+void daemon_metrics_request(const char *route, double seconds);
+void daemon_metrics_outbox(unsigned queued, unsigned failed);
+/* The metrics text (Prometheus text format 0.0.4), malloc'ed; NULL if out
+ * of memory. */
+char *daemon_metrics_text(struct daemon *sv);
+
+/* daemon-log.c */
+/* The one logging function of the daemon: a line about user (NULL: none)
+ * and account (0: none), "2026-12-06T15:28:54Z info user=alice account=3
+ * text": info to stdout, errors to stderr (with "mailkeep: " before the
+ * text). Never a secret in fmt's arguments. */
+enum daemon_log_level { DAEMON_LOG_INFO, DAEMON_LOG_ERROR };
+void daemon_log(enum daemon_log_level level, const char *user, int64_t account, const char *fmt,
+                ...) __attribute__((format(printf, 4, 5)));
+/* A services reporter (service.h) over daemon_log; ctx is the user name or
+ * NULL. */
+void daemon_report(void *ctx, enum svc_level level, const char *text);
+#endif

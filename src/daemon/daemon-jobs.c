@@ -1,0 +1,237 @@
+/* The daemon's background jobs: scheduled syncs, the outbox, the full-text
+ * indexer, upload expiry, the inactivity lifecycle. */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "daemon-internal.h"
+#include "service/svc-outbox.h"
+#include "service/svc-sync.h"
+#include "service/svc-user.h"
+#include "store/store.h"
+
+void daemon_expire_uploads(struct daemon *sv)
+{
+	const char *err;
+	pthread_mutex_lock(&sv->users_lock);
+	size_t n = sv->n_users;
+	pthread_mutex_unlock(&sv->users_lock);
+	for (size_t i = 0; i < n; i++) {
+		struct daemon_store *us = &sv->users[i];
+		if (!daemon_store_lock(sv, us))
+			continue;
+		if (store_begin(us->store, &err) == 0) {
+			if (store_uploads_expire(us->store, (int64_t)time(NULL), NULL, &err) < 0 ||
+			    store_commit(us->store, &err) < 0)
+				store_rollback(us->store);
+		}
+		pthread_mutex_unlock(&us->lock);
+	}
+}
+
+/* --- scheduled syncs ---------------------------------------------------------- */
+
+/* The hub (DIR/hub.db), a handle of the caller's own; the error logged. */
+static int open_hub(struct daemon *sv, bool load_master, struct hub **hub_r)
+{
+	const char *err;
+	if (hub_open(sv->data_dir, load_master, hub_r, &err) < 0) {
+		daemon_log(DAEMON_LOG_ERROR, NULL, 0, "%s", err);
+		return -1;
+	}
+	return 0;
+}
+
+static void sync_account_done(void *ctx, const struct svc_sync_account *r)
+{
+	const char *user = ctx;
+	char replay[1024], synced[1024];
+	svc_sync_summary(r, replay, sizeof(replay), synced, sizeof(synced));
+	if (replay[0] != '\0')
+		daemon_log(DAEMON_LOG_INFO, user, r->account_id, "%s", replay);
+	if (synced[0] != '\0')
+		daemon_log(DAEMON_LOG_INFO, user, r->account_id, "%s", synced);
+	if (r->status != SVC_OK)
+		daemon_log(DAEMON_LOG_ERROR, user, r->account_id, "%s", r->error);
+}
+
+/* Sync a server-key user's stored accounts over hub (its master key
+ * loaded), logging a summary per account. Returns the status. */
+static enum svc_status sync_user(struct hub *hub, const char *user)
+{
+	struct svc_sync_options opt = {.compress = IMAP_COMPRESS_AUTO,
+	                               .via = "serve",
+	                               .account_done = sync_account_done,
+	                               .account_done_ctx = (void *)user,
+	                               .reporter = {.report = daemon_report, .ctx = (void *)user}};
+	struct svc_sync_result res;
+	svc_sync_user(hub, user, &opt, &res);
+	if (res.error[0] != '\0')
+		daemon_log(DAEMON_LOG_ERROR, user, 0, "%s", res.error);
+	if (res.no_account)
+		daemon_log(DAEMON_LOG_ERROR, user, 0,
+		           "%s has no accounts yet (add one with 'mailkeep account add')", user);
+	return res.status;
+}
+
+void *daemon_sync_thread(void *context)
+{
+	struct daemon *sv = context;
+	time_t next = time(NULL);
+	time_t retry = 0; /* after a temporary failure: 60 s, doubling, at most the interval */
+	while (!sv->stop) {
+		if (sv->sync_interval > 0 && time(NULL) >= next) {
+			/* A round: every server-key user, over a hub handle of its own
+			 * (with the master key) for the round. */
+			struct hub *hub = NULL;
+			struct hub_user *users = NULL;
+			size_t n = 0;
+			const char *err;
+			if (open_hub(sv, true, &hub) == 0 &&
+			    hub_user_list(hub, &users, &n, &err) < 0) {
+				daemon_log(DAEMON_LOG_ERROR, NULL, 0, "scheduler: %s", err);
+				n = 0;
+			}
+			bool temporary = false;
+			for (size_t i = 0; i < n && !sv->stop; i++) {
+				if (users[i].zero_access) {
+					daemon_log(DAEMON_LOG_INFO, users[i].name, 0,
+					           "scheduler: %s is zero-access; synced only while they "
+					           "unlock it",
+					           users[i].name);
+					continue;
+				}
+				if (sync_user(hub, users[i].name) == SVC_TEMPORARY)
+					temporary = true;
+			}
+			free(users);
+			hub_close(&hub);
+			sv->fts_relist = 1;
+			retry = !temporary ? 0 : retry == 0 ? 60 : retry * 2;
+			if (retry > 0 && retry < (time_t)sv->sync_interval)
+				next = time(NULL) + retry;
+			else
+				next = time(NULL) + (time_t)sv->sync_interval;
+		}
+		sleep(1);
+	}
+	return NULL;
+}
+
+/* --- background full-text indexing ------------------------------------------------ */
+
+#define DAEMON_FTS_BATCH 32         /* messages indexed per transaction */
+#define DAEMON_FTS_MERGE_PAGES 64   /* index pages rewritten per purge step */
+#define DAEMON_FTS_PURGE_EVERY 3600 /* seconds between purges of a user's index */
+
+/* Works through each user's indexing backlog (and folds deleted text out
+ * of the index) in small steps, each under the user's store lock, so an API
+ * request waits for one step at most. A purge rewrites the whole index, so
+ * words of expunged messages are folded out at most once an hour per user
+ * (an account removal does it at once). All users' stores are opened at
+ * start-up and after each scheduled sync round (sv->fts_relist); stores
+ * already open are looked at every two seconds, which also catches syncs
+ * run by other processes. */
+void *daemon_fts_thread(void *context)
+{
+	struct daemon *sv = context;
+	static time_t last_purge[DAEMON_MAX_USERS];
+	while (!sv->stop) {
+		if (sv->fts_relist) {
+			sv->fts_relist = 0;
+			struct hub_user *users = NULL;
+			size_t n = 0;
+			const char *err;
+			pthread_mutex_lock(&sv->hub_lock);
+			if (hub_user_list(sv->hub, &users, &n, &err) < 0)
+				n = 0;
+			pthread_mutex_unlock(&sv->hub_lock);
+			for (size_t i = 0; i < n; i++)
+				daemon_store_get(sv, users[i].name);
+			free(users);
+		}
+		pthread_mutex_lock(&sv->users_lock);
+		size_t n_users = sv->n_users;
+		pthread_mutex_unlock(&sv->users_lock);
+		for (size_t i = 0; i < n_users && !sv->stop; i++) {
+			struct daemon_store *us = &sv->users[i];
+			bool indexed = false,
+			     purged = time(NULL) < last_purge[i] + DAEMON_FTS_PURGE_EVERY;
+			const char *err;
+			while (!sv->stop && !(indexed && purged)) {
+				bool purge_step = indexed;
+				if (!daemon_store_lock(sv, us))
+					break;
+				int r = !indexed ? store_fts_catch_up(us->store, DAEMON_FTS_BATCH,
+				                                      &indexed, &err)
+				                 : store_fts_purge(us->store, DAEMON_FTS_MERGE_PAGES,
+				                                   &purged, &err);
+				pthread_mutex_unlock(&us->lock);
+				if (r == 0 && purge_step && purged)
+					last_purge[i] = time(NULL);
+				if (r < 0) {
+					if (err != store_fts_busy) {
+						daemon_log(DAEMON_LOG_INFO, us->name, 0,
+						           "indexer: %s: %s", us->name, err);
+					}
+					break;
+				}
+			}
+		}
+		for (int t = 0; t < 20 && !sv->stop && !sv->fts_relist; t++)
+			usleep(100 * 1000);
+	}
+	return NULL;
+}
+
+
+/* --- outbox and lifecycle ------------------------------------------------------ */
+
+#define DAEMON_OUTBOX_INTERVAL 2 /* seconds between outbox passes */
+#define DAEMON_LIFECYCLE_INTERVAL 86400
+
+/* Sends queued mail (svc-outbox.c): a pass every two seconds. */
+void *daemon_outbox_thread(void *context)
+{
+	struct daemon *sv = context;
+	struct svc_reporter rep = {.report = daemon_report};
+	while (!sv->stop) {
+		svc_outbox_pass(sv->data_dir, SVC_OUTBOX_RETRY_BASE, &sv->stop, &rep);
+		for (unsigned i = 0; i < DAEMON_OUTBOX_INTERVAL * 10 && !sv->stop; i++)
+			usleep(100 * 1000);
+	}
+	return NULL;
+}
+
+void daemon_lifecycle_round(struct daemon *sv)
+{
+	struct svc_reporter rep = {.report = daemon_report};
+	pthread_mutex_lock(&sv->hub_lock);
+	svc_lifecycle_run(sv->hub, time(NULL), false, &rep);
+	pthread_mutex_unlock(&sv->hub_lock);
+}
+
+/* The inactivity lifecycle (svc_lifecycle_run): a round a day (the first a
+ * day after the start, which daemon_run() began with one), with a hub handle
+ * of its own. */
+void *daemon_lifecycle_thread(void *context)
+{
+	struct daemon *sv = context;
+	struct svc_reporter rep = {.report = daemon_report};
+	time_t next = time(NULL) + DAEMON_LIFECYCLE_INTERVAL;
+	while (!sv->stop) {
+		if (time(NULL) >= next) {
+			struct hub *hub;
+			if (open_hub(sv, false, &hub) == 0) {
+				svc_lifecycle_run(hub, time(NULL), false, &rep);
+				hub_close(&hub);
+			}
+			next = time(NULL) + DAEMON_LIFECYCLE_INTERVAL;
+		}
+		sleep(1);
+	}
+	return NULL;
+}

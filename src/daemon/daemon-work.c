@@ -1,0 +1,138 @@
+/*
+ * The daemon's account work: device changes replayed to the provider at
+ * once, and syncs of an account asked for now (a change the provider
+ * reported). A queue of accounts, one entry per account however many times
+ * it is woken before its turn (a burst of device changes is one replay),
+ * and one worker thread with a hub handle of its own, opened once.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "daemon-internal.h"
+#include "lib/clock.h"
+#include "service/svc-sync.h"
+
+/* Queue (user, account) for kind (DAEMON_WORK_*); coalesces with an entry
+ * not yet taken. A full queue drops the wake: the scheduled sync still
+ * carries the changes. */
+static void work_add(struct daemon *sv, const char *user, int64_t account_id, unsigned kind)
+{
+	pthread_mutex_lock(&sv->work_lock);
+	struct daemon_work *w = NULL;
+	for (size_t i = 0; i < sv->n_work && w == NULL; i++)
+		if (sv->work[i].account_id == account_id && strcmp(sv->work[i].user, user) == 0)
+			w = &sv->work[i];
+	if (w == NULL && sv->n_work < DAEMON_MAX_WORK) {
+		w = &sv->work[sv->n_work++];
+		memset(w, 0, sizeof(*w));
+		snprintf(w->user, sizeof(w->user), "%s", user);
+		w->account_id = account_id;
+		w->queued = clock_mono();
+	}
+	if (w != NULL)
+		w->kinds |= kind;
+	pthread_cond_signal(&sv->work_cond);
+	pthread_mutex_unlock(&sv->work_lock);
+	if (w == NULL)
+		daemon_log(DAEMON_LOG_ERROR, user, account_id,
+		           "work queue full; the change waits for the scheduled sync");
+}
+
+void daemon_replay_wake(struct daemon *sv, const char *user, int64_t account_id)
+{
+	work_add(sv, user, account_id, DAEMON_WORK_REPLAY);
+}
+
+void daemon_account_changed(struct daemon *sv, const char *user, int64_t account_id,
+                            const char *folder)
+{
+	(void)folder; /* the engine syncs whole accounts (cheap for folders unchanged) */
+	work_add(sv, user, account_id, DAEMON_WORK_SYNC);
+}
+
+static void work_done(void *ctx, const struct svc_sync_account *r)
+{
+	const char *user = ctx;
+	char replay[1024], synced[1024];
+	svc_sync_summary(r, replay, sizeof(replay), synced, sizeof(synced));
+	if (replay[0] != '\0')
+		daemon_log(DAEMON_LOG_INFO, user, r->account_id, "%s", replay);
+	if (synced[0] != '\0')
+		daemon_log(DAEMON_LOG_INFO, user, r->account_id, "%s", synced);
+	daemon_metrics_sync(r->account_id, r->ran, r->status != SVC_OK);
+	if (r->status != SVC_OK)
+		daemon_log(DAEMON_LOG_ERROR, user, r->account_id, "%s", r->error);
+}
+
+static void work_run(struct daemon *sv, struct hub *hub, const struct daemon_work *w)
+{
+	struct svc_sync_options opt = {.compress = IMAP_COMPRESS_AUTO,
+	                               .via = "serve",
+	                               .only_account = w->account_id,
+	                               .stop = &sv->stop,
+	                               .reporter = {.report = daemon_report, .ctx = (void *)w->user}};
+	if (w->kinds & DAEMON_WORK_SYNC) {
+		/* The sync replays the device changes first. */
+		struct svc_sync_result res;
+		opt.account_done = work_done;
+		opt.account_done_ctx = (void *)w->user;
+		svc_sync_user(hub, w->user, &opt, &res);
+		if (res.error[0] != '\0')
+			daemon_log(DAEMON_LOG_ERROR, w->user, w->account_id, "%s", res.error);
+	} else {
+		struct svc_sync_account r;
+		int ret = svc_replay_account(hub, w->user, w->account_id, &opt, &r);
+		const struct sync_replay_stats *rst = &r.replay;
+		daemon_metrics_replay(w->account_id, rst->replayed, ret < 0 || rst->failed > 0);
+		if (ret < 0)
+			daemon_log(DAEMON_LOG_ERROR, w->user, w->account_id, "replay: %s", r.error);
+		else if (rst->replayed + rst->failed + rst->deferred > 0)
+			daemon_log(DAEMON_LOG_INFO, w->user, w->account_id,
+			           "replayed %s: %u device changes in %u commands, %u failed, "
+			           "%u deferred, %u conflicts, %.3f s (%.3f s after the change)",
+			           r.who, rst->replayed, rst->commands, rst->failed, rst->deferred,
+			           rst->conflicts, rst->seconds, clock_mono() - w->queued);
+	}
+	daemon_push_wake(sv);
+}
+
+void *daemon_work_thread(void *context)
+{
+	struct daemon *sv = context;
+	struct hub *hub = NULL;
+	const char *err;
+	while (!sv->stop) {
+		pthread_mutex_lock(&sv->work_lock);
+		while (sv->n_work == 0 && !sv->stop) {
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_sec += 1;
+			pthread_cond_timedwait(&sv->work_cond, &sv->work_lock, &ts);
+		}
+		if (sv->stop) {
+			pthread_mutex_unlock(&sv->work_lock);
+			break;
+		}
+		struct daemon_work w = sv->work[0];
+		memmove(&sv->work[0], &sv->work[1], (sv->n_work - 1) * sizeof(sv->work[0]));
+		sv->n_work--;
+		pthread_mutex_unlock(&sv->work_lock);
+		if (hub == NULL && hub_open(sv->data_dir, true, &hub, &err) < 0) {
+			daemon_log(DAEMON_LOG_ERROR, w.user, w.account_id, "%s", err);
+			hub = NULL;
+			continue;
+		}
+		work_run(sv, hub, &w);
+	}
+	hub_close(&hub);
+	return NULL;
+}
+
+void daemon_work_stop(struct daemon *sv)
+{
+	pthread_mutex_lock(&sv->work_lock);
+	pthread_cond_broadcast(&sv->work_cond);
+	pthread_mutex_unlock(&sv->work_lock);
+}

@@ -1,0 +1,160 @@
+/* The daemon's start and stop. */
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "daemon-internal.h"
+#include "daemon-signin.h"
+#include "http/http.h"
+#include "jmap/jmap-mail.h"
+#include "jmap/jmap-submission.h"
+#include "jmap/jmap.h"
+#include "mime/mime-cache.h"
+
+static struct daemon_job jobs[DAEMON_MAX_JOBS];
+static size_t n_jobs;
+
+int daemon_job_add(const struct daemon_job *job)
+{
+	if (n_jobs == DAEMON_MAX_JOBS)
+		return -1;
+	jobs[n_jobs++] = *job;
+	return 0;
+}
+
+bool daemon_stopping(const struct daemon *d)
+{
+	return d->stop != 0;
+}
+
+const char *daemon_data_dir(const struct daemon *d)
+{
+	return d->data_dir;
+}
+
+int daemon_run(const struct daemon_settings *s)
+{
+	const char *err;
+	static struct daemon sv_storage;
+	struct daemon *sv = &sv_storage;
+	sv->data_dir = s->data_dir;
+	sv->sync_interval = s->sync_interval;
+	pthread_mutex_init(&sv->hub_lock, NULL);
+	pthread_mutex_init(&sv->users_lock, NULL);
+	pthread_mutex_init(&sv->push_lock, NULL);
+	pthread_mutex_init(&sv->work_lock, NULL);
+	pthread_cond_init(&sv->work_cond, NULL);
+	pthread_cond_init(&sv->push_cond, NULL);
+	sv->started = time(NULL);
+	if ((sv->signin = daemon_signin_gate_create()) == NULL) {
+		daemon_log(DAEMON_LOG_ERROR, NULL, 0, "out of memory");
+		return -1;
+	}
+	if (hub_open(sv->data_dir, true, &sv->hub, &err) < 0) {
+		daemon_log(DAEMON_LOG_ERROR, NULL, 0, "%s", err);
+		daemon_signin_gate_free(&sv->signin);
+		return -1;
+	}
+	if (jmap_registry_create(&sv->registry, &err) < 0 ||
+	    jmap_mail_register(sv->registry, &err) < 0 ||
+	    jmap_submission_register(sv->registry, &err) < 0) {
+		daemon_log(DAEMON_LOG_ERROR, NULL, 0, "%s", err);
+		hub_close(&sv->hub);
+		return -1;
+	}
+	if ((sv->parse_cache = mime_cache_create(DAEMON_PARSE_CACHE)) == NULL) {
+		daemon_log(DAEMON_LOG_ERROR, NULL, 0, "out of memory");
+		jmap_registry_free(&sv->registry);
+		hub_close(&sv->hub);
+		return -1;
+	}
+	struct http_settings hs = {.address = s->address,
+	                           .port = s->port,
+	                           .tls_cert_file = s->tls_cert,
+	                           .tls_key_file = s->tls_key,
+	                           .max_body_size = DAEMON_MAX_REQUEST,
+	                           .max_connections = s->max_connections,
+	                           .timeout_seconds = 60,
+	                           .access_log = s->access_log,
+	                           .trusted_proxy = s->trusted_proxy,
+	                           .header_timeout_seconds = s->header_timeout,
+	                           .max_connections_per_address = s->per_address,
+	                           .max_buffered_bytes = s->body_memory,
+	                           .admit = daemon_admit,
+	                           .state_free = free};
+	struct http_server *server;
+	if (http_server_start(&hs, daemon_handler, sv, &server, &err) < 0) {
+		daemon_log(DAEMON_LOG_ERROR, NULL, 0, "%s", err);
+		return -1;
+	}
+	if (s->public_url != NULL)
+		snprintf(sv->public_url, sizeof(sv->public_url), "%s", s->public_url);
+	else
+		snprintf(sv->public_url, sizeof(sv->public_url), "%s://%s:%u",
+		         s->tls_cert != NULL ? "https" : "http", s->address, http_server_port(server));
+	size_t ul = strlen(sv->public_url);
+	while (ul > 0 && sv->public_url[ul - 1] == '/')
+		sv->public_url[--ul] = '\0';
+
+	daemon_log(DAEMON_LOG_INFO, NULL, 0,
+	           "mailkeep serving %s (JMAP session at %s/.well-known/jmap), sync every %u s",
+	           sv->public_url, sv->public_url, s->sync_interval);
+	/* The inactivity lifecycle: a round now, before any thread opens a
+	 * user's store (a purge must not race the indexer re-creating the store
+	 * it removes), then one a day. */
+	daemon_lifecycle_round(sv);
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	pthread_t push, syncer, indexer, outboxer, lifecycler, worker;
+	sv->fts_relist = 1;
+	pthread_create(&push, NULL, daemon_push_thread, sv);
+	pthread_create(&syncer, NULL, daemon_sync_thread, sv);
+	pthread_create(&indexer, NULL, daemon_fts_thread, sv);
+	pthread_create(&outboxer, NULL, daemon_outbox_thread, sv);
+	pthread_create(&lifecycler, NULL, daemon_lifecycle_thread, sv);
+	pthread_create(&worker, NULL, daemon_work_thread, sv);
+	size_t started = 0;
+	while (started < n_jobs && jobs[started].start(sv, jobs[started].ctx) == 0)
+		started++;
+	int sig = 0;
+	if (started == n_jobs) {
+		sigwait(&set, &sig);
+		daemon_log(DAEMON_LOG_INFO, NULL, 0, "mailkeep: signal %d, stopping", sig);
+	} else {
+		daemon_log(DAEMON_LOG_ERROR, NULL, 0, "%s did not start; stopping",
+		           jobs[started].name);
+	}
+	/* SIGTERM/SIGINT: no new connection or request is taken, the threads
+	 * finish what they run (a request, an account's sync or replay, a
+	 * message being sent: each is bounded by its timeouts) and start
+	 * nothing new. What stays queued (replays, outbox) is durable in the
+	 * stores and runs at the next start. */
+	sv->stop = 1;
+	http_server_quiesce(server);
+	daemon_work_stop(sv);
+	daemon_push_wake(sv);
+	for (size_t i = started; i-- > 0;)
+		if (jobs[i].stop != NULL)
+			jobs[i].stop(sv, jobs[i].ctx);
+	pthread_join(push, NULL);
+	pthread_join(syncer, NULL);
+	pthread_join(indexer, NULL);
+	pthread_join(outboxer, NULL);
+	pthread_join(lifecycler, NULL);
+	pthread_join(worker, NULL);
+	daemon_push_close_all(sv);
+	http_server_stop(&server);
+	daemon_stores_close(sv);
+	jmap_registry_free(&sv->registry);
+	mime_cache_free(&sv->parse_cache);
+	hub_close(&sv->hub);
+	daemon_signin_gate_free(&sv->signin);
+	daemon_log(DAEMON_LOG_INFO, NULL, 0, "mailkeep: stopped");
+	return started == n_jobs ? 0 : -1;
+}

@@ -1,0 +1,102 @@
+#ifndef MK_DAEMON_H
+#define MK_DAEMON_H
+
+/*
+ * The hub daemon (what 'mailkeep serve' runs): the JMAP API (RFC 8620/8621)
+ * with EventSource push for the devices, and the background jobs (the
+ * scheduled syncs, the outbox, the full-text indexer, upload expiry, the
+ * inactivity lifecycle). The command line only parses options and calls
+ * daemon_run().
+ *
+ * Files (src/daemon/): daemon.c start and stop; daemon-stores.c the shared
+ * registry of open user stores; daemon-signin.c the sign-in gate;
+ * daemon-auth.c authentication; daemon-http.c admission, routing and
+ * responses; daemon-api.c the session object and the API; daemon-blob.c
+ * upload and download; daemon-push.c the event source and StateChange push;
+ * daemon-jobs.c the background jobs; daemon-log.c the one logging function.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define DAEMON_MAX_CONNECTIONS 128
+#define DAEMON_PER_ADDRESS 16 /* connections from one address (IPv6: /64) */
+#define DAEMON_HEADER_TIMEOUT 10
+#define DAEMON_BODY_MEMORY (64u * 1024 * 1024) /* request bodies held at once */
+#define DAEMON_MAX_REQUEST (10 * 1024 * 1024)
+
+struct daemon_settings {
+	const char *data_dir; /* an initialised hub directory */
+	const char *address;  /* to listen on */
+	unsigned port;        /* 0: any */
+	const char *public_url; /* NULL: http(s)://address:port */
+	const char *tls_cert, *tls_key; /* both or neither */
+	unsigned sync_interval;         /* seconds, 0 = no scheduled syncs */
+	FILE *access_log;               /* one line per request */
+	const char *trusted_proxy;
+	unsigned max_connections, per_address, header_timeout;
+	size_t body_memory;
+};
+
+struct daemon;
+
+/*
+ * Jobs of other modules (provider push, zero-access leases) run beside the
+ * daemon's own. start(d, ctx) is called once the daemon serves, in the
+ * thread of daemon_run() (start a thread or an event loop there; -1 stops
+ * the daemon from starting, the error logged by the job); stop(d, ctx) once
+ * SIGTERM or SIGINT came and the HTTP server stopped accepting, before the
+ * stores and the hub close: it returns when the job's threads have ended
+ * (daemon_stopping() is true by then). Register before daemon_run(), at most
+ * DAEMON_MAX_JOBS.
+ */
+#define DAEMON_MAX_JOBS 8
+struct daemon_job {
+	const char *name;
+	int (*start)(struct daemon *d, void *ctx);
+	void (*stop)(struct daemon *d, void *ctx);
+	void *ctx;
+};
+int daemon_job_add(const struct daemon_job *job);
+bool daemon_stopping(const struct daemon *d);
+const char *daemon_data_dir(const struct daemon *d);
+
+/* An account's folder changed on the server (provider push, h-idle): sync
+ * that account now (the replay of device changes first, then the
+ * server-to-hub sync; folder is a hint, the engine syncs the whole account,
+ * cheap for folders unchanged), then the devices' event sources get their
+ * StateChange at once. Queued for the daemon's account worker and
+ * coalesced with a wake of the same account not yet run; returns at once.
+ * Thread-safe. */
+void daemon_account_changed(struct daemon *d, const char *user, int64_t account_id,
+                            const char *folder);
+/* Device changes of the account committed through the API: replayed to the
+ * provider now (svc_replay_account), coalesced like the above. */
+void daemon_replay_wake(struct daemon *d, const char *user, int64_t account_id);
+
+/* Provider push (daemon-provider.c): register its job (before
+ * daemon_run); it holds an idle connection to the provider for every
+ * account of every user whose credentials the hub can open (not zero-access
+ * users). daemon_provider_account_start() pushes one more account (or
+ * restarts one: a changed password), for example a zero-access user's
+ * while a lease is open; _stop() ends it. Thread-safe; -1 if push is not
+ * running or on no memory. */
+struct hub_account;
+int daemon_provider_register(void);
+int daemon_provider_account_start(const char *user, const struct hub_account *a);
+void daemon_provider_account_stop(int64_t account_id);
+
+/* Metrics (daemon-metrics.c, served at /metrics). Provider push connections
+ * by state ("idle", "connecting", "backoff", "notify", ...: the pusher's
+ * own names, [a-z_] only): the pusher sets the count of each state it has
+ * whenever it changes. Thread-safe. */
+void daemon_metrics_set_push(const char *state, unsigned count);
+
+/* Run the daemon until SIGTERM or SIGINT (blocked in the calling thread and
+ * every thread it starts), then stop it. Returns 0 after a clean stop, -1 if
+ * it could not start (the error logged). */
+int daemon_run(const struct daemon_settings *settings);
+
+#endif
