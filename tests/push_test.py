@@ -366,7 +366,75 @@ def s_silent(d):
     srv.close()
 
 
-SCENARIOS = {"append": s_append, "badpass": s_badpass, "bye": s_bye, "restart": s_restart,
+def s_serve(d):
+    """The whole path: APPEND on the provider -> serve's provider push ->
+    the account worker's sync -> StateChange on the device's EventSource."""
+    import re, urllib.parse
+    sys.path.insert(0, HERE)
+    import sync_test, replay_test  # noqa: E402
+    if not os.path.exists(sync_test.BIN):
+        print("skip serve: no mailkeep binary")
+        return
+    tmp = tempfile.mkdtemp(prefix="mk-push-serve-")
+    fx = sync_test.Fixture(tmp, "serve", count=5)
+    hub = None
+    try:
+        hub = replay_test.Hub(fx, tmp, "h")
+        u = urllib.parse.urlsplit(hub.api_url)
+        es = socket.create_connection((u.hostname, u.port))
+        es.sendall(("GET /jmap/eventsource/?types=*&closeafter=no&ping=0 HTTP/1.1\r\nHost: x\r\n"
+                    "Authorization: Bearer %s\r\nAccept: text/event-stream\r\n\r\n"
+                    % hub.token).encode())
+        es.settimeout(10)
+        first = es.recv(4096)
+        check(b" 200 " in first.split(b"\r\n", 1)[0], "serve: event stream open")
+        # Let provider push log in and go idle.
+        time.sleep(2.5)
+        es.settimeout(0.05)
+        try:
+            while es.recv(65536):
+                pass
+        except OSError:
+            pass
+        lat = []
+        for i in range(5):
+            c = fx.conn()
+            t0 = time.time()
+            c.append("INBOX", None, None, b"Subject: push %d\r\n\r\nbody\r\n" % i)
+            c.logout()
+            got = None
+            buf = b""
+            while time.time() - t0 < 5:
+                try:
+                    data = es.recv(65536)
+                except socket.timeout:
+                    continue
+                buf += data
+                if b"StateChange" in buf:
+                    got = time.time()
+                    break
+            lat.append(got - t0 if got else None)
+            time.sleep(0.3)
+            try:
+                while es.recv(65536):
+                    pass
+            except OSError:
+                pass
+        ok = [x for x in lat if x is not None]
+        check(len(ok) == len(lat) and max(ok) <= 2,
+              "serve: APPEND -> StateChange on the EventSource within 2 s (%s)"
+              % ", ".join("%.0f ms" % (x * 1000) if x else "none" for x in lat))
+        es.close()
+    finally:
+        if hub is not None:
+            srv = hub.serve
+            hub.stop()
+            if failures and srv is not None:
+                print("serve log:", srv.stdout.read()[-3000:], srv.stderr.read()[-3000:])
+        fx.stop() if hasattr(fx, "stop") else None
+
+
+SCENARIOS = {"serve": s_serve, "append": s_append, "badpass": s_badpass, "bye": s_bye, "restart": s_restart,
              "netcut": s_netcut, "silent": s_silent}
 
 

@@ -6,7 +6,7 @@
  * the account worker syncs and the devices get their StateChange.
  *
  * The credential callback opens the sealed password with its audit entry
- * (svc_account_open_secret, purpose "push"), on the push thread with a hub
+ * (svc_account_open_secret, purpose "sync": push is part of sync), on the push thread with a hub
  * handle of its own; each login sent is audited (provider.login).
  */
 #include <pthread.h>
@@ -78,7 +78,7 @@ static int credential(void *ctx, int64_t account, char *buf, size_t size, char *
 		char *secret = NULL;
 		if (svc_user_kek(P.hub, &u, &none, "serve", &kek, error, error_size) < 0)
 			break;
-		int o = svc_account_open_secret(P.hub, &u, &accts[i], kek, "push", "imap-password",
+		int o = svc_account_open_secret(P.hub, &u, &accts[i], kek, "sync", "imap-password",
 		                                &secret, error, error_size);
 		if (o < 0) {
 			r = o == -2 ? -1 : -2;
