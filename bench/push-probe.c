@@ -150,9 +150,11 @@ int main(int argc, char **argv)
 		}
 		i++;
 	}
-	struct push_callbacks cb = {
-	    .credential = credential, .changed = changed, .report = report, .login = login,
-	    .trace = trace};
+	struct push_callbacks cb = {.credential = credential,
+	                            .changed = changed,
+	                            .report = report,
+	                            .login = login,
+	                            .trace = trace};
 	tracing = getenv("PUSH_TRACE") != NULL;
 	struct push_loop *loop;
 	const char *err;
@@ -190,7 +192,8 @@ int main(int argc, char **argv)
 	}
 	for (size_t i = 0; i < naccts; i++)
 		if (push_account_add(loop, &cfgs[i], &err) < 0) {
-			fprintf(stderr, "push-probe: account %lld: %s\n", (long long)cfgs[i].id, err);
+			fprintf(stderr, "push-probe: account %lld: %s\n", (long long)cfgs[i].id,
+			        err);
 			return 1;
 		}
 	pthread_t t;
@@ -202,9 +205,10 @@ int main(int argc, char **argv)
 			sleep(1);
 			push_loop_counts(loop, c, &logins);
 			pthread_mutex_lock(&out_mu);
-			printf("stats connecting=%u authenticating=%u idle=%u backoff=%u stopped=%u "
-			       "logins=%llu\n",
-			       c[0], c[1], c[2], c[3], c[4], (unsigned long long)logins);
+			printf(
+			    "stats connecting=%u authenticating=%u idle=%u backoff=%u stopped=%u "
+			    "logins=%llu\n",
+			    c[0], c[1], c[2], c[3], c[4], (unsigned long long)logins);
 			fflush(stdout);
 			pthread_mutex_unlock(&out_mu);
 		}

@@ -133,9 +133,8 @@ static void login(void *ctx, int64_t account, bool ok)
 	const char *err;
 	if (!find(account, &pa) || hub_user_get(P.hub, pa.user, &u, &err) < 0)
 		return;
-	struct audit_detail det[] = {{"server", pa.server},
-	                             {"mechanism", "push"},
-	                             {"result", ok ? "ok" : "failed"}};
+	struct audit_detail det[] = {
+	    {"server", pa.server}, {"mechanism", "push"}, {"result", ok ? "ok" : "failed"}};
 	if (hub_audit(P.hub, &u, AUDIT_PROVIDER_LOGIN, account, det, 3, &err) < 0)
 		daemon_log(DAEMON_LOG_ERROR, pa.user, account, "%s", err);
 }
@@ -240,11 +239,13 @@ static int start(struct daemon *d, void *ctx)
 			if (users[u].zero_access)
 				continue; /* needs a lease (h-lease) */
 			if (hub_account_list(P.hub, users[u].id, &accts, &n, &err) < 0) {
-				daemon_log(DAEMON_LOG_ERROR, users[u].name, 0, "provider push: %s", err);
+				daemon_log(DAEMON_LOG_ERROR, users[u].name, 0, "provider push: %s",
+				           err);
 				continue;
 			}
 			for (size_t i = 0; i < n; i++)
-				started += daemon_provider_account_start(users[u].name, &accts[i]) == 0;
+				started +=
+				    daemon_provider_account_start(users[u].name, &accts[i]) == 0;
 			hub_accounts_free(&accts, n);
 		}
 		free(users);

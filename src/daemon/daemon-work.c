@@ -33,11 +33,12 @@ static void work_add(struct daemon *sv, const char *user, int64_t account_id, un
 		w->queued = clock_mono();
 		/* A new sync of one folder names it; otherwise the whole account. */
 		if (kind == DAEMON_WORK_SYNC && folder != NULL &&
-		    (size_t)snprintf(w->folder, sizeof(w->folder), "%s", folder) >= sizeof(w->folder))
+		    (size_t)snprintf(w->folder, sizeof(w->folder), "%s", folder) >=
+		        sizeof(w->folder))
 			w->folder[0] = '\0';
-	} else if (w != NULL && (kind != DAEMON_WORK_SYNC || folder == NULL ||
-	                         strcmp(w->folder, folder) != 0 ||
-	                         !(w->kinds & DAEMON_WORK_SYNC))) {
+	} else if (w != NULL &&
+	           (kind != DAEMON_WORK_SYNC || folder == NULL || strcmp(w->folder, folder) != 0 ||
+	            !(w->kinds & DAEMON_WORK_SYNC))) {
 		/* Another folder, or a wake of another kind: the whole account. */
 		w->folder[0] = '\0';
 	}
@@ -79,11 +80,12 @@ static void work_done(void *ctx, const struct svc_sync_account *r)
 
 static void work_run(struct daemon *sv, struct hub *hub, const struct daemon_work *w)
 {
-	struct svc_sync_options opt = {.compress = IMAP_COMPRESS_AUTO,
-	                               .via = "serve",
-	                               .only_account = w->account_id,
-	                               .stop = &sv->stop,
-	                               .reporter = {.report = daemon_report, .ctx = (void *)w->user}};
+	struct svc_sync_options opt = {
+	    .compress = IMAP_COMPRESS_AUTO,
+	    .via = "serve",
+	    .only_account = w->account_id,
+	    .stop = &sv->stop,
+	    .reporter = {.report = daemon_report, .ctx = (void *)w->user}};
 	if (w->kinds & DAEMON_WORK_SYNC) {
 		/* The sync replays the device changes first. */
 		struct svc_sync_result res;

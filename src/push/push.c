@@ -105,7 +105,7 @@ struct account {
 	uint64_t inbox_exists, inbox_uidnext, inbox_uidvalidity, inbox_modseq;
 	bool inbox_known;
 	bool notify_on; /* NOTIFY SET accepted on this connection */
-	bool swept; /* a sweep finished: a folder new to the next one is a change */
+	bool swept;     /* a sweep finished: a folder new to the next one is a change */
 	uint64_t sel_exists, sel_uidnext, sel_uidvalidity, sel_modseq;
 	struct folder *folders;
 	size_t nfolders;
@@ -658,8 +658,8 @@ static void on_code(struct account *a, const struct imap_response *r)
 	uint64_t v = 0;
 	bool num = r->code_args != NULL && imap_arg_number(r->code_args, UINT64_MAX, &v);
 	if (strcasecmp(r->code, "CAPABILITY") == 0) {
-		struct imap_arg head = {.type = IMAP_ARG_ATOM, .str = "CAPABILITY", .len = 10,
-		                        .next = r->code_args};
+		struct imap_arg head = {
+		    .type = IMAP_ARG_ATOM, .str = "CAPABILITY", .len = 10, .next = r->code_args};
 		struct imap_response fake = {.args = &head};
 		on_data(a, &fake);
 	} else if (a->sess == S_EXAMINE && num) {
@@ -690,8 +690,9 @@ static void start_sweep(struct account *a)
 /* After the sweep's LIST: one pipelined STATUS per listed folder. */
 static void send_statuses(struct account *a)
 {
-	const char *items = (a->caps & CAP_CONDSTORE) ? "(MESSAGES UIDNEXT UIDVALIDITY HIGHESTMODSEQ)"
-	                                              : "(MESSAGES UIDNEXT UIDVALIDITY)";
+	const char *items = (a->caps & CAP_CONDSTORE)
+	                        ? "(MESSAGES UIDNEXT UIDVALIDITY HIGHESTMODSEQ)"
+	                        : "(MESSAGES UIDNEXT UIDVALIDITY)";
 	bool any = false;
 	size_t keep = 0;
 	for (size_t i = 0; i < a->nfolders; i++) {
@@ -815,7 +816,8 @@ static void on_tagged(struct account *a, const struct imap_response *r)
 		/* A change while we were away counts as a change. */
 		if (a->inbox_known &&
 		    (a->sel_exists != a->inbox_exists || a->sel_uidnext != a->inbox_uidnext ||
-		     a->sel_uidvalidity != a->inbox_uidvalidity || a->sel_modseq != a->inbox_modseq))
+		     a->sel_uidvalidity != a->inbox_uidvalidity ||
+		     a->sel_modseq != a->inbox_modseq))
 			changed(a, "INBOX");
 		a->inbox_exists = a->sel_exists;
 		a->inbox_uidnext = a->sel_uidnext;
@@ -823,8 +825,9 @@ static void on_tagged(struct account *a, const struct imap_response *r)
 		a->inbox_modseq = a->sel_modseq;
 		a->inbox_known = true;
 		if ((a->caps & CAP_NOTIFY) && (a->caps & CAP_IDLE) && !a->loop->set.no_notify) {
-			send_cmd(a, "NOTIFY SET (selected (MessageNew MessageExpunge FlagChange)) "
-			            "(personal (MessageNew MessageExpunge FlagChange MailboxName))");
+			send_cmd(a,
+			         "NOTIFY SET (selected (MessageNew MessageExpunge FlagChange)) "
+			         "(personal (MessageNew MessageExpunge FlagChange MailboxName))");
 			sess_enter(a, S_NOTIFY);
 		} else {
 			start_sweep(a);
@@ -980,8 +983,7 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 		} else if (dns != NULL) {
 			fail(a, "cannot resolve %s: %s", a->host, dns);
 		} else if (what & BEV_EVENT_EOF) {
-			fail(a, "%s closed the connection%s", a->host,
-			     a->bye ? " (BYE)" : "");
+			fail(a, "%s closed the connection%s", a->host, a->bye ? " (BYE)" : "");
 		} else if (e != 0) {
 			char buf[256];
 			ERR_error_string_n(e, buf, sizeof(buf));
@@ -1079,8 +1081,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 			bufferevent_write(a->bev, "DONE\r\n", 6);
 			if (a->loop->cb.trace != NULL)
 				a->loop->cb.trace(a->loop->cb.ctx, a->id, false, "DONE\r\n", 6);
-		}
-		else
+		} else
 			send_cmd(a, "NOOP");
 		sess_enter(a, S_DONE);
 		return;
@@ -1372,8 +1373,7 @@ bool push_account_state(struct push_loop *loop, int64_t id, enum push_state *sta
 	return found;
 }
 
-void push_loop_counts(struct push_loop *loop, unsigned counts[PUSH_STATE_COUNT],
-                      uint64_t *logins_r)
+void push_loop_counts(struct push_loop *loop, unsigned counts[PUSH_STATE_COUNT], uint64_t *logins_r)
 {
 	pthread_mutex_lock(&loop->mu);
 	memcpy(counts, loop->counts, sizeof(loop->counts));
