@@ -221,5 +221,13 @@ int main(int argc, char **argv)
 	push_loop_stop(loop);
 	pthread_join(t, NULL);
 	push_loop_free(&loop);
+	for (size_t i = 0; i < naccts; i++) {
+		free(accts[i].passfile);
+		free((char *)cfgs[i].url);
+		free((char *)cfgs[i].login);
+		free((char *)cfgs[i].ca_file);
+	}
+	free(accts);
+	free(cfgs);
 	return 0;
 }
