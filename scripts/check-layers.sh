@@ -5,7 +5,7 @@
 #   faces     cli
 #   daemon    daemon
 #   services  service
-#   engines   sync imap smtp jmap maildir setup oauth
+#   engines   sync imap smtp jmap maildir setup oauth push
 #   state     store hub vault audit
 #   base      lib net http mime
 #
@@ -27,7 +27,7 @@ cd "$(dirname "$0")/.."
 declare -A LAYER=(
 	[lib]=1 [net]=1 [http]=1 [mime]=1
 	[store]=2 [hub]=2 [vault]=2 [audit]=2
-	[sync]=3 [imap]=3 [smtp]=3 [jmap]=3 [maildir]=3 [setup]=3 [oauth]=3
+	[sync]=3 [imap]=3 [smtp]=3 [jmap]=3 [maildir]=3 [setup]=3 [oauth]=3 [push]=3
 	[service]=4
 	[daemon]=5
 	[cli]=6
@@ -39,7 +39,9 @@ LAYER_NAME=([1]=base [2]=state [3]=engines [4]=services [5]=daemon [6]=faces)
 #   hub -> audit, vault: the hub seals credentials (vault) and audits their
 #                        use (audit) in one step.
 #   sync -> imap:        the sync engine drives an IMAP client session.
-SIDEWAYS=" net:lib http:lib mime:lib hub:audit hub:vault sync:imap "
+#   push -> imap:        push reads responses with the IMAP parser and
+#                        account URLs with imap-url.
+SIDEWAYS=" net:lib http:lib mime:lib hub:audit hub:vault sync:imap push:imap "
 
 if [ $# -gt 0 ]; then
 	files=("$@")

@@ -203,6 +203,9 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
 	                             .header_timeout = header_timeout,
 	                             .body_memory = body_memory,
 	                             .replay_now = !no_replay};
+	/* Provider push (src/push through daemon-provider.c). */
+	if (getenv("MK_NO_PROVIDER_PUSH") == NULL)
+		daemon_provider_register();
 	int r = daemon_run(&ds);
 	if (log != stderr)
 		fclose(log);

@@ -75,6 +75,10 @@ struct daemon_work {
 	int64_t account_id;
 	unsigned kinds;
 	double queued; /* clock_mono() of the first wake */
+	/* DAEMON_WORK_SYNC of one folder (provider push): its name; "" when
+	 * the whole account is to be synced (two folders woken, or a sync
+	 * not from push). */
+	char folder[256];
 };
 
 struct daemon {

@@ -17,7 +17,8 @@
 /* Queue (user, account) for kind (DAEMON_WORK_*); coalesces with an entry
  * not yet taken. A full queue drops the wake: the scheduled sync still
  * carries the changes. */
-static void work_add(struct daemon *sv, const char *user, int64_t account_id, unsigned kind)
+static void work_add(struct daemon *sv, const char *user, int64_t account_id, unsigned kind,
+                     const char *folder)
 {
 	pthread_mutex_lock(&sv->work_lock);
 	struct daemon_work *w = NULL;
@@ -30,6 +31,16 @@ static void work_add(struct daemon *sv, const char *user, int64_t account_id, un
 		snprintf(w->user, sizeof(w->user), "%s", user);
 		w->account_id = account_id;
 		w->queued = clock_mono();
+		/* A new sync of one folder names it; otherwise the whole account. */
+		if (kind == DAEMON_WORK_SYNC && folder != NULL &&
+		    (size_t)snprintf(w->folder, sizeof(w->folder), "%s", folder) >=
+		        sizeof(w->folder))
+			w->folder[0] = '\0';
+	} else if (w != NULL &&
+	           (kind != DAEMON_WORK_SYNC || folder == NULL || strcmp(w->folder, folder) != 0 ||
+	            !(w->kinds & DAEMON_WORK_SYNC))) {
+		/* Another folder, or a wake of another kind: the whole account. */
+		w->folder[0] = '\0';
 	}
 	if (w != NULL)
 		w->kinds |= kind;
@@ -42,14 +53,15 @@ static void work_add(struct daemon *sv, const char *user, int64_t account_id, un
 
 void daemon_replay_wake(struct daemon *sv, const char *user, int64_t account_id)
 {
-	work_add(sv, user, account_id, DAEMON_WORK_REPLAY);
+	work_add(sv, user, account_id, DAEMON_WORK_REPLAY, NULL);
 }
 
 void daemon_account_changed(struct daemon *sv, const char *user, int64_t account_id,
                             const char *folder)
 {
-	(void)folder; /* the engine syncs whole accounts (cheap for folders unchanged) */
-	work_add(sv, user, account_id, DAEMON_WORK_SYNC);
+	/* Only that folder (svc_sync_options.only_folder): a push event
+	 * costs one folder, plus the folder list. */
+	work_add(sv, user, account_id, DAEMON_WORK_SYNC, folder);
 }
 
 static void work_run(struct daemon *sv, struct hub *hub, const struct daemon_work *w)
@@ -64,6 +76,8 @@ static void work_run(struct daemon *sv, struct hub *hub, const struct daemon_wor
 		/* The sync replays the device changes first. */
 		struct svc_sync_result res;
 		opt.account_done = daemon_sync_account_done;
+		if (w->folder[0] != '\0')
+			opt.only_folder = w->folder;
 		opt.account_done_ctx = (void *)w->user;
 		svc_sync_user(hub, w->user, &opt, &res);
 		if (res.error[0] != '\0')

@@ -81,6 +81,18 @@ void daemon_account_changed(struct daemon *d, const char *user, int64_t account_
  * provider now (svc_replay_account), coalesced like the above. */
 void daemon_replay_wake(struct daemon *d, const char *user, int64_t account_id);
 
+/* Provider push (daemon-provider.c): register its job (before
+ * daemon_run); it holds an idle connection to the provider for every
+ * account of every user whose credentials the hub can open (not zero-access
+ * users). daemon_provider_account_start() pushes one more account (or
+ * restarts one: a changed password), for example a zero-access user's
+ * while a lease is open; _stop() ends it. Thread-safe; -1 if push is not
+ * running or on no memory. */
+struct hub_account;
+int daemon_provider_register(void);
+int daemon_provider_account_start(const char *user, const struct hub_account *a);
+void daemon_provider_account_stop(int64_t account_id);
+
 /* Metrics (daemon-metrics.c, served at /metrics). Provider push connections
  * by state ("idle", "connecting", "backoff", "notify", ...: the pusher's
  * own names, [a-z_] only): the pusher sets the count of each state it has

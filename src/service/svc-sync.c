@@ -93,9 +93,13 @@ static void sync_one(struct store *store, const struct sync_job *job, char **pas
 		svc_report(&opt->reporter, SVC_WARNING,
 		           "%s: device changes not all carried to the server: %s", r->who, err);
 	struct sync_options so = {.progress = opt->progress, .progress_ctx = opt->progress_ctx};
-	int sr = opt->replay_only
-	             ? 0
-	             : sync_account(store, job->account_key, client, &so, &r->stats, &err);
+	const char *only[1] = {opt->only_folder};
+	if (opt->only_folder != NULL) {
+		so.only_folders = only;
+		so.n_only_folders = 1;
+	}
+	int sr = opt->replay_only ? 0
+	                          : sync_account(store, job->account_key, client, &so, &r->stats, &err);
 	if (sr == 0)
 		imap_client_logout(client);
 	r->ran = !opt->replay_only;
@@ -242,6 +246,15 @@ int svc_sync_url(struct hub *hub, const struct hub_user *u, const struct svc_syn
 	if (hub_user_touch(hub, u->id, time(NULL), &err) < 0)
 		svc_report(&opt->reporter, SVC_WARNING, "%s", err);
 	return r->status == SVC_OK ? 0 : -1;
+}
+
+int svc_sync_folder(struct hub *hub, const char *user, int64_t account, const char *folder,
+                    const struct svc_sync_options *opt, struct svc_sync_result *res)
+{
+	struct svc_sync_options o = *opt;
+	o.only_account = account;
+	o.only_folder = folder;
+	return svc_sync_user(hub, user, &o, res);
 }
 
 void svc_sync_summary(const struct svc_sync_account *r, char *replay, char *synced,

@@ -33,6 +33,9 @@ struct svc_sync_account {
 
 struct svc_sync_options {
 	int64_t only_account; /* 0: every stored account */
+	/* With only_account: sync only this folder (the server's name, as
+	 * push reports a change); NULL: every folder. */
+	const char *only_folder;
 	/* Only carry the device changes to the server (the replay), no
 	 * server-to-hub sync: svc_replay_account(). */
 	bool replay_only;
@@ -83,6 +86,12 @@ struct svc_sync_target {
 int svc_sync_url(struct hub *hub, const struct hub_user *u, const struct svc_sync_target *t,
                  char **password, const struct svc_sync_options *opt, struct svc_sync_account *r);
 
+/* A push event's sync: account ACCOUNT of USER, only FOLDER (the server's
+ * name), with the other options of opt; as svc_sync_user() otherwise. The
+ * folder list is still read (one round trip), so creations, renames and
+ * deletions are seen; only FOLDER is selected and fetched. */
+int svc_sync_folder(struct hub *hub, const char *user, int64_t account, const char *folder,
+                    const struct svc_sync_options *opt, struct svc_sync_result *res);
 /* Replay one stored account's device changes to its server now: the login
  * (the sealed credential opened with its audit entry, as svc_sync_user
  * does), sync_replay_account(), the logout; no server-to-hub sync. r as

@@ -495,6 +495,20 @@ static bool lists_equal(const struct folder_list *a, const struct folder_list *b
 	return true;
 }
 
+/* Is name among opts->only_folders (or is there no such list)? */
+static bool folder_wanted(const struct sync_options *opts, const char *name)
+{
+	if (opts == NULL || opts->only_folders == NULL)
+		return true;
+	for (size_t i = 0; i < opts->n_only_folders; i++) {
+		const char *w = opts->only_folders[i];
+		if (strcmp(w, name) == 0 ||
+		    (strcasecmp(w, "INBOX") == 0 && strcasecmp(name, "INBOX") == 0))
+			return true;
+	}
+	return false;
+}
+
 static int sync_folders(struct sync_ctx *ctx)
 {
 	const char *err;
@@ -542,7 +556,7 @@ static int sync_folders(struct sync_ctx *ctx)
 	for (size_t k = 0; k < (ordered ? 3 : 1) * l.count && !ctx->paced; k++) {
 		size_t i = k % l.count, pass = k / l.count;
 		struct remote_folder *f = &l.folders[i];
-		if (!f->selectable)
+		if (!f->selectable || !folder_wanted(ctx->opts, f->name))
 			continue;
 		if (ordered) {
 			bool inbox = strcasecmp(f->name, "INBOX") == 0;

@@ -52,6 +52,12 @@ struct sync_options {
 	 * scanned for flags until this many seconds after its last full
 	 * scan (0: SYNC_PLAIN_FULL_SCAN_S). */
 	unsigned plain_full_scan_s;
+	/* Sync only these folders (the server's names, as push reports them;
+	 * "INBOX" in any case is the inbox); NULL: every folder. The folder
+	 * list is still read and reconciled (creations, renames, deletions:
+	 * one round trip); only the named folders are selected. */
+	const char *const *only_folders;
+	size_t n_only_folders;
 };
 
 struct sync_stats {

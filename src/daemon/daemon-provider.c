@@ -1,0 +1,286 @@
+/*
+ * Provider push in the daemon: one src/push loop (one thread) holding an
+ * idle connection per external account of every user whose credentials
+ * the hub can open (not zero-access users: their key is not here without a
+ * lease). A change the provider reports goes to daemon_account_changed():
+ * the account worker syncs and the devices get their StateChange.
+ *
+ * The credential callback opens the sealed password with its audit entry
+ * (svc_account_open_secret, purpose "sync": push is part of sync), on the push thread with a hub
+ * handle of its own; each login sent is audited (provider.login).
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "daemon-internal.h"
+#include "push/push.h"
+#include "service/service.h"
+
+struct provider_account {
+	int64_t id;
+	char user[65];
+	char server[300];
+};
+
+static struct {
+	struct daemon *d;
+	struct push_loop *loop;
+	struct hub *hub; /* the push thread's */
+	pthread_t thread, metrics;
+	bool running;
+	volatile int stopping;
+	pthread_mutex_t mu; /* accounts */
+	struct provider_account *accounts;
+	size_t n, cap;
+} P = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static bool find(int64_t id, struct provider_account *out)
+{
+	bool found = false;
+	pthread_mutex_lock(&P.mu);
+	for (size_t i = 0; i < P.n && !found; i++)
+		if (P.accounts[i].id == id) {
+			*out = P.accounts[i];
+			found = true;
+		}
+	pthread_mutex_unlock(&P.mu);
+	return found;
+}
+
+static int credential(void *ctx, int64_t account, char *buf, size_t size, char *error,
+                      size_t error_size)
+{
+	(void)ctx;
+	struct provider_account pa;
+	struct hub_user u;
+	struct hub_account *accts = NULL;
+	size_t n = 0;
+	struct vault_kek *kek = NULL;
+	const char *err;
+	int r = -1;
+	if (!find(account, &pa)) {
+		snprintf(error, error_size, "account %lld is not pushed", (long long)account);
+		return -2;
+	}
+	if (hub_user_get(P.hub, pa.user, &u, &err) < 0 ||
+	    hub_account_list(P.hub, u.id, &accts, &n, &err) < 0) {
+		snprintf(error, error_size, "%s", err);
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (accts[i].id != account)
+			continue;
+		struct svc_passphrase none = {0};
+		char *secret = NULL;
+		if (svc_user_kek(P.hub, &u, &none, "serve", &kek, error, error_size) < 0)
+			break;
+		int o = svc_account_open_secret(P.hub, &u, &accts[i], kek, "sync", "imap-password",
+		                                &secret, error, error_size);
+		if (o < 0) {
+			r = o == -2 ? -1 : -2;
+			break;
+		}
+		size_t len = strlen(secret);
+		if (len + 1 > size) {
+			snprintf(error, error_size, "password too long");
+			r = -2;
+		} else {
+			memcpy(buf, secret, len + 1);
+			r = 0;
+		}
+		svc_secret_free(&secret);
+		break;
+	}
+	if (r == -1 && error[0] == '\0')
+		snprintf(error, error_size, "the account is gone");
+	vault_kek_free(&kek);
+	hub_accounts_free(&accts, n);
+	return r;
+}
+
+static void changed(void *ctx, int64_t account, const char *folder)
+{
+	(void)ctx;
+	struct provider_account pa;
+	if (find(account, &pa))
+		daemon_account_changed(P.d, pa.user, account, folder);
+}
+
+static void report(void *ctx, int64_t account, bool stopped, const char *message)
+{
+	(void)ctx;
+	struct provider_account pa;
+	const char *user = find(account, &pa) ? pa.user : NULL;
+	if (stopped)
+		daemon_log(DAEMON_LOG_ERROR, user, account,
+		           "provider push stopped (not retried until the account is changed or "
+		           "serve restarts): %s",
+		           message);
+	else
+		daemon_log(DAEMON_LOG_INFO, user, account, "provider push: %s; reconnecting",
+		           message);
+}
+
+static void login(void *ctx, int64_t account, bool ok)
+{
+	(void)ctx;
+	struct provider_account pa;
+	struct hub_user u;
+	const char *err;
+	if (!find(account, &pa) || hub_user_get(P.hub, pa.user, &u, &err) < 0)
+		return;
+	struct audit_detail det[] = {
+	    {"server", pa.server}, {"mechanism", "push"}, {"result", ok ? "ok" : "failed"}};
+	if (hub_audit(P.hub, &u, AUDIT_PROVIDER_LOGIN, account, det, 3, &err) < 0)
+		daemon_log(DAEMON_LOG_ERROR, pa.user, account, "%s", err);
+}
+
+int daemon_provider_account_start(const char *user, const struct hub_account *a)
+{
+	const char *err;
+	pthread_mutex_lock(&P.mu);
+	if (P.loop == NULL) {
+		pthread_mutex_unlock(&P.mu);
+		return -1;
+	}
+	size_t i;
+	for (i = 0; i < P.n && P.accounts[i].id != a->id; i++)
+		;
+	if (i == P.n) {
+		if (P.n == P.cap) {
+			size_t cap = P.cap ? P.cap * 2 : 16;
+			struct provider_account *na = realloc(P.accounts, cap * sizeof(*na));
+			if (na == NULL) {
+				pthread_mutex_unlock(&P.mu);
+				return -1;
+			}
+			P.accounts = na;
+			P.cap = cap;
+		}
+		P.n++;
+	}
+	P.accounts[i].id = a->id;
+	snprintf(P.accounts[i].user, sizeof(P.accounts[i].user), "%s", user);
+	snprintf(P.accounts[i].server, sizeof(P.accounts[i].server), "%s", a->imap_url);
+	pthread_mutex_unlock(&P.mu);
+	struct push_account_config cfg = {
+	    .id = a->id, .url = a->imap_url, .login = a->login, .ca_file = a->ca_file};
+	if (push_account_add(P.loop, &cfg, &err) < 0) {
+		daemon_log(DAEMON_LOG_ERROR, user, a->id, "provider push: %s", err);
+		return -1;
+	}
+	return 0;
+}
+
+void daemon_provider_account_stop(int64_t account_id)
+{
+	pthread_mutex_lock(&P.mu);
+	for (size_t i = 0; i < P.n; i++)
+		if (P.accounts[i].id == account_id) {
+			P.accounts[i] = P.accounts[--P.n];
+			break;
+		}
+	struct push_loop *loop = P.loop;
+	pthread_mutex_unlock(&P.mu);
+	if (loop != NULL)
+		push_account_remove(loop, account_id);
+}
+
+static void *loop_thread(void *arg)
+{
+	(void)arg;
+	push_loop_run(P.loop);
+	return NULL;
+}
+
+/* /metrics: connections by state, every 2 s. */
+static void *metrics_thread(void *arg)
+{
+	(void)arg;
+	while (!P.stopping) {
+		unsigned c[PUSH_STATE_COUNT];
+		push_loop_counts(P.loop, c, NULL);
+		for (int s = 0; s < PUSH_STATE_COUNT; s++)
+			daemon_metrics_set_push(push_state_name((enum push_state)s), c[s]);
+		for (int i = 0; i < 20 && !P.stopping; i++)
+			usleep(100000);
+	}
+	return NULL;
+}
+
+static int start(struct daemon *d, void *ctx)
+{
+	(void)ctx;
+	const char *err;
+	struct hub_user *users = NULL;
+	size_t nusers = 0;
+	struct push_settings set = {0};
+	struct push_callbacks cb = {
+	    .credential = credential, .changed = changed, .report = report, .login = login};
+	P.d = d;
+	P.stopping = 0;
+	if (hub_open(daemon_data_dir(d), true, &P.hub, &err) < 0 ||
+	    push_loop_new(&set, &cb, &P.loop, &err) < 0) {
+		daemon_log(DAEMON_LOG_ERROR, NULL, 0, "provider push: %s", err);
+		hub_close(&P.hub);
+		return -1;
+	}
+	unsigned started = 0;
+	if (hub_user_list(P.hub, &users, &nusers, &err) < 0) {
+		daemon_log(DAEMON_LOG_ERROR, NULL, 0, "provider push: %s", err);
+	} else {
+		for (size_t u = 0; u < nusers; u++) {
+			struct hub_account *accts = NULL;
+			size_t n = 0;
+			if (users[u].zero_access)
+				continue; /* needs a lease (h-lease) */
+			if (hub_account_list(P.hub, users[u].id, &accts, &n, &err) < 0) {
+				daemon_log(DAEMON_LOG_ERROR, users[u].name, 0, "provider push: %s",
+				           err);
+				continue;
+			}
+			for (size_t i = 0; i < n; i++)
+				started +=
+				    daemon_provider_account_start(users[u].name, &accts[i]) == 0;
+			hub_accounts_free(&accts, n);
+		}
+		free(users);
+	}
+	daemon_log(DAEMON_LOG_INFO, NULL, 0, "provider push: %u accounts", started);
+	pthread_create(&P.thread, NULL, loop_thread, NULL);
+	pthread_create(&P.metrics, NULL, metrics_thread, NULL);
+	P.running = true;
+	return 0;
+}
+
+static void stop(struct daemon *d, void *ctx)
+{
+	(void)d;
+	(void)ctx;
+	if (!P.running)
+		return;
+	P.stopping = 1;
+	push_loop_stop(P.loop);
+	pthread_join(P.thread, NULL);
+	pthread_join(P.metrics, NULL);
+	pthread_mutex_lock(&P.mu);
+	struct push_loop *loop = P.loop;
+	P.loop = NULL;
+	free(P.accounts);
+	P.accounts = NULL;
+	P.n = P.cap = 0;
+	pthread_mutex_unlock(&P.mu);
+	push_loop_free(&loop);
+	hub_close(&P.hub);
+	P.running = false;
+}
+
+int daemon_provider_register(void)
+{
+	struct daemon_job job = {.name = "provider push", .start = start, .stop = stop};
+	return daemon_job_add(&job);
+}
