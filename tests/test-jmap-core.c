@@ -683,8 +683,8 @@ static void test_changes_args(void)
 	uint64_t since;
 	CHECK(jmap_parse_state("0", 5, &since) && since == 0);
 	CHECK(jmap_parse_state("5", 5, &since) && since == 5);
-	static const char *const bad[] = {"6", "", "-1", "+1", " 1", "1 ", "01", "x", "1e3",
-	                                  "99999999999999999999999"};
+	static const char *const bad[] = {"6",  "",   "-1", "+1",  " 1",
+	                                  "1 ", "01", "x",  "1e3", "99999999999999999999999"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		CHECK(!jmap_parse_state(bad[i], 5, &since));
 	CHECK(!jmap_parse_state(NULL, 5, &since));
@@ -703,10 +703,12 @@ static void test_changes_args(void)
 	OK(jmap_changes_args(a, "sinceState", 100, &text, &limit, &type, &why));
 	CHECK(limit == 100);
 	json_decref(a);
-	static const char *const bad_args[] = {
-	    "{}", "{\"sinceState\":3}", "{\"sinceState\":null}",
-	    "{\"sinceState\":\"1\",\"maxChanges\":0}", "{\"sinceState\":\"1\",\"maxChanges\":-2}",
-	    "{\"sinceState\":\"1\",\"maxChanges\":\"5\"}"};
+	static const char *const bad_args[] = {"{}",
+	                                       "{\"sinceState\":3}",
+	                                       "{\"sinceState\":null}",
+	                                       "{\"sinceState\":\"1\",\"maxChanges\":0}",
+	                                       "{\"sinceState\":\"1\",\"maxChanges\":-2}",
+	                                       "{\"sinceState\":\"1\",\"maxChanges\":\"5\"}"};
 	for (size_t i = 0; i < sizeof(bad_args) / sizeof(bad_args[0]); i++) {
 		a = json_loads(bad_args[i], 0, NULL);
 		CHECK(a != NULL);
@@ -722,8 +724,8 @@ static void test_changes_args(void)
 	CHECK(flags == (STORE_FLAG_SEEN | STORE_FLAG_DRAFT));
 	CHECK_STR(kw, "alpha zeta");
 	json_decref(a);
-	static const char *const bad_kw[] = {"{\"Upper\":true}", "{\"x\":false}",
-	                                     "{\"a b\":true}", "[]", "{\"\":true}"};
+	static const char *const bad_kw[] = {"{\"Upper\":true}", "{\"x\":false}", "{\"a b\":true}",
+	                                     "[]", "{\"\":true}"};
 	for (size_t i = 0; i < sizeof(bad_kw) / sizeof(bad_kw[0]); i++) {
 		a = json_loads(bad_kw[i], JSON_DECODE_ANY, NULL);
 		CHECK(a != NULL);

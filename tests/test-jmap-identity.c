@@ -116,12 +116,11 @@ static void typed_ids(struct jmap_registry *reg, struct store *s)
 	}
 	/* A destroy entry that is no id is answered, not dropped. */
 	json_t *root,
-	    *r = call(
-	        reg, s,
-	        "[[\"Email/set\",{\"accountId\":\"A1\",\"destroy\":[null,{\"x\":1}]},\"0\"],"
-	        "[\"Mailbox/set\",{\"accountId\":\"A1\",\"destroy\":[5]},\"1\"],"
-	        "[\"Identity/set\",{\"accountId\":\"A1\",\"destroy\":[false,\"I1\"]},\"2\"]]",
-	        &root);
+	    *r = call(reg, s,
+	              "[[\"Email/set\",{\"accountId\":\"A1\",\"destroy\":[null,{\"x\":1}]},\"0\"],"
+	              "[\"Mailbox/set\",{\"accountId\":\"A1\",\"destroy\":[5]},\"1\"],"
+	              "[\"Identity/set\",{\"accountId\":\"A1\",\"destroy\":[false,\"I1\"]},\"2\"]]",
+	              &root);
 	json_t *nd = json_object_get(resp(r, 0, "Email/set"), "notDestroyed");
 	CHECK(json_object_size(nd) == 2);
 	CHECK_STR(str(json_object_get(nd, "null"), "type"), "invalidArguments");
@@ -173,8 +172,7 @@ int main(void)
 
 	/* Identity/set: the settable properties; create and destroy are the
 	 * hub's business; bad values are refused. */
-	json_t *root,
-	    *r = call(reg, s, "[[\"Identity/get\",{\"accountId\":\"A1\"},\"0\"]]", &root);
+	json_t *root, *r = call(reg, s, "[[\"Identity/get\",{\"accountId\":\"A1\"},\"0\"]]", &root);
 	json_t *g = resp(r, 0, "Identity/get");
 	char state0[64];
 	snprintf(state0, sizeof(state0), "%s", str(g, "state"));
@@ -316,10 +314,10 @@ int main(void)
 	CHECK_STR(str(json_array_get(list, 0), "id"), "I2");
 	CHECK_STR(str(resp(r, 0, "Identity/get"), "accountId"), "A2");
 	CHECK(json_array_size(json_object_get(resp(r, 1, "Identity/get"), "list")) == 0);
-	CHECK_STR(str(json_object_get(json_object_get(resp(r, 2, "Identity/set"), "notUpdated"),
-	                              "I2"),
-	              "type"),
-	          "notFound");
+	CHECK_STR(
+	    str(json_object_get(json_object_get(resp(r, 2, "Identity/set"), "notUpdated"), "I2"),
+	        "type"),
+	    "notFound");
 	CHECK(json_array_size(json_object_get(resp(r, 3, "EmailSubmission/get"), "list")) == 0);
 	CHECK(json_array_size(json_object_get(resp(r, 4, "EmailSubmission/get"), "list")) == 1);
 	CHECK(json_object_get(json_object_get(resp(r, 5, "EmailSubmission/set"), "notCreated"),
@@ -388,19 +386,21 @@ int main(void)
 	size_t n_eids;
 	OK(store_email_query(s, drafts, false, 0, 10, &eids, &n_eids, NULL, &error));
 	CHECK(n_eids >= 1);
-	snprintf(m, sizeof(m),
-	         "[[\"Email/copy\",{\"fromAccountId\":\"A1\",\"accountId\":\"A2\",\"create\":{"
-	         "\"x\":{\"id\":\"E%lld\",\"mailboxIds\":{\"M%lld\":true}},"
-	         "\"y\":{\"id\":\"E%lld\",\"mailboxIds\":{\"M%lld\":true}},"
-	         "\"z\":{\"id\":\"E%lld\",\"mailboxIds\":{\"M%lld\":true},\"subject\":\"no\"}}},\"0\"],"
-	         "[\"Email/copy\",{\"fromAccountId\":\"A1\",\"accountId\":\"A2\",\"create\":{"
-	         "\"again\":{\"id\":\"E%lld\",\"mailboxIds\":{\"M%lld\":true}}}},\"1\"],"
-	         "[\"Email/copy\",{\"fromAccountId\":\"A2\",\"accountId\":\"A2\",\"create\":{}},\"2\"],"
-	         "[\"Email/copy\",{\"fromAccountId\":\"A9\",\"accountId\":\"A2\",\"create\":{}},\"3\"],"
-	         "[\"Email/get\",{\"accountId\":\"A2\",\"ids\":[\"#y\"],\"properties\":[\"mailboxIds\"]},"
-	         "\"4\"]]",
-	         (long long)eids[0], (long long)deep, (long long)eids[0], (long long)nested,
-	         (long long)eids[0], (long long)nested, (long long)eids[0], (long long)sent1);
+	snprintf(
+	    m, sizeof(m),
+	    "[[\"Email/copy\",{\"fromAccountId\":\"A1\",\"accountId\":\"A2\",\"create\":{"
+	    "\"x\":{\"id\":\"E%lld\",\"mailboxIds\":{\"M%lld\":true}},"
+	    "\"y\":{\"id\":\"E%lld\",\"mailboxIds\":{\"M%lld\":true}},"
+	    "\"z\":{\"id\":\"E%lld\",\"mailboxIds\":{\"M%lld\":true},\"subject\":\"no\"}}},\"0\"],"
+	    "[\"Email/copy\",{\"fromAccountId\":\"A1\",\"accountId\":\"A2\",\"create\":{"
+	    "\"again\":{\"id\":\"E%lld\",\"mailboxIds\":{\"M%lld\":true}}}},\"1\"],"
+	    "[\"Email/copy\",{\"fromAccountId\":\"A2\",\"accountId\":\"A2\",\"create\":{}},\"2\"],"
+	    "[\"Email/copy\",{\"fromAccountId\":\"A9\",\"accountId\":\"A2\",\"create\":{}},\"3\"],"
+	    "[\"Email/"
+	    "get\",{\"accountId\":\"A2\",\"ids\":[\"#y\"],\"properties\":[\"mailboxIds\"]},"
+	    "\"4\"]]",
+	    (long long)eids[0], (long long)deep, (long long)eids[0], (long long)nested,
+	    (long long)eids[0], (long long)nested, (long long)eids[0], (long long)sent1);
 	free(eids);
 	r = call(reg, s, m, &root);
 	json_t *cp = resp(r, 0, "Email/copy");
@@ -412,7 +412,8 @@ int main(void)
 	          "invalidProperties"); /* only id, mailboxIds, keywords, receivedAt */
 	const char *copy_id = str(json_object_get(json_object_get(cp, "created"), "y"), "id");
 	CHECK(copy_id[0] == 'E');
-	json_t *again = json_object_get(json_object_get(resp(r, 1, "Email/copy"), "notCreated"), "again");
+	json_t *again =
+	    json_object_get(json_object_get(resp(r, 1, "Email/copy"), "notCreated"), "again");
 	CHECK_STR(str(again, "type"), "alreadyExists");
 	CHECK_STR(str(again, "existingId"), copy_id);
 	CHECK_STR(str(resp(r, 2, "error"), "type"), "invalidArguments");

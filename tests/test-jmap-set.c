@@ -98,12 +98,11 @@ int main(void)
 
 	/* Within the account it moves; a top-level mailbox goes to the only
 	 * external account, with its delimiter. */
-	snprintf(
-	    m, sizeof(m),
-	    "[[\"Mailbox/set\",{\"accountId\":\"A1\",\"create\":{\"n\":{\"name\":\"New\"}}},"
-	    "\"0\"],[\"Email/set\",{\"accountId\":\"A1\",\"update\":{\"E%lld\":{"
-	    "\"mailboxIds\":{\"#n\":true}}}},\"1\"]]",
-	    (long long)email);
+	snprintf(m, sizeof(m),
+	         "[[\"Mailbox/set\",{\"accountId\":\"A1\",\"create\":{\"n\":{\"name\":\"New\"}}},"
+	         "\"0\"],[\"Email/set\",{\"accountId\":\"A1\",\"update\":{\"E%lld\":{"
+	         "\"mailboxIds\":{\"#n\":true}}}},\"1\"]]",
+	         (long long)email);
 	body = call(reg, &ctx, m);
 	CHECK(strstr(body, "\"updated\":{\"E") != NULL);
 	free(body);

@@ -464,8 +464,8 @@ static void test_plans(void)
 	plan_of_last(plan, sizeof(plan));
 	CHECK(strstr(plan, "messages_date (mailbox_id=?)") != NULL);
 	CHECK(strstr(plan, "TEMP B-TREE") == NULL);
-	struct store_cond window[3] = {in, {.kind = STORE_COND_AFTER, .num = 100},
-	                               {.kind = STORE_COND_BEFORE, .num = 5000}};
+	struct store_cond window[3] = {
+	    in, {.kind = STORE_COND_AFTER, .num = 100}, {.kind = STORE_COND_BEFORE, .num = 5000}};
 	struct store_cond and = {.kind = STORE_COND_AND, .children = window, .n_children = 3};
 	q.filter = &and;
 	OK(store_email_query_run(s, &q, &r, &kind, &error));

@@ -431,7 +431,8 @@ static void test_upgrade_2_3(void)
 	          "INSERT INTO accounts VALUES (1, 'a'), (2, 'b');"
 	          "INSERT INTO mailboxes(id, account_id, name, modseq, created_modseq) VALUES"
 	          " (10, 1, 'INBOX', 10, 10), (11, 1, 'Archive', 11, 11), (12, 2, 'INBOX', 12, 12);"
-	          "INSERT INTO blobs VALUES (100, X'01', 17, CAST('Subject: x' || char(13, 10, 13, 10)"
+	          "INSERT INTO blobs VALUES (100, X'01', 17, CAST('Subject: x' || char(13, 10, 13, "
+	          "10)"
 	          " || 'one' AS BLOB)), (101, X'02', 17, CAST('Subject: y' || char(13, 10, 13, 10)"
 	          " || 'two' AS BLOB));"
 	          /* Email 20: INBOX twice (the same bytes twice in one folder)
@@ -480,8 +481,9 @@ static void test_upgrade_2_3(void)
 	store_mailboxes_free(&mb, nmb);
 	CHECK(sqlite3_open(p, &db) == SQLITE_OK);
 	sqlite3_stmt *st;
-	CHECK(sqlite3_prepare_v2(db, "SELECT group_concat(imap_uid) FROM (SELECT imap_uid FROM "
-	                             "messages WHERE mailbox_id = 10 ORDER BY uid)",
+	CHECK(sqlite3_prepare_v2(db,
+	                         "SELECT group_concat(imap_uid) FROM (SELECT imap_uid FROM "
+	                         "messages WHERE mailbox_id = 10 ORDER BY uid)",
 	                         -1, &st, NULL) == SQLITE_OK);
 	CHECK(sqlite3_step(st) == SQLITE_ROW &&
 	      strcmp((const char *)sqlite3_column_text(st, 0), "1,2,3") == 0);

@@ -681,7 +681,8 @@ static int account_primary(struct cli *cli, struct hub *hub, int argc, char **ar
 	int r = EXIT_FAIL;
 	if (cli_open_user_store(cli, user, true, &store) == 0) {
 		if (jmap_session_set_primary(store, a, n, id, &err) < 0)
-			cli_error("%s: %s (see 'mailkeep account list --user %s')", user, err, user);
+			cli_error("%s: %s (see 'mailkeep account list --user %s')", user, err,
+			          user);
 		else {
 			printf("account %lld is now the primary account of %s\n", id, user);
 			r = EXIT_OK;

@@ -48,8 +48,8 @@ void daemon_admit(void *context, const struct http_request *req, struct http_res
 	if (strcmp(req->path, "/healthz") == 0 || strcmp(req->path, "/metrics") == 0) {
 		if (req->path[1] == 'm' && !metrics_allowed(sv, req)) {
 			daemon_principal_free(p);
-			http_response_add_header(resp, "WWW-Authenticate", "Bearer realm=\"metrics\"",
-			                         &err);
+			http_response_add_header(resp, "WWW-Authenticate",
+			                         "Bearer realm=\"metrics\"", &err);
 			daemon_respond_problem(resp, 401, "about:blank",
 			                       "the metrics need the metrics_token or loopback");
 			return;

@@ -106,10 +106,11 @@ void *daemon_sync_thread(void *context)
 			for (size_t i = 0; i < n && !sv->stop; i++) {
 				if (users[i].zero_access &&
 				    !svc_lease_held(sv->leases, users[i].id, NULL)) {
-					daemon_log(DAEMON_LOG_INFO, users[i].name, 0,
-					           "scheduler: %s is zero-access and not signed in; "
-					           "synced only while unlocked",
-					           users[i].name);
+					daemon_log(
+					    DAEMON_LOG_INFO, users[i].name, 0,
+					    "scheduler: %s is zero-access and not signed in; "
+					    "synced only while unlocked",
+					    users[i].name);
 					continue;
 				}
 				if (sync_user(sv, hub, users[i].name) == SVC_TEMPORARY)

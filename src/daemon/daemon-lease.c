@@ -83,7 +83,8 @@ void daemon_handle_signin(struct daemon *sv, const struct principal *p,
 			pthread_mutex_unlock(&sv->hub_lock);
 			sodium_memzero(token, sizeof(token));
 			daemon_log(DAEMON_LOG_ERROR, p->user.name, 0, "unlock: %s", error);
-			daemon_respond_problem(resp, 503, "about:blank", "cannot unlock the account now");
+			daemon_respond_problem(resp, 503, "about:blank",
+			                       "cannot unlock the account now");
 			return;
 		}
 		if (u == 1)

@@ -66,12 +66,13 @@ void daemon_account_changed(struct daemon *sv, const char *user, int64_t account
 
 static void work_run(struct daemon *sv, struct hub *hub, const struct daemon_work *w)
 {
-	struct svc_sync_options opt = {.compress = IMAP_COMPRESS_AUTO,
-	                               .via = "serve",
-	                               .only_account = w->account_id,
-	                               .stop = &sv->stop,
-	                               .passphrase = {.leases = sv->leases},
-	                               .reporter = {.report = daemon_report, .ctx = (void *)w->user}};
+	struct svc_sync_options opt = {
+	    .compress = IMAP_COMPRESS_AUTO,
+	    .via = "serve",
+	    .only_account = w->account_id,
+	    .stop = &sv->stop,
+	    .passphrase = {.leases = sv->leases},
+	    .reporter = {.report = daemon_report, .ctx = (void *)w->user}};
 	if (w->kinds & DAEMON_WORK_SYNC) {
 		/* The sync replays the device changes first. */
 		struct svc_sync_result res;

@@ -162,18 +162,18 @@ int hub_account_add(struct hub *hub, const struct hub_user *user, const struct v
 	                   account_id_r, error_r);
 }
 
-int hub_account_add_oauth(struct hub *hub, const struct hub_user *user,
-                          const struct vault_kek *kek, const char *imap_url,
-                          const char *smtp_url, const char *login, const char *ca_file,
-                          const struct hub_oauth_binding *oauth, const char *refresh_token,
-                          int64_t *account_id_r, const char **error_r)
+int hub_account_add_oauth(struct hub *hub, const struct hub_user *user, const struct vault_kek *kek,
+                          const char *imap_url, const char *smtp_url, const char *login,
+                          const char *ca_file, const struct hub_oauth_binding *oauth,
+                          const char *refresh_token, int64_t *account_id_r, const char **error_r)
 {
 	if (oauth == NULL || oauth->provider == NULL || oauth->token_url == NULL ||
 	    oauth->client_id == NULL || oauth->scopes == NULL)
-		return hub_fail(hub, error_r, "an OAuth account needs provider, token endpoint, "
-		                              "client id and scopes");
-	return account_add(hub, user, kek, imap_url, smtp_url, login, ca_file, oauth,
-	                   refresh_token, account_id_r, error_r);
+		return hub_fail(hub, error_r,
+		                "an OAuth account needs provider, token endpoint, "
+		                "client id and scopes");
+	return account_add(hub, user, kek, imap_url, smtp_url, login, ca_file, oauth, refresh_token,
+	                   account_id_r, error_r);
 }
 
 static int account_add(struct hub *hub, const struct hub_user *user, const struct vault_kek *kek,
@@ -249,11 +249,11 @@ static int account_add(struct hub *hub, const struct hub_user *user, const struc
 		              password, error_r) < 0 ||
 		    hub_exec(hub, "COMMIT", error_r) < 0)
 			goto fail;
-	} else if (seal_into(hub, user, id, key, "imap-password", secret_version, binding,
-	                     password, error_r) < 0 ||
-	           (smtp_url != NULL && seal_into(hub, user, id, key, "smtp-password",
-	                                          secret_version, binding, password,
-	                                          error_r) < 0) ||
+	} else if (seal_into(hub, user, id, key, "imap-password", secret_version, binding, password,
+	                     error_r) < 0 ||
+	           (smtp_url != NULL &&
+	            seal_into(hub, user, id, key, "smtp-password", secret_version, binding,
+	                      password, error_r) < 0) ||
 	           hub_exec(hub, "COMMIT", error_r) < 0)
 		goto fail;
 	vault_data_key_free(&key);
@@ -429,8 +429,8 @@ int hub_account_set_needs_signin(struct hub *hub, int64_t account_id, int64_t si
                                  const char **error_r)
 {
 	sqlite3_stmt *st;
-	if (hub_prepare(hub, "UPDATE accounts SET needs_signin = ?2 WHERE id = ?1", &st,
-	                error_r) < 0)
+	if (hub_prepare(hub, "UPDATE accounts SET needs_signin = ?2 WHERE id = ?1", &st, error_r) <
+	    0)
 		return -1;
 	sqlite3_bind_int64(st, 1, account_id);
 	sqlite3_bind_int64(st, 2, since);
@@ -649,12 +649,13 @@ int hub_account_open_secret(struct hub *hub, const struct hub_user *user,
 	}
 	sqlite3_finalize(st);
 	if (changed && account->oauth)
-		return hub_fail(hub, error_r,
-		                "account %s of %s: the account's settings (servers, login, CA file, "
-		                "OAuth provider, token endpoint, client id or scopes) changed since "
-		                "the refresh token was stored, so it is not sent anywhere; sign in "
-		                "again (remove the account and add it with --oauth)",
-		                acct, user->name);
+		return hub_fail(
+		    hub, error_r,
+		    "account %s of %s: the account's settings (servers, login, CA file, "
+		    "OAuth provider, token endpoint, client id or scopes) changed since "
+		    "the refresh token was stored, so it is not sent anywhere; sign in "
+		    "again (remove the account and add it with --oauth)",
+		    acct, user->name);
 	if (changed)
 		return hub_fail(
 		    hub, error_r,

@@ -190,14 +190,15 @@ static int settings_oauth(struct hub *hub, const char *path, unsigned lineno, co
 		if (strcmp(field, fields[i].name) != 0)
 			continue;
 		if (vlen >= fields[i].size)
-			return hub_fail(hub, error_r, "%s:%u: oauth.%s.%s is too long", path, lineno,
-			                p->name, field);
+			return hub_fail(hub, error_r, "%s:%u: oauth.%s.%s is too long", path,
+			                lineno, p->name, field);
 		memcpy(fields[i].dst, value, vlen + 1);
 		return 0;
 	}
-	return hub_fail(hub, error_r, "%s:%u: unknown OAuth setting '%s' (client_id, "
-	                              "client_secret, token_url, authorization_url, device_url, "
-	                              "revocation_url, scopes)",
+	return hub_fail(hub, error_r,
+	                "%s:%u: unknown OAuth setting '%s' (client_id, "
+	                "client_secret, token_url, authorization_url, device_url, "
+	                "revocation_url, scopes)",
 	                path, lineno, field);
 }
 

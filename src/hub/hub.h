@@ -76,15 +76,15 @@ struct hub_oauth_provider {
 #define HUB_LEASE_SECONDS_MIN 10U
 #define HUB_LEASE_SECONDS_MAX (7U * 24U * 3600U)
 struct hub_settings {
-	unsigned inactive_purge_days;    /* default 365 */
+	unsigned inactive_purge_days; /* default 365 */
 	/* How long a zero-access user's sign-in keeps their key unlocked for
 	 * serve's background work (svc-lease.h): HUB_LEASE_SECONDS_MIN..MAX. */
-	unsigned lease_seconds; /* default HUB_LEASE_SECONDS_DEFAULT */
+	unsigned lease_seconds;          /* default HUB_LEASE_SECONDS_DEFAULT */
 	char master_key[4096];           /* path of the master key file */
 	char master_key_credential[256]; /* systemd credential name, or "" */
 	struct hub_oauth_provider oauth[HUB_OAUTH_PROVIDERS_MAX];
 	size_t n_oauth;
-	char metrics_token[256];         /* serve's /metrics bearer token, or "" */
+	char metrics_token[256]; /* serve's /metrics bearer token, or "" */
 };
 
 /* The configured provider called name, or NULL. */
@@ -194,11 +194,10 @@ int hub_account_update(struct hub *hub, const struct hub_user *user,
 /* An OAuth 2 account: as hub_account_add(), with the refresh token sealed
  * as kind "oauth-refresh-token", bound (layout 2) to the settings and to
  * oauth's provider, token endpoint, client id and scopes. */
-int hub_account_add_oauth(struct hub *hub, const struct hub_user *user,
-                          const struct vault_kek *kek, const char *imap_url,
-                          const char *smtp_url, const char *login, const char *ca_file,
-                          const struct hub_oauth_binding *oauth, const char *refresh_token,
-                          int64_t *account_id_r, const char **error_r);
+int hub_account_add_oauth(struct hub *hub, const struct hub_user *user, const struct vault_kek *kek,
+                          const char *imap_url, const char *smtp_url, const char *login,
+                          const char *ca_file, const struct hub_oauth_binding *oauth,
+                          const char *refresh_token, int64_t *account_id_r, const char **error_r);
 /* Store a rotated refresh token for an OAuth account, settings unchanged:
  * sealed under the next secret version in one transaction that also clears
  * needs_signin, then anchored (the old token stops opening). */

@@ -1002,11 +1002,16 @@ int imap_client_login_oauth(struct imap_client *c, const char *user, const char 
 				raw[n++] = *p;
 		}
 		n += (size_t)snprintf(raw + n, rawsize - n,
-		                      ",\x01" "host=%s\x01" "port=%s\x01" "auth=Bearer %s\x01\x01", c->host,
-		                      c->port, token);
+		                      ",\x01"
+		                      "host=%s\x01"
+		                      "port=%s\x01"
+		                      "auth=Bearer %s\x01\x01",
+		                      c->host, c->port, token);
 	} else {
-		n = (size_t)snprintf(raw, rawsize, "user=%s\x01" "auth=Bearer %s\x01\x01", user,
-		                     token);
+		n = (size_t)snprintf(raw, rawsize,
+		                     "user=%s\x01"
+		                     "auth=Bearer %s\x01\x01",
+		                     user, token);
 	}
 	if (n >= rawsize) {
 		*error_r = "SASL response too long";

@@ -680,7 +680,8 @@ int jmap_email_set(void *context, struct jmap_call *call, json_t *args, const ch
 		struct store_email e;
 		int found =
 		    jmap_list_id(call, v, 'E', &id) ? store_email_get(ctx->store, id, &e, &err) : 0;
-		if (found == 1 && ctx->store_account_id != 0 && e.account_id != ctx->store_account_id)
+		if (found == 1 && ctx->store_account_id != 0 &&
+		    e.account_id != ctx->store_account_id)
 			found = 0; /* another JMAP account's */
 		if (found < 0 || (found == 1 && store_local_destroy(ctx->store, id, &err) < 0)) {
 			fatal = -1;

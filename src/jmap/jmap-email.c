@@ -754,7 +754,8 @@ static int email_parse(void *context, struct jmap_call *call, json_t *args,
 		} else if (r == 0) {
 			json_array_append(not_found, v);
 		} else {
-			json_object_set_new(parsed, id, email_object(&a, NULL, NULL, tree, id, size));
+			json_object_set_new(parsed, id,
+			                    email_object(&a, NULL, NULL, tree, id, size));
 			mime_cache_release(ctx->cache, tree);
 		}
 	}

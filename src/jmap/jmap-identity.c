@@ -86,7 +86,8 @@ static int identity_state(struct jmap_mail_ctx *ctx, char *out, size_t size, uin
 	for (size_t i = 0; i < jmap_scope_n(ctx); i++) {
 		char email[600], item[700];
 		identity_email(&jmap_scope_account(ctx)[i], email, sizeof(email));
-		snprintf(item, sizeof(item), "%lld %s;", (long long)jmap_scope_account(ctx)[i].id, email);
+		snprintf(item, sizeof(item), "%lld %s;", (long long)jmap_scope_account(ctx)[i].id,
+		         email);
 		for (const unsigned char *p = (const unsigned char *)item; *p != '\0'; p++) {
 			h ^= *p;
 			h *= 1099511628211ull;
@@ -194,8 +195,9 @@ int jmap_identity_get(void *context, struct jmap_call *call, json_t *args,
 			if (jmap_list_id(call, v, 'I', &id)) {
 				for (size_t i = 0; i < jmap_scope_n(ctx) && !found; i++) {
 					if (jmap_scope_account(ctx)[i].id == id) {
-						ok = ok &&
-						     add_identity(ctx, list, &jmap_scope_account(ctx)[i]);
+						ok =
+						    ok && add_identity(ctx, list,
+						                       &jmap_scope_account(ctx)[i]);
 						found = true;
 					}
 				}
@@ -276,7 +278,8 @@ int jmap_identity_changes(void *context, struct jmap_call *call, json_t *args,
 		int64_t best_seq = 0, best_id = 0;
 		for (size_t i = 0; i < jmap_scope_n(ctx); i++) {
 			struct store_identity si = {0};
-			int r = store_identity_get(ctx->store, jmap_scope_account(ctx)[i].id, &si, &err);
+			int r = store_identity_get(ctx->store, jmap_scope_account(ctx)[i].id, &si,
+			                           &err);
 			if (r < 0) {
 				json_decref(updated);
 				*error_type_r = "serverFail";
@@ -440,8 +443,8 @@ static int identity_set_state(struct jmap_mail_ctx *ctx, char *out, size_t size)
 	return identity_state(ctx, out, size, NULL, NULL);
 }
 
-static int identity_set_prepare(struct jmap_mail_ctx *ctx, json_t *args,
-                                const char **error_type_r, const char **description_r)
+static int identity_set_prepare(struct jmap_mail_ctx *ctx, json_t *args, const char **error_type_r,
+                                const char **description_r)
 {
 	(void)args;
 	(void)description_r;
@@ -456,9 +459,9 @@ static int identity_create(struct jmap_mail_ctx *ctx, struct jmap_call *call, js
                            json_t *obj, json_t **created_r, json_t **error_r)
 {
 	(void)ctx, (void)call, (void)args, (void)obj, (void)created_r;
-	*error_r = set_error("forbidden",
-	                     "identities are the hub's accounts: add one with `mailkeep account add`",
-	                     NULL);
+	*error_r = set_error(
+	    "forbidden", "identities are the hub's accounts: add one with `mailkeep account add`",
+	    NULL);
 	return 0;
 }
 

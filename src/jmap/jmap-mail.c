@@ -190,7 +190,8 @@ static int mailbox_get(void *context, struct jmap_call *call, json_t *args,
 			if (jmap_list_id(call, v, 'M', &row)) {
 				for (size_t i = 0; i < n && !found; i++) {
 					if (boxes[i].id == row) {
-						json_t *box = mailbox_json(&views[i], counts, ncounts);
+						json_t *box =
+						    mailbox_json(&views[i], counts, ncounts);
 						jmap_mailbox_decorate(ctx, box, views[i].noselect);
 						json_array_append_new(list, box);
 						found = true;
@@ -240,19 +241,19 @@ static int changes(struct jmap_mail_ctx *ctx, struct jmap_call *call, json_t *ar
 		return -1;
 	}
 	struct store_changes ch;
-	if (store_changes_account(ctx->store, ctx->store_account_id, kind, since, limit, &ch, &err) < 0) {
+	if (store_changes_account(ctx->store, ctx->store_account_id, kind, since, limit, &ch,
+	                          &err) < 0) {
 		*error_type_r = "serverFail";
 		return -1;
 	}
 	char prefix = kind == STORE_CHANGES_MAILBOX ? 'M' : 'E';
 	char new_state[32];
 	snprintf(new_state, sizeof(new_state), "%llu", (unsigned long long)ch.new_state);
-	json_t *resp = json_pack(
-	    "{s:s,s:s,s:s,s:b,s:o,s:o,s:o}", "accountId", ctx->account_id, "oldState", since_text,
-	    "newState", new_state, "hasMoreChanges", ch.has_more, "created",
-	    id_list(prefix, ch.created, ch.n_created), "updated",
-	    id_list(prefix, ch.updated, ch.n_updated), "destroyed",
-	    id_list(prefix, ch.destroyed, ch.n_destroyed));
+	json_t *resp = json_pack("{s:s,s:s,s:s,s:b,s:o,s:o,s:o}", "accountId", ctx->account_id,
+	                         "oldState", since_text, "newState", new_state, "hasMoreChanges",
+	                         ch.has_more, "created", id_list(prefix, ch.created, ch.n_created),
+	                         "updated", id_list(prefix, ch.updated, ch.n_updated), "destroyed",
+	                         id_list(prefix, ch.destroyed, ch.n_destroyed));
 	if (kind == STORE_CHANGES_MAILBOX)
 		json_object_set_new(resp, "updatedProperties", json_null());
 	store_changes_free(&ch);

@@ -441,8 +441,8 @@ static int mailbox_check_args(struct jmap_mail_ctx *ctx, json_t *args, const cha
 	return 0;
 }
 
-static int set_create(struct jmap_mail_ctx *ctx, struct jmap_call *call, json_t *args,
-                      json_t *obj, json_t **created_r, json_t **error_r)
+static int set_create(struct jmap_mail_ctx *ctx, struct jmap_call *call, json_t *args, json_t *obj,
+                      json_t **created_r, json_t **error_r)
 {
 	(void)args;
 	return mailbox_create(ctx, call, obj, created_r, error_r);
@@ -455,12 +455,12 @@ static int set_update(struct jmap_mail_ctx *ctx, struct jmap_call *call, json_t 
 	return mailbox_update(ctx, call, id, patch, error_r);
 }
 
-static int set_destroy(struct jmap_mail_ctx *ctx, struct jmap_call *call, json_t *args,
-                       int64_t id, json_t **error_r)
+static int set_destroy(struct jmap_mail_ctx *ctx, struct jmap_call *call, json_t *args, int64_t id,
+                       json_t **error_r)
 {
 	(void)call;
-	return mailbox_destroy(ctx, id, json_is_true(json_object_get(args, "onDestroyRemoveEmails")),
-	                       error_r);
+	return mailbox_destroy(
+	    ctx, id, json_is_true(json_object_get(args, "onDestroyRemoveEmails")), error_r);
 }
 
 int jmap_mailbox_set(void *context, struct jmap_call *call, json_t *args, const char **error_type_r,

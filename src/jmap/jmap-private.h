@@ -95,9 +95,8 @@ char *jmap_destroy_key(json_t *entry);
  * maxChanges and server_max. Whether the state is one of ours is for the
  * state's owner: jmap_parse_state() for the store's change counter.
  */
-int jmap_changes_args(json_t *args, const char *since_name, size_t server_max,
-                      const char **since_r, size_t *limit_r, const char **error_type_r,
-                      const char **description_r);
+int jmap_changes_args(json_t *args, const char *since_name, size_t server_max, const char **since_r,
+                      size_t *limit_r, const char **error_type_r, const char **description_r);
 /* A counter state this server gave out ("0", "17"; never above current):
  * true with *since_r; false means cannotCalculateChanges. */
 bool jmap_parse_state(const char *text, uint64_t current, uint64_t *since_r);

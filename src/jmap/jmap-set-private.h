@@ -55,10 +55,10 @@ static inline bool set_resolve_id(struct jmap_call *call, const char *text, char
  * and the answer is serverFail.
  */
 struct jmap_set_ops {
-	const char *name;               /* "Mailbox/set" */
-	char prefix;                    /* of the object ids: 'M' */
-	const char *const *extra_args;  /* allowed besides the standard ones, or NULL */
-	bool empty_as_null;             /* answer null instead of empty maps and lists */
+	const char *name;              /* "Mailbox/set" */
+	char prefix;                   /* of the object ids: 'M' */
+	const char *const *extra_args; /* allowed besides the standard ones, or NULL */
+	bool empty_as_null;            /* answer null instead of empty maps and lists */
 	/* Further argument checks (extra_args) and what the method needs
 	 * before the write lock: 0, or -1 with the method error. May be NULL. */
 	int (*check_args)(struct jmap_mail_ctx *ctx, json_t *args, const char **error_type_r,

@@ -202,18 +202,17 @@ static int submission_changes(void *context, struct jmap_call *call, json_t *arg
 	int64_t *c, *u, *d, new_state;
 	size_t nc, nu, nd;
 	bool more;
-	if (store_outbox_changes(ctx->store, (int64_t)since, limit, &c, &nc, &u, &nu, &d, &nd, &new_state,
-	                         &more, &err) < 0) {
+	if (store_outbox_changes(ctx->store, (int64_t)since, limit, &c, &nc, &u, &nu, &d, &nd,
+	                         &new_state, &more, &err) < 0) {
 		*error_type_r = "serverFail";
 		return -1;
 	}
 	char ns[32];
 	snprintf(ns, sizeof(ns), "%lld", (long long)new_state);
-	json_t *resp =
-	    json_pack("{s:s,s:s,s:s,s:b,s:o,s:o,s:o}", "accountId", ctx->account_id, "oldState",
-	              since_text, "newState", ns, "hasMoreChanges", more, "created",
-	              scoped_id_list(ctx, c, nc), "updated", scoped_id_list(ctx, u, nu), "destroyed",
-	              id_list(d, nd));
+	json_t *resp = json_pack("{s:s,s:s,s:s,s:b,s:o,s:o,s:o}", "accountId", ctx->account_id,
+	                         "oldState", since_text, "newState", ns, "hasMoreChanges", more,
+	                         "created", scoped_id_list(ctx, c, nc), "updated",
+	                         scoped_id_list(ctx, u, nu), "destroyed", id_list(d, nd));
 	free(c);
 	free(u);
 	free(d);

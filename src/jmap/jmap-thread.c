@@ -40,7 +40,8 @@ static int thread_get(void *context, struct jmap_call *call, json_t *args,
 			json_array_append(not_found, v);
 			continue;
 		}
-		if (store_thread_emails(ctx->store, ctx->store_account_id, thread, &emails, &n, &err) < 0) {
+		if (store_thread_emails(ctx->store, ctx->store_account_id, thread, &emails, &n,
+		                        &err) < 0) {
 			json_decref(list);
 			json_decref(not_found);
 			*error_type_r = "serverFail";

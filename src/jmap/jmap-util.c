@@ -219,9 +219,8 @@ bool jmap_parse_state(const char *text, uint64_t current, uint64_t *since_r)
 	return true;
 }
 
-int jmap_changes_args(json_t *args, const char *since_name, size_t server_max,
-                      const char **since_r, size_t *limit_r, const char **error_type_r,
-                      const char **description_r)
+int jmap_changes_args(json_t *args, const char *since_name, size_t server_max, const char **since_r,
+                      size_t *limit_r, const char **error_type_r, const char **description_r)
 {
 	static __thread char why[96];
 	json_t *since = json_object_get(args, since_name);
@@ -350,7 +349,8 @@ int jmap_set_run(struct jmap_mail_ctx *ctx, struct jmap_call *call, json_t *args
 		}
 	}
 	json_t *create = json_object_get(args, "create"), *update = json_object_get(args, "update");
-	json_t *destroy = json_object_get(args, "destroy"), *if_in = json_object_get(args, "ifInState");
+	json_t *destroy = json_object_get(args, "destroy"),
+	       *if_in = json_object_get(args, "ifInState");
 	if ((create != NULL && !json_is_null(create) && !json_is_object(create)) ||
 	    (update != NULL && !json_is_null(update) && !json_is_object(update)) ||
 	    (destroy != NULL && !json_is_null(destroy) && !json_is_array(destroy)) ||
@@ -397,8 +397,8 @@ int jmap_set_run(struct jmap_mail_ctx *ctx, struct jmap_call *call, json_t *args
 		else if ((fatal = ops->create(ctx, call, args, v, &ok, &bad)) < 0)
 			break;
 		if (ok != NULL) {
-			jmap_call_set_created_id(call, key,
-			                         json_string_value(json_object_get(ok, "id")), &err);
+			jmap_call_set_created_id(
+			    call, key, json_string_value(json_object_get(ok, "id")), &err);
 			json_object_set_new(created, key, ok);
 		} else {
 			json_object_set_new(not_created, key, bad);
@@ -447,13 +447,13 @@ int jmap_set_run(struct jmap_mail_ctx *ctx, struct jmap_call *call, json_t *args
 		json_object_set_new(not_destroyed, key_text, bad);
 		free(key_text);
 	}
-	json_t *resp = json_pack(
-	    "{s:o,s:o,s:o,s:o,s:o,s:o}", "created", set_or_null(created, ops->empty_as_null),
-	    "notCreated", set_or_null(not_created, ops->empty_as_null), "updated",
-	    set_or_null(updated, ops->empty_as_null), "notUpdated",
-	    set_or_null(not_updated, ops->empty_as_null), "destroyed",
-	    set_or_null(destroyed, ops->empty_as_null), "notDestroyed",
-	    set_or_null(not_destroyed, ops->empty_as_null));
+	json_t *resp = json_pack("{s:o,s:o,s:o,s:o,s:o,s:o}", "created",
+	                         set_or_null(created, ops->empty_as_null), "notCreated",
+	                         set_or_null(not_created, ops->empty_as_null), "updated",
+	                         set_or_null(updated, ops->empty_as_null), "notUpdated",
+	                         set_or_null(not_updated, ops->empty_as_null), "destroyed",
+	                         set_or_null(destroyed, ops->empty_as_null), "notDestroyed",
+	                         set_or_null(not_destroyed, ops->empty_as_null));
 	if (fatal < 0 || ops->state(ctx, new_state, sizeof(new_state)) < 0 ||
 	    store_commit(ctx->store, &err) < 0) {
 		store_rollback(ctx->store);

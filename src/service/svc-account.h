@@ -32,8 +32,8 @@ struct svc_account_removal {
 /* Remove account_id of hub user USER (hub opened with or without its master
  * key). An OAuth account's refresh token is first revoked at the provider
  * where it has a revocation endpoint (needs the master key; not for
- * zero-access users); the receipt says whether that succeeded. Returns 0 when the account is gone (DONE or ALREADY), else -1; r
- * says which in either case. */
+ * zero-access users); the receipt says whether that succeeded. Returns 0 when the account is gone
+ * (DONE or ALREADY), else -1; r says which in either case. */
 int svc_account_remove(struct hub *hub, const char *user, int64_t account_id,
                        struct svc_account_removal *r);
 

@@ -82,8 +82,8 @@ static void add_holder(struct lease *ls, int64_t device_id)
 }
 
 int svc_lease_signin(struct svc_leases *l, const struct hub_user *u, const char *password,
-                     int64_t device_id, time_t now, unsigned seconds, time_t *until_r,
-                     char *error, size_t error_size)
+                     int64_t device_id, time_t now, unsigned seconds, time_t *until_r, char *error,
+                     size_t error_size)
 {
 	const char *err;
 	int ret = -1;
@@ -144,8 +144,7 @@ out:
 	return ret;
 }
 
-int svc_lease_release(struct svc_leases *l, int64_t user_id, int64_t device_id,
-                      const char *reason)
+int svc_lease_release(struct svc_leases *l, int64_t user_id, int64_t device_id, const char *reason)
 {
 	int ret = 0;
 	hub_enter(l);

@@ -52,8 +52,8 @@ void svc_leases_free(struct svc_leases **leases);
  * with error (a wrong passphrase, the audit log busy: nothing held).
  * *until_r gets the lease's expiry. */
 int svc_lease_signin(struct svc_leases *leases, const struct hub_user *u, const char *password,
-                     int64_t device_id, time_t now, unsigned seconds, time_t *until_r,
-                     char *error, size_t error_size);
+                     int64_t device_id, time_t now, unsigned seconds, time_t *until_r, char *error,
+                     size_t error_size);
 
 /* Device device_id of user_id is gone (signed out or revoked): remove it
  * from the lease's holders; wipe the lease (reason) when none remains.

@@ -127,9 +127,10 @@ static struct smtp_session *run_smtp(struct run *r, struct account_ctx *ac, char
 		snprintf(why, why_size, "the account's credential cannot be opened%s",
 		         opened == -2 ? " right now (busy)" : "");
 		if (opened == SVC_NEEDS_SIGNIN)
-			snprintf(why, why_size,
-			         "the account needs sign-in again (its OAuth grant was refused); the "
-			         "message waits");
+			snprintf(
+			    why, why_size,
+			    "the account needs sign-in again (its OAuth grant was refused); the "
+			    "message waits");
 		/* Needs sign-in: the message waits (temporary), but no provider
 		 * is asked again until the user signs in (svc-oauth.c). */
 		*temporary = opened == -2 || opened == SVC_NEEDS_SIGNIN;

@@ -98,8 +98,9 @@ static void sync_one(struct store *store, const struct sync_job *job, char **pas
 		so.only_folders = only;
 		so.n_only_folders = 1;
 	}
-	int sr = opt->replay_only ? 0
-	                          : sync_account(store, job->account_key, client, &so, &r->stats, &err);
+	int sr = opt->replay_only
+	             ? 0
+	             : sync_account(store, job->account_key, client, &so, &r->stats, &err);
 	if (sr == 0)
 		imap_client_logout(client);
 	r->ran = !opt->replay_only;
@@ -257,8 +258,7 @@ int svc_sync_folder(struct hub *hub, const char *user, int64_t account, const ch
 	return svc_sync_user(hub, user, &o, res);
 }
 
-void svc_sync_summary(const struct svc_sync_account *r, char *replay, char *synced,
-                      char *progress)
+void svc_sync_summary(const struct svc_sync_account *r, char *replay, char *synced, char *progress)
 {
 	const struct sync_stats *st = &r->stats;
 	const struct sync_replay_stats *rst = &r->replay;
@@ -283,7 +283,8 @@ void svc_sync_summary(const struct svc_sync_account *r, char *replay, char *sync
 	         st->folders_selected, (unsigned long long)st->new_messages,
 	         (double)st->new_bytes / 1e6, (unsigned long long)st->flag_changes,
 	         (unsigned long long)st->expunged, st->folders_created, st->folders_renamed,
-	         st->folders_deleted, st->repaired > 0 ? ", re-paired after UIDVALIDITY change: " : "",
+	         st->folders_deleted,
+	         st->repaired > 0 ? ", re-paired after UIDVALIDITY change: " : "",
 	         st->repaired > 0 ? "yes" : "", st->tier != NULL ? st->tier : "-", skipped,
 	         r->compressed ? ", compressed" : "", r->seconds);
 	if (st->budget == 0 && st->linked == 0 && !st->paced)

@@ -106,7 +106,6 @@ int svc_replay_account(struct hub *hub, const char *user, int64_t account_id,
  * ("" when neither). Each line without a newline; each buffer
  * SVC_SUMMARY_SIZE bytes. */
 #define SVC_SUMMARY_SIZE 1024
-void svc_sync_summary(const struct svc_sync_account *r, char *replay, char *synced,
-                      char *progress);
+void svc_sync_summary(const struct svc_sync_account *r, char *replay, char *synced, char *progress);
 
 #endif

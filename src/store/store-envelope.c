@@ -535,8 +535,7 @@ int store_envelope_catch_up(struct store *s, const char **error_r)
 	if (store_begin(s, error_r) < 0)
 		return -1;
 	uint64_t modseq = store_next_modseq(s);
-	if (sqlite3_prepare_v2(db,
-	                       "SELECT id, blob_id FROM emails WHERE thread_id = 0 ORDER BY id",
+	if (sqlite3_prepare_v2(db, "SELECT id, blob_id FROM emails WHERE thread_id = 0 ORDER BY id",
 	                       -1, &st, NULL) != SQLITE_OK) {
 		*error_r = store_err(s, "find unthreaded messages");
 		store_rollback(s);

@@ -235,11 +235,12 @@ struct msg_row {
 static int msg_row(struct store *s, int64_t id, struct msg_row *r, const char **error_r)
 {
 	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(store_db(s),
-	                       "SELECT m.mailbox_id, m.uid, m.blob_id, b.account_id, m.email_id, "
-	                       "m.flags, m.keywords FROM messages m "
-	                       "JOIN mailboxes b ON b.id = m.mailbox_id WHERE m.id = ?1 AND m.uid > 0",
-	                       -1, &st, NULL) != SQLITE_OK) {
+	if (sqlite3_prepare_v2(
+	        store_db(s),
+	        "SELECT m.mailbox_id, m.uid, m.blob_id, b.account_id, m.email_id, "
+	        "m.flags, m.keywords FROM messages m "
+	        "JOIN mailboxes b ON b.id = m.mailbox_id WHERE m.id = ?1 AND m.uid > 0",
+	        -1, &st, NULL) != SQLITE_OK) {
 		*error_r = store_err(s, "look up message");
 		return -1;
 	}
@@ -416,8 +417,8 @@ static char *flags_delta(unsigned of, const char *okw, unsigned nf, const char *
 			d = NULL;
 		}
 	}
-	if (d != NULL && (list_diff(&d, &len, '+', nkw, okw) < 0 ||
-	                  list_diff(&d, &len, '-', okw, nkw) < 0)) {
+	if (d != NULL &&
+	    (list_diff(&d, &len, '+', nkw, okw) < 0 || list_diff(&d, &len, '-', okw, nkw) < 0)) {
 		free(d);
 		d = NULL;
 	}
@@ -484,7 +485,8 @@ static int target_ok(struct store *s, int64_t mailbox_id, int64_t account_id, co
 	int rc = sqlite3_step(st);
 	int ret = 0;
 	if (rc != SQLITE_ROW) {
-		*error_r = rc == SQLITE_DONE ? "store: no such mailbox" : store_err(s, "look up mailbox");
+		*error_r =
+		    rc == SQLITE_DONE ? "store: no such mailbox" : store_err(s, "look up mailbox");
 		ret = -1;
 	} else if (sqlite3_column_int64(st, 0) != account_id) {
 		*error_r = "store: the mailbox is in another account";
@@ -532,8 +534,8 @@ int store_local_move(struct store *s, int64_t message_id, int64_t to_mailbox_id,
 	return ouid != 0 ? record_pair_key(s, r.blob_id, error_r) : 0;
 }
 
-int store_local_copy(struct store *s, int64_t email_id, int64_t mailbox_id,
-                     int64_t *message_id_r, const char **error_r)
+int store_local_copy(struct store *s, int64_t email_id, int64_t mailbox_id, int64_t *message_id_r,
+                     const char **error_r)
 {
 	int64_t *ids = NULL;
 	size_t n = 0;
@@ -808,10 +810,11 @@ int store_local_mailbox_origin(struct store *s, int64_t mailbox_id, char **name_
                                bool *local_only_r, const char **error_r)
 {
 	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(store_db(s),
-	                       "SELECT kind, origin_name FROM local_changes WHERE object_id = ?1 "
-	                       "AND kind LIKE 'mailbox-%' AND state != 'failed' ORDER BY id LIMIT 1",
-	                       -1, &st, NULL) != SQLITE_OK) {
+	if (sqlite3_prepare_v2(
+	        store_db(s),
+	        "SELECT kind, origin_name FROM local_changes WHERE object_id = ?1 "
+	        "AND kind LIKE 'mailbox-%' AND state != 'failed' ORDER BY id LIMIT 1",
+	        -1, &st, NULL) != SQLITE_OK) {
 		*error_r = store_err(s, "look up local changes");
 		return -1;
 	}

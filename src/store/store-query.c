@@ -421,9 +421,9 @@ static int prepare(struct store *s, const struct compiled *c, const char *what, 
 	}
 	bool env = c->where.uses_envelope || (order && c->order.uses_envelope);
 	snprintf(sql, cap, "SELECT %s FROM %s%s%s%s%s%s%s", what,
-	         c->mailbox != 0 ? "messages x CROSS JOIN emails m ON m.id = x.email_id" : "emails m",
-	         env ? join : "",
-	         c->has_where ? " WHERE " : "", c->has_where ? c->where.sql : "",
+	         c->mailbox != 0 ? "messages x CROSS JOIN emails m ON m.id = x.email_id"
+	                         : "emails m",
+	         env ? join : "", c->has_where ? " WHERE " : "", c->has_where ? c->where.sql : "",
 	         order ? " ORDER BY " : "", order ? c->order.sql : "", tail);
 	int rc = sqlite3_prepare_v2(store_db(s), sql, -1, st_r, NULL);
 	free(sql);

@@ -54,7 +54,8 @@ int store_email_get(struct store *s, int64_t id, struct store_email *email_r, co
 	        "SELECT e.id, e.account_id, m.mailbox_id, m.uid, e.blob_id, b.size, e.flags, "
 	        "e.keywords, e.internaldate, e.thread_id, (SELECT count(*) FROM messages x "
 	        "WHERE x.email_id = e.id) FROM emails e JOIN blobs b ON b.id = e.blob_id "
-	        "JOIN messages m ON m.id = (SELECT min(y.id) FROM messages y WHERE y.email_id = e.id "
+	        "JOIN messages m ON m.id = (SELECT min(y.id) FROM messages y WHERE y.email_id = "
+	        "e.id "
 	        "AND y.uid > 0) WHERE e.id = ?1",
 	        -1, &st, NULL) != SQLITE_OK) {
 		*error_r = store_err(s, "get email");
@@ -91,10 +92,11 @@ int store_email_members(struct store *s, int64_t email_id, int64_t **message_ids
                         int64_t **mailbox_ids_r, size_t *count_r, const char **error_r)
 {
 	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(store_db(s),
-	                       "SELECT id, mailbox_id FROM messages WHERE email_id = ?1 AND uid > 0 "
-	                       "ORDER BY id",
-	                       -1, &st, NULL) != SQLITE_OK) {
+	if (sqlite3_prepare_v2(
+	        store_db(s),
+	        "SELECT id, mailbox_id FROM messages WHERE email_id = ?1 AND uid > 0 "
+	        "ORDER BY id",
+	        -1, &st, NULL) != SQLITE_OK) {
 		*error_r = store_err(s, "list memberships");
 		return -1;
 	}

@@ -80,7 +80,7 @@ enum stmt_id {
 	ST_COUNT,
 };
 
-#define MBOX_COLUMNS                                                                             \
+#define MBOX_COLUMNS                                                                               \
 	"id, name, delim, role, uidvalidity, uidnext, highestmodseq, noselect, imap_uidvalidity, " \
 	"imap_uidnext"
 
@@ -381,8 +381,8 @@ int store_open(const char *path, struct store **store_r, const char **error_r)
 	if (version == 2) {
 		char why[256];
 		if (store_upgrade_2_3(s->db, schema3_sql, why, sizeof(why)) < 0) {
-			snprintf(open_error, sizeof(open_error), "store: cannot upgrade %s: %s", path,
-			         why);
+			snprintf(open_error, sizeof(open_error), "store: cannot upgrade %s: %s",
+			         path, why);
 			*error_r = open_error;
 			store_close(&s);
 			return -1;
@@ -644,9 +644,9 @@ int store_mailbox_create(struct store *s, int64_t account_id, const char *name, 
 	                                     error_r);
 }
 
-int store_mailbox_create_noselect(struct store *s, int64_t account_id, const char *name,
-                                  char delim, const char *role, bool noselect,
-                                  int64_t *mailbox_id_r, const char **error_r)
+int store_mailbox_create_noselect(struct store *s, int64_t account_id, const char *name, char delim,
+                                  const char *role, bool noselect, int64_t *mailbox_id_r,
+                                  const char **error_r)
 {
 	sqlite3_stmt *st = stmt_get(s, ST_MBOX_ADD);
 	sqlite3_bind_int64(st, 1, account_id);
@@ -887,7 +887,8 @@ int store_email_refresh(struct store *s, int64_t email_id, bool force, const cha
 		if (sqlite3_step(st) == SQLITE_ROW) {
 			old_flags = (unsigned)sqlite3_column_int(st, 0);
 			const unsigned char *okw = sqlite3_column_text(st, 1);
-			same = old_flags == flags && okw != NULL && strcmp((const char *)okw, kw) == 0;
+			same =
+			    old_flags == flags && okw != NULL && strcmp((const char *)okw, kw) == 0;
 		}
 		sqlite3_reset(st);
 	}
@@ -919,7 +920,7 @@ int store_member_add(struct store *s, int64_t mailbox_id, int64_t uid, int64_t b
 	sqlite3_reset(st);
 	if (rc != SQLITE_DONE || imap_uid == 0) {
 		*error_r = imap_uid == 0 && rc == SQLITE_DONE ? "store: no such mailbox"
-		                                                : store_err(s, "allocate UID");
+		                                              : store_err(s, "allocate UID");
 		return -1;
 	}
 	if (imap_uid > UINT32_MAX) {

@@ -59,9 +59,9 @@ struct store_mailbox {
 	char delim; /* hierarchy delimiter on the server, 0 if none */
 	char *role; /* special-use without backslash ("Sent"), or NULL */
 	uint32_t uidvalidity;
-	uint32_t uidnext;       /* next UID we have not stored yet */
-	uint64_t highestmodseq; /* server HIGHESTMODSEQ we are in sync with */
-	bool noselect;          /* \Noselect/\NonExistent on the server: holds no mail */
+	uint32_t uidnext;          /* next UID we have not stored yet */
+	uint64_t highestmodseq;    /* server HIGHESTMODSEQ we are in sync with */
+	bool noselect;             /* \Noselect/\NonExistent on the server: holds no mail */
 	uint32_t imap_uidvalidity; /* the hub's own IMAP UIDVALIDITY (nonzero, fixed) */
 	uint32_t imap_uidnext;     /* the hub's next own IMAP UID */
 };
@@ -79,9 +79,9 @@ int store_mailbox_create(struct store *s, int64_t account_id, const char *name, 
                          const char *role, int64_t *mailbox_id_r, const char **error_r);
 /* The same for a folder the server lists as \Noselect or \NonExistent, or
  * a parent the server does not list (noselect): shown, holds no mail. */
-int store_mailbox_create_noselect(struct store *s, int64_t account_id, const char *name,
-                                  char delim, const char *role, bool noselect,
-                                  int64_t *mailbox_id_r, const char **error_r);
+int store_mailbox_create_noselect(struct store *s, int64_t account_id, const char *name, char delim,
+                                  const char *role, bool noselect, int64_t *mailbox_id_r,
+                                  const char **error_r);
 /* Change whether a mailbox can hold mail (a new change only if it differs). */
 int store_mailbox_set_noselect(struct store *s, int64_t mailbox_id, bool noselect,
                                const char **error_r);
@@ -301,8 +301,8 @@ int store_local_move(struct store *s, int64_t message_id, int64_t to_mailbox_id,
 /* Add a membership of an Email in another mailbox of its account (change
  * "copy", origin: a server membership of the Email). *message_id_r (may
  * be NULL) gets the new membership's id. */
-int store_local_copy(struct store *s, int64_t email_id, int64_t mailbox_id,
-                     int64_t *message_id_r, const char **error_r);
+int store_local_copy(struct store *s, int64_t email_id, int64_t mailbox_id, int64_t *message_id_r,
+                     const char **error_r);
 /* Remove one membership of an Email that stays in other mailboxes (change
  * "expunge"); refused for the Email's last membership. */
 int store_local_expunge(struct store *s, int64_t message_id, const char **error_r);

@@ -137,7 +137,8 @@ static int add_missing_parents(struct folder_list *l, const char **error_r)
 				return -1;
 			}
 			if (folder_find(l, canonical_name(parent)) == NULL) {
-				if (l->count == MAX_FOLDERS || (l->count == l->cap && folders_grow(l) < 0)) {
+				if (l->count == MAX_FOLDERS ||
+				    (l->count == l->cap && folders_grow(l) < 0)) {
 					free(parent);
 					*error_r = l->count == MAX_FOLDERS ? "too many folders"
 					                                   : "out of memory";
