@@ -91,7 +91,7 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
 	unsigned header_timeout = conf.header_timeout;
 	size_t body_memory = conf.max_body_memory;
 	unsigned long long value;
-	bool no_replay = false;
+	bool no_replay = conf.no_replay != 0;
 	int c;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {

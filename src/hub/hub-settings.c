@@ -63,6 +63,7 @@ static const struct setting settings[] = {
     {"max_body_memory", KIND_BYTES, offsetof(struct hub_serve_settings, max_body_memory), 0,
      BODY_MEMORY_MIN + 1, BODY_MEMORY_MAX,
      "more than 10M and at most 1T bytes (a number, optionally with K, M, G or T)"},
+    UINT(no_replay, 0, 1, "0 or 1 (1: device changes wait for the next sync)"),
 };
 #define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))
 

@@ -40,6 +40,7 @@ struct hub_serve_settings {
 	unsigned max_connections_per_address;
 	unsigned header_timeout;
 	size_t max_body_memory;
+	unsigned no_replay; /* 1: device changes wait for the next sync */
 };
 
 /* The embedded defaults (the table above). */

@@ -229,6 +229,8 @@ static int run_selected(struct sync_ctx *ctx, imap_untagged_fn *fn)
 	return 0;
 }
 
+/* EXAMINE the folder: 0, 1 when the server says it does not exist (any more),
+ * -1 on error. */
 static int select_folder(struct sync_ctx *ctx)
 {
 	const char *err;
@@ -245,8 +247,11 @@ static int select_folder(struct sync_ctx *ctx)
 		snprintf(params, sizeof(params), "(CONDSTORE)");
 	if (params[0] != '\0' && imap_cmd_raw(b, params, &err) < 0)
 		return sync_fail(ctx, "%s: %s", ctx->sel.folder->name, err);
-	if (run_selected(ctx, selected_untagged) < 0)
-		return -1;
+	int r = imap_client_run(ctx->client, selected_untagged, ctx, &err);
+	if (r == IMAP_CMD_FAILED && strcmp(imap_client_last_code(ctx->client), "NONEXISTENT") == 0)
+		return 1; /* renamed or deleted since the LIST (another client): next time */
+	if (r != 0)
+		return sync_fail(ctx, "%s: %s", ctx->sel.folder->name, err);
 	if (ctx->sel.uidvalidity == 0)
 		return sync_fail(ctx, "%s: server sent no UIDVALIDITY", ctx->sel.folder->name);
 	return 0;
@@ -1295,8 +1300,11 @@ int sync_folder(struct sync_ctx *ctx, const struct remote_folder *folder)
 	ctx->progress.folder = folder->name;
 	ctx->stats->folders_selected++;
 
-	if (select_folder(ctx) < 0)
+	int sr = select_folder(ctx);
+	if (sr < 0)
 		return -1;
+	if (sr == 1)
+		return 0; /* gone since the LIST: nothing here changes, the next LIST sees it */
 	bool modseq_ok = ctx->tier >= SYNC_TIER_CONDSTORE && !ctx->sel.nomodseq;
 	if (ctx->sel.local_uidvalidity != 0 && ctx->sel.local_uidvalidity != ctx->sel.uidvalidity) {
 		if (sync_folder_repair(ctx) < 0)
