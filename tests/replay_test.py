@@ -66,7 +66,9 @@ class Hub:
         return run([BIN, "--data", self.data, *args], **kw)
 
     def sync(self, env=None, expect=0):
-        r = subprocess.run([BIN, "--data", self.data, "sync", "--user", "alice"],
+        # --full: the plain tier's STATUS shortcut would leave a flag change
+        # the server made alone (no count changed) for a later scan.
+        r = subprocess.run([BIN, "--data", self.data, "sync", "--user", "alice", "--full"],
                            capture_output=True, text=True, stdin=subprocess.DEVNULL,
                            env=env, timeout=600)
         if expect is not None and r.returncode != expect:

@@ -30,7 +30,7 @@ cli_cmd_fn cmd_init, cmd_sync, cmd_export, cmd_user, cmd_account, cmd_audit, cmd
  * account. Returns EXIT_OK, EXIT_TEMPFAIL or EXIT_FAIL. */
 struct hub;
 int cli_sync_stored(struct hub *hub, const char *user, int64_t only_account, const char *ppfile,
-                    enum imap_compress_mode compress, bool quiet);
+                    bool full_scan, enum imap_compress_mode compress, bool quiet);
 
 struct hub;
 struct hub_user;

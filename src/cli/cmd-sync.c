@@ -15,7 +15,7 @@ static void sync_usage(FILE *f)
 {
 	fprintf(
 	    f, "usage: mailkeep --data DIR sync --user NAME [--account ID] [--passphrase-file P]\n"
-	       "                [--compress auto|yes|no] [--quiet]\n"
+	       "                [--compress auto|yes|no] [--quiet] [--full]\n"
 	       "       mailkeep --data DIR sync --user NAME --imap URL --login LOGIN\n"
 	       "                --password-file FILE [--ca-file CA.pem] [--compress MODE] "
 	       "[--quiet]\n\n"
@@ -39,7 +39,10 @@ static void sync_usage(FILE *f)
 	       "  --compress MODE       COMPRESS=DEFLATE when the server offers it: auto (the\n"
 	       "                        default: not on loopback, where it only costs CPU),\n"
 	       "                        yes or no\n"
-	       "  --quiet               no progress display (it is shown on terminals only)\n\n"
+	       "  --quiet               no progress display (it is shown on terminals only)\n"
+	       "  --full                read every folder's flags in full (servers without\n"
+	       "                        CONDSTORE: a folder whose STATUS counts did not change\n"
+	       "                        is otherwise scanned only every 15 minutes)\n\n"
 	       "Each account ends with a one-line summary. Exit status 0 when everything was\n"
 	       "synced, 1 when something failed (what was stored stays; the next sync\n"
 	       "resumes), 75 when every failure was temporary (such as the server's\n"
@@ -76,10 +79,11 @@ static int exit_status(enum svc_status status)
 }
 
 int cli_sync_stored(struct hub *hub, const char *user, int64_t only_account, const char *ppfile,
-                    enum imap_compress_mode compress, bool quiet)
+                    bool full_scan, enum imap_compress_mode compress, bool quiet)
 {
 	struct sync_face face = {.progress = cli_progress_create(quiet)};
 	struct svc_sync_options opt = {.only_account = only_account,
+	                               .full_scan = full_scan,
 	                               .compress = compress,
 	                               .progress = cli_progress_update,
 	                               .progress_ctx = face.progress,
@@ -116,13 +120,14 @@ int cmd_sync(struct cli *cli, int argc, char **argv)
 	    {"ca-file", required_argument, NULL, 'c'},
 	    {"compress", required_argument, NULL, 'z'},
 	    {"quiet", no_argument, NULL, 'q'},
+	    {"full", no_argument, NULL, 'F'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
 	const char *user = NULL, *url = NULL, *login = NULL, *pwfile = NULL, *ca = NULL;
 	const char *ppfile = NULL, *account = NULL;
 	enum imap_compress_mode compress = IMAP_COMPRESS_AUTO;
-	bool quiet = false;
+	bool quiet = false, full = false;
 	int c;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "hq", opts, NULL)) != -1) {
@@ -163,6 +168,9 @@ int cmd_sync(struct cli *cli, int argc, char **argv)
 		case 'q':
 			quiet = true;
 			break;
+		case 'F':
+			full = true;
+			break;
 		case 'h':
 			sync_usage(stdout);
 			return EXIT_OK;
@@ -195,7 +203,7 @@ int cmd_sync(struct cli *cli, int argc, char **argv)
 		struct hub *hub = NULL;
 		if (cli_open_hub(cli, true, &hub) < 0)
 			return EXIT_FAIL;
-		int ret = cli_sync_stored(hub, user, id, ppfile, compress, quiet);
+		int ret = cli_sync_stored(hub, user, id, ppfile, full, compress, quiet);
 		hub_close(&hub);
 		return ret;
 	}

@@ -92,7 +92,9 @@ static void sync_one(struct store *store, const struct sync_job *job, char **pas
 	if (sync_replay_account_key(store, job->account_key, client, NULL, &r->replay, &err) < 0)
 		svc_report(&opt->reporter, SVC_WARNING,
 		           "%s: device changes not all carried to the server: %s", r->who, err);
-	struct sync_options so = {.progress = opt->progress, .progress_ctx = opt->progress_ctx};
+	struct sync_options so = {.progress = opt->progress,
+	                          .progress_ctx = opt->progress_ctx,
+	                          .full_scan = opt->full_scan};
 	const char *only[1] = {opt->only_folder};
 	if (opt->only_folder != NULL) {
 		so.only_folders = only;

@@ -39,6 +39,7 @@ struct svc_sync_options {
 	/* Only carry the device changes to the server (the replay), no
 	 * server-to-hub sync: svc_replay_account(). */
 	bool replay_only;
+	bool full_scan; /* sync_options.full_scan */
 	/* Set (by a signal) when the caller is stopping: the account being
 	 * synced finishes, no other starts. May be NULL. */
 	volatile sig_atomic_t *stop;

@@ -592,7 +592,8 @@ static int sync_folders(struct sync_ctx *ctx)
 		struct store_plain_scan scan = {0};
 		int64_t now = time(NULL);
 		bool plain = ctx->tier == SYNC_TIER_PLAIN && f->have_status && f->have_messages &&
-		             f->have_unseen && !ctx->paced;
+		             f->have_unseen && !ctx->paced && !ctx->opts->full_scan &&
+		             ctx->opts->only_folders == NULL;
 		if (plain && store_plain_scan_get(ctx->store, f->mailbox_id, &scan, &err) < 0) {
 			sync_store_failed(ctx, err);
 			goto out;

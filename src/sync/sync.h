@@ -52,6 +52,9 @@ struct sync_options {
 	 * scanned for flags until this many seconds after its last full
 	 * scan (0: SYNC_PLAIN_FULL_SCAN_S). */
 	unsigned plain_full_scan_s;
+	/* Scan every folder's flags in full: no plain-tier STATUS shortcut. A
+	 * sync of named folders (only_folders: a push event) always does. */
+	bool full_scan;
 	/* Sync only these folders (the server's names, as push reports them;
 	 * "INBOX" in any case is the inbox); NULL: every folder. The folder
 	 * list is still read and reconciled (creations, renames, deletions:
