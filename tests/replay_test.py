@@ -53,7 +53,10 @@ class Hub:
                                        "--sync-interval", "0",
                                        *(() if replay_now else ("--no-replay",))],
                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                      stdin=subprocess.DEVNULL)
+                                      stdin=subprocess.DEVNULL,
+                                      # Provider push would sync between the steps these
+                                      # scenarios take (push_test.py tests it).
+                                      env=dict(os.environ, MK_NO_PROVIDER_PUSH="1"))
         line = self.serve.stdout.readline()
         m = re.search(r"session at (\S+?)\)", line)
         check(m is not None, "serve did not start: " + line)

@@ -1,10 +1,14 @@
 /* Syncing a user's accounts (svc-sync.h): open the credential, log in,
  * replay the devices' changes, sync; one result per account. */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "svc-sync.h"
 #include "../hub/hub.h"
@@ -22,7 +26,8 @@ struct sync_job {
 	struct hub *hub;
 	const struct hub_user *hub_user;
 	int64_t account_id;
-	bool oauth; /* *password is an OAuth 2 access token */
+	bool oauth;            /* *password is an OAuth 2 access token */
+	const char *lock_path; /* DIR/users/U/sync.lock */
 };
 
 static void account_fail(struct svc_sync_account *r, enum svc_status status, const char *fmt, ...)
@@ -40,8 +45,8 @@ static void account_fail(struct svc_sync_account *r, enum svc_status status, con
 
 /* Connect, log in with *password (wiped and freed once the login is done),
  * replay, sync. r->who is set already. */
-static void sync_one(struct store *store, const struct sync_job *job, char **password,
-                     const struct svc_sync_options *opt, struct svc_sync_account *r)
+static void sync_one_locked(struct store *store, const struct sync_job *job, char **password,
+                            const struct svc_sync_options *opt, struct svc_sync_account *r)
 {
 	char host[256], port[8];
 	const char *err;
@@ -115,6 +120,39 @@ static void sync_one(struct store *store, const struct sync_job *job, char **pas
 	imap_client_free(&client);
 }
 
+#define SYNC_LOCK_WAIT_S 120
+
+/* One sync of a user's accounts at a time, across processes (the CLI and
+ * serve) and threads (serve's scheduler, account worker and push): two
+ * replays of one change at once could both send it (without UIDPLUS a copy
+ * cannot be told from the other). flock() on a file of its own, so no
+ * SQLite POSIX lock is touched. Waits up to SYNC_LOCK_WAIT_S. */
+static void sync_one(struct store *store, const struct sync_job *job, char **password,
+                     const struct svc_sync_options *opt, struct svc_sync_account *r)
+{
+	int fd = open(job->lock_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0) {
+		svc_secret_free(password);
+		account_fail(r, SVC_FAILED, "cannot open %s: %s", job->lock_path, strerror(errno));
+		return;
+	}
+	double until = clock_mono() + SYNC_LOCK_WAIT_S;
+	while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		if ((errno != EWOULDBLOCK && errno != EINTR) || clock_mono() > until ||
+		    (opt->stop != NULL && *opt->stop)) {
+			close(fd);
+			svc_secret_free(password);
+			account_fail(r, SVC_TEMPORARY,
+			             "another sync of this user is still running; try again later");
+			return;
+		}
+		struct timespec ts = {0, 100 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+	sync_one_locked(store, job, password, opt, r);
+	close(fd); /* releases the lock */
+}
+
 static void account_done(const struct svc_sync_options *opt, const struct svc_sync_account *r)
 {
 	if (opt->account_done != NULL)
@@ -164,9 +202,12 @@ int svc_sync_user(struct hub *hub, const char *user, const struct svc_sync_optio
 		if (opened < 0) {
 			r->status = opened == -2 ? SVC_TEMPORARY : SVC_FAILED;
 		} else {
-			char key[64];
+			char key[64], lock[4200];
 			snprintf(key, sizeof(key), "account:%lld", (long long)accts[i].id);
-			struct sync_job job = {.url = accts[i].imap_url,
+			if (hub_user_path(hub, u.name, "sync.lock", lock, sizeof(lock)) < 0)
+				lock[0] = '\0';
+			struct sync_job job = {.lock_path = lock,
+			                       .url = accts[i].imap_url,
 			                       .login = accts[i].login,
 			                       .ca_file = accts[i].ca_file,
 			                       .account_key = key,
@@ -242,8 +283,14 @@ int svc_sync_url(struct hub *hub, const struct hub_user *u, const struct svc_syn
 	}
 	char key[1024];
 	snprintf(key, sizeof(key), "%s %s", t->url, t->login);
-	struct sync_job job = {
-	    .url = t->url, .login = t->login, .ca_file = t->ca_file, .account_key = key};
+	char lock[4200];
+	if (hub_user_path(hub, u->name, "sync.lock", lock, sizeof(lock)) < 0)
+		lock[0] = '\0';
+	struct sync_job job = {.lock_path = lock,
+	                       .url = t->url,
+	                       .login = t->login,
+	                       .ca_file = t->ca_file,
+	                       .account_key = key};
 	sync_one(store, &job, password, opt, r);
 	store_close(&store);
 	if (hub_user_touch(hub, u->id, time(NULL), &err) < 0)
