@@ -379,7 +379,7 @@ def s_serve(d):
     fx = sync_test.Fixture(tmp, "serve", count=5)
     hub = None
     try:
-        hub = replay_test.Hub(fx, tmp, "h")
+        hub = replay_test.Hub(fx, tmp, "h", push=True)
         u = urllib.parse.urlsplit(hub.api_url)
         es = socket.create_connection((u.hostname, u.port))
         es.sendall(("GET /jmap/eventsource/?types=*&closeafter=no&ping=0 HTTP/1.1\r\nHost: x\r\n"

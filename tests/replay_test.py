@@ -38,7 +38,7 @@ def raw_message(subject, msgid, body="hello\r\n"):
 class Hub:
     """A hub user with the fixture's account, a device, and serve running."""
 
-    def __init__(self, fx, tmp, name, replay_now=False):
+    def __init__(self, fx, tmp, name, replay_now=False, push=False):
         self.fx = fx
         self.data = fx.data
         hubpw = os.path.join(tmp, name + "-hub.pass")
@@ -55,8 +55,9 @@ class Hub:
                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                       stdin=subprocess.DEVNULL,
                                       # Provider push would sync between the steps these
-                                      # scenarios take (push_test.py tests it).
-                                      env=dict(os.environ, MK_NO_PROVIDER_PUSH="1"))
+                                      # scenarios take (push_test.py asks for it).
+                                      env=os.environ if push
+                                      else dict(os.environ, MK_NO_PROVIDER_PUSH="1"))
         line = self.serve.stdout.readline()
         m = re.search(r"session at (\S+?)\)", line)
         check(m is not None, "serve did not start: " + line)
