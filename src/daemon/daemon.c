@@ -39,6 +39,15 @@ const char *daemon_data_dir(const struct daemon *d)
 int daemon_run(const struct daemon_settings *s)
 {
 	const char *err;
+	/* SIGTERM/SIGINT are taken by sigwait() below: blocked before any thread
+	 * starts (the HTTP server's too), so none of them inherits a mask that
+	 * lets the default action end the process uncleanly, and before the
+	 * "serving" line, which tells a supervisor it may signal. */
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	static struct daemon sv_storage;
 	struct daemon *sv = &sv_storage;
 	sv->data_dir = s->data_dir;
@@ -114,11 +123,6 @@ int daemon_run(const struct daemon_settings *s)
 	 * user's store (a purge must not race the indexer re-creating the store
 	 * it removes), then one a day. */
 	daemon_lifecycle_round(sv);
-	sigset_t set;
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	pthread_t push, syncer, indexer, outboxer, lifecycler, worker, leaser;
 	sv->fts_relist = 1;
 	pthread_create(&push, NULL, daemon_push_thread, sv);
