@@ -49,7 +49,7 @@ static int64_t add_blob(struct store *s, const char *text)
 {
 	const char *err;
 	struct store_blob_writer *w;
-	int64_t id;
+	int64_t id = 0;
 	size_t len = strlen(text);
 	if (store_blob_begin(s, len, &w, &err) < 0 || store_blob_write(w, text, len, &err) < 0 ||
 	    store_blob_finish(&w, &id, &err) < 0)
