@@ -632,38 +632,3 @@ int svc_outbox_run(struct hub *hub, const struct hub_user *u, struct store *stor
 	hub_accounts_free(&r.accts, r.n_accts);
 	return ret;
 }
-
-void svc_outbox_pass(const char *data_dir, int64_t retry_base, volatile sig_atomic_t *stop,
-                     struct svc_leases *leases, const struct svc_reporter *reporter)
-{
-	struct hub *hub = NULL;
-	struct hub_user *users = NULL;
-	size_t n = 0;
-	const char *err;
-	if (hub_open(data_dir, true, &hub, &err) < 0)
-		return;
-	if (hub_user_list(hub, &users, &n, &err) < 0)
-		n = 0;
-	for (size_t i = 0; i < n && !*stop; i++) {
-		char path[4096];
-		struct store *store = NULL;
-		int64_t when;
-		if ((users[i].zero_access &&
-		     (leases == NULL || !svc_lease_held(leases, users[i].id, NULL))) ||
-		    hub_user_path(hub, users[i].name, "store.db", path, sizeof(path)) < 0 ||
-		    access(path, F_OK) < 0 || store_open(path, &store, &err) < 0)
-			continue;
-		if (store_outbox_next_due(store, &when, &err) == 1) {
-			struct svc_outbox_options opt = {.retry_base = retry_base,
-			                                 .max_attempts = SVC_OUTBOX_MAX_ATTEMPTS,
-			                                 .passphrase = {.leases = leases},
-			                                 .reporter = *reporter};
-			struct svc_outbox_result st;
-			if (svc_outbox_run(hub, &users[i], store, &opt, &st) < 0)
-				svc_report(reporter, SVC_WARNING, "%s", st.error);
-		}
-		store_close(&store);
-	}
-	free(users);
-	hub_close(&hub);
-}

@@ -43,12 +43,4 @@ struct svc_outbox_result {
 int svc_outbox_run(struct hub *hub, const struct hub_user *u, struct store *store,
                    const struct svc_outbox_options *opt, struct svc_outbox_result *res);
 
-/* One pass of serve's outbox thread: a run for every server-key user with
- * something due, each with its own hub and store handles; stops early when
- * *stop becomes non-zero. Zero-access users are run only while leases (may
- * be NULL) holds their unlock lease (svc-lease.h); otherwise their mail
- * waits until they sign in, send or run it themselves. */
-void svc_outbox_pass(const char *data_dir, int64_t retry_base, volatile sig_atomic_t *stop,
-                     struct svc_leases *leases, const struct svc_reporter *reporter);
-
 #endif
