@@ -17,7 +17,7 @@
 #include "imap/imap-client-private.h"
 #include "imap/imap-parser.h"
 #include "imap/imap-uidset.h"
-#include "imap/imap-utf7.h"
+#include "lib/imap-utf7.h"
 #include "lib/buf.h"
 
 #include <inttypes.h>

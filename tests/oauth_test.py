@@ -223,6 +223,9 @@ def scenario_sync_rotation_revocation(tmp):
               "the provider was asked again while sign-in is needed")
         check(sum("credential.decrypt" in l for l in h.audit()) == decrypts,
               "the refresh token was opened again while sign-in is needed")
+        listing = h.mk("account", "list", "--user", "u").stdout
+        check("needs sign-in since" in listing and "account signin --user u" in listing,
+              listing)
 
         # Sign in again: sync resumes.
         h.add_loopback(verb=("account", "signin"), extra=[str(acct)])

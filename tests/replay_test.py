@@ -317,6 +317,14 @@ def kinds(tmp, tier):
         r = hub.mailbox_set(create={"u": {"name": "Café"}})
         check("u" in r.get("created", {}), "Mailbox/set create Café: %s" % r)
         hub.import_email(raw_message("into utf8", "utf8-" + tier), "Café")
+        r = hub.mailbox_set(create={"k": {"name": "Neü & Co", "parentId": hub.mailboxes()["Café"]}})
+        check("k" in r.get("created", {}), "Mailbox/set create under Café: %s" % r)
+        c = fx.conn()
+        try:
+            c.create('"Entw&APw-rfe"')
+            c.create('"&ZeVnLIqe-"')
+        finally:
+            c.logout()
         # moved away and back before the replay: nothing to do on the server
         hub.set_email(update={eid[ids[11]]: {"mailboxIds": {boxes["Work"]: True}}})
         hub.set_email(update={eid[ids[11]]: {"mailboxIds": {boxes["INBOX"]: True}}})
@@ -353,6 +361,12 @@ def kinds(tmp, tier):
         check(len(server_find(fx, "NewBox", "new-%s@example.org" % tier)) == 1, "new box mail")
         check("Caf&AOk-" in folders, "UTF-8 name on the server: %s" % sorted(folders))
         check(len(server_find(fx, "Caf&AOk-", "utf8-%s@example.org" % tier)) == 1, "mail in Café")
+        check(any(f.startswith("Caf&AOk-") and f.endswith("Ne&APw- &- Co") and len(f) == 22
+                  for f in folders), "child of Café on the server: %s" % sorted(folders))
+        names = hub.mailboxes()
+        check({"Café", "Neü & Co", "Entwürfe", "日本語"} <= set(names) and
+              not any("&" in n and n != "Neü & Co" for n in names),
+              "names shown to devices: %s" % sorted(names))
         check(len(server_find(fx, "NewBox", ids[8])) == 1, "moved into new box")
         check("Work" not in server_subscribed(fx), "Work still subscribed")
         check(list(server_find(fx, "INBOX", ids[11])) == [back_uid] and not server_find(fx, "Work", ids[11]),

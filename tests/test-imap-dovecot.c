@@ -17,7 +17,7 @@
 
 #include <sodium.h>
 
-#include "imap/imap-utf7.h"
+#include "lib/imap-utf7.h"
 #include "test.h"
 
 static char dir[64];

@@ -1,5 +1,5 @@
-/* Tests for src/imap/imap-utf7.c: modified UTF-7 mailbox names. */
-#include "imap/imap-utf7.h"
+/* Tests for src/lib/imap-utf7.c: modified UTF-7 mailbox names. */
+#include "lib/imap-utf7.h"
 
 #include <stdint.h>
 #include <stdio.h>

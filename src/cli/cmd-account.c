@@ -433,6 +433,13 @@ static int account_list(struct cli *cli, struct hub *hub, int argc, char **argv)
 		strftime(when, sizeof(when), "%Y-%m-%d %H:%M", gmtime(&t));
 		printf("%-4lld %-32s %-32s %-28s %s\n", (long long)a[i].id, a[i].imap_url,
 		       a[i].smtp_url != NULL ? a[i].smtp_url : "-", a[i].login, when);
+		if (a[i].needs_signin_since > 0) {
+			t = (time_t)a[i].needs_signin_since;
+			strftime(when, sizeof(when), "%Y-%m-%d %H:%M", gmtime(&t));
+			printf("     needs sign-in since %s UTC (sync and send are paused); run: "
+			       "mailkeep account signin --user %s %lld\n",
+			       when, argv[2], (long long)a[i].id);
+		}
 		account_provider_show(cli, argv[2], a[i].id);
 	}
 	hub_accounts_free(&a, n);

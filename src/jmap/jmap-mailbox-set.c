@@ -179,11 +179,10 @@ static const char *bad_name(json_t *v, char delim)
 	return NULL;
 }
 
-/* Full name from parent and name; fills *account_r and *delim_r. NULL when
- * fine, else a SetError. */
-static json_t *full_name(struct jmap_mail_ctx *ctx, struct jmap_call *call, struct boxes *b,
-                         json_t *parent, json_t *name, int64_t *account_r, char *delim_r, char *out,
-                         size_t size)
+/* full_name with the level as the server spells it. */
+static json_t *full_name_spelled(struct jmap_mail_ctx *ctx, struct jmap_call *call,
+                                 struct boxes *b, json_t *parent, json_t *name, const char *level,
+                                 int64_t *account_r, char *delim_r, char *out, size_t size)
 {
 	const char *why;
 	if (parent != NULL && !json_is_null(parent)) {
@@ -195,7 +194,7 @@ static json_t *full_name(struct jmap_mail_ctx *ctx, struct jmap_call *call, stru
 		*delim_r = p->delim != 0 ? p->delim : '/';
 		if ((why = bad_name(name, *delim_r)) != NULL)
 			return set_error("invalidProperties", why, "name");
-		int n = snprintf(out, size, "%s%c%s", p->name, *delim_r, json_string_value(name));
+		int n = snprintf(out, size, "%s%c%s", p->name, *delim_r, level);
 		if (n < 0 || (size_t)n >= size)
 			return set_error("invalidProperties", "the full name is too long", "name");
 		return NULL;
@@ -205,8 +204,29 @@ static json_t *full_name(struct jmap_mail_ctx *ctx, struct jmap_call *call, stru
 		return set_error("invalidProperties", why, "name");
 	if (strcasecmp(json_string_value(name), "INBOX") == 0)
 		return set_error("invalidProperties", "INBOX exists already", "name");
-	snprintf(out, size, "%s", json_string_value(name));
+	if (strlen(level) >= size)
+		return set_error("invalidProperties", "the full name is too long", "name");
+	snprintf(out, size, "%s", level);
 	return NULL;
+}
+
+/* Full name, as the server spells it, from parent and name (a device's
+ * UTF-8 name, or with wire set the level as the server already spells it);
+ * fills *account_r and *delim_r. NULL when fine, else a SetError. */
+static json_t *full_name(struct jmap_mail_ctx *ctx, struct jmap_call *call, struct boxes *b,
+                         json_t *parent, json_t *name, bool wire, int64_t *account_r,
+                         char *delim_r, char *out, size_t size)
+{
+	json_t *e = NULL;
+	char *level = NULL;
+	if (!wire && json_is_string(name) &&
+	    (level = jmap_mailbox_wire(json_string_value(name))) == NULL)
+		return set_error("invalidProperties", "name is not valid UTF-8", "name");
+	e = full_name_spelled(ctx, call, b, parent, name,
+	                      level != NULL ? level : json_string_value(name), account_r, delim_r,
+	                      out, size);
+	free(level);
+	return e;
 }
 
 /* sortOrder and isSubscribed from an object; -1 keeps. NULL or a SetError. */
@@ -277,7 +297,7 @@ static int mailbox_create(struct jmap_mail_ctx *ctx, struct jmap_call *call, jso
 		return -1;
 	int ret = 0;
 	if ((*error_r = full_name(ctx, call, &b, json_object_get(obj, "parentId"),
-	                          json_object_get(obj, "name"), &account, &delim, full,
+	                          json_object_get(obj, "name"), false, &account, &delim, full,
 	                          sizeof(full))) != NULL) {
 		if (strcmp(json_string_value(json_object_get(*error_r, "type")), "serverFail") ==
 		    0) {
@@ -344,7 +364,8 @@ static int mailbox_update(struct jmap_mail_ctx *ctx, struct jmap_call *call, int
 		}
 		char full[2048], delim;
 		json_t *e = full_name(ctx, call, &b, parent != NULL ? parent : cur_parent,
-		                      name != NULL ? name : cur_name, &new_account, &delim, full,
+		                      name != NULL ? name : cur_name, name == NULL, &new_account,
+		                      &delim, full,
 		                      sizeof(full));
 		json_decref(cur_name);
 		json_decref(cur_parent);

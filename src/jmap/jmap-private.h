@@ -38,6 +38,15 @@ void jmap_mailbox_views_free(struct store_mailbox **boxes, size_t n,
 bool jmap_parse_id(const char *id, char prefix, int64_t *id_r);
 /* The id string "X<id>" (a new reference). */
 json_t *jmap_prefixed(char prefix, int64_t id);
+
+/* Mailbox names are kept as the server spells them (modified UTF-7, RFC
+ * 3501 5.1.3). A level shown to devices is decoded; a level that does not
+ * decode (a device's name not yet replayed, or a server that sends UTF-8)
+ * is shown as it is. Returns a malloc'ed string or NULL (out of memory). */
+char *jmap_mailbox_display(const char *wire);
+/* A device's name for one level, as the server will spell it; NULL when
+ * the name is not valid UTF-8 (or out of memory). Free with free(). */
+char *jmap_mailbox_wire(const char *utf8);
 /* RFC 3339 UTCDate of a Unix time, or null. */
 json_t *jmap_utc_date(int64_t t);
 /* The call's accountId "A<store account id>" must name an account of the

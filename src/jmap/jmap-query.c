@@ -616,7 +616,7 @@ out:
  * for the inbox and 10 for the others, always subscribed). */
 struct mbox {
 	int64_t id, parent_id;
-	const char *name; /* display name: the last level */
+	char *name;       /* display name: the last level, decoded */
 	char *name_key;   /* i;unicode-casemap of it */
 	const char *role; /* lower case or NULL */
 	int sort_order;
@@ -636,6 +636,8 @@ static const char *role_lower(const char *role)
 	return NULL;
 }
 
+static void mboxes_free(struct mbox *m, size_t n);
+
 static struct mbox *mboxes_build(const struct store_mailbox *b, size_t n)
 {
 	struct mbox *m = calloc(n + 1, sizeof(*m));
@@ -643,7 +645,7 @@ static struct mbox *mboxes_build(const struct store_mailbox *b, size_t n)
 		return NULL;
 	for (size_t i = 0; i < n; i++) {
 		m[i].id = b[i].id;
-		m[i].name = b[i].name;
+		const char *level = b[i].name;
 		if (b[i].delim != 0) {
 			const char *last = strrchr(b[i].name, b[i].delim);
 			if (last != NULL && last[1] != '\0') {
@@ -652,7 +654,7 @@ static struct mbox *mboxes_build(const struct store_mailbox *b, size_t n)
 					if (strlen(b[j].name) == plen &&
 					    strncmp(b[j].name, b[i].name, plen) == 0) {
 						m[i].parent_id = b[j].id;
-						m[i].name = last + 1;
+						level = last + 1;
 					}
 				}
 			}
@@ -660,15 +662,22 @@ static struct mbox *mboxes_build(const struct store_mailbox *b, size_t n)
 		m[i].role = role_lower(b[i].role);
 		m[i].sort_order = m[i].role != NULL && strcmp(m[i].role, "inbox") == 0 ? 0 : 10;
 		m[i].subscribed = true;
-		m[i].name_key = mime_casemap(m[i].name);
+		m[i].name = jmap_mailbox_display(level);
+		m[i].name_key = m[i].name != NULL ? mime_casemap(m[i].name) : NULL;
+		if (m[i].name == NULL) {
+			mboxes_free(m, i + 1);
+			return NULL;
+		}
 	}
 	return m;
 }
 
 static void mboxes_free(struct mbox *m, size_t n)
 {
-	for (size_t i = 0; m != NULL && i < n; i++)
+	for (size_t i = 0; m != NULL && i < n; i++) {
+		free(m[i].name);
 		free(m[i].name_key);
+	}
 	free(m);
 }
 

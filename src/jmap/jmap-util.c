@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "../hub/hub.h"
+#include "../lib/imap-utf7.h"
 #include "../store/store-accounts.h"
 #include "../store/store.h"
 #include "jmap-mail.h"
@@ -468,4 +469,24 @@ int jmap_set_run(struct jmap_mail_ctx *ctx, struct jmap_call *call, json_t *args
 	json_object_set_new(resp, "oldState", json_string(old_state));
 	json_object_set_new(resp, "newState", json_string(new_state));
 	return jmap_call_respond(call, ops->name, resp, &err);
+}
+
+char *jmap_mailbox_display(const char *wire)
+{
+	const char *err;
+	struct buf b;
+	buf_init(&b, 4 * 4096);
+	char *r = imap_utf7_decode(wire, &b, &err) == 0 ? strdup(buf_str(&b)) : strdup(wire);
+	buf_free(&b);
+	return r;
+}
+
+char *jmap_mailbox_wire(const char *utf8)
+{
+	const char *err;
+	struct buf b;
+	buf_init(&b, 8 * 4096);
+	char *r = imap_utf7_encode(utf8, &b, &err) == 0 ? strdup(buf_str(&b)) : NULL;
+	buf_free(&b);
+	return r;
 }

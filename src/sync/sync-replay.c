@@ -25,7 +25,7 @@
  */
 #include "sync-replay-private.h"
 #include "../imap/imap-cmd.h"
-#include "../imap/imap-utf7.h"
+#include "../lib/imap-utf7.h"
 #include "../lib/clock.h"
 #include "../store/store-replay.h"
 
@@ -817,9 +817,19 @@ static int replay_mailbox(struct replay *r, struct store_replay_change *c)
 	struct buf wire;
 	buf_init(&wire, 64 * 1024);
 	if (strcmp(c->kind, "mailbox-create") == 0 || strcmp(c->kind, "mailbox-rename") == 0) {
-		/* A device's name (UTF-8): the server spells it in modified
-		 * UTF-7. */
-		if (c->detail != NULL && imap_utf7_encode(c->detail, &wire, &err) < 0) {
+		/* Mailbox/set records the name as the server spells it (modified
+		 * UTF-7); a change queued by an older hub holds the device's UTF-8,
+		 * which is never valid modified UTF-7 unless it is plain ASCII
+		 * without "&" (the same either way). */
+		struct buf probe;
+		buf_init(&probe, 64 * 1024);
+		bool spelled = c->detail != NULL && imap_utf7_decode(c->detail, &probe, &err) == 0;
+		buf_free(&probe);
+		if (spelled && buf_append(&wire, c->detail, strlen(c->detail)) < 0) {
+			buf_free(&wire);
+			return fail_batch(r, c, 1, "the new name is too long");
+		}
+		if (c->detail != NULL && !spelled && imap_utf7_encode(c->detail, &wire, &err) < 0) {
 			buf_free(&wire);
 			return fail_batch(r, c, 1, "the new name is not valid UTF-8");
 		}

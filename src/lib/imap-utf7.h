@@ -1,7 +1,7 @@
 #ifndef MK_IMAP_UTF7_H
 #define MK_IMAP_UTF7_H
 
-#include "../lib/buf.h"
+#include "buf.h"
 
 /*
  * Mailbox names in modified UTF-7 (RFC 3501 section 5.1.3, RFC 9051 5.1.3),
