@@ -124,13 +124,13 @@ static json_t *mailbox_json(const struct jmap_mailbox_view *v,
 	char *name = jmap_mailbox_display(v->name);
 	if (name == NULL)
 		return NULL;
-	json_t *r = json_pack("{s:o,s:s,s:o,s:o,s:i,s:I,s:I,s:I,s:I,s:b}", "id",
-	                 jmap_prefixed('M', b->id), "name", name, "parentId",
-	                 v->parent_id > 0 ? jmap_prefixed('M', v->parent_id) : json_null(), "role",
-	                 role != NULL ? json_string(role) : json_null(), "sortOrder",
-	                 role != NULL && strcmp(role, "inbox") == 0 ? 0 : 10, "totalEmails",
-	                 (json_int_t)total, "unreadEmails", (json_int_t)unread, "totalThreads",
-	                 (json_int_t)total, "unreadThreads", (json_int_t)unread, "isSubscribed", 1);
+	json_t *r = json_pack(
+	    "{s:o,s:s,s:o,s:o,s:i,s:I,s:I,s:I,s:I,s:b}", "id", jmap_prefixed('M', b->id), "name",
+	    name, "parentId", v->parent_id > 0 ? jmap_prefixed('M', v->parent_id) : json_null(),
+	    "role", role != NULL ? json_string(role) : json_null(), "sortOrder",
+	    role != NULL && strcmp(role, "inbox") == 0 ? 0 : 10, "totalEmails", (json_int_t)total,
+	    "unreadEmails", (json_int_t)unread, "totalThreads", (json_int_t)total, "unreadThreads",
+	    (json_int_t)unread, "isSubscribed", 1);
 	free(name);
 	return r;
 }

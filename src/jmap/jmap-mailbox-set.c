@@ -180,8 +180,8 @@ static const char *bad_name(json_t *v, char delim)
 }
 
 /* full_name with the level as the server spells it. */
-static json_t *full_name_spelled(struct jmap_mail_ctx *ctx, struct jmap_call *call,
-                                 struct boxes *b, json_t *parent, json_t *name, const char *level,
+static json_t *full_name_spelled(struct jmap_mail_ctx *ctx, struct jmap_call *call, struct boxes *b,
+                                 json_t *parent, json_t *name, const char *level,
                                  int64_t *account_r, char *delim_r, char *out, size_t size)
 {
 	const char *why;
@@ -214,8 +214,8 @@ static json_t *full_name_spelled(struct jmap_mail_ctx *ctx, struct jmap_call *ca
  * UTF-8 name, or with wire set the level as the server already spells it);
  * fills *account_r and *delim_r. NULL when fine, else a SetError. */
 static json_t *full_name(struct jmap_mail_ctx *ctx, struct jmap_call *call, struct boxes *b,
-                         json_t *parent, json_t *name, bool wire, int64_t *account_r,
-                         char *delim_r, char *out, size_t size)
+                         json_t *parent, json_t *name, bool wire, int64_t *account_r, char *delim_r,
+                         char *out, size_t size)
 {
 	json_t *e = NULL;
 	char *level = NULL;
@@ -365,8 +365,7 @@ static int mailbox_update(struct jmap_mail_ctx *ctx, struct jmap_call *call, int
 		char full[2048], delim;
 		json_t *e = full_name(ctx, call, &b, parent != NULL ? parent : cur_parent,
 		                      name != NULL ? name : cur_name, name == NULL, &new_account,
-		                      &delim, full,
-		                      sizeof(full));
+		                      &delim, full, sizeof(full));
 		json_decref(cur_name);
 		json_decref(cur_parent);
 		if (e != NULL) {

@@ -7,6 +7,7 @@
 
 #include "../mime/mime-envelope.h"
 #include "store-private.h"
+#include "../lib/array.h"
 
 static const char envelope_schema_sql[] =
     "CREATE TABLE IF NOT EXISTS envelopes("
@@ -470,14 +471,9 @@ int store_thread_emails(struct store *s, int64_t account_id, int64_t thread_id, 
 	size_t n = 0, cap = 0;
 	int rc;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (n == cap) {
-			cap = cap == 0 ? 16 : cap * 2;
-			int64_t *ni = realloc(ids, cap * sizeof(*ids));
-			if (ni == NULL) {
-				rc = SQLITE_NOMEM;
-				break;
-			}
-			ids = ni;
+		if (array_grow(&ids, &cap, n, sizeof(*ids)) < 0) {
+			rc = SQLITE_NOMEM;
+			break;
 		}
 		ids[n++] = sqlite3_column_int64(st, 0);
 	}

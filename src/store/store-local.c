@@ -22,6 +22,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "../lib/array.h"
+
 static const char local_schema_sql[] =
     "CREATE TABLE IF NOT EXISTS local_changes("
     " id INTEGER PRIMARY KEY, modseq INTEGER NOT NULL, kind TEXT NOT NULL,"
@@ -698,14 +700,9 @@ int store_local_purge_mailbox(struct store *s, int64_t mailbox_id, const char **
 	size_t n = 0, cap = 0;
 	int rc;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (n == cap) {
-			cap = cap == 0 ? 16 : cap * 2;
-			void *nr = realloc(rows, cap * sizeof(*rows));
-			if (nr == NULL) {
-				rc = SQLITE_NOMEM;
-				break;
-			}
-			rows = nr;
+		if (array_grow(&rows, &cap, n, sizeof(*rows)) < 0) {
+			rc = SQLITE_NOMEM;
+			break;
 		}
 		rows[n++] = sqlite3_column_int64(st, 0);
 	}
@@ -1022,14 +1019,9 @@ int store_local_gone(struct store *s, int64_t mailbox_id, struct store_local_gon
 	size_t n = 0, cap = 0;
 	int rc;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (n == cap) {
-			cap = cap == 0 ? 16 : cap * 2;
-			struct store_local_gone *ng = realloc(g, cap * sizeof(*g));
-			if (ng == NULL) {
-				rc = SQLITE_NOMEM;
-				break;
-			}
-			g = ng;
+		if (array_grow(&g, &cap, n, sizeof(*g)) < 0) {
+			rc = SQLITE_NOMEM;
+			break;
 		}
 		g[n].origin_uid = sqlite3_column_int64(st, 0);
 		g[n].size = (uint64_t)sqlite3_column_int64(st, 1);
@@ -1086,14 +1078,9 @@ int store_local_changes(struct store *s, struct store_local_change **changes_r, 
 	size_t n = 0, cap = 0;
 	int rc;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (n == cap) {
-			cap = cap == 0 ? 16 : cap * 2;
-			struct store_local_change *nc = realloc(c, cap * sizeof(*c));
-			if (nc == NULL) {
-				rc = SQLITE_NOMEM;
-				break;
-			}
-			c = nc;
+		if (array_grow(&c, &cap, n, sizeof(*c)) < 0) {
+			rc = SQLITE_NOMEM;
+			break;
 		}
 		struct store_local_change *x = &c[n++];
 		memset(x, 0, sizeof(*x));

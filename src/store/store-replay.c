@@ -12,6 +12,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "../lib/array.h"
+
 /* Prepared statements kept for the length of one call over many changes
  * (slots chosen by the caller); a NULL cache prepares and finalizes each
  * time. */
@@ -148,14 +150,9 @@ int store_replay_pending(struct store *s, int64_t account_id,
 	bool oom = false;
 	int rc;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (n == cap) {
-			cap = cap == 0 ? 64 : cap * 2;
-			void *nv = realloc(v, cap * sizeof(*v));
-			if (nv == NULL) {
-				oom = true;
-				break;
-			}
-			v = nv;
+		if (array_grow(&v, &cap, n, sizeof(*v)) < 0) {
+			oom = true;
+			break;
 		}
 		struct store_replay_change *c = &v[n++];
 		memset(c, 0, sizeof(*c));

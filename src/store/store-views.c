@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../lib/array.h"
+
 int store_mailbox_counts(struct store *s, struct store_mailbox_counts **counts_r, size_t *count_r,
                          const char **error_r)
 {
@@ -21,14 +23,9 @@ int store_mailbox_counts(struct store *s, struct store_mailbox_counts **counts_r
 	size_t n = 0, cap = 0;
 	int rc;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (n == cap) {
-			cap = cap == 0 ? 16 : cap * 2;
-			struct store_mailbox_counts *nc = realloc(c, cap * sizeof(*c));
-			if (nc == NULL) {
-				rc = SQLITE_NOMEM;
-				break;
-			}
-			c = nc;
+		if (array_grow(&c, &cap, n, sizeof(*c)) < 0) {
+			rc = SQLITE_NOMEM;
+			break;
 		}
 		c[n].mailbox_id = sqlite3_column_int64(st, 0);
 		c[n].total = (uint32_t)sqlite3_column_int64(st, 1);
@@ -188,14 +185,9 @@ int store_email_query(struct store *s, int64_t mailbox_id, bool newest_first, ui
 	size_t n = 0, cap = 0;
 	int rc;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (n == cap) {
-			cap = cap == 0 ? 64 : cap * 2;
-			int64_t *ni = realloc(ids, cap * sizeof(*ids));
-			if (ni == NULL) {
-				rc = SQLITE_NOMEM;
-				break;
-			}
-			ids = ni;
+		if (array_grow(&ids, &cap, n, sizeof(*ids)) < 0) {
+			rc = SQLITE_NOMEM;
+			break;
 		}
 		ids[n++] = sqlite3_column_int64(st, 0);
 	}

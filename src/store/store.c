@@ -34,6 +34,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../lib/array.h"
+
 #define STORE_SCHEMA_VERSION 3
 
 enum stmt_id {
@@ -1200,14 +1202,9 @@ static int collect_uids(struct store *s, enum stmt_id id, int64_t mailbox_id, ui
 	size_t count = 0, cap = 0;
 	int rc;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (count == cap) {
-			cap = cap == 0 ? 256 : cap * 2;
-			uint32_t *n = realloc(uids, cap * sizeof(*uids));
-			if (n == NULL) {
-				rc = SQLITE_NOMEM;
-				break;
-			}
-			uids = n;
+		if (array_grow(&uids, &cap, count, sizeof(*uids)) < 0) {
+			rc = SQLITE_NOMEM;
+			break;
 		}
 		uids[count++] = (uint32_t)sqlite3_column_int64(st, 0);
 	}

@@ -29,6 +29,7 @@
 #include <string.h>
 
 #include "../imap/imap-cmd.h"
+#include "../lib/array.h"
 
 #define FETCH_BATCH_BYTES (4u * 1024 * 1024)
 #define FETCH_BATCH_MSGS 400u
@@ -1004,15 +1005,10 @@ int sync_rename_confirmed(struct sync_ctx *ctx, const struct store_mailbox *box,
 	while (store_iter_next(it, &m)) {
 		if (m.local)
 			continue;
-		if (nlocal == cap) {
-			cap = cap == 0 ? 64 : cap * 2;
-			struct store_msg *n = realloc(local, cap * sizeof(*n));
-			if (n == NULL) {
-				store_iter_deinit(&it, &err);
-				free(local);
-				return sync_fail(ctx, "out of memory");
-			}
-			local = n;
+		if (array_grow(&local, &cap, nlocal, sizeof(*local)) < 0) {
+			store_iter_deinit(&it, &err);
+			free(local);
+			return sync_fail(ctx, "out of memory");
 		}
 		local[nlocal] = m;
 		local[nlocal++].keywords = NULL;
