@@ -53,6 +53,7 @@ class Serve:
             self.lines.append(line)
             if " serving " in line:
                 break
+        self.lines.append(self.p.stdout.readline())  # "web app: ...", next
 
     def stop(self):
         self.p.send_signal(signal.SIGTERM)
