@@ -276,6 +276,26 @@ int hub_receipt_add(struct hub *hub, int64_t user_id, const char *text, const ch
 int hub_receipt_find(struct hub *hub, int64_t user_id, const char *prefix, char **text_r,
                      const char **error_r);
 
+/* The user's consents, newest first (hub-records.c). A consent is deleted
+ * with its account, so these are the consents of the accounts the user has.
+ * *consents_r is malloc()ed (free()). */
+struct hub_consent {
+	int64_t id, account_id, time;
+	char disclosure_id[65]; /* SHA-256 of the disclosure text, hex */
+	char tool[64];          /* who took the consent ("mailkeep-cli --consent", "web") */
+	char login[321];        /* the account's login; "" if the account is gone */
+};
+int hub_consent_list(struct hub *hub, int64_t user_id, struct hub_consent **consents_r,
+                     size_t *count_r, const char **error_r);
+/* The user's removal receipts, newest first; free with hub_receipts_free(). */
+struct hub_receipt {
+	int64_t id, time;
+	char *text;
+};
+int hub_receipt_list(struct hub *hub, int64_t user_id, struct hub_receipt **receipts_r,
+                     size_t *count_r, const char **error_r);
+void hub_receipts_free(struct hub_receipt **receipts, size_t count);
+
 /*
  * The user's audit log (DIR/users/NAME/audit.log): append one entry and
  * record the new head in hub.db, so a truncated log is detected. Writers
