@@ -1,9 +1,11 @@
-/* The management capability "urn:mailkeep:manage" (daemon-manage.h):
- * the ExternalAccount methods, Receipt/get, Consent/get, the Device methods, AuditLog/get and
- * Policy/get. Every method takes accountId "mailkeep" (or the notices
- * account's id) and acts on the signed-in hub user only. */
+/* The management capability "urn:mailkeep:manage" (daemon-manage.h): the
+ * ExternalAccount methods, Receipt/get, Consent/get, the Device and
+ * WebSession methods, AuditLog/get and Policy/get. Every method takes
+ * accountId "mailkeep" (or the notices account's id) and acts on the
+ * signed-in hub user only. */
 #include <errno.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -855,6 +857,113 @@ static int device_set(void *ctx, struct jmap_call *call, json_t *args,
 	return jmap_call_respond(call, jmap_call_name(call), res, &err);
 }
 
+/* ---- Web sessions (the shared hub: its web session lifetimes are serve's
+ * settings) ---- */
+
+static bool web_session_id(const char *text, int64_t *id_r)
+{
+	char *end;
+	if (text == NULL || text[0] != 'W' || text[1] < '1' || text[1] > '9')
+		return false;
+	errno = 0;
+	long long v = strtoll(text + 1, &end, 10);
+	if (errno != 0 || *end != '\0' || v <= 0)
+		return false;
+	*id_r = v;
+	return true;
+}
+
+static int web_session_get(void *ctx, struct jmap_call *call, json_t *args,
+                           const char **error_type_r, const char **description_r)
+{
+	struct daemon_api_ctx *c = ctx;
+	const char *err;
+	if (check_account(c, args, error_type_r, description_r) < 0)
+		return -1;
+	struct hub_web_session *s = NULL;
+	size_t n = 0;
+	pthread_mutex_lock(&c->sv->hub_lock);
+	int r = hub_web_session_list(c->sv->hub, c->p->user.id, &s, &n, &err);
+	pthread_mutex_unlock(&c->sv->hub_lock);
+	if (r < 0)
+		FAIL("serverFail", "cannot read the sessions; try again");
+	json_t *list = json_array();
+	for (size_t i = 0; i < n; i++) {
+		char id[32];
+		snprintf(id, sizeof(id), "W%lld", (long long)s[i].id);
+		json_array_append_new(
+		    list, json_pack("{s:s,s:o,s:o,s:o,s:s,s:s,s:b}", "id", id, "createdAt",
+		                    json_date(s[i].created), "lastUsedAt", json_date(s[i].last_used),
+		                    "expiresAt", json_date(s[i].expires), "userAgent",
+		                    s[i].user_agent, "address", s[i].address, "isCurrent",
+		                    s[i].id == c->p->web_session_id));
+	}
+	free(s);
+	return jmap_call_respond(call, jmap_call_name(call),
+	                         json_pack("{s:s,s:s,s:o,s:[]}", "accountId", JMAP_NOTICES_NAME,
+	                                   "state", c->mail.state, "list", list, "notFound"),
+	                         &err);
+}
+
+static int web_session_set(void *ctx, struct jmap_call *call, json_t *args,
+                           const char **error_type_r, const char **description_r)
+{
+	struct daemon_api_ctx *c = ctx;
+	const char *err, *key;
+	json_t *value;
+	if (check_account(c, args, error_type_r, description_r) < 0)
+		return -1;
+	json_t *destroy = json_object_get(args, "destroy");
+	if (destroy != NULL && !json_is_null(destroy) && !json_is_array(destroy))
+		FAIL("invalidArguments", "destroy is a list of ids");
+	json_t *not_created = json_object(), *not_updated = json_object();
+	json_t *destroyed = json_array(), *not_destroyed = json_object();
+	json_object_foreach(json_object_get(args, "create"), key, value)
+	{
+		json_object_set_new(not_created, key,
+		                    set_error("forbidden", "web sessions are made by signing in"));
+	}
+	json_object_foreach(json_object_get(args, "update"), key, value)
+	{
+		json_object_set_new(not_updated, key,
+		                    set_error("forbidden", "a web session cannot be changed"));
+	}
+	size_t k;
+	json_array_foreach(destroy, k, value)
+	{
+		const char *text = json_string_value(value);
+		int64_t id = 0;
+		if (text == NULL)
+			continue;
+		if (!web_session_id(text, &id)) {
+			json_object_set_new(not_destroyed, text, set_error("notFound", "no such session"));
+			continue;
+		}
+		pthread_mutex_lock(&c->sv->hub_lock);
+		int r = hub_web_session_revoke(c->sv->hub, &c->p->user, id, &err);
+		pthread_mutex_unlock(&c->sv->hub_lock);
+		if (r == 0) {
+			/* A zero-access user's lease it held goes with it (the
+			 * session is holder -id, daemon-websession.c). */
+			svc_lease_release(c->sv->leases, c->p->user.id, -id, "revoked");
+			json_array_append_new(destroyed, json_string(text));
+		} else {
+			json_object_set_new(not_destroyed, text,
+			                    r == 1 ? set_error("notFound", "no such session")
+			                           : set_error("serverFail", "cannot revoke it; try again"));
+		}
+	}
+	json_t *res = json_pack("{s:s,s:n,s:s}", "accountId", JMAP_NOTICES_NAME, "oldState",
+	                        "newState", c->mail.state);
+	json_object_set_new(res, "created", json_object());
+	json_object_set_new(res, "updated", json_object());
+	json_object_set_new(res, "destroyed", destroyed);
+	json_object_set_new(res, "notCreated", not_created);
+	json_object_set_new(res, "notUpdated", not_updated);
+	json_object_set_new(res, "notDestroyed", not_destroyed);
+	return jmap_call_respond(call, jmap_call_name(call), res, &err);
+}
+
 /* ---- The audit log ---- */
 
 struct audit_filter {
@@ -1051,6 +1160,8 @@ int daemon_manage_register(struct jmap_registry *registry, const char **error_r)
 	    {"Consent/get", consent_get},
 	    {"Device/get", device_get},
 	    {"Device/set", device_set},
+	    {"WebSession/get", web_session_get},
+	    {"WebSession/set", web_session_set},
 	    {"AuditLog/get", audit_log_get},
 	    {"Policy/get", policy_get},
 	};

@@ -219,3 +219,49 @@ test("add with consent, devices, audit, then removal with a receipt", async () =
   assert.equal(rm2.notDestroyed[id].type, "notFound");
   assert.equal((await one("AuditLog/get", {})).verified, true);
 });
+
+test("web sessions: listed with the current one marked, revoked", async () => {
+  const signIn = async () => {
+    const r = await fetch(new URL("/mailkeep/session", session), {
+      method: "POST",
+      headers: { "Content-Type": "application/json", "User-Agent": "manage-test" },
+      body: JSON.stringify({ username: "erin", password: env.MK_ERIN_PASSWORD }),
+    });
+    assert.equal(r.status, 200);
+    const body = await r.json();
+    return { cookie: r.headers.get("set-cookie").split(";")[0], csrf: body.csrf,
+      id: "W" + body.sessionId };
+  };
+  const withCookie = (s, methodCalls) => fetch(new URL("/jmap/api/", session), {
+    method: "POST",
+    headers: { Cookie: s.cookie, "X-Mailkeep-CSRF": s.csrf, "Content-Type": "application/json" },
+    body: JSON.stringify({ using, methodCalls }),
+  });
+  const a = await signIn();
+  const b = await signIn();
+  let r = await withCookie(a, [["WebSession/get", { accountId: "mailkeep" }, "0"]]);
+  assert.equal(r.status, 200);
+  const [[n, got]] = (await r.json()).methodResponses;
+  assert.equal(n, "WebSession/get", JSON.stringify(got));
+  const byId = Object.fromEntries(got.list.map((s) => [s.id, s]));
+  assert.equal(byId[a.id].isCurrent, true);
+  assert.equal(byId[b.id].isCurrent, false);
+  assert.equal(byId[b.id].userAgent, "manage-test");
+  for (const k of ["createdAt", "lastUsedAt", "expiresAt"])
+    assert.match(byId[a.id][k], /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/, k);
+  assert.ok(byId[a.id].expiresAt > byId[a.id].createdAt);
+  // Another session revoked from this one: its cookie stops working.
+  r = await withCookie(a, [["WebSession/set", { accountId: "mailkeep", destroy: [b.id, "W999999"] }, "0"]]);
+  const [[, set]] = (await r.json()).methodResponses;
+  assert.deepEqual(set.destroyed, [b.id]);
+  assert.equal(set.notDestroyed.W999999.type, "notFound");
+  assert.equal((await fetch(new URL("/mailkeep/session", session),
+    { headers: { Cookie: b.cookie } })).status, 401);
+  // The current one too.
+  r = await withCookie(a, [["WebSession/set", { accountId: "mailkeep", destroy: [a.id] }, "0"]]);
+  assert.deepEqual((await r.json()).methodResponses[0][1].destroyed, [a.id]);
+  assert.equal((await withCookie(a, [["Policy/get", { accountId: "mailkeep" }, "0"]])).status, 401);
+  assert.deepEqual((await one("WebSession/get", {})).list, []);
+  const log = await one("AuditLog/get", { limit: 10 });
+  assert.equal(log.verified, true);
+});
