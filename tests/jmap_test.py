@@ -122,8 +122,14 @@ def main():
                                  # syncs they run; provider push would sync (and replay)
                                  # in between. Push has its own tests (push_test.py).
                                  env=dict(os.environ, MK_NO_PROVIDER_PUSH="1", SSL_CERT_DIR=certs))
-        line = serve.stdout.readline()
-        m = re.search(r"session at (\S+?)\)", line)
+        # The "serving" line, after any notes serve logs before it (the
+        # web app's root).
+        line, m = "", None
+        for _ in range(10):
+            line = serve.stdout.readline()
+            m = re.search(r"session at (\S+?)\)", line)
+            if m is not None or line == "":
+                break
         check(m is not None, "serve did not start: %s %s" % (line, serve.stderr.read() if serve.poll() is not None else ""))
         new_mail = ("python3 -c \"import sys; sys.path.insert(0, '%s'); import imapctl; "
                     "c = imapctl.connect('%s', 'alice', 'imaps'); "
