@@ -32,11 +32,11 @@
 #define MANAGE_AUDIT_DEFAULT_LIMIT 100
 
 /* Method errors: the type and a description saying what to do. */
-#define FAIL(type, desc)                                                                       \
-	do {                                                                                   \
-		*error_type_r = (type);                                                        \
-		*description_r = (desc);                                                       \
-		return -1;                                                                     \
+#define FAIL(type, desc)                                                                           \
+	do {                                                                                       \
+		*error_type_r = (type);                                                            \
+		*description_r = (desc);                                                           \
+		return -1;                                                                         \
 	} while (0)
 
 static void utc_date(int64_t t, char out[32])
@@ -187,8 +187,8 @@ static json_t *account_json(struct daemon_api_ctx *c, const struct account_view 
 	return o;
 }
 
-static int external_get(void *ctx, struct jmap_call *call, json_t *args,
-                        const char **error_type_r, const char **description_r)
+static int external_get(void *ctx, struct jmap_call *call, json_t *args, const char **error_type_r,
+                        const char **description_r)
 {
 	struct daemon_api_ctx *c = ctx;
 	const char *err;
@@ -258,16 +258,16 @@ static int external_discover(void *ctx, struct jmap_call *call, json_t *args,
 		line += n + (nl != NULL ? 1 : 0);
 	}
 	const char *login = f->has_imap && f->imap.login[0] != '\0' ? f->imap.login : email;
-	json_t *res = json_pack(
-	    "{s:s,s:o,s:o,s:s,s:o,s:o,s:o}", "accountId", JMAP_NOTICES_NAME, "imapUrl",
-	    imap[0] != '\0' ? json_string(imap) : json_null(), "smtpUrl",
-	    smtp[0] != '\0' ? json_string(smtp) : json_null(), "login", login, "sources", sources,
-	    "oauthProvider",
-	    f->profile != NULL && (f->profile->auth & SETUP_AUTH_OAUTH2) != 0
-	        ? json_string(f->profile->oauth.provider)
-	        : json_null(),
-	    "providerName",
-	    f->provider_name[0] != '\0' ? json_string(f->provider_name) : json_null());
+	json_t *res =
+	    json_pack("{s:s,s:o,s:o,s:s,s:o,s:o,s:o}", "accountId", JMAP_NOTICES_NAME, "imapUrl",
+	              imap[0] != '\0' ? json_string(imap) : json_null(), "smtpUrl",
+	              smtp[0] != '\0' ? json_string(smtp) : json_null(), "login", login, "sources",
+	              sources, "oauthProvider",
+	              f->profile != NULL && (f->profile->auth & SETUP_AUTH_OAUTH2) != 0
+	                  ? json_string(f->profile->oauth.provider)
+	                  : json_null(),
+	              "providerName",
+	              f->provider_name[0] != '\0' ? json_string(f->provider_name) : json_null());
 	free(f);
 	setup_profiles_free(&profiles);
 	if (!found && imap[0] == '\0') {
@@ -443,7 +443,8 @@ static json_t *account_update(struct daemon_api_ctx *c, struct hub *hub, struct 
 	if (pw != NULL) {
 		const char *password = json_string_value(pw);
 		if (password == NULL || password[0] == '\0')
-			return set_error("invalidProperties", "password must be a non-empty string");
+			return set_error("invalidProperties",
+			                 "password must be a non-empty string");
 		if (a->oauth)
 			return set_error("invalidProperties",
 			                 "an OAuth account has no password: sign in again with "
@@ -454,11 +455,11 @@ static json_t *account_update(struct daemon_api_ctx *c, struct hub *hub, struct 
 		if (current_user(c, hub, &u) < 0)
 			return set_error("serverFail", "cannot read the hub; try again");
 		if (user_kek(c, hub, &u, &kek, error, sizeof(error)) < 0)
-			return set_error("forbidden", u.zero_access
-			                                  ? "your key is locked: sign in again with "
-			                                    "your password first"
-			                                  : "the hub cannot open its key; ask its "
-			                                    "administrator");
+			return set_error("forbidden",
+			                 u.zero_access ? "your key is locked: sign in again with "
+			                                 "your password first"
+			                               : "the hub cannot open its key; ask its "
+			                                 "administrator");
 		/* The stored settings are used only when the stored password
 		 * vouches for them (as 'account password' does). */
 		char *old = NULL;
@@ -472,9 +473,8 @@ static json_t *account_update(struct daemon_api_ctx *c, struct hub *hub, struct 
 		                           {"smtp", a->smtp_url != NULL ? a->smtp_url : "none"},
 		                           {"login", a->login},
 		                           {"ca", a->ca_file != NULL ? a->ca_file : "none"}};
-		if (r == 0 &&
-		    (hub_audit(hub, &u, AUDIT_ACCOUNT_CHANGED, a->id, d, 4, &err) < 0 ||
-		     hub_account_set_password(hub, &u, a, kek, password, &err) < 0)) {
+		if (r == 0 && (hub_audit(hub, &u, AUDIT_ACCOUNT_CHANGED, a->id, d, 4, &err) < 0 ||
+		               hub_account_set_password(hub, &u, a, kek, password, &err) < 0)) {
 			snprintf(error, sizeof(error), "%s", err);
 			r = -1;
 		}
@@ -484,16 +484,15 @@ static json_t *account_update(struct daemon_api_ctx *c, struct hub *hub, struct 
 		/* Push reconnects with the new password. */
 		daemon_provider_account_start(u.name, a);
 	}
-	if (primary != NULL &&
-	    jmap_session_set_primary(c->mail.store, v->a, v->n, a->id, &err) < 0)
+	if (primary != NULL && jmap_session_set_primary(c->mail.store, v->a, v->n, a->id, &err) < 0)
 		return set_error("serverFail", err);
 	if (primary != NULL)
 		c->accounts_changed = true;
 	return NULL;
 }
 
-static int external_set(void *ctx, struct jmap_call *call, json_t *args,
-                        const char **error_type_r, const char **description_r)
+static int external_set(void *ctx, struct jmap_call *call, json_t *args, const char **error_type_r,
+                        const char **description_r)
 {
 	struct daemon_api_ctx *c = ctx;
 	const char *err, *key;
@@ -535,8 +534,8 @@ static int external_set(void *ctx, struct jmap_call *call, json_t *args,
 				daemon_provider_account_start(c->p->user.name, &v.a[i]);
 			}
 		account_view_free(&v);
-		json_object_set_new(created, key, json_pack("{s:s,s:I}", "id", id, "hubId",
-		                                             (json_int_t)hub_id));
+		json_object_set_new(created, key,
+		                    json_pack("{s:s,s:I}", "id", id, "hubId", (json_int_t)hub_id));
 		jmap_call_set_created_id(call, key, id, &err);
 		c->accounts_changed = true;
 		/* Its first sync now, by the account worker. */
@@ -553,9 +552,10 @@ static int external_set(void *ctx, struct jmap_call *call, json_t *args,
 		const char *id = key;
 		jmap_call_resolve_id(call, key, &id, &err);
 		long i = account_index(&v, id);
-		json_t *e = i < 0                    ? set_error("notFound", "no such account")
-		            : !json_is_object(value) ? set_error("invalidPatch", "a patch is an object")
-		                                     : account_update(c, hub, &v, (size_t)i, value);
+		json_t *e = i < 0 ? set_error("notFound", "no such account")
+		            : !json_is_object(value)
+		                ? set_error("invalidPatch", "a patch is an object")
+		                : account_update(c, hub, &v, (size_t)i, value);
 		account_view_free(&v);
 		if (e != NULL)
 			json_object_set_new(not_updated, key, e);
@@ -617,8 +617,8 @@ static int external_set(void *ctx, struct jmap_call *call, json_t *args,
 	return jmap_call_respond(call, jmap_call_name(call), res, &err);
 }
 
-static int external_test(void *ctx, struct jmap_call *call, json_t *args,
-                         const char **error_type_r, const char **description_r)
+static int external_test(void *ctx, struct jmap_call *call, json_t *args, const char **error_type_r,
+                         const char **description_r)
 {
 	struct daemon_api_ctx *c = ctx;
 	const char *err;
@@ -681,8 +681,8 @@ static int external_test(void *ctx, struct jmap_call *call, json_t *args,
 
 /* ---- Receipts, consents ---- */
 
-static int receipt_get(void *ctx, struct jmap_call *call, json_t *args,
-                       const char **error_type_r, const char **description_r)
+static int receipt_get(void *ctx, struct jmap_call *call, json_t *args, const char **error_type_r,
+                       const char **description_r)
 {
 	struct daemon_api_ctx *c = ctx;
 	const char *err;
@@ -707,8 +707,8 @@ static int receipt_get(void *ctx, struct jmap_call *call, json_t *args,
 	                         &err);
 }
 
-static int consent_get(void *ctx, struct jmap_call *call, json_t *args,
-                       const char **error_type_r, const char **description_r)
+static int consent_get(void *ctx, struct jmap_call *call, json_t *args, const char **error_type_r,
+                       const char **description_r)
 {
 	struct daemon_api_ctx *c = ctx;
 	const char *err;
@@ -723,11 +723,11 @@ static int consent_get(void *ctx, struct jmap_call *call, json_t *args,
 	for (size_t i = 0; i < n; i++) {
 		char id[32];
 		snprintf(id, sizeof(id), "C%lld", (long long)r[i].id);
-		json_array_append_new(
-		    list, json_pack("{s:s,s:I,s:s,s:o,s:s,s:s}", "id", id, "hubAccountId",
-		                    (json_int_t)r[i].account_id, "login", r[i].login, "at",
-		                    json_date(r[i].time), "tool", r[i].tool, "disclosure",
-		                    r[i].disclosure_id));
+		json_array_append_new(list, json_pack("{s:s,s:I,s:s,s:o,s:s,s:s}", "id", id,
+		                                      "hubAccountId", (json_int_t)r[i].account_id,
+		                                      "login", r[i].login, "at",
+		                                      json_date(r[i].time), "tool", r[i].tool,
+		                                      "disclosure", r[i].disclosure_id));
 	}
 	free(r);
 	return jmap_call_respond(call, jmap_call_name(call),
@@ -746,8 +746,8 @@ static json_t *device_json(const struct hub_device *d)
 	                 json_date(d->created), "lastUsedAt", json_date(d->last_used));
 }
 
-static int device_get(void *ctx, struct jmap_call *call, json_t *args,
-                      const char **error_type_r, const char **description_r)
+static int device_get(void *ctx, struct jmap_call *call, json_t *args, const char **error_type_r,
+                      const char **description_r)
 {
 	struct daemon_api_ctx *c = ctx;
 	const char *err;
@@ -768,8 +768,8 @@ static int device_get(void *ctx, struct jmap_call *call, json_t *args,
 	                         &err);
 }
 
-static int device_set(void *ctx, struct jmap_call *call, json_t *args,
-                      const char **error_type_r, const char **description_r)
+static int device_set(void *ctx, struct jmap_call *call, json_t *args, const char **error_type_r,
+                      const char **description_r)
 {
 	struct daemon_api_ctx *c = ctx;
 	const char *err, *key;
@@ -804,8 +804,9 @@ static int device_set(void *ctx, struct jmap_call *call, json_t *args,
 		}
 		char idt[32];
 		snprintf(idt, sizeof(idt), "D%lld", (long long)id);
-		json_object_set_new(created, key,
-		                    json_pack("{s:s,s:s,s:s}", "id", idt, "name", name, "token", token));
+		json_object_set_new(
+		    created, key,
+		    json_pack("{s:s,s:s,s:s}", "id", idt, "name", name, "token", token));
 		sodium_memzero(token, sizeof(token));
 		jmap_call_set_created_id(call, key, idt, &err);
 	}
@@ -893,10 +894,10 @@ static int web_session_get(void *ctx, struct jmap_call *call, json_t *args,
 		snprintf(id, sizeof(id), "W%lld", (long long)s[i].id);
 		json_array_append_new(
 		    list, json_pack("{s:s,s:o,s:o,s:o,s:s,s:s,s:b}", "id", id, "createdAt",
-		                    json_date(s[i].created), "lastUsedAt", json_date(s[i].last_used),
-		                    "expiresAt", json_date(s[i].expires), "userAgent",
-		                    s[i].user_agent, "address", s[i].address, "isCurrent",
-		                    s[i].id == c->p->web_session_id));
+		                    json_date(s[i].created), "lastUsedAt",
+		                    json_date(s[i].last_used), "expiresAt", json_date(s[i].expires),
+		                    "userAgent", s[i].user_agent, "address", s[i].address,
+		                    "isCurrent", s[i].id == c->p->web_session_id));
 	}
 	free(s);
 	return jmap_call_respond(call, jmap_call_name(call),
@@ -936,7 +937,8 @@ static int web_session_set(void *ctx, struct jmap_call *call, json_t *args,
 		if (text == NULL)
 			continue;
 		if (!web_session_id(text, &id)) {
-			json_object_set_new(not_destroyed, text, set_error("notFound", "no such session"));
+			json_object_set_new(not_destroyed, text,
+			                    set_error("notFound", "no such session"));
 			continue;
 		}
 		pthread_mutex_lock(&c->sv->hub_lock);
@@ -948,9 +950,10 @@ static int web_session_set(void *ctx, struct jmap_call *call, json_t *args,
 			svc_lease_release(c->sv->leases, c->p->user.id, -id, "revoked");
 			json_array_append_new(destroyed, json_string(text));
 		} else {
-			json_object_set_new(not_destroyed, text,
-			                    r == 1 ? set_error("notFound", "no such session")
-			                           : set_error("serverFail", "cannot revoke it; try again"));
+			json_object_set_new(
+			    not_destroyed, text,
+			    r == 1 ? set_error("notFound", "no such session")
+			           : set_error("serverFail", "cannot revoke it; try again"));
 		}
 	}
 	json_t *res = json_pack("{s:s,s:n,s:s}", "accountId", JMAP_NOTICES_NAME, "oldState",
@@ -988,8 +991,8 @@ static json_t *audit_json(const struct audit_entry *e)
 	                 "details", details);
 }
 
-static int audit_log_get(void *ctx, struct jmap_call *call, json_t *args,
-                         const char **error_type_r, const char **description_r)
+static int audit_log_get(void *ctx, struct jmap_call *call, json_t *args, const char **error_type_r,
+                         const char **description_r)
 {
 	struct daemon_api_ctx *c = ctx;
 	const char *err;
@@ -1065,11 +1068,11 @@ static int audit_log_get(void *ctx, struct jmap_call *call, json_t *args,
 		}
 		audit_iter_deinit(&it, &err);
 	}
-	json_t *res = json_pack("{s:s,s:o,s:I,s:I,s:b,s:o}", "accountId", JMAP_NOTICES_NAME,
-	                        "entries", entries, "total", (json_int_t)total, "position",
-	                        (json_int_t)position, "verified", verify_error == NULL,
-	                        "verifyError",
-	                        verify_error != NULL ? json_string(verify_error) : json_null());
+	json_t *res =
+	    json_pack("{s:s,s:o,s:I,s:I,s:b,s:o}", "accountId", JMAP_NOTICES_NAME, "entries",
+	              entries, "total", (json_int_t)total, "position", (json_int_t)position,
+	              "verified", verify_error == NULL, "verifyError",
+	              verify_error != NULL ? json_string(verify_error) : json_null());
 	if (note != NULL)
 		json_object_set_new(res, "verifyNote", json_string(note));
 	return jmap_call_respond(call, jmap_call_name(call), res, &err);
@@ -1083,8 +1086,8 @@ static json_t *stored(const char *what, const char *where, const char *who, cons
 	                 "keptFor", kept);
 }
 
-static int policy_get(void *ctx, struct jmap_call *call, json_t *args,
-                      const char **error_type_r, const char **description_r)
+static int policy_get(void *ctx, struct jmap_call *call, json_t *args, const char **error_type_r,
+                      const char **description_r)
 {
 	struct daemon_api_ctx *c = ctx;
 	const char *err;
