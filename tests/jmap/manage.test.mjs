@@ -81,6 +81,17 @@ test("the policy states what is stored, where, for how long", async () => {
   assert.ok(p.stored.some((s) => /password/.test(s.what) && /master key/.test(s.whoCanRead)));
 });
 
+test("discovery finds a built-in profile's settings (no network)", async () => {
+  const d = await one("ExternalAccount/discover", { email: "someone@gmail.com" });
+  assert.equal(d.imapUrl, "imaps://imap.gmail.com:993");
+  assert.equal(d.smtpUrl, "submissions://smtp.gmail.com:465");
+  assert.equal(d.login, "someone@gmail.com");
+  assert.equal(d.oauthProvider, "google");
+  assert.ok(d.sources.some((l) => /Gmail/.test(l)), JSON.stringify(d.sources));
+  const bad = await call([["ExternalAccount/discover", { accountId: "mailkeep", email: "nope" }, "0"]]);
+  assert.equal(bad[0][1].type, "invalidArguments");
+});
+
 test("the disclosure is the CLI's text and its id is its SHA-256", async () => {
   const d = await disclose();
   assert.match(d.text, /^mailkeep: adding a mail account for hub user erin\n/);
