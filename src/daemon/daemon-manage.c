@@ -1146,6 +1146,41 @@ static int policy_get(void *ctx, struct jmap_call *call, json_t *args, const cha
 	return jmap_call_respond(call, jmap_call_name(call), res, &err);
 }
 
+/* ---- The hub password ---- */
+
+#define MANAGE_PASSWORD_MIN 8
+#define MANAGE_PASSWORD_MAX 1024
+
+static int user_change_password(void *ctx, struct jmap_call *call, json_t *args,
+                                const char **error_type_r, const char **description_r)
+{
+	struct daemon_api_ctx *c = ctx;
+	const char *err;
+	if (check_account(c, args, error_type_r, description_r) < 0)
+		return -1;
+	const char *old = json_string_value(json_object_get(args, "old"));
+	const char *new = json_string_value(json_object_get(args, "new"));
+	if (old == NULL || new == NULL)
+		FAIL("invalidArguments", "give the old and the new password");
+	if (strlen(new) < MANAGE_PASSWORD_MIN || strlen(new) > MANAGE_PASSWORD_MAX)
+		FAIL("invalidArguments", "the new password needs 8 to 1024 characters");
+	struct hub *hub = manage_hub(c);
+	struct hub_user u;
+	if (hub == NULL || current_user(c, hub, &u) < 0)
+		FAIL("serverFail", "cannot read the hub; try again");
+	if (u.zero_access)
+		FAIL("forbidden", "your password is also the passphrase your accounts' keys are "
+		                  "wrapped with: it cannot be changed here yet");
+	if (hub_user_check_password(hub, &u, old, &err) < 0)
+		FAIL("forbidden", "the old password is wrong");
+	if (hub_user_set_password(hub, &u, new, "web", &err) < 0)
+		FAIL("serverFail", "the password was not changed; try again");
+	daemon_log(DAEMON_LOG_INFO, u.name, 0, "hub password changed (web)");
+	return jmap_call_respond(
+	    call, jmap_call_name(call),
+	    json_pack("{s:s,s:b}", "accountId", JMAP_NOTICES_NAME, "changed", 1), &err);
+}
+
 /* ---- Registration, session ---- */
 
 int daemon_manage_register(struct jmap_registry *registry, const char **error_r)
@@ -1167,6 +1202,7 @@ int daemon_manage_register(struct jmap_registry *registry, const char **error_r)
 	    {"WebSession/set", web_session_set},
 	    {"AuditLog/get", audit_log_get},
 	    {"Policy/get", policy_get},
+	    {"User/changePassword", user_change_password},
 	};
 	if (jmap_registry_add_capability(registry, DAEMON_MANAGE_CAPABILITY, error_r) < 0)
 		return -1;

@@ -276,3 +276,23 @@ test("web sessions: listed with the current one marked, revoked", async () => {
   const log = await one("AuditLog/get", { limit: 10 });
   assert.equal(log.verified, true);
 });
+
+test("the hub password changes; the old one stops working", async () => {
+  const change = (old, nw, auth = basic) => call([["User/changePassword",
+    { accountId: "mailkeep", old, new: nw }, "0"]], auth);
+  let [[n, r]] = await change("wrong password", "a new password");
+  assert.deepEqual([n, r.type], ["error", "forbidden"]);
+  [[n, r]] = await change(env.MK_ERIN_PASSWORD, "short");
+  assert.deepEqual([n, r.type], ["error", "invalidArguments"]);
+  [[n, r]] = await change(env.MK_ERIN_PASSWORD, "a new password");
+  assert.equal(n, "User/changePassword", JSON.stringify(r));
+  assert.equal(r.changed, true);
+  assert.equal((await fetch(session, { headers: { Authorization: basic } })).status, 401);
+  const nb = "Basic " + Buffer.from("erin:a new password").toString("base64");
+  const log = await one("AuditLog/get", { filter: { event: "user.password" } }, nb);
+  assert.equal(log.total, 1);
+  assert.deepEqual(log.entries[0].details, { via: "web" });
+  [[n, r]] = await change("a new password", env.MK_ERIN_PASSWORD, nb);
+  assert.equal(r.changed, true);
+  assert.equal((await fetch(session, { headers: { Authorization: basic } })).status, 200);
+});
