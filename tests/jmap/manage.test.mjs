@@ -296,3 +296,49 @@ test("the hub password changes; the old one stops working", async () => {
   assert.equal(r.changed, true);
   assert.equal((await fetch(session, { headers: { Authorization: basic } })).status, 200);
 });
+
+test("zero-access: adding needs the key a sign-in unlocks", async () => {
+  const zb = "Basic " + Buffer.from("zed:" + env.MK_ZED_PASSWORD).toString("base64");
+  assert.equal((await one("Policy/get", {}, zb)).zeroAccess, true);
+  const d = await one("ExternalAccount/disclose", { ...settings, kind: "password" }, zb);
+  assert.match(d.text, /Who can decrypt it: only zed/);
+  const create = { ...settings, password: env.MK_BOB_PASSWORD, disclosureId: d.disclosureId,
+    consent: true };
+  // Basic opens no lease: the key is locked.
+  const locked = await one("ExternalAccount/set", { create: { z: create } }, zb);
+  assert.equal(locked.notCreated.z.type, "forbidden");
+  assert.match(locked.notCreated.z.description, /sign in/);
+  // A web sign-in opens the lease; the add goes through.
+  const r = await fetch(new URL("/mailkeep/session", session), {
+    method: "POST", headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ username: "zed", password: env.MK_ZED_PASSWORD }),
+  });
+  assert.equal(r.status, 200);
+  const body = await r.json();
+  assert.ok(body.unlockedUntil);
+  const cookie = r.headers.get("set-cookie").split(";")[0];
+  const withCookie = async (name, args) => {
+    const res = await fetch(new URL("/jmap/api/", session), {
+      method: "POST",
+      headers: { Cookie: cookie, "X-Mailkeep-CSRF": body.csrf, "Content-Type": "application/json" },
+      body: JSON.stringify({ using, methodCalls: [[name, { accountId: "mailkeep", ...args }, "0"]] }),
+    });
+    assert.equal(res.status, 200);
+    const [[n, out]] = (await res.json()).methodResponses;
+    assert.equal(n, name, JSON.stringify(out));
+    return out;
+  };
+  const added = await withCookie("ExternalAccount/set", { create: { z: create } });
+  assert.deepEqual(added.notCreated, {});
+  const { id } = added.created.z;
+  assert.equal((await withCookie("ExternalAccount/test", { id })).ok, true);
+  const pw = await call([["User/changePassword",
+    { accountId: "mailkeep", old: env.MK_ZED_PASSWORD, new: "another passphrase" }, "0"]], zb);
+  assert.equal(pw[0][1].type, "forbidden");
+  const rm = await withCookie("ExternalAccount/set", { destroy: [id] });
+  assert.match(rm.receipts[id], /of zed removed from all devices/);
+  // Signing this session out (revoking it) wipes the lease.
+  await withCookie("WebSession/set", { destroy: ["W" + body.sessionId] });
+  const again = await one("ExternalAccount/set", { create: { z: create } }, zb);
+  assert.equal(again.notCreated.z.type, "forbidden");
+});
