@@ -1,8 +1,11 @@
 /* The daemon's start and stop. */
+#include <jansson.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sodium.h>
 #include <string.h>
 #include <time.h>
 
@@ -18,6 +21,22 @@
 
 static struct daemon_job jobs[DAEMON_MAX_JOBS];
 static size_t n_jobs;
+
+/* JSON memory is wiped when freed: request bodies parsed by jansson hold
+ * the passwords of ExternalAccount/set, ExternalAccount/test and
+ * User/changePassword. */
+static void *json_alloc(size_t size)
+{
+	return malloc(size);
+}
+
+static void json_release(void *p)
+{
+	if (p != NULL) {
+		sodium_memzero(p, malloc_usable_size(p));
+		free(p);
+	}
+}
 
 int daemon_job_add(const struct daemon_job *job)
 {
@@ -39,6 +58,7 @@ const char *daemon_data_dir(const struct daemon *d)
 
 int daemon_run(const struct daemon_settings *s)
 {
+	json_set_alloc_funcs(json_alloc, json_release);
 	const char *err;
 	/* SIGTERM/SIGINT are taken by sigwait() below: blocked before any thread
 	 * starts (the HTTP server's too), so none of them inherits a mask that
