@@ -19,12 +19,15 @@ static void serve_usage(FILE *f)
 	           "                [--access-log FILE] [--trusted-proxy ADDR]\n"
 	           "                [--max-connections N] [--max-connections-per-address N]\n"
 	           "                [--header-timeout SECONDS] [--max-body-memory BYTES]\n"
-	           "                [--no-replay]\n\n"
+	           "                [--no-replay] [--push on|off] [--full-sync-interval SECONDS]\n"
+	           "                [--push-sweep-interval SECONDS] [--push-connect-rate N]\n"
+	           "                [--push-idle-restart SECONDS]\n\n"
 	           "Runs the hub: the JMAP API for devices at /.well-known/jmap and /jmap/...\n"
 	           "(Bearer device tokens from 'mailkeep device add', or Basic with the hub\n"
 	           "user's password), EventSource push, and a scheduler that syncs every\n"
 	           "server-key user's stored accounts every SECONDS (default 300, 0 = never).\n"
-	           "Zero-access users are synced only on their own 'sync --passphrase-file'.\n"
+	           "Zero-access users are synced while signed in (an unlock lease) or on\n"
+	           "their own 'sync --passphrase-file'.\n"
 	           "Changes made through the API are kept in the hosted mailbox and carried to\n"
 	           "the provider at once (a server-key user's; zero-access users' wait for\n"
 	           "their sync); scheduled syncs do not undo them.\n\n"
@@ -46,7 +49,16 @@ static void serve_usage(FILE *f)
 	           "                      clients together (default 64 MiB; more than 10 MiB);\n"
 	           "                      beyond it 503 with Retry-After\n"
 	           "  --no-replay         device changes wait for the next sync instead of\n"
-	           "                      going to the provider at once\n\n"
+	           "                      going to the provider at once\n"
+	           "  --push on|off       provider push (default on): an idle connection per\n"
+	           "                      external account; changes synced at once; the\n"
+	           "                      scheduled syncs leave the accounts it watches alone\n"
+	           "  --full-sync-interval SECONDS  a full sync of each account push watches\n"
+	           "                      this often (default 86400)\n"
+	           "  --push-sweep-interval SECONDS  without NOTIFY, the STATUS sweep of the\n"
+	           "                      other folders this often (default 300)\n"
+	           "  --push-connect-rate N  push connects a second at most (default 50)\n"
+	           "  --push-idle-restart SECONDS  IDLE re-issued this often (default 1680)\n\n"
 	           "Requests are authenticated on their headers before a body is read\n"
 	           "(unauthenticated: 401, the body is never read). Password sign-ins are\n"
 	           "limited before the password is checked: 10 a minute per user, 10 per\n"
@@ -71,6 +83,11 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
 	    {"header-timeout", required_argument, NULL, 'T'},
 	    {"max-body-memory", required_argument, NULL, 'M'},
 	    {"no-replay", no_argument, NULL, 'R'},
+	    {"push", required_argument, NULL, 'P'},
+	    {"full-sync-interval", required_argument, NULL, 'F'},
+	    {"push-sweep-interval", required_argument, NULL, 'W'},
+	    {"push-connect-rate", required_argument, NULL, 'N'},
+	    {"push-idle-restart", required_argument, NULL, 'I'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -152,6 +169,24 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
 		case 'R':
 			no_replay = true;
 			break;
+		case 'P':
+		case 'F':
+		case 'W':
+		case 'N':
+		case 'I': {
+			/* Checked and applied as the file's values are. */
+			const char *setting = c == 'P'   ? "push"
+			                  : c == 'F' ? "full_sync_interval"
+			                  : c == 'W' ? "push_sweep_interval"
+			                  : c == 'N' ? "push_connect_rate"
+			                             : "push_idle_restart";
+			const char *err;
+			if (hub_serve_setting_set(&conf, setting, optarg, &err) < 0) {
+				cli_error("%s (see --help)", err);
+				return EXIT_USAGE;
+			}
+			break;
+		}
 		case 'h':
 			serve_usage(stdout);
 			return EXIT_OK;
@@ -202,10 +237,15 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
 	                             .per_address = per_address,
 	                             .header_timeout = header_timeout,
 	                             .body_memory = body_memory,
-	                             .replay_now = !no_replay};
-	/* Provider push (src/push through daemon-provider.c). */
-	if (getenv("MK_NO_PROVIDER_PUSH") == NULL)
-		daemon_provider_register();
+	                             .replay_now = !no_replay,
+	                             .full_sync_interval = conf.full_sync_interval};
+	/* Provider push (src/push through daemon-provider.c); the environment's
+	 * MK_NO_PROVIDER_PUSH turns it off for tests. */
+	struct daemon_push_settings ps = {.sweep_interval = conf.push_sweep_interval,
+	                                  .connect_rate = conf.push_connect_rate,
+	                                  .idle_restart = conf.push_idle_restart};
+	if (conf.push != 0 && getenv("MK_NO_PROVIDER_PUSH") == NULL)
+		daemon_provider_register(&ps);
 	int r = daemon_run(&ds);
 	if (log != stderr)
 		fclose(log);

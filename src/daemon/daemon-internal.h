@@ -53,7 +53,7 @@ struct daemon_store {
 	struct store *store; /* NULL once the user's store went away */
 	dev_t dev;           /* of the store.db that store has open */
 	ino_t ino;
-	time_t used; /* last daemon_store_lock() */
+	uint64_t used; /* sv->store_clock at the last daemon_store_lock() */
 	pthread_mutex_t lock;
 };
 
@@ -95,6 +95,9 @@ struct daemon {
 	pthread_mutex_t push_lock;
 	struct daemon_signin_gate *signin;
 	unsigned sync_interval;
+	unsigned full_sync_interval; /* of accounts push watches */
+	unsigned open_stores;        /* the registry's bound */
+	uint64_t store_clock;        /* uses of the registry (its LRU order) */
 	bool replay_now; /* device changes to the provider at once */
 	/* The account worker's queue (daemon-work.c). */
 	struct daemon_work work[DAEMON_MAX_WORK];

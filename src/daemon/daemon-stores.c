@@ -3,8 +3,10 @@
  * thread shares (API requests, push, the indexer, upload expiry, the outbox's
  * look for due mail), each under its entry's lock, opened on first use and
  * checked fresh at every use (daemon_store_lock: a purged or re-created
- * user's store.db is closed and reopened). At most DAEMON_OPEN_STORES
- * handles are open: past that, the one used least recently closes. Syncs,
+ * user's store.db is closed and reopened). At most sv->open_stores
+ * (DAEMON_OPEN_STORES unless a test sets fewer) handles are open: past
+ * that, the one used least recently (by a use counter, not the clock, so
+ * uses within one second keep their order) closes. Syncs,
  * replays and sends run for seconds, so they use handles of their own
  * (SQLite in WAL mode lets them write beside the shared one).
  */
@@ -90,7 +92,7 @@ struct daemon_store *daemon_store_get(struct daemon *sv, const char *user)
 	return us;
 }
 
-/* Past DAEMON_OPEN_STORES open handles, the one used least recently that no
+/* Past sv->open_stores open handles, the one used least recently that no
  * thread holds is closed (us->lock held; the others only tried, so the
  * lock order cannot deadlock). Its entry stays: the next use reopens it. */
 static void evict_idle(struct daemon *sv, struct daemon_store *us)
@@ -114,7 +116,7 @@ static void evict_idle(struct daemon *sv, struct daemon_store *us)
 		pthread_mutex_unlock(&o->lock);
 	}
 	if (oldest != NULL) {
-		if (open >= DAEMON_OPEN_STORES)
+		if (open >= sv->open_stores)
 			store_close(&oldest->store);
 		pthread_mutex_unlock(&oldest->lock);
 	}
@@ -143,7 +145,7 @@ bool daemon_store_lock(struct daemon *sv, struct daemon_store *us)
 		pthread_mutex_unlock(&us->lock);
 		return false;
 	}
-	us->used = time(NULL);
+	us->used = __atomic_add_fetch(&sv->store_clock, 1, __ATOMIC_RELAXED);
 	return true;
 }
 

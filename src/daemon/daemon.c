@@ -53,6 +53,9 @@ int daemon_run(const struct daemon_settings *s)
 	sv->data_dir = s->data_dir;
 	sv->sync_interval = s->sync_interval;
 	sv->replay_now = s->replay_now;
+	sv->full_sync_interval =
+	    s->full_sync_interval > 0 ? s->full_sync_interval : DAEMON_FULL_SYNC;
+	sv->open_stores = s->open_stores > 0 ? s->open_stores : DAEMON_OPEN_STORES;
 	pthread_mutex_init(&sv->hub_lock, NULL);
 	pthread_mutex_init(&sv->users_lock, NULL);
 	pthread_mutex_init(&sv->push_lock, NULL);

@@ -20,6 +20,11 @@
  *   max_connections_per_address  1..4096            16
  *   header_timeout               1..3600 seconds    10
  *   max_body_memory              10 MiB+1..1 TiB    64 MiB (bytes; K, M, G suffixes)
+ *   push                         on | off           on (provider push: IDLE/NOTIFY)
+ *   full_sync_interval           1..2592000 seconds 86400 (full sync of a pushed account)
+ *   push_sweep_interval          10..86400 seconds  300 (STATUS sweep without NOTIFY)
+ *   push_connect_rate            1..10000 a second  50 (push connects, all accounts)
+ *   push_idle_restart            10..1740 seconds   1680 (IDLE re-issued, RFC 2177)
  *
  * Errors name the file, the line and what to do; nothing in this file is
  * secret (the TLS key is a path to a file). Errors: 0 ok / -1 with
@@ -41,6 +46,11 @@ struct hub_serve_settings {
 	unsigned header_timeout;
 	size_t max_body_memory;
 	unsigned no_replay; /* 1: device changes wait for the next sync */
+	unsigned push;      /* 1 (on): provider push */
+	unsigned full_sync_interval;
+	unsigned push_sweep_interval;
+	unsigned push_connect_rate;
+	unsigned push_idle_restart;
 };
 
 /* The embedded defaults (the table above). */
