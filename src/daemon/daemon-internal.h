@@ -98,6 +98,7 @@ struct daemon {
 	unsigned full_sync_interval; /* of accounts push watches */
 	unsigned open_stores;        /* the registry's bound */
 	uint64_t store_clock;        /* uses of the registry (its LRU order) */
+	unsigned stores_open;        /* handles the registry has open */
 	bool replay_now; /* device changes to the provider at once */
 	/* The account worker's queue (daemon-work.c). */
 	struct daemon_work work[DAEMON_MAX_WORK];

@@ -52,6 +52,15 @@ static int store_path_open(char *path, size_t size, int n, struct store **store_
 	return 0;
 }
 
+/* Close us's store (us->lock held, or us not shared any more), counted. */
+static void registry_close(struct daemon *sv, struct daemon_store *us)
+{
+	if (us->store == NULL)
+		return;
+	store_close(&us->store);
+	__atomic_sub_fetch(&sv->stores_open, 1, __ATOMIC_RELAXED);
+}
+
 /* Open the user's store into us (us->lock held, or us not yet shared). A
  * user whose folder is gone (purged) gets none: the folder is never made
  * here, so a purge racing with this cannot leave an orphan behind. */
@@ -65,7 +74,9 @@ static void daemon_store_open(struct daemon *sv, struct daemon_store *us)
 	    !store_file_id(sv, us->name, &us->dev, &us->ino)) {
 		store_close(&us->store);
 		us->store = NULL;
+		return;
 	}
+	__atomic_add_fetch(&sv->stores_open, 1, __ATOMIC_RELAXED);
 }
 
 struct daemon_store *daemon_store_get(struct daemon *sv, const char *user)
@@ -92,32 +103,33 @@ struct daemon_store *daemon_store_get(struct daemon *sv, const char *user)
 	return us;
 }
 
-/* Past sv->open_stores open handles, the one used least recently that no
- * thread holds is closed (us->lock held; the others only tried, so the
- * lock order cannot deadlock). Its entry stays: the next use reopens it. */
+/* At sv->open_stores open handles (all of them counted, held or not), the
+ * one used least recently that no thread holds is closed (us->lock held;
+ * the others only tried, so the lock order cannot deadlock), making room
+ * for us's. Its entry stays: the next use reopens it. When every open one
+ * is held, none is closed: the bound is passed until they are let go. */
 static void evict_idle(struct daemon *sv, struct daemon_store *us)
 {
 	pthread_mutex_lock(&sv->users_lock);
-	size_t n = sv->n_users, open = 0;
-	struct daemon_store *oldest = NULL;
-	for (size_t i = 0; i < n; i++) {
-		struct daemon_store *o = &sv->users[i];
-		if (o == us || pthread_mutex_trylock(&o->lock) != 0)
-			continue;
-		if (o->store != NULL) {
-			open++;
-			if (oldest == NULL || o->used < oldest->used) {
+	size_t n = sv->n_users;
+	/* One at a time: the bound may have been passed while stores were held. */
+	while (__atomic_load_n(&sv->stores_open, __ATOMIC_RELAXED) >= sv->open_stores) {
+		struct daemon_store *oldest = NULL;
+		for (size_t i = 0; i < n; i++) {
+			struct daemon_store *o = &sv->users[i];
+			if (o == us || pthread_mutex_trylock(&o->lock) != 0)
+				continue;
+			if (o->store != NULL && (oldest == NULL || o->used < oldest->used)) {
 				if (oldest != NULL)
 					pthread_mutex_unlock(&oldest->lock);
 				oldest = o;
 				continue; /* keep it locked */
 			}
+			pthread_mutex_unlock(&o->lock);
 		}
-		pthread_mutex_unlock(&o->lock);
-	}
-	if (oldest != NULL) {
-		if (open >= sv->open_stores)
-			store_close(&oldest->store);
+		if (oldest == NULL)
+			break; /* every open one is held */
+		registry_close(sv, oldest);
 		pthread_mutex_unlock(&oldest->lock);
 	}
 	pthread_mutex_unlock(&sv->users_lock);
@@ -136,7 +148,7 @@ bool daemon_store_lock(struct daemon *sv, struct daemon_store *us)
 	ino_t ino;
 	bool there = store_file_id(sv, us->name, &dev, &ino);
 	if (us->store != NULL && (!there || dev != us->dev || ino != us->ino))
-		store_close(&us->store);
+		registry_close(sv, us);
 	if (us->store == NULL) {
 		evict_idle(sv, us);
 		daemon_store_open(sv, us); /* none if the user's folder is gone */
@@ -159,5 +171,5 @@ struct daemon_store *daemon_store_acquire(struct daemon *sv, const char *user)
 void daemon_stores_close(struct daemon *sv)
 {
 	for (size_t i = 0; i < sv->n_users; i++)
-		store_close(&sv->users[i].store);
+		registry_close(sv, &sv->users[i]);
 }
