@@ -6,13 +6,15 @@
 #
 # N Dovecot users (the fixture, real Dovecot on loopback), one hub user with
 # N accounts, no new mail. serve runs twice in the same run, each for K
-# scheduler intervals after its first round:
+# scheduler rounds after its first round:
 #   push on   provider push watches every account; the scheduler leaves the
 #             accounts whose push connection is idle alone (full sync every
 #             full_sync_interval, 24 h here)
 #   push off  (--push off) every round logs in to every account
-# Counted per interval: logins Dovecot accepted (its log, "imap-login: Info:
-# Login:"), and serve's CPU time (/proc/PID/stat, utime + stime).
+# Counted per scheduler round (from the end of one round, as its log line
+# says, to the end of the next: the sync_interval wait and the round): logins
+# Dovecot accepted (its log, "imap-login: Info: Login:"), serve's CPU time
+# (/proc/PID/stat, utime + stime) and the seconds it took.
 # Target: 0 logins per interval with push, against N without.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -57,50 +59,60 @@ logins() { grep -c "imap-login: Info: Login:" "$RUN/fx/dovecot.log" || true; }
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$SERVE_PID/stat"; }
 TICKS=$(getconf CLK_TCK)
 
-# run_serve NAME PATTERN COUNT ARGS...: serve until COUNT lines match
-# PATTERN (its first round is over), then K intervals counted; prints
-# "logins cpu_ms" per interval.
+rounds() { grep -c "scheduler: round:" "$RUN/$1.out" || true; }
+
+# run_serve NAME ARGS...: serve until its first round is over, then K more
+# rounds (the scheduler's log line at each round's end) counted; prints
+# "logins cpu_ms seconds" per round (round end to round end: the round and
+# the interval after it).
 run_serve() {
-	local name=$1 pattern=$2 count=$3
-	shift 3
+	local name=$1
+	shift
 	"$MK_BIN" --data "$D" serve --listen 127.0.0.1:0 --sync-interval "$INTERVAL" "$@" \
 		>"$RUN/$name.out" 2>"$RUN/$name.err" &
 	SERVE_PID=$!
-	local t=0
-	until [ "$(grep -Ec "$pattern" "$RUN/$name.out" || true)" -ge "$count" ]; do
-		kill -0 "$SERVE_PID" 2>/dev/null || { cat "$RUN/$name.err" >&2; exit 1; }
-		sleep 0.2
-		t=$((t + 1))
-		[ "$t" -lt 1500 ] || { echo "idle-logins.sh: $name: no first round" >&2; exit 1; }
-	done
-	sleep 1
-	local i l0 c0 l1 c1
+	wait_rounds() {
+		local t=0
+		until [ "$(rounds "$name")" -ge "$1" ]; do
+			kill -0 "$SERVE_PID" 2>/dev/null || { cat "$RUN/$name.err" >&2; exit 1; }
+			sleep 0.05
+			t=$((t + 1))
+			[ "$t" -lt 12000 ] || { echo "idle-logins.sh: $name: no round" >&2; exit 1; }
+		done
+	}
+	wait_rounds 1
+	local i l0 c0 t0 l1 c1 t1
+	l0=$(logins)
+	c0=$(cpu_ticks)
+	t0=$(date +%s.%N)
 	for ((i = 1; i <= K; i++)); do
-		l0=$(logins)
-		c0=$(cpu_ticks)
-		sleep "$INTERVAL"
+		wait_rounds $((i + 1))
 		l1=$(logins)
 		c1=$(cpu_ticks)
-		echo "$((l1 - l0)) $(((c1 - c0) * 1000 / TICKS))"
+		t1=$(date +%s.%N)
+		echo "$((l1 - l0)) $(((c1 - c0) * 1000 / TICKS)) $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')"
+		l0=$l1
+		c0=$c1
+		t0=$t1
 	done
 	kill -TERM "$SERVE_PID"
 	wait "$SERVE_PID" || { echo "idle-logins.sh: $name: serve did not stop cleanly" >&2; exit 1; }
 	SERVE_PID=
+	grep "scheduler: round:" "$RUN/$name.out" | sed "s/^/  $name: /" >&2
 }
 
-# With push: the first round is over when the scheduler says how many
-# accounts it leaves to push (its second round: the first syncs them all).
-ON=$(run_serve push-on " $N accounts? left to provider push" 1 --full-sync-interval 86400)
-# Without: the first round is over when every account has been synced once.
-OFF=$(run_serve push-off "account=[0-9]+ .*synced" "$N" --push off)
+ON=$(run_serve push-on --full-sync-interval 86400)
+OFF=$(run_serve push-off --push off)
 
-echo "idle-logins: $N accounts, no new mail, scheduler every $INTERVAL s, $K intervals each"
-printf '%-10s %16s %16s %18s %18s\n' interval "logins (push)" "logins (polling)" \
-	"serve CPU ms (push)" "serve CPU ms (polling)"
-paste -d' ' <(echo "$ON") <(echo "$OFF") | awk '{ printf "%-10d %16d %16d %18d %18d\n", NR, $1, $3, $2, $4 }'
+echo "idle-logins: $N accounts, no new mail, scheduler every $INTERVAL s, $K rounds each"
+echo "(a round = from one round's end to the next: the wait of sync_interval and the round)"
+printf '%-6s %14s %16s %12s %14s %12s %14s\n' round "logins (push)" "logins (polling)" \
+	"CPU ms push" "CPU ms polling" "s (push)" "s (polling)"
+paste -d' ' <(echo "$ON") <(echo "$OFF") |
+	awk '{ printf "%-6d %14d %16d %12d %14d %12s %14s\n", NR, $1, $4, $2, $5, $3, $6 }'
 SUM_ON=$(echo "$ON" | awk '{ s += $1 } END { print s }')
 SUM_OFF=$(echo "$OFF" | awk '{ s += $1 } END { print s }')
-echo "logins per interval: push $(awk -v s="$SUM_ON" -v k="$K" 'BEGIN { printf "%.1f", s / k }')" \
+echo "logins per round: push $(awk -v s="$SUM_ON" -v k="$K" 'BEGIN { printf "%.1f", s / k }')" \
 	"(target 0), polling $(awk -v s="$SUM_OFF" -v k="$K" 'BEGIN { printf "%.1f", s / k }')" \
 	"(N = $N)"
 [ "$SUM_ON" -eq 0 ] || { echo "idle-logins.sh: FAIL: logins while push watched every account" >&2; exit 1; }

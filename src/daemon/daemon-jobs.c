@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "daemon-internal.h"
+#include "lib/clock.h"
 #include "service/svc-lease.h"
 #include "service/svc-outbox.h"
 #include "service/svc-sync.h"
@@ -83,7 +84,7 @@ struct sched_account {
 struct sched {
 	struct sched_account *a;
 	size_t n;
-	unsigned pushed; /* accounts left to push in the last round */
+	unsigned synced; /* accounts synced (logged in to) this round */
 };
 
 static struct sched_account *sched_find(struct sched *s, int64_t id, bool add)
@@ -120,6 +121,7 @@ static void sched_account_done(void *ctx, const struct svc_sync_account *r)
 {
 	struct sched_call *c = ctx;
 	daemon_sync_account_done((void *)c->user, r);
+	c->sched->synced++;
 	struct sched_account *a;
 	if (r->status == SVC_OK && (a = sched_find(c->sched, r->account_id, true)) != NULL)
 		a->synced = c->began;
@@ -201,6 +203,8 @@ void *daemon_sync_thread(void *context)
 			struct hub_user *users = NULL;
 			size_t n = 0;
 			unsigned pushed = 0;
+			double began = clock_mono();
+			sched.synced = 0;
 			const char *err;
 			if (open_hub(sv, true, &hub) == 0 &&
 			    hub_user_list(hub, &users, &n, &err) < 0) {
@@ -222,12 +226,15 @@ void *daemon_sync_thread(void *context)
 				    SVC_TEMPORARY)
 					temporary = true;
 			}
-			if (pushed != sched.pushed)
-				daemon_log(DAEMON_LOG_INFO, NULL, 0,
-				           "scheduler: %u account%s left to provider push (a full "
-				           "sync of each every %u s)",
-				           pushed, pushed == 1 ? "" : "s", sv->full_sync_interval);
-			sched.pushed = pushed;
+			char full[64] = "";
+			if (pushed > 0)
+				snprintf(full, sizeof(full), " (a full sync of each every %u s)",
+				         sv->full_sync_interval);
+			daemon_log(DAEMON_LOG_INFO, NULL, 0,
+			           "scheduler: round: %u account%s synced, %u left to provider "
+			           "push%s, %.1f s",
+			           sched.synced, sched.synced == 1 ? "" : "s", pushed, full,
+			           clock_mono() - began);
 			free(users);
 			hub_close(&hub);
 			sv->fts_relist = 1;
