@@ -159,6 +159,14 @@ static void login(void *ctx, int64_t account, bool ok)
 int daemon_provider_account_start(const char *user, const struct hub_account *a)
 {
 	const char *err;
+	if (a->oauth) {
+		/* src/push logs in with LOGIN/PLAIN only: an access token there
+		 * would be refused and stop the account. The scheduler polls it. */
+		daemon_log(DAEMON_LOG_INFO, user, a->id,
+		           "provider push: not for OAuth accounts yet; polled every "
+		           "sync_interval");
+		return -1;
+	}
 	pthread_mutex_lock(&P.mu);
 	if (P.loop == NULL) {
 		pthread_mutex_unlock(&P.mu);
