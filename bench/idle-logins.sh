@@ -59,7 +59,11 @@ logins() { grep -c "imap-login: Info: Login:" "$RUN/fx/dovecot.log" || true; }
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$SERVE_PID/stat"; }
 TICKS=$(getconf CLK_TCK)
 
-rounds() { grep -c "scheduler: round:" "$RUN/$1.out" || true; }
+rounds() {
+	local c
+	c=$(grep -c "scheduler: round:" "$RUN/$1.out" 2>/dev/null) || true
+	echo "${c:-0}"
+}
 
 # run_serve NAME ARGS...: serve until its first round is over, then K more
 # rounds (the scheduler's log line at each round's end) counted; prints

@@ -113,6 +113,7 @@ struct daemon {
 	 * are signed in, for the scheduler, the account worker and the outbox. */
 	struct svc_leases *leases;
 	volatile sig_atomic_t sync_now; /* a user was unlocked: a round now */
+	volatile sig_atomic_t jobs_started; /* the other modules' jobs (push) run */
 	volatile sig_atomic_t stop;
 	volatile sig_atomic_t fts_relist; /* the indexer lists the users again */
 };

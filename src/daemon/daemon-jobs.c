@@ -189,6 +189,10 @@ void *daemon_sync_thread(void *context)
 	struct sched sched = {0};
 	time_t next = time(NULL);
 	time_t retry = 0; /* after a temporary failure: 60 s, doubling, at most the interval */
+	/* Provider push starts as a job, after this thread: the first round
+	 * waits for it (then for its connections, below). */
+	while (!sv->jobs_started && !sv->stop)
+		usleep(50 * 1000);
 	while (!sv->stop) {
 		if (sv->sync_interval > 0 && (time(NULL) >= next || sv->sync_now)) {
 			sv->sync_now = 0;

@@ -138,6 +138,7 @@ int daemon_run(const struct daemon_settings *s)
 	size_t started = 0;
 	while (started < n_jobs && jobs[started].start(sv, jobs[started].ctx) == 0)
 		started++;
+	sv->jobs_started = 1; /* the scheduler's first round waits for push */
 	int sig = 0;
 	if (started == n_jobs) {
 		sigwait(&set, &sig);
