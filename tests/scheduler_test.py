@@ -226,7 +226,7 @@ def t_settings(tmp):
     open(conf, "w").write(base + "push = off\nfull_sync_interval = 600\n")
     s = Serve(data, tmp, "settings")
     time.sleep(1)
-    check("provider push" not in s.text(), "push = off in mailkeep.conf: push ran")
+    check("provider push:" not in s.text(), "push = off in mailkeep.conf: push ran")
     s.stop()
 
 
