@@ -76,10 +76,11 @@ void daemon_sync_account_done(void *ctx, const struct svc_sync_account *r)
  * push was down is missed.
  */
 
-/* When each account's last scheduled sync that succeeded began. */
+/* When each account's last scheduled sync that succeeded began
+ * (clock_mono(): the monotonic clock push's idle times are on too). */
 struct sched_account {
 	int64_t id;
-	time_t synced;
+	double synced;
 };
 struct sched {
 	struct sched_account *a;
@@ -103,18 +104,18 @@ static struct sched_account *sched_find(struct sched *s, int64_t id, bool add)
 }
 
 /* Does the scheduler leave the account to push now? */
-static bool sched_pushed(struct daemon *sv, struct sched *s, int64_t id, time_t now)
+static bool sched_pushed(struct daemon *sv, struct sched *s, int64_t id, double now)
 {
-	time_t since;
+	double since;
 	struct sched_account *a = sched_find(s, id, false);
 	return a != NULL && a->synced > 0 && daemon_provider_account_idle(id, &since) &&
-	       since <= a->synced && now < a->synced + (time_t)sv->full_sync_interval;
+	       since < a->synced && now < a->synced + sv->full_sync_interval;
 }
 
 struct sched_call {
 	const char *user;
 	struct sched *sched;
-	time_t began;
+	double began;
 };
 
 static void sched_account_done(void *ctx, const struct svc_sync_account *r)
@@ -132,7 +133,7 @@ static void sched_account_done(void *ctx, const struct svc_sync_account *r)
 static enum svc_status sync_user(struct daemon *sv, struct hub *hub, const char *user,
                                  int64_t only_account, struct sched *sched)
 {
-	struct sched_call call = {.user = user, .sched = sched, .began = time(NULL)};
+	struct sched_call call = {.user = user, .sched = sched, .began = clock_mono()};
 	struct svc_sync_options opt = {.only_account = only_account,
 	                               .compress = IMAP_COMPRESS_AUTO,
 	                               .via = "serve",
@@ -159,7 +160,7 @@ static enum svc_status sync_user_round(struct daemon *sv, struct hub *hub,
 	const char *err;
 	struct hub_account *accts = NULL;
 	size_t n = 0, pushed = 0;
-	time_t now = time(NULL);
+	double now = clock_mono();
 	if (hub_account_list(hub, u->id, &accts, &n, &err) < 0)
 		n = 0; /* the sync says what is wrong */
 	bool *skip = n > 0 ? calloc(n, sizeof(*skip)) : NULL;

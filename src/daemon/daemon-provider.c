@@ -222,7 +222,7 @@ static void *loop_thread(void *arg)
 	return NULL;
 }
 
-bool daemon_provider_account_idle(int64_t account_id, time_t *since_r)
+bool daemon_provider_account_idle(int64_t account_id, double *since_r)
 {
 	pthread_mutex_lock(&P.mu);
 	bool idle = P.loop != NULL && push_account_idle_since(P.loop, account_id, since_r);

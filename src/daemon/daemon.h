@@ -24,7 +24,6 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
-#include <time.h>
 
 #define DAEMON_MAX_CONNECTIONS 128
 #define DAEMON_PER_ADDRESS 16 /* connections from one address (IPv6: /64) */
@@ -109,9 +108,10 @@ int daemon_provider_register(const struct daemon_push_settings *settings);
 int daemon_provider_account_start(const char *user, const struct hub_account *a);
 void daemon_provider_account_stop(int64_t account_id);
 /* Is push watching the account (connected and idle)? true with *since_r,
- * when its current connection became idle (push.h); false when push is not
+ * when its current connection became idle (CLOCK_MONOTONIC seconds, as
+ * clock_mono(); push.h); false when push is not
  * running, not pushing the account, or not connected now. */
-bool daemon_provider_account_idle(int64_t account_id, time_t *since_r);
+bool daemon_provider_account_idle(int64_t account_id, double *since_r);
 /* Accounts whose push connection is being made (connecting or logging in):
  * the scheduler gives them a few seconds before a round. */
 unsigned daemon_provider_pending(void);

@@ -101,7 +101,7 @@ struct account {
 	bool throttled;         /* the server asked us to wait */
 	bool bye;
 	int64_t next_sweep_ms, idle_since_ms;
-	time_t pub_idle_since; /* wall clock: the connection became idle (under mu) */
+	double pub_idle_since; /* CLOCK_MONOTONIC seconds: became idle (under mu) */
 	/* INBOX as last seen; the other folders from the sweeps. */
 	uint64_t inbox_exists, inbox_uidnext, inbox_uidvalidity, inbox_modseq;
 	bool inbox_known;
@@ -286,7 +286,7 @@ static void set_pub(struct account *a, enum push_state p)
 	loop->counts[p]++;
 	a->pub = p;
 	if (p == PUSH_STATE_IDLE)
-		a->pub_idle_since = time(NULL);
+		a->pub_idle_since = (double)now_ms() / 1000;
 	pthread_mutex_unlock(&loop->mu);
 }
 
@@ -1376,7 +1376,7 @@ bool push_account_state(struct push_loop *loop, int64_t id, enum push_state *sta
 	return found;
 }
 
-bool push_account_idle_since(struct push_loop *loop, int64_t id, time_t *since_r)
+bool push_account_idle_since(struct push_loop *loop, int64_t id, double *since_r)
 {
 	bool idle = false;
 	pthread_mutex_lock(&loop->mu);
