@@ -176,10 +176,10 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
 		case 'I': {
 			/* Checked and applied as the file's values are. */
 			const char *setting = c == 'P'   ? "push"
-			                  : c == 'F' ? "full_sync_interval"
-			                  : c == 'W' ? "push_sweep_interval"
-			                  : c == 'N' ? "push_connect_rate"
-			                             : "push_idle_restart";
+			                      : c == 'F' ? "full_sync_interval"
+			                      : c == 'W' ? "push_sweep_interval"
+			                      : c == 'N' ? "push_connect_rate"
+			                                 : "push_idle_restart";
 			const char *err;
 			if (hub_serve_setting_set(&conf, setting, optarg, &err) < 0) {
 				cli_error("%s (see --help)", err);

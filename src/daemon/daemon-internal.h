@@ -99,7 +99,7 @@ struct daemon {
 	unsigned open_stores;        /* the registry's bound */
 	uint64_t store_clock;        /* uses of the registry (its LRU order) */
 	unsigned stores_open;        /* handles the registry has open */
-	bool replay_now; /* device changes to the provider at once */
+	bool replay_now;             /* device changes to the provider at once */
 	/* The account worker's queue (daemon-work.c). */
 	struct daemon_work work[DAEMON_MAX_WORK];
 	size_t n_work;
@@ -112,7 +112,7 @@ struct daemon {
 	/* Zero-access users' unlock leases (svc-lease.h): their key while they
 	 * are signed in, for the scheduler, the account worker and the outbox. */
 	struct svc_leases *leases;
-	volatile sig_atomic_t sync_now; /* a user was unlocked: a round now */
+	volatile sig_atomic_t sync_now;     /* a user was unlocked: a round now */
 	volatile sig_atomic_t jobs_started; /* the other modules' jobs (push) run */
 	volatile sig_atomic_t stop;
 	volatile sig_atomic_t fts_relist; /* the indexer lists the users again */

@@ -153,9 +153,8 @@ static enum svc_status sync_user(struct daemon *sv, struct hub *hub, const char 
 
 /* A user's part of a round: every account, or those push does not cover;
  * *pushed_r counts the accounts left to push. */
-static enum svc_status sync_user_round(struct daemon *sv, struct hub *hub,
-                                       const struct hub_user *u, struct sched *sched,
-                                       unsigned *pushed_r)
+static enum svc_status sync_user_round(struct daemon *sv, struct hub *hub, const struct hub_user *u,
+                                       struct sched *sched, unsigned *pushed_r)
 {
 	const char *err;
 	struct hub_account *accts = NULL;

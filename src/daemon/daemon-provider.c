@@ -42,8 +42,8 @@ static struct {
 	struct daemon *d;
 	struct push_settings set;
 	struct push_loop *loop;
-	struct hub *hub;       /* the push thread's */
-	struct hub *watch_hub; /* the watch thread's */
+	struct hub *hub;                /* the push thread's */
+	struct hub *watch_hub;          /* the watch thread's */
 	struct unlocked_user *unlocked; /* the watch thread's */
 	size_t n_unlocked;
 	pthread_t thread, metrics;
@@ -256,8 +256,7 @@ static void unlocked_add(const struct hub_user *u)
 	const char *err;
 	struct hub_account *accts = NULL;
 	size_t n = 0;
-	struct unlocked_user *na =
-	    realloc(P.unlocked, (P.n_unlocked + 1) * sizeof(*P.unlocked));
+	struct unlocked_user *na = realloc(P.unlocked, (P.n_unlocked + 1) * sizeof(*P.unlocked));
 	if (na == NULL)
 		return;
 	P.unlocked = na;
@@ -333,8 +332,7 @@ static void *watch_thread(void *arg)
 			unsigned c[PUSH_STATE_COUNT];
 			push_loop_counts(P.loop, c, NULL);
 			for (int s = 0; s < PUSH_STATE_COUNT; s++)
-				daemon_metrics_set_push(push_state_name((enum push_state)s),
-				                        c[s]);
+				daemon_metrics_set_push(push_state_name((enum push_state)s), c[s]);
 		}
 		for (int i = 0; i < 5 && !P.stopping; i++)
 			usleep(100000);
