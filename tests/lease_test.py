@@ -151,7 +151,8 @@ class Hub:
             db.close()
 
     def logins(self):
-        return len(self.events("provider.login"))
+        """Sync logins (provider push's own, mechanism=push, are not syncs)."""
+        return len([l for l in self.events("provider.login") if "mechanism=push" not in l])
 
     def wait(self, cond, what, timeout=60):
         deadline = time.time() + timeout

@@ -20,12 +20,16 @@ static void serve_usage(FILE *f)
 	           "                [--max-connections N] [--max-connections-per-address N]\n"
 	           "                [--header-timeout SECONDS] [--max-body-memory BYTES]\n"
 	           "                [--no-replay] [--web-root DIR]\n"
-	           "                [--web-session-days N] [--web-session-idle-days N]\n\n"
+	           "                [--web-session-days N] [--web-session-idle-days N]\n"
+	           "                [--push on|off] [--full-sync-interval SECONDS]\n"
+	           "                [--push-sweep-interval SECONDS] [--push-connect-rate N]\n"
+	           "                [--push-idle-restart SECONDS]\n\n"
 	           "Runs the hub: the JMAP API for devices at /.well-known/jmap and /jmap/...\n"
 	           "(Bearer device tokens from 'mailkeep device add', or Basic with the hub\n"
 	           "user's password), EventSource push, and a scheduler that syncs every\n"
 	           "server-key user's stored accounts every SECONDS (default 300, 0 = never).\n"
-	           "Zero-access users are synced only on their own 'sync --passphrase-file'.\n"
+	           "Zero-access users are synced while signed in (an unlock lease) or on\n"
+	           "their own 'sync --passphrase-file'.\n"
 	           "Changes made through the API are kept in the hosted mailbox and carried to\n"
 	           "the provider at once (a server-key user's; zero-access users' wait for\n"
 	           "their sync); scheduled syncs do not undo them.\n\n"
@@ -52,7 +56,16 @@ static void serve_usage(FILE *f)
 	           "                      (default: web/ next to the binary, else the installed\n"
 	           "                      ones); loaded into memory at start\n"
 	           "  --web-session-days N  a web app sign-in lasts N days at most (default 30)\n"
-	           "  --web-session-idle-days N  and ends when unused N days (default 14)\n\n"
+	           "  --web-session-idle-days N  and ends when unused N days (default 14)\n"
+	           "  --push on|off       provider push (default on): an idle connection per\n"
+	           "                      external account; changes synced at once; the\n"
+	           "                      scheduled syncs leave the accounts it watches alone\n"
+	           "  --full-sync-interval SECONDS  a full sync of each account push watches\n"
+	           "                      this often (default 86400)\n"
+	           "  --push-sweep-interval SECONDS  without NOTIFY, the STATUS sweep of the\n"
+	           "                      other folders this often (default 300)\n"
+	           "  --push-connect-rate N  push connects a second at most (default 50)\n"
+	           "  --push-idle-restart SECONDS  IDLE re-issued this often (default 1680)\n\n"
 	           "Requests are authenticated on their headers before a body is read\n"
 	           "(unauthenticated: 401, the body is never read). Password sign-ins are\n"
 	           "limited before the password is checked: 10 a minute per user, 10 per\n"
@@ -80,6 +93,11 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
 	    {"web-root", required_argument, NULL, 'W'},
 	    {"web-session-days", required_argument, NULL, 'D'},
 	    {"web-session-idle-days", required_argument, NULL, 'I'},
+	    {"push", required_argument, NULL, 'P'},
+	    {"full-sync-interval", required_argument, NULL, 'F'},
+	    {"push-sweep-interval", required_argument, NULL, 'S'},
+	    {"push-connect-rate", required_argument, NULL, 'N'},
+	    {"push-idle-restart", required_argument, NULL, 'J'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -182,6 +200,24 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
 			else
 				web_idle_days = (unsigned)value;
 			break;
+		case 'P':
+		case 'F':
+		case 'S':
+		case 'N':
+		case 'J': {
+			/* Checked and applied as the file's values are. */
+			const char *setting = c == 'P'   ? "push"
+			                      : c == 'F' ? "full_sync_interval"
+			                      : c == 'S' ? "push_sweep_interval"
+			                      : c == 'N' ? "push_connect_rate"
+			                                 : "push_idle_restart";
+			const char *err;
+			if (hub_serve_setting_set(&conf, setting, optarg, &err) < 0) {
+				cli_error("%s (see --help)", err);
+				return EXIT_USAGE;
+			}
+			break;
+		}
 		case 'h':
 			serve_usage(stdout);
 			return EXIT_OK;
@@ -235,10 +271,15 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
 	                             .replay_now = !no_replay,
 	                             .web_root = web_root,
 	                             .web_session_days = web_days,
-	                             .web_session_idle_days = web_idle_days};
-	/* Provider push (src/push through daemon-provider.c). */
-	if (getenv("MK_NO_PROVIDER_PUSH") == NULL)
-		daemon_provider_register();
+	                             .web_session_idle_days = web_idle_days,
+	                             .full_sync_interval = conf.full_sync_interval};
+	/* Provider push (src/push through daemon-provider.c); the environment's
+	 * MK_NO_PROVIDER_PUSH turns it off for tests. */
+	struct daemon_push_settings ps = {.sweep_interval = conf.push_sweep_interval,
+	                                  .connect_rate = conf.push_connect_rate,
+	                                  .idle_restart = conf.push_idle_restart};
+	if (conf.push != 0 && getenv("MK_NO_PROVIDER_PUSH") == NULL)
+		daemon_provider_register(&ps);
 	int r = daemon_run(&ds);
 	if (log != stderr)
 		fclose(log);

@@ -53,7 +53,7 @@ struct daemon_store {
 	struct store *store; /* NULL once the user's store went away */
 	dev_t dev;           /* of the store.db that store has open */
 	ino_t ino;
-	time_t used; /* last daemon_store_lock() */
+	uint64_t used; /* sv->store_clock at the last daemon_store_lock() */
 	pthread_mutex_t lock;
 };
 
@@ -96,7 +96,11 @@ struct daemon {
 	pthread_mutex_t push_lock;
 	struct daemon_signin_gate *signin;
 	unsigned sync_interval;
-	bool replay_now; /* device changes to the provider at once */
+	unsigned full_sync_interval; /* of accounts push watches */
+	unsigned open_stores;        /* the registry's bound */
+	uint64_t store_clock;        /* uses of the registry (its LRU order) */
+	unsigned stores_open;        /* handles the registry has open */
+	bool replay_now;             /* device changes to the provider at once */
 	/* The account worker's queue (daemon-work.c). */
 	struct daemon_work work[DAEMON_MAX_WORK];
 	size_t n_work;
@@ -110,7 +114,8 @@ struct daemon {
 	/* Zero-access users' unlock leases (svc-lease.h): their key while they
 	 * are signed in, for the scheduler, the account worker and the outbox. */
 	struct svc_leases *leases;
-	volatile sig_atomic_t sync_now; /* a user was unlocked: a round now */
+	volatile sig_atomic_t sync_now;     /* a user was unlocked: a round now */
+	volatile sig_atomic_t jobs_started; /* the other modules' jobs (push) run */
 	volatile sig_atomic_t stop;
 	volatile sig_atomic_t fts_relist; /* the indexer lists the users again */
 };

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "daemon-internal.h"
+#include "lib/clock.h"
 #include "service/svc-lease.h"
 #include "service/svc-outbox.h"
 #include "service/svc-sync.h"
@@ -63,15 +64,82 @@ void daemon_sync_account_done(void *ctx, const struct svc_sync_account *r)
 		daemon_log(DAEMON_LOG_ERROR, user, r->account_id, "%s", r->error);
 }
 
-/* Sync a server-key user's stored accounts over hub (its master key
- * loaded), logging a summary per account. Returns the status. */
-static enum svc_status sync_user(struct daemon *sv, struct hub *hub, const char *user)
+/*
+ * The scheduler. Every sync_interval it syncs each user's accounts (server-key
+ * users, and zero-access users while their lease is open), except the
+ * accounts provider push watches: an account whose push connection has been
+ * idle since before its last scheduled sync began is not logged in to at
+ * all (push reports every change on it, and the account worker syncs what
+ * changed), until full_sync_interval has passed since that sync: then it is
+ * synced in full as a safety net. An account whose push connection came up
+ * (again) after its last sync began is synced, so nothing that changed while
+ * push was down is missed.
+ */
+
+/* When each account's last scheduled sync that succeeded began
+ * (clock_mono(): the monotonic clock push's idle times are on too). */
+struct sched_account {
+	int64_t id;
+	double synced;
+};
+struct sched {
+	struct sched_account *a;
+	size_t n;
+	unsigned synced; /* accounts synced (logged in to) this round */
+};
+
+static struct sched_account *sched_find(struct sched *s, int64_t id, bool add)
 {
-	struct svc_sync_options opt = {.compress = IMAP_COMPRESS_AUTO,
+	for (size_t i = 0; i < s->n; i++)
+		if (s->a[i].id == id)
+			return &s->a[i];
+	if (!add)
+		return NULL;
+	struct sched_account *na = realloc(s->a, (s->n + 1) * sizeof(*na));
+	if (na == NULL)
+		return NULL;
+	s->a = na;
+	s->a[s->n] = (struct sched_account){.id = id};
+	return &s->a[s->n++];
+}
+
+/* Does the scheduler leave the account to push now? */
+static bool sched_pushed(struct daemon *sv, struct sched *s, int64_t id, double now)
+{
+	double since;
+	struct sched_account *a = sched_find(s, id, false);
+	return a != NULL && a->synced > 0 && daemon_provider_account_idle(id, &since) &&
+	       since < a->synced && now < a->synced + sv->full_sync_interval;
+}
+
+struct sched_call {
+	const char *user;
+	struct sched *sched;
+	double began;
+};
+
+static void sched_account_done(void *ctx, const struct svc_sync_account *r)
+{
+	struct sched_call *c = ctx;
+	daemon_sync_account_done((void *)c->user, r);
+	c->sched->synced++;
+	struct sched_account *a;
+	if (r->status == SVC_OK && (a = sched_find(c->sched, r->account_id, true)) != NULL)
+		a->synced = c->began;
+}
+
+/* Sync a user's stored accounts (only_account: one of them) over hub (its
+ * master key loaded), logging a summary per account. Returns the status. */
+static enum svc_status sync_user(struct daemon *sv, struct hub *hub, const char *user,
+                                 int64_t only_account, struct sched *sched)
+{
+	struct sched_call call = {.user = user, .sched = sched, .began = clock_mono()};
+	struct svc_sync_options opt = {.only_account = only_account,
+	                               .compress = IMAP_COMPRESS_AUTO,
 	                               .via = "serve",
 	                               .passphrase = {.leases = sv->leases},
-	                               .account_done = daemon_sync_account_done,
-	                               .account_done_ctx = (void *)user,
+	                               .account_done = sched_account_done,
+	                               .account_done_ctx = &call,
 	                               .reporter = {.report = daemon_report, .ctx = (void *)user}};
 	struct svc_sync_result res;
 	svc_sync_user(hub, user, &opt, &res);
@@ -83,19 +151,64 @@ static enum svc_status sync_user(struct daemon *sv, struct hub *hub, const char 
 	return res.status;
 }
 
+/* A user's part of a round: every account, or those push does not cover;
+ * *pushed_r counts the accounts left to push. */
+static enum svc_status sync_user_round(struct daemon *sv, struct hub *hub, const struct hub_user *u,
+                                       struct sched *sched, unsigned *pushed_r)
+{
+	const char *err;
+	struct hub_account *accts = NULL;
+	size_t n = 0, pushed = 0;
+	double now = clock_mono();
+	if (hub_account_list(hub, u->id, &accts, &n, &err) < 0)
+		n = 0; /* the sync says what is wrong */
+	bool *skip = n > 0 ? calloc(n, sizeof(*skip)) : NULL;
+	for (size_t i = 0; i < n && skip != NULL; i++)
+		pushed += skip[i] = sched_pushed(sv, sched, accts[i].id, now);
+	enum svc_status st = SVC_OK;
+	if (pushed == 0) {
+		st = sync_user(sv, hub, u->name, 0, sched);
+	} else {
+		for (size_t i = 0; i < n && !sv->stop; i++) {
+			if (skip[i])
+				continue;
+			enum svc_status one = sync_user(sv, hub, u->name, accts[i].id, sched);
+			if (one != SVC_OK && st != SVC_FAILED)
+				st = one;
+		}
+	}
+	*pushed_r += (unsigned)pushed;
+	free(skip);
+	hub_accounts_free(&accts, n);
+	return st;
+}
+
 void *daemon_sync_thread(void *context)
 {
 	struct daemon *sv = context;
+	struct sched sched = {0};
 	time_t next = time(NULL);
 	time_t retry = 0; /* after a temporary failure: 60 s, doubling, at most the interval */
+	/* Provider push starts as a job, after this thread: the first round
+	 * waits for it (then for its connections, below). */
+	while (!sv->jobs_started && !sv->stop)
+		usleep(50 * 1000);
 	while (!sv->stop) {
 		if (sv->sync_interval > 0 && (time(NULL) >= next || sv->sync_now)) {
 			sv->sync_now = 0;
+			/* Push connections being made (serve starting, a lease just
+			 * opened) get a few seconds first: an account whose push is
+			 * up before its sync begins is not polled afterwards. */
+			for (int t = 0; t < 100 && !sv->stop && daemon_provider_pending() > 0; t++)
+				usleep(100 * 1000);
 			/* A round: every server-key user, over a hub handle of its own
 			 * (with the master key) for the round. */
 			struct hub *hub = NULL;
 			struct hub_user *users = NULL;
 			size_t n = 0;
+			unsigned pushed = 0;
+			double began = clock_mono();
+			sched.synced = 0;
 			const char *err;
 			if (open_hub(sv, true, &hub) == 0 &&
 			    hub_user_list(hub, &users, &n, &err) < 0) {
@@ -113,9 +226,19 @@ void *daemon_sync_thread(void *context)
 					    users[i].name);
 					continue;
 				}
-				if (sync_user(sv, hub, users[i].name) == SVC_TEMPORARY)
+				if (sync_user_round(sv, hub, &users[i], &sched, &pushed) ==
+				    SVC_TEMPORARY)
 					temporary = true;
 			}
+			char full[64] = "";
+			if (pushed > 0)
+				snprintf(full, sizeof(full), " (a full sync of each every %u s)",
+				         sv->full_sync_interval);
+			daemon_log(DAEMON_LOG_INFO, NULL, 0,
+			           "scheduler: round: %u account%s synced, %u left to provider "
+			           "push%s, %.1f s",
+			           sched.synced, sched.synced == 1 ? "" : "s", pushed, full,
+			           clock_mono() - began);
 			free(users);
 			hub_close(&hub);
 			sv->fts_relist = 1;
@@ -127,6 +250,7 @@ void *daemon_sync_thread(void *context)
 		}
 		sleep(1);
 	}
+	free(sched.a);
 	return NULL;
 }
 

@@ -1,9 +1,12 @@
 /*
  * Provider push in the daemon: one src/push loop (one thread) holding an
  * idle connection per external account of every user whose credentials
- * the hub can open (not zero-access users: their key is not here without a
- * lease). A change the provider reports goes to daemon_account_changed():
- * the account worker syncs and the devices get their StateChange.
+ * the hub can open: server-key users from the start, zero-access users
+ * while their unlock lease is open (svc-lease.h; the watch thread looks
+ * at the leases twice a second, so a lease opened by any sign-in, API or
+ * web, starts their accounts' push, and a wipe stops it). A change the
+ * provider reports goes to daemon_account_changed(): the account worker
+ * syncs and the devices get their StateChange.
  *
  * The credential callback opens the sealed password with its audit entry
  * (svc_account_open_secret, purpose "sync": push is part of sync), on the push thread with a hub
@@ -19,6 +22,7 @@
 #include "daemon-internal.h"
 #include "push/push.h"
 #include "service/service.h"
+#include "service/svc-lease.h"
 
 struct provider_account {
 	int64_t id;
@@ -26,10 +30,22 @@ struct provider_account {
 	char server[300];
 };
 
+/* A zero-access user whose accounts are pushed while their lease lasts. */
+struct unlocked_user {
+	int64_t id;
+	char name[65];
+	int64_t *accounts;
+	size_t n;
+};
+
 static struct {
 	struct daemon *d;
+	struct push_settings set;
 	struct push_loop *loop;
-	struct hub *hub; /* the push thread's */
+	struct hub *hub;                /* the push thread's */
+	struct hub *watch_hub;          /* the watch thread's */
+	struct unlocked_user *unlocked; /* the watch thread's */
+	size_t n_unlocked;
 	pthread_t thread, metrics;
 	bool running;
 	volatile int stopping;
@@ -74,9 +90,10 @@ static int credential(void *ctx, int64_t account, char *buf, size_t size, char *
 	for (size_t i = 0; i < n; i++) {
 		if (accts[i].id != account)
 			continue;
-		struct svc_passphrase none = {0};
+		/* A zero-access user's key from their lease (none: no login). */
+		struct svc_passphrase lease = {.leases = P.d->leases};
 		char *secret = NULL;
-		if (svc_user_kek(P.hub, &u, &none, "serve", &kek, error, error_size) < 0)
+		if (svc_user_kek(P.hub, &u, &lease, "serve", &kek, error, error_size) < 0)
 			break;
 		int o = svc_account_open_secret(P.hub, &u, &accts[i], kek, "sync", "imap-password",
 		                                &secret, error, error_size);
@@ -142,6 +159,14 @@ static void login(void *ctx, int64_t account, bool ok)
 int daemon_provider_account_start(const char *user, const struct hub_account *a)
 {
 	const char *err;
+	if (a->oauth) {
+		/* src/push logs in with LOGIN/PLAIN only: an access token there
+		 * would be refused and stop the account. The scheduler polls it. */
+		daemon_log(DAEMON_LOG_INFO, user, a->id,
+		           "provider push: not for OAuth accounts yet; polled every "
+		           "sync_interval");
+		return -1;
+	}
 	pthread_mutex_lock(&P.mu);
 	if (P.loop == NULL) {
 		pthread_mutex_unlock(&P.mu);
@@ -197,18 +222,127 @@ static void *loop_thread(void *arg)
 	return NULL;
 }
 
-/* /metrics: connections by state, every 2 s. */
-static void *metrics_thread(void *arg)
+bool daemon_provider_account_idle(int64_t account_id, double *since_r)
+{
+	pthread_mutex_lock(&P.mu);
+	bool idle = P.loop != NULL && push_account_idle_since(P.loop, account_id, since_r);
+	pthread_mutex_unlock(&P.mu);
+	return idle;
+}
+
+unsigned daemon_provider_pending(void)
+{
+	unsigned c[PUSH_STATE_COUNT] = {0};
+	pthread_mutex_lock(&P.mu);
+	if (P.loop != NULL)
+		push_loop_counts(P.loop, c, NULL);
+	pthread_mutex_unlock(&P.mu);
+	return c[PUSH_STATE_CONNECTING] + c[PUSH_STATE_AUTHENTICATING];
+}
+
+/* --- zero-access users: push while the lease lasts --------------------------- */
+
+static struct unlocked_user *unlocked_find(int64_t user_id)
+{
+	for (size_t i = 0; i < P.n_unlocked; i++)
+		if (P.unlocked[i].id == user_id)
+			return &P.unlocked[i];
+	return NULL;
+}
+
+/* The lease of u opened: push its accounts. */
+static void unlocked_add(const struct hub_user *u)
+{
+	const char *err;
+	struct hub_account *accts = NULL;
+	size_t n = 0;
+	struct unlocked_user *na = realloc(P.unlocked, (P.n_unlocked + 1) * sizeof(*P.unlocked));
+	if (na == NULL)
+		return;
+	P.unlocked = na;
+	if (hub_account_list(P.watch_hub, u->id, &accts, &n, &err) < 0) {
+		daemon_log(DAEMON_LOG_ERROR, u->name, 0, "provider push: %s", err);
+		return; /* tried again at the next look */
+	}
+	struct unlocked_user *e = &P.unlocked[P.n_unlocked];
+	memset(e, 0, sizeof(*e));
+	e->id = u->id;
+	snprintf(e->name, sizeof(e->name), "%s", u->name);
+	e->accounts = n > 0 ? calloc(n, sizeof(*e->accounts)) : NULL;
+	if (n > 0 && e->accounts == NULL) {
+		hub_accounts_free(&accts, n);
+		return;
+	}
+	P.n_unlocked++;
+	for (size_t i = 0; i < n; i++)
+		if (daemon_provider_account_start(u->name, &accts[i]) == 0)
+			e->accounts[e->n++] = accts[i].id;
+	hub_accounts_free(&accts, n);
+	daemon_log(DAEMON_LOG_INFO, u->name, 0,
+	           "provider push: %s unlocked: pushing %zu account%s while the lease lasts",
+	           u->name, e->n, e->n == 1 ? "" : "s");
+}
+
+/* The lease of P.unlocked[i] was wiped (or the user is gone): stop. */
+static void unlocked_remove(size_t i)
+{
+	struct unlocked_user *e = &P.unlocked[i];
+	for (size_t k = 0; k < e->n; k++)
+		daemon_provider_account_stop(e->accounts[k]);
+	daemon_log(DAEMON_LOG_INFO, e->name, 0,
+	           "provider push: %s locked: push of %zu account%s stopped", e->name, e->n,
+	           e->n == 1 ? "" : "s");
+	free(e->accounts);
+	P.unlocked[i] = P.unlocked[--P.n_unlocked];
+}
+
+/* One look at the leases: push starts for each zero-access user whose lease
+ * is open, stops for each whose lease went (or who went). */
+static void leases_look(void)
+{
+	const char *err;
+	struct hub_user *users = NULL;
+	size_t n = 0;
+	if (hub_user_list(P.watch_hub, &users, &n, &err) < 0)
+		return; /* the hub busy: the next look */
+	for (size_t i = P.n_unlocked; i-- > 0;) {
+		bool held = false;
+		for (size_t u = 0; u < n && !held; u++)
+			held = users[u].id == P.unlocked[i].id &&
+			       svc_lease_held(P.d->leases, users[u].id, NULL);
+		if (!held)
+			unlocked_remove(i);
+	}
+	for (size_t u = 0; u < n && !P.stopping; u++)
+		if (users[u].zero_access && unlocked_find(users[u].id) == NULL &&
+		    svc_lease_held(P.d->leases, users[u].id, NULL))
+			unlocked_add(&users[u]);
+	free(users);
+}
+
+/* The watch thread: the leases twice a second, /metrics' connections by
+ * state every 2 s. */
+static void *watch_thread(void *arg)
 {
 	(void)arg;
-	while (!P.stopping) {
-		unsigned c[PUSH_STATE_COUNT];
-		push_loop_counts(P.loop, c, NULL);
-		for (int s = 0; s < PUSH_STATE_COUNT; s++)
-			daemon_metrics_set_push(push_state_name((enum push_state)s), c[s]);
-		for (int i = 0; i < 20 && !P.stopping; i++)
+	for (unsigned tick = 0; !P.stopping; tick++) {
+		if (P.watch_hub != NULL)
+			leases_look();
+		if (tick % 4 == 0) {
+			unsigned c[PUSH_STATE_COUNT];
+			push_loop_counts(P.loop, c, NULL);
+			for (int s = 0; s < PUSH_STATE_COUNT; s++)
+				daemon_metrics_set_push(push_state_name((enum push_state)s), c[s]);
+		}
+		for (int i = 0; i < 5 && !P.stopping; i++)
 			usleep(100000);
 	}
+	/* Serve stops: the loop goes with every account; only the records. */
+	for (size_t i = 0; i < P.n_unlocked; i++)
+		free(P.unlocked[i].accounts);
+	P.n_unlocked = 0;
+	free(P.unlocked);
+	P.unlocked = NULL;
 	return NULL;
 }
 
@@ -218,15 +352,16 @@ static int start(struct daemon *d, void *ctx)
 	const char *err;
 	struct hub_user *users = NULL;
 	size_t nusers = 0;
-	struct push_settings set = {0};
 	struct push_callbacks cb = {
 	    .credential = credential, .changed = changed, .report = report, .login = login};
 	P.d = d;
 	P.stopping = 0;
 	if (hub_open(daemon_data_dir(d), true, &P.hub, &err) < 0 ||
-	    push_loop_new(&set, &cb, &P.loop, &err) < 0) {
+	    hub_open(daemon_data_dir(d), false, &P.watch_hub, &err) < 0 ||
+	    push_loop_new(&P.set, &cb, &P.loop, &err) < 0) {
 		daemon_log(DAEMON_LOG_ERROR, NULL, 0, "provider push: %s", err);
 		hub_close(&P.hub);
+		hub_close(&P.watch_hub);
 		return -1;
 	}
 	unsigned started = 0;
@@ -237,7 +372,7 @@ static int start(struct daemon *d, void *ctx)
 			struct hub_account *accts = NULL;
 			size_t n = 0;
 			if (users[u].zero_access)
-				continue; /* needs a lease (h-lease) */
+				continue; /* while a lease is open (watch_thread) */
 			if (hub_account_list(P.hub, users[u].id, &accts, &n, &err) < 0) {
 				daemon_log(DAEMON_LOG_ERROR, users[u].name, 0, "provider push: %s",
 				           err);
@@ -252,7 +387,7 @@ static int start(struct daemon *d, void *ctx)
 	}
 	daemon_log(DAEMON_LOG_INFO, NULL, 0, "provider push: %u accounts", started);
 	pthread_create(&P.thread, NULL, loop_thread, NULL);
-	pthread_create(&P.metrics, NULL, metrics_thread, NULL);
+	pthread_create(&P.metrics, NULL, watch_thread, NULL);
 	P.running = true;
 	return 0;
 }
@@ -276,11 +411,18 @@ static void stop(struct daemon *d, void *ctx)
 	pthread_mutex_unlock(&P.mu);
 	push_loop_free(&loop);
 	hub_close(&P.hub);
+	hub_close(&P.watch_hub);
 	P.running = false;
 }
 
-int daemon_provider_register(void)
+int daemon_provider_register(const struct daemon_push_settings *settings)
 {
+	memset(&P.set, 0, sizeof(P.set));
+	if (settings != NULL) {
+		P.set.status_interval_s = settings->sweep_interval;
+		P.set.connect_rate = settings->connect_rate;
+		P.set.idle_renew_s = settings->idle_restart;
+	}
 	struct daemon_job job = {.name = "provider push", .start = start, .stop = stop};
 	return daemon_job_add(&job);
 }

@@ -3,8 +3,10 @@
  * thread shares (API requests, push, the indexer, upload expiry, the outbox's
  * look for due mail), each under its entry's lock, opened on first use and
  * checked fresh at every use (daemon_store_lock: a purged or re-created
- * user's store.db is closed and reopened). At most DAEMON_OPEN_STORES
- * handles are open: past that, the one used least recently closes. Syncs,
+ * user's store.db is closed and reopened). At most sv->open_stores
+ * (DAEMON_OPEN_STORES unless a test sets fewer) handles are open: past
+ * that, the one used least recently (by a use counter, not the clock, so
+ * uses within one second keep their order) closes. Syncs,
  * replays and sends run for seconds, so they use handles of their own
  * (SQLite in WAL mode lets them write beside the shared one).
  */
@@ -50,6 +52,15 @@ static int store_path_open(char *path, size_t size, int n, struct store **store_
 	return 0;
 }
 
+/* Close us's store (us->lock held, or us not shared any more), counted. */
+static void registry_close(struct daemon *sv, struct daemon_store *us)
+{
+	if (us->store == NULL)
+		return;
+	store_close(&us->store);
+	__atomic_sub_fetch(&sv->stores_open, 1, __ATOMIC_RELAXED);
+}
+
 /* Open the user's store into us (us->lock held, or us not yet shared). A
  * user whose folder is gone (purged) gets none: the folder is never made
  * here, so a purge racing with this cannot leave an orphan behind. */
@@ -63,7 +74,9 @@ static void daemon_store_open(struct daemon *sv, struct daemon_store *us)
 	    !store_file_id(sv, us->name, &us->dev, &us->ino)) {
 		store_close(&us->store);
 		us->store = NULL;
+		return;
 	}
+	__atomic_add_fetch(&sv->stores_open, 1, __ATOMIC_RELAXED);
 }
 
 struct daemon_store *daemon_store_get(struct daemon *sv, const char *user)
@@ -90,32 +103,33 @@ struct daemon_store *daemon_store_get(struct daemon *sv, const char *user)
 	return us;
 }
 
-/* Past DAEMON_OPEN_STORES open handles, the one used least recently that no
- * thread holds is closed (us->lock held; the others only tried, so the
- * lock order cannot deadlock). Its entry stays: the next use reopens it. */
+/* At sv->open_stores open handles (all of them counted, held or not), the
+ * one used least recently that no thread holds is closed (us->lock held;
+ * the others only tried, so the lock order cannot deadlock), making room
+ * for us's. Its entry stays: the next use reopens it. When every open one
+ * is held, none is closed: the bound is passed until they are let go. */
 static void evict_idle(struct daemon *sv, struct daemon_store *us)
 {
 	pthread_mutex_lock(&sv->users_lock);
-	size_t n = sv->n_users, open = 0;
-	struct daemon_store *oldest = NULL;
-	for (size_t i = 0; i < n; i++) {
-		struct daemon_store *o = &sv->users[i];
-		if (o == us || pthread_mutex_trylock(&o->lock) != 0)
-			continue;
-		if (o->store != NULL) {
-			open++;
-			if (oldest == NULL || o->used < oldest->used) {
+	size_t n = sv->n_users;
+	/* One at a time: the bound may have been passed while stores were held. */
+	while (__atomic_load_n(&sv->stores_open, __ATOMIC_RELAXED) >= sv->open_stores) {
+		struct daemon_store *oldest = NULL;
+		for (size_t i = 0; i < n; i++) {
+			struct daemon_store *o = &sv->users[i];
+			if (o == us || pthread_mutex_trylock(&o->lock) != 0)
+				continue;
+			if (o->store != NULL && (oldest == NULL || o->used < oldest->used)) {
 				if (oldest != NULL)
 					pthread_mutex_unlock(&oldest->lock);
 				oldest = o;
 				continue; /* keep it locked */
 			}
+			pthread_mutex_unlock(&o->lock);
 		}
-		pthread_mutex_unlock(&o->lock);
-	}
-	if (oldest != NULL) {
-		if (open >= DAEMON_OPEN_STORES)
-			store_close(&oldest->store);
+		if (oldest == NULL)
+			break; /* every open one is held */
+		registry_close(sv, oldest);
 		pthread_mutex_unlock(&oldest->lock);
 	}
 	pthread_mutex_unlock(&sv->users_lock);
@@ -134,7 +148,7 @@ bool daemon_store_lock(struct daemon *sv, struct daemon_store *us)
 	ino_t ino;
 	bool there = store_file_id(sv, us->name, &dev, &ino);
 	if (us->store != NULL && (!there || dev != us->dev || ino != us->ino))
-		store_close(&us->store);
+		registry_close(sv, us);
 	if (us->store == NULL) {
 		evict_idle(sv, us);
 		daemon_store_open(sv, us); /* none if the user's folder is gone */
@@ -143,7 +157,7 @@ bool daemon_store_lock(struct daemon *sv, struct daemon_store *us)
 		pthread_mutex_unlock(&us->lock);
 		return false;
 	}
-	us->used = time(NULL);
+	us->used = __atomic_add_fetch(&sv->store_clock, 1, __ATOMIC_RELAXED);
 	return true;
 }
 
@@ -157,5 +171,5 @@ struct daemon_store *daemon_store_acquire(struct daemon *sv, const char *user)
 void daemon_stores_close(struct daemon *sv)
 {
 	for (size_t i = 0; i < sv->n_users; i++)
-		store_close(&sv->users[i].store);
+		registry_close(sv, &sv->users[i]);
 }

@@ -74,6 +74,9 @@ int daemon_run(const struct daemon_settings *s)
 	sv->data_dir = s->data_dir;
 	sv->sync_interval = s->sync_interval;
 	sv->replay_now = s->replay_now;
+	sv->full_sync_interval =
+	    s->full_sync_interval > 0 ? s->full_sync_interval : DAEMON_FULL_SYNC;
+	sv->open_stores = s->open_stores > 0 ? s->open_stores : DAEMON_OPEN_STORES;
 	pthread_mutex_init(&sv->hub_lock, NULL);
 	pthread_mutex_init(&sv->users_lock, NULL);
 	pthread_mutex_init(&sv->push_lock, NULL);
@@ -168,6 +171,7 @@ int daemon_run(const struct daemon_settings *s)
 	size_t started = 0;
 	while (started < n_jobs && jobs[started].start(sv, jobs[started].ctx) == 0)
 		started++;
+	sv->jobs_started = 1; /* the scheduler's first round waits for push */
 	int sig = 0;
 	if (started == n_jobs) {
 		sigwait(&set, &sig);

@@ -48,7 +48,14 @@ struct daemon_settings {
 	const char *web_root;
 	/* Web sessions' lifetimes in days (0: the defaults, 30 and 14). */
 	unsigned web_session_days, web_session_idle_days;
+	/* Seconds between full syncs of an account that provider push watches
+	 * (the scheduler does not poll those in between); 0: DAEMON_FULL_SYNC. */
+	unsigned full_sync_interval;
+	/* User store handles open at once (daemon-stores.c); 0: DAEMON_OPEN_STORES.
+	 * Lower only for tests of the bound. */
+	unsigned open_stores;
 };
+#define DAEMON_FULL_SYNC 86400
 
 struct daemon;
 
@@ -88,15 +95,31 @@ void daemon_replay_wake(struct daemon *d, const char *user, int64_t account_id);
 
 /* Provider push (daemon-provider.c): register its job (before
  * daemon_run); it holds an idle connection to the provider for every
- * account of every user whose credentials the hub can open (not zero-access
- * users). daemon_provider_account_start() pushes one more account (or
- * restarts one: a changed password), for example a zero-access user's
- * while a lease is open; _stop() ends it. Thread-safe; -1 if push is not
- * running or on no memory. */
+ * account of every user whose credentials the hub can open: server-key
+ * users always, zero-access users while their unlock lease is open (it
+ * starts their accounts' push when a lease opens, whoever opened it, and
+ * stops it when the lease is wiped; within a second).
+ * daemon_provider_account_start() pushes one more account (or restarts
+ * one: a changed password); _stop() ends it. Thread-safe; -1 if push is
+ * not running or on no memory. settings: NULL or zero fields for the
+ * defaults (push.h). */
 struct hub_account;
-int daemon_provider_register(void);
+struct daemon_push_settings {
+	unsigned sweep_interval; /* STATUS sweep without NOTIFY, seconds */
+	unsigned connect_rate;   /* connects per second, all accounts */
+	unsigned idle_restart;   /* IDLE re-issued after, seconds */
+};
+int daemon_provider_register(const struct daemon_push_settings *settings);
 int daemon_provider_account_start(const char *user, const struct hub_account *a);
 void daemon_provider_account_stop(int64_t account_id);
+/* Is push watching the account (connected and idle)? true with *since_r,
+ * when its current connection became idle (CLOCK_MONOTONIC seconds, as
+ * clock_mono(); push.h); false when push is not
+ * running, not pushing the account, or not connected now. */
+bool daemon_provider_account_idle(int64_t account_id, double *since_r);
+/* Accounts whose push connection is being made (connecting or logging in):
+ * the scheduler gives them a few seconds before a round. */
+unsigned daemon_provider_pending(void);
 
 /* Metrics (daemon-metrics.c, served at /metrics). Provider push connections
  * by state ("idle", "connecting", "backoff", "notify", ...: the pusher's

@@ -28,7 +28,7 @@ static int fail(const char **error_r, const char *fmt, ...)
 	return -1;
 }
 
-enum kind { KIND_TEXT, KIND_UINT, KIND_BYTES };
+enum kind { KIND_TEXT, KIND_UINT, KIND_BYTES, KIND_ONOFF };
 
 struct setting {
 	const char *key;
@@ -67,6 +67,13 @@ static const struct setting settings[] = {
     TEXT(web_root, "the directory of the built web app (scripts/build-web.sh)"),
     UINT(web_session_days, 1, 3650, "1 to 3650 days"),
     UINT(web_session_idle_days, 1, 3650, "1 to 3650 days"),
+    {"push", KIND_ONOFF, offsetof(struct hub_serve_settings, push), 0, 0, 1,
+     "on or off (off: no provider push; every account is polled every sync_interval)"},
+    UINT(full_sync_interval, 1, 2592000,
+         "1 to 2592000 seconds (a full sync of each account push watches)"),
+    UINT(push_sweep_interval, 10, 86400, "10 to 86400 seconds"),
+    UINT(push_connect_rate, 1, 10000, "1 to 10000 connects a second"),
+    UINT(push_idle_restart, 10, 1740, "10 to 1740 seconds (RFC 2177: under 29 minutes)"),
 };
 #define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))
 
@@ -81,6 +88,11 @@ void hub_serve_settings_default(struct hub_serve_settings *set)
 	set->max_body_memory = 64 * MIB;
 	set->web_session_days = 30;
 	set->web_session_idle_days = 14;
+	set->push = 1;
+	set->full_sync_interval = 86400;
+	set->push_sweep_interval = 300;
+	set->push_connect_rate = 50;
+	set->push_idle_restart = 1680;
 }
 
 static const struct setting *setting_find(const char *key)
@@ -162,6 +174,11 @@ int hub_serve_setting_set(struct hub_serve_settings *set, const char *key, const
 		if (!parse_number(value, false, &n) || n < s->min || n > s->max)
 			return fail(error_r, "bad %s '%s': use %s", key, value, s->what);
 		*(unsigned *)(void *)field = (unsigned)n;
+		return 0;
+	case KIND_ONOFF:
+		if (strcmp(value, "on") != 0 && strcmp(value, "off") != 0)
+			return fail(error_r, "bad %s '%s': use %s", key, value, s->what);
+		*(unsigned *)(void *)field = strcmp(value, "on") == 0;
 		return 0;
 	case KIND_BYTES:
 		if (!parse_number(value, true, &n) || n < s->min || n > s->max || n > SIZE_MAX)

@@ -23,6 +23,11 @@
  *   web_root                     directory          BINDIR/web, else DATADIR/mailkeep/web
  *   web_session_days             1..3650 days       30 (a web sign-in's absolute lifetime)
  *   web_session_idle_days        1..3650 days       14 (unused this long, it ends)
+ *   push                         on | off           on (provider push: IDLE/NOTIFY)
+ *   full_sync_interval           1..2592000 seconds 86400 (full sync of a pushed account)
+ *   push_sweep_interval          10..86400 seconds  300 (STATUS sweep without NOTIFY)
+ *   push_connect_rate            1..10000 a second  50 (push connects, all accounts)
+ *   push_idle_restart            10..1740 seconds   1680 (IDLE re-issued, RFC 2177)
  *
  * Errors name the file, the line and what to do; nothing in this file is
  * secret (the TLS key is a path to a file). Errors: 0 ok / -1 with
@@ -47,6 +52,11 @@ struct hub_serve_settings {
 	char web_root[HUB_SERVE_PATH_MAX]; /* "" : the default places */
 	unsigned web_session_days;
 	unsigned web_session_idle_days;
+	unsigned push;      /* 1 (on): provider push */
+	unsigned full_sync_interval;
+	unsigned push_sweep_interval;
+	unsigned push_connect_rate;
+	unsigned push_idle_restart;
 };
 
 /* The embedded defaults (the table above). */

@@ -101,6 +101,7 @@ struct account {
 	bool throttled;         /* the server asked us to wait */
 	bool bye;
 	int64_t next_sweep_ms, idle_since_ms;
+	double pub_idle_since; /* CLOCK_MONOTONIC seconds: became idle (under mu) */
 	/* INBOX as last seen; the other folders from the sweeps. */
 	uint64_t inbox_exists, inbox_uidnext, inbox_uidvalidity, inbox_modseq;
 	bool inbox_known;
@@ -284,6 +285,8 @@ static void set_pub(struct account *a, enum push_state p)
 	loop->counts[a->pub]--;
 	loop->counts[p]++;
 	a->pub = p;
+	if (p == PUSH_STATE_IDLE)
+		a->pub_idle_since = (double)now_ms() / 1000;
 	pthread_mutex_unlock(&loop->mu);
 }
 
@@ -1371,6 +1374,21 @@ bool push_account_state(struct push_loop *loop, int64_t id, enum push_state *sta
 		}
 	pthread_mutex_unlock(&loop->mu);
 	return found;
+}
+
+bool push_account_idle_since(struct push_loop *loop, int64_t id, double *since_r)
+{
+	bool idle = false;
+	pthread_mutex_lock(&loop->mu);
+	for (struct account *a = loop->accounts; a != NULL; a = a->next)
+		if (a->id == id) {
+			idle = a->pub == PUSH_STATE_IDLE;
+			if (idle)
+				*since_r = a->pub_idle_since;
+			break;
+		}
+	pthread_mutex_unlock(&loop->mu);
+	return idle;
 }
 
 void push_loop_counts(struct push_loop *loop, unsigned counts[PUSH_STATE_COUNT], uint64_t *logins_r)

@@ -113,6 +113,12 @@ int push_account_add(struct push_loop *loop, const struct push_account_config *c
 void push_account_remove(struct push_loop *loop, int64_t id);
 /* The account's state; false if unknown. */
 bool push_account_state(struct push_loop *loop, int64_t id, enum push_state *state_r);
+/* Is the account idle (logged in and watching: NOTIFY, IDLE or sweeps)?
+ * true with *since_r, when its current connection became idle (seconds on
+ * CLOCK_MONOTONIC, with milliseconds): a change after that is reported through changed(); one
+ * before it, while the account was not connected, may not be (NOTIFY reports only what happens
+ * while it is set). false if not idle or unknown. */
+bool push_account_idle_since(struct push_loop *loop, int64_t id, double *since_r);
 /* Connections by state (for /metrics), and logins sent since start. */
 void push_loop_counts(struct push_loop *loop, unsigned counts[PUSH_STATE_COUNT],
                       uint64_t *logins_r);
