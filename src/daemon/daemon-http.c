@@ -91,8 +91,9 @@ void daemon_admit(void *context, const struct http_request *req, struct http_res
 		     req->content_length > 0 || http_request_header(req, "Transfer-Encoding"))) {
 			daemon_principal_free(p);
 			http_response_add_header(resp, "Allow", "GET, HEAD", &err);
-			daemon_respond_problem(resp, 405, "about:blank",
-			                       "the web app's files are read with GET, without a body");
+			daemon_respond_problem(
+			    resp, 405, "about:blank",
+			    "the web app's files are read with GET, without a body");
 			return;
 		}
 		if (strcmp(req->path, "/metrics") == 0 && !metrics_allowed(sv, req)) {
