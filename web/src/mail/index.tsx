@@ -8,7 +8,7 @@ import { Folders, ALL, INBOX, mailboxLabel } from "./folders";
 import { MessageList } from "./list";
 import { Reader } from "./reader";
 import { Source, WindowSource, MergedSource, Query } from "./source";
-import { Account, Mailbox, mailAccounts, mailboxes, byRole } from "./store";
+import { Account, mailAccounts, mailboxes, mailboxesOf, byRole } from "./store";
 import { Icon } from "../icons";
 import "../locales/mail.en";
 import "../locales/mail.de";
@@ -78,7 +78,8 @@ async function buildView(route: string, path: string[], accounts: Account[]): Pr
   const box = path[1] || INBOX;
   if (acct === ALL) {
     const scope = mail.length ? mail : accounts;
-    const lists = await Promise.all(scope.map((a) => mailboxes(a.id).catch(() => [] as Mailbox[])));
+    const all = await mailboxesOf(scope.map((a) => a.id));
+    const lists = scope.map((a) => all[a.id] || []);
     const queries: Query[] = [];
     scope.forEach((a, i) => {
       const inbox = byRole(lists[i], "inbox");
