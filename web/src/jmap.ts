@@ -99,8 +99,8 @@ export async function signIn(user: string, password: string): Promise<void> {
       body: JSON.stringify({ username: user, password }),
     });
   let res = await post();
-  if (res.status === 503) {
-    // Too many sign-ins being checked at once: once more after the time the server asks.
+  for (let tries = 0; res.status === 503 && tries < 3; tries++) {
+    // Too many sign-ins being checked at once: again after the time the server asks.
     const wait = Math.min(10, Number(res.headers.get("Retry-After")) || 2);
     await new Promise((r) => setTimeout(r, wait * 1000));
     res = await post();
