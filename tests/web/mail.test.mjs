@@ -6,8 +6,9 @@
 import assert from "node:assert/strict";
 import http from "node:http";
 import { after, before, test } from "node:test";
-import { deliver, env, jmap, launch, mailAccountId, mailbox, pageErrors, recordJmap, sel, signIn,
-	waitFor } from "./lib.mjs";
+import fs from "node:fs";
+import { deliver, env, jmap, launch, mailAccountId, mailbox, mk, pageErrors, recordJmap, sel, signIn,
+	tmpFile, waitFor } from "./lib.mjs";
 
 const PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII=";
 const stamp = Date.now();
@@ -238,6 +239,48 @@ test("German strings", async () => {
 	} finally {
 		await de.close();
 	}
+});
+
+test("the unified inbox merges two accounts by date", async () => {
+	// A second account for the same hub user (the Dovecot user imapLogin2), removed again after.
+	const pw = tmpFile(`imap2-${stamp}.pass`);
+	fs.writeFileSync(pw, env().imapPassword2, { mode: 0o600 });
+	mk(["account", "add", "--user", env().user, "--imap", env().imapUrl, "--login", env().imapLogin2,
+		"--password-file", pw, "--ca-file", env().caFile, "--consent"]);
+	const list = mk(["account", "list", "--user", env().user]);
+	const line = list.split("\n").find((l) => l.includes(env().imapLogin2));
+	const hubId = line && line.trim().split(/\s+/)[0];
+	try {
+		deliver(`From: Zed <zed@example.com>\r\nTo: ${env().imapLogin2}@example.org\r\nSubject: Second account ${stamp}\r\n` +
+			`Date: ${date(5)}\r\nMessage-ID: <second-${stamp}@example.com>\r\n\r\nfrom the other account\r\n`,
+		{ login: env().imapLogin2 });
+		await page.goto(env().url + "#/mail");
+		await page.reload();
+		const all = page.locator(`${sel("mailbox")}[data-name="*"]`);
+		await all.waitFor({ timeout: 15000 });
+		await all.click();
+		await page.locator(sel("msg-row"), { hasText: `Second account ${stamp}` }).first().waitFor({ timeout: 15000 });
+		await page.locator(sel("msg-row"), { hasText: `Live ${stamp}` }).first().waitFor({ timeout: 15000 });
+		const rows = await page.locator(sel("msg-row")).evaluateAll((as) => as
+			.map((a) => ({ i: Number(a.dataset.index), acc: a.dataset.account, t: a.querySelector("time")?.getAttribute("datetime") }))
+			.sort((x, y) => x.i - y.i));
+		assert.ok(new Set(rows.map((r) => r.acc)).size === 2, "rows of both accounts");
+		for (let k = 1; k < rows.length; k++)
+			assert.ok(rows[k - 1].t >= rows[k].t, `newest first at ${k}: ${rows[k - 1].t} < ${rows[k].t}`);
+	} finally {
+		if (hubId)
+			mk(["account", "remove", "--user", env().user, hubId, "--all-devices"]);
+	}
+});
+
+test("sign out: back to the sign-in page, the cookie no longer works", async () => {
+	await page.goto(env().url + "#/mail");
+	await page.locator(sel("signout")).click();
+	await page.locator(sel("signin-submit")).waitFor({ timeout: 10000 });
+	const status = await page.evaluate(async () => (await fetch("/mailkeep/session", { credentials: "same-origin" })).status);
+	assert.equal(status, 401);
+	await page.reload();
+	await page.locator(sel("signin-submit")).waitFor({ timeout: 10000 });
 });
 
 test("no script errors on the way", async () => {
