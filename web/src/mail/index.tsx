@@ -22,6 +22,7 @@ interface View {
   multi: boolean; // rows of several accounts: name the account on each row
   threads: boolean;
   error?: string;
+  info?: string;
 }
 
 function SearchBox(props: { initial: string }) {
@@ -167,7 +168,8 @@ async function buildView(route: string, path: string[], accounts: Account[], onW
   if (!a) return { ...NONE, error: t("mail.noAccount") };
   const list = await mailboxes(a.id);
   const m = box === INBOX ? byRole(list, "inbox") : list.find((x) => x.id === box);
-  if (!m) return { ...NONE, error: t("mail.noMailbox") };
+  // The notices account has no mailbox before its first notice.
+  if (!m) return a.notices && box === INBOX ? { ...NONE, info: t("folders.noNotices") } : { ...NONE, error: t("mail.noMailbox") };
   return {
     key: a.id + "/" + m.id,
     source: new WindowSource({
@@ -275,6 +277,8 @@ function MailPage(props: { path: string[]; route: string }) {
           <p class="form-error page-pad" role="alert">
             {view.error}
           </p>
+        ) : view?.info ? (
+          <p class="empty">{view.info}</p>
         ) : view && view.source ? (
           <MessageList
             source={view.source}
