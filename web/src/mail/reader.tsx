@@ -6,7 +6,7 @@ import { t, fmtDate, fmtSize } from "../i18n";
 import * as jmap from "../jmap";
 import { errorText, toast } from "../app";
 import { prepare, textToHtml, baseCss } from "./sanitize";
-import { mailboxesChanged, patchRows } from "./store";
+import { mailboxesChanged, ownChange, patchRows } from "./store";
 import { Icon } from "../icons";
 
 interface Addr {
@@ -407,6 +407,7 @@ export function Reader(props: {
                 patchRows({ accountId, ids: [emailId], keywords: { $seen: false } });
                 return;
               }
+              ownChange(set.newState);
               mailboxesChanged([accountId]);
             })
             .catch((e) => {

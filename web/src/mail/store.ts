@@ -121,6 +121,15 @@ export function byRole(list: Mailbox[] | undefined, role: string): Mailbox | und
   return list?.find((m) => m.role === role);
 }
 
+// States a change made here led to, already shown (patchRows, mailboxesChanged): a
+// StateChange that names only these is that change coming back, not news.
+const own: string[] = [];
+export function ownChange(newState: string | undefined): void {
+  if (!newState) return;
+  own.push(newState);
+  if (own.length > 50) own.shift();
+}
+
 // Changes: one subscription to the event stream; listeners get the accounts that changed.
 const listeners = new Set<(accounts: Set<string>) => void>();
 let unsubscribe: (() => void) | null = null;
@@ -135,7 +144,7 @@ export function onMailChange(fn: (accounts: Set<string>) => void): () => void {
       for (const [acct, types] of Object.entries(changed)) {
         for (const [type, state] of Object.entries(types || {})) {
           const had = jmap.seenState(acct, type);
-          if (had !== undefined && had !== state) accounts.add(acct);
+          if (had !== undefined && had !== state && !own.includes(state)) accounts.add(acct);
           jmap.noteState(acct, type, state);
         }
       }
