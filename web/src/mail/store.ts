@@ -1,0 +1,201 @@
+// Mail data shared by the mail screens: the user's mail accounts and their mailboxes,
+// refreshed on StateChanges.
+import * as jmap from "../jmap";
+
+export interface Account {
+  id: string;
+  name: string;
+  notices: boolean; // the hub's own "mailkeep" account (its INBOX holds the notices)
+}
+
+export interface Mailbox {
+  id: string;
+  accountId: string;
+  name: string;
+  parentId: string | null;
+  role: string | null;
+  sortOrder: number;
+  totalEmails: number;
+  unreadEmails: number;
+  totalThreads?: number;
+  unreadThreads?: number;
+  myRights?: Record<string, boolean>;
+}
+
+export function isNoticesAccount(id: string, acct: any): boolean {
+  return acct?.name === "mailkeep" || !!acct?.accountCapabilities?.[jmap.MANAGE];
+}
+
+/** The user's mail accounts: the primary first, then by name; the notices account last. */
+export function mailAccounts(s: jmap.Session): Account[] {
+  const primary = s.primaryAccounts[jmap.MAIL];
+  return Object.entries(s.accounts)
+    .filter(([, a]) => a.accountCapabilities && a.accountCapabilities[jmap.MAIL])
+    .map(([id, a]) => ({ id, name: String(a.name || id), notices: isNoticesAccount(id, a) }))
+    .sort((a, b) => {
+      if (a.notices !== b.notices) return a.notices ? 1 : -1;
+      if (a.id === primary) return -1;
+      if (b.id === primary) return 1;
+      return a.name.localeCompare(b.name);
+    });
+}
+
+export function noticesAccount(s: jmap.Session): Account | undefined {
+  return mailAccounts(s).find((a) => a.notices);
+}
+
+const MAILBOX_PROPS = [
+  "id", "name", "parentId", "role", "sortOrder", "totalEmails", "unreadEmails", "totalThreads",
+  "unreadThreads", "myRights",
+];
+
+const roleOrder = ["inbox", "drafts", "sent", "archive", "junk", "trash"];
+
+function sortMailboxes(list: Mailbox[]): Mailbox[] {
+  const rank = (m: Mailbox) => {
+    const i = m.role ? roleOrder.indexOf(m.role) : -1;
+    return i < 0 ? roleOrder.length : i;
+  };
+  return list.sort((a, b) => rank(a) - rank(b) || a.sortOrder - b.sortOrder || a.name.localeCompare(b.name));
+}
+
+const boxes = new Map<string, Mailbox[]>();
+const inflight = new Map<string, Promise<Mailbox[]>>();
+
+function parse(list: any[], accountId: string): Mailbox[] {
+  return sortMailboxes(list.map((m) => ({ ...m, accountId, sortOrder: m.sortOrder || 0 })));
+}
+
+// One request for the mailboxes of several accounts (each account's promise is in inflight
+// until it is there); when it fails as a whole, each account is asked on its own.
+function fetchBatch(ids: string[]): void {
+  const all = jmap.call(
+    ids.map((accountId, i) => ["Mailbox/get", { accountId, ids: null, properties: MAILBOX_PROPS }, "m" + i]),
+  );
+  ids.forEach((accountId, i) => {
+    const p = all
+      .then((r) => parse(jmap.one(r, "m" + i).list, accountId))
+      .catch((e) => {
+        if (ids.length === 1) throw e;
+        return jmap
+          .call([["Mailbox/get", { accountId, ids: null, properties: MAILBOX_PROPS }, "m"]])
+          .then((r) => parse(jmap.one(r, "m").list, accountId));
+      })
+      .then((list) => {
+        boxes.set(accountId, list);
+        return list;
+      })
+      .finally(() => inflight.delete(accountId));
+    inflight.set(accountId, p);
+  });
+}
+
+/** All mailboxes of an account (cached until the next StateChange of that account). */
+export function mailboxes(accountId: string, force = false): Promise<Mailbox[]> {
+  const running = inflight.get(accountId);
+  if (running) return running;
+  const have = boxes.get(accountId);
+  if (have && !force) return Promise.resolve(have);
+  fetchBatch([accountId]);
+  return inflight.get(accountId)!;
+}
+
+/** The mailboxes of several accounts, those not cached in one request ([] for a failure). */
+export async function mailboxesOf(ids: string[], force?: Set<string>): Promise<Record<string, Mailbox[]>> {
+  const need = ids.filter((id) => !inflight.has(id) && (!boxes.has(id) || (force && force.has(id))));
+  if (need.length) fetchBatch(need);
+  const out: Record<string, Mailbox[]> = {};
+  await Promise.all(
+    ids.map(async (id) => {
+      out[id] = await (inflight.get(id) || Promise.resolve(boxes.get(id) || [])).catch(() => [] as Mailbox[]);
+    }),
+  );
+  return out;
+}
+
+export function cachedMailboxes(accountId: string): Mailbox[] | undefined {
+  return boxes.get(accountId);
+}
+
+export function byRole(list: Mailbox[] | undefined, role: string): Mailbox | undefined {
+  return list?.find((m) => m.role === role);
+}
+
+// States a change made here led to, already shown (patchRows, mailboxesChanged): a
+// StateChange that names only these is that change coming back, not news.
+const own: string[] = [];
+export function ownChange(newState: string | undefined): void {
+  if (!newState) return;
+  own.push(newState);
+  if (own.length > 50) own.shift();
+}
+
+// Changes: one subscription to the event stream; listeners get the accounts that changed.
+const listeners = new Set<(accounts: Set<string>) => void>();
+let unsubscribe: (() => void) | null = null;
+
+export function onMailChange(fn: (accounts: Set<string>) => void): () => void {
+  listeners.add(fn);
+  if (!unsubscribe)
+    unsubscribe = jmap.onStateChange((changed) => {
+      // Only accounts where a type the app has read moved on (the stream's first event
+      // names the states as they are, usually what the app has just read).
+      const accounts = new Set<string>();
+      for (const [acct, types] of Object.entries(changed)) {
+        for (const [type, state] of Object.entries(types || {})) {
+          const had = jmap.seenState(acct, type);
+          if (had !== undefined && had !== state && !own.includes(state)) accounts.add(acct);
+          jmap.noteState(acct, type, state);
+        }
+      }
+      if (!accounts.size) return;
+      accounts.forEach((a) => boxes.delete(a));
+      listeners.forEach((l) => l(accounts));
+    });
+  return () => {
+    listeners.delete(fn);
+    if (listeners.size === 0 && unsubscribe) {
+      unsubscribe();
+      unsubscribe = null;
+    }
+  };
+}
+
+/** Tells the mail screens that something changed here (an action), without waiting for push. */
+export function changed(accountIds: string[]): void {
+  const s = new Set(accountIds);
+  s.forEach((a) => boxes.delete(a));
+  listeners.forEach((l) => l(s));
+}
+
+// Mailbox counts only (the folder tree, the notices badge): an action here that changed
+// counts without changing what the lists show.
+const countListeners = new Set<(accounts: Set<string>) => void>();
+export function onMailboxChange(fn: (accounts: Set<string>) => void): () => void {
+  countListeners.add(fn);
+  const off = onMailChange(fn);
+  return () => {
+    countListeners.delete(fn);
+    off();
+  };
+}
+export function mailboxesChanged(accountIds: string[]): void {
+  const s = new Set(accountIds);
+  s.forEach((a) => boxes.delete(a));
+  countListeners.forEach((l) => l(s));
+}
+
+// Rows changed here (keywords), shown at once; the server's StateChange follows.
+export interface RowPatch {
+  accountId: string;
+  ids: string[];
+  keywords?: Record<string, boolean>; // set (true) or removed (false)
+}
+const patchListeners = new Set<(p: RowPatch) => void>();
+export function onRowPatch(fn: (p: RowPatch) => void): () => void {
+  patchListeners.add(fn);
+  return () => void patchListeners.delete(fn);
+}
+export function patchRows(p: RowPatch): void {
+  patchListeners.forEach((l) => l(p));
+}
