@@ -11,10 +11,12 @@
 import { h, render } from "preact";
 import { useEffect, useRef } from "preact/hooks";
 import { t } from "./i18n";
+import { call } from "./jmap";
 import { navigate } from "./app";
 import { act, type ActionKind } from "./mail/actions";
 import { isComposeOpen, openCompose } from "./compose/compose";
 import { primarySubmissionAccount } from "./compose/service";
+import { listAccount, openMessage } from "./compose/route";
 
 export const SHORTCUTS: [string, string][] = [
   ["j", "keys.next"],
@@ -37,64 +39,72 @@ export const SHORTCUTS: [string, string][] = [
   ["Esc", "keys.escape"],
 ];
 
-/** The route as the hash has it: #/mail/<accountId>/<mailboxId>/<emailId>. */
-function route(): { accountId: string | null; mailboxId: string | null; emailId: string | null; parts: string[] } {
-  const parts = location.hash.replace(/^#\/?/, "").split("/").map((p) => decodeURIComponent(p));
-  if (parts[0] !== "mail") return { accountId: null, mailboxId: null, emailId: null, parts };
-  return { accountId: parts[1] || null, mailboxId: parts[2] || null, emailId: parts[3] || null, parts };
-}
-
 function rows(): HTMLElement[] {
   return Array.from(document.querySelectorAll<HTMLElement>('[data-testid="msg-row"]'));
 }
 
-/** The row the keyboard is on: focused, else marked selected/current, else the open message's. */
+/** The row the keyboard is on: focused, else the one marked current/selected, else the open message's. */
 function currentRow(list: HTMLElement[]): number {
   const active = document.activeElement?.closest?.('[data-testid="msg-row"]');
   if (active) return list.indexOf(active as HTMLElement);
   const marked = list.findIndex(
-    (r) => r.getAttribute("aria-selected") === "true" || r.getAttribute("aria-current") === "true" || r.classList.contains("selected"),
+    (r) => r.getAttribute("aria-current") === "true" || r.getAttribute("aria-selected") === "true" || r.classList.contains("selected"),
   );
   if (marked >= 0) return marked;
-  const open = route().emailId;
-  return open ? list.findIndex((r) => r.dataset.id === open) : -1;
-}
-
-function rowAccount(row: HTMLElement | undefined): string | null {
-  return row?.dataset.account ?? row?.dataset.accountId ?? route().accountId;
+  const open = openMessage();
+  return open ? list.findIndex((r) => r.dataset.id === open.emailId) : -1;
 }
 
 /** The message the keys act on: the open one, else the row the keyboard is on. */
 function target(): { accountId: string; emailId: string } | null {
-  const r = route();
-  if (r.accountId && r.emailId) {
-    // The unified inbox's rows name their account.
-    const row = rows().find((x) => x.dataset.id === r.emailId);
-    return { accountId: rowAccount(row) ?? r.accountId, emailId: r.emailId };
-  }
+  const open = openMessage();
+  if (open) return { accountId: open.accountId, emailId: open.emailId };
   const list = rows();
   const i = currentRow(list);
   if (i < 0) return null;
-  const acc = rowAccount(list[i]);
+  const acc = list[i].dataset.account ?? listAccount();
   const id = list[i].dataset.id;
   return acc && id ? { accountId: acc, emailId: id } : null;
 }
 
 function openRow(row: HTMLElement): void {
-  const link = row.matches("a[href]") ? row : row.querySelector<HTMLElement>("a[href]");
-  (link ?? row).click();
+  const link = row.matches("a[href]") ? row : (row.querySelector<HTMLElement>("a[href]") ?? row);
+  link.click();
 }
 
+/** j/k: the list's own arrow-key handling moves (it scrolls its virtual
+ * window); with a message open, the next one opens. */
 function move(step: number): void {
   const list = rows();
   if (list.length === 0) return;
   const i = currentRow(list);
-  const next = Math.max(0, Math.min(list.length - 1, i < 0 ? 0 : i + step));
-  const row = list[next];
-  if (!row.hasAttribute("tabindex") && !row.matches("a,button")) row.setAttribute("tabindex", "-1");
-  row.focus();
-  row.scrollIntoView({ block: "nearest" });
-  if (route().emailId && next !== i) openRow(row);
+  const wasOpen = openMessage() !== null;
+  let row: HTMLElement;
+  if (i < 0) {
+    row = list[0];
+    row.focus();
+  } else {
+    row = list[i];
+    if (document.activeElement !== row) row.focus();
+    const ev = new KeyboardEvent("keydown", { key: step > 0 ? "ArrowDown" : "ArrowUp", bubbles: true, cancelable: true });
+    row.dispatchEvent(ev);
+    if (!ev.defaultPrevented) {
+      const next = list[Math.max(0, Math.min(list.length - 1, i + step))];
+      next.focus();
+      next.scrollIntoView({ block: "nearest" });
+    }
+  }
+  if (!wasOpen) return;
+  // The list focuses the next row after a frame or two.
+  let tries = 30;
+  const start = row;
+  const poll = () => {
+    const now = document.activeElement as HTMLElement | null;
+    if (i < 0 || (now && now !== start && now.matches('[data-testid="msg-row"]'))) {
+      if (now?.matches('[data-testid="msg-row"]')) openRow(now);
+    } else if (tries-- > 0) setTimeout(poll, 30);
+  };
+  poll();
 }
 
 let helpHost: HTMLElement | null = null;
@@ -172,17 +182,12 @@ function actOn(kind: ActionKind): void {
   if (tg) void act(kind, tg.accountId, [tg.emailId]);
 }
 
-function flagToggle(): void {
+async function flagToggle(): Promise<void> {
   const tg = target();
   if (!tg) return;
-  const btn = document.querySelector<HTMLElement>('[data-testid="action-flag"]');
-  const on = btn?.getAttribute("aria-pressed") === "true";
-  if (btn && route().emailId === tg.emailId) btn.click();
-  else {
-    const row = rows().find((r) => r.dataset.id === tg.emailId);
-    const flagged = row?.dataset.flagged === "true";
-    void act(flagged || on ? "unflag" : "flag", tg.accountId, [tg.emailId]);
-  }
+  const r = await call([["Email/get", { accountId: tg.accountId, ids: [tg.emailId], properties: ["keywords"] }, "k"]]);
+  const flagged = !!r[0][1].list?.[0]?.keywords?.$flagged;
+  await act(flagged ? "unflag" : "flag", tg.accountId, [tg.emailId]);
 }
 
 /** The keydown handler (exported for tests). */
@@ -191,7 +196,7 @@ export function handleKey(ev: KeyboardEvent): void {
   if (helpOpen()) return; // the dialog handles its own keys
   if (typing(ev.target) || isComposeOpen()) return;
   const k = ev.key;
-  const r = route();
+  const open = openMessage();
   let handled = true;
   switch (k) {
     case "j":
@@ -215,7 +220,7 @@ export function handleKey(ev: KeyboardEvent): void {
     }
     case "u":
     case "Escape":
-      if (r.emailId) navigate("#/" + r.parts.slice(0, 3).map(encodeURIComponent).join("/"));
+      if (open) navigate(open.listHash);
       else handled = false;
       break;
     case "U":
@@ -233,7 +238,7 @@ export function handleKey(ev: KeyboardEvent): void {
       break;
     }
     case "c":
-      void primarySubmissionAccount().then((acc) => openCompose({ mode: "new", accountId: r.accountId ?? acc ?? "" }));
+      void primarySubmissionAccount().then((acc) => openCompose({ mode: "new", accountId: open?.accountId ?? listAccount() ?? acc ?? "" }));
       break;
     case "#":
       actOn("delete");
@@ -245,7 +250,7 @@ export function handleKey(ev: KeyboardEvent): void {
       actOn("spam");
       break;
     case "s":
-      flagToggle();
+      void flagToggle();
       break;
     case "/": {
       const search = document.querySelector<HTMLInputElement>('[data-testid="search-input"]');

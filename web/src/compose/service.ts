@@ -2,7 +2,7 @@
 // forward, attachments (upload, re-upload of an original's parts), saving
 // drafts and sending (Email/set + EmailSubmission/set).
 import { call, downloadUrl, session, upload } from "../jmap";
-import { roleMailbox } from "../mail/actions";
+import { roleMailbox } from "./mailboxes";
 import type { Attachment, Draft, Identity, Original } from "./model";
 import { emailObject } from "./model";
 
