@@ -87,6 +87,16 @@ int daemon_run(const struct daemon_settings *s)
 		hub_close(&sv->hub);
 		return -1;
 	}
+	hub_web_session_lifetime(sv->hub, s->web_session_days, s->web_session_idle_days);
+	char note[4200];
+	if (daemon_static_load(s->web_root, &sv->web, note, sizeof(note)) < 0) {
+		daemon_log(DAEMON_LOG_ERROR, NULL, 0, "%s", note);
+		mime_cache_free(&sv->parse_cache);
+		jmap_registry_free(&sv->registry);
+		hub_close(&sv->hub);
+		return -1;
+	}
+	daemon_log(DAEMON_LOG_INFO, NULL, 0, "web app: %s", note);
 	struct http_settings hs = {.address = s->address,
 	                           .port = s->port,
 	                           .tls_cert_file = s->tls_cert,
@@ -169,6 +179,7 @@ int daemon_run(const struct daemon_settings *s)
 	daemon_stores_close(sv);
 	jmap_registry_free(&sv->registry);
 	mime_cache_free(&sv->parse_cache);
+	daemon_static_free(&sv->web);
 	hub_close(&sv->hub);
 	daemon_signin_gate_free(&sv->signin);
 	daemon_log(DAEMON_LOG_INFO, NULL, 0, "mailkeep: stopped");
