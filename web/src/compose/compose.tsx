@@ -68,7 +68,7 @@ export function ComposeButton(props: { accountId?: string; class?: string }) {
   return (
     <button
       type="button"
-      class={props.class ?? "mk-compose-button"}
+      class={props.class ?? "primary mk-compose-button"}
       data-testid="compose-open"
       title={t("compose.new") + " (c)"}
       onClick={async () => {
