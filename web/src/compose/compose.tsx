@@ -5,7 +5,7 @@ import { useEffect, useRef, useState } from "preact/hooks";
 import { t } from "../i18n";
 import { toast } from "../app";
 import type { Attachment, Draft, Identity, Mode } from "./model";
-import { checkDraft, draftFromEmail, humanSize, isEmpty, startDraft } from "./model";
+import { checkDraft, draftFromEmail, humanSize, isEmpty, startDraft, validEmail } from "./model";
 import {
   describe,
   destroyDraft,
@@ -100,6 +100,26 @@ function timeNow(): string {
   }
 }
 
+function addressKey(i: Identity): string {
+  return "mk.fromAddress." + i.accountId + "." + i.id;
+}
+
+function storedAddress(i: Identity): string {
+  try {
+    return localStorage.getItem(addressKey(i)) ?? "";
+  } catch {
+    return "";
+  }
+}
+
+function rememberAddress(i: Identity, address: string): void {
+  try {
+    localStorage.setItem(addressKey(i), address);
+  } catch {
+    /* storage unavailable */
+  }
+}
+
 interface Upload {
   key: number;
   name: string;
@@ -121,6 +141,9 @@ function Compose({ opts }: { opts: ComposeOptions }) {
   const [editName, setEditName] = useState<string | null>(null);
   const [dragging, setDragging] = useState(false);
   const [problem, setProblem] = useState<string | null>(null);
+  // The sender address when the identity's own is none the server can
+  // write (an account whose login is no address, on an IP literal host).
+  const [fromAddr, setFromAddr] = useState("");
 
   const saved = useRef<Saved | null>(null);
   const dirty = useRef(false);
@@ -139,7 +162,13 @@ function Compose({ opts }: { opts: ComposeOptions }) {
   const original = useRef<Loaded | null>(null);
 
   draftRef.current = draft;
-  identityRef.current = identity;
+  const needsAddress = !!identity && !validEmail(identity.email);
+  identityRef.current = identity && needsAddress ? { ...identity, email: fromAddr.trim() } : identity;
+
+  useEffect(() => {
+    if (!identity || validEmail(identity.email)) return;
+    setFromAddr(storedAddress(identity));
+  }, [identity?.accountId, identity?.id]);
 
   // Load identities, the original and the starting draft.
   useEffect(() => {
@@ -149,7 +178,7 @@ function Compose({ opts }: { opts: ComposeOptions }) {
         const all = await identities();
         if (!live) return;
         setIds(all);
-        const mine = all.map((i) => i.email);
+        const mine = all.flatMap((i) => [i.email, storedAddress(i)]).filter((a) => a !== "");
         let orig: Loaded | null = null;
         if (opts.emailId) orig = await loadOriginal(opts.accountId, opts.emailId);
         original.current = orig && !opts.draft ? orig : null;
@@ -340,6 +369,11 @@ function Compose({ opts }: { opts: ComposeOptions }) {
     const d = draftRef.current;
     const from = identityRef.current;
     if (!d || !from || sending) return;
+    if (!validEmail(from.email)) {
+      setProblem(t("compose.needAddress"));
+      document.getElementById("mk-compose-fromaddr")?.focus();
+      return;
+    }
     const check = checkDraft(d);
     if (check.bad.length > 0) {
       setProblem(t("compose.badAddresses", { list: check.bad.join(", ") }));
@@ -503,6 +537,31 @@ function Compose({ opts }: { opts: ComposeOptions }) {
                 {t("compose.saveName")}
               </button>
             </div>
+          ) : null}
+          {needsAddress ? (
+            <div class="mk-compose-row">
+              <label for="mk-compose-fromaddr">{t("compose.fromAddress")}</label>
+              <input
+                id="mk-compose-fromaddr"
+                data-testid="compose-from-address"
+                type="email"
+                autoComplete="email"
+                aria-describedby="mk-compose-fromaddr-hint"
+                value={fromAddr}
+                onInput={(ev) => {
+                  const v = (ev.currentTarget as HTMLInputElement).value;
+                  setFromAddr(v);
+                  if (identity && validEmail(v.trim())) rememberAddress(identity, v.trim());
+                  setProblem(null);
+                  schedule();
+                }}
+              />
+            </div>
+          ) : null}
+          {needsAddress ? (
+            <p id="mk-compose-fromaddr-hint" class="mk-compose-hint">
+              {t("compose.fromAddressHint", { login: identity?.email ?? "" })}
+            </p>
           ) : null}
           <div class="mk-compose-row">
             <label for="mk-compose-to">{t("compose.to")}</label>

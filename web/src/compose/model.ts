@@ -260,7 +260,9 @@ export function emailObject(d: Draft, from: Identity | null, mailboxId: string, 
     bodyValues: { body: { value: d.body } },
     textBody: [{ partId: "body", type: "text/plain" }],
   };
-  if (from) e.from = [from.name ? { name: from.name, email: from.email } : { email: from.email }];
+  // An identity whose address the server cannot write (alice@[192.0.2.1])
+  // gets no From here: the caller asks for one before sending.
+  if (from && validEmail(from.email)) e.from = [from.name ? { name: from.name, email: from.email } : { email: from.email }];
   if (to.length) e.to = to;
   if (cc.length) e.cc = cc;
   if (bcc.length) e.bcc = bcc;
