@@ -4,7 +4,7 @@ import { useEffect, useState } from "preact/hooks";
 import { t, fmtNumber } from "../i18n";
 import * as jmap from "../jmap";
 import { href, errorText } from "../app";
-import { Account, Mailbox, mailAccounts, mailboxes, onMailChange, byRole } from "./store";
+import { Account, Mailbox, mailAccounts, mailboxesOf, onMailChange, byRole } from "./store";
 
 export const ALL = "all";
 export const INBOX = "inbox";
@@ -31,7 +31,7 @@ function Unread(props: { n: number }) {
   );
 }
 
-function Tree(props: { acct: Account; list: Mailbox[]; parent: string | null; sel: string; depth: number }) {
+function Tree(props: { acct: Account; list: Mailbox[]; parent: string | null; sel: string; depth: number; inboxSel?: boolean }) {
   // A mailbox whose parent is not listed is shown at the top.
   const ids = new Set(props.list.map((m) => m.id));
   const kids = props.list.filter((m) => (m.parentId && ids.has(m.parentId) ? m.parentId : null) === props.parent);
@@ -39,7 +39,7 @@ function Tree(props: { acct: Account; list: Mailbox[]; parent: string | null; se
   return (
     <ul class={props.depth ? "subtree" : "tree"}>
       {kids.map((m) => {
-        const selected = props.sel === props.acct.id + "/" + m.id;
+        const selected = props.sel === props.acct.id + "/" + m.id || (!!props.inboxSel && m.role === "inbox");
         return (
           <li key={m.id}>
             <a
@@ -56,7 +56,7 @@ function Tree(props: { acct: Account; list: Mailbox[]; parent: string | null; se
               <span class="folder-name">{roleName(m)}</span>
               <Unread n={m.unreadEmails} />
             </a>
-            <Tree acct={props.acct} list={props.list} parent={m.id} sel={props.sel} depth={props.depth + 1} />
+            <Tree acct={props.acct} list={props.list} parent={m.id} sel={props.sel} depth={props.depth + 1} inboxSel={props.inboxSel} />
           </li>
         );
       })}
@@ -74,12 +74,11 @@ export function Folders(props: { accountId: string; mailboxId: string }) {
       try {
         const s = await jmap.session();
         const accts = mailAccounts(s);
-        const got = await Promise.all(
-          accts.map((a) => mailboxes(a.id, !!only && only.has(a.id)).catch(() => [] as Mailbox[])),
+        const map = await mailboxesOf(
+          accts.map((a) => a.id),
+          only,
         );
         if (!alive) return;
-        const map: Record<string, Mailbox[]> = {};
-        accts.forEach((a, i) => (map[a.id] = got[i]));
         setAccounts(accts);
         setLists(map);
         setError("");
@@ -132,9 +131,17 @@ export function Folders(props: { accountId: string; mailboxId: string }) {
           </h2>
           {lists[a.id] ? (
             lists[a.id].length ? (
-              <Tree acct={a} list={lists[a.id]} parent={null} sel={sel} depth={0} />
+              <Tree
+                acct={a}
+                list={lists[a.id]}
+                parent={null}
+                sel={sel}
+                depth={0}
+                // With one mail account, "all inboxes" is its inbox.
+                inboxSel={sel === ALL + "/" + INBOX && mail.length === 1 && mail[0].id === a.id}
+              />
             ) : (
-              <p class="muted small">{t("folders.none")}</p>
+              <p class="muted small folder-none">{a.notices ? t("folders.noNotices") : t("folders.none")}</p>
             )
           ) : (
             <p class="muted small">{t("app.loading")}</p>

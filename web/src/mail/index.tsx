@@ -10,7 +10,8 @@ import { Reader } from "./reader";
 import { ActionBar } from "./actions";
 import { ComposeButton } from "../compose/compose";
 import { Source, WindowSource, MergedSource, Query } from "./source";
-import { Account, Mailbox, mailAccounts, mailboxes, byRole } from "./store";
+import { Account, mailAccounts, mailboxes, mailboxesOf, byRole } from "./store";
+import { Icon } from "../icons";
 import "../locales/mail.en";
 import "../locales/mail.de";
 
@@ -49,7 +50,7 @@ function SearchBox(props: { initial: string }) {
         onInput={(e) => setText((e.target as HTMLInputElement).value)}
       />
       <button type="submit" class="icon-btn" aria-label={t("search.submit")}>
-        🔍
+        <Icon name="search" />
       </button>
     </form>
   );
@@ -79,7 +80,8 @@ async function buildView(route: string, path: string[], accounts: Account[]): Pr
   const box = path[1] || INBOX;
   if (acct === ALL) {
     const scope = mail.length ? mail : accounts;
-    const lists = await Promise.all(scope.map((a) => mailboxes(a.id).catch(() => [] as Mailbox[])));
+    const all = await mailboxesOf(scope.map((a) => a.id));
+    const lists = scope.map((a) => all[a.id] || []);
     const queries: Query[] = [];
     scope.forEach((a, i) => {
       const inbox = byRole(lists[i], "inbox");
@@ -189,7 +191,7 @@ function MailPage(props: { path: string[]; route: string }) {
             aria-controls="folders-pane"
             onClick={() => setFolders(!folders)}
           >
-            <span aria-hidden="true">☰ </span>
+            <Icon name="menu" />
             {t("folders.label")}
           </button>
           <h1 class="list-title">{view ? view.title || "" : ""}</h1>
@@ -230,5 +232,5 @@ function MailPage(props: { path: string[]; route: string }) {
   );
 }
 
-registerRoute("mail", (p) => <MailPage path={p.path} route="mail" />, { label: "nav.mail", icon: "✉" });
+registerRoute("mail", (p) => <MailPage path={p.path} route="mail" />, { label: "nav.mail", icon: "mail" });
 registerRoute("search", (p) => <MailPage path={p.path} route="search" />);
