@@ -170,7 +170,8 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
 		case 'I':
 			errno = 0;
 			value = strtoull(optarg, &end, 10);
-			if (errno != 0 || end == optarg || *end != '\0' || value < 1 || value > 3650) {
+			if (errno != 0 || end == optarg || *end != '\0' || value < 1 ||
+			    value > 3650) {
 				cli_error("bad --%s value '%s': use 1 to 3650 days",
 				          c == 'D' ? "web-session-days" : "web-session-idle-days",
 				          optarg);

@@ -118,8 +118,9 @@ void daemon_admit(void *context, const struct http_request *req, struct http_res
 		return;
 	}
 	if (r == -4) {
-		daemon_respond_problem(resp, 403, "about:blank",
-		                       "the web session's X-Mailkeep-CSRF header is missing or wrong");
+		daemon_respond_problem(
+		    resp, 403, "about:blank",
+		    "the web session's X-Mailkeep-CSRF header is missing or wrong");
 		return;
 	}
 	http_response_add_header(resp, "WWW-Authenticate",

@@ -60,10 +60,10 @@ struct daemon_store {
 struct push_stream {
 	struct http_stream *stream;
 	char user[65];
-	int64_t device_id; /* 0 for Basic sign-ins and web sessions */
+	int64_t device_id;      /* 0 for Basic sign-ins and web sessions */
 	int64_t web_session_id; /* > 0 for a web session (cookie) */
-	unsigned ping;     /* seconds, 0 = none */
-	unsigned types;    /* PUSH_TYPE_* bits the device asked for */
+	unsigned ping;          /* seconds, 0 = none */
+	unsigned types;         /* PUSH_TYPE_* bits the device asked for */
 	bool close_after_state;
 	uint64_t sent_state;
 	time_t last_ping;

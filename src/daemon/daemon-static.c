@@ -321,9 +321,10 @@ int daemon_static_load(const char *dir, struct daemon_static **static_r, char *n
 	if (st->root[0] == '\0') {
 		free(st);
 		if (dir != NULL)
-			snprintf(note, size,
-			         "none: %s has no index.html (build it with scripts/build-web.sh %s)",
-			         dir, dir);
+			snprintf(
+			    note, size,
+			    "none: %s has no index.html (build it with scripts/build-web.sh %s)",
+			    dir, dir);
 		else
 			snprintf(note, size,
 			         "none: no web/ beside the binary and none in %s (build it with "
@@ -421,11 +422,11 @@ static void add_security_headers(struct http_response *resp)
 {
 	const char *err;
 	for (size_t i = 0; i < sizeof(security_headers) / sizeof(security_headers[0]); i++)
-		http_response_add_header(resp, security_headers[i][0], security_headers[i][1], &err);
+		http_response_add_header(resp, security_headers[i][0], security_headers[i][1],
+		                         &err);
 }
 
-static void respond_page(struct http_response *resp, unsigned status, const char *page,
-                         size_t len)
+static void respond_page(struct http_response *resp, unsigned status, const char *page, size_t len)
 {
 	const char *err;
 	add_security_headers(resp);
@@ -441,7 +442,8 @@ void daemon_handle_static(struct daemon *sv, const struct http_request *req,
 	if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0) {
 		http_response_add_header(resp, "Allow", "GET, HEAD", &err);
 		add_security_headers(resp);
-		daemon_respond_problem(resp, 405, "about:blank", "the web app's files are read-only");
+		daemon_respond_problem(resp, 405, "about:blank",
+		                       "the web app's files are read-only");
 		return;
 	}
 	if (sv->web == NULL) {

@@ -124,8 +124,8 @@ static void set_cookie(struct daemon *sv, struct http_response *resp, const char
 	const char *err;
 	char cookie[256];
 	int n = snprintf(cookie, sizeof(cookie),
-	                 COOKIE_NAME "=%s; Path=/; HttpOnly; SameSite=Strict; Max-Age=%lld%s", token,
-	                 max_age, secure_cookies(sv) ? "; Secure" : "");
+	                 COOKIE_NAME "=%s; Path=/; HttpOnly; SameSite=Strict; Max-Age=%lld%s",
+	                 token, max_age, secure_cookies(sv) ? "; Secure" : "");
 	if (n > 0 && (size_t)n < sizeof(cookie))
 		http_response_add_header(resp, "Set-Cookie", cookie, &err);
 	sodium_memzero(cookie, sizeof(cookie));
@@ -137,8 +137,9 @@ static void respond_session(struct daemon *sv, const struct hub_user *u, int64_t
 {
 	char csrf[CSRF_LEN + 1];
 	csrf_of(token, csrf);
-	json_t *body = json_pack("{s:s,s:I,s:s,s:b}", "user", u->name, "sessionId",
-	                         (json_int_t)session_id, "csrf", csrf, "zeroAccess", u->zero_access);
+	json_t *body =
+	    json_pack("{s:s,s:I,s:s,s:b}", "user", u->name, "sessionId", (json_int_t)session_id,
+	              "csrf", csrf, "zeroAccess", u->zero_access);
 	sodium_memzero(csrf, sizeof(csrf));
 	if (body == NULL) {
 		daemon_respond_problem(resp, 500, "about:blank", "out of memory");
@@ -160,15 +161,15 @@ static void respond_limited(struct http_response *resp, int r, unsigned retry_af
 		daemon_respond_problem(resp, 429, "about:blank",
 		                       "too many failed sign-ins; wait a minute");
 	else
-		daemon_respond_problem(resp, 503, "about:blank", "too many sign-ins at once; try again");
+		daemon_respond_problem(resp, 503, "about:blank",
+		                       "too many sign-ins at once; try again");
 }
 
 static void respond_wrong(struct http_response *resp)
 {
 	const char *err;
-	json_t *body =
-	    json_pack("{s:s,s:i,s:s}", "type", "about:blank", "status", 401, "detail",
-	              "wrong user name or password");
+	json_t *body = json_pack("{s:s,s:i,s:s}", "type", "about:blank", "status", 401, "detail",
+	                         "wrong user name or password");
 	char *text = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
 	json_decref(body);
 	http_response_set_status(resp, 401, &err);
@@ -193,7 +194,8 @@ void daemon_handle_session_signin(struct daemon *sv, const struct http_request *
 	}
 	/* application/json only: a cross-site form cannot send it without a
 	 * CORS preflight, which serve never grants (no sign-in CSRF). */
-	if (req->content_type == NULL || strncasecmp(req->content_type, "application/json", 16) != 0 ||
+	if (req->content_type == NULL ||
+	    strncasecmp(req->content_type, "application/json", 16) != 0 ||
 	    (req->content_type[16] != '\0' && req->content_type[16] != ';' &&
 	     req->content_type[16] != ' ')) {
 		daemon_respond_problem(resp, 415, "about:blank",
@@ -255,11 +257,13 @@ void daemon_handle_session_signin(struct daemon *sv, const struct http_request *
 			json_decref(body);
 			sodium_memzero(token, sizeof(token));
 			daemon_log(DAEMON_LOG_ERROR, p.user.name, 0, "unlock: %s", error);
-			daemon_respond_problem(resp, 503, "about:blank", "cannot unlock the account now");
+			daemon_respond_problem(resp, 503, "about:blank",
+			                       "cannot unlock the account now");
 			return;
 		}
 		if (u == 1)
-			daemon_log(DAEMON_LOG_INFO, p.user.name, 0, "lease: %s unlocked", p.user.name);
+			daemon_log(DAEMON_LOG_INFO, p.user.name, 0, "lease: %s unlocked",
+			           p.user.name);
 		sv->sync_now = 1;
 	}
 	wipe_json_string(jpw);

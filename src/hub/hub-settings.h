@@ -43,7 +43,7 @@ struct hub_serve_settings {
 	unsigned max_connections_per_address;
 	unsigned header_timeout;
 	size_t max_body_memory;
-	unsigned no_replay; /* 1: device changes wait for the next sync */
+	unsigned no_replay;                /* 1: device changes wait for the next sync */
 	char web_root[HUB_SERVE_PATH_MAX]; /* "" : the default places */
 	unsigned web_session_days;
 	unsigned web_session_idle_days;

@@ -60,8 +60,8 @@ static int64_t effective_expiry(const struct hub *hub, int64_t expires, int64_t 
 static int delete_expired(struct hub *hub, int64_t now, const char **error_r)
 {
 	sqlite3_stmt *st;
-	if (hub_prepare(hub, "DELETE FROM web_sessions WHERE expires <= ?1 OR last_used <= ?2",
-	                &st, error_r) < 0)
+	if (hub_prepare(hub, "DELETE FROM web_sessions WHERE expires <= ?1 OR last_used <= ?2", &st,
+	                error_r) < 0)
 		return -1;
 	sqlite3_bind_int64(st, 1, now);
 	sqlite3_bind_int64(st, 2, now - (int64_t)hub->set.web_session_idle_days * DAY);
@@ -143,7 +143,8 @@ static void row_read(struct hub *hub, sqlite3_stmt *st, struct hub_web_session *
 	copy_printable(s->address, sizeof(s->address), (const char *)sqlite3_column_text(st, 6));
 }
 
-#define SESSION_COLUMNS "s.id, s.user_id, s.created, s.last_used, s.expires, s.user_agent, s.address"
+#define SESSION_COLUMNS                                                                            \
+	"s.id, s.user_id, s.created, s.last_used, s.expires, s.user_agent, s.address"
 
 int hub_web_session_auth(struct hub *hub, const char *token, int64_t now, struct hub_user *user_r,
                          struct hub_web_session *s_r, const char **error_r)
@@ -201,8 +202,8 @@ int hub_web_session_auth(struct hub *hub, const char *token, int64_t now, struct
 	return 0;
 }
 
-int hub_web_session_list(struct hub *hub, int64_t user_id, struct hub_web_session **r,
-                         size_t *n_r, const char **error_r)
+int hub_web_session_list(struct hub *hub, int64_t user_id, struct hub_web_session **r, size_t *n_r,
+                         const char **error_r)
 {
 	sqlite3_stmt *st;
 	int64_t now = time(NULL);

@@ -307,8 +307,8 @@ int hub_web_session_auth(struct hub *hub, const char *token, int64_t now, struct
                          struct hub_web_session *s_r, const char **error_r);
 /* The user's sessions, newest first, expired ones left out; *r is the
  * caller's (free()). */
-int hub_web_session_list(struct hub *hub, int64_t user_id, struct hub_web_session **r,
-                         size_t *n_r, const char **error_r);
+int hub_web_session_list(struct hub *hub, int64_t user_id, struct hub_web_session **r, size_t *n_r,
+                         const char **error_r);
 /* End session id of user (sign-out or revoke): 0 revoked (audited
  * web.signout), 1 no such session, -1 error. */
 int hub_web_session_revoke(struct hub *hub, const struct hub_user *user, int64_t id,

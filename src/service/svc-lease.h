@@ -49,10 +49,10 @@ struct svc_leases *svc_leases_create(struct hub *hub, pthread_mutex_t *hub_lock)
 void svc_leases_free(struct svc_leases **leases);
 
 /* u (zero-access) signed in with password (already verified) from device
- * device_id (> 0; a web session: minus its id): unlock or extend the lease to now + seconds. Returns 1
- * when the key was unlocked now, 0 when an existing lease was extended, -1
- * with error (a wrong passphrase, the audit log busy: nothing held).
- * *until_r gets the lease's expiry. */
+ * device_id (> 0; a web session: minus its id): unlock or extend the lease
+ * to now + seconds. Returns 1 when the key was unlocked now, 0 when an
+ * existing lease was extended, -1 with error (a wrong passphrase, the audit
+ * log busy: nothing held). *until_r gets the lease's expiry. */
 int svc_lease_signin(struct svc_leases *leases, const struct hub_user *u, const char *password,
                      int64_t device_id, time_t now, unsigned seconds, time_t *until_r, char *error,
                      size_t error_size);
