@@ -3,6 +3,7 @@
 import { render } from "preact";
 import { useEffect, useRef, useState } from "preact/hooks";
 import { t } from "../i18n";
+import { icon } from "./icons";
 import { toast } from "../app";
 import type { Attachment, Draft, Identity, Mode } from "./model";
 import { checkDraft, draftFromEmail, humanSize, isEmpty, startDraft, validEmail } from "./model";
@@ -76,8 +77,7 @@ export function ComposeButton(props: { accountId?: string; class?: string }) {
         openCompose({ mode: "new", accountId });
       }}
     >
-      <span aria-hidden="true">✎ </span>
-      {t("compose.new")}
+      {icon("pen")} {t("compose.new")}
     </button>
   );
 }
@@ -671,8 +671,7 @@ function Compose({ opts }: { opts: ComposeOptions }) {
               {sending ? t("compose.sending") : t("compose.send")}
             </button>
             <label class="mk-compose-attach-label">
-              <span aria-hidden="true">📎 </span>
-              {t("compose.attach")}
+              {icon("clip")} {t("compose.attach")}
               <input
                 type="file"
                 multiple

@@ -6,6 +6,7 @@ import { call, onStateChange, session } from "../jmap";
 import { mailboxes, roleMailbox, type MailboxInfo } from "../compose/mailboxes";
 import { openCompose } from "../compose/compose";
 import { openMessage } from "../compose/route";
+import { icon } from "../compose/icons";
 import { t } from "../i18n";
 import { navigate, toast } from "../app";
 
@@ -231,10 +232,10 @@ export function ActionBar(props: { accountId: string; emailIds: string[] }) {
     { class: "mk-actionbar", role: "toolbar", "aria-label": t("action.toolbar") },
     emailIds.length === 1
       ? ([
-          ["reply", "compose-reply", "compose.reply", "↩", "r"],
-          ["replyAll", "compose-reply-all", "compose.replyAll", "↩↩", "a"],
-          ["forward", "compose-forward", "compose.forward", "↪", "f"],
-        ] as const).map(([mode, id, label, icon, key]) =>
+          ["reply", "compose-reply", "compose.reply", "reply", "r"],
+          ["replyAll", "compose-reply-all", "compose.replyAll", "replyAll", "a"],
+          ["forward", "compose-forward", "compose.forward", "forward", "f"],
+        ] as const).map(([mode, id, label, ic, key]) =>
           h(
             "button",
             {
@@ -245,7 +246,7 @@ export function ActionBar(props: { accountId: string; emailIds: string[] }) {
               class: "mk-act",
               onClick: () => openCompose({ mode, accountId, emailId: emailIds[0] }),
             },
-            h("span", { "aria-hidden": "true" }, icon),
+            icon(ic),
             h("span", { class: "mk-act-label" }, t(label)),
           ),
         )
@@ -261,7 +262,7 @@ export function ActionBar(props: { accountId: string; emailIds: string[] }) {
         disabled: dis,
         onClick: () => run(st.flagged ? "unflag" : "flag"),
       },
-      h("span", { "aria-hidden": "true" }, st.flagged ? "★" : "☆"),
+      icon(st.flagged ? "star" : "starOutline"),
       h("span", { class: "mk-act-label" }, st.flagged ? t("action.unflag") : t("action.flag")),
     ),
     h(
@@ -275,7 +276,7 @@ export function ActionBar(props: { accountId: string; emailIds: string[] }) {
         disabled: dis,
         onClick: () => run(st.seen ? "unread" : "read"),
       },
-      h("span", { "aria-hidden": "true" }, st.seen ? "✉" : "✓"),
+      icon(st.seen ? "unread" : "read"),
       h("span", { class: "mk-act-label" }, st.seen ? t("action.unread") : t("action.read")),
     ),
     has("archive")
@@ -289,7 +290,7 @@ export function ActionBar(props: { accountId: string; emailIds: string[] }) {
             disabled: dis,
             onClick: () => run("archive"),
           },
-          h("span", { "aria-hidden": "true" }, "🗄"),
+          icon("archive"),
           h("span", { class: "mk-act-label" }, t("action.archive")),
         )
       : null,
@@ -303,7 +304,7 @@ export function ActionBar(props: { accountId: string; emailIds: string[] }) {
         disabled: dis,
         onClick: () => run("delete"),
       },
-      h("span", { "aria-hidden": "true" }, "🗑"),
+      icon("trash"),
       h("span", { class: "mk-act-label" }, t("action.delete")),
     ),
     has("junk")
@@ -317,7 +318,7 @@ export function ActionBar(props: { accountId: string; emailIds: string[] }) {
             disabled: dis,
             onClick: () => run("spam"),
           },
-          h("span", { "aria-hidden": "true" }, "⚠"),
+          icon("spam"),
           h("span", { class: "mk-act-label" }, t("action.spam")),
         )
       : null,
