@@ -231,6 +231,24 @@ test("drafts: saved as you type, replaced on each save, gone once sent; discard 
   await page.locator(".mk-compose-x").click();
   await page.locator(sel("compose")).waitFor({ state: "detached" });
   assert.equal((await inMailbox(roles.drafts, subject)).length, 1);
+  // It opens again from the Drafts folder, to go on writing.
+  await mailbox(page, { role: "drafts" }).click();
+  await page.locator(sel("msg-row"), { hasText: subject }).first().click();
+  await page.locator(sel("compose-edit-draft")).first().click();
+  await page.locator(sel("compose-subject")).waitFor();
+  assert.equal(await page.locator(sel("compose-subject")).inputValue(), subject);
+  assert.equal(await page.locator(sel("compose-to")).inputValue(), "dan@example.net");
+  assert.equal(await page.locator(sel("compose-body")).inputValue(), "first words and more words");
+  await page.locator(sel("compose-body")).press("End");
+  await page.keyboard.type(", then some");
+  const third = await waitFor(async () => {
+    const d = await inMailbox(roles.drafts, subject);
+    return d.length === 1 && d[0].id !== second.id ? d[0] : null;
+  }, { what: "the reopened draft replaced" });
+  const body3 = await emailById(third.id, ["id", "textBody", "bodyValues"]);
+  assert.equal(Object.values(body3.bodyValues)[0].value.trim(), "first words and more words, then some");
+  await closeCompose();
+  await gotoInbox();
 
   // A second one, sent: its draft goes.
   const subject2 = `Draft then sent ${stamp}`;

@@ -52,6 +52,7 @@ const de: Record<string, string> = {
   "compose.hdr.to": "An",
   "compose.hdr.cc": "Kopie",
   "compose.sendShortcut": "Strg+Eingabe sendet",
+  "compose.editDraft": "Entwurf bearbeiten",
   "compose.reply": "Antworten",
   "compose.replyAll": "Allen antworten",
   "compose.forward": "Weiterleiten",

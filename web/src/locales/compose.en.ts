@@ -52,6 +52,7 @@ const en: Record<string, string> = {
   "compose.hdr.to": "To",
   "compose.hdr.cc": "Cc",
   "compose.sendShortcut": "Ctrl+Enter sends",
+  "compose.editDraft": "Edit draft",
   "compose.reply": "Reply",
   "compose.replyAll": "Reply all",
   "compose.forward": "Forward",

@@ -167,15 +167,17 @@ export async function act(
 interface BarState {
   flagged: boolean;
   seen: boolean;
+  draft: boolean;
 }
 
 async function readState(accountId: string, emailIds: string[]): Promise<BarState> {
-  if (emailIds.length === 0) return { flagged: false, seen: true };
+  if (emailIds.length === 0) return { flagged: false, seen: true, draft: false };
   const r = await call([["Email/get", { accountId, ids: emailIds.slice(0, 500), properties: ["id", "keywords"] }, "k"]]);
   const list: any[] = r[0][1].list ?? [];
   return {
     flagged: list.length > 0 && list.every((e) => e.keywords?.$flagged),
     seen: list.every((e) => e.keywords?.$seen),
+    draft: list.length === 1 && !!list[0].keywords?.$draft,
   };
 }
 
@@ -183,7 +185,7 @@ async function readState(accountId: string, emailIds: string[]): Promise<BarStat
 export function ActionBar(props: { accountId: string; emailIds: string[] }) {
   const { accountId, emailIds } = props;
   const key = accountId + ":" + emailIds.join(",");
-  const [st, setSt] = useState<BarState>({ flagged: false, seen: true });
+  const [st, setSt] = useState<BarState>({ flagged: false, seen: true, draft: false });
   const [boxes, setBoxes] = useState<MailboxInfo[]>([]);
   const [busy, setBusy] = useState(false);
   const [tick, setTick] = useState(0);
@@ -230,7 +232,20 @@ export function ActionBar(props: { accountId: string; emailIds: string[] }) {
   return h(
     "div",
     { class: "mk-actionbar", role: "toolbar", "aria-label": t("action.toolbar") },
-    emailIds.length === 1
+    emailIds.length === 1 && st.draft
+      ? h(
+          "button",
+          {
+            type: "button",
+            "data-testid": "compose-edit-draft",
+            class: "mk-act",
+            onClick: () => openCompose({ mode: "new", accountId, emailId: emailIds[0], draft: true }),
+          },
+          icon("pen"),
+          h("span", { class: "mk-act-label" }, t("compose.editDraft")),
+        )
+      : null,
+    emailIds.length === 1 && !st.draft
       ? ([
           ["reply", "compose-reply", "compose.reply", "reply", "r"],
           ["replyAll", "compose-reply-all", "compose.replyAll", "replyAll", "a"],
