@@ -285,7 +285,8 @@ export function draftFromEmail(e: Original & { inReplyTo?: string[] | null; bcc?
     cc: formatAddresses(e.cc),
     bcc: formatAddresses(e.bcc),
     subject: e.subject ?? "",
-    body: e.text,
+    // The stored text part ends with the line end the server added.
+    body: e.text.replace(/\r?\n$/, ""),
     attachments: (e.attachments ?? []).map((a) => ({
       blobId: a.blobId,
       name: a.name ?? "attachment",
