@@ -49,9 +49,9 @@ function sentTo(subject) {
 
 // axe-core on one part of the page (the compose window, the help dialog):
 // the rest of the screen is the smoke test's.
-async function axeWithin(selector) {
-  await axe(page); // loads axe-core into the page
-  const vs = await page.evaluate(async (s) => {
+async function axeWithin(selector, p = page) {
+  await axe(p); // loads axe-core into the page
+  const vs = await p.evaluate(async (s) => {
     const r = await window.axe.run({ include: [[s]] }, { iframes: false, resultTypes: ["violations"] });
     return r.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help,
       nodes: v.nodes.map((n) => n.target.join(" ")) }));
@@ -447,5 +447,22 @@ test("German: the compose window speaks German", async () => {
     assert.equal(await de.page.locator(sel("compose-send")).innerText(), "Senden");
   } finally {
     await de.browser.close();
+  }
+});
+
+test("a phone's width in dark mode: the compose window fills the screen and stays accessible", async () => {
+  const ph = await launch({ viewport: { width: 390, height: 844 }, colorScheme: "dark", isMobile: true, hasTouch: true });
+  try {
+    await signIn(ph.page);
+    await ph.page.locator(sel("compose-open")).first().click();
+    const c = ph.page.locator(sel("compose"));
+    await ph.page.locator(sel("compose-to")).waitFor();
+    const box = await c.boundingBox();
+    assert.ok(box && box.x <= 1 && box.width >= 388, "full width: " + JSON.stringify(box));
+    const vs = await axeWithin("#mk-compose-host", ph.page);
+    assert.equal(vs.length, 0, "axe-core on the compose window (phone, dark):\n" + formatViolations(vs));
+    await screenshot(ph.page, "compose-phone-dark");
+  } finally {
+    await ph.browser.close();
   }
 });
