@@ -348,6 +348,7 @@ test("flag and unread: the ActionBar, the keyboard, and the flags on the Dovecot
   await flag.click();
   await waitFor(async () => (await flag.getAttribute("aria-pressed")) === "true", { what: "the flag button pressed" });
   assert.equal((await emailById(id)).keywords.$flagged, true);
+  await screenshot(page, "reader-actions");
   sync();
   await waitFor(() => /\\Flagged/.test(imapFlags("INBOX", uid) || ""), { what: "\\Flagged on Dovecot" });
 
