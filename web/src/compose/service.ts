@@ -158,22 +158,17 @@ export interface Saved {
 
 /**
  * Save the draft as a new Email in the Drafts mailbox of the identity's
- * account and destroy the one saved before (replaced on each save).
+ * account, then destroy the one saved before (replaced on each save). Two
+ * requests: a refused create must not take the previous draft with it.
  */
 export async function saveDraft(d: Draft, from: Identity, prev: Saved | null, mailboxId: string): Promise<Saved> {
   const accountId = from.accountId;
-  const calls: [string, any, string][] = [
-    [
-      "Email/set",
-      { accountId, create: { draft: emailObject(d, from, mailboxId) }, destroy: prev && prev.accountId === accountId ? [prev.id] : null },
-      "s",
-    ],
-  ];
-  if (prev && prev.accountId !== accountId) calls.push(["Email/set", { accountId: prev.accountId, destroy: [prev.id] }, "d"]);
-  const r = await call(calls);
+  const r = await call([["Email/set", { accountId, create: { draft: emailObject(d, from, mailboxId) } }, "s"]]);
   const res = r.find((x) => x[0] === "Email/set" && x[2] === "s")?.[1];
   const created = res?.created?.draft;
   if (!created) throw new Error(describe(res?.notCreated?.draft));
+  if (prev && prev.id !== created.id)
+    await call([["Email/set", { accountId: prev.accountId, destroy: [prev.id] }, "d"]]).catch(() => undefined);
   return { id: created.id, accountId };
 }
 
@@ -182,43 +177,33 @@ export async function destroyDraft(prev: Saved): Promise<void> {
 }
 
 /**
- * Send: the final Email (replacing the saved draft) and its submission in
- * one request. The outbox files the Sent copy itself (docs/outbox.md), so
- * the draft is destroyed once the submission is accepted
- * (onSuccessDestroyEmail): moving it to Sent as well would file it twice.
+ * Send: the final Email replaces the saved draft (one request), then its
+ * submission (a second one, so that a refused submission still leaves the
+ * Email known as the draft: nothing typed is lost, no orphan is left). The
+ * outbox files the Sent copy itself (docs/outbox.md), so the draft is
+ * destroyed once the submission is accepted (onSuccessDestroyEmail): moving
+ * it to Sent as well would file the message twice.
  */
 export async function send(d: Draft, from: Identity, prev: Saved | null): Promise<{ submissionId: string }> {
   const accountId = from.accountId;
   const box = await holdingMailbox(accountId);
   if (!box) throw new Error("no mailbox to hold the message");
-  const calls: [string, any, string][] = [
-    [
-      "Email/set",
-      { accountId, create: { send: emailObject(d, from, box, true) }, destroy: prev && prev.accountId === accountId ? [prev.id] : null },
-      "0",
-    ],
-    [
-      "EmailSubmission/set",
-      {
-        accountId,
-        create: { sub: { identityId: from.id, emailId: "#send" } },
-        onSuccessDestroyEmail: ["#sub"],
-      },
-      "1",
-    ],
-  ];
-  if (prev && prev.accountId !== accountId) calls.push(["Email/set", { accountId: prev.accountId, destroy: [prev.id] }, "2"]);
-  const r = await call(calls);
-  const set = r.find((x) => x[0] === "Email/set" && x[2] === "0")?.[1];
-  if (!set?.created?.send) throw new Error(describe(set?.notCreated?.send));
+  const draft = await saveDraft(d, from, prev, box);
+  let r: [string, any, string][];
+  try {
+    r = await call([
+      [
+        "EmailSubmission/set",
+        { accountId, create: { sub: { identityId: from.id, emailId: draft.id } }, onSuccessDestroyEmail: ["#sub"] },
+        "1",
+      ],
+    ]);
+  } catch (e) {
+    throw Object.assign(e instanceof Error ? e : new Error(describe(e)), { draft });
+  }
   const sub = r.find((x) => x[0] === "EmailSubmission/set")?.[1];
   const created = sub?.created?.sub;
-  if (!created) {
-    // The Email stays as a draft so nothing typed is lost.
-    const err = new Error(describe(sub?.notCreated?.sub)) as Error & { draft?: Saved };
-    err.draft = { id: set.created.send.id, accountId };
-    throw err;
-  }
+  if (!created) throw Object.assign(new Error(describe(sub?.notCreated?.sub)), { draft });
   return { submissionId: created.id };
 }
 
