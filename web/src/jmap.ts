@@ -99,8 +99,8 @@ export async function signIn(user: string, password: string): Promise<void> {
       body: JSON.stringify({ username: user, password }),
     });
   let res = await post();
-  if (res.status === 503) {
-    // Too many sign-ins being checked at once: once more after the time the server asks.
+  for (let tries = 0; res.status === 503 && tries < 3; tries++) {
+    // Too many sign-ins being checked at once: again after the time the server asks.
     const wait = Math.min(10, Number(res.headers.get("Retry-After")) || 2);
     await new Promise((r) => setTimeout(r, wait * 1000));
     res = await post();
@@ -176,6 +176,13 @@ export function onSession(fn: (s: Session) => void): () => void {
   return () => sessionListeners.delete(fn);
 }
 
+// mailkeep's session state is "<change counter>.<hash of the accounts>": only the part
+// after the dot says that the session object changed (any other server: the whole string).
+function sessionPart(state: string): string {
+  const dot = state.indexOf(".");
+  return dot >= 0 ? state.slice(dot + 1) : state;
+}
+
 export async function call(calls: [string, any, string][]): Promise<[string, any, string][]> {
   const s = await session();
   const res = await fetch(s.apiUrl, {
@@ -191,7 +198,7 @@ export async function call(calls: [string, any, string][]): Promise<[string, any
   }
   if (!res.ok) throw await problem(res);
   const body = await res.json();
-  if (body.sessionState && cached && body.sessionState !== cached.state) {
+  if (body.sessionState && cached && sessionPart(body.sessionState) !== sessionPart(cached.state)) {
     stale = true;
     void session().catch(() => undefined);
   }

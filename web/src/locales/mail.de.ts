@@ -18,6 +18,7 @@ register("de", {
   "mail.noMailbox": "Diesen Ordner gibt es nicht (mehr).",
   "mail.noAccounts": "Noch keine E-Mail-Konten.",
   "list.count": "{n, one {# Nachricht} other {# Nachrichten}}",
+  "list.countThreads": "{n, one {# Unterhaltung} other {# Unterhaltungen}}",
   "list.empty": "Keine Nachrichten.",
   "list.noSubject": "(kein Betreff)",
   "list.noSender": "(kein Absender)",

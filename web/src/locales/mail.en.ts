@@ -18,6 +18,7 @@ register("en", {
   "mail.noMailbox": "This folder does not exist (any more).",
   "mail.noAccounts": "No mail accounts yet.",
   "list.count": "{n, one {# message} other {# messages}}",
+  "list.countThreads": "{n, one {# conversation} other {# conversations}}",
   "list.empty": "No messages here.",
   "list.noSubject": "(no subject)",
   "list.noSender": "(no sender)",

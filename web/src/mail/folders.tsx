@@ -4,7 +4,7 @@ import { useEffect, useState } from "preact/hooks";
 import { t, fmtNumber } from "../i18n";
 import * as jmap from "../jmap";
 import { href, errorText } from "../app";
-import { Account, Mailbox, mailAccounts, mailboxesOf, onMailChange, byRole } from "./store";
+import { Account, Mailbox, mailAccounts, mailboxesOf, onMailboxChange, byRole } from "./store";
 
 export const ALL = "all";
 export const INBOX = "inbox";
@@ -87,7 +87,7 @@ export function Folders(props: { accountId: string; mailboxId: string }) {
       }
     };
     void load();
-    const off = onMailChange((changed) => void load(changed));
+    const off = onMailboxChange((changed) => void load(changed));
     const offSession = jmap.onSession(() => void load());
     return () => {
       alive = false;

@@ -5,7 +5,7 @@ import { t } from "../i18n";
 import * as jmap from "../jmap";
 import { href } from "../app";
 import { Icon } from "../icons";
-import { mailboxes, noticesAccount, byRole, onMailChange } from "./store";
+import { mailboxes, noticesAccount, byRole, onMailboxChange } from "./store";
 
 export function NoticeBadge() {
   const [info, setInfo] = useState<{ accountId: string; inbox: string | null; unread: number } | null>(null);
@@ -24,7 +24,7 @@ export function NoticeBadge() {
       }
     };
     void load();
-    const off = onMailChange(() => void load());
+    const off = onMailboxChange(() => void load());
     return () => {
       alive = false;
       off();

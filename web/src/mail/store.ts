@@ -158,3 +158,35 @@ export function changed(accountIds: string[]): void {
   s.forEach((a) => boxes.delete(a));
   listeners.forEach((l) => l(s));
 }
+
+// Mailbox counts only (the folder tree, the notices badge): an action here that changed
+// counts without changing what the lists show.
+const countListeners = new Set<(accounts: Set<string>) => void>();
+export function onMailboxChange(fn: (accounts: Set<string>) => void): () => void {
+  countListeners.add(fn);
+  const off = onMailChange(fn);
+  return () => {
+    countListeners.delete(fn);
+    off();
+  };
+}
+export function mailboxesChanged(accountIds: string[]): void {
+  const s = new Set(accountIds);
+  s.forEach((a) => boxes.delete(a));
+  countListeners.forEach((l) => l(s));
+}
+
+// Rows changed here (keywords), shown at once; the server's StateChange follows.
+export interface RowPatch {
+  accountId: string;
+  ids: string[];
+  keywords?: Record<string, boolean>; // set (true) or removed (false)
+}
+const patchListeners = new Set<(p: RowPatch) => void>();
+export function onRowPatch(fn: (p: RowPatch) => void): () => void {
+  patchListeners.add(fn);
+  return () => void patchListeners.delete(fn);
+}
+export function patchRows(p: RowPatch): void {
+  patchListeners.forEach((l) => l(p));
+}
