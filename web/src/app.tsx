@@ -167,7 +167,7 @@ function Shell(props: { onSignOut: () => void; onLocale: () => void }) {
             class="link-btn"
             onClick={props.onLocale}
             lang={locale() === "de" ? "en" : "de"}
-            aria-label={t("app.language")}
+            title={t("app.language")}
           >
             {locale() === "de" ? "EN" : "DE"}
           </button>

@@ -12,6 +12,7 @@ register("de", {
   "folders.allInboxes": "Alle Posteingänge",
   "folders.notices": "Hinweise vom Hub",
   "folders.none": "Noch keine Ordner (noch nicht synchronisiert?).",
+  "folders.noNotices": "Keine Hinweise.",
   "folders.unread": "{n} ungelesen",
   "mail.noAccount": "Dieses Konto gibt es nicht (mehr).",
   "mail.noMailbox": "Diesen Ordner gibt es nicht (mehr).",

@@ -12,6 +12,7 @@ register("en", {
   "folders.allInboxes": "All inboxes",
   "folders.notices": "Notices from the hub",
   "folders.none": "No folders yet (not synced?).",
+  "folders.noNotices": "No notices.",
   "folders.unread": "{n} unread",
   "mail.noAccount": "This account does not exist (any more).",
   "mail.noMailbox": "This folder does not exist (any more).",

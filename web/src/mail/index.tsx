@@ -7,8 +7,10 @@ import { registerRoute, navigate, href, errorText } from "../app";
 import { Folders, ALL, INBOX, mailboxLabel } from "./folders";
 import { MessageList } from "./list";
 import { Reader } from "./reader";
+import { ActionBar } from "./actions";
+import { ComposeButton } from "../compose/compose";
 import { Source, WindowSource, MergedSource, Query } from "./source";
-import { Account, Mailbox, mailAccounts, mailboxes, byRole } from "./store";
+import { Account, mailAccounts, mailboxes, mailboxesOf, byRole } from "./store";
 import { Icon } from "../icons";
 import "../locales/mail.en";
 import "../locales/mail.de";
@@ -78,7 +80,8 @@ async function buildView(route: string, path: string[], accounts: Account[]): Pr
   const box = path[1] || INBOX;
   if (acct === ALL) {
     const scope = mail.length ? mail : accounts;
-    const lists = await Promise.all(scope.map((a) => mailboxes(a.id).catch(() => [] as Mailbox[])));
+    const all = await mailboxesOf(scope.map((a) => a.id));
+    const lists = scope.map((a) => all[a.id] || []);
     const queries: Query[] = [];
     scope.forEach((a, i) => {
       const inbox = byRole(lists[i], "inbox");
@@ -192,6 +195,7 @@ function MailPage(props: { path: string[]; route: string }) {
             {t("folders.label")}
           </button>
           <h1 class="list-title">{view ? view.title || "" : ""}</h1>
+          <ComposeButton accountId={folderAcct && folderAcct !== ALL ? folderAcct : undefined} />
           <SearchBox initial={route === "search" ? path[0] || "" : ""} />
         </div>
         {view?.error ? (
@@ -214,7 +218,12 @@ function MailPage(props: { path: string[]; route: string }) {
       </div>
       <div class="reader-col">
         {selected ? (
-          <Reader accountId={selected.accountId} emailId={selected.id} onClose={closeReader} />
+          <Reader
+            accountId={selected.accountId}
+            emailId={selected.id}
+            onClose={closeReader}
+            actions={(a, ids) => <ActionBar accountId={a} emailIds={ids} />}
+          />
         ) : (
           <p class="empty reader-empty">{t("reader.none")}</p>
         )}

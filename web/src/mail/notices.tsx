@@ -8,7 +8,7 @@ import { Icon } from "../icons";
 import { mailboxes, noticesAccount, byRole, onMailChange } from "./store";
 
 export function NoticeBadge() {
-  const [info, setInfo] = useState<{ accountId: string; inbox: string; unread: number } | null>(null);
+  const [info, setInfo] = useState<{ accountId: string; inbox: string | null; unread: number } | null>(null);
   useEffect(() => {
     let alive = true;
     const load = async () => {
@@ -16,8 +16,9 @@ export function NoticeBadge() {
         const s = await jmap.session();
         const acct = noticesAccount(s);
         if (!acct) return;
-        const inbox = byRole(await mailboxes(acct.id), "inbox");
-        if (alive && inbox) setInfo({ accountId: acct.id, inbox: inbox.id, unread: inbox.unreadEmails });
+        // Before the first notice the account may have no mailbox yet: the badge shows 0.
+        const inbox = byRole(await mailboxes(acct.id).catch(() => []), "inbox");
+        if (alive) setInfo({ accountId: acct.id, inbox: inbox ? inbox.id : null, unread: inbox ? inbox.unreadEmails : 0 });
       } catch {
         /* the badge stays as it was */
       }
@@ -34,7 +35,7 @@ export function NoticeBadge() {
   return (
     <a
       class={"notice-badge" + (info.unread ? " has-unread" : "")}
-      href={href("mail", info.accountId, info.inbox)}
+      href={href("mail", info.accountId, info.inbox || "inbox")}
       data-testid="notice-badge"
       data-count={info.unread}
       aria-label={label}
