@@ -1,4 +1,5 @@
 // The trust pages: accounts, devices and sessions, the audit log, and what
+import "./trust.css";
 // the hub keeps. Imported once from ../pages.ts.
 import { registerRoute } from "../app";
 import { register } from "../i18n";
