@@ -275,10 +275,10 @@ function AccountRow(props: { account: ExternalAccount; onRemoved: (receipt: stri
     <li class="trust-item" data-testid="account-row" data-id={a.id} data-login={a.login} aria-labelledby={headId}>
       <div class="trust-row">
         <div class="trust-main">
-          <h3 id={headId} class="trust-name">
+          <h2 id={headId} class="trust-name">
             {name}
             {a.isPrimary && <span class="badge">{t("trust.accounts.primary")}</span>}
-          </h3>
+          </h2>
           <dl class="trust-facts">
             <dt>{t("trust.accounts.login")}</dt>
             <dd>{a.login}</dd>
@@ -407,7 +407,7 @@ function ChangePassword(props: { account: ExternalAccount; onDone: () => void; o
   }
   return (
     <form class="trust-panel" onSubmit={submit} aria-labelledby={id + "-h"}>
-      <h4 id={id + "-h"}>{t("trust.password.title")}</h4>
+      <h3 id={id + "-h"}>{t("trust.password.title")}</h3>
       <p class="trust-hint">{t("trust.password.intro")}</p>
       <label for={id}>{t("trust.password.label", { login: props.account.login })}</label>
       <input

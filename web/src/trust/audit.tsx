@@ -202,16 +202,16 @@ export function AuditPage() {
           <tbody>
             {entries.map((e, i) => (
               <tr key={`${position + i}`} data-testid="audit-row" data-event={e.event}>
-                <td>
+                <td data-label={t("trust.audit.when")}>
                   <When at={e.at} />
                 </td>
-                <td>
+                <td data-label={t("trust.audit.event")}>
                   {eventLabel(e.event)}
                   <br />
                   <code class="trust-hint">{e.event}</code>
                 </td>
-                <td>{accountName(e.account, accounts.data)}</td>
-                <td>
+                <td data-label={t("trust.audit.account")}>{accountName(e.account, accounts.data)}</td>
+                <td data-label={t("trust.audit.details")}>
                   <Details d={e.details} />
                 </td>
               </tr>

@@ -151,10 +151,12 @@ function Devices() {
             {list.map((d) => (
               <tr key={String(d.id)} data-testid="device-row" data-id={String(d.id)} data-name={d.name}>
                 <th scope="row">{d.name}</th>
-                <td>
+                <td data-label={t("trust.devices.added")}>
                   <When at={d.createdAt} />
                 </td>
-                <td>{d.lastUsedAt ? <When at={d.lastUsedAt} /> : t("trust.devices.neverUsed")}</td>
+                <td data-label={t("trust.devices.lastUsed")}>
+                  {d.lastUsedAt ? <When at={d.lastUsedAt} /> : t("trust.devices.neverUsed")}
+                </td>
                 <td>
                   <button
                     type="button"
@@ -326,14 +328,14 @@ function Sessions() {
                   <span title={s.userAgent}>{browserName(s.userAgent)}</span>
                   {s.isCurrent && <span class="badge ok">{t("trust.sessions.this")}</span>}
                 </th>
-                <td>{s.address || "-"}</td>
-                <td>
+                <td data-label={t("trust.sessions.address")}>{s.address || "-"}</td>
+                <td data-label={t("trust.sessions.signedIn")}>
                   <When at={s.createdAt} />
                 </td>
-                <td>
+                <td data-label={t("trust.sessions.lastUsed")}>
                   <When at={s.lastUsedAt} />
                 </td>
-                <td>
+                <td data-label={t("trust.sessions.expires")}>
                   <When at={s.expiresAt} />
                 </td>
                 <td>

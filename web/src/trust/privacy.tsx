@@ -70,9 +70,9 @@ export function PrivacyPage() {
               {(p.stored ?? []).map((s, i) => (
                 <tr key={i} data-testid="stored-row">
                   <th scope="row">{s.what}</th>
-                  <td>{s.where}</td>
-                  <td>{s.whoCanRead}</td>
-                  <td>{s.keptFor}</td>
+                  <td data-label={t("trust.stored.where")}>{s.where}</td>
+                  <td data-label={t("trust.stored.who")}>{s.whoCanRead}</td>
+                  <td data-label={t("trust.stored.kept")}>{s.keptFor}</td>
                 </tr>
               ))}
             </tbody>
