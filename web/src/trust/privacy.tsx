@@ -18,7 +18,8 @@ interface Consent {
   login: string;
   at: string;
   tool: string;
-  disclosure: string;
+  disclosure?: string | null; // the text agreed to, where the hub keeps it
+  disclosureId?: string | null; // SHA-256 of that text
 }
 
 export function PrivacyPage() {
@@ -92,12 +93,19 @@ export function PrivacyPage() {
                 <summary>
                   {t("trust.consents.item", { login: c.login, tool: c.tool })} <When at={c.at} />
                 </summary>
-                <pre class="trust-pre">{c.disclosure}</pre>
-                <TextDownload
-                  text={c.disclosure}
-                  filename={`mailkeep-consent-${c.id}.txt`}
-                  label={t("trust.consents.download")}
-                />
+                {c.disclosure ? (
+                  <>
+                    <pre class="trust-pre">{c.disclosure}</pre>
+                    <TextDownload
+                      text={c.disclosure}
+                      filename={`mailkeep-consent-${c.id}.txt`}
+                      label={t("trust.consents.download")}
+                    />
+                  </>
+                ) : null}
+                {c.disclosureId && (
+                  <p class="trust-hint">{t("trust.add.disclosureId", { id: c.disclosureId })}</p>
+                )}
               </details>
             </li>
           ))}
