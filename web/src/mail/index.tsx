@@ -1,0 +1,226 @@
+// The mail screens: #/mail/<accountId|all>/<mailboxId|inbox>[/<emailId>/<accountId>] and
+// #/search/<text>[/<emailId>/<accountId>]: folders | message list | reader.
+import { useEffect, useMemo, useRef, useState } from "preact/hooks";
+import { t } from "../i18n";
+import * as jmap from "../jmap";
+import { registerRoute, navigate, href, errorText } from "../app";
+import { Folders, ALL, INBOX, mailboxLabel } from "./folders";
+import { MessageList } from "./list";
+import { Reader } from "./reader";
+import { Source, WindowSource, MergedSource, Query } from "./source";
+import { Account, Mailbox, mailAccounts, mailboxes, byRole } from "./store";
+import "../locales/mail.en";
+import "../locales/mail.de";
+
+interface View {
+  key: string;
+  source: Source | null;
+  title: string;
+  base: string;
+  sent: boolean;
+  multi: boolean; // rows of several accounts: name the account on each row
+  error?: string;
+}
+
+function SearchBox(props: { initial: string }) {
+  const [text, setText] = useState(props.initial);
+  useEffect(() => setText(props.initial), [props.initial]);
+  return (
+    <form
+      class="search"
+      role="search"
+      onSubmit={(e) => {
+        e.preventDefault();
+        const q = text.trim();
+        navigate(q ? href("search", q) : href("mail"));
+      }}
+    >
+      <label for="search-input" class="sr-only">
+        {t("search.label")}
+      </label>
+      <input
+        id="search-input"
+        data-testid="search-input"
+        type="search"
+        placeholder={t("search.placeholder")}
+        value={text}
+        onInput={(e) => setText((e.target as HTMLInputElement).value)}
+      />
+      <button type="submit" class="icon-btn" aria-label={t("search.submit")}>
+        🔍
+      </button>
+    </form>
+  );
+}
+
+async function buildView(route: string, path: string[], accounts: Account[]): Promise<View> {
+  const mail = accounts.filter((a) => !a.notices);
+  if (route === "search") {
+    const q = path[0] || "";
+    const scope = mail.length ? mail : accounts;
+    const queries: Query[] = scope.map((a) => ({
+      accountId: a.id,
+      filter: { text: q },
+      collapseThreads: false,
+      snippets: true,
+    }));
+    return {
+      key: "search/" + q,
+      source: queries.length === 1 ? new WindowSource(queries[0]) : new MergedSource(queries),
+      title: t("search.title", { q }),
+      base: href("search", q),
+      sent: false,
+      multi: queries.length > 1,
+    };
+  }
+  const acct = path[0] || ALL;
+  const box = path[1] || INBOX;
+  if (acct === ALL) {
+    const scope = mail.length ? mail : accounts;
+    const lists = await Promise.all(scope.map((a) => mailboxes(a.id).catch(() => [] as Mailbox[])));
+    const queries: Query[] = [];
+    scope.forEach((a, i) => {
+      const inbox = byRole(lists[i], "inbox");
+      if (inbox) queries.push({ accountId: a.id, filter: { inMailbox: inbox.id }, collapseThreads: true, snippets: false });
+    });
+    return {
+      key: "all/inbox",
+      source: queries.length === 1 ? new WindowSource(queries[0]) : new MergedSource(queries),
+      title: queries.length === 1 ? t("role.inbox") : t("folders.allInboxes"),
+      base: href("mail", ALL, INBOX),
+      sent: false,
+      multi: queries.length > 1,
+    };
+  }
+  const a = accounts.find((x) => x.id === acct);
+  if (!a) return { key: "none", source: null, title: "", base: href("mail"), sent: false, multi: false, error: t("mail.noAccount") };
+  const list = await mailboxes(a.id);
+  const m = box === INBOX ? byRole(list, "inbox") : list.find((x) => x.id === box);
+  if (!m)
+    return { key: "none", source: null, title: "", base: href("mail"), sent: false, multi: false, error: t("mail.noMailbox") };
+  return {
+    key: a.id + "/" + m.id,
+    source: new WindowSource({ accountId: a.id, filter: { inMailbox: m.id }, collapseThreads: true, snippets: false }),
+    title: mailboxLabel(m),
+    base: href("mail", a.id, box),
+    sent: m.role === "sent" || m.role === "drafts",
+    multi: false,
+  };
+}
+
+function MailPage(props: { path: string[]; route: string }) {
+  const { path, route } = props;
+  const [accounts, setAccounts] = useState<Account[] | null>(null);
+  const [view, setView] = useState<View | null>(null);
+  const [error, setError] = useState("");
+  const [folders, setFolders] = useState(false);
+  const listRef = useRef<HTMLDivElement>(null);
+
+  useEffect(() => {
+    let alive = true;
+    const load = () =>
+      jmap
+        .session()
+        .then((s) => alive && setAccounts(mailAccounts(s)))
+        .catch((e) => alive && setError(errorText(e)));
+    void load();
+    const off = jmap.onSession((s) => setAccounts(mailAccounts(s)));
+    return () => {
+      alive = false;
+      off();
+    };
+  }, []);
+
+  // The list's path: everything before the email id.
+  const listPath = route === "search" ? path.slice(0, 1) : path.slice(0, 2);
+  const rest = route === "search" ? path.slice(1) : path.slice(2);
+  const listKey = route + "/" + listPath.join("/");
+  const emailId = rest[0] || null;
+  const emailAccount = rest[1] || (route === "mail" && path[0] && path[0] !== ALL ? path[0] : "");
+
+  useEffect(() => {
+    if (!accounts) return;
+    let alive = true;
+    buildView(route, listPath, accounts)
+      .then((v) => {
+        if (!alive) return;
+        setView((old) => (old && old.key === v.key && old.source && v.source ? { ...v, source: old.source } : v));
+        document.title = (v.title ? v.title + " · " : "") + "mailkeep";
+      })
+      .catch((e) => alive && setError(errorText(e)));
+    return () => void (alive = false);
+  }, [listKey, accounts]);
+
+  useEffect(() => setFolders(false), [listKey]);
+
+  const names = useMemo(() => new Map((accounts || []).map((a) => [a.id, a.name])), [accounts]);
+  if (error)
+    return (
+      <p class="form-error page-error" role="alert">
+        {error}
+      </p>
+    );
+  if (!accounts) return <p class="muted page-pad">{t("app.loading")}</p>;
+  if (!accounts.length) return <p class="empty page-pad">{t("mail.noAccounts")}</p>;
+
+  const selected = emailId && emailAccount ? { accountId: emailAccount, id: emailId } : null;
+  const folderAcct = route === "search" ? "" : path[0] || ALL;
+  const folderBox = route === "search" ? "" : path[1] || INBOX;
+  const closeReader = () => {
+    navigate(view ? view.base : href("mail"));
+    requestAnimationFrame(() => {
+      const row = listRef.current?.querySelector<HTMLElement>(`a[data-id="${CSS.escape(emailId || "")}"]`);
+      row?.focus();
+    });
+  };
+  return (
+    <div class={"mail" + (selected ? " reading" : "") + (folders ? " folders-open" : "")}>
+      <div class="folders-pane" id="folders-pane">
+        <Folders accountId={folderAcct} mailboxId={folderBox} />
+      </div>
+      <div class="list-col" ref={listRef}>
+        <div class="list-head">
+          <button
+            type="button"
+            class="icon-btn folders-btn"
+            aria-expanded={folders}
+            aria-controls="folders-pane"
+            onClick={() => setFolders(!folders)}
+          >
+            <span aria-hidden="true">☰ </span>
+            {t("folders.label")}
+          </button>
+          <h1 class="list-title">{view ? view.title || "" : ""}</h1>
+          <SearchBox initial={route === "search" ? path[0] || "" : ""} />
+        </div>
+        {view?.error ? (
+          <p class="form-error page-pad" role="alert">
+            {view.error}
+          </p>
+        ) : view && view.source ? (
+          <MessageList
+            source={view.source}
+            base={view.base}
+            selected={selected}
+            label={view.title}
+            sent={view.sent}
+            empty={route === "search" ? t("search.none") : undefined}
+            showAccount={view.multi ? (id) => names.get(id) || id : undefined}
+          />
+        ) : (
+          <p class="muted page-pad">{t("app.loading")}</p>
+        )}
+      </div>
+      <div class="reader-col">
+        {selected ? (
+          <Reader accountId={selected.accountId} emailId={selected.id} onClose={closeReader} />
+        ) : (
+          <p class="empty reader-empty">{t("reader.none")}</p>
+        )}
+      </div>
+    </div>
+  );
+}
+
+registerRoute("mail", (p) => <MailPage path={p.path} route="mail" />, { label: "nav.mail", icon: "✉" });
+registerRoute("search", (p) => <MailPage path={p.path} route="search" />);

@@ -1,0 +1,440 @@
+// The reader: the thread of the opened message (Thread/get), the opened message expanded,
+// its body shown in a sandboxed iframe (see sanitize.ts), attachments with download links
+// and image previews, remote images behind a per-message or per-sender permission.
+import { useEffect, useRef, useState } from "preact/hooks";
+import { t, fmtDate, fmtSize } from "../i18n";
+import * as jmap from "../jmap";
+import { errorText, toast } from "../app";
+import { prepare, textToHtml, baseCss } from "./sanitize";
+import { changed } from "./store";
+
+interface Addr {
+  name: string | null;
+  email: string;
+}
+interface Part {
+  partId: string | null;
+  blobId: string | null;
+  size: number;
+  name: string | null;
+  type: string;
+  cid: string | null;
+  disposition: string | null;
+}
+interface Head {
+  id: string;
+  threadId: string;
+  mailboxIds: Record<string, boolean>;
+  keywords: Record<string, boolean>;
+  from: Addr[] | null;
+  to: Addr[] | null;
+  cc: Addr[] | null;
+  subject: string | null;
+  receivedAt: string;
+  sentAt: string | null;
+  preview: string;
+  hasAttachment: boolean;
+}
+interface Full extends Head {
+  replyTo: Addr[] | null;
+  htmlBody: Part[];
+  textBody: Part[];
+  attachments: Part[];
+  bodyValues: Record<string, { value: string; isTruncated: boolean; isEncodingProblem: boolean }>;
+}
+
+const HEAD_PROPS = [
+  "id", "threadId", "mailboxIds", "keywords", "from", "to", "cc", "subject", "receivedAt", "sentAt",
+  "preview", "hasAttachment",
+];
+const BODY_PROPS = [...HEAD_PROPS, "replyTo", "htmlBody", "textBody", "attachments", "bodyValues"];
+const PART_PROPS = ["partId", "blobId", "size", "name", "type", "cid", "disposition"];
+
+// Remote images allowed: per message ("A1/M42") and per sender address, in localStorage.
+const MSG_KEY = "mk.images.messages";
+const SENDER_KEY = "mk.images.senders";
+function listGet(key: string): string[] {
+  try {
+    const v = JSON.parse(localStorage.getItem(key) || "[]");
+    return Array.isArray(v) ? v : [];
+  } catch {
+    return [];
+  }
+}
+function listAdd(key: string, item: string): void {
+  const list = listGet(key).filter((x) => x !== item);
+  list.push(item);
+  try {
+    localStorage.setItem(key, JSON.stringify(list.slice(-1000)));
+  } catch {
+    /* storage full or off: allowed for this view only */
+  }
+}
+export function imagesAllowed(accountId: string, emailId: string, sender: string | undefined): boolean {
+  if (listGet(MSG_KEY).includes(accountId + "/" + emailId)) return true;
+  return !!sender && listGet(SENDER_KEY).includes(sender.toLowerCase());
+}
+
+function addrText(list: Addr[] | null): string {
+  if (!list || !list.length) return "";
+  return list.map((a) => (a.name ? `${a.name} <${a.email}>` : a.email)).join(", ");
+}
+
+function prefersDark(): boolean {
+  return typeof matchMedia === "function" && matchMedia("(prefers-color-scheme: dark)").matches;
+}
+
+/** The body of one message in its iframe. */
+function Body(props: { accountId: string; email: Full }) {
+  const { email, accountId } = props;
+  const sender = email.from?.[0]?.email;
+  const [allowed, setAllowed] = useState(() => imagesAllowed(accountId, email.id, sender));
+  const [cidUrls, setCidUrls] = useState<Record<string, string> | null>(null);
+  const frame = useRef<HTMLIFrameElement>(null);
+
+  const html = email.htmlBody.some((p) => p.type === "text/html");
+  const parts = html ? email.htmlBody : email.textBody;
+  let source = "";
+  let truncated = false;
+  for (const p of parts) {
+    const v = p.partId ? email.bodyValues[p.partId] : undefined;
+    if (!v) continue;
+    truncated ||= v.isTruncated;
+    if (p.type === "text/html") source += v.value;
+    else if (p.type.startsWith("text/")) source += textToHtml(v.value);
+  }
+  if (!parts.length) source = textToHtml(email.preview || "");
+
+  // Inline images (cid:) come from the server as blobs, shown through blob: URLs.
+  useEffect(() => {
+    let alive = true;
+    const urls: string[] = [];
+    const inline = [...email.attachments, ...email.htmlBody].filter((p) => p.cid && p.blobId && p.type.startsWith("image/"));
+    if (!html || !inline.length) {
+      setCidUrls({});
+      return;
+    }
+    Promise.all(
+      inline.map(async (p) => {
+        const res = await fetch(jmap.downloadUrl(accountId, p.blobId!, p.name || "image", p.type), {
+          credentials: "same-origin",
+        });
+        if (!res.ok) return null;
+        const url = URL.createObjectURL(await res.blob());
+        urls.push(url);
+        return [p.cid!.replace(/^<|>$/g, ""), url] as [string, string];
+      }),
+    )
+      .then((pairs) => alive && setCidUrls(Object.fromEntries(pairs.filter((x): x is [string, string] => !!x))))
+      .catch(() => alive && setCidUrls({}));
+    return () => {
+      alive = false;
+      urls.forEach((u) => URL.revokeObjectURL(u));
+    };
+  }, [accountId, email.id]);
+
+  const prepared = cidUrls ? prepare(source, allowed, cidUrls) : null;
+
+  // After load: the frame's look and the mail's own CSS (through the CSSOM), then its height.
+  const onLoad = () => {
+    const f = frame.current;
+    const doc = f?.contentDocument;
+    const win = f?.contentWindow as (Window & typeof globalThis) | null;
+    if (!f || !doc || !win || !prepared) return;
+    try {
+      const sheet = new win.CSSStyleSheet();
+      sheet.replaceSync(baseCss(prefersDark(), !html) + "\n" + prepared.css);
+      doc.adoptedStyleSheets = [sheet];
+    } catch {
+      /* CSS the browser refuses: the mail is shown without it */
+    }
+    doc.querySelectorAll<HTMLElement>("[data-mk-style]").forEach((el) => {
+      el.style.cssText = el.getAttribute("data-mk-style") || "";
+      el.removeAttribute("data-mk-style");
+    });
+    const fit = () => {
+      if (frame.current) frame.current.style.height = Math.max(80, doc.documentElement.scrollHeight) + "px";
+    };
+    fit();
+    if (typeof ResizeObserver === "function") {
+      const ro = new ResizeObserver(fit);
+      ro.observe(doc.documentElement);
+    }
+  };
+
+  const allowMessage = () => {
+    listAdd(MSG_KEY, accountId + "/" + email.id);
+    setAllowed(true);
+  };
+  const allowSender = () => {
+    if (sender) listAdd(SENDER_KEY, sender.toLowerCase());
+    setAllowed(true);
+  };
+
+  return (
+    <div class="body">
+      {prepared && prepared.remote && !allowed ? (
+        <div class="images-bar" role="region" aria-label={t("reader.imagesBlocked")}>
+          <span>{t("reader.imagesBlocked")}</span>
+          <button type="button" data-testid="allow-images" onClick={allowMessage}>
+            {t("reader.showImages")}
+          </button>
+          {sender ? (
+            <button type="button" data-testid="allow-images-sender" onClick={allowSender}>
+              {t("reader.alwaysFrom", { sender })}
+            </button>
+          ) : null}
+        </div>
+      ) : null}
+      {truncated ? <p class="muted small">{t("reader.truncated")}</p> : null}
+      {prepared ? (
+        <iframe
+          key={allowed ? "open" : "closed"}
+          ref={frame}
+          class="reader-frame"
+          data-testid="reader-frame"
+          title={t("reader.frameTitle", { subject: email.subject || t("list.noSubject") })}
+          sandbox="allow-same-origin allow-popups allow-popups-to-escape-sandbox"
+          referrerpolicy="no-referrer"
+          srcdoc={prepared.html}
+          onLoad={onLoad}
+        />
+      ) : (
+        <p class="muted">{t("app.loading")}</p>
+      )}
+    </div>
+  );
+}
+
+function Attachments(props: { accountId: string; email: Full }) {
+  const list = props.email.attachments.filter((p) => p.blobId && !(p.cid && p.disposition === "inline" && p.type.startsWith("image/")));
+  if (!list.length) return null;
+  return (
+    <section class="attachments" aria-label={t("reader.attachments")}>
+      <h3 class="sr-only">{t("reader.attachments")}</h3>
+      <ul>
+        {list.map((p, i) => {
+          const name = p.name || t("reader.unnamed");
+          const url = jmap.downloadUrl(props.accountId, p.blobId!, name, p.type);
+          const image = /^image\/(png|jpe?g|gif|webp|avif|bmp)$/i.test(p.type) && p.size < 20 * 1024 * 1024;
+          return (
+            <li key={i} class="attachment" data-testid="attachment">
+              {image ? <img class="preview" src={url} alt={name} loading="lazy" /> : null}
+              <span class="att-name">{name}</span>
+              <span class="muted small">
+                {p.type} · {fmtSize(p.size)}
+              </span>
+              <a
+                href={jmap.downloadUrl(props.accountId, p.blobId!, name, "application/octet-stream")}
+                download={name}
+                data-testid="attachment-download"
+              >
+                {t("reader.download")}
+              </a>
+            </li>
+          );
+        })}
+      </ul>
+    </section>
+  );
+}
+
+function Message(props: {
+  accountId: string;
+  head: Head;
+  open: boolean;
+  onToggle: () => void;
+  actions?: (accountId: string, ids: string[]) => any;
+}) {
+  const { head, accountId } = props;
+  const [full, setFull] = useState<Full | null>(null);
+  const [error, setError] = useState("");
+  useEffect(() => {
+    if (!props.open || full) return;
+    let alive = true;
+    jmap
+      .call([
+        [
+          "Email/get",
+          {
+            accountId,
+            ids: [head.id],
+            properties: BODY_PROPS,
+            bodyProperties: PART_PROPS,
+            fetchHTMLBodyValues: true,
+            fetchTextBodyValues: true,
+            maxBodyValueBytes: 2 * 1024 * 1024,
+          },
+          "b",
+        ],
+      ])
+      .then((r) => {
+        const e = jmap.one(r, "b").list[0];
+        if (!alive) return;
+        if (!e) setError(t("reader.gone"));
+        else setFull(e);
+      })
+      .catch((e) => alive && setError(errorText(e)));
+    return () => void (alive = false);
+  }, [props.open, head.id, accountId]);
+
+  const from = head.from?.[0];
+  const unread = !head.keywords["$seen"];
+  return (
+    <article class={"message" + (props.open ? " open" : "") + (unread ? " unread" : "")} aria-label={from ? from.name || from.email : undefined}>
+      <header class="msg-head">
+        <button type="button" class="msg-toggle" aria-expanded={props.open} onClick={props.onToggle}>
+          <span class="msg-from">{from ? from.name || from.email : t("list.noSender")}</span>
+          <time class="muted small" dateTime={head.receivedAt}>
+            {fmtDate(head.sentAt || head.receivedAt)}
+          </time>
+          {!props.open ? <span class="msg-preview muted">{head.preview}</span> : null}
+        </button>
+        {props.open ? (
+          <dl class="addr">
+            {from ? (
+              <>
+                <dt>{t("reader.from")}</dt>
+                <dd>{addrText(head.from)}</dd>
+              </>
+            ) : null}
+            {head.to?.length ? (
+              <>
+                <dt>{t("reader.to")}</dt>
+                <dd>{addrText(head.to)}</dd>
+              </>
+            ) : null}
+            {head.cc?.length ? (
+              <>
+                <dt>{t("reader.cc")}</dt>
+                <dd>{addrText(head.cc)}</dd>
+              </>
+            ) : null}
+          </dl>
+        ) : null}
+      </header>
+      {props.open ? (
+        error ? (
+          <p class="form-error" role="alert">
+            {error}
+          </p>
+        ) : full ? (
+          <>
+            {props.actions ? props.actions(accountId, [head.id]) : null}
+            <Body accountId={accountId} email={full} />
+            <Attachments accountId={accountId} email={full} />
+          </>
+        ) : (
+          <p class="muted" role="status">
+            {t("app.loading")}
+          </p>
+        )
+      ) : null}
+    </article>
+  );
+}
+
+export function Reader(props: {
+  accountId: string;
+  emailId: string;
+  onClose: () => void;
+  actions?: (accountId: string, ids: string[]) => any;
+}) {
+  const { accountId, emailId } = props;
+  const [thread, setThread] = useState<Head[] | null>(null);
+  const [open, setOpen] = useState<Set<string>>(new Set([emailId]));
+  const [error, setError] = useState("");
+  const heading = useRef<HTMLHeadingElement>(null);
+
+  useEffect(() => {
+    let alive = true;
+    setThread(null);
+    setError("");
+    setOpen(new Set([emailId]));
+    jmap
+      .call([
+        ["Email/get", { accountId, ids: [emailId], properties: ["threadId"] }, "a"],
+        ["Thread/get", { accountId, "#ids": { resultOf: "a", name: "Email/get", path: "/list/*/threadId" } }, "t"],
+        [
+          "Email/get",
+          {
+            accountId,
+            "#ids": { resultOf: "t", name: "Thread/get", path: "/list/*/emailIds" },
+            properties: HEAD_PROPS,
+          },
+          "e",
+        ],
+      ])
+      .then((r) => {
+        if (!alive) return;
+        const list = (jmap.one(r, "e").list as Head[]).sort((x, y) => (x.receivedAt < y.receivedAt ? -1 : 1));
+        if (!list.some((e) => e.id === emailId)) {
+          setError(t("reader.gone"));
+          return;
+        }
+        setThread(list);
+        // Opening marks the message read.
+        const me = list.find((e) => e.id === emailId)!;
+        if (!me.keywords["$seen"]) {
+          jmap
+            .call([["Email/set", { accountId, update: { [emailId]: { "keywords/$seen": true } } }, "s"]])
+            .then((res) => {
+              const set = jmap.one(res, "s");
+              if (set.notUpdated && set.notUpdated[emailId]) return;
+              changed([accountId]);
+            })
+            .catch((e) => toast(errorText(e), "error"));
+        }
+      })
+      .catch((e) => alive && setError(errorText(e)));
+    return () => void (alive = false);
+  }, [accountId, emailId]);
+
+  useEffect(() => {
+    if (thread) heading.current?.focus({ preventScroll: true });
+  }, [thread !== null, emailId]);
+
+  const me = thread?.find((e) => e.id === emailId);
+  return (
+    <section class="reader" aria-labelledby="reader-subject">
+      <div class="reader-bar">
+        <button type="button" class="link-btn back" onClick={props.onClose} data-testid="reader-close">
+          ← {t("reader.back")}
+        </button>
+        {thread && thread.length > 1 ? (
+          <span class="muted small">{t("reader.threadCount", { n: thread.length })}</span>
+        ) : null}
+      </div>
+      {error ? (
+        <p class="form-error" role="alert">
+          {error}
+        </p>
+      ) : !thread ? (
+        <p class="muted" role="status">
+          {t("app.loading")}
+        </p>
+      ) : (
+        <>
+          <h1 id="reader-subject" class="reader-subject" data-testid="reader-subject" tabIndex={-1} ref={heading}>
+            {me?.subject || t("list.noSubject")}
+          </h1>
+          {thread.map((h) => (
+            <Message
+              key={h.id}
+              accountId={accountId}
+              head={h}
+              open={open.has(h.id)}
+              actions={props.actions}
+              onToggle={() => {
+                const next = new Set(open);
+                if (next.has(h.id)) next.delete(h.id);
+                else next.add(h.id);
+                setOpen(next);
+              }}
+            />
+          ))}
+        </>
+      )}
+    </section>
+  );
+}
