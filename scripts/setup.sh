@@ -3,10 +3,13 @@
 #
 #   scripts/setup.sh [--runtime] [--no-build]
 #
-# --runtime: only what building and running the hub needs (scripts/hub.sh);
-# without it also the test and benchmark tools (clang, Dovecot, isync, the
-# SMTP server, Node.js and the JMAP client packages), which have no place on
-# a production machine. --no-build: install only. Safe to run again.
+# --runtime: only what building and running the hub needs (scripts/hub.sh),
+# Node.js and npm included: they build the web app (scripts/build-web.sh into
+# build/web, which serve serves); without it also the test and benchmark tools
+# (clang, Dovecot, isync, the SMTP server, chromium for the browser tests, the
+# JMAP client and playwright-core packages), which have no place on a
+# production machine. --no-build: install only (the web app's npm packages
+# too). Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=yes
@@ -33,6 +36,7 @@ PACKAGES=(
 	clang libclang-rt-14-dev clang-format
 	python3 python3-aiosmtpd dovecot-imapd isync time
 	systemd man-db # systemd-analyze verify and man -l check the installed unit and man page
+	chromium fonts-dejavu-core # the browser tests (tests/test-web.sh) drive Debian's chromium
 )
 
 SUDO=""
@@ -50,12 +54,21 @@ if [ ${#missing[@]} -gt 0 ]; then
 		"${missing[@]}"
 fi
 
+# Node.js and npm build the web app (and run the JMAP and browser tests).
+# Only when node is missing: a nodejs from elsewhere brings its own npm.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+	$SUDO apt-get update -q
+	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q nodejs npm
+fi
+# The web app's packages, pinned by web/package-lock.json (scripts/build-web.sh
+# does this too when they are missing or older than the lockfile).
+if [ -f web/package-lock.json ] && { [ ! -d web/node_modules ] || [ web/package-lock.json -nt web/node_modules ]; }; then
+	(cd web && npm ci --no-audit --no-fund --loglevel=error)
+	touch web/node_modules
+fi
+
 if [ $TESTS = yes ]; then
-	# Node.js runs the real JMAP client tests (jmap-jam, eventsource from npm).
-	if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
-		$SUDO apt-get update -q
-		DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q nodejs npm
-	fi
+	# The real JMAP client tests (jmap-jam, eventsource from npm).
 	if [ ! -d tests/jmap/node_modules/jmap-jam ]; then
 		(cd tests/jmap && npm install --no-audit --no-fund --loglevel=error)
 	fi
@@ -63,6 +76,11 @@ if [ $TESTS = yes ]; then
 	# tests/oauth/package-lock.json).
 	if [ ! -d tests/oauth/node_modules/oidc-provider ]; then
 		(cd tests/oauth && npm ci --no-audit --no-fund --loglevel=error)
+	fi
+	# The browser tests (playwright-core, axe-core; tests/web/package-lock.json).
+	if [ ! -d tests/web/node_modules/playwright-core ] || [ tests/web/package-lock.json -nt tests/web/node_modules ]; then
+		(cd tests/web && npm ci --no-audit --no-fund --loglevel=error)
+		touch tests/web/node_modules
 	fi
 fi
 
@@ -73,4 +91,9 @@ if [ $TESTS = yes ]; then
 	cmake --build build -j"$(nproc)"
 else
 	cmake --build build -j"$(nproc)" --target mailkeep
+fi
+# The web app, into build/web (serve finds it beside the binary; cmake
+# --install installs it).
+if [ -f scripts/build-web.sh ]; then
+	scripts/build-web.sh build/web
 fi

@@ -1,0 +1,144 @@
+// The web app end to end: sign in, the inbox lists the synced mail, a
+// message opens, the session survives a reload, a wrong password is refused,
+// and axe-core finds no serious or critical violation on the main screens
+// (light, dark, phone width). MK_SCREENSHOTS=1: docs/screenshots/*.png.
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+import { axe, env, formatViolations, launch, mailbox, pageErrors, screenshot, sel, signIn,
+	waitFor } from "./lib.mjs";
+
+let browser, context, page;
+before(async () => {
+	({ browser, context, page } = await launch());
+});
+after(async () => {
+	await browser?.close();
+});
+
+async function noSeriousViolations(p, where) {
+	const vs = await axe(p);
+	assert.equal(vs.length, 0, `axe-core on ${where}:\n${formatViolations(vs)}`);
+}
+
+test("the sign-in page is served with the CSP and is accessible", async () => {
+	const resp = await page.goto(env().url);
+	assert.equal(resp.status(), 200);
+	const h = resp.headers();
+	assert.match(h["content-security-policy"] || "", /script-src 'self'/);
+	assert.equal(h["x-content-type-options"], "nosniff");
+	await page.locator(sel("signin-user")).waitFor();
+	await noSeriousViolations(page, "the sign-in page");
+	await screenshot(page, "signin");
+});
+
+test("a wrong password is refused and the form stays", async () => {
+	await page.goto(env().url);
+	await page.locator(sel("signin-user")).fill(env().user);
+	await page.locator(sel("signin-password")).fill("not the password");
+	const [resp] = await Promise.all([
+		page.waitForResponse((r) => new URL(r.url()).pathname === "/mailkeep/session" &&
+			r.request().method() === "POST"),
+		page.locator(sel("signin-submit")).click(),
+	]);
+	assert.equal(resp.status(), 401);
+	// An error is said (role=alert or an element whose text says so), and
+	// the form is still there.
+	await page.locator('[role="alert"]').first().waitFor({ timeout: 5000 });
+	assert.ok(await page.locator(sel("signin-submit")).isVisible());
+	const cookies = await context.cookies();
+	assert.ok(!cookies.some((c) => c.name === "mk_session"), "a cookie after a wrong password");
+});
+
+test("sign in: an HttpOnly SameSite=Strict session cookie, the inbox lists the synced mail", async () => {
+	await signIn(page);
+	const cookie = (await context.cookies()).find((c) => c.name === "mk_session");
+	assert.ok(cookie, "no mk_session cookie");
+	assert.equal(cookie.httpOnly, true);
+	assert.equal(cookie.sameSite, "Strict");
+	assert.equal(await page.evaluate(() => document.cookie.includes("mk_session")), false);
+	const inbox = mailbox(page, { role: "inbox" });
+	await inbox.waitFor({ timeout: 15000 });
+	await inbox.click();
+	const rows = page.locator(sel("msg-row"));
+	await rows.first().waitFor({ timeout: 15000 });
+	const n = await rows.count();
+	// A virtual list renders a window, not necessarily all of them.
+	assert.ok(n > 0 && n <= env().inboxCount + 5, `rows: ${n} of ${env().inboxCount}`);
+	const id = await rows.first().getAttribute("data-id");
+	assert.ok(id, "msg-row without data-id");
+	await noSeriousViolations(page, "the inbox");
+	await screenshot(page, "inbox");
+});
+
+test("a message opens in the sandboxed reader", async () => {
+	const row = page.locator(sel("msg-row")).first();
+	const rowText = (await row.innerText()).trim();
+	await row.click();
+	const subject = page.locator(sel("reader-subject"));
+	await subject.waitFor({ timeout: 10000 });
+	const s = (await subject.innerText()).trim();
+	assert.ok(s.length > 0, "no subject shown");
+	assert.ok(rowText.includes(s) || s === "(no subject)" || rowText.length > 0,
+		`reader subject ${JSON.stringify(s)} not in the row ${JSON.stringify(rowText)}`);
+	const frame = page.locator(sel("reader-frame"));
+	await frame.waitFor();
+	const sandbox = await frame.getAttribute("sandbox");
+	assert.ok(sandbox !== null, "the reader frame has no sandbox attribute");
+	assert.ok(!/allow-scripts/.test(sandbox), `the reader frame allows scripts: ${sandbox}`);
+	// The body is in the frame.
+	await waitFor(async () => (await page.frameLocator(sel("reader-frame")).locator("body").innerText()).trim().length > 0,
+		{ what: "the message body in the reader frame" });
+	await noSeriousViolations(page, "the reader");
+	await screenshot(page, "reader");
+});
+
+test("the session survives a reload (the cookie signs in)", async () => {
+	await page.reload();
+	await page.locator('[data-testid^="nav-"]').first().waitFor({ timeout: 15000 });
+	assert.equal(await page.locator(sel("signin-submit")).count(), 0);
+});
+
+test("every page of the navigation opens and is accessible", async () => {
+	const navs = page.locator('[data-testid^="nav-"]');
+	const ids = [];
+	for (let i = 0; i < await navs.count(); i++) {
+		const id = await navs.nth(i).getAttribute("data-testid");
+		if (await navs.nth(i).isVisible())
+			ids.push(id);
+	}
+	assert.ok(ids.length > 0);
+	for (const id of ids) {
+		await page.locator(sel(id)).first().click();
+		await page.waitForLoadState("networkidle");
+		await noSeriousViolations(page, `the page behind ${id}`);
+		await screenshot(page, id.replace(/^nav-/, "page-"));
+	}
+});
+
+test("dark mode and a phone's width are accessible", async () => {
+	await page.emulateMedia({ colorScheme: "dark" });
+	await page.goto(env().url);
+	await mailbox(page, { role: "inbox" }).click();
+	await page.locator(sel("msg-row")).first().waitFor();
+	await noSeriousViolations(page, "the inbox in dark mode");
+	await screenshot(page, "inbox-dark");
+	await page.emulateMedia({ colorScheme: "light" });
+	await page.setViewportSize({ width: 390, height: 844 });
+	await page.goto(env().url);
+	await page.locator(sel("msg-row")).first().waitFor({ timeout: 15000 }).catch(async () => {
+		// On a phone the folder list may be the first screen.
+		await mailbox(page, { role: "inbox" }).click();
+		await page.locator(sel("msg-row")).first().waitFor();
+	});
+	// Nothing wider than the screen.
+	const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+	assert.ok(overflow <= 1, `the page is ${overflow}px wider than a phone's screen`);
+	await noSeriousViolations(page, "the inbox at a phone's width");
+	await screenshot(page, "inbox-phone");
+	await page.setViewportSize({ width: 1280, height: 800 });
+});
+
+test("no script errors on the way", async () => {
+	const errs = pageErrors(page).filter((e) => !/401|Unauthorized/.test(e));
+	assert.deepEqual(errs, []);
+});
