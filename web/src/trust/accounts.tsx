@@ -14,6 +14,7 @@ import {
   When,
   Confirm,
   TextDownload,
+  fmtDate,
 } from "./util";
 import { AddAccount } from "./add-account";
 
@@ -180,7 +181,7 @@ function Status(props: { a: ExternalAccount }) {
     items.push(
       <span class="badge warn" data-status="needs-sign-in">
         {a.needsSignInSince
-          ? t("trust.status.needsSignInSince", { since: fmt(a.needsSignInSince) })
+          ? t("trust.status.needsSignInSince", { since: fmtDate(a.needsSignInSince) })
           : t("trust.status.needsSignIn")}
       </span>,
     );
@@ -211,11 +212,6 @@ function Status(props: { a: ExternalAccount }) {
     );
   if (a.pushState === "idle") items.push(<span class="badge ok">{t("trust.status.live")}</span>);
   return <div class="trust-badges">{items}</div>;
-}
-
-function fmt(v: string): string {
-  const d = new Date(v);
-  return isNaN(d.getTime()) ? v : d.toLocaleString(document.documentElement.lang || undefined);
 }
 
 type Panel = "" | "password" | "remove";

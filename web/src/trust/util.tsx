@@ -155,12 +155,19 @@ export function Confirm(props: {
   const titleId = useRef("trust-dlg-" + Math.random().toString(36).slice(2)).current;
   useEffect(() => {
     const d = ref.current;
-    if (!d) return;
-    if (props.open && !d.open) {
+    if (!props.open || !d) return;
+    // Focus goes back where it was when the dialog goes away.
+    const before = document.activeElement as HTMLElement | null;
+    if (!d.open) {
       if (typeof d.showModal === "function") d.showModal();
       else d.setAttribute("open", "");
-    } else if (!props.open && d.open) d.close();
+    }
+    return () => {
+      if (before && before.isConnected) before.focus();
+    };
   }, [props.open]);
+  // Only an open dialog is in the document (one per page, not one per row).
+  if (!props.open) return null;
   return (
     <dialog
       ref={ref}
