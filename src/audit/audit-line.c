@@ -24,6 +24,8 @@ static const char *const event_names[AUDIT_EVENT_COUNT] = {
     [AUDIT_OAUTH_SIGNIN] = "oauth.signin",
     [AUDIT_LEASE_UNLOCKED] = "lease.unlocked",
     [AUDIT_LEASE_WIPED] = "lease.wiped",
+    [AUDIT_WEB_SIGNIN] = "web.signin",
+    [AUDIT_WEB_SIGNOUT] = "web.signout",
 };
 
 /* Detail keys that name a secret are refused outright. */

@@ -91,6 +91,8 @@ enum audit_event {
 	AUDIT_OAUTH_SIGNIN,    /* "oauth.signin": provider, result (needs sign-in marked/cleared) */
 	AUDIT_LEASE_UNLOCKED,  /* "lease.unlocked": reason=signin, device, until */
 	AUDIT_LEASE_WIPED,     /* "lease.wiped": reason=signout|revoked|expired|shutdown */
+	AUDIT_WEB_SIGNIN,      /* "web.signin": session (id), address, agent */
+	AUDIT_WEB_SIGNOUT,     /* "web.signout": session (id), reason=signout|revoked */
 	AUDIT_EVENT_COUNT
 };
 

@@ -19,7 +19,8 @@ static void serve_usage(FILE *f)
 	           "                [--access-log FILE] [--trusted-proxy ADDR]\n"
 	           "                [--max-connections N] [--max-connections-per-address N]\n"
 	           "                [--header-timeout SECONDS] [--max-body-memory BYTES]\n"
-	           "                [--no-replay]\n\n"
+	           "                [--no-replay] [--web-root DIR]\n"
+	           "                [--web-session-days N] [--web-session-idle-days N]\n\n"
 	           "Runs the hub: the JMAP API for devices at /.well-known/jmap and /jmap/...\n"
 	           "(Bearer device tokens from 'mailkeep device add', or Basic with the hub\n"
 	           "user's password), EventSource push, and a scheduler that syncs every\n"
@@ -46,7 +47,12 @@ static void serve_usage(FILE *f)
 	           "                      clients together (default 64 MiB; more than 10 MiB);\n"
 	           "                      beyond it 503 with Retry-After\n"
 	           "  --no-replay         device changes wait for the next sync instead of\n"
-	           "                      going to the provider at once\n\n"
+	           "                      going to the provider at once\n"
+	           "  --web-root DIR      the web app's files (scripts/build-web.sh), served at /\n"
+	           "                      (default: web/ next to the binary, else the installed\n"
+	           "                      ones); loaded into memory at start\n"
+	           "  --web-session-days N  a web app sign-in lasts N days at most (default 30)\n"
+	           "  --web-session-idle-days N  and ends when unused N days (default 14)\n\n"
 	           "Requests are authenticated on their headers before a body is read\n"
 	           "(unauthenticated: 401, the body is never read). Password sign-ins are\n"
 	           "limited before the password is checked: 10 a minute per user, 10 per\n"
@@ -71,6 +77,9 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
 	    {"header-timeout", required_argument, NULL, 'T'},
 	    {"max-body-memory", required_argument, NULL, 'M'},
 	    {"no-replay", no_argument, NULL, 'R'},
+	    {"web-root", required_argument, NULL, 'W'},
+	    {"web-session-days", required_argument, NULL, 'D'},
+	    {"web-session-idle-days", required_argument, NULL, 'I'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -92,6 +101,8 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
 	size_t body_memory = conf.max_body_memory;
 	unsigned long long value;
 	bool no_replay = conf.no_replay != 0;
+	const char *web_root = conf.web_root[0] != '\0' ? conf.web_root : NULL;
+	unsigned web_days = conf.web_session_days, web_idle_days = conf.web_session_idle_days;
 	int c;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -152,6 +163,25 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
 		case 'R':
 			no_replay = true;
 			break;
+		case 'W':
+			web_root = optarg;
+			break;
+		case 'D':
+		case 'I':
+			errno = 0;
+			value = strtoull(optarg, &end, 10);
+			if (errno != 0 || end == optarg || *end != '\0' || value < 1 ||
+			    value > 3650) {
+				cli_error("bad --%s value '%s': use 1 to 3650 days",
+				          c == 'D' ? "web-session-days" : "web-session-idle-days",
+				          optarg);
+				return EXIT_USAGE;
+			}
+			if (c == 'D')
+				web_days = (unsigned)value;
+			else
+				web_idle_days = (unsigned)value;
+			break;
 		case 'h':
 			serve_usage(stdout);
 			return EXIT_OK;
@@ -202,7 +232,10 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
 	                             .per_address = per_address,
 	                             .header_timeout = header_timeout,
 	                             .body_memory = body_memory,
-	                             .replay_now = !no_replay};
+	                             .replay_now = !no_replay,
+	                             .web_root = web_root,
+	                             .web_session_days = web_days,
+	                             .web_session_idle_days = web_idle_days};
 	/* Provider push (src/push through daemon-provider.c). */
 	if (getenv("MK_NO_PROVIDER_PUSH") == NULL)
 		daemon_provider_register();

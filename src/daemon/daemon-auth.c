@@ -43,8 +43,8 @@ static void unknown_user_hash_get(char hash_r[VAULT_PASSWORD_HASH_SIZE])
  * (*retry_after_r set); -3 too busy hashing. The hub is held only to read
  * the user and the hash; the Argon2id check runs without any lock, at most
  * a few at once, and only after the attempt has been counted. */
-static int authenticate_password(struct daemon *sv, const char *name, const char *password,
-                                 const char *addr, struct principal *p, unsigned *retry_after_r)
+int daemon_password_check(struct daemon *sv, const char *name, const char *password,
+                          const char *addr, struct principal *p, unsigned *retry_after_r)
 {
 	const char *err;
 	char hash[VAULT_PASSWORD_HASH_SIZE];
@@ -87,12 +87,21 @@ static void note_activity(struct daemon *sv, const struct principal *p,
 	pthread_mutex_unlock(&sv->hub_lock);
 }
 
+void daemon_note_activity(struct daemon *sv, const struct principal *p)
+{
+	note_activity(sv, p, NULL);
+}
+
 int daemon_authenticate(struct daemon *sv, const struct http_request *req, struct principal *p,
                         unsigned *retry_after_r)
 {
 	const char *h = req->authorization, *err;
-	if (h == NULL)
-		return -1;
+	if (h == NULL) {
+		int r = daemon_websession_authenticate(sv, req, p);
+		if (r == 0)
+			note_activity(sv, p, NULL);
+		return r;
+	}
 	if (strncasecmp(h, "Bearer ", 7) == 0) {
 		struct hub_device d;
 		pthread_mutex_lock(&sv->hub_lock);
@@ -122,7 +131,7 @@ int daemon_authenticate(struct daemon *sv, const struct http_request *req, struc
 		char *colon = memchr(raw, ':', len);
 		if (colon != NULL && memchr(raw, '\0', len) == NULL) {
 			*colon = '\0';
-			r = authenticate_password(sv, raw, colon + 1, req->remote_addr, p,
+			r = daemon_password_check(sv, raw, colon + 1, req->remote_addr, p,
 			                          retry_after_r);
 			size_t plen = len - (size_t)(colon + 1 - raw);
 			if (r == 0 && p->user.zero_access &&

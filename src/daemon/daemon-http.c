@@ -31,9 +31,38 @@ static bool metrics_allowed(struct daemon *sv, const struct http_request *req)
 	return strncmp(a, "127.", 4) == 0 || strcmp(a, "::1") == 0;
 }
 
+/* Routes anyone may use (their principal has device_id -1): /healthz,
+ * /metrics (with its own check), the web app's files (daemon-static.c) and
+ * the web sign-in, POST /mailkeep/session (its small body is its
+ * credentials). */
+static bool public_route(const struct http_request *req)
+{
+	if (strcmp(req->path, "/healthz") == 0 || strcmp(req->path, "/metrics") == 0)
+		return true;
+	if (strcmp(req->path, "/mailkeep/session") == 0)
+		return strcmp(req->method, "POST") == 0;
+	return daemon_static_path(req->path);
+}
+
+/* Should a 401 offer Basic? Not to the web app (a browser's fetch, or a
+ * request with our cookie): a Basic challenge would make the browser ask
+ * for a password in its own dialog. */
+static bool offer_basic(const struct http_request *req)
+{
+	char token[HUB_WEB_SESSION_TOKEN_LEN + 1];
+	const char *mode = http_request_header(req, "Sec-Fetch-Mode");
+	if (mode != NULL && strcmp(mode, "navigate") != 0)
+		return false;
+	if (strncmp(req->path, "/mailkeep/session", 17) == 0)
+		return false;
+	bool cookie = daemon_websession_cookie(req, token, sizeof(token));
+	sodium_memzero(token, sizeof(token));
+	return !cookie;
+}
+
 /* Admission (http.h): every request is authenticated on its headers, before
- * any of its body is read; the principal goes on to the handler. /healthz
- * needs no sign-in, /metrics its own (metrics_allowed); their principal has
+ * any of its body is read; the principal goes on to the handler. The
+ * public routes (public_route) need no sign-in; their principal has
  * device_id -1. */
 void daemon_admit(void *context, const struct http_request *req, struct http_response *resp,
                   void **state_r)
@@ -45,8 +74,17 @@ void daemon_admit(void *context, const struct http_request *req, struct http_res
 		daemon_respond_problem(resp, 503, "about:blank", "out of memory");
 		return;
 	}
-	if (strcmp(req->path, "/healthz") == 0 || strcmp(req->path, "/metrics") == 0) {
-		if (req->path[1] == 'm' && !metrics_allowed(sv, req)) {
+	if (public_route(req)) {
+		if (strcmp(req->path, "/mailkeep/session") == 0 &&
+		    (req->content_length < 1 || req->content_length > 4096)) {
+			daemon_principal_free(p);
+			daemon_respond_problem(resp, req->content_length < 0 ? 411 : 413,
+			                       "about:blank",
+			                       "send {\"username\", \"password\"} (at most 4 KiB) "
+			                       "with a Content-Length");
+			return;
+		}
+		if (strcmp(req->path, "/metrics") == 0 && !metrics_allowed(sv, req)) {
 			daemon_principal_free(p);
 			http_response_add_header(resp, "WWW-Authenticate",
 			                         "Bearer realm=\"metrics\"", &err);
@@ -79,8 +117,17 @@ void daemon_admit(void *context, const struct http_request *req, struct http_res
 			                       "too many sign-ins at once; try again");
 		return;
 	}
+	if (r == -4) {
+		daemon_respond_problem(
+		    resp, 403, "about:blank",
+		    "the web session's X-Mailkeep-CSRF header is missing or wrong");
+		return;
+	}
 	http_response_add_header(resp, "WWW-Authenticate",
-	                         "Bearer realm=\"mailkeep\", Basic realm=\"mailkeep\"", &err);
+	                         offer_basic(req)
+	                             ? "Bearer realm=\"mailkeep\", Basic realm=\"mailkeep\""
+	                             : "Bearer realm=\"mailkeep\"",
+	                         &err);
 	daemon_respond_problem(resp, 401, "about:blank", "sign in with a device token or password");
 }
 
@@ -121,9 +168,15 @@ static const char *route(struct daemon *sv, const struct principal *p,
 		if (strcmp(req->path, "/healthz") == 0) {
 			handle_healthz(sv, resp);
 			return "healthz";
+		} else if (strcmp(req->path, "/metrics") == 0) {
+			handle_metrics(sv, resp);
+			return "metrics";
+		} else if (strcmp(req->path, "/mailkeep/session") == 0) {
+			daemon_handle_session_signin(sv, req, resp);
+			return "websession";
 		}
-		handle_metrics(sv, resp);
-		return "metrics";
+		daemon_handle_static(sv, req, resp);
+		return "static";
 	}
 	if (strcmp(req->path, "/.well-known/jmap") == 0) {
 		daemon_respond_session(sv, &p->user, resp);
@@ -143,6 +196,12 @@ static const char *route(struct daemon *sv, const struct principal *p,
 	} else if (strcmp(req->path, "/mailkeep/signout") == 0) {
 		daemon_handle_signout(sv, p, req, resp);
 		return "signout";
+	} else if (strcmp(req->path, "/mailkeep/session") == 0) {
+		daemon_handle_session(sv, p, req, resp);
+		return "websession";
+	} else if (strcmp(req->path, "/mailkeep/session/signout") == 0) {
+		daemon_handle_session_signout(sv, p, req, resp);
+		return "websession";
 	} else if (strncmp(req->path, "/jmap/upload/", 13) == 0) {
 		daemon_handle_upload(sv, p, req, resp);
 		return "upload";

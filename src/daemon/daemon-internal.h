@@ -60,9 +60,10 @@ struct daemon_store {
 struct push_stream {
 	struct http_stream *stream;
 	char user[65];
-	int64_t device_id; /* 0 for Basic sign-ins */
-	unsigned ping;     /* seconds, 0 = none */
-	unsigned types;    /* PUSH_TYPE_* bits the device asked for */
+	int64_t device_id;      /* 0 for Basic sign-ins and web sessions */
+	int64_t web_session_id; /* > 0 for a web session (cookie) */
+	unsigned ping;          /* seconds, 0 = none */
+	unsigned types;         /* PUSH_TYPE_* bits the device asked for */
 	bool close_after_state;
 	uint64_t sent_state;
 	time_t last_ping;
@@ -105,6 +106,7 @@ struct daemon {
 	pthread_cond_t push_cond;
 	bool push_woken;
 	time_t started;
+	struct daemon_static *web; /* the web app's files; NULL: none */
 	/* Zero-access users' unlock leases (svc-lease.h): their key while they
 	 * are signed in, for the scheduler, the account worker and the outbox. */
 	struct svc_leases *leases;
@@ -118,6 +120,9 @@ struct principal {
 	struct hub_user user;
 	int64_t device_id;
 	char device[65]; /* the device's name; "" for Basic */
+	/* > 0: signed in with the web app's cookie (device_id 0, label
+	 * "alice/web-ID"; daemon-websession.c). */
+	int64_t web_session_id;
 	char label[140];
 	/* POST /mailkeep/signin of a zero-access user only: the password, which
 	 * is their passphrase, for the unlock (sodium_malloc; principal_free). */
@@ -143,9 +148,47 @@ struct daemon_store *daemon_store_acquire(struct daemon *sv, const char *user);
 void daemon_stores_close(struct daemon *sv);
 
 /* daemon-auth.c: 0 signed in, -1 not (no or bad credentials), -2 limited,
- * -3 busy. */
+ * -3 busy; -4 a web session (cookie) request without the right CSRF header.
+ * A request without Authorization is tried with its mk_session cookie. */
 int daemon_authenticate(struct daemon *sv, const struct http_request *req, struct principal *p,
                         unsigned *retry_after_r);
+/* A password sign-in of user name from addr through the sign-in gate
+ * (limits, bounded Argon2id): 0 ok (p->user set), -1 wrong, -2 limited
+ * (*retry_after_r), -3 too busy hashing. */
+int daemon_password_check(struct daemon *sv, const char *name, const char *password,
+                          const char *addr, struct principal *p, unsigned *retry_after_r);
+/* Record p's use (lifecycle activity). */
+void daemon_note_activity(struct daemon *sv, const struct principal *p);
+
+/* daemon-static.c: the web app's files, from the web root loaded into
+ * memory at start. */
+struct daemon_static;
+/* Load dir (NULL: the default places); a missing web root is no error
+ * (*static_r then answers 404 with a page saying how to build it).
+ * *note_r (else NULL) says where it was loaded from or why not. */
+int daemon_static_load(const char *dir, struct daemon_static **static_r, char *note, size_t size);
+void daemon_static_free(struct daemon_static **st);
+/* Is path one of the web app's (/, /index.html, /assets/...)? */
+bool daemon_static_path(const char *path);
+void daemon_handle_static(struct daemon *sv, const struct http_request *req,
+                          struct http_response *resp);
+
+/* daemon-websession.c: the web app's cookie sessions and CSRF. */
+/* The request's mk_session cookie value into token (size bytes): true if
+ * it has one of the right form. */
+bool daemon_websession_cookie(const struct http_request *req, char *token, size_t size);
+/* Authenticate with the cookie: 0 ok (p filled), -1 no or bad session,
+ * -4 a method other than GET/HEAD without the right X-Mailkeep-CSRF. */
+int daemon_websession_authenticate(struct daemon *sv, const struct http_request *req,
+                                   struct principal *p);
+/* POST /mailkeep/session (p is the public principal), GET
+ * /mailkeep/session and POST /mailkeep/session/signout (p a web session). */
+void daemon_handle_session_signin(struct daemon *sv, const struct http_request *req,
+                                  struct http_response *resp);
+void daemon_handle_session(struct daemon *sv, const struct principal *p,
+                           const struct http_request *req, struct http_response *resp);
+void daemon_handle_session_signout(struct daemon *sv, const struct principal *p,
+                                   const struct http_request *req, struct http_response *resp);
 
 /* daemon-http.c */
 void daemon_admit(void *context, const struct http_request *req, struct http_response *resp,

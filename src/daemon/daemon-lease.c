@@ -45,7 +45,7 @@ void daemon_handle_signin(struct daemon *sv, const struct principal *p,
 		daemon_respond_problem(resp, 405, "about:blank", "sign in with POST");
 		return;
 	}
-	if (p->device_id != 0) {
+	if (p->device_id != 0 || p->web_session_id != 0) {
 		daemon_respond_problem(resp, 400, "about:blank",
 		                       "sign in with the hub password (Basic)");
 		return;

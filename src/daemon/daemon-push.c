@@ -80,6 +80,7 @@ void daemon_handle_events(struct daemon *sv, const struct principal *p,
 		slot->stream = stream;
 		snprintf(slot->user, sizeof(slot->user), "%s", p->user.name);
 		slot->device_id = p->device_id;
+		slot->web_session_id = p->web_session_id;
 		slot->ping = (unsigned)ping;
 		slot->types = types;
 		slot->close_after_state = strcmp(close_text, "state") == 0;
@@ -153,10 +154,13 @@ void *daemon_push_thread(void *context)
 		 * (which a long request may hold) is waited for. */
 		for (size_t i = 0; i < DAEMON_MAX_STREAMS; i++) {
 			struct push_stream *ps = &sv->streams[i];
-			if (ps->stream == NULL || ps->device_id == 0)
+			if (ps->stream == NULL || (ps->device_id == 0 && ps->web_session_id == 0))
 				continue;
 			pthread_mutex_lock(&sv->hub_lock);
-			int exists = hub_device_exists(sv->hub, ps->device_id, &err);
+			int exists = ps->web_session_id > 0
+			                 ? hub_web_session_exists(sv->hub, ps->web_session_id,
+			                                          time(NULL), &err)
+			                 : hub_device_exists(sv->hub, ps->device_id, &err);
 			pthread_mutex_unlock(&sv->hub_lock);
 			if (exists == 0) {
 				/* Revoked: the stream ends now. */

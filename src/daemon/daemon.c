@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "daemon-internal.h"
+#include "daemon-manage.h"
 #include "daemon-signin.h"
 #include "http/http.h"
 #include "jmap/jmap-mail.h"
@@ -76,7 +77,8 @@ int daemon_run(const struct daemon_settings *s)
 	}
 	if (jmap_registry_create(&sv->registry, &err) < 0 ||
 	    jmap_mail_register(sv->registry, &err) < 0 ||
-	    jmap_submission_register(sv->registry, &err) < 0) {
+	    jmap_submission_register(sv->registry, &err) < 0 ||
+	    daemon_manage_register(sv->registry, &err) < 0) {
 		daemon_log(DAEMON_LOG_ERROR, NULL, 0, "%s", err);
 		hub_close(&sv->hub);
 		return -1;
@@ -87,6 +89,16 @@ int daemon_run(const struct daemon_settings *s)
 		hub_close(&sv->hub);
 		return -1;
 	}
+	hub_web_session_lifetime(sv->hub, s->web_session_days, s->web_session_idle_days);
+	char note[4200];
+	if (daemon_static_load(s->web_root, &sv->web, note, sizeof(note)) < 0) {
+		daemon_log(DAEMON_LOG_ERROR, NULL, 0, "%s", note);
+		mime_cache_free(&sv->parse_cache);
+		jmap_registry_free(&sv->registry);
+		hub_close(&sv->hub);
+		return -1;
+	}
+	daemon_log(DAEMON_LOG_INFO, NULL, 0, "web app: %s", note);
 	struct http_settings hs = {.address = s->address,
 	                           .port = s->port,
 	                           .tls_cert_file = s->tls_cert,
@@ -169,6 +181,7 @@ int daemon_run(const struct daemon_settings *s)
 	daemon_stores_close(sv);
 	jmap_registry_free(&sv->registry);
 	mime_cache_free(&sv->parse_cache);
+	daemon_static_free(&sv->web);
 	hub_close(&sv->hub);
 	daemon_signin_gate_free(&sv->signin);
 	daemon_log(DAEMON_LOG_INFO, NULL, 0, "mailkeep: stopped");

@@ -43,6 +43,11 @@ struct daemon_settings {
 	unsigned max_connections, per_address, header_timeout;
 	size_t body_memory;
 	bool replay_now; /* device changes to the provider at once (else: the next sync) */
+	/* The web app's files (daemon-static.c); NULL: next to the binary
+	 * (DIR_OF_BINARY/web), else the installed ones. */
+	const char *web_root;
+	/* Web sessions' lifetimes in days (0: the defaults, 30 and 14). */
+	unsigned web_session_days, web_session_idle_days;
 };
 
 struct daemon;

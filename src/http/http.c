@@ -685,7 +685,20 @@ static void fill_request(struct MHD_Connection *conn, struct http_exchange *ex, 
 	    .body = ex->body.data != NULL ? ex->body.data : (const unsigned char *)"",
 	    .body_len = ex->body.len,
 	    .state = ex->state,
+	    .content_length = -1,
+	    .internal = conn,
 	};
+	uint64_t len;
+	const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+	if (cl != NULL && parse_length(cl, &len) && len <= (uint64_t)LLONG_MAX)
+		req->content_length = (long long)len;
+}
+
+const char *http_request_header(const struct http_request *req, const char *name)
+{
+	if (req->internal == NULL)
+		return NULL;
+	return MHD_lookup_connection_value(req->internal, MHD_HEADER_KIND, name);
 }
 
 /* Queue what the application put into resp (and clear resp). With

@@ -57,7 +57,7 @@
  */
 
 #define HTTP_HEADER_MEMORY (32 * 1024)
-#define HTTP_MAX_RESPONSE_HEADERS 8
+#define HTTP_MAX_RESPONSE_HEADERS 16
 #define HTTP_MAX_HEADER_VALUE 1024 /* bytes of one response header value */
 #define HTTP_MAX_AUTH_LABEL 64
 #define HTTP_MAX_LOG_PATH 256 /* path bytes written to the access log */
@@ -141,7 +141,17 @@ struct http_request {
 	size_t body_len;
 	/* What the admit callback handed on for this request, or NULL. */
 	void *state;
+	/* The Content-Length the request announced; -1 when it has none (no
+	 * body, or a chunked one: then Transfer-Encoding is set). */
+	long long content_length;
+	/* The server's own (see http_request_header); do not touch. */
+	void *internal;
 };
+
+/* The value of any request header (name case-insensitive), or NULL when
+ * absent; valid as the request's other strings. For the admit callback and
+ * the handler. Of a header sent more than once, the first. */
+const char *http_request_header(const struct http_request *req, const char *name);
 
 /*
  * The application's handler: it reads req and fills resp with the setters

@@ -64,6 +64,9 @@ static const struct setting settings[] = {
      BODY_MEMORY_MIN + 1, BODY_MEMORY_MAX,
      "more than 10M and at most 1T bytes (a number, optionally with K, M, G or T)"},
     UINT(no_replay, 0, 1, "0 or 1 (1: device changes wait for the next sync)"),
+    TEXT(web_root, "the directory of the built web app (scripts/build-web.sh)"),
+    UINT(web_session_days, 1, 3650, "1 to 3650 days"),
+    UINT(web_session_idle_days, 1, 3650, "1 to 3650 days"),
 };
 #define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))
 
@@ -76,6 +79,8 @@ void hub_serve_settings_default(struct hub_serve_settings *set)
 	set->max_connections_per_address = 16;
 	set->header_timeout = 10;
 	set->max_body_memory = 64 * MIB;
+	set->web_session_days = 30;
+	set->web_session_idle_days = 14;
 }
 
 static const struct setting *setting_find(const char *key)

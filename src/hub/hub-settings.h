@@ -20,6 +20,9 @@
  *   max_connections_per_address  1..4096            16
  *   header_timeout               1..3600 seconds    10
  *   max_body_memory              10 MiB+1..1 TiB    64 MiB (bytes; K, M, G suffixes)
+ *   web_root                     directory          BINDIR/web, else DATADIR/mailkeep/web
+ *   web_session_days             1..3650 days       30 (a web sign-in's absolute lifetime)
+ *   web_session_idle_days        1..3650 days       14 (unused this long, it ends)
  *
  * Errors name the file, the line and what to do; nothing in this file is
  * secret (the TLS key is a path to a file). Errors: 0 ok / -1 with
@@ -40,7 +43,10 @@ struct hub_serve_settings {
 	unsigned max_connections_per_address;
 	unsigned header_timeout;
 	size_t max_body_memory;
-	unsigned no_replay; /* 1: device changes wait for the next sync */
+	unsigned no_replay;                /* 1: device changes wait for the next sync */
+	char web_root[HUB_SERVE_PATH_MAX]; /* "" : the default places */
+	unsigned web_session_days;
+	unsigned web_session_idle_days;
 };
 
 /* The embedded defaults (the table above). */

@@ -183,6 +183,7 @@ int hub_user_delete(struct hub *hub, int64_t user_id, const char **error_r)
 	    "DELETE FROM accounts WHERE user_id = ?1",
 	    "DELETE FROM consents WHERE user_id = ?1",
 	    "DELETE FROM devices WHERE user_id = ?1",
+	    "DELETE FROM web_sessions WHERE user_id = ?1",
 	    "DELETE FROM users WHERE id = ?1",
 	};
 	int64_t *ids = NULL;

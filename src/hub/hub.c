@@ -17,7 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define HUB_SCHEMA_VERSION 1
+#define HUB_SCHEMA_VERSION 2
 
 static const char hub_schema[] =
     "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value) WITHOUT ROWID;"
@@ -46,7 +46,16 @@ static const char hub_schema[] =
     " id INTEGER PRIMARY KEY AUTOINCREMENT, user_id INTEGER NOT NULL REFERENCES users(id),"
     " name TEXT NOT NULL, token_hash BLOB NOT NULL UNIQUE, created INTEGER NOT NULL,"
     " last_used INTEGER NOT NULL DEFAULT 0, UNIQUE(user_id, name));"
-    "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema', 1);";
+    /* Version 2: the web app's cookie sessions (hub-websessions.c). */
+    "CREATE TABLE IF NOT EXISTS web_sessions("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+    " token_hash BLOB NOT NULL UNIQUE, created INTEGER NOT NULL,"
+    " last_used INTEGER NOT NULL, expires INTEGER NOT NULL,"
+    " user_agent TEXT NOT NULL DEFAULT '', address TEXT NOT NULL DEFAULT '');"
+    "CREATE INDEX IF NOT EXISTS web_sessions_user ON web_sessions(user_id);"
+    "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema', 2);"
+    "UPDATE meta SET value = 2 WHERE key = 'schema' AND value < 2;";
 
 int hub_fail(struct hub *hub, const char **error_r, const char *fmt, ...)
 {
@@ -137,6 +146,8 @@ static void settings_default(struct hub_settings *set, const char *dir)
 	memset(set, 0, sizeof(*set));
 	set->inactive_purge_days = 365;
 	set->lease_seconds = HUB_LEASE_SECONDS_DEFAULT;
+	set->web_session_days = HUB_WEB_SESSION_DAYS;
+	set->web_session_idle_days = HUB_WEB_SESSION_IDLE_DAYS;
 	snprintf(set->master_key, sizeof(set->master_key), "%s/master.key", dir);
 }
 

@@ -72,6 +72,8 @@ struct hub_oauth_provider {
 	char scopes[512];
 };
 
+#define HUB_WEB_SESSION_DAYS 30
+#define HUB_WEB_SESSION_IDLE_DAYS 14
 #define HUB_LEASE_SECONDS_DEFAULT (8U * 3600U)
 #define HUB_LEASE_SECONDS_MIN 10U
 #define HUB_LEASE_SECONDS_MAX (7U * 24U * 3600U)
@@ -85,6 +87,11 @@ struct hub_settings {
 	struct hub_oauth_provider oauth[HUB_OAUTH_PROVIDERS_MAX];
 	size_t n_oauth;
 	char metrics_token[256]; /* serve's /metrics bearer token, or "" */
+	/* Web sessions' lifetimes (hub_web_session_*): absolute and idle, in
+	 * days; serve's settings web_session_days and web_session_idle_days
+	 * (hub-settings.h), handed over with hub_web_session_lifetime(). */
+	unsigned web_session_days;      /* default HUB_WEB_SESSION_DAYS */
+	unsigned web_session_idle_days; /* default HUB_WEB_SESSION_IDLE_DAYS */
 };
 
 /* The configured provider called name, or NULL. */
@@ -264,6 +271,52 @@ int hub_device_auth(struct hub *hub, const char *token, struct hub_user *user_r,
 int hub_device_used(struct hub *hub, const struct hub_device *device, int64_t now,
                     const char **error_r);
 
+/*
+ * Web sessions: the web app's sign-ins, held in an HttpOnly cookie. The
+ * token is 32 random bytes, base64url without padding (43 characters);
+ * hub.db keeps only its keyed BLAKE2b hash (crypto_generichash, keyed with
+ * a fixed domain string), so a copy of hub.db signs no one in. A session
+ * ends HUB_SETTINGS.web_session_days after it was made (absolute) or
+ * web_session_idle_days after its last use (idle), whichever comes first;
+ * last_used is written at most once a minute. Sessions go with their user
+ * (hub_user_delete, and ON DELETE CASCADE).
+ *
+ * In the records handed out, expires is when the session ends if it is not
+ * used again: the earlier of its absolute end and last_used + the idle
+ * lifetime. user_agent and address are what the browser sent at sign-in
+ * (cut to fit, control characters replaced by '?').
+ */
+#define HUB_WEB_SESSION_TOKEN_LEN 43
+struct hub_web_session {
+	int64_t id, user_id, created, last_used, expires;
+	char user_agent[200], address[64];
+};
+/* Set the lifetimes (days, 1..3650 each; others are ignored). */
+void hub_web_session_lifetime(struct hub *hub, unsigned days, unsigned idle_days);
+/* A new session for user: token_r gets the token (NUL-terminated, shown
+ * to the browser once), *id_r its id (> 0). Expired sessions of every user
+ * are deleted on the way. Audited (web.signin). */
+int hub_web_session_create(struct hub *hub, const struct hub_user *user, const char *user_agent,
+                           const char *address, int64_t now, char token_r[64], int64_t *id_r,
+                           const char **error_r);
+/* Who holds this token at now? 0 with the user and the session; -1 when
+ * the token is malformed, unknown or the session expired (an expired one
+ * is deleted), or on a database error (*error_r says which). Records the
+ * use (at most once a minute). */
+int hub_web_session_auth(struct hub *hub, const char *token, int64_t now, struct hub_user *user_r,
+                         struct hub_web_session *s_r, const char **error_r);
+/* The user's sessions, newest first, expired ones left out; *r is the
+ * caller's (free()). */
+int hub_web_session_list(struct hub *hub, int64_t user_id, struct hub_web_session **r, size_t *n_r,
+                         const char **error_r);
+/* End session id of user (sign-out or revoke): 0 revoked (audited
+ * web.signout), 1 no such session, -1 error. */
+int hub_web_session_revoke(struct hub *hub, const struct hub_user *user, int64_t id,
+                           const char **error_r);
+/* Does session id still exist and is it unexpired at now? 1 yes, 0 no,
+ * -1 error (the lease table's check of its holders). */
+int hub_web_session_exists(struct hub *hub, int64_t id, int64_t now, const char **error_r);
+
 /* Consent to a disclosure, recorded with its id (SHA-256 of the text),
  * the time and the tool that gave it. */
 int hub_consent_record(struct hub *hub, int64_t user_id, int64_t account_id,
@@ -275,6 +328,26 @@ int hub_receipt_add(struct hub *hub, int64_t user_id, const char *text, const ch
  * (*text_r is the caller's, free()), 0 none, -1 error. */
 int hub_receipt_find(struct hub *hub, int64_t user_id, const char *prefix, char **text_r,
                      const char **error_r);
+
+/* The user's consents, newest first (hub-records.c). A consent is deleted
+ * with its account, so these are the consents of the accounts the user has.
+ * *consents_r is malloc()ed (free()). */
+struct hub_consent {
+	int64_t id, account_id, time;
+	char disclosure_id[65]; /* SHA-256 of the disclosure text, hex */
+	char tool[64];          /* who took the consent ("mailkeep-cli --consent", "web") */
+	char login[321];        /* the account's login; "" if the account is gone */
+};
+int hub_consent_list(struct hub *hub, int64_t user_id, struct hub_consent **consents_r,
+                     size_t *count_r, const char **error_r);
+/* The user's removal receipts, newest first; free with hub_receipts_free(). */
+struct hub_receipt {
+	int64_t id, time;
+	char *text;
+};
+int hub_receipt_list(struct hub *hub, int64_t user_id, struct hub_receipt **receipts_r,
+                     size_t *count_r, const char **error_r);
+void hub_receipts_free(struct hub_receipt **receipts, size_t count);
 
 /*
  * The user's audit log (DIR/users/NAME/audit.log): append one entry and

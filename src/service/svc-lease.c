@@ -183,7 +183,10 @@ void svc_lease_tick(struct svc_leases *l, time_t now)
 		for (size_t h = 0; h < ls->n_holders;) {
 			/* An error reading hub.db keeps the holder (the next tick
 			 * looks again); only a device known gone is dropped. */
-			if (hub_device_exists(l->hub, ls->holders[h], &err) == 0)
+			int64_t holder = ls->holders[h];
+			int alive = holder < 0 ? hub_web_session_exists(l->hub, -holder, now, &err)
+			                       : hub_device_exists(l->hub, holder, &err);
+			if (alive == 0)
 				ls->holders[h] = ls->holders[--ls->n_holders];
 			else
 				h++;

@@ -19,7 +19,9 @@
  *   audited lease.unlocked reason=signin) or, when there already is one,
  *   extends it: the latest expiry wins, and the device that signed in is
  *   added to its holders.
- * - A holder is a device token made by the sign-in. Signing out (the
+ * - A holder is a device token made by the sign-in, or a web session (the
+ *   web app's cookie sign-in, held as minus its id: svc_lease_signin with
+ *   device_id = -session id; gone when hub_web_session_exists says so). Signing out (the
  *   device's token revoked) or revoking the device removes that holder; the
  *   lease is wiped when no holder remains (lease.wiped reason=signout or
  *   revoked). Expiry wipes it whatever its holders (reason=expired), and so
@@ -47,10 +49,10 @@ struct svc_leases *svc_leases_create(struct hub *hub, pthread_mutex_t *hub_lock)
 void svc_leases_free(struct svc_leases **leases);
 
 /* u (zero-access) signed in with password (already verified) from device
- * device_id (> 0): unlock or extend the lease to now + seconds. Returns 1
- * when the key was unlocked now, 0 when an existing lease was extended, -1
- * with error (a wrong passphrase, the audit log busy: nothing held).
- * *until_r gets the lease's expiry. */
+ * device_id (> 0; a web session: minus its id): unlock or extend the lease
+ * to now + seconds. Returns 1 when the key was unlocked now, 0 when an
+ * existing lease was extended, -1 with error (a wrong passphrase, the audit
+ * log busy: nothing held). *until_r gets the lease's expiry. */
 int svc_lease_signin(struct svc_leases *leases, const struct hub_user *u, const char *password,
                      int64_t device_id, time_t now, unsigned seconds, time_t *until_r, char *error,
                      size_t error_size);
