@@ -48,6 +48,7 @@ const de: Record<string, string> = {
   "trust.status.syncing": "Synchronisiert: {done} von {total} Nachrichten",
   "trust.status.synced": "Synchronisiert",
   "trust.status.notSynced": "Noch nicht synchronisiert",
+  "trust.status.held": "{n, one {# Nachricht} other {# Nachrichten}} auf dem Hub",
   "trust.status.live": "Live-Aktualisierung",
 
   "trust.test.ok": "Verbindungstest bestanden: Der Server hat die Anmeldung angenommen.",
@@ -226,9 +227,11 @@ const de: Record<string, string> = {
   "trust.stored.kept": "Aufbewahrt für",
   "trust.consents.title": "Ihre Einwilligungen",
   "trust.consents.intro":
-    "Jedes Mal, wenn Sie ein Konto hinzugefügt haben, haben Sie einem Text zugestimmt; hier steht jeder wörtlich.",
+    "Jedes Ihrer Konten wurde mit Ihrer Einwilligung in einen Text hinzugefügt: wann, wie und welcher Text. Eine Einwilligung geht mit ihrem Konto, wenn es entfernt wird; die Quittung bleibt.",
   "trust.consents.none": "Keine Einwilligungen verzeichnet.",
   "trust.consents.item": "{login}, erteilt über {tool},",
+  "trust.consents.idOnly":
+    "Der Hub speichert die Kennung des Textes, dem Sie zugestimmt haben (sein SHA-256), wie sie bei der Einwilligung angezeigt wurde:",
   "trust.consents.download": "Text herunterladen (.txt)",
 };
 export default de;

@@ -48,6 +48,7 @@ const en: Record<string, string> = {
   "trust.status.syncing": "Syncing: {done} of {total} messages",
   "trust.status.synced": "Synced",
   "trust.status.notSynced": "Not synced yet",
+  "trust.status.held": "{n, one {# message} other {# messages}} on the hub",
   "trust.status.live": "Live updates",
 
   "trust.test.ok": "Connection test passed: the server accepted the login.",
@@ -222,9 +223,11 @@ const en: Record<string, string> = {
   "trust.stored.who": "Who can read it",
   "trust.stored.kept": "Kept for",
   "trust.consents.title": "Your consents",
-  "trust.consents.intro": "Each time you added an account you agreed to a disclosure; here is each one, word for word.",
+  "trust.consents.intro": "Each account you have was added with your consent to a disclosure: when, how, and which text. A consent goes with its account when the account is removed; the removal receipt stays.",
   "trust.consents.none": "No consent records.",
   "trust.consents.item": "{login}, given via {tool},",
+  "trust.consents.idOnly":
+    "The hub keeps the id of the text you agreed to (its SHA-256), the id shown when you consented:",
   "trust.consents.download": "Download disclosure (.txt)",
 };
 export default en;

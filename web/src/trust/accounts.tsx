@@ -204,6 +204,12 @@ function Status(props: { a: ExternalAccount }) {
         {t("trust.status.synced")} <When at={a.lastSyncAt} />
       </span>,
     );
+  else if (p)
+    items.push(
+      <span class="badge ok" data-status="synced">
+        {t("trust.status.held", { n: p.downloaded })}
+      </span>,
+    );
   else
     items.push(
       <span class="badge" data-status="never-synced">

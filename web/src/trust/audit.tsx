@@ -18,6 +18,7 @@ interface AuditPage {
   total: number;
   verified: boolean;
   verifyError: string | null;
+  verifyNote?: string | null; // verification repaired a crash's leftover
 }
 
 // The events the hub writes (src/audit/audit.h), for the filter.
@@ -110,7 +111,7 @@ export function AuditPage() {
         <span id="trust-audit-title">{t("trust.audit.title")}</span>
       </PageTitle>
       <p class="trust-intro">{t("trust.audit.intro")}</p>
-      {page && <Verified verified={page.verified} error={page.verifyError} />}
+      {page && <Verified verified={page.verified} error={page.verifyError} note={page.verifyNote ?? null} />}
 
       <form class="trust-panel trust-filters" onSubmit={apply} aria-label={t("trust.audit.filters")}>
         <div class="trust-field">
@@ -264,7 +265,7 @@ function Details(props: { d: Record<string, string> | null | undefined }) {
   );
 }
 
-function Verified(props: { verified: boolean; error: string | null }) {
+function Verified(props: { verified: boolean; error: string | null; note: string | null }) {
   return (
     <div
       class={"trust-panel trust-verify " + (props.verified ? "trust-ok" : "trust-bad")}
@@ -278,6 +279,7 @@ function Verified(props: { verified: boolean; error: string | null }) {
           ? t("trust.audit.verifiedText")
           : t("trust.audit.notVerifiedText", { error: props.error ? errorText({ message: props.error }) : "" })}
       </p>
+      {props.note && <p class="trust-hint">{props.note}</p>}
     </div>
   );
 }

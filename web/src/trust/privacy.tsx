@@ -18,9 +18,12 @@ interface Consent {
   login: string;
   at: string;
   tool: string;
-  disclosure?: string | null; // the text agreed to, where the hub keeps it
-  disclosureId?: string | null; // SHA-256 of that text
+  // The hub keeps the id (SHA-256, hex) of the disclosure text agreed to;
+  // should it ever keep the text itself, that is shown.
+  disclosure: string | null;
 }
+
+const HEX_ID = /^[0-9a-f]{64}$/;
 
 export function PrivacyPage() {
   const policy = useLoad(() => manage<Policy>("Policy/get", {}));
@@ -93,7 +96,7 @@ export function PrivacyPage() {
                 <summary>
                   {t("trust.consents.item", { login: c.login, tool: c.tool })} <When at={c.at} />
                 </summary>
-                {c.disclosure ? (
+                {c.disclosure && !HEX_ID.test(c.disclosure) ? (
                   <>
                     <pre class="trust-pre">{c.disclosure}</pre>
                     <TextDownload
@@ -102,9 +105,13 @@ export function PrivacyPage() {
                       label={t("trust.consents.download")}
                     />
                   </>
-                ) : null}
-                {c.disclosureId && (
-                  <p class="trust-hint">{t("trust.add.disclosureId", { id: c.disclosureId })}</p>
+                ) : (
+                  <p>
+                    {t("trust.consents.idOnly")}{" "}
+                    <code class="trust-secret" data-testid="consent-disclosure-id">
+                      {c.disclosure ?? "-"}
+                    </code>
+                  </p>
                 )}
               </details>
             </li>
