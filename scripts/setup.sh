@@ -36,7 +36,9 @@ PACKAGES=(
 	clang libclang-rt-14-dev clang-format
 	python3 python3-aiosmtpd dovecot-imapd isync time
 	systemd man-db # systemd-analyze verify and man -l check the installed unit and man page
-	chromium fonts-dejavu-core # the browser tests (tests/test-web.sh) drive Debian's chromium
+	# The browser tests (tests/test-web.sh) drive Debian's chromium; the fonts
+	# make its screenshots (docs/screenshots) show non-Latin text and emoji.
+	chromium fonts-dejavu-core fonts-droid-fallback fonts-noto-color-emoji
 )
 
 SUDO=""

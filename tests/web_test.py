@@ -10,7 +10,7 @@ The web app is built into a scratch directory with scripts/build-web.sh.
 What the tests get is in MK_WEB_* variables (read by tests/web/lib.mjs's
 env()). MK_SCREENSHOTS=1: the tests also write docs/screenshots/*.png.
 """
-import os, re, shutil, signal, subprocess, sys, tempfile, time
+import os, re, shutil, signal, subprocess, sys, tempfile, threading, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from sync_test import BIN, SRC, Fixture, check, run  # noqa: E402
@@ -114,9 +114,21 @@ def main():
                                  # deliver()); provider push would sync in between.
                                  env=dict(os.environ, MK_NO_PROVIDER_PUSH="1",
                                           SSL_CERT_DIR=cert_dir(tmp, fx.env["CA_FILE"])))
-        line = serve.stdout.readline()
-        m = re.search(r"session at (\S+?)\)", line)
-        check(m is not None, "serve did not start: %s %s" % (line, open(serve_err.name).read()[-3000:]))
+        # serve prints what it loaded (the web app...) before "serving URL
+        # (JMAP session at URL)".
+        lines = []
+        m = None
+        while m is None and len(lines) < 20:
+            line = serve.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            m = re.search(r"session at (\S+?)\)", line)
+        check(m is not None, "serve did not start: %s %s" % ("".join(lines), open(serve_err.name).read()[-3000:]))
+        # Keep reading what serve prints, so that it never blocks on a full pipe.
+        serve_out = open(os.path.join(tmp, "serve.out"), "w")
+        serve_out.writelines(lines)
+        threading.Thread(target=lambda: shutil.copyfileobj(serve.stdout, serve_out), daemon=True).start()
         session_url = m.group(1)
         base = re.match(r"(https?://[^/]+)/", session_url).group(1) + "/"
         env = dict(os.environ,
@@ -153,6 +165,8 @@ def main():
             returncode = returncode or 1
         if returncode != 0:
             print("web_test: serve's log:\n" + open(serve_err.name).read()[-3000:])
+            serve_out.flush()
+            print("web_test: serve's output:\n" + open(serve_out.name).read()[-2000:])
         sys.exit(returncode)
     finally:
         if serve is not None:

@@ -92,19 +92,34 @@ export async function launch(opts = {}) {
 }
 
 // Every page's uncaught errors and console errors are collected, so a test
-// can assert none happened: pageErrors(page) → [string].
+// can assert none happened: pageErrors(page) → ["pageerror: ..." |
+// "console: TEXT @ URL"]. Left out: what a mail shown in the reader caused
+// (messages from about:srcdoc, e.g. the CSP blocking its remote images: that
+// is the reader working), and the 401 of the app asking whether it is signed
+// in (GET /mailkeep/session) while it is not, and the browser's own request
+// for /favicon.ico. pageErrors(page, {all: true})
+// gives everything.
 const errorsOf = new WeakMap();
 function watchPage(page) {
 	const errs = [];
 	errorsOf.set(page, errs);
-	page.on("pageerror", (e) => errs.push("pageerror: " + (e && e.message)));
+	page.on("pageerror", (e) => errs.push({ text: "pageerror: " + (e && e.message), url: "" }));
 	page.on("console", (m) => {
 		if (m.type() === "error")
-			errs.push("console: " + m.text());
+			errs.push({ text: "console: " + m.text(), url: (m.location() && m.location().url) || "" });
+	});
+	page.on("response", (r) => {
+		if (r.status() >= 400)
+			errs.push({ text: `http: ${r.status()} ${r.request().method()} ${new URL(r.url()).pathname}`, url: r.url(), status: r.status() });
 	});
 }
-export function pageErrors(page) {
-	return errorsOf.get(page) || [];
+export function pageErrors(page, { all = false } = {}) {
+	const errs = errorsOf.get(page) || [];
+	const expected = (e) => e.url === "about:srcdoc" ||
+		/^console: Failed to load resource/.test(e.text) || // said again as http: below
+		(e.status === 401 && /^http: 401 GET \/mailkeep\/session$/.test(e.text)) ||
+		/^http: 40[14] GET \/favicon\.ico$/.test(e.text); // the browser's own guess
+	return errs.filter((e) => all || !expected(e)).map((e) => e.text + (e.url && !e.text.startsWith("http:") ? " @ " + e.url : ""));
 }
 
 export const sel = (testid) => `[data-testid="${testid}"]`;

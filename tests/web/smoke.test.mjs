@@ -4,20 +4,40 @@
 // (light, dark, phone width). MK_SCREENSHOTS=1: docs/screenshots/*.png.
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { axe, env, formatViolations, launch, mailbox, pageErrors, screenshot, sel, signIn,
+import { axe, deliver, env, formatViolations, launch, mailbox, pageErrors, screenshot, sel, signIn,
 	waitFor } from "./lib.mjs";
 
 let browser, context, page;
+// A plain message of our own, the newest in the inbox (other test files put
+// mail of theirs in too).
+const subject = `Smoke test: lunch on friday ${Date.now()}`;
+const text = "Shall we meet at noon by the fountain? The usual place.";
 before(async () => {
+	deliver([
+		"From: Bob Example <bob@example.org>",
+		"To: Alice Example <alice@example.org>",
+		`Subject: ${subject}`,
+		`Date: ${new Date().toUTCString().replace("GMT", "+0000")}`,
+		`Message-ID: <smoke-${Date.now()}@example.org>`,
+		"MIME-Version: 1.0",
+		"Content-Type: text/plain; charset=utf-8",
+		"",
+		text,
+		"",
+	].join("\r\n"));
 	({ browser, context, page } = await launch());
 });
 after(async () => {
 	await browser?.close();
 });
 
+// axe-core's findings on every screen, asserted by the last test (so an
+// accessibility finding does not hide whether the screens work).
+const a11y = [];
 async function noSeriousViolations(p, where) {
 	const vs = await axe(p);
-	assert.equal(vs.length, 0, `axe-core on ${where}:\n${formatViolations(vs)}`);
+	if (vs.length)
+		a11y.push(`on ${where}:\n${formatViolations(vs)}`);
 }
 
 test("the sign-in page is served with the CSP and is accessible", async () => {
@@ -61,33 +81,28 @@ test("sign in: an HttpOnly SameSite=Strict session cookie, the inbox lists the s
 	await inbox.click();
 	const rows = page.locator(sel("msg-row"));
 	await rows.first().waitFor({ timeout: 15000 });
-	const n = await rows.count();
-	// A virtual list renders a window, not necessarily all of them.
-	assert.ok(n > 0 && n <= env().inboxCount + 5, `rows: ${n} of ${env().inboxCount}`);
-	const id = await rows.first().getAttribute("data-id");
-	assert.ok(id, "msg-row without data-id");
+	// A virtual list renders a window, not necessarily all of them; the
+	// newest first.
+	assert.ok(await rows.count() > 0);
+	assert.ok(await rows.first().getAttribute("data-id"), "msg-row without data-id");
+	await page.locator(sel("msg-row"), { hasText: subject }).first().waitFor({ timeout: 10000 });
 	await noSeriousViolations(page, "the inbox");
 	await screenshot(page, "inbox");
 });
 
 test("a message opens in the sandboxed reader", async () => {
-	const row = page.locator(sel("msg-row")).first();
-	const rowText = (await row.innerText()).trim();
+	const row = page.locator(sel("msg-row"), { hasText: subject }).first();
+	await row.waitFor({ timeout: 10000 });
+	assert.equal(await row.getAttribute("data-unread"), "true", "a new message is not shown unread");
 	await row.click();
-	const subject = page.locator(sel("reader-subject"));
-	await subject.waitFor({ timeout: 10000 });
-	const s = (await subject.innerText()).trim();
-	assert.ok(s.length > 0, "no subject shown");
-	assert.ok(rowText.includes(s) || s === "(no subject)" || rowText.length > 0,
-		`reader subject ${JSON.stringify(s)} not in the row ${JSON.stringify(rowText)}`);
+	await page.locator(sel("reader-subject"), { hasText: subject }).waitFor({ timeout: 10000 });
 	const frame = page.locator(sel("reader-frame"));
 	await frame.waitFor();
 	const sandbox = await frame.getAttribute("sandbox");
 	assert.ok(sandbox !== null, "the reader frame has no sandbox attribute");
 	assert.ok(!/allow-scripts/.test(sandbox), `the reader frame allows scripts: ${sandbox}`);
 	// The body is in the frame.
-	await waitFor(async () => (await page.frameLocator(sel("reader-frame")).locator("body").innerText()).trim().length > 0,
-		{ what: "the message body in the reader frame" });
+	await page.frameLocator(sel("reader-frame")).getByText("meet at noon by the fountain").waitFor({ timeout: 10000 });
 	await noSeriousViolations(page, "the reader");
 	await screenshot(page, "reader");
 });
@@ -139,6 +154,11 @@ test("dark mode and a phone's width are accessible", async () => {
 });
 
 test("no script errors on the way", async () => {
-	const errs = pageErrors(page).filter((e) => !/401|Unauthorized/.test(e));
+	// (The wrong password's 401 above was asked for.)
+	const errs = pageErrors(page).filter((e) => e !== "http: 401 POST /mailkeep/session");
 	assert.deepEqual(errs, []);
+});
+
+test("axe-core: no serious or critical violation on the main screens", () => {
+	assert.deepEqual(a11y, []);
 });
