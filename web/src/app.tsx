@@ -6,6 +6,7 @@ import { t, locale, setLocale } from "./i18n";
 import * as jmap from "./jmap";
 import { SignIn } from "./mail/signin";
 import { NoticeBadge } from "./mail/notices";
+import { Icon } from "./icons";
 
 type Page = (props: { path: string[] }) => any;
 interface Route {
@@ -136,7 +137,7 @@ function Shell(props: { onSignOut: () => void; onLocale: () => void }) {
           aria-controls="topnav"
           onClick={() => setMenu(!menu)}
         >
-          ☰
+          <Icon name="menu" />
         </button>
         <a class="brand" href="#/mail">
           mailkeep
@@ -152,7 +153,7 @@ function Shell(props: { onSignOut: () => void; onLocale: () => void }) {
                     data-testid={"nav-" + r.prefix}
                     aria-current={r === route ? "page" : undefined}
                   >
-                    {r.nav!.icon ? <span aria-hidden="true">{r.nav!.icon} </span> : null}
+                    {r.nav!.icon ? <Icon name={r.nav!.icon} /> : null}
                     {t(r.nav!.label)}
                   </a>
                 </li>

@@ -31,7 +31,7 @@ function Unread(props: { n: number }) {
   );
 }
 
-function Tree(props: { acct: Account; list: Mailbox[]; parent: string | null; sel: string; depth: number }) {
+function Tree(props: { acct: Account; list: Mailbox[]; parent: string | null; sel: string; depth: number; inboxSel?: boolean }) {
   // A mailbox whose parent is not listed is shown at the top.
   const ids = new Set(props.list.map((m) => m.id));
   const kids = props.list.filter((m) => (m.parentId && ids.has(m.parentId) ? m.parentId : null) === props.parent);
@@ -39,7 +39,7 @@ function Tree(props: { acct: Account; list: Mailbox[]; parent: string | null; se
   return (
     <ul class={props.depth ? "subtree" : "tree"}>
       {kids.map((m) => {
-        const selected = props.sel === props.acct.id + "/" + m.id;
+        const selected = props.sel === props.acct.id + "/" + m.id || (!!props.inboxSel && m.role === "inbox");
         return (
           <li key={m.id}>
             <a
@@ -56,7 +56,7 @@ function Tree(props: { acct: Account; list: Mailbox[]; parent: string | null; se
               <span class="folder-name">{roleName(m)}</span>
               <Unread n={m.unreadEmails} />
             </a>
-            <Tree acct={props.acct} list={props.list} parent={m.id} sel={props.sel} depth={props.depth + 1} />
+            <Tree acct={props.acct} list={props.list} parent={m.id} sel={props.sel} depth={props.depth + 1} inboxSel={props.inboxSel} />
           </li>
         );
       })}
@@ -132,7 +132,15 @@ export function Folders(props: { accountId: string; mailboxId: string }) {
           </h2>
           {lists[a.id] ? (
             lists[a.id].length ? (
-              <Tree acct={a} list={lists[a.id]} parent={null} sel={sel} depth={0} />
+              <Tree
+                acct={a}
+                list={lists[a.id]}
+                parent={null}
+                sel={sel}
+                depth={0}
+                // With one mail account, "all inboxes" is its inbox.
+                inboxSel={sel === ALL + "/" + INBOX && mail.length === 1 && mail[0].id === a.id}
+              />
             ) : (
               <p class="muted small">{t("folders.none")}</p>
             )

@@ -9,6 +9,7 @@ import { MessageList } from "./list";
 import { Reader } from "./reader";
 import { Source, WindowSource, MergedSource, Query } from "./source";
 import { Account, Mailbox, mailAccounts, mailboxes, byRole } from "./store";
+import { Icon } from "../icons";
 import "../locales/mail.en";
 import "../locales/mail.de";
 
@@ -47,7 +48,7 @@ function SearchBox(props: { initial: string }) {
         onInput={(e) => setText((e.target as HTMLInputElement).value)}
       />
       <button type="submit" class="icon-btn" aria-label={t("search.submit")}>
-        🔍
+        <Icon name="search" />
       </button>
     </form>
   );
@@ -187,7 +188,7 @@ function MailPage(props: { path: string[]; route: string }) {
             aria-controls="folders-pane"
             onClick={() => setFolders(!folders)}
           >
-            <span aria-hidden="true">☰ </span>
+            <Icon name="menu" />
             {t("folders.label")}
           </button>
           <h1 class="list-title">{view ? view.title || "" : ""}</h1>
@@ -222,5 +223,5 @@ function MailPage(props: { path: string[]; route: string }) {
   );
 }
 
-registerRoute("mail", (p) => <MailPage path={p.path} route="mail" />, { label: "nav.mail", icon: "✉" });
+registerRoute("mail", (p) => <MailPage path={p.path} route="mail" />, { label: "nav.mail", icon: "mail" });
 registerRoute("search", (p) => <MailPage path={p.path} route="search" />);

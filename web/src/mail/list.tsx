@@ -6,6 +6,7 @@ import { t, fmtShortDate } from "../i18n";
 import { errorText } from "../app";
 import { Row, Source, PAGE } from "./source";
 import { onMailChange } from "./store";
+import { Icon } from "../icons";
 
 export const ROW_HEIGHT = 72;
 const OVERSCAN = 8;
@@ -81,16 +82,8 @@ function RowView(props: {
               {r.threadSize}
             </span>
           ) : null}
-          {flagged ? (
-            <span class="flag" aria-label={t("list.flagged")}>
-              ★
-            </span>
-          ) : null}
-          {r.hasAttachment ? (
-            <span class="clip" aria-label={t("list.attachment")}>
-              📎
-            </span>
-          ) : null}
+          {flagged ? <Icon name="star" class="flag" label={t("list.flagged")} /> : null}
+          {r.hasAttachment ? <Icon name="clip" class="clip" label={t("list.attachment")} /> : null}
           <time class="row-date" dateTime={r.receivedAt}>
             {fmtShortDate(r.receivedAt)}
           </time>

@@ -4,6 +4,7 @@ import { useEffect, useState } from "preact/hooks";
 import { t } from "../i18n";
 import * as jmap from "../jmap";
 import { href } from "../app";
+import { Icon } from "../icons";
 import { mailboxes, noticesAccount, byRole, onMailChange } from "./store";
 
 export function NoticeBadge() {
@@ -39,7 +40,7 @@ export function NoticeBadge() {
       aria-label={label}
       title={label}
     >
-      <span aria-hidden="true">🔔</span>
+      <Icon name="bell" />
       {info.unread ? <span class="count">{info.unread}</span> : null}
     </a>
   );

@@ -1,12 +1,13 @@
 // The reader: the thread of the opened message (Thread/get), the opened message expanded,
 // its body shown in a sandboxed iframe (see sanitize.ts), attachments with download links
 // and image previews, remote images behind a per-message or per-sender permission.
-import { useEffect, useRef, useState } from "preact/hooks";
+import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { t, fmtDate, fmtSize } from "../i18n";
 import * as jmap from "../jmap";
 import { errorText, toast } from "../app";
 import { prepare, textToHtml, baseCss } from "./sanitize";
 import { changed } from "./store";
+import { Icon } from "../icons";
 
 interface Addr {
   name: string | null;
@@ -133,7 +134,7 @@ function Body(props: { accountId: string; email: Full }) {
     };
   }, [accountId, email.id]);
 
-  const prepared = cidUrls ? prepare(source, allowed, cidUrls) : null;
+  const prepared = useMemo(() => (cidUrls ? prepare(source, allowed, cidUrls) : null), [source, allowed, cidUrls]);
 
   // After load: the frame's look and the mail's own CSS (through the CSSOM), then its height.
   const onLoad = () => {
@@ -399,7 +400,7 @@ export function Reader(props: {
     <section class="reader" aria-labelledby="reader-subject">
       <div class="reader-bar">
         <button type="button" class="link-btn back" onClick={props.onClose} data-testid="reader-close">
-          ← {t("reader.back")}
+          <Icon name="back" /> {t("reader.back")}
         </button>
         {thread && thread.length > 1 ? (
           <span class="muted small">{t("reader.threadCount", { n: thread.length })}</span>

@@ -22,6 +22,13 @@ export interface Prepared {
 
 const REMOTE = /^\s*(https?:)?\/\//i;
 const CSS_REMOTE = /url\(\s*['"]?\s*(https?:)?\/\//i;
+const CSS_REMOTE_ALL = /url\(\s*(['"]?)\s*(https?:)?\/\/[^)]*\)/gi;
+
+// While remote images are blocked they are not even asked for (the CSP would refuse them
+// anyway, with a console report each): CSS url()s become none, img src moves aside.
+function unlinkCss(css: string, allowRemote: boolean): string {
+  return allowRemote ? css : css.replace(CSS_REMOTE_ALL, "none");
+}
 
 export function frameCsp(allowRemote: boolean): string {
   return (
@@ -48,16 +55,27 @@ export function textToHtml(text: string): string {
   return `<div class="mk-plain">${out.join("\n")}</div>`;
 }
 
+// Any HTML parsed in the app's window (DOMParser, <template>) falls under the app's CSP, and
+// Chromium reports each inline style it refuses as a console error: style elements and
+// attributes are renamed in the source first (DOMPurify then works on mk-style elements and
+// data-mk-style attributes; the renaming is no security boundary, DOMPurify is).
+function disarmStyles(html: string): string {
+  return html
+    .replace(/<(\/?)style\b/gi, "<$1mk-style")
+    .replace(/(<[a-z][^>]*?\s)style(\s*=)/gi, "$1data-mk-style$2");
+}
+
 export function prepare(bodyHtml: string, allowRemote: boolean, cidUrls: Record<string, string>): Prepared {
   let remote = false;
   let css = "";
   const cids: string[] = [];
   const own = location.origin;
   DOMPurify.addHook("uponSanitizeElement", (node, data) => {
-    if (data.tagName === "style") {
+    if (data.tagName === "style" || data.tagName === "mk-style") {
       const text = node.textContent || "";
       if (CSS_REMOTE.test(text)) remote = true;
-      css += text + "\n";
+      // @import cannot be in a constructed stylesheet (and would load from afar).
+      css += unlinkCss(text.replace(/@import[^;]*;?/gi, ""), allowRemote) + "\n";
       node.textContent = "";
     }
   });
@@ -67,8 +85,12 @@ export function prepare(bodyHtml: string, allowRemote: boolean, cidUrls: Record<
     const style = el.getAttribute("style");
     if (style !== null) {
       el.removeAttribute("style");
-      if (CSS_REMOTE.test(style)) remote = true;
       el.setAttribute("data-mk-style", style);
+    }
+    const mkStyle = el.getAttribute("data-mk-style");
+    if (mkStyle !== null && CSS_REMOTE.test(mkStyle)) {
+      remote = true;
+      el.setAttribute("data-mk-style", unlinkCss(mkStyle, allowRemote));
     }
     const bg = el.getAttribute("background");
     if (bg !== null) {
@@ -96,6 +118,16 @@ export function prepare(bodyHtml: string, allowRemote: boolean, cidUrls: Record<
         }
       }
     }
+    if (tag !== "IMG" && tag !== "A" && tag !== "AREA") {
+      // video/audio/source/svg image...: a remote reference counts as a remote image.
+      for (const name of ["src", "poster", "href", "xlink:href"]) {
+        const v = el.getAttribute(name);
+        if (v !== null && REMOTE.test(v)) {
+          remote = true;
+          if (!allowRemote) el.removeAttribute(name);
+        }
+      }
+    }
     if (tag === "IMG") {
       const src = el.getAttribute("src") || "";
       if (/^cid:/i.test(src)) {
@@ -105,17 +137,24 @@ export function prepare(bodyHtml: string, allowRemote: boolean, cidUrls: Record<
         else el.setAttribute("data-mk-cid", cid);
       } else if (REMOTE.test(src)) {
         remote = true;
+        if (!allowRemote) {
+          el.removeAttribute("src");
+          el.setAttribute("data-mk-src", src);
+        }
       } else if (!/^(data|blob):/i.test(src)) el.removeAttribute("src");
       const set = el.getAttribute("srcset");
-      if (set !== null && REMOTE.test(set)) remote = true;
+      if (set !== null && REMOTE.test(set)) {
+        remote = true;
+        if (!allowRemote) el.removeAttribute("srcset");
+      }
       el.setAttribute("loading", "lazy");
     }
   });
   let body: string;
   try {
-    body = DOMPurify.sanitize(bodyHtml, {
+    body = DOMPurify.sanitize(disarmStyles(bodyHtml), {
       FORCE_BODY: true,
-      FORBID_TAGS: ["form", "input", "button", "select", "textarea", "base", "link", "meta", "title"],
+      FORBID_TAGS: ["style", "form", "input", "button", "select", "textarea", "base", "link", "meta", "title"],
       FORBID_ATTR: ["srcdoc", "formaction", "action"],
       ADD_ATTR: ["target"],
       ALLOW_UNKNOWN_PROTOCOLS: false,

@@ -1,0 +1,234 @@
+// The mail screens (web/src/mail): folder tree with unread counts, the virtual message
+// list (a window of rows, never the whole folder), threads, the reader (mark read,
+// attachments with download + image preview, remote images per sender), search with
+// highlighted snippets, live updates through the event stream, the notices badge, the
+// keyboard, German strings and an unknown route.
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+import { deliver, env, jmap, launch, mailAccountId, mailbox, pageErrors, recordJmap, sel, signIn,
+	waitFor } from "./lib.mjs";
+
+const PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII=";
+const stamp = Date.now();
+const date = (agoSeconds = 0) => new Date(Date.now() - agoSeconds * 1000).toUTCString().replace("GMT", "+0000");
+
+let browser, context, page, acc, inboxId;
+
+async function inbox() {
+	const r = await jmap([["Mailbox/query", { accountId: acc, filter: { role: "inbox" } }, "q"],
+		["Mailbox/get", { accountId: acc, "#ids": { resultOf: "q", name: "Mailbox/query", path: "/ids" } }, "g"]]);
+	return r[1][1].list[0];
+}
+
+async function openInbox() {
+	await mailbox(page, { role: "inbox" }).click();
+	await page.locator(sel("msg-row")).first().waitFor({ timeout: 15000 });
+}
+
+async function openBySubject(subject) {
+	const row = page.locator(sel("msg-row"), { hasText: subject }).first();
+	await row.waitFor({ timeout: 15000 });
+	await row.click();
+	await page.locator(sel("reader-subject"), { hasText: subject }).waitFor({ timeout: 10000 });
+	return row;
+}
+
+before(async () => {
+	acc = await mailAccountId();
+	// A thread of three, an attachment mail, and two mails of one sender with a remote image.
+	const thread = `thread-${stamp}`;
+	deliver(`From: Dan <dan@example.com>\r\nTo: alice@example.org\r\nSubject: Lunch ${stamp}\r\n` +
+		`Date: ${date(300)}\r\nMessage-ID: <${thread}-1@example.com>\r\n\r\nShall we meet at noon?\r\n`, { doSync: false });
+	deliver(`From: Alice <alice@example.org>\r\nTo: dan@example.com\r\nSubject: Re: Lunch ${stamp}\r\n` +
+		`Date: ${date(200)}\r\nMessage-ID: <${thread}-2@example.org>\r\nIn-Reply-To: <${thread}-1@example.com>\r\n` +
+		`References: <${thread}-1@example.com>\r\n\r\nYes, noon works.\r\n`, { doSync: false });
+	deliver(`From: Dan <dan@example.com>\r\nTo: alice@example.org\r\nSubject: Re: Lunch ${stamp}\r\n` +
+		`Date: ${date(100)}\r\nMessage-ID: <${thread}-3@example.com>\r\nIn-Reply-To: <${thread}-2@example.org>\r\n` +
+		`References: <${thread}-1@example.com> <${thread}-2@example.org>\r\n\r\nSee you there, bring the zanzibarian map.\r\n`,
+	{ doSync: false });
+	const b = "b-" + stamp;
+	deliver(`From: Carol <carol@example.com>\r\nTo: alice@example.org\r\nSubject: Photos ${stamp}\r\n` +
+		`Date: ${date(50)}\r\nMessage-ID: <photos-${stamp}@example.com>\r\nMIME-Version: 1.0\r\n` +
+		`Content-Type: multipart/mixed; boundary=${b}\r\n\r\n--${b}\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n` +
+		`The photo is attached.\r\n--${b}\r\nContent-Type: image/png; name=dot.png\r\n` +
+		`Content-Disposition: attachment; filename=dot.png\r\nContent-Transfer-Encoding: base64\r\n\r\n${PNG}\r\n--${b}--\r\n`,
+	{ doSync: false });
+	for (const n of [1, 2])
+		deliver(`From: Shop <shop@example.net>\r\nTo: alice@example.org\r\nSubject: Offer ${n} ${stamp}\r\n` +
+			`Date: ${date(40 - n)}\r\nMessage-ID: <offer-${n}-${stamp}@example.net>\r\nMIME-Version: 1.0\r\n` +
+			`Content-Type: text/html; charset=utf-8\r\n\r\n<p style="color: rgb(200, 0, 0)" id="offer">Offer ${n}</p>` +
+			`<img src="http://127.0.0.1:9/pixel-${n}.png" alt="pixel">\r\n`, { doSync: n === 2 });
+	inboxId = (await inbox()).id;
+	({ browser, context, page } = await launch());
+	await signIn(page);
+});
+
+after(async () => {
+	await browser?.close();
+});
+
+test("the folder tree shows the inbox with the server's unread count", async () => {
+	const box = mailbox(page, { role: "inbox" });
+	await box.waitFor({ timeout: 15000 });
+	const server = await inbox();
+	await waitFor(async () => Number(await box.getAttribute("data-unread")) === server.unreadEmails,
+		{ what: `the inbox's unread count ${server.unreadEmails}` });
+	assert.ok(server.unreadEmails > 0);
+	assert.equal(await box.getAttribute("data-name"), "INBOX");
+	// The notices account ("mailkeep") is in the tree and the badge is there.
+	await page.locator(sel("notice-badge")).waitFor({ timeout: 10000 });
+});
+
+test("the list is virtual: a window of rows, fetched by position, and scrolling reaches the end", async () => {
+	const rec = recordJmap(page);
+	await openInbox();
+	const server = await inbox();
+	const total = server.totalThreads || server.totalEmails;
+	const rows = await page.locator(sel("msg-row")).count();
+	assert.ok(rows > 0 && rows < total, `rows in the DOM: ${rows}, messages: ${total}`);
+	// Every Email/query asked for a window.
+	await waitFor(() => rec.entries.some((e) => e.methods.startsWith("Email/query")), { what: "an Email/query" });
+	rec.stop();
+	const scroll = page.locator(sel("msg-list"));
+	await scroll.evaluate((el) => (el.scrollTop = el.scrollHeight));
+	const lastIndex = await waitFor(async () => {
+		const idx = await page.locator(sel("msg-row")).evaluateAll((as) => as.map((a) => Number(a.getAttribute("data-index"))));
+		const max = Math.max(...idx);
+		return max >= 0 && (await page.locator(`${sel("msg-row")}[data-index="${max}"]`).count()) ? max + 1 : 0;
+	}, { what: "the last rows after scrolling" });
+	const shown = await page.locator('[role="status"], .list-status').first().innerText();
+	assert.ok(lastIndex > rows - 1, `after scrolling the last index is ${lastIndex}`);
+	assert.match(shown, /\d/);
+	await scroll.evaluate((el) => (el.scrollTop = 0));
+});
+
+test("a thread is one row; the reader shows its messages; opening marks read", async () => {
+	await openInbox();
+	const rows = page.locator(sel("msg-row"), { hasText: `Lunch ${stamp}` });
+	await rows.first().waitFor({ timeout: 15000 });
+	assert.equal(await rows.count(), 1, "the thread is collapsed into one row");
+	assert.equal(await rows.first().getAttribute("data-unread"), "true");
+	const id = await rows.first().getAttribute("data-id");
+	await rows.first().click();
+	await page.locator(sel("reader-subject"), { hasText: `Lunch ${stamp}` }).waitFor();
+	await waitFor(async () => (await page.locator("article.message").count()) === 3, { what: "three messages in the thread" });
+	const body = page.frameLocator(sel("reader-frame")).locator("body");
+	await waitFor(async () => /zanzibarian map/.test(await body.innerText()), { what: "the newest message's body" });
+	// Marked read on the server, and the row says so.
+	await waitFor(async () => {
+		const [[, got]] = await jmap([["Email/get", { accountId: acc, ids: [id], properties: ["keywords"] }, "g"]]);
+		return got.list[0].keywords.$seen === true;
+	}, { what: "$seen on the server" });
+	await waitFor(async () => (await page.locator(`${sel("msg-row")}[data-id="${id}"]`).getAttribute("data-unread")) === "false",
+		{ what: "the row shown as read" });
+	// An earlier message of the thread expands on click.
+	await page.locator("article.message .msg-toggle", { hasText: "Alice" }).first().click();
+	await waitFor(async () => (await page.locator(sel("reader-frame")).count()) === 2, { what: "the second message expanded" });
+});
+
+test("attachments: a download link that answers, an image preview that loads", async () => {
+	await openInbox();
+	await openBySubject(`Photos ${stamp}`);
+	const att = page.locator(sel("attachment"), { hasText: "dot.png" });
+	await att.waitFor({ timeout: 10000 });
+	const img = att.locator("img.preview");
+	await waitFor(async () => img.evaluate((el) => el.complete && el.naturalWidth > 0), { what: "the image preview" });
+	const href = await att.locator(sel("attachment-download")).getAttribute("href");
+	assert.ok(href && href.includes("/jmap/download/"), href);
+	assert.equal(await att.locator(sel("attachment-download")).getAttribute("download"), "dot.png");
+	const status = await page.evaluate(async (u) => (await fetch(u, { credentials: "same-origin" })).status, href);
+	assert.equal(status, 200);
+});
+
+test("remote images: blocked, allowed for a sender, then shown for the sender's other mail", async () => {
+	const requests = [];
+	page.on("request", (r) => {
+		if (r.url().includes("127.0.0.1:9/"))
+			requests.push(r.url());
+	});
+	await openInbox();
+	await openBySubject(`Offer 1 ${stamp}`);
+	const frame = page.frameLocator(sel("reader-frame"));
+	await frame.locator("#offer").waitFor();
+	// The mail's inline style is applied (through the CSSOM, the app's CSP refuses style attributes).
+	await waitFor(async () => (await frame.locator("#offer").evaluate((el) => getComputedStyle(el).color)) === "rgb(200, 0, 0)",
+		{ what: "the mail's inline style" });
+	await page.waitForTimeout(500);
+	assert.deepEqual(requests, [], "a remote image was requested while blocked");
+	await page.locator(sel("allow-images-sender")).click();
+	await waitFor(() => requests.some((u) => u.includes("pixel-1.png")), { what: "the remote image after allowing" });
+	await openBySubject(`Offer 2 ${stamp}`);
+	await waitFor(() => requests.some((u) => u.includes("pixel-2.png")), { what: "the sender's other mail's image" });
+	assert.equal(await page.locator(sel("allow-images")).count(), 0);
+});
+
+test("search: results with highlighted snippets", async () => {
+	await openInbox();
+	const input = page.locator(sel("search-input"));
+	await input.fill("zanzibarian");
+	await input.press("Enter");
+	const row = page.locator(sel("msg-row"), { hasText: `Lunch ${stamp}` }).first();
+	await row.waitFor({ timeout: 15000 });
+	assert.equal(await page.locator(sel("msg-row")).count(), 1);
+	await waitFor(async () => /zanzibarian/i.test(await row.locator("mark").first().innerText().catch(() => "")),
+		{ what: "a <mark> in the snippet" });
+	assert.match(page.url(), /#\/search\/zanzibarian/);
+});
+
+test("live updates: a new message appears without a reload", async () => {
+	await openInbox();
+	const subject = `Live ${stamp}`;
+	await page.waitForTimeout(500); // the event stream is open
+	deliver(`From: Live <live@example.com>\r\nTo: alice@example.org\r\nSubject: ${subject}\r\nDate: ${date(0)}\r\n` +
+		`Message-ID: <live-${stamp}@example.com>\r\n\r\nhello\r\n`);
+	await page.locator(sel("msg-row"), { hasText: subject }).first().waitFor({ timeout: 15000 });
+});
+
+test("the keyboard: arrows move between rows, Enter opens, the reader's back returns", async () => {
+	await openInbox();
+	const first = page.locator(`${sel("msg-row")}[data-index="0"]`);
+	await first.focus();
+	await page.keyboard.press("ArrowDown");
+	await waitFor(async () => page.evaluate(() => document.activeElement?.getAttribute("data-index") === "1"),
+		{ what: "focus on the second row" });
+	const id = await page.evaluate(() => document.activeElement.getAttribute("data-id"));
+	await page.keyboard.press("Enter");
+	await page.locator(sel("reader-subject")).waitFor();
+	assert.ok(page.url().includes(encodeURIComponent(id)));
+	await page.locator(sel("reader-close")).click();
+	await waitFor(async () => page.evaluate((i) => document.activeElement?.getAttribute("data-id") === i, id),
+		{ what: "focus back on the row" });
+});
+
+test("a phone's width shows one pane at a time", async () => {
+	await page.setViewportSize({ width: 390, height: 844 });
+	try {
+		await openInbox();
+		await page.locator(sel("msg-row")).first().click();
+		await page.locator(sel("reader-subject")).waitFor();
+		assert.equal(await page.locator(sel("msg-list")).isVisible(), false, "the list is hidden while reading");
+		await page.locator(sel("reader-close")).click();
+		await page.locator(sel("msg-list")).waitFor({ state: "visible" });
+	} finally {
+		await page.setViewportSize({ width: 1280, height: 800 });
+	}
+});
+
+test("German strings", async () => {
+	const de = await browser.newContext({ locale: "de-DE", viewport: { width: 1280, height: 800 } });
+	try {
+		const p = await de.newPage();
+		await p.goto(env().url);
+		await p.locator(sel("signin-submit"), { hasText: "Anmelden" }).waitFor();
+		await signIn(p);
+		await p.locator(sel("mailbox"), { hasText: "Posteingang" }).first().waitFor();
+	} finally {
+		await de.close();
+	}
+});
+
+test("no script errors on the way", async () => {
+	const errs = pageErrors(page).filter((e) => !/401|Unauthorized|127\.0\.0\.1:9/.test(e));
+	assert.deepEqual(errs, []);
+	assert.ok(inboxId);
+});
