@@ -102,6 +102,10 @@ def main():
         erinpw = os.path.join(tmp, "erin-hub.pass")
         open(erinpw, "w").write("erin hub password")
         mk("user", "add", "erin", "--password-file", erinpw)
+        # Zed: zero-access; his key opens only while he is signed in.
+        zedpw = os.path.join(tmp, "zed-hub.pass")
+        open(zedpw, "w").write("zed passphrase 4c1e")
+        mk("user", "add", "zed", "--zero-access", "--password-file", zedpw)
         # serve trusts the fixture's CA as a system CA (SSL_CERT_DIR), as
         # an account added over JMAP names no CA file.
         certs = os.path.join(tmp, "certs")
@@ -122,8 +126,14 @@ def main():
                                  # syncs they run; provider push would sync (and replay)
                                  # in between. Push has its own tests (push_test.py).
                                  env=dict(os.environ, MK_NO_PROVIDER_PUSH="1", SSL_CERT_DIR=certs))
-        line = serve.stdout.readline()
-        m = re.search(r"session at (\S+?)\)", line)
+        # The "serving" line, after any notes serve logs before it (the
+        # web app's root).
+        line, m = "", None
+        for _ in range(10):
+            line = serve.stdout.readline()
+            m = re.search(r"session at (\S+?)\)", line)
+            if m is not None or line == "":
+                break
         check(m is not None, "serve did not start: %s %s" % (line, serve.stderr.read() if serve.poll() is not None else ""))
         new_mail = ("python3 -c \"import sys; sys.path.insert(0, '%s'); import imapctl; "
                     "c = imapctl.connect('%s', 'alice', 'imaps'); "
@@ -140,6 +150,7 @@ def main():
                    MK_INBOX_COUNT=str(inbox), MK_NEW_MAIL_CMD=new_mail,
                    MK_HUB_PASSWORD="alice hub password",
                    MK_ERIN_PASSWORD="erin hub password", MK_IMAP_URL=fx.url(),
+                   MK_ZED_PASSWORD="zed passphrase 4c1e",
                    MK_BOB_PASSWORD=open(os.path.join(fx.dir, "bob.pass")).read().strip(),
                    MK_AUDIT_CMD="%s --data %s audit --user erin" % (BIN, fx.data),
                    MK_SYNC_CMD="%s --data %s sync --user alice --quiet >/dev/null" % (BIN, fx.data),

@@ -1,9 +1,11 @@
-/* The management capability "urn:mailkeep:manage" (daemon-manage.h):
- * the ExternalAccount methods, Receipt/get, Consent/get, the Device methods, AuditLog/get and
- * Policy/get. Every method takes accountId "mailkeep" (or the notices
- * account's id) and acts on the signed-in hub user only. */
+/* The management capability "urn:mailkeep:manage" (daemon-manage.h): the
+ * ExternalAccount methods, Receipt/get, Consent/get, the Device and
+ * WebSession methods, AuditLog/get and Policy/get. Every method takes
+ * accountId "mailkeep" (or the notices account's id) and acts on the
+ * signed-in hub user only. */
 #include <errno.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,11 +32,11 @@
 #define MANAGE_AUDIT_DEFAULT_LIMIT 100
 
 /* Method errors: the type and a description saying what to do. */
-#define FAIL(type, desc)                                                                       \
-	do {                                                                                   \
-		*error_type_r = (type);                                                        \
-		*description_r = (desc);                                                       \
-		return -1;                                                                     \
+#define FAIL(type, desc)                                                                           \
+	do {                                                                                       \
+		*error_type_r = (type);                                                            \
+		*description_r = (desc);                                                           \
+		return -1;                                                                         \
 	} while (0)
 
 static void utc_date(int64_t t, char out[32])
@@ -185,8 +187,8 @@ static json_t *account_json(struct daemon_api_ctx *c, const struct account_view 
 	return o;
 }
 
-static int external_get(void *ctx, struct jmap_call *call, json_t *args,
-                        const char **error_type_r, const char **description_r)
+static int external_get(void *ctx, struct jmap_call *call, json_t *args, const char **error_type_r,
+                        const char **description_r)
 {
 	struct daemon_api_ctx *c = ctx;
 	const char *err;
@@ -256,16 +258,16 @@ static int external_discover(void *ctx, struct jmap_call *call, json_t *args,
 		line += n + (nl != NULL ? 1 : 0);
 	}
 	const char *login = f->has_imap && f->imap.login[0] != '\0' ? f->imap.login : email;
-	json_t *res = json_pack(
-	    "{s:s,s:o,s:o,s:s,s:o,s:o,s:o}", "accountId", JMAP_NOTICES_NAME, "imapUrl",
-	    imap[0] != '\0' ? json_string(imap) : json_null(), "smtpUrl",
-	    smtp[0] != '\0' ? json_string(smtp) : json_null(), "login", login, "sources", sources,
-	    "oauthProvider",
-	    f->profile != NULL && (f->profile->auth & SETUP_AUTH_OAUTH2) != 0
-	        ? json_string(f->profile->oauth.provider)
-	        : json_null(),
-	    "providerName",
-	    f->provider_name[0] != '\0' ? json_string(f->provider_name) : json_null());
+	json_t *res =
+	    json_pack("{s:s,s:o,s:o,s:s,s:o,s:o,s:o}", "accountId", JMAP_NOTICES_NAME, "imapUrl",
+	              imap[0] != '\0' ? json_string(imap) : json_null(), "smtpUrl",
+	              smtp[0] != '\0' ? json_string(smtp) : json_null(), "login", login, "sources",
+	              sources, "oauthProvider",
+	              f->profile != NULL && (f->profile->auth & SETUP_AUTH_OAUTH2) != 0
+	                  ? json_string(f->profile->oauth.provider)
+	                  : json_null(),
+	              "providerName",
+	              f->provider_name[0] != '\0' ? json_string(f->provider_name) : json_null());
 	free(f);
 	setup_profiles_free(&profiles);
 	if (!found && imap[0] == '\0') {
@@ -441,7 +443,8 @@ static json_t *account_update(struct daemon_api_ctx *c, struct hub *hub, struct 
 	if (pw != NULL) {
 		const char *password = json_string_value(pw);
 		if (password == NULL || password[0] == '\0')
-			return set_error("invalidProperties", "password must be a non-empty string");
+			return set_error("invalidProperties",
+			                 "password must be a non-empty string");
 		if (a->oauth)
 			return set_error("invalidProperties",
 			                 "an OAuth account has no password: sign in again with "
@@ -452,11 +455,11 @@ static json_t *account_update(struct daemon_api_ctx *c, struct hub *hub, struct 
 		if (current_user(c, hub, &u) < 0)
 			return set_error("serverFail", "cannot read the hub; try again");
 		if (user_kek(c, hub, &u, &kek, error, sizeof(error)) < 0)
-			return set_error("forbidden", u.zero_access
-			                                  ? "your key is locked: sign in again with "
-			                                    "your password first"
-			                                  : "the hub cannot open its key; ask its "
-			                                    "administrator");
+			return set_error("forbidden",
+			                 u.zero_access ? "your key is locked: sign in again with "
+			                                 "your password first"
+			                               : "the hub cannot open its key; ask its "
+			                                 "administrator");
 		/* The stored settings are used only when the stored password
 		 * vouches for them (as 'account password' does). */
 		char *old = NULL;
@@ -470,9 +473,8 @@ static json_t *account_update(struct daemon_api_ctx *c, struct hub *hub, struct 
 		                           {"smtp", a->smtp_url != NULL ? a->smtp_url : "none"},
 		                           {"login", a->login},
 		                           {"ca", a->ca_file != NULL ? a->ca_file : "none"}};
-		if (r == 0 &&
-		    (hub_audit(hub, &u, AUDIT_ACCOUNT_CHANGED, a->id, d, 4, &err) < 0 ||
-		     hub_account_set_password(hub, &u, a, kek, password, &err) < 0)) {
+		if (r == 0 && (hub_audit(hub, &u, AUDIT_ACCOUNT_CHANGED, a->id, d, 4, &err) < 0 ||
+		               hub_account_set_password(hub, &u, a, kek, password, &err) < 0)) {
 			snprintf(error, sizeof(error), "%s", err);
 			r = -1;
 		}
@@ -482,16 +484,15 @@ static json_t *account_update(struct daemon_api_ctx *c, struct hub *hub, struct 
 		/* Push reconnects with the new password. */
 		daemon_provider_account_start(u.name, a);
 	}
-	if (primary != NULL &&
-	    jmap_session_set_primary(c->mail.store, v->a, v->n, a->id, &err) < 0)
+	if (primary != NULL && jmap_session_set_primary(c->mail.store, v->a, v->n, a->id, &err) < 0)
 		return set_error("serverFail", err);
 	if (primary != NULL)
 		c->accounts_changed = true;
 	return NULL;
 }
 
-static int external_set(void *ctx, struct jmap_call *call, json_t *args,
-                        const char **error_type_r, const char **description_r)
+static int external_set(void *ctx, struct jmap_call *call, json_t *args, const char **error_type_r,
+                        const char **description_r)
 {
 	struct daemon_api_ctx *c = ctx;
 	const char *err, *key;
@@ -533,8 +534,8 @@ static int external_set(void *ctx, struct jmap_call *call, json_t *args,
 				daemon_provider_account_start(c->p->user.name, &v.a[i]);
 			}
 		account_view_free(&v);
-		json_object_set_new(created, key, json_pack("{s:s,s:I}", "id", id, "hubId",
-		                                             (json_int_t)hub_id));
+		json_object_set_new(created, key,
+		                    json_pack("{s:s,s:I}", "id", id, "hubId", (json_int_t)hub_id));
 		jmap_call_set_created_id(call, key, id, &err);
 		c->accounts_changed = true;
 		/* Its first sync now, by the account worker. */
@@ -551,9 +552,10 @@ static int external_set(void *ctx, struct jmap_call *call, json_t *args,
 		const char *id = key;
 		jmap_call_resolve_id(call, key, &id, &err);
 		long i = account_index(&v, id);
-		json_t *e = i < 0                    ? set_error("notFound", "no such account")
-		            : !json_is_object(value) ? set_error("invalidPatch", "a patch is an object")
-		                                     : account_update(c, hub, &v, (size_t)i, value);
+		json_t *e = i < 0 ? set_error("notFound", "no such account")
+		            : !json_is_object(value)
+		                ? set_error("invalidPatch", "a patch is an object")
+		                : account_update(c, hub, &v, (size_t)i, value);
 		account_view_free(&v);
 		if (e != NULL)
 			json_object_set_new(not_updated, key, e);
@@ -615,8 +617,8 @@ static int external_set(void *ctx, struct jmap_call *call, json_t *args,
 	return jmap_call_respond(call, jmap_call_name(call), res, &err);
 }
 
-static int external_test(void *ctx, struct jmap_call *call, json_t *args,
-                         const char **error_type_r, const char **description_r)
+static int external_test(void *ctx, struct jmap_call *call, json_t *args, const char **error_type_r,
+                         const char **description_r)
 {
 	struct daemon_api_ctx *c = ctx;
 	const char *err;
@@ -679,8 +681,8 @@ static int external_test(void *ctx, struct jmap_call *call, json_t *args,
 
 /* ---- Receipts, consents ---- */
 
-static int receipt_get(void *ctx, struct jmap_call *call, json_t *args,
-                       const char **error_type_r, const char **description_r)
+static int receipt_get(void *ctx, struct jmap_call *call, json_t *args, const char **error_type_r,
+                       const char **description_r)
 {
 	struct daemon_api_ctx *c = ctx;
 	const char *err;
@@ -705,8 +707,8 @@ static int receipt_get(void *ctx, struct jmap_call *call, json_t *args,
 	                         &err);
 }
 
-static int consent_get(void *ctx, struct jmap_call *call, json_t *args,
-                       const char **error_type_r, const char **description_r)
+static int consent_get(void *ctx, struct jmap_call *call, json_t *args, const char **error_type_r,
+                       const char **description_r)
 {
 	struct daemon_api_ctx *c = ctx;
 	const char *err;
@@ -721,11 +723,11 @@ static int consent_get(void *ctx, struct jmap_call *call, json_t *args,
 	for (size_t i = 0; i < n; i++) {
 		char id[32];
 		snprintf(id, sizeof(id), "C%lld", (long long)r[i].id);
-		json_array_append_new(
-		    list, json_pack("{s:s,s:I,s:s,s:o,s:s,s:s}", "id", id, "hubAccountId",
-		                    (json_int_t)r[i].account_id, "login", r[i].login, "at",
-		                    json_date(r[i].time), "tool", r[i].tool, "disclosure",
-		                    r[i].disclosure_id));
+		json_array_append_new(list, json_pack("{s:s,s:I,s:s,s:o,s:s,s:s}", "id", id,
+		                                      "hubAccountId", (json_int_t)r[i].account_id,
+		                                      "login", r[i].login, "at",
+		                                      json_date(r[i].time), "tool", r[i].tool,
+		                                      "disclosure", r[i].disclosure_id));
 	}
 	free(r);
 	return jmap_call_respond(call, jmap_call_name(call),
@@ -744,8 +746,8 @@ static json_t *device_json(const struct hub_device *d)
 	                 json_date(d->created), "lastUsedAt", json_date(d->last_used));
 }
 
-static int device_get(void *ctx, struct jmap_call *call, json_t *args,
-                      const char **error_type_r, const char **description_r)
+static int device_get(void *ctx, struct jmap_call *call, json_t *args, const char **error_type_r,
+                      const char **description_r)
 {
 	struct daemon_api_ctx *c = ctx;
 	const char *err;
@@ -766,8 +768,8 @@ static int device_get(void *ctx, struct jmap_call *call, json_t *args,
 	                         &err);
 }
 
-static int device_set(void *ctx, struct jmap_call *call, json_t *args,
-                      const char **error_type_r, const char **description_r)
+static int device_set(void *ctx, struct jmap_call *call, json_t *args, const char **error_type_r,
+                      const char **description_r)
 {
 	struct daemon_api_ctx *c = ctx;
 	const char *err, *key;
@@ -802,8 +804,9 @@ static int device_set(void *ctx, struct jmap_call *call, json_t *args,
 		}
 		char idt[32];
 		snprintf(idt, sizeof(idt), "D%lld", (long long)id);
-		json_object_set_new(created, key,
-		                    json_pack("{s:s,s:s,s:s}", "id", idt, "name", name, "token", token));
+		json_object_set_new(
+		    created, key,
+		    json_pack("{s:s,s:s,s:s}", "id", idt, "name", name, "token", token));
 		sodium_memzero(token, sizeof(token));
 		jmap_call_set_created_id(call, key, idt, &err);
 	}
@@ -855,6 +858,115 @@ static int device_set(void *ctx, struct jmap_call *call, json_t *args,
 	return jmap_call_respond(call, jmap_call_name(call), res, &err);
 }
 
+/* ---- Web sessions (the shared hub: its web session lifetimes are serve's
+ * settings) ---- */
+
+static bool web_session_id(const char *text, int64_t *id_r)
+{
+	char *end;
+	if (text == NULL || text[0] != 'W' || text[1] < '1' || text[1] > '9')
+		return false;
+	errno = 0;
+	long long v = strtoll(text + 1, &end, 10);
+	if (errno != 0 || *end != '\0' || v <= 0)
+		return false;
+	*id_r = v;
+	return true;
+}
+
+static int web_session_get(void *ctx, struct jmap_call *call, json_t *args,
+                           const char **error_type_r, const char **description_r)
+{
+	struct daemon_api_ctx *c = ctx;
+	const char *err;
+	if (check_account(c, args, error_type_r, description_r) < 0)
+		return -1;
+	struct hub_web_session *s = NULL;
+	size_t n = 0;
+	pthread_mutex_lock(&c->sv->hub_lock);
+	int r = hub_web_session_list(c->sv->hub, c->p->user.id, &s, &n, &err);
+	pthread_mutex_unlock(&c->sv->hub_lock);
+	if (r < 0)
+		FAIL("serverFail", "cannot read the sessions; try again");
+	json_t *list = json_array();
+	for (size_t i = 0; i < n; i++) {
+		char id[32];
+		snprintf(id, sizeof(id), "W%lld", (long long)s[i].id);
+		json_array_append_new(
+		    list, json_pack("{s:s,s:o,s:o,s:o,s:s,s:s,s:b}", "id", id, "createdAt",
+		                    json_date(s[i].created), "lastUsedAt",
+		                    json_date(s[i].last_used), "expiresAt", json_date(s[i].expires),
+		                    "userAgent", s[i].user_agent, "address", s[i].address,
+		                    "isCurrent", s[i].id == c->p->web_session_id));
+	}
+	free(s);
+	return jmap_call_respond(call, jmap_call_name(call),
+	                         json_pack("{s:s,s:s,s:o,s:[]}", "accountId", JMAP_NOTICES_NAME,
+	                                   "state", c->mail.state, "list", list, "notFound"),
+	                         &err);
+}
+
+static int web_session_set(void *ctx, struct jmap_call *call, json_t *args,
+                           const char **error_type_r, const char **description_r)
+{
+	struct daemon_api_ctx *c = ctx;
+	const char *err, *key;
+	json_t *value;
+	if (check_account(c, args, error_type_r, description_r) < 0)
+		return -1;
+	json_t *destroy = json_object_get(args, "destroy");
+	if (destroy != NULL && !json_is_null(destroy) && !json_is_array(destroy))
+		FAIL("invalidArguments", "destroy is a list of ids");
+	json_t *not_created = json_object(), *not_updated = json_object();
+	json_t *destroyed = json_array(), *not_destroyed = json_object();
+	json_object_foreach(json_object_get(args, "create"), key, value)
+	{
+		json_object_set_new(not_created, key,
+		                    set_error("forbidden", "web sessions are made by signing in"));
+	}
+	json_object_foreach(json_object_get(args, "update"), key, value)
+	{
+		json_object_set_new(not_updated, key,
+		                    set_error("forbidden", "a web session cannot be changed"));
+	}
+	size_t k;
+	json_array_foreach(destroy, k, value)
+	{
+		const char *text = json_string_value(value);
+		int64_t id = 0;
+		if (text == NULL)
+			continue;
+		if (!web_session_id(text, &id)) {
+			json_object_set_new(not_destroyed, text,
+			                    set_error("notFound", "no such session"));
+			continue;
+		}
+		pthread_mutex_lock(&c->sv->hub_lock);
+		int r = hub_web_session_revoke(c->sv->hub, &c->p->user, id, &err);
+		pthread_mutex_unlock(&c->sv->hub_lock);
+		if (r == 0) {
+			/* A zero-access user's lease it held goes with it (the
+			 * session is holder -id, daemon-websession.c). */
+			svc_lease_release(c->sv->leases, c->p->user.id, -id, "revoked");
+			json_array_append_new(destroyed, json_string(text));
+		} else {
+			json_object_set_new(
+			    not_destroyed, text,
+			    r == 1 ? set_error("notFound", "no such session")
+			           : set_error("serverFail", "cannot revoke it; try again"));
+		}
+	}
+	json_t *res = json_pack("{s:s,s:n,s:s}", "accountId", JMAP_NOTICES_NAME, "oldState",
+	                        "newState", c->mail.state);
+	json_object_set_new(res, "created", json_object());
+	json_object_set_new(res, "updated", json_object());
+	json_object_set_new(res, "destroyed", destroyed);
+	json_object_set_new(res, "notCreated", not_created);
+	json_object_set_new(res, "notUpdated", not_updated);
+	json_object_set_new(res, "notDestroyed", not_destroyed);
+	return jmap_call_respond(call, jmap_call_name(call), res, &err);
+}
+
 /* ---- The audit log ---- */
 
 struct audit_filter {
@@ -879,8 +991,8 @@ static json_t *audit_json(const struct audit_entry *e)
 	                 "details", details);
 }
 
-static int audit_log_get(void *ctx, struct jmap_call *call, json_t *args,
-                         const char **error_type_r, const char **description_r)
+static int audit_log_get(void *ctx, struct jmap_call *call, json_t *args, const char **error_type_r,
+                         const char **description_r)
 {
 	struct daemon_api_ctx *c = ctx;
 	const char *err;
@@ -956,11 +1068,11 @@ static int audit_log_get(void *ctx, struct jmap_call *call, json_t *args,
 		}
 		audit_iter_deinit(&it, &err);
 	}
-	json_t *res = json_pack("{s:s,s:o,s:I,s:I,s:b,s:o}", "accountId", JMAP_NOTICES_NAME,
-	                        "entries", entries, "total", (json_int_t)total, "position",
-	                        (json_int_t)position, "verified", verify_error == NULL,
-	                        "verifyError",
-	                        verify_error != NULL ? json_string(verify_error) : json_null());
+	json_t *res =
+	    json_pack("{s:s,s:o,s:I,s:I,s:b,s:o}", "accountId", JMAP_NOTICES_NAME, "entries",
+	              entries, "total", (json_int_t)total, "position", (json_int_t)position,
+	              "verified", verify_error == NULL, "verifyError",
+	              verify_error != NULL ? json_string(verify_error) : json_null());
 	if (note != NULL)
 		json_object_set_new(res, "verifyNote", json_string(note));
 	return jmap_call_respond(call, jmap_call_name(call), res, &err);
@@ -974,8 +1086,8 @@ static json_t *stored(const char *what, const char *where, const char *who, cons
 	                 "keptFor", kept);
 }
 
-static int policy_get(void *ctx, struct jmap_call *call, json_t *args,
-                      const char **error_type_r, const char **description_r)
+static int policy_get(void *ctx, struct jmap_call *call, json_t *args, const char **error_type_r,
+                      const char **description_r)
 {
 	struct daemon_api_ctx *c = ctx;
 	const char *err;
@@ -1034,6 +1146,41 @@ static int policy_get(void *ctx, struct jmap_call *call, json_t *args,
 	return jmap_call_respond(call, jmap_call_name(call), res, &err);
 }
 
+/* ---- The hub password ---- */
+
+#define MANAGE_PASSWORD_MIN 8
+#define MANAGE_PASSWORD_MAX 1024
+
+static int user_change_password(void *ctx, struct jmap_call *call, json_t *args,
+                                const char **error_type_r, const char **description_r)
+{
+	struct daemon_api_ctx *c = ctx;
+	const char *err;
+	if (check_account(c, args, error_type_r, description_r) < 0)
+		return -1;
+	const char *old = json_string_value(json_object_get(args, "old"));
+	const char *new = json_string_value(json_object_get(args, "new"));
+	if (old == NULL || new == NULL)
+		FAIL("invalidArguments", "give the old and the new password");
+	if (strlen(new) < MANAGE_PASSWORD_MIN || strlen(new) > MANAGE_PASSWORD_MAX)
+		FAIL("invalidArguments", "the new password needs 8 to 1024 characters");
+	struct hub *hub = manage_hub(c);
+	struct hub_user u;
+	if (hub == NULL || current_user(c, hub, &u) < 0)
+		FAIL("serverFail", "cannot read the hub; try again");
+	if (u.zero_access)
+		FAIL("forbidden", "your password is also the passphrase your accounts' keys are "
+		                  "wrapped with: it cannot be changed here yet");
+	if (hub_user_check_password(hub, &u, old, &err) < 0)
+		FAIL("forbidden", "the old password is wrong");
+	if (hub_user_set_password(hub, &u, new, "web", &err) < 0)
+		FAIL("serverFail", "the password was not changed; try again");
+	daemon_log(DAEMON_LOG_INFO, u.name, 0, "hub password changed (web)");
+	return jmap_call_respond(
+	    call, jmap_call_name(call),
+	    json_pack("{s:s,s:b}", "accountId", JMAP_NOTICES_NAME, "changed", 1), &err);
+}
+
 /* ---- Registration, session ---- */
 
 int daemon_manage_register(struct jmap_registry *registry, const char **error_r)
@@ -1051,8 +1198,11 @@ int daemon_manage_register(struct jmap_registry *registry, const char **error_r)
 	    {"Consent/get", consent_get},
 	    {"Device/get", device_get},
 	    {"Device/set", device_set},
+	    {"WebSession/get", web_session_get},
+	    {"WebSession/set", web_session_set},
 	    {"AuditLog/get", audit_log_get},
 	    {"Policy/get", policy_get},
+	    {"User/changePassword", user_change_password},
 	};
 	if (jmap_registry_add_capability(registry, DAEMON_MANAGE_CAPABILITY, error_r) < 0)
 		return -1;

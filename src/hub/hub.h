@@ -167,6 +167,12 @@ int hub_user_set_warned(struct hub *hub, int64_t user_id, int days, const char *
 /* Remove the user's records from hub.db (accounts, secrets, keys, devices,
  * consents); the caller removes the user's directory. */
 int hub_user_delete(struct hub *hub, int64_t user_id, const char **error_r);
+/* Change the hub password of a user who is not zero-access (for a
+ * zero-access user it is also the passphrase the account keys are wrapped
+ * with, which this does not rewrap: refused). Audited user.password via=VIA
+ * before the new Argon2id hash is stored. The caller checked the old one. */
+int hub_user_set_password(struct hub *hub, const struct hub_user *user, const char *password,
+                          const char *via, const char **error_r);
 /* Check a hub password (Argon2id). */
 int hub_user_check_password(struct hub *hub, const struct hub_user *user, const char *password,
                             const char **error_r);

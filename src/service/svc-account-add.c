@@ -58,8 +58,8 @@ static void sha256_hex(const void *data, size_t len, char hex[SVC_DISCLOSURE_ID_
 }
 
 int svc_account_disclosure(struct hub *hub, const struct hub_user *u, const char *imap,
-                           const char *smtp, const char *login, const char *sources,
-                           struct buf *b, char id_r[SVC_DISCLOSURE_ID_SIZE])
+                           const char *smtp, const char *login, const char *sources, struct buf *b,
+                           char id_r[SVC_DISCLOSURE_ID_SIZE])
 {
 	char host[256] = "this machine";
 	gethostname(host, sizeof(host));
@@ -107,12 +107,12 @@ int svc_account_disclosure(struct hub *hub, const struct hub_user *u, const char
 		buf_printf(b, "\nWhere these settings came from\n%s", sources);
 	svc_account_disclose_mail(hub, u, b);
 	buf_printf(b, "\nHow to remove it all\n");
-	int r = buf_printf(
-	    b,
-	    "- mailkeep account remove --user %s ID --all-devices deletes the "
-	    "password, its key and every copy of this account's mail from the hub and "
-	    "prints a receipt (ID is shown when the account is added).\n",
-	    u->name);
+	int r =
+	    buf_printf(b,
+	               "- mailkeep account remove --user %s ID --all-devices deletes the "
+	               "password, its key and every copy of this account's mail from the hub and "
+	               "prints a receipt (ID is shown when the account is added).\n",
+	               u->name);
 	if (r < 0 || b->len <= start)
 		return -1;
 	sha256_hex(b->data + start, b->len - start, id_r);
@@ -132,7 +132,8 @@ int svc_account_duplicate(struct hub *hub, const struct hub_user *u, const char 
 	}
 	int found = 0;
 	for (size_t i = 0; i < n && !found; i++) {
-		if (strcasecmp(a[i].login, login) != 0 || !imap_url_same_server(a[i].imap_url, imap))
+		if (strcasecmp(a[i].login, login) != 0 ||
+		    !imap_url_same_server(a[i].imap_url, imap))
 			continue;
 		found = 1;
 		if (id_r != NULL)
@@ -146,9 +147,8 @@ int svc_account_duplicate(struct hub *hub, const struct hub_user *u, const char 
 	return found;
 }
 
-int svc_account_check_login(const char *imap, const char *smtp, const char *login,
-                            const char *ca, const char *password, char *error,
-                            size_t error_size)
+int svc_account_check_login(const char *imap, const char *smtp, const char *login, const char *ca,
+                            const char *password, char *error, size_t error_size)
 {
 	char host[256], port[8];
 	const char *err;

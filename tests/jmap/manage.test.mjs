@@ -81,6 +81,17 @@ test("the policy states what is stored, where, for how long", async () => {
   assert.ok(p.stored.some((s) => /password/.test(s.what) && /master key/.test(s.whoCanRead)));
 });
 
+test("discovery finds a built-in profile's settings (no network)", async () => {
+  const d = await one("ExternalAccount/discover", { email: "someone@gmail.com" });
+  assert.equal(d.imapUrl, "imaps://imap.gmail.com:993");
+  assert.equal(d.smtpUrl, "submissions://smtp.gmail.com:465");
+  assert.equal(d.login, "someone@gmail.com");
+  assert.equal(d.oauthProvider, "google");
+  assert.ok(d.sources.some((l) => /Gmail/.test(l)), JSON.stringify(d.sources));
+  const bad = await call([["ExternalAccount/discover", { accountId: "mailkeep", email: "nope" }, "0"]]);
+  assert.equal(bad[0][1].type, "invalidArguments");
+});
+
 test("the disclosure is the CLI's text and its id is its SHA-256", async () => {
   const d = await disclose();
   assert.match(d.text, /^mailkeep: adding a mail account for hub user erin\n/);
@@ -218,4 +229,116 @@ test("add with consent, devices, audit, then removal with a receipt", async () =
   const rm2 = await one("ExternalAccount/set", { destroy: [id] });
   assert.equal(rm2.notDestroyed[id].type, "notFound");
   assert.equal((await one("AuditLog/get", {})).verified, true);
+});
+
+test("web sessions: listed with the current one marked, revoked", async () => {
+  const signIn = async () => {
+    const r = await fetch(new URL("/mailkeep/session", session), {
+      method: "POST",
+      headers: { "Content-Type": "application/json", "User-Agent": "manage-test" },
+      body: JSON.stringify({ username: "erin", password: env.MK_ERIN_PASSWORD }),
+    });
+    assert.equal(r.status, 200);
+    const body = await r.json();
+    return { cookie: r.headers.get("set-cookie").split(";")[0], csrf: body.csrf,
+      id: "W" + body.sessionId };
+  };
+  const withCookie = (s, methodCalls) => fetch(new URL("/jmap/api/", session), {
+    method: "POST",
+    headers: { Cookie: s.cookie, "X-Mailkeep-CSRF": s.csrf, "Content-Type": "application/json" },
+    body: JSON.stringify({ using, methodCalls }),
+  });
+  const a = await signIn();
+  const b = await signIn();
+  let r = await withCookie(a, [["WebSession/get", { accountId: "mailkeep" }, "0"]]);
+  assert.equal(r.status, 200);
+  const [[n, got]] = (await r.json()).methodResponses;
+  assert.equal(n, "WebSession/get", JSON.stringify(got));
+  const byId = Object.fromEntries(got.list.map((s) => [s.id, s]));
+  assert.equal(byId[a.id].isCurrent, true);
+  assert.equal(byId[b.id].isCurrent, false);
+  assert.equal(byId[b.id].userAgent, "manage-test");
+  for (const k of ["createdAt", "lastUsedAt", "expiresAt"])
+    assert.match(byId[a.id][k], /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/, k);
+  assert.ok(byId[a.id].expiresAt > byId[a.id].createdAt);
+  // Another session revoked from this one: its cookie stops working.
+  r = await withCookie(a, [["WebSession/set", { accountId: "mailkeep", destroy: [b.id, "W999999"] }, "0"]]);
+  const [[, set]] = (await r.json()).methodResponses;
+  assert.deepEqual(set.destroyed, [b.id]);
+  assert.equal(set.notDestroyed.W999999.type, "notFound");
+  assert.equal((await fetch(new URL("/mailkeep/session", session),
+    { headers: { Cookie: b.cookie } })).status, 401);
+  // The current one too.
+  r = await withCookie(a, [["WebSession/set", { accountId: "mailkeep", destroy: [a.id] }, "0"]]);
+  assert.deepEqual((await r.json()).methodResponses[0][1].destroyed, [a.id]);
+  assert.equal((await withCookie(a, [["Policy/get", { accountId: "mailkeep" }, "0"]])).status, 401);
+  assert.deepEqual((await one("WebSession/get", {})).list, []);
+  const log = await one("AuditLog/get", { limit: 10 });
+  assert.equal(log.verified, true);
+});
+
+test("the hub password changes; the old one stops working", async () => {
+  const change = (old, nw, auth = basic) => call([["User/changePassword",
+    { accountId: "mailkeep", old, new: nw }, "0"]], auth);
+  let [[n, r]] = await change("wrong password", "a new password");
+  assert.deepEqual([n, r.type], ["error", "forbidden"]);
+  [[n, r]] = await change(env.MK_ERIN_PASSWORD, "short");
+  assert.deepEqual([n, r.type], ["error", "invalidArguments"]);
+  [[n, r]] = await change(env.MK_ERIN_PASSWORD, "a new password");
+  assert.equal(n, "User/changePassword", JSON.stringify(r));
+  assert.equal(r.changed, true);
+  assert.equal((await fetch(session, { headers: { Authorization: basic } })).status, 401);
+  const nb = "Basic " + Buffer.from("erin:a new password").toString("base64");
+  const log = await one("AuditLog/get", { filter: { event: "user.password" } }, nb);
+  assert.equal(log.total, 1);
+  assert.deepEqual(log.entries[0].details, { via: "web" });
+  [[n, r]] = await change("a new password", env.MK_ERIN_PASSWORD, nb);
+  assert.equal(r.changed, true);
+  assert.equal((await fetch(session, { headers: { Authorization: basic } })).status, 200);
+});
+
+test("zero-access: adding needs the key a sign-in unlocks", async () => {
+  const zb = "Basic " + Buffer.from("zed:" + env.MK_ZED_PASSWORD).toString("base64");
+  assert.equal((await one("Policy/get", {}, zb)).zeroAccess, true);
+  const d = await one("ExternalAccount/disclose", { ...settings, kind: "password" }, zb);
+  assert.match(d.text, /Who can decrypt it: only zed/);
+  const create = { ...settings, password: env.MK_BOB_PASSWORD, disclosureId: d.disclosureId,
+    consent: true };
+  // Basic opens no lease: the key is locked.
+  const locked = await one("ExternalAccount/set", { create: { z: create } }, zb);
+  assert.equal(locked.notCreated.z.type, "forbidden");
+  assert.match(locked.notCreated.z.description, /sign in/);
+  // A web sign-in opens the lease; the add goes through.
+  const r = await fetch(new URL("/mailkeep/session", session), {
+    method: "POST", headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ username: "zed", password: env.MK_ZED_PASSWORD }),
+  });
+  assert.equal(r.status, 200);
+  const body = await r.json();
+  assert.ok(body.unlockedUntil);
+  const cookie = r.headers.get("set-cookie").split(";")[0];
+  const withCookie = async (name, args) => {
+    const res = await fetch(new URL("/jmap/api/", session), {
+      method: "POST",
+      headers: { Cookie: cookie, "X-Mailkeep-CSRF": body.csrf, "Content-Type": "application/json" },
+      body: JSON.stringify({ using, methodCalls: [[name, { accountId: "mailkeep", ...args }, "0"]] }),
+    });
+    assert.equal(res.status, 200);
+    const [[n, out]] = (await res.json()).methodResponses;
+    assert.equal(n, name, JSON.stringify(out));
+    return out;
+  };
+  const added = await withCookie("ExternalAccount/set", { create: { z: create } });
+  assert.deepEqual(added.notCreated, {});
+  const { id } = added.created.z;
+  assert.equal((await withCookie("ExternalAccount/test", { id })).ok, true);
+  const pw = await call([["User/changePassword",
+    { accountId: "mailkeep", old: env.MK_ZED_PASSWORD, new: "another passphrase" }, "0"]], zb);
+  assert.equal(pw[0][1].type, "forbidden");
+  const rm = await withCookie("ExternalAccount/set", { destroy: [id] });
+  assert.match(rm.receipts[id], /of zed removed from all devices/);
+  // Signing this session out (revoking it) wipes the lease.
+  await withCookie("WebSession/set", { destroy: ["W" + body.sessionId] });
+  const again = await one("ExternalAccount/set", { create: { z: create } }, zb);
+  assert.equal(again.notCreated.z.type, "forbidden");
 });
