@@ -96,6 +96,23 @@ def main():
                "--ca-file", fx.env["CA_FILE"], "--consent")
         mk("sync", "--user", "dave", "--quiet")
         dave_accounts = [l.split()[0] for l in mk("account", "list", "--user", "dave").stdout.splitlines()[1:] if l[:1].isdigit()]
+        # Erin: a hub user without accounts who manages hers over JMAP
+        # (tests/jmap/manage.test.mjs, urn:mailkeep:manage), signing in
+        # with Basic and her hub password.
+        erinpw = os.path.join(tmp, "erin-hub.pass")
+        open(erinpw, "w").write("erin hub password")
+        mk("user", "add", "erin", "--password-file", erinpw)
+        # Zed: zero-access; his key opens only while he is signed in.
+        zedpw = os.path.join(tmp, "zed-hub.pass")
+        open(zedpw, "w").write("zed passphrase 4c1e")
+        mk("user", "add", "zed", "--zero-access", "--password-file", zedpw)
+        # serve trusts the fixture's CA as a system CA (SSL_CERT_DIR), as
+        # an account added over JMAP names no CA file.
+        certs = os.path.join(tmp, "certs")
+        os.mkdir(certs)
+        h = subprocess.run(["openssl", "x509", "-hash", "-noout", "-in", fx.env["CA_FILE"]],
+                           capture_output=True, text=True, check=True).stdout.strip()
+        shutil.copy(fx.env["CA_FILE"], os.path.join(certs, h + ".0"))
         tok = lambda user, dev: mk("device", "add", "--user", user, dev).stdout.strip().splitlines()[-1]
         tokens = {"alice": tok("alice", "laptop"), "bob": tok("bob", "phone"),
                   "revoke": tok("alice", "old-phone"), "carol": tok("carol", "tablet"),
@@ -108,9 +125,15 @@ def main():
                                  # These tests look at the hub and the server between
                                  # syncs they run; provider push would sync (and replay)
                                  # in between. Push has its own tests (push_test.py).
-                                 env=dict(os.environ, MK_NO_PROVIDER_PUSH="1"))
-        line = serve.stdout.readline()
-        m = re.search(r"session at (\S+?)\)", line)
+                                 env=dict(os.environ, MK_NO_PROVIDER_PUSH="1", SSL_CERT_DIR=certs))
+        # The "serving" line, after any notes serve logs before it (the
+        # web app's root).
+        line, m = "", None
+        for _ in range(10):
+            line = serve.stdout.readline()
+            m = re.search(r"session at (\S+?)\)", line)
+            if m is not None or line == "":
+                break
         check(m is not None, "serve did not start: %s %s" % (line, serve.stderr.read() if serve.poll() is not None else ""))
         new_mail = ("python3 -c \"import sys; sys.path.insert(0, '%s'); import imapctl; "
                     "c = imapctl.connect('%s', 'alice', 'imaps'); "
@@ -126,6 +149,10 @@ def main():
                    % (BIN, fx.data, carol_account),
                    MK_INBOX_COUNT=str(inbox), MK_NEW_MAIL_CMD=new_mail,
                    MK_HUB_PASSWORD="alice hub password",
+                   MK_ERIN_PASSWORD="erin hub password", MK_IMAP_URL=fx.url(),
+                   MK_ZED_PASSWORD="zed passphrase 4c1e",
+                   MK_BOB_PASSWORD=open(os.path.join(fx.dir, "bob.pass")).read().strip(),
+                   MK_AUDIT_CMD="%s --data %s audit --user erin" % (BIN, fx.data),
                    MK_SYNC_CMD="%s --data %s sync --user alice --quiet >/dev/null" % (BIN, fx.data),
                    MK_IMAPCTL="python3 %s %s" % (os.path.join(SRC, "tests", "fixture", "imapctl.py"), fx.dir),
                    MK_RENUMBER_CMD="python3 %s --renumber %s" % (os.path.abspath(__file__), fx.dir),

@@ -26,6 +26,7 @@ static const char *const event_names[AUDIT_EVENT_COUNT] = {
     [AUDIT_LEASE_WIPED] = "lease.wiped",
     [AUDIT_WEB_SIGNIN] = "web.signin",
     [AUDIT_WEB_SIGNOUT] = "web.signout",
+    [AUDIT_USER_PASSWORD] = "user.password",
 };
 
 /* Detail keys that name a secret are refused outright. */

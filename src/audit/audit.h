@@ -93,6 +93,7 @@ enum audit_event {
 	AUDIT_LEASE_WIPED,     /* "lease.wiped": reason=signout|revoked|expired|shutdown */
 	AUDIT_WEB_SIGNIN,      /* "web.signin": session (id), address, agent */
 	AUDIT_WEB_SIGNOUT,     /* "web.signout": session (id), reason=signout|revoked */
+	AUDIT_USER_PASSWORD,   /* "user.password": via (the hub password was changed) */
 	AUDIT_EVENT_COUNT
 };
 

@@ -15,6 +15,7 @@
 
 #include "cli.h"
 #include "cmd-account-setup.h"
+#include "service/svc-account.h"
 #include "setup/setup.h"
 
 /* Test builds: discovery pointed at 127.0.0.1 (tests/setup_test.py), never
@@ -224,32 +225,7 @@ out:
 
 void account_setup_disclose_mail(struct hub *hub, const struct hub_user *u, struct buf *b)
 {
-	const struct hub_settings *set = hub_get_settings(hub);
-	buf_printf(b, "\nWho can read the mail kept on this hub\n");
-	buf_printf(b,
-	           "- %s, through devices signed in as %s, and the hub itself when it syncs, "
-	           "searches and sends.\n",
-	           u->name, u->name);
-	buf_printf(b,
-	           "- The hub's administrator (whoever controls this machine or reads its data "
-	           "directory %s): the hosted mail is not encrypted at rest by mailkeep. %s\n",
-	           hub_data_dir(hub),
-	           u->zero_access ? "Zero-access protects only the credentials (this account's "
-	                            "password or token), not the mail."
-	                          : "Zero-access mode (mailkeep user add --zero-access) would "
-	                            "protect only the credentials, not the mail.");
-	buf_printf(b, "\nHow long it is kept\n");
-	buf_printf(b,
-	           "- As long as the account is on the hub; account remove deletes every copy.\n");
-	buf_printf(b,
-	           "- The hosted copy follows the server: mail expunged there is deleted here at "
-	           "the next sync.\n");
-	buf_printf(b,
-	           "- Lifecycle policy in force (mailkeep.conf inactive_purge_days = %u): if %s "
-	           "is inactive for %u days (no sync, no sign-in, no device using the hub), "
-	           "everything of %s on this hub is deleted, after warnings 30 and 7 days "
-	           "before.\n",
-	           set->inactive_purge_days, u->name, set->inactive_purge_days, u->name);
+	svc_account_disclose_mail(hub, u, b); /* shared with serve (svc-account.h) */
 }
 
 /* ---- account import ---- */

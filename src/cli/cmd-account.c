@@ -1,8 +1,6 @@
 /* mailkeep account add|list|remove */
 #include <getopt.h>
 #include <limits.h>
-#include <curl/curl.h>
-#include <openssl/evp.h>
 #include <strings.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,7 +13,6 @@
 #include "cmd-account-setup.h"
 #include "service/svc-account.h"
 #include "hub/hub.h"
-#include "imap/imap-client.h"
 #include "imap/imap-url.h"
 #include "smtp/smtp.h"
 #include "lib/buf.h"
@@ -95,127 +92,18 @@ static void account_usage(FILE *f)
 	    "        primaryAccounts); by default the first account added.\n");
 }
 
-/* The disclosure shown before consent; the same text the device API and web
- * UI will show. Its id is the SHA-256 of the text. */
-static int disclosure_build(struct hub *hub, const struct hub_user *u, const char *imap,
-                            const char *smtp, const char *login, const char *sources, struct buf *b)
-{
-	char host[256] = "this machine";
-	gethostname(host, sizeof(host));
-	host[sizeof(host) - 1] = '\0';
-	const char *dir = hub_data_dir(hub);
-	const struct hub_settings *set = hub_get_settings(hub);
-	buf_printf(b, "mailkeep: adding a mail account for hub user %s\n\n", u->name);
-	buf_printf(b, "What will be stored, and where\n");
-	buf_printf(b, "- On this hub: host %s, data directory %s.\n", host, dir);
-	buf_printf(b,
-	           "- The password of %s, sealed (XChaCha20-Poly1305) with a key made for this "
-	           "account only.\n",
-	           login);
-	if (u->zero_access)
-		buf_printf(b,
-		           "- Who can decrypt it: only %s. The key is derived from %s's "
-		           "passphrase; the hub cannot open it unless %s has unlocked it by "
-		           "signing in, and then only for a limited time.\n",
-		           u->name, u->name, u->name);
-	else
-		buf_printf(b,
-		           "- Who can decrypt it: this hub, with its master key (%s%s), "
-		           "whenever it syncs or sends for %s. Whoever holds both that key and "
-		           "a copy of the data directory could decrypt it too.\n",
-		           set->master_key_credential[0] != '\0' ? "systemd credential "
-		                                                 : "key file ",
-		           set->master_key_credential[0] != '\0' ? set->master_key_credential
-		                                                 : set->master_key,
-		           u->name);
-	buf_printf(b, "\nWhat the hub will do as %s\n", u->name);
-	buf_printf(b, "- Log in to %s (IMAP) as %s.\n", imap, login);
-	if (smtp != NULL)
-		buf_printf(b, "- Log in to %s (SMTP) as %s to send mail %s asks it to send.\n",
-		           smtp, login, u->name);
-	buf_printf(b,
-	           "- Copy all mail of this account (every folder, message, flag) into %s's "
-	           "hosted mailbox on this hub, and keep it in sync.\n",
-	           u->name);
-	buf_printf(b,
-	           "- Write every use of the password to %s's audit log "
-	           "(mailkeep audit --user %s).\n",
-	           u->name, u->name);
-	if (sources != NULL)
-		buf_printf(b, "\nWhere these settings came from\n%s", sources);
-	account_setup_disclose_mail(hub, u, b);
-	buf_printf(b, "\nHow to remove it all\n");
-	buf_printf(b,
-	           "- mailkeep account remove --user %s ID --all-devices deletes the "
-	           "password, its key and every copy of this account's mail from the hub and "
-	           "prints a receipt (ID is shown when the account is added).\n",
-	           u->name);
-	return b->len > 0 ? 0 : -1;
-}
-
-/* The user's account with the same login on the same IMAP server, or NULL.
- * Logins are compared without case: providers treat them so. */
-static const struct hub_account *account_duplicate(const struct hub_account *a, size_t n,
-                                                   const char *imap, const char *login)
-{
-	for (size_t i = 0; i < n; i++)
-		if (strcasecmp(a[i].login, login) == 0 && imap_url_same_server(a[i].imap_url, imap))
-			return &a[i];
-	return NULL;
-}
-
-#define ACCOUNT_CHECK_TIMEOUT_MS 30000
-
-/* Connect and log in with what was given, before anything is stored: the
- * IMAP server, then the SMTP server when given (AUTH only, nothing sent).
- * Prints what failed. Returns 0 when both accepted the login. */
+/* Connect and log in with what was given, before anything is stored
+ * (svc_account_check_login()). Prints what failed. Returns 0 when both
+ * accepted the login. */
 static int account_check_login(const char *imap, const char *smtp, const char *login,
                                const char *ca, const char *password)
 {
-	char host[256], port[8];
-	const char *err;
-	struct imap_client_settings set = {
-	    .ca_file = ca, .timeout_ms = ACCOUNT_CHECK_TIMEOUT_MS, .compress = IMAP_COMPRESS_NO};
-	if (imap_url_parse(imap, host, sizeof(host), port, sizeof(port), &set.security) < 0)
-		return -1;
-	set.host = host;
-	set.port = port;
-	struct imap_client *client = NULL;
-	if (imap_client_connect(&set, &client, &err) < 0) {
-		cli_error("cannot connect to %s: %s; nothing was stored", imap, err);
-		return -1;
-	}
-	int r = imap_client_login(client, login, password, &err);
-	if (r < 0) {
-		cli_error("%s refused the login of %s: %s; nothing was stored", imap, login, err);
-		imap_client_free(&client);
-		return -1;
-	}
-	imap_client_logout(client);
-	imap_client_free(&client);
-	if (smtp == NULL)
-		return 0;
-	curl_global_init(CURL_GLOBAL_DEFAULT);
-	struct smtp_settings ss = {.url = smtp,
-	                           .ca_file = ca,
-	                           .login = login,
-	                           .password = password,
-	                           .timeout_ms = ACCOUNT_CHECK_TIMEOUT_MS};
-	char reply[SMTP_REPLY_SIZE];
-	if (smtp_check_login(&ss, reply) != SMTP_SENT) {
-		cli_error("cannot log in to %s as %s: %s; nothing was stored", smtp, login, reply);
+	char error[SVC_ERROR_SIZE];
+	if (svc_account_check_login(imap, smtp, login, ca, password, error, sizeof(error)) < 0) {
+		cli_error("%s", error);
 		return -1;
 	}
 	return 0;
-}
-
-static void sha256_hex(const void *data, size_t len, char hex[65])
-{
-	unsigned char md[32];
-	unsigned int n = sizeof(md);
-	EVP_Digest(data, len, md, &n, EVP_sha256(), NULL);
-	for (int i = 0; i < 32; i++)
-		snprintf(hex + 2 * i, 3, "%02x", md[i]);
 }
 
 /* sources: where the settings came from, for the disclosure (account
@@ -329,29 +217,26 @@ static int account_add(struct hub *hub, int argc, char **argv, const char *sourc
 		          user);
 		return EXIT_USAGE;
 	}
-	struct hub_account *existing = NULL;
-	size_t n_existing = 0;
-	if (hub_account_list(hub, u.id, &existing, &n_existing, &err) < 0) {
-		cli_error("%s", err);
+	int64_t dup_id = 0;
+	char dup_login[321], dup_imap[300], error[SVC_ERROR_SIZE];
+	int dup = svc_account_duplicate(hub, &u, imap, login, &dup_id, dup_login, sizeof(dup_login),
+	                                dup_imap, sizeof(dup_imap), error, sizeof(error));
+	if (dup < 0) {
+		cli_error("%s", error);
 		return EXIT_FAIL;
 	}
-	const struct hub_account *dup = account_duplicate(existing, n_existing, imap, login);
-	if (dup != NULL) {
+	if (dup > 0) {
 		cli_error("%s already has account %lld for %s on %s: not added again (change its "
 		          "password with 'mailkeep account password --user %s %lld')",
-		          user, (long long)dup->id, dup->login, dup->imap_url, user,
-		          (long long)dup->id);
-		hub_accounts_free(&existing, n_existing);
+		          user, (long long)dup_id, dup_login, dup_imap, user, (long long)dup_id);
 		return EXIT_FAIL;
 	}
-	hub_accounts_free(&existing, n_existing);
 
 	struct buf text;
 	buf_init(&text, 16384);
-	disclosure_build(hub, &u, imap, smtp, login, email != NULL ? found.sources : sources,
-	                 &text);
-	char id[65];
-	sha256_hex(text.data, text.len, id);
+	char id[SVC_DISCLOSURE_ID_SIZE];
+	svc_account_disclosure(hub, &u, imap, smtp, login, email != NULL ? found.sources : sources,
+	                       &text, id);
 	fputs(buf_str(&text), stdout);
 	printf("\nDisclosure id: %s\n", id);
 	fflush(stdout);
@@ -378,26 +263,17 @@ static int account_add(struct hub *hub, int argc, char **argv, const char *sourc
 		cli_error("%s", err);
 		goto out;
 	}
-	if (check && account_check_login(imap, smtp, login, ca, password) < 0)
-		goto out;
-	if (u.zero_access) {
-		struct audit_detail d[] = {{"via", "cli"}};
-		hub_audit(hub, &u, AUDIT_USER_SIGNIN, 0, d, 1, &err);
-	}
-	if (hub_account_add(hub, &u, kek, imap, smtp, login, ca, password, &account_id, &err) < 0) {
-		cli_error("%s", err);
-		goto out;
-	}
-	struct audit_detail cd[] = {{"disclosure", id}, {"tool", tool}};
-	struct audit_detail ad[] = {{"imap", imap},
-	                            {"smtp", smtp != NULL ? smtp : "none"},
-	                            {"login", login},
-	                            {"login_checked", check ? "yes" : "no"}};
-	if (hub_consent_record(hub, u.id, account_id, id, tool, &err) < 0 ||
-	    hub_audit(hub, &u, AUDIT_CONSENT_GIVEN, account_id, cd, 2, &err) < 0 ||
-	    hub_audit(hub, &u, AUDIT_ACCOUNT_ADDED, account_id, ad, 4, &err) < 0 ||
-	    hub_user_touch(hub, u.id, time(NULL), &err) < 0) {
-		cli_error("%s", err);
+	struct svc_account_new add = {.imap = imap,
+	                              .smtp = smtp,
+	                              .login = login,
+	                              .ca = ca,
+	                              .password = password,
+	                              .disclosure_id = id,
+	                              .tool = tool,
+	                              .check = check,
+	                              .signin_via = "cli"};
+	if (svc_account_add(hub, &u, kek, &add, &account_id, error, sizeof(error)) < 0) {
+		cli_error("%s", error);
 		goto out;
 	}
 	printf("added account %lld for %s (consent recorded%s)\n", (long long)account_id, user,

@@ -7,6 +7,7 @@
 #include <strings.h>
 
 #include "daemon-internal.h"
+#include "daemon-manage.h"
 #include "audit/audit.h"
 #include "http/http.h"
 #include "service/svc-lease.h"
@@ -60,6 +61,7 @@ void daemon_respond_session(struct daemon *sv, const struct hub_user *u, struct 
 		    jmap_session_state(us->store, modseq, state, sizeof(state), &err) == 0) {
 			json_object_set_new(session, "state", json_string(state));
 			json_t *caps = json_object_get(session, "capabilities");
+			daemon_manage_session(session); /* urn:mailkeep:manage */
 			if (u->zero_access && caps != NULL)
 				json_object_set_new(caps, "urn:mailkeep:lease",
 				                    json_pack("{s:o}", "unlockedUntil",
@@ -221,21 +223,27 @@ void daemon_handle_api(struct daemon *sv, const struct principal *p, const struc
 		return;
 	}
 	struct account_loader loader = {.sv = sv, .user_id = p->user.id};
-	struct jmap_mail_ctx ctx = {.store = us->store,
-	                            .cache = sv->parse_cache,
-	                            .user_name = p->user.name,
-	                            .account_id = "",
-	                            .load_accounts = load_accounts,
-	                            .loader = &loader};
+	/* The mail methods' context, inside the management methods' one
+	 * (daemon-manage.h). */
+	struct daemon_api_ctx actx = {.mail = {.store = us->store,
+	                                       .cache = sv->parse_cache,
+	                                       .user_name = p->user.name,
+	                                       .account_id = "",
+	                                       .load_accounts = load_accounts,
+	                                       .loader = &loader},
+	                              .sv = sv,
+	                              .p = p};
+	struct jmap_mail_ctx *ctx = &actx.mail;
 	uint64_t modseq = 0;
 	store_read_modseq(us->store, &modseq, &err);
-	snprintf(ctx.state, sizeof(ctx.state), "%llu", (unsigned long long)modseq);
+	snprintf(ctx->state, sizeof(ctx->state), "%llu", (unsigned long long)modseq);
 	char session_state[64] = "";
 	jmap_session_state(us->store, modseq, session_state, sizeof(session_state), &err);
 	struct jmap_limits limits = {DAEMON_MAX_REQUEST, 32, 64};
 	struct jmap_output out;
-	int r = jmap_process(sv->registry, &limits, &ctx, session_state, req->body, req->body_len,
+	int r = jmap_process(sv->registry, &limits, &actx, session_state, req->body, req->body_len,
 	                     &out, &err);
+	daemon_manage_finish(&actx);
 	uint64_t after = modseq;
 	if (r == 0 && methods[0] != '\0')
 		store_read_modseq(us->store, &after, &err);

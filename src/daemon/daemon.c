@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "daemon-internal.h"
+#include "daemon-manage.h"
 #include "daemon-signin.h"
 #include "http/http.h"
 #include "jmap/jmap-mail.h"
@@ -76,7 +77,8 @@ int daemon_run(const struct daemon_settings *s)
 	}
 	if (jmap_registry_create(&sv->registry, &err) < 0 ||
 	    jmap_mail_register(sv->registry, &err) < 0 ||
-	    jmap_submission_register(sv->registry, &err) < 0) {
+	    jmap_submission_register(sv->registry, &err) < 0 ||
+	    daemon_manage_register(sv->registry, &err) < 0) {
 		daemon_log(DAEMON_LOG_ERROR, NULL, 0, "%s", err);
 		hub_close(&sv->hub);
 		return -1;

@@ -573,3 +573,28 @@ static int audit_verify_locked(struct hub *hub, const struct hub_user *user, con
 		*count_r = st.count;
 	return 0;
 }
+
+int hub_user_set_password(struct hub *hub, const struct hub_user *user, const char *password,
+                          const char *via, const char **error_r)
+{
+	const char *err;
+	char hash[VAULT_PASSWORD_HASH_SIZE];
+	if (user->zero_access)
+		return hub_fail(hub, error_r,
+		                "%s is zero-access: the password is also the passphrase of the "
+		                "account keys, which cannot be changed yet",
+		                user->name);
+	if (vault_password_hash(password, strlen(password), hash, &err) < 0)
+		return hub_fail(hub, error_r, "%s", err);
+	struct audit_detail d[] = {{"via", via}};
+	if (hub_audit(hub, user, AUDIT_USER_PASSWORD, 0, d, 1, error_r) < 0)
+		return -1;
+	sqlite3_stmt *st;
+	if (hub_prepare(hub, "UPDATE users SET password_hash = ?1 WHERE id = ?2", &st, error_r) < 0)
+		return -1;
+	sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, user->id);
+	int rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : hub_db_fail(hub, error_r, "change the password");
+}

@@ -167,6 +167,12 @@ int hub_user_set_warned(struct hub *hub, int64_t user_id, int days, const char *
 /* Remove the user's records from hub.db (accounts, secrets, keys, devices,
  * consents); the caller removes the user's directory. */
 int hub_user_delete(struct hub *hub, int64_t user_id, const char **error_r);
+/* Change the hub password of a user who is not zero-access (for a
+ * zero-access user it is also the passphrase the account keys are wrapped
+ * with, which this does not rewrap: refused). Audited user.password via=VIA
+ * before the new Argon2id hash is stored. The caller checked the old one. */
+int hub_user_set_password(struct hub *hub, const struct hub_user *user, const char *password,
+                          const char *via, const char **error_r);
 /* Check a hub password (Argon2id). */
 int hub_user_check_password(struct hub *hub, const struct hub_user *user, const char *password,
                             const char **error_r);
@@ -328,6 +334,26 @@ int hub_receipt_add(struct hub *hub, int64_t user_id, const char *text, const ch
  * (*text_r is the caller's, free()), 0 none, -1 error. */
 int hub_receipt_find(struct hub *hub, int64_t user_id, const char *prefix, char **text_r,
                      const char **error_r);
+
+/* The user's consents, newest first (hub-records.c). A consent is deleted
+ * with its account, so these are the consents of the accounts the user has.
+ * *consents_r is malloc()ed (free()). */
+struct hub_consent {
+	int64_t id, account_id, time;
+	char disclosure_id[65]; /* SHA-256 of the disclosure text, hex */
+	char tool[64];          /* who took the consent ("mailkeep-cli --consent", "web") */
+	char login[321];        /* the account's login; "" if the account is gone */
+};
+int hub_consent_list(struct hub *hub, int64_t user_id, struct hub_consent **consents_r,
+                     size_t *count_r, const char **error_r);
+/* The user's removal receipts, newest first; free with hub_receipts_free(). */
+struct hub_receipt {
+	int64_t id, time;
+	char *text;
+};
+int hub_receipt_list(struct hub *hub, int64_t user_id, struct hub_receipt **receipts_r,
+                     size_t *count_r, const char **error_r);
+void hub_receipts_free(struct hub_receipt **receipts, size_t count);
 
 /*
  * The user's audit log (DIR/users/NAME/audit.log): append one entry and

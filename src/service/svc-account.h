@@ -37,4 +37,68 @@ struct svc_account_removal {
 int svc_account_remove(struct hub *hub, const char *user, int64_t account_id,
                        struct svc_account_removal *r);
 
+/*
+ * Adding an account with consent, for every face (the command line, serve's
+ * management methods): the face shows the disclosure built here, gets the
+ * user's consent to exactly that text (its id, the SHA-256 of the text, in
+ * lowercase hex), then calls svc_account_add(), which checks the login,
+ * stores the account, records the consent and audits it all.
+ */
+struct buf;
+
+#define SVC_DISCLOSURE_ID_SIZE 65 /* 64 hex digits and NUL */
+#define SVC_DISCLOSURE_MAX 16384  /* bytes of a disclosure text at most */
+
+/* The disclosure shown before consent to adding a password account with
+ * these settings (smtp and sources may be NULL; sources: lines saying where
+ * the settings came from). Appends the text to b and puts its id into id_r.
+ * Returns 0, or -1 when the text did not fit into b. */
+int svc_account_disclosure(struct hub *hub, const struct hub_user *u, const char *imap,
+                           const char *smtp, const char *login, const char *sources,
+                           struct buf *b, char id_r[SVC_DISCLOSURE_ID_SIZE]);
+
+/* The disclosure's part on the hosted mail (who can read it, how long it is
+ * kept under the lifecycle policy in force), appended to b; every kind of
+ * account's disclosure has it. */
+void svc_account_disclose_mail(struct hub *hub, const struct hub_user *u, struct buf *b);
+
+/* The user's account with the same login (compared without case) on the
+ * same IMAP server (imap_url_same_server()): 1 with its id, login and IMAP
+ * URL copied out (when the pointers are not NULL), 0 none, -1 with error. */
+int svc_account_duplicate(struct hub *hub, const struct hub_user *u, const char *imap,
+                          const char *login, int64_t *id_r, char *login_r, size_t login_size,
+                          char *imap_r, size_t imap_size, char *error, size_t error_size);
+
+#define SVC_ACCOUNT_CHECK_TIMEOUT_MS 30000
+
+/* Connect and log in with what was given, before anything is stored: the
+ * IMAP server, then the SMTP server when given (AUTH only, nothing sent).
+ * ca may be NULL (the system's CAs). Returns 0 when both accepted the login,
+ * else -1 with what failed in error ("... ; nothing was stored"). */
+int svc_account_check_login(const char *imap, const char *smtp, const char *login,
+                            const char *ca, const char *password, char *error,
+                            size_t error_size);
+
+/* An account to add, as consented to. */
+struct svc_account_new {
+	const char *imap, *smtp, *login, *ca; /* smtp, ca may be NULL */
+	const char *password;
+	const char *disclosure_id; /* of the disclosure consented to */
+	const char *tool;          /* who took the consent, recorded with it */
+	bool check;                /* log in first (svc_account_check_login()) */
+	/* Zero-access users: the unlock this add made with the passphrase is
+	 * audited as user.signin via=SIGNIN_VIA before the account is stored;
+	 * NULL when the key came from elsewhere (a lease, audited then). */
+	const char *signin_via;
+};
+
+/* Add the account for u with its key-encryption key kek: the login check
+ * (when a->check), the account (sealed password), the consent record and
+ * the audit entries consent.given and account.added; the user counts as
+ * active. Returns 0 with *account_id_r, or -1 with error (nothing stored
+ * when the check or the add failed). */
+int svc_account_add(struct hub *hub, const struct hub_user *u, const struct vault_kek *kek,
+                    const struct svc_account_new *a, int64_t *account_id_r, char *error,
+                    size_t error_size);
+
 #endif

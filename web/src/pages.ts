@@ -4,3 +4,4 @@
 // imported from its page module or here.
 import "./mail/index";
 import "./compose/index";
+import "./trust/index";

@@ -1,0 +1,46 @@
+#ifndef MK_DAEMON_MANAGE_H
+#define MK_DAEMON_MANAGE_H
+
+/*
+ * The management capability "urn:mailkeep:manage" (daemon-manage.c): a
+ * user's external accounts, consents, receipts, devices, web sessions,
+ * audit log and the hub's policy over JMAP, for the web app's trust pages
+ * (docs/jmap.md, "The mailkeep management capability"). The methods run the
+ * same services as the command line (svc-account.h).
+ *
+ * daemon-api.c passes a struct daemon_api_ctx to jmap_process(); its first
+ * member is the mail methods' context, so the mail methods see theirs.
+ */
+
+#include <stdbool.h>
+
+#include "daemon-internal.h"
+#include "jmap/jmap-mail.h"
+#include "jmap/jmap.h"
+
+#define DAEMON_MANAGE_CAPABILITY "urn:mailkeep:manage"
+
+struct daemon_api_ctx {
+	struct jmap_mail_ctx mail; /* first: the mail methods cast ctx to it */
+	struct daemon *sv;
+	const struct principal *p;
+	/* The request's own hub handle for management calls (opened with the
+	 * master key on first use, closed by daemon_manage_finish()), so that
+	 * a connection test or a removal never holds the shared hub_lock. */
+	struct hub *hub;
+	bool accounts_changed; /* an account was added or removed: push now */
+};
+
+/* Register the capability and its methods. */
+int daemon_manage_register(struct jmap_registry *registry, const char **error_r);
+
+/* After jmap_process(): close the request's hub handle, wake the push
+ * thread when accounts changed. */
+void daemon_manage_finish(struct daemon_api_ctx *ctx);
+
+/* Add the capability to a session object built by jmap_session_json():
+ * to "capabilities" and to the accountCapabilities of the notices account
+ * ("mailkeep"). */
+void daemon_manage_session(struct json_t *session);
+
+#endif
