@@ -224,6 +224,34 @@ test("remove the account from all devices and read the receipt", async () => {
 	await page.locator(sel("receipt-row")).first().waitFor();
 });
 
+test("change the hub password (and back)", async () => {
+	await open("devices");
+	const form = page.locator(sel("hubpw-form"));
+	await form.waitFor();
+	const change = async (old, pw) => {
+		await page.locator("#trust-hubpw-old").fill(old);
+		await page.locator("#trust-hubpw-new").fill(pw);
+		await page.locator("#trust-hubpw-again").fill(pw);
+		// Typing cleared the last outcome.
+		await page.locator(sel("hubpw-done")).waitFor({ state: "detached" });
+		await page.locator(sel("hubpw-submit")).click();
+	};
+	await change("not the password", "a new password 1");
+	await form.locator('[role="alert"]').waitFor();
+	assert.equal(await page.locator(sel("hubpw-done")).count(), 0);
+	await change(env().password2, "a new password 1");
+	await page.locator(sel("hubpw-done")).waitFor();
+	// The old password no longer signs in, the new one does.
+	const signin = (password) => fetch(new URL("/mailkeep/session", env().url), {
+		method: "POST", headers: { "Content-Type": "application/json" },
+		body: JSON.stringify({ username: env().user2, password }) });
+	assert.equal((await signin(env().password2)).status, 401);
+	assert.equal((await signin("a new password 1")).status, 200);
+	await change("a new password 1", env().password2);
+	await page.locator(sel("hubpw-done")).waitFor();
+	assert.equal((await signin(env().password2)).status, 200);
+});
+
 test("no script errors on the trust pages", () => {
 	// The browser logs each refused request (the sign-in page's first
 	// session check answers 401) as a console error: only script errors count.
