@@ -4,7 +4,7 @@
 #
 #   bench/web-bench.sh [--count N] [--runs R]   (default 100000 messages, 10 runs)
 #
-# Prints (bench/web-bench.mjs measures, see bench/README.md):
+# Prints (bench/web-bench.mjs measures; timings are taken in the page):
 #   bundle          the app's script and style, gzip -9 (target: script <= 150 KB)
 #   first render    sign-in to the first rows of the INBOX of N messages, warm
 #                   cache (target <= 300 ms), next to the same JMAP requests

@@ -4,15 +4,25 @@
 // highlighted snippets, live updates through the event stream, the notices badge, the
 // keyboard, German strings and an unknown route.
 import assert from "node:assert/strict";
+import http from "node:http";
 import { after, before, test } from "node:test";
-import { deliver, env, jmap, launch, mailAccountId, mailbox, pageErrors, recordJmap, sel, signIn,
-	waitFor } from "./lib.mjs";
+import fs from "node:fs";
+import { deliver, env, jmap, launch, mailAccountId, mailbox, mk, pageErrors, recordJmap, sel, signIn,
+	tmpFile, waitFor } from "./lib.mjs";
 
 const PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII=";
 const stamp = Date.now();
 const date = (agoSeconds = 0) => new Date(Date.now() - agoSeconds * 1000).toUTCString().replace("GMT", "+0000");
 
 let browser, context, page, acc, inboxId;
+
+// A "remote" server on loopback for the remote-image test: it counts what it is asked for.
+const hits = [];
+const remote = http.createServer((req, res) => {
+	hits.push(req.url);
+	res.writeHead(200, { "Content-Type": "image/png", "Cache-Control": "no-store" });
+	res.end(Buffer.from(PNG, "base64"));
+});
 
 async function inbox() {
 	const r = await jmap([["Mailbox/query", { accountId: acc, filter: { role: "inbox" } }, "q"],
@@ -34,6 +44,8 @@ async function openBySubject(subject) {
 }
 
 before(async () => {
+	await new Promise((r) => remote.listen(0, "127.0.0.1", r));
+	const port = remote.address().port;
 	acc = await mailAccountId();
 	// A thread of three, an attachment mail, and two mails of one sender with a remote image.
 	const thread = `thread-${stamp}`;
@@ -57,7 +69,7 @@ before(async () => {
 		deliver(`From: Shop <shop@example.net>\r\nTo: alice@example.org\r\nSubject: Offer ${n} ${stamp}\r\n` +
 			`Date: ${date(40 - n)}\r\nMessage-ID: <offer-${n}-${stamp}@example.net>\r\nMIME-Version: 1.0\r\n` +
 			`Content-Type: text/html; charset=utf-8\r\n\r\n<p style="color: rgb(200, 0, 0)" id="offer">Offer ${n}</p>` +
-			`<img src="http://127.0.0.1:9/pixel-${n}.png" alt="pixel">\r\n`, { doSync: n === 2 });
+			`<img src="http://127.0.0.1:${port}/pixel-${n}.png" alt="pixel">\r\n`, { doSync: n === 2 });
 	inboxId = (await inbox()).id;
 	({ browser, context, page } = await launch());
 	await signIn(page);
@@ -65,6 +77,7 @@ before(async () => {
 
 after(async () => {
 	await browser?.close();
+	remote.close();
 });
 
 test("the folder tree shows the inbox with the server's unread count", async () => {
@@ -141,11 +154,7 @@ test("attachments: a download link that answers, an image preview that loads", a
 });
 
 test("remote images: blocked, allowed for a sender, then shown for the sender's other mail", async () => {
-	const requests = [];
-	page.on("request", (r) => {
-		if (r.url().includes("127.0.0.1:9/"))
-			requests.push(r.url());
-	});
+	const requests = hits;
 	await openInbox();
 	await openBySubject(`Offer 1 ${stamp}`);
 	const frame = page.frameLocator(sel("reader-frame"));
@@ -203,7 +212,12 @@ test("the keyboard: arrows move between rows, Enter opens, the reader's back ret
 test("a phone's width shows one pane at a time", async () => {
 	await page.setViewportSize({ width: 390, height: 844 });
 	try {
-		await openInbox();
+		// The list is the first screen (the folders are behind a button).
+		await page.goto(env().url + "#/mail");
+		await page.locator(sel("msg-row")).first().waitFor({ timeout: 15000 });
+		assert.equal(await mailbox(page, { role: "inbox" }).isVisible(), false, "the folders are hidden");
+		await page.getByRole("button", { name: /Folders/ }).click();
+		await mailbox(page, { role: "inbox" }).click();
 		await page.locator(sel("msg-row")).first().click();
 		await page.locator(sel("reader-subject")).waitFor();
 		assert.equal(await page.locator(sel("msg-list")).isVisible(), false, "the list is hidden while reading");
@@ -227,8 +241,50 @@ test("German strings", async () => {
 	}
 });
 
+test("the unified inbox merges two accounts by date", async () => {
+	// A second account for the same hub user (the Dovecot user imapLogin2), removed again after.
+	const pw = tmpFile(`imap2-${stamp}.pass`);
+	fs.writeFileSync(pw, env().imapPassword2, { mode: 0o600 });
+	mk(["account", "add", "--user", env().user, "--imap", env().imapUrl, "--login", env().imapLogin2,
+		"--password-file", pw, "--ca-file", env().caFile, "--consent"]);
+	const list = mk(["account", "list", "--user", env().user]);
+	const line = list.split("\n").find((l) => l.includes(env().imapLogin2));
+	const hubId = line && line.trim().split(/\s+/)[0];
+	try {
+		deliver(`From: Zed <zed@example.com>\r\nTo: ${env().imapLogin2}@example.org\r\nSubject: Second account ${stamp}\r\n` +
+			`Date: ${date(5)}\r\nMessage-ID: <second-${stamp}@example.com>\r\n\r\nfrom the other account\r\n`,
+		{ login: env().imapLogin2 });
+		await page.goto(env().url + "#/mail");
+		await page.reload();
+		const all = page.locator(`${sel("mailbox")}[data-name="*"]`);
+		await all.waitFor({ timeout: 15000 });
+		await all.click();
+		await page.locator(sel("msg-row"), { hasText: `Second account ${stamp}` }).first().waitFor({ timeout: 15000 });
+		await page.locator(sel("msg-row"), { hasText: `Live ${stamp}` }).first().waitFor({ timeout: 15000 });
+		const rows = await page.locator(sel("msg-row")).evaluateAll((as) => as
+			.map((a) => ({ i: Number(a.dataset.index), acc: a.dataset.account, t: a.querySelector("time")?.getAttribute("datetime") }))
+			.sort((x, y) => x.i - y.i));
+		assert.ok(new Set(rows.map((r) => r.acc)).size === 2, "rows of both accounts");
+		for (let k = 1; k < rows.length; k++)
+			assert.ok(rows[k - 1].t >= rows[k].t, `newest first at ${k}: ${rows[k - 1].t} < ${rows[k].t}`);
+	} finally {
+		if (hubId)
+			mk(["account", "remove", "--user", env().user, hubId, "--all-devices"]);
+	}
+});
+
+test("sign out: back to the sign-in page, the cookie no longer works", async () => {
+	await page.goto(env().url + "#/mail");
+	await page.locator(sel("signout")).click();
+	await page.locator(sel("signin-submit")).waitFor({ timeout: 10000 });
+	const status = await page.evaluate(async () => (await fetch("/mailkeep/session", { credentials: "same-origin" })).status);
+	assert.equal(status, 401);
+	await page.reload();
+	await page.locator(sel("signin-submit")).waitFor({ timeout: 10000 });
+});
+
 test("no script errors on the way", async () => {
-	const errs = pageErrors(page).filter((e) => !/401|Unauthorized|127\.0\.0\.1:9/.test(e));
+	const errs = pageErrors(page).filter((e) => !/401|Unauthorized/.test(e));
 	assert.deepEqual(errs, []);
 	assert.ok(inboxId);
 });

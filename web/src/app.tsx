@@ -22,6 +22,12 @@ export function registerRoute(prefix: string, component: Page, nav?: { label: st
   else routes.push({ prefix, component, nav });
 }
 
+// What pages keep in this browser for the signed-in user, dropped at sign-out.
+const forgetLocal: (() => void)[] = [];
+export function onSignOut(fn: () => void): void {
+  forgetLocal.push(fn);
+}
+
 /** Goes to a hash route: navigate("#/mail/A1/M3") or navigate("mail/A1/M3"). */
 export function navigate(hash: string): void {
   const h = hash.startsWith("#") ? hash : "#/" + hash.replace(/^\//, "");
@@ -108,14 +114,13 @@ function usePath(): string[] {
 function Shell(props: { onSignOut: () => void; onLocale: () => void }) {
   const path = usePath();
   const mainRef = useRef<HTMLElement>(null);
-  const [menu, setMenu] = useState(false);
   const route = routes.find((r) => r.prefix === path[0]) || routes.find((r) => r.prefix === "mail") || routes[0];
   const user = jmap.webSession()?.user || jmap.sessionNow()?.username || "";
-  useEffect(() => setMenu(false), [path.join("/")]);
   if (!route) return <main id="main">{t("app.noPages")}</main>;
   const Page = route.component;
   const rest = path[0] === route.prefix ? path.slice(1) : [];
   const signOut = async () => {
+    forgetLocal.forEach((fn) => fn());
     try {
       await jmap.signOut();
     } catch (e) {
@@ -129,20 +134,10 @@ function Shell(props: { onSignOut: () => void; onLocale: () => void }) {
         {t("app.skip")}
       </a>
       <header class="topbar">
-        <button
-          type="button"
-          class="icon-btn menu-btn"
-          aria-label={t("app.menu")}
-          aria-expanded={menu}
-          aria-controls="topnav"
-          onClick={() => setMenu(!menu)}
-        >
-          <Icon name="menu" />
-        </button>
         <a class="brand" href="#/mail">
           mailkeep
         </a>
-        <nav id="topnav" class={"topnav" + (menu ? " open" : "")} aria-label={t("app.nav")}>
+        <nav id="topnav" class="topnav" aria-label={t("app.nav")}>
           <ul>
             {routes
               .filter((r) => r.nav)
@@ -167,7 +162,7 @@ function Shell(props: { onSignOut: () => void; onLocale: () => void }) {
             class="link-btn"
             onClick={props.onLocale}
             lang={locale() === "de" ? "en" : "de"}
-            aria-label={t("app.language")}
+            title={t("app.language")}
           >
             {locale() === "de" ? "EN" : "DE"}
           </button>

@@ -91,12 +91,20 @@ async function problem(res: Response): Promise<JmapError> {
 
 export async function signIn(user: string, password: string): Promise<void> {
   forget();
-  const res = await fetch("/mailkeep/session", {
-    method: "POST",
-    credentials: "same-origin",
-    headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ username: user, password }),
-  });
+  const post = () =>
+    fetch("/mailkeep/session", {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ username: user, password }),
+    });
+  let res = await post();
+  for (let tries = 0; res.status === 503 && tries < 3; tries++) {
+    // Too many sign-ins being checked at once: again after the time the server asks.
+    const wait = Math.min(10, Number(res.headers.get("Retry-After")) || 2);
+    await new Promise((r) => setTimeout(r, wait * 1000));
+    res = await post();
+  }
   if (!res.ok) throw await problem(res);
   web = (await res.json()) as WebSession;
   csrf = web.csrf;
@@ -168,6 +176,13 @@ export function onSession(fn: (s: Session) => void): () => void {
   return () => sessionListeners.delete(fn);
 }
 
+// mailkeep's session state is "<change counter>.<hash of the accounts>": only the part
+// after the dot says that the session object changed (any other server: the whole string).
+function sessionPart(state: string): string {
+  const dot = state.indexOf(".");
+  return dot >= 0 ? state.slice(dot + 1) : state;
+}
+
 export async function call(calls: [string, any, string][]): Promise<[string, any, string][]> {
   const s = await session();
   const res = await fetch(s.apiUrl, {
@@ -183,7 +198,7 @@ export async function call(calls: [string, any, string][]): Promise<[string, any
   }
   if (!res.ok) throw await problem(res);
   const body = await res.json();
-  if (body.sessionState && cached && body.sessionState !== cached.state) {
+  if (body.sessionState && cached && sessionPart(body.sessionState) !== sessionPart(cached.state)) {
     stale = true;
     void session().catch(() => undefined);
   }
@@ -192,8 +207,23 @@ export async function call(calls: [string, any, string][]): Promise<[string, any
     if (name === "error") {
       throw new JmapError(args.description || args.type, 0, args.type || "serverFail");
     }
+    const st = args && (typeof args.newState === "string" ? args.newState : args.state);
+    if (args && typeof args.accountId === "string" && typeof st === "string" && !name.endsWith("/query")) {
+      (seen[args.accountId] ||= {})[name.slice(0, name.indexOf("/"))] = st;
+    }
   }
   return out;
+}
+
+// The newest state of each data type the app has read, per account ("A1" → "Email" → state).
+const seen: Record<string, Record<string, string>> = {};
+/** The state of a type the app last read or was told of (undefined: never read). */
+export function seenState(accountId: string, type: string): string | undefined {
+  return seen[accountId]?.[type];
+}
+/** Remembers a state a StateChange announced (so the same change is not taken twice). */
+export function noteState(accountId: string, type: string, state: string): void {
+  (seen[accountId] ||= {})[type] = state;
 }
 
 /** The response of the call with this id (the first one when a call answered twice). */

@@ -4,7 +4,7 @@ import { useEffect, useState } from "preact/hooks";
 import { t, fmtNumber } from "../i18n";
 import * as jmap from "../jmap";
 import { href, errorText } from "../app";
-import { Account, Mailbox, mailAccounts, mailboxes, onMailChange, byRole } from "./store";
+import { Account, Mailbox, mailAccounts, mailboxesOf, onMailboxChange, byRole } from "./store";
 
 export const ALL = "all";
 export const INBOX = "inbox";
@@ -74,12 +74,11 @@ export function Folders(props: { accountId: string; mailboxId: string }) {
       try {
         const s = await jmap.session();
         const accts = mailAccounts(s);
-        const got = await Promise.all(
-          accts.map((a) => mailboxes(a.id, !!only && only.has(a.id)).catch(() => [] as Mailbox[])),
+        const map = await mailboxesOf(
+          accts.map((a) => a.id),
+          only,
         );
         if (!alive) return;
-        const map: Record<string, Mailbox[]> = {};
-        accts.forEach((a, i) => (map[a.id] = got[i]));
         setAccounts(accts);
         setLists(map);
         setError("");
@@ -88,7 +87,7 @@ export function Folders(props: { accountId: string; mailboxId: string }) {
       }
     };
     void load();
-    const off = onMailChange((changed) => void load(changed));
+    const off = onMailboxChange((changed) => void load(changed));
     const offSession = jmap.onSession(() => void load());
     return () => {
       alive = false;
@@ -142,7 +141,7 @@ export function Folders(props: { accountId: string; mailboxId: string }) {
                 inboxSel={sel === ALL + "/" + INBOX && mail.length === 1 && mail[0].id === a.id}
               />
             ) : (
-              <p class="muted small">{t("folders.none")}</p>
+              <p class="muted small folder-none">{a.notices ? t("folders.noNotices") : t("folders.none")}</p>
             )
           ) : (
             <p class="muted small">{t("app.loading")}</p>

@@ -3,12 +3,12 @@
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { t } from "../i18n";
 import * as jmap from "../jmap";
-import { registerRoute, navigate, href, errorText } from "../app";
+import { registerRoute, navigate, href, errorText, onSignOut } from "../app";
 import { Folders, ALL, INBOX, mailboxLabel } from "./folders";
 import { MessageList } from "./list";
 import { Reader } from "./reader";
 import { Source, WindowSource, MergedSource, Query } from "./source";
-import { Account, Mailbox, mailAccounts, mailboxes, byRole } from "./store";
+import { Account, mailAccounts, mailboxes, mailboxesOf, byRole, cachedMailboxes } from "./store";
 import { Icon } from "../icons";
 import "../locales/mail.en";
 import "../locales/mail.de";
@@ -20,6 +20,7 @@ interface View {
   base: string;
   sent: boolean;
   multi: boolean; // rows of several accounts: name the account on each row
+  threads: boolean;
   error?: string;
 }
 
@@ -54,7 +55,67 @@ function SearchBox(props: { initial: string }) {
   );
 }
 
-async function buildView(route: string, path: string[], accounts: Account[]): Promise<View> {
+const NONE: View = { key: "none", source: null, title: "", base: "#/mail", sent: false, multi: false, threads: false };
+
+// A mailbox's message count as last read (the list's size before the exact count comes).
+function hintOf(accountId: string, mailboxId: string): () => number | undefined {
+  let last: number | undefined;
+  return () => {
+    const m = cachedMailboxes(accountId)?.find((x) => x.id === mailboxId);
+    if (m) last = m.totalEmails;
+    return last;
+  };
+}
+
+// The inbox ids of the user's accounts, remembered in this browser: the first screen after
+// sign-in asks for its rows at once, without waiting for the mailboxes (one round trip less).
+// Checked against the mailboxes when they come; wrong ones rebuild the view.
+const INBOXES_KEY = "mk.inboxes";
+function rememberedInboxes(user: string): Record<string, string> {
+  try {
+    const all = JSON.parse(localStorage.getItem(INBOXES_KEY) || "{}");
+    return (all && all[user]) || {};
+  } catch {
+    return {};
+  }
+}
+function rememberInboxes(user: string, ids: Record<string, string>): void {
+  try {
+    localStorage.setItem(INBOXES_KEY, JSON.stringify({ [user]: ids }));
+  } catch {
+    /* storage off: no shortcut next time */
+  }
+}
+export function forgetInboxes(): void {
+  try {
+    localStorage.removeItem(INBOXES_KEY);
+  } catch {
+    /* nothing kept */
+  }
+}
+
+async function inboxIds(scope: Account[], onWrong: () => void): Promise<Record<string, string>> {
+  const user = jmap.sessionNow()?.username || "";
+  const known = rememberedInboxes(user);
+  const fetched = mailboxesOf(scope.map((a) => a.id)).then((all) => {
+    const ids: Record<string, string> = {};
+    for (const a of scope) {
+      const inbox = byRole(all[a.id], "inbox");
+      if (inbox) ids[a.id] = inbox.id;
+    }
+    rememberInboxes(user, ids);
+    return ids;
+  });
+  if (scope.length && scope.every((a) => known[a.id])) {
+    void fetched.then((ids) => {
+      if (scope.some((a) => ids[a.id] !== known[a.id])) onWrong();
+    });
+    return known;
+  }
+  return fetched;
+}
+
+async function buildView(route: string, path: string[], accounts: Account[], onWrong: () => void): Promise<View> {
   const mail = accounts.filter((a) => !a.notices);
   if (route === "search") {
     const q = path[0] || "";
@@ -72,40 +133,55 @@ async function buildView(route: string, path: string[], accounts: Account[]): Pr
       base: href("search", q),
       sent: false,
       multi: queries.length > 1,
+      threads: false,
     };
   }
   const acct = path[0] || ALL;
   const box = path[1] || INBOX;
   if (acct === ALL) {
     const scope = mail.length ? mail : accounts;
-    const lists = await Promise.all(scope.map((a) => mailboxes(a.id).catch(() => [] as Mailbox[])));
+    const ids = await inboxIds(scope, onWrong);
     const queries: Query[] = [];
-    scope.forEach((a, i) => {
-      const inbox = byRole(lists[i], "inbox");
-      if (inbox) queries.push({ accountId: a.id, filter: { inMailbox: inbox.id }, collapseThreads: true, snippets: false });
+    scope.forEach((a) => {
+      const inbox = ids[a.id];
+      if (inbox)
+        queries.push({
+          accountId: a.id,
+          filter: { inMailbox: inbox },
+          collapseThreads: true,
+          snippets: false,
+          hint: hintOf(a.id, inbox),
+        });
     });
     return {
-      key: "all/inbox",
+      key: "all/inbox/" + queries.map((q) => q.accountId + ":" + q.filter.inMailbox).join(","),
       source: queries.length === 1 ? new WindowSource(queries[0]) : new MergedSource(queries),
       title: queries.length === 1 ? t("role.inbox") : t("folders.allInboxes"),
       base: href("mail", ALL, INBOX),
       sent: false,
       multi: queries.length > 1,
+      threads: true,
     };
   }
   const a = accounts.find((x) => x.id === acct);
-  if (!a) return { key: "none", source: null, title: "", base: href("mail"), sent: false, multi: false, error: t("mail.noAccount") };
+  if (!a) return { ...NONE, error: t("mail.noAccount") };
   const list = await mailboxes(a.id);
   const m = box === INBOX ? byRole(list, "inbox") : list.find((x) => x.id === box);
-  if (!m)
-    return { key: "none", source: null, title: "", base: href("mail"), sent: false, multi: false, error: t("mail.noMailbox") };
+  if (!m) return { ...NONE, error: t("mail.noMailbox") };
   return {
     key: a.id + "/" + m.id,
-    source: new WindowSource({ accountId: a.id, filter: { inMailbox: m.id }, collapseThreads: true, snippets: false }),
+    source: new WindowSource({
+      accountId: a.id,
+      filter: { inMailbox: m.id },
+      collapseThreads: true,
+      snippets: false,
+      hint: hintOf(a.id, m.id),
+    }),
     title: mailboxLabel(m),
     base: href("mail", a.id, box),
     sent: m.role === "sent" || m.role === "drafts",
     multi: false,
+    threads: true,
   };
 }
 
@@ -115,6 +191,7 @@ function MailPage(props: { path: string[]; route: string }) {
   const [view, setView] = useState<View | null>(null);
   const [error, setError] = useState("");
   const [folders, setFolders] = useState(false);
+  const [epoch, setEpoch] = useState(0);
   const listRef = useRef<HTMLDivElement>(null);
 
   useEffect(() => {
@@ -142,7 +219,7 @@ function MailPage(props: { path: string[]; route: string }) {
   useEffect(() => {
     if (!accounts) return;
     let alive = true;
-    buildView(route, listPath, accounts)
+    buildView(route, listPath, accounts, () => setEpoch((n) => n + 1))
       .then((v) => {
         if (!alive) return;
         setView((old) => (old && old.key === v.key && old.source && v.source ? { ...v, source: old.source } : v));
@@ -150,7 +227,7 @@ function MailPage(props: { path: string[]; route: string }) {
       })
       .catch((e) => alive && setError(errorText(e)));
     return () => void (alive = false);
-  }, [listKey, accounts]);
+  }, [listKey, accounts, epoch]);
 
   useEffect(() => setFolders(false), [listKey]);
 
@@ -205,6 +282,7 @@ function MailPage(props: { path: string[]; route: string }) {
             selected={selected}
             label={view.title}
             sent={view.sent}
+            threads={view.threads}
             empty={route === "search" ? t("search.none") : undefined}
             showAccount={view.multi ? (id) => names.get(id) || id : undefined}
           />
@@ -223,5 +301,6 @@ function MailPage(props: { path: string[]; route: string }) {
   );
 }
 
+onSignOut(forgetInboxes);
 registerRoute("mail", (p) => <MailPage path={p.path} route="mail" />, { label: "nav.mail", icon: "mail" });
 registerRoute("search", (p) => <MailPage path={p.path} route="search" />);

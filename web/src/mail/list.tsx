@@ -5,7 +5,7 @@ import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
 import { t, fmtShortDate } from "../i18n";
 import { errorText } from "../app";
 import { Row, Source, PAGE } from "./source";
-import { onMailChange } from "./store";
+import { onMailChange, onRowPatch } from "./store";
 import { Icon } from "../icons";
 
 export const ROW_HEIGHT = 72;
@@ -104,6 +104,7 @@ export function MessageList(props: {
   selected: { accountId: string; id: string } | null;
   label: string;
   sent?: boolean;
+  threads?: boolean; // rows are conversations (collapsed threads)
   showAccount?: (id: string) => string | null;
   empty?: string;
 }) {
@@ -168,6 +169,26 @@ export function MessageList(props: {
       }),
     [source],
   );
+
+  // The exact total arriving later, and rows changed here (read, flagged) before the server says so.
+  useEffect(() => {
+    source.onUpdate = bump;
+    const off = onRowPatch((p) => {
+      const hit = source.patch(p.accountId, p.ids, (r) => {
+        const kw = { ...r.keywords };
+        for (const [k, v] of Object.entries(p.keywords || {})) {
+          if (v) kw[k] = true;
+          else delete kw[k];
+        }
+        r.keywords = kw;
+      });
+      if (hit) bump();
+    });
+    return () => {
+      source.onUpdate = null;
+      off();
+    };
+  }, [source]);
 
   useEffect(() => {
     const on = () => measure();
@@ -251,8 +272,10 @@ export function MessageList(props: {
           <span class="form-error" role="alert">
             {error}
           </span>
-        ) : total === null ? (
+        ) : total === null || !loaded ? (
           t("app.loading")
+        ) : source.exact() && props.threads ? (
+          t("list.countThreads", { n: total })
         ) : (
           t("list.count", { n: total })
         )}

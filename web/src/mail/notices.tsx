@@ -5,10 +5,10 @@ import { t } from "../i18n";
 import * as jmap from "../jmap";
 import { href } from "../app";
 import { Icon } from "../icons";
-import { mailboxes, noticesAccount, byRole, onMailChange } from "./store";
+import { mailboxes, noticesAccount, byRole, onMailboxChange } from "./store";
 
 export function NoticeBadge() {
-  const [info, setInfo] = useState<{ accountId: string; inbox: string; unread: number } | null>(null);
+  const [info, setInfo] = useState<{ accountId: string; inbox: string | null; unread: number } | null>(null);
   useEffect(() => {
     let alive = true;
     const load = async () => {
@@ -16,14 +16,15 @@ export function NoticeBadge() {
         const s = await jmap.session();
         const acct = noticesAccount(s);
         if (!acct) return;
-        const inbox = byRole(await mailboxes(acct.id), "inbox");
-        if (alive && inbox) setInfo({ accountId: acct.id, inbox: inbox.id, unread: inbox.unreadEmails });
+        // Before the first notice the account may have no mailbox yet: the badge shows 0.
+        const inbox = byRole(await mailboxes(acct.id).catch(() => []), "inbox");
+        if (alive) setInfo({ accountId: acct.id, inbox: inbox ? inbox.id : null, unread: inbox ? inbox.unreadEmails : 0 });
       } catch {
         /* the badge stays as it was */
       }
     };
     void load();
-    const off = onMailChange(() => void load());
+    const off = onMailboxChange(() => void load());
     return () => {
       alive = false;
       off();
@@ -34,7 +35,7 @@ export function NoticeBadge() {
   return (
     <a
       class={"notice-badge" + (info.unread ? " has-unread" : "")}
-      href={href("mail", info.accountId, info.inbox)}
+      href={href("mail", info.accountId, info.inbox || "inbox")}
       data-testid="notice-badge"
       data-count={info.unread}
       aria-label={label}

@@ -6,7 +6,7 @@ import { t, fmtDate, fmtSize } from "../i18n";
 import * as jmap from "../jmap";
 import { errorText, toast } from "../app";
 import { prepare, textToHtml, baseCss } from "./sanitize";
-import { changed } from "./store";
+import { mailboxesChanged, patchRows } from "./store";
 import { Icon } from "../icons";
 
 interface Addr {
@@ -51,12 +51,16 @@ const HEAD_PROPS = [
 const BODY_PROPS = [...HEAD_PROPS, "replyTo", "htmlBody", "textBody", "attachments", "bodyValues"];
 const PART_PROPS = ["partId", "blobId", "size", "name", "type", "cid", "disposition"];
 
-// Remote images allowed: per message ("A1/M42") and per sender address, in localStorage.
+// Remote images allowed: per message ("A1/M42") and per sender address, in localStorage
+// (per hub user: another user of the same browser starts blocked).
 const MSG_KEY = "mk.images.messages";
 const SENDER_KEY = "mk.images.senders";
+function userKey(key: string): string {
+  return key + "." + (jmap.sessionNow()?.username || "");
+}
 function listGet(key: string): string[] {
   try {
-    const v = JSON.parse(localStorage.getItem(key) || "[]");
+    const v = JSON.parse(localStorage.getItem(userKey(key)) || "[]");
     return Array.isArray(v) ? v : [];
   } catch {
     return [];
@@ -66,7 +70,7 @@ function listAdd(key: string, item: string): void {
   const list = listGet(key).filter((x) => x !== item);
   list.push(item);
   try {
-    localStorage.setItem(key, JSON.stringify(list.slice(-1000)));
+    localStorage.setItem(userKey(key), JSON.stringify(list.slice(-1000)));
   } catch {
     /* storage full or off: allowed for this view only */
   }
@@ -243,12 +247,13 @@ function Attachments(props: { accountId: string; email: Full }) {
 function Message(props: {
   accountId: string;
   head: Head;
+  preloaded?: Full;
   open: boolean;
   onToggle: () => void;
   actions?: (accountId: string, ids: string[]) => any;
 }) {
   const { head, accountId } = props;
-  const [full, setFull] = useState<Full | null>(null);
+  const [full, setFull] = useState<Full | null>(props.preloaded || null);
   const [error, setError] = useState("");
   useEffect(() => {
     if (!props.open || full) return;
@@ -343,6 +348,7 @@ export function Reader(props: {
 }) {
   const { accountId, emailId } = props;
   const [thread, setThread] = useState<Head[] | null>(null);
+  const [full, setFull] = useState<Full | null>(null);
   const [open, setOpen] = useState<Set<string>>(new Set([emailId]));
   const [error, setError] = useState("");
   const heading = useRef<HTMLHeadingElement>(null);
@@ -350,11 +356,25 @@ export function Reader(props: {
   useEffect(() => {
     let alive = true;
     setThread(null);
+    setFull(null);
     setError("");
     setOpen(new Set([emailId]));
+    // One request: the message with its body, its thread, the thread's messages' headers.
     jmap
       .call([
-        ["Email/get", { accountId, ids: [emailId], properties: ["threadId"] }, "a"],
+        [
+          "Email/get",
+          {
+            accountId,
+            ids: [emailId],
+            properties: BODY_PROPS,
+            bodyProperties: PART_PROPS,
+            fetchHTMLBodyValues: true,
+            fetchTextBodyValues: true,
+            maxBodyValueBytes: 2 * 1024 * 1024,
+          },
+          "a",
+        ],
         ["Thread/get", { accountId, "#ids": { resultOf: "a", name: "Email/get", path: "/list/*/threadId" } }, "t"],
         [
           "Email/get",
@@ -373,18 +393,26 @@ export function Reader(props: {
           setError(t("reader.gone"));
           return;
         }
+        setFull(jmap.one(r, "a").list[0] || null);
         setThread(list);
-        // Opening marks the message read.
+        // Opening marks the message read: the list and the counts show it at once.
         const me = list.find((e) => e.id === emailId)!;
         if (!me.keywords["$seen"]) {
+          patchRows({ accountId, ids: [emailId], keywords: { $seen: true } });
           jmap
             .call([["Email/set", { accountId, update: { [emailId]: { "keywords/$seen": true } } }, "s"]])
             .then((res) => {
               const set = jmap.one(res, "s");
-              if (set.notUpdated && set.notUpdated[emailId]) return;
-              changed([accountId]);
+              if (set.notUpdated && set.notUpdated[emailId]) {
+                patchRows({ accountId, ids: [emailId], keywords: { $seen: false } });
+                return;
+              }
+              mailboxesChanged([accountId]);
             })
-            .catch((e) => toast(errorText(e), "error"));
+            .catch((e) => {
+              patchRows({ accountId, ids: [emailId], keywords: { $seen: false } });
+              toast(errorText(e), "error");
+            });
         }
       })
       .catch((e) => alive && setError(errorText(e)));
@@ -424,6 +452,7 @@ export function Reader(props: {
               key={h.id}
               accountId={accountId}
               head={h}
+              preloaded={h.id === emailId && full && full.id === h.id ? full : undefined}
               open={open.has(h.id)}
               actions={props.actions}
               onToggle={() => {

@@ -1,11 +1,16 @@
 // Where a message list's rows come from, a window at a time (Email/query position+limit,
 // never the whole folder):
 //  - WindowSource: one account (a mailbox, or a search): random access by position, pages
-//    of PAGE rows, each page one request (Email/query + Email/get + Thread/get
+//    of PAGE rows, each page one request (Email/query + Email/get [+ Thread/get]
 //    [+ SearchSnippet/get]); at most KEEP pages are kept.
 //  - MergedSource: several accounts (the unified inbox, a search across accounts): each
 //    account is read in order, page by page, and the rows merged by date as far as the
 //    list has been scrolled.
+// The number of rows: calculateTotal costs the server a walk over the whole folder (about
+// half a second for 100,000 messages), so no page waits for it. A mailbox view starts from
+// the mailbox's count (exact without collapsed threads, an upper bound with them) and asks
+// for the exact number in a request of its own after the rows are shown; a page that comes
+// back short tells the end exactly.
 import * as jmap from "../jmap";
 
 export const PAGE = 60;
@@ -29,8 +34,9 @@ export interface Row {
 
 export interface Source {
   readonly accounts: string[];
-  /** The number of rows (null until the first page came). */
+  /** The number of rows (an estimate until exact() says otherwise; null: not known yet). */
   total(): number | null;
+  exact(): boolean;
   row(i: number): Row | undefined;
   /** Loads rows [from, to); resolves when they are there (or failed). */
   ensure(from: number, to: number): Promise<void>;
@@ -38,6 +44,10 @@ export interface Source {
   invalidate(): void;
   /** The position of an email among the rows loaded, or -1. */
   indexOf(accountId: string, id: string): number;
+  /** Changes loaded rows in place (a keyword set here, before the server's change comes). */
+  patch(accountId: string, ids: string[], fn: (r: Row) => void): boolean;
+  /** Called when something arrived outside ensure() (the exact total). */
+  onUpdate: (() => void) | null;
 }
 
 export const ROW_PROPS = [
@@ -50,25 +60,32 @@ export interface Query {
   filter: any;
   collapseThreads: boolean;
   snippets: boolean; // the filter has text conditions: ask SearchSnippet/get
+  /** The mailbox's message count, when the query is a mailbox (see above). */
+  hint?: () => number | undefined;
 }
 
 const SORT = [{ property: "receivedAt", isAscending: false }];
 
-async function fetchPage(q: Query, position: number, limit: number): Promise<{ rows: Row[]; total: number }> {
+function queryArgs(q: Query, position: number, limit: number, total: boolean) {
+  return {
+    accountId: q.accountId,
+    filter: q.filter,
+    sort: SORT,
+    collapseThreads: q.collapseThreads,
+    position,
+    limit,
+    calculateTotal: total,
+  };
+}
+
+async function fetchPage(
+  q: Query,
+  position: number,
+  limit: number,
+  wantTotal: boolean,
+): Promise<{ rows: Row[]; total: number | null }> {
   const calls: [string, any, string][] = [
-    [
-      "Email/query",
-      {
-        accountId: q.accountId,
-        filter: q.filter,
-        sort: SORT,
-        collapseThreads: q.collapseThreads,
-        position,
-        limit,
-        calculateTotal: true,
-      },
-      "q",
-    ],
+    ["Email/query", queryArgs(q, position, limit, wantTotal), "q"],
     [
       "Email/get",
       {
@@ -105,13 +122,7 @@ async function fetchPage(q: Query, position: number, limit: number): Promise<{ r
   if (q.collapseThreads)
     for (const th of jmap.one(r, "t").list as any[]) threads.set(th.id, (th.emailIds || []).length);
   const snippets = new Map<string, any>();
-  if (q.snippets) {
-    try {
-      for (const s of jmap.one(r, "s").list as any[]) if (s) snippets.set(s.emailId, s);
-    } catch {
-      /* no snippets: the preview is shown */
-    }
-  }
+  if (q.snippets) for (const s of jmap.one(r, "s").list as any[]) if (s) snippets.set(s.emailId, s);
   const rows: Row[] = [];
   for (const id of query.ids as string[]) {
     const e = got.get(id);
@@ -132,7 +143,40 @@ async function fetchPage(q: Query, position: number, limit: number): Promise<{ r
       snippet: snippets.get(id) || null,
     });
   }
-  return { rows, total: typeof query.total === "number" ? query.total : position + rows.length };
+  let total: number | null = typeof query.total === "number" ? query.total : null;
+  if (total === null && (query.ids as string[]).length < limit) total = position + (query.ids as string[]).length;
+  return { rows, total };
+}
+
+async function fetchTotal(q: Query): Promise<number> {
+  const r = await jmap.call([["Email/query", queryArgs(q, 0, 1, true), "q"]]);
+  return jmap.one(r, "q").total as number;
+}
+
+// The exact total, asked for in a request of its own a little after the rows came.
+class TotalLater {
+  private timer: number | undefined;
+  private gen = 0;
+  value: number | null = null;
+  constructor(private q: Query, private done: () => void) {}
+  stale() {
+    this.gen++;
+    this.value = null;
+  }
+  schedule() {
+    if (this.value !== null || this.timer !== undefined) return;
+    const gen = this.gen;
+    this.timer = window.setTimeout(() => {
+      this.timer = undefined;
+      fetchTotal(this.q)
+        .then((n) => {
+          if (gen !== this.gen) return this.schedule();
+          this.value = n;
+          this.done();
+        })
+        .catch(() => undefined);
+    }, 400);
+  }
 }
 
 interface Page {
@@ -143,16 +187,32 @@ interface Page {
 
 export class WindowSource implements Source {
   readonly accounts: string[];
+  onUpdate: (() => void) | null = null;
   private pages = new Map<number, Page>();
   private loading = new Map<number, Promise<void>>();
-  private count: number | null = null;
+  private count: number | null = null; // known so far (a short page, or a calculated total)
+  private isExact = false;
   private clock = 0;
   private generation = 0;
+  private later: TotalLater;
   constructor(private q: Query) {
     this.accounts = [q.accountId];
+    this.later = new TotalLater(q, () => {
+      if (this.later.value !== null && !this.isExact) {
+        this.count = this.later.value;
+        this.isExact = true;
+        this.onUpdate?.();
+      }
+    });
   }
   total() {
-    return this.count;
+    if (this.isExact) return this.count;
+    const hint = this.q.hint?.();
+    if (hint === undefined) return this.count;
+    return Math.max(hint, this.count || 0);
+  }
+  exact() {
+    return this.isExact;
   }
   row(i: number) {
     const p = this.pages.get(Math.floor(i / PAGE));
@@ -168,26 +228,50 @@ export class WindowSource implements Source {
     }
     return -1;
   }
+  patch(accountId: string, ids: string[], fn: (r: Row) => void) {
+    let hit = false;
+    if (accountId !== this.q.accountId) return false;
+    for (const p of this.pages.values())
+      for (const r of p.rows)
+        if (ids.includes(r.id)) {
+          fn(r);
+          hit = true;
+        }
+    return hit;
+  }
   invalidate() {
     this.generation++;
     this.pages.forEach((p) => (p.stale = true));
+    this.isExact = false;
+    this.later.stale();
   }
   async ensure(from: number, to: number) {
-    if (this.count !== null) to = Math.min(to, this.count);
+    const known = this.total();
+    if (known !== null && this.isExact) to = Math.min(to, known);
     const first = Math.floor(Math.max(0, from) / PAGE);
     const last = Math.max(first, Math.floor((Math.max(to, from + 1) - 1) / PAGE));
     const waits: Promise<void>[] = [];
     for (let n = first; n <= last; n++) {
       const have = this.pages.get(n);
       if (have && !have.stale) continue;
+      if (this.isExact && this.count !== null && n * PAGE >= this.count && n > 0) continue;
       let p = this.loading.get(n);
       if (!p) {
         const gen = this.generation;
-        p = fetchPage(this.q, n * PAGE, PAGE)
+        // Without a hint (a search) the first page asks for the total: there is no other.
+        const wantTotal = !this.q.hint && this.count === null;
+        p = fetchPage(this.q, n * PAGE, PAGE, wantTotal)
           .then(({ rows, total }) => {
-            if (gen !== this.generation && this.pages.get(n) && !this.pages.get(n)!.stale) return;
-            this.count = total;
-            this.pages.set(n, { rows, stale: gen !== this.generation, used: ++this.clock });
+            const fresh = gen === this.generation;
+            if (!fresh && this.pages.get(n) && !this.pages.get(n)!.stale) return;
+            this.pages.set(n, { rows, stale: !fresh, used: ++this.clock });
+            if (!fresh) return;
+            if (total !== null) {
+              this.count = total;
+              this.isExact = true;
+            } else if (!this.isExact) {
+              this.count = Math.max(this.count || 0, n * PAGE + rows.length);
+            }
           })
           .finally(() => this.loading.delete(n));
         this.loading.set(n, p);
@@ -195,6 +279,7 @@ export class WindowSource implements Source {
       waits.push(p);
     }
     await Promise.all(waits);
+    if (!this.isExact && this.q.hint) this.later.schedule();
     // Stale pages out of view are dropped; the oldest pages beyond KEEP too.
     for (const [n, p] of this.pages) if (p.stale && (n < first || n > last)) this.pages.delete(n);
     if (this.pages.size > KEEP) {
@@ -208,7 +293,7 @@ interface Cursor {
   q: Query;
   buf: Row[];
   next: number; // the position of the next page to fetch
-  total: number | null;
+  total: number | null; // exact, from a short page or calculateTotal
   done: boolean;
 }
 
@@ -219,6 +304,7 @@ interface MergeState {
 
 export class MergedSource implements Source {
   readonly accounts: string[];
+  onUpdate: (() => void) | null = null;
   private st: MergeState;
   private running: Promise<void> | null = null;
   private stale = false;
@@ -231,14 +317,33 @@ export class MergedSource implements Source {
   }
   total() {
     const cs = this.st.cursors;
-    if (cs.some((c) => c.total === null)) return cs.length ? null : 0;
-    return cs.reduce((n, c) => n + (c.total || 0), 0);
+    if (!cs.length) return 0;
+    if (cs.every((c) => c.done)) return this.st.merged.length + cs.reduce((n, c) => n + c.buf.length, 0);
+    let sum = 0;
+    for (const c of cs) {
+      const n = c.total ?? c.q.hint?.() ?? null;
+      if (n === null) return this.st.merged.length || null;
+      sum += n;
+    }
+    return Math.max(sum, this.st.merged.length);
+  }
+  exact() {
+    return this.st.cursors.every((c) => c.done || c.total !== null);
   }
   row(i: number) {
     return this.st.merged[i];
   }
   indexOf(accountId: string, id: string) {
     return this.st.merged.findIndex((r) => r.accountId === accountId && r.id === id);
+  }
+  patch(accountId: string, ids: string[], fn: (r: Row) => void) {
+    let hit = false;
+    for (const r of this.st.merged)
+      if (r.accountId === accountId && ids.includes(r.id)) {
+        fn(r);
+        hit = true;
+      }
+    return hit;
   }
   invalidate() {
     // Merging needs every account's order from the top: the next ensure() starts again
@@ -270,11 +375,14 @@ async function fill(st: MergeState, to: number): Promise<void> {
       await Promise.all(
         need.map(async (c) => {
           const want = Math.min(PAGE * 2, Math.max(PAGE, to - st.merged.length));
-          const { rows, total } = await fetchPage(c.q, c.next, want);
-          c.total = total;
+          const { rows, total } = await fetchPage(c.q, c.next, want, !c.q.hint && c.next === 0);
+          if (total !== null) c.total = total;
           c.next += rows.length;
           c.buf.push(...rows);
-          if (rows.length === 0 || c.next >= total) c.done = true;
+          if (rows.length < want || (c.total !== null && c.next >= c.total)) {
+            c.done = true;
+            c.total = c.next;
+          }
         }),
       );
     }

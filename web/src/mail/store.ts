@@ -62,24 +62,55 @@ function sortMailboxes(list: Mailbox[]): Mailbox[] {
 const boxes = new Map<string, Mailbox[]>();
 const inflight = new Map<string, Promise<Mailbox[]>>();
 
+function parse(list: any[], accountId: string): Mailbox[] {
+  return sortMailboxes(list.map((m) => ({ ...m, accountId, sortOrder: m.sortOrder || 0 })));
+}
+
+// One request for the mailboxes of several accounts (each account's promise is in inflight
+// until it is there); when it fails as a whole, each account is asked on its own.
+function fetchBatch(ids: string[]): void {
+  const all = jmap.call(
+    ids.map((accountId, i) => ["Mailbox/get", { accountId, ids: null, properties: MAILBOX_PROPS }, "m" + i]),
+  );
+  ids.forEach((accountId, i) => {
+    const p = all
+      .then((r) => parse(jmap.one(r, "m" + i).list, accountId))
+      .catch((e) => {
+        if (ids.length === 1) throw e;
+        return jmap
+          .call([["Mailbox/get", { accountId, ids: null, properties: MAILBOX_PROPS }, "m"]])
+          .then((r) => parse(jmap.one(r, "m").list, accountId));
+      })
+      .then((list) => {
+        boxes.set(accountId, list);
+        return list;
+      })
+      .finally(() => inflight.delete(accountId));
+    inflight.set(accountId, p);
+  });
+}
+
 /** All mailboxes of an account (cached until the next StateChange of that account). */
 export function mailboxes(accountId: string, force = false): Promise<Mailbox[]> {
-  const have = boxes.get(accountId);
-  if (have && !force) return Promise.resolve(have);
   const running = inflight.get(accountId);
   if (running) return running;
-  const p = jmap
-    .call([["Mailbox/get", { accountId, ids: null, properties: MAILBOX_PROPS }, "m"]])
-    .then((r) => {
-      const list = sortMailboxes(
-        (jmap.one(r, "m").list as any[]).map((m) => ({ ...m, accountId, sortOrder: m.sortOrder || 0 })),
-      );
-      boxes.set(accountId, list);
-      return list;
-    })
-    .finally(() => inflight.delete(accountId));
-  inflight.set(accountId, p);
-  return p;
+  const have = boxes.get(accountId);
+  if (have && !force) return Promise.resolve(have);
+  fetchBatch([accountId]);
+  return inflight.get(accountId)!;
+}
+
+/** The mailboxes of several accounts, those not cached in one request ([] for a failure). */
+export async function mailboxesOf(ids: string[], force?: Set<string>): Promise<Record<string, Mailbox[]>> {
+  const need = ids.filter((id) => !inflight.has(id) && (!boxes.has(id) || (force && force.has(id))));
+  if (need.length) fetchBatch(need);
+  const out: Record<string, Mailbox[]> = {};
+  await Promise.all(
+    ids.map(async (id) => {
+      out[id] = await (inflight.get(id) || Promise.resolve(boxes.get(id) || [])).catch(() => [] as Mailbox[]);
+    }),
+  );
+  return out;
 }
 
 export function cachedMailboxes(accountId: string): Mailbox[] | undefined {
@@ -98,7 +129,17 @@ export function onMailChange(fn: (accounts: Set<string>) => void): () => void {
   listeners.add(fn);
   if (!unsubscribe)
     unsubscribe = jmap.onStateChange((changed) => {
-      const accounts = new Set(Object.keys(changed));
+      // Only accounts where a type the app has read moved on (the stream's first event
+      // names the states as they are, usually what the app has just read).
+      const accounts = new Set<string>();
+      for (const [acct, types] of Object.entries(changed)) {
+        for (const [type, state] of Object.entries(types || {})) {
+          const had = jmap.seenState(acct, type);
+          if (had !== undefined && had !== state) accounts.add(acct);
+          jmap.noteState(acct, type, state);
+        }
+      }
+      if (!accounts.size) return;
       accounts.forEach((a) => boxes.delete(a));
       listeners.forEach((l) => l(accounts));
     });
@@ -116,4 +157,36 @@ export function changed(accountIds: string[]): void {
   const s = new Set(accountIds);
   s.forEach((a) => boxes.delete(a));
   listeners.forEach((l) => l(s));
+}
+
+// Mailbox counts only (the folder tree, the notices badge): an action here that changed
+// counts without changing what the lists show.
+const countListeners = new Set<(accounts: Set<string>) => void>();
+export function onMailboxChange(fn: (accounts: Set<string>) => void): () => void {
+  countListeners.add(fn);
+  const off = onMailChange(fn);
+  return () => {
+    countListeners.delete(fn);
+    off();
+  };
+}
+export function mailboxesChanged(accountIds: string[]): void {
+  const s = new Set(accountIds);
+  s.forEach((a) => boxes.delete(a));
+  countListeners.forEach((l) => l(s));
+}
+
+// Rows changed here (keywords), shown at once; the server's StateChange follows.
+export interface RowPatch {
+  accountId: string;
+  ids: string[];
+  keywords?: Record<string, boolean>; // set (true) or removed (false)
+}
+const patchListeners = new Set<(p: RowPatch) => void>();
+export function onRowPatch(fn: (p: RowPatch) => void): () => void {
+  patchListeners.add(fn);
+  return () => void patchListeners.delete(fn);
+}
+export function patchRows(p: RowPatch): void {
+  patchListeners.forEach((l) => l(p));
 }
