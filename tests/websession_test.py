@@ -53,6 +53,7 @@ class Serve:
             self.lines.append(line)
             if " serving " in line:
                 break
+        self.lines.append(self.p.stdout.readline())  # "web app: ...", next
 
     def stop(self):
         self.p.send_signal(signal.SIGTERM)
@@ -215,6 +216,15 @@ def t_static(tmp):
         check(st == 200 and body == b"" and hd.get("etag") == etag, "HEAD")
         st, hd, body = s.req("POST", "/", body=b"x")
         check(st == 405 and "GET" in hd.get("allow", ""), "POST /: %d" % st)
+        # A body is refused before it is read: announce 5 MB, send none.
+        c = socket.create_connection(("127.0.0.1", s.port), timeout=10)
+        c.sendall(b"PUT /assets/app-Z3K9Q2WD.js HTTP/1.1\r\nHost: x\r\n"
+                  b"Content-Length: 5000000\r\n\r\n")
+        answer = c.recv(4096)
+        check(answer.startswith(b"HTTP/1.1 405"), "PUT with a body: %r" % answer[:60])
+        c.close()
+        st, hd, body = s.req("GET", "/", body=b"x" * 10)
+        check(st == 405, "GET with a body: %d" % st)
         # Traversal and everything not an exact name of the table: 404 (or,
         # outside /assets/, no file at all); the secret never comes back.
         for path in ("/assets/../hub.db", "/assets/..%2fhub.db", "/assets/%2e%2e/%2e%2e/hub.db",

@@ -84,6 +84,18 @@ void daemon_admit(void *context, const struct http_request *req, struct http_res
 			                       "with a Content-Length");
 			return;
 		}
+		/* The web app's files take no body: refused here, before any
+		 * of it is read (no sign-in vouches for it). */
+		if (daemon_static_path(req->path) &&
+		    ((strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0) ||
+		     req->content_length > 0 || http_request_header(req, "Transfer-Encoding"))) {
+			daemon_principal_free(p);
+			http_response_add_header(resp, "Allow", "GET, HEAD", &err);
+			daemon_respond_problem(
+			    resp, 405, "about:blank",
+			    "the web app's files are read with GET, without a body");
+			return;
+		}
 		if (strcmp(req->path, "/metrics") == 0 && !metrics_allowed(sv, req)) {
 			daemon_principal_free(p);
 			http_response_add_header(resp, "WWW-Authenticate",

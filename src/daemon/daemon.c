@@ -98,7 +98,6 @@ int daemon_run(const struct daemon_settings *s)
 		hub_close(&sv->hub);
 		return -1;
 	}
-	daemon_log(DAEMON_LOG_INFO, NULL, 0, "web app: %s", note);
 	struct http_settings hs = {.address = s->address,
 	                           .port = s->port,
 	                           .tls_cert_file = s->tls_cert,
@@ -131,6 +130,8 @@ int daemon_run(const struct daemon_settings *s)
 	daemon_log(DAEMON_LOG_INFO, NULL, 0,
 	           "mailkeep serving %s (JMAP session at %s/.well-known/jmap), sync every %u s",
 	           sv->public_url, sv->public_url, s->sync_interval);
+	/* After the "serving" line, which tools wait for as the first. */
+	daemon_log(DAEMON_LOG_INFO, NULL, 0, "web app: %s", note);
 	/* The inactivity lifecycle: a round now, before any thread opens a
 	 * user's store (a purge must not race the indexer re-creating the store
 	 * it removes), then one a day. */
