@@ -97,8 +97,9 @@ function recordRequests(page) {
 			sizes = await req.sizes();
 			responseBytes = (await (await req.response()).body()).length;
 		} catch { /* gone */ }
+		const t = req.timing();
 		entries.push({ what, method: req.method(), path: u.pathname, body, requestBytes: Buffer.byteLength(body),
-			responseBytes, wireBytes: sizes.responseBodySize });
+			responseBytes, wireBytes: sizes.responseBodySize, ms: t.responseEnd >= 0 ? t.responseEnd : NaN });
 	};
 	page.on("requestfinished", on);
 	return { entries, stop: () => page.off("requestfinished", on) };
@@ -107,7 +108,7 @@ function recordRequests(page) {
 function printRequests(title, entries) {
 	say(`  ${title}: ${entries.length} request${entries.length === 1 ? "" : "s"}`);
 	for (const e of entries)
-		say(`    ${e.what.slice(0, 70).padEnd(70)} req ${String(e.requestBytes).padStart(6)} B  resp ${String(e.responseBytes).padStart(7)} B` +
+		say(`    ${e.what.slice(0, 56).padEnd(56)} req ${String(e.requestBytes).padStart(6)} B  resp ${String(e.responseBytes).padStart(7)} B ${ms(e.ms)}` +
 			(e.wireBytes && e.wireBytes !== e.responseBytes ? ` (${e.wireBytes} B on the wire)` : ""));
 }
 
@@ -362,7 +363,7 @@ async function main() {
 			say(`  (frame events: ${how.join(", ")})`);
 
 		say("");
-		say("== JMAP requests per screen (request body, response body; from the browser's request events)");
+		say("== JMAP requests per screen, in the order they ended (request body, response body, time from request start to response end; from the browser's request events)");
 		const last = runs[runs.length - 1];
 		printRequests("sign-in to the inbox", last.entries);
 		printRequests("opening the app signed in (reload)", reloads[reloads.length - 1].entries);

@@ -96,7 +96,8 @@ export async function launch(opts = {}) {
 // "console: TEXT @ URL"]. Left out: what a mail shown in the reader caused
 // (messages from about:srcdoc, e.g. the CSP blocking its remote images: that
 // is the reader working), and the 401 of the app asking whether it is signed
-// in (GET /mailkeep/session) while it is not, and the browser's own request
+// in (GET /mailkeep/session) while it is not, a sign-in's 503 that signIn()
+// tried again, and the browser's own request
 // for /favicon.ico. pageErrors(page, {all: true})
 // gives everything.
 const errorsOf = new WeakMap();
@@ -118,6 +119,7 @@ export function pageErrors(page, { all = false } = {}) {
 	const expected = (e) => e.url === "about:srcdoc" ||
 		/^console: Failed to load resource/.test(e.text) || // said again as http: below
 		(e.status === 401 && /^http: 401 GET \/mailkeep\/session$/.test(e.text)) ||
+		/^http: 503 POST \/mailkeep\/session$/.test(e.text) || // tried again by signIn()
 		/^http: 40[14] GET \/favicon\.ico$/.test(e.text); // the browser's own guess
 	return errs.filter((e) => all || !expected(e)).map((e) => e.text + (e.url && !e.text.startsWith("http:") ? " @ " + e.url : ""));
 }
@@ -126,14 +128,28 @@ export const sel = (testid) => `[data-testid="${testid}"]`;
 
 // Signs in through the sign-in page: opens env().url, fills signin-user and
 // signin-password, presses signin-submit, and waits until the form is gone
-// and the app's navigation is shown. Returns the page.
+// and the app's navigation is shown. Returns the page. A 503 (every Argon2id
+// turn taken for 10 s: a loaded machine) is tried again, twice.
 export async function signIn(page, user = env().user, password = env().password,
-	{ timeout = 15000 } = {}) {
+	{ timeout = 30000 } = {}) {
 	if (!page.url().startsWith(env().url))
 		await page.goto(env().url);
-	await page.locator(sel("signin-user")).fill(user);
-	await page.locator(sel("signin-password")).fill(password);
-	await page.locator(sel("signin-submit")).click();
+	for (let attempt = 1; ; attempt++) {
+		await page.locator(sel("signin-user")).fill(user);
+		await page.locator(sel("signin-password")).fill(password);
+		const [resp] = await Promise.all([
+			page.waitForResponse((r) => new URL(r.url()).pathname === "/mailkeep/session" &&
+				r.request().method() === "POST", { timeout }),
+			page.locator(sel("signin-submit")).click(),
+		]);
+		if (resp.status() === 503 && attempt < 3) {
+			await page.waitForTimeout(2000);
+			continue;
+		}
+		if (resp.status() !== 200)
+			throw new Error(`signIn(${user}): POST /mailkeep/session answered ${resp.status()}: ${await resp.text()}`);
+		break;
+	}
 	await page.locator(sel("signin-submit")).waitFor({ state: "detached", timeout });
 	await page.locator('[data-testid^="nav-"]').first().waitFor({ state: "visible", timeout });
 	return page;

@@ -10,9 +10,31 @@ import { axe, deliver, env, formatViolations, launch, mailbox, pageErrors, scree
 let browser, context, page;
 // A plain message of our own, the newest in the inbox (other test files put
 // mail of theirs in too).
-const subject = `Smoke test: lunch on friday ${Date.now()}`;
+const subject = `Lunch on Friday? (${Date.now().toString(36).slice(-5)})`;
 const text = "Shall we meet at noon by the fountain? The usual place.";
+// A few ordinary mails above it, so that the screenshots show an inbox as
+// people have it.
+const ordinary = [
+	["Maria Schneider <maria@example.de>", "Grüße aus Berlin", "Liebe Alice,\n\ndie Konferenz war großartig. Bis bald!\n\nMaria"],
+	["GitHub <noreply@example.com>", "[mailkeep] Pull request #42: faster folder sync", "A new pull request is waiting for your review."],
+	["Tom Baker <tom@example.co.uk>", "Quarterly report – draft for review", "Hi Alice,\n\nthe draft is attached as usual. Comments by Thursday?\n\nTom"],
+	["Kenji Sato <kenji@example.jp>", "東京での打ち合わせ", "来週の火曜日はいかがでしょうか。"],
+	["Library <notices@library.example.org>", "Your books are due on Friday", "Two items are due on Friday: renew them online."],
+];
 before(async () => {
+	ordinary.forEach(([from, subj, body], i) => deliver([
+		`From: ${from}`,
+		"To: Alice Example <alice@example.org>",
+		`Subject: =?utf-8?B?${Buffer.from(subj).toString("base64")}?=`,
+		`Date: ${new Date(Date.now() - (ordinary.length - i) * 600000).toUTCString().replace("GMT", "+0000")}`,
+		`Message-ID: <ordinary-${i}-${Date.now()}@example.org>`,
+		"MIME-Version: 1.0",
+		"Content-Type: text/plain; charset=utf-8",
+		"Content-Transfer-Encoding: 8bit",
+		"",
+		body.replace(/\n/g, "\r\n"),
+		"",
+	].join("\r\n"), { doSync: false }));
 	deliver([
 		"From: Bob Example <bob@example.org>",
 		"To: Alice Example <alice@example.org>",

@@ -3,4 +3,5 @@
 // An area's strings (web/src/locales/<area>.en.ts/.de.ts, calling register()) are
 // imported from its page module or here.
 import "./mail/index";
+import "./compose/index";
 import "./trust/index";

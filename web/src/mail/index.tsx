@@ -7,6 +7,8 @@ import { registerRoute, navigate, href, errorText, onSignOut } from "../app";
 import { Folders, ALL, INBOX, mailboxLabel } from "./folders";
 import { MessageList } from "./list";
 import { Reader } from "./reader";
+import { ActionBar } from "./actions";
+import { ComposeButton } from "../compose/compose";
 import { Source, WindowSource, MergedSource, Query } from "./source";
 import { Account, mailAccounts, mailboxes, mailboxesOf, byRole, cachedMailboxes } from "./store";
 import { Icon } from "../icons";
@@ -269,6 +271,7 @@ function MailPage(props: { path: string[]; route: string }) {
             {t("folders.label")}
           </button>
           <h1 class="list-title">{view ? view.title || "" : ""}</h1>
+          <ComposeButton accountId={folderAcct && folderAcct !== ALL ? folderAcct : undefined} />
           <SearchBox initial={route === "search" ? path[0] || "" : ""} />
         </div>
         {view?.error ? (
@@ -292,7 +295,12 @@ function MailPage(props: { path: string[]; route: string }) {
       </div>
       <div class="reader-col">
         {selected ? (
-          <Reader accountId={selected.accountId} emailId={selected.id} onClose={closeReader} />
+          <Reader
+            accountId={selected.accountId}
+            emailId={selected.id}
+            onClose={closeReader}
+            actions={(a, ids) => <ActionBar accountId={a} emailIds={ids} />}
+          />
         ) : (
           <p class="empty reader-empty">{t("reader.none")}</p>
         )}
