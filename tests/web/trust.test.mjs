@@ -252,6 +252,29 @@ test("change the hub password (and back)", async () => {
 	assert.equal((await signin(env().password2)).status, 200);
 });
 
+test("the trust pages at phone width in dark mode: no serious axe-core findings", async () => {
+	const phone = await launch({ viewport: { width: 390, height: 844 }, colorScheme: "dark" });
+	try {
+		const p = phone.page;
+		await p.goto(env().url);
+		await p.locator(sel("signin-user")).fill(env().user2);
+		await p.locator(sel("signin-password")).fill(env().password2);
+		await p.locator(sel("signin-submit")).click();
+		await p.locator(sel("signin-submit")).waitFor({ state: "detached" });
+		for (const [route, ready] of [["accounts", "account-add"], ["accounts/add", "account-imap"],
+			["devices", "device-add"], ["audit", "audit-verified"], ["privacy", "stored-row"]]) {
+			await p.goto(new URL("#/" + route, env().url).href);
+			await p.locator(sel(ready)).first().waitFor();
+			const vs = await axe(p, { exclude: [".topbar"] });
+			assert.equal(vs.length, 0, `axe-core on #/${route} (phone, dark):\n${formatViolations(vs)}`);
+			if (route === "devices")
+				await screenshot(p, "trust-devices-phone-dark");
+		}
+	} finally {
+		await phone.browser.close();
+	}
+});
+
 test("no script errors on the trust pages", () => {
 	// The browser logs each refused request (the sign-in page's first
 	// session check answers 401) as a console error: only script errors count.
