@@ -243,7 +243,6 @@ void daemon_handle_api(struct daemon *sv, const struct principal *p, const struc
 	struct jmap_output out;
 	int r = jmap_process(sv->registry, &limits, &actx, session_state, req->body, req->body_len,
 	                     &out, &err);
-	daemon_manage_finish(&actx);
 	uint64_t after = modseq;
 	if (r == 0 && methods[0] != '\0')
 		store_read_modseq(us->store, &after, &err);
@@ -251,6 +250,11 @@ void daemon_handle_api(struct daemon *sv, const struct principal *p, const struc
 	    (!p->user.zero_access || svc_lease_held(sv->leases, p->user.id, NULL)))
 		replay_wake(sv, us->store, p->user.name);
 	pthread_mutex_unlock(&us->lock);
+	/* After the store's lock: the push thread takes push_lock, then a
+	 * store's lock; waking it (push_lock) while holding the store's lock
+	 * deadlocked both (an account added over the web with an event stream
+	 * open). */
+	daemon_manage_finish(&actx);
 	hub_accounts_free(&loader.accounts, loader.n);
 	if (r < 0) {
 		daemon_respond_problem(resp, 500, "about:blank", "server failure");

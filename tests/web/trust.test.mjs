@@ -29,8 +29,10 @@ async function call(method, args = {}) {
 	return r[0][1];
 }
 
+// The pages this file tests; the shell around them (top bar, navigation) is
+// the smoke test's.
 async function noSeriousViolations(where) {
-	const vs = await axe(page);
+	const vs = await axe(page, { exclude: [".topbar"] });
 	assert.equal(vs.length, 0, `axe-core on ${where}:\n${formatViolations(vs)}`);
 }
 
@@ -220,6 +222,57 @@ test("remove the account from all devices and read the receipt", async () => {
 
 	// The receipts list keeps it.
 	await page.locator(sel("receipt-row")).first().waitFor();
+});
+
+test("change the hub password (and back)", async () => {
+	await open("devices");
+	const form = page.locator(sel("hubpw-form"));
+	await form.waitFor();
+	const change = async (old, pw) => {
+		await page.locator("#trust-hubpw-old").fill(old);
+		await page.locator("#trust-hubpw-new").fill(pw);
+		await page.locator("#trust-hubpw-again").fill(pw);
+		// Typing cleared the last outcome.
+		await page.locator(sel("hubpw-done")).waitFor({ state: "detached" });
+		await page.locator(sel("hubpw-submit")).click();
+	};
+	await change("not the password", "a new password 1");
+	await form.locator('[role="alert"]').waitFor();
+	assert.equal(await page.locator(sel("hubpw-done")).count(), 0);
+	await change(env().password2, "a new password 1");
+	await page.locator(sel("hubpw-done")).waitFor();
+	// The old password no longer signs in, the new one does.
+	const signin = (password) => fetch(new URL("/mailkeep/session", env().url), {
+		method: "POST", headers: { "Content-Type": "application/json" },
+		body: JSON.stringify({ username: env().user2, password }) });
+	assert.equal((await signin(env().password2)).status, 401);
+	assert.equal((await signin("a new password 1")).status, 200);
+	await change("a new password 1", env().password2);
+	await page.locator(sel("hubpw-done")).waitFor();
+	assert.equal((await signin(env().password2)).status, 200);
+});
+
+test("the trust pages at phone width in dark mode: no serious axe-core findings", async () => {
+	const phone = await launch({ viewport: { width: 390, height: 844 }, colorScheme: "dark" });
+	try {
+		const p = phone.page;
+		await p.goto(env().url);
+		await p.locator(sel("signin-user")).fill(env().user2);
+		await p.locator(sel("signin-password")).fill(env().password2);
+		await p.locator(sel("signin-submit")).click();
+		await p.locator(sel("signin-submit")).waitFor({ state: "detached" });
+		for (const [route, ready] of [["accounts", "account-add"], ["accounts/add", "account-imap"],
+			["devices", "device-add"], ["audit", "audit-verified"], ["privacy", "stored-row"]]) {
+			await p.goto(new URL("#/" + route, env().url).href);
+			await p.locator(sel(ready)).first().waitFor();
+			const vs = await axe(p, { exclude: [".topbar"] });
+			assert.equal(vs.length, 0, `axe-core on #/${route} (phone, dark):\n${formatViolations(vs)}`);
+			if (route === "devices")
+				await screenshot(p, "trust-devices-phone-dark");
+		}
+	} finally {
+		await phone.browser.close();
+	}
 });
 
 test("no script errors on the trust pages", () => {

@@ -111,7 +111,7 @@ const de: Record<string, string> = {
   "trust.add.testNote": "Der Hub testet die Verbindung, bevor er etwas speichert.",
   "trust.add.done": "{account} wurde hinzugefügt. Die erste Synchronisation beginnt jetzt.",
 
-  "trust.devices.title": "Geräte und Sitzungen",
+  "trust.devices.title": "Geräte, Sitzungen und Passwort",
   "trust.devices.intro":
     "Jede Mail-App meldet sich mit einem eigenen Token an, das Sie einzeln widerrufen können. Browser, die in dieser Web-App angemeldet sind, stehen weiter unten.",
   "trust.devices.h2": "Geräte",
@@ -233,5 +233,16 @@ const de: Record<string, string> = {
   "trust.consents.idOnly":
     "Der Hub speichert die Kennung des Textes, dem Sie zugestimmt haben (sein SHA-256), wie sie bei der Einwilligung angezeigt wurde:",
   "trust.consents.download": "Text herunterladen (.txt)",
+  "trust.hubpw.title": "Ihr Hub-Passwort",
+  "trust.hubpw.intro": "Das Passwort, mit dem Sie sich an diesem Hub anmelden. Bereits angemeldete Geräte und Browser bleiben angemeldet; widerrufen Sie sie oben, wenn Sie das nicht möchten.",
+  "trust.hubpw.old": "Aktuelles Passwort",
+  "trust.hubpw.new": "Neues Passwort",
+  "trust.hubpw.newHint": "Mindestens 8 Zeichen.",
+  "trust.hubpw.again": "Neues Passwort wiederholen",
+  "trust.hubpw.mismatch": "Die beiden neuen Passwörter stimmen nicht überein.",
+  "trust.hubpw.submit": "Passwort ändern",
+  "trust.hubpw.done": "Ihr Hub-Passwort wurde geändert.",
+  "trust.hubpw.zeroAccess": "Ihr Hub-Passwort ist zugleich die Passphrase, mit der die Schlüssel Ihrer Konten versiegelt sind (Zero-Access-Modus); der Hub kann es hier noch nicht ändern.",
+  "trust.event.user.password": "Hub-Passwort geändert",
 };
 export default de;

@@ -110,7 +110,7 @@ const en: Record<string, string> = {
   "trust.add.testNote": "The hub tests the connection before it stores anything.",
   "trust.add.done": "{account} was added. The first sync starts now.",
 
-  "trust.devices.title": "Devices and sessions",
+  "trust.devices.title": "Devices, sessions and password",
   "trust.devices.intro":
     "Each mail app signs in with its own token, which you can revoke alone. Browsers signed in to this web app are listed below.",
   "trust.devices.h2": "Devices",
@@ -229,5 +229,16 @@ const en: Record<string, string> = {
   "trust.consents.idOnly":
     "The hub keeps the id of the text you agreed to (its SHA-256), the id shown when you consented:",
   "trust.consents.download": "Download disclosure (.txt)",
+  "trust.hubpw.title": "Your hub password",
+  "trust.hubpw.intro": "The password you sign in to this hub with. Devices and browsers already signed in stay signed in; revoke them above if you want them out.",
+  "trust.hubpw.old": "Current password",
+  "trust.hubpw.new": "New password",
+  "trust.hubpw.newHint": "At least 8 characters.",
+  "trust.hubpw.again": "New password again",
+  "trust.hubpw.mismatch": "The two new passwords differ.",
+  "trust.hubpw.submit": "Change password",
+  "trust.hubpw.done": "Your hub password was changed.",
+  "trust.hubpw.zeroAccess": "Your hub password is also the passphrase your accounts' keys are sealed with (zero-access mode); the hub cannot change it here yet.",
+  "trust.event.user.password": "Hub password changed",
 };
 export default en;

@@ -33,6 +33,7 @@ export const AUDIT_EVENTS = [
   "device.revoked",
   "user.created",
   "user.signin",
+  "user.password",
   "web.signin",
   "web.signout",
   "api.change",

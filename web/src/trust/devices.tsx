@@ -7,6 +7,7 @@ import { session, signOut } from "../jmap";
 import { toast } from "../app";
 import { manage, setFailure, errorText, useLoad, LoadState, PageTitle, When, Confirm, CopyButton } from "./util";
 import { QrCode } from "./qr";
+import { HubPassword } from "./password";
 
 interface Device {
   id: string | number;
@@ -46,6 +47,7 @@ export function DevicesPage() {
       <p class="trust-intro">{t("trust.devices.intro")}</p>
       <Devices />
       <Sessions />
+      <HubPassword />
     </section>
   );
 }
