@@ -147,7 +147,19 @@ async function bareMinimal() {
 			] }) })).json();
 		n = r.methodResponses[1][1].list.length;
 	});
-	return { tSession, tMb, tList, total: tSession + tMb + tList, n, total_emails: inbox.totalEmails };
+	// The same with threads collapsed (one row per thread, as the app lists).
+	const tThreads = await timed(async () => {
+		const r = await (await fetch(session.apiUrl, { method: "POST", headers: H, body: JSON.stringify({
+			using: ["urn:ietf:params:jmap:core", "urn:ietf:params:jmap:mail"],
+			methodCalls: [
+				["Email/query", { accountId: acc, filter: { inMailbox: inbox.id }, position: 0, limit: 50, collapseThreads: true,
+					sort: [{ property: "receivedAt", isAscending: false }], calculateTotal: true }, "q"],
+				["Email/get", { accountId: acc, "#ids": { resultOf: "q", name: "Email/query", path: "/ids" },
+					properties: ["threadId", "mailboxIds", "keywords", "from", "subject", "receivedAt", "preview", "hasAttachment", "size"] }, "g"],
+			] }) })).json();
+		void r;
+	});
+	return { tSession, tMb, tList, tThreads, total: tSession + tMb + tList, n, total_emails: inbox.totalEmails };
 }
 
 // What any client must ask to show one message: its headers, body values
@@ -305,9 +317,11 @@ async function main() {
 		const render = runs.map((r) => r.paint - r.signedIn);
 		const click = runs.map((r) => r.paint - r.click);
 		const signin = runs.map((r) => r.signedIn - r.click);
-		const bare = [], replay = [];
+		const bare = [], replay = [], bareThreads = [];
 		for (let i = 0; i < RUNS; i++) {
-			bare.push((await bareMinimal()).total);
+			const b = await bareMinimal();
+			bare.push(b.total);
+			bareThreads.push(b.tSession + b.tMb + b.tThreads);
 			replay.push(await bareReplay(runs[i].entries));
 		}
 		const b1 = await bareMinimal();
@@ -316,8 +330,10 @@ async function main() {
 		say(`  click on "sign in" to inbox painted   p50 ${ms(median(click))}   (the sign-in POST itself, Argon2id: p50 ${ms(median(signin))})`);
 		say(`  bare JMAP, minimal (session + Mailbox/get + Email/query+get 50), node fetch:  p50 ${ms(median(bare))}` +
 			`  (session ${ms(b1.tSession)}, mailboxes ${ms(b1.tMb)}, 50 rows ${ms(b1.tList)}; ${b1.total_emails} in INBOX)`);
+		say(`  bare JMAP, the same with collapseThreads (one row per thread, as the app):     p50 ${ms(median(bareThreads))}`);
 		say(`  bare JMAP, the app's own requests of the screen replayed in a row:           p50 ${ms(median(replay))}`);
-		say(`  render / bare minimal: ${(median(render) / median(bare)).toFixed(2)}   render / the same requests bare: ${(median(render) / median(replay)).toFixed(2)}`);
+		say(`  render / bare minimal: ${(median(render) / median(bare)).toFixed(2)}   render / bare with threads: ${(median(render) / median(bareThreads)).toFixed(2)}` +
+			`   render / the same requests bare: ${(median(render) / median(replay)).toFixed(2)}`);
 		if (!runs[0].automatic)
 			say("  (the app did not open the inbox after sign-in by itself: the time includes a click on the inbox)");
 

@@ -37,7 +37,8 @@ test("the device tokens reach the API; deliver() syncs new mail in", async () =>
 	};
 	const before = await count();
 	assert.equal(before, env().inboxCount);
-	deliver("From: h@example.org\r\nTo: alice@example.org\r\nSubject: harness\r\n\r\nhi\r\n");
+	deliver("From: Hub Admin <admin@example.org>\r\nTo: alice@example.org\r\n" +
+		"Subject: Welcome to your mailkeep hub\r\n\r\nYour mail is here now, on the web too.\r\n");
 	assert.equal(await count(), before + 1);
 	const s2 = await session(env().token2);
 	assert.equal(s2.username, env().user2);
