@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "daemon-internal.h"
@@ -26,6 +27,18 @@ static bool media_type_ok(const char *t)
 		if (*c < 0x20 || *c > 0x7e)
 			return false;
 	return true;
+}
+
+/* Raster images a browser may show in place (never SVG: it can hold
+ * script). */
+static bool inline_image(const char *type)
+{
+	static const char *const raster[] = {"image/png", "image/jpeg", "image/gif",
+	                                     "image/webp", "image/avif", "image/bmp"};
+	for (size_t i = 0; i < sizeof(raster) / sizeof(raster[0]); i++)
+		if (strcasecmp(type, raster[i]) == 0)
+			return true;
+	return false;
 }
 
 void daemon_handle_download(struct daemon *sv, const struct principal *p,
@@ -87,6 +100,15 @@ void daemon_handle_download(struct daemon *sv, const struct principal *p,
 	http_response_set_status(resp, 200, &err);
 	http_response_add_header(resp, "Cache-Control", "private, immutable, max-age=31536000",
 	                         &err);
+	/* Mail is the sender's content in the hub's origin: a browser opening
+	 * a download never runs it (an HTML or SVG attachment would otherwise
+	 * run script with the web app's cookie), never sniffs another type,
+	 * and saves anything but a raster image instead of showing it. */
+	http_response_add_header(resp, "Content-Security-Policy", "sandbox; default-src 'none'",
+	                         &err);
+	http_response_add_header(resp, "X-Content-Type-Options", "nosniff", &err);
+	http_response_add_header(resp, "Content-Disposition",
+	                         inline_image(type) ? "inline" : "attachment", &err);
 	http_response_set_body(resp, type, data, (size_t)size, &err);
 }
 

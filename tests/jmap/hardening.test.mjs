@@ -108,6 +108,20 @@ test("a download answers with the media type given in ?type=", async () => {
   r = await fetch(url("message/rfc822"), auth);
   assert.equal(r.headers.get("content-type"), "message/rfc822");
   await r.arrayBuffer();
+  // Mail never runs in the hub's origin: sandboxed, not sniffed, saved
+  // rather than shown unless it is a raster image.
+  r = await fetch(url(encodeURIComponent("text/html")), auth);
+  assert.equal(r.headers.get("content-security-policy"), "sandbox; default-src 'none'");
+  assert.equal(r.headers.get("x-content-type-options"), "nosniff");
+  assert.equal(r.headers.get("content-disposition"), "attachment");
+  await r.arrayBuffer();
+  r = await fetch(url(encodeURIComponent("image/svg+xml")), auth);
+  assert.equal(r.headers.get("content-disposition"), "attachment");
+  await r.arrayBuffer();
+  r = await fetch(url(encodeURIComponent("image/png")), auth);
+  assert.equal(r.headers.get("content-disposition"), "inline");
+  assert.equal(r.headers.get("content-security-policy"), "sandbox; default-src 'none'");
+  await r.arrayBuffer();
 });
 
 test("a POST that is not declared JSON is a 400 notJSON problem", async () => {
