@@ -566,6 +566,26 @@ def scenario_push(tmp):
         check(text().count("provider push stopped") == 1, "push retried: " + text()[-2000:])
         serve.terminate()
         check(serve.wait(timeout=30) == 0, "serve exit")
+
+        # A serve with rounds: the account needing sign-in is not pushed; signed
+        # in again (CLI) while serve runs, the next round pushes it.
+        log = os.path.join(tmp, "push-serve2.log")
+        serve = subprocess.Popen([BIN, "--data", h.dir, "serve", "--listen", "127.0.0.1:0",
+                                  "--sync-interval", "2", "--access-log", "/dev/null"],
+                                 stdout=open(log, "w"), stderr=subprocess.STDOUT,
+                                 stdin=subprocess.DEVNULL)
+        wait(lambda: "scheduler: round" in text(), "the first round")
+        check("not until the account is signed in again" in text(), text()[-2000:])
+        l0 = push_logins()
+        h.add_loopback(verb=("account", "signin"), extra=[str(acct)])
+        wait(lambda: "push: 1 started" in text(), "the round starts push after the sign-in")
+        wait(lambda: push_logins() > l0, "push logged in after the sign-in")
+        wait(lambda: ", 1 left to provider push" in text(), "left to push")
+        before = h.messages()
+        new_mail("push-3")
+        wait(lambda: h.messages() == before + 1, "new mail after the sign-in", 10)
+        serve.terminate()
+        check(serve.wait(timeout=30) == 0, "serve exit")
         serve = None
     finally:
         if serve is not None:

@@ -35,6 +35,7 @@ struct provider_account {
 	 * resealed at every refresh), needs sign-in. */
 	unsigned char settings[16];
 	unsigned seen; /* the reconcile round that last saw it (P.round) */
+	bool signin_stop; /* push stopped at needs sign-in (the grant went) */
 };
 
 /* A zero-access user whose accounts are pushed while their lease lasts. */
@@ -92,6 +93,15 @@ static void settings_hash(const struct hub_account *a, unsigned char out[16])
 	crypto_generichash_final(&st, out, 16);
 }
 
+static void mark_signin_stop(int64_t id)
+{
+	pthread_mutex_lock(&P.mu);
+	for (size_t i = 0; i < P.n; i++)
+		if (P.accounts[i].id == id)
+			P.accounts[i].signin_stop = true;
+	pthread_mutex_unlock(&P.mu);
+}
+
 static int credential(void *ctx, int64_t account, char *buf, size_t size, char *error,
                       size_t error_size)
 {
@@ -128,6 +138,8 @@ static int credential(void *ctx, int64_t account, char *buf, size_t size, char *
 		                                &secret, error, error_size);
 		if (o < 0) {
 			r = o == -2 ? -1 : -2;
+			if (o == SVC_NEEDS_SIGNIN)
+				mark_signin_stop(account);
 			break;
 		}
 		size_t len = strlen(secret);
@@ -225,6 +237,7 @@ int daemon_provider_account_start(const char *user, const struct hub_account *a)
 	snprintf(P.accounts[i].server, sizeof(P.accounts[i].server), "%s", a->imap_url);
 	settings_hash(a, P.accounts[i].settings);
 	P.accounts[i].seen = P.round;
+	P.accounts[i].signin_stop = false;
 	pthread_mutex_unlock(&P.mu);
 	struct push_account_config cfg = {.id = a->id,
 	                                  .url = a->imap_url,
@@ -290,8 +303,11 @@ void daemon_provider_round_account(const char *user, const struct hub_account *a
 	for (size_t i = 0; i < P.n; i++)
 		if (P.accounts[i].id == a->id) {
 			known = true;
+			/* Stopped when the grant went, and signed in again
+			 * before this round saw it marked: a restart too. */
 			same = memcmp(P.accounts[i].settings, h, sizeof(h)) == 0 &&
-			       strcmp(P.accounts[i].user, user) == 0;
+			       strcmp(P.accounts[i].user, user) == 0 &&
+			       !(P.accounts[i].signin_stop && a->needs_signin_since == 0);
 			P.accounts[i].seen = P.round;
 			break;
 		}
