@@ -402,7 +402,7 @@ def scenario_send(tmp):
 
 def scenario_xoauth2(tmp):
     """A server offering only XOAUTH2 (as Gmail and Outlook do): added from a
-    token file a device produced, synced with XOAUTH2."""
+    token file a device produced, synced with XOAUTH2, pushed with XOAUTH2."""
     p = Provider(tmp, "as5")
     h = Hub(tmp, "xo", p, mechanisms="xoauth2")
     try:
@@ -418,6 +418,33 @@ def scenario_xoauth2(tmp):
         h.sync()
         check(h.messages() > 0, "nothing synced")
         check("XOAUTH2" in "\n".join(h.audit()), "not XOAUTH2")
+        # Provider push logs in with XOAUTH2 too, and new mail comes by push.
+        log = os.path.join(tmp, "xo-serve.log")
+        serve = subprocess.Popen([BIN, "--data", h.dir, "serve", "--listen", "127.0.0.1:0",
+                                  "--sync-interval", "3600", "--access-log", "/dev/null"],
+                                 stdout=open(log, "w"), stderr=subprocess.STDOUT,
+                                 stdin=subprocess.DEVNULL)
+        try:
+            def pushed_in():
+                return any('"provider.login"' in l and '"mechanism":"push"' in l and
+                           '"result":"ok"' in l
+                           for l in open(os.path.join(h.dir, "users", "u", "audit.log")))
+            deadline = time.time() + 20
+            while time.time() < deadline and not pushed_in():
+                time.sleep(0.3)
+            check(pushed_in(), "push did not log in with XOAUTH2: " + open(log).read()[-2000:])
+            time.sleep(1)
+            before = h.messages()
+            c = h.fx.conn()
+            c.append("INBOX", None, None, b"Subject: xo push\r\n\r\nbody\r\n")
+            c.logout()
+            deadline = time.time() + 10
+            while time.time() < deadline and h.messages() != before + 1:
+                time.sleep(0.2)
+            check(h.messages() == before + 1, "no new mail through push with XOAUTH2")
+        finally:
+            serve.terminate()
+            check(serve.wait(timeout=30) == 0, "serve exit")
     finally:
         h.stop()
         p.stop()
