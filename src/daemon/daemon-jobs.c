@@ -254,8 +254,8 @@ void *daemon_sync_thread(void *context)
 				         sv->full_sync_interval);
 			if (rec.started + rec.restarted + rec.stopped > 0)
 				snprintf(push, sizeof(push),
-				         "; push: %u started, %u restarted, %u stopped", rec.started,
-				         rec.restarted, rec.stopped);
+				         "; push: %u started, %u restarted, %u stopped",
+				         rec.started, rec.restarted, rec.stopped);
 			daemon_log(DAEMON_LOG_INFO, NULL, 0,
 			           "scheduler: round: %u account%s synced, %u left to provider "
 			           "push%s%s, %.1f s",

@@ -34,7 +34,7 @@ struct provider_account {
 	 * password's version (not an OAuth account's: its refresh token is
 	 * resealed at every refresh), needs sign-in. */
 	unsigned char settings[16];
-	unsigned seen; /* the reconcile round that last saw it (P.round) */
+	unsigned seen;    /* the reconcile round that last saw it (P.round) */
 	bool signin_stop; /* push stopped at needs sign-in (the grant went) */
 };
 

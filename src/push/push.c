@@ -447,8 +447,9 @@ static char *oauth_response(struct account *a, bool bearer, size_t *len_r)
 	}
 	int r = loop->cb.credential(loop->cb.ctx, a->id, tok, PUSH_PASSWORD_MAX, err, sizeof(err));
 	if (r == 0 && (strchr(a->login, '\x01') != NULL || strpbrk(tok, " \x01\r\n") != NULL)) {
-		snprintf(err, sizeof(err), "the login or access token holds characters SASL "
-		                           "cannot carry");
+		snprintf(err, sizeof(err),
+		         "the login or access token holds characters SASL "
+		         "cannot carry");
 		r = -2;
 	}
 	if (r < 0) {
