@@ -29,6 +29,7 @@
 #include "../imap/imap-url.h"
 
 #define PUSH_PASSWORD_MAX 1024
+#define PUSH_TOKEN_MAX 16384 /* access tokens: Microsoft's JWTs run to a few KB */
 #define PUSH_FOLDERS_MAX 10000
 
 /*
@@ -432,9 +433,9 @@ static char *oauth_response(struct account *a, bool bearer, size_t *len_r)
 {
 	struct push_loop *loop = a->loop;
 	char err[256] = "";
-	char *tok = sodium_malloc(PUSH_PASSWORD_MAX);
+	char *tok = sodium_malloc(PUSH_TOKEN_MAX);
 	size_t ulen = strlen(a->login);
-	size_t rawsize = 3 * ulen + PUSH_PASSWORD_MAX + strlen(a->host) + strlen(a->port) + 64;
+	size_t rawsize = 3 * ulen + PUSH_TOKEN_MAX + strlen(a->host) + strlen(a->port) + 64;
 	char *raw = sodium_malloc(rawsize);
 	size_t b64size = sodium_base64_encoded_len(rawsize, sodium_base64_VARIANT_ORIGINAL) + 2;
 	char *b64 = sodium_malloc(b64size);
@@ -445,7 +446,7 @@ static char *oauth_response(struct account *a, bool bearer, size_t *len_r)
 		fail(a, "out of memory");
 		return NULL;
 	}
-	int r = loop->cb.credential(loop->cb.ctx, a->id, tok, PUSH_PASSWORD_MAX, err, sizeof(err));
+	int r = loop->cb.credential(loop->cb.ctx, a->id, tok, PUSH_TOKEN_MAX, err, sizeof(err));
 	if (r == 0 && (strchr(a->login, '\x01') != NULL || strpbrk(tok, " \x01\r\n") != NULL)) {
 		snprintf(err, sizeof(err),
 		         "the login or access token holds characters SASL "

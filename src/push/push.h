@@ -57,7 +57,8 @@ const char *push_state_name(enum push_state s);
 
 struct push_callbacks {
 	void *ctx;
-	/* Write the account's password (NUL-terminated) into buf of size bytes;
+	/* Write the account's password (NUL-terminated) into buf of size bytes
+	 * (1 KB; an OAuth account's access token: 16 KB);
 	 * return 0, or -1 with error set (a temporary failure: retried with
 	 * backoff), or -2 for good (the account stops). Push wipes buf after
 	 * the login is sent. */
