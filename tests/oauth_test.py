@@ -402,7 +402,7 @@ def scenario_send(tmp):
 
 def scenario_xoauth2(tmp):
     """A server offering only XOAUTH2 (as Gmail and Outlook do): added from a
-    token file a device produced, synced with XOAUTH2."""
+    token file a device produced, synced with XOAUTH2, pushed with XOAUTH2."""
     p = Provider(tmp, "as5")
     h = Hub(tmp, "xo", p, mechanisms="xoauth2")
     try:
@@ -418,6 +418,33 @@ def scenario_xoauth2(tmp):
         h.sync()
         check(h.messages() > 0, "nothing synced")
         check("XOAUTH2" in "\n".join(h.audit()), "not XOAUTH2")
+        # Provider push logs in with XOAUTH2 too, and new mail comes by push.
+        log = os.path.join(tmp, "xo-serve.log")
+        serve = subprocess.Popen([BIN, "--data", h.dir, "serve", "--listen", "127.0.0.1:0",
+                                  "--sync-interval", "3600", "--access-log", "/dev/null"],
+                                 stdout=open(log, "w"), stderr=subprocess.STDOUT,
+                                 stdin=subprocess.DEVNULL)
+        try:
+            def pushed_in():
+                return any('"provider.login"' in l and '"mechanism":"push"' in l and
+                           '"result":"ok"' in l
+                           for l in open(os.path.join(h.dir, "users", "u", "audit.log")))
+            deadline = time.time() + 20
+            while time.time() < deadline and not pushed_in():
+                time.sleep(0.3)
+            check(pushed_in(), "push did not log in with XOAUTH2: " + open(log).read()[-2000:])
+            time.sleep(1)
+            before = h.messages()
+            c = h.fx.conn()
+            c.append("INBOX", None, None, b"Subject: xo push\r\n\r\nbody\r\n")
+            c.logout()
+            deadline = time.time() + 10
+            while time.time() < deadline and h.messages() != before + 1:
+                time.sleep(0.2)
+            check(h.messages() == before + 1, "no new mail through push with XOAUTH2")
+        finally:
+            serve.terminate()
+            check(serve.wait(timeout=30) == 0, "serve exit")
     finally:
         h.stop()
         p.stop()
@@ -480,7 +507,123 @@ def scenario_device_flow(tmp):
         p.stop()
 
 
+def scenario_push(tmp):
+    """Provider push for an OAuth account under serve: it logs in with an
+    access token (OAUTHBEARER) and new mail comes by push, not by a round; a
+    reconnect logs in with a fresh token (these expire within the refresh
+    margin, so every login refreshes); a revoked grant stops push for the
+    account with a notice, and nothing asks the provider again."""
+    p = Provider(tmp, "as-push", ttl=60)
+    h = Hub(tmp, "push", p)
+    serve = None
+    log = os.path.join(tmp, "push-serve.log")
+    audit = os.path.join(h.dir, "users", "u", "audit.log")
+
+    def text():
+        return open(log, errors="replace").read()
+
+    def wait(cond, what, timeout=20):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if cond():
+                return
+            check(serve.poll() is None, "serve died: " + text()[-2000:])
+            time.sleep(0.2)
+        check(False, "timed out: %s\n%s" % (what, text()[-3000:]))
+
+    def refreshes():
+        return open(audit).read().count('"oauth.refresh"')
+
+    def push_logins():
+        return sum('"provider.login"' in l and '"mechanism":"push"' in l and '"result":"ok"' in l
+                   for l in open(audit).read().splitlines())
+
+    def kick():  # nothing to kick exits non-zero: not checked
+        subprocess.run(["bash", os.path.join(SRC, "tests", "fixture", "dovecot.sh"), "doveadm",
+                        h.fx.dir, "kick", "alice"], capture_output=True)
+
+    def new_mail(tag):
+        c = h.fx.conn()
+        c.append("INBOX", None, None, b"Subject: %s\r\nMessage-ID: <%s@x>\r\n\r\nbody\r\n"
+                 % (tag.encode(), tag.encode()))
+        c.logout()
+
+    try:
+        acct, out = h.add_loopback()
+        check(acct is not None, out)
+        h.sync()
+        serve = subprocess.Popen([BIN, "--data", h.dir, "serve", "--listen", "127.0.0.1:0",
+                                  "--sync-interval", "3600", "--access-log", "/dev/null"],
+                                 stdout=open(log, "w"), stderr=subprocess.STDOUT,
+                                 stdin=subprocess.DEVNULL)
+        wait(lambda: "scheduler: round" in text(), "the first round")
+        check("1 left to provider push" in text() or push_logins() >= 1,
+              "the OAuth account is not pushed: " + text()[-2000:])
+        wait(lambda: push_logins() >= 1, "push logged in")
+        time.sleep(1)
+        before = h.messages()
+        new_mail("push-1")
+        wait(lambda: h.messages() == before + 1, "new mail through push", 10)
+
+        # A reconnect (the server drops the connection): a fresh token.
+        r0, l0 = refreshes(), push_logins()
+        kick()
+        wait(lambda: push_logins() > l0, "push logged in again", 20)
+        check(refreshes() > r0, "the reconnect did not refresh the expired token")
+        time.sleep(1)
+        before = h.messages()
+        new_mail("push-2")
+        wait(lambda: h.messages() == before + 1, "new mail through push after the reconnect", 10)
+
+        # The provider revokes the grant; the next login stops push.
+        before = h.messages()
+        refresh = [t for t in p.tokens() if not t.startswith("eyJ")][-1]
+        status, _ = p.post("/token/revocation", token=refresh, token_type_hint="refresh_token")
+        check(status == 200, "revocation")
+        kick()
+        wait(lambda: "provider push stopped" in text(), "push stopped for the revoked grant", 20)
+        check("invalid_grant" in text(), text()[-2000:])
+        since = h.db().execute("SELECT needs_signin FROM accounts").fetchone()[0]
+        check(since > 0, "not marked as needing sign-in")
+        wait(lambda: h.messages() == before + 1, "the sign-in notice", 10)
+        r1 = refreshes()
+        kick()
+        time.sleep(5)
+        check(refreshes() == r1, "the provider was asked again after the grant went")
+        check(text().count("provider push stopped") == 1, "push retried: " + text()[-2000:])
+        serve.terminate()
+        check(serve.wait(timeout=30) == 0, "serve exit")
+
+        # A serve with rounds: the account needing sign-in is not pushed; signed
+        # in again (CLI) while serve runs, the next round pushes it.
+        log = os.path.join(tmp, "push-serve2.log")
+        serve = subprocess.Popen([BIN, "--data", h.dir, "serve", "--listen", "127.0.0.1:0",
+                                  "--sync-interval", "2", "--access-log", "/dev/null"],
+                                 stdout=open(log, "w"), stderr=subprocess.STDOUT,
+                                 stdin=subprocess.DEVNULL)
+        wait(lambda: "scheduler: round" in text(), "the first round")
+        check("not until the account is signed in again" in text(), text()[-2000:])
+        l0 = push_logins()
+        h.add_loopback(verb=("account", "signin"), extra=[str(acct)])
+        wait(lambda: "push: 1 started" in text(), "the round starts push after the sign-in")
+        wait(lambda: push_logins() > l0, "push logged in after the sign-in")
+        wait(lambda: ", 1 left to provider push" in text(), "left to push")
+        before = h.messages()
+        new_mail("push-3")
+        wait(lambda: h.messages() == before + 1, "new mail after the sign-in", 10)
+        serve.terminate()
+        check(serve.wait(timeout=30) == 0, "serve exit")
+        serve = None
+    finally:
+        if serve is not None:
+            serve.kill()
+            serve.wait()
+        h.stop()
+        p.stop()
+
+
 SCENARIOS = {
+    "push": scenario_push,
     "device_flow": scenario_device_flow,
     "xoauth2": scenario_xoauth2,
     "send": scenario_send,

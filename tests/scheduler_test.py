@@ -10,6 +10,8 @@ real mailkeep binary:
              their account, new mail arrives without a scheduled round; the
              sign-out (the wipe) stops it
   settings   the push settings: bad values refused with what to use
+  reconcile  accounts added, changed and removed by the CLI while serve runs:
+             the next round starts, restarts or stops their push
 
 usage: scheduler_test.py [SCENARIO...]   (env MK_BIN: the mailkeep binary)
 """
@@ -159,6 +161,57 @@ def t_pushed(tmp):
         fx.stop()
 
 
+def account_ids(data, user):
+    out = mk(data, "account", "list", "--user", user).stdout
+    return [int(x) for x in re.findall(r"^\s*(\d+)\b", out, re.M)]
+
+
+def t_reconcile(tmp):
+    fx = Fixture(tmp, "reconcile", "--users", "2", count=5)
+    data = fx.data
+    try:
+        pw = os.path.join(tmp, "hub.pass")
+        open(pw, "w").write("hub password of erin")
+        mk(data, "user", "add", "erin", "--password-file", pw)
+        add_accounts(fx, data, "erin", ["alice"])
+        first = account_ids(data, "erin")
+        check(len(first) == 1, "account list: %s" % first)
+        s = Serve(data, tmp, "reconcile", "--sync-interval", "2", "--full-sync-interval", "3600")
+        s.wait(lambda: ", 1 left to provider push" in s.text(), "alice pushed")
+
+        # Added by the CLI while serve runs: the next round starts its push.
+        add_accounts(fx, data, "erin", ["bob"])
+        s.wait(lambda: "push: 1 started, 0 restarted, 0 stopped" in s.text(),
+               "the round starts the new account's push", 15)
+        s.wait(lambda: s.idle() == 2, "two push connections idle", 15)
+        s.wait(lambda: ", 2 left to provider push" in s.text(), "both left to push", 15)
+        before = count(data, "erin")
+        new_mail(fx, "bob", "reconcile-1")
+        s.wait(lambda: count(data, "erin") == before + 1, "bob's new mail through push", 15)
+
+        # Changed by the CLI (a new password): the round reconnects it.
+        bob = [i for i in account_ids(data, "erin") if i not in first][0]
+        mk(data, "account", "password", "--user", "erin", str(bob), "--password-file",
+           os.path.join(fx.dir, "bob.pass"))
+        s.wait(lambda: "push: 0 started, 1 restarted, 0 stopped" in s.text(),
+               "the round restarts the changed account's push", 15)
+        s.wait(lambda: s.idle() == 2, "two push connections idle again", 15)
+
+        # Removed by the CLI: the round stops its push.
+        mk(data, "account", "remove", "--user", "erin", str(first[0]), "--all-devices")
+        s.wait(lambda: "push: 0 started, 0 restarted, 1 stopped" in s.text(),
+               "the round stops the removed account's push", 15)
+        s.wait(lambda: s.idle() == 1, "one push connection left", 15)
+        check("the account is gone: push stopped" in s.text(), "no log line for the stop")
+        # Rounds without a change say nothing about push.
+        n = s.text().count("push: ")
+        time.sleep(5)
+        check(s.text().count("push: ") == n, "push reconciled again without a change")
+        s.stop()
+    finally:
+        fx.stop()
+
+
 PASSPHRASE = "zed's passphrase for the lease-push test"
 
 
@@ -230,7 +283,8 @@ def t_settings(tmp):
     s.stop()
 
 
-SCENARIOS = {"pushed": t_pushed, "lease": t_lease, "settings": t_settings}
+SCENARIOS = {"pushed": t_pushed, "lease": t_lease, "settings": t_settings,
+             "reconcile": t_reconcile}
 
 
 def main():

@@ -154,14 +154,21 @@ static enum svc_status sync_user(struct daemon *sv, struct hub *hub, const char 
 /* A user's part of a round: every account, or those push does not cover;
  * *pushed_r counts the accounts left to push. */
 static enum svc_status sync_user_round(struct daemon *sv, struct hub *hub, const struct hub_user *u,
-                                       struct sched *sched, unsigned *pushed_r)
+                                       struct sched *sched, unsigned *pushed_r,
+                                       struct daemon_push_reconcile *rec)
 {
 	const char *err;
 	struct hub_account *accts = NULL;
 	size_t n = 0, pushed = 0;
 	double now = clock_mono();
-	if (hub_account_list(hub, u->id, &accts, &n, &err) < 0)
+	if (hub_account_list(hub, u->id, &accts, &n, &err) < 0) {
 		n = 0; /* the sync says what is wrong */
+		daemon_provider_round_user_keep(u->name);
+	}
+	/* Provider push follows hub.db: accounts added or changed by the CLI
+	 * while serve runs start (or reconnect) here. */
+	for (size_t i = 0; i < n; i++)
+		daemon_provider_round_account(u->name, &accts[i], rec);
 	bool *skip = n > 0 ? calloc(n, sizeof(*skip)) : NULL;
 	for (size_t i = 0; i < n && skip != NULL; i++)
 		pushed += skip[i] = sched_pushed(sv, sched, accts[i].id, now);
@@ -210,10 +217,16 @@ void *daemon_sync_thread(void *context)
 			double began = clock_mono();
 			sched.synced = 0;
 			const char *err;
-			if (open_hub(sv, true, &hub) == 0 &&
-			    hub_user_list(hub, &users, &n, &err) < 0) {
-				daemon_log(DAEMON_LOG_ERROR, NULL, 0, "scheduler: %s", err);
-				n = 0;
+			struct daemon_push_reconcile rec = {0};
+			bool listed = false;
+			daemon_provider_round_begin();
+			if (open_hub(sv, true, &hub) == 0) {
+				if (hub_user_list(hub, &users, &n, &err) < 0) {
+					daemon_log(DAEMON_LOG_ERROR, NULL, 0, "scheduler: %s", err);
+					n = 0;
+				} else {
+					listed = true;
+				}
 			}
 			bool temporary = false;
 			for (size_t i = 0; i < n && !sv->stop; i++) {
@@ -224,20 +237,29 @@ void *daemon_sync_thread(void *context)
 					    "scheduler: %s is zero-access and not signed in; "
 					    "synced only while unlocked",
 					    users[i].name);
+					daemon_provider_round_user_keep(users[i].name);
 					continue;
 				}
-				if (sync_user_round(sv, hub, &users[i], &sched, &pushed) ==
+				if (sync_user_round(sv, hub, &users[i], &sched, &pushed, &rec) ==
 				    SVC_TEMPORARY)
 					temporary = true;
 			}
-			char full[64] = "";
+			/* Push of accounts (and users) no longer in hub.db stops,
+			 * once every user was looked at. */
+			if (listed && !sv->stop)
+				daemon_provider_round_end(&rec);
+			char full[64] = "", push[96] = "";
 			if (pushed > 0)
 				snprintf(full, sizeof(full), " (a full sync of each every %u s)",
 				         sv->full_sync_interval);
+			if (rec.started + rec.restarted + rec.stopped > 0)
+				snprintf(push, sizeof(push),
+				         "; push: %u started, %u restarted, %u stopped",
+				         rec.started, rec.restarted, rec.stopped);
 			daemon_log(DAEMON_LOG_INFO, NULL, 0,
 			           "scheduler: round: %u account%s synced, %u left to provider "
-			           "push%s, %.1f s",
-			           sched.synced, sched.synced == 1 ? "" : "s", pushed, full,
+			           "push%s%s, %.1f s",
+			           sched.synced, sched.synced == 1 ? "" : "s", pushed, full, push,
 			           clock_mono() - began);
 			free(users);
 			hub_close(&hub);

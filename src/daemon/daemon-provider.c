@@ -13,6 +13,7 @@
  * handle of its own; each login sent is audited (provider.login).
  */
 #include <pthread.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,11 +24,18 @@
 #include "push/push.h"
 #include "service/service.h"
 #include "service/svc-lease.h"
+#include "service/svc-oauth.h"
 
 struct provider_account {
 	int64_t id;
 	char user[65];
 	char server[300];
+	/* What a restart follows: URL, login, CA file, OAuth or not, the
+	 * password's version (not an OAuth account's: its refresh token is
+	 * resealed at every refresh), needs sign-in. */
+	unsigned char settings[16];
+	unsigned seen;    /* the reconcile round that last saw it (P.round) */
+	bool signin_stop; /* push stopped at needs sign-in (the grant went) */
 };
 
 /* A zero-access user whose accounts are pushed while their lease lasts. */
@@ -49,9 +57,10 @@ static struct {
 	pthread_t thread, metrics;
 	bool running;
 	volatile int stopping;
-	pthread_mutex_t mu; /* accounts */
+	pthread_mutex_t mu; /* accounts, round */
 	struct provider_account *accounts;
 	size_t n, cap;
+	unsigned round; /* the scheduler's reconcile round */
 } P = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
 static bool find(int64_t id, struct provider_account *out)
@@ -65,6 +74,32 @@ static bool find(int64_t id, struct provider_account *out)
 		}
 	pthread_mutex_unlock(&P.mu);
 	return found;
+}
+
+static void settings_hash(const struct hub_account *a, unsigned char out[16])
+{
+	crypto_generichash_state st;
+	char num[64];
+	crypto_generichash_init(&st, NULL, 0, 16);
+	const char *parts[] = {a->imap_url, a->login, a->ca_file != NULL ? a->ca_file : ""};
+	for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++)
+		crypto_generichash_update(&st, (const unsigned char *)parts[i],
+		                          strlen(parts[i]) + 1);
+	int n = snprintf(num, sizeof(num), "%d %llu %d", a->oauth ? 1 : 0,
+	                 a->oauth ? 0ULL : (unsigned long long)a->secret_version,
+	                 a->needs_signin_since != 0 ? 1 : 0);
+	if (n > 0 && (size_t)n < sizeof(num))
+		crypto_generichash_update(&st, (const unsigned char *)num, (size_t)n);
+	crypto_generichash_final(&st, out, 16);
+}
+
+static void mark_signin_stop(int64_t id)
+{
+	pthread_mutex_lock(&P.mu);
+	for (size_t i = 0; i < P.n; i++)
+		if (P.accounts[i].id == id)
+			P.accounts[i].signin_stop = true;
+	pthread_mutex_unlock(&P.mu);
 }
 
 static int credential(void *ctx, int64_t account, char *buf, size_t size, char *error,
@@ -95,10 +130,16 @@ static int credential(void *ctx, int64_t account, char *buf, size_t size, char *
 		char *secret = NULL;
 		if (svc_user_kek(P.hub, &u, &lease, "serve", &kek, error, error_size) < 0)
 			break;
+		/* An OAuth account: an access token (cached in locked memory
+		 * until shortly before it expires, else refreshed, audited).
+		 * SVC_NEEDS_SIGNIN: the grant is gone; the user has a notice
+		 * and push stops for the account. */
 		int o = svc_account_open_secret(P.hub, &u, &accts[i], kek, "sync", "imap-password",
 		                                &secret, error, error_size);
 		if (o < 0) {
 			r = o == -2 ? -1 : -2;
+			if (o == SVC_NEEDS_SIGNIN)
+				mark_signin_stop(account);
 			break;
 		}
 		size_t len = strlen(secret);
@@ -117,6 +158,12 @@ static int credential(void *ctx, int64_t account, char *buf, size_t size, char *
 	vault_kek_free(&kek);
 	hub_accounts_free(&accts, n);
 	return r;
+}
+
+static void token_refused(void *ctx, int64_t account)
+{
+	(void)ctx;
+	svc_oauth_cache_forget(P.hub, account);
 }
 
 static void changed(void *ctx, int64_t account, const char *folder)
@@ -159,12 +206,9 @@ static void login(void *ctx, int64_t account, bool ok)
 int daemon_provider_account_start(const char *user, const struct hub_account *a)
 {
 	const char *err;
-	if (a->oauth) {
-		/* src/push logs in with LOGIN/PLAIN only: an access token there
-		 * would be refused and stop the account. The scheduler polls it. */
+	if (a->needs_signin_since != 0) {
 		daemon_log(DAEMON_LOG_INFO, user, a->id,
-		           "provider push: not for OAuth accounts yet; polled every "
-		           "sync_interval");
+		           "provider push: not until the account is signed in again");
 		return -1;
 	}
 	pthread_mutex_lock(&P.mu);
@@ -191,9 +235,15 @@ int daemon_provider_account_start(const char *user, const struct hub_account *a)
 	P.accounts[i].id = a->id;
 	snprintf(P.accounts[i].user, sizeof(P.accounts[i].user), "%s", user);
 	snprintf(P.accounts[i].server, sizeof(P.accounts[i].server), "%s", a->imap_url);
+	settings_hash(a, P.accounts[i].settings);
+	P.accounts[i].seen = P.round;
+	P.accounts[i].signin_stop = false;
 	pthread_mutex_unlock(&P.mu);
-	struct push_account_config cfg = {
-	    .id = a->id, .url = a->imap_url, .login = a->login, .ca_file = a->ca_file};
+	struct push_account_config cfg = {.id = a->id,
+	                                  .url = a->imap_url,
+	                                  .login = a->login,
+	                                  .ca_file = a->ca_file,
+	                                  .oauth = a->oauth};
 	if (push_account_add(P.loop, &cfg, &err) < 0) {
 		daemon_log(DAEMON_LOG_ERROR, user, a->id, "provider push: %s", err);
 		return -1;
@@ -213,6 +263,99 @@ void daemon_provider_account_stop(int64_t account_id)
 	pthread_mutex_unlock(&P.mu);
 	if (loop != NULL)
 		push_account_remove(loop, account_id);
+}
+
+void daemon_provider_user_stop(const char *user)
+{
+	for (;;) {
+		int64_t id = 0;
+		pthread_mutex_lock(&P.mu);
+		for (size_t i = 0; i < P.n && id == 0; i++)
+			if (strcmp(P.accounts[i].user, user) == 0)
+				id = P.accounts[i].id;
+		pthread_mutex_unlock(&P.mu);
+		if (id == 0)
+			return;
+		daemon_provider_account_stop(id);
+	}
+}
+
+/* --- the scheduler's reconcile with hub.db ---------------------------------- */
+
+void daemon_provider_round_begin(void)
+{
+	pthread_mutex_lock(&P.mu);
+	P.round++;
+	pthread_mutex_unlock(&P.mu);
+}
+
+void daemon_provider_round_account(const char *user, const struct hub_account *a,
+                                   struct daemon_push_reconcile *r)
+{
+	unsigned char h[16];
+	settings_hash(a, h);
+	bool known = false, same = false;
+	pthread_mutex_lock(&P.mu);
+	if (P.loop == NULL) {
+		pthread_mutex_unlock(&P.mu);
+		return;
+	}
+	for (size_t i = 0; i < P.n; i++)
+		if (P.accounts[i].id == a->id) {
+			known = true;
+			/* Stopped when the grant went, and signed in again
+			 * before this round saw it marked: a restart too. */
+			same = memcmp(P.accounts[i].settings, h, sizeof(h)) == 0 &&
+			       strcmp(P.accounts[i].user, user) == 0 &&
+			       !(P.accounts[i].signin_stop && a->needs_signin_since == 0);
+			P.accounts[i].seen = P.round;
+			break;
+		}
+	pthread_mutex_unlock(&P.mu);
+	if (known && same)
+		return;
+	if (a->needs_signin_since != 0) {
+		if (known) { /* the grant went: push stopped at it, or stops now */
+			daemon_provider_account_stop(a->id);
+			r->stopped++;
+		}
+		return;
+	}
+	if (daemon_provider_account_start(user, a) == 0) {
+		daemon_log(DAEMON_LOG_INFO, user, a->id, "provider push: %s",
+		           known ? "the account changed: reconnecting" : "a new account: pushing");
+		if (known)
+			r->restarted++;
+		else
+			r->started++;
+	}
+}
+
+void daemon_provider_round_user_keep(const char *user)
+{
+	pthread_mutex_lock(&P.mu);
+	for (size_t i = 0; i < P.n; i++)
+		if (strcmp(P.accounts[i].user, user) == 0)
+			P.accounts[i].seen = P.round;
+	pthread_mutex_unlock(&P.mu);
+}
+
+void daemon_provider_round_end(struct daemon_push_reconcile *r)
+{
+	for (;;) {
+		struct provider_account pa = {0};
+		pthread_mutex_lock(&P.mu);
+		for (size_t i = 0; i < P.n && pa.id == 0; i++)
+			if (P.accounts[i].seen != P.round)
+				pa = P.accounts[i];
+		pthread_mutex_unlock(&P.mu);
+		if (pa.id == 0)
+			return;
+		daemon_log(DAEMON_LOG_INFO, pa.user, pa.id,
+		           "provider push: the account is gone: push stopped");
+		daemon_provider_account_stop(pa.id);
+		r->stopped++;
+	}
 }
 
 static void *loop_thread(void *arg)
@@ -289,6 +432,9 @@ static void unlocked_remove(size_t i)
 	struct unlocked_user *e = &P.unlocked[i];
 	for (size_t k = 0; k < e->n; k++)
 		daemon_provider_account_stop(e->accounts[k]);
+	/* And those added while the lease was open (the scheduler's
+	 * reconcile started them). */
+	daemon_provider_user_stop(e->name);
 	daemon_log(DAEMON_LOG_INFO, e->name, 0,
 	           "provider push: %s locked: push of %zu account%s stopped", e->name, e->n,
 	           e->n == 1 ? "" : "s");
@@ -352,8 +498,11 @@ static int start(struct daemon *d, void *ctx)
 	const char *err;
 	struct hub_user *users = NULL;
 	size_t nusers = 0;
-	struct push_callbacks cb = {
-	    .credential = credential, .changed = changed, .report = report, .login = login};
+	struct push_callbacks cb = {.credential = credential,
+	                            .token_refused = token_refused,
+	                            .changed = changed,
+	                            .report = report,
+	                            .login = login};
 	P.d = d;
 	P.stopping = 0;
 	if (hub_open(daemon_data_dir(d), true, &P.hub, &err) < 0 ||

@@ -112,6 +112,25 @@ struct daemon_push_settings {
 int daemon_provider_register(const struct daemon_push_settings *settings);
 int daemon_provider_account_start(const char *user, const struct hub_account *a);
 void daemon_provider_account_stop(int64_t account_id);
+/* Stop every account of the user (a zero-access user's lease wiped). */
+void daemon_provider_user_stop(const char *user);
+/* The scheduler's reconcile with hub.db, one per round, over the accounts
+ * the round lists anyway (no hub read of its own): _begin(), then
+ * _account() for each account of each user the round covers (starts one
+ * push does not have, restarts one whose settings changed: URL, login, CA
+ * file, password version, needs sign-in), _user_keep() for a user whose
+ * accounts the round did not list (a zero-access user without a lease,
+ * a hub error: left as they are), and _end() only when the round listed
+ * every user: it stops what was not seen (accounts and users removed). An
+ * account started by any other path during the round counts as seen. */
+struct daemon_push_reconcile {
+	unsigned started, restarted, stopped;
+};
+void daemon_provider_round_begin(void);
+void daemon_provider_round_account(const char *user, const struct hub_account *a,
+                                   struct daemon_push_reconcile *r);
+void daemon_provider_round_user_keep(const char *user);
+void daemon_provider_round_end(struct daemon_push_reconcile *r);
 /* Is push watching the account (connected and idle)? true with *since_r,
  * when its current connection became idle (CLOCK_MONOTONIC seconds, as
  * clock_mono(); push.h); false when push is not

@@ -29,6 +29,7 @@
 #include "../imap/imap-url.h"
 
 #define PUSH_PASSWORD_MAX 1024
+#define PUSH_TOKEN_MAX 16384 /* access tokens: Microsoft's JWTs run to a few KB */
 #define PUSH_FOLDERS_MAX 10000
 
 /*
@@ -71,6 +72,8 @@ enum {
 	CAP_CONDSTORE = 1 << 5,
 	CAP_STARTTLS = 1 << 6,
 	CAP_KNOWN = 1 << 7, /* a capability list was seen */
+	CAP_AUTH_XOAUTH2 = 1 << 8,
+	CAP_AUTH_OAUTHBEARER = 1 << 9,
 };
 
 struct folder {
@@ -90,6 +93,9 @@ struct account {
 	int64_t id;
 	char *host, *port, *login, *ca_file;
 	bool starttls;
+	bool oauth;         /* log in by SASL XOAUTH2/OAUTHBEARER with an access token */
+	bool oauth_ir_due;  /* AUTHENTICATE sent without SASL-IR: the server asks for it */
+	bool oauth_refused; /* the last access token was refused: one retry with a new one */
 	enum sess sess;
 	enum push_state pub;
 	struct bufferevent *bev;
@@ -410,6 +416,150 @@ static bool quote(const char *s, char *out, size_t size)
 	return true;
 }
 
+/* Hand a line built in locked memory to libevent, to be wiped and freed once
+ * written. */
+static void send_secret_line(struct account *a, char *line, size_t len)
+{
+	if (evbuffer_add_reference(bufferevent_get_output(a->bev), line, len, wipe_cb, line) < 0) {
+		sodium_free(line);
+		fail(a, "out of memory");
+	}
+}
+
+/* The SASL initial response for OAUTHBEARER (RFC 7628) or XOAUTH2 with a
+ * fresh access token from the credential callback, base64, in locked memory
+ * followed by CRLF; NULL after fail() or stop(). *len_r: with the CRLF. */
+static char *oauth_response(struct account *a, bool bearer, size_t *len_r)
+{
+	struct push_loop *loop = a->loop;
+	char err[256] = "";
+	char *tok = sodium_malloc(PUSH_TOKEN_MAX);
+	size_t ulen = strlen(a->login);
+	size_t rawsize = 3 * ulen + PUSH_TOKEN_MAX + strlen(a->host) + strlen(a->port) + 64;
+	char *raw = sodium_malloc(rawsize);
+	size_t b64size = sodium_base64_encoded_len(rawsize, sodium_base64_VARIANT_ORIGINAL) + 2;
+	char *b64 = sodium_malloc(b64size);
+	if (tok == NULL || raw == NULL || b64 == NULL) {
+		sodium_free(tok);
+		sodium_free(raw);
+		sodium_free(b64);
+		fail(a, "out of memory");
+		return NULL;
+	}
+	int r = loop->cb.credential(loop->cb.ctx, a->id, tok, PUSH_TOKEN_MAX, err, sizeof(err));
+	if (r == 0 && (strchr(a->login, '\x01') != NULL || strpbrk(tok, " \x01\r\n") != NULL)) {
+		snprintf(err, sizeof(err),
+		         "the login or access token holds characters SASL "
+		         "cannot carry");
+		r = -2;
+	}
+	if (r < 0) {
+		sodium_free(tok);
+		sodium_free(raw);
+		sodium_free(b64);
+		if (r == -2)
+			stop(a, "credential: %s", err);
+		else
+			fail(a, "credential: %s", err);
+		return NULL;
+	}
+	/* XOAUTH2:     "user=" U ^A "auth=Bearer " T ^A ^A
+	 * OAUTHBEARER: "n,a=" U' "," ^A "host=" H ^A "port=" P ^A
+	 *              "auth=Bearer " T ^A ^A  (U' with ',' -> =2C, '=' -> =3D) */
+	size_t n = 0;
+	if (bearer) {
+		memcpy(raw, "n,a=", 4);
+		n = 4;
+		for (const char *p = a->login; *p != '\0'; p++) {
+			if (*p == ',' || *p == '=') {
+				memcpy(raw + n, *p == ',' ? "=2C" : "=3D", 3);
+				n += 3;
+			} else {
+				raw[n++] = *p;
+			}
+		}
+		int m = snprintf(raw + n, rawsize - n,
+		                 ",\x01"
+		                 "host=%s\x01"
+		                 "port=%s\x01"
+		                 "auth=Bearer %s\x01\x01",
+		                 a->host, a->port, tok);
+		n = m < 0 ? rawsize : n + (size_t)m;
+	} else {
+		int m = snprintf(raw, rawsize,
+		                 "user=%s\x01"
+		                 "auth=Bearer %s\x01\x01",
+		                 a->login, tok);
+		n = m < 0 ? rawsize : (size_t)m;
+	}
+	sodium_free(tok);
+	if (n >= rawsize) {
+		sodium_free(raw);
+		sodium_free(b64);
+		stop(a, "the SASL response does not fit");
+		return NULL;
+	}
+	sodium_bin2base64(b64, b64size - 2, (const unsigned char *)raw, n,
+	                  sodium_base64_VARIANT_ORIGINAL);
+	sodium_free(raw);
+	size_t len = strlen(b64);
+	memcpy(b64 + len, "\r\n", 2);
+	*len_r = len + 2;
+	return b64;
+}
+
+/* Log in by AUTHENTICATE OAUTHBEARER (preferred) or XOAUTH2, the initial
+ * response inline where SASL-IR is offered, else after the server's
+ * continuation (oauth_continue). */
+static void send_login_oauth(struct account *a)
+{
+	bool bearer = a->caps & CAP_AUTH_OAUTHBEARER;
+	if (!bearer && !(a->caps & CAP_AUTH_XOAUTH2)) {
+		stop(a, "the server offers neither AUTHENTICATE OAUTHBEARER nor XOAUTH2 (is OAuth "
+		        "enabled for IMAP on this server?)");
+		return;
+	}
+	const char *mech = bearer ? "OAUTHBEARER" : "XOAUTH2";
+	char head[64];
+	int h = snprintf(head, sizeof(head), "P%u AUTHENTICATE %s", ++a->tag, mech);
+	a->wait_tag = a->tag;
+	pthread_mutex_lock(&a->loop->mu);
+	a->loop->logins++;
+	pthread_mutex_unlock(&a->loop->mu);
+	if (!(a->caps & CAP_SASL_IR)) {
+		a->oauth_ir_due = true;
+		bufferevent_write(a->bev, head, (size_t)h);
+		bufferevent_write(a->bev, "\r\n", 2);
+		return;
+	}
+	size_t len;
+	char *resp = oauth_response(a, bearer, &len);
+	if (resp == NULL)
+		return;
+	a->oauth_ir_due = false;
+	bufferevent_write(a->bev, head, (size_t)h);
+	bufferevent_write(a->bev, " ", 1);
+	send_secret_line(a, resp, len);
+}
+
+/* A continuation while logging in by OAuth: the initial response it asks
+ * for, or an error challenge (the token refused), answered with the dummy
+ * response (RFC 7628 3.2.3: %x01 for OAUTHBEARER; an empty line for
+ * XOAUTH2) so the tagged NO follows. */
+static void oauth_continue(struct account *a)
+{
+	bool bearer = a->caps & CAP_AUTH_OAUTHBEARER;
+	if (a->oauth_ir_due) {
+		a->oauth_ir_due = false;
+		size_t len;
+		char *resp = oauth_response(a, bearer, &len);
+		if (resp != NULL)
+			send_secret_line(a, resp, len);
+		return;
+	}
+	bufferevent_write(a->bev, bearer ? "AQ==\r\n" : "\r\n", bearer ? 6 : 2);
+}
+
 /* Log in: AUTHENTICATE PLAIN with SASL-IR where offered, else LOGIN with
  * quoted strings. The password lives only in locked memory: the command
  * line is built there and handed to libevent by reference, and wiped and
@@ -418,6 +568,10 @@ static void send_login(struct account *a)
 {
 	struct push_loop *loop = a->loop;
 	char err[256] = "";
+	if (a->oauth) {
+		send_login_oauth(a);
+		return;
+	}
 	char *pw = sodium_malloc(PUSH_PASSWORD_MAX);
 	size_t cap = 2 * PUSH_PASSWORD_MAX + 1024;
 	char *line = sodium_malloc(cap);
@@ -643,6 +797,10 @@ static void on_data(struct account *a, const struct imap_response *r)
 				a->caps |= CAP_SASL_IR;
 			else if (imap_arg_is_atom(c, "AUTH=PLAIN"))
 				a->caps |= CAP_AUTH_PLAIN;
+			else if (imap_arg_is_atom(c, "AUTH=XOAUTH2"))
+				a->caps |= CAP_AUTH_XOAUTH2;
+			else if (imap_arg_is_atom(c, "AUTH=OAUTHBEARER"))
+				a->caps |= CAP_AUTH_OAUTHBEARER;
 			else if (imap_arg_is_atom(c, "LOGINDISABLED"))
 				a->caps |= CAP_LOGINDISABLED;
 			else if (imap_arg_is_atom(c, "CONDSTORE") || imap_arg_is_atom(c, "QRESYNC"))
@@ -783,6 +941,20 @@ static void on_tagged(struct account *a, const struct imap_response *r)
 	case S_LOGIN:
 		if (a->loop->cb.login != NULL)
 			a->loop->cb.login(a->loop->cb.ctx, a->id, ok);
+		if (!ok && a->oauth && !a->oauth_refused && r->status == IMAP_STATUS_NO) {
+			/* A token refused may be one the provider dropped before
+			 * its time: once, forget it and try again with a new one;
+			 * a grant that is gone then stops the account at the
+			 * credential callback (needs sign-in). */
+			a->oauth_refused = true;
+			if (a->loop->cb.token_refused != NULL)
+				a->loop->cb.token_refused(a->loop->cb.ctx, a->id);
+			fail(a, "access token refused: %s%s%s%s", r->code != NULL ? "[" : "",
+			     r->code != NULL ? r->code : "", r->code != NULL ? "] " : "", r->text);
+			return;
+		}
+		if (ok)
+			a->oauth_refused = false;
 		if (!ok) {
 			if (r->status == IMAP_STATUS_NO && r->code != NULL &&
 			    strcasecmp(r->code, "AUTHENTICATIONFAILED") != 0 &&
@@ -878,6 +1050,10 @@ static void on_response(struct account *a, const struct imap_response *r)
 {
 	on_code(a, r);
 	if (r->kind == IMAP_RESP_CONTINUATION) {
+		if (a->sess == S_LOGIN && a->oauth) {
+			oauth_continue(a);
+			return;
+		}
 		if (a->sess == S_IDLE_START) {
 			a->failures = 0;
 			a->throttled = false;
@@ -1343,6 +1519,7 @@ int push_account_add(struct push_loop *loop, const struct push_account_config *c
 	a->loop = loop;
 	a->id = cfg->id;
 	a->starttls = sec == IMAP_SECURITY_STARTTLS;
+	a->oauth = cfg->oauth;
 	a->sess = S_QUEUED;
 	a->pub = PUSH_STATE_CONNECTING;
 	o->kind = OP_ADD;

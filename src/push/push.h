@@ -12,7 +12,10 @@
  * Per account: TCP, TLS (implicit "imaps" or STARTTLS; the certificate chain
  * and host name verified as src/net does: the system's trust store plus the
  * account's CA file), login with the password the credential callback gives
- * (wiped once sent), EXAMINE INBOX, then
+ * (wiped once sent) -- or, for an OAuth account, AUTHENTICATE OAUTHBEARER
+ * (else XOAUTH2; RFC 7628) with the access token it gives, asked for at every
+ * login so a reconnect logs in with a token that has not expired --, EXAMINE
+ * INBOX, then
  *   - NOTIFY SET (RFC 5465) where the server offers it: the server reports
  *     every mailbox's changes on the one connection; or
  *   - IDLE (RFC 2177) on INBOX plus a STATUS sweep of the other folders
@@ -32,7 +35,9 @@
  * followed by at most that many connects a second. Wrong credentials (a
  * login refused without a temporary code, or LOGINDISABLED) stop the
  * account: report(..., stopped=true) tells the owner, and the account is not
- * retried until it is removed and added again.
+ * retried until it is removed and added again. An OAuth account whose access
+ * token is refused is retried once after token_refused() (a token the
+ * provider dropped before its time); refused again, it stops.
  *
  * Threads: push_loop_run() runs the loop in the calling thread. The other
  * functions may be called from any thread; add/remove take effect on the
@@ -52,12 +57,16 @@ const char *push_state_name(enum push_state s);
 
 struct push_callbacks {
 	void *ctx;
-	/* Write the account's password (NUL-terminated) into buf of size bytes;
+	/* Write the account's password (NUL-terminated) into buf of size bytes
+	 * (1 KB; an OAuth account's access token: 16 KB);
 	 * return 0, or -1 with error set (a temporary failure: retried with
 	 * backoff), or -2 for good (the account stops). Push wipes buf after
 	 * the login is sent. */
 	int (*credential)(void *ctx, int64_t account, char *buf, size_t size, char *error,
 	                  size_t error_size);
+	/* An OAuth account's access token was refused: forget it, so the next
+	 * credential() call gets a new one. May be NULL. */
+	void (*token_refused)(void *ctx, int64_t account);
 	/* A change in folder (the server's name, modified UTF-7 as on the
 	 * wire; "INBOX" for the inbox). */
 	void (*changed)(void *ctx, int64_t account, const char *folder);
@@ -89,6 +98,7 @@ struct push_account_config {
 	const char *url; /* imaps://host[:port] or imap://host[:port] (STARTTLS) */
 	const char *login;
 	const char *ca_file; /* may be NULL */
+	bool oauth;          /* credential() gives an OAuth 2 access token */
 };
 
 struct push_loop;

@@ -85,6 +85,24 @@ void svc_oauth_cache_clear(void)
 	pthread_mutex_unlock(&cache_lock);
 }
 
+void svc_oauth_cache_forget(struct hub *hub, int64_t account_id)
+{
+	char prefix[PATH_MAX + 32];
+	int n = snprintf(prefix, sizeof(prefix), "%s\n%lld\n", hub_data_dir(hub),
+	                 (long long)account_id);
+	if (n < 0 || (size_t)n >= sizeof(prefix))
+		return;
+	pthread_mutex_lock(&cache_lock);
+	for (size_t i = 0; i < CACHE_SLOTS; i++) {
+		if (strncmp(cache[i].key, prefix, (size_t)n) != 0)
+			continue;
+		oauth_secret_free(&cache[i].token);
+		cache[i].key[0] = '\0';
+		cache[i].expires_at = 0;
+	}
+	pthread_mutex_unlock(&cache_lock);
+}
+
 /* --- helpers ----------------------------------------------------------------- */
 
 /* The provider's settings from mailkeep.conf, checked against what the

@@ -51,6 +51,10 @@ int svc_oauth_access_token(struct hub *hub, const struct hub_user *u, const stru
 void svc_oauth_revoke(struct hub *hub, const struct hub_user *u, const struct hub_account *a,
                       char *outcome, size_t outcome_size);
 
+/* Forget the cached access tokens of one account (a server refused one
+ * before its time: the next svc_oauth_access_token() refreshes). */
+void svc_oauth_cache_forget(struct hub *hub, int64_t account_id);
+
 /* Forget every cached access token (tests). */
 void svc_oauth_cache_clear(void);
 
