@@ -4,6 +4,7 @@
 import { useState, useRef, useEffect } from "preact/hooks";
 import { t } from "../i18n";
 import { navigate, toast } from "../app";
+import { webSession } from "../jmap";
 import {
   manage,
   setFailure,
@@ -63,9 +64,10 @@ export function AccountsPage(props: { path: string[] }) {
   return <AccountList />;
 }
 
-// A just-removed account's receipt, kept here so that it survives the
-// list re-rendering (the removal changes the session state).
-let lastReceipt: { account: string; text: string } | null = null;
+// A just-removed account's receipt, kept here so that it survives the page
+// being left and opened again; only ever shown to the user who removed it.
+let lastReceipt: { user: string; account: string; text: string } | null = null;
+const me = () => webSession()?.user ?? "";
 
 function AccountList() {
   const accounts = useLoad(loadAccounts);
@@ -73,7 +75,7 @@ function AccountList() {
     const r = await manage<{ list: Receipt[] }>("Receipt/get", {});
     return r.list ?? [];
   });
-  const [receipt, setReceipt] = useState(lastReceipt);
+  const [receipt, setReceipt] = useState(lastReceipt && lastReceipt.user === me() ? lastReceipt : null);
   const list = accounts.data ?? [];
   return (
     <section class="trust-page" aria-labelledby="trust-accounts-title">
@@ -105,7 +107,7 @@ function AccountList() {
               key={a.id}
               account={a}
               onRemoved={(text) => {
-                lastReceipt = { account: a.email || a.login, text };
+                lastReceipt = { user: me(), account: a.email || a.login, text };
                 setReceipt(lastReceipt);
                 accounts.reload();
                 receipts.reload();
