@@ -33,7 +33,7 @@ static bool media_type_ok(const char *t)
  * script). */
 static bool inline_image(const char *type)
 {
-	static const char *const raster[] = {"image/png", "image/jpeg", "image/gif",
+	static const char *const raster[] = {"image/png",  "image/jpeg", "image/gif",
 	                                     "image/webp", "image/avif", "image/bmp"};
 	for (size_t i = 0; i < sizeof(raster) / sizeof(raster[0]); i++)
 		if (strcasecmp(type, raster[i]) == 0)

@@ -52,7 +52,7 @@ struct hub_serve_settings {
 	char web_root[HUB_SERVE_PATH_MAX]; /* "" : the default places */
 	unsigned web_session_days;
 	unsigned web_session_idle_days;
-	unsigned push;      /* 1 (on): provider push */
+	unsigned push; /* 1 (on): provider push */
 	unsigned full_sync_interval;
 	unsigned push_sweep_interval;
 	unsigned push_connect_rate;

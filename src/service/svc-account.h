@@ -54,8 +54,8 @@ struct buf;
  * the settings came from). Appends the text to b and puts its id into id_r.
  * Returns 0, or -1 when the text did not fit into b. */
 int svc_account_disclosure(struct hub *hub, const struct hub_user *u, const char *imap,
-                           const char *smtp, const char *login, const char *sources,
-                           struct buf *b, char id_r[SVC_DISCLOSURE_ID_SIZE]);
+                           const char *smtp, const char *login, const char *sources, struct buf *b,
+                           char id_r[SVC_DISCLOSURE_ID_SIZE]);
 
 /* The disclosure's part on the hosted mail (who can read it, how long it is
  * kept under the lifecycle policy in force), appended to b; every kind of
@@ -75,9 +75,8 @@ int svc_account_duplicate(struct hub *hub, const struct hub_user *u, const char 
  * IMAP server, then the SMTP server when given (AUTH only, nothing sent).
  * ca may be NULL (the system's CAs). Returns 0 when both accepted the login,
  * else -1 with what failed in error ("... ; nothing was stored"). */
-int svc_account_check_login(const char *imap, const char *smtp, const char *login,
-                            const char *ca, const char *password, char *error,
-                            size_t error_size);
+int svc_account_check_login(const char *imap, const char *smtp, const char *login, const char *ca,
+                            const char *password, char *error, size_t error_size);
 
 /* An account to add, as consented to. */
 struct svc_account_new {
