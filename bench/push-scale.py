@@ -160,6 +160,22 @@ def main():
     fxdir = os.path.join(tmp, "dovecot")
     data = os.path.join(tmp, "data")
     serve = None
+    # Every imap process in IDLE holds an inotify instance, all of them as
+    # the one mail user: past the kernel's default of 128 per user Dovecot
+    # falls back to polling every 30 s ("Inotify instance limit ...
+    # exceeded") and cannot hibernate. Raised for the run, restored after.
+    inotify = "/proc/sys/fs/inotify/max_user_instances"
+    inotify_old = None
+    try:
+        with open(inotify) as f:
+            cur = int(f.read())
+        if cur < 2 * a.accounts + 512:
+            with open(inotify, "w") as f:
+                f.write(str(2 * a.accounts + 512))
+            inotify_old = cur
+            log("fs.inotify.max_user_instances %d -> %d for the run" % (cur, 2 * a.accounts + 512))
+    except OSError as e:
+        log("warning: cannot raise %s (%s): Dovecot may poll instead of IDLE" % (inotify, e))
     try:
         t_setup = time.time()
         args = ["bash", FIXTURE, "start", fxdir, "--users", str(a.accounts), "--hibernate",
@@ -314,6 +330,9 @@ def main():
                 serve.kill()
                 serve.wait()
         subprocess.run(["bash", FIXTURE, "stop", fxdir], capture_output=True)
+        if inotify_old is not None:
+            with open(inotify, "w") as f:
+                f.write(str(inotify_old))
         if a.keep is None:
             shutil.rmtree(tmp, ignore_errors=True)
 
