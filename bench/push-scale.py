@@ -83,6 +83,18 @@ def dovecot_procs(instance):
     return imap, hib, rss
 
 
+def dovecot_log_counts(path):
+    """(logins, failed unhibernations) in Dovecot's log so far."""
+    logins = fails = 0
+    with open(path, errors="replace") as f:
+        for line in f:
+            if "imap-login: Info: Login:" in line:
+                logins += 1
+            elif "Failed to unhibernate" in line:
+                fails += 1
+    return logins, fails
+
+
 def metrics(base):
     with urllib.request.urlopen(base + "/metrics", timeout=10) as r:
         text = r.read().decode()
@@ -250,6 +262,12 @@ def main():
         if not m:
             raise SystemExit("serve did not start: " + line)
         base = m.group(1)
+        # serve logs to stdout: keep reading it (a full pipe would stall serve).
+        def drain(f, out):
+            for l in f:
+                out.write(l)
+        threading.Thread(target=drain, args=(serve.stdout, open(os.path.join(tmp, "serve.out"), "w", buffering=1)),
+                         daemon=True).start()
         t0 = time.time()
         idle_after = None
         while time.time() - t0 < a.accounts / 10 + 120:
@@ -271,9 +289,12 @@ def main():
             "serve: %.1f MB RSS, %d descriptors" % (imap_p, hib_p, dv_rss / 1024,
                                                      serve_rss / 1024, serve_fds))
 
+        dvlog = os.path.join(fxdir, "dovecot.log")
+        logins0, fails0 = dovecot_log_counts(dvlog)
         streams = {h: Stream(base, tokens[h]) for h in hubs}
         time.sleep(2)
         lat, missed, append_ms = [], 0, []
+        t_samples0 = time.time()
         step = 7919 % a.accounts or 1  # a prime stride spreads the samples
         ctx = ssl.create_default_context(cafile=ca)
         cli = {}
@@ -302,6 +323,8 @@ def main():
         del cli
         st = metrics(base)
         serve_rss2 = rss_kb(serve.pid)
+        logins1, fails1 = dovecot_log_counts(dvlog)
+        t_samples = time.time() - t_samples0
         log("")
         log("%-46s %12s %12s" % ("figure", "measured", "target"))
         if lat:
@@ -317,6 +340,10 @@ def main():
         log("%-46s %12d %12d" % ("samples (over distinct accounts)", len(lat), a.samples))
         log("%-46s %12d %12d" % ("samples with no StateChange within 10 s", missed, 0))
         log("%-46s %12d %12d" % ("push connections idle at the end", st.get("idle", 0), a.accounts))
+        log("%-46s %12d %12d" % ("push logins during the samples (%.0f s)" % t_samples,
+                                 logins1 - logins0 - a.samples, 0))
+        log("%-46s %12d %12d" % ("Dovecot: failed unhibernations (samples)", fails1 - fails0, 0))
+        log("%-46s %12d %12d" % ("Dovecot: failed unhibernations (whole run)", fails1, 0))
         log("%-46s %12d" % ("Dovecot imap processes while idle", imap_p))
         log("%-46s %12d" % ("Dovecot imap-hibernate processes", hib_p))
         log("%-46s %10.1f MB" % ("serve RSS with %d accounts idle" % a.accounts, serve_rss / 1024))
