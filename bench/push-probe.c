@@ -1,5 +1,5 @@
 /* push-probe: drives src/push directly, for tests/push_test.py and the push
- * benchmarks (bench/push-bench.py). Not a test by itself.
+ * benchmarks (bench/idle-bench.py). Not a test by itself.
  *
  *   push-probe [--renew S] [--sweep S] [--rate N] [--timeout MS]
  *              [--backoff-min MS] [--backoff-max MS] [--no-notify]

@@ -103,38 +103,47 @@ void daemon_handle_events(struct daemon *sv, const struct principal *p,
 static void push_event(struct push_stream *ps, const char *event, const char *data)
 {
 	const char *err;
-	char buf[4200];
-	int n = snprintf(buf, sizeof(buf), "event: %s\ndata: %s\n\n", event, data);
-	if (n > 0 && (size_t)n < sizeof(buf))
+	size_t size = strlen(event) + strlen(data) + 32;
+	char *buf = malloc(size);
+	if (buf == NULL)
+		return;
+	int n = snprintf(buf, size, "event: %s\ndata: %s\n\n", event, data);
+	if (n > 0 && (size_t)n < size)
 		http_stream_send(ps->stream, buf, (size_t)n, &err);
+	free(buf);
 }
 
 /* A StateChange naming the types the stream asked for, for each of the
  * user's JMAP accounts ("A<store account id>"); they all share the store's
- * change counter as their state. */
+ * change counter as their state. Sized for the user's accounts (a fixed
+ * 4 KB held about 60, and a user with more got no StateChange at all). */
 static void push_state_change(struct push_stream *ps, uint64_t modseq,
                               const struct store_account *accounts, size_t n_accounts)
 {
-	char data[4096];
-	size_t o = (size_t)snprintf(data, sizeof(data), "{\"@type\":\"StateChange\",\"changed\":{");
-	for (size_t a = 0; a < n_accounts && o < sizeof(data); a++) {
-		o += (size_t)snprintf(data + o, sizeof(data) - o, "%s\"A%lld\":{", a > 0 ? "," : "",
+	/* Per account at most: "A<20 digits>":{ + 3 x ,"Mailbox":"<20 digits>" + } */
+	size_t size = 64 + n_accounts * (32 + 3 * 40);
+	char *data = malloc(size);
+	if (data == NULL)
+		return;
+	size_t o = (size_t)snprintf(data, size, "{\"@type\":\"StateChange\",\"changed\":{");
+	for (size_t a = 0; a < n_accounts && o < size; a++) {
+		o += (size_t)snprintf(data + o, size - o, "%s\"A%lld\":{", a > 0 ? "," : "",
 		                      (long long)accounts[a].id);
 		bool comma = false;
 		for (size_t i = 0; i < sizeof(push_type_names) / sizeof(push_type_names[0]); i++) {
-			if ((ps->types & (1u << i)) == 0 || o >= sizeof(data))
+			if ((ps->types & (1u << i)) == 0 || o >= size)
 				continue;
-			o += (size_t)snprintf(data + o, sizeof(data) - o, "%s\"%s\":\"%llu\"",
+			o += (size_t)snprintf(data + o, size - o, "%s\"%s\":\"%llu\"",
 			                      comma ? "," : "", push_type_names[i],
 			                      (unsigned long long)modseq);
 			comma = true;
 		}
-		if (o < sizeof(data))
-			o += (size_t)snprintf(data + o, sizeof(data) - o, "}");
+		if (o < size)
+			o += (size_t)snprintf(data + o, size - o, "}");
 	}
-	if (o < sizeof(data) &&
-	    (size_t)snprintf(data + o, sizeof(data) - o, "}}") < sizeof(data) - o)
+	if (o < size && (size_t)snprintf(data + o, size - o, "}}") < size - o)
 		push_event(ps, "state", data);
+	free(data);
 }
 
 /* Every half second: drop finished streams, end those whose device was

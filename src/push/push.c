@@ -140,6 +140,7 @@ struct push_loop {
 	unsigned counts[PUSH_STATE_COUNT];
 	uint64_t logins;
 	int64_t next_slot_ms;
+	int64_t tokens_milli, tokens_at_ms; /* the connect rate's bucket (take_token) */
 	int stopping; /* under mu */
 };
 
@@ -1227,19 +1228,56 @@ static void connect_now(struct account *a)
 	}
 }
 
+/* The connect rate is a token bucket holding connect_burst() connects,
+ * refilled at connect_rate - connect_burst() a second (connect_rate when
+ * that is under 1), so that no second ever sees more than connect_rate
+ * connects, however late the loop runs its timers. */
+static int64_t connect_burst(const struct push_loop *loop)
+{
+	int64_t b = (int64_t)loop->set.connect_rate / 20;
+	return b < 1 ? 1 : b;
+}
+
+static int64_t connect_refill(const struct push_loop *loop)
+{
+	int64_t r = (int64_t)loop->set.connect_rate - connect_burst(loop);
+	return r < 1 ? (int64_t)loop->set.connect_rate : r;
+}
+
+/* Milliseconds between two slots (rounded up). */
+static int64_t connect_gap(const struct push_loop *loop)
+{
+	return (1000 + connect_refill(loop) - 1) / connect_refill(loop);
+}
+
+static bool take_token(struct push_loop *loop)
+{
+	int64_t now = now_ms(), cap = 1000 * connect_burst(loop);
+	loop->tokens_milli += (now - loop->tokens_at_ms) * connect_refill(loop);
+	loop->tokens_at_ms = now;
+	if (loop->tokens_milli > cap)
+		loop->tokens_milli = cap;
+	if (loop->tokens_milli < 1000)
+		return false;
+	loop->tokens_milli -= 1000;
+	return true;
+}
+
 /* Take the next slot of the global connect rate. */
 static void queue_connect(struct account *a)
 {
 	struct push_loop *loop = a->loop;
-	int64_t now = now_ms();
+	int64_t now = now_ms(), gap = connect_gap(loop);
 	int64_t slot = loop->next_slot_ms > now ? loop->next_slot_ms : now;
-	loop->next_slot_ms = slot + 1000 / (int64_t)loop->set.connect_rate;
+	loop->next_slot_ms = slot + gap;
 	a->sess = S_QUEUED;
 	set_pub(a, PUSH_STATE_CONNECTING);
-	if (slot <= now)
+	if (slot > now)
+		timer_in(a, slot - now);
+	else if (take_token(loop))
 		connect_now(a);
 	else
-		timer_in(a, slot - now);
+		timer_in(a, gap);
 }
 
 static void timer_cb(evutil_socket_t fd, short what, void *arg)
@@ -1252,7 +1290,15 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 		queue_connect(a);
 		return;
 	case S_QUEUED:
-		connect_now(a);
+		/* A loop that was held up (a burst of TLS handshakes, a busy
+		 * machine) fires the slots it missed all at once: the bucket
+		 * lets a few of them connect, the others take new slots, so the
+		 * connects never exceed the rate (a server restart stays a
+		 * trickle). */
+		if (take_token(a->loop))
+			connect_now(a);
+		else
+			queue_connect(a);
 		return;
 	case S_IDLE:
 		/* Renewal or sweep time: end IDLE (or poll). */
@@ -1414,6 +1460,8 @@ int push_loop_new(const struct push_settings *set, const struct push_callbacks *
 		s->throttle_min_ms = 60000;
 	if (s->timeout_ms == 0)
 		s->timeout_ms = 60000;
+	loop->tokens_at_ms = now_ms();
+	loop->tokens_milli = 1000 * connect_burst(loop);
 	pthread_mutex_init(&loop->mu, NULL);
 	loop->ops_tail = &loop->ops;
 	loop->base = event_base_new();

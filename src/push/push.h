@@ -31,8 +31,9 @@
  * answer within the state's deadline, [UNAVAILABLE]/[LIMIT]/[INUSE], a
  * failed TLS handshake: reconnect after an exponential backoff with jitter;
  * every connect also takes a slot of a global connect rate (connect_rate
- * per second), so a server restart that drops every connection at once is
- * followed by at most that many connects a second. Wrong credentials (a
+ * per second, a token bucket that holds a twentieth of it), so a server
+ * restart that drops every connection at once is followed by at most that
+ * many connects in any second, even when the loop runs late. Wrong credentials (a
  * login refused without a temporary code, or LOGINDISABLED) stop the
  * account: report(..., stopped=true) tells the owner, and the account is not
  * retried until it is removed and added again. An OAuth account whose access
