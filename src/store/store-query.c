@@ -650,7 +650,8 @@ int store_email_query_run(struct store *s, const struct store_query *q,
 	size_t n = ids.n - from;
 	if (n > q->limit)
 		n = (size_t)q->limit;
-	memmove(ids.v, ids.v + from, n * sizeof(*ids.v));
+	if (n > 0) /* ids.v is NULL when nothing matched: no arithmetic on it */
+		memmove(ids.v, ids.v + from, n * sizeof(*ids.v));
 	result_r->ids = ids.v;
 	result_r->n_ids = n;
 	ids.v = NULL;
