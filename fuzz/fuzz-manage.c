@@ -22,7 +22,6 @@
  * [name, object, callId] triples, none a serverFail; any crash, sanitizer
  * report, leak or malformed answer is a finding. MK_FUZZ_SHOW=1 prints
  * the request an input stands for. */
-#define _GNU_SOURCE
 #include <fcntl.h>
 #include <ftw.h>
 #include <sched.h>

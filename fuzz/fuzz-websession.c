@@ -66,11 +66,20 @@ static void csrf(const uint8_t *data, size_t size)
 	if (given != NULL)
 		*given++ = '\0';
 	char ref[CSRF_LEN + 1];
-	csrf_ref(text, ref);
-	if (!daemon_websession_csrf_ok(text, ref) || daemon_websession_csrf_ok(text, NULL))
-		abort();
-	if (given != NULL && daemon_websession_csrf_ok(text, given) != (strcmp(given, ref) == 0))
-		abort();
+	if (strlen(text) != HUB_WEB_SESSION_TOKEN_LEN) {
+		/* Not a session token: nothing passes (the first finding here:
+		 * a token over 64 bytes, BLAKE2b's longest key, left the MAC
+		 * uninitialised). */
+		if (daemon_websession_csrf_ok(text, given) || daemon_websession_csrf_ok(text, ""))
+			abort();
+	} else {
+		csrf_ref(text, ref);
+		if (!daemon_websession_csrf_ok(text, ref) || daemon_websession_csrf_ok(text, NULL))
+			abort();
+		if (given != NULL &&
+		    daemon_websession_csrf_ok(text, given) != (strcmp(given, ref) == 0))
+			abort();
+	}
 	free(text);
 }
 

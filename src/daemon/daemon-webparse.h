@@ -19,7 +19,8 @@ struct json_t;
  * length (HUB_WEB_SESSION_TOKEN_LEN). header may be NULL. */
 bool daemon_websession_cookie_parse(const char *header, char *token, size_t size);
 /* Is given (X-Mailkeep-CSRF, may be NULL) the CSRF token of the session
- * token? Constant time in the token's bytes. */
+ * token? Constant time in the token's bytes; false for a token that is not
+ * HUB_WEB_SESSION_TOKEN_LEN long. */
 bool daemon_websession_csrf_ok(const char *token, const char *given);
 /* Is content_type (may be NULL) application/json, with parameters or not? */
 bool daemon_websession_json_type(const char *content_type);

@@ -65,24 +65,29 @@ bool daemon_websession_cookie(const struct http_request *req, char *token, size_
 	return daemon_websession_cookie_parse(http_request_header(req, "Cookie"), token, size);
 }
 
-/* The CSRF token of a session token (CSRF_LEN characters and a NUL). */
-static void csrf_of(const char *token, char out[CSRF_LEN + 1])
+/* The CSRF token of a session token (CSRF_LEN characters and a NUL): false
+ * (out "") for anything but a session token's length (BLAKE2b takes keys of
+ * at most 64 bytes: a longer one would leave mac unwritten). */
+static bool csrf_of(const char *token, char out[CSRF_LEN + 1])
 {
 	static const char what[] = "mailkeep-csrf";
 	unsigned char mac[32];
-	crypto_generichash(mac, sizeof(mac), (const unsigned char *)what, sizeof(what) - 1,
-	                   (const unsigned char *)token, strlen(token));
+	out[0] = '\0';
+	if (strlen(token) != HUB_WEB_SESSION_TOKEN_LEN ||
+	    crypto_generichash(mac, sizeof(mac), (const unsigned char *)what, sizeof(what) - 1,
+	                       (const unsigned char *)token, HUB_WEB_SESSION_TOKEN_LEN) != 0)
+		return false;
 	sodium_bin2base64(out, CSRF_LEN + 1, mac, sizeof(mac),
 	                  sodium_base64_VARIANT_URLSAFE_NO_PADDING);
 	sodium_memzero(mac, sizeof(mac));
+	return true;
 }
 
 bool daemon_websession_csrf_ok(const char *token, const char *given)
 {
 	char csrf[CSRF_LEN + 1];
-	csrf_of(token, csrf);
-	bool ok =
-	    given != NULL && strlen(given) == CSRF_LEN && sodium_memcmp(given, csrf, CSRF_LEN) == 0;
+	bool ok = csrf_of(token, csrf) && given != NULL && strlen(given) == CSRF_LEN &&
+	          sodium_memcmp(given, csrf, CSRF_LEN) == 0;
 	sodium_memzero(csrf, sizeof(csrf));
 	return ok;
 }
