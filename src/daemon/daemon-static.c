@@ -407,7 +407,8 @@ bool daemon_static_accepts_gzip(const char *ae)
 			q += 2;
 			/* q=0, q=0.0, q=0.000: refused */
 			bool zero = q[0] == '0';
-			for (const char *c = q + 1; zero && c < p + len && *c != ' '; c++)
+			for (const char *c = q + 1; zero && c < p + len && *c != ' ' && *c != '\t';
+			     c++)
 				if (*c != '.' && *c != '0')
 					zero = false;
 			return !zero;
