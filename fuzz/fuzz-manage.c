@@ -170,8 +170,9 @@ static json_t *value(struct gen *g, int depth)
 		return a;
 	}
 	default: {
+		/* Up to five members: an account to add needs four. */
 		json_t *o = json_object();
-		size_t len = take(g) % 4;
+		size_t len = take(g) % 6;
 		for (size_t i = 0; i < len; i++)
 			json_object_set_new(o, PICK(g, keys), value(g, depth + 1));
 		return o;
@@ -462,6 +463,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	actx.hub = NULL; /* not the request's own: stays open */
 	daemon_manage_finish(&actx);
+	if (getenv("MK_FUZZ_SHOW") != NULL)
+		fprintf(stderr, "%.*s\n", (int)out.body_len, out.body);
 	json_error_t jerr;
 	json_t *v = json_loadb(out.body, out.body_len, JSON_REJECT_DUPLICATES, &jerr);
 	json_t *responses = json_object_get(v, "methodResponses");
