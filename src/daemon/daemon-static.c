@@ -34,6 +34,7 @@
 #include <zlib.h>
 
 #include "daemon-internal.h"
+#include "daemon-webparse.h"
 #include "http/http.h"
 
 #ifndef MK_WEB_DATADIR
@@ -362,8 +363,7 @@ static const struct static_file *lookup(const struct daemon_static *st, const ch
 	return NULL;
 }
 
-/* Does an If-None-Match value name etag ("*", a list, weak tags)? */
-static bool etag_matches(const char *inm, const char *etag)
+bool daemon_static_etag_matches(const char *inm, const char *etag)
 {
 	size_t elen = strlen(etag);
 	for (const char *p = inm; *p != '\0';) {
@@ -388,8 +388,7 @@ static bool etag_matches(const char *inm, const char *etag)
 	return false;
 }
 
-/* Does Accept-Encoding take gzip (not with q=0)? */
-static bool accepts_gzip(const char *ae)
+bool daemon_static_accepts_gzip(const char *ae)
 {
 	if (ae == NULL)
 		return false;
@@ -408,7 +407,8 @@ static bool accepts_gzip(const char *ae)
 			q += 2;
 			/* q=0, q=0.0, q=0.000: refused */
 			bool zero = q[0] == '0';
-			for (const char *c = q + 1; zero && c < p + len && *c != ' '; c++)
+			for (const char *c = q + 1; zero && c < p + len && *c != ' ' && *c != '\t';
+			     c++)
 				if (*c != '.' && *c != '0')
 					zero = false;
 			return !zero;
@@ -469,11 +469,12 @@ void daemon_handle_static(struct daemon *sv, const struct http_request *req,
 	if (f->gz != NULL)
 		http_response_add_header(resp, "Vary", "Accept-Encoding", &err);
 	const char *inm = http_request_header(req, "If-None-Match");
-	if (inm != NULL && etag_matches(inm, f->etag)) {
+	if (inm != NULL && daemon_static_etag_matches(inm, f->etag)) {
 		http_response_set_status(resp, 304, &err);
 		return;
 	}
-	bool gz = f->gz != NULL && accepts_gzip(http_request_header(req, "Accept-Encoding"));
+	bool gz = f->gz != NULL &&
+	          daemon_static_accepts_gzip(http_request_header(req, "Accept-Encoding"));
 	if (gz)
 		http_response_add_header(resp, "Content-Encoding", "gzip", &err);
 	http_response_set_status(resp, 200, &err);

@@ -26,6 +26,7 @@
 #include <time.h>
 
 #include "daemon-internal.h"
+#include "daemon-webparse.h"
 #include "http/http.h"
 #include "service/svc-lease.h"
 
@@ -34,9 +35,8 @@
 #define CSRF_LEN 43
 #define SIGNIN_BODY_MAX 4096
 
-bool daemon_websession_cookie(const struct http_request *req, char *token, size_t size)
+bool daemon_websession_cookie_parse(const char *h, char *token, size_t size)
 {
-	const char *h = http_request_header(req, "Cookie");
 	if (h == NULL)
 		return false;
 	/* "a=b; mk_session=TOKEN; c=d" */
@@ -60,16 +60,36 @@ bool daemon_websession_cookie(const struct http_request *req, char *token, size_
 	return false;
 }
 
-/* The CSRF token of a session token (CSRF_LEN characters and a NUL). */
-static void csrf_of(const char *token, char out[CSRF_LEN + 1])
+bool daemon_websession_cookie(const struct http_request *req, char *token, size_t size)
+{
+	return daemon_websession_cookie_parse(http_request_header(req, "Cookie"), token, size);
+}
+
+/* The CSRF token of a session token (CSRF_LEN characters and a NUL): false
+ * (out "") for anything but a session token's length (BLAKE2b takes keys of
+ * at most 64 bytes: a longer one would leave mac unwritten). */
+static bool csrf_of(const char *token, char out[CSRF_LEN + 1])
 {
 	static const char what[] = "mailkeep-csrf";
 	unsigned char mac[32];
-	crypto_generichash(mac, sizeof(mac), (const unsigned char *)what, sizeof(what) - 1,
-	                   (const unsigned char *)token, strlen(token));
+	out[0] = '\0';
+	if (strlen(token) != HUB_WEB_SESSION_TOKEN_LEN ||
+	    crypto_generichash(mac, sizeof(mac), (const unsigned char *)what, sizeof(what) - 1,
+	                       (const unsigned char *)token, HUB_WEB_SESSION_TOKEN_LEN) != 0)
+		return false;
 	sodium_bin2base64(out, CSRF_LEN + 1, mac, sizeof(mac),
 	                  sodium_base64_VARIANT_URLSAFE_NO_PADDING);
 	sodium_memzero(mac, sizeof(mac));
+	return true;
+}
+
+bool daemon_websession_csrf_ok(const char *token, const char *given)
+{
+	char csrf[CSRF_LEN + 1];
+	bool ok = csrf_of(token, csrf) && given != NULL && strlen(given) == CSRF_LEN &&
+	          sodium_memcmp(given, csrf, CSRF_LEN) == 0;
+	sodium_memzero(csrf, sizeof(csrf));
+	return ok;
 }
 
 static void principal_of_session(struct principal *p, const struct hub_web_session *s)
@@ -96,13 +116,7 @@ int daemon_websession_authenticate(struct daemon *sv, const struct http_request 
 		return -1;
 	}
 	if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0) {
-		char csrf[CSRF_LEN + 1];
-		csrf_of(token, csrf);
-		const char *given = http_request_header(req, CSRF_HEADER);
-		bool ok = given != NULL && strlen(given) == CSRF_LEN &&
-		          sodium_memcmp(given, csrf, CSRF_LEN) == 0;
-		sodium_memzero(csrf, sizeof(csrf));
-		if (!ok) {
+		if (!daemon_websession_csrf_ok(token, http_request_header(req, CSRF_HEADER))) {
 			sodium_memzero(token, sizeof(token));
 			return -4;
 		}
@@ -184,6 +198,37 @@ static void wipe_json_string(json_t *s)
 		sodium_memzero((char *)json_string_value(s), json_string_length(s));
 }
 
+void daemon_websession_signin_free(json_t *json)
+{
+	wipe_json_string(json_object_get(json, "password"));
+	json_decref(json);
+}
+
+bool daemon_websession_json_type(const char *content_type)
+{
+	return content_type != NULL && strncasecmp(content_type, "application/json", 16) == 0 &&
+	       (content_type[16] == '\0' || content_type[16] == ';' || content_type[16] == ' ');
+}
+
+int daemon_websession_signin_parse(const unsigned char *body, size_t len, json_t **json_r,
+                                   const char **user_r, const char **password_r)
+{
+	json_error_t jerr;
+	json_t *json = json_loadb((const char *)body, len, 0, &jerr);
+	json_t *jpw = json_object_get(json, "password");
+	const char *user = json_string_value(json_object_get(json, "username"));
+	const char *password = json_string_value(jpw);
+	*json_r = NULL;
+	if (user == NULL || password == NULL || strlen(password) != json_string_length(jpw)) {
+		daemon_websession_signin_free(json);
+		return -1;
+	}
+	*json_r = json;
+	*user_r = user;
+	*password_r = password;
+	return 0;
+}
+
 void daemon_handle_session_signin(struct daemon *sv, const struct http_request *req,
                                   struct http_response *resp)
 {
@@ -194,22 +239,14 @@ void daemon_handle_session_signin(struct daemon *sv, const struct http_request *
 	}
 	/* application/json only: a cross-site form cannot send it without a
 	 * CORS preflight, which serve never grants (no sign-in CSRF). */
-	if (req->content_type == NULL ||
-	    strncasecmp(req->content_type, "application/json", 16) != 0 ||
-	    (req->content_type[16] != '\0' && req->content_type[16] != ';' &&
-	     req->content_type[16] != ' ')) {
+	if (!daemon_websession_json_type(req->content_type)) {
 		daemon_respond_problem(resp, 415, "about:blank",
 		                       "send {\"username\", \"password\"} as application/json");
 		return;
 	}
-	json_error_t jerr;
-	json_t *body = json_loadb((const char *)req->body, req->body_len, 0, &jerr);
-	json_t *jpw = json_object_get(body, "password");
-	const char *user = json_string_value(json_object_get(body, "username"));
-	const char *password = json_string_value(jpw);
-	if (user == NULL || password == NULL || strlen(password) != json_string_length(jpw)) {
-		wipe_json_string(jpw);
-		json_decref(body);
+	json_t *body;
+	const char *user, *password;
+	if (daemon_websession_signin_parse(req->body, req->body_len, &body, &user, &password) < 0) {
 		daemon_respond_problem(resp, 400, "about:blank",
 		                       "send {\"username\": \"...\", \"password\": \"...\"}");
 		return;
@@ -219,8 +256,7 @@ void daemon_handle_session_signin(struct daemon *sv, const struct http_request *
 	unsigned retry_after = 60;
 	int r = daemon_password_check(sv, user, password, req->remote_addr, &p, &retry_after);
 	if (r != 0) {
-		wipe_json_string(jpw);
-		json_decref(body);
+		daemon_websession_signin_free(body);
 		if (r == -1)
 			respond_wrong(resp);
 		else
@@ -238,8 +274,7 @@ void daemon_handle_session_signin(struct daemon *sv, const struct http_request *
 	                           req->remote_addr, now, token, &id, &err);
 	pthread_mutex_unlock(&sv->hub_lock);
 	if (r < 0) {
-		wipe_json_string(jpw);
-		json_decref(body);
+		daemon_websession_signin_free(body);
 		daemon_log(DAEMON_LOG_ERROR, p.user.name, 0, "web sign-in: %s", err);
 		daemon_respond_problem(resp, 503, "about:blank", "cannot sign in now; try again");
 		return;
@@ -253,8 +288,7 @@ void daemon_handle_session_signin(struct daemon *sv, const struct http_request *
 			pthread_mutex_lock(&sv->hub_lock);
 			hub_web_session_revoke(sv->hub, &p.user, id, &err);
 			pthread_mutex_unlock(&sv->hub_lock);
-			wipe_json_string(jpw);
-			json_decref(body);
+			daemon_websession_signin_free(body);
 			sodium_memzero(token, sizeof(token));
 			daemon_log(DAEMON_LOG_ERROR, p.user.name, 0, "unlock: %s", error);
 			daemon_respond_problem(resp, 503, "about:blank",
@@ -266,8 +300,7 @@ void daemon_handle_session_signin(struct daemon *sv, const struct http_request *
 			           p.user.name);
 		sv->sync_now = 1;
 	}
-	wipe_json_string(jpw);
-	json_decref(body);
+	daemon_websession_signin_free(body);
 	char label[140];
 	snprintf(label, sizeof(label), "%s/web-%lld", p.user.name, (long long)id);
 	http_response_set_auth_label(resp, label, &err);
