@@ -106,7 +106,7 @@ test("emailObject: the JMAP create object", { skip }, () => {
     mailboxIds: { M3: true },
     keywords: { $draft: true, $seen: true },
     subject: "hi",
-    bodyValues: { body: { value: "hello" } },
+    bodyValues: { body: { value: "hello\n" } },
     textBody: [{ partId: "body", type: "text/plain" }],
     from: [{ name: "Alice Example", email: "alice@example.org" }],
     to: [{ name: "Bob", email: "bob@example.net" }],
@@ -115,6 +115,15 @@ test("emailObject: the JMAP create object", { skip }, () => {
     references: ["m5@example.net"],
     attachments: [{ blobId: "B9", type: "text/plain", name: "x.txt", disposition: "attachment" }],
   });
+  // A draft round-trips what was typed: one line end added, the server adds one only
+  // where none is, draftFromEmail takes one off (trailing line ends the user typed stay).
+  for (const body of ["", "x", "x\n", "x\n\n", "a\nb"]) {
+    const v = m.emailObject({ ...d, body }, me, "M3").bodyValues.body.value;
+    const stored = (v.endsWith("\n") ? v : v + "\n").replace(/\n/g, "\r\n");
+    const back = m.draftFromEmail({ to: [], cc: null, bcc: null, subject: "hi", text: stored.replace(/\r\n/g, "\n"),
+      attachments: [], inReplyTo: null, references: null });
+    assert.equal(back.body, body, JSON.stringify(body));
+  }
   assert.deepEqual(m.checkDraft(d), { bad: [], count: 2 });
   assert.deepEqual(m.checkDraft({ ...d, to: "x", bcc: "" }), { bad: ["x"], count: 0 });
   assert.equal(m.isEmpty({ ...d, to: "", bcc: "", subject: "", body: "\n\n-- \nsig", attachments: [] }, "\n\n-- \nsig"), true);

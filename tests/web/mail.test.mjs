@@ -139,6 +139,43 @@ test("a thread is one row; the reader shows its messages; opening marks read", a
 	await waitFor(async () => (await page.locator(sel("reader-frame")).count()) === 2, { what: "the second message expanded" });
 });
 
+test("opening a message is one request (body, headers, mark-read); its StateChange refetches nothing", async () => {
+	const subject = `One request ${stamp}`;
+	deliver(`From: Erin <erin@example.com>\r\nTo: alice@example.org\r\nSubject: ${subject}\r\n` +
+		`Date: ${date()}\r\nMessage-ID: <one-${stamp}@example.com>\r\n\r\nJust the one round trip.\r\n`);
+	await openInbox();
+	const row = page.locator(sel("msg-row"), { hasText: subject }).first();
+	await row.waitFor({ timeout: 15000 });
+	assert.equal(await row.getAttribute("data-unread"), "true");
+	const id = await row.getAttribute("data-id");
+	await page.waitForTimeout(1000); // the sync's own StateChange settles first
+	const rec = recordJmap(page);
+	const other = [];
+	const onRequest = (req) => {
+		const p = new URL(req.url()).pathname;
+		if (p.startsWith("/mailkeep/session") || p.startsWith("/.well-known/jmap")) other.push(p);
+	};
+	page.on("request", onRequest);
+	try {
+		await row.click();
+		const body = page.frameLocator(sel("reader-frame")).locator("body");
+		await waitFor(async () => /one round trip/.test(await body.innerText()), { what: "the body" });
+		await waitFor(async () => {
+			const [[, got]] = await jmap([["Email/get", { accountId: acc, ids: [id], properties: ["keywords"] }, "g"]]);
+			return got.list[0].keywords.$seen === true;
+		}, { what: "$seen on the server" });
+		await waitFor(async () => (await row.getAttribute("data-unread")) === "false", { what: "the row shown as read" });
+		await page.waitForTimeout(2000); // the StateChange of the mark-read arrives
+	} finally {
+		rec.stop();
+		page.off("request", onRequest);
+	}
+	assert.deepEqual(rec.entries.map((e) => e.methods), [rec.entries[0]?.methods], "JMAP requests: " +
+		JSON.stringify(rec.entries.map((e) => e.methods)));
+	assert.match(rec.entries[0].methods, /Email\/get.*Email\/set/);
+	assert.deepEqual(other, [], "session requests");
+});
+
 test("attachments: a download link that answers, an image preview that loads", async () => {
 	await openInbox();
 	await openBySubject(`Photos ${stamp}`);

@@ -1,6 +1,7 @@
 // The mailboxes of an account with their roles, cached until a Mailbox
 // change (for actions, drafts and the move menu).
-import { call, onStateChange } from "../jmap";
+import { call } from "../jmap";
+import { onForeignChange } from "../mail/store";
 
 export interface MailboxInfo {
   id: string;
@@ -20,7 +21,8 @@ function watch(): void {
   if (watching) return;
   watching = true;
   try {
-    onStateChange((changed) => {
+    // Not on a change made here (the reader's mark-read changes only the counts).
+    onForeignChange((changed) => {
       for (const acc of Object.keys(changed))
         if (changed[acc] && "Mailbox" in changed[acc]) boxCache.delete(acc);
     });
@@ -41,6 +43,12 @@ export function mailboxes(accountId: string): Promise<MailboxInfo[]> {
     boxCache.set(accountId, p);
   }
   return p;
+}
+
+/** Mailboxes another request has just read (the reader's): no request of our own. */
+export function primeMailboxes(accountId: string, list: any[]): void {
+  watch();
+  boxCache.set(accountId, Promise.resolve(treeOrder(list)));
 }
 
 function treeOrder(list: any[]): MailboxInfo[] {

@@ -257,7 +257,10 @@ export function emailObject(d: Draft, from: Identity | null, mailboxId: string, 
     mailboxIds: { [mailboxId]: true },
     keywords: draft ? { $draft: true, $seen: true } : { $seen: true },
     subject: d.subject,
-    bodyValues: { body: { value: d.body } },
+    // The text as typed plus one line end: a text part ends with a line end (the server
+    // adds one only where it is missing), so draftFromEmail takes exactly this one off
+    // again and a draft round-trips what was typed, trailing line ends included.
+    bodyValues: { body: { value: d.body + "\n" } },
     textBody: [{ partId: "body", type: "text/plain" }],
   };
   // An identity whose address the server cannot write (alice@[192.0.2.1])
@@ -285,7 +288,7 @@ export function draftFromEmail(e: Original & { inReplyTo?: string[] | null; bcc?
     cc: formatAddresses(e.cc),
     bcc: formatAddresses(e.bcc),
     subject: e.subject ?? "",
-    // The stored text part ends with the line end the server added.
+    // The stored text part ends with the line end emailObject added.
     body: e.text.replace(/\r?\n$/, ""),
     attachments: (e.attachments ?? []).map((a) => ({
       blobId: a.blobId,

@@ -1,8 +1,9 @@
 // Mail actions: flag, read/unread, move, archive, delete, spam (Email/set),
 // and the ActionBar the reader and the list show. Owned by h-compose.
 import { h } from "preact";
-import { useEffect, useState } from "preact/hooks";
-import { call, onStateChange, session } from "../jmap";
+import { useEffect, useRef, useState } from "preact/hooks";
+import { call, session } from "../jmap";
+import { onForeignChange } from "./store";
 import { mailboxes, roleMailbox, type MailboxInfo } from "../compose/mailboxes";
 import { openCompose } from "../compose/compose";
 import { openMessage } from "../compose/route";
@@ -173,7 +174,10 @@ interface BarState {
 async function readState(accountId: string, emailIds: string[]): Promise<BarState> {
   if (emailIds.length === 0) return { flagged: false, seen: true, draft: false };
   const r = await call([["Email/get", { accountId, ids: emailIds.slice(0, 500), properties: ["id", "keywords"] }, "k"]]);
-  const list: any[] = r[0][1].list ?? [];
+  return barState(r[0][1].list ?? []);
+}
+
+function barState(list: any[]): BarState {
   return {
     flagged: list.length > 0 && list.every((e) => e.keywords?.$flagged),
     seen: list.every((e) => e.keywords?.$seen),
@@ -182,17 +186,30 @@ async function readState(accountId: string, emailIds: string[]): Promise<BarStat
 }
 
 /** The toolbar of actions for the given Emails (the open one, or the selection). */
-export function ActionBar(props: { accountId: string; emailIds: string[] }) {
+export function ActionBar(props: {
+  accountId: string;
+  emailIds: string[];
+  keywords?: Record<string, boolean>; // of the one Email, as the reader has just read them
+}) {
   const { accountId, emailIds } = props;
   const key = accountId + ":" + emailIds.join(",");
-  const [st, setSt] = useState<BarState>({ flagged: false, seen: true, draft: false });
+  const [st, setSt] = useState<BarState>(() =>
+    props.keywords ? barState([{ keywords: props.keywords }]) : { flagged: false, seen: true, draft: false },
+  );
   const [boxes, setBoxes] = useState<MailboxInfo[]>([]);
   const [busy, setBusy] = useState(false);
   const [tick, setTick] = useState(0);
+  const readAt = useRef(0);
 
   useEffect(() => {
     let live = true;
-    readState(accountId, emailIds).then((s) => live && setSt(s)).catch(() => {});
+    // The keywords the reader read with the message need no request of their own; a
+    // change since (tick) does.
+    if (props.keywords && readAt.current === tick) setSt(barState([{ keywords: props.keywords }]));
+    else {
+      readAt.current = tick;
+      readState(accountId, emailIds).then((s) => live && setSt(s)).catch(() => {});
+    }
     return () => {
       live = false;
     };
@@ -201,7 +218,7 @@ export function ActionBar(props: { accountId: string; emailIds: string[] }) {
   useEffect(() => {
     let live = true;
     mailboxes(accountId).then((b) => live && setBoxes(b)).catch(() => {});
-    const off = onStateChange((changed) => {
+    const off = onForeignChange((changed) => {
       if (changed[accountId]) {
         setTick((n) => n + 1);
         if ("Mailbox" in changed[accountId]) mailboxes(accountId).then((b) => live && setBoxes(b)).catch(() => {});

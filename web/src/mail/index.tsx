@@ -303,7 +303,7 @@ function MailPage(props: { path: string[]; route: string }) {
             accountId={selected.accountId}
             emailId={selected.id}
             onClose={closeReader}
-            actions={(a, ids) => <ActionBar accountId={a} emailIds={ids} />}
+            actions={(a, ids, keywords) => <ActionBar accountId={a} emailIds={ids} keywords={keywords} />}
           />
         ) : (
           <p class="empty reader-empty">{t("reader.none")}</p>

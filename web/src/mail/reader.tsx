@@ -4,10 +4,11 @@
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { t, fmtDate, fmtSize } from "../i18n";
 import * as jmap from "../jmap";
-import { errorText, toast } from "../app";
+import { errorText } from "../app";
 import { prepare, textToHtml, baseCss } from "./sanitize";
-import { mailboxesChanged, ownChange, patchRows } from "./store";
+import { MAILBOX_PROPS, mailboxesFetched, ownChange, ownRequest, patchRows } from "./store";
 import { Icon } from "../icons";
+import { primeMailboxes } from "../compose/mailboxes";
 
 interface Addr {
   name: string | null;
@@ -250,7 +251,7 @@ function Message(props: {
   preloaded?: Full;
   open: boolean;
   onToggle: () => void;
-  actions?: (accountId: string, ids: string[]) => any;
+  actions?: (accountId: string, ids: string[], keywords?: Record<string, boolean>) => any;
 }) {
   const { head, accountId } = props;
   const [full, setFull] = useState<Full | null>(props.preloaded || null);
@@ -326,7 +327,7 @@ function Message(props: {
           </p>
         ) : full ? (
           <>
-            {props.actions ? props.actions(accountId, [head.id]) : null}
+            {props.actions ? props.actions(accountId, [head.id], head.keywords) : null}
             <Body accountId={accountId} email={full} />
             <Attachments accountId={accountId} email={full} />
           </>
@@ -344,7 +345,7 @@ export function Reader(props: {
   accountId: string;
   emailId: string;
   onClose: () => void;
-  actions?: (accountId: string, ids: string[]) => any;
+  actions?: (accountId: string, ids: string[], keywords?: Record<string, boolean>) => any;
 }) {
   const { accountId, emailId } = props;
   const [thread, setThread] = useState<Head[] | null>(null);
@@ -359,62 +360,68 @@ export function Reader(props: {
     setFull(null);
     setError("");
     setOpen(new Set([emailId]));
-    // One request: the message with its body, its thread, the thread's messages' headers.
-    jmap
-      .call([
-        [
-          "Email/get",
-          {
-            accountId,
-            ids: [emailId],
-            properties: BODY_PROPS,
-            bodyProperties: PART_PROPS,
-            fetchHTMLBodyValues: true,
-            fetchTextBodyValues: true,
-            maxBodyValueBytes: 2 * 1024 * 1024,
-          },
-          "a",
-        ],
-        ["Thread/get", { accountId, "#ids": { resultOf: "a", name: "Email/get", path: "/list/*/threadId" } }, "t"],
-        [
-          "Email/get",
-          {
-            accountId,
-            "#ids": { resultOf: "t", name: "Thread/get", path: "/list/*/emailIds" },
-            properties: HEAD_PROPS,
-          },
-          "e",
-        ],
-      ])
+    // One request: the message with its body, marked read (a no-op on the server when it
+    // is read already), its thread, the thread's messages' headers (read after the mark)
+    // and the mailboxes' counts after it (the folder tree shows them without a refetch).
+    // Its StateChange then names only states this response has shown (store.ownRequest).
+    ownRequest(
+      jmap
+        .call([
+          [
+            "Email/get",
+            {
+              accountId,
+              ids: [emailId],
+              properties: BODY_PROPS,
+              bodyProperties: PART_PROPS,
+              fetchHTMLBodyValues: true,
+              fetchTextBodyValues: true,
+              maxBodyValueBytes: 2 * 1024 * 1024,
+            },
+            "a",
+          ],
+          ["Email/set", { accountId, update: { [emailId]: { "keywords/$seen": true } } }, "s"],
+          ["Thread/get", { accountId, "#ids": { resultOf: "a", name: "Email/get", path: "/list/*/threadId" } }, "t"],
+          [
+            "Email/get",
+            {
+              accountId,
+              "#ids": { resultOf: "t", name: "Thread/get", path: "/list/*/emailIds" },
+              properties: HEAD_PROPS,
+            },
+            "e",
+          ],
+          ["Mailbox/get", { accountId, ids: null, properties: MAILBOX_PROPS }, "m"],
+        ])
+        .then((r) => {
+          const set = jmap.one(r, "s");
+          const first: Full | undefined = jmap.one(r, "a").list[0];
+          const marked = !!first && !first.keywords["$seen"] && !set.notUpdated?.[emailId];
+          if (marked) {
+            ownChange(set.newState);
+            ownChange(jmap.one(r, "m").state);
+          }
+          return r;
+        }),
+    )
       .then((r) => {
+        const set = jmap.one(r, "s");
+        const first: Full | undefined = jmap.one(r, "a").list[0];
+        const wasUnread = !!first && !first.keywords["$seen"];
+        primeMailboxes(accountId, jmap.one(r, "m").list); // the ActionBar's move menu
+        if (wasUnread && !set.notUpdated?.[emailId]) {
+          // Read now: the list and the counts show it at once.
+          patchRows({ accountId, ids: [emailId], keywords: { $seen: true } });
+          mailboxesFetched(accountId, jmap.one(r, "m").list);
+        }
         if (!alive) return;
         const list = (jmap.one(r, "e").list as Head[]).sort((x, y) => (x.receivedAt < y.receivedAt ? -1 : 1));
-        if (!list.some((e) => e.id === emailId)) {
+        if (!first || !list.some((e) => e.id === emailId)) {
           setError(t("reader.gone"));
           return;
         }
-        setFull(jmap.one(r, "a").list[0] || null);
+        setFull(first);
         setThread(list);
-        // Opening marks the message read: the list and the counts show it at once.
-        const me = list.find((e) => e.id === emailId)!;
-        if (!me.keywords["$seen"]) {
-          patchRows({ accountId, ids: [emailId], keywords: { $seen: true } });
-          jmap
-            .call([["Email/set", { accountId, update: { [emailId]: { "keywords/$seen": true } } }, "s"]])
-            .then((res) => {
-              const set = jmap.one(res, "s");
-              if (set.notUpdated && set.notUpdated[emailId]) {
-                patchRows({ accountId, ids: [emailId], keywords: { $seen: false } });
-                return;
-              }
-              ownChange(set.newState);
-              mailboxesChanged([accountId]);
-            })
-            .catch((e) => {
-              patchRows({ accountId, ids: [emailId], keywords: { $seen: false } });
-              toast(errorText(e), "error");
-            });
-        }
       })
       .catch((e) => alive && setError(errorText(e)));
     return () => void (alive = false);

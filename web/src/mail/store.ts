@@ -44,7 +44,7 @@ export function noticesAccount(s: jmap.Session): Account | undefined {
   return mailAccounts(s).find((a) => a.notices);
 }
 
-const MAILBOX_PROPS = [
+export const MAILBOX_PROPS = [
   "id", "name", "parentId", "role", "sortOrder", "totalEmails", "unreadEmails", "totalThreads",
   "unreadThreads", "myRights",
 ];
@@ -130,6 +130,39 @@ export function ownChange(newState: string | undefined): void {
   if (own.length > 50) own.shift();
 }
 
+/** True when every state of this StateChange entry is one a change made here led to. */
+export function ownOnly(types: Record<string, string> | undefined): boolean {
+  const states = Object.values(types || {});
+  return states.length > 0 && states.every((s) => own.includes(s));
+}
+
+// Requests of our own that change things (the reader's mark-read): a StateChange that
+// arrives while one is in flight may be its own change coming back before the response,
+// so it waits for them (the response notes the new states: ownChange, jmap.call).
+const pending = new Set<Promise<unknown>>();
+export function ownRequest<T>(p: Promise<T>): Promise<T> {
+  pending.add(p);
+  const done = () => void pending.delete(p);
+  p.then(done, done);
+  return p;
+}
+function afterOwn(fn: () => void): void {
+  if (!pending.size) fn();
+  else void Promise.allSettled([...pending]).then(fn);
+}
+
+type Changed = Record<string, Record<string, string>>;
+/** StateChanges less the entries that are only changes made here (after those requests). */
+export function onForeignChange(fn: (changed: Changed) => void): () => void {
+  return jmap.onStateChange((changed) =>
+    afterOwn(() => {
+      const out: Changed = {};
+      for (const [acct, types] of Object.entries(changed)) if (!ownOnly(types)) out[acct] = types;
+      if (Object.keys(out).length) fn(out);
+    }),
+  );
+}
+
 // Changes: one subscription to the event stream; listeners get the accounts that changed.
 const listeners = new Set<(accounts: Set<string>) => void>();
 let unsubscribe: (() => void) | null = null;
@@ -137,7 +170,7 @@ let unsubscribe: (() => void) | null = null;
 export function onMailChange(fn: (accounts: Set<string>) => void): () => void {
   listeners.add(fn);
   if (!unsubscribe)
-    unsubscribe = jmap.onStateChange((changed) => {
+    unsubscribe = jmap.onStateChange((changed) => afterOwn(() => {
       // Only accounts where a type the app has read moved on (the stream's first event
       // names the states as they are, usually what the app has just read).
       const accounts = new Set<string>();
@@ -151,7 +184,7 @@ export function onMailChange(fn: (accounts: Set<string>) => void): () => void {
       if (!accounts.size) return;
       accounts.forEach((a) => boxes.delete(a));
       listeners.forEach((l) => l(accounts));
-    });
+    }));
   return () => {
     listeners.delete(fn);
     if (listeners.size === 0 && unsubscribe) {
@@ -178,6 +211,11 @@ export function onMailboxChange(fn: (accounts: Set<string>) => void): () => void
     countListeners.delete(fn);
     off();
   };
+}
+/** Mailboxes read along with a change made here (Mailbox/get): the counts show them, no refetch. */
+export function mailboxesFetched(accountId: string, list: any[]): void {
+  boxes.set(accountId, parse(list, accountId));
+  countListeners.forEach((l) => l(new Set()));
 }
 export function mailboxesChanged(accountIds: string[]): void {
   const s = new Set(accountIds);
