@@ -73,10 +73,10 @@ static SSL_CTX *tls;
 static int ep;
 static FILE *statsf;
 static unsigned long open_now, idling_now, sec_logins;
-#define RING 65536 /* seconds of accept counts, by (second - start) */
+#define RING 65536                 /* seconds of accept counts, by (second - start) */
 static atomic_ulong accepts[RING]; /* counted by the accept thread */
 static time_t start_sec;
-static int accept_pipe[2];      /* accepted descriptors, accept thread -> main */
+static int accept_pipe[2]; /* accepted descriptors, accept thread -> main */
 static time_t cur_sec;
 static volatile sig_atomic_t quit;
 

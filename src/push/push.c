@@ -141,7 +141,7 @@ struct push_loop {
 	uint64_t logins;
 	int64_t next_slot_ms;
 	int64_t tokens_milli, tokens_at_ms; /* the connect rate's bucket (take_token) */
-	int stopping; /* under mu */
+	int stopping;                       /* under mu */
 };
 
 static const struct imap_parser_limits push_limits = {
