@@ -118,15 +118,7 @@ void daemon_admit(void *context, const struct http_request *req, struct http_res
 	}
 	daemon_principal_free(p);
 	if (r == -2 || r == -3) {
-		char secs[16];
-		snprintf(secs, sizeof(secs), "%u", r == -3 ? 5 : retry_after);
-		http_response_add_header(resp, "Retry-After", secs, &err);
-		if (r == -2)
-			daemon_respond_problem(resp, 429, "about:blank",
-			                       "too many failed sign-ins; wait a minute");
-		else
-			daemon_respond_problem(resp, 503, "about:blank",
-			                       "too many sign-ins at once; try again");
+		daemon_respond_limited(resp, r, retry_after);
 		return;
 	}
 	if (r == -4) {

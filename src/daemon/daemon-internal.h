@@ -201,6 +201,7 @@ void daemon_admit(void *context, const struct http_request *req, struct http_res
 void daemon_handler(void *context, const struct http_request *req, struct http_response *resp);
 struct json_t;
 void daemon_respond_json(struct http_response *resp, unsigned status, struct json_t *body);
+void daemon_respond_limited(struct http_response *resp, int r, unsigned retry_after);
 void daemon_respond_problem(struct http_response *resp, unsigned status, const char *type,
                             const char *detail);
 bool daemon_query_param(const char *query, const char *name, char *out, size_t size);

@@ -679,6 +679,16 @@ static int external_test(void *ctx, struct jmap_call *call, json_t *args, const 
 	return jmap_call_respond(call, jmap_call_name(call), res, &err);
 }
 
+/* A /get answer of the notices account: list (taken), nothing not found. */
+static int respond_list(struct daemon_api_ctx *c, struct jmap_call *call, json_t *list)
+{
+	const char *err;
+	return jmap_call_respond(call, jmap_call_name(call),
+	                         json_pack("{s:s,s:s,s:o,s:[]}", "accountId", JMAP_NOTICES_NAME,
+	                                   "state", c->mail.state, "list", list, "notFound"),
+	                         &err);
+}
+
 /* ---- Receipts, consents ---- */
 
 static int receipt_get(void *ctx, struct jmap_call *call, json_t *args, const char **error_type_r,
@@ -701,10 +711,7 @@ static int receipt_get(void *ctx, struct jmap_call *call, json_t *args, const ch
 		                                      json_date(r[i].time), "text", r[i].text));
 	}
 	hub_receipts_free(&r, n);
-	return jmap_call_respond(call, jmap_call_name(call),
-	                         json_pack("{s:s,s:s,s:o,s:[]}", "accountId", JMAP_NOTICES_NAME,
-	                                   "state", c->mail.state, "list", list, "notFound"),
-	                         &err);
+	return respond_list(c, call, list);
 }
 
 static int consent_get(void *ctx, struct jmap_call *call, json_t *args, const char **error_type_r,
@@ -730,10 +737,7 @@ static int consent_get(void *ctx, struct jmap_call *call, json_t *args, const ch
 		                                      "disclosure", r[i].disclosure_id));
 	}
 	free(r);
-	return jmap_call_respond(call, jmap_call_name(call),
-	                         json_pack("{s:s,s:s,s:o,s:[]}", "accountId", JMAP_NOTICES_NAME,
-	                                   "state", c->mail.state, "list", list, "notFound"),
-	                         &err);
+	return respond_list(c, call, list);
 }
 
 /* ---- Devices ---- */
@@ -762,10 +766,7 @@ static int device_get(void *ctx, struct jmap_call *call, json_t *args, const cha
 	for (size_t i = 0; i < n; i++)
 		json_array_append_new(list, device_json(&d[i]));
 	free(d);
-	return jmap_call_respond(call, jmap_call_name(call),
-	                         json_pack("{s:s,s:s,s:o,s:[]}", "accountId", JMAP_NOTICES_NAME,
-	                                   "state", c->mail.state, "list", list, "notFound"),
-	                         &err);
+	return respond_list(c, call, list);
 }
 
 static int device_set(void *ctx, struct jmap_call *call, json_t *args, const char **error_type_r,
@@ -900,10 +901,7 @@ static int web_session_get(void *ctx, struct jmap_call *call, json_t *args,
 		                    "isCurrent", s[i].id == c->p->web_session_id));
 	}
 	free(s);
-	return jmap_call_respond(call, jmap_call_name(call),
-	                         json_pack("{s:s,s:s,s:o,s:[]}", "accountId", JMAP_NOTICES_NAME,
-	                                   "state", c->mail.state, "list", list, "notFound"),
-	                         &err);
+	return respond_list(c, call, list);
 }
 
 static int web_session_set(void *ctx, struct jmap_call *call, json_t *args,

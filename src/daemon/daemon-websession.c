@@ -165,7 +165,9 @@ static void respond_session(struct daemon *sv, const struct hub_user *u, int64_t
 	daemon_respond_json(resp, 200, body);
 }
 
-static void respond_limited(struct http_response *resp, int r, unsigned retry_after)
+/* The answer to a sign-in the limits refused (r -2: limited, -3: too busy
+ * hashing), with its Retry-After. */
+void daemon_respond_limited(struct http_response *resp, int r, unsigned retry_after)
 {
 	const char *err;
 	char secs[16];
@@ -260,7 +262,7 @@ void daemon_handle_session_signin(struct daemon *sv, const struct http_request *
 		if (r == -1)
 			respond_wrong(resp);
 		else
-			respond_limited(resp, r, retry_after);
+			daemon_respond_limited(resp, r, retry_after);
 		return;
 	}
 	char token[64];

@@ -95,10 +95,12 @@ function Body(props: { accountId: string; email: Full }) {
   const { email, accountId } = props;
   const sender = email.from?.[0]?.email;
   const [allowed, setAllowed] = useState(() => imagesAllowed(accountId, email.id, sender));
-  const [cidUrls, setCidUrls] = useState<Record<string, string> | null>(null);
+  const html = email.htmlBody.some((p) => p.type === "text/html");
+  const hasInline = html && [...email.attachments, ...email.htmlBody].some((p) => p.cid && p.blobId && p.type.startsWith("image/"));
+  // Without inline images the frame is written at once (no extra render waiting for blob URLs).
+  const [cidUrls, setCidUrls] = useState<Record<string, string> | null>(() => (hasInline ? null : {}));
   const frame = useRef<HTMLIFrameElement>(null);
 
-  const html = email.htmlBody.some((p) => p.type === "text/html");
   const parts = html ? email.htmlBody : email.textBody;
   let source = "";
   let truncated = false;
@@ -116,10 +118,7 @@ function Body(props: { accountId: string; email: Full }) {
     let alive = true;
     const urls: string[] = [];
     const inline = [...email.attachments, ...email.htmlBody].filter((p) => p.cid && p.blobId && p.type.startsWith("image/"));
-    if (!html || !inline.length) {
-      setCidUrls({});
-      return;
-    }
+    if (!html || !inline.length) return; // cidUrls started as {} (no blob URLs to wait for)
     Promise.all(
       inline.map(async (p) => {
         const res = await fetch(jmap.downloadUrl(accountId, p.blobId!, p.name || "image", p.type), {
@@ -328,7 +327,7 @@ function Message(props: {
         ) : full ? (
           <>
             {props.actions ? props.actions(accountId, [head.id], head.keywords) : null}
-            <Body accountId={accountId} email={full} />
+            <Body key={full.id} accountId={accountId} email={full} />
             <Attachments accountId={accountId} email={full} />
           </>
         ) : (
