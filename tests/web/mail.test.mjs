@@ -97,7 +97,8 @@ test("the list is virtual: a window of rows, fetched by position, and scrolling 
 	await openInbox();
 	const server = await inbox();
 	const total = server.totalThreads || server.totalEmails;
-	const rows = await page.locator(sel("msg-row")).count();
+	// A click on the inbox while it is shown may render the list again: wait for rows.
+	const rows = await waitFor(async () => await page.locator(sel("msg-row")).count(), { what: "rows" });
 	assert.ok(rows > 0 && rows < total, `rows in the DOM: ${rows}, messages: ${total}`);
 	// Every Email/query asked for a window.
 	await waitFor(() => rec.entries.some((e) => e.methods.startsWith("Email/query")), { what: "an Email/query" });
@@ -119,7 +120,7 @@ test("a thread is one row; the reader shows its messages; opening marks read", a
 	await openInbox();
 	const rows = page.locator(sel("msg-row"), { hasText: `Lunch ${stamp}` });
 	await rows.first().waitFor({ timeout: 15000 });
-	assert.equal(await rows.count(), 1, "the thread is collapsed into one row");
+	await waitFor(async () => (await rows.count()) === 1, { what: "the thread collapsed into one row" });
 	assert.equal(await rows.first().getAttribute("data-unread"), "true");
 	const id = await rows.first().getAttribute("data-id");
 	await rows.first().click();
@@ -213,9 +214,12 @@ test("search: results with highlighted snippets", async () => {
 	const input = page.locator(sel("search-input"));
 	await input.fill("zanzibarian");
 	await input.press("Enter");
+	// The inbox also lists this message: wait for the search's own list.
+	await waitFor(async () => /#\/search\/zanzibarian/.test(page.url()), { what: "the search route" });
 	const row = page.locator(sel("msg-row"), { hasText: `Lunch ${stamp}` }).first();
 	await row.waitFor({ timeout: 15000 });
-	assert.equal(await page.locator(sel("msg-row")).count(), 1);
+	await waitFor(async () => (await page.locator(sel("msg-row")).count()) === 1,
+		{ what: "exactly one result" });
 	await waitFor(async () => /zanzibarian/i.test(await row.locator("mark").first().innerText().catch(() => "")),
 		{ what: "a <mark> in the snippet" });
 	assert.match(page.url(), /#\/search\/zanzibarian/);
