@@ -105,7 +105,8 @@ test("sign in: an HttpOnly SameSite=Strict session cookie, the inbox lists the s
 	await rows.first().waitFor({ timeout: 15000 });
 	// A virtual list renders a window, not necessarily all of them; the
 	// newest first.
-	assert.ok(await rows.count() > 0);
+	// (the click may render the list again: wait for its rows, do not count the old ones)
+	await waitFor(async () => (await rows.count()) > 0, { what: "rows in the inbox" });
 	assert.ok(await rows.first().getAttribute("data-id"), "msg-row without data-id");
 	await page.locator(sel("msg-row"), { hasText: subject }).first().waitFor({ timeout: 10000 });
 	await noSeriousViolations(page, "the inbox");
