@@ -319,10 +319,75 @@ def t_expiry_mid_sync(tmp):
     finally:
         h.close()
 
+def t_password_change(tmp):
+    """A zero-access user changes their hub password (also their passphrase)
+    from a device while serve holds their lease: the account keys are
+    rewrapped, the lease takes the new key (background sync goes on), the
+    old password opens nothing any more, the new one does, in serve and in
+    the CLI; the CLI's `user password` needs the old one."""
+    new, newer = "carol's new passphrase 91b2", "carol's third passphrase 4c0d"
+    h = Hub(tmp, "passwd")
+    try:
+        h.start(interval=2)
+        a = h.signin("laptop")
+        total = h.server_total()
+        h.wait(lambda: h.count() == total, "first sync after sign-in")
+        body = json.dumps({"using": ["urn:ietf:params:jmap:core", "urn:mailkeep:manage"],
+                           "methodCalls": [["User/changePassword",
+                                            {"accountId": "mailkeep", "old": "wrong one",
+                                             "new": new}, "0"],
+                                           ["User/changePassword",
+                                            {"accountId": "mailkeep", "old": PASSPHRASE,
+                                             "new": new}, "1"]]}).encode()
+        req = urllib.request.Request(h.url + "/jmap/api", data=body, method="POST",
+                                     headers={"Authorization": "Bearer " + a["token"],
+                                              "Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=60) as r:
+            res = json.loads(r.read())["methodResponses"]
+        check(res[0][0] == "error" and res[0][1]["type"] == "forbidden", "wrong old: %s" % res[0])
+        check(res[1][0] == "User/changePassword" and res[1][1]["changed"], "change: %s" % res[1])
+        db = sqlite3.connect(os.path.join(h.dir, "hub.db"))
+        kv = db.execute("SELECT key_version FROM accounts").fetchone()[0]
+        db.close()
+        check(kv == 2, "key_version %d after the change" % kv)
+        # The lease holds the new key: background sync goes on.
+        h.new_mail(2, "after-change")
+        h.wait(lambda: h.count() == total + 2, "sync with the rekeyed lease")
+        h.request("/mailkeep/signin", method="POST", expect=401)
+        h.request("/mailkeep/signin", method="POST", password=new)
+        check(any("via=web" in l for l in h.events("user.password")), "no user.password entry")
+        h.stop_serve()
+        old_pp, new_pp, newer_pp = h.pp, os.path.join(tmp, "new.pass"), os.path.join(tmp, "newer.pass")
+        open(new_pp, "w").write(new)
+        open(newer_pp, "w").write(newer)
+        r = h.mk("sync", "--user", "carol", "--quiet", "--passphrase-file", old_pp, expect=None)
+        check(r.returncode != 0, "the old passphrase still opens the keys")
+        h.mk("sync", "--user", "carol", "--quiet", "--passphrase-file", new_pp)
+        r = h.mk("user", "password", "carol", "--password-file", newer_pp, expect=None)
+        check(r.returncode != 0 and "old password is needed" in r.stderr, r.stderr)
+        r = h.mk("user", "password", "carol", "--password-file", newer_pp,
+                 "--old-password-file", old_pp, expect=None)
+        check(r.returncode != 0 and "old password is wrong" in r.stderr, r.stderr)
+        r = h.mk("user", "password", "carol", "--password-file", newer_pp,
+                 "--old-password-file", new_pp)
+        check("rewrapped" in r.stdout, r.stdout)
+        h.new_mail(1, "after-cli-change")
+        h.mk("sync", "--user", "carol", "--quiet", "--passphrase-file", newer_pp)
+        check(h.count() == total + 3, "sync with the third passphrase")
+        check(run([BIN, "--data", h.dir, "audit", "--user", "carol", "--verify"]).returncode == 0,
+              "audit chain")
+        for path in [h.out, h.err, h.access]:
+            data = open(path, "rb").read()
+            for secret in (new, newer):
+                check(secret.encode() not in data, "a passphrase in %s" % path)
+    finally:
+        h.close()
+
 
 SCENARIOS = {
     "signin_sync_signout": t_signin_sync_signout,
     "expiry_mid_sync": t_expiry_mid_sync,
+    "password_change": t_password_change,
 }
 
 

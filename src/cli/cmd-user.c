@@ -1,4 +1,4 @@
-/* mailkeep user add|list|delete */
+/* mailkeep user add|password|list|delete */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +14,8 @@ static void user_usage(FILE *f)
 {
 	fprintf(f,
 	        "usage: mailkeep --data DIR user add NAME [--zero-access] [--password-file F]\n"
+	        "       mailkeep --data DIR user password NAME --password-file NEW\n"
+	        "                [--old-password-file OLD]\n"
 	        "       mailkeep --data DIR user list\n"
 	        "       mailkeep --data DIR user delete NAME\n\n"
 	        "add     creates a hub user. --password-file sets the hub password (stored only\n"
@@ -21,6 +23,10 @@ static void user_usage(FILE *f)
 	        "        is also the passphrase that alone can unlock the user's stored\n"
 	        "        credentials: the hub, even with its master key, cannot open them\n"
 	        "        without it, and a forgotten passphrase cannot be recovered.\n"
+	        "password  sets the hub password from the file NEW (8 to 1024 bytes). A\n"
+	        "        zero-access user's needs the old one (--old-password-file): it is also\n"
+	        "        the passphrase their account keys are wrapped with, and they are\n"
+	        "        rewrapped. Devices and web sessions stay signed in.\n"
 	        "list    shows users, their mode and last activity.\n"
 	        "delete  removes the user, every account and credential, all hosted mail and\n"
 	        "        the audit log, and prints a receipt.\n");
@@ -67,6 +73,53 @@ static int user_add(struct hub *hub, int argc, char **argv)
 	printf("added hub user %s (%s)\n", name,
 	       zero ? "zero-access: credentials open only with the user's passphrase"
 	            : "credentials sealed with the hub's master key");
+	return EXIT_OK;
+}
+
+static int user_password(struct hub *hub, int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"password-file", required_argument, NULL, 'p'},
+	    {"old-password-file", required_argument, NULL, 'o'},
+	    {NULL, 0, NULL, 0},
+	};
+	const char *pwfile = NULL, *oldfile = NULL, *err;
+	int c;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (c == 'p')
+			pwfile = optarg;
+		else if (c == 'o')
+			oldfile = optarg;
+		else
+			return EXIT_USAGE;
+	}
+	if (optind + 1 != argc || pwfile == NULL) {
+		cli_error("user password needs NAME and --password-file NEW");
+		return EXIT_USAGE;
+	}
+	struct hub_user u;
+	if (hub_user_get(hub, argv[optind], &u, &err) < 0) {
+		cli_error("%s", err);
+		return EXIT_FAIL;
+	}
+	char *password = cli_read_secret(pwfile);
+	char *old = oldfile != NULL ? cli_read_secret(oldfile) : NULL;
+	char error[SVC_ERROR_SIZE];
+	int r = -1;
+	if (password != NULL && (oldfile == NULL || old != NULL))
+		r = svc_user_set_password(hub, &u, old, password, "cli", NULL, error,
+		                          sizeof(error));
+	else
+		snprintf(error, sizeof(error), "nothing was changed");
+	cli_secret_free(&password);
+	cli_secret_free(&old);
+	if (r != 0) {
+		cli_error("%s", error);
+		return EXIT_FAIL;
+	}
+	printf("changed the hub password of %s%s\n", u.name,
+	       u.zero_access ? " (account keys rewrapped under the new passphrase)" : "");
 	return EXIT_OK;
 }
 
@@ -125,6 +178,8 @@ int cmd_user(struct cli *cli, int argc, char **argv)
 	int r;
 	if (strcmp(argv[1], "add") == 0)
 		r = user_add(hub, argc - 1, argv + 1);
+	else if (strcmp(argv[1], "password") == 0)
+		r = user_password(hub, argc - 1, argv + 1);
 	else if (strcmp(argv[1], "list") == 0 && argc == 2)
 		r = user_list(hub);
 	else if (strcmp(argv[1], "delete") == 0)

@@ -22,6 +22,7 @@
 #include "lib/buf.h"
 #include "service/svc-account.h"
 #include "service/svc-lease.h"
+#include "service/svc-user.h"
 #include "setup/setup.h"
 #include "smtp/smtp.h"
 #include "store/store-accounts.h"
@@ -1146,9 +1147,6 @@ static int policy_get(void *ctx, struct jmap_call *call, json_t *args, const cha
 
 /* ---- The hub password ---- */
 
-#define MANAGE_PASSWORD_MIN 8
-#define MANAGE_PASSWORD_MAX 1024
-
 static int user_change_password(void *ctx, struct jmap_call *call, json_t *args,
                                 const char **error_type_r, const char **description_r)
 {
@@ -1160,20 +1158,27 @@ static int user_change_password(void *ctx, struct jmap_call *call, json_t *args,
 	const char *new = json_string_value(json_object_get(args, "new"));
 	if (old == NULL || new == NULL)
 		FAIL("invalidArguments", "give the old and the new password");
-	if (strlen(new) < MANAGE_PASSWORD_MIN || strlen(new) > MANAGE_PASSWORD_MAX)
+	if (strlen(new) < SVC_PASSWORD_MIN || strlen(new) > SVC_PASSWORD_MAX)
 		FAIL("invalidArguments", "the new password needs 8 to 1024 characters");
 	struct hub *hub = manage_hub(c);
 	struct hub_user u;
 	if (hub == NULL || current_user(c, hub, &u) < 0)
 		FAIL("serverFail", "cannot read the hub; try again");
-	if (u.zero_access)
-		FAIL("forbidden", "your password is also the passphrase your accounts' keys are "
-		                  "wrapped with: it cannot be changed here yet");
-	if (hub_user_check_password(hub, &u, old, &err) < 0)
+	char error[SVC_ERROR_SIZE];
+	struct vault_kek *kek = NULL;
+	int r = svc_user_set_password(hub, &u, old, new, "web", &kek, error, sizeof(error));
+	if (r > 0)
 		FAIL("forbidden", "the old password is wrong");
-	if (hub_user_set_password(hub, &u, new, "web", &err) < 0)
+	if (r < 0) {
+		daemon_log(DAEMON_LOG_ERROR, u.name, 0, "hub password change: %s", error);
 		FAIL("serverFail", "the password was not changed; try again");
-	daemon_log(DAEMON_LOG_INFO, u.name, 0, "hub password changed (web)");
+	}
+	/* A zero-access user's lease held the old key, which opens nothing now. */
+	if (kek != NULL)
+		svc_lease_rekey(c->sv->leases, u.id, kek);
+	vault_kek_free(&kek);
+	daemon_log(DAEMON_LOG_INFO, u.name, 0, "hub password changed (web)%s",
+	           u.zero_access ? ", account keys rewrapped" : "");
 	return jmap_call_respond(
 	    call, jmap_call_name(call),
 	    json_pack("{s:s,s:b}", "accountId", JMAP_NOTICES_NAME, "changed", 1), &err);

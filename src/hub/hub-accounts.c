@@ -891,3 +891,114 @@ int hub_receipt_find(struct hub *hub, int64_t user_id, const char *prefix, char 
 	sqlite3_finalize(st);
 	return r;
 }
+
+/* One account's data key, rewrapped from old to new (key_version + 1). */
+static int rewrap_key(struct hub *hub, const struct hub_user *user, int64_t id,
+                      const void *wrapped, size_t wrapped_size, uint64_t version,
+                      const struct vault_kek *old, const struct vault_kek *new,
+                      const char **error_r)
+{
+	const char *err;
+	char acct[32];
+	unsigned char out[VAULT_WRAPPED_KEY_SIZE];
+	struct vault_data_key *key = NULL;
+	sqlite3_stmt *st;
+	account_name(id, acct, sizeof(acct));
+	if (vault_data_key_unwrap(old, wrapped, wrapped_size, user->name, acct, version, &key,
+	                          &err) < 0)
+		return hub_fail(hub, error_r, "account %s's key does not open: %s", acct, err);
+	int r = vault_data_key_wrap(new, key, user->name, acct, version + 1, out, &err);
+	vault_data_key_free(&key);
+	if (r < 0)
+		return hub_fail(hub, error_r, "%s", err);
+	if (hub_prepare(hub, "UPDATE accounts SET data_key = ?2, key_version = ?3 WHERE id = ?1",
+	                &st, error_r) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_blob(st, 2, out, sizeof(out), SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)(version + 1));
+	int rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	sodium_memzero(out, sizeof(out));
+	return rc == SQLITE_DONE ? 0 : hub_db_fail(hub, error_r, "store the rewrapped key");
+}
+
+int hub_user_change_passphrase(struct hub *hub, const struct hub_user *user, const char *old,
+                               const char *new_password, const char *via,
+                               struct vault_kek **kek_r, const char **error_r)
+{
+	const char *err;
+	char hash[VAULT_PASSWORD_HASH_SIZE];
+	unsigned char kdf[VAULT_KDF_BLOB_SIZE], check[VAULT_CHECK_VALUE_SIZE];
+	struct vault_kek *old_kek = NULL, *new_kek = NULL;
+	sqlite3_stmt *st = NULL;
+	if (!user->zero_access)
+		return hub_fail(hub, error_r, "%s is not zero-access: change the password instead",
+		                user->name);
+	if (hub_user_kek(hub, user, old, &old_kek, error_r) < 0)
+		return -1;
+	if (vault_password_hash(new_password, strlen(new_password), hash, &err) < 0 ||
+	    vault_kdf_blob_new(kdf, &err) < 0 ||
+	    vault_kek_from_passphrase(new_password, strlen(new_password), kdf, sizeof(kdf),
+	                              &new_kek, &err) < 0) {
+		vault_kek_free(&old_kek);
+		return hub_fail(hub, error_r, "%s", err);
+	}
+	vault_kek_check_value(new_kek, check);
+	struct audit_detail d[] = {{"via", via}, {"rewrapped", "account keys"}};
+	if (hub_audit(hub, user, AUDIT_USER_PASSWORD, 0, d, 2, error_r) < 0 ||
+	    hub_exec(hub, "BEGIN IMMEDIATE", error_r) < 0)
+		goto fail_notx;
+	if (hub_prepare(hub,
+	                "SELECT id, data_key, key_version FROM accounts WHERE user_id = ?1 "
+	                "ORDER BY id",
+	                &st, error_r) < 0)
+		goto fail;
+	sqlite3_bind_int64(st, 1, user->id);
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		/* Each UPDATE touches only the row already read; SQLite allows
+		 * that while the SELECT steps on. */
+		if (rewrap_key(hub, user, sqlite3_column_int64(st, 0), sqlite3_column_blob(st, 1),
+		               (size_t)sqlite3_column_bytes(st, 1),
+		               (uint64_t)sqlite3_column_int64(st, 2), old_kek, new_kek,
+		               error_r) < 0)
+			goto fail;
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	if (rc != SQLITE_DONE) {
+		hub_db_fail(hub, error_r, "read the accounts");
+		goto fail;
+	}
+	if (hub_prepare(hub,
+	                "UPDATE users SET password_hash = ?2, kdf = ?3, kek_check = ?4 WHERE id = ?1",
+	                &st, error_r) < 0)
+		goto fail;
+	sqlite3_bind_int64(st, 1, user->id);
+	sqlite3_bind_text(st, 2, hash, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 3, kdf, sizeof(kdf), SQLITE_STATIC);
+	sqlite3_bind_blob(st, 4, check, sizeof(check), SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	st = NULL;
+	if (rc != SQLITE_DONE) {
+		hub_db_fail(hub, error_r, "change the password");
+		goto fail;
+	}
+	if (hub_exec(hub, "COMMIT", error_r) < 0)
+		goto fail;
+	vault_kek_free(&old_kek);
+	if (kek_r != NULL)
+		*kek_r = new_kek;
+	else
+		vault_kek_free(&new_kek);
+	return 0;
+fail:
+	sqlite3_finalize(st);
+	sqlite3_exec(hub->db, "ROLLBACK", NULL, NULL, NULL);
+fail_notx:
+	vault_kek_free(&old_kek);
+	vault_kek_free(&new_kek);
+	return -1;
+}

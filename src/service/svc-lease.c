@@ -220,6 +220,27 @@ int svc_lease_kek(struct svc_leases *l, int64_t user_id, struct vault_kek **kek_
 	return ret;
 }
 
+int svc_lease_rekey(struct svc_leases *l, int64_t user_id, const struct vault_kek *kek)
+{
+	const char *err;
+	struct vault_kek *copy = NULL;
+	int ret = 0;
+	hub_enter(l);
+	pthread_mutex_lock(&l->lock);
+	struct lease *ls = find(l, user_id);
+	if (ls != NULL && vault_kek_dup(kek, &copy, &err) < 0) {
+		wipe(l, ls, "rekey-failed");
+		ret = -1;
+	} else if (ls != NULL) {
+		vault_kek_free(&ls->kek);
+		ls->kek = copy;
+		ret = 1;
+	}
+	pthread_mutex_unlock(&l->lock);
+	hub_leave(l);
+	return ret;
+}
+
 void svc_lease_wipe_all(struct svc_leases *l, const char *reason)
 {
 	hub_enter(l);

@@ -74,6 +74,12 @@ bool svc_lease_held(struct svc_leases *leases, int64_t user_id, time_t *until_r)
  * 0 when there is no lease, -1 out of secure memory. */
 int svc_lease_kek(struct svc_leases *leases, int64_t user_id, struct vault_kek **kek_r);
 
+/* user_id's passphrase changed (hub_user_change_passphrase): a lease
+ * holding the old key takes kek (a copy) instead, expiry and holders kept.
+ * Returns 1 replaced, 0 no lease, -1 out of secure memory (the lease is
+ * wiped then: it could no longer open anything). */
+int svc_lease_rekey(struct svc_leases *leases, int64_t user_id, const struct vault_kek *kek);
+
 /* Wipe every lease (reason), e.g. "shutdown". */
 void svc_lease_wipe_all(struct svc_leases *leases, const char *reason);
 

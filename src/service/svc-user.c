@@ -206,3 +206,38 @@ int svc_lifecycle_run(struct hub *hub, int64_t now, bool dry_run, const struct s
 	free(users);
 	return ret;
 }
+
+int svc_user_set_password(struct hub *hub, const struct hub_user *u, const char *old,
+                          const char *new_password, const char *via, struct vault_kek **kek_r,
+                          char *error, size_t error_size)
+{
+	const char *err;
+	size_t len = strlen(new_password);
+	if (kek_r != NULL)
+		*kek_r = NULL;
+	if (len < SVC_PASSWORD_MIN || len > SVC_PASSWORD_MAX) {
+		snprintf(error, error_size, "the new password needs %d to %d characters",
+		         SVC_PASSWORD_MIN, SVC_PASSWORD_MAX);
+		return -1;
+	}
+	if (u->zero_access && old == NULL) {
+		snprintf(error, error_size,
+		         "%s is zero-access: the old password is needed (it is also the "
+		         "passphrase the account keys are wrapped with, and they are rewrapped); "
+		         "a forgotten one cannot be recovered",
+		         u->name);
+		return -1;
+	}
+	if (old != NULL && hub_user_check_password(hub, u, old, &err) < 0) {
+		snprintf(error, error_size, "the old password is wrong");
+		return 1;
+	}
+	int r = u->zero_access
+	            ? hub_user_change_passphrase(hub, u, old, new_password, via, kek_r, &err)
+	            : hub_user_set_password(hub, u, new_password, via, &err);
+	if (r < 0) {
+		snprintf(error, error_size, "the password was not changed: %s", err);
+		return -1;
+	}
+	return 0;
+}

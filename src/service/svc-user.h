@@ -24,6 +24,21 @@ struct svc_user_purge {
 int svc_user_purge(struct hub *hub, const struct hub_user *u, const char *why,
                    const struct svc_reporter *rep, struct svc_user_purge *r);
 
+/* Change u's hub password to new_password (8 to 1024 bytes). old is the
+ * current one: required for a zero-access user (whose password is also the
+ * passphrase their account keys are wrapped with: they are rewrapped), and
+ * checked when given for the others (an administrator may set a server-key
+ * user's password without it). Audited user.password via=VIA. For a
+ * zero-access user *kek_r (when not NULL) gets the new key-encryption key,
+ * for an unlock lease to hold instead of the old one (svc_lease_rekey).
+ * Returns 0, 1 when old is wrong (nothing changed), or -1 with error. */
+#define SVC_PASSWORD_MIN 8
+#define SVC_PASSWORD_MAX 1024
+struct vault_kek;
+int svc_user_set_password(struct hub *hub, const struct hub_user *u, const char *old,
+                          const char *new_password, const char *via, struct vault_kek **kek_r,
+                          char *error, size_t error_size);
+
 /* Remove what purges that did not finish left (DIR/users/.purged-*).
  * Returns 0, or -1 with errno. */
 int svc_purge_leftovers(struct hub *hub);

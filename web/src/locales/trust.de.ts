@@ -242,7 +242,7 @@ const de: Record<string, string> = {
   "trust.hubpw.mismatch": "Die beiden neuen Passwörter stimmen nicht überein.",
   "trust.hubpw.submit": "Passwort ändern",
   "trust.hubpw.done": "Ihr Hub-Passwort wurde geändert.",
-  "trust.hubpw.zeroAccess": "Ihr Hub-Passwort ist zugleich die Passphrase, mit der die Schlüssel Ihrer Konten versiegelt sind (Zero-Access-Modus); der Hub kann es hier noch nicht ändern.",
+  "trust.hubpw.zeroAccess": "Ihr Hub-Passwort ist zugleich die Passphrase, mit der die Schlüssel Ihrer Konten versiegelt sind (Zero-Access-Modus). Beim Ändern werden diese Schlüssel mit dem neuen Passwort neu versiegelt; das alte öffnet danach nichts mehr. Niemand, auch nicht der Administrator des Hubs, kann eine vergessene Passphrase wiederherstellen: bewahren Sie sie sicher auf.",
   "trust.event.user.password": "Hub-Passwort geändert",
 };
 export default de;

@@ -238,7 +238,7 @@ const en: Record<string, string> = {
   "trust.hubpw.mismatch": "The two new passwords differ.",
   "trust.hubpw.submit": "Change password",
   "trust.hubpw.done": "Your hub password was changed.",
-  "trust.hubpw.zeroAccess": "Your hub password is also the passphrase your accounts' keys are sealed with (zero-access mode); the hub cannot change it here yet.",
+  "trust.hubpw.zeroAccess": "Your hub password is also the passphrase your accounts' keys are sealed with (zero-access mode). Changing it rewraps those keys under the new one; the old one then opens nothing. Nobody, not even the hub's administrator, can recover a forgotten passphrase: keep it safe.",
   "trust.event.user.password": "Hub password changed",
 };
 export default en;

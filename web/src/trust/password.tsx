@@ -1,6 +1,6 @@
 // Changing the hub password (User/changePassword). A zero-access user's
-// password also wraps their accounts' keys, which the hub cannot rewrap
-// yet: for them the form is replaced by a note.
+// password also wraps their accounts' keys: the hub rewraps them, and the
+// form says so (and that a forgotten one cannot be recovered).
 import { useState } from "preact/hooks";
 import { t } from "../i18n";
 import { webSession } from "../jmap";
@@ -44,83 +44,82 @@ export function HubPassword() {
   return (
     <section aria-labelledby="trust-hubpw-h2">
       <h2 id="trust-hubpw-h2">{t("trust.hubpw.title")}</h2>
-      {zeroAccess ? (
-        <p class="trust-hint" data-testid="hubpw-zero-access">
-          {t("trust.hubpw.zeroAccess")}
-        </p>
-      ) : (
-        <form class="trust-panel" onSubmit={submit} data-testid="hubpw-form">
-          <p class="trust-hint">{t("trust.hubpw.intro")}</p>
-          <div class="trust-field">
-            <label for="trust-hubpw-old">{t("trust.hubpw.old")}</label>
-            <input
-              id="trust-hubpw-old"
-              type="password"
-              autocomplete="current-password"
-              required
-              value={old}
-              onInput={edit(setOld)}
-            />
-          </div>
-          <div class="trust-field">
-            <label for="trust-hubpw-new">{t("trust.hubpw.new")}</label>
-            <input
-              id="trust-hubpw-new"
-              type="password"
-              autocomplete="new-password"
-              required
-              minLength={8}
-              maxLength={1024}
-              aria-describedby="trust-hubpw-new-hint"
-              value={pw}
-              onInput={edit(setPw)}
-            />
-            <p id="trust-hubpw-new-hint" class="trust-hint">
-              {t("trust.hubpw.newHint")}
-            </p>
-          </div>
-          <div class="trust-field">
-            <label for="trust-hubpw-again">{t("trust.hubpw.again")}</label>
-            <input
-              id="trust-hubpw-again"
-              type="password"
-              autocomplete="new-password"
-              required
-              aria-invalid={mismatch}
-              aria-describedby={mismatch ? "trust-hubpw-mismatch" : undefined}
-              value={again}
-              onInput={edit(setAgain)}
-            />
-            {mismatch && (
-              <p id="trust-hubpw-mismatch" class="trust-error">
-                {t("trust.hubpw.mismatch")}
-              </p>
-            )}
-          </div>
-          <div class="trust-actions">
-            <button
-              type="submit"
-              class="primary"
-              disabled={busy || !old || pw.length < 8 || pw !== again}
-              data-testid="hubpw-submit"
-            >
-              {busy ? t("trust.working") : t("trust.hubpw.submit")}
-            </button>
-          </div>
-          <div role="status" aria-live="polite">
-            {done && (
-              <p class="trust-ok" data-testid="hubpw-done">
-                {t("trust.hubpw.done")}
-              </p>
-            )}
-          </div>
-          {error && (
-            <p class="trust-error" role="alert">
-              {error}
+      <form class="trust-panel" onSubmit={submit} data-testid="hubpw-form">
+        <p class="trust-hint">{t("trust.hubpw.intro")}</p>
+        {zeroAccess ? (
+          <p class="trust-hint" data-testid="hubpw-zero-access">
+            {t("trust.hubpw.zeroAccess")}
+          </p>
+        ) : null}
+        <div class="trust-field">
+          <label for="trust-hubpw-old">{t("trust.hubpw.old")}</label>
+          <input
+            id="trust-hubpw-old"
+            type="password"
+            autocomplete="current-password"
+            required
+            value={old}
+            onInput={edit(setOld)}
+          />
+        </div>
+        <div class="trust-field">
+          <label for="trust-hubpw-new">{t("trust.hubpw.new")}</label>
+          <input
+            id="trust-hubpw-new"
+            type="password"
+            autocomplete="new-password"
+            required
+            minLength={8}
+            maxLength={1024}
+            aria-describedby="trust-hubpw-new-hint"
+            value={pw}
+            onInput={edit(setPw)}
+          />
+          <p id="trust-hubpw-new-hint" class="trust-hint">
+            {t("trust.hubpw.newHint")}
+          </p>
+        </div>
+        <div class="trust-field">
+          <label for="trust-hubpw-again">{t("trust.hubpw.again")}</label>
+          <input
+            id="trust-hubpw-again"
+            type="password"
+            autocomplete="new-password"
+            required
+            aria-invalid={mismatch}
+            aria-describedby={mismatch ? "trust-hubpw-mismatch" : undefined}
+            value={again}
+            onInput={edit(setAgain)}
+          />
+          {mismatch && (
+            <p id="trust-hubpw-mismatch" class="trust-error">
+              {t("trust.hubpw.mismatch")}
             </p>
           )}
-        </form>
-      )}
+        </div>
+        <div class="trust-actions">
+          <button
+            type="submit"
+            class="primary"
+            disabled={busy || !old || pw.length < 8 || pw !== again}
+            data-testid="hubpw-submit"
+          >
+            {busy ? t("trust.working") : t("trust.hubpw.submit")}
+          </button>
+        </div>
+        <div role="status" aria-live="polite">
+          {done && (
+            <p class="trust-ok" data-testid="hubpw-done">
+              {t("trust.hubpw.done")}
+            </p>
+          )}
+        </div>
+        {error && (
+          <p class="trust-error" role="alert">
+            {error}
+          </p>
+        )}
+      </form>
     </section>
   );
 }
