@@ -37,7 +37,7 @@ int main(void)
 	CHECK(set.max_body_memory == 64u * 1024 * 1024);
 	CHECK(set.access_log[0] == '\0' && set.trusted_proxy[0] == '\0');
 	CHECK(set.push == 1 && set.full_sync_interval == 86400 && set.push_sweep_interval == 300);
-	CHECK(set.push_connect_rate == 50 && set.push_idle_restart == 1680);
+	CHECK(set.push_connect_rate == 50 && set.push_idle_restart == 1680 && set.push_notify == 1);
 
 	/* Every key, with the hub's own settings, comments and blanks. */
 	conf("# hub\n"
@@ -58,7 +58,8 @@ int main(void)
 	     "full_sync_interval = 3600\n"
 	     "push_sweep_interval = 10\n"
 	     "push_connect_rate = 10000\n"
-	     "push_idle_restart = 1740\n");
+	     "push_idle_restart = 1740\n"
+	     "push_notify = off\n");
 	OK(hub_serve_settings_read(dir, &set, &error));
 	CHECK_STR(set.listen, "[::1]:9090");
 	CHECK_STR(set.public_url, "https://mail.example.org/");
@@ -70,7 +71,7 @@ int main(void)
 	CHECK(set.max_connections_per_address == 1 && set.header_timeout == 3600);
 	CHECK(set.max_body_memory == 256u * 1024 * 1024);
 	CHECK(set.push == 0 && set.full_sync_interval == 3600 && set.push_sweep_interval == 10);
-	CHECK(set.push_connect_rate == 10000 && set.push_idle_restart == 1740);
+	CHECK(set.push_connect_rate == 10000 && set.push_idle_restart == 1740 && set.push_notify == 0);
 
 	/* The hub reads the same file: serve's keys are not unknown to it. */
 	bool existed;
@@ -152,6 +153,7 @@ int main(void)
 	CHECK(set.push == 0);
 	OK(hub_serve_setting_set(&set, "push", "on", &error));
 	CHECK(set.push == 1);
+	REFUSED(hub_serve_setting_set(&set, "push_notify", "maybe", &error), "push_notify");
 	CHECK(hub_serve_setting_known("header_timeout") && !hub_serve_setting_known("master_key"));
 
 	char cmd[128];

@@ -277,7 +277,8 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
 	 * MK_NO_PROVIDER_PUSH turns it off for tests. */
 	struct daemon_push_settings ps = {.sweep_interval = conf.push_sweep_interval,
 	                                  .connect_rate = conf.push_connect_rate,
-	                                  .idle_restart = conf.push_idle_restart};
+	                                  .idle_restart = conf.push_idle_restart,
+	                                  .no_notify = conf.push_notify == 0};
 	if (conf.push != 0 && getenv("MK_NO_PROVIDER_PUSH") == NULL)
 		daemon_provider_register(&ps);
 	int r = daemon_run(&ds);

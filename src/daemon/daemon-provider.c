@@ -571,6 +571,7 @@ int daemon_provider_register(const struct daemon_push_settings *settings)
 		P.set.status_interval_s = settings->sweep_interval;
 		P.set.connect_rate = settings->connect_rate;
 		P.set.idle_renew_s = settings->idle_restart;
+		P.set.no_notify = settings->no_notify;
 	}
 	struct daemon_job job = {.name = "provider push", .start = start, .stop = stop};
 	return daemon_job_add(&job);

@@ -108,6 +108,7 @@ struct daemon_push_settings {
 	unsigned sweep_interval; /* STATUS sweep without NOTIFY, seconds */
 	unsigned connect_rate;   /* connects per second, all accounts */
 	unsigned idle_restart;   /* IDLE re-issued after, seconds */
+	bool no_notify;          /* IDLE + sweeps even where NOTIFY is offered */
 };
 int daemon_provider_register(const struct daemon_push_settings *settings);
 int daemon_provider_account_start(const char *user, const struct hub_account *a);

@@ -74,6 +74,9 @@ static const struct setting settings[] = {
     UINT(push_sweep_interval, 10, 86400, "10 to 86400 seconds"),
     UINT(push_connect_rate, 1, 10000, "1 to 10000 connects a second"),
     UINT(push_idle_restart, 10, 1740, "10 to 1740 seconds (RFC 2177: under 29 minutes)"),
+    {"push_notify", KIND_ONOFF, offsetof(struct hub_serve_settings, push_notify), 0, 0, 1,
+     "on or off (off: IDLE and STATUS sweeps even where the server offers NOTIFY, so that "
+     "Dovecot can hibernate idle connections)"},
 };
 #define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))
 
@@ -93,6 +96,7 @@ void hub_serve_settings_default(struct hub_serve_settings *set)
 	set->push_sweep_interval = 300;
 	set->push_connect_rate = 50;
 	set->push_idle_restart = 1680;
+	set->push_notify = 1;
 }
 
 static const struct setting *setting_find(const char *key)

@@ -28,6 +28,8 @@
  *   push_sweep_interval          10..86400 seconds  300 (STATUS sweep without NOTIFY)
  *   push_connect_rate            1..10000 a second  50 (push connects, all accounts)
  *   push_idle_restart            10..1740 seconds   1680 (IDLE re-issued, RFC 2177)
+ *   push_notify                  on | off           on (off: IDLE + sweeps even where
+ *                                                   NOTIFY is offered)
  *
  * Errors name the file, the line and what to do; nothing in this file is
  * secret (the TLS key is a path to a file). Errors: 0 ok / -1 with
@@ -57,6 +59,7 @@ struct hub_serve_settings {
 	unsigned push_sweep_interval;
 	unsigned push_connect_rate;
 	unsigned push_idle_restart;
+	unsigned push_notify;
 };
 
 /* The embedded defaults (the table above). */
