@@ -71,7 +71,8 @@ int main(void)
 	CHECK(set.max_connections_per_address == 1 && set.header_timeout == 3600);
 	CHECK(set.max_body_memory == 256u * 1024 * 1024);
 	CHECK(set.push == 0 && set.full_sync_interval == 3600 && set.push_sweep_interval == 10);
-	CHECK(set.push_connect_rate == 10000 && set.push_idle_restart == 1740 && set.push_notify == 0);
+	CHECK(set.push_connect_rate == 10000 && set.push_idle_restart == 1740 &&
+	      set.push_notify == 0);
 
 	/* The hub reads the same file: serve's keys are not unknown to it. */
 	bool existed;

@@ -893,10 +893,9 @@ int hub_receipt_find(struct hub *hub, int64_t user_id, const char *prefix, char 
 }
 
 /* One account's data key, rewrapped from old to new (key_version + 1). */
-static int rewrap_key(struct hub *hub, const struct hub_user *user, int64_t id,
-                      const void *wrapped, size_t wrapped_size, uint64_t version,
-                      const struct vault_kek *old, const struct vault_kek *new,
-                      const char **error_r)
+static int rewrap_key(struct hub *hub, const struct hub_user *user, int64_t id, const void *wrapped,
+                      size_t wrapped_size, uint64_t version, const struct vault_kek *old,
+                      const struct vault_kek *new, const char **error_r)
 {
 	const char *err;
 	char acct[32];
@@ -924,8 +923,8 @@ static int rewrap_key(struct hub *hub, const struct hub_user *user, int64_t id,
 }
 
 int hub_user_change_passphrase(struct hub *hub, const struct hub_user *user, const char *old,
-                               const char *new_password, const char *via,
-                               struct vault_kek **kek_r, const char **error_r)
+                               const char *new_password, const char *via, struct vault_kek **kek_r,
+                               const char **error_r)
 {
 	const char *err;
 	char hash[VAULT_PASSWORD_HASH_SIZE];
@@ -971,9 +970,9 @@ int hub_user_change_passphrase(struct hub *hub, const struct hub_user *user, con
 		hub_db_fail(hub, error_r, "read the accounts");
 		goto fail;
 	}
-	if (hub_prepare(hub,
-	                "UPDATE users SET password_hash = ?2, kdf = ?3, kek_check = ?4 WHERE id = ?1",
-	                &st, error_r) < 0)
+	if (hub_prepare(
+	        hub, "UPDATE users SET password_hash = ?2, kdf = ?3, kek_check = ?4 WHERE id = ?1",
+	        &st, error_r) < 0)
 		goto fail;
 	sqlite3_bind_int64(st, 1, user->id);
 	sqlite3_bind_text(st, 2, hash, -1, SQLITE_STATIC);

@@ -182,8 +182,8 @@ int hub_user_set_password(struct hub *hub, const struct hub_user *user, const ch
  * user.password via=VIA before. *kek_r (when not NULL) gets the new key, for
  * an unlock lease that held the old one. */
 int hub_user_change_passphrase(struct hub *hub, const struct hub_user *user, const char *old,
-                               const char *new_password, const char *via,
-                               struct vault_kek **kek_r, const char **error_r);
+                               const char *new_password, const char *via, struct vault_kek **kek_r,
+                               const char **error_r);
 /* Check a hub password (Argon2id). */
 int hub_user_check_password(struct hub *hub, const struct hub_user *user, const char *password,
                             const char **error_r);
