@@ -206,6 +206,28 @@ test("compose: display name, recipients, two attachments; the SMTP server gets i
   assert.deepEqual(uncaught(), []);
 });
 
+test("a message the SMTP server refuses: the toast says so with its reply, and a notice is left", async () => {
+  const subject = `Refused ${stamp}`;
+  await gotoInbox();
+  await openNew();
+  await page.locator(sel("compose-to")).fill("perm-fail@example.net");
+  await page.locator(sel("compose-subject")).fill(subject);
+  await page.locator(sel("compose-body")).fill("This one bounces at RCPT.");
+  await send();
+  // "Sending…" at once; then what the outbox met (the fixture answers 550 to RCPT).
+  const toast = page.locator(".toast", { hasText: subject });
+  await toast.waitFor({ timeout: 30000 });
+  const text = await toast.innerText();
+  assert.match(text, /not sent/i);
+  assert.match(text, /550/);
+  assert.equal(sentTo(subject).length, 0, "the SMTP server kept nothing");
+  const [[, subs]] = await jmap([["EmailSubmission/get", { accountId: acc }, "s"]]);
+  const failed = subs.list.filter((x) => x.undoStatus === "final" &&
+    Object.values(x.deliveryStatus).some((d) => d.delivered === "no"));
+  assert.ok(failed.length >= 1, "the submission is final and not delivered");
+  assert.deepEqual(uncaught(), []);
+});
+
 test("drafts: saved as you type, replaced on each save, gone once sent; discard removes one", async () => {
   const subject = `Draft in progress ${stamp}`;
   await openNew();

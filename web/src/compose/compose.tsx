@@ -20,10 +20,21 @@ import {
   saveDraft,
   send,
   setDisplayName,
+  submissionOutcome,
   uploadFile,
   type Loaded,
   type Saved,
 } from "./service";
+
+/** Tells what became of a message once the outbox tried it (a toast each way). */
+async function reportOutcome(accountId: string, submissionId: string, subject: string): Promise<void> {
+  const what = subject.trim() || t("compose.noSubject");
+  const o = await submissionOutcome(accountId, submissionId);
+  if (o.kind === "sent") toast(t("compose.sent"));
+  else if (o.kind === "failed") toast(t("compose.refused", { subject: what, reply: o.reply }), "error");
+  else if (o.kind === "retrying") toast(t("compose.retrying", { subject: what, reply: o.reply }), "error");
+  else toast(t("compose.stillWaiting", { subject: what }));
+}
 
 export interface ComposeOptions {
   mode: Mode;
@@ -392,12 +403,13 @@ function Compose({ opts }: { opts: ComposeOptions }) {
     dirty.current = false;
     try {
       await chain.current.catch(() => {});
-      await send(d, from, saved.current);
+      const { submissionId } = await send(d, from, saved.current);
       saved.current = null;
+      void reportOutcome(from.accountId, submissionId, d.subject);
       const orig = original.current;
       if (orig && opts.mode !== "new")
         await markOriginal(orig.accountId, orig.id, opts.mode === "forward" ? "$forwarded" : "$answered").catch(() => {});
-      toast(t("compose.sent"));
+      toast(t("compose.queued"));
       await close(false);
     } catch (e) {
       const kept = (e as { draft?: Saved }).draft;

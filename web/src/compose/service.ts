@@ -211,3 +211,37 @@ export async function send(d: Draft, from: Identity, prev: Saved | null): Promis
 export async function markOriginal(accountId: string, emailId: string, keyword: "$answered" | "$forwarded"): Promise<void> {
   await call([["Email/set", { accountId, update: { [emailId]: { [`keywords/${keyword}`]: true } } }, "a"]]);
 }
+
+export type SendOutcome =
+  | { kind: "sent" }
+  | { kind: "failed"; reply: string }
+  | { kind: "retrying"; reply: string }
+  | { kind: "unknown" };
+
+/**
+ * What became of a submission once the hub's outbox tried it (the outbox
+ * runs within seconds): sent (the SMTP server took it), failed (refused for
+ * good: its reply; the hub also leaves a notice), retrying (a temporary
+ * refusal: its reply; the outbox tries again with backoff), or unknown
+ * (still waiting after `waitMs`, e.g. the hub cannot reach the server).
+ */
+export async function submissionOutcome(accountId: string, id: string, waitMs = 60000): Promise<SendOutcome> {
+  const until = Date.now() + waitMs;
+  for (let delay = 300; Date.now() < until; delay = Math.min(delay * 2, 3000)) {
+    await new Promise((r) => window.setTimeout(r, delay));
+    let sub: any;
+    try {
+      const r = await call([["EmailSubmission/get", { accountId, ids: [id] }, "s"]]);
+      sub = r[0]?.[1]?.list?.[0];
+    } catch {
+      continue; // offline for a moment: ask again
+    }
+    if (!sub) return { kind: "unknown" }; // cancelled or removed elsewhere
+    const status = Object.values(sub.deliveryStatus ?? {}) as { smtpReply?: string; delivered?: string }[];
+    const reply = status.map((x) => x.smtpReply ?? "").find((x) => x !== "") ?? "";
+    if (sub.undoStatus === "final")
+      return status.some((x) => x.delivered === "no") ? { kind: "failed", reply } : { kind: "sent" };
+    if (reply !== "") return { kind: "retrying", reply };
+  }
+  return { kind: "unknown" };
+}
