@@ -872,6 +872,11 @@ def scenario_web_signin_again(tmp):
         check(r.returncode != 0 and "invalid_grant" in r.stderr, r.stderr)
         a = s.ok("ExternalAccount/get", {"ids": [acct]})["list"][0]
         check(a["needsSignIn"] is True, a)
+        # New mail while the account waits: the sign-in's sync brings it.
+        before = web_messages(h)
+        c = h.fx.conn()
+        c.append("INBOX", None, None, b"Subject: again\r\nMessage-ID: <again@x>\r\n\r\nb\r\n")
+        c.logout()
         e = s.error("ExternalAccount/oauthStart", {"flow": "redirect", "signIn": "A999"})
         check(e["type"] == "invalidArguments", e)
         start = s.ok("ExternalAccount/oauthStart", {"flow": "redirect", "signIn": acct})
@@ -885,13 +890,8 @@ def scenario_web_signin_again(tmp):
         check(a["needsSignIn"] is False, a)
         check('"oauth.signin"' in web_audit(h) and '"signed-in"' in web_audit(h),
               web_audit(h)[-2000:])
-        # Sync resumes: new mail arrives through serve's sync of the account.
-        c = h.fx.conn()
-        c.append("INBOX", None, None, b"Subject: again\r\nMessage-ID: <again@x>\r\n\r\nb\r\n")
-        c.logout()
-        before = web_messages(h)
-        r = h.mk("sync", "--user", WEB_USER, "--quiet")
-        check(web_messages(h) == before + 1, "no sync after the sign-in")
+        # Sync resumes: serve syncs the account right after the sign-in.
+        wait_for(lambda: web_messages(h) == before + 1, "the sync after the sign-in", s, 60)
         s.stop()
         s = None
     finally:
