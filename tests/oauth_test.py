@@ -967,6 +967,20 @@ def scenario_web_errors(tmp):
         check(e["type"] == "notFound", e)
         e = s.error("ExternalAccount/oauthStatus", {"flowId": "F" + "0" * 32})
         check(e["type"] == "notFound", e)
+        # A zero-access user whose key is locked (Basic, no unlock lease):
+        # refused before anything starts.
+        zpf = os.path.join(tmp, "werr-z.pass")
+        with open(zpf, "w") as f:
+            f.write("zero-access-passphrase\n")
+        h.mk("user", "add", "z", "--zero-access", "--password-file", zpf)
+        zauth = "Basic " + base64.b64encode(b"z:zero-access-passphrase").decode()
+        zset = dict(settings, oauthProvider="test")
+        d = s.ok("ExternalAccount/disclose", dict(zset, kind="oauth"), auth=zauth)
+        check("Who can decrypt it: only z" in d["text"], d["text"])
+        e = s.error("ExternalAccount/oauthStart", dict(zset, flow="redirect", consent=True,
+                                                       disclosureId=d["disclosureId"]),
+                    auth=zauth)
+        check(e["type"] == "forbidden" and "your key is locked" in e["description"], e)
         # Three pending sign-ins a user: a fourth drops the oldest.
         flows = [web_start(s, h)["flowId"] for _ in range(4)]
         check(s.status(flows[0], final=False)["state"] == "cancelled", "the oldest stays")
