@@ -77,8 +77,9 @@ static bool parse_date(const char *s, int64_t *t_r)
  * or one that takes hub_lock itself (svc_lease_release, svc_lease_signin),
  * nor wait for the network or hash a password. The calls that do (the
  * create with its login check, a new password with its own, the removal
- * revoking an OAuth grant, the hub password change hashing twice) use
- * manage_private_hub(): a handle of the request's own.
+ * revoking an OAuth grant, the hub password change hashing twice), and
+ * AuditLog/get verifying the whole log, use manage_private_hub(): a handle
+ * of the request's own.
  */
 static struct hub *manage_lock(struct daemon_api_ctx *c)
 {
@@ -632,7 +633,9 @@ static int external_set(void *ctx, struct jmap_call *call, json_t *args, const c
 		struct svc_account_removal *r = hub != NULL ? calloc(1, sizeof(*r)) : NULL;
 		if (r == NULL) {
 			json_object_set_new(not_destroyed, key_text,
-			                    set_error("serverFail", "out of memory"));
+			                    set_error("serverFail", hub == NULL
+			                                                ? "cannot open the hub; try again"
+			                                                : "out of memory"));
 			continue;
 		}
 		daemon_provider_account_stop(hub_id);
@@ -1080,24 +1083,23 @@ static int audit_log_get(void *ctx, struct jmap_call *call, json_t *args, const 
 	    (jlimit != NULL && !json_is_integer(jlimit)) || limit < 0 ||
 	    limit > MANAGE_AUDIT_MAX_LIMIT)
 		FAIL("invalidArguments", "position is 0 or more, limit 0 to 500");
-	/* Verified first (it may repair what a crash left, see hub.h), under
-	 * hub_lock as every append is; the entries are read after it. */
+	/* A handle of the request's own: the verification reads and hashes
+	 * the whole log, which may take a while; hub_lock would hold up every
+	 * sign-in meanwhile. Appends by other handles take turns with it on
+	 * the log's own lock (hub.h). */
+	struct hub *hub = manage_private_hub(c);
+	if (hub == NULL)
+		FAIL("serverFail", "cannot open the hub; try again");
+	/* Verified first (it may repair what a crash left, see hub.h). */
 	uint64_t count = 0;
 	const char *note = NULL, *verify_error = NULL;
-	char verify_text[512] = "", note_text[512] = "";
-	struct hub *hub = manage_lock(c);
+	char verify_text[512] = "";
 	if (hub_audit_verify(hub, &c->p->user, &count, &note, &err) < 0) {
 		snprintf(verify_text, sizeof(verify_text), "%s", err);
 		verify_error = verify_text;
 	}
-	if (note != NULL) {
-		snprintf(note_text, sizeof(note_text), "%s", note);
-		note = note_text;
-	}
 	char path[4200];
-	int found = hub_user_path(hub, c->p->user.name, "audit.log", path, sizeof(path));
-	manage_unlock(c);
-	if (found < 0)
+	if (hub_user_path(hub, c->p->user.name, "audit.log", path, sizeof(path)) < 0)
 		FAIL("serverFail", "cannot find the audit log");
 	/* Two passes: count the matches, then take the newest-first window
 	 * [position, position + limit) of them. */

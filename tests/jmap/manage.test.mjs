@@ -244,7 +244,18 @@ async function waitFor(id, pred) {
   assert.fail("the account's status never got there: " + JSON.stringify(a));
 }
 
-test("status: the first sync's outcome, a failed login's error, no push here", async () => {
+test("status: the first sync's outcome, a failed login's error, no push here",
+  { timeout: 120000 }, async () => {
+  // An event stream open all along: adding an account with one open once
+  // deadlocked serve (the request, the push thread and the hub's lock);
+  // the timeout above fails the test if anything hangs.
+  const s = await getSession();
+  const esUrl = s.eventSourceUrl.replace("{types}", "*").replace("{closeafter}", "no")
+    .replace("{ping}", "0");
+  const ctl = new AbortController();
+  const stream = await fetch(esUrl, { signal: ctl.signal,
+    headers: { Authorization: basic, Accept: "text/event-stream" } });
+  assert.equal(stream.status, 200);
   const d = await disclose();
   const create = { ...settings, password: env.MK_BOB_PASSWORD, disclosureId: d.disclosureId,
     consent: true };
@@ -277,6 +288,7 @@ test("status: the first sync's outcome, a failed login's error, no push here", a
   assert.ok(synced.syncProgress === null || synced.syncProgress.downloaded >= 0);
   const rm2 = await one("ExternalAccount/set", { destroy: [goodId] });
   assert.deepEqual(rm2.destroyed, [goodId]);
+  ctl.abort();
 });
 
 test("web sessions: listed with the current one marked, revoked", async () => {
