@@ -25,6 +25,7 @@
 #include "setup/setup.h"
 #include "smtp/smtp.h"
 #include "store/store-accounts.h"
+#include "store/store-outbox.h"
 #include "store/store-provider.h"
 #include "store/store.h"
 
@@ -208,11 +209,25 @@ static json_t *account_json(struct daemon_api_ctx *c, const struct account_view 
 	json_object_set_new(o, "needsSignInSince", json_date(a->needs_signin_since));
 	json_object_set_new(o, "isPrimary", json_boolean(v->primary == i));
 	json_object_set_new(o, "addedAt", json_date(a->created));
-	/* What serve's syncs recorded in the user's store (daemon-jobs.c). */
+	/* What serve's syncs recorded in the user's store (daemon-jobs.c):
+	 * the error of the last sync when it failed, else that of the last
+	 * send when it failed (the outbox keeps each message's outcome). */
 	struct store_account_status status;
 	if (store_account_status_get(c->mail.store, v->list[i].store_account_id, &status, &err) <
 	    0)
 		memset(&status, 0, sizeof(status));
+	enum store_outbox_state sent;
+	char reply[STORE_OUTBOX_REPLY_SIZE];
+	int64_t sent_at = 0;
+	if (status.failed_at == 0 &&
+	    store_outbox_last_attempt(c->mail.store, a->id, &sent, reply, &sent_at, &err) == 1 &&
+	    sent != STORE_OUTBOX_SENT) {
+		snprintf(status.error, sizeof(status.error), "%s: %s",
+		         sent == STORE_OUTBOX_FAILED ? "a message could not be sent"
+		                                     : "a message is not sent yet (tried again later)",
+		         reply[0] != '\0' ? reply : "no reply");
+		status.failed_at = sent_at;
+	}
 	json_object_set_new(o, "lastSyncAt", json_date(status.synced_at));
 	json_object_set_new(o, "lastError",
 	                    status.failed_at != 0 ? json_string(status.error) : json_null());
