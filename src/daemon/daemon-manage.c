@@ -213,8 +213,7 @@ static json_t *account_json(struct daemon_api_ctx *c, const struct account_view 
 	 * the error of the last sync when it failed, else that of the last
 	 * send when it failed (the outbox keeps each message's outcome). */
 	struct store_account_status status;
-	if (store_account_status_get(c->mail.store, v->list[i].store_account_id, &status, &err) <
-	    0)
+	if (store_account_status_get(c->mail.store, v->list[i].store_account_id, &status, &err) < 0)
 		memset(&status, 0, sizeof(status));
 	enum store_outbox_state sent;
 	char reply[STORE_OUTBOX_REPLY_SIZE];
@@ -223,8 +222,9 @@ static json_t *account_json(struct daemon_api_ctx *c, const struct account_view 
 	    store_outbox_last_attempt(c->mail.store, a->id, &sent, reply, &sent_at, &err) == 1 &&
 	    sent != STORE_OUTBOX_SENT) {
 		snprintf(status.error, sizeof(status.error), "%s: %s",
-		         sent == STORE_OUTBOX_FAILED ? "a message could not be sent"
-		                                     : "a message is not sent yet (tried again later)",
+		         sent == STORE_OUTBOX_FAILED
+		             ? "a message could not be sent"
+		             : "a message is not sent yet (tried again later)",
 		         reply[0] != '\0' ? reply : "no reply");
 		status.failed_at = sent_at;
 	}
@@ -576,8 +576,9 @@ static int external_set(void *ctx, struct jmap_call *call, json_t *args, const c
 		struct hub *hub = manage_private_hub(c);
 		json_t *e = !json_is_object(value)
 		                ? set_error("invalidProperties", "an account is an object")
-		            : hub == NULL ? set_error("serverFail", "cannot open the hub; try again")
-		                          : account_create(c, hub, value, &hub_id);
+		            : hub == NULL
+		                ? set_error("serverFail", "cannot open the hub; try again")
+		                : account_create(c, hub, value, &hub_id);
 		struct account_view v;
 		if (e == NULL && account_view_load(c, &v) < 0)
 			e = set_error("serverFail", "the account was added, but cannot be listed");
@@ -647,10 +648,10 @@ static int external_set(void *ctx, struct jmap_call *call, json_t *args, const c
 		struct hub *hub = manage_private_hub(c);
 		struct svc_account_removal *r = hub != NULL ? calloc(1, sizeof(*r)) : NULL;
 		if (r == NULL) {
-			json_object_set_new(not_destroyed, key_text,
-			                    set_error("serverFail", hub == NULL
-			                                                ? "cannot open the hub; try again"
-			                                                : "out of memory"));
+			json_object_set_new(
+			    not_destroyed, key_text,
+			    set_error("serverFail", hub == NULL ? "cannot open the hub; try again"
+			                                        : "out of memory"));
 			continue;
 		}
 		daemon_provider_account_stop(hub_id);
@@ -721,7 +722,8 @@ static int external_test(void *ctx, struct jmap_call *call, json_t *args, const 
 			manage_unlock(c);
 			if (r == 0)
 				r = svc_account_check_login(a->imap_url, a->smtp_url, a->login,
-				                            a->ca_file, secret, error, sizeof(error));
+				                            a->ca_file, secret, error,
+				                            sizeof(error));
 		}
 		svc_secret_free(&secret);
 		vault_kek_free(&kek);
@@ -908,7 +910,8 @@ static int device_set(void *ctx, struct jmap_call *call, json_t *args, const cha
 			free(d);
 		}
 		int64_t revoked = 0;
-		int r = name[0] == '\0' ? 1 : hub_device_revoke(hub, &c->p->user, name, &revoked, &err);
+		int r =
+		    name[0] == '\0' ? 1 : hub_device_revoke(hub, &c->p->user, name, &revoked, &err);
 		if (r < 0)
 			json_object_set_new(not_destroyed, key_text, set_error("serverFail", err));
 		/* Before the lease's release, which takes hub_lock itself. */

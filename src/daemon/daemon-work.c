@@ -92,8 +92,7 @@ static void work_run(struct daemon *sv, struct hub *hub, const struct daemon_wor
 		if (ret < 0) {
 			daemon_log(DAEMON_LOG_ERROR, w->user, w->account_id, "replay: %s", r.error);
 			daemon_sync_record(sv, w->user, &r);
-		}
-		else if (rst->replayed + rst->failed + rst->deferred > 0)
+		} else if (rst->replayed + rst->failed + rst->deferred > 0)
 			daemon_log(DAEMON_LOG_INFO, w->user, w->account_id,
 			           "replayed %s: %u device changes in %u commands, %u failed, "
 			           "%u deferred, %u conflicts, %.3f s (%.3f s after the change)",

@@ -122,9 +122,8 @@ static int prepare(struct store *s, const char *sql, sqlite3_stmt **st_r, const 
 	return 0;
 }
 
-int store_outbox_last_attempt(struct store *s, int64_t account_id,
-                              enum store_outbox_state *state_r, char *reply, int64_t *at_r,
-                              const char **error_r)
+int store_outbox_last_attempt(struct store *s, int64_t account_id, enum store_outbox_state *state_r,
+                              char *reply, int64_t *at_r, const char **error_r)
 {
 	sqlite3_stmt *st;
 	if (prepare(s,
@@ -138,7 +137,8 @@ int store_outbox_last_attempt(struct store *s, int64_t account_id,
 	if (rc == SQLITE_ROW) {
 		const unsigned char *text = sqlite3_column_text(st, 1);
 		*state_r = (enum store_outbox_state)sqlite3_column_int(st, 0);
-		snprintf(reply, STORE_OUTBOX_REPLY_SIZE, "%s", text != NULL ? (const char *)text : "");
+		snprintf(reply, STORE_OUTBOX_REPLY_SIZE, "%s",
+		         text != NULL ? (const char *)text : "");
 		*at_r = sqlite3_column_int64(st, 2);
 	}
 	sqlite3_finalize(st);

@@ -82,8 +82,8 @@ int store_account_server_messages(struct store *s, int64_t account_id, uint64_t 
  * attempt. */
 #define STORE_ACCOUNT_ERROR_SIZE 1024
 struct store_account_status {
-	int64_t synced_at;                     /* 0: never */
-	int64_t failed_at;                     /* 0: the last attempt did not fail */
+	int64_t synced_at;                    /* 0: never */
+	int64_t failed_at;                    /* 0: the last attempt did not fail */
 	char error[STORE_ACCOUNT_ERROR_SIZE]; /* "" unless failed_at */
 };
 int store_account_status_get(struct store *s, int64_t account_id, struct store_account_status *st_r,
