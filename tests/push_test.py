@@ -432,7 +432,8 @@ def s_serve(d):
                                  "0"]]}
         name, res, _ = hub.request(hub.api_url, json.dumps(body).encode())["methodResponses"][0]
         check(name == "ExternalAccount/get" and len(res["list"]) == 1,
-              "serve: ExternalAccount/get: %s" % res)
+              "serve: ExternalAccount/get lists the account%s"
+              % ("" if name == "ExternalAccount/get" else ": %s" % res))
         a = res["list"][0]
         check(a["pushState"] == "idle", "serve: pushState idle (%s)" % a["pushState"])
         check(a["lastSyncAt"] is not None and a["lastError"] is None,
