@@ -17,7 +17,7 @@ Scenarios:
 
 usage: push_test.py [SCENARIO...]  (env MK_PROBE: the push-probe binary)
 """
-import imaplib, os, socket, ssl, subprocess, sys, tempfile, threading, time
+import imaplib, json, os, socket, ssl, subprocess, sys, tempfile, threading, time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FIXTURE = os.path.join(HERE, "fixture", "dovecot.sh")
@@ -425,6 +425,19 @@ def s_serve(d):
               "serve: APPEND -> StateChange on the EventSource within 2 s (%s)"
               % ", ".join("%.0f ms" % (x * 1000) if x else "none" for x in lat))
         es.close()
+        # ExternalAccount/get (urn:mailkeep:manage) tells what push and the
+        # account worker did: watching, the last sync, no error.
+        body = {"using": ["urn:ietf:params:jmap:core", "urn:mailkeep:manage"],
+                "methodCalls": [["ExternalAccount/get", {"accountId": "mailkeep", "ids": None},
+                                 "0"]]}
+        name, res, _ = hub.request(hub.api_url, json.dumps(body).encode())["methodResponses"][0]
+        check(name == "ExternalAccount/get" and len(res["list"]) == 1,
+              "serve: ExternalAccount/get lists the account%s"
+              % ("" if name == "ExternalAccount/get" else ": %s" % res))
+        a = res["list"][0]
+        check(a["pushState"] == "idle", "serve: pushState idle (%s)" % a["pushState"])
+        check(a["lastSyncAt"] is not None and a["lastError"] is None,
+              "serve: a last sync, no error (%s, %s)" % (a["lastSyncAt"], a["lastError"]))
     finally:
         if hub is not None:
             srv = hub.serve

@@ -436,6 +436,52 @@ def t_serve_outbox_thread(tmp):
         s.stop()
 
 
+def t_serve_status_send_failure(tmp):
+    """ExternalAccount/get (urn:mailkeep:manage) tells a send that failed
+    for good: the server's reply, after serve's outbox thread tried."""
+    import urllib.request
+    fx = fixture(tmp)
+    s = Smtpd(fx, tmp, "status", "starttls")
+    serve = None
+    try:
+        h = Hub(fx, tmp, "status", s)
+        h.send(MSG, "--to", "perm-fail@example.net", "--queue-only")
+        out, _ = mk(h.dir, "device", "add", "--user", "alice", "laptop")
+        token = out.strip().splitlines()[-1]
+        serve = subprocess.Popen([BIN, "--data", h.dir, "serve", "--listen", "127.0.0.1:0",
+                                  "--sync-interval", "0"], stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True,
+                                 env=dict(os.environ, MK_NO_PROVIDER_PUSH="1"))
+        line = serve.stdout.readline()
+        m = re.search(r"session at (\S+?)\)", line)
+        check(m is not None, "serve did not start: " + line)
+        api = m.group(1).replace("/.well-known/jmap", "/jmap/api/")
+        for _ in range(100):
+            if h.outbox_rows() and h.outbox_rows()[0][1] == 3:
+                break
+            time.sleep(0.1)
+        check(h.outbox_rows()[0][1] == 3, "not failed: %s" % h.outbox_rows())
+        body = json.dumps({"using": ["urn:ietf:params:jmap:core", "urn:mailkeep:manage"],
+                           "methodCalls": [["ExternalAccount/get",
+                                            {"accountId": "mailkeep", "ids": None}, "0"]]})
+        req = urllib.request.Request(api, body.encode(), headers={
+            "Authorization": "Bearer " + token, "Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=30) as r:
+            name, res, _ = json.loads(r.read())["methodResponses"][0]
+        check(name == "ExternalAccount/get", "%s" % res)
+        a = res["list"][0]
+        check(a["lastError"] is not None and "could not be sent: 550 5.1.1" in a["lastError"]
+              and a["lastErrorAt"] is not None and a["pushState"] is None,
+              "lastError of the send: %s" % a)
+        serve.send_signal(signal.SIGTERM)
+        check(serve.wait(timeout=20) == 0, "serve did not stop cleanly")
+        serve = None
+    finally:
+        if serve is not None:
+            serve.kill()
+        s.stop()
+
+
 def t_sent_copy_synchronizing_literal(tmp):
     # A server without LITERAL+: APPEND waits for the "+" continuation.
     fx = Fixture(tmp, "dc-nolit", "--capability", "IMAP4rev1 SASL-IR SPECIAL-USE UIDPLUS", count=0)

@@ -144,6 +144,12 @@ static void test_outbox(void)
 	const char *rc[] = {"a@example.net", "b@example.net"};
 	int64_t id, id2, when;
 	CHECK(store_outbox_next_due(s, &when, &error) == 0);
+	/* The account's latest send attempt (ExternalAccount/get's lastError):
+	 * none before any was tried. */
+	enum store_outbox_state last;
+	char reply[STORE_OUTBOX_REPLY_SIZE];
+	int64_t at;
+	CHECK(store_outbox_last_attempt(s, 7, &last, reply, &at, &error) == 0);
 	OK(store_outbox_add(s, 7, 0, "me@example.org", rc, 2, "bytes\r\n", 7, 100, &id, &error));
 	OK(store_outbox_add(s, 7, 0, "me@example.org", rc, 1, "two\r\n", 5, 100, &id2, &error));
 	CHECK(store_outbox_next_due(s, &when, &error) == 1 && when == 100);
@@ -159,7 +165,12 @@ static void test_outbox(void)
 	CHECK(store_outbox_claim(s, 161, 60, id, &it, &error) == 1); /* lease ran out */
 	CHECK(it.attempts == 2);
 	store_outbox_item_free(&it);
+	CHECK(store_outbox_last_attempt(s, 7, &last, reply, &at, &error) == 0); /* not tried */
 	OK(store_outbox_finish(s, id, STORE_OUTBOX_QUEUED, 500, "451 later", 170, &error));
+	CHECK(store_outbox_last_attempt(s, 7, &last, reply, &at, &error) == 1);
+	CHECK(last == STORE_OUTBOX_QUEUED && at == 170);
+	CHECK_STR(reply, "451 later");
+	CHECK(store_outbox_last_attempt(s, 8, &last, reply, &at, &error) == 0);
 	CHECK(store_outbox_cancel(s, id2, &error) == 1);
 	CHECK(store_outbox_claim(s, 200, 60, 0, &it, &error) == 0);
 	CHECK(store_outbox_retry(s, id, 200, &error) == 1);
@@ -167,6 +178,8 @@ static void test_outbox(void)
 	store_outbox_item_free(&it);
 	CHECK(store_outbox_cancel(s, id, &error) == 0); /* sending: not cancellable */
 	OK(store_outbox_finish(s, id, STORE_OUTBOX_SENT, 0, "250 ok", 201, &error));
+	CHECK(store_outbox_last_attempt(s, 7, &last, reply, &at, &error) == 1);
+	CHECK(last == STORE_OUTBOX_SENT && at == 201);
 	CHECK(store_outbox_retry(s, id, 300, &error) == 0);
 	/* The Sent copy: pending once sent and due at once; claimed with a
 	 * lease; a failed attempt is due again later with its reason; then
@@ -218,6 +231,9 @@ static void test_outbox(void)
 	CHECK(store_outbox_destroy(s, id3, &error) == 0); /* queued: not destroyable */
 	CHECK(store_outbox_destroy(s, id, &error) == 1);  /* sent */
 	OK(store_outbox_finish(s, id3, STORE_OUTBOX_FAILED, 0, "550 no", 301, &error));
+	CHECK(store_outbox_last_attempt(s, 7, &last, reply, &at, &error) == 1);
+	CHECK(last == STORE_OUTBOX_FAILED && at == 301);
+	CHECK_STR(reply, "550 no");
 	OK(store_outbox_changes(s, st1, 100, &c, &nc, &u, &nu, &d, &nd, &ns, &more, &error));
 	CHECK(nc == 0 && nu == 1 && u[0] == id3 && nd == 1 && d[0] == id);
 	free(c), free(u), free(d);

@@ -7,6 +7,7 @@
 
 #include <sqlite3.h>
 
+#include "store/store-accounts.h"
 #include "store/store-private.h"
 #include "store/store-provider.h"
 #include "store/store.h"
@@ -66,6 +67,7 @@ int main(void)
 	                   "ALTER TABLE emails DROP COLUMN gm_msgid;"
 	                   "ALTER TABLE emails DROP COLUMN gm_thrid;"
 	                   "ALTER TABLE accounts DROP COLUMN dl_budget;"
+	                   "ALTER TABLE accounts DROP COLUMN last_sync_at;"
 	                   "ALTER TABLE mailboxes DROP COLUMN plain_scan_at;",
 	                   NULL, NULL, NULL) == SQLITE_OK);
 	sqlite3_close(db);
@@ -120,6 +122,36 @@ int main(void)
 	uint64_t n = 0;
 	OK(store_account_server_messages(s, acct, &n, &error));
 	CHECK(n == 3);
+
+	/* The sync status (ExternalAccount/get): nothing yet; a failure keeps
+	 * the last good sync; a good sync clears the error; an account not in
+	 * the store yet is made; it survives a reopen. */
+	struct store_account_status st;
+	OK(store_account_status_get(s, acct, &st, &error));
+	CHECK(st.synced_at == 0 && st.failed_at == 0 && st.error[0] == '\0');
+	OK(store_account_status_set(s, "account:1", 1700000100, NULL, &error));
+	OK(store_account_status_set(s, "account:1", 1700000200, "authentication failed", &error));
+	OK(store_account_status_get(s, acct, &st, &error));
+	CHECK(st.synced_at == 1700000100 && st.failed_at == 1700000200 &&
+	      strcmp(st.error, "authentication failed") == 0);
+	OK(store_account_status_get(s, other, &st, &error));
+	CHECK(st.synced_at == 0 && st.failed_at == 0);
+	OK(store_account_status_set(s, "account:1", 1700000300, NULL, &error));
+	OK(store_account_status_get(s, acct, &st, &error));
+	CHECK(st.synced_at == 1700000300 && st.failed_at == 0 && st.error[0] == '\0');
+	char longer[3000];
+	memset(longer, 'x', sizeof(longer) - 1);
+	longer[sizeof(longer) - 1] = '\0';
+	OK(store_account_status_set(s, "account:9", 1700000400, longer, &error));
+	int64_t nine = 0;
+	CHECK(store_account_find(s, "account:9", &nine, &error) == 1);
+	store_close(&s);
+	OK(store_open(path, &s, &error));
+	OK(store_account_status_get(s, nine, &st, &error));
+	CHECK(st.synced_at == 0 && st.failed_at == 1700000400 &&
+	      strlen(st.error) == STORE_ACCOUNT_ERROR_SIZE - 1);
+	OK(store_account_status_get(s, acct, &st, &error));
+	CHECK(st.synced_at == 1700000300);
 	store_close(&s);
 
 	char cmd[128];

@@ -230,10 +230,21 @@ void *daemon_outbox_thread(void *context);
 void *daemon_lifecycle_thread(void *context);
 /* Hourly (from the push thread): uploads no message used within a day go. */
 void daemon_expire_uploads(struct daemon *sv);
-/* A sync's account_done (svc-sync.h; ctx the user name): its summary
- * logged, counted in the metrics. */
+/* A sync's account_done (svc-sync.h; ctx a struct daemon_sync_done): its
+ * summary logged, counted in the metrics, its outcome recorded
+ * (daemon_sync_record). */
 struct svc_sync_account;
+struct daemon_sync_done {
+	struct daemon *sv;
+	const char *user;
+};
 void daemon_sync_account_done(void *ctx, const struct svc_sync_account *r);
+/* Record the outcome of an attempt on a stored account in the user's store
+ * for ExternalAccount/get (store_account_status_set): a server-to-hub sync
+ * that ran through, or the error of one that failed (a replay alone: only
+ * its failure). One small write; takes the user's store lock, so the
+ * caller holds no lock. */
+void daemon_sync_record(struct daemon *sv, const char *user, const struct svc_sync_account *r);
 /* One lifecycle round now (before any thread opens a user's store). */
 void daemon_lifecycle_round(struct daemon *sv);
 

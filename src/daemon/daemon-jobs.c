@@ -14,6 +14,7 @@
 #include "service/svc-sync.h"
 #include "service/svc-user.h"
 #include "store/store-outbox.h"
+#include "store/store-provider.h"
 #include "store/store.h"
 
 void daemon_expire_uploads(struct daemon *sv)
@@ -48,9 +49,36 @@ static int open_hub(struct daemon *sv, bool load_master, struct hub **hub_r)
 	return 0;
 }
 
+void daemon_sync_record(struct daemon *sv, const char *user, const struct svc_sync_account *r)
+{
+	const char *err;
+	bool synced = r->status == SVC_OK && r->ran;
+	if (r->account_id <= 0 || (r->status == SVC_OK && !synced))
+		return; /* an account given by URL, or a replay that went well */
+	/* The error starts with who it is about ("alice, account 3: "): the
+	 * page shows it beside the account already. */
+	const char *text = r->error;
+	size_t who = strlen(r->who);
+	if (who > 0 && strncmp(text, r->who, who) == 0 && strncmp(text + who, ": ", 2) == 0)
+		text += who + 2;
+	if (!synced && text[0] == '\0')
+		text = "the sync failed";
+	char key[64];
+	snprintf(key, sizeof(key), "account:%lld", (long long)r->account_id);
+	struct daemon_store *us = daemon_store_acquire(sv, user);
+	if (us == NULL)
+		return; /* no store (any more): nothing to show it on */
+	if (store_account_status_set(us->store, key, (int64_t)time(NULL), synced ? NULL : text,
+	                             &err) < 0)
+		daemon_log(DAEMON_LOG_ERROR, user, r->account_id, "sync status not recorded: %s",
+		           err);
+	pthread_mutex_unlock(&us->lock);
+}
+
 void daemon_sync_account_done(void *ctx, const struct svc_sync_account *r)
 {
-	const char *user = ctx;
+	const struct daemon_sync_done *done = ctx;
+	const char *user = done->user;
 	char replay[SVC_SUMMARY_SIZE], synced[SVC_SUMMARY_SIZE], progress[SVC_SUMMARY_SIZE];
 	svc_sync_summary(r, replay, synced, progress);
 	if (replay[0] != '\0')
@@ -62,6 +90,7 @@ void daemon_sync_account_done(void *ctx, const struct svc_sync_account *r)
 	daemon_metrics_sync(r->account_id, r->ran, r->status != SVC_OK);
 	if (r->status != SVC_OK)
 		daemon_log(DAEMON_LOG_ERROR, user, r->account_id, "%s", r->error);
+	daemon_sync_record(done->sv, user, r);
 }
 
 /*
@@ -113,6 +142,7 @@ static bool sched_pushed(struct daemon *sv, struct sched *s, int64_t id, double 
 }
 
 struct sched_call {
+	struct daemon *sv;
 	const char *user;
 	struct sched *sched;
 	double began;
@@ -121,7 +151,8 @@ struct sched_call {
 static void sched_account_done(void *ctx, const struct svc_sync_account *r)
 {
 	struct sched_call *c = ctx;
-	daemon_sync_account_done((void *)c->user, r);
+	struct daemon_sync_done done = {.sv = c->sv, .user = c->user};
+	daemon_sync_account_done(&done, r);
 	c->sched->synced++;
 	struct sched_account *a;
 	if (r->status == SVC_OK && (a = sched_find(c->sched, r->account_id, true)) != NULL)
@@ -133,7 +164,7 @@ static void sched_account_done(void *ctx, const struct svc_sync_account *r)
 static enum svc_status sync_user(struct daemon *sv, struct hub *hub, const char *user,
                                  int64_t only_account, struct sched *sched)
 {
-	struct sched_call call = {.user = user, .sched = sched, .began = clock_mono()};
+	struct sched_call call = {.sv = sv, .user = user, .sched = sched, .began = clock_mono()};
 	struct svc_sync_options opt = {.only_account = only_account,
 	                               .compress = IMAP_COMPRESS_AUTO,
 	                               .via = "serve",

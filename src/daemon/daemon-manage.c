@@ -27,6 +27,7 @@
 #include "setup/setup.h"
 #include "smtp/smtp.h"
 #include "store/store-accounts.h"
+#include "store/store-outbox.h"
 #include "store/store-provider.h"
 #include "store/store.h"
 
@@ -70,8 +71,33 @@ static bool parse_date(const char *s, int64_t *t_r)
 	return true;
 }
 
-/* The request's own hub handle (daemon-manage.h). */
-static struct hub *manage_hub(struct daemon_api_ctx *c)
+/*
+ * The hub. Reads and quick writes use serve's shared handle under hub_lock:
+ * manage_lock() ... manage_unlock(), held only around hub calls. The
+ * request holds the user's store lock already, which daemon-internal.h's
+ * order allows before hub_lock; so nothing between the two may take a lock
+ * that comes before hub_lock elsewhere (a store's, users_lock, push_lock),
+ * or one that takes hub_lock itself (svc_lease_release, svc_lease_signin),
+ * nor wait for the network or hash a password. The calls that do (the
+ * create with its login check, a new password with its own, the removal
+ * revoking an OAuth grant, the hub password change hashing twice), and
+ * AuditLog/get verifying the whole log, use manage_private_hub(): a handle
+ * of the request's own.
+ */
+static struct hub *manage_lock(struct daemon_api_ctx *c)
+{
+	pthread_mutex_lock(&c->sv->hub_lock);
+	return c->sv->hub;
+}
+
+static void manage_unlock(struct daemon_api_ctx *c)
+{
+	pthread_mutex_unlock(&c->sv->hub_lock);
+}
+
+/* The request's own hub handle (daemon-manage.h), opened with the master
+ * key on first use. */
+static struct hub *manage_private_hub(struct daemon_api_ctx *c)
 {
 	const char *err;
 	if (c->hub == NULL && hub_open(c->sv->data_dir, true, &c->hub, &err) < 0) {
@@ -125,11 +151,15 @@ static void account_view_free(struct account_view *v)
 	v->list = NULL;
 }
 
-static int account_view_load(struct daemon_api_ctx *c, struct hub *hub, struct account_view *v)
+/* The user's accounts from the shared hub (hub_lock only around the read). */
+static int account_view_load(struct daemon_api_ctx *c, struct account_view *v)
 {
 	const char *err;
 	memset(v, 0, sizeof(*v));
-	if (hub_account_list(hub, c->p->user.id, &v->a, &v->n, &err) < 0)
+	struct hub *hub = manage_lock(c);
+	int r = hub_account_list(hub, c->p->user.id, &v->a, &v->n, &err);
+	manage_unlock(c);
+	if (r < 0)
 		return -1;
 	if (jmap_session_accounts(c->mail.store, v->a, v->n, &v->list, &v->count, &v->primary,
 	                          &err) < 0) {
@@ -181,11 +211,32 @@ static json_t *account_json(struct daemon_api_ctx *c, const struct account_view 
 	json_object_set_new(o, "needsSignInSince", json_date(a->needs_signin_since));
 	json_object_set_new(o, "isPrimary", json_boolean(v->primary == i));
 	json_object_set_new(o, "addedAt", json_date(a->created));
-	/* Not recorded per account by the hub yet: always null. */
-	json_object_set_new(o, "lastSyncAt", json_null());
-	json_object_set_new(o, "lastError", json_null());
+	/* What serve's syncs recorded in the user's store (daemon-jobs.c):
+	 * the error of the last sync when it failed, else that of the last
+	 * send when it failed (the outbox keeps each message's outcome). */
+	struct store_account_status status;
+	if (store_account_status_get(c->mail.store, v->list[i].store_account_id, &status, &err) < 0)
+		memset(&status, 0, sizeof(status));
+	enum store_outbox_state sent;
+	char reply[STORE_OUTBOX_REPLY_SIZE];
+	int64_t sent_at = 0;
+	if (status.failed_at == 0 &&
+	    store_outbox_last_attempt(c->mail.store, a->id, &sent, reply, &sent_at, &err) == 1 &&
+	    sent != STORE_OUTBOX_SENT) {
+		snprintf(status.error, sizeof(status.error), "%s: %s",
+		         sent == STORE_OUTBOX_FAILED
+		             ? "a message could not be sent"
+		             : "a message is not sent yet (tried again later)",
+		         reply[0] != '\0' ? reply : "no reply");
+		status.failed_at = sent_at;
+	}
+	json_object_set_new(o, "lastSyncAt", json_date(status.synced_at));
+	json_object_set_new(o, "lastError",
+	                    status.failed_at != 0 ? json_string(status.error) : json_null());
+	json_object_set_new(o, "lastErrorAt", json_date(status.failed_at));
 	json_object_set_new(o, "syncProgress", progress);
-	json_object_set_new(o, "pushState", json_null());
+	const char *push = daemon_provider_account_state(a->id);
+	json_object_set_new(o, "pushState", push != NULL ? json_string(push) : json_null());
 	return o;
 }
 
@@ -199,9 +250,8 @@ static int external_get(void *ctx, struct jmap_call *call, json_t *args, const c
 	json_t *ids = json_object_get(args, "ids");
 	if (ids != NULL && !json_is_null(ids) && !json_is_array(ids))
 		FAIL("invalidArguments", "ids must be null or a list of ids");
-	struct hub *hub = manage_hub(c);
 	struct account_view v;
-	if (hub == NULL || account_view_load(c, hub, &v) < 0)
+	if (account_view_load(c, &v) < 0)
 		FAIL("serverFail", "cannot read the accounts; try again");
 	json_t *list = json_array(), *not_found = json_array();
 	if (ids == NULL || json_is_null(ids)) {
@@ -326,17 +376,22 @@ static int external_disclose(void *ctx, struct jmap_call *call, json_t *args,
 	const char *bad = settings_from(args, &s);
 	if (bad != NULL)
 		FAIL("invalidArguments", bad);
-	struct hub *hub = manage_hub(c);
+	/* The shared hub: the disclosure reads it only. */
+	struct hub *hub = manage_lock(c);
 	struct hub_user u;
-	if (hub == NULL || current_user(c, hub, &u) < 0)
+	if (current_user(c, hub, &u) < 0) {
+		manage_unlock(c);
 		FAIL("serverFail", "cannot read the hub; try again");
+	}
 	struct buf text;
 	char id[SVC_DISCLOSURE_ID_SIZE];
 	buf_init(&text, SVC_DISCLOSURE_MAX);
 	if (svc_account_disclosure(hub, &u, s.imap, s.smtp, s.login, NULL, &text, id) < 0) {
+		manage_unlock(c);
 		buf_free(&text);
 		FAIL("serverFail", "the disclosure does not fit; use shorter settings");
 	}
+	manage_unlock(c);
 	json_t *res = json_pack("{s:s,s:s,s:s}", "accountId", JMAP_NOTICES_NAME, "text",
 	                        buf_str(&text), "disclosureId", id);
 	buf_free(&text);
@@ -427,8 +482,8 @@ static json_t *account_create(struct daemon_api_ctx *c, struct hub *hub, json_t 
 	return NULL;
 }
 
-static json_t *account_update(struct daemon_api_ctx *c, struct hub *hub, struct account_view *v,
-                              size_t i, json_t *patch)
+static json_t *account_update(struct daemon_api_ctx *c, struct account_view *v, size_t i,
+                              json_t *patch)
 {
 	const struct hub_account *a = &v->a[i];
 	const char *key, *err;
@@ -456,10 +511,13 @@ static json_t *account_update(struct daemon_api_ctx *c, struct hub *hub, struct 
 			return set_error("invalidProperties",
 			                 "an OAuth account has no password: sign it in again "
 			                 "(ExternalAccount/oauthStart with signIn)");
+		/* A handle of the request's own: the login check waits for
+		 * the servers. */
+		struct hub *hub = manage_private_hub(c);
 		struct hub_user u;
 		char error[SVC_ERROR_SIZE];
 		struct vault_kek *kek = NULL;
-		if (current_user(c, hub, &u) < 0)
+		if (hub == NULL || current_user(c, hub, &u) < 0)
 			return set_error("serverFail", "cannot read the hub; try again");
 		if (user_kek(c, hub, &u, &kek, error, sizeof(error)) < 0)
 			return set_error("forbidden",
@@ -513,9 +571,6 @@ static int external_set(void *ctx, struct jmap_call *call, json_t *args, const c
 	    (update != NULL && !json_is_null(update) && !json_is_object(update)) ||
 	    (destroy != NULL && !json_is_null(destroy) && !json_is_array(destroy)))
 		FAIL("invalidArguments", "create and update are objects, destroy a list of ids");
-	struct hub *hub = manage_hub(c);
-	if (hub == NULL)
-		FAIL("serverFail", "cannot open the hub; try again");
 	json_t *created = json_object(), *not_created = json_object();
 	json_t *updated = json_object(), *not_updated = json_object();
 	json_t *destroyed = json_array(), *not_destroyed = json_object();
@@ -523,11 +578,16 @@ static int external_set(void *ctx, struct jmap_call *call, json_t *args, const c
 	json_object_foreach(create, key, value)
 	{
 		int64_t hub_id = 0;
-		json_t *e = json_is_object(value)
-		                ? account_create(c, hub, value, &hub_id)
-		                : set_error("invalidProperties", "an account is an object");
+		/* A handle of the request's own: the login check takes up to
+		 * 30 s, which must not hold hub_lock. */
+		struct hub *hub = manage_private_hub(c);
+		json_t *e = !json_is_object(value)
+		                ? set_error("invalidProperties", "an account is an object")
+		            : hub == NULL
+		                ? set_error("serverFail", "cannot open the hub; try again")
+		                : account_create(c, hub, value, &hub_id);
 		struct account_view v;
-		if (e == NULL && account_view_load(c, hub, &v) < 0)
+		if (e == NULL && account_view_load(c, &v) < 0)
 			e = set_error("serverFail", "the account was added, but cannot be listed");
 		if (e != NULL) {
 			json_object_set_new(not_created, key, e);
@@ -551,7 +611,7 @@ static int external_set(void *ctx, struct jmap_call *call, json_t *args, const c
 	json_object_foreach(update, key, value)
 	{
 		struct account_view v;
-		if (account_view_load(c, hub, &v) < 0) {
+		if (account_view_load(c, &v) < 0) {
 			json_object_set_new(not_updated, key,
 			                    set_error("serverFail", "cannot read the accounts"));
 			continue;
@@ -562,7 +622,7 @@ static int external_set(void *ctx, struct jmap_call *call, json_t *args, const c
 		json_t *e = i < 0 ? set_error("notFound", "no such account")
 		            : !json_is_object(value)
 		                ? set_error("invalidPatch", "a patch is an object")
-		                : account_update(c, hub, &v, (size_t)i, value);
+		                : account_update(c, &v, (size_t)i, value);
 		account_view_free(&v);
 		if (e != NULL)
 			json_object_set_new(not_updated, key, e);
@@ -580,7 +640,7 @@ static int external_set(void *ctx, struct jmap_call *call, json_t *args, const c
 		struct account_view v;
 		long i = -1;
 		int64_t hub_id = 0;
-		if (account_view_load(c, hub, &v) == 0) {
+		if (account_view_load(c, &v) == 0) {
 			i = account_index(&v, id);
 			hub_id = i >= 0 ? v.a[i].id : 0;
 			account_view_free(&v);
@@ -590,10 +650,15 @@ static int external_set(void *ctx, struct jmap_call *call, json_t *args, const c
 			                    set_error("notFound", "no such account"));
 			continue;
 		}
-		struct svc_account_removal *r = calloc(1, sizeof(*r));
+		/* A handle of the request's own: an OAuth grant is revoked at
+		 * the provider. */
+		struct hub *hub = manage_private_hub(c);
+		struct svc_account_removal *r = hub != NULL ? calloc(1, sizeof(*r)) : NULL;
 		if (r == NULL) {
-			json_object_set_new(not_destroyed, key_text,
-			                    set_error("serverFail", "out of memory"));
+			json_object_set_new(
+			    not_destroyed, key_text,
+			    set_error("serverFail", hub == NULL ? "cannot open the hub; try again"
+			                                        : "out of memory"));
 			continue;
 		}
 		daemon_provider_account_stop(hub_id);
@@ -631,15 +696,12 @@ static int external_test(void *ctx, struct jmap_call *call, json_t *args, const 
 	const char *err;
 	if (check_account(c, args, error_type_r, description_r) < 0)
 		return -1;
-	struct hub *hub = manage_hub(c);
-	if (hub == NULL)
-		FAIL("serverFail", "cannot open the hub; try again");
 	char error[SVC_ERROR_SIZE] = "";
 	int r;
 	const char *id = json_string_value(json_object_get(args, "id"));
 	if (id != NULL) {
 		struct account_view v;
-		if (account_view_load(c, hub, &v) < 0)
+		if (account_view_load(c, &v) < 0)
 			FAIL("serverFail", "cannot read the accounts; try again");
 		long i = account_index(&v, id);
 		if (i < 0) {
@@ -654,13 +716,21 @@ static int external_test(void *ctx, struct jmap_call *call, json_t *args, const 
 			snprintf(error, sizeof(error),
 			         "an OAuth account is tested by its next sync, not here");
 			r = -1;
-		} else if ((r = current_user(c, hub, &u)) < 0) {
-			snprintf(error, sizeof(error), "cannot read the hub; try again");
-		} else if ((r = user_kek(c, hub, &u, &kek, error, sizeof(error))) == 0 &&
-		           (r = svc_account_open_secret(hub, &u, a, kek, "test", "imap-password",
-		                                        &secret, error, sizeof(error))) == 0) {
-			r = svc_account_check_login(a->imap_url, a->smtp_url, a->login, a->ca_file,
-			                            secret, error, sizeof(error));
+		} else {
+			/* The password opened (and audited) over the shared hub;
+			 * the login check after hub_lock is released. */
+			struct hub *hub = manage_lock(c);
+			if ((r = current_user(c, hub, &u)) < 0)
+				snprintf(error, sizeof(error), "cannot read the hub; try again");
+			else if ((r = user_kek(c, hub, &u, &kek, error, sizeof(error))) == 0)
+				r = svc_account_open_secret(hub, &u, a, kek, "test",
+				                            "imap-password", &secret, error,
+				                            sizeof(error));
+			manage_unlock(c);
+			if (r == 0)
+				r = svc_account_check_login(a->imap_url, a->smtp_url, a->login,
+				                            a->ca_file, secret, error,
+				                            sizeof(error));
 		}
 		svc_secret_free(&secret);
 		vault_kek_free(&kek);
@@ -705,10 +775,11 @@ static int receipt_get(void *ctx, struct jmap_call *call, json_t *args, const ch
 	const char *err;
 	if (check_account(c, args, error_type_r, description_r) < 0)
 		return -1;
-	struct hub *hub = manage_hub(c);
 	struct hub_receipt *r = NULL;
 	size_t n = 0;
-	if (hub == NULL || hub_receipt_list(hub, c->p->user.id, &r, &n, &err) < 0)
+	int listed = hub_receipt_list(manage_lock(c), c->p->user.id, &r, &n, &err);
+	manage_unlock(c);
+	if (listed < 0)
 		FAIL("serverFail", "cannot read the receipts; try again");
 	json_t *list = json_array();
 	for (size_t i = 0; i < n; i++) {
@@ -728,10 +799,11 @@ static int consent_get(void *ctx, struct jmap_call *call, json_t *args, const ch
 	const char *err;
 	if (check_account(c, args, error_type_r, description_r) < 0)
 		return -1;
-	struct hub *hub = manage_hub(c);
 	struct hub_consent *r = NULL;
 	size_t n = 0;
-	if (hub == NULL || hub_consent_list(hub, c->p->user.id, &r, &n, &err) < 0)
+	int listed = hub_consent_list(manage_lock(c), c->p->user.id, &r, &n, &err);
+	manage_unlock(c);
+	if (listed < 0)
 		FAIL("serverFail", "cannot read the consents; try again");
 	json_t *list = json_array();
 	for (size_t i = 0; i < n; i++) {
@@ -764,10 +836,11 @@ static int device_get(void *ctx, struct jmap_call *call, json_t *args, const cha
 	const char *err;
 	if (check_account(c, args, error_type_r, description_r) < 0)
 		return -1;
-	struct hub *hub = manage_hub(c);
 	struct hub_device *d = NULL;
 	size_t n = 0;
-	if (hub == NULL || hub_device_list(hub, c->p->user.id, &d, &n, &err) < 0)
+	int listed = hub_device_list(manage_lock(c), c->p->user.id, &d, &n, &err);
+	manage_unlock(c);
+	if (listed < 0)
 		FAIL("serverFail", "cannot read the devices; try again");
 	json_t *list = json_array();
 	for (size_t i = 0; i < n; i++)
@@ -790,9 +863,6 @@ static int device_set(void *ctx, struct jmap_call *call, json_t *args, const cha
 	if ((create != NULL && !json_is_null(create) && !json_is_object(create)) ||
 	    (destroy != NULL && !json_is_null(destroy) && !json_is_array(destroy)))
 		FAIL("invalidArguments", "create is an object, destroy a list of ids");
-	struct hub *hub = manage_hub(c);
-	if (hub == NULL)
-		FAIL("serverFail", "cannot open the hub; try again");
 	json_t *created = json_object(), *not_created = json_object();
 	json_t *destroyed = json_array(), *not_destroyed = json_object();
 	json_t *not_updated = json_object();
@@ -806,10 +876,12 @@ static int device_set(void *ctx, struct jmap_call *call, json_t *args, const cha
 			                    set_error("invalidProperties", "name is required"));
 			continue;
 		}
-		if (hub_device_add(hub, &c->p->user, name, token, &id, &err) < 0) {
+		int added = hub_device_add(manage_lock(c), &c->p->user, name, token, &id, &err);
+		if (added < 0)
 			json_object_set_new(not_created, key, set_error("invalidProperties", err));
+		manage_unlock(c); /* after err is copied: it is the handle's */
+		if (added < 0)
 			continue;
-		}
 		char idt[32];
 		snprintf(idt, sizeof(idt), "D%lld", (long long)id);
 		json_object_set_new(
@@ -834,6 +906,7 @@ static int device_set(void *ctx, struct jmap_call *call, json_t *args, const cha
 		struct hub_device *d = NULL;
 		size_t n = 0;
 		char name[65] = "";
+		struct hub *hub = manage_lock(c);
 		if (hub_device_list(hub, c->p->user.id, &d, &n, &err) == 0) {
 			for (size_t i = 0; i < n; i++) {
 				char idt[32];
@@ -844,12 +917,16 @@ static int device_set(void *ctx, struct jmap_call *call, json_t *args, const cha
 			free(d);
 		}
 		int64_t revoked = 0;
-		if (name[0] == '\0') {
+		int r =
+		    name[0] == '\0' ? 1 : hub_device_revoke(hub, &c->p->user, name, &revoked, &err);
+		if (r < 0)
+			json_object_set_new(not_destroyed, key_text, set_error("serverFail", err));
+		/* Before the lease's release, which takes hub_lock itself. */
+		manage_unlock(c);
+		if (r == 1) {
 			json_object_set_new(not_destroyed, key_text,
 			                    set_error("notFound", "no such device"));
-		} else if (hub_device_revoke(hub, &c->p->user, name, &revoked, &err) < 0) {
-			json_object_set_new(not_destroyed, key_text, set_error("serverFail", err));
-		} else {
+		} else if (r == 0) {
 			/* A zero-access user's lease it held goes with it. */
 			svc_lease_release(c->sv->leases, c->p->user.id, revoked, "revoked");
 			json_array_append_new(destroyed, json_string(key_text));
@@ -1031,7 +1108,11 @@ static int audit_log_get(void *ctx, struct jmap_call *call, json_t *args, const 
 	    (jlimit != NULL && !json_is_integer(jlimit)) || limit < 0 ||
 	    limit > MANAGE_AUDIT_MAX_LIMIT)
 		FAIL("invalidArguments", "position is 0 or more, limit 0 to 500");
-	struct hub *hub = manage_hub(c);
+	/* A handle of the request's own: the verification reads and hashes
+	 * the whole log, which may take a while; hub_lock would hold up every
+	 * sign-in meanwhile. Appends by other handles take turns with it on
+	 * the log's own lock (hub.h). */
+	struct hub *hub = manage_private_hub(c);
 	if (hub == NULL)
 		FAIL("serverFail", "cannot open the hub; try again");
 	/* Verified first (it may repair what a crash left, see hub.h). */
@@ -1098,16 +1179,18 @@ static int policy_get(void *ctx, struct jmap_call *call, json_t *args, const cha
 	const char *err;
 	if (check_account(c, args, error_type_r, description_r) < 0)
 		return -1;
-	struct hub *hub = manage_hub(c);
+	struct hub *hub = manage_lock(c);
 	struct hub_user u;
-	if (hub == NULL || current_user(c, hub, &u) < 0)
-		FAIL("serverFail", "cannot read the hub; try again");
+	int read = current_user(c, hub, &u);
 	const struct hub_settings *set = hub_get_settings(hub);
 	unsigned purge = set->inactive_purge_days;
 	unsigned warn = purge > 30 ? purge - 30 : 0;
 	char where_hub[4300], purge_text[200];
 	snprintf(where_hub, sizeof(where_hub), "on this hub, in its data directory %s",
 	         hub_data_dir(hub));
+	manage_unlock(c);
+	if (read < 0)
+		FAIL("serverFail", "cannot read the hub; try again");
 	snprintf(purge_text, sizeof(purge_text),
 	         "while the account is on the hub; everything of yours is deleted after %u "
 	         "days without any activity (warnings 30 and 7 days before)",
@@ -1166,7 +1249,9 @@ static int user_change_password(void *ctx, struct jmap_call *call, json_t *args,
 		FAIL("invalidArguments", "give the old and the new password");
 	if (strlen(new) < SVC_PASSWORD_MIN || strlen(new) > SVC_PASSWORD_MAX)
 		FAIL("invalidArguments", "the new password needs 8 to 1024 characters");
-	struct hub *hub = manage_hub(c);
+	/* A handle of the request's own: both passwords are hashed (Argon2id),
+	 * which no lock may wait for. */
+	struct hub *hub = manage_private_hub(c);
 	struct hub_user u;
 	if (hub == NULL || current_user(c, hub, &u) < 0)
 		FAIL("serverFail", "cannot read the hub; try again");

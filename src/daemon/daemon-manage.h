@@ -24,9 +24,13 @@ struct daemon_api_ctx {
 	struct jmap_mail_ctx mail; /* first: the mail methods cast ctx to it */
 	struct daemon *sv;
 	const struct principal *p;
-	/* The request's own hub handle for management calls (opened with the
-	 * master key on first use, closed by daemon_manage_finish()), so that
-	 * a connection test or a removal never holds the shared hub_lock. */
+	/* The management calls read and write through serve's shared hub
+	 * handle under hub_lock. Only the calls that wait for the network or
+	 * hash a password (an account's create or new password with their
+	 * login check, a removal, the hub password change), and AuditLog/get
+	 * (verifying the whole log), use this handle of the request's own
+	 * instead (opened with the master key on first use,
+	 * closed by daemon_manage_finish()), so they never hold hub_lock. */
 	struct hub *hub;
 	bool accounts_changed; /* an account was added or removed: push now */
 };

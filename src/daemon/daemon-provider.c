@@ -373,6 +373,35 @@ bool daemon_provider_account_idle(int64_t account_id, double *since_r)
 	return idle;
 }
 
+const char *daemon_provider_account_state(int64_t account_id)
+{
+	enum push_state state;
+	const char *name = NULL;
+	pthread_mutex_lock(&P.mu);
+	if (P.loop != NULL) {
+		name = "off";
+		if (push_account_state(P.loop, account_id, &state)) {
+			switch (state) {
+			case PUSH_STATE_CONNECTING:
+			case PUSH_STATE_AUTHENTICATING:
+				name = "connecting";
+				break;
+			case PUSH_STATE_IDLE:
+				name = "idle";
+				break;
+			case PUSH_STATE_BACKOFF:
+				name = "backoff";
+				break;
+			case PUSH_STATE_STOPPED:
+			case PUSH_STATE_COUNT:
+				break;
+			}
+		}
+	}
+	pthread_mutex_unlock(&P.mu);
+	return name;
+}
+
 unsigned daemon_provider_pending(void)
 {
 	unsigned c[PUSH_STATE_COUNT] = {0};

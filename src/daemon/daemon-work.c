@@ -79,7 +79,8 @@ static void work_run(struct daemon *sv, struct hub *hub, const struct daemon_wor
 		opt.account_done = daemon_sync_account_done;
 		if (w->folder[0] != '\0')
 			opt.only_folder = w->folder;
-		opt.account_done_ctx = (void *)w->user;
+		struct daemon_sync_done done = {.sv = sv, .user = w->user};
+		opt.account_done_ctx = &done;
 		svc_sync_user(hub, w->user, &opt, &res);
 		if (res.error[0] != '\0')
 			daemon_log(DAEMON_LOG_ERROR, w->user, w->account_id, "%s", res.error);
@@ -88,9 +89,10 @@ static void work_run(struct daemon *sv, struct hub *hub, const struct daemon_wor
 		int ret = svc_replay_account(hub, w->user, w->account_id, &opt, &r);
 		const struct sync_replay_stats *rst = &r.replay;
 		daemon_metrics_replay(w->account_id, rst->replayed, ret < 0 || rst->failed > 0);
-		if (ret < 0)
+		if (ret < 0) {
 			daemon_log(DAEMON_LOG_ERROR, w->user, w->account_id, "replay: %s", r.error);
-		else if (rst->replayed + rst->failed + rst->deferred > 0)
+			daemon_sync_record(sv, w->user, &r);
+		} else if (rst->replayed + rst->failed + rst->deferred > 0)
 			daemon_log(DAEMON_LOG_INFO, w->user, w->account_id,
 			           "replayed %s: %u device changes in %u commands, %u failed, "
 			           "%u deferred, %u conflicts, %.3f s (%.3f s after the change)",

@@ -137,6 +137,13 @@ void daemon_provider_round_end(struct daemon_push_reconcile *r);
  * clock_mono(); push.h); false when push is not
  * running, not pushing the account, or not connected now. */
 bool daemon_provider_account_idle(int64_t account_id, double *since_r);
+/* The account's push connection for ExternalAccount/get: "idle" (logged
+ * in and watching), "connecting" (connecting or logging in), "backoff"
+ * (waiting to reconnect), "off" (not pushed: stopped on wrong credentials,
+ * needs sign-in, a zero-access user's key locked, not started yet); NULL
+ * when provider push is not running (disabled in mailkeep.conf). A static
+ * string. */
+const char *daemon_provider_account_state(int64_t account_id);
 /* Accounts whose push connection is being made (connecting or logging in):
  * the scheduler gives them a few seconds before a round. */
 unsigned daemon_provider_pending(void);

@@ -122,6 +122,33 @@ static int prepare(struct store *s, const char *sql, sqlite3_stmt **st_r, const 
 	return 0;
 }
 
+int store_outbox_last_attempt(struct store *s, int64_t account_id, enum store_outbox_state *state_r,
+                              char *reply, int64_t *at_r, const char **error_r)
+{
+	sqlite3_stmt *st;
+	if (prepare(s,
+	            "SELECT state, last_reply, updated FROM outbox WHERE account_id = ?1"
+	            " AND state <> 1 AND (state <> 0 OR last_reply <> '')"
+	            " ORDER BY updated DESC, id DESC LIMIT 1",
+	            &st, error_r) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, account_id);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		const unsigned char *text = sqlite3_column_text(st, 1);
+		*state_r = (enum store_outbox_state)sqlite3_column_int(st, 0);
+		snprintf(reply, STORE_OUTBOX_REPLY_SIZE, "%s",
+		         text != NULL ? (const char *)text : "");
+		*at_r = sqlite3_column_int64(st, 2);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		*error_r = store_err(s, "outbox");
+		return -1;
+	}
+	return rc == SQLITE_ROW ? 1 : 0;
+}
+
 /* Run a prepared statement to completion (and finalize it). */
 static int step_done(struct store *s, sqlite3_stmt *st, const char **error_r)
 {

@@ -72,6 +72,14 @@ struct store_outbox_item {
 
 const char *store_outbox_state_name(enum store_outbox_state state);
 
+/* The outcome of the account's (hub account id) latest send attempt, for
+ * ExternalAccount/get: a message queued again after a temporary failure,
+ * sent, or failed for good, whichever changed last (a message never tried
+ * does not count). 1 with *state_r, the server's reply (or what went wrong)
+ * in reply (STORE_OUTBOX_REPLY_SIZE bytes) and *at_r; 0 when none; -1. */
+int store_outbox_last_attempt(struct store *s, int64_t account_id, enum store_outbox_state *state_r,
+                              char *reply, int64_t *at_r, const char **error_r);
+
 /* Queue a message (state queued, due now); email_id: the store message it
  * was made from (JMAP EmailSubmission), or 0. */
 int store_outbox_add(struct store *s, int64_t account_id, int64_t email_id, const char *mail_from,

@@ -35,6 +35,9 @@ static const struct {
     {"accounts", "status_messages", "INTEGER NOT NULL DEFAULT 0"},
     {"accounts", "held_messages", "INTEGER NOT NULL DEFAULT 0"},
     {"accounts", "bytes_done", "INTEGER NOT NULL DEFAULT 0"},
+    {"accounts", "last_sync_at", "INTEGER NOT NULL DEFAULT 0"},
+    {"accounts", "last_error", "TEXT"},
+    {"accounts", "last_error_at", "INTEGER NOT NULL DEFAULT 0"},
 };
 
 int store_provider_schema(struct store *s, const char **error_r)
@@ -343,4 +346,55 @@ int store_plain_scan_set(struct store *s, int64_t mailbox_id, const struct store
 	int r = step_one(s, st, error_r);
 	sqlite3_finalize(st);
 	return r < 0 ? -1 : 0;
+}
+
+int store_account_status_get(struct store *s, int64_t account_id, struct store_account_status *st_r,
+                             const char **error_r)
+{
+	sqlite3_stmt *st;
+	memset(st_r, 0, sizeof(*st_r));
+	if (prepare(s, "SELECT last_sync_at, last_error, last_error_at FROM accounts WHERE id = ?1",
+	            &st, error_r) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, account_id);
+	int r = step_one(s, st, error_r);
+	if (r == 1) {
+		const unsigned char *text = sqlite3_column_text(st, 1);
+		st_r->synced_at = sqlite3_column_int64(st, 0);
+		st_r->failed_at = sqlite3_column_int64(st, 2);
+		if (text != NULL)
+			snprintf(st_r->error, sizeof(st_r->error), "%s", (const char *)text);
+	}
+	sqlite3_finalize(st);
+	return r < 0 ? -1 : 0;
+}
+
+int store_account_status_set(struct store *s, const char *key, int64_t now, const char *failure,
+                             const char **error_r)
+{
+	sqlite3_stmt *st;
+	int64_t id;
+	if (store_begin(s, error_r) < 0)
+		return -1;
+	if (store_account_ensure(s, key, &id, error_r) < 0 ||
+	    prepare(s,
+	            failure == NULL ? "UPDATE accounts SET last_sync_at = ?2, last_error = NULL,"
+	                              " last_error_at = 0 WHERE id = ?1"
+	                            : "UPDATE accounts SET last_error = ?3, last_error_at = ?2"
+	                              " WHERE id = ?1",
+	            &st, error_r) < 0) {
+		store_rollback(s);
+		return -1;
+	}
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, now);
+	if (failure != NULL)
+		sqlite3_bind_text(st, 3, failure, -1, SQLITE_TRANSIENT);
+	int r = step_one(s, st, error_r);
+	sqlite3_finalize(st);
+	if (r < 0 || store_commit(s, error_r) < 0) {
+		store_rollback(s);
+		return -1;
+	}
+	return 0;
 }

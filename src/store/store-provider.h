@@ -75,4 +75,24 @@ int store_provider_set_budget(struct store *s, int64_t account_id, int64_t budge
 int store_account_server_messages(struct store *s, int64_t account_id, uint64_t *count_r,
                                   const char **error_r);
 
+/* The outcome of the account's last sync attempts, as serve's sync jobs
+ * record them (daemon-jobs.c) for ExternalAccount/get: when the last
+ * server-to-hub sync succeeded, and the error of the last attempt when it
+ * failed (text meant for the user: no secret in it). One small write per
+ * attempt. */
+#define STORE_ACCOUNT_ERROR_SIZE 1024
+struct store_account_status {
+	int64_t synced_at;                    /* 0: never */
+	int64_t failed_at;                    /* 0: the last attempt did not fail */
+	char error[STORE_ACCOUNT_ERROR_SIZE]; /* "" unless failed_at */
+};
+int store_account_status_get(struct store *s, int64_t account_id, struct store_account_status *st_r,
+                             const char **error_r);
+/* Record an attempt on the account with key (made if missing), in a
+ * transaction of its own: failure NULL: it synced at now (clears the
+ * error); else its text (cut to STORE_ACCOUNT_ERROR_SIZE - 1 bytes when
+ * read). */
+int store_account_status_set(struct store *s, const char *key, int64_t now, const char *failure,
+                             const char **error_r);
+
 #endif

@@ -231,6 +231,66 @@ test("add with consent, devices, audit, then removal with a receipt", async () =
   assert.equal((await one("AuditLog/get", {})).verified, true);
 });
 
+// Polls ExternalAccount/get until pred(account) holds (the account worker
+// syncs in the background), at most 20 s.
+async function waitFor(id, pred) {
+  const until = Date.now() + 20000;
+  let a;
+  while (Date.now() < until) {
+    a = (await one("ExternalAccount/get", { ids: [id] })).list[0];
+    if (a && pred(a)) return a;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  assert.fail("the account's status never got there: " + JSON.stringify(a));
+}
+
+test("status: the first sync's outcome, a failed login's error, no push here",
+  { timeout: 120000 }, async () => {
+  // An event stream open all along: adding an account with one open once
+  // deadlocked serve (the request, the push thread and the hub's lock);
+  // the timeout above fails the test if anything hangs.
+  const s = await getSession();
+  const esUrl = s.eventSourceUrl.replace("{types}", "*").replace("{closeafter}", "no")
+    .replace("{ping}", "0");
+  const ctl = new AbortController();
+  const stream = await fetch(esUrl, { signal: ctl.signal,
+    headers: { Authorization: basic, Accept: "text/event-stream" } });
+  assert.equal(stream.status, 200);
+  const d = await disclose();
+  const create = { ...settings, password: env.MK_BOB_PASSWORD, disclosureId: d.disclosureId,
+    consent: true };
+  // A wrong password the add does not test: the first sync (the account
+  // worker's) fails, and says why.
+  const bad = await one("ExternalAccount/set", {
+    create: { b: { ...create, password: "not bob's password", test: false } } });
+  assert.deepEqual(bad.notCreated, {});
+  const badId = bad.created.b.id;
+  const failed = await waitFor(badId, (a) => a.lastError !== null);
+  assert.equal(failed.lastSyncAt, null);
+  assert.match(failed.lastError, /login/i);
+  assert.doesNotMatch(failed.lastError, /^erin, account/);
+  assert.doesNotMatch(failed.lastError, /not bob's password/);
+  assert.match(failed.lastErrorAt, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
+  // Provider push is off in this serve (MK_NO_PROVIDER_PUSH): null.
+  assert.equal(failed.pushState, null);
+  assert.equal(failed.needsSignIn, false);
+  const rm = await one("ExternalAccount/set", { destroy: [badId] });
+  assert.deepEqual(rm.destroyed, [badId]);
+
+  // The right password: the first sync goes through; no error.
+  const before = new Date().toISOString().replace(/\.\d+Z$/, "Z");
+  const good = await one("ExternalAccount/set", { create: { g: create } });
+  assert.deepEqual(good.notCreated, {});
+  const goodId = good.created.g.id;
+  const synced = await waitFor(goodId, (a) => a.lastSyncAt !== null);
+  assert.ok(synced.lastSyncAt >= before, `${synced.lastSyncAt} >= ${before}`);
+  assert.deepEqual([synced.lastError, synced.lastErrorAt, synced.pushState], [null, null, null]);
+  assert.ok(synced.syncProgress === null || synced.syncProgress.downloaded >= 0);
+  const rm2 = await one("ExternalAccount/set", { destroy: [goodId] });
+  assert.deepEqual(rm2.destroyed, [goodId]);
+  ctl.abort();
+});
+
 test("web sessions: listed with the current one marked, revoked", async () => {
   const signIn = async () => {
     const r = await fetch(new URL("/mailkeep/session", session), {

@@ -44,7 +44,7 @@ const de: Record<string, string> = {
 
   "trust.status.needsSignIn": "Anmeldung nötig",
   "trust.status.needsSignInSince": "Anmeldung nötig seit {since}",
-  "trust.status.error": "Letzte Synchronisation fehlgeschlagen: {error}",
+  "trust.status.error": "Letzte Synchronisation oder letzter Versand fehlgeschlagen: {error}",
   "trust.status.syncing": "Synchronisiert: {done} von {total} Nachrichten",
   "trust.status.synced": "Synchronisiert",
   "trust.status.notSynced": "Noch nicht synchronisiert",

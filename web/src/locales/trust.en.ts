@@ -44,7 +44,7 @@ const en: Record<string, string> = {
 
   "trust.status.needsSignIn": "Needs sign-in",
   "trust.status.needsSignInSince": "Needs sign-in since {since}",
-  "trust.status.error": "Last sync failed: {error}",
+  "trust.status.error": "Last sync or send failed: {error}",
   "trust.status.syncing": "Syncing: {done} of {total} messages",
   "trust.status.synced": "Synced",
   "trust.status.notSynced": "Not synced yet",

@@ -201,8 +201,9 @@ function Status(props: { a: ExternalAccount }) {
       </span>,
     );
   else if (a.lastSyncAt)
+    // After a failed attempt, when it last synced is no "ok" any more.
     items.push(
-      <span class="badge ok" data-status="synced">
+      <span class={a.lastError ? "badge" : "badge ok"} data-status="synced">
         {t("trust.status.synced")} <When at={a.lastSyncAt} />
       </span>,
     );
