@@ -64,7 +64,15 @@ export function PdfViewer(props: { url: string; name: string; downloadUrl: strin
     }
     closeRef.current?.focus();
     return () => {
-      if (before && before.isConnected) before.focus();
+      // Closed before it leaves the document (removing an open modal dialog
+      // leaves focus nowhere), then focus goes back, also once the removal
+      // is done.
+      if (d && d.open) d.close();
+      const back = () => {
+        if (before && before.isConnected && document.activeElement !== before) before.focus();
+      };
+      back();
+      setTimeout(back, 0);
     };
   }, []);
   return (
@@ -76,6 +84,15 @@ export function PdfViewer(props: { url: string; name: string; downloadUrl: strin
       onCancel={(e) => {
         e.preventDefault();
         props.onClose();
+      }}
+      onKeyDown={(e) => {
+        // The app's shortcuts (keys.ts: Escape closes the message, j/k
+        // move in the list) are not for what is behind a modal dialog.
+        e.stopPropagation();
+        if (e.key === "Escape") {
+          e.preventDefault();
+          props.onClose();
+        }
       }}
     >
       <div class="pdf-viewer-bar">

@@ -213,11 +213,19 @@ function Body(props: { accountId: string; email: Full }) {
 }
 
 function Attachments(props: { accountId: string; email: Full }) {
-  const [viewing, setViewing] = useState<{ url: string; name: string; downloadUrl: string } | null>(null);
+  const [viewing, setViewing] = useState<{ url: string; name: string; downloadUrl: string; index: number } | null>(null);
+  const section = useRef<HTMLElement>(null);
+  // Focus goes back to the Preview button the viewer was opened from (found
+  // again: the reader may have rendered the list anew meanwhile).
+  const closeViewer = () => {
+    const index = viewing ? viewing.index : -1;
+    setViewing(null);
+    setTimeout(() => section.current?.querySelector<HTMLElement>(`[data-preview-index="${index}"]`)?.focus(), 0);
+  };
   const list = props.email.attachments.filter((p) => p.blobId && !(p.cid && p.disposition === "inline" && p.type.startsWith("image/")));
   if (!list.length) return null;
   return (
-    <section class="attachments" aria-label={t("reader.attachments")}>
+    <section class="attachments" aria-label={t("reader.attachments")} ref={section}>
       <h3 class="sr-only">{t("reader.attachments")}</h3>
       <ul>
         {list.map((p, i) => {
@@ -239,7 +247,8 @@ function Attachments(props: { accountId: string; email: Full }) {
                     type="button"
                     aria-label={t("preview.buttonLabel", { name })}
                     data-testid="attachment-preview"
-                    onClick={() => setViewing({ url: previewUrl(props.accountId, p.blobId!, name), name, downloadUrl: download })}
+                    data-preview-index={i}
+                    onClick={() => setViewing({ url: previewUrl(props.accountId, p.blobId!, name), name, downloadUrl: download, index: i })}
                   >
                     {t("preview.button")}
                   </button>
@@ -252,7 +261,7 @@ function Attachments(props: { accountId: string; email: Full }) {
           );
         })}
       </ul>
-      {viewing ? <PdfViewer {...viewing} onClose={() => setViewing(null)} /> : null}
+      {viewing ? <PdfViewer url={viewing.url} name={viewing.name} downloadUrl={viewing.downloadUrl} onClose={closeViewer} /> : null}
     </section>
   );
 }
