@@ -48,8 +48,8 @@ static bool inline_image(const char *type)
  * type (*type_r, malloc'd); 0 when there is no such blob (or the path is
  * malformed); -1 when it cannot be read. The name segment is not used: it
  * only gives the browser a file name. */
-static int blob_read(struct daemon *sv, const struct principal *p, const char *rest,
-                     char **data_r, size_t *size_r, char **type_r)
+static int blob_read(struct daemon *sv, const struct principal *p, const char *rest, char **data_r,
+                     size_t *size_r, char **type_r)
 {
 	const char *err;
 	char acct[80], blob[JMAP_MAX_ID + 1];
@@ -72,8 +72,8 @@ static int blob_read(struct daemon *sv, const struct principal *p, const char *r
 	if (found == 1)
 		found = jmap_blob_visible(us->store, account, blob, &err);
 	if (found == 1)
-		found = jmap_email_blob_content(us->store, blob, DAEMON_MAX_DOWNLOAD, data_r, size_r,
-		                                type_r, &err);
+		found = jmap_email_blob_content(us->store, blob, DAEMON_MAX_DOWNLOAD, data_r,
+		                                size_r, type_r, &err);
 	pthread_mutex_unlock(&us->lock);
 	return found;
 }
@@ -85,7 +85,8 @@ void daemon_handle_download(struct daemon *sv, const struct principal *p,
 	/* /jmap/download/{accountId}/{blobId}/{name} */
 	size_t size = 0;
 	char *data = NULL, *part_type = NULL;
-	int found = blob_read(sv, p, req->path + strlen("/jmap/download/"), &data, &size, &part_type);
+	int found =
+	    blob_read(sv, p, req->path + strlen("/jmap/download/"), &data, &size, &part_type);
 	if (found != 1) {
 		daemon_respond_problem(resp, found == 0 ? 404 : 500, "about:blank",
 		                       found == 0 ? "no such blob" : "cannot read the blob");
@@ -134,7 +135,8 @@ void daemon_handle_preview(struct daemon *sv, const struct principal *p,
 	}
 	size_t size = 0;
 	char *data = NULL, *part_type = NULL;
-	int found = blob_read(sv, p, req->path + strlen("/jmap/preview/"), &data, &size, &part_type);
+	int found =
+	    blob_read(sv, p, req->path + strlen("/jmap/preview/"), &data, &size, &part_type);
 	free(part_type);
 	if (found != 1) {
 		daemon_respond_problem(resp, found == 0 ? 404 : 500, "about:blank",

@@ -8,8 +8,8 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import zlib from "node:zlib";
-import { axe, deliver, env, formatViolations, launch, mailAccountId, pageErrors, sel, signIn,
-	waitFor } from "./lib.mjs";
+import { axe, deliver, env, formatViolations, launch, mailAccountId, pageErrors, screenshot, sel,
+	signIn, waitFor } from "./lib.mjs";
 
 const stamp = Date.now();
 const subject = `Quarterly report ${stamp}`;
@@ -176,8 +176,7 @@ test("Preview opens the viewer: Chromium's PDF viewer renders the page in the di
 	const src = await frame.getAttribute("src");
 	assert.match(src, /^\/jmap\/preview\/[^/]+\/[^/]+\/report\.pdf$/);
 	await viewerShows(page, 0.15, "in-app viewer");
-	if (process.env.MK_SCREENSHOTS)
-		await page.screenshot({ path: env().tmp + "/pdf-viewer.png" });
+	await screenshot(page, "pdf-preview");
 	// axe on the page with the dialog open (the PDF frame itself is Chromium's).
 	const vs = await axe(page);
 	assert.deepEqual(vs, [], formatViolations(vs));
