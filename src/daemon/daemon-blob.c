@@ -155,9 +155,9 @@ void daemon_handle_preview(struct daemon *sv, const struct principal *p,
 	/* The tightest headers under which Chromium's built-in viewer still
 	 * shows the file (found by trying each with Debian's chromium 156,
 	 * tests/preview_test.py and tests/web/preview.test.mjs hold them to
-	 * it): the document is sandboxed (an opaque origin, no
-	 * script of its own, no forms, no plugins it could start besides the
-	 * viewer) and loads nothing; only the hub's own pages may frame it;
+	 * it): the document is sandboxed (an opaque origin, no script,
+	 * forms or popups of its own; Chromium 156 still runs its viewer in
+	 * it) and loads nothing; only the hub's own pages may frame it;
 	 * it is neither cached nor sniffed, and it tells nothing to other
 	 * sites (Referer, COOP, CORP). What stops the viewer is
 	 * "Content-Disposition: attachment" (the download route's answer)
