@@ -41,45 +41,52 @@ static bool inline_image(const char *type)
 	return false;
 }
 
-void daemon_handle_download(struct daemon *sv, const struct principal *p,
-                            const struct http_request *req, struct http_response *resp)
+/* The blob a /jmap/download/ or /jmap/preview/ path names (`rest`: what
+ * follows the route's prefix, "{accountId}/{blobId}/{name}"), when it is a
+ * message or body part of one of the user's accounts or an upload of the
+ * user. 1 and its bytes (*data_r, *size_r, malloc'd) and the part's media
+ * type (*type_r, malloc'd); 0 when there is no such blob (or the path is
+ * malformed); -1 when it cannot be read. The name segment is not used: it
+ * only gives the browser a file name. */
+static int blob_read(struct daemon *sv, const struct principal *p, const char *rest, char **data_r,
+                     size_t *size_r, char **type_r)
 {
 	const char *err;
-	/* /jmap/download/{accountId}/{blobId}/{name} */
 	char acct[80], blob[JMAP_MAX_ID + 1];
-	const char *rest = req->path + strlen("/jmap/download/");
 	const char *slash = strchr(rest, '/');
 	const char *slash2 = slash != NULL ? strchr(slash + 1, '/') : NULL;
 	if (slash == NULL || slash2 == NULL || (size_t)(slash - rest) >= sizeof(acct) ||
-	    (size_t)(slash2 - slash - 1) >= sizeof(blob)) {
-		daemon_respond_problem(resp, 404, "about:blank", "no such blob");
-		return;
-	}
+	    (size_t)(slash2 - slash - 1) >= sizeof(blob))
+		return 0;
 	memcpy(acct, rest, (size_t)(slash - rest));
 	acct[slash - rest] = '\0';
 	memcpy(blob, slash + 1, (size_t)(slash2 - slash - 1));
 	blob[slash2 - slash - 1] = '\0';
-	if (!jmap_is_id(blob)) {
-		daemon_respond_problem(resp, 404, "about:blank", "no such blob");
-		return;
-	}
-	/* A whole message, or a body part's decoded bytes (jmap-email.h), of
-	 * an Email of the account or an upload of the user. */
-	size_t size = 0;
-	char *data = NULL, *part_type = NULL;
+	if (!jmap_is_id(blob))
+		return 0;
 	struct daemon_store *us = daemon_store_acquire(sv, p->user.name);
-	if (us == NULL) {
-		daemon_respond_problem(resp, 500, "about:blank", "cannot open the user's store");
-		return;
-	}
+	if (us == NULL)
+		return -1;
 	int64_t account = 0;
 	int found = jmap_account_known(us->store, acct, &account, &err);
 	if (found == 1)
 		found = jmap_blob_visible(us->store, account, blob, &err);
 	if (found == 1)
-		found = jmap_email_blob_content(us->store, blob, DAEMON_MAX_DOWNLOAD, &data, &size,
-		                                &part_type, &err);
+		found = jmap_email_blob_content(us->store, blob, DAEMON_MAX_DOWNLOAD, data_r,
+		                                size_r, type_r, &err);
 	pthread_mutex_unlock(&us->lock);
+	return found;
+}
+
+void daemon_handle_download(struct daemon *sv, const struct principal *p,
+                            const struct http_request *req, struct http_response *resp)
+{
+	const char *err;
+	/* /jmap/download/{accountId}/{blobId}/{name} */
+	size_t size = 0;
+	char *data = NULL, *part_type = NULL;
+	int found =
+	    blob_read(sv, p, req->path + strlen("/jmap/download/"), &data, &size, &part_type);
 	if (found != 1) {
 		daemon_respond_problem(resp, found == 0 ? 404 : 500, "about:blank",
 		                       found == 0 ? "no such blob" : "cannot read the blob");
@@ -110,6 +117,68 @@ void daemon_handle_download(struct daemon *sv, const struct principal *p,
 	http_response_add_header(resp, "Content-Disposition",
 	                         inline_image(type) ? "inline" : "attachment", &err);
 	http_response_set_body(resp, type, data, (size_t)size, &err);
+}
+
+/* GET /jmap/preview/{accountId}/{blobId}/{name}: a PDF shown in place by
+ * the browser's own viewer (the web app frames it; "open in a new tab"
+ * opens it), same sign-in as a download. Only bytes that start with
+ * "%PDF-" are served, whatever the part's declared type or any query says;
+ * anything else is refused (415), so this route can never show HTML, SVG
+ * or script in the hub's origin. */
+void daemon_handle_preview(struct daemon *sv, const struct principal *p,
+                           const struct http_request *req, struct http_response *resp)
+{
+	const char *err;
+	if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0) {
+		daemon_respond_problem(resp, 405, "about:blank", "use GET");
+		return;
+	}
+	size_t size = 0;
+	char *data = NULL, *part_type = NULL;
+	int found =
+	    blob_read(sv, p, req->path + strlen("/jmap/preview/"), &data, &size, &part_type);
+	free(part_type);
+	if (found != 1) {
+		daemon_respond_problem(resp, found == 0 ? 404 : 500, "about:blank",
+		                       found == 0 ? "no such blob" : "cannot read the blob");
+		return;
+	}
+	static const char magic[] = "%PDF-";
+	if (size < sizeof(magic) - 1 || memcmp(data, magic, sizeof(magic) - 1) != 0) {
+		free(data);
+		daemon_respond_problem(resp, 415, "about:blank",
+		                       "only PDF files can be previewed (this one does not start "
+		                       "with %PDF-): download it instead");
+		return;
+	}
+	http_response_set_status(resp, 200, &err);
+	/* The tightest headers under which Chromium's built-in viewer still
+	 * shows the file (found by trying each with Debian's chromium 156,
+	 * tests/preview_test.py and tests/web/preview.test.mjs hold them to
+	 * it): the document is sandboxed (an opaque origin, no script,
+	 * forms or popups of its own; Chromium 156 still runs its viewer in
+	 * it) and loads nothing; only the hub's own pages may frame it;
+	 * it is neither cached nor sniffed, and it tells nothing to other
+	 * sites (Referer, COOP, CORP). What stops the viewer is
+	 * "Content-Disposition: attachment" (the download route's answer)
+	 * and a sandbox attribute on the frame, not the CSP sandbox. */
+	static const char *const headers[][2] = {
+	    {"Content-Disposition", "inline"},
+	    {"Content-Security-Policy", "sandbox; default-src 'none'; base-uri 'none'; "
+	                                "form-action 'none'; frame-ancestors 'self'"},
+	    {"X-Frame-Options", "SAMEORIGIN"},
+	    {"X-Content-Type-Options", "nosniff"},
+	    {"Cache-Control", "private, no-store"},
+	    {"Referrer-Policy", "no-referrer"},
+	    {"Cross-Origin-Resource-Policy", "same-origin"},
+	    {"Cross-Origin-Opener-Policy", "same-origin"},
+	    {"Cross-Origin-Embedder-Policy", "require-corp"},
+	    {"Permissions-Policy", "camera=(), microphone=(), geolocation=(), usb=(), payment=(), "
+	                           "clipboard-read=()"},
+	};
+	for (size_t i = 0; i < sizeof(headers) / sizeof(headers[0]); i++)
+		http_response_add_header(resp, headers[i][0], headers[i][1], &err);
+	http_response_set_body(resp, "application/pdf", data, size, &err);
 }
 
 /* POST /jmap/upload/{accountId}/ (RFC 8620 6.1): the body becomes a blob

@@ -200,6 +200,9 @@ static const char *route(struct daemon *sv, const struct principal *p,
 	} else if (strncmp(req->path, "/jmap/download/", 15) == 0) {
 		daemon_handle_download(sv, p, req, resp);
 		return "download";
+	} else if (strncmp(req->path, "/jmap/preview/", 14) == 0) {
+		daemon_handle_preview(sv, p, req, resp); /* daemon-blob.c */
+		return "download";                       /* a blob read: counted with downloads */
 	} else if (strncmp(req->path, "/jmap/eventsource", 17) == 0) {
 		daemon_handle_events(sv, p, req, resp);
 		return "eventsource";

@@ -217,6 +217,8 @@ void daemon_handle_download(struct daemon *sv, const struct principal *p,
                             const struct http_request *req, struct http_response *resp);
 void daemon_handle_upload(struct daemon *sv, const struct principal *p,
                           const struct http_request *req, struct http_response *resp);
+void daemon_handle_preview(struct daemon *sv, const struct principal *p,
+                           const struct http_request *req, struct http_response *resp);
 /* daemon-push.c */
 void daemon_handle_events(struct daemon *sv, const struct principal *p,
                           const struct http_request *req, struct http_response *resp);

@@ -9,6 +9,7 @@ import { prepare, textToHtml, baseCss } from "./sanitize";
 import { MAILBOX_PROPS, mailboxesFetched, ownChange, ownRequest, patchRows } from "./store";
 import { Icon } from "../icons";
 import { primeMailboxes } from "../compose/mailboxes";
+import { PdfViewer, maybePdf, previewUrl } from "./preview";
 
 interface Addr {
   name: string | null;
@@ -212,16 +213,27 @@ function Body(props: { accountId: string; email: Full }) {
 }
 
 function Attachments(props: { accountId: string; email: Full }) {
+  const [viewing, setViewing] = useState<{ url: string; name: string; downloadUrl: string; index: number } | null>(null);
+  const section = useRef<HTMLElement>(null);
+  // Focus goes back to the Preview button the viewer was opened from (found
+  // again: the reader may have rendered the list anew meanwhile).
+  const closeViewer = () => {
+    const index = viewing ? viewing.index : -1;
+    setViewing(null);
+    setTimeout(() => section.current?.querySelector<HTMLElement>(`[data-preview-index="${index}"]`)?.focus(), 0);
+  };
   const list = props.email.attachments.filter((p) => p.blobId && !(p.cid && p.disposition === "inline" && p.type.startsWith("image/")));
   if (!list.length) return null;
   return (
-    <section class="attachments" aria-label={t("reader.attachments")}>
+    <section class="attachments" aria-label={t("reader.attachments")} ref={section}>
       <h3 class="sr-only">{t("reader.attachments")}</h3>
       <ul>
         {list.map((p, i) => {
           const name = p.name || t("reader.unnamed");
           const url = jmap.downloadUrl(props.accountId, p.blobId!, name, p.type);
           const image = /^image\/(png|jpe?g|gif|webp|avif|bmp)$/i.test(p.type) && p.size < 20 * 1024 * 1024;
+          const download = jmap.downloadUrl(props.accountId, p.blobId!, name, "application/octet-stream");
+          const pdf = maybePdf(p.type, p.name);
           return (
             <li key={i} class="attachment" data-testid="attachment">
               {image ? <img class="preview" src={url} alt={name} loading="lazy" /> : null}
@@ -229,17 +241,27 @@ function Attachments(props: { accountId: string; email: Full }) {
               <span class="muted small">
                 {p.type} · {fmtSize(p.size)}
               </span>
-              <a
-                href={jmap.downloadUrl(props.accountId, p.blobId!, name, "application/octet-stream")}
-                download={name}
-                data-testid="attachment-download"
-              >
-                {t("reader.download")}
-              </a>
+              <span class="att-actions">
+                {pdf ? (
+                  <button
+                    type="button"
+                    aria-label={t("preview.buttonLabel", { name })}
+                    data-testid="attachment-preview"
+                    data-preview-index={i}
+                    onClick={() => setViewing({ url: previewUrl(props.accountId, p.blobId!, name), name, downloadUrl: download, index: i })}
+                  >
+                    {t("preview.button")}
+                  </button>
+                ) : null}
+                <a href={download} download={name} data-testid="attachment-download">
+                  {t("reader.download")}
+                </a>
+              </span>
             </li>
           );
         })}
       </ul>
+      {viewing ? <PdfViewer url={viewing.url} name={viewing.name} downloadUrl={viewing.downloadUrl} onClose={closeViewer} /> : null}
     </section>
   );
 }
