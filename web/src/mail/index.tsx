@@ -10,7 +10,7 @@ import { Reader } from "./reader";
 import { ActionBar } from "./actions";
 import { ComposeButton } from "../compose/compose";
 import { Source, WindowSource, MergedSource, Query } from "./source";
-import { Account, mailAccounts, mailboxes, mailboxesOf, byRole, cachedMailboxes } from "./store";
+import { Account, mailAccounts, mailboxes, mailboxesOf, byRole, cachedMailboxes, forgetOpened } from "./store";
 import { Icon } from "../icons";
 import "../locales/mail.en";
 import "../locales/mail.de";
@@ -314,5 +314,6 @@ function MailPage(props: { path: string[]; route: string }) {
 }
 
 onSignOut(forgetInboxes);
+onSignOut(forgetOpened);
 registerRoute("mail", (p) => <MailPage path={p.path} route="mail" />, { label: "nav.mail", icon: "mail" });
 registerRoute("search", (p) => <MailPage path={p.path} route="search" />);

@@ -5,7 +5,7 @@ import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
 import { t, fmtShortDate } from "../i18n";
 import { errorText } from "../app";
 import { Row, Source, PAGE } from "./source";
-import { onMailChange, onRowPatch } from "./store";
+import { onMailChange, onRowPatch, prefetchOpen } from "./store";
 import { Icon } from "../icons";
 
 export const ROW_HEIGHT = 72;
@@ -96,6 +96,13 @@ function RowView(props: {
       </a>
     </li>
   );
+}
+
+// Fetches ahead what opening these rows shows (store.prefetchOpen), one request per account.
+function aheadOf(rows: (Row | undefined)[]): void {
+  const by = new Map<string, string[]>();
+  for (const r of rows) if (r) by.set(r.accountId, [...(by.get(r.accountId) || []), r.id]);
+  by.forEach((ids, accountId) => prefetchOpen(accountId, ids));
 }
 
 export function MessageList(props: {
@@ -207,6 +214,30 @@ export function MessageList(props: {
     else if (top + ROW_HEIGHT > el.scrollTop + el.clientHeight) el.scrollTop = top + ROW_HEIGHT - el.clientHeight;
   }, [props.selected?.id, props.selected?.accountId, source]);
 
+  // The messages next to the open one are fetched ahead (after the open's own request):
+  // the next and the previous row are opened at once.
+  useEffect(() => {
+    const sel = props.selected;
+    if (!sel) return;
+    const timer = window.setTimeout(() => {
+      const i = source.indexOf(sel.accountId, sel.id);
+      if (i < 0) return;
+      aheadOf([source.row(i + 1), source.row(i - 1)]);
+    }, 0);
+    return () => clearTimeout(timer);
+  }, [props.selected?.id, props.selected?.accountId, source]);
+
+  // And the row under the pointer or focused (the keyboard), once it has stayed there a moment.
+  const hover = useRef(0);
+  useEffect(() => () => clearTimeout(hover.current), []);
+  const onHover = (e: Event) => {
+    const a = (e.target as HTMLElement | null)?.closest?.<HTMLElement>('a[data-testid="msg-row"]');
+    const i = Number(a?.getAttribute("data-index"));
+    if (!a || isNaN(i)) return;
+    clearTimeout(hover.current);
+    hover.current = window.setTimeout(() => aheadOf([source.row(i)]), 40);
+  };
+
   let frame = 0;
   const onScroll = () => {
     if (frame) return;
@@ -280,7 +311,15 @@ export function MessageList(props: {
           t("list.count", { n: total })
         )}
       </div>
-      <div class="list-scroll" ref={scroller} onScroll={onScroll} onKeyDown={onKeyDown} data-testid="msg-list">
+      <div
+        class="list-scroll"
+        ref={scroller}
+        onScroll={onScroll}
+        onKeyDown={onKeyDown}
+        onPointerOver={onHover}
+        onFocusIn={onHover}
+        data-testid="msg-list"
+      >
         {loaded && count === 0 && !error ? (
           <p class="empty">{props.empty || t("list.empty")}</p>
         ) : (

@@ -1,12 +1,15 @@
 // The reader: the thread of the opened message (Thread/get), the opened message expanded,
 // its body shown in a sandboxed iframe (see sanitize.ts), attachments with download links
 // and image previews, remote images behind a per-message or per-sender permission.
-import { useEffect, useMemo, useRef, useState } from "preact/hooks";
+import { useEffect, useLayoutEffect, useMemo, useRef, useState } from "preact/hooks";
 import { t, fmtDate, fmtSize } from "../i18n";
 import * as jmap from "../jmap";
 import { errorText } from "../app";
-import { prepare, textToHtml, baseCss } from "./sanitize";
-import { MAILBOX_PROPS, mailboxesFetched, ownChange, ownRequest, patchRows } from "./store";
+import { prepare, textToHtml, baseCss, writeFrame } from "./sanitize";
+import {
+  MAILBOX_PROPS, HEAD_PROPS, BODY_PROPS, PART_PROPS, mailboxesFetched, ownChange, ownRequest, patchRows,
+  keepOpened, openedOf, threadOf,
+} from "./store";
 import { Icon } from "../icons";
 import { primeMailboxes } from "../compose/mailboxes";
 
@@ -45,12 +48,6 @@ interface Full extends Head {
   bodyValues: Record<string, { value: string; isTruncated: boolean; isEncodingProblem: boolean }>;
 }
 
-const HEAD_PROPS = [
-  "id", "threadId", "mailboxIds", "keywords", "from", "to", "cc", "subject", "receivedAt", "sentAt",
-  "preview", "hasAttachment",
-];
-const BODY_PROPS = [...HEAD_PROPS, "replyTo", "htmlBody", "textBody", "attachments", "bodyValues"];
-const PART_PROPS = ["partId", "blobId", "size", "name", "type", "cid", "disposition"];
 
 // Remote images allowed: per message ("A1/M42") and per sender address, in localStorage
 // (per hub user: another user of the same browser starts blocked).
@@ -140,32 +137,22 @@ function Body(props: { accountId: string; email: Full }) {
 
   const prepared = useMemo(() => (cidUrls ? prepare(source, allowed, cidUrls) : null), [source, allowed, cidUrls]);
 
-  // After load: the frame's look and the mail's own CSS (through the CSSOM), then its height.
-  const onLoad = () => {
+  // The frame's document is written as soon as the frame is in the page (before the paint):
+  // the CSP and the mail's body, the frame's look and the mail's own CSS (through the CSSOM),
+  // then its height. A frame refused (its document allows remote images and this one must
+  // not) is made anew by its key.
+  // Checked on every render: a frame moved in the page (a thread's messages reordered) has
+  // a new, empty document.
+  const written = useRef<{ doc: Document | null; prepared: unknown; dark: boolean }>({ doc: null, prepared: null, dark: false });
+  useLayoutEffect(() => {
     const f = frame.current;
-    const doc = f?.contentDocument;
-    const win = f?.contentWindow as (Window & typeof globalThis) | null;
-    if (!f || !doc || !win || !prepared) return;
-    try {
-      const sheet = new win.CSSStyleSheet();
-      sheet.replaceSync(baseCss(prefersDark(), !html) + "\n" + prepared.css);
-      doc.adoptedStyleSheets = [sheet];
-    } catch {
-      /* CSS the browser refuses: the mail is shown without it */
-    }
-    doc.querySelectorAll<HTMLElement>("[data-mk-style]").forEach((el) => {
-      el.style.cssText = el.getAttribute("data-mk-style") || "";
-      el.removeAttribute("data-mk-style");
-    });
-    const fit = () => {
-      if (frame.current) frame.current.style.height = Math.max(80, doc.documentElement.scrollHeight) + "px";
-    };
-    fit();
-    if (typeof ResizeObserver === "function") {
-      const ro = new ResizeObserver(fit);
-      ro.observe(doc.documentElement);
-    }
-  };
+    if (!f || !prepared) return;
+    const dark = prefersDark();
+    const w = written.current;
+    if (w.doc === f.contentDocument && w.prepared === prepared && w.dark === dark) return;
+    if (writeFrame(f, prepared, baseCss(dark, !html) + "\n" + prepared.css, email.id))
+      written.current = { doc: f.contentDocument, prepared, dark };
+  });
 
   const allowMessage = () => {
     listAdd(MSG_KEY, accountId + "/" + email.id);
@@ -201,8 +188,6 @@ function Body(props: { accountId: string; email: Full }) {
           title={t("reader.frameTitle", { subject: email.subject || t("list.noSubject") })}
           sandbox="allow-same-origin allow-popups allow-popups-to-escape-sandbox"
           referrerpolicy="no-referrer"
-          srcdoc={prepared.html}
-          onLoad={onLoad}
         />
       ) : (
         <p class="muted">{t("app.loading")}</p>
@@ -340,6 +325,27 @@ function Message(props: {
   );
 }
 
+interface Shown {
+  key: string; // accountId/emailId
+  thread: Head[] | null;
+  full: Full | null;
+  open: Set<string>;
+  error: string;
+  kept: boolean; // shown from what was kept or fetched ahead (store.openedOf)
+}
+
+function shownOf(accountId: string, emailId: string): Shown {
+  const kept = openedOf(accountId, emailId);
+  return {
+    key: accountId + "/" + emailId,
+    thread: kept ? (kept.thread as Head[]) : null,
+    full: kept ? (kept.full as Full) : null,
+    open: new Set([emailId]),
+    error: "",
+    kept: !!kept,
+  };
+}
+
 export function Reader(props: {
   accountId: string;
   emailId: string;
@@ -347,36 +353,42 @@ export function Reader(props: {
   actions?: (accountId: string, ids: string[], keywords?: Record<string, boolean>) => any;
 }) {
   const { accountId, emailId } = props;
-  const [thread, setThread] = useState<Head[] | null>(null);
-  const [full, setFull] = useState<Full | null>(null);
-  const [open, setOpen] = useState<Set<string>>(new Set([emailId]));
-  const [error, setError] = useState("");
+  const key = accountId + "/" + emailId;
+  // A message kept or fetched ahead is shown in the render that opens it; others after
+  // their request.
+  const [state, setState] = useState<Shown>(() => shownOf(accountId, emailId));
+  const shown = state.key === key ? state : shownOf(accountId, emailId);
+  const { thread, full, open, error } = shown;
+  const update = (fn: (s: Shown) => Shown) => setState((s) => fn(s.key === key ? s : shownOf(accountId, emailId)));
+  const setOpen = (o: Set<string>) => update((s) => ({ ...s, open: o }));
   const heading = useRef<HTMLHeadingElement>(null);
 
   useEffect(() => {
     let alive = true;
-    setThread(null);
-    setFull(null);
-    setError("");
-    setOpen(new Set([emailId]));
-    // One request: the message with its body, marked read (a no-op on the server when it
-    // is read already), its thread, the thread's messages' headers (read after the mark)
-    // and the mailboxes' counts after it (the folder tree shows them without a refetch).
-    // Its StateChange then names only states this response has shown (store.ownRequest).
+    const start = shownOf(accountId, emailId);
+    setState(start);
+    const kept = start.full;
+    // One request: the message with its body (only its headers when kept), marked read (a
+    // no-op on the server when it is read already), its thread, the thread's messages'
+    // headers (read after the mark) and the mailboxes' counts after it (the folder tree
+    // shows them without a refetch). Its StateChange then names only states this response
+    // has shown (store.ownRequest).
     ownRequest(
       jmap
         .call([
           [
             "Email/get",
-            {
-              accountId,
-              ids: [emailId],
-              properties: BODY_PROPS,
-              bodyProperties: PART_PROPS,
-              fetchHTMLBodyValues: true,
-              fetchTextBodyValues: true,
-              maxBodyValueBytes: 2 * 1024 * 1024,
-            },
+            kept
+              ? { accountId, ids: [emailId], properties: HEAD_PROPS }
+              : {
+                  accountId,
+                  ids: [emailId],
+                  properties: BODY_PROPS,
+                  bodyProperties: PART_PROPS,
+                  fetchHTMLBodyValues: true,
+                  fetchTextBodyValues: true,
+                  maxBodyValueBytes: 2 * 1024 * 1024,
+                },
             "a",
           ],
           ["Email/set", { accountId, update: { [emailId]: { "keywords/$seen": true } } }, "s"],
@@ -394,7 +406,7 @@ export function Reader(props: {
         ])
         .then((r) => {
           const set = jmap.one(r, "s");
-          const first: Full | undefined = jmap.one(r, "a").list[0];
+          const first: Head | undefined = jmap.one(r, "a").list[0];
           const marked = !!first && !first.keywords["$seen"] && !set.notUpdated?.[emailId];
           if (marked) {
             ownChange(set.newState);
@@ -405,24 +417,27 @@ export function Reader(props: {
     )
       .then((r) => {
         const set = jmap.one(r, "s");
-        const first: Full | undefined = jmap.one(r, "a").list[0];
-        const wasUnread = !!first && !first.keywords["$seen"];
+        const got: Head | undefined = jmap.one(r, "a").list[0];
+        const wasUnread = !!got && !got.keywords["$seen"];
         primeMailboxes(accountId, jmap.one(r, "m").list); // the ActionBar's move menu
         if (wasUnread && !set.notUpdated?.[emailId]) {
           // Read now: the list and the counts show it at once.
           patchRows({ accountId, ids: [emailId], keywords: { $seen: true } });
           mailboxesFetched(accountId, jmap.one(r, "m").list);
         }
-        if (!alive) return;
-        const list = (jmap.one(r, "e").list as Head[]).sort((x, y) => (x.receivedAt < y.receivedAt ? -1 : 1));
-        if (!first || !list.some((e) => e.id === emailId)) {
-          setError(t("reader.gone"));
+        const list = threadOf(got || { threadId: "" }, jmap.one(r, "t").list || [], jmap.one(r, "e").list || []) as Head[] | null;
+        const me = list?.find((e) => e.id === emailId);
+        if (!got || !list || !me) {
+          if (alive) update((s) => ({ ...s, error: t("reader.gone") }));
           return;
         }
-        setFull(first);
-        setThread(list);
+        // The body as kept, the headers as they are now (keywords, mailboxes).
+        const first: Full = kept ? { ...kept, ...me } : ({ ...(got as Full), keywords: me.keywords } as Full);
+        keepOpened(accountId, { full: first, thread: list });
+        if (!alive) return;
+        update((s) => ({ ...s, full: first, thread: list }));
       })
-      .catch((e) => alive && setError(errorText(e)));
+      .catch((e) => alive && update((s) => ({ ...s, error: errorText(e) })));
     return () => void (alive = false);
   }, [accountId, emailId]);
 
@@ -432,7 +447,7 @@ export function Reader(props: {
 
   const me = thread?.find((e) => e.id === emailId);
   return (
-    <section class="reader" aria-labelledby="reader-subject">
+    <section class="reader" aria-labelledby="reader-subject" data-shown={shown.kept ? "kept" : "fetched"}>
       <div class="reader-bar">
         <button type="button" class="link-btn back" onClick={props.onClose} data-testid="reader-close">
           <Icon name="back" /> {t("reader.back")}
