@@ -1,8 +1,9 @@
 // The message list: a virtual list over a Source. Only the rows in view (plus a margin)
 // are in the DOM and only their pages are fetched, so a 100,000-message folder costs what
 // a 60-message one does.
+import { Component } from "preact";
 import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
-import { t, fmtShortDate } from "../i18n";
+import { t, fmtShortDate, locale } from "../i18n";
 import { errorText } from "../app";
 import { Row, Source, PAGE } from "./source";
 import { onMailChange, onRowPatch, prefetchOpen } from "./store";
@@ -33,7 +34,21 @@ export function rowHref(base: string, r: Row): string {
   return base + "/" + encodeURIComponent(r.id) + "/" + encodeURIComponent(r.accountId);
 }
 
-function RowView(props: {
+// A row's date as shown (the Intl formatting is the costliest part of a row's render);
+// per locale and day, so "today" moves on.
+const dates = new Map<string, string>();
+function shortDate(iso: string): string {
+  const k = locale() + new Date().toDateString() + iso;
+  let v = dates.get(k);
+  if (v === undefined) {
+    if (dates.size > 2000) dates.clear();
+    v = fmtShortDate(iso);
+    dates.set(k, v);
+  }
+  return v;
+}
+
+interface RowProps {
   r: Row | undefined;
   i: number;
   total: number;
@@ -41,7 +56,25 @@ function RowView(props: {
   selected: boolean;
   sent: boolean;
   showAccount: (id: string) => string | null;
-}) {
+}
+
+// A row renders again only when it changed (its row object, keywords or snippet, its place,
+// being selected, the list's total): opening a message renders two rows, not the window.
+class RowItem extends Component<RowProps & { keywords: unknown; lang: string }> {
+  shouldComponentUpdate(n: RowProps & { keywords: unknown; lang: string }) {
+    const o = this.props;
+    return (
+      o.r !== n.r || o.keywords !== n.keywords || o.r?.snippet !== n.r?.snippet || o.i !== n.i || o.total !== n.total ||
+      o.base !== n.base || o.selected !== n.selected || o.sent !== n.sent || o.showAccount !== n.showAccount || o.lang !== n.lang
+    );
+  }
+  render() {
+    return RowView(this.props);
+  }
+}
+const NO_ACCOUNT = () => null;
+
+function RowView(props: RowProps) {
   const { r, i } = props;
   const style = { transform: `translateY(${i * ROW_HEIGHT}px)` };
   if (!r)
@@ -85,7 +118,7 @@ function RowView(props: {
           {flagged ? <Icon name="star" class="flag" label={t("list.flagged")} /> : null}
           {r.hasAttachment ? <Icon name="clip" class="clip" label={t("list.attachment")} /> : null}
           <time class="row-date" dateTime={r.receivedAt}>
-            {fmtShortDate(r.receivedAt)}
+            {shortDate(r.receivedAt)}
           </time>
         </span>
         <span class="row-subject">{subject}</span>
@@ -280,13 +313,15 @@ export function MessageList(props: {
   const total = source.total();
   const count = total === null ? 0 : total;
   const rows = [];
-  const show = props.showAccount || (() => null);
+  const show = props.showAccount || NO_ACCOUNT;
   for (let i = range.from; i < Math.min(range.to, count); i++) {
     const r = source.row(i);
     rows.push(
-      <RowView
+      <RowItem
         key={r ? r.accountId + "/" + r.id : "p" + i}
         r={r}
+        keywords={r?.keywords}
+        lang={locale()}
         i={i}
         total={count}
         base={props.base}

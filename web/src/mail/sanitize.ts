@@ -73,6 +73,15 @@ function disarmStyles(html: string): string {
     .replace(/(<[a-z][^>]*?\s)style(\s*=)/gi, "$1data-mk-style$2");
 }
 
+const CONFIG = {
+  FORCE_BODY: true,
+  FORBID_TAGS: ["style", "form", "input", "button", "select", "textarea", "base", "link", "meta", "title"],
+  FORBID_ATTR: ["srcdoc", "formaction", "action"],
+  ADD_ATTR: ["target"],
+  ALLOW_UNKNOWN_PROTOCOLS: false,
+};
+let configured = false;
+
 export function prepare(bodyHtml: string, allowRemote: boolean, cidUrls: Record<string, string>): Prepared {
   let remote = false;
   let css = "";
@@ -160,13 +169,12 @@ export function prepare(bodyHtml: string, allowRemote: boolean, cidUrls: Record<
   });
   let body: string;
   try {
-    body = DOMPurify.sanitize(disarmStyles(bodyHtml), {
-      FORCE_BODY: true,
-      FORBID_TAGS: ["style", "form", "input", "button", "select", "textarea", "base", "link", "meta", "title"],
-      FORBID_ATTR: ["srcdoc", "formaction", "action"],
-      ADD_ATTR: ["target"],
-      ALLOW_UNKNOWN_PROTOCOLS: false,
-    }) as string;
+    // The configuration is set once (DOMPurify parses a configuration given to each call).
+    if (!configured) {
+      DOMPurify.setConfig(CONFIG);
+      configured = true;
+    }
+    body = DOMPurify.sanitize(disarmStyles(bodyHtml)) as string;
   } finally {
     DOMPurify.removeAllHooks();
   }
