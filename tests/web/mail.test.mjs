@@ -140,7 +140,7 @@ test("a thread is one row; the reader shows its messages; opening marks read", a
 	await waitFor(async () => (await page.locator(sel("reader-frame")).count()) === 2, { what: "the second message expanded" });
 });
 
-test("opening a message is one request (body, headers, mark-read); its StateChange refetches nothing", async () => {
+test("opening a message: its body once, one mark-read, the rest only fetching neighbours ahead; its StateChange refetches nothing", async () => {
 	const subject = `One request ${stamp}`;
 	deliver(`From: Erin <erin@example.com>\r\nTo: alice@example.org\r\nSubject: ${subject}\r\n` +
 		`Date: ${date()}\r\nMessage-ID: <one-${stamp}@example.com>\r\n\r\nJust the one round trip.\r\n`);
@@ -152,9 +152,12 @@ test("opening a message is one request (body, headers, mark-read); its StateChan
 	await page.waitForTimeout(1000); // the sync's own StateChange settles first
 	const rec = recordJmap(page);
 	const other = [];
+	const calls = [];
 	const onRequest = (req) => {
 		const p = new URL(req.url()).pathname;
 		if (p.startsWith("/mailkeep/session") || p.startsWith("/.well-known/jmap")) other.push(p);
+		if (/\/jmap\/api\/?$/.test(p))
+			calls.push(JSON.parse(req.postData() || "{}").methodCalls || []);
 	};
 	page.on("request", onRequest);
 	try {
@@ -171,9 +174,20 @@ test("opening a message is one request (body, headers, mark-read); its StateChan
 		rec.stop();
 		page.off("request", onRequest);
 	}
-	assert.deepEqual(rec.entries.map((e) => e.methods), [rec.entries[0]?.methods], "JMAP requests: " +
-		JSON.stringify(rec.entries.map((e) => e.methods)));
-	assert.match(rec.entries[0].methods, /Email\/get.*Email\/set/);
+	// The reader asks for the body (read only) and, in parallel, marks it read (with the
+	// headers and counts after the mark); the list fetches the rows next to it ahead
+	// (read only). Nothing else: no refetch after the mark-read's StateChange.
+	const all = JSON.stringify(rec.entries.map((e) => e.methods));
+	const names = (c) => c.map((m) => m[0]).join(",");
+	const marks = calls.filter((c) => c.some((m) => m[0] === "Email/set"));
+	assert.equal(marks.length, 1, "mark-read requests: " + all);
+	assert.equal(names(marks[0]), "Email/get,Email/set,Thread/get,Email/get,Mailbox/get");
+	assert.deepEqual(marks[0][0][1].ids, [id]);
+	const reads = calls.filter((c) => !c.some((m) => m[0] === "Email/set"));
+	for (const c of reads)
+		assert.equal(names(c), "Email/get,Thread/get,Email/get", "a request besides the open's: " + all);
+	assert.equal(reads.filter((c) => c[0][1].ids.includes(id)).length, 1, "the body asked for once: " + all);
+	assert.ok(reads.length <= 3, "requests: " + all);
 	assert.deepEqual(other, [], "session requests");
 });
 

@@ -8,7 +8,7 @@ import { errorText } from "../app";
 import { prepare, textToHtml, baseCss, writeFrame } from "./sanitize";
 import {
   MAILBOX_PROPS, HEAD_PROPS, BODY_PROPS, PART_PROPS, mailboxesFetched, ownChange, ownRequest, patchRows,
-  keepOpened, openedOf, threadOf,
+  keepOpened, openedOf, threadOf, fetchingOpen, noteFetching, cachedMailboxes,
 } from "./store";
 import { Icon } from "../icons";
 import { primeMailboxes } from "../compose/mailboxes";
@@ -410,9 +410,8 @@ export function Reader(props: {
     const kept = start.full;
     // A message not kept: its body, its thread and the thread's headers, read only (the
     // reader shows it when this comes, without waiting for the mark-read below).
-    const body: Promise<Full | null> = kept
-      ? Promise.resolve(kept)
-      : jmap
+    const fetchBody = (): Promise<Full | null> =>
+      jmap
           .call([
             [
               "Email/get",
@@ -439,9 +438,29 @@ export function Reader(props: {
             const list = got ? (threadOf(got, jmap.one(r, "t").list || [], jmap.one(r, "e").list || []) as Head[] | null) : null;
             if (!got || !list || !list.some((e) => e.id === emailId)) return null;
             keepOpened(accountId, { full: got, thread: list });
-            if (alive) update((s) => (s.full ? s : { ...s, full: got, thread: list }));
+            show(got, list);
             return got;
           });
+    // The move menu's mailboxes from the folder tree's (no request of the ActionBar's own
+    // before the mark-read's response primes them).
+    const show = (got: Full, list: Head[]) => {
+      const boxes = cachedMailboxes(accountId);
+      if (boxes) primeMailboxes(accountId, boxes);
+      if (alive) update((s) => (s.full ? s : { ...s, full: got, thread: list }));
+    };
+    // Fetched ahead and on its way (the row under the pointer): that request, not another.
+    const ahead = kept ? undefined : fetchingOpen(accountId, emailId);
+    const body: Promise<Full | null> = kept
+      ? Promise.resolve(kept)
+      : ahead
+        ? ahead.then(() => {
+            const o = openedOf(accountId, emailId);
+            if (!o) return fetchBody();
+            show(o.full as Full, o.thread as Head[]);
+            return o.full as Full;
+          })
+        : fetchBody();
+    if (!kept && !ahead) noteFetching(accountId, emailId, body);
     // And in parallel: the message marked read (a no-op on the server when it is read
     // already), its thread's headers read after the mark and the mailboxes' counts after it
     // (the folder tree shows them without a refetch). Its StateChange then names only

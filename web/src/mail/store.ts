@@ -258,7 +258,23 @@ const OPENED_BYTES = 8 * 1024 * 1024; // of body text, about
 const PREFETCH_BODY = 256 * 1024; // a longer body is fetched when opened
 const opened = new Map<string, { data: Opened; bytes: number }>();
 let openedBytes = 0;
-const prefetching = new Set<string>();
+// Bodies on their way (fetched ahead, or by the reader): not asked for twice.
+const prefetching = new Map<string, Promise<unknown>>();
+
+/** The request fetching this message ahead (or the reader's own), if one is on its way. */
+export function fetchingOpen(accountId: string, id: string): Promise<unknown> | undefined {
+  return prefetching.get(accountId + "/" + id);
+}
+
+/** Notes the reader's own request for a message's body (not fetched ahead meanwhile). */
+export function noteFetching(accountId: string, id: string, p: Promise<unknown>): void {
+  const k = accountId + "/" + id;
+  const done = () => {
+    if (prefetching.get(k) === q) prefetching.delete(k);
+  };
+  const q = p.then(done, done);
+  prefetching.set(k, q);
+}
 
 function bodyBytes(full: any): number {
   let n = 0;
@@ -315,8 +331,9 @@ export function threadOf(full: any, threads: any[], heads: any[]): any[] | null 
 export function prefetchOpen(accountId: string, ids: string[]): void {
   const want = ids.filter((id) => id && !opened.has(accountId + "/" + id) && !prefetching.has(accountId + "/" + id)).slice(0, 4);
   if (!want.length) return;
-  want.forEach((id) => prefetching.add(accountId + "/" + id));
-  afterOwn(() => {
+  let go: () => void = () => undefined;
+  const started = new Promise<void>((resolve) => (go = resolve));
+  const p = started.then(() =>
     jmap
       .call([
         [
@@ -349,7 +366,12 @@ export function prefetchOpen(accountId: string, ids: string[]): void {
           if (thread && thread.some((h) => h.id === full.id)) keepOpened(accountId, { full, thread });
         }
       })
-      .catch(() => undefined) // only ahead of time: the open asks again
-      .finally(() => want.forEach((id) => prefetching.delete(accountId + "/" + id)));
+      .catch(() => undefined), // only ahead of time: the open asks again
+  );
+  want.forEach((id) => {
+    const k = accountId + "/" + id;
+    prefetching.set(k, p);
+    void p.then(() => prefetching.get(k) === p && prefetching.delete(k));
   });
+  afterOwn(go);
 }
