@@ -191,6 +191,42 @@ test("opening a message: its body once, one mark-read, the rest only fetching ne
 	assert.deepEqual(other, [], "session requests");
 });
 
+test("the message next to the open one was fetched ahead: it opens without asking for its body", async () => {
+	const subjects = [`Ahead one ${stamp}`, `Ahead two ${stamp}`];
+	for (const [i, subject] of subjects.entries())
+		deliver(`From: Frank <frank@example.com>\r\nTo: alice@example.org\r\nSubject: ${subject}\r\n` +
+			`Date: ${date()}\r\nMessage-ID: <ahead-${i}-${stamp}@example.com>\r\n\r\nAhead body ${i}.\r\n`);
+	await openInbox();
+	const rows = subjects.map((s) => page.locator(sel("msg-row"), { hasText: s }).first());
+	for (const r of rows)
+		await r.waitFor({ timeout: 15000 });
+	// The newer (the first row of the two) opens; the older is the next row.
+	const [first, next] = Number(await rows[0].getAttribute("data-index")) < Number(await rows[1].getAttribute("data-index")) ? rows : [rows[1], rows[0]];
+	assert.equal(Math.abs(Number(await rows[0].getAttribute("data-index")) - Number(await rows[1].getAttribute("data-index"))), 1, "the two are next to each other");
+	await first.click();
+	await page.locator(".reader[data-shown]").waitFor();
+	await page.waitForTimeout(1500); // the mark-read, then the neighbours fetched ahead
+	const calls = [];
+	const onRequest = (req) => {
+		if (/\/jmap\/api\/?$/.test(new URL(req.url()).pathname))
+			calls.push(JSON.parse(req.postData() || "{}").methodCalls || []);
+	};
+	page.on("request", onRequest);
+	try {
+		const id = await next.getAttribute("data-id");
+		await page.evaluate((id) => document.querySelector(`[data-testid="msg-row"][data-id="${id}"]`).click(), id);
+		await page.locator(`.reader[data-shown="kept"]`).waitFor({ timeout: 5000 });
+		const body = page.frameLocator(sel("reader-frame")).locator("body");
+		await waitFor(async () => /Ahead body/.test(await body.innerText()), { what: "the body" });
+		await page.waitForTimeout(500);
+		const bodies = calls.filter((c) => c.some((m) => m[0] === "Email/get" && m[1].ids?.includes(id) && m[1].fetchTextBodyValues));
+		assert.deepEqual(bodies, [], "the body was asked for again");
+		assert.equal(calls.filter((c) => c.some((m) => m[0] === "Email/set")).length, 1, "the mark-read");
+	} finally {
+		page.off("request", onRequest);
+	}
+});
+
 test("attachments: a download link that answers, an image preview that loads", async () => {
 	await openInbox();
 	await openBySubject(`Photos ${stamp}`);
