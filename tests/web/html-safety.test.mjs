@@ -136,7 +136,20 @@ test("the reader's frame: sandboxed without scripts, its CSP first, nothing writ
 		doc.body.appendChild(a);
 		a.click();
 	});
+	// The app's own script (allowed by the inherited CSP's script-src 'self'): only the
+	// sandbox stops it, and a document without scripting does not even fetch it.
+	const appScript = await page.evaluate(() => document.querySelector("script[src]").src);
+	const fetched = [];
+	const onRequest = (req) => req.url() === appScript && req.frame() !== page.mainFrame() && fetched.push(req.url());
+	page.on("request", onRequest);
+	await frame.evaluate((f, src) => {
+		const s = f.contentDocument.createElement("script");
+		s.src = src;
+		f.contentDocument.body.appendChild(s);
+	}, appScript);
 	await page.waitForTimeout(1000);
+	page.off("request", onRequest);
+	assert.deepEqual(fetched, [], "the frame fetched a script (it has scripting)");
 	assert.deepEqual(await page.evaluate(() => window.__mkMessages), [], "a script written into the reader's frame ran");
 	assert.equal(await frame.evaluate((f) => typeof f.contentWindow.eval === "function" &&
 		(() => { try { return f.contentWindow.eval("1 + 1"); } catch { return "refused"; } })()), "refused",

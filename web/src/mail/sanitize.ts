@@ -222,7 +222,12 @@ export function writeFrame(f: HTMLIFrameElement, p: Prepared, css: string, id: s
     };
     if (typeof win.ResizeObserver === "function") new win.ResizeObserver(fit).observe(doc.documentElement);
     else if (typeof ResizeObserver === "function") new ResizeObserver(fit).observe(doc.documentElement);
-  } else if (st.allowRemote && !p.allowRemote) return false;
+  } else if (st.allowRemote && !p.allowRemote) {
+    // Never another message under this one's CSP, nor the last one left showing.
+    doc.body.textContent = "";
+    f.removeAttribute("data-email-id");
+    return false;
+  }
   try {
     if (!st.sheet) st.sheet = new win.CSSStyleSheet();
     st.sheet.replaceSync(css);
