@@ -109,6 +109,54 @@ test("the mail's scripts do not run and nothing remote loads", async () => {
 	assert.ok(!/allow-same-origin/.test(sandbox) || !/allow-scripts/.test(sandbox));
 });
 
+// The reader writes the mail into its frame's own document (no src, no srcdoc): that
+// document must be made without scripting (the sandbox is there before the frame is),
+// with the CSP first in its head. Checked by writing what DOMPurify would never let
+// through straight into the frame: none of it runs.
+test("the reader's frame: sandboxed without scripts, its CSP first, nothing written into it runs", async () => {
+	const frame = page.locator(sel("reader-frame"));
+	const attrs = await frame.evaluate((f) => ({ sandbox: f.getAttribute("sandbox"), src: f.getAttribute("src"),
+		srcdoc: f.getAttribute("srcdoc"), head: [...f.contentDocument.head.children].map((e) => e.outerHTML) }));
+	assert.ok(attrs.sandbox !== null && !/allow-scripts/.test(attrs.sandbox), `sandbox=${attrs.sandbox}`);
+	assert.equal(attrs.src, null);
+	assert.equal(attrs.srcdoc, null);
+	assert.match(attrs.head[0] || "", /^<meta http-equiv="Content-Security-Policy" content="default-src 'none'; img-src data: blob: cid:; style-src 'unsafe-inline'">$/);
+	await frame.evaluate((f) => {
+		const doc = f.contentDocument;
+		const ran = "parent.postMessage('mk-ran-written','*')";
+		const s = doc.createElement("script");
+		s.textContent = ran;
+		doc.body.appendChild(s);
+		const div = doc.createElement("div");
+		div.innerHTML = `<img src="nonexistent:x" onerror="${ran}"><svg onload="${ran}"></svg>`;
+		doc.body.appendChild(div);
+		const a = doc.createElement("a");
+		a.setAttribute("href", "javascript:" + ran);
+		a.setAttribute("target", "_self");
+		doc.body.appendChild(a);
+		a.click();
+	});
+	// The app's own script (allowed by the inherited CSP's script-src 'self'): only the
+	// sandbox stops it, and a document without scripting does not even fetch it.
+	const appScript = await page.evaluate(() => document.querySelector("script[src]").src);
+	const fetched = [];
+	const onRequest = (req) => req.url() === appScript && req.frame() !== page.mainFrame() && fetched.push(req.url());
+	page.on("request", onRequest);
+	await frame.evaluate((f, src) => {
+		const s = f.contentDocument.createElement("script");
+		s.src = src;
+		f.contentDocument.body.appendChild(s);
+	}, appScript);
+	await page.waitForTimeout(1000);
+	page.off("request", onRequest);
+	assert.deepEqual(fetched, [], "the frame fetched a script (it has scripting)");
+	assert.deepEqual(await page.evaluate(() => window.__mkMessages), [], "a script written into the reader's frame ran");
+	assert.equal(await frame.evaluate((f) => typeof f.contentWindow.eval === "function" &&
+		(() => { try { return f.contentWindow.eval("1 + 1"); } catch { return "refused"; } })()), "refused",
+	"the frame's document allows scripts");
+	assert.deepEqual(hits, [], "the remote server was asked for something while images are blocked");
+});
+
 test("after allowing images the image loads, and still no script runs", async () => {
 	const allow = page.locator(sel("allow-images")).first();
 	await allow.waitFor({ timeout: 5000 });

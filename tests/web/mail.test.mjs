@@ -140,7 +140,7 @@ test("a thread is one row; the reader shows its messages; opening marks read", a
 	await waitFor(async () => (await page.locator(sel("reader-frame")).count()) === 2, { what: "the second message expanded" });
 });
 
-test("opening a message is one request (body, headers, mark-read); its StateChange refetches nothing", async () => {
+test("opening a message: its body once, one mark-read, the rest only fetching neighbours ahead; its StateChange refetches nothing", async () => {
 	const subject = `One request ${stamp}`;
 	deliver(`From: Erin <erin@example.com>\r\nTo: alice@example.org\r\nSubject: ${subject}\r\n` +
 		`Date: ${date()}\r\nMessage-ID: <one-${stamp}@example.com>\r\n\r\nJust the one round trip.\r\n`);
@@ -152,9 +152,12 @@ test("opening a message is one request (body, headers, mark-read); its StateChan
 	await page.waitForTimeout(1000); // the sync's own StateChange settles first
 	const rec = recordJmap(page);
 	const other = [];
+	const calls = [];
 	const onRequest = (req) => {
 		const p = new URL(req.url()).pathname;
 		if (p.startsWith("/mailkeep/session") || p.startsWith("/.well-known/jmap")) other.push(p);
+		if (/\/jmap\/api\/?$/.test(p))
+			calls.push(JSON.parse(req.postData() || "{}").methodCalls || []);
 	};
 	page.on("request", onRequest);
 	try {
@@ -171,10 +174,57 @@ test("opening a message is one request (body, headers, mark-read); its StateChan
 		rec.stop();
 		page.off("request", onRequest);
 	}
-	assert.deepEqual(rec.entries.map((e) => e.methods), [rec.entries[0]?.methods], "JMAP requests: " +
-		JSON.stringify(rec.entries.map((e) => e.methods)));
-	assert.match(rec.entries[0].methods, /Email\/get.*Email\/set/);
+	// The reader asks for the body (read only) and, in parallel, marks it read (with the
+	// headers and counts after the mark); the list fetches the rows next to it ahead
+	// (read only). Nothing else: no refetch after the mark-read's StateChange.
+	const all = JSON.stringify(rec.entries.map((e) => e.methods));
+	const names = (c) => c.map((m) => m[0]).join(",");
+	const marks = calls.filter((c) => c.some((m) => m[0] === "Email/set"));
+	assert.equal(marks.length, 1, "mark-read requests: " + all);
+	assert.equal(names(marks[0]), "Email/get,Email/set,Thread/get,Email/get,Mailbox/get");
+	assert.deepEqual(marks[0][0][1].ids, [id]);
+	const reads = calls.filter((c) => !c.some((m) => m[0] === "Email/set"));
+	for (const c of reads)
+		assert.equal(names(c), "Email/get,Thread/get,Email/get", "a request besides the open's: " + all);
+	assert.equal(reads.filter((c) => c[0][1].ids.includes(id)).length, 1, "the body asked for once: " + all);
+	assert.ok(reads.length <= 3, "requests: " + all);
 	assert.deepEqual(other, [], "session requests");
+});
+
+test("the message next to the open one was fetched ahead: it opens without asking for its body", async () => {
+	const subjects = [`Ahead one ${stamp}`, `Ahead two ${stamp}`];
+	for (const [i, subject] of subjects.entries())
+		deliver(`From: Frank <frank@example.com>\r\nTo: alice@example.org\r\nSubject: ${subject}\r\n` +
+			`Date: ${date()}\r\nMessage-ID: <ahead-${i}-${stamp}@example.com>\r\n\r\nAhead body ${i}.\r\n`);
+	await openInbox();
+	const rows = subjects.map((s) => page.locator(sel("msg-row"), { hasText: s }).first());
+	for (const r of rows)
+		await r.waitFor({ timeout: 15000 });
+	// The newer (the first row of the two) opens; the older is the next row.
+	const [first, next] = Number(await rows[0].getAttribute("data-index")) < Number(await rows[1].getAttribute("data-index")) ? rows : [rows[1], rows[0]];
+	assert.equal(Math.abs(Number(await rows[0].getAttribute("data-index")) - Number(await rows[1].getAttribute("data-index"))), 1, "the two are next to each other");
+	await first.click();
+	await page.locator(".reader[data-shown]").waitFor();
+	await page.waitForTimeout(1500); // the mark-read, then the neighbours fetched ahead
+	const calls = [];
+	const onRequest = (req) => {
+		if (/\/jmap\/api\/?$/.test(new URL(req.url()).pathname))
+			calls.push(JSON.parse(req.postData() || "{}").methodCalls || []);
+	};
+	page.on("request", onRequest);
+	try {
+		const id = await next.getAttribute("data-id");
+		await page.evaluate((id) => document.querySelector(`[data-testid="msg-row"][data-id="${id}"]`).click(), id);
+		await page.locator(`.reader[data-shown="kept"]`).waitFor({ timeout: 5000 });
+		const body = page.frameLocator(sel("reader-frame")).locator("body");
+		await waitFor(async () => /Ahead body/.test(await body.innerText()), { what: "the body" });
+		await page.waitForTimeout(500);
+		const bodies = calls.filter((c) => c.some((m) => m[0] === "Email/get" && m[1].ids?.includes(id) && m[1].fetchTextBodyValues));
+		assert.deepEqual(bodies, [], "the body was asked for again");
+		assert.equal(calls.filter((c) => c.some((m) => m[0] === "Email/set")).length, 1, "the mark-read");
+	} finally {
+		page.off("request", onRequest);
+	}
 });
 
 test("attachments: a download link that answers, an image preview that loads", async () => {

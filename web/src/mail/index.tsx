@@ -1,7 +1,8 @@
 // The mail screens: #/mail/<accountId|all>/<mailboxId|inbox>[/<emailId>/<accountId>] and
 // #/search/<text>[/<emailId>/<accountId>]: folders | message list | reader.
+import { Component } from "preact";
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
-import { t } from "../i18n";
+import { t, locale } from "../i18n";
 import * as jmap from "../jmap";
 import { registerRoute, navigate, href, errorText, onSignOut } from "../app";
 import { Folders, ALL, INBOX, mailboxLabel } from "./folders";
@@ -10,7 +11,7 @@ import { Reader } from "./reader";
 import { ActionBar } from "./actions";
 import { ComposeButton } from "../compose/compose";
 import { Source, WindowSource, MergedSource, Query } from "./source";
-import { Account, mailAccounts, mailboxes, mailboxesOf, byRole, cachedMailboxes } from "./store";
+import { Account, mailAccounts, mailboxes, mailboxesOf, byRole, cachedMailboxes, forgetOpened } from "./store";
 import { Icon } from "../icons";
 import "../locales/mail.en";
 import "../locales/mail.de";
@@ -189,6 +190,18 @@ async function buildView(route: string, path: string[], accounts: Account[], onW
   };
 }
 
+// The folder tree renders again only when its folder or the language changes (it follows
+// the counts itself): opening a message does not render it.
+class FolderTree extends Component<{ accountId: string; mailboxId: string; lang: string }> {
+  shouldComponentUpdate(n: { accountId: string; mailboxId: string; lang: string }) {
+    const o = this.props;
+    return o.accountId !== n.accountId || o.mailboxId !== n.mailboxId || o.lang !== n.lang;
+  }
+  render() {
+    return <Folders accountId={this.props.accountId} mailboxId={this.props.mailboxId} />;
+  }
+}
+
 function MailPage(props: { path: string[]; route: string }) {
   const { path, route } = props;
   const [accounts, setAccounts] = useState<Account[] | null>(null);
@@ -258,7 +271,7 @@ function MailPage(props: { path: string[]; route: string }) {
   return (
     <div class={"mail" + (selected ? " reading" : "") + (folders ? " folders-open" : "")}>
       <div class="folders-pane" id="folders-pane">
-        <Folders accountId={folderAcct} mailboxId={folderBox} />
+        <FolderTree accountId={folderAcct} mailboxId={folderBox} lang={locale()} />
       </div>
       <div class="list-col" ref={listRef}>
         <div class="list-head">
@@ -314,5 +327,6 @@ function MailPage(props: { path: string[]; route: string }) {
 }
 
 onSignOut(forgetInboxes);
+onSignOut(forgetOpened);
 registerRoute("mail", (p) => <MailPage path={p.path} route="mail" />, { label: "nav.mail", icon: "mail" });
 registerRoute("search", (p) => <MailPage path={p.path} route="search" />);

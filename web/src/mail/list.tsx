@@ -1,11 +1,12 @@
 // The message list: a virtual list over a Source. Only the rows in view (plus a margin)
 // are in the DOM and only their pages are fetched, so a 100,000-message folder costs what
 // a 60-message one does.
+import { Component } from "preact";
 import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
-import { t, fmtShortDate } from "../i18n";
+import { t, fmtShortDate, locale } from "../i18n";
 import { errorText } from "../app";
 import { Row, Source, PAGE } from "./source";
-import { onMailChange, onRowPatch } from "./store";
+import { onMailChange, onRowPatch, prefetchOpen } from "./store";
 import { Icon } from "../icons";
 
 export const ROW_HEIGHT = 72;
@@ -33,7 +34,21 @@ export function rowHref(base: string, r: Row): string {
   return base + "/" + encodeURIComponent(r.id) + "/" + encodeURIComponent(r.accountId);
 }
 
-function RowView(props: {
+// A row's date as shown (the Intl formatting is the costliest part of a row's render);
+// per locale and day, so "today" moves on.
+const dates = new Map<string, string>();
+function shortDate(iso: string): string {
+  const k = locale() + new Date().toDateString() + iso;
+  let v = dates.get(k);
+  if (v === undefined) {
+    if (dates.size > 2000) dates.clear();
+    v = fmtShortDate(iso);
+    dates.set(k, v);
+  }
+  return v;
+}
+
+interface RowProps {
   r: Row | undefined;
   i: number;
   total: number;
@@ -41,7 +56,25 @@ function RowView(props: {
   selected: boolean;
   sent: boolean;
   showAccount: (id: string) => string | null;
-}) {
+}
+
+// A row renders again only when it changed (its row object, keywords or snippet, its place,
+// being selected, the list's total): opening a message renders two rows, not the window.
+class RowItem extends Component<RowProps & { keywords: unknown; lang: string }> {
+  shouldComponentUpdate(n: RowProps & { keywords: unknown; lang: string }) {
+    const o = this.props;
+    return (
+      o.r !== n.r || o.keywords !== n.keywords || o.r?.snippet !== n.r?.snippet || o.i !== n.i || o.total !== n.total ||
+      o.base !== n.base || o.selected !== n.selected || o.sent !== n.sent || o.showAccount !== n.showAccount || o.lang !== n.lang
+    );
+  }
+  render() {
+    return RowView(this.props);
+  }
+}
+const NO_ACCOUNT = () => null;
+
+function RowView(props: RowProps) {
   const { r, i } = props;
   const style = { transform: `translateY(${i * ROW_HEIGHT}px)` };
   if (!r)
@@ -85,7 +118,7 @@ function RowView(props: {
           {flagged ? <Icon name="star" class="flag" label={t("list.flagged")} /> : null}
           {r.hasAttachment ? <Icon name="clip" class="clip" label={t("list.attachment")} /> : null}
           <time class="row-date" dateTime={r.receivedAt}>
-            {fmtShortDate(r.receivedAt)}
+            {shortDate(r.receivedAt)}
           </time>
         </span>
         <span class="row-subject">{subject}</span>
@@ -96,6 +129,13 @@ function RowView(props: {
       </a>
     </li>
   );
+}
+
+// Fetches ahead what opening these rows shows (store.prefetchOpen), one request per account.
+function aheadOf(rows: (Row | undefined)[]): void {
+  const by = new Map<string, string[]>();
+  for (const r of rows) if (r) by.set(r.accountId, [...(by.get(r.accountId) || []), r.id]);
+  by.forEach((ids, accountId) => prefetchOpen(accountId, ids));
 }
 
 export function MessageList(props: {
@@ -207,6 +247,30 @@ export function MessageList(props: {
     else if (top + ROW_HEIGHT > el.scrollTop + el.clientHeight) el.scrollTop = top + ROW_HEIGHT - el.clientHeight;
   }, [props.selected?.id, props.selected?.accountId, source]);
 
+  // The messages next to the open one are fetched ahead (after the open's own request):
+  // the next and the previous row are opened at once.
+  useEffect(() => {
+    const sel = props.selected;
+    if (!sel) return;
+    const timer = window.setTimeout(() => {
+      const i = source.indexOf(sel.accountId, sel.id);
+      if (i < 0) return;
+      aheadOf([source.row(i + 1), source.row(i - 1)]);
+    }, 0);
+    return () => clearTimeout(timer);
+  }, [props.selected?.id, props.selected?.accountId, source]);
+
+  // And the row under the pointer or focused (the keyboard), once it has stayed there a moment.
+  const hover = useRef(0);
+  useEffect(() => () => clearTimeout(hover.current), []);
+  const onHover = (e: Event) => {
+    const a = (e.target as HTMLElement | null)?.closest?.<HTMLElement>('a[data-testid="msg-row"]');
+    const i = Number(a?.getAttribute("data-index"));
+    if (!a || isNaN(i)) return;
+    clearTimeout(hover.current);
+    hover.current = window.setTimeout(() => aheadOf([source.row(i)]), 40);
+  };
+
   let frame = 0;
   const onScroll = () => {
     if (frame) return;
@@ -249,13 +313,15 @@ export function MessageList(props: {
   const total = source.total();
   const count = total === null ? 0 : total;
   const rows = [];
-  const show = props.showAccount || (() => null);
+  const show = props.showAccount || NO_ACCOUNT;
   for (let i = range.from; i < Math.min(range.to, count); i++) {
     const r = source.row(i);
     rows.push(
-      <RowView
+      <RowItem
         key={r ? r.accountId + "/" + r.id : "p" + i}
         r={r}
+        keywords={r?.keywords}
+        lang={locale()}
         i={i}
         total={count}
         base={props.base}
@@ -280,7 +346,15 @@ export function MessageList(props: {
           t("list.count", { n: total })
         )}
       </div>
-      <div class="list-scroll" ref={scroller} onScroll={onScroll} onKeyDown={onKeyDown} data-testid="msg-list">
+      <div
+        class="list-scroll"
+        ref={scroller}
+        onScroll={onScroll}
+        onKeyDown={onKeyDown}
+        onPointerOver={onHover}
+        onFocusIn={onHover}
+        data-testid="msg-list"
+      >
         {loaded && count === 0 && !error ? (
           <p class="empty">{props.empty || t("list.empty")}</p>
         ) : (

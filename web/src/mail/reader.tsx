@@ -1,12 +1,15 @@
 // The reader: the thread of the opened message (Thread/get), the opened message expanded,
 // its body shown in a sandboxed iframe (see sanitize.ts), attachments with download links
 // and image previews, remote images behind a per-message or per-sender permission.
-import { useEffect, useMemo, useRef, useState } from "preact/hooks";
-import { t, fmtDate, fmtSize } from "../i18n";
+import { useEffect, useLayoutEffect, useMemo, useRef, useState } from "preact/hooks";
+import { t, fmtDate, fmtSize, locale } from "../i18n";
 import * as jmap from "../jmap";
 import { errorText } from "../app";
-import { prepare, textToHtml, baseCss } from "./sanitize";
-import { MAILBOX_PROPS, mailboxesFetched, ownChange, ownRequest, patchRows } from "./store";
+import { prepare, textToHtml, baseCss, writeFrame } from "./sanitize";
+import {
+  MAILBOX_PROPS, HEAD_PROPS, BODY_PROPS, PART_PROPS, mailboxesFetched, ownChange, ownRequest, patchRows,
+  keepOpened, openedOf, threadOf, fetchingOpen, noteFetching, cachedMailboxes,
+} from "./store";
 import { Icon } from "../icons";
 import { primeMailboxes } from "../compose/mailboxes";
 import { PdfViewer, maybePdf, previewUrl } from "./preview";
@@ -46,12 +49,6 @@ interface Full extends Head {
   bodyValues: Record<string, { value: string; isTruncated: boolean; isEncodingProblem: boolean }>;
 }
 
-const HEAD_PROPS = [
-  "id", "threadId", "mailboxIds", "keywords", "from", "to", "cc", "subject", "receivedAt", "sentAt",
-  "preview", "hasAttachment",
-];
-const BODY_PROPS = [...HEAD_PROPS, "replyTo", "htmlBody", "textBody", "attachments", "bodyValues"];
-const PART_PROPS = ["partId", "blobId", "size", "name", "type", "cid", "disposition"];
 
 // Remote images allowed: per message ("A1/M42") and per sender address, in localStorage
 // (per hub user: another user of the same browser starts blocked).
@@ -82,6 +79,19 @@ export function imagesAllowed(accountId: string, emailId: string, sender: string
   return !!sender && listGet(SENDER_KEY).includes(sender.toLowerCase());
 }
 
+// A message's date as shown (Intl formatting costs; a reader shows the same dates again).
+const dates = new Map<string, string>();
+function dateOf(iso: string): string {
+  const k = locale() + iso;
+  let v = dates.get(k);
+  if (v === undefined) {
+    if (dates.size > 1000) dates.clear();
+    v = fmtDate(iso);
+    dates.set(k, v);
+  }
+  return v;
+}
+
 function addrText(list: Addr[] | null): string {
   if (!list || !list.length) return "";
   return list.map((a) => (a.name ? `${a.name} <${a.email}>` : a.email)).join(", ");
@@ -91,15 +101,23 @@ function prefersDark(): boolean {
   return typeof matchMedia === "function" && matchMedia("(prefers-color-scheme: dark)").matches;
 }
 
+const NO_CIDS: Record<string, string> = {};
+
 /** The body of one message in its iframe. */
 function Body(props: { accountId: string; email: Full }) {
   const { email, accountId } = props;
   const sender = email.from?.[0]?.email;
-  const [allowed, setAllowed] = useState(() => imagesAllowed(accountId, email.id, sender));
   const html = email.htmlBody.some((p) => p.type === "text/html");
   const hasInline = html && [...email.attachments, ...email.htmlBody].some((p) => p.cid && p.blobId && p.type.startsWith("image/"));
-  // Without inline images the frame is written at once (no extra render waiting for blob URLs).
-  const [cidUrls, setCidUrls] = useState<Record<string, string> | null>(() => (hasInline ? null : {}));
+  // The component (and its frame) stays when the reader shows another message: its state
+  // is per message. Without inline images the frame is written at once (no extra render
+  // waiting for blob URLs).
+  const fresh = () => ({ id: email.id, allowed: imagesAllowed(accountId, email.id, sender), cidUrls: hasInline ? null : NO_CIDS });
+  const [st, setSt] = useState<{ id: string; allowed: boolean; cidUrls: Record<string, string> | null }>(fresh);
+  const cur = st.id === email.id ? st : fresh();
+  const { allowed, cidUrls } = cur;
+  const setAllowed = (v: boolean) => setSt((s) => ({ ...(s.id === email.id ? s : fresh()), allowed: v }));
+  const setCidUrls = (v: Record<string, string>) => setSt((s) => ({ ...(s.id === email.id ? s : fresh()), cidUrls: v }));
   const frame = useRef<HTMLIFrameElement>(null);
 
   const parts = html ? email.htmlBody : email.textBody;
@@ -141,32 +159,22 @@ function Body(props: { accountId: string; email: Full }) {
 
   const prepared = useMemo(() => (cidUrls ? prepare(source, allowed, cidUrls) : null), [source, allowed, cidUrls]);
 
-  // After load: the frame's look and the mail's own CSS (through the CSSOM), then its height.
-  const onLoad = () => {
+  // The frame's document is written as soon as the frame is in the page (before the paint):
+  // the CSP and the mail's body, the frame's look and the mail's own CSS (through the CSSOM),
+  // then its height. A frame refused (its document allows remote images and this one must
+  // not) is made anew by its key.
+  // Checked on every render: a frame moved in the page (a thread's messages reordered) has
+  // a new, empty document.
+  const written = useRef<{ doc: Document | null; prepared: unknown; dark: boolean }>({ doc: null, prepared: null, dark: false });
+  useLayoutEffect(() => {
     const f = frame.current;
-    const doc = f?.contentDocument;
-    const win = f?.contentWindow as (Window & typeof globalThis) | null;
-    if (!f || !doc || !win || !prepared) return;
-    try {
-      const sheet = new win.CSSStyleSheet();
-      sheet.replaceSync(baseCss(prefersDark(), !html) + "\n" + prepared.css);
-      doc.adoptedStyleSheets = [sheet];
-    } catch {
-      /* CSS the browser refuses: the mail is shown without it */
-    }
-    doc.querySelectorAll<HTMLElement>("[data-mk-style]").forEach((el) => {
-      el.style.cssText = el.getAttribute("data-mk-style") || "";
-      el.removeAttribute("data-mk-style");
-    });
-    const fit = () => {
-      if (frame.current) frame.current.style.height = Math.max(80, doc.documentElement.scrollHeight) + "px";
-    };
-    fit();
-    if (typeof ResizeObserver === "function") {
-      const ro = new ResizeObserver(fit);
-      ro.observe(doc.documentElement);
-    }
-  };
+    if (!f || !prepared) return;
+    const dark = prefersDark();
+    const w = written.current;
+    if (w.doc === f.contentDocument && w.prepared === prepared && w.dark === dark) return;
+    if (writeFrame(f, prepared, baseCss(dark, !html) + "\n" + prepared.css, email.id))
+      written.current = { doc: f.contentDocument, prepared, dark };
+  });
 
   const allowMessage = () => {
     listAdd(MSG_KEY, accountId + "/" + email.id);
@@ -202,8 +210,6 @@ function Body(props: { accountId: string; email: Full }) {
           title={t("reader.frameTitle", { subject: email.subject || t("list.noSubject") })}
           sandbox="allow-same-origin allow-popups allow-popups-to-escape-sandbox"
           referrerpolicy="no-referrer"
-          srcdoc={prepared.html}
-          onLoad={onLoad}
         />
       ) : (
         <p class="muted">{t("app.loading")}</p>
@@ -275,8 +281,14 @@ function Message(props: {
   actions?: (accountId: string, ids: string[], keywords?: Record<string, boolean>) => any;
 }) {
   const { head, accountId } = props;
-  const [full, setFull] = useState<Full | null>(props.preloaded || null);
-  const [error, setError] = useState("");
+  // The opened message's component stays when the reader shows another (its frame is
+  // reused): its state is per message.
+  const [st, setSt] = useState({ id: head.id, full: props.preloaded || null, error: "" });
+  const cur = st.id === head.id ? st : { id: head.id, full: props.preloaded || null, error: "" };
+  const full = cur.full || props.preloaded || null;
+  const error = cur.error;
+  const setFull = (f: Full) => setSt((s) => (s.id === head.id ? { ...s, full: f } : { id: head.id, full: f, error: "" }));
+  const setError = (e: string) => setSt((s) => ({ id: head.id, full: s.id === head.id ? s.full : null, error: e }));
   useEffect(() => {
     if (!props.open || full) return;
     let alive = true;
@@ -314,7 +326,7 @@ function Message(props: {
         <button type="button" class="msg-toggle" aria-expanded={props.open} onClick={props.onToggle}>
           <span class="msg-from">{from ? from.name || from.email : t("list.noSender")}</span>
           <time class="muted small" dateTime={head.receivedAt}>
-            {fmtDate(head.sentAt || head.receivedAt)}
+            {dateOf(head.sentAt || head.receivedAt)}
           </time>
           {!props.open ? <span class="msg-preview muted">{head.preview}</span> : null}
         </button>
@@ -349,7 +361,7 @@ function Message(props: {
         ) : full ? (
           <>
             {props.actions ? props.actions(accountId, [head.id], head.keywords) : null}
-            <Body key={full.id} accountId={accountId} email={full} />
+            <Body accountId={accountId} email={full} />
             <Attachments accountId={accountId} email={full} />
           </>
         ) : (
@@ -362,6 +374,31 @@ function Message(props: {
   );
 }
 
+interface Shown {
+  key: string; // accountId/emailId
+  accountId: string;
+  id: string;
+  thread: Head[] | null;
+  full: Full | null;
+  open: Set<string>;
+  error: string;
+  kept: boolean; // shown from what was kept or fetched ahead (store.openedOf)
+}
+
+function shownOf(accountId: string, emailId: string): Shown {
+  const kept = openedOf(accountId, emailId);
+  return {
+    key: accountId + "/" + emailId,
+    accountId,
+    id: emailId,
+    thread: kept ? (kept.thread as Head[]) : null,
+    full: kept ? (kept.full as Full) : null,
+    open: new Set([emailId]),
+    error: "",
+    kept: !!kept,
+  };
+}
+
 export function Reader(props: {
   accountId: string;
   emailId: string;
@@ -369,38 +406,91 @@ export function Reader(props: {
   actions?: (accountId: string, ids: string[], keywords?: Record<string, boolean>) => any;
 }) {
   const { accountId, emailId } = props;
-  const [thread, setThread] = useState<Head[] | null>(null);
-  const [full, setFull] = useState<Full | null>(null);
-  const [open, setOpen] = useState<Set<string>>(new Set([emailId]));
-  const [error, setError] = useState("");
+  const key = accountId + "/" + emailId;
+  // A message kept or fetched ahead is shown in the render that opens it; others after
+  // their request.
+  const [state, setState] = useState<Shown>(() => shownOf(accountId, emailId));
+  const now = state.key === key ? state : shownOf(accountId, emailId);
+  // Until a message not kept is there, the one before stays (marked busy): its frame is
+  // reused rather than removed and made again.
+  const last = useRef<Shown | null>(null);
+  if (now.thread && !now.error) last.current = now;
+  const busy = !now.thread && !now.error && !!last.current;
+  const shown = busy ? last.current! : now;
+  const { thread, full, open, error } = shown;
+  const shownId = shown.id;
+  const shownAccount = shown.accountId;
+  const update = (fn: (s: Shown) => Shown) => setState((s) => fn(s.key === key ? s : shownOf(accountId, emailId)));
+  const setOpen = (o: Set<string>) => update((s) => ({ ...s, open: o }));
   const heading = useRef<HTMLHeadingElement>(null);
 
-  useEffect(() => {
+  // Started in the render's commit (not after the paint): the requests go out at once.
+  useLayoutEffect(() => {
     let alive = true;
-    setThread(null);
-    setFull(null);
-    setError("");
-    setOpen(new Set([emailId]));
-    // One request: the message with its body, marked read (a no-op on the server when it
-    // is read already), its thread, the thread's messages' headers (read after the mark)
-    // and the mailboxes' counts after it (the folder tree shows them without a refetch).
-    // Its StateChange then names only states this response has shown (store.ownRequest).
-    ownRequest(
+    const start = shownOf(accountId, emailId);
+    setState(start);
+    const kept = start.full;
+    // A message not kept: its body, its thread and the thread's headers, read only (the
+    // reader shows it when this comes, without waiting for the mark-read below).
+    const fetchBody = (): Promise<Full | null> =>
+      jmap
+          .call([
+            [
+              "Email/get",
+              {
+                accountId,
+                ids: [emailId],
+                properties: BODY_PROPS,
+                bodyProperties: PART_PROPS,
+                fetchHTMLBodyValues: true,
+                fetchTextBodyValues: true,
+                maxBodyValueBytes: 2 * 1024 * 1024,
+              },
+              "a",
+            ],
+            ["Thread/get", { accountId, "#ids": { resultOf: "a", name: "Email/get", path: "/list/*/threadId" } }, "t"],
+            [
+              "Email/get",
+              { accountId, "#ids": { resultOf: "t", name: "Thread/get", path: "/list/*/emailIds" }, properties: HEAD_PROPS },
+              "e",
+            ],
+          ])
+          .then((r) => {
+            const got: Full | undefined = jmap.one(r, "a").list[0];
+            const list = got ? (threadOf(got, jmap.one(r, "t").list || [], jmap.one(r, "e").list || []) as Head[] | null) : null;
+            if (!got || !list || !list.some((e) => e.id === emailId)) return null;
+            keepOpened(accountId, { full: got, thread: list });
+            show(got, list);
+            return got;
+          });
+    // The move menu's mailboxes from the folder tree's (no request of the ActionBar's own
+    // before the mark-read's response primes them).
+    const show = (got: Full, list: Head[]) => {
+      const boxes = cachedMailboxes(accountId);
+      if (boxes) primeMailboxes(accountId, boxes);
+      if (alive) update((s) => (s.full ? s : { ...s, full: got, thread: list }));
+    };
+    // Fetched ahead and on its way (the row under the pointer): that request, not another.
+    const ahead = kept ? undefined : fetchingOpen(accountId, emailId);
+    const body: Promise<Full | null> = kept
+      ? Promise.resolve(kept)
+      : ahead
+        ? ahead.then(() => {
+            const o = openedOf(accountId, emailId);
+            if (!o) return fetchBody();
+            show(o.full as Full, o.thread as Head[]);
+            return o.full as Full;
+          })
+        : fetchBody();
+    if (!kept && !ahead) noteFetching(accountId, emailId, body);
+    // And in parallel: the message marked read (a no-op on the server when it is read
+    // already), its thread's headers read after the mark and the mailboxes' counts after it
+    // (the folder tree shows them without a refetch). Its StateChange then names only
+    // states this response has shown (store.ownRequest).
+    const mark = ownRequest(
       jmap
         .call([
-          [
-            "Email/get",
-            {
-              accountId,
-              ids: [emailId],
-              properties: BODY_PROPS,
-              bodyProperties: PART_PROPS,
-              fetchHTMLBodyValues: true,
-              fetchTextBodyValues: true,
-              maxBodyValueBytes: 2 * 1024 * 1024,
-            },
-            "a",
-          ],
+          ["Email/get", { accountId, ids: [emailId], properties: HEAD_PROPS }, "a"],
           ["Email/set", { accountId, update: { [emailId]: { "keywords/$seen": true } } }, "s"],
           ["Thread/get", { accountId, "#ids": { resultOf: "a", name: "Email/get", path: "/list/*/threadId" } }, "t"],
           [
@@ -416,7 +506,7 @@ export function Reader(props: {
         ])
         .then((r) => {
           const set = jmap.one(r, "s");
-          const first: Full | undefined = jmap.one(r, "a").list[0];
+          const first: Head | undefined = jmap.one(r, "a").list[0];
           const marked = !!first && !first.keywords["$seen"] && !set.notUpdated?.[emailId];
           if (marked) {
             ownChange(set.newState);
@@ -424,27 +514,31 @@ export function Reader(props: {
           }
           return r;
         }),
-    )
-      .then((r) => {
-        const set = jmap.one(r, "s");
-        const first: Full | undefined = jmap.one(r, "a").list[0];
-        const wasUnread = !!first && !first.keywords["$seen"];
-        primeMailboxes(accountId, jmap.one(r, "m").list); // the ActionBar's move menu
-        if (wasUnread && !set.notUpdated?.[emailId]) {
-          // Read now: the list and the counts show it at once.
-          patchRows({ accountId, ids: [emailId], keywords: { $seen: true } });
-          mailboxesFetched(accountId, jmap.one(r, "m").list);
-        }
-        if (!alive) return;
-        const list = (jmap.one(r, "e").list as Head[]).sort((x, y) => (x.receivedAt < y.receivedAt ? -1 : 1));
-        if (!first || !list.some((e) => e.id === emailId)) {
-          setError(t("reader.gone"));
+    ).then((r) => {
+      const set = jmap.one(r, "s");
+      const got: Head | undefined = jmap.one(r, "a").list[0];
+      const wasUnread = !!got && !got.keywords["$seen"];
+      primeMailboxes(accountId, jmap.one(r, "m").list); // the ActionBar's move menu
+      if (wasUnread && !set.notUpdated?.[emailId]) {
+        // Read now: the list and the counts show it at once.
+        patchRows({ accountId, ids: [emailId], keywords: { $seen: true } });
+        mailboxesFetched(accountId, jmap.one(r, "m").list);
+      }
+      return got ? (threadOf(got, jmap.one(r, "t").list || [], jmap.one(r, "e").list || []) as Head[] | null) : null;
+    });
+    Promise.all([body, mark])
+      .then(([full, list]) => {
+        const me = list?.find((e) => e.id === emailId);
+        if (!full || !list || !me) {
+          if (alive) update((s) => ({ ...s, error: t("reader.gone") }));
           return;
         }
-        setFull(first);
-        setThread(list);
+        // The body as read, the headers as they are now (keywords, mailboxes).
+        const first: Full = { ...full, ...me };
+        keepOpened(accountId, { full: first, thread: list });
+        if (alive) update((s) => ({ ...s, full: first, thread: list }));
       })
-      .catch((e) => alive && setError(errorText(e)));
+      .catch((e) => alive && update((s) => ({ ...s, error: errorText(e) })));
     return () => void (alive = false);
   }, [accountId, emailId]);
 
@@ -452,14 +546,23 @@ export function Reader(props: {
     if (thread) heading.current?.focus({ preventScroll: true });
   }, [thread !== null, emailId]);
 
-  const me = thread?.find((e) => e.id === emailId);
+  const me = thread?.find((e) => e.id === shownId);
   return (
-    <section class="reader" aria-labelledby="reader-subject">
+    <section
+      class={"reader" + (busy ? " busy" : "")}
+      aria-labelledby="reader-subject"
+      aria-busy={busy ? "true" : undefined}
+      data-shown={busy ? undefined : shown.kept ? "kept" : "fetched"}
+    >
       <div class="reader-bar">
         <button type="button" class="link-btn back" onClick={props.onClose} data-testid="reader-close">
           <Icon name="back" /> {t("reader.back")}
         </button>
-        {thread && thread.length > 1 ? (
+        {busy ? (
+          <span class="muted small" role="status">
+            {t("app.loading")}
+          </span>
+        ) : thread && thread.length > 1 ? (
           <span class="muted small">{t("reader.threadCount", { n: thread.length })}</span>
         ) : null}
       </div>
@@ -478,10 +581,10 @@ export function Reader(props: {
           </h1>
           {thread.map((h) => (
             <Message
-              key={h.id}
-              accountId={accountId}
+              key={h.id === shownId ? "opened" : h.id}
+              accountId={shownAccount}
               head={h}
-              preloaded={h.id === emailId && full && full.id === h.id ? full : undefined}
+              preloaded={h.id === shownId && full && full.id === h.id ? full : undefined}
               open={open.has(h.id)}
               actions={props.actions}
               onToggle={() => {

@@ -1,11 +1,18 @@
-// Turns a message body into the srcdoc of the reader's sandboxed iframe.
+// Turns a message body into what the reader writes into its sandboxed iframe.
+//
+// The reader's frame has no src: its document is the frame's initial about:blank one, made
+// at once when the frame is inserted (no navigation, no srcdoc document to parse and load,
+// which cost a message open ~100 ms). The reader writes into it (writeFrame): first the
+// head (the CSP <meta>, the referrer policy, <base target=_blank>), then the sanitised body.
 //
 // Layers, each enough on its own against scripts:
 //  1. DOMPurify (no script, no event handler, no javascript: URL, no iframe/object/embed);
-//  2. the iframe's sandbox has no allow-scripts;
-//  3. the app's own CSP (script-src 'self'), which the srcdoc document inherits.
-// Remote content: a CSP <meta> first in the document allows images only from data:, blob:
-// and cid: unless the user allowed remote images for this message or sender.
+//  2. the iframe's sandbox has no allow-scripts (set before the frame is inserted, so its
+//     document is made without scripting; allow-same-origin lets the app write into it);
+//  3. the app's own CSP (script-src 'self'), which the frame's about:blank document inherits.
+// Remote content: a CSP <meta> in the frame's head, written before any of the mail, allows
+// images only from data:, blob: and cid: unless the user allowed remote images for this
+// message or sender. A document's CSP can only tighten, so allowing images makes a new frame.
 //
 // The inherited CSP (style-src 'self') also refuses the mail's inline styles, so they are
 // taken out here (style attributes → data-mk-style, <style> texts collected) and applied by
@@ -14,7 +21,8 @@
 import DOMPurify from "dompurify";
 
 export interface Prepared {
-  html: string; // the srcdoc
+  body: string; // the sanitised body (the frame's <body> innerHTML)
+  allowRemote: boolean; // the CSP the frame's head must have (frameCsp)
   css: string; // the mail's <style> texts, applied through a constructed stylesheet
   remote: boolean; // the mail refers to remote images (shown when allowed)
   cids: string[]; // Content-IDs the mail shows inline (img src="cid:...")
@@ -64,6 +72,15 @@ function disarmStyles(html: string): string {
     .replace(/<(\/?)style\b/gi, "<$1mk-style")
     .replace(/(<[a-z][^>]*?\s)style(\s*=)/gi, "$1data-mk-style$2");
 }
+
+const CONFIG = {
+  FORCE_BODY: true,
+  FORBID_TAGS: ["style", "form", "input", "button", "select", "textarea", "base", "link", "meta", "title"],
+  FORBID_ATTR: ["srcdoc", "formaction", "action"],
+  ADD_ATTR: ["target"],
+  ALLOW_UNKNOWN_PROTOCOLS: false,
+};
+let configured = false;
 
 export function prepare(bodyHtml: string, allowRemote: boolean, cidUrls: Record<string, string>): Prepared {
   let remote = false;
@@ -152,24 +169,81 @@ export function prepare(bodyHtml: string, allowRemote: boolean, cidUrls: Record<
   });
   let body: string;
   try {
-    body = DOMPurify.sanitize(disarmStyles(bodyHtml), {
-      FORCE_BODY: true,
-      FORBID_TAGS: ["style", "form", "input", "button", "select", "textarea", "base", "link", "meta", "title"],
-      FORBID_ATTR: ["srcdoc", "formaction", "action"],
-      ADD_ATTR: ["target"],
-      ALLOW_UNKNOWN_PROTOCOLS: false,
-    }) as string;
+    // The configuration is set once (DOMPurify parses a configuration given to each call).
+    if (!configured) {
+      DOMPurify.setConfig(CONFIG);
+      configured = true;
+    }
+    body = DOMPurify.sanitize(disarmStyles(bodyHtml)) as string;
   } finally {
     DOMPurify.removeAllHooks();
   }
-  const html =
-    "<!doctype html><html><head>" +
-    `<meta http-equiv="Content-Security-Policy" content="${frameCsp(allowRemote)}">` +
-    '<meta charset="utf-8"><meta name="referrer" content="no-referrer"><base target="_blank">' +
-    "</head><body>" +
-    body +
-    "</body></html>";
-  return { html, css, remote, cids };
+  return { body, allowRemote, css, remote, cids };
+}
+
+// The frames written so far: the CSP each document was given, its stylesheet, its
+// ResizeObserver (one per document, the frame follows its content's height).
+interface FrameState {
+  doc: Document;
+  allowRemote: boolean;
+  sheet: CSSStyleSheet | null;
+}
+const frames = new WeakMap<HTMLIFrameElement, FrameState>();
+
+/**
+ * Shows a prepared message in the reader's frame (an <iframe sandbox> without src, in the
+ * document). The frame's document gets its head once (CSP before anything else); a frame
+ * whose document has a looser CSP than this message needs is refused (the caller makes a
+ * new frame when remote images are allowed). Returns false when nothing was written.
+ */
+export function writeFrame(f: HTMLIFrameElement, p: Prepared, css: string, id: string): boolean {
+  const doc = f.contentDocument;
+  const win = f.contentWindow as (Window & typeof globalThis) | null;
+  if (!doc || !win || !doc.head || !doc.body) return false;
+  let st = frames.get(f);
+  if (!st || st.doc !== doc) {
+    // A fresh document: its head first (the CSP applies from its insertion on).
+    const meta = doc.createElement("meta");
+    meta.httpEquiv = "Content-Security-Policy";
+    meta.content = frameCsp(p.allowRemote);
+    doc.head.appendChild(meta);
+    const ref = doc.createElement("meta");
+    ref.name = "referrer";
+    ref.content = "no-referrer";
+    doc.head.appendChild(ref);
+    const base = doc.createElement("base");
+    base.target = "_blank";
+    doc.head.appendChild(base);
+    st = { doc, allowRemote: p.allowRemote, sheet: null };
+    frames.set(f, st);
+    const fit = () => {
+      const h = Math.max(80, doc.documentElement.scrollHeight) + "px";
+      if (f.style.height !== h) f.style.height = h;
+    };
+    if (typeof win.ResizeObserver === "function") new win.ResizeObserver(fit).observe(doc.documentElement);
+    else if (typeof ResizeObserver === "function") new ResizeObserver(fit).observe(doc.documentElement);
+  } else if (st.allowRemote && !p.allowRemote) {
+    // Never another message under this one's CSP, nor the last one left showing.
+    doc.body.textContent = "";
+    f.removeAttribute("data-email-id");
+    return false;
+  }
+  try {
+    if (!st.sheet) st.sheet = new win.CSSStyleSheet();
+    st.sheet.replaceSync(css);
+    doc.adoptedStyleSheets = [st.sheet];
+  } catch {
+    /* CSS the browser refuses: the mail is shown without it */
+  }
+  doc.body.innerHTML = p.body;
+  doc.querySelectorAll<HTMLElement>("[data-mk-style]").forEach((el) => {
+    el.style.cssText = el.getAttribute("data-mk-style") || "";
+    el.removeAttribute("data-mk-style");
+  });
+  // Its height at once (the observer follows later changes: images, fonts).
+  f.style.height = Math.max(80, doc.documentElement.scrollHeight) + "px";
+  f.setAttribute("data-email-id", id);
+  return true;
 }
 
 // The reader's own look inside the frame (applied with the mail's CSS, before it).

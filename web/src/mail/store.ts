@@ -237,3 +237,141 @@ export function onRowPatch(fn: (p: RowPatch) => void): () => void {
 export function patchRows(p: RowPatch): void {
   patchListeners.forEach((l) => l(p));
 }
+
+// Opened messages: what the reader shows of a message (its body, its thread's headers),
+// kept for the last few opened and fetched ahead for the rows next to the open one and the
+// row under the pointer (prefetchOpen), so that opening them is a render, not a round trip.
+// Bodies do not change; the headers (keywords) are read again by the open's own request.
+export const HEAD_PROPS = [
+  "id", "threadId", "mailboxIds", "keywords", "from", "to", "cc", "subject", "receivedAt", "sentAt",
+  "preview", "hasAttachment",
+];
+export const BODY_PROPS = [...HEAD_PROPS, "replyTo", "htmlBody", "textBody", "attachments", "bodyValues"];
+export const PART_PROPS = ["partId", "blobId", "size", "name", "type", "cid", "disposition"];
+
+export interface Opened {
+  full: any; // the message: BODY_PROPS
+  thread: any[]; // its thread's messages: HEAD_PROPS, oldest first
+}
+const OPENED_MAX = 40; // messages
+const OPENED_BYTES = 8 * 1024 * 1024; // of body text, about
+const PREFETCH_BODY = 256 * 1024; // a longer body is fetched when opened
+const opened = new Map<string, { data: Opened; bytes: number }>();
+let openedBytes = 0;
+// Bodies on their way (fetched ahead, or by the reader): not asked for twice.
+const prefetching = new Map<string, Promise<unknown>>();
+
+/** The request fetching this message ahead (or the reader's own), if one is on its way. */
+export function fetchingOpen(accountId: string, id: string): Promise<unknown> | undefined {
+  return prefetching.get(accountId + "/" + id);
+}
+
+/** Notes the reader's own request for a message's body (not fetched ahead meanwhile). */
+export function noteFetching(accountId: string, id: string, p: Promise<unknown>): void {
+  const k = accountId + "/" + id;
+  const done = () => {
+    if (prefetching.get(k) === q) prefetching.delete(k);
+  };
+  const q = p.then(done, done);
+  prefetching.set(k, q);
+}
+
+function bodyBytes(full: any): number {
+  let n = 0;
+  for (const v of Object.values(full?.bodyValues || {})) n += (v as any)?.value?.length || 0;
+  return n + 2048;
+}
+
+/** Keeps what the reader showed of a message (the least recently used go first). */
+export function keepOpened(accountId: string, data: Opened): void {
+  const k = accountId + "/" + data.full.id;
+  const old = opened.get(k);
+  if (old) {
+    openedBytes -= old.bytes;
+    opened.delete(k);
+  }
+  const bytes = bodyBytes(data.full);
+  opened.set(k, { data, bytes });
+  openedBytes += bytes;
+  for (const [key, v] of opened) {
+    if (opened.size <= OPENED_MAX && openedBytes <= OPENED_BYTES) break;
+    if (key === k) continue;
+    opened.delete(key);
+    openedBytes -= v.bytes;
+  }
+}
+
+/** What is kept of a message, or undefined. */
+export function openedOf(accountId: string, id: string): Opened | undefined {
+  return opened.get(accountId + "/" + id)?.data;
+}
+
+export function forgetOpened(): void {
+  opened.clear();
+  openedBytes = 0;
+}
+
+function sortThread(list: any[]): any[] {
+  return list.sort((x, y) => (x.receivedAt < y.receivedAt ? -1 : x.receivedAt > y.receivedAt ? 1 : 0));
+}
+
+/** The thread of `full` from a Thread/get list and the headers read with it. */
+export function threadOf(full: any, threads: any[], heads: any[]): any[] | null {
+  const th = threads.find((x) => x.id === full.threadId);
+  if (!th) return null;
+  const ids = new Set<string>(th.emailIds);
+  return sortThread(heads.filter((h) => ids.has(h.id)));
+}
+
+/**
+ * Fetches ahead what opening these messages shows, in one request (nothing is marked read):
+ * the ones kept or on their way already are left out. After the app's own changes in flight
+ * (the open's mark-read), so that it does not wait behind these.
+ */
+export function prefetchOpen(accountId: string, ids: string[]): void {
+  const want = ids.filter((id) => id && !opened.has(accountId + "/" + id) && !prefetching.has(accountId + "/" + id)).slice(0, 4);
+  if (!want.length) return;
+  let go: () => void = () => undefined;
+  const started = new Promise<void>((resolve) => (go = resolve));
+  const p = started.then(() =>
+    jmap
+      .call([
+        [
+          "Email/get",
+          {
+            accountId,
+            ids: want,
+            properties: BODY_PROPS,
+            bodyProperties: PART_PROPS,
+            fetchHTMLBodyValues: true,
+            fetchTextBodyValues: true,
+            maxBodyValueBytes: PREFETCH_BODY,
+          },
+          "a",
+        ],
+        ["Thread/get", { accountId, "#ids": { resultOf: "a", name: "Email/get", path: "/list/*/threadId" } }, "t"],
+        [
+          "Email/get",
+          { accountId, "#ids": { resultOf: "t", name: "Thread/get", path: "/list/*/emailIds" }, properties: HEAD_PROPS },
+          "e",
+        ],
+      ])
+      .then((r) => {
+        const threads = jmap.one(r, "t").list || [];
+        const heads = jmap.one(r, "e").list || [];
+        for (const full of jmap.one(r, "a").list || []) {
+          // A body cut at the prefetch's limit is fetched whole when opened.
+          if (Object.values(full.bodyValues || {}).some((v: any) => v?.isTruncated)) continue;
+          const thread = threadOf(full, threads, heads);
+          if (thread && thread.some((h) => h.id === full.id)) keepOpened(accountId, { full, thread });
+        }
+      })
+      .catch(() => undefined), // only ahead of time: the open asks again
+  );
+  want.forEach((id) => {
+    const k = accountId + "/" + id;
+    prefetching.set(k, p);
+    void p.then(() => prefetching.get(k) === p && prefetching.delete(k));
+  });
+  afterOwn(go);
+}
