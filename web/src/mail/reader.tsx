@@ -221,6 +221,8 @@ function Body(props: { accountId: string; email: Full }) {
 function Attachments(props: { accountId: string; email: Full }) {
   const [viewing, setViewing] = useState<{ url: string; name: string; downloadUrl: string; index: number } | null>(null);
   const section = useRef<HTMLElement>(null);
+  // The reader is reused from message to message: a viewer belongs to one.
+  useEffect(() => setViewing(null), [props.email.id]);
   // Focus goes back to the Preview button the viewer was opened from (found
   // again: the reader may have rendered the list anew meanwhile).
   const closeViewer = () => {
