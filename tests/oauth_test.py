@@ -622,6 +622,378 @@ def scenario_push(tmp):
         p.stop()
 
 
+
+# ---- OAuth accounts from the web (ExternalAccount/oauthStart, the callback) ----
+
+WEB_USER, WEB_PW = "w", "web-user-password-1"
+MANAGE = ["urn:ietf:params:jmap:core", "urn:mailkeep:manage"]
+
+
+class Serve:
+    """mailkeep serve on 127.0.0.1:0 for the web scenarios. Its public URL is
+    its own address, so the redirect URI is <that>/mailkeep/oauth/callback.
+    SSL_CERT_DIR holds only the fixture's CA (the web adds accounts without a
+    CA file), as web_test.py's cert_dir does."""
+
+    def __init__(self, tmp, h, name):
+        self.h = h
+        self.log = os.path.join(tmp, name + ".log")
+        certs = os.path.join(tmp, name + "-certs")
+        os.makedirs(certs)
+        ca = h.fx.env["CA_FILE"]
+        shutil.copy(ca, os.path.join(certs, "mailkeep-test-ca.pem"))
+        hsh = subprocess.run(["openssl", "x509", "-hash", "-noout", "-in", ca],
+                             capture_output=True, text=True, check=True).stdout.strip()
+        os.symlink("mailkeep-test-ca.pem", os.path.join(certs, hsh + ".0"))
+        self.proc = subprocess.Popen(
+            [BIN, "--data", h.dir, "serve", "--listen", "127.0.0.1:0", "--sync-interval",
+             "3600", "--access-log", "/dev/null"],
+            stdout=open(self.log, "w"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            env=dict(os.environ, SSL_CERT_DIR=certs))
+        self.url = None
+        deadline = time.time() + 20
+        while time.time() < deadline and self.url is None:
+            m = re.search(r"serving (http://127\.0\.0\.1:\d+) ", self.text())
+            if m:
+                self.url = m.group(1)
+            else:
+                check(self.proc.poll() is None, "serve died: " + self.text()[-2000:])
+                time.sleep(0.1)
+        check(self.url is not None, "serve did not start: " + self.text()[-2000:])
+        self.auth = "Basic " + base64.b64encode(
+            ("%s:%s" % (WEB_USER, WEB_PW)).encode()).decode()
+
+    def text(self):
+        return open(self.log, errors="replace").read()
+
+    def call(self, method, args, auth=None):
+        """One management call: (response name, arguments)."""
+        body = json.dumps({"using": MANAGE, "methodCalls": [
+            [method, dict({"accountId": "mailkeep"}, **args), "c0"]]}).encode()
+        req = urllib.request.Request(self.url + "/jmap/api", body, method="POST", headers={
+            "Content-Type": "application/json", "Authorization": auth or self.auth})
+        with urllib.request.urlopen(req, timeout=60) as r:
+            name, res, _ = json.loads(r.read())["methodResponses"][0]
+        return name, res
+
+    def ok(self, method, args, auth=None):
+        name, res = self.call(method, args, auth)
+        check(name == method, "%s: %s" % (method, res))
+        return res
+
+    def error(self, method, args, auth=None):
+        name, res = self.call(method, args, auth)
+        check(name == "error", "%s succeeded: %s" % (method, res))
+        return res
+
+    def get(self, path):
+        """GET path without credentials: (status, headers, body)."""
+        try:
+            with urllib.request.urlopen(self.url + path, timeout=60) as r:
+                return r.status, {k.lower(): v for k, v in r.headers.items()}, r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, {k.lower(): v for k, v in e.headers.items()}, e.read().decode()
+
+    def status(self, flow, final=True, timeout=90):
+        """oauthStatus, waited for until final (not waiting/finishing)."""
+        deadline = time.time() + timeout
+        while True:
+            res = self.ok("ExternalAccount/oauthStatus", {"flowId": flow})
+            if not final or res["state"] not in ("waiting", "finishing"):
+                return res
+            check(time.time() < deadline, "flow still %s" % res["state"])
+            check(self.proc.poll() is None, "serve died: " + self.text()[-2000:])
+            time.sleep(0.3)
+
+    def stop(self, timeout=30):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        check(self.proc.wait(timeout=timeout) == 0, "serve exit: " + self.text()[-2000:])
+
+
+def web_hub(tmp, name, p, extra_conf=""):
+    """A hub with the password user w (the provider as "test" and as
+    "google", so discovery of a gmail.com address finds a configured app)."""
+    h = Hub(tmp, name, p, extra_conf=p.conf(name="google") + extra_conf)
+    pwf = os.path.join(tmp, name + "-w.pass")
+    with open(pwf, "w") as f:
+        f.write(WEB_PW + "\n")
+    h.mk("user", "add", WEB_USER, "--password-file", pwf)
+    return h
+
+
+def web_messages(h):
+    path = os.path.join(h.dir, "users", WEB_USER, "store.db")
+    if not os.path.exists(path):
+        return 0
+    db = sqlite3.connect(path)
+    try:
+        return db.execute("SELECT count(*) FROM messages").fetchone()[0]
+    except sqlite3.Error:
+        return 0
+    finally:
+        db.close()
+
+
+def web_audit(h):
+    path = os.path.join(h.dir, "users", WEB_USER, "audit.log")
+    return open(path).read() if os.path.exists(path) else ""
+
+
+def web_start(s, h, flow="redirect", provider="test", **extra):
+    """disclose, then oauthStart for alice's new account; the start's answer."""
+    settings = {"oauthProvider": provider, "imapUrl": h.fx.url(), "smtpUrl": None,
+                "login": "alice"}
+    d = s.ok("ExternalAccount/disclose", dict(settings, kind="oauth"))
+    args = dict(settings, flow=flow, consent=True, disclosureId=d["disclosureId"])
+    args.update(extra)
+    return s.ok("ExternalAccount/oauthStart", args)
+
+
+def wait_for(cond, what, s, timeout=30):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if cond():
+            return
+        check(s.proc.poll() is None, "serve died: " + s.text()[-2000:])
+        time.sleep(0.2)
+    check(False, "timed out: %s\n%s" % (what, s.text()[-3000:]))
+
+
+def scenario_web_redirect(tmp):
+    """The web's add: discover, OAuthProvider/get, the disclosure, oauthStart
+    (redirect), the browser through the provider back to serve's callback,
+    the page and oauthStatus say added, serve syncs the account at once; the
+    audit has the consent (tool web) and the add (flow redirect)."""
+    p = Provider(tmp, "asw1")
+    h = web_hub(tmp, "wred", p)
+    s = Serve(tmp, h, "wred-serve")
+    try:
+        found = s.ok("ExternalAccount/discover", {"email": "alice@gmail.com"})
+        check(found["oauthProvider"] == "google" and found["oauthConfigured"] is True, found)
+        prov = s.ok("OAuthProvider/get", {})
+        ids = {x["id"]: x for x in prov["list"]}
+        check(set(ids) == {"test", "google"}, prov)
+        check(ids["test"]["flows"] == ["redirect", "device"], prov)
+        check(ids["test"]["scopes"] == "openid offline_access mail", prov)
+        check(CLIENT_SECRET not in json.dumps(prov), "the client secret in OAuthProvider/get")
+        d = s.ok("ExternalAccount/disclose", {"kind": "oauth", "oauthProvider": "test",
+                                              "imapUrl": h.fx.url(), "smtpUrl": None,
+                                              "login": "alice"})
+        check("adding an OAuth mail account for hub user w" in d["text"], d["text"])
+        check("web app (Accounts)" in d["text"], d["text"])
+        check(re.fullmatch(r"[0-9a-f]{64}", d["disclosureId"]), d)
+        start = web_start(s, h)
+        check(start["flow"] == "redirect" and start["userCode"] is None, start)
+        url = start["authorizationUrl"]
+        q = urllib.parse.parse_qs(urllib.parse.urlparse(url).query)
+        check(q["redirect_uri"] == [s.url + "/mailkeep/oauth/callback"], q)
+        check(q["login_hint"] == ["alice"] and q["code_challenge_method"] == ["S256"], q)
+        check(s.status(start["flowId"], final=False)["state"] == "waiting", "not waiting")
+        page = browse(url)
+        check('id="mk-oauth-result" data-state="added"' in page, page)
+        check("<h1>Account added</h1>" in page and "alice" in page, page)
+        check("<script" not in page, page)
+        st = s.status(start["flowId"])
+        check(st["state"] == "added" and st["error"] is None, st)
+        check(re.fullmatch(r"A\d+", st["account"] or ""), st)
+        accts = s.ok("ExternalAccount/get", {"ids": [st["account"]]})["list"]
+        check(len(accts) == 1 and accts[0]["kind"] == "oauth"
+              and accts[0]["oauthProvider"] == "test", accts)
+        wait_for(lambda: web_messages(h) > 0, "serve syncs the new account", s, 60)
+        log = web_audit(h)
+        check(re.search(r'"consent\.given".*"tool":"web"', log), log[-2000:])
+        check(re.search(r'"account\.added".*"flow":"redirect"', log), log[-2000:])
+        check('"disclosure":"%s"' % d["disclosureId"] in log, "consent to another text")
+        # The state is single-use: the same callback again is refused.
+        st_param = q["state"][0]
+        code, hd, body = s.get("/mailkeep/oauth/callback?state=%s&code=x" % st_param)
+        check(code == 400 and 'data-state="expired"' in body, (code, body))
+        # The same account again: alreadyExists before anything starts.
+        e = s.error("ExternalAccount/oauthStart", {
+            "flow": "redirect", "oauthProvider": "test", "imapUrl": h.fx.url(),
+            "smtpUrl": None, "login": "alice", "consent": True,
+            "disclosureId": d["disclosureId"]})
+        check(e["type"] == "alreadyExists", e)
+        s.stop()
+        s = None
+    finally:
+        if s is not None:
+            s.proc.kill()
+            s.proc.wait()
+        h.stop()
+        p.stop()
+
+
+def scenario_web_device(tmp):
+    """The web's add with the device flow: the code comes back from
+    oauthStart, the user approves it on another device, serve's polling
+    thread adds the account."""
+    p = Provider(tmp, "asw2")
+    h = web_hub(tmp, "wdev", p)
+    s = Serve(tmp, h, "wdev-serve")
+    try:
+        start = web_start(s, h, flow="device")
+        check(start["flow"] == "device" and start["authorizationUrl"] is None, start)
+        check(start["userCode"] and start["verificationUri"].startswith(p.issuer), start)
+        check(start["verificationUriComplete"], start)
+        page = device_approve(start["verificationUriComplete"])
+        check("success" in page.lower(), page[-600:])
+        st = s.status(start["flowId"])
+        check(st["state"] == "added" and re.fullmatch(r"A\d+", st["account"] or ""), st)
+        check(re.search(r'"account\.added".*"flow":"device"', web_audit(h)), web_audit(h))
+        wait_for(lambda: web_messages(h) > 0, "serve syncs the new account", s, 60)
+        s.stop()
+        s = None
+    finally:
+        if s is not None:
+            s.proc.kill()
+            s.proc.wait()
+        h.stop()
+        p.stop()
+
+
+def scenario_web_signin_again(tmp):
+    """The provider revokes the grant: the account needs sign-in; signing it
+    in again from the web (oauthStart signIn) clears that and sync resumes."""
+    p = Provider(tmp, "asw3")
+    h = web_hub(tmp, "wsig", p)
+    s = Serve(tmp, h, "wsig-serve")
+    try:
+        start = web_start(s, h)
+        browse(start["authorizationUrl"])
+        acct = s.status(start["flowId"])["account"]
+        check(acct, "not added")
+        wait_for(lambda: web_messages(h) > 0, "the first sync", s, 60)
+        refresh = [t for t in p.tokens() if not t.startswith("eyJ")][-1]
+        status, _ = p.post("/token/revocation", token=refresh, token_type_hint="refresh_token")
+        check(status == 200, "revocation")
+        r = h.mk("sync", "--user", WEB_USER, "--quiet", expect=None)
+        check(r.returncode != 0 and "invalid_grant" in r.stderr, r.stderr)
+        a = s.ok("ExternalAccount/get", {"ids": [acct]})["list"][0]
+        check(a["needsSignIn"] is True, a)
+        e = s.error("ExternalAccount/oauthStart", {"flow": "redirect", "signIn": "A999"})
+        check(e["type"] == "invalidArguments", e)
+        start = s.ok("ExternalAccount/oauthStart", {"flow": "redirect", "signIn": acct})
+        q = urllib.parse.parse_qs(urllib.parse.urlparse(start["authorizationUrl"]).query)
+        check(q["login_hint"] == ["alice"], q)
+        page = browse(start["authorizationUrl"])
+        check('data-state="signedIn"' in page and "Signed in again" in page, page)
+        st = s.status(start["flowId"])
+        check(st["state"] == "signedIn" and st["account"] == acct, st)
+        a = s.ok("ExternalAccount/get", {"ids": [acct]})["list"][0]
+        check(a["needsSignIn"] is False, a)
+        check('"oauth.signin"' in web_audit(h) and '"signed-in"' in web_audit(h),
+              web_audit(h)[-2000:])
+        # Sync resumes: new mail arrives through serve's sync of the account.
+        c = h.fx.conn()
+        c.append("INBOX", None, None, b"Subject: again\r\nMessage-ID: <again@x>\r\n\r\nb\r\n")
+        c.logout()
+        before = web_messages(h)
+        r = h.mk("sync", "--user", WEB_USER, "--quiet")
+        check(web_messages(h) == before + 1, "no sync after the sign-in")
+        s.stop()
+        s = None
+    finally:
+        if s is not None:
+            s.proc.kill()
+            s.proc.wait()
+        h.stop()
+        p.stop()
+
+
+def scenario_web_errors(tmp):
+    """What goes wrong says so: an unconfigured provider, a stale disclosure,
+    an unknown or used callback state (400), the provider's access_denied
+    (failed, escaped), another user's flow, the per-user bound, a cancelled
+    device flow, and SIGTERM during a device poll exits at once."""
+    p = Provider(tmp, "asw4")
+    h = web_hub(tmp, "werr", p, extra_conf="oauth.nodevice.client_id = x\n"
+                "oauth.nodevice.token_url = %s/token\n" % p.issuer)
+    s = Serve(tmp, h, "werr-serve")
+    try:
+        settings = {"imapUrl": h.fx.url(), "smtpUrl": None, "login": "alice"}
+        e = s.error("ExternalAccount/disclose", dict(settings, kind="oauth",
+                                                     oauthProvider="nope"))
+        check(e["type"] == "invalidArguments" and "this hub has no OAuth app for nope"
+              in e["description"] and "oauth.nope.client_id" in e["description"], e)
+        e = s.error("ExternalAccount/oauthStart", dict(settings, flow="redirect",
+                                                       oauthProvider="nope", consent=True,
+                                                       disclosureId="0" * 64))
+        check(e["type"] == "invalidArguments" and "no OAuth app" in e["description"], e)
+        found = s.ok("ExternalAccount/discover", {"email": "bob@outlook.com"})
+        check(found["oauthConfigured"] is False, found)
+        e = s.error("ExternalAccount/oauthStart", dict(settings, flow="redirect",
+                                                       oauthProvider="test", consent=True,
+                                                       disclosureId="0" * 64))
+        check(e["type"] == "invalidArguments" and "disclosureId" in e["description"], e)
+        e = s.error("ExternalAccount/oauthStart", dict(settings, flow="device",
+                                                       oauthProvider="nodevice",
+                                                       consent=True, disclosureId="0" * 64))
+        check(e["type"] == "invalidArguments" and "device" in e["description"], e)
+        e = s.error("ExternalAccount/oauthStart", dict(settings, flow="carrier-pigeon",
+                                                       oauthProvider="test"))
+        check(e["type"] == "invalidArguments", e)
+        # An unknown state: 400, the page says to start again, no caching.
+        code, hd, body = s.get("/mailkeep/oauth/callback?state=nope&code=abc")
+        check(code == 400 and 'data-state="expired"' in body and "start again" in body,
+              (code, body))
+        check(hd.get("cache-control") == "no-store" and
+              hd.get("referrer-policy") == "no-referrer" and
+              "default-src 'none'" in hd.get("content-security-policy", "") and
+              hd.get("content-type", "").startswith("text/html"), hd)
+        code, _, body = s.get("/mailkeep/oauth/callback")
+        check(code == 400, body)
+        # The provider's error: the flow fails, the text is escaped.
+        start = web_start(s, h)
+        state = urllib.parse.parse_qs(
+            urllib.parse.urlparse(start["authorizationUrl"]).query)["state"][0]
+        code, _, body = s.get("/mailkeep/oauth/callback?" + urllib.parse.urlencode(
+            {"state": state, "error": "access_denied",
+             "error_description": "<script>alert(1)</script> no"}))
+        check(code == 200 and 'data-state="failed"' in body and "access_denied" in body, body)
+        check("<script>" not in body and "&lt;script&gt;" in body, body)
+        st = s.status(start["flowId"])
+        check(st["state"] == "failed" and "access_denied" in st["error"], st)
+        # Another user cannot see the flow.
+        pwf = os.path.join(tmp, "werr-v.pass")
+        with open(pwf, "w") as f:
+            f.write("other-user-password\n")
+        h.mk("user", "add", "v", "--password-file", pwf)
+        other = "Basic " + base64.b64encode(b"v:other-user-password").decode()
+        e = s.error("ExternalAccount/oauthStatus", {"flowId": start["flowId"]}, auth=other)
+        check(e["type"] == "notFound", e)
+        e = s.error("ExternalAccount/oauthCancel", {"flowId": start["flowId"]}, auth=other)
+        check(e["type"] == "notFound", e)
+        e = s.error("ExternalAccount/oauthStatus", {"flowId": "F" + "0" * 32})
+        check(e["type"] == "notFound", e)
+        # Three pending sign-ins a user: a fourth drops the oldest.
+        flows = [web_start(s, h)["flowId"] for _ in range(4)]
+        check(s.status(flows[0], final=False)["state"] == "cancelled", "the oldest stays")
+        check(all(s.status(f, final=False)["state"] == "waiting" for f in flows[1:]),
+              "a newer one went")
+        # Cancel a device flow: it stops polling at once.
+        dev = web_start(s, h, flow="device")
+        res = s.ok("ExternalAccount/oauthCancel", {"flowId": dev["flowId"]})
+        check(res["state"] == "cancelled", res)
+        st = s.status(dev["flowId"])
+        check(st["state"] == "cancelled", st)
+        # SIGTERM while a device flow polls: serve exits promptly.
+        dev = web_start(s, h, flow="device")
+        time.sleep(1)
+        t0 = time.time()
+        s.proc.terminate()
+        check(s.proc.wait(timeout=30) == 0, "serve exit: " + s.text()[-2000:])
+        check(time.time() - t0 < 4, "serve took %.1f s to stop" % (time.time() - t0))
+        check(CLIENT_SECRET not in s.text() and "code_verifier" not in s.text(), "a secret logged")
+        s = None
+    finally:
+        if s is not None:
+            s.proc.kill()
+            s.proc.wait()
+        h.stop()
+        p.stop()
+
 SCENARIOS = {
     "push": scenario_push,
     "device_flow": scenario_device_flow,
@@ -630,6 +1002,10 @@ SCENARIOS = {
     "sync_rotation_revocation": scenario_sync_rotation_revocation,
     "short_lived_tokens": scenario_short_lived_tokens,
     "errors": scenario_errors,
+    "web_redirect": scenario_web_redirect,
+    "web_device": scenario_web_device,
+    "web_signin_again": scenario_web_signin_again,
+    "web_errors": scenario_web_errors,
 }
 
 if __name__ == "__main__":

@@ -4,7 +4,6 @@
 #include <curl/curl.h>
 #include <getopt.h>
 #include <limits.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,11 +18,11 @@
 #include "imap/imap-url.h"
 #include "lib/buf.h"
 #include "oauth/oauth.h"
+#include "service/svc-account.h"
 #include "service/svc-oauth.h"
 #include "smtp/smtp.h"
 
 #define LOOPBACK_WAIT_MS (5 * 60 * 1000)
-#define CHECK_TIMEOUT_MS 30000
 
 enum flow { FLOW_LOOPBACK, FLOW_DEVICE, FLOW_TOKEN_FILE };
 
@@ -33,23 +32,6 @@ struct oauth_args {
 	bool consent, check;
 	long long id; /* signin: the account */
 };
-
-static struct oauth_provider provider_from(const struct hub_oauth_provider *cfg, const char *ca)
-{
-	(void)ca; /* the CA file is for the mail servers; the provider uses the system's */
-	struct oauth_provider p = {
-	    .name = cfg->name,
-	    .token_url = cfg->token_url,
-	    .authorization_url = cfg->authorization_url[0] ? cfg->authorization_url : NULL,
-	    .device_url = cfg->device_url[0] ? cfg->device_url : NULL,
-	    .revocation_url = cfg->revocation_url[0] ? cfg->revocation_url : NULL,
-	    .client_id = cfg->client_id,
-	    .client_secret = cfg->client_secret[0] ? cfg->client_secret : NULL,
-	    .scopes = cfg->scopes,
-	    .timeout_ms = 30000,
-	};
-	return p;
-}
 
 /* Obtain tokens by the chosen flow; prints what the user must do. */
 static int sign_in(const struct oauth_provider *p, const struct oauth_args *a,
@@ -109,98 +91,6 @@ out:
 	oauth_loopback_free(&lb);
 	oauth_pkce_free(&pkce);
 	return r;
-}
-
-/* Log in to the servers with the access token before anything is stored. */
-static int check_login(const struct oauth_args *a, const char *access)
-{
-	char host[256], port[8];
-	const char *err;
-	struct imap_client_settings set = {
-	    .ca_file = a->ca, .timeout_ms = CHECK_TIMEOUT_MS, .compress = IMAP_COMPRESS_NO};
-	if (imap_url_parse(a->imap, host, sizeof(host), port, sizeof(port), &set.security) < 0)
-		return -1;
-	set.host = host;
-	set.port = port;
-	struct imap_client *c = NULL;
-	if (imap_client_connect(&set, &c, &err) < 0) {
-		cli_error("cannot connect to %s: %s", a->imap, err);
-		return -1;
-	}
-	int r = imap_client_login_oauth(c, a->login, access, &err);
-	if (r < 0)
-		cli_error("%s", err);
-	else
-		imap_client_logout(c);
-	imap_client_free(&c);
-	if (r < 0)
-		return -1;
-	if (a->smtp != NULL) {
-		curl_global_init(CURL_GLOBAL_DEFAULT);
-		char reply[SMTP_REPLY_SIZE];
-		struct smtp_settings ss = {.url = a->smtp,
-		                           .ca_file = a->ca,
-		                           .login = a->login,
-		                           .bearer = access,
-		                           .timeout_ms = CHECK_TIMEOUT_MS};
-		if (smtp_check_login(&ss, reply) != SMTP_SENT) {
-			cli_error("SMTP login to %s with the access token failed: %s", a->smtp,
-			          reply);
-			return -1;
-		}
-	}
-	return 0;
-}
-
-static void disclosure(struct hub *hub, const struct hub_user *u, const struct oauth_args *a,
-                       const struct oauth_provider *p, struct buf *b)
-{
-	char host[256] = "this machine";
-	gethostname(host, sizeof(host));
-	host[sizeof(host) - 1] = '\0';
-	buf_printf(b, "mailkeep: adding an OAuth mail account for hub user %s\n\n", u->name);
-	buf_printf(b, "What will be stored, and where\n");
-	buf_printf(b, "- On this hub: host %s, data directory %s.\n", host, hub_data_dir(hub));
-	buf_printf(b,
-	           "- No password. A refresh token %s issues to this hub's app (client id %s) "
-	           "for %s, with the scopes: %s. It is sealed (XChaCha20-Poly1305) with a key "
-	           "made for this account only, bound to the servers, the login, the token "
-	           "endpoint %s, the client id and the scopes.\n",
-	           p->name, p->client_id, a->login, p->scopes, p->token_url);
-	buf_printf(b, "- Access tokens made from it live only in locked memory and expire "
-	              "within hours.\n");
-	if (u->zero_access)
-		buf_printf(b,
-		           "- Who can decrypt it: only %s (the key is derived from the "
-		           "passphrase).\n",
-		           u->name);
-	else
-		buf_printf(b,
-		           "- Who can decrypt it: this hub, with its master key, whenever it syncs "
-		           "or sends for %s.\n",
-		           u->name);
-	buf_printf(b, "\nWhat the hub will do as %s\n", u->name);
-	buf_printf(b, "- Ask %s for access tokens, each refresh written to %s's audit log.\n",
-	           p->name, u->name);
-	buf_printf(b,
-	           "- Log in to %s (IMAP) as %s and copy all its mail into %s's hosted "
-	           "mailbox on this hub, and keep it in sync.\n",
-	           a->imap, a->login, u->name);
-	if (a->smtp != NULL)
-		buf_printf(b, "- Log in to %s (SMTP) as %s to send mail %s asks it to send.\n",
-		           a->smtp, a->login, u->name);
-	account_setup_disclose_mail(hub, u, b); /* who reads the mail, how long it is kept */
-	buf_printf(b, "\nHow to remove it all\n");
-	buf_printf(b,
-	           "- mailkeep account remove --user %s ID --all-devices revokes the token at "
-	           "%s%s, deletes it, its key and every copy of this account's mail from the "
-	           "hub and prints a receipt. You can also revoke the hub's access in your "
-	           "account's security settings at %s at any time.\n",
-	           u->name, p->name,
-	           p->revocation_url != NULL ? ""
-	                                     : " (where it offers revocation; it does not "
-	                                       "here)",
-	           p->name);
 }
 
 static int parse(int argc, char **argv, bool signin, struct oauth_args *a)
@@ -327,15 +217,15 @@ int cli_account_add_oauth(struct hub *hub, int argc, char **argv)
 	char ca_abs[PATH_MAX];
 	if (a.ca != NULL && realpath(a.ca, ca_abs) != NULL)
 		a.ca = ca_abs;
-	const struct hub_oauth_provider *cfg = hub_oauth_provider(hub, a.provider);
-	if (cfg == NULL || cfg->client_id[0] == '\0' || cfg->token_url[0] == '\0') {
+	const struct hub_oauth_provider *cfg = svc_oauth_configured(hub, a.provider);
+	if (cfg == NULL) {
 		cli_error("OAuth provider '%s' is not configured: set oauth.%s.client_id, "
 		          "oauth.%s.token_url (and authorization_url, device_url, revocation_url, "
 		          "scopes) in %s/mailkeep.conf (docs/oauth.md)",
 		          a.provider, a.provider, a.provider, hub_data_dir(hub));
 		return EXIT_FAIL;
 	}
-	struct oauth_provider p = provider_from(cfg, a.ca);
+	struct oauth_provider p = svc_oauth_provider_from(cfg);
 	struct oauth_error oe;
 	if (oauth_provider_check(&p, &oe) < 0) {
 		cli_error("%s", oe.text);
@@ -352,14 +242,13 @@ int cli_account_add_oauth(struct hub *hub, int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	struct buf text;
-	buf_init(&text, 16384);
-	disclosure(hub, &u, &a, &p, &text);
-	unsigned char md[32];
-	unsigned int mdlen;
-	char id[65];
-	EVP_Digest(text.data, text.len, md, &mdlen, EVP_sha256(), NULL);
-	for (int i = 0; i < 32; i++)
-		snprintf(id + 2 * i, 3, "%02x", md[i]);
+	char id[SVC_DISCLOSURE_ID_SIZE];
+	buf_init(&text, SVC_DISCLOSURE_MAX);
+	if (svc_account_disclosure_oauth(hub, &u, a.imap, a.smtp, a.login, &p, &text, id) < 0) {
+		buf_free(&text);
+		cli_error("the disclosure does not fit; use shorter settings");
+		return EXIT_FAIL;
+	}
 	fputs(buf_str(&text), stdout);
 	printf("\nDisclosure id: %s\n", id);
 	fflush(stdout);
@@ -388,54 +277,20 @@ int cli_account_add_oauth(struct hub *hub, int argc, char **argv)
 	}
 	if (sign_in(&p, &a, &t) < 0)
 		goto out;
-	if (t.refresh_token == NULL) {
-		cli_error("%s gave no refresh token (for Google, the consent must be given again: "
-		          "remove the hub's access in the Google account and retry)",
-		          p.name);
-		goto out;
-	}
-	if (t.access_token == NULL) {
-		/* A token file may hold only the refresh token. */
-		struct oauth_tokens fresh = {0};
-		if (oauth_refresh(&p, t.refresh_token, &fresh, &oe) < 0) {
-			cli_error("%s", oe.text);
-			goto out;
-		}
-		if (fresh.refresh_token != NULL) {
-			oauth_secret_free(&t.refresh_token);
-			t.refresh_token = fresh.refresh_token;
-			fresh.refresh_token = NULL;
-		}
-		t.access_token = fresh.access_token;
-		fresh.access_token = NULL;
-		oauth_tokens_clear(&fresh);
-	}
-	if (a.check && check_login(&a, t.access_token) < 0)
-		goto out;
-	struct hub_oauth_binding ob = {.provider = p.name,
-	                               .token_url = p.token_url,
-	                               .client_id = p.client_id,
-	                               .scopes = p.scopes};
-	if (hub_account_add_oauth(hub, &u, kek, a.imap, a.smtp, a.login, a.ca, &ob, t.refresh_token,
-	                          &account_id, &err) < 0) {
-		cli_error("%s", err);
-		goto out;
-	}
-	struct audit_detail cd[] = {{"disclosure", id}, {"tool", tool}};
-	struct audit_detail ad[] = {{"imap", a.imap},
-	                            {"smtp", a.smtp != NULL ? a.smtp : "none"},
-	                            {"login", a.login},
-	                            {"login_checked", a.check ? "yes" : "no"},
-	                            {"auth", "oauth2"},
-	                            {"provider", p.name},
-	                            {"flow", a.flow == FLOW_LOOPBACK ? "loopback"
-	                                     : a.flow == FLOW_DEVICE ? "device"
-	                                                             : "token-file"}};
-	if (hub_consent_record(hub, u.id, account_id, id, tool, &err) < 0 ||
-	    hub_audit(hub, &u, AUDIT_CONSENT_GIVEN, account_id, cd, 2, &err) < 0 ||
-	    hub_audit(hub, &u, AUDIT_ACCOUNT_ADDED, account_id, ad, 7, &err) < 0 ||
-	    hub_user_touch(hub, u.id, time(NULL), &err) < 0) {
-		cli_error("%s", err);
+	char error[SVC_ERROR_SIZE];
+	struct svc_account_oauth_new add = {.imap = a.imap,
+	                                    .smtp = a.smtp,
+	                                    .login = a.login,
+	                                    .ca = a.ca,
+	                                    .provider = &p,
+	                                    .disclosure_id = id,
+	                                    .tool = tool,
+	                                    .flow = a.flow == FLOW_LOOPBACK ? "loopback"
+	                                            : a.flow == FLOW_DEVICE ? "device"
+	                                                                    : "token-file",
+	                                    .check = a.check};
+	if (svc_account_add_oauth(hub, &u, kek, &add, &t, &account_id, error, sizeof(error)) < 0) {
+		cli_error("%s", error);
 		goto out;
 	}
 	printf("added OAuth account %lld for %s (%s; consent recorded%s)\n", (long long)account_id,
@@ -477,16 +332,14 @@ int cli_account_signin(struct hub *hub, int argc, char **argv)
 		goto out;
 	}
 	const struct hub_oauth_provider *cfg = hub_oauth_provider(hub, acct->oauth_provider);
-	if (cfg == NULL || strcmp(cfg->token_url, acct->oauth_token_url) != 0 ||
-	    strcmp(cfg->client_id, acct->oauth_client_id) != 0 ||
-	    strcmp(cfg->scopes, acct->oauth_scopes) != 0) {
+	if (!svc_oauth_signin_matches(cfg, acct)) {
 		cli_error("oauth.%s in mailkeep.conf is missing or no longer what account %lld "
 		          "signed in with (token_url, client_id, scopes): remove the account and "
 		          "add it again",
 		          acct->oauth_provider, a.id);
 		goto out;
 	}
-	struct oauth_provider p = provider_from(cfg, acct->ca_file);
+	struct oauth_provider p = svc_oauth_provider_from(cfg);
 	a.login = acct->login;
 	a.imap = acct->imap_url;
 	a.smtp = acct->smtp_url;
@@ -500,16 +353,9 @@ int cli_account_signin(struct hub *hub, int argc, char **argv)
 	}
 	if (sign_in(&p, &a, &t) < 0)
 		goto out;
-	if (t.refresh_token == NULL) {
-		cli_error("%s gave no refresh token", p.name);
-		goto out;
-	}
-	if (a.check && t.access_token != NULL && check_login(&a, t.access_token) < 0)
-		goto out;
-	struct audit_detail sd[] = {{"provider", p.name}, {"result", "signed-in"}};
-	if (hub_account_set_refresh_token(hub, &u, acct, kek, t.refresh_token, &err) < 0 ||
-	    hub_audit(hub, &u, AUDIT_OAUTH_SIGNIN, acct->id, sd, 2, &err) < 0) {
-		cli_error("%s", err);
+	char error[SVC_ERROR_SIZE];
+	if (svc_account_signin_oauth(hub, &u, acct, kek, &p, &t, a.check, error, sizeof(error)) < 0) {
+		cli_error("%s", error);
 		goto out;
 	}
 	printf("account %lld of %s signed in again at %s; sync and send resume\n", a.id, a.user,

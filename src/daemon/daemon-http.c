@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "daemon-internal.h"
+#include "daemon-oauth.h"
 #include "daemon-signin.h"
 #include "http/http.h"
 #include "lib/clock.h"
@@ -41,6 +42,11 @@ static bool public_route(const struct http_request *req)
 		return true;
 	if (strcmp(req->path, "/mailkeep/session") == 0)
 		return strcmp(req->method, "POST") == 0;
+	/* The provider's redirect back (daemon-oauth.h): the session cookie
+	 * (SameSite=Strict) is not sent with it; its single-use state is its
+	 * credential. */
+	if (strcmp(req->path, DAEMON_OAUTH_CALLBACK_PATH) == 0)
+		return strcmp(req->method, "GET") == 0 && req->content_length <= 0;
 	return daemon_static_path(req->path);
 }
 
@@ -178,6 +184,9 @@ static const char *route(struct daemon *sv, const struct principal *p,
 		} else if (strcmp(req->path, "/mailkeep/session") == 0) {
 			daemon_handle_session_signin(sv, req, resp);
 			return "websession";
+		} else if (strcmp(req->path, DAEMON_OAUTH_CALLBACK_PATH) == 0) {
+			daemon_handle_oauth_callback(sv, req, resp);
+			return "oauth-callback";
 		}
 		daemon_handle_static(sv, req, resp);
 		return "static";

@@ -15,6 +15,7 @@
 #include <sodium.h>
 
 #include "daemon-manage.h"
+#include "daemon-oauth.h"
 #include "audit/audit.h"
 #include "hub/hub.h"
 #include "imap/imap-url.h"
@@ -268,6 +269,11 @@ static int external_discover(void *ctx, struct jmap_call *call, json_t *args,
 	                  : json_null(),
 	              "providerName",
 	              f->provider_name[0] != '\0' ? json_string(f->provider_name) : json_null());
+	/* Can this hub sign in at the discovered provider (daemon-oauth.c)? */
+	json_object_set_new(res, "oauthConfigured",
+	                    json_boolean(f->profile != NULL &&
+	                                 (f->profile->auth & SETUP_AUTH_OAUTH2) != 0 &&
+	                                 daemon_oauth_configured(c->sv, f->profile->oauth.provider)));
 	free(f);
 	setup_profiles_free(&profiles);
 	if (!found && imap[0] == '\0') {
@@ -311,10 +317,10 @@ static int external_disclose(void *ctx, struct jmap_call *call, json_t *args,
 	if (check_account(c, args, error_type_r, description_r) < 0)
 		return -1;
 	const char *kind = json_string_value(json_object_get(args, "kind"));
+	if (kind != NULL && strcmp(kind, "oauth") == 0) /* daemon-oauth.c */
+		return daemon_oauth_disclose(ctx, call, args, error_type_r, description_r);
 	if (kind != NULL && strcmp(kind, "password") != 0)
-		FAIL("invalidArguments",
-		     "only kind \"password\" can be added here; add an OAuth account with "
-		     "'mailkeep account add --oauth' on the hub");
+		FAIL("invalidArguments", "kind is \"password\" or \"oauth\"");
 	struct new_settings s;
 	const char *bad = settings_from(args, &s);
 	if (bad != NULL)
@@ -1201,6 +1207,10 @@ int daemon_manage_register(struct jmap_registry *registry, const char **error_r)
 	    {"AuditLog/get", audit_log_get},
 	    {"Policy/get", policy_get},
 	    {"User/changePassword", user_change_password},
+	    {"OAuthProvider/get", daemon_oauth_provider_get},
+	    {"ExternalAccount/oauthStart", daemon_oauth_start},
+	    {"ExternalAccount/oauthStatus", daemon_oauth_status},
+	    {"ExternalAccount/oauthCancel", daemon_oauth_cancel},
 	};
 	if (jmap_registry_add_capability(registry, DAEMON_MANAGE_CAPABILITY, error_r) < 0)
 		return -1;

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "daemon-internal.h"
+#include "daemon-oauth.h"
 #include "daemon-manage.h"
 #include "daemon-signin.h"
 #include "http/http.h"
@@ -189,6 +190,7 @@ int daemon_run(const struct daemon_settings *s)
 	http_server_quiesce(server);
 	daemon_work_stop(sv);
 	daemon_push_wake(sv);
+	daemon_oauth_shutdown(sv); /* device sign-ins stop polling at once */
 	for (size_t i = started; i-- > 0;)
 		if (jobs[i].stop != NULL)
 			jobs[i].stop(sv, jobs[i].ctx);

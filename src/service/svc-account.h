@@ -100,4 +100,72 @@ int svc_account_add(struct hub *hub, const struct hub_user *u, const struct vaul
                     const struct svc_account_new *a, int64_t *account_id_r, char *error,
                     size_t error_size);
 
+/*
+ * OAuth 2 accounts (svc-account-oauth.c; docs/oauth.md), for every face:
+ * the command line (account add --oauth, account signin) and serve's web
+ * flows (daemon-oauth.c). The face obtains the tokens (loopback, device,
+ * token file, redirect to serve) and hands them over; these do the rest.
+ */
+#include "../oauth/oauth.h"
+
+struct hub_oauth_provider;
+
+/* The provider named name when it is configured (client_id and token_url
+ * set in mailkeep.conf), else NULL. Valid while hub is open. */
+const struct hub_oauth_provider *svc_oauth_configured(struct hub *hub, const char *name);
+
+/* The OAuth client's view of a configured provider; its strings point into
+ * cfg (timeout 30 s, the system's CAs). */
+struct oauth_provider svc_oauth_provider_from(const struct hub_oauth_provider *cfg);
+
+/* The disclosure shown before consent to adding an OAuth account with these
+ * settings at provider p (smtp may be NULL): appended to b, its id (SHA-256
+ * of the text, lowercase hex) into id_r. Returns 0, or -1 when the text did
+ * not fit into b. The command line and the web show the same text. */
+int svc_account_disclosure_oauth(struct hub *hub, const struct hub_user *u, const char *imap,
+                                 const char *smtp, const char *login,
+                                 const struct oauth_provider *p, struct buf *b,
+                                 char id_r[SVC_DISCLOSURE_ID_SIZE]);
+
+/* svc_account_check_login() with an access token (XOAUTH2/OAUTHBEARER for
+ * IMAP, the bearer for SMTP). Returns 0, or -1 with what failed in error. */
+int svc_account_check_login_oauth(const char *imap, const char *smtp, const char *login,
+                                  const char *ca, const char *access, char *error,
+                                  size_t error_size);
+
+/* An OAuth account to add, as consented to. */
+struct svc_account_oauth_new {
+	const char *imap, *smtp, *login, *ca; /* smtp, ca may be NULL */
+	const struct oauth_provider *provider;
+	const char *disclosure_id; /* of the disclosure consented to */
+	const char *tool;          /* who took the consent, recorded with it */
+	const char *flow;          /* "loopback", "device", "token-file", "redirect" */
+	bool check;                /* log in with the access token first */
+};
+
+/* Add the OAuth account for u with its key-encryption key kek, the tokens
+ * the face obtained: without an access token one refresh makes one (a
+ * rotated refresh token replaces t's); the login check (when a->check); the
+ * account (sealed refresh token bound to the provider's settings); the
+ * consent record; the audit entries consent.given and account.added (with
+ * the flow); the user counts as active. Returns 0 with *account_id_r, or -1
+ * with error (nothing stored when the refresh, check or add failed). t
+ * stays the caller's (oauth_tokens_clear()). */
+int svc_account_add_oauth(struct hub *hub, const struct hub_user *u, const struct vault_kek *kek,
+                          const struct svc_account_oauth_new *a, struct oauth_tokens *t,
+                          int64_t *account_id_r, char *error, size_t error_size);
+
+/* Sign the OAuth account acct of u in again with new tokens from provider
+ * p (which must be the one acct was sealed for: svc_oauth_signin_matches()):
+ * the login check when check and t has an access token, the new refresh
+ * token sealed (clears needs sign-in), audited oauth.signin. Returns 0 or
+ * -1 with error. */
+int svc_account_signin_oauth(struct hub *hub, const struct hub_user *u,
+                             const struct hub_account *acct, const struct vault_kek *kek,
+                             const struct oauth_provider *p, const struct oauth_tokens *t,
+                             bool check, char *error, size_t error_size);
+
+/* Is cfg still what acct signed in with (token_url, client_id, scopes)? */
+bool svc_oauth_signin_matches(const struct hub_oauth_provider *cfg, const struct hub_account *acct);
+
 #endif

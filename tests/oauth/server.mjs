@@ -39,7 +39,8 @@ const provider = new Provider(issuer, {
     client_id: clientId,
     client_secret: clientSecret,
     application_type: 'native', // loopback redirect URIs match on any port (RFC 8252 7.3)
-    redirect_uris: ['http://127.0.0.1/'],
+    // The CLI's loopback receiver, and serve's redirect back (docs/oauth.md).
+    redirect_uris: ['http://127.0.0.1/', 'http://127.0.0.1/mailkeep/oauth/callback'],
     grant_types: ['authorization_code', 'refresh_token',
       'urn:ietf:params:oauth:grant-type:device_code'],
     response_types: ['code'],
