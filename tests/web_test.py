@@ -145,6 +145,9 @@ def main():
         if provider is not None:
             oauth_env["MK_WEB_OAUTH_TOKEN"] = tokens["carol"]
         inbox = len(fx.store_state()["INBOX"])
+        certs = cert_dir(tmp, fx.env["CA_FILE"], *([ofx.env["CA_FILE"]] if ofx else []))
+        if provider is not None:
+            oauth_env["MK_WEB_OAUTH_CERT_DIR"] = certs
         access_log = os.path.join(tmp, "access.log")
         serve_err = open(os.path.join(tmp, "serve.log"), "w")
         serve = subprocess.Popen([BIN, "--data", fx.data, "serve", "--listen", "127.0.0.1:0",
@@ -155,8 +158,7 @@ def main():
                                  # The tests sync when they put mail in (lib.mjs
                                  # deliver()); provider push would sync in between.
                                  env=dict(os.environ, MK_NO_PROVIDER_PUSH="1",
-                                          SSL_CERT_DIR=cert_dir(tmp, fx.env["CA_FILE"],
-                                                                *([ofx.env["CA_FILE"]] if ofx else []))))
+                                          SSL_CERT_DIR=certs))
         # serve prints what it loaded (the web app...) before "serving URL
         # (JMAP session at URL)".
         lines = []

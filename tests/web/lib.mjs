@@ -89,6 +89,7 @@ export function oauthEnv() {
 		user: need("MK_WEB_OAUTH_USER"),               // hub user ("carol"), no account at start
 		password: need("MK_WEB_OAUTH_PASSWORD"),
 		token: need("MK_WEB_OAUTH_TOKEN"),             // a device token of user
+		certDir: need("MK_WEB_OAUTH_CERT_DIR"),        // serve's SSL_CERT_DIR (both test CAs), for the CLI
 	};
 }
 

@@ -19,7 +19,8 @@
 // @import a web font: such requests are aborted).
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { axe, env, formatViolations, jmap, launch, mailAccountId, mk, oauthEnv, oauthRevokeAll,
+import { spawnSync } from "node:child_process";
+import { axe, env, formatViolations, jmap, launch, oauthEnv, oauthRevokeAll,
 	pageErrors, screenshot, sel, signIn, waitFor } from "./lib.mjs";
 
 const o = oauthEnv();
@@ -46,6 +47,14 @@ async function call(method, args = {}) {
 
 async function accounts() {
 	return (await call("ExternalAccount/get", { ids: null })).list;
+}
+
+// The user's mail account id now (lib.mjs's session() keeps the first
+// answer, from before the account was added).
+async function freshMailAccountId() {
+	const r = await fetch(env().sessionUrl, { headers: { Authorization: "Bearer " + o.token } });
+	assert.ok(r.ok, `session: HTTP ${r.status}`);
+	return (await r.json()).primaryAccounts["urn:ietf:params:jmap:mail"];
 }
 
 async function noSeriousViolations(where) {
@@ -160,8 +169,10 @@ test("add an account with the redirect flow: a new tab, back on the callback pag
 	assert.match(c.tool, /web/);
 
 	// serve syncs the new account by itself.
-	const accountId = await mailAccountId(o.token);
 	const total = await waitFor(async () => {
+		const accountId = await freshMailAccountId();
+		if (!accountId)
+			return false;
 		const r = await jmap([["Email/query", { accountId, calculateTotal: true, limit: 1 }, "q"]],
 			{ token: o.token });
 		return r[0][0] === "Email/query" && r[0][1].total > 0 && r[0][1].total;
@@ -175,9 +186,10 @@ test("sign in again with a code on another device (and cancel first)", { skip },
 	// The user withdraws the hub's access at the provider: the next sync
 	// finds out and the account needs sign-in.
 	assert.ok(await oauthRevokeAll() > 0, "nothing to revoke");
-	try {
-		mk(["sync", "--user", o.user, "--quiet"]);
-	} catch { /* fails: the grant is revoked */ }
+	const r = spawnSync(env().bin, ["--data", env().data, "sync", "--user", o.user, "--quiet"],
+		{ stdio: ["ignore", "ignore", "pipe"], encoding: "utf8" });
+	assert.notEqual(r.status, 0, "a sync with the revoked grant worked");
+	assert.match(r.stderr, /invalid_grant/);
 	await waitFor(async () => (await accounts())[0].needsSignIn,
 		{ timeout: 20000, what: "the account to need sign-in" });
 
@@ -221,8 +233,11 @@ test("sign in again with a code on another device (and cancel first)", { skip },
 	assert.equal(await row.locator(sel("oauth-signin-again")).count(), 0);
 	const [a] = await accounts();
 	assert.equal(a.needsSignIn, false);
-	// It syncs again.
-	mk(["sync", "--user", o.user, "--quiet"]);
+	// The new grant works: a sync refreshes and logs in with it.
+	const again2 = spawnSync(env().bin, ["--data", env().data, "sync", "--user", o.user, "--quiet"],
+		{ stdio: ["ignore", "ignore", "pipe"], encoding: "utf8",
+			env: { ...process.env, SSL_CERT_DIR: o.certDir } });
+	assert.equal(again2.status, 0, again2.stderr);
 	assert.deepEqual(appErrors(), []);
 });
 

@@ -337,7 +337,7 @@ function DeviceCode(props: { started: Started }) {
         {s.userCode}
       </p>
       {complete && (
-        <p class="trust-hint">
+        <p>
           {t("trust.oauth.deviceComplete")}{" "}
           <a href={complete} target="_blank" rel="noopener noreferrer" data-testid="oauth-verification-complete">
             {t("trust.oauth.deviceCompleteLink")}
