@@ -139,6 +139,46 @@ test("the add page's OAuth path: no password, the exact disclosure, consent firs
 	assert.equal(await page.locator(sel("oauth-signin")).count(), 0);
 });
 
+test("a sign-in refused at the provider: said in both tabs, and Try again", { skip }, async () => {
+	await openAddPage();
+	await fillOAuth();
+	await page.locator(sel("consent-check")).check();
+	// The user says no at the provider: it sends them back with
+	// error=access_denied instead of a code.
+	const callback = /\/mailkeep\/oauth\/callback\?/;
+	await context.route(callback, (route) => {
+		const u = new URL(route.request().url());
+		const back = new URL(u.origin + u.pathname);
+		back.searchParams.set("state", u.searchParams.get("state") || "");
+		back.searchParams.set("error", "access_denied");
+		back.searchParams.set("error_description", "the user said no <b>thanks</b>");
+		return route.continue({ url: back.href });
+	});
+	try {
+		const [tab] = await Promise.all([
+			context.waitForEvent("page", { timeout: 15000 }),
+			page.locator(sel("oauth-signin")).click(),
+		]);
+		const result = tab.locator("#mk-oauth-result");
+		await result.waitFor({ timeout: 60000 });
+		assert.equal(await result.getAttribute("data-state"), "failed");
+		assert.equal(await tab.locator("b").count(), 0, "the provider's text is not escaped");
+		await tab.close();
+	} finally {
+		await context.unroute(callback);
+	}
+	const err = page.locator(sel("oauth-error"));
+	await err.waitFor({ timeout: 15000 });
+	assert.match(await err.textContent(), /access_denied/);
+	assert.equal(await page.locator(sel("oauth-flow")).getAttribute("data-state"), "failed");
+	assert.equal((await accounts()).length, 0, "an account was added");
+	await noSeriousViolations("a refused sign-in");
+	await page.locator(sel("oauth-retry")).click();
+	await page.locator(sel("oauth-signin")).waitFor();
+	assert.equal(await page.locator(sel("oauth-signin")).isDisabled(), false);
+	assert.deepEqual(appErrors(), []);
+});
+
 test("add an account with the redirect flow: a new tab, back on the callback page", { skip }, async () => {
 	await openAddPage();
 	await fillOAuth();

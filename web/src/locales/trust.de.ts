@@ -142,6 +142,7 @@ const de: Record<string, string> = {
   "trust.oauth.added": "Das Konto wurde hinzugefügt.",
   "trust.oauth.signedIn": "Erneut angemeldet.",
   "trust.oauth.failed": "Die Anmeldung hat nicht geklappt:",
+  "trust.oauth.cancelled": "Diese Anmeldung wurde beendet:",
   "trust.oauth.expired": "Die Anmeldung hat zu lange gedauert und ist abgelaufen; bitte neu beginnen.",
   "trust.oauth.lost":
     "Der Hub kennt diese Anmeldung nicht mehr (vielleicht wurde er neu gestartet); bitte neu beginnen.",

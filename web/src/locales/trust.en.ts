@@ -139,6 +139,7 @@ const en: Record<string, string> = {
   "trust.oauth.added": "The account was added.",
   "trust.oauth.signedIn": "Signed in again.",
   "trust.oauth.failed": "The sign-in did not work:",
+  "trust.oauth.cancelled": "This sign-in was stopped:",
   "trust.oauth.expired": "The sign-in took too long and expired; start it again.",
   "trust.oauth.lost": "The hub no longer knows this sign-in (it may have restarted); start it again.",
   "trust.oauth.noApp":

@@ -204,7 +204,7 @@ export function AddAccount() {
 
   async function add(e: Event) {
     e.preventDefault();
-    if (!disclosure || !consent || !f.password) return;
+    if (oauth || !disclosure || !consent || !f.password) return;
     setAdding(true);
     setError("");
     try {
@@ -343,28 +343,28 @@ export function AddAccount() {
           onInput={(v) => set("login", v)}
         />
         {!oauth && (
-        <Field
-          id="trust-add-password"
-          label={t("trust.add.password")}
-          hint={t("trust.add.passwordHint")}
-          type="password"
-          value={f.password}
-          required
-          autocomplete="off"
-          testid="account-password-input"
-          onInput={(v) => set("password", v)}
-        />
+          <Field
+            id="trust-add-password"
+            label={t("trust.add.password")}
+            hint={t("trust.add.passwordHint")}
+            type="password"
+            value={f.password}
+            required
+            autocomplete="off"
+            testid="account-password-input"
+            onInput={(v) => set("password", v)}
+          />
         )}
         <div class="trust-actions">
           {!oauth && (
-          <button
-            type="button"
-            onClick={testConnection}
-            disabled={!ready || !f.password || testing}
-            data-testid="account-add-test"
-          >
-            {testing ? t("trust.accounts.testing") : t("trust.accounts.test")}
-          </button>
+            <button
+              type="button"
+              onClick={testConnection}
+              disabled={!ready || !f.password || testing}
+              data-testid="account-add-test"
+            >
+              {testing ? t("trust.accounts.testing") : t("trust.accounts.test")}
+            </button>
           )}
           <button
             type="submit"
@@ -435,17 +435,17 @@ export function AddAccount() {
           )}
           {!oauth && !f.password && <p class="trust-hint">{t("trust.add.needPassword")}</p>}
           {!oauth && (
-          <div class="trust-actions">
-            <button
-              type="submit"
-              class="primary"
-              disabled={!consent || !f.password || adding}
-              aria-disabled={!consent || !f.password || adding}
-              data-testid="account-add-submit"
-            >
-              {adding ? t("trust.add.adding") : t("trust.add.submit")}
-            </button>
-          </div>
+            <div class="trust-actions">
+              <button
+                type="submit"
+                class="primary"
+                disabled={!consent || !f.password || adding}
+                aria-disabled={!consent || !f.password || adding}
+                data-testid="account-add-submit"
+              >
+                {adding ? t("trust.add.adding") : t("trust.add.submit")}
+              </button>
+            </div>
           )}
           {!oauth && <p class="trust-hint">{t("trust.add.testNote")}</p>}
         </form>

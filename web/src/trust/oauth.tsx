@@ -157,14 +157,19 @@ export function OAuthSignIn(props: {
         return;
       }
       if (!live.current || current.current !== flowId) return;
-      setStatus(s);
-      if (!FINAL.includes(s.state)) {
-        poll(flowId);
-        return;
-      }
-      end();
-      if (s.state === "added" || s.state === "signedIn") props.onDone(s.state, s.account);
+      take(flowId, s);
     }, POLL_MS);
+  }
+
+  // A state the hub answered: keep polling, or the end.
+  function take(flowId: string, s: Status) {
+    setStatus(s);
+    if (!FINAL.includes(s.state)) {
+      poll(flowId);
+      return;
+    }
+    end();
+    if (s.state === "added" || s.state === "signedIn") props.onDone(s.state, s.account);
   }
 
   async function start(flow: "redirect" | "device") {
@@ -195,15 +200,24 @@ export function OAuthSignIn(props: {
 
   async function cancel() {
     if (!started) return;
+    const flowId = started.flowId;
     setCancelling(true);
     stopPolling();
+    let r: { state?: FlowState } = {};
     try {
-      await manage("ExternalAccount/oauthCancel", { flowId: started.flowId });
+      r = await manage<{ state: FlowState }>("ExternalAccount/oauthCancel", { flowId });
     } catch {
-      /* already ended or gone: nothing waits any more either way */
+      /* gone (serve restarted): nothing waits any more */
     }
     if (!live.current) return;
     setCancelling(false);
+    if (r.state && r.state !== "cancelled") {
+      // Too late: the sign-in came back meanwhile and is finishing (or
+      // done); it is not undone, so follow it to its end.
+      current.current = flowId;
+      take(flowId, { state: r.state, error: null, account: null });
+      return;
+    }
     setStarted(null);
     setStatus(null);
     props.onActive?.(false);
@@ -217,7 +231,9 @@ export function OAuthSignIn(props: {
 
   const state = status?.state;
   const waiting = started !== null && (state === "waiting" || state === "finishing");
-  const failed = state === "failed" || state === "expired";
+  // "cancelled" seen here: not by this page's Cancel (that goes back to
+  // the buttons) but by a newer sign-in of the user's that dropped this one.
+  const failed = state === "failed" || state === "expired" || state === "cancelled";
 
   if (flows === null) return <p class="trust-loading">{t("trust.loading")}</p>;
   if (flows.length === 0)
@@ -279,7 +295,12 @@ export function OAuthSignIn(props: {
       {started && failed && (
         <div class="trust-panel" role="alert">
           <p class="trust-error" data-testid="oauth-error">
-            {state === "expired" ? t("trust.oauth.expired") : t("trust.oauth.failed")} {status?.error ?? ""}
+            {state === "expired"
+              ? t("trust.oauth.expired")
+              : state === "cancelled"
+                ? t("trust.oauth.cancelled")
+                : t("trust.oauth.failed")}{" "}
+            {status?.error ?? ""}
           </p>
           <div class="trust-actions">
             <button type="button" class="primary" onClick={again} data-testid="oauth-retry">
