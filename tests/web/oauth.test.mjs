@@ -143,16 +143,16 @@ test("a sign-in refused at the provider: said in both tabs, and Try again", { sk
 	await openAddPage();
 	await fillOAuth();
 	await page.locator(sel("consent-check")).check();
-	// The user says no at the provider: it sends them back with
-	// error=access_denied instead of a code.
-	const callback = /\/mailkeep\/oauth\/callback\?/;
-	await context.route(callback, (route) => {
+	// The user says no at the provider: it sends them back to the
+	// redirect_uri with error=access_denied instead of a code.
+	const authorize = (url) => url.href.startsWith(o.issuer + "/auth?");
+	await context.route(authorize, (route) => {
 		const u = new URL(route.request().url());
-		const back = new URL(u.origin + u.pathname);
+		const back = new URL(u.searchParams.get("redirect_uri"));
 		back.searchParams.set("state", u.searchParams.get("state") || "");
 		back.searchParams.set("error", "access_denied");
 		back.searchParams.set("error_description", "the user said no <b>thanks</b>");
-		return route.continue({ url: back.href });
+		return route.fulfill({ status: 303, headers: { Location: back.href } });
 	});
 	try {
 		const [tab] = await Promise.all([
@@ -165,7 +165,7 @@ test("a sign-in refused at the provider: said in both tabs, and Try again", { sk
 		assert.equal(await tab.locator("b").count(), 0, "the provider's text is not escaped");
 		await tab.close();
 	} finally {
-		await context.unroute(callback);
+		await context.unroute(authorize);
 	}
 	const err = page.locator(sel("oauth-error"));
 	await err.waitFor({ timeout: 15000 });
