@@ -11,7 +11,11 @@
  * harness forces "test": false into every ExternalAccount/set create
  * object and update patch, takes "id" and "password" out of
  * ExternalAccount/test (so it stops at the argument checks) and gives
- * ExternalAccount/discover only an "email" that is not an address.
+ * ExternalAccount/discover only an "email" that is not an address. Of the
+ * OAuth methods it drives OAuthProvider/get, disclose with kind "oauth"
+ * (provider "test" is configured, at an address nobody listens on),
+ * oauthStatus and oauthCancel; not oauthStart (a device flow calls the
+ * provider).
  *
  * The input drives a generator as in fuzz-jmap-methods.c: a method, then
  * argument names each with a typed value (null, booleans, integers, reals,
@@ -61,19 +65,31 @@ static const char *const methods[] = {
     "AuditLog/get",
     "Policy/get",
     "User/changePassword",
+    "OAuthProvider/get",
+    "ExternalAccount/oauthStatus",
+    "ExternalAccount/oauthCancel",
 };
 
 static const char *const arg_names[] = {
-    "accountId", "ids",      "create", "update", "destroy", "filter",
-    "position",  "limit",    "email",  "kind",   "imapUrl", "smtpUrl",
-    "login",     "password", "id",     "old",    "new",     "sinceState",
+    "accountId", "ids",      "create", "update",        "destroy", "filter",
+    "position",  "limit",    "email",  "kind",          "imapUrl", "smtpUrl",
+    "login",     "password", "id",     "old",           "new",     "sinceState",
+    "flowId",    "flow",     "signIn", "oauthProvider",
 };
 
 /* Keys inside objects (create objects, patches, filters). */
 static const char *const keys[] = {
-    "imapUrl",   "smtpUrl", "login", "password", "disclosureId", "consent", "test",
-    "isPrimary", "name",    "event", "account",  "after",        "before",  "c1",
-    "A1",        "A2",      "D1",    "W1",       "#c1",          "id",      "kind",
+    "imapUrl",      "smtpUrl",
+    "login",        "password",
+    "disclosureId", "consent",
+    "test",         "isPrimary",
+    "name",         "event",
+    "account",      "after",
+    "before",       "c1",
+    "A1",           "A2",
+    "D1",           "W1",
+    "#c1",          "id",
+    "kind",         "oauthProvider",
 };
 
 static const char *const strings[] = {
@@ -115,6 +131,11 @@ static const char *const strings[] = {
     "secret password",
     "the hub password",
     "laptop",
+    "test",
+    "google",
+    "redirect",
+    "device",
+    "F00000000000000000000000000000000",
 };
 
 struct gen {
@@ -278,8 +299,25 @@ static void make_template(void)
 	const char *error;
 	char err[SVC_ERROR_SIZE], id[SVC_DISCLOSURE_ID_SIZE], token[64];
 	bool existed;
-	if (hub_create(work, NULL, &existed, &error) < 0 ||
-	    hub_open(work, true, &sv.hub, &error) < 0 ||
+	if (hub_create(work, NULL, &existed, &error) < 0) {
+		fprintf(stderr, "fuzz-manage: %s\n", error);
+		abort();
+	}
+	/* An OAuth provider (nothing listens there), for disclose kind
+	 * "oauth" and OAuthProvider/get. */
+	char conf[512];
+	snprintf(conf, sizeof(conf), "%s/mailkeep.conf", work);
+	FILE *cf = fopen(conf, "a");
+	if (cf == NULL ||
+	    fputs("oauth.test.client_id = fuzz-client\n"
+	          "oauth.test.client_secret = fuzz-secret\n"
+	          "oauth.test.token_url = http://127.0.0.1:1/token\n"
+	          "oauth.test.authorization_url = http://127.0.0.1:1/auth\n"
+	          "oauth.test.scopes = openid offline_access mail\n",
+	          cf) < 0 ||
+	    fclose(cf) != 0)
+		abort();
+	if (hub_open(work, true, &sv.hub, &error) < 0 ||
 	    hub_user_add(sv.hub, "alice", "the hub password", false, NULL, &error) < 0 ||
 	    hub_user_get(sv.hub, "alice", &who.user, &error) < 0) {
 		fprintf(stderr, "fuzz-manage: %s\n", error);

@@ -872,6 +872,11 @@ def scenario_web_signin_again(tmp):
         check(r.returncode != 0 and "invalid_grant" in r.stderr, r.stderr)
         a = s.ok("ExternalAccount/get", {"ids": [acct]})["list"][0]
         check(a["needsSignIn"] is True, a)
+        # New mail while the account waits: the sign-in's sync brings it.
+        before = web_messages(h)
+        c = h.fx.conn()
+        c.append("INBOX", None, None, b"Subject: again\r\nMessage-ID: <again@x>\r\n\r\nb\r\n")
+        c.logout()
         e = s.error("ExternalAccount/oauthStart", {"flow": "redirect", "signIn": "A999"})
         check(e["type"] == "invalidArguments", e)
         start = s.ok("ExternalAccount/oauthStart", {"flow": "redirect", "signIn": acct})
@@ -885,13 +890,8 @@ def scenario_web_signin_again(tmp):
         check(a["needsSignIn"] is False, a)
         check('"oauth.signin"' in web_audit(h) and '"signed-in"' in web_audit(h),
               web_audit(h)[-2000:])
-        # Sync resumes: new mail arrives through serve's sync of the account.
-        c = h.fx.conn()
-        c.append("INBOX", None, None, b"Subject: again\r\nMessage-ID: <again@x>\r\n\r\nb\r\n")
-        c.logout()
-        before = web_messages(h)
-        r = h.mk("sync", "--user", WEB_USER, "--quiet")
-        check(web_messages(h) == before + 1, "no sync after the sign-in")
+        # Sync resumes: serve syncs the account right after the sign-in.
+        wait_for(lambda: web_messages(h) == before + 1, "the sync after the sign-in", s, 60)
         s.stop()
         s = None
     finally:
@@ -967,6 +967,20 @@ def scenario_web_errors(tmp):
         check(e["type"] == "notFound", e)
         e = s.error("ExternalAccount/oauthStatus", {"flowId": "F" + "0" * 32})
         check(e["type"] == "notFound", e)
+        # A zero-access user whose key is locked (Basic, no unlock lease):
+        # refused before anything starts.
+        zpf = os.path.join(tmp, "werr-z.pass")
+        with open(zpf, "w") as f:
+            f.write("zero-access-passphrase\n")
+        h.mk("user", "add", "z", "--zero-access", "--password-file", zpf)
+        zauth = "Basic " + base64.b64encode(b"z:zero-access-passphrase").decode()
+        zset = dict(settings, oauthProvider="test")
+        d = s.ok("ExternalAccount/disclose", dict(zset, kind="oauth"), auth=zauth)
+        check("Who can decrypt it: only z" in d["text"], d["text"])
+        e = s.error("ExternalAccount/oauthStart", dict(zset, flow="redirect", consent=True,
+                                                       disclosureId=d["disclosureId"]),
+                    auth=zauth)
+        check(e["type"] == "forbidden" and "your key is locked" in e["description"], e)
         # Three pending sign-ins a user: a fourth drops the oldest.
         flows = [web_start(s, h)["flowId"] for _ in range(4)]
         check(s.status(flows[0], final=False)["state"] == "cancelled", "the oldest stays")

@@ -354,7 +354,8 @@ int cli_account_signin(struct hub *hub, int argc, char **argv)
 	if (sign_in(&p, &a, &t) < 0)
 		goto out;
 	char error[SVC_ERROR_SIZE];
-	if (svc_account_signin_oauth(hub, &u, acct, kek, &p, &t, a.check, error, sizeof(error)) < 0) {
+	if (svc_account_signin_oauth(hub, &u, acct, kek, &p, &t, a.check, error, sizeof(error)) <
+	    0) {
 		cli_error("%s", error);
 		goto out;
 	}

@@ -270,10 +270,10 @@ static int external_discover(void *ctx, struct jmap_call *call, json_t *args,
 	              "providerName",
 	              f->provider_name[0] != '\0' ? json_string(f->provider_name) : json_null());
 	/* Can this hub sign in at the discovered provider (daemon-oauth.c)? */
-	json_object_set_new(res, "oauthConfigured",
-	                    json_boolean(f->profile != NULL &&
-	                                 (f->profile->auth & SETUP_AUTH_OAUTH2) != 0 &&
-	                                 daemon_oauth_configured(c->sv, f->profile->oauth.provider)));
+	json_object_set_new(
+	    res, "oauthConfigured",
+	    json_boolean(f->profile != NULL && (f->profile->auth & SETUP_AUTH_OAUTH2) != 0 &&
+	                 daemon_oauth_configured(c->sv, f->profile->oauth.provider)));
 	free(f);
 	setup_profiles_free(&profiles);
 	if (!found && imap[0] == '\0') {

@@ -34,8 +34,8 @@
 		return -1;                                                                         \
 	} while (0)
 
-#define FLOW_ID_SIZE 34        /* "F" + 32 hex digits + NUL */
-#define FLOW_ERROR_SIZE 600    /* what went wrong, for the user */
+#define FLOW_ID_SIZE 34              /* "F" + 32 hex digits + NUL */
+#define FLOW_ERROR_SIZE 600          /* what went wrong, for the user */
 #define DEVICE_POLL_TIMEOUT_MS 10000 /* one poll request at most */
 #define START_TIMEOUT_MS 15000       /* the device authorization request */
 
@@ -256,8 +256,8 @@ static void flow_finish(struct daemon *sv, struct oauth_flow *f, struct oauth_to
 	size_t n = 0;
 	int64_t hub_id = 0;
 	enum flow_state result = FLOW_FAILED;
-	if (hub_open(sv->data_dir, true, &hub, &err) < 0 || hub_user_get(hub, f->user, &u, &err) < 0 ||
-	    u.id != f->user_id) {
+	if (hub_open(sv->data_dir, true, &hub, &err) < 0 ||
+	    hub_user_get(hub, f->user, &u, &err) < 0 || u.id != f->user_id) {
 		snprintf(error, sizeof(error), "the hub cannot be read now; start again");
 		goto out;
 	}
@@ -271,8 +271,8 @@ static void flow_finish(struct daemon *sv, struct oauth_flow *f, struct oauth_to
 	}
 	if (f->signin_account == 0) {
 		int64_t dup_id = 0;
-		int dup = svc_account_duplicate(hub, &u, f->imap, f->login, &dup_id, NULL, 0, NULL, 0,
-		                                error, sizeof(error));
+		int dup = svc_account_duplicate(hub, &u, f->imap, f->login, &dup_id, NULL, 0, NULL,
+		                                0, error, sizeof(error));
 		if (dup != 0) {
 			snprintf(error, sizeof(error),
 			         dup < 0 ? "cannot read the accounts; start again"
@@ -308,14 +308,16 @@ static void flow_finish(struct daemon *sv, struct oauth_flow *f, struct oauth_to
 			snprintf(error, sizeof(error), "the account is gone");
 			goto out;
 		}
-		const struct hub_oauth_provider *now = svc_oauth_configured(hub, acct->oauth_provider);
+		const struct hub_oauth_provider *now =
+		    svc_oauth_configured(hub, acct->oauth_provider);
 		if (!svc_oauth_signin_matches(now, acct) ||
 		    strcmp(now->token_url, f->cfg.token_url) != 0 ||
 		    strcmp(now->client_id, f->cfg.client_id) != 0) {
-			snprintf(error, sizeof(error),
-			         "the hub's settings for %s changed meanwhile: remove the account and "
-			         "add it again",
-			         f->cfg.name);
+			snprintf(
+			    error, sizeof(error),
+			    "the hub's settings for %s changed meanwhile: remove the account and "
+			    "add it again",
+			    f->cfg.name);
 			goto out;
 		}
 		if (svc_account_signin_oauth(hub, &u, acct, kek, &f->prov, t, f->check, error,
@@ -329,8 +331,8 @@ static void flow_finish(struct daemon *sv, struct oauth_flow *f, struct oauth_to
 	jmap_account_id(sv, hub, &u, hub_id, account, sizeof(account));
 out:
 	if (result == FLOW_FAILED)
-		daemon_log(DAEMON_LOG_INFO, f->user, f->signin_account, "OAuth sign-in (web) failed: %s",
-		           error);
+		daemon_log(DAEMON_LOG_INFO, f->user, f->signin_account,
+		           "OAuth sign-in (web) failed: %s", error);
 	hub_accounts_free(&all, n);
 	vault_kek_free(&kek);
 	hub_close(&hub);
@@ -388,7 +390,8 @@ static void *device_thread(void *context)
 			f->state = FLOW_FINISHING;
 			go = true;
 		} else if (r < 0 && !f->cancel && !F.stopping) {
-			bool expired = time(NULL) >= f->expires || strcmp(oe.code, "expired_token") == 0;
+			bool expired =
+			    time(NULL) >= f->expires || strcmp(oe.code, "expired_token") == 0;
 			flow_end(f, expired ? FLOW_EXPIRED : FLOW_FAILED, oe.text);
 		} else {
 			flow_end(f, FLOW_CANCELLED, "cancelled");
@@ -447,13 +450,13 @@ int daemon_oauth_provider_get(void *ctx, struct jmap_call *call, json_t *args,
 			json_array_append_new(flows, json_string("redirect"));
 		if (p->device_url[0] != '\0')
 			json_array_append_new(flows, json_string("device"));
-		json_array_append_new(list, json_pack("{s:s,s:o,s:s}", "id", p->name, "flows", flows,
-		                                      "scopes", p->scopes));
+		json_array_append_new(list, json_pack("{s:s,s:o,s:s}", "id", p->name, "flows",
+		                                      flows, "scopes", p->scopes));
 	}
-	return jmap_call_respond(call, jmap_call_name(call),
-	                         json_pack("{s:s,s:o,s:[]}", "accountId", JMAP_NOTICES_NAME, "list",
-	                                   list, "notFound"),
-	                         &err);
+	return jmap_call_respond(
+	    call, jmap_call_name(call),
+	    json_pack("{s:s,s:o,s:[]}", "accountId", JMAP_NOTICES_NAME, "list", list, "notFound"),
+	    &err);
 }
 
 /* A new account's settings from args; description on error. */
@@ -531,7 +534,8 @@ int daemon_oauth_disclose(void *ctx, struct jmap_call *call, json_t *args,
 	buf_init(&text, SVC_DISCLOSURE_MAX);
 	if (disclosure(c, imap, smtp, login, &p, &text, id, &u) < 0) {
 		buf_free(&text);
-		FAIL("serverFail", "the disclosure cannot be made; use shorter settings or try again");
+		FAIL("serverFail",
+		     "the disclosure cannot be made; use shorter settings or try again");
 	}
 	json_t *res = json_pack("{s:s,s:s,s:s}", "accountId", JMAP_NOTICES_NAME, "text",
 	                        buf_str(&text), "disclosureId", id);
@@ -577,7 +581,8 @@ static int start_new(struct daemon_api_ctx *c, json_t *args, const struct hub_oa
 	int built = disclosure(c, imap, smtp, login, &f->prov, &text, id, &u);
 	buf_free(&text);
 	if (built < 0)
-		FAIL("serverFail", "the disclosure cannot be made; use shorter settings or try again");
+		FAIL("serverFail",
+		     "the disclosure cannot be made; use shorter settings or try again");
 	if (given == NULL || strcmp(given, id) != 0)
 		FAIL("invalidArguments",
 		     "disclosureId is not the disclosure for these settings as it reads now: show "
@@ -585,8 +590,8 @@ static int start_new(struct daemon_api_ctx *c, json_t *args, const struct hub_oa
 	char error[SVC_ERROR_SIZE];
 	int64_t dup_id = 0;
 	pthread_mutex_lock(&c->sv->hub_lock);
-	int dup = svc_account_duplicate(c->sv->hub, &u, imap, login, &dup_id, NULL, 0, NULL, 0, error,
-	                                sizeof(error));
+	int dup = svc_account_duplicate(c->sv->hub, &u, imap, login, &dup_id, NULL, 0, NULL, 0,
+	                                error, sizeof(error));
 	pthread_mutex_unlock(&c->sv->hub_lock);
 	if (dup < 0)
 		FAIL("serverFail", "cannot read the accounts; try again");
@@ -618,7 +623,8 @@ static int start_signin(struct daemon_api_ctx *c, const char *jmap_id, struct oa
 	pthread_mutex_lock(&c->sv->hub_lock);
 	int r = hub_account_list(c->sv->hub, c->p->user.id, &all, &n, &err);
 	pthread_mutex_unlock(&c->sv->hub_lock);
-	if (r < 0 || jmap_session_accounts(c->mail.store, all, n, &list, &count, &primary, &err) < 0) {
+	if (r < 0 ||
+	    jmap_session_accounts(c->mail.store, all, n, &list, &count, &primary, &err) < 0) {
 		hub_accounts_free(&all, n);
 		FAIL("serverFail", "cannot read the accounts; try again");
 	}
@@ -638,13 +644,15 @@ static int start_signin(struct daemon_api_ctx *c, const char *jmap_id, struct oa
 		*description_r = "signIn must be the id of one of your OAuth accounts";
 		goto out;
 	}
-	const struct hub_oauth_provider *cfg = svc_oauth_configured(c->sv->hub, acct->oauth_provider);
+	const struct hub_oauth_provider *cfg =
+	    svc_oauth_configured(c->sv->hub, acct->oauth_provider);
 	if (!svc_oauth_signin_matches(cfg, acct)) {
-		snprintf(why, sizeof(why),
-		         "oauth.%.40s in mailkeep.conf is missing or no longer what this account "
-		         "signed in with (token_url, client_id, scopes): remove the account and add "
-		         "it again",
-		         acct->oauth_provider != NULL ? acct->oauth_provider : "?");
+		snprintf(
+		    why, sizeof(why),
+		    "oauth.%.40s in mailkeep.conf is missing or no longer what this account "
+		    "signed in with (token_url, client_id, scopes): remove the account and add "
+		    "it again",
+		    acct->oauth_provider != NULL ? acct->oauth_provider : "?");
 		*error_type_r = "invalidArguments";
 		*description_r = why;
 		goto out;
@@ -706,8 +714,8 @@ int daemon_oauth_start(void *ctx, struct jmap_call *call, json_t *args, const ch
 	if ((device && f->prov.device_url == NULL) ||
 	    (!device && f->prov.authorization_url == NULL)) {
 		snprintf(why, sizeof(why),
-		         "%.40s offers no %s flow on this hub (oauth.%.40s.%s is not set)", cfg->name,
-		         flow, cfg->name, device ? "device_url" : "authorization_url");
+		         "%.40s offers no %s flow on this hub (oauth.%.40s.%s is not set)",
+		         cfg->name, flow, cfg->name, device ? "device_url" : "authorization_url");
 		*error_type_r = "invalidArguments";
 		*description_r = why;
 		goto fail;
@@ -742,12 +750,12 @@ int daemon_oauth_start(void *ctx, struct jmap_call *call, json_t *args, const ch
 		f->prov.timeout_ms = DEVICE_POLL_TIMEOUT_MS;
 		f->expires = f->dev.expires_at;
 	} else {
-		int n = snprintf(f->redirect_uri, sizeof(f->redirect_uri), "%s%s", c->sv->public_url,
-		                 DAEMON_OAUTH_CALLBACK_PATH);
+		int n = snprintf(f->redirect_uri, sizeof(f->redirect_uri), "%s%s",
+		                 c->sv->public_url, DAEMON_OAUTH_CALLBACK_PATH);
 		if (n < 0 || (size_t)n >= sizeof(f->redirect_uri) ||
 		    oauth_pkce_new(&f->pkce, &oe) < 0 ||
-		    oauth_authorization_url(&f->prov, f->pkce, f->redirect_uri, f->login, &url, &oe) <
-		        0) {
+		    oauth_authorization_url(&f->prov, f->pkce, f->redirect_uri, f->login, &url,
+		                            &oe) < 0) {
 			*error_type_r = "serverFail";
 			*description_r = "cannot make the sign-in address; try again";
 			goto fail;
@@ -761,7 +769,8 @@ int daemon_oauth_start(void *ctx, struct jmap_call *call, json_t *args, const ch
 		pthread_mutex_unlock(&F.lock);
 		free(url);
 		*error_type_r = "rateLimit";
-		*description_r = "too many sign-ins are pending on this hub; try again in a few minutes";
+		*description_r =
+		    "too many sign-ins are pending on this hub; try again in a few minutes";
 		goto fail;
 	}
 	F.flows[slot] = f;
@@ -783,9 +792,9 @@ int daemon_oauth_start(void *ctx, struct jmap_call *call, json_t *args, const ch
 	}
 	pthread_mutex_unlock(&F.lock);
 	free(url);
-	daemon_log(DAEMON_LOG_INFO, c->p->user.name, f->signin_account, "OAuth %s flow %s started at %s",
-	           device ? "device" : "redirect", f->signin_account != 0 ? "(sign in again)" : "(add)",
-	           f->cfg.name);
+	daemon_log(DAEMON_LOG_INFO, c->p->user.name, f->signin_account,
+	           "OAuth %s flow %s started at %s", device ? "device" : "redirect",
+	           f->signin_account != 0 ? "(sign in again)" : "(add)", f->cfg.name);
 	ret = jmap_call_respond(call, jmap_call_name(call), res, &err);
 	return ret;
 fail:
@@ -795,8 +804,8 @@ fail:
 	return -1;
 }
 
-int daemon_oauth_status(void *ctx, struct jmap_call *call, json_t *args,
-                        const char **error_type_r, const char **description_r)
+int daemon_oauth_status(void *ctx, struct jmap_call *call, json_t *args, const char **error_type_r,
+                        const char **description_r)
 {
 	struct daemon_api_ctx *c = ctx;
 	const char *err;
@@ -814,7 +823,8 @@ int daemon_oauth_status(void *ctx, struct jmap_call *call, json_t *args,
 		                        f->state == FLOW_CANCELLED
 		                    ? json_string(f->error)
 		                    : json_null(),
-		                "account", f->account[0] != '\0' ? json_string(f->account) : json_null());
+		                "account",
+		                f->account[0] != '\0' ? json_string(f->account) : json_null());
 	pthread_mutex_unlock(&F.lock);
 	if (res == NULL)
 		FAIL("notFound", "no such sign-in (it ended more than 10 minutes ago, or serve "
@@ -822,8 +832,8 @@ int daemon_oauth_status(void *ctx, struct jmap_call *call, json_t *args,
 	return jmap_call_respond(call, jmap_call_name(call), res, &err);
 }
 
-int daemon_oauth_cancel(void *ctx, struct jmap_call *call, json_t *args,
-                        const char **error_type_r, const char **description_r)
+int daemon_oauth_cancel(void *ctx, struct jmap_call *call, json_t *args, const char **error_type_r,
+                        const char **description_r)
 {
 	struct daemon_api_ctx *c = ctx;
 	const char *err;
@@ -887,8 +897,9 @@ static void callback_page(struct http_response *resp, unsigned status, const cha
 	               "<meta name=\"viewport\" content=\"width=device-width\">"
 	               "<title>mailkeep: ");
 	html_escape(&b, title);
-	buf_printf(&b, "</title></head>\n<body><main id=\"mk-oauth-result\" data-state=\"%s\">"
-	               "<h1>",
+	buf_printf(&b,
+	           "</title></head>\n<body><main id=\"mk-oauth-result\" data-state=\"%s\">"
+	           "<h1>",
 	           state);
 	html_escape(&b, title);
 	buf_printf(&b, "</h1>\n");
@@ -903,7 +914,8 @@ static void callback_page(struct http_response *resp, unsigned status, const cha
 	               "</main></body></html>\n");
 	http_response_set_status(resp, status, &err);
 	http_response_add_header(resp, "Content-Security-Policy",
-	                         "default-src 'none'; style-src 'self'; frame-ancestors 'none'", &err);
+	                         "default-src 'none'; style-src 'self'; frame-ancestors 'none'",
+	                         &err);
 	http_response_add_header(resp, "Cache-Control", "no-store", &err);
 	http_response_add_header(resp, "Referrer-Policy", "no-referrer", &err);
 	http_response_add_header(resp, "X-Content-Type-Options", "nosniff", &err);
@@ -942,7 +954,8 @@ void daemon_handle_oauth_callback(struct daemon *sv, const struct http_request *
 	const char *err;
 	if (strcmp(req->method, "GET") != 0) {
 		http_response_add_header(resp, "Allow", "GET", &err);
-		daemon_respond_problem(resp, 405, "about:blank", "the provider's redirect is a GET");
+		daemon_respond_problem(resp, 405, "about:blank",
+		                       "the provider's redirect is a GET");
 		return;
 	}
 	char state[CALLBACK_STATE_MAX], error[64] = "", description[300] = "";
@@ -964,7 +977,8 @@ void daemon_handle_oauth_callback(struct daemon *sv, const struct http_request *
 	for (size_t i = 0; slen > 0 && i < DAEMON_OAUTH_MAX; i++) {
 		struct oauth_flow *g = F.flows[i];
 		if (g != NULL && !g->device && g->state == FLOW_WAITING && g->pkce != NULL &&
-		    strlen(g->pkce->state) == slen && sodium_memcmp(g->pkce->state, state, slen) == 0)
+		    strlen(g->pkce->state) == slen &&
+		    sodium_memcmp(g->pkce->state, state, slen) == 0)
 			f = g;
 	}
 	sodium_memzero(state, sizeof(state));
@@ -976,7 +990,10 @@ void daemon_handle_oauth_callback(struct daemon *sv, const struct http_request *
 		pthread_mutex_unlock(&F.lock);
 		sodium_free(code);
 		char page[FLOW_ERROR_SIZE + 100];
-		snprintf(page, sizeof(page), "The sign-in did not go through (%s). Start again from Accounts in mailkeep.", text);
+		snprintf(
+		    page, sizeof(page),
+		    "The sign-in did not go through (%s). Start again from Accounts in mailkeep.",
+		    text);
 		callback_page(resp, 200, "failed", "Sign-in failed", NULL, page);
 		return;
 	}

@@ -39,10 +39,10 @@ int daemon_oauth_provider_get(void *ctx, struct jmap_call *call, json_t *args,
                               const char **error_type_r, const char **description_r);
 int daemon_oauth_start(void *ctx, struct jmap_call *call, json_t *args, const char **error_type_r,
                        const char **description_r);
-int daemon_oauth_status(void *ctx, struct jmap_call *call, json_t *args,
-                        const char **error_type_r, const char **description_r);
-int daemon_oauth_cancel(void *ctx, struct jmap_call *call, json_t *args,
-                        const char **error_type_r, const char **description_r);
+int daemon_oauth_status(void *ctx, struct jmap_call *call, json_t *args, const char **error_type_r,
+                        const char **description_r);
+int daemon_oauth_cancel(void *ctx, struct jmap_call *call, json_t *args, const char **error_type_r,
+                        const char **description_r);
 /* ExternalAccount/disclose with kind "oauth" (daemon-manage.c hands it on). */
 int daemon_oauth_disclose(void *ctx, struct jmap_call *call, json_t *args,
                           const char **error_type_r, const char **description_r);

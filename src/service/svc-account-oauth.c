@@ -100,8 +100,8 @@ int svc_account_disclosure_oauth(struct hub *hub, const struct hub_user *u, cons
 	           "mailbox on this hub, and keep it in sync.\n",
 	           imap, login, u->name);
 	if (smtp != NULL)
-		buf_printf(b, "- Log in to %s (SMTP) as %s to send mail %s asks it to send.\n", smtp,
-		           login, u->name);
+		buf_printf(b, "- Log in to %s (SMTP) as %s to send mail %s asks it to send.\n",
+		           smtp, login, u->name);
 	svc_account_disclose_mail(hub, u, b); /* who reads the mail, how long it is kept */
 	buf_printf(b, "\nHow to remove it all\n");
 	/* For both faces: the web app's Accounts page and the command line
@@ -160,8 +160,8 @@ int svc_account_check_login_oauth(const char *imap, const char *smtp, const char
 	                           .bearer = access,
 	                           .timeout_ms = SVC_ACCOUNT_CHECK_TIMEOUT_MS};
 	if (smtp_check_login(&ss, reply) != SMTP_SENT) {
-		snprintf(error, error_size, "SMTP login to %s with the access token failed: %s", smtp,
-		         reply);
+		snprintf(error, error_size, "SMTP login to %s with the access token failed: %s",
+		         smtp, reply);
 		return -1;
 	}
 	return 0;
@@ -212,13 +212,11 @@ int svc_account_add_oauth(struct hub *hub, const struct hub_user *u, const struc
 		return -1;
 	}
 	struct audit_detail cd[] = {{"disclosure", a->disclosure_id}, {"tool", a->tool}};
-	struct audit_detail ad[] = {{"imap", a->imap},
-	                            {"smtp", a->smtp != NULL ? a->smtp : "none"},
-	                            {"login", a->login},
-	                            {"login_checked", a->check ? "yes" : "no"},
-	                            {"auth", "oauth2"},
-	                            {"provider", p->name},
-	                            {"flow", a->flow}};
+	struct audit_detail ad[] = {
+	    {"imap", a->imap},   {"smtp", a->smtp != NULL ? a->smtp : "none"},
+	    {"login", a->login}, {"login_checked", a->check ? "yes" : "no"},
+	    {"auth", "oauth2"},  {"provider", p->name},
+	    {"flow", a->flow}};
 	if (hub_consent_record(hub, u->id, account_id, a->disclosure_id, a->tool, &err) < 0 ||
 	    hub_audit(hub, u, AUDIT_CONSENT_GIVEN, account_id, cd, 2, &err) < 0 ||
 	    hub_audit(hub, u, AUDIT_ACCOUNT_ADDED, account_id, ad, 7, &err) < 0 ||
