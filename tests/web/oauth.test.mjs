@@ -13,8 +13,10 @@
 //   - the provider revokes the hub's access: the account needs sign-in;
 //     "Sign in again" with the device flow (the code shown; Cancel stops the
 //     flow; again, and the code approved in another page of the browser);
+//   - a sign-in refused at the provider: failed in both tabs, Try again;
 //   - a provider the hub has no app for: said plainly, the password path
-//     stays open.
+//     stays open;
+//   - the OAuth path in German.
 // Nothing is fetched from anywhere but loopback (the provider's own pages
 // @import a web font: such requests are aborted).
 import assert from "node:assert/strict";
@@ -310,5 +312,30 @@ test("a provider this hub has no app for: said plainly, the password path stays"
 		await noSeriousViolations("the add page with a provider without an app");
 	} finally {
 		await page.unroute(/\/jmap\/api\/?$/);
+	}
+});
+
+test("German: the OAuth path speaks German", { skip }, async () => {
+	const de = await browser.newContext({ locale: "de-DE", viewport: { width: 1280, height: 800 } });
+	try {
+		const p = await de.newPage();
+		await p.goto(env().url);
+		await signIn(p, o.user, o.password);
+		await p.locator(sel("nav-accounts")).first().click();
+		await p.locator(sel("account-add")).click();
+		const method = p.locator(sel("account-method"));
+		await method.waitFor();
+		assert.match(await method.locator(`option[value="${o.provider}"]`).textContent(),
+			new RegExp(`Mit ${o.provider} anmelden`));
+		await method.selectOption(o.provider);
+		await p.locator(sel("account-imap")).fill(o.imapUrl);
+		await p.locator(sel("account-login")).fill(o.login + "-de");
+		await p.locator(sel("account-disclose")).click();
+		await p.locator(sel("disclosure-text")).waitFor();
+		assert.match(await p.locator(sel("oauth-signin")).textContent(), new RegExp(`Bei ${o.provider} anmelden`));
+		assert.match(await p.locator(sel("oauth-device")).textContent(), /Code auf einem anderen Gerät/);
+		assert.deepEqual(pageErrors(p), []);
+	} finally {
+		await de.close();
 	}
 });
