@@ -14,6 +14,7 @@
 //     "Sign in again" with the device flow (the code shown; Cancel stops the
 //     flow; again, and the code approved in another page of the browser);
 //   - a sign-in refused at the provider: failed in both tabs, Try again;
+//   - removed, and added again with the device flow;
 //   - a provider the hub has no app for: said plainly, the password path
 //     stays open;
 //   - the OAuth path in German.
@@ -280,6 +281,30 @@ test("sign in again with a code on another device (and cancel first)", { skip },
 		{ stdio: ["ignore", "ignore", "pipe"], encoding: "utf8",
 			env: { ...process.env, SSL_CERT_DIR: o.certDir } });
 	assert.equal(again2.status, 0, again2.stderr);
+	assert.deepEqual(appErrors(), []);
+});
+
+test("add an account with a code on another device", { skip }, async () => {
+	// Removed first (the same Dovecot user again).
+	const [old] = await accounts();
+	const r = await call("ExternalAccount/set", { destroy: [old.id] });
+	assert.deepEqual(r.destroyed, [old.id], JSON.stringify(r));
+	await openAddPage();
+	await fillOAuth();
+	await page.locator(sel("consent-check")).check();
+	await page.locator(sel("oauth-device")).click();
+	const code = page.locator(sel("oauth-user-code"));
+	await code.waitFor();
+	assert.match((await code.textContent()).trim(), /^[A-Z0-9-]{6,}$/);
+	// What the sign-in was started with stays as it is meanwhile.
+	assert.equal(await page.locator(sel("account-login")).isDisabled(), true);
+	assert.equal(await page.locator(sel("consent-check")).isDisabled(), true);
+	await approveDevice(await page.locator(sel("oauth-verification-complete")).getAttribute("href"));
+	await accountRow(o.login).waitFor({ timeout: 60000 });
+	assert.match(page.url(), /#\/accounts$/);
+	const list = await accounts();
+	assert.equal(list.length, 1);
+	assert.equal(list[0].kind, "oauth");
 	assert.deepEqual(appErrors(), []);
 });
 
