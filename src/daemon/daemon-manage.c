@@ -453,8 +453,8 @@ static json_t *account_update(struct daemon_api_ctx *c, struct hub *hub, struct 
 			                 "password must be a non-empty string");
 		if (a->oauth)
 			return set_error("invalidProperties",
-			                 "an OAuth account has no password: sign in again with "
-			                 "'mailkeep account signin' on the hub");
+			                 "an OAuth account has no password: sign it in again "
+			                 "(ExternalAccount/oauthStart with signIn)");
 		struct hub_user u;
 		char error[SVC_ERROR_SIZE];
 		struct vault_kek *kek = NULL;

@@ -158,7 +158,7 @@ static struct oauth_flow *flow_find(const char *id, int64_t user_id)
  * flow is dropped when they have DAEMON_OAUTH_PER_USER; a full table gives
  * up its oldest finished flow. -1 when every slot is pending (or its
  * thread has not ended yet). */
-static long flows_slot(int64_t user_id, time_t now)
+static long flows_slot(int64_t user_id)
 {
 	size_t pending = 0;
 	struct oauth_flow *oldest = NULL;
@@ -189,7 +189,6 @@ static long flows_slot(int64_t user_id, time_t now)
 			pthread_join(F.flows[best]->thread, NULL);
 		flow_free(&F.flows[best]);
 	}
-	(void)now;
 	return best;
 }
 
@@ -559,8 +558,8 @@ static json_t *flow_json(const struct oauth_flow *f)
 }
 
 /* Fill the flow for a new account from args (the create's checks). */
-static int start_new(struct daemon_api_ctx *c, json_t *args, const struct hub_oauth_provider *cfg,
-                     struct oauth_flow *f, const char **error_type_r, const char **description_r)
+static int start_new(struct daemon_api_ctx *c, json_t *args, struct oauth_flow *f,
+                     const char **error_type_r, const char **description_r)
 {
 	const char *imap, *smtp, *login;
 	const char *bad = settings_from(args, &imap, &smtp, &login);
@@ -606,7 +605,6 @@ static int start_new(struct daemon_api_ctx *c, json_t *args, const struct hub_oa
 	snprintf(f->login, sizeof(f->login), "%s", login);
 	snprintf(f->disclosure_id, sizeof(f->disclosure_id), "%s", id);
 	f->check = test == NULL || json_is_true(test);
-	(void)cfg;
 	return 0;
 }
 
@@ -727,7 +725,7 @@ int daemon_oauth_start(void *ctx, struct jmap_call *call, json_t *args, const ch
 		*description_r = why;
 		goto fail;
 	}
-	if (signin == NULL && start_new(c, args, cfg, f, error_type_r, description_r) < 0)
+	if (signin == NULL && start_new(c, args, f, error_type_r, description_r) < 0)
 		goto fail;
 	f->device = device;
 	f->user_id = c->p->user.id;
@@ -764,7 +762,7 @@ int daemon_oauth_start(void *ctx, struct jmap_call *call, json_t *args, const ch
 	}
 	pthread_mutex_lock(&F.lock);
 	flows_sweep(time(NULL));
-	long slot = F.stopping ? -1 : flows_slot(f->user_id, time(NULL));
+	long slot = F.stopping ? -1 : flows_slot(f->user_id);
 	if (slot < 0) {
 		pthread_mutex_unlock(&F.lock);
 		free(url);
