@@ -9,6 +9,12 @@ usage: web_test.py [FILE.test.mjs...]   (only these files; default all)
 The web app is built into a scratch directory with scripts/build-web.sh.
 What the tests get is in MK_WEB_* variables (read by tests/web/lib.mjs's
 env()). MK_SCREENSHOTS=1: the tests also write docs/screenshots/*.png.
+
+When tests/oauth/node_modules has oidc-provider (npm ci there), the OAuth
+parts start too: an authorization server (tests/oauth/server.mjs, through
+oauth_test.py's Provider), a second Dovecot whose oauth2 passdb checks its
+JWTs, the provider's oauth.test.* lines in the hub's mailkeep.conf, and a
+third hub user with no account (MK_WEB_OAUTH_*: lib.mjs's oauthEnv()).
 """
 import os, re, shutil, signal, subprocess, sys, tempfile, threading, time
 
@@ -20,6 +26,8 @@ WDIR = os.path.join(SRC, "tests", "web")
 SMTPD = os.path.join(SRC, "tests", "fixture", "smtpd.py")
 HUB_PASSWORD = "alice's hub password"
 HUB_PASSWORD2 = "bob's hub password"
+HUB_PASSWORD3 = "carol's hub password"
+OAUTH_MODULES = os.path.join(SRC, "tests", "oauth", "node_modules")
 
 
 def build_web(out, log):
@@ -41,17 +49,28 @@ def npm_ci(d):
         os.utime(mods)
 
 
-def cert_dir(tmp, ca_file):
-    """A hashed certificate directory holding only the fixture's test CA, for
+def cert_dir(tmp, *ca_files):
+    """A hashed certificate directory holding only the fixtures' test CAs, for
     serve's SSL_CERT_DIR: accounts added through the web (no --ca-file there)
-    then trust Dovecot and the SMTP server."""
+    then trust Dovecot and the SMTP server. (Every fixture makes its own CA
+    under the same name: HASH.0, HASH.1, ...)"""
     d = os.path.join(tmp, "certs")
     os.makedirs(d)
-    shutil.copy(ca_file, os.path.join(d, "mailkeep-test-ca.pem"))
-    h = subprocess.run(["openssl", "x509", "-hash", "-noout", "-in", ca_file],
-                       capture_output=True, text=True, check=True).stdout.strip()
-    os.symlink("mailkeep-test-ca.pem", os.path.join(d, h + ".0"))
+    for i, ca_file in enumerate(ca_files):
+        name = "mailkeep-test-ca-%d.pem" % i
+        shutil.copy(ca_file, os.path.join(d, name))
+        h = subprocess.run(["openssl", "x509", "-hash", "-noout", "-in", ca_file],
+                           capture_output=True, text=True, check=True).stdout.strip()
+        n = 0
+        while os.path.lexists(os.path.join(d, "%s.%d" % (h, n))):
+            n += 1
+        os.symlink(name, os.path.join(d, "%s.%d" % (h, n)))
     return d
+
+
+def oauth_available():
+    return (shutil.which("node") is not None
+            and os.path.isdir(os.path.join(OAUTH_MODULES, "oidc-provider")))
 
 
 class Smtpd:
@@ -82,7 +101,7 @@ def main():
     npm_ci(WDIR)
     tmp = tempfile.mkdtemp(prefix="mk-web-test-")
     os.chmod(tmp, 0o755)
-    fx = smtpd = serve = None
+    fx = smtpd = serve = provider = ofx = None
     try:
         t0 = time.time()
         web = os.path.join(tmp, "web")
@@ -91,7 +110,31 @@ def main():
         fx = Fixture(tmp, "imap", "--users", "2", count=40)
         smtpd = Smtpd(fx, tmp)
         mk = lambda *a, **k: run([BIN, "--data", fx.data, *a], **k)
-        for user, pw in (("alice", HUB_PASSWORD), ("bob", HUB_PASSWORD2)):
+        users = [("alice", HUB_PASSWORD), ("bob", HUB_PASSWORD2)]
+        oauth_env = {}
+        if oauth_available():
+            # Imported here: oauth_test.py is only needed with its modules.
+            from oauth_test import CLIENT_ID, CLIENT_SECRET, Provider
+            provider = Provider(tmp, "oauth-as")
+            ofx = Fixture(tmp, "oauth-imap", "--oauth-keys", provider.keys,
+                          "--oauth-mechanisms", "xoauth2 oauthbearer", count=12)
+            with open(os.path.join(fx.data, "mailkeep.conf"), "a") as f:
+                f.write(provider.conf())
+            users.append(("carol", HUB_PASSWORD3))
+            oauth_env = dict(MK_WEB_OAUTH_PROVIDER="test", MK_WEB_OAUTH_ISSUER=provider.issuer,
+                             MK_WEB_OAUTH_CLIENT_ID=CLIENT_ID,
+                             MK_WEB_OAUTH_CLIENT_SECRET=CLIENT_SECRET,
+                             MK_WEB_OAUTH_TOKEN_LOG=provider.token_log,
+                             MK_WEB_OAUTH_IMAP=ofx.url(), MK_WEB_OAUTH_LOGIN="alice",
+                             MK_WEB_OAUTH_FIXTURE=ofx.dir,
+                             MK_WEB_OAUTH_USER="carol", MK_WEB_OAUTH_PASSWORD=HUB_PASSWORD3)
+        else:
+            # In CI scripts/setup.sh installs them: their absence is a failure there.
+            check(not os.environ.get("CI"),
+                  "no tests/oauth/node_modules/oidc-provider (scripts/setup.sh installs it)")
+            print("web_test: no tests/oauth/node_modules/oidc-provider: the OAuth tests skip",
+                  flush=True)
+        for user, pw in users:
             pwf = os.path.join(tmp, user + "-hub.pass")
             with open(pwf, "w") as f:
                 f.write(pw)
@@ -101,8 +144,13 @@ def main():
            "--ca-file", fx.env["CA_FILE"], "--consent")
         mk("sync", "--user", "alice", "--quiet")
         tok = lambda user, dev: mk("device", "add", "--user", user, dev).stdout.strip().splitlines()[-1]
-        tokens = {"alice": tok("alice", "web-tests"), "bob": tok("bob", "web-tests")}
+        tokens = {user: tok(user, "web-tests") for user, _ in users}
+        if provider is not None:
+            oauth_env["MK_WEB_OAUTH_TOKEN"] = tokens["carol"]
         inbox = len(fx.store_state()["INBOX"])
+        certs = cert_dir(tmp, fx.env["CA_FILE"], *([ofx.env["CA_FILE"]] if ofx else []))
+        if provider is not None:
+            oauth_env["MK_WEB_OAUTH_CERT_DIR"] = certs
         access_log = os.path.join(tmp, "access.log")
         serve_err = open(os.path.join(tmp, "serve.log"), "w")
         serve = subprocess.Popen([BIN, "--data", fx.data, "serve", "--listen", "127.0.0.1:0",
@@ -113,7 +161,7 @@ def main():
                                  # The tests sync when they put mail in (lib.mjs
                                  # deliver()); provider push would sync in between.
                                  env=dict(os.environ, MK_NO_PROVIDER_PUSH="1",
-                                          SSL_CERT_DIR=cert_dir(tmp, fx.env["CA_FILE"])))
+                                          SSL_CERT_DIR=certs))
         # serve prints what it loaded (the web app...) before "serving URL
         # (JMAP session at URL)".
         lines = []
@@ -143,7 +191,7 @@ def main():
                    MK_WEB_CA_FILE=fx.env["CA_FILE"], MK_WEB_SMTP_URL=smtpd.url,
                    MK_WEB_SMTP_DIR=smtpd.out, MK_WEB_FIXTURE=fx.dir, MK_WEB_BIN=BIN,
                    MK_WEB_DATA=fx.data, MK_WEB_ROOT=web, MK_WEB_INBOX_COUNT=str(inbox),
-                   MK_WEB_TMP=tmp)
+                   MK_WEB_TMP=tmp, **oauth_env)
         tests = sorted(f for f in os.listdir(WDIR) if f.endswith(".test.mjs"))
         if files:
             names = [os.path.basename(f) for f in files]
@@ -155,8 +203,14 @@ def main():
                             *tests], env=env, cwd=WDIR, stdin=subprocess.DEVNULL)
         returncode = r.returncode
         log = open(access_log).read()
-        for secret in (*tokens.values(), HUB_PASSWORD, HUB_PASSWORD2):
+        oauth_secrets = provider.tokens() if provider is not None else []
+        for secret in (*tokens.values(), HUB_PASSWORD, HUB_PASSWORD2, HUB_PASSWORD3,
+                       *oauth_secrets):
             check(secret not in log, "a token or password is in the access log")
+        for line in log.splitlines():
+            if "/mailkeep/oauth/callback" in line:
+                check("code=" not in line and "state=" not in line,
+                      "the OAuth callback's code or state is in the access log")
         serve.send_signal(signal.SIGTERM)
         rc = serve.wait(timeout=30)
         serve = None
@@ -175,6 +229,10 @@ def main():
             smtpd.stop()
         if fx is not None:
             fx.stop()
+        if ofx is not None:
+            ofx.stop()
+        if provider is not None:
+            provider.stop()
         if os.environ.get("MK_WEB_KEEP"):
             print("web_test: kept " + tmp)
         else:

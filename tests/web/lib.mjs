@@ -68,6 +68,52 @@ export function env() {
 	return cachedEnv;
 }
 
+// The OAuth part of the world, or null when web_test.py started none (no
+// tests/oauth/node_modules): an authorization server (oidc-provider, its
+// pages answer by themselves for its one account) whose app the hub has as
+// provider `provider` in mailkeep.conf; a second Dovecot (imapUrl, the test
+// CA trusted by serve) whose user `login` signs in with that server's
+// tokens only; and a hub user `user` (password, token) with no account yet.
+export function oauthEnv() {
+	if (!process.env.MK_WEB_OAUTH_IMAP)
+		return null;
+	return {
+		provider: need("MK_WEB_OAUTH_PROVIDER"),       // "test": oauth.test.* in mailkeep.conf
+		issuer: need("MK_WEB_OAUTH_ISSUER"),           // "http://127.0.0.1:PORT"
+		clientId: need("MK_WEB_OAUTH_CLIENT_ID"),
+		clientSecret: need("MK_WEB_OAUTH_CLIENT_SECRET"),
+		tokenLog: need("MK_WEB_OAUTH_TOKEN_LOG"),      // every token the server handed out, one a line
+		imapUrl: need("MK_WEB_OAUTH_IMAP"),            // "imaps://127.0.0.1:PORT"
+		login: need("MK_WEB_OAUTH_LOGIN"),             // its Dovecot user ("alice")
+		fixtureDir: need("MK_WEB_OAUTH_FIXTURE"),
+		user: need("MK_WEB_OAUTH_USER"),               // hub user ("carol"), no account at start
+		password: need("MK_WEB_OAUTH_PASSWORD"),
+		token: need("MK_WEB_OAUTH_TOKEN"),             // a device token of user
+		certDir: need("MK_WEB_OAUTH_CERT_DIR"),        // serve's SSL_CERT_DIR (both test CAs), for the CLI
+	};
+}
+
+// Revokes every refresh token the authorization server handed out (the user
+// withdrew the hub's access at the provider). Returns how many it revoked.
+export async function oauthRevokeAll() {
+	const o = oauthEnv();
+	const tokens = fs.existsSync(o.tokenLog)
+		? fs.readFileSync(o.tokenLog, "utf8").split("\n").filter((t) => t && !t.startsWith("eyJ"))
+		: [];
+	let n = 0;
+	for (const token of tokens) {
+		const r = await fetch(o.issuer + "/token/revocation", {
+			method: "POST",
+			headers: { "Content-Type": "application/x-www-form-urlencoded" },
+			body: new URLSearchParams({ token, token_type_hint: "refresh_token",
+				client_id: o.clientId, client_secret: o.clientSecret }),
+		});
+		if (r.ok)
+			n++;
+	}
+	return n;
+}
+
 // Chromium from Debian (/usr/bin/chromium, or MK_CHROMIUM), headless.
 // --no-sandbox only as root (chromium refuses to start sandboxed as root).
 // Options: viewport {width, height} (default 1280x800), colorScheme

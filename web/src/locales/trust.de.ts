@@ -38,7 +38,10 @@ const de: Record<string, string> = {
   "trust.accounts.primaryDone": "{account} ist jetzt Ihr Hauptkonto.",
   "trust.accounts.remove": "Von allen Geräten entfernen",
   "trust.accounts.oauthSignInHint":
-    "Der Anbieter akzeptiert die Anmeldung des Hubs nicht mehr. Melden Sie sich auf dem Hub neu an: mailkeep account signin.",
+    "{provider} akzeptiert die Anmeldung des Hubs nicht mehr. Melden Sie sich erneut bei {provider} an: Der Hub synchronisiert dann dort weiter, wo er aufgehört hat.",
+  "trust.accounts.signInAgain": "Erneut anmelden",
+  "trust.accounts.signInAgainTitle": "Erneut bei {provider} anmelden",
+  "trust.accounts.signedInAgain": "{account} ist wieder angemeldet. Die Synchronisation läuft weiter.",
   "trust.accounts.passwordSignInHint":
     "Der Anbieter lehnt das gespeicherte Passwort ab. Wenn Sie es geändert haben, geben Sie das neue unter „Passwort ändern“ ein.",
 
@@ -89,8 +92,19 @@ const de: Record<string, string> = {
   "trust.add.discovering": "Wird gesucht …",
   "trust.add.found": "Einstellungen gefunden (Quelle: {sources}). Bitte unten prüfen.",
   "trust.add.discoverFailed": "Keine Einstellungen gefunden: {error} Bitte unten eingeben.",
-  "trust.add.oauthHint":
-    "{provider} bevorzugt die Anmeldung per OAuth; ein Konto mit OAuth fügen Sie auf dem Hub hinzu (mailkeep account add --oauth). Ein Passwort oder App-Passwort funktioniert hier.",
+  "trust.add.oauthFound":
+    "Bei {provider} melden Sie sich auf dessen eigener Seite an: Dieser Hub hat eine bei {provider} registrierte App, Sie brauchen hier also kein Passwort.",
+  "trust.add.oauthNoApp":
+    "Dieser Hub hat noch keine bei {provider} registrierte App; seine Administratorin oder sein Administrator kann eine eintragen (docs/oauth.md, oauth.{provider}.client_id in mailkeep.conf). Bis dahin kann ein App-Passwort funktionieren: Erstellen Sie eines in den Sicherheitseinstellungen Ihres {provider}-Kontos und geben Sie es unten als Passwort ein.",
+  "trust.add.method": "Anmeldeverfahren",
+  "trust.add.methodPassword": "Passwort (oder App-Passwort)",
+  "trust.add.methodOauth": "Mit {provider} anmelden",
+  "trust.add.methodHint": "Der Hub speichert das Passwort mit Ihrem Schlüssel versiegelt.",
+  "trust.add.methodOauthHint":
+    "Sie melden sich auf der Seite von {provider} an; der Hub sieht Ihr Passwort nie und behält nur das Token, das {provider} ihm gibt.",
+  "trust.add.needConsent": "Setzen Sie oben den Haken zur Einwilligung, um sich anzumelden.",
+  "trust.add.oauthTestNote":
+    "Nach der Anmeldung testet der Hub die Anmeldung am Mailserver, bevor er etwas speichert.",
   "trust.add.step2": "2. Servereinstellungen",
   "trust.add.imap": "Posteingangsserver (IMAP-URL)",
   "trust.add.imapHint": "Zum Beispiel imaps://imap.example.org oder imap://host:143 (STARTTLS).",
@@ -110,6 +124,30 @@ const de: Record<string, string> = {
   "trust.add.adding": "Verbindung wird getestet und Konto hinzugefügt …",
   "trust.add.testNote": "Der Hub testet die Verbindung, bevor er etwas speichert.",
   "trust.add.done": "{account} wurde hinzugefügt. Die erste Synchronisation beginnt jetzt.",
+
+  "trust.oauth.redirect": "Bei {provider} anmelden",
+  "trust.oauth.device": "Einen Code auf einem anderen Gerät verwenden",
+  "trust.oauth.redirectOpened":
+    "Die Anmeldeseite von {provider} wurde in einem neuen Tab geöffnet. Melden Sie sich dort an; der Tab zeigt dann, ob es geklappt hat, und diese Seite folgt.",
+  "trust.oauth.openAgain": "Die Anmeldeseite von {provider} erneut öffnen",
+  "trust.oauth.expiresAt": "Diese Anmeldung gilt bis {time}.",
+  "trust.oauth.deviceGo": "Öffnen Sie auf einem beliebigen Gerät (Telefon, anderer Computer)",
+  "trust.oauth.deviceEnter": "und geben Sie diesen Code ein:",
+  "trust.oauth.deviceComplete": "Auf diesem Gerät?",
+  "trust.oauth.deviceCompleteLink": "Seite mit bereits eingetragenem Code öffnen",
+  "trust.oauth.codeExpiresAt": "Der Code gilt bis {time}.",
+  "trust.oauth.waiting": "Warten auf die Anmeldung bei {provider} …",
+  "trust.oauth.finishing":
+    "Beim Anbieter angemeldet; der Hub testet die Anmeldung und speichert das Konto …",
+  "trust.oauth.added": "Das Konto wurde hinzugefügt.",
+  "trust.oauth.signedIn": "Erneut angemeldet.",
+  "trust.oauth.failed": "Die Anmeldung hat nicht geklappt:",
+  "trust.oauth.cancelled": "Diese Anmeldung wurde beendet:",
+  "trust.oauth.expired": "Die Anmeldung hat zu lange gedauert und ist abgelaufen; bitte neu beginnen.",
+  "trust.oauth.lost":
+    "Der Hub kennt diese Anmeldung nicht mehr (vielleicht wurde er neu gestartet); bitte neu beginnen.",
+  "trust.oauth.noApp":
+    "Dieser Hub hat keine bei {provider} registrierte App mehr; seine Administration kann eine eintragen (docs/oauth.md). Bis dahin entfernen Sie dieses Konto und fügen es mit einem App-Passwort neu hinzu.",
 
   "trust.devices.title": "Geräte, Sitzungen und Passwort",
   "trust.devices.intro":

@@ -38,7 +38,10 @@ const en: Record<string, string> = {
   "trust.accounts.primaryDone": "{account} is now your primary account.",
   "trust.accounts.remove": "Remove from all devices",
   "trust.accounts.oauthSignInHint":
-    "The provider no longer accepts the hub's sign-in. Sign in again on the hub: mailkeep account signin.",
+    "{provider} no longer accepts the hub's sign-in. Sign in again at {provider}: the hub then syncs where it left off.",
+  "trust.accounts.signInAgain": "Sign in again",
+  "trust.accounts.signInAgainTitle": "Sign in again at {provider}",
+  "trust.accounts.signedInAgain": "{account} is signed in again. Syncing resumes now.",
   "trust.accounts.passwordSignInHint":
     "The provider refuses the stored password. If you changed it, enter the new one with “Change password”.",
 
@@ -89,8 +92,18 @@ const en: Record<string, string> = {
   "trust.add.discovering": "Looking up…",
   "trust.add.found": "Settings found (from: {sources}). Check them below.",
   "trust.add.discoverFailed": "No settings found: {error} Enter them below.",
-  "trust.add.oauthHint":
-    "{provider} prefers OAuth sign-in; adding it with OAuth is done on the hub (mailkeep account add --oauth). A password or app password works here.",
+  "trust.add.oauthFound":
+    "{provider} signs you in on its own page: this hub has an app registered with {provider}, so you need no password here.",
+  "trust.add.oauthNoApp":
+    "This hub has no app registered with {provider} yet; its administrator can add one (docs/oauth.md, oauth.{provider}.client_id in mailkeep.conf). Until then, an app password may work: create one in your {provider} account's security settings and enter it as the password below.",
+  "trust.add.method": "Sign-in method",
+  "trust.add.methodPassword": "Password (or app password)",
+  "trust.add.methodOauth": "Sign in with {provider}",
+  "trust.add.methodHint": "The hub stores the password sealed with your key.",
+  "trust.add.methodOauthHint":
+    "You sign in at {provider}'s own page; the hub never sees your password and keeps only the token {provider} gives it.",
+  "trust.add.needConsent": "Tick the consent above to sign in.",
+  "trust.add.oauthTestNote": "After the sign-in the hub tests the login to the mail server before it stores anything.",
   "trust.add.step2": "2. Server settings",
   "trust.add.imap": "Incoming server (IMAP URL)",
   "trust.add.imapHint": "For example imaps://imap.example.org or imap://host:143 (STARTTLS).",
@@ -109,6 +122,28 @@ const en: Record<string, string> = {
   "trust.add.adding": "Testing the connection and adding…",
   "trust.add.testNote": "The hub tests the connection before it stores anything.",
   "trust.add.done": "{account} was added. The first sync starts now.",
+
+  "trust.oauth.redirect": "Sign in at {provider}",
+  "trust.oauth.device": "Use a code on another device",
+  "trust.oauth.redirectOpened":
+    "The sign-in page of {provider} opened in a new tab. Sign in there; the tab then says whether it worked, and this page follows.",
+  "trust.oauth.openAgain": "Open the sign-in page of {provider} again",
+  "trust.oauth.expiresAt": "This sign-in is valid until {time}.",
+  "trust.oauth.deviceGo": "On any device (a phone, another computer), open",
+  "trust.oauth.deviceEnter": "and enter this code:",
+  "trust.oauth.deviceComplete": "On this device?",
+  "trust.oauth.deviceCompleteLink": "Open the page with the code filled in",
+  "trust.oauth.codeExpiresAt": "The code is valid until {time}.",
+  "trust.oauth.waiting": "Waiting for the sign-in at {provider}…",
+  "trust.oauth.finishing": "Signed in at the provider; the hub is testing the login and storing the account…",
+  "trust.oauth.added": "The account was added.",
+  "trust.oauth.signedIn": "Signed in again.",
+  "trust.oauth.failed": "The sign-in did not work:",
+  "trust.oauth.cancelled": "This sign-in was stopped:",
+  "trust.oauth.expired": "The sign-in took too long and expired; start it again.",
+  "trust.oauth.lost": "The hub no longer knows this sign-in (it may have restarted); start it again.",
+  "trust.oauth.noApp":
+    "This hub has no app registered with {provider} any more; its administrator can add one (docs/oauth.md). Until then, remove this account and add it again with an app password.",
 
   "trust.devices.title": "Devices, sessions and password",
   "trust.devices.intro":

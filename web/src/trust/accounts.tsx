@@ -18,6 +18,7 @@ import {
   fmtDate,
 } from "./util";
 import { AddAccount } from "./add-account";
+import { OAuthSignIn } from "./oauth";
 
 export interface ExternalAccount {
   id: string;
@@ -223,7 +224,7 @@ function Status(props: { a: ExternalAccount }) {
   return <div class="trust-badges">{items}</div>;
 }
 
-type Panel = "" | "password" | "remove";
+type Panel = "" | "password" | "remove" | "signin";
 
 function AccountRow(props: { account: ExternalAccount; onRemoved: (receipt: string) => void; onChanged: () => void }) {
   const a = props.account;
@@ -309,7 +310,9 @@ function AccountRow(props: { account: ExternalAccount; onRemoved: (receipt: stri
           <Status a={a} />
           {a.needsSignIn && (
             <p class="trust-hint">
-              {a.kind === "oauth" ? t("trust.accounts.oauthSignInHint") : t("trust.accounts.passwordSignInHint")}
+              {a.kind === "oauth"
+                ? t("trust.accounts.oauthSignInHint", { provider: a.oauthProvider ?? "" })
+                : t("trust.accounts.passwordSignInHint")}
             </p>
           )}
         </div>
@@ -325,6 +328,17 @@ function AccountRow(props: { account: ExternalAccount; onRemoved: (receipt: stri
               data-testid="account-password"
             >
               {t("trust.accounts.changePassword")}
+            </button>
+          )}
+          {a.kind === "oauth" && a.needsSignIn && a.oauthProvider && (
+            <button
+              type="button"
+              class="primary"
+              aria-expanded={panel === "signin"}
+              onClick={() => setPanel(panel === "signin" ? "" : "signin")}
+              data-testid="oauth-signin-again"
+            >
+              {t("trust.accounts.signInAgain")}
             </button>
           )}
           {!a.isPrimary && (
@@ -353,6 +367,20 @@ function AccountRow(props: { account: ExternalAccount; onRemoved: (receipt: stri
           }}
           onCancel={() => setPanel("")}
         />
+      )}
+      {panel === "signin" && a.oauthProvider && (
+        <section class="trust-panel" aria-labelledby={`trust-signin-${a.id}`}>
+          <h3 id={`trust-signin-${a.id}`}>{t("trust.accounts.signInAgainTitle", { provider: a.oauthProvider })}</h3>
+          <OAuthSignIn
+            provider={a.oauthProvider}
+            args={{ signIn: a.id }}
+            onDone={() => {
+              setPanel("");
+              toast(t("trust.accounts.signedInAgain", { account: name }));
+              props.onChanged();
+            }}
+          />
+        </section>
       )}
       <Confirm
         open={panel === "remove"}

@@ -3,10 +3,17 @@
 // unticked consent; Add stays disabled until it is ticked. The hub tests
 // the connection before it adds anything; "Test connection" does the same
 // test on its own first.
+//
+// With a provider the hub has an OAuth app for (found by the lookup, or
+// picked as the sign-in method), the same page takes the OAuth path: no
+// password; after the consent, the sign-in happens at the provider (a new
+// tab, or a code on another device: ./oauth.tsx) and the hub adds the
+// account when the provider sends the user back.
 import { useState, useRef, useEffect } from "preact/hooks";
 import { t } from "../i18n";
 import { navigate, toast } from "../app";
 import { manage, setFailure, errorText, PageTitle } from "./util";
+import { OAuthSignIn, loadProviders, type OAuthProviderInfo } from "./oauth";
 
 interface Discovered {
   imapUrl: string;
@@ -14,6 +21,7 @@ interface Discovered {
   login: string;
   sources: string[];
   oauthProvider: string | null;
+  oauthConfigured?: boolean;
 }
 
 interface Fields {
@@ -36,6 +44,7 @@ function Field(props: {
   autocomplete?: string;
   placeholder?: string;
   testid?: string;
+  disabled?: boolean;
   onInput: (v: string) => void;
 }) {
   const hintId = props.hint ? props.id + "-hint" : undefined;
@@ -53,6 +62,7 @@ function Field(props: {
         autocomplete={props.autocomplete ?? "off"}
         placeholder={props.placeholder}
         spellcheck={false}
+        disabled={props.disabled}
         aria-describedby={hintId}
         data-testid={props.testid}
         onInput={(e) => props.onInput((e.target as HTMLInputElement).value)}
@@ -78,7 +88,33 @@ export function AddAccount() {
   const [test, setTest] = useState<{ ok: boolean; error: string | null } | null>(null);
   const [adding, setAdding] = useState(false);
   const [error, setError] = useState("");
+  // The providers this hub has an OAuth app for, and the one chosen ("":
+  // a password account).
+  const [providers, setProviders] = useState<OAuthProviderInfo[]>([]);
+  const [oauth, setOauth] = useState("");
+  // An OAuth sign-in is under way: what it was started with stays as it is.
+  const [flowActive, setFlowActive] = useState(false);
   const disclosureRef = useRef<HTMLHeadingElement>(null);
+
+  useEffect(() => {
+    let gone = false;
+    loadProviders().then((list) => {
+      if (!gone) setProviders(list);
+    });
+    return () => {
+      gone = true;
+    };
+  }, []);
+
+  const provider = providers.find((p) => p.id === oauth) ?? null;
+
+  function chooseMethod(v: string) {
+    setOauth(v);
+    setDisclosure(null);
+    setConsent(false);
+    setTest(null);
+    setError("");
+  }
 
   // Any change to what the disclosure describes withdraws it and the consent.
   function set(k: keyof Fields, v: string) {
@@ -113,6 +149,10 @@ export function AddAccount() {
       setDisclosure(null);
       setConsent(false);
       setTest(null);
+      // The provider's own sign-in when this hub has an app for it.
+      const known = d.oauthProvider && d.oauthConfigured ? d.oauthProvider : "";
+      if (known && (providers.length === 0 || providers.some((p) => p.id === known))) setOauth(known);
+      else setOauth("");
     } catch (err) {
       setDiscoverError(errorText(err));
       setF((old) => (old.login ? old : { ...old, login: old.email.trim() }));
@@ -134,7 +174,7 @@ export function AddAccount() {
         imapUrl: f.imapUrl.trim(),
         smtpUrl: f.smtpUrl.trim() || null,
         login: f.login.trim(),
-        kind: "password",
+        ...(oauth ? { kind: "oauth", oauthProvider: oauth } : { kind: "password" }),
       });
       setDisclosure(d);
     } catch (err) {
@@ -164,7 +204,7 @@ export function AddAccount() {
 
   async function add(e: Event) {
     e.preventDefault();
-    if (!disclosure || !consent || !f.password) return;
+    if (oauth || !disclosure || !consent || !f.password) return;
     setAdding(true);
     setError("");
     try {
@@ -211,10 +251,11 @@ export function AddAccount() {
           autocomplete="email"
           value={f.email}
           testid="account-email"
+          disabled={flowActive}
           onInput={(v) => set("email", v)}
         />
         <div class="trust-actions">
-          <button type="submit" disabled={!f.email || discovering} data-testid="account-discover">
+          <button type="submit" disabled={!f.email || discovering || flowActive} data-testid="account-discover">
             {discovering ? t("trust.add.discovering") : t("trust.add.discover")}
           </button>
         </div>
@@ -224,8 +265,15 @@ export function AddAccount() {
               {t("trust.add.found", { sources: (found.sources ?? []).join(", ") || "-" })}
             </p>
           )}
-          {found?.oauthProvider && (
-            <p class="trust-hint">{t("trust.add.oauthHint", { provider: found.oauthProvider })}</p>
+          {found?.oauthProvider && found.oauthConfigured && (
+            <p class="trust-hint" data-testid="account-oauth-found">
+              {t("trust.add.oauthFound", { provider: found.oauthProvider })}
+            </p>
+          )}
+          {found?.oauthProvider && !found.oauthConfigured && (
+            <p class="trust-hint" data-testid="account-oauth-noapp">
+              {t("trust.add.oauthNoApp", { provider: found.oauthProvider })}
+            </p>
           )}
         </div>
         {discoverError && (
@@ -237,6 +285,32 @@ export function AddAccount() {
 
       <form class="trust-panel" onSubmit={disclose} aria-labelledby="trust-add-step2">
         <h2 id="trust-add-step2">{t("trust.add.step2")}</h2>
+        {(providers.length > 0 || oauth !== "") && (
+          <div class="trust-field">
+            <label for="trust-add-method">{t("trust.add.method")}</label>
+            <select
+              id="trust-add-method"
+              value={oauth}
+              disabled={flowActive}
+              aria-describedby="trust-add-method-hint"
+              data-testid="account-method"
+              onChange={(e) => chooseMethod((e.target as HTMLSelectElement).value)}
+            >
+              <option value="">{t("trust.add.methodPassword")}</option>
+              {providers.map((p) => (
+                <option key={p.id} value={p.id}>
+                  {t("trust.add.methodOauth", { provider: p.id })}
+                </option>
+              ))}
+              {oauth !== "" && !providers.some((p) => p.id === oauth) && (
+                <option value={oauth}>{t("trust.add.methodOauth", { provider: oauth })}</option>
+              )}
+            </select>
+            <p id="trust-add-method-hint" class="trust-hint">
+              {oauth ? t("trust.add.methodOauthHint", { provider: oauth }) : t("trust.add.methodHint")}
+            </p>
+          </div>
+        )}
         <Field
           id="trust-add-imap"
           label={t("trust.add.imap")}
@@ -245,6 +319,7 @@ export function AddAccount() {
           required
           placeholder="imaps://imap.example.org"
           testid="account-imap"
+          disabled={flowActive}
           onInput={(v) => set("imapUrl", v)}
         />
         <Field
@@ -254,6 +329,7 @@ export function AddAccount() {
           value={f.smtpUrl}
           placeholder="smtps://smtp.example.org"
           testid="account-smtp"
+          disabled={flowActive}
           onInput={(v) => set("smtpUrl", v)}
         />
         <Field
@@ -263,29 +339,39 @@ export function AddAccount() {
           required
           autocomplete="username"
           testid="account-login"
+          disabled={flowActive}
           onInput={(v) => set("login", v)}
         />
-        <Field
-          id="trust-add-password"
-          label={t("trust.add.password")}
-          hint={t("trust.add.passwordHint")}
-          type="password"
-          value={f.password}
-          required
-          autocomplete="off"
-          testid="account-password-input"
-          onInput={(v) => set("password", v)}
-        />
+        {!oauth && (
+          <Field
+            id="trust-add-password"
+            label={t("trust.add.password")}
+            hint={t("trust.add.passwordHint")}
+            type="password"
+            value={f.password}
+            required
+            autocomplete="off"
+            testid="account-password-input"
+            onInput={(v) => set("password", v)}
+          />
+        )}
         <div class="trust-actions">
+          {!oauth && (
+            <button
+              type="button"
+              onClick={testConnection}
+              disabled={!ready || !f.password || testing}
+              data-testid="account-add-test"
+            >
+              {testing ? t("trust.accounts.testing") : t("trust.accounts.test")}
+            </button>
+          )}
           <button
-            type="button"
-            onClick={testConnection}
-            disabled={!ready || !f.password || testing}
-            data-testid="account-add-test"
+            type="submit"
+            class="primary"
+            disabled={!ready || disclosing || flowActive}
+            data-testid="account-disclose"
           >
-            {testing ? t("trust.accounts.testing") : t("trust.accounts.test")}
-          </button>
-          <button type="submit" class="primary" disabled={!ready || disclosing} data-testid="account-disclose">
             {disclosing ? t("trust.working") : t("trust.add.continue")}
           </button>
         </div>
@@ -299,7 +385,7 @@ export function AddAccount() {
       </form>
 
       {disclosure && (
-        <form class="trust-panel" onSubmit={add} aria-labelledby="trust-add-step3">
+        <form class="trust-panel" onSubmit={oauth ? (e) => e.preventDefault() : add} aria-labelledby="trust-add-step3">
           <h2 id="trust-add-step3" ref={disclosureRef} tabIndex={-1}>
             {t("trust.add.step3")}
           </h2>
@@ -313,25 +399,55 @@ export function AddAccount() {
               id="trust-consent"
               type="checkbox"
               checked={consent}
+              disabled={flowActive}
               aria-describedby="trust-disclosure"
               data-testid="consent-check"
               onChange={(e) => setConsent((e.target as HTMLInputElement).checked)}
             />
             <label for="trust-consent">{t("trust.add.consent")}</label>
           </div>
-          {!f.password && <p class="trust-hint">{t("trust.add.needPassword")}</p>}
-          <div class="trust-actions">
-            <button
-              type="submit"
-              class="primary"
-              disabled={!consent || !f.password || adding}
-              aria-disabled={!consent || !f.password || adding}
-              data-testid="account-add-submit"
-            >
-              {adding ? t("trust.add.adding") : t("trust.add.submit")}
-            </button>
-          </div>
-          <p class="trust-hint">{t("trust.add.testNote")}</p>
+          {oauth && (
+            <>
+              {!consent && <p class="trust-hint">{t("trust.add.needConsent")}</p>}
+              <OAuthSignIn
+                provider={oauth}
+                flows={provider?.flows}
+                disabled={!consent}
+                args={{
+                  oauthProvider: oauth,
+                  imapUrl: f.imapUrl.trim(),
+                  smtpUrl: f.smtpUrl.trim() || null,
+                  login: f.login.trim(),
+                  consent: true,
+                  disclosureId: disclosure.disclosureId,
+                  test: true,
+                }}
+                onActive={setFlowActive}
+                onDone={() => {
+                  const who = f.login.trim();
+                  setF(empty);
+                  toast(t("trust.add.done", { account: who }));
+                  navigate("#/accounts");
+                }}
+              />
+              <p class="trust-hint">{t("trust.add.oauthTestNote")}</p>
+            </>
+          )}
+          {!oauth && !f.password && <p class="trust-hint">{t("trust.add.needPassword")}</p>}
+          {!oauth && (
+            <div class="trust-actions">
+              <button
+                type="submit"
+                class="primary"
+                disabled={!consent || !f.password || adding}
+                aria-disabled={!consent || !f.password || adding}
+                data-testid="account-add-submit"
+              >
+                {adding ? t("trust.add.adding") : t("trust.add.submit")}
+              </button>
+            </div>
+          )}
+          {!oauth && <p class="trust-hint">{t("trust.add.testNote")}</p>}
         </form>
       )}
       {error && (
