@@ -147,11 +147,13 @@ int svc_account_duplicate(struct hub *hub, const struct hub_user *u, const char 
 	return found;
 }
 
-int svc_account_check_login(const char *imap, const char *smtp, const char *login, const char *ca,
-                            const char *password, char *error, size_t error_size)
+/* The login check for a password or (when bearer) an OAuth access token. */
+static int check_login(const char *imap, const char *smtp, const char *login, const char *ca,
+                       const char *secret, bool bearer, char *error, size_t error_size)
 {
 	char host[256], port[8];
 	const char *err;
+	const char *with = bearer ? " with the access token" : "";
 	struct imap_client_settings set = {.ca_file = ca,
 	                                   .timeout_ms = SVC_ACCOUNT_CHECK_TIMEOUT_MS,
 	                                   .compress = IMAP_COMPRESS_NO};
@@ -167,10 +169,11 @@ int svc_account_check_login(const char *imap, const char *smtp, const char *logi
 		         err);
 		return -1;
 	}
-	int r = imap_client_login(client, login, password, &err);
+	int r = bearer ? imap_client_login_oauth(client, login, secret, &err)
+	               : imap_client_login(client, login, secret, &err);
 	if (r < 0) {
-		snprintf(error, error_size, "%s refused the login of %s: %s; nothing was stored",
-		         imap, login, err);
+		snprintf(error, error_size, "%s refused the login of %s%s: %s; nothing was stored",
+		         imap, login, with, err);
 		imap_client_free(&client);
 		return -1;
 	}
@@ -182,15 +185,29 @@ int svc_account_check_login(const char *imap, const char *smtp, const char *logi
 	struct smtp_settings ss = {.url = smtp,
 	                           .ca_file = ca,
 	                           .login = login,
-	                           .password = password,
+	                           .password = bearer ? NULL : secret,
+	                           .bearer = bearer ? secret : NULL,
 	                           .timeout_ms = SVC_ACCOUNT_CHECK_TIMEOUT_MS};
 	char reply[SMTP_REPLY_SIZE];
 	if (smtp_check_login(&ss, reply) != SMTP_SENT) {
-		snprintf(error, error_size, "cannot log in to %s as %s: %s; nothing was stored",
-		         smtp, login, reply);
+		snprintf(error, error_size, "cannot log in to %s as %s%s: %s; nothing was stored",
+		         smtp, login, with, reply);
 		return -1;
 	}
 	return 0;
+}
+
+int svc_account_check_login(const char *imap, const char *smtp, const char *login, const char *ca,
+                            const char *password, char *error, size_t error_size)
+{
+	return check_login(imap, smtp, login, ca, password, false, error, error_size);
+}
+
+int svc_account_check_login_oauth(const char *imap, const char *smtp, const char *login,
+                                  const char *ca, const char *access, char *error,
+                                  size_t error_size)
+{
+	return check_login(imap, smtp, login, ca, access, true, error, error_size);
 }
 
 int svc_account_add(struct hub *hub, const struct hub_user *u, const struct vault_kek *kek,

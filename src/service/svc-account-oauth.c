@@ -26,24 +26,6 @@ const struct hub_oauth_provider *svc_oauth_configured(struct hub *hub, const cha
 	return cfg;
 }
 
-struct oauth_provider svc_oauth_provider_from(const struct hub_oauth_provider *cfg)
-{
-	/* A CA file given for an account is for its mail servers; the
-	 * provider is checked against the system's CAs. */
-	struct oauth_provider p = {
-	    .name = cfg->name,
-	    .token_url = cfg->token_url,
-	    .authorization_url = cfg->authorization_url[0] ? cfg->authorization_url : NULL,
-	    .device_url = cfg->device_url[0] ? cfg->device_url : NULL,
-	    .revocation_url = cfg->revocation_url[0] ? cfg->revocation_url : NULL,
-	    .client_id = cfg->client_id,
-	    .client_secret = cfg->client_secret[0] ? cfg->client_secret : NULL,
-	    .scopes = cfg->scopes,
-	    .timeout_ms = 30000,
-	};
-	return p;
-}
-
 bool svc_oauth_signin_matches(const struct hub_oauth_provider *cfg, const struct hub_account *acct)
 {
 	return cfg != NULL && acct->oauth && acct->oauth_token_url != NULL &&
@@ -119,51 +101,6 @@ int svc_account_disclosure_oauth(struct hub *hub, const struct hub_user *u, cons
 	if (r < 0 || b->len <= start)
 		return -1;
 	sha256_hex(b->data + start, b->len - start, id_r);
-	return 0;
-}
-
-int svc_account_check_login_oauth(const char *imap, const char *smtp, const char *login,
-                                  const char *ca, const char *access, char *error,
-                                  size_t error_size)
-{
-	char host[256], port[8];
-	const char *err;
-	struct imap_client_settings set = {.ca_file = ca,
-	                                   .timeout_ms = SVC_ACCOUNT_CHECK_TIMEOUT_MS,
-	                                   .compress = IMAP_COMPRESS_NO};
-	if (imap_url_parse(imap, host, sizeof(host), port, sizeof(port), &set.security) < 0) {
-		snprintf(error, error_size, "bad IMAP URL '%s'; nothing was stored", imap);
-		return -1;
-	}
-	set.host = host;
-	set.port = port;
-	struct imap_client *c = NULL;
-	if (imap_client_connect(&set, &c, &err) < 0) {
-		snprintf(error, error_size, "cannot connect to %s: %s", imap, err);
-		return -1;
-	}
-	int r = imap_client_login_oauth(c, login, access, &err);
-	if (r < 0)
-		snprintf(error, error_size, "%s", err);
-	else
-		imap_client_logout(c);
-	imap_client_free(&c);
-	if (r < 0)
-		return -1;
-	if (smtp == NULL)
-		return 0;
-	curl_global_init(CURL_GLOBAL_DEFAULT);
-	char reply[SMTP_REPLY_SIZE];
-	struct smtp_settings ss = {.url = smtp,
-	                           .ca_file = ca,
-	                           .login = login,
-	                           .bearer = access,
-	                           .timeout_ms = SVC_ACCOUNT_CHECK_TIMEOUT_MS};
-	if (smtp_check_login(&ss, reply) != SMTP_SENT) {
-		snprintf(error, error_size, "SMTP login to %s with the access token failed: %s",
-		         smtp, reply);
-		return -1;
-	}
 	return 0;
 }
 

@@ -114,10 +114,6 @@ struct hub_oauth_provider;
  * set in mailkeep.conf), else NULL. Valid while hub is open. */
 const struct hub_oauth_provider *svc_oauth_configured(struct hub *hub, const char *name);
 
-/* The OAuth client's view of a configured provider; its strings point into
- * cfg (timeout 30 s, the system's CAs). */
-struct oauth_provider svc_oauth_provider_from(const struct hub_oauth_provider *cfg);
-
 /* The disclosure shown before consent to adding an OAuth account with these
  * settings at provider p (smtp may be NULL): appended to b, its id (SHA-256
  * of the text, lowercase hex) into id_r. Returns 0, or -1 when the text did

@@ -105,6 +105,24 @@ void svc_oauth_cache_forget(struct hub *hub, int64_t account_id)
 
 /* --- helpers ----------------------------------------------------------------- */
 
+struct oauth_provider svc_oauth_provider_from(const struct hub_oauth_provider *cfg)
+{
+	/* A CA file given for an account is for its mail servers; the
+	 * provider is checked against the system's CAs. */
+	struct oauth_provider p = {
+	    .name = cfg->name,
+	    .token_url = cfg->token_url,
+	    .authorization_url = cfg->authorization_url[0] ? cfg->authorization_url : NULL,
+	    .device_url = cfg->device_url[0] ? cfg->device_url : NULL,
+	    .revocation_url = cfg->revocation_url[0] ? cfg->revocation_url : NULL,
+	    .client_id = cfg->client_id,
+	    .client_secret = cfg->client_secret[0] ? cfg->client_secret : NULL,
+	    .scopes = cfg->scopes,
+	    .timeout_ms = 30000,
+	};
+	return p;
+}
+
 /* The provider's settings from mailkeep.conf, checked against what the
  * refresh token was sealed for. */
 static int provider_for(struct hub *hub, const struct hub_account *a, struct oauth_provider *p_r,
@@ -127,17 +145,8 @@ static int provider_for(struct hub *hub, const struct hub_account *a, struct oau
 		         (long long)a->id, cfg->name);
 		return -1;
 	}
-	struct oauth_provider p = {
-	    .name = cfg->name,
-	    .token_url = cfg->token_url,
-	    .authorization_url = cfg->authorization_url[0] ? cfg->authorization_url : NULL,
-	    .device_url = cfg->device_url[0] ? cfg->device_url : NULL,
-	    .revocation_url = cfg->revocation_url[0] ? cfg->revocation_url : NULL,
-	    .client_id = cfg->client_id,
-	    .client_secret = cfg->client_secret[0] ? cfg->client_secret : NULL,
-	    .scopes = a->oauth_scopes,
-	    .timeout_ms = 30000,
-	};
+	struct oauth_provider p = svc_oauth_provider_from(cfg);
+	p.scopes = a->oauth_scopes; /* what the account signed in with */
 	*p_r = p;
 	return 0;
 }

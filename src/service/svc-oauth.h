@@ -2,6 +2,7 @@
 #define MK_SVC_OAUTH_H
 
 #include "service.h"
+#include "../oauth/oauth.h"
 
 /*
  * OAuth 2 accounts in the workflows (docs/oauth.md): an access token for a
@@ -57,5 +58,10 @@ void svc_oauth_cache_forget(struct hub *hub, int64_t account_id);
 
 /* Forget every cached access token (tests). */
 void svc_oauth_cache_clear(void);
+
+struct hub_oauth_provider;
+/* The OAuth client's view of a configured provider; its strings point into
+ * cfg (timeout 30 s, the system's CAs). */
+struct oauth_provider svc_oauth_provider_from(const struct hub_oauth_provider *cfg);
 
 #endif
