@@ -25,6 +25,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fuzz-gen.h"
 #include "hub/hub.h"
 #include "jmap/jmap-mail.h"
 #include "jmap/jmap-submission.h"
@@ -181,67 +182,14 @@ static const char *const strings[] = {
     "x@example.org",
 };
 
-struct gen {
-	const uint8_t *p;
-	size_t n;
-};
+static const json_int_t ints[] = {0, 1, -1, 2, 255, 1000000, INT64_MAX, INT64_MIN};
 
-static unsigned take(struct gen *g)
-{
-	if (g->n == 0)
-		return 0;
-	g->n--;
-	return *g->p++;
-}
-
-#define PICK(g, table) (table)[take(g) % (sizeof(table) / sizeof((table)[0]))]
+static const struct gen_tables tables = {GEN_TABLE(keys), GEN_TABLE(strings), GEN_TABLE(ints), 16,
+                                         4};
 
 static json_t *value(struct gen *g, int depth)
 {
-	unsigned kind = take(g) % 12;
-	if (depth > 3 && kind >= 9)
-		kind = 0;
-	switch (kind) {
-	case 0:
-		return json_null();
-	case 1:
-		return json_true();
-	case 2:
-		return json_false();
-	case 3: {
-		static const json_int_t ints[] = {0, 1, -1, 2, 255, 1000000, INT64_MAX, INT64_MIN};
-		return json_integer(PICK(g, ints));
-	}
-	case 4:
-		return json_real(take(g) / 3.0);
-	case 5:
-	case 6:
-		return json_string(PICK(g, strings));
-	case 7: {
-		/* Arbitrary bytes, as long as they are UTF-8 (the envelope
-		 * refuses the rest before any method runs). */
-		char buf[16];
-		size_t len = take(g) % sizeof(buf), i;
-		for (i = 0; i < len; i++)
-			buf[i] = (char)(0x20 + take(g) % 0x5f);
-		return json_stringn(buf, i);
-	}
-	case 8:
-	case 9: {
-		json_t *a = json_array();
-		size_t len = take(g) % 4;
-		for (size_t i = 0; i < len; i++)
-			json_array_append_new(a, value(g, depth + 1));
-		return a;
-	}
-	default: {
-		json_t *o = json_object();
-		size_t len = take(g) % 4;
-		for (size_t i = 0; i < len; i++)
-			json_object_set_new(o, PICK(g, keys), value(g, depth + 1));
-		return o;
-	}
-	}
+	return gen_value(g, &tables, depth);
 }
 
 static struct jmap_registry *reg;
@@ -261,19 +209,11 @@ static int load_accounts(struct jmap_mail_ctx *ctx)
 
 static char dir[] = "/tmp/mk-fuzz-jmap-methods-XXXXXX";
 
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 /* The temporary store goes when the fuzzer exits. */
 static void cleanup(void)
 {
 	store_close(&store);
-	nftw(dir, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
+	gen_remove_tree(dir);
 }
 
 static void setup(void)

@@ -38,6 +38,7 @@
 
 #include "daemon/daemon-internal.h"
 #include "daemon/daemon-manage.h"
+#include "fuzz-gen.h"
 #include "hub/hub.h"
 #include "jmap/jmap-session.h"
 #include "jmap/jmap.h"
@@ -138,67 +139,14 @@ static const char *const strings[] = {
     "F00000000000000000000000000000000",
 };
 
-struct gen {
-	const uint8_t *p;
-	size_t n;
-};
+static const json_int_t ints[] = {0, 1, -1, 2, 255, 1000000, INT64_MAX, INT64_MIN, 500, 501};
 
-static unsigned take(struct gen *g)
-{
-	if (g->n == 0)
-		return 0;
-	g->n--;
-	return *g->p++;
-}
-
-#define PICK(g, table) (table)[take(g) % (sizeof(table) / sizeof((table)[0]))]
+static const struct gen_tables tables = {GEN_TABLE(keys), GEN_TABLE(strings), GEN_TABLE(ints), 24,
+                                         6};
 
 static json_t *value(struct gen *g, int depth)
 {
-	unsigned kind = take(g) % 12;
-	if (depth > 3 && kind >= 9)
-		kind = 0;
-	switch (kind) {
-	case 0:
-		return json_null();
-	case 1:
-		return json_true();
-	case 2:
-		return json_false();
-	case 3: {
-		static const json_int_t ints[] = {0,       1,         -1,        2,   255,
-		                                  1000000, INT64_MAX, INT64_MIN, 500, 501};
-		return json_integer(PICK(g, ints));
-	}
-	case 4:
-		return json_real(take(g) / 3.0);
-	case 5:
-	case 6:
-		return json_string(PICK(g, strings));
-	case 7: {
-		char buf[24];
-		size_t len = take(g) % sizeof(buf), i;
-		for (i = 0; i < len; i++)
-			buf[i] = (char)(0x20 + take(g) % 0x5f);
-		return json_stringn(buf, i);
-	}
-	case 8:
-	case 9: {
-		json_t *a = json_array();
-		size_t len = take(g) % 4;
-		for (size_t i = 0; i < len; i++)
-			json_array_append_new(a, value(g, depth + 1));
-		return a;
-	}
-	default: {
-		/* Up to five members: an account to add needs four. */
-		json_t *o = json_object();
-		size_t len = take(g) % 6;
-		for (size_t i = 0; i < len; i++)
-			json_object_set_new(o, PICK(g, keys), value(g, depth + 1));
-		return o;
-	}
-	}
+	return gen_value(g, &tables, depth);
 }
 
 /* In memory where there is /dev/shm: every commit's fsync is free there. */
@@ -209,19 +157,6 @@ static struct daemon sv;
 static struct principal who;
 static struct store *store;
 static struct jmap_registry *reg;
-
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
-static void remove_tree(const char *path)
-{
-	nftw(path, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
-}
 
 static const char *copy_from, *copy_to;
 
@@ -288,7 +223,7 @@ static void close_work(void)
 static void cleanup(void)
 {
 	close_work();
-	remove_tree(dir);
+	gen_remove_tree(dir);
 }
 
 /* The template: alice, her store with its accounts, one external account
@@ -447,7 +382,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static bool dirty = true;
 	if (dirty) {
 		close_work();
-		remove_tree(work);
+		gen_remove_tree(work);
 		copy_tree(template, work);
 		open_work();
 		dirty = false;
