@@ -42,21 +42,10 @@
 		return -1;                                                                         \
 	} while (0)
 
-static void utc_date(int64_t t, char out[32])
-{
-	time_t tt = (time_t)t;
-	struct tm tm;
-	gmtime_r(&tt, &tm);
-	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
+/* A UTCDate, or null for "never" (0). */
 static json_t *json_date(int64_t t)
 {
-	char d[32];
-	if (t <= 0)
-		return json_null();
-	utc_date(t, d);
-	return json_string(d);
+	return t > 0 ? jmap_utc_date(t) : json_null();
 }
 
 /* Parse a UTCDate "YYYY-MM-DDTHH:MM:SSZ"; false if it is not one. */
@@ -107,9 +96,8 @@ static struct hub *manage_private_hub(struct daemon_api_ctx *c)
 	return c->hub;
 }
 
-/* The call's accountId must be "mailkeep" or the notices account's id. */
-static int check_account(struct daemon_api_ctx *c, json_t *args, const char **error_type_r,
-                         const char **description_r)
+int daemon_manage_check_account(struct daemon_api_ctx *c, json_t *args, const char **error_type_r,
+                                const char **description_r)
 {
 	const char *id = json_string_value(json_object_get(args, "accountId"));
 	if (id == NULL)
@@ -245,7 +233,7 @@ static int external_get(void *ctx, struct jmap_call *call, json_t *args, const c
 {
 	struct daemon_api_ctx *c = ctx;
 	const char *err;
-	if (check_account(c, args, error_type_r, description_r) < 0)
+	if (daemon_manage_check_account(c, args, error_type_r, description_r) < 0)
 		return -1;
 	json_t *ids = json_object_get(args, "ids");
 	if (ids != NULL && !json_is_null(ids) && !json_is_array(ids))
@@ -282,7 +270,7 @@ static int external_discover(void *ctx, struct jmap_call *call, json_t *args,
 {
 	struct daemon_api_ctx *c = ctx;
 	const char *err, *domain;
-	if (check_account(c, args, error_type_r, description_r) < 0)
+	if (daemon_manage_check_account(c, args, error_type_r, description_r) < 0)
 		return -1;
 	const char *email = json_string_value(json_object_get(args, "email"));
 	if (email == NULL || !setup_email_split(email, &domain))
@@ -335,12 +323,7 @@ static int external_discover(void *ctx, struct jmap_call *call, json_t *args,
 	return jmap_call_respond(call, jmap_call_name(call), res, &err);
 }
 
-/* Settings of a new account from args; description on error. */
-struct new_settings {
-	const char *imap, *smtp, *login;
-};
-
-static const char *settings_from(json_t *o, struct new_settings *s)
+const char *daemon_manage_settings(json_t *o, struct daemon_new_settings *s)
 {
 	char host[256], port[8];
 	enum imap_security sec;
@@ -365,15 +348,15 @@ static int external_disclose(void *ctx, struct jmap_call *call, json_t *args,
 {
 	struct daemon_api_ctx *c = ctx;
 	const char *err;
-	if (check_account(c, args, error_type_r, description_r) < 0)
+	if (daemon_manage_check_account(c, args, error_type_r, description_r) < 0)
 		return -1;
 	const char *kind = json_string_value(json_object_get(args, "kind"));
 	if (kind != NULL && strcmp(kind, "oauth") == 0) /* daemon-oauth.c */
 		return daemon_oauth_disclose(ctx, call, args, error_type_r, description_r);
 	if (kind != NULL && strcmp(kind, "password") != 0)
 		FAIL("invalidArguments", "kind is \"password\" or \"oauth\"");
-	struct new_settings s;
-	const char *bad = settings_from(args, &s);
+	struct daemon_new_settings s;
+	const char *bad = daemon_manage_settings(args, &s);
 	if (bad != NULL)
 		FAIL("invalidArguments", bad);
 	/* The shared hub: the disclosure reads it only. */
@@ -416,8 +399,8 @@ static int user_kek(struct daemon_api_ctx *c, struct hub *hub, const struct hub_
 static json_t *account_create(struct daemon_api_ctx *c, struct hub *hub, json_t *o,
                               int64_t *hub_id_r)
 {
-	struct new_settings s;
-	const char *bad = settings_from(o, &s);
+	struct daemon_new_settings s;
+	const char *bad = daemon_manage_settings(o, &s);
 	if (bad != NULL)
 		return set_error("invalidProperties", bad);
 	const char *password = json_string_value(json_object_get(o, "password"));
@@ -562,7 +545,7 @@ static int external_set(void *ctx, struct jmap_call *call, json_t *args, const c
 	struct daemon_api_ctx *c = ctx;
 	const char *err, *key;
 	json_t *value;
-	if (check_account(c, args, error_type_r, description_r) < 0)
+	if (daemon_manage_check_account(c, args, error_type_r, description_r) < 0)
 		return -1;
 	json_t *create = json_object_get(args, "create");
 	json_t *update = json_object_get(args, "update");
@@ -694,7 +677,7 @@ static int external_test(void *ctx, struct jmap_call *call, json_t *args, const 
 {
 	struct daemon_api_ctx *c = ctx;
 	const char *err;
-	if (check_account(c, args, error_type_r, description_r) < 0)
+	if (daemon_manage_check_account(c, args, error_type_r, description_r) < 0)
 		return -1;
 	char error[SVC_ERROR_SIZE] = "";
 	int r;
@@ -736,8 +719,8 @@ static int external_test(void *ctx, struct jmap_call *call, json_t *args, const 
 		vault_kek_free(&kek);
 		account_view_free(&v);
 	} else {
-		struct new_settings s;
-		const char *bad = settings_from(args, &s);
+		struct daemon_new_settings s;
+		const char *bad = daemon_manage_settings(args, &s);
 		const char *password = json_string_value(json_object_get(args, "password"));
 		if (bad != NULL)
 			FAIL("invalidArguments", bad);
@@ -773,7 +756,7 @@ static int receipt_get(void *ctx, struct jmap_call *call, json_t *args, const ch
 {
 	struct daemon_api_ctx *c = ctx;
 	const char *err;
-	if (check_account(c, args, error_type_r, description_r) < 0)
+	if (daemon_manage_check_account(c, args, error_type_r, description_r) < 0)
 		return -1;
 	struct hub_receipt *r = NULL;
 	size_t n = 0;
@@ -797,7 +780,7 @@ static int consent_get(void *ctx, struct jmap_call *call, json_t *args, const ch
 {
 	struct daemon_api_ctx *c = ctx;
 	const char *err;
-	if (check_account(c, args, error_type_r, description_r) < 0)
+	if (daemon_manage_check_account(c, args, error_type_r, description_r) < 0)
 		return -1;
 	struct hub_consent *r = NULL;
 	size_t n = 0;
@@ -834,7 +817,7 @@ static int device_get(void *ctx, struct jmap_call *call, json_t *args, const cha
 {
 	struct daemon_api_ctx *c = ctx;
 	const char *err;
-	if (check_account(c, args, error_type_r, description_r) < 0)
+	if (daemon_manage_check_account(c, args, error_type_r, description_r) < 0)
 		return -1;
 	struct hub_device *d = NULL;
 	size_t n = 0;
@@ -855,7 +838,7 @@ static int device_set(void *ctx, struct jmap_call *call, json_t *args, const cha
 	struct daemon_api_ctx *c = ctx;
 	const char *err, *key;
 	json_t *value;
-	if (check_account(c, args, error_type_r, description_r) < 0)
+	if (daemon_manage_check_account(c, args, error_type_r, description_r) < 0)
 		return -1;
 	json_t *create = json_object_get(args, "create");
 	json_t *destroy = json_object_get(args, "destroy");
@@ -964,7 +947,7 @@ static int web_session_get(void *ctx, struct jmap_call *call, json_t *args,
 {
 	struct daemon_api_ctx *c = ctx;
 	const char *err;
-	if (check_account(c, args, error_type_r, description_r) < 0)
+	if (daemon_manage_check_account(c, args, error_type_r, description_r) < 0)
 		return -1;
 	struct hub_web_session *s = NULL;
 	size_t n = 0;
@@ -994,7 +977,7 @@ static int web_session_set(void *ctx, struct jmap_call *call, json_t *args,
 	struct daemon_api_ctx *c = ctx;
 	const char *err, *key;
 	json_t *value;
-	if (check_account(c, args, error_type_r, description_r) < 0)
+	if (daemon_manage_check_account(c, args, error_type_r, description_r) < 0)
 		return -1;
 	json_t *destroy = json_object_get(args, "destroy");
 	if (destroy != NULL && !json_is_null(destroy) && !json_is_array(destroy))
@@ -1078,7 +1061,7 @@ static int audit_log_get(void *ctx, struct jmap_call *call, json_t *args, const 
 {
 	struct daemon_api_ctx *c = ctx;
 	const char *err;
-	if (check_account(c, args, error_type_r, description_r) < 0)
+	if (daemon_manage_check_account(c, args, error_type_r, description_r) < 0)
 		return -1;
 	json_t *filter = json_object_get(args, "filter");
 	json_t *jpos = json_object_get(args, "position"), *jlimit = json_object_get(args, "limit");
@@ -1177,7 +1160,7 @@ static int policy_get(void *ctx, struct jmap_call *call, json_t *args, const cha
 {
 	struct daemon_api_ctx *c = ctx;
 	const char *err;
-	if (check_account(c, args, error_type_r, description_r) < 0)
+	if (daemon_manage_check_account(c, args, error_type_r, description_r) < 0)
 		return -1;
 	struct hub *hub = manage_lock(c);
 	struct hub_user u;
@@ -1241,7 +1224,7 @@ static int user_change_password(void *ctx, struct jmap_call *call, json_t *args,
 {
 	struct daemon_api_ctx *c = ctx;
 	const char *err;
-	if (check_account(c, args, error_type_r, description_r) < 0)
+	if (daemon_manage_check_account(c, args, error_type_r, description_r) < 0)
 		return -1;
 	const char *old = json_string_value(json_object_get(args, "old"));
 	const char *new = json_string_value(json_object_get(args, "new"));

@@ -35,6 +35,19 @@ struct daemon_api_ctx {
 	bool accounts_changed; /* an account was added or removed: push now */
 };
 
+/* A new account's settings (imapUrl, smtpUrl, login) from a method's
+ * arguments, checked; NULL, or what is wrong (a static description). The
+ * strings point into o. */
+struct daemon_new_settings {
+	const char *imap, *smtp, *login; /* smtp: NULL when null or absent */
+};
+const char *daemon_manage_settings(json_t *o, struct daemon_new_settings *s);
+
+/* The call's accountId must be "mailkeep" or the notices account's id:
+ * 0, or -1 with a method error. */
+int daemon_manage_check_account(struct daemon_api_ctx *c, json_t *args, const char **error_type_r,
+                                const char **description_r);
+
 /* Register the capability and its methods. */
 int daemon_manage_register(struct jmap_registry *registry, const char **error_r);
 

@@ -409,26 +409,10 @@ static void *device_thread(void *context)
 
 /* ---- The methods ---- */
 
-static int check_account(json_t *args, const char **error_type_r, const char **description_r)
-{
-	const char *id = json_string_value(json_object_get(args, "accountId"));
-	if (id == NULL || strcmp(id, JMAP_NOTICES_NAME) != 0)
-		FAIL("accountNotFound", "OAuth methods take accountId \"mailkeep\"");
-	return 0;
-}
-
 bool daemon_oauth_configured(struct daemon *sv, const char *name)
 {
 	/* The settings are read once at start and not changed: no lock. */
 	return svc_oauth_configured(sv->hub, name) != NULL;
-}
-
-static void utc_date(int64_t t, char out[32])
-{
-	time_t tt = (time_t)t;
-	struct tm tm;
-	gmtime_r(&tt, &tm);
-	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
 int daemon_oauth_provider_get(void *ctx, struct jmap_call *call, json_t *args,
@@ -436,7 +420,7 @@ int daemon_oauth_provider_get(void *ctx, struct jmap_call *call, json_t *args,
 {
 	struct daemon_api_ctx *c = ctx;
 	const char *err;
-	if (check_account(args, error_type_r, description_r) < 0)
+	if (daemon_manage_check_account(c, args, error_type_r, description_r) < 0)
 		return -1;
 	const struct hub_settings *set = hub_get_settings(c->sv->hub);
 	json_t *list = json_array();
@@ -458,25 +442,21 @@ int daemon_oauth_provider_get(void *ctx, struct jmap_call *call, json_t *args,
 	    &err);
 }
 
-/* A new account's settings from args; description on error. */
+/* A new account's settings from args, checked as a password account's,
+ * and bounded for the flow's buffers; description on error. */
 static const char *settings_from(json_t *o, const char **imap, const char **smtp,
                                  const char **login)
 {
-	char host[256], port[8];
-	enum imap_security sec;
-	json_t *js = json_object_get(o, "smtpUrl");
-	*imap = json_string_value(json_object_get(o, "imapUrl"));
-	*login = json_string_value(json_object_get(o, "login"));
-	*smtp = json_string_value(js);
-	if (*imap == NULL || strlen(*imap) >= 300 ||
-	    imap_url_parse(*imap, host, sizeof(host), port, sizeof(port), &sec) < 0)
-		return "imapUrl must be imaps://host[:port] or imap://host[:port] (STARTTLS)";
-	if (js != NULL && !json_is_null(js) &&
-	    (*smtp == NULL || strlen(*smtp) >= 300 || !smtp_url_valid(*smtp)))
-		return "smtpUrl must be null, submissions://host[:port] or smtp://host[:port] "
-		       "(STARTTLS)";
-	if (*login == NULL || (*login)[0] == '\0' || strpbrk(*login, "\r\n\x01") != NULL ||
-	    strlen(*login) > 320)
+	struct daemon_new_settings s;
+	const char *bad = daemon_manage_settings(o, &s);
+	if (bad != NULL)
+		return bad;
+	*imap = s.imap;
+	*smtp = s.smtp;
+	*login = s.login;
+	if (strlen(s.imap) >= 300 || (s.smtp != NULL && strlen(s.smtp) >= 300))
+		return "imapUrl and smtpUrl must be shorter than 300 characters";
+	if (strchr(s.login, '\x01') != NULL) /* XOAUTH2's separator */
 		return "login must be the account's user name (1 to 320 characters, one line)";
 	return NULL;
 }
@@ -515,7 +495,7 @@ int daemon_oauth_disclose(void *ctx, struct jmap_call *call, json_t *args,
 {
 	struct daemon_api_ctx *c = ctx;
 	const char *err, *imap, *smtp, *login;
-	if (check_account(args, error_type_r, description_r) < 0)
+	if (daemon_manage_check_account(c, args, error_type_r, description_r) < 0)
 		return -1;
 	const char *name = json_string_value(json_object_get(args, "oauthProvider"));
 	if (name == NULL)
@@ -544,11 +524,10 @@ int daemon_oauth_disclose(void *ctx, struct jmap_call *call, json_t *args,
 
 static json_t *flow_json(const struct oauth_flow *f)
 {
-	char expires[32];
-	utc_date(f->expires, expires);
-	return json_pack("{s:s,s:s,s:s,s:s,s:o,s:o,s:o,s:o}", "accountId", JMAP_NOTICES_NAME,
+	return json_pack("{s:s,s:s,s:s,s:o,s:o,s:o,s:o,s:o}", "accountId", JMAP_NOTICES_NAME,
 	                 "flowId", f->id, "flow", f->device ? "device" : "redirect", "expiresAt",
-	                 expires, "authorizationUrl", json_null(), "verificationUri",
+	                 jmap_utc_date(f->expires), "authorizationUrl", json_null(),
+	                 "verificationUri",
 	                 f->device ? json_string(f->dev.verification_uri) : json_null(),
 	                 "verificationUriComplete",
 	                 f->device && f->dev.verification_uri_complete[0] != '\0'
@@ -675,7 +654,7 @@ int daemon_oauth_start(void *ctx, struct jmap_call *call, json_t *args, const ch
 {
 	struct daemon_api_ctx *c = ctx;
 	const char *err;
-	if (check_account(args, error_type_r, description_r) < 0)
+	if (daemon_manage_check_account(c, args, error_type_r, description_r) < 0)
 		return -1;
 	const char *flow = json_string_value(json_object_get(args, "flow"));
 	if (flow == NULL || (strcmp(flow, "redirect") != 0 && strcmp(flow, "device") != 0))
@@ -807,7 +786,7 @@ int daemon_oauth_status(void *ctx, struct jmap_call *call, json_t *args, const c
 {
 	struct daemon_api_ctx *c = ctx;
 	const char *err;
-	if (check_account(args, error_type_r, description_r) < 0)
+	if (daemon_manage_check_account(c, args, error_type_r, description_r) < 0)
 		return -1;
 	const char *id = json_string_value(json_object_get(args, "flowId"));
 	pthread_mutex_lock(&F.lock);
@@ -835,7 +814,7 @@ int daemon_oauth_cancel(void *ctx, struct jmap_call *call, json_t *args, const c
 {
 	struct daemon_api_ctx *c = ctx;
 	const char *err;
-	if (check_account(args, error_type_r, description_r) < 0)
+	if (daemon_manage_check_account(c, args, error_type_r, description_r) < 0)
 		return -1;
 	const char *id = json_string_value(json_object_get(args, "flowId"));
 	pthread_mutex_lock(&F.lock);

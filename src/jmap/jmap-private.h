@@ -47,8 +47,6 @@ char *jmap_mailbox_display(const char *wire);
 /* A device's name for one level, as the server will spell it; NULL when
  * the name is not valid UTF-8 (or out of memory). Free with free(). */
 char *jmap_mailbox_wire(const char *utf8);
-/* RFC 3339 UTCDate of a Unix time, or null. */
-json_t *jmap_utc_date(int64_t t);
 /* The call's accountId "A<store account id>" must name an account of the
  * user's store: 0 with ctx->account_id, store_account_id and hub_account_id
  * set (jmap-mail.h), or -1 with invalidArguments (missing),

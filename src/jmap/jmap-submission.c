@@ -20,17 +20,6 @@ jmap_method_fn jmap_email_set;
 #define SUBMISSION_MAX_CHANGES 1000
 #define SUBMISSION_MAX_CREATE 50
 
-static json_t *utc(int64_t t)
-{
-	char buf[32];
-	time_t tt = (time_t)t;
-	struct tm tm;
-	if (gmtime_r(&tt, &tm) == NULL)
-		return json_null();
-	strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	return json_string(buf);
-}
-
 static int outbox_state(struct jmap_mail_ctx *ctx, char state[32])
 {
 	int64_t counter;
@@ -90,8 +79,8 @@ static json_t *submission_json(const struct store_outbox_item *it)
 	    it->email_id > 0 ? jmap_prefixed('E', it->email_id) : json_null(), "threadId",
 	    it->email_id > 0 ? jmap_prefixed('T', it->email_id) : json_null(), "envelope",
 	    "mailFrom", "email", it->mail_from, "parameters", "rcptTo", rcpts, "sendAt",
-	    utc(it->created), "undoStatus", undo_status(it->state), "deliveryStatus", status,
-	    "dsnBlobIds", "mdnBlobIds");
+	    jmap_utc_date(it->created), "undoStatus", undo_status(it->state), "deliveryStatus",
+	    status, "dsnBlobIds", "mdnBlobIds");
 }
 
 /* --- /get ------------------------------------------------------------------ */

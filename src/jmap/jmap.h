@@ -77,6 +77,9 @@ struct jmap_output {
 	size_t body_len;
 };
 
+/* RFC 3339 UTCDate of a Unix time, or null. */
+json_t *jmap_utc_date(int64_t t);
+
 /* A registry that knows the core capability and the Core/echo method. */
 int jmap_registry_create(struct jmap_registry **registry_r, const char **error_r);
 /* Declare a capability that requests may list in "using". */
