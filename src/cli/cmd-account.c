@@ -233,10 +233,16 @@ static int account_add(struct hub *hub, int argc, char **argv, const char *sourc
 	}
 
 	struct buf text;
-	buf_init(&text, 16384);
+	buf_init(&text, SVC_DISCLOSURE_MAX);
 	char id[SVC_DISCLOSURE_ID_SIZE];
-	svc_account_disclosure(hub, &u, imap, smtp, login, email != NULL ? found.sources : sources,
-	                       &text, id);
+	if (svc_account_disclosure(hub, &u, imap, smtp, login,
+	                           email != NULL ? found.sources : sources, &text, id) < 0) {
+		buf_free(&text);
+		cli_error("the disclosure does not fit in %d bytes (settings or their sources too "
+		          "long): nothing was stored",
+		          SVC_DISCLOSURE_MAX);
+		return EXIT_FAIL;
+	}
 	fputs(buf_str(&text), stdout);
 	printf("\nDisclosure id: %s\n", id);
 	fflush(stdout);

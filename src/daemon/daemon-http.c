@@ -36,6 +36,13 @@ static bool metrics_allowed(struct daemon *sv, const struct http_request *req)
  * /metrics (with its own check), the web app's files (daemon-static.c) and
  * the web sign-in, POST /mailkeep/session (its small body is its
  * credentials). */
+/* A request without a body: no Content-Length above 0 and no chunked
+ * (Transfer-Encoding) one, whose length is unknown (-1) until it is read. */
+static bool no_body(const struct http_request *req)
+{
+	return req->content_length <= 0 && http_request_header(req, "Transfer-Encoding") == NULL;
+}
+
 static bool public_route(const struct http_request *req)
 {
 	if (strcmp(req->path, "/healthz") == 0 || strcmp(req->path, "/metrics") == 0)
@@ -46,7 +53,7 @@ static bool public_route(const struct http_request *req)
 	 * (SameSite=Strict) is not sent with it; its single-use state is its
 	 * credential. */
 	if (strcmp(req->path, DAEMON_OAUTH_CALLBACK_PATH) == 0)
-		return strcmp(req->method, "GET") == 0 && req->content_length <= 0;
+		return strcmp(req->method, "GET") == 0 && no_body(req);
 	return daemon_static_path(req->path);
 }
 
@@ -94,7 +101,7 @@ void daemon_admit(void *context, const struct http_request *req, struct http_res
 		 * of it is read (no sign-in vouches for it). */
 		if (daemon_static_path(req->path) &&
 		    ((strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0) ||
-		     req->content_length > 0 || http_request_header(req, "Transfer-Encoding"))) {
+		     !no_body(req))) {
 			daemon_principal_free(p);
 			http_response_add_header(resp, "Allow", "GET, HEAD", &err);
 			daemon_respond_problem(

@@ -529,8 +529,16 @@ static json_t *account_update(struct daemon_api_ctx *c, struct account_view *v, 
 		vault_kek_free(&kek);
 		if (r < 0)
 			return set_error("invalidProperties", error);
-		/* Push reconnects with the new password. */
-		daemon_provider_account_start(u.name, a);
+		/* Push reconnects with the new password: the account as stored
+		 * now (its new secret version), or the next round would see a
+		 * change and reconnect once more. */
+		struct hub_account *now = NULL;
+		size_t n_now = 0;
+		if (hub_account_list(hub, u.id, &now, &n_now, &err) == 0)
+			for (size_t k = 0; k < n_now; k++)
+				if (now[k].id == a->id)
+					daemon_provider_account_start(u.name, &now[k]);
+		hub_accounts_free(&now, n_now);
 	}
 	if (primary != NULL && jmap_session_set_primary(c->mail.store, v->a, v->n, a->id, &err) < 0)
 		return set_error("serverFail", err);

@@ -269,16 +269,6 @@ static void flow_finish(struct daemon *sv, struct oauth_flow *f, struct oauth_to
 		goto out;
 	}
 	if (f->signin_account == 0) {
-		int64_t dup_id = 0;
-		int dup = svc_account_duplicate(hub, &u, f->imap, f->login, &dup_id, NULL, 0, NULL,
-		                                0, error, sizeof(error));
-		if (dup != 0) {
-			snprintf(error, sizeof(error),
-			         dup < 0 ? "cannot read the accounts; start again"
-			                 : "this login on this server is one of your accounts "
-			                   "already");
-			goto out;
-		}
 		struct svc_account_oauth_new add = {.imap = f->imap,
 		                                    .smtp = f->has_smtp ? f->smtp : NULL,
 		                                    .login = f->login,

@@ -343,9 +343,12 @@ void daemon_handle_session_signout(struct daemon *sv, const struct principal *p,
 	}
 	pthread_mutex_lock(&sv->hub_lock);
 	int r = hub_web_session_revoke(sv->hub, &p->user, p->web_session_id, &err);
+	if (r < 0) /* err belongs to the shared handle: used under its lock */
+		daemon_log(DAEMON_LOG_ERROR, p->user.name, 0, "sign-out: %s", err);
 	pthread_mutex_unlock(&sv->hub_lock);
 	if (r < 0) {
-		daemon_respond_problem(resp, 503, "about:blank", err);
+		daemon_respond_problem(resp, 503, "about:blank",
+		                       "the sign-out could not be recorded; try again");
 		return;
 	}
 	if (p->user.zero_access &&

@@ -11,6 +11,7 @@ void buf_init(struct buf *b, size_t max)
 	b->len = 0;
 	b->cap = 0;
 	b->max = max;
+	b->failed = 0;
 }
 
 size_t buf_capacity_for(const struct buf *b, size_t n)
@@ -28,14 +29,18 @@ size_t buf_capacity_for(const struct buf *b, size_t n)
 
 static int buf_reserve(struct buf *b, size_t n)
 {
-	if (n > b->max - b->len)
+	if (n > b->max - b->len) {
+		b->failed = 1;
 		return -1;
+	}
 	size_t cap = buf_capacity_for(b, n);
 	if (cap == b->cap)
 		return 0;
 	unsigned char *p = realloc(b->data, cap);
-	if (p == NULL)
+	if (p == NULL) {
+		b->failed = 1;
 		return -1;
+	}
 	b->data = p;
 	b->cap = cap;
 	return 0;
@@ -66,8 +71,10 @@ int buf_vprintf(struct buf *b, const char *fmt, va_list ap)
 	if (n < 0 || buf_reserve(b, (size_t)n) < 0)
 		return -1;
 	int m = vsnprintf((char *)b->data + b->len, b->cap - b->len, fmt, ap);
-	if (m != n)
+	if (m != n) {
+		b->failed = 1;
 		return -1;
+	}
 	b->len += (size_t)n;
 	return 0;
 }
@@ -96,6 +103,7 @@ void buf_consume(struct buf *b, size_t n)
 void buf_reset(struct buf *b)
 {
 	b->len = 0;
+	b->failed = 0;
 	if (b->data != NULL)
 		b->data[0] = '\0';
 }

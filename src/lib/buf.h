@@ -15,6 +15,8 @@ struct buf {
 	size_t len;          /* bytes in use, not counting the NUL */
 	size_t cap;          /* bytes allocated */
 	size_t max;          /* len never exceeds this */
+	int failed;          /* an append was refused since init or reset: a text
+	                        built of many appends is checked once, at its end */
 };
 
 /* Initialise an empty buffer that may grow to max bytes. */

@@ -113,7 +113,7 @@ int svc_account_disclosure(struct hub *hub, const struct hub_user *u, const char
 	               "password, its key and every copy of this account's mail from the hub and "
 	               "prints a receipt (ID is shown when the account is added).\n",
 	               u->name);
-	if (r < 0 || b->len <= start)
+	if (r < 0 || b->failed || b->len <= start)
 		return -1;
 	sha256_hex(b->data + start, b->len - start, id_r);
 	return 0;

@@ -98,7 +98,7 @@ int svc_account_disclosure_oauth(struct hub *hub, const struct hub_user *u, cons
 	    u->name, p->name,
 	    p->revocation_url != NULL ? "" : " (where it offers revocation; it does not here)",
 	    p->name);
-	if (r < 0 || b->len <= start)
+	if (r < 0 || b->failed || b->len <= start)
 		return -1;
 	sha256_hex(b->data + start, b->len - start, id_r);
 	return 0;
@@ -112,6 +112,19 @@ int svc_account_add_oauth(struct hub *hub, const struct hub_user *u, const struc
 	const char *err;
 	struct oauth_error oe;
 	error[0] = '\0';
+	/* Here, where every face passes: the web's sign-in may have been
+	 * started before another device added the same account. */
+	int dup = svc_account_duplicate(hub, u, a->imap, a->login, NULL, NULL, 0, NULL, 0, error,
+	                                error_size);
+	if (dup != 0) {
+		if (dup > 0)
+			snprintf(
+			    error, error_size,
+			    "%s on %s is one of %s's accounts already: not added again (sign it "
+			    "in again instead)",
+			    a->login, a->imap, u->name);
+		return -1;
+	}
 	if (t->refresh_token == NULL) {
 		snprintf(error, error_size,
 		         "%s gave no refresh token (for Google, the consent must be given again: "

@@ -144,7 +144,8 @@ struct svc_account_oauth_new {
  * rotated refresh token replaces t's); the login check (when a->check); the
  * account (sealed refresh token bound to the provider's settings); the
  * consent record; the audit entries consent.given and account.added (with
- * the flow); the user counts as active. Returns 0 with *account_id_r, or -1
+ * the flow); the user counts as active. The same login on the same server
+ * as one of the user's accounts is refused. Returns 0 with *account_id_r, or -1
  * with error (nothing stored when the refresh, check or add failed). t
  * stays the caller's (oauth_tokens_clear()). */
 int svc_account_add_oauth(struct hub *hub, const struct hub_user *u, const struct vault_kek *kek,

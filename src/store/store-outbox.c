@@ -46,6 +46,9 @@ static const char outbox_schema_sql[] =
     "CREATE TABLE IF NOT EXISTS outbox_tombstones(id INTEGER PRIMARY KEY,"
     " seq INTEGER NOT NULL);"
     "CREATE INDEX IF NOT EXISTS outbox_due ON outbox(state, next_attempt);"
+    /* An account's latest attempt (store_outbox_last_attempt, read for
+     * every ExternalAccount/get) without a scan of the whole outbox. */
+    "CREATE INDEX IF NOT EXISTS outbox_account ON outbox(account_id, updated, id);"
     "CREATE TABLE IF NOT EXISTS outbox_accounts("
     " account_id INTEGER PRIMARY KEY, sent_mode TEXT NOT NULL);";
 

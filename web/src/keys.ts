@@ -174,7 +174,7 @@ function helpOpen(): boolean {
 
 function typing(el: EventTarget | null): boolean {
   if (!(el instanceof HTMLElement)) return false;
-  return el.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(el.tagName) || !!el.closest("[role=dialog]");
+  return el.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(el.tagName) || !!el.closest("[role=dialog], dialog");
 }
 
 function actOn(kind: ActionKind): void {
@@ -194,6 +194,9 @@ async function flagToggle(): Promise<void> {
 export function handleKey(ev: KeyboardEvent): void {
   if (ev.defaultPrevented || ev.ctrlKey || ev.metaKey || ev.altKey) return;
   if (helpOpen()) return; // the dialog handles its own keys
+  // A modal <dialog> (a confirmation, the PDF viewer) owns the keyboard:
+  // nothing behind it may act (it handles Escape itself).
+  if (document.querySelector("dialog[open]")) return;
   if (typing(ev.target) || isComposeOpen()) return;
   const k = ev.key;
   const open = openMessage();

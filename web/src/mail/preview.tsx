@@ -85,15 +85,6 @@ export function PdfViewer(props: { url: string; name: string; downloadUrl: strin
         e.preventDefault();
         props.onClose();
       }}
-      onKeyDown={(e) => {
-        // The app's shortcuts (keys.ts: Escape closes the message, j/k
-        // move in the list) are not for what is behind a modal dialog.
-        e.stopPropagation();
-        if (e.key === "Escape") {
-          e.preventDefault();
-          props.onClose();
-        }
-      }}
     >
       <div class="pdf-viewer-bar">
         <h2 id={titleId} class="pdf-viewer-title">
