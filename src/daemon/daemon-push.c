@@ -66,6 +66,20 @@ void daemon_handle_events(struct daemon *sv, const struct principal *p,
 	}
 	if (ping > 0 && ping < 5)
 		ping = 5;
+	/* A long poll's baseline is the state when the request came in, so a
+	 * change that lands before the push thread's next pass ends it too
+	 * (taken before push_lock: the push thread takes push_lock first). */
+	bool close_after_state = strcmp(close_text, "state") == 0;
+	uint64_t baseline = UINT64_MAX; /* send the current state first */
+	if (close_after_state) {
+		struct daemon_store *us = daemon_store_acquire(sv, p->user.name);
+		if (us != NULL) {
+			uint64_t modseq;
+			if (store_read_modseq(us->store, &modseq, &err) == 0)
+				baseline = modseq;
+			pthread_mutex_unlock(&us->lock);
+		}
+	}
 	struct http_stream *stream;
 	if (http_stream_create(64 * 1024, NULL, NULL, &stream, &err) < 0) {
 		daemon_respond_problem(resp, 500, "about:blank", "cannot create the stream");
@@ -83,8 +97,8 @@ void daemon_handle_events(struct daemon *sv, const struct principal *p,
 		slot->web_session_id = p->web_session_id;
 		slot->ping = (unsigned)ping;
 		slot->types = types;
-		slot->close_after_state = strcmp(close_text, "state") == 0;
-		slot->sent_state = UINT64_MAX; /* send the current state first */
+		slot->close_after_state = close_after_state;
+		slot->sent_state = baseline;
 		slot->last_ping = time(NULL);
 	}
 	pthread_mutex_unlock(&sv->push_lock);
@@ -201,8 +215,10 @@ void *daemon_push_thread(void *context)
 				bool first = ps->sent_state == UINT64_MAX;
 				ps->sent_state = modseq;
 				/* closeafter=state (RFC 8620 7.3, for long polling through
-				 * buffering proxies): no opening state; the first change is
-				 * pushed and ends the stream. */
+				 * buffering proxies): no opening state; the first change
+				 * after the request is pushed and ends the stream. The
+				 * baseline was taken with the request; "first" is left
+				 * only if the store could not be read then. */
 				bool skip = ps->close_after_state && first;
 				if (!skip && ps->types != 0)
 					push_state_change(ps, modseq, accounts, n_accounts);

@@ -147,8 +147,10 @@ test("push: a StateChange on connect and after new mail arrives", async () => {
   const es = stream(env.MK_TOKEN_ALICE);
   const onlyMailbox = stream(env.MK_TOKEN_ALICE, "types=Mailbox%2CNoSuchType&closeafter=no&ping=0");
   // Long polling: no opening state; the first change ends the response.
-  const longPoll = fetch(new URL("/jmap/eventsource/?types=Email&closeafter=state&ping=0", session),
-    { headers: { Authorization: `Bearer ${env.MK_TOKEN_ALICE}` } }).then((r) => r.text());
+  // Its headers come once serve has taken its baseline state: wait for them
+  // before making new mail, or the change may land before the poll.
+  const longPollHead = fetch(new URL("/jmap/eventsource/?types=Email&closeafter=state&ping=0", session),
+    { headers: { Authorization: `Bearer ${env.MK_TOKEN_ALICE}` }, signal: AbortSignal.timeout(60000) });
   // Listen on both before waiting: an event with no listener yet is lost.
   const firstP = nextState(es, 5000);
   const firstMailboxP = nextState(onlyMailbox, 5000);
@@ -158,6 +160,7 @@ test("push: a StateChange on connect and after new mail arrives", async () => {
     const firstMailbox = await firstMailboxP;
     assert.deepEqual(Object.keys(firstMailbox.changed[A]), ["Mailbox"]);
     const before = first.changed[A].Email;
+    const longPoll = (await longPollHead).text();
     const next = nextState(es, 15000);
     const nextMailbox = nextState(onlyMailbox, 15000);
     execFileSync("sh", ["-c", env.MK_NEW_MAIL_CMD], { stdio: "inherit" });
