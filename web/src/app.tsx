@@ -7,6 +7,7 @@ import * as jmap from "./jmap";
 import { SignIn } from "./mail/signin";
 import { NoticeBadge } from "./mail/notices";
 import { Icon } from "./icons";
+import { errorText } from "./errors";
 
 type Page = (props: { path: string[] }) => any;
 interface Route {
@@ -92,13 +93,6 @@ function Toasts() {
       ))}
     </div>
   );
-}
-
-/** A message for an error thrown by jmap.ts or fetch. */
-export function errorText(e: unknown): string {
-  if (e instanceof jmap.JmapError) return e.message;
-  if (e instanceof TypeError) return t("error.network");
-  return e instanceof Error ? e.message : String(e);
 }
 
 function usePath(): string[] {

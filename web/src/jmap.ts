@@ -2,7 +2,6 @@
 // the CSRF header, uploads, download URLs, and one shared EventSource for StateChanges.
 
 export const MANAGE = "urn:mailkeep:manage";
-export const CORE = "urn:ietf:params:jmap:core";
 export const MAIL = "urn:ietf:params:jmap:mail";
 export const SUBMISSION = "urn:ietf:params:jmap:submission";
 
@@ -156,12 +155,6 @@ export async function session(): Promise<Session> {
   if (cached && !stale) return cached;
   if (!pending) pending = load().finally(() => (pending = null));
   return pending;
-}
-
-/** Fetches the session object again. */
-export async function refresh(): Promise<Session> {
-  stale = true;
-  return session();
 }
 
 /** The cached session, or null (no request). */

@@ -5,10 +5,10 @@ import { useEffect, useRef, useState } from "preact/hooks";
 import { t } from "../i18n";
 import { icon } from "./icons";
 import { toast } from "../app";
+import { errorText } from "../errors";
 import type { Attachment, Draft, Identity, Mode } from "./model";
 import { checkDraft, draftFromEmail, humanSize, isEmpty, startDraft, validEmail } from "./model";
 import {
-  describe,
   destroyDraft,
   draftsMailbox,
   identities,
@@ -163,7 +163,6 @@ function Compose({ opts }: { opts: ComposeOptions }) {
   const draftRef = useRef<Draft | null>(null);
   const identityRef = useRef<Identity | null>(null);
   const signatureOnly = useRef("");
-  const draftsBox = useRef<Map<string, string | null>>(new Map());
   const closed = useRef(false);
   const uploadKey = useRef(0);
   const root = useRef<HTMLDivElement>(null);
@@ -240,7 +239,7 @@ function Compose({ opts }: { opts: ComposeOptions }) {
         setDraft(d);
         for (const a of parts) addAttachment(() => reupload(opts.accountId, a), a.name, a.size);
       } catch (e) {
-        if (live) setLoadError(describe(e));
+        if (live) setLoadError(errorText(e));
       }
     })();
     return () => {
@@ -261,11 +260,6 @@ function Compose({ opts }: { opts: ComposeOptions }) {
     } else toRef.current?.focus();
   }, [ids !== null && draft !== null]);
 
-  async function mailboxFor(accountId: string): Promise<string | null> {
-    if (!draftsBox.current.has(accountId)) draftsBox.current.set(accountId, await draftsMailbox(accountId));
-    return draftsBox.current.get(accountId) ?? null;
-  }
-
   function doSave(): Promise<void> {
     chain.current = chain.current.then(async () => {
       const d = draftRef.current;
@@ -275,7 +269,7 @@ function Compose({ opts }: { opts: ComposeOptions }) {
         dirty.current = false;
         return;
       }
-      const box = await mailboxFor(from.accountId);
+      const box = await draftsMailbox(from.accountId);
       if (!box) {
         setStatus({ kind: "info", text: t("compose.noDrafts") });
         dirty.current = false;
@@ -288,7 +282,7 @@ function Compose({ opts }: { opts: ComposeOptions }) {
         setStatus({ kind: "saved", text: t("compose.saved", { time: timeNow() }) });
       } catch (e) {
         dirty.current = true;
-        setStatus({ kind: "error", text: t("compose.saveFailed", { error: describe(e) }) });
+        setStatus({ kind: "error", text: t("compose.saveFailed", { error: errorText(e) }) });
       }
     });
     return chain.current;
@@ -323,7 +317,7 @@ function Compose({ opts }: { opts: ComposeOptions }) {
         schedule();
       })
       .catch((e) => {
-        setUploads((u) => u.map((x) => (x.key === key ? { ...x, error: describe(e) } : x)));
+        setUploads((u) => u.map((x) => (x.key === key ? { ...x, error: errorText(e) } : x)));
       });
   }
 
@@ -371,7 +365,7 @@ function Compose({ opts }: { opts: ComposeOptions }) {
     await chain.current.catch(() => {});
     const prev = saved.current;
     saved.current = null;
-    if (prev) await destroyDraft(prev).catch((e) => toast(describe(e), "error"));
+    if (prev) await destroyDraft(prev).catch((e) => toast(errorText(e), "error"));
     toast(t("compose.discarded"));
     await close(false);
   }
@@ -415,8 +409,8 @@ function Compose({ opts }: { opts: ComposeOptions }) {
       const kept = (e as { draft?: Saved }).draft;
       if (kept) saved.current = kept;
       setSending(false);
-      setStatus({ kind: "error", text: t("compose.sendFailed", { error: describe(e) }) });
-      toast(t("compose.sendFailed", { error: describe(e) }), "error");
+      setStatus({ kind: "error", text: t("compose.sendFailed", { error: errorText(e) }) });
+      toast(t("compose.sendFailed", { error: errorText(e) }), "error");
     }
   }
 
@@ -432,7 +426,7 @@ function Compose({ opts }: { opts: ComposeOptions }) {
       toast(t("compose.nameSaved"));
       schedule();
     } catch (e) {
-      toast(describe(e), "error");
+      toast(errorText(e), "error");
     }
   }
 

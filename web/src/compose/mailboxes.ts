@@ -1,7 +1,6 @@
-// The mailboxes of an account with their roles, cached until a Mailbox
-// change (for actions, drafts and the move menu).
-import { call } from "../jmap";
-import { onForeignChange } from "../mail/store";
+// The mailboxes of an account with their roles in tree order (for actions, drafts and the
+// move menu): a view of the mail store's one cache of the mailbox lists.
+import { mailboxes as storeMailboxes } from "../mail/store";
 
 export interface MailboxInfo {
   id: string;
@@ -14,44 +13,12 @@ export interface MailboxInfo {
   mayAddItems: boolean;
 }
 
-const boxCache = new Map<string, Promise<MailboxInfo[]>>();
-let watching = false;
-
-function watch(): void {
-  if (watching) return;
-  watching = true;
-  try {
-    // Not on a change made here (the reader's mark-read changes only the counts).
-    onForeignChange((changed) => {
-      for (const acc of Object.keys(changed))
-        if (changed[acc] && "Mailbox" in changed[acc]) boxCache.delete(acc);
-    });
-  } catch {
-    watching = false;
-  }
+/** The mailboxes of an account in tree order (from the mail store's cache). */
+export async function mailboxes(accountId: string): Promise<MailboxInfo[]> {
+  return treeOrder(await storeMailboxes(accountId));
 }
 
-/** The mailboxes of an account in tree order (cached until a Mailbox change). */
-export function mailboxes(accountId: string): Promise<MailboxInfo[]> {
-  watch();
-  let p = boxCache.get(accountId);
-  if (!p) {
-    p = call([
-      ["Mailbox/get", { accountId, properties: ["id", "name", "role", "parentId", "sortOrder", "myRights"] }, "m"],
-    ]).then((r) => treeOrder(r[0][1].list as any[]));
-    p.catch(() => boxCache.delete(accountId));
-    boxCache.set(accountId, p);
-  }
-  return p;
-}
-
-/** Mailboxes another request has just read (the reader's): no request of our own. */
-export function primeMailboxes(accountId: string, list: any[]): void {
-  watch();
-  boxCache.set(accountId, Promise.resolve(treeOrder(list)));
-}
-
-function treeOrder(list: any[]): MailboxInfo[] {
+function treeOrder(list: readonly any[]): MailboxInfo[] {
   const children = new Map<string | null, any[]>();
   const ids = new Set(list.map((m) => m.id));
   for (const m of list) {

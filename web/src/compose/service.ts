@@ -1,18 +1,11 @@
 // The JMAP side of composing: identities, the original of a reply or
 // forward, attachments (upload, re-upload of an original's parts), saving
 // drafts and sending (Email/set + EmailSubmission/set).
-import { call, downloadUrl, session, upload } from "../jmap";
+import { call, downloadUrl, session, upload, MAIL, SUBMISSION } from "../jmap";
+import { errorText } from "../errors";
 import { roleMailbox } from "./mailboxes";
 import type { Attachment, Draft, Identity, Original } from "./model";
 import { emailObject } from "./model";
-
-export const SUBMISSION = "urn:ietf:params:jmap:submission";
-
-export function describe(e: any): string {
-  if (!e) return "?";
-  if (typeof e === "string") return e;
-  return e.description || e.message || e.type || String(e);
-}
 
 /** Every identity of every account that can send, with its account. */
 export async function identities(): Promise<Identity[]> {
@@ -38,12 +31,12 @@ export async function identities(): Promise<Identity[]> {
 export async function setDisplayName(id: Identity, name: string): Promise<void> {
   const r = await call([["Identity/set", { accountId: id.accountId, update: { [id.id]: { name } } }, "n"]]);
   const bad = r[0][1].notUpdated?.[id.id];
-  if (bad) throw new Error(describe(bad));
+  if (bad) throw new Error(errorText(bad));
 }
 
 export async function primarySubmissionAccount(): Promise<string | null> {
   const s = await session();
-  return s.primaryAccounts?.[SUBMISSION] ?? s.primaryAccounts?.["urn:ietf:params:jmap:mail"] ?? null;
+  return s.primaryAccounts?.[SUBMISSION] ?? s.primaryAccounts?.[MAIL] ?? null;
 }
 
 const BLOCKS = new Set([
@@ -166,7 +159,7 @@ export async function saveDraft(d: Draft, from: Identity, prev: Saved | null, ma
   const r = await call([["Email/set", { accountId, create: { draft: emailObject(d, from, mailboxId) } }, "s"]]);
   const res = r.find((x) => x[0] === "Email/set" && x[2] === "s")?.[1];
   const created = res?.created?.draft;
-  if (!created) throw new Error(describe(res?.notCreated?.draft));
+  if (!created) throw new Error(errorText(res?.notCreated?.draft));
   if (prev && prev.id !== created.id)
     await call([["Email/set", { accountId: prev.accountId, destroy: [prev.id] }, "d"]]).catch(() => undefined);
   return { id: created.id, accountId };
@@ -199,11 +192,11 @@ export async function send(d: Draft, from: Identity, prev: Saved | null): Promis
       ],
     ]);
   } catch (e) {
-    throw Object.assign(e instanceof Error ? e : new Error(describe(e)), { draft });
+    throw Object.assign(e instanceof Error ? e : new Error(errorText(e)), { draft });
   }
   const sub = r.find((x) => x[0] === "EmailSubmission/set")?.[1];
   const created = sub?.created?.sub;
-  if (!created) throw Object.assign(new Error(describe(sub?.notCreated?.sub)), { draft });
+  if (!created) throw Object.assign(new Error(errorText(sub?.notCreated?.sub)), { draft });
   return { submissionId: created.id };
 }
 

@@ -11,6 +11,7 @@ register("de", {
   "app.signOut": "Abmelden",
   "app.sessionEnded": "Deine Sitzung ist abgelaufen. Bitte melde dich erneut an.",
   "app.noPages": "Nichts anzuzeigen.",
+  "error.unknown": "Etwas ist schiefgegangen; der Hub hat keinen Grund genannt.",
   "error.network": "Der Hub ist nicht erreichbar. Prüfe die Verbindung und versuche es erneut.",
   "signin.title": "Bei mailkeep anmelden",
   "signin.intro": "Mit deinem Benutzernamen und Passwort auf diesem Hub.",

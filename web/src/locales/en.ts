@@ -11,6 +11,7 @@ register("en", {
   "app.signOut": "Sign out",
   "app.sessionEnded": "Your session has ended. Please sign in again.",
   "app.noPages": "Nothing to show.",
+  "error.unknown": "Something went wrong; the hub gave no reason.",
   "error.network": "The hub cannot be reached. Check your connection and try again.",
   "signin.title": "Sign in to mailkeep",
   "signin.intro": "Use your user name and password on this hub.",

@@ -15,7 +15,6 @@ const de: Record<string, string> = {
   "trust.actions": "Aktionen",
   "trust.copied": "Kopiert.",
   "trust.copyFailed": "Kopieren nicht möglich; bitte den Text markieren und von Hand kopieren.",
-  "trust.error.unknown": "Etwas ist schiefgegangen; der Hub hat keinen Grund genannt.",
 
   "trust.accounts.title": "Konten",
   "trust.accounts.intro":

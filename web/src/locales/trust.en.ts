@@ -15,7 +15,6 @@ const en: Record<string, string> = {
   "trust.actions": "Actions",
   "trust.copied": "Copied.",
   "trust.copyFailed": "Could not copy; select the text and copy it by hand.",
-  "trust.error.unknown": "Something went wrong; the hub gave no reason.",
 
   "trust.accounts.title": "Accounts",
   "trust.accounts.intro":

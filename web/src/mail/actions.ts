@@ -9,6 +9,7 @@ import { openCompose } from "../compose/compose";
 import { openMessage } from "../compose/route";
 import { icon } from "../compose/icons";
 import { t } from "../i18n";
+import { errorText } from "../errors";
 import { navigate, toast } from "../app";
 
 export { mailboxes, roleMailbox };
@@ -26,12 +27,6 @@ async function maxPerSet(): Promise<number> {
   }
 }
 
-function describe(e: any): string {
-  if (!e) return "?";
-  if (typeof e === "string") return e;
-  return e.description || e.message || e.type || String(e);
-}
-
 /** Email/set updates in chunks; returns the ids not updated with why. */
 async function update(accountId: string, patches: Record<string, any>): Promise<string[]> {
   const ids = Object.keys(patches);
@@ -42,7 +37,7 @@ async function update(accountId: string, patches: Record<string, any>): Promise<
     for (const id of ids.slice(i, i + chunk)) part[id] = patches[id];
     const r = await call([["Email/set", { accountId, update: part }, "u"]]);
     const res = r[0][1];
-    for (const [id, err] of Object.entries(res.notUpdated ?? {})) failed.push(`${id}: ${describe(err)}`);
+    for (const [id, err] of Object.entries(res.notUpdated ?? {})) failed.push(`${id}: ${errorText(err)}`);
   }
   return failed;
 }
@@ -52,7 +47,7 @@ async function destroy(accountId: string, emailIds: string[]): Promise<string[]>
   const failed: string[] = [];
   for (let i = 0; i < emailIds.length; i += chunk) {
     const r = await call([["Email/set", { accountId, destroy: emailIds.slice(i, i + chunk) }, "d"]]);
-    for (const [id, err] of Object.entries(r[0][1].notDestroyed ?? {})) failed.push(`${id}: ${describe(err)}`);
+    for (const [id, err] of Object.entries(r[0][1].notDestroyed ?? {})) failed.push(`${id}: ${errorText(err)}`);
   }
   return failed;
 }
@@ -160,7 +155,7 @@ export async function act(
     if (done) toast(done);
     return true;
   } catch (e) {
-    toast(t("action.failed", { error: describe(e) }), "error");
+    toast(t("action.failed", { error: errorText(e) }), "error");
     return false;
   }
 }

@@ -3,7 +3,8 @@
 import { useEffect, useState } from "preact/hooks";
 import { t, fmtNumber } from "../i18n";
 import * as jmap from "../jmap";
-import { href, errorText } from "../app";
+import { href } from "../app";
+import { errorText } from "../errors";
 import { Account, Mailbox, mailAccounts, mailboxesOf, onMailboxChange, byRole } from "./store";
 
 export const ALL = "all";

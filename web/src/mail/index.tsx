@@ -4,14 +4,15 @@ import { Component } from "preact";
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { t, locale } from "../i18n";
 import * as jmap from "../jmap";
-import { registerRoute, navigate, href, errorText, onSignOut } from "../app";
+import { registerRoute, navigate, href, onSignOut } from "../app";
+import { errorText } from "../errors";
 import { Folders, ALL, INBOX, mailboxLabel } from "./folders";
 import { MessageList } from "./list";
 import { Reader } from "./reader";
 import { ActionBar } from "./actions";
 import { ComposeButton } from "../compose/compose";
 import { Source, WindowSource, MergedSource, Query } from "./source";
-import { Account, mailAccounts, mailboxes, mailboxesOf, byRole, cachedMailboxes, forgetOpened } from "./store";
+import { Account, mailAccounts, mailboxes, mailboxesOf, byRole, cachedMailboxes, forgetOpened, forgetMailboxes } from "./store";
 import { Icon } from "../icons";
 import "../locales/mail.en";
 import "../locales/mail.de";
@@ -328,5 +329,6 @@ function MailPage(props: { path: string[]; route: string }) {
 
 onSignOut(forgetInboxes);
 onSignOut(forgetOpened);
+onSignOut(forgetMailboxes);
 registerRoute("mail", (p) => <MailPage path={p.path} route="mail" />, { label: "nav.mail", icon: "mail" });
 registerRoute("search", (p) => <MailPage path={p.path} route="search" />);

@@ -4,7 +4,7 @@
 import { Component } from "preact";
 import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
 import { t, fmtShortDate, locale } from "../i18n";
-import { errorText } from "../app";
+import { errorText } from "../errors";
 import { Row, Source, PAGE } from "./source";
 import { onMailChange, onRowPatch, prefetchOpen } from "./store";
 import { Icon } from "../icons";

@@ -4,14 +4,13 @@
 import { useEffect, useLayoutEffect, useMemo, useRef, useState } from "preact/hooks";
 import { t, fmtDate, fmtSize, locale } from "../i18n";
 import * as jmap from "../jmap";
-import { errorText } from "../app";
+import { errorText } from "../errors";
 import { prepare, textToHtml, baseCss, writeFrame } from "./sanitize";
 import {
   MAILBOX_PROPS, HEAD_PROPS, BODY_PROPS, PART_PROPS, mailboxesFetched, ownChange, ownRequest, patchRows,
-  keepOpened, openedOf, threadOf, fetchingOpen, noteFetching, cachedMailboxes,
+  keepOpened, openedOf, threadOf, fetchingOpen, noteFetching,
 } from "./store";
 import { Icon } from "../icons";
-import { primeMailboxes } from "../compose/mailboxes";
 import { PdfViewer, maybePdf, previewUrl } from "./preview";
 
 interface Addr {
@@ -465,11 +464,7 @@ export function Reader(props: {
             show(got, list);
             return got;
           });
-    // The move menu's mailboxes from the folder tree's (no request of the ActionBar's own
-    // before the mark-read's response primes them).
     const show = (got: Full, list: Head[]) => {
-      const boxes = cachedMailboxes(accountId);
-      if (boxes) primeMailboxes(accountId, boxes);
       if (alive) update((s) => (s.full ? s : { ...s, full: got, thread: list }));
     };
     // Fetched ahead and on its way (the row under the pointer): that request, not another.
@@ -520,12 +515,10 @@ export function Reader(props: {
       const set = jmap.one(r, "s");
       const got: Head | undefined = jmap.one(r, "a").list[0];
       const wasUnread = !!got && !got.keywords["$seen"];
-      primeMailboxes(accountId, jmap.one(r, "m").list); // the ActionBar's move menu
-      if (wasUnread && !set.notUpdated?.[emailId]) {
-        // Read now: the list and the counts show it at once.
-        patchRows({ accountId, ids: [emailId], keywords: { $seen: true } });
-        mailboxesFetched(accountId, jmap.one(r, "m").list);
-      }
+      // Read now: the list shows it at once. The mailboxes as they are now go into the one
+      // cache (the counts, the ActionBar's move menu), without a request of their own.
+      if (wasUnread && !set.notUpdated?.[emailId]) patchRows({ accountId, ids: [emailId], keywords: { $seen: true } });
+      mailboxesFetched(accountId, jmap.one(r, "m").list);
       return got ? (threadOf(got, jmap.one(r, "t").list || [], jmap.one(r, "e").list || []) as Head[] | null) : null;
     });
     Promise.all([body, mark])

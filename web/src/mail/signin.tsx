@@ -2,6 +2,7 @@
 import { useState, useRef, useEffect } from "preact/hooks";
 import { t, locale } from "../i18n";
 import * as jmap from "../jmap";
+import { errorText } from "../errors";
 
 export function SignIn(props: { onDone: () => void; onLocale: () => void }) {
   const [user, setUser] = useState("");
@@ -22,8 +23,7 @@ export function SignIn(props: { onDone: () => void; onLocale: () => void }) {
     } catch (err) {
       if (err instanceof jmap.JmapError && err.status === 401) setError(t("signin.wrong"));
       else if (err instanceof jmap.JmapError && err.status === 429) setError(t("signin.tooMany"));
-      else if (err instanceof jmap.JmapError) setError(err.message);
-      else setError(t("error.network"));
+      else setError(errorText(err));
       setBusy(false);
     }
   };

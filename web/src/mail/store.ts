@@ -22,7 +22,7 @@ export interface Mailbox {
   myRights?: Record<string, boolean>;
 }
 
-export function isNoticesAccount(id: string, acct: any): boolean {
+function isNoticesAccount(acct: any): boolean {
   return acct?.name === "mailkeep" || !!acct?.accountCapabilities?.[jmap.MANAGE];
 }
 
@@ -31,7 +31,7 @@ export function mailAccounts(s: jmap.Session): Account[] {
   const primary = s.primaryAccounts[jmap.MAIL];
   return Object.entries(s.accounts)
     .filter(([, a]) => a.accountCapabilities && a.accountCapabilities[jmap.MAIL])
-    .map(([id, a]) => ({ id, name: String(a.name || id), notices: isNoticesAccount(id, a) }))
+    .map(([id, a]) => ({ id, name: String(a.name || id), notices: isNoticesAccount(a) }))
     .sort((a, b) => {
       if (a.notices !== b.notices) return a.notices ? 1 : -1;
       if (a.id === primary) return -1;
@@ -59,8 +59,24 @@ function sortMailboxes(list: Mailbox[]): Mailbox[] {
   return list.sort((a, b) => rank(a) - rank(b) || a.sortOrder - b.sortOrder || a.name.localeCompare(b.name));
 }
 
+// The app's one cache of the mailbox lists (the folder tree, the unified inbox, the badge,
+// the reader's move menu, compose's Drafts): each account's list until a change of that
+// account that is not the app's own (onMailChange), a change made here, or sign-out.
 const boxes = new Map<string, Mailbox[]>();
 const inflight = new Map<string, Promise<Mailbox[]>>();
+let watching: (() => void) | null = null;
+
+// The cache is dropped by onMailChange; one listener of its own keeps that going when no
+// screen listens.
+function watchBoxes(): void {
+  if (!watching) watching = onMailChange(() => undefined);
+}
+
+/** Forgets the mailbox lists (at sign-out: the next user's ids may be the same). */
+export function forgetMailboxes(): void {
+  boxes.clear();
+  inflight.clear();
+}
 
 function parse(list: any[], accountId: string): Mailbox[] {
   return sortMailboxes(list.map((m) => ({ ...m, accountId, sortOrder: m.sortOrder || 0 })));
@@ -92,6 +108,7 @@ function fetchBatch(ids: string[]): void {
 
 /** All mailboxes of an account (cached until the next StateChange of that account). */
 export function mailboxes(accountId: string, force = false): Promise<Mailbox[]> {
+  watchBoxes();
   const running = inflight.get(accountId);
   if (running) return running;
   const have = boxes.get(accountId);
@@ -102,6 +119,7 @@ export function mailboxes(accountId: string, force = false): Promise<Mailbox[]> 
 
 /** The mailboxes of several accounts, those not cached in one request ([] for a failure). */
 export async function mailboxesOf(ids: string[], force?: Set<string>): Promise<Record<string, Mailbox[]>> {
+  watchBoxes();
   const need = ids.filter((id) => !inflight.has(id) && (!boxes.has(id) || (force && force.has(id))));
   if (need.length) fetchBatch(need);
   const out: Record<string, Mailbox[]> = {};
@@ -121,7 +139,7 @@ export function byRole(list: Mailbox[] | undefined, role: string): Mailbox | und
   return list?.find((m) => m.role === role);
 }
 
-// States a change made here led to, already shown (patchRows, mailboxesChanged): a
+// States a change made here led to, already shown (patchRows, mailboxesFetched): a
 // StateChange that names only these is that change coming back, not news.
 const own: string[] = [];
 export function ownChange(newState: string | undefined): void {
@@ -194,13 +212,6 @@ export function onMailChange(fn: (accounts: Set<string>) => void): () => void {
   };
 }
 
-/** Tells the mail screens that something changed here (an action), without waiting for push. */
-export function changed(accountIds: string[]): void {
-  const s = new Set(accountIds);
-  s.forEach((a) => boxes.delete(a));
-  listeners.forEach((l) => l(s));
-}
-
 // Mailbox counts only (the folder tree, the notices badge): an action here that changed
 // counts without changing what the lists show.
 const countListeners = new Set<(accounts: Set<string>) => void>();
@@ -212,15 +223,11 @@ export function onMailboxChange(fn: (accounts: Set<string>) => void): () => void
     off();
   };
 }
-/** Mailboxes read along with a change made here (Mailbox/get): the counts show them, no refetch. */
+/** Mailboxes read along with a request of the app's own (Mailbox/get, MAILBOX_PROPS): kept,
+ * and the counts show them at once (no refetch). */
 export function mailboxesFetched(accountId: string, list: any[]): void {
   boxes.set(accountId, parse(list, accountId));
   countListeners.forEach((l) => l(new Set()));
-}
-export function mailboxesChanged(accountIds: string[]): void {
-  const s = new Set(accountIds);
-  s.forEach((a) => boxes.delete(a));
-  countListeners.forEach((l) => l(s));
 }
 
 // Rows changed here (keywords), shown at once; the server's StateChange follows.

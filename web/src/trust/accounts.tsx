@@ -5,10 +5,10 @@ import { useState, useRef, useEffect } from "preact/hooks";
 import { t } from "../i18n";
 import { navigate, toast } from "../app";
 import { webSession } from "../jmap";
+import { errorText } from "../errors";
 import {
   manage,
   setFailure,
-  errorText,
   useLoad,
   LoadState,
   PageTitle,
@@ -70,8 +70,12 @@ export function AccountsPage(props: { path: string[] }) {
 let lastReceipt: { user: string; account: string; text: string } | null = null;
 const me = () => webSession()?.user ?? "";
 
+const ACCOUNTS_LIVE_MS = 4000;
+
 function AccountList() {
-  const accounts = useLoad(loadAccounts);
+  // An account's status (synced, held, an error, push) changes as it syncs: a StateChange
+  // reloads the list, at most every few seconds. The receipts change only by a removal here.
+  const accounts = useLoad(loadAccounts, [], ACCOUNTS_LIVE_MS);
   const receipts = useLoad(async () => {
     const r = await manage<{ list: Receipt[] }>("Receipt/get", {});
     return r.list ?? [];
@@ -221,7 +225,12 @@ function Status(props: { a: ExternalAccount }) {
       </span>,
     );
   if (a.pushState === "idle") items.push(<span class="badge ok">{t("trust.status.live")}</span>);
-  return <div class="trust-badges">{items}</div>;
+  // data-held: the messages the hub holds of it (tests see the status follow a sync).
+  return (
+    <div class="trust-badges" data-testid="account-status" data-held={p ? p.downloaded : undefined}>
+      {items}
+    </div>
+  );
 }
 
 type Panel = "" | "password" | "remove" | "signin";

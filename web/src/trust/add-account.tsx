@@ -12,7 +12,8 @@
 import { useState, useRef, useEffect } from "preact/hooks";
 import { t } from "../i18n";
 import { navigate, toast } from "../app";
-import { manage, setFailure, errorText, PageTitle } from "./util";
+import { manage, setFailure, PageTitle } from "./util";
+import { errorText } from "../errors";
 import { OAuthSignIn, loadProviders, type OAuthProviderInfo } from "./oauth";
 
 interface Discovered {

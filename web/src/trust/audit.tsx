@@ -3,7 +3,8 @@
 // whether the log's hash chain verifies.
 import { useState } from "preact/hooks";
 import { t } from "../i18n";
-import { manage, useLoad, LoadState, PageTitle, When, errorText } from "./util";
+import { manage, useLoad, LoadState, PageTitle, When } from "./util";
+import { errorText } from "../errors";
 import { loadAccounts } from "./accounts";
 
 export interface AuditEntry {
@@ -75,7 +76,7 @@ export function AuditPage() {
   const [draft, setDraft] = useState<Filter>(noFilter);
   const [filter, setFilter] = useState<Filter>(noFilter);
   const [position, setPosition] = useState(0);
-  const accounts = useLoad(loadAccounts, [], false);
+  const accounts = useLoad(loadAccounts);
   const log = useLoad<AuditPage>(
     async () => {
       const f: Record<string, string> = {};
@@ -88,7 +89,6 @@ export function AuditPage() {
       return manage<AuditPage>("AuditLog/get", { filter: f, position, limit: PAGE });
     },
     [filter, position],
-    false,
   );
 
   function apply(e: Event) {
@@ -278,7 +278,7 @@ function Verified(props: { verified: boolean; error: string | null; note: string
       <p>
         {props.verified
           ? t("trust.audit.verifiedText")
-          : t("trust.audit.notVerifiedText", { error: props.error ? errorText({ message: props.error }) : "" })}
+          : t("trust.audit.notVerifiedText", { error: props.error ? errorText(props.error) : "" })}
       </p>
       {props.note && <p class="trust-hint">{props.note}</p>}
     </div>

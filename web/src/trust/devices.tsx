@@ -5,7 +5,8 @@ import { useState, useRef, useEffect } from "preact/hooks";
 import { t } from "../i18n";
 import { session, signOut } from "../jmap";
 import { toast } from "../app";
-import { manage, setFailure, errorText, useLoad, LoadState, PageTitle, When, Confirm, CopyButton } from "./util";
+import { errorText } from "../errors";
+import { manage, setFailure, useLoad, LoadState, PageTitle, When, Confirm, CopyButton } from "./util";
 import { QrCode } from "./qr";
 import { HubPassword } from "./password";
 
@@ -76,7 +77,7 @@ function Devices() {
       const f = setFailure(r, "d");
       if (f) throw f;
       const c = r.created?.d;
-      if (!c?.token) throw new Error(t("trust.error.unknown"));
+      if (!c?.token) throw new Error(t("error.unknown"));
       setCreated({ name: c.name ?? n, token: c.token });
       setName("");
       devices.reload();

@@ -8,7 +8,8 @@
 // tokens never reach the browser.
 import { useEffect, useRef, useState } from "preact/hooks";
 import { t, locale } from "../i18n";
-import { manage, errorText } from "./util";
+import { manage } from "./util";
+import { errorText } from "../errors";
 
 export interface OAuthProviderInfo {
   id: string;

@@ -4,7 +4,8 @@
 import { useState } from "preact/hooks";
 import { t } from "../i18n";
 import { webSession } from "../jmap";
-import { manage, errorText } from "./util";
+import { manage } from "./util";
+import { errorText } from "../errors";
 
 export function HubPassword() {
   const [old, setOld] = useState("");

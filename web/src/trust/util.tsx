@@ -1,9 +1,10 @@
 // Shared pieces of the trust pages: the management calls, loading state,
-// dates, errors, a confirm dialog and a text download.
+// dates, the load error, a confirm dialog and a text download.
 import { useCallback, useEffect, useRef, useState } from "preact/hooks";
 import type { ComponentChildren } from "preact";
 import { call, one, onStateChange } from "../jmap";
 import { t } from "../i18n";
+import { errorText } from "../errors";
 
 // Every management method takes the notices account's id.
 export const MANAGE_ACCOUNT = "mailkeep";
@@ -19,18 +20,9 @@ export async function manage<T = any>(method: string, args: Record<string, unkno
 export function setFailure(res: any, key: string): Error | null {
   for (const field of ["notCreated", "notUpdated", "notDestroyed"]) {
     const e = res?.[field]?.[key];
-    if (e) return new Error(e.description || e.type || t("trust.error.unknown"));
+    if (e) return new Error(e.description || e.type || t("error.unknown"));
   }
   return null;
-}
-
-// The text a person sees for an error thrown by a call.
-export function errorText(e: unknown): string {
-  if (e == null) return t("trust.error.unknown");
-  const x = e as any;
-  if (typeof x.description === "string" && x.description) return x.description;
-  if (typeof x.message === "string" && x.message) return x.message;
-  return String(e);
 }
 
 export interface Loaded<T> {
@@ -40,15 +32,20 @@ export interface Loaded<T> {
   reload: () => void;
 }
 
-// Runs load() now, again on reload(), and when the server says something
-// changed (a StateChange on the event stream), unless live is false.
-export function useLoad<T>(load: () => Promise<T>, deps: unknown[] = [], live = true): Loaded<T> {
+// Runs load() now and again on reload() (after the page's own actions). Most of what the
+// trust pages show changes only by such actions, not by new mail, so a StateChange reloads
+// nothing unless live is given (ms): then a StateChange (new mail, a sync) reloads at
+// once when the last load is at least live ms ago, else once when it is, so that a burst
+// of changes costs one request per live ms and the last one is still shown.
+export function useLoad<T>(load: () => Promise<T>, deps: unknown[] = [], live = 0): Loaded<T> {
   const [data, setData] = useState<T | undefined>(undefined);
   const [error, setError] = useState<unknown>(null);
   const [loading, setLoading] = useState(true);
   const seq = useRef(0);
+  const last = useRef(0);
   const run = useCallback(() => {
     const mine = ++seq.current;
+    last.current = Date.now();
     setLoading(true);
     load().then(
       (d) => {
@@ -67,11 +64,23 @@ export function useLoad<T>(load: () => Promise<T>, deps: unknown[] = [], live = 
   }, deps);
   useEffect(() => {
     run();
-    if (!live) return () => void ++seq.current;
-    const off = onStateChange(() => run());
+    let timer: number | undefined;
+    const off = live
+      ? onStateChange(() => {
+          if (timer === undefined)
+            timer = window.setTimeout(
+              () => {
+                timer = undefined;
+                run();
+              },
+              Math.max(0, last.current + live - Date.now()),
+            );
+        })
+      : undefined;
     return () => {
       ++seq.current;
-      off();
+      off?.();
+      window.clearTimeout(timer);
     };
   }, [run]);
   return { data, error, loading, reload: run };
