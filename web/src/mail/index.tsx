@@ -12,7 +12,16 @@ import { Reader } from "./reader";
 import { ActionBar } from "./actions";
 import { ComposeButton } from "../compose/compose";
 import { Source, WindowSource, MergedSource, Query } from "./source";
-import { Account, mailAccounts, mailboxes, mailboxesOf, byRole, cachedMailboxes, forgetOpened, forgetMailboxes } from "./store";
+import {
+  Account,
+  mailAccounts,
+  mailboxes,
+  mailboxesOf,
+  byRole,
+  cachedMailboxes,
+  forgetOpened,
+  forgetMailboxes,
+} from "./store";
 import { Icon } from "../icons";
 import "../locales/mail.en";
 import "../locales/mail.de";

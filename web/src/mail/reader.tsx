@@ -517,7 +517,8 @@ export function Reader(props: {
       const wasUnread = !!got && !got.keywords["$seen"];
       // Read now: the list shows it at once. The mailboxes as they are now go into the one
       // cache (the counts, the ActionBar's move menu), without a request of their own.
-      if (wasUnread && !set.notUpdated?.[emailId]) patchRows({ accountId, ids: [emailId], keywords: { $seen: true } });
+      if (wasUnread && !set.notUpdated?.[emailId])
+        patchRows({ accountId, ids: [emailId], keywords: { $seen: true } });
       mailboxesFetched(accountId, jmap.one(r, "m").list);
       return got ? (threadOf(got, jmap.one(r, "t").list || [], jmap.one(r, "e").list || []) as Head[] | null) : null;
     });
