@@ -65,6 +65,7 @@ function sortMailboxes(list: Mailbox[]): Mailbox[] {
 const boxes = new Map<string, Mailbox[]>();
 const inflight = new Map<string, Promise<Mailbox[]>>();
 let watching: (() => void) | null = null;
+let generation = 0; // a fetch started before forgetMailboxes() keeps nothing
 
 // The cache is dropped by onMailChange; one listener of its own keeps that going when no
 // screen listens.
@@ -74,6 +75,7 @@ function watchBoxes(): void {
 
 /** Forgets the mailbox lists (at sign-out: the next user's ids may be the same). */
 export function forgetMailboxes(): void {
+  generation++;
   boxes.clear();
   inflight.clear();
 }
@@ -85,6 +87,7 @@ function parse(list: any[], accountId: string): Mailbox[] {
 // One request for the mailboxes of several accounts (each account's promise is in inflight
 // until it is there); when it fails as a whole, each account is asked on its own.
 function fetchBatch(ids: string[]): void {
+  const gen = generation;
   const all = jmap.call(
     ids.map((accountId, i) => ["Mailbox/get", { accountId, ids: null, properties: MAILBOX_PROPS }, "m" + i]),
   );
@@ -98,10 +101,10 @@ function fetchBatch(ids: string[]): void {
           .then((r) => parse(jmap.one(r, "m").list, accountId));
       })
       .then((list) => {
-        boxes.set(accountId, list);
+        if (gen === generation) boxes.set(accountId, list);
         return list;
       })
-      .finally(() => inflight.delete(accountId));
+      .finally(() => inflight.get(accountId) === p && inflight.delete(accountId));
     inflight.set(accountId, p);
   });
 }
