@@ -5,7 +5,6 @@ register("de", {
   "app.loading": "Wird geladen …",
   "app.retry": "Erneut versuchen",
   "app.skip": "Zum Inhalt springen",
-  "app.menu": "Menü",
   "app.nav": "Hauptnavigation",
   "app.language": "English",
   "app.signOut": "Abmelden",

@@ -5,7 +5,6 @@ register("en", {
   "app.loading": "Loading…",
   "app.retry": "Try again",
   "app.skip": "Skip to content",
-  "app.menu": "Menu",
   "app.nav": "Main",
   "app.language": "Deutsch",
   "app.signOut": "Sign out",
