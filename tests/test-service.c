@@ -1,6 +1,7 @@
 /* The services layer (src/service): the workflows answer in structs and
  * through the caller's reporter, never on stdout or stderr; errors are in
  * the caller's buffers; open errors are the calling thread's own. */
+#include <curl/curl.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -197,6 +198,8 @@ int main(void)
 {
 	const char *err;
 	bool existed;
+	/* Like main(): libcurl is set up once per process, before any use. */
+	CHECK(curl_global_init(CURL_GLOBAL_DEFAULT) == 0);
 	snprintf(dir, sizeof(dir), "/tmp/mk-test-service-XXXXXX");
 	CHECK(mkdtemp(dir) != NULL);
 	CHECK(hub_create(dir, NULL, &existed, &err) == 0);
@@ -238,5 +241,6 @@ int main(void)
 	char cmd[128];
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	CHECK(system(cmd) == 0);
+	curl_global_cleanup();
 	TEST_DONE("test-service");
 }
