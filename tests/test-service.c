@@ -167,6 +167,57 @@ static void test_lifecycle_and_purge(struct hub *hub)
 }
 
 /* Failed opens in two threads at once: each error names its own path. */
+/* A zero-access user's password change: the old password is checked by
+ * opening the key with it (one Argon2id run), the account keys are
+ * rewrapped, and a key opened before a change in between is refused. */
+static void test_zero_access_password(struct hub *hub)
+{
+	const char *err;
+	char error[256];
+	struct hub_user u;
+	struct vault_kek *kek = NULL, *new_kek = NULL, *stale = NULL;
+	int64_t id;
+	CHECK(hub_user_add(hub, "zoe", "first-password", true, "first-password", &err) == 0);
+	CHECK(hub_user_get(hub, "zoe", &u, &err) == 0);
+	CHECK(hub_user_kek(hub, &u, "first-password", &kek, &err) == 0);
+	CHECK(hub_account_add(hub, &u, kek, "imaps://127.0.0.1:1", NULL, "z@example.org", NULL,
+	                      "secret", &id, &err) == 0);
+	vault_kek_free(&kek);
+
+	CHECK(svc_user_set_password(hub, &u, NULL, "second-password", "test", NULL, error,
+	                            sizeof(error)) == -1);
+	CHECK(strstr(error, "old password is needed") != NULL);
+	CHECK(svc_user_set_password(hub, &u, "wrong-password", "second-password", "test", &new_kek,
+	                            error, sizeof(error)) == 1);
+	CHECK(new_kek == NULL);
+	CHECK_STR(error, "the old password is wrong");
+	CHECK(hub_user_check_password(hub, &u, "first-password", &err) == 0);
+
+	CHECK(hub_user_kek(hub, &u, "first-password", &stale, &err) == 0);
+	CHECK(svc_user_set_password(hub, &u, "first-password", "second-password", "test", &new_kek,
+	                            error, sizeof(error)) == 0);
+	CHECK(new_kek != NULL);
+	CHECK(hub_user_check_password(hub, &u, "second-password", &err) == 0);
+	CHECK(hub_user_check_password(hub, &u, "first-password", &err) < 0);
+	CHECK(hub_user_kek(hub, &u, "first-password", &kek, &err) < 0);
+	CHECK(hub_user_kek(hub, &u, "second-password", &kek, &err) == 0);
+	vault_kek_free(&kek);
+
+	/* A key opened from the old password before the change is no longer
+	 * the current one: refused, nothing changes. */
+	CHECK(hub_user_change_passphrase(hub, &u, stale, "third-password", "test", NULL, &err) ==
+	      -1);
+	CHECK(strstr(err, "changed meanwhile") != NULL);
+	CHECK(hub_user_kek(hub, &u, "second-password", &kek, &err) == 0);
+	vault_kek_free(&kek);
+	CHECK(hub_user_change_passphrase(hub, &u, new_kek, "third-password", "test", NULL, &err) ==
+	      0);
+	CHECK(hub_user_kek(hub, &u, "third-password", &kek, &err) == 0);
+	vault_kek_free(&kek);
+	vault_kek_free(&new_kek);
+	vault_kek_free(&stale);
+}
+
 static void *open_fails(void *ctx)
 {
 	const char *where = ctx, *err;
@@ -224,6 +275,7 @@ int main(void)
 	test_outbox(hub);
 	test_removal(hub);
 	test_lifecycle_and_purge(hub);
+	test_zero_access_password(hub);
 	test_open_errors_per_thread();
 	fflush(stdout);
 	fflush(stderr);
