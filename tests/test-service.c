@@ -192,8 +192,8 @@ static void test_oauth_cache(struct hub *hub)
 	/* Signed in again: the entry goes. */
 	struct oauth_provider p = {.name = "example"};
 	struct oauth_tokens tokens = {.refresh_token = (char *)"refresh-2"};
-	CHECK(svc_account_signin_oauth(hub, &u, a, kek, &p, &tokens, false, error,
-	                               sizeof(error)) == 0);
+	CHECK(svc_account_signin_oauth(hub, &u, a, kek, &p, &tokens, false, error, sizeof(error)) ==
+	      0);
 	CHECK(svc_oauth_cache_count(hub, id) == 0);
 	hub_accounts_free(&all, n);
 
