@@ -200,6 +200,7 @@ int daemon_run(const struct daemon_settings *s)
 	pthread_join(outboxer, NULL);
 	pthread_join(lifecycler, NULL);
 	pthread_join(worker, NULL);
+	svc_lease_wake(sv->leases); /* it may sleep until a sign-in */
 	pthread_join(leaser, NULL);
 	daemon_push_close_all(sv);
 	http_server_stop(&server);

@@ -144,6 +144,10 @@ int hub_open(const char *data_dir, bool load_master, struct hub **hub_r, const c
 void hub_close(struct hub **hub);
 const struct hub_settings *hub_get_settings(const struct hub *hub);
 const char *hub_data_dir(const struct hub *hub);
+/* hub.db's PRAGMA data_version on this connection: it changes when another
+ * connection (the CLI, another process) commits to hub.db, never for this
+ * connection's own commits; reading it costs no table read. */
+int hub_data_version(struct hub *hub, int64_t *version_r, const char **error_r);
 /* Valid hub user name: 1-64 of [a-z0-9._-], not starting with '.' or '-'. */
 bool hub_valid_user_name(const char *name);
 
