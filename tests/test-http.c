@@ -69,6 +69,22 @@ static void handler(void *ctx, const struct http_request *req, struct http_respo
 		        "invalid header name");
 		REFUSED(http_response_set_auth_label(resp, "has space", &error), "printable");
 		REFUSED(http_response_set_status(resp, 101, &error), "out of range");
+	} else if (strcmp(req->path, "/static") == 0) {
+		/* A borrowed body replaces an owned one (freed) and is sent as
+		 * it is, never freed (ASan would catch a free of a constant). */
+		static const char page[] = "a constant page\n";
+		OK(http_response_set_status(resp, 200, &error));
+		OK(http_response_set_body_copy(resp, "text/plain", "replaced", 8, &error));
+		REFUSED(http_response_set_body_static(resp, "text/plain", NULL, 3, &error),
+		        "body is NULL");
+		OK(http_response_set_body_static(resp, "text/plain", page, sizeof(page) - 1,
+		                                 &error));
+	} else if (strcmp(req->path, "/static-then-copy") == 0) {
+		/* An owned body replaces a borrowed one: the constant is not freed,
+		 * the copy is (by the server, after sending). */
+		OK(http_response_set_status(resp, 200, &error));
+		OK(http_response_set_body_static(resp, "text/plain", "borrowed", 8, &error));
+		OK(http_response_set_body_copy(resp, "text/plain", "owned", 5, &error));
 	} else if (strcmp(req->path, "/slow") == 0) {
 		app->slow_inside++;
 		while (!app->slow_release)
@@ -298,6 +314,14 @@ static void test_requests(struct app *app, unsigned int port, FILE *log)
 	CHECK(strstr(raw.data, "200") == NULL);
 	close(fd);
 	CHECK(app->calls == before);
+
+	/* Borrowed (no-copy) bodies. */
+	CHECK(request(port, "GET", "/static", NULL, 0, NULL, &b) == 200);
+	CHECK_STR(b.data, "a constant page\n");
+	CHECK(request(port, "GET", "/static", NULL, 0, NULL, &b) == 200);
+	CHECK_STR(b.data, "a constant page\n");
+	CHECK(request(port, "GET", "/static-then-copy", NULL, 0, NULL, &b) == 200);
+	CHECK_STR(b.data, "owned");
 
 	/* Unknown paths are the handler's business. */
 	CHECK(request(port, "GET", "/no/such/path", NULL, 0, NULL, &b) == 404);

@@ -155,6 +155,57 @@ int main(void)
 	svc_lease_tick(l, now);
 	CHECK(!svc_lease_held(l, dana.id, NULL));
 
+	/* The watcher (svc_lease_watch): nothing held, nothing to do. */
+	CHECK(!svc_lease_watch(l, now));
+	int64_t d3, d4;
+	CHECK(hub_device_add(hub, &dana, "tablet", tok, &d3, &err) == 0);
+	CHECK(hub_device_add(hub, &dana, "reader", tok, &d4, &err) == 0);
+	CHECK(svc_lease_signin(l, &dana, pass, d3, now, 60, &until, error, sizeof(error)) == 1);
+	/* A sign-in wakes a waiting watcher (this wait returns at once, or the
+	 * test hangs) and makes the next watch look at the holders; with no
+	 * change after that, a watch only reads data_version. */
+	svc_lease_wait(l, 3600 * 1000);
+	CHECK(svc_lease_watch(l, now));
+	CHECK(!svc_lease_watch(l, now + 1));
+	CHECK(svc_lease_held(l, dana.id, NULL));
+	/* Another process (another hub connection: the CLI) revokes the only
+	 * holder: data_version moves, the next watch looks and wipes. */
+	struct hub *other;
+	CHECK(hub_open(dir, true, &other, &err) == 0);
+	CHECK(hub_device_revoke(other, &dana, "tablet", &gone, &err) == 0);
+	CHECK(svc_lease_watch(l, now + 1));
+	CHECK(!svc_lease_held(l, dana.id, NULL));
+	hub_close(&other);
+	/* A revocation through the watcher's own connection does not move
+	 * data_version (serve's own revocations call svc_lease_release): the
+	 * periodic full check finds it within 5 s. */
+	CHECK(svc_lease_signin(l, &dana, pass, d4, now, 60, &until, error, sizeof(error)) == 1);
+	CHECK(svc_lease_watch(l, now));
+	CHECK(hub_device_revoke(hub, &dana, "reader", &gone, &err) == 0);
+	CHECK(!svc_lease_watch(l, now + 4));
+	CHECK(svc_lease_held(l, dana.id, NULL));
+	CHECK(svc_lease_watch(l, now + 5));
+	CHECK(!svc_lease_held(l, dana.id, NULL));
+	/* Expiry: the watch at the lease's end wipes it. */
+	CHECK(svc_lease_signin(l, &dana, pass, d2, now, 10, &until, error, sizeof(error)) == 1);
+	CHECK(svc_lease_watch(l, now));
+	CHECK(!svc_lease_watch(l, now + 4));
+	CHECK(svc_lease_watch(l, now + 10));
+	CHECK(!svc_lease_held(l, dana.id, NULL));
+	/* With nothing held the wait ends only when woken (a wake given before
+	 * the wait is not lost); with a lease held, after max_ms. */
+	svc_lease_wait(l, 10); /* takes the change the wipe above made */
+	svc_lease_wake(l);
+	svc_lease_wait(l, 3600 * 1000);
+	CHECK(svc_lease_signin(l, &dana, pass, d2, now, 60, &until, error, sizeof(error)) == 1);
+	svc_lease_wait(l, 10);
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	svc_lease_wait(l, 50);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	CHECK((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000 >= 45);
+	CHECK(svc_lease_release(l, dana.id, d2, "signout") == 1);
+
 	/* Shutdown wipes what is left. */
 	CHECK(svc_lease_signin(l, &dana, pass, d2, now, 60, &until, error, sizeof(error)) == 1);
 	svc_leases_free(&l);
@@ -166,7 +217,7 @@ int main(void)
 		unlocked++;
 	for (char *p = ev; (p = strstr(p, "lease.wiped")) != NULL; p++)
 		wiped++;
-	CHECK(unlocked == 4 && wiped == 4);
+	CHECK(unlocked == 8 && wiped == 8);
 	uint64_t count;
 	const char *note;
 	CHECK(hub_audit_verify(hub, &dana, &count, &note, &err) == 0);

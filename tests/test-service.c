@@ -1,6 +1,7 @@
 /* The services layer (src/service): the workflows answer in structs and
  * through the caller's reporter, never on stdout or stderr; errors are in
  * the caller's buffers; open errors are the calling thread's own. */
+#include <curl/curl.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -10,6 +11,7 @@
 #include "test.h"
 #include "hub/hub.h"
 #include "service/svc-account.h"
+#include "service/svc-oauth.h"
 #include "service/svc-outbox.h"
 #include "service/svc-sync.h"
 #include "service/svc-user.h"
@@ -133,6 +135,80 @@ static void test_removal(struct hub *hub)
 	CHECK(strstr(r.error, "no hub user 'nobody'") != NULL);
 }
 
+static bool find_account(struct hub *hub, const struct hub_user *u, int64_t id,
+                         struct hub_account **all_r, size_t *n_r, const struct hub_account **a_r)
+{
+	const char *err;
+	CHECK(hub_account_list(hub, u->id, all_r, n_r, &err) == 0);
+	for (size_t i = 0; i < *n_r; i++)
+		if ((*all_r)[i].id == id) {
+			*a_r = &(*all_r)[i];
+			return true;
+		}
+	return false;
+}
+
+/* The OAuth access-token cache keeps one entry per account: a token under a
+ * new secret version replaces the old one; a new sign-in and a removal drop
+ * the account's entry. */
+static void test_oauth_cache(struct hub *hub)
+{
+	const char *err;
+	char error[256];
+	struct hub_user u;
+	struct vault_kek *kek = NULL;
+	int64_t id;
+	CHECK(hub_user_get(hub, "alice", &u, &err) == 0);
+	CHECK(hub_user_kek(hub, &u, NULL, &kek, &err) == 0);
+	struct hub_oauth_binding ob = {.provider = "example",
+	                               .token_url = "https://127.0.0.1:1/token",
+	                               .client_id = "mailkeep",
+	                               .scopes = "mail"};
+	CHECK(hub_account_add_oauth(hub, &u, kek, "imaps://127.0.0.1:1", NULL, "o@example.org",
+	                            NULL, &ob, "refresh-1", &id, &err) == 0);
+	struct hub_account *all = NULL;
+	size_t n = 0;
+	const struct hub_account *a = NULL;
+	CHECK(find_account(hub, &u, id, &all, &n, &a));
+	svc_oauth_cache_clear();
+	int64_t later = (int64_t)time(NULL) + 3600;
+	svc_oauth_cache_put(hub, a, "token-1", later);
+	char *t = svc_oauth_cache_get(hub, a);
+	CHECK(t != NULL && strcmp(t, "token-1") == 0);
+	svc_secret_free(&t);
+	CHECK(svc_oauth_cache_count(hub, id) == 1);
+
+	/* A token under the next version (a rotation) replaces the entry: the
+	 * old version finds nothing, and there is one entry, not two. */
+	struct hub_account next = *a;
+	next.secret_version++;
+	svc_oauth_cache_put(hub, &next, "token-2", later);
+	CHECK(svc_oauth_cache_count(hub, id) == 1);
+	CHECK((t = svc_oauth_cache_get(hub, a)) == NULL);
+	t = svc_oauth_cache_get(hub, &next);
+	CHECK(t != NULL && strcmp(t, "token-2") == 0);
+	svc_secret_free(&t);
+
+	/* Signed in again: the entry goes. */
+	struct oauth_provider p = {.name = "example"};
+	struct oauth_tokens tokens = {.refresh_token = (char *)"refresh-2"};
+	CHECK(svc_account_signin_oauth(hub, &u, a, kek, &p, &tokens, false, error, sizeof(error)) ==
+	      0);
+	CHECK(svc_oauth_cache_count(hub, id) == 0);
+	hub_accounts_free(&all, n);
+
+	/* Removed: the entry goes. */
+	CHECK(find_account(hub, &u, id, &all, &n, &a));
+	svc_oauth_cache_put(hub, a, "token-3", later);
+	CHECK(svc_oauth_cache_count(hub, id) == 1);
+	hub_accounts_free(&all, n);
+	struct svc_account_removal r;
+	CHECK(svc_account_remove(hub, "alice", id, &r) == 0);
+	CHECK(r.outcome == SVC_REMOVAL_DONE);
+	CHECK(svc_oauth_cache_count(hub, id) == 0);
+	vault_kek_free(&kek);
+}
+
 static void test_lifecycle_and_purge(struct hub *hub)
 {
 	const char *err;
@@ -166,6 +242,57 @@ static void test_lifecycle_and_purge(struct hub *hub)
 }
 
 /* Failed opens in two threads at once: each error names its own path. */
+/* A zero-access user's password change: the old password is checked by
+ * opening the key with it (one Argon2id run), the account keys are
+ * rewrapped, and a key opened before a change in between is refused. */
+static void test_zero_access_password(struct hub *hub)
+{
+	const char *err;
+	char error[256];
+	struct hub_user u;
+	struct vault_kek *kek = NULL, *new_kek = NULL, *stale = NULL;
+	int64_t id;
+	CHECK(hub_user_add(hub, "zoe", "first-password", true, "first-password", &err) == 0);
+	CHECK(hub_user_get(hub, "zoe", &u, &err) == 0);
+	CHECK(hub_user_kek(hub, &u, "first-password", &kek, &err) == 0);
+	CHECK(hub_account_add(hub, &u, kek, "imaps://127.0.0.1:1", NULL, "z@example.org", NULL,
+	                      "secret", &id, &err) == 0);
+	vault_kek_free(&kek);
+
+	CHECK(svc_user_set_password(hub, &u, NULL, "second-password", "test", NULL, error,
+	                            sizeof(error)) == -1);
+	CHECK(strstr(error, "old password is needed") != NULL);
+	CHECK(svc_user_set_password(hub, &u, "wrong-password", "second-password", "test", &new_kek,
+	                            error, sizeof(error)) == 1);
+	CHECK(new_kek == NULL);
+	CHECK_STR(error, "the old password is wrong");
+	CHECK(hub_user_check_password(hub, &u, "first-password", &err) == 0);
+
+	CHECK(hub_user_kek(hub, &u, "first-password", &stale, &err) == 0);
+	CHECK(svc_user_set_password(hub, &u, "first-password", "second-password", "test", &new_kek,
+	                            error, sizeof(error)) == 0);
+	CHECK(new_kek != NULL);
+	CHECK(hub_user_check_password(hub, &u, "second-password", &err) == 0);
+	CHECK(hub_user_check_password(hub, &u, "first-password", &err) < 0);
+	CHECK(hub_user_kek(hub, &u, "first-password", &kek, &err) < 0);
+	CHECK(hub_user_kek(hub, &u, "second-password", &kek, &err) == 0);
+	vault_kek_free(&kek);
+
+	/* A key opened from the old password before the change is no longer
+	 * the current one: refused, nothing changes. */
+	CHECK(hub_user_change_passphrase(hub, &u, stale, "third-password", "test", NULL, &err) ==
+	      -1);
+	CHECK(strstr(err, "changed meanwhile") != NULL);
+	CHECK(hub_user_kek(hub, &u, "second-password", &kek, &err) == 0);
+	vault_kek_free(&kek);
+	CHECK(hub_user_change_passphrase(hub, &u, new_kek, "third-password", "test", NULL, &err) ==
+	      0);
+	CHECK(hub_user_kek(hub, &u, "third-password", &kek, &err) == 0);
+	vault_kek_free(&kek);
+	vault_kek_free(&new_kek);
+	vault_kek_free(&stale);
+}
+
 static void *open_fails(void *ctx)
 {
 	const char *where = ctx, *err;
@@ -197,6 +324,8 @@ int main(void)
 {
 	const char *err;
 	bool existed;
+	/* Like main(): libcurl is set up once per process, before any use. */
+	CHECK(curl_global_init(CURL_GLOBAL_DEFAULT) == 0);
 	snprintf(dir, sizeof(dir), "/tmp/mk-test-service-XXXXXX");
 	CHECK(mkdtemp(dir) != NULL);
 	CHECK(hub_create(dir, NULL, &existed, &err) == 0);
@@ -220,7 +349,9 @@ int main(void)
 	test_sync(hub);
 	test_outbox(hub);
 	test_removal(hub);
+	test_oauth_cache(hub);
 	test_lifecycle_and_purge(hub);
+	test_zero_access_password(hub);
 	test_open_errors_per_thread();
 	fflush(stdout);
 	fflush(stderr);
@@ -238,5 +369,6 @@ int main(void)
 	char cmd[128];
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	CHECK(system(cmd) == 0);
+	curl_global_cleanup();
 	TEST_DONE("test-service");
 }

@@ -1,7 +1,6 @@
 /* mailkeep account add --oauth PROVIDER, and account signin (docs/oauth.md):
  * an OAuth 2 account, signed in through the loopback redirect, the device
  * flow, or a token file a device produced. */
-#include <curl/curl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
@@ -263,7 +262,6 @@ int cli_account_add_oauth(struct hub *hub, int argc, char **argv)
 		          "yes, or pass --consent to accept the text above)");
 		return EXIT_FAIL;
 	}
-	curl_global_init(CURL_GLOBAL_DEFAULT);
 	struct oauth_tokens t = {0};
 	char *passphrase = NULL;
 	struct vault_kek *kek = NULL;
@@ -344,7 +342,6 @@ int cli_account_signin(struct hub *hub, int argc, char **argv)
 	a.imap = acct->imap_url;
 	a.smtp = acct->smtp_url;
 	a.ca = acct->ca_file;
-	curl_global_init(CURL_GLOBAL_DEFAULT);
 	if (a.ppfile != NULL && (passphrase = cli_read_secret(a.ppfile)) == NULL)
 		goto out;
 	if (hub_user_kek(hub, &u, passphrase, &kek, &err) < 0) {

@@ -223,11 +223,6 @@ out:
 	return ret;
 }
 
-void account_setup_disclose_mail(struct hub *hub, const struct hub_user *u, struct buf *b)
-{
-	svc_account_disclose_mail(hub, u, b); /* shared with serve (svc-account.h) */
-}
-
 /* ---- account import ---- */
 
 static void import_usage(void)

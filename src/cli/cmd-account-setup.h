@@ -1,12 +1,11 @@
-/* account add --email (settings from a profile or discovery), the parts of
- * the disclosure about the hosted mail, and account import. */
+/* account add --email (settings from a profile or discovery) and account
+ * import. */
 #ifndef MK_CMD_ACCOUNT_SETUP_H
 #define MK_CMD_ACCOUNT_SETUP_H
 
 #include <stdbool.h>
 
 #include "hub/hub.h"
-#include "lib/buf.h"
 
 /* The settings account add goes on with: found for the address, with the
  * flags given (--imap, --smtp, --login) taking precedence. */
@@ -23,10 +22,6 @@ struct account_setup {
  * not (nothing is stored). */
 int account_setup_resolve(const char *user, const char *email, const char *imap, const char *smtp,
                           const char *login, bool password_given, struct account_setup *r);
-
-/* The disclosure's part on the hosted mail: who can read it, how long it
- * is kept (the lifecycle policy in force). Every account add shows it. */
-void account_setup_disclose_mail(struct hub *hub, const struct hub_user *u, struct buf *b);
 
 /* account import --user U --thunderbird DIR | --mbsyncrc FILE [--add N ...] */
 int account_import(struct hub *hub, int argc, char **argv);

@@ -1,4 +1,5 @@
 /* mailkeep: the command-line entry point. */
+#include <curl/curl.h>
 #include <errno.h>
 #include <limits.h>
 #include <pwd.h>
@@ -303,9 +304,20 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return EXIT_USAGE;
 	}
-	for (size_t c = 0; c < sizeof(commands) / sizeof(commands[0]); c++)
-		if (strcmp(argv[i], commands[c].name) == 0)
-			return commands[c].fn(&cli, argc - i, argv + i);
+	for (size_t c = 0; c < sizeof(commands) / sizeof(commands[0]); c++) {
+		if (strcmp(argv[i], commands[c].name) != 0)
+			continue;
+		/* libcurl's global state is set up once here, before any thread exists:
+		 * curl_global_init() is not thread-safe beside other curl use in older
+		 * libcurl, so no engine, service or daemon code calls it. */
+		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+			cli_error("cannot initialise libcurl");
+			return EXIT_FAIL;
+		}
+		int ret = commands[c].fn(&cli, argc - i, argv + i);
+		curl_global_cleanup();
+		return ret;
+	}
 	cli_error("unknown command '%s'", argv[i]);
 	usage(stderr);
 	return EXIT_USAGE;

@@ -87,11 +87,6 @@ static void note_activity(struct daemon *sv, const struct principal *p,
 	pthread_mutex_unlock(&sv->hub_lock);
 }
 
-void daemon_note_activity(struct daemon *sv, const struct principal *p)
-{
-	note_activity(sv, p, NULL);
-}
-
 int daemon_authenticate(struct daemon *sv, const struct http_request *req, struct principal *p,
                         unsigned *retry_after_r)
 {

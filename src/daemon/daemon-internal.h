@@ -162,8 +162,6 @@ int daemon_authenticate(struct daemon *sv, const struct http_request *req, struc
  * (*retry_after_r), -3 too busy hashing. */
 int daemon_password_check(struct daemon *sv, const char *name, const char *password,
                           const char *addr, struct principal *p, unsigned *retry_after_r);
-/* Record p's use (lifecycle activity). */
-void daemon_note_activity(struct daemon *sv, const struct principal *p);
 
 /* daemon-static.c: the web app's files, from the web root loaded into
  * memory at start. */

@@ -135,14 +135,16 @@ void daemon_handle_signout(struct daemon *sv, const struct principal *p,
 	daemon_respond_json(resp, 200, body != NULL ? body : json_object());
 }
 
-/* Wipes the leases that expired or whose devices were all revoked. */
+/* Wipes the leases that expired or whose devices were all revoked. With
+ * no lease held it sleeps until a sign-in (or shutdown) wakes it; with one
+ * held it looks twice a second, which reads hub.db's data_version only and
+ * the holders when something changed (svc_lease_watch). */
 void *daemon_lease_thread(void *context)
 {
 	struct daemon *sv = context;
 	while (!sv->stop) {
-		svc_lease_tick(sv->leases, time(NULL));
-		struct timespec ts = {0, 500 * 1000 * 1000};
-		nanosleep(&ts, NULL);
+		svc_lease_watch(sv->leases, time(NULL));
+		svc_lease_wait(sv->leases, 500);
 	}
 	return NULL;
 }

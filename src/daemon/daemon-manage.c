@@ -757,21 +757,35 @@ static int respond_list(struct daemon_api_ctx *c, struct jmap_call *call, json_t
 	                         &err);
 }
 
-/* ---- Receipts, consents ---- */
+/* ---- Receipts, consents, devices ---- */
 
-static int receipt_get(void *ctx, struct jmap_call *call, json_t *args, const char **error_type_r,
-                       const char **description_r)
+/* Each reads one of the user's lists from hub.db under the hub lock and
+ * makes its /get list; NULL when it cannot be read. */
+typedef json_t *user_list_fn(struct daemon_api_ctx *c);
+
+/* The /get of a list the hub keeps per user: the account check, the list,
+ * the answer; what names the list in the error. */
+static int user_list_get(struct daemon_api_ctx *c, struct jmap_call *call, json_t *args,
+                         user_list_fn *read_list, const char *description,
+                         const char **error_type_r, const char **description_r)
 {
-	struct daemon_api_ctx *c = ctx;
-	const char *err;
 	if (daemon_manage_check_account(c, args, error_type_r, description_r) < 0)
 		return -1;
+	json_t *list = read_list(c);
+	if (list == NULL)
+		FAIL("serverFail", description);
+	return respond_list(c, call, list);
+}
+
+static json_t *receipts_json(struct daemon_api_ctx *c)
+{
+	const char *err;
 	struct hub_receipt *r = NULL;
 	size_t n = 0;
 	int listed = hub_receipt_list(manage_lock(c), c->p->user.id, &r, &n, &err);
 	manage_unlock(c);
 	if (listed < 0)
-		FAIL("serverFail", "cannot read the receipts; try again");
+		return NULL;
 	json_t *list = json_array();
 	for (size_t i = 0; i < n; i++) {
 		char id[32];
@@ -780,22 +794,25 @@ static int receipt_get(void *ctx, struct jmap_call *call, json_t *args, const ch
 		                                      json_date(r[i].time), "text", r[i].text));
 	}
 	hub_receipts_free(&r, n);
-	return respond_list(c, call, list);
+	return list;
 }
 
-static int consent_get(void *ctx, struct jmap_call *call, json_t *args, const char **error_type_r,
+static int receipt_get(void *ctx, struct jmap_call *call, json_t *args, const char **error_type_r,
                        const char **description_r)
 {
-	struct daemon_api_ctx *c = ctx;
+	return user_list_get(ctx, call, args, receipts_json, "cannot read the receipts; try again",
+	                     error_type_r, description_r);
+}
+
+static json_t *consents_json(struct daemon_api_ctx *c)
+{
 	const char *err;
-	if (daemon_manage_check_account(c, args, error_type_r, description_r) < 0)
-		return -1;
 	struct hub_consent *r = NULL;
 	size_t n = 0;
 	int listed = hub_consent_list(manage_lock(c), c->p->user.id, &r, &n, &err);
 	manage_unlock(c);
 	if (listed < 0)
-		FAIL("serverFail", "cannot read the consents; try again");
+		return NULL;
 	json_t *list = json_array();
 	for (size_t i = 0; i < n; i++) {
 		char id[32];
@@ -807,10 +824,15 @@ static int consent_get(void *ctx, struct jmap_call *call, json_t *args, const ch
 		                                      "disclosure", r[i].disclosure_id));
 	}
 	free(r);
-	return respond_list(c, call, list);
+	return list;
 }
 
-/* ---- Devices ---- */
+static int consent_get(void *ctx, struct jmap_call *call, json_t *args, const char **error_type_r,
+                       const char **description_r)
+{
+	return user_list_get(ctx, call, args, consents_json, "cannot read the consents; try again",
+	                     error_type_r, description_r);
+}
 
 static json_t *device_json(const struct hub_device *d)
 {
@@ -820,24 +842,27 @@ static json_t *device_json(const struct hub_device *d)
 	                 json_date(d->created), "lastUsedAt", json_date(d->last_used));
 }
 
-static int device_get(void *ctx, struct jmap_call *call, json_t *args, const char **error_type_r,
-                      const char **description_r)
+static json_t *devices_json(struct daemon_api_ctx *c)
 {
-	struct daemon_api_ctx *c = ctx;
 	const char *err;
-	if (daemon_manage_check_account(c, args, error_type_r, description_r) < 0)
-		return -1;
 	struct hub_device *d = NULL;
 	size_t n = 0;
 	int listed = hub_device_list(manage_lock(c), c->p->user.id, &d, &n, &err);
 	manage_unlock(c);
 	if (listed < 0)
-		FAIL("serverFail", "cannot read the devices; try again");
+		return NULL;
 	json_t *list = json_array();
 	for (size_t i = 0; i < n; i++)
 		json_array_append_new(list, device_json(&d[i]));
 	free(d);
-	return respond_list(c, call, list);
+	return list;
+}
+
+static int device_get(void *ctx, struct jmap_call *call, json_t *args, const char **error_type_r,
+                      const char **description_r)
+{
+	return user_list_get(ctx, call, args, devices_json, "cannot read the devices; try again",
+	                     error_type_r, description_r);
 }
 
 static int device_set(void *ctx, struct jmap_call *call, json_t *args, const char **error_type_r,

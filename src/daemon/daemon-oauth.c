@@ -11,7 +11,6 @@
 #include <string.h>
 #include <time.h>
 
-#include <curl/curl.h>
 #include <sodium.h>
 
 #include "daemon-manage.h"
@@ -706,7 +705,6 @@ int daemon_oauth_start(void *ctx, struct jmap_call *call, json_t *args, const ch
 	f->started = time(NULL);
 	char *url = NULL;
 	if (device) {
-		curl_global_init(CURL_GLOBAL_DEFAULT);
 		f->prov.timeout_ms = START_TIMEOUT_MS;
 		if (oauth_device_start(&f->prov, &f->dev, &oe) < 0) {
 			snprintf(why, sizeof(why), "%s", oe.text);
@@ -976,7 +974,6 @@ void daemon_handle_oauth_callback(struct daemon *sv, const struct http_request *
 	pthread_mutex_unlock(&F.lock);
 	struct oauth_tokens t = {0};
 	struct oauth_error oe;
-	curl_global_init(CURL_GLOBAL_DEFAULT);
 	int r = oauth_exchange_code(&f->prov, code, f->redirect_uri, f->pkce, &t, &oe);
 	oauth_secret_free(&code);
 	if (r < 0) {

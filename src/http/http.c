@@ -90,6 +90,7 @@ struct http_response {
 	char *content_type;
 	unsigned char *body;
 	size_t body_len;
+	bool body_borrowed; /* body is the caller's (set_body_static): never freed */
 	char *header_names[HTTP_MAX_RESPONSE_HEADERS];
 	char *header_values[HTTP_MAX_RESPONSE_HEADERS];
 	unsigned int header_count;
@@ -357,9 +358,11 @@ static int set_content_type(struct http_response *resp, const char *content_type
 
 static void clear_body(struct http_response *resp)
 {
-	free(resp->body);
+	if (!resp->body_borrowed)
+		free(resp->body);
 	resp->body = NULL;
 	resp->body_len = 0;
+	resp->body_borrowed = false;
 	if (resp->stream != NULL) {
 		stream_release(resp->stream);
 		resp->stream = NULL;
@@ -378,6 +381,23 @@ int http_response_set_body(struct http_response *resp, const char *content_type,
 	clear_body(resp);
 	resp->body = body;
 	resp->body_len = len;
+	return 0;
+}
+
+int http_response_set_body_static(struct http_response *resp, const char *content_type,
+                                  const void *body, size_t len, const char **error_r)
+{
+	if ((body == NULL && len > 0) || set_content_type(resp, content_type, error_r) < 0) {
+		if (body == NULL && len > 0)
+			*error_r = "body is NULL";
+		return -1;
+	}
+	clear_body(resp);
+	/* The cast only lets the one body field hold it: a borrowed body is
+	 * never written nor freed here, and MHD only reads it. */
+	resp->body = (unsigned char *)(uintptr_t)body;
+	resp->body_len = len;
+	resp->body_borrowed = true;
 	return 0;
 }
 
@@ -597,7 +617,11 @@ static struct MHD_Response *build_response(struct MHD_Connection *conn, struct h
 		MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, (unsigned int)0);
 		MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
 	} else {
-		if (resp->body_len > 0) {
+		if (resp->body_len > 0 && resp->body_borrowed) {
+			/* The caller's memory, sent as it is: it outlives the server. */
+			r = MHD_create_response_from_buffer(resp->body_len, resp->body,
+			                                    MHD_RESPMEM_PERSISTENT);
+		} else if (resp->body_len > 0) {
 			r = MHD_create_response_from_buffer(resp->body_len, resp->body,
 			                                    MHD_RESPMEM_MUST_FREE);
 			if (r != NULL)

@@ -190,6 +190,12 @@ int http_response_set_status(struct http_response *resp, unsigned int status, co
  * earlier body. body may be NULL only when len is 0. */
 int http_response_set_body(struct http_response *resp, const char *content_type, void *body,
                            size_t len, const char **error_r);
+/* A body the server does not own and never copies nor frees: body must stay
+ * unchanged until http_server_stop() has returned (e.g. files loaded once at
+ * start, or a string constant). content_type is copied, as for set_body.
+ * Replaces an earlier body. body may be NULL only when len is 0. */
+int http_response_set_body_static(struct http_response *resp, const char *content_type,
+                                  const void *body, size_t len, const char **error_r);
 /* Copy a body from a buffer the caller keeps. */
 int http_response_set_body_copy(struct http_response *resp, const char *content_type,
                                 const void *body, size_t len, const char **error_r);

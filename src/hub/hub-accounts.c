@@ -922,32 +922,43 @@ static int rewrap_key(struct hub *hub, const struct hub_user *user, int64_t id, 
 	return rc == SQLITE_DONE ? 0 : hub_db_fail(hub, error_r, "store the rewrapped key");
 }
 
-int hub_user_change_passphrase(struct hub *hub, const struct hub_user *user, const char *old,
-                               const char *new_password, const char *via, struct vault_kek **kek_r,
-                               const char **error_r)
+int hub_user_change_passphrase(struct hub *hub, const struct hub_user *user,
+                               const struct vault_kek *old_kek, const char *new_password,
+                               const char *via, struct vault_kek **kek_r, const char **error_r)
 {
 	const char *err;
 	char hash[VAULT_PASSWORD_HASH_SIZE];
 	unsigned char kdf[VAULT_KDF_BLOB_SIZE], check[VAULT_CHECK_VALUE_SIZE];
-	struct vault_kek *old_kek = NULL, *new_kek = NULL;
+	struct vault_kek *new_kek = NULL;
 	sqlite3_stmt *st = NULL;
 	if (!user->zero_access)
 		return hub_fail(hub, error_r, "%s is not zero-access: change the password instead",
 		                user->name);
-	if (hub_user_kek(hub, user, old, &old_kek, error_r) < 0)
-		return -1;
 	if (vault_password_hash(new_password, strlen(new_password), hash, &err) < 0 ||
 	    vault_kdf_blob_new(kdf, &err) < 0 ||
 	    vault_kek_from_passphrase(new_password, strlen(new_password), kdf, sizeof(kdf),
-	                              &new_kek, &err) < 0) {
-		vault_kek_free(&old_kek);
+	                              &new_kek, &err) < 0)
 		return hub_fail(hub, error_r, "%s", err);
-	}
 	vault_kek_check_value(new_kek, check);
 	struct audit_detail d[] = {{"via", via}, {"rewrapped", "account keys"}};
 	if (hub_audit(hub, user, AUDIT_USER_PASSWORD, 0, d, 2, error_r) < 0 ||
 	    hub_exec(hub, "BEGIN IMMEDIATE", error_r) < 0)
 		goto fail_notx;
+	/* old_kek was opened before the transaction: it must still be the
+	 * current key (a change in between is refused, nothing is rewrapped).
+	 * The check value costs no key derivation. */
+	if (hub_prepare(hub, "SELECT kek_check FROM users WHERE id = ?1", &st, error_r) < 0)
+		goto fail;
+	sqlite3_bind_int64(st, 1, user->id);
+	if (sqlite3_step(st) != SQLITE_ROW ||
+	    vault_kek_check_value_verify(old_kek, sqlite3_column_blob(st, 0),
+	                                 (size_t)sqlite3_column_bytes(st, 0), &err) < 0) {
+		hub_fail(hub, error_r, "%s's password changed meanwhile: nothing was changed",
+		         user->name);
+		goto fail;
+	}
+	sqlite3_finalize(st);
+	st = NULL;
 	if (hub_prepare(hub,
 	                "SELECT id, data_key, key_version FROM accounts WHERE user_id = ?1 "
 	                "ORDER BY id",
@@ -987,7 +998,6 @@ int hub_user_change_passphrase(struct hub *hub, const struct hub_user *user, con
 	}
 	if (hub_exec(hub, "COMMIT", error_r) < 0)
 		goto fail;
-	vault_kek_free(&old_kek);
 	if (kek_r != NULL)
 		*kek_r = new_kek;
 	else
@@ -997,7 +1007,6 @@ fail:
 	sqlite3_finalize(st);
 	sqlite3_exec(hub->db, "ROLLBACK", NULL, NULL, NULL);
 fail_notx:
-	vault_kek_free(&old_kek);
 	vault_kek_free(&new_kek);
 	return -1;
 }

@@ -582,7 +582,7 @@ int hub_user_set_password(struct hub *hub, const struct hub_user *user, const ch
 	if (user->zero_access)
 		return hub_fail(hub, error_r,
 		                "%s is zero-access: the password is also the passphrase of the "
-		                "account keys, which cannot be changed yet",
+		                "account keys (hub_user_change_passphrase rewraps them)",
 		                user->name);
 	if (vault_password_hash(password, strlen(password), hash, &err) < 0)
 		return hub_fail(hub, error_r, "%s", err);

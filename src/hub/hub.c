@@ -131,6 +131,18 @@ const struct hub_settings *hub_get_settings(const struct hub *hub)
 	return &hub->set;
 }
 
+int hub_data_version(struct hub *hub, int64_t *version_r, const char **error_r)
+{
+	sqlite3_stmt *st;
+	if (hub_prepare(hub, "PRAGMA data_version", &st, error_r) < 0)
+		return -1;
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*version_r = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? 0 : hub_db_fail(hub, error_r, "read data_version");
+}
+
 int hub_user_path(const struct hub *hub, const char *user, const char *file, char *path_r,
                   size_t size)
 {

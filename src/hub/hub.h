@@ -144,6 +144,10 @@ int hub_open(const char *data_dir, bool load_master, struct hub **hub_r, const c
 void hub_close(struct hub **hub);
 const struct hub_settings *hub_get_settings(const struct hub *hub);
 const char *hub_data_dir(const struct hub *hub);
+/* hub.db's PRAGMA data_version on this connection: it changes when another
+ * connection (the CLI, another process) commits to hub.db, never for this
+ * connection's own commits; reading it costs no table read. */
+int hub_data_version(struct hub *hub, int64_t *version_r, const char **error_r);
 /* Valid hub user name: 1-64 of [a-z0-9._-], not starting with '.' or '-'. */
 bool hub_valid_user_name(const char *name);
 
@@ -167,23 +171,28 @@ int hub_user_set_warned(struct hub *hub, int64_t user_id, int days, const char *
 /* Remove the user's records from hub.db (accounts, secrets, keys, devices,
  * consents); the caller removes the user's directory. */
 int hub_user_delete(struct hub *hub, int64_t user_id, const char **error_r);
-/* Change the hub password of a user who is not zero-access (for a
- * zero-access user it is also the passphrase the account keys are wrapped
- * with, which this does not rewrap: refused). Audited user.password via=VIA
- * before the new Argon2id hash is stored. The caller checked the old one. */
+/* Change the hub password of a user who is not zero-access (a zero-access
+ * user's password is also the passphrase the account keys are wrapped with:
+ * refused here, hub_user_change_passphrase rewraps them). Audited
+ * user.password via=VIA before the new Argon2id hash is stored. The caller
+ * checked the old one. */
 int hub_user_set_password(struct hub *hub, const struct hub_user *user, const char *password,
                           const char *via, const char **error_r);
 /* Change a zero-access user's password, which is also the passphrase their
- * account keys are wrapped with: old must open the current key-encryption
- * key; a new one is derived from new_password (new KDF salt), every account's
- * data key is rewrapped under it (key_version bumped), and the password
- * hash, KDF blob and check value are replaced, all in one transaction (a
- * crash leaves either the old passphrase working or the new one). Audited
- * user.password via=VIA before. *kek_r (when not NULL) gets the new key, for
- * an unlock lease that held the old one. */
-int hub_user_change_passphrase(struct hub *hub, const struct hub_user *user, const char *old,
-                               const char *new_password, const char *via, struct vault_kek **kek_r,
-                               const char **error_r);
+ * account keys are wrapped with: old_kek is the current key-encryption key,
+ * opened by the caller with hub_user_kek() from the old password (that is
+ * the check of the old password: one Argon2id run, no separate
+ * hub_user_check_password), and stays the caller's; inside the transaction
+ * it is checked against the stored check value, so a change in between is
+ * refused. A new key is derived from new_password (new KDF salt), every
+ * account's data key is rewrapped under it (key_version bumped), and the
+ * password hash, KDF blob and check value are replaced, all in one
+ * transaction (a crash leaves either the old passphrase working or the new
+ * one). Audited user.password via=VIA before. *kek_r (when not NULL) gets the
+ * new key, for an unlock lease that held the old one. */
+int hub_user_change_passphrase(struct hub *hub, const struct hub_user *user,
+                               const struct vault_kek *old_kek, const char *new_password,
+                               const char *via, struct vault_kek **kek_r, const char **error_r);
 /* Check a hub password (Argon2id). */
 int hub_user_check_password(struct hub *hub, const struct hub_user *user, const char *password,
                             const char **error_r);

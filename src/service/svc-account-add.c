@@ -2,7 +2,6 @@
  * add, the consent record and its audit (svc-account.h). The command line
  * (cmd-account.c) and serve's management methods (daemon-manage.c) both
  * run it. */
-#include <curl/curl.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -181,7 +180,6 @@ static int check_login(const char *imap, const char *smtp, const char *login, co
 	imap_client_free(&client);
 	if (smtp == NULL)
 		return 0;
-	curl_global_init(CURL_GLOBAL_DEFAULT);
 	struct smtp_settings ss = {.url = smtp,
 	                           .ca_file = ca,
 	                           .login = login,

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "svc-account.h"
+#include "svc-oauth.h"
 #include "../hub/hub.h"
 #include "../imap/imap-client.h"
 #include "../imap/imap-url.h"
@@ -194,8 +195,11 @@ int svc_account_signin_oauth(struct hub *hub, const struct hub_user *u,
 	                                  acct->ca_file, t->access_token, error, error_size) < 0)
 		return -1;
 	struct audit_detail sd[] = {{"provider", p->name}, {"result", "signed-in"}};
-	if (hub_account_set_refresh_token(hub, u, acct, kek, t->refresh_token, &err) < 0 ||
-	    hub_audit(hub, u, AUDIT_OAUTH_SIGNIN, acct->id, sd, 2, &err) < 0) {
+	int r = hub_account_set_refresh_token(hub, u, acct, kek, t->refresh_token, &err);
+	/* The access token cached for the old grant goes, whatever follows: the
+	 * next use refreshes with the new refresh token. */
+	svc_oauth_cache_forget(hub, acct->id);
+	if (r < 0 || hub_audit(hub, u, AUDIT_OAUTH_SIGNIN, acct->id, sd, 2, &err) < 0) {
 		snprintf(error, error_size, "%s", err);
 		return -1;
 	}

@@ -99,6 +99,8 @@ int svc_account_remove(struct hub *hub, const char *user, int64_t id, struct svc
 	unsigned secrets = 0;
 	if (hub_account_remove_secrets(hub, id, &secrets, &err) < 0)
 		return removal_fail(r, false, err);
+	/* No cached access token outlives the grant. */
+	svc_oauth_cache_forget(hub, id);
 	bool resumed = secrets == 0; /* every account has a sealed password */
 	char counts[4][32];
 	snprintf(counts[0], sizeof(counts[0]), "%u", secrets);

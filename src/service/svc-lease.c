@@ -20,12 +20,25 @@ struct lease {
 	size_t n_holders;
 };
 
+/* A full check (every holder looked up in hub.db) at least this often
+ * while a lease is held, for what no signal and no data_version shows: a
+ * web session that expired by time, or one the serve process's own hub
+ * connection deleted without svc_lease_release. */
+#define LEASE_RECHECK_S 5
+
 struct svc_leases {
 	struct hub *hub;
 	pthread_mutex_t *hub_lock;
 	pthread_mutex_t lock;
+	pthread_cond_t changed; /* svc_lease_wait sleeps on it */
 	struct lease *leases;
 	size_t n;
+	/* svc_lease_watch's state: */
+	bool woken;         /* a change or a wake not yet seen by svc_lease_wait */
+	bool recheck;       /* look the holders up at the next watch */
+	bool version_known; /* data_version holds hub.db's at the last full check */
+	int64_t data_version;
+	time_t next_full; /* the next full check while a lease is held */
 };
 
 static void hub_enter(struct svc_leases *l)
@@ -48,7 +61,31 @@ struct svc_leases *svc_leases_create(struct hub *hub, pthread_mutex_t *hub_lock)
 	l->hub = hub;
 	l->hub_lock = hub_lock;
 	pthread_mutex_init(&l->lock, NULL);
+	pthread_condattr_t ca;
+	if (pthread_condattr_init(&ca) != 0) {
+		pthread_mutex_destroy(&l->lock);
+		free(l);
+		return NULL;
+	}
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	int r = pthread_cond_init(&l->changed, &ca);
+	pthread_condattr_destroy(&ca);
+	if (r != 0) {
+		pthread_mutex_destroy(&l->lock);
+		free(l);
+		return NULL;
+	}
 	return l;
+}
+
+/* The table changed (a lease taken, extended, released, rekeyed): the next
+ * watch looks at the holders, and a waiting watcher wakes. The caller
+ * holds the table's lock. */
+static void changed(struct svc_leases *l)
+{
+	l->recheck = true;
+	l->woken = true;
+	pthread_cond_broadcast(&l->changed);
 }
 
 static struct lease *find(struct svc_leases *l, int64_t user_id)
@@ -139,6 +176,8 @@ int svc_lease_signin(struct svc_leases *l, const struct hub_user *u, const char 
 	*until_r = until;
 	ret = 1;
 out:
+	if (ret >= 0)
+		changed(l);
 	pthread_mutex_unlock(&l->lock);
 	hub_leave(l);
 	return ret;
@@ -161,6 +200,7 @@ int svc_lease_release(struct svc_leases *l, int64_t user_id, int64_t device_id, 
 			wipe(l, ls, reason);
 			ret = 1;
 		}
+		changed(l);
 	}
 	pthread_mutex_unlock(&l->lock);
 	hub_leave(l);
@@ -170,8 +210,17 @@ int svc_lease_release(struct svc_leases *l, int64_t user_id, int64_t device_id, 
 void svc_lease_tick(struct svc_leases *l, time_t now)
 {
 	const char *err;
+	int64_t version;
 	hub_enter(l);
+	/* Read before the holders are: a change that lands during the check
+	 * moves data_version past what is recorded, so the next watch looks
+	 * again. */
+	bool version_read = hub_data_version(l->hub, &version, &err) == 0;
 	pthread_mutex_lock(&l->lock);
+	l->recheck = false;
+	l->version_known = version_read;
+	l->data_version = version_read ? version : 0;
+	l->next_full = now + LEASE_RECHECK_S;
 	for (size_t i = 0; i < l->n; i++) {
 		struct lease *ls = &l->leases[i];
 		if (ls->kek == NULL)
@@ -196,6 +245,77 @@ void svc_lease_tick(struct svc_leases *l, time_t now)
 	}
 	pthread_mutex_unlock(&l->lock);
 	hub_leave(l);
+}
+
+/* Is any lease held; is a full check due at now? The caller holds the lock. */
+static bool any_held(const struct svc_leases *l, time_t now, bool *due_r)
+{
+	bool held = false;
+	*due_r = l->recheck || !l->version_known || now >= l->next_full;
+	for (size_t i = 0; i < l->n; i++) {
+		if (l->leases[i].kek == NULL)
+			continue;
+		held = true;
+		if (now >= l->leases[i].until)
+			*due_r = true;
+	}
+	return held;
+}
+
+bool svc_lease_watch(struct svc_leases *l, time_t now)
+{
+	const char *err;
+	bool due;
+	pthread_mutex_lock(&l->lock);
+	bool held = any_held(l, now, &due);
+	pthread_mutex_unlock(&l->lock);
+	if (!held)
+		return false;
+	if (!due) {
+		int64_t version;
+		hub_enter(l);
+		int r = hub_data_version(l->hub, &version, &err);
+		hub_leave(l);
+		pthread_mutex_lock(&l->lock);
+		due = r < 0 || !l->version_known || version != l->data_version;
+		pthread_mutex_unlock(&l->lock);
+	}
+	if (due)
+		svc_lease_tick(l, now);
+	return due;
+}
+
+void svc_lease_wait(struct svc_leases *l, unsigned max_ms)
+{
+	pthread_mutex_lock(&l->lock);
+	if (!l->woken) {
+		bool due;
+		if (any_held(l, time(NULL), &due)) {
+			struct timespec ts;
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			ts.tv_sec += (time_t)(max_ms / 1000);
+			ts.tv_nsec += (long)(max_ms % 1000) * 1000000L;
+			if (ts.tv_nsec >= 1000000000L) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000L;
+			}
+			pthread_cond_timedwait(&l->changed, &l->lock, &ts);
+		} else {
+			/* Nothing held: nothing can expire or lose its holders
+			 * until a sign-in, which wakes us. */
+			pthread_cond_wait(&l->changed, &l->lock);
+		}
+	}
+	l->woken = false;
+	pthread_mutex_unlock(&l->lock);
+}
+
+void svc_lease_wake(struct svc_leases *l)
+{
+	pthread_mutex_lock(&l->lock);
+	l->woken = true;
+	pthread_cond_broadcast(&l->changed);
+	pthread_mutex_unlock(&l->lock);
 }
 
 bool svc_lease_held(struct svc_leases *l, int64_t user_id, time_t *until_r)
@@ -259,6 +379,7 @@ void svc_leases_free(struct svc_leases **leases)
 		return;
 	svc_lease_wipe_all(l, "shutdown");
 	free(l->leases);
+	pthread_cond_destroy(&l->changed);
 	pthread_mutex_destroy(&l->lock);
 	free(l);
 	*leases = NULL;

@@ -64,8 +64,28 @@ int svc_lease_release(struct svc_leases *leases, int64_t user_id, int64_t device
                       const char *reason);
 
 /* Wipe what expired by now, and the leases whose holders were all revoked
- * (hub_device_exists). Call every second or so. */
+ * (hub_device_exists, hub_web_session_exists): a full check, one hub.db
+ * read per holder. */
 void svc_lease_tick(struct svc_leases *leases, time_t now);
+
+/* The watcher's cheap tick: nothing when no lease is held; else the full
+ * svc_lease_tick only when it is due: a lease expired by now, the table
+ * changed since the last full check (a sign-in, a release), hub.db's
+ * data_version moved (another process committed: a device revoked with
+ * the CLI, a session row deleted), or 5 s passed (a web session that
+ * expired by time). Otherwise it costs one PRAGMA data_version. Returns
+ * whether the full check ran. */
+bool svc_lease_watch(struct svc_leases *leases, time_t now);
+
+/* Sleep until the watcher should look again: at most max_ms while a lease
+ * is held (for data_version and expiry), without limit while none is; a
+ * change to the table or svc_lease_wake() ends it at once (one that came
+ * since the last wait too, so none is lost). */
+void svc_lease_wait(struct svc_leases *leases, unsigned max_ms);
+
+/* Wake svc_lease_wait (serve's shutdown: the watcher then sees its stop
+ * flag). */
+void svc_lease_wake(struct svc_leases *leases);
 
 /* Is user_id unlocked? true with *until_r (may be NULL). */
 bool svc_lease_held(struct svc_leases *leases, int64_t user_id, time_t *until_r);

@@ -53,25 +53,82 @@ static char *cache_get(const char *key)
 	return copy;
 }
 
+/* The length of key's account part ("DIR\nACCOUNT\n"): entries that share
+ * it are the same account under any secret version. */
+static size_t account_prefix_len(const char *key)
+{
+	const char *nl = strrchr(key, '\n');
+	return nl != NULL ? (size_t)(nl - key) + 1 : strlen(key);
+}
+
+/* One entry per account: a token under a new secret version (a rotation, a
+ * new sign-in) replaces the account's entry under the old one, which no
+ * request can ask for any more. */
 static void cache_put(const char *key, const char *token, int64_t expires_at)
 {
 	if (expires_at == 0)
 		expires_at = (int64_t)time(NULL) + 600; /* no lifetime given: assume a short one */
+	size_t plen = account_prefix_len(key);
 	pthread_mutex_lock(&cache_lock);
-	size_t slot = 0;
+	size_t slot = CACHE_SLOTS;
 	for (size_t i = 0; i < CACHE_SLOTS; i++) {
-		if (strcmp(cache[i].key, key) == 0 || cache[i].key[0] == '\0') {
+		if (cache[i].key[0] == '\0' || strncmp(cache[i].key, key, plen) != 0)
+			continue;
+		if (slot == CACHE_SLOTS) {
 			slot = i;
-			break;
+			continue;
 		}
-		if (cache[i].expires_at < cache[slot].expires_at)
-			slot = i; /* else the one closest to expiry goes */
+		oauth_secret_free(&cache[i].token); /* a duplicate left by older code paths */
+		cache[i].key[0] = '\0';
+		cache[i].expires_at = 0;
+	}
+	if (slot == CACHE_SLOTS) {
+		slot = 0;
+		for (size_t i = 0; i < CACHE_SLOTS; i++) {
+			if (cache[i].key[0] == '\0') {
+				slot = i;
+				break;
+			}
+			if (cache[i].expires_at < cache[slot].expires_at)
+				slot = i; /* else the one closest to expiry goes */
+		}
 	}
 	oauth_secret_free(&cache[slot].token);
 	cache[slot].token = oauth_secret_dup(token, strlen(token));
 	snprintf(cache[slot].key, sizeof(cache[slot].key), "%s", key);
 	cache[slot].expires_at = expires_at;
 	pthread_mutex_unlock(&cache_lock);
+}
+
+char *svc_oauth_cache_get(struct hub *hub, const struct hub_account *a)
+{
+	char key[sizeof(cache[0].key)];
+	cache_key(hub, a, key, sizeof(key));
+	return cache_get(key);
+}
+
+void svc_oauth_cache_put(struct hub *hub, const struct hub_account *a, const char *token,
+                         int64_t expires_at)
+{
+	char key[sizeof(cache[0].key)];
+	cache_key(hub, a, key, sizeof(key));
+	cache_put(key, token, expires_at);
+}
+
+size_t svc_oauth_cache_count(struct hub *hub, int64_t account_id)
+{
+	char prefix[PATH_MAX + 32];
+	int n = snprintf(prefix, sizeof(prefix), "%s\n%lld\n", hub_data_dir(hub),
+	                 (long long)account_id);
+	if (n < 0 || (size_t)n >= sizeof(prefix))
+		return 0;
+	size_t count = 0;
+	pthread_mutex_lock(&cache_lock);
+	for (size_t i = 0; i < CACHE_SLOTS; i++)
+		if (cache[i].key[0] != '\0' && strncmp(cache[i].key, prefix, (size_t)n) == 0)
+			count++;
+	pthread_mutex_unlock(&cache_lock);
+	return count;
 }
 
 void svc_oauth_cache_clear(void)

@@ -52,8 +52,20 @@ int svc_oauth_access_token(struct hub *hub, const struct hub_user *u, const stru
 void svc_oauth_revoke(struct hub *hub, const struct hub_user *u, const struct hub_account *a,
                       char *outcome, size_t outcome_size);
 
+/* The access token cache: one entry per account, keyed by its secret
+ * version. get returns a copy (sodium_malloc'd; svc_secret_free()) of the
+ * account's token if it was cached under a's secret_version and is valid
+ * for SVC_OAUTH_EARLY seconds more, else NULL. put replaces the account's
+ * entry, whatever version it had (expires_at 0: ten minutes). count is how
+ * many entries the account has (tests: never more than one). */
+char *svc_oauth_cache_get(struct hub *hub, const struct hub_account *a);
+void svc_oauth_cache_put(struct hub *hub, const struct hub_account *a, const char *token,
+                         int64_t expires_at);
+size_t svc_oauth_cache_count(struct hub *hub, int64_t account_id);
+
 /* Forget the cached access tokens of one account (a server refused one
- * before its time: the next svc_oauth_access_token() refreshes). */
+ * before its time, the account was signed in again or removed: the next
+ * svc_oauth_access_token() refreshes). */
 void svc_oauth_cache_forget(struct hub *hub, int64_t account_id);
 
 /* Forget every cached access token (tests). */

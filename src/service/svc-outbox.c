@@ -2,8 +2,6 @@
  * account's own SMTP server, records every outcome durably, files the Sent
  * copy and tells the user about permanent failures. Used by `send`,
  * `outbox run` and the outbox thread of `serve`. */
-#include <curl/curl.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,12 +28,6 @@
 #define OUTBOX_LEASE_S (15 * 60) /* longer than any one attempt (10 min) */
 #define OUTBOX_MAX_BACKOFF_S (6 * 3600)
 #define OUTBOX_TIMEOUT_MS 60000
-
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static void curl_init_once(void)
-{
-	curl_global_init(CURL_GLOBAL_DEFAULT);
-}
 
 /* Providers known to file what is submitted into the Sent folder. */
 static bool provider_files_sent(const char *smtp_url)
@@ -573,7 +565,6 @@ int svc_outbox_run(struct hub *hub, const struct hub_user *u, struct store *stor
 	const char *err;
 	struct run r = {.hub = hub, .u = u, .store = store, .opt = opt, .rep = &opt->reporter};
 	memset(st, 0, sizeof(*st));
-	pthread_once(&curl_once, curl_init_once);
 	if (hub_account_list(hub, u->id, &r.accts, &r.n_accts, &err) < 0) {
 		snprintf(st->error, sizeof(st->error), "%s: %s", u->name, err);
 		return -1;

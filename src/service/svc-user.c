@@ -12,6 +12,7 @@
 #include "../hub/hub.h"
 #include "../lib/buf.h"
 #include "../store/store.h"
+#include "../vault/vault.h"
 
 #define DAY 86400
 
@@ -228,13 +229,19 @@ int svc_user_set_password(struct hub *hub, const struct hub_user *u, const char 
 		         u->name);
 		return -1;
 	}
-	if (old != NULL && hub_user_check_password(hub, u, old, &err) < 0) {
+	/* For a zero-access user, opening the key with the old password is the
+	 * check of it (the KDF check value): Argon2id runs once for the old
+	 * password, not once for the hash and again for the key. */
+	struct vault_kek *old_kek = NULL;
+	if (old != NULL && (u->zero_access ? hub_user_kek(hub, u, old, &old_kek, &err)
+	                                   : hub_user_check_password(hub, u, old, &err)) < 0) {
 		snprintf(error, error_size, "the old password is wrong");
 		return 1;
 	}
 	int r = u->zero_access
-	            ? hub_user_change_passphrase(hub, u, old, new_password, via, kek_r, &err)
+	            ? hub_user_change_passphrase(hub, u, old_kek, new_password, via, kek_r, &err)
 	            : hub_user_set_password(hub, u, new_password, via, &err);
+	vault_kek_free(&old_kek);
 	if (r < 0) {
 		snprintf(error, error_size, "the password was not changed: %s", err);
 		return -1;

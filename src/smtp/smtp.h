@@ -52,7 +52,8 @@ int smtp_url_host(const char *url, char *host_r, size_t size);
  * copy of the password until smtp_session_free, which wipes nothing it does
  * not own: see the note above), so the caller may wipe its password right
  * after create. Consecutive sends reuse the connection when the server
- * allows. Call curl_global_init() once per process first. */
+ * allows. Call curl_global_init() once per process first, before any
+ * thread (mailkeep's main() does; nothing below it calls it). */
 struct smtp_session;
 int smtp_session_create(const struct smtp_settings *set, struct smtp_session **session_r,
                         const char **error_r);
