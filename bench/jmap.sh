@@ -90,7 +90,11 @@ def call(calls):
     dt = (time.perf_counter() - t0) * 1000
     assert r.status == 200, data[:200]
     return json.loads(data)["methodResponses"], dt
-boxes, _ = call([["Mailbox/get", {"accountId": "alice", "ids": None}, "0"]])
+conn.request("GET", "/.well-known/jmap", headers={"Authorization": H["Authorization"]})
+r = conn.getresponse()
+session = json.loads(r.read())
+ACCOUNT = session["primaryAccounts"]["urn:ietf:params:jmap:mail"]
+boxes, _ = call([["Mailbox/get", {"accountId": ACCOUNT, "ids": None}, "0"]])
 inbox = [m for m in boxes[0][1]["list"] if m["role"] == "inbox"][0]
 def report(name, times):
     times.sort()
@@ -99,21 +103,21 @@ def report(name, times):
     return p50
 def stats(name, calls, n=200):
     return report(name, [call(calls)[1] for _ in range(n)])
-q = ["Email/query", {"accountId": "alice", "filter": {"inMailbox": inbox["id"]},
+q = ["Email/query", {"accountId": ACCOUNT, "filter": {"inMailbox": inbox["id"]},
      "sort": [{"property": "receivedAt", "isAscending": False}], "limit": 50}, "q"]
 ids = call([q])[0][0][1]["ids"]
-get = ["Email/get", {"accountId": "alice", "ids": ids,
+get = ["Email/get", {"accountId": ACCOUNT, "ids": ids,
        "properties": ["subject", "from", "receivedAt", "preview", "keywords"]}, "g"]
 print("mailbox: %s messages in INBOX (%d requested)" % (inbox["totalEmails"], int(count)))
 e = stats("Core/echo (HTTP+auth floor)", [["Core/echo", {"x": 1}, "e"]])
 qp = stats("Email/query inMailbox, limit 50", [q])
 def get_of(ids):
-    return ["Email/get", {"accountId": "alice", "ids": ids,
+    return ["Email/get", {"accountId": ACCOUNT, "ids": ids,
             "properties": ["subject", "from", "receivedAt", "preview", "keywords"]}, "g"]
 # Cold: pages never fetched before (beyond the first), each once.
 cold = []
 for k in range(1, 41):
-    qk = ["Email/query", {"accountId": "alice", "filter": {"inMailbox": inbox["id"]},
+    qk = ["Email/query", {"accountId": ACCOUNT, "filter": {"inMailbox": inbox["id"]},
           "sort": [{"property": "receivedAt", "isAscending": False}],
           "position": 50 * k, "limit": 50}, "q"]
     cold.append(call([get_of(call([qk])[0][0][1]["ids"])])[1])
