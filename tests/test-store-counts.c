@@ -269,6 +269,315 @@ static void test_steps(void)
 	store_close(&s);
 }
 
+/* Version 1 of the counts, as a store made before thread counts has them:
+ * drafts counted as unread, no thread counts. */
+static const char version1_sql[] =
+    "DROP TRIGGER IF EXISTS counts_insert; DROP TRIGGER IF EXISTS counts_delete;"
+    "DROP TRIGGER IF EXISTS counts_update; DROP TRIGGER IF EXISTS counts_mailbox_gone;"
+    "DROP TRIGGER IF EXISTS counts_email_thread; DROP TRIGGER IF EXISTS threads_insert;"
+    "DROP TRIGGER IF EXISTS threads_update; DROP TRIGGER IF EXISTS threads_delete;"
+    "DROP TABLE mailbox_counts; DROP TABLE mailbox_threads;"
+    "CREATE TABLE mailbox_counts("
+    " mailbox_id INTEGER PRIMARY KEY, total INTEGER NOT NULL, unread INTEGER NOT NULL);"
+    "CREATE TRIGGER counts_insert AFTER INSERT ON messages WHEN NEW.uid > 0 BEGIN"
+    " INSERT INTO mailbox_counts VALUES (NEW.mailbox_id, 1, (NEW.flags & 1) = 0)"
+    "  ON CONFLICT(mailbox_id) DO UPDATE SET total = total + 1,"
+    "  unread = unread + excluded.unread;"
+    " END;"
+    "CREATE TRIGGER counts_delete AFTER DELETE ON messages WHEN OLD.uid > 0 BEGIN"
+    " UPDATE mailbox_counts SET total = total - 1, unread = unread - ((OLD.flags & 1) = 0)"
+    "  WHERE mailbox_id = OLD.mailbox_id;"
+    " END;"
+    "CREATE TRIGGER counts_update AFTER UPDATE OF mailbox_id, uid, flags"
+    " ON messages BEGIN"
+    " UPDATE mailbox_counts SET total = total - 1, unread = unread - ((OLD.flags & 1) = 0)"
+    "  WHERE mailbox_id = OLD.mailbox_id AND OLD.uid > 0;"
+    " INSERT INTO mailbox_counts SELECT NEW.mailbox_id, 1, (NEW.flags & 1) = 0 WHERE NEW.uid > 0"
+    "  ON CONFLICT(mailbox_id) DO UPDATE SET total = total + 1,"
+    "  unread = unread + excluded.unread;"
+    " END;"
+    "CREATE TRIGGER counts_mailbox_gone AFTER DELETE ON mailboxes BEGIN"
+    " DELETE FROM mailbox_counts WHERE mailbox_id = OLD.id;"
+    " END;"
+    "INSERT INTO mailbox_counts SELECT mailbox_id, count(*), sum((flags & 1) = 0)"
+    " FROM messages WHERE uid > 0 GROUP BY mailbox_id;"
+    "INSERT OR REPLACE INTO meta(key, value) VALUES ('mailbox_counts', 1);";
+
+/* Make the store at path look as an older mailkeep left it: counts of
+ * version 1 (with), or none at all (without). */
+static void make_old(bool with_version1)
+{
+	sqlite3 *db;
+	CHECK(sqlite3_open(path, &db) == SQLITE_OK);
+	CHECK(sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK);
+	CHECK(sqlite3_exec(db, version1_sql, NULL, NULL, NULL) == SQLITE_OK);
+	CHECK(query_int(db, "SELECT value FROM meta WHERE key = 'mailbox_counts'") == 1);
+	if (!with_version1)
+		CHECK(sqlite3_exec(db,
+		                   "DROP TRIGGER counts_insert; DROP TRIGGER counts_delete;"
+		                   "DROP TRIGGER counts_update; DROP TRIGGER counts_mailbox_gone;"
+		                   "DROP TABLE mailbox_counts;"
+		                   "DELETE FROM meta WHERE key = 'mailbox_counts'",
+		                   NULL, NULL, NULL) == SQLITE_OK);
+	CHECK(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK);
+	sqlite3_close(db);
+}
+
+static int64_t counts_version(void)
+{
+	sqlite3 *db;
+	CHECK(sqlite3_open(path, &db) == SQLITE_OK);
+	int64_t v = query_int(db, "SELECT value FROM meta WHERE key = 'mailbox_counts'");
+	sqlite3_close(db);
+	return v;
+}
+
+/* A store from before thread counts is counted once when opened, also by
+ * two processes opening it at the same moment. */
+static void test_backfill(void)
+{
+	struct store *s;
+	const char *error;
+	OK(store_open(path, &s, &error));
+	OK(store_begin(s, &error));
+	int64_t acct, box;
+	OK(store_account_ensure(s, "old", &acct, &error));
+	OK(store_mailbox_create(s, acct, "Old", '/', NULL, &box, &error));
+	OK(store_message_add(s, box, 1, mail(s, "o1", "", "Old"), 0, "", 1, &error));
+	OK(store_message_add(s, box, 2, mail(s, "o2", "o1", "Re: Old"), 0, "", 2, &error));
+	OK(store_message_add(s, box, 3, mail(s, "o3", "", "Draft"), STORE_FLAG_DRAFT, "", 3,
+	                     &error));
+	OK(store_message_add(s, box, 4, mail(s, "o4", "", "Read"), STORE_FLAG_SEEN, "", 4,
+	                     &error));
+	OK(store_commit(s, &error));
+	store_close(&s);
+
+	/* Version 1, and a write made by an older mailkeep under its triggers:
+	 * the draft counts as unread there. */
+	make_old(true);
+	sqlite3 *db;
+	CHECK(sqlite3_open(path, &db) == SQLITE_OK);
+	CHECK(sqlite3_exec(db, "UPDATE messages SET flags = 16 WHERE flags = 1", NULL, NULL,
+	                   NULL) == SQLITE_OK);
+	char sql[160];
+	snprintf(sql, sizeof(sql), "SELECT unread FROM mailbox_counts WHERE mailbox_id = %lld",
+	         (long long)box);
+	CHECK(query_int(db, sql) == 4);
+	sqlite3_close(db);
+	OK(store_open(path, &s, &error));
+	CHECK(counts_version() == 2);
+	check_counts(s);
+	expect(s, box, 4, 2, 3, 1);
+	store_close(&s);
+
+	/* No counts at all (older still). */
+	make_old(false);
+	OK(store_open(path, &s, &error));
+	CHECK(counts_version() == 2);
+	check_counts(s);
+	expect(s, box, 4, 2, 3, 1);
+	store_close(&s);
+
+	/* Two processes race to count: both open, one counts, the counts are
+	 * right and the triggers are there once. */
+	for (int round = 0; round < 3; round++) {
+		make_old(round != 1);
+		int go[2];
+		CHECK(pipe(go) == 0);
+		pid_t kids[2];
+		for (int k = 0; k < 2; k++) {
+			kids[k] = fork();
+			CHECK(kids[k] >= 0);
+			if (kids[k] == 0) {
+				close(go[1]);
+				char c;
+				if (read(go[0], &c, 1) != 0)
+					_exit(3);
+				struct store *ks;
+				const char *kerr;
+				if (store_open(path, &ks, &kerr) < 0) {
+					fprintf(stderr, "child: %s\n", kerr);
+					_exit(1);
+				}
+				store_close(&ks);
+				_exit(0);
+			}
+		}
+		close(go[0]);
+		close(go[1]); /* both start now */
+		for (int k = 0; k < 2; k++) {
+			int status;
+			CHECK(waitpid(kids[k], &status, 0) == kids[k]);
+			CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+		}
+		CHECK(counts_version() == 2);
+		OK(store_open(path, &s, &error));
+		check_counts(s);
+		expect(s, box, 4, 2, 3, 1);
+		CHECK(query_int(store_db(s), "SELECT count(*) FROM sqlite_master WHERE type = "
+		                             "'trigger' AND name LIKE 'counts_%'") == 5);
+		/* And the triggers work after it. */
+		OK(store_begin(s, &error));
+		OK(store_message_set_flags(s, box, 1, STORE_FLAG_SEEN, "", &error));
+		OK(store_commit(s, &error));
+		check_counts(s);
+		expect(s, box, 4, 1, 3, 1);
+		OK(store_begin(s, &error));
+		OK(store_message_set_flags(s, box, 1, 0, "", &error));
+		OK(store_commit(s, &error));
+		store_close(&s);
+	}
+}
+
+/* A small deterministic generator (xorshift64), so a failure repeats. */
+static uint64_t rng_state = 0x9e3779b97f4a7c15ULL;
+static uint32_t rnd(uint32_t n)
+{
+	rng_state ^= rng_state << 13;
+	rng_state ^= rng_state >> 7;
+	rng_state ^= rng_state << 17;
+	return (uint32_t)(rng_state % n);
+}
+
+/* A random membership matching where (SQL on messages), false if none. */
+static bool pick(struct store *s, const char *where, int64_t *mailbox_r, int64_t *uid_r,
+                 int64_t *id_r, int64_t *email_r)
+{
+	char sql[384];
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM messages WHERE %s", where);
+	int64_t n = query_int(store_db(s), sql);
+	if (n == 0)
+		return false;
+	snprintf(sql, sizeof(sql),
+	         "SELECT mailbox_id, uid, id, email_id FROM messages WHERE %s ORDER BY id "
+	         "LIMIT 1 OFFSET %u",
+	         where, rnd((uint32_t)n));
+	sqlite3_stmt *st;
+	CHECK(sqlite3_prepare_v2(store_db(s), sql, -1, &st, NULL) == SQLITE_OK);
+	CHECK(sqlite3_step(st) == SQLITE_ROW);
+	*mailbox_r = sqlite3_column_int64(st, 0);
+	*uid_r = sqlite3_column_int64(st, 1);
+	*id_r = sqlite3_column_int64(st, 2);
+	*email_r = sqlite3_column_int64(st, 3);
+	sqlite3_finalize(st);
+	return true;
+}
+
+
+/* Random operations (fixed seed) on three mailboxes of messages that
+ * thread with each other in changing ways; after every one the counts
+ * equal the brute-force count. */
+static void test_random(void)
+{
+	struct store *s;
+	const char *error;
+	OK(store_open(path, &s, &error));
+	OK(store_begin(s, &error));
+	int64_t acct, box[3];
+	int64_t next_uid[3] = {1, 1, 1};
+	OK(store_account_ensure(s, "random", &acct, &error));
+	for (int i = 0; i < 3; i++) {
+		char name[8];
+		snprintf(name, sizeof(name), "R%d", i);
+		OK(store_mailbox_create(s, acct, name, '/', NULL, &box[i], &error));
+	}
+	/* 24 contents in 4 topics; a message refers to up to two earlier ones
+	 * of its topic, so a late arrival can merge two threads. */
+	char ids[24][16], refs[24][64], subjects[24][32];
+	for (int i = 0; i < 24; i++) {
+		snprintf(ids[i], sizeof(ids[i]), "p%d", i);
+		snprintf(subjects[i], sizeof(subjects[i]), "%sTopic %d", i >= 4 ? "Re: " : "",
+		         i % 4);
+		refs[i][0] = '\0';
+		int nrefs = i >= 8 ? (int)rnd(3) : i >= 4 ? (int)rnd(2) : 0;
+		for (int k = 0; k < nrefs; k++) {
+			int j = (int)rnd((uint32_t)(i / 4)) * 4 + i % 4;
+			size_t len = strlen(refs[i]);
+			snprintf(refs[i] + len, sizeof(refs[i]) - len, "%sp%d", len > 0 ? " " : "",
+			         j);
+		}
+	}
+	OK(store_commit(s, &error));
+	/* Only this test's mailboxes (the file has others). */
+	char mine[128], server_row[200], any_row[200];
+	snprintf(mine, sizeof(mine), "mailbox_id IN (%lld, %lld, %lld)", (long long)box[0],
+	         (long long)box[1], (long long)box[2]);
+	snprintf(server_row, sizeof(server_row), "%s AND uid > 0 AND uid < 4294967296", mine);
+	snprintf(any_row, sizeof(any_row), "%s AND uid > 0", mine);
+	static const unsigned flag_choices[] = {0, STORE_FLAG_SEEN, STORE_FLAG_DRAFT,
+	                                        STORE_FLAG_SEEN | STORE_FLAG_DRAFT,
+	                                        STORE_FLAG_FLAGGED, STORE_FLAG_ANSWERED};
+	unsigned ops[9] = {0};
+	for (int step = 0; step < 400; step++) {
+		int64_t mb, uid, id, email;
+		unsigned flags = flag_choices[rnd(6)];
+		uint32_t op = step < 30 ? 0 : rnd(9);
+		int b = (int)rnd(3);
+		OK(store_begin(s, &error));
+		switch (op) {
+		case 0:
+		case 1: { /* a message arrives (maybe an Email already elsewhere) */
+			int i = (int)rnd(24);
+			OK(store_message_add(s, box[b], (uint32_t)next_uid[b]++,
+			                     mail(s, ids[i], refs[i], subjects[i]), flags, "", step,
+			                     &error));
+			break;
+		}
+		case 2: /* flags change on the server */
+			if (pick(s, server_row, &mb, &uid, &id, &email))
+				OK(store_message_set_flags(s, mb, (uint32_t)uid, flags, "", &error));
+			break;
+		case 3: /* expunged on the server */
+			if (pick(s, server_row, &mb, &uid, &id, &email))
+				OK(store_message_expunge(s, mb, (uint32_t)uid, &error));
+			break;
+		case 4: /* moved by a device */
+			if (pick(s, any_row, &mb, &uid, &id, &email))
+				OK(store_local_move(s, id, box[b] != mb ? box[b] : box[(b + 1) % 3],
+				                    &error));
+			break;
+		case 5: /* flags set by a device on every membership */
+			if (pick(s, any_row, &mb, &uid, &id, &email))
+				OK(store_local_set_flags(s, email, flags, "", &error));
+			break;
+		case 6: /* Gmail's thread id */
+			if (pick(s, server_row, &mb, &uid, &id, &email))
+				OK(store_gmail_set_thread(s, mb, (uint32_t)uid, 1 + rnd(3), &error));
+			break;
+		case 7: /* destroyed by a device */
+			if (rnd(3) == 0 && pick(s, any_row, &mb, &uid, &id, &email))
+				OK(store_local_destroy(s, email, &error));
+			break;
+		case 8: { /* UID repair: parked (committed so), some paired, the rest dropped */
+			OK(store_mailbox_stash_uids(s, box[b], &error));
+			OK(store_commit(s, &error));
+			check_counts(s);
+			OK(store_begin(s, &error));
+			char where[96];
+			snprintf(where, sizeof(where), "mailbox_id = %lld AND uid < 0",
+			         (long long)box[b]);
+			for (int k = 0; k < 4 && pick(s, where, &mb, &uid, &id, &email); k++)
+				OK(store_message_set_uid(s, mb, (uint32_t)-uid,
+				                         (uint32_t)next_uid[b]++, step, &error));
+			OK(store_commit(s, &error));
+			check_counts(s);
+			OK(store_begin(s, &error));
+			OK(store_mailbox_drop_stashed(s, box[b], &error));
+			break;
+		}
+		}
+		OK(store_commit(s, &error));
+		ops[op]++;
+		check_counts(s);
+	}
+	/* The sequence did reach the interesting states. */
+	for (int op = 0; op < 9; op++)
+		CHECK(ops[op] > 10);
+	CHECK(query_int(store_db(s), "SELECT count(*) FROM tombstones WHERE kind = 'thread'") > 0);
+	CHECK(query_int(store_db(s), "SELECT max(emails) FROM mailbox_threads") > 1);
+	store_close(&s);
+}
+
 int main(void)
 {
 	snprintf(dir, sizeof(dir), "/tmp/mk-test-store-counts-XXXXXX");
@@ -276,6 +585,8 @@ int main(void)
 		return 1;
 	snprintf(path, sizeof(path), "%s/store.db", dir);
 	test_steps();
+	test_backfill();
+	test_random();
 	char cmd[128];
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	if (system(cmd) != 0)
