@@ -111,11 +111,10 @@ static void check_counts_at(struct store *s, int line)
 			want[k] = (uint32_t)sqlite3_column_int64(st, k + 1);
 		if (c[i].total != want[0] || c[i].unread != want[1] || c[i].threads != want[2] ||
 		    c[i].unread_threads != want[3]) {
-			fprintf(stderr,
-			        "line %d mailbox %lld: kept %u/%u/%u/%u, counted %u/%u/%u/%u\n",
-			        line, (long long)c[i].mailbox_id, c[i].total, c[i].unread,
-			        c[i].threads, c[i].unread_threads, want[0], want[1], want[2],
-			        want[3]);
+			fprintf(
+			    stderr, "line %d mailbox %lld: kept %u/%u/%u/%u, counted %u/%u/%u/%u\n",
+			    line, (long long)c[i].mailbox_id, c[i].total, c[i].unread, c[i].threads,
+			    c[i].unread_threads, want[0], want[1], want[2], want[3]);
 			bad = true;
 		}
 		i++;
@@ -252,9 +251,10 @@ static void test_steps(void)
 	/* Removing a mailbox removes its counts. */
 	STEP(store_message_expunge(s, y, 1, &error));
 	expect(s, y, 1, 1, 1, 1);
-	STEP(store_local_remove_from_mailbox(s, (int64_t)query_int(store_db(s),
-	                                                            "SELECT email_id FROM messages "
-	                                                            "WHERE uid > 4294967295"),
+	STEP(store_local_remove_from_mailbox(s,
+	                                     (int64_t)query_int(store_db(s),
+	                                                        "SELECT email_id FROM messages "
+	                                                        "WHERE uid > 4294967295"),
 	                                     y, &error));
 	expect(s, y, 0, 0, 0, 0);
 	STEP(store_mailbox_delete(s, y, &error));
@@ -347,8 +347,7 @@ static void test_backfill(void)
 	OK(store_message_add(s, box, 2, mail(s, "o2", "o1", "Re: Old"), 0, "", 2, &error));
 	OK(store_message_add(s, box, 3, mail(s, "o3", "", "Draft"), STORE_FLAG_DRAFT, "", 3,
 	                     &error));
-	OK(store_message_add(s, box, 4, mail(s, "o4", "", "Read"), STORE_FLAG_SEEN, "", 4,
-	                     &error));
+	OK(store_message_add(s, box, 4, mail(s, "o4", "", "Read"), STORE_FLAG_SEEN, "", 4, &error));
 	OK(store_commit(s, &error));
 	store_close(&s);
 
@@ -463,7 +462,6 @@ static bool pick(struct store *s, const char *where, int64_t *mailbox_r, int64_t
 	return true;
 }
 
-
 /* Random operations (fixed seed) on three mailboxes of messages that
  * thread with each other in changing ways; after every one the counts
  * equal the brute-force count. */
@@ -504,9 +502,12 @@ static void test_random(void)
 	         (long long)box[1], (long long)box[2]);
 	snprintf(server_row, sizeof(server_row), "%s AND uid > 0 AND uid < 4294967296", mine);
 	snprintf(any_row, sizeof(any_row), "%s AND uid > 0", mine);
-	static const unsigned flag_choices[] = {0, STORE_FLAG_SEEN, STORE_FLAG_DRAFT,
+	static const unsigned flag_choices[] = {0,
+	                                        STORE_FLAG_SEEN,
+	                                        STORE_FLAG_DRAFT,
 	                                        STORE_FLAG_SEEN | STORE_FLAG_DRAFT,
-	                                        STORE_FLAG_FLAGGED, STORE_FLAG_ANSWERED};
+	                                        STORE_FLAG_FLAGGED,
+	                                        STORE_FLAG_ANSWERED};
 	unsigned ops[9] = {0};
 	for (int step = 0; step < 400; step++) {
 		int64_t mb, uid, id, email;
@@ -525,7 +526,8 @@ static void test_random(void)
 		}
 		case 2: /* flags change on the server */
 			if (pick(s, server_row, &mb, &uid, &id, &email))
-				OK(store_message_set_flags(s, mb, (uint32_t)uid, flags, "", &error));
+				OK(store_message_set_flags(s, mb, (uint32_t)uid, flags, "",
+				                           &error));
 			break;
 		case 3: /* expunged on the server */
 			if (pick(s, server_row, &mb, &uid, &id, &email))
@@ -542,7 +544,8 @@ static void test_random(void)
 			break;
 		case 6: /* Gmail's thread id */
 			if (pick(s, server_row, &mb, &uid, &id, &email))
-				OK(store_gmail_set_thread(s, mb, (uint32_t)uid, 1 + rnd(3), &error));
+				OK(store_gmail_set_thread(s, mb, (uint32_t)uid, 1 + rnd(3),
+				                          &error));
 			break;
 		case 7: /* destroyed by a device */
 			if (rnd(3) == 0 && pick(s, any_row, &mb, &uid, &id, &email))

@@ -38,12 +38,6 @@
 #define COUNTS_VERSION 2
 #define COUNTS_VERSION_SQL "2"
 
-/* \Seen | \Draft: a membership with neither is unread. */
-#define UNREAD(f) "((" f " & 17) = 0)"
-
-/* The thread of the Email of a membership, 0 if none yet. */
-#define THREAD_OF(row) "(SELECT thread_id FROM emails WHERE id = " row ".email_id)"
-
 /* The definitions of version 1 and of this one go before they are made anew. */
 static const char drop_sql[] = "DROP TRIGGER IF EXISTS counts_insert;"
                                "DROP TRIGGER IF EXISTS counts_delete;"
@@ -68,10 +62,10 @@ static const char tables_sql[] =
 /* Counted from scratch, before the triggers exist. */
 static const char backfill_sql[] =
     "INSERT INTO mailbox_counts(mailbox_id, total, unread)"
-    " SELECT mailbox_id, count(*), sum(" UNREAD("flags") ") FROM messages WHERE uid > 0"
+    " SELECT mailbox_id, count(*), sum((flags & 17) = 0) FROM messages WHERE uid > 0"
     " GROUP BY mailbox_id;"
     "INSERT INTO mailbox_threads(mailbox_id, thread_id, emails, unread)"
-    " SELECT m.mailbox_id, e.thread_id, count(*), sum(" UNREAD("m.flags") ")"
+    " SELECT m.mailbox_id, e.thread_id, count(*), sum((m.flags & 17) = 0)"
     " FROM messages m JOIN emails e ON e.id = m.email_id"
     " WHERE m.uid > 0 AND e.thread_id != 0 GROUP BY m.mailbox_id, e.thread_id;"
     "UPDATE mailbox_counts SET"
@@ -80,47 +74,58 @@ static const char backfill_sql[] =
     " unread_threads = (SELECT count(*) FROM mailbox_threads t"
     "  WHERE t.mailbox_id = mailbox_counts.mailbox_id AND t.unread > 0);";
 
-/* A membership's arrival in (mailbox, thread); its departure. "row" is NEW or
- * OLD; the statements end in a semicolon. The departure removes the row it
- * empties. */
-#define THREAD_ADD(row)                                                                            \
-	" INSERT INTO mailbox_threads(mailbox_id, thread_id, emails, unread)"                      \
-	" SELECT " row ".mailbox_id, e.thread_id, 1, " UNREAD(row ".flags") " FROM emails e"       \
-	"  WHERE e.id = " row ".email_id AND e.thread_id != 0 AND " row ".uid > 0"                 \
-	"  ON CONFLICT(mailbox_id, thread_id) DO UPDATE SET emails = emails + 1,"                  \
-	"  unread = unread + excluded.unread;"
-#define THREAD_REMOVE(row)                                                                         \
-	" UPDATE mailbox_threads SET emails = emails - 1, unread = unread - " UNREAD(row ".flags")  \
-	"  WHERE " row ".uid > 0 AND mailbox_id = " row ".mailbox_id AND thread_id = "             \
-	THREAD_OF(row) ";"                                                                         \
-	" DELETE FROM mailbox_threads WHERE " row ".uid > 0 AND mailbox_id = " row ".mailbox_id"   \
-	"  AND thread_id = " THREAD_OF(row) " AND emails <= 0;"
-
+/* Unread: neither \\Seen (1) nor \\Draft (16). A membership arriving in
+ * (mailbox, its Email's thread) adds to that row (made if new); one leaving
+ * takes from it, and the row goes when it is empty. */
 static const char triggers_sql[] =
     /* Messages and unread messages. */
     "CREATE TRIGGER counts_insert AFTER INSERT ON messages WHEN NEW.uid > 0 BEGIN"
     " INSERT INTO mailbox_counts(mailbox_id, total, unread)"
-    "  VALUES (NEW.mailbox_id, 1, " UNREAD("NEW.flags") ")"
+    "  VALUES (NEW.mailbox_id, 1, (NEW.flags & 17) = 0)"
     "  ON CONFLICT(mailbox_id) DO UPDATE SET total = total + 1,"
-    "  unread = unread + excluded.unread;" THREAD_ADD("NEW") " END;"
+    "  unread = unread + excluded.unread;"
+    " INSERT INTO mailbox_threads(mailbox_id, thread_id, emails, unread)"
+    "  SELECT NEW.mailbox_id, e.thread_id, 1, (NEW.flags & 17) = 0 FROM emails e"
+    "  WHERE e.id = NEW.email_id AND e.thread_id != 0"
+    "  ON CONFLICT(mailbox_id, thread_id) DO UPDATE SET emails = emails + 1,"
+    "  unread = unread + excluded.unread;"
+    " END;"
     "CREATE TRIGGER counts_delete AFTER DELETE ON messages WHEN OLD.uid > 0 BEGIN"
-    " UPDATE mailbox_counts SET total = total - 1, unread = unread - " UNREAD("OLD.flags")
-    "  WHERE mailbox_id = OLD.mailbox_id;" THREAD_REMOVE("OLD") " END;"
+    " UPDATE mailbox_counts SET total = total - 1, unread = unread - ((OLD.flags & 17) = 0)"
+    "  WHERE mailbox_id = OLD.mailbox_id;"
+    " UPDATE mailbox_threads SET emails = emails - 1, unread = unread - ((OLD.flags & 17) = 0)"
+    "  WHERE mailbox_id = OLD.mailbox_id"
+    "  AND thread_id = (SELECT thread_id FROM emails WHERE id = OLD.email_id);"
+    " DELETE FROM mailbox_threads WHERE mailbox_id = OLD.mailbox_id"
+    "  AND thread_id = (SELECT thread_id FROM emails WHERE id = OLD.email_id)"
+    "  AND emails <= 0;"
+    " END;"
     /* Only when what is counted changes (not a UID repair between two
      * positive uids, not a keyword or modseq change). The new place is
      * counted before the old one is left, so a thread that stays in the
      * mailbox keeps its row. */
     "CREATE TRIGGER counts_update AFTER UPDATE OF mailbox_id, uid, flags, email_id"
     " ON messages WHEN (OLD.uid > 0 OR NEW.uid > 0) AND (OLD.mailbox_id != NEW.mailbox_id"
-    " OR (OLD.uid > 0) != (NEW.uid > 0) OR " UNREAD("OLD.flags") " != " UNREAD("NEW.flags")
+    " OR (OLD.uid > 0) != (NEW.uid > 0) OR ((OLD.flags & 17) = 0) != ((NEW.flags & 17) = 0)"
     " OR OLD.email_id != NEW.email_id) BEGIN"
     " INSERT INTO mailbox_counts(mailbox_id, total, unread)"
-    "  SELECT NEW.mailbox_id, 1, " UNREAD("NEW.flags") " WHERE NEW.uid > 0"
+    "  SELECT NEW.mailbox_id, 1, (NEW.flags & 17) = 0 WHERE NEW.uid > 0"
     "  ON CONFLICT(mailbox_id) DO UPDATE SET total = total + 1,"
     "  unread = unread + excluded.unread;"
-    " UPDATE mailbox_counts SET total = total - 1, unread = unread - " UNREAD("OLD.flags")
-    "  WHERE mailbox_id = OLD.mailbox_id AND OLD.uid > 0;" THREAD_ADD("NEW")
-        THREAD_REMOVE("OLD") " END;"
+    " UPDATE mailbox_counts SET total = total - 1, unread = unread - ((OLD.flags & 17) = 0)"
+    "  WHERE mailbox_id = OLD.mailbox_id AND OLD.uid > 0;"
+    " INSERT INTO mailbox_threads(mailbox_id, thread_id, emails, unread)"
+    "  SELECT NEW.mailbox_id, e.thread_id, 1, (NEW.flags & 17) = 0 FROM emails e"
+    "  WHERE e.id = NEW.email_id AND e.thread_id != 0 AND NEW.uid > 0"
+    "  ON CONFLICT(mailbox_id, thread_id) DO UPDATE SET emails = emails + 1,"
+    "  unread = unread + excluded.unread;"
+    " UPDATE mailbox_threads SET emails = emails - 1, unread = unread - ((OLD.flags & 17) = 0)"
+    "  WHERE OLD.uid > 0 AND mailbox_id = OLD.mailbox_id"
+    "  AND thread_id = (SELECT thread_id FROM emails WHERE id = OLD.email_id);"
+    " DELETE FROM mailbox_threads WHERE OLD.uid > 0 AND mailbox_id = OLD.mailbox_id"
+    "  AND thread_id = (SELECT thread_id FROM emails WHERE id = OLD.email_id)"
+    "  AND emails <= 0;"
+    " END;"
     "CREATE TRIGGER counts_mailbox_gone AFTER DELETE ON mailboxes BEGIN"
     " DELETE FROM mailbox_threads WHERE mailbox_id = OLD.id;"
     " DELETE FROM mailbox_counts WHERE mailbox_id = OLD.id;"
@@ -129,7 +134,7 @@ static const char triggers_sql[] =
     "CREATE TRIGGER counts_email_thread AFTER UPDATE OF thread_id ON emails"
     " WHEN OLD.thread_id != NEW.thread_id BEGIN"
     " INSERT INTO mailbox_threads(mailbox_id, thread_id, emails, unread)"
-    "  SELECT mailbox_id, NEW.thread_id, count(*), sum(" UNREAD("flags") ") FROM messages"
+    "  SELECT mailbox_id, NEW.thread_id, count(*), sum((flags & 17) = 0) FROM messages"
     "  WHERE email_id = NEW.id AND uid > 0 AND NEW.thread_id != 0 GROUP BY mailbox_id"
     "  ON CONFLICT(mailbox_id, thread_id) DO UPDATE SET emails = emails + excluded.emails,"
     "  unread = unread + excluded.unread;"
@@ -138,7 +143,7 @@ static const char triggers_sql[] =
     "   AND m.uid > 0 AND m.mailbox_id = mailbox_threads.mailbox_id),"
     "  unread = unread - (SELECT count(*) FROM messages m WHERE m.email_id = NEW.id"
     "   AND m.uid > 0 AND m.mailbox_id = mailbox_threads.mailbox_id"
-    "   AND " UNREAD("m.flags") ")"
+    "   AND (m.flags & 17) = 0)"
     "  WHERE OLD.thread_id != 0 AND thread_id = OLD.thread_id AND mailbox_id IN"
     "  (SELECT mailbox_id FROM messages WHERE email_id = NEW.id AND uid > 0);"
     " DELETE FROM mailbox_threads WHERE OLD.thread_id != 0 AND thread_id = OLD.thread_id"
@@ -190,15 +195,14 @@ int store_counts_schema(struct store *s, const char **error_r)
 	 * lock. Otherwise the old definitions go and everything is counted
 	 * once, all in this one transaction. */
 	if ((v = counts_version(db)) < 0 ||
-	    (v < COUNTS_VERSION &&
-	     (sqlite3_exec(db, drop_sql, NULL, NULL, NULL) != SQLITE_OK ||
-	      sqlite3_exec(db, tables_sql, NULL, NULL, NULL) != SQLITE_OK ||
-	      sqlite3_exec(db, backfill_sql, NULL, NULL, NULL) != SQLITE_OK ||
-	      sqlite3_exec(db, triggers_sql, NULL, NULL, NULL) != SQLITE_OK ||
-	      sqlite3_exec(db,
-	                   "INSERT OR REPLACE INTO meta(key, value) VALUES ('mailbox_counts', "
-	                   COUNTS_VERSION_SQL ")",
-	                   NULL, NULL, NULL) != SQLITE_OK)) ||
+	    (v < COUNTS_VERSION && (sqlite3_exec(db, drop_sql, NULL, NULL, NULL) != SQLITE_OK ||
+	                            sqlite3_exec(db, tables_sql, NULL, NULL, NULL) != SQLITE_OK ||
+	                            sqlite3_exec(db, backfill_sql, NULL, NULL, NULL) != SQLITE_OK ||
+	                            sqlite3_exec(db, triggers_sql, NULL, NULL, NULL) != SQLITE_OK ||
+	                            sqlite3_exec(db,
+	                                         "INSERT OR REPLACE INTO meta(key, value) VALUES "
+	                                         "('mailbox_counts', " COUNTS_VERSION_SQL ")",
+	                                         NULL, NULL, NULL) != SQLITE_OK)) ||
 	    sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
 		*error_r = store_err(s, "mailbox counts");
 		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);

@@ -200,7 +200,7 @@ int store_counts(struct store *s, uint64_t *messages_r, uint64_t *blobs_r, uint6
 
 struct store_mailbox_counts {
 	int64_t mailbox_id;
-	uint32_t total, unread; /* memberships; those with neither \Seen nor \Draft */
+	uint32_t total, unread;  /* memberships; those with neither \Seen nor \Draft */
 	uint32_t threads;        /* threads with an Email in the mailbox */
 	uint32_t unread_threads; /* threads with an unread Email in the mailbox */
 };
