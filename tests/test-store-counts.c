@@ -274,7 +274,8 @@ static void test_steps(void)
 static const char version1_sql[] =
     "DROP TRIGGER IF EXISTS counts_insert; DROP TRIGGER IF EXISTS counts_delete;"
     "DROP TRIGGER IF EXISTS counts_update; DROP TRIGGER IF EXISTS counts_mailbox_gone;"
-    "DROP TRIGGER IF EXISTS counts_email_thread; DROP TRIGGER IF EXISTS threads_insert;"
+    "DROP TRIGGER IF EXISTS counts_email_thread; DROP TRIGGER IF EXISTS counts_email_unthread;"
+    "DROP TRIGGER IF EXISTS threads_insert;"
     "DROP TRIGGER IF EXISTS threads_update; DROP TRIGGER IF EXISTS threads_delete;"
     "DROP TABLE mailbox_counts; DROP TABLE mailbox_threads;"
     "CREATE TABLE mailbox_counts("
@@ -414,7 +415,7 @@ static void test_backfill(void)
 		check_counts(s);
 		expect(s, box, 4, 2, 3, 1);
 		CHECK(query_int(store_db(s), "SELECT count(*) FROM sqlite_master WHERE type = "
-		                             "'trigger' AND name LIKE 'counts_%'") == 5);
+		                             "'trigger' AND name LIKE 'counts_%'") == 6);
 		/* And the triggers work after it. */
 		OK(store_begin(s, &error));
 		OK(store_message_set_flags(s, box, 1, STORE_FLAG_SEEN, "", &error));
