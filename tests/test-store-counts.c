@@ -216,9 +216,19 @@ static void test_steps(void)
 	expect(s, x, 4, 2, 3, 1);
 	/* b, filed in y, links a's thread and c's: they merge, and x has one
 	 * thread fewer though nothing in x changed. */
+	uint64_t before_merge;
+	OK(store_read_modseq(s, &before_merge, &error));
 	STEP(store_message_add(s, y, 1, b, STORE_FLAG_SEEN, "", 1004, &error));
 	expect(s, x, 4, 2, 2, 1);
 	expect(s, y, 1, 0, 1, 0);
+	/* Mailbox/changes reports x: its thread counts changed. */
+	struct store_changes ch;
+	OK(store_changes_account(s, acct, STORE_CHANGES_MAILBOX, before_merge, 100, &ch, &error));
+	bool x_updated = false;
+	for (size_t i = 0; i < ch.n_updated; i++)
+		x_updated |= ch.updated[i] == x;
+	store_changes_free(&ch);
+	CHECK(x_updated);
 	/* The same Email in x too (a second membership). */
 	STEP(store_message_add(s, x, 5, b, STORE_FLAG_SEEN, "", 1004, &error));
 	expect(s, x, 5, 2, 2, 1);

@@ -150,6 +150,9 @@ static const char triggers_sql[] =
     "  WHERE mailbox_threads.mailbox_id = c.mb AND mailbox_threads.thread_id = OLD.thread_id;"
     " DELETE FROM mailbox_threads WHERE thread_id = OLD.thread_id AND emails <= 0"
     "  AND mailbox_id IN (SELECT mailbox_id FROM messages WHERE email_id = NEW.id);"
+    /* Their thread counts may have changed: Mailbox/changes reports them. */
+    " UPDATE mailboxes SET modseq = max(modseq, NEW.modseq) WHERE id IN"
+    "  (SELECT mailbox_id FROM messages WHERE email_id = NEW.id AND uid > 0);"
     " END;"
     /* Threads and unread threads, from the rows above. */
     "CREATE TRIGGER threads_insert AFTER INSERT ON mailbox_threads BEGIN"
