@@ -33,6 +33,11 @@ enum store_flag {
 	STORE_FLAG_DRAFT = 1 << 4,
 };
 
+/* Process-wide SQLite settings for the stores (store-counts.c): call once at
+ * process start, before any database is opened (sqlite3_config). 0 ok, -1
+ * when SQLite was initialised already (its defaults stay; still correct,
+ * only slower). */
+int store_library_init(void);
 /* Open (creating if needed, mode 0600) the store at path. */
 int store_open(const char *path, struct store **store_r, const char **error_r);
 /* Close; sets *store to NULL; accepts NULL. */
