@@ -38,9 +38,12 @@ static void check_counts_at(struct store *s, const char *file, int line)
 	sqlite3_stmt *st;
 	CHECK(sqlite3_open_v2(file, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK);
 	CHECK(sqlite3_prepare_v2(db,
-	                         "SELECT b.id, count(m.id), coalesce(sum((m.flags & 1) = 0), 0) "
+	                         "SELECT b.id, count(m.id), coalesce(sum((m.flags & 17) = 0), 0), "
+	                         "count(DISTINCT nullif(e.thread_id, 0)), count(DISTINCT CASE "
+	                         "WHEN (m.flags & 17) = 0 THEN nullif(e.thread_id, 0) END) "
 	                         "FROM mailboxes b LEFT JOIN messages m ON m.mailbox_id = b.id "
-	                         "AND m.uid > 0 GROUP BY b.id ORDER BY b.id",
+	                         "AND m.uid > 0 LEFT JOIN emails e ON e.id = m.email_id "
+	                         "GROUP BY b.id ORDER BY b.id",
 	                         -1, &st, NULL) == SQLITE_OK);
 	size_t i = 0;
 	while (sqlite3_step(st) == SQLITE_ROW) {
@@ -52,6 +55,8 @@ static void check_counts_at(struct store *s, const char *file, int line)
 			        (long long)sqlite3_column_int64(st, 1));
 		CHECK(c[i].total == (uint32_t)sqlite3_column_int64(st, 1));
 		CHECK(c[i].unread == (uint32_t)sqlite3_column_int64(st, 2));
+		CHECK(c[i].threads == (uint32_t)sqlite3_column_int64(st, 3));
+		CHECK(c[i].unread_threads == (uint32_t)sqlite3_column_int64(st, 4));
 		i++;
 	}
 	CHECK(i == n);

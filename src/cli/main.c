@@ -274,6 +274,8 @@ int main(int argc, char **argv)
 {
 	struct cli cli = {.prog = "mailkeep"};
 	harden_process();
+	/* Before any database is opened. */
+	store_library_init();
 	/* MAILKEEP_DATA is the default of --data for every command. */
 	const char *env_data = getenv("MAILKEEP_DATA");
 	if (env_data != NULL && env_data[0] != '\0')

@@ -113,12 +113,11 @@ static json_t *mailbox_json(const struct jmap_mailbox_view *v,
                             const struct store_mailbox_counts *counts, size_t ncounts)
 {
 	const struct store_mailbox *b = v->box;
-	uint32_t total = 0, unread = 0;
+	/* RFC 8621 section 2's counts, kept by the store (store-counts.c). */
+	struct store_mailbox_counts c = {0};
 	for (size_t i = 0; i < ncounts; i++) {
-		if (counts[i].mailbox_id == b->id) {
-			total = counts[i].total;
-			unread = counts[i].unread;
-		}
+		if (counts[i].mailbox_id == b->id)
+			c = counts[i];
 	}
 	const char *role = v->role;
 	char *name = jmap_mailbox_display(v->name);
@@ -128,9 +127,9 @@ static json_t *mailbox_json(const struct jmap_mailbox_view *v,
 	    "{s:o,s:s,s:o,s:o,s:i,s:I,s:I,s:I,s:I,s:b}", "id", jmap_prefixed('M', b->id), "name",
 	    name, "parentId", v->parent_id > 0 ? jmap_prefixed('M', v->parent_id) : json_null(),
 	    "role", role != NULL ? json_string(role) : json_null(), "sortOrder",
-	    role != NULL && strcmp(role, "inbox") == 0 ? 0 : 10, "totalEmails", (json_int_t)total,
-	    "unreadEmails", (json_int_t)unread, "totalThreads", (json_int_t)total, "unreadThreads",
-	    (json_int_t)unread, "isSubscribed", 1);
+	    role != NULL && strcmp(role, "inbox") == 0 ? 0 : 10, "totalEmails", (json_int_t)c.total,
+	    "unreadEmails", (json_int_t)c.unread, "totalThreads", (json_int_t)c.threads,
+	    "unreadThreads", (json_int_t)c.unread_threads, "isSubscribed", 1);
 	free(name);
 	return r;
 }

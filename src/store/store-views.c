@@ -12,7 +12,8 @@ int store_mailbox_counts(struct store *s, struct store_mailbox_counts **counts_r
 {
 	sqlite3_stmt *st;
 	if (sqlite3_prepare_v2(store_db(s),
-	                       "SELECT b.id, coalesce(c.total, 0), coalesce(c.unread, 0) "
+	                       "SELECT b.id, coalesce(c.total, 0), coalesce(c.unread, 0), "
+	                       "coalesce(c.threads, 0), coalesce(c.unread_threads, 0) "
 	                       "FROM mailboxes b LEFT JOIN mailbox_counts c ON c.mailbox_id = b.id "
 	                       "ORDER BY b.id",
 	                       -1, &st, NULL) != SQLITE_OK) {
@@ -30,6 +31,8 @@ int store_mailbox_counts(struct store *s, struct store_mailbox_counts **counts_r
 		c[n].mailbox_id = sqlite3_column_int64(st, 0);
 		c[n].total = (uint32_t)sqlite3_column_int64(st, 1);
 		c[n].unread = (uint32_t)sqlite3_column_int64(st, 2);
+		c[n].threads = (uint32_t)sqlite3_column_int64(st, 3);
+		c[n].unread_threads = (uint32_t)sqlite3_column_int64(st, 4);
 		n++;
 	}
 	sqlite3_finalize(st);

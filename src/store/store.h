@@ -33,6 +33,11 @@ enum store_flag {
 	STORE_FLAG_DRAFT = 1 << 4,
 };
 
+/* Process-wide SQLite settings for the stores (store-counts.c): call once at
+ * process start, before any database is opened (sqlite3_config). 0 ok, -1
+ * when SQLite was initialised already (its defaults stay; still correct,
+ * only slower). */
+int store_library_init(void);
 /* Open (creating if needed, mode 0600) the store at path. */
 int store_open(const char *path, struct store **store_r, const char **error_r);
 /* Close; sets *store to NULL; accepts NULL. */
@@ -200,9 +205,13 @@ int store_counts(struct store *s, uint64_t *messages_r, uint64_t *blobs_r, uint6
 
 struct store_mailbox_counts {
 	int64_t mailbox_id;
-	uint32_t total, unread;
+	uint32_t total, unread;  /* memberships; those with neither \Seen nor \Draft */
+	uint32_t threads;        /* threads with an Email in the mailbox */
+	uint32_t unread_threads; /* threads with an unread Email in the mailbox */
 };
-/* Message and unread counts of every mailbox. */
+/* The counts of every mailbox (RFC 8621 section 2's totalEmails,
+ * unreadEmails, totalThreads, unreadThreads; store-counts.c keeps them),
+ * ordered by mailbox id; caller frees *counts_r. */
 int store_mailbox_counts(struct store *s, struct store_mailbox_counts **counts_r, size_t *count_r,
                          const char **error_r);
 
