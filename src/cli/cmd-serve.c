@@ -272,7 +272,9 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
 	                             .web_root = web_root,
 	                             .web_session_days = web_days,
 	                             .web_session_idle_days = web_idle_days,
-	                             .full_sync_interval = conf.full_sync_interval};
+	                             .full_sync_interval = conf.full_sync_interval,
+	                             .sync_keep_seconds = conf.sync_keep_seconds,
+	                             .sync_keep_max = conf.sync_keep_max};
 	/* Provider push (src/push through daemon-provider.c); the environment's
 	 * MK_NO_PROVIDER_PUSH turns it off for tests. */
 	struct daemon_push_settings ps = {.sweep_interval = conf.push_sweep_interval,
