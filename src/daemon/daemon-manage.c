@@ -925,8 +925,9 @@ static int device_set(void *ctx, struct jmap_call *call, json_t *args, const cha
 			                    set_error("notFound", "no such device"));
 		} else if (r == 0) {
 			/* A zero-access user's lease it held goes with it. */
-			if (svc_lease_release(c->sv->leases, c->p->user.id, revoked,
-			                      "revoked") == 1)
+			int wiped =
+			    svc_lease_release(c->sv->leases, c->p->user.id, revoked, "revoked");
+			if (wiped == 1)
 				svc_pool_drop_user(c->sv->pool, c->p->user.id);
 			json_array_append_new(destroyed, json_string(key_text));
 		}
