@@ -14,11 +14,13 @@ Scenarios:
            anew (the old session is not used), the one after reuses again;
            the session kicked at the server (doveadm kick): the next sync
            still works, with a fresh login
-  off      sync_keep_seconds = 0: every sync logs in (the old behaviour)
+           the parked session logs out at SIGTERM
+  off      sync_keep_seconds = 0: every sync logs in (the old behaviour); on
+           again, reused; the account removed: its session logs out at once
 
 usage: warm_test.py [SCENARIO...]   (env MK_BIN: the mailkeep binary)
 """
-import os, re, subprocess, sys, time
+import json, os, re, subprocess, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import replay_test  # noqa: E402
@@ -114,6 +116,20 @@ class Warm:
         d["decrypt"] -= d["push"]
         return d
 
+    def stop_serve(self):
+        """SIGTERM; serve's log (its standard output and error)."""
+        srv = self.hub.serve
+        self.hub.stop()
+        return srv.stdout.read() + srv.stderr.read() if srv is not None else ""
+
+    def manage(self, method, args):
+        body = {"using": ["urn:ietf:params:jmap:core", "urn:mailkeep:manage"],
+                "methodCalls": [[method, dict(args, accountId="mailkeep"), "0"]]}
+        name, res, _ = self.hub.request(self.hub.api_url,
+                                        json.dumps(body).encode())["methodResponses"][0]
+        check(name == method, "%s: %s" % (method, res))
+        return res
+
     def stop(self):
         self.hub.stop()
         self.fx.stop()
@@ -152,6 +168,11 @@ def t_reuse(tmp):
         check(d["sync"] == 1, "after a kick: %d sync logins, not 1" % d["sync"])
         w.deliver()
         check(w.since(base)["sync"] == 1, "after a kick: the new session not reused")
+
+        # SIGTERM: the parked session logs out.
+        log = w.stop_serve()
+        check("warm sessions: 1 logged out (stopping)" in log,
+              "stop: the parked session not logged out: %s" % log[-2000:])
     finally:
         w.stop()
 
@@ -170,6 +191,17 @@ def t_off(tmp):
         for _ in range(2):
             w.deliver()
         check(w.since(w.base)["sync"] == 1, "sync_keep_seconds default: not reused")
+
+        # The account removed (ExternalAccount/set destroy): its parked
+        # session logs out at once; nothing is left for the stop.
+        ids = [a["id"] for a in w.manage("ExternalAccount/get", {"ids": None})["list"]]
+        check(len(ids) == 1, "ExternalAccount/get: %s" % ids)
+        res = w.manage("ExternalAccount/set", {"destroy": ids})
+        check(res.get("destroyed") == ids, "ExternalAccount/set destroy: %s" % res)
+        log = w.stop_serve()
+        check("warm sync session logged out (account removed)" in log,
+              "removal: the parked session not logged out: %s" % log[-2000:])
+        check("logged out (stopping)" not in log, "removal: a session still parked at stop")
     finally:
         w.stop()
 

@@ -656,10 +656,13 @@ static int external_set(void *ctx, struct jmap_call *call, json_t *args, const c
 			continue;
 		}
 		daemon_provider_account_stop(hub_id);
-		svc_pool_drop_account(c->sv->pool, hub_id);
+		unsigned warm = svc_pool_drop_account(c->sv->pool, hub_id);
 		svc_account_remove(hub, c->p->user.name, hub_id, r);
 		/* And one a sync running meanwhile parked again. */
-		svc_pool_drop_account(c->sv->pool, hub_id);
+		warm += svc_pool_drop_account(c->sv->pool, hub_id);
+		if (warm > 0)
+			daemon_log(DAEMON_LOG_INFO, c->p->user.name, hub_id,
+			           "warm sync session logged out (account removed)");
 		if (r->outcome == SVC_REMOVAL_DONE || r->outcome == SVC_REMOVAL_ALREADY) {
 			json_array_append_new(destroyed, json_string(key_text));
 			json_object_set_new(receipts, key_text, json_string(r->receipt));

@@ -207,6 +207,11 @@ int daemon_run(const struct daemon_settings *s)
 	daemon_push_close_all(sv);
 	http_server_stop(&server);
 	/* The warm sync sessions log out (no thread syncs any more). */
+	struct svc_pool_stats ps;
+	svc_pool_stats(sv->pool, &ps);
+	if (ps.parked > 0)
+		daemon_log(DAEMON_LOG_INFO, NULL, 0, "warm sessions: %u logged out (stopping)",
+		           ps.parked);
 	svc_pool_free(&sv->pool);
 	/* Every key held is wiped (lease.wiped reason=shutdown). */
 	svc_leases_free(&sv->leases);
