@@ -128,9 +128,11 @@ void daemon_handle_signout(struct daemon *sv, const struct principal *p,
 		return;
 	}
 	if (svc_lease_release(sv->leases, p->user.id, p->device_id, "signout") == 1) {
-		svc_pool_drop_user(sv->pool, p->user.id); /* no background access remains */
-		daemon_log(DAEMON_LOG_INFO, p->user.name, 0, "lease: %s wiped (signout)",
-		           p->user.name);
+		/* No background access remains: the warm sessions go too. */
+		unsigned warm = svc_pool_drop_user(sv->pool, p->user.id);
+		daemon_log(DAEMON_LOG_INFO, p->user.name, 0,
+		           "lease: %s wiped (signout), %u warm sync session%s logged out",
+		           p->user.name, warm, warm == 1 ? "" : "s");
 	}
 	json_t *body = json_pack("{s:b}", "signedOut", 1);
 	if (body != NULL)
