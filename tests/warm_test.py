@@ -20,7 +20,7 @@ Scenarios:
 
 usage: warm_test.py [SCENARIO...]   (env MK_BIN: the mailkeep binary)
 """
-import json, os, re, subprocess, sys, time
+import json, os, re, subprocess, sys, time, urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import replay_test  # noqa: E402
@@ -130,6 +130,15 @@ class Warm:
         check(name == method, "%s: %s" % (method, res))
         return res
 
+    def metric(self, name):
+        """A sample of serve's /metrics (loopback: no token needed)."""
+        base = self.hub.api_url.split("/jmap")[0]
+        with urllib.request.urlopen(base + "/metrics", timeout=30) as r:
+            text = r.read().decode()
+        m = re.search(r"^%s (\S+)$" % re.escape(name), text, re.M)
+        check(m is not None, "no %s in /metrics" % name)
+        return float(m.group(1))
+
     def stop(self):
         self.hub.stop()
         self.fx.stop()
@@ -193,11 +202,15 @@ def t_off(tmp):
         check(w.since(w.base)["sync"] == 1, "sync_keep_seconds default: not reused")
 
         # The account removed (ExternalAccount/set destroy): its parked
-        # session logs out at once; nothing is left for the stop.
+        # session logs out at once; nothing is left for the stop. (The
+        # last sync parks its session just after its mail shows: wait.)
+        wait(lambda: w.metric("mailkeep_warm_sessions") == 1, "the session parked")
+        check(w.metric("mailkeep_warm_session_reuses_total") >= 1, "no reuse in /metrics")
         ids = [a["id"] for a in w.manage("ExternalAccount/get", {"ids": None})["list"]]
         check(len(ids) == 1, "ExternalAccount/get: %s" % ids)
         res = w.manage("ExternalAccount/set", {"destroy": ids})
         check(res.get("destroyed") == ids, "ExternalAccount/set destroy: %s" % res)
+        check(w.metric("mailkeep_warm_sessions") == 0, "a session kept after the removal")
         log = w.stop_serve()
         check("warm sync session logged out (account removed)" in log,
               "removal: the parked session not logged out: %s" % log[-2000:])
