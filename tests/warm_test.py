@@ -120,7 +120,9 @@ class Warm:
         """SIGTERM; serve's log (its standard output and error)."""
         srv = self.hub.serve
         self.hub.stop()
-        return srv.stdout.read() + srv.stderr.read() if srv is not None else ""
+        log = srv.stdout.read() + srv.stderr.read() if srv is not None else ""
+        check("Sanitizer" not in log, "serve (a sanitizer build): %s" % log[-3000:])
+        return log
 
     def manage(self, method, args):
         body = {"using": ["urn:ietf:params:jmap:core", "urn:mailkeep:manage"],
