@@ -264,6 +264,12 @@ def t_signin_sync_signout(tmp):
         h.signout(b["token"])
         wiped = h.events("lease.wiped")
         check(len(wiped) == 1 and "signout" in wiped[0], "sign-out: %s" % wiped)
+        # The warm sync session (svc-pool.h) of the syncs while unlocked
+        # logs out with the lease: at the sign-out, or at the account
+        # worker's next sweep when a sync running then parked it again.
+        h.wait(lambda: re.search(r"wiped \(signout\), [1-9]\d* warm sync session|"
+                                 r"warm sessions: [1-9]\d* logged out", open(h.out).read())
+               is not None, "the warm session logged out at the lease's end")
         time.sleep(3)  # a round that started before the wipe ends
         logins = h.logins()
         h.new_mail(2, "after-signout")

@@ -38,6 +38,7 @@ int main(void)
 	CHECK(set.access_log[0] == '\0' && set.trusted_proxy[0] == '\0');
 	CHECK(set.push == 1 && set.full_sync_interval == 86400 && set.push_sweep_interval == 300);
 	CHECK(set.push_connect_rate == 50 && set.push_idle_restart == 1680 && set.push_notify == 1);
+	CHECK(set.sync_keep_seconds == 120 && set.sync_keep_max == 64);
 
 	/* Every key, with the hub's own settings, comments and blanks. */
 	conf("# hub\n"
@@ -59,7 +60,9 @@ int main(void)
 	     "push_sweep_interval = 10\n"
 	     "push_connect_rate = 10000\n"
 	     "push_idle_restart = 1740\n"
-	     "push_notify = off\n");
+	     "push_notify = off\n"
+	     "sync_keep_seconds = 0\n"
+	     "sync_keep_max = 4096\n");
 	OK(hub_serve_settings_read(dir, &set, &error));
 	CHECK_STR(set.listen, "[::1]:9090");
 	CHECK_STR(set.public_url, "https://mail.example.org/");
@@ -73,6 +76,7 @@ int main(void)
 	CHECK(set.push == 0 && set.full_sync_interval == 3600 && set.push_sweep_interval == 10);
 	CHECK(set.push_connect_rate == 10000 && set.push_idle_restart == 1740 &&
 	      set.push_notify == 0);
+	CHECK(set.sync_keep_seconds == 0 && set.sync_keep_max == 4096);
 
 	/* The hub reads the same file: serve's keys are not unknown to it. */
 	bool existed;
@@ -155,6 +159,9 @@ int main(void)
 	OK(hub_serve_setting_set(&set, "push", "on", &error));
 	CHECK(set.push == 1);
 	REFUSED(hub_serve_setting_set(&set, "push_notify", "maybe", &error), "push_notify");
+	REFUSED(hub_serve_setting_set(&set, "sync_keep_seconds", "3601", &error),
+	        "sync_keep_seconds");
+	REFUSED(hub_serve_setting_set(&set, "sync_keep_max", "4097", &error), "sync_keep_max");
 	CHECK(hub_serve_setting_known("header_timeout") && !hub_serve_setting_known("master_key"));
 
 	char cmd[128];

@@ -23,7 +23,8 @@ static void serve_usage(FILE *f)
 	           "                [--web-session-days N] [--web-session-idle-days N]\n"
 	           "                [--push on|off] [--full-sync-interval SECONDS]\n"
 	           "                [--push-sweep-interval SECONDS] [--push-connect-rate N]\n"
-	           "                [--push-idle-restart SECONDS]\n\n"
+	           "                [--push-idle-restart SECONDS]\n"
+	           "                [--sync-keep-seconds SECONDS] [--sync-keep-max N]\n\n"
 	           "Runs the hub: the JMAP API for devices at /.well-known/jmap and /jmap/...\n"
 	           "(Bearer device tokens from 'mailkeep device add', or Basic with the hub\n"
 	           "user's password), EventSource push, and a scheduler that syncs every\n"
@@ -65,7 +66,11 @@ static void serve_usage(FILE *f)
 	           "  --push-sweep-interval SECONDS  without NOTIFY, the STATUS sweep of the\n"
 	           "                      other folders this often (default 300)\n"
 	           "  --push-connect-rate N  push connects a second at most (default 50)\n"
-	           "  --push-idle-restart SECONDS  IDLE re-issued this often (default 1680)\n\n"
+	           "  --push-idle-restart SECONDS  IDLE re-issued this often (default 1680)\n"
+	           "  --sync-keep-seconds SECONDS  a sync's IMAP session stays logged in this\n"
+	           "                      long for the account's next sync (default 120;\n"
+	           "                      0: every sync logs in and out)\n"
+	           "  --sync-keep-max N   sessions kept so, all accounts (default 64)\n\n"
 	           "Requests are authenticated on their headers before a body is read\n"
 	           "(unauthenticated: 401, the body is never read). Password sign-ins are\n"
 	           "limited before the password is checked: 10 a minute per user, 10 per\n"
@@ -98,6 +103,8 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
 	    {"push-sweep-interval", required_argument, NULL, 'S'},
 	    {"push-connect-rate", required_argument, NULL, 'N'},
 	    {"push-idle-restart", required_argument, NULL, 'J'},
+	    {"sync-keep-seconds", required_argument, NULL, 'K'},
+	    {"sync-keep-max", required_argument, NULL, 'X'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -204,12 +211,16 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
 		case 'F':
 		case 'S':
 		case 'N':
-		case 'J': {
+		case 'J':
+		case 'K':
+		case 'X': {
 			/* Checked and applied as the file's values are. */
 			const char *setting = c == 'P'   ? "push"
 			                      : c == 'F' ? "full_sync_interval"
 			                      : c == 'S' ? "push_sweep_interval"
 			                      : c == 'N' ? "push_connect_rate"
+			                      : c == 'K' ? "sync_keep_seconds"
+			                      : c == 'X' ? "sync_keep_max"
 			                                 : "push_idle_restart";
 			const char *err;
 			if (hub_serve_setting_set(&conf, setting, optarg, &err) < 0) {
@@ -272,7 +283,9 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
 	                             .web_root = web_root,
 	                             .web_session_days = web_days,
 	                             .web_session_idle_days = web_idle_days,
-	                             .full_sync_interval = conf.full_sync_interval};
+	                             .full_sync_interval = conf.full_sync_interval,
+	                             .sync_keep_seconds = conf.sync_keep_seconds,
+	                             .sync_keep_max = conf.sync_keep_max};
 	/* Provider push (src/push through daemon-provider.c); the environment's
 	 * MK_NO_PROVIDER_PUSH turns it off for tests. */
 	struct daemon_push_settings ps = {.sweep_interval = conf.push_sweep_interval,

@@ -114,6 +114,9 @@ struct daemon {
 	/* Zero-access users' unlock leases (svc-lease.h): their key while they
 	 * are signed in, for the scheduler, the account worker and the outbox. */
 	struct svc_leases *leases;
+	/* Warm sync sessions (svc-pool.h) of the account worker's and the
+	 * scheduler's syncs; dropped on account changes, lease ends, purges. */
+	struct svc_pool *pool;
 	volatile sig_atomic_t sync_now;     /* a user was unlocked: a round now */
 	volatile sig_atomic_t jobs_started; /* the other modules' jobs (push) run */
 	volatile sig_atomic_t stop;

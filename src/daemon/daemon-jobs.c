@@ -10,6 +10,7 @@
 #include "daemon-internal.h"
 #include "lib/clock.h"
 #include "service/svc-lease.h"
+#include "service/svc-pool.h"
 #include "service/svc-outbox.h"
 #include "service/svc-sync.h"
 #include "service/svc-user.h"
@@ -167,6 +168,7 @@ static enum svc_status sync_user(struct daemon *sv, struct hub *hub, const char 
 	struct sched_call call = {.sv = sv, .user = user, .sched = sched, .began = clock_mono()};
 	struct svc_sync_options opt = {.only_account = only_account,
 	                               .compress = IMAP_COMPRESS_AUTO,
+	                               .pool = sv->pool,
 	                               .via = "serve",
 	                               .passphrase = {.leases = sv->leases},
 	                               .account_done = sched_account_done,
@@ -182,6 +184,18 @@ static enum svc_status sync_user(struct daemon *sv, struct hub *hub, const char 
 	return res.status;
 }
 
+/* Warm sessions of users no longer in hub.db (purged) are closed. */
+static void pool_keep_users(struct daemon *sv, const struct hub_user *users, size_t n)
+{
+	int64_t *ids = n > 0 ? calloc(n, sizeof(*ids)) : NULL;
+	if (n > 0 && ids == NULL)
+		return;
+	for (size_t i = 0; i < n; i++)
+		ids[i] = users[i].id;
+	svc_pool_keep_users(sv->pool, ids, n);
+	free(ids);
+}
+
 /* A user's part of a round: every account, or those push does not cover;
  * *pushed_r counts the accounts left to push. */
 static enum svc_status sync_user_round(struct daemon *sv, struct hub *hub, const struct hub_user *u,
@@ -195,6 +209,10 @@ static enum svc_status sync_user_round(struct daemon *sv, struct hub *hub, const
 	if (hub_account_list(hub, u->id, &accts, &n, &err) < 0) {
 		n = 0; /* the sync says what is wrong */
 		daemon_provider_round_user_keep(u->name);
+	} else {
+		/* Warm sessions follow hub.db too: an account removed or changed
+		 * by the CLI loses its session here (a take would refuse it). */
+		svc_pool_keep_accounts(sv->pool, u->id, accts, n);
 	}
 	/* Provider push follows hub.db: accounts added or changed by the CLI
 	 * while serve runs start (or reconnect) here. */
@@ -257,6 +275,7 @@ void *daemon_sync_thread(void *context)
 					n = 0;
 				} else {
 					listed = true;
+					pool_keep_users(sv, users, n);
 				}
 			}
 			bool temporary = false;
@@ -497,6 +516,12 @@ void *daemon_lifecycle_thread(void *context)
 			struct hub *hub;
 			if (open_hub(sv, false, &hub) == 0) {
 				svc_lifecycle_run(hub, time(NULL), false, &rep);
+				struct hub_user *users = NULL;
+				size_t n = 0;
+				const char *err;
+				if (hub_user_list(hub, &users, &n, &err) == 0)
+					pool_keep_users(sv, users, n);
+				free(users);
 				hub_close(&hub);
 			}
 			next = time(NULL) + DAEMON_LIFECYCLE_INTERVAL;

@@ -11,6 +11,7 @@
 #include "daemon-internal.h"
 #include "http/http.h"
 #include "service/svc-lease.h"
+#include "service/svc-pool.h"
 
 void daemon_principal_free(void *state)
 {
@@ -126,9 +127,13 @@ void daemon_handle_signout(struct daemon *sv, const struct principal *p,
 		daemon_respond_problem(resp, 503, "about:blank", err);
 		return;
 	}
-	if (svc_lease_release(sv->leases, p->user.id, p->device_id, "signout") == 1)
-		daemon_log(DAEMON_LOG_INFO, p->user.name, 0, "lease: %s wiped (signout)",
-		           p->user.name);
+	if (svc_lease_release(sv->leases, p->user.id, p->device_id, "signout") == 1) {
+		/* No background access remains: the warm sessions go too. */
+		unsigned warm = svc_pool_drop_user(sv->pool, p->user.id);
+		daemon_log(DAEMON_LOG_INFO, p->user.name, 0,
+		           "lease: %s wiped (signout), %u warm sync session%s logged out",
+		           p->user.name, warm, warm == 1 ? "" : "s");
+	}
 	json_t *body = json_pack("{s:b}", "signedOut", 1);
 	if (body != NULL)
 		json_object_set_new(body, "unlockedUntil", daemon_lease_until_json(sv, &p->user));

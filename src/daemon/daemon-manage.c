@@ -23,6 +23,7 @@
 #include "lib/buf.h"
 #include "service/svc-account.h"
 #include "service/svc-lease.h"
+#include "service/svc-pool.h"
 #include "service/svc-user.h"
 #include "setup/setup.h"
 #include "smtp/smtp.h"
@@ -529,6 +530,8 @@ static json_t *account_update(struct daemon_api_ctx *c, struct account_view *v, 
 		vault_kek_free(&kek);
 		if (r < 0)
 			return set_error("invalidProperties", error);
+		/* A warm sync session logged in with the old password goes. */
+		svc_pool_drop_account(c->sv->pool, a->id);
 		/* Push reconnects with the new password: the account as stored
 		 * now (its new secret version), or the next round would see a
 		 * change and reconnect once more. */
@@ -653,7 +656,13 @@ static int external_set(void *ctx, struct jmap_call *call, json_t *args, const c
 			continue;
 		}
 		daemon_provider_account_stop(hub_id);
+		unsigned warm = svc_pool_drop_account(c->sv->pool, hub_id);
 		svc_account_remove(hub, c->p->user.name, hub_id, r);
+		/* And one a sync running meanwhile parked again. */
+		warm += svc_pool_drop_account(c->sv->pool, hub_id);
+		if (warm > 0)
+			daemon_log(DAEMON_LOG_INFO, c->p->user.name, hub_id,
+			           "warm sync session logged out (account removed)");
 		if (r->outcome == SVC_REMOVAL_DONE || r->outcome == SVC_REMOVAL_ALREADY) {
 			json_array_append_new(destroyed, json_string(key_text));
 			json_object_set_new(receipts, key_text, json_string(r->receipt));
@@ -944,7 +953,10 @@ static int device_set(void *ctx, struct jmap_call *call, json_t *args, const cha
 			                    set_error("notFound", "no such device"));
 		} else if (r == 0) {
 			/* A zero-access user's lease it held goes with it. */
-			svc_lease_release(c->sv->leases, c->p->user.id, revoked, "revoked");
+			int wiped =
+			    svc_lease_release(c->sv->leases, c->p->user.id, revoked, "revoked");
+			if (wiped == 1)
+				svc_pool_drop_user(c->sv->pool, c->p->user.id);
 			json_array_append_new(destroyed, json_string(key_text));
 		}
 	}
@@ -1045,7 +1057,8 @@ static int web_session_set(void *ctx, struct jmap_call *call, json_t *args,
 		if (r == 0) {
 			/* A zero-access user's lease it held goes with it (the
 			 * session is holder -id, daemon-websession.c). */
-			svc_lease_release(c->sv->leases, c->p->user.id, -id, "revoked");
+			if (svc_lease_release(c->sv->leases, c->p->user.id, -id, "revoked") == 1)
+				svc_pool_drop_user(c->sv->pool, c->p->user.id);
 			json_array_append_new(destroyed, json_string(text));
 		} else {
 			json_object_set_new(

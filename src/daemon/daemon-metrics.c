@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "daemon-internal.h"
+#include "service/svc-pool.h"
 #include "lib/buf.h"
 
 #define METRICS_ACCOUNTS 1024
@@ -188,6 +189,16 @@ char *daemon_metrics_text(struct daemon *sv)
 	           "# HELP mailkeep_open_stores User stores open in serve.\n"
 	           "# TYPE mailkeep_open_stores gauge\nmailkeep_open_stores %zu\n",
 	           open_stores);
+	/* Warm sync sessions (svc-pool.h). */
+	struct svc_pool_stats ps;
+	svc_pool_stats(sv->pool, &ps);
+	buf_printf(&b,
+	           "# HELP mailkeep_warm_sessions Logged-in sync sessions kept for the next sync.\n"
+	           "# TYPE mailkeep_warm_sessions gauge\nmailkeep_warm_sessions %u\n"
+	           "# HELP mailkeep_warm_session_reuses_total Syncs that took a kept session.\n"
+	           "# TYPE mailkeep_warm_session_reuses_total counter\n"
+	           "mailkeep_warm_session_reuses_total %llu\n",
+	           ps.parked, ps.hit);
 	buf_printf(&b, "# HELP mailkeep_http_request_duration_seconds Request latency by route.\n"
 	               "# TYPE mailkeep_http_request_duration_seconds histogram\n");
 	for (size_t r = 0; r < METRICS_ROUTES; r++) {

@@ -23,6 +23,7 @@
 #include "oauth/oauth.h"
 #include "service/svc-account.h"
 #include "service/svc-lease.h"
+#include "service/svc-pool.h"
 #include "service/svc-oauth.h"
 #include "smtp/smtp.h"
 
@@ -229,6 +230,8 @@ static void account_started(struct daemon *sv, struct hub *hub, const struct hub
 	const char *err;
 	struct hub_account *all = NULL;
 	size_t n = 0;
+	/* Signed in again: a warm sync session of the old grant goes. */
+	svc_pool_drop_account(sv->pool, hub_id);
 	if (hub_account_list(hub, u->id, &all, &n, &err) == 0) {
 		for (size_t i = 0; i < n; i++)
 			if (all[i].id == hub_id)

@@ -29,6 +29,7 @@
 #include "daemon-webparse.h"
 #include "http/http.h"
 #include "service/svc-lease.h"
+#include "service/svc-pool.h"
 
 #define COOKIE_NAME "mk_session"
 #define CSRF_HEADER "X-Mailkeep-CSRF"
@@ -352,9 +353,11 @@ void daemon_handle_session_signout(struct daemon *sv, const struct principal *p,
 		return;
 	}
 	if (p->user.zero_access &&
-	    svc_lease_release(sv->leases, p->user.id, -p->web_session_id, "signout") == 1)
+	    svc_lease_release(sv->leases, p->user.id, -p->web_session_id, "signout") == 1) {
+		svc_pool_drop_user(sv->pool, p->user.id); /* no background access remains */
 		daemon_log(DAEMON_LOG_INFO, p->user.name, 0, "lease: %s wiped (signout)",
 		           p->user.name);
+	}
 	set_cookie(sv, resp, "", 0);
 	http_response_set_status(resp, 204, &err);
 }

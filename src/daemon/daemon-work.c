@@ -71,6 +71,7 @@ static void work_run(struct daemon *sv, struct hub *hub, const struct daemon_wor
 	    .via = "serve",
 	    .only_account = w->account_id,
 	    .stop = &sv->stop,
+	    .pool = sv->pool,
 	    .passphrase = {.leases = sv->leases},
 	    .reporter = {.report = daemon_report, .ctx = (void *)w->user}};
 	if (w->kinds & DAEMON_WORK_SYNC) {
@@ -102,6 +103,14 @@ static void work_run(struct daemon *sv, struct hub *hub, const struct daemon_wor
 	daemon_push_wake(sv);
 }
 
+static void work_sweep(struct daemon *sv)
+{
+	unsigned n = svc_pool_sweep(sv->pool, clock_mono(), sv->leases);
+	if (n > 0)
+		daemon_log(DAEMON_LOG_INFO, NULL, 0,
+		           "warm sessions: %u logged out (kept their time, or a lease ended)", n);
+}
+
 void *daemon_work_thread(void *context)
 {
 	struct daemon *sv = context;
@@ -114,6 +123,11 @@ void *daemon_work_thread(void *context)
 			clock_gettime(CLOCK_REALTIME, &ts);
 			ts.tv_sec += 1;
 			pthread_cond_timedwait(&sv->work_cond, &sv->work_lock, &ts);
+			/* Idle: warm sessions kept too long, or whose user's lease
+			 * went, log out (not under the queue's lock). */
+			pthread_mutex_unlock(&sv->work_lock);
+			work_sweep(sv);
+			pthread_mutex_lock(&sv->work_lock);
 		}
 		if (sv->stop) {
 			pthread_mutex_unlock(&sv->work_lock);
@@ -129,6 +143,7 @@ void *daemon_work_thread(void *context)
 			continue;
 		}
 		work_run(sv, hub, &w);
+		work_sweep(sv);
 	}
 	hub_close(&hub);
 	return NULL;

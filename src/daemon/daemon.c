@@ -19,6 +19,7 @@
 #include "jmap/jmap.h"
 #include "mime/mime-cache.h"
 #include "service/svc-lease.h"
+#include "service/svc-pool.h"
 
 static struct daemon_job jobs[DAEMON_MAX_JOBS];
 static size_t n_jobs;
@@ -100,8 +101,10 @@ int daemon_run(const struct daemon_settings *s)
 		daemon_signin_gate_free(&sv->signin);
 		return -1;
 	}
-	if ((sv->leases = svc_leases_create(sv->hub, &sv->hub_lock)) == NULL) {
+	if ((sv->leases = svc_leases_create(sv->hub, &sv->hub_lock)) == NULL ||
+	    (sv->pool = svc_pool_create(s->sync_keep_max, s->sync_keep_seconds)) == NULL) {
 		daemon_log(DAEMON_LOG_ERROR, NULL, 0, "out of memory");
+		svc_leases_free(&sv->leases);
 		hub_close(&sv->hub);
 		return -1;
 	}
@@ -210,6 +213,13 @@ int daemon_run(const struct daemon_settings *s)
 	pthread_join(leaser, NULL);
 	daemon_push_close_all(sv);
 	http_server_stop(&server);
+	/* The warm sync sessions log out (no thread syncs any more). */
+	struct svc_pool_stats ps;
+	svc_pool_stats(sv->pool, &ps);
+	if (ps.parked > 0)
+		daemon_log(DAEMON_LOG_INFO, NULL, 0, "warm sessions: %u logged out (stopping)",
+		           ps.parked);
+	svc_pool_free(&sv->pool);
 	/* Every key held is wiped (lease.wiped reason=shutdown). */
 	svc_leases_free(&sv->leases);
 	daemon_stores_close(sv);

@@ -54,6 +54,9 @@ struct daemon_settings {
 	/* User store handles open at once (daemon-stores.c); 0: DAEMON_OPEN_STORES.
 	 * Lower only for tests of the bound. */
 	unsigned open_stores;
+	/* Warm sync sessions (svc-pool.h): each kept this long after its
+	 * sync, at most this many; either 0: none kept. */
+	unsigned sync_keep_seconds, sync_keep_max;
 };
 #define DAEMON_FULL_SYNC 86400
 

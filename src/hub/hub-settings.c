@@ -77,6 +77,9 @@ static const struct setting settings[] = {
     {"push_notify", KIND_ONOFF, offsetof(struct hub_serve_settings, push_notify), 0, 0, 1,
      "on or off (off: IDLE and STATUS sweeps even where the server offers NOTIFY, so that "
      "Dovecot can hibernate idle connections)"},
+    UINT(sync_keep_seconds, 0, 3600,
+         "0 to 3600 seconds (0: every sync logs in anew and out at its end)"),
+    UINT(sync_keep_max, 0, 4096, "0 to 4096 sessions (0: none kept)"),
 };
 #define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))
 
@@ -97,6 +100,8 @@ void hub_serve_settings_default(struct hub_serve_settings *set)
 	set->push_connect_rate = 50;
 	set->push_idle_restart = 1680;
 	set->push_notify = 1;
+	set->sync_keep_seconds = 120;
+	set->sync_keep_max = 64;
 }
 
 static const struct setting *setting_find(const char *key)

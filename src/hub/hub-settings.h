@@ -30,6 +30,9 @@
  *   push_idle_restart            10..1740 seconds   1680 (IDLE re-issued, RFC 2177)
  *   push_notify                  on | off           on (off: IDLE + sweeps even where
  *                                                   NOTIFY is offered)
+ *   sync_keep_seconds            0..3600 seconds    120 (a synced session kept logged in
+ *                                                   for the next sync; 0: none kept)
+ *   sync_keep_max                0..4096            64 (sessions kept, all accounts)
  *
  * Errors name the file, the line and what to do; nothing in this file is
  * secret (the TLS key is a path to a file). Errors: 0 ok / -1 with
@@ -60,6 +63,8 @@ struct hub_serve_settings {
 	unsigned push_connect_rate;
 	unsigned push_idle_restart;
 	unsigned push_notify;
+	unsigned sync_keep_seconds;
+	unsigned sync_keep_max;
 };
 
 /* The embedded defaults (the table above). */

@@ -1092,6 +1092,19 @@ void imap_client_stats(const struct imap_client *c, unsigned long long *wire_r,
 	conn_stats(c->conn, wire_r, data_r);
 }
 
+int imap_client_noop(struct imap_client *c, int timeout_ms, const char **error_r)
+{
+	if (c->state == IMAP_CLIENT_CLOSED) {
+		*error_r = "the session is closed";
+		return -1;
+	}
+	conn_set_timeout(c->conn, timeout_ms);
+	int r = client_simple(c, "NOOP", error_r);
+	if (c->state != IMAP_CLIENT_CLOSED)
+		conn_set_timeout(c->conn, c->set.timeout_ms);
+	return r;
+}
+
 void imap_client_logout(struct imap_client *c)
 {
 	const char *err;

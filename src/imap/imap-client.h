@@ -133,6 +133,12 @@ void imap_client_set_literal_sink(struct imap_client *c, const struct imap_liter
 void imap_client_stats(const struct imap_client *c, unsigned long long *wire_r,
                        unsigned long long *data_r);
 
+/* NOOP, waiting at most timeout_ms for its answer (then the session's own
+ * timeout again): is a session that sat idle still alive? Untagged
+ * responses it brings (EXISTS, EXPUNGE of a selected mailbox) are read and
+ * ignored. Returns as imap_client_run(). */
+int imap_client_noop(struct imap_client *c, int timeout_ms, const char **error_r);
+
 /* Send LOGOUT (best effort) before freeing. */
 void imap_client_logout(struct imap_client *c);
 

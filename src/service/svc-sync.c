@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "svc-sync.h"
+#include "svc-lease.h"
 #include "../hub/hub.h"
 #include "../imap/imap-url.h"
 #include "../lib/clock.h"
@@ -28,6 +29,10 @@ struct sync_job {
 	int64_t account_id;
 	bool oauth;            /* *password is an OAuth 2 access token */
 	const char *lock_path; /* DIR/users/U/sync.lock */
+	/* Warm sessions: where a session that synced well is parked (NULL:
+	 * LOGOUT), under the account's fingerprint. */
+	struct svc_pool *pool;
+	const unsigned char *fingerprint;
 };
 
 static void account_fail(struct svc_sync_account *r, enum svc_status status, const char *fmt, ...)
@@ -43,30 +48,48 @@ static void account_fail(struct svc_sync_account *r, enum svc_status status, con
 	r->status = status;
 }
 
-/* Connect, log in with *password (wiped and freed once the login is done),
- * replay, sync. r->who is set already. */
-static void sync_one_locked(struct store *store, const struct sync_job *job, char **password,
-                            const struct svc_sync_options *opt, struct svc_sync_account *r)
+/* The session after a sync: parked in job->pool when the sync went well
+ * (no mailbox left selected, so the next sync starts as after a login),
+ * else logged out (a sync that went well) or just freed. */
+static void sync_session_end(const struct sync_job *job, bool ok, struct imap_client **client)
+{
+	const char *err;
+	if (*client == NULL)
+		return;
+	if (ok && job->pool != NULL && svc_pool_enabled(job->pool) &&
+	    imap_client_unselect(*client, &err) != -1) {
+		svc_pool_put(job->pool, job->hub_user->id, job->account_id, job->fingerprint,
+		             job->hub_user->zero_access, client);
+		return;
+	}
+	if (ok)
+		imap_client_logout(*client);
+	imap_client_free(client);
+}
+
+/* Connect and log in with *password (wiped and freed once the login is
+ * done), the login audited for a stored account. Returns 0 with
+ * *client_r, or -1 with r's status and error. */
+static int session_login(const struct sync_job *job, char **password,
+                         const struct svc_sync_options *opt, struct svc_sync_account *r,
+                         struct imap_client **client_r)
 {
 	char host[256], port[8];
 	const char *err;
-	r->url = job->url;
-	r->account_id = job->account_id;
 	struct imap_client_settings set = {
 	    .ca_file = job->ca_file, .timeout_ms = SVC_SYNC_TIMEOUT_MS, .compress = opt->compress};
 	if (imap_url_parse(job->url, host, sizeof(host), port, sizeof(port), &set.security) < 0) {
 		svc_secret_free(password);
 		account_fail(r, SVC_FAILED, "bad IMAP URL '%s'", job->url);
-		return;
+		return -1;
 	}
 	set.host = host;
 	set.port = port;
 	struct imap_client *client = NULL;
-	double t0 = clock_mono();
 	if (imap_client_connect(&set, &client, &err) < 0) {
 		svc_secret_free(password);
 		account_fail(r, SVC_FAILED, "cannot connect to %s: %s", job->url, err);
-		return;
+		return -1;
 	}
 	int lr = job->oauth ? imap_client_login_oauth(client, job->login, *password, &err)
 	                    : imap_client_login(client, job->login, *password, &err);
@@ -86,8 +109,26 @@ static void sync_one_locked(struct store *store, const struct sync_job *job, cha
 	if (lr < 0) {
 		account_fail(r, lr == IMAP_LOGIN_TEMPORARY ? SVC_TEMPORARY : SVC_FAILED, "%s", err);
 		imap_client_free(&client);
-		return;
+		return -1;
 	}
+	*client_r = client;
+	return 0;
+}
+
+/* Log in (or take *warm: a parked session that answered its NOOP), replay,
+ * sync. r->who is set already. */
+static void sync_one_locked(struct store *store, const struct sync_job *job, char **password,
+                            struct imap_client **warm, const struct svc_sync_options *opt,
+                            struct svc_sync_account *r)
+{
+	const char *err;
+	r->url = job->url;
+	r->account_id = job->account_id;
+	double t0 = clock_mono();
+	struct imap_client *client = *warm;
+	*warm = NULL;
+	if (client == NULL && session_login(job, password, opt, r, &client) < 0)
+		return;
 	/* Two-way sync: the changes devices made in the hub go to the server
 	 * first, so the sync below sees a server that already has them. A
 	 * change the server refuses for good is marked failed (with a notice)
@@ -108,16 +149,14 @@ static void sync_one_locked(struct store *store, const struct sync_job *job, cha
 	int sr = opt->replay_only
 	             ? 0
 	             : sync_account(store, job->account_key, client, &so, &r->stats, &err);
-	if (sr == 0)
-		imap_client_logout(client);
 	r->ran = !opt->replay_only;
 	r->compressed = imap_client_is_compressed(client);
-	r->seconds = clock_mono() - t0;
 	if (sr < 0)
 		account_fail(r, SVC_FAILED, "sync of %s failed: %s", job->url, err);
 	else
 		r->status = SVC_OK;
-	imap_client_free(&client);
+	sync_session_end(job, sr == 0, &client);
+	r->seconds = clock_mono() - t0;
 }
 
 #define SYNC_LOCK_WAIT_S 120
@@ -128,10 +167,12 @@ static void sync_one_locked(struct store *store, const struct sync_job *job, cha
  * cannot be told from the other). flock() on a file of its own, so no
  * SQLite POSIX lock is touched. Waits up to SYNC_LOCK_WAIT_S. */
 static void sync_one(struct store *store, const struct sync_job *job, char **password,
-                     const struct svc_sync_options *opt, struct svc_sync_account *r)
+                     struct imap_client **warm, const struct svc_sync_options *opt,
+                     struct svc_sync_account *r)
 {
 	int fd = open(job->lock_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0) {
+		sync_session_end(job, false, warm);
 		svc_secret_free(password);
 		account_fail(r, SVC_FAILED, "cannot open %s: %s", job->lock_path, strerror(errno));
 		return;
@@ -141,6 +182,7 @@ static void sync_one(struct store *store, const struct sync_job *job, char **pas
 		if ((errno != EWOULDBLOCK && errno != EINTR) || clock_mono() > until ||
 		    (opt->stop != NULL && *opt->stop)) {
 			close(fd);
+			sync_session_end(job, true, warm); /* parked again */
 			svc_secret_free(password);
 			account_fail(r, SVC_TEMPORARY,
 			             "another sync of this user is still running; try again later");
@@ -149,8 +191,32 @@ static void sync_one(struct store *store, const struct sync_job *job, char **pas
 		struct timespec ts = {0, 100 * 1000 * 1000};
 		nanosleep(&ts, NULL);
 	}
-	sync_one_locked(store, job, password, opt, r);
+	sync_one_locked(store, job, password, warm, opt, r);
 	close(fd); /* releases the lock */
+}
+
+/* The parked session of account a, if there is one and it answers a NOOP;
+ * NULL: log in. A zero-access user's sessions go with their lease. */
+static struct imap_client *warm_take(const struct svc_sync_options *opt, const struct hub_user *u,
+                                     const struct hub_account *a,
+                                     const unsigned char fingerprint[SVC_POOL_FINGERPRINT])
+{
+	const char *err;
+	if (opt->pool == NULL)
+		return NULL;
+	if (u->zero_access && (opt->passphrase.leases == NULL ||
+	                       !svc_lease_held(opt->passphrase.leases, u->id, NULL))) {
+		svc_pool_drop_user(opt->pool, u->id);
+		return NULL;
+	}
+	struct imap_client *c = svc_pool_take(opt->pool, u->id, a->id, fingerprint);
+	if (c != NULL && imap_client_noop(c, SVC_POOL_NOOP_MS, &err) != 0) {
+		/* Gone at the server (a restart, a kick, its idle timeout):
+		 * a fresh login. */
+		imap_client_logout(c);
+		imap_client_free(&c);
+	}
+	return c;
 }
 
 static void account_done(const struct svc_sync_options *opt, const struct svc_sync_account *r)
@@ -176,7 +242,9 @@ int svc_sync_user(struct hub *hub, const char *user, const struct svc_sync_optio
 		snprintf(res->error, sizeof(res->error), "%s: %s", user, err);
 		goto out;
 	}
-	if (svc_user_kek(hub, &u, &opt->passphrase, opt->via != NULL ? opt->via : "cli", &kek,
+	/* With warm sessions the key is unwrapped only when a login needs it. */
+	if (opt->pool == NULL &&
+	    svc_user_kek(hub, &u, &opt->passphrase, opt->via != NULL ? opt->via : "cli", &kek,
 	                 res->error, sizeof(res->error)) < 0)
 		goto out;
 	if (svc_store_open(hub_data_dir(hub), user, true, &store, res->error, sizeof(res->error)) <
@@ -196,9 +264,20 @@ int svc_sync_user(struct hub *hub, const char *user, const struct svc_sync_optio
 		r->url = accts[i].imap_url;
 		snprintf(r->who, sizeof(r->who), "%s, account %lld", user, (long long)accts[i].id);
 		char *password = NULL;
-		int opened =
-		    svc_account_open_secret(hub, &u, &accts[i], kek, "sync", "imap-password",
-		                            &password, r->error, sizeof(r->error));
+		unsigned char fp[SVC_POOL_FINGERPRINT] = {0};
+		struct imap_client *warm = NULL;
+		if (opt->pool != NULL) {
+			svc_pool_fingerprint(&accts[i], fp);
+			warm = warm_take(opt, &u, &accts[i], fp);
+		}
+		if (warm == NULL && kek == NULL &&
+		    svc_user_kek(hub, &u, &opt->passphrase, opt->via != NULL ? opt->via : "cli",
+		                 &kek, res->error, sizeof(res->error)) < 0)
+			goto out;
+		int opened = warm != NULL ? 0
+		                          : svc_account_open_secret(hub, &u, &accts[i], kek, "sync",
+		                                                    "imap-password", &password,
+		                                                    r->error, sizeof(r->error));
 		if (opened < 0) {
 			r->status = opened == -2 ? SVC_TEMPORARY : SVC_FAILED;
 		} else {
@@ -214,8 +293,10 @@ int svc_sync_user(struct hub *hub, const char *user, const struct svc_sync_optio
 			                       .hub = hub,
 			                       .hub_user = &u,
 			                       .account_id = accts[i].id,
-			                       .oauth = accts[i].oauth};
-			sync_one(store, &job, &password, opt, r);
+			                       .oauth = accts[i].oauth,
+			                       .pool = opt->pool,
+			                       .fingerprint = fp};
+			sync_one(store, &job, &password, &warm, opt, r);
 		}
 		if (r->status == SVC_OK)
 			res->synced++;
@@ -291,7 +372,8 @@ int svc_sync_url(struct hub *hub, const struct hub_user *u, const struct svc_syn
 	                       .login = t->login,
 	                       .ca_file = t->ca_file,
 	                       .account_key = key};
-	sync_one(store, &job, password, opt, r);
+	struct imap_client *none = NULL;
+	sync_one(store, &job, password, &none, opt, r);
 	store_close(&store);
 	if (hub_user_touch(hub, u->id, time(NULL), &err) < 0)
 		svc_report(&opt->reporter, SVC_WARNING, "%s", err);

@@ -4,6 +4,7 @@
 #include <signal.h>
 
 #include "service.h"
+#include "svc-pool.h"
 #include "../imap/imap-client.h"
 #include "../sync/sync.h"
 
@@ -11,7 +12,8 @@
  * Syncing a user's accounts: for each account, its sealed IMAP password is
  * opened (audited first), the hub logs in (audited: provider.login), replays
  * the changes devices made in the hub, then brings the hub up to date with
- * the server (sync.h). Used by `sync` and by serve's scheduler.
+ * the server (sync.h). Used by `sync` and by serve's scheduler and account
+ * worker; serve keeps the session warm between syncs (svc-pool.h).
  */
 
 /* One account's sync. */
@@ -56,6 +58,14 @@ struct svc_sync_options {
 	/* Problems that did not stop the sync (an audit entry after the login
 	 * that could not be written, the user's activity not recorded). */
 	struct svc_reporter reporter;
+	/* Warm sessions (svc-pool.h; serve's), NULL: none (the command line).
+	 * A stored account's sync first takes its parked session and checks it
+	 * with one NOOP: alive, the sync runs on it with no credential opened,
+	 * no key unwrapped and no login (nor its audit entries); else it logs
+	 * in as without a pool. A sync that went well parks its session (no
+	 * LOGOUT). A zero-access user's sessions are used only while
+	 * passphrase.leases holds their lease. */
+	struct svc_pool *pool;
 };
 
 struct svc_sync_result {

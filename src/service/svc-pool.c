@@ -1,0 +1,326 @@
+/* Warm sync sessions (svc-pool.h): a bounded table of logged-in IMAP
+ * sessions, most recently parked first, closed outside the lock. */
+#include <pthread.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "svc-pool.h"
+#include "svc-lease.h"
+#include "../hub/hub.h"
+#include "../imap/imap-client.h"
+#include "../lib/clock.h"
+
+struct pool_entry {
+	struct pool_entry *prev, *next; /* prev: more recently parked */
+	int64_t user_id, account_id;
+	unsigned char fingerprint[SVC_POOL_FINGERPRINT];
+	bool zero_access;
+	double parked; /* clock_mono() */
+	struct imap_client *client;
+};
+
+struct svc_pool {
+	pthread_mutex_t lock;
+	unsigned max, keep_seconds;
+	struct pool_entry *head, *tail;
+	struct svc_pool_stats stats; /* stats.parked: entries in the list */
+};
+
+struct svc_pool *svc_pool_create(unsigned max, unsigned keep_seconds)
+{
+	struct svc_pool *p = calloc(1, sizeof(*p));
+	if (p == NULL)
+		return NULL;
+	pthread_mutex_init(&p->lock, NULL);
+	p->max = max;
+	p->keep_seconds = keep_seconds;
+	return p;
+}
+
+bool svc_pool_enabled(const struct svc_pool *pool)
+{
+	return pool != NULL && pool->max > 0 && pool->keep_seconds > 0;
+}
+
+void svc_pool_fingerprint(const struct hub_account *a, unsigned char out[SVC_POOL_FINGERPRINT])
+{
+	crypto_generichash_state st;
+	char num[128];
+	crypto_generichash_init(&st, NULL, 0, SVC_POOL_FINGERPRINT);
+	const char *parts[] = {a->imap_url, a->login, a->ca_file != NULL ? a->ca_file : ""};
+	for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++)
+		crypto_generichash_update(&st, (const unsigned char *)parts[i],
+		                          strlen(parts[i]) + 1);
+	/* An OAuth account's refresh token is resealed when the provider
+	 * rotates it (a new secret version): a new login then, which is rare
+	 * and safe. */
+	int n = snprintf(num, sizeof(num), "%d %llu %llu %d", a->oauth ? 1 : 0,
+	                 (unsigned long long)a->secret_version, (unsigned long long)a->key_version,
+	                 a->needs_signin_since != 0 ? 1 : 0);
+	if (n > 0 && (size_t)n < sizeof(num))
+		crypto_generichash_update(&st, (const unsigned char *)num, (size_t)n);
+	crypto_generichash_final(&st, out, SVC_POOL_FINGERPRINT);
+}
+
+/* Unlink e from the table (the lock held). */
+static void unlink_entry(struct svc_pool *p, struct pool_entry *e)
+{
+	if (e->prev != NULL)
+		e->prev->next = e->next;
+	else
+		p->head = e->next;
+	if (e->next != NULL)
+		e->next->prev = e->prev;
+	else
+		p->tail = e->prev;
+	e->prev = e->next = NULL;
+	p->stats.parked--;
+}
+
+/* Move e (unlinked) onto the list *closing (the lock held). */
+static void detach(struct svc_pool *p, struct pool_entry *e, struct pool_entry **closing)
+{
+	unlink_entry(p, e);
+	e->next = *closing;
+	*closing = e;
+}
+
+/* LOGOUT and free every session on the list (the lock not held). */
+static void close_list(struct pool_entry *list)
+{
+	while (list != NULL) {
+		struct pool_entry *e = list;
+		list = e->next;
+		imap_client_logout(e->client);
+		imap_client_free(&e->client);
+		free(e);
+	}
+}
+
+static void close_client(struct imap_client **client)
+{
+	if (*client == NULL)
+		return;
+	imap_client_logout(*client);
+	imap_client_free(client);
+}
+
+void svc_pool_free(struct svc_pool **pool)
+{
+	struct svc_pool *p = *pool;
+	if (p == NULL)
+		return;
+	close_list(p->head);
+	pthread_mutex_destroy(&p->lock);
+	free(p);
+	*pool = NULL;
+}
+
+struct imap_client *svc_pool_take(struct svc_pool *pool, int64_t user_id, int64_t account_id,
+                                  const unsigned char fingerprint[SVC_POOL_FINGERPRINT])
+{
+	struct pool_entry *closing = NULL, *found = NULL;
+	double now = clock_mono();
+	pthread_mutex_lock(&pool->lock);
+	for (struct pool_entry *e = pool->head; e != NULL; e = e->next)
+		if (e->user_id == user_id && e->account_id == account_id) {
+			found = e;
+			break;
+		}
+	struct imap_client *client = NULL;
+	if (found != NULL) {
+		if (memcmp(found->fingerprint, fingerprint, SVC_POOL_FINGERPRINT) != 0) {
+			pool->stats.stale++;
+			detach(pool, found, &closing);
+		} else if (now - found->parked >= pool->keep_seconds) {
+			pool->stats.expired++;
+			detach(pool, found, &closing);
+		} else {
+			pool->stats.hit++;
+			unlink_entry(pool, found);
+			client = found->client;
+			free(found);
+		}
+	}
+	pthread_mutex_unlock(&pool->lock);
+	close_list(closing);
+	return client;
+}
+
+void svc_pool_put(struct svc_pool *pool, int64_t user_id, int64_t account_id,
+                  const unsigned char fingerprint[SVC_POOL_FINGERPRINT], bool zero_access,
+                  struct imap_client **client)
+{
+	struct pool_entry *e = NULL, *closing = NULL;
+	if (!svc_pool_enabled(pool) || *client == NULL || !imap_client_is_open(*client) ||
+	    (e = calloc(1, sizeof(*e))) == NULL) {
+		close_client(client);
+		return;
+	}
+	e->user_id = user_id;
+	e->account_id = account_id;
+	memcpy(e->fingerprint, fingerprint, SVC_POOL_FINGERPRINT);
+	e->zero_access = zero_access;
+	e->parked = clock_mono();
+	e->client = *client;
+	*client = NULL;
+	pthread_mutex_lock(&pool->lock);
+	for (struct pool_entry *o = pool->head; o != NULL; o = o->next)
+		if (o->user_id == user_id && o->account_id == account_id) {
+			pool->stats.dropped++;
+			detach(pool, o, &closing);
+			break;
+		}
+	e->next = pool->head;
+	if (pool->head != NULL)
+		pool->head->prev = e;
+	pool->head = e;
+	if (pool->tail == NULL)
+		pool->tail = e;
+	pool->stats.parked++;
+	pool->stats.put++;
+	while (pool->stats.parked > pool->max) {
+		pool->stats.evicted++;
+		detach(pool, pool->tail, &closing);
+	}
+	pthread_mutex_unlock(&pool->lock);
+	close_list(closing);
+}
+
+/* Close every entry match() says yes to; counts them under *counter. */
+typedef bool drop_match_fn(const struct pool_entry *e, const void *ctx);
+
+static unsigned drop_where(struct svc_pool *pool, drop_match_fn *match, const void *ctx,
+                           unsigned long long *counter)
+{
+	struct pool_entry *closing = NULL;
+	unsigned n = 0;
+	if (pool == NULL)
+		return 0;
+	pthread_mutex_lock(&pool->lock);
+	for (struct pool_entry *e = pool->head, *next; e != NULL; e = next) {
+		next = e->next;
+		if (match(e, ctx)) {
+			detach(pool, e, &closing);
+			n++;
+		}
+	}
+	*counter += n;
+	pthread_mutex_unlock(&pool->lock);
+	close_list(closing);
+	return n;
+}
+
+static bool match_account(const struct pool_entry *e, const void *ctx)
+{
+	return e->account_id == *(const int64_t *)ctx;
+}
+
+static bool match_user(const struct pool_entry *e, const void *ctx)
+{
+	return e->user_id == *(const int64_t *)ctx;
+}
+
+unsigned svc_pool_drop_account(struct svc_pool *pool, int64_t account_id)
+{
+	return drop_where(pool, match_account, &account_id,
+	                  pool != NULL ? &pool->stats.dropped : NULL);
+}
+
+unsigned svc_pool_drop_user(struct svc_pool *pool, int64_t user_id)
+{
+	return drop_where(pool, match_user, &user_id, pool != NULL ? &pool->stats.dropped : NULL);
+}
+
+struct keep_accounts {
+	int64_t user_id;
+	const struct hub_account *accts;
+	size_t n;
+};
+
+static bool match_not_kept_account(const struct pool_entry *e, const void *ctx)
+{
+	const struct keep_accounts *k = ctx;
+	if (e->user_id != k->user_id)
+		return false;
+	for (size_t i = 0; i < k->n; i++)
+		if (k->accts[i].id == e->account_id) {
+			unsigned char fp[SVC_POOL_FINGERPRINT];
+			svc_pool_fingerprint(&k->accts[i], fp);
+			return memcmp(fp, e->fingerprint, sizeof(fp)) != 0;
+		}
+	return true;
+}
+
+unsigned svc_pool_keep_accounts(struct svc_pool *pool, int64_t user_id,
+                                const struct hub_account *accts, size_t n)
+{
+	struct keep_accounts k = {.user_id = user_id, .accts = accts, .n = n};
+	return drop_where(pool, match_not_kept_account, &k,
+	                  pool != NULL ? &pool->stats.dropped : NULL);
+}
+
+struct keep_users {
+	const int64_t *ids;
+	size_t n;
+};
+
+static bool match_not_kept_user(const struct pool_entry *e, const void *ctx)
+{
+	const struct keep_users *k = ctx;
+	for (size_t i = 0; i < k->n; i++)
+		if (k->ids[i] == e->user_id)
+			return false;
+	return true;
+}
+
+unsigned svc_pool_keep_users(struct svc_pool *pool, const int64_t *user_ids, size_t n)
+{
+	struct keep_users k = {.ids = user_ids, .n = n};
+	return drop_where(pool, match_not_kept_user, &k,
+	                  pool != NULL ? &pool->stats.dropped : NULL);
+}
+
+struct sweep {
+	const struct svc_pool *pool;
+	double now;
+	struct svc_leases *leases;
+	unsigned unleased;
+};
+
+/* Kept too long, or a zero-access user's whose lease went. Lock order: the
+ * pool's, then the lease table's (which never calls the pool). */
+static bool match_sweep(const struct pool_entry *e, const void *ctx)
+{
+	struct sweep *s = (struct sweep *)ctx;
+	if (s->now - e->parked >= s->pool->keep_seconds)
+		return true;
+	if (e->zero_access && s->leases != NULL && !svc_lease_held(s->leases, e->user_id, NULL)) {
+		s->unleased++;
+		return true;
+	}
+	return false;
+}
+
+unsigned svc_pool_sweep(struct svc_pool *pool, double now, struct svc_leases *leases)
+{
+	if (pool == NULL)
+		return 0;
+	struct sweep s = {.pool = pool, .now = now, .leases = leases};
+	unsigned long long closed = 0;
+	unsigned n = drop_where(pool, match_sweep, &s, &closed);
+	pthread_mutex_lock(&pool->lock);
+	pool->stats.expired += closed - s.unleased;
+	pool->stats.dropped += s.unleased;
+	pthread_mutex_unlock(&pool->lock);
+	return n;
+}
+
+void svc_pool_stats(struct svc_pool *pool, struct svc_pool_stats *stats_r)
+{
+	pthread_mutex_lock(&pool->lock);
+	*stats_r = pool->stats;
+	pthread_mutex_unlock(&pool->lock);
+}

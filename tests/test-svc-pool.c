@@ -1,0 +1,347 @@
+/*
+ * Warm sync sessions (src/service/svc-pool.c) with real sessions on a real
+ * Dovecot (tests/fixture/dovecot.sh): take gives back the parked session
+ * only for its (user, account) and fingerprint; the bound evicts the least
+ * recently parked; drops by account, by user, by hub.db (keep_accounts,
+ * keep_users); the sweep closes expired sessions and a zero-access user's
+ * once their lease is gone; a pool turned off keeps nothing; takes are
+ * exclusive across threads; freeing the pool logs every session out
+ * (Dovecot's log says "Logged out"). Skipped (77) without Dovecot.
+ */
+#include "service/svc-pool.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <sodium.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "hub/hub.h"
+#include "imap/imap-client.h"
+#include "lib/clock.h"
+#include "service/svc-lease.h"
+#include "test.h"
+
+static char dir[64], hubdir[64];
+static char env_port[16], env_ca[256], env_pass_file[256], env_user[64];
+
+static void cleanup(void)
+{
+	char cmd[512];
+	if (dir[0] != '\0') {
+		snprintf(
+		    cmd, sizeof(cmd),
+		    "bash tests/fixture/dovecot.sh stop %s >/dev/null 2>&1 </dev/null; rm -rf %s",
+		    dir, dir);
+		if (system(cmd) != 0)
+			fprintf(stderr, "warning: could not stop Dovecot in %s\n", dir);
+		dir[0] = '\0';
+	}
+	if (hubdir[0] != '\0') {
+		snprintf(cmd, sizeof(cmd), "rm -rf %s", hubdir);
+		if (system(cmd) != 0)
+			fprintf(stderr, "warning: could not remove %s\n", hubdir);
+		hubdir[0] = '\0';
+	}
+}
+
+static void read_env_value(const char *line, const char *key, char *out, size_t size)
+{
+	size_t kl = strlen(key);
+	if (strncmp(line, key, kl) == 0 && line[kl] == '=') {
+		CHECK(snprintf(out, size, "%s", line + kl + 1) < (int)size);
+		out[strcspn(out, "\r\n")] = '\0';
+	}
+}
+
+static void start_dovecot(void)
+{
+	snprintf(dir, sizeof(dir), "/tmp/mk-test-svc-pool-XXXXXX");
+	CHECK(mkdtemp(dir) != NULL);
+	CHECK(chmod(dir, 0755) == 0);
+	char cmd[512], path[256];
+	CHECK(snprintf(cmd, sizeof(cmd),
+	               "bash tests/fixture/dovecot.sh start %s >/dev/null 2>%s.log </dev/null", dir,
+	               dir) < (int)sizeof(cmd));
+	if (system(cmd) != 0) {
+		snprintf(cmd, sizeof(cmd), "cat %s.log >&2; rm -f %s.log", dir, dir);
+		if (system(cmd) != 0)
+			fprintf(stderr, "no log\n");
+		fprintf(stderr, "dovecot.sh start failed\n");
+		exit(1);
+	}
+	snprintf(cmd, sizeof(cmd), "%s.log", dir);
+	unlink(cmd);
+	snprintf(path, sizeof(path), "%s/env", dir);
+	FILE *f = fopen(path, "r");
+	CHECK(f != NULL);
+	char line[512];
+	while (fgets(line, sizeof(line), f) != NULL) {
+		read_env_value(line, "IMAPS_PORT", env_port, sizeof(env_port));
+		read_env_value(line, "CA_FILE", env_ca, sizeof(env_ca));
+		read_env_value(line, "PASS_FILE", env_pass_file, sizeof(env_pass_file));
+		read_env_value(line, "IMAP_USER", env_user, sizeof(env_user));
+	}
+	fclose(f);
+	CHECK(env_port[0] != '\0' && env_ca[0] != '\0' && env_pass_file[0] != '\0' &&
+	      env_user[0] != '\0');
+}
+
+static struct imap_client *login(void)
+{
+	char pass[256];
+	FILE *f = fopen(env_pass_file, "r");
+	CHECK(f != NULL);
+	size_t n = fread(pass, 1, sizeof(pass) - 1, f);
+	fclose(f);
+	pass[n] = '\0';
+	struct imap_client_settings set = {
+	    .host = "127.0.0.1",
+	    .port = env_port,
+	    .security = IMAP_SECURITY_TLS,
+	    .ca_file = env_ca,
+	    .timeout_ms = 10000,
+	    .compress = IMAP_COMPRESS_NO,
+	};
+	const char *error;
+	struct imap_client *c = NULL;
+	OK(imap_client_connect(&set, &c, &error));
+	OK(imap_client_login(c, env_user, pass, &error));
+	sodium_memzero(pass, sizeof(pass));
+	return c;
+}
+
+/* Lines of Dovecot's log that say a session ended with LOGOUT. */
+static unsigned logged_out(void)
+{
+	char path[256], line[2048];
+	snprintf(path, sizeof(path), "%s/dovecot.log", dir);
+	FILE *f = fopen(path, "r");
+	unsigned n = 0;
+	if (f == NULL)
+		return 0;
+	while (fgets(line, sizeof(line), f) != NULL)
+		n += strstr(line, "imap(") != NULL && strstr(line, "Logged out") != NULL;
+	fclose(f);
+	return n;
+}
+
+/* Dovecot writes its log line as the session's process ends: wait for it
+ * (30 s at most, polling). */
+static bool wait_logged_out(unsigned want)
+{
+	for (int i = 0; i < 300; i++) {
+		if (logged_out() >= want)
+			return true;
+		struct timespec ts = {0, 100 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+	return false;
+}
+
+static unsigned parked(struct svc_pool *p)
+{
+	struct svc_pool_stats st;
+	svc_pool_stats(p, &st);
+	return st.parked;
+}
+
+struct racer {
+	struct svc_pool *pool;
+	const unsigned char *fp;
+	atomic_int *holders;
+	unsigned took, clashes;
+};
+
+/* Take and put the one session back, many times: never two holders. */
+static void *race(void *context)
+{
+	struct racer *r = context;
+	for (int i = 0; i < 2000; i++) {
+		struct imap_client *c = svc_pool_take(r->pool, 1, 1, r->fp);
+		if (c == NULL)
+			continue;
+		r->took++;
+		if (atomic_fetch_add(r->holders, 1) != 0)
+			r->clashes++;
+		atomic_fetch_sub(r->holders, 1);
+		svc_pool_put(r->pool, 1, 1, r->fp, false, &c);
+	}
+	return NULL;
+}
+
+int main(void)
+{
+	if (access("/usr/sbin/dovecot", X_OK) != 0) {
+		printf("test-svc-pool: skipped (no Dovecot installed)\n");
+		return 77;
+	}
+	CHECK(sodium_init() >= 0);
+	signal(SIGPIPE, SIG_IGN);
+	atexit(cleanup);
+	start_dovecot();
+	const char *error;
+	unsigned char fa[SVC_POOL_FINGERPRINT], fb[SVC_POOL_FINGERPRINT];
+
+	/* Fingerprints: the same account, the same; a new secret version, the
+	 * URL, the login or needs sign-in: another. */
+	struct hub_account acct = {.id = 20,
+	                           .imap_url = "imaps://127.0.0.1:993",
+	                           .login = "alice",
+	                           .secret_version = 1,
+	                           .key_version = 1};
+	svc_pool_fingerprint(&acct, fa);
+	svc_pool_fingerprint(&acct, fb);
+	CHECK(memcmp(fa, fb, sizeof(fa)) == 0);
+	acct.secret_version = 2;
+	svc_pool_fingerprint(&acct, fb);
+	CHECK(memcmp(fa, fb, sizeof(fa)) != 0);
+	acct.secret_version = 1;
+	acct.login = "bob";
+	svc_pool_fingerprint(&acct, fb);
+	CHECK(memcmp(fa, fb, sizeof(fa)) != 0);
+	acct.login = "alice";
+	acct.needs_signin_since = 5;
+	svc_pool_fingerprint(&acct, fb);
+	CHECK(memcmp(fa, fb, sizeof(fa)) != 0);
+	acct.needs_signin_since = 0;
+
+	struct svc_pool *pool = svc_pool_create(2, 60);
+	CHECK(pool != NULL && svc_pool_enabled(pool));
+	struct svc_pool_stats st;
+
+	/* Parked and taken back: the same session, alive; only for its key and
+	 * fingerprint. */
+	struct imap_client *c = login(), *first = c;
+	svc_pool_put(pool, 1, 10, fa, false, &c);
+	CHECK(c == NULL && parked(pool) == 1);
+	CHECK(svc_pool_take(pool, 1, 11, fa) == NULL && svc_pool_take(pool, 2, 10, fa) == NULL);
+	c = svc_pool_take(pool, 1, 10, fa);
+	CHECK(c == first && parked(pool) == 0);
+	OK(imap_client_noop(c, SVC_POOL_NOOP_MS, &error));
+	CHECK(svc_pool_take(pool, 1, 10, fa) == NULL); /* exclusive */
+	svc_pool_put(pool, 1, 10, fa, false, &c);
+	CHECK(svc_pool_take(pool, 1, 10, fb) == NULL); /* another fingerprint: closed */
+	svc_pool_stats(pool, &st);
+	CHECK(st.parked == 0 && st.stale == 1 && st.hit == 1 && st.put == 2);
+	CHECK(svc_pool_take(pool, 1, 10, fa) == NULL);
+
+	/* At most 2: the least recently parked goes. */
+	for (int64_t a = 1; a <= 3; a++) {
+		c = login();
+		svc_pool_put(pool, 1, a, fa, false, &c);
+	}
+	svc_pool_stats(pool, &st);
+	CHECK(st.parked == 2 && st.evicted == 1);
+	CHECK(svc_pool_take(pool, 1, 1, fa) == NULL);
+	c = svc_pool_take(pool, 1, 3, fa);
+	CHECK(c != NULL);
+	svc_pool_put(pool, 1, 3, fa, false, &c);
+
+	/* Drops by account and by user. */
+	CHECK(svc_pool_drop_account(pool, 2) == 1 && parked(pool) == 1);
+	CHECK(svc_pool_drop_account(pool, 2) == 0);
+	CHECK(svc_pool_drop_user(pool, 1) == 1 && parked(pool) == 0);
+
+	/* hub.db as it is now: a session of an account gone, or changed, goes;
+	 * one whose account is unchanged stays; so do other users'. */
+	svc_pool_fingerprint(&acct, fa);
+	c = login();
+	svc_pool_put(pool, 7, 20, fa, false, &c);
+	c = login();
+	svc_pool_put(pool, 7, 21, fa, false, &c);
+	CHECK(svc_pool_keep_accounts(pool, 7, &acct, 1) == 1 && parked(pool) == 1);
+	CHECK(svc_pool_keep_accounts(pool, 8, NULL, 0) == 0 && parked(pool) == 1);
+	acct.secret_version = 3; /* a new password */
+	CHECK(svc_pool_keep_accounts(pool, 7, &acct, 1) == 1 && parked(pool) == 0);
+	c = login();
+	svc_pool_put(pool, 7, 20, fa, false, &c);
+	int64_t users[] = {1, 2};
+	CHECK(svc_pool_keep_users(pool, users, 2) == 1 && parked(pool) == 0); /* user 7 purged */
+
+	/* The sweep: kept too long. */
+	c = login();
+	svc_pool_put(pool, 1, 1, fa, false, &c);
+	CHECK(svc_pool_sweep(pool, clock_mono(), NULL) == 0 && parked(pool) == 1);
+	CHECK(svc_pool_sweep(pool, clock_mono() + 61, NULL) == 1 && parked(pool) == 0);
+	svc_pool_stats(pool, &st);
+	CHECK(st.expired == 1);
+
+	/* A zero-access user's session lasts while their lease does. */
+	snprintf(hubdir, sizeof(hubdir), "/tmp/mk-test-svc-pool-hub-XXXXXX");
+	CHECK(mkdtemp(hubdir) != NULL);
+	bool existed;
+	static const char pass[] = "dana's passphrase";
+	struct hub *hub;
+	OK(hub_create(hubdir, NULL, &existed, &error));
+	OK(hub_open(hubdir, true, &hub, &error));
+	OK(hub_user_add(hub, "dana", pass, true, pass, &error));
+	struct hub_user dana;
+	OK(hub_user_get(hub, "dana", &dana, &error));
+	char tok[HUB_DEVICE_TOKEN_SIZE], lerr[1024];
+	int64_t dev;
+	OK(hub_device_add(hub, &dana, "laptop", tok, &dev, &error));
+	pthread_mutex_t hub_lock = PTHREAD_MUTEX_INITIALIZER;
+	struct svc_leases *leases = svc_leases_create(hub, &hub_lock);
+	CHECK(leases != NULL);
+	time_t until;
+	CHECK(svc_lease_signin(leases, &dana, pass, dev, time(NULL), 600, &until, lerr,
+	                       sizeof(lerr)) == 1);
+	c = login();
+	svc_pool_put(pool, dana.id, 30, fa, true, &c);
+	c = login();
+	svc_pool_put(pool, 1, 1, fa, false, &c); /* a server-key user's: not a lease's */
+	CHECK(svc_pool_sweep(pool, clock_mono(), leases) == 0 && parked(pool) == 2);
+	CHECK(svc_lease_release(leases, dana.id, dev, "signout") == 1);
+	CHECK(svc_pool_sweep(pool, clock_mono(), leases) == 1 && parked(pool) == 1);
+	CHECK(svc_pool_take(pool, dana.id, 30, fa) == NULL);
+	svc_leases_free(&leases);
+	hub_close(&hub);
+
+	/* Takes are exclusive across threads. */
+	CHECK(svc_pool_drop_user(pool, 1) == 1);
+	c = login();
+	svc_pool_put(pool, 1, 1, fa, false, &c);
+	atomic_int holders = 0;
+	struct racer r[4];
+	pthread_t t[4];
+	for (int i = 0; i < 4; i++) {
+		r[i] = (struct racer){.pool = pool, .fp = fa, .holders = &holders};
+		CHECK(pthread_create(&t[i], NULL, race, &r[i]) == 0);
+	}
+	unsigned took = 0;
+	for (int i = 0; i < 4; i++) {
+		pthread_join(t[i], NULL);
+		CHECK(r[i].clashes == 0);
+		took += r[i].took;
+	}
+	CHECK(took > 0 && parked(pool) == 1);
+
+	/* Freeing the pool logs the parked sessions out. */
+	c = login();
+	svc_pool_put(pool, 1, 2, fa, false, &c);
+	CHECK(parked(pool) == 2);
+	unsigned before = logged_out();
+	svc_pool_free(&pool);
+	CHECK(pool == NULL);
+	CHECK(wait_logged_out(before + 2));
+
+	/* Turned off: nothing kept, the session logged out at once. */
+	pool = svc_pool_create(64, 0);
+	CHECK(pool != NULL && !svc_pool_enabled(pool));
+	before = logged_out();
+	c = login();
+	svc_pool_put(pool, 1, 1, fa, false, &c);
+	CHECK(c == NULL && parked(pool) == 0 && svc_pool_take(pool, 1, 1, fa) == NULL);
+	CHECK(wait_logged_out(before + 1));
+	svc_pool_free(&pool);
+	svc_pool_free(&pool); /* NULL: nothing */
+
+	cleanup();
+	TEST_DONE("test-svc-pool");
+}
