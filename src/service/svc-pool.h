@@ -37,7 +37,7 @@ struct svc_pool;
 
 #define SVC_POOL_FINGERPRINT 16
 /* How long a parked session may take to answer the NOOP of a take. */
-#define SVC_POOL_NOOP_MS 3000
+#define SVC_POOL_NOOP_MS 10000
 
 /* Counts since the pool was made (svc_pool_stats). */
 struct svc_pool_stats {
