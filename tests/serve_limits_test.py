@@ -425,12 +425,18 @@ def t_unknown_user_costs_the_same(hub):
                                  source=source)
         check(s == 401, "%s got %d" % (user, s))
         return t
-    # One address per attempt keeps the per-address limit out of it.
-    known = sorted(timed("dave", "127.0.1.%d" % i) for i in range(1, 6))
-    unknown = sorted(timed("nobody%d" % i, "127.0.2.%d" % i) for i in range(1, 6))
-    print("  median: known %.3f s, unknown %.3f s" % (known[2], unknown[2]))
-    check(unknown[2] >= known[2] * 0.5,
-          "an unknown user answers in %.3f s, a known one in %.3f s" % (unknown[2], known[2]))
+    # One address per attempt keeps the per-address limit out of it. Known
+    # and unknown alternate, so a change in the machine's load (CI runs
+    # other tests beside this one) weighs on both alike.
+    known, unknown = [], []
+    for i in range(1, 8):
+        known.append(timed("dave", "127.0.1.%d" % i))
+        unknown.append(timed("nobody%d" % i, "127.0.2.%d" % i))
+    known.sort()
+    unknown.sort()
+    print("  median: known %.3f s, unknown %.3f s" % (known[3], unknown[3]))
+    check(unknown[3] >= known[3] * 0.5,
+          "an unknown user answers in %.3f s, a known one in %.3f s" % (unknown[3], known[3]))
 
 
 SCENARIOS = [t_signin_does_not_stall_others, t_concurrent_attempts_limited,
