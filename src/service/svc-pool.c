@@ -21,11 +21,21 @@ struct pool_entry {
 	struct imap_client *client;
 };
 
+/* The last drops, for the put's generation check: a drop of a user
+ * (account_id 0) or of an account (user_id 0), made at generation gen. */
+#define POOL_DROPS 64
+struct drop_record {
+	int64_t user_id, account_id;
+	uint64_t gen;
+};
+
 struct svc_pool {
 	pthread_mutex_t lock;
 	unsigned max, keep_seconds;
 	struct pool_entry *head, *tail;
 	struct svc_pool_stats stats; /* stats.parked: entries in the list */
+	uint64_t gen;                /* drops made; the last in drops[(gen - 1) % POOL_DROPS] */
+	struct drop_record drops[POOL_DROPS];
 };
 
 struct svc_pool *svc_pool_create(unsigned max, unsigned keep_seconds)
@@ -62,6 +72,33 @@ void svc_pool_fingerprint(const struct hub_account *a, unsigned char out[SVC_POO
 	if (n > 0 && (size_t)n < sizeof(num))
 		crypto_generichash_update(&st, (const unsigned char *)num, (size_t)n);
 	crypto_generichash_final(&st, out, SVC_POOL_FINGERPRINT);
+}
+
+/* A drop of a user or an account (0: any) at a new generation (the lock
+ * held). */
+static void record_drop(struct svc_pool *p, int64_t user_id, int64_t account_id)
+{
+	p->gen++;
+	p->drops[(p->gen - 1) % POOL_DROPS] =
+	    (struct drop_record){.user_id = user_id, .account_id = account_id, .gen = p->gen};
+}
+
+/* Was (user_id, account_id) dropped after generation since? When the
+ * records since then were overwritten: yes, to be safe (the lock held). */
+static bool dropped_since(const struct svc_pool *p, uint64_t since, int64_t user_id,
+                          int64_t account_id)
+{
+	if (p->gen == since)
+		return false;
+	if (since > p->gen || p->gen - since > POOL_DROPS)
+		return true;
+	for (uint64_t g = since + 1; g <= p->gen; g++) {
+		const struct drop_record *d = &p->drops[(g - 1) % POOL_DROPS];
+		if ((d->user_id == 0 || d->user_id == user_id) &&
+		    (d->account_id == 0 || d->account_id == account_id))
+			return true;
+	}
+	return false;
 }
 
 /* Unlink e from the table (the lock held). */
@@ -119,11 +156,13 @@ void svc_pool_free(struct svc_pool **pool)
 }
 
 struct imap_client *svc_pool_take(struct svc_pool *pool, int64_t user_id, int64_t account_id,
-                                  const unsigned char fingerprint[SVC_POOL_FINGERPRINT])
+                                  const unsigned char fingerprint[SVC_POOL_FINGERPRINT],
+                                  struct svc_pool_ticket *ticket_r)
 {
 	struct pool_entry *closing = NULL, *found = NULL;
 	double now = clock_mono();
 	pthread_mutex_lock(&pool->lock);
+	ticket_r->generation = pool->gen;
 	for (struct pool_entry *e = pool->head; e != NULL; e = e->next)
 		if (e->user_id == user_id && e->account_id == account_id) {
 			found = e;
@@ -149,8 +188,16 @@ struct imap_client *svc_pool_take(struct svc_pool *pool, int64_t user_id, int64_
 	return client;
 }
 
+void svc_pool_ticket_now(struct svc_pool *pool, struct svc_pool_ticket *ticket_r)
+{
+	pthread_mutex_lock(&pool->lock);
+	ticket_r->generation = pool->gen;
+	pthread_mutex_unlock(&pool->lock);
+}
+
 void svc_pool_put(struct svc_pool *pool, int64_t user_id, int64_t account_id,
                   const unsigned char fingerprint[SVC_POOL_FINGERPRINT], bool zero_access,
+                  const struct svc_pool_ticket *ticket, struct svc_leases *leases,
                   struct imap_client **client)
 {
 	struct pool_entry *e = NULL, *closing = NULL;
@@ -167,6 +214,13 @@ void svc_pool_put(struct svc_pool *pool, int64_t user_id, int64_t account_id,
 	e->client = *client;
 	*client = NULL;
 	pthread_mutex_lock(&pool->lock);
+	if (dropped_since(pool, ticket->generation, user_id, account_id)) {
+		pool->stats.dropped++;
+		pthread_mutex_unlock(&pool->lock);
+		e->next = NULL;
+		close_list(e);
+		return;
+	}
 	for (struct pool_entry *o = pool->head; o != NULL; o = o->next)
 		if (o->user_id == user_id && o->account_id == account_id) {
 			pool->stats.dropped++;
@@ -187,6 +241,10 @@ void svc_pool_put(struct svc_pool *pool, int64_t user_id, int64_t account_id,
 	}
 	pthread_mutex_unlock(&pool->lock);
 	close_list(closing);
+	/* Parked first, checked then: a lease that ends after this check is
+	 * followed by a sweep or a drop of the user, which finds the entry. */
+	if (zero_access && leases != NULL && !svc_lease_held(leases, user_id, NULL))
+		svc_pool_drop_user(pool, user_id);
 }
 
 /* Close every entry match() says yes to; counts them under *counter. */
@@ -225,13 +283,22 @@ static bool match_user(const struct pool_entry *e, const void *ctx)
 
 unsigned svc_pool_drop_account(struct svc_pool *pool, int64_t account_id)
 {
-	return drop_where(pool, match_account, &account_id,
-	                  pool != NULL ? &pool->stats.dropped : NULL);
+	if (pool == NULL)
+		return 0;
+	pthread_mutex_lock(&pool->lock);
+	record_drop(pool, 0, account_id);
+	pthread_mutex_unlock(&pool->lock);
+	return drop_where(pool, match_account, &account_id, &pool->stats.dropped);
 }
 
 unsigned svc_pool_drop_user(struct svc_pool *pool, int64_t user_id)
 {
-	return drop_where(pool, match_user, &user_id, pool != NULL ? &pool->stats.dropped : NULL);
+	if (pool == NULL)
+		return 0;
+	pthread_mutex_lock(&pool->lock);
+	record_drop(pool, user_id, 0);
+	pthread_mutex_unlock(&pool->lock);
+	return drop_where(pool, match_user, &user_id, &pool->stats.dropped);
 }
 
 struct keep_accounts {

@@ -39,6 +39,16 @@ struct svc_pool;
 /* How long a parked session may take to answer the NOOP of a take. */
 #define SVC_POOL_NOOP_MS 10000
 
+/* What a take hands the caller, for the put that ends the sync: the
+ * pool's generation at the take. Every drop (account, user) moves the
+ * generation; a put whose (user, account) was dropped since its take
+ * closes the session instead of parking it: a session held by a running
+ * sync is not in the pool, so the drop could not find it. Takes that give
+ * NULL fill it too: take before a fresh login. */
+struct svc_pool_ticket {
+	uint64_t generation;
+};
+
 /* Counts since the pool was made (svc_pool_stats). */
 struct svc_pool_stats {
 	unsigned parked;            /* sessions in the pool now */
@@ -65,22 +75,35 @@ void svc_pool_fingerprint(const struct hub_account *a, unsigned char out[SVC_POO
 /* Take the session parked for (user_id, account_id): the caller owns it
  * (imap_client_logout + imap_client_free, or svc_pool_put again). NULL when
  * none is parked; a parked one with another fingerprint, or kept longer
- * than keep_seconds, is closed and NULL returned. */
+ * than keep_seconds, is closed and NULL returned. *ticket_r is set either
+ * way (for svc_pool_put). A zero-access user's caller checks the lease
+ * after the take (svc_lease_held): a lease that ends later is followed by
+ * a drop, which the put sees. */
 struct imap_client *svc_pool_take(struct svc_pool *pool, int64_t user_id, int64_t account_id,
-                                  const unsigned char fingerprint[SVC_POOL_FINGERPRINT]);
+                                  const unsigned char fingerprint[SVC_POOL_FINGERPRINT],
+                                  struct svc_pool_ticket *ticket_r);
+
+/* The ticket of a take made now, without taking anything. */
+void svc_pool_ticket_now(struct svc_pool *pool, struct svc_pool_ticket *ticket_r);
 
 /* Park *client (logged in, nothing pending) for (user_id, account_id);
- * zero_access: the user's sessions last only while their lease does (see
- * svc_pool_sweep). The pool owns the session from now on; *client is set
- * to NULL. A session already parked under that key is closed (it cannot
- * be: takes are exclusive; but the newer one wins). A closed session, or a
- * pool that keeps nothing, closes it at once. */
+ * ticket: what the take before the session's use gave. The pool owns the
+ * session from now on; *client is set to NULL. Closed at once instead: a
+ * closed session, a pool that keeps nothing, a user or account dropped
+ * since the ticket's take, and (zero_access, leases not NULL) a user
+ * without a lease: checked after the session is parked, outside the pool's
+ * lock, so a lease that ends in between is followed by a drop or sweep
+ * that finds it. A session already parked under that key is closed (it
+ * cannot be: takes are exclusive; but the newer one wins). */
 void svc_pool_put(struct svc_pool *pool, int64_t user_id, int64_t account_id,
                   const unsigned char fingerprint[SVC_POOL_FINGERPRINT], bool zero_access,
+                  const struct svc_pool_ticket *ticket, struct svc_leases *leases,
                   struct imap_client **client);
 
 /* Close the sessions of an account (removed, its credential or settings
- * changed) / of a user (purged, their lease ended). Return how many. */
+ * changed) / of a user (purged, their lease ended), and move the
+ * generation, so a session of theirs in use now is not parked again
+ * (svc_pool_put). Return how many were closed. */
 unsigned svc_pool_drop_account(struct svc_pool *pool, int64_t account_id);
 unsigned svc_pool_drop_user(struct svc_pool *pool, int64_t user_id);
 /* Close every session of user_id whose account is not among accts[0..n)

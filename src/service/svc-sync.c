@@ -33,6 +33,8 @@ struct sync_job {
 	 * LOGOUT), under the account's fingerprint. */
 	struct svc_pool *pool;
 	const unsigned char *fingerprint;
+	struct svc_pool_ticket ticket; /* the take's, before the session's use */
+	struct svc_leases *leases;     /* a zero-access user's session: its lease */
 };
 
 static void account_fail(struct svc_sync_account *r, enum svc_status status, const char *fmt, ...)
@@ -59,7 +61,7 @@ static void sync_session_end(const struct sync_job *job, bool ok, struct imap_cl
 	if (ok && job->pool != NULL && svc_pool_enabled(job->pool) &&
 	    imap_client_unselect(*client, &err) != -1) {
 		svc_pool_put(job->pool, job->hub_user->id, job->account_id, job->fingerprint,
-		             job->hub_user->zero_access, client);
+		             job->hub_user->zero_access, &job->ticket, job->leases, client);
 		return;
 	}
 	if (ok)
@@ -196,20 +198,27 @@ static void sync_one(struct store *store, const struct sync_job *job, char **pas
 }
 
 /* The parked session of account a, if there is one and it answers a NOOP;
- * NULL: log in. A zero-access user's sessions go with their lease. */
+ * NULL: log in. *ticket_r: for the put after the sync. A zero-access
+ * user's sessions go with their lease: checked after the take, so a lease
+ * that ends later is followed by a drop the put sees (svc-pool.h). */
 static struct imap_client *warm_take(const struct svc_sync_options *opt, const struct hub_user *u,
                                      const struct hub_account *a,
-                                     const unsigned char fingerprint[SVC_POOL_FINGERPRINT])
+                                     const unsigned char fingerprint[SVC_POOL_FINGERPRINT],
+                                     struct svc_pool_ticket *ticket_r)
 {
 	const char *err;
 	if (opt->pool == NULL)
 		return NULL;
+	struct imap_client *c = svc_pool_take(opt->pool, u->id, a->id, fingerprint, ticket_r);
 	if (u->zero_access && (opt->passphrase.leases == NULL ||
 	                       !svc_lease_held(opt->passphrase.leases, u->id, NULL))) {
+		if (c != NULL) {
+			imap_client_logout(c);
+			imap_client_free(&c);
+		}
 		svc_pool_drop_user(opt->pool, u->id);
 		return NULL;
 	}
-	struct imap_client *c = svc_pool_take(opt->pool, u->id, a->id, fingerprint);
 	if (c != NULL && imap_client_noop(c, SVC_POOL_NOOP_MS, &err) != 0) {
 		/* Gone at the server (a restart, a kick, its idle timeout):
 		 * a fresh login. */
@@ -266,9 +275,10 @@ int svc_sync_user(struct hub *hub, const char *user, const struct svc_sync_optio
 		char *password = NULL;
 		unsigned char fp[SVC_POOL_FINGERPRINT] = {0};
 		struct imap_client *warm = NULL;
+		struct svc_pool_ticket ticket = {0};
 		if (opt->pool != NULL) {
 			svc_pool_fingerprint(&accts[i], fp);
-			warm = warm_take(opt, &u, &accts[i], fp);
+			warm = warm_take(opt, &u, &accts[i], fp, &ticket);
 		}
 		if (warm == NULL && kek == NULL &&
 		    svc_user_kek(hub, &u, &opt->passphrase, opt->via != NULL ? opt->via : "cli",
@@ -295,7 +305,9 @@ int svc_sync_user(struct hub *hub, const char *user, const struct svc_sync_optio
 			                       .account_id = accts[i].id,
 			                       .oauth = accts[i].oauth,
 			                       .pool = opt->pool,
-			                       .fingerprint = fp};
+			                       .fingerprint = fp,
+			                       .ticket = ticket,
+			                       .leases = opt->passphrase.leases};
 			sync_one(store, &job, &password, &warm, opt, r);
 		}
 		if (r->status == SVC_OK)
