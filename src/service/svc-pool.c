@@ -350,38 +350,41 @@ unsigned svc_pool_keep_users(struct svc_pool *pool, const int64_t *user_ids, siz
 	                  pool != NULL ? &pool->stats.dropped : NULL);
 }
 
-struct sweep {
-	const struct svc_pool *pool;
-	double now;
-	struct svc_leases *leases;
-	unsigned unleased;
-};
-
-/* Kept too long, or a zero-access user's whose lease went. Lock order: the
- * pool's, then the lease table's (which never calls the pool). */
-static bool match_sweep(const struct pool_entry *e, const void *ctx)
-{
-	struct sweep *s = (struct sweep *)ctx;
-	if (s->now - e->parked >= s->pool->keep_seconds)
-		return true;
-	if (e->zero_access && s->leases != NULL && !svc_lease_held(s->leases, e->user_id, NULL)) {
-		s->unleased++;
-		return true;
-	}
-	return false;
-}
-
 unsigned svc_pool_sweep(struct svc_pool *pool, double now, struct svc_leases *leases)
 {
 	if (pool == NULL)
 		return 0;
-	struct sweep s = {.pool = pool, .now = now, .leases = leases};
-	unsigned long long closed = 0;
-	unsigned n = drop_where(pool, match_sweep, &s, &closed);
+	struct pool_entry *closing = NULL;
+	int64_t *users = NULL;
+	size_t n_users = 0;
+	unsigned n = 0;
 	pthread_mutex_lock(&pool->lock);
-	pool->stats.expired += closed - s.unleased;
-	pool->stats.dropped += s.unleased;
+	if (leases != NULL && pool->stats.parked > 0)
+		users = calloc(pool->stats.parked, sizeof(*users)); /* NULL: next time */
+	for (struct pool_entry *e = pool->head, *next; e != NULL; e = next) {
+		next = e->next;
+		if (now - e->parked >= pool->keep_seconds) {
+			detach(pool, e, &closing);
+			n++;
+			continue;
+		}
+		if (!e->zero_access || users == NULL)
+			continue;
+		size_t i = 0;
+		while (i < n_users && users[i] != e->user_id)
+			i++;
+		if (i == n_users)
+			users[n_users++] = e->user_id;
+	}
+	pool->stats.expired += n;
 	pthread_mutex_unlock(&pool->lock);
+	close_list(closing);
+	/* The lease table's lock may be held for seconds (a sign-in's
+	 * Argon2id): asked with the pool's lock released. */
+	for (size_t i = 0; i < n_users; i++)
+		if (!svc_lease_held(leases, users[i], NULL))
+			n += svc_pool_drop_user(pool, users[i]);
+	free(users);
 	return n;
 }
 

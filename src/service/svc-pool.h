@@ -26,8 +26,10 @@
  *
  * Thread-safe: one mutex, held only while the table is looked at or
  * changed, never during network I/O (sessions are closed after it is
- * released). A zero-access user's sessions are parked with the user's lease
- * table (svc-lease.h) in mind: svc_pool_sweep closes those whose lease went.
+ * released), nor while the lease table is asked (svc-lease.h; order: the
+ * pool's lock is never held while the lease table's is taken). A
+ * zero-access user's sessions go with their lease: svc_pool_sweep closes
+ * those whose lease went.
  */
 
 struct imap_client;
@@ -116,7 +118,10 @@ unsigned svc_pool_keep_users(struct svc_pool *pool, const int64_t *user_ids, siz
 
 /* Close the sessions parked longer than keep_seconds by now (clock_mono()
  * seconds), and, when leases is not NULL, those of zero-access users whose
- * lease is gone. Call every second or so. Returns how many were closed. */
+ * lease is gone (asked with the pool's lock released: the lease table's
+ * may be held for seconds; those users are dropped with
+ * svc_pool_drop_user). Call every second or so, and after a lease
+ * change. Returns how many were closed. */
 unsigned svc_pool_sweep(struct svc_pool *pool, double now, struct svc_leases *leases);
 
 void svc_pool_stats(struct svc_pool *pool, struct svc_pool_stats *stats_r);
