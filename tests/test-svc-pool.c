@@ -312,6 +312,27 @@ int main(void)
 	svc_pool_stats(pool, &st);
 	CHECK(st.expired == 1);
 
+	/* A session's total age is bounded: one logged in SVC_POOL_MAX_AGE
+	 * ago is closed by the take and by the sweep, however recently it was
+	 * parked; a take keeps the login's time for the next put. */
+	svc_pool_ticket_now(pool, &tk);
+	double login_at = tk.created;
+	c = login();
+	svc_pool_put(pool, 1, 1, fa, false, &tk, NULL, &c);
+	c = svc_pool_take(pool, 1, 1, fa, &tk);
+	CHECK(c != NULL && tk.created == login_at);
+	tk.created = clock_mono() - SVC_POOL_MAX_AGE - 1;
+	svc_pool_put(pool, 1, 1, fa, false, &tk, NULL, &c);
+	CHECK(parked(pool) == 1 && svc_pool_take(pool, 1, 1, fa, &tk) == NULL);
+	svc_pool_stats(pool, &st);
+	CHECK(st.expired == 2 && st.parked == 0);
+	svc_pool_ticket_now(pool, &tk);
+	tk.created = clock_mono() - SVC_POOL_MAX_AGE + 30;
+	c = login();
+	svc_pool_put(pool, 1, 1, fa, false, &tk, NULL, &c);
+	CHECK(svc_pool_sweep(pool, clock_mono(), NULL) == 0 && parked(pool) == 1);
+	CHECK(svc_pool_sweep(pool, clock_mono() + 31, NULL) == 1 && parked(pool) == 0);
+
 	/* A zero-access user's session lasts while their lease does. */
 	snprintf(hubdir, sizeof(hubdir), "/tmp/mk-test-svc-pool-hub-XXXXXX");
 	CHECK(mkdtemp(hubdir) != NULL);

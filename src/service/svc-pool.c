@@ -17,7 +17,8 @@ struct pool_entry {
 	int64_t user_id, account_id;
 	unsigned char fingerprint[SVC_POOL_FINGERPRINT];
 	bool zero_access;
-	double parked; /* clock_mono() */
+	double parked;  /* clock_mono() */
+	double created; /* clock_mono() of the login: kept across takes and puts */
 	struct imap_client *client;
 };
 
@@ -163,6 +164,7 @@ struct imap_client *svc_pool_take(struct svc_pool *pool, int64_t user_id, int64_
 	double now = clock_mono();
 	pthread_mutex_lock(&pool->lock);
 	ticket_r->generation = pool->gen;
+	ticket_r->created = now; /* none taken: a login follows */
 	for (struct pool_entry *e = pool->head; e != NULL; e = e->next)
 		if (e->user_id == user_id && e->account_id == account_id) {
 			found = e;
@@ -173,11 +175,13 @@ struct imap_client *svc_pool_take(struct svc_pool *pool, int64_t user_id, int64_
 		if (memcmp(found->fingerprint, fingerprint, SVC_POOL_FINGERPRINT) != 0) {
 			pool->stats.stale++;
 			detach(pool, found, &closing);
-		} else if (now - found->parked >= pool->keep_seconds) {
+		} else if (now - found->parked >= pool->keep_seconds ||
+		           now - found->created >= SVC_POOL_MAX_AGE) {
 			pool->stats.expired++;
 			detach(pool, found, &closing);
 		} else {
 			pool->stats.hit++;
+			ticket_r->created = found->created;
 			unlink_entry(pool, found);
 			client = found->client;
 			free(found);
@@ -193,6 +197,7 @@ void svc_pool_ticket_now(struct svc_pool *pool, struct svc_pool_ticket *ticket_r
 	pthread_mutex_lock(&pool->lock);
 	ticket_r->generation = pool->gen;
 	pthread_mutex_unlock(&pool->lock);
+	ticket_r->created = clock_mono();
 }
 
 void svc_pool_put(struct svc_pool *pool, int64_t user_id, int64_t account_id,
@@ -211,6 +216,7 @@ void svc_pool_put(struct svc_pool *pool, int64_t user_id, int64_t account_id,
 	memcpy(e->fingerprint, fingerprint, SVC_POOL_FINGERPRINT);
 	e->zero_access = zero_access;
 	e->parked = clock_mono();
+	e->created = ticket->created > 0 ? ticket->created : e->parked;
 	e->client = *client;
 	*client = NULL;
 	pthread_mutex_lock(&pool->lock);
@@ -363,7 +369,7 @@ unsigned svc_pool_sweep(struct svc_pool *pool, double now, struct svc_leases *le
 		users = calloc(pool->stats.parked, sizeof(*users)); /* NULL: next time */
 	for (struct pool_entry *e = pool->head, *next; e != NULL; e = next) {
 		next = e->next;
-		if (now - e->parked >= pool->keep_seconds) {
+		if (now - e->parked >= pool->keep_seconds || now - e->created >= SVC_POOL_MAX_AGE) {
 			detach(pool, e, &closing);
 			n++;
 			continue;

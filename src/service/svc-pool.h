@@ -49,7 +49,13 @@ struct svc_pool;
  * NULL fill it too: take before a fresh login. */
 struct svc_pool_ticket {
 	uint64_t generation;
+	double created; /* clock_mono() of the session's login (the take's, when it gave none) */
 };
+
+/* A session's total age at most (from its login, across takes and puts):
+ * a password changed or a grant revoked at the provider shows at the next
+ * login at the latest. */
+#define SVC_POOL_MAX_AGE 1800
 
 /* Counts since the pool was made (svc_pool_stats). */
 struct svc_pool_stats {
@@ -76,8 +82,9 @@ void svc_pool_fingerprint(const struct hub_account *a, unsigned char out[SVC_POO
 
 /* Take the session parked for (user_id, account_id): the caller owns it
  * (imap_client_logout + imap_client_free, or svc_pool_put again). NULL when
- * none is parked; a parked one with another fingerprint, or kept longer
- * than keep_seconds, is closed and NULL returned. *ticket_r is set either
+ * none is parked; a parked one with another fingerprint, kept longer than
+ * keep_seconds, or logged in SVC_POOL_MAX_AGE ago, is closed and NULL
+ * returned. *ticket_r is set either
  * way (for svc_pool_put). A zero-access user's caller checks the lease
  * after the take (svc_lease_held): a lease that ends later is followed by
  * a drop, which the put sees. */
@@ -117,11 +124,10 @@ unsigned svc_pool_keep_accounts(struct svc_pool *pool, int64_t user_id,
 unsigned svc_pool_keep_users(struct svc_pool *pool, const int64_t *user_ids, size_t n);
 
 /* Close the sessions parked longer than keep_seconds by now (clock_mono()
- * seconds), and, when leases is not NULL, those of zero-access users whose
- * lease is gone (asked with the pool's lock released: the lease table's
- * may be held for seconds; those users are dropped with
- * svc_pool_drop_user). Call every second or so, and after a lease
- * change. Returns how many were closed. */
+ * seconds) or logged in SVC_POOL_MAX_AGE before it, and, when leases is not NULL, those of
+ * zero-access users whose lease is gone (asked with the pool's lock released: the lease table's may
+ * be held for seconds; those users are dropped with svc_pool_drop_user). Call every second or so,
+ * and after a lease change. Returns how many were closed. */
 unsigned svc_pool_sweep(struct svc_pool *pool, double now, struct svc_leases *leases);
 
 void svc_pool_stats(struct svc_pool *pool, struct svc_pool_stats *stats_r);
