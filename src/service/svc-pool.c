@@ -125,13 +125,23 @@ static void detach(struct svc_pool *p, struct pool_entry *e, struct pool_entry *
 	*closing = e;
 }
 
-/* LOGOUT and free every session on the list (the lock not held). */
+/* How long one close of several sessions may spend on LOGOUTs in all: a
+ * LOGOUT waits up to 2 s for its answer, so 64 unreachable sessions one
+ * after another would take 128 s (more than systemd's stop timeout, and a
+ * sync thread's sweep would stall as long). Past it the rest are freed
+ * without LOGOUT (the server sees the connection close). */
+#define POOL_CLOSE_BUDGET_S 3.0
+
+/* LOGOUT and free every session on the list (the lock not held), LOGOUT
+ * only within POOL_CLOSE_BUDGET_S. */
 static void close_list(struct pool_entry *list)
 {
+	double until = clock_mono() + POOL_CLOSE_BUDGET_S;
 	while (list != NULL) {
 		struct pool_entry *e = list;
 		list = e->next;
-		imap_client_logout(e->client);
+		if (clock_mono() < until)
+			imap_client_logout(e->client);
 		imap_client_free(&e->client);
 		free(e);
 	}

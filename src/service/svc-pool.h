@@ -22,7 +22,9 @@
  *   put closes the session at once).
  * - A take removes the session from the pool: one user at a time. The
  *   caller checks that it is alive (imap_client_noop) before use.
- * - Closing a session sends LOGOUT (best effort, 2 s at most) and frees it.
+ * - Closing a session sends LOGOUT (best effort, 2 s at most) and frees it;
+ *   closing several (a sweep, a drop, svc_pool_free) starts LOGOUTs only
+ *   within 3 s (5 s at most in all), the rest are freed without one.
  *
  * Thread-safe: one mutex, held only while the table is looked at or
  * changed, never during network I/O (sessions are closed after it is
@@ -71,8 +73,9 @@ struct svc_pool_stats {
 /* A pool of at most max sessions kept keep_seconds each. NULL: out of
  * memory. */
 struct svc_pool *svc_pool_create(unsigned max, unsigned keep_seconds);
-/* Close every parked session (LOGOUT) and free the pool; accepts NULL,
- * sets *pool to NULL. No other call may run on it by then. */
+/* Close every parked session (LOGOUTs started within 3 s, so 5 s at most
+ * in all) and free the pool; accepts NULL, sets *pool to NULL. No other
+ * call may run on it by then. */
 void svc_pool_free(struct svc_pool **pool);
 /* Does the pool keep anything (keep_seconds and max not 0)? */
 bool svc_pool_enabled(const struct svc_pool *pool);
