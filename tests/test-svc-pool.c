@@ -279,7 +279,7 @@ int main(void)
 	CHECK(parked(pool) == 1);
 	c = svc_pool_take(pool, 2, 7, fa, &tk);
 	CHECK(c != NULL);
-	for (int64_t a = 100; a < 200; a++)
+	for (int64_t a = 100; a < 2000; a++)
 		svc_pool_drop_account(pool, a);
 	svc_pool_put(pool, 2, 7, fa, false, &tk, NULL, &c);
 	CHECK(c == NULL && parked(pool) == 0);

@@ -24,7 +24,9 @@ struct pool_entry {
 
 /* The last drops, for the put's generation check: a drop of a user
  * (account_id 0) or of an account (user_id 0), made at generation gen. */
-#define POOL_DROPS 64
+/* Enough for the scheduler's round to drop every signed-out zero-access
+ * user of a large hub during one sync without costing it its parking. */
+#define POOL_DROPS 1024
 struct drop_record {
 	int64_t user_id, account_id;
 	uint64_t gen;
