@@ -162,15 +162,16 @@ struct racer {
 static void *race(void *context)
 {
 	struct racer *r = context;
+	struct svc_pool_ticket tk;
 	for (int i = 0; i < 2000; i++) {
-		struct imap_client *c = svc_pool_take(r->pool, 1, 1, r->fp);
+		struct imap_client *c = svc_pool_take(r->pool, 1, 1, r->fp, &tk);
 		if (c == NULL)
 			continue;
 		r->took++;
 		if (atomic_fetch_add(r->holders, 1) != 0)
 			r->clashes++;
 		atomic_fetch_sub(r->holders, 1);
-		svc_pool_put(r->pool, 1, 1, r->fp, false, &c);
+		svc_pool_put(r->pool, 1, 1, r->fp, false, &tk, NULL, &c);
 	}
 	return NULL;
 }
@@ -214,63 +215,123 @@ int main(void)
 	struct svc_pool *pool = svc_pool_create(2, 60);
 	CHECK(pool != NULL && svc_pool_enabled(pool));
 	struct svc_pool_stats st;
+	struct svc_pool_ticket tk;
 
 	/* Parked and taken back: the same session, alive; only for its key and
 	 * fingerprint. */
 	struct imap_client *c = login(), *first = c;
-	svc_pool_put(pool, 1, 10, fa, false, &c);
+	svc_pool_ticket_now(pool, &tk);
+	svc_pool_put(pool, 1, 10, fa, false, &tk, NULL, &c);
 	CHECK(c == NULL && parked(pool) == 1);
-	CHECK(svc_pool_take(pool, 1, 11, fa) == NULL && svc_pool_take(pool, 2, 10, fa) == NULL);
-	c = svc_pool_take(pool, 1, 10, fa);
+	CHECK(svc_pool_take(pool, 1, 11, fa, &tk) == NULL &&
+	      svc_pool_take(pool, 2, 10, fa, &tk) == NULL);
+	c = svc_pool_take(pool, 1, 10, fa, &tk);
 	CHECK(c == first && parked(pool) == 0);
 	OK(imap_client_noop(c, SVC_POOL_NOOP_MS, &error));
-	CHECK(svc_pool_take(pool, 1, 10, fa) == NULL); /* exclusive */
-	svc_pool_put(pool, 1, 10, fa, false, &c);
-	CHECK(svc_pool_take(pool, 1, 10, fb) == NULL); /* another fingerprint: closed */
+	CHECK(svc_pool_take(pool, 1, 10, fa, &tk) == NULL); /* exclusive */
+	svc_pool_put(pool, 1, 10, fa, false, &tk, NULL, &c);
+	CHECK(svc_pool_take(pool, 1, 10, fb, &tk) == NULL); /* another fingerprint: closed */
 	svc_pool_stats(pool, &st);
 	CHECK(st.parked == 0 && st.stale == 1 && st.hit == 1 && st.put == 2);
-	CHECK(svc_pool_take(pool, 1, 10, fa) == NULL);
+	CHECK(svc_pool_take(pool, 1, 10, fa, &tk) == NULL);
 
 	/* At most 2: the least recently parked goes. */
 	for (int64_t a = 1; a <= 3; a++) {
 		c = login();
-		svc_pool_put(pool, 1, a, fa, false, &c);
+		svc_pool_ticket_now(pool, &tk);
+		svc_pool_put(pool, 1, a, fa, false, &tk, NULL, &c);
 	}
 	svc_pool_stats(pool, &st);
 	CHECK(st.parked == 2 && st.evicted == 1);
-	CHECK(svc_pool_take(pool, 1, 1, fa) == NULL);
-	c = svc_pool_take(pool, 1, 3, fa);
+	CHECK(svc_pool_take(pool, 1, 1, fa, &tk) == NULL);
+	c = svc_pool_take(pool, 1, 3, fa, &tk);
 	CHECK(c != NULL);
-	svc_pool_put(pool, 1, 3, fa, false, &c);
+	svc_pool_put(pool, 1, 3, fa, false, &tk, NULL, &c);
 
 	/* Drops by account and by user. */
 	CHECK(svc_pool_drop_account(pool, 2) == 1 && parked(pool) == 1);
 	CHECK(svc_pool_drop_account(pool, 2) == 0);
 	CHECK(svc_pool_drop_user(pool, 1) == 1 && parked(pool) == 0);
 
+	/* A session in use (taken, or a login after a take that gave none)
+	 * when its account or user is dropped is closed, not parked again; a
+	 * drop of others leaves it be; too many drops since its take: closed
+	 * (the records are gone). */
+	svc_pool_ticket_now(pool, &tk);
+	c = login();
+	svc_pool_put(pool, 1, 5, fa, false, &tk, NULL, &c);
+	c = svc_pool_take(pool, 1, 5, fa, &tk);
+	CHECK(c != NULL && svc_pool_drop_account(pool, 5) == 0);
+	svc_pool_stats(pool, &st);
+	unsigned long long dropped = st.dropped;
+	svc_pool_put(pool, 1, 5, fa, false, &tk, NULL, &c);
+	svc_pool_stats(pool, &st);
+	CHECK(c == NULL && st.parked == 0 && st.dropped == dropped + 1);
+	CHECK(svc_pool_take(pool, 1, 6, fa, &tk) == NULL);
+	CHECK(svc_pool_drop_user(pool, 1) == 0);
+	c = login();
+	svc_pool_put(pool, 1, 6, fa, false, &tk, NULL, &c);
+	CHECK(c == NULL && parked(pool) == 0);
+	CHECK(svc_pool_take(pool, 2, 7, fa, &tk) == NULL);
+	CHECK(svc_pool_drop_account(pool, 5) == 0 && svc_pool_drop_user(pool, 1) == 0);
+	c = login();
+	svc_pool_put(pool, 2, 7, fa, false, &tk, NULL, &c);
+	CHECK(parked(pool) == 1);
+	c = svc_pool_take(pool, 2, 7, fa, &tk);
+	CHECK(c != NULL);
+	for (int64_t a = 100; a < 2000; a++)
+		svc_pool_drop_account(pool, a);
+	svc_pool_put(pool, 2, 7, fa, false, &tk, NULL, &c);
+	CHECK(c == NULL && parked(pool) == 0);
+
 	/* hub.db as it is now: a session of an account gone, or changed, goes;
 	 * one whose account is unchanged stays; so do other users'. */
 	svc_pool_fingerprint(&acct, fa);
 	c = login();
-	svc_pool_put(pool, 7, 20, fa, false, &c);
+	svc_pool_ticket_now(pool, &tk);
+	svc_pool_put(pool, 7, 20, fa, false, &tk, NULL, &c);
 	c = login();
-	svc_pool_put(pool, 7, 21, fa, false, &c);
+	svc_pool_ticket_now(pool, &tk);
+	svc_pool_put(pool, 7, 21, fa, false, &tk, NULL, &c);
 	CHECK(svc_pool_keep_accounts(pool, 7, &acct, 1) == 1 && parked(pool) == 1);
 	CHECK(svc_pool_keep_accounts(pool, 8, NULL, 0) == 0 && parked(pool) == 1);
 	acct.secret_version = 3; /* a new password */
 	CHECK(svc_pool_keep_accounts(pool, 7, &acct, 1) == 1 && parked(pool) == 0);
 	c = login();
-	svc_pool_put(pool, 7, 20, fa, false, &c);
+	svc_pool_ticket_now(pool, &tk);
+	svc_pool_put(pool, 7, 20, fa, false, &tk, NULL, &c);
 	int64_t users[] = {1, 2};
 	CHECK(svc_pool_keep_users(pool, users, 2) == 1 && parked(pool) == 0); /* user 7 purged */
 
 	/* The sweep: kept too long. */
 	c = login();
-	svc_pool_put(pool, 1, 1, fa, false, &c);
+	svc_pool_ticket_now(pool, &tk);
+	svc_pool_put(pool, 1, 1, fa, false, &tk, NULL, &c);
 	CHECK(svc_pool_sweep(pool, clock_mono(), NULL) == 0 && parked(pool) == 1);
 	CHECK(svc_pool_sweep(pool, clock_mono() + 61, NULL) == 1 && parked(pool) == 0);
 	svc_pool_stats(pool, &st);
 	CHECK(st.expired == 1);
+
+	/* A session's total age is bounded: one logged in SVC_POOL_MAX_AGE
+	 * ago is closed by the take and by the sweep, however recently it was
+	 * parked; a take keeps the login's time for the next put. */
+	svc_pool_ticket_now(pool, &tk);
+	double login_at = tk.created;
+	c = login();
+	svc_pool_put(pool, 1, 1, fa, false, &tk, NULL, &c);
+	c = svc_pool_take(pool, 1, 1, fa, &tk);
+	CHECK(c != NULL && tk.created == login_at);
+	tk.created = clock_mono() - SVC_POOL_MAX_AGE - 1;
+	svc_pool_put(pool, 1, 1, fa, false, &tk, NULL, &c);
+	CHECK(parked(pool) == 1 && svc_pool_take(pool, 1, 1, fa, &tk) == NULL);
+	svc_pool_stats(pool, &st);
+	CHECK(st.expired == 2 && st.parked == 0);
+	svc_pool_ticket_now(pool, &tk);
+	tk.created = clock_mono() - SVC_POOL_MAX_AGE + 30;
+	c = login();
+	svc_pool_put(pool, 1, 1, fa, false, &tk, NULL, &c);
+	CHECK(svc_pool_sweep(pool, clock_mono(), NULL) == 0 && parked(pool) == 1);
+	CHECK(svc_pool_sweep(pool, clock_mono() + 31, NULL) == 1 && parked(pool) == 0);
 
 	/* A zero-access user's session lasts while their lease does. */
 	snprintf(hubdir, sizeof(hubdir), "/tmp/mk-test-svc-pool-hub-XXXXXX");
@@ -293,20 +354,29 @@ int main(void)
 	CHECK(svc_lease_signin(leases, &dana, pass, dev, time(NULL), 600, &until, lerr,
 	                       sizeof(lerr)) == 1);
 	c = login();
-	svc_pool_put(pool, dana.id, 30, fa, true, &c);
+	svc_pool_ticket_now(pool, &tk);
+	svc_pool_put(pool, dana.id, 30, fa, true, &tk, leases, &c);
 	c = login();
-	svc_pool_put(pool, 1, 1, fa, false, &c); /* a server-key user's: not a lease's */
+	svc_pool_ticket_now(pool, &tk);
+	/* A server-key user's: not a lease's. */
+	svc_pool_put(pool, dana.id + 1, 1, fa, false, &tk, NULL, &c);
 	CHECK(svc_pool_sweep(pool, clock_mono(), leases) == 0 && parked(pool) == 2);
 	CHECK(svc_lease_release(leases, dana.id, dev, "signout") == 1);
 	CHECK(svc_pool_sweep(pool, clock_mono(), leases) == 1 && parked(pool) == 1);
-	CHECK(svc_pool_take(pool, dana.id, 30, fa) == NULL);
+	/* A sync that took before the lease ended parks nothing. */
+	svc_pool_ticket_now(pool, &tk);
+	c = login();
+	svc_pool_put(pool, dana.id, 30, fa, true, &tk, leases, &c);
+	CHECK(c == NULL && parked(pool) == 1);
+	CHECK(svc_pool_take(pool, dana.id, 30, fa, &tk) == NULL);
 	svc_leases_free(&leases);
 	hub_close(&hub);
 
 	/* Takes are exclusive across threads. */
-	CHECK(svc_pool_drop_user(pool, 1) == 1);
+	CHECK(svc_pool_drop_user(pool, dana.id + 1) == 1);
 	c = login();
-	svc_pool_put(pool, 1, 1, fa, false, &c);
+	svc_pool_ticket_now(pool, &tk);
+	svc_pool_put(pool, 1, 1, fa, false, &tk, NULL, &c);
 	atomic_int holders = 0;
 	struct racer r[4];
 	pthread_t t[4];
@@ -324,7 +394,8 @@ int main(void)
 
 	/* Freeing the pool logs the parked sessions out. */
 	c = login();
-	svc_pool_put(pool, 1, 2, fa, false, &c);
+	svc_pool_ticket_now(pool, &tk);
+	svc_pool_put(pool, 1, 2, fa, false, &tk, NULL, &c);
 	CHECK(parked(pool) == 2);
 	unsigned before = logged_out();
 	svc_pool_free(&pool);
@@ -336,8 +407,9 @@ int main(void)
 	CHECK(pool != NULL && !svc_pool_enabled(pool));
 	before = logged_out();
 	c = login();
-	svc_pool_put(pool, 1, 1, fa, false, &c);
-	CHECK(c == NULL && parked(pool) == 0 && svc_pool_take(pool, 1, 1, fa) == NULL);
+	svc_pool_ticket_now(pool, &tk);
+	svc_pool_put(pool, 1, 1, fa, false, &tk, NULL, &c);
+	CHECK(c == NULL && parked(pool) == 0 && svc_pool_take(pool, 1, 1, fa, &tk) == NULL);
 	CHECK(wait_logged_out(before + 1));
 	svc_pool_free(&pool);
 	svc_pool_free(&pool); /* NULL: nothing */

@@ -287,6 +287,9 @@ void *daemon_sync_thread(void *context)
 					    "scheduler: %s is zero-access and not signed in; "
 					    "synced only while unlocked",
 					    users[i].name);
+					/* A lease wiped without a drop (expired, or
+					 * revoked from the command line). */
+					svc_pool_drop_user(sv->pool, users[i].id);
 					daemon_provider_round_user_keep(users[i].name);
 					continue;
 				}

@@ -10,6 +10,7 @@
 
 #include "daemon-internal.h"
 #include "http/http.h"
+#include "lib/clock.h"
 #include "service/svc-lease.h"
 #include "service/svc-pool.h"
 
@@ -143,12 +144,22 @@ void daemon_handle_signout(struct daemon *sv, const struct principal *p,
 /* Wipes the leases that expired or whose devices were all revoked. With
  * no lease held it sleeps until a sign-in (or shutdown) wakes it; with one
  * held it looks twice a second, which reads hub.db's data_version only and
- * the holders when something changed (svc_lease_watch). */
+ * the holders when something changed (svc_lease_watch). After each full
+ * look the warm sync sessions are swept: those of a user whose lease it
+ * wiped log out now, not at the account worker's next idle second (which
+ * a long job postpones); this thread never syncs. */
 void *daemon_lease_thread(void *context)
 {
 	struct daemon *sv = context;
 	while (!sv->stop) {
-		svc_lease_watch(sv->leases, time(NULL));
+		if (svc_lease_watch(sv->leases, time(NULL))) {
+			unsigned n = svc_pool_sweep(sv->pool, clock_mono(), sv->leases);
+			if (n > 0)
+				daemon_log(DAEMON_LOG_INFO, NULL, 0,
+				           "warm sessions: %u logged out (a lease ended, or kept "
+				           "their time)",
+				           n);
+		}
 		svc_lease_wait(sv->leases, 500);
 	}
 	return NULL;

@@ -113,12 +113,16 @@ int daemon_run(const struct daemon_settings *s)
 	    jmap_submission_register(sv->registry, &err) < 0 ||
 	    daemon_manage_register(sv->registry, &err) < 0) {
 		daemon_log(DAEMON_LOG_ERROR, NULL, 0, "%s", err);
+		svc_pool_free(&sv->pool);
+		svc_leases_free(&sv->leases);
 		hub_close(&sv->hub);
 		return -1;
 	}
 	if ((sv->parse_cache = mime_cache_create(DAEMON_PARSE_CACHE)) == NULL) {
 		daemon_log(DAEMON_LOG_ERROR, NULL, 0, "out of memory");
 		jmap_registry_free(&sv->registry);
+		svc_pool_free(&sv->pool);
+		svc_leases_free(&sv->leases);
 		hub_close(&sv->hub);
 		return -1;
 	}
@@ -128,6 +132,8 @@ int daemon_run(const struct daemon_settings *s)
 		daemon_log(DAEMON_LOG_ERROR, NULL, 0, "%s", note);
 		mime_cache_free(&sv->parse_cache);
 		jmap_registry_free(&sv->registry);
+		svc_pool_free(&sv->pool);
+		svc_leases_free(&sv->leases);
 		hub_close(&sv->hub);
 		return -1;
 	}
@@ -148,6 +154,8 @@ int daemon_run(const struct daemon_settings *s)
 	struct http_server *server;
 	if (http_server_start(&hs, daemon_handler, sv, &server, &err) < 0) {
 		daemon_log(DAEMON_LOG_ERROR, NULL, 0, "%s", err);
+		svc_pool_free(&sv->pool);
+		svc_leases_free(&sv->leases);
 		return -1;
 	}
 	if (s->public_url != NULL)

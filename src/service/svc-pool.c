@@ -17,8 +17,19 @@ struct pool_entry {
 	int64_t user_id, account_id;
 	unsigned char fingerprint[SVC_POOL_FINGERPRINT];
 	bool zero_access;
-	double parked; /* clock_mono() */
+	double parked;  /* clock_mono() */
+	double created; /* clock_mono() of the login: kept across takes and puts */
 	struct imap_client *client;
+};
+
+/* The last drops, for the put's generation check: a drop of a user
+ * (account_id 0) or of an account (user_id 0), made at generation gen. */
+/* Enough for the scheduler's round to drop every signed-out zero-access
+ * user of a large hub during one sync without costing it its parking. */
+#define POOL_DROPS 1024
+struct drop_record {
+	int64_t user_id, account_id;
+	uint64_t gen;
 };
 
 struct svc_pool {
@@ -26,6 +37,8 @@ struct svc_pool {
 	unsigned max, keep_seconds;
 	struct pool_entry *head, *tail;
 	struct svc_pool_stats stats; /* stats.parked: entries in the list */
+	uint64_t gen;                /* drops made; the last in drops[(gen - 1) % POOL_DROPS] */
+	struct drop_record drops[POOL_DROPS];
 };
 
 struct svc_pool *svc_pool_create(unsigned max, unsigned keep_seconds)
@@ -64,6 +77,33 @@ void svc_pool_fingerprint(const struct hub_account *a, unsigned char out[SVC_POO
 	crypto_generichash_final(&st, out, SVC_POOL_FINGERPRINT);
 }
 
+/* A drop of a user or an account (0: any) at a new generation (the lock
+ * held). */
+static void record_drop(struct svc_pool *p, int64_t user_id, int64_t account_id)
+{
+	p->gen++;
+	p->drops[(p->gen - 1) % POOL_DROPS] =
+	    (struct drop_record){.user_id = user_id, .account_id = account_id, .gen = p->gen};
+}
+
+/* Was (user_id, account_id) dropped after generation since? When the
+ * records since then were overwritten: yes, to be safe (the lock held). */
+static bool dropped_since(const struct svc_pool *p, uint64_t since, int64_t user_id,
+                          int64_t account_id)
+{
+	if (p->gen == since)
+		return false;
+	if (since > p->gen || p->gen - since > POOL_DROPS)
+		return true;
+	for (uint64_t g = since + 1; g <= p->gen; g++) {
+		const struct drop_record *d = &p->drops[(g - 1) % POOL_DROPS];
+		if ((d->user_id == 0 || d->user_id == user_id) &&
+		    (d->account_id == 0 || d->account_id == account_id))
+			return true;
+	}
+	return false;
+}
+
 /* Unlink e from the table (the lock held). */
 static void unlink_entry(struct svc_pool *p, struct pool_entry *e)
 {
@@ -87,13 +127,23 @@ static void detach(struct svc_pool *p, struct pool_entry *e, struct pool_entry *
 	*closing = e;
 }
 
-/* LOGOUT and free every session on the list (the lock not held). */
+/* How long one close of several sessions may spend on LOGOUTs in all: a
+ * LOGOUT waits up to 2 s for its answer, so 64 unreachable sessions one
+ * after another would take 128 s (more than systemd's stop timeout, and a
+ * sync thread's sweep would stall as long). Past it the rest are freed
+ * without LOGOUT (the server sees the connection close). */
+#define POOL_CLOSE_BUDGET_S 3.0
+
+/* LOGOUT and free every session on the list (the lock not held), LOGOUT
+ * only within POOL_CLOSE_BUDGET_S. */
 static void close_list(struct pool_entry *list)
 {
+	double until = clock_mono() + POOL_CLOSE_BUDGET_S;
 	while (list != NULL) {
 		struct pool_entry *e = list;
 		list = e->next;
-		imap_client_logout(e->client);
+		if (clock_mono() < until)
+			imap_client_logout(e->client);
 		imap_client_free(&e->client);
 		free(e);
 	}
@@ -119,11 +169,14 @@ void svc_pool_free(struct svc_pool **pool)
 }
 
 struct imap_client *svc_pool_take(struct svc_pool *pool, int64_t user_id, int64_t account_id,
-                                  const unsigned char fingerprint[SVC_POOL_FINGERPRINT])
+                                  const unsigned char fingerprint[SVC_POOL_FINGERPRINT],
+                                  struct svc_pool_ticket *ticket_r)
 {
 	struct pool_entry *closing = NULL, *found = NULL;
 	double now = clock_mono();
 	pthread_mutex_lock(&pool->lock);
+	ticket_r->generation = pool->gen;
+	ticket_r->created = now; /* none taken: a login follows */
 	for (struct pool_entry *e = pool->head; e != NULL; e = e->next)
 		if (e->user_id == user_id && e->account_id == account_id) {
 			found = e;
@@ -134,11 +187,13 @@ struct imap_client *svc_pool_take(struct svc_pool *pool, int64_t user_id, int64_
 		if (memcmp(found->fingerprint, fingerprint, SVC_POOL_FINGERPRINT) != 0) {
 			pool->stats.stale++;
 			detach(pool, found, &closing);
-		} else if (now - found->parked >= pool->keep_seconds) {
+		} else if (now - found->parked >= pool->keep_seconds ||
+		           now - found->created >= SVC_POOL_MAX_AGE) {
 			pool->stats.expired++;
 			detach(pool, found, &closing);
 		} else {
 			pool->stats.hit++;
+			ticket_r->created = found->created;
 			unlink_entry(pool, found);
 			client = found->client;
 			free(found);
@@ -149,8 +204,17 @@ struct imap_client *svc_pool_take(struct svc_pool *pool, int64_t user_id, int64_
 	return client;
 }
 
+void svc_pool_ticket_now(struct svc_pool *pool, struct svc_pool_ticket *ticket_r)
+{
+	pthread_mutex_lock(&pool->lock);
+	ticket_r->generation = pool->gen;
+	pthread_mutex_unlock(&pool->lock);
+	ticket_r->created = clock_mono();
+}
+
 void svc_pool_put(struct svc_pool *pool, int64_t user_id, int64_t account_id,
                   const unsigned char fingerprint[SVC_POOL_FINGERPRINT], bool zero_access,
+                  const struct svc_pool_ticket *ticket, struct svc_leases *leases,
                   struct imap_client **client)
 {
 	struct pool_entry *e = NULL, *closing = NULL;
@@ -164,9 +228,17 @@ void svc_pool_put(struct svc_pool *pool, int64_t user_id, int64_t account_id,
 	memcpy(e->fingerprint, fingerprint, SVC_POOL_FINGERPRINT);
 	e->zero_access = zero_access;
 	e->parked = clock_mono();
+	e->created = ticket->created > 0 ? ticket->created : e->parked;
 	e->client = *client;
 	*client = NULL;
 	pthread_mutex_lock(&pool->lock);
+	if (dropped_since(pool, ticket->generation, user_id, account_id)) {
+		pool->stats.dropped++;
+		pthread_mutex_unlock(&pool->lock);
+		e->next = NULL;
+		close_list(e);
+		return;
+	}
 	for (struct pool_entry *o = pool->head; o != NULL; o = o->next)
 		if (o->user_id == user_id && o->account_id == account_id) {
 			pool->stats.dropped++;
@@ -187,6 +259,10 @@ void svc_pool_put(struct svc_pool *pool, int64_t user_id, int64_t account_id,
 	}
 	pthread_mutex_unlock(&pool->lock);
 	close_list(closing);
+	/* Parked first, checked then: a lease that ends after this check is
+	 * followed by a sweep or a drop of the user, which finds the entry. */
+	if (zero_access && leases != NULL && !svc_lease_held(leases, user_id, NULL))
+		svc_pool_drop_user(pool, user_id);
 }
 
 /* Close every entry match() says yes to; counts them under *counter. */
@@ -225,13 +301,22 @@ static bool match_user(const struct pool_entry *e, const void *ctx)
 
 unsigned svc_pool_drop_account(struct svc_pool *pool, int64_t account_id)
 {
-	return drop_where(pool, match_account, &account_id,
-	                  pool != NULL ? &pool->stats.dropped : NULL);
+	if (pool == NULL)
+		return 0;
+	pthread_mutex_lock(&pool->lock);
+	record_drop(pool, 0, account_id);
+	pthread_mutex_unlock(&pool->lock);
+	return drop_where(pool, match_account, &account_id, &pool->stats.dropped);
 }
 
 unsigned svc_pool_drop_user(struct svc_pool *pool, int64_t user_id)
 {
-	return drop_where(pool, match_user, &user_id, pool != NULL ? &pool->stats.dropped : NULL);
+	if (pool == NULL)
+		return 0;
+	pthread_mutex_lock(&pool->lock);
+	record_drop(pool, user_id, 0);
+	pthread_mutex_unlock(&pool->lock);
+	return drop_where(pool, match_user, &user_id, &pool->stats.dropped);
 }
 
 struct keep_accounts {
@@ -283,38 +368,41 @@ unsigned svc_pool_keep_users(struct svc_pool *pool, const int64_t *user_ids, siz
 	                  pool != NULL ? &pool->stats.dropped : NULL);
 }
 
-struct sweep {
-	const struct svc_pool *pool;
-	double now;
-	struct svc_leases *leases;
-	unsigned unleased;
-};
-
-/* Kept too long, or a zero-access user's whose lease went. Lock order: the
- * pool's, then the lease table's (which never calls the pool). */
-static bool match_sweep(const struct pool_entry *e, const void *ctx)
-{
-	struct sweep *s = (struct sweep *)ctx;
-	if (s->now - e->parked >= s->pool->keep_seconds)
-		return true;
-	if (e->zero_access && s->leases != NULL && !svc_lease_held(s->leases, e->user_id, NULL)) {
-		s->unleased++;
-		return true;
-	}
-	return false;
-}
-
 unsigned svc_pool_sweep(struct svc_pool *pool, double now, struct svc_leases *leases)
 {
 	if (pool == NULL)
 		return 0;
-	struct sweep s = {.pool = pool, .now = now, .leases = leases};
-	unsigned long long closed = 0;
-	unsigned n = drop_where(pool, match_sweep, &s, &closed);
+	struct pool_entry *closing = NULL;
+	int64_t *users = NULL;
+	size_t n_users = 0;
+	unsigned n = 0;
 	pthread_mutex_lock(&pool->lock);
-	pool->stats.expired += closed - s.unleased;
-	pool->stats.dropped += s.unleased;
+	if (leases != NULL && pool->stats.parked > 0)
+		users = calloc(pool->stats.parked, sizeof(*users)); /* NULL: next time */
+	for (struct pool_entry *e = pool->head, *next; e != NULL; e = next) {
+		next = e->next;
+		if (now - e->parked >= pool->keep_seconds || now - e->created >= SVC_POOL_MAX_AGE) {
+			detach(pool, e, &closing);
+			n++;
+			continue;
+		}
+		if (!e->zero_access || users == NULL)
+			continue;
+		size_t i = 0;
+		while (i < n_users && users[i] != e->user_id)
+			i++;
+		if (i == n_users)
+			users[n_users++] = e->user_id;
+	}
+	pool->stats.expired += n;
 	pthread_mutex_unlock(&pool->lock);
+	close_list(closing);
+	/* The lease table's lock may be held for seconds (a sign-in's
+	 * Argon2id): asked with the pool's lock released. */
+	for (size_t i = 0; i < n_users; i++)
+		if (!svc_lease_held(leases, users[i], NULL))
+			n += svc_pool_drop_user(pool, users[i]);
+	free(users);
 	return n;
 }
 

@@ -33,7 +33,20 @@ struct sync_job {
 	 * LOGOUT), under the account's fingerprint. */
 	struct svc_pool *pool;
 	const unsigned char *fingerprint;
+	const struct hub_account *account; /* the stored account (with pool) */
+	struct svc_pool_ticket ticket;     /* the take's, before the session's use */
+	struct svc_leases *leases;         /* a zero-access user's session: its lease */
+	/* Opens the credential when no warm session was taken (NULL: the
+	 * password was given): 0 with *password_r, or -1 with r's status and
+	 * error. */
+	int (*open_secret)(void *ctx, char **password_r, struct svc_sync_account *r);
+	void *open_ctx;
 };
+
+static struct imap_client *warm_take(const struct svc_sync_options *opt, const struct hub_user *u,
+                                     const struct hub_account *a,
+                                     const unsigned char fingerprint[SVC_POOL_FINGERPRINT],
+                                     struct svc_pool_ticket *ticket_r);
 
 static void account_fail(struct svc_sync_account *r, enum svc_status status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -59,7 +72,7 @@ static void sync_session_end(const struct sync_job *job, bool ok, struct imap_cl
 	if (ok && job->pool != NULL && svc_pool_enabled(job->pool) &&
 	    imap_client_unselect(*client, &err) != -1) {
 		svc_pool_put(job->pool, job->hub_user->id, job->account_id, job->fingerprint,
-		             job->hub_user->zero_access, client);
+		             job->hub_user->zero_access, &job->ticket, job->leases, client);
 		return;
 	}
 	if (ok)
@@ -115,20 +128,27 @@ static int session_login(const struct sync_job *job, char **password,
 	return 0;
 }
 
-/* Log in (or take *warm: a parked session that answered its NOOP), replay,
- * sync. r->who is set already. */
-static void sync_one_locked(struct store *store, const struct sync_job *job, char **password,
-                            struct imap_client **warm, const struct svc_sync_options *opt,
-                            struct svc_sync_account *r)
+/* Take a warm session (a parked one that answered its NOOP) or open the
+ * credential and log in; replay, sync. The take comes after the per-user
+ * lock: a session that died during the wait is still replaced by a login.
+ * r->who is set already. */
+static void sync_one_locked(struct store *store, struct sync_job *job, char **password,
+                            const struct svc_sync_options *opt, struct svc_sync_account *r)
 {
 	const char *err;
 	r->url = job->url;
 	r->account_id = job->account_id;
 	double t0 = clock_mono();
-	struct imap_client *client = *warm;
-	*warm = NULL;
+	struct imap_client *client = NULL;
+	if (job->pool != NULL && job->account != NULL)
+		client =
+		    warm_take(opt, job->hub_user, job->account, job->fingerprint, &job->ticket);
+	if (client == NULL && *password == NULL && job->open_secret != NULL &&
+	    job->open_secret(job->open_ctx, password, r) < 0)
+		return;
 	if (client == NULL && session_login(job, password, opt, r, &client) < 0)
 		return;
+	svc_secret_free(password);
 	/* Two-way sync: the changes devices made in the hub go to the server
 	 * first, so the sync below sees a server that already has them. A
 	 * change the server refuses for good is marked failed (with a notice)
@@ -166,13 +186,11 @@ static void sync_one_locked(struct store *store, const struct sync_job *job, cha
  * replays of one change at once could both send it (without UIDPLUS a copy
  * cannot be told from the other). flock() on a file of its own, so no
  * SQLite POSIX lock is touched. Waits up to SYNC_LOCK_WAIT_S. */
-static void sync_one(struct store *store, const struct sync_job *job, char **password,
-                     struct imap_client **warm, const struct svc_sync_options *opt,
-                     struct svc_sync_account *r)
+static void sync_one(struct store *store, struct sync_job *job, char **password,
+                     const struct svc_sync_options *opt, struct svc_sync_account *r)
 {
 	int fd = open(job->lock_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0) {
-		sync_session_end(job, false, warm);
 		svc_secret_free(password);
 		account_fail(r, SVC_FAILED, "cannot open %s: %s", job->lock_path, strerror(errno));
 		return;
@@ -182,7 +200,6 @@ static void sync_one(struct store *store, const struct sync_job *job, char **pas
 		if ((errno != EWOULDBLOCK && errno != EINTR) || clock_mono() > until ||
 		    (opt->stop != NULL && *opt->stop)) {
 			close(fd);
-			sync_session_end(job, true, warm); /* parked again */
 			svc_secret_free(password);
 			account_fail(r, SVC_TEMPORARY,
 			             "another sync of this user is still running; try again later");
@@ -191,25 +208,32 @@ static void sync_one(struct store *store, const struct sync_job *job, char **pas
 		struct timespec ts = {0, 100 * 1000 * 1000};
 		nanosleep(&ts, NULL);
 	}
-	sync_one_locked(store, job, password, warm, opt, r);
+	sync_one_locked(store, job, password, opt, r);
 	close(fd); /* releases the lock */
 }
 
 /* The parked session of account a, if there is one and it answers a NOOP;
- * NULL: log in. A zero-access user's sessions go with their lease. */
+ * NULL: log in. *ticket_r: for the put after the sync. A zero-access
+ * user's sessions go with their lease: checked after the take, so a lease
+ * that ends later is followed by a drop the put sees (svc-pool.h). */
 static struct imap_client *warm_take(const struct svc_sync_options *opt, const struct hub_user *u,
                                      const struct hub_account *a,
-                                     const unsigned char fingerprint[SVC_POOL_FINGERPRINT])
+                                     const unsigned char fingerprint[SVC_POOL_FINGERPRINT],
+                                     struct svc_pool_ticket *ticket_r)
 {
 	const char *err;
 	if (opt->pool == NULL)
 		return NULL;
+	struct imap_client *c = svc_pool_take(opt->pool, u->id, a->id, fingerprint, ticket_r);
 	if (u->zero_access && (opt->passphrase.leases == NULL ||
 	                       !svc_lease_held(opt->passphrase.leases, u->id, NULL))) {
+		if (c != NULL) {
+			imap_client_logout(c);
+			imap_client_free(&c);
+		}
 		svc_pool_drop_user(opt->pool, u->id);
 		return NULL;
 	}
-	struct imap_client *c = svc_pool_take(opt->pool, u->id, a->id, fingerprint);
 	if (c != NULL && imap_client_noop(c, SVC_POOL_NOOP_MS, &err) != 0) {
 		/* Gone at the server (a restart, a kick, its idle timeout):
 		 * a fresh login. */
@@ -217,6 +241,43 @@ static struct imap_client *warm_take(const struct svc_sync_options *opt, const s
 		imap_client_free(&c);
 	}
 	return c;
+}
+
+/* What the credential of a stored account is opened with, once the take
+ * found no warm session: the user's key is unwrapped at the first need. */
+struct secret_opener {
+	struct hub *hub;
+	const struct hub_user *u;
+	const struct hub_account *a;
+	const struct svc_sync_options *opt;
+	struct vault_kek **kek;
+	char *kek_error; /* the unwrap's error, once it failed (SVC_ERROR_SIZE) */
+	size_t kek_error_size;
+};
+
+static int open_account_secret(void *ctx, char **password_r, struct svc_sync_account *r)
+{
+	struct secret_opener *o = ctx;
+	if (*o->kek == NULL && o->kek_error[0] == '\0' &&
+	    svc_user_kek(o->hub, o->u, &o->opt->passphrase,
+	                 o->opt->via != NULL ? o->opt->via : "cli", o->kek, o->kek_error,
+	                 o->kek_error_size) < 0 &&
+	    o->kek_error[0] == '\0')
+		snprintf(o->kek_error, o->kek_error_size, "%s: cannot unlock the user's key",
+		         o->u->name);
+	if (*o->kek == NULL) {
+		/* This account fails; the ones synced already stay done. */
+		r->status = SVC_FAILED;
+		snprintf(r->error, sizeof(r->error), "%s", o->kek_error);
+		return -1;
+	}
+	int opened = svc_account_open_secret(o->hub, o->u, o->a, *o->kek, "sync", "imap-password",
+	                                     password_r, r->error, sizeof(r->error));
+	if (opened < 0) {
+		r->status = opened == -2 ? SVC_TEMPORARY : SVC_FAILED;
+		return -1;
+	}
+	return 0;
 }
 
 static void account_done(const struct svc_sync_options *opt, const struct svc_sync_account *r)
@@ -235,6 +296,7 @@ int svc_sync_user(struct hub *hub, const char *user, const struct svc_sync_optio
 	struct store *store = NULL;
 	struct svc_sync_account *r = NULL;
 	const char *err;
+	char kek_error[sizeof(res->error)] = "";
 	memset(res, 0, sizeof(*res));
 	res->status = SVC_FAILED;
 	if (hub_user_get(hub, user, &u, &err) < 0 ||
@@ -265,39 +327,35 @@ int svc_sync_user(struct hub *hub, const char *user, const struct svc_sync_optio
 		snprintf(r->who, sizeof(r->who), "%s, account %lld", user, (long long)accts[i].id);
 		char *password = NULL;
 		unsigned char fp[SVC_POOL_FINGERPRINT] = {0};
-		struct imap_client *warm = NULL;
-		if (opt->pool != NULL) {
+		if (opt->pool != NULL)
 			svc_pool_fingerprint(&accts[i], fp);
-			warm = warm_take(opt, &u, &accts[i], fp);
-		}
-		if (warm == NULL && kek == NULL &&
-		    svc_user_kek(hub, &u, &opt->passphrase, opt->via != NULL ? opt->via : "cli",
-		                 &kek, res->error, sizeof(res->error)) < 0)
-			goto out;
-		int opened = warm != NULL ? 0
-		                          : svc_account_open_secret(hub, &u, &accts[i], kek, "sync",
-		                                                    "imap-password", &password,
-		                                                    r->error, sizeof(r->error));
-		if (opened < 0) {
-			r->status = opened == -2 ? SVC_TEMPORARY : SVC_FAILED;
-		} else {
-			char key[64], lock[4200];
-			snprintf(key, sizeof(key), "account:%lld", (long long)accts[i].id);
-			if (hub_user_path(hub, u.name, "sync.lock", lock, sizeof(lock)) < 0)
-				lock[0] = '\0';
-			struct sync_job job = {.lock_path = lock,
-			                       .url = accts[i].imap_url,
-			                       .login = accts[i].login,
-			                       .ca_file = accts[i].ca_file,
-			                       .account_key = key,
-			                       .hub = hub,
-			                       .hub_user = &u,
-			                       .account_id = accts[i].id,
-			                       .oauth = accts[i].oauth,
-			                       .pool = opt->pool,
-			                       .fingerprint = fp};
-			sync_one(store, &job, &password, &warm, opt, r);
-		}
+		struct secret_opener opener = {.hub = hub,
+		                               .u = &u,
+		                               .a = &accts[i],
+		                               .opt = opt,
+		                               .kek = &kek,
+		                               .kek_error = kek_error,
+		                               .kek_error_size = sizeof(kek_error)};
+		char key[64], lock[4200];
+		snprintf(key, sizeof(key), "account:%lld", (long long)accts[i].id);
+		if (hub_user_path(hub, u.name, "sync.lock", lock, sizeof(lock)) < 0)
+			lock[0] = '\0';
+		struct sync_job job = {.lock_path = lock,
+		                       .url = accts[i].imap_url,
+		                       .login = accts[i].login,
+		                       .ca_file = accts[i].ca_file,
+		                       .account_key = key,
+		                       .hub = hub,
+		                       .hub_user = &u,
+		                       .account_id = accts[i].id,
+		                       .oauth = accts[i].oauth,
+		                       .pool = opt->pool,
+		                       .fingerprint = fp,
+		                       .account = &accts[i],
+		                       .leases = opt->passphrase.leases,
+		                       .open_secret = open_account_secret,
+		                       .open_ctx = &opener};
+		sync_one(store, &job, &password, opt, r);
 		if (r->status == SVC_OK)
 			res->synced++;
 		else
@@ -372,8 +430,7 @@ int svc_sync_url(struct hub *hub, const struct hub_user *u, const struct svc_syn
 	                       .login = t->login,
 	                       .ca_file = t->ca_file,
 	                       .account_key = key};
-	struct imap_client *none = NULL;
-	sync_one(store, &job, password, &none, opt, r);
+	sync_one(store, &job, password, opt, r);
 	store_close(&store);
 	if (hub_user_touch(hub, u->id, time(NULL), &err) < 0)
 		svc_report(&opt->reporter, SVC_WARNING, "%s", err);
