@@ -408,11 +408,29 @@ static void test_backfill(void)
 	snprintf(sql, sizeof(sql), "SELECT unread FROM mailbox_counts WHERE mailbox_id = %lld",
 	         (long long)box);
 	CHECK(query_int(db, sql) == 4);
+	uint64_t before = (uint64_t)query_int(db, "SELECT value FROM meta WHERE key = 'modseq'");
+	int64_t boxes = query_int(db, "SELECT count(*) FROM mailboxes");
 	sqlite3_close(db);
 	OK(store_open(path, &s, &error));
 	CHECK(counts_version() == 3);
 	check_counts(s);
 	expect(s, box, 4, 2, 3, 1);
+	/* The recount took a new change: Mailbox/changes since before it lists
+	 * every mailbox (of every account) as updated, and nothing else. */
+	uint64_t after;
+	OK(store_read_modseq(s, &after, &error));
+	CHECK(after == before + 1);
+	struct store_changes ch;
+	OK(store_changes_account(s, 0, STORE_CHANGES_MAILBOX, before, 100, &ch, &error));
+	CHECK(!ch.has_more && ch.n_created == 0 && ch.n_destroyed == 0);
+	CHECK(ch.n_updated == (size_t)boxes && boxes >= 3);
+	CHECK(ch.new_state == after);
+	store_changes_free(&ch);
+	/* Opened again, nothing is recounted and the state stays. */
+	store_close(&s);
+	OK(store_open(path, &s, &error));
+	OK(store_read_modseq(s, &after, &error));
+	CHECK(after == before + 1);
 	store_close(&s);
 
 	/* No counts at all (older still). */

@@ -207,6 +207,16 @@ static const char triggers_sql[] =
     "  unread_threads = unread_threads - (OLD.unread > 0) WHERE mailbox_id = OLD.mailbox_id;"
     " END;";
 
+/* Counted anew, every mailbox's counts may have changed: they all count as
+ * updated under one new change counter value (meta.modseq, as store_begin
+ * and store_commit keep it), so Mailbox/changes reports them and clients
+ * read the new figures. A store without mailboxes (a new one) keeps its
+ * counter. */
+static const char touch_sql[] =
+    "UPDATE meta SET value = value + 1 WHERE key = 'modseq'"
+    " AND EXISTS (SELECT 1 FROM mailboxes);"
+    "UPDATE mailboxes SET modseq = (SELECT value FROM meta WHERE key = 'modseq');";
+
 /* This store's counts version (meta.mailbox_counts; 0 none yet), or -1. */
 static int counts_version(sqlite3 *db)
 {
@@ -232,13 +242,14 @@ int store_counts_schema(struct store *s, const char **error_r)
 		return -1;
 	}
 	/* Another process may have counted meanwhile: look again under the
-	 * lock. Otherwise the old definitions go and everything is counted
-	 * once, all in this one transaction. */
+	 * lock. Otherwise the old definitions go, everything is counted once
+	 * and every mailbox is touched, all in this one transaction. */
 	if ((v = counts_version(db)) < 0 ||
 	    (v < COUNTS_VERSION && (sqlite3_exec(db, drop_sql, NULL, NULL, NULL) != SQLITE_OK ||
 	                            sqlite3_exec(db, tables_sql, NULL, NULL, NULL) != SQLITE_OK ||
 	                            sqlite3_exec(db, backfill_sql, NULL, NULL, NULL) != SQLITE_OK ||
 	                            sqlite3_exec(db, triggers_sql, NULL, NULL, NULL) != SQLITE_OK ||
+	                            sqlite3_exec(db, touch_sql, NULL, NULL, NULL) != SQLITE_OK ||
 	                            sqlite3_exec(db,
 	                                         "INSERT OR REPLACE INTO meta(key, value) VALUES "
 	                                         "('mailbox_counts', " COUNTS_VERSION_SQL ")",
