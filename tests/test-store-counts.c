@@ -69,22 +69,24 @@ static int64_t query_int(sqlite3 *db, const char *sql)
 	return v;
 }
 
-/* The brute-force counts of every mailbox, from the committed state. */
+/* The brute-force counts of every mailbox, from the committed state: a
+ * membership is unread when its Email (emails.flags, what JMAP shows) has
+ * neither \\Seen nor \\Draft, whatever its own flags. */
 static const char brute_sql[] =
-    "SELECT b.id, count(m.id), coalesce(sum((m.flags & 17) = 0), 0),"
+    "SELECT b.id, count(m.id), coalesce(sum((e.flags & 17) = 0), 0),"
     " count(DISTINCT nullif(e.thread_id, 0)),"
-    " count(DISTINCT CASE WHEN (m.flags & 17) = 0 THEN nullif(e.thread_id, 0) END)"
+    " count(DISTINCT CASE WHEN (e.flags & 17) = 0 THEN nullif(e.thread_id, 0) END)"
     " FROM mailboxes b LEFT JOIN messages m ON m.mailbox_id = b.id AND m.uid > 0"
     " LEFT JOIN emails e ON e.id = m.email_id GROUP BY b.id ORDER BY b.id";
 
 /* The per-thread rows the triggers keep, as they would be counted anew. */
 static const char rows_sql[] =
     "SELECT (SELECT count(*) FROM (SELECT * FROM mailbox_threads EXCEPT"
-    " SELECT m.mailbox_id, e.thread_id, count(*), sum((m.flags & 17) = 0)"
+    " SELECT m.mailbox_id, e.thread_id, count(*), sum((e.flags & 17) = 0)"
     " FROM messages m JOIN emails e ON e.id = m.email_id"
     " WHERE m.uid > 0 AND e.thread_id != 0 GROUP BY 1, 2))"
     " + (SELECT count(*) FROM (SELECT m.mailbox_id, e.thread_id, count(*),"
-    " sum((m.flags & 17) = 0) FROM messages m JOIN emails e ON e.id = m.email_id"
+    " sum((e.flags & 17) = 0) FROM messages m JOIN emails e ON e.id = m.email_id"
     " WHERE m.uid > 0 AND e.thread_id != 0 GROUP BY 1, 2"
     " EXCEPT SELECT * FROM mailbox_threads))";
 
@@ -275,6 +277,38 @@ static void test_steps(void)
 	         "(SELECT count(*) FROM mailbox_counts WHERE mailbox_id = %lld)",
 	         (long long)y, (long long)y);
 	CHECK(query_int(store_db(s), sql) == 0);
+	/* One Email in two mailboxes, seen in one only: its keywords are the
+	 * union, so it is read in both, and unread in both once neither
+	 * membership has \\Seen. */
+	int64_t z, w, e = mail(s, "e", "", "Both");
+	OK(store_begin(s, &error));
+	OK(store_mailbox_create(s, acct, "Z", '/', NULL, &z, &error));
+	OK(store_mailbox_create(s, acct, "W", '/', NULL, &w, &error));
+	OK(store_commit(s, &error));
+	STEP(store_message_add(s, z, 1, e, 0, "", 2000, &error));
+	expect(s, z, 1, 1, 1, 1);
+	uint64_t before_seen;
+	OK(store_read_modseq(s, &before_seen, &error));
+	STEP(store_message_add(s, w, 1, e, STORE_FLAG_SEEN, "", 2000, &error));
+	expect(s, z, 1, 0, 1, 0);
+	expect(s, w, 1, 0, 1, 0);
+	/* z's count changed though nothing in z did: Mailbox/changes says so. */
+	OK(store_changes_account(s, acct, STORE_CHANGES_MAILBOX, before_seen, 100, &ch, &error));
+	bool z_updated = false;
+	for (size_t i = 0; i < ch.n_updated; i++)
+		z_updated |= ch.updated[i] == z;
+	store_changes_free(&ch);
+	CHECK(z_updated);
+	STEP(store_message_set_flags(s, w, 1, STORE_FLAG_FLAGGED, "", &error));
+	expect(s, z, 1, 1, 1, 1);
+	expect(s, w, 1, 1, 1, 1);
+	STEP(store_message_set_flags(s, z, 1, STORE_FLAG_DRAFT, "", &error));
+	expect(s, z, 1, 0, 1, 0);
+	expect(s, w, 1, 0, 1, 0);
+	/* The draft membership goes: the Email is unread again in w. */
+	STEP(store_message_expunge(s, z, 1, &error));
+	expect(s, z, 0, 0, 0, 0);
+	expect(s, w, 1, 1, 1, 1);
 #undef STEP
 	store_close(&s);
 }
@@ -285,6 +319,7 @@ static const char version1_sql[] =
     "DROP TRIGGER IF EXISTS counts_insert; DROP TRIGGER IF EXISTS counts_delete;"
     "DROP TRIGGER IF EXISTS counts_update; DROP TRIGGER IF EXISTS counts_mailbox_gone;"
     "DROP TRIGGER IF EXISTS counts_email_thread; DROP TRIGGER IF EXISTS counts_email_unthread;"
+    "DROP TRIGGER IF EXISTS counts_email_flags;"
     "DROP TRIGGER IF EXISTS threads_insert;"
     "DROP TRIGGER IF EXISTS threads_update; DROP TRIGGER IF EXISTS threads_delete;"
     "DROP TABLE mailbox_counts; DROP TABLE mailbox_threads;"
@@ -373,17 +408,35 @@ static void test_backfill(void)
 	snprintf(sql, sizeof(sql), "SELECT unread FROM mailbox_counts WHERE mailbox_id = %lld",
 	         (long long)box);
 	CHECK(query_int(db, sql) == 4);
+	uint64_t before = (uint64_t)query_int(db, "SELECT value FROM meta WHERE key = 'modseq'");
+	int64_t boxes = query_int(db, "SELECT count(*) FROM mailboxes");
 	sqlite3_close(db);
 	OK(store_open(path, &s, &error));
-	CHECK(counts_version() == 2);
+	CHECK(counts_version() == 3);
 	check_counts(s);
 	expect(s, box, 4, 2, 3, 1);
+	/* The recount took a new change: Mailbox/changes since before it lists
+	 * every mailbox (of every account) as updated, and nothing else. */
+	uint64_t after;
+	OK(store_read_modseq(s, &after, &error));
+	CHECK(after == before + 1);
+	struct store_changes ch;
+	OK(store_changes_account(s, 0, STORE_CHANGES_MAILBOX, before, 100, &ch, &error));
+	CHECK(!ch.has_more && ch.n_created == 0 && ch.n_destroyed == 0);
+	CHECK(ch.n_updated == (size_t)boxes && boxes >= 3);
+	CHECK(ch.new_state == after);
+	store_changes_free(&ch);
+	/* Opened again, nothing is recounted and the state stays. */
+	store_close(&s);
+	OK(store_open(path, &s, &error));
+	OK(store_read_modseq(s, &after, &error));
+	CHECK(after == before + 1);
 	store_close(&s);
 
 	/* No counts at all (older still). */
 	make_old(false);
 	OK(store_open(path, &s, &error));
-	CHECK(counts_version() == 2);
+	CHECK(counts_version() == 3);
 	check_counts(s);
 	expect(s, box, 4, 2, 3, 1);
 	store_close(&s);
@@ -420,12 +473,12 @@ static void test_backfill(void)
 			CHECK(waitpid(kids[k], &status, 0) == kids[k]);
 			CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 		}
-		CHECK(counts_version() == 2);
+		CHECK(counts_version() == 3);
 		OK(store_open(path, &s, &error));
 		check_counts(s);
 		expect(s, box, 4, 2, 3, 1);
 		CHECK(query_int(store_db(s), "SELECT count(*) FROM sqlite_master WHERE type = "
-		                             "'trigger' AND name LIKE 'counts_%'") == 6);
+		                             "'trigger' AND name LIKE 'counts_%'") == 7);
 		/* And the triggers work after it. */
 		OK(store_begin(s, &error));
 		OK(store_message_set_flags(s, box, 1, STORE_FLAG_SEEN, "", &error));
@@ -519,11 +572,11 @@ static void test_random(void)
 	                                        STORE_FLAG_SEEN | STORE_FLAG_DRAFT,
 	                                        STORE_FLAG_FLAGGED,
 	                                        STORE_FLAG_ANSWERED};
-	unsigned ops[9] = {0};
+	unsigned ops[10] = {0};
 	for (int step = 0; step < 400; step++) {
 		int64_t mb, uid, id, email;
 		unsigned flags = flag_choices[rnd(6)];
-		uint32_t op = step < 30 ? 0 : rnd(9);
+		uint32_t op = step < 30 ? 0 : rnd(10);
 		int b = (int)rnd(3);
 		OK(store_begin(s, &error));
 		switch (op) {
@@ -579,13 +632,23 @@ static void test_random(void)
 			OK(store_mailbox_drop_stashed(s, box[b], &error));
 			break;
 		}
+		case 9: /* the Email's flags alone (no membership's): counts follow them */
+			if (pick(s, any_row, &mb, &uid, &id, &email)) {
+				char sql[128];
+				snprintf(sql, sizeof(sql),
+				         "UPDATE emails SET flags = %u WHERE id = %lld", flags,
+				         (long long)email);
+				CHECK(sqlite3_exec(store_db(s), sql, NULL, NULL, NULL) ==
+				      SQLITE_OK);
+			}
+			break;
 		}
 		OK(store_commit(s, &error));
 		ops[op]++;
 		check_counts(s);
 	}
 	/* The sequence did reach the interesting states. */
-	for (int op = 0; op < 9; op++)
+	for (int op = 0; op < 10; op++)
 		CHECK(ops[op] > 10);
 	CHECK(query_int(store_db(s), "SELECT count(*) FROM tombstones WHERE kind = 'thread'") > 0);
 	CHECK(query_int(store_db(s), "SELECT max(emails) FROM mailbox_threads") > 1);

@@ -38,9 +38,9 @@ static void check_counts_at(struct store *s, const char *file, int line)
 	sqlite3_stmt *st;
 	CHECK(sqlite3_open_v2(file, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK);
 	CHECK(sqlite3_prepare_v2(db,
-	                         "SELECT b.id, count(m.id), coalesce(sum((m.flags & 17) = 0), 0), "
+	                         "SELECT b.id, count(m.id), coalesce(sum((e.flags & 17) = 0), 0), "
 	                         "count(DISTINCT nullif(e.thread_id, 0)), count(DISTINCT CASE "
-	                         "WHEN (m.flags & 17) = 0 THEN nullif(e.thread_id, 0) END) "
+	                         "WHEN (e.flags & 17) = 0 THEN nullif(e.thread_id, 0) END) "
 	                         "FROM mailboxes b LEFT JOIN messages m ON m.mailbox_id = b.id "
 	                         "AND m.uid > 0 LEFT JOIN emails e ON e.id = m.email_id "
 	                         "GROUP BY b.id ORDER BY b.id",

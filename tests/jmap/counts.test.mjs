@@ -1,7 +1,9 @@
 // Mailbox counts (RFC 8621 section 2) through a real `mailkeep serve`
 // (started by tests/jmap_test.py): totalThreads counts threads, not emails;
 // unreadEmails leaves out drafts; unreadThreads counts threads with an
-// email in the mailbox that has neither $seen nor $draft. Changes made here
+// email in the mailbox that has neither $seen nor $draft (the Email's
+// keywords: an Email in two mailboxes is read in both once it is seen in
+// one). Changes made here
 // (Email/set) and on the server (a synced Dovecot folder). Works in
 // mailboxes of its own and removes them at the end.
 import { test } from "node:test";
@@ -151,11 +153,26 @@ test("synced from Dovecot: a thread in a server folder, flags changed on the ser
   m = await find();
   assert.deepEqual(counts(m), { totalEmails: 4, unreadEmails: 1, totalThreads: 2, unreadThreads: 1 });
 
+  // The same message (same bytes: one Email) also in a second folder,
+  // \Seen there only: the Email shows $seen, so it is read in both.
+  const copyDir = mkdtempSync(join(tmpdir(), "mk-counts-"));
+  writeFileSync(join(copyDir, "o"), files[3][1]);
+  imapctl("create CountsSynced2");
+  imapctl(`append CountsSynced2 '${join(copyDir, "o")}' '\\Seen'`);
+  rmSync(copyDir, { recursive: true });
+  sync();
+  m = await find();
+  const m2 = (await alice.api.Mailbox.get({ accountId: A, ids: null }))[0].list.find((b) => b.name === "CountsSynced2");
+  assert.ok(m2, "the second synced folder is not there");
+  assert.deepEqual(counts(m), { totalEmails: 4, unreadEmails: 0, totalThreads: 2, unreadThreads: 0 });
+  assert.deepEqual(counts(m2), { totalEmails: 1, unreadEmails: 0, totalThreads: 1, unreadThreads: 0 });
+
   // Every mailbox of the account agrees with its emails.
   for (const box of (await alice.api.Mailbox.get({ accountId: A, ids: null }))[0].list)
     assert.deepEqual(counts(box), await countedFromEmails(box), box.name);
 
   imapctl("delete CountsSynced");
+  imapctl("delete CountsSynced2");
   sync();
   assert.equal(await find(), undefined);
 });
