@@ -19,91 +19,7 @@
 
 #include "lib/imap-utf7.h"
 #include "test.h"
-
-static char dir[64];
-static char env_port[16], env_ca[256], env_pass_file[256], env_user[64];
-
-static void stop_dovecot(void)
-{
-	if (dir[0] == '\0')
-		return;
-	char cmd[512];
-	snprintf(cmd, sizeof(cmd),
-	         "bash tests/fixture/dovecot.sh stop %s >/dev/null 2>&1 </dev/null; rm -rf %s", dir,
-	         dir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "warning: could not stop Dovecot in %s\n", dir);
-	dir[0] = '\0';
-}
-
-static void read_env_value(const char *line, const char *key, char *out, size_t size)
-{
-	size_t kl = strlen(key);
-	if (strncmp(line, key, kl) == 0 && line[kl] == '=') {
-		CHECK(snprintf(out, size, "%s", line + kl + 1) < (int)size);
-		out[strcspn(out, "\r\n")] = '\0';
-	}
-}
-
-/* Start a Dovecot (with caps as its imap_capability when not NULL). */
-static void start_dovecot(const char *caps)
-{
-	snprintf(dir, sizeof(dir), "/tmp/mk-test-imap-dovecot-XXXXXX");
-	CHECK(mkdtemp(dir) != NULL);
-	CHECK(chmod(dir, 0755) == 0);
-	char cmd[1024], path[256];
-	CHECK(snprintf(cmd, sizeof(cmd),
-	               "bash tests/fixture/dovecot.sh start %s %s%s%s >/dev/null 2>%s.log "
-	               "</dev/null",
-	               dir, caps != NULL ? "--capability '" : "", caps != NULL ? caps : "",
-	               caps != NULL ? "'" : "", dir) < (int)sizeof(cmd));
-	if (system(cmd) != 0) {
-		snprintf(cmd, sizeof(cmd), "cat %s.log >&2; rm -f %s.log", dir, dir);
-		if (system(cmd) != 0)
-			fprintf(stderr, "no log\n");
-		fprintf(stderr, "dovecot.sh start failed\n");
-		exit(1);
-	}
-	snprintf(cmd, sizeof(cmd), "%s.log", dir);
-	unlink(cmd);
-	snprintf(path, sizeof(path), "%s/env", dir);
-	FILE *f = fopen(path, "r");
-	CHECK(f != NULL);
-	char line[512];
-	while (fgets(line, sizeof(line), f) != NULL) {
-		read_env_value(line, "IMAPS_PORT", env_port, sizeof(env_port));
-		read_env_value(line, "CA_FILE", env_ca, sizeof(env_ca));
-		read_env_value(line, "PASS_FILE", env_pass_file, sizeof(env_pass_file));
-		read_env_value(line, "IMAP_USER", env_user, sizeof(env_user));
-	}
-	fclose(f);
-	CHECK(env_port[0] != '\0' && env_ca[0] != '\0' && env_pass_file[0] != '\0' &&
-	      env_user[0] != '\0');
-}
-
-static struct imap_client *login(void)
-{
-	char pass[256];
-	FILE *f = fopen(env_pass_file, "r");
-	CHECK(f != NULL);
-	size_t n = fread(pass, 1, sizeof(pass) - 1, f);
-	fclose(f);
-	pass[n] = '\0';
-	struct imap_client_settings set = {
-	    .host = "127.0.0.1",
-	    .port = env_port,
-	    .security = IMAP_SECURITY_TLS,
-	    .ca_file = env_ca,
-	    .timeout_ms = 10000,
-	    .compress = IMAP_COMPRESS_NO,
-	};
-	const char *error;
-	struct imap_client *c = NULL;
-	OK(imap_client_connect(&set, &c, &error));
-	OK(imap_client_login(c, env_user, pass, &error));
-	sodium_memzero(pass, sizeof(pass));
-	return c;
-}
+#include "test-dovecot.h"
 
 #define FAILED(call)                                                                               \
 	do {                                                                                       \
@@ -137,7 +53,7 @@ static void search(struct imap_client *c, const char *criteria, size_t want_n, u
 static void run_commands(bool full)
 {
 	const char *error;
-	struct imap_client *c = login();
+	struct imap_client *c = dovecot_login();
 	CHECK(imap_client_has_cap(c, "UIDPLUS") == full && imap_client_has_cap(c, "MOVE") == full);
 
 	/* Mailboxes: names with a space go quoted; a second CREATE is
@@ -306,13 +222,14 @@ int main(void)
 	}
 	CHECK(sodium_init() >= 0);
 	signal(SIGPIPE, SIG_IGN);
-	atexit(stop_dovecot);
-	start_dovecot(NULL);
+	atexit(dovecot_stop);
+	dovecot_start("mk-test-imap-dovecot", NULL);
 	run_commands(true);
-	stop_dovecot();
-	start_dovecot("IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE SORT LITERAL+ "
+	dovecot_stop();
+	dovecot_start("mk-test-imap-dovecot",
+	              "IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE SORT LITERAL+ "
 	              "NAMESPACE AUTH=PLAIN");
 	run_commands(false);
-	stop_dovecot();
+	dovecot_stop();
 	TEST_DONE("test-imap-dovecot");
 }

@@ -26,23 +26,15 @@
 #include "lib/clock.h"
 #include "service/svc-lease.h"
 #include "test.h"
+#include "test-dovecot.h"
 
-static char dir[64], hubdir[64];
-static char env_port[16], env_ca[256], env_pass_file[256], env_user[64];
+static char hubdir[64];
 
 static void cleanup(void)
 {
-	char cmd[512];
-	if (dir[0] != '\0') {
-		snprintf(
-		    cmd, sizeof(cmd),
-		    "bash tests/fixture/dovecot.sh stop %s >/dev/null 2>&1 </dev/null; rm -rf %s",
-		    dir, dir);
-		if (system(cmd) != 0)
-			fprintf(stderr, "warning: could not stop Dovecot in %s\n", dir);
-		dir[0] = '\0';
-	}
+	dovecot_stop();
 	if (hubdir[0] != '\0') {
+		char cmd[512];
 		snprintf(cmd, sizeof(cmd), "rm -rf %s", hubdir);
 		if (system(cmd) != 0)
 			fprintf(stderr, "warning: could not remove %s\n", hubdir);
@@ -50,77 +42,11 @@ static void cleanup(void)
 	}
 }
 
-static void read_env_value(const char *line, const char *key, char *out, size_t size)
-{
-	size_t kl = strlen(key);
-	if (strncmp(line, key, kl) == 0 && line[kl] == '=') {
-		CHECK(snprintf(out, size, "%s", line + kl + 1) < (int)size);
-		out[strcspn(out, "\r\n")] = '\0';
-	}
-}
-
-static void start_dovecot(void)
-{
-	snprintf(dir, sizeof(dir), "/tmp/mk-test-svc-pool-XXXXXX");
-	CHECK(mkdtemp(dir) != NULL);
-	CHECK(chmod(dir, 0755) == 0);
-	char cmd[512], path[256];
-	CHECK(snprintf(cmd, sizeof(cmd),
-	               "bash tests/fixture/dovecot.sh start %s >/dev/null 2>%s.log </dev/null", dir,
-	               dir) < (int)sizeof(cmd));
-	if (system(cmd) != 0) {
-		snprintf(cmd, sizeof(cmd), "cat %s.log >&2; rm -f %s.log", dir, dir);
-		if (system(cmd) != 0)
-			fprintf(stderr, "no log\n");
-		fprintf(stderr, "dovecot.sh start failed\n");
-		exit(1);
-	}
-	snprintf(cmd, sizeof(cmd), "%s.log", dir);
-	unlink(cmd);
-	snprintf(path, sizeof(path), "%s/env", dir);
-	FILE *f = fopen(path, "r");
-	CHECK(f != NULL);
-	char line[512];
-	while (fgets(line, sizeof(line), f) != NULL) {
-		read_env_value(line, "IMAPS_PORT", env_port, sizeof(env_port));
-		read_env_value(line, "CA_FILE", env_ca, sizeof(env_ca));
-		read_env_value(line, "PASS_FILE", env_pass_file, sizeof(env_pass_file));
-		read_env_value(line, "IMAP_USER", env_user, sizeof(env_user));
-	}
-	fclose(f);
-	CHECK(env_port[0] != '\0' && env_ca[0] != '\0' && env_pass_file[0] != '\0' &&
-	      env_user[0] != '\0');
-}
-
-static struct imap_client *login(void)
-{
-	char pass[256];
-	FILE *f = fopen(env_pass_file, "r");
-	CHECK(f != NULL);
-	size_t n = fread(pass, 1, sizeof(pass) - 1, f);
-	fclose(f);
-	pass[n] = '\0';
-	struct imap_client_settings set = {
-	    .host = "127.0.0.1",
-	    .port = env_port,
-	    .security = IMAP_SECURITY_TLS,
-	    .ca_file = env_ca,
-	    .timeout_ms = 10000,
-	    .compress = IMAP_COMPRESS_NO,
-	};
-	const char *error;
-	struct imap_client *c = NULL;
-	OK(imap_client_connect(&set, &c, &error));
-	OK(imap_client_login(c, env_user, pass, &error));
-	sodium_memzero(pass, sizeof(pass));
-	return c;
-}
-
 /* Lines of Dovecot's log that say a session ended with LOGOUT. */
 static unsigned logged_out(void)
 {
 	char path[256], line[2048];
-	snprintf(path, sizeof(path), "%s/dovecot.log", dir);
+	snprintf(path, sizeof(path), "%s/dovecot.log", dovecot_dir);
 	FILE *f = fopen(path, "r");
 	unsigned n = 0;
 	if (f == NULL)
@@ -185,7 +111,7 @@ int main(void)
 	CHECK(sodium_init() >= 0);
 	signal(SIGPIPE, SIG_IGN);
 	atexit(cleanup);
-	start_dovecot();
+	dovecot_start("mk-test-svc-pool", NULL);
 	const char *error;
 	unsigned char fa[SVC_POOL_FINGERPRINT], fb[SVC_POOL_FINGERPRINT];
 
@@ -219,7 +145,7 @@ int main(void)
 
 	/* Parked and taken back: the same session, alive; only for its key and
 	 * fingerprint. */
-	struct imap_client *c = login(), *first = c;
+	struct imap_client *c = dovecot_login(), *first = c;
 	svc_pool_ticket_now(pool, &tk);
 	svc_pool_put(pool, 1, 10, fa, false, &tk, NULL, &c);
 	CHECK(c == NULL && parked(pool) == 1);
@@ -237,7 +163,7 @@ int main(void)
 
 	/* At most 2: the least recently parked goes. */
 	for (int64_t a = 1; a <= 3; a++) {
-		c = login();
+		c = dovecot_login();
 		svc_pool_ticket_now(pool, &tk);
 		svc_pool_put(pool, 1, a, fa, false, &tk, NULL, &c);
 	}
@@ -258,7 +184,7 @@ int main(void)
 	 * drop of others leaves it be; too many drops since its take: closed
 	 * (the records are gone). */
 	svc_pool_ticket_now(pool, &tk);
-	c = login();
+	c = dovecot_login();
 	svc_pool_put(pool, 1, 5, fa, false, &tk, NULL, &c);
 	c = svc_pool_take(pool, 1, 5, fa, &tk);
 	CHECK(c != NULL && svc_pool_drop_account(pool, 5) == 0);
@@ -269,12 +195,12 @@ int main(void)
 	CHECK(c == NULL && st.parked == 0 && st.dropped == dropped + 1);
 	CHECK(svc_pool_take(pool, 1, 6, fa, &tk) == NULL);
 	CHECK(svc_pool_drop_user(pool, 1) == 0);
-	c = login();
+	c = dovecot_login();
 	svc_pool_put(pool, 1, 6, fa, false, &tk, NULL, &c);
 	CHECK(c == NULL && parked(pool) == 0);
 	CHECK(svc_pool_take(pool, 2, 7, fa, &tk) == NULL);
 	CHECK(svc_pool_drop_account(pool, 5) == 0 && svc_pool_drop_user(pool, 1) == 0);
-	c = login();
+	c = dovecot_login();
 	svc_pool_put(pool, 2, 7, fa, false, &tk, NULL, &c);
 	CHECK(parked(pool) == 1);
 	c = svc_pool_take(pool, 2, 7, fa, &tk);
@@ -287,24 +213,24 @@ int main(void)
 	/* hub.db as it is now: a session of an account gone, or changed, goes;
 	 * one whose account is unchanged stays; so do other users'. */
 	svc_pool_fingerprint(&acct, fa);
-	c = login();
+	c = dovecot_login();
 	svc_pool_ticket_now(pool, &tk);
 	svc_pool_put(pool, 7, 20, fa, false, &tk, NULL, &c);
-	c = login();
+	c = dovecot_login();
 	svc_pool_ticket_now(pool, &tk);
 	svc_pool_put(pool, 7, 21, fa, false, &tk, NULL, &c);
 	CHECK(svc_pool_keep_accounts(pool, 7, &acct, 1) == 1 && parked(pool) == 1);
 	CHECK(svc_pool_keep_accounts(pool, 8, NULL, 0) == 0 && parked(pool) == 1);
 	acct.secret_version = 3; /* a new password */
 	CHECK(svc_pool_keep_accounts(pool, 7, &acct, 1) == 1 && parked(pool) == 0);
-	c = login();
+	c = dovecot_login();
 	svc_pool_ticket_now(pool, &tk);
 	svc_pool_put(pool, 7, 20, fa, false, &tk, NULL, &c);
 	int64_t users[] = {1, 2};
 	CHECK(svc_pool_keep_users(pool, users, 2) == 1 && parked(pool) == 0); /* user 7 purged */
 
 	/* The sweep: kept too long. */
-	c = login();
+	c = dovecot_login();
 	svc_pool_ticket_now(pool, &tk);
 	svc_pool_put(pool, 1, 1, fa, false, &tk, NULL, &c);
 	CHECK(svc_pool_sweep(pool, clock_mono(), NULL) == 0 && parked(pool) == 1);
@@ -317,7 +243,7 @@ int main(void)
 	 * parked; a take keeps the login's time for the next put. */
 	svc_pool_ticket_now(pool, &tk);
 	double login_at = tk.created;
-	c = login();
+	c = dovecot_login();
 	svc_pool_put(pool, 1, 1, fa, false, &tk, NULL, &c);
 	c = svc_pool_take(pool, 1, 1, fa, &tk);
 	CHECK(c != NULL && tk.created == login_at);
@@ -328,7 +254,7 @@ int main(void)
 	CHECK(st.expired == 2 && st.parked == 0);
 	svc_pool_ticket_now(pool, &tk);
 	tk.created = clock_mono() - SVC_POOL_MAX_AGE + 30;
-	c = login();
+	c = dovecot_login();
 	svc_pool_put(pool, 1, 1, fa, false, &tk, NULL, &c);
 	CHECK(svc_pool_sweep(pool, clock_mono(), NULL) == 0 && parked(pool) == 1);
 	CHECK(svc_pool_sweep(pool, clock_mono() + 31, NULL) == 1 && parked(pool) == 0);
@@ -353,10 +279,10 @@ int main(void)
 	time_t until;
 	CHECK(svc_lease_signin(leases, &dana, pass, dev, time(NULL), 600, &until, lerr,
 	                       sizeof(lerr)) == 1);
-	c = login();
+	c = dovecot_login();
 	svc_pool_ticket_now(pool, &tk);
 	svc_pool_put(pool, dana.id, 30, fa, true, &tk, leases, &c);
-	c = login();
+	c = dovecot_login();
 	svc_pool_ticket_now(pool, &tk);
 	/* A server-key user's: not a lease's. */
 	svc_pool_put(pool, dana.id + 1, 1, fa, false, &tk, NULL, &c);
@@ -365,7 +291,7 @@ int main(void)
 	CHECK(svc_pool_sweep(pool, clock_mono(), leases) == 1 && parked(pool) == 1);
 	/* A sync that took before the lease ended parks nothing. */
 	svc_pool_ticket_now(pool, &tk);
-	c = login();
+	c = dovecot_login();
 	svc_pool_put(pool, dana.id, 30, fa, true, &tk, leases, &c);
 	CHECK(c == NULL && parked(pool) == 1);
 	CHECK(svc_pool_take(pool, dana.id, 30, fa, &tk) == NULL);
@@ -374,7 +300,7 @@ int main(void)
 
 	/* Takes are exclusive across threads. */
 	CHECK(svc_pool_drop_user(pool, dana.id + 1) == 1);
-	c = login();
+	c = dovecot_login();
 	svc_pool_ticket_now(pool, &tk);
 	svc_pool_put(pool, 1, 1, fa, false, &tk, NULL, &c);
 	atomic_int holders = 0;
@@ -393,7 +319,7 @@ int main(void)
 	CHECK(took > 0 && parked(pool) == 1);
 
 	/* Freeing the pool logs the parked sessions out. */
-	c = login();
+	c = dovecot_login();
 	svc_pool_ticket_now(pool, &tk);
 	svc_pool_put(pool, 1, 2, fa, false, &tk, NULL, &c);
 	CHECK(parked(pool) == 2);
@@ -406,7 +332,7 @@ int main(void)
 	pool = svc_pool_create(64, 0);
 	CHECK(pool != NULL && !svc_pool_enabled(pool));
 	before = logged_out();
-	c = login();
+	c = dovecot_login();
 	svc_pool_ticket_now(pool, &tk);
 	svc_pool_put(pool, 1, 1, fa, false, &tk, NULL, &c);
 	CHECK(c == NULL && parked(pool) == 0 && svc_pool_take(pool, 1, 1, fa, &tk) == NULL);
